@@ -1,0 +1,67 @@
+import { MeshError } from './errors.js';
+
+/** A scheduled callback; `cancel()` is idempotent. */
+export interface Timer {
+  cancel(): void;
+}
+
+/**
+ * Time as every policy sees it. Only this file (and the test clock) touch `Date.now`
+ * and `setTimeout`; everything else takes a `Clock`, so it can run on virtual time.
+ */
+export interface Clock {
+  /** Milliseconds since an arbitrary epoch (monotonic for the system clock). */
+  now(): number;
+  /** Run `fn` after `ms`. System timers are `unref`'d: they never keep the process alive. */
+  setTimer(ms: number, fn: () => void): Timer;
+  /**
+   * Resolve after `ms`; reject with `MESH_ABORTED` (cause: the signal's reason) if `signal` aborts first.
+   * The abort listener is removed either way.
+   */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Shared sleep on top of `setTimer`, used by both clocks. */
+export function sleepOn(clock: Pick<Clock, 'setTimer'>, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      timer.cancel();
+      reject(abortError(signal!));
+    };
+    const timer = clock.setTimer(ms, () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The error a cancelled wait rejects with: the signal's own reason when it is a `MeshError`. */
+export function abortError(signal: AbortSignal): MeshError {
+  const reason: unknown = signal.reason;
+  if (MeshError.is(reason)) return reason;
+  return new MeshError('MESH_ABORTED', 'the request was aborted by the caller', { cause: reason });
+}
+
+class SystemClock implements Clock {
+  now(): number {
+    return performance.now();
+  }
+  setTimer(ms: number, fn: () => void): Timer {
+    const handle = setTimeout(fn, Math.max(0, ms));
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+}
+
+/** The real clock: `performance.now()` and unref'd `setTimeout`. */
+export const systemClock: Clock = new SystemClock();
+
+/** Wall-clock milliseconds since the Unix epoch (for timestamps shown to people, not for durations). */
+export function wallClockMs(): number {
+  return Date.now();
+}

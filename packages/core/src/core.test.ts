@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { MeshError } from './errors.js';
+import { compose, type Filter } from './filter.js';
+import { Issues } from './issues.js';
+import { seededRandom } from './random.js';
+import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from './testing.js';
+
+describe('VirtualClock', () => {
+  it('fires timers in time order only when advanced', async () => {
+    const clock = new VirtualClock();
+    const seen: string[] = [];
+    clock.setTimer(20, () => seen.push('b'));
+    clock.setTimer(10, () => seen.push('a'));
+    const t = clock.setTimer(15, () => seen.push('cancelled'));
+    t.cancel();
+    await clock.advance(9);
+    expect(seen).toEqual([]);
+    await clock.advance(11);
+    expect(seen).toEqual(['a', 'b']);
+    expect(clock.now()).toBe(20);
+  });
+
+  it('resolves sleeps and rejects them on abort with MESH_ABORTED', async () => {
+    const clock = new VirtualClock();
+    let done = false;
+    const p = clock.sleep(100).then(() => {
+      done = true;
+    });
+    await clock.advance(99);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    await p;
+    expect(done).toBe(true);
+    const ac = new AbortController();
+    const q = clock.sleep(100, ac.signal);
+    ac.abort();
+    await expect(q).rejects.toMatchObject({ code: 'MESH_ABORTED' });
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('seededRandom', () => {
+  it('repeats for a seed and stays in [0, 1)', () => {
+    const a = seededRandom(42);
+    const b = seededRandom(42);
+    for (let i = 0; i < 1000; i++) {
+      const x = a.next();
+      expect(x).toBe(b.next());
+      expect(x).toBeGreaterThanOrEqual(0);
+      expect(x).toBeLessThan(1);
+    }
+  });
+});
+
+describe('compose', () => {
+  it('runs filters outermost first and lifts synchronous throws', async () => {
+    const order: string[] = [];
+    const tag =
+      (name: string): Filter =>
+      async (ctx, next) => {
+        order.push(`${name}>`);
+        const r = await next(ctx);
+        order.push(`<${name}`);
+        return r;
+      };
+    const call = compose([tag('a'), tag('b')], scriptedUpstream([200]));
+    await expect(call(testContext())).resolves.toMatchObject({ status: 200 });
+    expect(order).toEqual(['a>', 'b>', '<b', '<a']);
+    const throwing: Filter = () => {
+      throw new MeshError('MESH_INTERNAL', 'boom');
+    };
+    await expect(compose([throwing], scriptedUpstream([200]))(testContext())).rejects.toMatchObject({
+      code: 'MESH_INTERNAL',
+    });
+  });
+});
+
+describe('scriptedUpstream', () => {
+  it('answers in order, fails as scripted, and records attempts', async () => {
+    const clock = new VirtualClock();
+    const up = scriptedUpstream(['503', { status: 200, delayMs: 40, body: 'ok' }, 'connect-error']);
+    const ctx = testContext({ clock, observer: recordingObserver() });
+    expect((await up(ctx)).status).toBe(503);
+    const p = up({ ...ctx, attempt: 2 });
+    await clock.advance(40);
+    const r = await p;
+    expect(r.status).toBe(200);
+    await expect(up({ ...ctx, attempt: 3 })).rejects.toMatchObject({ code: 'MESH_CONNECT_FAILED' });
+    expect(up.calls.map((c) => [c.attempt, c.at])).toEqual([
+      [1, 0],
+      [2, 0],
+      [3, 40],
+    ]);
+  });
+});
+
+describe('MeshError', () => {
+  it('is recognised by marker across copies and keeps its cause', () => {
+    const cause = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
+    const e = new MeshError('MESH_CONNECT_FAILED', 'x', { cause });
+    expect(MeshError.is(e)).toBe(true);
+    expect(MeshError.is(e, 'MESH_CONNECT_FAILED')).toBe(true);
+    expect(MeshError.is(e, ['MESH_TIMEOUT'])).toBe(false);
+    expect(MeshError.is(new Error('x'))).toBe(false);
+    expect(e.cause).toBe(cause);
+    const clone = Object.assign(Object.create(null), {
+      code: 'MESH_TIMEOUT',
+      [Symbol.for('proxyless.error')]: true,
+    });
+    expect(MeshError.is(clone, 'MESH_TIMEOUT')).toBe(true);
+  });
+});
+
+describe('Issues', () => {
+  it('reports every problem of a document at once, by path', () => {
+    const issues = new Issues();
+    const doc = { maxRetries: -1, perTry: '5 s', mode: 'fsat', extra: 1 };
+    issues.integer(doc.maxRetries, 'retry.maxRetries', { min: 0 });
+    issues.duration(doc.perTry, 'retry.perTry');
+    issues.oneOf(doc.mode, 'retry.mode', ['fast', 'slow']);
+    issues.unknownKeys(doc, 'retry', ['maxRetries', 'perTry', 'mode']);
+    expect(issues.list.map((i) => i.field)).toEqual([
+      'retry.maxRetries',
+      'retry.perTry',
+      'retry.mode',
+      'retry.extra',
+    ]);
+    expect(() => issues.throwIfAny('config')).toThrow(/4 problems[\s\S]*did you mean "fast"/);
+  });
+});

@@ -1,0 +1,141 @@
+/**
+ * Stable error codes. Each is added in one documented line and never renamed:
+ * callers branch on `code`, never on message text.
+ */
+export type MeshErrorCode =
+  /** A config document, option or environment variable is invalid. `details` names field and value. */
+  | 'MESH_CONFIG_INVALID'
+  /** A known service has no usable endpoints; no network attempt was made. */
+  | 'MESH_NO_ENDPOINTS'
+  /** The host is not a mesh service and pass-through is disabled. */
+  | 'MESH_UNKNOWN_SERVICE'
+  /** A timeout fired; `details.limit` says which (`overall`, `per_try`, `connect`, …). */
+  | 'MESH_TIMEOUT'
+  /** The caller aborted the request through its `AbortSignal`. */
+  | 'MESH_ABORTED'
+  /** The circuit breaker for the destination is open. */
+  | 'MESH_CIRCUIT_OPEN'
+  /** A concurrency limit or its queue is full. */
+  | 'MESH_CONCURRENCY_LIMIT'
+  /** A rate limit rejected the request. */
+  | 'MESH_RATE_LIMITED'
+  /** A connection to the endpoint could not be made (refused, unreachable, connect timeout, TLS). */
+  | 'MESH_CONNECT_FAILED'
+  /** The connection failed after the request started (reset, closed, protocol error). */
+  | 'MESH_UPSTREAM_RESET'
+  /** A retry was needed but is not allowed (body sent and not replayable, method not idempotent, budget). */
+  | 'MESH_RETRY_NOT_ALLOWED'
+  /** A registry could not be reached or answered something unusable. */
+  | 'MESH_REGISTRY_UNAVAILABLE'
+  /** A registry answered a payload that failed validation. `details` names field and value. */
+  | 'MESH_REGISTRY_PAYLOAD_INVALID'
+  /** An injected fault aborted the request. */
+  | 'MESH_FAULT_INJECTED'
+  /** The mesh (or a component) is closed. */
+  | 'MESH_CLOSED'
+  /** An unexpected internal failure; `cause` keeps the original error. */
+  | 'MESH_INTERNAL';
+
+/** Every code, for documentation and tests. */
+export const MESH_ERROR_CODES: readonly MeshErrorCode[] = Object.freeze([
+  'MESH_CONFIG_INVALID',
+  'MESH_NO_ENDPOINTS',
+  'MESH_UNKNOWN_SERVICE',
+  'MESH_TIMEOUT',
+  'MESH_ABORTED',
+  'MESH_CIRCUIT_OPEN',
+  'MESH_CONCURRENCY_LIMIT',
+  'MESH_RATE_LIMITED',
+  'MESH_CONNECT_FAILED',
+  'MESH_UPSTREAM_RESET',
+  'MESH_RETRY_NOT_ALLOWED',
+  'MESH_REGISTRY_UNAVAILABLE',
+  'MESH_REGISTRY_PAYLOAD_INVALID',
+  'MESH_FAULT_INJECTED',
+  'MESH_CLOSED',
+  'MESH_INTERNAL',
+]);
+
+/** One problem found while validating a document or a variable. */
+export interface ConfigIssue {
+  /** Dotted path (`services.payments.retry.maxRetries`) or variable name (`MESH_RETRIES`). */
+  readonly field: string;
+  /** The offending value, as given. */
+  readonly value: unknown;
+  /** What was expected, in words. */
+  readonly expected: string;
+}
+
+/** Structured data on a {@link MeshError}. */
+export interface MeshErrorDetails {
+  /**
+   * For transport errors (`MESH_CONNECT_FAILED`, `MESH_UPSTREAM_RESET`, `MESH_TIMEOUT`): where the
+   * attempt was when it failed, and whether any of the request body may have reached the endpoint.
+   * Retry policies read these, never the message.
+   */
+  readonly phase?: 'connect' | 'request' | 'response';
+  readonly bodySent?: boolean;
+  /** For `MESH_TIMEOUT`: which limit fired (`overall`, `per_try`). */
+  readonly limit?: string;
+  readonly field?: string;
+  readonly value?: unknown;
+  readonly service?: string;
+  readonly endpoint?: string;
+  readonly issues?: readonly ConfigIssue[];
+  readonly [key: string]: unknown;
+}
+
+export interface MeshErrorOptions {
+  cause?: unknown;
+  details?: MeshErrorDetails;
+}
+
+const MARKER = Symbol.for('proxyless.error');
+
+/**
+ * The one error class of the mesh. `code` is stable; `cause` keeps the underlying error
+ * (an undici `UND_ERR_*` error, a syscall error); `details` carries field/value/service.
+ */
+export class MeshError extends Error {
+  readonly code: MeshErrorCode;
+  readonly details: MeshErrorDetails;
+  declare readonly [MARKER]: true;
+
+  constructor(code: MeshErrorCode, message: string, options: MeshErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MeshError';
+    this.code = code;
+    this.details = options.details ?? {};
+    Object.defineProperty(this, MARKER, { value: true });
+  }
+
+  /** True for any `MeshError` (from any copy of this package), optionally of the given code(s). */
+  static is(error: unknown, code?: MeshErrorCode | readonly MeshErrorCode[]): error is MeshError {
+    if (typeof error !== 'object' || error === null || (error as { [MARKER]?: unknown })[MARKER] !== true) {
+      return false;
+    }
+    if (code === undefined) return true;
+    const c = (error as MeshError).code;
+    return typeof code === 'string' ? c === code : code.includes(c);
+  }
+}
+
+/** Quote a value for an error message: strings in double quotes, others as JSON. */
+export function quote(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    const s = JSON.stringify(value);
+    return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+  } catch {
+    return String(value);
+  }
+}
+
+/** Build a `MESH_CONFIG_INVALID` error for a single field. */
+export function configError(field: string, expected: string, value: unknown): MeshError {
+  return new MeshError('MESH_CONFIG_INVALID', `${field}: expected ${expected}, got ${quote(value)}`, {
+    details: { field, value, issues: [{ field, value, expected }] },
+  });
+}

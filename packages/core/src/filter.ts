@@ -1,0 +1,144 @@
+import type { Readable } from 'node:stream';
+import type { Clock } from './clock.js';
+import type { Endpoint } from './endpoint.js';
+import type { Random } from './random.js';
+
+/** Request headers as undici takes them: lower-case names. */
+export type RequestHeaders = Record<string, string | string[]>;
+/** Response headers as undici returns them. */
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
+/** A request body as the mesh forwards it. Only `string`/`Uint8Array`/`null` bodies are replayable. */
+export type RequestBody = string | Uint8Array | Readable | AsyncIterable<Uint8Array> | null;
+
+/** A response body: a Node readable stream (undici's body, or a synthetic one). */
+export type ResponseBody = Readable;
+
+/** The request as every filter sees it. Immutable once the call starts. */
+export interface MeshRequest {
+  /** Upper-case method. */
+  readonly method: string;
+  /** Path with query string, starting with `/`. */
+  readonly path: string;
+  /** The logical origin as the caller wrote it (`http://payments`). */
+  readonly origin: string;
+  readonly headers: RequestHeaders;
+  readonly body: RequestBody;
+  /** An idempotent method (RFC 9110 §9.2.2), or the caller declared the request idempotent. */
+  readonly idempotent: boolean;
+  /** The body is `null`, a string or bytes: it can be sent again byte for byte. */
+  readonly bodyReplayable: boolean;
+  /** `idempotent && bodyReplayable`: safe to send again after any failure. */
+  readonly replayable: boolean;
+}
+
+/** What a call produced once the response head arrived; the body still streams. */
+export interface CallResult {
+  readonly status: number;
+  readonly headers: ResponseHeaders;
+  readonly body: ResponseBody;
+  /** The endpoint that answered, when one did (synthetic answers have none). */
+  readonly endpoint?: Endpoint;
+}
+
+/** One thing that happened during a call, for recorders, logs and tests. */
+export interface CallEvent {
+  /** `attempt_start`, `attempt_end`, `retry`, `give_up`, `hedge`, `timeout`, `fault`, … */
+  readonly type: string;
+  /** Clock time. */
+  readonly at: number;
+  readonly attempt: number;
+  readonly endpoint?: string;
+  readonly status?: number;
+  readonly code?: string;
+  readonly reason?: string;
+  readonly delayMs?: number;
+}
+
+/** Receives the events of a call. Optional: absent on the hot path unless someone listens. */
+export interface CallObserver {
+  onEvent(event: CallEvent): void;
+}
+
+/**
+ * Everything a filter needs about one call. Filters derive a new context for a new attempt
+ * (`{ ...ctx, attempt: ctx.attempt + 1 }`) rather than mutating one.
+ */
+export interface CallContext {
+  /** The logical destination service. */
+  readonly service: string;
+  readonly request: MeshRequest;
+  /** 1 for the first attempt, 2 for the first retry or hedge, … */
+  readonly attempt: number;
+  /** Absolute clock time by which the whole call must finish, if any. */
+  readonly deadline: number | undefined;
+  /** Aborts this attempt (and everything it waits on). */
+  readonly signal: AbortSignal | undefined;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Endpoint ids a retry should avoid if others are available. */
+  readonly excludeEndpoints: ReadonlySet<string> | undefined;
+  /** Per-call values shared across attempts (hash keys, route decisions, subset). */
+  readonly attributes: Map<string, unknown>;
+  readonly observer: CallObserver | undefined;
+}
+
+export type Next = (ctx: CallContext) => Promise<CallResult>;
+/** A stage of the pipeline: do something around `next`. */
+export type Filter = (ctx: CallContext, next: Next) => Promise<CallResult>;
+
+/**
+ * Fold filters around a terminal, once, at build time. The first filter is the outermost.
+ * A filter that throws synchronously yields a rejected promise, as an async function would.
+ */
+export function compose(filters: readonly Filter[], terminal: Next): Next {
+  let next: Next = terminal;
+  for (let i = filters.length - 1; i >= 0; i--) {
+    const filter = filters[i]!;
+    const inner = next;
+    next = (ctx) => {
+      try {
+        return filter(ctx, inner);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
+  }
+  return next;
+}
+
+/** Emit a call event if someone is listening; free otherwise. */
+export function emitCallEvent(
+  ctx: CallContext,
+  event: Omit<CallEvent, 'at' | 'attempt'> & { attempt?: number },
+): void {
+  const o = ctx.observer;
+  if (o === undefined) return;
+  o.onEvent({ at: ctx.clock.now(), attempt: ctx.attempt, ...event });
+}
+
+/**
+ * Release a result the caller will not read (a retried 503, a losing hedge): read and discard a
+ * small body so the connection can be reused, destroy a large one.
+ */
+export function discardResult(result: CallResult): void {
+  const body = result.body as Readable & { dump?: (opts?: { limit?: number }) => Promise<void> };
+  if (typeof body.dump === 'function') {
+    body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+  } else {
+    body.on('error', () => undefined);
+    body.resume();
+  }
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** RFC 9110 §9.2.2 idempotent methods. */
+export function isIdempotentMethod(method: string): boolean {
+  return IDEMPOTENT.has(method);
+}
+
+/** Whether a body can be sent again byte for byte. */
+export function isReplayableBody(body: RequestBody): boolean {
+  return body === null || typeof body === 'string' || body instanceof Uint8Array;
+}

@@ -1,0 +1,96 @@
+export type { AttemptOutcome, Balancer, Picker } from './balancer.js';
+export { abortError, type Clock, sleepOn, systemClock, type Timer, wallClockMs } from './clock.js';
+export {
+  createEndpoint,
+  createEndpointSet,
+  type Endpoint,
+  type EndpointHealth,
+  type EndpointInit,
+  type EndpointSet,
+  type EndpointSetInit,
+  formatHostPort,
+  markStale,
+  sameEndpoints,
+} from './endpoint.js';
+export {
+  type Env,
+  type EnvVarSpec,
+  envBoolean,
+  envDuration,
+  envEnum,
+  envHostPortList,
+  envInteger,
+  envNumber,
+  envServiceSuffix,
+  envString,
+  envStringList,
+} from './env.js';
+export {
+  type ConfigIssue,
+  configError,
+  MESH_ERROR_CODES,
+  MeshError,
+  type MeshErrorCode,
+  type MeshErrorDetails,
+  type MeshErrorOptions,
+  quote,
+} from './errors.js';
+export { createEmitter, type Disposable, type Emitter, type Event, once } from './events.js';
+export {
+  type CallContext,
+  type CallEvent,
+  type CallObserver,
+  type CallResult,
+  compose,
+  discardResult,
+  emitCallEvent,
+  type Filter,
+  isIdempotentMethod,
+  isReplayableBody,
+  type MeshRequest,
+  type Next,
+  type RequestBody,
+  type RequestHeaders,
+  type ResponseBody,
+  type ResponseHeaders,
+} from './filter.js';
+export { Issues, issuesError } from './issues.js';
+export {
+  diagnosticsChannel,
+  filterLogger,
+  jsonLogger,
+  LOG_LEVELS,
+  type LogFields,
+  type Logger,
+  type LogLevel,
+  noopLogger,
+} from './log.js';
+export {
+  closestName,
+  editDistance,
+  type HostPort,
+  isIPv4,
+  isIPv6,
+  isValidHost,
+  parseBoolean,
+  parseDuration,
+  parseEnum,
+  parseHostPort,
+  parseHostPortList,
+  parseInteger,
+  parseNumber,
+  parsePort,
+  parseRatio,
+  parseStringList,
+  type RangeOptions,
+} from './parse.js';
+export { type Random, randomInt, seededRandom, systemRandom } from './random.js';
+export type {
+  HealthCheckDefinition,
+  RegisteredInstance,
+  Registrar,
+  Registration,
+  Resolver,
+  ResolverListener,
+  ResolverUpdate,
+} from './resolver.js';

@@ -1,0 +1,243 @@
+import { configError } from './errors.js';
+
+/** Milliseconds per unit, for Go-style durations (`1m30s`, `250ms`, `1.5h`). */
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+
+export interface RangeOptions {
+  /** Inclusive lower bound. */
+  min?: number;
+  /** Inclusive upper bound. */
+  max?: number;
+}
+
+function rangeText(kind: string, o: RangeOptions, unit = ''): string {
+  if (o.min !== undefined && o.max !== undefined) return `${kind} ${o.min}${unit}..${o.max}${unit}`;
+  if (o.min !== undefined) return `${kind} ≥ ${o.min}${unit}`;
+  if (o.max !== undefined) return `${kind} ≤ ${o.max}${unit}`;
+  return kind;
+}
+
+/**
+ * Parse a duration into milliseconds: a number (ms), plain digits (`"250"` = ms), or Go-style
+ * units (`250ms`, `5s`, `1m30s`, `1.5h`, `100us`). Negative and empty values are rejected.
+ * @throws MeshError `MESH_CONFIG_INVALID` naming `field` and the value.
+ */
+export function parseDuration(value: unknown, field: string, range: RangeOptions = {}): number {
+  const expected = `${rangeText('a duration', range, 'ms')} (e.g. 250ms, 5s, 1m30s or plain milliseconds)`;
+  let ms: number;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw configError(field, expected, value);
+    ms = value;
+  } else if (typeof value === 'string') {
+    const s = value.trim();
+    if (s === '') throw configError(field, expected, value);
+    if (/^\d+(\.\d+)?$/.test(s)) {
+      ms = Number(s);
+    } else {
+      ms = 0;
+      DURATION_PART.lastIndex = 0;
+      let pos = 0;
+      while (pos < s.length) {
+        DURATION_PART.lastIndex = pos;
+        const m = DURATION_PART.exec(s);
+        if (!m) throw configError(field, expected, value);
+        ms += Number(m[1]) * UNIT_MS[m[2]!]!;
+        pos = DURATION_PART.lastIndex;
+      }
+    }
+  } else {
+    throw configError(field, expected, value);
+  }
+  if ((range.min !== undefined && ms < range.min) || (range.max !== undefined && ms > range.max)) {
+    throw configError(field, expected, value);
+  }
+  return ms;
+}
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+
+/** `true/false/1/0/yes/no/on/off` (any case) or a boolean. */
+export function parseBoolean(value: unknown, field: string): boolean {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string') {
+    const s = value.trim().toLowerCase();
+    if (TRUE.has(s)) return true;
+    if (FALSE.has(s)) return false;
+  }
+  throw configError(field, 'a boolean (true/false, 1/0, yes/no, on/off)', value);
+}
+
+/** An integer within bounds, from a number or a decimal string. */
+export function parseInteger(value: unknown, field: string, range: RangeOptions = {}): number {
+  const expected = rangeText('an integer', range);
+  let n: number;
+  if (typeof value === 'number') n = value;
+  else if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) n = Number(value);
+  else throw configError(field, expected, value);
+  if (!Number.isSafeInteger(n)) throw configError(field, expected, value);
+  if ((range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)) {
+    throw configError(field, expected, value);
+  }
+  return n;
+}
+
+/** A finite number within bounds, from a number or a decimal string. */
+export function parseNumber(value: unknown, field: string, range: RangeOptions = {}): number {
+  const expected = rangeText('a number', range);
+  let n: number;
+  if (typeof value === 'number') n = value;
+  else if (typeof value === 'string' && /^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$/.test(value))
+    n = Number(value);
+  else throw configError(field, expected, value);
+  if (!Number.isFinite(n)) throw configError(field, expected, value);
+  if ((range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)) {
+    throw configError(field, expected, value);
+  }
+  return n;
+}
+
+/** A ratio 0..1, also accepting a percentage string (`"20%"`). */
+export function parseRatio(value: unknown, field: string): number {
+  if (typeof value === 'string' && value.trim().endsWith('%')) {
+    const pct = parseNumber(value.trim().slice(0, -1), field, { min: 0, max: 100 });
+    return pct / 100;
+  }
+  return parseNumber(value, field, { min: 0, max: 1 });
+}
+
+export interface HostPort {
+  /** Host name or IP; IPv6 without brackets. */
+  readonly address: string;
+  readonly port: number;
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** True for an IPv6 literal (no brackets). */
+export function isIPv6(s: string): boolean {
+  if (!s.includes(':') || !/^[0-9A-Fa-f:.]+(%[\w.-]+)?$/.test(s)) return false;
+  const parts = s.split('%')[0]!.split('::');
+  if (parts.length > 2) return false;
+  const groups = parts.flatMap((p) => (p === '' ? [] : p.split(':')));
+  const max = parts.length === 2 ? 7 : 8;
+  let count = 0;
+  for (let i = 0; i < groups.length; i++) {
+    const g = groups[i]!;
+    if (i === groups.length - 1 && IPV4.test(g)) count += 2;
+    else if (/^[0-9A-Fa-f]{1,4}$/.test(g)) count += 1;
+    else return false;
+  }
+  return parts.length === 2 ? count <= max : count === max;
+}
+
+/** True for a dotted IPv4 literal. */
+export function isIPv4(s: string): boolean {
+  return IPV4.test(s);
+}
+
+/** True for an address a socket can be opened to: IPv4, IPv6 or a DNS name. */
+export function isValidHost(s: string): boolean {
+  return isIPv4(s) || isIPv6(s) || HOST_NAME.test(s);
+}
+
+/** A TCP port 1..65535. */
+export function parsePort(value: unknown, field: string): number {
+  return parseInteger(value, field, { min: 1, max: 65535 });
+}
+
+/**
+ * `host:port`, `[v6]:port`. A bare IPv6 literal without brackets is rejected because its port
+ * would be ambiguous.
+ */
+export function parseHostPort(value: unknown, field: string): HostPort {
+  const expected = 'host:port (IPv6 in brackets: [::1]:8080)';
+  if (typeof value !== 'string') throw configError(field, expected, value);
+  const s = value.trim();
+  let host: string;
+  let portText: string;
+  if (s.startsWith('[')) {
+    const close = s.indexOf(']');
+    if (close < 0 || s[close + 1] !== ':') throw configError(field, expected, value);
+    host = s.slice(1, close);
+    portText = s.slice(close + 2);
+    if (!isIPv6(host)) throw configError(field, expected, value);
+  } else {
+    const colon = s.lastIndexOf(':');
+    if (colon <= 0 || s.indexOf(':') !== colon) throw configError(field, expected, value);
+    host = s.slice(0, colon);
+    portText = s.slice(colon + 1);
+    if (!isValidHost(host)) throw configError(field, expected, value);
+  }
+  if (!/^\d{1,5}$/.test(portText)) throw configError(field, expected, value);
+  const port = Number(portText);
+  if (port < 1 || port > 65535) throw configError(field, `${expected} with a port 1..65535`, value);
+  return { address: host, port };
+}
+
+/** A comma-separated list of `host:port`; blanks between commas are rejected. */
+export function parseHostPortList(value: unknown, field: string): HostPort[] {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw configError(field, 'a comma-separated list of host:port', value);
+  }
+  return value.split(',').map((part, i) => parseHostPort(part, `${field}[${i}]`));
+}
+
+/** A comma-separated list of non-empty strings (trimmed). */
+export function parseStringList(value: unknown, field: string): string[] {
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string' && v.trim() !== '')) {
+    return value.map((v: string) => v.trim());
+  }
+  if (typeof value !== 'string') throw configError(field, 'a comma-separated list', value);
+  const parts = value.split(',').map((p) => p.trim());
+  if (parts.some((p) => p === ''))
+    throw configError(field, 'a comma-separated list with no empty items', value);
+  return parts;
+}
+
+/** One of a fixed set of words. */
+export function parseEnum<T extends string>(value: unknown, field: string, allowed: readonly T[]): T {
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value.trim()))
+    return value.trim() as T;
+  throw configError(field, `one of ${allowed.join(', ')}`, value);
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  const prev = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j]!;
+      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidate within a reasonable distance, or undefined. */
+export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const c of candidates) {
+    const d = editDistance(name.toUpperCase(), c.toUpperCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}

@@ -1,0 +1,208 @@
+/**
+ * Test helpers: virtual time, seeded randomness, a call context and a scripted upstream, so a
+ * policy can be unit-tested with no sockets and no real time.
+ */
+import { Readable } from 'node:stream';
+import type { Clock } from './clock.js';
+import { createEndpoint, type Endpoint } from './endpoint.js';
+import { MeshError } from './errors.js';
+import type { CallContext, CallObserver, CallResult, MeshRequest, Next, ResponseHeaders } from './filter.js';
+import { isIdempotentMethod, isReplayableBody } from './filter.js';
+import { type Random, seededRandom } from './random.js';
+import { VirtualClock } from './virtual-clock.js';
+
+export { seededRandom } from './random.js';
+export { flushPromises, VirtualClock } from './virtual-clock.js';
+
+export interface TestContextOptions extends Partial<Omit<CallContext, 'request'>> {
+  request?: Partial<MeshRequest>;
+}
+
+/** A call context with test defaults: service `test`, `GET /`, a new `VirtualClock`, seed 1. */
+export function testContext(options: TestContextOptions = {}): CallContext {
+  const method = options.request?.method ?? 'GET';
+  const body = options.request?.body ?? null;
+  const request: MeshRequest = {
+    method,
+    path: '/',
+    origin: `http://${options.service ?? 'test'}`,
+    headers: {},
+    body,
+    idempotent: isIdempotentMethod(method),
+    bodyReplayable: isReplayableBody(body),
+    replayable: isIdempotentMethod(method) && isReplayableBody(body),
+    ...options.request,
+  };
+  return {
+    service: 'test',
+    attempt: 1,
+    deadline: undefined,
+    signal: undefined,
+    clock: new VirtualClock(),
+    random: seededRandom(1),
+    excludeEndpoints: undefined,
+    attributes: new Map(),
+    observer: undefined,
+    ...options,
+    request,
+  };
+}
+
+/** One step of a scripted upstream. A bare number or numeric string is a status code. */
+export type ScriptStep =
+  | number
+  | `${number}`
+  | 'connect-error'
+  | 'reset'
+  | 'hang'
+  | {
+      status?: number;
+      /** Time the answer takes, on the context's clock. Aborting the attempt's signal cuts it short. */
+      delayMs?: number;
+      /** Fail instead of answering. */
+      error?: 'connect' | 'reset';
+      headers?: ResponseHeaders;
+      body?: string;
+      /** Which endpoint answered (for records); default `upstream:80`. */
+      endpoint?: string;
+    };
+
+/** What the scripted upstream saw of one attempt. */
+export interface ScriptedCall {
+  readonly attempt: number;
+  readonly at: number;
+  readonly method: string;
+  readonly excluded: readonly string[];
+  /** Set when the attempt's signal aborted before the scripted answer. */
+  aborted: boolean;
+}
+
+export interface ScriptedUpstream extends Next {
+  readonly calls: readonly ScriptedCall[];
+  /** Steps not yet used. */
+  readonly remaining: number;
+}
+
+/**
+ * A terminal that answers from a script, step by step: `scriptedUpstream(['503', '503', 200])`.
+ * `'hang'` waits until the attempt is aborted. When the script runs out the last step repeats.
+ */
+export function scriptedUpstream(
+  script: readonly ScriptStep[],
+  options: { clock?: Clock } = {},
+): ScriptedUpstream {
+  if (script.length === 0)
+    throw new MeshError('MESH_CONFIG_INVALID', 'scriptedUpstream: the script is empty');
+  const calls: ScriptedCall[] = [];
+  let index = 0;
+  const fn = async (ctx: CallContext): Promise<CallResult> => {
+    const clock = options.clock ?? ctx.clock;
+    const raw = script[Math.min(index, script.length - 1)]!;
+    index++;
+    const step = normalize(raw);
+    const call: ScriptedCall = {
+      attempt: ctx.attempt,
+      at: clock.now(),
+      method: ctx.request.method,
+      excluded: [...(ctx.excludeEndpoints ?? [])],
+      aborted: false,
+    };
+    calls.push(call);
+    const endpoint = createEndpoint({ id: step.endpoint ?? 'upstream:80', address: 'upstream', port: 80 });
+    try {
+      if (step.hang) {
+        await clock.sleep(Number.MAX_SAFE_INTEGER / 4, ctx.signal);
+      } else if (step.delayMs) {
+        await clock.sleep(step.delayMs, ctx.signal);
+      } else if (ctx.signal?.aborted) {
+        await clock.sleep(0, ctx.signal);
+      }
+    } catch (error) {
+      call.aborted = true;
+      throw error;
+    }
+    if (step.error === 'connect') {
+      throw new MeshError('MESH_CONNECT_FAILED', `connect to ${endpoint.id} failed (scripted)`, {
+        details: { service: ctx.service, endpoint: endpoint.id, phase: 'connect', bodySent: false },
+      });
+    }
+    if (step.error === 'reset') {
+      throw new MeshError('MESH_UPSTREAM_RESET', `connection to ${endpoint.id} reset (scripted)`, {
+        details: {
+          service: ctx.service,
+          endpoint: endpoint.id,
+          phase: 'response',
+          bodySent: ctx.request.body !== null,
+        },
+      });
+    }
+    return {
+      status: step.status,
+      headers: step.headers,
+      body: Readable.from(step.body === '' ? [] : [Buffer.from(step.body)]),
+      endpoint,
+    };
+  };
+  Object.defineProperty(fn, 'calls', { get: () => calls });
+  Object.defineProperty(fn, 'remaining', { get: () => Math.max(0, script.length - index) });
+  return fn as ScriptedUpstream;
+}
+
+interface NormalStep {
+  status: number;
+  delayMs: number;
+  error: 'connect' | 'reset' | undefined;
+  hang: boolean;
+  headers: ResponseHeaders;
+  body: string;
+  endpoint: string | undefined;
+}
+
+function normalize(step: ScriptStep): NormalStep {
+  const base: NormalStep = {
+    status: 200,
+    delayMs: 0,
+    error: undefined,
+    hang: false,
+    headers: {},
+    body: '',
+    endpoint: undefined,
+  };
+  if (typeof step === 'number') return { ...base, status: step };
+  if (step === 'connect-error') return { ...base, error: 'connect' };
+  if (step === 'reset') return { ...base, error: 'reset' };
+  if (step === 'hang') return { ...base, hang: true };
+  if (typeof step === 'string') return { ...base, status: Number(step) };
+  return {
+    ...base,
+    status: step.status ?? 200,
+    delayMs: step.delayMs ?? 0,
+    error: step.error,
+    headers: step.headers ?? {},
+    body: step.body ?? '',
+    endpoint: step.endpoint,
+  };
+}
+
+/** An observer that keeps every call event, for assertions. */
+export function recordingObserver(): CallObserver & { events: import('./filter.js').CallEvent[] } {
+  const events: import('./filter.js').CallEvent[] = [];
+  return { events, onEvent: (e) => events.push(e) };
+}
+
+/** Endpoints `a:80`, `b:80`, … for picker tests. */
+export function testEndpoints(
+  n: number,
+  init: { weight?: (i: number) => number; zone?: (i: number) => string } = {},
+): Endpoint[] {
+  return Array.from({ length: n }, (_, i) =>
+    createEndpoint({
+      address: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+      port: 8080,
+      weight: init.weight?.(i) ?? 1,
+      ...(init.zone ? { zone: init.zone(i) } : {}),
+    }),
+  );
+}
+
+export type { Random };

@@ -1,0 +1,100 @@
+import { type Clock, sleepOn, type Timer } from './clock.js';
+
+interface Scheduled {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * A clock that moves only when told. Timers fire in time order during `advance`, with pending
+ * promise callbacks run between them, so code that awaits `clock.sleep` behaves as on real time.
+ *
+ * @example
+ * const clock = new VirtualClock();
+ * const done = clock.sleep(1000);
+ * await clock.advance(1000); // `done` is now resolved
+ */
+export class VirtualClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #queue: Scheduled[] = [];
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimer(ms: number, fn: () => void): Timer {
+    const entry: Scheduled = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
+    // Keep the queue sorted by (at, seq): stable order for timers due at the same time.
+    let i = this.#queue.length;
+    while (i > 0) {
+      const prev = this.#queue[i - 1]!;
+      if (prev.at < entry.at || (prev.at === entry.at && prev.seq < entry.seq)) break;
+      i--;
+    }
+    this.#queue.splice(i, 0, entry);
+    return {
+      cancel: () => {
+        entry.cancelled = true;
+      },
+    };
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+
+  /** Timers not yet fired or cancelled. */
+  get pendingTimers(): number {
+    return this.#queue.filter((e) => !e.cancelled).length;
+  }
+
+  /**
+   * Move time forward by `ms`, firing every timer due on the way in order and letting promise
+   * callbacks settle after each one.
+   */
+  async advance(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    await flushPromises();
+    for (;;) {
+      const next = this.#queue[0];
+      if (!next || next.at > target) break;
+      this.#queue.shift();
+      if (next.cancelled) continue;
+      this.#now = next.at;
+      next.fn();
+      await flushPromises();
+    }
+    this.#now = target;
+    await flushPromises();
+  }
+
+  /** Advance to the next due timer and fire it (and any due at the same time). Returns false if none. */
+  async next(): Promise<boolean> {
+    await flushPromises();
+    const live = this.#queue.find((e) => !e.cancelled);
+    if (!live) return false;
+    await this.advance(live.at - this.#now);
+    return true;
+  }
+
+  /** Fire timers until none is left, at most `limit` of them (a bounded loop, for periodic timers). */
+  async runAll(limit = 10_000): Promise<void> {
+    for (let i = 0; i < limit; i++) {
+      if (!(await this.next())) return;
+    }
+  }
+}
+
+/** Let pending promise callbacks (and their follow-ups) run. Not a sleep: no time passes. */
+export async function flushPromises(rounds = 3): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}

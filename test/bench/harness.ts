@@ -1,0 +1,51 @@
+/**
+ * The benchmark harness's shared shapes. Each area writes `test/bench/<area>.ts` exporting
+ * `run(options): Promise<BenchSection[]>`; `run.ts` runs them in one process, one after another,
+ * and prints every section as a markdown table. Ratios are always against a baseline measured in
+ * the same run: absolute figures move ±20 % between runs and machines.
+ */
+export interface BenchSection {
+  title: string;
+  /** What the baseline is and how ratios are computed. */
+  description?: string;
+  columns: string[];
+  rows: Array<Array<string | number>>;
+  /** Targets and whether they were met, in words. */
+  notes?: string[];
+}
+
+export interface BenchOptions {
+  /** Short mode for smoke runs (`pnpm bench --quick`): fewer rounds, smaller sizes. */
+  quick: boolean;
+}
+
+export type BenchModule = { run(options: BenchOptions): Promise<BenchSection[]> };
+
+export function formatSection(s: BenchSection): string {
+  const fmt = (v: string | number): string =>
+    typeof v === 'number'
+      ? Number.isInteger(v)
+        ? String(v)
+        : v.toFixed(Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2)
+      : v;
+  const lines = [`### ${s.title}`, ''];
+  if (s.description) lines.push(s.description, '');
+  lines.push(`| ${s.columns.join(' | ')} |`, `|${s.columns.map(() => '---').join('|')}|`);
+  for (const r of s.rows) lines.push(`| ${r.map(fmt).join(' | ')} |`);
+  if (s.notes?.length) lines.push('', ...s.notes.map((n) => `- ${n}`));
+  return `${lines.join('\n')}\n`;
+}
+
+/** Median of a list of numbers (the list is not modified). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The q-quantile (0..1) of a list by nearest rank. */
+export function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
