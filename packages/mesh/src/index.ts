@@ -1,0 +1,37 @@
+export type {
+  AttemptOutcome,
+  Balancer,
+  CallContext,
+  CallResult,
+  Clock,
+  Disposable,
+  Endpoint,
+  EndpointInit,
+  EndpointSet,
+  Env,
+  EnvVarSpec,
+  Filter,
+  Logger,
+  MeshErrorCode,
+  Next,
+  Random,
+  Registrar,
+  Registration,
+  Resolver,
+  ResolverUpdate,
+} from '@proxyless/core';
+export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
+export { IDEMPOTENT_HEADER } from './request.js';
+export { allEnvVars } from './env-schema.js';
+export { meshEnvVars, type RegistryKind } from './mesh-env.js';
+export {
+  createMesh,
+  type JsonValue,
+  type Mesh,
+  type MeshEvent,
+  type MeshOptions,
+  type MeshRequestOptions,
+  type MeshResponseData,
+  type PolicyOptions,
+  type ServiceOptions,
+} from './mesh.js';

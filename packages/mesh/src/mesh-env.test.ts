@@ -1,0 +1,69 @@
+import { MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import { createMesh } from './mesh.js';
+
+/** Each bad variable is rejected at createMesh, with a message naming it and quoting its value. */
+const BAD: Array<[string, string]> = [
+  ['MESH_CONNECTIONS_PER_ENDPOINT', '0'],
+  ['MESH_CONNECTIONS_PER_ENDPOINT', 'abc'],
+  ['MESH_CONNECTIONS_PER_ENDPOINT', '1.5'],
+  ['MESH_CONNECTIONS_PER_ENDPOINT', '99999'],
+  ['MESH_PASSTHROUGH', 'maybe'],
+  ['MESH_HOST_HEADER', 'upstream'],
+  ['MESH_RESOLVE_TIMEOUT', '5 sec'],
+  ['MESH_RESOLVE_TIMEOUT', '-1s'],
+  ['MESH_LOG_LEVEL', 'verbose'],
+  ['MESH_REGISTRY', 'zookeeper'],
+  ['MESH_LB_POLICY', 'fastest'],
+  ['MESH_ENDPOINTS_PAYMENTS', '10.0.0.1'],
+  ['MESH_ENDPOINTS_PAYMENTS', '10.0.0.1:0'],
+  ['MESH_ENDPOINTS_PAYMENTS', '::1:8080'],
+  ['MESH_ENDPOINTS_PAYMENTS', '10.0.0.1:80,,10.0.0.2:80'],
+  ['MESH_ENDPOINTS_PAYMENTS', '10.0.0.1:8080=-1'],
+  ['MESH_ENDPOINTS_PAYMENTS', 'bad host:80'],
+  ['MESH_TIMEOUT', 'soon'],
+  ['MESH_PER_TRY_TIMEOUT', '-5ms'],
+  ['MESH_RETRIES', 'three'],
+  ['MESH_RETRY_ON', '5xx,teapot'],
+  ['MESH_CONFIG_FILE', '/nonexistent/proxyless/mesh.json'],
+];
+
+describe('createMesh environment validation (#3)', () => {
+  it.each(BAD)('rejects %s=%j naming the variable and the value', (name, value) => {
+    let error: unknown;
+    try {
+      createMesh({ env: { [name]: value } });
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    const message = (error as MeshError).message;
+    expect(message).toContain(name);
+    expect(message).toContain(value);
+  });
+
+  it('rejects an unknown MESH_* variable and suggests the closest known name', () => {
+    expect(() => createMesh({ env: { MESH_LB_POLCY: 'round_robin' } })).toThrow(/MESH_LB_POLCY[\s\S]*did you mean "MESH_LB_POLICY"/);
+    expect(() => createMesh({ env: { MESH_ENDPONTS_X: '1.2.3.4:80' } })).toThrow(/MESH_ENDPONTS_X/);
+  });
+
+  it('reports every bad variable at once', () => {
+    try {
+      createMesh({ env: { MESH_PASSTHROUGH: 'maybe', MESH_LOG_LEVEL: 'loud', MESH_RETRIES: 'x' } });
+      expect.unreachable();
+    } catch (e) {
+      const issues = (e as MeshError).details.issues ?? [];
+      expect(issues.map((i) => i.field).sort()).toEqual(['MESH_LOG_LEVEL', 'MESH_PASSTHROUGH', 'MESH_RETRIES']);
+    }
+  });
+
+  it('treats blank variables as unset', async () => {
+    const mesh = createMesh({ env: { MESH_PASSTHROUGH: '', MESH_LB_POLICY: '  ', MESH_TIMEOUT: '' } });
+    await mesh.close();
+  });
+
+  it('ignores variables outside the MESH_ namespace', async () => {
+    const mesh = createMesh({ env: { MESHY: '1', HOME: '/root' } });
+    await mesh.close();
+  });
+});

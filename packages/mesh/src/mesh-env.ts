@@ -1,0 +1,113 @@
+import {
+  closestName,
+  type Env,
+  type EnvVarSpec,
+  envBoolean,
+  envDuration,
+  envEnum,
+  envInteger,
+  envString,
+  Issues,
+  LOG_LEVELS,
+  type LogLevel,
+  quote,
+} from '@proxyless/core';
+
+/** Variables the mesh package itself reads. */
+export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
+  {
+    name: 'MESH_SERVICE_NAME',
+    type: 'string',
+    defaultValue: '`OTEL_SERVICE_NAME`, else `unknown_service`',
+    description: 'Name of the running service (used for registration, telemetry and logs).',
+  },
+  {
+    name: 'MESH_CONFIG_FILE',
+    type: 'path',
+    defaultValue: '—',
+    description: 'JSON config document (services, endpoints, per-service policy); watched and reloaded.',
+  },
+  {
+    name: 'MESH_REGISTRY',
+    type: 'one of `static`, `env`, `file`, `consul`, `etcd`, `dns`',
+    defaultValue: '`consul` if `CONSUL_HTTP_ADDR` is set, else none',
+    description: 'The shared registry to discover services in (the embedded ones are always on).',
+  },
+  {
+    name: 'MESH_CONNECTIONS_PER_ENDPOINT',
+    type: 'integer 1..4096',
+    defaultValue: '100',
+    description: 'Maximum keep-alive connections in the pool of each endpoint.',
+  },
+  {
+    name: 'MESH_PASSTHROUGH',
+    type: 'boolean',
+    defaultValue: 'true',
+    description: 'Send requests to hosts that are not mesh services straight through; `false` makes them `MESH_UNKNOWN_SERVICE`.',
+  },
+  {
+    name: 'MESH_HOST_HEADER',
+    type: 'one of `logical`, `endpoint`',
+    defaultValue: '`logical`',
+    description: 'Outgoing `Host` header: the logical name the caller used, or the endpoint\'s `address:port`.',
+  },
+  {
+    name: 'MESH_RESOLVE_TIMEOUT',
+    type: 'duration',
+    defaultValue: '5s',
+    description: 'How long a request waits for the first answer from the registry for a new service.',
+  },
+  {
+    name: 'MESH_LOG_LEVEL',
+    type: 'one of `debug`, `info`, `warn`, `error`, `silent`',
+    defaultValue: '`silent` (no logger given)',
+    description: 'With no logger passed to `createMesh`, log JSON lines at this level to stderr.',
+  },
+]);
+
+export type RegistryKind = 'static' | 'env' | 'file' | 'consul' | 'etcd' | 'dns';
+export const REGISTRY_KINDS: readonly RegistryKind[] = ['static', 'env', 'file', 'consul', 'etcd', 'dns'];
+
+/** The mesh's own settings from the environment. */
+export interface MeshEnvSettings {
+  serviceName: string | undefined;
+  configFile: string | undefined;
+  registry: RegistryKind | undefined;
+  connectionsPerEndpoint: number | undefined;
+  passthrough: boolean | undefined;
+  hostHeader: 'logical' | 'endpoint' | undefined;
+  resolveTimeoutMs: number | undefined;
+  logLevel: LogLevel | undefined;
+}
+
+/**
+ * Read the mesh's own variables, collecting every problem into `issues`.
+ * Blank means unset; unset means default; invalid is an issue naming the variable and value.
+ */
+export function readMeshEnv(env: Env, issues: Issues): MeshEnvSettings {
+  return {
+    serviceName: envString(env, 'MESH_SERVICE_NAME') ?? envString(env, 'OTEL_SERVICE_NAME'),
+    configFile: envString(env, 'MESH_CONFIG_FILE'),
+    registry: issues.try(() => envEnum(env, 'MESH_REGISTRY', REGISTRY_KINDS)),
+    connectionsPerEndpoint: issues.try(() => envInteger(env, 'MESH_CONNECTIONS_PER_ENDPOINT', { min: 1, max: 4096 })),
+    passthrough: issues.try(() => envBoolean(env, 'MESH_PASSTHROUGH')),
+    hostHeader: issues.try(() => envEnum(env, 'MESH_HOST_HEADER', ['logical', 'endpoint'] as const)),
+    resolveTimeoutMs: issues.try(() => envDuration(env, 'MESH_RESOLVE_TIMEOUT', { min: 1, max: 600_000 })),
+    logLevel: issues.try(() => envEnum(env, 'MESH_LOG_LEVEL', LOG_LEVELS)),
+  };
+}
+
+/**
+ * Every `MESH_*` variable must be one we know: a typo (`MESH_RETRYS`) would otherwise be
+ * silently ignored. Suggests the closest known name.
+ */
+export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], issues: Issues): void {
+  const exact = new Set(specs.filter((s) => !s.prefix).map((s) => s.name));
+  const prefixes = specs.filter((s) => s.prefix).map((s) => s.name);
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('MESH_') || exact.has(name)) continue;
+    if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) continue;
+    const hint = closestName(name, [...exact, ...prefixes.map((p) => `${p}<SERVICE>`)]);
+    issues.add(name, `a known MESH_* variable${hint ? ` (did you mean ${quote(hint)}?)` : ''}`, env[name]);
+  }
+}

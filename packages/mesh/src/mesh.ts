@@ -1,0 +1,427 @@
+import type { Readable } from 'node:stream';
+import {
+  type CallContext,
+  type Clock,
+  createEmitter,
+  type Disposable,
+  type EndpointInit,
+  type EndpointSet,
+  type Env,
+  filterLogger,
+  isIPv4,
+  isIPv6,
+  Issues,
+  jsonLogger,
+  type Logger,
+  MeshError,
+  noopLogger,
+  type Random,
+  type Resolver,
+  systemClock,
+  systemRandom,
+} from '@proxyless/core';
+import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { Destination } from './destination.js';
+import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
+import { allEnvVars } from './env-schema.js';
+import { checkUnknownMeshVars, readMeshEnv, type RegistryKind } from './mesh-env.js';
+import { buildPolicy, type PolicyPatch, parsePolicyPatch, policyPatchFromEnv } from './policy.js';
+import { createResolvers, type ResolverSet } from './resolvers.js';
+import { type BodyMixin, buildRequest, normalizeHeaders, withBodyMixin } from './request.js';
+
+/** A JSON value, as policy settings are written in options and config documents. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/**
+ * Policy settings for a service (or for all, in `defaults`), in the same shape as the config
+ * document: `loadBalancer`, `outlierDetection`, `healthCheck`, `timeout`, `perTryTimeout`, `retry`,
+ * `hedge`, `circuitBreaker`, `concurrencyLimit`, `rateLimit`, `faultInjection`. See docs/policies.md
+ * and docs/load-balancing.md.
+ */
+export type PolicyOptions = { readonly [key: string]: JsonValue | undefined };
+
+/** A service known from options: endpoints (optional if a registry knows it) and policy. */
+export interface ServiceOptions extends PolicyOptions {}
+
+export interface MeshOptions {
+  /** Where variables are read from. @defaultValue `process.env` */
+  env?: Env;
+  /** @defaultValue `MESH_SERVICE_NAME`, else `OTEL_SERVICE_NAME`, else `unknown_service` */
+  serviceName?: string;
+  /**
+   * Services defined in code: `{ payments: { endpoints: '10.0.0.1:8080,10.0.0.2:8080', retry: {…} } }`.
+   * `endpoints` is a `host:port` list or `EndpointInit[]`; other keys are policy.
+   */
+  services?: Readonly<Record<string, ServiceOptions & { endpoints?: readonly EndpointInit[] | string }>>;
+  /** Policy for every service, below environment variables and per-service settings. */
+  defaults?: PolicyOptions;
+  /** Extra resolvers, asked first (in order) which hosts they know. */
+  resolvers?: readonly Resolver[];
+  /** @defaultValue `MESH_CONFIG_FILE` */
+  configFile?: string;
+  /** @defaultValue `MESH_REGISTRY`, else `consul` when `CONSUL_HTTP_ADDR` is set */
+  registry?: RegistryKind;
+  /** @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 100 */
+  connectionsPerEndpoint?: number;
+  /** @defaultValue `MESH_PASSTHROUGH`, else true */
+  passthrough?: boolean;
+  /** @defaultValue `MESH_HOST_HEADER`, else `logical` */
+  hostHeader?: 'logical' | 'endpoint';
+  /** How long a request waits for a new service's first resolution. @defaultValue 5000 */
+  resolveTimeoutMs?: number;
+  /** @defaultValue a JSON stderr logger at `MESH_LOG_LEVEL` if set, else silent */
+  logger?: Logger;
+  /** @defaultValue the system clock */
+  clock?: Clock;
+  /** @defaultValue `Math.random` */
+  random?: Random;
+  /** Dispatcher for hosts that are not mesh services. @defaultValue a new undici `Agent` */
+  passthroughDispatcher?: Dispatcher;
+}
+
+/** Options of {@link Mesh.request}: undici's request options plus mesh hints. */
+export interface MeshRequestOptions extends Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'headers'>> {
+  headers?: Record<string, string | string[] | undefined> | null;
+  /** Declare a non-idempotent request safe to retry. @defaultValue by method (RFC 9110) or `Idempotency-Key` */
+  idempotent?: boolean;
+  /** Key for consistent-hash balancing (`ring_hash`, `maglev`). */
+  hashKey?: string;
+}
+
+/** The `undici.request` response shape. */
+export interface MeshResponseData {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable & BodyMixin;
+  /** Which endpoint answered (`address:port`), when a mesh service did. */
+  endpoint: string | undefined;
+}
+
+/** Something the mesh reports: a rejected config, a registry failure, an endpoint set change. */
+export type MeshEvent =
+  | { type: 'config_rejected'; error: MeshError }
+  | { type: 'resolver_error'; service: string; error: MeshError }
+  | { type: 'endpoints_changed'; service: string; set: EndpointSet };
+
+/** The in-process mesh. */
+export interface Mesh extends AsyncDisposable {
+  /** WHATWG `fetch`, through the mesh. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  /** The `undici.request` shape, the fastest path. */
+  request(url: string | URL, options?: MeshRequestOptions): Promise<MeshResponseData>;
+  /** An undici `Dispatcher` for `undici.fetch`/`undici.request`/`setGlobalDispatcher`. */
+  readonly dispatcher: Dispatcher;
+  /** Route Node's global `fetch` through the mesh; returns a function that undoes it. */
+  install(): () => void;
+  /** The current endpoint set of a service the mesh has seen, with its staleness. */
+  endpoints(service: string): EndpointSet | undefined;
+  /** Services with a live destination. */
+  services(): string[];
+  onEvent(listener: (event: MeshEvent) => void): Disposable;
+  /** Graceful: stop watches, let in-flight requests finish, close every pool. Idempotent. */
+  close(): Promise<void>;
+  /** Immediate: abort in-flight requests and close everything. */
+  destroy(): Promise<void>;
+}
+
+const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
+
+/**
+ * Create a mesh from options, then environment variables, then the registry.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every invalid option, variable or config-file
+ * field, by name and value. Nothing is started when anything is invalid.
+ * @example
+ * const mesh = createMesh(); // MESH_ENDPOINTS_PAYMENTS=10.0.0.1:8080,10.0.0.2:8080
+ * const res = await mesh.fetch('http://payments/charge', { method: 'POST', body });
+ */
+export function createMesh(options: MeshOptions = {}): Mesh {
+  return new MeshImpl(options);
+}
+
+class MeshImpl implements Mesh, DispatchTarget {
+  readonly dispatcher: Dispatcher;
+  readonly serviceName: string;
+  #clock: Clock;
+  #random: Random;
+  #logger: Logger;
+  #resolvers: ResolverSet;
+  #destinations = new Map<string, Destination>();
+  #byHost = new Map<string, Destination>();
+  #passthrough: boolean;
+  #agent: Dispatcher | undefined;
+  #ownAgent: boolean;
+  #hostHeader: 'logical' | 'endpoint';
+  #connections: number;
+  #resolveTimeoutMs: number;
+  #optionLayers: { defaults: PolicyPatch; env: PolicyPatch; services: Map<string, PolicyPatch> };
+  #fileLayers: { defaults: PolicyPatch; services: Map<string, PolicyPatch> } | undefined;
+  #events = createEmitter<MeshEvent>(() => undefined);
+  #closing: Promise<void> | undefined;
+
+  constructor(options: MeshOptions) {
+    const env = options.env ?? process.env;
+    const issues = new Issues();
+    checkUnknownMeshVars(env, allEnvVars, issues);
+    const settings = readMeshEnv(env, issues);
+    this.serviceName = options.serviceName ?? settings.serviceName ?? 'unknown_service';
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? systemRandom;
+    const level = settings.logLevel;
+    this.#logger = options.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
+    this.#passthrough = options.passthrough ?? settings.passthrough ?? true;
+    this.#hostHeader = options.hostHeader ?? settings.hostHeader ?? 'logical';
+    this.#connections = issues.integer(options.connectionsPerEndpoint ?? settings.connectionsPerEndpoint ?? 100, 'connectionsPerEndpoint', { min: 1, max: 4096 }) ?? 100;
+    this.#resolveTimeoutMs = options.resolveTimeoutMs ?? settings.resolveTimeoutMs ?? 5000;
+
+    // Policy layers from code and environment, validated now: a bad value fails createMesh.
+    const services = new Map<string, PolicyPatch>();
+    for (const [name, entry] of Object.entries(options.services ?? {})) {
+      const { endpoints: _e, ...policy } = entry;
+      services.set(name, parsePolicyPatch(policy as Record<string, unknown>, `options.services.${name}`, issues));
+    }
+    this.#optionLayers = {
+      defaults: parsePolicyPatch(options.defaults as Record<string, unknown> | undefined, 'options.defaults', issues),
+      env: policyPatchFromEnv(env, issues),
+      services,
+    };
+    issues.throwIfAny('invalid mesh configuration');
+
+    this.#resolvers = createResolvers({
+      env,
+      options,
+      settings,
+      clock: this.#clock,
+      logger: this.#logger,
+      onDocument: (doc) => this.#applyDocument(doc),
+      validateDocument: (doc, iss) => parseDocumentLayers(doc, iss),
+    });
+    this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
+    this.#ownAgent = options.passthroughDispatcher === undefined;
+    this.dispatcher = new MeshDispatcher(this);
+    for (const r of this.#resolvers.fileRejections) {
+      r((error) => this.#events.fire({ type: 'config_rejected', error }));
+    }
+  }
+
+  // ---- configuration from the config document -------------------------------------------------
+
+  #applyDocument(doc: Record<string, unknown>): void {
+    const issues = new Issues();
+    const layers = parseDocumentLayers(doc, issues);
+    if (!issues.ok) return; // validated before apply by the file resolver; defensive only
+    this.#fileLayers = layers;
+    for (const d of this.#destinations.values()) d.refreshPolicy();
+  }
+
+  #layersFor(service: string): PolicyPatch[] {
+    const o = this.#optionLayers;
+    const layers = [o.defaults, o.env];
+    const own = o.services.get(service);
+    if (own) layers.push(own);
+    if (this.#fileLayers) {
+      layers.push(this.#fileLayers.defaults);
+      const f = this.#fileLayers.services.get(service);
+      if (f) layers.push(f);
+    }
+    return layers;
+  }
+
+  // ---- naming ----------------------------------------------------------------------------------
+
+  #destinationFor(hostname: string): Destination | undefined {
+    const cached = this.#byHost.get(hostname);
+    if (cached !== undefined) return cached;
+    if (this.#closing) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    let host = hostname.toLowerCase();
+    if (host.startsWith('[')) return undefined; // IPv6 literal: an address, not a service name
+    if (host.endsWith('.')) host = host.slice(0, -1);
+    if (isIPv4(host) || isIPv6(host)) return undefined;
+    for (const resolver of this.#resolvers.list) {
+      const service = resolver.match(host);
+      if (service === undefined) continue;
+      let dest = this.#destinations.get(service);
+      if (dest === undefined) {
+        dest = new Destination(service, resolver, {
+          clock: this.#clock,
+          logger: this.#logger,
+          connectionsPerEndpoint: this.#connections,
+          hostHeader: this.#hostHeader,
+          resolveTimeoutMs: this.#resolveTimeoutMs,
+          policy: (s) => buildPolicy(s, this.#layersFor(s), { clock: this.#clock, random: this.#random, logger: this.#logger }),
+          onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
+          onResolverError: (s, error) => {
+            this.#logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
+            this.#events.fire({ type: 'resolver_error', service: s, error });
+          },
+        });
+        this.#destinations.set(service, dest);
+      }
+      this.#byHost.set(hostname, dest);
+      return dest;
+    }
+    return undefined;
+  }
+
+  // ---- calls -----------------------------------------------------------------------------------
+
+  #context(dest: Destination, request: CallContext['request'], signal: AbortSignal | undefined, hashKey: string | undefined): CallContext {
+    const attributes = new Map<string, unknown>();
+    if (hashKey !== undefined) attributes.set('hashKey', hashKey);
+    return {
+      service: dest.service,
+      request,
+      attempt: 1,
+      deadline: undefined,
+      signal,
+      clock: this.#clock,
+      random: this.#random,
+      excludeEndpoints: undefined,
+      attributes,
+      observer: undefined,
+    };
+  }
+
+  async request(url: string | URL, options: MeshRequestOptions = {}): Promise<MeshResponseData> {
+    const u = typeof url === 'string' ? new URL(url) : url;
+    const dest = this.#destinationFor(u.hostname);
+    if (dest === undefined) {
+      if (!this.#agent) throw unknownService(u.origin);
+      const { idempotent: _i, hashKey: _h, ...rest } = options;
+      const r = await this.#agent.request({ ...(rest as Dispatcher.RequestOptions), origin: u.origin, path: u.pathname + u.search });
+      return { statusCode: r.statusCode, headers: r.headers, body: r.body as Readable & BodyMixin, endpoint: undefined };
+    }
+    const request = buildRequest(
+      options.method ?? 'GET',
+      u.origin,
+      u.pathname + u.search,
+      normalizeHeaders(options.headers),
+      options.body,
+      options.idempotent,
+    );
+    const signal = (options.signal ?? undefined) as AbortSignal | undefined;
+    const result = await dest.call(this.#context(dest, request, signal, options.hashKey));
+    return {
+      statusCode: result.status,
+      headers: result.headers,
+      body: withBodyMixin(result.body),
+      endpoint: result.endpoint ? `${result.endpoint.address}:${result.endpoint.port}` : undefined,
+    };
+  }
+
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    return undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+      ...(init as Parameters<typeof undiciFetch>[1]),
+      dispatcher: this.dispatcher,
+    }) as unknown as Promise<Response>;
+  }
+
+  /** DispatchTarget: start a mesh call for a dispatch, or `undefined` to pass it through. */
+  start(opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<MeshResponseHead> | undefined {
+    const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
+    const hostname = hostnameOf(origin);
+    const dest = hostname === undefined ? undefined : this.#destinationFor(hostname);
+    if (dest === undefined) return undefined;
+    const request = buildRequest(
+      opts.method,
+      origin.replace(/\/+$/, ''),
+      opts.path,
+      normalizeHeaders(opts.headers as Parameters<typeof normalizeHeaders>[0]),
+      opts.body,
+      undefined,
+    );
+    return dest.call(this.#context(dest, request, signal, undefined));
+  }
+
+  passthrough(): Dispatcher | undefined {
+    return this.#agent;
+  }
+
+  install(): () => void {
+    const g = globalThis as Record<symbol, unknown>;
+    const previous = g[GLOBAL_DISPATCHER];
+    g[GLOBAL_DISPATCHER] = this.dispatcher;
+    let undone = false;
+    return () => {
+      if (undone) return;
+      undone = true;
+      // Only undo our own install: a later install by someone else stays in place.
+      if (g[GLOBAL_DISPATCHER] === this.dispatcher) {
+        if (previous === undefined) delete g[GLOBAL_DISPATCHER];
+        else g[GLOBAL_DISPATCHER] = previous;
+      }
+    };
+  }
+
+  endpoints(service: string): EndpointSet | undefined {
+    return this.#destinations.get(service)?.endpointSet;
+  }
+
+  services(): string[] {
+    return [...this.#destinations.keys()];
+  }
+
+  onEvent(listener: (event: MeshEvent) => void): Disposable {
+    return this.#events.event(listener);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown(false);
+    return this.#closing;
+  }
+
+  destroy(): Promise<void> {
+    this.#closing ??= this.#shutdown(true);
+    return this.#closing;
+  }
+
+  async #shutdown(force: boolean): Promise<void> {
+    const dests = [...this.#destinations.values()];
+    this.#destinations.clear();
+    this.#byHost.clear();
+    await Promise.all(dests.map((d) => (force ? d.destroy() : d.close())));
+    await this.#resolvers.close();
+    if (this.#agent && this.#ownAgent) await (force ? this.#agent.destroy() : this.#agent.close());
+    this.#events.clear();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function parseDocumentLayers(doc: Record<string, unknown>, issues: Issues): { defaults: PolicyPatch; services: Map<string, PolicyPatch> } {
+  const services = new Map<string, PolicyPatch>();
+  const defaults = parsePolicyPatch(asRecord(doc.defaults), 'defaults', issues);
+  const entries = asRecord(doc.services) ?? {};
+  for (const [name, entry] of Object.entries(entries)) {
+    const record = asRecord(entry);
+    if (!record) continue;
+    const { endpoints: _e, ...policy } = record;
+    services.set(name, parsePolicyPatch(policy, `services.${name}`, issues));
+  }
+  return { defaults, services };
+}
+
+function asRecord(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function hostnameOf(origin: string): string | undefined {
+  const i = origin.indexOf('://');
+  if (i < 0) return undefined;
+  let rest = origin.slice(i + 3);
+  const slash = rest.indexOf('/');
+  if (slash >= 0) rest = rest.slice(0, slash);
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) rest = rest.slice(at + 1);
+  if (rest.startsWith('[')) return rest.slice(0, rest.indexOf(']') + 1);
+  const colon = rest.indexOf(':');
+  return (colon >= 0 ? rest.slice(0, colon) : rest).toLowerCase();
+}
+
+function unknownService(origin: string): MeshError {
+  return new MeshError('MESH_UNKNOWN_SERVICE', `"${origin}" is not a mesh service and pass-through is disabled (MESH_PASSTHROUGH=false)`, {
+    details: { field: 'MESH_PASSTHROUGH', value: origin },
+  });
+}

@@ -1,0 +1,74 @@
+import {
+  BALANCER_CONFIG_KEYS,
+  type BalancerPatch,
+  balancerPatchFromEnv,
+  createBalancer,
+  parseBalancerPatch,
+  resolveBalancerConfig,
+} from '@proxyless/balancer';
+import type { Clock, Env, Issues, Logger, Random } from '@proxyless/core';
+import {
+  createPolicyStack,
+  parseResiliencePatch,
+  RESILIENCE_CONFIG_KEYS,
+  type ResiliencePatch,
+  resiliencePatchFromEnv,
+  resolveResilienceConfig,
+} from '@proxyless/resilience';
+import type { DestinationPolicy } from './destination.js';
+
+/** Keys a service entry (in options or the config document) may hold besides `endpoints`. */
+export const POLICY_KEYS: readonly string[] = Object.freeze([...BALANCER_CONFIG_KEYS, ...RESILIENCE_CONFIG_KEYS]);
+
+/** The policy settings one layer contributes, parsed and validated. */
+export interface PolicyPatch {
+  balancer: BalancerPatch | undefined;
+  resilience: ResiliencePatch | undefined;
+}
+
+const EMPTY: PolicyPatch = Object.freeze({ balancer: undefined, resilience: undefined });
+
+/** Parse the policy keys of one service entry (or a `defaults` block); issues are collected by path. */
+export function parsePolicyPatch(entry: Record<string, unknown> | undefined, path: string, issues: Issues): PolicyPatch {
+  if (!entry) return EMPTY;
+  return {
+    balancer: parseBalancerPatch(entry, path, issues),
+    resilience: parseResiliencePatch(entry, path, issues),
+  };
+}
+
+/** Policy settings from environment variables (mesh-wide defaults). */
+export function policyPatchFromEnv(env: Env, issues: Issues): PolicyPatch {
+  return {
+    balancer: issues.try(() => balancerPatchFromEnv(env)),
+    resilience: issues.try(() => resiliencePatchFromEnv(env)),
+  };
+}
+
+export interface PolicyDeps {
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+}
+
+/**
+ * Build a destination's balancer and filters from its layers, earliest first (later wins):
+ * built-in defaults → options.defaults → environment → options.services[s] → file defaults →
+ * file services[s].
+ */
+export function buildPolicy(service: string, layers: readonly PolicyPatch[], deps: PolicyDeps): DestinationPolicy {
+  const balancerConfig = resolveBalancerConfig(...layers.flatMap((l) => (l.balancer ? [l.balancer] : [])));
+  const resilienceConfig = resolveResilienceConfig(...layers.flatMap((l) => (l.resilience ? [l.resilience] : [])));
+  const key = JSON.stringify([balancerConfig, resilienceConfig]);
+  const balancer = createBalancer(balancerConfig, { service, clock: deps.clock, random: deps.random, logger: deps.logger });
+  const stack = createPolicyStack(resilienceConfig, { service, clock: deps.clock, random: deps.random, logger: deps.logger });
+  return {
+    key,
+    balancer,
+    filters: stack.filters,
+    close() {
+      balancer.close();
+      stack.close();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import type { Clock, Disposable, Env, Logger, MeshError, Resolver } from '@proxyless/core';
+import {
+  createConsulResolver,
+  createDnsResolver,
+  createEnvResolver,
+  createEtcdResolver,
+  createFileResolver,
+  createStaticResolver,
+  consulOptionsFromEnv,
+  dnsOptionsFromEnv,
+  etcdOptionsFromEnv,
+} from '@proxyless/discovery';
+import type { MeshEnvSettings } from './mesh-env.js';
+import type { MeshOptions } from './mesh.js';
+import { POLICY_KEYS } from './policy.js';
+
+export interface ResolverSet {
+  /** Asked in order which service a host names; the first answer wins. */
+  readonly list: readonly Resolver[];
+  readonly fileRejections: ReadonlyArray<(listener: (error: MeshError) => void) => Disposable>;
+  close(): Promise<void>;
+}
+
+export interface ResolverSetInput {
+  env: Env;
+  options: MeshOptions;
+  settings: MeshEnvSettings;
+  clock: Clock;
+  logger: Logger;
+  onDocument: (doc: Record<string, unknown>) => void;
+  validateDocument: (doc: Record<string, unknown>, issues: import('@proxyless/core').Issues) => void;
+}
+
+/**
+ * The resolvers a mesh asks, in order: explicit ones from options, services from options, the
+ * environment (`MESH_ENDPOINTS_*`), the config file, then the shared registry (Consul, etcd, DNS).
+ * Resolvers the mesh created are closed with it; those passed in options belong to the caller.
+ */
+export function createResolvers(input: ResolverSetInput): ResolverSet {
+  const { env, options, settings, clock, logger } = input;
+  const owned: Resolver[] = [];
+  const list: Resolver[] = [...(options.resolvers ?? [])];
+  const fileRejections: Array<(listener: (error: MeshError) => void) => Disposable> = [];
+
+  const staticServices: Record<string, NonNullable<NonNullable<MeshOptions['services']>[string]['endpoints']>> = {};
+  for (const [name, entry] of Object.entries(options.services ?? {})) {
+    if (entry.endpoints !== undefined) staticServices[name] = entry.endpoints;
+  }
+  if (Object.keys(staticServices).length > 0) owned.push(createStaticResolver({ services: staticServices, clock }));
+  owned.push(createEnvResolver({ env, clock }));
+
+  const configFile = options.configFile ?? settings.configFile;
+  if (configFile !== undefined) {
+    const file = createFileResolver({
+      path: configFile,
+      clock,
+      logger,
+      serviceKeys: POLICY_KEYS,
+      topLevelKeys: ['defaults'],
+      validate: (doc, issues) => input.validateDocument(doc as unknown as Record<string, unknown>, issues),
+    });
+    owned.push(file);
+    file.onDocument((doc) => input.onDocument(doc as unknown as Record<string, unknown>));
+    fileRejections.push((listener) => file.onRejected(listener));
+  }
+
+  const registry = options.registry ?? settings.registry;
+  const consul = registry === undefined || registry === 'consul' ? consulOptionsFromEnv(env) : undefined;
+  if (consul) owned.push(createConsulResolver({ ...consul, clock, logger }));
+  const etcd = registry === undefined || registry === 'etcd' ? etcdOptionsFromEnv(env) : undefined;
+  if (etcd) owned.push(createEtcdResolver({ ...etcd, clock, logger }));
+  const dns = registry === undefined || registry === 'dns' ? dnsOptionsFromEnv(env) : undefined;
+  if (dns) owned.push(createDnsResolver({ ...dns, clock, logger }));
+
+  list.push(...owned);
+  let closing: Promise<void> | undefined;
+  return {
+    list,
+    fileRejections,
+    close() {
+      closing ??= Promise.all(owned.map((r) => r.close())).then(() => undefined);
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * Client overhead over loopback: 32 concurrent callers, one backend in its own process,
+ * alternating rounds, medians. Baseline (1.00) is `undici.request` on a `Pool` to the same backend.
+ */
+import { createMesh } from 'proxyless';
+import { Pool, fetch as undiciFetch } from 'undici';
+import { startBackend } from './backends.js';
+import { type BenchOptions, type BenchSection, median, quantile } from './harness.js';
+
+const CONCURRENCY = 32;
+
+type Call = () => Promise<void>;
+
+interface RoundResult {
+  rps: number;
+  cpuUsPerReq: number;
+  latencies: number[];
+}
+
+async function round(call: Call, requests: number): Promise<RoundResult> {
+  const latencies: number[] = [];
+  let issued = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const worker = async (): Promise<void> => {
+    while (issued < requests) {
+      issued++;
+      const s = performance.now();
+      await call();
+      latencies.push(performance.now() - s);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const elapsed = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { rps: (requests / elapsed) * 1000, cpuUsPerReq: (cpu.user + cpu.system) / requests, latencies };
+}
+
+export async function run(options: BenchOptions): Promise<BenchSection[]> {
+  const backend = await startBackend();
+  const origin = `http://127.0.0.1:${backend.port}`;
+  const pool = new Pool(origin, { connections: 100 });
+  const mesh = createMesh({ env: {}, services: { bench: { endpoints: `127.0.0.1:${backend.port}` } } });
+  const requests = options.quick ? 2_000 : 10_000;
+  const rounds = options.quick ? 3 : 7;
+
+  const consume = async (body: { dump(): Promise<void> } | { text(): Promise<string> }): Promise<void> => {
+    await (body as { text(): Promise<string> }).text();
+  };
+  const clients: Array<[string, Call]> = [
+    ['undici.request (Pool) — baseline', async () => consume((await pool.request({ path: '/', method: 'GET' })).body)],
+    ['mesh.request', async () => consume((await mesh.request('http://bench/')).body)],
+    ['undici.fetch', async () => void (await (await undiciFetch(`${origin}/`)).text())],
+    ['mesh.fetch', async () => void (await (await mesh.fetch('http://bench/')).text())],
+    ['global fetch', async () => void (await (await fetch(`${origin}/`)).text())],
+    ['global fetch after mesh.install()', async () => void (await (await fetch('http://bench/')).text())],
+  ];
+  const results = new Map<string, RoundResult[]>(clients.map(([n]) => [n, []]));
+  let undo: (() => void) | undefined;
+  try {
+    // Warm-up: connections, JIT.
+    for (const [name, call] of clients) {
+      if (name.includes('install')) undo = mesh.install();
+      await round(call, 1000);
+      undo?.();
+      undo = undefined;
+    }
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, call] of clients) {
+        if (name.includes('install')) undo = mesh.install();
+        results.get(name)!.push(await round(call, requests));
+        undo?.();
+        undo = undefined;
+      }
+    }
+  } finally {
+    undo?.();
+    await mesh.close();
+    await pool.close();
+    await backend.stop();
+  }
+  const base = median(results.get(clients[0]![0])!.map((r) => r.rps));
+  const rows = clients.map(([name]) => {
+    const rs = results.get(name)!;
+    const rps = median(rs.map((r) => r.rps));
+    const lat = rs.flatMap((r) => r.latencies);
+    return [name, rps / base, Math.round(rps), quantile(lat, 0.5) * 1000, quantile(lat, 0.99) * 1000, median(rs.map((r) => r.cpuUsPerReq))];
+  });
+  const ratio = (n: string): number => Number(rows.find((r) => r[0] === n)![1]);
+  const meshReq = ratio('mesh.request');
+  const meshFetch = ratio('mesh.fetch') / ratio('undici.fetch');
+  return [
+    {
+      title: 'HTTP client overhead (loopback, 32 concurrent callers)',
+      description: `${rounds} alternating rounds of ${requests} requests per client; medians. Ratio = throughput / baseline throughput in the same run.`,
+      columns: ['client', 'throughput ratio', 'req/s', 'p50 µs', 'p99 µs', 'client CPU µs/req'],
+      rows,
+      notes: [
+        `mesh.request / undici.request = ${meshReq.toFixed(2)} (target ≥ 0.90: ${meshReq >= 0.9 ? 'met' : 'NOT met'})`,
+        `mesh.fetch / undici.fetch = ${meshFetch.toFixed(2)} (target ≥ 0.95: ${meshFetch >= 0.95 ? 'met' : 'NOT met'})`,
+      ],
+    },
+  ];
+}

@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createMesh } from 'proxyless';
+import { describe, expect, it } from 'vitest';
+import { startServer } from '../../support/http-server.js';
+
+describe('mesh lifecycle', () => {
+  it('leaves nothing that keeps the process alive after close() (#3)', async () => {
+    const script = fileURLToPath(new URL('./fixtures/close-exits.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--conditions=@proxyless/source', '--import', 'tsx', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const code = await new Promise<number | string>((resolve) => {
+      const guard = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve('did not exit within 20 s');
+      }, 20_000);
+      child.on('exit', (c) => {
+        clearTimeout(guard);
+        resolve(c ?? -1);
+      });
+    });
+    expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
+    expect(out).toContain('closed');
+  });
+
+  it('close() is idempotent, and requests after it fail with MESH_CLOSED', async () => {
+    const s = await startServer('x');
+    try {
+      const mesh = createMesh({ env: { MESH_ENDPOINTS_X: s.address } });
+      expect(await (await mesh.request('http://x/')).body.text()).toBe('x');
+      const a = mesh.close();
+      const b = mesh.close();
+      expect(a).toBe(b);
+      await a;
+      await expect(mesh.request('http://x/')).rejects.toMatchObject({ code: 'MESH_CLOSED' });
+      expect(s.connections.open).toBe(0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('supports await using', async () => {
+    const s = await startServer('y');
+    try {
+      let closedWith = -1;
+      {
+        await using mesh = createMesh({ env: { MESH_ENDPOINTS_Y: s.address } });
+        expect(await (await mesh.request('http://y/')).body.text()).toBe('y');
+        closedWith = s.connections.open;
+      }
+      expect(closedWith).toBe(1);
+      expect(s.connections.open).toBe(0);
+    } finally {
+      await s.close();
+    }
+  });
+});
