@@ -1,6 +1,6 @@
 import type { EnvVarSpec } from '@proxyless/core';
 import { balancerEnvVars } from '@proxyless/balancer';
-import { consulEnvVars, dnsEnvVars, embeddedEnvVars, etcdEnvVars } from '@proxyless/discovery';
+import { embeddedEnvVars } from '@proxyless/discovery';
 import { resilienceEnvVars } from '@proxyless/resilience';
 import { meshEnvVars } from './mesh-env.js';
 
@@ -11,9 +11,6 @@ import { meshEnvVars } from './mesh-env.js';
 export const allEnvVars: readonly EnvVarSpec[] = dedupe([
   ...meshEnvVars,
   ...embeddedEnvVars,
-  ...dnsEnvVars,
-  ...consulEnvVars,
-  ...etcdEnvVars,
   ...balancerEnvVars,
   ...resilienceEnvVars,
 ]);

@@ -1,15 +1,5 @@
 import type { Clock, Disposable, Env, Logger, MeshError, Resolver } from '@proxyless/core';
-import {
-  createConsulResolver,
-  createDnsResolver,
-  createEnvResolver,
-  createEtcdResolver,
-  createFileResolver,
-  createStaticResolver,
-  consulOptionsFromEnv,
-  dnsOptionsFromEnv,
-  etcdOptionsFromEnv,
-} from '@proxyless/discovery';
+import { createEnvResolver, createFileResolver, createStaticResolver } from '@proxyless/discovery';
 import type { MeshEnvSettings } from './mesh-env.js';
 import type { MeshOptions } from './mesh.js';
 import { POLICY_KEYS } from './policy.js';
@@ -64,14 +54,8 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
     fileRejections.push((listener) => file.onRejected(listener));
   }
 
-  const registry = options.registry ?? settings.registry;
-  const consul = registry === undefined || registry === 'consul' ? consulOptionsFromEnv(env) : undefined;
-  if (consul) owned.push(createConsulResolver({ ...consul, clock, logger }));
-  const etcd = registry === undefined || registry === 'etcd' ? etcdOptionsFromEnv(env) : undefined;
-  if (etcd) owned.push(createEtcdResolver({ ...etcd, clock, logger }));
-  const dns = registry === undefined || registry === 'dns' ? dnsOptionsFromEnv(env) : undefined;
-  if (dns) owned.push(createDnsResolver({ ...dns, clock, logger }));
-
+  // Shared registries (Consul, etcd, DNS) are added here by registries.ts.
+  void settings.registry;
   list.push(...owned);
   let closing: Promise<void> | undefined;
   return {

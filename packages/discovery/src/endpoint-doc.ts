@@ -1,0 +1,133 @@
+import {
+  configError,
+  type EndpointHealth,
+  type EndpointInit,
+  type Issues,
+  isValidHost,
+  parseHostPort,
+  parseNumber,
+} from '@proxyless/core';
+
+/** Keys an endpoint object may hold, in the config document and in registry values. */
+export const ENDPOINT_KEYS: readonly string[] = Object.freeze([
+  'id',
+  'address',
+  'port',
+  'weight',
+  'zone',
+  'tags',
+  'metadata',
+  'health',
+]);
+
+const HEALTH: readonly EndpointHealth[] = ['passing', 'warning', 'critical'];
+
+/**
+ * Validate one endpoint object `{ address, port, weight?, zone?, tags?, metadata?, id?, health? }`.
+ * Every problem is recorded under `field` (e.g. `services.payments.endpoints[2].port`); returns
+ * `undefined` if there was any.
+ */
+export function parseEndpointEntry(value: unknown, field: string, issues: Issues): EndpointInit | undefined {
+  const obj = issues.object(value, field);
+  if (obj === undefined) return undefined;
+  const before = issues.list.length;
+  issues.unknownKeys(obj, field, ENDPOINT_KEYS);
+  let address = issues.string(obj.address, `${field}.address`);
+  if (address !== undefined) {
+    // Accept a bracketed IPv6 literal as written in URLs; store it bare.
+    if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1);
+    if (!isValidHost(address)) {
+      issues.add(`${field}.address`, 'an IPv4 or IPv6 address or a host name', obj.address);
+      address = undefined;
+    }
+  }
+  const port = issues.integer(obj.port, `${field}.port`, { min: 1, max: 65535 });
+  const init: EndpointInit = { address: address ?? '', port: port ?? 0 };
+  if (obj.id !== undefined) {
+    const id = issues.string(obj.id, `${field}.id`);
+    if (id !== undefined) init.id = id;
+  }
+  if (obj.weight !== undefined) {
+    const weight = issues.number(obj.weight, `${field}.weight`, { min: 0, max: 1_000_000 });
+    if (weight !== undefined) init.weight = weight;
+  }
+  if (obj.zone !== undefined) {
+    const zone = issues.string(obj.zone, `${field}.zone`);
+    if (zone !== undefined) init.zone = zone;
+  }
+  if (obj.tags !== undefined) {
+    const tags = issues.stringArray(obj.tags, `${field}.tags`);
+    if (tags !== undefined) init.tags = tags;
+  }
+  if (obj.metadata !== undefined) {
+    const metadata = issues.stringRecord(obj.metadata, `${field}.metadata`);
+    if (metadata !== undefined) init.metadata = metadata;
+  }
+  if (obj.health !== undefined) {
+    const health = issues.oneOf(obj.health, `${field}.health`, HEALTH);
+    if (health !== undefined) init.health = health;
+  }
+  return issues.list.length === before ? init : undefined;
+}
+
+/**
+ * Validate an endpoint list: an array of endpoint objects, or a `host:port[=weight]` string list.
+ * Duplicate `id`s (or `address:port` pairs) are an error.
+ */
+export function parseEndpointList(value: unknown, field: string, issues: Issues): EndpointInit[] | undefined {
+  const before = issues.list.length;
+  const out: EndpointInit[] = [];
+  if (typeof value === 'string') {
+    const parsed = issues.try(() => parseEndpointSpec(value, field));
+    if (parsed) out.push(...parsed);
+  } else {
+    const list = issues.array(value, field);
+    if (list === undefined) return undefined;
+    list.forEach((entry, i) => {
+      const e =
+        typeof entry === 'string'
+          ? issues.try(() => parseEndpointSpec(entry, `${field}[${i}]`))?.[0]
+          : parseEndpointEntry(entry, `${field}[${i}]`, issues);
+      if (e) out.push(e);
+    });
+  }
+  if (issues.list.length !== before) return undefined;
+  const seen = new Set<string>();
+  for (const [i, e] of out.entries()) {
+    const key = e.id ?? `${e.address}:${e.port}`;
+    if (seen.has(key)) issues.add(`${field}[${i}]`, 'a unique endpoint (this one is listed twice)', key);
+    seen.add(key);
+  }
+  return issues.list.length === before ? out : undefined;
+}
+
+/**
+ * `host:port[=weight][,host:port[=weight]…]`, IPv6 in brackets: `[::1]:8080=3`. Used by
+ * `MESH_ENDPOINTS_<SERVICE>` and string endpoint lists in options.
+ */
+export function parseEndpointSpec(value: string, field: string): EndpointInit[] {
+  const items = value.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) {
+    throw configError(field, 'a comma-separated list of host:port[=weight] with no empty items', value);
+  }
+  return items.map((item) => {
+    const eq = item.lastIndexOf('=');
+    const hp = eq >= 0 ? item.slice(0, eq) : item;
+    let weight: number | undefined;
+    if (eq >= 0) {
+      const w = item.slice(eq + 1);
+      try {
+        weight = parseNumber(w, field, { min: 0, max: 1_000_000 });
+      } catch {
+        throw configError(field, `host:port=weight with a weight ≥ 0 (in ${JSON.stringify(item)})`, value);
+      }
+    }
+    let parsed: { address: string; port: number };
+    try {
+      parsed = parseHostPort(hp, field);
+    } catch {
+      throw configError(field, `a list of host:port[=weight] (IPv6 in brackets: [::1]:8080); bad item ${JSON.stringify(item)}`, value);
+    }
+    return weight === undefined ? { address: parsed.address, port: parsed.port } : { address: parsed.address, port: parsed.port, weight };
+  });
+}

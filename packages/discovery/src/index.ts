@@ -1,0 +1,12 @@
+export { type BackoffOptions, backoffDelay } from './backoff.js';
+export { ENDPOINT_KEYS, parseEndpointEntry, parseEndpointList, parseEndpointSpec } from './endpoint-doc.js';
+export { createEnvResolver, ENDPOINTS_PREFIX, type EnvResolverOptions, embeddedEnvVars } from './env-resolver.js';
+export {
+  type ConfigDocument,
+  createFileResolver,
+  type FileResolver,
+  type FileResolverOptions,
+  MAX_CONFIG_BYTES,
+} from './file-resolver.js';
+export { ResolverHub, type ResolverHubOptions, type StartWatch, type WatchSink } from './hub.js';
+export { createStaticResolver, FixedResolver, type StaticResolverOptions } from './static.js';
