@@ -1,4 +1,4 @@
-// Prints the closing totals line from vitest's JSON report: "N passed, N failed, N skipped".
+// Prints the closing totals line from vitest's JSON report: "N passed, N failed" (skips on the line before).
 import { readFileSync } from 'node:fs';
 
 const file = process.argv[2] ?? '.tmp/vitest.json';
@@ -13,5 +13,6 @@ const failedSuites = (report.testResults ?? []).filter((r) => r.status === 'fail
 const passed = report.numPassedTests ?? 0;
 const failed = (report.numFailedTests ?? 0) + failedSuites;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+console.log(`${skipped} skipped (opt-in suites, e.g. real Consul without CONSUL_HTTP_ADDR)`);
+console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);
