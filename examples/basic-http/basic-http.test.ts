@@ -4,7 +4,9 @@ import { main } from './start.js';
 describe('examples/basic-http', () => {
   it('frontend calls both greeters through mesh.fetch configured by env vars only', async () => {
     const lines = await main(6);
-    const answers = lines.map((l) => JSON.parse(l) as { greeting: string; from: string; host: string; via: string });
+    const answers = lines.map(
+      (l) => JSON.parse(l) as { greeting: string; from: string; host: string; via: string },
+    );
     expect(answers.every((a) => a.via === 'frontend' && a.greeting.startsWith('hello, reader-'))).toBe(true);
     // Round-robin over the two greeters; the Host header keeps the logical name.
     expect(new Set(answers.map((a) => a.from))).toEqual(new Set(['greeter-1', 'greeter-2']));

@@ -15,7 +15,9 @@ const mesh = createMesh();
 const server = http.createServer(async (req, res) => {
   try {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const upstream = await mesh.fetch(`http://greeter/hello?name=${encodeURIComponent(url.searchParams.get('name') ?? 'frontend')}`);
+    const upstream = await mesh.fetch(
+      `http://greeter/hello?name=${encodeURIComponent(url.searchParams.get('name') ?? 'frontend')}`,
+    );
     const body = (await upstream.json()) as { greeting: string; from: string };
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ ...body, via: 'frontend' }));

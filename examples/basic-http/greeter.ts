@@ -9,7 +9,13 @@ const name = process.env.INSTANCE ?? 'greeter-1';
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
   res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
-  res.end(JSON.stringify({ greeting: `hello, ${url.searchParams.get('name') ?? 'world'}`, from: name, host: req.headers.host }));
+  res.end(
+    JSON.stringify({
+      greeting: `hello, ${url.searchParams.get('name') ?? 'world'}`,
+      from: name,
+      host: req.headers.host,
+    }),
+  );
 });
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`);

@@ -45,7 +45,14 @@ describe('ResolverHub', () => {
   it('keeps the last good set marked stale on failure, applies an empty healthy answer', async () => {
     const clock = new VirtualClock();
     let sink: WatchSink | undefined;
-    const hub = new ResolverHub({ name: 't', clock, start: (_s, k) => ((sink = k), () => undefined) });
+    const hub = new ResolverHub({
+      name: 't',
+      clock,
+      start: (_s, k) => {
+        sink = k;
+        return () => undefined;
+      },
+    });
     const c = collect();
     hub.watch('api', c.listener);
     sink!.endpoints([createEndpoint({ address: '10.0.0.1', port: 80 })]);
@@ -68,7 +75,14 @@ describe('ResolverHub', () => {
 
   it('does not wake watchers when an answer repeats, and replays state to late watchers', async () => {
     let sink: WatchSink | undefined;
-    const hub = new ResolverHub({ name: 't', clock: new VirtualClock(), start: (_s, k) => ((sink = k), () => undefined) });
+    const hub = new ResolverHub({
+      name: 't',
+      clock: new VirtualClock(),
+      start: (_s, k) => {
+        sink = k;
+        return () => undefined;
+      },
+    });
     const a = collect();
     hub.watch('api', a.listener);
     const eps = [createEndpoint({ address: '10.0.0.1', port: 80 })];
@@ -119,7 +133,9 @@ describe('static and env resolvers', () => {
   });
 
   it('rejects a duplicate endpoint', () => {
-    expect(() => createStaticResolver({ services: { api: '10.0.0.1:80,10.0.0.1:80' } })).toThrow(/listed twice/);
+    expect(() => createStaticResolver({ services: { api: '10.0.0.1:80,10.0.0.1:80' } })).toThrow(
+      /listed twice/,
+    );
   });
 });
 
@@ -137,12 +153,36 @@ describe('file resolver validation', () => {
   it.each<[string, unknown, RegExp]>([
     ['invalid JSON', '{"services": {', /not valid JSON/],
     ['services not an object', { services: [] }, /services: expected an object/],
-    ['endpoint port out of range', { services: { api: { endpoints: [{ address: '10.0.0.1', port: 70000 }] } } }, /services\.api\.endpoints\[0\]\.port/],
-    ['endpoint address missing', { services: { api: { endpoints: [{ port: 80 }] } } }, /services\.api\.endpoints\[0\]\.address/],
-    ['negative weight', { services: { api: { endpoints: [{ address: 'a', port: 80, weight: -1 }] } } }, /weight/],
-    ['tags not strings', { services: { api: { endpoints: [{ address: 'a', port: 80, tags: [1] }] } } }, /tags\[0\]/],
-    ['metadata not strings', { services: { api: { endpoints: [{ address: 'a', port: 80, metadata: { x: 1 } }] } } }, /metadata\.x/],
-    ['unknown endpoint key', { services: { api: { endpoints: [{ address: 'a', port: 80, wieght: 2 }] } } }, /wieght[\s\S]*did you mean "weight"/],
+    [
+      'endpoint port out of range',
+      { services: { api: { endpoints: [{ address: '10.0.0.1', port: 70000 }] } } },
+      /services\.api\.endpoints\[0\]\.port/,
+    ],
+    [
+      'endpoint address missing',
+      { services: { api: { endpoints: [{ port: 80 }] } } },
+      /services\.api\.endpoints\[0\]\.address/,
+    ],
+    [
+      'negative weight',
+      { services: { api: { endpoints: [{ address: 'a', port: 80, weight: -1 }] } } },
+      /weight/,
+    ],
+    [
+      'tags not strings',
+      { services: { api: { endpoints: [{ address: 'a', port: 80, tags: [1] }] } } },
+      /tags\[0\]/,
+    ],
+    [
+      'metadata not strings',
+      { services: { api: { endpoints: [{ address: 'a', port: 80, metadata: { x: 1 } }] } } },
+      /metadata\.x/,
+    ],
+    [
+      'unknown endpoint key',
+      { services: { api: { endpoints: [{ address: 'a', port: 80, wieght: 2 }] } } },
+      /wieght[\s\S]*did you mean "weight"/,
+    ],
     ['unknown top-level key', { servces: {} }, /servces[\s\S]*did you mean "services"/],
     ['bad service name', { services: { 'a b': { endpoints: [] } } }, /services\.a b/],
   ])('rejects %s', (_name, doc, pattern) => {
@@ -152,7 +192,9 @@ describe('file resolver validation', () => {
 
   it('rejects a missing file naming MESH_CONFIG_FILE', () => {
     dir = mkdtempSync(join(tmpdir(), 'proxyless-file-'));
-    expect(() => createFileResolver({ path: join(dir, 'nope.json') })).toThrow(/MESH_CONFIG_FILE[\s\S]*nope\.json/);
+    expect(() => createFileResolver({ path: join(dir, 'nope.json') })).toThrow(
+      /MESH_CONFIG_FILE[\s\S]*nope\.json/,
+    );
   });
 
   it('keeps the last good document when a new version is invalid, then applies the next valid one', async () => {

@@ -126,8 +126,14 @@ export function parseEndpointSpec(value: string, field: string): EndpointInit[] 
     try {
       parsed = parseHostPort(hp, field);
     } catch {
-      throw configError(field, `a list of host:port[=weight] (IPv6 in brackets: [::1]:8080); bad item ${JSON.stringify(item)}`, value);
+      throw configError(
+        field,
+        `a list of host:port[=weight] (IPv6 in brackets: [::1]:8080); bad item ${JSON.stringify(item)}`,
+        value,
+      );
     }
-    return weight === undefined ? { address: parsed.address, port: parsed.port } : { address: parsed.address, port: parsed.port, weight };
+    return weight === undefined
+      ? { address: parsed.address, port: parsed.port }
+      : { address: parsed.address, port: parsed.port, weight };
   });
 }

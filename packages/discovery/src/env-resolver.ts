@@ -1,4 +1,13 @@
-import { type Clock, createEndpoint, type Endpoint, type Env, type EnvVarSpec, Issues, type Resolver, systemClock } from '@proxyless/core';
+import {
+  type Clock,
+  createEndpoint,
+  type Endpoint,
+  type Env,
+  type EnvVarSpec,
+  Issues,
+  type Resolver,
+  systemClock,
+} from '@proxyless/core';
 import { parseEndpointSpec } from './endpoint-doc.js';
 import { FixedResolver } from './static.js';
 

@@ -106,11 +106,16 @@ class FileResolverImpl implements FileResolver {
     let text: string;
     try {
       const st = statSync(this.#path);
-      if (st.size > MAX_CONFIG_BYTES) throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
       text = readFileSync(this.#path, 'utf8');
       this.#lastStat = statKey(st);
     } catch (error) {
-      throw configError('MESH_CONFIG_FILE', `a readable JSON config file (${(error as Error).message})`, options.path);
+      throw configError(
+        'MESH_CONFIG_FILE',
+        `a readable JSON config file (${(error as Error).message})`,
+        options.path,
+      );
     }
     this.#current = this.#parse(text);
     this.#lastText = text;
@@ -182,7 +187,8 @@ class FileResolverImpl implements FileResolver {
           const list = parseEndpointList(entry.endpoints, `${field}.endpoints`, issues);
           if (list) endpoints.set(name.toLowerCase(), Object.freeze(list.map(createEndpoint)));
         }
-        if (names.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
+        if (names.has(name.toLowerCase()))
+          issues.add(field, 'a service name unique regardless of case', name);
         names.set(name.toLowerCase(), name.toLowerCase());
       }
       if (issues.ok) this.#options.validate?.(doc as ConfigDocument, issues);
@@ -256,7 +262,8 @@ class FileResolverImpl implements FileResolver {
     try {
       const st = await stat(this.#path);
       this.#lastStat = statKey(st);
-      if (st.size > MAX_CONFIG_BYTES) throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
       text = await readFile(this.#path, 'utf8');
     } catch (error) {
       const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -292,7 +299,10 @@ class FileResolverImpl implements FileResolver {
   }
 
   #reject(error: MeshError): void {
-    this.#logger.warn('config file rejected; keeping the last good configuration', { path: this.#path, error });
+    this.#logger.warn('config file rejected; keeping the last good configuration', {
+      path: this.#path,
+      error,
+    });
     for (const sink of this.#sinks.values()) sink.error(error);
     this.#rejections.fire(error);
   }

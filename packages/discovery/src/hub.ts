@@ -5,8 +5,8 @@ import {
   type Endpoint,
   type EndpointSet,
   type Logger,
-  markStale,
   type MeshError,
+  markStale,
   noopLogger,
   type ResolverListener,
   type ResolverUpdate,
@@ -133,7 +133,13 @@ export class ResolverHub {
           return;
         }
         s.version++;
-        s.set = createEndpointSet({ service, version: s.version, endpoints, source: this.#name, updatedAt: now });
+        s.set = createEndpointSet({
+          service,
+          version: s.version,
+          endpoints,
+          source: this.#name,
+          updatedAt: now,
+        });
         this.#deliver(s, { kind: 'endpoints', set: s.set });
       },
       error: (error) => {

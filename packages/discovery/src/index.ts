@@ -1,6 +1,20 @@
 export { type BackoffOptions, backoffDelay } from './backoff.js';
+export { dnsEnvVars, dnsOptionsFromEnv } from './dns/env.js';
+export {
+  createDnsResolver,
+  DNS_DEFAULTS,
+  type DnsLookupResult,
+  type DnsResolver,
+  type DnsResolverOptions,
+} from './dns/resolver.js';
+export type { DnsServer } from './dns/wire.js';
 export { ENDPOINT_KEYS, parseEndpointEntry, parseEndpointList, parseEndpointSpec } from './endpoint-doc.js';
-export { createEnvResolver, ENDPOINTS_PREFIX, type EnvResolverOptions, embeddedEnvVars } from './env-resolver.js';
+export {
+  createEnvResolver,
+  ENDPOINTS_PREFIX,
+  type EnvResolverOptions,
+  embeddedEnvVars,
+} from './env-resolver.js';
 export {
   type ConfigDocument,
   createFileResolver,

@@ -17,7 +17,9 @@ export interface ManualResolver extends Resolver {
   fail(service: string, error: MeshError): void;
 }
 
-export function manualResolver(options: { name?: string; clock?: Clock; services?: readonly string[] } = {}): ManualResolver {
+export function manualResolver(
+  options: { name?: string; clock?: Clock; services?: readonly string[] } = {},
+): ManualResolver {
   const sinks = new Map<string, WatchSink>();
   const pending = new Map<string, readonly EndpointInit[]>();
   const known = new Set(options.services ?? []);

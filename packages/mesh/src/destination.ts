@@ -3,6 +3,7 @@ import {
   type Balancer,
   type CallContext,
   type CallResult,
+  type Clock,
   compose,
   type Disposable,
   type Endpoint,
@@ -13,9 +14,8 @@ import {
   type Next,
   type Resolver,
   type ResolverUpdate,
-  type Clock,
 } from '@proxyless/core';
-import { Pool, type Dispatcher } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { createTerminal } from './terminal.js';
 
 /** What a destination needs from the mesh that owns it. */
@@ -117,7 +117,8 @@ export class Destination {
     const key = formatHostPort(endpoint.address, endpoint.port);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      if (this.#closed) throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
+      if (this.#closed)
+        throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
       pool = new Pool(`http://${key}`, { connections: this.#deps.connectionsPerEndpoint });
       this.#pools.set(key, pool);
     }

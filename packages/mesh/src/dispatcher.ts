@@ -54,9 +54,13 @@ export class MeshDispatcher extends Dispatcher {
       const origin = String(opts.origin ?? '');
       fail(
         handler,
-        new MeshError('MESH_UNKNOWN_SERVICE', `"${origin}" is not a mesh service and pass-through is disabled`, {
-          details: { field: 'origin', value: origin },
-        }),
+        new MeshError(
+          'MESH_UNKNOWN_SERVICE',
+          `"${origin}" is not a mesh service and pass-through is disabled`,
+          {
+            details: { field: 'origin', value: origin },
+          },
+        ),
       );
       return true;
     }
@@ -113,7 +117,8 @@ class HandlerSink {
 
   constructor(handler: AnyHandler, abort: (reason?: Error) => void) {
     this.#h = handler;
-    this.#modern = typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function';
+    this.#modern =
+      typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function';
     this.#abort = abort;
     const self = this;
     this.#controller = {
@@ -160,7 +165,12 @@ class HandlerSink {
     if (this.#modern) {
       h.onResponseStart?.(this.#controller, head.status, head.headers as IncomingHttpHeaders, '');
     } else {
-      const keepGoing = h.onHeaders?.(head.status, toRawHeaders(head.headers), () => this.#controller.resume(), '');
+      const keepGoing = h.onHeaders?.(
+        head.status,
+        toRawHeaders(head.headers),
+        () => this.#controller.resume(),
+        '',
+      );
       if (keepGoing === false) this.#controller.pause();
     }
     if (this.#paused) body.pause();

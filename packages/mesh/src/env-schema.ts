@@ -1,6 +1,6 @@
-import type { EnvVarSpec } from '@proxyless/core';
 import { balancerEnvVars } from '@proxyless/balancer';
-import { embeddedEnvVars } from '@proxyless/discovery';
+import type { EnvVarSpec } from '@proxyless/core';
+import { dnsEnvVars, embeddedEnvVars } from '@proxyless/discovery';
 import { resilienceEnvVars } from '@proxyless/resilience';
 import { meshEnvVars } from './mesh-env.js';
 
@@ -11,6 +11,7 @@ import { meshEnvVars } from './mesh-env.js';
 export const allEnvVars: readonly EnvVarSpec[] = dedupe([
   ...meshEnvVars,
   ...embeddedEnvVars,
+  ...dnsEnvVars,
   ...balancerEnvVars,
   ...resilienceEnvVars,
 ]);

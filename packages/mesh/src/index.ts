@@ -21,9 +21,7 @@ export type {
   ResolverUpdate,
 } from '@proxyless/core';
 export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
-export { IDEMPOTENT_HEADER } from './request.js';
 export { allEnvVars } from './env-schema.js';
-export { meshEnvVars, type RegistryKind } from './mesh-env.js';
 export {
   createMesh,
   type JsonValue,
@@ -35,3 +33,5 @@ export {
   type PolicyOptions,
   type ServiceOptions,
 } from './mesh.js';
+export { meshEnvVars, type RegistryKind } from './mesh-env.js';
+export { IDEMPOTENT_HEADER } from './request.js';

@@ -43,7 +43,9 @@ describe('createMesh environment validation (#3)', () => {
   });
 
   it('rejects an unknown MESH_* variable and suggests the closest known name', () => {
-    expect(() => createMesh({ env: { MESH_LB_POLCY: 'round_robin' } })).toThrow(/MESH_LB_POLCY[\s\S]*did you mean "MESH_LB_POLICY"/);
+    expect(() => createMesh({ env: { MESH_LB_POLCY: 'round_robin' } })).toThrow(
+      /MESH_LB_POLCY[\s\S]*did you mean "MESH_LB_POLICY"/,
+    );
     expect(() => createMesh({ env: { MESH_ENDPONTS_X: '1.2.3.4:80' } })).toThrow(/MESH_ENDPONTS_X/);
   });
 
@@ -53,7 +55,11 @@ describe('createMesh environment validation (#3)', () => {
       expect.unreachable();
     } catch (e) {
       const issues = (e as MeshError).details.issues ?? [];
-      expect(issues.map((i) => i.field).sort()).toEqual(['MESH_LOG_LEVEL', 'MESH_PASSTHROUGH', 'MESH_RETRIES']);
+      expect(issues.map((i) => i.field).sort()).toEqual([
+        'MESH_LOG_LEVEL',
+        'MESH_PASSTHROUGH',
+        'MESH_RETRIES',
+      ]);
     }
   });
 

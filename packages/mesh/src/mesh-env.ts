@@ -7,7 +7,7 @@ import {
   envEnum,
   envInteger,
   envString,
-  Issues,
+  type Issues,
   LOG_LEVELS,
   type LogLevel,
   quote,
@@ -43,13 +43,15 @@ export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
     name: 'MESH_PASSTHROUGH',
     type: 'boolean',
     defaultValue: 'true',
-    description: 'Send requests to hosts that are not mesh services straight through; `false` makes them `MESH_UNKNOWN_SERVICE`.',
+    description:
+      'Send requests to hosts that are not mesh services straight through; `false` makes them `MESH_UNKNOWN_SERVICE`.',
   },
   {
     name: 'MESH_HOST_HEADER',
     type: 'one of `logical`, `endpoint`',
     defaultValue: '`logical`',
-    description: 'Outgoing `Host` header: the logical name the caller used, or the endpoint\'s `address:port`.',
+    description:
+      "Outgoing `Host` header: the logical name the caller used, or the endpoint's `address:port`.",
   },
   {
     name: 'MESH_RESOLVE_TIMEOUT',
@@ -89,7 +91,9 @@ export function readMeshEnv(env: Env, issues: Issues): MeshEnvSettings {
     serviceName: envString(env, 'MESH_SERVICE_NAME') ?? envString(env, 'OTEL_SERVICE_NAME'),
     configFile: envString(env, 'MESH_CONFIG_FILE'),
     registry: issues.try(() => envEnum(env, 'MESH_REGISTRY', REGISTRY_KINDS)),
-    connectionsPerEndpoint: issues.try(() => envInteger(env, 'MESH_CONNECTIONS_PER_ENDPOINT', { min: 1, max: 4096 })),
+    connectionsPerEndpoint: issues.try(() =>
+      envInteger(env, 'MESH_CONNECTIONS_PER_ENDPOINT', { min: 1, max: 4096 }),
+    ),
     passthrough: issues.try(() => envBoolean(env, 'MESH_PASSTHROUGH')),
     hostHeader: issues.try(() => envEnum(env, 'MESH_HOST_HEADER', ['logical', 'endpoint'] as const)),
     resolveTimeoutMs: issues.try(() => envDuration(env, 'MESH_RESOLVE_TIMEOUT', { min: 1, max: 600_000 })),

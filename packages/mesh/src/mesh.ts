@@ -8,9 +8,9 @@ import {
   type EndpointSet,
   type Env,
   filterLogger,
+  Issues,
   isIPv4,
   isIPv6,
-  Issues,
   jsonLogger,
   type Logger,
   MeshError,
@@ -24,13 +24,19 @@ import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
 import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
 import { allEnvVars } from './env-schema.js';
-import { checkUnknownMeshVars, readMeshEnv, type RegistryKind } from './mesh-env.js';
+import { checkUnknownMeshVars, type RegistryKind, readMeshEnv } from './mesh-env.js';
 import { buildPolicy, type PolicyPatch, parsePolicyPatch, policyPatchFromEnv } from './policy.js';
-import { createResolvers, type ResolverSet } from './resolvers.js';
 import { type BodyMixin, buildRequest, normalizeHeaders, withBodyMixin } from './request.js';
+import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
 
 /** A JSON value, as policy settings are written in options and config documents. */
-export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue };
 
 /**
  * Policy settings for a service (or for all, in `defaults`), in the same shape as the config
@@ -80,7 +86,8 @@ export interface MeshOptions {
 }
 
 /** Options of {@link Mesh.request}: undici's request options plus mesh hints. */
-export interface MeshRequestOptions extends Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'headers'>> {
+export interface MeshRequestOptions
+  extends Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'headers'>> {
   headers?: Record<string, string | string[] | undefined> | null;
   /** Declare a non-idempotent request safe to retry. @defaultValue by method (RFC 9110) or `Idempotency-Key` */
   idempotent?: boolean;
@@ -168,26 +175,42 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? systemRandom;
     const level = settings.logLevel;
-    this.#logger = options.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
+    this.#logger =
+      options.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
     this.#passthrough = options.passthrough ?? settings.passthrough ?? true;
     this.#hostHeader = options.hostHeader ?? settings.hostHeader ?? 'logical';
-    this.#connections = issues.integer(options.connectionsPerEndpoint ?? settings.connectionsPerEndpoint ?? 100, 'connectionsPerEndpoint', { min: 1, max: 4096 }) ?? 100;
+    this.#connections =
+      issues.integer(
+        options.connectionsPerEndpoint ?? settings.connectionsPerEndpoint ?? 100,
+        'connectionsPerEndpoint',
+        { min: 1, max: 4096 },
+      ) ?? 100;
     this.#resolveTimeoutMs = options.resolveTimeoutMs ?? settings.resolveTimeoutMs ?? 5000;
 
     // Policy layers from code and environment, validated now: a bad value fails createMesh.
     const services = new Map<string, PolicyPatch>();
     for (const [name, entry] of Object.entries(options.services ?? {})) {
       const { endpoints: _e, ...policy } = entry;
-      services.set(name, parsePolicyPatch(policy as Record<string, unknown>, `options.services.${name}`, issues));
+      services.set(
+        name,
+        parsePolicyPatch(policy as Record<string, unknown>, `options.services.${name}`, issues),
+      );
     }
     this.#optionLayers = {
-      defaults: parsePolicyPatch(options.defaults as Record<string, unknown> | undefined, 'options.defaults', issues),
+      defaults: parsePolicyPatch(
+        options.defaults as Record<string, unknown> | undefined,
+        'options.defaults',
+        issues,
+      ),
       env: policyPatchFromEnv(env, issues),
       services,
     };
+    const registries = readRegistryEnv(env, options.registry ?? settings.registry, issues);
     issues.throwIfAny('invalid mesh configuration');
 
     this.#resolvers = createResolvers({
+      registries,
+      random: this.#random,
       env,
       options,
       settings,
@@ -248,10 +271,18 @@ class MeshImpl implements Mesh, DispatchTarget {
           connectionsPerEndpoint: this.#connections,
           hostHeader: this.#hostHeader,
           resolveTimeoutMs: this.#resolveTimeoutMs,
-          policy: (s) => buildPolicy(s, this.#layersFor(s), { clock: this.#clock, random: this.#random, logger: this.#logger }),
+          policy: (s) =>
+            buildPolicy(s, this.#layersFor(s), {
+              clock: this.#clock,
+              random: this.#random,
+              logger: this.#logger,
+            }),
           onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
           onResolverError: (s, error) => {
-            this.#logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
+            this.#logger.warn('registry refresh failed; keeping the last known endpoints', {
+              service: s,
+              error,
+            });
             this.#events.fire({ type: 'resolver_error', service: s, error });
           },
         });
@@ -265,7 +296,12 @@ class MeshImpl implements Mesh, DispatchTarget {
 
   // ---- calls -----------------------------------------------------------------------------------
 
-  #context(dest: Destination, request: CallContext['request'], signal: AbortSignal | undefined, hashKey: string | undefined): CallContext {
+  #context(
+    dest: Destination,
+    request: CallContext['request'],
+    signal: AbortSignal | undefined,
+    hashKey: string | undefined,
+  ): CallContext {
     const attributes = new Map<string, unknown>();
     if (hashKey !== undefined) attributes.set('hashKey', hashKey);
     return {
@@ -288,8 +324,17 @@ class MeshImpl implements Mesh, DispatchTarget {
     if (dest === undefined) {
       if (!this.#agent) throw unknownService(u.origin);
       const { idempotent: _i, hashKey: _h, ...rest } = options;
-      const r = await this.#agent.request({ ...(rest as Dispatcher.RequestOptions), origin: u.origin, path: u.pathname + u.search });
-      return { statusCode: r.statusCode, headers: r.headers, body: r.body as Readable & BodyMixin, endpoint: undefined };
+      const r = await this.#agent.request({
+        ...(rest as Dispatcher.RequestOptions),
+        origin: u.origin,
+        path: u.pathname + u.search,
+      });
+      return {
+        statusCode: r.statusCode,
+        headers: r.headers,
+        body: r.body as Readable & BodyMixin,
+        endpoint: undefined,
+      };
     }
     const request = buildRequest(
       options.method ?? 'GET',
@@ -390,7 +435,10 @@ class MeshImpl implements Mesh, DispatchTarget {
   }
 }
 
-function parseDocumentLayers(doc: Record<string, unknown>, issues: Issues): { defaults: PolicyPatch; services: Map<string, PolicyPatch> } {
+function parseDocumentLayers(
+  doc: Record<string, unknown>,
+  issues: Issues,
+): { defaults: PolicyPatch; services: Map<string, PolicyPatch> } {
   const services = new Map<string, PolicyPatch>();
   const defaults = parsePolicyPatch(asRecord(doc.defaults), 'defaults', issues);
   const entries = asRecord(doc.services) ?? {};
@@ -404,7 +452,9 @@ function parseDocumentLayers(doc: Record<string, unknown>, issues: Issues): { de
 }
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
 }
 
 function hostnameOf(origin: string): string | undefined {
@@ -421,7 +471,11 @@ function hostnameOf(origin: string): string | undefined {
 }
 
 function unknownService(origin: string): MeshError {
-  return new MeshError('MESH_UNKNOWN_SERVICE', `"${origin}" is not a mesh service and pass-through is disabled (MESH_PASSTHROUGH=false)`, {
-    details: { field: 'MESH_PASSTHROUGH', value: origin },
-  });
+  return new MeshError(
+    'MESH_UNKNOWN_SERVICE',
+    `"${origin}" is not a mesh service and pass-through is disabled (MESH_PASSTHROUGH=false)`,
+    {
+      details: { field: 'MESH_PASSTHROUGH', value: origin },
+    },
+  );
 }

@@ -18,7 +18,10 @@ import {
 import type { DestinationPolicy } from './destination.js';
 
 /** Keys a service entry (in options or the config document) may hold besides `endpoints`. */
-export const POLICY_KEYS: readonly string[] = Object.freeze([...BALANCER_CONFIG_KEYS, ...RESILIENCE_CONFIG_KEYS]);
+export const POLICY_KEYS: readonly string[] = Object.freeze([
+  ...BALANCER_CONFIG_KEYS,
+  ...RESILIENCE_CONFIG_KEYS,
+]);
 
 /** The policy settings one layer contributes, parsed and validated. */
 export interface PolicyPatch {
@@ -29,7 +32,11 @@ export interface PolicyPatch {
 const EMPTY: PolicyPatch = Object.freeze({ balancer: undefined, resilience: undefined });
 
 /** Parse the policy keys of one service entry (or a `defaults` block); issues are collected by path. */
-export function parsePolicyPatch(entry: Record<string, unknown> | undefined, path: string, issues: Issues): PolicyPatch {
+export function parsePolicyPatch(
+  entry: Record<string, unknown> | undefined,
+  path: string,
+  issues: Issues,
+): PolicyPatch {
   if (!entry) return EMPTY;
   return {
     balancer: parseBalancerPatch(entry, path, issues),
@@ -56,12 +63,28 @@ export interface PolicyDeps {
  * built-in defaults → options.defaults → environment → options.services[s] → file defaults →
  * file services[s].
  */
-export function buildPolicy(service: string, layers: readonly PolicyPatch[], deps: PolicyDeps): DestinationPolicy {
+export function buildPolicy(
+  service: string,
+  layers: readonly PolicyPatch[],
+  deps: PolicyDeps,
+): DestinationPolicy {
   const balancerConfig = resolveBalancerConfig(...layers.flatMap((l) => (l.balancer ? [l.balancer] : [])));
-  const resilienceConfig = resolveResilienceConfig(...layers.flatMap((l) => (l.resilience ? [l.resilience] : [])));
+  const resilienceConfig = resolveResilienceConfig(
+    ...layers.flatMap((l) => (l.resilience ? [l.resilience] : [])),
+  );
   const key = JSON.stringify([balancerConfig, resilienceConfig]);
-  const balancer = createBalancer(balancerConfig, { service, clock: deps.clock, random: deps.random, logger: deps.logger });
-  const stack = createPolicyStack(resilienceConfig, { service, clock: deps.clock, random: deps.random, logger: deps.logger });
+  const balancer = createBalancer(balancerConfig, {
+    service,
+    clock: deps.clock,
+    random: deps.random,
+    logger: deps.logger,
+  });
+  const stack = createPolicyStack(resilienceConfig, {
+    service,
+    clock: deps.clock,
+    random: deps.random,
+    logger: deps.logger,
+  });
   return {
     key,
     balancer,

@@ -1,5 +1,11 @@
 import type { Readable } from 'node:stream';
-import { isIdempotentMethod, isReplayableBody, type MeshRequest, type RequestBody, type RequestHeaders } from '@proxyless/core';
+import {
+  isIdempotentMethod,
+  isReplayableBody,
+  type MeshRequest,
+  type RequestBody,
+  type RequestHeaders,
+} from '@proxyless/core';
 
 /**
  * A request header the caller may set to declare a non-idempotent request safe to retry; it is
@@ -72,7 +78,16 @@ export function buildRequest(
   const idempotent = declared ?? (isIdempotentMethod(m) || headers['idempotency-key'] !== undefined);
   const b = (body ?? null) as RequestBody;
   const bodyReplayable = isReplayableBody(b);
-  return { method: m, origin, path, headers, body: b, idempotent, bodyReplayable, replayable: idempotent && bodyReplayable };
+  return {
+    method: m,
+    origin,
+    path,
+    headers,
+    body: b,
+    idempotent,
+    bodyReplayable,
+    replayable: idempotent && bodyReplayable,
+  };
 }
 
 /** undici's body mixin, added to synthetic bodies so `mesh.request` results always have it. */

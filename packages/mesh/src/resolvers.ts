@@ -1,7 +1,14 @@
-import type { Clock, Disposable, Env, Logger, MeshError, Resolver } from '@proxyless/core';
-import { createEnvResolver, createFileResolver, createStaticResolver } from '@proxyless/discovery';
-import type { MeshEnvSettings } from './mesh-env.js';
+import type { Clock, Disposable, Env, Issues, Logger, MeshError, Random, Resolver } from '@proxyless/core';
+import {
+  createDnsResolver,
+  createEnvResolver,
+  createFileResolver,
+  createStaticResolver,
+  type DnsResolverOptions,
+  dnsOptionsFromEnv,
+} from '@proxyless/discovery';
 import type { MeshOptions } from './mesh.js';
+import type { MeshEnvSettings } from './mesh-env.js';
 import { POLICY_KEYS } from './policy.js';
 
 export interface ResolverSet {
@@ -11,7 +18,28 @@ export interface ResolverSet {
   close(): Promise<void>;
 }
 
+/** Settings of the shared registries, read (and validated) with the rest of the environment. */
+export interface RegistrySettings {
+  dns?: DnsResolverOptions;
+}
+
+/**
+ * Read the shared registry's variables. With `MESH_REGISTRY` (or `options.registry`) set, only
+ * that registry is configured; otherwise each registry whose own variables are present is.
+ */
+export function readRegistryEnv(env: Env, registry: string | undefined, issues: Issues): RegistrySettings {
+  const out: RegistrySettings = {};
+  const forced = (kind: string): Env => (registry === kind ? { ...env, MESH_REGISTRY: kind } : env);
+  if (registry === undefined || registry === 'dns') {
+    const dns = issues.try(() => dnsOptionsFromEnv(forced('dns')));
+    if (dns) out.dns = dns;
+  }
+  return out;
+}
+
 export interface ResolverSetInput {
+  registries: RegistrySettings;
+  random: Random;
   env: Env;
   options: MeshOptions;
   settings: MeshEnvSettings;
@@ -32,11 +60,15 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
   const list: Resolver[] = [...(options.resolvers ?? [])];
   const fileRejections: Array<(listener: (error: MeshError) => void) => Disposable> = [];
 
-  const staticServices: Record<string, NonNullable<NonNullable<MeshOptions['services']>[string]['endpoints']>> = {};
+  const staticServices: Record<
+    string,
+    NonNullable<NonNullable<MeshOptions['services']>[string]['endpoints']>
+  > = {};
   for (const [name, entry] of Object.entries(options.services ?? {})) {
     if (entry.endpoints !== undefined) staticServices[name] = entry.endpoints;
   }
-  if (Object.keys(staticServices).length > 0) owned.push(createStaticResolver({ services: staticServices, clock }));
+  if (Object.keys(staticServices).length > 0)
+    owned.push(createStaticResolver({ services: staticServices, clock }));
   owned.push(createEnvResolver({ env, clock }));
 
   const configFile = options.configFile ?? settings.configFile;
@@ -54,8 +86,11 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
     fileRejections.push((listener) => file.onRejected(listener));
   }
 
-  // Shared registries (Consul, etcd, DNS) are added here by registries.ts.
-  void settings.registry;
+  // The shared registry comes last: embedded definitions override it for local development.
+  const { registries } = input;
+  if (registries.dns)
+    owned.push(createDnsResolver({ ...registries.dns, clock, logger, random: input.random }));
+
   list.push(...owned);
   let closing: Promise<void> | undefined;
   return {

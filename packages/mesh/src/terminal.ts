@@ -1,9 +1,9 @@
 import {
+  abortError,
   type Balancer,
   type CallContext,
   type CallResult,
   type Endpoint,
-  abortError,
   MeshError,
   type Next,
 } from '@proxyless/core';
@@ -36,14 +36,20 @@ const CONNECT_CODES = new Set([
  * balancer — the one place every attempt's outcome is recorded. Resolves when the response head
  * arrives; the body streams to the caller.
  */
-export function createTerminal(service: string, balancer: () => Balancer, pools: PoolSource, hostHeader: (ctx: CallContext) => string | undefined): Next {
+export function createTerminal(
+  service: string,
+  balancer: () => Balancer,
+  pools: PoolSource,
+  hostHeader: (ctx: CallContext) => string | undefined,
+): Next {
   return async (ctx: CallContext): Promise<CallResult> => {
     if (ctx.signal?.aborted) throw abortError(ctx.signal);
     const lb = balancer();
     const endpoint = lb.pick(ctx);
     const req = ctx.request;
     const host = hostHeader(ctx);
-    const headers = host === undefined || req.headers.host !== undefined ? req.headers : { ...req.headers, host };
+    const headers =
+      host === undefined || req.headers.host !== undefined ? req.headers : { ...req.headers, host };
     const started = ctx.clock.now();
     lb.onAttemptStart(endpoint);
     let response: Dispatcher.ResponseData;
@@ -82,21 +88,42 @@ export function createTerminal(service: string, balancer: () => Balancer, pools:
     const codeText = typeof code === 'string' ? code : 'unknown';
     const message = error instanceof Error ? error.message : String(error);
     if (CONNECT_CODES.has(codeText) || codeText.startsWith('ERR_TLS_') || codeText.startsWith('ERR_SSL_')) {
-      return new MeshError('MESH_CONNECT_FAILED', `connect to ${endpoint.id} for "${service}" failed: ${message}`, {
-        cause: error,
-        details: { service, endpoint: endpoint.id, phase: 'connect', bodySent: false, errorCode: codeText },
-      });
+      return new MeshError(
+        'MESH_CONNECT_FAILED',
+        `connect to ${endpoint.id} for "${service}" failed: ${message}`,
+        {
+          cause: error,
+          details: { service, endpoint: endpoint.id, phase: 'connect', bodySent: false, errorCode: codeText },
+        },
+      );
     }
     if (codeText === 'UND_ERR_HEADERS_TIMEOUT' || codeText === 'UND_ERR_BODY_TIMEOUT') {
       return new MeshError('MESH_TIMEOUT', `${endpoint.id} for "${service}": ${message}`, {
         cause: error,
-        details: { service, endpoint: endpoint.id, limit: 'headers', phase: 'response', bodySent: ctx.request.body !== null, errorCode: codeText },
+        details: {
+          service,
+          endpoint: endpoint.id,
+          limit: 'headers',
+          phase: 'response',
+          bodySent: ctx.request.body !== null,
+          errorCode: codeText,
+        },
       });
     }
-    return new MeshError('MESH_UPSTREAM_RESET', `request to ${endpoint.id} for "${service}" failed: ${message}`, {
-      cause: error,
-      // We cannot know how much of a body went out before the connection broke: assume some did.
-      details: { service, endpoint: endpoint.id, phase: 'response', bodySent: ctx.request.body !== null, errorCode: codeText },
-    });
+    return new MeshError(
+      'MESH_UPSTREAM_RESET',
+      `request to ${endpoint.id} for "${service}" failed: ${message}`,
+      {
+        cause: error,
+        // We cannot know how much of a body went out before the connection broke: assume some did.
+        details: {
+          service,
+          endpoint: endpoint.id,
+          phase: 'response',
+          bodySent: ctx.request.body !== null,
+          errorCode: codeText,
+        },
+      },
+    );
   }
 }

@@ -79,7 +79,9 @@ describe('createMesh over real HTTP servers', () => {
     const direct = await m.fetch(`http://127.0.0.1:${servers[0]!.port}/`);
     expect(await direct.text()).toBe('a');
     const strict = mesh({ env: { MESH_PASSTHROUGH: 'false' } });
-    await expect(strict.request(`http://127.0.0.1:${servers[0]!.port}/`)).rejects.toMatchObject({ code: 'MESH_UNKNOWN_SERVICE' });
+    await expect(strict.request(`http://127.0.0.1:${servers[0]!.port}/`)).rejects.toMatchObject({
+      code: 'MESH_UNKNOWN_SERVICE',
+    });
     await expect(strict.fetch(`http://127.0.0.1:${servers[0]!.port}/`)).rejects.toThrow();
   });
 
@@ -100,7 +102,7 @@ describe('createMesh over real HTTP servers', () => {
     expect(await res.text()).toBe('b');
   });
 
-  it('routes Node\'s global fetch through the mesh after install(), and the undo restores it', async () => {
+  it("routes Node's global fetch through the mesh after install(), and the undo restores it", async () => {
     const m = mesh({ env: { MESH_ENDPOINTS_GREETER: servers[2]!.address } });
     await expect(fetch('http://greeter/')).rejects.toThrow();
     const undo = m.install();
@@ -128,7 +130,9 @@ describe('createMesh over real HTTP servers', () => {
       renameSync(`${file}.tmp`, file);
     };
     const doc = (ss: TestServer[]): string =>
-      JSON.stringify({ services: { greeter: { endpoints: ss.map((s) => ({ address: s.host, port: s.port })) } } });
+      JSON.stringify({
+        services: { greeter: { endpoints: ss.map((s) => ({ address: s.host, port: s.port })) } },
+      });
     try {
       write(doc(servers));
       const m = mesh({ env: { MESH_CONFIG_FILE: file } });

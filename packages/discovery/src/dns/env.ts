@@ -1,0 +1,182 @@
+import {
+  type Env,
+  type EnvVarSpec,
+  envString,
+  Issues,
+  isIPv4,
+  isIPv6,
+  isValidHost,
+  parseBoolean,
+  parseDuration,
+  parseHostPort,
+  parseInteger,
+} from '@proxyless/core';
+import type { DnsResolverOptions } from './resolver.js';
+import { DNS_DEFAULTS } from './resolver.js';
+import type { DnsServer } from './wire.js';
+
+/** Variables the DNS registry reads. */
+export const dnsEnvVars: readonly EnvVarSpec[] = Object.freeze([
+  {
+    name: 'MESH_DNS_SERVERS',
+    type: 'ip[:port] list',
+    defaultValue: 'the system resolvers',
+    description:
+      'DNS servers queried directly, in order, e.g. `10.0.0.2:53,[fd00::2]:5353` (a bare IP means port 53). Setting it selects DNS discovery.',
+  },
+  {
+    name: 'MESH_DNS_DOMAIN',
+    type: 'name list',
+    defaultValue: '—',
+    description:
+      'Domain suffixes answered through DNS, e.g. `svc.cluster.local`: the URL host `api.svc.cluster.local` is the service `api.svc.cluster.local`. The first one qualifies short names of `MESH_DNS_SERVICES`. Setting it selects DNS discovery.',
+  },
+  {
+    name: 'MESH_DNS_SERVICES',
+    type: 'name list',
+    defaultValue: '—',
+    description:
+      'Host names answered through DNS whatever their domain; a name without a dot is qualified with the first `MESH_DNS_DOMAIN`.',
+  },
+  {
+    name: 'MESH_DNS_SRV',
+    type: 'boolean or _service._proto',
+    defaultValue: DNS_DEFAULTS.srv,
+    description:
+      'SRV lookup prefix (`_grpc._tcp`), `true` for `_http._tcp`, or `false` for A/AAAA only. Without SRV records the A/AAAA records of the name are used.',
+  },
+  {
+    name: 'MESH_DNS_DEFAULT_PORT',
+    type: 'integer 1..65535',
+    defaultValue: String(DNS_DEFAULTS.defaultPort),
+    description: 'Port of endpoints found through A/AAAA records.',
+  },
+  {
+    name: 'MESH_DNS_MIN_REFRESH',
+    type: 'duration',
+    defaultValue: '5s',
+    description: 'Shortest interval between refreshes of one service, whatever the TTL.',
+  },
+  {
+    name: 'MESH_DNS_MAX_REFRESH',
+    type: 'duration',
+    defaultValue: '5m',
+    description: 'Longest interval between refreshes of one service, whatever the TTL.',
+  },
+  {
+    name: 'MESH_DNS_TIMEOUT',
+    type: 'duration',
+    defaultValue: '2s',
+    description: 'Timeout of one query to one server (UDP, then TCP when the answer is truncated).',
+  },
+]);
+
+const SRV_PREFIX = /^_[a-z0-9][a-z0-9-]*\._[a-z0-9][a-z0-9-]*$/i;
+
+function list(value: string): string[] {
+  return value.split(',').map((p) => p.trim());
+}
+
+function names(env: Env, name: string, issues: Issues): string[] | undefined {
+  const raw = envString(env, name);
+  if (raw === undefined) return undefined;
+  const out: string[] = [];
+  list(raw).forEach((part, i) => {
+    const n = part.replace(/^\./, '').replace(/\.$/, '').toLowerCase();
+    if (n === '' || !isValidHost(n) || isIPv4(n) || isIPv6(n)) {
+      issues.add(`${name}[${i}]`, 'a DNS name (comma-separated list)', part);
+    } else out.push(n);
+  });
+  return out;
+}
+
+function servers(raw: string, issues: Issues): DnsServer[] {
+  const out: DnsServer[] = [];
+  list(raw).forEach((part, i) => {
+    const field = `MESH_DNS_SERVERS[${i}]`;
+    if (isIPv4(part) || isIPv6(part)) {
+      out.push({ address: part, port: 53 });
+      return;
+    }
+    const hp = issues.try(() => parseHostPort(part, field));
+    if (hp === undefined) return;
+    if (!isIPv4(hp.address) && !isIPv6(hp.address)) {
+      issues.add(field, 'an IP address with an optional port (ip:port, [v6]:port)', part);
+      return;
+    }
+    out.push({ address: hp.address, port: hp.port });
+  });
+  return out;
+}
+
+/**
+ * DNS resolver options from the environment, or `undefined` when DNS discovery is not selected
+ * (`MESH_REGISTRY=dns`, `MESH_DNS_SERVERS` or `MESH_DNS_DOMAIN` selects it). Every variable is
+ * checked before anything is returned.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` listing each bad variable with its value.
+ */
+export function dnsOptionsFromEnv(env: Env): DnsResolverOptions | undefined {
+  const registry = envString(env, 'MESH_REGISTRY')?.toLowerCase();
+  const rawServers = envString(env, 'MESH_DNS_SERVERS');
+  const rawDomain = envString(env, 'MESH_DNS_DOMAIN');
+  if (registry !== 'dns' && rawServers === undefined && rawDomain === undefined) return undefined;
+  const issues = new Issues();
+  const options: DnsResolverOptions = {};
+  if (rawServers !== undefined) {
+    const s = servers(rawServers, issues);
+    if (s.length > 0) options.servers = s;
+  }
+  const domains = names(env, 'MESH_DNS_DOMAIN', issues);
+  if (domains !== undefined) options.domains = domains;
+  const services = names(env, 'MESH_DNS_SERVICES', issues);
+  if (services !== undefined) options.services = services;
+  if (domains === undefined && services === undefined) {
+    issues.add(
+      'MESH_DNS_DOMAIN',
+      'a domain (or MESH_DNS_SERVICES) naming what DNS discovery answers for',
+      undefined,
+    );
+  }
+  const srv = envString(env, 'MESH_DNS_SRV');
+  if (srv !== undefined) {
+    if (SRV_PREFIX.test(srv)) options.srv = srv.toLowerCase();
+    else {
+      const b = issues.try(() => parseBoolean(srv, 'MESH_DNS_SRV'));
+      if (b !== undefined) options.srv = b;
+      else {
+        // Replace the boolean-only wording with the full expectation.
+        issues.list.pop();
+        issues.add('MESH_DNS_SRV', 'a boolean or an SRV prefix like _http._tcp', srv);
+      }
+    }
+  }
+  const port = envString(env, 'MESH_DNS_DEFAULT_PORT');
+  if (port !== undefined) {
+    const p = issues.try(() => parseInteger(port, 'MESH_DNS_DEFAULT_PORT', { min: 1, max: 65535 }));
+    if (p !== undefined) options.defaultPort = p;
+  }
+  const duration = (name: string, min: number): number | undefined => {
+    const v = envString(env, name);
+    return v === undefined ? undefined : issues.try(() => parseDuration(v, name, { min, max: 86_400_000 }));
+  };
+  const minRefresh = duration('MESH_DNS_MIN_REFRESH', 1);
+  const maxRefresh = duration('MESH_DNS_MAX_REFRESH', 1);
+  const timeout = duration('MESH_DNS_TIMEOUT', 1);
+  if (minRefresh !== undefined) options.minRefreshMs = Math.round(minRefresh);
+  if (maxRefresh !== undefined) options.maxRefreshMs = Math.round(maxRefresh);
+  if (timeout !== undefined) options.timeoutMs = Math.round(timeout);
+  const effMin = options.minRefreshMs ?? DNS_DEFAULTS.minRefreshMs;
+  const effMax = options.maxRefreshMs ?? DNS_DEFAULTS.maxRefreshMs;
+  if (effMin > effMax) {
+    issues.add(
+      minRefresh !== undefined ? 'MESH_DNS_MIN_REFRESH' : 'MESH_DNS_MAX_REFRESH',
+      `a duration with MESH_DNS_MIN_REFRESH (${effMin}ms) ≤ MESH_DNS_MAX_REFRESH (${effMax}ms)`,
+      minRefresh !== undefined
+        ? envString(env, 'MESH_DNS_MIN_REFRESH')
+        : envString(env, 'MESH_DNS_MAX_REFRESH'),
+    );
+  }
+  issues.throwIfAny('invalid DNS discovery environment');
+  return options;
+}

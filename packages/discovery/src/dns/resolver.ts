@@ -1,0 +1,427 @@
+import { getServers } from 'node:dns';
+import {
+  type Clock,
+  createEndpoint,
+  type Disposable,
+  type Endpoint,
+  type EndpointSet,
+  Issues,
+  isIPv4,
+  isIPv6,
+  isValidHost,
+  type Logger,
+  MeshError,
+  noopLogger,
+  parseHostPort,
+  type Random,
+  type Resolver,
+  type ResolverListener,
+  systemClock,
+  systemRandom,
+} from '@proxyless/core';
+import { type BackoffOptions, backoffDelay } from '../backoff.js';
+import { ResolverHub, type WatchSink } from '../hub.js';
+import {
+  type AddressEntry,
+  type DnsAnswer,
+  type DnsQueryType,
+  type DnsServer,
+  exchange,
+  normalizeName,
+  type SrvEntry,
+} from './wire.js';
+
+/** Defaults of {@link DnsResolverOptions}. */
+export const DNS_DEFAULTS = Object.freeze({
+  srv: '_http._tcp',
+  defaultPort: 80,
+  minRefreshMs: 5_000,
+  maxRefreshMs: 300_000,
+  timeoutMs: 2_000,
+  backoff: Object.freeze({ baseMs: 1_000, capMs: 30_000 }),
+});
+
+/** Options of {@link createDnsResolver}. */
+export interface DnsResolverOptions {
+  /**
+   * DNS servers queried directly, in order (the next is tried when one fails): `DnsServer`
+   * objects or `ip:port` strings (`[::1]:53` for IPv6). IP literals only.
+   * @defaultValue the system's servers (`node:dns` `getServers()`)
+   */
+  servers?: readonly (DnsServer | string)[];
+  /**
+   * Domain suffixes this resolver answers for: with `svc.cluster.local`, the URL host
+   * `api.svc.cluster.local` is the service `api.svc.cluster.local`. The first domain also
+   * qualifies short names listed in `services` (`api` is looked up as `api.svc.cluster.local`).
+   */
+  domains?: readonly string[];
+  /** Host names answered whatever their domain; a name without a dot is qualified with `domains[0]`. */
+  services?: readonly string[];
+  /**
+   * SRV lookup: the `_service._proto` prefix put before the name, `true` for `_http._tcp`, or
+   * `false` to look up A/AAAA only. When the SRV name has no records, A/AAAA of the name itself
+   * are used with `defaultPort`.
+   * @defaultValue `'_http._tcp'`
+   */
+  srv?: boolean | string;
+  /** Port of endpoints found through A/AAAA records. @defaultValue 80 */
+  defaultPort?: number;
+  /** Shortest interval between refreshes, whatever the TTL. @defaultValue 5000 */
+  minRefreshMs?: number;
+  /** Longest interval between refreshes, whatever the TTL. @defaultValue 300000 */
+  maxRefreshMs?: number;
+  /** Timeout of one query to one server (UDP, then TCP when truncated). @defaultValue 2000 */
+  timeoutMs?: number;
+  /** Retry delays after a failed refresh (exponential, full jitter). @defaultValue `{ baseMs: 1000, capMs: 30000 }` */
+  backoff?: BackoffOptions;
+  clock?: Clock;
+  random?: Random;
+  logger?: Logger;
+}
+
+/** Fully validated options. */
+interface DnsSettings {
+  servers: readonly DnsServer[];
+  domains: readonly string[];
+  services: ReadonlySet<string>;
+  srv: string | undefined;
+  defaultPort: number;
+  minRefreshMs: number;
+  maxRefreshMs: number;
+  timeoutMs: number;
+  backoff: BackoffOptions;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+}
+
+/** What one refresh found: the endpoints and how long they may be trusted (ms, before clamping). */
+export interface DnsLookupResult {
+  readonly endpoints: readonly Endpoint[];
+  readonly ttlMs: number;
+}
+
+/** A DNS resolver: the core `Resolver` plus `current()` for diagnostics. */
+export interface DnsResolver extends Resolver {
+  /** The current set of a watched service, if an answer arrived. */
+  current(service: string): EndpointSet | undefined;
+  /** The DNS name a service is looked up as (A/AAAA; SRV adds the prefix). */
+  dnsName(service: string): string;
+}
+
+const SRV_PREFIX = /^_[a-z0-9][a-z0-9-]*\._[a-z0-9][a-z0-9-]*$/i;
+
+function parseServer(value: DnsServer | string, field: string, issues: Issues): DnsServer | undefined {
+  if (typeof value === 'string') {
+    const s = value.trim();
+    // A bare IP (no port) means port 53.
+    const hp = isIPv4(s) || isIPv6(s) ? { address: s, port: 53 } : issues.try(() => parseHostPort(s, field));
+    if (hp === undefined) return undefined;
+    if (!isIPv4(hp.address) && !isIPv6(hp.address)) {
+      return issues.add(field, 'an IP address with an optional port (ip:port, [v6]:port)', value);
+    }
+    return { address: hp.address, port: hp.port };
+  }
+  const obj = issues.object(value, field);
+  if (!obj) return undefined;
+  const address = issues.string(obj.address, `${field}.address`);
+  const port = issues.integer(obj.port, `${field}.port`, { min: 1, max: 65535 });
+  if (address !== undefined && !isIPv4(address) && !isIPv6(address)) {
+    return issues.add(`${field}.address`, 'an IPv4 or IPv6 address', address);
+  }
+  return address === undefined || port === undefined ? undefined : { address, port };
+}
+
+function domainName(value: unknown, field: string, issues: Issues): string | undefined {
+  const s = issues.string(value, field);
+  if (s === undefined) return undefined;
+  const n = normalizeName(s.trim().replace(/^\./, ''));
+  if (!isValidHost(n) || isIPv4(n) || isIPv6(n)) return issues.add(field, 'a DNS name', value);
+  return n;
+}
+
+/** Validate options; throws `MESH_CONFIG_INVALID` listing every problem. */
+function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
+  const issues = new Issues();
+  const rawServers = options.servers ?? getServers();
+  const servers: DnsServer[] = [];
+  if (rawServers.length === 0) issues.add(`${field}.servers`, 'at least one DNS server', rawServers);
+  rawServers.forEach((s, i) => {
+    const server = parseServer(s, `${field}.servers[${i}]`, issues);
+    if (server) servers.push(server);
+  });
+  const domains: string[] = [];
+  (options.domains ?? []).forEach((d, i) => {
+    const n = domainName(d, `${field}.domains[${i}]`, issues);
+    if (n !== undefined) domains.push(n);
+  });
+  const services = new Set<string>();
+  (options.services ?? []).forEach((d, i) => {
+    const n = domainName(d, `${field}.services[${i}]`, issues);
+    if (n !== undefined) services.add(n);
+  });
+  let srv: string | undefined;
+  if (options.srv === undefined || options.srv === true) srv = DNS_DEFAULTS.srv;
+  else if (options.srv === false) srv = undefined;
+  else if (typeof options.srv === 'string' && SRV_PREFIX.test(options.srv.trim()))
+    srv = options.srv.trim().toLowerCase();
+  else issues.add(`${field}.srv`, 'true, false or an SRV prefix like _http._tcp', options.srv);
+  const defaultPort =
+    options.defaultPort === undefined
+      ? DNS_DEFAULTS.defaultPort
+      : issues.integer(options.defaultPort, `${field}.defaultPort`, { min: 1, max: 65535 });
+  const duration = (
+    value: number | undefined,
+    name: string,
+    fallback: number,
+    min: number,
+  ): number | undefined =>
+    value === undefined ? fallback : issues.integer(value, `${field}.${name}`, { min, max: 86_400_000 });
+  const minRefreshMs = duration(options.minRefreshMs, 'minRefreshMs', DNS_DEFAULTS.minRefreshMs, 1);
+  const maxRefreshMs = duration(options.maxRefreshMs, 'maxRefreshMs', DNS_DEFAULTS.maxRefreshMs, 1);
+  const timeoutMs = duration(options.timeoutMs, 'timeoutMs', DNS_DEFAULTS.timeoutMs, 1);
+  if (minRefreshMs !== undefined && maxRefreshMs !== undefined && minRefreshMs > maxRefreshMs) {
+    issues.add(`${field}.maxRefreshMs`, `a duration ≥ minRefreshMs (${minRefreshMs}ms)`, maxRefreshMs);
+  }
+  const backoff = options.backoff ?? DNS_DEFAULTS.backoff;
+  const baseMs = issues.integer(backoff.baseMs, `${field}.backoff.baseMs`, { min: 1 });
+  const capMs = issues.integer(backoff.capMs, `${field}.backoff.capMs`, { min: 1 });
+  issues.throwIfAny('invalid DNS resolver options');
+  return {
+    servers,
+    domains,
+    services,
+    srv,
+    defaultPort: defaultPort!,
+    minRefreshMs: minRefreshMs!,
+    maxRefreshMs: maxRefreshMs!,
+    timeoutMs: timeoutMs!,
+    backoff: { baseMs: baseMs!, capMs: capMs! },
+    clock: options.clock ?? systemClock,
+    random: options.random ?? systemRandom,
+    logger: options.logger ?? noopLogger,
+  };
+}
+
+/**
+ * Discovery through DNS: SRV records (`_http._tcp.<name>`; lowest priority group with any
+ * address, SRV weight as endpoint weight, targets resolved through the additional section or
+ * A/AAAA queries), else A/AAAA records of the name with `defaultPort`. Each service is refreshed
+ * when its answer's TTL expires, kept between `minRefreshMs` and `maxRefreshMs`. NXDOMAIN or
+ * no records from a healthy server is applied as an empty set; a timeout, network error,
+ * server failure (SERVFAIL, REFUSED) or malformed answer keeps the last set (marked stale) and
+ * is retried with backoff.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` naming every bad option and its value.
+ * @example
+ * const dns = createDnsResolver({ servers: ['10.0.0.2:53'], domains: ['svc.cluster.local'] });
+ * dns.match('api.svc.cluster.local'); // 'api.svc.cluster.local'
+ */
+export function createDnsResolver(options: DnsResolverOptions = {}): DnsResolver {
+  return new DnsResolverImpl(settingsFrom(options, 'options'));
+}
+
+class DnsResolverImpl implements DnsResolver {
+  readonly name = 'dns';
+  readonly #settings: DnsSettings;
+  readonly #hub: ResolverHub;
+  #closing: Promise<void> | undefined;
+
+  constructor(settings: DnsSettings) {
+    this.#settings = settings;
+    this.#hub = new ResolverHub({
+      name: 'dns',
+      clock: settings.clock,
+      logger: settings.logger,
+      start: (service, sink) => this.#startWatch(service, sink),
+    });
+  }
+
+  match(host: string): string | undefined {
+    const h = normalizeName(host);
+    if (this.#settings.services.has(h)) return h;
+    for (const d of this.#settings.domains) if (h.endsWith(`.${d}`)) return h;
+    return undefined;
+  }
+
+  dnsName(service: string): string {
+    const n = normalizeName(service);
+    const first = this.#settings.domains[0];
+    return !n.includes('.') && first !== undefined ? `${n}.${first}` : n;
+  }
+
+  watch(service: string, listener: ResolverListener): Disposable {
+    return this.#hub.watch(normalizeName(service), listener);
+  }
+
+  current(service: string): EndpointSet | undefined {
+    return this.#hub.current(normalizeName(service));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#hub.close();
+    return this.#closing;
+  }
+
+  #startWatch(service: string, sink: WatchSink): () => void {
+    const s = this.#settings;
+    const abort = new AbortController();
+    let timer: { cancel(): void } | undefined;
+    let failures = 0;
+    let stopped = false;
+    const schedule = (ms: number): void => {
+      if (!stopped) timer = s.clock.setTimer(ms, run);
+    };
+    const run = (): void => {
+      timer = undefined;
+      lookupService(s, this.dnsName(service), abort.signal).then(
+        (result) => {
+          if (stopped) return;
+          failures = 0;
+          sink.endpoints(result.endpoints);
+          schedule(Math.min(s.maxRefreshMs, Math.max(s.minRefreshMs, result.ttlMs)));
+        },
+        (error: unknown) => {
+          if (stopped) return;
+          const meshError = MeshError.is(error)
+            ? error
+            : new MeshError('MESH_INTERNAL', `DNS lookup of ${service} failed: ${String(error)}`, {
+                cause: error,
+              });
+          s.logger.warn('DNS refresh failed; keeping the last answer', {
+            resolver: 'dns',
+            service,
+            code: meshError.code,
+            error: meshError.message,
+          });
+          sink.error(meshError);
+          // Never a busy loop: at least a tenth of the base delay between attempts.
+          const delay = Math.max(
+            Math.ceil(s.backoff.baseMs / 10),
+            backoffDelay(failures++, s.backoff, s.random),
+          );
+          schedule(delay);
+        },
+      );
+    };
+    run();
+    return () => {
+      stopped = true;
+      timer?.cancel();
+      abort.abort();
+    };
+  }
+}
+
+/** Ask the servers in order; the first healthy answer (or the first error, if all fail) wins. */
+async function query(
+  s: DnsSettings,
+  name: string,
+  type: DnsQueryType,
+  signal: AbortSignal,
+): Promise<DnsAnswer> {
+  let first: unknown;
+  for (const server of s.servers) {
+    try {
+      return await exchange(server, name, type, {
+        clock: s.clock,
+        random: s.random,
+        timeoutMs: s.timeoutMs,
+        signal,
+      });
+    } catch (error) {
+      first ??= error;
+      if (signal.aborted) break;
+    }
+  }
+  throw first;
+}
+
+const secondsToMs = (s: number): number => s * 1000;
+
+/**
+ * One complete refresh of one service name. Resolves with every endpoint (possibly none, when a
+ * healthy server says the name has no records) or rejects: nothing is half-applied.
+ */
+async function lookupService(s: DnsSettings, name: string, signal: AbortSignal): Promise<DnsLookupResult> {
+  if (s.srv !== undefined) {
+    const srv = await query(s, `${s.srv}.${name}`, 'SRV', signal);
+    if (srv.srv.length > 0) return endpointsFromSrv(s, srv, signal);
+    if (srv.srvNotAvailable) return { endpoints: [], ttlMs: secondsToMs(negativeTtl(s, srv)) };
+  }
+  const [a, aaaa] = await Promise.all([query(s, name, 'A', signal), query(s, name, 'AAAA', signal)]);
+  const addresses = [...a.addresses, ...aaaa.addresses];
+  const endpoints = dedupe(addresses.map((r) => createEndpoint({ address: r.address, port: s.defaultPort })));
+  const ttl =
+    addresses.length > 0
+      ? Math.min(...addresses.map((r) => r.ttl), a.cnameTtl ?? Infinity, aaaa.cnameTtl ?? Infinity)
+      : Math.min(negativeTtl(s, a), negativeTtl(s, aaaa));
+  return { endpoints, ttlMs: secondsToMs(ttl) };
+}
+
+function negativeTtl(s: DnsSettings, answer: DnsAnswer): number {
+  return answer.negativeTtl ?? s.minRefreshMs / 1000;
+}
+
+async function endpointsFromSrv(
+  s: DnsSettings,
+  answer: DnsAnswer,
+  signal: AbortSignal,
+): Promise<DnsLookupResult> {
+  let ttl = Math.min(...answer.srv.map((r) => r.ttl), answer.cnameTtl ?? Infinity);
+  const glue = new Map<string, AddressEntry[]>();
+  for (const r of answer.additional) {
+    const list = glue.get(r.name) ?? [];
+    list.push(r);
+    glue.set(r.name, list);
+  }
+  const resolved = new Map<string, readonly AddressEntry[]>();
+  const addressesOf = async (target: string): Promise<readonly AddressEntry[]> => {
+    const known = resolved.get(target) ?? glue.get(target);
+    if (known !== undefined) return known;
+    const [a, aaaa] = await Promise.all([query(s, target, 'A', signal), query(s, target, 'AAAA', signal)]);
+    const list = [...a.addresses, ...aaaa.addresses];
+    resolved.set(target, list);
+    if (list.length === 0) {
+      s.logger.warn('SRV target has no A/AAAA records', { resolver: 'dns', target });
+      ttl = Math.min(ttl, negativeTtl(s, a), negativeTtl(s, aaaa));
+    }
+    return list;
+  };
+  const priorities = [...new Set(answer.srv.map((r) => r.priority))].sort((x, y) => x - y);
+  for (const priority of priorities) {
+    const group = answer.srv.filter((r) => r.priority === priority);
+    const allZero = group.every((r) => r.weight === 0);
+    const found: Endpoint[] = [];
+    const perTarget = await Promise.all(group.map(async (r) => ({ r, list: await addressesOf(r.target) })));
+    for (const { r, list } of perTarget) {
+      for (const entry of list) {
+        ttl = Math.min(ttl, entry.ttl);
+        found.push(srvEndpoint(r, entry, allZero));
+      }
+    }
+    // The lowest priority group with any address wins; higher ones are fallbacks only.
+    if (found.length > 0) return { endpoints: dedupe(found), ttlMs: secondsToMs(ttl) };
+  }
+  return { endpoints: [], ttlMs: secondsToMs(ttl) };
+}
+
+function srvEndpoint(r: SrvEntry, entry: AddressEntry, allZero: boolean): Endpoint {
+  return createEndpoint({
+    address: entry.address,
+    port: r.port,
+    // RFC 2782: when every record of the group has weight 0 they are picked evenly.
+    weight: allZero ? 1 : r.weight,
+    metadata: { 'dns.target': r.target, 'dns.priority': String(r.priority) },
+  });
+}
+
+/** One endpoint per `address:port` (weights of duplicates add up), sorted by id. */
+function dedupe(endpoints: readonly Endpoint[]): Endpoint[] {
+  const byId = new Map<string, Endpoint>();
+  for (const e of endpoints) {
+    const prev = byId.get(e.id);
+    byId.set(e.id, prev === undefined ? e : createEndpoint({ ...prev, weight: prev.weight + e.weight }));
+  }
+  return [...byId.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+}

@@ -1,0 +1,240 @@
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { VirtualClock } from '@proxyless/core/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import * as DnsPacket from '../../../packages/discovery/src/dns/packet.js';
+import { createDnsResolver, type DnsResolver } from '../../../packages/discovery/src/dns/resolver.js';
+
+const { dnsPacket } = DnsPacket;
+
+import { summary, watchUpdates } from './updates.js';
+
+/**
+ * A tiny UDP responder on 127.0.0.1 that answers what each test scripts. It stands in for a DNS
+ * server only where dnsmasq cannot: malformed answers, server errors and a server that never
+ * answers. Healthy behaviour is tested against the real dnsmasq (dnsmasq.test.ts).
+ */
+interface Responder {
+  readonly server: string;
+  /** Reply to a decoded query: raw packets sent in order, or `undefined` to stay silent. */
+  reply: (query: DnsPacket.DecodedPacket) => Buffer | Buffer[] | undefined;
+  /** Resolves when the next query arrives (a real event). */
+  nextQuery(): Promise<DnsPacket.DecodedPacket>;
+  close(): Promise<void>;
+}
+
+async function startResponder(): Promise<Responder> {
+  const socket = dgram.createSocket('udp4');
+  const pending: DnsPacket.DecodedPacket[] = [];
+  let waiter: (() => void) | undefined;
+  const api: Responder = {
+    server: '',
+    reply: () => undefined,
+    async nextQuery() {
+      while (pending.length === 0) {
+        await new Promise<void>((resolve) => {
+          waiter = resolve;
+        });
+      }
+      return pending.shift()!;
+    },
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+  socket.on('message', (msg, rinfo) => {
+    const query = dnsPacket.decode(msg);
+    pending.push(query);
+    const out = api.reply(query);
+    for (const packet of out === undefined ? [] : Array.isArray(out) ? out : [out]) {
+      socket.send(packet, rinfo.port, rinfo.address);
+    }
+    const w = waiter;
+    waiter = undefined;
+    w?.();
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  Object.assign(api, { server: `127.0.0.1:${(socket.address() as AddressInfo).port}` });
+  return api;
+}
+
+type Answers = Partial<Record<'SRV' | 'A' | 'AAAA', DnsPacket.Answer[]>>;
+
+/** A well-formed response to `query` with the answers scripted for its type. */
+function respond(query: DnsPacket.DecodedPacket, answers: Answers, rcode = 0): Buffer {
+  const q = query.questions![0]!;
+  const buf = dnsPacket.encode({
+    type: 'response',
+    id: query.id,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
+    questions: [q],
+    answers: (answers[q.type as 'SRV' | 'A' | 'AAAA'] ?? []).map((a) => ({ ...a, name: q.name })),
+  });
+  buf.writeUInt16BE((buf.readUInt16BE(2) & 0xfff0) | rcode, 2);
+  return buf;
+}
+
+const srv = (port: number, target: string, weight = 1): DnsPacket.Answer => ({
+  type: 'SRV',
+  name: '',
+  ttl: 10,
+  data: { port, target, priority: 1, weight },
+});
+const a = (address: string): DnsPacket.Answer => ({ type: 'A', name: '', ttl: 10, data: address });
+
+const GOOD: Answers = { SRV: [srv(8080, 'node.mesh.test', 3)], A: [a('10.1.0.1')] };
+
+describe('DNS discovery: bad answers never replace a good set', () => {
+  let responder: Responder | undefined;
+  let resolver: DnsResolver | undefined;
+  afterEach(async () => {
+    await resolver?.close();
+    await responder?.close();
+    resolver = undefined;
+    responder = undefined;
+  });
+
+  async function setup(answers: Answers = GOOD) {
+    const r = await startResponder();
+    responder = r;
+    r.reply = (q) => respond(q, answers);
+    const clock = new VirtualClock();
+    resolver = createDnsResolver({
+      servers: [r.server],
+      domains: ['mesh.test'],
+      clock,
+      minRefreshMs: 1_000,
+      timeoutMs: 1_500,
+      backoff: { baseMs: 1_000, capMs: 8_000 },
+    });
+    const log = watchUpdates(resolver, 'api.mesh.test');
+    const first = await log.next();
+    expect(summary(first)).toEqual(['10.1.0.1:8080(3)']);
+    return { r, clock, log, first };
+  }
+
+  const cases: {
+    name: string;
+    answers: (q: DnsPacket.DecodedPacket) => Buffer | undefined;
+    field: string;
+    value: unknown;
+  }[] = [
+    {
+      name: 'SRV port 0',
+      answers: (q) => respond(q, { ...GOOD, SRV: [srv(0, 'node.mesh.test')] }),
+      field: 'answers[0].data.port',
+      value: 0,
+    },
+    {
+      name: 'SRV target not a host name',
+      answers: (q) => respond(q, { ...GOOD, SRV: [srv(8080, 'bad target.mesh.test')] }),
+      field: 'answers[0].data.target',
+      value: 'bad target.mesh.test',
+    },
+    {
+      name: 'a packet cut short',
+      answers: (q) => respond(q, GOOD).subarray(0, 20),
+      field: 'questions[0].name',
+      value: 'packet ends at byte 20',
+    },
+    {
+      name: 'an answer to another question',
+      answers: (q) => respond({ ...q, questions: [{ type: 'SRV', name: '_http._tcp.evil.example' }] }, GOOD),
+      field: 'questions[0].name',
+      value: '_http._tcp.evil.example',
+    },
+  ];
+
+  for (const c of cases) {
+    it(`keeps the last set (stale) on a malformed answer: ${c.name}`, async () => {
+      const { r, clock, log, first } = await setup();
+      r.reply = c.answers;
+      await clock.next();
+      const u = await log.next();
+      if (u.kind !== 'error') throw new Error(`expected an error, got ${JSON.stringify(summary(u))}`);
+      expect(u.error.code).toBe('MESH_REGISTRY_PAYLOAD_INVALID');
+      expect(u.error.details.field).toBe(c.field);
+      expect(u.error.details.value).toEqual(c.value);
+      expect(u.lastGood?.stale).toBe(true);
+      expect(summary({ kind: 'endpoints', set: u.lastGood! })).toEqual(summary(first));
+      // Good answers again: the set is fresh again (retried on the backoff timer).
+      r.reply = (q) => respond(q, GOOD);
+      await clock.next();
+      const back = await log.next();
+      expect(back.kind).toBe('endpoints');
+      if (back.kind === 'endpoints') expect(back.set.stale).toBe(false);
+    });
+  }
+
+  it('applies nothing when the SRV answer is good but a target lookup is malformed', async () => {
+    const { r, clock, log } = await setup();
+    r.reply = (q) => {
+      const type = q.questions?.[0]?.type;
+      if (type === 'SRV')
+        return respond(q, { SRV: [srv(8080, 'node.mesh.test'), srv(8081, 'other.mesh.test')] });
+      if (q.questions?.[0]?.name === 'other.mesh.test' && type === 'A') {
+        const good = respond(q, { A: [a('10.1.0.2')] });
+        return Buffer.concat([good.subarray(0, good.length - 6), Buffer.from([0, 2, 10, 1])]);
+      }
+      return respond(q, GOOD);
+    };
+    await clock.next();
+    const u = await log.next();
+    if (u.kind !== 'error') throw new Error('expected an error');
+    expect(u.error.code).toBe('MESH_REGISTRY_PAYLOAD_INVALID');
+    expect(u.error.details.field).toBe('answers[0].rdlength');
+    expect(u.error.details.value).toBe(2);
+    expect(summary({ kind: 'endpoints', set: u.lastGood! })).toEqual(['10.1.0.1:8080(3)']);
+  });
+
+  it('treats SERVFAIL as an outage: last set kept, retried with backoff', async () => {
+    const { r, clock, log } = await setup();
+    r.reply = (q) => respond(q, {}, 2);
+    await clock.next();
+    const u = await log.next();
+    if (u.kind !== 'error') throw new Error('expected an error');
+    expect(u.error.code).toBe('MESH_REGISTRY_UNAVAILABLE');
+    expect(u.error.details.rcode).toBe('SERVFAIL');
+    expect(u.lastGood?.endpoints).toHaveLength(1);
+    // The retry comes after a backoff delay within [100 ms, 1 s) of the failure.
+    const failedAt = clock.now();
+    r.reply = (q) => respond(q, GOOD);
+    await clock.next();
+    expect(clock.now() - failedAt).toBeGreaterThanOrEqual(100);
+    expect(clock.now() - failedAt).toBeLessThan(1_000);
+    expect((await log.next()).kind).toBe('endpoints');
+  });
+
+  it('times out on a silent server (injected clock) and keeps the last set', async () => {
+    const { r, clock, log } = await setup();
+    r.reply = () => undefined;
+    await clock.next(); // refresh
+    await r.nextQuery(); // the first query of the initial lookup
+    await r.nextQuery(); // the first refresh query has reached the server
+    const sentAt = clock.now();
+    await clock.next(); // its timeout
+    expect(clock.now() - sentAt).toBe(1_500);
+    const u = await log.next();
+    if (u.kind !== 'error') throw new Error('expected an error');
+    expect(u.error.code).toBe('MESH_REGISTRY_UNAVAILABLE');
+    expect(u.error.details.reason).toBe('timeout');
+    expect(u.lastGood?.endpoints).toHaveLength(1);
+  });
+
+  it('ignores a datagram with another query id and takes the real answer', async () => {
+    const { r, clock, log } = await setup();
+    r.reply = (q) => [
+      respond({ ...q, id: (q.id! + 1) & 0xffff }, { ...GOOD, A: [a('6.6.6.6')] }),
+      respond(q, { ...GOOD, A: [a('10.1.0.7')] }),
+    ];
+    await clock.next();
+    expect(summary(await log.next())).toEqual(['10.1.0.7:8080(3)']);
+  });
+
+  it('applies an empty set for a lone "." SRV target (service not available)', async () => {
+    const { r, clock, log } = await setup();
+    r.reply = (q) => respond(q, { SRV: [srv(1, '.')] });
+    await clock.next();
+    const u = await log.next();
+    expect(u.kind).toBe('endpoints');
+    if (u.kind === 'endpoints') expect(u.set.endpoints).toEqual([]);
+  });
+});
