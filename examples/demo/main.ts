@@ -3,11 +3,12 @@
  * the registry, traffic through `mesh.fetch` and through Node's global `fetch` after
  * `mesh.install()`, then an endpoint removed from the file while traffic runs.
  */
-import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createMesh } from 'proxyless';
 import { type DemoBackend, startBackend } from './backends.js';
+import { balancingDemo } from './balancing.js';
 import { EndpointStats } from './stats.js';
 
 const say = (s = ''): void => {
@@ -27,7 +28,12 @@ function writeConfig(file: string, backends: DemoBackend[]): void {
   renameSync(`${file}.tmp`, file);
 }
 
-async function drive(stats: EndpointStats, n: number, call: () => Promise<Response>, concurrency = 8): Promise<void> {
+async function drive(
+  stats: EndpointStats,
+  n: number,
+  call: () => Promise<Response>,
+  concurrency = 8,
+): Promise<void> {
   let issued = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -67,7 +73,7 @@ async function main(): Promise<void> {
     await drive(s1, 300, () => mesh.fetch('http://greeter/hello'));
     say(s1.table('   round_robin over the file registry:'));
 
-    say('\n2) 300 requests through Node\'s global fetch after mesh.install()');
+    say("\n2) 300 requests through Node's global fetch after mesh.install()");
     const undo = mesh.install();
     const s2 = new EndpointStats();
     await drive(s2, 300, () => fetch('http://greeter/hello'));
@@ -93,13 +99,20 @@ async function main(): Promise<void> {
     await drive(s4, 200, () => mesh.fetch('http://greeter/hello'));
     say(s4.table('   after the change:'));
     const failed = s1.errors + s2.errors + s3.errors + s4.errors;
-    say(`\nendpoint set now: ${mesh.endpoints('greeter')?.endpoints.map((e) => e.id).join(', ')}; failed requests overall: ${failed}`);
+    say(
+      `\nendpoint set now: ${mesh
+        .endpoints('greeter')
+        ?.endpoints.map((e) => e.id)
+        .join(', ')}; failed requests overall: ${failed}`,
+    );
     if (failed > 0) process.exitCode = 1;
   } finally {
     await mesh.close();
     await Promise.all(backends.map((b) => b.close()));
     rmSync(dir, { recursive: true, force: true });
   }
+  const lbFailed = await balancingDemo(say);
+  if (lbFailed > 0) process.exitCode = 1;
 }
 
 main().catch((error: unknown) => {

@@ -1,6 +1,6 @@
+import type { BalancerEvent, ObservableBalancer } from '@proxyless/balancer';
 import {
   abortError,
-  type Balancer,
   type CallContext,
   type CallResult,
   type Clock,
@@ -30,13 +30,15 @@ export interface DestinationDeps {
   policy: (service: string) => DestinationPolicy;
   onSetChange: (service: string, set: EndpointSet) => void;
   onResolverError: (service: string, error: MeshError) => void;
+  /** Panic, locality, ejection and health-check events of the balancer in force. */
+  onBalancerEvent: (event: BalancerEvent) => void;
 }
 
 /** The per-service policy objects: rebuilt as a whole when the service's config changes. */
 export interface DestinationPolicy {
   /** A key that changes exactly when the config changes (e.g. its JSON). */
   readonly key: string;
-  readonly balancer: Balancer & { close(): void };
+  readonly balancer: ObservableBalancer;
   readonly filters: readonly import('@proxyless/core').Filter[];
   close(): void;
 }
@@ -58,11 +60,13 @@ export class Destination {
   #ready = false;
   #waiters: Array<() => void> = [];
   #closed = false;
+  #unsubscribe: () => void;
 
   constructor(service: string, resolver: Resolver, deps: DestinationDeps) {
     this.service = service;
     this.#deps = deps;
     this.#policy = deps.policy(service);
+    this.#unsubscribe = this.#policy.balancer.onEvent(deps.onBalancerEvent);
     this.#call = this.#compose();
     this.#watch = resolver.watch(service, (u) => this.#onUpdate(u));
   }
@@ -79,7 +83,7 @@ export class Destination {
     return this.#policy.key;
   }
 
-  get balancer(): Balancer {
+  get balancer(): ObservableBalancer {
     return this.#policy.balancer;
   }
 
@@ -97,7 +101,9 @@ export class Destination {
       return;
     }
     const old = this.#policy;
+    this.#unsubscribe();
     this.#policy = next;
+    this.#unsubscribe = next.balancer.onEvent(this.#deps.onBalancerEvent);
     if (this.#set) next.balancer.update(this.#set);
     this.#call = this.#compose();
     old.close();
@@ -196,6 +202,7 @@ export class Destination {
     if (this.#closed) return;
     this.#closed = true;
     this.#watch.dispose();
+    this.#unsubscribe();
     this.#policy.close();
     const pools = [...this.#pools.values()];
     this.#pools.clear();
@@ -206,6 +213,7 @@ export class Destination {
   async destroy(): Promise<void> {
     this.#closed = true;
     this.#watch.dispose();
+    this.#unsubscribe();
     this.#policy.close();
     const pools = [...this.#pools.values()];
     this.#pools.clear();

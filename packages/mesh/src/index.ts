@@ -1,3 +1,4 @@
+export type { BalancerEvent, BalancerStats, EndpointStats } from '@proxyless/balancer';
 export type {
   AttemptOutcome,
   Balancer,

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { BalancerEvent, BalancerStats } from '@proxyless/balancer';
 import {
   type CallContext,
   type Clock,
@@ -108,7 +109,9 @@ export interface MeshResponseData {
 export type MeshEvent =
   | { type: 'config_rejected'; error: MeshError }
   | { type: 'resolver_error'; service: string; error: MeshError }
-  | { type: 'endpoints_changed'; service: string; set: EndpointSet };
+  | { type: 'endpoints_changed'; service: string; set: EndpointSet }
+  /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
+  | { type: 'balancer'; service: string; event: BalancerEvent };
 
 /** The in-process mesh. */
 export interface Mesh extends AsyncDisposable {
@@ -124,6 +127,11 @@ export interface Mesh extends AsyncDisposable {
   endpoints(service: string): EndpointSet | undefined;
   /** Services with a live destination. */
   services(): string[];
+  /**
+   * The balancer's view of a service: policy, panic and locality modes, and per endpoint the
+   * in-flight count, latency EWMA, ejections, requests and failures.
+   */
+  stats(service: string): BalancerStats | undefined;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
   /** Graceful: stop watches, let in-flight requests finish, close every pool. Idempotent. */
   close(): Promise<void>;
@@ -278,6 +286,7 @@ class MeshImpl implements Mesh, DispatchTarget {
               logger: this.#logger,
             }),
           onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
+          onBalancerEvent: (event) => this.#events.fire({ type: 'balancer', service: event.service, event }),
           onResolverError: (s, error) => {
             this.#logger.warn('registry refresh failed; keeping the last known endpoints', {
               service: s,
@@ -404,6 +413,10 @@ class MeshImpl implements Mesh, DispatchTarget {
 
   services(): string[] {
     return [...this.#destinations.keys()];
+  }
+
+  stats(service: string): BalancerStats | undefined {
+    return this.#destinations.get(service)?.balancer.stats();
   }
 
   onEvent(listener: (event: MeshEvent) => void): Disposable {
