@@ -1,0 +1,215 @@
+import { Issues, MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import {
+  BALANCER_CONFIG_KEYS,
+  balancerEnvVars,
+  balancerPatchFromEnv,
+  DEFAULT_BALANCER_CONFIG,
+  parseBalancerPatch,
+  resolveBalancerConfig,
+} from './config.js';
+
+function parse(entry: Record<string, unknown>) {
+  const issues = new Issues();
+  const patch = parseBalancerPatch(entry, 'services.api', issues);
+  return { patch, issues: issues.list };
+}
+
+describe('parseBalancerPatch', () => {
+  it('returns undefined when no balancer key is present', () => {
+    expect(parse({ endpoints: 'a:1' }).patch).toBeUndefined();
+    expect(BALANCER_CONFIG_KEYS).toEqual(['loadBalancer', 'outlierDetection', 'healthCheck']);
+  });
+
+  it('parses every section', () => {
+    const { patch, issues } = parse({
+      loadBalancer: {
+        policy: 'ring_hash',
+        hashOn: { header: 'X-User' },
+        minRingSize: 2048,
+        zone: 'eu-1',
+        panicThreshold: 30,
+        slowStart: { window: '30s', aggression: 2 },
+      },
+      outlierDetection: { baseEjectionTime: '200ms', consecutive5xx: 3, successRate: { stdevFactor: 2.5 } },
+      healthCheck: { path: '/healthz', interval: '5s', timeout: '500ms' },
+    });
+    expect(issues).toEqual([]);
+    expect(patch).toEqual({
+      loadBalancer: {
+        policy: 'ring_hash',
+        hashOn: { header: 'x-user' },
+        minRingSize: 2048,
+        zone: 'eu-1',
+        panicThreshold: 30,
+        slowStart: { window: 30_000, aggression: 2 },
+      },
+      outlierDetection: { baseEjectionTime: 200, consecutive5xx: 3, successRate: { stdevFactor: 2.5 } },
+      healthCheck: { path: '/healthz', interval: 5000, timeout: 500 },
+    });
+  });
+
+  it('names the field and value of an unknown policy, with a suggestion', () => {
+    const { issues } = parse({ loadBalancer: { policy: 'least_requests' } });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.field).toBe('services.api.loadBalancer.policy');
+    expect(issues[0]?.value).toBe('least_requests');
+    expect(issues[0]?.expected).toContain('did you mean "least_request"');
+  });
+
+  it('collects every problem: unknown keys, ranges, bad hashOn, non-prime table', () => {
+    const { issues } = parse({
+      loadBalancer: {
+        polcy: 'random',
+        choiceCount: 1,
+        panicThreshold: 150,
+        hashOn: { query: 'x' },
+        tableSize: 1000,
+      },
+      outlierDetection: { maxEjectionPercent: -1, consecutive5xx: 2.5, successRate: { stdevFactr: 1 } },
+      healthCheck: { path: 'healthz', healthyThreshold: 0 },
+    });
+    const fields = issues.map((i) => i.field).sort();
+    expect(fields).toEqual(
+      [
+        'services.api.healthCheck.healthyThreshold',
+        'services.api.healthCheck.path',
+        'services.api.loadBalancer.choiceCount',
+        'services.api.loadBalancer.hashOn',
+        'services.api.loadBalancer.panicThreshold',
+        'services.api.loadBalancer.polcy',
+        'services.api.loadBalancer.tableSize',
+        'services.api.outlierDetection.consecutive5xx',
+        'services.api.outlierDetection.maxEjectionPercent',
+        'services.api.outlierDetection.successRate.stdevFactr',
+      ].sort(),
+    );
+    expect(issues.find((i) => i.field.endsWith('polcy'))?.expected).toContain('did you mean "policy"');
+    expect(issues.find((i) => i.field.endsWith('panicThreshold'))?.value).toBe(150);
+  });
+
+  it('uses bare field names at the top level (empty path)', () => {
+    const issues = new Issues();
+    parseBalancerPatch({ loadBalancer: { policy: 'nope' } }, '', issues);
+    expect(issues.list[0]?.field).toBe('loadBalancer.policy');
+  });
+
+  it('rejects sections that are not objects', () => {
+    const { issues } = parse({ loadBalancer: 'random' });
+    expect(issues[0]).toMatchObject({ field: 'services.api.loadBalancer', value: 'random' });
+  });
+});
+
+describe('balancerPatchFromEnv', () => {
+  it('is undefined when nothing is set; blank means unset', () => {
+    expect(balancerPatchFromEnv({})).toBeUndefined();
+    expect(balancerPatchFromEnv({ MESH_LB_POLICY: '  ', MESH_ZONE: '' })).toBeUndefined();
+  });
+
+  it('reads policy, zone and outlier settings', () => {
+    expect(
+      balancerPatchFromEnv({
+        MESH_LB_POLICY: 'peak_ewma',
+        MESH_ZONE: 'eu-1a',
+        MESH_LB_SLOW_START_WINDOW: '10s',
+        MESH_OUTLIER_BASE_EJECTION_TIME: '1s',
+        MESH_OUTLIER_ENABLED: 'false',
+      }),
+    ).toEqual({
+      loadBalancer: { policy: 'peak_ewma', zone: 'eu-1a', slowStart: { window: 10_000 } },
+      outlierDetection: { baseEjectionTime: 1000, enabled: false },
+    });
+  });
+
+  it('throws MESH_CONFIG_INVALID naming every bad variable and value', () => {
+    let error: unknown;
+    try {
+      balancerPatchFromEnv({ MESH_LB_POLICY: 'fastest', MESH_LB_PANIC_THRESHOLD: '200' });
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    const m = (error as MeshError).message;
+    expect(m).toContain('MESH_LB_POLICY');
+    expect(m).toContain('"fastest"');
+    expect(m).toContain('MESH_LB_PANIC_THRESHOLD');
+    expect((error as MeshError).details.issues).toHaveLength(2);
+  });
+
+  it('documents every variable it reads', () => {
+    const names = balancerEnvVars.map((v) => v.name);
+    for (const n of ['MESH_LB_POLICY', 'MESH_ZONE', 'MESH_OUTLIER_BASE_EJECTION_TIME'])
+      expect(names).toContain(n);
+    for (const v of balancerEnvVars) {
+      expect(v.description.length).toBeGreaterThan(10);
+      expect(v.defaultValue).not.toBe('');
+    }
+  });
+});
+
+describe('resolveBalancerConfig', () => {
+  it('starts from the defaults', () => {
+    const c = resolveBalancerConfig();
+    expect(c).toEqual(DEFAULT_BALANCER_CONFIG);
+    expect(c.loadBalancer.policy).toBe('round_robin');
+    expect(c.outlierDetection).toMatchObject({
+      interval: 10_000,
+      baseEjectionTime: 30_000,
+      maxEjectionTime: 300_000,
+      maxEjectionPercent: 10,
+      consecutive5xx: 5,
+      consecutiveGatewayFailure: 5,
+      consecutiveLocalOriginFailure: 5,
+      successRate: { minimumHosts: 5, requestVolume: 100, stdevFactor: 1.9 },
+      failurePercentage: { threshold: 85, minimumHosts: 5, requestVolume: 50 },
+    });
+    expect(c.healthCheck).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(c))).toEqual(c);
+  });
+
+  it('merges later layers field by field, deep for nested objects', () => {
+    const c = resolveBalancerConfig(
+      {
+        loadBalancer: { policy: 'random', slowStart: { window: 5000 } },
+        outlierDetection: { successRate: { requestVolume: 10 } },
+      },
+      {
+        loadBalancer: { zone: 'z', slowStart: { aggression: 2 } },
+        outlierDetection: { successRate: { stdevFactor: 3 } },
+      },
+      { loadBalancer: { policy: 'maglev', hashOn: { cookie: 'sid' } } },
+      { loadBalancer: { hashOn: 'source' } },
+    );
+    expect(c.loadBalancer).toMatchObject({ policy: 'maglev', zone: 'z', hashOn: 'source' });
+    expect(c.loadBalancer.slowStart).toEqual({ window: 5000, aggression: 2, minWeightPercent: 10 });
+    expect(c.outlierDetection.successRate).toEqual({
+      minimumHosts: 5,
+      requestVolume: 10,
+      stdevFactor: 3,
+      enforcing: 100,
+    });
+  });
+
+  it('fills health check defaults and requires a path', () => {
+    expect(resolveBalancerConfig({ healthCheck: { path: '/h' } }).healthCheck).toEqual({
+      path: '/h',
+      interval: 10_000,
+      timeout: 1000,
+      healthyThreshold: 2,
+      unhealthyThreshold: 3,
+      jitter: 0,
+    });
+    expect(() => resolveBalancerConfig({ healthCheck: { interval: 1000 } })).toThrowError(
+      /healthCheck\.path/,
+    );
+  });
+
+  it('rejects inconsistent combinations', () => {
+    expect(() => resolveBalancerConfig({ loadBalancer: { minRingSize: 100, maxRingSize: 10 } })).toThrowError(
+      /loadBalancer\.minRingSize/,
+    );
+    expect(() =>
+      resolveBalancerConfig({ outlierDetection: { baseEjectionTime: 10_000, maxEjectionTime: 1000 } }),
+    ).toThrowError(/maxEjectionTime/);
+  });
+});

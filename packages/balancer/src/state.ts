@@ -1,0 +1,47 @@
+import type { Endpoint } from '@proxyless/core';
+
+/** Mutable per-endpoint bookkeeping, kept across endpoint-set updates by endpoint id. */
+export class EndpointState {
+  endpoint: Endpoint;
+  /** `endpoint.weight`, kept here so picks read one object. */
+  weight: number;
+  /** Index in the balancer's current state list. */
+  index = 0;
+  inflight = 0;
+  /** Peak-EWMA latency, ms; negative when never measured. */
+  ewma = -1;
+  /** Clock time of the last EWMA update. */
+  ewmaAt = 0;
+  requests = 0;
+  failures = 0;
+  /** Outlier detection. */
+  ejected = false;
+  ejectedAt = 0;
+  ejectedUntil = 0;
+  /** Times ejected, decaying while healthy; multiplies the ejection time. */
+  ejectionMultiplier = 0;
+  /** Total ejections ever. */
+  ejections = 0;
+  consecutive5xx = 0;
+  consecutiveGateway = 0;
+  consecutiveLocal = 0;
+  intervalRequests = 0;
+  intervalFailures = 0;
+  /** Active health check verdict (true when unchecked). */
+  checkHealthy = true;
+  /** Clock time the endpoint joined, for slow start; `-Infinity` for endpoints present from the start. */
+  addedAt: number;
+  /** Weighted-round-robin deadline (EDF). */
+  deadline = 0;
+
+  constructor(endpoint: Endpoint, addedAt: number) {
+    this.endpoint = endpoint;
+    this.weight = endpoint.weight;
+    this.addedAt = addedAt;
+  }
+
+  /** Usable for normal (non-panic) balancing. */
+  get usable(): boolean {
+    return !this.ejected && this.checkHealthy && this.endpoint.health !== 'critical';
+  }
+}
