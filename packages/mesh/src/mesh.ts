@@ -328,7 +328,8 @@ class MeshImpl implements Mesh, DispatchTarget {
   }
 
   async request(url: string | URL, options: MeshRequestOptions = {}): Promise<MeshResponseData> {
-    const u = typeof url === 'string' ? new URL(url) : url;
+    const u =
+      (typeof url === 'string' ? splitUrl(url) : undefined) ?? (typeof url === 'string' ? new URL(url) : url);
     const dest = this.#destinationFor(u.hostname);
     if (dest === undefined) {
       if (!this.#agent) throw unknownService(u.origin);
@@ -468,6 +469,53 @@ function asRecord(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
     ? (v as Record<string, unknown>)
     : undefined;
+}
+
+interface UrlParts {
+  origin: string;
+  hostname: string;
+  pathname: string;
+  search: string;
+}
+
+/**
+ * The hot-path split of a plain `http(s)://host[:port]/path?query` URL, without allocating a
+ * `URL`. Anything unusual (credentials, IPv6 literals, non-ASCII or upper-case hosts, dot segments,
+ * escapes) returns `undefined` and goes through the WHATWG parser.
+ */
+export function splitUrl(url: string): UrlParts | undefined {
+  const start = url.startsWith('http://') ? 7 : url.startsWith('https://') ? 8 : -1;
+  if (start < 0) return undefined;
+  let end = start;
+  while (end < url.length) {
+    const c = url.charCodeAt(end);
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) break;
+    const ok = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 58 || c === 95;
+    if (!ok) return undefined; // upper case, @, [, %, non-ASCII, …
+    end++;
+  }
+  const authority = url.slice(start, end);
+  if (authority.length === 0) return undefined;
+  const colon = authority.indexOf(':');
+  const hostname = colon < 0 ? authority : authority.slice(0, colon);
+  // A host whose last label is numeric is an IPv4 address to the WHATWG parser (`0` → `0.0.0.0`).
+  const lastLabel = hostname.slice(hostname.lastIndexOf('.', hostname.length - 2) + 1).replace(/\.$/, '');
+  if (lastLabel === '' || /^(0x[0-9a-f]*|[0-9]+)$/.test(lastLabel)) return undefined;
+  if (colon >= 0) {
+    const port = authority.slice(colon + 1);
+    // Default ports are dropped by the WHATWG parser; let it handle those and odd ones.
+    if (!/^[1-9][0-9]{0,4}$/.test(port) || port === '80' || port === '443' || Number(port) > 65535)
+      return undefined;
+  }
+  let rest = url.slice(end);
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  // Only characters the WHATWG parser leaves as they are; no dot segments.
+  if (!/^[A-Za-z0-9\-._~!$&()*+,;=:@/?]*$/.test(rest) || /\/\.\.?(\/|$|\?)/.test(rest)) return undefined;
+  const q = rest.indexOf('?');
+  const pathname = q < 0 ? rest || '/' : rest.slice(0, q) || '/';
+  const search = q < 0 || q === rest.length - 1 ? '' : rest.slice(q);
+  return { origin: url.slice(0, end), hostname, pathname, search };
 }
 
 function hostnameOf(origin: string): string | undefined {
