@@ -11,7 +11,7 @@ import { createMesh } from 'proxyless';
 import { startBackend } from './backends.js';
 
 const backend = await startBackend();
-const policy = process.env.NO_POLICIES ? { retry: { maxRetries: 0 } } : {};
+const policy = process.env.POLICY ? JSON.parse(process.env.POLICY) : {};
 const mesh = createMesh({
   env: {},
   services: { bench: { endpoints: `127.0.0.1:${backend.port}`, ...policy } },

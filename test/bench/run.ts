@@ -10,6 +10,7 @@ import { type BenchModule, type BenchSection, formatSection } from './harness.js
 const AREAS: Record<string, () => Promise<BenchModule>> = {
   http: () => import('./http.js'),
   balancer: () => import('./balancer.js'),
+  resilience: () => import('./resilience.js'),
 };
 
 async function main(): Promise<void> {

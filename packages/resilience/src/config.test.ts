@@ -1,0 +1,253 @@
+import { Issues, MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_RESILIENCE_CONFIG,
+  parseResiliencePatch,
+  RESILIENCE_CONFIG_KEYS,
+  resilienceEnvVars,
+  resiliencePatchFromEnv,
+  resolveResilienceConfig,
+} from './config.js';
+
+function parse(entry: Record<string, unknown>) {
+  const issues = new Issues();
+  const patch = parseResiliencePatch(entry, 'services.api', issues);
+  return { patch, issues: issues.list };
+}
+
+describe('parseResiliencePatch', () => {
+  it('lists exactly the documented keys', () => {
+    expect(RESILIENCE_CONFIG_KEYS).toEqual([
+      'timeout',
+      'perTryTimeout',
+      'retry',
+      'hedge',
+      'circuitBreaker',
+      'concurrencyLimit',
+      'rateLimit',
+      'faultInjection',
+    ]);
+  });
+
+  it('returns undefined when no resilience key is present', () => {
+    expect(parse({ endpoints: 'a:1' }).patch).toBeUndefined();
+  });
+
+  it('reads every policy', () => {
+    const { patch, issues } = parse({
+      timeout: '2s',
+      perTryTimeout: 500,
+      retry: {
+        maxRetries: 3,
+        retryOn: ['5xx', 'connect-failure'],
+        retriableStatusCodes: [429],
+        retriableHeaders: ['X-Retry'],
+        backoff: { base: '10ms', max: '1s' },
+        retryAfterMax: '3s',
+        allowNonIdempotent: true,
+        budget: { ratio: '10%', minPerSecond: 5, window: '5s' },
+      },
+      hedge: { delay: { percentile: 95 }, maxHedges: 2 },
+      circuitBreaker: {
+        errorThresholdPercentage: 30,
+        volumeThreshold: 5,
+        resetTimeout: '1s',
+        maxRequests: 10,
+      },
+      concurrencyLimit: { max: 4, queue: 2, queueTimeout: '100ms' },
+      rateLimit: { rps: 50, burst: 10 },
+      faultInjection: {
+        delay: { percent: 10, duration: '1s' },
+        abort: { percent: 5, status: 503 },
+        header: 'X-Mesh-Fault',
+      },
+    });
+    expect(issues).toEqual([]);
+    const c = resolveResilienceConfig(patch!);
+    expect(c.timeoutMs).toBe(2000);
+    expect(c.perTryTimeoutMs).toBe(500);
+    expect(c.retry).toMatchObject({
+      maxRetries: 3,
+      retryOn: ['5xx', 'connect-failure'],
+      retriableStatusCodes: [429],
+      retriableHeaders: ['x-retry'],
+      backoff: { baseMs: 10, maxMs: 1000 },
+      retryAfterMaxMs: 3000,
+      allowNonIdempotent: true,
+      budget: { ratio: 0.1, minPerSecond: 5, windowMs: 5000 },
+    });
+    expect(c.hedge).toEqual({ delayMs: 50, percentile: 95, maxHedges: 2 });
+    expect(c.circuitBreaker).toMatchObject({
+      errorThresholdPercentage: 30,
+      volumeThreshold: 5,
+      resetTimeoutMs: 1000,
+      maxRequests: 10,
+    });
+    expect(c.concurrencyLimit).toEqual({ max: 4, queue: 2, queueTimeoutMs: 100 });
+    expect(c.rateLimit).toEqual({ rps: 50, burst: 10 });
+    expect(c.faultInjection).toEqual({
+      delay: { percent: 10, durationMs: 1000 },
+      abort: { percent: 5, status: 503 },
+      header: 'x-mesh-fault',
+    });
+  });
+
+  it('names every bad field by path and repeats the value', () => {
+    const { issues } = parse({
+      timeout: 'soon',
+      retry: {
+        maxRetries: 'three',
+        retryOn: ['5xx', 'teapot'],
+        backoff: { base: '1s', max: '10ms' },
+        budgett: {},
+      },
+      hedge: { maxHedges: 0 },
+      circuitBreaker: 'yes',
+      rateLimit: { burst: 2 },
+      concurrencyLimit: { max: 0 },
+      faultInjection: { abort: { percent: 101 } },
+    });
+    const byField = Object.fromEntries(issues.map((i) => [i.field, i]));
+    expect(byField['services.api.timeout']?.value).toBe('soon');
+    expect(byField['services.api.retry.maxRetries']?.value).toBe('three');
+    expect(byField['services.api.retry.retryOn[1]']?.value).toBe('teapot');
+    expect(byField['services.api.retry.backoff.max']?.value).toBe('10ms');
+    expect(byField['services.api.retry.budgett']?.expected).toContain('did you mean "budget"');
+    expect(byField['services.api.hedge.maxHedges']?.value).toBe(0);
+    expect(byField['services.api.circuitBreaker']?.value).toBe('yes');
+    expect(byField['services.api.rateLimit.rps']).toBeDefined();
+    expect(byField['services.api.concurrencyLimit.max']?.value).toBe(0);
+    expect(byField['services.api.faultInjection.abort.percent']?.value).toBe(101);
+    expect(parse({ rateLimit: true }).issues[0]?.field).toBe('services.api.rateLimit');
+  });
+
+  it('suggests the closest name for an unknown nested key', () => {
+    const { issues } = parse({ retry: { maxRetires: 2 } });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.field).toBe('services.api.retry.maxRetires');
+    expect(issues[0]!.expected).toContain('did you mean "maxRetries"');
+  });
+
+  it('accepts false to turn a policy off and true for defaults', () => {
+    const { patch } = parse({ retry: false, circuitBreaker: false, hedge: true, timeout: false });
+    const c = resolveResilienceConfig(patch!);
+    expect(c.retry).toBeUndefined();
+    expect(c.circuitBreaker).toBeUndefined();
+    expect(c.hedge).toEqual({ delayMs: 50, percentile: undefined, maxHedges: 1 });
+    expect(c.timeoutMs).toBe(0);
+  });
+});
+
+describe('resolveResilienceConfig', () => {
+  it('starts from the defaults', () => {
+    expect(resolveResilienceConfig()).toEqual(DEFAULT_RESILIENCE_CONFIG);
+  });
+
+  it('merges later layers field by field', () => {
+    const c = resolveResilienceConfig(
+      { retry: { maxRetries: 4, backoff: { baseMs: 5 } } },
+      { retry: { backoff: { maxMs: 50 } } },
+      { timeoutMs: 100 },
+    );
+    expect(c.retry?.maxRetries).toBe(4);
+    expect(c.retry?.backoff).toEqual({ baseMs: 5, maxMs: 50 });
+    expect(c.retry?.retryOn).toEqual(DEFAULT_RESILIENCE_CONFIG.retry?.retryOn);
+    expect(c.timeoutMs).toBe(100);
+  });
+
+  it('lets a later layer switch a policy off and on again', () => {
+    expect(resolveResilienceConfig({ retry: false }).retry).toBeUndefined();
+    expect(resolveResilienceConfig({ retry: false }, { retry: { maxRetries: 1 } }).retry?.maxRetries).toBe(1);
+  });
+
+  it('replaces a percentile hedge with a fixed delay', () => {
+    const c = resolveResilienceConfig(
+      { hedge: { percentile: 90 } },
+      { hedge: { delayMs: 20, percentile: undefined } },
+    );
+    expect(c.hedge).toEqual({ delayMs: 20, percentile: undefined, maxHedges: 1 });
+  });
+
+  it('defaults the rate-limit burst to rps', () => {
+    expect(resolveResilienceConfig({ rateLimit: { rps: 7.5 } }).rateLimit).toEqual({ rps: 7.5, burst: 8 });
+  });
+});
+
+describe('resiliencePatchFromEnv', () => {
+  it('is undefined when nothing is set, blank counts as unset', () => {
+    expect(resiliencePatchFromEnv({})).toBeUndefined();
+    expect(resiliencePatchFromEnv({ MESH_TIMEOUT: '  ', MESH_RETRIES: '' })).toBeUndefined();
+  });
+
+  it('reads the variables', () => {
+    const p = resiliencePatchFromEnv({
+      MESH_TIMEOUT: '3s',
+      MESH_PER_TRY_TIMEOUT: '250ms',
+      MESH_RETRIES: '4',
+      MESH_RETRY_ON: '5xx, connect-failure',
+      MESH_RETRY_STATUS_CODES: '429,409',
+      MESH_RETRY_BUDGET: '25%',
+      MESH_RETRY_BACKOFF_BASE: '5ms',
+      MESH_HEDGE_DELAY: 'p99',
+      MESH_CIRCUIT_BREAKER: 'off',
+      MESH_CONCURRENCY_LIMIT: '8',
+      MESH_RATE_LIMIT: '100',
+      MESH_RATE_LIMIT_BURST: '20',
+    });
+    const c = resolveResilienceConfig(p!);
+    expect(c.timeoutMs).toBe(3000);
+    expect(c.perTryTimeoutMs).toBe(250);
+    expect(c.retry).toMatchObject({
+      maxRetries: 4,
+      retryOn: ['5xx', 'connect-failure'],
+      retriableStatusCodes: [429, 409],
+      backoff: { baseMs: 5, maxMs: 250 },
+      budget: { ratio: 0.25, minPerSecond: 10, windowMs: 10_000 },
+    });
+    expect(c.hedge?.percentile).toBe(99);
+    expect(c.circuitBreaker).toBeUndefined();
+    expect(c.concurrencyLimit?.max).toBe(8);
+    expect(c.rateLimit).toEqual({ rps: 100, burst: 20 });
+  });
+
+  it('MESH_TIMEOUT=off removes the overall timeout', () => {
+    expect(resolveResilienceConfig(resiliencePatchFromEnv({ MESH_TIMEOUT: 'off' })!).timeoutMs).toBe(0);
+  });
+
+  it('lists every bad variable at once, naming it and repeating the value', () => {
+    let error: unknown;
+    try {
+      resiliencePatchFromEnv({
+        MESH_TIMEOUT: 'soon',
+        MESH_PER_TRY_TIMEOUT: '-5ms',
+        MESH_RETRIES: 'three',
+        MESH_RETRY_ON: '5xx,teapot',
+        MESH_RETRY_BUDGET: '2',
+        MESH_HEDGE_DELAY: 'p0',
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    const e = error as MeshError;
+    const issues = e.details.issues ?? [];
+    expect(issues.map((i) => [i.field, i.value])).toEqual([
+      ['MESH_TIMEOUT', 'soon'],
+      ['MESH_PER_TRY_TIMEOUT', '-5ms'],
+      ['MESH_RETRIES', 'three'],
+      ['MESH_RETRY_ON', '5xx,teapot'],
+      ['MESH_RETRY_BUDGET', '2'],
+      ['MESH_HEDGE_DELAY', 'p0'],
+    ]);
+    expect(e.message).toContain('MESH_TIMEOUT: expected');
+    expect(e.message).toContain('"soon"');
+    expect(e.message).toContain('"teapot"');
+  });
+
+  it('documents every variable it reads', () => {
+    const names = resilienceEnvVars.map((v) => v.name);
+    const src = resiliencePatchFromEnv.toString();
+    for (const m of src.matchAll(/'(MESH_[A-Z_]+)'/g)) expect(names).toContain(m[1]);
+    for (const v of resilienceEnvVars) expect(v.description.length).toBeGreaterThan(10);
+  });
+});

@@ -1,0 +1,99 @@
+import { Readable } from 'node:stream';
+import {
+  type CallContext,
+  type CallResult,
+  emitCallEvent,
+  type Filter,
+  MeshError,
+  parseDuration,
+} from '@proxyless/core';
+import type { FaultInjectionConfig } from './config.js';
+
+/** What the fault filter decided for one call. */
+interface FaultDecision {
+  delayMs: number;
+  /** A status to answer with, `'error'` to fail with `MESH_FAULT_INJECTED`, or none. */
+  abort: number | 'error' | undefined;
+}
+
+function headerText(ctx: CallContext, name: string): string | undefined {
+  const v = ctx.request.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Parse a fault header value: `delay=200ms`, `abort=503`, `abort=error`, or both separated by
+ * commas. Unknown or bad parts are ignored (a header never breaks a call by itself).
+ */
+export function parseFaultHeader(value: string): { delayMs?: number; abort?: number | 'error' } {
+  const out: { delayMs?: number; abort?: number | 'error' } = {};
+  for (const part of value.split(',')) {
+    const [k, v] = part.split('=').map((s) => s.trim());
+    if (k === undefined || v === undefined) continue;
+    if (k === 'delay') {
+      try {
+        out.delayMs = parseDuration(v, 'delay');
+      } catch {
+        // ignored
+      }
+    } else if (k === 'abort') {
+      if (v === 'error') out.abort = 'error';
+      else if (/^\d{3}$/.test(v) && Number(v) >= 100 && Number(v) <= 599) out.abort = Number(v);
+    }
+  }
+  return out;
+}
+
+/**
+ * Fault injection (Envoy's fault filter): delay a share of calls by `delay.durationMs` (on the
+ * call's clock, cut short by its signal) and/or answer a share of them with a synthetic
+ * `abort.status` response (header `x-mesh-fault: abort`) without calling the destination. With
+ * `header` set, only requests carrying that header are affected; its value may force a fault
+ * (`delay=200ms`, `abort=503`, `abort=error` → `MESH_FAULT_INJECTED`).
+ */
+export function createFaultInjectionFilter(
+  config: Partial<FaultInjectionConfig>,
+  options: { service?: string } = {},
+): Filter {
+  const header = config.header?.toLowerCase();
+  const decide = (ctx: CallContext): FaultDecision => {
+    const d: FaultDecision = { delayMs: 0, abort: undefined };
+    if (header !== undefined) {
+      const value = headerText(ctx, header);
+      if (value === undefined) return d;
+      const forced = parseFaultHeader(value);
+      if (forced.delayMs !== undefined || forced.abort !== undefined) {
+        d.delayMs = forced.delayMs ?? 0;
+        d.abort = forced.abort;
+        return d;
+      }
+    }
+    if (config.delay && ctx.random.next() * 100 < config.delay.percent) d.delayMs = config.delay.durationMs;
+    if (config.abort && ctx.random.next() * 100 < config.abort.percent) d.abort = config.abort.status;
+    return d;
+  };
+  return async (ctx, next) => {
+    const d = decide(ctx);
+    if (d.delayMs > 0) {
+      emitCallEvent(ctx, { type: 'fault', reason: 'delay', delayMs: d.delayMs });
+      await ctx.clock.sleep(d.delayMs, ctx.signal);
+    }
+    if (d.abort === 'error') {
+      emitCallEvent(ctx, { type: 'fault', reason: 'abort', code: 'MESH_FAULT_INJECTED' });
+      const service = options.service ?? ctx.service;
+      throw new MeshError('MESH_FAULT_INJECTED', `fault injected: call to "${service}" aborted`, {
+        details: { service },
+      });
+    }
+    if (d.abort !== undefined) {
+      emitCallEvent(ctx, { type: 'fault', reason: 'abort', status: d.abort });
+      const result: CallResult = {
+        status: d.abort,
+        headers: { 'x-mesh-fault': 'abort', 'content-type': 'text/plain' },
+        body: Readable.from([Buffer.from('fault filter abort')]),
+      };
+      return result;
+    }
+    return next(ctx);
+  };
+}

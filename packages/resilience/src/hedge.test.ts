@@ -1,0 +1,141 @@
+import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
+import { describe, expect, it } from 'vitest';
+import { RetryBudget } from './budget.js';
+import { createHedgeFilter, LatencyTracker } from './hedge.js';
+import { withPolicies } from './stack.js';
+
+describe('hedging', () => {
+  it('sends a hedge after the delay; the first good answer wins and the loser is aborted', async () => {
+    const clock = new VirtualClock();
+    const observer = recordingObserver();
+    const upstream = scriptedUpstream([
+      { status: 200, delayMs: 500, endpoint: 'slow:80' },
+      { status: 200, delayMs: 20, endpoint: 'fast:80' },
+    ]);
+    const p = withPolicies([createHedgeFilter({ delayMs: 50 })], upstream)(testContext({ clock, observer }));
+    await clock.advance(70);
+    const r = await p;
+    expect(r.status).toBe(200);
+    expect(r.endpoint?.id).toBe('fast:80');
+    expect(upstream.calls.map((c) => [c.attempt, c.at])).toEqual([
+      [1, 0],
+      [2, 50],
+    ]);
+    expect(upstream.calls[0]!.aborted).toBe(true);
+    expect(observer.events.filter((e) => e.type === 'hedge')).toMatchObject([{ attempt: 2, delayMs: 50 }]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('does not hedge when the first answer comes before the delay', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 10 }]);
+    const p = withPolicies([createHedgeFilter({ delayMs: 50 })], upstream)(testContext({ clock }));
+    await clock.advance(10);
+    expect((await p).status).toBe(200);
+    expect(upstream.calls).toHaveLength(1);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('never hedges a non-idempotent request', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 500 }]);
+    const p = withPolicies(
+      [createHedgeFilter({ delayMs: 50 })],
+      upstream,
+    )(testContext({ clock, request: { method: 'POST', body: 'x' } }));
+    await clock.advance(500);
+    expect((await p).status).toBe(200);
+    expect(upstream.calls).toHaveLength(1);
+  });
+
+  it('waits for a pending hedge when one attempt fails, and returns the last failure if all fail', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([
+      { status: 503, delayMs: 100 },
+      { status: 200, delayMs: 100 },
+    ]);
+    const p = withPolicies([createHedgeFilter({ delayMs: 50 })], upstream)(testContext({ clock }));
+    await clock.advance(150);
+    expect((await p).status).toBe(200);
+
+    const clock2 = new VirtualClock();
+    const failing = scriptedUpstream([
+      { status: 503, delayMs: 100 },
+      { status: 502, delayMs: 100 },
+    ]);
+    const p2 = withPolicies(
+      [createHedgeFilter({ delayMs: 50, maxHedges: 1 })],
+      failing,
+    )(testContext({ clock: clock2 }));
+    await clock2.advance(150);
+    expect((await p2).status).toBe(502);
+  });
+
+  it('respects maxHedges and the retry budget', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 1000 }]);
+    const p = withPolicies(
+      [createHedgeFilter({ delayMs: 10, maxHedges: 3 })],
+      upstream,
+    )(testContext({ clock }));
+    await clock.advance(1000);
+    await p;
+    expect(upstream.calls.map((c) => c.at)).toEqual([0, 10, 20, 30]);
+
+    const clock2 = new VirtualClock();
+    const budget = new RetryBudget({ ratio: 0, minPerSecond: 0, windowMs: 1000 }, clock2);
+    const observer = recordingObserver();
+    const u2 = scriptedUpstream([{ status: 200, delayMs: 100 }]);
+    const p2 = withPolicies(
+      [createHedgeFilter({ delayMs: 10 }, { budget })],
+      u2,
+    )(testContext({ clock: clock2, observer }));
+    await clock2.advance(100);
+    await p2;
+    expect(u2.calls).toHaveLength(1);
+    expect(observer.events.map((e) => e.reason)).toEqual(['budget_exhausted']);
+  });
+
+  it('uses the latency percentile as the delay once it has enough samples', async () => {
+    const clock = new VirtualClock();
+    const filter = createHedgeFilter({ percentile: 90, delayMs: 1000 });
+    for (let i = 1; i <= 20; i++) {
+      const p = withPolicies(
+        [filter],
+        scriptedUpstream([{ status: 200, delayMs: i * 10 }]),
+      )(testContext({ clock }));
+      await clock.advance(i * 10);
+      await p;
+    }
+    expect(filter.latency.percentile(90)).toBe(180);
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 1000 }]);
+    const p = withPolicies([filter], upstream)(testContext({ clock }));
+    await clock.advance(1000);
+    await p;
+    expect(upstream.calls[1]!.at - upstream.calls[0]!.at).toBe(180);
+  });
+
+  it('aborts every attempt when the caller aborts', async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    const upstream = scriptedUpstream(['hang']);
+    const p = withPolicies(
+      [createHedgeFilter({ delayMs: 10 })],
+      upstream,
+    )(testContext({ clock, signal: ac.signal }));
+    await clock.advance(10);
+    const check = expect(p).rejects.toMatchObject({ code: 'MESH_ABORTED' });
+    ac.abort();
+    await check;
+    expect(upstream.calls.every((c) => c.aborted)).toBe(true);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('latency tracker needs 20 samples', () => {
+    const t = new LatencyTracker();
+    for (let i = 0; i < 19; i++) t.record(i);
+    expect(t.percentile(50)).toBeUndefined();
+    t.record(19);
+    expect(t.percentile(50)).toBe(9);
+  });
+});

@@ -1,0 +1,217 @@
+import { MeshError } from '@proxyless/core';
+import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
+import { describe, expect, it } from 'vitest';
+import { RetryBudget } from './budget.js';
+import { DEFAULT_RETRY } from './config.js';
+import { createPerTryTimeoutFilter } from './deadline.js';
+import { backoffDelay, createGate, createRetryFilter, parseRetryAfter } from './retry.js';
+import { withPolicies } from './stack.js';
+
+function setup(script: Parameters<typeof scriptedUpstream>[0], retry = {}, ctxOptions = {}) {
+  const clock = new VirtualClock();
+  const observer = recordingObserver();
+  const upstream = scriptedUpstream(script);
+  const ctx = testContext({ clock, observer, ...ctxOptions });
+  return { clock, observer, upstream, ctx, retry: createRetryFilter(retry) };
+}
+
+describe('retry filter', () => {
+  it('retries gateway errors up to maxRetries with full-jitter backoff on the clock', async () => {
+    const { clock, upstream, ctx, retry, observer } = setup(['503', '503', '503', 200], { maxRetries: 2 });
+    const p = withPolicies([retry], upstream)(ctx);
+    await clock.runAll();
+    const result = await p;
+    expect(result.status).toBe(503);
+    expect(upstream.calls.map((c) => c.attempt)).toEqual([1, 2, 3]);
+    const retries = observer.events.filter((e) => e.type === 'retry');
+    expect(retries).toHaveLength(2);
+    // Each retry starts exactly its backoff after the previous answer.
+    const d1 = retries[0]!.delayMs!;
+    const d2 = retries[1]!.delayMs!;
+    expect(d1).toBeLessThan(25);
+    expect(d2).toBeLessThan(50);
+    expect(upstream.calls[1]!.at).toBe(d1);
+    expect(upstream.calls[2]!.at).toBe(d1 + d2);
+    const giveUp = observer.events.find((e) => e.type === 'give_up');
+    expect(giveUp?.reason).toBe('max_retries (gateway-error)');
+  });
+
+  it('returns the first good answer and does not retry non-retriable statuses', async () => {
+    const { clock, upstream, ctx, retry } = setup(['503', 200]);
+    const p = withPolicies([retry], upstream)(ctx);
+    await clock.runAll();
+    expect((await p).status).toBe(200);
+    expect(upstream.calls).toHaveLength(2);
+
+    const s2 = setup([500, 200]);
+    const p2 = withPolicies([s2.retry], s2.upstream)(s2.ctx);
+    await s2.clock.runAll();
+    expect((await p2).status).toBe(500);
+    expect(s2.upstream.calls).toHaveLength(1);
+  });
+
+  it('retries 5xx, retriable status codes and retriable headers when asked', async () => {
+    const s = setup([500, 429, { status: 200, headers: { 'x-retry-me': '1' } }, 200], {
+      retryOn: ['5xx', 'retriable-status-codes', 'retriable-headers'],
+      retriableStatusCodes: [429],
+      retriableHeaders: ['x-retry-me'],
+      maxRetries: 5,
+    });
+    const p = withPolicies([s.retry], s.upstream)(s.ctx);
+    await s.clock.runAll();
+    expect((await p).status).toBe(200);
+    expect(s.observer.events.filter((e) => e.type === 'retry').map((e) => e.reason)).toEqual([
+      '5xx',
+      'retriable-status-codes',
+      'retriable-headers',
+    ]);
+  });
+
+  it('never replays a non-idempotent request after a response or reset', async () => {
+    const s = setup(['503', 200], {}, { request: { method: 'POST', body: 'x' } });
+    const p = withPolicies([s.retry], s.upstream)(s.ctx);
+    await s.clock.runAll();
+    expect((await p).status).toBe(503);
+    expect(s.upstream.calls).toHaveLength(1);
+    expect(s.observer.events.find((e) => e.type === 'give_up')?.reason).toBe(
+      'not_idempotent (gateway-error)',
+    );
+
+    const r = setup(['reset', 200], {}, { request: { method: 'POST', body: 'x' } });
+    const pr = expect(withPolicies([r.retry], r.upstream)(r.ctx)).rejects.toMatchObject({
+      code: 'MESH_UPSTREAM_RESET',
+    });
+    await r.clock.runAll();
+    await pr;
+    expect(r.upstream.calls).toHaveLength(1);
+  });
+
+  it('sends a non-idempotent request elsewhere after a connect failure (nothing was sent)', async () => {
+    const s = setup(['connect-error', 201], {}, { request: { method: 'POST', body: 'x' } });
+    const p = withPolicies([s.retry], s.upstream)(s.ctx);
+    await s.clock.runAll();
+    expect((await p).status).toBe(201);
+    expect(s.upstream.calls).toHaveLength(2);
+    expect(s.upstream.calls[1]!.excluded).toEqual(['upstream:80']);
+  });
+
+  it('does not replay a streamed body even when allowNonIdempotent', async () => {
+    const { Readable } = await import('node:stream');
+    const s = setup(
+      ['reset', 200],
+      { allowNonIdempotent: true },
+      {
+        request: { method: 'POST', body: Readable.from(['x']), bodyReplayable: false },
+      },
+    );
+    const p = expect(withPolicies([s.retry], s.upstream)(s.ctx)).rejects.toMatchObject({
+      code: 'MESH_UPSTREAM_RESET',
+    });
+    await s.clock.runAll();
+    await p;
+    expect(s.observer.events.find((e) => e.type === 'give_up')?.reason).toBe('body_not_replayable (reset)');
+  });
+
+  it('honours Retry-After in seconds, and stops when it exceeds retryAfterMax', async () => {
+    const s = setup([{ status: 503, headers: { 'retry-after': '2' } }, 200], { retryAfterMaxMs: 5000 });
+    const p = withPolicies([s.retry], s.upstream)(s.ctx);
+    await s.clock.runAll();
+    expect((await p).status).toBe(200);
+    expect(s.upstream.calls[1]!.at).toBe(2000);
+
+    const t = setup([{ status: 503, headers: { 'retry-after': '60' } }, 200], { retryAfterMaxMs: 5000 });
+    const pt = withPolicies([t.retry], t.upstream)(t.ctx);
+    await t.clock.runAll();
+    expect((await pt).status).toBe(503);
+    expect(t.observer.events.find((e) => e.type === 'give_up')?.reason).toBe(
+      'retry_after_too_long (gateway-error)',
+    );
+  });
+
+  it('parses Retry-After as an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter({ 'retry-after': 'Thu, 01 Jan 2026 00:00:03 GMT' }, now)).toBe(3000);
+    expect(parseRetryAfter({ 'retry-after': 'soon' }, now)).toBeUndefined();
+    expect(parseRetryAfter({}, now)).toBeUndefined();
+  });
+
+  it('stops when the budget is exhausted and returns the last real response', async () => {
+    const clock = new VirtualClock();
+    const budget = new RetryBudget({ ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, clock); // 1 retry per window
+    const retry = createRetryFilter({ maxRetries: 3 }, { budget });
+    const observer = recordingObserver();
+    const upstream = scriptedUpstream([{ status: 503, body: 'real' }]);
+    const p1 = withPolicies([retry], upstream)(testContext({ clock, observer }));
+    await clock.runAll();
+    const r1 = await p1;
+    expect(r1.status).toBe(503);
+    expect(upstream.calls).toHaveLength(2); // one retry allowed, then budget
+    const body = await r1.body.toArray();
+    expect(Buffer.concat(body).toString()).toBe('real');
+    expect(observer.events.at(-1)?.reason).toBe('budget_exhausted (gateway-error)');
+  });
+
+  it('budget allows ratio of requests plus a reserve, over a sliding window', () => {
+    const clock = new VirtualClock();
+    const b = new RetryBudget({ ratio: 0.2, minPerSecond: 0, windowMs: 10_000 }, clock);
+    for (let i = 0; i < 10; i++) b.recordRequest();
+    expect(b.tryWithdraw()).toBe(true);
+    expect(b.tryWithdraw()).toBe(true);
+    expect(b.tryWithdraw()).toBe(false);
+    expect(b.snapshot()).toEqual({ requests: 10, retries: 2 });
+  });
+
+  it('limits retries in flight with a gate', async () => {
+    const gate = createGate(0);
+    const s = setup(['503', 200]);
+    const retry = createRetryFilter({}, { gate });
+    const p = withPolicies([retry], s.upstream)(s.ctx);
+    await s.clock.runAll();
+    expect((await p).status).toBe(503);
+    expect(s.observer.events.at(-1)?.reason).toBe('retry_overflow (gateway-error)');
+  });
+
+  it('retries a per-try timeout on another endpoint', async () => {
+    const clock = new VirtualClock();
+    const observer = recordingObserver();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 1000, endpoint: 'slow:80' }, 200]);
+    const ctx = testContext({ clock, observer });
+    const call = withPolicies(
+      [
+        createRetryFilter({ backoff: { baseMs: 0, maxMs: 0 } }),
+        createPerTryTimeoutFilter({ perTryTimeoutMs: 100 }),
+      ],
+      upstream,
+    );
+    const p = call(ctx);
+    await clock.runAll();
+    const r = await p;
+    expect(r.status).toBe(200);
+    expect(upstream.calls[0]!.aborted).toBe(true);
+    expect(upstream.calls[1]!.at).toBe(100);
+    expect(observer.events.find((e) => e.type === 'retry')?.reason).toBe('per-try-timeout');
+  });
+
+  it('gives up when the backoff would pass the deadline', async () => {
+    const s = setup(['503', 200], { backoff: { baseMs: 1000, maxMs: 1000 } }, { deadline: 1 });
+    const p = withPolicies([s.retry], s.upstream)(s.ctx);
+    await s.clock.runAll();
+    expect((await p).status).toBe(503);
+  });
+
+  it('full-jitter backoff stays within base·2^n capped at max', () => {
+    for (let n = 1; n < 8; n++) {
+      expect(backoffDelay(DEFAULT_RETRY, n, () => 0.999999)).toBeLessThan(Math.min(250, 25 * 2 ** (n - 1)));
+      expect(backoffDelay(DEFAULT_RETRY, n, () => 0)).toBe(0);
+    }
+  });
+
+  it('does not retry errors that are not transport errors', async () => {
+    const s = setup(['503']);
+    const failing = async () => {
+      throw new MeshError('MESH_CIRCUIT_OPEN', 'open');
+    };
+    const p = withPolicies([s.retry], failing)(s.ctx);
+    await expect(p).rejects.toMatchObject({ code: 'MESH_CIRCUIT_OPEN' });
+  });
+});

@@ -1,0 +1,116 @@
+import { noopLogger, seededRandom } from '@proxyless/core';
+import { scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
+import { describe, expect, it } from 'vitest';
+import { resolveResilienceConfig } from './config.js';
+import { createPolicyStack, withPolicies } from './stack.js';
+import { runPolicy } from './testing.js';
+
+const deps = (clock: VirtualClock) => ({
+  service: 'api',
+  clock,
+  random: seededRandom(1),
+  logger: noopLogger,
+});
+
+describe('createPolicyStack', () => {
+  it('builds deadline, retry, breaker and per-try filters by default', () => {
+    const clock = new VirtualClock();
+    const stack = createPolicyStack(resolveResilienceConfig(), deps(clock));
+    expect(stack.filters).toHaveLength(4);
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('adds every configured policy', () => {
+    const clock = new VirtualClock();
+    const stack = createPolicyStack(
+      resolveResilienceConfig({
+        hedge: {},
+        concurrencyLimit: { max: 1 },
+        rateLimit: { rps: 1 },
+        faultInjection: { header: 'x-f' },
+      }),
+      deps(clock),
+    );
+    expect(stack.filters).toHaveLength(8);
+    stack.close();
+  });
+
+  it('the default stack retries a 503 on another endpoint and answers', async () => {
+    const rec = await runPolicy({}, [
+      { status: 503, endpoint: 'a:80' },
+      { status: 200, endpoint: 'b:80' },
+    ]);
+    expect(rec.status).toBe(200);
+    expect(rec.attempts.map((a) => [a.attempt, a.endpoint, a.outcome, a.retriedBecause])).toEqual([
+      [1, 'a:80', 503, 'gateway-error'],
+      [2, 'b:80', 200, undefined],
+    ]);
+  });
+
+  it('per-try timeout + retry + overall timeout: exact timings', async () => {
+    const rec = await runPolicy(
+      { timeoutMs: 250, perTryTimeoutMs: 100, retry: { maxRetries: 5, backoff: { baseMs: 0, maxMs: 0 } } },
+      ['hang'],
+    );
+    expect(rec.attempts.map((a) => [a.startedAt, a.outcome])).toEqual([
+      [0, 'MESH_TIMEOUT'],
+      [100, 'MESH_TIMEOUT'],
+      [200, 'MESH_TIMEOUT'], // cut by the overall timeout
+    ]);
+    expect(rec.attempts.at(-1)?.endedAt).toBe(250);
+    expect(rec.error?.code).toBe('MESH_TIMEOUT');
+    expect(rec.error?.details.limit).toBe('overall');
+    expect(rec.endedAt).toBe(250);
+  });
+
+  it('a 503 storm opens the breaker: later attempts fail fast with MESH_CIRCUIT_OPEN', async () => {
+    const clock = new VirtualClock();
+    const config = resolveResilienceConfig({
+      retry: { maxRetries: 2, backoff: { baseMs: 0, maxMs: 0 }, budget: { ratio: 0.2, minPerSecond: 0 } },
+      circuitBreaker: { volumeThreshold: 10, resetTimeoutMs: 1000 },
+    });
+    const stack = createPolicyStack(config, deps(clock));
+    const upstream = scriptedUpstream(['503']);
+    const call = withPolicies(stack.filters, upstream);
+    const codes: Array<number | string> = [];
+    for (let i = 0; i < 30; i++) {
+      const p = call(testContext({ clock })).then(
+        (r) => r.status,
+        (e: { code: string }) => e.code,
+      );
+      await clock.advance(0);
+      codes.push(await p);
+    }
+    // Ten requests reach the destination, a few retries within budget, then the breaker is open.
+    expect(upstream.calls.length).toBeLessThanOrEqual(12);
+    expect(codes.slice(-5)).toEqual(Array(5).fill('MESH_CIRCUIT_OPEN'));
+    stack.close();
+  });
+
+  it('close() releases every timer', async () => {
+    const clock = new VirtualClock();
+    const stack = createPolicyStack(resolveResilienceConfig({ rateLimit: { rps: 5 } }), deps(clock));
+    const p = withPolicies(stack.filters, scriptedUpstream([200]))(testContext({ clock }));
+    await clock.advance(0);
+    await p;
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('runPolicy', () => {
+  it('records a non-idempotent POST that is not replayed', async () => {
+    const rec = await runPolicy({}, ['reset', 200], { request: { method: 'POST', body: '{"a":1}' } });
+    expect(rec.attempts).toHaveLength(1);
+    expect(rec.error?.code).toBe('MESH_UPSTREAM_RESET');
+    expect(rec.stoppedBecause).toBe('not_idempotent (reset)');
+  });
+
+  it('throws when the call never settles', async () => {
+    const never = () => new Promise<never>(() => undefined);
+    await expect(runPolicy({ timeoutMs: 0 }, [200], { filters: [never] })).rejects.toMatchObject({
+      code: 'MESH_INTERNAL',
+    });
+  });
+});

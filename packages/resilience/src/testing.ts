@@ -1,0 +1,215 @@
+/**
+ * Test helpers for resilience policies: virtual time, seeded randomness, a scripted upstream, and
+ * {@link runPolicy}, which runs one call through a policy stack and returns an assertion-friendly
+ * record of every attempt (endpoint, start time, outcome, why it was retried, why it stopped).
+ */
+import {
+  type CallContext,
+  type CallEvent,
+  type CallResult,
+  type Filter,
+  MeshError,
+  type MeshRequest,
+  type Next,
+  noopLogger,
+  type Random,
+  seededRandom,
+} from '@proxyless/core';
+import {
+  flushPromises,
+  type ScriptStep,
+  scriptedUpstream,
+  testContext,
+  VirtualClock,
+} from '@proxyless/core/testing';
+import { type ResilienceConfig, type ResiliencePatch, resolveResilienceConfig } from './config.js';
+import { createPolicyStack } from './stack.js';
+
+export {
+  flushPromises,
+  recordingObserver,
+  type ScriptedUpstream,
+  type ScriptStep,
+  scriptedUpstream,
+  seededRandom,
+  testContext,
+  VirtualClock,
+} from '@proxyless/core/testing';
+
+/** One attempt as the destination saw it. */
+export interface AttemptRecord {
+  /** Attempt number (1 = first; retries and hedges count up). */
+  readonly attempt: number;
+  /** Endpoint id that answered or failed, when known. */
+  endpoint: string | undefined;
+  /** Clock time the attempt reached the destination. */
+  readonly startedAt: number;
+  /** Clock time it ended. */
+  endedAt: number | undefined;
+  /** A status, an error code (`MESH_CONNECT_FAILED`, `MESH_TIMEOUT`, `MESH_ABORTED`, …), or `pending`. */
+  outcome: number | string;
+  /** Why this attempt was followed by a retry (`gateway-error`, `connect-failure`, …), if it was. */
+  retriedBecause: string | undefined;
+  /** Backoff before the next attempt, ms, if retried. */
+  backoffMs: number | undefined;
+}
+
+/** What one call through a policy stack did. */
+export interface PolicyRecord {
+  readonly attempts: AttemptRecord[];
+  /** Every call event, in order. */
+  readonly events: CallEvent[];
+  /** The final status, when the call returned a response. */
+  status: number | undefined;
+  /** The final error, when the call failed. */
+  error: MeshError | undefined;
+  /** Why retrying stopped (`max_retries (gateway-error)`, `budget_exhausted (5xx)`, …), if it did. */
+  stoppedBecause: string | undefined;
+  /** Clock time the call settled. */
+  endedAt: number | undefined;
+}
+
+/**
+ * Wrap a terminal so every attempt is recorded. Use it when composing filters yourself; pass the
+ * returned `observer` in the call context to also record retry reasons.
+ */
+export function recordAttempts(terminal: Next): {
+  terminal: Next;
+  record: PolicyRecord;
+  observer: { onEvent(event: CallEvent): void };
+} {
+  const record: PolicyRecord = {
+    attempts: [],
+    events: [],
+    status: undefined,
+    error: undefined,
+    stoppedBecause: undefined,
+    endedAt: undefined,
+  };
+  const byNumber = new Map<number, AttemptRecord>();
+  const wrapped: Next = async (ctx) => {
+    const a: AttemptRecord = {
+      attempt: ctx.attempt,
+      endpoint: undefined,
+      startedAt: ctx.clock.now(),
+      endedAt: undefined,
+      outcome: 'pending',
+      retriedBecause: undefined,
+      backoffMs: undefined,
+    };
+    record.attempts.push(a);
+    byNumber.set(ctx.attempt, a);
+    try {
+      const result = await terminal(ctx);
+      a.outcome = result.status;
+      a.endpoint = result.endpoint?.id;
+      a.endedAt = ctx.clock.now();
+      return result;
+    } catch (error) {
+      a.endedAt = ctx.clock.now();
+      if (MeshError.is(error)) {
+        a.outcome = error.code;
+        if (typeof error.details.endpoint === 'string') a.endpoint = error.details.endpoint;
+      } else {
+        a.outcome = 'error';
+      }
+      throw error;
+    }
+  };
+  const observer = {
+    onEvent(event: CallEvent): void {
+      record.events.push(event);
+      if (event.type === 'retry') {
+        const a = byNumber.get(event.attempt);
+        if (a) {
+          a.retriedBecause = event.reason;
+          a.backoffMs = event.delayMs;
+        }
+      } else if (event.type === 'give_up') {
+        record.stoppedBecause = event.reason;
+      }
+    },
+  };
+  return { terminal: wrapped, record, observer };
+}
+
+/** Options of {@link runPolicy}. */
+export interface RunPolicyOptions {
+  /** Request fields (method, body, headers, …); default `GET /`. */
+  request?: Partial<MeshRequest>;
+  /** Seed of the call's random source (jitter, fault injection); default 1. */
+  seed?: number;
+  random?: Random;
+  /** The clock to run on; default a new `VirtualClock` at 0. */
+  clock?: VirtualClock;
+  service?: string;
+  signal?: AbortSignal;
+  /** Extra filters placed before (outside) the policy stack. */
+  filters?: Filter[];
+  /** Upper bound on timers fired while waiting for the call (a guard against a runaway script). */
+  maxTimers?: number;
+}
+
+function isResolved(config: ResiliencePatch | ResilienceConfig): config is ResilienceConfig {
+  return 'timeoutMs' in config && 'retry' in config && 'hedge' in config && 'faultInjection' in config;
+}
+
+/**
+ * Run one call through the policy stack built from `config` (a patch, resolved over the defaults,
+ * or a full config) against a scripted upstream, on virtual time, and return what happened.
+ *
+ * @example
+ * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
+ * rec.attempts.map((a) => a.outcome); // [503, 503, 200]
+ */
+export async function runPolicy(
+  config: ResiliencePatch | ResilienceConfig,
+  script: readonly ScriptStep[],
+  options: RunPolicyOptions = {},
+): Promise<PolicyRecord> {
+  const clock = options.clock ?? new VirtualClock();
+  const resolved = isResolved(config) ? config : resolveResilienceConfig(config);
+  const service = options.service ?? 'test';
+  const random = options.random ?? seededRandom(options.seed ?? 1);
+  const stack = createPolicyStack(resolved, { service, clock, random, logger: noopLogger });
+  const { terminal, record, observer } = recordAttempts(scriptedUpstream(script));
+  const call = [...(options.filters ?? []), ...stack.filters].reduceRight<Next>(
+    (inner, f) => (ctx: CallContext) => f(ctx, inner),
+    terminal,
+  );
+  const ctx = testContext({
+    clock,
+    random,
+    service,
+    observer,
+    signal: options.signal,
+    ...(options.request ? { request: options.request } : {}),
+  });
+  let settled = false;
+  const p = call(ctx).then(
+    (result: CallResult) => {
+      record.status = result.status;
+      result.body.resume();
+    },
+    (error: unknown) => {
+      record.error = MeshError.is(error)
+        ? error
+        : new MeshError('MESH_INTERNAL', 'the call failed with a non-mesh error', { cause: error });
+    },
+  );
+  void p.finally(() => {
+    settled = true;
+    record.endedAt = clock.now();
+  });
+  const max = options.maxTimers ?? 10_000;
+  for (let i = 0; i < max && !settled; i++) {
+    if (!(await clock.next())) break;
+  }
+  await flushPromises();
+  stack.close();
+  if (!settled) {
+    throw new MeshError('MESH_INTERNAL', 'runPolicy: the call did not settle (a hang with no timeout?)');
+  }
+  await p;
+  return record;
+}
