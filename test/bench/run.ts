@@ -11,6 +11,7 @@ const AREAS: Record<string, () => Promise<BenchModule>> = {
   http: () => import('./http.js'),
   balancer: () => import('./balancer.js'),
   resilience: () => import('./resilience.js'),
+  registry: () => import('./registry.js'),
 };
 
 async function main(): Promise<void> {

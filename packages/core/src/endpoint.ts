@@ -108,6 +108,7 @@ export function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): b
   for (const e of b) {
     const o = byId.get(e.id);
     if (!o) return false;
+    if (o === e) continue;
     if (
       o.address !== e.address ||
       o.port !== e.port ||

@@ -16,6 +16,23 @@ export {
   embeddedEnvVars,
 } from './env-resolver.js';
 export {
+  createEtcdClient,
+  createEtcdRegistrar,
+  createEtcdResolver,
+  DEFAULT_ETCD_ENDPOINTS,
+  DEFAULT_ETCD_PREFIX,
+  type EtcdConnectionOptions,
+  type EtcdEnvOptions,
+  type EtcdRegisteredInstance,
+  EtcdRegistrar,
+  type EtcdRegistrarOptions,
+  EtcdResolver,
+  type EtcdResolverOptions,
+  etcdEnvVars,
+  etcdOptionsFromEnv,
+  validateEtcdRegistration,
+} from './etcd/index.js';
+export {
   type ConfigDocument,
   createFileResolver,
   type FileResolver,

@@ -111,7 +111,9 @@ export type MeshEvent =
   | { type: 'resolver_error'; service: string; error: MeshError }
   | { type: 'endpoints_changed'; service: string; set: EndpointSet }
   /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
-  | { type: 'balancer'; service: string; event: BalancerEvent };
+  | { type: 'balancer'; service: string; event: BalancerEvent }
+  /** The destination's circuit breaker changed state. */
+  | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open' };
 
 /** The in-process mesh. */
 export interface Mesh extends AsyncDisposable {
@@ -268,6 +270,8 @@ class MeshImpl implements Mesh, DispatchTarget {
     if (host.startsWith('[')) return undefined; // IPv6 literal: an address, not a service name
     if (host.endsWith('.')) host = host.slice(0, -1);
     if (isIPv4(host) || isIPv6(host)) return undefined;
+    // RFC 6761: `localhost` names are never services, whatever a registry matches.
+    if (host === 'localhost' || host.endsWith('.localhost')) return undefined;
     for (const resolver of this.#resolvers.list) {
       const service = resolver.match(host);
       if (service === undefined) continue;
@@ -284,6 +288,8 @@ class MeshImpl implements Mesh, DispatchTarget {
               clock: this.#clock,
               random: this.#random,
               logger: this.#logger,
+              onBreakerStateChange: (service, state) =>
+                this.#events.fire({ type: 'circuit_breaker', service, state }),
             }),
           onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
           onBalancerEvent: (event) => this.#events.fire({ type: 'balancer', service: event.service, event }),

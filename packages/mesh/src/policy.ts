@@ -8,6 +8,7 @@ import {
 } from '@proxyless/balancer';
 import type { Clock, Env, Issues, Logger, Random } from '@proxyless/core';
 import {
+  type BreakerState,
   createPolicyStack,
   parseResiliencePatch,
   RESILIENCE_CONFIG_KEYS,
@@ -56,6 +57,7 @@ export interface PolicyDeps {
   clock: Clock;
   random: Random;
   logger: Logger;
+  onBreakerStateChange?: (service: string, state: BreakerState) => void;
 }
 
 /**
@@ -79,11 +81,13 @@ export function buildPolicy(
     random: deps.random,
     logger: deps.logger,
   });
+  const onBreaker = deps.onBreakerStateChange;
   const stack = createPolicyStack(resilienceConfig, {
     service,
     clock: deps.clock,
     random: deps.random,
     logger: deps.logger,
+    ...(onBreaker ? { onBreakerStateChange: (state: BreakerState) => onBreaker(service, state) } : {}),
   });
   return {
     key,

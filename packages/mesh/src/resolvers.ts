@@ -2,10 +2,13 @@ import type { Clock, Disposable, Env, Issues, Logger, MeshError, Random, Resolve
 import {
   createDnsResolver,
   createEnvResolver,
+  createEtcdResolver,
   createFileResolver,
   createStaticResolver,
   type DnsResolverOptions,
   dnsOptionsFromEnv,
+  type EtcdEnvOptions,
+  etcdOptionsFromEnv,
 } from '@proxyless/discovery';
 import type { MeshOptions } from './mesh.js';
 import type { MeshEnvSettings } from './mesh-env.js';
@@ -21,6 +24,7 @@ export interface ResolverSet {
 /** Settings of the shared registries, read (and validated) with the rest of the environment. */
 export interface RegistrySettings {
   dns?: DnsResolverOptions;
+  etcd?: EtcdEnvOptions;
 }
 
 /**
@@ -33,6 +37,10 @@ export function readRegistryEnv(env: Env, registry: string | undefined, issues: 
   if (registry === undefined || registry === 'dns') {
     const dns = issues.try(() => dnsOptionsFromEnv(forced('dns')));
     if (dns) out.dns = dns;
+  }
+  if (registry === undefined || registry === 'etcd') {
+    const etcd = issues.try(() => etcdOptionsFromEnv(forced('etcd')));
+    if (etcd) out.etcd = etcd;
   }
   return out;
 }
@@ -88,6 +96,8 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
 
   // The shared registry comes last: embedded definitions override it for local development.
   const { registries } = input;
+  if (registries.etcd)
+    owned.push(createEtcdResolver({ ...registries.etcd, clock, logger, random: input.random }));
   if (registries.dns)
     owned.push(createDnsResolver({ ...registries.dns, clock, logger, random: input.random }));
 

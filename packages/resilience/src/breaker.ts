@@ -62,13 +62,21 @@ export class DestinationBreaker {
   #trials = 0;
   #active = 0;
   #closed = false;
-  /** State changes, in order, for tests and logs. */
+  readonly #onStateChange: ((state: BreakerState) => void) | undefined;
+  /** The latest state changes (up to 100), in order, for tests and logs. */
   readonly transitions: Array<{ at: number; state: BreakerState }> = [];
 
   constructor(
     config: Partial<CircuitBreakerConfig>,
-    deps: { clock: Clock; service: string; logger?: Logger },
+    deps: {
+      clock: Clock;
+      service: string;
+      logger?: Logger;
+      /** Called on every state change (closed → open → half-open → closed). */
+      onStateChange?: (state: BreakerState) => void;
+    },
   ) {
+    this.#onStateChange = deps.onStateChange;
     this.#config = { ...DEFAULT_CIRCUIT_BREAKER, ...config };
     this.#clock = deps.clock;
     this.#service = deps.service;
@@ -105,11 +113,13 @@ export class DestinationBreaker {
     if (this.#state === state) return;
     this.#state = state;
     this.transitions.push({ at: this.#clock.now(), state });
+    if (this.transitions.length > 100) this.transitions.shift();
     const log = state === 'closed' ? this.#logger.info : this.#logger.warn;
     log.call(this.#logger, `circuit breaker for "${this.#service}" is ${state}`, {
       service: this.#service,
       state,
     });
+    this.#onStateChange?.(state);
   }
 
   #toOpen(): void {

@@ -7,7 +7,7 @@ import {
   type Logger,
   type Random,
 } from '@proxyless/core';
-import { DestinationBreaker } from './breaker.js';
+import { type BreakerState, DestinationBreaker } from './breaker.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_RETRY, type ResilienceConfig } from './config.js';
 import { createDeadlineFilter, createPerTryTimeoutFilter } from './deadline.js';
@@ -22,6 +22,8 @@ export interface PolicyStackDeps {
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;
+  /** Circuit-breaker state changes of this destination. */
+  readonly onBreakerStateChange?: (state: BreakerState) => void;
 }
 
 /** The filters of one destination, outermost first, and a way to release their timers. */
@@ -64,7 +66,12 @@ export function createPolicyStack(config: ResilienceConfig, deps: PolicyStackDep
   if (config.hedge !== undefined)
     filters.push(createHedgeFilter(config.hedge, retrying ? { budget } : { clock }));
   if (config.circuitBreaker !== undefined) {
-    const breaker = new DestinationBreaker(config.circuitBreaker, { clock, service, logger: deps.logger });
+    const breaker = new DestinationBreaker(config.circuitBreaker, {
+      clock,
+      service,
+      logger: deps.logger,
+      ...(deps.onBreakerStateChange ? { onStateChange: deps.onBreakerStateChange } : {}),
+    });
     filters.push(breaker.filter());
     closers.push(() => breaker.close());
   }

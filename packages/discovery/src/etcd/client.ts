@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { configError, MeshError, quote } from '@proxyless/core';
+import { Etcd3, type IOptions } from 'etcd3';
+
+/** How to reach an etcd cluster (shared by the etcd resolver and registrar). */
+export interface EtcdConnectionOptions {
+  /**
+   * Client endpoints: `host:port` or `http(s)://host:port`.
+   * @defaultValue `['127.0.0.1:2379']`
+   */
+  endpoints?: readonly string[];
+  /** Username for etcd authentication (with `password`). */
+  username?: string;
+  password?: string;
+  /** Path of a PEM CA bundle; turns TLS on. */
+  caCert?: string;
+  /** Path of a PEM client certificate (mutual TLS, with `key`). */
+  cert?: string;
+  /** Path of the PEM private key for `cert`. */
+  key?: string;
+  /**
+   * Deadline of each unary call (range, put, lease grant/revoke), in ms. Streams (watch,
+   * keep-alive) have none.
+   * @defaultValue 5000
+   */
+  callTimeoutMs?: number;
+}
+
+/** Default key prefix: an endpoint of service `s` with id `i` lives at `/proxyless/services/s/i`. */
+export const DEFAULT_ETCD_PREFIX = '/proxyless/services/';
+
+/** Default client endpoint (etcd's own default). */
+export const DEFAULT_ETCD_ENDPOINTS: readonly string[] = Object.freeze(['127.0.0.1:2379']);
+
+type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/**
+ * A policy that runs each call once: retries, back-off and outage handling belong to the
+ * resolver and registrar (which keep the last good state and report errors), not to the client.
+ */
+function passThroughPolicy(): Policy {
+  const noEvent = () => ({ dispose: () => undefined });
+  const policy = {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal) =>
+      fn({ signal: signal ?? new AbortController().signal }),
+  };
+  return policy as unknown as Policy;
+}
+
+/** Normalise the prefix so it ends with one `/`. */
+export function normalizePrefix(prefix: string | undefined): string {
+  const p = prefix ?? DEFAULT_ETCD_PREFIX;
+  return p.endsWith('/') ? p : `${p}/`;
+}
+
+/** `host:port` → `http(s)://host:port`; URLs are kept (their path dropped). */
+export function normalizeEtcdEndpoint(value: string, tls: boolean, field = 'endpoints'): string {
+  const v = value.trim();
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      throw configError(field, 'host:port or an http(s):// URL', value);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw configError(field, 'an http:// or https:// URL', value);
+    if (url.port === '') throw configError(field, 'a URL with a port', value);
+    return `${url.protocol}//${url.host}`;
+  }
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]/\s]+):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port < 1 || port > 65535) throw configError(field, 'host:port or an http(s):// URL', value);
+  return `${tls ? 'https' : 'http'}://${m[1]}:${port}`;
+}
+
+function readPem(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new MeshError(
+      'MESH_CONFIG_INVALID',
+      `${field}: cannot read ${quote(path)}: ${(error as Error).message}`,
+      {
+        cause: error,
+        details: { field, value: path, issues: [{ field, value: path, expected: 'a readable PEM file' }] },
+      },
+    );
+  }
+}
+
+/** Build an `etcd3` client from connection options. Throws `MESH_CONFIG_INVALID` for bad options. */
+export function createEtcdClient(options: EtcdConnectionOptions): Etcd3 {
+  const tls = options.caCert !== undefined || options.cert !== undefined;
+  const endpoints =
+    options.endpoints && options.endpoints.length > 0 ? options.endpoints : DEFAULT_ETCD_ENDPOINTS;
+  const hosts = endpoints.map((e, i) => normalizeEtcdEndpoint(e, tls, `endpoints[${i}]`));
+  if ((options.cert === undefined) !== (options.key === undefined))
+    throw configError(
+      options.cert === undefined ? 'cert' : 'key',
+      'both cert and key, or neither',
+      options.cert ?? options.key,
+    );
+  if (options.username !== undefined && options.password === undefined)
+    throw configError('password', 'a password when username is set', undefined);
+  if (options.username === undefined && options.password !== undefined)
+    throw configError('username', 'a user name when password is set', undefined);
+  const timeout = options.callTimeoutMs ?? 5000;
+  const etcdOptions: IOptions = {
+    hosts,
+    dialTimeout: timeout,
+    // Reconnect soon after an outage ends (gRPC's own default backs off up to two minutes).
+    grpcOptions: {
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5000,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+    },
+    faultHandling: { host: () => passThroughPolicy(), global: passThroughPolicy() },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+  };
+  if (options.username !== undefined && options.password !== undefined)
+    etcdOptions.auth = { username: options.username, password: options.password };
+  if (tls) {
+    // Without a CA file, gRPC uses the system roots (it treats a missing root bundle that way).
+    const rootCertificate =
+      options.caCert !== undefined ? readPem(options.caCert, 'caCert') : (null as unknown as Buffer);
+    etcdOptions.credentials = {
+      rootCertificate,
+      ...(options.cert !== undefined ? { certChain: readPem(options.cert, 'cert') } : {}),
+      ...(options.key !== undefined ? { privateKey: readPem(options.key, 'key') } : {}),
+    };
+  }
+  return new Etcd3(etcdOptions);
+}
+
+/** Wrap a client failure as `MESH_REGISTRY_UNAVAILABLE`. */
+export function unavailable(what: string, error: unknown, details: Record<string, unknown> = {}): MeshError {
+  if (MeshError.is(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new MeshError('MESH_REGISTRY_UNAVAILABLE', `etcd: ${what}: ${message}`, { cause: error, details });
+}

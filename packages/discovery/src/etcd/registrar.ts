@@ -1,0 +1,305 @@
+import {
+  type Clock,
+  configError,
+  formatHostPort,
+  Issues,
+  isValidHost,
+  type Logger,
+  MeshError,
+  noopLogger,
+  type Random,
+  type RegisteredInstance,
+  type Registrar,
+  type Registration,
+  systemClock,
+  systemRandom,
+  type Timer,
+} from '@proxyless/core';
+import type { Etcd3, Lease } from 'etcd3';
+import { type BackoffOptions, backoffDelay } from '../backoff.js';
+import { createEtcdClient, type EtcdConnectionOptions, normalizePrefix, unavailable } from './client.js';
+import { encodeRegistration } from './codec.js';
+
+/** Options of {@link createEtcdRegistrar}. */
+export interface EtcdRegistrarOptions extends EtcdConnectionOptions {
+  /** An existing client; it belongs to the caller (`close()` does not close it). */
+  client?: Etcd3;
+  /** Key prefix (the resolver's). @defaultValue `/proxyless/services/` */
+  prefix?: string;
+  /**
+   * Lease TTL in seconds: an instance whose process dies disappears this long after its last
+   * keep-alive (sent every TTL/3). etcd raises TTLs below its minimum (2 s by default).
+   * @defaultValue 10
+   */
+  leaseTtlSeconds?: number;
+  /** Back-off between attempts to re-create a lost lease. @defaultValue `{ baseMs: 200, capMs: 10000 }` */
+  backoff?: BackoffOptions;
+  clock?: Clock;
+  random?: Random;
+  logger?: Logger;
+}
+
+/** A registered etcd instance. */
+export interface EtcdRegisteredInstance extends RegisteredInstance {
+  /** The etcd key holding the instance's endpoint document. */
+  readonly key: string;
+  /** The current lease id (it changes when a lost lease is re-created), or `undefined` while there is none. */
+  readonly leaseId: string | undefined;
+  /** How many times the lease was lost and the key written again under a new lease. */
+  readonly reRegistrations: number;
+}
+
+const SERVICE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$/;
+
+/** Validate a registration; throws `MESH_CONFIG_INVALID` listing every bad field. */
+export function validateEtcdRegistration(reg: Registration): string {
+  const issues = new Issues();
+  issues.string(reg.service, 'service', {
+    pattern: SERVICE_NAME,
+    patternText: 'a service name of letters, digits, ".", "-" and "_"',
+  });
+  if (typeof reg.address !== 'string' || !isValidHost(reg.address))
+    issues.add('address', 'an IPv4 or IPv6 address or a host name', reg.address);
+  issues.integer(reg.port, 'port', { min: 1, max: 65535 });
+  if (reg.id !== undefined)
+    issues.string(reg.id, 'id', { pattern: /^[^/\s]+$/, patternText: 'an id without "/" or spaces' });
+  if (reg.tags !== undefined) issues.stringArray(reg.tags, 'tags');
+  if (reg.metadata !== undefined) issues.stringRecord(reg.metadata, 'metadata');
+  if (reg.zone !== undefined) issues.string(reg.zone, 'zone');
+  if (reg.weights !== undefined) {
+    issues.number(reg.weights.passing, 'weights.passing', { min: 0, max: 1_000_000 });
+    issues.number(reg.weights.warning, 'weights.warning', { min: 0, max: 1_000_000 });
+  }
+  issues.throwIfAny('etcd registration');
+  return reg.id ?? formatHostPort(reg.address, reg.port);
+}
+
+/**
+ * Registers instances in etcd: the endpoint document is written under
+ * `<prefix><service>/<id>` attached to a lease kept alive every TTL/3. `markUnhealthy` rewrites
+ * the value with `health: "critical"`; `deregister` (and `close`) revokes the lease, which deletes
+ * the key. When the lease is lost (expired during an outage, revoked by someone else), a new one
+ * is granted and the key written again, retrying with back-off until it works.
+ *
+ * etcd runs no health checks: a `check` in the registration is not sent; liveness is the lease.
+ */
+export class EtcdRegistrar implements Registrar {
+  readonly name = 'etcd';
+  readonly #client: Etcd3;
+  readonly #ownsClient: boolean;
+  readonly #prefix: string;
+  readonly #ttl: number;
+  readonly #backoff: BackoffOptions;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #logger: Logger;
+  readonly #instances = new Set<EtcdInstance>();
+  readonly #context: InstanceContext;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: EtcdRegistrarOptions = {}) {
+    const ttl = options.leaseTtlSeconds ?? 10;
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400)
+      throw configError('leaseTtlSeconds', 'an integer 1..86400', ttl);
+    this.#ttl = ttl;
+    this.#prefix = normalizePrefix(options.prefix);
+    this.#backoff = options.backoff ?? { baseMs: 200, capMs: 10_000 };
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? systemRandom;
+    this.#logger = options.logger ?? noopLogger;
+    this.#ownsClient = options.client === undefined;
+    this.#client = options.client ?? createEtcdClient(options);
+    this.#context = {
+      client: this.#client,
+      ttl: this.#ttl,
+      backoff: this.#backoff,
+      clock: this.#clock,
+      random: this.#random,
+      logger: this.#logger,
+      forget: (i) => this.#instances.delete(i),
+    };
+  }
+
+  /**
+   * Write the instance under a new lease. Rejects with `MESH_CONFIG_INVALID` for a bad
+   * registration and `MESH_REGISTRY_UNAVAILABLE` when etcd cannot be reached (nothing is left behind).
+   */
+  async register(registration: Registration): Promise<EtcdRegisteredInstance> {
+    if (this.#closing) throw new MeshError('MESH_CLOSED', 'etcd registrar is closed');
+    const id = validateEtcdRegistration(registration);
+    const instance = new EtcdInstance(
+      this.#context,
+      registration,
+      id,
+      `${this.#prefix}${registration.service}/${id}`,
+    );
+    await instance.start();
+    this.#instances.add(instance);
+    return instance;
+  }
+
+  /** Deregister every instance (revoking their leases), then release the client if owned. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(
+        [...this.#instances].map((i) =>
+          i
+            .deregister()
+            .catch((error: unknown) =>
+              this.#logger.warn('etcd deregistration failed', { key: i.key, error }),
+            ),
+        ),
+      );
+      if (this.#ownsClient) this.#client.close();
+    })();
+    return this.#closing;
+  }
+}
+
+/** What an instance needs from its registrar. */
+interface InstanceContext {
+  readonly client: Etcd3;
+  readonly ttl: number;
+  readonly backoff: BackoffOptions;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  forget(instance: EtcdInstance): void;
+}
+
+class EtcdInstance implements EtcdRegisteredInstance {
+  readonly id: string;
+  readonly key: string;
+  readonly #owner: InstanceContext;
+  readonly #reg: Registration;
+  #lease: Lease | undefined;
+  #leaseId: string | undefined;
+  #health: 'passing' | 'critical' = 'passing';
+  #note: string | undefined;
+  #stopped = false;
+  #attempt = 0;
+  #timer: Timer | undefined;
+  #reRegistrations = 0;
+  #deregistering: Promise<void> | undefined;
+
+  constructor(owner: InstanceContext, reg: Registration, id: string, key: string) {
+    this.#owner = owner;
+    this.#reg = reg;
+    this.id = id;
+    this.key = key;
+  }
+
+  get leaseId(): string | undefined {
+    return this.#leaseId;
+  }
+
+  get reRegistrations(): number {
+    return this.#reRegistrations;
+  }
+
+  /** Grant a lease and write the key under it; on failure revoke what was granted and throw. */
+  async start(): Promise<void> {
+    const { client, ttl } = this.#owner;
+    const lease = client.lease(ttl, { autoKeepAlive: true });
+    try {
+      const leaseId = await lease.grant();
+      await lease.put(this.key).value(this.#value());
+      if (this.#stopped) {
+        // deregistered while this lease was being granted
+        await lease.revoke().catch(() => undefined);
+        return;
+      }
+      this.#lease = lease;
+      this.#leaseId = leaseId;
+      // Watched only once the key is written: a failed grant or put is handled by the caller.
+      lease.on('lost', (error) => this.#onLost(lease, error));
+      if (lease.revoked()) this.#onLost(lease, new Error('lease lost while the key was written'));
+    } catch (error) {
+      lease.revoke().catch(() => undefined);
+      throw unavailable(`registering ${this.key}`, error, { key: this.key, service: this.#reg.service });
+    }
+  }
+
+  async markUnhealthy(note?: string): Promise<void> {
+    this.#health = 'critical';
+    this.#note = note;
+    const lease = this.#lease;
+    if (lease === undefined || this.#stopped) return; // written with the new lease when it is re-created
+    try {
+      await lease.put(this.key).value(this.#value());
+    } catch (error) {
+      throw unavailable(`marking ${this.key} critical`, error, { key: this.key });
+    }
+  }
+
+  deregister(): Promise<void> {
+    this.#deregistering ??= (async () => {
+      this.#stopped = true;
+      this.#timer?.cancel();
+      this.#timer = undefined;
+      this.#owner.forget(this);
+      const lease = this.#lease;
+      this.#lease = undefined;
+      this.#leaseId = undefined;
+      if (lease === undefined) return;
+      try {
+        await lease.revoke();
+      } catch (error) {
+        // The lease expires on its own after its TTL; report that the revoke did not reach etcd.
+        throw unavailable(`revoking the lease of ${this.key} (it expires after its TTL)`, error, {
+          key: this.key,
+        });
+      }
+    })();
+    return this.#deregistering;
+  }
+
+  #value(): string {
+    return encodeRegistration(this.#reg, this.id, this.#health, this.#note);
+  }
+
+  #onLost(lease: Lease, error: unknown): void {
+    if (this.#stopped || this.#lease !== lease) return;
+    this.#lease = undefined;
+    this.#leaseId = undefined;
+    const { logger } = this.#owner;
+    logger.warn('etcd lease lost; registering again', { key: this.key, error });
+    this.#scheduleRecreate();
+  }
+
+  #scheduleRecreate(): void {
+    if (this.#stopped || this.#timer !== undefined) return;
+    const { backoff, random, clock, logger } = this.#owner;
+    const delay = backoffDelay(this.#attempt, backoff, random);
+    this.#attempt++;
+    this.#timer = clock.setTimer(delay, () => {
+      if (this.#stopped) {
+        this.#timer = undefined;
+        return;
+      }
+      this.start().then(
+        () => {
+          this.#timer = undefined;
+          if (this.#stopped) return;
+          this.#attempt = 0;
+          this.#reRegistrations++;
+          logger.info('etcd instance registered again', { key: this.key, leaseId: this.#leaseId });
+        },
+        (error: unknown) => {
+          this.#timer = undefined;
+          logger.warn('etcd re-registration failed; retrying', {
+            key: this.key,
+            error,
+            attempt: this.#attempt,
+          });
+          this.#scheduleRecreate();
+        },
+      );
+    });
+  }
+}
+
+/** Create an {@link EtcdRegistrar}. Throws `MESH_CONFIG_INVALID` for bad options. */
+export function createEtcdRegistrar(options: EtcdRegistrarOptions = {}): EtcdRegistrar {
+  return new EtcdRegistrar(options);
+}

@@ -1,0 +1,59 @@
+import { seededRandom } from '@proxyless/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createEtcdRegistrar,
+  createEtcdResolver,
+  type EtcdRegistrar,
+  type EtcdResolver,
+} from '../../../packages/discovery/src/etcd/index.js';
+import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
+import { record, sameIds } from './helpers.js';
+
+const bin = etcdBinary();
+const PREFIX = '/proxyless/services/';
+
+describe.skipIf(!bin.available)(`etcd with authentication (real etcd) ${bin.skipReason}`, () => {
+  let etcd: EtcdServer;
+  const owned: Array<EtcdResolver | EtcdRegistrar> = [];
+  const opts = (password: string) => ({
+    endpoints: [etcd.endpoint],
+    username: 'root',
+    password,
+    backoff: { baseMs: 20, capMs: 200 },
+    random: seededRandom(1),
+  });
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    await etcd.enableAuth('s3cret');
+    await etcd.put(`${PREFIX}secure/a`, JSON.stringify({ address: '10.0.0.1', port: 80 }));
+  });
+  afterAll(async () => {
+    await Promise.all(owned.map((o) => o.close()));
+    await etcd?.stop();
+  });
+
+  it('discovers and registers with a user name and password', async () => {
+    const resolver = createEtcdResolver(opts('s3cret'));
+    const registrar = createEtcdRegistrar({ ...opts('s3cret'), leaseTtlSeconds: 5 });
+    owned.push(resolver, registrar);
+    const rec = record(resolver, 'secure');
+    await rec.until((u) => sameIds(u, ['a']), 'a');
+    const inst = await registrar.register({ service: 'secure', id: 'b', address: '10.0.0.2', port: 80 });
+    await rec.until((u) => sameIds(u, ['a', 'b']), 'a, b');
+    await inst.deregister();
+    await rec.until((u) => sameIds(u, ['a']), 'a after deregistration');
+    rec.dispose();
+  });
+
+  it('reports a wrong password as an error update without any endpoints', async () => {
+    const resolver = createEtcdResolver(opts('wrong'));
+    owned.push(resolver);
+    const rec = record(resolver, 'secure');
+    const u = await rec.until((x) => x.kind === 'error', 'an error update');
+    expect(u.kind === 'error' && u.error.code).toBe('MESH_REGISTRY_UNAVAILABLE');
+    expect(u.kind === 'error' && u.error.message).toMatch(/auth/i);
+    expect(u.kind === 'error' && u.error.message).not.toContain('wrong');
+    rec.dispose();
+  });
+});

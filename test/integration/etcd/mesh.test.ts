@@ -1,0 +1,160 @@
+import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createEtcdRegistrar,
+  createEtcdResolver,
+  type EtcdRegistrar,
+  type EtcdResolver,
+} from '../../../packages/discovery/src/etcd/index.js';
+import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
+import { startServer, type TestServer } from '../../support/http-server.js';
+
+const bin = etcdBinary();
+
+function nextEvent(m: Mesh, pred: (e: MeshEvent) => boolean): Promise<MeshEvent> {
+  return new Promise((resolve) => {
+    const sub = m.onEvent((e) => {
+      if (pred(e)) {
+        sub.dispose();
+        resolve(e);
+      }
+    });
+  });
+}
+
+/** Wait (bounded) until the resolver's current set satisfies `check`; driven by resolver updates. */
+function untilSet(
+  resolver: EtcdResolver,
+  service: string,
+  check: (ids: string[]) => boolean,
+  what: string,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const test = (): boolean => {
+      const set = resolver.current(service);
+      return (
+        set !== undefined &&
+        !set.stale &&
+        check(
+          set.endpoints
+            .filter((e) => e.health !== 'critical')
+            .map((e) => e.id)
+            .sort(),
+        )
+      );
+    };
+    const timer = setTimeout(() => {
+      sub.dispose();
+      reject(new Error(`timed out waiting for ${what}`));
+    }, 15_000);
+    const sub = resolver.watch(service, () => {
+      if (test()) {
+        clearTimeout(timer);
+        queueMicrotask(() => sub.dispose());
+        resolve();
+      }
+    });
+  });
+}
+
+describe.skipIf(!bin.available)(
+  `mesh.fetch over etcd discovery and registration (real etcd) ${bin.skipReason}`,
+  () => {
+    let etcd: EtcdServer;
+    let servers: TestServer[] = [];
+    let resolver: EtcdResolver;
+    let registrar: EtcdRegistrar;
+    let mesh: Mesh;
+    const service = `greeter-${process.pid}`;
+    const host = `${service}.etcd.test`;
+
+    beforeAll(async () => {
+      etcd = await startEtcd();
+      servers = await Promise.all(['a', 'b'].map((n) => startServer(n)));
+      registrar = createEtcdRegistrar({ endpoints: [etcd.endpoint], leaseTtlSeconds: 5 });
+      resolver = createEtcdResolver({
+        endpoints: [etcd.endpoint],
+        suffix: 'etcd.test',
+        backoff: { baseMs: 20, capMs: 200 },
+      });
+      mesh = createMesh({ env: {}, resolvers: [resolver] });
+    });
+    afterAll(async () => {
+      await mesh?.close();
+      await resolver?.close();
+      await registrar?.close();
+      await Promise.all(servers.map((s) => s.close()));
+      await etcd?.stop();
+    });
+
+    it('discovers registered instances, drains an unhealthy one and keeps routing through an etcd outage', async () => {
+      const [a, b] = servers as [TestServer, TestServer];
+      const instA = await registrar.register({ service, id: 'a', address: '127.0.0.1', port: a.port });
+      await registrar.register({ service, id: 'b', address: '127.0.0.1', port: b.port });
+
+      const seen = new Set<string>();
+      for (let i = 0; i < 10; i++) {
+        const res = await mesh.fetch(`http://${host}/`);
+        expect(res.status).toBe(200);
+        seen.add(await res.text());
+      }
+      expect([...seen].sort()).toEqual(['a', 'b']);
+
+      const drained = untilSet(resolver, service, (ids) => ids.join() === 'b', 'a marked critical');
+      await instA.markUnhealthy('draining');
+      await drained;
+      for (let i = 0; i < 5; i++) {
+        const res = await mesh.fetch(`http://${host}/`);
+        expect(await res.text()).toBe('b');
+      }
+
+      const failed = nextEvent(mesh, (e) => e.type === 'resolver_error');
+      await etcd.halt();
+      const event = await failed;
+      if (event.type !== 'resolver_error') throw new Error('expected resolver_error');
+      expect(event.error.code).toBe('MESH_REGISTRY_UNAVAILABLE');
+      expect(mesh.endpoints(service)?.stale).toBe(true);
+      for (let i = 0; i < 4; i++) {
+        const res = await mesh.fetch(`http://${host}/`);
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe('b');
+      }
+
+      await etcd.resume();
+      const back = untilSet(
+        resolver,
+        service,
+        (ids) => ids.join() === 'a,b',
+        'both instances after the restart',
+      );
+      // bring `a` back: deregister the drained instance and register it again as passing
+      await instA.deregister();
+      await registrar.register({ service, id: 'a', address: '127.0.0.1', port: a.port });
+      await back;
+      expect(mesh.endpoints(service)?.stale).toBe(false);
+    });
+
+    it('is selected and configured by environment variables alone (MESH_REGISTRY=etcd)', async () => {
+      const [a] = servers as [TestServer, TestServer];
+      const name = `envsvc${process.pid}`;
+      const inst = await registrar.register({
+        service: name,
+        id: 'env-a',
+        address: '127.0.0.1',
+        port: a.port,
+      });
+      const fromEnv = createMesh({ env: { MESH_REGISTRY: 'etcd', MESH_ETCD_ENDPOINTS: etcd.endpoint } });
+      try {
+        const res = await fromEnv.fetch(`http://${name}/`);
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe('a');
+        expect(fromEnv.endpoints(name)?.source).toBe('etcd');
+        // `localhost` is never a service, even with a registry that matches bare names.
+        expect(fromEnv.services()).not.toContain('localhost');
+      } finally {
+        await fromEnv.close();
+        await inst.deregister();
+      }
+    });
+  },
+);

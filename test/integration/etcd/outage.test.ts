@@ -1,0 +1,151 @@
+import type { LogFields, Logger } from '@proxyless/core';
+import { seededRandom } from '@proxyless/core/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createEtcdResolver, type EtcdResolver } from '../../../packages/discovery/src/etcd/index.js';
+import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
+import { record, sameIds, uniqueService } from './helpers.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+
+const bin = etcdBinary();
+const PREFIX = '/proxyless/services/';
+
+function memoryLogger(): Logger & { lines: Array<{ level: string; message: string; fields?: LogFields }> } {
+  const lines: Array<{ level: string; message: string; fields?: LogFields }> = [];
+  const at =
+    (level: string) =>
+    (message: string, fields?: LogFields): void => {
+      lines.push({ level, message, ...(fields ? { fields } : {}) });
+    };
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+describe.skipIf(!bin.available)(`etcd resolver outages against a real etcd ${bin.skipReason}`, () => {
+  let etcd: EtcdServer;
+  let proxy: TcpProxy | undefined;
+  const resolvers: EtcdResolver[] = [];
+  const newResolver = (endpoint: string, logger?: Logger) => {
+    const r = createEtcdResolver({
+      endpoints: [endpoint],
+      backoff: { baseMs: 20, capMs: 200 },
+      random: seededRandom(11),
+      ...(logger ? { logger } : {}),
+    });
+    resolvers.push(r);
+    return r;
+  };
+  const put = (service: string, id: string, port: number) =>
+    etcd.put(`${PREFIX}${service}/${id}`, JSON.stringify({ address: '10.0.0.1', port }));
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterEach(async () => {
+    await Promise.all(resolvers.splice(0).map((r) => r.close()));
+    await proxy?.close();
+    proxy = undefined;
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('keeps the last good set (stale) while etcd is stopped and recovers after it restarts', async () => {
+    const svc = uniqueService('outage');
+    await put(svc, 'a', 80);
+    await put(svc, 'b', 81);
+    const r = newResolver(etcd.endpoint);
+    const rec = record(r, svc);
+    await rec.until((u) => sameIds(u, ['a', 'b']), 'a, b');
+
+    await etcd.halt();
+    const failed = await rec.until((u) => u.kind === 'error', 'an error update while etcd is down');
+    expect(failed.kind === 'error' && failed.error.code).toBe('MESH_REGISTRY_UNAVAILABLE');
+    expect(failed.kind === 'error' && failed.lastGood?.stale).toBe(true);
+    expect(failed.kind === 'error' && failed.lastGood?.endpoints.map((e) => e.id).sort()).toEqual(['a', 'b']);
+    expect(r.current(svc)?.stale).toBe(true);
+    expect(r.current(svc)?.endpoints).toHaveLength(2);
+    // No update ever emptied the set.
+    expect(
+      rec.updates.every(
+        (u) => (u.kind === 'endpoints' ? u.set.endpoints.length : u.lastGood?.endpoints.length) === 2,
+      ),
+    ).toBe(true);
+
+    await etcd.resume();
+    const back = await rec.until(
+      (u) => u.kind === 'endpoints' && !u.set.stale,
+      'a fresh set after the restart',
+      20_000,
+    );
+    expect(sameIds(back, ['a', 'b'])).toBe(true);
+    expect(r.current(svc)?.stale).toBe(false);
+    await put(svc, 'c', 82);
+    await rec.until((u) => sameIds(u, ['a', 'b', 'c']), 'a, b, c through the renewed watch', 20_000);
+    rec.dispose();
+  });
+
+  it('first answer during an outage is an error without a last good set, then endpoints once etcd is back', async () => {
+    const svc = uniqueService('cold');
+    await put(svc, 'a', 80);
+    await etcd.halt();
+    try {
+      const r = newResolver(etcd.endpoint);
+      const rec = record(r, svc);
+      const u = await rec.until((x) => x.kind === 'error', 'an error update');
+      expect(u.kind === 'error' && u.lastGood).toBeUndefined();
+      await etcd.resume();
+      await rec.until((x) => sameIds(x, ['a']), 'a after etcd started', 20_000);
+      rec.dispose();
+    } finally {
+      await etcd.resume();
+    }
+  });
+
+  it('resumes a broken watch from the last seen revision and replays the changes it missed', async () => {
+    proxy = await startTcpProxy(etcd.clientPort);
+    const svc = uniqueService('resume');
+    await put(svc, 'a', 80);
+    const logger = memoryLogger();
+    const r = newResolver(proxy.endpoint, logger);
+    const rec = record(r, svc);
+    await rec.until((u) => sameIds(u, ['a']), 'a');
+    proxy.cut();
+    await rec.until((u) => u.kind === 'error', 'an error while the connection is cut');
+    await put(svc, 'b', 81);
+    await etcd.del(`${PREFIX}${svc}/a`);
+    proxy.restore();
+    await rec.until(
+      (u) => sameIds(u, ['b']) && u.kind === 'endpoints' && !u.set.stale,
+      'b only, fresh',
+      20_000,
+    );
+    expect(logger.lines.some((l) => l.message.includes('compacted'))).toBe(false);
+    rec.dispose();
+  });
+
+  it('lists again when the revision to resume from was compacted', async () => {
+    proxy = await startTcpProxy(etcd.clientPort);
+    const svc = uniqueService('compact');
+    await put(svc, 'a', 80);
+    const logger = memoryLogger();
+    const r = newResolver(proxy.endpoint, logger);
+    const rec = record(r, svc);
+    await rec.until((u) => sameIds(u, ['a']), 'a');
+    proxy.cut();
+    await rec.until((u) => u.kind === 'error', 'an error while the connection is cut');
+    await put(svc, 'b', 81);
+    await put(svc, 'c', 82);
+    await etcd.del(`${PREFIX}${svc}/a`);
+    await etcd.compact();
+    proxy.restore();
+    await rec.until(
+      (u) => sameIds(u, ['b', 'c']) && u.kind === 'endpoints' && !u.set.stale,
+      'b, c after the re-list',
+      20_000,
+    );
+    expect(logger.lines.some((l) => l.message.includes('compacted'))).toBe(true);
+    // The watch that follows the re-list is live.
+    await put(svc, 'd', 83);
+    await rec.until((u) => sameIds(u, ['b', 'c', 'd']), 'b, c, d', 20_000);
+    rec.dispose();
+  });
+});
