@@ -9,9 +9,13 @@ export interface Backend {
 
 /** Start `backend.mjs` in its own process; resolves with its port. */
 export async function startBackend(delayMs = 0): Promise<Backend> {
-  const child: ChildProcess = spawn(process.execPath, [fileURLToPath(new URL('./backend.mjs', import.meta.url)), String(delayMs)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('./backend.mjs', import.meta.url)), String(delayMs)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
   const port = Number(chunk.toString().trim());
   return {

@@ -48,7 +48,10 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     await (body as { text(): Promise<string> }).text();
   };
   const clients: Array<[string, Call]> = [
-    ['undici.request (Pool) — baseline', async () => consume((await pool.request({ path: '/', method: 'GET' })).body)],
+    [
+      'undici.request (Pool) — baseline',
+      async () => consume((await pool.request({ path: '/', method: 'GET' })).body),
+    ],
     ['mesh.request', async () => consume((await mesh.request('http://bench/')).body)],
     ['undici.fetch', async () => void (await (await undiciFetch(`${origin}/`)).text())],
     ['mesh.fetch', async () => void (await (await mesh.fetch('http://bench/')).text())],
@@ -84,7 +87,14 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     const rs = results.get(name)!;
     const rps = median(rs.map((r) => r.rps));
     const lat = rs.flatMap((r) => r.latencies);
-    return [name, rps / base, Math.round(rps), quantile(lat, 0.5) * 1000, quantile(lat, 0.99) * 1000, median(rs.map((r) => r.cpuUsPerReq))];
+    return [
+      name,
+      rps / base,
+      Math.round(rps),
+      quantile(lat, 0.5) * 1000,
+      quantile(lat, 0.99) * 1000,
+      median(rs.map((r) => r.cpuUsPerReq)),
+    ];
   });
   const ratio = (n: string): number => Number(rows.find((r) => r[0] === n)![1]);
   const meshReq = ratio('mesh.request');
