@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createMesh } from 'proxyless';
 import { type DemoBackend, startBackend } from './backends.js';
 import { balancingDemo } from './balancing.js';
+import { resilienceDemo } from './resilience.js';
 import { EndpointStats } from './stats.js';
 
 const say = (s = ''): void => {
@@ -113,6 +114,8 @@ async function main(): Promise<void> {
   }
   const lbFailed = await balancingDemo(say);
   if (lbFailed > 0) process.exitCode = 1;
+  const resFailed = await resilienceDemo(say);
+  if (resFailed > 0) process.exitCode = 1;
 }
 
 main().catch((error: unknown) => {
