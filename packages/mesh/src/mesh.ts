@@ -5,6 +5,7 @@ import {
   type Clock,
   createEmitter,
   type Disposable,
+  diagnosticsChannel,
   type EndpointInit,
   type EndpointSet,
   type Env,
@@ -232,6 +233,11 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.dispatcher = new MeshDispatcher(this);
+    // Every mesh event also goes to `diagnostics_channel` `proxyless:mesh:event` (free without subscribers).
+    const channel = diagnosticsChannel('mesh', 'event');
+    this.#events.event((event) => {
+      if (channel.hasSubscribers) channel.publish({ mesh: this.serviceName, ...event });
+    });
     for (const r of this.#resolvers.fileRejections) {
       r((error) => this.#events.fire({ type: 'config_rejected', error }));
     }
