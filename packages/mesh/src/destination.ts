@@ -95,7 +95,17 @@ export class Destination {
 
   /** Rebuild the policy when its config changed; keeps the endpoint set and pools. */
   refreshPolicy(): void {
-    const next = this.#deps.policy(this.service);
+    let next: DestinationPolicy;
+    try {
+      next = this.#deps.policy(this.service);
+    } catch (error) {
+      // Validated before the configuration was accepted; if it still fails, keep the policy in force.
+      this.#deps.logger.error('policy rebuild failed; keeping the policy in force', {
+        service: this.service,
+        error,
+      });
+      return;
+    }
     if (next.key === this.#policy.key) {
       next.close();
       return;

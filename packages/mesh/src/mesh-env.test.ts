@@ -73,3 +73,23 @@ describe('createMesh environment validation (#3)', () => {
     await mesh.close();
   });
 });
+
+describe('policy merged across layers (#5, #6)', () => {
+  it('rejects at createMesh a health check whose path no layer sets', () => {
+    expect(() =>
+      createMesh({
+        env: {},
+        services: { api: { endpoints: '127.0.0.1:1', healthCheck: { interval: '5s' } } },
+      }),
+    ).toThrow(/services\.api \(all layers merged\)[\s\S]*path/);
+  });
+
+  it('accepts a path from defaults and an interval from the service', async () => {
+    const mesh = createMesh({
+      env: {},
+      defaults: { healthCheck: { path: '/healthz' } },
+      services: { api: { endpoints: '127.0.0.1:1', healthCheck: { interval: '5s' } } },
+    });
+    await mesh.close();
+  });
+});

@@ -27,7 +27,13 @@ import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
 import { allEnvVars } from './env-schema.js';
 import { checkUnknownMeshVars, type RegistryKind, readMeshEnv } from './mesh-env.js';
-import { buildPolicy, type PolicyPatch, parsePolicyPatch, policyPatchFromEnv } from './policy.js';
+import {
+  buildPolicy,
+  checkMergedPolicy,
+  type PolicyPatch,
+  parsePolicyPatch,
+  policyPatchFromEnv,
+} from './policy.js';
 import { type BodyMixin, buildRequest, normalizeHeaders, withBodyMixin } from './request.js';
 import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
 
@@ -173,7 +179,7 @@ class MeshImpl implements Mesh, DispatchTarget {
   #connections: number;
   #resolveTimeoutMs: number;
   #optionLayers: { defaults: PolicyPatch; env: PolicyPatch; services: Map<string, PolicyPatch> };
-  #fileLayers: { defaults: PolicyPatch; services: Map<string, PolicyPatch> } | undefined;
+  #fileLayers: FileLayers | undefined;
   #events = createEmitter<MeshEvent>(() => undefined);
   #closing: Promise<void> | undefined;
 
@@ -217,6 +223,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       services,
     };
     const registries = readRegistryEnv(env, options.registry ?? settings.registry, issues);
+    if (issues.ok) this.#checkMerged(undefined, issues);
     issues.throwIfAny('invalid mesh configuration');
 
     this.#resolvers = createResolvers({
@@ -228,7 +235,10 @@ class MeshImpl implements Mesh, DispatchTarget {
       clock: this.#clock,
       logger: this.#logger,
       onDocument: (doc) => this.#applyDocument(doc),
-      validateDocument: (doc, iss) => parseDocumentLayers(doc, iss),
+      validateDocument: (doc, iss) => {
+        const file = parseDocumentLayers(doc, iss);
+        if (iss.ok) this.#checkMerged(file, iss);
+      },
     });
     this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
@@ -253,14 +263,25 @@ class MeshImpl implements Mesh, DispatchTarget {
     for (const d of this.#destinations.values()) d.refreshPolicy();
   }
 
-  #layersFor(service: string): PolicyPatch[] {
+  /**
+   * Some rules only hold across layers (a health check needs a `path` from some layer; a ring's
+   * minimum below its maximum): check the merged policy of every named service, and of any other
+   * service (defaults only), before a configuration is accepted.
+   */
+  #checkMerged(file: FileLayers | undefined, issues: Issues): void {
+    const names = new Set([...this.#optionLayers.services.keys(), ...(file?.services.keys() ?? [])]);
+    checkMergedPolicy(this.#layersFor(undefined, file), 'every service (defaults)', issues);
+    for (const name of names) checkMergedPolicy(this.#layersFor(name, file), `services.${name}`, issues);
+  }
+
+  #layersFor(service: string | undefined, file = this.#fileLayers): PolicyPatch[] {
     const o = this.#optionLayers;
     const layers = [o.defaults, o.env];
-    const own = o.services.get(service);
+    const own = service === undefined ? undefined : o.services.get(service);
     if (own) layers.push(own);
-    if (this.#fileLayers) {
-      layers.push(this.#fileLayers.defaults);
-      const f = this.#fileLayers.services.get(service);
+    if (file) {
+      layers.push(file.defaults);
+      const f = service === undefined ? undefined : file.services.get(service);
       if (f) layers.push(f);
     }
     return layers;
@@ -461,10 +482,12 @@ class MeshImpl implements Mesh, DispatchTarget {
   }
 }
 
-function parseDocumentLayers(
-  doc: Record<string, unknown>,
-  issues: Issues,
-): { defaults: PolicyPatch; services: Map<string, PolicyPatch> } {
+interface FileLayers {
+  defaults: PolicyPatch;
+  services: Map<string, PolicyPatch>;
+}
+
+function parseDocumentLayers(doc: Record<string, unknown>, issues: Issues): FileLayers {
   const services = new Map<string, PolicyPatch>();
   const defaults = parsePolicyPatch(asRecord(doc.defaults), 'defaults', issues);
   const entries = asRecord(doc.services) ?? {};

@@ -6,7 +6,7 @@ import {
   parseBalancerPatch,
   resolveBalancerConfig,
 } from '@proxyless/balancer';
-import type { Clock, Env, Issues, Logger, Random } from '@proxyless/core';
+import { type Clock, type Env, type Issues, type Logger, MeshError, type Random } from '@proxyless/core';
 import {
   type BreakerState,
   createPolicyStack,
@@ -51,6 +51,22 @@ export function policyPatchFromEnv(env: Env, issues: Issues): PolicyPatch {
     balancer: issues.try(() => balancerPatchFromEnv(env)),
     resilience: issues.try(() => resiliencePatchFromEnv(env)),
   };
+}
+
+/** Resolve the merged policy of one service, recording cross-layer problems under `where`. */
+export function checkMergedPolicy(layers: readonly PolicyPatch[], where: string, issues: Issues): void {
+  const run = (fn: () => unknown): void => {
+    try {
+      fn();
+    } catch (error) {
+      if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+      for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }]) {
+        issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
+      }
+    }
+  };
+  run(() => resolveBalancerConfig(...layers.flatMap((l) => (l.balancer ? [l.balancer] : []))));
+  run(() => resolveResilienceConfig(...layers.flatMap((l) => (l.resilience ? [l.resilience] : []))));
 }
 
 export interface PolicyDeps {
