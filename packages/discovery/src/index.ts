@@ -41,3 +41,4 @@ export {
 } from './file-resolver.js';
 export { ResolverHub, type ResolverHubOptions, type StartWatch, type WatchSink } from './hub.js';
 export { createStaticResolver, FixedResolver, type StaticResolverOptions } from './static.js';
+export { type ManageSignalsOptions, manageSignals, type SignalSource } from './registrar/lifecycle.js';

@@ -16,6 +16,7 @@ export type {
   MeshErrorCode,
   Next,
   Random,
+  RegisteredInstance,
   Registrar,
   Registration,
   Resolver,
@@ -32,6 +33,7 @@ export {
   type MeshRequestOptions,
   type MeshResponseData,
   type PolicyOptions,
+  type RegisterOptions,
   type ServiceOptions,
 } from './mesh.js';
 export { meshEnvVars, type RegistryKind } from './mesh-env.js';

@@ -18,10 +18,14 @@ import {
   MeshError,
   noopLogger,
   type Random,
+  type RegisteredInstance,
+  type Registrar,
+  type Registration,
   type Resolver,
   systemClock,
   systemRandom,
 } from '@proxyless/core';
+import { createEtcdRegistrar, manageSignals, type SignalSource } from '@proxyless/discovery';
 import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
 import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
@@ -35,7 +39,7 @@ import {
   policyPatchFromEnv,
 } from './policy.js';
 import { type BodyMixin, buildRequest, normalizeHeaders, withBodyMixin } from './request.js';
-import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
+import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
 
 /** A JSON value, as policy settings are written in options and config documents. */
 export type JsonValue =
@@ -112,6 +116,19 @@ export interface MeshResponseData {
   endpoint: string | undefined;
 }
 
+/** Options of {@link Mesh.register}. */
+export interface RegisterOptions {
+  /** Drain on SIGTERM/SIGINT before exiting. @defaultValue false */
+  manageSignals?: boolean;
+  /** How long to keep serving after deregistering, ms. @defaultValue 5000 */
+  drainMs?: number;
+  /** Runs after the drain (close your server here). @defaultValue closes the mesh */
+  onDrained?: () => void | Promise<void>;
+  /** For tests: the signal source and exit function. */
+  process?: SignalSource;
+  exit?: (code: number) => void;
+}
+
 /** Something the mesh reports: a rejected config, a registry failure, an endpoint set change. */
 export type MeshEvent =
   | { type: 'config_rejected'; error: MeshError }
@@ -142,7 +159,16 @@ export interface Mesh extends AsyncDisposable {
    */
   stats(service: string): BalancerStats | undefined;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
-  /** Graceful: stop watches, let in-flight requests finish, close every pool. Idempotent. */
+  /**
+   * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
+   * id, address, port, tags, metadata, weights and a health check. `mesh.close()` deregisters it.
+   * With `manageSignals`, SIGTERM/SIGINT mark it unhealthy, deregister it, keep serving for
+   * `drainMs`, then close the mesh (or run `onDrained`) and exit.
+   *
+   * @throws MeshError `MESH_CONFIG_INVALID` when no registry that supports registration is configured.
+   */
+  register(registration: Registration, options?: RegisterOptions): Promise<RegisteredInstance>;
+  /** Graceful: deregister, stop watches, let in-flight requests finish, close every pool. Idempotent. */
   close(): Promise<void>;
   /** Immediate: abort in-flight requests and close everything. */
   destroy(): Promise<void>;
@@ -182,6 +208,10 @@ class MeshImpl implements Mesh, DispatchTarget {
   #fileLayers: FileLayers | undefined;
   #events = createEmitter<MeshEvent>(() => undefined);
   #closing: Promise<void> | undefined;
+  #registries: RegistrySettings;
+  #registryName: string | undefined;
+  #registrar: Registrar | undefined;
+  #signalHandlers: Disposable[] = [];
 
   constructor(options: MeshOptions) {
     const env = options.env ?? process.env;
@@ -223,6 +253,8 @@ class MeshImpl implements Mesh, DispatchTarget {
       services,
     };
     const registries = readRegistryEnv(env, options.registry ?? settings.registry, issues);
+    this.#registries = registries;
+    this.#registryName = options.registry ?? settings.registry;
     if (issues.ok) this.#checkMerged(undefined, issues);
     issues.throwIfAny('invalid mesh configuration');
 
@@ -467,7 +499,46 @@ class MeshImpl implements Mesh, DispatchTarget {
     return this.#closing;
   }
 
+  async register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
+    if (this.#closing) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    if (this.#registrar === undefined) {
+      const r = this.#registries;
+      if (r.etcd)
+        this.#registrar = createEtcdRegistrar({
+          ...r.etcd,
+          clock: this.#clock,
+          random: this.#random,
+          logger: this.#logger,
+        });
+      else
+        throw new MeshError(
+          'MESH_CONFIG_INVALID',
+          'MESH_REGISTRY: registration needs a shared registry that supports it (etcd or consul); none is configured',
+          { details: { field: 'MESH_REGISTRY', value: this.#registryName } },
+        );
+    }
+    const instance = await this.#registrar.register(registration);
+    if (options.manageSignals) {
+      this.#signalHandlers.push(
+        manageSignals(instance, {
+          drainMs: options.drainMs ?? 5000,
+          onDrained: options.onDrained ?? (() => this.close()),
+          clock: this.#clock,
+          logger: this.#logger,
+          ...(options.process ? { process: options.process } : {}),
+          ...(options.exit ? { exit: options.exit } : {}),
+        }),
+      );
+    }
+    return instance;
+  }
+
   async #shutdown(force: boolean): Promise<void> {
+    for (const h of this.#signalHandlers) h.dispose();
+    // Leave the registry first, so callers stop picking this instance while it still serves.
+    await this.#registrar?.close().catch((error: unknown) => {
+      this.#logger.warn('deregistration failed on close', { error });
+    });
     const dests = [...this.#destinations.values()];
     this.#destinations.clear();
     this.#byHost.clear();

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -154,6 +155,46 @@ describe.skipIf(!bin.available)(
       } finally {
         await fromEnv.close();
         await inst.deregister();
+      }
+    });
+
+    it('mesh.register() announces this service; SIGTERM deregisters, drains, closes and exits', async () => {
+      const [, b] = servers as [TestServer, TestServer];
+      const name = `self${process.pid}`;
+      const env = { MESH_REGISTRY: 'etcd', MESH_ETCD_ENDPOINTS: etcd.endpoint };
+      const server = createMesh({ env, serviceName: name });
+      const client = createMesh({ env });
+      const signals = new EventEmitter();
+      let exited: (code: number) => void = () => undefined;
+      const exitCode = new Promise<number>((r) => {
+        exited = r;
+      });
+      try {
+        await server.register(
+          { service: name, id: 'self-1', address: '127.0.0.1', port: b.port },
+          { manageSignals: true, drainMs: 50, process: signals, exit: (code) => exited(code) },
+        );
+        const res = await client.fetch(`http://${name}/`);
+        expect(await res.text()).toBe('b');
+        const gone = nextEvent(client, (e) => e.type === 'endpoints_changed' && e.set.endpoints.length === 0);
+        signals.emit('SIGTERM', 'SIGTERM');
+        await gone; // deregistered before the drain ends
+        expect(await exitCode).toBe(0);
+        await expect(server.request(`http://${name}/`)).rejects.toMatchObject({ code: 'MESH_CLOSED' });
+      } finally {
+        await server.close();
+        await client.close();
+      }
+    });
+
+    it('mesh.register() without a registry says which variable to set', async () => {
+      const m = createMesh({ env: {} });
+      try {
+        await expect(m.register({ service: 'x', address: '127.0.0.1', port: 1 })).rejects.toThrow(
+          /MESH_REGISTRY/,
+        );
+      } finally {
+        await m.close();
       }
     });
   },
