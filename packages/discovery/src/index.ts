@@ -40,5 +40,5 @@ export {
   MAX_CONFIG_BYTES,
 } from './file-resolver.js';
 export { ResolverHub, type ResolverHubOptions, type StartWatch, type WatchSink } from './hub.js';
-export { createStaticResolver, FixedResolver, type StaticResolverOptions } from './static.js';
 export { type ManageSignalsOptions, manageSignals, type SignalSource } from './registrar/lifecycle.js';
+export { createStaticResolver, FixedResolver, type StaticResolverOptions } from './static.js';
