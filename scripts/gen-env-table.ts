@@ -12,7 +12,10 @@ export function renderEnvTable(): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
   const rows = [...allEnvVars]
     .sort((a, b) => a.name.localeCompare(b.name))
-    .map((v) => `| \`${v.prefix ? `${v.name}<SERVICE>` : v.name}\` | ${esc(v.type)} | ${esc(v.defaultValue)} | ${esc(v.description)} |`);
+    .map(
+      (v) =>
+        `| \`${v.prefix ? `${v.name}<SERVICE>` : v.name}\` | ${esc(v.type)} | ${esc(v.defaultValue)} | ${esc(v.description)} |`,
+    );
   return ['| variable | type | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }
 

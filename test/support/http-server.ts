@@ -1,6 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /** A real HTTP server on loopback for tests, closed (with its sockets) by `close()`. */
 export interface TestServer {
@@ -27,7 +26,11 @@ export const nameHandler: Handler = (req, res, s) => {
   });
 };
 
-export async function startServer(name: string, handler: Handler = nameHandler, host = '127.0.0.1'): Promise<TestServer> {
+export async function startServer(
+  name: string,
+  handler: Handler = nameHandler,
+  host = '127.0.0.1',
+): Promise<TestServer> {
   let requests = 0;
   const connections = { accepted: 0, open: 0 };
   const sockets = new Set<Socket>();
