@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createMesh } from 'proxyless';
 import { type DemoBackend, startBackend } from './backends.js';
 import { balancingDemo } from './balancing.js';
+import { registryDemo } from './registry.js';
 import { resilienceDemo } from './resilience.js';
 import { EndpointStats } from './stats.js';
 
@@ -54,6 +55,10 @@ async function drive(
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('registry')) {
+    await registryDemo(say);
+    return;
+  }
   const deadline = setTimeout(() => {
     say('demo did not finish within 15 s');
     process.exit(1);

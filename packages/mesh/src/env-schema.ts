@@ -1,6 +1,6 @@
 import { balancerEnvVars } from '@proxyless/balancer';
 import type { EnvVarSpec } from '@proxyless/core';
-import { dnsEnvVars, embeddedEnvVars, etcdEnvVars } from '@proxyless/discovery';
+import { consulEnvVars, dnsEnvVars, embeddedEnvVars, etcdEnvVars } from '@proxyless/discovery';
 import { resilienceEnvVars } from '@proxyless/resilience';
 import { meshEnvVars } from './mesh-env.js';
 
@@ -12,6 +12,7 @@ export const allEnvVars: readonly EnvVarSpec[] = dedupe([
   ...meshEnvVars,
   ...embeddedEnvVars,
   ...dnsEnvVars,
+  ...consulEnvVars,
   ...etcdEnvVars,
   ...balancerEnvVars,
   ...resilienceEnvVars,

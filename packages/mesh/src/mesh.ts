@@ -25,7 +25,12 @@ import {
   systemClock,
   systemRandom,
 } from '@proxyless/core';
-import { createEtcdRegistrar, manageSignals, type SignalSource } from '@proxyless/discovery';
+import {
+  createConsulRegistrar,
+  createEtcdRegistrar,
+  manageSignals,
+  type SignalSource,
+} from '@proxyless/discovery';
 import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
 import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
@@ -503,7 +508,9 @@ class MeshImpl implements Mesh, DispatchTarget {
     if (this.#closing) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
     if (this.#registrar === undefined) {
       const r = this.#registries;
-      if (r.etcd)
+      if (r.consul)
+        this.#registrar = createConsulRegistrar({ ...r.consul, clock: this.#clock, logger: this.#logger });
+      else if (r.etcd)
         this.#registrar = createEtcdRegistrar({
           ...r.etcd,
           clock: this.#clock,

@@ -1,5 +1,8 @@
 import type { Clock, Disposable, Env, Issues, Logger, MeshError, Random, Resolver } from '@proxyless/core';
 import {
+  type ConsulResolverOptions,
+  consulOptionsFromEnv,
+  createConsulResolver,
   createDnsResolver,
   createEnvResolver,
   createEtcdResolver,
@@ -23,6 +26,7 @@ export interface ResolverSet {
 
 /** Settings of the shared registries, read (and validated) with the rest of the environment. */
 export interface RegistrySettings {
+  consul?: ConsulResolverOptions;
   dns?: DnsResolverOptions;
   etcd?: EtcdEnvOptions;
 }
@@ -37,6 +41,10 @@ export function readRegistryEnv(env: Env, registry: string | undefined, issues: 
   if (registry === undefined || registry === 'dns') {
     const dns = issues.try(() => dnsOptionsFromEnv(forced('dns')));
     if (dns) out.dns = dns;
+  }
+  if (registry === undefined || registry === 'consul') {
+    const consul = issues.try(() => consulOptionsFromEnv(forced('consul')));
+    if (consul) out.consul = consul;
   }
   if (registry === undefined || registry === 'etcd') {
     const etcd = issues.try(() => etcdOptionsFromEnv(forced('etcd')));
@@ -96,6 +104,8 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
 
   // The shared registry comes last: embedded definitions override it for local development.
   const { registries } = input;
+  if (registries.consul)
+    owned.push(createConsulResolver({ ...registries.consul, clock, logger, random: input.random }));
   if (registries.etcd)
     owned.push(createEtcdResolver({ ...registries.etcd, clock, logger, random: input.random }));
   if (registries.dns)

@@ -1,0 +1,59 @@
+import { createMesh } from 'proxyless';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ConsulDouble, startConsulDouble } from '../../consul-double/server.js';
+import { startServer, type TestServer } from '../../support/http-server.js';
+
+describe('createMesh with CONSUL_HTTP_ADDR (Consul API double)', () => {
+  let consul: ConsulDouble;
+  let servers: TestServer[];
+  beforeAll(async () => {
+    consul = await startConsulDouble();
+    servers = await Promise.all(['a', 'b'].map((n) => startServer(n)));
+  });
+  afterAll(async () => {
+    await consul.close();
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  it('registers through mesh.register() and discovers through mesh.fetch, selected by CONSUL_HTTP_ADDR alone', async () => {
+    const env = { CONSUL_HTTP_ADDR: consul.address };
+    const providers = servers.map(() => createMesh({ env }));
+    const client = createMesh({ env });
+    try {
+      await Promise.all(
+        servers.map((s, i) =>
+          providers[i]!.register({
+            service: 'orders',
+            id: `orders-${s.name}`,
+            address: '127.0.0.1',
+            port: s.port,
+            weights: { passing: 1, warning: 1 },
+            check: { kind: 'ttl', ttlMs: 10_000 },
+          }),
+        ),
+      );
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        const res = await client.fetch('http://orders.service.consul/');
+        expect(res.status).toBe(200);
+        seen.add(await res.text());
+      }
+      expect([...seen].sort()).toEqual(['a', 'b']);
+      expect(client.endpoints('orders')?.source).toBe('consul');
+      // Closing a provider's mesh deregisters its instance.
+      await providers[0]!.close();
+      expect(Object.keys(consul.agentServices())).toEqual(['orders-b']);
+    } finally {
+      await Promise.all(providers.map((p) => p.close()));
+      await client.close();
+    }
+  });
+
+  it('rejects bad Consul variables at createMesh, naming each', () => {
+    expect(() =>
+      createMesh({ env: { CONSUL_HTTP_ADDR: 'ftp://x:1', MESH_CONSUL_ONLY_PASSING: 'sometimes' } }),
+    ).toThrow(
+      /CONSUL_HTTP_ADDR[\s\S]*MESH_CONSUL_ONLY_PASSING|MESH_CONSUL_ONLY_PASSING[\s\S]*CONSUL_HTTP_ADDR/,
+    );
+  });
+});
