@@ -1,4 +1,18 @@
 export { type BackoffOptions, backoffDelay } from './backoff.js';
+export {
+  type ConsulConnectionOptions,
+  type ConsulRegistrarEvent,
+  type ConsulRegistrarOptions,
+  type ConsulResolver,
+  type ConsulResolverOptions,
+  type ConsulTlsOptions,
+  consulEnvVars,
+  consulOptionsFromEnv,
+  consulServiceDefinition,
+  createConsulRegistrar,
+  createConsulResolver,
+  parseConsulAddress,
+} from './consul/index.js';
 export { dnsEnvVars, dnsOptionsFromEnv } from './dns/env.js';
 export {
   createDnsResolver,
@@ -42,17 +56,3 @@ export {
 export { ResolverHub, type ResolverHubOptions, type StartWatch, type WatchSink } from './hub.js';
 export { type ManageSignalsOptions, manageSignals, type SignalSource } from './registrar/lifecycle.js';
 export { createStaticResolver, FixedResolver, type StaticResolverOptions } from './static.js';
-export {
-  type ConsulConnectionOptions,
-  type ConsulRegistrarEvent,
-  type ConsulRegistrarOptions,
-  type ConsulResolver,
-  type ConsulResolverOptions,
-  type ConsulTlsOptions,
-  consulEnvVars,
-  consulOptionsFromEnv,
-  consulServiceDefinition,
-  createConsulRegistrar,
-  createConsulResolver,
-  parseConsulAddress,
-} from './consul/index.js';
