@@ -251,3 +251,14 @@ describe('resiliencePatchFromEnv', () => {
     for (const v of resilienceEnvVars) expect(v.description.length).toBeGreaterThan(10);
   });
 });
+
+describe('circuitBreaker.maxConnections', () => {
+  it('is rejected with the setting that bounds connections instead', () => {
+    const issues = new Issues();
+    parseResiliencePatch({ circuitBreaker: { maxConnections: 10 } }, 'services.api', issues);
+    expect(issues.list).toEqual([
+      expect.objectContaining({ field: 'services.api.circuitBreaker.maxConnections', value: 10 }),
+    ]);
+    expect(issues.list[0]!.expected).toContain('MESH_CONNECTIONS_PER_ENDPOINT');
+  });
+});

@@ -101,8 +101,6 @@ export interface CircuitBreakerConfig {
   readonly resetTimeoutMs: number;
   /** Trial calls allowed while half-open. */
   readonly halfOpenMaxCalls: number;
-  /** Envoy threshold: concurrent connections (advisory, reported to the balancer layer; not enforced here). */
-  readonly maxConnections: number | undefined;
   /** Envoy threshold: requests waiting in a concurrency-limit queue. */
   readonly maxPendingRequests: number | undefined;
   /** Envoy threshold: concurrent requests to the destination. */
@@ -206,7 +204,6 @@ export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = Object.freeze({
   rollingWindowMs: 10_000,
   resetTimeoutMs: 30_000,
   halfOpenMaxCalls: 1,
-  maxConnections: undefined,
   maxPendingRequests: undefined,
   maxRequests: 1024,
   maxRetries: 3,
@@ -254,6 +251,7 @@ const BREAKER_KEYS = [
   'rollingWindow',
   'resetTimeout',
   'halfOpenMaxCalls',
+  // Recognised so the error can say why it is not supported (see parseCircuitBreaker).
   'maxConnections',
   'maxPendingRequests',
   'maxRequests',
@@ -491,7 +489,12 @@ function parseBreaker(
     (v) => (p.resetTimeoutMs = v),
   );
   read(obj, 'halfOpenMaxCalls', field, int(1), (v) => (p.halfOpenMaxCalls = v));
-  read(obj, 'maxConnections', field, int(1), (v) => (p.maxConnections = v));
+  if (obj.maxConnections !== undefined)
+    issues.add(
+      `${field}.maxConnections`,
+      'no such field: connections are bounded per endpoint by `connectionsPerEndpoint` (MESH_CONNECTIONS_PER_ENDPOINT)',
+      obj.maxConnections,
+    );
   read(obj, 'maxPendingRequests', field, int(0), (v) => (p.maxPendingRequests = v));
   read(obj, 'maxRequests', field, int(1), (v) => (p.maxRequests = v));
   read(obj, 'maxRetries', field, int(0), (v) => (p.maxRetries = v));
