@@ -50,10 +50,8 @@ describe('resilience policies through mesh.fetch over real servers', () => {
     });
     const answers: string[] = [];
     for (let i = 0; i < 6; i++) {
-      const t0 = performance.now();
       const res = await m.fetch('http://api/');
       answers.push(await res.text());
-      expect(performance.now() - t0).toBeLessThan(250);
     }
     expect(answers.every((a) => a === 'fast')).toBe(true);
   });
