@@ -57,6 +57,7 @@ export class Destination {
   #policy: DestinationPolicy;
   #call: Next;
   #pools = new Map<string, Pool>();
+  #byEndpoint = new WeakMap<Endpoint, Pool>();
   #ready = false;
   #waiters: Array<() => void> = [];
   #closed = false;
@@ -130,6 +131,9 @@ export class Destination {
   }
 
   #pool(endpoint: Endpoint): Dispatcher {
+    // Endpoint objects are immutable and reused across sets: cache the pool on the object first.
+    const cached = this.#byEndpoint.get(endpoint);
+    if (cached !== undefined && !cached.closed && !cached.destroyed) return cached;
     const key = formatHostPort(endpoint.address, endpoint.port);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
@@ -138,6 +142,7 @@ export class Destination {
       pool = new Pool(`http://${key}`, { connections: this.#deps.connectionsPerEndpoint });
       this.#pools.set(key, pool);
     }
+    this.#byEndpoint.set(endpoint, pool);
     return pool;
   }
 

@@ -21,6 +21,7 @@ import {
   type RegisteredInstance,
   type Registrar,
   type Registration,
+  type RequestHeaders,
   type Resolver,
   systemClock,
   systemRandom,
@@ -420,7 +421,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       options.method ?? 'GET',
       u.origin,
       u.pathname + u.search,
-      normalizeHeaders(options.headers),
+      this.#withHost(normalizeHeaders(options.headers), u.origin),
       options.body,
       options.idempotent,
     );
@@ -432,6 +433,15 @@ class MeshImpl implements Mesh, DispatchTarget {
       body: withBodyMixin(result.body),
       endpoint: result.endpoint ? `${result.endpoint.address}:${result.endpoint.port}` : undefined,
     };
+  }
+
+  /** Set the logical `Host` on a fresh header object (cheaper here than a copy per attempt later). */
+  #withHost(headers: RequestHeaders, origin: string): RequestHeaders {
+    if (this.#hostHeader === 'logical' && headers.host === undefined) {
+      const i = origin.indexOf('://');
+      headers.host = (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '');
+    }
+    return headers;
   }
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -451,7 +461,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       opts.method,
       origin.replace(/\/+$/, ''),
       opts.path,
-      normalizeHeaders(opts.headers as Parameters<typeof normalizeHeaders>[0]),
+      this.#withHost(normalizeHeaders(opts.headers as Parameters<typeof normalizeHeaders>[0]), origin),
       opts.body,
       undefined,
     );
