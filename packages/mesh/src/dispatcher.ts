@@ -9,7 +9,11 @@ export interface DispatchTarget {
    * Start a mesh call for these dispatch options, or return `undefined` when the origin is not a
    * mesh service (then the dispatcher passes it through).
    */
-  start(opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<MeshResponseHead> | undefined;
+  /**
+   * Start a mesh call, or return `undefined` for a pass-through origin. `signal()` creates the
+   * call's abort signal; it is only called for mesh destinations (creating one is not free).
+   */
+  start(opts: Dispatcher.DispatchOptions, signal: () => AbortSignal): Promise<MeshResponseHead> | undefined;
   passthrough(): Dispatcher | undefined;
   close(): Promise<void>;
   destroy(): Promise<void>;
@@ -40,10 +44,13 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: AnyHandler): boolean {
-    const ac = new AbortController();
+    let ac: AbortController | undefined;
     let started: Promise<MeshResponseHead> | undefined;
     try {
-      started = this.#target.start(opts, ac.signal);
+      started = this.#target.start(opts, () => {
+        ac = new AbortController();
+        return ac.signal;
+      });
     } catch (error) {
       fail(handler, error as Error);
       return true;
@@ -64,7 +71,7 @@ export class MeshDispatcher extends Dispatcher {
       );
       return true;
     }
-    const sink = new HandlerSink(handler, (reason) => ac.abort(reason));
+    const sink = new HandlerSink(handler, (reason) => ac?.abort(reason));
     started.then(
       (head) => sink.replay(head),
       (error: Error) => sink.error(error),

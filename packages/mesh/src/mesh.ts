@@ -452,7 +452,7 @@ class MeshImpl implements Mesh, DispatchTarget {
   }
 
   /** DispatchTarget: start a mesh call for a dispatch, or `undefined` to pass it through. */
-  start(opts: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<MeshResponseHead> | undefined {
+  start(opts: Dispatcher.DispatchOptions, signal: () => AbortSignal): Promise<MeshResponseHead> | undefined {
     const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
     const hostname = hostnameOf(origin);
     const dest = hostname === undefined ? undefined : this.#destinationFor(hostname);
@@ -465,7 +465,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       opts.body,
       undefined,
     );
-    return dest.call(this.#context(dest, request, signal, undefined));
+    return dest.call(this.#context(dest, request, signal(), undefined));
   }
 
   passthrough(): Dispatcher | undefined {
