@@ -9,6 +9,7 @@ import {
   emitCallEvent,
   type Filter,
   MeshError,
+  type MeshRequest,
   type Next,
   type RequestHeaders,
   systemClock,
@@ -381,11 +382,23 @@ export function createDeadlineFilter(options: { timeoutMs: number; service?: str
 
 /** The context with `x-mesh-deadline-ms` set to the time left until `at`. */
 function withDeadlineHeader(c: CallContext, at: number): CallContext {
-  const headers: RequestHeaders = {
-    ...c.request.headers,
-    [DEADLINE_HEADER]: String(Math.max(0, Math.floor(at - c.clock.now()))),
+  // A plain copy loop: spreading the header record with a computed key costs several µs per call.
+  const src = c.request.headers;
+  const headers: RequestHeaders = {};
+  for (const k in src) headers[k] = src[k] as string | string[];
+  headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(at - c.clock.now())));
+  const r = c.request;
+  const request: MeshRequest = {
+    method: r.method,
+    path: r.path,
+    origin: r.origin,
+    headers,
+    body: r.body,
+    idempotent: r.idempotent,
+    bodyReplayable: r.bodyReplayable,
+    replayable: r.replayable,
   };
-  return { ...c, request: { ...c.request, headers } };
+  return { ...c, request };
 }
 
 /**
