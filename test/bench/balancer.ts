@@ -328,6 +328,6 @@ function printTable(results: readonly BalancerBenchResult[]): void {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1]?.endsWith('balancer.ts')) {
   void runBalancerBench({ quick: process.argv.includes('--quick') }).then(printTable);
 }

@@ -2,8 +2,11 @@
  * Where the time of one `mesh.fetch` goes (see profile-request.ts for `mesh.request`).
  *
  *   node --conditions=@proxyless/source --import tsx --cpu-prof --cpu-prof-dir=.tmp/prof test/bench/profile-fetch.ts
+ *
+ * `DIRECT=1` profiles `undici.fetch` to the backend instead, the baseline; `POLICY` sets the service policy as JSON.
  */
 import { createMesh } from 'proxyless';
+import { fetch as undiciFetch } from 'undici';
 import { startBackend } from './backends.js';
 
 const backend = await startBackend();
@@ -19,7 +22,9 @@ const c0 = process.cpuUsage();
 await Promise.all(
   Array.from({ length: 32 }, async () => {
     while (issued++ < N) {
-      const r = await mesh.fetch('http://bench/');
+      const r = process.env.DIRECT
+        ? await undiciFetch(`http://127.0.0.1:${backend.port}/`)
+        : await mesh.fetch('http://bench/');
       await r.text();
     }
   }),
