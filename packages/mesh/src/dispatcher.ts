@@ -110,6 +110,32 @@ function fail(handler: AnyHandler, error: Error): void {
   sink.error(error);
 }
 
+/** The dispatch controller a handler sees: a class, so nothing is defined per request. */
+class SinkController implements Dispatcher.DispatchController {
+  readonly #sink: HandlerSink;
+  constructor(sink: HandlerSink) {
+    this.#sink = sink;
+  }
+  get paused(): boolean {
+    return this.#sink.paused;
+  }
+  get aborted(): boolean {
+    return this.#sink.aborted;
+  }
+  get reason(): Error | null {
+    return this.#sink.reason;
+  }
+  abort(reason?: Error): void {
+    this.#sink.abort(reason);
+  }
+  pause(): void {
+    this.#sink.pause();
+  }
+  resume(): void {
+    this.#sink.resume();
+  }
+}
+
 /** Feeds one response into a handler of either style, honouring pause/resume. */
 class HandlerSink {
   #h: AnyHandler;
@@ -127,29 +153,35 @@ class HandlerSink {
     this.#modern =
       typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function';
     this.#abort = abort;
-    const self = this;
-    this.#controller = {
-      get paused() {
-        return self.#paused;
-      },
-      get aborted() {
-        return self.#aborted;
-      },
-      get reason() {
-        return self.#reason;
-      },
-      abort: (reason?: Error) => self.#onAbort(reason),
-      pause: () => {
-        self.#paused = true;
-        self.#body?.pause();
-      },
-      resume: () => {
-        self.#paused = false;
-        self.#body?.resume();
-      },
-    };
+    this.#controller = new SinkController(this);
     if (this.#modern) this.#h.onRequestStart?.(this.#controller, {});
     else this.#h.onConnect?.((err?: Error) => this.#onAbort(err));
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get reason(): Error | null {
+    return this.#reason;
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#body?.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#body?.resume();
+  }
+
+  abort(reason?: Error): void {
+    this.#onAbort(reason);
   }
 
   #onAbort(reason?: Error): void {

@@ -204,6 +204,8 @@ class MeshImpl implements Mesh, DispatchTarget {
   #resolvers: ResolverSet;
   #destinations = new Map<string, Destination>();
   #byHost = new Map<string, Destination>();
+  /** Dispatch origins (`http://payments:8080`) already named, so the hot path skips parsing. */
+  #byOrigin = new Map<string, Destination>();
   #passthrough: boolean;
   #agent: Dispatcher | undefined;
   #ownAgent: boolean;
@@ -454,8 +456,12 @@ class MeshImpl implements Mesh, DispatchTarget {
   /** DispatchTarget: start a mesh call for a dispatch, or `undefined` to pass it through. */
   start(opts: Dispatcher.DispatchOptions, signal: () => AbortSignal): Promise<MeshResponseHead> | undefined {
     const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
-    const hostname = hostnameOf(origin);
-    const dest = hostname === undefined ? undefined : this.#destinationFor(hostname);
+    let dest = this.#byOrigin.get(origin);
+    if (dest === undefined) {
+      const hostname = hostnameOf(origin);
+      dest = hostname === undefined ? undefined : this.#destinationFor(hostname);
+      if (dest !== undefined && this.#byOrigin.size < 1024) this.#byOrigin.set(origin, dest);
+    }
     if (dest === undefined) return undefined;
     const request = buildRequest(
       opts.method,
@@ -559,6 +565,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     const dests = [...this.#destinations.values()];
     this.#destinations.clear();
     this.#byHost.clear();
+    this.#byOrigin.clear();
     await Promise.all(dests.map((d) => (force ? d.destroy() : d.close())));
     await this.#resolvers.close();
     if (this.#agent && this.#ownAgent) await (force ? this.#agent.destroy() : this.#agent.close());
