@@ -292,3 +292,20 @@ describe('incoming deadline propagation', () => {
     expect(upstream.calls).toHaveLength(0);
   });
 });
+
+describe('deadline slots under long deadlines', () => {
+  it('releases idle slots (their 15 s timers and signals) about a second after their calls finish', async () => {
+    const clock = new VirtualClock();
+    const filter = createDeadlineFilter({ timeoutMs: 15_000 });
+    const call = withPolicies([filter], scriptedUpstream([200, 200, 200]));
+    for (let i = 0; i < 3; i++) {
+      const r = await call(testContext({ clock }));
+      expect(r.status).toBe(200);
+      await clock.advance(20); // each call lands in its own 10 ms slot
+    }
+    expect(clock.pendingTimers).toBeGreaterThanOrEqual(3);
+    await clock.advance(2_000);
+    expect(clock.pendingTimers).toBe(0);
+    filter.close();
+  });
+});

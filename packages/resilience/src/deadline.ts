@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { setMaxListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import {
   abortError,
   type CallContext,
@@ -177,7 +177,16 @@ interface DeadlineSlot {
   /** Calls still waiting in this slot: each rejects with its own precise error when it passes. */
   readonly waiters: Set<SlotWaiter>;
   readonly timer: Timer;
+  readonly createdAt: number;
 }
+
+/** True while something (an HTTP client, a streaming body) still listens to the slot's signal. */
+function listened(slot: DeadlineSlot): boolean {
+  return getEventListeners(slot.controller.signal, 'abort').length > 0;
+}
+
+/** How long an idle slot is kept for reuse before its timer and signal are released. */
+const IDLE_SLOT_MS = 1000;
 
 /**
  * Deadline slots on one clock. Creating an `AbortSignal` costs more than the rest of the policy
@@ -190,6 +199,7 @@ interface DeadlineSlot {
 export class DeadlineSlots {
   readonly #clock: Clock;
   readonly #slots = new Map<number, DeadlineSlot>();
+  #sweep: Timer | undefined;
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -205,22 +215,47 @@ export class DeadlineSlots {
       // Many calls (and their HTTP clients) listen to one slot signal: no leak warning for that.
       setMaxListeners(0, controller.signal);
       const waiters = new Set<SlotWaiter>();
-      const timer = this.#clock.setTimer(key - this.#clock.now(), () => this.#fire(key));
-      slot = { at: key, controller, waiters, timer };
+      const now = this.#clock.now();
+      const timer = this.#clock.setTimer(key - now, () => this.#fire(key));
+      slot = { at: key, controller, waiters, timer, createdAt: now };
       this.#slots.set(key, slot);
+      this.#sweep ??= this.#clock.setTimer(IDLE_SLOT_MS, () => this.#sweepIdle());
     }
     return slot;
+  }
+
+  /**
+   * Release slots nobody uses any more (every call done, no body streaming) once they have been
+   * idle for a while: with long deadlines (the 15 s default) a busy destination would otherwise
+   * keep a timer and a signal alive for every 10 ms of the last 15 s.
+   */
+  #sweepIdle(): void {
+    this.#sweep = undefined;
+    const now = this.#clock.now();
+    for (const [key, slot] of this.#slots) {
+      if (slot.waiters.size > 0 || now - slot.createdAt < IDLE_SLOT_MS || listened(slot)) continue;
+      slot.timer.cancel();
+      this.#slots.delete(key);
+    }
+    if (this.#slots.size > 0) this.#sweep = this.#clock.setTimer(IDLE_SLOT_MS, () => this.#sweepIdle());
   }
 
   #fire(key: number): void {
     const slot = this.#slots.get(key);
     if (slot === undefined) return;
     this.#slots.delete(key);
+    if (this.#slots.size === 0) {
+      this.#sweep?.cancel();
+      this.#sweep = undefined;
+    }
     for (const w of slot.waiters) w.timeout();
+    const abort = slot.waiters.size > 0 || listened(slot);
     slot.waiters.clear();
-    slot.controller.abort(
-      new MeshError('MESH_TIMEOUT', 'the call deadline passed', { details: { limit: 'overall' } }),
-    );
+    // Nobody left to tell: skip building an error (and its stack trace).
+    if (abort)
+      slot.controller.abort(
+        new MeshError('MESH_TIMEOUT', 'the call deadline passed', { details: { limit: 'overall' } }),
+      );
   }
 
   /** Slots alive (for tests). */
@@ -237,6 +272,10 @@ export class DeadlineSlots {
       if (slot.waiters.size > 0) continue;
       slot.timer.cancel();
       this.#slots.delete(key);
+    }
+    if (this.#slots.size === 0) {
+      this.#sweep?.cancel();
+      this.#sweep = undefined;
     }
   }
 }
