@@ -2,6 +2,8 @@
  * Client overhead over loopback: 32 concurrent callers, one backend in its own process,
  * alternating rounds, medians. Baseline (1.00) is `undici.request` on a `Pool` to the same backend.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createMesh } from 'proxyless';
 import { Pool, fetch as undiciFetch } from 'undici';
 import { startBackend } from './backends.js';
@@ -17,7 +19,18 @@ interface RoundResult {
   latencies: number[];
 }
 
+/** A full GC before each round, so no client pays for the garbage of the one before it. */
+const gc: () => void = (() => {
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return () => undefined;
+  }
+})();
+
 async function round(call: Call, requests: number): Promise<RoundResult> {
+  gc();
   const latencies: number[] = [];
   let issued = 0;
   const cpu0 = process.cpuUsage();
