@@ -61,8 +61,8 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
       bench: { endpoints: `127.0.0.1:${backend.port}`, timeout: false, retry: false, circuitBreaker: false },
     },
   });
-  const requests = options.quick ? 2_000 : 10_000;
-  const rounds = options.quick ? 3 : 7;
+  const requests = options.quick ? 2_000 : 6_000;
+  const rounds = options.quick ? 3 : 11;
 
   const consume = async (body: { dump(): Promise<void> } | { text(): Promise<string> }): Promise<void> => {
     await (body as { text(): Promise<string> }).text();
@@ -104,14 +104,16 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     await pool.close();
     await backend.stop();
   }
-  const base = median(results.get(clients[0]![0])!.map((r) => r.rps));
+  // Ratio per round (each client against the baseline measured moments before it), then the
+  // median: this VM's speed drifts by ±40 % between rounds, which a ratio of medians would keep.
+  const baseRounds = results.get(clients[0]![0])!;
   const rows = clients.map(([name]) => {
     const rs = results.get(name)!;
     const rps = median(rs.map((r) => r.rps));
     const lat = rs.flatMap((r) => r.latencies);
     return [
       name,
-      rps / base,
+      median(rs.map((r, i) => r.rps / baseRounds[i]!.rps)),
       Math.round(rps),
       quantile(lat, 0.5) * 1000,
       quantile(lat, 0.99) * 1000,
@@ -121,11 +123,12 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   const ratio = (n: string): number => Number(rows.find((r) => r[0] === n)![1]);
   const meshReq = ratio('mesh.request');
   const bareReq = ratio('mesh.request, no policies');
-  const meshFetch = ratio('mesh.fetch') / ratio('undici.fetch');
+  const uf = results.get('undici.fetch')!;
+  const meshFetch = median(results.get('mesh.fetch')!.map((r, i) => r.rps / uf[i]!.rps));
   return [
     {
       title: 'HTTP client overhead (loopback, 32 concurrent callers)',
-      description: `${rounds} alternating rounds of ${requests} requests per client; medians. Ratio = throughput / baseline throughput in the same run.`,
+      description: `${rounds} alternating rounds of ${requests} requests per client; medians. Ratio = median over rounds of throughput / the baseline's throughput in the same round.`,
       columns: ['client', 'throughput ratio', 'req/s', 'p50 µs', 'p99 µs', 'client CPU µs/req'],
       rows,
       notes: [
