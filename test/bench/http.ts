@@ -90,12 +90,16 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
       undo = undefined;
     }
     for (let r = 0; r < rounds; r++) {
-      for (const [name, call] of clients) {
+      // Rotate the order every round so no client always runs right after the same one.
+      const order = clients.map((_, i) => clients[(i + r) % clients.length]!);
+      const thisRound = new Map<string, RoundResult>();
+      for (const [name, call] of order) {
         if (name.includes('install')) undo = mesh.install();
-        results.get(name)!.push(await round(call, requests));
+        thisRound.set(name, await round(call, requests));
         undo?.();
         undo = undefined;
       }
+      for (const [name] of clients) results.get(name)!.push(thisRound.get(name)!);
     }
   } finally {
     undo?.();
