@@ -7,8 +7,6 @@
  * Standalone: `npx tsx --conditions=@proxyless/source test/bench/balancer.ts [--quick]`.
  * In `pnpm bench` through `run()`.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import {
   createBalancer,
   LOAD_BALANCER_POLICIES,
@@ -27,7 +25,7 @@ import {
   type Timer,
 } from '@proxyless/core';
 import { testContext } from '@proxyless/core/testing';
-import { type BenchOptions, type BenchSection, median, quantile } from './harness.js';
+import { type BenchOptions, type BenchSection, exposeGc, median, quantile } from './harness.js';
 
 /** One measured figure. */
 export interface BalancerBenchResult {
@@ -99,18 +97,6 @@ function balancerFor(policy: LoadBalancerPolicy, eps: readonly Endpoint[], clock
   return b;
 }
 
-/** `gc()` if the runtime allows exposing it (it does in Node). */
-function getGc(): (() => void) | undefined {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g) return g;
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Contexts prepared up front (varied hash keys) so the timed loop itself allocates nothing. */
 function contexts(): CallContext[] {
   return Array.from({ length: 64 }, (_, i) =>
@@ -180,7 +166,7 @@ const testContextStatic = testContext();
 /** Every figure, flat. */
 export async function runBalancerBench(opts: { quick: boolean }): Promise<BalancerBenchResult[]> {
   const out: BalancerBenchResult[] = [];
-  const gc = getGc();
+  const gc = exposeGc();
   const sizes = [10, 1000, 10_000];
   const picks = opts.quick ? 50_000 : 500_000;
   const rounds = opts.quick ? 3 : 7;

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 /**
  * The benchmark harness's shared shapes. Each area writes `test/bench/<area>.ts` exporting
  * `run(options): Promise<BenchSection[]>`; `run.ts` runs them in one process, one after another,
@@ -48,4 +50,16 @@ export function quantile(xs: readonly number[], q: number): number {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/** `gc()` when the runtime allows exposing it (Node does, through a V8 flag), else `undefined`. */
+export function exposeGc(): (() => void) | undefined {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) return g;
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,12 +2,10 @@
  * Client overhead over loopback: 32 concurrent callers, one backend in its own process,
  * alternating rounds, medians. Baseline (1.00) is `undici.request` on a `Pool` to the same backend.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { createMesh } from 'proxyless';
 import { Pool, fetch as undiciFetch } from 'undici';
 import { startBackend } from './backends.js';
-import { type BenchOptions, type BenchSection, median, quantile } from './harness.js';
+import { type BenchOptions, type BenchSection, exposeGc, median, quantile } from './harness.js';
 
 const CONCURRENCY = 32;
 
@@ -20,14 +18,7 @@ interface RoundResult {
 }
 
 /** A full GC before each round, so no client pays for the garbage of the one before it. */
-const gc: () => void = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return () => undefined;
-  }
-})();
+const gc: () => void = exposeGc() ?? (() => undefined);
 
 async function round(call: Call, requests: number): Promise<RoundResult> {
   gc();

@@ -4,12 +4,10 @@
  * 1,000 services. Medians over rounds; timings include the asynchronous delivery to a listener.
  * Targets: ≤ 20 ms per 10k-endpoint update, ≤ 2 KB per endpoint.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { createEndpoint, type Endpoint, type ResolverUpdate, systemClock } from '@proxyless/core';
 import { EtcdServiceState } from '../../packages/discovery/src/etcd/codec.js';
 import { ResolverHub, type WatchSink } from '../../packages/discovery/src/hub.js';
-import { type BenchOptions, type BenchSection, median } from './harness.js';
+import { type BenchOptions, type BenchSection, exposeGc, median } from './harness.js';
 
 /** One measured figure. */
 export interface RegistryBenchResult {
@@ -22,17 +20,6 @@ export interface RegistryBenchResult {
 
 const AREA = 'registry';
 const PREFIX = '/proxyless/services/bench/';
-
-function gcFunction(): (() => void) | undefined {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g) return g;
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-}
 
 function endpoints(n: number, generation: number): Endpoint[] {
   const out: Endpoint[] = new Array(n);
@@ -197,7 +184,7 @@ async function etcdWatchEvent(n: number, rounds: number): Promise<number> {
 
 /** Heap bytes retained per endpoint by the etcd state plus the hub's current set. */
 async function heapPerEndpoint(n: number): Promise<number | undefined> {
-  const gc = gcFunction();
+  const gc = exposeGc();
   if (!gc) return undefined;
   const values = etcdValues(n, 0);
   const { hub, sink, next } = hubWithSink();

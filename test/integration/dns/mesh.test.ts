@@ -1,22 +1,12 @@
 import { VirtualClock } from '@proxyless/core/testing';
-import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
+import { createMesh, type Mesh } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDnsResolver, type DnsResolver } from '../../../packages/discovery/src/dns/resolver.js';
 import { type Dnsmasq, dnsmasqBinary, startDnsmasq } from '../../support/dnsmasq.js';
 import { startServer, type TestServer } from '../../support/http-server.js';
+import { nextEvent } from '../../support/mesh-events.js';
 
 const bin = dnsmasqBinary();
-
-function nextEvent(m: Mesh, pred: (e: MeshEvent) => boolean): Promise<MeshEvent> {
-  return new Promise((resolve) => {
-    const sub = m.onEvent((e) => {
-      if (pred(e)) {
-        sub.dispose();
-        resolve(e);
-      }
-    });
-  });
-}
 
 describe.skipIf(!bin.available)(`mesh.fetch over DNS discovery (real dnsmasq) ${bin.skipReason}`, () => {
   let dns: Dnsmasq;

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
+import { createMesh, type Mesh } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createEtcdRegistrar,
@@ -9,19 +9,9 @@ import {
 } from '../../../packages/discovery/src/etcd/index.js';
 import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
 import { startServer, type TestServer } from '../../support/http-server.js';
+import { nextEvent } from '../../support/mesh-events.js';
 
 const bin = etcdBinary();
-
-function nextEvent(m: Mesh, pred: (e: MeshEvent) => boolean): Promise<MeshEvent> {
-  return new Promise((resolve) => {
-    const sub = m.onEvent((e) => {
-      if (pred(e)) {
-        sub.dispose();
-        resolve(e);
-      }
-    });
-  });
-}
 
 /** Wait (bounded) until the resolver's current set satisfies `check`; driven by resolver updates. */
 function untilSet(

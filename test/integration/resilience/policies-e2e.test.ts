@@ -34,7 +34,7 @@ describe('resilience policies through mesh.fetch over real servers', () => {
     await Promise.all(meshes.map((m) => m.close()));
     await Promise.all([fast, slow, held].map((s) => s.close()));
   });
-  const mesh = (services: Parameters<typeof createMesh>[0]['services']): Mesh => {
+  const mesh = (services: NonNullable<Parameters<typeof createMesh>[0]>['services']): Mesh => {
     const m = createMesh({ env: {}, services });
     meshes.push(m);
     return m;
