@@ -411,6 +411,45 @@ describe('slow start', () => {
     expect(late).toBeGreaterThan(0.3);
   });
 
+  it('ramps an endpoint again when it comes back from a failed health check', async () => {
+    const eps = testEndpoints(2);
+    const healthy = new Map<string, boolean>(eps.map((e) => [e.id, true]));
+    const clock = new VirtualClock();
+    const b = createBalancer(
+      resolveBalancerConfig({
+        loadBalancer: { policy: 'weighted_round_robin', slowStart: { window: 10_000, minWeightPercent: 10 } },
+        healthCheck: {
+          path: '/healthz',
+          interval: 1_000,
+          timeout: 500,
+          healthyThreshold: 1,
+          unhealthyThreshold: 1,
+        },
+      }),
+      {
+        service: 'api',
+        clock,
+        random: seededRandom(3),
+        logger: recordingLogger(),
+        probe: async (endpoint) => healthy.get(endpoint.id) ?? false,
+      },
+    );
+    b.update(setOf(eps));
+    await clock.advance(20_000);
+    const second = (): number => b.stats().endpoints[1]!.effectiveWeight;
+    expect(second()).toBe(1);
+    healthy.set(eps[1]!.id, false);
+    await clock.advance(1_000);
+    expect(b.stats().endpoints[1]!.checkHealthy).toBe(false);
+    healthy.set(eps[1]!.id, true);
+    await clock.advance(1_000);
+    expect(b.stats().endpoints[1]!.checkHealthy).toBe(true);
+    expect(second()).toBeLessThan(0.5);
+    await clock.advance(10_000);
+    expect(second()).toBe(1);
+    b.close();
+  });
+
   it('aggression shapes the curve', async () => {
     const eps = testEndpoints(1);
     const { b, clock } = make(

@@ -461,6 +461,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #onHealthChange(id: string, healthy: boolean): void {
     const s = this.#byId.get(id);
     if (!s || this.#closed) return;
+    // Envoy: an endpoint back from a failed active health check ramps up again under slow start.
+    if (healthy && !s.checkHealthy) s.addedAt = this.#clock.now();
     s.checkHealthy = healthy;
     this.#emit({ type: 'health_check', service: this.#deps.service, endpoint: id, healthy });
     this.#rebuild();
