@@ -213,3 +213,20 @@ describe('resolveBalancerConfig', () => {
     ).toThrowError(/maxEjectionTime/);
   });
 });
+
+describe('turning a section off in a later layer', () => {
+  it('healthCheck: false removes a health check an earlier layer set; outlierDetection: false disables ejection', () => {
+    const issues = new Issues();
+    const defaults = parseBalancerPatch({ healthCheck: { path: '/healthz' } }, 'defaults', issues)!;
+    const service = parseBalancerPatch(
+      { healthCheck: false, outlierDetection: false },
+      'services.api',
+      issues,
+    )!;
+    expect(issues.list).toEqual([]);
+    expect(resolveBalancerConfig(defaults).healthCheck?.path).toBe('/healthz');
+    const merged = resolveBalancerConfig(defaults, service);
+    expect(merged.healthCheck).toBeUndefined();
+    expect(merged.outlierDetection.enabled).toBe(false);
+  });
+});

@@ -180,7 +180,8 @@ export type OutlierDetectionPatch = Partial<
 export interface BalancerPatch {
   loadBalancer?: LoadBalancerPatch;
   outlierDetection?: OutlierDetectionPatch;
-  healthCheck?: Partial<Mutable<HealthCheckConfig>>;
+  /** `false` turns off a health check an earlier layer configured. */
+  healthCheck?: Partial<Mutable<HealthCheckConfig>> | false;
 }
 
 /** The defaults, before any layer. */
@@ -454,10 +455,13 @@ export function parseBalancerPatch(
   const patch: BalancerPatch = {};
   if (loadBalancer !== undefined)
     put(patch, 'loadBalancer', parseLoadBalancer(loadBalancer, at('loadBalancer'), issues));
-  if (outlierDetection !== undefined)
+  if (outlierDetection !== undefined && outlierDetection !== false)
     put(patch, 'outlierDetection', parseOutlier(outlierDetection, at('outlierDetection'), issues));
-  if (healthCheck !== undefined)
+  if (healthCheck === false) patch.healthCheck = false;
+  else if (healthCheck !== undefined)
     put(patch, 'healthCheck', parseHealthCheck(healthCheck, at('healthCheck'), issues));
+  // `outlierDetection: false` is shorthand for `{ enabled: false }`.
+  if (outlierDetection === false) patch.outlierDetection = { enabled: false };
   return patch;
 }
 
@@ -653,7 +657,8 @@ export function resolveBalancerConfig(...patches: BalancerPatch[]): BalancerConf
       }
     }
     if (p.outlierDetection) od = deepMerge(od, p.outlierDetection as Record<string, unknown>);
-    if (p.healthCheck)
+    if (p.healthCheck === false) hc = undefined;
+    else if (p.healthCheck)
       hc = deepMerge(hc ?? { ...DEFAULT_HEALTH_CHECK }, p.healthCheck as Record<string, unknown>);
   }
   const issues = new Issues();
