@@ -21,7 +21,7 @@ import { describe, expect, it } from 'vitest';
 describe('docs/testing-policies.md', () => {
   it('retries, attempt by attempt', async () => {
     const rec = await runPolicy(
-      { retry: { maxRetries: 2, backoff: { baseMs: 100, maxMs: 1000 } } },
+      { retry: { maxRetries: 2, backoff: { base: '100ms', max: '1s' } } },
       [
         { status: 503, endpoint: 'a:80' },
         { status: 503, endpoint: 'b:80' },
@@ -63,7 +63,7 @@ describe('docs/testing-policies.md', () => {
 
   it('timeouts on virtual time', async () => {
     const rec = await runPolicy(
-      { timeoutMs: 1000, perTryTimeoutMs: 300, retry: { backoff: { baseMs: 0, maxMs: 0 } } },
+      { timeout: '1s', perTryTimeout: '300ms', retry: { backoff: { base: 0, max: 0 } } },
       ['hang', 'hang', { status: 200, delayMs: 50 }],
     );
     expect(rec.attempts.map((a) => [a.startedAt, a.outcome])).toEqual([
@@ -108,7 +108,7 @@ describe('docs/testing-policies.md', () => {
   });
 
   it('hedging', async () => {
-    const rec = await runPolicy({ hedge: { delayMs: 50 } }, [
+    const rec = await runPolicy({ hedge: { delay: '50ms' } }, [
       { status: 200, delayMs: 500, endpoint: 'slow:80' },
       { status: 200, delayMs: 20, endpoint: 'fast:80' },
     ]);

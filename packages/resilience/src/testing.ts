@@ -8,6 +8,7 @@ import {
   type CallEvent,
   type CallResult,
   type Filter,
+  Issues,
   MeshError,
   type MeshRequest,
   type Next,
@@ -22,7 +23,12 @@ import {
   testContext,
   VirtualClock,
 } from '@proxyless/core/testing';
-import { type ResilienceConfig, type ResiliencePatch, resolveResilienceConfig } from './config.js';
+import {
+  parseResiliencePatch,
+  type ResilienceConfig,
+  type ResiliencePatch,
+  resolveResilienceConfig,
+} from './config.js';
 import { createPolicyStack } from './stack.js';
 
 export {
@@ -150,25 +156,54 @@ export interface RunPolicyOptions {
   maxTimers?: number;
 }
 
-function isResolved(config: ResiliencePatch | ResilienceConfig): config is ResilienceConfig {
+function isResolved(config: PolicyInput): config is ResilienceConfig {
   return 'timeoutMs' in config && 'retry' in config && 'hedge' in config && 'faultInjection' in config;
 }
 
 /**
- * Run one call through the policy stack built from `config` (a patch, resolved over the defaults,
- * or a full config) against a scripted upstream, on virtual time, and return what happened.
+ * What {@link runPolicy} takes: the policy keys of a service entry exactly as written in the config
+ * document or `createMesh({ services })` (`{ timeout: '2s', retry: { backoff: { base: '25ms' } } }`),
+ * or an already parsed `ResiliencePatch`/`ResilienceConfig`.
+ */
+export type PolicyInput = Readonly<Record<string, unknown>> | ResiliencePatch | ResilienceConfig;
+
+/** Parsed settings use `…Ms` keys (`timeoutMs`, `baseMs`); the document shape never does. */
+function isParsed(config: PolicyInput): boolean {
+  return /"[A-Za-z]+Ms":/.test(JSON.stringify(config));
+}
+
+/**
+ * The patch for `config`: document-shaped input is validated exactly as `createMesh` would
+ * validate a service entry.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` naming each bad field and value.
+ */
+function toPatch(config: PolicyInput): ResiliencePatch | ResilienceConfig {
+  if (isResolved(config)) return config;
+  if (isParsed(config)) return config as ResiliencePatch;
+  const issues = new Issues();
+  const patch = parseResiliencePatch(config as Record<string, unknown>, 'policy', issues);
+  issues.throwIfAny('runPolicy: invalid policy');
+  return patch ?? {};
+}
+
+/**
+ * Run one call through the policy stack built from `config` (the policy keys of a service entry as
+ * written in the config document, or a parsed patch/config), resolved over the defaults, against a
+ * scripted upstream, on virtual time, and return what happened.
  *
  * @example
  * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
  * rec.attempts.map((a) => a.outcome); // [503, 503, 200]
  */
 export async function runPolicy(
-  config: ResiliencePatch | ResilienceConfig,
+  config: PolicyInput,
   script: readonly ScriptStep[],
   options: RunPolicyOptions = {},
 ): Promise<PolicyRecord> {
   const clock = options.clock ?? new VirtualClock();
-  const resolved = isResolved(config) ? config : resolveResilienceConfig(config);
+  const input = toPatch(config);
+  const resolved = isResolved(input) ? input : resolveResilienceConfig(input);
   const service = options.service ?? 'test';
   const random = options.random ?? seededRandom(options.seed ?? 1);
   const stack = createPolicyStack(resolved, { service, clock, random, logger: noopLogger });
