@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { MeshError } from '@proxyless/core';
 import { Dispatcher } from 'undici';
+import { DirectBody } from './direct.js';
 
 /** What the dispatcher asks of the mesh. */
 export interface DispatchTarget {
@@ -212,8 +213,7 @@ class HandlerSink {
       );
       if (keepGoing === false) this.#controller.pause();
     }
-    if (this.#paused) body.pause();
-    body.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       if (this.#done) return;
       if (this.#modern) {
         h.onResponseData?.(this.#controller, chunk);
@@ -221,14 +221,22 @@ class HandlerSink {
       } else if (h.onData?.(chunk) === false) {
         this.#controller.pause();
       }
-    });
-    body.once('end', () => {
+    };
+    const onEnd = (trailers: Record<string, string | string[] | undefined>): void => {
       if (this.#done) return;
       this.#done = true;
-      const trailers = head.trailers ?? {};
       if (this.#modern) h.onResponseEnd?.(this.#controller, trailers as IncomingHttpHeaders);
       else h.onComplete?.(toRawHeaders(trailers).map((b) => b.toString('latin1')));
-    });
+    };
+    if (body instanceof DirectBody) {
+      // Straight from the connection to the caller's handler; pause/resume act on the connection.
+      body.attach({ data: onData, end: onEnd, error: (err) => this.error(err) });
+      if (this.#paused) body.pause();
+      return;
+    }
+    if (this.#paused) body.pause();
+    body.on('data', onData);
+    body.once('end', () => onEnd(head.trailers ?? {}));
     body.once('error', (err: Error) => this.error(err));
     if (!this.#paused) body.resume();
   }

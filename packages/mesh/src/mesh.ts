@@ -46,6 +46,7 @@ import {
 } from './policy.js';
 import { type BodyMixin, buildRequest, normalizeHeaders, withBodyMixin } from './request.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
+import { DIRECT_ATTRIBUTE } from './terminal.js';
 
 /** A JSON value, as policy settings are written in options and config documents. */
 export type JsonValue =
@@ -471,7 +472,9 @@ class MeshImpl implements Mesh, DispatchTarget {
       opts.body,
       undefined,
     );
-    return dest.call(this.#context(dest, request, signal(), undefined));
+    const ctx = this.#context(dest, request, signal(), undefined);
+    ctx.attributes.set(DIRECT_ATTRIBUTE, true);
+    return dest.call(ctx);
   }
 
   passthrough(): Dispatcher | undefined {

@@ -8,6 +8,14 @@ import {
   type Next,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
+import { DirectHandler } from './direct.js';
+
+/**
+ * Call attribute set by the mesh dispatcher (the `fetch` path): the attempt is dispatched with a
+ * handler whose body can later stream straight into the caller's handler, instead of through
+ * undici's `request()` stream.
+ */
+export const DIRECT_ATTRIBUTE = 'proxyless.direct';
 
 /** Where the terminal gets a connection pool for an endpoint. */
 export interface PoolSource {
@@ -52,6 +60,8 @@ export function createTerminal(
       host === undefined || req.headers.host !== undefined ? req.headers : { ...req.headers, host };
     const started = ctx.clock.now();
     lb.onAttemptStart(endpoint);
+    if (ctx.attributes.get(DIRECT_ATTRIBUTE) === true)
+      return dispatchDirect(ctx, lb, endpoint, headers, started);
     let response: Dispatcher.ResponseData;
     try {
       response = await pools.pool(endpoint).request({
@@ -62,23 +72,66 @@ export function createTerminal(
         signal: ctx.signal,
       });
     } catch (error) {
-      const mapped = mapError(error, ctx, endpoint);
-      lb.onAttemptEnd(endpoint, {
-        latencyMs: ctx.clock.now() - started,
-        failure:
-          mapped.code === 'MESH_CONNECT_FAILED'
-            ? 'connect'
-            : mapped.code === 'MESH_TIMEOUT'
-              ? 'timeout'
-              : mapped.code === 'MESH_ABORTED'
-                ? 'cancelled'
-                : 'reset',
-      });
-      throw mapped;
+      throw failed(error, ctx, lb, endpoint, started);
     }
     lb.onAttemptEnd(endpoint, { status: response.statusCode, latencyMs: ctx.clock.now() - started });
     return { status: response.statusCode, headers: response.headers, body: response.body, endpoint };
   };
+
+  /** Map a transport failure and record it as the attempt's outcome. */
+  function failed(
+    error: unknown,
+    ctx: CallContext,
+    lb: Balancer,
+    endpoint: Endpoint,
+    started: number,
+  ): MeshError {
+    const mapped = mapError(error, ctx, endpoint);
+    lb.onAttemptEnd(endpoint, {
+      latencyMs: ctx.clock.now() - started,
+      failure:
+        mapped.code === 'MESH_CONNECT_FAILED'
+          ? 'connect'
+          : mapped.code === 'MESH_TIMEOUT'
+            ? 'timeout'
+            : mapped.code === 'MESH_ABORTED'
+              ? 'cancelled'
+              : 'reset',
+    });
+    return mapped;
+  }
+
+  function dispatchDirect(
+    ctx: CallContext,
+    lb: Balancer,
+    endpoint: Endpoint,
+    headers: CallContext['request']['headers'],
+    started: number,
+  ): Promise<CallResult> {
+    const req = ctx.request;
+    return new Promise<CallResult>((resolve, reject) => {
+      const handler = new DirectHandler(ctx.signal, {
+        head: (status, responseHeaders, body) => {
+          lb.onAttemptEnd(endpoint, { status, latencyMs: ctx.clock.now() - started });
+          resolve({ status, headers: responseHeaders, body, endpoint });
+        },
+        fail: (error) => reject(failed(error, ctx, lb, endpoint, started)),
+      });
+      try {
+        pools.pool(endpoint).dispatch(
+          {
+            method: req.method as Dispatcher.HttpMethod,
+            path: req.path,
+            headers,
+            body: req.body as Dispatcher.DispatchOptions['body'],
+          },
+          handler,
+        );
+      } catch (error) {
+        reject(failed(error, ctx, lb, endpoint, started));
+      }
+    });
+  }
 
   function mapError(error: unknown, ctx: CallContext, endpoint: Endpoint): MeshError {
     // An aborted attempt reports why it was aborted (a per-try timeout's MESH_TIMEOUT, the caller).
