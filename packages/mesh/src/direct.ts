@@ -61,8 +61,9 @@ export class DirectBody extends Readable {
    * from the connection.
    */
   attach(sink: DirectSink): void {
-    let chunk: Buffer | null;
-    while ((chunk = this.read() as Buffer | null) !== null) sink.data(chunk);
+    for (let chunk = this.read() as Buffer | null; chunk !== null; chunk = this.read() as Buffer | null) {
+      sink.data(chunk);
+    }
     this.#sink = sink;
     if (this.#finished && !this.destroyed) sink.end(this.#trailers);
     else this.#controller.resume();
