@@ -49,6 +49,39 @@ describe('createMesh with CONSUL_HTTP_ADDR (Consul API double)', () => {
     }
   });
 
+  it('answers Consul DNS-style tagged names: v2.<name>.service.consul reaches only instances tagged v2', async () => {
+    const env = { CONSUL_HTTP_ADDR: consul.address };
+    const provider = createMesh({ env });
+    const client = createMesh({ env });
+    try {
+      await provider.register({
+        service: 'carts',
+        id: 'carts-a',
+        address: '127.0.0.1',
+        port: servers[0]!.port,
+        tags: ['v1'],
+      });
+      await provider.register({
+        service: 'carts',
+        id: 'carts-b',
+        address: '127.0.0.1',
+        port: servers[1]!.port,
+        tags: ['v2'],
+      });
+      const answers = new Set<string>();
+      for (let i = 0; i < 6; i++)
+        answers.add(await (await client.fetch('http://v2.carts.service.consul/')).text());
+      expect([...answers]).toEqual(['b']);
+      expect(client.endpoints('v2.carts')?.endpoints.map((e) => e.id)).toEqual(['carts-b']);
+      const all = new Set<string>();
+      for (let i = 0; i < 6; i++) all.add(await (await client.fetch('http://carts.service.consul/')).text());
+      expect([...all].sort()).toEqual(['a', 'b']);
+    } finally {
+      await provider.close();
+      await client.close();
+    }
+  });
+
   it('rejects bad Consul variables at createMesh, naming each', () => {
     expect(() =>
       createMesh({ env: { CONSUL_HTTP_ADDR: 'ftp://x:1', MESH_CONSUL_ONLY_PASSING: 'sometimes' } }),

@@ -187,7 +187,9 @@ describe('resolver basics', () => {
     expect(r.match('payments.service.dc9.consul')).toBeUndefined();
     expect(r.match('payments')).toBe('payments');
     expect(r.match('payments.example.com')).toBeUndefined();
-    expect(r.match('v1.payments.service.consul')).toBeUndefined();
+    // Consul's DNS form for tags: the instances of payments tagged v1.
+    expect(r.match('v1.payments.service.consul')).toBe('v1.payments');
+    expect(r.match('v1.payments.service.dc9.consul')).toBeUndefined();
     expect(r.match('payments.node.consul')).toBeUndefined();
     await r.close();
     const strict = createConsulResolver({ matchBareNames: false, domain: 'mesh.internal' });

@@ -126,8 +126,13 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
   };
 
   async function watchLoop(service: string, sink: WatchSink, signal: AbortSignal): Promise<void> {
-    const path = `/v1/health/service/${encodeURIComponent(service)}`;
-    const what = `health/service/${service}`;
+    // `v2.payments` (from the host `v2.payments.service.consul`) is service `payments` with tag `v2`.
+    const dot = service.indexOf('.');
+    const name = dot < 0 ? service : service.slice(dot + 1);
+    const hostTag = dot < 0 ? undefined : service.slice(0, dot);
+    const tag = hostTag ?? options.tag;
+    const path = `/v1/health/service/${encodeURIComponent(name)}`;
+    const what = `health/service/${name}${tag ? `?tag=${tag}` : ''}`;
     let index = 0;
     let failures = 0;
     let tokens = 2;
@@ -156,7 +161,7 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
           query: {
             ...(index > 0 ? { index: String(index), wait: `${waitMs}ms` } : {}),
             ...(options.onlyPassing ? { passing: '1' } : {}),
-            ...(options.tag ? { tag: options.tag } : {}),
+            ...(tag ? { tag } : {}),
           },
           signal,
           timeoutMs: waitMs + waitMs / 16 + 10_000,
@@ -179,7 +184,7 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
           service,
         );
         const endpoints = payload.endpoints
-          .filter((e) => !options.tag || (e.tags ?? []).includes(options.tag))
+          .filter((e) => !tag || (e.tags ?? []).includes(tag))
           .map((e) => createEndpoint(e));
         failures = 0;
         if (index > 0 && prev > 0 && clock.now() - startedAt >= waitMs / 2) interval = minInterval;
@@ -228,6 +233,11 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
       if (name === undefined || !LABEL.test(name)) return undefined;
       if (rest.length === 2 && rest[1] === 'service') return name;
       if (rest.length === 3 && rest[1] === 'service' && dc !== undefined && rest[2] === dc) return name;
+      // Consul's DNS form `<tag>.<name>.service[.<dc>].consul`: the instances of `<name>` with `<tag>`.
+      const [, tagged] = rest;
+      const inDc = rest.length === 3 || (rest.length === 4 && dc !== undefined && rest[3] === dc);
+      if (inDc && rest[2] === 'service' && tagged !== undefined && LABEL.test(tagged))
+        return `${name}.${tagged}`;
       return undefined;
     },
     watch(service: string, listener: ResolverListener): Disposable {
