@@ -40,6 +40,8 @@ export interface DestinationPolicy {
   readonly key: string;
   readonly balancer: ObservableBalancer;
   readonly filters: readonly import('@proxyless/core').Filter[];
+  /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
+  circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined;
   close(): void;
 }
 
@@ -82,6 +84,10 @@ export class Destination {
 
   get policyKey(): string {
     return this.#policy.key;
+  }
+
+  get circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined {
+    return this.#policy.circuitBreakerState();
   }
 
   get balancer(): ObservableBalancer {

@@ -35,6 +35,7 @@ export {
   type PolicyOptions,
   type RegisterOptions,
   type ServiceOptions,
+  type ServiceStats,
 } from './mesh.js';
 export { meshEnvVars, type RegistryKind } from './mesh-env.js';
 export { IDEMPOTENT_HEADER } from './request.js';

@@ -123,6 +123,12 @@ export interface MeshResponseData {
   endpoint: string | undefined;
 }
 
+/** What {@link Mesh.stats} reports for a service: the balancer's view plus the breaker state. */
+export interface ServiceStats extends BalancerStats {
+  /** The destination's circuit breaker, when it has one. */
+  readonly circuitBreaker?: 'closed' | 'open' | 'half-open';
+}
+
 /** Options of {@link Mesh.register}. */
 export interface RegisterOptions {
   /** Drain on SIGTERM/SIGINT before exiting. @defaultValue false */
@@ -164,7 +170,7 @@ export interface Mesh extends AsyncDisposable {
    * The balancer's view of a service: policy, panic and locality modes, and per endpoint the
    * in-flight count, latency EWMA, ejections, requests and failures.
    */
-  stats(service: string): BalancerStats | undefined;
+  stats(service: string): ServiceStats | undefined;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
   /**
    * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
@@ -505,8 +511,11 @@ class MeshImpl implements Mesh, DispatchTarget {
     return [...this.#destinations.keys()];
   }
 
-  stats(service: string): BalancerStats | undefined {
-    return this.#destinations.get(service)?.balancer.stats();
+  stats(service: string): ServiceStats | undefined {
+    const d = this.#destinations.get(service);
+    if (d === undefined) return undefined;
+    const breaker = d.circuitBreakerState;
+    return { ...d.balancer.stats(), ...(breaker ? { circuitBreaker: breaker } : {}) };
   }
 
   onEvent(listener: (event: MeshEvent) => void): Disposable {

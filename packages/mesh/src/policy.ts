@@ -109,6 +109,7 @@ export function buildPolicy(
     key,
     balancer,
     filters: stack.filters,
+    circuitBreakerState: () => stack.circuitBreakerState(),
     close() {
       balancer.close();
       stack.close();

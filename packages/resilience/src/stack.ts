@@ -29,6 +29,8 @@ export interface PolicyStackDeps {
 /** The filters of one destination, outermost first, and a way to release their timers. */
 export interface PolicyStack {
   readonly filters: Filter[];
+  /** The circuit breaker's state, when the destination has one. */
+  circuitBreakerState(): BreakerState | undefined;
   close(): void;
 }
 
@@ -41,6 +43,7 @@ export interface PolicyStack {
 export function createPolicyStack(config: ResilienceConfig, deps: PolicyStackDeps): PolicyStack {
   const filters: Filter[] = [];
   const closers: Array<() => void> = [];
+  let breakerRef: DestinationBreaker | undefined;
   const { service, clock } = deps;
   const deadline = createDeadlineFilter({ timeoutMs: config.timeoutMs, service });
   filters.push(deadline);
@@ -72,12 +75,14 @@ export function createPolicyStack(config: ResilienceConfig, deps: PolicyStackDep
       logger: deps.logger,
       ...(deps.onBreakerStateChange ? { onStateChange: deps.onBreakerStateChange } : {}),
     });
+    breakerRef = breaker;
     filters.push(breaker.filter());
     closers.push(() => breaker.close());
   }
   filters.push(createPerTryTimeoutFilter({ perTryTimeoutMs: config.perTryTimeoutMs, service }));
   return {
     filters,
+    circuitBreakerState: () => breakerRef?.state,
     close() {
       for (const c of closers) c();
     },

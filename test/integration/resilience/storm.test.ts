@@ -106,17 +106,20 @@ describe('resilience over real backends: a 503 storm', () => {
     const reached = total(servers);
     expect(reached).toBeLessThanOrEqual(10);
     expect(outcomes.slice(-10)).toEqual(Array(10).fill('MESH_CIRCUIT_OPEN'));
+    expect(mesh!.stats('api')?.circuitBreaker).toBe('open');
 
     // Open: no traffic reaches the backends, even after they recover, until resetTimeout.
     state.failing = false;
     for (let i = 0; i < 5; i++) await call();
     expect(total(servers)).toBe(reached);
     await clock.advance(1000);
+    expect(mesh!.stats('api')?.circuitBreaker).toBe('half-open');
 
     // Half-open: one trial call succeeds and closes the breaker; traffic flows again.
     outcomes.length = 0;
     for (let i = 0; i < 10; i++) await call();
     expect(outcomes).toEqual(Array(10).fill(200));
     expect(total(servers)).toBe(reached + 10);
+    expect(mesh!.stats('api')?.circuitBreaker).toBe('closed');
   });
 });
