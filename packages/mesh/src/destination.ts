@@ -40,6 +40,8 @@ export interface DestinationPolicy {
   readonly key: string;
   readonly balancer: ObservableBalancer;
   readonly filters: readonly import('@proxyless/core').Filter[];
+  /** `circuitBreaker.maxConnections`: connections to the whole destination, if capped. */
+  readonly maxConnections: number | undefined;
   /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
   circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined;
   close(): void;
@@ -145,11 +147,23 @@ export class Destination {
     if (pool === undefined) {
       if (this.#closed)
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
-      pool = new Pool(`http://${key}`, { connections: this.#deps.connectionsPerEndpoint });
+      pool = new Pool(`http://${key}`, { connections: this.#connectionsPerPool() });
       this.#pools.set(key, pool);
     }
     this.#byEndpoint.set(endpoint, pool);
     return pool;
+  }
+
+  /**
+   * Connections for a new endpoint pool: `connectionsPerEndpoint`, or less when the destination has
+   * an Envoy-style `maxConnections` — divided evenly over its current endpoints, at least one each.
+   */
+  #connectionsPerPool(): number {
+    const perEndpoint = this.#deps.connectionsPerEndpoint;
+    const max = this.#policy.maxConnections;
+    if (max === undefined) return perEndpoint;
+    const n = Math.max(1, this.#set?.endpoints.length ?? 1);
+    return Math.max(1, Math.min(perEndpoint, Math.floor(max / n)));
   }
 
   #onUpdate(update: ResolverUpdate): void {

@@ -253,12 +253,15 @@ describe('resiliencePatchFromEnv', () => {
 });
 
 describe('circuitBreaker.maxConnections', () => {
-  it('is rejected with the setting that bounds connections instead', () => {
+  it('is an integer ≥ 1, named with its value when it is not', () => {
     const issues = new Issues();
-    parseResiliencePatch({ circuitBreaker: { maxConnections: 10 } }, 'services.api', issues);
+    parseResiliencePatch({ circuitBreaker: { maxConnections: 0 } }, 'services.api', issues);
     expect(issues.list).toEqual([
-      expect.objectContaining({ field: 'services.api.circuitBreaker.maxConnections', value: 10 }),
+      expect.objectContaining({ field: 'services.api.circuitBreaker.maxConnections', value: 0 }),
     ]);
-    expect(issues.list[0]!.expected).toContain('MESH_CONNECTIONS_PER_ENDPOINT');
+    const ok = new Issues();
+    const patch = parseResiliencePatch({ circuitBreaker: { maxConnections: 8 } }, 'services.api', ok);
+    expect(ok.list).toEqual([]);
+    expect(resolveResilienceConfig(patch!).circuitBreaker?.maxConnections).toBe(8);
   });
 });

@@ -102,6 +102,11 @@ export interface CircuitBreakerConfig {
   /** Trial calls allowed while half-open. */
   readonly halfOpenMaxCalls: number;
   /** Envoy threshold: requests waiting in a concurrency-limit queue. */
+  /**
+   * Envoy threshold: connections to the destination as a whole. The mesh divides it evenly over
+   * the endpoints' pools (at least one each), below `connectionsPerEndpoint`.
+   */
+  readonly maxConnections: number | undefined;
   readonly maxPendingRequests: number | undefined;
   /** Envoy threshold: concurrent requests to the destination. */
   readonly maxRequests: number;
@@ -204,6 +209,7 @@ export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = Object.freeze({
   rollingWindowMs: 10_000,
   resetTimeoutMs: 30_000,
   halfOpenMaxCalls: 1,
+  maxConnections: undefined,
   maxPendingRequests: undefined,
   maxRequests: 1024,
   maxRetries: 3,
@@ -251,7 +257,6 @@ const BREAKER_KEYS = [
   'rollingWindow',
   'resetTimeout',
   'halfOpenMaxCalls',
-  // Recognised so the error can say why it is not supported (see parseCircuitBreaker).
   'maxConnections',
   'maxPendingRequests',
   'maxRequests',
@@ -489,12 +494,7 @@ function parseBreaker(
     (v) => (p.resetTimeoutMs = v),
   );
   read(obj, 'halfOpenMaxCalls', field, int(1), (v) => (p.halfOpenMaxCalls = v));
-  if (obj.maxConnections !== undefined)
-    issues.add(
-      `${field}.maxConnections`,
-      'no such field: connections are bounded per endpoint by `connectionsPerEndpoint` (MESH_CONNECTIONS_PER_ENDPOINT)',
-      obj.maxConnections,
-    );
+  read(obj, 'maxConnections', field, int(1), (v) => (p.maxConnections = v));
   read(obj, 'maxPendingRequests', field, int(0), (v) => (p.maxPendingRequests = v));
   read(obj, 'maxRequests', field, int(1), (v) => (p.maxRequests = v));
   read(obj, 'maxRetries', field, int(0), (v) => (p.maxRetries = v));

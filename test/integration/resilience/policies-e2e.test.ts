@@ -80,6 +80,41 @@ describe('resilience policies through mesh.fetch over real servers', () => {
     expect(texts).toEqual(['held', 'held', 'held']);
   });
 
+  it('circuitBreaker.maxConnections caps connections to the destination, divided over its endpoints', async () => {
+    const waiting: Array<() => void> = [];
+    const holder = (): Parameters<typeof startServer>[1] => (req, res) => {
+      req.resume();
+      waiting.push(() => {
+        res.writeHead(200);
+        res.end('ok');
+      });
+    };
+    const a = await startServer('a', holder());
+    const b = await startServer('b', holder());
+    try {
+      const m = mesh({
+        api: { endpoints: `${a.address},${b.address}`, circuitBreaker: { maxConnections: 2 }, retry: false },
+      });
+      const calls = Array.from({ length: 6 }, () => m.fetch('http://api/'));
+      // One connection per endpoint: two requests reach the servers, the other four wait in the pools.
+      for (let i = 0; i < 100_000 && waiting.length < 2; i++) await new Promise<void>((r) => setImmediate(r));
+      expect([a.connections.accepted, b.connections.accepted]).toEqual([1, 1]);
+      for (let served = 0; served < 6; ) {
+        const next = waiting.splice(0);
+        served += next.length;
+        for (const r of next) r();
+        if (served < 6)
+          for (let i = 0; i < 100_000 && waiting.length === 0; i++)
+            await new Promise<void>((r) => setImmediate(r));
+      }
+      expect(await Promise.all(calls.map(async (p) => (await p).text()))).toEqual(Array(6).fill('ok'));
+      expect([a.connections.accepted, b.connections.accepted]).toEqual([1, 1]);
+    } finally {
+      for (const r of waiting.splice(0)) r();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('rate limit: a burst beyond the bucket fails fast with MESH_RATE_LIMITED', async () => {
     const m = mesh({ api: { endpoints: fast.address, rateLimit: { rps: 1, burst: 3 } } });
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => m.request('http://api/')));
