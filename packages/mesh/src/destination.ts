@@ -23,8 +23,6 @@ export interface DestinationDeps {
   clock: Clock;
   logger: Logger;
   connectionsPerEndpoint: number;
-  /** `https:` when the caller's URL was https (TLS to each endpoint), else `http:`. */
-  hostHeader: 'logical' | 'endpoint';
   resolveTimeoutMs: number;
   /** Build the per-service policy (balancer + filters). Called again when config changes. */
   policy: (service: string) => DestinationPolicy;
@@ -129,12 +127,9 @@ export class Destination {
   }
 
   #compose(): Next {
-    const terminal = createTerminal(
-      this.service,
-      () => this.#policy.balancer,
-      { pool: (e) => this.#pool(e) },
-      this.#deps.hostHeader === 'logical' ? logicalHost : () => undefined,
-    );
+    const terminal = createTerminal(this.service, () => this.#policy.balancer, {
+      pool: (e) => this.#pool(e),
+    });
     return compose(this.#policy.filters, terminal);
   }
 
@@ -254,11 +249,4 @@ export class Destination {
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
   }
-}
-
-function logicalHost(ctx: CallContext): string {
-  // The Host header keeps the logical name (with the port the caller wrote, if any).
-  const origin = ctx.request.origin;
-  const i = origin.indexOf('://');
-  return i < 0 ? origin : origin.slice(i + 3);
 }

@@ -355,7 +355,6 @@ class MeshImpl implements Mesh, DispatchTarget {
           clock: this.#clock,
           logger: this.#logger,
           connectionsPerEndpoint: this.#connections,
-          hostHeader: this.#hostHeader,
           resolveTimeoutMs: this.#resolveTimeoutMs,
           policy: (s) =>
             buildPolicy(s, this.#layersFor(s), {

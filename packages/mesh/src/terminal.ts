@@ -44,30 +44,21 @@ const CONNECT_CODES = new Set([
  * balancer — the one place every attempt's outcome is recorded. Resolves when the response head
  * arrives; the body streams to the caller.
  */
-export function createTerminal(
-  service: string,
-  balancer: () => Balancer,
-  pools: PoolSource,
-  hostHeader: (ctx: CallContext) => string | undefined,
-): Next {
+export function createTerminal(service: string, balancer: () => Balancer, pools: PoolSource): Next {
   return async (ctx: CallContext): Promise<CallResult> => {
     if (ctx.signal?.aborted) throw abortError(ctx.signal);
     const lb = balancer();
     const endpoint = lb.pick(ctx);
     const req = ctx.request;
-    const host = hostHeader(ctx);
-    const headers =
-      host === undefined || req.headers.host !== undefined ? req.headers : { ...req.headers, host };
     const started = ctx.clock.now();
     lb.onAttemptStart(endpoint);
-    if (ctx.attributes.get(DIRECT_ATTRIBUTE) === true)
-      return dispatchDirect(ctx, lb, endpoint, headers, started);
+    if (ctx.attributes.get(DIRECT_ATTRIBUTE) === true) return dispatchDirect(ctx, lb, endpoint, started);
     let response: Dispatcher.ResponseData;
     try {
       response = await pools.pool(endpoint).request({
         method: req.method as Dispatcher.HttpMethod,
         path: req.path,
-        headers,
+        headers: req.headers,
         body: req.body as Dispatcher.DispatchOptions['body'],
         signal: ctx.signal,
       });
@@ -105,7 +96,6 @@ export function createTerminal(
     ctx: CallContext,
     lb: Balancer,
     endpoint: Endpoint,
-    headers: CallContext['request']['headers'],
     started: number,
   ): Promise<CallResult> {
     const req = ctx.request;
@@ -122,7 +112,7 @@ export function createTerminal(
           {
             method: req.method as Dispatcher.HttpMethod,
             path: req.path,
-            headers,
+            headers: req.headers,
             body: req.body as Dispatcher.DispatchOptions['body'],
           },
           handler,
