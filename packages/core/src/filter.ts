@@ -81,6 +81,12 @@ export interface CallContext {
   /** Per-call values shared across attempts (hash keys, route decisions, subset). */
   readonly attributes: Map<string, unknown>;
   readonly observer: CallObserver | undefined;
+  /**
+   * The endpoint this attempt was sent to: set by the pick stage (the innermost interceptor) when
+   * it picks, so stages above it (telemetry, retry) can read it once the attempt has a head or an
+   * error. Each attempt has its own context, so this is never shared between attempts.
+   */
+  endpoint?: Endpoint | undefined;
 }
 
 export type Next = (ctx: CallContext) => Promise<CallResult>;

@@ -54,6 +54,18 @@ export {
   type ResponseBody,
   type ResponseHeaders,
 } from './filter.js';
+export {
+  type AttemptEnd,
+  callOf,
+  composeInterceptors,
+  type DispatchFn,
+  ForwardingHandler,
+  type Interceptor,
+  kCall,
+  type MeshDispatchOptions,
+  type MeshHandler,
+  withCall,
+} from './interceptor.js';
 export { Issues, issuesError } from './issues.js';
 export {
   diagnosticsChannel,
