@@ -41,7 +41,6 @@ export {
   type CallEvent,
   type CallObserver,
   type CallResult,
-  compose,
   discardResult,
   emitCallEvent,
   type Filter,
@@ -59,6 +58,7 @@ export {
   callOf,
   composeInterceptors,
   type DispatchFn,
+  ENDPOINT_ATTRIBUTE,
   ForwardingHandler,
   type Interceptor,
   kCall,
@@ -66,7 +66,26 @@ export {
   type MeshHandler,
   withCall,
 } from './interceptor.js';
+export {
+  type DispatchHeaders,
+  forEachHeader,
+  hasHeader,
+  hasSafeIterator,
+  headerRecord,
+  isRequestBodyError,
+  markRequestBodyError,
+  withHeader,
+} from './headers.js';
 export { Issues, issuesError } from './issues.js';
+export {
+  answerLocally,
+  compose,
+  dispatchFromNext,
+  failDispatch,
+  LocalController,
+  nextFromDispatch,
+  RelayController,
+} from './stage.js';
 export {
   diagnosticsChannel,
   filterLogger,
