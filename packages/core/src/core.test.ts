@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { MeshError } from './errors.js';
 import type { Filter } from './filter.js';
-import { compose } from './stage.js';
 import { Issues } from './issues.js';
 import { seededRandom } from './random.js';
+import { compose } from './stage.js';
 import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from './testing.js';
 
 describe('VirtualClock', () => {
@@ -79,7 +79,6 @@ describe('compose', () => {
     await new Promise((resolve) => r.body.resume().once('end', resolve));
     expect(order).toEqual(['a>', 'b>', '<b', '<a']);
   });
-
 });
 
 describe('scriptedUpstream', () => {

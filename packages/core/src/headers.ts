@@ -54,7 +54,8 @@ export function hasHeader(headers: DispatchHeaders, name: string): boolean {
   if (!Array.isArray(headers) && typeof headers === 'object' && !hasSafeIterator(headers)) {
     const rec = headers as Record<string, unknown>;
     if (rec[name] !== undefined) return true;
-    for (const key of Object.keys(rec)) if (key.length === name.length && key.toLowerCase() === name) return true;
+    for (const key of Object.keys(rec))
+      if (key.length === name.length && key.toLowerCase() === name) return true;
     return false;
   }
   let found = false;
@@ -68,10 +69,14 @@ export function hasHeader(headers: DispatchHeaders, name: string): boolean {
  * The headers with `name: value` added, in the caller's own form, without touching or re-casing
  * the caller's headers: a flat array gets two more items, a record a copy with one more key, an
  * iterable is read once (with undici's checks) into a flat array. A header of the same name
- * (any case) the caller set is replaced.
+ * (any case) the caller set is replaced; `value: undefined` removes it.
  */
-export function withHeader(headers: DispatchHeaders, name: string, value: string): DispatchHeaders {
-  if (headers == null) return { [name]: value };
+export function withHeader(
+  headers: DispatchHeaders,
+  name: string,
+  value: string | undefined,
+): DispatchHeaders {
+  if (headers == null) return value === undefined ? headers : { [name]: value };
   if (Array.isArray(headers)) {
     const out: (string | string[] | Buffer)[] = [];
     for (let i = 0; i < headers.length; i += 2) {
@@ -79,7 +84,7 @@ export function withHeader(headers: DispatchHeaders, name: string, value: string
       if (k.length === name.length && k.toLowerCase() === name) continue;
       out.push(headers[i] as string, headers[i + 1] as string);
     }
-    out.push(name, value);
+    if (value !== undefined) out.push(name, value);
     return out as unknown as DispatchHeaders;
   }
   if (typeof headers === 'object' && !hasSafeIterator(headers)) {
@@ -89,7 +94,7 @@ export function withHeader(headers: DispatchHeaders, name: string, value: string
       if (key.length === name.length && key.toLowerCase() === name) continue;
       out[key] = rec[key];
     }
-    out[name] = value;
+    if (value !== undefined) out[name] = value;
     return out as DispatchHeaders;
   }
   const flat: string[] = [];
@@ -98,7 +103,7 @@ export function withHeader(headers: DispatchHeaders, name: string, value: string
     if (Array.isArray(v)) for (const x of v) flat.push(k, String(x));
     else if (v != null) flat.push(k, String(v));
   });
-  flat.push(name, value);
+  if (value !== undefined) flat.push(name, value);
   return flat as unknown as DispatchHeaders;
 }
 

@@ -54,6 +54,16 @@ export {
   type ResponseHeaders,
 } from './filter.js';
 export {
+  type DispatchHeaders,
+  forEachHeader,
+  hasHeader,
+  hasSafeIterator,
+  headerRecord,
+  isRequestBodyError,
+  markRequestBodyError,
+  withHeader,
+} from './headers.js';
+export {
   type AttemptEnd,
   callOf,
   composeInterceptors,
@@ -66,26 +76,7 @@ export {
   type MeshHandler,
   withCall,
 } from './interceptor.js';
-export {
-  type DispatchHeaders,
-  forEachHeader,
-  hasHeader,
-  hasSafeIterator,
-  headerRecord,
-  isRequestBodyError,
-  markRequestBodyError,
-  withHeader,
-} from './headers.js';
 export { Issues, issuesError } from './issues.js';
-export {
-  answerLocally,
-  compose,
-  dispatchFromNext,
-  failDispatch,
-  LocalController,
-  nextFromDispatch,
-  RelayController,
-} from './stage.js';
 export {
   diagnosticsChannel,
   filterLogger,
@@ -125,3 +116,12 @@ export type {
   ResolverListener,
   ResolverUpdate,
 } from './resolver.js';
+export {
+  answerLocally,
+  compose,
+  dispatchFromNext,
+  failDispatch,
+  LocalController,
+  nextFromDispatch,
+  RelayController,
+} from './stage.js';

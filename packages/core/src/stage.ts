@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { abortError } from './clock.js';
 import { MeshError } from './errors.js';
-import { headerRecord } from './headers.js';
 import type { CallContext, CallResult, Next } from './filter.js';
+import { headerRecord } from './headers.js';
 import {
   composeInterceptors,
   type DispatchFn,

@@ -3,12 +3,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   type CallContext,
-  callOf,
   type Clock,
+  callOf,
   emitCallEvent,
   type Filter,
-  failDispatch,
   ForwardingHandler,
+  failDispatch,
   isRequestBodyError,
   type Logger,
   MeshError,
@@ -16,8 +16,8 @@ import {
   noopLogger,
   type Timer,
 } from '@proxyless/core';
-import type { Dispatcher } from 'undici';
 import CircuitBreaker from 'opossum';
+import type { Dispatcher } from 'undici';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
 
 /** State of a {@link DestinationBreaker}. */
@@ -208,7 +208,7 @@ export class DestinationBreaker {
    * failure of the endpoint counts against the destination; an error the endpoint did not cause
    * (the caller aborted, the request was invalid) does not.
    */
-settle(kind: 'trial' | 'normal', status: number | undefined, error: unknown): void {
+  settle(kind: 'trial' | 'normal', status: number | undefined, error: unknown): void {
     this.record(kind, status, error);
     this.release();
   }
@@ -236,7 +236,6 @@ settle(kind: 'trial' | 'normal', status: number | undefined, error: unknown): vo
   release(): void {
     this.#active--;
   }
-
 
   /** Record a failure; open when opossum's rule says so (volume reached, error rate above threshold). */
   #failed(): void {

@@ -155,7 +155,6 @@ describe('deadline and the response body', () => {
     await new Promise((resolve) => r.body.once('end', resolve));
     expect(clock.pendingTimers).toBe(0);
   });
-
 });
 
 describe('per-try timeout', () => {

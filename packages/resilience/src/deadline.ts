@@ -9,8 +9,8 @@ import {
   type Filter,
   failDispatch,
   kCall,
-  MeshError,
   type MeshDispatchOptions,
+  MeshError,
   type MeshHandler,
   RelayController,
   systemClock,
@@ -166,7 +166,12 @@ class TimedExchange implements MeshHandler {
     if (this.relay.aborted) controller.abort(this.relay.reason!);
   }
 
-  onRequestUpgrade(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, socket: never): void {
+  onRequestUpgrade(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: never,
+  ): void {
     if (this.#done) return;
     this.#release();
     this.#handler.onRequestUpgrade?.(this.relay, status, headers, socket);
@@ -176,7 +181,12 @@ class TimedExchange implements MeshHandler {
     if (!this.#done) (this.#handler as { onResponseStarted?: () => void }).onResponseStarted?.();
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, text?: string): void {
+  onResponseStart(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
     if (this.#done) return;
     if (status >= 200 && !this.#coverBody) {
       this.#timer?.cancel();
@@ -233,7 +243,8 @@ export function createDeadlineFilter(options: { timeoutMs: number; service?: str
     const ctx = callOf(opts);
     if (ctx === undefined) return dispatch(opts, handler);
     const incoming = remainingIncomingDeadline();
-    if (timeoutMs <= 0 && incoming === undefined && ctx.deadline === undefined) return dispatch(opts, handler);
+    if (timeoutMs <= 0 && incoming === undefined && ctx.deadline === undefined)
+      return dispatch(opts, handler);
     const now = ctx.clock.now();
     let at = ctx.deadline ?? Number.POSITIVE_INFINITY;
     let limit: TimeoutLimit = 'overall';
@@ -281,7 +292,10 @@ export function createPerTryTimeoutFilter(options: {
     const tryAt = perTry > 0 ? now + perTry : Number.POSITIVE_INFINITY;
     const at = Math.min(overall, tryAt);
     const sent: MeshDispatchOptions = propagate
-      ? { ...opts, headers: withHeader(opts.headers, DEADLINE_HEADER, String(Math.max(0, Math.floor(at - now)))) }
+      ? {
+          ...opts,
+          headers: withHeader(opts.headers, DEADLINE_HEADER, String(Math.max(0, Math.floor(at - now)))),
+        }
       : opts;
     if (tryAt >= overall) return dispatch(sent, handler);
     const service = options.service ?? ctx.service;

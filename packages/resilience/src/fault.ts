@@ -8,8 +8,8 @@ import {
   type Filter,
   ForwardingHandler,
   failDispatch,
-  MeshError,
   type MeshDispatchOptions,
+  MeshError,
   type MeshHandler,
   parseDuration,
   RelayController,
@@ -100,14 +100,26 @@ export function createFaultInjectionFilter(
     const timer = ctx.clock.setTimer(d.delayMs, () => {
       if (!waiting) return;
       waiting = false;
-      act(ctx, d, dispatch, opts, new Relayed(handler, relay, (c) => {
-        inner = c;
-      }));
+      act(
+        ctx,
+        d,
+        dispatch,
+        opts,
+        new Relayed(handler, relay, (c) => {
+          inner = c;
+        }),
+      );
     });
     return true;
   };
 
-  function act(ctx: CallContext, d: FaultDecision, dispatch: DispatchFn, opts: MeshDispatchOptions, handler: MeshHandler): boolean {
+  function act(
+    ctx: CallContext,
+    d: FaultDecision,
+    dispatch: DispatchFn,
+    opts: MeshDispatchOptions,
+    handler: MeshHandler,
+  ): boolean {
     if (d.abort === 'error') {
       emitCallEvent(ctx, { type: 'fault', reason: 'abort', code: 'MESH_FAULT_INJECTED' });
       const service = options.service ?? ctx.service;
@@ -121,7 +133,12 @@ export function createFaultInjectionFilter(
     }
     if (d.abort !== undefined) {
       emitCallEvent(ctx, { type: 'fault', reason: 'abort', status: d.abort });
-      answerLocally(handler, d.abort, { 'x-mesh-fault': 'abort', 'content-type': 'text/plain' }, 'fault filter abort');
+      answerLocally(
+        handler,
+        d.abort,
+        { 'x-mesh-fault': 'abort', 'content-type': 'text/plain' },
+        'fault filter abort',
+      );
       return true;
     }
     return dispatch(opts, handler);
@@ -142,7 +159,12 @@ class Relayed extends ForwardingHandler {
     this.relay.setInner(c);
     if (this.relay.aborted) c.abort(this.relay.reason!);
   }
-  override onResponseStart(_c: Dispatcher.DispatchController, s: number, h: IncomingHttpHeaders, t?: string): void {
+  override onResponseStart(
+    _c: Dispatcher.DispatchController,
+    s: number,
+    h: IncomingHttpHeaders,
+    t?: string,
+  ): void {
     super.onResponseStart(this.relay, s, h, t);
   }
   override onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {

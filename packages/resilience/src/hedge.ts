@@ -1,14 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   type CallContext,
-  callOf,
   type Clock,
+  callOf,
   type DispatchFn,
   emitCallEvent,
   type Filter,
   kCall,
-  MeshError,
   type MeshDispatchOptions,
+  MeshError,
   type MeshHandler,
   RelayController,
   type Timer,
@@ -72,7 +72,8 @@ export function createHedgeFilter(
     config: c,
     latency,
     budget: deps.budget,
-    delayFor: () => (c.percentile !== undefined ? (latency.percentile(c.percentile) ?? c.delayMs) : c.delayMs),
+    delayFor: () =>
+      c.percentile !== undefined ? (latency.percentile(c.percentile) ?? c.delayMs) : c.delayMs,
   };
   const interceptor: Filter = (dispatch) => (opts, handler) => {
     const ctx = callOf(opts);
@@ -107,13 +108,20 @@ class HedgeAttempt implements MeshHandler {
     this.call.started(this, controller);
   }
   onResponseStarted(): void {
-    if (this.call.winner === this) (this.call.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
+    if (this.call.winner === this)
+      (this.call.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
   }
-  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, text?: string): void {
+  onResponseStart(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
     this.call.head(this, status, headers, text);
   }
   onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.call.winner === this && !this.settled) this.call.handler.onResponseData?.(this.call.relay, chunk);
+    if (this.call.winner === this && !this.settled)
+      this.call.handler.onResponseData?.(this.call.relay, chunk);
   }
   onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     this.call.end(this, trailers);
@@ -136,7 +144,13 @@ class HedgeCall {
   #timer: Timer | undefined;
   #done = false;
 
-  constructor(dispatch: DispatchFn, opts: MeshDispatchOptions, handler: MeshHandler, ctx: CallContext, s: HedgeState) {
+  constructor(
+    dispatch: DispatchFn,
+    opts: MeshDispatchOptions,
+    handler: MeshHandler,
+    ctx: CallContext,
+    s: HedgeState,
+  ) {
     this.#dispatch = dispatch;
     this.#opts = opts;
     this.handler = handler;

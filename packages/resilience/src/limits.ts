@@ -82,9 +82,12 @@ export function createConcurrencyLimitFilter(
     });
     const grant = (): void => {
       leave();
-      dispatch(opts, new Slot(handler, release, relay, (c) => {
-        inner = c;
-      }));
+      dispatch(
+        opts,
+        new Slot(handler, release, relay, (c) => {
+          inner = c;
+        }),
+      );
     };
     handler.onRequestStart?.(relay, {});
     if (relay.aborted) return true;

@@ -5,8 +5,8 @@ import {
   emitCallEvent,
   isRequestBodyError,
   kCall,
-  MeshError,
   type MeshDispatchOptions,
+  MeshError,
   type MeshHandler,
   RelayController,
   type Timer,
@@ -62,7 +62,12 @@ class RetryAttempt implements MeshHandler {
   onResponseStarted(): void {
     if (!this.draining) (this.call.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
   }
-  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, text?: string): void {
+  onResponseStart(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
     this.call.head(this, status, headers, text);
   }
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -99,7 +104,13 @@ export class RetryCall {
   #done = false;
   #gateHeld = false;
 
-  constructor(dispatch: DispatchFn, opts: MeshDispatchOptions, handler: MeshHandler, ctx: CallContext, p: RetryPolicy) {
+  constructor(
+    dispatch: DispatchFn,
+    opts: MeshDispatchOptions,
+    handler: MeshHandler,
+    ctx: CallContext,
+    p: RetryPolicy,
+  ) {
     this.#dispatch = dispatch;
     this.#opts = opts;
     this.handler = handler;

@@ -1,8 +1,8 @@
 import type { CallContext } from '@proxyless/core';
-import { REPLAY_BUFFER_BYTES } from './body.js';
 import { MeshError } from '@proxyless/core';
 import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
+import { REPLAY_BUFFER_BYTES } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_RETRY } from './config.js';
 import { createPerTryTimeoutFilter } from './deadline.js';
@@ -119,9 +119,13 @@ describe('retry filter', () => {
 
   it('replays a streamed body it kept, byte for byte (#9.5)', async () => {
     const { Readable } = await import('node:stream');
-    const s = setup(['reset', 200], { allowNonIdempotent: true }, {
-      request: { method: 'PUT', body: Readable.from(['part-1,', 'part-2']), bodyReplayable: false },
-    });
+    const s = setup(
+      ['reset', 200],
+      { allowNonIdempotent: true },
+      {
+        request: { method: 'PUT', body: Readable.from(['part-1,', 'part-2']), bodyReplayable: false },
+      },
+    );
     const seen: string[] = [];
     const reading = async (ctx: CallContext) => {
       const chunks: Buffer[] = [];
@@ -134,8 +138,6 @@ describe('retry filter', () => {
     expect((await p).status).toBe(200);
     expect(seen).toEqual(['part-1,part-2', 'part-1,part-2']);
   });
-
-
 
   it('honours Retry-After in seconds, and stops when it exceeds retryAfterMax', async () => {
     const s = setup([{ status: 503, headers: { 'retry-after': '2' } }, 200], { retryAfterMaxMs: 5000 });

@@ -2,15 +2,15 @@ import {
   type CallContext,
   type CallResult,
   type Clock,
+  callOf,
   type Filter,
   MeshError,
   type ResponseHeaders,
   wallClockMs,
 } from '@proxyless/core';
 import { RetryBudget } from './budget.js';
-import { callOf } from '@proxyless/core';
-import { type RetryPolicy, RetryCall } from './retry-call.js';
 import { DEFAULT_RETRY, type RetryConfig, type RetryOn } from './config.js';
+import { RetryCall, type RetryPolicy } from './retry-call.js';
 
 const ATTEMPT_KEY = 'proxyless.resilience.attempt';
 

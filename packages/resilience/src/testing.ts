@@ -4,9 +4,9 @@
  * record of every attempt (endpoint, start time, outcome, why it was retried, why it stopped).
  */
 import {
-  compose,
   type CallEvent,
   type CallResult,
+  compose,
   type Filter,
   Issues,
   MeshError,
