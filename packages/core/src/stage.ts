@@ -42,6 +42,16 @@ export class RelayController implements Dispatcher.DispatchController {
     return this.#inner;
   }
 
+  /** The raw response header lines of the attempt in flight (undici's controller field). */
+  get rawHeaders(): Buffer[] | null {
+    return (this.#inner as { rawHeaders?: Buffer[] | null } | undefined)?.rawHeaders ?? null;
+  }
+
+  /** The raw trailer lines of the attempt in flight. */
+  get rawTrailers(): Buffer[] | null {
+    return (this.#inner as { rawTrailers?: Buffer[] | null } | undefined)?.rawTrailers ?? null;
+  }
+
   get aborted(): boolean {
     return this.#aborted;
   }

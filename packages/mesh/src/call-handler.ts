@@ -23,6 +23,12 @@ function toRaw(headers: IncomingHttpHeaders): Buffer[] {
   return raw;
 }
 
+/** The header lines exactly as received (names in their own case), when the controller has them. */
+function rawOf(controller: Dispatcher.DispatchController, field: 'rawHeaders' | 'rawTrailers'): Buffer[] | undefined {
+  const raw = (controller as { rawHeaders?: Buffer[] | null; rawTrailers?: Buffer[] | null })[field];
+  return raw ?? undefined;
+}
+
 /**
  * The caller's side of one mesh call: the only place the caller's handler is called. It serves both
  * handler styles (undici 7's controller style, and the `onConnect`/`onHeaders` style of Node 20's
@@ -124,7 +130,7 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     this.#finish();
     try {
       if (this.#modern) this.#h.onResponseEnd?.(controller, trailers);
-      else this.#h.onComplete?.(toRaw(trailers));
+      else this.#h.onComplete?.(rawOf(controller, 'rawTrailers') ?? toRaw(trailers));
     } catch {
       // The exchange is over; undici too drops what a completion callback throws.
     }
