@@ -193,6 +193,8 @@ interface Hold {
 }
 
 interface Waiter {
+  /** The service a blocked `health/service` query waits on. */
+  service: string;
   wake: (abandon: boolean) => void;
 }
 
@@ -521,6 +523,11 @@ export class ConsulDouble {
   /** Number of blocking queries currently waiting. */
   get blockedQueries(): number {
     return this.waiters.size;
+  }
+
+  /** The services that have a blocking query waiting now (as requested, one entry per query). */
+  blockedServices(): string[] {
+    return [...this.waiters].map((w) => w.service);
   }
 
   /** Agent-held services (ID → record), as `GET /v1/agent/services` shows them. */
@@ -1014,6 +1021,7 @@ export class ConsulDouble {
       const changed = await new Promise<boolean>((resolve) => {
         let done = false;
         const waiter: Waiter = {
+          service: name,
           wake: (abandon) => {
             if (done) return;
             if (abandon || this.closed || this.reportedIndex(name, scope) > requested) {

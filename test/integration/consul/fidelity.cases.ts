@@ -158,16 +158,31 @@ export function fidelityCases(k: CaseKit): void {
       async () => {
         const d = dbl();
         const names = Array.from({ length: 80 }, () => uniqueName('many'));
+        const a = agent();
+        // Existing, quiet services: their blocking queries hold connections for the whole wait
+        // (an unknown service's would return on any catalog write).
+        for (const n of names) await a.register(ttlService(n, `${n}-1`));
         const r = resolver({ waitMs: 60_000 });
         const watchers = names.map((n) => watch(r, n));
-        await Promise.all(watchers.map((w) => w.next()));
-        await waitFor(() => d.blockedQueries >= names.length);
-        const a = agent();
-        const last = names.at(-1) ?? '';
+        await Promise.all(watchers.map((w) => w.endpoints((ids) => ids.length === 1)));
+        await waitFor(() => d.blockedQueries >= 64);
+        // A watch whose blocking query has not reached the agent (it waits for a connection) is the
+        // one that starved: a change to its service came only after some other query's `wait`.
+        await waitFor(async () => {
+          const before = d.blockedQueries;
+          await new Promise((res) => setTimeout(res, 100));
+          return d.blockedQueries === before;
+        });
+        const blocked = new Set(d.blockedServices());
+        const i = Math.max(
+          0,
+          names.findIndex((n) => !blocked.has(n)),
+        );
+        const target = names[i] ?? '';
         const t0 = performance.now();
-        await a.register(ttlService(last, `${last}-1`));
-        await watchers.at(-1)?.endpoints((ids) => ids.length === 1);
-        expect(performance.now() - t0).toBeLessThan(2_000);
+        await a.register(ttlService(target, `${target}-2`, { Address: '10.1.0.2' }));
+        await watchers[i]?.endpoints((ids) => ids.length === 2);
+        expect(performance.now() - t0).toBeLessThan(5_000);
         expect(watchers.flatMap((w) => w.updates).filter((u) => u.kind === 'error')).toEqual([]);
       },
     );
@@ -178,16 +193,23 @@ export function fidelityCases(k: CaseKit): void {
         const d = dbl();
         const events: ConsulResolverEvent[] = [];
         const names = Array.from({ length: 4 }, () => uniqueName('capped'));
+        const a = agent();
+        for (const n of names) await a.register(ttlService(n, `${n}-1`));
         const r = resolver({ waitMs: 2_000, maxLongPolls: 2, onLongPollLimit: (e) => events.push(e) });
         const watchers = names.map((n) => watch(r, n));
-        await Promise.all(watchers.map((w) => w.next()));
-        expect(events).toContainEqual(expect.objectContaining({ type: 'long-poll-limit', limit: 2 }));
+        await Promise.all(watchers.map((w) => w.endpoints((ids) => ids.length === 1)));
+        expect(events).toEqual([{ type: 'long-poll-limit', watches: 3, limit: 2 }]);
         await waitFor(() => d.blockedQueries === 2);
-        const a = agent();
-        const last = names.at(-1) ?? '';
+        // A watch waiting for its turn still sees a change within about one wait.
+        const blocked = new Set(d.blockedServices());
+        const i = Math.max(
+          0,
+          names.findIndex((n) => !blocked.has(n)),
+        );
+        const target = names[i] ?? '';
         const t0 = performance.now();
-        await a.register(ttlService(last, `${last}-1`));
-        await watchers.at(-1)?.endpoints((ids) => ids.length === 1);
+        await a.register(ttlService(target, `${target}-2`, { Address: '10.1.0.2' }));
+        await watchers[i]?.endpoints((ids) => ids.length === 2);
         expect(performance.now() - t0).toBeLessThan(3_500);
         expect(d.blockedQueries).toBeLessThanOrEqual(2);
       },

@@ -210,7 +210,11 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
         let failed: MeshError | undefined;
         const release = await slots.acquire(signal);
         if (release === undefined) return;
-        const wait = slots.waitMs(waitMs);
+        const shared = slots.waitMs(waitMs);
+        // Beyond the cap, spread the holders' ends over [w/2, w) so queued watches get slots
+        // steadily instead of all at once when watches started together.
+        const wait =
+          shared < waitMs ? Math.max(1_000, Math.floor(shared * (0.5 + random.next() / 2))) : waitMs;
         const startedAt = clock.now();
         try {
           const res = await http.request(path, {
