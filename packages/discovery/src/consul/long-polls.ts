@@ -140,6 +140,6 @@ export function longPollSlots(key: string, limit: number): LongPollSlots {
 
 /** Release a client's use of the slots of `key`. */
 export function releaseLongPollSlots(key: string, limit: number): void {
-  const slots = slotsByAgent.get(key);
-  if (slots?.removeUser(limit) && slots.watches === 0) slotsByAgent.delete(key);
+  // Watches still finishing (aborted by their resolver's close) only leave a detached object.
+  if (slotsByAgent.get(key)?.removeUser(limit)) slotsByAgent.delete(key);
 }
