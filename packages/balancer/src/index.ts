@@ -5,11 +5,21 @@
 export {
   type BalancerDeps,
   type BalancerEvent,
+  type BalancerSettings,
   type BalancerStats,
   createBalancer,
   type EndpointStats,
   type ObservableBalancer,
 } from './balancer.js';
+export { tcpConnectProbe } from './connect-probe.js';
+export {
+  type ConnectBackoffConfig,
+  type ConnectivitySettings,
+  type ConnectivityState,
+  type ConnectProbe,
+  DEFAULT_CONNECT_BACKOFF,
+} from './connectivity.js';
+export { pickWhenReady, shouldWaitForReady, WAIT_FOR_READY_ATTRIBUTE } from './wait-for-ready.js';
 export {
   BALANCER_CONFIG_KEYS,
   type BalancerConfig,
