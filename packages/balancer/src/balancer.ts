@@ -11,7 +11,7 @@ import {
 } from '@proxyless/core';
 import type { OutlierDetectionConfig } from './config.js';
 import { tcpConnectProbe } from './connect-probe.js';
-import { ConnectivityTracker, type ConnectivityState, resolveConnectBackoff } from './connectivity.js';
+import { type ConnectivityState, ConnectivityTracker, resolveConnectBackoff } from './connectivity.js';
 import { HealthChecker, httpHealthProbe } from './health-check.js';
 import type {
   BalancerDeps,

@@ -87,7 +87,8 @@ export interface ConnectivityDeps {
 export class ConnectivityTracker {
   readonly #deps: ConnectivityDeps;
   readonly #timers = new Map<EndpointState, Timer>();
-  readonly #probes = new Map<EndpointState, AbortController>();
+  /** The running probe of each endpoint, with the timer that bounds it. */
+  readonly #probes = new Map<EndpointState, { controller: AbortController; timeout: Timer }>();
   #closed = false;
 
   constructor(deps: ConnectivityDeps) {
@@ -146,7 +147,10 @@ export class ConnectivityTracker {
   close(): void {
     this.#closed = true;
     for (const t of this.#timers.values()) t.cancel();
-    for (const c of this.#probes.values()) c.abort();
+    for (const p of this.#probes.values()) {
+      p.timeout.cancel();
+      p.controller.abort();
+    }
     this.#timers.clear();
     this.#probes.clear();
   }
@@ -160,8 +164,12 @@ export class ConnectivityTracker {
   #stop(s: EndpointState): void {
     this.#timers.get(s)?.cancel();
     this.#timers.delete(s);
-    this.#probes.get(s)?.abort();
-    this.#probes.delete(s);
+    const p = this.#probes.get(s);
+    if (p) {
+      p.timeout.cancel();
+      p.controller.abort();
+      this.#probes.delete(s);
+    }
   }
 
   #schedule(s: EndpointState, delay: number): void {
@@ -187,15 +195,16 @@ export class ConnectivityTracker {
     s.backoffMs = next;
     const deadline = started + next + (random.next() * 2 - 1) * backoff.jitter * next;
     const controller = new AbortController();
-    this.#probes.set(s, controller);
     const timeout = clock.setTimer(Math.max(deadline - started, backoff.minConnectTimeoutMs), () =>
-      controller.abort(new Error('connect probe timed out')),
+      controller.abort(Object.assign(new Error('connect probe timed out'), { code: 'ETIMEDOUT' })),
     );
+    const running = { controller, timeout };
+    this.#probes.set(s, running);
     this.#move(s, 'CONNECTING', undefined);
     const settle = (error: unknown, ok: boolean): void => {
       timeout.cancel();
       // Superseded: the endpoint was removed, reconnected by real traffic, or the balancer closed.
-      if (this.#probes.get(s) !== controller || this.#closed) return;
+      if (this.#probes.get(s) !== running || this.#closed) return;
       this.#probes.delete(s);
       if (ok) {
         this.connected(s);
@@ -219,6 +228,8 @@ export class ConnectivityTracker {
 }
 
 /** Resolve a partial backoff config against the defaults. */
-export function resolveConnectBackoff(partial: Partial<ConnectBackoffConfig> | undefined): ConnectBackoffConfig {
+export function resolveConnectBackoff(
+  partial: Partial<ConnectBackoffConfig> | undefined,
+): ConnectBackoffConfig {
   return partial === undefined ? DEFAULT_CONNECT_BACKOFF : { ...DEFAULT_CONNECT_BACKOFF, ...partial };
 }
