@@ -28,7 +28,10 @@ export interface Backend {
 
 /** Start a backend process and wait until it listens. */
 export async function startBackend(name: string, mode: BackendMode = {}): Promise<Backend> {
-  const child: ChildProcess = fork(BACKEND, [name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(BACKEND, [name], {
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`backend ${name} did not start in 10 s`)), 10_000);
     child.once('message', (m: { type?: string; port?: number }) => {

@@ -90,7 +90,11 @@ export async function killNine(): Promise<ScenarioResult> {
   });
 }
 
-const PER_TRY_MS = 200;
+/**
+ * Per-try timeout of scenarios 2 and 3. On an idle machine 200 ms is plenty; the suite shares two
+ * cores with its backends (and often with other work), where healthy calls reach a few hundred ms.
+ */
+const PER_TRY_MS = 500;
 
 /** Scenarios 2 and 3: one endpoint stops answering; a per-try timeout sends the attempt elsewhere. */
 async function stalled(n: 2 | 3): Promise<ScenarioResult> {
@@ -107,7 +111,7 @@ async function stalled(n: 2 | 3): Promise<ScenarioResult> {
     try {
       const { samples } = await runLoad(mesh, {
         url: 'http://chaos/',
-        callers: 32,
+        callers: 16,
         maxRequests: 400_000,
         maxMs: faultTo + 3000,
       });
@@ -143,7 +147,7 @@ export async function slowBackend(): Promise<ScenarioResult> {
     try {
       const { samples } = await runLoad(mesh, {
         url: 'http://chaos/',
-        callers: 32,
+        callers: 16,
         maxRequests: 400_000,
         maxMs: 8000,
       });
@@ -154,7 +158,7 @@ export async function slowBackend(): Promise<ScenarioResult> {
         target: 'p99 within 2× of healthy',
         ...f,
         met: f.fault.p99 <= 2 * f.healthy.p99,
-        notes: [`slow backend's share ${(await share(backends, 2)).toFixed(3)} after the change`],
+        notes: [`slow backend's share of all requests ${(await share(backends, 2)).toFixed(3)}`],
       };
     } finally {
       clearTimeout(timer);
@@ -185,7 +189,7 @@ export async function errors503(): Promise<ScenarioResult> {
     try {
       const { samples } = await runLoad(mesh, {
         url: 'http://chaos/',
-        callers: 32,
+        callers: 16,
         maxRequests: 400_000,
         maxMs: faultTo + 5000,
       });
