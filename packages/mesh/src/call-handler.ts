@@ -24,7 +24,10 @@ function toRaw(headers: IncomingHttpHeaders): Buffer[] {
 }
 
 /** The header lines exactly as received (names in their own case), when the controller has them. */
-function rawOf(controller: Dispatcher.DispatchController, field: 'rawHeaders' | 'rawTrailers'): Buffer[] | undefined {
+function rawOf(
+  controller: Dispatcher.DispatchController,
+  field: 'rawHeaders' | 'rawTrailers',
+): Buffer[] | undefined {
   const raw = (controller as { rawHeaders?: Buffer[] | null; rawTrailers?: Buffer[] | null })[field];
   return raw ?? undefined;
 }

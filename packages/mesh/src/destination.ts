@@ -168,6 +168,12 @@ export class Destination {
       if (this.#closed)
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
       pool = new Pool(key, { connections: this.#connectionsPerPool() });
+      // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
+      // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
+      pool.on('connect', () => this.#policy.balancer.onConnected(endpoint));
+      pool.on('disconnect', () => {
+        if ((pool as Pool).stats.connected === 0) this.#policy.balancer.onDisconnected(endpoint);
+      });
       this.#pools.set(key, pool);
     }
     this.#byEndpoint.set(endpoint, pool);

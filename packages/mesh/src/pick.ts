@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { pickWhenReady, shouldWaitForReady } from '@proxyless/balancer';
 import {
   type AttemptOutcome,
   type Balancer,
@@ -16,6 +17,7 @@ import {
   MeshError,
   type MeshHandler,
   markRequestBodyError,
+  RelayController,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
@@ -84,9 +86,74 @@ export function createPickStage(
     }
     const lb = balancer();
     let endpoint: Endpoint;
-    let pool: Dispatcher;
     try {
       endpoint = lb.pick(ctx);
+    } catch (error) {
+      if (shouldWaitForReady(lb, ctx, error)) return waitThenSend(lb, ctx, opts, handler);
+      failDispatch(handler, error as Error);
+      return true;
+    }
+    return send(lb, endpoint, ctx, opts, handler);
+  };
+
+  /**
+   * `waitForReady` (gRPC): no endpoint is usable, so wait for one within the call's deadline. The
+   * caller gets a controller at once; an abort or the deadline ends the wait.
+   */
+  function waitThenSend(
+    lb: Balancer,
+    ctx: CallContext,
+    opts: Dispatcher.DispatchOptions,
+    handler: MeshHandler,
+  ): boolean {
+    const ac = new AbortController();
+    let inner: Dispatcher.DispatchController | undefined;
+    const relay = new RelayController((reason) => {
+      if (inner !== undefined) inner.abort(reason);
+      else ac.abort(reason);
+    });
+    handler.onRequestStart?.(relay, {});
+    if (relay.aborted) return true;
+    const deadline = ctx.deadline;
+    const timer =
+      deadline === undefined
+        ? undefined
+        : clock.setTimer(Math.max(0, deadline - clock.now()), () =>
+            ac.abort(
+              new MeshError('MESH_TIMEOUT', `no endpoint of "${service}" became ready before the deadline`, {
+                details: { service, limit: 'overall' },
+              }),
+            ),
+          );
+    pickWhenReady(lb, { ...ctx, signal: ac.signal }).then(
+      (endpoint) => {
+        timer?.cancel();
+        send(lb, endpoint, ctx, opts, {
+          ...forwardTo(handler, relay),
+          onRequestStart(c: Dispatcher.DispatchController) {
+            inner = c;
+            relay.setInner(c);
+            if (relay.aborted) c.abort(relay.reason!);
+          },
+        } as MeshHandler);
+      },
+      (error: unknown) => {
+        timer?.cancel();
+        handler.onResponseError?.(relay, error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+    return true;
+  }
+
+  function send(
+    lb: Balancer,
+    endpoint: Endpoint,
+    ctx: CallContext,
+    opts: Dispatcher.DispatchOptions,
+    handler: MeshHandler,
+  ): boolean {
+    let pool: Dispatcher;
+    try {
       pool = pools.pool(endpoint);
     } catch (error) {
       failDispatch(handler, error as Error);
@@ -110,7 +177,19 @@ export function createPickStage(
     } finally {
       h.dispatching = false;
     }
-  };
+  }
+}
+
+/** A handler that forwards to `handler` with the waiting stage's controller. */
+function forwardTo(handler: MeshHandler, relay: RelayController): MeshHandler {
+  return {
+    onRequestUpgrade: (_c, s, h, socket) => handler.onRequestUpgrade?.(relay, s, h, socket),
+    onResponseStarted: () => (handler as { onResponseStarted?: () => void }).onResponseStarted?.(),
+    onResponseStart: (_c, s, h, t) => handler.onResponseStart?.(relay, s, h, t),
+    onResponseData: (_c, d) => handler.onResponseData?.(relay, d),
+    onResponseEnd: (_c, t) => handler.onResponseEnd?.(relay, t),
+    onResponseError: (_c, e) => handler.onResponseError?.(relay, e),
+  } as MeshHandler;
 }
 
 class PickHandler extends ForwardingHandler {
