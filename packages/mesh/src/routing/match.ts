@@ -134,35 +134,30 @@ export class MatchScratch {
   }
 }
 
-/** True when the request satisfies every criterion of the matcher. */
-export function matches(m: RouteMatcher, req: RouteRequest, scratch: MatchScratch | undefined): boolean {
+/**
+ * True when the request satisfies every criterion of the matcher. `pathEnd` is the length of the
+ * path part of `req.path` (the index of `?`, else its length): computed once per request.
+ */
+export function matches(m: RouteMatcher, req: RouteRequest, pathEnd: number, scratch: MatchScratch | undefined): boolean {
   const target = req.path;
-  switch (m.pathKind) {
-    case PathKind.Exact: {
-      // Compare against the path part without slicing: the target is the path exactly when it
-      // starts with it and ends there or at the query.
-      if (!target.startsWith(m.path)) return false;
-      const n = m.path.length;
-      if (target.length !== n && target.charCodeAt(n) !== 63 /* ? */) return false;
-      break;
-    }
-    case PathKind.Prefix: {
-      if (!target.startsWith(m.path)) return false;
-      // A prefix never contains `?` (it starts with `/` and is a path), so a match on the
-      // target is a match on the path, unless the match runs into the query.
-      const q = target.indexOf('?');
-      if (q >= 0 && q < m.path.length) return false;
-      break;
-    }
-    case PathKind.Regex: {
-      const path = scratch ? scratch.path() : new MatchScratch(req).path();
-      if (!m.pathRegex!.test(path)) return false;
-      break;
-    }
+  const kind = m.pathKind;
+  if (kind === 1) {
+    // Exact: the path part has the same length and starts with it; no slicing.
+    if (pathEnd !== m.path.length || !target.startsWith(m.path)) return false;
+  } else if (kind === 2) {
+    // Prefix: a prefix never contains `?`, so it must end within the path part.
+    if (m.path.length > pathEnd || !target.startsWith(m.path)) return false;
+  } else if (kind === 3) {
+    const path = (scratch ?? new MatchScratch(req)).path();
+    if (!m.pathRegex!.test(path)) return false;
   }
-  if (m.methods !== undefined && !m.methods.includes(req.method.toUpperCase())) return false;
-  for (let i = 0; i < m.headers.length; i++) {
-    const h = m.headers[i]!;
+  const methods = m.methods;
+  if (methods !== undefined && !methods.includes(req.method) && !methods.includes(req.method.toUpperCase())) {
+    return false;
+  }
+  const headers = m.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
     const raw = req.headers[h.name];
     if (raw === undefined) {
       if (!(h.kind === ValueKind.Present && h.invert)) return false;

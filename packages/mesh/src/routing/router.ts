@@ -31,12 +31,14 @@ function pick(decisions: readonly RouteDecision[], thresholds: Int32Array, rando
 export function route(chain: RoutingChain, request: RouteRequest, random: Random): RouteDecision {
   const routes = chain.routes;
   if (routes.length === 0) return pick(chain.startDecisions, chain.startThresholds, random);
+  const q = request.path.indexOf('?');
+  const pathEnd = q < 0 ? request.path.length : q;
   let scratch: MatchScratch | undefined;
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i]!;
     const m = r.matcher;
-    if ((m.pathRegex !== undefined || m.query.length > 0) && scratch === undefined) scratch = new MatchScratch(request);
-    if (matches(m, request, scratch)) return pick(r.decisions, r.thresholds, random);
+    if (scratch === undefined && (m.pathRegex !== undefined || m.query.length > 0)) scratch = new MatchScratch(request);
+    if (matches(m, request, pathEnd, scratch)) return pick(r.decisions, r.thresholds, random);
   }
   // Unreachable with a chain built from Consul or our compiler (the catch-all matches all), kept
   // for hand-built chains: no match falls through to the splitter or resolver.
