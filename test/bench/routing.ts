@@ -29,7 +29,10 @@ function entries(routes: number): Record<string, unknown>[] {
         : kind === 1
           ? { PathExact: `/r${i}`, Methods: ['GET', 'POST'] }
           : { PathPrefix: '/api/', Header: [{ Name: 'x-route', Exact: String(i) }] };
-    return { Match: { HTTP: http }, Destination: { ServiceSubset: i % 2 ? 'v2' : 'v1', RequestTimeout: '5s' } };
+    return {
+      Match: { HTTP: http },
+      Destination: { ServiceSubset: i % 2 ? 'v2' : 'v1', RequestTimeout: '5s' },
+    };
   });
   return [
     { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
@@ -37,9 +40,19 @@ function entries(routes: number): Record<string, unknown>[] {
       Kind: 'service-resolver',
       Name: 'web',
       DefaultSubset: 'v1',
-      Subsets: { v1: { Filter: 'Service.Meta.version == "1"' }, v2: { Filter: 'Service.Meta.version == "2"' } },
+      Subsets: {
+        v1: { Filter: 'Service.Meta.version == "1"' },
+        v2: { Filter: 'Service.Meta.version == "2"' },
+      },
     },
-    { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 90, ServiceSubset: 'v1' }, { Weight: 10, ServiceSubset: 'v2' }] },
+    {
+      Kind: 'service-splitter',
+      Name: 'web',
+      Splits: [
+        { Weight: 90, ServiceSubset: 'v1' },
+        { Weight: 10, ServiceSubset: 'v2' },
+      ],
+    },
     { Kind: 'service-router', Name: 'web', Routes: list },
   ];
 }
@@ -106,7 +119,9 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     ] as const) {
       nsPerDecision(chain, req, Math.min(n, 100_000)); // warm-up
       const ns = median(Array.from({ length: rounds }, () => nsPerDecision(chain, req, n)));
-      const bytes = gc ? Math.min(...Array.from({ length: 3 }, () => bytesPerDecision(chain, req, n, gc))) : Number.NaN;
+      const bytes = gc
+        ? Math.min(...Array.from({ length: 3 }, () => bytesPerDecision(chain, req, n, gc)))
+        : Number.NaN;
       const target = size === 10 ? (ns <= 1000 ? '≤ 1 µs: met' : '≤ 1 µs: NOT met') : '';
       const base = label === 'first route matches' ? nsBaseline(1, n) : nsBaseline(size + 1, n);
       rows.push([size, label, ns, bytes, ns / base, target]);
@@ -118,7 +133,9 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     get: (kind: string, name: string) =>
       big.find((e) => e.Kind === kind && e.Name === name) as Record<string, unknown> | undefined,
   };
-  const consulBody = { Chain: compileDiscoveryChain(lookup, 'web', { datacenter: 'dc1', clusterId: 'bench' }) };
+  const consulBody = {
+    Chain: compileDiscoveryChain(lookup, 'web', { datacenter: 'dc1', clusterId: 'bench' }),
+  };
   const parseMs = msOf(() => chainFromConsul(consulBody), rounds);
   return [
     {

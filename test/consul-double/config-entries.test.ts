@@ -11,7 +11,8 @@ import { ConfigEntryStore, handleConfigRequest } from './config-entries.js';
 let server: Server;
 let base = '';
 let raft = 10;
-const freshStore = () => new ConfigEntryStore({ datacenter: 'dc1', nextIndex: () => ++raft, defaultWaitMs: 2000 });
+const freshStore = () =>
+  new ConfigEntryStore({ datacenter: 'dc1', nextIndex: () => ++raft, defaultWaitMs: 2000 });
 let store = freshStore();
 
 beforeAll(async () => {
@@ -45,7 +46,12 @@ function view(d: RouteDecision): unknown {
   return {
     routeIndex: d.routeIndex,
     splitIndex: d.splitIndex,
-    target: { id: d.target.id, filter: d.target.filter, onlyPassing: d.target.onlyPassing, ct: d.target.connectTimeoutMs },
+    target: {
+      id: d.target.id,
+      filter: d.target.filter,
+      onlyPassing: d.target.onlyPassing,
+      ct: d.target.connectTimeoutMs,
+    },
     failover: d.resolver.failover.map((t) => t.id),
     connectTimeoutMs: d.resolver.connectTimeoutMs,
     loadBalancer: d.resolver.loadBalancer,
@@ -87,17 +93,39 @@ const EXAMPLES: Record<string, unknown[]> = {
       DefaultSubset: 'v1',
       Subsets: { v1: { Filter: 'Service.Meta.version == v1' }, v2: { Filter: 'Service.Meta.version == v2' } },
     },
-    { Kind: 'service-splitter', Name: 'billing', Splits: [{ Weight: 90, ServiceSubset: 'v1' }, { Weight: 10, ServiceSubset: 'v2', RequestHeaders: { Set: { 'x-canary': 'true' } } }] },
+    {
+      Kind: 'service-splitter',
+      Name: 'billing',
+      Splits: [
+        { Weight: 90, ServiceSubset: 'v1' },
+        { Weight: 10, ServiceSubset: 'v2', RequestHeaders: { Set: { 'x-canary': 'true' } } },
+      ],
+    },
   ],
   'header routing': [
     { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
-    { Kind: 'service-resolver', Name: 'web', Subsets: { canary: { Filter: '"canary" in Service.Tags', OnlyPassing: true } } },
+    {
+      Kind: 'service-resolver',
+      Name: 'web',
+      Subsets: { canary: { Filter: '"canary" in Service.Tags', OnlyPassing: true } },
+    },
     {
       Kind: 'service-router',
       Name: 'web',
       Routes: [
-        { Match: { HTTP: { Header: [{ Name: 'x-debug', Exact: '1' }] } }, Destination: { ServiceSubset: 'canary' } },
-        { Match: { HTTP: { QueryParam: [{ Name: 'beta', Present: true }] } }, Destination: { ServiceSubset: 'canary', RequestTimeout: '3s', NumRetries: 2, RetryOnConnectFailure: true } },
+        {
+          Match: { HTTP: { Header: [{ Name: 'x-debug', Exact: '1' }] } },
+          Destination: { ServiceSubset: 'canary' },
+        },
+        {
+          Match: { HTTP: { QueryParam: [{ Name: 'beta', Present: true }] } },
+          Destination: {
+            ServiceSubset: 'canary',
+            RequestTimeout: '3s',
+            NumRetries: 2,
+            RetryOnConnectFailure: true,
+          },
+        },
       ],
     },
   ],
@@ -107,13 +135,31 @@ const EXAMPLES: Record<string, unknown[]> = {
     {
       Kind: 'service-router',
       Name: 'web',
-      Routes: [{ Match: { HTTP: { PathPrefix: '/admin' } }, Destination: { Service: 'admin', PrefixRewrite: '/' } }],
+      Routes: [
+        { Match: { HTTP: { PathPrefix: '/admin' } }, Destination: { Service: 'admin', PrefixRewrite: '/' } },
+      ],
     },
   ],
   failover: [
-    { Kind: 'service-resolver', Name: 'web', ConnectTimeout: '15s', RequestTimeout: '10s', Failover: { '*': { Datacenters: ['dc3', 'dc4'] } } },
-    { Kind: 'service-resolver', Name: 'db', Subsets: { primary: { Filter: 'Service.Meta.role == primary' } }, DefaultSubset: 'primary', Failover: { '*': { Service: 'db-backup' } } },
-    { Kind: 'service-resolver', Name: 'db-backup', LoadBalancer: { Policy: 'least_request', LeastRequestConfig: { ChoiceCount: 3 } } },
+    {
+      Kind: 'service-resolver',
+      Name: 'web',
+      ConnectTimeout: '15s',
+      RequestTimeout: '10s',
+      Failover: { '*': { Datacenters: ['dc3', 'dc4'] } },
+    },
+    {
+      Kind: 'service-resolver',
+      Name: 'db',
+      Subsets: { primary: { Filter: 'Service.Meta.role == primary' } },
+      DefaultSubset: 'primary',
+      Failover: { '*': { Service: 'db-backup' } },
+    },
+    {
+      Kind: 'service-resolver',
+      Name: 'db-backup',
+      LoadBalancer: { Policy: 'least_request', LeastRequestConfig: { ChoiceCount: 3 } },
+    },
   ],
   'payments (consul-api.md §6.4–6.6) with a nested splitter and a redirect': [
     { Kind: 'service-defaults', Name: 'payments', Protocol: 'http' },
@@ -123,19 +169,39 @@ const EXAMPLES: Record<string, unknown[]> = {
       Kind: 'service-resolver',
       Name: 'payments',
       DefaultSubset: 'v1',
-      Subsets: { v1: { Filter: 'Service.Meta.version == "1"' }, v2: { Filter: 'Service.Meta.version == "2"', OnlyPassing: true } },
+      Subsets: {
+        v1: { Filter: 'Service.Meta.version == "1"' },
+        v2: { Filter: 'Service.Meta.version == "2"', OnlyPassing: true },
+      },
       ConnectTimeout: '3s',
-      LoadBalancer: { Policy: 'ring_hash', RingHashConfig: { MinimumRingSize: 1024 }, HashPolicies: [{ Field: 'header', FieldValue: 'x-user' }] },
+      LoadBalancer: {
+        Policy: 'ring_hash',
+        RingHashConfig: { MinimumRingSize: 1024 },
+        HashPolicies: [{ Field: 'header', FieldValue: 'x-user' }],
+      },
     },
     {
       Kind: 'service-router',
       Name: 'payments',
       Routes: [
-        { Match: { HTTP: { PathPrefix: '/v2', Methods: ['GET', 'POST'] } }, Destination: { ServiceSubset: 'v2', ResponseHeaders: { Set: { 'x-served-by': 'v2' } } } },
-        { Match: { HTTP: { PathPrefix: '/api', Header: [{ Name: 'x-canary', Present: true }] } }, Destination: { Service: 'ledger' } },
+        {
+          Match: { HTTP: { PathPrefix: '/v2', Methods: ['GET', 'POST'] } },
+          Destination: { ServiceSubset: 'v2', ResponseHeaders: { Set: { 'x-served-by': 'v2' } } },
+        },
+        {
+          Match: { HTTP: { PathPrefix: '/api', Header: [{ Name: 'x-canary', Present: true }] } },
+          Destination: { Service: 'ledger' },
+        },
       ],
     },
-    { Kind: 'service-splitter', Name: 'payments', Splits: [{ Weight: 50, ServiceSubset: 'v1' }, { Weight: 50, Service: 'ledger' }] },
+    {
+      Kind: 'service-splitter',
+      Name: 'payments',
+      Splits: [
+        { Weight: 50, ServiceSubset: 'v1' },
+        { Weight: 50, Service: 'ledger' },
+      ],
+    },
     { Kind: 'service-splitter', Name: 'ledger', Splits: [{ Weight: 80 }, { Weight: 20, Service: 'legacy' }] },
     { Kind: 'service-resolver', Name: 'legacy', Redirect: { Service: 'payments', ServiceSubset: 'v1' } },
   ],
@@ -155,7 +221,11 @@ describe('Consul double: config entries and discovery chain', () => {
   it('keeps every example when all are written to one store', async () => {
     store.close();
     store = freshStore();
-    for (const e of [...EXAMPLES['canary split']!, ...EXAMPLES['header routing']!, ...EXAMPLES['payments (consul-api.md §6.4–6.6) with a nested splitter and a redirect']!]) {
+    for (const e of [
+      ...EXAMPLES['canary split']!,
+      ...EXAMPLES['header routing']!,
+      ...EXAMPLES['payments (consul-api.md §6.4–6.6) with a nested splitter and a redirect']!,
+    ]) {
       expect((await put(e)).text).toBe('true');
     }
   });
@@ -197,11 +267,22 @@ describe('Consul double: config entries and discovery chain', () => {
   it('honours cas on write and delete', async () => {
     expect((await put({ Kind: 'service-resolver', Name: 'cas-svc' }, '?cas=0')).text).toBe('true');
     expect((await put({ Kind: 'service-resolver', Name: 'cas-svc' }, '?cas=0')).text).toBe('false');
-    const e = (await (await fetch(`${base}/v1/config/service-resolver/cas-svc`)).json()) as { ModifyIndex: number };
-    expect((await put({ Kind: 'service-resolver', Name: 'cas-svc', ConnectTimeout: '1s' }, `?cas=${e.ModifyIndex}`)).text).toBe('true');
+    const e = (await (await fetch(`${base}/v1/config/service-resolver/cas-svc`)).json()) as {
+      ModifyIndex: number;
+    };
+    expect(
+      (
+        await put(
+          { Kind: 'service-resolver', Name: 'cas-svc', ConnectTimeout: '1s' },
+          `?cas=${e.ModifyIndex}`,
+        )
+      ).text,
+    ).toBe('true');
     const del = await fetch(`${base}/v1/config/service-resolver/cas-svc?cas=1`, { method: 'DELETE' });
     expect(await del.text()).toBe('false');
-    expect(await (await fetch(`${base}/v1/config/service-resolver/cas-svc`, { method: 'DELETE' })).text()).toBe('{}');
+    expect(
+      await (await fetch(`${base}/v1/config/service-resolver/cas-svc`, { method: 'DELETE' })).text(),
+    ).toBe('{}');
   });
 
   it('blocks a chain read until the chain changes, not on unrelated writes', async () => {
@@ -212,7 +293,14 @@ describe('Consul double: config entries and discovery chain', () => {
     // An unrelated write moves the index but not billing's chain: the read keeps blocking.
     await put({ Kind: 'service-resolver', Name: 'unrelated' });
     store.touch();
-    await put({ Kind: 'service-splitter', Name: 'billing', Splits: [{ Weight: 50, ServiceSubset: 'v1' }, { Weight: 50, ServiceSubset: 'v2' }] });
+    await put({
+      Kind: 'service-splitter',
+      Name: 'billing',
+      Splits: [
+        { Weight: 50, ServiceSubset: 'v1' },
+        { Weight: 50, ServiceSubset: 'v2' },
+      ],
+    });
     const res = await blocked;
     expect(Number(res.headers.get('x-consul-index'))).toBeGreaterThan(index);
     const chain = chainFromConsul(await res.json());

@@ -25,7 +25,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EntryIssues } from '../../packages/mesh/src/routing/entry-issues.js';
 import { validateConfigEntry } from '../../packages/mesh/src/routing/validate.js';
-import { ChainError, type ChainOverrides, compileDiscoveryChain, type EntryLookup } from './discovery-chain.js';
+import {
+  ChainError,
+  type ChainOverrides,
+  compileDiscoveryChain,
+  type EntryLookup,
+} from './discovery-chain.js';
 
 type Json = Record<string, unknown>;
 
@@ -113,7 +118,10 @@ export class ConfigEntryStore implements EntryLookup {
   /** Store an entry as `PUT /v1/config` does; returns false on a failed `cas`. @throws HttpError */
   write(raw: unknown, cas?: number): boolean {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new HttpError(400, 'Request decoding failed: Payload does not contain a kind/Kind key at the top level');
+      throw new HttpError(
+        400,
+        'Request decoding failed: Payload does not contain a kind/Kind key at the top level',
+      );
     }
     const body = { ...(raw as Json) };
     if (body.Kind === undefined && typeof body.kind === 'string') body.Kind = body.kind;
@@ -124,7 +132,10 @@ export class ConfigEntryStore implements EntryLookup {
     delete body.ModifyIndex;
     delete body.Hash;
     if (typeof body.Kind !== 'string' || body.Kind === '') {
-      throw new HttpError(400, 'Request decoding failed: Payload does not contain a kind/Kind key at the top level');
+      throw new HttpError(
+        400,
+        'Request decoding failed: Payload does not contain a kind/Kind key at the top level',
+      );
     }
     if (!(KINDS as readonly string[]).includes(body.Kind)) {
       throw new HttpError(400, `Request decoding failed: invalid config entry kind: ${body.Kind}`);
@@ -134,7 +145,8 @@ export class ConfigEntryStore implements EntryLookup {
       const issues = new EntryIssues();
       const valid = validateConfigEntry(body, issues);
       const unknownKey = issues.list.find((i) => i.message.startsWith('invalid config key'));
-      if (unknownKey) throw new HttpError(400, `Request decoding failed: 1 error occurred:\n\t* ${unknownKey.message}\n\n`);
+      if (unknownKey)
+        throw new HttpError(400, `Request decoding failed: 1 error occurred:\n\t* ${unknownKey.message}\n\n`);
       if (!valid) throw new HttpError(500, issues.list[0]?.message ?? 'invalid config entry');
       entry = valid as unknown as Json;
     } else if (body.Kind === 'proxy-defaults' && body.Name !== 'global') {
@@ -274,9 +286,18 @@ function blockingParams(url: URL, store: ConfigEntryStore): { index: number; wai
   const w = q.get('wait');
   if (w !== null && w !== '') {
     if (!WAIT.test(w)) throw new HttpError(400, 'Invalid wait time');
-    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+    const unit: Record<string, number> = {
+      ns: 1e-6,
+      us: 1e-3,
+      µs: 1e-3,
+      ms: 1,
+      s: 1000,
+      m: 60_000,
+      h: 3_600_000,
+    };
     let ms = 0;
-    for (const m of w.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * (unit[m[2] ?? ''] ?? 0);
+    for (const m of w.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+      ms += Number(m[1]) * (unit[m[2] ?? ''] ?? 0);
     if (ms > 0) waitMs = ms;
   }
   return { index, waitMs: Math.min(waitMs, store.options.maxWaitMs ?? 600_000) };
@@ -310,7 +331,12 @@ async function blocking(
   }
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, url: URL, ctx: ConfigRequestContext): Promise<void> {
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  ctx: ConfigRequestContext,
+): Promise<void> {
   const { store } = ctx;
   const method = req.method ?? 'GET';
   const path = url.pathname;
@@ -324,9 +350,13 @@ async function serve(req: IncomingMessage, res: ServerResponse, url: URL, ctx: C
   };
   try {
     const q = url.searchParams;
-    if (q.get('ns')) throw new HttpError(400, 'Invalid query parameter: "ns" - Namespaces are a Consul Enterprise feature');
+    if (q.get('ns'))
+      throw new HttpError(400, 'Invalid query parameter: "ns" - Namespaces are a Consul Enterprise feature');
     if (q.get('partition')) {
-      throw new HttpError(400, 'Invalid query parameter: "partition" - Partitions are a Consul Enterprise feature');
+      throw new HttpError(
+        400,
+        'Invalid query parameter: "partition" - Partitions are a Consul Enterprise feature',
+      );
     }
     const body = ctx.body ?? (method === 'PUT' || method === 'POST' ? await readBody(req) : Buffer.alloc(0));
     const cas = q.has('cas') ? Number(q.get('cas')) : undefined;
@@ -334,7 +364,8 @@ async function serve(req: IncomingMessage, res: ServerResponse, url: URL, ctx: C
     const chain = /^\/v1\/discovery-chain\/(.+)$/.exec(path);
     if (chain) {
       if (method !== 'GET' && method !== 'POST') throw new HttpError(405, `method ${method} not allowed`);
-      if (!store.connectEnabled) throw new HttpError(500, 'Connect must be enabled in order to use this endpoint');
+      if (!store.connectEnabled)
+        throw new HttpError(500, 'Connect must be enabled in order to use this endpoint');
       const service = decodeURIComponent(chain[1] ?? '');
       let overrides: ChainOverrides = {};
       if (method === 'POST' && body.length > 0) {
@@ -344,9 +375,19 @@ async function serve(req: IncomingMessage, res: ServerResponse, url: URL, ctx: C
           throw new HttpError(400, `Request decode failed: ${(error as Error).message}`);
         }
       }
-      const run = (): Answer => ({ status: 200, body: { Chain: store.chain(service, overrides) }, index: store.index });
+      const run = (): Answer => ({
+        status: 200,
+        body: { Chain: store.chain(service, overrides) },
+        index: store.index,
+      });
       // Consul returns a blocked chain read only when the compiled chain's hash changes.
-      const a = await blocking(url, res, store, run, (x, y) => JSON.stringify(x.body) !== JSON.stringify(y.body));
+      const a = await blocking(
+        url,
+        res,
+        store,
+        run,
+        (x, y) => JSON.stringify(x.body) !== JSON.stringify(y.body),
+      );
       if (a) send(a.status, a.body, indexHeaders(a.index));
       return;
     }
@@ -365,7 +406,8 @@ async function serve(req: IncomingMessage, res: ServerResponse, url: URL, ctx: C
     if (!m) throw new HttpError(404, 'Invalid URL path: not a recognized HTTP API endpoint\n');
     const kind = decodeURIComponent(m[1] ?? '');
     const name = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
-    if (!(KINDS as readonly string[]).includes(kind)) throw new HttpError(500, `invalid config entry kind: ${kind}`);
+    if (!(KINDS as readonly string[]).includes(kind))
+      throw new HttpError(500, `invalid config entry kind: ${kind}`);
     if (method === 'DELETE') {
       if (name === undefined) throw new HttpError(405, 'method DELETE not allowed');
       const ok = store.delete(kind, name, cas);
@@ -384,7 +426,11 @@ async function serve(req: IncomingMessage, res: ServerResponse, url: URL, ctx: C
     if (a) send(a.status, a.body, indexHeaders(a.index));
   } catch (error) {
     if (error instanceof HttpError) {
-      send(error.status, error.body, error.status === 404 || error.status === 500 ? indexHeaders(store.index) : {});
+      send(
+        error.status,
+        error.body,
+        error.status === 404 || error.status === 500 ? indexHeaders(store.index) : {},
+      );
       return;
     }
     send(500, (error as Error).message);
@@ -395,7 +441,11 @@ async function serve(req: IncomingMessage, res: ServerResponse, url: URL, ctx: C
  * Serve `req` when its path is a config-entry or discovery-chain endpoint and return true;
  * return false (touching nothing) for any other path.
  */
-export function handleConfigRequest(req: IncomingMessage, res: ServerResponse, ctx: ConfigRequestContext): boolean {
+export function handleConfigRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: ConfigRequestContext,
+): boolean {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (!/^\/v1\/(config(\/|$)|discovery-chain\/)/.test(url.pathname)) return false;
   void serve(req, res, url, ctx);

@@ -38,7 +38,8 @@ function goNanos(v: unknown): number {
   if (typeof v !== 'string' || v === '' || v === '0') return 0;
   const unit: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 6e10, h: 3.6e12 };
   let n = 0;
-  for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) n += Number(m[1]) * (unit[m[2] ?? ''] ?? 0);
+  for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+    n += Number(m[1]) * (unit[m[2] ?? ''] ?? 0);
   return n;
 }
 
@@ -93,7 +94,8 @@ class Compiler {
     if (this.targets[id]) return id;
     const resolver = this.entries.get('service-resolver', svc);
     const subsets = (resolver?.Subsets ?? {}) as Record<string, Json>;
-    if (subset && !subsets[subset]) throw new ChainError(`service "${svc}" does not have a subset named "${subset}"`);
+    if (subset && !subsets[subset])
+      throw new ChainError(`service "${svc}" does not have a subset named "${subset}"`);
     const def = subset ? subsets[subset] : undefined;
     const sni = `${subset ? `${subset}.` : ''}${svc}.default.${dc}.internal.${this.clusterId}.consul`;
     this.targets[id] = {
@@ -104,7 +106,9 @@ class Compiler {
       Partition: 'default',
       Datacenter: dc,
       MeshGateway: {},
-      Subset: def ? { ...(def.Filter ? { Filter: def.Filter } : {}), ...(def.OnlyPassing ? { OnlyPassing: true } : {}) } : {},
+      Subset: def
+        ? { ...(def.Filter ? { Filter: def.Filter } : {}), ...(def.OnlyPassing ? { OnlyPassing: true } : {}) }
+        : {},
       TransparentProxy: {},
       ConnectTimeout: this.connectTimeout(resolver),
       SNI: sni,
@@ -124,7 +128,10 @@ class Compiler {
       const ndc = String(redirect.Datacenter || dc);
       const next = this.targetId(nsvc, nsub, ndc);
       if (next !== here) {
-        if (seen.includes(next)) throw new ChainError(`detected circular resolver redirect: [${[...seen, here, next].join(' -> ')}]`);
+        if (seen.includes(next))
+          throw new ChainError(
+            `detected circular resolver redirect: [${[...seen, here, next].join(' -> ')}]`,
+          );
         return this.resolver(nsvc, nsub, ndc, [...seen, here]);
       }
     }
@@ -146,7 +153,8 @@ class Compiler {
       for (const [s, sub, d] of refs) {
         const fsvc = String(s || svc);
         let fsub = String(sub || (fsvc === svc ? effective : ''));
-        if (!fsub && fsvc !== svc) fsub = String(this.entries.get('service-resolver', fsvc)?.DefaultSubset ?? '');
+        if (!fsub && fsvc !== svc)
+          fsub = String(this.entries.get('service-resolver', fsvc)?.DefaultSubset ?? '');
         const fid = this.addTarget(fsvc, fsub, String(d || dc));
         if (fid !== id && !foIds.includes(fid)) foIds.push(fid);
       }
@@ -170,7 +178,8 @@ class Compiler {
 
   /** Splits of `svc`'s splitter, flattened (weights multiplied through nested splitters). */
   splits(svc: string, stack: string[]): Json[] {
-    if (stack.includes(svc)) throw new ChainError(`detected circular reference: [${[...stack, svc].join(' -> ')}]`);
+    if (stack.includes(svc))
+      throw new ChainError(`detected circular reference: [${[...stack, svc].join(' -> ')}]`);
     this.checkProtocol(svc);
     const splitter = this.entries.get('service-splitter', svc)!;
     const out: Json[] = [];
@@ -183,15 +192,21 @@ class Compiler {
         }
         continue;
       }
-      out.push({ Definition: s, Weight: weight, NextNode: this.resolver(ssvc, String(s.ServiceSubset ?? ''), this.dc) });
+      out.push({
+        Definition: s,
+        Weight: weight,
+        NextNode: this.resolver(ssvc, String(s.ServiceSubset ?? ''), this.dc),
+      });
     }
     return out;
   }
 
   splitterOrResolver(svc: string): string {
-    if (!this.entries.get('service-splitter', svc) || !L7.includes(this.protocol)) return this.resolver(svc, '', this.dc);
+    if (!this.entries.get('service-splitter', svc) || !L7.includes(this.protocol))
+      return this.resolver(svc, '', this.dc);
     const key = `splitter:${svc}.default.default`;
-    if (!this.nodes[key]) this.nodes[key] = { Type: 'splitter', Name: `${svc}.default.default`, Splits: this.splits(svc, []) };
+    if (!this.nodes[key])
+      this.nodes[key] = { Type: 'splitter', Name: `${svc}.default.default`, Splits: this.splits(svc, []) };
     return key;
   }
 
@@ -209,11 +224,16 @@ class Compiler {
     if (router && l7) {
       const routes = [
         ...((router.Routes ?? []) as Json[]),
-        { Match: { HTTP: { PathPrefix: '/' } }, Destination: { Service: svc, Namespace: 'default', Partition: 'default' } },
+        {
+          Match: { HTTP: { PathPrefix: '/' } },
+          Destination: { Service: svc, Namespace: 'default', Partition: 'default' },
+        },
       ].map((def) => {
         const d = (def.Destination ?? {}) as Json;
         const dsvc = String(d.Service || svc);
-        const next = d.ServiceSubset ? this.resolver(dsvc, String(d.ServiceSubset), this.dc) : this.splitterOrResolver(dsvc);
+        const next = d.ServiceSubset
+          ? this.resolver(dsvc, String(d.ServiceSubset), this.dc)
+          : this.splitterOrResolver(dsvc);
         return { Definition: def, NextNode: next };
       });
       start = `router:${svc}.default.default`;
@@ -247,5 +267,11 @@ export function compileDiscoveryChain(
   service: string,
   options: { datacenter: string; clusterId: string; overrides?: ChainOverrides },
 ): Json {
-  return new Compiler(entries, service, options.datacenter, options.clusterId, options.overrides ?? {}).compile();
+  return new Compiler(
+    entries,
+    service,
+    options.datacenter,
+    options.clusterId,
+    options.overrides ?? {},
+  ).compile();
 }

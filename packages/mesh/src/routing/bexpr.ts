@@ -34,7 +34,12 @@ type Op = '==' | '!=' | 'in' | 'not in' | 'matches' | 'not matches' | 'is empty'
 export type BexprNode =
   | { readonly type: 'and' | 'or'; readonly left: BexprNode; readonly right: BexprNode }
   | { readonly type: 'not'; readonly operand: BexprNode }
-  | { readonly type: 'match'; readonly selector: readonly string[]; readonly op: Op; readonly value?: string };
+  | {
+      readonly type: 'match';
+      readonly selector: readonly string[];
+      readonly op: Op;
+      readonly value?: string;
+    };
 
 class Parser {
   pos = 0;
@@ -115,7 +120,7 @@ class Parser {
     });
     if (inOp) {
       const sel = this.operand();
-      if (!sel || sel.kind !== 'selector') this.fail('invalid selector');
+      if (sel?.kind !== 'selector') this.fail('invalid selector');
       return { type: 'match', selector: sel.path, op: inOp, value: first.raw };
     }
     if (first.kind !== 'selector') {
@@ -161,7 +166,11 @@ class Parser {
       if (c === '"' && s.startsWith('/')) {
         const path = s.slice(1).split('/');
         if (path.every((p) => /^[\p{L}\p{N}\-_.~:|]+$/u.test(p))) {
-          return { kind: 'selector', path: path.map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~')), raw: s };
+          return {
+            kind: 'selector',
+            path: path.map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~')),
+            raw: s,
+          };
         }
       }
       return { kind: 'value', raw: s };
@@ -310,7 +319,8 @@ function compileMatch(node: Extract<BexprNode, { type: 'match' }>, expression: s
   const v = node.value ?? '';
   let test: BexprPredicate;
   if (sel.field === 'port') {
-    if (!/^-?[0-9]+$/.test(v)) throw filterError(expression, `${quote(v)} is not an integer for Service.Port`);
+    if (!/^-?[0-9]+$/.test(v))
+      throw filterError(expression, `${quote(v)} is not an integer for Service.Port`);
     const n = Number(v);
     test = (t) => t.port === n;
   } else if (sel.field === 'tags') {
@@ -333,7 +343,10 @@ function compileMatch(node: Extract<BexprNode, { type: 'match' }>, expression: s
       try {
         re = compileRe2(v, false);
       } catch (error) {
-        throw filterError(expression, `regular expression ${quote(v)} does not compile: ${(error as Error).message}`);
+        throw filterError(
+          expression,
+          `regular expression ${quote(v)} does not compile: ${(error as Error).message}`,
+        );
       }
       test = (t) => re.test(read(t));
     } else if (node.op.endsWith('in')) test = (t) => read(t).includes(v);

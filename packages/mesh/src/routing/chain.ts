@@ -195,7 +195,8 @@ function decisionsFor(
       rewriteFrom,
       requestHeaders: headerOps(d?.RequestHeaders, split?.requestHeaders),
       responseHeaders: headerOps(d?.ResponseHeaders, split?.responseHeaders),
-      requestTimeoutMs: routeTimeout !== undefined && routeTimeout > 0 ? routeTimeout : resolver.requestTimeoutMs,
+      requestTimeoutMs:
+        routeTimeout !== undefined && routeTimeout > 0 ? routeTimeout : resolver.requestTimeoutMs,
       idleTimeoutMs: idle,
       retry,
     });

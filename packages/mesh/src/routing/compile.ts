@@ -118,7 +118,8 @@ class ChainCompiler {
 
   routeNext(d: RouteDestination | undefined, origin: Origin): ChainNext {
     const svc = d?.Service || this.service;
-    if (d?.ServiceSubset) return { type: 'resolver', target: this.resolve(svc, d.ServiceSubset, this.dc, origin, []) };
+    if (d?.ServiceSubset)
+      return { type: 'resolver', target: this.resolve(svc, d.ServiceSubset, this.dc, origin, []) };
     return this.splitterOrResolver(svc, origin, []);
   }
 
@@ -126,7 +127,10 @@ class ChainCompiler {
     const splitter = this.set.splitters.get(svc);
     if (!splitter) return { type: 'resolver', target: this.resolve(svc, '', this.dc, origin, []) };
     if (stack.includes(svc)) {
-      this.fail({ entry: `service-splitter/${svc}`, path: 'Splits' }, `detected circular reference: [${[...stack, svc].join(' -> ')}]`);
+      this.fail(
+        { entry: `service-splitter/${svc}`, path: 'Splits' },
+        `detected circular reference: [${[...stack, svc].join(' -> ')}]`,
+      );
     }
     this.checkProtocol(svc, origin);
     const splits: ChainSplit[] = [];
@@ -161,7 +165,13 @@ class ChainCompiler {
   }
 
   /** Apply redirects and the default subset; build the target and its resolver node. */
-  resolve(svc: string, subset: string, dc: string, origin: Origin, redirects: readonly string[]): ChainTarget {
+  resolve(
+    svc: string,
+    subset: string,
+    dc: string,
+    origin: Origin,
+    redirects: readonly string[],
+  ): ChainTarget {
     const r = this.set.resolvers.get(svc);
     const here = targetId(svc, subset, dc);
     if (r?.Redirect) {
@@ -178,10 +188,13 @@ class ChainCompiler {
           );
         }
         if (redirects.length > 32) this.fail(origin, 'too many resolver redirects');
-        return this.resolve(nextSvc, nextSubset, nextDc, { entry: `service-resolver/${svc}`, path: 'Redirect' }, [
-          ...redirects,
-          here,
-        ]);
+        return this.resolve(
+          nextSvc,
+          nextSubset,
+          nextDc,
+          { entry: `service-resolver/${svc}`, path: 'Redirect' },
+          [...redirects, here],
+        );
       }
     }
     this.checkProtocol(svc, origin);
@@ -191,7 +204,13 @@ class ChainCompiler {
     return target;
   }
 
-  target(svc: string, subset: string, dc: string, r: ServiceResolverEntry | undefined, origin: Origin): ChainTarget {
+  target(
+    svc: string,
+    subset: string,
+    dc: string,
+    r: ServiceResolverEntry | undefined,
+    origin: Origin,
+  ): ChainTarget {
     const id = targetId(svc, subset, dc);
     const known = this.targets.get(id);
     if (known) return known;
@@ -217,11 +236,18 @@ class ChainCompiler {
     const fo = r?.Failover?.[target.subset] ?? r?.Failover?.['*'];
     if (fo) {
       const key = r?.Failover?.[target.subset] ? target.subset : '*';
-      const origin = { entry: `service-resolver/${target.service}`, path: `Failover[${JSON.stringify(key)}]` };
+      const origin = {
+        entry: `service-resolver/${target.service}`,
+        path: `Failover[${JSON.stringify(key)}]`,
+      };
       const refs: { svc: string; subset: string; dc: string }[] = [];
       const ref = (service: string | undefined, subset: string | undefined, dc: string | undefined) => {
         const s = service || target.service;
-        refs.push({ svc: s, subset: subset || (s === target.service ? target.subset : ''), dc: dc || target.datacenter });
+        refs.push({
+          svc: s,
+          subset: subset || (s === target.service ? target.subset : ''),
+          dc: dc || target.datacenter,
+        });
       };
       if (fo.Targets?.length) for (const t of fo.Targets) ref(t.Service, t.ServiceSubset, t.Datacenter);
       else if (fo.Datacenters?.length) for (const dc of fo.Datacenters) ref(fo.Service, fo.ServiceSubset, dc);
@@ -271,7 +297,11 @@ function checkFailoverLoops(set: ConfigEntrySet, issues: EntryIssues): void {
         const key = [...cycle].slice(0, -1).sort().join(',');
         if (!reported.has(key)) {
           reported.add(key);
-          issues.add(`service-resolver/${next}`, 'Failover', `detected circular failover: [${cycle.join(' -> ')}]`);
+          issues.add(
+            `service-resolver/${next}`,
+            'Failover',
+            `detected circular failover: [${cycle.join(' -> ')}]`,
+          );
         }
         continue;
       }
@@ -287,14 +317,23 @@ function checkFailoverLoops(set: ConfigEntrySet, issues: EntryIssues): void {
  * @throws MeshError `MESH_CONFIG_INVALID` naming the entry and field (protocol gate, missing
  * subset, loops).
  */
-export function compileChain(set: ConfigEntrySet, service: string, options: CompileOptions = {}): RoutingChain {
+export function compileChain(
+  set: ConfigEntrySet,
+  service: string,
+  options: CompileOptions = {},
+): RoutingChain {
   const issues = new EntryIssues();
   const chain = tryCompile(set, service, options.datacenter ?? 'dc1', issues);
   issues.throwIfAny(`discovery chain "${service}"`);
   return chain!;
 }
 
-function tryCompile(set: ConfigEntrySet, service: string, dc: string, issues: EntryIssues): RoutingChain | undefined {
+function tryCompile(
+  set: ConfigEntrySet,
+  service: string,
+  dc: string,
+  issues: EntryIssues,
+): RoutingChain | undefined {
   try {
     return new ChainCompiler(set, service, dc, issues).compile();
   } catch (error) {
@@ -319,7 +358,12 @@ export function compileRoutingConfig(
   const set = Array.isArray(entries) ? validateConfigEntries(entries) : (entries as ConfigEntrySet);
   const dc = options.datacenter ?? 'dc1';
   const issues = new EntryIssues();
-  const names = new Set<string>([...set.routers.keys(), ...set.splitters.keys(), ...set.resolvers.keys(), ...set.defaults.keys()]);
+  const names = new Set<string>([
+    ...set.routers.keys(),
+    ...set.splitters.keys(),
+    ...set.resolvers.keys(),
+    ...set.defaults.keys(),
+  ]);
   const chains = new Map<string, RoutingChain>();
   for (const name of names) {
     const c = tryCompile(set, name, dc, issues);

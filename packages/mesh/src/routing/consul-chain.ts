@@ -88,17 +88,19 @@ class ChainReader {
 
   resolverNode(key: string, from: string): ChainTarget {
     const n = this.node(key, from);
-    if (n.Type !== 'resolver' || !isObj(n.Resolver)) this.fail(`Nodes[${JSON.stringify(key)}]`, 'expected a resolver node');
+    if (n.Type !== 'resolver' || !isObj(n.Resolver))
+      this.fail(`Nodes[${JSON.stringify(key)}]`, 'expected a resolver node');
     const r = n.Resolver as Json;
     const target = this.target(str(r.Target), `Nodes[${JSON.stringify(key)}].Resolver.Target`);
     if (!this.resolvers.has(target.id)) {
-      const fo = isObj(r.Failover) && Array.isArray(r.Failover.Targets) ? (r.Failover.Targets as unknown[]) : [];
+      const fo =
+        isObj(r.Failover) && Array.isArray(r.Failover.Targets) ? (r.Failover.Targets as unknown[]) : [];
       const failover = fo
         .map((id, i) => this.target(str(id), `Nodes[${JSON.stringify(key)}].Resolver.Failover.Targets[${i}]`))
         .filter((t) => t.id !== target.id);
-      const lb = (isObj(n.LoadBalancer) ? n.LoadBalancer : isObj(r.LoadBalancer) ? r.LoadBalancer : undefined) as
-        | LoadBalancer
-        | undefined;
+      const lb = (
+        isObj(n.LoadBalancer) ? n.LoadBalancer : isObj(r.LoadBalancer) ? r.LoadBalancer : undefined
+      ) as LoadBalancer | undefined;
       const ct = goDurationMs(r.ConnectTimeout);
       const rt = goDurationMs(r.RequestTimeout);
       this.resolvers.set(
@@ -125,7 +127,8 @@ class ChainReader {
     }
     const splits = (n.Splits as unknown[]).map((s, i): ChainSplit => {
       const at = `Nodes[${JSON.stringify(key)}].Splits[${i}]`;
-      if (!isObj(s) || typeof s.Weight !== 'number') this.fail(at, 'expected a split with a numeric Weight', s);
+      if (!isObj(s) || typeof s.Weight !== 'number')
+        this.fail(at, 'expected a split with a numeric Weight', s);
       const def = isObj(s.Definition) ? s.Definition : {};
       return {
         weight: s.Weight,
@@ -144,7 +147,8 @@ class ChainReader {
     let startNext: ChainNext;
     if (start.Type === 'router') {
       const list = Array.isArray(start.Routes) ? (start.Routes as unknown[]) : [];
-      if (list.length === 0) this.fail(`Nodes[${JSON.stringify(startKey)}].Routes`, 'a router node without routes');
+      if (list.length === 0)
+        this.fail(`Nodes[${JSON.stringify(startKey)}].Routes`, 'a router node without routes');
       list.forEach((r, i) => {
         const at = `Nodes[${JSON.stringify(startKey)}].Routes[${i}]`;
         if (!isObj(r)) this.fail(at, 'expected a route object', r);

@@ -182,7 +182,10 @@ export const LoadBalancerSchema = Type.Object(
     LeastRequestConfig: Opt(Type.Object({ ChoiceCount: Opt(Type.Integer({ minimum: 0 })) }, Closed)),
     RingHashConfig: Opt(
       Type.Object(
-        { MinimumRingSize: Opt(Type.Integer({ minimum: 0 })), MaximumRingSize: Opt(Type.Integer({ minimum: 0 })) },
+        {
+          MinimumRingSize: Opt(Type.Integer({ minimum: 0 })),
+          MaximumRingSize: Opt(Type.Integer({ minimum: 0 })),
+        },
         Closed,
       ),
     ),
@@ -237,7 +240,11 @@ export const ServiceDefaultsSchema = Type.Object(
 export type ServiceDefaultsEntry = Static<typeof ServiceDefaultsSchema>;
 
 /** Any config entry this module understands. */
-export type ConfigEntry = ServiceRouterEntry | ServiceSplitterEntry | ServiceResolverEntry | ServiceDefaultsEntry;
+export type ConfigEntry =
+  | ServiceRouterEntry
+  | ServiceSplitterEntry
+  | ServiceResolverEntry
+  | ServiceDefaultsEntry;
 
 /** The kinds this module understands, in Consul's spelling. */
 export type ConfigEntryKind = ConfigEntry['Kind'];

@@ -53,7 +53,9 @@ export function entryIssuesError(what: string, issues: readonly EntryIssue[]): M
   const first = issues[0];
   return new MeshError(
     'MESH_CONFIG_INVALID',
-    issues.length === 1 ? `${what}: ${lines[0]}` : `${what}: ${issues.length} problems:\n  ${lines.join('\n  ')}`,
+    issues.length === 1
+      ? `${what}: ${lines[0]}`
+      : `${what}: ${issues.length} problems:\n  ${lines.join('\n  ')}`,
     {
       details: {
         field: configIssues[0]?.field,

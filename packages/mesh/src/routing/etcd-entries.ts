@@ -4,8 +4,9 @@
  * pairs under the prefix (as a range read or a watch snapshot gives them) to validated entries;
  * the integrator wires the watch.
  */
-import { EntryIssues } from './entry-issues.js';
+
 import type { ConfigEntry } from './entries.js';
+import { EntryIssues } from './entry-issues.js';
 import { type ConfigEntrySet, validateConfigEntries } from './validate.js';
 
 /** Key prefix of config entries in etcd. */
@@ -18,7 +19,10 @@ export interface EtcdKeyValue {
 }
 
 /** The etcd key of an entry. */
-export function etcdConfigKey(entry: Pick<ConfigEntry, 'Kind' | 'Name'>, prefix = ETCD_CONFIG_PREFIX): string {
+export function etcdConfigKey(
+  entry: Pick<ConfigEntry, 'Kind' | 'Name'>,
+  prefix = ETCD_CONFIG_PREFIX,
+): string {
   return `${prefix}${entry.Kind}/${entry.Name}`;
 }
 
@@ -58,7 +62,11 @@ export function entriesFromEtcd(pairs: readonly EtcdKeyValue[], prefix = ETCD_CO
     }
     const o = { Kind: kind, Name: name, ...(doc as Record<string, unknown>) };
     if (o.Kind !== kind || o.Name !== name) {
-      issues.add(label, '', `entry ${String(o.Kind)}/${String(o.Name)} is stored under the key of ${kind}/${name}`);
+      issues.add(
+        label,
+        '',
+        `entry ${String(o.Kind)}/${String(o.Name)} is stored under the key of ${kind}/${name}`,
+      );
       continue;
     }
     raw.push(o);

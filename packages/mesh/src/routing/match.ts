@@ -60,13 +60,37 @@ export function compileMatch(http: HttpMatch | undefined): RouteMatcher {
     (h): ValueMatcher =>
       Object.freeze(
         h.Present
-          ? { name: h.Name.toLowerCase(), kind: ValueKind.Present, value: '', regex: undefined, invert: h.Invert === true }
+          ? {
+              name: h.Name.toLowerCase(),
+              kind: ValueKind.Present,
+              value: '',
+              regex: undefined,
+              invert: h.Invert === true,
+            }
           : h.Exact !== undefined
-            ? { name: h.Name.toLowerCase(), kind: ValueKind.Exact, value: h.Exact, regex: undefined, invert: h.Invert === true }
+            ? {
+                name: h.Name.toLowerCase(),
+                kind: ValueKind.Exact,
+                value: h.Exact,
+                regex: undefined,
+                invert: h.Invert === true,
+              }
             : h.Prefix !== undefined
-              ? { name: h.Name.toLowerCase(), kind: ValueKind.Prefix, value: h.Prefix, regex: undefined, invert: h.Invert === true }
+              ? {
+                  name: h.Name.toLowerCase(),
+                  kind: ValueKind.Prefix,
+                  value: h.Prefix,
+                  regex: undefined,
+                  invert: h.Invert === true,
+                }
               : h.Suffix !== undefined
-                ? { name: h.Name.toLowerCase(), kind: ValueKind.Suffix, value: h.Suffix, regex: undefined, invert: h.Invert === true }
+                ? {
+                    name: h.Name.toLowerCase(),
+                    kind: ValueKind.Suffix,
+                    value: h.Suffix,
+                    regex: undefined,
+                    invert: h.Invert === true,
+                  }
                 : {
                     name: h.Name.toLowerCase(),
                     kind: ValueKind.Regex,
@@ -83,11 +107,24 @@ export function compileMatch(http: HttpMatch | undefined): RouteMatcher {
           ? { name: q.Name, kind: ValueKind.Present, value: '', regex: undefined, invert: false }
           : q.Exact !== undefined
             ? { name: q.Name, kind: ValueKind.Exact, value: q.Exact, regex: undefined, invert: false }
-            : { name: q.Name, kind: ValueKind.Regex, value: q.Regex ?? '', regex: compileRe2(q.Regex ?? '', true), invert: false },
+            : {
+                name: q.Name,
+                kind: ValueKind.Regex,
+                value: q.Regex ?? '',
+                regex: compileRe2(q.Regex ?? '', true),
+                invert: false,
+              },
       ),
   );
   const methods = http?.Methods?.length ? Object.freeze(http.Methods.map((m) => m.toUpperCase())) : undefined;
-  return Object.freeze({ pathKind, path, pathRegex, methods, headers: Object.freeze(headers), query: Object.freeze(query) });
+  return Object.freeze({
+    pathKind,
+    path,
+    pathRegex,
+    methods,
+    headers: Object.freeze(headers),
+    query: Object.freeze(query),
+  });
 }
 
 function valueMatches(m: ValueMatcher, v: string): boolean {
@@ -138,7 +175,12 @@ export class MatchScratch {
  * True when the request satisfies every criterion of the matcher. `pathEnd` is the length of the
  * path part of `req.path` (the index of `?`, else its length): computed once per request.
  */
-export function matches(m: RouteMatcher, req: RouteRequest, pathEnd: number, scratch: MatchScratch | undefined): boolean {
+export function matches(
+  m: RouteMatcher,
+  req: RouteRequest,
+  pathEnd: number,
+  scratch: MatchScratch | undefined,
+): boolean {
   const target = req.path;
   const kind = m.pathKind;
   if (kind === 1) {

@@ -36,24 +36,49 @@ describe('route', () => {
         },
         {
           Match: { HTTP: { PathPrefix: '/admin', Methods: ['get', 'POST'] } },
-          Destination: { Service: 'admin', PrefixRewrite: '/', RequestTimeout: '2s', NumRetries: 3, RetryOn: ['5xx'] },
+          Destination: {
+            Service: 'admin',
+            PrefixRewrite: '/',
+            RequestTimeout: '2s',
+            NumRetries: 3,
+            RetryOn: ['5xx'],
+          },
         },
         { Match: { HTTP: { PathExact: '/exact' } }, Destination: { ServiceSubset: 'v2' } },
         { Match: { HTTP: { PathRegex: '/items/[0-9]+' } }, Destination: { ServiceSubset: 'v2' } },
         {
-          Match: { HTTP: { QueryParam: [{ Name: 'beta', Present: true }], Header: [{ Name: 'x-skip', Present: true, Invert: true }] } },
-          Destination: { ServiceSubset: 'v2', RequestHeaders: { Add: { 'x-beta': 'yes' }, Remove: ['x-drop'] } },
+          Match: {
+            HTTP: {
+              QueryParam: [{ Name: 'beta', Present: true }],
+              Header: [{ Name: 'x-skip', Present: true, Invert: true }],
+            },
+          },
+          Destination: {
+            ServiceSubset: 'v2',
+            RequestHeaders: { Add: { 'x-beta': 'yes' }, Remove: ['x-drop'] },
+          },
         },
       ],
     },
-    { Kind: 'service-splitter', Name: 'payments', Splits: [{ Weight: 90, ServiceSubset: 'v1' }, { Weight: 10, ServiceSubset: 'v2', RequestHeaders: { Set: { 'x-split': 'v2' } } }] },
+    {
+      Kind: 'service-splitter',
+      Name: 'payments',
+      Splits: [
+        { Weight: 90, ServiceSubset: 'v1' },
+        { Weight: 10, ServiceSubset: 'v2', RequestHeaders: { Set: { 'x-split': 'v2' } } },
+      ],
+    },
   ]);
   const chain = config.chain('payments');
 
   it('takes the first matching route: a header sends canaries to v2', () => {
     const d = route(chain, req('/anything', { 'x-canary': '1' }), rnd);
     expect(d.routeIndex).toBe(0);
-    expect(d.target).toMatchObject({ service: 'payments', subset: 'v2', id: 'v2.payments.default.default.dc1' });
+    expect(d.target).toMatchObject({
+      service: 'payments',
+      subset: 'v2',
+      id: 'v2.payments.default.default.dc1',
+    });
     expect(d.responseHeaders?.set).toEqual([['x-served-by', 'v2']]);
     expect(route(chain, req('/anything', { 'x-canary': '2' }), rnd).routeIndex).not.toBe(0);
   });
@@ -125,11 +150,17 @@ describe('route', () => {
           const total = raw.reduce((a, b) => a + b, 0) || 1;
           const units = raw.map((r) => Math.floor((r / total) * 10_000));
           units[0]! += 10_000 - units.reduce((a, b) => a + b, 0);
-          const subsets = Object.fromEntries(units.map((_, i) => [`s${i}`, { Filter: `Service.Meta.s == "${i}"` }]));
+          const subsets = Object.fromEntries(
+            units.map((_, i) => [`s${i}`, { Filter: `Service.Meta.s == "${i}"` }]),
+          );
           const c = compileRoutingConfig([
             httpDefaults('svc'),
             { Kind: 'service-resolver', Name: 'svc', Subsets: subsets },
-            { Kind: 'service-splitter', Name: 'svc', Splits: units.map((u, i) => ({ Weight: u / 100, ServiceSubset: `s${i}` })) },
+            {
+              Kind: 'service-splitter',
+              Name: 'svc',
+              Splits: units.map((u, i) => ({ Weight: u / 100, ServiceSubset: `s${i}` })),
+            },
           ]).chain('svc');
           const random = seededRandom(seed);
           const n = 20_000;

@@ -37,7 +37,8 @@ export function route(chain: RoutingChain, request: RouteRequest, random: Random
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i]!;
     const m = r.matcher;
-    if (scratch === undefined && (m.pathRegex !== undefined || m.query.length > 0)) scratch = new MatchScratch(request);
+    if (scratch === undefined && (m.pathRegex !== undefined || m.query.length > 0))
+      scratch = new MatchScratch(request);
     if (matches(m, request, pathEnd, scratch)) return pick(r.decisions, r.thresholds, random);
   }
   // Unreachable with a chain built from Consul or our compiler (the catch-all matches all), kept
@@ -56,7 +57,10 @@ export function rewritePath(decision: RouteDecision, path: string): string {
  * Apply header ops to a header record (lower-case names) in place: remove, then set, then add
  * (an added value joins an existing one, as repeated headers do).
  */
-export function applyHeaderOps(headers: Record<string, string | string[] | undefined>, ops: HeaderOps | undefined): void {
+export function applyHeaderOps(
+  headers: Record<string, string | string[] | undefined>,
+  ops: HeaderOps | undefined,
+): void {
   if (!ops) return;
   for (const name of ops.remove) delete headers[name];
   for (const [name, value] of ops.set) headers[name] = value;

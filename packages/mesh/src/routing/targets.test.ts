@@ -15,7 +15,10 @@ const config = compileRoutingConfig([
     Kind: 'service-resolver',
     Name: 'db',
     DefaultSubset: 'v1',
-    Subsets: { v1: { Filter: 'Service.Meta.version == "1"' }, v2: { Filter: 'Service.Meta.version == "2"', OnlyPassing: true } },
+    Subsets: {
+      v1: { Filter: 'Service.Meta.version == "1"' },
+      v2: { Filter: 'Service.Meta.version == "2"', OnlyPassing: true },
+    },
     Failover: { v1: { Targets: [{ ServiceSubset: 'v2' }, { Service: 'db-backup' }] } },
   },
 ]);
@@ -23,7 +26,13 @@ const decision = route(config.chain('db'), { method: 'GET', path: '/', headers: 
 
 describe('filterSubset', () => {
   it('keeps the subset’s endpoints, drops critical ones, and warning ones with OnlyPassing', () => {
-    const eps = [ep('a', '1'), ep('b', '1', 'warning'), ep('c', '1', 'critical'), ep('d', '2'), ep('e', '2', 'warning')];
+    const eps = [
+      ep('a', '1'),
+      ep('b', '1', 'warning'),
+      ep('c', '1', 'critical'),
+      ep('d', '2'),
+      ep('e', '2', 'warning'),
+    ];
     const [v2] = decision.resolver.failover;
     expect(filterSubset(eps, decision.target).map((e) => e.id)).toEqual(['a', 'b']);
     expect(filterSubset(eps, v2!).map((e) => e.id)).toEqual(['d']);
@@ -38,7 +47,10 @@ describe('selectTarget', () => {
   });
 
   it('fails over in the resolver’s order when the primary has no usable endpoint', () => {
-    expect(decision.resolver.failover.map((t) => t.id)).toEqual(['v2.db.default.default.dc1', 'db-backup.default.default.dc1']);
+    expect(decision.resolver.failover.map((t) => t.id)).toEqual([
+      'v2.db.default.default.dc1',
+      'db-backup.default.default.dc1',
+    ]);
     const eps = new Map([
       ['db', [ep('a', '1', 'critical'), ep('d', '2', 'warning')]],
       ['db-backup', [ep('x', '9')]],
@@ -47,7 +59,11 @@ describe('selectTarget', () => {
     expect(s).toMatchObject({ failoverIndex: 2, target: { service: 'db-backup' } });
     expect(s.endpoints.map((e) => e.id)).toEqual(['x']);
     // An extra usability test (ejected, breaker open) also moves traffic.
-    const all = selectTarget(decision, () => [ep('a', '1'), ep('d', '2')], (e) => e.id !== 'a');
+    const all = selectTarget(
+      decision,
+      () => [ep('a', '1'), ep('d', '2')],
+      (e) => e.id !== 'a',
+    );
     expect(all).toMatchObject({ failoverIndex: 1, target: { subset: 'v2' } });
   });
 
@@ -62,7 +78,9 @@ describe('entriesFromEtcd', () => {
       { key: '/proxyless/config/service-defaults/web', value: '{"Protocol":"http"}' },
       {
         key: etcdConfigKey({ Kind: 'service-splitter', Name: 'web' }),
-        value: new TextEncoder().encode(JSON.stringify({ Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 100 }] })),
+        value: new TextEncoder().encode(
+          JSON.stringify({ Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 100 }] }),
+        ),
       },
     ]);
     expect(set.defaults.get('web')?.Protocol).toBe('http');
@@ -87,9 +105,9 @@ describe('entriesFromEtcd', () => {
     expect(err([{ key: '/proxyless/config/service-router/a', value: '{"Name":"b"}' }])).toContain(
       'entry service-router/b is stored under the key of service-router/a',
     );
-    expect(err([{ key: '/proxyless/config/service-resolver/a', value: '{"ConnectTimeout":"soon"}' }])).toContain(
-      'service-resolver/a ConnectTimeout',
-    );
+    expect(
+      err([{ key: '/proxyless/config/service-resolver/a', value: '{"ConnectTimeout":"soon"}' }]),
+    ).toContain('service-resolver/a ConnectTimeout');
   });
 });
 
@@ -101,12 +119,28 @@ describe('chainFromConsul', () => {
         Protocol: 'http',
         Datacenter: 'dc1',
         StartNode: 'resolver:web.default.default.dc1',
-        Nodes: { 'resolver:web.default.default.dc1': { Type: 'resolver', Name: 'x', Resolver: { Target: 'web.default.default.dc1' } } },
-        Targets: { 'web.default.default.dc1': { ID: 'web.default.default.dc1', Service: 'web', Subset: { Filter: 'Node.Meta.rack == r1' } } },
+        Nodes: {
+          'resolver:web.default.default.dc1': {
+            Type: 'resolver',
+            Name: 'x',
+            Resolver: { Target: 'web.default.default.dc1' },
+          },
+        },
+        Targets: {
+          'web.default.default.dc1': {
+            ID: 'web.default.default.dc1',
+            Service: 'web',
+            Subset: { Filter: 'Node.Meta.rack == r1' },
+          },
+        },
       },
     };
-    expect(() => chainFromConsul(body)).toThrow(/discovery-chain\/web Targets\["web.default.default.dc1"\].Subset.Filter/);
-    expect(() => chainFromConsul({ Chain: { ...body.Chain, StartNode: 'router:nope' } })).toThrow(/StartNode: names a node/);
+    expect(() => chainFromConsul(body)).toThrow(
+      /discovery-chain\/web Targets\["web.default.default.dc1"\].Subset.Filter/,
+    );
+    expect(() => chainFromConsul({ Chain: { ...body.Chain, StartNode: 'router:nope' } })).toThrow(
+      /StartNode: names a node/,
+    );
     expect(() => chainFromConsul({})).toThrow(MeshError);
   });
 
@@ -120,7 +154,11 @@ describe('chainFromConsul', () => {
         Nodes: {
           'resolver:web.default.default.dc1': {
             Type: 'resolver',
-            Resolver: { ConnectTimeout: '3s', RequestTimeout: 10_000_000_000, Target: 'web.default.default.dc1' },
+            Resolver: {
+              ConnectTimeout: '3s',
+              RequestTimeout: 10_000_000_000,
+              Target: 'web.default.default.dc1',
+            },
           },
         },
         Targets: { 'web.default.default.dc1': { Service: 'web', Datacenter: 'dc1', ConnectTimeout: '3s' } },

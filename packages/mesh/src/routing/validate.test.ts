@@ -26,10 +26,26 @@ describe('config entry validation', () => {
       {
         Kind: 'service-router',
         Name: 'payments',
-        Routes: [{ Match: { HTTP: { PathPrefix: '/v2', Methods: ['get'] } }, Destination: { ServiceSubset: 'v2' } }],
+        Routes: [
+          { Match: { HTTP: { PathPrefix: '/v2', Methods: ['get'] } }, Destination: { ServiceSubset: 'v2' } },
+        ],
       },
-      { Kind: 'service-splitter', Name: 'payments', Splits: [{ Weight: 33.333, ServiceSubset: 'v1' }, { Weight: 66.667, ServiceSubset: 'v2' }] },
-      { Kind: 'service-resolver', Name: 'payments', Subsets: { v1: {}, v2: {} }, ConnectTimeout: '3s', CreateIndex: 5, ModifyIndex: 7 },
+      {
+        Kind: 'service-splitter',
+        Name: 'payments',
+        Splits: [
+          { Weight: 33.333, ServiceSubset: 'v1' },
+          { Weight: 66.667, ServiceSubset: 'v2' },
+        ],
+      },
+      {
+        Kind: 'service-resolver',
+        Name: 'payments',
+        Subsets: { v1: {}, v2: {} },
+        ConnectTimeout: '3s',
+        CreateIndex: 5,
+        ModifyIndex: 7,
+      },
     ]);
     expect(set.defaults.get('payments')?.Protocol).toBe('http');
     expect(set.routers.get('payments')?.Routes?.[0]?.Match?.HTTP?.Methods).toEqual(['GET']);
@@ -39,11 +55,29 @@ describe('config entry validation', () => {
   it('rejects weights that do not sum to 100 or are negative, naming the entry and field', () => {
     const e = rejection([
       http('a'),
-      { Kind: 'service-splitter', Name: 'a', Splits: [{ Weight: 90, Service: 'b' }, { Weight: 5, Service: 'c' }] },
+      {
+        Kind: 'service-splitter',
+        Name: 'a',
+        Splits: [
+          { Weight: 90, Service: 'b' },
+          { Weight: 5, Service: 'c' },
+        ],
+      },
     ]);
-    expect(fields(e)).toEqual(['service-splitter/a Splits: the sum of all split weights must be 100, not 95']);
+    expect(fields(e)).toEqual([
+      'service-splitter/a Splits: the sum of all split weights must be 100, not 95',
+    ]);
     expect(e.message).toContain('service-splitter/a Splits');
-    const neg = rejection([{ Kind: 'service-splitter', Name: 'a', Splits: [{ Weight: 110, Service: 'b' }, { Weight: -10, Service: 'c' }] }]);
+    const neg = rejection([
+      {
+        Kind: 'service-splitter',
+        Name: 'a',
+        Splits: [
+          { Weight: 110, Service: 'b' },
+          { Weight: -10, Service: 'c' },
+        ],
+      },
+    ]);
     expect(fields(neg)[0]).toBe('service-splitter/a Splits[1].Weight: split weight must not be negative');
   });
 
@@ -52,8 +86,12 @@ describe('config entry validation', () => {
       /^service-routr\/a Kind: invalid config entry kind.*did you mean "service-router"/,
     );
     expect(fields(rejection([{ Name: 'a' }]))[0]).toContain('Payload does not contain a kind/Kind key');
-    const e = rejection([{ Kind: 'service-router', Name: 'a', Routes: [{ Match: { HTTP: { PathPrefx: '/' } } }] }]);
-    expect(fields(e)).toEqual(['service-router/a Routes[0].Match.HTTP.PathPrefx: invalid config key "PathPrefx"']);
+    const e = rejection([
+      { Kind: 'service-router', Name: 'a', Routes: [{ Match: { HTTP: { PathPrefx: '/' } } }] },
+    ]);
+    expect(fields(e)).toEqual([
+      'service-router/a Routes[0].Match.HTTP.PathPrefx: invalid config key "PathPrefx"',
+    ]);
   });
 
   it('rejects a subset referenced but not defined', () => {
@@ -61,7 +99,9 @@ describe('config entry validation', () => {
       http('a'),
       { Kind: 'service-router', Name: 'a', Routes: [{ Destination: { ServiceSubset: 'v9' } }] },
     ]);
-    expect(fields(e)).toEqual(['service-router/a Routes[0].Destination: service "a" does not have a subset named "v9"']);
+    expect(fields(e)).toEqual([
+      'service-router/a Routes[0].Destination: service "a" does not have a subset named "v9"',
+    ]);
     const d = rejection([{ Kind: 'service-resolver', Name: 'a', DefaultSubset: 'v1' }]);
     expect(fields(d)).toEqual(['service-resolver/a DefaultSubset: DefaultSubset "v1" is not a valid subset']);
   });
@@ -69,7 +109,11 @@ describe('config entry validation', () => {
   it('rejects a regex that does not compile', () => {
     const e = rejection([
       http('a'),
-      { Kind: 'service-router', Name: 'a', Routes: [{ Match: { HTTP: { PathRegex: '/(a', Header: [{ Name: 'x', Regex: '[' }] } } }] },
+      {
+        Kind: 'service-router',
+        Name: 'a',
+        Routes: [{ Match: { HTTP: { PathRegex: '/(a', Header: [{ Name: 'x', Regex: '[' }] } } }],
+      },
     ]);
     expect(fields(e).map((f) => f.split(':')[0])).toEqual([
       'service-router/a Routes[0].Match.HTTP.PathRegex',
@@ -95,7 +139,9 @@ describe('config entry validation', () => {
       { Kind: 'service-defaults', Name: 'b', Protocol: 'grpc' },
       { Kind: 'service-router', Name: 'a', Routes: [{ Destination: { Service: 'b' } }] },
     ]);
-    expect(fields(e)[0]).toContain('discovery chain "a" uses inconsistent protocols; service "b.default.default" has "grpc"');
+    expect(fields(e)[0]).toContain(
+      'discovery chain "a" uses inconsistent protocols; service "b.default.default" has "grpc"',
+    );
   });
 
   it('rejects redirect, splitter and failover loops (a → b → a)', () => {
@@ -108,7 +154,9 @@ describe('config entry validation', () => {
       { Kind: 'service-resolver', Name: 'a', Failover: { '*': { Service: 'b' } } },
       { Kind: 'service-resolver', Name: 'b', Failover: { '*': { Targets: [{ Service: 'a' }] } } },
     ]);
-    expect(fields(failover)).toEqual(['service-resolver/a Failover: detected circular failover: [a -> b -> a]']);
+    expect(fields(failover)).toEqual([
+      'service-resolver/a Failover: detected circular failover: [a -> b -> a]',
+    ]);
     const split = rejection([
       http('a'),
       http('b'),
@@ -119,7 +167,9 @@ describe('config entry validation', () => {
   });
 
   it('rejects an invalid bexpr filter, naming the entry and the filter', () => {
-    const e = rejection([{ Kind: 'service-resolver', Name: 'a', Subsets: { v1: { Filter: 'Service.Meta.version = 1' } } }]);
+    const e = rejection([
+      { Kind: 'service-resolver', Name: 'a', Subsets: { v1: { Filter: 'Service.Meta.version = 1' } } },
+    ]);
     const [issue] = e.details.issues ?? [];
     expect(issue?.field).toBe('service-resolver/a Subsets["v1"].Filter');
     expect(issue?.expected).toMatch(/^Filter for subset "v1" is not a valid expression/);
@@ -134,8 +184,15 @@ describe('config entry validation', () => {
         Name: 'a',
         Routes: [
           { Match: { HTTP: { PathExact: 'x', PathPrefix: '/y' } } },
-          { Match: { HTTP: { Header: [{ Name: 'h', Exact: '1', Prefix: '2' }], Methods: ['GET', 'get', 'FETCH'] } } },
-          { Match: { HTTP: { PathRegex: '/z' } }, Destination: { PrefixRewrite: '/', RetryOn: ['sometimes'] } },
+          {
+            Match: {
+              HTTP: { Header: [{ Name: 'h', Exact: '1', Prefix: '2' }], Methods: ['GET', 'get', 'FETCH'] },
+            },
+          },
+          {
+            Match: { HTTP: { PathRegex: '/z' } },
+            Destination: { PrefixRewrite: '/', RetryOn: ['sometimes'] },
+          },
         ],
       },
       {
@@ -150,14 +207,20 @@ describe('config entry validation', () => {
     const msgs = fields(e).join('\n');
     expect(msgs).toContain('Route[0] should only contain at most one of PathExact, PathPrefix, or PathRegex');
     expect(msgs).toContain("Route[0] PathExact doesn't start with '/': \"x\"");
-    expect(msgs).toContain('Route[1] Header[0] should only contain one of Present, Exact, Prefix, Suffix, or Regex');
+    expect(msgs).toContain(
+      'Route[1] Header[0] should only contain one of Present, Exact, Prefix, Suffix, or Regex',
+    );
     expect(msgs).toContain('Route[1] Methods contains "GET" more than once');
     expect(msgs).toContain('Route[1] Methods contains an invalid method "FETCH"');
-    expect(msgs).toContain('Route[2] cannot make use of PrefixRewrite without configuring either PathExact or PathPrefix');
+    expect(msgs).toContain(
+      'Route[2] cannot make use of PrefixRewrite without configuring either PathExact or PathPrefix',
+    );
     expect(msgs).toContain('Route[2] contains an invalid retry condition: "sometimes"');
     expect(msgs).toContain('Subset defines invalid name');
     expect(msgs).toContain('Redirect and Failover cannot both be set');
-    expect(msgs).toContain('Bad LoadBalancer: RingHashConfig specified for incompatible load balancing policy "least_request"');
+    expect(msgs).toContain(
+      'Bad LoadBalancer: RingHashConfig specified for incompatible load balancing policy "least_request"',
+    );
   });
 
   it('rejects enterprise tenancy and duplicate entries', () => {

@@ -45,7 +45,8 @@ const SUBSET_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 export function entryLabel(raw: unknown, index: number): string {
   if (typeof raw === 'object' && raw !== null) {
     const o = raw as Record<string, unknown>;
-    if (typeof o.Kind === 'string' && typeof o.Name === 'string' && o.Name !== '') return `${o.Kind}/${o.Name}`;
+    if (typeof o.Kind === 'string' && typeof o.Name === 'string' && o.Name !== '')
+      return `${o.Kind}/${o.Name}`;
     if (typeof o.Kind === 'string') return `${o.Kind}/entries[${index}]`;
   }
   return `entries[${index}]`;
@@ -78,7 +79,9 @@ export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0
   for (const e of checker.Errors(raw)) {
     const path = pointerToPath(e.path);
     const message =
-      e.message === 'Unexpected property' ? `invalid config key ${JSON.stringify(path.split(/[.[]/).pop())}` : e.message;
+      e.message === 'Unexpected property'
+        ? `invalid config key ${JSON.stringify(path.split(/[.[]/).pop())}`
+        : e.message;
     issues.add(label, path, message, e.value);
   }
   if (issues.list.length > before) return undefined;
@@ -135,26 +138,47 @@ export function validateConfigEntries(raw: readonly unknown[], what = 'config en
   return set;
 }
 
-function checkTenancy(o: { Namespace?: string; Partition?: string }, label: string, at: string, issues: EntryIssues) {
+function checkTenancy(
+  o: { Namespace?: string; Partition?: string },
+  label: string,
+  at: string,
+  issues: EntryIssues,
+) {
   for (const k of ['Namespace', 'Partition'] as const) {
     const v = o[k];
     if (v !== undefined && v !== '' && v !== 'default') {
-      issues.add(label, `${at}${k}`, `${k === 'Namespace' ? 'Namespaces' : 'Partitions'} are a Consul Enterprise feature`, v);
+      issues.add(
+        label,
+        `${at}${k}`,
+        `${k === 'Namespace' ? 'Namespaces' : 'Partitions'} are a Consul Enterprise feature`,
+        v,
+      );
     }
   }
 }
 
 function checkDuration(v: unknown, label: string, path: string, issues: EntryIssues): void {
   if (v !== undefined && goDurationMs(v) === undefined) {
-    issues.add(label, path, 'expected a Go duration such as "5s" or "1m30s" (or nanoseconds), not negative', v);
+    issues.add(
+      label,
+      path,
+      'expected a Go duration such as "5s" or "1m30s" (or nanoseconds), not negative',
+      v,
+    );
   }
 }
 
-function checkHeaderMods(h: HeaderModifiers | undefined, label: string, path: string, issues: EntryIssues): void {
+function checkHeaderMods(
+  h: HeaderModifiers | undefined,
+  label: string,
+  path: string,
+  issues: EntryIssues,
+): void {
   if (!h) return;
   for (const k of ['Add', 'Set'] as const) {
     for (const name of Object.keys(h[k] ?? {})) {
-      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) issues.add(label, `${path}.${k}`, 'invalid header name', name);
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name))
+        issues.add(label, `${path}.${k}`, 'invalid header name', name);
     }
   }
 }
@@ -178,7 +202,11 @@ function checkRouter(r: ServiceRouterEntry, label: string, issues: EntryIssues):
     checkDuration(d.IdleTimeout, label, `${at}.Destination.IdleTimeout`, issues);
     (d.RetryOn ?? []).forEach((c, j) => {
       if (!RETRY_ON_CONDITIONS.includes(c)) {
-        issues.add(label, `${at}.Destination.RetryOn[${j}]`, `Route[${i}] contains an invalid retry condition: "${c}"`);
+        issues.add(
+          label,
+          `${at}.Destination.RetryOn[${j}]`,
+          `Route[${i}] contains an invalid retry condition: "${c}"`,
+        );
       }
     });
     checkHeaderMods(d.RequestHeaders, label, `${at}.Destination.RequestHeaders`, issues);
@@ -189,7 +217,11 @@ function checkRouter(r: ServiceRouterEntry, label: string, issues: EntryIssues):
 function checkHttpMatch(http: HttpMatch, i: number, label: string, at: string, issues: EntryIssues): void {
   const paths = [http.PathExact, http.PathPrefix, http.PathRegex].filter((p) => p !== undefined && p !== '');
   if (paths.length > 1) {
-    issues.add(label, at, `Route[${i}] should only contain at most one of PathExact, PathPrefix, or PathRegex`);
+    issues.add(
+      label,
+      at,
+      `Route[${i}] should only contain at most one of PathExact, PathPrefix, or PathRegex`,
+    );
   }
   for (const k of ['PathExact', 'PathPrefix'] as const) {
     const p = http[k];
@@ -205,15 +237,27 @@ function checkHttpMatch(http: HttpMatch, i: number, label: string, at: string, i
       (v) => v === true || typeof v === 'string',
     ).length;
     if (n !== 1) {
-      issues.add(label, p, `Route[${i}] Header[${j}] should only contain one of Present, Exact, Prefix, Suffix, or Regex`);
+      issues.add(
+        label,
+        p,
+        `Route[${i}] Header[${j}] should only contain one of Present, Exact, Prefix, Suffix, or Regex`,
+      );
     }
     if (h.Regex !== undefined) regex(h.Regex, label, `${p}.Regex`, issues);
   });
   (http.QueryParam ?? []).forEach((q, j) => {
     const p = `${at}.QueryParam[${j}]`;
-    if (q.Name === '') issues.add(label, `${p}.Name`, `Route[${i}] QueryParam[${j}] missing required Name field`);
-    const n = [q.Present === true, q.Exact, q.Regex].filter((v) => v === true || typeof v === 'string').length;
-    if (n !== 1) issues.add(label, p, `Route[${i}] QueryParam[${j}] should only contain one of Present, Exact, or Regex`);
+    if (q.Name === '')
+      issues.add(label, `${p}.Name`, `Route[${i}] QueryParam[${j}] missing required Name field`);
+    const n = [q.Present === true, q.Exact, q.Regex].filter(
+      (v) => v === true || typeof v === 'string',
+    ).length;
+    if (n !== 1)
+      issues.add(
+        label,
+        p,
+        `Route[${i}] QueryParam[${j}] should only contain one of Present, Exact, or Regex`,
+      );
     if (q.Regex !== undefined) regex(q.Regex, label, `${p}.Regex`, issues);
   });
   if (http.Methods) {
@@ -272,14 +316,24 @@ function checkResolver(r: ServiceResolverEntry, label: string, issues: EntryIssu
   for (const [name, subset] of Object.entries(subsets)) {
     const at = `Subsets[${JSON.stringify(name)}]`;
     if (!SUBSET_NAME.test(name) || name.length > 63) {
-      issues.add(label, at, 'Subset defines invalid name: must be lowercase letters, digits and dashes, ≤ 63 characters', name);
+      issues.add(
+        label,
+        at,
+        'Subset defines invalid name: must be lowercase letters, digits and dashes, ≤ 63 characters',
+        name,
+      );
     }
     if (subset.Filter) {
       try {
         compileBexpr(subset.Filter);
       } catch (error) {
         const reason = (error as Error).message.replace(/^filter "(?:[^"\\]|\\.)*": /, '');
-        issues.add(label, `${at}.Filter`, `Filter for subset "${name}" is not a valid expression: ${reason}`, subset.Filter);
+        issues.add(
+          label,
+          `${at}.Filter`,
+          `Filter for subset "${name}" is not a valid expression: ${reason}`,
+          subset.Filter,
+        );
       }
     }
   }
@@ -296,11 +350,13 @@ function checkResolver(r: ServiceResolverEntry, label: string, issues: EntryIssu
       issues.add(label, 'Redirect', 'Redirect is empty');
     }
     if (rd.Peer) issues.add(label, 'Redirect.Peer', 'cluster peering is not supported', rd.Peer);
-    if (rd.SamenessGroup) issues.add(label, 'Redirect.SamenessGroup', 'sameness groups are a Consul Enterprise feature');
+    if (rd.SamenessGroup)
+      issues.add(label, 'Redirect.SamenessGroup', 'sameness groups are a Consul Enterprise feature');
   }
   for (const [key, f] of Object.entries(r.Failover ?? {})) {
     const at = `Failover[${JSON.stringify(key)}]`;
-    if (key !== '*' && !Object.hasOwn(subsets, key)) issues.add(label, at, `Bad Failover["${key}"]: not a valid subset`);
+    if (key !== '*' && !Object.hasOwn(subsets, key))
+      issues.add(label, at, `Bad Failover["${key}"]: not a valid subset`);
     const hasTargets = (f.Targets ?? []).length > 0;
     if (!f.Service && !f.ServiceSubset && !f.Namespace && !hasTargets && !(f.Datacenters ?? []).length) {
       issues.add(
@@ -310,14 +366,19 @@ function checkResolver(r: ServiceResolverEntry, label: string, issues: EntryIssu
       );
     }
     if (hasTargets && (f.Service || f.ServiceSubset || (f.Datacenters ?? []).length)) {
-      issues.add(label, at, `Bad Failover["${key}"]: Targets cannot be set with Datacenters, Service or ServiceSubset`);
+      issues.add(
+        label,
+        at,
+        `Bad Failover["${key}"]: Targets cannot be set with Datacenters, Service or ServiceSubset`,
+      );
     }
     checkTenancy(f, label, `${at}.`, issues);
     (f.Targets ?? []).forEach((t, j) => {
       checkTenancy(t, label, `${at}.Targets[${j}].`, issues);
       if (t.Peer) issues.add(label, `${at}.Targets[${j}].Peer`, 'cluster peering is not supported', t.Peer);
     });
-    if (f.SamenessGroup) issues.add(label, `${at}.SamenessGroup`, 'sameness groups are a Consul Enterprise feature');
+    if (f.SamenessGroup)
+      issues.add(label, `${at}.SamenessGroup`, 'sameness groups are a Consul Enterprise feature');
   }
   checkDuration(r.ConnectTimeout, label, 'ConnectTimeout', issues);
   checkDuration(r.RequestTimeout, label, 'RequestTimeout', issues);
@@ -329,17 +390,34 @@ function checkLoadBalancer(r: ServiceResolverEntry, label: string, issues: Entry
   if (!lb) return;
   const policy = lb.Policy ?? '';
   if (!CONSUL_LB_POLICIES.includes(policy)) {
-    issues.add(label, 'LoadBalancer.Policy', `Bad LoadBalancer: unknown policy; one of ${CONSUL_LB_POLICIES.slice(1).join(', ')}`, policy);
+    issues.add(
+      label,
+      'LoadBalancer.Policy',
+      `Bad LoadBalancer: unknown policy; one of ${CONSUL_LB_POLICIES.slice(1).join(', ')}`,
+      policy,
+    );
   }
   if (lb.LeastRequestConfig && policy !== 'least_request') {
-    issues.add(label, 'LoadBalancer.LeastRequestConfig', `Bad LoadBalancer: LeastRequestConfig specified for incompatible load balancing policy "${policy}"`);
+    issues.add(
+      label,
+      'LoadBalancer.LeastRequestConfig',
+      `Bad LoadBalancer: LeastRequestConfig specified for incompatible load balancing policy "${policy}"`,
+    );
   }
   if (lb.RingHashConfig && policy !== 'ring_hash') {
-    issues.add(label, 'LoadBalancer.RingHashConfig', `Bad LoadBalancer: RingHashConfig specified for incompatible load balancing policy "${policy}"`);
+    issues.add(
+      label,
+      'LoadBalancer.RingHashConfig',
+      `Bad LoadBalancer: RingHashConfig specified for incompatible load balancing policy "${policy}"`,
+    );
   }
   const ring = lb.RingHashConfig;
   if (ring?.MinimumRingSize && ring.MaximumRingSize && ring.MinimumRingSize > ring.MaximumRingSize) {
-    issues.add(label, 'LoadBalancer.RingHashConfig', 'Bad LoadBalancer: MinimumRingSize must not exceed MaximumRingSize');
+    issues.add(
+      label,
+      'LoadBalancer.RingHashConfig',
+      'Bad LoadBalancer: MinimumRingSize must not exceed MaximumRingSize',
+    );
   }
   (lb.HashPolicies ?? []).forEach((hp, i) => {
     const at = `LoadBalancer.HashPolicies[${i}]`;
@@ -348,15 +426,34 @@ function checkLoadBalancer(r: ServiceResolverEntry, label: string, issues: Entry
     }
     if (hp.Field !== undefined && hp.Field !== '') {
       if (!['header', 'cookie', 'query_parameter'].includes(hp.Field)) {
-        issues.add(label, `${at}.Field`, 'Bad LoadBalancer: Field must be one of header, cookie, query_parameter', hp.Field);
+        issues.add(
+          label,
+          `${at}.Field`,
+          'Bad LoadBalancer: Field must be one of header, cookie, query_parameter',
+          hp.Field,
+        );
       }
-      if (!hp.FieldValue) issues.add(label, `${at}.FieldValue`, `Bad LoadBalancer: field "${hp.Field}" was specified without a FieldValue`);
-      if (hp.SourceIP) issues.add(label, at, 'Bad LoadBalancer: a single hash policy cannot hash both a source address and a "header"/"cookie"/"query_parameter"');
+      if (!hp.FieldValue)
+        issues.add(
+          label,
+          `${at}.FieldValue`,
+          `Bad LoadBalancer: field "${hp.Field}" was specified without a FieldValue`,
+        );
+      if (hp.SourceIP)
+        issues.add(
+          label,
+          at,
+          'Bad LoadBalancer: a single hash policy cannot hash both a source address and a "header"/"cookie"/"query_parameter"',
+        );
     } else if (!hp.SourceIP) {
       issues.add(label, at, 'Bad LoadBalancer: hash policy requires either Field or SourceIP');
     }
     if (hp.CookieConfig && hp.Field !== 'cookie') {
-      issues.add(label, `${at}.CookieConfig`, 'Bad LoadBalancer: CookieConfig is only valid with Field "cookie"');
+      issues.add(
+        label,
+        `${at}.CookieConfig`,
+        'Bad LoadBalancer: CookieConfig is only valid with Field "cookie"',
+      );
     }
     checkDuration(hp.CookieConfig?.TTL, label, `${at}.CookieConfig.TTL`, issues);
   });
