@@ -113,3 +113,35 @@ export function pointerToPath(pointer: string): string {
   }
   return out;
 }
+
+/** Namespaces and partitions other than `default` are Consul Enterprise: record an issue. */
+export function checkTenancy(
+  o: { Namespace?: string; Partition?: string },
+  label: string,
+  at: string,
+  issues: EntryIssues,
+) {
+  for (const k of ['Namespace', 'Partition'] as const) {
+    const v = o[k];
+    if (v !== undefined && v !== '' && v !== 'default') {
+      issues.add(
+        label,
+        `${at}${k}`,
+        `${k === 'Namespace' ? 'Namespaces' : 'Partitions'} are a Consul Enterprise feature`,
+        v,
+      );
+    }
+  }
+}
+
+/** Record an issue when `v` is set and not a valid, non-negative Go duration. */
+export function checkDuration(v: unknown, label: string, path: string, issues: EntryIssues): void {
+  if (v !== undefined && goDurationMs(v) === undefined) {
+    issues.add(
+      label,
+      path,
+      'expected a Go duration such as "5s" or "1m30s" (or nanoseconds), not negative',
+      v,
+    );
+  }
+}
