@@ -17,7 +17,15 @@ let store = freshStore();
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    if (!handleConfigRequest(req, res, { store, headers: { 'X-Consul-Default-ACL-Policy': 'allow' } })) {
+    const ctx = {
+      store,
+      headers: { 'X-Consul-Default-ACL-Policy': 'allow' },
+      authorize: (r: { headers: Record<string, string | string[] | undefined> }, access: string) =>
+        r.headers['x-consul-token'] === 'reader' && access === 'write'
+          ? "Permission denied: token with AccessorID 'r' lacks permission 'service:write'"
+          : undefined,
+    };
+    if (!handleConfigRequest(req, res, ctx)) {
       res.writeHead(404).end('Invalid URL path: not a recognized HTTP API endpoint\n');
     }
   });
@@ -314,6 +322,44 @@ describe('Consul double: config entries and discovery chain', () => {
     const res = await fetch(`${base}/v1/config/service-resolver/billing?index=${index}&wait=100ms`);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-consul-index')).toBe(index);
+  });
+
+  it('sorts intention sources by precedence and checks them with Consul’s texts', async () => {
+    const entry = {
+      Kind: 'service-intentions',
+      Name: 'payments',
+      Sources: [
+        { Name: '*', Action: 'deny' },
+        { Name: 'web', Action: 'allow' },
+      ],
+    };
+    expect((await put(entry)).text).toBe('true');
+    const read = (await (await fetch(`${base}/v1/config/service-intentions/payments`)).json()) as {
+      Sources: { Name: string; Precedence: number }[];
+    };
+    expect(read.Sources.map((s) => [s.Name, s.Precedence])).toEqual([
+      ['web', 9],
+      ['*', 8],
+    ]);
+    expect(await put({ ...entry, Sources: [{ Name: 'web' }] })).toEqual({
+      status: 500,
+      text: "Sources[0].Action must be set to 'allow' or 'deny'",
+    });
+    expect((await put({ ...entry, Sources: [] })).text).toBe('At least one source is required');
+  });
+
+  it('asks the ACL hook before a write', async () => {
+    const res = await fetch(`${base}/v1/config`, {
+      method: 'PUT',
+      headers: { 'x-consul-token': 'reader' },
+      body: JSON.stringify({ Kind: 'service-resolver', Name: 'acl' }),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toMatch(/^Permission denied/);
+    expect(
+      (await fetch(`${base}/v1/config/service-resolver/acl`, { headers: { 'x-consul-token': 'reader' } }))
+        .status,
+    ).toBe(404);
   });
 
   it('answers 500 when connect is disabled', async () => {

@@ -35,6 +35,18 @@ export interface ConfigRequestContext {
   body?: Buffer;
   /** Headers added to every answer (e.g. `X-Consul-Default-ACL-Policy`). */
   headers?: Record<string, string>;
+  /**
+   * ACL check: return `undefined` to allow, else the 403 body (`ACL not found`, `Permission
+   * denied: …`). `access` is `read` for GETs and chain reads, `write` for PUT and DELETE;
+   * `name` is the entry or chain's service name (`undefined` for list reads and writes before
+   * the body is parsed).
+   */
+  authorize?: (
+    req: IncomingMessage,
+    access: 'read' | 'write',
+    kind: string,
+    name: string | undefined,
+  ) => string | undefined;
 }
 
 function indexHeaders(index: number): Record<string, string> {
@@ -145,12 +157,17 @@ async function serve(
     const body = ctx.body ?? (method === 'PUT' || method === 'POST' ? await readBody(req) : Buffer.alloc(0));
     const cas = q.has('cas') ? Number(q.get('cas')) : undefined;
     if (cas !== undefined && !Number.isInteger(cas)) throw new HttpError(400, 'Invalid cas index');
+    const deny = (access: 'read' | 'write', kind: string, name: string | undefined): void => {
+      const denied = ctx.authorize?.(req, access, kind, name);
+      if (denied !== undefined) throw new HttpError(403, denied);
+    };
     const chain = /^\/v1\/discovery-chain\/(.+)$/.exec(path);
     if (chain) {
       if (method !== 'GET' && method !== 'POST') throw new HttpError(405, `method ${method} not allowed`);
       if (!store.connectEnabled)
         throw new HttpError(500, 'Connect must be enabled in order to use this endpoint');
       const service = decodeURIComponent(chain[1] ?? '');
+      deny('read', 'discovery-chain', service);
       let overrides: ChainOverrides = {};
       if (method === 'POST' && body.length > 0) {
         try {
@@ -183,6 +200,8 @@ async function serve(
       } catch (error) {
         throw new HttpError(400, `Request decoding failed: ${(error as Error).message}`);
       }
+      const d = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
+      deny('write', String(d.Kind ?? d.kind ?? ''), typeof d.Name === 'string' ? d.Name : undefined);
       send(200, store.write(doc, cas));
       return;
     }
@@ -194,11 +213,13 @@ async function serve(
       throw new HttpError(500, `invalid config entry kind: ${kind}`);
     if (method === 'DELETE') {
       if (name === undefined) throw new HttpError(405, 'method DELETE not allowed');
+      deny('write', kind, name);
       const ok = store.delete(kind, name, cas);
       send(200, cas === undefined ? {} : ok);
       return;
     }
     if (method !== 'GET') throw new HttpError(405, `method ${method} not allowed`);
+    deny('read', kind, name);
     const run = (): Answer => {
       if (name === undefined) return { status: 200, body: store.list(kind), index: store.index };
       const e = store.read(kind, name);

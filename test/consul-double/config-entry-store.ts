@@ -8,6 +8,7 @@
 import type { ServerResponse } from 'node:http';
 import { EntryIssues } from '../../packages/mesh/src/routing/entry-issues.js';
 import { validateConfigEntry } from '../../packages/mesh/src/routing/validate.js';
+import { normaliseIntentions } from './config-intentions.js';
 import {
   ChainError,
   type ChainOverrides,
@@ -135,6 +136,10 @@ export class ConfigEntryStore implements EntryLookup {
       entry = valid as unknown as Json;
     } else if (body.Kind === 'proxy-defaults' && body.Name !== 'global') {
       throw new HttpError(500, `invalid name ("${String(body.Name)}"), only "global" is supported`);
+    } else if (body.Kind === 'service-intentions') {
+      const normalised = normaliseIntentions(body);
+      if (typeof normalised === 'string') throw new HttpError(500, normalised);
+      entry = normalised;
     } else if (typeof body.Name !== 'string' || body.Name === '') {
       throw new HttpError(500, 'Name is required');
     }
