@@ -2,7 +2,7 @@ import { seededRandom } from '@proxyless/core/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileRoutingConfig } from './compile.js';
-import { applyHeaderOps, type RouteRequest, rewritePath, route } from './router.js';
+import { applyHeaderOps, type RouteRequest, rewritePath, route, routeRequestOf } from './router.js';
 
 const httpDefaults = (name: string) => ({ Kind: 'service-defaults', Name: name, Protocol: 'http' });
 const versions = {
@@ -175,5 +175,20 @@ describe('route', () => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  it('reads undici header forms into lower-case names', () => {
+    const lower = { 'x-canary': '1' };
+    expect(routeRequestOf('GET', '/', lower).headers).toBe(lower);
+    expect(routeRequestOf('GET', '/', { 'X-Canary': '1', 'x-canary': '2' }).headers).toEqual({
+      'x-canary': ['1', '2'],
+    });
+    expect(routeRequestOf('GET', '/', ['X-Canary', '1', 'Accept', 'a']).headers).toEqual({
+      'x-canary': '1',
+      accept: 'a',
+    });
+    expect(routeRequestOf('GET', '/', new Headers({ 'X-Canary': '1' })).headers).toEqual({ 'x-canary': '1' });
+    expect(routeRequestOf('GET', '/', null).headers).toEqual({});
+    expect(route(chain, routeRequestOf('GET', '/x', ['X-Canary', '1']), rnd).routeIndex).toBe(0);
   });
 });

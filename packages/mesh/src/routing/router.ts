@@ -71,3 +71,45 @@ export function applyHeaderOps(
     else headers[name] = [cur, value];
   }
 }
+
+type HeaderRecord = Record<string, string | string[] | undefined>;
+
+function put(out: HeaderRecord, name: string, value: string): void {
+  const k = name.toLowerCase();
+  const cur = out[k];
+  if (cur === undefined) out[k] = value;
+  else if (Array.isArray(cur)) cur.push(value);
+  else out[k] = [cur, value];
+}
+
+/**
+ * Build the routing view of a request from undici dispatch options' `method`, `path` and
+ * `headers` in any of undici's forms: a record (used as is when every name is lower-case), a flat
+ * `[name, value, …]` array, or an iterable of `[name, value]` pairs (`Headers`).
+ */
+export function routeRequestOf(method: string, path: string, headers: unknown): RouteRequest {
+  if (headers === undefined || headers === null) return { method, path, headers: {} };
+  if (Array.isArray(headers)) {
+    const out: HeaderRecord = {};
+    for (let i = 0; i + 1 < headers.length; i += 2) put(out, String(headers[i]), String(headers[i + 1]));
+    return { method, path, headers: out };
+  }
+  if (typeof headers === 'object' && Symbol.iterator in headers) {
+    const out: HeaderRecord = {};
+    for (const [k, v] of headers as Iterable<[string, string]>) put(out, k, v);
+    return { method, path, headers: out };
+  }
+  const rec = headers as Record<string, string | readonly string[] | undefined>;
+  for (const k in rec) {
+    if (k !== k.toLowerCase()) {
+      const out: HeaderRecord = {};
+      for (const [name, v] of Object.entries(rec)) {
+        if (v === undefined) continue;
+        if (typeof v === 'string') put(out, name, v);
+        else for (const x of v) put(out, name, x);
+      }
+      return { method, path, headers: out };
+    }
+  }
+  return { method, path, headers: rec };
+}
