@@ -315,7 +315,7 @@ function compileMatch(node: Extract<BexprNode, { type: 'match' }>, expression: s
   if (!OPS_BY_FIELD[sel.field].includes(node.op)) {
     throw filterError(expression, `operator ${quote(node.op)} cannot be used on ${quote(selText)}`);
   }
-  const negate = node.op.includes('not ') || node.op === '!=';
+  // The negative forms (`!=`, `not in`, `not matches`, `is not empty`) test the positive one and invert it.
   const v = node.value ?? '';
   let test: BexprPredicate;
   if (sel.field === 'port') {
@@ -352,7 +352,7 @@ function compileMatch(node: Extract<BexprNode, { type: 'match' }>, expression: s
     } else if (node.op.endsWith('in')) test = (t) => read(t).includes(v);
     else test = (t) => read(t) === v;
   }
-  return negate || node.op === 'is not empty' ? (t) => !test(t) : test;
+  return node.op === '!=' || node.op.includes('not ') ? (t) => !test(t) : test;
 }
 
 /**

@@ -181,7 +181,7 @@ class ChainCompiler {
       const nextDc = rd.Datacenter || dc;
       const next = targetId(nextSvc, nextSubset, nextDc);
       if (next !== here) {
-        if (redirects.includes(next) || next === targetId(svc, subset, dc)) {
+        if (redirects.includes(next)) {
           this.fail(
             { entry: `service-resolver/${svc}`, path: 'Redirect' },
             `detected circular resolver redirect: [${[...redirects, here, next].join(' -> ')}]`,
