@@ -14,6 +14,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { handleConfigRequest } from './config-entries.js';
+import { ConfigEntryStore } from './config-entry-store.js';
 import {
   compileFilter,
   decodeFail,
@@ -217,6 +219,8 @@ export class ConsulDouble {
   /** Index of each service, by scope + lower-cased name (Consul's name index is lower-cased). */
   private readonly serviceIndex = new Map<string, number>();
   private readonly routes: DoubleRoute[] = [];
+  /** Config entries (`/v1/config`) and compiled discovery chains (`/v1/discovery-chain`). */
+  readonly configEntries: ConfigEntryStore;
   private readonly holds: Hold[] = [];
   private readonly waiters = new Set<Waiter>();
   private readonly faults: Fault[] = [];
@@ -250,6 +254,7 @@ export class ConsulDouble {
     }
     this.opts = options;
     this.dc = options.datacenter ?? 'dc1';
+    this.configEntries = new ConfigEntryStore({ datacenter: this.dc, nextIndex: () => this.bump() });
     this.agentNode = options.nodeName ?? 'node-1';
     this.raftIndex = Math.max(2, options.startIndex ?? 10);
     const addr = options.nodeAddress ?? '127.0.0.1';
@@ -738,6 +743,7 @@ export class ConsulDouble {
     const baseHeaders: Record<string, string> = {
       'X-Consul-Default-ACL-Policy': this.opts.acl?.defaultPolicy ?? 'allow',
     };
+    if (handleConfigRequest(req, res, { store: this.configEntries, body, headers: baseHeaders })) return;
     try {
       const result = await this.route(req.method ?? 'GET', url, body, req, res);
       if (result === undefined) return; // connection dropped while waiting
