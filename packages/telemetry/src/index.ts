@@ -1,0 +1,62 @@
+export {
+  type AccessLogRecord,
+  type AccessLogSink,
+  formatAccessLogLine,
+  openAccessLog,
+  type ResponseFlag,
+  type ResponseFlagsInput,
+  responseFlags,
+} from './access-log.js';
+export { type AdminServer, type AdminServerOptions, createAdminServer } from './admin.js';
+export { CallRecorder, kRecorder, type TelemetryDeps } from './call-recorder.js';
+export {
+  OTEL_DURATION_BUCKETS,
+  resolveTelemetryConfig,
+  type TelemetryConfig,
+  telemetryEnvVars,
+  telemetryPatchFromEnv,
+  telemetrySection,
+} from './config.js';
+export {
+  type BalancerEventLike,
+  type BreakerState,
+  type CallEventLike,
+  type EndpointLike,
+  type EndpointSetLike,
+  type ErrorLike,
+  errorCode,
+  giveUpCause,
+  type TelemetryEvent,
+} from './events.js';
+export { withHeaders } from './headers.js';
+export { createAttemptInterceptor, createCallInterceptor } from './interceptors.js';
+export { BoundedValues, errorTypeLabel, methodLabel, OTHER, statusLabel } from './labels.js';
+export {
+  type AttemptOutcome,
+  createMeshMetrics,
+  type MeshMetrics,
+  type MeshMetricsOptions,
+  type MetricLimits,
+} from './metrics.js';
+export {
+  extractServerContext,
+  type ServerSpan,
+  type ServerSpanOptions,
+  startServerSpan,
+  withServerSpan,
+} from './server.js';
+export {
+  type AdminProviders,
+  createTelemetry,
+  INSTRUMENTATION_SCOPE,
+  type Telemetry,
+  type TelemetryOptions,
+} from './telemetry.js';
+export {
+  createEventRing,
+  describeEvent,
+  type EndpointView,
+  type EventRing,
+  type EventView,
+  type ServiceView,
+} from './views.js';
