@@ -54,6 +54,7 @@ export interface MeshMetrics {
 interface ServiceState {
   readonly endpoints: BoundedValues;
   readonly reasons: BoundedValues;
+  readonly errorTypes: BoundedValues;
   set: { ids: string[]; health: Map<string, string> } | undefined;
   readonly ejected: Set<string>;
   staleSince: number | undefined;
@@ -186,7 +187,7 @@ class PromMeshMetrics implements MeshMetrics {
         http_request_method: methodLabel(method),
         http_response_status_code: statusLabel(status),
         server_address: svc,
-        error_type: svc === OTHER ? errorType && OTHER : this.#serviceState(svc).reasons.bound(errorType),
+        error_type: svc === OTHER ? errorType && OTHER : this.#serviceState(svc).errorTypes.bound(errorType),
       };
       // The key space is bounded only by what callers send; cache the bounded label objects only
       // while the cache stays small, else the cache itself would grow with traffic.
@@ -296,6 +297,7 @@ class PromMeshMetrics implements MeshMetrics {
       st = {
         endpoints: new BoundedValues(this.#endpointLimit),
         reasons: new BoundedValues(this.#reasonLimit),
+        errorTypes: new BoundedValues(this.#reasonLimit),
         set: undefined,
         ejected: new Set(),
         staleSince: undefined,
