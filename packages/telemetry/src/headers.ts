@@ -29,7 +29,8 @@ export function withHeaders(headers: Headers, extra: readonly string[]): Headers
       if (!isOneOf(pair[0], extra)) out.push(pair);
     }
     for (let i = 0; i < extra.length; i += 2) out.push([extra[i]!, extra[i + 1]!]);
-    return out;
+    // Not an array: undici reads an array as the flat form.
+    return { [Symbol.iterator]: () => out[Symbol.iterator]() };
   }
   const record = headers as Record<string, string | string[] | undefined>;
   const out: Record<string, string | string[] | undefined> = {};
