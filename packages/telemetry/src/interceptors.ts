@@ -34,6 +34,7 @@ import { errorTypeLabel } from './labels.js';
  * Dispatches that carry no mesh call context (`kCall`) pass through untouched.
  */
 export function createCallInterceptor(deps: TelemetryDeps): Interceptor {
+  if (!deps.metrics && !deps.tracer && !deps.accessLog) return (dispatch) => dispatch;
   return (dispatch: DispatchFn): DispatchFn =>
     (opts, handler) => {
       const ctx = callOf(opts);
@@ -113,6 +114,7 @@ const setter: TextMapSetter<string[]> = {
  * injected, so the caller's headers are passed on as they are.
  */
 export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
+  if (!deps.metrics && !deps.tracer) return (dispatch) => dispatch;
   return (dispatch: DispatchFn): DispatchFn =>
     (opts, handler) => {
       const ctx = callOf(opts);
