@@ -66,7 +66,7 @@ function renderServices(services) {
     const title = el("h3", { "data-service": s.name }, s.name,
       badge(usable + "/" + s.endpoints.length + " usable", usable === 0 ? "bad" : usable < s.endpoints.length ? "warn" : "ok"));
     if (s.circuitBreaker) title.append(badge("breaker " + s.circuitBreaker, s.circuitBreaker === "closed" ? "ok" : "bad"));
-    if (s.stale) title.append(badge("stale", "warn"));
+    if (s.stale) title.append(badge(s.staleForMs !== undefined ? "stale " + Math.round(s.staleForMs / 1000) + " s" : "stale", "warn"));
     if (s.panic) title.append(badge("panic", "bad"));
     if (!s.resolved) title.append(badge("resolving", "warn"));
     title.append(el("span", { class: "mute" }, [s.policy, s.source, s.version !== undefined ? "v" + s.version : ""].filter(Boolean).join(" · ")));
