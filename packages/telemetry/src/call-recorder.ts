@@ -21,9 +21,6 @@ import { errorCode } from './events.js';
 import { errorTypeLabel } from './labels.js';
 import type { MeshMetrics } from './metrics.js';
 
-/** The key under which a call's recorder sits in `ctx.attributes` (shared by every attempt). */
-export const kRecorder: unique symbol = Symbol.for('proxyless.telemetry.call') as never;
-
 /** What the interceptors share, built once per mesh. */
 export interface TelemetryDeps {
   readonly tracer: Tracer | undefined;
@@ -32,9 +29,10 @@ export interface TelemetryDeps {
 }
 
 /**
- * The state of one logical call, shared by the call and attempt interceptors through
- * `ctx.attributes`. It is also the call's observer (forwarding to the mesh's own), so retry,
- * hedge, timeout, fault and circuit-open events reach metrics, spans and the access log.
+ * The state of one logical call, shared by the call and attempt interceptors: it is the call's
+ * `ctx.observer` (forwarding to the mesh's own observer), which every attempt's derived context
+ * keeps, so retry, hedge, timeout, fault and circuit-open events reach metrics, spans and the
+ * access log, and the attempt stage finds the call it belongs to.
  */
 export class CallRecorder implements CallObserver {
   readonly ctx: CallContext;

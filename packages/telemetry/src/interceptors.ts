@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   context,
+  INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   propagation,
   type Span,
@@ -20,7 +21,7 @@ import {
   withCall,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
-import { CallRecorder, callAttributes, kRecorder, type TelemetryDeps } from './call-recorder.js';
+import { CallRecorder, callAttributes, type TelemetryDeps } from './call-recorder.js';
 import { errorCode } from './events.js';
 import { withHeaders } from './headers.js';
 import { errorTypeLabel } from './labels.js';
@@ -40,8 +41,21 @@ export function createCallInterceptor(deps: TelemetryDeps): Interceptor {
       const ctx = callOf(opts);
       if (ctx === undefined) return dispatch(opts, handler);
       const recorder = new CallRecorder(ctx, deps, context.active());
-      ctx.attributes.set(kRecorder as never, recorder);
-      const callCtx: CallContext = { ...ctx, observer: recorder };
+      // The recorder is the call's observer: every attempt's context (derived with `{ ...ctx }`)
+      // carries it, so the attempt stage finds it there. Listed field by field: one hidden class.
+      const callCtx: CallContext = {
+        service: ctx.service,
+        request: ctx.request,
+        attempt: ctx.attempt,
+        deadline: ctx.deadline,
+        signal: ctx.signal,
+        clock: ctx.clock,
+        random: ctx.random,
+        excludeEndpoints: ctx.excludeEndpoints,
+        attributes: ctx.attributes,
+        observer: recorder,
+        endpoint: ctx.endpoint,
+      };
       return dispatch(withCall(opts, callCtx), new CallHandler(handler, recorder));
     };
 }
@@ -119,7 +133,7 @@ export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
     (opts, handler) => {
       const ctx = callOf(opts);
       if (ctx === undefined) return dispatch(opts, handler);
-      const recorder = ctx.attributes.get(kRecorder as never) as CallRecorder | undefined;
+      const recorder = ctx.observer instanceof CallRecorder ? ctx.observer : undefined;
       const parent = recorder ? recorder.attemptParent() : context.active();
       let span: Span | undefined;
       let out: MeshDispatchOptions = opts;
@@ -133,7 +147,9 @@ export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
           if (recorder.attempts === 1) recorder.firstAttemptSpan = span;
           recorder.open.push(span);
         }
-        if (isSpanContextValid(span.spanContext())) {
+        // The no-op tracer answers the shared INVALID_SPAN_CONTEXT: skip the hex checks then.
+        const sc = span.spanContext();
+        if (sc !== INVALID_SPAN_CONTEXT && isSpanContextValid(sc)) {
           const pairs: string[] = [];
           propagation.inject(trace.setSpan(parent, span), pairs, setter);
           if (pairs.length > 0) out = { ...opts, headers: withHeaders(opts.headers, pairs) };

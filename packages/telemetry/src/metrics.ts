@@ -1,7 +1,14 @@
 import { type Clock, systemClock } from '@proxyless/core';
-import { Counter, Gauge, Histogram, type Registry, register } from 'prom-client';
+import { Counter, Gauge, type Registry, register } from 'prom-client';
 import { OTEL_DURATION_BUCKETS } from './config.js';
 import { type BreakerState, type CallEventLike, giveUpCause, type TelemetryEvent } from './events.js';
+import {
+  type CounterHandle,
+  FastCounter,
+  FastHistogram,
+  type HistogramHandle,
+  isFastMetric,
+} from './fast-metrics.js';
 import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
 
 /** Caps on label values; past a cap a value is recorded as `_OTHER`. */
@@ -81,12 +88,13 @@ class PromMeshMetrics implements MeshMetrics {
   readonly #endpointLimit: number;
   readonly #reasonLimit: number;
   readonly #state = new Map<string, ServiceState>();
-  /** Label objects of the client histogram, by key, so the hot path allocates none. */
-  readonly #clientLabels = new Map<string, Record<string, string>>();
-  readonly clientDuration: Histogram<string>;
-  readonly serverDuration: Histogram<string>;
-  readonly attempts: Counter<string>;
-  readonly retries: Counter<string>;
+  /** Series handles of the hot-path metrics, by raw label key, so a request costs a lookup and an add. */
+  readonly #clientSeries = new Map<string, Map<string, Map<number, Map<string, HistogramHandle>>>>();
+  readonly #attemptSeries = new Map<string, Map<string, Map<AttemptOutcome, CounterHandle>>>();
+  readonly clientDuration: FastHistogram;
+  readonly serverDuration: FastHistogram;
+  readonly attempts: FastCounter;
+  readonly retries: FastCounter;
   readonly budgetExhausted: Counter<string>;
   readonly ejections: Counter<string>;
   readonly breaker: Gauge<string>;
@@ -107,9 +115,20 @@ class PromMeshMetrics implements MeshMetrics {
     this.#reasonLimit = o.limits?.reasonsPerService ?? 16;
     const buckets = [...(o.durationBuckets ?? OTEL_DURATION_BUCKETS)];
     const reg = [registry];
-    const histogram = (name: string, help: string, labelNames: string[]): Histogram<string> =>
-      (registry.getSingleMetric(name) as Histogram<string> | undefined) ??
-      new Histogram({ name, help, labelNames, buckets, registers: reg });
+    const histogram = (name: string, help: string, labelNames: string[]): FastHistogram => {
+      const found = registry.getSingleMetric(name);
+      if (isFastMetric(found)) return found as FastHistogram;
+      const h = new FastHistogram({ name, help, labelNames, buckets });
+      registry.registerMetric(h);
+      return h;
+    };
+    const fastCounter = (name: string, help: string, labelNames: string[]): FastCounter => {
+      const found = registry.getSingleMetric(name);
+      if (isFastMetric(found)) return found as FastCounter;
+      const c = new FastCounter({ name, help, labelNames });
+      registry.registerMetric(c);
+      return c;
+    };
     const counter = (name: string, help: string, labelNames: string[]): Counter<string> =>
       (registry.getSingleMetric(name) as Counter<string> | undefined) ??
       new Counter({ name, help, labelNames, registers: reg });
@@ -127,12 +146,12 @@ class PromMeshMetrics implements MeshMetrics {
       'Duration of inbound HTTP requests, until the response finished.',
       ['http_request_method', 'http_response_status_code', 'error_type'],
     );
-    this.attempts = counter(
+    this.attempts = fastCounter(
       'mesh_attempts_total',
       'Physical attempts (tries, retries, hedges) by endpoint and outcome.',
       ['service', 'endpoint', 'outcome'],
     );
-    this.retries = counter('mesh_retries_total', 'Retries by the condition that caused them.', [
+    this.retries = fastCounter('mesh_retries_total', 'Retries by the condition that caused them.', [
       'service',
       'reason',
     ]);
@@ -179,38 +198,67 @@ class PromMeshMetrics implements MeshMetrics {
     errorType: string,
     seconds: number,
   ): void {
-    const key = `${service}\u0000${method}\u0000${status}\u0000${errorType}`;
-    let labels = this.#clientLabels.get(key);
-    if (labels === undefined) {
+    // Nested maps keyed by the raw values: a lookup allocates nothing.
+    let byMethod = this.#clientSeries.get(service);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      if (this.#clientSeries.size < 10_000) this.#clientSeries.set(service, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      if (byMethod.size < 64) byMethod.set(method, byStatus);
+    }
+    const statusKey = status ?? 0;
+    let byError = byStatus.get(statusKey);
+    if (byError === undefined) {
+      byError = new Map();
+      if (byStatus.size < 64) byStatus.set(statusKey, byError);
+    }
+    let series = byError.get(errorType);
+    if (series === undefined) {
       const svc = this.#services.bound(service);
-      labels = {
+      series = this.clientDuration.handle({
         http_request_method: methodLabel(method),
         http_response_status_code: statusLabel(status),
         server_address: svc,
         error_type: svc === OTHER ? errorType && OTHER : this.#serviceState(svc).errorTypes.bound(errorType),
-      };
-      // The key space is bounded only by what callers send; cache the bounded label objects only
-      // while the cache stays small, else the cache itself would grow with traffic.
-      if (this.#clientLabels.size < 10_000) this.#clientLabels.set(key, labels);
+      });
+      // Caches are capped: the raw key space is what callers send; the series behind are bounded anyway.
+      if (byError.size < 64) byError.set(errorType, series);
     }
-    this.clientDuration.observe(labels, seconds);
+    series.observe(seconds);
   }
 
   recordServerRequest(method: string, status: number | undefined, errorType: string, seconds: number): void {
-    this.serverDuration.observe(
-      {
+    this.serverDuration
+      .handle({
         http_request_method: methodLabel(method),
         http_response_status_code: statusLabel(status),
         error_type: errorType.length > 64 ? OTHER : errorType,
-      },
-      seconds,
-    );
+      })
+      .observe(seconds);
   }
 
   recordAttempt(service: string, endpoint: string, outcome: AttemptOutcome): void {
-    const svc = this.#services.bound(service);
-    const ep = svc === OTHER ? OTHER : this.#serviceState(svc).endpoints.bound(endpoint);
-    this.attempts.inc({ service: svc, endpoint: ep, outcome });
+    let byEndpoint = this.#attemptSeries.get(service);
+    if (byEndpoint === undefined) {
+      byEndpoint = new Map();
+      if (this.#attemptSeries.size < 10_000) this.#attemptSeries.set(service, byEndpoint);
+    }
+    let byOutcome = byEndpoint.get(endpoint);
+    if (byOutcome === undefined) {
+      byOutcome = new Map();
+      if (byEndpoint.size < 1024) byEndpoint.set(endpoint, byOutcome);
+    }
+    let series = byOutcome.get(outcome);
+    if (series === undefined) {
+      const svc = this.#services.bound(service);
+      const ep = svc === OTHER ? OTHER : this.#serviceState(svc).endpoints.bound(endpoint);
+      series = this.attempts.handle({ service: svc, endpoint: ep, outcome });
+      byOutcome.set(outcome, series);
+    }
+    series.inc();
   }
 
   recordCallEvent(service: string, event: CallEventLike): void {

@@ -57,19 +57,19 @@ describe.skipIf(!browserBin.available)(`admin page in headless Chromium ${browse
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`${admin.url}/?refresh=200`);
     await expect.poll(() => page.locator('h3[data-service]').count(), { timeout: 10_000 }).toBe(2);
-    expect(await page.locator('h3[data-service="payments"]').innerText()).toContain('3/3 usable');
-    expect(await page.locator('#ready').innerText()).toBe('ready');
-    expect(await page.locator('h3[data-service="inventory"]').innerText()).toContain('stale');
-    expect(await page.locator('tr[data-endpoint="10.0.0.3:8080"]').innerText()).not.toContain('ejected');
+    expect(await page.locator('h3[data-service="payments"]').textContent()).toContain('3/3 usable');
+    expect(await page.locator('#ready').textContent()).toBe('ready');
+    expect(await page.locator('h3[data-service="inventory"]').textContent()).toContain('stale');
+    expect(await page.locator('tr[data-endpoint="10.0.0.3:8080"]').textContent()).not.toContain('ejected');
 
     eject(f, 'payments', '10.0.0.3:8080');
     const row = page.locator('tr[data-endpoint="10.0.0.3:8080"]');
-    await expect.poll(() => row.innerText(), { timeout: 10_000 }).toContain('ejected');
-    expect(await page.locator('h3[data-service="payments"]').innerText()).toContain('2/3 usable');
+    await expect.poll(() => row.textContent(), { timeout: 10_000 }).toContain('ejected');
+    expect(await page.locator('h3[data-service="payments"]').textContent()).toContain('2/3 usable');
     await expect
       .poll(() => page.locator('#events li[data-type="eject"]').count(), { timeout: 10_000 })
       .toBe(1);
-    expect(await page.locator('#events').innerText()).toContain(
+    expect(await page.locator('#events').textContent()).toContain(
       'eject 10.0.0.3:8080 (consecutive_5xx, 30000 ms)',
     );
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
