@@ -179,7 +179,19 @@ export function callAttributes(ctx: CallContext): Attributes {
   };
 }
 
+const ports = new Map<string, number>();
+
+/** The port of a logical origin (`http://payments:8080` → 8080, `http://payments` → 80), cached. */
 function originPort(origin: string): number {
+  let port = ports.get(origin);
+  if (port === undefined) {
+    port = parsePort(origin);
+    if (ports.size < 10_000) ports.set(origin, port);
+  }
+  return port;
+}
+
+function parsePort(origin: string): number {
   const colon = origin.lastIndexOf(':');
   if (colon > origin.indexOf('//') && origin[colon + 1] !== '/') {
     const port = Number(origin.slice(colon + 1));

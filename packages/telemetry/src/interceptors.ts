@@ -138,11 +138,9 @@ export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
       let span: Span | undefined;
       let out: MeshDispatchOptions = opts;
       if (deps.tracer) {
-        span = deps.tracer.startSpan(ctx.request.method, { kind: SpanKind.CLIENT }, parent);
-        if (span.isRecording()) {
-          span.setAttributes(callAttributes(ctx));
-          if (ctx.attempt > 1) span.setAttribute('http.request.resend_count', ctx.attempt - 1);
-        }
+        const attributes = callAttributes(ctx);
+        if (ctx.attempt > 1) attributes['http.request.resend_count'] = ctx.attempt - 1;
+        span = deps.tracer.startSpan(ctx.request.method, { kind: SpanKind.CLIENT, attributes }, parent);
         if (recorder) {
           if (recorder.attempts === 1) recorder.firstAttemptSpan = span;
           recorder.open.push(span);
