@@ -1,6 +1,9 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
-import { formatAccessLogLine, responseFlags } from './access-log.js';
+import { formatAccessLogLine, openAccessLog, responseFlags } from './access-log.js';
 import type { CallEventLike } from './events.js';
 
 const ev = (type: string, extra: Partial<CallEventLike> = {}): CallEventLike => ({
@@ -131,5 +134,27 @@ describe('formatAccessLogLine', () => {
     expect(line.endsWith('\n')).toBe(true);
     expect(line.split('\n')).toHaveLength(2);
     expect(JSON.parse(line)).toMatchObject({ method: 'GET', response_code: 200 });
+  });
+});
+
+describe('openAccessLog', () => {
+  it('appends lines to a file and closes once', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mesh-access-')), 'access.log');
+    const first = openAccessLog(path);
+    first.write('{"a":1}\n');
+    await first.close();
+    const second = openAccessLog(path);
+    second.write('{"a":2}\n');
+    const closing = second.close();
+    expect(second.close()).toBe(closing);
+    await closing;
+    expect(readFileSync(path, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+  });
+
+  it('drops lines instead of crashing when the file cannot be opened', async () => {
+    const sink = openAccessLog('/nonexistent-dir/for/sure/access.log');
+    sink.write('x\n');
+    await sink.close();
+    sink.write('y\n');
   });
 });

@@ -145,8 +145,11 @@ export function openAccessLog(target: string): AccessLogSink {
     write: (line) => void file?.write(line),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
-        if (file === undefined) resolve();
-        else file.end(resolve);
+        const f = file;
+        if (f === undefined || f.closed) return resolve();
+        // 'close' follows both a flushed end and a failed open (the stream destroys itself).
+        f.once('close', () => resolve());
+        f.end();
       });
       return closing;
     },

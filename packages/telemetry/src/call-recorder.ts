@@ -26,6 +26,34 @@ export interface TelemetryDeps {
   readonly tracer: Tracer | undefined;
   readonly metrics: MeshMetrics | undefined;
   readonly accessLog: AccessLogSink | undefined;
+  /** Recent ejections, so an attempt whose endpoint was ejected shows it on its span. */
+  readonly ejections?: EjectionLog;
+}
+
+/** The latest ejection per service and endpoint, with its clock time. */
+export class EjectionLog {
+  readonly #by = new Map<string, Map<string, { at: number; reason: string }>>();
+
+  record(service: string, endpoint: string, reason: string, at: number): void {
+    let m = this.#by.get(service);
+    if (m === undefined) {
+      m = new Map();
+      this.#by.set(service, m);
+    }
+    // Bounded like the metrics: a service with more endpoints keeps the most recent 1,024.
+    if (m.size >= 1024 && !m.has(endpoint)) m.delete(m.keys().next().value!);
+    m.set(endpoint, { at, reason });
+  }
+
+  /** The ejection of `endpoint` at or after `since`, if there was one. */
+  since(service: string, endpoint: string, since: number): { at: number; reason: string } | undefined {
+    const e = this.#by.get(service)?.get(endpoint);
+    return e !== undefined && e.at >= since ? e : undefined;
+  }
+
+  forget(service: string): void {
+    this.#by.delete(service);
+  }
 }
 
 /**

@@ -159,6 +159,7 @@ export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
 
 class AttemptHandler extends ForwardingHandler {
   readonly #ctx: CallContext;
+  readonly #startedAt: number;
   readonly #deps: TelemetryDeps;
   readonly #span: Span | undefined;
   readonly #recorder: CallRecorder | undefined;
@@ -174,6 +175,7 @@ class AttemptHandler extends ForwardingHandler {
   ) {
     super(handler);
     this.#ctx = ctx;
+    this.#startedAt = span?.isRecording() && deps.ejections ? ctx.clock.now() : 0;
     this.#deps = deps;
     this.#span = span;
     this.#recorder = recorder;
@@ -224,6 +226,9 @@ class AttemptHandler extends ForwardingHandler {
           span.setAttribute('network.peer.port', ep.port);
         }
         if (status !== undefined) span.setAttribute('http.response.status_code', status);
+        // Outlier detection acts when the pick stage reports this attempt's end, below us.
+        const ejected = ep && this.#deps.ejections?.since(this.#ctx.service, ep.id, this.#startedAt);
+        if (ejected) span.addEvent('mesh.ejected', { 'mesh.endpoint': ep.id, 'mesh.reason': ejected.reason });
         const code = failed ? errorCode(error) : undefined;
         const type = errorTypeLabel(code, failed, status);
         if (type !== '') {

@@ -3,7 +3,7 @@ import { type Clock, type Env, type Interceptor, systemClock } from '@proxyless/
 import { type Registry, register } from 'prom-client';
 import { type AccessLogSink, openAccessLog } from './access-log.js';
 import { type AdminServer, type AdminServerOptions, createAdminServer } from './admin.js';
-import type { TelemetryDeps } from './call-recorder.js';
+import { EjectionLog, type TelemetryDeps } from './call-recorder.js';
 import { resolveTelemetryConfig, type TelemetryConfig } from './config.js';
 import type { TelemetryEvent } from './events.js';
 import { createAttemptInterceptor, createCallInterceptor } from './interceptors.js';
@@ -78,7 +78,8 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
   const tracer = config.tracing.enabled
     ? (options.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_SCOPE)
     : undefined;
-  const deps: TelemetryDeps = { tracer, metrics, accessLog };
+  const ejections = tracer ? new EjectionLog() : undefined;
+  const deps: TelemetryDeps = { tracer, metrics, accessLog, ...(ejections ? { ejections } : {}) };
   const events = createEventRing(config.admin.eventHistory, clock);
   let admin: Promise<AdminServer | undefined> | undefined;
   let closing: Promise<void> | undefined;
@@ -100,6 +101,9 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
     onMeshEvent(event) {
       metrics?.onMeshEvent(event);
       events.push(event);
+      if (event.type === 'balancer' && event.event.type === 'eject' && event.event.endpoint !== undefined) {
+        ejections?.record(event.service, event.event.endpoint, event.event.reason ?? '', clock.now());
+      } else if (event.type === 'service_removed') ejections?.forget(event.service);
     },
     startAdmin(providers) {
       admin ??=

@@ -7,7 +7,7 @@
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { composeInterceptors, type DispatchFn, type Interceptor, MeshError } from '@proxyless/core';
+import { callOf, composeInterceptors, type DispatchFn, type Interceptor, MeshError } from '@proxyless/core';
 import {
   type AccessLogRecord,
   type AccessLogSink,
@@ -214,6 +214,58 @@ describe('telemetry interceptors over real HTTP', () => {
       (v) => (v as { metricName?: string }).metricName?.endsWith('_count'),
     );
     expect(count?.labels).toMatchObject({ http_response_status_code: '503', error_type: '503' });
+  });
+
+  it('shows an ejection on the span of the attempt that caused it', async () => {
+    // Stands for the balancer: on a 503 it ejects the endpoint when the attempt ends, before
+    // the end reaches the stages above (as the pick stage reports to outlier detection).
+    const ejector: Interceptor = (dispatch) => (opts, handler) => {
+      const ctx = callOf(opts)!;
+      let status = 0;
+      return dispatch(opts, {
+        ...handler,
+        onRequestStart: (c, x) => handler.onRequestStart?.(c, x),
+        onResponseStart: (c, st, h, m) => {
+          status = st;
+          handler.onResponseStart?.(c, st, h, m);
+        },
+        onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
+        onResponseEnd: (c, t) => {
+          if (status === 503) {
+            telemetry.onMeshEvent({
+              type: 'balancer',
+              service: ctx.service,
+              event: {
+                type: 'eject',
+                endpoint: ctx.endpoint!.id,
+                reason: 'consecutive_5xx',
+                durationMs: 30_000,
+              },
+            });
+          }
+          handler.onResponseEnd?.(c, t);
+        },
+        onResponseError: (c, e) => handler.onResponseError?.(c, e),
+      });
+    };
+    const dispatch = composeInterceptors(
+      [
+        telemetry.callInterceptor,
+        fakeRetry(1),
+        telemetry.attemptInterceptor,
+        fakePick([ep(flaky), ep(ok)]),
+        ejector,
+      ],
+      pools.terminal,
+    );
+    const r = await collect(dispatch, callOptions(callContext('inventory')));
+    expect(r.status).toBe(200);
+    const [first, second] = clientSpans();
+    expect(first!.events.map((e) => [e.name, e.attributes?.['mesh.endpoint']])).toEqual([
+      ['mesh.ejected', flaky.address],
+    ]);
+    expect(second!.events).toEqual([]);
+    expect(telemetry.events.list().at(-1)).toMatchObject({ type: 'eject', service: 'inventory' });
   });
 
   it('logs UF for a dead endpoint, with the endpoint and error code', async () => {
