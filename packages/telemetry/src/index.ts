@@ -8,7 +8,7 @@ export {
   responseFlags,
 } from './access-log.js';
 export { type AdminServer, type AdminServerOptions, createAdminServer } from './admin.js';
-export { CallRecorder, type TelemetryDeps } from './call-recorder.js';
+export { EjectionLog, type TelemetryDeps } from './call-recorder.js';
 export {
   OTEL_DURATION_BUCKETS,
   resolveTelemetryConfig,
