@@ -53,10 +53,15 @@ export {
   type TelemetryOptions,
 } from './telemetry.js';
 export {
+  allResolved,
   createEventRing,
   describeEvent,
+  type EndpointStatsLike,
   type EndpointView,
   type EventRing,
   type EventView,
+  type ServiceStatsLike,
   type ServiceView,
+  type ServiceViewSource,
+  serviceView,
 } from './views.js';

@@ -1,6 +1,6 @@
 import { VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
-import { createEventRing } from './views.js';
+import { allResolved, createEventRing, serviceView } from './views.js';
 
 describe('createEventRing', () => {
   it('keeps the most recent events, oldest first, in words', async () => {
@@ -53,5 +53,109 @@ describe('createEventRing', () => {
       'health_check e:1 (unhealthy)',
       'destination removed',
     ]);
+  });
+});
+
+describe('serviceView', () => {
+  const set = {
+    version: 4,
+    source: 'consul',
+    updatedAt: 1000,
+    stale: true,
+    staleSince: 2000,
+    endpoints: [{ id: 'a', address: '10.0.0.1', port: 80, health: 'passing' as const }],
+  };
+
+  it('takes the balancer figures when there are some, with breaker, panic, staleness and pools', () => {
+    const view = serviceView('payments', {
+      set,
+      now: 47_000,
+      connections: (id) => (id === 'a' ? 3 : undefined),
+      stats: {
+        policy: 'peak_ewma',
+        panic: false,
+        circuitBreaker: 'open',
+        endpoints: [
+          {
+            id: 'a',
+            address: '10.0.0.1',
+            port: 80,
+            zone: undefined,
+            weight: 1,
+            health: 'passing',
+            checkHealthy: true,
+            inflight: 2,
+            ewmaMs: 12.5,
+            ejected: false,
+            requests: 10,
+            failures: 1,
+          },
+          {
+            id: 'b',
+            address: '10.0.0.2',
+            port: 80,
+            zone: 'z1',
+            weight: 1,
+            health: 'passing',
+            checkHealthy: false,
+            inflight: 0,
+            ewmaMs: undefined,
+            ejected: true,
+            requests: 5,
+            failures: 5,
+          },
+        ],
+      },
+    });
+    expect(view).toEqual({
+      name: 'payments',
+      resolved: true,
+      stale: true,
+      staleForMs: 45_000,
+      source: 'consul',
+      version: 4,
+      policy: 'peak_ewma',
+      panic: false,
+      circuitBreaker: 'open',
+      endpoints: [
+        {
+          id: 'a',
+          address: '10.0.0.1',
+          port: 80,
+          health: 'passing',
+          ejected: false,
+          weight: 1,
+          inFlight: 2,
+          ewmaMs: 12.5,
+          requests: 10,
+          failures: 1,
+          connections: 3,
+        },
+        {
+          id: 'b',
+          address: '10.0.0.2',
+          port: 80,
+          health: 'critical',
+          ejected: true,
+          weight: 1,
+          zone: 'z1',
+          inFlight: 0,
+          requests: 5,
+          failures: 5,
+        },
+      ],
+    });
+  });
+
+  it('falls back to the endpoint set, and is not resolved before one arrives', () => {
+    const fresh = serviceView('inventory', { set: { ...set, stale: false }, now: 0 });
+    expect(fresh.endpoints).toEqual([
+      { id: 'a', address: '10.0.0.1', port: 80, health: 'passing', ejected: false },
+    ]);
+    expect(fresh.staleForMs).toBeUndefined();
+    const pending = serviceView('orders', { now: 0 });
+    expect(pending).toEqual({ name: 'orders', resolved: false, stale: false, endpoints: [] });
+    expect(allResolved([fresh])).toBe(true);
+    expect(allResolved([fresh, pending])).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { type Clock, systemClock, wallClockMs } from '@proxyless/core';
-import type { BreakerState, TelemetryEvent } from './events.js';
+import type { BreakerState, EndpointSetLike, TelemetryEvent } from './events.js';
 
 /** One endpoint as the admin server shows it (`/clusters`, the page). */
 export interface EndpointView {
@@ -125,4 +125,89 @@ export function describeEvent(event: TelemetryEvent, time: string): EventView {
     case 'service_removed':
       return { time, type: event.type, service: event.service, detail: 'destination removed' };
   }
+}
+
+/** A balancer's per-endpoint figures as {@link serviceView} reads them (the balancer's `EndpointStats`). */
+export interface EndpointStatsLike {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly zone?: string | undefined;
+  readonly weight?: number;
+  readonly health: 'passing' | 'warning' | 'critical';
+  /** Active health-check verdict; `false` shows the endpoint unhealthy. */
+  readonly checkHealthy?: boolean;
+  readonly inflight?: number;
+  readonly ewmaMs?: number | undefined;
+  readonly ejected: boolean;
+  readonly requests?: number;
+  readonly failures?: number;
+}
+
+/** A balancer snapshot as {@link serviceView} reads it (the mesh's `ServiceStats`). */
+export interface ServiceStatsLike {
+  readonly policy?: string;
+  readonly panic?: boolean;
+  readonly circuitBreaker?: BreakerState;
+  readonly endpoints: readonly EndpointStatsLike[];
+}
+
+/** What the mesh knows about one service, for {@link serviceView}. */
+export interface ServiceViewSource {
+  readonly set?: EndpointSetLike | undefined;
+  readonly stats?: ServiceStatsLike | undefined;
+  /** Open connections of an endpoint's pool. */
+  connections?(endpointId: string): number | undefined;
+  /** Clock time now (for `staleForMs`). */
+  readonly now: number;
+}
+
+/**
+ * Build the admin view of a service from its endpoint set and balancer snapshot: the balancer's
+ * figures when it has them, else the set's endpoints as the registry reported them.
+ */
+export function serviceView(name: string, src: ServiceViewSource): ServiceView {
+  const { set, stats } = src;
+  const endpoints: EndpointView[] = stats
+    ? stats.endpoints.map((e) => {
+        const connections = src.connections?.(e.id);
+        return {
+          id: e.id,
+          address: e.address,
+          port: e.port,
+          health: e.checkHealthy === false ? 'critical' : e.health,
+          ejected: e.ejected,
+          ...(e.weight !== undefined ? { weight: e.weight } : {}),
+          ...(e.zone !== undefined ? { zone: e.zone } : {}),
+          ...(e.inflight !== undefined ? { inFlight: e.inflight } : {}),
+          ...(e.ewmaMs !== undefined ? { ewmaMs: e.ewmaMs } : {}),
+          ...(e.requests !== undefined ? { requests: e.requests } : {}),
+          ...(e.failures !== undefined ? { failures: e.failures } : {}),
+          ...(connections !== undefined ? { connections } : {}),
+        };
+      })
+    : (set?.endpoints ?? []).map((e) => ({
+        id: e.id,
+        address: e.address,
+        port: e.port,
+        health: e.health ?? 'passing',
+        ejected: false,
+      }));
+  const staleSince = set?.stale ? (set.staleSince ?? set.updatedAt) : undefined;
+  return {
+    name,
+    resolved: set !== undefined,
+    stale: set?.stale ?? false,
+    endpoints,
+    ...(set ? { source: set.source, version: set.version } : {}),
+    ...(staleSince !== undefined ? { staleForMs: Math.max(0, src.now - staleSince) } : {}),
+    ...(stats?.policy !== undefined ? { policy: stats.policy } : {}),
+    ...(stats?.panic !== undefined ? { panic: stats.panic } : {}),
+    ...(stats?.circuitBreaker !== undefined ? { circuitBreaker: stats.circuitBreaker } : {}),
+  };
+}
+
+/** `/readyz`: every configured service has resolved at least once. */
+export function allResolved(services: readonly ServiceView[]): boolean {
+  return services.every((s) => s.resolved);
 }
