@@ -191,7 +191,8 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   ];
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Standalone only: `run.ts` bundles this file into its own, where argv[1] is run.js.
+if (/telemetry\.[jt]s$/.test(process.argv[1] ?? '')) {
   void runTelemetryBench({ quick: process.argv.includes('--quick') }).then((figures) => {
     for (const f of figures)
       process.stdout.write(`${f.name}: ${f.value.toFixed(3)} ${f.unit} ${f.target ?? ''}\n`);
