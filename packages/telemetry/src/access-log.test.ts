@@ -46,6 +46,9 @@ describe('responseFlags', () => {
     const wrapped = new Error('wrapped', { cause: Object.assign(new Error('x'), { code: 'ECONNREFUSED' }) });
     expect(responseFlags({ error: wrapped })).toEqual(['UF']);
     expect(responseFlags({ error: new Error('no code') })).toEqual([]);
+    expect(
+      responseFlags({ error: Object.assign(new Error('x'), { code: 'MESH_NO_HEALTHY_ENDPOINTS' }) }),
+    ).toEqual(['UH']);
   });
 
   it('flags URX when retries were made and the retry stage gave up at max_retries', () => {

@@ -19,6 +19,8 @@ export interface ResponseFlagsInput {
 /** Error codes and the flag each stands for. */
 const FLAG_OF_CODE: Readonly<Record<string, ResponseFlag>> = {
   MESH_NO_ENDPOINTS: 'UH',
+  // Every endpoint in TRANSIENT_FAILURE: failed fast with nothing sent (the connectivity stage).
+  MESH_NO_HEALTHY_ENDPOINTS: 'UH',
   MESH_CONNECT_FAILED: 'UF',
   MESH_TIMEOUT: 'UT',
   MESH_CIRCUIT_OPEN: 'UO',

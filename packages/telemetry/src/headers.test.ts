@@ -48,4 +48,14 @@ describe('withHeaders', () => {
       ['traceparent', TP[1]],
     ]);
   });
+
+  it('treats a record as a record even when Object.prototype has an iterator (undici’s rule)', () => {
+    const proto = Object.prototype as { [Symbol.iterator]?: unknown };
+    proto[Symbol.iterator] = function* () {};
+    try {
+      expect(withHeaders({ 'X-A': '1' }, TP)).toEqual({ 'X-A': '1', traceparent: TP[1] });
+    } finally {
+      delete proto[Symbol.iterator];
+    }
+  });
 });

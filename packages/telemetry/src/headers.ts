@@ -23,7 +23,7 @@ export function withHeaders(headers: Headers, extra: readonly string[]): Headers
     out.push(...extra);
     return out;
   }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+  if (hasSafeIterator(headers as object)) {
     const out: Array<[string, string | string[] | undefined]> = [];
     for (const pair of headers as Iterable<[string, string | string[] | undefined]>) {
       if (!isOneOf(pair[0], extra)) out.push(pair);
@@ -34,7 +34,7 @@ export function withHeaders(headers: Headers, extra: readonly string[]): Headers
   }
   const record = headers as Record<string, string | string[] | undefined>;
   const out: Record<string, string | string[] | undefined> = {};
-  for (const name in record) if (!isOneOf(name, extra)) out[name] = record[name];
+  for (const name of Object.keys(record)) if (!isOneOf(name, extra)) out[name] = record[name];
   for (let i = 0; i < extra.length; i += 2) out[extra[i]!] = extra[i + 1]!;
   return out as Headers;
 }
@@ -47,4 +47,19 @@ function isOneOf(name: string, pairs: readonly string[]): boolean {
     if (name.length === p.length && name.toLowerCase() === p) return true;
   }
   return false;
+}
+
+/**
+ * undici's rule for headers with an iterator (`lib/core/util.js` `hasSafeIterator`): only an own
+ * iterator or one from a non-`Object` prototype makes them iterable, so an iterator planted on
+ * `Object.prototype` never turns a plain record into pairs.
+ */
+function hasSafeIterator(obj: object): boolean {
+  if (Object.hasOwn(obj, Symbol.iterator)) return true;
+  const proto = Object.getPrototypeOf(obj) as object | null;
+  return (
+    proto !== null &&
+    proto !== Object.prototype &&
+    typeof (obj as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function'
+  );
 }
