@@ -216,6 +216,11 @@ export interface Mesh extends AsyncDisposable {
   stats(service: string): ServiceStats | undefined;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
   /**
+   * The admin server's URL (`http://127.0.0.1:port`) once it listens, when `MESH_ADMIN_PORT`
+   * (or `telemetry.admin.port`) is set; `undefined` otherwise.
+   */
+  admin(): Promise<string | undefined>;
+  /**
    * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
    * id, address, port, tags, metadata, weights and a health check. `mesh.close()` deregisters it.
    * With `manageSignals`, SIGTERM/SIGINT mark it unhealthy, deregister it, keep serving for
@@ -280,6 +285,7 @@ class MeshImpl implements Mesh, DispatchTarget {
   #closingDests = new Set<Destination>();
   #idleTimeoutMs: number;
   readonly #telemetry: Telemetry | undefined;
+  #admin: Promise<string | undefined> = Promise.resolve(undefined);
   #idleSweep: Timer | undefined;
 
   constructor(options: MeshOptions) {
@@ -359,7 +365,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.dispatcher = new MeshDispatcher(this);
     this.#events.event((event) => telemetry.onMeshEvent(event));
     if (telemetry.config.admin.port !== undefined) {
-      telemetry
+      this.#admin = telemetry
         .startAdmin({
           services: () =>
             this.services().map((name) =>
@@ -377,10 +383,14 @@ class MeshImpl implements Mesh, DispatchTarget {
             ),
           configDump: () => this.#configDump(),
         })
-        .catch((error: unknown) => {
-          this.#logger.error('admin server failed to start', { error });
-          this.#events.fire({ type: 'config_rejected', error: error as MeshError });
-        });
+        .then(
+          (server) => server?.url,
+          (error: unknown) => {
+            this.#logger.error('admin server failed to start', { error });
+            this.#events.fire({ type: 'config_rejected', error: error as MeshError });
+            return undefined;
+          },
+        );
     }
     // Every mesh event also goes to `diagnostics_channel` `proxyless:mesh:event` (free without subscribers).
     const channel = diagnosticsChannel('mesh', 'event');
@@ -677,6 +687,10 @@ class MeshImpl implements Mesh, DispatchTarget {
 
   onEvent(listener: (event: MeshEvent) => void): Disposable {
     return this.#events.event(listener);
+  }
+
+  admin(): Promise<string | undefined> {
+    return this.#admin;
   }
 
   close(options: CloseOptions = {}): Promise<void> {
