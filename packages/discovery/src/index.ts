@@ -2,11 +2,13 @@ export { type BackoffOptions, backoffDelay } from './backoff.js';
 export {
   type ConsulBackoffOptions,
   type ConsulConnectionOptions,
+  ConsulHttp,
   type ConsulRegistrarEvent,
   type ConsulRegistrarOptions,
   type ConsulResolver,
   type ConsulResolverEvent,
   type ConsulResolverOptions,
+  type ConsulResponse,
   type ConsulTlsOptions,
   consulEnvVars,
   consulOptionsFromEnv,
@@ -45,6 +47,8 @@ export {
   DEFAULT_ETCD_PREFIX,
   type EtcdConnectionOptions,
   type EtcdEnvOptions,
+  type EtcdPrefixPair,
+  type EtcdPrefixWatchOptions,
   type EtcdRegisteredInstance,
   EtcdRegistrar,
   type EtcdRegistrarOptions,
@@ -53,6 +57,7 @@ export {
   etcdEnvVars,
   etcdOptionsFromEnv,
   validateEtcdRegistration,
+  watchEtcdPrefix,
 } from './etcd/index.js';
 export {
   type ConfigDocument,

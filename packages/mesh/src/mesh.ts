@@ -62,6 +62,15 @@ import {
 } from './policy.js';
 import { DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
+import type { ChainTarget, RoutingChain } from './routing/index.js';
+import {
+  ConsulChains,
+  compileFileEntries,
+  entriesVersion,
+  fileEntryIssues,
+  startEtcdEntries,
+} from './routing-sources.js';
+import { type RouteOverrides, RoutingStage, type RoutingStats, subsetResolver } from './routing-stage.js';
 
 /** A JSON value, as policy settings are written in options and config documents. */
 export type JsonValue =
@@ -168,6 +177,8 @@ export interface ServiceStats extends BalancerStats {
   readonly roles: readonly string[];
   /** Calls in flight through the destination, until their response body ends. */
   readonly inFlight: number;
+  /** For a service with a routing chain: requests per route (index; `-1`: no router) and per target ID. */
+  readonly routing?: RoutingStats;
 }
 
 /** Options of {@link Mesh.register}. */
@@ -185,7 +196,16 @@ export interface RegisterOptions {
 
 /** Something the mesh reports: a rejected config, a registry failure, an endpoint set change. */
 export type MeshEvent =
-  | { type: 'config_rejected'; error: MeshError }
+  | {
+      type: 'config_rejected';
+      error: MeshError;
+      /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
+      source?: string;
+      /** The rejected version (file: content hash; etcd: revision; Consul: index). */
+      version?: string;
+    }
+  /** A version of config entries was validated and is in force. */
+  | { type: 'config_applied'; source: string; version: string; service?: string }
   | { type: 'resolver_error'; service: string; error: MeshError }
   | { type: 'endpoints_changed'; service: string; set: EndpointSet }
   /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
@@ -214,6 +234,11 @@ export interface Mesh extends AsyncDisposable {
    * in-flight count, latency EWMA, ejections, requests and failures.
    */
   stats(service: string): ServiceStats | undefined;
+  /**
+   * The compiled routing chain of a service (from `configEntries`, etcd or Consul), or `undefined`
+   * when no config entry shapes it. See docs/traffic-management.md.
+   */
+  routes(service: string): RoutingChain | undefined;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
   /**
    * The admin server's URL (`http://127.0.0.1:port`) once it listens, when `MESH_ADMIN_PORT`
@@ -239,6 +264,9 @@ export interface Mesh extends AsyncDisposable {
 }
 
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
+
+/** Datacenter file and etcd config entries are compiled for (target IDs name it). */
+const ROUTING_DC = 'dc1';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
@@ -287,6 +315,13 @@ class MeshImpl implements Mesh, DispatchTarget {
   readonly #telemetry: Telemetry | undefined;
   #admin: Promise<string | undefined> = Promise.resolve(undefined);
   #idleSweep: Timer | undefined;
+  // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
+  readonly #routing: RoutingStage;
+  #targetDests = new Map<string, Destination>();
+  #consulChains: ConsulChains | undefined;
+  #etcdEntries: Disposable | undefined;
+  #fileEntriesVersion: string | undefined;
+  // ---- end traffic management ----
 
   constructor(options: MeshOptions) {
     const env = options.env ?? process.env;
@@ -345,6 +380,12 @@ class MeshImpl implements Mesh, DispatchTarget {
       ...(options.metrics?.registry ? { registry: options.metrics.registry } : {}),
     });
     this.#telemetry = telemetry;
+    this.#routing = new RoutingStage({
+      random: this.#random,
+      logicalHost: this.#hostHeader === 'logical',
+      targetDestination: (target, overrides) => this.#targetDestination(target, overrides),
+      send: (dest, opts, headers, handler, request) => this.#send(dest, opts, headers, handler, request),
+    });
 
     this.#resolvers = createResolvers({
       registries,
@@ -358,12 +399,19 @@ class MeshImpl implements Mesh, DispatchTarget {
       validateDocument: (doc, iss) => {
         const file = parseDocumentLayers(doc, iss);
         if (iss.ok) this.#checkMerged(file, iss);
+        if (iss.ok) fileEntryIssues(doc, ROUTING_DC, iss);
       },
     });
     this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.dispatcher = new MeshDispatcher(this);
-    this.#events.event((event) => telemetry.onMeshEvent(event));
+    // Telemetry's `mesh_config_version` gauge counts the config-entry versions applied (any source).
+    let applied = 0;
+    this.#events.event((event) =>
+      telemetry.onMeshEvent(
+        event.type === 'config_applied' ? { type: event.type, version: ++applied } : event,
+      ),
+    );
     if (telemetry.config.admin.port !== undefined) {
       this.#admin = telemetry
         .startAdmin({
@@ -398,8 +446,9 @@ class MeshImpl implements Mesh, DispatchTarget {
       if (channel.hasSubscribers) channel.publish({ mesh: this.serviceName, ...event });
     });
     for (const r of this.#resolvers.fileRejections) {
-      r((error) => this.#events.fire({ type: 'config_rejected', error }));
+      r((error) => this.#events.fire({ type: 'config_rejected', error, source: 'file' }));
     }
+    this.#startRoutingSources(registries);
   }
 
   // ---- configuration from the config document -------------------------------------------------
@@ -410,7 +459,77 @@ class MeshImpl implements Mesh, DispatchTarget {
     if (!issues.ok) return; // validated before apply by the file resolver; defensive only
     this.#fileLayers = layers;
     for (const d of this.#destinations.values()) d.refreshPolicy();
+    for (const d of this.#targetDests.values()) d.refreshPolicy();
+    this.#applyFileEntries(doc);
   }
+
+  // ---- traffic management: sources and target destinations ------------------------------------
+
+  #applyFileEntries(doc: Record<string, unknown>): void {
+    const version = entriesVersion(doc.configEntries);
+    if (version === this.#fileEntriesVersion) return;
+    // Validated with the document before it was accepted (createMesh throws on a bad file).
+    const config = compileFileEntries(doc, ROUTING_DC);
+    this.#routing.setConfig('file', config);
+    this.#fileEntriesVersion = version;
+    // The routing stage exists before the first document; events fire once listeners can attach.
+    queueMicrotask(() => this.#events.fire({ type: 'config_applied', source: 'file', version }));
+  }
+
+  #startRoutingSources(registries: RegistrySettings): void {
+    const events = {
+      applied: (source: string, version: string, service?: string) =>
+        this.#events.fire({ type: 'config_applied', source, version, ...(service ? { service } : {}) }),
+      rejected: (source: string, version: string, error: MeshError) => {
+        this.#logger.warn('config entries rejected; keeping the last good version', {
+          source,
+          version,
+          error,
+        });
+        this.#events.fire({ type: 'config_rejected', error, source, version });
+      },
+    };
+    const deps = { stage: this.#routing, events, clock: this.#clock, logger: this.#logger };
+    if (registries.etcd)
+      this.#etcdEntries = startEtcdEntries(registries.etcd, {
+        ...deps,
+        random: this.#random,
+        datacenter: ROUTING_DC,
+      });
+    if (registries.consul) this.#consulChains = new ConsulChains(registries.consul, deps);
+  }
+
+  /**
+   * The destination of one routing target (service + subset) with a route's timeout/retry
+   * overrides: its own balancer, outlier state and breaker over the subset's endpoints.
+   */
+  #targetDestination(target: ChainTarget, overrides: RouteOverrides | undefined): Destination {
+    const key = overrides ? `${target.id}|${overrides.key}` : target.id;
+    const cached = this.#targetDests.get(key);
+    if (cached !== undefined) return cached;
+    if (this.#closing) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    for (const resolver of this.#resolvers.list) {
+      const service = resolver.match(target.service);
+      if (service === undefined) continue;
+      const extra = overrides
+        ? [parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())]
+        : [];
+      const dest = new Destination(service, subsetResolver(resolver, target), {
+        ...this.#destinationDeps(),
+        policy: (s) => buildPolicy(s, [...this.#layersFor(s), ...extra], this.#policyDeps()),
+      });
+      this.#targetDests.set(key, dest);
+      return dest;
+    }
+    throw new MeshError(
+      'MESH_NO_ENDPOINTS',
+      `no registry knows "${target.service}" (routing target ${target.id})`,
+      {
+        details: { service: target.service },
+      },
+    );
+  }
+  // ---- end traffic management ----
 
   /**
    * Some rules only hold across layers (a health check needs a `path` from some layer; a ring's
@@ -438,6 +557,36 @@ class MeshImpl implements Mesh, DispatchTarget {
 
   // ---- naming ----------------------------------------------------------------------------------
 
+  #policyDeps(): Parameters<typeof buildPolicy>[2] {
+    return {
+      clock: this.#clock,
+      random: this.#random,
+      logger: this.#logger,
+      onBreakerStateChange: (service, state) =>
+        this.#events.fire({ type: 'circuit_breaker', service, state }),
+    };
+  }
+
+  #destinationDeps(): ConstructorParameters<typeof Destination>[2] {
+    return {
+      outer: this.#telemetry ? [{ role: 'telemetry', interceptor: this.#telemetry.callInterceptor }] : [],
+      inner: this.#telemetry
+        ? [{ role: 'telemetryAttempt', interceptor: this.#telemetry.attemptInterceptor }]
+        : [],
+      clock: this.#clock,
+      logger: this.#logger,
+      connectionsPerEndpoint: this.#connections,
+      resolveTimeoutMs: this.#resolveTimeoutMs,
+      policy: (s) => buildPolicy(s, this.#layersFor(s), this.#policyDeps()),
+      onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
+      onBalancerEvent: (event) => this.#events.fire({ type: 'balancer', service: event.service, event }),
+      onResolverError: (s, error) => {
+        this.#logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
+        this.#events.fire({ type: 'resolver_error', service: s, error });
+      },
+    };
+  }
+
   #destinationFor(hostname: string): Destination | undefined {
     const cached = this.#byHost.get(hostname);
     if (cached !== undefined) return cached;
@@ -453,33 +602,8 @@ class MeshImpl implements Mesh, DispatchTarget {
       if (service === undefined) continue;
       let dest = this.#destinations.get(service);
       if (dest === undefined) {
-        dest = new Destination(service, resolver, {
-          outer: this.#telemetry ? [{ role: 'telemetry', interceptor: this.#telemetry.callInterceptor }] : [],
-          inner: this.#telemetry
-            ? [{ role: 'telemetryAttempt', interceptor: this.#telemetry.attemptInterceptor }]
-            : [],
-          clock: this.#clock,
-          logger: this.#logger,
-          connectionsPerEndpoint: this.#connections,
-          resolveTimeoutMs: this.#resolveTimeoutMs,
-          policy: (s) =>
-            buildPolicy(s, this.#layersFor(s), {
-              clock: this.#clock,
-              random: this.#random,
-              logger: this.#logger,
-              onBreakerStateChange: (service, state) =>
-                this.#events.fire({ type: 'circuit_breaker', service, state }),
-            }),
-          onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
-          onBalancerEvent: (event) => this.#events.fire({ type: 'balancer', service: event.service, event }),
-          onResolverError: (s, error) => {
-            this.#logger.warn('registry refresh failed; keeping the last known endpoints', {
-              service: s,
-              error,
-            });
-            this.#events.fire({ type: 'resolver_error', service: s, error });
-          },
-        });
+        dest = new Destination(service, resolver, this.#destinationDeps());
+        this.#consulChains?.watch(service);
         this.#destinations.set(service, dest);
         this.#armIdleSweep();
       }
@@ -542,6 +666,20 @@ class MeshImpl implements Mesh, DispatchTarget {
       failDispatch(new CallHandler(handler), error as Error);
       return true;
     }
+    // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
+    const chains = this.#routing.chains;
+    if (chains.size > 0) {
+      const chain = chains.get(dest?.service ?? hostnameOf(origin) ?? '');
+      if (chain !== undefined && !origin.startsWith('https:')) {
+        try {
+          return this.#routing.dispatch(chain, opts, origin, handler);
+        } catch (error) {
+          failDispatch(new CallHandler(handler), error as Error);
+          return true;
+        }
+      }
+    }
+    // ---- end traffic management ----
     if (dest === undefined) {
       if (this.#agent) return this.#agent.dispatch(opts, handler);
       failDispatch(new CallHandler(handler), unknownService(origin));
@@ -677,12 +815,18 @@ class MeshImpl implements Mesh, DispatchTarget {
     const d = this.#destinations.get(service);
     if (d === undefined) return undefined;
     const breaker = d.circuitBreakerState;
+    const routing = this.#routing.stats(service);
     return {
       ...d.balancer.stats(),
       ...(breaker ? { circuitBreaker: breaker } : {}),
       roles: [...d.roles, 'pick'],
       inFlight: d.inFlight,
+      ...(routing ? { routing } : {}),
     };
+  }
+
+  routes(service: string): RoutingChain | undefined {
+    return this.#routing.chains.get(service);
   }
 
   onEvent(listener: (event: MeshEvent) => void): Disposable {
@@ -756,7 +900,10 @@ class MeshImpl implements Mesh, DispatchTarget {
     await this.#registrar?.close().catch((error: unknown) => {
       this.#logger.warn('deregistration failed on close', { error });
     });
-    const dests = [...this.#destinations.values()];
+    await this.#consulChains?.close();
+    this.#etcdEntries?.dispose();
+    const dests = [...this.#destinations.values(), ...this.#targetDests.values()];
+    this.#targetDests.clear();
     this.#destinations.clear();
     this.#byHost.clear();
     this.#byOrigin.clear();

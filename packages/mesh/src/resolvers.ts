@@ -94,7 +94,7 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
       clock,
       logger,
       serviceKeys: POLICY_KEYS,
-      topLevelKeys: ['defaults'],
+      topLevelKeys: ['defaults', 'configEntries'],
       validate: (doc, issues) => input.validateDocument(doc as unknown as Record<string, unknown>, issues),
     });
     owned.push(file);

@@ -1,0 +1,165 @@
+import {
+  type Clock,
+  type Disposable,
+  type Logger,
+  type MeshError,
+  noopLogger,
+  type Random,
+  systemClock,
+  systemRandom,
+  type Timer,
+} from '@proxyless/core';
+import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+import { type BackoffOptions, backoffDelay } from '../backoff.js';
+import { createEtcdClient, type EtcdConnectionOptions, unavailable } from './client.js';
+
+/** One key and its value, as the whole-prefix snapshot holds them. */
+export interface EtcdPrefixPair {
+  readonly key: string;
+  readonly value: Uint8Array;
+}
+
+/** Options of {@link watchEtcdPrefix}. */
+export interface EtcdPrefixWatchOptions extends EtcdConnectionOptions {
+  /** The prefix watched (for config entries: `/proxyless/config/`). */
+  prefix: string;
+  /** An existing client (not closed by the watch); otherwise one is created from the options. */
+  client?: Etcd3;
+  /** Called with every key under the prefix after the listing and after each change. */
+  onSnapshot: (pairs: readonly EtcdPrefixPair[], revision: number) => void;
+  /** Called when listing or watching fails; the last snapshot stays in force. */
+  onError?: (error: MeshError) => void;
+  /** @defaultValue `{ baseMs: 200, capMs: 10000 }` */
+  backoff?: BackoffOptions;
+  clock?: Clock;
+  random?: Random;
+  logger?: Logger;
+}
+
+/**
+ * Watch every key under an etcd prefix as one document: list it, then watch from the listed
+ * revision + 1, and hand the whole snapshot (with its revision) to `onSnapshot` after each change,
+ * so the consumer validates and applies it as one version. A broken watch resumes from the last
+ * revision seen (a compacted one lists again); failures back off with full jitter.
+ *
+ * @returns stops the watch (and closes the client it created).
+ */
+export function watchEtcdPrefix(options: EtcdPrefixWatchOptions): Disposable {
+  const w = new PrefixWatch(options);
+  w.start();
+  return { dispose: () => w.stop() };
+}
+
+class PrefixWatch {
+  readonly #o: EtcdPrefixWatchOptions;
+  readonly #client: Etcd3;
+  readonly #owns: boolean;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #logger: Logger;
+  readonly #state = new Map<string, Uint8Array>();
+  #revision: number | undefined;
+  #watcher: Watcher | undefined;
+  #timer: Timer | undefined;
+  #attempt = 0;
+  #stopped = false;
+
+  constructor(options: EtcdPrefixWatchOptions) {
+    this.#o = options;
+    this.#owns = options.client === undefined;
+    this.#client = options.client ?? createEtcdClient(options);
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? systemRandom;
+    this.#logger = options.logger ?? noopLogger;
+  }
+
+  start(): void {
+    void this.#list();
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#timer?.cancel();
+    this.#drop();
+    if (this.#owns) this.#client.close();
+  }
+
+  #emit(): void {
+    const pairs = [...this.#state].map(([key, value]) => ({ key, value }));
+    this.#o.onSnapshot(pairs, this.#revision ?? 0);
+  }
+
+  async #list(): Promise<void> {
+    if (this.#stopped) return;
+    this.#drop();
+    try {
+      const res = await this.#client.getAll().prefix(this.#o.prefix).exec();
+      if (this.#stopped) return;
+      this.#state.clear();
+      for (const kv of res.kvs) this.#state.set(kv.key.toString(), new Uint8Array(kv.value));
+      this.#revision = Number(res.header.revision);
+      this.#attempt = 0;
+      this.#emit();
+      this.#watch(this.#revision + 1);
+    } catch (error) {
+      if (this.#stopped) return;
+      this.#fail(unavailable(`listing ${this.#o.prefix}`, error), () => this.#list());
+    }
+  }
+
+  #watch(from: number): void {
+    if (this.#stopped) return;
+    const watcher = this.#client.watch().prefix(this.#o.prefix).startRevision(String(from)).watcher();
+    this.#watcher = watcher;
+    const current = (): boolean => this.#watcher === watcher && !this.#stopped;
+    watcher.on('connected', () => {
+      if (current()) this.#attempt = 0;
+    });
+    watcher.on('data', (res: IWatchResponse) => {
+      if (!current() || res.events.length === 0) return;
+      for (const ev of res.events) {
+        const key = ev.kv.key.toString();
+        if (ev.type === 'Put') this.#state.set(key, new Uint8Array(ev.kv.value));
+        else this.#state.delete(key);
+        this.#revision = Math.max(this.#revision ?? 0, Number(ev.kv.mod_revision));
+      }
+      this.#emit();
+    });
+    const broken = (error: unknown): void => {
+      if (!current()) return;
+      this.#drop();
+      const message = error instanceof Error ? error.message : String(error);
+      if (/compacted/i.test(message) || /^Watcher canceled:\s*$/.test(message)) {
+        void this.#list();
+        return;
+      }
+      this.#fail(unavailable(`watch of ${this.#o.prefix} broke`, error), () =>
+        this.#revision === undefined ? void this.#list() : this.#watch(this.#revision + 1),
+      );
+    };
+    watcher.on('disconnected', broken);
+    watcher.on('error', broken);
+  }
+
+  #fail(error: MeshError, retry: () => void): void {
+    this.#logger.warn('etcd prefix watch failed', { prefix: this.#o.prefix, error, attempt: this.#attempt });
+    this.#o.onError?.(error);
+    const delay = backoffDelay(
+      this.#attempt++,
+      this.#o.backoff ?? { baseMs: 200, capMs: 10_000 },
+      this.#random,
+    );
+    this.#timer?.cancel();
+    this.#timer = this.#clock.setTimer(delay, () => {
+      this.#timer = undefined;
+      if (!this.#stopped) retry();
+    });
+  }
+
+  #drop(): void {
+    const w = this.#watcher;
+    this.#watcher = undefined;
+    w?.cancel().catch(() => undefined);
+  }
+}

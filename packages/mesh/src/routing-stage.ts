@@ -1,0 +1,273 @@
+/**
+ * The routing stage: for a service with a compiled chain (config entries from the file, etcd or
+ * Consul), each request is routed (route → split → target, see ./routing) before it enters a
+ * destination stack. Every target (service + subset, with the route's timeout/retry overrides) has
+ * a destination of its own — its own balancer, outlier state and breaker — whose endpoints are the
+ * target service's endpoints narrowed by the subset filter.
+ *
+ * Services without a chain never reach this module: the mesh checks one map first.
+ */
+import {
+  type Disposable,
+  type Endpoint,
+  type EndpointSet,
+  ForwardingHandler,
+  headerRecord,
+  type MeshHandler,
+  type Random,
+  type Resolver,
+  type ResolverListener,
+} from '@proxyless/core';
+import type { Dispatcher } from 'undici';
+import { CallHandler } from './call-handler.js';
+import type { Destination } from './destination.js';
+import { DispatchRequest, IDEMPOTENT_HEADER } from './request.js';
+import {
+  applyHeaderOps,
+  type ChainTarget,
+  type HeaderOps,
+  type RouteDecision,
+  type RoutingChain,
+  type RoutingConfig,
+  rewritePath,
+  route,
+  routeRequestOf,
+  subsetOf,
+} from './routing/index.js';
+
+/** Where config entries came from; a later source wins for a service (file < etcd < consul). */
+export type RoutingSourceName = 'file' | 'etcd' | 'consul';
+
+const SOURCES: readonly RoutingSourceName[] = ['file', 'etcd', 'consul'];
+
+/** Request counts of a routed service: per route (by index; -1: no router) and per target ID. */
+export interface RoutingStats {
+  readonly routes: Readonly<Record<string, number>>;
+  readonly targets: Readonly<Record<string, number>>;
+}
+
+/** What the stage needs from the mesh. */
+export interface RoutingStageDeps {
+  random: Random;
+  /** The destination of a target with a policy overlay (`overrides`, a resilience patch, or undefined). */
+  targetDestination(target: ChainTarget, overrides: RouteOverrides | undefined): Destination;
+  /** Send through a destination (the mesh's own `#send`). */
+  send(
+    dest: Destination,
+    opts: Dispatcher.DispatchOptions,
+    headers: Dispatcher.DispatchOptions['headers'],
+    handler: MeshHandler,
+    request: DispatchRequest,
+  ): boolean;
+  /** Whether the logical `Host` header is set (`hostHeader: 'logical'`). */
+  logicalHost: boolean;
+}
+
+/** A route's timeout and retry settings as a policy layer (the resilience keys of a service entry). */
+export interface RouteOverrides {
+  readonly key: string;
+  readonly patch: Record<string, unknown>;
+}
+
+/** Consul `RetryOn` values the retry stage knows (others are Envoy gRPC conditions: ignored). */
+const RETRY_ON = new Set(['5xx', 'gateway-error', 'reset', 'connect-failure', 'refused-stream']);
+
+const overridesCache = new WeakMap<RouteDecision, RouteOverrides | null>();
+
+/**
+ * The route-level `RequestTimeout` / `NumRetries` / `RetryOn…` of a decision as a policy layer
+ * over the target service's own (Consul: route settings replace the service's for the route).
+ * `undefined` when the decision sets none. Memoised per (frozen, shared) decision.
+ */
+export function routeOverrides(decision: RouteDecision): RouteOverrides | undefined {
+  const cached = overridesCache.get(decision);
+  if (cached !== undefined) return cached ?? undefined;
+  const patch: Record<string, unknown> = {};
+  if (decision.requestTimeoutMs !== undefined && decision.requestTimeoutMs > 0)
+    patch.timeout = decision.requestTimeoutMs;
+  const r = decision.retry;
+  if (r) {
+    const retryOn = r.retryOn.filter((x) => RETRY_ON.has(x));
+    if (r.retryOnConnectFailure && !retryOn.includes('connect-failure')) retryOn.push('connect-failure');
+    if (r.retryOnStatusCodes.length > 0) retryOn.push('retriable-status-codes');
+    patch.retry = {
+      maxRetries: r.numRetries ?? 1,
+      ...(retryOn.length > 0 ? { retryOn } : {}),
+      ...(r.retryOnStatusCodes.length > 0 ? { retriableStatusCodes: [...r.retryOnStatusCodes] } : {}),
+    };
+  }
+  const out = Object.keys(patch).length > 0 ? { key: JSON.stringify(patch), patch } : undefined;
+  overridesCache.set(decision, out ?? null);
+  return out;
+}
+
+/** A handler that applies response header ops before the caller sees the headers. */
+class ResponseHeaderHandler extends ForwardingHandler {
+  readonly #ops: HeaderOps;
+  constructor(handler: MeshHandler, ops: HeaderOps) {
+    super(handler);
+    this.#ops = ops;
+  }
+  override onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    const copy = { ...headers };
+    applyHeaderOps(copy, this.#ops);
+    super.onResponseStart(controller, statusCode, copy as never, statusMessage);
+  }
+}
+
+/**
+ * Routing state of a mesh: the chains in force per source, merged into one map swapped as a whole
+ * on every accepted version (a request reads it once, so it finishes on the route it started with).
+ */
+export class RoutingStage {
+  readonly #deps: RoutingStageDeps;
+  readonly #bySource = new Map<RoutingSourceName, ReadonlyMap<string, RoutingChain>>();
+  /** Services with a non-default chain. Empty map: nothing is routed. */
+  chains: ReadonlyMap<string, RoutingChain> = new Map();
+  readonly #stats = new Map<string, { routes: Map<number, number>; targets: Map<string, number> }>();
+
+  constructor(deps: RoutingStageDeps) {
+    this.#deps = deps;
+  }
+
+  /** Replace a source's chains with those of a compiled config (services with entries only). */
+  setConfig(source: RoutingSourceName, config: RoutingConfig | undefined): void {
+    const map = new Map<string, RoutingChain>();
+    if (config) {
+      for (const service of config.services) {
+        const chain = config.chain(service);
+        if (!chain.isDefault) map.set(service, chain);
+      }
+    }
+    this.#bySource.set(source, map);
+    this.#merge();
+  }
+
+  /** Set (or with `undefined` remove) one service's chain from a source that compiles per service. */
+  setChain(source: RoutingSourceName, service: string, chain: RoutingChain | undefined): void {
+    const map = new Map(this.#bySource.get(source) ?? []);
+    if (chain && !chain.isDefault) map.set(service, chain);
+    else map.delete(service);
+    this.#bySource.set(source, map);
+    this.#merge();
+  }
+
+  #merge(): void {
+    const merged = new Map<string, RoutingChain>();
+    for (const s of SOURCES) for (const [k, v] of this.#bySource.get(s) ?? []) merged.set(k, v);
+    this.chains = merged;
+  }
+
+  /** Per-route and per-target request counts of a routed service. */
+  stats(service: string): RoutingStats | undefined {
+    const s = this.#stats.get(service);
+    if (!s) return undefined;
+    return {
+      routes: Object.fromEntries([...s.routes].map(([k, v]) => [String(k), v])),
+      targets: Object.fromEntries(s.targets),
+    };
+  }
+
+  #count(service: string, decision: RouteDecision, target: ChainTarget): void {
+    let s = this.#stats.get(service);
+    if (!s) {
+      s = { routes: new Map(), targets: new Map() };
+      this.#stats.set(service, s);
+    }
+    s.routes.set(decision.routeIndex, (s.routes.get(decision.routeIndex) ?? 0) + 1);
+    s.targets.set(target.id, (s.targets.get(target.id) ?? 0) + 1);
+  }
+
+  /**
+   * Route one request of `chain`'s service: decide, fail over to the first target with endpoints
+   * when the chosen one has none, rewrite the path, apply header ops, and send it to the target's
+   * destination.
+   */
+  dispatch(
+    chain: RoutingChain,
+    opts: Dispatcher.DispatchOptions,
+    origin: string,
+    handler: MeshHandler,
+  ): boolean {
+    const decision = route(chain, routeRequestOf(opts.method, opts.path, opts.headers), this.#deps.random);
+    const overrides = routeOverrides(decision);
+    const { target, dest } = this.#select(decision, overrides);
+    this.#count(chain.service, decision, target);
+    const path = rewritePath(decision, opts.path);
+    // The routed request's headers: the caller's, lower-cased, with the logical Host of the target
+    // and the route's and split's edits; the mesh's idempotency flag is read, then removed.
+    const rec: Record<string, string | string[] | undefined> = headerRecord(opts.headers);
+    if (this.#deps.logicalHost && rec.host === undefined) rec.host = logicalHost(origin, target.service);
+    applyHeaderOps(rec, decision.requestHeaders);
+    const headers = rec as Dispatcher.DispatchOptions['headers'];
+    const o = opts as Dispatcher.DispatchOptions & { idempotent?: boolean };
+    const sent = { ...opts, path, headers };
+    const request = new DispatchRequest(sent, origin, o.idempotent);
+    if (rec[IDEMPOTENT_HEADER] !== undefined) {
+      void request.idempotent;
+      delete rec[IDEMPOTENT_HEADER];
+    }
+    const h = decision.responseHeaders
+      ? new ResponseHeaderHandler(new CallHandler(handler), decision.responseHeaders)
+      : handler;
+    return this.#deps.send(dest, sent, headers, h, request);
+  }
+
+  /**
+   * The primary target when its destination has endpoints (or has not resolved yet: the request
+   * waits for the first answer); else the first failover target with endpoints; else the first
+   * one still resolving; else the primary (which answers `MESH_NO_ENDPOINTS`).
+   */
+  #select(
+    decision: RouteDecision,
+    overrides: RouteOverrides | undefined,
+  ): { target: ChainTarget; dest: Destination } {
+    const primary = this.#deps.targetDestination(decision.target, overrides);
+    const set = primary.endpointSet;
+    const failover = decision.resolver.failover;
+    if (set === undefined || set.endpoints.length > 0 || failover.length === 0)
+      return { target: decision.target, dest: primary };
+    let resolving: { target: ChainTarget; dest: Destination } | undefined;
+    for (const t of failover) {
+      const d = this.#deps.targetDestination(t, overrides);
+      const s = d.endpointSet;
+      if (s === undefined) resolving ??= { target: t, dest: d };
+      else if (s.endpoints.length > 0) return { target: t, dest: d };
+    }
+    return resolving ?? { target: decision.target, dest: primary };
+  }
+}
+
+/** `Host` after routing: the target service, keeping the origin's port. */
+function logicalHost(origin: string, service: string): string {
+  const i = origin.indexOf('://');
+  const authority = i < 0 ? origin : origin.slice(i + 3);
+  const colon = authority.lastIndexOf(':');
+  return colon > 0 && !authority.endsWith(']') ? `${service}${authority.slice(colon)}` : service;
+}
+
+/**
+ * A resolver that narrows another resolver's endpoints of the target's service to the target's
+ * subset (its bexpr filter; critical endpoints never, warning ones unless `OnlyPassing`).
+ */
+export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
+  const narrow = (set: EndpointSet): EndpointSet =>
+    Object.freeze({ ...set, endpoints: subsetOf(set.endpoints, target) as readonly Endpoint[] });
+  return {
+    name: inner.name,
+    match: (host) => inner.match(host),
+    watch(service: string, listener: ResolverListener): Disposable {
+      return inner.watch(service, (u) => {
+        if (u.kind === 'endpoints') listener({ kind: 'endpoints', set: narrow(u.set) });
+        else listener({ ...u, lastGood: u.lastGood ? narrow(u.lastGood) : undefined });
+      });
+    },
+    // The inner resolver belongs to the mesh.
+    close: () => Promise.resolve(),
+  };
+}
