@@ -1,0 +1,86 @@
+import { createMesh, type Mesh } from 'proxyless';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
+import { nextEvent } from '../../support/mesh-events.js';
+import { applied, checkRouting, load, rejected, type Servers, startServers, webEntries } from './scenario.js';
+
+const bin = etcdBinary();
+
+describe.skipIf(!bin.available)(
+  `traffic management from etcd /proxyless/config/ (real etcd) ${bin.skipReason}`,
+  () => {
+    let etcd: EtcdServer;
+    let servers: Servers;
+    let mesh: Mesh | undefined;
+    beforeAll(async () => {
+      [etcd, servers] = await Promise.all([startEtcd(), startServers()]);
+      const ep = (s: { host: string; port: number }, version: string) =>
+        JSON.stringify({ address: s.host, port: s.port, metadata: { version } });
+      await etcd.put('/proxyless/services/web/v1', ep(servers.v1, 'v1'));
+      await etcd.put('/proxyless/services/web/v2', ep(servers.v2, 'v2'));
+      await etcd.put('/proxyless/services/admin/a', ep(servers.admin, 'v1'));
+    });
+    afterEach(async () => {
+      await mesh?.close();
+      mesh = undefined;
+    });
+    afterAll(async () => {
+      await servers?.close();
+      await etcd?.stop();
+    });
+
+    const putEntries = async (entries: unknown[]): Promise<void> => {
+      for (const e of entries) {
+        const { Kind, Name } = e as { Kind: string; Name: string };
+        await etcd.put(`/proxyless/config/${Kind}/${Name}`, JSON.stringify(e));
+      }
+    };
+    const env = () => ({ MESH_REGISTRY: 'etcd', MESH_ETCD_ENDPOINTS: etcd.endpoint });
+
+    it('routes Consul’s documented examples from etcd keys', async () => {
+      await putEntries(webEntries(10));
+      mesh = createMesh({ env: env() });
+      await applied(mesh, 'etcd');
+      await checkRouting(mesh);
+    });
+
+    it('keeps the last good version when a bad entry is written, and fails over with 0 failed GETs', async () => {
+      await putEntries(webEntries(0));
+      mesh = createMesh({ env: env() });
+      const m = mesh;
+      await applied(m, 'etcd');
+      expect((await load(m, 'http://web/', 40)).by).toEqual({ v1: 40 });
+
+      const rej = rejected(m, 'etcd');
+      await etcd.put(
+        '/proxyless/config/service-splitter/web',
+        JSON.stringify({
+          Kind: 'service-splitter',
+          Name: 'web',
+          Splits: [{ Weight: -5, ServiceSubset: 'v2' }],
+        }),
+      );
+      const event = await rej;
+      expect(event.error.code).toBe('MESH_CONFIG_INVALID');
+      expect(event.error.message).toMatch(/service-splitter\/web/);
+      expect(event.version).toMatch(/^\d+$/);
+      expect((await load(m, 'http://web/', 100)).by).toEqual({ v1: 100 });
+
+      const ok = applied(m, 'etcd');
+      await putEntries(webEntries(0));
+      await ok;
+
+      const gone = nextEvent(
+        m,
+        (e) => e.type === 'endpoints_changed' && e.service === 'web' && e.set.endpoints.length === 0,
+      );
+      await etcd.del('/proxyless/services/web/v1');
+      await gone;
+      expect(await load(m, 'http://web/', 200)).toEqual({ by: { v2: 200 }, failed: 0, errors: [] });
+      await etcd.put(
+        '/proxyless/services/web/v1',
+        JSON.stringify({ address: servers.v1.host, port: servers.v1.port, metadata: { version: 'v1' } }),
+      );
+    });
+  },
+);
