@@ -21,7 +21,11 @@ describe('data plane regressions (issue #9, 1–6)', () => {
   it('rejects https:// to a mesh service, naming the origin, and never sends plaintext (#9.1)', async () => {
     const plain = await opened.server('plain');
     const m = opened.meshFor([plain]);
-    for (const call of [() => m.request('https://api/x'), () => m.fetch('https://api/x')]) {
+    const calls: (() => Promise<unknown>)[] = [
+      () => m.request('https://api/x'),
+      () => m.fetch('https://api/x'),
+    ];
+    for (const call of calls) {
       const error = await rejection(within(call(), 5000, 'https:// call'));
       const all = causes(error);
       const configInvalid = all.some((e) => e instanceof MeshError && e.code === 'MESH_CONFIG_INVALID');
@@ -172,9 +176,9 @@ describe('data plane regressions (issue #9, 1–6)', () => {
       const viaDispatcher = await rejection(
         undiciRequest('http://api/slow', { dispatcher: m.dispatcher, headersTimeout: 200 }),
       );
-      expect(causes(viaDispatcher).some((e) => (e as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT')).toBe(
-        true,
-      );
+      expect(
+        causes(viaDispatcher).some((e) => (e as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT'),
+      ).toBe(true);
       const thrown = await rejection(
         undiciRequest('http://api/', { dispatcher: m.dispatcher, throwOnError: true } as never),
       );
@@ -191,8 +195,12 @@ describe('data plane regressions (issue #9, 1–6)', () => {
       expect(await r.body.text()).toBe('0123456789');
       expect(r.trailers).toEqual({ 'x-sum': '45' });
       const viaMesh = await m.request('http://api/');
-      expect(Buffer.from(await viaMesh.body.bytes()).toString()).toBe('0123456789');
-      const blob = await (await m.request('http://api/')).body.blob();
+      expect(
+        Buffer.from(await (viaMesh.body as unknown as Dispatcher.ResponseData['body']).bytes()).toString(),
+      ).toBe('0123456789');
+      const blob = await (
+        (await m.request('http://api/')).body as unknown as Dispatcher.ResponseData['body']
+      ).blob();
       expect(blob.size).toBe(10);
     });
   });
@@ -269,4 +277,3 @@ describe('data plane regressions (issue #9, 1–6)', () => {
     expect(outcomes.filter((o) => o === 'ok ok').length).toBeGreaterThan(0);
   });
 });
-

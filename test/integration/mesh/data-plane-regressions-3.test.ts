@@ -48,7 +48,9 @@ describe('data plane regressions (issue #9, 13–19)', () => {
         const viaMesh = await rejection(m.fetch('http://api/', { signal: signal() }));
         expect(shape(viaMesh), what).toEqual(shape(direct));
       }
-      expect(shape(await rejection(m.fetch('http://api/', { signal: AbortSignal.timeout(100) })))).toMatchObject({
+      expect(
+        shape(await rejection(m.fetch('http://api/', { signal: AbortSignal.timeout(100) }))),
+      ).toMatchObject({
         class: 'DOMException',
         name: 'TimeoutError',
       });
@@ -96,9 +98,7 @@ describe('data plane regressions (issue #9, 13–19)', () => {
         setTimeout(() => res.socket?.destroy(), 20);
       });
       const m2 = opened.meshFor([cut], { retry: false });
-      const direct = await rejection(
-        undiciRequest(`http://${cut.address}/`).then((r) => r.body.text()),
-      );
+      const direct = await rejection(undiciRequest(`http://${cut.address}/`).then((r) => r.body.text()));
       const viaMesh = await rejection(m2.request('http://api/').then((r) => r.body.text()));
       const directCode = (direct as { code?: string }).code;
       expect(causes(viaMesh).map((e) => (e as { code?: string }).code)).toContain(directCode);
@@ -167,7 +167,9 @@ describe('data plane regressions (issue #9, 13–19)', () => {
     expect(Date.now() - t0).toBeLessThan(1500);
     expect(causes(ht).map((e) => (e as { code?: string }).code)).toContain('UND_ERR_HEADERS_TIMEOUT');
     t0 = Date.now();
-    const bt = await rejection(m.request('http://api/stall', { bodyTimeout: 300 }).then((r) => r.body.text()));
+    const bt = await rejection(
+      m.request('http://api/stall', { bodyTimeout: 300 }).then((r) => r.body.text()),
+    );
     expect(Date.now() - t0).toBeLessThan(1500);
     expect(causes(bt).map((e) => (e as { code?: string }).code)).toContain('UND_ERR_BODY_TIMEOUT');
     const infos: number[] = [];
@@ -175,7 +177,7 @@ describe('data plane regressions (issue #9, 13–19)', () => {
     const r = await m.request('http://api/', {
       onInfo: (i: { statusCode: number }) => infos.push(i.statusCode),
       responseHeaders: 'raw',
-      opaque,
+      opaque: opaque as never,
     });
     expect(infos).toEqual([103]);
     expect(r.headers).toEqual(expect.arrayContaining(['X-Mixed', 'v']));
@@ -190,7 +192,9 @@ describe('data plane regressions (issue #9, 13–19)', () => {
     expect(shape(viaMesh)).toEqual(shape(direct));
   });
 
-  it('with defaults, a response still streaming past 15 s completes (#9.16)', { timeout: 40_000 }, async () => {
+  it('with defaults, a response still streaming past 15 s completes (#9.16)', {
+    timeout: 40_000,
+  }, async () => {
     const s = await opened.server('sse', (req, res) => {
       req.resume();
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -308,9 +312,9 @@ describe('data plane regressions (issue #9, 13–19)', () => {
     }
     performance.clearResourceTimings();
     await (await undiciFetch('http://api/timing', { dispatcher: m.dispatcher })).text();
-    const entry = performance
-      .getEntriesByType('resource')
-      .find((e) => e.name === 'http://api/timing') as PerformanceResourceTiming | undefined;
+    const entry = performance.getEntriesByType('resource').find((e) => e.name === 'http://api/timing') as
+      | PerformanceResourceTiming
+      | undefined;
     expect(entry).toBeDefined();
     expect(entry?.responseStart).toBeGreaterThan(0);
     expect(entry?.responseStart).toBeGreaterThanOrEqual(entry?.requestStart ?? 0);

@@ -1,7 +1,7 @@
 import { createHook } from 'node:async_hooks';
 import net from 'node:net';
 import { createMesh, type Mesh, type MeshOptions, type PolicyOptions } from 'proxyless';
-import { startServer, type Handler, type TestServer } from '../../support/http-server.js';
+import { type Handler, startServer, type TestServer } from '../../support/http-server.js';
 
 /** Meshes and servers a test file opened, closed after each test. */
 export class Opened {
@@ -22,7 +22,11 @@ export class Opened {
   }
 
   /** A mesh with one service `api` whose endpoints are the given servers. */
-  meshFor(servers: readonly { address: string }[], policy: PolicyOptions = {}, extra: MeshOptions = {}): Mesh {
+  meshFor(
+    servers: readonly { address: string }[],
+    policy: PolicyOptions = {},
+    extra: MeshOptions = {},
+  ): Mesh {
     return this.mesh({
       env: {},
       ...extra,
