@@ -203,6 +203,35 @@ describe('data plane regressions (issue #9, 1–6)', () => {
       ).blob();
       expect(blob.size).toBe(10);
     });
+    it('passes expectContinue on as undici does (it acts on HTTP/2 only) (#9.4)', async () => {
+      const expects: (string | undefined)[] = [];
+      const s = await opened.server('continue', (req, res) => {
+        expects.push(req.headers.expect);
+        req.resume();
+        req.on('end', () => res.end('got it'));
+      });
+      s.server.on('checkContinue', (req, res) => {
+        res.writeContinue();
+        s.server.emit('request', req, res);
+      });
+      const m = opened.meshFor([s]);
+      const body = 'x'.repeat(1000);
+      const direct = await undiciRequest(`http://${s.address}/`, {
+        method: 'PUT',
+        body,
+        expectContinue: true,
+      });
+      expect(await direct.body.text()).toBe('got it');
+      const viaMesh = await undiciRequest('http://api/', {
+        method: 'PUT',
+        body,
+        expectContinue: true,
+        dispatcher: m.dispatcher,
+      });
+      expect(await viaMesh.body.text()).toBe('got it');
+      expect(expects).toHaveLength(2);
+      expect(expects[1]).toBe(expects[0]);
+    });
   });
 
   it('retries a PUT with a string body on 503 through mesh.fetch (#9.5)', async () => {

@@ -141,6 +141,7 @@ describe('data plane regressions (issue #9, 7–12)', () => {
     await (await m.fetch('http://api/')).text();
     await (await m.request('http://api/')).body.text();
     const timers = trackTimers();
+    const referenced = activeCount('Timeout');
     try {
       for (let i = 0; i < 100; i++) await (await undiciFetch(`http://${s.address}/`)).text();
       await new Promise((resolve) => setImmediate(resolve));
@@ -152,6 +153,8 @@ describe('data plane regressions (issue #9, 7–12)', () => {
       for (let i = 0; i < 100; i++) await (await m.request('http://api/')).body.text();
       await new Promise((resolve) => setImmediate(resolve));
       const afterRequest = timers.live();
+      // Referenced timers (what keeps a process alive) must not pile up either.
+      expect(activeCount('Timeout') - referenced).toBeLessThanOrEqual(2);
       const seen = JSON.stringify({ start, direct, afterFetch, afterRequest });
       expect({ fetch: afterFetch - direct <= 5, request: afterRequest - afterFetch <= 5 }, seen).toEqual({
         fetch: true,
