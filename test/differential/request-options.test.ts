@@ -3,7 +3,17 @@
  * undici direct, undici over `mesh.dispatcher`, and `mesh.request`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digest, everyWay, type Fixture, pairs, same, seeRequest, settle, startFixture } from './support.js';
+import {
+  differences,
+  digest,
+  everyWay,
+  type Fixture,
+  pairs,
+  same,
+  seeRequest,
+  settle,
+  startFixture,
+} from './support.js';
 
 let fx: Fixture;
 beforeAll(async () => {
@@ -18,7 +28,7 @@ describe('differential: undici.request options and result fields', () => {
         seeRequest(await w.request(`${w.base}/echo`, { query: { a: '1', b: ['x', 'y z'], c: '' } })),
       ),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('statusText, headers, trailers and the result fields', async () => {
@@ -28,7 +38,7 @@ describe('differential: undici.request options and result fields', () => {
         await seeRequest(await w.request(`${w.base}/trailers`)),
       ]),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('opaque and context', async () => {
@@ -40,14 +50,14 @@ describe('differential: undici.request options and result fields', () => {
         return { opaqueKept: res.opaque === opaque, context: typeof res.context };
       }),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('responseHeaders: raw', async () => {
     const r = await everyWay(fx, async (w) =>
       settle(async () => seeRequest(await w.request(`${w.base}/echo`, { responseHeaders: 'raw' }))),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('highWaterMark', async () => {
@@ -57,21 +67,21 @@ describe('differential: undici.request options and result fields', () => {
         return { hwm: res.body.readableHighWaterMark, body: digest(await res.body.bytes()) };
       }),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('throwOnError (rejected by undici 7)', async () => {
     const r = await everyWay(fx, async (w) =>
       settle(async () => seeRequest(await w.request(`${w.base}/status/500`, { throwOnError: true }))),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('reset', async () => {
     const r = await everyWay(fx, async (w) =>
       settle(async () => seeRequest(await w.request(`${w.base}/echo`, { reset: true }))),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('onInfo sees the 103 before the final response', async () => {
@@ -84,7 +94,7 @@ describe('differential: undici.request options and result fields', () => {
         return { infos, res: await seeRequest(res) };
       }),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('headersTimeout and bodyTimeout', async () => {
@@ -92,7 +102,7 @@ describe('differential: undici.request options and result fields', () => {
       await settle(async () => seeRequest(await w.request(`${w.base}/slow-head`, { headersTimeout: 200 }))),
       await settle(async () => seeRequest(await w.request(`${w.base}/slow-body`, { bodyTimeout: 200 }))),
     ]);
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('every body mixin: text, json, blob, bytes, arrayBuffer, formData', async () => {
@@ -112,7 +122,7 @@ describe('differential: undici.request options and result fields', () => {
       }
       return out;
     });
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('dump({ limit })', async () => {
@@ -126,7 +136,7 @@ describe('differential: undici.request options and result fields', () => {
         return { small: small.body.destroyed, big: big.body.destroyed, fast: Date.now() - t0 < 1000 };
       }),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('method case: get, patch, Purge, PATCH, custom', async () => {
@@ -142,7 +152,7 @@ describe('differential: undici.request options and result fields', () => {
       }
       return out;
     });
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
   it('request headers as an object, a flat array and an iterable', async () => {
@@ -162,6 +172,6 @@ describe('differential: undici.request options and result fields', () => {
         ),
       ]),
     );
-    expect(pairs(r)).toEqual(same(r));
+    expect(pairs(r), differences(r)).toEqual(same(r));
   });
 });

@@ -353,3 +353,28 @@ export function same<T>(results: Record<string, T>): { dispatcher: T[]; mesh: T[
   const direct = results.direct as T;
   return { dispatcher: [direct, direct], mesh: [direct, direct] };
 }
+
+/** Paths where a value differs between `a` and `b` (`$.ok.statusText`), at most `max`. */
+function diffPaths(a: unknown, b: unknown, at: string, out: string[], max: number): void {
+  if (out.length >= max || Object.is(a, b)) return;
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    for (const k of keys) {
+      diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`, out, max);
+    }
+    return;
+  }
+  out.push(`${at}: ${JSON.stringify(a)?.slice(0, 60)} ≠ undici ${JSON.stringify(b)?.slice(0, 60)}`);
+}
+
+/** One line per way naming where it differs from undici direct; empty when all match. */
+export function differences(results: Record<string, unknown>): string {
+  const lines: string[] = [];
+  for (const [way, value] of Object.entries(results)) {
+    if (way === 'direct') continue;
+    const out: string[] = [];
+    diffPaths(value, results.direct, '$', out, 6);
+    if (out.length > 0) lines.push(`${way}: ${out.join('; ')}`);
+  }
+  return lines.join(' | ');
+}
