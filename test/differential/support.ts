@@ -259,11 +259,21 @@ export async function startFixture(): Promise<Fixture> {
   };
 }
 
+/**
+ * The documented difference in errors (docs/architecture.md): a transport failure before the
+ * response head reaches the caller as a MeshError (`MESH_CONNECT_FAILED`, `MESH_UPSTREAM_RESET`,
+ * `MESH_TIMEOUT`) whose `cause` is undici's own error, so it is compared by that cause.
+ */
+const TRANSPORT_MESH_CODES = new Set(['MESH_CONNECT_FAILED', 'MESH_UPSTREAM_RESET', 'MESH_TIMEOUT']);
+
 /** Caller-visible shape of an error: class, name, code and the same for its causes. */
 export function errorShape(e: unknown, depth = 0): Record<string, unknown> | undefined {
   if (e === undefined || e === null || depth > 4) return undefined;
   if (typeof e !== 'object') return { value: String(e) };
   const err = e as { name?: unknown; code?: unknown; cause?: unknown };
+  if (err.name === 'MeshError' && TRANSPORT_MESH_CODES.has(String(err.code)) && err.cause !== undefined) {
+    return errorShape(err.cause, depth);
+  }
   return {
     class: e.constructor?.name,
     name: err.name,

@@ -2,7 +2,7 @@
  * Regression tests for the data-plane defects of issue #9, items 13–19, against the public API over
  * real loopback servers. undici itself is the reference: each case runs the same call direct.
  */
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { MeshError } from 'proxyless';
 import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
@@ -311,10 +311,18 @@ describe('data plane regressions (issue #9, 13–19)', () => {
       await agent.close();
     }
     performance.clearResourceTimings();
+    // fetch reports the entry once the body is done, on a later turn: wait for it to be observed.
+    const observed = new Promise<{ responseStart: number; requestStart: number }>((resolve) => {
+      const obs = new PerformanceObserver((list) => {
+        const e = list.getEntries().find((x) => x.name === 'http://api/timing');
+        if (e === undefined) return;
+        obs.disconnect();
+        resolve(e as unknown as { responseStart: number; requestStart: number });
+      });
+      obs.observe({ type: 'resource' });
+    });
     await (await undiciFetch('http://api/timing', { dispatcher: m.dispatcher })).text();
-    const entry = performance.getEntriesByType('resource').find((e) => e.name === 'http://api/timing') as
-      | { responseStart: number; requestStart: number }
-      | undefined;
+    const entry = await within(observed, 5000, 'resource timing entry');
     expect(entry).toBeDefined();
     expect(entry?.responseStart).toBeGreaterThan(0);
     expect(entry?.responseStart).toBeGreaterThanOrEqual(entry?.requestStart ?? 0);
