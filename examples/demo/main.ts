@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createMesh } from 'proxyless';
 import { type DemoBackend, startBackend } from './backends.js';
 import { balancingDemo } from './balancing.js';
+import { canaryDemo } from './canary.js';
 import { registryDemo } from './registry.js';
 import { resilienceDemo } from './resilience.js';
 import { EndpointStats } from './stats.js';
@@ -55,6 +56,15 @@ async function drive(
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('canary')) {
+    const deadline = setTimeout(() => {
+      say('canary demo did not finish within 30 s');
+      process.exit(1);
+    }, 30_000);
+    deadline.unref();
+    await canaryDemo(say);
+    return;
+  }
   if (process.argv.includes('registry')) {
     await registryDemo(say);
     return;

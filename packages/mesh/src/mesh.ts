@@ -504,7 +504,10 @@ class MeshImpl implements Mesh, DispatchTarget {
    * overrides: its own balancer, outlier state and breaker over the subset's endpoints.
    */
   #targetDestination(target: ChainTarget, overrides: RouteOverrides | undefined): Destination {
-    const key = overrides ? `${target.id}|${overrides.key}` : target.id;
+    // The subset's filter and health rule are part of the key: a new config version that redefines
+    // a subset under the same name gets a destination over the new subset.
+    const base = `${target.id}|${target.filter}|${target.onlyPassing}`;
+    const key = overrides ? `${base}|${overrides.key}` : base;
     const cached = this.#targetDests.get(key);
     if (cached !== undefined) return cached;
     if (this.#closing) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
