@@ -1,4 +1,4 @@
-import type { BalancerEvent, BalancerStats } from '@proxyless/balancer';
+import type { BalancerEvent, BalancerStats, LoadBalancerPatch } from '@proxyless/balancer';
 import {
   type CallContext,
   type Clock,
@@ -383,7 +383,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#routing = new RoutingStage({
       random: this.#random,
       logicalHost: this.#hostHeader === 'logical',
-      targetDestination: (target, overrides) => this.#targetDestination(target, overrides),
+      targetDestination: (target, overrides, lb) => this.#targetDestination(target, overrides, lb),
       send: (dest, opts, headers, handler, request) => this.#send(dest, opts, headers, handler, request),
     });
 
@@ -503,20 +503,26 @@ class MeshImpl implements Mesh, DispatchTarget {
    * The destination of one routing target (service + subset) with a route's timeout/retry
    * overrides: its own balancer, outlier state and breaker over the subset's endpoints.
    */
-  #targetDestination(target: ChainTarget, overrides: RouteOverrides | undefined): Destination {
+  #targetDestination(
+    target: ChainTarget,
+    overrides: RouteOverrides | undefined,
+    loadBalancer: LoadBalancerPatch | undefined,
+  ): Destination {
     // The subset's filter and health rule are part of the key: a new config version that redefines
     // a subset under the same name gets a destination over the new subset.
     const base = `${target.id}|${target.filter}|${target.onlyPassing}`;
-    const key = overrides ? `${base}|${overrides.key}` : base;
+    const lbKey = loadBalancer ? `|${JSON.stringify(loadBalancer)}` : '';
+    const key = overrides ? `${base}${lbKey}|${overrides.key}` : `${base}${lbKey}`;
     const cached = this.#targetDests.get(key);
     if (cached !== undefined) return cached;
     if (this.#closing) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
     for (const resolver of this.#resolvers.list) {
       const service = resolver.match(target.service);
       if (service === undefined) continue;
-      const extra = overrides
-        ? [parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())]
-        : [];
+      // Over the target service's own layers: the resolver's LoadBalancer, then the route's settings.
+      const extra: PolicyPatch[] = [];
+      if (loadBalancer) extra.push({ balancer: { loadBalancer }, resilience: undefined });
+      if (overrides) extra.push(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues()));
       const dest = new Destination(service, subsetResolver(resolver, target), {
         ...this.#destinationDeps(),
         policy: (s) => buildPolicy(s, [...this.#layersFor(s), ...extra], this.#policyDeps()),

@@ -7,6 +7,8 @@
  *
  * Services without a chain never reach this module: the mesh checks one map first.
  */
+
+import type { LoadBalancerPatch } from '@proxyless/balancer';
 import {
   type Disposable,
   type Endpoint,
@@ -49,8 +51,15 @@ export interface RoutingStats {
 /** What the stage needs from the mesh. */
 export interface RoutingStageDeps {
   random: Random;
-  /** The destination of a target with a policy overlay (`overrides`, a resilience patch, or undefined). */
-  targetDestination(target: ChainTarget, overrides: RouteOverrides | undefined): Destination;
+  /**
+   * The destination of a target: its resolver's `LoadBalancer` (mapped) and the route's overrides
+   * go over the target service's own policy.
+   */
+  targetDestination(
+    target: ChainTarget,
+    overrides: RouteOverrides | undefined,
+    loadBalancer: LoadBalancerPatch | undefined,
+  ): Destination;
   /** Send through a destination (the mesh's own `#send`). */
   send(
     dest: Destination,
@@ -196,7 +205,7 @@ export class RoutingStage {
   ): boolean {
     const decision = route(chain, routeRequestOf(opts.method, opts.path, opts.headers), this.#deps.random);
     const overrides = routeOverrides(decision);
-    const { target, dest } = this.#select(decision, overrides);
+    const { target, dest } = this.#select(chain, decision, overrides);
     this.#count(chain.service, decision, target);
     const path = rewritePath(decision, opts.path);
     // The routed request's headers: the caller's, lower-cased, with the logical Host of the target
@@ -224,17 +233,18 @@ export class RoutingStage {
    * one still resolving; else the primary (which answers `MESH_NO_ENDPOINTS`).
    */
   #select(
+    chain: RoutingChain,
     decision: RouteDecision,
     overrides: RouteOverrides | undefined,
   ): { target: ChainTarget; dest: Destination } {
-    const primary = this.#deps.targetDestination(decision.target, overrides);
+    const primary = this.#deps.targetDestination(decision.target, overrides, decision.resolver.loadBalancer);
     const set = primary.endpointSet;
     const failover = decision.resolver.failover;
     if (set === undefined || set.endpoints.length > 0 || failover.length === 0)
       return { target: decision.target, dest: primary };
     let resolving: { target: ChainTarget; dest: Destination } | undefined;
     for (const t of failover) {
-      const d = this.#deps.targetDestination(t, overrides);
+      const d = this.#deps.targetDestination(t, overrides, chain.resolvers.get(t.id)?.loadBalancer);
       const s = d.endpointSet;
       if (s === undefined) resolving ??= { target: t, dest: d };
       else if (s.endpoints.length > 0) return { target: t, dest: d };
