@@ -528,6 +528,7 @@ class MeshImpl implements Mesh, DispatchTarget {
         policy: (s) => buildPolicy(s, [...this.#layersFor(s), ...extra], this.#policyDeps()),
       });
       this.#targetDests.set(key, dest);
+      this.#armIdleSweep();
       return dest;
     }
     throw new MeshError(
@@ -642,7 +643,14 @@ class MeshImpl implements Mesh, DispatchTarget {
         void d.close();
         this.#events.fire({ type: 'service_removed', service });
       }
-      if (this.#destinations.size > 0) this.#armIdleSweep();
+      // Routing targets (traffic management) idle as long are released too: a target an old config
+      // version used is not kept forever; the next request to it builds it again.
+      for (const [key, d] of this.#targetDests) {
+        if (d.inFlight > 0 || now - d.lastUsed < this.#idleTimeoutMs) continue;
+        this.#targetDests.delete(key);
+        void d.close();
+      }
+      if (this.#destinations.size > 0 || this.#targetDests.size > 0) this.#armIdleSweep();
     });
   }
 
@@ -680,6 +688,8 @@ class MeshImpl implements Mesh, DispatchTarget {
     if (chains.size > 0) {
       const chain = chains.get(dest?.service ?? hostnameOf(origin) ?? '');
       if (chain !== undefined && !origin.startsWith('https:')) {
+        // The routed service's own destination stays live (its watch starts Consul's chain watch).
+        if (dest !== undefined) dest.lastUsed = this.#clock.now();
         try {
           return this.#routing.dispatch(chain, opts, origin, handler);
         } catch (error) {

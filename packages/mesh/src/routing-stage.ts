@@ -125,8 +125,21 @@ class ResponseHeaderHandler extends ForwardingHandler {
   ): void {
     const copy = { ...headers };
     applyHeaderOps(copy, this.#ops);
-    super.onResponseStart(controller, statusCode, copy as never, statusMessage);
+    // The caller's handler reads the controller's raw header lines when it has them: hide those,
+    // so the edited headers are what it sees.
+    super.onResponseStart(withoutRawHeaders(controller), statusCode, copy as never, statusMessage);
   }
+}
+
+/** The controller, with `rawHeaders` hidden (methods still act on the real one). */
+function withoutRawHeaders(controller: Dispatcher.DispatchController): Dispatcher.DispatchController {
+  return new Proxy(controller, {
+    get(target, prop) {
+      if (prop === 'rawHeaders') return undefined;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 /**
