@@ -115,7 +115,7 @@ describe('traffic management from the config file (configEntries)', () => {
     expect(sent).toBeGreaterThan(0);
     expect(observed[0]).toBe(0);
     expect(observed[100]).toBe(1);
-  });
+  }, 90_000);
 
   it('rejects bad entries at start-up, naming the entry and field', () => {
     const bad = webEntries(10).map((e) =>
