@@ -75,4 +75,22 @@ describe('traffic management from Consul’s discovery chain (Consul API double)
     expect(after).toEqual({ by: { v2: 100 }, failed: 0, errors: [] });
     consul.setHealthy('web-v1', true);
   });
+
+  it('keeps the last good chain while Consul fails, and catches up after', async () => {
+    await writeEntries(webEntries(0));
+    mesh = await meshWithChain();
+    const m = mesh;
+    // Three reads of the chain get 500s (with back-off between them) around the next writes.
+    consul.failNext(500, 3, { pathPrefix: '/v1/discovery-chain/web' });
+    const first = applied(m, 'consul');
+    await writeEntries(webEntries(100));
+    await first;
+    const during = await load(m, 'http://web/', 200);
+    expect(during.failed, during.errors.join('; ')).toBe(0);
+    expect(during.by.v2).toBe(200);
+    const second = applied(m, 'consul');
+    await writeEntries(webEntries(0));
+    await second;
+    expect(await load(m, 'http://web/', 100)).toEqual({ by: { v1: 100 }, failed: 0, errors: [] });
+  });
 });
