@@ -201,11 +201,18 @@ export type MeshEvent =
       error: MeshError;
       /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
       source?: string;
-      /** The rejected version (file: content hash; etcd: revision; Consul: index). */
-      version?: string;
+      /** The rejected version (etcd: revision; Consul: `X-Consul-Index`). */
+      version?: number;
     }
   /** A version of config entries was validated and is in force. */
-  | { type: 'config_applied'; source: string; version: string; service?: string }
+  | {
+      type: 'config_applied';
+      source: string;
+      /** File: 1, 2, … per applied `configEntries`; etcd: revision; Consul: `X-Consul-Index`. */
+      version: number;
+      /** Consul: the service whose discovery chain this is. */
+      service?: string;
+    }
   | { type: 'resolver_error'; service: string; error: MeshError }
   | { type: 'endpoints_changed'; service: string; set: EndpointSet }
   /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
@@ -321,6 +328,7 @@ class MeshImpl implements Mesh, DispatchTarget {
   #consulChains: ConsulChains | undefined;
   #etcdEntries: Disposable | undefined;
   #fileEntriesVersion: string | undefined;
+  #fileEntriesSeq = 0;
   // ---- end traffic management ----
 
   constructor(options: MeshOptions) {
@@ -405,13 +413,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.dispatcher = new MeshDispatcher(this);
-    // Telemetry's `mesh_config_version` gauge counts the config-entry versions applied (any source).
-    let applied = 0;
-    this.#events.event((event) =>
-      telemetry.onMeshEvent(
-        event.type === 'config_applied' ? { type: event.type, version: ++applied } : event,
-      ),
-    );
+    this.#events.event((event) => telemetry.onMeshEvent(event));
     if (telemetry.config.admin.port !== undefined) {
       this.#admin = telemetry
         .startAdmin({
@@ -468,19 +470,20 @@ class MeshImpl implements Mesh, DispatchTarget {
   #applyFileEntries(doc: Record<string, unknown>): void {
     const version = entriesVersion(doc.configEntries);
     if (version === this.#fileEntriesVersion) return;
+    const seq = ++this.#fileEntriesSeq;
     // Validated with the document before it was accepted (createMesh throws on a bad file).
     const config = compileFileEntries(doc, ROUTING_DC);
     this.#routing.setConfig('file', config);
     this.#fileEntriesVersion = version;
     // The routing stage exists before the first document; events fire once listeners can attach.
-    queueMicrotask(() => this.#events.fire({ type: 'config_applied', source: 'file', version }));
+    queueMicrotask(() => this.#events.fire({ type: 'config_applied', source: 'file', version: seq }));
   }
 
   #startRoutingSources(registries: RegistrySettings): void {
     const events = {
-      applied: (source: string, version: string, service?: string) =>
+      applied: (source: string, version: number, service?: string) =>
         this.#events.fire({ type: 'config_applied', source, version, ...(service ? { service } : {}) }),
-      rejected: (source: string, version: string, error: MeshError) => {
+      rejected: (source: string, version: number, error: MeshError) => {
         this.#logger.warn('config entries rejected; keeping the last good version', {
           source,
           version,

@@ -31,8 +31,8 @@ import type { RoutingSourceName, RoutingStage } from './routing-stage.js';
 
 /** What a source reports. */
 export interface SourceEvents {
-  applied(source: RoutingSourceName, version: string, service?: string): void;
-  rejected(source: RoutingSourceName, version: string, error: MeshError): void;
+  applied(source: RoutingSourceName, version: number, service?: string): void;
+  rejected(source: RoutingSourceName, version: number, error: MeshError): void;
 }
 
 /** A short content hash: the version of a file's `configEntries`. */
@@ -93,7 +93,7 @@ export function startEtcdEntries(
     random: deps.random,
     logger: deps.logger,
     onSnapshot: (pairs, revision) => {
-      const version = String(revision);
+      const version = revision;
       let config: RoutingConfig;
       try {
         config = compileRoutingConfig(entriesFromEtcd(pairs), { datacenter: deps.datacenter });
@@ -158,7 +158,7 @@ export class ConsulChains {
         index = BigInt(next) < BigInt(index) ? '0' : next;
         try {
           this.#deps.stage.setChain('consul', service, chainFromConsul(JSON.parse(res.text())));
-          this.#deps.events.applied('consul', next, service);
+          this.#deps.events.applied('consul', Number(next), service);
         } catch (error) {
           const e = MeshError.is(error)
             ? error
@@ -166,7 +166,7 @@ export class ConsulChains {
                 'MESH_CONFIG_INVALID',
                 `discovery chain of "${service}": ${(error as Error).message}`,
               );
-          this.#deps.events.rejected('consul', next, e);
+          this.#deps.events.rejected('consul', Number(next), e);
         }
       } catch (error) {
         if (this.#closed) return;

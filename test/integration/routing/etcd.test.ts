@@ -63,7 +63,7 @@ describe.skipIf(!bin.available)(
       const event = await rej;
       expect(event.error.code).toBe('MESH_CONFIG_INVALID');
       expect(event.error.message).toMatch(/service-splitter\/web/);
-      expect(event.version).toMatch(/^\d+$/);
+      expect(event.version).toBeGreaterThan(0);
       expect((await load(m, 'http://web/', 100)).by).toEqual({ v1: 100 });
 
       const ok = applied(m, 'etcd');
