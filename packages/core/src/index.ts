@@ -96,6 +96,27 @@ export {
   parseStringList,
   type RangeOptions,
 } from './parse.js';
+export {
+  at,
+  Duration,
+  describe as describeSchema,
+  type EnvBinding,
+  type EnvField,
+  env as envVar,
+  envFields,
+  envIssues,
+  envSpec,
+  envToDocument,
+  Fields,
+  kEnv,
+  OneOf,
+  Ratio,
+  Section,
+  type Static,
+  type TSchema,
+  type Validator,
+  validator,
+} from './schema.js';
 export { type Random, randomInt, seededRandom, systemRandom } from './random.js';
 export type {
   HealthCheckDefinition,
