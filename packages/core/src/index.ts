@@ -108,6 +108,7 @@ export {
   envSpec,
   envToDocument,
   Fields,
+  formatDefault,
   kEnv,
   OneOf,
   Ratio,

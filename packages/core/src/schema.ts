@@ -272,7 +272,8 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
     case 'Union': {
       const variants = s.anyOf as Schema[];
       if (variants.some((v) => TypeCompiler.Compile(v).Check(value))) return;
-      const obj = isPlain(value) ? variants.find((v) => v[Kind] === 'Object') : undefined;
+      const objects = variants.filter((v) => v[Kind] === 'Object');
+      const obj = isPlain(value) && objects.length === 1 ? objects[0] : undefined;
       const arr = Array.isArray(value) ? variants.find((v) => v[Kind] === 'Array') : undefined;
       if (obj ?? arr) return walk((obj ?? arr) as TSchema, value, path, issues);
       return void issues.add(path, describe(s), value);
@@ -326,8 +327,18 @@ export function envFields(schema: TSchema, path: readonly string[] = []): EnvFie
 export function envSpec(field: EnvField): EnvVarSpec {
   const s = field.schema as Schema;
   const b = field.binding;
-  const def = b.defaultValue ?? (s.default === undefined ? '—' : String(s.default));
+  const def = b.defaultValue ?? (s.default === undefined ? '—' : formatDefault(s, s.default));
   return { name: b.name, type: b.type ?? describe(s), defaultValue: def, description: b.description };
+}
+
+/** A default as written in docs: durations in their unit (`10s`), lists comma-separated. */
+export function formatDefault(schema: TSchema, value: unknown): string {
+  if ((schema as Schema)[Kind] === 'Duration' && typeof value === 'number') {
+    if (value >= 1000 && value % 1000 === 0) return `${value / 1000}s`;
+    return `${value}ms`;
+  }
+  if (Array.isArray(value)) return value.join(',');
+  return String(value);
 }
 
 const OFF = new Set(['off', 'none', 'false', 'disabled']);

@@ -42,7 +42,7 @@ import {
   rateLimitPatch,
   rateLimitSection,
 } from './sections/limits.js';
-import { DEFAULT_RETRY, type RetryConfig, type RetryPatch, retryPatch, retrySection } from './sections/retry.js';
+import { DEFAULT_RETRY, type RetryConfig, type RetryPatch, retryPatch, retryRules, retrySection } from './sections/retry.js';
 import { perTryTimeoutSection, timeoutMs, timeoutSection } from './sections/timeouts.js';
 
 export * from './sections/circuit-breaker.js';
@@ -147,7 +147,8 @@ export function resiliencePatchOf(doc: unknown, path: string, issues: Issues): R
   const perTry = ok('perTryTimeout');
   if (perTry !== undefined) p.perTryTimeoutMs = timeoutMs(perTry);
   const retry = ok('retry');
-  if (retry !== undefined) p.retry = retryPatch(retry, at('retry'), issues);
+  if (d.retry !== undefined) retryRules(d.retry, at('retry'), issues);
+  if (retry !== undefined) p.retry = retryPatch(retry);
   const hedge = ok('hedge');
   if (hedge !== undefined) p.hedge = hedgePatch(hedge);
   const cb = ok('circuitBreaker');

@@ -192,7 +192,7 @@ export type RetryOptions = Static<typeof retrySection>;
 const ms = (v: number | string): number => parseDuration(v, '');
 
 /** A validated `retry` section → the patch it contributes; cross-field rules are checked here. */
-export function retryPatch(doc: RetryOptions, path: string, issues: Issues): RetryPatch | false {
+export function retryPatch(doc: RetryOptions): RetryPatch | false {
   if (doc === false) return false;
   if (doc === true) return {};
   const p: RetryPatch = {};
@@ -207,8 +207,6 @@ export function retryPatch(doc: RetryOptions, path: string, issues: Issues): Ret
     const b: { baseMs?: number; maxMs?: number } = {};
     if (doc.backoff.base !== undefined) b.baseMs = ms(doc.backoff.base);
     if (doc.backoff.max !== undefined) b.maxMs = ms(doc.backoff.max);
-    if (b.baseMs !== undefined && b.maxMs !== undefined && b.maxMs < b.baseMs)
-      issues.add(`${path}.backoff.max`, `a duration ≥ backoff.base (${b.baseMs}ms)`, doc.backoff.max);
     p.backoff = b;
   }
   if (doc.budget !== undefined) {
@@ -219,4 +217,25 @@ export function retryPatch(doc: RetryOptions, path: string, issues: Issues): Ret
     p.budget = b;
   }
   return p;
+}
+
+/**
+ * Rules across fields of one `retry` object (checked even when other fields are invalid, so every
+ * problem is reported at once): `backoff.max` ≥ `backoff.base`.
+ */
+export function retryRules(raw: unknown, path: string, issues: Issues): void {
+  if (typeof raw !== 'object' || raw === null) return;
+  const backoff = (raw as { backoff?: unknown }).backoff;
+  if (typeof backoff !== 'object' || backoff === null) return;
+  const { base, max } = backoff as { base?: unknown; max?: unknown };
+  const msOf = (v: unknown): number | undefined => {
+    try {
+      return v === undefined ? undefined : parseDuration(v, '');
+    } catch {
+      return undefined;
+    }
+  };
+  const b = msOf(base);
+  const m = msOf(max);
+  if (b !== undefined && m !== undefined && m < b) issues.add(`${path}.backoff.max`, `a duration ≥ backoff.base (${b}ms)`, max);
 }
