@@ -111,7 +111,8 @@ export function balancerPatchOf(doc: unknown, path: string, issues: Issues): Bal
   }
   if (od !== undefined && sectionChecks.outlierDetection.validate(od, at('outlierDetection'), issues))
     p.outlierDetection = outlierDetectionPatch(od);
-  if (hc !== undefined && sectionChecks.healthCheck.validate(hc, at('healthCheck'), issues)) p.healthCheck = healthCheckPatch(hc);
+  if (hc !== undefined && sectionChecks.healthCheck.validate(hc, at('healthCheck'), issues))
+    p.healthCheck = healthCheckPatch(hc);
   return p;
 }
 
@@ -121,7 +122,11 @@ export function balancerPatchOf(doc: unknown, path: string, issues: Issues): Bal
  * `${path}.loadBalancer.policy` etc.
  * @returns the patch, or `undefined` when none of the keys is present.
  */
-export function parseBalancerPatch(entry: Record<string, unknown>, path: string, issues: Issues): BalancerPatch | undefined {
+export function parseBalancerPatch(
+  entry: Record<string, unknown>,
+  path: string,
+  issues: Issues,
+): BalancerPatch | undefined {
   const own: Record<string, unknown> = {};
   let any = false;
   for (const k of BALANCER_CONFIG_KEYS) {
@@ -191,11 +196,16 @@ export function resolveBalancerConfig(...patches: BalancerPatch[]): BalancerConf
     }
     if (p.outlierDetection) od = deepMerge(od, p.outlierDetection as Record<string, unknown>);
     if (p.healthCheck === false) hc = undefined;
-    else if (p.healthCheck) hc = deepMerge(hc ?? { ...DEFAULT_HEALTH_CHECK }, p.healthCheck as Record<string, unknown>);
+    else if (p.healthCheck)
+      hc = deepMerge(hc ?? { ...DEFAULT_HEALTH_CHECK }, p.healthCheck as Record<string, unknown>);
   }
   const issues = new Issues();
   if ((lb.minRingSize as number) > (lb.maxRingSize as number)) {
-    issues.add('loadBalancer.minRingSize', `at most loadBalancer.maxRingSize (${lb.maxRingSize})`, lb.minRingSize);
+    issues.add(
+      'loadBalancer.minRingSize',
+      `at most loadBalancer.maxRingSize (${lb.maxRingSize})`,
+      lb.minRingSize,
+    );
   }
   if ((od.maxEjectionTime as number) < (od.baseEjectionTime as number)) {
     issues.add(

@@ -143,7 +143,9 @@ export function Section<T extends TObject, A extends boolean>(
   const { allowTrue, ...rest } = options;
   const off = allowTrue ? Type.Boolean() : Type.Literal(false);
   return Type.Union([off, fields], {
-    expected: allowTrue ? 'an object, true or false' : 'an object or false (true is not allowed: no defaults)',
+    expected: allowTrue
+      ? 'an object, true or false'
+      : 'an object or false (true is not allowed: no defaults)',
     'x-allow-true': allowTrue,
     ...rest,
   }) as never;
@@ -211,7 +213,7 @@ export function describe(schema: TSchema): string {
     case 'Literal':
       return quote(s.const);
     case 'Array':
-      return `an array of ${describe(s.items as TSchema).replace(/^an? /, '')}s`;
+      return `a list of (${describe(s.items as TSchema)})`;
     case 'Object':
     case 'Record':
       return 'an object';
@@ -239,7 +241,10 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
   if (value === undefined) return;
   switch (kindOf(s)) {
     case 'Object': {
-      if (!isPlain(value)) return void issues.add(path, describe(s), value);
+      if (!isPlain(value)) {
+        issues.add(path, describe(s), value);
+        return;
+      }
       const props = (s.properties ?? {}) as Record<string, TSchema>;
       const known = Object.keys(props);
       for (const [k, v] of Object.entries(value)) {
@@ -253,18 +258,27 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
       return;
     }
     case 'Record': {
-      if (!isPlain(value)) return void issues.add(path, describe(s), value);
+      if (!isPlain(value)) {
+        issues.add(path, describe(s), value);
+        return;
+      }
       const [pattern, item] = Object.entries(s.patternProperties as Record<string, TSchema>)[0] ?? [];
       const re = pattern === undefined ? undefined : new RegExp(pattern);
       for (const [k, v] of Object.entries(value)) {
-        if (re && !re.test(k)) issues.add(at(path, k), (s['x-key-expected'] as string) ?? `a key matching ${pattern}`, k);
+        if (re && !re.test(k))
+          issues.add(at(path, k), (s['x-key-expected'] as string) ?? `a key matching ${pattern}`, k);
         else if (item) walk(item, v, at(path, k), issues);
       }
       return;
     }
     case 'Array': {
-      if (!Array.isArray(value)) return void issues.add(path, describe(s), value);
-      value.forEach((v, i) => walk(s.items as TSchema, v, `${path}[${i}]`, issues));
+      if (!Array.isArray(value)) {
+        issues.add(path, describe(s), value);
+        return;
+      }
+      value.forEach((v, i) => {
+        walk(s.items as TSchema, v, `${path}[${i}]`, issues);
+      });
       if (typeof s.minItems === 'number' && value.length < s.minItems)
         issues.add(path, `${describe(s)} (at least ${s.minItems})`, value);
       return;
@@ -275,21 +289,32 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
       const objects = variants.filter((v) => v[Kind] === 'Object');
       const obj = isPlain(value) && objects.length === 1 ? objects[0] : undefined;
       const arr = Array.isArray(value) ? variants.find((v) => v[Kind] === 'Array') : undefined;
-      if (obj ?? arr) return walk((obj ?? arr) as TSchema, value, path, issues);
-      return void issues.add(path, describe(s), value);
+      if (obj ?? arr) {
+        walk((obj ?? arr) as TSchema, value, path, issues);
+        return;
+      }
+      issues.add(path, describe(s), value);
+      return;
     }
     case 'Enum': {
       const allowed = (s.anyOf as Schema[]).map((v) => v.const as string);
       if (typeof value === 'string' && allowed.includes(value)) return;
       const hint = typeof value === 'string' ? closestName(value, allowed) : undefined;
-      return void issues.add(path, `${describe(s)}${hint ? ` (did you mean ${quote(hint)}?)` : ''}`, value);
+      issues.add(path, `${describe(s)}${hint ? ` (did you mean ${quote(hint)}?)` : ''}`, value);
+      return;
     }
     default:
       if (!TypeCompiler.Compile(s).Check(value)) issues.add(path, describe(s), value);
   }
 }
 
-function unknownKey(issues: Issues, path: string, key: string, known: readonly string[], value: unknown): void {
+function unknownKey(
+  issues: Issues,
+  path: string,
+  key: string,
+  known: readonly string[],
+  value: unknown,
+): void {
   const hint = closestName(key, known);
   issues.add(
     at(path, key),
@@ -316,7 +341,8 @@ export function envFields(schema: TSchema, path: readonly string[] = []): EnvFie
   const binding = (schema as unknown as { [kEnv]?: EnvBinding })[kEnv];
   if (binding) out.push({ path, schema, binding });
   if (s[Kind] === 'Object') {
-    for (const [k, p] of Object.entries(s.properties as Record<string, TSchema>)) out.push(...envFields(p, [...path, k]));
+    for (const [k, p] of Object.entries(s.properties as Record<string, TSchema>))
+      out.push(...envFields(p, [...path, k]));
   } else if (s[Kind] === 'Union') {
     for (const v of s.anyOf as TSchema[]) out.push(...envFields(v, path));
   }
@@ -396,7 +422,10 @@ export function envToDocument(
   }
   for (const s of offSections) {
     doc[s] = false;
-    names.set(s, names.get(s) ?? [...names].find(([p]) => p.startsWith(`${s}.`))?.[1] ?? { name: s, raw: 'off' });
+    names.set(
+      s,
+      names.get(s) ?? [...names].find(([p]) => p.startsWith(`${s}.`))?.[1] ?? { name: s, raw: 'off' },
+    );
   }
   return { document: any ? doc : undefined, names };
 }

@@ -95,11 +95,16 @@ class JsonFileImpl implements JsonFile {
     let text: string;
     try {
       const st = statSync(this.path);
-      if (st.size > MAX_CONFIG_BYTES) throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
       text = readFileSync(this.path, 'utf8');
       this.#lastStat = statKey(st);
     } catch (error) {
-      throw configError('MESH_CONFIG_FILE', `a readable JSON config file (${(error as Error).message})`, options.path);
+      throw configError(
+        'MESH_CONFIG_FILE',
+        `a readable JSON config file (${(error as Error).message})`,
+        options.path,
+      );
     }
     this.#current = { version: 1, value: this.#json(text) };
     this.#lastText = text;
@@ -195,7 +200,8 @@ class JsonFileImpl implements JsonFile {
     try {
       const st = await stat(this.path);
       this.#lastStat = statKey(st);
-      if (st.size > MAX_CONFIG_BYTES) throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
       text = await readFile(this.path, 'utf8');
     } catch (error) {
       const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -406,7 +412,8 @@ function readDocument(
       const entry = issues.object(value, field);
       if (!entry) continue;
       issues.unknownKeys(entry, field, ['endpoints', ...(options.serviceKeys ?? [])]);
-      if (endpoints.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
+      if (endpoints.has(name.toLowerCase()))
+        issues.add(field, 'a service name unique regardless of case', name);
       if (entry.endpoints !== undefined) {
         const list = parseEndpointList(entry.endpoints, `${field}.endpoints`, issues);
         if (list) endpoints.set(name.toLowerCase(), list);

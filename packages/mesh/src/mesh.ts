@@ -3,12 +3,11 @@ import type { BalancerEvent, BalancerStats } from '@proxyless/balancer';
 import {
   type CallContext,
   type Clock,
+  type ConfigIssue,
   createEmitter,
   type Disposable,
   diagnosticsChannel,
-  type EndpointInit,
   type EndpointSet,
-  type ConfigIssue,
   type Env,
   filterLogger,
   Issues,
@@ -36,14 +35,19 @@ import {
   type SignalSource,
 } from '@proxyless/discovery';
 import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
+import type { EffectiveConfig, PolicyRole } from './config/effective.js';
+import type { PolicyOptions, ServiceOptions } from './config/schema.js';
+import {
+  type ConfigSource,
+  type ConfigVersion,
+  fileConfigSource,
+  optionsConfigSource,
+} from './config/source.js';
+import { ConfigStore } from './config/store.js';
 import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
 import { allEnvVars } from './env-schema.js';
 import { checkUnknownMeshVars, type RegistryKind, readMeshEnv } from './mesh-env.js';
-import type { EffectiveConfig, PolicyRole } from './config/effective.js';
-import type { PolicyOptions, ServiceOptions } from './config/schema.js';
-import { type ConfigSource, type ConfigVersion, fileConfigSource, optionsConfigSource } from './config/source.js';
-import { ConfigStore } from './config/store.js';
 import { buildPolicy } from './policy.js';
 import { type BodyMixin, buildRequest, normalizeHeaders, withBodyMixin } from './request.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
@@ -139,7 +143,12 @@ export interface RegisterOptions {
 export type MeshEvent =
   | { type: 'config_rejected'; error: MeshError }
   /** A config document version is in force; `changed` lists the live services and roles it rebuilt. */
-  | { type: 'config_applied'; source: string; version: number; changed: ReadonlyMap<string, readonly PolicyRole[]> }
+  | {
+      type: 'config_applied';
+      source: string;
+      version: number;
+      changed: ReadonlyMap<string, readonly PolicyRole[]>;
+    }
   /** A setting is accepted but cannot work as written (e.g. `perTryTimeout` above `timeout`). */
   | { type: 'config_warning'; service: string | undefined; issue: ConfigIssue }
   | { type: 'resolver_error'; service: string; error: MeshError }
@@ -274,7 +283,9 @@ class MeshImpl implements Mesh, DispatchTarget {
       );
       if (source) {
         this.#configSource = source;
-        const first = issues.ok ? this.#config.validate(source.current(), `config file ${this.#configPath}`) : undefined;
+        const first = issues.ok
+          ? this.#config.validate(source.current(), `config file ${this.#configPath}`)
+          : undefined;
         if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
         else if (first) {
           this.#config.swap(first.layers, []);
@@ -326,9 +337,15 @@ class MeshImpl implements Mesh, DispatchTarget {
   #applyDocument(version: ConfigVersion): void {
     if (this.#closing) return;
     const result = this.#config.validate(version, `config file ${this.#configPath}`);
-    if (result instanceof MeshError) return this.#rejectDocument(result);
+    if (result instanceof MeshError) {
+      this.#rejectDocument(result);
+      return;
+    }
     const changed = this.#config.swap(result.layers, this.#destinations.keys());
-    this.#logger.info('config file applied', { version: version.version, services: result.layers.services.size });
+    this.#logger.info('config file applied', {
+      version: version.version,
+      services: result.layers.services.size,
+    });
     this.#documentEndpoints?.apply(result.layers.endpoints);
     for (const service of changed.keys()) this.#destinations.get(service)?.refreshPolicy();
     this.#events.fire({ type: 'config_applied', source: version.source, version: version.version, changed });

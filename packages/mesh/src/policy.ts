@@ -4,8 +4,13 @@ import { type BreakerState, createPolicyStack } from '@proxyless/resilience';
 import type { EffectiveConfig } from './config/effective.js';
 import type { DestinationPolicy } from './destination.js';
 
+export {
+  checkMergedPolicy,
+  type PolicyPatch,
+  parsePolicyPatch,
+  policyPatchFromEnv,
+} from './config/layers.js';
 export { POLICY_KEYS } from './config/schema.js';
-export { checkMergedPolicy, type PolicyPatch, parsePolicyPatch, policyPatchFromEnv } from './config/layers.js';
 
 export interface PolicyDeps {
   clock: Clock;

@@ -30,7 +30,13 @@ import {
   faultInjectionPatch,
   faultInjectionSection,
 } from './sections/fault-injection.js';
-import { DEFAULT_HEDGE, type HedgeConfig, type HedgePatch, hedgePatch, hedgeSection } from './sections/hedge.js';
+import {
+  DEFAULT_HEDGE,
+  type HedgeConfig,
+  type HedgePatch,
+  hedgePatch,
+  hedgeSection,
+} from './sections/hedge.js';
 import {
   type ConcurrencyLimitConfig,
   type ConcurrencyLimitPatch,
@@ -42,7 +48,14 @@ import {
   rateLimitPatch,
   rateLimitSection,
 } from './sections/limits.js';
-import { DEFAULT_RETRY, type RetryConfig, type RetryPatch, retryPatch, retryRules, retrySection } from './sections/retry.js';
+import {
+  DEFAULT_RETRY,
+  type RetryConfig,
+  type RetryPatch,
+  retryPatch,
+  retryRules,
+  retrySection,
+} from './sections/retry.js';
 import { perTryTimeoutSection, timeoutMs, timeoutSection } from './sections/timeouts.js';
 
 export * from './sections/circuit-breaker.js';
@@ -187,7 +200,9 @@ export function parseResiliencePatch(
 }
 
 /** Every environment variable this package reads (mesh-wide defaults for all destinations). */
-export const resilienceEnvVars: readonly EnvVarSpec[] = Object.freeze(envFields(resilienceSchema).map(envSpec));
+export const resilienceEnvVars: readonly EnvVarSpec[] = Object.freeze(
+  envFields(resilienceSchema).map(envSpec),
+);
 
 /**
  * Resilience defaults from `MESH_*` variables (see {@link resilienceEnvVars}), turned into the
@@ -232,7 +247,11 @@ function layer<T extends object>(
   return base === undefined ? (Object.freeze({ ...patch }) as T) : merge(base, patch);
 }
 
-const NO_FAULT: FaultInjectionConfig = Object.freeze({ delay: undefined, abort: undefined, header: undefined });
+const NO_FAULT: FaultInjectionConfig = Object.freeze({
+  delay: undefined,
+  abort: undefined,
+  header: undefined,
+});
 
 /**
  * Resolve the layers of one destination, earliest first: built-in defaults, then each patch,
@@ -243,7 +262,9 @@ const NO_FAULT: FaultInjectionConfig = Object.freeze({ delay: undefined, abort: 
  * (the queue it bounds is that limit's: one owner per setting).
  */
 export function resolveResilienceConfig(...patches: ResiliencePatch[]): ResilienceConfig {
-  const c: { -readonly [K in keyof ResilienceConfig]: ResilienceConfig[K] } = { ...DEFAULT_RESILIENCE_CONFIG };
+  const c: { -readonly [K in keyof ResilienceConfig]: ResilienceConfig[K] } = {
+    ...DEFAULT_RESILIENCE_CONFIG,
+  };
   for (const p of patches) {
     if (p.timeoutMs !== undefined) c.timeoutMs = p.timeoutMs;
     if (p.perTryTimeoutMs !== undefined) c.perTryTimeoutMs = p.perTryTimeoutMs;
@@ -257,7 +278,8 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
   const issues = new Issues();
   if (c.rateLimit !== undefined) {
     const { rps, burst } = c.rateLimit as Partial<RateLimitConfig>;
-    if (rps === undefined) issues.add('rateLimit.rps', 'a number ≥ 0.001 (requests per second) set in some layer', undefined);
+    if (rps === undefined)
+      issues.add('rateLimit.rps', 'a number ≥ 0.001 (requests per second) set in some layer', undefined);
     else c.rateLimit = Object.freeze({ rps, burst: burst ?? Math.max(1, Math.ceil(rps)) });
   }
   const pending = c.circuitBreaker?.maxPendingRequests;

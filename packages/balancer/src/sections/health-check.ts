@@ -18,7 +18,9 @@ export interface HealthCheckConfig {
 }
 
 /** Health-check settings from one layer; `false` turns off a check an earlier layer set. */
-export type HealthCheckPatch = Partial<{ -readonly [K in keyof HealthCheckConfig]: HealthCheckConfig[K] }> | false;
+export type HealthCheckPatch =
+  | Partial<{ -readonly [K in keyof HealthCheckConfig]: HealthCheckConfig[K] }>
+  | false;
 
 /** Defaults apart from `path` (which has none): every 10 s, 1 s timeout, 2 up / 3 down (Envoy-like). */
 export const DEFAULT_HEALTH_CHECK: Omit<HealthCheckConfig, 'path'> = Object.freeze({
@@ -35,12 +37,32 @@ const D = DEFAULT_HEALTH_CHECK;
 export const healthCheckSection = Section(
   Fields({
     path: Type.Optional(
-      Type.String({ pattern: '^/\\S*$', expected: 'a path starting with "/"', description: 'Request path, e.g. `/healthz`. Required (in some layer).' }),
+      Type.String({
+        pattern: '^/\\S*$',
+        expected: 'a path starting with "/"',
+        description: 'Request path, e.g. `/healthz`. Required (in some layer).',
+      }),
     ),
     interval: Type.Optional(Duration({ min: 1, default: D.interval, description: 'Time between probes.' })),
-    timeout: Type.Optional(Duration({ min: 1, default: D.timeout, description: 'Probe timeout; at most `interval`.' })),
-    healthyThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: D.healthyThreshold, description: 'Passes to mark healthy.' })),
-    unhealthyThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: D.unhealthyThreshold, description: 'Failures to mark unhealthy.' })),
+    timeout: Type.Optional(
+      Duration({ min: 1, default: D.timeout, description: 'Probe timeout; at most `interval`.' }),
+    ),
+    healthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: D.healthyThreshold,
+        description: 'Passes to mark healthy.',
+      }),
+    ),
+    unhealthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: D.unhealthyThreshold,
+        description: 'Failures to mark unhealthy.',
+      }),
+    ),
     jitter: Type.Optional(Duration({ default: D.jitter, description: 'Random extra delay per interval.' })),
   }),
   { allowTrue: false, description: 'Active HTTP health checks. Off unless set.' },

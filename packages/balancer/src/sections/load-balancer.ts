@@ -94,7 +94,11 @@ export const DEFAULT_LOAD_BALANCER: LoadBalancerConfig = Object.freeze({
 });
 
 /** Slow-start defaults once a `slowStart` is set: 30 s, linear, from 10 % (Envoy). */
-export const DEFAULT_SLOW_START: SlowStartConfig = Object.freeze({ window: 30_000, aggression: 1, minWeightPercent: 10 });
+export const DEFAULT_SLOW_START: SlowStartConfig = Object.freeze({
+  window: 30_000,
+  aggression: 1,
+  minWeightPercent: 10,
+});
 
 const D = DEFAULT_LOAD_BALANCER;
 const percent = (def: number, description: string, more: object = {}) =>
@@ -105,10 +109,14 @@ export const loadBalancerFields = Fields({
   policy: Type.Optional(
     OneOf(LOAD_BALANCER_POLICIES, {
       default: D.policy,
-      description: 'The picker (Envoy/Consul names).',
-      ...envVar('MESH_LB_POLICY', 'Load-balancing policy for every service without its own `loadBalancer.policy`.', {
-        type: LOAD_BALANCER_POLICIES.join(' | '),
-      }),
+      description: 'One of the policies above (Envoy/Consul names).',
+      ...envVar(
+        'MESH_LB_POLICY',
+        'Load-balancing policy for every service without its own `loadBalancer.policy`.',
+        {
+          type: LOAD_BALANCER_POLICIES.join(' | '),
+        },
+      ),
     }),
   ),
   choiceCount: Type.Optional(
@@ -130,19 +138,31 @@ export const loadBalancerFields = Fields({
       ...envVar('MESH_LB_DECAY_TIME', '`peak_ewma` latency decay time.', { type: 'duration' }),
     }),
   ),
-  defaultRtt: Type.Optional(Duration({ default: D.defaultRtt, description: '`peak_ewma` latency assumed before a measurement.' })),
+  defaultRtt: Type.Optional(
+    Duration({ default: D.defaultRtt, description: '`peak_ewma` latency assumed before a measurement.' }),
+  ),
   minRingSize: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: 8_388_608, default: D.minRingSize, description: '`ring_hash` minimum ring size (Envoy: 1024).' }),
+    Type.Integer({
+      minimum: 1,
+      maximum: 8_388_608,
+      default: D.minRingSize,
+      description: '`ring_hash` minimum number of ring points (Envoy: 1024).',
+    }),
   ),
   maxRingSize: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: 8_388_608, default: D.maxRingSize, description: '`ring_hash` maximum ring size (Envoy: 8M).' }),
+    Type.Integer({
+      minimum: 1,
+      maximum: 8_388_608,
+      default: D.maxRingSize,
+      description: '`ring_hash` maximum ring size (Envoy: 8M).',
+    }),
   ),
   tableSize: Type.Optional(
     Type.Integer({
       minimum: 3,
       maximum: 5_000_011,
       default: D.tableSize,
-      description: '`maglev` lookup table size, a prime (Envoy: 65537).',
+      description: '`maglev` table size; a prime larger than the number of endpoints (Envoy: 65537).',
     }),
   ),
   hashOn: Type.Optional(
@@ -169,18 +189,30 @@ export const loadBalancerFields = Fields({
       ),
     }),
   ),
-  localityMinHealthyPercent: percent(D.localityMinHealthyPercent, 'Keep traffic local while this % of local endpoints is usable.', {
-    ...envVar(
-      'MESH_LB_LOCALITY_MIN_HEALTHY_PERCENT',
-      'Keep traffic in the local zone while at least this percentage of its endpoints is usable.',
-      { type: 'number 0..100 (percent)' },
-    ),
-  }),
-  panicThreshold: percent(D.panicThreshold, 'Below this % of usable endpoints, balance over all (Envoy: 50).', {
-    ...envVar('MESH_LB_PANIC_THRESHOLD', 'Below this percentage of usable endpoints, balance over all endpoints (panic mode).', {
-      type: 'number 0..100 (percent)',
-    }),
-  }),
+  localityMinHealthyPercent: percent(
+    D.localityMinHealthyPercent,
+    'Keep traffic local while this % of local endpoints is usable.',
+    {
+      ...envVar(
+        'MESH_LB_LOCALITY_MIN_HEALTHY_PERCENT',
+        'Keep traffic in the local zone while at least this percentage of its endpoints is usable.',
+        { type: 'number 0..100 (percent)' },
+      ),
+    },
+  ),
+  panicThreshold: percent(
+    D.panicThreshold,
+    'Panic below this percentage of usable endpoints: balance over all of them (Envoy: 50; 0 disables panic mode).',
+    {
+      ...envVar(
+        'MESH_LB_PANIC_THRESHOLD',
+        'Below this percentage of usable endpoints, balance over all endpoints (panic mode).',
+        {
+          type: 'number 0..100 (percent)',
+        },
+      ),
+    },
+  ),
   slowStart: Type.Optional(
     Fields({
       window: Type.Optional(
@@ -188,16 +220,28 @@ export const loadBalancerFields = Fields({
           min: 1,
           default: DEFAULT_SLOW_START.window,
           description: 'Ramp-up window of a new endpoint.',
-          ...envVar('MESH_LB_SLOW_START_WINDOW', 'Ramp new endpoints up over this window (weighted policies).', {
-            type: 'duration',
-            defaultValue: '— (off)',
-          }),
+          ...envVar(
+            'MESH_LB_SLOW_START_WINDOW',
+            'Ramp new endpoints up over this window (weighted policies).',
+            {
+              type: 'duration',
+              defaultValue: '— (off)',
+            },
+          ),
         }),
       ),
       aggression: Type.Optional(
-        Type.Number({ minimum: 0.01, maximum: 100, default: DEFAULT_SLOW_START.aggression, description: 'Curve exponent; 1 is linear.' }),
+        Type.Number({
+          minimum: 0.01,
+          maximum: 100,
+          default: DEFAULT_SLOW_START.aggression,
+          description: 'Curve exponent; 1 is linear.',
+        }),
       ),
-      minWeightPercent: percent(DEFAULT_SLOW_START.minWeightPercent, 'Lower bound of the ramp, percent of the full weight.'),
+      minWeightPercent: percent(
+        DEFAULT_SLOW_START.minWeightPercent,
+        'Lower bound of the ramp, percent of the full weight.',
+      ),
     }),
   ),
 });
@@ -228,7 +272,9 @@ export function loadBalancerPatch(doc: LoadBalancerOptions): LoadBalancerPatch {
   const p: LoadBalancerPatch = { ...rest };
   if (decayTime !== undefined) p.decayTime = parseDuration(decayTime, '');
   if (defaultRtt !== undefined) p.defaultRtt = parseDuration(defaultRtt, '');
-  if (hashOn !== undefined) p.hashOn = typeof hashOn === 'object' && 'header' in hashOn ? { header: hashOn.header.toLowerCase() } : hashOn;
+  if (hashOn !== undefined)
+    p.hashOn =
+      typeof hashOn === 'object' && 'header' in hashOn ? { header: hashOn.header.toLowerCase() } : hashOn;
   if (slowStart !== undefined) {
     const { window, ...s } = slowStart;
     p.slowStart = window === undefined ? s : { ...s, window: parseDuration(window, '') };

@@ -56,7 +56,9 @@ export interface OutlierDetectionConfig {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** `outlierDetection` settings from one layer. */
-export type OutlierDetectionPatch = Partial<Mutable<Omit<OutlierDetectionConfig, 'successRate' | 'failurePercentage'>>> & {
+export type OutlierDetectionPatch = Partial<
+  Mutable<Omit<OutlierDetectionConfig, 'successRate' | 'failurePercentage'>>
+> & {
   successRate?: Partial<Mutable<SuccessRateConfig>>;
   failurePercentage?: Partial<Mutable<FailurePercentageConfig>>;
 };
@@ -93,56 +95,127 @@ export const outlierDetectionSection = Section(
       Type.Boolean({
         default: true,
         description: 'Passive outlier detection.',
-        ...envVar('MESH_OUTLIER_ENABLED', 'Passive outlier detection (ejection of failing endpoints).', { type: 'boolean' }),
+        ...envVar('MESH_OUTLIER_ENABLED', 'Passive outlier detection (ejection of failing endpoints).', {
+          type: 'boolean',
+        }),
       }),
     ),
     interval: dur(D.interval, 'Sweep interval (success-rate and failure-percentage checks).', {
-      ...envVar('MESH_OUTLIER_INTERVAL', 'Outlier detection sweep interval (success-rate and failure-percentage checks).', {
-        type: 'duration',
-      }),
-    }),
-    baseEjectionTime: dur(D.baseEjectionTime, 'Ejection time = this × times ejected, capped.', {
-      ...envVar('MESH_OUTLIER_BASE_EJECTION_TIME', 'Ejection time = this × the number of times the endpoint was ejected, capped.', {
-        type: 'duration',
-      }),
-    }),
-    maxEjectionTime: dur(D.maxEjectionTime, 'Cap on one ejection.', {
-      ...envVar('MESH_OUTLIER_MAX_EJECTION_TIME', 'Cap on one ejection.', { type: 'duration', defaultValue: '300s' }),
-    }),
-    maxEjectionPercent: percent(D.maxEjectionPercent, 'Never eject more than this % of endpoints (one may always be).', {
       ...envVar(
-        'MESH_OUTLIER_MAX_EJECTION_PERCENT',
-        'Never eject more than this percentage of endpoints (at least one may always be ejected).',
-        { type: 'number 0..100 (percent)' },
+        'MESH_OUTLIER_INTERVAL',
+        'Outlier detection sweep interval (success-rate and failure-percentage checks).',
+        {
+          type: 'duration',
+        },
       ),
     }),
-    consecutive5xx: count(D.consecutive5xx, 'Consecutive 5xx (and local-origin failures) before ejection; 0 disables.', {
-      ...envVar('MESH_OUTLIER_CONSECUTIVE_5XX', 'Consecutive 5xx answers (or connection failures) that eject an endpoint; 0 disables.', {
-        type: 'integer ≥ 0',
+    baseEjectionTime: dur(D.baseEjectionTime, 'Ejection time = this × times ejected, capped.', {
+      ...envVar(
+        'MESH_OUTLIER_BASE_EJECTION_TIME',
+        'Ejection time = this × the number of times the endpoint was ejected, capped.',
+        {
+          type: 'duration',
+        },
+      ),
+    }),
+    maxEjectionTime: dur(D.maxEjectionTime, 'Cap on one ejection.', {
+      ...envVar('MESH_OUTLIER_MAX_EJECTION_TIME', 'Cap on one ejection.', {
+        type: 'duration',
+        defaultValue: '300s',
       }),
     }),
-    enforcingConsecutive5xx: percent(D.enforcingConsecutive5xx, 'Percent chance a consecutive-5xx ejection is enforced.'),
-    consecutiveGatewayFailure: count(D.consecutiveGatewayFailure, 'Consecutive 502/503/504 before ejection; 0 disables.'),
-    enforcingConsecutiveGatewayFailure: percent(D.enforcingConsecutiveGatewayFailure, 'Percent chance a gateway-failure ejection is enforced.'),
-    consecutiveLocalOriginFailure: count(D.consecutiveLocalOriginFailure, 'Consecutive connect/reset/timeout failures; 0 disables.'),
+    maxEjectionPercent: percent(
+      D.maxEjectionPercent,
+      'Never eject more than this % of endpoints (one may always be).',
+      {
+        ...envVar(
+          'MESH_OUTLIER_MAX_EJECTION_PERCENT',
+          'Never eject more than this percentage of endpoints (at least one may always be ejected).',
+          { type: 'number 0..100 (percent)' },
+        ),
+      },
+    ),
+    consecutive5xx: count(
+      D.consecutive5xx,
+      'Consecutive 5xx (and local-origin failures) before ejection; 0 disables.',
+      {
+        ...envVar(
+          'MESH_OUTLIER_CONSECUTIVE_5XX',
+          'Consecutive 5xx answers (or connection failures) that eject an endpoint; 0 disables.',
+          {
+            type: 'integer ≥ 0',
+          },
+        ),
+      },
+    ),
+    enforcingConsecutive5xx: percent(
+      D.enforcingConsecutive5xx,
+      'Percent chance a consecutive-5xx ejection is enforced.',
+    ),
+    consecutiveGatewayFailure: count(
+      D.consecutiveGatewayFailure,
+      'Consecutive 502/503/504 before ejection; 0 disables.',
+    ),
+    enforcingConsecutiveGatewayFailure: percent(
+      D.enforcingConsecutiveGatewayFailure,
+      'Percent (Envoy’s default is 0; here gateway failures eject by default).',
+    ),
+    consecutiveLocalOriginFailure: count(
+      D.consecutiveLocalOriginFailure,
+      'Consecutive connect/reset/timeout failures; 0 disables.',
+    ),
     enforcingConsecutiveLocalOriginFailure: percent(
       D.enforcingConsecutiveLocalOriginFailure,
       'Percent chance a local-origin ejection is enforced.',
     ),
     successRate: Type.Optional(
       Fields({
-        minimumHosts: Type.Optional(Type.Integer({ minimum: 0, default: D.successRate.minimumHosts, description: 'Hosts with enough volume needed.' })),
-        requestVolume: Type.Optional(Type.Integer({ minimum: 1, default: D.successRate.requestVolume, description: 'Requests in the interval for a host to count.' })),
-        stdevFactor: Type.Optional(Type.Number({ minimum: 0, maximum: 100, default: D.successRate.stdevFactor, description: 'Eject below mean − factor × stdev.' })),
+        minimumHosts: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            default: D.successRate.minimumHosts,
+            description: 'Hosts with enough volume needed.',
+          }),
+        ),
+        requestVolume: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            default: D.successRate.requestVolume,
+            description: 'Requests in the interval for a host to count.',
+          }),
+        ),
+        stdevFactor: Type.Optional(
+          Type.Number({
+            minimum: 0,
+            maximum: 100,
+            default: D.successRate.stdevFactor,
+            description: 'Eject below mean − factor × stdev (Envoy’s 1900 / 1000).',
+          }),
+        ),
         enforcing: percent(D.successRate.enforcing, 'Percent chance an ejection is enforced.'),
       }),
     ),
     failurePercentage: Type.Optional(
       Fields({
         threshold: percent(D.failurePercentage.threshold, 'Eject above this failure percentage.'),
-        minimumHosts: Type.Optional(Type.Integer({ minimum: 0, default: D.failurePercentage.minimumHosts, description: 'Hosts with enough volume needed.' })),
-        requestVolume: Type.Optional(Type.Integer({ minimum: 1, default: D.failurePercentage.requestVolume, description: 'Requests in the interval for a host to count.' })),
-        enforcing: percent(D.failurePercentage.enforcing, 'Percent chance an ejection is enforced (Envoy: 0, off).'),
+        minimumHosts: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            default: D.failurePercentage.minimumHosts,
+            description: 'Hosts with enough volume needed.',
+          }),
+        ),
+        requestVolume: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            default: D.failurePercentage.requestVolume,
+            description: 'Requests in the interval for a host to count.',
+          }),
+        ),
+        enforcing: percent(
+          D.failurePercentage.enforcing,
+          'Percent; set it to enable the detector (Envoy: 0, off).',
+        ),
       }),
     ),
   }),

@@ -40,7 +40,11 @@ export interface Layer {
 const EMPTY: PolicyPatch = Object.freeze({ balancer: undefined, resilience: undefined });
 
 /** Parse the policy keys of one service entry (or a `defaults` block); issues are collected by path. */
-export function parsePolicyPatch(entry: Record<string, unknown> | undefined, path: string, issues: Issues): PolicyPatch {
+export function parsePolicyPatch(
+  entry: Record<string, unknown> | undefined,
+  path: string,
+  issues: Issues,
+): PolicyPatch {
   if (!entry) return EMPTY;
   return {
     balancer: parseBalancerPatch(entry, path, issues),
@@ -79,7 +83,9 @@ const documentCheck = validator(configDocumentSchema);
 const NAME = new RegExp(SERVICE_NAME_PATTERN);
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
 }
 
 /**
@@ -92,7 +98,12 @@ export function parseDocumentLayers(doc: unknown, version: number, issues: Issue
   const root = asRecord(doc);
   if (!root) {
     issues.add('$', 'an object', doc);
-    return { version, defaults: { name: 'file.defaults', version, raw: undefined, patch: EMPTY }, services, endpoints };
+    return {
+      version,
+      defaults: { name: 'file.defaults', version, raw: undefined, patch: EMPTY },
+      services,
+      endpoints,
+    };
   }
   const unknown = Object.keys(root).filter((k) => k !== '$schema' && k !== 'defaults' && k !== 'services');
   if (unknown.length > 0 || (root.$schema !== undefined && typeof root.$schema !== 'string'))
@@ -128,7 +139,12 @@ export function parseDocumentLayers(doc: unknown, version: number, issues: Issue
       if (list) endpoints.set(name.toLowerCase(), Object.freeze(list));
     }
     const { endpoints: _e, ...policy } = entry;
-    services.set(name, { name: 'file.services', version, raw: policy, patch: parsePolicyPatch(policy, field, issues) });
+    services.set(name, {
+      name: 'file.services',
+      version,
+      raw: policy,
+      patch: parsePolicyPatch(policy, field, issues),
+    });
   }
   return { version, defaults, services, endpoints };
 }
@@ -137,17 +153,31 @@ const entryCheck = validator(serviceEntrySchema);
 const defaultsCheck = validator(policySchema);
 
 /** Unknown keys of a service entry or `defaults` block, with the nearest valid name. */
-export function unknownPolicyKeys(entry: Record<string, unknown>, field: string, issues: Issues, endpoints: boolean): void {
+export function unknownPolicyKeys(
+  entry: Record<string, unknown>,
+  field: string,
+  issues: Issues,
+  endpoints: boolean,
+): void {
   const known = entryCheck.schema.properties as Record<string, unknown>;
   const extra = Object.keys(entry).filter((k) => !(k in known) || (!endpoints && k === 'endpoints'));
   if (extra.length === 0) return;
-  (endpoints ? entryCheck : defaultsCheck).validate(Object.fromEntries(extra.map((k) => [k, entry[k]])), field, issues);
+  (endpoints ? entryCheck : defaultsCheck).validate(
+    Object.fromEntries(extra.map((k) => [k, entry[k]])),
+    field,
+    issues,
+  );
 }
 
 /** The merged policy of one service; throws `MESH_CONFIG_INVALID` on rules that span layers. */
-export function resolveLayers(layers: readonly Layer[]): { balancer: BalancerConfig; resilience: ResilienceConfig } {
+export function resolveLayers(layers: readonly Layer[]): {
+  balancer: BalancerConfig;
+  resilience: ResilienceConfig;
+} {
   const issues = new Issues();
-  const balancer = issues.try(() => resolveBalancerConfig(...layers.flatMap((l) => (l.patch.balancer ? [l.patch.balancer] : []))));
+  const balancer = issues.try(() =>
+    resolveBalancerConfig(...layers.flatMap((l) => (l.patch.balancer ? [l.patch.balancer] : []))),
+  );
   const resilience = issues.try(() =>
     resolveResilienceConfig(...layers.flatMap((l) => (l.patch.resilience ? [l.patch.resilience] : []))),
   );

@@ -14,7 +14,8 @@ export const POLICY_KEYS: readonly string[] = Object.freeze(Object.keys(policyPr
  * See docs/policies.md and docs/load-balancing.md.
  */
 export const policySchema = Fields(policyProperties, {
-  description: 'Policy sections: false turns one off, an object configures it, true means its defaults where it has them.',
+  description:
+    'Policy sections: false turns one off, an object configures it, true means its defaults where it has them.',
 });
 
 /** Endpoints as written in the config document (validated by discovery's endpoint parser). */
@@ -33,7 +34,9 @@ export const endpointsSchema = Type.Union(
             zone: Type.Optional(Type.String()),
             tags: Type.Optional(Type.Array(Type.String())),
             metadata: Type.Optional(Type.Record(Type.String(), Type.String())),
-            health: Type.Optional(Type.Union([Type.Literal('passing'), Type.Literal('warning'), Type.Literal('critical')])),
+            health: Type.Optional(
+              Type.Union([Type.Literal('passing'), Type.Literal('warning'), Type.Literal('critical')]),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -64,7 +67,8 @@ export const configDocumentSchema = Fields(
   {
     $id: 'https://proxyless.dev/schema/config-file.schema.json',
     title: 'proxyless config document',
-    description: 'Services, their endpoints and policy; `defaults` applies to every service. Generated from the section schemas.',
+    description:
+      'Services, their endpoints and policy; `defaults` applies to every service. Generated from the section schemas.',
   },
 );
 

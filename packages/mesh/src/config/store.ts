@@ -12,7 +12,9 @@ import {
 import type { ConfigVersion } from './source.js';
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
 }
 
 /**
@@ -78,14 +80,18 @@ export class ConfigStore {
    * below its max, `maxPendingRequests` with a queue): checked for every named service and for
    * the rest (defaults only). Returns the warnings (rules that warn instead).
    */
-  check(doc: DocumentLayers | undefined, issues: Issues): Array<ConfigIssue & { service: string | undefined }> {
+  check(
+    doc: DocumentLayers | undefined,
+    issues: Issues,
+  ): Array<ConfigIssue & { service: string | undefined }> {
     const names = new Set([...this.#optionsServices.keys(), ...(doc?.services.keys() ?? [])]);
     const warnings: Array<ConfigIssue & { service: string | undefined }> = [];
     const one = (service: string | undefined, where: string): void => {
       const before = issues.list.length;
       checkMergedPolicy(this.layersFor(service, doc), where, issues);
       if (issues.list.length !== before) return;
-      for (const w of effectiveConfig(service, this.layersFor(service, doc)).warnings) warnings.push({ ...w, service });
+      for (const w of effectiveConfig(service, this.layersFor(service, doc)).warnings)
+        warnings.push({ ...w, service });
     };
     one(undefined, 'every service (defaults)');
     for (const name of names) one(name, `services.${name}`);
@@ -96,7 +102,10 @@ export class ConfigStore {
    * Validate a document version whole. Returns its layers, or the error listing every problem
    * (the last good document stays in force).
    */
-  validate(version: ConfigVersion, what: string): { layers: DocumentLayers; warnings: ReturnType<ConfigStore['check']> } | MeshError {
+  validate(
+    version: ConfigVersion,
+    what: string,
+  ): { layers: DocumentLayers; warnings: ReturnType<ConfigStore['check']> } | MeshError {
     const issues = new Issues();
     const layers = parseDocumentLayers(version.document, version.version, issues);
     const warnings = issues.ok ? this.check(layers, issues) : [];

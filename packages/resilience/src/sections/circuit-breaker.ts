@@ -54,7 +54,9 @@ export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = Object.freeze({
 
 const D = DEFAULT_CIRCUIT_BREAKER;
 const int = (minimum: number, def: number | undefined, description: string, more: object = {}) =>
-  Type.Optional(Type.Integer({ minimum, ...(def !== undefined ? { default: def } : {}), description, ...more }));
+  Type.Optional(
+    Type.Integer({ minimum, ...(def !== undefined ? { default: def } : {}), description, ...more }),
+  );
 
 /** The `circuitBreaker` section. On by default; `true` means the defaults. */
 export const circuitBreakerSection = Section(
@@ -64,7 +66,8 @@ export const circuitBreakerSection = Section(
         minimum: 1,
         maximum: 100,
         default: D.errorThresholdPercentage,
-        description: 'Open when this percentage of calls in the window failed (opossum: 50).',
+        description:
+          'Open when more than this percentage of the attempts in the window failed (opossum: 50).',
         ...envVar(
           'MESH_CIRCUIT_ERROR_THRESHOLD',
           'Error percentage that opens the breaker (`circuitBreaker.errorThresholdPercentage`).',
@@ -72,31 +75,62 @@ export const circuitBreakerSection = Section(
         ),
       }),
     ),
-    volumeThreshold: int(1, D.volumeThreshold, 'Calls in the window before the error rate is judged.'),
-    rollingWindow: Type.Optional(Duration({ min: 10, default: D.rollingWindowMs, description: 'Rolling window of the error rate.' })),
+    volumeThreshold: int(1, D.volumeThreshold, 'Attempts in the window before the error rate counts.'),
+    rollingWindow: Type.Optional(
+      Duration({
+        min: 10,
+        default: D.rollingWindowMs,
+        description: 'Window of the error rate (10 buckets).',
+      }),
+    ),
     resetTimeout: Type.Optional(
       Duration({
         min: 1,
         default: D.resetTimeoutMs,
-        description: 'Time open before trial calls (opossum: 30 s).',
-        ...envVar('MESH_CIRCUIT_RESET_TIMEOUT', 'Time the breaker stays open before a trial call (`circuitBreaker.resetTimeout`).', {
-          defaultValue: '30s',
-        }),
+        description: 'Time open before trial calls are let through (half-open; opossum: 30 s).',
+        ...envVar(
+          'MESH_CIRCUIT_RESET_TIMEOUT',
+          'Time the breaker stays open before a trial call (`circuitBreaker.resetTimeout`).',
+          {
+            defaultValue: '30s',
+          },
+        ),
       }),
     ),
-    halfOpenMaxCalls: int(1, D.halfOpenMaxCalls, 'Trial calls allowed while half-open.'),
-    maxConnections: int(1, undefined, 'Envoy threshold: connections to the destination, divided over its endpoints. Unset: `connectionsPerEndpoint` alone.'),
+    halfOpenMaxCalls: int(
+      1,
+      D.halfOpenMaxCalls,
+      'Trial calls at once while half-open. A good trial closes the breaker; a failed one opens it again.',
+    ),
+    maxConnections: int(
+      1,
+      undefined,
+      'Envoy threshold: connections to the destination as a whole, divided evenly over its endpoints’ pools (at least one each, never above `connectionsPerEndpoint`); requests beyond them wait in the pools.',
+    ),
     maxPendingRequests: int(
       0,
       undefined,
       'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs `concurrencyLimit`.',
     ),
-    maxRequests: int(1, D.maxRequests, 'Envoy threshold: concurrent requests (Envoy: 1024).', {
-      ...envVar('MESH_MAX_REQUESTS', 'Concurrent requests per destination before `MESH_CIRCUIT_OPEN` (`circuitBreaker.maxRequests`).', {
-        type: 'integer ≥ 1',
-      }),
-    }),
-    maxRetries: int(0, D.maxRetries, 'Envoy threshold: concurrent retries. 2^32−1 (unbounded) as Istio: the retry budget governs retries.'),
+    maxRequests: int(
+      1,
+      D.maxRequests,
+      'Envoy threshold: attempts in flight to the destination (Envoy: 1024). Beyond it: `MESH_CIRCUIT_OPEN` (`reason: maxRequests`).',
+      {
+        ...envVar(
+          'MESH_MAX_REQUESTS',
+          'Concurrent requests per destination before `MESH_CIRCUIT_OPEN` (`circuitBreaker.maxRequests`).',
+          {
+            type: 'integer ≥ 1',
+          },
+        ),
+      },
+    ),
+    maxRetries: int(
+      0,
+      D.maxRetries,
+      'Envoy threshold: retries in flight to the destination; beyond it a retry is not made (`retry_overflow`). 2³²−1 (unbounded) as Istio: the retry budget governs retries.',
+    ),
   }),
   {
     allowTrue: true,

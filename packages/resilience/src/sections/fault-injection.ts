@@ -17,7 +17,12 @@ export interface FaultInjectionConfig {
 export type FaultInjectionPatch = DeepPartial<FaultInjectionConfig>;
 
 const percent = Type.Optional(
-  Type.Number({ minimum: 0, maximum: 100, default: 100, description: 'Share of requests affected, percent.' }),
+  Type.Number({
+    minimum: 0,
+    maximum: 100,
+    default: 100,
+    description: 'Share of requests affected, percent.',
+  }),
 );
 
 /** The `faultInjection` section. `true` is not allowed: a fault must be spelled out. */
@@ -33,7 +38,9 @@ export const faultInjectionSection = Section(
       Fields(
         {
           percent,
-          status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, default: 503, description: 'Status answered.' })),
+          status: Type.Optional(
+            Type.Integer({ minimum: 100, maximum: 599, default: 503, description: 'Status answered.' }),
+          ),
         },
         { description: 'Answer a share of requests locally with a status (Envoy `fault.abort`).' },
       ),
@@ -42,7 +49,8 @@ export const faultInjectionSection = Section(
       Type.String({
         pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
         expected: 'an HTTP header name',
-        description: 'Inject only into requests carrying this header (`delay=250ms,abort=503` forces a fault).',
+        description:
+          'Inject only into requests carrying this header (`delay=250ms,abort=503` forces a fault).',
       }),
     ),
   }),
@@ -56,7 +64,8 @@ export type FaultInjectionOptions = Static<typeof faultInjectionSection>;
 export function faultInjectionPatch(doc: FaultInjectionOptions): FaultInjectionPatch | false {
   if (doc === false) return false;
   const p: FaultInjectionPatch = {};
-  if (doc.delay) p.delay = { percent: doc.delay.percent ?? 100, durationMs: parseDuration(doc.delay.duration, '') };
+  if (doc.delay)
+    p.delay = { percent: doc.delay.percent ?? 100, durationMs: parseDuration(doc.delay.duration, '') };
   if (doc.abort) p.abort = { percent: doc.abort.percent ?? 100, status: doc.abort.status ?? 503 };
   if (doc.header !== undefined) p.header = doc.header.toLowerCase();
   return p;

@@ -28,12 +28,19 @@ export const hedgeSection = Section(
       Type.Union(
         [
           Duration(),
-          Fields({ percentile: Type.Number({ minimum: 1, maximum: 99.9, description: 'Latency percentile of recent successful calls.' }) }),
+          Fields({
+            percentile: Type.Number({
+              minimum: 1,
+              maximum: 99.9,
+              description: 'Latency percentile of recent successful calls.',
+            }),
+          }),
         ],
         {
           default: DEFAULT_HEDGE.delayMs,
           expected: 'a duration, or { percentile: 1..99.9 }',
-          description: 'Wait before each hedge: a duration, or a percentile of recent latencies.',
+          description:
+            'Send another attempt if no answer came after this long. `{ percentile: p }` uses the p-th percentile latency of the last 256 successful attempts (the fixed delay until 20 are known).',
           ...envVar(
             'MESH_HEDGE_DELAY',
             'Turns hedging on: send another attempt after this delay, or after the pNN latency (e.g. `p95`).',
@@ -51,7 +58,12 @@ export const hedgeSection = Section(
       ),
     ),
     maxHedges: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 5, default: DEFAULT_HEDGE.maxHedges, description: 'Extra concurrent attempts at most.' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 5,
+        default: DEFAULT_HEDGE.maxHedges,
+        description: 'Extra concurrent attempts at most (1..5).',
+      }),
     ),
   }),
   { allowTrue: true, description: 'Hedging: a second attempt when the first is slow. Off unless set.' },

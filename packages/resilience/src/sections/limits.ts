@@ -48,10 +48,17 @@ export const concurrencyLimitSection = Section(
       }),
     ),
     queue: Type.Optional(
-      Type.Integer({ minimum: 0, default: DEFAULT_CONCURRENCY_LIMIT.queue, description: 'Calls that may wait for a slot.' }),
+      Type.Integer({
+        minimum: 0,
+        default: DEFAULT_CONCURRENCY_LIMIT.queue,
+        description: 'Calls that may wait for a slot.',
+      }),
     ),
     queueTimeout: Type.Optional(
-      Duration({ default: DEFAULT_CONCURRENCY_LIMIT.queueTimeoutMs, description: 'Longest wait in the queue; 0 = until the deadline.' }),
+      Duration({
+        default: DEFAULT_CONCURRENCY_LIMIT.queueTimeoutMs,
+        description: 'Longest wait in the queue; 0 = until the deadline.',
+      }),
     ),
   }),
   { allowTrue: true, description: 'Concurrency limit per destination. Off unless set.' },
@@ -95,7 +102,9 @@ export function concurrencyLimitPatch(doc: ConcurrencyLimitOptions): Concurrency
   if (doc === false) return false;
   if (doc === true) return {};
   const { queueTimeout, ...rest } = doc;
-  return queueTimeout === undefined ? { ...rest } : { ...rest, queueTimeoutMs: parseDuration(queueTimeout, '') };
+  return queueTimeout === undefined
+    ? { ...rest }
+    : { ...rest, queueTimeoutMs: parseDuration(queueTimeout, '') };
 }
 
 /** A validated `rateLimit` section → its patch. */

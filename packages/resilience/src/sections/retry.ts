@@ -1,4 +1,15 @@
-import { Duration, envVar, Fields, type Issues, OneOf, parseDuration, parseRatio, Ratio, Section, type Static } from '@proxyless/core';
+import {
+  Duration,
+  envVar,
+  Fields,
+  type Issues,
+  OneOf,
+  parseDuration,
+  parseRatio,
+  Ratio,
+  Section,
+  type Static,
+} from '@proxyless/core';
 import { Type } from '@sinclair/typebox';
 import type { DeepPartial } from './util.js';
 
@@ -90,24 +101,32 @@ export const retrySection = Section(
         minimum: 0,
         maximum: 10,
         default: D.maxRetries,
-        description: 'Retries after the first attempt; 0 turns retrying off.',
-        ...envVar('MESH_RETRIES', 'Retries after the first attempt (`retry.maxRetries`). `0` turns retrying off.'),
+        description: 'Retries after the first attempt. `0` or `retry: false` turns retrying off.',
+        ...envVar(
+          'MESH_RETRIES',
+          'Retries after the first attempt (`retry.maxRetries`). `0` turns retrying off.',
+        ),
       }),
     ),
     retryOn: Type.Optional(
       Type.Union([Type.Array(OneOf(RETRY_ON_VALUES)), Type.String({ pattern: RETRY_ON_LIST })], {
         default: [...D.retryOn],
         expected: `a list (array or comma-separated string) of ${RETRY_ON_VALUES.join(', ')}`,
-        description: 'Conditions to retry on (Envoy `x-envoy-retry-on` names).',
-        ...envVar('MESH_RETRY_ON', `Conditions to retry on (\`retry.retryOn\`): ${RETRY_ON_VALUES.join(', ')}.`, {
-          type: 'list',
-          defaultValue: D.retryOn.join(','),
-        }),
+        description:
+          'Envoy names: `connect-failure` (nothing was sent), `reset` (connection failed after sending), `refused-stream`, `5xx` (any 500–599, and per-try timeouts), `gateway-error` (502, 503, 504, and per-try timeouts), `retriable-status-codes`, `retriable-headers`.',
+        ...envVar(
+          'MESH_RETRY_ON',
+          `Conditions to retry on (\`retry.retryOn\`): ${RETRY_ON_VALUES.join(', ')}.`,
+          {
+            type: 'list',
+            defaultValue: D.retryOn.join(','),
+          },
+        ),
       }),
     ),
     retriableStatusCodes: Type.Optional(
       Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
-        description: 'Statuses retried under `retriable-status-codes`.',
+        description: 'Statuses retried under `retriable-status-codes` (e.g. `[429]`).',
         ...envVar(
           'MESH_RETRY_STATUS_CODES',
           'Statuses retried under `retriable-status-codes` (`retry.retriableStatusCodes`).',
@@ -125,17 +144,24 @@ export const retrySection = Section(
         base: Type.Optional(
           Duration({
             default: D.backoff.baseMs,
-            description: 'First backoff ceiling; doubles per retry, full jitter (Envoy: 25 ms).',
-            ...envVar('MESH_RETRY_BACKOFF_BASE', 'First backoff ceiling; doubles per retry, full jitter (`retry.backoff.base`).', {
-              defaultValue: '25ms',
-            }),
+            description:
+              'Full-jitter exponential backoff: retry n waits a uniform random time in [0, min(max, base·2ⁿ⁻¹)) (Envoy: 25 ms).',
+            ...envVar(
+              'MESH_RETRY_BACKOFF_BASE',
+              'First backoff ceiling; doubles per retry, full jitter (`retry.backoff.base`).',
+              {
+                defaultValue: '25ms',
+              },
+            ),
           }),
         ),
         max: Type.Optional(
           Duration({
             default: D.backoff.maxMs,
-            description: 'Largest backoff (Envoy: 10× base).',
-            ...envVar('MESH_RETRY_BACKOFF_MAX', 'Largest backoff (`retry.backoff.max`).', { defaultValue: '250ms' }),
+            description: 'Upper bound of a backoff (Envoy: 10× base).',
+            ...envVar('MESH_RETRY_BACKOFF_MAX', 'Largest backoff (`retry.backoff.max`).', {
+              defaultValue: '250ms',
+            }),
           }),
         ),
       }),
@@ -143,7 +169,8 @@ export const retrySection = Section(
     retryAfterMax: Type.Optional(
       Duration({
         default: D.retryAfterMaxMs,
-        description: 'The longest `Retry-After` honoured; a longer one stops retrying.',
+        description:
+          'A `Retry-After` (seconds or HTTP date) up to this long replaces the backoff; a longer one stops retrying and returns that response.',
       }),
     ),
     allowNonIdempotent: Type.Optional(
@@ -157,7 +184,8 @@ export const retrySection = Section(
         ratio: Type.Optional(
           Ratio({
             default: D.budget.ratio,
-            description: 'Retries allowed as a fraction of requests (Linkerd: 0.2).',
+            description:
+              'Retries (and hedges) may add at most this fraction of the destination’s requests… (Linkerd: 0.2)',
             ...envVar(
               'MESH_RETRY_BUDGET',
               'Retries allowed as a fraction of requests per destination (`retry.budget.ratio`).',
@@ -169,7 +197,7 @@ export const retrySection = Section(
           Type.Number({
             minimum: 0,
             default: D.budget.minPerSecond,
-            description: 'Retries per second always allowed (Linkerd: 10).',
+            description: '…plus this many per second, whatever the traffic (Finagle/Linkerd retry budget).',
             ...envVar(
               'MESH_RETRY_BUDGET_MIN_PER_SECOND',
               'Retries per second always allowed by the budget (`retry.budget.minPerSecond`).',
@@ -178,7 +206,11 @@ export const retrySection = Section(
           }),
         ),
         window: Type.Optional(
-          Duration({ min: 1, default: D.budget.windowMs, description: 'Sliding window of the budget (Linkerd: 10 s).' }),
+          Duration({
+            min: 1,
+            default: D.budget.windowMs,
+            description: 'Sliding window of the budget (Linkerd: 10 s).',
+          }),
         ),
       }),
     ),
@@ -198,9 +230,12 @@ export function retryPatch(doc: RetryOptions): RetryPatch | false {
   const p: RetryPatch = {};
   if (doc.maxRetries !== undefined) p.maxRetries = doc.maxRetries;
   if (doc.retryOn !== undefined)
-    p.retryOn = (typeof doc.retryOn === 'string' ? doc.retryOn.split(',').map((s) => s.trim()) : doc.retryOn) as RetryOn[];
+    p.retryOn = (
+      typeof doc.retryOn === 'string' ? doc.retryOn.split(',').map((s) => s.trim()) : doc.retryOn
+    ) as RetryOn[];
   if (doc.retriableStatusCodes !== undefined) p.retriableStatusCodes = doc.retriableStatusCodes;
-  if (doc.retriableHeaders !== undefined) p.retriableHeaders = doc.retriableHeaders.map((h) => h.toLowerCase());
+  if (doc.retriableHeaders !== undefined)
+    p.retriableHeaders = doc.retriableHeaders.map((h) => h.toLowerCase());
   if (doc.retryAfterMax !== undefined) p.retryAfterMaxMs = ms(doc.retryAfterMax);
   if (doc.allowNonIdempotent !== undefined) p.allowNonIdempotent = doc.allowNonIdempotent;
   if (doc.backoff !== undefined) {
@@ -237,5 +272,6 @@ export function retryRules(raw: unknown, path: string, issues: Issues): void {
   };
   const b = msOf(base);
   const m = msOf(max);
-  if (b !== undefined && m !== undefined && m < b) issues.add(`${path}.backoff.max`, `a duration ≥ backoff.base (${b}ms)`, max);
+  if (b !== undefined && m !== undefined && m < b)
+    issues.add(`${path}.backoff.max`, `a duration ≥ backoff.base (${b}ms)`, max);
 }

@@ -13,7 +13,10 @@ export const timeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
   default: 'off',
   description:
     'Overall deadline of a call, all attempts included. Off by default: a default must never cut a streaming body (Istio disables route timeouts by default too).',
-  ...envVarFor('MESH_TIMEOUT', 'Overall deadline of a call, all attempts included. Off unless set (a default must never cut a streaming body). `0` or `off` for none.'),
+  ...envVarFor(
+    'MESH_TIMEOUT',
+    'Overall deadline of a call, all attempts included. Off unless set (a default must never cut a streaming body). `0` or `off` for none.',
+  ),
 });
 
 /** `perTryTimeout`: the deadline of each attempt; a timed-out attempt may be retried elsewhere. */
@@ -21,7 +24,10 @@ export const perTryTimeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
   expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off" for none',
   default: 'off',
   description: 'Deadline of each attempt; a timed-out attempt may be retried elsewhere.',
-  ...envVarFor('MESH_PER_TRY_TIMEOUT', 'Deadline of each attempt; a timed-out attempt may be retried elsewhere.'),
+  ...envVarFor(
+    'MESH_PER_TRY_TIMEOUT',
+    'Deadline of each attempt; a timed-out attempt may be retried elsewhere.',
+  ),
 });
 
 function envVarFor(name: string, description: string) {
