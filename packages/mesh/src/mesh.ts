@@ -183,6 +183,8 @@ export interface Mesh extends AsyncDisposable {
    * @throws MeshError `MESH_CONFIG_INVALID` only if the merged layers are invalid (never after createMesh succeeded).
    */
   config(service: string): EffectiveConfig;
+  /** Read the config sources again now (they are also watched); resolves once the read is handled. */
+  reloadConfig(): Promise<void>;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
   /**
    * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
@@ -367,6 +369,10 @@ class MeshImpl implements Mesh, DispatchTarget {
 
   config(service: string): EffectiveConfig {
     return this.#config.effective(service);
+  }
+
+  reloadConfig(): Promise<void> {
+    return this.#configSource?.reload() ?? Promise.resolve();
   }
 
   // ---- naming ----------------------------------------------------------------------------------
