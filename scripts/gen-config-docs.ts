@@ -56,8 +56,9 @@ export function renderSectionsTable(): string {
     const s = schema as Schema;
     const variants = (s.anyOf as Schema[] | undefined) ?? [];
     const object = Boolean(objectVariant(s));
-    const allowsTrue = variants.some((v) => v.type === 'boolean' || v.const === true);
-    const allowsFalse = variants.some((v) => v.type === 'boolean' || v.const === false);
+    const anyBoolean = variants.some((v) => v.type === 'boolean' && v.const === undefined);
+    const allowsTrue = anyBoolean || variants.some((v) => v.const === true);
+    const allowsFalse = anyBoolean || variants.some((v) => v.const === false);
     const t = !object ? '—' : allowsTrue ? 'on with defaults' : 'not allowed';
     const f = allowsFalse ? 'off' : 'not allowed';
     lines.push(`| \`${key}\` | ${t} | ${f} | ${esc(String(s.description ?? ''))} |`);
