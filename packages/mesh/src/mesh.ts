@@ -43,7 +43,7 @@ import {
   fileConfigSource,
   optionsConfigSource,
 } from './config/source.js';
-import { ConfigStore } from './config/store.js';
+import { ConfigStore, type Warning } from './config/store.js';
 import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
 import { allEnvVars } from './env-schema.js';
@@ -279,6 +279,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#registryName = options.registry ?? settings.registry;
     // The config file is a config source: its first version is validated whole, like the rest.
     this.#configPath = options.configFile ?? settings.configFile;
+    let warnings: readonly Warning[] | undefined;
     if (this.#configPath !== undefined) {
       const source = issues.try(() =>
         fileConfigSource({ path: this.#configPath as string, clock: this.#clock, logger: this.#logger }),
@@ -290,7 +291,8 @@ class MeshImpl implements Mesh, DispatchTarget {
           : undefined;
         if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
         else if (first) {
-          this.#config.swap(first.layers, []);
+          this.#config.swap(first.layers, [], first.effective);
+          warnings = first.warnings;
           this.#documentEndpoints = createDocumentEndpointsResolver({
             clock: this.#clock,
             logger: this.#logger,
@@ -299,7 +301,8 @@ class MeshImpl implements Mesh, DispatchTarget {
         }
       }
     }
-    const warnings = issues.ok ? this.#config.check(this.#config.document, issues) : [];
+    // Without a document, the merged options and env layers are checked here (with one, validate did).
+    if (warnings === undefined && issues.ok) warnings = this.#config.check(undefined, issues).warnings;
     if (!issues.ok) void this.#configSource?.close();
     issues.throwIfAny('invalid mesh configuration');
 
@@ -318,7 +321,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       source.onError((error) => this.#rejectDocument(error));
     }
     // Warnings of the configuration at start reach listeners added right after createMesh.
-    queueMicrotask(() => this.#warn(warnings));
+    queueMicrotask(() => this.#warn(warnings ?? []));
     this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.dispatcher = new MeshDispatcher(this);
@@ -343,7 +346,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       this.#rejectDocument(result);
       return;
     }
-    const changed = this.#config.swap(result.layers, this.#destinations.keys());
+    const changed = this.#config.swap(result.layers, this.#destinations.keys(), result.effective);
     this.#logger.info('config file applied', {
       version: version.version,
       services: result.layers.services.size,
@@ -360,7 +363,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#events.fire({ type: 'config_rejected', error });
   }
 
-  #warn(warnings: ReadonlyArray<ConfigIssue & { service: string | undefined }>): void {
+  #warn(warnings: readonly Warning[]): void {
     for (const { service, ...issue } of warnings) {
       this.#logger.warn('config setting cannot work as written', { service, ...issue });
       this.#events.fire({ type: 'config_warning', service, issue });

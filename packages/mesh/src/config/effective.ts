@@ -61,6 +61,22 @@ function record(out: Map<string, SettingSource>, prefix: string, value: unknown,
  */
 export function effectiveConfig(service: string | undefined, layers: readonly Layer[]): EffectiveConfig {
   const { balancer, resilience } = resolveLayers(layers);
+  let sources: Readonly<Record<string, SettingSource>> | undefined;
+  // Provenance is computed when asked for (admin views), not for every service at start.
+  const config = {
+    service,
+    balancer,
+    resilience,
+    get sources(): Readonly<Record<string, SettingSource>> {
+      sources ??= provenance(layers);
+      return sources;
+    },
+    warnings: Object.freeze(resilienceWarnings(resilience)),
+  };
+  return Object.freeze(config);
+}
+
+function provenance(layers: readonly Layer[]): Readonly<Record<string, SettingSource>> {
   const sources = new Map<string, SettingSource>();
   for (const layer of layers) {
     if (!layer.raw) continue;
@@ -70,13 +86,7 @@ export function effectiveConfig(service: string | undefined, layers: readonly La
       if (v !== undefined) record(sources, key, v, src);
     }
   }
-  return Object.freeze({
-    service,
-    balancer,
-    resilience,
-    sources: Object.freeze(Object.fromEntries([...sources].sort(([a], [b]) => a.localeCompare(b)))),
-    warnings: Object.freeze(resilienceWarnings(resilience)),
-  });
+  return Object.freeze(Object.fromEntries([...sources].sort(([a], [b]) => a.localeCompare(b))));
 }
 
 /** Structural equality of plain JSON-like data (what resolved configs are). */

@@ -1,7 +1,6 @@
-import { type ConfigIssue, type Env, Issues, issuesError, type MeshError } from '@proxyless/core';
+import { type ConfigIssue, type Env, Issues, issuesError, MeshError } from '@proxyless/core';
 import { changedRoles, type EffectiveConfig, effectiveConfig, type PolicyRole } from './effective.js';
 import {
-  checkMergedPolicy,
   type DocumentLayers,
   envLayer,
   type Layer,
@@ -10,6 +9,15 @@ import {
   unknownPolicyKeys,
 } from './layers.js';
 import type { ConfigVersion } from './source.js';
+
+/** A warning of one service's merged config (`undefined`: every other service). */
+export type Warning = ConfigIssue & { service: string | undefined };
+
+/** What checking the merged layers gives: warnings, and the effective config of each named service. */
+export interface Checked {
+  warnings: Warning[];
+  effective: Map<string, EffectiveConfig>;
+}
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -78,51 +86,57 @@ export class ConfigStore {
   /**
    * Rules that only hold across layers (a health check's `path` from some layer, a ring's min
    * below its max, `maxPendingRequests` with a queue): checked for every named service and for
-   * the rest (defaults only). Returns the warnings (rules that warn instead).
+   * the rest (defaults only). Gives the warnings (rules that warn instead) and the effective
+   * config of every named service, so a swap reuses them.
    */
-  check(
-    doc: DocumentLayers | undefined,
-    issues: Issues,
-  ): Array<ConfigIssue & { service: string | undefined }> {
+  check(doc: DocumentLayers | undefined, issues: Issues): Checked {
     const names = new Set([...this.#optionsServices.keys(), ...(doc?.services.keys() ?? [])]);
-    const warnings: Array<ConfigIssue & { service: string | undefined }> = [];
+    const warnings: Warning[] = [];
+    const effective = new Map<string, EffectiveConfig>();
     const one = (service: string | undefined, where: string): void => {
-      const before = issues.list.length;
-      checkMergedPolicy(this.layersFor(service, doc), where, issues);
-      if (issues.list.length !== before) return;
-      for (const w of effectiveConfig(service, this.layersFor(service, doc)).warnings)
-        warnings.push({ ...w, service });
+      let e: EffectiveConfig;
+      try {
+        e = effectiveConfig(service, this.layersFor(service, doc));
+      } catch (error) {
+        if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+        for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }])
+          issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
+        return;
+      }
+      if (service !== undefined) effective.set(service, e);
+      for (const w of e.warnings) warnings.push({ ...w, service });
     };
     one(undefined, 'every service (defaults)');
     for (const name of names) one(name, `services.${name}`);
-    return warnings;
+    return { warnings, effective };
   }
 
   /**
-   * Validate a document version whole. Returns its layers, or the error listing every problem
-   * (the last good document stays in force).
+   * Validate a document version whole. Returns its layers (with the effective config of every
+   * service it names), or the error listing every problem (the last good document stays in force).
    */
-  validate(
-    version: ConfigVersion,
-    what: string,
-  ): { layers: DocumentLayers; warnings: ReturnType<ConfigStore['check']> } | MeshError {
+  validate(version: ConfigVersion, what: string): ({ layers: DocumentLayers } & Checked) | MeshError {
     const issues = new Issues();
     const layers = parseDocumentLayers(version.document, version.version, issues);
-    const warnings = issues.ok ? this.check(layers, issues) : [];
-    if (!issues.ok) return issuesError(`${what} (version ${version.version})`, issues.list);
-    return { layers, warnings };
+    const checked = issues.ok ? this.check(layers, issues) : undefined;
+    if (!issues.ok || !checked) return issuesError(`${what} (version ${version.version})`, issues.list);
+    return { layers, ...checked };
   }
 
   /**
    * Swap in a validated document. Returns, for each of `live` services, the roles whose
    * effective settings changed: only those need rebuilding, and an unchanged document changes none.
    */
-  swap(layers: DocumentLayers, live: Iterable<string>): Map<string, PolicyRole[]> {
+  swap(
+    layers: DocumentLayers,
+    live: Iterable<string>,
+    effective?: ReadonlyMap<string, EffectiveConfig>,
+  ): Map<string, PolicyRole[]> {
     const before = new Map<string, EffectiveConfig>();
     const services = [...live];
     for (const s of services) before.set(s, this.effective(s));
     this.#document = layers;
-    this.#effective = new Map();
+    this.#effective = new Map(effective);
     const changed = new Map<string, PolicyRole[]>();
     for (const s of services) {
       const roles = changedRoles(before.get(s), this.effective(s));
