@@ -21,7 +21,11 @@ export function bigDocument(n: number): unknown {
       endpoints: `10.0.${(i >> 8) & 255}.${i & 255}:8080,10.1.${(i >> 8) & 255}.${i & 255}:8080=2`,
       timeout: '2s',
       perTryTimeout: '500ms',
-      retry: { maxRetries: 2, retryOn: ['connect-failure', 'gateway-error'], backoff: { base: '10ms', max: '100ms' } },
+      retry: {
+        maxRetries: 2,
+        retryOn: ['connect-failure', 'gateway-error'],
+        backoff: { base: '10ms', max: '100ms' },
+      },
       circuitBreaker: { errorThresholdPercentage: 50, resetTimeout: '10s', maxRequests: 512 },
       loadBalancer: { policy: i % 2 ? 'least_request' : 'peak_ewma', choiceCount: 2 },
       outlierDetection: { consecutive5xx: 3, baseEjectionTime: '15s' },
@@ -81,11 +85,17 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
         columns: ['measure', 'wall ms', 'CPU ms'],
         rows: [
           ['import("proxyless"), cold', importMs, median(cold.map((c) => c.importCpuMs))],
-          ['createMesh (validate + layer 1,000 services), cold', createMs, median(cold.map((c) => c.createCpuMs))],
+          [
+            'createMesh (validate + layer 1,000 services), cold',
+            createMs,
+            median(cold.map((c) => c.createCpuMs)),
+          ],
           ['import + createMesh, cold', total, median(cold.map((c) => c.importCpuMs + c.createCpuMs))],
           ['createMesh, warm', median(warm), median(warmCpu)],
         ],
-        notes: [`target import + createMesh ≤ 50 ms: ${total <= 50 ? 'met' : 'NOT met'} (${total.toFixed(1)} ms)`],
+        notes: [
+          `target import + createMesh ≤ 50 ms: ${total <= 50 ? 'met' : 'NOT met'} (${total.toFixed(1)} ms)`,
+        ],
       },
     ];
   } finally {

@@ -96,6 +96,16 @@ export {
   parseStringList,
   type RangeOptions,
 } from './parse.js';
+export { type Random, randomInt, seededRandom, systemRandom } from './random.js';
+export type {
+  HealthCheckDefinition,
+  RegisteredInstance,
+  Registrar,
+  Registration,
+  Resolver,
+  ResolverListener,
+  ResolverUpdate,
+} from './resolver.js';
 export {
   at,
   Duration,
@@ -118,13 +128,3 @@ export {
   type Validator,
   validator,
 } from './schema.js';
-export { type Random, randomInt, seededRandom, systemRandom } from './random.js';
-export type {
-  HealthCheckDefinition,
-  RegisteredInstance,
-  Registrar,
-  Registration,
-  Resolver,
-  ResolverListener,
-  ResolverUpdate,
-} from './resolver.js';

@@ -20,10 +20,13 @@ describe('docs/configuration.md', () => {
 });
 
 describe('generated configuration docs (#10)', () => {
-  it.each(BLOCKS.map((b) => [b.file, b.name, b.render] as const))('%s: the %s table is current', (file, name, render) => {
-    const text = readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8');
-    expect(blockOf(text, name), `run pnpm docs:config`).toBe(render());
-  });
+  it.each(BLOCKS.map((b) => [b.file, b.name, b.render] as const))(
+    '%s: the %s table is current',
+    (file, name, render) => {
+      const text = readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8');
+      expect(blockOf(text, name), `run pnpm docs:config`).toBe(render());
+    },
+  );
 
   it('docs/config-file.schema.json is current', () => {
     const text = readFileSync(new URL(`../../../${SCHEMA_FILE}`, import.meta.url), 'utf8');
@@ -32,10 +35,14 @@ describe('generated configuration docs (#10)', () => {
 
   it('the JSON Schema and the validator agree on what `true` means per section', () => {
     const schema = JSON.parse(renderJsonSchema()) as {
-      properties: { defaults: { properties: Record<string, { anyOf?: Array<{ type?: string; const?: unknown }> }> } };
+      properties: {
+        defaults: { properties: Record<string, { anyOf?: Array<{ type?: string; const?: unknown }> }> };
+      };
     };
     const allowsTrue = (key: string): boolean =>
-      (schema.properties.defaults.properties[key]?.anyOf ?? []).some((v) => (v.type === 'boolean' && v.const === undefined) || v.const === true);
+      (schema.properties.defaults.properties[key]?.anyOf ?? []).some(
+        (v) => (v.type === 'boolean' && v.const === undefined) || v.const === true,
+      );
     for (const key of Object.keys(schema.properties.defaults.properties)) {
       let accepted = true;
       try {
