@@ -13,9 +13,9 @@ import {
   Fields,
   Issues,
   type Static,
+  Type,
   validator,
 } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
 import {
   DEFAULT_HEALTH_CHECK,
   type HealthCheckConfig,

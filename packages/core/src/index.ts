@@ -125,6 +125,7 @@ export {
   Section,
   type Static,
   type TSchema,
+  Type,
   type Validator,
   validator,
 } from './schema.js';

@@ -470,3 +470,5 @@ export function envIssues(
 }
 
 export type { Static, TSchema };
+/** TypeBox's builder, for section declarations in the other packages (one copy of TypeBox, bundled here). */
+export { Type };

@@ -14,9 +14,9 @@ import {
   Fields,
   Issues,
   type Static,
+  Type,
   validator,
 } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
 import {
   type CircuitBreakerConfig,
   type CircuitBreakerPatch,

@@ -1,5 +1,4 @@
-import { Duration, Fields, parseDuration, Section, type Static } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
+import { Duration, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
 
 /** Resolved active HTTP health check settings. */
 export interface HealthCheckConfig {

@@ -1,5 +1,13 @@
-import { Duration, envVar, Fields, type Issues, OneOf, parseDuration, type Static } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
+import {
+  Duration,
+  envVar,
+  Fields,
+  type Issues,
+  OneOf,
+  parseDuration,
+  type Static,
+  Type,
+} from '@proxyless/core';
 
 /**
  * Load-balancing policies. Names match Consul's `service-resolver` `LoadBalancer.Policy` values

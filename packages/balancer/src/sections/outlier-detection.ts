@@ -1,5 +1,4 @@
-import { Duration, envVar, Fields, parseDuration, Section, type Static } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
+import { Duration, envVar, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
 
 /** Success-rate ejection settings (Envoy `success_rate_*`). */
 export interface SuccessRateConfig {

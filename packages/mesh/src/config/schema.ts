@@ -1,7 +1,6 @@
 import { balancerProperties } from '@proxyless/balancer';
-import { type EndpointInit, Fields, type Static } from '@proxyless/core';
+import { type EndpointInit, Fields, type Static, Type } from '@proxyless/core';
 import { resilienceProperties } from '@proxyless/resilience';
-import { Type } from '@sinclair/typebox';
 
 /** Every policy section of a service entry (balancer's and resilience's), by key. */
 export const policyProperties = { ...balancerProperties, ...resilienceProperties };

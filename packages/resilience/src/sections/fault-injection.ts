@@ -1,5 +1,4 @@
-import { Duration, Fields, parseDuration, Section, type Static } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
+import { Duration, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
 import type { DeepPartial } from './util.js';
 
 /** Resolved fault injection. */

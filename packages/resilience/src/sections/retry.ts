@@ -9,8 +9,8 @@ import {
   Ratio,
   Section,
   type Static,
+  Type,
 } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
 import type { DeepPartial } from './util.js';
 
 /** Conditions a retry may be made on (Envoy's `x-envoy-retry-on` names). */

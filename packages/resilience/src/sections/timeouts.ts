@@ -1,5 +1,4 @@
-import { Duration, envVar, parseDuration, type Static } from '@proxyless/core';
-import { Type } from '@sinclair/typebox';
+import { Duration, envVar, parseDuration, type Static, Type } from '@proxyless/core';
 
 const OFF_WORDS = [Type.Literal(false), Type.Literal('off'), Type.Literal('none')];
 
