@@ -45,6 +45,7 @@ export function buildPolicy(service: string, config: EffectiveConfig, deps: Poli
     key,
     balancer,
     filters: stack.filters,
+    roles: stack.roles,
     maxConnections: resilienceConfig.circuitBreaker?.maxConnections,
     circuitBreakerState: () => stack.circuitBreakerState(),
     close() {

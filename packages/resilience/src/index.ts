@@ -56,7 +56,6 @@ export {
   timeoutSection,
 } from './config.js';
 export {
-  callWithLimit,
   createDeadlineFilter,
   createPerTryTimeoutFilter,
   DEADLINE_HEADER,
