@@ -13,6 +13,7 @@ const AREAS: Record<string, () => Promise<BenchModule>> = {
   resilience: () => import('./resilience.js'),
   registry: () => import('./registry.js'),
   config: () => import('./config.js'),
+  telemetry: () => import('./telemetry.js'),
   routing: () => import('./routing.js'),
 };
 
