@@ -230,3 +230,38 @@ describe('turning a section off in a later layer', () => {
     expect(merged.outlierDetection.enabled).toBe(false);
   });
 });
+
+describe('sections as schema declarations (#10)', () => {
+  it('outlierDetection: true means Envoy defaults, false turns it off; loadBalancer cannot be off', () => {
+    expect(resolveBalancerConfig(parse({ outlierDetection: true }).patch!).outlierDetection.enabled).toBe(
+      true,
+    );
+    expect(resolveBalancerConfig(parse({ outlierDetection: false }).patch!).outlierDetection.enabled).toBe(
+      false,
+    );
+    expect(parse({ loadBalancer: true }).issues).toEqual([]);
+    expect(parse({ loadBalancer: false }).issues.map((i) => i.field)).toEqual(['services.api.loadBalancer']);
+    expect(parse({ healthCheck: true }).issues.map((i) => i.field)).toEqual(['services.api.healthCheck']);
+  });
+
+  it('ring min above max is an error, in one section and across layers', () => {
+    expect(parse({ loadBalancer: { minRingSize: 10, maxRingSize: 5 } }).issues.map((i) => i.field)).toEqual([
+      'services.api.loadBalancer.minRingSize',
+    ]);
+    expect(() =>
+      resolveBalancerConfig({ loadBalancer: { maxRingSize: 5 } }, { loadBalancer: { minRingSize: 10 } }),
+    ).toThrowError(/minRingSize/);
+  });
+
+  it('env values go through the same validator, named by variable', () => {
+    expect(
+      balancerPatchFromEnv({ MESH_LB_POLICY: 'peak_ewma', MESH_LB_SLOW_START_WINDOW: '5s' })?.loadBalancer,
+    ).toEqual({
+      policy: 'peak_ewma',
+      slowStart: { window: 5000 },
+    });
+    expect(() => balancerPatchFromEnv({ MESH_LB_POLICY: 'round_robbin' })).toThrowError(
+      /MESH_LB_POLICY: expected one of .*did you mean "round_robin"/,
+    );
+  });
+});

@@ -8,6 +8,7 @@ import {
   createEndpoint,
   type Disposable,
   type Endpoint,
+  type EndpointInit,
   Issues,
   type Logger,
   MeshError,
@@ -23,72 +24,60 @@ import { ResolverHub, type WatchSink } from './hub.js';
 /** The largest config document read (a guard against reading the wrong file). */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-export interface FileResolverOptions {
-  /** Path of the JSON config document (`MESH_CONFIG_FILE`). */
+// ---------------------------------------------------------------------------------------------
+// The file: read, watched, versioned (what a config source is built on)
+// ---------------------------------------------------------------------------------------------
+
+export interface JsonFileOptions {
+  /** Path of the JSON document (`MESH_CONFIG_FILE`). */
   path: string;
   clock?: Clock;
   logger?: Logger;
-  /** Keys a service entry may hold besides `endpoints` (policy sections owned by other packages). */
-  serviceKeys?: readonly string[];
-  /** Top-level keys besides `services` and `$schema` (e.g. `defaults`). */
-  topLevelKeys?: readonly string[];
-  /** Extra validation of the whole document (policy sections); record issues by path. */
-  validate?: (doc: ConfigDocument, issues: Issues) => void;
   /** Polling interval, the fallback when file events are missed or unsupported. @defaultValue 2000 */
   pollIntervalMs?: number;
   /** Quiet period after a change event before the file is read (coalesces partial writes). @defaultValue 20 */
   debounceMs?: number;
 }
 
-/** The config document as read (validated). */
-export interface ConfigDocument {
-  readonly $schema?: string;
-  readonly services: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
-  readonly [key: string]: unknown;
+/** One parsed version of the file. `version` counts the distinct contents read, from 1. */
+export interface JsonFileVersion {
+  readonly version: number;
+  readonly value: unknown;
 }
 
-/** A file resolver also reports whole documents and rejected versions. */
-export interface FileResolver extends Resolver {
-  /** The document in force (the last valid one). */
-  document(): ConfigDocument;
-  /** Called with the document in force now and with each newly applied one. */
-  onDocument(listener: (doc: ConfigDocument) => void): Disposable;
-  /** Called when a changed file is invalid, half-written or deleted; the last good one stays. */
-  onRejected(listener: (error: MeshError) => void): Disposable;
+/** A watched JSON file. It parses JSON only; what the document means is its reader's business. */
+export interface JsonFile {
+  readonly path: string;
+  /** The version read last (at start: read synchronously by the constructor). */
+  current(): JsonFileVersion;
+  /** A new content was read and parsed. */
+  onVersion(listener: (v: JsonFileVersion) => void): Disposable;
+  /** The file became unreadable, half-written (not JSON) or was deleted; nothing new to apply. */
+  onError(listener: (error: MeshError) => void): Disposable;
   /** Re-read the file now (also done on file events and by polling). */
   reload(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /**
- * Services from a JSON document (`MESH_CONFIG_FILE`), watched for changes with `fs.watch` on its
- * directory (so editors' atomic renames are seen) and a polling fallback. Each version is
- * validated as a whole before anything is applied; an invalid, half-written or deleted file keeps
- * the last good document in force and is reported through `onRejected`.
+ * Read a JSON file and watch it with `fs.watch` on its directory (so editors' atomic renames are
+ * seen) and a polling fallback. A content that does not parse is reported, never delivered.
  *
- * @throws MeshError `MESH_CONFIG_INVALID` when the file cannot be read or is invalid at start.
+ * @throws MeshError `MESH_CONFIG_INVALID` (field `MESH_CONFIG_FILE`) when the file cannot be read
+ * or parsed at start.
  */
-export function createFileResolver(options: FileResolverOptions): FileResolver {
-  return new FileResolverImpl(options);
+export function watchJsonFile(options: JsonFileOptions): JsonFile {
+  return new JsonFileImpl(options);
 }
 
-interface Parsed {
-  doc: ConfigDocument;
-  endpoints: Map<string, readonly Endpoint[]>;
-  /** Lower-cased service name → name as written. */
-  names: Map<string, string>;
-}
-
-class FileResolverImpl implements FileResolver {
-  readonly name = 'file';
-  readonly #path: string;
-  readonly #options: FileResolverOptions;
+class JsonFileImpl implements JsonFile {
+  readonly path: string;
+  readonly #options: JsonFileOptions;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #hub: ResolverHub;
-  readonly #sinks = new Map<string, WatchSink>();
-  readonly #documents = createEmitter<ConfigDocument>();
-  readonly #rejections = createEmitter<MeshError>();
-  #current: Parsed;
+  readonly #versions = createEmitter<JsonFileVersion>();
+  readonly #errors = createEmitter<MeshError>();
+  #current: JsonFileVersion;
   #lastText: string;
   #lastStat = '';
   #watcher: FSWatcher | undefined;
@@ -98,17 +87,17 @@ class FileResolverImpl implements FileResolver {
   #again = false;
   #closed = false;
 
-  constructor(options: FileResolverOptions) {
+  constructor(options: JsonFileOptions) {
     this.#options = options;
-    this.#path = resolve(options.path);
+    this.path = resolve(options.path);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? noopLogger;
     let text: string;
     try {
-      const st = statSync(this.#path);
+      const st = statSync(this.path);
       if (st.size > MAX_CONFIG_BYTES)
         throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
-      text = readFileSync(this.#path, 'utf8');
+      text = readFileSync(this.path, 'utf8');
       this.#lastStat = statKey(st);
     } catch (error) {
       throw configError(
@@ -117,49 +106,26 @@ class FileResolverImpl implements FileResolver {
         options.path,
       );
     }
-    this.#current = this.#parse(text);
+    this.#current = { version: 1, value: this.#json(text) };
     this.#lastText = text;
-    this.#hub = new ResolverHub({
-      name: 'file',
-      clock: this.#clock,
-      logger: this.#logger,
-      start: (service, sink) => {
-        this.#sinks.set(service, sink);
-        sink.endpoints(this.#current.endpoints.get(service) ?? []);
-        return () => {
-          this.#sinks.delete(service);
-        };
-      },
-    });
     this.#startWatching();
   }
 
-  match(host: string): string | undefined {
-    return this.#current.names.get(host);
+  current(): JsonFileVersion {
+    return this.#current;
   }
 
-  watch(service: string, listener: ResolverListener): Disposable {
-    return this.#hub.watch(service, listener);
+  onVersion(listener: (v: JsonFileVersion) => void): Disposable {
+    return this.#versions.event(listener);
   }
 
-  document(): ConfigDocument {
-    return this.#current.doc;
+  onError(listener: (error: MeshError) => void): Disposable {
+    return this.#errors.event(listener);
   }
 
-  onDocument(listener: (doc: ConfigDocument) => void): Disposable {
-    listener(this.#current.doc);
-    return this.#documents.event(listener);
-  }
-
-  onRejected(listener: (error: MeshError) => void): Disposable {
-    return this.#rejections.event(listener);
-  }
-
-  /** Parse and validate a whole document; throws `MESH_CONFIG_INVALID` listing every issue. */
-  #parse(text: string): Parsed {
-    let raw: unknown;
+  #json(text: string): unknown {
     try {
-      raw = JSON.parse(text);
+      return JSON.parse(text);
     } catch (error) {
       throw new MeshError(
         'MESH_CONFIG_INVALID',
@@ -167,34 +133,6 @@ class FileResolverImpl implements FileResolver {
         { details: { field: '$', value: text.length > 80 ? `${text.slice(0, 80)}…` : text } },
       );
     }
-    const issues = new Issues();
-    const doc = issues.object(raw, '$');
-    const endpoints = new Map<string, readonly Endpoint[]>();
-    const names = new Map<string, string>();
-    if (doc) {
-      issues.unknownKeys(doc, '', ['$schema', 'services', ...(this.#options.topLevelKeys ?? [])]);
-      const services = doc.services === undefined ? {} : issues.object(doc.services, 'services');
-      for (const [name, value] of Object.entries(services ?? {})) {
-        const field = `services.${name}`;
-        if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/.test(name)) {
-          issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
-          continue;
-        }
-        const entry = issues.object(value, field);
-        if (!entry) continue;
-        issues.unknownKeys(entry, field, ['endpoints', ...(this.#options.serviceKeys ?? [])]);
-        if (entry.endpoints !== undefined) {
-          const list = parseEndpointList(entry.endpoints, `${field}.endpoints`, issues);
-          if (list) endpoints.set(name.toLowerCase(), Object.freeze(list.map(createEndpoint)));
-        }
-        if (names.has(name.toLowerCase()))
-          issues.add(field, 'a service name unique regardless of case', name);
-        names.set(name.toLowerCase(), name.toLowerCase());
-      }
-      if (issues.ok) this.#options.validate?.(doc as ConfigDocument, issues);
-    }
-    issues.throwIfAny(`config file ${this.#options.path}`);
-    return { doc: Object.freeze({ services: {}, ...doc }) as ConfigDocument, endpoints, names };
   }
 
   #startWatching(): void {
@@ -202,17 +140,17 @@ class FileResolverImpl implements FileResolver {
     try {
       // Watch the directory: editors and deploy tools replace files by rename, which a watch on
       // the file itself would lose.
-      const file = basename(this.#path);
-      this.#watcher = watch(dirname(this.#path), { persistent: false }, (_event, name) => {
+      const file = basename(this.path);
+      this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, name) => {
         if (name === null || name.toString() === file) this.#schedule();
       });
       this.#watcher.on('error', (error) => {
-        this.#logger.warn('config file watch failed; polling only', { path: this.#path, error });
+        this.#logger.warn('config file watch failed; polling only', { path: this.path, error });
         this.#watcher?.close();
         this.#watcher = undefined;
       });
     } catch (error) {
-      this.#logger.warn('config file cannot be watched; polling', { path: this.#path, error });
+      this.#logger.warn('config file cannot be watched; polling', { path: this.path, error });
     }
     const tick = (): void => {
       if (this.#closed) return;
@@ -225,7 +163,7 @@ class FileResolverImpl implements FileResolver {
 
   async #pollOnce(): Promise<void> {
     try {
-      const key = statKey(await stat(this.#path));
+      const key = statKey(await stat(this.path));
       if (key !== this.#lastStat) await this.reload();
     } catch {
       if (this.#lastStat !== 'missing') await this.reload();
@@ -260,18 +198,18 @@ class FileResolverImpl implements FileResolver {
     if (this.#closed) return;
     let text: string;
     try {
-      const st = await stat(this.#path);
+      const st = await stat(this.path);
       this.#lastStat = statKey(st);
       if (st.size > MAX_CONFIG_BYTES)
         throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
-      text = await readFile(this.#path, 'utf8');
+      text = await readFile(this.path, 'utf8');
     } catch (error) {
       const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
       if (missing) {
         if (this.#lastStat === 'missing') return;
         this.#lastStat = 'missing';
       }
-      this.#reject(
+      this.#errors.fire(
         new MeshError(
           'MESH_CONFIG_INVALID',
           missing
@@ -283,28 +221,16 @@ class FileResolverImpl implements FileResolver {
       return;
     }
     if (this.#closed || text === this.#lastText) return;
-    let parsed: Parsed;
+    this.#lastText = text;
+    let value: unknown;
     try {
-      parsed = this.#parse(text);
+      value = this.#json(text);
     } catch (error) {
-      this.#lastText = text;
-      this.#reject(error as MeshError);
+      this.#errors.fire(error as MeshError);
       return;
     }
-    this.#lastText = text;
-    this.#current = parsed;
-    this.#logger.info('config file applied', { path: this.#path, services: parsed.names.size });
-    this.#documents.fire(parsed.doc);
-    for (const [service, sink] of this.#sinks) sink.endpoints(parsed.endpoints.get(service) ?? []);
-  }
-
-  #reject(error: MeshError): void {
-    this.#logger.warn('config file rejected; keeping the last good configuration', {
-      path: this.#path,
-      error,
-    });
-    for (const sink of this.#sinks.values()) sink.error(error);
-    this.#rejections.fire(error);
+    this.#current = { version: this.#current.version + 1, value };
+    this.#versions.fire(this.#current);
   }
 
   close(): Promise<void> {
@@ -313,13 +239,187 @@ class FileResolverImpl implements FileResolver {
       this.#watcher?.close();
       this.#poll?.cancel();
       this.#debounce?.cancel();
-      this.#documents.clear();
-      this.#rejections.clear();
+      this.#versions.clear();
+      this.#errors.clear();
     }
-    return this.#hub.close();
+    return Promise.resolve();
   }
 }
 
 function statKey(st: { mtimeMs: number; size: number; ino: number }): string {
   return `${st.mtimeMs}:${st.size}:${st.ino}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The resolver: endpoints of a validated document, nothing else
+// ---------------------------------------------------------------------------------------------
+
+/** A resolver fed with the endpoints of each accepted document version. */
+export interface DocumentEndpointsResolver extends Resolver {
+  /** The endpoints of a document now in force (lower-cased service name → endpoints). */
+  apply(endpoints: ReadonlyMap<string, readonly EndpointInit[]>): void;
+  /** The document source failed: watchers keep their last set, marked stale. */
+  fail(error: MeshError): void;
+}
+
+/**
+ * Serve the endpoints listed in a config document. It neither reads nor validates documents:
+ * whoever owns the document (a config source) validates each version whole and applies it here.
+ */
+export function createDocumentEndpointsResolver(options: {
+  name?: string;
+  clock?: Clock;
+  logger?: Logger;
+  endpoints?: ReadonlyMap<string, readonly EndpointInit[]>;
+}): DocumentEndpointsResolver {
+  const clock = options.clock ?? systemClock;
+  const sinks = new Map<string, WatchSink>();
+  let current = freeze(options.endpoints ?? new Map());
+  const hub = new ResolverHub({
+    name: options.name ?? 'file',
+    clock,
+    logger: options.logger ?? noopLogger,
+    start: (service, sink) => {
+      sinks.set(service, sink);
+      sink.endpoints(current.get(service) ?? []);
+      return () => {
+        sinks.delete(service);
+      };
+    },
+  });
+  return {
+    name: options.name ?? 'file',
+    match: (host) => (current.has(host) ? host : undefined),
+    watch: (service: string, listener: ResolverListener) => hub.watch(service, listener),
+    apply(endpoints) {
+      current = freeze(endpoints);
+      for (const [service, sink] of sinks) sink.endpoints(current.get(service) ?? []);
+    },
+    fail(error) {
+      for (const sink of sinks.values()) sink.error(error);
+    },
+    close: () => hub.close(),
+  };
+}
+
+function freeze(m: ReadonlyMap<string, readonly EndpointInit[]>): Map<string, readonly Endpoint[]> {
+  return new Map([...m].map(([k, list]) => [k.toLowerCase(), Object.freeze(list.map(createEndpoint))]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Standalone: the file's endpoints, for discovery without the mesh
+// ---------------------------------------------------------------------------------------------
+
+export interface FileResolverOptions extends JsonFileOptions {
+  /** Keys a service entry may hold besides `endpoints` (policy sections read by someone else). */
+  serviceKeys?: readonly string[];
+  /** Top-level keys besides `services` and `$schema` (e.g. `defaults`). */
+  topLevelKeys?: readonly string[];
+}
+
+/** The config document as read (validated). */
+export interface ConfigDocument {
+  readonly $schema?: string;
+  readonly services: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly [key: string]: unknown;
+}
+
+/** A file resolver also reports whole documents and rejected versions. */
+export interface FileResolver extends Resolver {
+  /** The document in force (the last valid one). */
+  document(): ConfigDocument;
+  /** Called with the document in force now and with each newly applied one. */
+  onDocument(listener: (doc: ConfigDocument) => void): Disposable;
+  /** Called when a changed file is invalid, half-written or deleted; the last good one stays. */
+  onRejected(listener: (error: MeshError) => void): Disposable;
+  /** Re-read the file now (also done on file events and by polling). */
+  reload(): Promise<void>;
+}
+
+/**
+ * Services from a JSON document, for discovery used alone: {@link watchJsonFile} plus the
+ * endpoints of each version that validates whole (an invalid, half-written or deleted file keeps
+ * the last good one, reported through `onRejected`). The mesh does not use it: there the file is
+ * a config source, and only its endpoints reach a {@link createDocumentEndpointsResolver}.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` when the file cannot be read or is invalid at start.
+ */
+export function createFileResolver(options: FileResolverOptions): FileResolver {
+  const file = watchJsonFile(options);
+  const first = readDocument(file.current().value, options);
+  const resolver = createDocumentEndpointsResolver({ ...options, endpoints: first.endpoints });
+  let doc = first.doc;
+  const documents = createEmitter<ConfigDocument>();
+  const rejections = createEmitter<MeshError>();
+  const reject = (error: MeshError): void => {
+    (options.logger ?? noopLogger).warn('config file rejected; keeping the last good configuration', {
+      path: file.path,
+      error,
+    });
+    resolver.fail(error);
+    rejections.fire(error);
+  };
+  file.onError(reject);
+  file.onVersion((v) => {
+    let next: ReturnType<typeof readDocument>;
+    try {
+      next = readDocument(v.value, options);
+    } catch (error) {
+      reject(error as MeshError);
+      return;
+    }
+    doc = next.doc;
+    documents.fire(doc);
+    resolver.apply(next.endpoints);
+  });
+  return {
+    name: 'file',
+    match: (host) => resolver.match(host),
+    watch: (service, listener) => resolver.watch(service, listener),
+    document: () => doc,
+    onDocument(listener) {
+      listener(doc);
+      return documents.event(listener);
+    },
+    onRejected: (listener) => rejections.event(listener),
+    reload: () => file.reload(),
+    async close() {
+      documents.clear();
+      rejections.clear();
+      await file.close();
+      await resolver.close();
+    },
+  };
+}
+
+/** Validate the discovery part of a document: its shape, service names and endpoints. */
+function readDocument(
+  raw: unknown,
+  options: FileResolverOptions,
+): { doc: ConfigDocument; endpoints: Map<string, EndpointInit[]> } {
+  const issues = new Issues();
+  const doc = issues.object(raw, '$');
+  const endpoints = new Map<string, EndpointInit[]>();
+  if (doc) {
+    issues.unknownKeys(doc, '', ['$schema', 'services', ...(options.topLevelKeys ?? [])]);
+    const services = doc.services === undefined ? {} : issues.object(doc.services, 'services');
+    for (const [name, value] of Object.entries(services ?? {})) {
+      const field = `services.${name}`;
+      if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/.test(name)) {
+        issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
+        continue;
+      }
+      const entry = issues.object(value, field);
+      if (!entry) continue;
+      issues.unknownKeys(entry, field, ['endpoints', ...(options.serviceKeys ?? [])]);
+      if (endpoints.has(name.toLowerCase()))
+        issues.add(field, 'a service name unique regardless of case', name);
+      if (entry.endpoints !== undefined) {
+        const list = parseEndpointList(entry.endpoints, `${field}.endpoints`, issues);
+        if (list) endpoints.set(name.toLowerCase(), list);
+      } else endpoints.set(name.toLowerCase(), []);
+    }
+  }
+  issues.throwIfAny(`config file ${options.path}`);
+  return { doc: Object.freeze({ services: {}, ...doc }) as ConfigDocument, endpoints };
 }

@@ -61,10 +61,16 @@ export {
 } from './etcd/index.js';
 export {
   type ConfigDocument,
+  createDocumentEndpointsResolver,
   createFileResolver,
+  type DocumentEndpointsResolver,
   type FileResolver,
   type FileResolverOptions,
+  type JsonFile,
+  type JsonFileOptions,
+  type JsonFileVersion,
   MAX_CONFIG_BYTES,
+  watchJsonFile,
 } from './file-resolver.js';
 export { ResolverHub, type ResolverHubOptions, type StartWatch, type WatchSink } from './hub.js';
 export { type ManageSignalsOptions, manageSignals, type SignalSource } from './registrar/lifecycle.js';

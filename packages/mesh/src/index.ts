@@ -23,6 +23,22 @@ export type {
   ResolverUpdate,
 } from '@proxyless/core';
 export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
+export {
+  changedRoles,
+  type EffectiveConfig,
+  POLICY_ROLES,
+  type PolicyRole,
+  type SettingSource,
+} from './config/effective.js';
+export type { LayerName } from './config/layers.js';
+export {
+  type ConfigDocument,
+  configDocumentJsonSchema,
+  configDocumentSchema,
+  POLICY_KEYS,
+  policySchema,
+} from './config/schema.js';
+export type { ConfigSource, ConfigVersion } from './config/source.js';
 export { allEnvVars } from './env-schema.js';
 export {
   createMesh,

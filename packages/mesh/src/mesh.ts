@@ -2,12 +2,12 @@ import type { BalancerEvent, BalancerStats, LoadBalancerPatch } from '@proxyless
 import {
   type CallContext,
   type Clock,
+  type ConfigIssue,
   createEmitter,
   type Disposable,
   diagnosticsChannel,
   ENDPOINT_ATTRIBUTE,
   type Endpoint,
-  type EndpointInit,
   type EndpointSet,
   type Env,
   failDispatch,
@@ -35,7 +35,9 @@ import {
 } from '@proxyless/core';
 import {
   createConsulRegistrar,
+  createDocumentEndpointsResolver,
   createEtcdRegistrar,
+  type DocumentEndpointsResolver,
   manageSignals,
   type SignalSource,
 } from '@proxyless/discovery';
@@ -49,26 +51,31 @@ import {
 import type { Registry } from 'prom-client';
 import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { CallHandler } from './call-handler.js';
+import type { EffectiveConfig, PolicyRole } from './config/effective.js';
+import { effectiveConfig } from './config/effective.js';
+import { type Layer, parsePolicyPatch } from './config/layers.js';
+import type { PolicyOptions, ServiceOptions } from './config/schema.js';
+import {
+  type ConfigSource,
+  type ConfigVersion,
+  fileConfigSource,
+  optionsConfigSource,
+} from './config/source.js';
+import { ConfigStore, type Warning } from './config/store.js';
 import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
 import { allEnvVars } from './env-schema.js';
 import { checkUnknownMeshVars, type RegistryKind, readMeshEnv } from './mesh-env.js';
-import {
-  buildPolicy,
-  checkMergedPolicy,
-  type PolicyPatch,
-  parsePolicyPatch,
-  policyPatchFromEnv,
-} from './policy.js';
+import { buildPolicy } from './policy.js';
 import { DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
-import type { ChainTarget, RoutingChain } from './routing/index.js';
+import type { ChainTarget, RoutingChain, RoutingConfig } from './routing/index.js';
 import {
   ConsulChains,
-  compileFileEntries,
+  entriesOf,
   entriesVersion,
-  fileEntryIssues,
   startEtcdEntries,
+  tryCompileFileEntries,
 } from './routing-sources.js';
 import { type RouteOverrides, RoutingStage, type RoutingStats, subsetResolver } from './routing-stage.js';
 
@@ -81,16 +88,7 @@ export type JsonValue =
   | readonly JsonValue[]
   | { readonly [key: string]: JsonValue };
 
-/**
- * Policy settings for a service (or for all, in `defaults`), in the same shape as the config
- * document: `loadBalancer`, `outlierDetection`, `healthCheck`, `timeout`, `perTryTimeout`, `retry`,
- * `hedge`, `circuitBreaker`, `concurrencyLimit`, `rateLimit`, `faultInjection`. See docs/policies.md
- * and docs/load-balancing.md.
- */
-export type PolicyOptions = { readonly [key: string]: JsonValue | undefined };
-
-/** A service known from options: endpoints (optional if a registry knows it) and policy. */
-export interface ServiceOptions extends PolicyOptions {}
+export type { PolicyOptions, ServiceOptions } from './config/schema.js';
 
 export interface MeshOptions {
   /** Where variables are read from. @defaultValue `process.env` */
@@ -99,9 +97,10 @@ export interface MeshOptions {
   serviceName?: string;
   /**
    * Services defined in code: `{ payments: { endpoints: '10.0.0.1:8080,10.0.0.2:8080', retry: {…} } }`.
-   * `endpoints` is a `host:port` list or `EndpointInit[]`; other keys are policy.
+   * `endpoints` is a `host:port` list or `EndpointInit[]`; every other key is a typed policy section
+   * (a misspelt key fails to compile).
    */
-  services?: Readonly<Record<string, ServiceOptions & { endpoints?: readonly EndpointInit[] | string }>>;
+  services?: Readonly<Record<string, ServiceOptions>>;
   /** Policy for every service, below environment variables and per-service settings. */
   defaults?: PolicyOptions;
   /** Extra resolvers, asked first (in order) which hosts they know. */
@@ -199,20 +198,22 @@ export type MeshEvent =
   | {
       type: 'config_rejected';
       error: MeshError;
-      /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
+      /** Where the rejected version came from (`etcd`, `consul` for config entries), when known. */
       source?: string;
       /** The rejected version (etcd: revision; Consul: `X-Consul-Index`). */
       version?: number;
     }
-  /** A version of config entries was validated and is in force. */
+  /** A config document version is in force; `changed` lists the live services and roles it rebuilt. */
   | {
       type: 'config_applied';
       source: string;
-      /** File: 1, 2, … per applied `configEntries`; etcd: revision; Consul: `X-Consul-Index`. */
       version: number;
-      /** Consul: the service whose discovery chain this is. */
+      changed: ReadonlyMap<string, readonly PolicyRole[]>;
+      /** Config entries from Consul: the service whose discovery chain this is. */
       service?: string;
     }
+  /** A setting is accepted but cannot work as written (e.g. `perTryTimeout` above `timeout`). */
+  | { type: 'config_warning'; service: string | undefined; issue: ConfigIssue }
   | { type: 'resolver_error'; service: string; error: MeshError }
   | { type: 'endpoints_changed'; service: string; set: EndpointSet }
   /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
@@ -246,6 +247,14 @@ export interface Mesh extends AsyncDisposable {
    * when no config entry shapes it. See docs/traffic-management.md.
    */
   routes(service: string): RoutingChain | undefined;
+  /**
+   * The configuration in force for a service: resolved settings, and the layer (`options.defaults`,
+   * `env`, `options.services`, `file.defaults`, `file.services`) and version each came from.
+   * @throws MeshError `MESH_CONFIG_INVALID` only if the merged layers are invalid (never after createMesh succeeded).
+   */
+  config(service: string): EffectiveConfig;
+  /** Read the config sources again now (they are also watched); resolves once the read is handled. */
+  reloadConfig(): Promise<void>;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
   /**
    * The admin server's URL (`http://127.0.0.1:port`) once it listens, when `MESH_ADMIN_PORT`
@@ -308,8 +317,10 @@ class MeshImpl implements Mesh, DispatchTarget {
   #hostHeader: 'logical' | 'endpoint';
   #connections: number;
   #resolveTimeoutMs: number;
-  #optionLayers: { defaults: PolicyPatch; env: PolicyPatch; services: Map<string, PolicyPatch> };
-  #fileLayers: FileLayers | undefined;
+  #config: ConfigStore;
+  #configSource: ConfigSource | undefined;
+  #configPath: string | undefined;
+  #documentEndpoints: DocumentEndpointsResolver | undefined;
   #events = createEmitter<MeshEvent>(() => undefined);
   #closing: Promise<void> | undefined;
   #registries: RegistrySettings;
@@ -328,7 +339,6 @@ class MeshImpl implements Mesh, DispatchTarget {
   #consulChains: ConsulChains | undefined;
   #etcdEntries: Disposable | undefined;
   #fileEntriesVersion: string | undefined;
-  #fileEntriesSeq = 0;
   // ---- end traffic management ----
 
   constructor(options: MeshOptions) {
@@ -358,27 +368,51 @@ class MeshImpl implements Mesh, DispatchTarget {
       }) ?? 300_000;
 
     // Policy layers from code and environment, validated now: a bad value fails createMesh.
-    const services = new Map<string, PolicyPatch>();
-    for (const [name, entry] of Object.entries(options.services ?? {})) {
-      const { endpoints: _e, ...policy } = entry;
-      services.set(
-        name,
-        parsePolicyPatch(policy as Record<string, unknown>, `options.services.${name}`, issues),
-      );
-    }
-    this.#optionLayers = {
-      defaults: parsePolicyPatch(
-        options.defaults as Record<string, unknown> | undefined,
-        'options.defaults',
-        issues,
-      ),
-      env: policyPatchFromEnv(env, issues),
-      services,
-    };
+    this.#config = new ConfigStore(
+      optionsConfigSource({
+        defaults: options.defaults,
+        services: options.services as Record<string, Record<string, unknown>> | undefined,
+      }).current(),
+      env,
+      issues,
+    );
     const registries = readRegistryEnv(env, options.registry ?? settings.registry, issues);
     this.#registries = registries;
     this.#registryName = options.registry ?? settings.registry;
-    if (issues.ok) this.#checkMerged(undefined, issues);
+    // The config file is a config source: its first version is validated whole, like the rest.
+    this.#configPath = options.configFile ?? settings.configFile;
+    let warnings: readonly Warning[] | undefined;
+    if (this.#configPath !== undefined) {
+      const source = issues.try(() =>
+        fileConfigSource({ path: this.#configPath as string, clock: this.#clock, logger: this.#logger }),
+      );
+      if (source) {
+        this.#configSource = source;
+        const first = issues.ok
+          ? this.#config.validate(source.current(), `config file ${this.#configPath}`)
+          : undefined;
+        if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
+        else if (first) {
+          this.#config.swap(first.layers, [], first.effective);
+          warnings = first.warnings;
+          this.#documentEndpoints = createDocumentEndpointsResolver({
+            clock: this.#clock,
+            logger: this.#logger,
+            endpoints: first.layers.endpoints,
+          });
+        }
+      }
+    }
+    // Traffic management: the file's configEntries are validated with its first version.
+    let fileRouting: RoutingConfig | undefined;
+    if (this.#configSource && issues.ok) {
+      const r = tryCompileFileEntries(this.#configSource.current().document, ROUTING_DC);
+      if (r instanceof MeshError) issues.list.push(...(r.details.issues ?? []));
+      else fileRouting = r;
+    }
+    // Without a document, the merged options and env layers are checked here (with one, validate did).
+    if (warnings === undefined && issues.ok) warnings = this.#config.check(undefined, issues).warnings;
+    if (!issues.ok) void this.#configSource?.close();
     issues.throwIfAny('invalid mesh configuration');
     // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered).
     const telemetry = createTelemetry({
@@ -394,26 +428,35 @@ class MeshImpl implements Mesh, DispatchTarget {
       targetDestination: (target, overrides, lb) => this.#targetDestination(target, overrides, lb),
       send: (dest, opts, headers, handler, request) => this.#send(dest, opts, headers, handler, request),
     });
+    if (this.#configSource) {
+      this.#routing.setConfig('file', fileRouting);
+      this.#fileEntriesVersion = entriesVersion(entriesOf(this.#configSource.current().document));
+    }
 
     this.#resolvers = createResolvers({
       registries,
       random: this.#random,
       env,
       options,
-      settings,
       clock: this.#clock,
       logger: this.#logger,
-      onDocument: (doc) => this.#applyDocument(doc),
-      validateDocument: (doc, iss) => {
-        const file = parseDocumentLayers(doc, iss);
-        if (iss.ok) this.#checkMerged(file, iss);
-        if (iss.ok) fileEntryIssues(doc, ROUTING_DC, iss);
-      },
+      documentEndpoints: this.#documentEndpoints,
     });
+    const source = this.#configSource;
+    if (source) {
+      source.onVersion((v) => this.#applyDocument(v));
+      source.onError((error) => this.#rejectDocument(error));
+    }
+    // Warnings of the configuration at start reach listeners added right after createMesh.
+    queueMicrotask(() => this.#warn(warnings ?? []));
+    this.#startRoutingSources(registries);
     this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.dispatcher = new MeshDispatcher(this);
-    this.#events.event((event) => telemetry.onMeshEvent(event));
+    // Telemetry counts the events it knows; config warnings are for listeners and logs.
+    this.#events.event((event) => {
+      if (event.type !== 'config_warning') telemetry.onMeshEvent(event);
+    });
     if (telemetry.config.admin.port !== undefined) {
       this.#admin = telemetry
         .startAdmin({
@@ -447,42 +490,81 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#events.event((event) => {
       if (channel.hasSubscribers) channel.publish({ mesh: this.serviceName, ...event });
     });
-    for (const r of this.#resolvers.fileRejections) {
-      r((error) => this.#events.fire({ type: 'config_rejected', error, source: 'file' }));
-    }
-    this.#startRoutingSources(registries);
   }
 
   // ---- configuration from the config document -------------------------------------------------
 
-  #applyDocument(doc: Record<string, unknown>): void {
-    const issues = new Issues();
-    const layers = parseDocumentLayers(doc, issues);
-    if (!issues.ok) return; // validated before apply by the file resolver; defensive only
-    this.#fileLayers = layers;
-    for (const d of this.#destinations.values()) d.refreshPolicy();
+  /**
+   * A new document version: validated whole (merged rules included) before anything changes; then
+   * swapped in at once, and only the destinations whose sections changed are rebuilt. A rejected
+   * version leaves the last good one in force and is reported as `config_rejected`.
+   */
+  #applyDocument(version: ConfigVersion): void {
+    if (this.#closing) return;
+    const result = this.#config.validate(version, `config file ${this.#configPath}`);
+    if (result instanceof MeshError) {
+      this.#rejectDocument(result);
+      return;
+    }
+    // Traffic management: the document's configEntries are part of the version, validated first.
+    const entriesKey = entriesVersion(entriesOf(version.document));
+    const routing =
+      entriesKey === this.#fileEntriesVersion
+        ? undefined
+        : tryCompileFileEntries(version.document, ROUTING_DC);
+    if (routing instanceof MeshError) {
+      this.#rejectDocument(routing);
+      return;
+    }
+    const changed = this.#config.swap(result.layers, this.#destinations.keys(), result.effective);
+    if (entriesKey !== this.#fileEntriesVersion) {
+      this.#routing.setConfig('file', routing);
+      this.#fileEntriesVersion = entriesKey;
+    }
     for (const d of this.#targetDests.values()) d.refreshPolicy();
-    this.#applyFileEntries(doc);
+    this.#logger.info('config file applied', {
+      version: version.version,
+      services: result.layers.services.size,
+    });
+    this.#documentEndpoints?.apply(result.layers.endpoints);
+    for (const service of changed.keys()) this.#destinations.get(service)?.refreshPolicy();
+    this.#events.fire({ type: 'config_applied', source: version.source, version: version.version, changed });
+    this.#warn(result.warnings);
+  }
+
+  #rejectDocument(error: MeshError): void {
+    this.#logger.warn('config file rejected; keeping the last good configuration', { error });
+    this.#documentEndpoints?.fail(error);
+    this.#events.fire({ type: 'config_rejected', error });
+  }
+
+  #warn(warnings: readonly Warning[]): void {
+    for (const { service, ...issue } of warnings) {
+      this.#logger.warn('config setting cannot work as written', { service, ...issue });
+      this.#events.fire({ type: 'config_warning', service, issue });
+    }
+  }
+
+  config(service: string): EffectiveConfig {
+    return this.#config.effective(service);
+  }
+
+  reloadConfig(): Promise<void> {
+    return this.#configSource?.reload() ?? Promise.resolve();
   }
 
   // ---- traffic management: sources and target destinations ------------------------------------
 
-  #applyFileEntries(doc: Record<string, unknown>): void {
-    const version = entriesVersion(doc.configEntries);
-    if (version === this.#fileEntriesVersion) return;
-    const seq = ++this.#fileEntriesSeq;
-    // Validated with the document before it was accepted (createMesh throws on a bad file).
-    const config = compileFileEntries(doc, ROUTING_DC);
-    this.#routing.setConfig('file', config);
-    this.#fileEntriesVersion = version;
-    // The routing stage exists before the first document; events fire once listeners can attach.
-    queueMicrotask(() => this.#events.fire({ type: 'config_applied', source: 'file', version: seq }));
-  }
-
   #startRoutingSources(registries: RegistrySettings): void {
     const events = {
       applied: (source: string, version: number, service?: string) =>
-        this.#events.fire({ type: 'config_applied', source, version, ...(service ? { service } : {}) }),
+        this.#events.fire({
+          type: 'config_applied',
+          source,
+          version,
+          changed: new Map(),
+          ...(service ? { service } : {}),
+        }),
       rejected: (source: string, version: number, error: MeshError) => {
         this.#logger.warn('config entries rejected; keeping the last good version', {
           source,
@@ -522,14 +604,27 @@ class MeshImpl implements Mesh, DispatchTarget {
     for (const resolver of this.#resolvers.list) {
       const service = resolver.match(target.service);
       if (service === undefined) continue;
-      // Over the target service's own layers: the resolver's LoadBalancer, then the route's settings.
-      const extra: PolicyPatch[] = [];
-      if (loadBalancer) extra.push({ balancer: { loadBalancer }, resilience: undefined });
-      if (overrides) extra.push(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues()));
-      const dest = new Destination(service, subsetResolver(resolver, target), {
-        ...this.#destinationDeps(),
-        policy: (s) => buildPolicy(s, [...this.#layersFor(s), ...extra], this.#policyDeps()),
+      // Over the target service's own layers: the resolver's LoadBalancer, then the route's settings
+      // (validated when the entries were; provenance shows them as the service's own layer).
+      const extra: Layer[] = [];
+      const layer = (patch: Layer['patch']): Layer => ({
+        name: 'file.services',
+        version: 0,
+        raw: undefined,
+        patch,
       });
+      if (loadBalancer) extra.push(layer({ balancer: { loadBalancer }, resilience: undefined }));
+      if (overrides)
+        extra.push(layer(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())));
+      const dest = new Destination(
+        service,
+        subsetResolver(resolver, target),
+        this.#destinationDeps((s) =>
+          extra.length === 0
+            ? this.#config.effective(s)
+            : effectiveConfig(s, [...this.#config.layersFor(s), ...extra]),
+        ),
+      );
       this.#targetDests.set(key, dest);
       this.#armIdleSweep();
       return dest;
@@ -542,45 +637,11 @@ class MeshImpl implements Mesh, DispatchTarget {
       },
     );
   }
-  // ---- end traffic management ----
 
-  /**
-   * Some rules only hold across layers (a health check needs a `path` from some layer; a ring's
-   * minimum below its maximum): check the merged policy of every named service, and of any other
-   * service (defaults only), before a configuration is accepted.
-   */
-  #checkMerged(file: FileLayers | undefined, issues: Issues): void {
-    const names = new Set([...this.#optionLayers.services.keys(), ...(file?.services.keys() ?? [])]);
-    checkMergedPolicy(this.#layersFor(undefined, file), 'every service (defaults)', issues);
-    for (const name of names) checkMergedPolicy(this.#layersFor(name, file), `services.${name}`, issues);
-  }
-
-  #layersFor(service: string | undefined, file = this.#fileLayers): PolicyPatch[] {
-    const o = this.#optionLayers;
-    const layers = [o.defaults, o.env];
-    const own = service === undefined ? undefined : o.services.get(service);
-    if (own) layers.push(own);
-    if (file) {
-      layers.push(file.defaults);
-      const f = service === undefined ? undefined : file.services.get(service);
-      if (f) layers.push(f);
-    }
-    return layers;
-  }
-
-  // ---- naming ----------------------------------------------------------------------------------
-
-  #policyDeps(): Parameters<typeof buildPolicy>[2] {
-    return {
-      clock: this.#clock,
-      random: this.#random,
-      logger: this.#logger,
-      onBreakerStateChange: (service, state) =>
-        this.#events.fire({ type: 'circuit_breaker', service, state }),
-    };
-  }
-
-  #destinationDeps(): ConstructorParameters<typeof Destination>[2] {
+  /** What every destination (service or routing target) gets from the mesh. */
+  #destinationDeps(
+    config: (service: string) => EffectiveConfig,
+  ): ConstructorParameters<typeof Destination>[2] {
     return {
       outer: this.#telemetry ? [{ role: 'telemetry', interceptor: this.#telemetry.callInterceptor }] : [],
       inner: this.#telemetry
@@ -590,7 +651,14 @@ class MeshImpl implements Mesh, DispatchTarget {
       logger: this.#logger,
       connectionsPerEndpoint: this.#connections,
       resolveTimeoutMs: this.#resolveTimeoutMs,
-      policy: (s) => buildPolicy(s, this.#layersFor(s), this.#policyDeps()),
+      policy: (s) =>
+        buildPolicy(s, config(s), {
+          clock: this.#clock,
+          random: this.#random,
+          logger: this.#logger,
+          onBreakerStateChange: (service, state) =>
+            this.#events.fire({ type: 'circuit_breaker', service, state }),
+        }),
       onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
       onBalancerEvent: (event) => this.#events.fire({ type: 'balancer', service: event.service, event }),
       onResolverError: (s, error) => {
@@ -599,6 +667,9 @@ class MeshImpl implements Mesh, DispatchTarget {
       },
     };
   }
+  // ---- end traffic management ----
+
+  // ---- naming ----------------------------------------------------------------------------------
 
   #destinationFor(hostname: string): Destination | undefined {
     const cached = this.#byHost.get(hostname);
@@ -615,7 +686,11 @@ class MeshImpl implements Mesh, DispatchTarget {
       if (service === undefined) continue;
       let dest = this.#destinations.get(service);
       if (dest === undefined) {
-        dest = new Destination(service, resolver, this.#destinationDeps());
+        dest = new Destination(
+          service,
+          resolver,
+          this.#destinationDeps((s) => this.#config.effective(s)),
+        );
         this.#consulChains?.watch(service);
         this.#destinations.set(service, dest);
         this.#armIdleSweep();
@@ -932,6 +1007,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#closingDests = new Set(dests);
     await Promise.all(dests.map((d) => (force ? d.destroy() : d.close(timeoutMs))));
     await this.#resolvers.close();
+    await this.#configSource?.close();
     if (this.#agent && this.#ownAgent) {
       if (force || this.#forced) await this.#agent.destroy().catch(() => undefined);
       else await this.#agent.close().catch(() => undefined);
@@ -942,30 +1018,6 @@ class MeshImpl implements Mesh, DispatchTarget {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-interface FileLayers {
-  defaults: PolicyPatch;
-  services: Map<string, PolicyPatch>;
-}
-
-function parseDocumentLayers(doc: Record<string, unknown>, issues: Issues): FileLayers {
-  const services = new Map<string, PolicyPatch>();
-  const defaults = parsePolicyPatch(asRecord(doc.defaults), 'defaults', issues);
-  const entries = asRecord(doc.services) ?? {};
-  for (const [name, entry] of Object.entries(entries)) {
-    const record = asRecord(entry);
-    if (!record) continue;
-    const { endpoints: _e, ...policy } = record;
-    services.set(name, parsePolicyPatch(policy, `services.${name}`, issues));
-  }
-  return { defaults, services };
-}
-
-function asRecord(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-    ? (v as Record<string, unknown>)
-    : undefined;
 }
 
 interface UrlParts {

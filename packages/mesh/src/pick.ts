@@ -57,6 +57,7 @@ const LOCAL_CODES = new Set([
   'UND_ERR_DESTROYED',
   'UND_ERR_CLOSED',
   'UND_ERR_RES_EXCEEDED_MAX_SIZE',
+  'UND_ERR_HEADERS_OVERFLOW',
 ]);
 
 /** Failures of the exchange with the endpoint (besides connect failures): the endpoint's doing. */
@@ -68,7 +69,6 @@ const EXCHANGE_CODES = new Set([
   'ECONNABORTED',
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_HEADERS_OVERFLOW',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
   'UND_ERR_INFO',
 ]);

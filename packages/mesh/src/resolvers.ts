@@ -1,4 +1,4 @@
-import type { Clock, Disposable, Env, Issues, Logger, MeshError, Random, Resolver } from '@proxyless/core';
+import type { Clock, Env, Issues, Logger, Random, Resolver } from '@proxyless/core';
 import {
   type ConsulResolverOptions,
   consulOptionsFromEnv,
@@ -6,7 +6,6 @@ import {
   createDnsResolver,
   createEnvResolver,
   createEtcdResolver,
-  createFileResolver,
   createStaticResolver,
   type DnsResolverOptions,
   dnsOptionsFromEnv,
@@ -14,13 +13,10 @@ import {
   etcdOptionsFromEnv,
 } from '@proxyless/discovery';
 import type { MeshOptions } from './mesh.js';
-import type { MeshEnvSettings } from './mesh-env.js';
-import { POLICY_KEYS } from './policy.js';
 
 export interface ResolverSet {
   /** Asked in order which service a host names; the first answer wins. */
   readonly list: readonly Resolver[];
-  readonly fileRejections: ReadonlyArray<(listener: (error: MeshError) => void) => Disposable>;
   close(): Promise<void>;
 }
 
@@ -58,11 +54,10 @@ export interface ResolverSetInput {
   random: Random;
   env: Env;
   options: MeshOptions;
-  settings: MeshEnvSettings;
   clock: Clock;
   logger: Logger;
-  onDocument: (doc: Record<string, unknown>) => void;
-  validateDocument: (doc: Record<string, unknown>, issues: import('@proxyless/core').Issues) => void;
+  /** Endpoints of the config document in force (the mesh feeds it each accepted version). */
+  documentEndpoints: Resolver | undefined;
 }
 
 /**
@@ -71,10 +66,9 @@ export interface ResolverSetInput {
  * Resolvers the mesh created are closed with it; those passed in options belong to the caller.
  */
 export function createResolvers(input: ResolverSetInput): ResolverSet {
-  const { env, options, settings, clock, logger } = input;
+  const { env, options, clock, logger } = input;
   const owned: Resolver[] = [];
   const list: Resolver[] = [...(options.resolvers ?? [])];
-  const fileRejections: Array<(listener: (error: MeshError) => void) => Disposable> = [];
 
   const staticServices: Record<
     string,
@@ -87,20 +81,8 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
     owned.push(createStaticResolver({ services: staticServices, clock }));
   owned.push(createEnvResolver({ env, clock }));
 
-  const configFile = options.configFile ?? settings.configFile;
-  if (configFile !== undefined) {
-    const file = createFileResolver({
-      path: configFile,
-      clock,
-      logger,
-      serviceKeys: POLICY_KEYS,
-      topLevelKeys: ['defaults', 'configEntries'],
-      validate: (doc, issues) => input.validateDocument(doc as unknown as Record<string, unknown>, issues),
-    });
-    owned.push(file);
-    file.onDocument((doc) => input.onDocument(doc as unknown as Record<string, unknown>));
-    fileRejections.push((listener) => file.onRejected(listener));
-  }
+  // The config file's endpoints: the file itself is a config source the mesh validates and applies.
+  if (input.documentEndpoints) owned.push(input.documentEndpoints);
 
   // The shared registry comes last: embedded definitions override it for local development.
   const { registries } = input;
@@ -115,7 +97,6 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
   let closing: Promise<void> | undefined;
   return {
     list,
-    fileRejections,
     close() {
       closing ??= Promise.all(owned.map((r) => r.close())).then(() => undefined);
       return closing;

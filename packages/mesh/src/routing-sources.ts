@@ -60,6 +60,26 @@ export function compileFileEntries(
   return compileRoutingConfig(entries, { datacenter });
 }
 
+/** The `configEntries` of a config document as written (`undefined` when none). */
+export function entriesOf(doc: unknown): unknown {
+  return typeof doc === 'object' && doc !== null && !Array.isArray(doc)
+    ? (doc as Record<string, unknown>).configEntries
+    : undefined;
+}
+
+/** {@link compileFileEntries}, with a config error returned rather than thrown. */
+export function tryCompileFileEntries(
+  doc: unknown,
+  datacenter: string,
+): RoutingConfig | undefined | MeshError {
+  try {
+    return compileFileEntries({ configEntries: entriesOf(doc) }, datacenter);
+  } catch (error) {
+    if (MeshError.is(error, 'MESH_CONFIG_INVALID')) return error;
+    throw error;
+  }
+}
+
 /** Record a compile error of the file's `configEntries` as issues of the document. */
 export function fileEntryIssues(doc: Record<string, unknown>, datacenter: string, issues: Issues): void {
   try {

@@ -6,6 +6,7 @@ import {
   RESILIENCE_CONFIG_KEYS,
   resilienceEnvVars,
   resiliencePatchFromEnv,
+  resilienceWarnings,
   resolveResilienceConfig,
 } from './config.js';
 
@@ -115,7 +116,8 @@ describe('parseResiliencePatch', () => {
     expect(byField['services.api.retry.budgett']?.expected).toContain('did you mean "budget"');
     expect(byField['services.api.hedge.maxHedges']?.value).toBe(0);
     expect(byField['services.api.circuitBreaker']?.value).toBe('yes');
-    expect(byField['services.api.rateLimit.rps']).toBeDefined();
+    // `rps` may come from another layer: a rate limit without one anywhere fails when merged.
+    expect(() => resolveResilienceConfig({ rateLimit: { burst: 2 } })).toThrowError(/rateLimit\.rps/);
     expect(byField['services.api.concurrencyLimit.max']?.value).toBe(0);
     expect(byField['services.api.faultInjection.abort.percent']?.value).toBe(101);
     expect(parse({ rateLimit: true }).issues[0]?.field).toBe('services.api.rateLimit');
@@ -263,5 +265,55 @@ describe('circuitBreaker.maxConnections', () => {
     const patch = parseResiliencePatch({ circuitBreaker: { maxConnections: 8 } }, 'services.api', ok);
     expect(ok.list).toEqual([]);
     expect(resolveResilienceConfig(patch!).circuitBreaker?.maxConnections).toBe(8);
+  });
+});
+
+describe('sections as schema declarations (#10)', () => {
+  it('default: no overall timeout, unbounded concurrent retries (Istio)', () => {
+    const c = resolveResilienceConfig();
+    expect(c.timeoutMs).toBe(0);
+    expect(c.circuitBreaker?.maxRetries).toBe(4_294_967_295);
+  });
+
+  it('true means the defaults where a section has them, and is an error where it has none', () => {
+    for (const key of ['retry', 'hedge', 'circuitBreaker', 'concurrencyLimit']) {
+      expect(parse({ [key]: true }).issues).toEqual([]);
+    }
+    for (const key of ['rateLimit', 'faultInjection', 'timeout', 'perTryTimeout']) {
+      expect(parse({ [key]: true }).issues.map((i) => i.field)).toEqual([`services.api.${key}`]);
+    }
+  });
+
+  it('maxPendingRequests needs the queue it bounds: one owner per setting', () => {
+    expect(() => resolveResilienceConfig({ circuitBreaker: { maxPendingRequests: 5 } })).toThrowError(
+      /circuitBreaker\.maxPendingRequests/,
+    );
+    const c = resolveResilienceConfig({
+      circuitBreaker: { maxPendingRequests: 5 },
+      concurrencyLimit: { max: 2 },
+    });
+    expect(c.circuitBreaker?.maxPendingRequests).toBe(5);
+  });
+
+  it('warns (does not reject) when perTryTimeout exceeds timeout', () => {
+    const c = resolveResilienceConfig({ timeoutMs: 1000, perTryTimeoutMs: 2000 });
+    expect(resilienceWarnings(c)).toEqual([expect.objectContaining({ field: 'perTryTimeout', value: 2000 })]);
+    expect(resilienceWarnings(resolveResilienceConfig({ perTryTimeoutMs: 2000 }))).toEqual([]);
+  });
+
+  it('env values become the document shape: a section switch and its fields', () => {
+    expect(
+      resiliencePatchFromEnv({ MESH_CIRCUIT_BREAKER: 'false', MESH_MAX_REQUESTS: '5' })?.circuitBreaker,
+    ).toBe(false);
+    expect(
+      resiliencePatchFromEnv({ MESH_CIRCUIT_BREAKER: 'on', MESH_MAX_REQUESTS: '5' })?.circuitBreaker,
+    ).toEqual({
+      maxRequests: 5,
+    });
+    expect(resiliencePatchFromEnv({ MESH_HEDGE_DELAY: 'p95' })?.hedge).toEqual({ percentile: 95 });
+    expect(resiliencePatchFromEnv({ MESH_RATE_LIMIT: 'off', MESH_RATE_LIMIT_BURST: '3' })?.rateLimit).toBe(
+      false,
+    );
+    expect(resiliencePatchFromEnv({ MESH_RETRY_BUDGET: '20%' })?.retry).toEqual({ budget: { ratio: 0.2 } });
   });
 });

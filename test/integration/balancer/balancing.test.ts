@@ -1,3 +1,4 @@
+import type { LoadBalancerPolicy } from '@proxyless/balancer';
 import { createMesh, type Mesh } from 'proxyless';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Handler, startServer, type TestServer } from '../../support/http-server.js';
@@ -54,7 +55,7 @@ async function load(m: Mesh, workers: number, perWorker: number): Promise<Map<st
   return counts;
 }
 
-async function slowShare(policy: string): Promise<number> {
+async function slowShare(policy: LoadBalancerPolicy): Promise<number> {
   const m = mesh({
     env: {},
     services: {

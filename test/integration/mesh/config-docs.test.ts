@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { allEnvVars } from 'proxyless';
+import { allEnvVars, createMesh } from 'proxyless';
 import { describe, expect, it } from 'vitest';
+import { BLOCKS, blockOf, renderJsonSchema, SCHEMA_FILE } from '../../../scripts/gen-config-docs.js';
 import { END, START } from '../../../scripts/gen-env-table.js';
 
 describe('docs/configuration.md', () => {
@@ -15,5 +16,41 @@ describe('docs/configuration.md', () => {
     const code = new Map(allEnvVars.map((v) => [v.name, v.defaultValue]));
     expect([...documented.keys()].sort()).toEqual([...code.keys()].sort());
     for (const [name, def] of code) expect({ name, def: documented.get(name) }).toEqual({ name, def });
+  });
+});
+
+describe('generated configuration docs (#10)', () => {
+  it.each(BLOCKS.map((b) => [b.file, b.name, b.render] as const))(
+    '%s: the %s table is current',
+    (file, name, render) => {
+      const text = readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8');
+      expect(blockOf(text, name), `run pnpm docs:config`).toBe(render());
+    },
+  );
+
+  it('docs/config-file.schema.json is current', () => {
+    const text = readFileSync(new URL(`../../../${SCHEMA_FILE}`, import.meta.url), 'utf8');
+    expect(text, 'run pnpm docs:config').toBe(renderJsonSchema());
+  });
+
+  it('the JSON Schema and the validator agree on what `true` means per section', () => {
+    const schema = JSON.parse(renderJsonSchema()) as {
+      properties: {
+        defaults: { properties: Record<string, { anyOf?: Array<{ type?: string; const?: unknown }> }> };
+      };
+    };
+    const allowsTrue = (key: string): boolean =>
+      (schema.properties.defaults.properties[key]?.anyOf ?? []).some(
+        (v) => (v.type === 'boolean' && v.const === undefined) || v.const === true,
+      );
+    for (const key of Object.keys(schema.properties.defaults.properties)) {
+      let accepted = true;
+      try {
+        createMesh({ env: {}, defaults: { [key]: true } as never });
+      } catch {
+        accepted = false;
+      }
+      expect({ key, accepted }).toEqual({ key, accepted: allowsTrue(key) });
+    }
   });
 });

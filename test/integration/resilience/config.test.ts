@@ -15,6 +15,7 @@ describe('resilience configuration through createMesh', () => {
         services: {
           api: {
             endpoints: '127.0.0.1:1',
+            // @ts-expect-error a misspelt key fails to compile, and JavaScript callers get the error below
             retry: { maxRetires: 2 },
             circuitBreaker: { resetTimeout: 'never' },
           },

@@ -1,0 +1,127 @@
+import type { BalancerConfig } from '@proxyless/balancer';
+import type { ConfigIssue } from '@proxyless/core';
+import { type ResilienceConfig, resilienceWarnings } from '@proxyless/resilience';
+import { type Layer, type LayerName, resolveLayers } from './layers.js';
+import { POLICY_KEYS } from './schema.js';
+
+/** Where one setting of an effective config came from. */
+export interface SettingSource {
+  readonly layer: LayerName | 'built-in';
+  /** The version of that layer's document (`undefined` for built-in defaults). */
+  readonly version: number | undefined;
+}
+
+/** The configuration in force for one service, with the provenance of every setting. */
+export interface EffectiveConfig {
+  readonly service: string | undefined;
+  readonly balancer: BalancerConfig;
+  readonly resilience: ResilienceConfig;
+  /**
+   * The layer and version each setting came from, by document path (`retry.maxRetries`,
+   * `circuitBreaker` for a section switched as a whole). Paths not listed are built-in defaults.
+   */
+  readonly sources: Readonly<Record<string, SettingSource>>;
+  /** Rules that warn rather than reject (e.g. a `perTryTimeout` above `timeout`). */
+  readonly warnings: readonly ConfigIssue[];
+}
+
+/** A policy section, named as in the document: the unit a change rebuilds. */
+export type PolicyRole =
+  | 'loadBalancer'
+  | 'outlierDetection'
+  | 'healthCheck'
+  | 'timeout'
+  | 'perTryTimeout'
+  | 'retry'
+  | 'hedge'
+  | 'circuitBreaker'
+  | 'concurrencyLimit'
+  | 'rateLimit'
+  | 'faultInjection';
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function record(out: Map<string, SettingSource>, prefix: string, value: unknown, src: SettingSource): void {
+  if (isPlain(value)) {
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) record(out, `${prefix}.${k}`, v, src);
+    return;
+  }
+  // A whole-section switch (`false`/`true`) or a leaf: it decides everything below it.
+  if (!prefix.includes('.') || typeof value === 'boolean') {
+    for (const k of [...out.keys()]) if (k.startsWith(`${prefix}.`)) out.delete(k);
+  }
+  out.set(prefix, src);
+}
+
+/**
+ * Resolve one service's layers (lowest precedence first) into its effective config.
+ * @throws MeshError `MESH_CONFIG_INVALID` when the merged policy breaks a rule that spans layers.
+ */
+export function effectiveConfig(service: string | undefined, layers: readonly Layer[]): EffectiveConfig {
+  const { balancer, resilience } = resolveLayers(layers);
+  let sources: Readonly<Record<string, SettingSource>> | undefined;
+  // Provenance is computed when asked for (admin views), not for every service at start.
+  const config = {
+    service,
+    balancer,
+    resilience,
+    get sources(): Readonly<Record<string, SettingSource>> {
+      sources ??= provenance(layers);
+      return sources;
+    },
+    warnings: Object.freeze(resilienceWarnings(resilience)),
+  };
+  return Object.freeze(config);
+}
+
+function provenance(layers: readonly Layer[]): Readonly<Record<string, SettingSource>> {
+  const sources = new Map<string, SettingSource>();
+  for (const layer of layers) {
+    if (!layer.raw) continue;
+    const src: SettingSource = { layer: layer.name, version: layer.version };
+    for (const key of POLICY_KEYS) {
+      const v = layer.raw[key];
+      if (v !== undefined) record(sources, key, v, src);
+    }
+  }
+  return Object.freeze(Object.fromEntries([...sources].sort(([a], [b]) => a.localeCompare(b))));
+}
+
+/** Structural equality of plain JSON-like data (what resolved configs are). */
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+const ROLE_VALUE: Record<PolicyRole, (c: EffectiveConfig) => unknown> = {
+  loadBalancer: (c) => c.balancer.loadBalancer,
+  outlierDetection: (c) => c.balancer.outlierDetection,
+  healthCheck: (c) => c.balancer.healthCheck,
+  timeout: (c) => c.resilience.timeoutMs,
+  perTryTimeout: (c) => c.resilience.perTryTimeoutMs,
+  retry: (c) => c.resilience.retry,
+  hedge: (c) => c.resilience.hedge,
+  circuitBreaker: (c) => c.resilience.circuitBreaker,
+  concurrencyLimit: (c) => c.resilience.concurrencyLimit,
+  rateLimit: (c) => c.resilience.rateLimit,
+  faultInjection: (c) => c.resilience.faultInjection,
+};
+
+/** Every role, in stack order (outermost first, the balancer's last). */
+export const POLICY_ROLES: readonly PolicyRole[] = Object.freeze(Object.keys(ROLE_VALUE) as PolicyRole[]);
+
+/**
+ * Which roles of a service differ between two effective configs: the mesh rebuilds only these.
+ * Provenance alone (the same value from another layer or version) is no change.
+ */
+export function changedRoles(before: EffectiveConfig | undefined, after: EffectiveConfig): PolicyRole[] {
+  if (before === undefined) return [...POLICY_ROLES];
+  return POLICY_ROLES.filter((r) => !sameValue(ROLE_VALUE[r](before), ROLE_VALUE[r](after)));
+}

@@ -1,0 +1,201 @@
+import {
+  type BalancerConfig,
+  type BalancerPatch,
+  balancerPatchFromEnv,
+  balancerSchema,
+  parseBalancerPatch,
+  resolveBalancerConfig,
+} from '@proxyless/balancer';
+import { type EndpointInit, type Env, envToDocument, Issues, MeshError, validator } from '@proxyless/core';
+import { parseEndpointList } from '@proxyless/discovery';
+import {
+  parseResiliencePatch,
+  type ResilienceConfig,
+  type ResiliencePatch,
+  resiliencePatchFromEnv,
+  resilienceSchema,
+  resolveResilienceConfig,
+} from '@proxyless/resilience';
+import { configDocumentSchema, policySchema, SERVICE_NAME_PATTERN, serviceEntrySchema } from './schema.js';
+
+/** The policy settings one layer contributes, parsed and validated. */
+export interface PolicyPatch {
+  balancer: BalancerPatch | undefined;
+  resilience: ResiliencePatch | undefined;
+}
+
+/** Where a layer comes from, lowest precedence first. */
+export type LayerName = 'options.defaults' | 'env' | 'options.services' | 'file.defaults' | 'file.services';
+
+/** One layer of one service's policy: what it says as written, and as parsed. */
+export interface Layer {
+  readonly name: LayerName;
+  /** The version of the source document (options and env: 1; the file: counts applied versions). */
+  readonly version: number;
+  /** The policy as written (document shape), for provenance. */
+  readonly raw: Readonly<Record<string, unknown>> | undefined;
+  readonly patch: PolicyPatch;
+}
+
+const EMPTY: PolicyPatch = Object.freeze({ balancer: undefined, resilience: undefined });
+
+/** Parse the policy keys of one service entry (or a `defaults` block); issues are collected by path. */
+export function parsePolicyPatch(
+  entry: Record<string, unknown> | undefined,
+  path: string,
+  issues: Issues,
+): PolicyPatch {
+  if (!entry) return EMPTY;
+  return {
+    balancer: parseBalancerPatch(entry, path, issues),
+    resilience: parseResiliencePatch(entry, path, issues),
+  };
+}
+
+/** Policy settings from environment variables (mesh-wide defaults), and the document they make. */
+export function envLayer(env: Env, issues: Issues): Layer {
+  const patch = {
+    balancer: issues.try(() => balancerPatchFromEnv(env)),
+    resilience: issues.try(() => resiliencePatchFromEnv(env)),
+  };
+  const raw = {
+    ...envToDocument(balancerSchema, env).document,
+    ...envToDocument(resilienceSchema, env).document,
+  };
+  return { name: 'env', version: 1, raw, patch };
+}
+
+/** Policy settings from environment variables (mesh-wide defaults). */
+export function policyPatchFromEnv(env: Env, issues: Issues): PolicyPatch {
+  return envLayer(env, issues).patch;
+}
+
+/** The layers a config document contributes, plus the endpoints it lists. */
+export interface DocumentLayers {
+  readonly version: number;
+  readonly defaults: Layer;
+  readonly services: ReadonlyMap<string, Layer>;
+  /** Lower-cased service name → endpoints listed in the document. */
+  readonly endpoints: ReadonlyMap<string, readonly EndpointInit[]>;
+}
+
+const documentCheck = validator(configDocumentSchema);
+const NAME = new RegExp(SERVICE_NAME_PATTERN);
+
+function asRecord(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
+}
+
+/**
+ * Validate a whole config document (every problem by path, at once) and split it into layers.
+ * Nothing of it may be applied when `issues` is not empty afterwards.
+ */
+export function parseDocumentLayers(doc: unknown, version: number, issues: Issues): DocumentLayers {
+  const services = new Map<string, Layer>();
+  const endpoints = new Map<string, readonly EndpointInit[]>();
+  const root = asRecord(doc);
+  if (!root) {
+    issues.add('$', 'an object', doc);
+    return {
+      version,
+      defaults: { name: 'file.defaults', version, raw: undefined, patch: EMPTY },
+      services,
+      endpoints,
+    };
+  }
+  // `configEntries` (Consul config entries) are validated and compiled by the routing model.
+  const unknown = Object.keys(root).filter(
+    (k) => k !== '$schema' && k !== 'defaults' && k !== 'services' && k !== 'configEntries',
+  );
+  if (unknown.length > 0 || (root.$schema !== undefined && typeof root.$schema !== 'string'))
+    documentCheck.validate(Object.fromEntries([...unknown, '$schema'].map((k) => [k, root[k]])), '', issues);
+  const defaultsRaw = root.defaults === undefined ? undefined : asRecord(root.defaults);
+  if (root.defaults !== undefined && !defaultsRaw) issues.add('defaults', 'an object', root.defaults);
+  const defaults: Layer = {
+    name: 'file.defaults',
+    version,
+    raw: defaultsRaw,
+    patch: parsePolicyPatch(defaultsRaw, 'defaults', issues),
+  };
+  if (defaultsRaw) unknownPolicyKeys(defaultsRaw, 'defaults', issues, false);
+  const entries = root.services === undefined ? {} : asRecord(root.services);
+  if (!entries) issues.add('services', 'an object', root.services);
+  const seen = new Set<string>();
+  for (const [name, value] of Object.entries(entries ?? {})) {
+    const field = `services.${name}`;
+    if (!NAME.test(name)) {
+      issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
+      continue;
+    }
+    if (seen.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
+    seen.add(name.toLowerCase());
+    const entry = asRecord(value);
+    if (!entry) {
+      issues.add(field, 'an object', value);
+      continue;
+    }
+    unknownPolicyKeys(entry, field, issues, true);
+    if (entry.endpoints !== undefined) {
+      const list = parseEndpointList(entry.endpoints, `${field}.endpoints`, issues);
+      if (list) endpoints.set(name.toLowerCase(), Object.freeze(list));
+    }
+    const { endpoints: _e, ...policy } = entry;
+    services.set(name, {
+      name: 'file.services',
+      version,
+      raw: policy,
+      patch: parsePolicyPatch(policy, field, issues),
+    });
+  }
+  return { version, defaults, services, endpoints };
+}
+
+const entryCheck = validator(serviceEntrySchema);
+const defaultsCheck = validator(policySchema);
+
+/** Unknown keys of a service entry or `defaults` block, with the nearest valid name. */
+export function unknownPolicyKeys(
+  entry: Record<string, unknown>,
+  field: string,
+  issues: Issues,
+  endpoints: boolean,
+): void {
+  const known = entryCheck.schema.properties as Record<string, unknown>;
+  const extra = Object.keys(entry).filter((k) => !(k in known) || (!endpoints && k === 'endpoints'));
+  if (extra.length === 0) return;
+  (endpoints ? entryCheck : defaultsCheck).validate(
+    Object.fromEntries(extra.map((k) => [k, entry[k]])),
+    field,
+    issues,
+  );
+}
+
+/** The merged policy of one service; throws `MESH_CONFIG_INVALID` on rules that span layers. */
+export function resolveLayers(layers: readonly Layer[]): {
+  balancer: BalancerConfig;
+  resilience: ResilienceConfig;
+} {
+  const issues = new Issues();
+  const balancer = issues.try(() =>
+    resolveBalancerConfig(...layers.flatMap((l) => (l.patch.balancer ? [l.patch.balancer] : []))),
+  );
+  const resilience = issues.try(() =>
+    resolveResilienceConfig(...layers.flatMap((l) => (l.patch.resilience ? [l.patch.resilience] : []))),
+  );
+  issues.throwIfAny('policy (all layers merged)');
+  return { balancer: balancer as BalancerConfig, resilience: resilience as ResilienceConfig };
+}
+
+/** Resolve the merged policy of one service, recording cross-layer problems under `where`. */
+export function checkMergedPolicy(layers: readonly Layer[], where: string, issues: Issues): void {
+  try {
+    resolveLayers(layers);
+  } catch (error) {
+    if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+    for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }]) {
+      issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
+    }
+  }
+}

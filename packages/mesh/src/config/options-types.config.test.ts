@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { createMesh, type MeshOptions, type PolicyOptions, type ServiceOptions } from '../mesh.js';
+
+// Type-level checks: `pnpm typecheck` fails if a misspelt key or a wrong type compiles (#10).
+const good: ServiceOptions = {
+  endpoints: '10.0.0.1:8080',
+  timeout: '2s',
+  retry: { maxRetries: 2, retryOn: ['connect-failure', '5xx'], backoff: { base: '25ms' } },
+  hedge: { delay: { percentile: 95 } },
+  circuitBreaker: false,
+  loadBalancer: { policy: 'peak_ewma', hashOn: { header: 'x-user' } },
+  healthCheck: { path: '/healthz' },
+};
+
+// @ts-expect-error a misspelt field inside a section does not compile
+const typoField: ServiceOptions = { retry: { maxRetires: 2 } };
+// @ts-expect-error a misspelt section does not compile
+const typoSection: ServiceOptions = { retyr: { maxRetries: 2 } };
+// @ts-expect-error an unknown balancing policy does not compile
+const badPolicy: ServiceOptions = { loadBalancer: { policy: 'round_robbin' } };
+// @ts-expect-error rateLimit has no defaults, so `true` does not compile
+const rateTrue: PolicyOptions = { rateLimit: true };
+// @ts-expect-error a string where a number is expected does not compile
+const badType: PolicyOptions = { retry: { maxRetries: 'three' } };
+// @ts-expect-error loadBalancer cannot be turned off
+const lbOff: PolicyOptions = { loadBalancer: false };
+const options: MeshOptions = { services: { payments: good }, defaults: { retry: true } };
+
+describe('ServiceOptions (#10)', () => {
+  it('is the typed document shape: the values above are also what the validator accepts or rejects', () => {
+    expect(options.services?.payments).toBe(good);
+    for (const bad of [typoField, typoSection, badPolicy, rateTrue, badType, lbOff]) {
+      expect(() => createMesh({ env: {}, services: { api: bad } })).toThrowError(/options\.services\.api\./);
+    }
+    const mesh = createMesh({ env: {}, ...options });
+    expect(mesh.config('payments').resilience.retry?.maxRetries).toBe(2);
+    void mesh.close();
+  });
+});

@@ -1,0 +1,102 @@
+import { balancerProperties } from '@proxyless/balancer';
+import { type EndpointInit, Fields, type Static, Type } from '@proxyless/core';
+import { resilienceProperties } from '@proxyless/resilience';
+import { CONFIG_ENTRY_SCHEMAS } from '../routing/entries.js';
+
+/** Every policy section of a service entry (balancer's and resilience's), by key. */
+export const policyProperties = { ...balancerProperties, ...resilienceProperties };
+
+/** Keys a service entry (in options or the config document) may hold besides `endpoints`. */
+export const POLICY_KEYS: readonly string[] = Object.freeze(Object.keys(policyProperties));
+
+/**
+ * The policy of a service (or of all, in `defaults`): every section typed, unknown keys rejected.
+ * See docs/policies.md and docs/load-balancing.md.
+ */
+export const policySchema = Fields(policyProperties, {
+  description:
+    'Policy sections: false turns one off, an object configures it, true means its defaults where it has them.',
+});
+
+/** Endpoints as written in the config document (validated by discovery's endpoint parser). */
+export const endpointsSchema = Type.Union(
+  [
+    Type.String({ description: '`host:port[=weight]` list, comma-separated; IPv6 in brackets.' }),
+    Type.Array(
+      Type.Union([
+        Type.String(),
+        Type.Object(
+          {
+            address: Type.String(),
+            port: Type.Integer({ minimum: 1, maximum: 65535 }),
+            id: Type.Optional(Type.String()),
+            weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000 })),
+            zone: Type.Optional(Type.String()),
+            tags: Type.Optional(Type.Array(Type.String())),
+            metadata: Type.Optional(Type.Record(Type.String(), Type.String())),
+            health: Type.Optional(
+              Type.Union([Type.Literal('passing'), Type.Literal('warning'), Type.Literal('critical')]),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ]),
+    ),
+  ],
+  { description: 'Endpoints of the service.' },
+);
+
+/** A service entry of the config document: endpoints plus policy. */
+export const serviceEntrySchema = Fields({ endpoints: Type.Optional(endpointsSchema), ...policyProperties });
+
+/** Service names: letters, digits, `-`, `_` and `.`. */
+export const SERVICE_NAME_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$';
+
+/** The config document (`MESH_CONFIG_FILE`, and later registry config entries). */
+export const configDocumentSchema = Fields(
+  {
+    $schema: Type.Optional(Type.String()),
+    defaults: Type.Optional(policySchema),
+    services: Type.Optional(
+      Type.Record(Type.String({ pattern: SERVICE_NAME_PATTERN }), serviceEntrySchema, {
+        additionalProperties: false,
+        'x-key-expected': 'a service name of letters, digits, `-`, `_` and `.`',
+      }),
+    ),
+    configEntries: Type.Optional(
+      Type.Array(Type.Union(Object.values(CONFIG_ENTRY_SCHEMAS)), {
+        description:
+          'Consul config entries (service-router, service-splitter, service-resolver, service-defaults) exactly as `consul config write` takes them; validated as a whole set (see docs/traffic-management.md).',
+      }),
+    ),
+  },
+  {
+    $id: 'https://proxyless.dev/schema/config-file.schema.json',
+    title: 'proxyless config document',
+    description:
+      'Services, their endpoints and policy; `defaults` applies to every service. Generated from the section schemas.',
+  },
+);
+
+/**
+ * Policy settings for a service (or for all, in `defaults`), in the config document's shape:
+ * every section typed, so editors complete the keys and a misspelt key fails to compile.
+ */
+export type PolicyOptions = Static<typeof policySchema>;
+
+/** A service known from options: endpoints (optional if a registry knows it) and policy. */
+export interface ServiceOptions extends PolicyOptions {
+  /** `host:port[=weight]` list, or endpoint objects. */
+  endpoints?: readonly EndpointInit[] | string;
+}
+
+/** The config document as written. */
+export type ConfigDocument = Static<typeof configDocumentSchema>;
+
+/** The JSON Schema of the config document (docs/config-file.schema.json is generated from it). */
+export function configDocumentJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    ...(JSON.parse(JSON.stringify(configDocumentSchema)) as Record<string, unknown>),
+  };
+}

@@ -1,0 +1,140 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Issues, MeshError } from '@proxyless/core';
+import { VirtualClock } from '@proxyless/core/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMesh, type MeshEvent } from '../mesh.js';
+import { changedRoles, POLICY_ROLES } from './effective.js';
+import { optionsConfigSource } from './source.js';
+import { ConfigStore } from './store.js';
+
+function store(
+  options: Parameters<typeof optionsConfigSource>[0] = {},
+  env: Record<string, string> = {},
+): ConfigStore {
+  const issues = new Issues();
+  const s = new ConfigStore(optionsConfigSource(options).current(), env, issues);
+  issues.throwIfAny('test');
+  return s;
+}
+
+function apply(s: ConfigStore, document: unknown, version: number, live: string[] = ['api']) {
+  const r = s.validate({ source: 'file', version, document }, 'doc');
+  if (r instanceof MeshError) throw r;
+  return s.swap(r.layers, live);
+}
+
+describe('effective config (#10)', () => {
+  it('records the layer and version each setting came from', () => {
+    const s = store(
+      { defaults: { retry: { maxRetries: 1 } }, services: { api: { timeout: '2s' } } },
+      { MESH_RETRY_BACKOFF_BASE: '10ms' },
+    );
+    apply(s, { defaults: { hedge: true }, services: { api: { retry: { maxRetries: 3 } } } }, 7);
+    const c = s.effective('api');
+    expect(c.resilience.retry?.maxRetries).toBe(3);
+    expect(c.resilience.retry?.backoff.baseMs).toBe(10);
+    expect(c.resilience.timeoutMs).toBe(2000);
+    expect(c.sources['retry.maxRetries']).toEqual({ layer: 'file.services', version: 7 });
+    expect(c.sources['retry.backoff.base']).toEqual({ layer: 'env', version: 1 });
+    expect(c.sources.timeout).toEqual({ layer: 'options.services', version: 1 });
+    expect(c.sources.hedge).toEqual({ layer: 'file.defaults', version: 7 });
+    // Not set anywhere: a built-in default, not listed.
+    expect(c.sources['circuitBreaker.maxRequests']).toBeUndefined();
+  });
+
+  it('a section switched off later forgets the sources of its fields', () => {
+    const s = store({ services: { api: { retry: { maxRetries: 1 } } } });
+    apply(s, { services: { api: { retry: false } } }, 2);
+    const c = s.effective('api');
+    expect(c.resilience.retry).toBeUndefined();
+    expect(c.sources.retry).toEqual({ layer: 'file.services', version: 2 });
+    expect(c.sources['retry.maxRetries']).toBeUndefined();
+  });
+
+  it('defaults: no overall timeout, unbounded concurrent retries', () => {
+    const c = store().effective('api');
+    expect(c.resilience.timeoutMs).toBe(0);
+    expect(c.resilience.circuitBreaker?.maxRetries).toBe(4_294_967_295);
+  });
+
+  it('warns, without rejecting, when perTryTimeout exceeds timeout', () => {
+    const s = store();
+    const r = s.validate(
+      { source: 'file', version: 1, document: { services: { api: { timeout: '1s', perTryTimeout: '2s' } } } },
+      'doc',
+    );
+    if (r instanceof MeshError) throw r;
+    expect(r.warnings).toEqual([
+      expect.objectContaining({ service: 'api', field: 'perTryTimeout', value: 2000 }),
+    ]);
+  });
+});
+
+describe('diff before build (#10)', () => {
+  it('an unchanged document changes no role', () => {
+    const s = store();
+    const doc = { services: { api: { retry: { maxRetries: 3 } } } };
+    expect(apply(s, doc, 1).get('api')).toEqual(expect.arrayContaining(['retry']));
+    expect(apply(s, doc, 2).size).toBe(0);
+    // The same values from another layer are no change either.
+    expect(apply(s, { defaults: { retry: { maxRetries: 3 } } }, 3).size).toBe(0);
+  });
+
+  it('names only the roles whose section changed, only for the services it touches', () => {
+    const s = store();
+    apply(s, { services: { api: { retry: { maxRetries: 3 } }, web: {} } }, 1, ['api', 'web']);
+    const changed = apply(
+      s,
+      {
+        services: {
+          api: { retry: { maxRetries: 3 }, loadBalancer: { policy: 'random' }, timeout: '1s' },
+          web: {},
+        },
+      },
+      2,
+      ['api', 'web'],
+    );
+    expect(changed.get('api')).toEqual(['loadBalancer', 'timeout']);
+    expect(changed.has('web')).toBe(false);
+  });
+
+  it('changedRoles with no previous config rebuilds everything', () => {
+    expect(changedRoles(undefined, store().effective('api'))).toEqual([...POLICY_ROLES]);
+  });
+});
+
+describe('mesh.config and the config file as a source (#10)', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('applies a new version atomically, rebuilds only changed services, keeps the last good one', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'proxyless-config-'));
+    const path = join(dir, 'mesh.json');
+    const write = (doc: unknown): void => writeFileSync(path, JSON.stringify(doc));
+    write({ services: { api: { endpoints: '127.0.0.1:1', retry: { maxRetries: 1 } } } });
+    const mesh = createMesh({ env: {}, configFile: path, clock: new VirtualClock() });
+    const events: MeshEvent[] = [];
+    mesh.onEvent((e) => events.push(e));
+    expect(mesh.config('api').sources['retry.maxRetries']).toEqual({ layer: 'file.services', version: 1 });
+    const reload = async (doc: unknown): Promise<void> => {
+      write(doc);
+      // The file is watched too; reloading now makes the test independent of fs events.
+      await mesh.reloadConfig();
+    };
+    await reload({ services: { api: { endpoints: '127.0.0.1:1', retry: { maxRetries: 'x' } } } });
+    await reload({ services: { api: { endpoints: '127.0.0.1:1', retry: { maxRetries: 4 } } } });
+    await mesh.close();
+    const rejected = events.find((e) => e.type === 'config_rejected');
+    expect(rejected && rejected.type === 'config_rejected' && rejected.error.message).toContain(
+      'services.api.retry.maxRetries',
+    );
+    const applied = events.filter((e) => e.type === 'config_applied');
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toMatchObject({ source: 'file', version: 3 });
+  });
+});

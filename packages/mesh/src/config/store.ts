@@ -1,0 +1,157 @@
+import { type ConfigIssue, type Env, Issues, issuesError, MeshError } from '@proxyless/core';
+import { changedRoles, type EffectiveConfig, effectiveConfig, type PolicyRole } from './effective.js';
+import {
+  type DocumentLayers,
+  envLayer,
+  type Layer,
+  parseDocumentLayers,
+  parsePolicyPatch,
+  unknownPolicyKeys,
+} from './layers.js';
+import type { ConfigVersion } from './source.js';
+
+/** A warning of one service's merged config (`undefined`: every other service). */
+export type Warning = ConfigIssue & { service: string | undefined };
+
+/** What checking the merged layers gives: warnings, and the effective config of each named service. */
+export interface Checked {
+  warnings: Warning[];
+  effective: Map<string, EffectiveConfig>;
+}
+
+function asRecord(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
+}
+
+/**
+ * The configuration of a mesh: the layers from options and the environment (fixed at start) and
+ * the last good document from the file (later: the registry). Layering, lowest first: built-in
+ * defaults → `options.defaults` → env → `options.services[s]` → document `defaults` → document
+ * `services[s]`. A document version is validated whole, merged rules included, before it is
+ * swapped in; a rejected one changes nothing.
+ */
+export class ConfigStore {
+  readonly #optionsDefaults: Layer;
+  readonly #env: Layer;
+  readonly #optionsServices = new Map<string, Layer>();
+  #document: DocumentLayers | undefined;
+  #effective = new Map<string, EffectiveConfig>();
+
+  /** Options and env layers; every problem is recorded in `issues`. */
+  constructor(options: ConfigVersion, env: Env, issues: Issues) {
+    const doc = asRecord(options.document) ?? {};
+    const defaults = asRecord(doc.defaults);
+    if (defaults) unknownPolicyKeys(defaults, 'options.defaults', issues, false);
+    this.#optionsDefaults = {
+      name: 'options.defaults',
+      version: options.version,
+      raw: defaults,
+      patch: parsePolicyPatch(defaults, 'options.defaults', issues),
+    };
+    this.#env = envLayer(env, issues);
+    for (const [name, entry] of Object.entries(asRecord(doc.services) ?? {})) {
+      const policy = asRecord(entry);
+      if (!policy) continue;
+      const path = `options.services.${name}`;
+      unknownPolicyKeys(policy, path, issues, false);
+      this.#optionsServices.set(name, {
+        name: 'options.services',
+        version: options.version,
+        raw: policy,
+        patch: parsePolicyPatch(policy, path, issues),
+      });
+    }
+  }
+
+  /** The last good document (from the file), if any. */
+  get document(): DocumentLayers | undefined {
+    return this.#document;
+  }
+
+  /** The layers of one service (or of any other service, for `undefined`), lowest first. */
+  layersFor(service: string | undefined, doc = this.#document): Layer[] {
+    const layers = [this.#optionsDefaults, this.#env];
+    const own = service === undefined ? undefined : this.#optionsServices.get(service);
+    if (own) layers.push(own);
+    if (doc) {
+      layers.push(doc.defaults);
+      const d = service === undefined ? undefined : doc.services.get(service);
+      if (d) layers.push(d);
+    }
+    return layers;
+  }
+
+  /**
+   * Rules that only hold across layers (a health check's `path` from some layer, a ring's min
+   * below its max, `maxPendingRequests` with a queue): checked for every named service and for
+   * the rest (defaults only). Gives the warnings (rules that warn instead) and the effective
+   * config of every named service, so a swap reuses them.
+   */
+  check(doc: DocumentLayers | undefined, issues: Issues): Checked {
+    const names = new Set([...this.#optionsServices.keys(), ...(doc?.services.keys() ?? [])]);
+    const warnings: Warning[] = [];
+    const effective = new Map<string, EffectiveConfig>();
+    const one = (service: string | undefined, where: string): void => {
+      let e: EffectiveConfig;
+      try {
+        e = effectiveConfig(service, this.layersFor(service, doc));
+      } catch (error) {
+        if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+        for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }])
+          issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
+        return;
+      }
+      if (service !== undefined) effective.set(service, e);
+      for (const w of e.warnings) warnings.push({ ...w, service });
+    };
+    one(undefined, 'every service (defaults)');
+    for (const name of names) one(name, `services.${name}`);
+    return { warnings, effective };
+  }
+
+  /**
+   * Validate a document version whole. Returns its layers (with the effective config of every
+   * service it names), or the error listing every problem (the last good document stays in force).
+   */
+  validate(version: ConfigVersion, what: string): ({ layers: DocumentLayers } & Checked) | MeshError {
+    const issues = new Issues();
+    const layers = parseDocumentLayers(version.document, version.version, issues);
+    const checked = issues.ok ? this.check(layers, issues) : undefined;
+    if (!issues.ok || !checked) return issuesError(`${what} (version ${version.version})`, issues.list);
+    return { layers, ...checked };
+  }
+
+  /**
+   * Swap in a validated document. Returns, for each of `live` services, the roles whose
+   * effective settings changed: only those need rebuilding, and an unchanged document changes none.
+   */
+  swap(
+    layers: DocumentLayers,
+    live: Iterable<string>,
+    effective?: ReadonlyMap<string, EffectiveConfig>,
+  ): Map<string, PolicyRole[]> {
+    const before = new Map<string, EffectiveConfig>();
+    const services = [...live];
+    for (const s of services) before.set(s, this.effective(s));
+    this.#document = layers;
+    this.#effective = new Map(effective);
+    const changed = new Map<string, PolicyRole[]>();
+    for (const s of services) {
+      const roles = changedRoles(before.get(s), this.effective(s));
+      if (roles.length > 0) changed.set(s, roles);
+    }
+    return changed;
+  }
+
+  /** The effective config of a service: resolved settings with the layer and version of each. */
+  effective(service: string): EffectiveConfig {
+    let e = this.#effective.get(service);
+    if (e === undefined) {
+      e = effectiveConfig(service, this.layersFor(service));
+      this.#effective.set(service, e);
+    }
+    return e;
+  }
+}

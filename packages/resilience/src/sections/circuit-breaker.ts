@@ -1,0 +1,156 @@
+import { Duration, envVar, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
+import type { DeepPartial } from './util.js';
+
+/** Resolved circuit breaker (error-rate tripping plus Envoy-style thresholds). */
+export interface CircuitBreakerConfig {
+  /** Open when this percentage of calls in the window failed. */
+  readonly errorThresholdPercentage: number;
+  /** Calls in the window before the error rate is considered. */
+  readonly volumeThreshold: number;
+  /** Rolling window, ms. */
+  readonly rollingWindowMs: number;
+  /** Time open before letting trial calls through, ms. */
+  readonly resetTimeoutMs: number;
+  /** Trial calls allowed while half-open. */
+  readonly halfOpenMaxCalls: number;
+  /**
+   * Envoy threshold: connections to the destination as a whole. The mesh divides it evenly over
+   * the endpoints' pools (at least one each), below `connectionsPerEndpoint`.
+   */
+  readonly maxConnections: number | undefined;
+  /**
+   * Envoy threshold: requests waiting in the concurrency-limit queue. Its one consumer is that
+   * queue, so it needs `concurrencyLimit` (an error otherwise).
+   */
+  readonly maxPendingRequests: number | undefined;
+  /** Envoy threshold: concurrent requests to the destination. */
+  readonly maxRequests: number;
+  /** Envoy threshold: concurrent retries to the destination. */
+  readonly maxRetries: number;
+}
+
+/** Breaker settings one layer sets. */
+export type CircuitBreakerPatch = DeepPartial<CircuitBreakerConfig>;
+
+/**
+ * Built-in circuit-breaker defaults. Error-rate tripping as opossum (50 % over a 10 s window,
+ * 20 calls before judging, 30 s open). `maxRequests` 1024 is Envoy's default. `maxRetries` is
+ * 2^32−1, effectively unbounded, as Istio sets Envoy's `max_retries`: Envoy's own default of 3
+ * concurrent retries starves a busy destination of every retry, while the retry budget
+ * (20 % of requests) already bounds retries in proportion to traffic.
+ */
+export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = Object.freeze({
+  errorThresholdPercentage: 50,
+  volumeThreshold: 20,
+  rollingWindowMs: 10_000,
+  resetTimeoutMs: 30_000,
+  halfOpenMaxCalls: 1,
+  maxConnections: undefined,
+  maxPendingRequests: undefined,
+  maxRequests: 1024,
+  maxRetries: 4_294_967_295,
+});
+
+const D = DEFAULT_CIRCUIT_BREAKER;
+const int = (minimum: number, def: number | undefined, description: string, more: object = {}) =>
+  Type.Optional(
+    Type.Integer({ minimum, ...(def !== undefined ? { default: def } : {}), description, ...more }),
+  );
+
+/** The `circuitBreaker` section. On by default; `true` means the defaults. */
+export const circuitBreakerSection = Section(
+  Fields({
+    errorThresholdPercentage: Type.Optional(
+      Type.Number({
+        minimum: 1,
+        maximum: 100,
+        default: D.errorThresholdPercentage,
+        description:
+          'Open when more than this percentage of the attempts in the window failed (opossum: 50).',
+        ...envVar(
+          'MESH_CIRCUIT_ERROR_THRESHOLD',
+          'Error percentage that opens the breaker (`circuitBreaker.errorThresholdPercentage`).',
+          { type: 'number 1..100' },
+        ),
+      }),
+    ),
+    volumeThreshold: int(1, D.volumeThreshold, 'Attempts in the window before the error rate counts.'),
+    rollingWindow: Type.Optional(
+      Duration({
+        min: 10,
+        default: D.rollingWindowMs,
+        description: 'Window of the error rate (10 buckets).',
+      }),
+    ),
+    resetTimeout: Type.Optional(
+      Duration({
+        min: 1,
+        default: D.resetTimeoutMs,
+        description: 'Time open before trial calls are let through (half-open; opossum: 30 s).',
+        ...envVar(
+          'MESH_CIRCUIT_RESET_TIMEOUT',
+          'Time the breaker stays open before a trial call (`circuitBreaker.resetTimeout`).',
+          {
+            defaultValue: '30s',
+          },
+        ),
+      }),
+    ),
+    halfOpenMaxCalls: int(
+      1,
+      D.halfOpenMaxCalls,
+      'Trial calls at once while half-open. A good trial closes the breaker; a failed one opens it again.',
+    ),
+    maxConnections: int(
+      1,
+      undefined,
+      'Envoy threshold: connections to the destination as a whole, divided evenly over its endpoints’ pools (at least one each, never above `connectionsPerEndpoint`); requests beyond them wait in the pools.',
+    ),
+    maxPendingRequests: int(
+      0,
+      undefined,
+      'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs `concurrencyLimit`.',
+    ),
+    maxRequests: int(
+      1,
+      D.maxRequests,
+      'Envoy threshold: attempts in flight to the destination (Envoy: 1024). Beyond it: `MESH_CIRCUIT_OPEN` (`reason: maxRequests`).',
+      {
+        ...envVar(
+          'MESH_MAX_REQUESTS',
+          'Concurrent requests per destination before `MESH_CIRCUIT_OPEN` (`circuitBreaker.maxRequests`).',
+          {
+            type: 'integer ≥ 1',
+          },
+        ),
+      },
+    ),
+    maxRetries: int(
+      0,
+      D.maxRetries,
+      'Envoy threshold: retries in flight to the destination; beyond it a retry is not made (`retry_overflow`). 2³²−1 (unbounded) as Istio: the retry budget governs retries.',
+    ),
+  }),
+  {
+    allowTrue: true,
+    description: 'Circuit breaker: error-rate tripping plus Envoy thresholds. On by default.',
+    ...envVar('MESH_CIRCUIT_BREAKER', 'Turns the per-destination circuit breaker on or off.', {
+      type: 'boolean',
+      defaultValue: 'true',
+    }),
+  },
+);
+
+/** The `circuitBreaker` section as written. */
+export type CircuitBreakerOptions = Static<typeof circuitBreakerSection>;
+
+/** A validated `circuitBreaker` section → its patch. */
+export function circuitBreakerPatch(doc: CircuitBreakerOptions): CircuitBreakerPatch | false {
+  if (doc === false) return false;
+  if (doc === true) return {};
+  const { rollingWindow, resetTimeout, ...rest } = doc;
+  const p: CircuitBreakerPatch = { ...rest };
+  if (rollingWindow !== undefined) p.rollingWindowMs = parseDuration(rollingWindow, '');
+  if (resetTimeout !== undefined) p.resetTimeoutMs = parseDuration(resetTimeout, '');
+  return p;
+}

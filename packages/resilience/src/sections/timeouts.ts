@@ -1,0 +1,42 @@
+import { Duration, envVar, parseDuration, type Static, Type } from '@proxyless/core';
+
+const OFF_WORDS = [Type.Literal(false), Type.Literal('off'), Type.Literal('none')];
+
+/**
+ * `timeout`: the overall deadline of a call, all attempts included. Off by default: a default
+ * must never cut a streaming body (a download, server-sent events, a long poll), and Istio leaves
+ * route timeouts disabled by default for the same reason. Set it per service.
+ */
+export const timeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
+  expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off" for none',
+  default: 'off',
+  description:
+    'Overall deadline of a call, all attempts included. Off by default: a default must never cut a streaming body (Istio disables route timeouts by default too).',
+  ...envVarFor(
+    'MESH_TIMEOUT',
+    'Overall deadline of a call, all attempts included. Off unless set (a default must never cut a streaming body). `0` or `off` for none.',
+  ),
+});
+
+/** `perTryTimeout`: the deadline of each attempt; a timed-out attempt may be retried elsewhere. */
+export const perTryTimeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
+  expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off" for none',
+  default: 'off',
+  description: 'Deadline of each attempt; a timed-out attempt may be retried elsewhere.',
+  ...envVarFor(
+    'MESH_PER_TRY_TIMEOUT',
+    'Deadline of each attempt; a timed-out attempt may be retried elsewhere.',
+  ),
+});
+
+function envVarFor(name: string, description: string) {
+  return envVar(name, description, { type: 'duration | off', defaultValue: 'off' });
+}
+
+/** A timeout value as written. */
+export type TimeoutOptions = Static<typeof timeoutSection>;
+
+/** A validated timeout value → milliseconds (0 = none). */
+export function timeoutMs(v: TimeoutOptions): number {
+  return v === false || v === 'off' || v === 'none' ? 0 : parseDuration(v, '');
+}

@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createMesh, type MeshEvent } from 'proxyless';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from '../../support/http-server.js';
+
+let servers: TestServer[] = [];
+let dir: string;
+
+beforeAll(async () => {
+  servers = await Promise.all(['a', 'b'].map((n) => startServer(n)));
+  dir = mkdtempSync(path.join(os.tmpdir(), 'proxyless-config-source-'));
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the config file as a config source, on a live destination (#10)', () => {
+  it('rebuilds only what changed: an unchanged policy rebuilds nothing, new endpoints still apply', async () => {
+    const file = path.join(dir, 'mesh.json');
+    const [a, b] = servers as [TestServer, TestServer];
+    const write = (endpoints: string, retry: unknown): void =>
+      writeFileSync(file, JSON.stringify({ services: { api: { endpoints, retry } } }));
+    write(a.address, { maxRetries: 1 });
+    const mesh = createMesh({ env: {}, configFile: file });
+    try {
+      const events: MeshEvent[] = [];
+      mesh.onEvent((e) => events.push(e));
+      // The file is watched too: wait for the event, whichever read delivers it.
+      const next = <T extends MeshEvent['type']>(type: T): Promise<Extract<MeshEvent, { type: T }>> =>
+        new Promise((resolve) => {
+          const sub = mesh.onEvent((e) => {
+            if (e.type === type) {
+              sub.dispose();
+              resolve(e as Extract<MeshEvent, { type: T }>);
+            }
+          });
+        });
+      expect(await (await mesh.request('http://api/')).body.text()).toBe('a');
+
+      // Same policy, other endpoints: no role rebuilt, the endpoints follow.
+      let applied = next('config_applied');
+      write(b.address, { maxRetries: 1 });
+      await mesh.reloadConfig();
+      expect([...(await applied).changed.keys()]).toEqual([]);
+      expect(await (await mesh.request('http://api/')).body.text()).toBe('b');
+
+      // One section changed: only its role.
+      applied = next('config_applied');
+      write(b.address, { maxRetries: 2 });
+      await mesh.reloadConfig();
+      const second = await applied;
+      expect(second.changed.get('api')).toEqual(['retry']);
+      expect(mesh.config('api').sources['retry.maxRetries']).toEqual({
+        layer: 'file.services',
+        version: second.version,
+      });
+
+      // An invalid version is rejected whole: neither its endpoints nor its policy apply.
+      const rejected = next('config_rejected');
+      writeFileSync(
+        file,
+        JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: -1 } } } }),
+      );
+      await mesh.reloadConfig();
+      expect((await rejected).error.message).toContain('services.api.retry.maxRetries');
+      expect(mesh.config('api').resilience.retry?.maxRetries).toBe(2);
+      expect(await (await mesh.request('http://api/')).body.text()).toBe('b');
+    } finally {
+      await mesh.close();
+    }
+  });
+});
