@@ -198,7 +198,7 @@ export type MeshEvent =
   | {
       type: 'config_rejected';
       error: MeshError;
-      /** Where the rejected version came from (`etcd`, `consul` for config entries), when known. */
+      /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
       source?: string;
       /** The rejected version (etcd: revision; Consul: `X-Consul-Index`). */
       version?: number;
@@ -535,7 +535,8 @@ class MeshImpl implements Mesh, DispatchTarget {
   #rejectDocument(error: MeshError): void {
     this.#logger.warn('config file rejected; keeping the last good configuration', { error });
     this.#documentEndpoints?.fail(error);
-    this.#events.fire({ type: 'config_rejected', error });
+    const source = this.#configSource?.name;
+    this.#events.fire({ type: 'config_rejected', error, ...(source ? { source } : {}) });
   }
 
   #warn(warnings: readonly Warning[]): void {
