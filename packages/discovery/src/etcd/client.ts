@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { configError, MeshError, quote } from '@proxyless/core';
-import { Etcd3, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
+import { loadEtcd3 } from './load.js';
 
 /** How to reach an etcd cluster (shared by the etcd resolver and registrar). */
 export interface EtcdConnectionOptions {
@@ -91,8 +92,18 @@ function readPem(path: string, field: string): Buffer {
   }
 }
 
-/** Build an `etcd3` client from connection options. Throws `MESH_CONFIG_INVALID` for bad options. */
-export function createEtcdClient(options: EtcdConnectionOptions): Etcd3 {
+/**
+ * Build an `etcd3` client from connection options. Throws `MESH_CONFIG_INVALID` at once for bad
+ * options; the promise rejects with `MESH_CONFIG_INVALID` when the optional peer dependency `etcd3`
+ * is not installed (it is loaded on first use).
+ */
+export function createEtcdClient(options: EtcdConnectionOptions): Promise<Etcd3> {
+  const etcdOptions = etcdClientOptions(options);
+  return loadEtcd3().then(({ Etcd3 }) => new Etcd3(etcdOptions));
+}
+
+/** Validate connection options and turn them into `etcd3` client options (no I/O but PEM reads). */
+export function etcdClientOptions(options: EtcdConnectionOptions): IOptions {
   const tls = options.caCert !== undefined || options.cert !== undefined;
   const endpoints =
     options.endpoints && options.endpoints.length > 0 ? options.endpoints : DEFAULT_ETCD_ENDPOINTS;
@@ -133,7 +144,7 @@ export function createEtcdClient(options: EtcdConnectionOptions): Etcd3 {
       ...(options.key !== undefined ? { privateKey: readPem(options.key, 'key') } : {}),
     };
   }
-  return new Etcd3(etcdOptions);
+  return etcdOptions;
 }
 
 /** Wrap a client failure as `MESH_REGISTRY_UNAVAILABLE`. */
