@@ -76,18 +76,34 @@ export function run(cmd: string, args: readonly string[], cwd: string, env: Node
     });
   } catch (error) {
     const e = error as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} (in ${cwd}) failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`,
+    );
   }
 }
 
-/** `pnpm pack` one package into `dest`; returns the tarball's path. Fails when dist/ is missing. */
-export function packPackage(pkg: WorkspacePackage, dest: string): string {
-  if (!existsSync(path.join(pkg.dir, 'dist')))
-    throw new Error(`${pkg.name}: dist/ is missing; run pnpm build first`);
-  run('pnpm', ['pack', '--pack-destination', dest], pkg.dir);
-  const file = path.join(dest, `${pkg.name.replace(/^@/, '').replace('/', '-')}-${pkg.version}.tgz`);
-  if (!existsSync(file)) throw new Error(`${pkg.name}: pnpm pack wrote no ${file}`);
-  return file;
+/** The tarball name `pnpm pack` gives a package. */
+export function tarballName(pkg: WorkspacePackage): string {
+  return `${pkg.name.replace(/^@/, '').replace('/', '-')}-${pkg.version}.tgz`;
+}
+
+/**
+ * `pnpm pack` the packages into `dest` in one pnpm run (publishConfig applied, `workspace:` ranges
+ * replaced, as `pnpm publish` does); returns name → tarball. Fails when a dist/ is missing.
+ */
+export function packPackages(pkgs: readonly WorkspacePackage[], dest: string): Map<string, string> {
+  for (const pkg of pkgs)
+    if (!existsSync(path.join(pkg.dir, 'dist', 'index.js')))
+      throw new Error(`${pkg.name}: dist/ is missing; run pnpm build first`);
+  const filters = pkgs.flatMap((p) => ['--filter', p.name]);
+  run('pnpm', ['-r', ...filters, 'pack', '--pack-destination', dest], ROOT);
+  const out = new Map<string, string>();
+  for (const pkg of pkgs) {
+    const file = path.join(dest, tarballName(pkg));
+    if (!existsSync(file)) throw new Error(`${pkg.name}: pnpm pack wrote no ${file}`);
+    out.set(pkg.name, file);
+  }
+  return out;
 }
 
 /** File names (without the `package/` prefix) and the manifest inside a tarball. */
@@ -96,7 +112,9 @@ export function readTarball(tgz: string): { files: string[]; manifest: Manifest;
     .split('\n')
     .filter(Boolean)
     .map((f) => f.replace(/^package\//, ''));
-  const manifest = JSON.parse(run('tar', ['-xzOf', tgz, 'package/package.json'], path.dirname(tgz))) as Manifest;
+  const manifest = JSON.parse(
+    run('tar', ['-xzOf', tgz, 'package/package.json'], path.dirname(tgz)),
+  ) as Manifest;
   return { files, manifest, bytes: statSync(tgz).size };
 }
 
@@ -149,21 +167,14 @@ export async function publintTarball(tgz: string): Promise<string[]> {
 }
 
 /**
- * attw (Are the Types Wrong?) on the tarball, offline (`--no-definitely-typed`). Every resolution
- * mode of the default profile is checked, `node10` included (subpaths resolve through typesVersions).
+ * attw (Are the Types Wrong?) on the tarball, offline and in-process. Every resolution mode of its
+ * strict profile is checked, `node10` included (subpaths resolve through `typesVersions`).
  */
-export function attwTarball(tgz: string): string[] {
-  const attw = path.join(ROOT, 'node_modules', '.bin', 'attw');
-  try {
-    execFileSync(attw, [tgz, '--no-definitely-typed', '--format', 'ascii', '--no-color', '--no-emoji'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return [];
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string };
-    return [`attw: ${(e.stdout ?? '').trim()}\n${(e.stderr ?? '').trim()}`];
-  }
+export async function attwTarball(tgz: string): Promise<string[]> {
+  const { checkPackage, createPackageFromTarballData } = await import('@arethetypeswrong/core');
+  const result = await checkPackage(createPackageFromTarballData(new Uint8Array(readFileSync(tgz))));
+  if (!result.types) return ['attw: the package has no types'];
+  return result.problems.map((problem) => `attw: ${JSON.stringify(problem)}`);
 }
 
 /** Every check of one packed package. */
@@ -172,6 +183,6 @@ export async function checkTarball(pkg: WorkspacePackage, tgz: string): Promise<
     ...checkPackedManifest(tgz),
     ...checkReadmeLinks(pkg),
     ...(await publintTarball(tgz)),
-    ...attwTarball(tgz),
+    ...(await attwTarball(tgz)),
   ].map((p) => `${pkg.name}: ${p}`);
 }

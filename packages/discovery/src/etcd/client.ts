@@ -27,6 +27,19 @@ export interface EtcdConnectionOptions {
   callTimeoutMs?: number;
 }
 
+/**
+ * An etcd client: an `Etcd3` instance of the optional peer dependency `etcd3` (`new Etcd3(…)`).
+ * Declared without etcd3's types so that an application without etcd3 type-checks too.
+ */
+export interface EtcdClient {
+  close(): void;
+}
+
+/** The `etcd3` client behind an {@link EtcdClient}. */
+export function asEtcd3(client: EtcdClient): Etcd3 {
+  return client as Etcd3;
+}
+
 /** Default key prefix: an endpoint of service `s` with id `i` lives at `/proxyless/services/s/i`. */
 export const DEFAULT_ETCD_PREFIX = '/proxyless/services/';
 
@@ -97,7 +110,7 @@ function readPem(path: string, field: string): Buffer {
  * options; the promise rejects with `MESH_CONFIG_INVALID` when the optional peer dependency `etcd3`
  * is not installed (it is loaded on first use).
  */
-export function createEtcdClient(options: EtcdConnectionOptions): Promise<Etcd3> {
+export function createEtcdClient(options: EtcdConnectionOptions): Promise<EtcdClient> {
   const etcdOptions = etcdClientOptions(options);
   return loadEtcd3().then(({ Etcd3 }) => new Etcd3(etcdOptions));
 }

@@ -17,13 +17,20 @@ import {
 } from '@proxyless/core';
 import type { Etcd3, Lease } from 'etcd3';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
-import { createEtcdClient, type EtcdConnectionOptions, normalizePrefix, unavailable } from './client.js';
+import {
+  asEtcd3,
+  createEtcdClient,
+  type EtcdClient,
+  type EtcdConnectionOptions,
+  normalizePrefix,
+  unavailable,
+} from './client.js';
 import { encodeRegistration } from './codec.js';
 
 /** Options of {@link createEtcdRegistrar}. */
 export interface EtcdRegistrarOptions extends EtcdConnectionOptions {
   /** An existing client; it belongs to the caller (`close()` does not close it). */
-  client?: Etcd3;
+  client?: EtcdClient;
   /** Key prefix (the resolver's). @defaultValue `/proxyless/services/` */
   prefix?: string;
   /**
@@ -109,7 +116,9 @@ export class EtcdRegistrar implements Registrar {
     this.#random = options.random ?? systemRandom;
     this.#logger = options.logger ?? noopLogger;
     this.#ownsClient = options.client === undefined;
-    this.#client = options.client ? Promise.resolve(options.client) : createEtcdClient(options);
+    this.#client = (options.client ? Promise.resolve(options.client) : createEtcdClient(options)).then(
+      asEtcd3,
+    );
     // A failed load is reported by `register()`.
     this.#client.catch(() => undefined);
     this.#context = {

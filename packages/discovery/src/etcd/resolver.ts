@@ -16,7 +16,14 @@ import {
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import { ResolverHub, type StartWatch, type WatchSink } from '../hub.js';
-import { createEtcdClient, type EtcdConnectionOptions, normalizePrefix, unavailable } from './client.js';
+import {
+  asEtcd3,
+  createEtcdClient,
+  type EtcdClient,
+  type EtcdConnectionOptions,
+  normalizePrefix,
+  unavailable,
+} from './client.js';
 import { DEFAULT_MAX_VALUE_BYTES, EtcdServiceState } from './codec.js';
 
 /** Options of {@link createEtcdResolver}. */
@@ -25,7 +32,7 @@ export interface EtcdResolverOptions extends EtcdConnectionOptions {
    * An existing client to use instead of creating one from the connection options. It belongs to
    * the caller: `close()` does not close it.
    */
-  client?: Etcd3;
+  client?: EtcdClient;
   /**
    * Key prefix; an endpoint of service `s` with id `i` is the key `<prefix>s/i`.
    * @defaultValue `/proxyless/services/`
@@ -90,7 +97,9 @@ export class EtcdResolver implements Resolver {
     this.#prefix = prefix;
     this.#bare = options.matchBareNames ?? true;
     this.#ownsClient = options.client === undefined;
-    this.#client = options.client ? Promise.resolve(options.client) : createEtcdClient(options);
+    this.#client = (options.client ? Promise.resolve(options.client) : createEtcdClient(options)).then(
+      asEtcd3,
+    );
     // A failed load is reported by each watch (and by nothing when nothing is watched).
     this.#client.catch(() => undefined);
     const clock = options.clock ?? systemClock;
