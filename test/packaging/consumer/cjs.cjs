@@ -30,6 +30,6 @@ async function main() {
   process.stdout.write(JSON.stringify(out));
 }
 main().catch((error) => {
-  process.stderr.write(String(error && error.stack));
+  process.stderr.write(String(error?.stack));
   process.exitCode = 1;
 });
