@@ -16,13 +16,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import {
-  packPackages,
-  ROOT,
-  run,
-  type WorkspacePackage,
-  workspacePackages,
-} from '../../scripts/packaging.js';
+import { ROOT, run, type WorkspacePackage } from '../../scripts/packaging.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -120,23 +114,10 @@ function tarInstalled(dir: string, dest: string): string {
   return file;
 }
 
-export interface PackedSet {
-  /** name → tarball, in dependency order. */
-  readonly workspace: ReadonlyMap<string, string>;
-  readonly packages: readonly WorkspacePackage[];
-  /** Third-party tarballs the runtime install needs. */
-  readonly thirdParty: readonly string[];
-}
-
-/** Pack the workspace packages and the third-party packages they need into `dest`. */
-export function packAll(dest: string): PackedSet {
+/** Tar the third-party packages the workspace packages need at run time into `dest`. */
+export function packThirdParty(packages: readonly WorkspacePackage[], dest: string): string[] {
   mkdirSync(dest, { recursive: true });
-  const packages = workspacePackages();
-  const workspace = packPackages(packages, dest);
-  const deps = path.join(dest, 'deps');
-  mkdirSync(deps, { recursive: true });
-  const thirdParty = thirdPartyClosure(packages).map((dir) => tarInstalled(dir, deps));
-  return { workspace, packages, thirdParty };
+  return thirdPartyClosure(packages).map((dir) => tarInstalled(dir, dest));
 }
 
 /** Tarballs of extra packages a consumer brings itself (`@types/node` for the TypeScript ones). */
