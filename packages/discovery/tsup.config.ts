@@ -13,5 +13,7 @@ export default defineConfig({
   dts: true,
   clean: true,
   sourcemap: false,
+  // import.meta.url in the CJS build (the etcd3 presence check resolves from this package).
+  shims: true,
   target: 'node20',
 });

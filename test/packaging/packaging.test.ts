@@ -111,9 +111,10 @@ describe('consumers of the installed packages', () => {
     expect(out.undici).toEqual({ status: 200, text: 'echo GET /esm-undici host=echo' });
     expect(out.runPolicy).toEqual([503, 503, 200]);
     expect(out.testingErrorIsMeshError).toBe(true);
-    const etcd = out.etcd as { code: string; message: string };
-    expect(etcd.code).toBe('MESH_CONFIG_INVALID');
-    expect(etcd.message).toContain('npm install etcd3');
+    for (const etcd of [out.etcd, out.meshEtcd] as Array<{ code: string; message: string }>) {
+      expect(etcd.code).toBe('MESH_CONFIG_INVALID');
+      expect(etcd.message).toContain('npm install etcd3');
+    }
   });
 
   it('CJS: the same calls, one MeshError class across proxyless and proxyless/testing', async () => {
@@ -124,6 +125,8 @@ describe('consumers of the installed packages', () => {
     expect(out.runPolicy).toEqual([503, 503, 200]);
     expect(out.testingErrorIsMeshError).toBe(true);
     expect(out.runPolicyErrorIsMeshError).toBe(true);
+    expect(out.meshEtcd).toMatchObject({ code: 'MESH_CONFIG_INVALID' });
+    expect((out.meshEtcd as { message: string }).message).toContain('npm install etcd3');
     report(`require('proxyless') + testing + undici: ${out.modulesLoaded} modules in require.cache`);
   });
 

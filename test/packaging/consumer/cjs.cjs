@@ -26,6 +26,14 @@ async function main() {
   }
   const reset = await runPolicy({ retry: false }, ['reset']);
   out.runPolicyErrorIsMeshError = reset.error instanceof MeshError;
+  process.env.MESH_REGISTRY = 'etcd';
+  try {
+    await createMesh().close();
+    out.meshEtcd = 'created';
+  } catch (error) {
+    out.meshEtcd = { code: error.code, message: error.message };
+  }
+  delete process.env.MESH_REGISTRY;
   out.modulesLoaded = Object.keys(require.cache).length;
   process.stdout.write(JSON.stringify(out));
 }

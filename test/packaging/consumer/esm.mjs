@@ -24,13 +24,19 @@ try {
 } catch (error) {
   out.testingErrorIsMeshError = error instanceof MeshError && MeshError.is(error, 'MESH_CONFIG_INVALID');
 }
-const etcd = createEtcdResolver();
-out.etcd = await new Promise((resolve) => {
-  const w = etcd.watch('payments', (update) => {
-    if (update.kind === 'endpoints') return;
-    w.dispose();
-    resolve({ code: update.error.code, message: update.error.message });
-  });
-});
-await etcd.close();
+// etcd selected without etcd3 installed: a clear error when the resolver or the mesh is created.
+try {
+  await createEtcdResolver().close();
+  out.etcd = 'created';
+} catch (error) {
+  out.etcd = { code: error.code, message: error.message };
+}
+process.env.MESH_REGISTRY = 'etcd';
+try {
+  await createMesh().close();
+  out.meshEtcd = 'created';
+} catch (error) {
+  out.meshEtcd = { code: error.code, message: error.message };
+}
+delete process.env.MESH_REGISTRY;
 process.stdout.write(JSON.stringify(out));

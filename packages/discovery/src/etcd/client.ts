@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { configError, MeshError, quote } from '@proxyless/core';
 import type { Etcd3, IOptions } from 'etcd3';
-import { loadEtcd3 } from './load.js';
+import { assertEtcd3Installed, loadEtcd3 } from './load.js';
 
 /** How to reach an etcd cluster (shared by the etcd resolver and registrar). */
 export interface EtcdConnectionOptions {
@@ -107,11 +107,12 @@ function readPem(path: string, field: string): Buffer {
 
 /**
  * Build an `etcd3` client from connection options. Throws `MESH_CONFIG_INVALID` at once for bad
- * options; the promise rejects with `MESH_CONFIG_INVALID` when the optional peer dependency `etcd3`
- * is not installed (it is loaded on first use).
+ * options and when the optional peer dependency `etcd3` is not installed (`npm install etcd3`); it
+ * is imported here, on first use, never when the package loads.
  */
 export function createEtcdClient(options: EtcdConnectionOptions): Promise<EtcdClient> {
   const etcdOptions = etcdClientOptions(options);
+  assertEtcd3Installed();
   return loadEtcd3().then(({ Etcd3 }) => new Etcd3(etcdOptions));
 }
 

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { MeshError } from '@proxyless/core';
 
 /** The `etcd3` module, as far as the etcd resolver and registrar use it. */
@@ -16,6 +17,27 @@ export function loadEtcd3(): Promise<Etcd3Module> {
     throw missingPeer(error);
   });
   return loading;
+}
+
+/**
+ * Throw `MESH_CONFIG_INVALID` at once when `etcd3` cannot be resolved from this package, so that
+ * selecting the etcd registry without it fails when the mesh is created rather than at the first
+ * call. Where the location of this module is unknown (some bundles) the check is left to the load.
+ */
+export function assertEtcd3Installed(): void {
+  const from: unknown = import.meta.url; // the CJS build gets a shim from the build
+  if (typeof from !== 'string' || from === '') return;
+  let resolve: (id: string) => string;
+  try {
+    resolve = createRequire(from).resolve;
+  } catch {
+    return;
+  }
+  try {
+    resolve('etcd3');
+  } catch (error) {
+    throw missingPeer(error);
+  }
 }
 
 async function importEtcd3(): Promise<Etcd3Module> {
