@@ -171,6 +171,17 @@ export function footprint(
 }
 
 /**
+ * The environment of a process started as a user would start it: no NODE_PATH (pnpm sets one for
+ * its scripts, which makes hoisted workspace packages such as etcd3 resolvable), no NODE_OPTIONS.
+ */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const { PATH, HOME, TMPDIR, LANG } = process.env;
+  return Object.fromEntries(
+    Object.entries({ PATH, HOME, TMPDIR, LANG }).filter(([, v]) => v !== undefined),
+  ) as NodeJS.ProcessEnv;
+}
+
+/**
  * Run a node script in `cwd` and parse its JSON output. Asynchronous: the test's HTTP server runs on
  * the test's own event loop.
  */
@@ -181,7 +192,7 @@ export async function runNode(
 ): Promise<Record<string, unknown>> {
   const { stdout } = await execFileAsync(process.execPath, args, {
     cwd,
-    env: { ...process.env, ...env, NODE_OPTIONS: '' },
+    env: { ...cleanEnv(), ...env },
     encoding: 'utf8',
     timeout: 60_000,
   });

@@ -76,7 +76,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise<void>((resolve) => server?.close(() => resolve()));
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  if (tmp && !process.env.KEEP_PACKAGING_TMP) rmSync(tmp, { recursive: true, force: true });
 });
 
 describe('packed packages', () => {
@@ -163,6 +163,7 @@ describe('consumers of the installed packages', () => {
       bin('esbuild'),
       ['bundle-app.mjs', '--bundle', '--platform=node', '--log-level=error', `--outfile=${outfile}`],
       project,
+      { NODE_PATH: '' }, // esbuild reads NODE_PATH; pnpm's would expose the workspace's packages
     );
     const out = await runNode([outfile], outDir, env);
     expect(out).toEqual({ status: 200, text: 'echo GET /bundle host=echo' });
