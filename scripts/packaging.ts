@@ -186,3 +186,21 @@ export async function checkTarball(pkg: WorkspacePackage, tgz: string): Promise<
     ...(await attwTarball(tgz)),
   ].map((p) => `${pkg.name}: ${p}`);
 }
+
+/**
+ * Whether `version` satisfies `range`, for the ranges pnpm writes for internal dependencies
+ * (`x.y.z` from `workspace:*`, `^x.y.z` from `workspace:^`); any other range is reported as not.
+ */
+export function satisfies(version: string, range: string): boolean {
+  if (/^\d+\.\d+\.\d+$/.test(range)) return range === version;
+  const caret = /^\^(\d+)\.(\d+)\.(\d+)$/.exec(range);
+  const v = /^(\d+)\.(\d+)\.(\d+)$/.exec(version);
+  if (!caret || !v) return false;
+  const [maj, min, pat] = caret.slice(1).map(Number) as [number, number, number];
+  const [a, b, c] = v.slice(1).map(Number) as [number, number, number];
+  const atLeast = a - maj || b - min || c - pat;
+  if (atLeast < 0) return false;
+  if (maj > 0) return a === maj;
+  if (min > 0) return a === 0 && b === min;
+  return a === 0 && b === 0 && c === pat;
+}

@@ -22,6 +22,7 @@ import {
   ROOT,
   readTarball,
   run,
+  satisfies,
   type WorkspacePackage,
   workspacePackages,
 } from './packaging.js';
@@ -46,21 +47,6 @@ function parseArgs(argv: readonly string[]): Args {
 const log = (line = ''): void => {
   process.stdout.write(`${line}\n`);
 };
-
-/** `^x.y.z` / `x.y.z` / `>=a <b` checks enough for internal ranges written by pnpm publish. */
-function satisfies(version: string, range: string): boolean {
-  const v = version.split('.').map(Number);
-  const exact = /^\d+\.\d+\.\d+$/.exec(range);
-  if (exact) return range === version;
-  const caret = /^\^(\d+)\.(\d+)\.(\d+)$/.exec(range);
-  if (!caret) return false;
-  const [maj, min, pat] = caret.slice(1).map(Number) as [number, number, number];
-  const cmp = (a: number[], b: number[]): number => a[0]! - b[0]! || a[1]! - b[1]! || a[2]! - b[2]!;
-  if (cmp(v, [maj, min, pat]) < 0) return false;
-  if (maj > 0) return v[0] === maj;
-  if (min > 0) return v[0] === 0 && v[1] === min;
-  return v[0] === 0 && v[1] === 0 && v[2] === pat;
-}
 
 function internalRangeProblems(pkgs: readonly WorkspacePackage[], tarballs: Map<string, string>): string[] {
   const versions = new Map(pkgs.map((p) => [p.name, p.version]));
