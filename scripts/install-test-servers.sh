@@ -7,6 +7,9 @@ missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server etcd-client)
 { command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; } || missing+=(dnsmasq-base)
 { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; } || missing+=(haproxy)
+# --- begin: Chromium for the admin-page browser test (test/integration/telemetry/admin-page.test.ts)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# --- end: Chromium
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test servers present: etcd, dnsmasq, haproxy"
   exit 0

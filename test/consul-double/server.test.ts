@@ -234,3 +234,104 @@ describe('Consul double: DeregisterCriticalServiceAfter', () => {
     }
   });
 });
+
+describe('Consul double: fidelity controls (#12)', () => {
+  it('keep-alive as Go: no Keep-Alive hint, the connection stays open between requests', async () => {
+    const r = await get('/v1/status/leader');
+    expect(r.headers.get('keep-alive')).toBeNull();
+    expect(r.headers.get('connection')).not.toBe('close');
+  });
+
+  it('node checks have ServiceID "" and belong to every service of the node; failNode bumps once', async () => {
+    await put('/v1/catalog/register', {
+      Node: 'ext-1',
+      Address: '10.5.0.1',
+      Service: { Service: 'nodehealth', ID: 'nh-1', Port: 1 },
+      Check: { CheckID: 'serfHealth', Name: 'Serf Health Status', Status: 'passing' },
+    });
+    await put('/v1/catalog/register', {
+      Node: 'ext-2',
+      Address: '10.5.0.2',
+      Service: { Service: 'nodehealth', ID: 'nh-2', Port: 1 },
+    });
+    const entries = async () => (await (await get('/v1/health/service/nodehealth')).json()) as Entry[];
+    const byId = (es: Entry[]) => new Map(es.map((e) => [e.Service.ID, e.Checks]));
+    let checks = byId(await entries());
+    expect(checks.get('nh-1')).toEqual([expect.objectContaining({ CheckID: 'serfHealth', ServiceID: '' })]);
+    expect(checks.get('nh-2')).toEqual([]); // catalog-only node: no serfHealth
+    const before = d.index;
+    d.failNode('ext-1');
+    expect(d.index).toBe(before + 1);
+    checks = byId(await entries());
+    expect(checks.get('nh-1')?.[0]?.Status).toBe('critical');
+    expect(await (await get('/v1/health/service/nodehealth?passing=t')).json()).toHaveLength(1);
+    d.setNodeHealth('ext-1', 'passing');
+    expect(await (await get('/v1/health/service/nodehealth?passing=TRUE')).json()).toHaveLength(2);
+  });
+
+  it('names and tags match case-insensitively', async () => {
+    await put('/v1/agent/service/register', { Name: 'MixedCase', ID: 'mc-1', Port: 1, Tags: ['Canary'] });
+    const r = await get('/v1/health/service/mixedcase?tag=CANARY');
+    expect(((await r.json()) as Entry[]).map((e) => e.Service.ID)).toEqual(['mc-1']);
+  });
+
+  it('replace-existing-checks drops unlisted checks, maintenance included; node maintenance', async () => {
+    await put('/v1/agent/service/register', { Name: 'rep', ID: 'rep-1', Port: 1, Check: { TTL: '60s' } });
+    expect((await put('/v1/agent/service/maintenance/rep-1')).status).toBe(400);
+    expect((await put('/v1/agent/service/maintenance/rep-1?enable=true')).status).toBe(200);
+    await put('/v1/agent/service/register', { Name: 'rep', ID: 'rep-1', Port: 1, Check: { TTL: '60s' } });
+    expect(Object.keys(d.agentChecks())).toContain('_service_maintenance:rep-1');
+    await put('/v1/agent/service/register?replace-existing-checks=true', {
+      Name: 'rep',
+      ID: 'rep-1',
+      Port: 1,
+      Check: { TTL: '60s' },
+    });
+    expect(Object.keys(d.agentChecks())).not.toContain('_service_maintenance:rep-1');
+    expect((await put('/v1/agent/maintenance?enable=true')).status).toBe(200);
+    const e = ((await (await get('/v1/health/service/rep')).json()) as Entry[])[0];
+    expect(e?.Checks.map((c) => c.CheckID)).toContain('_node_maintenance');
+    await put('/v1/agent/maintenance?enable=false');
+  });
+
+  it('Enterprise: ns and partition scope services; CE refuses them', async () => {
+    const ent = await startConsulDouble({ enterprise: true });
+    try {
+      const r = await fetch(`${ent.url}/v1/agent/service/register?ns=team-a`, {
+        method: 'PUT',
+        body: JSON.stringify({ Name: 'scoped', Port: 1 }),
+      });
+      expect(r.status).toBe(200);
+      const inNs = await (await fetch(`${ent.url}/v1/health/service/scoped?ns=team-a`)).json();
+      const inDefault = await (await fetch(`${ent.url}/v1/health/service/scoped`)).json();
+      expect(inNs).toHaveLength(1);
+      expect((inNs as Array<{ Service: { Namespace: string } }>)[0]?.Service.Namespace).toBe('team-a');
+      expect(inDefault).toEqual([]);
+    } finally {
+      await ent.close();
+    }
+    expect((await get('/v1/health/service/scoped?ns=team-a')).status).toBe(400);
+  });
+
+  it('answers the connection over maxConnsPerClient with 429 and closes it (go-connlimit)', async () => {
+    const small = await startConsulDouble({ maxConnsPerClient: 1 });
+    const { Agent, request } = await import('undici');
+    const agent = new Agent({ connections: 2 });
+    try {
+      const first = request(`${small.url}/v1/health/service/x?index=${small.index + 5}&wait=300ms`, {
+        dispatcher: agent,
+      });
+      for (let i = 0; i < 10_000 && small.blockedQueries === 0; i++)
+        await new Promise((r) => setImmediate(r));
+      const second = await request(`${small.url}/v1/status/leader`, { dispatcher: agent });
+      expect(second.statusCode).toBe(429);
+      expect(await second.body.text()).toBe(
+        'Your IP is issuing too many concurrent connections, please rate limit your calls\n',
+      );
+      await (await first).body.text();
+    } finally {
+      await agent.close();
+      await small.close();
+    }
+  });
+});

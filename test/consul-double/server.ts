@@ -3,8 +3,10 @@
  * `consul-api.md` for the endpoints the mesh uses (agent service/check writes, catalog
  * register/reads, `health/service` with blocking queries, ACL tokens, CE-mode errors).
  *
- * Test controls: `setHealthy`, `restartAgent`, `failNext`, `dropNext`, `garbage`, `pause`/`resume`,
- * `restoreIndex` (index goes backwards), `touch` (spurious wake-up), `close`.
+ * Test controls: `setHealthy`, `setNodeHealth`/`failNode` (node checks, `ServiceID ""`),
+ * `restartAgent`, `failNext`, `dropNext`, `holdNext`, `garbage`, `pause`/`resume`, `restoreIndex`
+ * (index goes backwards), `touch` (spurious wake-up), `close`. Route modules (config entries, …)
+ * are added beside this file with `use()`.
  *
  * Test tree only: never part of a published package.
  */
@@ -12,6 +14,26 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { handleConfigRequest } from './config-entries.js';
+import { ConfigEntryStore } from './config-entry-store.js';
+import {
+  compileFilter,
+  decodeFail,
+  GO_FALSE,
+  GO_TRUE,
+  HttpError,
+  IPV4,
+  isObject,
+  numField,
+  parseGoDuration,
+  readBody,
+  strArray,
+  strField,
+  strMap,
+  validateCheck,
+} from './util.js';
+
+export { parseGoDuration } from './util.js';
 
 export type CheckStatus = 'passing' | 'warning' | 'critical';
 
@@ -50,7 +72,54 @@ export interface ConsulDoubleOptions {
   minDeregisterCriticalMs?: number;
   /** Serve HTTPS with this PEM key and certificate (`address` becomes `https://127.0.0.1:<port>`). */
   tls?: { key: string; cert: string; ca?: string; requestCert?: boolean };
+  /**
+   * Consul Enterprise: `ns` and `partition` are accepted and scope services and checks (a read
+   * sees only its own namespace); `/v1/agent/self` reports a `+ent` version. @defaultValue false (CE: 400)
+   */
+  enterprise?: boolean;
+  /**
+   * Concurrent connections accepted from one client IP; the next one gets go-connlimit's 429
+   * and is closed (`limits.http_max_conns_per_client`). @defaultValue 200
+   */
+  maxConnsPerClient?: number;
 }
+
+/** What a route module sees of one request. */
+export interface DoubleRequest {
+  method: string;
+  url: URL;
+  body: Buffer;
+  req: IncomingMessage;
+  res: ServerResponse;
+}
+
+/** What a route module answers: JSON (or raw text), a status and headers. */
+export interface DoubleResult {
+  status?: number;
+  json?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** The state helpers a route module may use. */
+export interface DoubleApi {
+  /** Bump the Raft-like index and return it. */
+  bump(): number;
+  /** Wake blocked queries so they re-check their index. */
+  wake(): void;
+  /** The index and leader headers of a server-backed read. */
+  indexHeaders(index: number): Record<string, string>;
+  /** Throw Consul's 403 unless the request's token may write `service`. */
+  requireWrite(req: IncomingMessage, url: URL, service: string): void;
+}
+
+/**
+ * A route module beside the core (agent, catalog, health): answers the requests it knows, or
+ * `undefined` to pass. Added with {@link ConsulDouble.use}; modules run before the 404.
+ */
+export type DoubleRoute = (
+  request: DoubleRequest,
+  api: DoubleApi,
+) => DoubleResult | undefined | Promise<DoubleResult | undefined>;
 
 /** One request the double saw (for assertions on what the client sent). */
 export interface RecordedRequest {
@@ -74,6 +143,8 @@ interface NodeRec {
 
 interface ServiceRec {
   node: string;
+  /** `''` for the default namespace and partition, else `<partition>/<ns>/` (Enterprise). */
+  scope: string;
   ID: string;
   Service: string;
   Tags: string[];
@@ -88,6 +159,8 @@ interface ServiceRec {
 
 interface CheckRec {
   node: string;
+  /** As {@link ServiceRec.scope}; node checks (`ServiceID ''`) belong to every scope. */
+  scope: string;
   CheckID: string;
   Name: string;
   Status: CheckStatus;
@@ -113,83 +186,18 @@ interface Fault {
   closeConnection?: boolean;
   /** Send 200 headers and half a JSON body, then destroy the socket. */
   drop?: boolean;
+  headers?: Record<string, string>;
+}
+
+interface Hold {
+  pathPrefix: string;
+  released: Promise<void>;
 }
 
 interface Waiter {
+  /** The service a blocked `health/service` query waits on. */
+  service: string;
   wake: (abandon: boolean) => void;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(body);
-  }
-}
-
-const GO_DURATION = /^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$/;
-const GO_DURATION_PART = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-const UNIT_MS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Parse a Go duration string (`10s`, `1m30s`, `300000ms`); `undefined` when invalid. */
-export function parseGoDuration(text: string): number | undefined {
-  if (text === '0') return 0;
-  if (!GO_DURATION.test(text)) return undefined;
-  let ms = 0;
-  for (const m of text.matchAll(GO_DURATION_PART)) ms += Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? 0);
-  return ms;
-}
-
-const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function decodeFail(msg: string): HttpError {
-  return new HttpError(400, `Request decode failed: ${msg}`);
-}
-
-function strField(o: Record<string, unknown>, key: string): string | undefined {
-  const v = o[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string')
-    throw decodeFail(`json: cannot unmarshal ${typeof v} into Go struct field .${key} of type string`);
-  return v;
-}
-
-function numField(o: Record<string, unknown>, key: string): number | undefined {
-  const v = o[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v))
-    throw decodeFail(`json: cannot unmarshal ${typeof v} into Go struct field .${key} of type int`);
-  return v;
-}
-
-function strArray(o: Record<string, unknown>, key: string): string[] {
-  const v = o[key];
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
-    throw decodeFail(`json: cannot unmarshal into Go struct field .${key} of type []string`);
-  return v as string[];
-}
-
-function strMap(o: Record<string, unknown>, key: string): Record<string, string> {
-  const v = o[key];
-  if (v === undefined || v === null) return {};
-  if (!isObject(v) || Object.values(v).some((x) => typeof x !== 'string'))
-    throw decodeFail(`json: cannot unmarshal into Go struct field .${key} of type map[string]string`);
-  return { ...(v as Record<string, string>) };
 }
 
 /** The Consul double. Create with {@link startConsulDouble}. */
@@ -206,9 +214,14 @@ export class ConsulDouble {
   private raftIndex: number;
   private extinctionIndex = 0;
   private readonly nodes = new Map<string, NodeRec>();
-  private readonly services = new Map<string, ServiceRec>(); // key node/ID
-  private readonly checks = new Map<string, CheckRec>(); // key node/CheckID
+  private readonly services = new Map<string, ServiceRec>(); // key node/scope+ID
+  private readonly checks = new Map<string, CheckRec>(); // key node/scope+CheckID
+  /** Index of each service, by scope + lower-cased name (Consul's name index is lower-cased). */
   private readonly serviceIndex = new Map<string, number>();
+  private readonly routes: DoubleRoute[] = [];
+  /** Config entries (`/v1/config`) and compiled discovery chains (`/v1/discovery-chain`). */
+  readonly configEntries: ConfigEntryStore;
+  private readonly holds: Hold[] = [];
   private readonly waiters = new Set<Waiter>();
   private readonly faults: Fault[] = [];
   private readonly garbageBodies = new Map<string, string | Buffer>();
@@ -219,6 +232,13 @@ export class ConsulDouble {
   private readonly reapTimers = new Map<string, NodeJS.Timeout>();
   private paused = false;
   private closed = false;
+  private readonly overLimit = new Set<Socket>();
+  private readonly api: DoubleApi = {
+    bump: () => this.bump(),
+    wake: () => this.wakeAll(),
+    indexHeaders: (index) => this.indexHeaders(index),
+    requireWrite: (req, url, service) => this.requireWrite(req, url, service),
+  };
 
   constructor(
     private readonly server: Server,
@@ -234,6 +254,7 @@ export class ConsulDouble {
     }
     this.opts = options;
     this.dc = options.datacenter ?? 'dc1';
+    this.configEntries = new ConfigEntryStore({ datacenter: this.dc, nextIndex: () => this.bump() });
     this.agentNode = options.nodeName ?? 'node-1';
     this.raftIndex = Math.max(2, options.startIndex ?? 10);
     const addr = options.nodeAddress ?? '127.0.0.1';
@@ -247,9 +268,31 @@ export class ConsulDouble {
       CreateIndex: this.raftIndex,
       ModifyIndex: this.raftIndex,
     });
+    // The agent's own node carries Serf's node check; catalog-only nodes have none.
+    this.checks.set(`${this.agentNode}/serfHealth`, {
+      node: this.agentNode,
+      scope: '',
+      CheckID: 'serfHealth',
+      Name: 'Serf Health Status',
+      Status: 'passing',
+      Notes: '',
+      Output: 'Agent alive and reachable',
+      ServiceID: '',
+      ServiceName: '',
+      Type: '',
+      CreateIndex: this.raftIndex,
+      ModifyIndex: this.raftIndex,
+      agent: false,
+    });
+    const limit = options.maxConnsPerClient ?? 200;
     server.on('connection', (s: Socket) => {
       this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
+      // go-connlimit counts open connections per client IP (all of ours are one IP).
+      if (this.sockets.size > limit) this.overLimit.add(s);
+      s.on('close', () => {
+        this.sockets.delete(s);
+        this.overLimit.delete(s);
+      });
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((error: unknown) => {
@@ -280,13 +323,13 @@ export class ConsulDouble {
   setHealthy(idOrName: string, healthy: boolean | CheckStatus, output = ''): void {
     const status: CheckStatus = healthy === true ? 'passing' : healthy === false ? 'critical' : healthy;
     const idx = this.bump();
-    const touched = new Set<string>();
+    const touched = new Map<string, [string, string]>();
     for (const [key, c] of this.checks) {
-      if (c.ServiceID === idOrName || c.ServiceName === idOrName) {
+      if (c.ServiceID !== '' && (c.ServiceID === idOrName || c.ServiceName === idOrName)) {
         c.Status = status;
         c.Output = output;
         c.ModifyIndex = idx;
-        touched.add(c.ServiceName);
+        touched.set(`${c.scope}${c.ServiceName}`, [c.ServiceName, c.scope]);
         this.syncReap(key);
       }
     }
@@ -298,10 +341,10 @@ export class ConsulDouble {
           `${s.node}/${id}`,
           this.newCheck(s, id, `Service '${s.Service}' check`, status, idx, 'ttl'),
         );
-        touched.add(s.Service);
+        touched.set(`${s.scope}${s.Service}`, [s.Service, s.scope]);
       }
     }
-    for (const name of touched) this.serviceIndex.set(name, idx);
+    for (const [name, scope] of touched.values()) this.markService(name, idx, scope);
     this.wakeAll();
   }
 
@@ -311,8 +354,8 @@ export class ConsulDouble {
     for (const [key, s] of this.services) {
       if (s.node === this.agentNode) {
         this.services.delete(key);
-        this.serviceIndex.set(s.Service, idx);
-        if (!this.instancesOf(s.Service).length) this.extinctionIndex = idx;
+        this.markService(s.Service, idx, s.scope);
+        if (!this.instancesOf(s.Service, s.scope).length) this.extinctionIndex = idx;
       }
     }
     for (const [key, c] of this.checks) {
@@ -325,6 +368,67 @@ export class ConsulDouble {
   }
 
   /**
+   * Set every node-level check (`ServiceID ""`, e.g. `serfHealth`) of `node` to `status`, with one
+   * index bump: every instance on the node takes that status in `health/service` at once. A
+   * node without node checks (catalog-only) gets a `serfHealth` check.
+   */
+  setNodeHealth(node: string, status: CheckStatus, output = ''): void {
+    if (!this.nodes.has(node)) throw new Error(`unknown node ${node}`);
+    const idx = this.bump();
+    let found = false;
+    for (const c of this.checks.values()) {
+      if (c.node !== node || c.ServiceID !== '') continue;
+      found = true;
+      c.Status = status;
+      c.Output = output;
+      c.ModifyIndex = idx;
+    }
+    if (!found) {
+      this.checks.set(`${node}/serfHealth`, {
+        node,
+        scope: '',
+        CheckID: 'serfHealth',
+        Name: 'Serf Health Status',
+        Status: status,
+        Notes: '',
+        Output: output,
+        ServiceID: '',
+        ServiceName: '',
+        Type: '',
+        CreateIndex: idx,
+        ModifyIndex: idx,
+        agent: false,
+      });
+    }
+    for (const s of this.services.values()) if (s.node === node) this.markService(s.Service, idx, s.scope);
+    this.wakeAll();
+  }
+
+  /** A whole node dies: its node checks go critical (Serf: `Agent not live or unreachable`). */
+  failNode(node: string): void {
+    this.setNodeHealth(node, 'critical', 'Agent not live or unreachable');
+  }
+
+  /**
+   * Hold the next request whose path starts with `pathPrefix` before it is handled, until the
+   * returned function is called (then it is handled normally). For ordering races.
+   */
+  holdNext(pathPrefix: string): () => void {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.holds.push({ pathPrefix, released });
+    return release;
+  }
+
+  /** Add a route module (e.g. config entries) beside the built-in endpoints. */
+  use(route: DoubleRoute): this {
+    this.routes.push(route);
+    return this;
+  }
+
+  /**
    * The next `n` requests (optionally only those whose path starts with `pathPrefix`) fail with
    * `status`. Default bodies: 500 `No cluster leader`, 429 empty, 503 `rate limit exceeded`.
    * `connLimit: true` with 429 sends the go-connlimit text and closes the connection.
@@ -332,7 +436,7 @@ export class ConsulDouble {
   failNext(
     status: number,
     n = 1,
-    options: { body?: string; pathPrefix?: string; connLimit?: boolean } = {},
+    options: { body?: string; pathPrefix?: string; connLimit?: boolean; retryAfter?: string } = {},
   ): void {
     const body =
       options.body ??
@@ -349,6 +453,7 @@ export class ConsulDouble {
       body,
       ...(options.pathPrefix !== undefined ? { pathPrefix: options.pathPrefix } : {}),
       ...(options.connLimit ? { closeConnection: true } : {}),
+      ...(options.retryAfter !== undefined ? { headers: { 'Retry-After': options.retryAfter } } : {}),
     });
   }
 
@@ -367,7 +472,7 @@ export class ConsulDouble {
   garbage(service: string, body: string | Buffer | undefined): void {
     if (body === undefined) this.garbageBodies.delete(service);
     else this.garbageBodies.set(service, body);
-    this.serviceIndex.set(service, this.bump());
+    this.markService(service, this.bump());
     this.wakeAll();
   }
 
@@ -395,7 +500,7 @@ export class ConsulDouble {
 
   /** A write that changes nothing visible but moves the service's index (spurious wake-up). */
   touch(service: string): void {
-    this.serviceIndex.set(service, this.bump());
+    this.markService(service, this.bump());
     this.wakeAll();
   }
 
@@ -425,6 +530,11 @@ export class ConsulDouble {
     return this.waiters.size;
   }
 
+  /** The services that have a blocking query waiting now (as requested, one entry per query). */
+  blockedServices(): string[] {
+    return [...this.waiters].map((w) => w.service);
+  }
+
   /** Agent-held services (ID → record), as `GET /v1/agent/services` shows them. */
   agentServices(): Record<string, { Service: string; Tags: string[]; Port: number; Address: string }> {
     const out: Record<string, { Service: string; Tags: string[]; Port: number; Address: string }> = {};
@@ -432,11 +542,26 @@ export class ConsulDouble {
     return out;
   }
 
-  /** Checks of the agent, by check ID. */
-  agentChecks(): Record<string, { Status: CheckStatus; Output: string; ServiceID: string; Type: string }> {
-    const out: Record<string, { Status: CheckStatus; Output: string; ServiceID: string; Type: string }> = {};
+  /** Checks of the agent, by check ID (with the TTL and reap delay they were registered with). */
+  agentChecks(): Record<
+    string,
+    {
+      Status: CheckStatus;
+      Output: string;
+      ServiceID: string;
+      Type: string;
+      ttlMs?: number;
+      deregisterAfterMs?: number;
+    }
+  > {
+    const out: ReturnType<ConsulDouble['agentChecks']> = {};
     for (const c of this.checks.values()) if (c.agent) out[c.CheckID] = c;
     return out;
+  }
+
+  /** Connections open to the double now. */
+  get openConnections(): number {
+    return this.sockets.size;
   }
 
   /** Stop the server: held and blocked requests are dropped, sockets destroyed. */
@@ -468,18 +593,26 @@ export class ConsulDouble {
     for (const w of ws) w.wake(abandon);
   }
 
-  private instancesOf(name: string): ServiceRec[] {
-    return [...this.services.values()].filter((s) => s.Service === name);
+  /** Instances of a service: names match case-insensitively (Consul's lower-cased name index). */
+  private instancesOf(name: string, scope = ''): ServiceRec[] {
+    const lower = name.toLowerCase();
+    return [...this.services.values()].filter((s) => s.scope === scope && s.Service.toLowerCase() === lower);
+  }
+
+  /** Record a write to a service (by any case of its name) at `idx`. */
+  private markService(name: string, idx: number, scope = ''): void {
+    this.serviceIndex.set(`${scope}${name.toLowerCase()}`, idx);
   }
 
   private hasChecks(s: ServiceRec): boolean {
-    for (const c of this.checks.values()) if (c.node === s.node && c.ServiceID === s.ID) return true;
+    for (const c of this.checks.values())
+      if (c.node === s.node && c.scope === s.scope && c.ServiceID === s.ID) return true;
     return false;
   }
 
-  private reportedIndex(name: string): number {
+  private reportedIndex(name: string, scope = ''): number {
     // The service's last write; a never-seen service reports the last extinction, else the max.
-    const idx = this.serviceIndex.get(name);
+    const idx = this.serviceIndex.get(`${scope}${name.toLowerCase()}`);
     if (idx !== undefined) return Math.max(1, idx);
     return Math.max(1, this.extinctionIndex || this.raftIndex);
   }
@@ -494,6 +627,7 @@ export class ConsulDouble {
   ): CheckRec {
     return {
       node: s.node,
+      scope: s.scope,
       CheckID: id,
       Name: name,
       Status: status,
@@ -531,7 +665,7 @@ export class ConsulDouble {
     const t = setTimeout(() => {
       this.reapTimers.delete(key);
       const cur = this.checks.get(key);
-      if (cur?.Status === 'critical') this.removeService(cur.node, cur.ServiceID);
+      if (cur?.Status === 'critical') this.removeService(cur.node, cur.ServiceID, cur.scope);
     }, ms);
     t.unref();
     this.reapTimers.set(key, t);
@@ -550,7 +684,7 @@ export class ConsulDouble {
       cur.Output = `TTL expired (last output before timeout follows): ${cur.Output}`;
       cur.ModifyIndex = idx;
       this.syncReap(key);
-      this.serviceIndex.set(cur.ServiceName, idx);
+      this.markService(cur.ServiceName, idx, cur.scope);
       this.wakeAll();
     }, c.ttlMs);
     t.unref();
@@ -568,7 +702,18 @@ export class ConsulDouble {
       headers: req.headers,
       at: Date.now(),
     });
+    if (req.socket && this.overLimit.has(req.socket)) {
+      // go-connlimit answers the connection over the limit itself and closes it.
+      res.writeHead(429, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+      res.end('Your IP is issuing too many concurrent connections, please rate limit your calls\n');
+      return;
+    }
     const body = await readBody(req);
+    const hold = this.holds.find((h) => url.pathname.startsWith(h.pathPrefix));
+    if (hold) {
+      this.holds.splice(this.holds.indexOf(hold), 1);
+      await hold.released;
+    }
     if (this.paused) {
       this.held.add(res);
       res.on('close', () => this.held.delete(res));
@@ -586,7 +731,10 @@ export class ConsulDouble {
         setImmediate(() => res.socket?.destroy());
         return;
       }
-      const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
+      const headers: Record<string, string> = {
+        'Content-Type': 'text/plain; charset=utf-8',
+        ...fault.headers,
+      };
       if (fault.closeConnection) headers.Connection = 'close';
       res.writeHead(fault.status, headers);
       res.end(fault.body);
@@ -595,6 +743,7 @@ export class ConsulDouble {
     const baseHeaders: Record<string, string> = {
       'X-Consul-Default-ACL-Policy': this.opts.acl?.defaultPolicy ?? 'allow',
     };
+    if (handleConfigRequest(req, res, { store: this.configEntries, body, headers: baseHeaders })) return;
     try {
       const result = await this.route(req.method ?? 'GET', url, body, req, res);
       if (result === undefined) return; // connection dropped while waiting
@@ -665,11 +814,21 @@ export class ConsulDouble {
     }
   }
 
+  /** The Enterprise scope a request addresses: `''` for default/default, else `<partition>/<ns>/`. */
+  private scopeOf(url: URL): string {
+    if (!this.opts.enterprise) return '';
+    const ns = url.searchParams.get('ns') || 'default';
+    const partition = url.searchParams.get('partition') || 'default';
+    return ns === 'default' && partition === 'default' ? '' : `${partition}/${ns}/`;
+  }
+
   private checkCommonParams(url: URL): void {
     const q = url.searchParams;
-    if (q.has('ns') && q.get('ns') !== '')
+    if (this.opts.enterprise) {
+      // Enterprise accepts both; nothing to reject.
+    } else if (q.has('ns') && q.get('ns') !== '')
       throw new HttpError(400, 'Invalid query parameter: "ns" - Namespaces are a Consul Enterprise feature');
-    if (q.has('partition') && q.get('partition') !== '')
+    if (!this.opts.enterprise && q.has('partition') && q.get('partition') !== '')
       throw new HttpError(
         400,
         'Invalid query parameter: "partition" - Partitions are a Consul Enterprise feature',
@@ -700,6 +859,7 @@ export class ConsulDouble {
     };
     let m: RegExpMatchArray | null;
     this.checkCommonParams(url);
+    const scope = this.scopeOf(url);
 
     m = path.match(/^\/v1\/health\/service\/?(.*)$/);
     if (m) {
@@ -739,14 +899,14 @@ export class ConsulDouble {
       getOnly();
       const out: Record<string, unknown> = {};
       for (const s of this.services.values())
-        if (s.node === this.agentNode) out[s.ID] = this.agentServiceView(s);
+        if (s.node === this.agentNode && s.scope === scope) out[s.ID] = this.agentServiceView(s);
       return { json: out };
     }
     m = path.match(/^\/v1\/agent\/service\/(.+)$/);
     if (m) {
       getOnly();
       const id = decodeURIComponent(m[1] ?? '');
-      const s = this.services.get(`${this.agentNode}/${id}`);
+      const s = this.services.get(`${this.agentNode}/${scope}${id}`);
       if (!s) throw new HttpError(404, `unknown service ID: ${id}`);
       return { json: { ...this.agentServiceView(s), ContentHash: String(s.ModifyIndex) } };
     }
@@ -762,7 +922,7 @@ export class ConsulDouble {
             NodeID: n?.ID ?? '',
             Revision: 'double',
             Server: true,
-            Version: '1.15.0-double',
+            Version: this.opts.enterprise ? '1.15.0+ent' : '1.15.0',
             BuildDate: '2023-01-01T00:00:00Z',
           },
           Member: { Name: this.agentNode, Addr: n?.Address ?? '' },
@@ -791,6 +951,14 @@ export class ConsulDouble {
     if (path === '/v1/status/leader') {
       getOnly();
       return { json: '"127.0.0.1:8300"' };
+    }
+    if (path === '/v1/agent/maintenance') {
+      putOnly();
+      return this.nodeMaintenance(url, req);
+    }
+    for (const r of this.routes) {
+      const out = await r({ method, url, body, req, res }, this.api);
+      if (out !== undefined) return out;
     }
     throw new HttpError(404, 'Invalid URL path: not a recognized HTTP API endpoint\n');
   }
@@ -847,19 +1015,22 @@ export class ConsulDouble {
     const passingText = q.get('passing');
     let passing = false;
     if (passingText !== null) {
-      if (passingText === '' || passingText === 'true' || passingText === '1') passing = true;
-      else if (passingText === 'false' || passingText === '0') passing = false;
+      // strconv.ParseBool; a bare `?passing` means true.
+      if (passingText === '' || GO_TRUE.has(passingText)) passing = true;
+      else if (GO_FALSE.has(passingText)) passing = false;
       else throw new HttpError(400, 'Invalid value for ?passing');
     }
     const acl = this.aclPolicy(req, url);
+    const scope = this.scopeOf(url);
 
-    if (requested > 0 && !this.indexOverrides.has(name) && this.reportedIndex(name) <= requested) {
+    if (requested > 0 && !this.indexOverrides.has(name) && this.reportedIndex(name, scope) <= requested) {
       const changed = await new Promise<boolean>((resolve) => {
         let done = false;
         const waiter: Waiter = {
+          service: name,
           wake: (abandon) => {
             if (done) return;
-            if (abandon || this.closed || this.reportedIndex(name) > requested) {
+            if (abandon || this.closed || this.reportedIndex(name, scope) > requested) {
               finish(true);
             } else {
               this.waiters.add(waiter);
@@ -885,7 +1056,7 @@ export class ConsulDouble {
       }
     }
 
-    const index = this.reportedIndex(name);
+    const index = this.reportedIndex(name, scope);
     const headers = this.indexHeaders(index);
     const override = this.indexOverrides.get(name);
     if (override === null) delete headers['X-Consul-Index'];
@@ -893,12 +1064,18 @@ export class ConsulDouble {
     const garbage = this.garbageBodies.get(name);
     if (garbage !== undefined) return { json: garbage, headers };
 
-    let entries = this.instancesOf(name).map((s) => this.healthEntry(s));
+    let entries = this.instancesOf(name, scope).map((s) => this.healthEntry(s));
     const total = entries.length;
     if (acl.policy === 'none') entries = [];
     if (passing) entries = entries.filter((e) => e.Checks.every((c) => c.Status === 'passing'));
     const tags = q.getAll('tag');
-    if (tags.length) entries = entries.filter((e) => tags.every((t) => e.Service.Tags.includes(t)));
+    // Tags match case-insensitively (`strings.EqualFold` in Consul's tag filter).
+    const folded = (list: string[]) => list.map((t) => t.toLowerCase());
+    if (tags.length)
+      entries = entries.filter((e) => {
+        const have = folded(e.Service.Tags);
+        return folded(tags).every((t) => have.includes(t));
+      });
     const filter = q.get('filter');
     if (filter) entries = entries.filter(compileFilter(filter));
     if (acl.sent && acl.policy === 'none' && total > 0) headers['X-Consul-Results-Filtered-By-ACLs'] = 'true';
@@ -942,28 +1119,17 @@ export class ConsulDouble {
       Proxy: { Mode: '', MeshGateway: {}, Expose: {} },
       Connect: {},
       PeerName: '',
+      ...(this.opts.enterprise ? this.scopeFields(s.scope) : {}),
       CreateIndex: s.CreateIndex,
       ModifyIndex: s.ModifyIndex,
     };
-    const checks: Array<Record<string, unknown> & { Status: CheckStatus }> = [
-      {
-        Node: n.Node,
-        CheckID: 'serfHealth',
-        Name: 'Serf Health Status',
-        Status: 'passing',
-        Notes: '',
-        Output: 'Agent alive and reachable',
-        ServiceID: '',
-        ServiceName: '',
-        ServiceTags: [],
-        Type: '',
-        CreateIndex: n.CreateIndex,
-        ModifyIndex: n.CreateIndex,
-      },
-    ];
-    for (const c of this.checks.values()) {
-      if (c.node !== s.node) continue;
-      if (c.ServiceID !== s.ID && c.ServiceID !== '') continue;
+    const checks: Array<Record<string, unknown> & { Status: CheckStatus }> = [];
+    // Node checks (`ServiceID ""`, e.g. serfHealth) come first and belong to every service of the node.
+    const own = [...this.checks.values()].filter(
+      (c) => c.node === s.node && (c.ServiceID === '' || (c.scope === s.scope && c.ServiceID === s.ID)),
+    );
+    own.sort((a, b) => Number(a.ServiceID !== '') - Number(b.ServiceID !== ''));
+    for (const c of own) {
       checks.push({
         Node: c.node,
         CheckID: c.CheckID,
@@ -983,6 +1149,11 @@ export class ConsulDouble {
     return { Node: { ...n }, Service: service, Checks: checks };
   }
 
+  private scopeFields(scope: string): { Namespace: string; Partition: string } {
+    const [partition = 'default', ns = 'default'] = scope === '' ? [] : scope.split('/');
+    return { Namespace: ns, Partition: partition };
+  }
+
   // ---------------------------------------------------------------- agent writes
 
   private parseJson(body: Buffer): unknown {
@@ -996,6 +1167,7 @@ export class ConsulDouble {
   private parseServiceBody(
     raw: unknown,
     node: string,
+    scope = '',
   ): { svc: ServiceRec; checks: Array<Record<string, unknown>> } {
     if (!isObject(raw))
       throw decodeFail('json: cannot unmarshal into Go value of type structs.ServiceDefinition');
@@ -1047,6 +1219,7 @@ export class ConsulDouble {
     return {
       svc: {
         node,
+        scope,
         ID: id,
         Service: name,
         Tags: strArray(raw, 'Tags'),
@@ -1068,9 +1241,9 @@ export class ConsulDouble {
     replaceChecks: boolean,
   ): void {
     const idx = this.bump();
-    const key = `${svc.node}/${svc.ID}`;
+    const key = `${svc.node}/${svc.scope}${svc.ID}`;
     const prev = this.services.get(key);
-    if (prev && prev.Service !== svc.Service) this.serviceIndex.set(prev.Service, idx);
+    if (prev && prev.Service !== svc.Service) this.markService(prev.Service, idx, prev.scope);
     svc.CreateIndex = prev?.CreateIndex ?? idx;
     svc.ModifyIndex = idx;
     this.services.set(key, svc);
@@ -1078,7 +1251,7 @@ export class ConsulDouble {
     checks.forEach((c, i) => {
       const explicit = typeof c.CheckID === 'string' && c.CheckID !== '' ? c.CheckID : undefined;
       const id = explicit ?? (checks.length > 1 ? `service:${svc.ID}:${i + 1}` : `service:${svc.ID}`);
-      const ckey = `${svc.node}/${id}`;
+      const ckey = `${svc.node}/${svc.scope}${id}`;
       keep.add(ckey);
       const old = this.checks.get(ckey);
       const status = (typeof c.Status === 'string' && c.Status !== '' ? c.Status : undefined) as
@@ -1092,6 +1265,7 @@ export class ConsulDouble {
       const type = ttl ? 'ttl' : c.HTTP ? 'http' : c.TCP ? 'tcp' : c.GRPC ? 'grpc' : 'script';
       const rec: CheckRec = {
         node: svc.node,
+        scope: svc.scope,
         CheckID: id,
         Name: typeof c.Name === 'string' && c.Name !== '' ? c.Name : `Service '${svc.Service}' check`,
         Status: old ? old.Status : (status ?? 'critical'),
@@ -1113,30 +1287,30 @@ export class ConsulDouble {
     });
     if (replaceChecks) {
       for (const [ckey, c] of this.checks) {
-        if (c.node === svc.node && c.ServiceID === svc.ID && !keep.has(ckey)) {
+        if (c.node === svc.node && c.scope === svc.scope && c.ServiceID === svc.ID && !keep.has(ckey)) {
           this.checks.delete(ckey);
           this.clearTtl(ckey);
         }
       }
     }
-    this.serviceIndex.set(svc.Service, idx);
+    this.markService(svc.Service, idx, svc.scope);
     this.wakeAll();
   }
 
-  private removeService(node: string, id: string): boolean {
-    const key = `${node}/${id}`;
+  private removeService(node: string, id: string, scope = ''): boolean {
+    const key = `${node}/${scope}${id}`;
     const s = this.services.get(key);
     if (!s) return false;
     const idx = this.bump();
     this.services.delete(key);
     for (const [ckey, c] of this.checks) {
-      if (c.node === node && c.ServiceID === id) {
+      if (c.node === node && c.scope === scope && c.ServiceID === id) {
         this.checks.delete(ckey);
         this.clearTtl(ckey);
       }
     }
-    this.serviceIndex.set(s.Service, idx);
-    if (!this.instancesOf(s.Service).length) this.extinctionIndex = idx;
+    this.markService(s.Service, idx, scope);
+    if (!this.instancesOf(s.Service, scope).length) this.extinctionIndex = idx;
     this.wakeAll();
     return true;
   }
@@ -1145,7 +1319,7 @@ export class ConsulDouble {
     const raw = this.parseJson(body);
     const name = isObject(raw) && typeof raw.Name === 'string' ? raw.Name : '';
     this.requireWrite(req, url, name);
-    const { svc, checks } = this.parseServiceBody(raw, this.agentNode);
+    const { svc, checks } = this.parseServiceBody(raw, this.agentNode, this.scopeOf(url));
     const rec = url.searchParams.get('replace-existing-checks');
     const replace = url.searchParams.has('replace-existing-checks') && (rec === '' || rec === 'true');
     this.storeService(svc, checks, replace);
@@ -1153,9 +1327,10 @@ export class ConsulDouble {
   }
 
   private agentDeregister(id: string, req: IncomingMessage, url: URL): { status: number } {
-    const s = this.services.get(`${this.agentNode}/${id}`);
+    const scope = this.scopeOf(url);
+    const s = this.services.get(`${this.agentNode}/${scope}${id}`);
     this.requireWrite(req, url, s?.Service ?? id);
-    if (!this.removeService(this.agentNode, id)) {
+    if (!this.removeService(this.agentNode, id, scope)) {
       throw new HttpError(
         404,
         `Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`,
@@ -1171,7 +1346,7 @@ export class ConsulDouble {
     url: URL,
     req: IncomingMessage,
   ): { status: number } {
-    const key = `${this.agentNode}/${id}`;
+    const key = `${this.agentNode}/${this.scopeOf(url)}${id}`;
     const c = this.checks.get(key);
     this.requireWrite(req, url, c?.ServiceName ?? id);
     let status: CheckStatus;
@@ -1199,7 +1374,7 @@ export class ConsulDouble {
       c.Status = status;
       c.Output = output;
       c.ModifyIndex = idx;
-      this.serviceIndex.set(c.ServiceName, idx);
+      this.markService(c.ServiceName, idx, c.scope);
       this.syncReap(key);
       this.wakeAll();
     }
@@ -1207,7 +1382,8 @@ export class ConsulDouble {
   }
 
   private agentMaintenance(id: string, url: URL, req: IncomingMessage): { status: number } {
-    const s = this.services.get(`${this.agentNode}/${id}`);
+    const scope = this.scopeOf(url);
+    const s = this.services.get(`${this.agentNode}/${scope}${id}`);
     this.requireWrite(req, url, s?.Service ?? id);
     const enable = url.searchParams.get('enable');
     if (enable === null) throw new HttpError(400, 'Missing value for enable');
@@ -1218,7 +1394,7 @@ export class ConsulDouble {
         404,
         `Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`,
       );
-    const key = `${this.agentNode}/_service_maintenance:${id}`;
+    const key = `${this.agentNode}/${scope}_service_maintenance:${id}`;
     const idx = this.bump();
     if (enable === 'true') {
       const c = this.newCheck(
@@ -1236,7 +1412,43 @@ export class ConsulDouble {
     } else {
       this.checks.delete(key);
     }
-    this.serviceIndex.set(s.Service, idx);
+    this.markService(s.Service, idx, scope);
+    this.wakeAll();
+    return { status: 200 };
+  }
+
+  /** `PUT /v1/agent/maintenance?enable=…`: the `_node_maintenance` check on the agent's node. */
+  private nodeMaintenance(url: URL, req: IncomingMessage): { status: number } {
+    this.requireWrite(req, url, this.agentNode);
+    const enable = url.searchParams.get('enable');
+    if (enable === null) throw new HttpError(400, 'Missing value for enable');
+    if (enable !== 'true' && enable !== 'false')
+      throw new HttpError(400, `Invalid value for enable: "${enable}"`);
+    const key = `${this.agentNode}/_node_maintenance`;
+    const idx = this.bump();
+    if (enable === 'true') {
+      this.checks.set(key, {
+        node: this.agentNode,
+        scope: '',
+        CheckID: '_node_maintenance',
+        Name: 'Node Maintenance Mode',
+        Status: 'critical',
+        Notes:
+          url.searchParams.get('reason') ||
+          'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.',
+        Output: '',
+        ServiceID: '',
+        ServiceName: '',
+        Type: 'maintenance',
+        CreateIndex: idx,
+        ModifyIndex: idx,
+        agent: true,
+      });
+    } else {
+      this.checks.delete(key);
+    }
+    for (const s of this.services.values())
+      if (s.node === this.agentNode) this.markService(s.Service, idx, s.scope);
     this.wakeAll();
     return { status: 200 };
   }
@@ -1273,18 +1485,46 @@ export class ConsulDouble {
       CreateIndex: prev?.CreateIndex ?? idx,
       ModifyIndex: idx,
     });
-    for (const s of this.services.values()) if (s.node === nodeName) this.serviceIndex.set(s.Service, idx);
+    for (const s of this.services.values())
+      if (s.node === nodeName) this.markService(s.Service, idx, s.scope);
     const extraChecks: Array<Record<string, unknown>> = [];
     if (isObject(raw.Check)) extraChecks.push(raw.Check);
     if (Array.isArray(raw.Checks)) for (const c of raw.Checks) if (isObject(c)) extraChecks.push(c);
+    // A check without ServiceID is a node check: it belongs to every service of the node.
+    const nodeChecks = extraChecks.filter((c) => typeof c.ServiceID !== 'string' || c.ServiceID === '');
+    for (const c of nodeChecks) this.storeNodeCheck(nodeName, c, idx);
     if (parsed) {
       // Catalog checks carry their own status and no TTL timer.
-      const checks = extraChecks.map((c) => ({ ...c, TTL: undefined, Interval: undefined }));
-      this.storeService(parsed.svc, checks.length ? checks : [], false);
+      const checks = extraChecks
+        .filter((c) => !nodeChecks.includes(c))
+        .map((c) => ({ ...c, TTL: undefined, Interval: undefined }));
+      this.storeService(parsed.svc, checks, false);
     } else {
       this.wakeAll();
     }
     return { json: true };
+  }
+
+  private storeNodeCheck(node: string, c: Record<string, unknown>, idx: number): void {
+    const id = typeof c.CheckID === 'string' && c.CheckID !== '' ? c.CheckID : String(c.Name ?? 'check');
+    const key = `${node}/${id}`;
+    const old = this.checks.get(key);
+    const status = c.Status === 'passing' || c.Status === 'warning' ? c.Status : 'critical';
+    this.checks.set(key, {
+      node,
+      scope: '',
+      CheckID: id,
+      Name: typeof c.Name === 'string' && c.Name !== '' ? c.Name : id,
+      Status: status,
+      Notes: typeof c.Notes === 'string' ? c.Notes : '',
+      Output: typeof c.Output === 'string' ? c.Output : '',
+      ServiceID: '',
+      ServiceName: '',
+      Type: '',
+      CreateIndex: old?.CreateIndex ?? idx,
+      ModifyIndex: idx,
+      agent: false,
+    });
   }
 
   private catalogDeregister(body: Buffer, req: IncomingMessage, url: URL): { json: boolean } {
@@ -1299,92 +1539,31 @@ export class ConsulDouble {
       this.removeService(nodeName, serviceId);
     } else {
       for (const s of [...this.services.values()])
-        if (s.node === nodeName) this.removeService(nodeName, s.ID);
-      if (nodeName !== this.agentNode) this.nodes.delete(nodeName);
+        if (s.node === nodeName) this.removeService(nodeName, s.ID, s.scope);
+      if (nodeName !== this.agentNode) {
+        this.nodes.delete(nodeName);
+        for (const [key, c] of this.checks) if (c.node === nodeName) this.checks.delete(key);
+      }
     }
     return { json: true };
   }
 }
 
-function validateCheck(c: Record<string, unknown>): void {
-  if (c.Header !== undefined && c.Header !== null) {
-    if (
-      !isObject(c.Header) ||
-      Object.values(c.Header).some((v) => !Array.isArray(v) || v.some((x) => typeof x !== 'string'))
-    )
-      throw decodeFail(
-        'json: cannot unmarshal string into Go struct field CheckType.Header of type []string',
-      );
-  }
-  const status = c.Status;
-  if (
-    status !== undefined &&
-    status !== '' &&
-    status !== 'passing' &&
-    status !== 'warning' &&
-    status !== 'critical'
-  )
-    throw new HttpError(400, "Status for checks must 'passing', 'warning', 'critical'");
-  const interval = typeof c.Interval === 'string' ? parseGoDuration(c.Interval) : undefined;
-  const ttl = typeof c.TTL === 'string' ? parseGoDuration(c.TTL) : undefined;
-  const intervalType = ['HTTP', 'TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'ScriptArgs', 'OSService'].some(
-    (k) => c[k] !== undefined && c[k] !== '' && c[k] !== null,
-  );
-  if (interval && ttl) throw new HttpError(400, 'Invalid check: Interval and TTL cannot both be specified');
-  if (intervalType && !interval)
-    throw new HttpError(
-      400,
-      'Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks',
-    );
-  if (!intervalType && !ttl && !c.AliasService && !c.AliasNode)
-    throw new HttpError(400, 'Invalid check: TTL must be > 0 for TTL checks');
-}
-
-/** The subset of go-bexpr the double supports: `Service.Meta.<k> == "<v>"`, `"<t>" in Service.Tags`, joined by `and`. */
-function compileFilter(
-  expr: string,
-): (e: { Service: { Tags: string[]; Meta: Record<string, string> } }) => boolean {
-  const parts = expr.split(/\s+and\s+/);
-  const preds = parts.map((p) => {
-    let m = p.trim().match(/^Service\.Meta\.([A-Za-z0-9_-]+)\s*(==|!=)\s*"([^"]*)"$/);
-    if (m) {
-      const [, k = '', op, v] = m;
-      return (e: { Service: { Meta: Record<string, string> } }) =>
-        (e.Service.Meta[k] === v) === (op === '==');
-    }
-    m = p.trim().match(/^"([^"]*)"\s+(in|not in)\s+Service\.Tags$/);
-    if (m) {
-      const [, t = '', op] = m;
-      return (e: { Service: { Tags: string[] } }) => e.Service.Tags.includes(t) === (op === 'in');
-    }
-    throw new HttpError(
-      400,
-      `Failed to create boolean expression evaluator: unsupported expression ${JSON.stringify(p)}`,
-    );
-  });
-  return (e) => preds.every((f) => f(e));
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-/** Start a Consul double on 127.0.0.1, port 0. */
+/**
+ * Start a Consul double on 127.0.0.1, port 0. Keep-alive as Go's `net/http` server in Consul:
+ * no `Keep-Alive: timeout=` header and no idle timeout, so a client keeps and reuses its
+ * connections until it closes them itself (Node's default 5 s hint would make undici drop them).
+ */
 export async function startConsulDouble(options: ConsulDoubleOptions = {}): Promise<ConsulDouble> {
   const server: Server = options.tls
     ? createHttpsServer({
-        keepAliveTimeout: 1000,
+        keepAliveTimeout: 0,
         key: options.tls.key,
         cert: options.tls.cert,
         ...(options.tls.ca ? { ca: options.tls.ca } : {}),
         ...(options.tls.requestCert ? { requestCert: true, rejectUnauthorized: true } : {}),
       })
-    : createServer({ keepAliveTimeout: 1000 });
+    : createServer({ keepAliveTimeout: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     if (options.socketPath) server.listen(options.socketPath, () => resolve());

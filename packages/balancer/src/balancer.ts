@@ -1,96 +1,41 @@
 import {
   type AttemptOutcome,
-  type Balancer,
+  abortError,
   type CallContext,
   type Clock,
   type Endpoint,
   type EndpointSet,
-  type Logger,
   MeshError,
   type Random,
   type Timer,
 } from '@proxyless/core';
-import type { BalancerConfig, OutlierDetectionConfig } from './config.js';
-import { HealthChecker, type HealthProbe, httpHealthProbe } from './health-check.js';
+import type { OutlierDetectionConfig } from './config.js';
+import { tcpConnectProbe } from './connect-probe.js';
+import { type ConnectivityState, ConnectivityTracker, resolveConnectBackoff } from './connectivity.js';
+import { HealthChecker, httpHealthProbe } from './health-check.js';
+import type {
+  BalancerDeps,
+  BalancerEvent,
+  BalancerSettings,
+  BalancerStats,
+  ObservableBalancer,
+} from './observe.js';
 import { buildPicker, IntRandom, type PickerHost, type StatePicker } from './pickers.js';
 import { EndpointState } from './state.js';
 
-/** Per-endpoint figures from {@link ObservableBalancer.stats}. */
-export interface EndpointStats {
-  readonly id: string;
-  readonly address: string;
-  readonly port: number;
-  readonly zone: string | undefined;
-  readonly weight: number;
-  /** Weight after slow start. */
-  readonly effectiveWeight: number;
-  readonly health: Endpoint['health'];
-  /** Active health check verdict (true when no checks run). */
-  readonly checkHealthy: boolean;
-  readonly inflight: number;
-  /** Peak-EWMA latency in ms, `undefined` until measured. */
-  readonly ewmaMs: number | undefined;
-  readonly ejected: boolean;
-  /** Times ejected so far. */
-  readonly ejections: number;
-  readonly requests: number;
-  readonly failures: number;
-}
+export type {
+  BalancerDeps,
+  BalancerEvent,
+  BalancerSettings,
+  BalancerStats,
+  EndpointStats,
+  ObservableBalancer,
+} from './observe.js';
 
-/** A snapshot of a balancer's state. */
-export interface BalancerStats {
-  readonly service: string;
-  readonly policy: string;
-  /** True while balancing over all endpoints because too few are usable. */
-  readonly panic: boolean;
-  /** `local` while traffic stays in the configured zone, else `all`. */
-  readonly locality: 'local' | 'all';
-  /** Endpoints currently picked from. */
-  readonly active: number;
-  readonly endpoints: readonly EndpointStats[];
-}
-
-/** Something notable a balancer did. */
-export type BalancerEvent =
-  | {
-      readonly type: 'panic_enter' | 'panic_exit';
-      readonly service: string;
-      readonly usable: number;
-      readonly total: number;
-    }
-  | { readonly type: 'locality_spill' | 'locality_restore'; readonly service: string; readonly zone: string }
-  | {
-      readonly type: 'eject';
-      readonly service: string;
-      readonly endpoint: string;
-      readonly reason: string;
-      readonly durationMs: number;
-    }
-  | { readonly type: 'readmit'; readonly service: string; readonly endpoint: string }
-  | {
-      readonly type: 'health_check';
-      readonly service: string;
-      readonly endpoint: string;
-      readonly healthy: boolean;
-    };
-
-/** The balancer `createBalancer` returns: the core contract plus observation. */
-export interface ObservableBalancer extends Balancer {
-  /** Current per-endpoint figures and modes. */
-  stats(): BalancerStats;
-  /** Listen to panic, locality, ejection and health-check events; returns an unsubscribe function. */
-  onEvent(listener: (event: BalancerEvent) => void): () => void;
-  close(): void;
-}
-
-/** Dependencies of {@link createBalancer}. */
-export interface BalancerDeps {
-  service: string;
-  clock: Clock;
-  random: Random;
-  logger: Logger;
-  /** Active health probe; defaults to an HTTP GET with undici. Only used with `healthCheck`. */
-  probe?: HealthProbe;
+/** A caller waiting in {@link ObservableBalancer.whenReady}. */
+interface Waiter {
+  resolve(): void;
+  reject(error: unknown): void;
 }
 
 /**
@@ -98,12 +43,13 @@ export interface BalancerDeps {
  * Feed it endpoint sets with `update`; ask it with `pick`; report attempts with
  * `onAttemptStart`/`onAttemptEnd`.
  */
-export function createBalancer(config: BalancerConfig, deps: BalancerDeps): ObservableBalancer {
+export function createBalancer(config: BalancerSettings, deps: BalancerDeps): ObservableBalancer {
   return new MeshBalancer(config, deps);
 }
 
 class MeshBalancer implements ObservableBalancer, PickerHost {
-  readonly config: BalancerConfig['loadBalancer'];
+  readonly config: BalancerSettings['loadBalancer'];
+  readonly waitForReady: boolean;
   readonly random: Random;
   readonly ints: IntRandom;
   ringBase = 0;
@@ -112,6 +58,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   readonly #od: OutlierDetectionConfig;
   readonly #deps: BalancerDeps;
   readonly #checker: HealthChecker | undefined;
+  readonly #connectivity: ConnectivityTracker;
+  readonly #waiters = new Set<Waiter>();
   readonly #readmitTimers = new Map<EndpointState, Timer>();
   #sweepTimer: Timer | undefined;
   readonly #clock: Clock;
@@ -127,8 +75,9 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #seenSet = false;
   #closed = false;
 
-  constructor(config: BalancerConfig, deps: BalancerDeps) {
+  constructor(config: BalancerSettings, deps: BalancerDeps) {
     this.config = config.loadBalancer;
+    this.waitForReady = config.waitForReady ?? false;
     this.#od = config.outlierDetection;
     this.#deps = deps;
     this.#clock = deps.clock;
@@ -144,6 +93,14 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
           onChange: (id, healthy) => this.#onHealthChange(id, healthy),
         })
       : undefined;
+    this.#connectivity = new ConnectivityTracker({
+      clock: deps.clock,
+      random: deps.random,
+      probe: deps.connectProbe ?? tcpConnectProbe,
+      backoff: resolveConnectBackoff(config.connectBackoff),
+      onTransition: (s, from, to, reachableChanged, error) =>
+        this.#onConnectivity(s, from, to, reachableChanged, error),
+    });
   }
 
   now(): number {
@@ -188,7 +145,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       next.set(e.id, s);
     }
     for (const [id, s] of this.#byId) {
-      if (!next.has(id)) this.#cancelReadmit(s);
+      if (!next.has(id)) {
+        this.#cancelReadmit(s);
+        this.#connectivity.remove(s);
+      }
     }
     this.#byId = next;
     this.#states = states;
@@ -202,7 +162,9 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
 
   /** Recompute the active list (health, ejection, locality, panic) and the picker. */
   #rebuild(): void {
-    const all = this.#states;
+    // An endpoint whose connect failed cannot take traffic in any mode (not even panic): it is left
+    // out of every figure below, as if it were not in the set until a connection succeeds again.
+    const all = this.#states.filter((s) => s.reachable);
     const usable = all.filter((s) => s.usable);
     const total = all.length;
     const panic = total > 0 && (usable.length * 100) / total < this.config.panicThreshold;
@@ -245,6 +207,11 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     this.#active = active;
     this.#usable = usable;
     this.#picker = active.length > 0 ? buildPicker(this.config.policy, active, this) : undefined;
+    if (this.#picker !== undefined && this.#waiters.size > 0) {
+      const waiters = [...this.#waiters];
+      this.#waiters.clear();
+      for (const w of waiters) w.resolve();
+    }
   }
 
   pick(ctx: CallContext): Endpoint {
@@ -279,6 +246,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #noEndpoints(): MeshError {
     const service = this.#deps.service;
     const total = this.#states.length;
+    if (total > 0 && this.#states.every((s) => !s.reachable)) {
+      return new MeshError(
+        'MESH_NO_HEALTHY_ENDPOINTS',
+        `service "${service}" has no reachable endpoints (${total} known, every connect failed; reconnecting)`,
+        { details: { service } },
+      );
+    }
     return new MeshError(
       'MESH_NO_ENDPOINTS',
       total === 0
@@ -290,7 +264,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
 
   onAttemptStart(endpoint: Endpoint): void {
     const s = this.#byId.get(endpoint.id);
-    if (s) s.inflight++;
+    if (s) {
+      s.inflight++;
+      this.#connectivity.attemptStarted(s);
+    }
     this.#time[0] = this.#clock.now();
   }
 
@@ -301,6 +278,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     const now = this.#clock.now();
     this.#time[0] = now;
     if (outcome.failure === 'cancelled') return;
+    if (outcome.failure === 'connect') this.#connectivity.connectFailed(s, outcome);
+    else if (outcome.status !== undefined) this.#connectivity.responded(s);
     this.#observeLatency(s, outcome.latencyMs, now);
     s.requests++;
     s.intervalRequests++;
@@ -343,6 +322,74 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     ) {
       this.#tryEject(s, 'consecutive_local_origin_failure', od.enforcingConsecutiveLocalOriginFailure);
     }
+  }
+
+  onConnectFailure(endpoint: Endpoint, error?: unknown): void {
+    const s = this.#byId.get(endpoint.id);
+    if (s && !this.#closed) this.#connectivity.connectFailed(s, error);
+  }
+
+  onConnected(endpoint: Endpoint): void {
+    const s = this.#byId.get(endpoint.id);
+    if (s && !this.#closed) this.#connectivity.connected(s);
+  }
+
+  onDisconnected(endpoint: Endpoint): void {
+    const s = this.#byId.get(endpoint.id);
+    if (s && !this.#closed) this.#connectivity.disconnected(s);
+  }
+
+  whenReady(signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#picker !== undefined) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#waiters.delete(waiter);
+        reject(abortError(signal as AbortSignal));
+      };
+      const waiter: Waiter = {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      this.#waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #closedError(): MeshError {
+    return new MeshError('MESH_CLOSED', `the balancer of "${this.#deps.service}" is closed`, {
+      details: { service: this.#deps.service },
+    });
+  }
+
+  /** Every connectivity transition: an event, a log line when picking changes, a rebuild if it does. */
+  #onConnectivity(
+    s: EndpointState,
+    from: ConnectivityState,
+    to: ConnectivityState,
+    reachableChanged: boolean,
+    error: unknown,
+  ): void {
+    if (this.#closed || this.#byId.get(s.endpoint.id) !== s) return;
+    const code = errorCode(error);
+    const fields = { service: this.#deps.service, endpoint: s.endpoint.id };
+    if (reachableChanged) {
+      if (to === 'TRANSIENT_FAILURE') {
+        this.#deps.logger.warn('balancer: connect failed, endpoint out of picking until it reconnects', {
+          ...fields,
+          error: code,
+        });
+      } else this.#deps.logger.info('balancer: endpoint reconnected', fields);
+    }
+    this.#emit({ type: 'connectivity', ...fields, from, to, ...(code === undefined ? {} : { error: code }) });
+    if (reachableChanged) this.#rebuild();
   }
 
   /**
@@ -496,6 +543,9 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
         effectiveWeight: this.effectiveWeight(s, now),
         health: s.endpoint.health,
         checkHealthy: s.checkHealthy,
+        connectivity: s.connectivity,
+        connectFailures: s.connectFailures,
+        reconnectInMs: reconnectIn(this.#connectivity.nextAttemptAt(s), now),
         inflight: s.inflight,
         ewmaMs: s.ewma < 0 ? undefined : this.latency(s, now),
         ejected: s.ejected,
@@ -529,7 +579,11 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     for (const t of this.#readmitTimers.values()) t.cancel();
     this.#readmitTimers.clear();
     this.#checker?.close();
+    this.#connectivity.close();
     this.#listeners.clear();
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w.reject(this.#closedError());
   }
 }
 
@@ -538,4 +592,19 @@ function successRate(s: EndpointState): number {
   return s.intervalRequests === 0
     ? 100
     : ((s.intervalRequests - s.intervalFailures) * 100) / s.intervalRequests;
+}
+
+function reconnectIn(at: number | undefined, now: number): number | undefined {
+  return at === undefined ? undefined : Math.max(at - now, 0);
+}
+
+/** A short name for a connect failure: the error's `code` (`ECONNREFUSED`, `UND_ERR_CONNECT_TIMEOUT`). */
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause !== undefined && cause !== error) return errorCode(cause);
+  const failure = (error as { failure?: unknown }).failure;
+  return typeof failure === 'string' ? failure : undefined;
 }

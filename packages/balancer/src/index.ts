@@ -5,6 +5,7 @@
 export {
   type BalancerDeps,
   type BalancerEvent,
+  type BalancerSettings,
   type BalancerStats,
   createBalancer,
   type EndpointStats,
@@ -31,4 +32,13 @@ export {
   type SlowStartConfig,
   type SuccessRateConfig,
 } from './config.js';
+export { tcpConnectProbe } from './connect-probe.js';
+export {
+  type ConnectBackoffConfig,
+  type ConnectivitySettings,
+  type ConnectivityState,
+  type ConnectProbe,
+  DEFAULT_CONNECT_BACKOFF,
+} from './connectivity.js';
 export { HealthChecker, type HealthCheckerDeps, type HealthProbe, httpHealthProbe } from './health-check.js';
+export { pickWhenReady, shouldWaitForReady, WAIT_FOR_READY_ATTRIBUTE } from './wait-for-ready.js';

@@ -1,4 +1,5 @@
 import type { Endpoint } from '@proxyless/core';
+import type { ConnectivityState } from './connectivity.js';
 
 /** Mutable per-endpoint bookkeeping, kept across endpoint-set updates by endpoint id. */
 export class EndpointState {
@@ -33,6 +34,16 @@ export class EndpointState {
   addedAt: number;
   /** Weighted-round-robin deadline (EDF). */
   deadline = 0;
+  /** Connectivity (gRPC subchannel states). */
+  connectivity: ConnectivityState = 'IDLE';
+  /** False from a connect failure until a connection succeeds again: never picked meanwhile. */
+  reachable = true;
+  /** Current reconnect backoff, ms (0 while reachable). */
+  backoffMs = 0;
+  /** Clock time of the next reconnect attempt while one is scheduled. */
+  nextAttemptAt = 0;
+  /** Connect failures seen so far (reported and probed). */
+  connectFailures = 0;
 
   constructor(endpoint: Endpoint, addedAt: number) {
     this.endpoint = endpoint;
@@ -40,7 +51,7 @@ export class EndpointState {
     this.addedAt = addedAt;
   }
 
-  /** Usable for normal (non-panic) balancing. */
+  /** Usable for normal (non-panic) balancing. Unreachable endpoints are not picked in any mode. */
   get usable(): boolean {
     return !this.ejected && this.checkHealthy && this.endpoint.health !== 'critical';
   }

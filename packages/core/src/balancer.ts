@@ -35,12 +35,39 @@ export interface Balancer {
   update(set: EndpointSet): void;
   /**
    * Choose an endpoint for this attempt, avoiding `ctx.excludeEndpoints` when others exist.
-   * @throws MeshError `MESH_NO_ENDPOINTS` when the set is empty or nothing is usable.
+   * Endpoints in `TRANSIENT_FAILURE` (a connect failed) are never returned.
+   * @throws MeshError `MESH_NO_ENDPOINTS` when the set is empty;
+   *   `MESH_NO_HEALTHY_ENDPOINTS` when every endpoint is in `TRANSIENT_FAILURE`.
    */
   pick(ctx: CallContext): Endpoint;
   /** An attempt to `endpoint` was dispatched. */
   onAttemptStart(endpoint: Endpoint): void;
-  /** That attempt ended. Called exactly once per `onAttemptStart`. */
+  /**
+   * That attempt ended. Called exactly once per `onAttemptStart`. An outcome with
+   * `failure: 'connect'` counts as {@link Balancer.onConnectFailure} too.
+   */
   onAttemptEnd(endpoint: Endpoint, outcome: AttemptOutcome): void;
+  /**
+   * A connection to `endpoint` could not be made (refused, unreachable, connect timeout, TLS
+   * handshake failure). The endpoint leaves picking at once (`TRANSIENT_FAILURE`) and is probed in
+   * the background with gRPC connection backoff until a connection succeeds. Idempotent.
+   */
+  onConnectFailure(endpoint: Endpoint, error?: unknown): void;
+  /** A new connection to `endpoint` was established: it is `READY` (and pickable) again. */
+  onConnected(endpoint: Endpoint): void;
+  /** Every connection to `endpoint` closed without error: it is `IDLE` (still pickable). */
+  onDisconnected(endpoint: Endpoint): void;
+  /**
+   * The service's `waitForReady` setting: when true, a pick that finds no usable endpoint should
+   * wait with {@link Balancer.whenReady} (within the call's deadline) instead of failing. A call
+   * may override it with the `waitForReady` call attribute.
+   */
+  readonly waitForReady: boolean;
+  /**
+   * Resolves as soon as `pick` can return an endpoint (at once if it already can).
+   * @throws MeshError `MESH_ABORTED` (or the signal's `MeshError` reason, e.g. `MESH_TIMEOUT`)
+   *   when `signal` aborts first; `MESH_CLOSED` when the balancer closes.
+   */
+  whenReady(signal?: AbortSignal): Promise<void>;
   close(): void;
 }

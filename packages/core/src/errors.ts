@@ -7,6 +7,8 @@ export type MeshErrorCode =
   | 'MESH_CONFIG_INVALID'
   /** A known service has no usable endpoints; no network attempt was made. */
   | 'MESH_NO_ENDPOINTS'
+  /** Every endpoint of the service is in TRANSIENT_FAILURE (connect failed); failed fast, nothing sent. */
+  | 'MESH_NO_HEALTHY_ENDPOINTS'
   /** The host is not a mesh service and pass-through is disabled. */
   | 'MESH_UNKNOWN_SERVICE'
   /** A timeout fired; `details.limit` says which (`overall`, `per_try`, `connect`, …). */
@@ -40,6 +42,7 @@ export type MeshErrorCode =
 export const MESH_ERROR_CODES: readonly MeshErrorCode[] = Object.freeze([
   'MESH_CONFIG_INVALID',
   'MESH_NO_ENDPOINTS',
+  'MESH_NO_HEALTHY_ENDPOINTS',
   'MESH_UNKNOWN_SERVICE',
   'MESH_TIMEOUT',
   'MESH_ABORTED',

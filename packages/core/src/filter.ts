@@ -90,28 +90,12 @@ export interface CallContext {
 }
 
 export type Next = (ctx: CallContext) => Promise<CallResult>;
-/** A stage of the pipeline: do something around `next`. */
-export type Filter = (ctx: CallContext, next: Next) => Promise<CallResult>;
-
 /**
- * Fold filters around a terminal, once, at build time. The first filter is the outermost.
- * A filter that throws synchronously yields a rejected promise, as an async function would.
+ * A pipeline stage. Since the data-plane redesign every stage is an undici interceptor
+ * (`dispatch => dispatch`, see `interceptor.ts`); this name is kept for the policy factories
+ * (`createRetryFilter`, …) that return one.
  */
-export function compose(filters: readonly Filter[], terminal: Next): Next {
-  let next: Next = terminal;
-  for (let i = filters.length - 1; i >= 0; i--) {
-    const filter = filters[i]!;
-    const inner = next;
-    next = (ctx) => {
-      try {
-        return filter(ctx, inner);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    };
-  }
-  return next;
-}
+export type Filter = import('./interceptor.js').Interceptor;
 
 /** Emit a call event if someone is listening; free otherwise. */
 export function emitCallEvent(

@@ -41,7 +41,6 @@ export {
   type CallEvent,
   type CallObserver,
   type CallResult,
-  compose,
   discardResult,
   emitCallEvent,
   type Filter,
@@ -55,10 +54,21 @@ export {
   type ResponseHeaders,
 } from './filter.js';
 export {
+  type DispatchHeaders,
+  forEachHeader,
+  hasHeader,
+  hasSafeIterator,
+  headerRecord,
+  isRequestBodyError,
+  markRequestBodyError,
+  withHeader,
+} from './headers.js';
+export {
   type AttemptEnd,
   callOf,
   composeInterceptors,
   type DispatchFn,
+  ENDPOINT_ATTRIBUTE,
   ForwardingHandler,
   type Interceptor,
   kCall,
@@ -106,3 +116,12 @@ export type {
   ResolverListener,
   ResolverUpdate,
 } from './resolver.js';
+export {
+  answerLocally,
+  compose,
+  dispatchFromNext,
+  failDispatch,
+  LocalController,
+  nextFromDispatch,
+  RelayController,
+} from './stage.js';

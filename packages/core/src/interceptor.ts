@@ -28,6 +28,12 @@ export type DispatchFn = (opts: MeshDispatchOptions, handler: MeshHandler) => bo
 /** An undici interceptor: the shape of every mesh policy. */
 export type Interceptor = (dispatch: DispatchFn) => DispatchFn;
 
+/**
+ * Call attribute holding the endpoint that sent the latest response head of the call (set by the
+ * pick stage for each attempt), so the caller can tell which endpoint answered.
+ */
+export const ENDPOINT_ATTRIBUTE = 'proxyless.endpoint';
+
 /** The call context carried by dispatch options, if the dispatch is a mesh call. */
 export function callOf(opts: Dispatcher.DispatchOptions): CallContext | undefined {
   return (opts as MeshDispatchOptions)[kCall];

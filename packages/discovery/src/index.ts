@@ -1,16 +1,24 @@
 export { type BackoffOptions, backoffDelay } from './backoff.js';
 export {
+  type ConsulBackoffOptions,
   type ConsulConnectionOptions,
   type ConsulRegistrarEvent,
   type ConsulRegistrarOptions,
   type ConsulResolver,
+  type ConsulResolverEvent,
   type ConsulResolverOptions,
   type ConsulTlsOptions,
   consulEnvVars,
   consulOptionsFromEnv,
+  consulRetryDelay,
   consulServiceDefinition,
   createConsulRegistrar,
   createConsulResolver,
+  DEFAULT_CONSUL_BACKOFF,
+  DEFAULT_CONSUL_CHECK,
+  DEFAULT_MAX_LONG_POLLS,
+  type LongPollLimitEvent,
+  LongPollSlots,
   parseConsulAddress,
 } from './consul/index.js';
 export { dnsEnvVars, dnsOptionsFromEnv } from './dns/env.js';

@@ -1,22 +1,24 @@
 import type { BalancerEvent, ObservableBalancer } from '@proxyless/balancer';
 import {
-  abortError,
-  type CallContext,
-  type CallResult,
   type Clock,
-  compose,
+  composeInterceptors,
+  type DispatchFn,
   type Disposable,
   type Endpoint,
   type EndpointSet,
+  type Filter,
   formatHostPort,
+  type Interceptor,
   type Logger,
   MeshError,
-  type Next,
+  type MeshHandler,
+  RelayController,
   type Resolver,
   type ResolverUpdate,
+  type Timer,
 } from '@proxyless/core';
 import { type Dispatcher, Pool } from 'undici';
-import { createTerminal } from './terminal.js';
+import { createPickStage } from './pick.js';
 
 /** What a destination needs from the mesh that owns it. */
 export interface DestinationDeps {
@@ -37,7 +39,9 @@ export interface DestinationPolicy {
   /** A key that changes exactly when the config changes (e.g. its JSON). */
   readonly key: string;
   readonly balancer: ObservableBalancer;
-  readonly filters: readonly import('@proxyless/core').Filter[];
+  readonly filters: readonly Filter[];
+  /** The roles of the stages in force, outermost first (`deadline`, `retry`, `circuitBreaker`, …). */
+  readonly roles: readonly string[];
   /** `circuitBreaker.maxConnections`: connections to the whole destination, if capped. */
   readonly maxConnections: number | undefined;
   /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
@@ -57,9 +61,16 @@ export class Destination {
   #set: EndpointSet | undefined;
   #lastError: MeshError | undefined;
   #policy: DestinationPolicy;
-  #call: Next;
+  #dispatch: DispatchFn;
   #pools = new Map<string, Pool>();
+  /** Set when the mesh evicted this destination for idleness: callers look it up again. */
+  evicted = false;
+  /** Calls in flight through this destination (until their exchange ends). */
+  inFlight = 0;
+  /** Clock time of the latest call (for idle eviction). */
+  lastUsed: number;
   #byEndpoint = new WeakMap<Endpoint, Pool>();
+  #draining: Pool[] = [];
   #ready = false;
   #waiters: Array<() => void> = [];
   #closed = false;
@@ -70,7 +81,8 @@ export class Destination {
     this.#deps = deps;
     this.#policy = deps.policy(service);
     this.#unsubscribe = this.#policy.balancer.onEvent(deps.onBalancerEvent);
-    this.#call = this.#compose();
+    this.#dispatch = this.#compose();
+    this.lastUsed = deps.clock.now();
     this.#watch = resolver.watch(service, (u) => this.#onUpdate(u));
   }
 
@@ -94,10 +106,19 @@ export class Destination {
     return this.#policy.balancer;
   }
 
-  /** Run a call through this destination's pipeline, waiting for the first resolution if needed. */
-  call(ctx: CallContext): Promise<CallResult> {
-    if (this.#ready) return this.#call(ctx);
-    return this.#waitReady(ctx).then(() => this.#call(ctx));
+  get roles(): readonly string[] {
+    return this.#policy.roles;
+  }
+
+  /**
+   * Send one call (dispatch options carrying its context) through this destination's stack. Before
+   * the first resolution the call waits (up to `resolveTimeoutMs`), with a controller of its own so
+   * the caller can abort it.
+   */
+  dispatch(opts: Dispatcher.DispatchOptions, handler: MeshHandler): boolean {
+    if (this.#ready) return this.#dispatch(opts, handler);
+    this.#waitReady(opts, handler);
+    return true;
   }
 
   /** Rebuild the policy when its config changed; keeps the endpoint set and pools. */
@@ -122,27 +143,37 @@ export class Destination {
     this.#policy = next;
     this.#unsubscribe = next.balancer.onEvent(this.#deps.onBalancerEvent);
     if (this.#set) next.balancer.update(this.#set);
-    this.#call = this.#compose();
+    this.#dispatch = this.#compose();
     old.close();
   }
 
-  #compose(): Next {
-    const terminal = createTerminal(this.service, () => this.#policy.balancer, {
-      pool: (e) => this.#pool(e),
-    });
-    return compose(this.#policy.filters, terminal);
+  #compose(): DispatchFn {
+    const pick = createPickStage(
+      service(this),
+      () => this.#policy.balancer,
+      { pool: (e) => this.#pool(e) },
+      this.#deps.clock,
+    );
+    return composeInterceptors(this.#policy.filters as readonly Interceptor[], pick);
   }
 
   #pool(endpoint: Endpoint): Dispatcher {
     // Endpoint objects are immutable and reused across sets: cache the pool on the object first.
     const cached = this.#byEndpoint.get(endpoint);
     if (cached !== undefined && !cached.closed && !cached.destroyed) return cached;
-    const key = formatHostPort(endpoint.address, endpoint.port);
+    // Pools are keyed by scheme + endpoint: a TLS origin gets its own pool with its connect options.
+    const key = `http://${formatHostPort(endpoint.address, endpoint.port)}`;
     let pool = this.#pools.get(key);
     if (pool === undefined) {
       if (this.#closed)
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
-      pool = new Pool(`http://${key}`, { connections: this.#connectionsPerPool() });
+      pool = new Pool(key, { connections: this.#connectionsPerPool() });
+      // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
+      // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
+      pool.on('connect', () => this.#policy.balancer.onConnected(endpoint));
+      pool.on('disconnect', () => {
+        if ((pool as Pool).stats.connected === 0) this.#policy.balancer.onDisconnected(endpoint);
+      });
       this.#pools.set(key, pool);
     }
     this.#byEndpoint.set(endpoint, pool);
@@ -178,7 +209,7 @@ export class Destination {
   #apply(set: EndpointSet): void {
     this.#set = set;
     this.#policy.balancer.update(set);
-    const live = new Set(set.endpoints.map((e) => formatHostPort(e.address, e.port)));
+    const live = new Set(set.endpoints.map((e) => `http://${formatHostPort(e.address, e.port)}`));
     for (const [key, pool] of this.#pools) {
       if (!live.has(key)) {
         this.#pools.delete(key);
@@ -197,38 +228,53 @@ export class Destination {
     for (const fn of w) fn();
   }
 
-  #waitReady(ctx: CallContext): Promise<void> {
-    if (ctx.signal?.aborted) return Promise.reject(abortError(ctx.signal));
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        cleanup();
-        reject(abortError(ctx.signal!));
-      };
-      const timer = this.#deps.clock.setTimer(this.#deps.resolveTimeoutMs, () => {
-        cleanup();
-        reject(
-          new MeshError(
-            'MESH_NO_ENDPOINTS',
-            `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`,
-            { details: { service: this.service } },
-          ),
-        );
-      });
-      const done = (): void => {
-        cleanup();
-        resolve();
-      };
-      const cleanup = (): void => {
-        timer.cancel();
-        ctx.signal?.removeEventListener('abort', onAbort);
-        this.#waiters = this.#waiters.filter((w) => w !== done);
-      };
-      this.#waiters.push(done);
-      ctx.signal?.addEventListener('abort', onAbort, { once: true });
+  #waitReady(opts: Dispatcher.DispatchOptions, handler: MeshHandler): void {
+    let timer: Timer | undefined;
+    let inner: Dispatcher.DispatchController | undefined;
+    let waiting = true;
+    const leave = (): void => {
+      waiting = false;
+      timer?.cancel();
+      this.#waiters = this.#waiters.filter((w) => w !== go);
+    };
+    const relay = new RelayController((reason) => {
+      if (inner !== undefined) return inner.abort(reason);
+      if (!waiting) return;
+      leave();
+      handler.onResponseError?.(relay, reason);
+    });
+    const go = (): void => {
+      if (!waiting) return;
+      leave();
+      this.#dispatch(
+        opts,
+        relayed(handler, relay, (c) => {
+          inner = c;
+        }),
+      );
+    };
+    handler.onRequestStart?.(relay, {});
+    if (relay.aborted) return;
+    this.#waiters.push(go);
+    timer = this.#deps.clock.setTimer(this.#deps.resolveTimeoutMs, () => {
+      if (!waiting) return;
+      leave();
+      handler.onResponseError?.(
+        relay,
+        new MeshError(
+          'MESH_NO_ENDPOINTS',
+          `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`,
+          { details: { service: this.service } },
+        ),
+      );
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Graceful: stop the watch and the policy timers, let exchanges in flight finish, close every
+   * pool. With `timeoutMs`, pools still busy after it are destroyed.
+   */
+  async close(timeoutMs?: number): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#watch.dispose();
@@ -236,17 +282,58 @@ export class Destination {
     this.#policy.close();
     const pools = [...this.#pools.values()];
     this.#pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
+    this.#draining = pools;
+    const closing = Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
+    if (timeoutMs === undefined) {
+      await closing;
+      return;
+    }
+    let timer: Timer | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = this.#deps.clock.setTimer(timeoutMs, () => resolve('expired'));
+    });
+    const outcome = await Promise.race([closing.then(() => 'closed' as const), expired]);
+    timer?.cancel();
+    if (outcome === 'expired') await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
   }
 
   /** Close every pool immediately, failing in-flight requests. */
   async destroy(): Promise<void> {
+    const wasClosed = this.#closed;
     this.#closed = true;
-    this.#watch.dispose();
-    this.#unsubscribe();
-    this.#policy.close();
-    const pools = [...this.#pools.values()];
+    if (!wasClosed) {
+      this.#watch.dispose();
+      this.#unsubscribe();
+      this.#policy.close();
+    }
+    // Pools a graceful close is still draining are destroyed too: destroy() always forces.
+    const pools = [...this.#pools.values(), ...this.#draining];
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
   }
+}
+
+function service(d: Destination): string {
+  return d.service;
+}
+
+/** A handler for an exchange started after a wait: the caller keeps the waiting stage's controller. */
+function relayed(
+  handler: MeshHandler,
+  relay: RelayController,
+  onInner: (c: Dispatcher.DispatchController) => void,
+): MeshHandler {
+  return {
+    onRequestStart(c) {
+      onInner(c);
+      relay.setInner(c);
+      if (relay.aborted) c.abort(relay.reason!);
+    },
+    onRequestUpgrade: (_c, s, h, socket) => handler.onRequestUpgrade?.(relay, s, h, socket),
+    onResponseStarted: () => (handler as { onResponseStarted?: () => void }).onResponseStarted?.(),
+    onResponseStart: (_c, s, h, t) => handler.onResponseStart?.(relay, s, h, t),
+    onResponseData: (_c, d) => handler.onResponseData?.(relay, d),
+    onResponseEnd: (_c, t) => handler.onResponseEnd?.(relay, t),
+    onResponseError: (_c, e) => handler.onResponseError?.(relay, e),
+  } as MeshHandler;
 }

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { BalancerEvent, BalancerStats } from '@proxyless/balancer';
 import {
   type CallContext,
@@ -6,25 +5,33 @@ import {
   createEmitter,
   type Disposable,
   diagnosticsChannel,
+  ENDPOINT_ATTRIBUTE,
+  type Endpoint,
   type EndpointInit,
   type EndpointSet,
   type Env,
+  failDispatch,
   filterLogger,
+  formatHostPort,
+  hasHeader,
   Issues,
   isIPv4,
   isIPv6,
   jsonLogger,
+  kCall,
   type Logger,
+  type MeshDispatchOptions,
   MeshError,
   noopLogger,
   type Random,
   type RegisteredInstance,
   type Registrar,
   type Registration,
-  type RequestHeaders,
   type Resolver,
   systemClock,
   systemRandom,
+  type Timer,
+  withHeader,
 } from '@proxyless/core';
 import {
   createConsulRegistrar,
@@ -32,9 +39,10 @@ import {
   manageSignals,
   type SignalSource,
 } from '@proxyless/discovery';
-import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import { CallHandler } from './call-handler.js';
 import { Destination } from './destination.js';
-import { type DispatchTarget, MeshDispatcher, type MeshResponseHead } from './dispatcher.js';
+import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
 import { allEnvVars } from './env-schema.js';
 import { checkUnknownMeshVars, type RegistryKind, readMeshEnv } from './mesh-env.js';
 import {
@@ -44,9 +52,8 @@ import {
   parsePolicyPatch,
   policyPatchFromEnv,
 } from './policy.js';
-import { type BodyMixin, buildRequest, normalizeHeaders, withBodyMixin } from './request.js';
+import { DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
-import { DIRECT_ATTRIBUTE } from './terminal.js';
 
 /** A JSON value, as policy settings are written in options and config documents. */
 export type JsonValue =
@@ -102,31 +109,50 @@ export interface MeshOptions {
   random?: Random;
   /** Dispatcher for hosts that are not mesh services. @defaultValue a new undici `Agent` */
   passthroughDispatcher?: Dispatcher;
+  /**
+   * A destination with no call for this long releases its registry watch, policy timers and
+   * connection pools; the next call to it builds it again (Linkerd's idle cache eviction).
+   * `0` keeps destinations for the mesh's lifetime. @defaultValue 300000 (5 minutes)
+   */
+  destinationIdleTimeoutMs?: number;
 }
 
-/** Options of {@link Mesh.request}: undici's request options plus mesh hints. */
-export interface MeshRequestOptions
-  extends Partial<Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'headers'>> {
-  headers?: Record<string, string | string[] | undefined> | null;
+/** Options of {@link Mesh.close}. */
+export interface CloseOptions {
+  /**
+   * How long to let calls in flight finish, ms; after that every connection is destroyed.
+   * @defaultValue no limit
+   */
+  timeout?: number;
+}
+
+/** Options of {@link Mesh.request}: undici's `request()` options (minus `dispatcher`) plus mesh hints. */
+export type MeshRequestOptions = Omit<
+  Dispatcher.RequestOptions,
+  'origin' | 'path' | 'method' | 'dispatcher'
+> & {
+  /** @defaultValue `GET` */
+  method?: Dispatcher.HttpMethod | (string & {});
   /** Declare a non-idempotent request safe to retry. @defaultValue by method (RFC 9110) or `Idempotency-Key` */
   idempotent?: boolean;
   /** Key for consistent-hash balancing (`ring_hash`, `maglev`). */
   hashKey?: string;
-}
+};
 
-/** The `undici.request` response shape. */
-export interface MeshResponseData {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable & BodyMixin;
+/** undici's `request()` result, plus the endpoint that answered. */
+export type MeshResponseData = Dispatcher.ResponseData<unknown> & {
   /** Which endpoint answered (`address:port`), when a mesh service did. */
   endpoint: string | undefined;
-}
+};
 
 /** What {@link Mesh.stats} reports for a service: the balancer's view plus the breaker state. */
 export interface ServiceStats extends BalancerStats {
   /** The destination's circuit breaker, when it has one. */
   readonly circuitBreaker?: 'closed' | 'open' | 'half-open';
+  /** The stages in force, outermost first (`deadline`, `retry`, `hedge`, `circuitBreaker`, …, `pick`). */
+  readonly roles: readonly string[];
+  /** Calls in flight through the destination, until their response body ends. */
+  readonly inFlight: number;
 }
 
 /** Options of {@link Mesh.register}. */
@@ -181,13 +207,19 @@ export interface Mesh extends AsyncDisposable {
    * @throws MeshError `MESH_CONFIG_INVALID` when no registry that supports registration is configured.
    */
   register(registration: Registration, options?: RegisterOptions): Promise<RegisteredInstance>;
-  /** Graceful: deregister, stop watches, let in-flight requests finish, close every pool. Idempotent. */
-  close(): Promise<void>;
-  /** Immediate: abort in-flight requests and close everything. */
+  /**
+   * Graceful: deregister, stop watches, let in-flight requests finish (for at most
+   * `options.timeout` ms, then force), close every pool. Later calls get the same promise.
+   */
+  close(options?: CloseOptions): Promise<void>;
+  /** Immediate: abort in-flight requests and close everything — also after a `close()` in progress. */
   destroy(): Promise<void>;
 }
 
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
+
+/** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
+const kCallSink = Symbol('proxyless.callSink');
 
 /**
  * Create a mesh from options, then environment variables, then the registry.
@@ -227,6 +259,10 @@ class MeshImpl implements Mesh, DispatchTarget {
   #registryName: string | undefined;
   #registrar: Registrar | undefined;
   #signalHandlers: Disposable[] = [];
+  #forced: Promise<void> | undefined;
+  #closingDests = new Set<Destination>();
+  #idleTimeoutMs: number;
+  #idleSweep: Timer | undefined;
 
   constructor(options: MeshOptions) {
     const env = options.env ?? process.env;
@@ -248,6 +284,11 @@ class MeshImpl implements Mesh, DispatchTarget {
         { min: 1, max: 4096 },
       ) ?? 100;
     this.#resolveTimeoutMs = options.resolveTimeoutMs ?? settings.resolveTimeoutMs ?? 5000;
+    this.#idleTimeoutMs =
+      issues.integer(options.destinationIdleTimeoutMs ?? 300_000, 'destinationIdleTimeoutMs', {
+        min: 0,
+        max: 2_147_483_647,
+      }) ?? 300_000;
 
     // Policy layers from code and environment, validated now: a bad value fails createMesh.
     const services = new Map<string, PolicyPatch>();
@@ -375,6 +416,7 @@ class MeshImpl implements Mesh, DispatchTarget {
           },
         });
         this.#destinations.set(service, dest);
+        this.#armIdleSweep();
       }
       this.#byHost.set(hostname, dest);
       return dest;
@@ -382,74 +424,143 @@ class MeshImpl implements Mesh, DispatchTarget {
     return undefined;
   }
 
+  /**
+   * Evict destinations idle past `destinationIdleTimeoutMs` with nothing in flight: their watch,
+   * policy timers and pools are released, and the next call builds them again (#9.11). A sweep runs
+   * only while destinations exist.
+   */
+  #armIdleSweep(): void {
+    if (this.#idleTimeoutMs <= 0 || this.#idleSweep !== undefined || this.#closing) return;
+    const period = Math.max(1000, Math.min(60_000, Math.floor(this.#idleTimeoutMs / 2)));
+    this.#idleSweep = this.#clock.setTimer(period, () => {
+      this.#idleSweep = undefined;
+      const now = this.#clock.now();
+      for (const [service, d] of this.#destinations) {
+        if (d.inFlight > 0 || now - d.lastUsed < this.#idleTimeoutMs) continue;
+        this.#destinations.delete(service);
+        for (const [k, v] of this.#byHost) if (v === d) this.#byHost.delete(k);
+        for (const [k, v] of this.#byOrigin) if (v === d) this.#byOrigin.delete(k);
+        d.evicted = true;
+        void d.close();
+      }
+      if (this.#destinations.size > 0) this.#armIdleSweep();
+    });
+  }
+
   // ---- calls -----------------------------------------------------------------------------------
 
-  #context(
+  /**
+   * The mesh dispatcher's one entry: name the destination from the origin, then either pass the
+   * request through untouched or send it through the destination's stack with a call context.
+   */
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
+    let dest: Destination | undefined;
+    try {
+      dest = this.#byOrigin.get(origin);
+      if (dest === undefined || dest.evicted) {
+        const hostname = hostnameOf(origin);
+        dest = hostname === undefined ? undefined : this.#destinationFor(hostname);
+        if (dest !== undefined && this.#byOrigin.size < 1024) this.#byOrigin.set(origin, dest);
+      }
+    } catch (error) {
+      failDispatch(new CallHandler(handler), error as Error);
+      return true;
+    }
+    if (dest === undefined) {
+      if (this.#agent) return this.#agent.dispatch(opts, handler);
+      failDispatch(new CallHandler(handler), unknownService(origin));
+      return true;
+    }
+    if (origin.startsWith('https:')) {
+      // No TLS to mesh endpoints is configured: never send an https request as plaintext (#9.1).
+      failDispatch(
+        new CallHandler(handler),
+        new MeshError(
+          'MESH_CONFIG_INVALID',
+          `"${origin}" asks for TLS to mesh service "${dest.service}", but no TLS is configured for mesh endpoints; refusing to send it as plaintext (use http://${dest.service})`,
+          { details: { field: 'origin', value: origin, service: dest.service } },
+        ),
+      );
+      return true;
+    }
+    const o = opts as Dispatcher.DispatchOptions & {
+      idempotent?: boolean;
+      hashKey?: unknown;
+      [kCallSink]?: (ctx: CallContext) => void;
+    };
+    let headers = opts.headers;
+    try {
+      if (this.#hostHeader === 'logical' && !hasHeader(headers, 'host')) {
+        headers = withHeader(headers, 'host', hostOf(origin));
+      }
+      if (hasIdempotentFlag(headers)) {
+        const request = new DispatchRequest(opts, origin, o.idempotent);
+        void request.idempotent;
+        headers = withHeader(headers, IDEMPOTENT_HEADER, undefined);
+        return this.#send(dest, o, headers, handler, request);
+      }
+    } catch (error) {
+      // A malformed header list: undici's own InvalidArgumentError, before anything is sent.
+      failDispatch(new CallHandler(handler), error as Error);
+      return true;
+    }
+    return this.#send(dest, o, headers, handler, new DispatchRequest(opts, origin, o.idempotent));
+  }
+
+  #send(
     dest: Destination,
-    request: CallContext['request'],
-    signal: AbortSignal | undefined,
-    hashKey: string | undefined,
-  ): CallContext {
+    opts: Dispatcher.DispatchOptions & { hashKey?: unknown; [kCallSink]?: (ctx: CallContext) => void },
+    headers: Dispatcher.DispatchOptions['headers'],
+    handler: Dispatcher.DispatchHandler,
+    request: DispatchRequest,
+  ): boolean {
     const attributes = new Map<string, unknown>();
-    if (hashKey !== undefined) attributes.set('hashKey', hashKey);
-    return {
+    if (typeof opts.hashKey === 'string') attributes.set('hashKey', opts.hashKey);
+    const ctx: CallContext = {
       service: dest.service,
       request,
       attempt: 1,
       deadline: undefined,
-      signal,
+      signal: undefined,
       clock: this.#clock,
       random: this.#random,
       excludeEndpoints: undefined,
       attributes,
       observer: undefined,
+      endpoint: undefined,
     };
+    opts[kCallSink]?.(ctx);
+    dest.inFlight++;
+    dest.lastUsed = this.#clock.now();
+    const call = new CallHandler(handler, () => {
+      dest.inFlight--;
+    });
+    const sent: MeshDispatchOptions = { ...opts, headers, [kCall]: ctx };
+    try {
+      return dest.dispatch(sent, call);
+    } catch (error) {
+      failDispatch(call, error as Error);
+      return true;
+    }
   }
 
+  /**
+   * undici's `request()` over the mesh dispatcher: every option and result field of undici's own,
+   * plus `endpoint`.
+   */
   async request(url: string | URL, options: MeshRequestOptions = {}): Promise<MeshResponseData> {
-    const u =
-      (typeof url === 'string' ? splitUrl(url) : undefined) ?? (typeof url === 'string' ? new URL(url) : url);
-    const dest = this.#destinationFor(u.hostname);
-    if (dest === undefined) {
-      if (!this.#agent) throw unknownService(u.origin);
-      const { idempotent: _i, hashKey: _h, ...rest } = options;
-      const r = await this.#agent.request({
-        ...(rest as Dispatcher.RequestOptions),
-        origin: u.origin,
-        path: u.pathname + u.search,
-      });
-      return {
-        statusCode: r.statusCode,
-        headers: r.headers,
-        body: r.body as Readable & BodyMixin,
-        endpoint: undefined,
-      };
-    }
-    const request = buildRequest(
-      options.method ?? 'GET',
-      u.origin,
-      u.pathname + u.search,
-      this.#withHost(normalizeHeaders(options.headers), u.origin),
-      options.body,
-      options.idempotent,
-    );
-    const signal = (options.signal ?? undefined) as AbortSignal | undefined;
-    const result = await dest.call(this.#context(dest, request, signal, options.hashKey));
-    return {
-      statusCode: result.status,
-      headers: result.headers,
-      body: withBodyMixin(result.body),
-      endpoint: result.endpoint ? `${result.endpoint.address}:${result.endpoint.port}` : undefined,
-    };
-  }
-
-  /** Set the logical `Host` on a fresh header object (cheaper here than a copy per attempt later). */
-  #withHost(headers: RequestHeaders, origin: string): RequestHeaders {
-    if (this.#hostHeader === 'logical' && headers.host === undefined) {
-      const i = origin.indexOf('://');
-      headers.host = (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '');
-    }
-    return headers;
+    let ctx: CallContext | undefined;
+    const r = await undiciRequest(url, {
+      ...(options as Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'>),
+      ...(options.method !== undefined ? { method: options.method as Dispatcher.HttpMethod } : {}),
+      dispatcher: this.dispatcher,
+      [kCallSink]: (c: CallContext) => {
+        ctx = c;
+      },
+    } as Parameters<typeof undiciRequest>[1]);
+    const ep = ctx?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
+    return Object.assign(r, { endpoint: ep ? formatHostPort(ep.address, ep.port) : undefined });
   }
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -457,29 +568,6 @@ class MeshImpl implements Mesh, DispatchTarget {
       ...(init as Parameters<typeof undiciFetch>[1]),
       dispatcher: this.dispatcher,
     }) as unknown as Promise<Response>;
-  }
-
-  /** DispatchTarget: start a mesh call for a dispatch, or `undefined` to pass it through. */
-  start(opts: Dispatcher.DispatchOptions, signal: () => AbortSignal): Promise<MeshResponseHead> | undefined {
-    const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
-    let dest = this.#byOrigin.get(origin);
-    if (dest === undefined) {
-      const hostname = hostnameOf(origin);
-      dest = hostname === undefined ? undefined : this.#destinationFor(hostname);
-      if (dest !== undefined && this.#byOrigin.size < 1024) this.#byOrigin.set(origin, dest);
-    }
-    if (dest === undefined) return undefined;
-    const request = buildRequest(
-      opts.method,
-      origin.replace(/\/+$/, ''),
-      opts.path,
-      this.#withHost(normalizeHeaders(opts.headers as Parameters<typeof normalizeHeaders>[0]), origin),
-      opts.body,
-      undefined,
-    );
-    const ctx = this.#context(dest, request, signal(), undefined);
-    ctx.attributes.set(DIRECT_ATTRIBUTE, true);
-    return dest.call(ctx);
   }
 
   passthrough(): Dispatcher | undefined {
@@ -514,21 +602,35 @@ class MeshImpl implements Mesh, DispatchTarget {
     const d = this.#destinations.get(service);
     if (d === undefined) return undefined;
     const breaker = d.circuitBreakerState;
-    return { ...d.balancer.stats(), ...(breaker ? { circuitBreaker: breaker } : {}) };
+    return {
+      ...d.balancer.stats(),
+      ...(breaker ? { circuitBreaker: breaker } : {}),
+      roles: [...d.roles, 'pick'],
+      inFlight: d.inFlight,
+    };
   }
 
   onEvent(listener: (event: MeshEvent) => void): Disposable {
     return this.#events.event(listener);
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#shutdown(false);
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#shutdown(false, options.timeout);
     return this.#closing;
   }
 
   destroy(): Promise<void> {
-    this.#closing ??= this.#shutdown(true);
-    return this.#closing;
+    if (this.#closing === undefined) {
+      this.#closing = this.#shutdown(true, undefined);
+      return this.#closing;
+    }
+    // A graceful close may still be draining: destroy() forces it (#9.10).
+    this.#forced ??= (async () => {
+      await Promise.all([...this.#closingDests].map((d) => d.destroy()));
+      if (this.#agent && this.#ownAgent) await this.#agent.destroy().catch(() => undefined);
+      await this.#closing;
+    })();
+    return this.#forced;
   }
 
   async register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
@@ -567,7 +669,8 @@ class MeshImpl implements Mesh, DispatchTarget {
     return instance;
   }
 
-  async #shutdown(force: boolean): Promise<void> {
+  async #shutdown(force: boolean, timeoutMs: number | undefined): Promise<void> {
+    this.#idleSweep?.cancel();
     for (const h of this.#signalHandlers) h.dispose();
     // Leave the registry first, so callers stop picking this instance while it still serves.
     await this.#registrar?.close().catch((error: unknown) => {
@@ -577,9 +680,13 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#destinations.clear();
     this.#byHost.clear();
     this.#byOrigin.clear();
-    await Promise.all(dests.map((d) => (force ? d.destroy() : d.close())));
+    this.#closingDests = new Set(dests);
+    await Promise.all(dests.map((d) => (force ? d.destroy() : d.close(timeoutMs))));
     await this.#resolvers.close();
-    if (this.#agent && this.#ownAgent) await (force ? this.#agent.destroy() : this.#agent.close());
+    if (this.#agent && this.#ownAgent) {
+      if (force || this.#forced) await this.#agent.destroy().catch(() => undefined);
+      else await this.#agent.close().catch(() => undefined);
+    }
     this.#events.clear();
   }
 
@@ -657,6 +764,12 @@ export function splitUrl(url: string): UrlParts | undefined {
   const pathname = q < 0 ? rest || '/' : rest.slice(0, q) || '/';
   const search = q < 0 || q === rest.length - 1 ? '' : rest.slice(q);
   return { origin: url.slice(0, end), hostname, pathname, search };
+}
+
+/** `host[:port]` of an origin, for the logical `Host` header. */
+function hostOf(origin: string): string {
+  const i = origin.indexOf('://');
+  return (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '');
 }
 
 function hostnameOf(origin: string): string | undefined {

@@ -109,6 +109,7 @@ export function buildPolicy(
     key,
     balancer,
     filters: stack.filters,
+    roles: stack.roles,
     maxConnections: resilienceConfig.circuitBreaker?.maxConnections,
     circuitBreakerState: () => stack.circuitBreakerState(),
     close() {

@@ -1,11 +1,13 @@
-import type { Readable } from 'node:stream';
 import {
+  type DispatchHeaders,
+  hasHeader,
+  headerRecord,
   isIdempotentMethod,
-  isReplayableBody,
   type MeshRequest,
   type RequestBody,
   type RequestHeaders,
 } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
 
 /**
  * A request header the caller may set to declare a non-idempotent request safe to retry; it is
@@ -14,106 +16,73 @@ import {
  */
 export const IDEMPOTENT_HEADER = 'x-mesh-idempotent';
 
-type HeadersInput =
-  | Record<string, string | string[] | number | undefined | null>
-  | readonly (string | Buffer)[]
-  | Iterable<readonly [string, string | string[] | undefined]>
-  | null
-  | undefined;
+const STANDARD = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
 
-/** Lower-case header names; flat `[k, v, k, v]` arrays, pair iterables and records accepted. */
-export function normalizeHeaders(input: HeadersInput): RequestHeaders {
-  const out: RequestHeaders = {};
-  if (input == null) return out;
-  const add = (k: string, v: string): void => {
-    const key = k.toLowerCase();
-    const prev = out[key];
-    if (prev === undefined) out[key] = v;
-    else if (Array.isArray(prev)) prev.push(v);
-    else out[key] = [prev, v];
-  };
-  if (Array.isArray(input)) {
-    if (input.length > 0 && Array.isArray(input[0])) {
-      for (const pair of input as unknown as Array<[string, string]>) add(String(pair[0]), String(pair[1]));
-    } else {
-      for (let i = 0; i + 1 < input.length; i += 2) add(String(input[i]), String(input[i + 1]));
+/** The method as undici and fetch normalise it: only the six standard methods are upper-cased. */
+export function normalizeMethod(method: string): string {
+  const upper = method.toUpperCase();
+  return STANDARD.has(upper) ? upper : method;
+}
+
+function isBytes(body: unknown): boolean {
+  return (
+    body == null || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer
+  );
+}
+
+/**
+ * The request as policies see it, read from the dispatch options without copying them: headers
+ * are turned into a lower-cased record only if a policy reads them (hash keys, fault headers), and
+ * the idempotency rules run only when asked.
+ */
+export class DispatchRequest implements MeshRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly origin: string;
+  readonly body: RequestBody;
+  readonly #raw: DispatchHeaders;
+  readonly #declared: boolean | undefined;
+  #headers: RequestHeaders | undefined;
+  #idempotent: boolean | undefined;
+
+  constructor(opts: Dispatcher.DispatchOptions, origin: string, declared: boolean | undefined) {
+    this.method = normalizeMethod(opts.method);
+    this.path = opts.path;
+    this.origin = origin;
+    this.body = (opts.body ?? null) as RequestBody;
+    this.#raw = opts.headers;
+    this.#declared = declared;
+  }
+
+  get headers(): RequestHeaders {
+    this.#headers ??= headerRecord(this.#raw);
+    return this.#headers;
+  }
+
+  get idempotent(): boolean {
+    if (this.#idempotent === undefined) {
+      let declared = this.#declared;
+      const flag = this.headers[IDEMPOTENT_HEADER];
+      if (declared === undefined && flag !== undefined) {
+        const v = String(Array.isArray(flag) ? flag[0] : flag).toLowerCase();
+        declared = v === 'true' || v === '1';
+      }
+      this.#idempotent =
+        declared ?? (isIdempotentMethod(this.method) || this.headers['idempotency-key'] !== undefined);
     }
-    return out;
+    return this.#idempotent;
   }
-  if (typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const [k, v] of input as Iterable<readonly [string, string | string[] | undefined]>) {
-      if (v === undefined) continue;
-      if (Array.isArray(v)) for (const x of v) add(k, x);
-      else add(k, v);
-    }
-    return out;
+
+  get bodyReplayable(): boolean {
+    return isBytes(this.body);
   }
-  for (const k in input as Record<string, unknown>) {
-    const v = (input as Record<string, unknown>)[k];
-    if (v === undefined || v === null) continue;
-    if (Array.isArray(v)) for (const x of v) add(k, String(x));
-    else add(k, String(v));
+
+  get replayable(): boolean {
+    return this.idempotent && this.bodyReplayable;
   }
-  return out;
 }
 
-/** Build the immutable request every filter sees. */
-export function buildRequest(
-  method: string,
-  origin: string,
-  path: string,
-  rawHeaders: RequestHeaders,
-  body: unknown,
-  idempotentOption: boolean | undefined,
-): MeshRequest {
-  let headers = rawHeaders;
-  let declared = idempotentOption;
-  const flag = headers[IDEMPOTENT_HEADER];
-  if (flag !== undefined) {
-    headers = { ...headers };
-    delete headers[IDEMPOTENT_HEADER];
-    declared ??= String(flag).toLowerCase() === 'true' || flag === '1';
-  }
-  const m = method.toUpperCase();
-  const idempotent = declared ?? (isIdempotentMethod(m) || headers['idempotency-key'] !== undefined);
-  const b = (body ?? null) as RequestBody;
-  const bodyReplayable = isReplayableBody(b);
-  return {
-    method: m,
-    origin,
-    path,
-    headers,
-    body: b,
-    idempotent,
-    bodyReplayable,
-    replayable: idempotent && bodyReplayable,
-  };
-}
-
-/** undici's body mixin, added to synthetic bodies so `mesh.request` results always have it. */
-export interface BodyMixin {
-  text(): Promise<string>;
-  json(): Promise<unknown>;
-  arrayBuffer(): Promise<ArrayBuffer>;
-  dump(opts?: { limit?: number }): Promise<void>;
-}
-
-export function withBodyMixin(body: Readable): Readable & BodyMixin {
-  const b = body as Readable & Partial<BodyMixin>;
-  if (typeof b.text === 'function' && typeof b.json === 'function') return b as Readable & BodyMixin;
-  const collect = async (): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    for await (const c of body) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-    return Buffer.concat(chunks);
-  };
-  b.text = async () => (await collect()).toString('utf8');
-  b.json = async () => JSON.parse((await collect()).toString('utf8')) as unknown;
-  b.arrayBuffer = async () => {
-    const buf = await collect();
-    return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
-  };
-  b.dump = async () => {
-    body.resume();
-  };
-  return b as Readable & BodyMixin;
+/** Whether the caller's headers carry the mesh's own idempotency flag (removed before sending). */
+export function hasIdempotentFlag(headers: DispatchHeaders): boolean {
+  return hasHeader(headers, IDEMPOTENT_HEADER);
 }

@@ -1,17 +1,23 @@
 import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
 import {
   type CallContext,
-  type CallResult,
   type Clock,
+  callOf,
   emitCallEvent,
   type Filter,
+  ForwardingHandler,
+  failDispatch,
+  isRequestBodyError,
   type Logger,
   MeshError,
-  type Next,
+  type MeshHandler,
   noopLogger,
   type Timer,
 } from '@proxyless/core';
 import CircuitBreaker from 'opossum';
+import type { Dispatcher } from 'undici';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
 
 /** State of a {@link DestinationBreaker}. */
@@ -23,7 +29,10 @@ const NEVER_MS = 2_147_483_647;
 
 /** Whether an outcome counts as a failure of the destination. */
 function isFailure(error: unknown): boolean {
-  if (!MeshError.is(error)) return true;
+  // Only outcomes of an exchange with the endpoint count: undici's own validation errors, the
+  // caller's aborts and the caller's failing body never reached (or were not caused by) it.
+  if (!MeshError.is(error)) return false;
+  if (isRequestBodyError(error)) return false;
   switch (error.code) {
     case 'MESH_CONNECT_FAILED':
     case 'MESH_UPSTREAM_RESET':
@@ -54,7 +63,7 @@ export class DestinationBreaker {
   readonly #service: string;
   readonly #logger: Logger;
   readonly #rotate = new EventEmitter();
-  readonly #opossum: CircuitBreaker<[() => Promise<CallResult>], CallResult>;
+  readonly #opossum: CircuitBreaker<[() => Promise<unknown>], unknown>;
   #state: BreakerState = 'closed';
   #openedAt = 0;
   #resetTimer: Timer | undefined;
@@ -83,7 +92,7 @@ export class DestinationBreaker {
     this.#logger = deps.logger ?? noopLogger;
     this.#opossum = new CircuitBreaker(
       // Never fired: outcomes are fed to opossum's statistics directly (see `call`).
-      (fn: () => Promise<CallResult>) => fn(),
+      (fn: () => Promise<unknown>) => fn(),
       {
         name: deps.service,
         timeout: false,
@@ -162,61 +171,70 @@ export class DestinationBreaker {
     return { fires: s.fires, failures: s.failures, successes: s.successes };
   }
 
-  #reject(ctx: CallContext, reason: string, extra: Record<string, unknown> = {}): Promise<never> {
+  #reject(ctx: CallContext, reason: string, extra: Record<string, unknown> = {}): MeshError {
     emitCallEvent(ctx, { type: 'circuit_open', reason });
-    return Promise.reject(
-      new MeshError(
-        'MESH_CIRCUIT_OPEN',
-        reason === 'open' || reason === 'half_open_busy'
-          ? `circuit breaker for "${this.#service}" is ${this.#state}; calls are rejected until it closes`
-          : `circuit breaker for "${this.#service}": ${reason} threshold reached`,
-        { details: { service: this.#service, state: this.#state, reason, ...extra } },
-      ),
+    return new MeshError(
+      'MESH_CIRCUIT_OPEN',
+      reason === 'open' || reason === 'half_open_busy'
+        ? `circuit breaker for "${this.#service}" is ${this.#state}; calls are rejected until it closes`
+        : `circuit breaker for "${this.#service}": ${reason} threshold reached`,
+      { details: { service: this.#service, state: this.#state, reason, ...extra } },
     );
   }
 
-  /** Run one attempt through the breaker. After `close()`, attempts pass straight through. */
-  call(ctx: CallContext, next: Next): Promise<CallResult> {
-    if (this.#closed) return next(ctx);
+  /**
+   * Admit one attempt, or return the error that rejects it. An admitted attempt holds a slot of
+   * `maxRequests` until its exchange ends ({@link settle}).
+   */
+  admit(ctx: CallContext): MeshError | 'trial' | 'normal' | 'bypass' {
+    if (this.#closed) return 'bypass';
     if (this.#state === 'open') return this.#reject(ctx, 'open', { openedAt: this.#openedAt });
     if (this.#active >= this.#config.maxRequests) {
       return this.#reject(ctx, 'maxRequests', { max: this.#config.maxRequests });
     }
-    this.#active++;
     if (this.#state === 'half-open') {
-      if (this.#trials >= this.#config.halfOpenMaxCalls) {
-        this.#active--;
-        return this.#reject(ctx, 'half_open_busy');
-      }
+      if (this.#trials >= this.#config.halfOpenMaxCalls) return this.#reject(ctx, 'half_open_busy');
       this.#trials++;
-      return this.#trial(ctx, next).finally(() => {
-        this.#active--;
-      });
+      this.#active++;
+      return 'trial';
     }
-    // Closed: count the attempt in opossum's rolling window. Outcomes are fed to its statistics
-    // directly rather than through `fire()`, whose promise chain would add several microtask
-    // hops to every request; the open decision is opossum's rule, applied in `#failed`.
+    this.#active++;
     this.#opossum.emit('fire');
-    let p: Promise<CallResult>;
-    try {
-      p = next(ctx);
-    } catch (error) {
-      p = Promise.reject(error);
+    return 'normal';
+  }
+
+  /**
+   * The exchange of an admitted attempt ended: with a response (its status) or an error. A 5xx or a
+   * failure of the endpoint counts against the destination; an error the endpoint did not cause
+   * (the caller aborted, the request was invalid) does not.
+   */
+  settle(kind: 'trial' | 'normal', status: number | undefined, error: unknown): void {
+    this.record(kind, status, error);
+    this.release();
+  }
+
+  /**
+   * Count an attempt's outcome: its response status as soon as the head arrives (as Envoy's
+   * outlier detection does), or its error. A 5xx or a failure of the endpoint counts against the
+   * destination; an error the endpoint did not cause (the caller aborted, the request was invalid,
+   * the caller's body failed) does not.
+   */
+  record(kind: 'trial' | 'normal', status: number | undefined, error: unknown): void {
+    const failed = error !== undefined ? isFailure(error) : (status ?? 0) >= 500;
+    if (kind === 'trial') {
+      if (this.#state !== 'half-open') return;
+      if (failed) this.#toOpen();
+      else if (error !== undefined) this.#trials--;
+      else this.#toClosed();
+      return;
     }
-    return p.then(
-      (result) => {
-        this.#active--;
-        if (result.status >= 500) this.#failed();
-        else this.#opossum.emit('success');
-        return result;
-      },
-      (error: unknown) => {
-        this.#active--;
-        if (isFailure(error)) this.#failed();
-        else this.#opossum.emit('success');
-        throw error;
-      },
-    );
+    if (failed) this.#failed();
+    else if (!this.#closed) this.#opossum.emit('success');
+  }
+
+  /** The admitted attempt's exchange ended (body end, error or upgrade): free its `maxRequests` slot. */
+  release(): void {
+    this.#active--;
   }
 
   /** Record a failure; open when opossum's rule says so (volume reached, error rate above threshold). */
@@ -227,24 +245,6 @@ export class DestinationBreaker {
     const s = this.#opossum.stats;
     if (s.fires < this.#config.volumeThreshold) return;
     if ((s.failures / s.fires) * 100 > this.#config.errorThresholdPercentage) this.#opossum.open();
-  }
-
-  async #trial(ctx: CallContext, next: Next): Promise<CallResult> {
-    let result: CallResult;
-    try {
-      result = await next(ctx);
-    } catch (error) {
-      if (this.#state === 'half-open') {
-        if (isFailure(error)) this.#toOpen();
-        else this.#trials--;
-      }
-      throw error;
-    }
-    if (this.#state === 'half-open') {
-      if (result.status >= 500) this.#toOpen();
-      else this.#toClosed();
-    }
-    return result;
   }
 
   /** Force the breaker open (operations, tests). */
@@ -265,9 +265,73 @@ export class DestinationBreaker {
     this.#opossum.shutdown();
   }
 
-  /** The breaker as a filter (place it inside the retry filter so it sees every attempt). */
+  /** The breaker as an interceptor (place it inside the retry stage so it sees every attempt). */
   filter(): Filter {
-    return (ctx, next) => this.call(ctx, next);
+    return (dispatch) => (opts, handler) => {
+      const ctx = callOf(opts);
+      if (ctx === undefined) return dispatch(opts, handler);
+      const admitted = this.admit(ctx);
+      if (admitted === 'bypass') return dispatch(opts, handler);
+      if (typeof admitted !== 'string') {
+        failDispatch(handler, admitted);
+        return true;
+      }
+      return dispatch(opts, new BreakerExchange(handler, this, admitted));
+    };
+  }
+}
+
+/**
+ * Watches one admitted attempt: its outcome counts when the head (or an error) arrives, and its
+ * `maxRequests` slot is held until the exchange ends.
+ */
+class BreakerExchange extends ForwardingHandler {
+  #recorded = false;
+  #released = false;
+  constructor(
+    handler: MeshHandler,
+    readonly breaker: DestinationBreaker,
+    readonly kind: 'trial' | 'normal',
+  ) {
+    super(handler);
+  }
+  override onRequestUpgrade(
+    c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.#record(status, undefined);
+    this.#release();
+    super.onRequestUpgrade(c, status, headers, socket);
+  }
+  override onResponseStart(
+    c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    if (status >= 200) this.#record(status, undefined);
+    super.onResponseStart(c, status, headers, text);
+  }
+  override onResponseEnd(c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#release();
+    super.onResponseEnd(c, trailers);
+  }
+  override onResponseError(c: Dispatcher.DispatchController, error: Error): void {
+    this.#record(undefined, error);
+    this.#release();
+    super.onResponseError(c, error);
+  }
+  #record(status: number | undefined, error: Error | undefined): void {
+    if (this.#recorded) return;
+    this.#recorded = true;
+    this.breaker.record(this.kind, status, error);
+  }
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.breaker.release();
   }
 }
 

@@ -212,7 +212,7 @@ export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = Object.freeze({
   maxConnections: undefined,
   maxPendingRequests: undefined,
   maxRequests: 1024,
-  maxRetries: 3,
+  maxRetries: 4_294_967_295,
 });
 
 /** Built-in concurrency-limit defaults apart from `max`. */

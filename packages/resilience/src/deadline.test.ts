@@ -35,27 +35,14 @@ describe('overall timeout', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('calls whose deadlines fall in the same slot share one signal; each still fails on time', async () => {
+  it('keeps no timer once the exchange has ended (#9.9)', async () => {
     const clock = new VirtualClock();
-    const signals = new Set<AbortSignal | undefined>();
-    const upstream = scriptedUpstream(['hang']);
-    const call = withPolicies([createDeadlineFilter({ timeoutMs: 100 })], (ctx) => {
-      signals.add(ctx.signal);
-      return upstream(ctx);
-    });
-    const a = call(testContext({ clock }));
-    const b = call(testContext({ clock }));
-    await clock.advance(1);
-    const c = call(testContext({ clock }));
-    const checks = [a, b, c].map((p) => expect(p).rejects.toMatchObject({ code: 'MESH_TIMEOUT' }));
-    expect(signals.size).toBe(2);
-    await clock.advance(99);
-    await checks[0];
-    await checks[1];
-    expect(upstream.calls.slice(0, 2).every((x) => x.aborted)).toBe(true);
-    expect(upstream.calls[2]!.aborted).toBe(false);
-    await clock.advance(1);
-    await checks[2];
+    const call = withPolicies([createDeadlineFilter({ timeoutMs: 15_000 })], scriptedUpstream([200]));
+    for (let i = 0; i < 100; i++) {
+      const r = await call(testContext({ clock }));
+      await new Promise((resolve) => r.body.resume().once('end', resolve));
+    }
+    expect(clock.pendingTimers).toBe(0);
   });
 
   it('with a caller signal, the deadline gets its own linked signal', async () => {
@@ -159,14 +146,13 @@ describe('deadline and the response body', () => {
 
   it('a body that ended releases the timer', async () => {
     const clock = new VirtualClock();
-    const ac = new AbortController();
-    const r = await withPolicies(
-      [createDeadlineFilter({ timeoutMs: 100 })],
-      streaming,
-    )(testContext({ clock, signal: ac.signal }));
+    const source = new PassThrough();
+    const r = await withPolicies([createDeadlineFilter({ timeoutMs: 100 })], () =>
+      Promise.resolve({ status: 200, headers: {}, body: source }),
+    )(testContext({ clock }));
     r.body.resume();
-    (r.body as PassThrough).end();
-    await new Promise((resolve) => r.body.once('close', resolve));
+    source.end('done');
+    await new Promise((resolve) => r.body.once('end', resolve));
     expect(clock.pendingTimers).toBe(0);
   });
 });
@@ -290,22 +276,5 @@ describe('incoming deadline propagation', () => {
       (e: unknown) => MeshError.is(e, 'MESH_TIMEOUT') && e.details.limit === 'propagated',
     );
     expect(upstream.calls).toHaveLength(0);
-  });
-});
-
-describe('deadline slots under long deadlines', () => {
-  it('releases idle slots (their 15 s timers and signals) about a second after their calls finish', async () => {
-    const clock = new VirtualClock();
-    const filter = createDeadlineFilter({ timeoutMs: 15_000 });
-    const call = withPolicies([filter], scriptedUpstream([200, 200, 200]));
-    for (let i = 0; i < 3; i++) {
-      const r = await call(testContext({ clock }));
-      expect(r.status).toBe(200);
-      await clock.advance(20); // each call lands in its own 10 ms slot
-    }
-    expect(clock.pendingTimers).toBeGreaterThanOrEqual(3);
-    await clock.advance(2_000);
-    expect(clock.pendingTimers).toBe(0);
-    filter.close();
   });
 });

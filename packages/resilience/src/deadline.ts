@@ -1,20 +1,23 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { getEventListeners, setMaxListeners } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
 import {
-  abortError,
   type CallContext,
-  type CallResult,
   type Clock,
-  discardResult,
+  callOf,
+  type DispatchFn,
   emitCallEvent,
   type Filter,
+  failDispatch,
+  kCall,
+  type MeshDispatchOptions,
   MeshError,
-  type MeshRequest,
-  type Next,
-  type RequestHeaders,
+  type MeshHandler,
+  RelayController,
   systemClock,
   type Timer,
+  withHeader,
 } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
 
 /** Header carrying the remaining deadline of a call in milliseconds (like `x-envoy-expected-rq-timeout-ms`). */
 export const DEADLINE_HEADER = 'x-mesh-deadline-ms';
@@ -90,193 +93,121 @@ export function remainingIncomingDeadline(): number | undefined {
 }
 
 /**
- * Run `next` with a signal that aborts at absolute time `at` (on `ctx.clock`) with `timeoutError()`,
- * or when the parent signal aborts. Settles at the limit even if `next` ignores its signal; a
- * result that arrives too late is discarded. With `coverBody`, the limit (and the link to the
- * parent signal) also holds while the response body streams, until it closes.
+ * Runs one dispatch under a time limit: the caller gets this stage's controller at once, the timer
+ * aborts the exchange in flight with the limit's `MESH_TIMEOUT` and reports it at once (whatever the
+ * stage below does with the abort), and every timer is released when the exchange ends. With
+ * `coverBody` the limit holds until the body ends; otherwise it stops at the response head.
  */
-export function callWithLimit(
-  ctx: CallContext,
-  next: Next,
-  at: number,
-  timeoutError: () => MeshError,
-  derive: (signal: AbortSignal) => CallContext,
-  coverBody = false,
-): Promise<CallResult> {
-  const parent = ctx.signal;
-  if (parent?.aborted) return Promise.reject(abortError(parent));
-  const remaining = at - ctx.clock.now();
-  if (remaining <= 0) return Promise.reject(timeoutError());
-  const ac = new AbortController();
-  return new Promise<CallResult>((resolve, reject) => {
-    /** The promise has settled. */
-    let settled = false;
-    /** Nothing more to watch: timer and parent link released. */
-    let done = false;
-    const release = (): void => {
-      if (done) return;
-      done = true;
-      timer.cancel();
-      if (onParentAbort) parent!.removeEventListener('abort', onParentAbort);
-    };
-    // Only the parent's signal is listened to: listeners on the child would cost more than the
-    // whole filter, and every way the child aborts goes through this function.
-    const onParentAbort =
-      parent === undefined
-        ? undefined
-        : (): void => {
-            release();
-            ac.abort(parent.reason);
-            if (settled) return;
-            settled = true;
-            reject(abortError(parent));
-          };
-    const timer = ctx.clock.setTimer(remaining, () => {
-      if (done) return;
-      release();
-      const err = timeoutError();
-      ac.abort(err);
-      if (settled) return; // the response body was still streaming: it is cut
-      settled = true;
-      emitCallEvent(ctx, { type: 'timeout', reason: String(err.details.limit), code: err.code });
-      reject(err);
+class TimedExchange implements MeshHandler {
+  readonly relay: RelayController;
+  readonly #handler: MeshHandler;
+  readonly #coverBody: boolean;
+  readonly #error: () => MeshError;
+  readonly #ctx: CallContext;
+  #timer: Timer | undefined;
+  #done = false;
+  #inner: Dispatcher.DispatchController | undefined;
+
+  constructor(handler: MeshHandler, ctx: CallContext, coverBody: boolean, error: () => MeshError) {
+    this.#handler = handler;
+    this.#ctx = ctx;
+    this.#coverBody = coverBody;
+    this.#error = error;
+    this.relay = new RelayController((reason) => {
+      if (this.#inner !== undefined) {
+        this.#inner.abort(reason);
+        return;
+      }
+      this.#fail(reason);
     });
-    if (onParentAbort) parent!.addEventListener('abort', onParentAbort, { once: true });
-    let p: Promise<CallResult>;
+  }
+
+  run(dispatch: DispatchFn, opts: MeshDispatchOptions, remaining: number): boolean {
+    this.#handler.onRequestStart?.(this.relay, {});
+    if (this.relay.aborted) return true;
+    this.#timer = this.#ctx.clock.setTimer(remaining, () => this.#expire());
     try {
-      p = next(derive(ac.signal));
+      dispatch(opts, this);
     } catch (error) {
-      p = Promise.reject(error);
+      this.onResponseError(undefined as never, error as Error);
     }
-    p.then(
-      (result) => {
-        if (settled) {
-          discardResult(result);
-          return;
-        }
-        settled = true;
-        if (coverBody && !result.body.destroyed && !result.body.readableEnded)
-          result.body.once('close', release);
-        else release();
-        resolve(result);
-      },
-      (error: unknown) => {
-        release();
-        if (settled) return;
-        settled = true;
-        reject(error);
-      },
-    );
-  });
-}
-
-/** A group of calls whose deadlines fall in the same slot share one abort signal. */
-interface DeadlineSlot {
-  readonly at: number;
-  readonly controller: AbortController;
-  /** Calls still waiting in this slot: each rejects with its own precise error when it passes. */
-  readonly waiters: Set<SlotWaiter>;
-  readonly timer: Timer;
-  readonly createdAt: number;
-}
-
-/** True while something (an HTTP client, a streaming body) still listens to the slot's signal. */
-function listened(slot: DeadlineSlot): boolean {
-  return getEventListeners(slot.controller.signal, 'abort').length > 0;
-}
-
-/** How long an idle slot is kept for reuse before its timer and signal are released. */
-const IDLE_SLOT_MS = 1000;
-
-/**
- * Deadline slots on one clock. Creating an `AbortSignal` costs more than the rest of the policy
- * stack together (several µs on Node 20), so calls without a caller signal whose deadlines fall
- * in the same slot (1 ms, or 10 ms for deadlines ≥ 1 s away) share one signal: it aborts at the
- * end of the slot, at most one slot after the exact deadline, while each call's promise still
- * rejects at its slot with its own `MESH_TIMEOUT`. A slot lives until its time comes, so
- * back-to-back calls reuse it.
- */
-export class DeadlineSlots {
-  readonly #clock: Clock;
-  readonly #slots = new Map<number, DeadlineSlot>();
-  #sweep: Timer | undefined;
-
-  constructor(clock: Clock) {
-    this.#clock = clock;
+    return true;
   }
 
-  /** The slot for absolute time `at`. */
-  acquire(at: number, remaining: number): DeadlineSlot {
-    const grid = remaining >= 1000 ? 10 : 1;
-    const key = Math.ceil(at / grid) * grid;
-    let slot = this.#slots.get(key);
-    if (slot === undefined) {
-      const controller = new AbortController();
-      // Many calls (and their HTTP clients) listen to one slot signal: no leak warning for that.
-      setMaxListeners(0, controller.signal);
-      const waiters = new Set<SlotWaiter>();
-      const now = this.#clock.now();
-      const timer = this.#clock.setTimer(key - now, () => this.#fire(key));
-      slot = { at: key, controller, waiters, timer, createdAt: now };
-      this.#slots.set(key, slot);
-      this.#sweep ??= this.#clock.setTimer(IDLE_SLOT_MS, () => this.#sweepIdle());
-    }
-    return slot;
+  #expire(): void {
+    this.#timer = undefined;
+    if (this.#done) return;
+    const err = this.#error();
+    emitCallEvent(this.#ctx, { type: 'timeout', reason: String(err.details.limit), code: err.code });
+    const inner = this.#inner;
+    this.#fail(err);
+    inner?.abort(err);
   }
 
-  /**
-   * Release slots nobody uses any more (every call done, no body streaming) once they have been
-   * idle for a while: with long deadlines (the 15 s default) a busy destination would otherwise
-   * keep a timer and a signal alive for every 10 ms of the last 15 s.
-   */
-  #sweepIdle(): void {
-    this.#sweep = undefined;
-    const now = this.#clock.now();
-    for (const [key, slot] of this.#slots) {
-      if (slot.waiters.size > 0 || now - slot.createdAt < IDLE_SLOT_MS || listened(slot)) continue;
-      slot.timer.cancel();
-      this.#slots.delete(key);
-    }
-    if (this.#slots.size > 0) this.#sweep = this.#clock.setTimer(IDLE_SLOT_MS, () => this.#sweepIdle());
+  #fail(error: Error): void {
+    if (this.#done) return;
+    this.#release();
+    this.#handler.onResponseError?.(this.relay, error);
   }
 
-  #fire(key: number): void {
-    const slot = this.#slots.get(key);
-    if (slot === undefined) return;
-    this.#slots.delete(key);
-    if (this.#slots.size === 0) {
-      this.#sweep?.cancel();
-      this.#sweep = undefined;
-    }
-    for (const w of slot.waiters) w.timeout();
-    const abort = slot.waiters.size > 0 || listened(slot);
-    slot.waiters.clear();
-    // Nobody left to tell: skip building an error (and its stack trace).
-    if (abort)
-      slot.controller.abort(
-        new MeshError('MESH_TIMEOUT', 'the call deadline passed', { details: { limit: 'overall' } }),
-      );
+  #release(): void {
+    this.#done = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
   }
 
-  /** Slots alive (for tests). */
-  get size(): number {
-    return this.#slots.size;
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.#done) {
+      controller.abort(this.relay.reason ?? new MeshError('MESH_ABORTED', 'the exchange is over'));
+      return;
+    }
+    this.#inner = controller;
+    this.relay.setInner(controller);
+    if (this.relay.aborted) controller.abort(this.relay.reason!);
   }
 
-  /**
-   * Release the timers of slots no call is waiting in. Slots with calls in flight keep their
-   * timer until their time comes, so those calls keep their deadline.
-   */
-  close(): void {
-    for (const [key, slot] of [...this.#slots]) {
-      if (slot.waiters.size > 0) continue;
-      slot.timer.cancel();
-      this.#slots.delete(key);
+  onRequestUpgrade(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: never,
+  ): void {
+    if (this.#done) return;
+    this.#release();
+    this.#handler.onRequestUpgrade?.(this.relay, status, headers, socket);
+  }
+
+  onResponseStarted(): void {
+    if (!this.#done) (this.#handler as { onResponseStarted?: () => void }).onResponseStarted?.();
+  }
+
+  onResponseStart(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    if (this.#done) return;
+    if (status >= 200 && !this.#coverBody) {
+      this.#timer?.cancel();
+      this.#timer = undefined;
     }
-    if (this.#slots.size === 0) {
-      this.#sweep?.cancel();
-      this.#sweep = undefined;
-    }
+    this.#handler.onResponseStart?.(this.relay, status, headers, text);
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#done) this.#handler.onResponseData?.(this.relay, chunk);
+  }
+
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.#done) return;
+    this.#release();
+    this.#handler.onResponseEnd?.(this.relay, trailers);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    if (this.#done) return;
+    this.#fail(this.relay.aborted ? (this.relay.reason ?? error) : error);
   }
 }
 
@@ -297,153 +228,54 @@ function deadlineError(info: DeadlineInfo): MeshError {
   );
 }
 
-/** One call waiting in a slot. A class rather than closures: this runs on every request. */
-class SlotWaiter {
-  settled = false;
-  constructor(
-    readonly ctx: CallContext,
-    readonly info: DeadlineInfo,
-    readonly slot: DeadlineSlot,
-    readonly resolve: (r: CallResult) => void,
-    readonly reject: (e: unknown) => void,
-  ) {}
-
-  timeout(): void {
-    if (this.settled) return;
-    this.settled = true;
-    const err = deadlineError(this.info);
-    emitCallEvent(this.ctx, { type: 'timeout', reason: this.info.limit, code: err.code });
-    this.reject(err);
-  }
-
-  ok(result: CallResult): void {
-    if (this.settled) {
-      discardResult(result);
-      return;
-    }
-    this.settled = true;
-    this.slot.waiters.delete(this);
-    this.resolve(result);
-  }
-
-  fail(error: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.slot.waiters.delete(this);
-    this.reject(error);
-  }
-}
-
-function callInSlot(
-  ctx: CallContext,
-  next: Next,
-  at: number,
-  slots: DeadlineSlots,
-  info: DeadlineInfo,
-): Promise<CallResult> {
-  const remaining = at - ctx.clock.now();
-  if (remaining <= 0) return Promise.reject(deadlineError(info));
-  const slot = slots.acquire(at, remaining);
-  return new Promise<CallResult>((resolve, reject) => {
-    const waiter = new SlotWaiter(ctx, info, slot, resolve, reject);
-    slot.waiters.add(waiter);
-    let p: Promise<CallResult>;
-    try {
-      p = next({ ...ctx, deadline: at, signal: slot.controller.signal });
-    } catch (error) {
-      p = Promise.reject(error);
-    }
-    p.then(
-      (result) => waiter.ok(result),
-      (error: unknown) => waiter.fail(error),
-    );
-  });
-}
-
 /**
  * The overall deadline: the earliest of `timeoutMs` from now, the context's deadline and the
- * propagated incoming deadline. Sets `ctx.deadline` for inner filters and aborts the call with
- * `MESH_TIMEOUT` (`details.limit` `overall` or `propagated`) when it passes. Like Envoy's route
- * timeout, the deadline covers the whole response: a body still streaming when it passes is
- * aborted. `close()` releases the filter's idle timers.
+ * propagated incoming deadline. Sets `ctx.deadline` for the stages inside and aborts the exchange
+ * with `MESH_TIMEOUT` (`details.limit` `overall` or `propagated`) when it passes. Like Envoy's route
+ * timeout and a gRPC deadline, it covers the whole exchange, body included. `timeoutMs: 0` means
+ * no overall timeout (the default: a default must never cut a streaming response).
  */
 export function createDeadlineFilter(options: { timeoutMs: number; service?: string }): Filter & {
   close(): void;
 } {
   const timeoutMs = options.timeoutMs;
-  const byClock = new Map<Clock, DeadlineSlots>();
-  const filter: Filter = (ctx, next) => {
+  const interceptor: Filter = (dispatch) => (opts, handler) => {
+    const ctx = callOf(opts);
+    if (ctx === undefined) return dispatch(opts, handler);
+    const incoming = remainingIncomingDeadline();
+    if (timeoutMs <= 0 && incoming === undefined && ctx.deadline === undefined)
+      return dispatch(opts, handler);
     const now = ctx.clock.now();
     let at = ctx.deadline ?? Number.POSITIVE_INFINITY;
     let limit: TimeoutLimit = 'overall';
     if (timeoutMs > 0 && now + timeoutMs < at) at = now + timeoutMs;
-    const incoming = remainingIncomingDeadline();
     if (incoming !== undefined && now + incoming < at) {
       at = now + Math.max(0, incoming);
       limit = 'propagated';
     }
-    if (at === Number.POSITIVE_INFINITY) return next(ctx);
+    if (at === Number.POSITIVE_INFINITY) return dispatch(opts, handler);
     const info: DeadlineInfo = {
       service: options.service ?? ctx.service,
       limit,
       limitMs: Math.max(0, Math.round(at - now)),
     };
-    if (ctx.signal === undefined) {
-      let slots = byClock.get(ctx.clock);
-      if (slots === undefined) {
-        if (byClock.size >= 8) {
-          // Calls on many clocks (tests): keep only the latest few.
-          const [oldClock, oldSlots] = byClock.entries().next().value as [Clock, DeadlineSlots];
-          oldSlots.close();
-          byClock.delete(oldClock);
-        }
-        slots = new DeadlineSlots(ctx.clock);
-        byClock.set(ctx.clock, slots);
-      }
-      return callInSlot(ctx, next, at, slots, info);
+    if (at <= now) {
+      // Out of time before anything is sent (an expired propagated deadline): fail at once.
+      failDispatch(handler, deadlineError(info));
+      return true;
     }
-    return callWithLimit(
-      ctx,
-      next,
-      at,
-      () => deadlineError(info),
-      (signal) => ({ ...ctx, deadline: at, signal }),
-      true,
-    );
+    const inner: CallContext = { ...ctx, deadline: at };
+    const exchange = new TimedExchange(handler, inner, true, () => deadlineError(info));
+    return exchange.run(dispatch, { ...opts, [kCall]: inner }, Math.max(0, at - now));
   };
-  return Object.assign(filter, {
-    close(): void {
-      for (const s of byClock.values()) s.close();
-      byClock.clear();
-    },
-  });
-}
-
-/** The context with `x-mesh-deadline-ms` set to the time left until `at`. */
-function withDeadlineHeader(c: CallContext, at: number): CallContext {
-  // A plain copy loop: spreading the header record with a computed key costs several µs per call.
-  const src = c.request.headers;
-  const headers: RequestHeaders = {};
-  for (const k in src) headers[k] = src[k] as string | string[];
-  headers[DEADLINE_HEADER] = String(Math.max(0, Math.floor(at - c.clock.now())));
-  const r = c.request;
-  const request: MeshRequest = {
-    method: r.method,
-    path: r.path,
-    origin: r.origin,
-    headers,
-    body: r.body,
-    idempotent: r.idempotent,
-    bodyReplayable: r.bodyReplayable,
-    replayable: r.replayable,
-  };
-  return { ...c, request };
+  return Object.assign(interceptor, { close(): void {} });
 }
 
 /**
- * The per-try timeout and deadline propagation, innermost: each attempt gets its own signal that
- * aborts with `MESH_TIMEOUT` (`details.limit: 'perTry'`) after `perTryTimeoutMs`, and the time the
- * attempt has left is sent downstream in `x-mesh-deadline-ms`.
+ * The per-try timeout and deadline propagation, innermost: each attempt is aborted with
+ * `MESH_TIMEOUT` (`details.limit: 'perTry'`) when its response head has not arrived after
+ * `perTryTimeoutMs` (retries happen only before a head is accepted; after it, the overall timeout
+ * governs), and the time the attempt has left is sent downstream in `x-mesh-deadline-ms`.
  */
 export function createPerTryTimeoutFilter(options: {
   perTryTimeoutMs: number;
@@ -452,30 +284,41 @@ export function createPerTryTimeoutFilter(options: {
 }): Filter {
   const perTry = options.perTryTimeoutMs;
   const propagate = options.propagate ?? true;
-  return (ctx, next) => {
+  return (dispatch) => (opts, handler) => {
+    const ctx = callOf(opts);
+    if (ctx === undefined || (perTry <= 0 && ctx.deadline === undefined)) return dispatch(opts, handler);
     const now = ctx.clock.now();
     const overall = ctx.deadline ?? Number.POSITIVE_INFINITY;
     const tryAt = perTry > 0 ? now + perTry : Number.POSITIVE_INFINITY;
     const at = Math.min(overall, tryAt);
-    if (at === Number.POSITIVE_INFINITY) return next(ctx);
-    if (tryAt >= overall) return next(propagate ? withDeadlineHeader(ctx, at) : ctx);
+    const sent: MeshDispatchOptions = propagate
+      ? {
+          ...opts,
+          headers: withHeader(opts.headers, DEADLINE_HEADER, String(Math.max(0, Math.floor(at - now)))),
+        }
+      : opts;
+    if (tryAt >= overall) return dispatch(sent, handler);
     const service = options.service ?? ctx.service;
-    const timeoutError = (): MeshError =>
-      new MeshError(
-        'MESH_TIMEOUT',
-        `attempt ${ctx.attempt} to "${service}" timed out after ${perTry}ms (per-try timeout)`,
-        {
-          details: {
-            service,
-            limit: 'perTry',
-            timeoutMs: perTry,
-            phase: 'response',
-            bodySent: ctx.request.body !== null,
+    const exchange = new TimedExchange(
+      handler,
+      ctx,
+      false,
+      () =>
+        new MeshError(
+          'MESH_TIMEOUT',
+          `attempt ${ctx.attempt} to "${service}" timed out after ${perTry}ms (per-try timeout)`,
+          {
+            details: {
+              service,
+              limit: 'perTry',
+              timeoutMs: perTry,
+              phase: 'response',
+              bodySent: opts.body != null,
+              ...(ctx.endpoint ? { endpoint: ctx.endpoint.id } : {}),
+            },
           },
-        },
-      );
-    return callWithLimit(ctx, next, at, timeoutError, (signal) =>
-      propagate ? withDeadlineHeader({ ...ctx, signal }, at) : { ...ctx, signal },
+        ),
     );
+    return exchange.run(dispatch, sent, perTry);
   };
 }

@@ -1,12 +1,20 @@
-import { Readable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
 import {
+  answerLocally,
   type CallContext,
-  type CallResult,
+  callOf,
+  type DispatchFn,
   emitCallEvent,
   type Filter,
+  ForwardingHandler,
+  failDispatch,
+  type MeshDispatchOptions,
   MeshError,
+  type MeshHandler,
   parseDuration,
+  RelayController,
 } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
 import type { FaultInjectionConfig } from './config.js';
 
 /** What the fault filter decided for one call. */
@@ -72,28 +80,100 @@ export function createFaultInjectionFilter(
     if (config.abort && ctx.random.next() * 100 < config.abort.percent) d.abort = config.abort.status;
     return d;
   };
-  return async (ctx, next) => {
+  return (dispatch) => (opts, handler) => {
+    const ctx = callOf(opts);
+    if (ctx === undefined) return dispatch(opts, handler);
     const d = decide(ctx);
-    if (d.delayMs > 0) {
-      emitCallEvent(ctx, { type: 'fault', reason: 'delay', delayMs: d.delayMs });
-      await ctx.clock.sleep(d.delayMs, ctx.signal);
-    }
+    if (d.delayMs <= 0) return act(ctx, d, dispatch, opts, handler);
+    emitCallEvent(ctx, { type: 'fault', reason: 'delay', delayMs: d.delayMs });
+    // Delayed: the caller gets a controller now, so an abort during the delay ends the call.
+    let inner: Dispatcher.DispatchController | undefined;
+    let waiting = true;
+    const relay = new RelayController((reason) => {
+      if (inner !== undefined) return inner.abort(reason);
+      if (!waiting) return;
+      waiting = false;
+      timer.cancel();
+      handler.onResponseError?.(relay, reason);
+    });
+    handler.onRequestStart?.(relay, {});
+    const timer = ctx.clock.setTimer(d.delayMs, () => {
+      if (!waiting) return;
+      waiting = false;
+      act(
+        ctx,
+        d,
+        dispatch,
+        opts,
+        new Relayed(handler, relay, (c) => {
+          inner = c;
+        }),
+      );
+    });
+    return true;
+  };
+
+  function act(
+    ctx: CallContext,
+    d: FaultDecision,
+    dispatch: DispatchFn,
+    opts: MeshDispatchOptions,
+    handler: MeshHandler,
+  ): boolean {
     if (d.abort === 'error') {
       emitCallEvent(ctx, { type: 'fault', reason: 'abort', code: 'MESH_FAULT_INJECTED' });
       const service = options.service ?? ctx.service;
-      throw new MeshError('MESH_FAULT_INJECTED', `fault injected: call to "${service}" aborted`, {
-        details: { service },
-      });
+      failDispatch(
+        handler,
+        new MeshError('MESH_FAULT_INJECTED', `fault injected: call to "${service}" aborted`, {
+          details: { service },
+        }),
+      );
+      return true;
     }
     if (d.abort !== undefined) {
       emitCallEvent(ctx, { type: 'fault', reason: 'abort', status: d.abort });
-      const result: CallResult = {
-        status: d.abort,
-        headers: { 'x-mesh-fault': 'abort', 'content-type': 'text/plain' },
-        body: Readable.from([Buffer.from('fault filter abort')]),
-      };
-      return result;
+      answerLocally(
+        handler,
+        d.abort,
+        { 'x-mesh-fault': 'abort', 'content-type': 'text/plain' },
+        'fault filter abort',
+      );
+      return true;
     }
-    return next(ctx);
-  };
+    return dispatch(opts, handler);
+  }
+}
+
+/** Hands the stage's own controller upward for an exchange started after a wait. */
+class Relayed extends ForwardingHandler {
+  constructor(
+    handler: MeshHandler,
+    readonly relay: RelayController,
+    readonly onInner: (c: Dispatcher.DispatchController) => void,
+  ) {
+    super(handler);
+  }
+  override onRequestStart(c: Dispatcher.DispatchController): void {
+    this.onInner(c);
+    this.relay.setInner(c);
+    if (this.relay.aborted) c.abort(this.relay.reason!);
+  }
+  override onResponseStart(
+    _c: Dispatcher.DispatchController,
+    s: number,
+    h: IncomingHttpHeaders,
+    t?: string,
+  ): void {
+    super.onResponseStart(this.relay, s, h, t);
+  }
+  override onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    super.onResponseData(this.relay, chunk);
+  }
+  override onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    super.onResponseEnd(this.relay, trailers);
+  }
+  override onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    super.onResponseError(this.relay, error);
+  }
 }

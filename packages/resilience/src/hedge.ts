@@ -1,14 +1,20 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import {
-  abortError,
   type CallContext,
-  type CallResult,
   type Clock,
-  discardResult,
+  callOf,
+  type DispatchFn,
   emitCallEvent,
   type Filter,
+  kCall,
+  type MeshDispatchOptions,
   MeshError,
+  type MeshHandler,
+  RelayController,
   type Timer,
 } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
+import { isReusableBody } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_HEDGE, DEFAULT_RETRY, type HedgeConfig } from './config.js';
 import { nextAttemptNumber } from './retry.js';
@@ -48,18 +54,12 @@ export class LatencyTracker {
   }
 }
 
-type Outcome = { ok: true; result: CallResult } | { ok: false; error: unknown };
-
-function isGood(o: Outcome): o is { ok: true; result: CallResult } {
-  return o.ok && o.result.status < 500;
-}
-
 /**
- * Hedged requests for idempotent, replayable calls: if no answer came after the hedge delay (a
- * fixed `delayMs`, or the `percentile` latency of recent successes), send another attempt, up to
- * `maxHedges`. The first good answer (a status below 500) wins; the others are aborted and their
- * answers discarded. If every attempt fails, the last failure is returned. Each hedge is taken
- * from the retry budget (shared with the retry filter when `budget` is given).
+ * Hedged requests (gRPC A6 / Envoy `hedge_on_per_try_timeout` style, on a timer): after `delay` (or
+ * the observed latency percentile), send the same request to another endpoint, up to `maxHedges`
+ * more. The first attempt whose head is good (status < 500) wins and streams to the caller; the
+ * others are aborted and their answers discarded. Only replayable requests (idempotent, body bytes
+ * or none) are hedged; hedges are paid from the retry budget.
  */
 export function createHedgeFilter(
   config: Partial<HedgeConfig> = {},
@@ -68,97 +68,221 @@ export function createHedgeFilter(
   const c: HedgeConfig = { ...DEFAULT_HEDGE, ...config };
   const latency = new LatencyTracker();
   const shared = deps.budget !== undefined;
-  let budget = deps.budget;
-  const delayFor = (): number => {
-    if (c.percentile !== undefined) return latency.percentile(c.percentile) ?? c.delayMs;
-    return c.delayMs;
+  const state: HedgeState = {
+    config: c,
+    latency,
+    budget: deps.budget,
+    delayFor: () =>
+      c.percentile !== undefined ? (latency.percentile(c.percentile) ?? c.delayMs) : c.delayMs,
   };
-
-  const filter: Filter = (ctx, next) => {
-    if (!ctx.request.replayable) return next(ctx);
-    if (budget === undefined) budget = new RetryBudget(DEFAULT_RETRY.budget, deps.clock ?? ctx.clock);
-    if (!shared) budget.recordRequest();
-    const b = budget;
-    const parent = ctx.signal;
-    if (parent?.aborted) return Promise.reject(abortError(parent));
-    return new Promise<CallResult>((resolve, reject) => {
-      const running = new Set<AbortController>();
-      let hedgesLeft = c.maxHedges;
-      let settled = false;
-      let last: Outcome | undefined;
-      let timer: Timer | undefined;
-
-      const cleanup = (): void => {
-        settled = true;
-        timer?.cancel();
-        parent?.removeEventListener('abort', onParentAbort);
-      };
-      const onParentAbort = (): void => {
-        timer?.cancel();
-        for (const ac of running) ac.abort(parent!.reason);
-      };
-      const settle = (o: Outcome): void => {
-        cleanup();
-        if (o.ok) resolve(o.result);
-        else reject(o.error);
-      };
-      const start = (attemptCtx: CallContext): void => {
-        const ac = new AbortController();
-        running.add(ac);
-        const startedAt = ctx.clock.now();
-        let p: Promise<CallResult>;
-        try {
-          p = next({ ...attemptCtx, signal: ac.signal });
-        } catch (error) {
-          p = Promise.reject(error);
-        }
-        p.then(
-          (result) => onOutcome(ac, { ok: true, result }, startedAt),
-          (error: unknown) => onOutcome(ac, { ok: false, error }, startedAt),
-        );
-      };
-      const onOutcome = (ac: AbortController, o: Outcome, startedAt: number): void => {
-        running.delete(ac);
-        if (settled) {
-          if (o.ok) discardResult(o.result);
-          return;
-        }
-        if (isGood(o)) {
-          latency.record(ctx.clock.now() - startedAt);
-          const lost = new MeshError('MESH_ABORTED', 'another hedged attempt answered first', {
-            details: { service: ctx.service, reason: 'hedge_lost' },
-          });
-          for (const other of running) other.abort(lost);
-          if (last?.ok) discardResult(last.result);
-          settle(o);
-          return;
-        }
-        if (last?.ok) discardResult(last.result);
-        last = o;
-        if (running.size === 0) settle(o);
-      };
-      const schedule = (): void => {
-        if (hedgesLeft <= 0) return;
-        const delay = delayFor();
-        timer = ctx.clock.setTimer(delay, () => {
-          if (settled || parent?.aborted) return;
-          if (!b.tryWithdraw()) {
-            emitCallEvent(ctx, { type: 'hedge_skipped', reason: 'budget_exhausted' });
-            return;
-          }
-          hedgesLeft--;
-          const attempt = nextAttemptNumber(ctx);
-          emitCallEvent(ctx, { type: 'hedge', attempt, reason: 'delay', delayMs: delay });
-          start({ ...ctx, attempt });
-          schedule();
-        });
-      };
-      parent?.addEventListener('abort', onParentAbort, { once: true });
-      start(ctx);
-      schedule();
-    });
+  const interceptor: Filter = (dispatch) => (opts, handler) => {
+    const ctx = callOf(opts);
+    if (ctx === undefined || opts.upgrade || !ctx.request.idempotent || !isReusableBody(opts.body))
+      return dispatch(opts, handler);
+    state.budget ??= new RetryBudget(DEFAULT_RETRY.budget, deps.clock ?? ctx.clock);
+    if (!shared) state.budget.recordRequest();
+    new HedgeCall(dispatch, opts, handler, ctx, state).start();
+    return true;
   };
-  const f = filter as Filter & { latency: LatencyTracker };
+  const f = interceptor as Filter & { latency: LatencyTracker };
   f.latency = latency;
   return f;
+}
+
+interface HedgeState {
+  readonly config: HedgeConfig;
+  readonly latency: LatencyTracker;
+  budget: RetryBudget | undefined;
+  delayFor(): number;
+}
+
+class HedgeAttempt implements MeshHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  settled = false;
+  constructor(
+    readonly call: HedgeCall,
+    readonly startedAt: number,
+  ) {}
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.call.started(this, controller);
+  }
+  onResponseStarted(): void {
+    if (this.call.winner === this)
+      (this.call.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
+  }
+  onResponseStart(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    this.call.head(this, status, headers, text);
+  }
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.call.winner === this && !this.settled)
+      this.call.handler.onResponseData?.(this.call.relay, chunk);
+  }
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.call.end(this, trailers);
+  }
+  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    this.call.error(this, error);
+  }
+}
+
+class HedgeCall {
+  readonly relay: RelayController;
+  readonly handler: MeshHandler;
+  winner: HedgeAttempt | undefined;
+  readonly #dispatch: DispatchFn;
+  readonly #opts: MeshDispatchOptions;
+  readonly #ctx: CallContext;
+  readonly #s: HedgeState;
+  readonly #running = new Set<HedgeAttempt>();
+  #hedgesLeft: number;
+  #timer: Timer | undefined;
+  #done = false;
+
+  constructor(
+    dispatch: DispatchFn,
+    opts: MeshDispatchOptions,
+    handler: MeshHandler,
+    ctx: CallContext,
+    s: HedgeState,
+  ) {
+    this.#dispatch = dispatch;
+    this.#opts = opts;
+    this.handler = handler;
+    this.#ctx = ctx;
+    this.#s = s;
+    this.#hedgesLeft = s.config.maxHedges;
+    this.relay = new RelayController((reason) => this.#abortAll(reason, true));
+  }
+
+  start(): void {
+    this.handler.onRequestStart?.(this.relay, {});
+    if (this.relay.aborted) return;
+    this.#send(this.#ctx);
+    this.#schedule();
+  }
+
+  #send(ctx: CallContext): void {
+    const a = new HedgeAttempt(this, this.#ctx.clock.now());
+    this.#running.add(a);
+    try {
+      this.#dispatch({ ...this.#opts, [kCall]: ctx }, a);
+    } catch (error) {
+      this.error(a, error as Error);
+    }
+  }
+
+  #schedule(): void {
+    if (this.#hedgesLeft <= 0) return;
+    const delay = this.#s.delayFor();
+    this.#timer = this.#ctx.clock.setTimer(delay, () => {
+      this.#timer = undefined;
+      if (this.#done || this.winner !== undefined) return;
+      if (!this.#s.budget!.tryWithdraw()) {
+        emitCallEvent(this.#ctx, { type: 'hedge_skipped', reason: 'budget_exhausted' });
+        return;
+      }
+      this.#hedgesLeft--;
+      const attempt = nextAttemptNumber(this.#ctx);
+      emitCallEvent(this.#ctx, { type: 'hedge', attempt, reason: 'delay', delayMs: delay });
+      this.#send({ ...this.#ctx, attempt, endpoint: undefined });
+      this.#schedule();
+    });
+  }
+
+  started(a: HedgeAttempt, controller: Dispatcher.DispatchController): void {
+    if (this.#done || (this.winner !== undefined && this.winner !== a)) {
+      controller.abort(lostError(this.#ctx));
+      return;
+    }
+    if (this.relay.aborted) controller.abort(this.relay.reason!);
+  }
+
+  head(a: HedgeAttempt, status: number, headers: IncomingHttpHeaders, text: string | undefined): void {
+    if (a.settled || this.#done || (this.winner !== undefined && this.winner !== a)) return;
+    if (status < 200) {
+      if (this.winner === a) this.handler.onResponseStart?.(this.relay, status, headers, text);
+      return;
+    }
+    if (status >= 500 && this.winner === undefined) {
+      // A bad answer: hold it back while another attempt may still do better.
+      a.settled = true;
+      this.#running.delete(a);
+      if (this.#running.size > 0) {
+        a.controller?.abort(lostError(this.#ctx));
+        return;
+      }
+      a.settled = false;
+      this.#running.add(a);
+    }
+    this.#win(a);
+    this.handler.onResponseStart?.(this.relay, status, headers, text);
+  }
+
+  #win(a: HedgeAttempt): void {
+    this.winner = a;
+    this.#s.latency.record(this.#ctx.clock.now() - a.startedAt);
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    if (a.controller !== undefined) this.relay.setInner(a.controller);
+    const lost = lostError(this.#ctx);
+    for (const other of this.#running) {
+      if (other === a) continue;
+      other.settled = true;
+      other.controller?.abort(lost);
+    }
+    this.#running.clear();
+    this.#running.add(a);
+  }
+
+  end(a: HedgeAttempt, trailers: IncomingHttpHeaders): void {
+    if (a.settled || this.#done || this.winner !== a) return;
+    a.settled = true;
+    this.#finish();
+    this.handler.onResponseEnd?.(this.relay, trailers);
+  }
+
+  error(a: HedgeAttempt, error: Error): void {
+    if (a.settled || this.#done) return;
+    a.settled = true;
+    this.#running.delete(a);
+    if (this.winner === a || this.relay.aborted) {
+      this.#finish();
+      this.handler.onResponseError?.(this.relay, this.relay.aborted ? (this.relay.reason ?? error) : error);
+      return;
+    }
+    if (this.#running.size > 0) return;
+    this.#finish();
+    this.handler.onResponseError?.(this.relay, error);
+  }
+
+  #abortAll(reason: Error, fromCaller: boolean): void {
+    if (this.#done) return;
+    const live = [...this.#running].filter((a) => !a.settled && a.controller !== undefined);
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    if (live.length === 0 || !fromCaller) {
+      this.#finish();
+      this.handler.onResponseError?.(this.relay, reason);
+      return;
+    }
+    for (const a of live) a.controller!.abort(reason);
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+  }
+}
+
+function lostError(ctx: CallContext): MeshError {
+  return new MeshError('MESH_ABORTED', 'another hedged attempt answered first', {
+    details: { service: ctx.service, reason: 'hedge_lost' },
+  });
 }

@@ -35,7 +35,6 @@ export {
   resolveResilienceConfig,
 } from './config.js';
 export {
-  callWithLimit,
   createDeadlineFilter,
   createPerTryTimeoutFilter,
   DEADLINE_HEADER,

@@ -1,14 +1,19 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
 import {
-  abortError,
   type CallContext,
-  type CallResult,
   type Clock,
+  callOf,
   emitCallEvent,
   type Filter,
+  ForwardingHandler,
+  failDispatch,
   MeshError,
-  type Next,
+  type MeshHandler,
+  RelayController,
   type Timer,
 } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
 import type { ConcurrencyLimitConfig, RateLimitConfig } from './config.js';
 
 interface Waiter {
@@ -16,9 +21,9 @@ interface Waiter {
 }
 
 /**
- * At most `max` calls in flight to a destination; up to `queue` more wait (first come, first
- * served) for at most `queueTimeoutMs` (0 = until the call's deadline or abort). Anything beyond
- * fails at once with `MESH_CONCURRENCY_LIMIT`.
+ * A bulkhead: at most `max` exchanges in flight to the destination — each holds its slot until its
+ * body ends or fails, not just until the head — and at most `queue` waiting (for `queueTimeoutMs`,
+ * 0 = as long as the call lasts); beyond that, `MESH_CONCURRENCY_LIMIT`.
  */
 export function createConcurrencyLimitFilter(
   config: Partial<ConcurrencyLimitConfig> & { max: number },
@@ -28,11 +33,12 @@ export function createConcurrencyLimitFilter(
   const queueSize = config.queue ?? 0;
   const queueTimeoutMs = config.queueTimeoutMs ?? 0;
   let active = 0;
-  const waiting: Waiter[] = [];
+  const waiting: Array<() => void> = [];
 
   const release = (): void => {
-    const w = waiting.shift();
-    if (w) w.grant();
+    const grant = waiting.shift();
+    // The slot passes from the releasing exchange to the next waiter: `active` stays the same.
+    if (grant) grant();
     else active--;
   };
   const limitError = (ctx: CallContext, reason: string): MeshError => {
@@ -46,56 +52,109 @@ export function createConcurrencyLimitFilter(
       { details: { service, max, queue: queueSize, reason } },
     );
   };
-  const run = (ctx: CallContext, next: Next): Promise<CallResult> => {
-    let p: Promise<CallResult>;
-    try {
-      p = next(ctx);
-    } catch (error) {
-      p = Promise.reject(error);
-    }
-    return p.finally(release);
-  };
 
-  const filter: Filter = (ctx, next) => {
+  const interceptor: Filter = (dispatch) => (opts, handler) => {
+    const ctx = callOf(opts);
+    if (ctx === undefined) return dispatch(opts, handler);
     if (active < max) {
       active++;
-      return run(ctx, next);
+      return dispatch(opts, new Slot(handler, release));
     }
-    if (waiting.length >= queueSize) return Promise.reject(limitError(ctx, 'queue_full'));
-    if (ctx.signal?.aborted) return Promise.reject(abortError(ctx.signal));
-    return new Promise<void>((resolve, reject) => {
-      let timer: Timer | undefined;
-      const signal = ctx.signal;
-      const remove = (): void => {
-        const i = waiting.indexOf(waiter);
-        if (i >= 0) waiting.splice(i, 1);
-        timer?.cancel();
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const onAbort = (): void => {
-        remove();
-        reject(abortError(signal!));
-      };
-      const waiter: Waiter = {
-        grant() {
-          // The slot passes from the releasing call to this one: `active` stays the same.
-          remove();
-          resolve();
-        },
-      };
-      waiting.push(waiter);
-      if (queueTimeoutMs > 0) {
-        timer = ctx.clock.setTimer(queueTimeoutMs, () => {
-          remove();
-          reject(limitError(ctx, 'queue_timeout'));
-        });
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-    }).then(() => run(ctx, next));
+    if (waiting.length >= queueSize) {
+      failDispatch(handler, limitError(ctx, 'queue_full'));
+      return true;
+    }
+    // Queued: the caller gets a controller now; an abort or the queue timeout leaves the queue.
+    let timer: Timer | undefined;
+    let inner: Dispatcher.DispatchController | undefined;
+    let left = false;
+    const leave = (): void => {
+      left = true;
+      const i = waiting.indexOf(grant);
+      if (i >= 0) waiting.splice(i, 1);
+      timer?.cancel();
+    };
+    const relay = new RelayController((reason) => {
+      if (inner !== undefined) return inner.abort(reason);
+      if (left) return;
+      leave();
+      handler.onResponseError?.(relay, reason);
+    });
+    const grant = (): void => {
+      leave();
+      dispatch(
+        opts,
+        new Slot(handler, release, relay, (c) => {
+          inner = c;
+        }),
+      );
+    };
+    handler.onRequestStart?.(relay, {});
+    if (relay.aborted) return true;
+    waiting.push(grant);
+    if (queueTimeoutMs > 0) {
+      timer = ctx.clock.setTimer(queueTimeoutMs, () => {
+        leave();
+        handler.onResponseError?.(relay, limitError(ctx, 'queue_timeout'));
+      });
+    }
+    return true;
   };
-  Object.defineProperty(filter, 'active', { get: () => active });
-  Object.defineProperty(filter, 'queued', { get: () => waiting.length });
-  return filter as Filter & { readonly active: number; readonly queued: number };
+  Object.defineProperty(interceptor, 'active', { get: () => active });
+  Object.defineProperty(interceptor, 'queued', { get: () => waiting.length });
+  return interceptor as Filter & { readonly active: number; readonly queued: number };
+}
+
+/** Holds one concurrency slot until the exchange ends (body end, error or upgrade). */
+class Slot extends ForwardingHandler {
+  #held = true;
+  constructor(
+    handler: MeshHandler,
+    readonly release: () => void,
+    readonly relay?: RelayController,
+    readonly onInner?: (c: Dispatcher.DispatchController) => void,
+  ) {
+    super(handler);
+  }
+  #free(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.release();
+  }
+  override onRequestStart(c: Dispatcher.DispatchController, context: unknown): void {
+    if (this.relay === undefined) return super.onRequestStart(c, context);
+    this.onInner?.(c);
+    this.relay.setInner(c);
+    if (this.relay.aborted) c.abort(this.relay.reason!);
+  }
+  override onRequestUpgrade(
+    c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.#free();
+    super.onRequestUpgrade(this.relay ?? c, status, headers, socket);
+  }
+  override onResponseStart(
+    c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    super.onResponseStart(this.relay ?? c, status, headers, text);
+  }
+  override onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    super.onResponseData(this.relay ?? c, chunk);
+  }
+  override onResponseEnd(c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#free();
+    super.onResponseEnd(this.relay ?? c, trailers);
+  }
+  override onResponseError(c: Dispatcher.DispatchController, error: Error): void {
+    this.#free();
+    super.onResponseError(this.relay ?? c, error);
+  }
 }
 
 /** A token bucket on an injected clock: `rps` tokens per second, at most `burst` stored. */
@@ -159,9 +218,11 @@ export function createRateLimitFilter(
     burst: config.burst ?? Math.max(1, Math.ceil(config.rps)),
   };
   let bucket = options.clock ? new TokenBucket(resolved, options.clock) : undefined;
-  return (ctx, next) => {
+  return (dispatch) => (opts, handler) => {
+    const ctx = callOf(opts);
+    if (ctx === undefined) return dispatch(opts, handler);
     if (bucket === undefined) bucket = new TokenBucket(resolved, ctx.clock);
-    if (bucket.tryTake()) return next(ctx);
+    if (bucket.tryTake()) return dispatch(opts, handler);
     const service = options.service ?? ctx.service;
     const retryAfterMs = bucket.msUntilNext();
     emitCallEvent(ctx, {
@@ -170,14 +231,14 @@ export function createRateLimitFilter(
       code: 'MESH_RATE_LIMITED',
       delayMs: retryAfterMs,
     });
-    return Promise.reject(
+    failDispatch(
+      handler,
       new MeshError(
         'MESH_RATE_LIMITED',
         `"${service}": over the rate limit of ${resolved.rps}/s (burst ${resolved.burst})`,
-        {
-          details: { service, rps: resolved.rps, burst: resolved.burst, retryAfterMs },
-        },
+        { details: { service, rps: resolved.rps, burst: resolved.burst, retryAfterMs } },
       ),
     );
+    return true;
   };
 }

@@ -1,6 +1,8 @@
+import type { CallContext } from '@proxyless/core';
 import { MeshError } from '@proxyless/core';
 import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
+import { REPLAY_BUFFER_BYTES } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_RETRY } from './config.js';
 import { createPerTryTimeoutFilter } from './deadline.js';
@@ -95,21 +97,46 @@ describe('retry filter', () => {
     expect(s.upstream.calls[1]!.excluded).toEqual(['upstream:80']);
   });
 
-  it('does not replay a streamed body even when allowNonIdempotent', async () => {
+  it('does not replay a streamed body larger than the replay buffer (#9.6)', async () => {
     const { Readable } = await import('node:stream');
+    const big = Buffer.alloc(REPLAY_BUFFER_BYTES + 1, 120);
     const s = setup(
       ['reset', 200],
       { allowNonIdempotent: true },
-      {
-        request: { method: 'POST', body: Readable.from(['x']), bodyReplayable: false },
-      },
+      { request: { method: 'POST', body: Readable.from([big]), bodyReplayable: false } },
     );
-    const p = expect(withPolicies([s.retry], s.upstream)(s.ctx)).rejects.toMatchObject({
+    const reading = async (ctx: CallContext) => {
+      for await (const _ of ctx.request.body as AsyncIterable<Buffer>) void _;
+      return s.upstream(ctx);
+    };
+    const p = expect(withPolicies([s.retry], reading)(s.ctx)).rejects.toMatchObject({
       code: 'MESH_UPSTREAM_RESET',
     });
     await s.clock.runAll();
     await p;
     expect(s.observer.events.find((e) => e.type === 'give_up')?.reason).toBe('body_not_replayable (reset)');
+  });
+
+  it('replays a streamed body it kept, byte for byte (#9.5)', async () => {
+    const { Readable } = await import('node:stream');
+    const s = setup(
+      ['reset', 200],
+      { allowNonIdempotent: true },
+      {
+        request: { method: 'PUT', body: Readable.from(['part-1,', 'part-2']), bodyReplayable: false },
+      },
+    );
+    const seen: string[] = [];
+    const reading = async (ctx: CallContext) => {
+      const chunks: Buffer[] = [];
+      for await (const c of ctx.request.body as AsyncIterable<Buffer>) chunks.push(c);
+      seen.push(Buffer.concat(chunks).toString());
+      return s.upstream(ctx);
+    };
+    const p = withPolicies([s.retry], reading)(s.ctx);
+    await s.clock.runAll();
+    expect((await p).status).toBe(200);
+    expect(seen).toEqual(['part-1,part-2', 'part-1,part-2']);
   });
 
   it('honours Retry-After in seconds, and stops when it exceeds retryAfterMax', async () => {

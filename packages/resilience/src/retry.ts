@@ -2,16 +2,15 @@ import {
   type CallContext,
   type CallResult,
   type Clock,
-  discardResult,
-  emitCallEvent,
+  callOf,
   type Filter,
   MeshError,
-  type Next,
   type ResponseHeaders,
   wallClockMs,
 } from '@proxyless/core';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_RETRY, type RetryConfig, type RetryOn } from './config.js';
+import { RetryCall, type RetryPolicy } from './retry-call.js';
 
 const ATTEMPT_KEY = 'proxyless.resilience.attempt';
 
@@ -57,7 +56,10 @@ export interface RetryDeps {
   clock?: Clock;
 }
 
-type Outcome = { ok: true; result: CallResult } | { ok: false; error: unknown };
+/** How an attempt ended, as far as retrying is concerned: a response head, or an error. */
+export type Outcome =
+  | { ok: true; result: Pick<CallResult, 'status' | 'headers'> & { endpoint?: CallResult['endpoint'] } }
+  | { ok: false; error: unknown };
 
 /** Why an outcome may be retried, or `undefined` when it may not. */
 export function retryReason(outcome: Outcome, config: RetryConfig): RetryOn | 'per-try-timeout' | undefined {
@@ -94,15 +96,20 @@ export function retryReason(outcome: Outcome, config: RetryConfig): RetryOn | 'p
 /**
  * Why sending the request again is unsafe, or `undefined` when it is safe. A connect failure with
  * nothing sent is always safe; otherwise the request must be idempotent (or `allowNonIdempotent`)
- * and its body, if any was sent, replayable.
+ * and its body, if any was sent, one the mesh can send again (`bodyReplayable`, by default the
+ * request's own flag).
  */
-export function unsafeToReplay(ctx: CallContext, outcome: Outcome, config: RetryConfig): string | undefined {
+export function unsafeToReplay(
+  ctx: CallContext,
+  outcome: Outcome,
+  config: RetryConfig,
+  bodyReplayable: boolean = ctx.request.bodyReplayable,
+): string | undefined {
   const details = !outcome.ok && MeshError.is(outcome.error) ? outcome.error.details : undefined;
   const nothingSent = details?.phase === 'connect' && details.bodySent === false;
-  if (nothingSent) return undefined;
-  if (!ctx.request.idempotent && !config.allowNonIdempotent) return 'not_idempotent';
-  const bodySent = outcome.ok ? ctx.request.body !== null : details?.bodySent !== false;
-  if (bodySent && !ctx.request.bodyReplayable) return 'body_not_replayable';
+  if (nothingSent && bodyReplayable) return undefined;
+  if (!ctx.request.idempotent && !config.allowNonIdempotent && !nothingSent) return 'not_idempotent';
+  if (!bodyReplayable) return 'body_not_replayable';
   return undefined;
 }
 
@@ -127,130 +134,37 @@ export function backoffDelay(config: RetryConfig, retry: number, random: () => n
   return Math.floor(random() * ceiling);
 }
 
-function describe(outcome: Outcome): { status?: number; code?: string; endpoint?: string } {
-  if (outcome.ok) {
-    return {
-      status: outcome.result.status,
-      ...(outcome.result.endpoint ? { endpoint: outcome.result.endpoint.id } : {}),
-    };
-  }
-  const e = outcome.error;
-  if (MeshError.is(e)) {
-    const ep = e.details.endpoint;
-    return { code: e.code, ...(typeof ep === 'string' ? { endpoint: ep } : {}) };
-  }
-  return { code: 'ERROR' };
-}
-
-function endpointOf(outcome: Outcome): string | undefined {
-  return describe(outcome).endpoint;
-}
-
 /**
- * Retries with Envoy semantics: retry only on the configured conditions, never replay what is
- * unsafe, full-jitter exponential backoff on the call's clock, `Retry-After` honoured up to
- * `retryAfterMaxMs`, a different endpoint preferred, and a shared budget. When retrying stops, the
- * last real response or error is returned, and a `give_up` event says why.
+ * Retries with Envoy semantics, as an undici interceptor that sees the whole exchange: retry only on
+ * the configured conditions, never replay what is unsafe (undici's `RetryHandler` rule: a body is
+ * sent again only when it is bytes, a Blob/FormData undici re-reads, or a stream the mesh kept or
+ * never touched), full-jitter exponential backoff on the call's clock, `Retry-After` honoured up to
+ * `retryAfterMaxMs`, a different endpoint preferred, and a shared budget. A retried response's body
+ * is drained (or the connection dropped past 64 KiB) before the next attempt. When retrying stops,
+ * the last real response or error goes to the caller, and a `give_up` event says why.
  */
 export function createRetryFilter(config: Partial<RetryConfig> = {}, deps: RetryDeps = {}): Filter {
   const c: RetryConfig = { ...DEFAULT_RETRY, ...config };
-  let budget = deps.budget;
-  const gate = deps.gate;
-  if (c.maxRetries <= 0) return (ctx, next) => next(ctx);
+  if (c.maxRetries <= 0) return (dispatch) => dispatch;
   const statusRetriable = new Uint8Array(600);
   for (let status = 100; status < 600; status++) {
-    statusRetriable[status] = retryReason({ ok: true, result: { status, headers: {} } as CallResult }, c)
-      ? 1
-      : 0;
+    statusRetriable[status] = retryReason({ ok: true, result: { status, headers: {} } }, c) ? 1 : 0;
   }
-  const checkHeaders = c.retryOn.includes('retriable-headers') && c.retriableHeaders.length > 0;
-  return async (ctx, next) => {
-    if (budget === undefined) budget = new RetryBudget(c.budget, deps.clock ?? ctx.clock);
-    budget.recordRequest();
-    // Fast path: the first answer is not retriable.
-    let first: Outcome;
-    try {
-      const result = await next(ctx);
-      if (statusRetriable[result.status] !== 1 && !checkHeaders) return result;
-      first = { ok: true, result };
-    } catch (error) {
-      first = { ok: false, error };
-    }
-    return retryLoop(ctx, next, first, budget);
+  const policy: RetryPolicy = {
+    config: c,
+    statusRetriable,
+    checkHeaders: c.retryOn.includes('retriable-headers') && c.retriableHeaders.length > 0,
+    budget: deps.budget,
+    gate: deps.gate,
+    clock: deps.clock,
   };
-
-  async function retryLoop(
-    ctx: CallContext,
-    next: Next,
-    first: Outcome,
-    budget: RetryBudget,
-  ): Promise<CallResult> {
-    const excluded = new Set(ctx.excludeEndpoints ?? []);
-    let attemptCtx = ctx;
-    let retries = 0;
-    const random = (): number => ctx.random.next();
-    let pending: Outcome | undefined = first;
-    for (;;) {
-      let outcome: Outcome;
-      if (pending !== undefined) {
-        outcome = pending;
-        pending = undefined;
-      } else {
-        try {
-          outcome = { ok: true, result: await next(attemptCtx) };
-        } catch (error) {
-          outcome = { ok: false, error };
-        }
-      }
-      const finish = (): CallResult => {
-        if (outcome.ok) return outcome.result;
-        throw outcome.error;
-      };
-      const reason = retryReason(outcome, c);
-      if (reason === undefined) return finish();
-      const info = describe(outcome);
-      const giveUp = (why: string): CallResult => {
-        emitCallEvent(attemptCtx, { type: 'give_up', reason: `${why} (${reason})`, ...info });
-        return finish();
-      };
-      if (ctx.signal?.aborted) return finish();
-      const unsafe = unsafeToReplay(ctx, outcome, c);
-      if (unsafe !== undefined) return giveUp(unsafe);
-      if (retries >= c.maxRetries) return giveUp('max_retries');
-      let delay = backoffDelay(c, retries + 1, random);
-      if (outcome.ok) {
-        const after = parseRetryAfter(outcome.result.headers);
-        if (after !== undefined) {
-          if (after > c.retryAfterMaxMs) return giveUp('retry_after_too_long');
-          delay = after;
-        }
-      }
-      if (ctx.deadline !== undefined && ctx.clock.now() + delay >= ctx.deadline) return giveUp('deadline');
-      if (!budget.tryWithdraw()) return giveUp('budget_exhausted');
-      if (gate !== undefined && !gate.tryEnter()) return giveUp('retry_overflow');
-      const ep = endpointOf(outcome);
-      if (ep !== undefined) excluded.add(ep);
-      retries++;
-      emitCallEvent(attemptCtx, { type: 'retry', reason, delayMs: delay, ...info });
-      if (outcome.ok) discardResult(outcome.result);
-      try {
-        if (delay > 0) await ctx.clock.sleep(delay, ctx.signal);
-      } catch (error) {
-        gate?.leave();
-        throw error;
-      }
-      attemptCtx = { ...ctx, attempt: nextAttemptNumber(ctx), excludeEndpoints: excluded };
-      if (gate !== undefined) {
-        // The gate counts retries in flight: release it when this retry attempt settles.
-        try {
-          outcome = { ok: true, result: await next(attemptCtx) };
-        } catch (error) {
-          outcome = { ok: false, error };
-        } finally {
-          gate.leave();
-        }
-        pending = outcome;
-      }
-    }
-  }
+  return (dispatch) => (opts, handler) => {
+    const ctx = callOf(opts);
+    // Upgrades and CONNECT hand over a socket: nothing to retry.
+    if (ctx === undefined || opts.upgrade || opts.method === 'CONNECT') return dispatch(opts, handler);
+    policy.budget ??= new RetryBudget(c.budget, deps.clock ?? ctx.clock);
+    policy.budget.recordRequest();
+    new RetryCall(dispatch, opts, handler, ctx, policy).start();
+    return true;
+  };
 }

@@ -1,3 +1,4 @@
+import type { Interceptor } from '@proxyless/core';
 import { noopLogger, seededRandom } from '@proxyless/core';
 import { scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
@@ -108,7 +109,7 @@ describe('runPolicy', () => {
   });
 
   it('throws when the call never settles', async () => {
-    const never = () => new Promise<never>(() => undefined);
+    const never: Interceptor = () => (_opts, _handler) => true;
     await expect(runPolicy({ timeoutMs: 0 }, [200], { filters: [never] })).rejects.toMatchObject({
       code: 'MESH_INTERNAL',
     });

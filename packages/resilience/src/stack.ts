@@ -28,7 +28,10 @@ export interface PolicyStackDeps {
 
 /** The filters of one destination, outermost first, and a way to release their timers. */
 export interface PolicyStack {
+  /** The interceptors, outermost first. */
   readonly filters: Filter[];
+  /** The role of each interceptor in `filters`, in the same order. */
+  readonly roles: string[];
   /** The circuit breaker's state, when the destination has one. */
   circuitBreakerState(): BreakerState | undefined;
   close(): void;
@@ -42,32 +45,38 @@ export interface PolicyStack {
  */
 export function createPolicyStack(config: ResilienceConfig, deps: PolicyStackDeps): PolicyStack {
   const filters: Filter[] = [];
+  const roles: string[] = [];
+  const add = (role: string, f: Filter): void => {
+    roles.push(role);
+    filters.push(f);
+  };
   const closers: Array<() => void> = [];
   let breakerRef: DestinationBreaker | undefined;
   const { service, clock } = deps;
   const deadline = createDeadlineFilter({ timeoutMs: config.timeoutMs, service });
-  filters.push(deadline);
+  // Always present: it also enforces a deadline propagated from the incoming request.
+  add('deadline', deadline);
   closers.push(() => deadline.close());
   if (config.faultInjection !== undefined)
-    filters.push(createFaultInjectionFilter(config.faultInjection, { service }));
+    add('faultInjection', createFaultInjectionFilter(config.faultInjection, { service }));
   if (config.rateLimit !== undefined)
-    filters.push(createRateLimitFilter(config.rateLimit, { clock, service }));
+    add('rateLimit', createRateLimitFilter(config.rateLimit, { clock, service }));
   if (config.concurrencyLimit !== undefined) {
     const queue = Math.min(
       config.concurrencyLimit.queue,
       config.circuitBreaker?.maxPendingRequests ?? Number.POSITIVE_INFINITY,
     );
-    filters.push(createConcurrencyLimitFilter({ ...config.concurrencyLimit, queue }, { service }));
+    add('concurrencyLimit', createConcurrencyLimitFilter({ ...config.concurrencyLimit, queue }, { service }));
   }
   const budget = new RetryBudget((config.retry ?? DEFAULT_RETRY).budget, clock);
   const retrying = config.retry !== undefined && config.retry.maxRetries > 0;
   if (config.retry !== undefined && retrying) {
     const gate =
       config.circuitBreaker !== undefined ? createGate(config.circuitBreaker.maxRetries) : undefined;
-    filters.push(createRetryFilter(config.retry, { budget, ...(gate ? { gate } : {}) }));
+    add('retry', createRetryFilter(config.retry, { budget, ...(gate ? { gate } : {}) }));
   }
   if (config.hedge !== undefined)
-    filters.push(createHedgeFilter(config.hedge, retrying ? { budget } : { clock }));
+    add('hedge', createHedgeFilter(config.hedge, retrying ? { budget } : { clock }));
   if (config.circuitBreaker !== undefined) {
     const breaker = new DestinationBreaker(config.circuitBreaker, {
       clock,
@@ -76,12 +85,13 @@ export function createPolicyStack(config: ResilienceConfig, deps: PolicyStackDep
       ...(deps.onBreakerStateChange ? { onStateChange: deps.onBreakerStateChange } : {}),
     });
     breakerRef = breaker;
-    filters.push(breaker.filter());
+    add('circuitBreaker', breaker.filter());
     closers.push(() => breaker.close());
   }
-  filters.push(createPerTryTimeoutFilter({ perTryTimeoutMs: config.perTryTimeoutMs, service }));
+  add('perTryTimeout', createPerTryTimeoutFilter({ perTryTimeoutMs: config.perTryTimeoutMs, service }));
   return {
     filters,
+    roles,
     circuitBreakerState: () => breakerRef?.state,
     close() {
       for (const c of closers) c();

@@ -4,9 +4,9 @@
  * record of every attempt (endpoint, start time, outcome, why it was retried, why it stopped).
  */
 import {
-  type CallContext,
   type CallEvent,
   type CallResult,
+  compose,
   type Filter,
   Issues,
   MeshError,
@@ -208,10 +208,7 @@ export async function runPolicy(
   const random = options.random ?? seededRandom(options.seed ?? 1);
   const stack = createPolicyStack(resolved, { service, clock, random, logger: noopLogger });
   const { terminal, record, observer } = recordAttempts(scriptedUpstream(script));
-  const call = [...(options.filters ?? []), ...stack.filters].reduceRight<Next>(
-    (inner, f) => (ctx: CallContext) => f(ctx, inner),
-    terminal,
-  );
+  const call = compose([...(options.filters ?? []), ...stack.filters], terminal);
   const ctx = testContext({
     clock,
     random,

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { MeshError, seededRandom } from '@proxyless/core';
 import { flushPromises, VirtualClock } from '@proxyless/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { backoffDelay } from '../../../packages/discovery/src/backoff.js';
+import { consulRetryDelay } from '../../../packages/discovery/src/consul/backoff.js';
 import {
   type ConsulRegistrarEvent,
   createConsulRegistrar,
@@ -19,6 +19,7 @@ import {
 } from '../../../packages/discovery/src/consul/resolver.js';
 import { manageSignals } from '../../../packages/discovery/src/registrar/lifecycle.js';
 import { startConsulDouble } from '../../consul-double/server.js';
+import { fidelityCases } from './fidelity.cases.js';
 import { Agent, type ConsulTarget, uniqueName, Watcher } from './helpers.js';
 
 type Closer = () => Promise<void> | void;
@@ -251,10 +252,11 @@ export function consulCases(target: () => ConsulTarget): void {
       expect(e.error.message).toContain('No path to datacenter');
     });
 
-    itDouble('CE answers 400 for a namespace; reported as an error', async () => {
+    itDouble('CE answers 400 for a namespace; reported as a config error', async () => {
       const w = watch(resolver({ namespace: 'team-a' }), uniqueName('ns'));
       const e = await w.error();
-      expect(e.error.message).toContain('Namespaces are a Consul Enterprise feature');
+      expect(e.error.code).toBe('MESH_CONFIG_INVALID');
+      expect(e.error.message).toContain('need Consul Enterprise');
       expect(e.error.details.status).toBe(400);
     });
   });
@@ -409,13 +411,14 @@ export function consulCases(target: () => ConsulTarget): void {
       [429, '429 connection limit', { connLimit: true }],
       [503, '503 rate limit', {}],
     ] as const) {
-      itDouble(`backs off exponentially with full jitter on ${label} (virtual clock)`, async () => {
+      itDouble(`backs off exponentially with floored jitter on ${label} (virtual clock)`, async () => {
         const a = agent();
         const d = dbl();
         const name = uniqueName('backoff');
         await a.register(ttlService(name, `${name}-1`));
         const clock = new VirtualClock();
-        const backoff = { baseMs: 1_000, capMs: 8_000 };
+        const backoff = { baseMs: 1_000, capMs: 8_000, throttledBaseMs: 2_000 };
+        const throttled = status === 429 || status === 503;
         const r = resolver({ clock, random: seededRandom(7), backoff });
         const expected = seededRandom(7);
         d.failNext(status, 4, { pathPrefix: `/v1/health/service/${name}`, ...opts });
@@ -426,8 +429,10 @@ export function consulCases(target: () => ConsulTarget): void {
           await w.next(() => errors() >= attempt + 1, 0);
           const last = w.updates.filter((u) => u.kind === 'error').at(-1);
           expect(last?.kind === 'error' && last.error.details.status).toBe(status);
-          const delay = backoffDelay(attempt, backoff, expected);
-          expect(delay).toBeLessThan(Math.min(backoff.capMs, backoff.baseMs * 2 ** attempt));
+          const delay = consulRetryDelay(attempt, backoff, expected, throttled);
+          const d0 = Math.min(backoff.capMs, (throttled ? 2_000 : 1_000) * 2 ** attempt);
+          expect(delay).toBeLessThan(d0);
+          expect(delay).toBeGreaterThanOrEqual(d0 / 2);
           const seen = count();
           if (delay > 0) {
             await clock.advance(delay - 1);
@@ -765,6 +770,8 @@ export function consulCases(target: () => ConsulTarget): void {
       await w.endpoints((ids) => ids.length === 0);
     });
   });
+
+  fidelityCases({ target, closers, agent, resolver, watch, ttlService, itDouble, dbl, waitFor });
 
   describe('signals', () => {
     it('on SIGTERM: markUnhealthy, deregister, drain, onDrained, exit(0)', async () => {

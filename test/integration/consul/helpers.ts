@@ -115,6 +115,11 @@ export class Agent {
     await this.put(`/v1/agent/check/${op}/${encodeURIComponent(checkId)}`);
   }
 
+  /** `PUT /v1/agent/service/maintenance/:id?enable=…` (what `consul maint -service` does). */
+  async maintenance(id: string, enable: boolean): Promise<void> {
+    await this.put(`/v1/agent/service/maintenance/${encodeURIComponent(id)}?enable=${enable}`);
+  }
+
   async catalogRegister(body: Record<string, unknown>): Promise<void> {
     await this.put('/v1/catalog/register', body);
     this.nodes.add(String(body.Node));

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -74,6 +74,15 @@ describe('Consul transports (double)', () => {
     expect(d.requests.every((r) => r.headers['x-consul-token'] === 'file-token')).toBe(true);
   });
 
+  it('CONSUL_HTTP_AUTH is sent as HTTP basic auth on every request (#12)', async () => {
+    const d = await startConsulDouble();
+    closers.push(() => d.close());
+    await registerOne(d, { CONSUL_HTTP_ADDR: d.address, CONSUL_HTTP_AUTH: 'ops:s3cr:et' });
+    const expected = `Basic ${Buffer.from('ops:s3cr:et').toString('base64')}`;
+    expect(d.requests.length).toBeGreaterThan(1);
+    expect(d.requests.every((r) => r.headers.authorization === expected)).toBe(true);
+  });
+
   const openssl = requireBinary('openssl', 'Debian package openssl');
   describe.skipIf(!openssl.available)(`HTTPS and mutual TLS ${openssl.skipReason}`, () => {
     it('CONSUL_CACERT, CONSUL_CLIENT_CERT/KEY, CONSUL_TLS_SERVER_NAME', async () => {
@@ -134,6 +143,17 @@ describe('Consul transports (double)', () => {
         CONSUL_CLIENT_CERT: f('cli.pem'),
         CONSUL_CLIENT_KEY: f('cli.key'),
         CONSUL_TLS_SERVER_NAME: 'consul.test:8501',
+      });
+      // CONSUL_CAPATH (a directory of CA files) instead of CONSUL_CACERT; CONSUL_HTTP_SSL=t as Go reads it (#12).
+      mkdirSync(f('cas'));
+      copyFileSync(f('ca.pem'), f('cas/consul-ca.pem'));
+      await registerOne(d, {
+        CONSUL_HTTP_ADDR: `127.0.0.1:${port}`,
+        CONSUL_HTTP_SSL: 't',
+        CONSUL_CAPATH: f('cas'),
+        CONSUL_CLIENT_CERT: f('cli.pem'),
+        CONSUL_CLIENT_KEY: f('cli.key'),
+        CONSUL_TLS_SERVER_NAME: 'consul.test',
       });
       // Without the client certificate the agent refuses the connection.
       const r = createConsulResolver({

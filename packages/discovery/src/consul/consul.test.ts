@@ -1,10 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MeshError } from '@proxyless/core';
+import { MeshError, seededRandom } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
+import { consulRetryDelay, parseRetryAfter } from './backoff.js';
 import { consulEnvVars, consulOptionsFromEnv } from './env.js';
 import { parseConsulAddress } from './http.js';
+import { LongPollSlots } from './long-polls.js';
 import { parseHealthPayload } from './payload.js';
 import { consulServiceDefinition } from './registrar.js';
 import { createConsulResolver, parseIndex } from './resolver.js';
@@ -14,6 +16,11 @@ const tokenFile = join(dir, 'token');
 writeFileSync(tokenFile, '  secret-from-file\n');
 const pem = join(dir, 'ca.pem');
 writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
+const emptyTokenFile = join(dir, 'empty-token');
+writeFileSync(emptyTokenFile, ' \n');
+const caDir = join(dir, 'cas');
+mkdirSync(caDir);
+writeFileSync(join(caDir, 'a.pem'), '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
 
 function fields(fn: () => unknown): string[] {
   try {
@@ -41,7 +48,9 @@ describe('consulOptionsFromEnv', () => {
       CONSUL_HTTP_SSL: 'true',
       CONSUL_HTTP_TOKEN: 'ignored-because-file-wins',
       CONSUL_HTTP_TOKEN_FILE: tokenFile,
+      CONSUL_HTTP_AUTH: 'ops:pa:ss',
       CONSUL_CACERT: pem,
+      CONSUL_CAPATH: caDir,
       CONSUL_CLIENT_CERT: pem,
       CONSUL_CLIENT_KEY: pem,
       CONSUL_TLS_SERVER_NAME: 'consul.internal:8501',
@@ -56,7 +65,8 @@ describe('consulOptionsFromEnv', () => {
       address: 'consul.internal:8501',
       https: true,
       token: 'secret-from-file',
-      tls: { caFile: pem, certFile: pem, keyFile: pem, serverName: 'consul.internal' },
+      basicAuth: { username: 'ops', password: 'pa:ss' },
+      tls: { caFile: pem, caPath: caDir, certFile: pem, keyFile: pem, serverName: 'consul.internal' },
       namespace: 'team-a',
       partition: 'part-1',
       datacenter: 'dc2',
@@ -73,6 +83,51 @@ describe('consulOptionsFromEnv', () => {
       address: 'unix:///run/consul.sock',
       token: 't',
     });
+  });
+
+  it.each(['1', 't', 'T', 'TRUE', 'true', 'True'])(
+    'reads CONSUL_HTTP_SSL=%s as strconv.ParseBool does (#12)',
+    (value) => {
+      expect(consulOptionsFromEnv({ CONSUL_HTTP_ADDR: 'c:8501', CONSUL_HTTP_SSL: value })?.https).toBe(true);
+    },
+  );
+
+  it.each(['0', 'f', 'F', 'FALSE', 'false', 'False'])(
+    'reads CONSUL_HTTP_SSL_VERIFY=%s as false (#12)',
+    (v) => {
+      expect(consulOptionsFromEnv({ CONSUL_HTTP_ADDR: 'c:8501', CONSUL_HTTP_SSL_VERIFY: v })?.tls).toEqual({
+        verify: false,
+      });
+    },
+  );
+
+  it('an empty token file leaves CONSUL_HTTP_TOKEN (or no token), as the Go client (#12)', () => {
+    expect(
+      consulOptionsFromEnv({
+        CONSUL_HTTP_ADDR: 'c:8500',
+        CONSUL_HTTP_TOKEN: 'from-env',
+        CONSUL_HTTP_TOKEN_FILE: emptyTokenFile,
+      })?.token,
+    ).toBe('from-env');
+    expect(
+      consulOptionsFromEnv({ CONSUL_HTTP_ADDR: 'c:8500', CONSUL_HTTP_TOKEN_FILE: emptyTokenFile }),
+    ).toEqual({ address: 'c:8500' });
+  });
+
+  it('CONSUL_HTTP_AUTH: user alone, or user:password split at the first colon (#12)', () => {
+    expect(consulOptionsFromEnv({ CONSUL_HTTP_ADDR: 'c:8500', CONSUL_HTTP_AUTH: 'ops' })?.basicAuth).toEqual({
+      username: 'ops',
+    });
+    expect(
+      consulOptionsFromEnv({ CONSUL_HTTP_ADDR: 'c:8500', CONSUL_HTTP_AUTH: 'ops:a:b' })?.basicAuth,
+    ).toEqual({ username: 'ops', password: 'a:b' });
+  });
+
+  it('CONSUL_CAPATH must be a directory (#12)', () => {
+    expect(fields(() => consulOptionsFromEnv({ CONSUL_HTTP_ADDR: 'c:1', CONSUL_CAPATH: pem }))).toEqual([
+      'CONSUL_CAPATH',
+    ]);
+    expect(() => createConsulResolver({ tls: { caPath: dir } })).toThrow(/tls\.caPath/);
   });
 
   it('lists every bad variable by name and value at once', () => {
@@ -150,6 +205,76 @@ describe('consulOptionsFromEnv', () => {
   });
 });
 
+describe('consulRetryDelay (#12)', () => {
+  it('stays in [d/2, d) with d = min(cap, base·2ⁿ); the throttled base after 429/503', () => {
+    const random = seededRandom(42);
+    const o = { baseMs: 1_000, capMs: 60_000, throttledBaseMs: 5_000 };
+    for (let n = 0; n < 12; n++) {
+      for (const throttled of [false, true]) {
+        const d = Math.min(60_000, (throttled ? 5_000 : 1_000) * 2 ** n);
+        for (let i = 0; i < 200; i++) {
+          const delay = consulRetryDelay(n, o, random, throttled);
+          expect(delay).toBeGreaterThanOrEqual(d / 2);
+          expect(delay).toBeLessThan(d);
+        }
+      }
+    }
+  });
+
+  it('parses Retry-After seconds and HTTP dates, bounded to 10 minutes', () => {
+    expect(parseRetryAfter('7', 0)).toBe(7_000);
+    expect(parseRetryAfter('Thu, 01 Jan 1970 00:00:30 GMT', 10_000)).toBe(20_000);
+    expect(parseRetryAfter('99999', 0)).toBe(600_000);
+    expect(parseRetryAfter('soon', 0)).toBeUndefined();
+    expect(parseRetryAfter(undefined, 0)).toBeUndefined();
+  });
+});
+
+describe('LongPollSlots (#12)', () => {
+  it('grants slots in order up to the cap, shortens the wait beyond it, and reports crossing once', async () => {
+    const slots = new LongPollSlots();
+    slots.addUser(2);
+    const events: unknown[] = [];
+    const ws = Array.from({ length: 4 }, () => slots.join((e) => events.push(e)));
+    expect(events).toEqual([{ type: 'long-poll-limit', watches: 3, limit: 2 }]);
+    expect(ws[0]?.waitMs(60_000)).toBe(30_000);
+    const signal = new AbortController().signal;
+    const r1 = await ws[0]?.acquire(signal);
+    const r2 = await ws[1]?.acquire(signal);
+    const order: number[] = [];
+    const p3 = ws[2]?.acquire(signal).then((r) => {
+      order.push(3);
+      return r;
+    });
+    const p4 = ws[3]?.acquire(signal).then((r) => {
+      order.push(4);
+      return r;
+    });
+    expect(slots.active).toBe(2);
+    r1?.();
+    (await p3)?.();
+    r2?.();
+    (await p4)?.();
+    expect(order).toEqual([3, 4]);
+    expect(slots.active).toBe(0);
+    for (const w of ws) w.leave();
+    expect(ws[0]?.waitMs(60_000)).toBe(60_000);
+  });
+
+  it('an aborted wait leaves the queue', async () => {
+    const slots = new LongPollSlots();
+    slots.addUser(1);
+    const w = slots.join(() => undefined);
+    const held = await w.acquire(new AbortController().signal);
+    const ac = new AbortController();
+    const queued = w.acquire(ac.signal);
+    ac.abort();
+    expect(await queued).toBeUndefined();
+    held?.();
+    expect(slots.active).toBe(0);
+  });
+});
+
 describe('parseConsulAddress', () => {
   it.each([
     ['127.0.0.1:8500', false, 'http://127.0.0.1:8500', ''],
@@ -202,6 +327,7 @@ describe('resolver basics', () => {
   it('rejects bad options', () => {
     expect(() => createConsulResolver({ waitMs: 20 * 60_000 })).toThrow(/waitMs/);
     expect(() => createConsulResolver({ backoff: { baseMs: 0, capMs: 1 } })).toThrow(/backoff/);
+    expect(() => createConsulResolver({ maxLongPolls: 200 })).toThrow(/maxLongPolls/);
     expect(() => createConsulResolver({ address: 'gopher://x' })).toThrow(/Unknown protocol scheme/);
   });
 

@@ -2,7 +2,7 @@
  * Consul settings from the environment, with the variable names the Consul CLI and Go client
  * use (`CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN`, …) plus the mesh's own `MESH_CONSUL_*`.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { type Env, type EnvVarSpec, envString, Issues, parseBoolean } from '@proxyless/core';
 import { parseConsulAddress } from './http.js';
 import type { ConsulResolverOptions } from './resolver.js';
@@ -26,13 +26,21 @@ export const consulEnvVars: readonly EnvVarSpec[] = Object.freeze([
     name: 'CONSUL_HTTP_TOKEN_FILE',
     type: 'file path',
     defaultValue: '—',
-    description: 'File holding the ACL token (read once at start, trimmed); wins over `CONSUL_HTTP_TOKEN`.',
+    description:
+      'File holding the ACL token (read once at start, trimmed); wins over `CONSUL_HTTP_TOKEN` unless empty.',
+  },
+  {
+    name: 'CONSUL_HTTP_AUTH',
+    type: 'user[:password]',
+    defaultValue: '—',
+    description: 'HTTP basic auth sent to the agent address (a proxy in front of Consul).',
   },
   {
     name: 'CONSUL_HTTP_SSL',
     type: 'boolean',
     defaultValue: 'false',
-    description: '`true` uses HTTPS even for a `host:port` or `http://` address.',
+    description:
+      '`true` (or `1`, `t`, `TRUE`, as Go reads it) uses HTTPS even for a `host:port` or `http://` address.',
   },
   {
     name: 'CONSUL_HTTP_SSL_VERIFY',
@@ -45,6 +53,12 @@ export const consulEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'file path',
     defaultValue: 'system CAs',
     description: 'PEM file of the CA that signed the agent certificate.',
+  },
+  {
+    name: 'CONSUL_CAPATH',
+    type: 'directory path',
+    defaultValue: '—',
+    description: 'Directory of PEM CA files trusted for the agent certificate (with `CONSUL_CACERT`).',
   },
   {
     name: 'CONSUL_CLIENT_CERT',
@@ -68,14 +82,15 @@ export const consulEnvVars: readonly EnvVarSpec[] = Object.freeze([
     name: 'CONSUL_NAMESPACE',
     type: 'string',
     defaultValue: '—',
-    description: 'Consul Enterprise namespace (`?ns=`). Consul CE rejects any value with HTTP 400.',
+    description:
+      'Consul Enterprise namespace (`?ns=` on every request, registration included). On Consul CE the first request fails with `MESH_CONFIG_INVALID`.',
   },
   {
     name: 'CONSUL_PARTITION',
     type: 'string',
     defaultValue: '—',
     description:
-      'Consul Enterprise admin partition (`?partition=`). Consul CE rejects any value with HTTP 400.',
+      'Consul Enterprise admin partition (`?partition=` on every request). On Consul CE the first request fails with `MESH_CONFIG_INVALID`.',
   },
   {
     name: 'MESH_CONSUL_DATACENTER',
@@ -106,6 +121,22 @@ export const consulEnvVars: readonly EnvVarSpec[] = Object.freeze([
 ]);
 
 const DC = /^[A-Za-z0-9_-]+$/;
+
+/** `strconv.ParseBool`'s forms. */
+const GO_BOOL: Readonly<Record<string, boolean>> = {
+  '1': true,
+  t: true,
+  T: true,
+  TRUE: true,
+  true: true,
+  True: true,
+  '0': false,
+  f: false,
+  F: false,
+  FALSE: false,
+  false: false,
+  False: false,
+};
 const META_KEY = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
@@ -123,7 +154,10 @@ export function consulOptionsFromEnv(env: Env): ConsulResolverOptions | undefine
   const out: ConsulResolverOptions = {};
   const bool = (name: string): boolean | undefined => {
     const v = envString(env, name);
-    return v === undefined ? undefined : issues.try(() => parseBoolean(v, name));
+    if (v === undefined) return undefined;
+    // The Go client reads CONSUL_* booleans with strconv.ParseBool (`t`, `F`, `TRUE`, …).
+    if (name.startsWith('CONSUL_') && GO_BOOL[v] !== undefined) return GO_BOOL[v];
+    return issues.try(() => parseBoolean(v, name));
   };
   const file = (name: string): string | undefined => {
     const v = envString(env, name);
@@ -141,12 +175,14 @@ export function consulOptionsFromEnv(env: Env): ConsulResolverOptions | undefine
     if (https) out.https = true;
   }
 
+  // As the Go client: the file wins when it holds a token; an empty file leaves CONSUL_HTTP_TOKEN.
+  const envToken = envString(env, 'CONSUL_HTTP_TOKEN');
+  if (envToken !== undefined) out.token = envToken;
   const tokenFile = envString(env, 'CONSUL_HTTP_TOKEN_FILE');
   if (tokenFile !== undefined) {
     try {
       const token = readFileSync(tokenFile, 'utf8').trim();
-      if (token === '') issues.add('CONSUL_HTTP_TOKEN_FILE', 'a file holding a non-empty token', tokenFile);
-      else out.token = token;
+      if (token !== '') out.token = token;
     } catch (error) {
       issues.add(
         'CONSUL_HTTP_TOKEN_FILE',
@@ -154,12 +190,22 @@ export function consulOptionsFromEnv(env: Env): ConsulResolverOptions | undefine
         tokenFile,
       );
     }
-  } else {
-    const token = envString(env, 'CONSUL_HTTP_TOKEN');
-    if (token !== undefined) out.token = token;
+  }
+  const auth = envString(env, 'CONSUL_HTTP_AUTH');
+  if (auth !== undefined) {
+    const colon = auth.indexOf(':');
+    out.basicAuth =
+      colon < 0 ? { username: auth } : { username: auth.slice(0, colon), password: auth.slice(colon + 1) };
   }
 
   const caFile = file('CONSUL_CACERT');
+  const capath = envString(env, 'CONSUL_CAPATH');
+  let caPath: string | undefined;
+  if (capath !== undefined) {
+    if (!existsSync(capath) || !statSync(capath).isDirectory())
+      issues.add('CONSUL_CAPATH', 'the path of a directory of PEM CA files', capath);
+    else caPath = capath;
+  }
   const certFile = file('CONSUL_CLIENT_CERT');
   const keyFile = file('CONSUL_CLIENT_KEY');
   const certSet = envString(env, 'CONSUL_CLIENT_CERT') !== undefined;
@@ -179,6 +225,7 @@ export function consulOptionsFromEnv(env: Env): ConsulResolverOptions | undefine
     issues.add('CONSUL_TLS_SERVER_NAME', 'a host name', serverName);
   const tls = {
     ...(caFile ? { caFile } : {}),
+    ...(caPath ? { caPath } : {}),
     ...(certFile ? { certFile } : {}),
     ...(keyFile ? { keyFile } : {}),
     ...(serverName ? { serverName: serverName.replace(/:\d+$/, '') } : {}),

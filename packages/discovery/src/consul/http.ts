@@ -1,18 +1,28 @@
 /**
  * The one module that speaks HTTP to Consul (through undici). Handles the address forms of
  * `CONSUL_HTTP_ADDR` (`host:port`, `http(s)://host:port[/prefix]`, `unix:///path`), TLS options,
- * the ACL token header, the common `dc`/`ns`/`partition` parameters, a cap on response size and
- * per-request timeouts and abort.
+ * the ACL token and basic-auth headers, the common `dc`/`ns`/`partition` parameters (as the Go
+ * client's `newRequest`: `ns` and `partition` on every request, agent writes included), a cap on
+ * response size, per-request timeouts that start once the request is on a socket, and abort.
+ * Blocking queries use their own connections ({@link LongPollSlots}).
  */
-import { readFileSync } from 'node:fs';
 import { MeshError, quote } from '@proxyless/core';
 import { Agent, type Dispatcher, request } from 'undici';
+import {
+  DEFAULT_MAX_LONG_POLLS,
+  type LongPollSlots,
+  longPollSlots,
+  releaseLongPollSlots,
+} from './long-polls.js';
+import { readTlsFiles } from './tls-files.js';
 
 /** TLS settings for an `https` Consul address. Files are read when the client is created. */
 export interface ConsulTlsOptions {
   /** PEM CA certificate(s), or a path to a PEM file with `caFile`. */
   ca?: string;
   caFile?: string;
+  /** A directory of PEM CA files (`CONSUL_CAPATH`); every file in it (recursively) is trusted. */
+  caPath?: string;
   /** Client certificate and key for mutual TLS (both or neither). */
   cert?: string;
   certFile?: string;
@@ -35,18 +45,26 @@ export interface ConsulConnectionOptions {
   https?: boolean;
   /** ACL token, sent as `X-Consul-Token`. */
   token?: string;
+  /** HTTP basic auth (`CONSUL_HTTP_AUTH=user[:pass]`), for a proxy in front of Consul. */
+  basicAuth?: { username: string; password?: string };
   tls?: ConsulTlsOptions;
-  /** Enterprise namespace (`?ns=`). */
+  /** Enterprise namespace (`?ns=` on every request). Consul CE refuses it. */
   namespace?: string;
-  /** Enterprise admin partition (`?partition=`). */
+  /** Enterprise admin partition (`?partition=` on every request). Consul CE refuses it. */
   partition?: string;
-  /** Largest accepted response body, in bytes. @defaultValue 4 MiB */
-  maxBodyBytes?: number;
   /**
-   * Most concurrent connections to the agent. Each watched service holds one during its
-   * blocking query; Consul refuses more than 200 per client IP. @defaultValue 64
+   * Largest accepted response body, in bytes. Consul has no cap: a service of a few thousand
+   * instances answers several MB. @defaultValue 64 MiB
    */
+  maxBodyBytes?: number;
+  /** Most concurrent connections for requests other than blocking queries. @defaultValue 16 */
   maxConnections?: number;
+  /**
+   * Most concurrent blocking queries to one agent, for the whole process (each holds a
+   * connection for its `wait`; Consul accepts 200 connections per client IP). Beyond it, watches
+   * take turns with a shorter `wait` and a `long-poll-limit` event is raised. @defaultValue 128
+   */
+  maxLongPolls?: number;
 }
 
 /** A parsed Consul address. */
@@ -129,79 +147,68 @@ export interface ConsulRequestOptions {
   /** A JSON body (serialised) or raw text. */
   json?: unknown;
   signal?: AbortSignal;
-  /** Total time for headers and body, in ms. @defaultValue 30_000 */
+  /**
+   * Time for the answer's headers, then between body chunks, in ms; counted from when the
+   * request is written to a connection, not while it waits for one. @defaultValue 30_000
+   */
   timeoutMs?: number;
-  /** Leave out `dc`/`ns`/`partition` defaults (agent-local calls). */
+  /** Agent-local call: no `dc` (still `ns`/`partition`, as the Go client). */
   local?: boolean;
+  /** A blocking query: sent on the long-poll connections. */
+  longPoll?: boolean;
   /** Datacenter for this call. */
   datacenter?: string;
 }
 
-/** @defaultValue 4 MiB */
-export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** @defaultValue 64 MiB */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** An HTTP client bound to one Consul agent. */
 export class ConsulHttp {
   readonly target: ConsulTarget;
-  private readonly dispatcher: Dispatcher;
-  private readonly token: string | undefined;
-  private readonly namespace: string | undefined;
-  private readonly partition: string | undefined;
+  /** The blocking-query slots of this agent, shared process-wide. */
+  readonly longPolls: LongPollSlots;
+  readonly namespace: string | undefined;
+  readonly partition: string | undefined;
   readonly maxBodyBytes: number;
+  private readonly dispatcher: Dispatcher;
+  private readonly longDispatcher: Dispatcher;
+  private readonly headers: Readonly<Record<string, string>>;
+  private readonly slotsKey: string;
+  private readonly slotsLimit: number;
+  private closing: Promise<void> | undefined;
 
   constructor(options: ConsulConnectionOptions = {}) {
     this.target = parseConsulAddress(options.address ?? '127.0.0.1:8500', options.https ?? false);
-    this.token = options.token;
     this.namespace = options.namespace;
     this.partition = options.partition;
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    const tls = options.tls ?? {};
-    const read = (
-      inline: string | undefined,
-      file: string | undefined,
-      field: string,
-    ): string | undefined => {
-      if (inline !== undefined || !file) return inline;
-      try {
-        return readFileSync(file, 'utf8');
-      } catch (error) {
-        const expected = `a readable PEM file (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
-        throw new MeshError('MESH_CONFIG_INVALID', `${field}: expected ${expected}, got ${quote(file)}`, {
-          cause: error,
-          details: { field, value: file, issues: [{ field, value: file, expected }] },
-        });
-      }
-    };
-    const ca = read(tls.ca, tls.caFile, 'tls.caFile');
-    const cert = read(tls.cert, tls.certFile, 'tls.certFile');
-    const key = read(tls.key, tls.keyFile, 'tls.keyFile');
-    if ((cert === undefined) !== (key === undefined)) {
-      const field = cert === undefined ? 'tls.cert' : 'tls.key';
-      throw new MeshError(
-        'MESH_CONFIG_INVALID',
-        `${field}: both client cert and client key must be provided`,
-        {
-          details: {
-            field,
-            value: undefined,
-            issues: [{ field, value: undefined, expected: 'client cert and key together' }],
-          },
-        },
-      );
+    const headers: Record<string, string> = {};
+    if (options.token) headers['x-consul-token'] = options.token;
+    if (options.basicAuth) {
+      const { username, password = '' } = options.basicAuth;
+      headers.authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
     }
+    this.headers = headers;
+    const tls = options.tls ?? {};
+    const material = readTlsFiles(tls);
     const servername = tls.serverName?.replace(/:\d+$/, '');
+    const connect = {
+      ...(this.target.socketPath ? { socketPath: this.target.socketPath } : {}),
+      ...material,
+      ...(servername ? { servername } : {}),
+      ...(tls.verify === false ? { rejectUnauthorized: false } : {}),
+    };
+    this.slotsLimit = options.maxLongPolls ?? DEFAULT_MAX_LONG_POLLS;
     this.dispatcher = new Agent({
-      connections: options.maxConnections ?? 64,
+      connections: options.maxConnections ?? 16,
       keepAliveTimeout: 4_000,
-      connect: {
-        ...(this.target.socketPath ? { socketPath: this.target.socketPath } : {}),
-        ...(ca ? { ca } : {}),
-        ...(cert ? { cert } : {}),
-        ...(key ? { key } : {}),
-        ...(servername ? { servername } : {}),
-        ...(tls.verify === false ? { rejectUnauthorized: false } : {}),
-      },
+      connect,
     });
+    // One connection per blocking query in flight; the slots keep them under the cap.
+    this.longDispatcher = new Agent({ connections: this.slotsLimit, keepAliveTimeout: 4_000, connect });
+    this.slotsKey = this.target.socketPath ?? this.target.origin;
+    this.longPolls = longPollSlots(this.slotsKey, this.slotsLimit);
   }
 
   /** The URL a path (`/v1/…`) is sent to, without query. */
@@ -211,16 +218,15 @@ export class ConsulHttp {
 
   /**
    * Send one request. Network failures, timeouts and an oversized body reject with a
-   * `MeshError` (`MESH_REGISTRY_UNAVAILABLE`, `MESH_ABORTED`, `MESH_REGISTRY_PAYLOAD_INVALID`);
-   * any HTTP status resolves.
+   * `MeshError` (`MESH_REGISTRY_UNAVAILABLE`, `MESH_ABORTED`, `MESH_REGISTRY_PAYLOAD_INVALID`
+   * with `details.index` of the answer); any HTTP status resolves.
    */
   async request(path: string, options: ConsulRequestOptions = {}): Promise<ConsulResponse> {
     const params = new URLSearchParams();
-    if (!options.local) {
-      if (options.datacenter) params.set('dc', options.datacenter);
-      if (this.namespace) params.set('ns', this.namespace);
-      if (this.partition) params.set('partition', this.partition);
-    }
+    if (!options.local && options.datacenter) params.set('dc', options.datacenter);
+    // As the Go client's newRequest: on every request, agent writes and heartbeats included.
+    if (this.namespace) params.set('ns', this.namespace);
+    if (this.partition) params.set('partition', this.partition);
     for (const [k, v] of Object.entries(options.query ?? {})) {
       if (v === undefined) continue;
       if (typeof v === 'string') params.append(k, v);
@@ -228,30 +234,29 @@ export class ConsulHttp {
     }
     const qs = params.toString();
     const url = `${this.url(path)}${qs ? `?${qs}` : ''}`;
-    const headers: Record<string, string> = {};
-    if (this.token) headers['x-consul-token'] = this.token;
+    const headers: Record<string, string> = { ...this.headers };
     let body: string | undefined;
     if (options.json !== undefined) {
       body = typeof options.json === 'string' ? options.json : JSON.stringify(options.json);
       headers['content-type'] = 'application/json';
     }
+    // undici starts these when the request is written to a socket: time spent waiting for a
+    // free connection never counts (it used to, and queued watches timed out spuriously).
     const timeoutMs = options.timeoutMs ?? 30_000;
-    const ac = new AbortController();
-    const onAbort = (): void => ac.abort(options.signal?.reason);
     if (options.signal?.aborted) throw aborted(options.signal.reason);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    // Real time on purpose: this bounds a socket, not a policy.
-    const timer = setTimeout(() => ac.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-    timer.unref();
     const method = options.method ?? 'GET';
     try {
       const res = await request(url, {
-        dispatcher: this.dispatcher,
+        dispatcher: options.longPoll ? this.longDispatcher : this.dispatcher,
         method,
         headers,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
         ...(body !== undefined ? { body } : {}),
-        signal: ac.signal,
+        ...(options.signal ? { signal: options.signal } : {}),
       });
+      const rawIndex = res.headers['x-consul-index'];
+      const index = Array.isArray(rawIndex) ? rawIndex[0] : rawIndex;
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of res.body) {
@@ -261,11 +266,12 @@ export class ConsulHttp {
           res.body.destroy();
           throw new MeshError(
             'MESH_REGISTRY_PAYLOAD_INVALID',
-            `consul ${method} ${path}: response body exceeds ${this.maxBodyBytes} bytes`,
+            `consul ${method} ${path}: response body exceeds maxBodyBytes (${this.maxBodyBytes} bytes)`,
             {
               details: {
                 field: 'body',
                 value: `more than ${this.maxBodyBytes} bytes`,
+                index,
                 issues: [{ field: 'body', value: size, expected: `at most ${this.maxBodyBytes} bytes` }],
               },
             },
@@ -274,34 +280,42 @@ export class ConsulHttp {
         chunks.push(b);
       }
       const buf = Buffer.concat(chunks);
-      const rawIndex = res.headers['x-consul-index'];
       return {
         status: res.statusCode,
         headers: res.headers,
         body: buf,
         text: () => buf.toString('utf8'),
-        index: Array.isArray(rawIndex) ? rawIndex[0] : rawIndex,
+        index,
       };
     } catch (error) {
       if (MeshError.is(error)) throw error;
       if (options.signal?.aborted) throw aborted(options.signal.reason);
       throw new MeshError(
         'MESH_REGISTRY_UNAVAILABLE',
-        `consul ${method} ${path}: ${describe(error, ac.signal)}`,
+        `consul ${method} ${path}: ${describe(error, timeoutMs)}`,
         {
           cause: error,
           details: { address: this.target.socketPath ?? this.target.origin },
         },
       );
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  /** Close pooled connections. */
-  async close(): Promise<void> {
-    await this.dispatcher.close().catch(() => undefined);
+  /** The `MeshError` for a non-2xx answer ({@link consulStatusError} with this client's namespace). */
+  statusError(what: string, res: ConsulResponse): MeshError {
+    return consulStatusError(what, res, { namespace: this.namespace, partition: this.partition });
+  }
+
+  /** Close pooled connections. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      releaseLongPollSlots(this.slotsKey, this.slotsLimit);
+      await Promise.all([
+        this.dispatcher.close().catch(() => undefined),
+        this.longDispatcher.close().catch(() => undefined),
+      ]);
+    })();
+    return this.closing;
   }
 }
 
@@ -310,10 +324,11 @@ function aborted(reason: unknown): MeshError {
   return new MeshError('MESH_ABORTED', 'consul request aborted', { cause: reason });
 }
 
-function describe(error: unknown, signal: AbortSignal): string {
-  if (signal.aborted && signal.reason instanceof Error) return signal.reason.message;
+function describe(error: unknown, timeoutMs: number): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+      return `timed out after ${timeoutMs} ms on the connection (${code})`;
     const causeCode = (error.cause as { code?: unknown } | undefined)?.code;
     return [
       error.message,
@@ -326,21 +341,50 @@ function describe(error: unknown, signal: AbortSignal): string {
   return String(error);
 }
 
+const CE_FEATURE = /Invalid query parameter: "(ns|partition)" - \w+ are a Consul Enterprise feature/;
+
 /**
  * The `MeshError` for a non-2xx answer. 403 (ACL), 429 and 5xx are `MESH_REGISTRY_UNAVAILABLE`
- * with `details.status` and the plain-text body Consul sent.
+ * with `details.status`, the plain-text body Consul sent and `details.retryAfter` (the raw
+ * `Retry-After` header). Consul CE's 400 for `?ns=`/`?partition=` is `MESH_CONFIG_INVALID`
+ * naming `CONSUL_NAMESPACE`/`CONSUL_PARTITION`: it answers so to every request, so no retry helps.
  */
-export function consulStatusError(what: string, res: ConsulResponse): MeshError {
+export function consulStatusError(
+  what: string,
+  res: ConsulResponse,
+  scope: { namespace?: string | undefined; partition?: string | undefined } = {},
+): MeshError {
   const body = res.text().trim().slice(0, 300);
+  const ce = res.status === 400 ? body.match(CE_FEATURE) : null;
+  if (ce) {
+    const isNs = ce[1] === 'ns';
+    const field = isNs ? 'CONSUL_NAMESPACE' : 'CONSUL_PARTITION';
+    const value = isNs ? scope.namespace : scope.partition;
+    const expected = `unset: ${isNs ? 'namespaces' : 'admin partitions'} need Consul Enterprise, and this agent is Consul CE (it answers 400 to every request carrying ?${ce[1]}=)`;
+    return new MeshError(
+      'MESH_CONFIG_INVALID',
+      `consul ${what}: ${field}: expected ${expected}, got ${quote(value)}`,
+      {
+        details: { field, value, status: 400, body, issues: [{ field, value, expected }] },
+      },
+    );
+  }
   const hint =
     res.status === 403
       ? ' (ACL: check CONSUL_HTTP_TOKEN and its policy)'
-      : res.status === 429
+      : res.status === 429 || res.status === 503
         ? ' (rate limited)'
         : '';
+  const retryAfter = res.headers['retry-after'];
   return new MeshError(
     'MESH_REGISTRY_UNAVAILABLE',
     `consul ${what}: HTTP ${res.status}${body ? ` ${quote(body)}` : ''}${hint}`,
-    { details: { status: res.status, body } },
+    {
+      details: {
+        status: res.status,
+        body,
+        ...(typeof retryAfter === 'string' ? { retryAfter } : {}),
+      },
+    },
   );
 }

@@ -1,3 +1,9 @@
+export {
+  type ConsulBackoffOptions,
+  consulRetryDelay,
+  DEFAULT_CONSUL_BACKOFF,
+  parseRetryAfter,
+} from './backoff.js';
 export { consulEnvVars, consulOptionsFromEnv } from './env.js';
 export {
   type ConsulConnectionOptions,
@@ -11,6 +17,11 @@ export {
   parseConsulAddress,
 } from './http.js';
 export {
+  DEFAULT_MAX_LONG_POLLS,
+  type LongPollLimitEvent,
+  LongPollSlots,
+} from './long-polls.js';
+export {
   type HealthPayload,
   type HealthPayloadOptions,
   parseHealthPayload,
@@ -21,9 +32,11 @@ export {
   type ConsulRegistrarOptions,
   consulServiceDefinition,
   createConsulRegistrar,
+  DEFAULT_CONSUL_CHECK,
 } from './registrar.js';
 export {
   type ConsulResolver,
+  type ConsulResolverEvent,
   type ConsulResolverOptions,
   createConsulResolver,
   parseIndex,

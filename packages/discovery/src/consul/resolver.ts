@@ -10,9 +10,13 @@
  * - calls are rate-limited by a token bucket (burst 2, one token per `minIntervalMs`, degrading
  *   to one per `maxIntervalMs` under sustained churn);
  * - network errors, 403, 404, 429 and 5xx: the error is reported (the hub keeps the last good set,
- *   marked stale), the next call waits an exponential backoff with full jitter and is a
- *   non-blocking read; an error is never "no instances";
- * - an invalid payload is rejected whole (`MESH_REGISTRY_PAYLOAD_INVALID`) and also backs off.
+ *   marked stale), the next call waits a floored exponential backoff (longer after 429/503,
+ *   at least `Retry-After`; see `backoff.ts`) and is a non-blocking read; an error is never "no
+ *   instances";
+ * - an invalid or oversized payload is rejected whole (`MESH_REGISTRY_PAYLOAD_INVALID`), backs off,
+ *   and keeps the index of that answer, so it is not fetched again before the service changes;
+ * - blocking queries run on their own connections, one per watch up to a process-wide cap
+ *   (`long-polls.ts`); service names and tags match case-insensitively, as in Consul.
  */
 import {
   type Clock,
@@ -28,10 +32,19 @@ import {
   systemClock,
   systemRandom,
 } from '@proxyless/core';
-import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import { ResolverHub, type WatchSink } from '../hub.js';
-import { type ConsulConnectionOptions, ConsulHttp, consulStatusError } from './http.js';
+import {
+  type ConsulBackoffOptions,
+  consulRetryDelay,
+  DEFAULT_CONSUL_BACKOFF,
+  parseRetryAfter,
+} from './backoff.js';
+import { type ConsulConnectionOptions, ConsulHttp } from './http.js';
+import type { LongPollLimitEvent } from './long-polls.js';
 import { parseHealthPayload, parseJsonPayload } from './payload.js';
+
+/** Something the resolver reports besides updates: the long-poll cap was passed. */
+export type ConsulResolverEvent = LongPollLimitEvent;
 
 /** Options of {@link createConsulResolver}. */
 export interface ConsulResolverOptions extends ConsulConnectionOptions {
@@ -39,8 +52,10 @@ export interface ConsulResolverOptions extends ConsulConnectionOptions {
   datacenter?: string;
   /** Use only instances whose every check passes (`?passing`). @defaultValue false: passing and warning */
   onlyPassing?: boolean;
-  /** Use only instances carrying this tag (`?tag=`). */
+  /** Use only instances carrying this tag (`?tag=`, case-insensitive as in Consul). */
   tag?: string;
+  /** go-bexpr filter sent as `?filter=` (e.g. `Service.Meta.version == "2"`), to narrow a large service. */
+  filter?: string;
   /** Node/service meta key holding the zone. @defaultValue 'zone' */
   zoneMetaKey?: string;
   /** Blocking-query `wait`, in ms (1 s – 10 min). @defaultValue 60_000 */
@@ -55,8 +70,14 @@ export interface ConsulResolverOptions extends ConsulConnectionOptions {
    * in ms; a quiet call (one that blocked for at least half of `waitMs`) resets it. @defaultValue 15_000
    */
   maxIntervalMs?: number;
-  /** Backoff after a failed call. @defaultValue { baseMs: 1_000, capMs: 30_000 } */
-  backoff?: BackoffOptions;
+  /**
+   * Backoff after a failed call: uniform in `[d/2, d)`, `d = min(capMs, base·2ⁿ)`, the base being
+   * `throttledBaseMs` after a 429 or 503; never shorter than a `Retry-After`.
+   * @defaultValue { baseMs: 1_000, capMs: 60_000, throttledBaseMs: 5_000 }
+   */
+  backoff?: ConsulBackoffOptions;
+  /** Called when the watches on the agent pass `maxLongPolls` (also logged as a warning). */
+  onLongPollLimit?: (event: ConsulResolverEvent) => void;
   /** DNS domain for `match` (`<name>.service.<domain>`). @defaultValue 'consul' */
   domain?: string;
   /** Whether `match` accepts bare single-label host names (`payments`). @defaultValue true */
@@ -93,8 +114,20 @@ function validateOptions(o: ConsulResolverOptions): void {
     (!Number.isFinite(o.maxIntervalMs) || o.maxIntervalMs < (o.minIntervalMs ?? 1_000))
   )
     bad('maxIntervalMs', 'a number ≥ minIntervalMs', o.maxIntervalMs);
-  if (o.backoff && (!(o.backoff.baseMs > 0) || !(o.backoff.capMs >= o.backoff.baseMs)))
-    bad('backoff', 'baseMs > 0 and capMs ≥ baseMs', o.backoff);
+  if (
+    o.backoff &&
+    (!(o.backoff.baseMs > 0) ||
+      !(o.backoff.capMs >= o.backoff.baseMs) ||
+      (o.backoff.throttledBaseMs !== undefined && !(o.backoff.throttledBaseMs > 0)))
+  )
+    bad('backoff', 'baseMs > 0, capMs ≥ baseMs and throttledBaseMs > 0', o.backoff);
+  if (
+    o.maxLongPolls !== undefined &&
+    (!Number.isInteger(o.maxLongPolls) || o.maxLongPolls < 1 || o.maxLongPolls > 199)
+  )
+    bad('maxLongPolls', 'an integer 1..199 (Consul accepts 200 connections per client IP)', o.maxLongPolls);
+  if (o.maxBodyBytes !== undefined && !(o.maxBodyBytes > 0))
+    bad('maxBodyBytes', 'a number of bytes > 0', o.maxBodyBytes);
 }
 
 /**
@@ -113,7 +146,7 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
   const waitMs = options.waitMs ?? 60_000;
   const minInterval = options.minIntervalMs ?? 1_000;
   const maxInterval = Math.max(minInterval, options.maxIntervalMs ?? 15_000);
-  const backoff = options.backoff ?? { baseMs: 1_000, capMs: 30_000 };
+  const backoff = options.backoff ?? DEFAULT_CONSUL_BACKOFF;
   const domain = (options.domain ?? 'consul').toLowerCase();
   const dc = options.datacenter?.toLowerCase();
 
@@ -133,78 +166,139 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
     const tag = hostTag ?? options.tag;
     const path = `/v1/health/service/${encodeURIComponent(name)}`;
     const what = `health/service/${name}${tag ? `?tag=${tag}` : ''}`;
-    let index = 0;
-    let failures = 0;
-    let tokens = 2;
-    let lastRefill = clock.now();
-    let interval = minInterval;
-    while (!signal.aborted) {
-      // Token bucket: burst 2, then one call per `interval`; the interval doubles (up to
-      // `maxInterval`) each time the bucket runs dry, and resets after a quiet call.
-      if (minInterval > 0) {
-        const now = clock.now();
-        tokens = Math.min(2, tokens + (now - lastRefill) / interval);
-        lastRefill = now;
-        if (tokens < 1) {
-          const ms = Math.ceil((1 - tokens) * interval);
-          if (!(await pause(ms, signal))) return;
-          tokens = 1;
-          lastRefill = clock.now();
-          interval = Math.min(maxInterval, interval * 2);
-        }
-        tokens -= 1;
-      }
-      let failed: MeshError | undefined;
-      const startedAt = clock.now();
+    const lowerTag = tag?.toLowerCase();
+    const slots = http.longPolls.join((event) => {
+      logger.warn('consul watches exceed the long-poll cap; watches take turns with a shorter wait', {
+        service,
+        watches: event.watches,
+        limit: event.limit,
+      });
       try {
-        const res = await http.request(path, {
-          query: {
-            ...(index > 0 ? { index: String(index), wait: `${waitMs}ms` } : {}),
-            ...(options.onlyPassing ? { passing: '1' } : {}),
-            ...(tag ? { tag } : {}),
-          },
-          signal,
-          timeoutMs: waitMs + waitMs / 16 + 10_000,
-          ...(options.datacenter ? { datacenter: options.datacenter } : {}),
-        });
-        if (signal.aborted) return;
-        if (res.status !== 200) throw consulStatusError(`GET ${what}`, res);
-        const next = parseIndex(res.index);
-        const prev = index;
-        index = next === undefined ? 1 : next < prev ? 0 : next;
-        if (next !== undefined && next < prev)
-          logger.info('consul index went backwards; resetting', { service, previous: prev, index: next });
-        const payload = parseHealthPayload(
-          parseJsonPayload(res.text(), `consul ${what}`, service),
-          `consul ${what}`,
-          {
-            ...(options.onlyPassing !== undefined ? { onlyPassing: options.onlyPassing } : {}),
-            ...(options.zoneMetaKey ? { zoneMetaKey: options.zoneMetaKey } : {}),
-          },
-          service,
-        );
-        const endpoints = payload.endpoints
-          .filter((e) => !tag || (e.tags ?? []).includes(tag))
-          .map((e) => createEndpoint(e));
-        failures = 0;
-        if (index > 0 && prev > 0 && clock.now() - startedAt >= waitMs / 2) interval = minInterval;
-        sink.endpoints(endpoints);
-        continue;
+        options.onLongPollLimit?.(event);
       } catch (error) {
-        if (signal.aborted) return;
-        failed = MeshError.is(error)
-          ? error
-          : new MeshError('MESH_INTERNAL', `consul ${what}: ${String(error)}`, { cause: error });
-        // Transport and status errors: the next read is non-blocking, so recovery is immediate.
-        // Payload errors keep the index, so a bad answer is not re-fetched before it changes.
-        if (failed.code !== 'MESH_REGISTRY_PAYLOAD_INVALID') index = 0;
+        logger.error('consul resolver event listener threw', { error });
       }
-      sink.error(failed);
-      const delay = backoffDelay(failures, backoff, random);
-      failures += 1;
-      logger.warn('consul watch failed; backing off', { service, delayMs: delay, error: failed.message });
-      if (!(await pause(delay, signal))) return;
+    });
+    try {
+      await loop();
+    } finally {
+      slots.leave();
     }
+
+    async function loop(): Promise<void> {
+      let index = 0;
+      let failures = 0;
+      let tokens = 2;
+      let lastRefill = clock.now();
+      let interval = minInterval;
+      while (!signal.aborted) {
+        // Token bucket: burst 2, then one call per `interval`; the interval doubles (up to
+        // `maxInterval`) each time the bucket runs dry, and resets after a quiet call.
+        if (minInterval > 0) {
+          const now = clock.now();
+          tokens = Math.min(2, tokens + (now - lastRefill) / interval);
+          lastRefill = now;
+          if (tokens < 1) {
+            const ms = Math.ceil((1 - tokens) * interval);
+            if (!(await pause(ms, signal))) return;
+            tokens = 1;
+            lastRefill = clock.now();
+            interval = Math.min(maxInterval, interval * 2);
+          }
+          tokens -= 1;
+        }
+        let failed: MeshError | undefined;
+        const release = await slots.acquire(signal);
+        if (release === undefined) return;
+        const shared = slots.waitMs(waitMs);
+        // Beyond the cap, spread the holders' ends over [w/2, w) so queued watches get slots
+        // steadily instead of all at once when watches started together.
+        const wait =
+          shared < waitMs ? Math.max(1_000, Math.floor(shared * (0.5 + random.next() / 2))) : waitMs;
+        const startedAt = clock.now();
+        try {
+          const res = await http.request(path, {
+            query: {
+              ...(index > 0 ? { index: String(index), wait: `${wait}ms` } : {}),
+              ...(options.onlyPassing ? { passing: '1' } : {}),
+              ...(tag ? { tag } : {}),
+              ...(options.filter ? { filter: options.filter } : {}),
+            },
+            signal,
+            longPoll: true,
+            timeoutMs: wait + wait / 16 + 10_000,
+            ...(options.datacenter ? { datacenter: options.datacenter } : {}),
+          });
+          release();
+          if (signal.aborted) return;
+          if (res.status !== 200) throw http.statusError(`GET ${what}`, res);
+          const next = parseIndex(res.index);
+          const prev = index;
+          index = next === undefined ? 1 : next < prev ? 0 : next;
+          if (next !== undefined && next < prev)
+            logger.info('consul index went backwards; resetting', { service, previous: prev, index: next });
+          const payload = parseHealthPayload(
+            parseJsonPayload(res.text(), `consul ${what}`, service),
+            `consul ${what}`,
+            {
+              ...(options.onlyPassing !== undefined ? { onlyPassing: options.onlyPassing } : {}),
+              ...(options.zoneMetaKey ? { zoneMetaKey: options.zoneMetaKey } : {}),
+            },
+            service,
+          );
+          // Consul compares tags with strings.EqualFold; so does this post-filter.
+          const endpoints = payload.endpoints
+            .filter((e) => !lowerTag || (e.tags ?? []).some((t) => t.toLowerCase() === lowerTag))
+            .map((e) => createEndpoint(e));
+          failures = 0;
+          if (index > 0 && prev > 0 && clock.now() - startedAt >= wait / 2) interval = minInterval;
+          sink.endpoints(endpoints);
+          continue;
+        } catch (error) {
+          release();
+          if (signal.aborted) return;
+          failed = MeshError.is(error)
+            ? error
+            : new MeshError('MESH_INTERNAL', `consul ${what}: ${String(error)}`, { cause: error });
+          if (failed.code === 'MESH_REGISTRY_PAYLOAD_INVALID') {
+            // Keep (or advance to) the index of the bad answer: the next call blocks until the
+            // service changes instead of fetching the same answer after every backoff.
+            const bad = parseIndex(
+              typeof failed.details.index === 'string' ? failed.details.index : undefined,
+            );
+            if (bad !== undefined) index = bad;
+            if (failed.details.field === 'body' && failed.details.index !== undefined)
+              failed = oversized(failed, name);
+          } else {
+            // Transport and status errors: the next read is non-blocking, so recovery is immediate.
+            index = 0;
+          }
+        }
+        sink.error(failed);
+        const status = failed.details.status;
+        const throttled = status === 429 || status === 503;
+        let delay =
+          failed.code === 'MESH_CONFIG_INVALID'
+            ? Math.max(backoff.capMs, backoff.throttledBaseMs ?? 0)
+            : consulRetryDelay(failures, backoff, random, throttled);
+        const retryAfter = parseRetryAfter(
+          typeof failed.details.retryAfter === 'string' ? failed.details.retryAfter : undefined,
+          clock.now(),
+        );
+        if (retryAfter !== undefined) delay = Math.max(delay, retryAfter);
+        failures += 1;
+        logger.warn('consul watch failed; backing off', { service, delayMs: delay, error: failed.message });
+        if (!(await pause(delay, signal))) return;
+      }
+    }
+  }
+
+  function oversized(error: MeshError, name: string): MeshError {
+    return new MeshError(
+      'MESH_REGISTRY_PAYLOAD_INVALID',
+      `${error.message}; narrow the watch with a tag (MESH_CONSUL_TAG, or the host <tag>.${name}.service.consul) or a filter (the filter option, e.g. Service.Meta.version == "2"), or raise maxBodyBytes`,
+      { cause: error, details: error.details },
+    );
   }
 
   async function pause(ms: number, signal: AbortSignal): Promise<boolean> {

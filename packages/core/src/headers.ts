@@ -1,0 +1,140 @@
+import type { Dispatcher } from 'undici';
+import { errors } from 'undici';
+import type { RequestHeaders } from './filter.js';
+
+/** Request headers as undici's dispatch takes them. */
+export type DispatchHeaders = Dispatcher.DispatchOptions['headers'];
+
+/**
+ * undici's rule for a header object with an iterator (`lib/core/util.js` `hasSafeIterator`): only an
+ * own iterator or one from a non-`Object` prototype counts. An iterator planted on
+ * `Object.prototype` never makes a plain record iterable (prototype pollution).
+ */
+export function hasSafeIterator(obj: object): boolean {
+  if (Object.hasOwn(obj, Symbol.iterator)) return true;
+  const proto = Object.getPrototypeOf(obj) as object | null;
+  return (
+    proto !== null &&
+    proto !== Object.prototype &&
+    typeof (obj as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function'
+  );
+}
+
+/**
+ * Visit every header as undici reads it, names exactly as written. A flat array must be even; an
+ * iterable must yield `[name, value]` pairs (undici's own `InvalidArgumentError` otherwise).
+ */
+export function forEachHeader(
+  headers: DispatchHeaders,
+  fn: (name: string, value: string | string[] | number | undefined | null) => void,
+): void {
+  if (headers == null) return;
+  if (Array.isArray(headers)) {
+    if (headers.length % 2 !== 0) throw new errors.InvalidArgumentError('headers array must be even');
+    for (let i = 0; i < headers.length; i += 2) fn(String(headers[i]), headers[i + 1] as string);
+    return;
+  }
+  if (typeof headers !== 'object') return;
+  if (hasSafeIterator(headers)) {
+    for (const pair of headers as Iterable<unknown>) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        throw new errors.InvalidArgumentError('headers must be in key-value pair format');
+      }
+      fn(String(pair[0]), pair[1] as string);
+    }
+    return;
+  }
+  const rec = headers as Record<string, string | string[] | number | undefined | null>;
+  for (const key of Object.keys(rec)) fn(key, rec[key]);
+}
+
+/** Whether the headers contain `name` (lower-case), compared case-insensitively. */
+export function hasHeader(headers: DispatchHeaders, name: string): boolean {
+  if (headers == null) return false;
+  if (!Array.isArray(headers) && typeof headers === 'object' && !hasSafeIterator(headers)) {
+    const rec = headers as Record<string, unknown>;
+    if (rec[name] !== undefined) return true;
+    for (const key of Object.keys(rec))
+      if (key.length === name.length && key.toLowerCase() === name) return true;
+    return false;
+  }
+  let found = false;
+  forEachHeader(headers, (k) => {
+    if (!found && k.length === name.length && k.toLowerCase() === name) found = true;
+  });
+  return found;
+}
+
+/**
+ * The headers with `name: value` added, in the caller's own form, without touching or re-casing
+ * the caller's headers: a flat array gets two more items, a record a copy with one more key, an
+ * iterable is read once (with undici's checks) into a flat array. A header of the same name
+ * (any case) the caller set is replaced; `value: undefined` removes it.
+ */
+export function withHeader(
+  headers: DispatchHeaders,
+  name: string,
+  value: string | undefined,
+): DispatchHeaders {
+  if (headers == null) return value === undefined ? headers : { [name]: value };
+  if (Array.isArray(headers)) {
+    const out: (string | string[] | Buffer)[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const k = String(headers[i]);
+      if (k.length === name.length && k.toLowerCase() === name) continue;
+      out.push(headers[i] as string, headers[i + 1] as string);
+    }
+    if (value !== undefined) out.push(name, value);
+    return out as unknown as DispatchHeaders;
+  }
+  if (typeof headers === 'object' && !hasSafeIterator(headers)) {
+    const rec = headers as Record<string, string | string[] | undefined>;
+    const out: Record<string, string | string[] | undefined> = {};
+    for (const key of Object.keys(rec)) {
+      if (key.length === name.length && key.toLowerCase() === name) continue;
+      out[key] = rec[key];
+    }
+    if (value !== undefined) out[name] = value;
+    return out as DispatchHeaders;
+  }
+  const flat: string[] = [];
+  forEachHeader(headers, (k, v) => {
+    if (k.length === name.length && k.toLowerCase() === name) return;
+    if (Array.isArray(v)) for (const x of v) flat.push(k, String(x));
+    else if (v != null) flat.push(k, String(v));
+  });
+  if (value !== undefined) flat.push(name, value);
+  return flat as unknown as DispatchHeaders;
+}
+
+/**
+ * A lower-cased view of request headers for policies that read them (hash keys, fault headers),
+ * built only when first read.
+ */
+export function headerRecord(headers: DispatchHeaders): RequestHeaders {
+  const out: RequestHeaders = {};
+  forEachHeader(headers, (k, v) => {
+    if (v == null) return;
+    const key = k.toLowerCase();
+    const prev = out[key];
+    const add = Array.isArray(v) ? v.map(String) : [String(v)];
+    if (prev === undefined) out[key] = add.length === 1 ? add[0]! : add;
+    else out[key] = [...(Array.isArray(prev) ? prev : [prev]), ...add];
+  });
+  return out;
+}
+
+const bodyErrors = new WeakSet<object>();
+
+/**
+ * Mark an error as raised by the caller's own request body (its stream failed). Such an error is
+ * never charged to an endpoint, never retried, and reaches the caller unchanged.
+ */
+export function markRequestBodyError(error: unknown): void {
+  if (typeof error === 'object' && error !== null) bodyErrors.add(error);
+}
+
+/** Whether {@link markRequestBodyError} marked this error. */
+export function isRequestBodyError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && bodyErrors.has(error);
+}

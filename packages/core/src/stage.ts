@@ -1,0 +1,299 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { abortError } from './clock.js';
+import { MeshError } from './errors.js';
+import type { CallContext, CallResult, Next } from './filter.js';
+import { headerRecord } from './headers.js';
+import {
+  composeInterceptors,
+  type DispatchFn,
+  ENDPOINT_ATTRIBUTE,
+  type Interceptor,
+  kCall,
+  type MeshDispatchOptions,
+  type MeshHandler,
+} from './interceptor.js';
+
+/**
+ * The controller a stage hands to the handler above it when the stage may wait (backoff, a queue,
+ * a delay) or dispatch more than once (retries, hedges). The caller keeps one controller for the
+ * whole call; pause and resume go to the attempt in flight (and to the next one), abort runs the
+ * stage's own abort, which cancels its timers and aborts the attempt in flight.
+ */
+export class RelayController implements Dispatcher.DispatchController {
+  #inner: Dispatcher.DispatchController | undefined;
+  #paused = false;
+  #aborted = false;
+  #reason: Error | null = null;
+  readonly #onAbort: (reason: Error) => void;
+
+  constructor(onAbort: (reason: Error) => void) {
+    this.#onAbort = onAbort;
+  }
+
+  /** The controller of the attempt now in flight (or `undefined` between attempts). */
+  setInner(inner: Dispatcher.DispatchController | undefined): void {
+    this.#inner = inner;
+    if (inner !== undefined && this.#paused) inner.pause();
+  }
+
+  get inner(): Dispatcher.DispatchController | undefined {
+    return this.#inner;
+  }
+
+  /** The raw response header lines of the attempt in flight (undici's controller field). */
+  get rawHeaders(): Buffer[] | null {
+    return (this.#inner as { rawHeaders?: Buffer[] | null } | undefined)?.rawHeaders ?? null;
+  }
+
+  /** The raw trailer lines of the attempt in flight. */
+  get rawTrailers(): Buffer[] | null {
+    return (this.#inner as { rawTrailers?: Buffer[] | null } | undefined)?.rawTrailers ?? null;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  get reason(): Error | null {
+    return this.#reason;
+  }
+
+  abort(reason?: Error): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    // undici's own default when `abort()` is called without a reason.
+    this.#reason = reason ?? new MeshError('MESH_ABORTED', 'the request was aborted');
+    this.#onAbort(this.#reason);
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#inner?.pause();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#inner?.resume();
+  }
+}
+
+/** A controller for an answer the mesh makes itself (a fault's status, an error before sending). */
+export class LocalController implements Dispatcher.DispatchController {
+  aborted = false;
+  paused = false;
+  reason: Error | null = null;
+  abort(reason?: Error): void {
+    this.aborted = true;
+    this.reason = reason ?? null;
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+}
+
+/** Fail a dispatch before anything was sent: start, then error, as undici does. */
+export function failDispatch(handler: MeshHandler, error: Error): void {
+  const c = new LocalController();
+  handler.onRequestStart?.(c, {});
+  handler.onResponseError?.(c, error);
+}
+
+/** Answer a dispatch locally with a complete response (fault injection, tests). */
+export function answerLocally(
+  handler: MeshHandler,
+  status: number,
+  headers: IncomingHttpHeaders,
+  body: string,
+  statusText = '',
+): void {
+  const c = new LocalController();
+  handler.onRequestStart?.(c, {});
+  if (c.aborted) {
+    handler.onResponseError?.(c, c.reason ?? new MeshError('MESH_ABORTED', 'aborted'));
+    return;
+  }
+  handler.onResponseStart?.(c, status, headers, statusText);
+  if (body.length > 0) handler.onResponseData?.(c, Buffer.from(body));
+  handler.onResponseEnd?.(c, {});
+}
+
+/**
+ * A Promise-returning upstream (`(ctx) => Promise<CallResult>`, such as `scriptedUpstream`) as a
+ * dispatch function, so interceptors can be driven by it in tests. The attempt's context is the
+ * one on the dispatch options; its `signal` aborts when the attempt's controller is aborted.
+ */
+export function dispatchFromNext(next: Next): DispatchFn {
+  return (opts, handler) => {
+    const ctx = (opts as MeshDispatchOptions)[kCall];
+    if (ctx === undefined) {
+      failDispatch(handler, new MeshError('MESH_INTERNAL', 'dispatch without a call context'));
+      return true;
+    }
+    const ac = new AbortController();
+    let body: Readable | undefined;
+    let done = false;
+    const controller: Dispatcher.DispatchController = {
+      get aborted() {
+        return ac.signal.aborted;
+      },
+      get paused() {
+        return body?.isPaused() ?? false;
+      },
+      get reason() {
+        return (ac.signal.reason as Error | undefined) ?? null;
+      },
+      abort(reason?: Error) {
+        if (ac.signal.aborted) return;
+        ac.abort(reason ?? new MeshError('MESH_ABORTED', 'the attempt was aborted'));
+        if (body !== undefined && !done) {
+          done = true;
+          body.destroy();
+          handler.onResponseError?.(controller, ac.signal.reason as Error);
+        }
+      },
+      pause() {
+        body?.pause();
+      },
+      resume() {
+        body?.resume();
+      },
+    };
+    handler.onRequestStart?.(controller, {});
+    // The attempt's request as the stages above left it (a deadline header, a rewritten path).
+    const request =
+      opts.headers === ctx.request.headers && opts.path === ctx.request.path && opts.body === ctx.request.body
+        ? ctx.request
+        : {
+            ...ctx.request,
+            path: opts.path,
+            headers: opts.headers === ctx.request.headers ? ctx.request.headers : headerRecord(opts.headers),
+            body: (opts.body ?? null) as CallContext['request']['body'],
+          };
+    const attempt: CallContext = { ...ctx, request, signal: ac.signal };
+    let p: Promise<CallResult>;
+    try {
+      p = next(attempt);
+    } catch (error) {
+      p = Promise.reject(error);
+    }
+    p.then(
+      (result) => {
+        if (result.endpoint !== undefined) {
+          ctx.endpoint = result.endpoint;
+          ctx.attributes.set(ENDPOINT_ATTRIBUTE, result.endpoint);
+        }
+        if (ac.signal.aborted) {
+          result.body.destroy();
+          return;
+        }
+        body = result.body;
+        handler.onResponseStart?.(controller, result.status, result.headers as IncomingHttpHeaders, '');
+        if (ac.signal.aborted) return;
+        body.on('data', (chunk: Buffer) => {
+          if (!done) handler.onResponseData?.(controller, chunk);
+        });
+        body.once('end', () => {
+          if (done) return;
+          done = true;
+          handler.onResponseEnd?.(controller, {});
+        });
+        body.once('error', (error: Error) => {
+          if (done) return;
+          done = true;
+          handler.onResponseError?.(controller, error);
+        });
+      },
+      (error: unknown) => {
+        if (done) return;
+        done = true;
+        handler.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+    return true;
+  };
+}
+
+/**
+ * A dispatch function as a Promise-returning call: resolves at the response head with a readable
+ * body fed by the exchange (with back-pressure), rejects on an error before the head. `ctx.signal`
+ * aborts the exchange. For tests and for wrapping a stack around non-HTTP work; the mesh's own
+ * path never turns an exchange into a Promise.
+ */
+export function nextFromDispatch(dispatch: DispatchFn): Next {
+  return (ctx) =>
+    new Promise<CallResult>((resolve, reject) => {
+      const r = ctx.request;
+      const opts: MeshDispatchOptions = {
+        origin: r.origin,
+        path: r.path,
+        method: r.method as Dispatcher.HttpMethod,
+        headers: r.headers,
+        body: r.body as Dispatcher.DispatchOptions['body'],
+        [kCall]: ctx,
+      };
+      let controller: Dispatcher.DispatchController | undefined;
+      let body: Readable | undefined;
+      let settled = false;
+      const signal = ctx.signal;
+      const onAbort = (): void => controller?.abort(abortError(signal!));
+      const cleanup = (): void => signal?.removeEventListener('abort', onAbort);
+      const handler: MeshHandler = {
+        onRequestStart(c) {
+          controller = c;
+          if (signal?.aborted) c.abort(abortError(signal));
+        },
+        onResponseStart(c, status, headers) {
+          if (status < 200 || settled) return;
+          settled = true;
+          body = new Readable({ read: () => c.resume() });
+          // A body nobody reads may be cut by a deadline: that must not become an uncaught 'error'.
+          body.on('error', () => undefined);
+          const endpoint = (ctx.attributes.get(ENDPOINT_ATTRIBUTE) as CallResult['endpoint']) ?? ctx.endpoint;
+          resolve({ status, headers, body, ...(endpoint ? { endpoint } : {}) });
+        },
+        onResponseData(c, chunk) {
+          if (body !== undefined && !body.push(chunk)) c.pause();
+        },
+        onResponseEnd() {
+          cleanup();
+          body?.push(null);
+        },
+        onResponseError(_c, error) {
+          cleanup();
+          if (!settled) {
+            settled = true;
+            reject(error);
+          } else body?.destroy(error);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        dispatch(opts, handler);
+      } catch (error) {
+        cleanup();
+        if (!settled) {
+          settled = true;
+          reject(error);
+        }
+      }
+    });
+}
+
+/**
+ * Run interceptors over a Promise-returning upstream: `withPolicies([createRetryFilter()], upstream)`.
+ * The interceptors see a whole exchange, exactly as on the mesh's path; the result resolves at the
+ * head with the body still streaming.
+ */
+export function compose(interceptors: readonly Interceptor[], terminal: Next): Next {
+  return nextFromDispatch(composeInterceptors(interceptors, dispatchFromNext(terminal)));
+}

@@ -1,0 +1,168 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+
+type Legacy = Dispatcher.DispatchHandler & {
+  onConnect?: (abort: (err?: Error) => void, context?: unknown) => void;
+  onResponseStarted?: () => void;
+  onHeaders?: (status: number, raw: Buffer[], resume: () => void, text: string) => boolean | void;
+  onData?: (chunk: Buffer) => boolean | void;
+  onComplete?: (raw: Buffer[] | null) => void;
+  onError?: (err: Error) => void;
+  onUpgrade?: (status: number, raw: Buffer[], socket: Duplex) => void;
+};
+
+function toRaw(headers: IncomingHttpHeaders): Buffer[] {
+  const raw: Buffer[] = [];
+  for (const key of Object.keys(headers)) {
+    const v = headers[key];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) raw.push(Buffer.from(key, 'latin1'), Buffer.from(x, 'latin1'));
+    else raw.push(Buffer.from(key, 'latin1'), Buffer.from(String(v), 'latin1'));
+  }
+  return raw;
+}
+
+/** The header lines exactly as received (names in their own case), when the controller has them. */
+function rawOf(
+  controller: Dispatcher.DispatchController,
+  field: 'rawHeaders' | 'rawTrailers',
+): Buffer[] | undefined {
+  const raw = (controller as { rawHeaders?: Buffer[] | null; rawTrailers?: Buffer[] | null })[field];
+  return raw ?? undefined;
+}
+
+/**
+ * The caller's side of one mesh call: the only place the caller's handler is called. It serves both
+ * handler styles (undici 7's controller style, and the `onConnect`/`onHeaders` style of Node 20's
+ * bundled fetch, like undici's `WrapHandler`), shows the caller one controller for the whole call,
+ * forwards fetch's `onResponseStarted` (Resource Timing), and — as undici does — turns a throw from
+ * the caller's own callbacks into an aborted exchange whose error reaches the caller's error
+ * callback, never an unhandled exception. After the end or an error, nothing more is delivered.
+ */
+export class CallHandler implements Dispatcher.DispatchHandler {
+  readonly #h: Legacy;
+  readonly #modern: boolean;
+  readonly #onDone: (() => void) | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #done = false;
+  /** An error the caller's own callback threw: what the caller gets once the exchange stops. */
+  #thrown: Error | undefined;
+
+  constructor(handler: Dispatcher.DispatchHandler, onDone?: () => void) {
+    this.#h = handler as Legacy;
+    this.#modern =
+      typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function';
+    this.#onDone = onDone;
+  }
+
+  #caught(error: unknown): void {
+    this.#thrown ??= error instanceof Error ? error : new Error(String(error));
+    this.#controller?.abort(this.#thrown);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    if (this.#done || this.#controller !== undefined) return;
+    this.#controller = controller;
+    try {
+      if (this.#modern) this.#h.onRequestStart?.(controller, context);
+      else this.#h.onConnect?.((err?: Error) => controller.abort(err ?? new Error('aborted')), context);
+    } catch (error) {
+      this.#caught(error);
+    }
+  }
+
+  onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    if (this.#done) return;
+    this.#finish();
+    try {
+      if (this.#modern) this.#h.onRequestUpgrade?.(controller, status, headers, socket);
+      else this.#h.onUpgrade?.(status, toRaw(headers), socket);
+    } catch (error) {
+      socket.destroy(error as Error);
+    }
+  }
+
+  onResponseStarted(): void {
+    if (this.#done || this.#thrown) return;
+    try {
+      this.#h.onResponseStarted?.();
+    } catch (error) {
+      this.#caught(error);
+    }
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    if (this.#done || this.#thrown) return;
+    try {
+      if (this.#modern) {
+        this.#h.onResponseStart?.(controller, status, headers, text ?? '');
+      } else if (
+        this.#h.onHeaders?.(status, toRaw(headers), () => controller.resume(), text ?? '') === false
+      ) {
+        controller.pause();
+      }
+    } catch (error) {
+      this.#caught(error);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#done || this.#thrown) return;
+    try {
+      if (this.#modern) this.#h.onResponseData?.(controller, chunk);
+      else if (this.#h.onData?.(chunk) === false) controller.pause();
+    } catch (error) {
+      this.#caught(error);
+    }
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.#done) return;
+    if (this.#thrown) return this.onResponseError(controller, this.#thrown);
+    this.#finish();
+    try {
+      if (this.#modern) this.#h.onResponseEnd?.(controller, trailers);
+      else this.#h.onComplete?.(rawOf(controller, 'rawTrailers') ?? toRaw(trailers));
+    } catch {
+      // The exchange is over; undici too drops what a completion callback throws.
+    }
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#done) return;
+    this.#finish();
+    const err = this.#thrown ?? error;
+    if (this.#controller === undefined) {
+      // Failed before any stage started the exchange: the caller still gets its start first.
+      this.#controller = controller;
+      try {
+        if (this.#modern) this.#h.onRequestStart?.(controller, {});
+        else this.#h.onConnect?.(() => undefined, {});
+      } catch {
+        // ignored: the error below is what the caller gets
+      }
+    }
+    try {
+      if (this.#modern) this.#h.onResponseError?.(controller, err);
+      else this.#h.onError?.(err);
+    } catch {
+      // An error callback that throws has nowhere left to report to.
+    }
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#onDone?.();
+  }
+}

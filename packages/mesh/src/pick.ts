@@ -1,0 +1,339 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { pickWhenReady, shouldWaitForReady } from '@proxyless/balancer';
+import {
+  type AttemptOutcome,
+  type Balancer,
+  type CallContext,
+  type Clock,
+  type DispatchFn,
+  ENDPOINT_ATTRIBUTE,
+  type Endpoint,
+  ForwardingHandler,
+  failDispatch,
+  isRequestBodyError,
+  kCall,
+  type MeshDispatchOptions,
+  MeshError,
+  type MeshHandler,
+  markRequestBodyError,
+  RelayController,
+} from '@proxyless/core';
+import type { Dispatcher } from 'undici';
+
+/** Where the pick stage gets a connection pool for an endpoint. */
+export interface PoolSource {
+  pool(endpoint: Endpoint): Dispatcher;
+}
+
+/** Connect-phase failures: nothing reached the endpoint, so any request may be sent elsewhere. */
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_HAS_EXPIRED',
+]);
+
+/**
+ * Errors undici raises in the client before anything reaches the endpoint, or that the caller
+ * caused (an invalid option, a body whose length does not match its header). They go to the caller
+ * as undici raised them and are never charged to the endpoint (#9.12).
+ */
+const LOCAL_CODES = new Set([
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_ABORTED',
+  'UND_ERR_ABORT',
+  'UND_ERR_DESTROYED',
+  'UND_ERR_CLOSED',
+  'UND_ERR_RES_EXCEEDED_MAX_SIZE',
+]);
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+/**
+ * The innermost stage: pick an endpoint for this attempt (recorded on the attempt's context), send
+ * through its pool, and report the attempt's outcome to the balancer when the exchange ends — the
+ * body's end or its error, so in-flight counts and latency cover streaming responses (grpc-js's
+ * `onCallEnded`). Transport failures become `MESH_CONNECT_FAILED` / `MESH_UPSTREAM_RESET` /
+ * `MESH_TIMEOUT` with undici's error as `cause`; aborts, local validation errors and the caller's
+ * failing body go up unchanged and are not charged to the endpoint.
+ */
+export function createPickStage(
+  service: string,
+  balancer: () => Balancer,
+  pools: PoolSource,
+  clock: Clock,
+): DispatchFn {
+  return (opts, handler) => {
+    const ctx = (opts as MeshDispatchOptions)[kCall];
+    if (ctx === undefined) {
+      failDispatch(handler, new MeshError('MESH_INTERNAL', 'mesh dispatch without a call context'));
+      return true;
+    }
+    const lb = balancer();
+    let endpoint: Endpoint;
+    try {
+      endpoint = lb.pick(ctx);
+    } catch (error) {
+      if (shouldWaitForReady(lb, ctx, error)) return waitThenSend(lb, ctx, opts, handler);
+      failDispatch(handler, error as Error);
+      return true;
+    }
+    return send(lb, endpoint, ctx, opts, handler);
+  };
+
+  /**
+   * `waitForReady` (gRPC): no endpoint is usable, so wait for one within the call's deadline. The
+   * caller gets a controller at once; an abort or the deadline ends the wait.
+   */
+  function waitThenSend(
+    lb: Balancer,
+    ctx: CallContext,
+    opts: Dispatcher.DispatchOptions,
+    handler: MeshHandler,
+  ): boolean {
+    const ac = new AbortController();
+    let inner: Dispatcher.DispatchController | undefined;
+    const relay = new RelayController((reason) => {
+      if (inner !== undefined) inner.abort(reason);
+      else ac.abort(reason);
+    });
+    handler.onRequestStart?.(relay, {});
+    if (relay.aborted) return true;
+    const deadline = ctx.deadline;
+    const timer =
+      deadline === undefined
+        ? undefined
+        : clock.setTimer(Math.max(0, deadline - clock.now()), () =>
+            ac.abort(
+              new MeshError('MESH_TIMEOUT', `no endpoint of "${service}" became ready before the deadline`, {
+                details: { service, limit: 'overall' },
+              }),
+            ),
+          );
+    pickWhenReady(lb, { ...ctx, signal: ac.signal }).then(
+      (endpoint) => {
+        timer?.cancel();
+        send(lb, endpoint, ctx, opts, {
+          ...forwardTo(handler, relay),
+          onRequestStart(c: Dispatcher.DispatchController) {
+            inner = c;
+            relay.setInner(c);
+            if (relay.aborted) c.abort(relay.reason!);
+          },
+        } as MeshHandler);
+      },
+      (error: unknown) => {
+        timer?.cancel();
+        handler.onResponseError?.(relay, error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+    return true;
+  }
+
+  function send(
+    lb: Balancer,
+    endpoint: Endpoint,
+    ctx: CallContext,
+    opts: Dispatcher.DispatchOptions,
+    handler: MeshHandler,
+  ): boolean {
+    let pool: Dispatcher;
+    try {
+      pool = pools.pool(endpoint);
+    } catch (error) {
+      failDispatch(handler, error as Error);
+      return true;
+    }
+    ctx.endpoint = endpoint;
+    ctx.attributes.set(ENDPOINT_ATTRIBUTE, endpoint);
+    lb.onAttemptStart(endpoint);
+    const body = opts.body as { on?: unknown; once?: (e: string, f: (err: unknown) => void) => void } | null;
+    if (body != null && typeof body.once === 'function' && typeof body.on === 'function') {
+      // A failing upload stream is the caller's own error, not the endpoint's.
+      body.once('error', markRequestBodyError);
+    }
+    const h = new PickHandler(handler, lb, endpoint, ctx, service, clock);
+    h.dispatching = true;
+    try {
+      return pool.dispatch(opts, h);
+    } catch (error) {
+      h.onResponseError(undefined as never, error as Error);
+      return true;
+    } finally {
+      h.dispatching = false;
+    }
+  }
+}
+
+/** A handler that forwards to `handler` with the waiting stage's controller. */
+function forwardTo(handler: MeshHandler, relay: RelayController): MeshHandler {
+  return {
+    onRequestUpgrade: (_c, s, h, socket) => handler.onRequestUpgrade?.(relay, s, h, socket),
+    onResponseStarted: () => (handler as { onResponseStarted?: () => void }).onResponseStarted?.(),
+    onResponseStart: (_c, s, h, t) => handler.onResponseStart?.(relay, s, h, t),
+    onResponseData: (_c, d) => handler.onResponseData?.(relay, d),
+    onResponseEnd: (_c, t) => handler.onResponseEnd?.(relay, t),
+    onResponseError: (_c, e) => handler.onResponseError?.(relay, e),
+  } as MeshHandler;
+}
+
+class PickHandler extends ForwardingHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  #status: number | undefined;
+  #latency = 0;
+  #ended = false;
+  readonly #started: number;
+  /** True while the pool is validating the request: an error now was raised locally by undici. */
+  dispatching = false;
+
+  constructor(
+    handler: MeshHandler,
+    readonly lb: Balancer,
+    readonly endpoint: Endpoint,
+    readonly ctx: CallContext,
+    readonly service: string,
+    readonly clock: Clock,
+  ) {
+    super(handler);
+    this.#started = clock.now();
+  }
+
+  #end(outcome: AttemptOutcome): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.lb.onAttemptEnd(this.endpoint, outcome);
+  }
+
+  override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#controller = controller;
+    super.onRequestStart(controller, context);
+  }
+
+  override onRequestUpgrade(
+    c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.#end({ status, latencyMs: this.clock.now() - this.#started });
+    super.onRequestUpgrade(c, status, headers, socket);
+  }
+
+  override onResponseStart(
+    c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    if (status >= 200 && this.#status === undefined) {
+      this.#status = status;
+      this.#latency = this.clock.now() - this.#started;
+    }
+    super.onResponseStart(c, status, headers, text);
+  }
+
+  override onResponseEnd(c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#end({ status: this.#status ?? 200, latencyMs: this.#latency });
+    super.onResponseEnd(c, trailers);
+  }
+
+  override onResponseError(c: Dispatcher.DispatchController, error: Error): void {
+    const latencyMs = this.clock.now() - this.#started;
+    const aborted = this.#controller?.aborted === true;
+    const code = errorCode(error);
+    if (aborted && MeshError.is(error, 'MESH_TIMEOUT') && error.details.limit === 'perTry') {
+      // The per-try timeout gave up on this endpoint: a slow endpoint's failure (outlier detection).
+      this.#end({ failure: 'timeout', latencyMs });
+      super.onResponseError(c, error);
+      return;
+    }
+    if (
+      aborted ||
+      this.dispatching ||
+      isRequestBodyError(error) ||
+      LOCAL_CODES.has(code) ||
+      MeshError.is(error)
+    ) {
+      // Not the endpoint's doing: the caller or a stage aborted, or the request itself was bad.
+      // A response that had started counts by its status.
+      this.#end(
+        this.#status !== undefined && !aborted
+          ? { status: this.#status, latencyMs }
+          : { failure: 'cancelled', latencyMs },
+      );
+      super.onResponseError(c, error);
+      return;
+    }
+    const mapped = this.#map(error, code);
+    this.#end({
+      latencyMs,
+      failure:
+        mapped.code === 'MESH_CONNECT_FAILED'
+          ? 'connect'
+          : mapped.code === 'MESH_TIMEOUT'
+            ? 'timeout'
+            : 'reset',
+      ...(this.#status !== undefined ? { status: this.#status } : {}),
+    });
+    super.onResponseError(c, mapped);
+  }
+
+  #map(error: Error, code: string): MeshError {
+    const id = this.endpoint.id;
+    const service = this.service;
+    const bodySent = this.ctx.request.body != null;
+    if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_')) {
+      return new MeshError(
+        'MESH_CONNECT_FAILED',
+        `connect to ${id} for "${service}" failed: ${error.message}`,
+        {
+          cause: error,
+          details: { service, endpoint: id, phase: 'connect', bodySent: false, errorCode: code },
+        },
+      );
+    }
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return new MeshError('MESH_TIMEOUT', `${id} for "${service}": ${error.message}`, {
+        cause: error,
+        details: {
+          service,
+          endpoint: id,
+          limit: code === 'UND_ERR_HEADERS_TIMEOUT' ? 'headers' : 'body',
+          phase: 'response',
+          bodySent,
+          errorCode: code,
+        },
+      });
+    }
+    return new MeshError(
+      'MESH_UPSTREAM_RESET',
+      `request to ${id} for "${service}" failed: ${error.message}`,
+      {
+        cause: error,
+        // How much of a body went out before the connection broke is unknown: assume some did.
+        details: {
+          service,
+          endpoint: id,
+          phase: this.#status === undefined ? 'request' : 'response',
+          bodySent,
+          errorCode: code,
+        },
+      },
+    );
+  }
+}

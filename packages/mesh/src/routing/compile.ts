@@ -1,0 +1,398 @@
+/**
+ * Config entries → one {@link RoutingChain} per service, as Consul's discovery-chain compiler
+ * does it (`agent/consul/discoverychain/compile.go`, summarised in consul-api.md §7):
+ * the service's own router (with the implicit catch-all route last) → splitters (recursive,
+ * flattened: weights multiplied) → resolvers (`Redirect`, then `DefaultSubset`; a missing
+ * resolver is a default one with a 5 s connect timeout; `Failover` per subset or `*`).
+ *
+ * Rules that need more than one entry are checked here with Consul's messages: the L7 protocol
+ * gate, one protocol per chain, subsets that must exist, splitter and redirect loops, and failover
+ * loops between services (a → b → a), which proxyless rejects although Consul only follows one
+ * failover level.
+ */
+import { compileBexpr } from './bexpr.js';
+import {
+  buildChain,
+  type ChainNext,
+  type ChainSplit,
+  type ChainTarget,
+  type RoutingChain,
+  type TargetResolver,
+  targetId,
+} from './chain.js';
+import type { RouteDestination, ServiceResolverEntry, ServiceRoute } from './entries.js';
+import { EntryIssues, goDurationMs } from './entry-issues.js';
+import { mapLoadBalancer } from './load-balancer.js';
+import { type ConfigEntrySet, validateConfigEntries } from './validate.js';
+
+/** Protocols that allow routers and splitters (Consul: `http`, `http2`, `grpc`). */
+export const L7_PROTOCOLS: readonly string[] = Object.freeze(['http', 'http2', 'grpc']);
+
+/** Connect timeout of a resolver that sets none (Consul's default). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+export interface CompileOptions {
+  /** Datacenter the chains are compiled for. @defaultValue 'dc1' */
+  readonly datacenter?: string;
+}
+
+/** Entries validated and compiled: one chain per service, the default chain for any other. */
+export interface RoutingConfig {
+  readonly entries: ConfigEntrySet;
+  readonly datacenter: string;
+  /** Services that have at least one entry, sorted. */
+  readonly services: readonly string[];
+  /** The chain of `service` (compiled on first use for services without entries). */
+  chain(service: string): RoutingChain;
+}
+
+interface Origin {
+  readonly entry: string;
+  readonly path: string;
+}
+
+class Abort extends Error {}
+
+/** The protocol of a service: its `service-defaults` `Protocol`, else `tcp` (lower-cased). */
+export function protocolOf(set: ConfigEntrySet, service: string): string {
+  return (set.defaults.get(service)?.Protocol || 'tcp').toLowerCase();
+}
+
+class ChainCompiler {
+  readonly targets = new Map<string, ChainTarget>();
+  readonly resolvers = new Map<string, TargetResolver>();
+  readonly protocol: string;
+
+  constructor(
+    readonly set: ConfigEntrySet,
+    readonly service: string,
+    readonly dc: string,
+    readonly issues: EntryIssues,
+  ) {
+    this.protocol = protocolOf(set, service);
+  }
+
+  fail(origin: Origin, message: string): never {
+    this.issues.add(origin.entry, origin.path, message);
+    throw new Abort();
+  }
+
+  compile(): RoutingChain {
+    const svc = this.service;
+    const router = this.set.routers.get(svc);
+    const splitter = this.set.splitters.get(svc);
+    if ((router || splitter) && !L7_PROTOCOLS.includes(this.protocol)) {
+      const entry = router ? `service-router/${svc}` : `service-splitter/${svc}`;
+      this.fail(
+        { entry, path: '' },
+        `discovery chain "${svc}" uses a protocol "${this.protocol}" that does not permit advanced routing or splitting behavior`,
+      );
+    }
+    const routes: { definition: ServiceRoute; next: ChainNext }[] = [];
+    if (router) {
+      const all: ServiceRoute[] = [
+        ...(router.Routes ?? []),
+        { Match: { HTTP: { PathPrefix: '/' } }, Destination: { Service: svc } },
+      ];
+      all.forEach((definition, i) => {
+        const origin = { entry: `service-router/${svc}`, path: `Routes[${i}].Destination` };
+        routes.push({ definition, next: this.routeNext(definition.Destination, origin) });
+      });
+    }
+    const start = this.splitterOrResolver(svc, { entry: `service-resolver/${svc}`, path: '' }, []);
+    const isDefault = !router && !splitter && !this.set.resolvers.has(svc);
+    return buildChain(
+      {
+        service: svc,
+        protocol: this.protocol,
+        datacenter: this.dc,
+        isDefault,
+        routes,
+        start,
+        targets: this.targets,
+        resolvers: this.resolvers,
+      },
+      goDurationMs,
+    );
+  }
+
+  routeNext(d: RouteDestination | undefined, origin: Origin): ChainNext {
+    const svc = d?.Service || this.service;
+    if (d?.ServiceSubset)
+      return { type: 'resolver', target: this.resolve(svc, d.ServiceSubset, this.dc, origin, []) };
+    return this.splitterOrResolver(svc, origin, []);
+  }
+
+  splitterOrResolver(svc: string, origin: Origin, stack: readonly string[]): ChainNext {
+    const splitter = this.set.splitters.get(svc);
+    if (!splitter) return { type: 'resolver', target: this.resolve(svc, '', this.dc, origin, []) };
+    if (stack.includes(svc)) {
+      this.fail(
+        { entry: `service-splitter/${svc}`, path: 'Splits' },
+        `detected circular reference: [${[...stack, svc].join(' -> ')}]`,
+      );
+    }
+    this.checkProtocol(svc, origin);
+    const splits: ChainSplit[] = [];
+    splitter.Splits?.forEach((s, i) => {
+      const at: Origin = { entry: `service-splitter/${svc}`, path: `Splits[${i}]` };
+      const splitSvc = s.Service || svc;
+      if (!s.ServiceSubset && splitSvc !== svc && this.set.splitters.has(splitSvc)) {
+        const inner = this.splitterOrResolver(splitSvc, at, [...stack, svc]);
+        if (inner.type !== 'splitter') throw new Error('internal: expected a splitter');
+        // Flattened as Consul does: the inner split's definition, weight scaled by the outer one.
+        for (const x of inner.splits) splits.push({ ...x, weight: (s.Weight * x.weight) / 100 });
+        return;
+      }
+      splits.push({
+        weight: s.Weight,
+        target: this.resolve(splitSvc, s.ServiceSubset ?? '', this.dc, at, []),
+        requestHeaders: s.RequestHeaders,
+        responseHeaders: s.ResponseHeaders,
+      });
+    });
+    return { type: 'splitter', name: `${svc}.default.default`, splits };
+  }
+
+  checkProtocol(svc: string, origin: Origin): void {
+    const p = protocolOf(this.set, svc);
+    if (p !== this.protocol) {
+      this.fail(
+        origin,
+        `discovery chain "${this.service}" uses inconsistent protocols; service "${svc}.default.default" has "${p}" which is not "${this.protocol}"`,
+      );
+    }
+  }
+
+  /** Apply redirects and the default subset; build the target and its resolver node. */
+  resolve(
+    svc: string,
+    subset: string,
+    dc: string,
+    origin: Origin,
+    redirects: readonly string[],
+  ): ChainTarget {
+    const r = this.set.resolvers.get(svc);
+    const here = targetId(svc, subset, dc);
+    if (r?.Redirect) {
+      const rd = r.Redirect;
+      const nextSvc = rd.Service || svc;
+      const nextSubset = rd.ServiceSubset || (nextSvc === svc ? subset : '');
+      const nextDc = rd.Datacenter || dc;
+      const next = targetId(nextSvc, nextSubset, nextDc);
+      if (next !== here) {
+        if (redirects.includes(next)) {
+          this.fail(
+            { entry: `service-resolver/${svc}`, path: 'Redirect' },
+            `detected circular resolver redirect: [${[...redirects, here, next].join(' -> ')}]`,
+          );
+        }
+        if (redirects.length > 32) this.fail(origin, 'too many resolver redirects');
+        return this.resolve(
+          nextSvc,
+          nextSubset,
+          nextDc,
+          { entry: `service-resolver/${svc}`, path: 'Redirect' },
+          [...redirects, here],
+        );
+      }
+    }
+    this.checkProtocol(svc, origin);
+    const effective = subset || r?.DefaultSubset || '';
+    const target = this.target(svc, effective, dc, r, origin);
+    if (!this.resolvers.has(target.id)) this.resolvers.set(target.id, this.resolverNode(target, r));
+    return target;
+  }
+
+  target(
+    svc: string,
+    subset: string,
+    dc: string,
+    r: ServiceResolverEntry | undefined,
+    origin: Origin,
+  ): ChainTarget {
+    const id = targetId(svc, subset, dc);
+    const known = this.targets.get(id);
+    if (known) return known;
+    const def = subset ? r?.Subsets?.[subset] : undefined;
+    if (subset && !def) this.fail(origin, `service "${svc}" does not have a subset named "${subset}"`);
+    const filter = def?.Filter ?? '';
+    const t: ChainTarget = Object.freeze({
+      id,
+      service: svc,
+      subset,
+      datacenter: dc,
+      filter,
+      predicate: filter ? compileBexpr(filter) : undefined,
+      onlyPassing: def?.OnlyPassing === true,
+      connectTimeoutMs: connectTimeout(r),
+    });
+    this.targets.set(id, t);
+    return t;
+  }
+
+  resolverNode(target: ChainTarget, r: ServiceResolverEntry | undefined): TargetResolver {
+    const failover: ChainTarget[] = [];
+    const fo = r?.Failover?.[target.subset] ?? r?.Failover?.['*'];
+    if (fo) {
+      const key = r?.Failover?.[target.subset] ? target.subset : '*';
+      const origin = {
+        entry: `service-resolver/${target.service}`,
+        path: `Failover[${JSON.stringify(key)}]`,
+      };
+      const refs: { svc: string; subset: string; dc: string }[] = [];
+      const ref = (service: string | undefined, subset: string | undefined, dc: string | undefined) => {
+        const s = service || target.service;
+        refs.push({
+          svc: s,
+          subset: subset || (s === target.service ? target.subset : ''),
+          dc: dc || target.datacenter,
+        });
+      };
+      if (fo.Targets?.length) for (const t of fo.Targets) ref(t.Service, t.ServiceSubset, t.Datacenter);
+      else if (fo.Datacenters?.length) for (const dc of fo.Datacenters) ref(fo.Service, fo.ServiceSubset, dc);
+      else ref(fo.Service, fo.ServiceSubset, undefined);
+      for (const x of refs) {
+        const fr = this.set.resolvers.get(x.svc);
+        const subset = x.subset || (x.svc !== target.service ? fr?.DefaultSubset || '' : '');
+        const t = this.target(x.svc, subset, x.dc, fr, origin);
+        if (t.id !== target.id && !failover.includes(t)) failover.push(t);
+      }
+    }
+    const requestTimeout = goDurationMs(r?.RequestTimeout);
+    return Object.freeze({
+      target,
+      isDefault: r === undefined,
+      connectTimeoutMs: connectTimeout(r),
+      requestTimeoutMs: requestTimeout ? requestTimeout : undefined,
+      failover: Object.freeze(failover),
+      loadBalancer: mapLoadBalancer(r?.LoadBalancer),
+      hashPolicies: Object.freeze([...(r?.LoadBalancer?.HashPolicies ?? [])]),
+    });
+  }
+}
+
+function connectTimeout(r: ServiceResolverEntry | undefined): number {
+  const ms = goDurationMs(r?.ConnectTimeout);
+  return ms ? ms : DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
+/** Failover edges between services (a resolver naming another service); a cycle is rejected. */
+function checkFailoverLoops(set: ConfigEntrySet, issues: EntryIssues): void {
+  const edges = new Map<string, Set<string>>();
+  for (const [name, r] of set.resolvers) {
+    const out = new Set<string>();
+    for (const fo of Object.values(r.Failover ?? {})) {
+      if (fo.Service && fo.Service !== name) out.add(fo.Service);
+      for (const t of fo.Targets ?? []) if (t.Service && t.Service !== name) out.add(t.Service);
+    }
+    edges.set(name, out);
+  }
+  const reported = new Set<string>();
+  const visit = (svc: string, path: string[]): void => {
+    for (const next of edges.get(svc) ?? []) {
+      const at = path.indexOf(next);
+      if (at >= 0) {
+        const cycle = [...path.slice(at), next];
+        const key = [...cycle].slice(0, -1).sort().join(',');
+        if (!reported.has(key)) {
+          reported.add(key);
+          issues.add(
+            `service-resolver/${next}`,
+            'Failover',
+            `detected circular failover: [${cycle.join(' -> ')}]`,
+          );
+        }
+        continue;
+      }
+      visit(next, [...path, next]);
+    }
+  };
+  for (const name of edges.keys()) visit(name, [name]);
+}
+
+/**
+ * Compile the chain of one service from validated entries.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` naming the entry and field (protocol gate, missing
+ * subset, loops).
+ */
+export function compileChain(
+  set: ConfigEntrySet,
+  service: string,
+  options: CompileOptions = {},
+): RoutingChain {
+  const issues = new EntryIssues();
+  const chain = tryCompile(set, service, options.datacenter ?? 'dc1', issues);
+  issues.throwIfAny(`discovery chain "${service}"`);
+  return chain!;
+}
+
+function tryCompile(
+  set: ConfigEntrySet,
+  service: string,
+  dc: string,
+  issues: EntryIssues,
+): RoutingChain | undefined {
+  try {
+    return new ChainCompiler(set, service, dc, issues).compile();
+  } catch (error) {
+    if (error instanceof Abort) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Validate raw entries (or take a validated set) and compile the chain of every service that has
+ * an entry, so that every chain-level error is found before anything is applied.
+ *
+ * @example
+ * const config = compileRoutingConfig(doc.configEntries, { datacenter: 'dc1' });
+ * const decision = route(config.chain('payments'), request, random);
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by `Kind/Name` and field path.
+ */
+export function compileRoutingConfig(
+  entries: readonly unknown[] | ConfigEntrySet,
+  options: CompileOptions = {},
+): RoutingConfig {
+  const set = Array.isArray(entries) ? validateConfigEntries(entries) : (entries as ConfigEntrySet);
+  const dc = options.datacenter ?? 'dc1';
+  const issues = new EntryIssues();
+  const names = new Set<string>([
+    ...set.routers.keys(),
+    ...set.splitters.keys(),
+    ...set.resolvers.keys(),
+    ...set.defaults.keys(),
+  ]);
+  const chains = new Map<string, RoutingChain>();
+  for (const name of names) {
+    const c = tryCompile(set, name, dc, issues);
+    if (c) chains.set(name, c);
+  }
+  checkFailoverLoops(set, issues);
+  // One chain error can surface in several chains (a redirect shared by two services): report once.
+  const seen = new Set<string>();
+  const unique = new EntryIssues();
+  for (const i of issues.list) {
+    const k = `${i.entry}\u0000${i.path}\u0000${i.message}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      unique.add(i.entry, i.path, i.message, i.value);
+    }
+  }
+  unique.throwIfAny('config entries');
+  const services = Object.freeze([...names].sort());
+  return Object.freeze({
+    entries: set,
+    datacenter: dc,
+    services,
+    chain(service: string): RoutingChain {
+      let c = chains.get(service);
+      if (!c) {
+        c = compileChain(set, service, { datacenter: dc });
+        chains.set(service, c);
+      }
+      return c;
+    },
+  });
+}

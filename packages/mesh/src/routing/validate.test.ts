@@ -1,0 +1,237 @@
+import { MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import { compileRoutingConfig } from './compile.js';
+import { validateConfigEntries } from './validate.js';
+
+const http = (name: string) => ({ Kind: 'service-defaults', Name: name, Protocol: 'HTTP' });
+
+function rejection(entries: unknown[]): MeshError {
+  try {
+    compileRoutingConfig(entries);
+  } catch (error) {
+    if (MeshError.is(error, 'MESH_CONFIG_INVALID')) return error;
+    throw error;
+  }
+  throw new Error('expected MESH_CONFIG_INVALID');
+}
+
+function fields(e: MeshError): string[] {
+  return (e.details.issues ?? []).map((i) => `${i.field}: ${i.expected}`);
+}
+
+describe('config entry validation', () => {
+  it('accepts Consul’s documented entries and normalises them as Consul stores them', () => {
+    const set = validateConfigEntries([
+      http('payments'),
+      {
+        Kind: 'service-router',
+        Name: 'payments',
+        Routes: [
+          { Match: { HTTP: { PathPrefix: '/v2', Methods: ['get'] } }, Destination: { ServiceSubset: 'v2' } },
+        ],
+      },
+      {
+        Kind: 'service-splitter',
+        Name: 'payments',
+        Splits: [
+          { Weight: 33.333, ServiceSubset: 'v1' },
+          { Weight: 66.667, ServiceSubset: 'v2' },
+        ],
+      },
+      {
+        Kind: 'service-resolver',
+        Name: 'payments',
+        Subsets: { v1: {}, v2: {} },
+        ConnectTimeout: '3s',
+        CreateIndex: 5,
+        ModifyIndex: 7,
+      },
+    ]);
+    expect(set.defaults.get('payments')?.Protocol).toBe('http');
+    expect(set.routers.get('payments')?.Routes?.[0]?.Match?.HTTP?.Methods).toEqual(['GET']);
+    expect(set.splitters.get('payments')?.Splits?.map((s) => s.Weight)).toEqual([33.33, 66.67]);
+  });
+
+  it('rejects weights that do not sum to 100 or are negative, naming the entry and field', () => {
+    const e = rejection([
+      http('a'),
+      {
+        Kind: 'service-splitter',
+        Name: 'a',
+        Splits: [
+          { Weight: 90, Service: 'b' },
+          { Weight: 5, Service: 'c' },
+        ],
+      },
+    ]);
+    expect(fields(e)).toEqual([
+      'service-splitter/a Splits: the sum of all split weights must be 100, not 95',
+    ]);
+    expect(e.message).toContain('service-splitter/a Splits');
+    const neg = rejection([
+      {
+        Kind: 'service-splitter',
+        Name: 'a',
+        Splits: [
+          { Weight: 110, Service: 'b' },
+          { Weight: -10, Service: 'c' },
+        ],
+      },
+    ]);
+    expect(fields(neg)[0]).toBe('service-splitter/a Splits[1].Weight: split weight must not be negative');
+  });
+
+  it('rejects an unknown Kind and unknown fields', () => {
+    expect(fields(rejection([{ Kind: 'service-routr', Name: 'a' }]))[0]).toMatch(
+      /^service-routr\/a Kind: invalid config entry kind.*did you mean "service-router"/,
+    );
+    expect(fields(rejection([{ Name: 'a' }]))[0]).toContain('Payload does not contain a kind/Kind key');
+    const e = rejection([
+      { Kind: 'service-router', Name: 'a', Routes: [{ Match: { HTTP: { PathPrefx: '/' } } }] },
+    ]);
+    expect(fields(e)).toEqual([
+      'service-router/a Routes[0].Match.HTTP.PathPrefx: invalid config key "PathPrefx"',
+    ]);
+  });
+
+  it('rejects a subset referenced but not defined', () => {
+    const e = rejection([
+      http('a'),
+      { Kind: 'service-router', Name: 'a', Routes: [{ Destination: { ServiceSubset: 'v9' } }] },
+    ]);
+    expect(fields(e)).toEqual([
+      'service-router/a Routes[0].Destination: service "a" does not have a subset named "v9"',
+    ]);
+    const d = rejection([{ Kind: 'service-resolver', Name: 'a', DefaultSubset: 'v1' }]);
+    expect(fields(d)).toEqual(['service-resolver/a DefaultSubset: DefaultSubset "v1" is not a valid subset']);
+  });
+
+  it('rejects a regex that does not compile', () => {
+    const e = rejection([
+      http('a'),
+      {
+        Kind: 'service-router',
+        Name: 'a',
+        Routes: [{ Match: { HTTP: { PathRegex: '/(a', Header: [{ Name: 'x', Regex: '[' }] } } }],
+      },
+    ]);
+    expect(fields(e).map((f) => f.split(':')[0])).toEqual([
+      'service-router/a Routes[0].Match.HTTP.PathRegex',
+      'service-router/a Routes[0].Match.HTTP.Header[0].Regex',
+    ]);
+  });
+
+  it('rejects an L7 entry on a tcp service with Consul’s own message', () => {
+    const e = rejection([{ Kind: 'service-router', Name: 'db', Routes: [] }]);
+    expect(e.message).toContain(
+      'service-router/db: discovery chain "db" uses a protocol "tcp" that does not permit advanced routing or splitting behavior',
+    );
+    const s = rejection([
+      { Kind: 'service-defaults', Name: 'db', Protocol: 'tcp' },
+      { Kind: 'service-splitter', Name: 'db', Splits: [{ Weight: 100 }] },
+    ]);
+    expect(s.message).toContain('discovery chain "db" uses a protocol "tcp"');
+  });
+
+  it('rejects mixed protocols in one chain', () => {
+    const e = rejection([
+      http('a'),
+      { Kind: 'service-defaults', Name: 'b', Protocol: 'grpc' },
+      { Kind: 'service-router', Name: 'a', Routes: [{ Destination: { Service: 'b' } }] },
+    ]);
+    expect(fields(e)[0]).toContain(
+      'discovery chain "a" uses inconsistent protocols; service "b.default.default" has "grpc"',
+    );
+  });
+
+  it('rejects redirect, splitter and failover loops (a → b → a)', () => {
+    const redirect = rejection([
+      { Kind: 'service-resolver', Name: 'a', Redirect: { Service: 'b' } },
+      { Kind: 'service-resolver', Name: 'b', Redirect: { Service: 'a' } },
+    ]);
+    expect(redirect.message).toContain('detected circular resolver redirect');
+    const failover = rejection([
+      { Kind: 'service-resolver', Name: 'a', Failover: { '*': { Service: 'b' } } },
+      { Kind: 'service-resolver', Name: 'b', Failover: { '*': { Targets: [{ Service: 'a' }] } } },
+    ]);
+    expect(fields(failover)).toEqual([
+      'service-resolver/a Failover: detected circular failover: [a -> b -> a]',
+    ]);
+    const split = rejection([
+      http('a'),
+      http('b'),
+      { Kind: 'service-splitter', Name: 'a', Splits: [{ Weight: 50, Service: 'b' }, { Weight: 50 }] },
+      { Kind: 'service-splitter', Name: 'b', Splits: [{ Weight: 50, Service: 'a' }, { Weight: 50 }] },
+    ]);
+    expect(split.message).toContain('detected circular reference');
+  });
+
+  it('rejects an invalid bexpr filter, naming the entry and the filter', () => {
+    const e = rejection([
+      { Kind: 'service-resolver', Name: 'a', Subsets: { v1: { Filter: 'Service.Meta.version = 1' } } },
+    ]);
+    const [issue] = e.details.issues ?? [];
+    expect(issue?.field).toBe('service-resolver/a Subsets["v1"].Filter');
+    expect(issue?.expected).toMatch(/^Filter for subset "v1" is not a valid expression/);
+    expect(issue?.value).toBe('Service.Meta.version = 1');
+  });
+
+  it('applies Consul’s router, resolver and load-balancer rules', () => {
+    const e = rejection([
+      http('a'),
+      {
+        Kind: 'service-router',
+        Name: 'a',
+        Routes: [
+          { Match: { HTTP: { PathExact: 'x', PathPrefix: '/y' } } },
+          {
+            Match: {
+              HTTP: { Header: [{ Name: 'h', Exact: '1', Prefix: '2' }], Methods: ['GET', 'get', 'FETCH'] },
+            },
+          },
+          {
+            Match: { HTTP: { PathRegex: '/z' } },
+            Destination: { PrefixRewrite: '/', RetryOn: ['sometimes'] },
+          },
+        ],
+      },
+      {
+        Kind: 'service-resolver',
+        Name: 'r',
+        Subsets: { V1: {} },
+        Redirect: { Service: 'x' },
+        Failover: { '*': { Service: 'y' } },
+        LoadBalancer: { Policy: 'least_request', RingHashConfig: { MinimumRingSize: 10 } },
+      },
+    ]);
+    const msgs = fields(e).join('\n');
+    expect(msgs).toContain('Route[0] should only contain at most one of PathExact, PathPrefix, or PathRegex');
+    expect(msgs).toContain("Route[0] PathExact doesn't start with '/': \"x\"");
+    expect(msgs).toContain(
+      'Route[1] Header[0] should only contain one of Present, Exact, Prefix, Suffix, or Regex',
+    );
+    expect(msgs).toContain('Route[1] Methods contains "GET" more than once');
+    expect(msgs).toContain('Route[1] Methods contains an invalid method "FETCH"');
+    expect(msgs).toContain(
+      'Route[2] cannot make use of PrefixRewrite without configuring either PathExact or PathPrefix',
+    );
+    expect(msgs).toContain('Route[2] contains an invalid retry condition: "sometimes"');
+    expect(msgs).toContain('Subset defines invalid name');
+    expect(msgs).toContain('Redirect and Failover cannot both be set');
+    expect(msgs).toContain(
+      'Bad LoadBalancer: RingHashConfig specified for incompatible load balancing policy "least_request"',
+    );
+  });
+
+  it('rejects enterprise tenancy and duplicate entries', () => {
+    const e = rejection([
+      { Kind: 'service-resolver', Name: 'a', Namespace: 'team' },
+      { Kind: 'service-resolver', Name: 'b' },
+      { Kind: 'service-resolver', Name: 'b' },
+    ]);
+    expect(fields(e)).toEqual([
+      'service-resolver/a Namespace: Namespaces are a Consul Enterprise feature',
+      'service-resolver/b: defined more than once',
+    ]);
+  });
+});

@@ -1,0 +1,280 @@
+/**
+ * Validation of config entries one by one: the schema of their kind (unknown kinds and fields
+ * are errors), then the rules Consul's `Validate()` methods apply on write
+ * (`agent/structs/config_entry_discoverychain.go`), with Consul's messages. Rules that need the
+ * other entries (protocol gate, subsets of other services, loops) are checked when chains are
+ * compiled (`compile.ts`).
+ */
+import { closestName } from '@proxyless/core';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import {
+  CONFIG_ENTRY_KINDS,
+  CONFIG_ENTRY_SCHEMAS,
+  type ConfigEntry,
+  type ConfigEntryKind,
+  type HeaderModifiers,
+  type HttpMatch,
+  RETRY_ON_CONDITIONS,
+  ROUTE_METHODS,
+  type RouteDestination,
+  type ServiceDefaultsEntry,
+  type ServiceResolverEntry,
+  type ServiceRouterEntry,
+  type ServiceSplitterEntry,
+} from './entries.js';
+import { checkDuration, checkTenancy, EntryIssues, pointerToPath } from './entry-issues.js';
+import { re2Error } from './regex.js';
+import { checkResolver } from './validate-resolver.js';
+
+/** Validated entries by kind, keyed by `Name`. */
+export interface ConfigEntrySet {
+  readonly routers: ReadonlyMap<string, ServiceRouterEntry>;
+  readonly splitters: ReadonlyMap<string, ServiceSplitterEntry>;
+  readonly resolvers: ReadonlyMap<string, ServiceResolverEntry>;
+  readonly defaults: ReadonlyMap<string, ServiceDefaultsEntry>;
+}
+
+const CHECKERS = Object.fromEntries(
+  CONFIG_ENTRY_KINDS.map((k) => [k, TypeCompiler.Compile(CONFIG_ENTRY_SCHEMAS[k])]),
+) as Record<ConfigEntryKind, ReturnType<typeof TypeCompiler.Compile>>;
+
+/** `<Kind>/<Name>` of a raw entry, or `entries[<i>]` when it has none. */
+export function entryLabel(raw: unknown, index: number): string {
+  if (typeof raw === 'object' && raw !== null) {
+    const o = raw as Record<string, unknown>;
+    if (typeof o.Kind === 'string' && typeof o.Name === 'string' && o.Name !== '')
+      return `${o.Kind}/${o.Name}`;
+    if (typeof o.Kind === 'string') return `${o.Kind}/entries[${index}]`;
+  }
+  return `entries[${index}]`;
+}
+
+/**
+ * Validate one entry, recording problems in `issues`. Returns the entry normalised as Consul
+ * stores it (protocol lower-cased, methods upper-cased, weights rounded to 0.01), or `undefined`.
+ */
+export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0): ConfigEntry | undefined {
+  const label = entryLabel(raw, index);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return issues.add(label, '', 'a config entry must be a JSON object', raw);
+  }
+  const kind = (raw as { Kind?: unknown }).Kind;
+  if (kind === undefined) {
+    return issues.add(label, 'Kind', 'Payload does not contain a kind/Kind key at the top level');
+  }
+  if (typeof kind !== 'string' || !(CONFIG_ENTRY_KINDS as readonly string[]).includes(kind)) {
+    const hint = typeof kind === 'string' ? closestName(kind, CONFIG_ENTRY_KINDS) : undefined;
+    return issues.add(
+      label,
+      'Kind',
+      `invalid config entry kind; supported: ${CONFIG_ENTRY_KINDS.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}`,
+      kind,
+    );
+  }
+  const checker = CHECKERS[kind as ConfigEntryKind];
+  const before = issues.list.length;
+  // The compiled check is fast; the error walk runs only for an invalid entry.
+  for (const e of checker.Check(raw) ? [] : checker.Errors(raw)) {
+    const path = pointerToPath(e.path);
+    const message =
+      e.message === 'Unexpected property'
+        ? `invalid config key ${JSON.stringify(path.split(/[.[]/).pop())}`
+        : e.message;
+    issues.add(label, path, message, e.value);
+  }
+  if (issues.list.length > before) return undefined;
+  const entry = structuredClone(raw) as ConfigEntry;
+  if (entry.Name === '') return issues.add(label, 'Name', 'Name is required');
+  checkTenancy(entry, label, '', issues);
+  switch (entry.Kind) {
+    case 'service-router':
+      checkRouter(entry, label, issues);
+      break;
+    case 'service-splitter':
+      checkSplitter(entry, label, issues);
+      break;
+    case 'service-resolver':
+      checkResolver(entry, label, issues);
+      break;
+    case 'service-defaults':
+      if (entry.Name === '*') issues.add(label, 'Name', 'service-defaults Name must be a service, not "*"');
+      if (entry.Protocol !== undefined) entry.Protocol = entry.Protocol.toLowerCase();
+      break;
+  }
+  return issues.list.length > before ? undefined : entry;
+}
+
+/**
+ * Validate a list of entries as one document: each entry, then duplicates (same `Kind` and
+ * `Name` twice). Chain-level rules are checked by `compileRoutingConfig`.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by entry and field path.
+ */
+export function validateConfigEntries(raw: readonly unknown[], what = 'config entries'): ConfigEntrySet {
+  const issues = new EntryIssues();
+  const set = {
+    routers: new Map<string, ServiceRouterEntry>(),
+    splitters: new Map<string, ServiceSplitterEntry>(),
+    resolvers: new Map<string, ServiceResolverEntry>(),
+    defaults: new Map<string, ServiceDefaultsEntry>(),
+  };
+  raw.forEach((r, i) => {
+    const e = validateConfigEntry(r, issues, i);
+    if (!e) return;
+    const map: Map<string, ConfigEntry> =
+      e.Kind === 'service-router'
+        ? set.routers
+        : e.Kind === 'service-splitter'
+          ? set.splitters
+          : e.Kind === 'service-resolver'
+            ? set.resolvers
+            : set.defaults;
+    if (map.has(e.Name)) issues.add(`${e.Kind}/${e.Name}`, '', 'defined more than once');
+    else map.set(e.Name, e);
+  });
+  issues.throwIfAny(what);
+  return set;
+}
+
+function checkHeaderMods(
+  h: HeaderModifiers | undefined,
+  label: string,
+  path: string,
+  issues: EntryIssues,
+): void {
+  if (!h) return;
+  for (const k of ['Add', 'Set'] as const) {
+    for (const name of Object.keys(h[k] ?? {})) {
+      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name))
+        issues.add(label, `${path}.${k}`, 'invalid header name', name);
+    }
+  }
+}
+
+function checkRouter(r: ServiceRouterEntry, label: string, issues: EntryIssues): void {
+  (r.Routes ?? []).forEach((route, i) => {
+    const at = `Routes[${i}]`;
+    const http: HttpMatch | undefined = route.Match?.HTTP;
+    if (http) checkHttpMatch(http, i, label, `${at}.Match.HTTP`, issues);
+    const d: RouteDestination | undefined = route.Destination;
+    if (!d) return;
+    checkTenancy(d, label, `${at}.Destination.`, issues);
+    if (d.PrefixRewrite !== undefined && d.PrefixRewrite !== '' && !http?.PathExact && !http?.PathPrefix) {
+      issues.add(
+        label,
+        `${at}.Destination.PrefixRewrite`,
+        `Route[${i}] cannot make use of PrefixRewrite without configuring either PathExact or PathPrefix`,
+      );
+    }
+    checkDuration(d.RequestTimeout, label, `${at}.Destination.RequestTimeout`, issues);
+    checkDuration(d.IdleTimeout, label, `${at}.Destination.IdleTimeout`, issues);
+    (d.RetryOn ?? []).forEach((c, j) => {
+      if (!RETRY_ON_CONDITIONS.includes(c)) {
+        issues.add(
+          label,
+          `${at}.Destination.RetryOn[${j}]`,
+          `Route[${i}] contains an invalid retry condition: "${c}"`,
+        );
+      }
+    });
+    checkHeaderMods(d.RequestHeaders, label, `${at}.Destination.RequestHeaders`, issues);
+    checkHeaderMods(d.ResponseHeaders, label, `${at}.Destination.ResponseHeaders`, issues);
+  });
+}
+
+function checkHttpMatch(http: HttpMatch, i: number, label: string, at: string, issues: EntryIssues): void {
+  const paths = [http.PathExact, http.PathPrefix, http.PathRegex].filter((p) => p !== undefined && p !== '');
+  if (paths.length > 1) {
+    issues.add(
+      label,
+      at,
+      `Route[${i}] should only contain at most one of PathExact, PathPrefix, or PathRegex`,
+    );
+  }
+  for (const k of ['PathExact', 'PathPrefix'] as const) {
+    const p = http[k];
+    if (p !== undefined && p !== '' && !p.startsWith('/')) {
+      issues.add(label, `${at}.${k}`, `Route[${i}] ${k} doesn't start with '/': ${JSON.stringify(p)}`);
+    }
+  }
+  if (http.PathRegex) regex(http.PathRegex, label, `${at}.PathRegex`, issues);
+  (http.Header ?? []).forEach((h, j) => {
+    const p = `${at}.Header[${j}]`;
+    if (h.Name === '') issues.add(label, `${p}.Name`, `Route[${i}] Header[${j}] missing required Name field`);
+    const n = [h.Present === true, h.Exact, h.Prefix, h.Suffix, h.Regex].filter(
+      (v) => v === true || typeof v === 'string',
+    ).length;
+    if (n !== 1) {
+      issues.add(
+        label,
+        p,
+        `Route[${i}] Header[${j}] should only contain one of Present, Exact, Prefix, Suffix, or Regex`,
+      );
+    }
+    if (h.Regex !== undefined) regex(h.Regex, label, `${p}.Regex`, issues);
+  });
+  (http.QueryParam ?? []).forEach((q, j) => {
+    const p = `${at}.QueryParam[${j}]`;
+    if (q.Name === '')
+      issues.add(label, `${p}.Name`, `Route[${i}] QueryParam[${j}] missing required Name field`);
+    const n = [q.Present === true, q.Exact, q.Regex].filter(
+      (v) => v === true || typeof v === 'string',
+    ).length;
+    if (n !== 1)
+      issues.add(
+        label,
+        p,
+        `Route[${i}] QueryParam[${j}] should only contain one of Present, Exact, or Regex`,
+      );
+    if (q.Regex !== undefined) regex(q.Regex, label, `${p}.Regex`, issues);
+  });
+  if (http.Methods) {
+    const seen = new Set<string>();
+    http.Methods = http.Methods.map((m, j) => {
+      const up = m.toUpperCase();
+      if (!ROUTE_METHODS.includes(up)) {
+        issues.add(label, `${at}.Methods[${j}]`, `Route[${i}] Methods contains an invalid method "${up}"`);
+      } else if (seen.has(up)) {
+        issues.add(label, `${at}.Methods[${j}]`, `Route[${i}] Methods contains "${up}" more than once`);
+      }
+      seen.add(up);
+      return up;
+    });
+  }
+}
+
+function regex(pattern: string, label: string, path: string, issues: EntryIssues): void {
+  const err = re2Error(pattern);
+  if (err) issues.add(label, path, `regular expression does not compile: ${err}`, pattern);
+}
+
+function checkSplitter(s: ServiceSplitterEntry, label: string, issues: EntryIssues): void {
+  const splits = s.Splits ?? [];
+  if (splits.length === 0) {
+    issues.add(label, 'Splits', 'no splits configured');
+    return;
+  }
+  let sum = 0;
+  const seen = new Set<string>();
+  splits.forEach((sp, i) => {
+    const at = `Splits[${i}]`;
+    checkTenancy(sp, label, `${at}.`, issues);
+    if (sp.Weight < 0) issues.add(label, `${at}.Weight`, 'split weight must not be negative', sp.Weight);
+    // Consul rounds each weight to 0.01 on write and checks the rounded sum is exactly 100.
+    sp.Weight = Math.round(sp.Weight * 100) / 100;
+    sum += Math.round(sp.Weight * 100);
+    const svc = sp.Service || s.Name;
+    const key = `service="${svc}", subset="${sp.ServiceSubset ?? ''}", namespace="default", partition="default"`;
+    if (seen.has(key)) issues.add(label, at, `split destination occurs more than once: ${key}`);
+    seen.add(key);
+    checkHeaderMods(sp.RequestHeaders, label, `${at}.RequestHeaders`, issues);
+    checkHeaderMods(sp.ResponseHeaders, label, `${at}.ResponseHeaders`, issues);
+  });
+  if (sum !== 10_000) {
+    issues.add(label, 'Splits', `the sum of all split weights must be 100, not ${formatWeight(sum / 100)}`);
+  }
+}
+
+function formatWeight(w: number): string {
+  return Number.isInteger(w) ? String(w) : w.toFixed(2).replace(/0$/, '');
+}

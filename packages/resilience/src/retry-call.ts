@@ -1,0 +1,308 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  type CallContext,
+  type DispatchFn,
+  emitCallEvent,
+  isRequestBodyError,
+  kCall,
+  type MeshDispatchOptions,
+  MeshError,
+  type MeshHandler,
+  RelayController,
+  type Timer,
+} from '@proxyless/core';
+import type { Dispatcher } from 'undici';
+import { type BodyRecorder, isReusableBody, recordBody } from './body.js';
+import type { RetryBudget } from './budget.js';
+import type { RetryConfig } from './config.js';
+import {
+  backoffDelay,
+  nextAttemptNumber,
+  type Outcome,
+  parseRetryAfter,
+  type RetryGate,
+  retryReason,
+  unsafeToReplay,
+} from './retry.js';
+
+/** A retried response's body is drained for connection reuse up to this size, then dropped. */
+const DRAIN_LIMIT = 64 * 1024;
+
+/** What every call of one retry interceptor shares. */
+export interface RetryPolicy {
+  readonly config: RetryConfig;
+  /** 1 where a status is retriable by `retryOn`, by status code (a lookup, not a scan). */
+  readonly statusRetriable: Uint8Array;
+  readonly checkHeaders: boolean;
+  budget: RetryBudget | undefined;
+  readonly gate: RetryGate | undefined;
+  readonly clock: unknown;
+}
+
+/** One attempt's handler: reports to its call, which decides what reaches the caller. */
+class RetryAttempt implements MeshHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  /** Set when this attempt's response is being drained before a retry. */
+  draining = false;
+  drainDelay: number | undefined;
+  drained = 0;
+  settled = false;
+  constructor(
+    readonly call: RetryCall,
+    readonly ctx: CallContext,
+  ) {}
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.call.attemptStarted(this, controller);
+  }
+  onRequestUpgrade(c: Dispatcher.DispatchController, s: number, h: IncomingHttpHeaders, socket: never): void {
+    this.call.handler.onRequestUpgrade?.(this.call.relay, s, h, socket);
+    void c;
+  }
+  onResponseStarted(): void {
+    if (!this.draining) (this.call.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
+  }
+  onResponseStart(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    this.call.head(this, status, headers, text);
+  }
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.draining) {
+      this.drained += chunk.length;
+      if (this.drained > DRAIN_LIMIT) c.abort(new MeshError('MESH_ABORTED', 'retried response dropped'));
+      return;
+    }
+    if (!this.settled) this.call.handler.onResponseData?.(this.call.relay, chunk);
+  }
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.call.end(this, trailers);
+  }
+  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    this.call.error(this, error);
+  }
+}
+
+/** One call through the retry interceptor: the caller sees one exchange, whatever the attempts. */
+export class RetryCall {
+  readonly relay: RelayController;
+  readonly #dispatch: DispatchFn;
+  readonly #opts: MeshDispatchOptions;
+  readonly handler: MeshHandler;
+  readonly #ctx: CallContext;
+  readonly #p: RetryPolicy;
+  readonly #recorder: BodyRecorder | undefined;
+  readonly #reusable: boolean;
+  #current: RetryAttempt | undefined;
+  #retries = 0;
+  #excluded: Set<string> | undefined;
+  #timer: Timer | undefined;
+  #committed = false;
+  #done = false;
+  #gateHeld = false;
+
+  constructor(
+    dispatch: DispatchFn,
+    opts: MeshDispatchOptions,
+    handler: MeshHandler,
+    ctx: CallContext,
+    p: RetryPolicy,
+  ) {
+    this.#dispatch = dispatch;
+    this.#opts = opts;
+    this.handler = handler;
+    this.#ctx = ctx;
+    this.#p = p;
+    this.#reusable = isReusableBody(opts.body);
+    this.#recorder = this.#reusable ? undefined : recordBody(opts.body);
+    this.relay = new RelayController((reason) => this.#abort(reason));
+  }
+
+  start(): void {
+    this.handler.onRequestStart?.(this.relay, {});
+    if (this.relay.aborted) return;
+    this.#send(this.#ctx);
+  }
+
+  #send(ctx: CallContext): void {
+    const attempt = new RetryAttempt(this, ctx);
+    this.#current = attempt;
+    const opts: MeshDispatchOptions = { ...this.#opts, [kCall]: ctx };
+    if (this.#recorder !== undefined) opts.body = this.#recorder.attempt() as never;
+    try {
+      this.#dispatch(opts, attempt);
+    } catch (error) {
+      this.error(attempt, error as Error);
+    }
+  }
+
+  attemptStarted(attempt: RetryAttempt, controller: Dispatcher.DispatchController): void {
+    if (attempt !== this.#current || this.#done) {
+      controller.abort(this.relay.reason ?? new MeshError('MESH_ABORTED', 'attempt superseded'));
+      return;
+    }
+    this.relay.setInner(controller);
+    if (this.relay.aborted) controller.abort(this.relay.reason!);
+  }
+
+  get #bodyReplayable(): boolean {
+    return this.#reusable || (this.#recorder?.replayable ?? false);
+  }
+
+  head(a: RetryAttempt, status: number, headers: IncomingHttpHeaders, text: string | undefined): void {
+    if (a.settled || this.#done) return;
+    if (status < 200) {
+      this.handler.onResponseStart?.(this.relay, status, headers, text);
+      return;
+    }
+    this.#leaveGate();
+    if (!this.#committed && (this.#p.statusRetriable[status] === 1 || this.#p.checkHeaders)) {
+      const outcome: Outcome = {
+        ok: true,
+        result: { status, headers, ...(a.ctx.endpoint ? { endpoint: a.ctx.endpoint } : {}) },
+      };
+      const delay = this.#decide(a.ctx, outcome);
+      if (delay !== undefined) {
+        a.draining = true;
+        a.drainDelay = delay;
+        return;
+      }
+    }
+    this.#committed = true;
+    this.handler.onResponseStart?.(this.relay, status, headers, text);
+  }
+
+  end(a: RetryAttempt, trailers: IncomingHttpHeaders): void {
+    if (a.settled || this.#done) return;
+    a.settled = true;
+    if (a.draining) {
+      this.#scheduleRetry(a.drainDelay ?? 0);
+      return;
+    }
+    this.#finish();
+    this.handler.onResponseEnd?.(this.relay, trailers);
+  }
+
+  error(a: RetryAttempt, error: Error): void {
+    if (a.settled || this.#done) return;
+    a.settled = true;
+    this.#leaveGate();
+    if (this.relay.aborted) {
+      this.#finish();
+      this.handler.onResponseError?.(this.relay, this.relay.reason ?? error);
+      return;
+    }
+    if (a.draining) {
+      // The retried response broke while it was drained: the retry goes ahead all the same.
+      this.#scheduleRetry(a.drainDelay ?? 0);
+      return;
+    }
+    if (!this.#committed && !isRequestBodyError(error)) {
+      const delay = this.#decide(a.ctx, { ok: false, error });
+      if (delay !== undefined) {
+        this.#scheduleRetry(delay);
+        return;
+      }
+    }
+    this.#finish();
+    this.handler.onResponseError?.(this.relay, error);
+  }
+
+  /** The backoff before a retry, or `undefined` when this outcome goes to the caller. */
+  #decide(actx: CallContext, outcome: Outcome): number | undefined {
+    const c = this.#p.config;
+    const reason = retryReason(outcome, c);
+    if (reason === undefined) return undefined;
+    const info = describe(outcome);
+    const giveUp = (why: string): undefined => {
+      emitCallEvent(actx, { type: 'give_up', reason: `${why} (${reason})`, ...info });
+      return undefined;
+    };
+    const unsafe = unsafeToReplay(this.#ctx, outcome, c, this.#bodyReplayable);
+    if (unsafe !== undefined) return giveUp(unsafe);
+    if (this.#retries >= c.maxRetries) return giveUp('max_retries');
+    const random = (): number => this.#ctx.random.next();
+    let delay = backoffDelay(c, this.#retries + 1, random);
+    if (outcome.ok) {
+      const after = parseRetryAfter(outcome.result.headers);
+      if (after !== undefined) {
+        if (after > c.retryAfterMaxMs) return giveUp('retry_after_too_long');
+        delay = after;
+      }
+    }
+    const deadline = this.#ctx.deadline;
+    if (deadline !== undefined && this.#ctx.clock.now() + delay >= deadline) return giveUp('deadline');
+    if (!this.#p.budget!.tryWithdraw()) return giveUp('budget_exhausted');
+    if (this.#p.gate !== undefined) {
+      if (!this.#p.gate.tryEnter()) return giveUp('retry_overflow');
+      this.#gateHeld = true;
+    }
+    if (info.endpoint !== undefined) {
+      this.#excluded ??= new Set(this.#ctx.excludeEndpoints ?? []);
+      this.#excluded.add(info.endpoint);
+    }
+    this.#retries++;
+    emitCallEvent(actx, { type: 'retry', reason, delayMs: delay, ...info });
+    return delay;
+  }
+
+  #scheduleRetry(delay: number): void {
+    this.relay.setInner(undefined);
+    const go = (): void => {
+      this.#timer = undefined;
+      if (this.#done) return;
+      const ctx: CallContext = {
+        ...this.#ctx,
+        attempt: nextAttemptNumber(this.#ctx),
+        excludeEndpoints: this.#excluded ?? this.#ctx.excludeEndpoints,
+        endpoint: undefined,
+      };
+      this.#send(ctx);
+    };
+    if (delay > 0) this.#timer = this.#ctx.clock.setTimer(delay, go);
+    else go();
+  }
+
+  #abort(reason: Error): void {
+    const inner = this.relay.inner;
+    if (inner !== undefined && this.#current !== undefined && !this.#current.settled) {
+      inner.abort(reason);
+      return;
+    }
+    if (this.#done) return;
+    // Between attempts (a backoff): nothing in flight to abort, so the call ends here.
+    this.#finish();
+    this.handler.onResponseError?.(this.relay, reason);
+  }
+
+  #leaveGate(): void {
+    if (this.#gateHeld) {
+      this.#gateHeld = false;
+      this.#p.gate?.leave();
+    }
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#leaveGate();
+    this.#recorder?.close();
+  }
+}
+
+function describe(outcome: Outcome): { status?: number; code?: string; endpoint?: string } {
+  if (outcome.ok) {
+    const ep = outcome.result.endpoint;
+    return { status: outcome.result.status, ...(ep ? { endpoint: ep.id } : {}) };
+  }
+  const e = outcome.error;
+  if (MeshError.is(e)) {
+    const ep = e.details.endpoint;
+    return { code: e.code, ...(typeof ep === 'string' ? { endpoint: ep } : {}) };
+  }
+  return { code: 'ERROR' };
+}

@@ -1,0 +1,164 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { type CallEventLike, errorCode, giveUpCause } from './events.js';
+
+/**
+ * Envoy's response flags that apply to an in-process mesh
+ * (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage#config-access-log-format-response-flags).
+ */
+export type ResponseFlag = 'UH' | 'UF' | 'UT' | 'URX' | 'UO' | 'DI' | 'FI' | 'RL' | 'UC';
+
+/** What {@link responseFlags} looks at: the call's final error or status, and its events. */
+export interface ResponseFlagsInput {
+  /** The error the call failed with, if it did (a `MeshError`, or an undici/syscall error). */
+  readonly error?: unknown;
+  readonly status?: number;
+  /** The call's events (`retry`, `give_up`, `fault`, `timeout`, `circuit_open`, `rejected`, …). */
+  readonly events?: readonly CallEventLike[];
+}
+
+/** Error codes and the flag each stands for. */
+const FLAG_OF_CODE: Readonly<Record<string, ResponseFlag>> = {
+  MESH_NO_ENDPOINTS: 'UH',
+  // Every endpoint in TRANSIENT_FAILURE: failed fast with nothing sent (the connectivity stage).
+  MESH_NO_HEALTHY_ENDPOINTS: 'UH',
+  MESH_CONNECT_FAILED: 'UF',
+  MESH_TIMEOUT: 'UT',
+  MESH_CIRCUIT_OPEN: 'UO',
+  MESH_CONCURRENCY_LIMIT: 'UO',
+  MESH_RATE_LIMITED: 'RL',
+  MESH_FAULT_INJECTED: 'FI',
+  MESH_UPSTREAM_RESET: 'UC',
+  // Raw transport errors, for stages that pass undici's error through unchanged.
+  ECONNREFUSED: 'UF',
+  EHOSTUNREACH: 'UF',
+  ENETUNREACH: 'UF',
+  ENOTFOUND: 'UF',
+  UND_ERR_CONNECT_TIMEOUT: 'UF',
+  UND_ERR_HEADERS_TIMEOUT: 'UT',
+  UND_ERR_BODY_TIMEOUT: 'UT',
+  UND_ERR_SOCKET: 'UC',
+  ECONNRESET: 'UC',
+  EPIPE: 'UC',
+};
+
+const ORDER: readonly ResponseFlag[] = ['UH', 'UF', 'UO', 'UT', 'UC', 'URX', 'RL', 'DI', 'FI'];
+
+/**
+ * Envoy response flags for one call, derived from its final error code and its events. Pure.
+ *
+ * - `UH` no usable endpoint (`MESH_NO_ENDPOINTS`); `UF` connection failure; `UT` a timeout
+ *   (overall or per try); `UC` the connection ended mid-exchange (`MESH_UPSTREAM_RESET`).
+ * - `URX`: at least one retry was made and the retry stage gave up at `max_retries`.
+ * - `UO`: circuit open or a concurrency limit, and also a retry refused by the retry budget or the
+ *   concurrent-retry limit — Envoy counts both among its circuit-breaker thresholds.
+ * - `RL` rate limited; `DI` a delay was injected; `FI` an abort was injected.
+ *
+ * An earlier attempt's failure that a retry recovered from leaves no flag, as in Envoy, except
+ * the fault flags, which describe the call.
+ */
+export function responseFlags(input: ResponseFlagsInput): ResponseFlag[] {
+  const flags = new Set<ResponseFlag>();
+  if (input.error !== undefined) {
+    const code = errorCode(input.error);
+    let flag = code === undefined ? undefined : FLAG_OF_CODE[code];
+    if (flag === undefined) {
+      const cause = errorCode((input.error as { cause?: unknown }).cause);
+      flag = cause === undefined ? undefined : FLAG_OF_CODE[cause];
+    }
+    if (flag !== undefined) flags.add(flag);
+  }
+  let retried = false;
+  for (const e of input.events ?? []) {
+    switch (e.type) {
+      case 'retry':
+        retried = true;
+        break;
+      case 'give_up': {
+        const cause = giveUpCause(e.reason);
+        if (cause === 'max_retries' && retried) flags.add('URX');
+        else if (cause === 'budget_exhausted' || cause === 'retry_overflow') flags.add('UO');
+        break;
+      }
+      case 'fault':
+        flags.add(e.reason === 'delay' ? 'DI' : 'FI');
+        break;
+      case 'circuit_open':
+        if (input.error !== undefined) flags.add('UO');
+        break;
+      case 'rejected':
+        if (input.error !== undefined) flags.add(e.code === 'MESH_RATE_LIMITED' ? 'RL' : 'UO');
+        break;
+      case 'timeout':
+        if (input.error !== undefined) flags.add('UT');
+        break;
+    }
+  }
+  return ORDER.filter((f) => flags.has(f));
+}
+
+/** One access-log record: one logical request. Field names follow Envoy's JSON access logs. */
+export interface AccessLogRecord {
+  /** ISO 8601 wall-clock time the request started. */
+  readonly start_time: string;
+  readonly method: string;
+  readonly path: string;
+  /** The logical destination service. */
+  readonly upstream_cluster: string;
+  /** `address:port` of the endpoint that answered last, or `-`. */
+  readonly upstream_host: string;
+  /** 0 when no response arrived. */
+  readonly response_code: number;
+  /** Comma-separated {@link ResponseFlag}s, `-` when none (Envoy's format). */
+  readonly response_flags: string;
+  readonly duration_ms: number;
+  /** Physical attempts made (1 + retries + hedges). */
+  readonly attempts: number;
+  /** The W3C trace id, when the call was sampled into a trace. */
+  readonly trace_id: string;
+  /** The error code the call failed with, else `-`. */
+  readonly error_code: string;
+}
+
+/** Where access-log lines go. */
+export interface AccessLogSink {
+  write(line: string): void;
+  /** Flush and release the file, if one was opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Open the sink `MESH_ACCESS_LOG` names: `stdout`, `stderr`, or a file path (appended to).
+ *
+ * @example
+ * const sink = openAccessLog(process.env.MESH_ACCESS_LOG ?? 'stdout');
+ */
+export function openAccessLog(target: string): AccessLogSink {
+  if (target === 'stdout' || target === 'stderr') {
+    const stream = target === 'stdout' ? process.stdout : process.stderr;
+    return { write: (line) => void stream.write(line), close: () => Promise.resolve() };
+  }
+  let file: WriteStream | undefined = createWriteStream(target, { flags: 'a' });
+  // A failing log file must not crash the service: the error is dropped with the lines.
+  file.on('error', () => {
+    file = undefined;
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    write: (line) => void file?.write(line),
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        const f = file;
+        if (f === undefined || f.closed) return resolve();
+        // 'close' follows both a flushed end and a failed open (the stream destroys itself).
+        f.once('close', () => resolve());
+        f.end();
+      });
+      return closing;
+    },
+  };
+}
+
+/** One JSON line for a record, newline-terminated. */
+export function formatAccessLogLine(record: AccessLogRecord): string {
+  return `${JSON.stringify(record)}\n`;
+}

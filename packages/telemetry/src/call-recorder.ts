@@ -1,0 +1,239 @@
+import {
+  type Attributes,
+  type Context,
+  isSpanContextValid,
+  type Link,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import {
+  type CallContext,
+  type CallEvent,
+  type CallObserver,
+  type Endpoint,
+  wallClockMs,
+} from '@proxyless/core';
+import { type AccessLogSink, formatAccessLogLine, responseFlags } from './access-log.js';
+import { errorCode } from './events.js';
+import { errorTypeLabel } from './labels.js';
+import type { MeshMetrics } from './metrics.js';
+
+/** What the interceptors share, built once per mesh. */
+export interface TelemetryDeps {
+  readonly tracer: Tracer | undefined;
+  readonly metrics: MeshMetrics | undefined;
+  readonly accessLog: AccessLogSink | undefined;
+  /** Recent ejections, so an attempt whose endpoint was ejected shows it on its span. */
+  readonly ejections?: EjectionLog;
+}
+
+/** The latest ejection per service and endpoint, with its clock time. */
+export class EjectionLog {
+  readonly #by = new Map<string, Map<string, { at: number; reason: string }>>();
+
+  record(service: string, endpoint: string, reason: string, at: number): void {
+    let m = this.#by.get(service);
+    if (m === undefined) {
+      m = new Map();
+      this.#by.set(service, m);
+    }
+    // Bounded like the metrics: a service with more endpoints keeps the most recent 1,024.
+    if (m.size >= 1024 && !m.has(endpoint)) m.delete(m.keys().next().value!);
+    m.set(endpoint, { at, reason });
+  }
+
+  /** The ejection of `endpoint` at or after `since`, if there was one. */
+  since(service: string, endpoint: string, since: number): { at: number; reason: string } | undefined {
+    const e = this.#by.get(service)?.get(endpoint);
+    return e !== undefined && e.at >= since ? e : undefined;
+  }
+
+  forget(service: string): void {
+    this.#by.delete(service);
+  }
+}
+
+/**
+ * The state of one logical call, shared by the call and attempt interceptors: it is the call's
+ * `ctx.observer` (forwarding to the mesh's own observer), which every attempt's derived context
+ * keeps, so retry, hedge, timeout, fault and circuit-open events reach metrics, spans and the
+ * access log, and the attempt stage finds the call it belongs to.
+ */
+export class CallRecorder implements CallObserver {
+  readonly ctx: CallContext;
+  readonly deps: TelemetryDeps;
+  /** The caller's OpenTelemetry context when the call started. */
+  readonly parent: Context;
+  readonly startedAt: number;
+  readonly startedWall: number;
+  attempts = 0;
+  /** The INTERNAL span of the logical call, made at the second attempt (or at a failure with none). */
+  internal: Span | undefined;
+  internalContext: Context | undefined;
+  firstAttemptSpan: Span | undefined;
+  /** Attempt spans still open, newest last. */
+  readonly open: Span[] = [];
+  lastEndpoint: Endpoint | undefined;
+  /** Events in order, kept only when something reads them (the access log or a span). */
+  events: CallEvent[] | undefined;
+  readonly #forward: CallObserver | undefined;
+
+  constructor(ctx: CallContext, deps: TelemetryDeps, parent: Context) {
+    this.ctx = ctx;
+    this.deps = deps;
+    this.parent = parent;
+    this.startedAt = ctx.clock.now();
+    this.startedWall = deps.accessLog ? wallClockMs() : 0;
+    this.#forward = ctx.observer;
+    if (deps.accessLog || deps.tracer) this.events = [];
+  }
+
+  onEvent(event: CallEvent): void {
+    this.deps.metrics?.recordCallEvent(this.ctx.service, event);
+    if (this.events !== undefined) {
+      this.events.push(event);
+      const span = this.open.length > 0 ? this.open[this.open.length - 1] : this.internal;
+      if (span?.isRecording()) span.addEvent(`mesh.${event.type}`, eventAttributes(event));
+    }
+    this.#forward?.onEvent(event);
+  }
+
+  /** The context a new attempt's span hangs under; makes the INTERNAL span at the second attempt. */
+  attemptParent(): Context {
+    this.attempts++;
+    if (this.attempts === 2 && this.deps.tracer && this.internal === undefined) this.#startInternal();
+    return this.internalContext ?? this.parent;
+  }
+
+  /**
+   * Semconv wants attempts under one INTERNAL span when there are several, but the first attempt
+   * is sent (with its `traceparent`) before anyone can know a retry will follow, and a span's
+   * parent cannot change later. So the INTERNAL span starts, back-dated to the call's start, when
+   * the second attempt does: it parents attempts 2..n and links attempt 1, which stays under the
+   * caller's span. A call with one attempt makes one CLIENT span and nothing else.
+   */
+  #startInternal(): void {
+    const tracer = this.deps.tracer!;
+    const first = this.firstAttemptSpan?.spanContext();
+    const links: Link[] = first && isSpanContextValid(first) ? [{ context: first }] : [];
+    const span = tracer.startSpan(
+      this.ctx.request.method,
+      {
+        kind: SpanKind.INTERNAL,
+        startTime: wallClockMs() - (this.ctx.clock.now() - this.startedAt),
+        links,
+        attributes: callAttributes(this.ctx),
+      },
+      this.parent,
+    );
+    this.internal = span;
+    this.internalContext = trace.setSpan(this.parent, span);
+    if (span.isRecording()) {
+      const nowWall = wallClockMs();
+      const nowClock = this.ctx.clock.now();
+      for (const e of this.events ?? []) {
+        span.addEvent(`mesh.${e.type}`, eventAttributes(e), nowWall - (nowClock - e.at));
+      }
+    }
+  }
+
+  /** The call ended: its body ended (`error` undefined) or it failed. Records everything once. */
+  finish(status: number | undefined, error: Error | undefined): void {
+    const { ctx, deps } = this;
+    const now = ctx.clock.now();
+    const failed = error !== undefined;
+    const code = failed ? errorCode(error) : undefined;
+    deps.metrics?.recordClientRequest(
+      ctx.service,
+      ctx.request.method,
+      status,
+      errorTypeLabel(code, failed, status),
+      (now - this.startedAt) / 1000,
+    );
+    // A call that failed before any attempt (breaker open, no endpoints, a limit, an injected
+    // abort) has no CLIENT span: an INTERNAL span makes the failure visible in the trace.
+    if (this.attempts === 0 && failed && deps.tracer && this.internal === undefined) this.#startInternal();
+    const span = this.internal;
+    if (span?.isRecording()) {
+      if (status !== undefined) span.setAttribute('http.response.status_code', status);
+      const type = errorTypeLabel(code, failed, status);
+      if (type !== '') {
+        span.setAttribute('error.type', type);
+        span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error.message } : {}) });
+      }
+      span.setAttribute('mesh.attempts', this.attempts);
+    }
+    span?.end();
+    if (deps.accessLog) this.#writeAccessLog(status, error, now);
+  }
+
+  #writeAccessLog(status: number | undefined, error: Error | undefined, now: number): void {
+    const flags = responseFlags({ error, status, events: this.events });
+    const sc = (this.internal ?? this.firstAttemptSpan)?.spanContext() ?? trace.getSpanContext(this.parent);
+    const ep = this.lastEndpoint;
+    this.deps.accessLog!.write(
+      formatAccessLogLine({
+        start_time: new Date(this.startedWall).toISOString(),
+        method: this.ctx.request.method,
+        path: this.ctx.request.path,
+        upstream_cluster: this.ctx.service,
+        upstream_host: ep
+          ? ep.address.includes(':')
+            ? `[${ep.address}]:${ep.port}`
+            : `${ep.address}:${ep.port}`
+          : '-',
+        response_code: status ?? 0,
+        response_flags: flags.length > 0 ? flags.join(',') : '-',
+        duration_ms: Math.round((now - this.startedAt) * 1000) / 1000,
+        attempts: this.attempts,
+        trace_id: sc && isSpanContextValid(sc) ? sc.traceId : '-',
+        error_code: (error && errorCode(error)) ?? '-',
+      }),
+    );
+  }
+}
+
+/** Attributes of the logical call, shared by INTERNAL and CLIENT spans. */
+export function callAttributes(ctx: CallContext): Attributes {
+  const { origin, path, method } = ctx.request;
+  return {
+    'http.request.method': method,
+    'url.full': origin + path,
+    'server.address': ctx.service,
+    'server.port': originPort(origin),
+  };
+}
+
+const ports = new Map<string, number>();
+
+/** The port of a logical origin (`http://payments:8080` → 8080, `http://payments` → 80), cached. */
+function originPort(origin: string): number {
+  let port = ports.get(origin);
+  if (port === undefined) {
+    port = parsePort(origin);
+    if (ports.size < 10_000) ports.set(origin, port);
+  }
+  return port;
+}
+
+function parsePort(origin: string): number {
+  const colon = origin.lastIndexOf(':');
+  if (colon > origin.indexOf('//') && origin[colon + 1] !== '/') {
+    const port = Number(origin.slice(colon + 1));
+    if (Number.isInteger(port)) return port;
+  }
+  return origin.startsWith('https:') ? 443 : 80;
+}
+
+function eventAttributes(e: CallEvent): Attributes {
+  const a: Attributes = { 'mesh.attempt': e.attempt };
+  if (e.reason !== undefined) a['mesh.reason'] = e.reason;
+  if (e.endpoint !== undefined) a['mesh.endpoint'] = e.endpoint;
+  if (e.status !== undefined) a['http.response.status_code'] = e.status;
+  if (e.code !== undefined) a['error.type'] = e.code;
+  if (e.delayMs !== undefined) a['mesh.delay_ms'] = e.delayMs;
+  return a;
+}

@@ -1,0 +1,89 @@
+import { MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import {
+  OTEL_DURATION_BUCKETS,
+  resolveTelemetryConfig,
+  telemetryEnvVars,
+  telemetryPatchFromEnv,
+} from './config.js';
+
+describe('resolveTelemetryConfig', () => {
+  it('applies the defaults: metrics and tracing on, no access log, no admin server', () => {
+    expect(resolveTelemetryConfig()).toEqual({
+      admin: { host: '127.0.0.1', eventHistory: 256 },
+      metrics: { enabled: true, durationBuckets: [...OTEL_DURATION_BUCKETS] },
+      tracing: { enabled: true },
+    });
+  });
+
+  it('reads MESH_ACCESS_LOG, MESH_ADMIN_PORT, MESH_ADMIN_HOST, MESH_METRICS, MESH_TRACING', () => {
+    const c = resolveTelemetryConfig(
+      {},
+      {
+        MESH_ACCESS_LOG: 'stdout',
+        MESH_ADMIN_PORT: '9901',
+        MESH_ADMIN_HOST: '0.0.0.0',
+        MESH_METRICS: 'false',
+        MESH_TRACING: 'off',
+        MESH_ADMIN_EVENTS: '32',
+      },
+    );
+    expect(c).toMatchObject({
+      accessLog: 'stdout',
+      admin: { port: 9901, host: '0.0.0.0', eventHistory: 32 },
+      metrics: { enabled: false },
+      tracing: { enabled: false },
+    });
+  });
+
+  it('treats blank variables as unset and lets options win over the environment', () => {
+    expect(
+      resolveTelemetryConfig({ admin: { port: 0 } }, { MESH_ADMIN_PORT: '9901', MESH_ACCESS_LOG: ' ' }),
+    ).toMatchObject({
+      admin: { port: 0, host: '127.0.0.1' },
+    });
+    expect(resolveTelemetryConfig({}, { MESH_ACCESS_LOG: ' ' }).accessLog).toBeUndefined();
+  });
+
+  it('rejects bad values naming the variable and the quoted value, listing every problem', () => {
+    let error: unknown;
+    try {
+      resolveTelemetryConfig(
+        { metrics: { durationBuckets: [] } },
+        { MESH_ADMIN_PORT: 'nine', MESH_METRICS: 'maybe' },
+      );
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    const e = error as MeshError;
+    const fields = e.details.issues?.map((i) => i.field);
+    expect(fields).toEqual(
+      expect.arrayContaining(['MESH_ADMIN_PORT', 'MESH_METRICS', 'telemetry.metrics.durationBuckets']),
+    );
+    expect(e.message).toContain('"nine"');
+    expect(e.message).toContain('"maybe"');
+  });
+
+  it('rejects a port out of range and unknown fields', () => {
+    expect(() => resolveTelemetryConfig({ admin: { port: 70000 } })).toThrow(/telemetry\.admin\.port/);
+    expect(() => resolveTelemetryConfig({ admin: { prot: 1 } })).toThrow(/telemetry\.admin/);
+  });
+
+  it('documents exactly the variables it reads', () => {
+    const env = Object.fromEntries(telemetryEnvVars.map((v) => [v.name, 'x']));
+    const doc = JSON.stringify(telemetryPatchFromEnv(env));
+    expect(JSON.parse(doc)).toMatchObject({
+      accessLog: 'x',
+      admin: { port: 'x', host: 'x', eventHistory: 'x' },
+    });
+    expect(telemetryEnvVars.map((v) => v.name).sort()).toEqual([
+      'MESH_ACCESS_LOG',
+      'MESH_ADMIN_EVENTS',
+      'MESH_ADMIN_HOST',
+      'MESH_ADMIN_PORT',
+      'MESH_METRICS',
+      'MESH_TRACING',
+    ]);
+  });
+});

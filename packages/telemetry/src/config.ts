@@ -1,0 +1,210 @@
+import { type Env, type EnvVarSpec, envString, Issues, issuesError } from '@proxyless/core';
+import { type Static, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+
+/**
+ * OpenTelemetry's advisory bucket boundaries for `http.client.request.duration` (seconds), from
+ * the HTTP semantic conventions: https://opentelemetry.io/docs/specs/semconv/http/http-metrics/
+ */
+export const OTEL_DURATION_BUCKETS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+]);
+
+/**
+ * The telemetry section of the mesh configuration: one declaration gives the TypeScript type,
+ * the validator, the defaults and the environment mapping (`x-env` on each field).
+ */
+export const telemetrySection = Type.Object(
+  {
+    accessLog: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Write one JSON line per request to `stdout`, `stderr` or a file path. Off when unset.',
+        'x-env': 'MESH_ACCESS_LOG',
+      }),
+    ),
+    admin: Type.Object(
+      {
+        port: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: 65535,
+            description:
+              'Serve the admin page and endpoints on this port (0: any free port). Off when unset.',
+            'x-env': 'MESH_ADMIN_PORT',
+          }),
+        ),
+        host: Type.String({
+          minLength: 1,
+          default: '127.0.0.1',
+          description: 'Address the admin server binds. Loopback unless set: it shows the whole config.',
+          'x-env': 'MESH_ADMIN_HOST',
+        }),
+        eventHistory: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          default: 256,
+          description: 'How many recent events `/events` and the admin page keep.',
+          'x-env': 'MESH_ADMIN_EVENTS',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description: 'Record Prometheus metrics (into the registry given in code, else the global one).',
+          'x-env': 'MESH_METRICS',
+        }),
+        durationBuckets: Type.Array(Type.Number({ exclusiveMinimum: 0 }), {
+          minItems: 1,
+          default: [...OTEL_DURATION_BUCKETS],
+          description: 'Bucket boundaries of the request-duration histograms, in seconds.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    tracing: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description:
+            'Start spans and propagate `traceparent` through the global OpenTelemetry API (a no-op until an SDK is registered).',
+          'x-env': 'MESH_TRACING',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+  },
+  { default: {}, additionalProperties: false },
+);
+
+/** The telemetry settings, defaults applied. */
+export type TelemetryConfig = Static<typeof telemetrySection>;
+
+const check = TypeCompiler.Compile(telemetrySection);
+
+/** The environment variables the telemetry section reads, for the configuration table. */
+export const telemetryEnvVars: readonly EnvVarSpec[] = Object.freeze([
+  {
+    name: 'MESH_ACCESS_LOG',
+    type: '`stdout`, `stderr` or a path',
+    defaultValue: '—',
+    description: 'One JSON line per request, with Envoy response flags.',
+  },
+  {
+    name: 'MESH_ADMIN_PORT',
+    type: 'integer 0..65535',
+    defaultValue: '—',
+    description: 'Serve the admin page and endpoints on this port.',
+  },
+  {
+    name: 'MESH_ADMIN_HOST',
+    type: 'host',
+    defaultValue: '127.0.0.1',
+    description: 'Admin server bind address.',
+  },
+  {
+    name: 'MESH_ADMIN_EVENTS',
+    type: 'integer 1..10000',
+    defaultValue: '256',
+    description: 'Recent events kept for `/events`.',
+  },
+  { name: 'MESH_METRICS', type: 'boolean', defaultValue: 'true', description: 'Record Prometheus metrics.' },
+  {
+    name: 'MESH_TRACING',
+    type: 'boolean',
+    defaultValue: 'true',
+    description: 'Spans and trace propagation.',
+  },
+]);
+
+/**
+ * Turn the environment into the section's document shape (raw values; the validator judges
+ * them). Blank means unset.
+ */
+export function telemetryPatchFromEnv(env: Env): Record<string, unknown> {
+  const doc: Record<string, Record<string, unknown> | string> = {};
+  const accessLog = envString(env, 'MESH_ACCESS_LOG');
+  if (accessLog !== undefined) doc.accessLog = accessLog;
+  const admin: Record<string, unknown> = {};
+  const port = envString(env, 'MESH_ADMIN_PORT');
+  if (port !== undefined) admin.port = numberOrRaw(port);
+  const host = envString(env, 'MESH_ADMIN_HOST');
+  if (host !== undefined) admin.host = host;
+  const events = envString(env, 'MESH_ADMIN_EVENTS');
+  if (events !== undefined) admin.eventHistory = numberOrRaw(events);
+  if (Object.keys(admin).length > 0) doc.admin = admin;
+  const metrics = envString(env, 'MESH_METRICS');
+  if (metrics !== undefined) doc.metrics = { enabled: booleanOrRaw(metrics) };
+  const tracing = envString(env, 'MESH_TRACING');
+  if (tracing !== undefined) doc.tracing = { enabled: booleanOrRaw(tracing) };
+  return doc;
+}
+
+const ENV_OF: Record<string, string> = {
+  '/accessLog': 'MESH_ACCESS_LOG',
+  '/admin/port': 'MESH_ADMIN_PORT',
+  '/admin/host': 'MESH_ADMIN_HOST',
+  '/admin/eventHistory': 'MESH_ADMIN_EVENTS',
+  '/metrics/enabled': 'MESH_METRICS',
+  '/tracing/enabled': 'MESH_TRACING',
+};
+
+/**
+ * Validate a telemetry document (options merged over the environment) and apply defaults.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by path (or variable name, for
+ * values that came from the environment) and quoted value; nothing is applied.
+ * @example
+ * const config = resolveTelemetryConfig({ admin: { port: 9901 } }, process.env);
+ */
+export function resolveTelemetryConfig(options: unknown = {}, env: Env = {}): TelemetryConfig {
+  const fromEnv = telemetryPatchFromEnv(env);
+  const merged = mergeDocs(fromEnv, (options ?? {}) as Record<string, unknown>);
+  const doc = Value.Default(telemetrySection, Value.Clone(merged));
+  if (check.Check(doc)) return doc;
+  const issues = new Issues();
+  for (const e of check.Errors(doc)) {
+    const path = e.path === '' ? '/' : e.path;
+    const fromOptions = lookup(options, path) !== undefined;
+    const field = !fromOptions && ENV_OF[path] ? ENV_OF[path]! : `telemetry${path.replaceAll('/', '.')}`;
+    issues.add(field, e.message.replace(/^Expected /, '').toLowerCase(), e.value);
+  }
+  throw issuesError('telemetry settings', issues.list);
+}
+
+function mergeDocs(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isRecord(b) && isRecord(v) && !Array.isArray(v) ? mergeDocs(b, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function lookup(doc: unknown, pointer: string): unknown {
+  let cur: unknown = doc;
+  for (const part of pointer.split('/').slice(1)) {
+    if (!isRecord(cur)) return undefined;
+    cur = cur[part];
+  }
+  return cur;
+}
+
+function numberOrRaw(v: string): number | string {
+  return /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+}
+
+function booleanOrRaw(v: string): boolean | string {
+  const s = v.toLowerCase();
+  if (s === 'true' || s === '1' || s === 'yes' || s === 'on') return true;
+  if (s === 'false' || s === '0' || s === 'no' || s === 'off') return false;
+  return v;
+}

@@ -1,0 +1,86 @@
+/**
+ * The events telemetry records, typed by structure only, so this package never imports the mesh:
+ * the mesh's own `MeshEvent` values are assignable to {@link TelemetryEvent} as they are, and the
+ * few kinds the mesh does not emit yet (`config_applied`) are plain object literals.
+ */
+
+/** An error as telemetry reads it: a stable code (a `MeshError`'s, or undici's `UND_ERR_*`). */
+export interface ErrorLike {
+  readonly code?: string;
+  readonly message?: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/** An endpoint as telemetry reads it. */
+export interface EndpointLike {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly health?: 'passing' | 'warning' | 'critical';
+}
+
+/** An endpoint set as telemetry reads it (the shape of core's `EndpointSet`). */
+export interface EndpointSetLike {
+  readonly version: number;
+  readonly source: string;
+  readonly endpoints: readonly EndpointLike[];
+  readonly updatedAt: number;
+  readonly stale: boolean;
+  readonly staleSince?: number;
+}
+
+/** A balancer event (panic, locality, outlier ejection/readmission, health check). */
+export interface BalancerEventLike {
+  readonly type: string;
+  readonly endpoint?: string;
+  readonly reason?: string;
+  readonly durationMs?: number;
+  readonly healthy?: boolean;
+}
+
+/** Circuit-breaker states, Envoy's and opossum's words. */
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** Something the mesh reports, as telemetry consumes it. */
+export type TelemetryEvent =
+  | { readonly type: 'config_rejected'; readonly error: ErrorLike }
+  /** A config version was validated and applied. */
+  | { readonly type: 'config_applied'; readonly version: number }
+  | { readonly type: 'resolver_error'; readonly service: string; readonly error: ErrorLike }
+  | { readonly type: 'endpoints_changed'; readonly service: string; readonly set: EndpointSetLike }
+  | { readonly type: 'balancer'; readonly service: string; readonly event: BalancerEventLike }
+  | { readonly type: 'circuit_breaker'; readonly service: string; readonly state: BreakerState }
+  /** The destination was removed (config change): its series are dropped. */
+  | { readonly type: 'service_removed'; readonly service: string };
+
+/**
+ * One event of a call as the resilience stages emit it through `ctx.observer` (core's
+ * `CallEvent`): `retry`, `give_up`, `hedge`, `timeout`, `fault`, `circuit_open`, `rejected`, …
+ */
+export interface CallEventLike {
+  readonly type: string;
+  readonly at: number;
+  readonly attempt: number;
+  readonly endpoint?: string;
+  readonly status?: number;
+  readonly code?: string;
+  readonly reason?: string;
+  readonly delayMs?: number;
+}
+
+/**
+ * The leading token of a `give_up` reason: the retry stage writes `"<why> (<retry reason>)"`,
+ * with `why` one of `max_retries`, `budget_exhausted`, `retry_overflow`, `deadline`, … .
+ */
+export function giveUpCause(reason: string | undefined): string | undefined {
+  if (reason === undefined) return undefined;
+  const space = reason.indexOf(' ');
+  return space === -1 ? reason : reason.slice(0, space);
+}
+
+/** The stable code of an error: a `MeshError`'s, an undici `UND_ERR_*`, a syscall's (`ECONNREFUSED`). */
+export function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -1,0 +1,244 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  context,
+  INVALID_SPAN_CONTEXT,
+  isSpanContextValid,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapSetter,
+  trace,
+} from '@opentelemetry/api';
+import {
+  type CallContext,
+  callOf,
+  type DispatchFn,
+  ForwardingHandler,
+  type Interceptor,
+  type MeshDispatchOptions,
+  type MeshHandler,
+  withCall,
+} from '@proxyless/core';
+import type { Dispatcher } from 'undici';
+import { CallRecorder, callAttributes, type TelemetryDeps } from './call-recorder.js';
+import { errorCode } from './events.js';
+import { withHeaders } from './headers.js';
+import { errorTypeLabel } from './labels.js';
+
+/**
+ * The outermost stage: one logical call. It records `http_client_request_duration_seconds` and
+ * writes the access-log line when the response BODY ends or fails (not at the head), makes the
+ * INTERNAL span when the call has more than one attempt, and observes the call's events
+ * (retries, hedges, timeouts, faults, circuit-open).
+ *
+ * Dispatches that carry no mesh call context (`kCall`) pass through untouched.
+ */
+export function createCallInterceptor(deps: TelemetryDeps): Interceptor {
+  if (!deps.metrics && !deps.tracer && !deps.accessLog) return (dispatch) => dispatch;
+  return (dispatch: DispatchFn): DispatchFn =>
+    (opts, handler) => {
+      const ctx = callOf(opts);
+      if (ctx === undefined) return dispatch(opts, handler);
+      const recorder = new CallRecorder(ctx, deps, context.active());
+      // The recorder is the call's observer: every attempt's context (derived with `{ ...ctx }`)
+      // carries it, so the attempt stage finds it there. Listed field by field: one hidden class.
+      const callCtx: CallContext = {
+        service: ctx.service,
+        request: ctx.request,
+        attempt: ctx.attempt,
+        deadline: ctx.deadline,
+        signal: ctx.signal,
+        clock: ctx.clock,
+        random: ctx.random,
+        excludeEndpoints: ctx.excludeEndpoints,
+        attributes: ctx.attributes,
+        observer: recorder,
+        endpoint: ctx.endpoint,
+      };
+      return dispatch(withCall(opts, callCtx), new CallHandler(handler, recorder));
+    };
+}
+
+class CallHandler extends ForwardingHandler {
+  readonly #recorder: CallRecorder;
+  #status: number | undefined;
+  #done = false;
+
+  constructor(handler: MeshHandler, recorder: CallRecorder) {
+    super(handler);
+    this.#recorder = recorder;
+  }
+
+  override onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    // Only a final response counts (1xx are informational and come before it).
+    if (statusCode >= 200) this.#status = statusCode;
+    super.onResponseStart(controller, statusCode, headers, statusMessage);
+  }
+
+  override onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    socket: import('node:stream').Duplex,
+  ): void {
+    this.#end(statusCode, undefined);
+    super.onRequestUpgrade(controller, statusCode, headers, socket);
+  }
+
+  override onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#end(this.#status, undefined);
+    super.onResponseEnd(controller, trailers);
+  }
+
+  override onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.#end(this.#status, error);
+    super.onResponseError(controller, error);
+  }
+
+  #end(status: number | undefined, error: Error | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    try {
+      this.#recorder.finish(status, error);
+    } catch {
+      // Telemetry must never break a call: a failing exporter or a full disk loses a record, no more.
+    }
+  }
+}
+
+const setter: TextMapSetter<string[]> = {
+  set(carrier, key, value) {
+    carrier.push(key.toLowerCase(), value);
+  },
+};
+
+/**
+ * The stage just above the pick stage: one CLIENT span per physical attempt, with the semconv
+ * attributes (`network.peer.*` from `ctx.endpoint`, which the pick stage sets before it sends),
+ * `traceparent`/`tracestate` injected through the global propagator into this attempt's headers,
+ * and `mesh_attempts_total` per endpoint and outcome.
+ *
+ * With no OpenTelemetry SDK registered the span is the API's non-recording no-op and nothing is
+ * injected, so the caller's headers are passed on as they are.
+ */
+export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
+  if (!deps.metrics && !deps.tracer) return (dispatch) => dispatch;
+  return (dispatch: DispatchFn): DispatchFn =>
+    (opts, handler) => {
+      const ctx = callOf(opts);
+      if (ctx === undefined) return dispatch(opts, handler);
+      const recorder = ctx.observer instanceof CallRecorder ? ctx.observer : undefined;
+      const parent = recorder ? recorder.attemptParent() : context.active();
+      let span: Span | undefined;
+      let out: MeshDispatchOptions = opts;
+      if (deps.tracer) {
+        const attributes = callAttributes(ctx);
+        if (ctx.attempt > 1) attributes['http.request.resend_count'] = ctx.attempt - 1;
+        span = deps.tracer.startSpan(ctx.request.method, { kind: SpanKind.CLIENT, attributes }, parent);
+        if (recorder) {
+          if (recorder.attempts === 1) recorder.firstAttemptSpan = span;
+          recorder.open.push(span);
+        }
+        // The no-op tracer answers the shared INVALID_SPAN_CONTEXT: skip the hex checks then.
+        const sc = span.spanContext();
+        if (sc !== INVALID_SPAN_CONTEXT && isSpanContextValid(sc)) {
+          const pairs: string[] = [];
+          propagation.inject(trace.setSpan(parent, span), pairs, setter);
+          if (pairs.length > 0) out = { ...opts, headers: withHeaders(opts.headers, pairs) };
+        }
+      }
+      return dispatch(out, new AttemptHandler(handler, ctx, deps, span, recorder));
+    };
+}
+
+class AttemptHandler extends ForwardingHandler {
+  readonly #ctx: CallContext;
+  readonly #startedAt: number;
+  readonly #deps: TelemetryDeps;
+  readonly #span: Span | undefined;
+  readonly #recorder: CallRecorder | undefined;
+  #status: number | undefined;
+  #done = false;
+
+  constructor(
+    handler: MeshHandler,
+    ctx: CallContext,
+    deps: TelemetryDeps,
+    span: Span | undefined,
+    recorder: CallRecorder | undefined,
+  ) {
+    super(handler);
+    this.#ctx = ctx;
+    this.#startedAt = span?.isRecording() && deps.ejections ? ctx.clock.now() : 0;
+    this.#deps = deps;
+    this.#span = span;
+    this.#recorder = recorder;
+  }
+
+  override onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    if (statusCode >= 200) this.#status = statusCode;
+    super.onResponseStart(controller, statusCode, headers, statusMessage);
+  }
+
+  override onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#end(undefined);
+    super.onResponseEnd(controller, trailers);
+  }
+
+  override onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.#end(error);
+    super.onResponseError(controller, error);
+  }
+
+  #end(error: Error | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    try {
+      const ep = this.#ctx.endpoint;
+      const status = this.#status;
+      const failed = error !== undefined;
+      if (this.#recorder && ep !== undefined) this.#recorder.lastEndpoint = ep;
+      this.#deps.metrics?.recordAttempt(
+        this.#ctx.service,
+        ep?.id ?? '',
+        failed ? 'error' : status !== undefined && status >= 500 ? '5xx' : 'success',
+      );
+      const span = this.#span;
+      if (span === undefined) return;
+      if (this.#recorder) {
+        const i = this.#recorder.open.indexOf(span);
+        if (i !== -1) this.#recorder.open.splice(i, 1);
+      }
+      if (span.isRecording()) {
+        if (ep !== undefined) {
+          span.setAttribute('network.peer.address', ep.address);
+          span.setAttribute('network.peer.port', ep.port);
+        }
+        if (status !== undefined) span.setAttribute('http.response.status_code', status);
+        // Outlier detection acts when the pick stage reports this attempt's end, below us.
+        const ejected = ep && this.#deps.ejections?.since(this.#ctx.service, ep.id, this.#startedAt);
+        if (ejected) span.addEvent('mesh.ejected', { 'mesh.endpoint': ep.id, 'mesh.reason': ejected.reason });
+        const code = failed ? errorCode(error) : undefined;
+        const type = errorTypeLabel(code, failed, status);
+        if (type !== '') {
+          span.setAttribute('error.type', type);
+          span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error.message } : {}) });
+        }
+      }
+      span.end();
+    } catch {
+      // Never let a telemetry failure reach the caller's handler.
+    }
+  }
+}

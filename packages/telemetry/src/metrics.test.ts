@@ -1,0 +1,230 @@
+import { createEndpoint, createEndpointSet } from '@proxyless/core';
+import { VirtualClock } from '@proxyless/core/testing';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { OTEL_DURATION_BUCKETS } from './config.js';
+import { createMeshMetrics } from './metrics.js';
+
+async function values(
+  registry: Registry,
+  name: string,
+): Promise<Array<{ labels: Record<string, unknown>; value: number; metricName?: string }>> {
+  const m = registry.getSingleMetric(name);
+  if (!m) throw new Error(`no metric ${name}`);
+  return (await m.get()).values as never;
+}
+
+function setOf(
+  service: string,
+  n: number,
+  extra: { stale?: boolean; staleSince?: number; critical?: number } = {},
+) {
+  const endpoints = Array.from({ length: n }, (_, i) =>
+    createEndpoint({
+      address: '10.0.0.1',
+      port: 8000 + i,
+      health: i < (extra.critical ?? 0) ? 'critical' : 'passing',
+    }),
+  );
+  return createEndpointSet({
+    service,
+    version: 1,
+    endpoints,
+    source: 'static',
+    updatedAt: 0,
+    ...(extra.stale ? { stale: true, staleSince: extra.staleSince ?? 0 } : {}),
+  });
+}
+
+describe('createMeshMetrics', () => {
+  it('records the client duration histogram with the OTel buckets and semconv labels', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    m.recordClientRequest('payments', 'GET', 200, '', 0.003);
+    m.recordClientRequest('payments', 'GET', 200, '', 0.02);
+    m.recordClientRequest('payments', 'GET', 200, '', 0.02);
+    m.recordClientRequest('payments', 'POST', undefined, 'MESH_TIMEOUT', 1.2);
+    const v = await values(registry, 'http_client_request_duration_seconds');
+    const get200 = (suffix: string, le?: number) =>
+      v.find(
+        (x) =>
+          x.metricName === `http_client_request_duration_seconds${suffix}` &&
+          x.labels.http_response_status_code === '200' &&
+          (le === undefined || x.labels.le === le),
+      )?.value;
+    expect(get200('_count')).toBe(3);
+    expect(get200('_sum')).toBeCloseTo(0.043, 9);
+    expect(get200('_bucket', 0.005)).toBe(1);
+    expect(get200('_bucket', 0.01)).toBe(1);
+    expect(get200('_bucket', 0.025)).toBe(3);
+    const les = v
+      .filter((x) => x.metricName?.endsWith('_bucket') && x.labels.http_response_status_code === '200')
+      .map((x) => x.labels.le);
+    expect(les).toEqual([...OTEL_DURATION_BUCKETS, '+Inf']);
+    const failed = v.find((x) => x.metricName?.endsWith('_count') && x.labels.error_type === 'MESH_TIMEOUT');
+    expect(failed?.labels).toEqual({
+      http_request_method: 'POST',
+      http_response_status_code: '',
+      server_address: 'payments',
+      error_type: 'MESH_TIMEOUT',
+    });
+    expect(failed?.value).toBe(1);
+  });
+
+  it('bounds methods to the semconv set and statuses to valid codes', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    m.recordClientRequest('a', 'FOO', 999, '', 0.1);
+    m.recordClientRequest('a', 'get', 200, '', 0.1);
+    const v = await values(registry, 'http_client_request_duration_seconds');
+    const counts = v.filter((x) => x.metricName?.endsWith('_count'));
+    // Methods are case-sensitive in semconv: `get` is not `GET`.
+    expect(
+      counts.map((x) => [x.labels.http_request_method, x.labels.http_response_status_code, x.value]),
+    ).toEqual([
+      ['_OTHER', '', 1],
+      ['_OTHER', '200', 1],
+    ]);
+  });
+
+  it('counts attempts per endpoint and outcome, retries by reason and budget exhaustion', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    m.recordAttempt('payments', '10.0.0.1:80', 'success');
+    m.recordAttempt('payments', '10.0.0.1:80', 'success');
+    m.recordAttempt('payments', '10.0.0.2:80', '5xx');
+    m.recordCallEvent('payments', { type: 'retry', at: 0, attempt: 1, reason: '5xx' });
+    m.recordCallEvent('payments', { type: 'retry', at: 0, attempt: 2, reason: 'reset' });
+    m.recordCallEvent('payments', { type: 'retry', at: 0, attempt: 3, reason: '5xx' });
+    m.recordCallEvent('payments', { type: 'give_up', at: 0, attempt: 4, reason: 'budget_exhausted (5xx)' });
+    m.recordCallEvent('payments', { type: 'give_up', at: 0, attempt: 4, reason: 'max_retries (5xx)' });
+    expect(
+      (await values(registry, 'mesh_attempts_total')).map((x) => [
+        x.labels.endpoint,
+        x.labels.outcome,
+        x.value,
+      ]),
+    ).toEqual([
+      ['10.0.0.1:80', 'success', 2],
+      ['10.0.0.2:80', '5xx', 1],
+    ]);
+    expect((await values(registry, 'mesh_retries_total')).map((x) => [x.labels.reason, x.value])).toEqual([
+      ['5xx', 2],
+      ['reset', 1],
+    ]);
+    expect((await values(registry, 'mesh_retry_budget_exhausted_total')).map((x) => x.value)).toEqual([1]);
+  });
+
+  it('tracks endpoints by state, ejections, breaker state, panic, staleness and config version', async () => {
+    const registry = new Registry();
+    const clock = new VirtualClock();
+    const m = createMeshMetrics({ registry, clock });
+    m.onMeshEvent({
+      type: 'endpoints_changed',
+      service: 'payments',
+      set: setOf('payments', 4, { critical: 1 }),
+    });
+    m.onMeshEvent({
+      type: 'balancer',
+      service: 'payments',
+      event: { type: 'eject', endpoint: '10.0.0.1:8003', reason: 'consecutive_5xx', durationMs: 30_000 },
+    });
+    m.onMeshEvent({ type: 'balancer', service: 'payments', event: { type: 'panic_enter' } });
+    m.onMeshEvent({ type: 'circuit_breaker', service: 'payments', state: 'open' });
+    m.onMeshEvent({ type: 'config_applied', version: 7 });
+    m.onMeshEvent({ type: 'config_rejected', error: { code: 'MESH_CONFIG_INVALID' } });
+    const byState = async () =>
+      Object.fromEntries((await values(registry, 'mesh_endpoints')).map((x) => [x.labels.state, x.value]));
+    expect(await byState()).toEqual({ healthy: 2, degraded: 0, unhealthy: 1, ejected: 1 });
+    expect((await values(registry, 'mesh_ejections_total')).map((x) => [x.labels.reason, x.value])).toEqual([
+      ['consecutive_5xx', 1],
+    ]);
+    expect(
+      Object.fromEntries(
+        (await values(registry, 'mesh_circuit_breaker_state')).map((x) => [x.labels.state, x.value]),
+      ),
+    ).toEqual({ closed: 0, open: 1, 'half-open': 0 });
+    expect((await values(registry, 'mesh_panic_mode'))[0]?.value).toBe(1);
+    expect((await values(registry, 'mesh_config_version'))[0]?.value).toBe(7);
+    expect((await values(registry, 'mesh_config_rejected_total'))[0]?.value).toBe(1);
+
+    m.onMeshEvent({
+      type: 'balancer',
+      service: 'payments',
+      event: { type: 'readmit', endpoint: '10.0.0.1:8003' },
+    });
+    expect(await byState()).toEqual({ healthy: 3, degraded: 0, unhealthy: 1, ejected: 0 });
+
+    // Registry down at t=1000; scraped at t=46000: stale for 45 s.
+    await clock.advance(1000);
+    m.onMeshEvent({
+      type: 'endpoints_changed',
+      service: 'payments',
+      set: setOf('payments', 4, { stale: true, staleSince: 1000 }),
+    });
+    await clock.advance(45_000);
+    expect((await values(registry, 'mesh_resolver_stale'))[0]?.value).toBe(1);
+    expect((await values(registry, 'mesh_resolver_staleness_seconds'))[0]?.value).toBe(45);
+    m.onMeshEvent({ type: 'endpoints_changed', service: 'payments', set: setOf('payments', 4) });
+    expect((await values(registry, 'mesh_resolver_staleness_seconds'))[0]?.value).toBe(0);
+
+    m.onMeshEvent({ type: 'service_removed', service: 'payments' });
+    expect(await values(registry, 'mesh_endpoints')).toEqual([]);
+  });
+
+  it('keeps cardinality bounded with 1,000 services and hostile label values', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({
+      registry,
+      limits: { services: 2000, endpointsPerService: 8, reasonsPerService: 4 },
+    });
+    const methods = ['GET', 'POST', 'PUT', 'DELETE', 'BREW', 'get', 'X1', 'X2'];
+    for (let s = 0; s < 1000; s++) {
+      const svc = `svc-${s}`;
+      m.onMeshEvent({ type: 'endpoints_changed', service: svc, set: setOf(svc, 3) });
+      m.onMeshEvent({ type: 'circuit_breaker', service: svc, state: 'closed' });
+      for (let i = 0; i < 40; i++) {
+        // 40 distinct endpoints, 40 distinct retry reasons and error codes, junk methods.
+        m.recordAttempt(svc, `10.${s >> 8}.${s & 255}.${i}:80`, i % 3 === 0 ? 'error' : 'success');
+        m.recordCallEvent(svc, { type: 'retry', at: 0, attempt: 1, reason: `reason-${i}` });
+        m.recordClientRequest(
+          svc,
+          methods[i % methods.length]!,
+          200 + (i % 4) * 100,
+          i % 2 ? `E_${i}` : '',
+          0.01,
+        );
+      }
+    }
+    const count = async (name: string) =>
+      (await values(registry, name)).filter(
+        (x) => !x.metricName?.includes('_bucket') && !x.metricName?.endsWith('_sum'),
+      ).length;
+    // Per service: endpoints ≤ 8 + _OTHER, × 2 outcomes seen here.
+    expect(await count('mesh_attempts_total')).toBeLessThanOrEqual(1000 * 9 * 3);
+    expect(await count('mesh_retries_total')).toBe(1000 * (4 + 1));
+    // Per service: ≤ 10 methods + _OTHER, 4 statuses, ≤ 4 error types + _OTHER + ''.
+    const hist = await count('http_client_request_duration_seconds');
+    expect(hist).toBeLessThanOrEqual(1000 * 5 * 4 * 6);
+    const total = await m.seriesCount();
+    // Every series is accounted for by a per-service bound: total grows linearly with services.
+    expect(total).toBeLessThan(1000 * 400);
+
+    // Past the service cap, new services share one _OTHER series set.
+    const capped = new Registry();
+    const c = createMeshMetrics({ registry: capped, limits: { services: 10 } });
+    for (let s = 0; s < 1000; s++) c.recordAttempt(`svc-${s}`, 'e:1', 'success');
+    const attempts = await values(capped, 'mesh_attempts_total');
+    expect(attempts).toHaveLength(11);
+    expect(attempts.find((x) => x.labels.service === '_OTHER')?.value).toBe(990);
+  });
+
+  it('reuses series already in the registry (a second mesh in one process)', async () => {
+    const registry = new Registry();
+    const a = createMeshMetrics({ registry });
+    const b = createMeshMetrics({ registry });
+    a.recordAttempt('x', 'e', 'success');
+    b.recordAttempt('x', 'e', 'success');
+    expect((await values(registry, 'mesh_attempts_total'))[0]?.value).toBe(2);
+  });
+});

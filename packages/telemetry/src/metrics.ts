@@ -1,0 +1,386 @@
+import { type Clock, systemClock } from '@proxyless/core';
+import { Counter, Gauge, type Registry, register } from 'prom-client';
+import { OTEL_DURATION_BUCKETS } from './config.js';
+import { type BreakerState, type CallEventLike, giveUpCause, type TelemetryEvent } from './events.js';
+import {
+  type CounterHandle,
+  FastCounter,
+  FastHistogram,
+  type HistogramHandle,
+  isFastMetric,
+} from './fast-metrics.js';
+import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
+
+/** Caps on label values; past a cap a value is recorded as `_OTHER`. */
+export interface MetricLimits {
+  /** Distinct services. @defaultValue 2000 */
+  services?: number;
+  /** Distinct endpoints per service (in `mesh_attempts_total`). @defaultValue 64 */
+  endpointsPerService?: number;
+  /** Distinct reasons (retry, ejection) and error types per service. @defaultValue 16 */
+  reasonsPerService?: number;
+}
+
+/** Options of {@link createMeshMetrics}. */
+export interface MeshMetricsOptions {
+  /** Where the series are registered. @defaultValue prom-client's global `register` */
+  registry?: Registry;
+  /** Bucket boundaries of the duration histograms, seconds. @defaultValue OpenTelemetry's advisory buckets */
+  durationBuckets?: readonly number[];
+  /** Reads resolver staleness at scrape time. @defaultValue the system clock */
+  clock?: Clock;
+  limits?: MetricLimits;
+}
+
+/** How an attempt ended, for `mesh_attempts_total`. */
+export type AttemptOutcome = 'success' | '5xx' | 'error';
+
+/** The mesh's Prometheus series and the calls that record them. */
+export interface MeshMetrics {
+  readonly registry: Registry;
+  /** One logical client request ended (its body ended or it failed). */
+  recordClientRequest(
+    service: string,
+    method: string,
+    status: number | undefined,
+    errorType: string,
+    seconds: number,
+  ): void;
+  /** One inbound request ended (server side). */
+  recordServerRequest(method: string, status: number | undefined, errorType: string, seconds: number): void;
+  /** One physical attempt ended. */
+  recordAttempt(service: string, endpoint: string, outcome: AttemptOutcome): void;
+  /** A call event from the resilience stages (`retry`, `give_up`, …). */
+  recordCallEvent(service: string, event: CallEventLike): void;
+  /** A mesh event (endpoints, balancer, breaker, resolver, config). */
+  onMeshEvent(event: TelemetryEvent): void;
+  /** How many series these metrics currently hold (for tests and the admin page). */
+  seriesCount(): Promise<number>;
+}
+
+interface ServiceState {
+  readonly endpoints: BoundedValues;
+  readonly reasons: BoundedValues;
+  readonly errorTypes: BoundedValues;
+  set: { ids: string[]; health: Map<string, string> } | undefined;
+  readonly ejected: Set<string>;
+  staleSince: number | undefined;
+}
+
+const ENDPOINT_STATES = ['healthy', 'degraded', 'unhealthy', 'ejected'] as const;
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
+
+/**
+ * Create (or reuse, when a registry already holds them) the mesh's metrics.
+ *
+ * @example
+ * const metrics = createMeshMetrics({ registry: new Registry() });
+ * metrics.recordClientRequest('payments', 'GET', 200, '', 0.012);
+ */
+export function createMeshMetrics(options: MeshMetricsOptions = {}): MeshMetrics {
+  return new PromMeshMetrics(options);
+}
+
+class PromMeshMetrics implements MeshMetrics {
+  readonly registry: Registry;
+  readonly #clock: Clock;
+  readonly #services: BoundedValues;
+  readonly #endpointLimit: number;
+  readonly #reasonLimit: number;
+  readonly #state = new Map<string, ServiceState>();
+  /** Series handles of the hot-path metrics, by raw label key, so a request costs a lookup and an add. */
+  readonly #clientSeries = new Map<string, Map<string, Map<number, Map<string, HistogramHandle>>>>();
+  readonly #attemptSeries = new Map<string, Map<string, Map<AttemptOutcome, CounterHandle>>>();
+  readonly clientDuration: FastHistogram;
+  readonly serverDuration: FastHistogram;
+  readonly attempts: FastCounter;
+  readonly retries: FastCounter;
+  readonly budgetExhausted: Counter<string>;
+  readonly ejections: Counter<string>;
+  readonly breaker: Gauge<string>;
+  readonly endpoints: Gauge<string>;
+  readonly panic: Gauge<string>;
+  readonly stale: Gauge<string>;
+  readonly staleness: Gauge<string>;
+  readonly resolverErrors: Counter<string>;
+  readonly configVersion: Gauge<string>;
+  readonly configRejected: Counter<string>;
+
+  constructor(o: MeshMetricsOptions) {
+    const registry = o.registry ?? register;
+    this.registry = registry;
+    this.#clock = o.clock ?? systemClock;
+    this.#services = new BoundedValues(o.limits?.services ?? 2000);
+    this.#endpointLimit = o.limits?.endpointsPerService ?? 64;
+    this.#reasonLimit = o.limits?.reasonsPerService ?? 16;
+    const buckets = [...(o.durationBuckets ?? OTEL_DURATION_BUCKETS)];
+    const reg = [registry];
+    const histogram = (name: string, help: string, labelNames: string[]): FastHistogram => {
+      const found = registry.getSingleMetric(name);
+      if (isFastMetric(found)) return found as FastHistogram;
+      const h = new FastHistogram({ name, help, labelNames, buckets });
+      registry.registerMetric(h);
+      return h;
+    };
+    const fastCounter = (name: string, help: string, labelNames: string[]): FastCounter => {
+      const found = registry.getSingleMetric(name);
+      if (isFastMetric(found)) return found as FastCounter;
+      const c = new FastCounter({ name, help, labelNames });
+      registry.registerMetric(c);
+      return c;
+    };
+    const counter = (name: string, help: string, labelNames: string[]): Counter<string> =>
+      (registry.getSingleMetric(name) as Counter<string> | undefined) ??
+      new Counter({ name, help, labelNames, registers: reg });
+    const gauge = (name: string, help: string, labelNames: string[], collect?: () => void): Gauge<string> =>
+      (registry.getSingleMetric(name) as Gauge<string> | undefined) ??
+      new Gauge({ name, help, labelNames, registers: reg, ...(collect ? { collect } : {}) });
+
+    this.clientDuration = histogram(
+      'http_client_request_duration_seconds',
+      'Duration of logical HTTP client requests through the mesh, until the response body ended or failed.',
+      ['http_request_method', 'http_response_status_code', 'server_address', 'error_type'],
+    );
+    this.serverDuration = histogram(
+      'http_server_request_duration_seconds',
+      'Duration of inbound HTTP requests, until the response finished.',
+      ['http_request_method', 'http_response_status_code', 'error_type'],
+    );
+    this.attempts = fastCounter(
+      'mesh_attempts_total',
+      'Physical attempts (tries, retries, hedges) by endpoint and outcome.',
+      ['service', 'endpoint', 'outcome'],
+    );
+    this.retries = fastCounter('mesh_retries_total', 'Retries by the condition that caused them.', [
+      'service',
+      'reason',
+    ]);
+    this.budgetExhausted = counter(
+      'mesh_retry_budget_exhausted_total',
+      'Retries not made because the retry budget was spent.',
+      ['service'],
+    );
+    this.ejections = counter('mesh_ejections_total', 'Outlier-detection ejections by reason.', [
+      'service',
+      'reason',
+    ]);
+    this.breaker = gauge(
+      'mesh_circuit_breaker_state',
+      'Circuit-breaker state per destination (1 = current).',
+      ['service', 'state'],
+    );
+    this.endpoints = gauge('mesh_endpoints', 'Endpoints per service by state.', ['service', 'state']);
+    this.panic = gauge('mesh_panic_mode', '1 while the balancer is in panic mode (using every endpoint).', [
+      'service',
+    ]);
+    this.stale = gauge('mesh_resolver_stale', '1 while the endpoint set is the last known good one.', [
+      'service',
+    ]);
+    this.staleness = gauge(
+      'mesh_resolver_staleness_seconds',
+      'Seconds since the resolver last failed to refresh a stale set (0 when fresh).',
+      ['service'],
+      () => this.#collectStaleness(),
+    );
+    this.resolverErrors = counter('mesh_resolver_errors_total', 'Failed resolver refreshes.', ['service']);
+    this.configVersion = gauge('mesh_config_version', 'Version of the configuration in force.', []);
+    this.configRejected = counter(
+      'mesh_config_rejected_total',
+      'Configuration versions rejected as invalid.',
+      [],
+    );
+  }
+
+  recordClientRequest(
+    service: string,
+    method: string,
+    status: number | undefined,
+    errorType: string,
+    seconds: number,
+  ): void {
+    // Nested maps keyed by the raw values: a lookup allocates nothing.
+    let byMethod = this.#clientSeries.get(service);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      if (this.#clientSeries.size < 10_000) this.#clientSeries.set(service, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      if (byMethod.size < 64) byMethod.set(method, byStatus);
+    }
+    const statusKey = status ?? 0;
+    let byError = byStatus.get(statusKey);
+    if (byError === undefined) {
+      byError = new Map();
+      if (byStatus.size < 64) byStatus.set(statusKey, byError);
+    }
+    let series = byError.get(errorType);
+    if (series === undefined) {
+      const svc = this.#services.bound(service);
+      series = this.clientDuration.handle({
+        http_request_method: methodLabel(method),
+        http_response_status_code: statusLabel(status),
+        server_address: svc,
+        error_type: svc === OTHER ? errorType && OTHER : this.#serviceState(svc).errorTypes.bound(errorType),
+      });
+      // Caches are capped: the raw key space is what callers send; the series behind are bounded anyway.
+      if (byError.size < 64) byError.set(errorType, series);
+    }
+    series.observe(seconds);
+  }
+
+  recordServerRequest(method: string, status: number | undefined, errorType: string, seconds: number): void {
+    this.serverDuration
+      .handle({
+        http_request_method: methodLabel(method),
+        http_response_status_code: statusLabel(status),
+        error_type: errorType.length > 64 ? OTHER : errorType,
+      })
+      .observe(seconds);
+  }
+
+  recordAttempt(service: string, endpoint: string, outcome: AttemptOutcome): void {
+    let byEndpoint = this.#attemptSeries.get(service);
+    if (byEndpoint === undefined) {
+      byEndpoint = new Map();
+      if (this.#attemptSeries.size < 10_000) this.#attemptSeries.set(service, byEndpoint);
+    }
+    let byOutcome = byEndpoint.get(endpoint);
+    if (byOutcome === undefined) {
+      byOutcome = new Map();
+      if (byEndpoint.size < 1024) byEndpoint.set(endpoint, byOutcome);
+    }
+    let series = byOutcome.get(outcome);
+    if (series === undefined) {
+      const svc = this.#services.bound(service);
+      const ep = svc === OTHER ? OTHER : this.#serviceState(svc).endpoints.bound(endpoint);
+      series = this.attempts.handle({ service: svc, endpoint: ep, outcome });
+      byOutcome.set(outcome, series);
+    }
+    series.inc();
+  }
+
+  recordCallEvent(service: string, event: CallEventLike): void {
+    if (event.type === 'retry') {
+      const svc = this.#services.bound(service);
+      this.retries.inc({ service: svc, reason: this.#reason(svc, event.reason ?? '') });
+    } else if (event.type === 'give_up' && giveUpCause(event.reason) === 'budget_exhausted') {
+      this.budgetExhausted.inc({ service: this.#services.bound(service) });
+    }
+  }
+
+  onMeshEvent(event: TelemetryEvent): void {
+    switch (event.type) {
+      case 'config_applied':
+        this.configVersion.set(event.version);
+        return;
+      case 'config_rejected':
+        this.configRejected.inc();
+        return;
+      case 'resolver_error':
+        this.resolverErrors.inc({ service: this.#services.bound(event.service) });
+        return;
+      case 'circuit_breaker': {
+        const svc = this.#services.bound(event.service);
+        if (svc === OTHER) return;
+        for (const s of BREAKER_STATES)
+          this.breaker.set({ service: svc, state: s }, s === event.state ? 1 : 0);
+        return;
+      }
+      case 'endpoints_changed': {
+        const svc = this.#services.bound(event.service);
+        if (svc === OTHER) return;
+        const st = this.#serviceState(svc);
+        const health = new Map<string, string>();
+        for (const e of event.set.endpoints) health.set(e.id, e.health ?? 'passing');
+        st.set = { ids: [...health.keys()], health };
+        for (const id of st.ejected) if (!health.has(id)) st.ejected.delete(id);
+        st.staleSince = event.set.stale ? (event.set.staleSince ?? event.set.updatedAt) : undefined;
+        this.stale.set({ service: svc }, event.set.stale ? 1 : 0);
+        this.#updateEndpoints(svc, st);
+        return;
+      }
+      case 'balancer': {
+        const svc = this.#services.bound(event.service);
+        if (svc === OTHER) return;
+        const st = this.#serviceState(svc);
+        const e = event.event;
+        if (e.type === 'eject' && e.endpoint !== undefined) {
+          st.ejected.add(e.endpoint);
+          this.ejections.inc({ service: svc, reason: this.#reason(svc, e.reason ?? '') });
+          this.#updateEndpoints(svc, st);
+        } else if (e.type === 'readmit' && e.endpoint !== undefined) {
+          st.ejected.delete(e.endpoint);
+          this.#updateEndpoints(svc, st);
+        } else if (e.type === 'panic_enter' || e.type === 'panic_exit') {
+          this.panic.set({ service: svc }, e.type === 'panic_enter' ? 1 : 0);
+        }
+        return;
+      }
+      case 'service_removed': {
+        const svc = event.service;
+        if (!this.#state.has(svc)) return;
+        this.#state.delete(svc);
+        this.#services.delete(svc);
+        for (const s of ENDPOINT_STATES) this.endpoints.remove({ service: svc, state: s });
+        for (const s of BREAKER_STATES) this.breaker.remove({ service: svc, state: s });
+        this.stale.remove({ service: svc });
+        this.staleness.remove({ service: svc });
+        this.panic.remove({ service: svc });
+        return;
+      }
+    }
+  }
+
+  async seriesCount(): Promise<number> {
+    let n = 0;
+    for (const m of await this.registry.getMetricsAsJSON()) n += m.values.length;
+    return n;
+  }
+
+  #serviceState(svc: string): ServiceState {
+    let st = this.#state.get(svc);
+    if (st === undefined) {
+      st = {
+        endpoints: new BoundedValues(this.#endpointLimit),
+        reasons: new BoundedValues(this.#reasonLimit),
+        errorTypes: new BoundedValues(this.#reasonLimit),
+        set: undefined,
+        ejected: new Set(),
+        staleSince: undefined,
+      };
+      this.#state.set(svc, st);
+    }
+    return st;
+  }
+
+  #reason(svc: string, reason: string): string {
+    return svc === OTHER ? OTHER : this.#serviceState(svc).reasons.bound(reason);
+  }
+
+  #updateEndpoints(svc: string, st: ServiceState): void {
+    const counts = { healthy: 0, degraded: 0, unhealthy: 0, ejected: 0 };
+    for (const id of st.set?.ids ?? []) {
+      if (st.ejected.has(id)) counts.ejected++;
+      else {
+        const h = st.set!.health.get(id);
+        if (h === 'critical') counts.unhealthy++;
+        else if (h === 'warning') counts.degraded++;
+        else counts.healthy++;
+      }
+    }
+    for (const s of ENDPOINT_STATES) this.endpoints.set({ service: svc, state: s }, counts[s]);
+  }
+
+  #collectStaleness(): void {
+    const now = this.#clock.now();
+    for (const [svc, st] of this.#state) {
+      if (st.set === undefined) continue;
+      this.staleness.set(
+        { service: svc },
+        st.staleSince === undefined ? 0 : Math.max(0, (now - st.staleSince) / 1000),
+      );
+    }
+  }
+}
