@@ -7,7 +7,7 @@ import { defineConfig } from 'tsup';
  * readable JavaScript, and maps of it would double the tarball for little gain.
  */
 export default defineConfig({
-  entry: ['src/index.ts', 'src/testing.ts'],
+  entry: ['src/index.ts', 'src/testing.ts', 'src/otel.ts'],
   format: ['esm', 'cjs'],
   splitting: true,
   dts: true,

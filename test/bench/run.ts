@@ -12,6 +12,7 @@ const AREAS: Record<string, () => Promise<BenchModule>> = {
   balancer: () => import('./balancer.js'),
   resilience: () => import('./resilience.js'),
   registry: () => import('./registry.js'),
+  telemetry: () => import('./telemetry.js'),
   routing: () => import('./routing.js'),
   'cold-start': () => import('./cold-start.js'),
 };

@@ -5,8 +5,8 @@ import type { Dispatcher } from 'undici';
 type Legacy = Dispatcher.DispatchHandler & {
   onConnect?: (abort: (err?: Error) => void, context?: unknown) => void;
   onResponseStarted?: () => void;
-  onHeaders?: (status: number, raw: Buffer[], resume: () => void, text: string) => boolean | void;
-  onData?: (chunk: Buffer) => boolean | void;
+  onHeaders?: (status: number, raw: Buffer[], resume: () => void, text: string) => boolean | undefined;
+  onData?: (chunk: Buffer) => boolean | undefined;
   onComplete?: (raw: Buffer[] | null) => void;
   onError?: (err: Error) => void;
   onUpgrade?: (status: number, raw: Buffer[], socket: Duplex) => void;
@@ -129,7 +129,10 @@ export class CallHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     if (this.#done) return;
-    if (this.#thrown) return this.onResponseError(controller, this.#thrown);
+    if (this.#thrown) {
+      this.onResponseError(controller, this.#thrown);
+      return;
+    }
     this.#finish();
     try {
       if (this.#modern) this.#h.onResponseEnd?.(controller, trailers);

@@ -22,6 +22,10 @@ import { createPickStage } from './pick.js';
 
 /** What a destination needs from the mesh that owns it. */
 export interface DestinationDeps {
+  /** Stages outside the policy stack (the call's telemetry), outermost first. */
+  outer: readonly { role: string; interceptor: Interceptor }[];
+  /** Stages between the policy stack and the pick stage (each attempt's telemetry). */
+  inner: readonly { role: string; interceptor: Interceptor }[];
   clock: Clock;
   logger: Logger;
   connectionsPerEndpoint: number;
@@ -107,7 +111,11 @@ export class Destination {
   }
 
   get roles(): readonly string[] {
-    return this.#policy.roles;
+    return [
+      ...this.#deps.outer.map((s) => s.role),
+      ...this.#policy.roles,
+      ...this.#deps.inner.map((s) => s.role),
+    ];
   }
 
   /**
@@ -154,7 +162,14 @@ export class Destination {
       { pool: (e) => this.#pool(e) },
       this.#deps.clock,
     );
-    return composeInterceptors(this.#policy.filters as readonly Interceptor[], pick);
+    return composeInterceptors(
+      [
+        ...this.#deps.outer.map((s) => s.interceptor),
+        ...(this.#policy.filters as readonly Interceptor[]),
+        ...this.#deps.inner.map((s) => s.interceptor),
+      ],
+      pick,
+    );
   }
 
   #pool(endpoint: Endpoint): Dispatcher {

@@ -2,6 +2,7 @@ import { balancerEnvVars } from '@proxyless/balancer';
 import type { EnvVarSpec } from '@proxyless/core';
 import { consulEnvVars, dnsEnvVars, embeddedEnvVars, etcdEnvVars } from '@proxyless/discovery';
 import { resilienceEnvVars } from '@proxyless/resilience';
+import { telemetryEnvVars } from '@proxyless/telemetry';
 import { meshEnvVars } from './mesh-env.js';
 
 /**
@@ -16,6 +17,7 @@ export const allEnvVars: readonly EnvVarSpec[] = dedupe([
   ...etcdEnvVars,
   ...balancerEnvVars,
   ...resilienceEnvVars,
+  ...telemetryEnvVars,
 ]);
 
 function dedupe(specs: readonly EnvVarSpec[]): readonly EnvVarSpec[] {

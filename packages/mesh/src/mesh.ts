@@ -39,6 +39,14 @@ import {
   manageSignals,
   type SignalSource,
 } from '@proxyless/discovery';
+import {
+  allResolved,
+  createTelemetry,
+  serviceView,
+  type Telemetry,
+  type TelemetryConfig,
+} from '@proxyless/telemetry';
+import type { Registry } from 'prom-client';
 import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { CallHandler } from './call-handler.js';
 import { Destination } from './destination.js';
@@ -115,6 +123,13 @@ export interface MeshOptions {
    * `0` keeps destinations for the mesh's lifetime. @defaultValue 300000 (5 minutes)
    */
   destinationIdleTimeoutMs?: number;
+  /** Where the mesh's Prometheus metrics go. @defaultValue prom-client's global `register` */
+  metrics?: { registry?: Registry };
+  /**
+   * Access log, admin endpoint, metrics and tracing switches, over `MESH_ACCESS_LOG`,
+   * `MESH_ADMIN_PORT`, `MESH_ADMIN_HOST`, … (see docs/observability.md).
+   */
+  telemetry?: Partial<TelemetryConfig>;
 }
 
 /** Options of {@link Mesh.close}. */
@@ -176,7 +191,9 @@ export type MeshEvent =
   /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
   | { type: 'balancer'; service: string; event: BalancerEvent }
   /** The destination's circuit breaker changed state. */
-  | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open' };
+  | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open' }
+  /** A destination idle for `destinationIdleTimeoutMs` was released. */
+  | { type: 'service_removed'; service: string };
 
 /** The in-process mesh. */
 export interface Mesh extends AsyncDisposable {
@@ -198,6 +215,11 @@ export interface Mesh extends AsyncDisposable {
    */
   stats(service: string): ServiceStats | undefined;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
+  /**
+   * The admin server's URL (`http://127.0.0.1:port`) once it listens, when `MESH_ADMIN_PORT`
+   * (or `telemetry.admin.port`) is set; `undefined` otherwise.
+   */
+  admin(): Promise<string | undefined>;
   /**
    * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
    * id, address, port, tags, metadata, weights and a health check. `mesh.close()` deregisters it.
@@ -262,6 +284,8 @@ class MeshImpl implements Mesh, DispatchTarget {
   #forced: Promise<void> | undefined;
   #closingDests = new Set<Destination>();
   #idleTimeoutMs: number;
+  readonly #telemetry: Telemetry | undefined;
+  #admin: Promise<string | undefined> = Promise.resolve(undefined);
   #idleSweep: Timer | undefined;
 
   constructor(options: MeshOptions) {
@@ -313,6 +337,14 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#registryName = options.registry ?? settings.registry;
     if (issues.ok) this.#checkMerged(undefined, issues);
     issues.throwIfAny('invalid mesh configuration');
+    // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered).
+    const telemetry = createTelemetry({
+      settings: options.telemetry ?? {},
+      env,
+      clock: this.#clock,
+      ...(options.metrics?.registry ? { registry: options.metrics.registry } : {}),
+    });
+    this.#telemetry = telemetry;
 
     this.#resolvers = createResolvers({
       registries,
@@ -331,6 +363,35 @@ class MeshImpl implements Mesh, DispatchTarget {
     this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.dispatcher = new MeshDispatcher(this);
+    this.#events.event((event) => telemetry.onMeshEvent(event));
+    if (telemetry.config.admin.port !== undefined) {
+      this.#admin = telemetry
+        .startAdmin({
+          services: () =>
+            this.services().map((name) =>
+              serviceView(name, {
+                set: this.endpoints(name),
+                stats: this.stats(name),
+                now: this.#clock.now(),
+              }),
+            ),
+          ready: () =>
+            allResolved(
+              this.services().map((name) =>
+                serviceView(name, { set: this.endpoints(name), now: this.#clock.now() }),
+              ),
+            ),
+          configDump: () => this.#configDump(),
+        })
+        .then(
+          (server) => server?.url,
+          (error: unknown) => {
+            this.#logger.error('admin server failed to start', { error });
+            this.#events.fire({ type: 'config_rejected', error: error as MeshError });
+            return undefined;
+          },
+        );
+    }
     // Every mesh event also goes to `diagnostics_channel` `proxyless:mesh:event` (free without subscribers).
     const channel = diagnosticsChannel('mesh', 'event');
     this.#events.event((event) => {
@@ -393,6 +454,10 @@ class MeshImpl implements Mesh, DispatchTarget {
       let dest = this.#destinations.get(service);
       if (dest === undefined) {
         dest = new Destination(service, resolver, {
+          outer: this.#telemetry ? [{ role: 'telemetry', interceptor: this.#telemetry.callInterceptor }] : [],
+          inner: this.#telemetry
+            ? [{ role: 'telemetryAttempt', interceptor: this.#telemetry.attemptInterceptor }]
+            : [],
           clock: this.#clock,
           logger: this.#logger,
           connectionsPerEndpoint: this.#connections,
@@ -442,9 +507,19 @@ class MeshImpl implements Mesh, DispatchTarget {
         for (const [k, v] of this.#byOrigin) if (v === d) this.#byOrigin.delete(k);
         d.evicted = true;
         void d.close();
+        this.#events.fire({ type: 'service_removed', service });
       }
       if (this.#destinations.size > 0) this.#armIdleSweep();
     });
+  }
+
+  /** What `/config_dump` shows: per live destination, its stages and policy key. */
+  #configDump(): unknown {
+    const out: Record<string, unknown> = {};
+    for (const [name, d] of this.#destinations) {
+      out[name] = { roles: [...d.roles, 'pick'], policy: JSON.parse(d.policyKey || '{}') as unknown };
+    }
+    return { service: this.serviceName, destinations: out };
   }
 
   // ---- calls -----------------------------------------------------------------------------------
@@ -614,6 +689,10 @@ class MeshImpl implements Mesh, DispatchTarget {
     return this.#events.event(listener);
   }
 
+  admin(): Promise<string | undefined> {
+    return this.#admin;
+  }
+
   close(options: CloseOptions = {}): Promise<void> {
     this.#closing ??= this.#shutdown(false, options.timeout);
     return this.#closing;
@@ -671,6 +750,7 @@ class MeshImpl implements Mesh, DispatchTarget {
 
   async #shutdown(force: boolean, timeoutMs: number | undefined): Promise<void> {
     this.#idleSweep?.cancel();
+    await this.#telemetry?.close().catch(() => undefined);
     for (const h of this.#signalHandlers) h.dispose();
     // Leave the registry first, so callers stop picking this instance while it still serves.
     await this.#registrar?.close().catch((error: unknown) => {

@@ -102,6 +102,7 @@ class HedgeAttempt implements MeshHandler {
   constructor(
     readonly call: HedgeCall,
     readonly startedAt: number,
+    readonly ctx: CallContext,
   ) {}
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
@@ -168,7 +169,7 @@ class HedgeCall {
   }
 
   #send(ctx: CallContext): void {
-    const a = new HedgeAttempt(this, this.#ctx.clock.now());
+    const a = new HedgeAttempt(this, this.#ctx.clock.now(), ctx);
     this.#running.add(a);
     try {
       this.#dispatch({ ...this.#opts, [kCall]: ctx }, a);
@@ -190,7 +191,10 @@ class HedgeCall {
       this.#hedgesLeft--;
       const attempt = nextAttemptNumber(this.#ctx);
       emitCallEvent(this.#ctx, { type: 'hedge', attempt, reason: 'delay', delayMs: delay });
-      this.#send({ ...this.#ctx, attempt, endpoint: undefined });
+      // A hedge goes to an endpoint no attempt of this call is waiting on, when there is one.
+      const exclude = new Set(this.#ctx.excludeEndpoints ?? []);
+      for (const r of this.#running) if (r.ctx.endpoint !== undefined) exclude.add(r.ctx.endpoint.id);
+      this.#send({ ...this.#ctx, attempt, endpoint: undefined, excludeEndpoints: exclude });
       this.#schedule();
     });
   }

@@ -122,7 +122,10 @@ class Slot extends ForwardingHandler {
     this.release();
   }
   override onRequestStart(c: Dispatcher.DispatchController, context: unknown): void {
-    if (this.relay === undefined) return super.onRequestStart(c, context);
+    if (this.relay === undefined) {
+      super.onRequestStart(c, context);
+      return;
+    }
     this.onInner?.(c);
     this.relay.setInner(c);
     if (this.relay.aborted) c.abort(this.relay.reason!);
