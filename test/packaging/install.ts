@@ -101,14 +101,25 @@ function required(m: DepManifest): string[] {
 
 /**
  * Tar an installed package folder the way npm packs it (everything under `package/`). The folders
- * come from the pnpm store, which holds exactly the files the registry tarball had.
+ * come from the pnpm store, which holds exactly the files the registry tarball had. The store
+ * hard-links files of equal content; npm drops link entries, so links are archived as files.
  */
 function tarInstalled(dir: string, dest: string): string {
   const m = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as DepManifest;
   const file = path.join(dest, `${m.name.replace(/^@/, '').replace('/', '-')}-${m.version}.tgz`);
   run(
     'tar',
-    ['-czf', file, '--exclude=./node_modules', '--transform', 's,^\\.,package,', '-C', dir, '.'],
+    [
+      '-czf',
+      file,
+      '--hard-dereference',
+      '--exclude=./node_modules',
+      '--transform',
+      's,^\\.,package,',
+      '-C',
+      dir,
+      '.',
+    ],
     dest,
   );
   return file;
