@@ -110,8 +110,10 @@ export class ConnectivityTracker {
     if (this.#closed) return;
     this.#stop(s);
     s.backoffMs = 0;
+    // Only a change of pickability rebuilds the picker (a rebuild restarts round-robin order).
+    const wasReachable = s.reachable;
     s.reachable = true;
-    if (s.connectivity !== 'READY') this.#move(s, 'READY', undefined, true);
+    if (s.connectivity !== 'READY') this.#move(s, 'READY', undefined, !wasReachable);
   }
 
   /** Every connection closed without error: the endpoint stays pickable, and connects on demand. */

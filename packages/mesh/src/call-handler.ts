@@ -108,7 +108,12 @@ export class CallHandler implements Dispatcher.DispatchHandler {
       if (this.#modern) {
         this.#h.onResponseStart?.(controller, status, headers, text ?? '');
       } else if (
-        this.#h.onHeaders?.(status, toRaw(headers), () => controller.resume(), text ?? '') === false
+        this.#h.onHeaders?.(
+          status,
+          rawOf(controller, 'rawHeaders') ?? toRaw(headers),
+          () => controller.resume(),
+          text ?? '',
+        ) === false
       ) {
         controller.pause();
       }

@@ -57,7 +57,31 @@ const LOCAL_CODES = new Set([
   'UND_ERR_DESTROYED',
   'UND_ERR_CLOSED',
   'UND_ERR_RES_EXCEEDED_MAX_SIZE',
+  'UND_ERR_HEADERS_OVERFLOW',
 ]);
+
+/** Failures of the exchange with the endpoint (besides connect failures): the endpoint's doing. */
+const EXCHANGE_CODES = new Set([
+  'UND_ERR_SOCKET',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_INFO',
+]);
+
+function isTransport(code: string): boolean {
+  return (
+    CONNECT_CODES.has(code) ||
+    EXCHANGE_CODES.has(code) ||
+    code.startsWith('ERR_TLS_') ||
+    code.startsWith('ERR_SSL_') ||
+    code.startsWith('HPE_')
+  );
+}
 
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
@@ -68,9 +92,11 @@ function errorCode(error: unknown): string {
  * The innermost stage: pick an endpoint for this attempt (recorded on the attempt's context), send
  * through its pool, and report the attempt's outcome to the balancer when the exchange ends — the
  * body's end or its error, so in-flight counts and latency cover streaming responses (grpc-js's
- * `onCallEnded`). Transport failures become `MESH_CONNECT_FAILED` / `MESH_UPSTREAM_RESET` /
- * `MESH_TIMEOUT` with undici's error as `cause`; aborts, local validation errors and the caller's
- * failing body go up unchanged and are not charged to the endpoint.
+ * `onCallEnded`). Transport failures before the response head become `MESH_CONNECT_FAILED` /
+ * `MESH_UPSTREAM_RESET` / `MESH_TIMEOUT` with undici's error as `cause` (so retries and the
+ * caller can tell them apart); after the head, the caller gets undici's own error. Aborts, local
+ * validation errors, any error without a transport code and the caller's failing body go up
+ * unchanged and are not charged to the endpoint.
  */
 export function createPickStage(
   service: string,
@@ -280,6 +306,17 @@ class PickHandler extends ForwardingHandler {
       return;
     }
     const mapped = this.#map(error, code);
+    if (this.#status !== undefined) {
+      // The response had started: nothing can be retried, so the caller gets undici's own error
+      // (as undici would give it); the endpoint is still charged with the broken exchange.
+      this.#end({
+        status: this.#status,
+        latencyMs,
+        failure: mapped.code === 'MESH_TIMEOUT' ? 'timeout' : 'reset',
+      });
+      super.onResponseError(c, error);
+      return;
+    }
     this.#end({
       latencyMs,
       failure:

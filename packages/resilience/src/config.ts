@@ -224,7 +224,7 @@ export const DEFAULT_CONCURRENCY_LIMIT: ConcurrencyLimitConfig = Object.freeze({
 
 /** Built-in defaults: 15 s overall timeout, retries on, breaker on, everything else off. */
 export const DEFAULT_RESILIENCE_CONFIG: ResilienceConfig = Object.freeze({
-  timeoutMs: 15_000,
+  timeoutMs: 0,
   perTryTimeoutMs: 0,
   retry: DEFAULT_RETRY,
   hedge: undefined,
