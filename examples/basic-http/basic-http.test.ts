@@ -1,7 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../../test/packaging/install.js';
 import { main } from './start.js';
 
 describe('examples/basic-http', () => {
+  // The example runs against the built packages (dist/), as an application installed from npm.
+  beforeAll(() => ensureBuilt(), 300_000);
+
   it('frontend calls both greeters through mesh.fetch configured by env vars only', async () => {
     const lines = await main(6);
     const answers = lines.map(

@@ -2,7 +2,7 @@
  * The caller: configured only by environment variables.
  *
  *   MESH_SERVICE_NAME=frontend MESH_ENDPOINTS_GREETER=127.0.0.1:8081,127.0.0.1:8082 PORT=8080 \
- *     pnpm tsx --conditions=@proxyless/source examples/basic-http/frontend.ts
+ *     pnpm frontend
  *
  * `http://greeter/…` is resolved by the mesh; every other host passes through untouched.
  */

@@ -2,7 +2,7 @@
  * Starts two greeters and a frontend as separate processes, wired only by environment variables,
  * sends a few requests to the frontend, prints what came back, and stops everything.
  *
- *   pnpm tsx --conditions=@proxyless/source examples/basic-http/start.ts
+ *   pnpm start            (in this folder; `proxyless` is the built package, as installed from npm)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
 function run(file: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--conditions=@proxyless/source', '--import', 'tsx', here(file)], {
+  const child = spawn(process.execPath, ['--import', 'tsx', here(file)], {
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

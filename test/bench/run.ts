@@ -15,6 +15,7 @@ const AREAS: Record<string, () => Promise<BenchModule>> = {
   config: () => import('./config.js'),
   telemetry: () => import('./telemetry.js'),
   routing: () => import('./routing.js'),
+  'cold-start': () => import('./cold-start.js'),
 };
 
 async function main(): Promise<void> {

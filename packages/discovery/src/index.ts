@@ -45,6 +45,7 @@ export {
   createEtcdResolver,
   DEFAULT_ETCD_ENDPOINTS,
   DEFAULT_ETCD_PREFIX,
+  type EtcdClient,
   type EtcdConnectionOptions,
   type EtcdEnvOptions,
   type EtcdPrefixPair,

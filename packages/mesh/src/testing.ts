@@ -1,16 +1,40 @@
 /**
- * Test helpers for services that use the mesh: virtual time, seeded randomness, scripted
- * upstreams and call records, so policies can be unit-tested with no sockets and no real time.
+ * `proxyless/testing` — the one import a service needs to test its use of the mesh: virtual time,
+ * seeded randomness, scripted upstreams, call records and {@link runPolicy}, so policies can be
+ * unit-tested with no sockets and no real time. Only `proxyless` has to be installed.
+ *
+ * @example
+ * import { runPolicy } from 'proxyless/testing';
+ * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
+ * rec.attempts.map((a) => a.outcome); // [503, 503, 200]
  */
 export {
   flushPromises,
+  type Random,
   recordingObserver,
   type ScriptedCall,
   type ScriptedUpstream,
   type ScriptStep,
   scriptedUpstream,
   seededRandom,
+  type TestContextOptions,
   testContext,
   testEndpoints,
   VirtualClock,
 } from '@proxyless/core/testing';
+export { type ManualResolver, manualResolver } from '@proxyless/discovery/testing';
+export {
+  createPolicyStack,
+  createRetryFilter,
+  type PolicyStack,
+  resolveResilienceConfig,
+  withPolicies,
+} from '@proxyless/resilience';
+export {
+  type AttemptRecord,
+  type PolicyInput,
+  type PolicyRecord,
+  type RunPolicyOptions,
+  recordAttempts,
+  runPolicy,
+} from '@proxyless/resilience/testing';

@@ -11,7 +11,14 @@ import { requireBinary } from '../../support/require-binary.js';
 import { eject, type Fixture, fixture } from './admin-fixture.js';
 
 const browserBin = requireBinary('chromium', 'Debian package chromium (apt-get install -y chromium)');
-const SCREENSHOT = fileURLToPath(new URL('../../../docs/images/admin.png', import.meta.url));
+// The docs' screenshot is refreshed on request (`UPDATE_DOCS_IMAGES=1 pnpm test …`); a plain run
+// writes it under .tmp so the working tree stays clean.
+const SCREENSHOT = fileURLToPath(
+  new URL(
+    process.env.UPDATE_DOCS_IMAGES === '1' ? '../../../docs/images/admin.png' : '../../../.tmp/admin.png',
+    import.meta.url,
+  ),
+);
 
 describe.skipIf(!browserBin.available)(`admin page in headless Chromium ${browserBin.skipReason}`, () => {
   let admin: AdminServer;

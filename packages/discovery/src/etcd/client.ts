@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { configError, MeshError, quote } from '@proxyless/core';
-import { Etcd3, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
+import { assertEtcd3Installed, loadEtcd3 } from './load.js';
 
 /** How to reach an etcd cluster (shared by the etcd resolver and registrar). */
 export interface EtcdConnectionOptions {
@@ -24,6 +25,19 @@ export interface EtcdConnectionOptions {
    * @defaultValue 5000
    */
   callTimeoutMs?: number;
+}
+
+/**
+ * An etcd client: an `Etcd3` instance of the optional peer dependency `etcd3` (`new Etcd3(…)`).
+ * Declared without etcd3's types so that an application without etcd3 type-checks too.
+ */
+export interface EtcdClient {
+  close(): void;
+}
+
+/** The `etcd3` client behind an {@link EtcdClient}. */
+export function asEtcd3(client: EtcdClient): Etcd3 {
+  return client as Etcd3;
 }
 
 /** Default key prefix: an endpoint of service `s` with id `i` lives at `/proxyless/services/s/i`. */
@@ -91,8 +105,19 @@ function readPem(path: string, field: string): Buffer {
   }
 }
 
-/** Build an `etcd3` client from connection options. Throws `MESH_CONFIG_INVALID` for bad options. */
-export function createEtcdClient(options: EtcdConnectionOptions): Etcd3 {
+/**
+ * Build an `etcd3` client from connection options. Throws `MESH_CONFIG_INVALID` at once for bad
+ * options and when the optional peer dependency `etcd3` is not installed (`npm install etcd3`); it
+ * is imported here, on first use, never when the package loads.
+ */
+export function createEtcdClient(options: EtcdConnectionOptions): Promise<EtcdClient> {
+  const etcdOptions = etcdClientOptions(options);
+  assertEtcd3Installed();
+  return loadEtcd3().then(({ Etcd3 }) => new Etcd3(etcdOptions));
+}
+
+/** Validate connection options and turn them into `etcd3` client options (no I/O but PEM reads). */
+export function etcdClientOptions(options: EtcdConnectionOptions): IOptions {
   const tls = options.caCert !== undefined || options.cert !== undefined;
   const endpoints =
     options.endpoints && options.endpoints.length > 0 ? options.endpoints : DEFAULT_ETCD_ENDPOINTS;
@@ -133,7 +158,7 @@ export function createEtcdClient(options: EtcdConnectionOptions): Etcd3 {
       ...(options.key !== undefined ? { privateKey: readPem(options.key, 'key') } : {}),
     };
   }
-  return new Etcd3(etcdOptions);
+  return etcdOptions;
 }
 
 /** Wrap a client failure as `MESH_REGISTRY_UNAVAILABLE`. */

@@ -2,6 +2,7 @@ export {
   createEtcdClient,
   DEFAULT_ETCD_ENDPOINTS,
   DEFAULT_ETCD_PREFIX,
+  type EtcdClient,
   type EtcdConnectionOptions,
 } from './client.js';
 export { DEFAULT_MAX_VALUE_BYTES, EtcdServiceState, encodeRegistration, parseEtcdValue } from './codec.js';

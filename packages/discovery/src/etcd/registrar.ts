@@ -17,13 +17,20 @@ import {
 } from '@proxyless/core';
 import type { Etcd3, Lease } from 'etcd3';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
-import { createEtcdClient, type EtcdConnectionOptions, normalizePrefix, unavailable } from './client.js';
+import {
+  asEtcd3,
+  createEtcdClient,
+  type EtcdClient,
+  type EtcdConnectionOptions,
+  normalizePrefix,
+  unavailable,
+} from './client.js';
 import { encodeRegistration } from './codec.js';
 
 /** Options of {@link createEtcdRegistrar}. */
 export interface EtcdRegistrarOptions extends EtcdConnectionOptions {
   /** An existing client; it belongs to the caller (`close()` does not close it). */
-  client?: Etcd3;
+  client?: EtcdClient;
   /** Key prefix (the resolver's). @defaultValue `/proxyless/services/` */
   prefix?: string;
   /**
@@ -85,7 +92,8 @@ export function validateEtcdRegistration(reg: Registration): string {
  */
 export class EtcdRegistrar implements Registrar {
   readonly name = 'etcd';
-  readonly #client: Etcd3;
+  /** Settles once `etcd3` is loaded (it is an optional peer dependency, imported on first use). */
+  readonly #client: Promise<Etcd3>;
   readonly #ownsClient: boolean;
   readonly #prefix: string;
   readonly #ttl: number;
@@ -108,7 +116,11 @@ export class EtcdRegistrar implements Registrar {
     this.#random = options.random ?? systemRandom;
     this.#logger = options.logger ?? noopLogger;
     this.#ownsClient = options.client === undefined;
-    this.#client = options.client ?? createEtcdClient(options);
+    this.#client = (options.client ? Promise.resolve(options.client) : createEtcdClient(options)).then(
+      asEtcd3,
+    );
+    // A failed load is reported by `register()`.
+    this.#client.catch(() => undefined);
     this.#context = {
       client: this.#client,
       ttl: this.#ttl,
@@ -150,7 +162,11 @@ export class EtcdRegistrar implements Registrar {
             ),
         ),
       );
-      if (this.#ownsClient) this.#client.close();
+      if (this.#ownsClient)
+        await this.#client.then(
+          (c) => c.close(),
+          () => undefined,
+        );
     })();
     return this.#closing;
   }
@@ -158,7 +174,7 @@ export class EtcdRegistrar implements Registrar {
 
 /** What an instance needs from its registrar. */
 interface InstanceContext {
-  readonly client: Etcd3;
+  readonly client: Promise<Etcd3>;
   readonly ttl: number;
   readonly backoff: BackoffOptions;
   readonly clock: Clock;
@@ -199,7 +215,8 @@ class EtcdInstance implements EtcdRegisteredInstance {
 
   /** Grant a lease and write the key under it; on failure revoke what was granted and throw. */
   async start(): Promise<void> {
-    const { client, ttl } = this.#owner;
+    const { ttl } = this.#owner;
+    const client = await this.#owner.client; // rejects with MESH_CONFIG_INVALID without etcd3
     const lease = client.lease(ttl, { autoKeepAlive: true });
     try {
       const leaseId = await lease.grant();

@@ -4,7 +4,7 @@ import {
   type Disposable,
   type EndpointSet,
   type Logger,
-  type MeshError,
+  MeshError,
   noopLogger,
   type Random,
   type Resolver,
@@ -16,7 +16,14 @@ import {
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import { ResolverHub, type StartWatch, type WatchSink } from '../hub.js';
-import { createEtcdClient, type EtcdConnectionOptions, normalizePrefix, unavailable } from './client.js';
+import {
+  asEtcd3,
+  createEtcdClient,
+  type EtcdClient,
+  type EtcdConnectionOptions,
+  normalizePrefix,
+  unavailable,
+} from './client.js';
 import { DEFAULT_MAX_VALUE_BYTES, EtcdServiceState } from './codec.js';
 
 /** Options of {@link createEtcdResolver}. */
@@ -25,7 +32,7 @@ export interface EtcdResolverOptions extends EtcdConnectionOptions {
    * An existing client to use instead of creating one from the connection options. It belongs to
    * the caller: `close()` does not close it.
    */
-  client?: Etcd3;
+  client?: EtcdClient;
   /**
    * Key prefix; an endpoint of service `s` with id `i` is the key `<prefix>s/i`.
    * @defaultValue `/proxyless/services/`
@@ -67,7 +74,8 @@ const LABEL = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
  */
 export class EtcdResolver implements Resolver {
   readonly name = 'etcd';
-  readonly #client: Etcd3;
+  /** Settles once `etcd3` is loaded (it is an optional peer dependency, imported on first use). */
+  readonly #client: Promise<Etcd3>;
   readonly #ownsClient: boolean;
   readonly #hub: ResolverHub;
   readonly #prefix: string;
@@ -89,7 +97,11 @@ export class EtcdResolver implements Resolver {
     this.#prefix = prefix;
     this.#bare = options.matchBareNames ?? true;
     this.#ownsClient = options.client === undefined;
-    this.#client = options.client ?? createEtcdClient(options);
+    this.#client = (options.client ? Promise.resolve(options.client) : createEtcdClient(options)).then(
+      asEtcd3,
+    );
+    // A failed load is reported by each watch (and by nothing when nothing is watched).
+    this.#client.catch(() => undefined);
     const clock = options.clock ?? systemClock;
     const logger = options.logger ?? noopLogger;
     const ctx: WatchContext = {
@@ -136,7 +148,11 @@ export class EtcdResolver implements Resolver {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#hub.close();
-      if (this.#ownsClient) this.#client.close();
+      if (this.#ownsClient)
+        await this.#client.then(
+          (c) => c.close(),
+          () => undefined,
+        );
     })();
     return this.#closing;
   }
@@ -148,7 +164,7 @@ export function createEtcdResolver(options: EtcdResolverOptions = {}): EtcdResol
 }
 
 interface WatchContext {
-  client: Etcd3;
+  client: Promise<Etcd3>;
   prefix: string;
   clock: Clock;
   random: Random;
@@ -168,6 +184,8 @@ class ServiceWatch {
   #attempt = 0;
   #timer: Timer | undefined;
   #watcher: Watcher | undefined;
+  /** The loaded client (set by the first listing). */
+  #client: Etcd3 | undefined;
   /** Last revision reflected in `#state`; undefined until a list succeeded. */
   #revision: number | undefined;
   /** Whether the current watcher is a resume after a break (the state is delivered once it connects). */
@@ -206,9 +224,14 @@ class ServiceWatch {
     this.#dropWatcher();
     let res: Awaited<ReturnType<ReturnType<Etcd3['getAll']>['exec']>>;
     try {
-      res = await this.#ctx.client.getAll().prefix(this.#keyPrefix).exec();
+      this.#client ??= await this.#ctx.client;
+      res = await this.#client.getAll().prefix(this.#keyPrefix).exec();
     } catch (error) {
       if (this.#stopped) return;
+      if (MeshError.is(error, 'MESH_CONFIG_INVALID')) {
+        this.#fail(error); // etcd3 is not installed: retrying cannot help
+        return;
+      }
       this.#fail(unavailable(`listing ${this.#keyPrefix}`, error, { service: this.#service }));
       this.#retry(() => this.#list());
       return;
@@ -226,11 +249,12 @@ class ServiceWatch {
     if (this.#stopped) return;
     this.#dropWatcher();
     this.#resuming = resuming;
-    const watcher = this.#ctx.client
-      .watch()
-      .prefix(this.#keyPrefix)
-      .startRevision(String(fromRevision))
-      .watcher();
+    const client = this.#client;
+    if (client === undefined) {
+      void this.#list();
+      return;
+    }
+    const watcher = client.watch().prefix(this.#keyPrefix).startRevision(String(fromRevision)).watcher();
     this.#watcher = watcher;
     const current = () => this.#watcher === watcher && !this.#stopped;
     watcher.on('connected', () => {
