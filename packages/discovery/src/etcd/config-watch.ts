@@ -11,7 +11,13 @@ import {
 } from '@proxyless/core';
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
-import { createEtcdClient, type EtcdConnectionOptions, unavailable } from './client.js';
+import {
+  asEtcd3,
+  createEtcdClient,
+  type EtcdClient,
+  type EtcdConnectionOptions,
+  unavailable,
+} from './client.js';
 
 /** One key and its value, as the whole-prefix snapshot holds them. */
 export interface EtcdPrefixPair {
@@ -24,7 +30,7 @@ export interface EtcdPrefixWatchOptions extends EtcdConnectionOptions {
   /** The prefix watched (for config entries: `/proxyless/config/`). */
   prefix: string;
   /** An existing client (not closed by the watch); otherwise one is created from the options. */
-  client?: Etcd3;
+  client?: EtcdClient;
   /** Called with every key under the prefix after the listing and after each change. */
   onSnapshot: (pairs: readonly EtcdPrefixPair[], revision: number) => void;
   /** Called when listing or watching fails; the last snapshot stays in force. */
@@ -52,7 +58,9 @@ export function watchEtcdPrefix(options: EtcdPrefixWatchOptions): Disposable {
 
 class PrefixWatch {
   readonly #o: EtcdPrefixWatchOptions;
-  readonly #client: Etcd3;
+  /** Settles once `etcd3` is loaded (an optional peer dependency, imported on first use). */
+  readonly #loading: Promise<Etcd3>;
+  #client: Etcd3 | undefined;
   readonly #owns: boolean;
   readonly #clock: Clock;
   readonly #random: Random;
@@ -67,7 +75,10 @@ class PrefixWatch {
   constructor(options: EtcdPrefixWatchOptions) {
     this.#o = options;
     this.#owns = options.client === undefined;
-    this.#client = options.client ?? createEtcdClient(options);
+    this.#loading = (options.client ? Promise.resolve(options.client) : createEtcdClient(options)).then(
+      asEtcd3,
+    );
+    this.#loading.catch(() => undefined);
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? systemRandom;
     this.#logger = options.logger ?? noopLogger;
@@ -82,7 +93,11 @@ class PrefixWatch {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#drop();
-    if (this.#owns) this.#client.close();
+    if (this.#owns)
+      this.#loading.then(
+        (c) => c.close(),
+        () => undefined,
+      );
   }
 
   #emit(): void {
@@ -94,6 +109,8 @@ class PrefixWatch {
     if (this.#stopped) return;
     this.#drop();
     try {
+      this.#client ??= await this.#loading;
+      if (this.#stopped) return;
       const res = await this.#client.getAll().prefix(this.#o.prefix).exec();
       if (this.#stopped) return;
       this.#state.clear();
@@ -109,8 +126,9 @@ class PrefixWatch {
   }
 
   #watch(from: number): void {
-    if (this.#stopped) return;
-    const watcher = this.#client.watch().prefix(this.#o.prefix).startRevision(String(from)).watcher();
+    const client = this.#client;
+    if (this.#stopped || client === undefined) return;
+    const watcher = client.watch().prefix(this.#o.prefix).startRevision(String(from)).watcher();
     this.#watcher = watcher;
     const current = (): boolean => this.#watcher === watcher && !this.#stopped;
     watcher.on('connected', () => {
