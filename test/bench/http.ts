@@ -3,7 +3,7 @@
  * alternating rounds, medians. Baseline (1.00) is `undici.request` on a `Pool` to the same backend.
  */
 import { createMesh } from 'proxyless';
-import { Pool, fetch as undiciFetch } from 'undici';
+import { Pool, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { startBackend } from './backends.js';
 import { type BenchOptions, type BenchSection, exposeGc, median, quantile } from './harness.js';
 
@@ -63,6 +63,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
       'undici.request (Pool) — baseline',
       async () => consume((await pool.request({ path: '/', method: 'GET' })).body),
     ],
+    ['undici.request(url) (Agent)', async () => consume((await undiciRequest(`${origin}/`)).body)],
     ['mesh.request', async () => consume((await mesh.request('http://bench/')).body)],
     ['mesh.request, no policies', async () => consume((await bare.request('http://bench/')).body)],
     ['undici.fetch', async () => void (await (await undiciFetch(`${origin}/`)).text())],
@@ -71,6 +72,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     ['global fetch after mesh.install()', async () => void (await (await fetch('http://bench/')).text())],
   ];
   const results = new Map<string, RoundResult[]>(clients.map(([n]) => [n, []]));
+  let leftTimers = -1;
   let undo: (() => void) | undefined;
   try {
     // Warm-up: connections, JIT.
@@ -92,6 +94,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
       }
       for (const [name] of clients) results.get(name)!.push(thisRound.get(name)!);
     }
+    leftTimers = await timersLeftAfterCalls(backend.port);
   } finally {
     undo?.();
     await mesh.close();
@@ -117,6 +120,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   });
   const ratio = (n: string): number => Number(rows.find((r) => r[0] === n)![1]);
   const meshReq = ratio('mesh.request');
+  const agentReq = ratio('undici.request(url) (Agent)');
   const bareReq = ratio('mesh.request, no policies');
   const uf = results.get('undici.fetch')!;
   const meshFetch = median(results.get('mesh.fetch')!.map((r, i) => r.rps / uf[i]!.rps));
@@ -127,9 +131,48 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
       columns: ['client', 'throughput ratio', 'req/s', 'p50 µs', 'p99 µs', 'client CPU µs/req'],
       rows,
       notes: [
-        `mesh.request / undici.request = ${meshReq.toFixed(2)} with the default policies (15 s deadline, retries, breaker), ${bareReq.toFixed(2)} with none (target ≥ 0.90: ${meshReq >= 0.9 ? 'met' : bareReq >= 0.9 ? 'met without policies only' : 'NOT met'})`,
+        `mesh.request / undici.request on a Pool = ${meshReq.toFixed(2)} with the default policies (retries, breaker, telemetry), ${bareReq.toFixed(2)} with none (target ≥ 0.95: ${meshReq >= 0.95 ? 'met' : bareReq >= 0.95 ? 'met without policies only' : 'NOT met'})`,
+        `mesh.request / undici.request(url) through an Agent (the same call a user makes without the mesh) = ${(meshReq / agentReq).toFixed(2)} (target ≥ 0.95: ${meshReq / agentReq >= 0.95 ? 'met' : 'NOT met'})`,
+        `timers added by 1,000 more mesh.request calls with timeout and perTryTimeout set, once they ended: ${leftTimers} (target 0: ${leftTimers <= 0 ? 'met' : 'NOT met'})`,
         `mesh.fetch / undici.fetch = ${meshFetch.toFixed(2)} (target ≥ 0.95: ${meshFetch >= 0.95 ? 'met' : 'NOT met'})`,
       ],
     },
   ];
+}
+
+/**
+ * Timers calls leave behind: through a mesh with an overall and a per-try timeout (each call arms
+ * both), the live timers after 10 calls and after 1,000 more. The difference must be 0: every
+ * call's timers are released when its exchange ends, not when its deadline passes. (What stays
+ * is per destination or per connection: the breaker's window, the balancer's and the idle sweeps,
+ * undici's keep-alive timers.)
+ */
+async function timersLeftAfterCalls(port: number): Promise<number> {
+  const { createHook } = await import('node:async_hooks');
+  const m = createMesh({
+    env: {},
+    services: { bench: { endpoints: `127.0.0.1:${port}`, timeout: '15s', perTryTimeout: '10s' } },
+  });
+  const live = new Set<number>();
+  const hook = createHook({
+    init(id, type) {
+      if (type === 'Timeout') live.add(id);
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  });
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  hook.enable();
+  try {
+    for (let i = 0; i < 10; i++) await (await m.request('http://bench/')).body.text();
+    await settle();
+    const before = live.size;
+    for (let i = 0; i < 1000; i++) await (await m.request('http://bench/')).body.text();
+    await settle();
+    return live.size - before;
+  } finally {
+    hook.disable();
+    await m.close();
+  }
 }
