@@ -293,7 +293,8 @@ class PickHandler extends ForwardingHandler {
       this.dispatching ||
       isRequestBodyError(error) ||
       LOCAL_CODES.has(code) ||
-      MeshError.is(error)
+      MeshError.is(error) ||
+      !isTransport(code)
     ) {
       // Not the endpoint's doing: the caller or a stage aborted, or the request itself was bad.
       // A response that had started counts by its status.

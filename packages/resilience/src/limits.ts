@@ -16,10 +16,6 @@ import {
 import type { Dispatcher } from 'undici';
 import type { ConcurrencyLimitConfig, RateLimitConfig } from './config.js';
 
-interface Waiter {
-  grant(): void;
-}
-
 /**
  * A bulkhead: at most `max` exchanges in flight to the destination — each holds its slot until its
  * body ends or fails, not just until the head — and at most `queue` waiting (for `queueTimeoutMs`,
