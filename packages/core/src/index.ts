@@ -147,4 +147,5 @@ export {
   LocalController,
   nextFromDispatch,
   RelayController,
+  RelayedHandler,
 } from './stage.js';

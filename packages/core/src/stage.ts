@@ -9,6 +9,7 @@ import {
   composeInterceptors,
   type DispatchFn,
   ENDPOINT_ATTRIBUTE,
+  ForwardingHandler,
   type Interceptor,
   kCall,
   type MeshDispatchOptions,
@@ -81,6 +82,62 @@ export class RelayController implements Dispatcher.DispatchController {
     if (!this.#paused) return;
     this.#paused = false;
     this.#inner?.resume();
+  }
+}
+
+/**
+ * The handler for an exchange a stage starts after a wait (a queue, a delay, the first
+ * resolution): the handler above keeps the stage's {@link RelayController}, which learns the
+ * exchange's own controller when it starts (and aborts it at once if the caller already did).
+ */
+export class RelayedHandler extends ForwardingHandler {
+  readonly #relay: RelayController;
+  readonly #onInner: ((c: Dispatcher.DispatchController) => void) | undefined;
+
+  constructor(
+    handler: MeshHandler,
+    relay: RelayController,
+    onInner?: (c: Dispatcher.DispatchController) => void,
+  ) {
+    super(handler);
+    this.#relay = relay;
+    this.#onInner = onInner;
+  }
+
+  override onRequestStart(c: Dispatcher.DispatchController): void {
+    this.#onInner?.(c);
+    this.#relay.setInner(c);
+    if (this.#relay.aborted) c.abort(this.#relay.reason!);
+  }
+
+  override onRequestUpgrade(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: import('node:stream').Duplex,
+  ): void {
+    super.onRequestUpgrade(this.#relay, status, headers, socket);
+  }
+
+  override onResponseStart(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    text?: string,
+  ): void {
+    super.onResponseStart(this.#relay, status, headers, text);
+  }
+
+  override onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    super.onResponseData(this.#relay, chunk);
+  }
+
+  override onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    super.onResponseEnd(this.#relay, trailers);
+  }
+
+  override onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    super.onResponseError(this.#relay, error);
   }
 }
 

@@ -13,6 +13,7 @@ import {
   MeshError,
   type MeshHandler,
   RelayController,
+  RelayedHandler,
   type Resolver,
   type ResolverUpdate,
   type Timer,
@@ -263,7 +264,7 @@ export class Destination {
       leave();
       this.#dispatch(
         opts,
-        relayed(handler, relay, (c) => {
+        new RelayedHandler(handler, relay, (c) => {
           inner = c;
         }),
       );
@@ -330,25 +331,4 @@ export class Destination {
 
 function service(d: Destination): string {
   return d.service;
-}
-
-/** A handler for an exchange started after a wait: the caller keeps the waiting stage's controller. */
-function relayed(
-  handler: MeshHandler,
-  relay: RelayController,
-  onInner: (c: Dispatcher.DispatchController) => void,
-): MeshHandler {
-  return {
-    onRequestStart(c) {
-      onInner(c);
-      relay.setInner(c);
-      if (relay.aborted) c.abort(relay.reason!);
-    },
-    onRequestUpgrade: (_c, s, h, socket) => handler.onRequestUpgrade?.(relay, s, h, socket),
-    onResponseStarted: () => (handler as { onResponseStarted?: () => void }).onResponseStarted?.(),
-    onResponseStart: (_c, s, h, t) => handler.onResponseStart?.(relay, s, h, t),
-    onResponseData: (_c, d) => handler.onResponseData?.(relay, d),
-    onResponseEnd: (_c, t) => handler.onResponseEnd?.(relay, t),
-    onResponseError: (_c, e) => handler.onResponseError?.(relay, e),
-  } as MeshHandler;
 }

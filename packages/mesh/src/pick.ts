@@ -18,6 +18,7 @@ import {
   type MeshHandler,
   markRequestBodyError,
   RelayController,
+  RelayedHandler,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
@@ -154,14 +155,15 @@ export function createPickStage(
     pickWhenReady(lb, { ...ctx, signal: ac.signal }).then(
       (endpoint) => {
         timer?.cancel();
-        send(lb, endpoint, ctx, opts, {
-          ...forwardTo(handler, relay),
-          onRequestStart(c: Dispatcher.DispatchController) {
+        send(
+          lb,
+          endpoint,
+          ctx,
+          opts,
+          new RelayedHandler(handler, relay, (c) => {
             inner = c;
-            relay.setInner(c);
-            if (relay.aborted) c.abort(relay.reason!);
-          },
-        } as MeshHandler);
+          }),
+        );
       },
       (error: unknown) => {
         timer?.cancel();
@@ -204,18 +206,6 @@ export function createPickStage(
       h.dispatching = false;
     }
   }
-}
-
-/** A handler that forwards to `handler` with the waiting stage's controller. */
-function forwardTo(handler: MeshHandler, relay: RelayController): MeshHandler {
-  return {
-    onRequestUpgrade: (_c, s, h, socket) => handler.onRequestUpgrade?.(relay, s, h, socket),
-    onResponseStarted: () => (handler as { onResponseStarted?: () => void }).onResponseStarted?.(),
-    onResponseStart: (_c, s, h, t) => handler.onResponseStart?.(relay, s, h, t),
-    onResponseData: (_c, d) => handler.onResponseData?.(relay, d),
-    onResponseEnd: (_c, t) => handler.onResponseEnd?.(relay, t),
-    onResponseError: (_c, e) => handler.onResponseError?.(relay, e),
-  } as MeshHandler;
 }
 
 class PickHandler extends ForwardingHandler {

@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import {
   answerLocally,
   type CallContext,
@@ -6,13 +5,13 @@ import {
   type DispatchFn,
   emitCallEvent,
   type Filter,
-  ForwardingHandler,
   failDispatch,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
   parseDuration,
   RelayController,
+  RelayedHandler,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { FaultInjectionConfig } from './config.js';
@@ -105,7 +104,7 @@ export function createFaultInjectionFilter(
         d,
         dispatch,
         opts,
-        new Relayed(handler, relay, (c) => {
+        new RelayedHandler(handler, relay, (c) => {
           inner = c;
         }),
       );
@@ -142,38 +141,5 @@ export function createFaultInjectionFilter(
       return true;
     }
     return dispatch(opts, handler);
-  }
-}
-
-/** Hands the stage's own controller upward for an exchange started after a wait. */
-class Relayed extends ForwardingHandler {
-  constructor(
-    handler: MeshHandler,
-    readonly relay: RelayController,
-    readonly onInner: (c: Dispatcher.DispatchController) => void,
-  ) {
-    super(handler);
-  }
-  override onRequestStart(c: Dispatcher.DispatchController): void {
-    this.onInner(c);
-    this.relay.setInner(c);
-    if (this.relay.aborted) c.abort(this.relay.reason!);
-  }
-  override onResponseStart(
-    _c: Dispatcher.DispatchController,
-    s: number,
-    h: IncomingHttpHeaders,
-    t?: string,
-  ): void {
-    super.onResponseStart(this.relay, s, h, t);
-  }
-  override onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
-    super.onResponseData(this.relay, chunk);
-  }
-  override onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    super.onResponseEnd(this.relay, trailers);
-  }
-  override onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
-    super.onResponseError(this.relay, error);
   }
 }
