@@ -158,7 +158,7 @@ export class Destination {
 
   #compose(): DispatchFn {
     const pick = createPickStage(
-      service(this),
+      this.service,
       () => this.#policy.balancer,
       { pool: (e) => this.#pool(e) },
       this.#deps.clock,
@@ -327,8 +327,4 @@ export class Destination {
     this.#pools.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
   }
-}
-
-function service(d: Destination): string {
-  return d.service;
 }

@@ -806,6 +806,7 @@ class MeshImpl implements Mesh, DispatchTarget {
         headers = withHeader(headers, 'host', hostOf(origin));
       }
       if (hasIdempotentFlag(headers)) {
+        // Read the flag from the caller's headers before it is removed from what is sent.
         const request = new DispatchRequest(opts, origin, o.idempotent);
         void request.idempotent;
         headers = withHeader(headers, IDEMPOTENT_HEADER, undefined);

@@ -112,7 +112,6 @@ describe('data plane regressions (issue #9, 7–12)', () => {
     const r = await m.request('http://api/x');
     const it = r.body[Symbol.asyncIterator]();
     await it.next(); // the first chunk is here: the head is long past
-    await new Promise((resolve) => setTimeout(resolve, 50));
     expect(inflight()).toBe(1);
     finish?.();
     while (!(await it.next()).done) {
@@ -123,7 +122,6 @@ describe('data plane regressions (issue #9, 7–12)', () => {
     const f = await m.fetch('http://api/x');
     const reader = (f.body as ReadableStream<Uint8Array>).getReader();
     await reader.read();
-    await new Promise((resolve) => setTimeout(resolve, 50));
     expect(inflight()).toBe(1);
     finish?.();
     while (!(await reader.read()).done) {
@@ -176,7 +174,8 @@ describe('data plane regressions (issue #9, 7–12)', () => {
       const m = opened.meshFor([s], { timeout: false });
       const body = await openStream(m);
       const closing = m.close();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Let the graceful close start draining before forcing it.
+      await new Promise((resolve) => setImmediate(resolve));
       await within(m.destroy(), 2000, 'destroy() after close()');
       await within(closing, 2000, 'close() settles once destroyed');
       expect((await within(body.done, 2000, 'in-flight body')).error).toBeDefined();
