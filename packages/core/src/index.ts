@@ -67,6 +67,7 @@ export {
   type AttemptEnd,
   callOf,
   composeInterceptors,
+  copyOptions,
   type DispatchFn,
   ENDPOINT_ATTRIBUTE,
   ForwardingHandler,

@@ -3,6 +3,7 @@ import {
   type CallContext,
   type Clock,
   type ConfigIssue,
+  copyOptions,
   createEmitter,
   type Disposable,
   diagnosticsChannel,
@@ -311,6 +312,7 @@ class MeshImpl implements Mesh, DispatchTarget {
   #byHost = new Map<string, Destination>();
   /** Dispatch origins (`http://payments:8080`) already named, so the hot path skips parsing. */
   #byOrigin = new Map<string, Destination>();
+  readonly #urls = new Map<string, { origin: string; path: string }>();
   #passthrough: boolean;
   #agent: Dispatcher | undefined;
   #ownAgent: boolean;
@@ -848,7 +850,9 @@ class MeshImpl implements Mesh, DispatchTarget {
     const call = new CallHandler(handler, () => {
       dest.inFlight--;
     });
-    const sent: MeshDispatchOptions = { ...opts, headers, [kCall]: ctx };
+    const sent = copyOptions(opts) as MeshDispatchOptions;
+    sent.headers = headers;
+    sent[kCall] = ctx;
     try {
       return dest.dispatch(sent, call);
     } catch (error) {
@@ -863,23 +867,67 @@ class MeshImpl implements Mesh, DispatchTarget {
    */
   async request(url: string | URL, options: MeshRequestOptions = {}): Promise<MeshResponseData> {
     let ctx: CallContext | undefined;
-    const r = await undiciRequest(url, {
-      ...(options as Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'>),
-      ...(options.method !== undefined ? { method: options.method as Dispatcher.HttpMethod } : {}),
-      dispatcher: this.dispatcher,
-      [kCallSink]: (c: CallContext) => {
-        ctx = c;
-      },
-    } as Parameters<typeof undiciRequest>[1]);
-    const ep = ctx?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
+    const sink = (c: CallContext): void => {
+      ctx = c;
+    };
+    const target =
+      (options as { path?: unknown }).path == null && !('agent' in options) ? this.#target(url) : undefined;
+    let r: Awaited<ReturnType<typeof undiciRequest>>;
+    if (target !== undefined) {
+      // undici's `request(url, opts)` is `dispatcher.request({ ...opts, origin, path, method })`;
+      // the same call, built here without its spread literal (see `copyOptions`).
+      const opts = copyOptions(options) as Dispatcher.RequestOptions & { [kCallSink]?: typeof sink };
+      opts.origin = target.origin;
+      opts.path = target.path;
+      opts.method = (options.method || (options.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
+      opts[kCallSink] = sink;
+      r = (await this.dispatcher.request(opts)) as typeof r;
+    } else {
+      const opts = copyOptions(options) as Parameters<typeof undiciRequest>[1] & {
+        [kCallSink]?: typeof sink;
+      };
+      opts!.dispatcher = this.dispatcher;
+      opts![kCallSink] = sink;
+      r = await undiciRequest(url, opts);
+    }
+    const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
     return Object.assign(r, { endpoint: ep ? formatHostPort(ep.address, ep.port) : undefined });
   }
 
+  /**
+   * Origin and path of a request URL, as undici's `request()` reads them (`util.parseURL`), for
+   * http(s) URLs; anything else returns undefined and takes undici's own path, which raises its
+   * own errors. String URLs are remembered (a small table, emptied when full): a service calls the
+   * same few URLs again and again, and parsing one costs about 1 µs.
+   */
+  #target(url: string | URL): { origin: string; path: string } | undefined {
+    if (typeof url === 'string') {
+      const known = this.#urls.get(url);
+      if (known !== undefined) return known;
+      if (!url.startsWith('http://') && !url.startsWith('https://')) return undefined;
+      let u: URL;
+      try {
+        u = new URL(url);
+      } catch {
+        return undefined;
+      }
+      const t = { origin: u.origin, path: u.search ? `${u.pathname}${u.search}` : u.pathname };
+      if (this.#urls.size >= 256) this.#urls.clear();
+      this.#urls.set(url, t);
+      return t;
+    }
+    if (url instanceof URL && (url.protocol === 'http:' || url.protocol === 'https:')) {
+      return { origin: url.origin, path: url.search ? `${url.pathname}${url.search}` : url.pathname };
+    }
+    return undefined;
+  }
+
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    return undiciFetch(input as Parameters<typeof undiciFetch>[0], {
-      ...(init as Parameters<typeof undiciFetch>[1]),
-      dispatcher: this.dispatcher,
-    }) as unknown as Promise<Response>;
+    const opts = (init === undefined ? {} : copyOptions(init)) as NonNullable<
+      Parameters<typeof undiciFetch>[1]
+    >;
+    opts.dispatcher = this.dispatcher;
+    return undiciFetch(input as Parameters<typeof undiciFetch>[0], opts) as unknown as Promise<Response>;
   }
 
   passthrough(): Dispatcher | undefined {

@@ -10,6 +10,7 @@
 
 import type { LoadBalancerPatch } from '@proxyless/balancer';
 import {
+  copyOptions,
   type Disposable,
   type Endpoint,
   type EndpointSet,
@@ -228,7 +229,9 @@ export class RoutingStage {
     applyHeaderOps(rec, decision.requestHeaders);
     const headers = rec as Dispatcher.DispatchOptions['headers'];
     const o = opts as Dispatcher.DispatchOptions & { idempotent?: boolean };
-    const sent = { ...opts, path, headers };
+    const sent = copyOptions(opts);
+    sent.path = path;
+    sent.headers = headers;
     const request = new DispatchRequest(sent, origin, o.idempotent);
     if (rec[IDEMPOTENT_HEADER] !== undefined) {
       void request.idempotent;

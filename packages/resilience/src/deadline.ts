@@ -8,13 +8,13 @@ import {
   emitCallEvent,
   type Filter,
   failDispatch,
-  kCall,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
   RelayController,
   systemClock,
   type Timer,
+  withCall,
   withHeader,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
@@ -266,7 +266,7 @@ export function createDeadlineFilter(options: { timeoutMs: number; service?: str
     }
     const inner: CallContext = { ...ctx, deadline: at };
     const exchange = new TimedExchange(handler, inner, true, () => deadlineError(info));
-    return exchange.run(dispatch, { ...opts, [kCall]: inner }, Math.max(0, at - now));
+    return exchange.run(dispatch, withCall(opts, inner), Math.max(0, at - now));
   };
   return Object.assign(interceptor, { close(): void {} });
 }

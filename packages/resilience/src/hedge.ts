@@ -6,12 +6,12 @@ import {
   type DispatchFn,
   emitCallEvent,
   type Filter,
-  kCall,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
   RelayController,
   type Timer,
+  withCall,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import { isReusableBody } from './body.js';
@@ -172,7 +172,7 @@ class HedgeCall {
     const a = new HedgeAttempt(this, this.#ctx.clock.now(), ctx);
     this.#running.add(a);
     try {
-      this.#dispatch({ ...this.#opts, [kCall]: ctx }, a);
+      this.#dispatch(withCall(this.#opts, ctx), a);
     } catch (error) {
       this.error(a, error as Error);
     }

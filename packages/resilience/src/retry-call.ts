@@ -4,12 +4,12 @@ import {
   type DispatchFn,
   emitCallEvent,
   isRequestBodyError,
-  kCall,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
   RelayController,
   type Timer,
+  withCall,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import { type BodyRecorder, isReusableBody, recordBody } from './body.js';
@@ -130,7 +130,7 @@ export class RetryCall {
   #send(ctx: CallContext): void {
     const attempt = new RetryAttempt(this, ctx);
     this.#current = attempt;
-    const opts: MeshDispatchOptions = { ...this.#opts, [kCall]: ctx };
+    const opts = withCall(this.#opts, ctx);
     if (this.#recorder !== undefined) opts.body = this.#recorder.attempt() as never;
     try {
       this.#dispatch(opts, attempt);

@@ -13,6 +13,7 @@ import {
 import {
   type CallContext,
   callOf,
+  copyOptions,
   type DispatchFn,
   ForwardingHandler,
   type Interceptor,
@@ -150,7 +151,10 @@ export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
         if (sc !== INVALID_SPAN_CONTEXT && isSpanContextValid(sc)) {
           const pairs: string[] = [];
           propagation.inject(trace.setSpan(parent, span), pairs, setter);
-          if (pairs.length > 0) out = { ...opts, headers: withHeaders(opts.headers, pairs) };
+          if (pairs.length > 0) {
+            out = copyOptions(opts);
+            out.headers = withHeaders(opts.headers, pairs);
+          }
         }
       }
       return dispatch(out, new AttemptHandler(handler, ctx, deps, span, recorder));
