@@ -31,6 +31,38 @@ describe('differential: undici.request options and result fields', () => {
     expect(pairs(r), differences(r)).toEqual(same(r));
   });
 
+  it('URL forms: string with a query, URL object, a path option, many distinct URLs', async () => {
+    const r = await everyWay(fx, async (w) =>
+      settle(async () => {
+        const seen = [
+          await seeRequest(await w.request(`${w.base}/echo?x=1&y=%20`)),
+          await seeRequest(await w.request(new URL(`${w.base}/echo?u=1`) as unknown as string)),
+          await seeRequest(await w.request(w.base, { path: 'echo?p=1' })),
+          await seeRequest(await w.request(`${w.base}/ignored`, { path: '/echo?p=2' })),
+        ];
+        // More distinct URLs than the mesh's URL table holds: each still reaches its own path.
+        const paths: string[] = [];
+        for (let i = 0; i < 300; i++) {
+          const res = await w.request(`${w.base}/echo?i=${i}`);
+          paths.push(((await res.body.json()) as { url: string }).url);
+        }
+        return { seen, paths: paths.filter((p, i) => p === `/echo?i=${i}`).length };
+      }),
+    );
+    expect(pairs(r), differences(r)).toEqual(same(r));
+  });
+
+  it('invalid URLs fail as undici fails them', async () => {
+    const r = await everyWay(fx, async (w) =>
+      Promise.all(
+        ['ftp://svc/x', 'not a url', `${w.base.replace('http:', 'ws:')}/echo`].map((u) =>
+          settle(async () => seeRequest(await w.request(u))),
+        ),
+      ),
+    );
+    expect(pairs(r), differences(r)).toEqual(same(r));
+  });
+
   it('statusText, headers, trailers and the result fields', async () => {
     const r = await everyWay(fx, async (w) =>
       settle(async () => [

@@ -41,6 +41,8 @@ export function callOf(opts: Dispatcher.DispatchOptions): CallContext | undefine
 
 /** Dispatch options for an attempt with its own context (a copy; the caller's options are untouched). */
 export function withCall(opts: Dispatcher.DispatchOptions, ctx: CallContext): MeshDispatchOptions {
+  // Replacing a key the source already has is V8's fast clone; adding one is not (see copyOptions).
+  if (kCall in opts) return { ...(opts as MeshDispatchOptions), [kCall]: ctx };
   const out = copyOptions(opts) as MeshDispatchOptions;
   out[kCall] = ctx;
   return out;

@@ -850,7 +850,8 @@ class MeshImpl implements Mesh, DispatchTarget {
     const call = new CallHandler(handler, () => {
       dest.inFlight--;
     });
-    const sent = copyOptions(opts) as MeshDispatchOptions;
+    // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
+    const sent = (opts[kCallSink] !== undefined ? opts : copyOptions(opts)) as MeshDispatchOptions;
     sent.headers = headers;
     sent[kCall] = ctx;
     try {
@@ -891,7 +892,9 @@ class MeshImpl implements Mesh, DispatchTarget {
       r = await undiciRequest(url, opts);
     }
     const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
-    return Object.assign(r, { endpoint: ep ? formatHostPort(ep.address, ep.port) : undefined });
+    const out = r as MeshResponseData;
+    out.endpoint = ep ? formatHostPort(ep.address, ep.port) : undefined;
+    return out;
   }
 
   /**
