@@ -5,6 +5,18 @@ export interface Timer {
   cancel(): void;
 }
 
+/** How a timer relates to the process's lifetime. */
+export interface TimerOptions {
+  /**
+   * Keep the process alive while the timer is pending. For timers a caller is waiting on — a retry
+   * backoff, a fault delay, a queue or readiness wait, a call's deadline, a bounded `close()` — as
+   * undici's own request timers do: a script that awaits a call must not exit during its backoff.
+   * Background timers (breaker windows, ejections, health checks, polling) never keep it alive.
+   * @defaultValue false
+   */
+  keepAlive?: boolean;
+}
+
 /**
  * Time as every policy sees it. Only this file (and the test clock) touch `Date.now`
  * and `setTimeout`; everything else takes a `Clock`, so it can run on virtual time.
@@ -12,8 +24,11 @@ export interface Timer {
 export interface Clock {
   /** Milliseconds since an arbitrary epoch (monotonic for the system clock). */
   now(): number;
-  /** Run `fn` after `ms`. System timers are `unref`'d: they never keep the process alive. */
-  setTimer(ms: number, fn: () => void): Timer;
+  /**
+   * Run `fn` after `ms`. System timers are `unref`'d unless `options.keepAlive` is set: background
+   * work never keeps the process alive, a caller's pending call does.
+   */
+  setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer;
   /**
    * Resolve after `ms`; reject with `MESH_ABORTED` (cause: the signal's reason) if `signal` aborts first.
    * The abort listener is removed either way.
@@ -22,17 +37,26 @@ export interface Clock {
 }
 
 /** Shared sleep on top of `setTimer`, used by both clocks. */
-export function sleepOn(clock: Pick<Clock, 'setTimer'>, ms: number, signal?: AbortSignal): Promise<void> {
+export function sleepOn(
+  clock: Pick<Clock, 'setTimer'>,
+  ms: number,
+  signal?: AbortSignal,
+  options?: TimerOptions,
+): Promise<void> {
   if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise<void>((resolve, reject) => {
     const onAbort = (): void => {
       timer.cancel();
       reject(abortError(signal!));
     };
-    const timer = clock.setTimer(ms, () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    });
+    const timer = clock.setTimer(
+      ms,
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      options,
+    );
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -48,9 +72,9 @@ class SystemClock implements Clock {
   now(): number {
     return performance.now();
   }
-  setTimer(ms: number, fn: () => void): Timer {
+  setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer {
     const handle = setTimeout(fn, Math.max(0, ms));
-    handle.unref();
+    if (options?.keepAlive !== true) handle.unref();
     return { cancel: () => clearTimeout(handle) };
   }
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -58,7 +82,7 @@ class SystemClock implements Clock {
   }
 }
 
-/** The real clock: `performance.now()` and unref'd `setTimeout`. */
+/** The real clock: `performance.now()` and `setTimeout`, unref'd unless asked to keep the process alive. */
 export const systemClock: Clock = new SystemClock();
 
 /** Wall-clock milliseconds since the Unix epoch (for timestamps shown to people, not for durations). */

@@ -1,5 +1,13 @@
 export type { AttemptOutcome, Balancer, Picker } from './balancer.js';
-export { abortError, type Clock, sleepOn, systemClock, type Timer, wallClockMs } from './clock.js';
+export {
+  abortError,
+  type Clock,
+  sleepOn,
+  systemClock,
+  type Timer,
+  type TimerOptions,
+  wallClockMs,
+} from './clock.js';
 export {
   createEndpoint,
   createEndpointSet,

@@ -21,6 +21,9 @@ import {
 import { type Dispatcher, Pool } from 'undici';
 import { createPickStage } from './pick.js';
 
+/** Timers a caller waits on (a readiness wait, a bounded close) keep the process alive. */
+const KEEP_ALIVE = { keepAlive: true } as const;
+
 /** What a destination needs from the mesh that owns it. */
 export interface DestinationDeps {
   /** Stages outside the policy stack (the call's telemetry), outermost first. */
@@ -272,18 +275,22 @@ export class Destination {
     handler.onRequestStart?.(relay, {});
     if (relay.aborted) return;
     this.#waiters.push(go);
-    timer = this.#deps.clock.setTimer(this.#deps.resolveTimeoutMs, () => {
-      if (!waiting) return;
-      leave();
-      handler.onResponseError?.(
-        relay,
-        new MeshError(
-          'MESH_NO_ENDPOINTS',
-          `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`,
-          { details: { service: this.service } },
-        ),
-      );
-    });
+    timer = this.#deps.clock.setTimer(
+      this.#deps.resolveTimeoutMs,
+      () => {
+        if (!waiting) return;
+        leave();
+        handler.onResponseError?.(
+          relay,
+          new MeshError(
+            'MESH_NO_ENDPOINTS',
+            `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`,
+            { details: { service: this.service } },
+          ),
+        );
+      },
+      KEEP_ALIVE,
+    );
   }
 
   /**
@@ -306,7 +313,7 @@ export class Destination {
     }
     let timer: Timer | undefined;
     const expired = new Promise<'expired'>((resolve) => {
-      timer = this.#deps.clock.setTimer(timeoutMs, () => resolve('expired'));
+      timer = this.#deps.clock.setTimer(timeoutMs, () => resolve('expired'), KEEP_ALIVE);
     });
     const outcome = await Promise.race([closing.then(() => 'closed' as const), expired]);
     timer?.cancel();

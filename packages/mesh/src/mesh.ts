@@ -1121,9 +1121,17 @@ export function splitUrl(url: string): UrlParts | undefined {
 }
 
 /** `host[:port]` of an origin, for the logical `Host` header. */
+/** The Host header for an origin (`http://api:8080` → `api:8080`), remembered per origin. */
+const hosts = new Map<string, string>();
 function hostOf(origin: string): string {
-  const i = origin.indexOf('://');
-  return (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '');
+  let host = hosts.get(origin);
+  if (host === undefined) {
+    const i = origin.indexOf('://');
+    host = (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '');
+    if (hosts.size >= 1024) hosts.clear();
+    hosts.set(origin, host);
+  }
+  return host;
 }
 
 function hostnameOf(origin: string): string | undefined {

@@ -145,12 +145,19 @@ export function createPickStage(
     const timer =
       deadline === undefined
         ? undefined
-        : clock.setTimer(Math.max(0, deadline - clock.now()), () =>
-            ac.abort(
-              new MeshError('MESH_TIMEOUT', `no endpoint of "${service}" became ready before the deadline`, {
-                details: { service, limit: 'overall' },
-              }),
-            ),
+        : clock.setTimer(
+            Math.max(0, deadline - clock.now()),
+            () =>
+              ac.abort(
+                new MeshError(
+                  'MESH_TIMEOUT',
+                  `no endpoint of "${service}" became ready before the deadline`,
+                  {
+                    details: { service, limit: 'overall' },
+                  },
+                ),
+              ),
+            { keepAlive: true },
           );
     pickWhenReady(lb, { ...ctx, signal: ac.signal }).then(
       (endpoint) => {

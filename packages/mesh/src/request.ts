@@ -20,6 +20,7 @@ const STANDARD = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
 
 /** The method as undici and fetch normalise it: only the six standard methods are upper-cased. */
 export function normalizeMethod(method: string): string {
+  if (STANDARD.has(method)) return method;
   const upper = method.toUpperCase();
   return STANDARD.has(upper) ? upper : method;
 }

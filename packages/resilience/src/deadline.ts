@@ -19,6 +19,9 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
+/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
+const KEEP_ALIVE = { keepAlive: true } as const;
+
 /** Header carrying the remaining deadline of a call in milliseconds (like `x-envoy-expected-rq-timeout-ms`). */
 export const DEADLINE_HEADER = 'x-mesh-deadline-ms';
 
@@ -125,7 +128,7 @@ class TimedExchange implements MeshHandler {
   run(dispatch: DispatchFn, opts: MeshDispatchOptions, remaining: number): boolean {
     this.#handler.onRequestStart?.(this.relay, {});
     if (this.relay.aborted) return true;
-    this.#timer = this.#ctx.clock.setTimer(remaining, () => this.#expire());
+    this.#timer = this.#ctx.clock.setTimer(remaining, () => this.#expire(), KEEP_ALIVE);
     try {
       dispatch(opts, this);
     } catch (error) {

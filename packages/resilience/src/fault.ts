@@ -16,6 +16,9 @@ import {
 import type { Dispatcher } from 'undici';
 import type { FaultInjectionConfig } from './config.js';
 
+/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
+const KEEP_ALIVE = { keepAlive: true } as const;
+
 /** What the fault filter decided for one call. */
 interface FaultDecision {
   delayMs: number;
@@ -96,19 +99,23 @@ export function createFaultInjectionFilter(
       handler.onResponseError?.(relay, reason);
     });
     handler.onRequestStart?.(relay, {});
-    const timer = ctx.clock.setTimer(d.delayMs, () => {
-      if (!waiting) return;
-      waiting = false;
-      act(
-        ctx,
-        d,
-        dispatch,
-        opts,
-        new RelayedHandler(handler, relay, (c) => {
-          inner = c;
-        }),
-      );
-    });
+    const timer = ctx.clock.setTimer(
+      d.delayMs,
+      () => {
+        if (!waiting) return;
+        waiting = false;
+        act(
+          ctx,
+          d,
+          dispatch,
+          opts,
+          new RelayedHandler(handler, relay, (c) => {
+            inner = c;
+          }),
+        );
+      },
+      KEEP_ALIVE,
+    );
     return true;
   };
 

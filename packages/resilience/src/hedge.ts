@@ -19,6 +19,9 @@ import { RetryBudget } from './budget.js';
 import { DEFAULT_HEDGE, DEFAULT_RETRY, type HedgeConfig } from './config.js';
 import { nextAttemptNumber } from './retry.js';
 
+/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
+const KEEP_ALIVE = { keepAlive: true } as const;
+
 const SAMPLES = 256;
 const MIN_SAMPLES = 20;
 
@@ -181,22 +184,26 @@ class HedgeCall {
   #schedule(): void {
     if (this.#hedgesLeft <= 0) return;
     const delay = this.#s.delayFor();
-    this.#timer = this.#ctx.clock.setTimer(delay, () => {
-      this.#timer = undefined;
-      if (this.#done || this.winner !== undefined) return;
-      if (!this.#s.budget!.tryWithdraw()) {
-        emitCallEvent(this.#ctx, { type: 'hedge_skipped', reason: 'budget_exhausted' });
-        return;
-      }
-      this.#hedgesLeft--;
-      const attempt = nextAttemptNumber(this.#ctx);
-      emitCallEvent(this.#ctx, { type: 'hedge', attempt, reason: 'delay', delayMs: delay });
-      // A hedge goes to an endpoint no attempt of this call is waiting on, when there is one.
-      const exclude = new Set(this.#ctx.excludeEndpoints ?? []);
-      for (const r of this.#running) if (r.ctx.endpoint !== undefined) exclude.add(r.ctx.endpoint.id);
-      this.#send({ ...this.#ctx, attempt, endpoint: undefined, excludeEndpoints: exclude });
-      this.#schedule();
-    });
+    this.#timer = this.#ctx.clock.setTimer(
+      delay,
+      () => {
+        this.#timer = undefined;
+        if (this.#done || this.winner !== undefined) return;
+        if (!this.#s.budget!.tryWithdraw()) {
+          emitCallEvent(this.#ctx, { type: 'hedge_skipped', reason: 'budget_exhausted' });
+          return;
+        }
+        this.#hedgesLeft--;
+        const attempt = nextAttemptNumber(this.#ctx);
+        emitCallEvent(this.#ctx, { type: 'hedge', attempt, reason: 'delay', delayMs: delay });
+        // A hedge goes to an endpoint no attempt of this call is waiting on, when there is one.
+        const exclude = new Set(this.#ctx.excludeEndpoints ?? []);
+        for (const r of this.#running) if (r.ctx.endpoint !== undefined) exclude.add(r.ctx.endpoint.id);
+        this.#send({ ...this.#ctx, attempt, endpoint: undefined, excludeEndpoints: exclude });
+        this.#schedule();
+      },
+      KEEP_ALIVE,
+    );
   }
 
   started(a: HedgeAttempt, controller: Dispatcher.DispatchController): void {

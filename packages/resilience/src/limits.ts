@@ -16,6 +16,9 @@ import {
 import type { Dispatcher } from 'undici';
 import type { ConcurrencyLimitConfig, RateLimitConfig } from './config.js';
 
+/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
+const KEEP_ALIVE = { keepAlive: true } as const;
+
 /**
  * A bulkhead: at most `max` exchanges in flight to the destination — each holds its slot until its
  * body ends or fails, not just until the head — and at most `queue` waiting (for `queueTimeoutMs`,
@@ -89,10 +92,14 @@ export function createConcurrencyLimitFilter(
     if (relay.aborted) return true;
     waiting.push(grant);
     if (queueTimeoutMs > 0) {
-      timer = ctx.clock.setTimer(queueTimeoutMs, () => {
-        leave();
-        handler.onResponseError?.(relay, limitError(ctx, 'queue_timeout'));
-      });
+      timer = ctx.clock.setTimer(
+        queueTimeoutMs,
+        () => {
+          leave();
+          handler.onResponseError?.(relay, limitError(ctx, 'queue_timeout'));
+        },
+        KEEP_ALIVE,
+      );
     }
     return true;
   };

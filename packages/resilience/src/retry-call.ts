@@ -25,6 +25,9 @@ import {
   unsafeToReplay,
 } from './retry.js';
 
+/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
+const KEEP_ALIVE = { keepAlive: true } as const;
+
 /** A retried response's body is drained for connection reuse up to this size, then dropped. */
 const DRAIN_LIMIT = 64 * 1024;
 
@@ -262,7 +265,7 @@ export class RetryCall {
       };
       this.#send(ctx);
     };
-    if (delay > 0) this.#timer = this.#ctx.clock.setTimer(delay, go);
+    if (delay > 0) this.#timer = this.#ctx.clock.setTimer(delay, go, KEEP_ALIVE);
     else go();
   }
 

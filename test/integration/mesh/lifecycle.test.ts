@@ -32,6 +32,41 @@ describe('mesh lifecycle', () => {
     expect(out).toContain('closed');
   });
 
+  it.each([
+    // The retries find the one endpoint still failing to connect: gRPC's pick failure, after the backoffs.
+    ['retry-backoff', 'MESH_NO_HEALTHY_ENDPOINTS'],
+    ['fault-delay', '200 ok'],
+  ])("a script awaiting a call is kept alive by the call's own timers (%s)", async (scenario, expected) => {
+    // Background timers are unref'd; a timer the caller waits on (backoff, injected delay) is not.
+    const script = fileURLToPath(new URL('./fixtures/await-call.ts', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@proxyless/source', '--import', 'tsx', script, scenario],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const code = await new Promise<number | string>((resolve) => {
+      const guard = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve('did not exit within 20 s');
+      }, 20_000);
+      child.on('exit', (c) => {
+        clearTimeout(guard);
+        resolve(c ?? -1);
+      });
+    });
+    expect({ code, out: out.trim(), err: err.slice(0, 2000) }).toEqual({ code: 0, out: expected, err: '' });
+  });
+
   it('close() is idempotent, and requests after it fail with MESH_CLOSED', async () => {
     const s = await startServer('x');
     try {
