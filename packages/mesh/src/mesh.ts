@@ -1,8 +1,7 @@
-import type { BalancerEvent, BalancerStats, LoadBalancerPatch } from '@proxyless/balancer';
+import type { LoadBalancerPatch } from '@proxyless/balancer';
 import {
   type CallContext,
   type Clock,
-  type ConfigIssue,
   copyOptions,
   createEmitter,
   type Disposable,
@@ -10,7 +9,6 @@ import {
   ENDPOINT_ATTRIBUTE,
   type Endpoint,
   type EndpointSet,
-  type Env,
   failDispatch,
   filterLogger,
   formatHostPort,
@@ -28,7 +26,6 @@ import {
   type RegisteredInstance,
   type Registrar,
   type Registration,
-  type Resolver,
   systemClock,
   systemRandom,
   type Timer,
@@ -40,22 +37,23 @@ import {
   createEtcdRegistrar,
   type DocumentEndpointsResolver,
   manageSignals,
-  type SignalSource,
 } from '@proxyless/discovery';
-import {
-  allResolved,
-  createTelemetry,
-  serviceView,
-  type Telemetry,
-  type TelemetryConfig,
-} from '@proxyless/telemetry';
-import type { Registry } from 'prom-client';
+import { allResolved, createTelemetry, serviceView, type Telemetry } from '@proxyless/telemetry';
 import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import type {
+  CloseOptions,
+  Mesh,
+  MeshEvent,
+  MeshOptions,
+  MeshRequestOptions,
+  MeshResponseData,
+  RegisterOptions,
+  ServiceStats,
+} from './api.js';
 import { CallHandler } from './call-handler.js';
-import type { EffectiveConfig, PolicyRole } from './config/effective.js';
+import type { EffectiveConfig } from './config/effective.js';
 import { effectiveConfig } from './config/effective.js';
 import { type Layer, parsePolicyPatch } from './config/layers.js';
-import type { PolicyOptions, ServiceOptions } from './config/schema.js';
 import {
   type ConfigSource,
   type ConfigVersion,
@@ -66,7 +64,8 @@ import { ConfigStore, type Warning } from './config/store.js';
 import { Destination } from './destination.js';
 import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
 import { allEnvVars } from './env-schema.js';
-import { checkUnknownMeshVars, type RegistryKind, readMeshEnv } from './mesh-env.js';
+import { checkUnknownMeshVars, readMeshEnv } from './mesh-env.js';
+import { hostnameOf, hostOf, requestTarget, unknownService } from './naming.js';
 import { buildPolicy } from './policy.js';
 import { DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
@@ -78,207 +77,21 @@ import {
   startEtcdEntries,
   tryCompileFileEntries,
 } from './routing-sources.js';
-import { type RouteOverrides, RoutingStage, type RoutingStats, subsetResolver } from './routing-stage.js';
+import { type RouteOverrides, RoutingStage, subsetResolver } from './routing-stage.js';
 
-/** A JSON value, as policy settings are written in options and config documents. */
-export type JsonValue =
-  | string
-  | number
-  | boolean
-  | null
-  | readonly JsonValue[]
-  | { readonly [key: string]: JsonValue };
-
-export type { PolicyOptions, ServiceOptions } from './config/schema.js';
-
-export interface MeshOptions {
-  /** Where variables are read from. @defaultValue `process.env` */
-  env?: Env;
-  /** @defaultValue `MESH_SERVICE_NAME`, else `OTEL_SERVICE_NAME`, else `unknown_service` */
-  serviceName?: string;
-  /**
-   * Services defined in code: `{ payments: { endpoints: '10.0.0.1:8080,10.0.0.2:8080', retry: {…} } }`.
-   * `endpoints` is a `host:port` list or `EndpointInit[]`; every other key is a typed policy section
-   * (a misspelt key fails to compile).
-   */
-  services?: Readonly<Record<string, ServiceOptions>>;
-  /** Policy for every service, below environment variables and per-service settings. */
-  defaults?: PolicyOptions;
-  /** Extra resolvers, asked first (in order) which hosts they know. */
-  resolvers?: readonly Resolver[];
-  /** @defaultValue `MESH_CONFIG_FILE` */
-  configFile?: string;
-  /** @defaultValue `MESH_REGISTRY`, else `consul` when `CONSUL_HTTP_ADDR` is set */
-  registry?: RegistryKind;
-  /** @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 100 */
-  connectionsPerEndpoint?: number;
-  /** @defaultValue `MESH_PASSTHROUGH`, else true */
-  passthrough?: boolean;
-  /** @defaultValue `MESH_HOST_HEADER`, else `logical` */
-  hostHeader?: 'logical' | 'endpoint';
-  /** How long a request waits for a new service's first resolution. @defaultValue 5000 */
-  resolveTimeoutMs?: number;
-  /** @defaultValue a JSON stderr logger at `MESH_LOG_LEVEL` if set, else silent */
-  logger?: Logger;
-  /** @defaultValue the system clock */
-  clock?: Clock;
-  /** @defaultValue `Math.random` */
-  random?: Random;
-  /** Dispatcher for hosts that are not mesh services. @defaultValue a new undici `Agent` */
-  passthroughDispatcher?: Dispatcher;
-  /**
-   * A destination with no call for this long releases its registry watch, policy timers and
-   * connection pools; the next call to it builds it again (Linkerd's idle cache eviction).
-   * `0` keeps destinations for the mesh's lifetime. @defaultValue 300000 (5 minutes)
-   */
-  destinationIdleTimeoutMs?: number;
-  /** Where the mesh's Prometheus metrics go. @defaultValue prom-client's global `register` */
-  metrics?: { registry?: Registry };
-  /**
-   * Access log, admin endpoint, metrics and tracing switches, over `MESH_ACCESS_LOG`,
-   * `MESH_ADMIN_PORT`, `MESH_ADMIN_HOST`, … (see docs/observability.md).
-   */
-  telemetry?: Partial<TelemetryConfig>;
-}
-
-/** Options of {@link Mesh.close}. */
-export interface CloseOptions {
-  /**
-   * How long to let calls in flight finish, ms; after that every connection is destroyed.
-   * @defaultValue no limit
-   */
-  timeout?: number;
-}
-
-/** Options of {@link Mesh.request}: undici's `request()` options (minus `dispatcher`) plus mesh hints. */
-export type MeshRequestOptions = Omit<
-  Dispatcher.RequestOptions,
-  'origin' | 'path' | 'method' | 'dispatcher'
-> & {
-  /** @defaultValue `GET` */
-  method?: Dispatcher.HttpMethod | (string & {});
-  /** Declare a non-idempotent request safe to retry. @defaultValue by method (RFC 9110) or `Idempotency-Key` */
-  idempotent?: boolean;
-  /** Key for consistent-hash balancing (`ring_hash`, `maglev`). */
-  hashKey?: string;
-};
-
-/** undici's `request()` result, plus the endpoint that answered. */
-export type MeshResponseData = Dispatcher.ResponseData<unknown> & {
-  /** Which endpoint answered (`address:port`), when a mesh service did. */
-  endpoint: string | undefined;
-};
-
-/** What {@link Mesh.stats} reports for a service: the balancer's view plus the breaker state. */
-export interface ServiceStats extends BalancerStats {
-  /** The destination's circuit breaker, when it has one. */
-  readonly circuitBreaker?: 'closed' | 'open' | 'half-open';
-  /** The stages in force, outermost first (`deadline`, `retry`, `hedge`, `circuitBreaker`, …, `pick`). */
-  readonly roles: readonly string[];
-  /** Calls in flight through the destination, until their response body ends. */
-  readonly inFlight: number;
-  /** For a service with a routing chain: requests per route (index; `-1`: no router) and per target ID. */
-  readonly routing?: RoutingStats;
-}
-
-/** Options of {@link Mesh.register}. */
-export interface RegisterOptions {
-  /** Drain on SIGTERM/SIGINT before exiting. @defaultValue false */
-  manageSignals?: boolean;
-  /** How long to keep serving after deregistering, ms. @defaultValue 5000 */
-  drainMs?: number;
-  /** Runs after the drain (close your server here). @defaultValue closes the mesh */
-  onDrained?: () => void | Promise<void>;
-  /** For tests: the signal source and exit function. */
-  process?: SignalSource;
-  exit?: (code: number) => void;
-}
-
-/** Something the mesh reports: a rejected config, a registry failure, an endpoint set change. */
-export type MeshEvent =
-  | {
-      type: 'config_rejected';
-      error: MeshError;
-      /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
-      source?: string;
-      /** The rejected version (etcd: revision; Consul: `X-Consul-Index`). */
-      version?: number;
-    }
-  /** A config document version is in force; `changed` lists the live services and roles it rebuilt. */
-  | {
-      type: 'config_applied';
-      source: string;
-      version: number;
-      changed: ReadonlyMap<string, readonly PolicyRole[]>;
-      /** Config entries from Consul: the service whose discovery chain this is. */
-      service?: string;
-    }
-  /** A setting is accepted but cannot work as written (e.g. `perTryTimeout` above `timeout`). */
-  | { type: 'config_warning'; service: string | undefined; issue: ConfigIssue }
-  | { type: 'resolver_error'; service: string; error: MeshError }
-  | { type: 'endpoints_changed'; service: string; set: EndpointSet }
-  /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
-  | { type: 'balancer'; service: string; event: BalancerEvent }
-  /** The destination's circuit breaker changed state. */
-  | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open' }
-  /** A destination idle for `destinationIdleTimeoutMs` was released. */
-  | { type: 'service_removed'; service: string };
-
-/** The in-process mesh. */
-export interface Mesh extends AsyncDisposable {
-  /** WHATWG `fetch`, through the mesh. */
-  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
-  /** The `undici.request` shape, the fastest path. */
-  request(url: string | URL, options?: MeshRequestOptions): Promise<MeshResponseData>;
-  /** An undici `Dispatcher` for `undici.fetch`/`undici.request`/`setGlobalDispatcher`. */
-  readonly dispatcher: Dispatcher;
-  /** Route Node's global `fetch` through the mesh; returns a function that undoes it. */
-  install(): () => void;
-  /** The current endpoint set of a service the mesh has seen, with its staleness. */
-  endpoints(service: string): EndpointSet | undefined;
-  /** Services with a live destination. */
-  services(): string[];
-  /**
-   * The balancer's view of a service: policy, panic and locality modes, and per endpoint the
-   * in-flight count, latency EWMA, ejections, requests and failures.
-   */
-  stats(service: string): ServiceStats | undefined;
-  /**
-   * The compiled routing chain of a service (from `configEntries`, etcd or Consul), or `undefined`
-   * when no config entry shapes it. See docs/traffic-management.md.
-   */
-  routes(service: string): RoutingChain | undefined;
-  /**
-   * The configuration in force for a service: resolved settings, and the layer (`options.defaults`,
-   * `env`, `options.services`, `file.defaults`, `file.services`) and version each came from.
-   * @throws MeshError `MESH_CONFIG_INVALID` only if the merged layers are invalid (never after createMesh succeeded).
-   */
-  config(service: string): EffectiveConfig;
-  /** Read the config sources again now (they are also watched); resolves once the read is handled. */
-  reloadConfig(): Promise<void>;
-  onEvent(listener: (event: MeshEvent) => void): Disposable;
-  /**
-   * The admin server's URL (`http://127.0.0.1:port`) once it listens, when `MESH_ADMIN_PORT`
-   * (or `telemetry.admin.port`) is set; `undefined` otherwise.
-   */
-  admin(): Promise<string | undefined>;
-  /**
-   * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
-   * id, address, port, tags, metadata, weights and a health check. `mesh.close()` deregisters it.
-   * With `manageSignals`, SIGTERM/SIGINT mark it unhealthy, deregister it, keep serving for
-   * `drainMs`, then close the mesh (or run `onDrained`) and exit.
-   *
-   * @throws MeshError `MESH_CONFIG_INVALID` when no registry that supports registration is configured.
-   */
-  register(registration: Registration, options?: RegisterOptions): Promise<RegisteredInstance>;
-  /**
-   * Graceful: deregister, stop watches, let in-flight requests finish (for at most
-   * `options.timeout` ms, then force), close every pool. Later calls get the same promise.
-   */
-  close(options?: CloseOptions): Promise<void>;
-  /** Immediate: abort in-flight requests and close everything — also after a `close()` in progress. */
-  destroy(): Promise<void>;
-}
+export type {
+  CloseOptions,
+  JsonValue,
+  Mesh,
+  MeshEvent,
+  MeshOptions,
+  MeshRequestOptions,
+  MeshResponseData,
+  PolicyOptions,
+  RegisterOptions,
+  ServiceOptions,
+  ServiceStats,
+} from './api.js';
 
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
 
@@ -312,7 +125,6 @@ class MeshImpl implements Mesh, DispatchTarget {
   #byHost = new Map<string, Destination>();
   /** Dispatch origins (`http://payments:8080`) already named, so the hot path skips parsing. */
   #byOrigin = new Map<string, Destination>();
-  readonly #urls = new Map<string, { origin: string; path: string }>();
   #passthrough: boolean;
   #agent: Dispatcher | undefined;
   #ownAgent: boolean;
@@ -872,7 +684,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       ctx = c;
     };
     const target =
-      (options as { path?: unknown }).path == null && !('agent' in options) ? this.#target(url) : undefined;
+      (options as { path?: unknown }).path == null && !('agent' in options) ? requestTarget(url) : undefined;
     let r: Awaited<ReturnType<typeof undiciRequest>>;
     if (target !== undefined) {
       // undici's `request(url, opts)` is `dispatcher.request({ ...opts, origin, path, method })`;
@@ -895,34 +707,6 @@ class MeshImpl implements Mesh, DispatchTarget {
     const out = r as MeshResponseData;
     out.endpoint = ep ? formatHostPort(ep.address, ep.port) : undefined;
     return out;
-  }
-
-  /**
-   * Origin and path of a request URL, as undici's `request()` reads them (`util.parseURL`), for
-   * http(s) URLs; anything else returns undefined and takes undici's own path, which raises its
-   * own errors. String URLs are remembered (a small table, emptied when full): a service calls the
-   * same few URLs again and again, and parsing one costs about 1 µs.
-   */
-  #target(url: string | URL): { origin: string; path: string } | undefined {
-    if (typeof url === 'string') {
-      const known = this.#urls.get(url);
-      if (known !== undefined) return known;
-      if (!url.startsWith('http://') && !url.startsWith('https://')) return undefined;
-      let u: URL;
-      try {
-        u = new URL(url);
-      } catch {
-        return undefined;
-      }
-      const t = { origin: u.origin, path: u.search ? `${u.pathname}${u.search}` : u.pathname };
-      if (this.#urls.size >= 256) this.#urls.clear();
-      this.#urls.set(url, t);
-      return t;
-    }
-    if (url instanceof URL && (url.protocol === 'http:' || url.protocol === 'https:')) {
-      return { origin: url.origin, path: url.search ? `${url.pathname}${url.search}` : url.pathname };
-    }
-    return undefined;
   }
 
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
@@ -1071,88 +855,4 @@ class MeshImpl implements Mesh, DispatchTarget {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-interface UrlParts {
-  origin: string;
-  hostname: string;
-  pathname: string;
-  search: string;
-}
-
-/**
- * The hot-path split of a plain `http(s)://host[:port]/path?query` URL, without allocating a
- * `URL`. Anything unusual (credentials, IPv6 literals, non-ASCII or upper-case hosts, dot segments,
- * escapes) returns `undefined` and goes through the WHATWG parser.
- */
-export function splitUrl(url: string): UrlParts | undefined {
-  const start = url.startsWith('http://') ? 7 : url.startsWith('https://') ? 8 : -1;
-  if (start < 0) return undefined;
-  let end = start;
-  while (end < url.length) {
-    const c = url.charCodeAt(end);
-    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) break;
-    const ok = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 58 || c === 95;
-    if (!ok) return undefined; // upper case, @, [, %, non-ASCII, …
-    end++;
-  }
-  const authority = url.slice(start, end);
-  if (authority.length === 0) return undefined;
-  const colon = authority.indexOf(':');
-  const hostname = colon < 0 ? authority : authority.slice(0, colon);
-  // A host whose last label is numeric is an IPv4 address to the WHATWG parser (`0` → `0.0.0.0`).
-  const lastLabel = hostname.slice(hostname.lastIndexOf('.', hostname.length - 2) + 1).replace(/\.$/, '');
-  if (lastLabel === '' || /^(0x[0-9a-f]*|[0-9]+)$/.test(lastLabel)) return undefined;
-  if (colon >= 0) {
-    const port = authority.slice(colon + 1);
-    // Default ports are dropped by the WHATWG parser; let it handle those and odd ones.
-    if (!/^[1-9][0-9]{0,4}$/.test(port) || port === '80' || port === '443' || Number(port) > 65535)
-      return undefined;
-  }
-  let rest = url.slice(end);
-  const hash = rest.indexOf('#');
-  if (hash >= 0) rest = rest.slice(0, hash);
-  // Only characters the WHATWG parser leaves as they are; no dot segments.
-  if (!/^[A-Za-z0-9\-._~!$&()*+,;=:@/?]*$/.test(rest) || /\/\.\.?(\/|$|\?)/.test(rest)) return undefined;
-  const q = rest.indexOf('?');
-  const pathname = q < 0 ? rest || '/' : rest.slice(0, q) || '/';
-  const search = q < 0 || q === rest.length - 1 ? '' : rest.slice(q);
-  return { origin: url.slice(0, end), hostname, pathname, search };
-}
-
-/** `host[:port]` of an origin, for the logical `Host` header. */
-/** The Host header for an origin (`http://api:8080` → `api:8080`), remembered per origin. */
-const hosts = new Map<string, string>();
-function hostOf(origin: string): string {
-  let host = hosts.get(origin);
-  if (host === undefined) {
-    const i = origin.indexOf('://');
-    host = (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '');
-    if (hosts.size >= 1024) hosts.clear();
-    hosts.set(origin, host);
-  }
-  return host;
-}
-
-function hostnameOf(origin: string): string | undefined {
-  const i = origin.indexOf('://');
-  if (i < 0) return undefined;
-  let rest = origin.slice(i + 3);
-  const slash = rest.indexOf('/');
-  if (slash >= 0) rest = rest.slice(0, slash);
-  const at = rest.lastIndexOf('@');
-  if (at >= 0) rest = rest.slice(at + 1);
-  if (rest.startsWith('[')) return rest.slice(0, rest.indexOf(']') + 1);
-  const colon = rest.indexOf(':');
-  return (colon >= 0 ? rest.slice(0, colon) : rest).toLowerCase();
-}
-
-function unknownService(origin: string): MeshError {
-  return new MeshError(
-    'MESH_UNKNOWN_SERVICE',
-    `"${origin}" is not a mesh service and pass-through is disabled (MESH_PASSTHROUGH=false)`,
-    {
-      details: { field: 'MESH_PASSTHROUGH', value: origin },
-    },
-  );
 }

@@ -1,0 +1,227 @@
+/**
+ * The public shape of the mesh: `createMesh` options, the `Mesh` interface, its events and
+ * results. The implementation is in mesh.ts.
+ */
+import type { BalancerEvent, BalancerStats } from '@proxyless/balancer';
+import type {
+  Clock,
+  ConfigIssue,
+  Disposable,
+  EndpointSet,
+  Env,
+  Logger,
+  MeshError,
+  Random,
+  RegisteredInstance,
+  Registration,
+  Resolver,
+} from '@proxyless/core';
+import type { SignalSource } from '@proxyless/discovery';
+import type { TelemetryConfig } from '@proxyless/telemetry';
+import type { Registry } from 'prom-client';
+import type { Dispatcher } from 'undici';
+import type { EffectiveConfig, PolicyRole } from './config/effective.js';
+import type { PolicyOptions, ServiceOptions } from './config/schema.js';
+import type { RegistryKind } from './mesh-env.js';
+import type { RoutingChain } from './routing/index.js';
+import type { RoutingStats } from './routing-stage.js';
+
+/** A JSON value, as policy settings are written in options and config documents. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue };
+
+export type { PolicyOptions, ServiceOptions } from './config/schema.js';
+
+export interface MeshOptions {
+  /** Where variables are read from. @defaultValue `process.env` */
+  env?: Env;
+  /** @defaultValue `MESH_SERVICE_NAME`, else `OTEL_SERVICE_NAME`, else `unknown_service` */
+  serviceName?: string;
+  /**
+   * Services defined in code: `{ payments: { endpoints: '10.0.0.1:8080,10.0.0.2:8080', retry: {…} } }`.
+   * `endpoints` is a `host:port` list or `EndpointInit[]`; every other key is a typed policy section
+   * (a misspelt key fails to compile).
+   */
+  services?: Readonly<Record<string, ServiceOptions>>;
+  /** Policy for every service, below environment variables and per-service settings. */
+  defaults?: PolicyOptions;
+  /** Extra resolvers, asked first (in order) which hosts they know. */
+  resolvers?: readonly Resolver[];
+  /** @defaultValue `MESH_CONFIG_FILE` */
+  configFile?: string;
+  /** @defaultValue `MESH_REGISTRY`, else `consul` when `CONSUL_HTTP_ADDR` is set */
+  registry?: RegistryKind;
+  /** @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 100 */
+  connectionsPerEndpoint?: number;
+  /** @defaultValue `MESH_PASSTHROUGH`, else true */
+  passthrough?: boolean;
+  /** @defaultValue `MESH_HOST_HEADER`, else `logical` */
+  hostHeader?: 'logical' | 'endpoint';
+  /** How long a request waits for a new service's first resolution. @defaultValue 5000 */
+  resolveTimeoutMs?: number;
+  /** @defaultValue a JSON stderr logger at `MESH_LOG_LEVEL` if set, else silent */
+  logger?: Logger;
+  /** @defaultValue the system clock */
+  clock?: Clock;
+  /** @defaultValue `Math.random` */
+  random?: Random;
+  /** Dispatcher for hosts that are not mesh services. @defaultValue a new undici `Agent` */
+  passthroughDispatcher?: Dispatcher;
+  /**
+   * A destination with no call for this long releases its registry watch, policy timers and
+   * connection pools; the next call to it builds it again (Linkerd's idle cache eviction).
+   * `0` keeps destinations for the mesh's lifetime. @defaultValue 300000 (5 minutes)
+   */
+  destinationIdleTimeoutMs?: number;
+  /** Where the mesh's Prometheus metrics go. @defaultValue prom-client's global `register` */
+  metrics?: { registry?: Registry };
+  /**
+   * Access log, admin endpoint, metrics and tracing switches, over `MESH_ACCESS_LOG`,
+   * `MESH_ADMIN_PORT`, `MESH_ADMIN_HOST`, … (see docs/observability.md).
+   */
+  telemetry?: Partial<TelemetryConfig>;
+}
+
+/** Options of {@link Mesh.close}. */
+export interface CloseOptions {
+  /**
+   * How long to let calls in flight finish, ms; after that every connection is destroyed.
+   * @defaultValue no limit
+   */
+  timeout?: number;
+}
+
+/** Options of {@link Mesh.request}: undici's `request()` options (minus `dispatcher`) plus mesh hints. */
+export type MeshRequestOptions = Omit<
+  Dispatcher.RequestOptions,
+  'origin' | 'path' | 'method' | 'dispatcher'
+> & {
+  /** @defaultValue `GET` */
+  method?: Dispatcher.HttpMethod | (string & {});
+  /** Declare a non-idempotent request safe to retry. @defaultValue by method (RFC 9110) or `Idempotency-Key` */
+  idempotent?: boolean;
+  /** Key for consistent-hash balancing (`ring_hash`, `maglev`). */
+  hashKey?: string;
+};
+
+/** undici's `request()` result, plus the endpoint that answered. */
+export type MeshResponseData = Dispatcher.ResponseData<unknown> & {
+  /** Which endpoint answered (`address:port`), when a mesh service did. */
+  endpoint: string | undefined;
+};
+
+/** What {@link Mesh.stats} reports for a service: the balancer's view plus the breaker state. */
+export interface ServiceStats extends BalancerStats {
+  /** The destination's circuit breaker, when it has one. */
+  readonly circuitBreaker?: 'closed' | 'open' | 'half-open';
+  /** The stages in force, outermost first (`deadline`, `retry`, `hedge`, `circuitBreaker`, …, `pick`). */
+  readonly roles: readonly string[];
+  /** Calls in flight through the destination, until their response body ends. */
+  readonly inFlight: number;
+  /** For a service with a routing chain: requests per route (index; `-1`: no router) and per target ID. */
+  readonly routing?: RoutingStats;
+}
+
+/** Options of {@link Mesh.register}. */
+export interface RegisterOptions {
+  /** Drain on SIGTERM/SIGINT before exiting. @defaultValue false */
+  manageSignals?: boolean;
+  /** How long to keep serving after deregistering, ms. @defaultValue 5000 */
+  drainMs?: number;
+  /** Runs after the drain (close your server here). @defaultValue closes the mesh */
+  onDrained?: () => void | Promise<void>;
+  /** For tests: the signal source and exit function. */
+  process?: SignalSource;
+  exit?: (code: number) => void;
+}
+
+/** Something the mesh reports: a rejected config, a registry failure, an endpoint set change. */
+export type MeshEvent =
+  | {
+      type: 'config_rejected';
+      error: MeshError;
+      /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
+      source?: string;
+      /** The rejected version (etcd: revision; Consul: `X-Consul-Index`). */
+      version?: number;
+    }
+  /** A config document version is in force; `changed` lists the live services and roles it rebuilt. */
+  | {
+      type: 'config_applied';
+      source: string;
+      version: number;
+      changed: ReadonlyMap<string, readonly PolicyRole[]>;
+      /** Config entries from Consul: the service whose discovery chain this is. */
+      service?: string;
+    }
+  /** A setting is accepted but cannot work as written (e.g. `perTryTimeout` above `timeout`). */
+  | { type: 'config_warning'; service: string | undefined; issue: ConfigIssue }
+  | { type: 'resolver_error'; service: string; error: MeshError }
+  | { type: 'endpoints_changed'; service: string; set: EndpointSet }
+  /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
+  | { type: 'balancer'; service: string; event: BalancerEvent }
+  /** The destination's circuit breaker changed state. */
+  | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open' }
+  /** A destination idle for `destinationIdleTimeoutMs` was released. */
+  | { type: 'service_removed'; service: string };
+
+/** The in-process mesh. */
+export interface Mesh extends AsyncDisposable {
+  /** WHATWG `fetch`, through the mesh. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  /** The `undici.request` shape, the fastest path. */
+  request(url: string | URL, options?: MeshRequestOptions): Promise<MeshResponseData>;
+  /** An undici `Dispatcher` for `undici.fetch`/`undici.request`/`setGlobalDispatcher`. */
+  readonly dispatcher: Dispatcher;
+  /** Route Node's global `fetch` through the mesh; returns a function that undoes it. */
+  install(): () => void;
+  /** The current endpoint set of a service the mesh has seen, with its staleness. */
+  endpoints(service: string): EndpointSet | undefined;
+  /** Services with a live destination. */
+  services(): string[];
+  /**
+   * The balancer's view of a service: policy, panic and locality modes, and per endpoint the
+   * in-flight count, latency EWMA, ejections, requests and failures.
+   */
+  stats(service: string): ServiceStats | undefined;
+  /**
+   * The compiled routing chain of a service (from `configEntries`, etcd or Consul), or `undefined`
+   * when no config entry shapes it. See docs/traffic-management.md.
+   */
+  routes(service: string): RoutingChain | undefined;
+  /**
+   * The configuration in force for a service: resolved settings, and the layer (`options.defaults`,
+   * `env`, `options.services`, `file.defaults`, `file.services`) and version each came from.
+   * @throws MeshError `MESH_CONFIG_INVALID` only if the merged layers are invalid (never after createMesh succeeded).
+   */
+  config(service: string): EffectiveConfig;
+  /** Read the config sources again now (they are also watched); resolves once the read is handled. */
+  reloadConfig(): Promise<void>;
+  onEvent(listener: (event: MeshEvent) => void): Disposable;
+  /**
+   * The admin server's URL (`http://127.0.0.1:port`) once it listens, when `MESH_ADMIN_PORT`
+   * (or `telemetry.admin.port`) is set; `undefined` otherwise.
+   */
+  admin(): Promise<string | undefined>;
+  /**
+   * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
+   * id, address, port, tags, metadata, weights and a health check. `mesh.close()` deregisters it.
+   * With `manageSignals`, SIGTERM/SIGINT mark it unhealthy, deregister it, keep serving for
+   * `drainMs`, then close the mesh (or run `onDrained`) and exit.
+   *
+   * @throws MeshError `MESH_CONFIG_INVALID` when no registry that supports registration is configured.
+   */
+  register(registration: Registration, options?: RegisterOptions): Promise<RegisteredInstance>;
+  /**
+   * Graceful: deregister, stop watches, let in-flight requests finish (for at most
+   * `options.timeout` ms, then force), close every pool. Later calls get the same promise.
+   */
+  close(options?: CloseOptions): Promise<void>;
+  /** Immediate: abort in-flight requests and close everything — also after a `close()` in progress. */
+  destroy(): Promise<void>;
+}
