@@ -20,16 +20,15 @@ import {
 } from '@proxyless/core';
 import { type Dispatcher, Pool } from 'undici';
 import { createPickStage } from './pick.js';
+import { buildStack, type StackParts } from './stack.js';
 
 /** Timers a caller waits on (a readiness wait, a bounded close) keep the process alive. */
 const KEEP_ALIVE = { keepAlive: true } as const;
 
 /** What a destination needs from the mesh that owns it. */
 export interface DestinationDeps {
-  /** Stages outside the policy stack (the call's telemetry), outermost first. */
-  outer: readonly { role: string; interceptor: Interceptor }[];
-  /** Stages between the policy stack and the pick stage (each attempt's telemetry). */
-  inner: readonly { role: string; interceptor: Interceptor }[];
+  /** The call's and each attempt's telemetry stages, when telemetry is on (placed by `MESH_STACK`). */
+  telemetry: StackParts['telemetry'];
   clock: Clock;
   logger: Logger;
   connectionsPerEndpoint: number;
@@ -70,6 +69,7 @@ export class Destination {
   #lastError: MeshError | undefined;
   #policy: DestinationPolicy;
   #dispatch: DispatchFn;
+  #roles: readonly string[] = [];
   #pools = new Map<string, Pool>();
   /** Set when the mesh evicted this destination for idleness: callers look it up again. */
   evicted = false;
@@ -114,12 +114,9 @@ export class Destination {
     return this.#policy.balancer;
   }
 
+  /** The roles of the stages in force, outermost first (the pick stage under them is not listed). */
   get roles(): readonly string[] {
-    return [
-      ...this.#deps.outer.map((s) => s.role),
-      ...this.#policy.roles,
-      ...this.#deps.inner.map((s) => s.role),
-    ];
+    return this.#roles;
   }
 
   /**
@@ -166,14 +163,13 @@ export class Destination {
       { pool: (e) => this.#pool(e) },
       this.#deps.clock,
     );
-    return composeInterceptors(
-      [
-        ...this.#deps.outer.map((s) => s.interceptor),
-        ...(this.#policy.filters as readonly Interceptor[]),
-        ...this.#deps.inner.map((s) => s.interceptor),
-      ],
-      pick,
-    );
+    const policy = new Map<string, Interceptor>();
+    this.#policy.roles.forEach((role, i) => {
+      policy.set(role, this.#policy.filters[i] as Interceptor);
+    });
+    const stack = buildStack({ policy, telemetry: this.#deps.telemetry });
+    this.#roles = stack.roles;
+    return composeInterceptors(stack.interceptors, pick);
   }
 
   #pool(endpoint: Endpoint): Dispatcher {

@@ -458,10 +458,9 @@ class MeshImpl implements Mesh, DispatchTarget {
     config: (service: string) => EffectiveConfig,
   ): ConstructorParameters<typeof Destination>[2] {
     return {
-      outer: this.#telemetry ? [{ role: 'telemetry', interceptor: this.#telemetry.callInterceptor }] : [],
-      inner: this.#telemetry
-        ? [{ role: 'telemetryAttempt', interceptor: this.#telemetry.attemptInterceptor }]
-        : [],
+      telemetry: this.#telemetry
+        ? { call: this.#telemetry.callInterceptor, attempt: this.#telemetry.attemptInterceptor }
+        : undefined,
       clock: this.#clock,
       logger: this.#logger,
       connectionsPerEndpoint: this.#connections,
