@@ -25,6 +25,8 @@ interface OtelGlobal {
 }
 
 let api: OtelApiModule | undefined;
+/** Set when the API could not be loaded (a bundle without it): calls go on untraced. */
+let unavailable = false;
 
 /** Whether an SDK registered a tracer provider, a context manager or a propagator. */
 function registered(): boolean {
@@ -37,8 +39,14 @@ function registered(): boolean {
  * everything it would do is a no-op. Cheap enough for every call.
  */
 export function otelApi(): OtelApiModule | undefined {
-  if (api !== undefined) return api;
-  return registered() ? loadOtelApi() : undefined;
+  if (api !== undefined || unavailable || !registered()) return api;
+  try {
+    return loadOtelApi();
+  } catch {
+    // Telemetry must never break a call: without the API there are no spans, as before an SDK.
+    unavailable = true;
+    return undefined;
+  }
 }
 
 /** Load the API now (a `require`, cached). */
