@@ -137,6 +137,7 @@ export {
   type Static,
   type TSchema,
   Type,
+  TypeCompiler,
   type Validator,
   validator,
 } from './schema.js';

@@ -1,3 +1,4 @@
+/// <reference path="./prom-client-lib.d.ts" />
 /**
  * The four parts of prom-client the mesh uses, each imported from its own file.
  *
