@@ -13,6 +13,8 @@ export default defineConfig({
   clean: true,
   sourcemap: false,
   target: 'node20',
+  // `import.meta.url` in the CommonJS build (otel-api.ts loads the OpenTelemetry API with it).
+  shims: true,
   // TypeBox's own build is ~250 small modules (about as long to load as undici); bundled, only
   // the parts in use are kept, in one file. The package stays a dependency for the types.
   noExternal: [/^@sinclair\/typebox/],

@@ -18,12 +18,14 @@ interface Probe {
   source: string;
 }
 
-const TIMED = (load: string, create = '', close = ''): string => `const t0 = performance.now();
+const TIMED = (load: string, create = '', close = ''): string => `const c0 = process.cpuUsage();
+const t0 = performance.now();
 ${load}
 const loaded = performance.now();
 ${create}
 const done = performance.now();
-process.stdout.write(JSON.stringify({ importMs: loaded - t0, totalMs: done - t0, modules: Object.keys(cache).length }));
+const cpu = process.cpuUsage(c0);
+process.stdout.write(JSON.stringify({ importMs: loaded - t0, totalMs: done - t0, cpuMs: (cpu.user + cpu.system) / 1000, modules: Object.keys(cache).length }));
 ${close}
 `;
 
@@ -62,6 +64,8 @@ interface Sample {
   processMs: number;
   importMs: number;
   totalMs: number;
+  /** CPU time (user + system) of the same span: steadier than wall time on a shared machine. */
+  cpuMs: number;
   modules: number;
 }
 
@@ -83,7 +87,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   for (const p of PROBES) writeFileSync(path.join(dir, p.file), p.source);
   writeFileSync(
     path.join(dir, 'bare.mjs'),
-    'process.stdout.write(JSON.stringify({ importMs: 0, totalMs: 0, modules: 0 }));\n',
+    'process.stdout.write(JSON.stringify({ importMs: 0, totalMs: 0, cpuMs: 0, modules: 0 }));\n',
   );
   const rounds = options.quick ? 3 : 11;
   const samples = new Map<string, Sample[]>();
@@ -101,6 +105,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     p.name,
     med(p.name, 'processMs'),
     med(p.name, 'totalMs'),
+    med(p.name, 'cpuMs'),
     med(p.name, 'modules'),
   ]);
   const ratio = (a: string, b: string, key: keyof Sample): number => med(a, key) / med(b, key);
@@ -108,16 +113,18 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   const cjs = ratio('proxyless (CJS require + createMesh)', 'undici (CJS require)', 'totalMs');
   const esmProcess = ratio('proxyless (ESM import + createMesh)', 'undici (ESM import)', 'processMs');
   const cjsProcess = ratio('proxyless (CJS require + createMesh)', 'undici (CJS require)', 'processMs');
+  const esmCpu = ratio('proxyless (ESM import + createMesh)', 'undici (ESM import)', 'cpuMs');
+  const cjsCpu = ratio('proxyless (CJS require + createMesh)', 'undici (CJS require)', 'cpuMs');
   const verdict = (r: number): string => (r <= 1.2 ? 'met' : 'NOT met');
   return [
     {
       title: 'Cold start: import + createMesh vs undici alone',
-      description: `A new Node process per probe, ${rounds} interleaved rounds, medians. "in-process" is the time from the first line of the script to the end of the import (undici) or of \`createMesh()\` (proxyless); "process" is spawn to exit. Modules: the CommonJS module cache after loading.`,
-      columns: ['probe', 'process ms', 'in-process ms', 'modules loaded'],
+      description: `A new Node process per probe, ${rounds} interleaved rounds, medians. "in-process" is the time from the first line of the script to the end of the import (undici) or of \`createMesh()\` (proxyless), "CPU" the process's user + system time over the same span (steadier when the machine is shared); "process" is spawn to exit. Modules: the CommonJS module cache after loading.`,
+      columns: ['probe', 'process ms', 'in-process ms', 'in-process CPU ms', 'modules loaded'],
       rows,
       notes: [
-        `ESM: import + createMesh = ${esm.toFixed(2)}× undici's import in-process (${esmProcess.toFixed(2)}× as whole processes); target ≤ 1.2×: ${verdict(esm)}`,
-        `CJS: require + createMesh = ${cjs.toFixed(2)}× undici's require in-process (${cjsProcess.toFixed(2)}× as whole processes); target ≤ 1.2×: ${verdict(cjs)}`,
+        `ESM: import + createMesh = ${esm.toFixed(2)}× undici's import in-process (${esmCpu.toFixed(2)}× in CPU time, ${esmProcess.toFixed(2)}× as whole processes); target ≤ 1.2×: ${verdict(esm)}`,
+        `CJS: require + createMesh = ${cjs.toFixed(2)}× undici's require in-process (${cjsCpu.toFixed(2)}× in CPU time, ${cjsProcess.toFixed(2)}× as whole processes); target ≤ 1.2×: ${verdict(cjs)}`,
       ],
     },
   ];

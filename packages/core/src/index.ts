@@ -145,6 +145,7 @@ export {
   type Static,
   type TSchema,
   Type,
+  TypeCompiler,
   type Validator,
   validator,
 } from './schema.js';

@@ -471,4 +471,5 @@ export function envIssues(
 
 export type { Static, TSchema };
 /** TypeBox's builder, for section declarations in the other packages (one copy of TypeBox, bundled here). */
-export { Type };
+/** TypeBox's compiler, for validators that report TypeBox's own errors (mesh's config entries). */
+export { Type, TypeCompiler };

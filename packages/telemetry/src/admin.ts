@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MeshError } from '@proxyless/core';
-import { type Registry, register } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { ADMIN_PAGE } from './admin-page.js';
+import { register } from './prom.js';
 import type { EventView, ServiceView } from './views.js';
 
 /** Options of {@link createAdminServer}: where to listen and where the data comes from. */

@@ -1,14 +1,4 @@
-import {
-  type Attributes,
-  type Context,
-  isSpanContextValid,
-  type Link,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  type Tracer,
-  trace,
-} from '@opentelemetry/api';
+import type { Attributes, Context, Link, Span } from '@opentelemetry/api';
 import {
   type CallContext,
   type CallEvent,
@@ -20,10 +10,15 @@ import { type AccessLogSink, formatAccessLogLine, responseFlags } from './access
 import { errorCode } from './events.js';
 import { errorTypeLabel } from './labels.js';
 import type { MeshMetrics } from './metrics.js';
+import { type OtelApiModule, otelApi, type TracerSource } from './otel-api.js';
+
+/** `SpanStatusCode.ERROR` (a stable value of the API's enum, usable before the API is loaded). */
+export const SPAN_STATUS_ERROR = 2 as import('@opentelemetry/api').SpanStatusCode.ERROR;
 
 /** What the interceptors share, built once per mesh. */
 export interface TelemetryDeps {
-  readonly tracer: Tracer | undefined;
+  /** Where spans come from; undefined when tracing is off. */
+  readonly tracing: TracerSource | undefined;
   readonly metrics: MeshMetrics | undefined;
   readonly accessLog: AccessLogSink | undefined;
   /** Recent ejections, so an attempt whose endpoint was ejected shows it on its span. */
@@ -65,8 +60,8 @@ export class EjectionLog {
 export class CallRecorder implements CallObserver {
   readonly ctx: CallContext;
   readonly deps: TelemetryDeps;
-  /** The caller's OpenTelemetry context when the call started. */
-  readonly parent: Context;
+  /** The caller's OpenTelemetry context when the call started (undefined: the API was not loaded). */
+  readonly parent: Context | undefined;
   readonly startedAt: number;
   readonly startedWall: number;
   attempts = 0;
@@ -81,14 +76,15 @@ export class CallRecorder implements CallObserver {
   events: CallEvent[] | undefined;
   readonly #forward: CallObserver | undefined;
 
-  constructor(ctx: CallContext, deps: TelemetryDeps, parent: Context) {
+  /** `api`: the OpenTelemetry API when it is loaded (see otel-api.ts), else undefined. */
+  constructor(ctx: CallContext, deps: TelemetryDeps, api: OtelApiModule | undefined) {
     this.ctx = ctx;
     this.deps = deps;
-    this.parent = parent;
+    this.parent = api?.context.active();
     this.startedAt = ctx.clock.now();
     this.startedWall = deps.accessLog ? wallClockMs() : 0;
     this.#forward = ctx.observer;
-    if (deps.accessLog || deps.tracer) this.events = [];
+    if (deps.accessLog || (deps.tracing && api)) this.events = [];
   }
 
   onEvent(event: CallEvent): void {
@@ -101,10 +97,13 @@ export class CallRecorder implements CallObserver {
     this.#forward?.onEvent(event);
   }
 
-  /** The context a new attempt's span hangs under; makes the INTERNAL span at the second attempt. */
-  attemptParent(): Context {
+  /**
+   * Count a new attempt and give the context its span hangs under; makes the INTERNAL span at
+   * the second attempt. `api`: the OpenTelemetry API when tracing is on and it is loaded.
+   */
+  attemptParent(api: OtelApiModule | undefined): Context | undefined {
     this.attempts++;
-    if (this.attempts === 2 && this.deps.tracer && this.internal === undefined) this.#startInternal();
+    if (this.attempts === 2 && api !== undefined && this.internal === undefined) this.#startInternal(api);
     return this.internalContext ?? this.parent;
   }
 
@@ -115,22 +114,23 @@ export class CallRecorder implements CallObserver {
    * the second attempt does: it parents attempts 2..n and links attempt 1, which stays under the
    * caller's span. A call with one attempt makes one CLIENT span and nothing else.
    */
-  #startInternal(): void {
-    const tracer = this.deps.tracer!;
+  #startInternal(api: OtelApiModule): void {
+    const tracer = this.deps.tracing!.tracer(api);
+    const parent = this.parent ?? api.context.active();
     const first = this.firstAttemptSpan?.spanContext();
-    const links: Link[] = first && isSpanContextValid(first) ? [{ context: first }] : [];
+    const links: Link[] = first && api.isSpanContextValid(first) ? [{ context: first }] : [];
     const span = tracer.startSpan(
       this.ctx.request.method,
       {
-        kind: SpanKind.INTERNAL,
+        kind: api.SpanKind.INTERNAL,
         startTime: wallClockMs() - (this.ctx.clock.now() - this.startedAt),
         links,
         attributes: callAttributes(this.ctx),
       },
-      this.parent,
+      parent,
     );
     this.internal = span;
-    this.internalContext = trace.setSpan(this.parent, span);
+    this.internalContext = api.trace.setSpan(parent, span);
     if (span.isRecording()) {
       const nowWall = wallClockMs();
       const nowClock = this.ctx.clock.now();
@@ -155,14 +155,17 @@ export class CallRecorder implements CallObserver {
     );
     // A call that failed before any attempt (breaker open, no endpoints, a limit, an injected
     // abort) has no CLIENT span: an INTERNAL span makes the failure visible in the trace.
-    if (this.attempts === 0 && failed && deps.tracer && this.internal === undefined) this.#startInternal();
+    if (this.attempts === 0 && failed && deps.tracing && this.internal === undefined) {
+      const api = otelApi();
+      if (api !== undefined) this.#startInternal(api);
+    }
     const span = this.internal;
     if (span?.isRecording()) {
       if (status !== undefined) span.setAttribute('http.response.status_code', status);
       const type = errorTypeLabel(code, failed, status);
       if (type !== '') {
         span.setAttribute('error.type', type);
-        span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error.message } : {}) });
+        span.setStatus({ code: SPAN_STATUS_ERROR, ...(error ? { message: error.message } : {}) });
       }
       span.setAttribute('mesh.attempts', this.attempts);
     }
@@ -172,7 +175,11 @@ export class CallRecorder implements CallObserver {
 
   #writeAccessLog(status: number | undefined, error: Error | undefined, now: number): void {
     const flags = responseFlags({ error, status, events: this.events });
-    const sc = (this.internal ?? this.firstAttemptSpan)?.spanContext() ?? trace.getSpanContext(this.parent);
+    // Spans and a parent context exist only once the API is loaded.
+    const api = otelApi();
+    const sc =
+      (this.internal ?? this.firstAttemptSpan)?.spanContext() ??
+      (this.parent !== undefined ? api?.trace.getSpanContext(this.parent) : undefined);
     const ep = this.lastEndpoint;
     this.deps.accessLog!.write(
       formatAccessLogLine({
@@ -189,7 +196,7 @@ export class CallRecorder implements CallObserver {
         response_flags: flags.length > 0 ? flags.join(',') : '-',
         duration_ms: Math.round((now - this.startedAt) * 1000) / 1000,
         attempts: this.attempts,
-        trace_id: sc && isSpanContextValid(sc) ? sc.traceId : '-',
+        trace_id: sc && api?.isSpanContextValid(sc) ? sc.traceId : '-',
         error_code: (error && errorCode(error)) ?? '-',
       }),
     );

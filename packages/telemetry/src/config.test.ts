@@ -1,10 +1,11 @@
-import { MeshError } from '@proxyless/core';
+import { MeshError, validator } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import {
   OTEL_DURATION_BUCKETS,
   resolveTelemetryConfig,
   telemetryEnvVars,
   telemetryPatchFromEnv,
+  telemetrySection,
 } from './config.js';
 
 describe('resolveTelemetryConfig', () => {
@@ -14,6 +15,10 @@ describe('resolveTelemetryConfig', () => {
       metrics: { enabled: true, durationBuckets: [...OTEL_DURATION_BUCKETS] },
       tracing: { enabled: true },
     });
+  });
+
+  it('returns defaults that pass the schema (they are not checked again when nothing is set)', () => {
+    expect(validator(telemetrySection).check(resolveTelemetryConfig({}, {}))).toBe(true);
   });
 
   it('reads MESH_ACCESS_LOG, MESH_ADMIN_PORT, MESH_ADMIN_HOST, MESH_METRICS, MESH_TRACING', () => {

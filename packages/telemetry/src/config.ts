@@ -1,7 +1,14 @@
-import { type Env, type EnvVarSpec, envString, Issues, issuesError } from '@proxyless/core';
-import { type Static, Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { Value } from '@sinclair/typebox/value';
+import {
+  type Env,
+  type EnvVarSpec,
+  envString,
+  Issues,
+  issuesError,
+  type Static,
+  type TSchema,
+  Type,
+  validator,
+} from '@proxyless/core';
 
 /**
  * OpenTelemetry's advisory bucket boundaries for `http.client.request.duration` (seconds), from
@@ -84,7 +91,9 @@ export const telemetrySection = Type.Object(
 /** The telemetry settings, defaults applied. */
 export type TelemetryConfig = Static<typeof telemetrySection>;
 
-const check = TypeCompiler.Compile(telemetrySection);
+// TypeBox through @proxyless/core, which bundles it: one copy to load, and the validator compiles
+// on first use.
+const check = validator(telemetrySection);
 
 /** The environment variables the telemetry section reads, for the configuration table. */
 export const telemetryEnvVars: readonly EnvVarSpec[] = Object.freeze([
@@ -145,12 +154,12 @@ export function telemetryPatchFromEnv(env: Env): Record<string, unknown> {
 }
 
 const ENV_OF: Record<string, string> = {
-  '/accessLog': 'MESH_ACCESS_LOG',
-  '/admin/port': 'MESH_ADMIN_PORT',
-  '/admin/host': 'MESH_ADMIN_HOST',
-  '/admin/eventHistory': 'MESH_ADMIN_EVENTS',
-  '/metrics/enabled': 'MESH_METRICS',
-  '/tracing/enabled': 'MESH_TRACING',
+  'telemetry.accessLog': 'MESH_ACCESS_LOG',
+  'telemetry.admin.port': 'MESH_ADMIN_PORT',
+  'telemetry.admin.host': 'MESH_ADMIN_HOST',
+  'telemetry.admin.eventHistory': 'MESH_ADMIN_EVENTS',
+  'telemetry.metrics.enabled': 'MESH_METRICS',
+  'telemetry.tracing.enabled': 'MESH_TRACING',
 };
 
 /**
@@ -164,16 +173,42 @@ const ENV_OF: Record<string, string> = {
 export function resolveTelemetryConfig(options: unknown = {}, env: Env = {}): TelemetryConfig {
   const fromEnv = telemetryPatchFromEnv(env);
   const merged = mergeDocs(fromEnv, (options ?? {}) as Record<string, unknown>);
-  const doc = Value.Default(telemetrySection, Value.Clone(merged));
-  if (check.Check(doc)) return doc;
-  const issues = new Issues();
-  for (const e of check.Errors(doc)) {
-    const path = e.path === '' ? '/' : e.path;
-    const fromOptions = lookup(options, path) !== undefined;
-    const field = !fromOptions && ENV_OF[path] ? ENV_OF[path]! : `telemetry${path.replaceAll('/', '.')}`;
-    issues.add(field, e.message.replace(/^Expected /, '').toLowerCase(), e.value);
+  const doc = withDefaults(telemetrySection, clone(merged));
+  // Nothing set: the defaults, valid by construction (config.test.ts), without compiling the
+  // validator at start-up.
+  if (Object.keys(merged).length === 0) return doc as TelemetryConfig;
+  if (check.check(doc)) return doc;
+  const found = new Issues();
+  check.validate(doc, 'telemetry', found);
+  // A value that came from the environment is reported under the variable's name.
+  const issues = found.list.map((i) =>
+    ENV_OF[i.field] !== undefined && lookup(options, i.field) === undefined
+      ? { ...i, field: ENV_OF[i.field]! }
+      : i,
+  );
+  throw issuesError('telemetry settings', issues);
+}
+
+/** The schema's `default`s filled in where the document has no value (TypeBox's `Value.Default`). */
+function withDefaults(schema: TSchema, value: unknown): unknown {
+  const s = schema as { default?: unknown; properties?: Record<string, TSchema> };
+  const v = value === undefined && s.default !== undefined ? clone(s.default) : value;
+  if (s.properties !== undefined && isRecord(v)) {
+    for (const [k, p] of Object.entries(s.properties)) {
+      const d = withDefaults(p, v[k]);
+      if (d !== undefined) v[k] = d;
+    }
   }
-  throw issuesError('telemetry settings', issues.list);
+  return v;
+}
+
+/** A copy of a JSON-like document (plain objects and arrays copied, other values shared). */
+function clone(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(clone);
+  if (isRecord(v) && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, clone(x)]));
+  }
+  return v;
 }
 
 function mergeDocs(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -189,9 +224,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function lookup(doc: unknown, pointer: string): unknown {
+/** The value at a `telemetry.a.b` path of the options document. */
+function lookup(doc: unknown, path: string): unknown {
   let cur: unknown = doc;
-  for (const part of pointer.split('/').slice(1)) {
+  for (const part of path.split('.').slice(1)) {
     if (!isRecord(cur)) return undefined;
     cur = cur[part];
   }

@@ -1,10 +1,5 @@
-import {
-  Counter,
-  Histogram,
-  type LabelValues,
-  type MetricObjectWithValues,
-  type MetricValue,
-} from 'prom-client';
+import type { LabelValues, MetricObjectWithValues, MetricValue } from 'prom-client';
+import { Counter, Histogram } from './prom.js';
 
 /**
  * prom-client metrics with a hot path that costs an addition. prom-client validates the labels,

@@ -38,6 +38,7 @@ export {
   type MeshMetricsOptions,
   type MetricLimits,
 } from './metrics.js';
+export { TracerSource } from './otel-api.js';
 export {
   extractServerContext,
   type ServerSpan,

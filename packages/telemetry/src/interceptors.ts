@@ -1,15 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import {
-  context,
-  INVALID_SPAN_CONTEXT,
-  isSpanContextValid,
-  propagation,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  type TextMapSetter,
-  trace,
-} from '@opentelemetry/api';
+import type { Span, TextMapSetter } from '@opentelemetry/api';
 import {
   type CallContext,
   callOf,
@@ -22,10 +12,11 @@ import {
   withCall,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
-import { CallRecorder, callAttributes, type TelemetryDeps } from './call-recorder.js';
+import { CallRecorder, callAttributes, SPAN_STATUS_ERROR, type TelemetryDeps } from './call-recorder.js';
 import { errorCode } from './events.js';
 import { withHeaders } from './headers.js';
 import { errorTypeLabel } from './labels.js';
+import { otelApi } from './otel-api.js';
 
 /**
  * The outermost stage: one logical call. It records `http_client_request_duration_seconds` and
@@ -36,12 +27,13 @@ import { errorTypeLabel } from './labels.js';
  * Dispatches that carry no mesh call context (`kCall`) pass through untouched.
  */
 export function createCallInterceptor(deps: TelemetryDeps): Interceptor {
-  if (!deps.metrics && !deps.tracer && !deps.accessLog) return (dispatch) => dispatch;
+  if (!deps.metrics && !deps.tracing && !deps.accessLog) return (dispatch) => dispatch;
   return (dispatch: DispatchFn): DispatchFn =>
     (opts, handler) => {
       const ctx = callOf(opts);
       if (ctx === undefined) return dispatch(opts, handler);
-      const recorder = new CallRecorder(ctx, deps, context.active());
+      // The OpenTelemetry API only once an SDK registered something (otel-api.ts).
+      const recorder = new CallRecorder(ctx, deps, otelApi());
       // The recorder is the call's observer: every attempt's context (derived with `{ ...ctx }`)
       // carries it, so the attempt stage finds it there. Listed field by field: one hidden class.
       const callCtx: CallContext = {
@@ -125,32 +117,38 @@ const setter: TextMapSetter<string[]> = {
  * `traceparent`/`tracestate` injected through the global propagator into this attempt's headers,
  * and `mesh_attempts_total` per endpoint and outcome.
  *
- * With no OpenTelemetry SDK registered the span is the API's non-recording no-op and nothing is
- * injected, so the caller's headers are passed on as they are.
+ * With no OpenTelemetry SDK registered there is no span and nothing is injected (the API is not
+ * even loaded: everything it would do is a no-op), so the caller's headers are passed on as they
+ * are. An SDK registered later is picked up at the next attempt.
  */
 export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
-  if (!deps.metrics && !deps.tracer) return (dispatch) => dispatch;
+  const tracing = deps.tracing;
+  if (!deps.metrics && !tracing) return (dispatch) => dispatch;
   return (dispatch: DispatchFn): DispatchFn =>
     (opts, handler) => {
       const ctx = callOf(opts);
       if (ctx === undefined) return dispatch(opts, handler);
       const recorder = ctx.observer instanceof CallRecorder ? ctx.observer : undefined;
-      const parent = recorder ? recorder.attemptParent() : context.active();
+      const api = tracing !== undefined ? otelApi() : undefined;
+      const callParent = recorder?.attemptParent(api);
       let span: Span | undefined;
       let out: MeshDispatchOptions = opts;
-      if (deps.tracer) {
+      if (api !== undefined) {
+        const parent = callParent ?? api.context.active();
         const attributes = callAttributes(ctx);
         if (ctx.attempt > 1) attributes['http.request.resend_count'] = ctx.attempt - 1;
-        span = deps.tracer.startSpan(ctx.request.method, { kind: SpanKind.CLIENT, attributes }, parent);
+        span = tracing!
+          .tracer(api)
+          .startSpan(ctx.request.method, { kind: api.SpanKind.CLIENT, attributes }, parent);
         if (recorder) {
           if (recorder.attempts === 1) recorder.firstAttemptSpan = span;
           recorder.open.push(span);
         }
         // The no-op tracer answers the shared INVALID_SPAN_CONTEXT: skip the hex checks then.
         const sc = span.spanContext();
-        if (sc !== INVALID_SPAN_CONTEXT && isSpanContextValid(sc)) {
+        if (sc !== api.INVALID_SPAN_CONTEXT && api.isSpanContextValid(sc)) {
           const pairs: string[] = [];
-          propagation.inject(trace.setSpan(parent, span), pairs, setter);
+          api.propagation.inject(api.trace.setSpan(parent, span), pairs, setter);
           if (pairs.length > 0) {
             out = copyOptions(opts);
             out.headers = withHeaders(opts.headers, pairs);
@@ -237,7 +235,7 @@ class AttemptHandler extends ForwardingHandler {
         const type = errorTypeLabel(code, failed, status);
         if (type !== '') {
           span.setAttribute('error.type', type);
-          span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error.message } : {}) });
+          span.setStatus({ code: SPAN_STATUS_ERROR, ...(error ? { message: error.message } : {}) });
         }
       }
       span.end();

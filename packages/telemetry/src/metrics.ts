@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from '@proxyless/core';
-import { Counter, Gauge, type Registry, register } from 'prom-client';
+import type { Counter as CounterType, Gauge as GaugeType, Registry } from 'prom-client';
 import { OTEL_DURATION_BUCKETS } from './config.js';
 import { type BreakerState, type CallEventLike, giveUpCause, type TelemetryEvent } from './events.js';
 import {
@@ -10,6 +10,7 @@ import {
   isFastMetric,
 } from './fast-metrics.js';
 import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
+import { Counter, Gauge, register } from './prom.js';
 
 /** Caps on label values; past a cap a value is recorded as `_OTHER`. */
 export interface MetricLimits {
@@ -95,16 +96,16 @@ class PromMeshMetrics implements MeshMetrics {
   readonly serverDuration: FastHistogram;
   readonly attempts: FastCounter;
   readonly retries: FastCounter;
-  readonly budgetExhausted: Counter<string>;
-  readonly ejections: Counter<string>;
-  readonly breaker: Gauge<string>;
-  readonly endpoints: Gauge<string>;
-  readonly panic: Gauge<string>;
-  readonly stale: Gauge<string>;
-  readonly staleness: Gauge<string>;
-  readonly resolverErrors: Counter<string>;
-  readonly configVersion: Gauge<string>;
-  readonly configRejected: Counter<string>;
+  readonly budgetExhausted: CounterType<string>;
+  readonly ejections: CounterType<string>;
+  readonly breaker: GaugeType<string>;
+  readonly endpoints: GaugeType<string>;
+  readonly panic: GaugeType<string>;
+  readonly stale: GaugeType<string>;
+  readonly staleness: GaugeType<string>;
+  readonly resolverErrors: CounterType<string>;
+  readonly configVersion: GaugeType<string>;
+  readonly configRejected: CounterType<string>;
 
   constructor(o: MeshMetricsOptions) {
     const registry = o.registry ?? register;
@@ -129,11 +130,16 @@ class PromMeshMetrics implements MeshMetrics {
       registry.registerMetric(c);
       return c;
     };
-    const counter = (name: string, help: string, labelNames: string[]): Counter<string> =>
-      (registry.getSingleMetric(name) as Counter<string> | undefined) ??
+    const counter = (name: string, help: string, labelNames: string[]): CounterType<string> =>
+      (registry.getSingleMetric(name) as CounterType<string> | undefined) ??
       new Counter({ name, help, labelNames, registers: reg });
-    const gauge = (name: string, help: string, labelNames: string[], collect?: () => void): Gauge<string> =>
-      (registry.getSingleMetric(name) as Gauge<string> | undefined) ??
+    const gauge = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      collect?: () => void,
+    ): GaugeType<string> =>
+      (registry.getSingleMetric(name) as GaugeType<string> | undefined) ??
       new Gauge({ name, help, labelNames, registers: reg, ...(collect ? { collect } : {}) });
 
     this.clientDuration = histogram(

@@ -1,19 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  type Context,
-  context,
-  propagation,
-  ROOT_CONTEXT,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  type TextMapGetter,
-  type Tracer,
-  trace,
-} from '@opentelemetry/api';
+import type { Context, Span, TextMapGetter, Tracer } from '@opentelemetry/api';
 import { type Clock, systemClock } from '@proxyless/core';
 import { errorTypeLabel } from './labels.js';
 import type { MeshMetrics } from './metrics.js';
+import { loadOtelApi } from './otel-api.js';
 
 const getter: TextMapGetter<IncomingMessage['headers']> = {
   keys: (carrier) => Object.keys(carrier),
@@ -25,7 +15,8 @@ const getter: TextMapGetter<IncomingMessage['headers']> = {
  * propagator), as the parent for the server's work. The root context when there is none.
  */
 export function extractServerContext(req: IncomingMessage): Context {
-  return propagation.extract(ROOT_CONTEXT, req.headers, getter);
+  const api = loadOtelApi();
+  return api.propagation.extract(api.ROOT_CONTEXT, req.headers, getter);
 }
 
 /** Options of {@link startServerSpan}. */
@@ -61,14 +52,15 @@ export function startServerSpan(
   res?: ServerResponse,
   options: ServerSpanOptions = {},
 ): ServerSpan {
-  const tracer = options.tracer ?? trace.getTracer('@proxyless/telemetry');
+  const api = loadOtelApi();
+  const tracer = options.tracer ?? api.trace.getTracer('@proxyless/telemetry');
   const parent = extractServerContext(req);
   const method = req.method ?? 'GET';
   const q = req.url?.indexOf('?') ?? -1;
   const span = tracer.startSpan(
     method,
     {
-      kind: SpanKind.SERVER,
+      kind: api.SpanKind.SERVER,
       attributes: {
         'http.request.method': method,
         'url.path': q === -1 ? (req.url ?? '/') : req.url!.slice(0, q),
@@ -94,7 +86,7 @@ export function startServerSpan(
       span.setAttribute('http.response.status_code', status);
       if (type !== '') {
         span.setAttribute('error.type', type);
-        span.setStatus({ code: SpanStatusCode.ERROR });
+        span.setStatus({ code: api.SpanStatusCode.ERROR });
       }
       span.end();
       options.metrics?.recordServerRequest(
@@ -107,7 +99,7 @@ export function startServerSpan(
     res.once('finish', () => end(true));
     res.once('close', () => end(res.writableFinished));
   }
-  return { span, context: trace.setSpan(parent, span) };
+  return { span, context: api.trace.setSpan(parent, span) };
 }
 
 function hostOf(host: string): string {
@@ -118,5 +110,5 @@ function hostOf(host: string): string {
 
 /** Run `fn` with `span`'s context active (a convenience over `context.with`). */
 export function withServerSpan<T>(server: ServerSpan, fn: () => T): T {
-  return context.with(server.context, fn);
+  return loadOtelApi().context.with(server.context, fn);
 }

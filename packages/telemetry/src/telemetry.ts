@@ -1,6 +1,6 @@
-import { type TracerProvider, trace } from '@opentelemetry/api';
+import type { TracerProvider } from '@opentelemetry/api';
 import { type Clock, type Env, type Interceptor, systemClock } from '@proxyless/core';
-import { type Registry, register } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { type AccessLogSink, openAccessLog } from './access-log.js';
 import { type AdminServer, type AdminServerOptions, createAdminServer } from './admin.js';
 import { EjectionLog, type TelemetryDeps } from './call-recorder.js';
@@ -8,6 +8,8 @@ import { resolveTelemetryConfig, type TelemetryConfig } from './config.js';
 import type { TelemetryEvent } from './events.js';
 import { createAttemptInterceptor, createCallInterceptor } from './interceptors.js';
 import { createMeshMetrics, type MeshMetrics } from './metrics.js';
+import { TracerSource } from './otel-api.js';
+import { register } from './prom.js';
 import { createEventRing, type EventRing } from './views.js';
 
 /** The package name and version spans are attributed to. */
@@ -21,7 +23,10 @@ export interface TelemetryOptions {
   env?: Env;
   /** Where metrics go. @defaultValue prom-client's global `register` */
   registry?: Registry;
-  /** @defaultValue the global tracer provider (a no-op until an SDK registers) */
+  /**
+   * @defaultValue the global tracer provider, looked up once an SDK registers (until then every
+   * span would be a no-op, and `@opentelemetry/api` is not even loaded)
+   */
   tracerProvider?: TracerProvider;
   /** @defaultValue the system clock */
   clock?: Clock;
@@ -75,11 +80,11 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
     ? createMeshMetrics({ registry, clock, durationBuckets: config.metrics.durationBuckets })
     : undefined;
   const accessLog = options.accessLog ?? (config.accessLog ? openAccessLog(config.accessLog) : undefined);
-  const tracer = config.tracing.enabled
-    ? (options.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_SCOPE)
+  const tracing = config.tracing.enabled
+    ? new TracerSource(INSTRUMENTATION_SCOPE, options.tracerProvider)
     : undefined;
-  const ejections = tracer ? new EjectionLog() : undefined;
-  const deps: TelemetryDeps = { tracer, metrics, accessLog, ...(ejections ? { ejections } : {}) };
+  const ejections = tracing ? new EjectionLog() : undefined;
+  const deps: TelemetryDeps = { tracing, metrics, accessLog, ...(ejections ? { ejections } : {}) };
   const events = createEventRing(config.admin.eventHistory, clock);
   let admin: Promise<AdminServer | undefined> | undefined;
   let closing: Promise<void> | undefined;

@@ -1,7 +1,9 @@
 import { MeshError } from '@proxyless/core';
 import dnsPacket from 'dns-packet';
-import { describe, expect, it } from 'vitest';
-import { type DnsQuestion, decodeResponse } from './wire.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type DnsQuestion, decodeResponse, loadDnsPacket } from './wire.js';
+
+beforeAll(() => loadDnsPacket());
 
 const SOURCE = '127.0.0.1:5353';
 const srvQ: DnsQuestion = { id: 4242, name: '_http._tcp.api.mesh.test', type: 'SRV' };

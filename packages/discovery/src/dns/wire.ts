@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Clock, Random } from '@proxyless/core';
 import { formatHostPort, isIPv4, isIPv6, isValidHost, MeshError, quote, randomInt } from '@proxyless/core';
-import dnsPacket from 'dns-packet';
+import type * as DnsPacket from 'dns-packet';
 
 /**
  * The DNS wire protocol, spoken directly to the configured servers with `dns-packet`: UDP first,
@@ -10,6 +10,37 @@ import dnsPacket from 'dns-packet';
  * (SRV included), lets a query go to a server on any port, and lets every answer be validated
  * field by field before anything is applied.
  */
+
+/** The `dns-packet` module, as far as the wire protocol uses it. */
+type DnsPacketModule = Pick<typeof DnsPacket, 'encode' | 'decode' | 'RECURSION_DESIRED'>;
+
+let codec: DnsPacketModule | undefined;
+let loading: Promise<DnsPacketModule> | undefined;
+
+/**
+ * Load `dns-packet` on first use, so that a mesh that never selects the DNS registry does not
+ * load it (a regular dependency, unlike the etcd client: it is small). {@link exchange} awaits it;
+ * {@link encodeQuery} and {@link decodeResponse} need it loaded.
+ */
+export function loadDnsPacket(): Promise<DnsPacketModule> {
+  loading ??= import('dns-packet').then(
+    (mod) => {
+      // A CommonJS module: its exports are `default` (Node's ESM loader, the CJS build, bundlers).
+      codec = mod.default as DnsPacketModule;
+      return codec;
+    },
+    (error: unknown) => {
+      loading = undefined;
+      throw error;
+    },
+  );
+  return loading;
+}
+
+function dnsPacket(): DnsPacketModule {
+  if (codec === undefined) throw new Error('dns-packet is not loaded yet: await loadDnsPacket() first');
+  return codec;
+}
 
 /** A DNS server to query. */
 export interface DnsServer {
@@ -86,10 +117,11 @@ export function normalizeName(name: string): string {
 
 /** Build a query packet (recursion desired). */
 export function encodeQuery(question: DnsQuestion): Buffer {
-  return dnsPacket.encode({
+  const codec = dnsPacket();
+  return codec.encode({
     type: 'query',
     id: question.id,
-    flags: dnsPacket.RECURSION_DESIRED,
+    flags: codec.RECURSION_DESIRED,
     questions: [{ type: question.type, class: 'IN', name: question.name }],
   });
 }
@@ -210,9 +242,10 @@ export function decodeResponse(
   const fail = (field: string, expected: string, value: unknown): MeshError =>
     invalid(source, question, field, expected, value);
   checkLayout(buf, fail);
-  let packet: dnsPacket.DecodedPacket;
+  const codec = dnsPacket();
+  let packet: DnsPacket.DecodedPacket;
   try {
-    packet = dnsPacket.decode(buf);
+    packet = codec.decode(buf);
   } catch (error) {
     throw new MeshError(
       'MESH_REGISTRY_PAYLOAD_INVALID',
@@ -369,6 +402,7 @@ export async function exchange(
 ): Promise<DnsAnswer> {
   const question: DnsQuestion = { id: randomInt(options.random, 0x10000), name, type };
   const source = formatHostPort(server.address, server.port);
+  await loadDnsPacket();
   const query = encodeQuery(question);
   const udp = await exchangeUdp(server, source, question, query, options);
   if (udp.kind === 'answer') return udp;

@@ -9,7 +9,7 @@
  * `consul config read` output can be pasted as is. `Namespace`/`Partition` are accepted when
  * empty or `default` (Consul CE).
  */
-import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from '@proxyless/core';
 
 const Str = Type.String();
 const Opt = <T extends TSchema>(t: T) => Type.Optional(t);

@@ -5,8 +5,7 @@
  * other entries (protocol gate, subsets of other services, loops) are checked when chains are
  * compiled (`compile.ts`).
  */
-import { closestName } from '@proxyless/core';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { closestName, TypeCompiler } from '@proxyless/core';
 import {
   CONFIG_ENTRY_KINDS,
   CONFIG_ENTRY_SCHEMAS,
@@ -34,9 +33,16 @@ export interface ConfigEntrySet {
   readonly defaults: ReadonlyMap<string, ServiceDefaultsEntry>;
 }
 
-const CHECKERS = Object.fromEntries(
-  CONFIG_ENTRY_KINDS.map((k) => [k, TypeCompiler.Compile(CONFIG_ENTRY_SCHEMAS[k])]),
-) as Record<ConfigEntryKind, ReturnType<typeof TypeCompiler.Compile>>;
+type Checker = ReturnType<typeof TypeCompiler.Compile>;
+let checkers: Record<ConfigEntryKind, Checker> | undefined;
+
+/** The compiled schema of a kind; all are compiled at the first entry (not at import: start-up). */
+function checkerOf(kind: ConfigEntryKind): Checker {
+  checkers ??= Object.fromEntries(
+    CONFIG_ENTRY_KINDS.map((k) => [k, TypeCompiler.Compile(CONFIG_ENTRY_SCHEMAS[k])]),
+  ) as Record<ConfigEntryKind, Checker>;
+  return checkers[kind];
+}
 
 /** `<Kind>/<Name>` of a raw entry, or `entries[<i>]` when it has none. */
 export function entryLabel(raw: unknown, index: number): string {
@@ -71,7 +77,7 @@ export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0
       kind,
     );
   }
-  const checker = CHECKERS[kind as ConfigEntryKind];
+  const checker = checkerOf(kind as ConfigEntryKind);
   const before = issues.list.length;
   // The compiled check is fast; the error walk runs only for an invalid entry.
   for (const e of checker.Check(raw) ? [] : checker.Errors(raw)) {
