@@ -96,7 +96,7 @@ export type {
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
 
 /** Datacenter file and etcd config entries are compiled for (target IDs name it). */
-const ROUTING_DC = 'dc1';
+export const ROUTING_DC = 'dc1';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
@@ -207,7 +207,7 @@ class MeshImpl implements Mesh, DispatchTarget {
           : undefined;
         if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
         else if (first) {
-          this.#config.swap(first.layers, [], first.effective);
+          this.#config.swap(first.layers, [], first.resolved);
           warnings = first.warnings;
           this.#documentEndpoints = createDocumentEndpointsResolver({
             clock: this.#clock,
@@ -330,7 +330,7 @@ class MeshImpl implements Mesh, DispatchTarget {
       this.#rejectDocument(routing);
       return;
     }
-    const changed = this.#config.swap(result.layers, this.#destinations.keys(), result.effective);
+    const changed = this.#config.swap(result.layers, this.#destinations.keys(), result.resolved);
     if (entriesKey !== this.#fileEntriesVersion) {
       this.#routing.setConfig('file', routing);
       this.#fileEntriesVersion = entriesKey;
