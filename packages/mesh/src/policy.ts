@@ -1,12 +1,6 @@
 import { type BalancerConfig, createBalancer } from '@proxyless/balancer';
 import type { Clock, Logger, Random } from '@proxyless/core';
-import {
-  type BreakerState,
-  createPolicyStack,
-  type PolicyStack,
-  type PolicyStage,
-  sameSettings,
-} from '@proxyless/resilience';
+import { type BreakerState, createPolicyStack, type PolicyStack, sameSettings } from '@proxyless/resilience';
 import type { EffectiveConfig } from './config/effective.js';
 import type { DestinationPolicy } from './destination.js';
 
@@ -24,9 +18,6 @@ export interface PolicyDeps {
   logger: Logger;
   onBreakerStateChange?: (service: string, state: BreakerState) => void;
 }
-
-/** What a change can rebuild in a destination: a stage of its stack (see `POLICY_STAGES`), or its balancer. */
-export type RebuiltStage = PolicyStage | 'balancer';
 
 /**
  * Build a destination's balancer and filters from its effective config (layers already merged:
