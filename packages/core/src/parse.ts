@@ -1,4 +1,4 @@
-import { configError } from './errors.js';
+import { configError, type MeshError } from './errors.js';
 
 /** Milliseconds per unit, for Go-style durations (`1m30s`, `250ms`, `1.5h`). */
 const UNIT_MS: Record<string, number> = {
@@ -32,14 +32,20 @@ function rangeText(kind: string, o: RangeOptions, unit = ''): string {
  * @throws MeshError `MESH_CONFIG_INVALID` naming `field` and the value.
  */
 export function parseDuration(value: unknown, field: string, range: RangeOptions = {}): number {
-  const expected = `${rangeText('a duration', range, 'ms')} (e.g. 250ms, 5s, 1m30s or plain milliseconds)`;
+  // The message is built only for a bad value: config documents parse thousands of durations.
+  const bad = (): MeshError =>
+    configError(
+      field,
+      `${rangeText('a duration', range, 'ms')} (e.g. 250ms, 5s, 1m30s or plain milliseconds)`,
+      value,
+    );
   let ms: number;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw configError(field, expected, value);
+    if (!Number.isFinite(value) || value < 0) throw bad();
     ms = value;
   } else if (typeof value === 'string') {
     const s = value.trim();
-    if (s === '') throw configError(field, expected, value);
+    if (s === '') throw bad();
     if (/^\d+(\.\d+)?$/.test(s)) {
       ms = Number(s);
     } else {
@@ -49,16 +55,16 @@ export function parseDuration(value: unknown, field: string, range: RangeOptions
       while (pos < s.length) {
         DURATION_PART.lastIndex = pos;
         const m = DURATION_PART.exec(s);
-        if (!m) throw configError(field, expected, value);
+        if (!m) throw bad();
         ms += Number(m[1]) * UNIT_MS[m[2]!]!;
         pos = DURATION_PART.lastIndex;
       }
     }
   } else {
-    throw configError(field, expected, value);
+    throw bad();
   }
   if ((range.min !== undefined && ms < range.min) || (range.max !== undefined && ms > range.max)) {
-    throw configError(field, expected, value);
+    throw bad();
   }
   return ms;
 }
@@ -79,29 +85,29 @@ export function parseBoolean(value: unknown, field: string): boolean {
 
 /** An integer within bounds, from a number or a decimal string. */
 export function parseInteger(value: unknown, field: string, range: RangeOptions = {}): number {
-  const expected = rangeText('an integer', range);
+  const expected = (): string => rangeText('an integer', range); // built only for a bad value
   let n: number;
   if (typeof value === 'number') n = value;
   else if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) n = Number(value);
-  else throw configError(field, expected, value);
-  if (!Number.isSafeInteger(n)) throw configError(field, expected, value);
+  else throw configError(field, expected(), value);
+  if (!Number.isSafeInteger(n)) throw configError(field, expected(), value);
   if ((range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)) {
-    throw configError(field, expected, value);
+    throw configError(field, expected(), value);
   }
   return n;
 }
 
 /** A finite number within bounds, from a number or a decimal string. */
 export function parseNumber(value: unknown, field: string, range: RangeOptions = {}): number {
-  const expected = rangeText('a number', range);
+  const expected = (): string => rangeText('a number', range); // built only for a bad value
   let n: number;
   if (typeof value === 'number') n = value;
   else if (typeof value === 'string' && /^\s*-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$/.test(value))
     n = Number(value);
-  else throw configError(field, expected, value);
-  if (!Number.isFinite(n)) throw configError(field, expected, value);
+  else throw configError(field, expected(), value);
+  if (!Number.isFinite(n)) throw configError(field, expected(), value);
   if ((range.min !== undefined && n < range.min) || (range.max !== undefined && n > range.max)) {
-    throw configError(field, expected, value);
+    throw configError(field, expected(), value);
   }
   return n;
 }

@@ -150,12 +150,19 @@ export type MeshEvent =
       /** The rejected version (etcd: revision; Consul: `X-Consul-Index`). */
       version?: number;
     }
-  /** A config document version is in force; `changed` lists the live services and roles it rebuilt. */
+  /** A config document version is in force. */
   | {
       type: 'config_applied';
       source: string;
       version: number;
+      /** Per live service, the policy sections whose effective settings changed. */
       changed: ReadonlyMap<string, readonly PolicyRole[]>;
+      /**
+       * Per live destination (service, or routing target by its ID), what the change built anew:
+       * `balancer` and stack stages (`retry`, `circuitBreaker`, shared state `budget`, `retryGate`).
+       * Everything not listed kept its instance and state; an unchanged document lists nothing.
+       */
+      rebuilt: ReadonlyMap<string, readonly string[]>;
       /** Config entries from Consul: the service whose discovery chain this is. */
       service?: string;
     }

@@ -33,15 +33,18 @@ export interface DestinationDeps {
   logger: Logger;
   connectionsPerEndpoint: number;
   resolveTimeoutMs: number;
-  /** Build the per-service policy (balancer + filters). Called again when config changes. */
-  policy: (service: string) => DestinationPolicy;
+  /**
+   * Build the per-service policy (balancer + filters). Called again when config changes, with the
+   * policy in force: what the change does not touch is taken over from it (see `buildPolicy`).
+   */
+  policy: (service: string, previous?: DestinationPolicy) => DestinationPolicy;
   onSetChange: (service: string, set: EndpointSet) => void;
   onResolverError: (service: string, error: MeshError) => void;
   /** Panic, locality, ejection and health-check events of the balancer in force. */
   onBalancerEvent: (event: BalancerEvent) => void;
 }
 
-/** The per-service policy objects: rebuilt as a whole when the service's config changes. */
+/** The per-service policy objects: on a config change, only the parts it touches are built anew. */
 export interface DestinationPolicy {
   /** A key that changes exactly when the config changes (e.g. its JSON). */
   readonly key: string;
@@ -49,11 +52,15 @@ export interface DestinationPolicy {
   readonly filters: readonly Filter[];
   /** The roles of the stages in force, outermost first (`deadline`, `retry`, `circuitBreaker`, …). */
   readonly roles: readonly string[];
+  /** The parts built for this policy (`balancer`, `retry`, …); the rest came from the previous one. */
+  readonly rebuilt: readonly string[];
   /** `circuitBreaker.maxConnections`: connections to the whole destination, if capped. */
   readonly maxConnections: number | undefined;
   /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
   circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined;
   close(): void;
+  /** Release what `next` (built from this policy) did not take over. */
+  retire(next: DestinationPolicy): void;
 }
 
 /**
@@ -130,30 +137,36 @@ export class Destination {
     return true;
   }
 
-  /** Rebuild the policy when its config changed; keeps the endpoint set and pools. */
-  refreshPolicy(): void {
+  /**
+   * Apply a config change: only the parts of the policy it touches are built anew (the balancer,
+   * single stages); the rest keep their instances and state, and so do the endpoint set and pools.
+   * @returns what was built anew (empty: nothing changed, nothing was built or armed).
+   */
+  refreshPolicy(): readonly string[] {
+    const old = this.#policy;
     let next: DestinationPolicy;
     try {
-      next = this.#deps.policy(this.service);
+      next = this.#deps.policy(this.service, old);
     } catch (error) {
       // Validated before the configuration was accepted; if it still fails, keep the policy in force.
       this.#deps.logger.error('policy rebuild failed; keeping the policy in force', {
         service: this.service,
         error,
       });
-      return;
+      return [];
     }
-    if (next.key === this.#policy.key) {
-      next.close();
-      return;
-    }
-    const old = this.#policy;
-    this.#unsubscribe();
+    if (next.key === old.key && next.rebuilt.length === 0) return [];
     this.#policy = next;
-    this.#unsubscribe = next.balancer.onEvent(this.#deps.onBalancerEvent);
-    if (this.#set) next.balancer.update(this.#set);
-    this.#dispatch = this.#compose();
-    old.close();
+    if (next.balancer !== old.balancer) {
+      this.#unsubscribe();
+      this.#unsubscribe = next.balancer.onEvent(this.#deps.onBalancerEvent);
+      if (this.#set) next.balancer.update(this.#set);
+    }
+    const sameStack =
+      next.filters.length === old.filters.length && next.filters.every((f, i) => f === old.filters[i]);
+    if (!sameStack) this.#dispatch = this.#compose();
+    old.retire(next);
+    return next.rebuilt;
   }
 
   #compose(): DispatchFn {

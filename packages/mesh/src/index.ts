@@ -24,6 +24,11 @@ export type {
 } from '@proxyless/core';
 export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
 export {
+  type CheckConfigOptions,
+  type ConfigWarning,
+  checkConfigDocument,
+} from './config/check.js';
+export {
   changedRoles,
   type EffectiveConfig,
   POLICY_ROLES,

@@ -96,7 +96,7 @@ export type {
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
 
 /** Datacenter file and etcd config entries are compiled for (target IDs name it). */
-const ROUTING_DC = 'dc1';
+export const ROUTING_DC = 'dc1';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
@@ -207,7 +207,7 @@ class MeshImpl implements Mesh, DispatchTarget {
           : undefined;
         if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
         else if (first) {
-          this.#config.swap(first.layers, [], first.effective);
+          this.#config.swap(first.layers, [], first.resolved);
           warnings = first.warnings;
           this.#documentEndpoints = createDocumentEndpointsResolver({
             clock: this.#clock,
@@ -330,19 +330,34 @@ class MeshImpl implements Mesh, DispatchTarget {
       this.#rejectDocument(routing);
       return;
     }
-    const changed = this.#config.swap(result.layers, this.#destinations.keys(), result.effective);
+    const changed = this.#config.swap(result.layers, this.#destinations.keys(), result.resolved);
     if (entriesKey !== this.#fileEntriesVersion) {
       this.#routing.setConfig('file', routing);
       this.#fileEntriesVersion = entriesKey;
     }
-    for (const d of this.#targetDests.values()) d.refreshPolicy();
+    // Diff before build: a destination builds only the parts whose settings changed (nothing when none did).
+    const rebuilt = new Map<string, readonly string[]>();
+    for (const [key, d] of this.#targetDests) {
+      const parts = d.refreshPolicy();
+      const id = key.slice(0, key.indexOf('|'));
+      if (parts.length > 0) rebuilt.set(id, [...new Set([...(rebuilt.get(id) ?? []), ...parts])]);
+    }
     this.#logger.info('config file applied', {
       version: version.version,
       services: result.layers.services.size,
     });
     this.#documentEndpoints?.apply(result.layers.endpoints);
-    for (const service of changed.keys()) this.#destinations.get(service)?.refreshPolicy();
-    this.#events.fire({ type: 'config_applied', source: version.source, version: version.version, changed });
+    for (const service of changed.keys()) {
+      const parts = this.#destinations.get(service)?.refreshPolicy() ?? [];
+      if (parts.length > 0) rebuilt.set(service, parts);
+    }
+    this.#events.fire({
+      type: 'config_applied',
+      source: version.source,
+      version: version.version,
+      changed,
+      rebuilt,
+    });
     this.#warn(result.warnings);
   }
 
@@ -378,6 +393,7 @@ class MeshImpl implements Mesh, DispatchTarget {
           source,
           version,
           changed: new Map(),
+          rebuilt: new Map(),
           ...(service ? { service } : {}),
         }),
       rejected: (source: string, version: number, error: MeshError) => {
@@ -465,14 +481,19 @@ class MeshImpl implements Mesh, DispatchTarget {
       logger: this.#logger,
       connectionsPerEndpoint: this.#connections,
       resolveTimeoutMs: this.#resolveTimeoutMs,
-      policy: (s) =>
-        buildPolicy(s, config(s), {
-          clock: this.#clock,
-          random: this.#random,
-          logger: this.#logger,
-          onBreakerStateChange: (service, state) =>
-            this.#events.fire({ type: 'circuit_breaker', service, state }),
-        }),
+      policy: (s, previous) =>
+        buildPolicy(
+          s,
+          config(s),
+          {
+            clock: this.#clock,
+            random: this.#random,
+            logger: this.#logger,
+            onBreakerStateChange: (service, state) =>
+              this.#events.fire({ type: 'circuit_breaker', service, state }),
+          },
+          previous,
+        ),
       onSetChange: (s, set) => this.#events.fire({ type: 'endpoints_changed', service: s, set }),
       onBalancerEvent: (event) => this.#events.fire({ type: 'balancer', service: event.service, event }),
       onResolverError: (s, error) => {

@@ -1,6 +1,6 @@
-import { createBalancer } from '@proxyless/balancer';
+import { type BalancerConfig, createBalancer } from '@proxyless/balancer';
 import type { Clock, Logger, Random } from '@proxyless/core';
-import { type BreakerState, createPolicyStack } from '@proxyless/resilience';
+import { type BreakerState, createPolicyStack, type PolicyStack, sameSettings } from '@proxyless/resilience';
 import type { EffectiveConfig } from './config/effective.js';
 import type { DestinationPolicy } from './destination.js';
 
@@ -23,34 +23,67 @@ export interface PolicyDeps {
  * Build a destination's balancer and filters from its effective config (layers already merged:
  * built-in defaults → options.defaults → environment → options.services[s] → file defaults →
  * file services[s]).
+ *
+ * With `previous` (the policy in force), only what the change touches is built: the balancer
+ * when `loadBalancer`, `outlierDetection` or `healthCheck` changed, and the stages of the stack
+ * whose settings changed (`POLICY_STAGES` of @proxyless/resilience says which settings each
+ * stage reads). Everything else is taken over with its state: the balancer keeps its endpoints,
+ * latency EWMAs and ejections, the breaker its state and counts, the limits their in-flight
+ * calls. The same config builds nothing. Release what was replaced with `previous.retire(next)`.
  */
-export function buildPolicy(service: string, config: EffectiveConfig, deps: PolicyDeps): DestinationPolicy {
+export function buildPolicy(
+  service: string,
+  config: EffectiveConfig,
+  deps: PolicyDeps,
+  previous?: DestinationPolicy,
+): DestinationPolicy {
   const { balancer: balancerConfig, resilience: resilienceConfig } = config;
   const key = JSON.stringify([balancerConfig, resilienceConfig]);
-  const balancer = createBalancer(balancerConfig, {
-    service,
-    clock: deps.clock,
-    random: deps.random,
-    logger: deps.logger,
-  });
+  const prior = previous === undefined ? undefined : internals.get(previous);
+  const keepBalancer = prior !== undefined && sameSettings(prior.balancerConfig, balancerConfig);
+  const balancer =
+    keepBalancer && previous !== undefined
+      ? previous.balancer
+      : createBalancer(balancerConfig, {
+          service,
+          clock: deps.clock,
+          random: deps.random,
+          logger: deps.logger,
+        });
   const onBreaker = deps.onBreakerStateChange;
-  const stack = createPolicyStack(resilienceConfig, {
-    service,
-    clock: deps.clock,
-    random: deps.random,
-    logger: deps.logger,
-    ...(onBreaker ? { onBreakerStateChange: (state: BreakerState) => onBreaker(service, state) } : {}),
-  });
-  return {
+  const stack = createPolicyStack(
+    resilienceConfig,
+    {
+      service,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger,
+      ...(onBreaker ? { onBreakerStateChange: (state: BreakerState) => onBreaker(service, state) } : {}),
+    },
+    prior?.stack,
+  );
+  const policy: DestinationPolicy = {
     key,
     balancer,
     filters: stack.filters,
     roles: stack.roles,
+    rebuilt: keepBalancer ? stack.rebuilt : ['balancer', ...stack.rebuilt],
     maxConnections: resilienceConfig.circuitBreaker?.maxConnections,
     circuitBreakerState: () => stack.circuitBreakerState(),
     close() {
       balancer.close();
       stack.close();
     },
+    retire(next) {
+      const n = internals.get(next);
+      if (next.balancer !== balancer) balancer.close();
+      if (n) stack.retire(n.stack);
+      else stack.close();
+    },
   };
+  internals.set(policy, { balancerConfig, stack });
+  return policy;
 }
+
+/** What a later build takes over from a policy. */
+const internals = new WeakMap<DestinationPolicy, { balancerConfig: BalancerConfig; stack: PolicyStack }>();

@@ -78,4 +78,12 @@ export {
   retryReason,
   unsafeToReplay,
 } from './retry.js';
-export { createPolicyStack, type PolicyStack, type PolicyStackDeps, withPolicies } from './stack.js';
+export {
+  createPolicyStack,
+  POLICY_STAGES,
+  type PolicyStack,
+  type PolicyStackDeps,
+  type PolicyStage,
+  sameSettings,
+  withPolicies,
+} from './stack.js';

@@ -100,6 +100,118 @@ describe('createPolicyStack', () => {
   });
 });
 
+describe('createPolicyStack over a previous stack: diff before build (#10)', () => {
+  const base = {
+    retry: { maxRetries: 2, backoff: { baseMs: 0, maxMs: 0 } },
+    hedge: {},
+    concurrencyLimit: { max: 4, queue: 8 },
+    circuitBreaker: { volumeThreshold: 10, resetTimeoutMs: 1000 },
+  };
+
+  /** Open a stack's breaker with a 503 storm. */
+  async function storm(stack: ReturnType<typeof createPolicyStack>, clock: VirtualClock): Promise<void> {
+    const call = withPolicies(stack.filters, scriptedUpstream(['503']));
+    for (let i = 0; i < 20; i++) {
+      const p = call(testContext({ clock })).catch(() => undefined);
+      await clock.advance(0);
+      await p;
+    }
+  }
+
+  it('the same config builds nothing and arms no timer: every stage is the same instance', () => {
+    const clock = new VirtualClock();
+    const first = createPolicyStack(resolveResilienceConfig(base), deps(clock));
+    expect(first.rebuilt).toEqual(expect.arrayContaining(['deadline', 'retry', 'hedge', 'circuitBreaker']));
+    const timers = clock.pendingTimers;
+    const again = createPolicyStack(resolveResilienceConfig(base), deps(clock), first);
+    expect(again.rebuilt).toEqual([]);
+    expect(again.filters).toHaveLength(first.filters.length);
+    again.filters.forEach((f, i) => {
+      expect(f).toBe(first.filters[i]);
+    });
+    expect(clock.pendingTimers).toBe(timers);
+    first.retire(again);
+    expect(clock.pendingTimers).toBe(timers); // nothing released: all taken over
+    again.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a retry change rebuilds only the retry stage; the open breaker and the limit stay', async () => {
+    const clock = new VirtualClock();
+    // No hedge here: its timers belong to the calls of the storm, not to the stack.
+    const noHedge = { ...base, hedge: false as const };
+    const first = createPolicyStack(resolveResilienceConfig(noHedge), deps(clock));
+    await storm(first, clock);
+    expect(first.circuitBreakerState()).toBe('open');
+    const next = createPolicyStack(
+      resolveResilienceConfig({ ...noHedge, retry: { ...base.retry, maxRetries: 3 } }),
+      deps(clock),
+      first,
+    );
+    expect(next.rebuilt).toEqual(['retry']);
+    expect(next.circuitBreakerState()).toBe('open');
+    next.roles.forEach((role, i) => {
+      if (role === 'retry') expect(next.filters[i]).not.toBe(first.filters[i]);
+      else expect(next.filters[i]).toBe(first.filters[i]);
+    });
+    first.retire(next);
+    // The breaker was not released: still open, and it fails calls fast.
+    const r = await withPolicies(
+      next.filters,
+      scriptedUpstream([200]),
+    )(testContext({ clock })).catch((e: { code: string }) => e.code);
+    expect(r).toBe('MESH_CIRCUIT_OPEN');
+    next.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('settings owned by another stage rebuild that stage only', () => {
+    const clock = new VirtualClock();
+    const first = createPolicyStack(resolveResilienceConfig(base), deps(clock));
+    // circuitBreaker.maxRetries is the retry gate's: the breaker keeps its state.
+    const gate = createPolicyStack(
+      resolveResilienceConfig({ ...base, circuitBreaker: { ...base.circuitBreaker, maxRetries: 3 } }),
+      deps(clock),
+      first,
+    );
+    expect(gate.rebuilt).toEqual(['retryGate', 'retry']);
+    // The budget is shared by retry and hedge: both are built over the new one.
+    const budget = createPolicyStack(
+      resolveResilienceConfig({ ...base, retry: { ...base.retry, budget: { ratio: 0.5 } } }),
+      deps(clock),
+      first,
+    );
+    expect(budget.rebuilt).toEqual(['budget', 'retry', 'hedge']);
+    // maxPendingRequests bounds the concurrency limit's queue.
+    const pending = createPolicyStack(
+      resolveResilienceConfig({ ...base, circuitBreaker: { ...base.circuitBreaker, maxPendingRequests: 1 } }),
+      deps(clock),
+      first,
+    );
+    expect(pending.rebuilt).toEqual(['concurrencyLimit']);
+    for (const s of [gate, budget, pending]) first.retire(s);
+    for (const s of [gate, budget, pending]) s.close();
+    first.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a breaker change replaces the breaker; retire releases the old one', () => {
+    const clock = new VirtualClock();
+    const first = createPolicyStack(resolveResilienceConfig(base), deps(clock));
+    const next = createPolicyStack(
+      resolveResilienceConfig({ ...base, circuitBreaker: { ...base.circuitBreaker, resetTimeoutMs: 5000 } }),
+      deps(clock),
+      first,
+    );
+    expect(next.rebuilt).toEqual(['circuitBreaker']);
+    const before = clock.pendingTimers;
+    first.retire(next);
+    expect(clock.pendingTimers).toBe(before - 1); // the old breaker's window timer
+    next.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
 describe('runPolicy', () => {
   it('records a non-idempotent POST that is not replayed', async () => {
     const rec = await runPolicy({}, ['reset', 200], { request: { method: 'POST', body: '{"a":1}' } });

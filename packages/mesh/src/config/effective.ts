@@ -55,12 +55,33 @@ function record(out: Map<string, SettingSource>, prefix: string, value: unknown,
   out.set(prefix, src);
 }
 
+/** The merged settings of a list of layers, apart from whose they are. */
+export interface ResolvedPolicy {
+  readonly balancer: BalancerConfig;
+  readonly resilience: ResilienceConfig;
+  readonly warnings: readonly ConfigIssue[];
+}
+
 /**
- * Resolve one service's layers (lowest precedence first) into its effective config.
+ * Merge layers (lowest precedence first) into settings.
  * @throws MeshError `MESH_CONFIG_INVALID` when the merged policy breaks a rule that spans layers.
  */
-export function effectiveConfig(service: string | undefined, layers: readonly Layer[]): EffectiveConfig {
+export function resolvePolicy(layers: readonly Layer[]): ResolvedPolicy {
   const { balancer, resilience } = resolveLayers(layers);
+  return Object.freeze({ balancer, resilience, warnings: Object.freeze(resilienceWarnings(resilience)) });
+}
+
+/**
+ * Resolve one service's layers (lowest precedence first) into its effective config; `resolved`,
+ * when given, is `resolvePolicy(layers)` computed already (services with the same layers share it).
+ * @throws MeshError `MESH_CONFIG_INVALID` when the merged policy breaks a rule that spans layers.
+ */
+export function effectiveConfig(
+  service: string | undefined,
+  layers: readonly Layer[],
+  resolved: ResolvedPolicy = resolvePolicy(layers),
+): EffectiveConfig {
+  const { balancer, resilience, warnings } = resolved;
   let sources: Readonly<Record<string, SettingSource>> | undefined;
   // Provenance is computed when asked for (admin views), not for every service at start.
   const config = {
@@ -71,7 +92,7 @@ export function effectiveConfig(service: string | undefined, layers: readonly La
       sources ??= provenance(layers);
       return sources;
     },
-    warnings: Object.freeze(resilienceWarnings(resilience)),
+    warnings,
   };
   return Object.freeze(config);
 }

@@ -89,10 +89,54 @@ function asRecord(v: unknown): Record<string, unknown> | undefined {
 }
 
 /**
+ * Valid policies already parsed, by their JSON text: a document lists many services with the same
+ * policy (and a new version mostly repeats the last), and a policy's validity and patch do not
+ * depend on the service it is written under. Only policies that parsed without an issue are kept.
+ */
+export class PolicyMemo {
+  #previous = new Map<string, PolicyPatch>();
+  #current = new Map<string, PolicyPatch>();
+
+  /** The patch of an already-validated policy, or `undefined` to parse it. */
+  get(key: string): PolicyPatch | undefined {
+    const hit = this.#current.get(key) ?? this.#previous.get(key);
+    if (hit !== undefined) this.#current.set(key, hit);
+    return hit;
+  }
+
+  set(key: string, patch: PolicyPatch): void {
+    this.#current.set(key, patch);
+  }
+
+  /** Keep what the latest document used (bounded by its size), drop the rest. */
+  rotate(): void {
+    this.#previous = this.#current;
+    this.#current = new Map();
+  }
+}
+
+/**
+ * JSON text naming a policy exactly. Documents are JSON data (every source parses JSON), so
+ * nothing in them is lost by `JSON.stringify`.
+ */
+function memoKey(policy: Record<string, unknown>): string | undefined {
+  try {
+    return JSON.stringify(policy);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Validate a whole config document (every problem by path, at once) and split it into layers.
  * Nothing of it may be applied when `issues` is not empty afterwards.
  */
-export function parseDocumentLayers(doc: unknown, version: number, issues: Issues): DocumentLayers {
+export function parseDocumentLayers(
+  doc: unknown,
+  version: number,
+  issues: Issues,
+  memo: PolicyMemo = new PolicyMemo(),
+): DocumentLayers {
   const services = new Map<string, Layer>();
   const endpoints = new Map<string, readonly EndpointInit[]>();
   const root = asRecord(doc);
@@ -136,19 +180,29 @@ export function parseDocumentLayers(doc: unknown, version: number, issues: Issue
       issues.add(field, 'an object', value);
       continue;
     }
-    unknownPolicyKeys(entry, field, issues, true);
+    // The policy is the entry less its endpoints (a copy loop: an object rest pattern is slow).
+    const policy: Record<string, unknown> = {};
+    for (const k in entry) if (k !== 'endpoints') policy[k] = entry[k];
+    const key = memoKey(policy);
+    let patch = key === undefined ? undefined : memo.get(key);
+    let found = 0;
+    if (patch === undefined) {
+      const before = issues.list.length;
+      unknownPolicyKeys(entry, field, issues, true);
+      found = issues.list.length - before;
+    }
     if (entry.endpoints !== undefined) {
       const list = parseEndpointList(entry.endpoints, `${field}.endpoints`, issues);
       if (list) endpoints.set(name.toLowerCase(), Object.freeze(list));
     }
-    const { endpoints: _e, ...policy } = entry;
-    services.set(name, {
-      name: 'file.services',
-      version,
-      raw: policy,
-      patch: parsePolicyPatch(policy, field, issues),
-    });
+    if (patch === undefined) {
+      const before = issues.list.length;
+      patch = parsePolicyPatch(policy, field, issues);
+      if (key !== undefined && found === 0 && issues.list.length === before) memo.set(key, patch);
+    }
+    services.set(name, { name: 'file.services', version, raw: policy, patch });
   }
+  memo.rotate();
   return { version, defaults, services, endpoints };
 }
 

@@ -14,7 +14,7 @@ export interface ConfigVersion {
   readonly source: string;
   /** Increases with every new content the source reads, from 1. */
   readonly version: number;
-  /** The document as read; validated whole by the mesh before any of it is applied. */
+  /** The document as read (JSON data); validated whole by the mesh before any of it is applied. */
   readonly document: unknown;
 }
 

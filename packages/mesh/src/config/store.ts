@@ -1,9 +1,18 @@
 import { type ConfigIssue, type Env, Issues, issuesError, MeshError } from '@proxyless/core';
-import { changedRoles, type EffectiveConfig, effectiveConfig, type PolicyRole } from './effective.js';
+import {
+  changedRoles,
+  type EffectiveConfig,
+  effectiveConfig,
+  type PolicyRole,
+  type ResolvedPolicy,
+  resolvePolicy,
+} from './effective.js';
 import {
   type DocumentLayers,
   envLayer,
   type Layer,
+  PolicyMemo,
+  type PolicyPatch,
   parseDocumentLayers,
   parsePolicyPatch,
   unknownPolicyKeys,
@@ -13,10 +22,11 @@ import type { ConfigVersion } from './source.js';
 /** A warning of one service's merged config (`undefined`: every other service). */
 export type Warning = ConfigIssue & { service: string | undefined };
 
-/** What checking the merged layers gives: warnings, and the effective config of each named service. */
+/** What checking the merged layers gives: warnings, and the merged settings of each named service. */
 export interface Checked {
   warnings: Warning[];
-  effective: Map<string, EffectiveConfig>;
+  /** Services with the same layers share one object. */
+  resolved: Map<string, ResolvedPolicy>;
 }
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
@@ -38,6 +48,10 @@ export class ConfigStore {
   readonly #optionsServices = new Map<string, Layer>();
   #document: DocumentLayers | undefined;
   #effective = new Map<string, EffectiveConfig>();
+  /** The merged settings of the services the document in force names (checked with it). */
+  #resolved: ReadonlyMap<string, ResolvedPolicy> = new Map();
+  /** Policies of earlier documents already validated (a new version mostly repeats them). */
+  readonly #memo = new PolicyMemo();
 
   /** Options and env layers; every problem is recorded in `issues`. */
   constructor(options: ConfigVersion, env: Env, issues: Issues) {
@@ -92,32 +106,42 @@ export class ConfigStore {
   check(doc: DocumentLayers | undefined, issues: Issues): Checked {
     const names = new Set([...this.#optionsServices.keys(), ...(doc?.services.keys() ?? [])]);
     const warnings: Warning[] = [];
-    const effective = new Map<string, EffectiveConfig>();
+    const resolved = new Map<string, ResolvedPolicy>();
+    // Services whose only own layer is the document's share their merge with every service that
+    // has the same policy (the same patch object: see PolicyMemo).
+    const merged = new Map<PolicyPatch, ResolvedPolicy>();
     const one = (service: string | undefined, where: string): void => {
-      let e: EffectiveConfig;
-      try {
-        e = effectiveConfig(service, this.layersFor(service, doc));
-      } catch (error) {
-        if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
-        for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }])
-          issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
-        return;
+      const own =
+        service !== undefined && !this.#optionsServices.has(service)
+          ? doc?.services.get(service)?.patch
+          : undefined;
+      let r = own === undefined ? undefined : merged.get(own);
+      if (r === undefined) {
+        try {
+          r = resolvePolicy(this.layersFor(service, doc));
+        } catch (error) {
+          if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+          for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }])
+            issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
+          return;
+        }
+        if (own !== undefined) merged.set(own, r);
       }
-      if (service !== undefined) effective.set(service, e);
-      for (const w of e.warnings) warnings.push({ ...w, service });
+      if (service !== undefined) resolved.set(service, r);
+      for (const w of r.warnings) warnings.push({ ...w, service });
     };
     one(undefined, 'every service (defaults)');
     for (const name of names) one(name, `services.${name}`);
-    return { warnings, effective };
+    return { warnings, resolved };
   }
 
   /**
-   * Validate a document version whole. Returns its layers (with the effective config of every
+   * Validate a document version whole. Returns its layers (with the merged settings of every
    * service it names), or the error listing every problem (the last good document stays in force).
    */
   validate(version: ConfigVersion, what: string): ({ layers: DocumentLayers } & Checked) | MeshError {
     const issues = new Issues();
-    const layers = parseDocumentLayers(version.document, version.version, issues);
+    const layers = parseDocumentLayers(version.document, version.version, issues, this.#memo);
     const checked = issues.ok ? this.check(layers, issues) : undefined;
     if (!issues.ok || !checked) return issuesError(`${what} (version ${version.version})`, issues.list);
     return { layers, ...checked };
@@ -130,13 +154,14 @@ export class ConfigStore {
   swap(
     layers: DocumentLayers,
     live: Iterable<string>,
-    effective?: ReadonlyMap<string, EffectiveConfig>,
+    resolved?: ReadonlyMap<string, ResolvedPolicy>,
   ): Map<string, PolicyRole[]> {
     const before = new Map<string, EffectiveConfig>();
     const services = [...live];
     for (const s of services) before.set(s, this.effective(s));
     this.#document = layers;
-    this.#effective = new Map(effective);
+    this.#resolved = resolved ?? new Map();
+    this.#effective = new Map();
     const changed = new Map<string, PolicyRole[]>();
     for (const s of services) {
       const roles = changedRoles(before.get(s), this.effective(s));
@@ -149,7 +174,7 @@ export class ConfigStore {
   effective(service: string): EffectiveConfig {
     let e = this.#effective.get(service);
     if (e === undefined) {
-      e = effectiveConfig(service, this.layersFor(service));
+      e = effectiveConfig(service, this.layersFor(service), this.#resolved.get(service));
       this.#effective.set(service, e);
     }
     return e;

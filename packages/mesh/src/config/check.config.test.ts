@@ -1,0 +1,54 @@
+import { MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import { checkConfigDocument } from './check.js';
+
+function issuesOf(document: unknown): string[] {
+  try {
+    checkConfigDocument(document);
+  } catch (error) {
+    if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+    return (error.details.issues ?? []).map((i) => `${i.field}=${JSON.stringify(i.value)}`);
+  }
+  return [];
+}
+
+describe('checkConfigDocument (#10)', () => {
+  it('gives the warnings of a valid document', () => {
+    const warnings = checkConfigDocument({
+      services: { api: { endpoints: '10.0.0.1:80', timeout: '1s', perTryTimeout: '2s' } },
+    });
+    expect(warnings).toEqual([expect.objectContaining({ service: 'api', field: 'perTryTimeout' })]);
+  });
+
+  it('a policy shared by many services is parsed once, yet every bad copy is reported at its path', () => {
+    const bad = { retry: { maxRetries: -1 } };
+    expect(issuesOf({ services: { a: bad, b: { ...bad }, c: { retry: { maxRetries: 1 } } } })).toEqual([
+      'services.a.retry.maxRetries=-1',
+      'services.b.retry.maxRetries=-1',
+    ]);
+  });
+
+  it('a valid policy seen before does not hide problems of its service entry', () => {
+    const ok = { retry: { maxRetries: 1 } };
+    expect(
+      issuesOf({
+        services: { a: { ...ok, endpoints: '10.0.0.1:80' }, b: { ...ok, endpoints: 'nope' } },
+      }),
+    ).toEqual(['services.b.endpoints="nope"']);
+  });
+
+  it('a rule across layers is checked for every service with the same policy', () => {
+    const p = { circuitBreaker: { maxPendingRequests: 5 } };
+    const found = issuesOf({ services: { a: p, b: { ...p } } });
+    expect(found).toHaveLength(2);
+    expect(found[0]).toMatch(/^services\.a \(all layers merged\): circuitBreaker\.maxPendingRequests=5$/);
+    expect(found[1]).toMatch(/^services\.b \(all layers merged\)/);
+  });
+
+  it('checks the document over the options and environment layers', () => {
+    // maxPendingRequests needs a concurrency limit: given by the options' defaults, it is valid.
+    const doc = { services: { a: { circuitBreaker: { maxPendingRequests: 5 } } } };
+    expect(() => checkConfigDocument(doc, { defaults: { concurrencyLimit: { max: 10 } } })).not.toThrow();
+    expect(() => checkConfigDocument({}, { env: { MESH_RETRIES: 'three' } })).toThrow(/MESH_RETRIES/);
+  });
+});

@@ -1,0 +1,45 @@
+import { type ConfigIssue, Issues, MeshError } from '@proxyless/core';
+import { ROUTING_DC } from '../mesh.js';
+import { tryCompileFileEntries } from '../routing-sources.js';
+import type { PolicyOptions, ServiceOptions } from './schema.js';
+import { optionsConfigSource } from './source.js';
+import { ConfigStore } from './store.js';
+
+/** A setting accepted that cannot work as written, for one service (`undefined`: every other). */
+export type ConfigWarning = ConfigIssue & { readonly service: string | undefined };
+
+/** Options of {@link checkConfigDocument}: the layers below the document, as `createMesh` takes them. */
+export interface CheckConfigOptions {
+  /** Where `MESH_*` policy variables are read from. @defaultValue `{}` (none) */
+  env?: Readonly<Record<string, string | undefined>>;
+  defaults?: PolicyOptions;
+  services?: Readonly<Record<string, ServiceOptions>>;
+}
+
+/**
+ * Check a config document as `createMesh` checks each version of `MESH_CONFIG_FILE`, without
+ * starting anything: every section, endpoint list and config entry, then the layers of every
+ * service merged (built-in defaults → `defaults` → env → `services[s]` → document). For a CI step
+ * that vets a document before it is deployed.
+ *
+ * @returns the warnings (settings accepted that cannot work as written)
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by path and value, as the mesh
+ * reports a rejected version.
+ */
+export function checkConfigDocument(document: unknown, options: CheckConfigOptions = {}): ConfigWarning[] {
+  const issues = new Issues();
+  const store = new ConfigStore(
+    optionsConfigSource({
+      defaults: options.defaults,
+      services: options.services as Record<string, Record<string, unknown>> | undefined,
+    }).current(),
+    options.env ?? {},
+    issues,
+  );
+  issues.throwIfAny('invalid mesh configuration');
+  const checked = store.validate({ source: 'file', version: 1, document }, 'config document');
+  if (checked instanceof MeshError) throw checked;
+  const routing = tryCompileFileEntries(document, ROUTING_DC);
+  if (routing instanceof MeshError) throw routing;
+  return checked.warnings;
+}
