@@ -1,3 +1,4 @@
+import { composeInterceptors, failDispatch, MeshError, withCall } from '@proxyless/core';
 import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { RetryBudget } from './budget.js';
@@ -128,6 +129,23 @@ describe('hedging', () => {
     ac.abort();
     await check;
     expect(upstream.calls.every((c) => c.aborted)).toBe(true);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('arms no hedge timer for a call that failed at once (no endpoint to send to)', () => {
+    const clock = new VirtualClock();
+    // The terminal fails synchronously, as the pick stage does when no endpoint is usable.
+    const dispatch = composeInterceptors([createHedgeFilter({ delayMs: 50 })], (_opts, handler) => {
+      failDispatch(handler, new MeshError('MESH_NO_HEALTHY_ENDPOINTS', 'none'));
+      return true;
+    });
+    const errors: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      dispatch(withCall({ origin: 'http://api', path: '/', method: 'GET' }, testContext({ clock })), {
+        onResponseError: (_c, e) => errors.push((e as MeshError).code),
+      });
+    }
+    expect(errors).toEqual(Array(5).fill('MESH_NO_HEALTHY_ENDPOINTS'));
     expect(clock.pendingTimers).toBe(0);
   });
 

@@ -182,7 +182,8 @@ class HedgeCall {
   }
 
   #schedule(): void {
-    if (this.#hedgesLeft <= 0) return;
+    // A call that already ended (its attempt failed at once: no endpoint to send to) arms nothing.
+    if (this.#done || this.#hedgesLeft <= 0) return;
     const delay = this.#s.delayFor();
     this.#timer = this.#ctx.clock.setTimer(
       delay,
