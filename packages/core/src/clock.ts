@@ -36,6 +36,9 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** The options of a timer a caller's pending call waits on (see {@link TimerOptions.keepAlive}). */
+export const KEEP_ALIVE: TimerOptions = Object.freeze({ keepAlive: true });
+
 /** Shared sleep on top of `setTimer`, used by both clocks. */
 export function sleepOn(
   clock: Pick<Clock, 'setTimer'>,

@@ -2,6 +2,7 @@ export type { AttemptOutcome, Balancer, Picker } from './balancer.js';
 export {
   abortError,
   type Clock,
+  KEEP_ALIVE,
   sleepOn,
   systemClock,
   type Timer,

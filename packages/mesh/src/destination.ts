@@ -9,6 +9,7 @@ import {
   type Filter,
   formatHostPort,
   type Interceptor,
+  KEEP_ALIVE,
   type Logger,
   MeshError,
   type MeshHandler,
@@ -21,9 +22,6 @@ import {
 import { type Dispatcher, Pool } from 'undici';
 import { createPickStage } from './pick.js';
 import { buildStack, type StackParts } from './stack.js';
-
-/** Timers a caller waits on (a readiness wait, a bounded close) keep the process alive. */
-const KEEP_ALIVE = { keepAlive: true } as const;
 
 /** What a destination needs from the mesh that owns it. */
 export interface DestinationDeps {

@@ -12,6 +12,7 @@ import {
   ForwardingHandler,
   failDispatch,
   isRequestBodyError,
+  KEEP_ALIVE,
   kCall,
   type MeshDispatchOptions,
   MeshError,
@@ -157,7 +158,7 @@ export function createPickStage(
                   },
                 ),
               ),
-            { keepAlive: true },
+            KEEP_ALIVE,
           );
     pickWhenReady(lb, { ...ctx, signal: ac.signal }).then(
       (endpoint) => {

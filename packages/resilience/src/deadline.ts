@@ -8,6 +8,7 @@ import {
   emitCallEvent,
   type Filter,
   failDispatch,
+  KEEP_ALIVE,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
@@ -18,9 +19,6 @@ import {
   withHeader,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
-
-/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
-const KEEP_ALIVE = { keepAlive: true } as const;
 
 /** Header carrying the remaining deadline of a call in milliseconds (like `x-envoy-expected-rq-timeout-ms`). */
 export const DEADLINE_HEADER = 'x-mesh-deadline-ms';

@@ -6,6 +6,7 @@ import {
   emitCallEvent,
   type Filter,
   failDispatch,
+  KEEP_ALIVE,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
@@ -15,9 +16,6 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { FaultInjectionConfig } from './config.js';
-
-/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
-const KEEP_ALIVE = { keepAlive: true } as const;
 
 /** What the fault filter decided for one call. */
 interface FaultDecision {

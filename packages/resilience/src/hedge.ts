@@ -6,6 +6,7 @@ import {
   type DispatchFn,
   emitCallEvent,
   type Filter,
+  KEEP_ALIVE,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
@@ -18,9 +19,6 @@ import { isReusableBody } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_HEDGE, DEFAULT_RETRY, type HedgeConfig } from './config.js';
 import { nextAttemptNumber } from './retry.js';
-
-/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
-const KEEP_ALIVE = { keepAlive: true } as const;
 
 const SAMPLES = 256;
 const MIN_SAMPLES = 20;

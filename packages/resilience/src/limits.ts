@@ -8,6 +8,7 @@ import {
   type Filter,
   ForwardingHandler,
   failDispatch,
+  KEEP_ALIVE,
   MeshError,
   type MeshHandler,
   RelayController,
@@ -15,9 +16,6 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { ConcurrencyLimitConfig, RateLimitConfig } from './config.js';
-
-/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
-const KEEP_ALIVE = { keepAlive: true } as const;
 
 /**
  * A bulkhead: at most `max` exchanges in flight to the destination — each holds its slot until its

@@ -4,6 +4,7 @@ import {
   type DispatchFn,
   emitCallEvent,
   isRequestBodyError,
+  KEEP_ALIVE,
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
@@ -24,9 +25,6 @@ import {
   retryReason,
   unsafeToReplay,
 } from './retry.js';
-
-/** A timer the caller's pending call waits on keeps the process alive (see `TimerOptions`). */
-const KEEP_ALIVE = { keepAlive: true } as const;
 
 /** A retried response's body is drained for connection reuse up to this size, then dropped. */
 const DRAIN_LIMIT = 64 * 1024;

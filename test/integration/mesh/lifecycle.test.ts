@@ -6,28 +6,7 @@ import { startServer, until } from '../../support/http-server.js';
 
 describe('mesh lifecycle', () => {
   it('leaves nothing that keeps the process alive after close() (#3)', async () => {
-    const script = fileURLToPath(new URL('./fixtures/close-exits.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--conditions=@proxyless/source', '--import', 'tsx', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    const code = await new Promise<number | string>((resolve) => {
-      const guard = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve('did not exit within 20 s');
-      }, 20_000);
-      child.on('exit', (c) => {
-        clearTimeout(guard);
-        resolve(c ?? -1);
-      });
-    });
+    const { code, out, err } = await runFixture('close-exits.ts');
     expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
     expect(out).toContain('closed');
   });
@@ -38,32 +17,7 @@ describe('mesh lifecycle', () => {
     ['fault-delay', '200 ok'],
   ])("a script awaiting a call is kept alive by the call's own timers (%s)", async (scenario, expected) => {
     // Background timers are unref'd; a timer the caller waits on (backoff, injected delay) is not.
-    const script = fileURLToPath(new URL('./fixtures/await-call.ts', import.meta.url));
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@proxyless/source', '--import', 'tsx', script, scenario],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    const code = await new Promise<number | string>((resolve) => {
-      const guard = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve('did not exit within 20 s');
-      }, 20_000);
-      child.on('exit', (c) => {
-        clearTimeout(guard);
-        resolve(c ?? -1);
-      });
-    });
+    const { code, out, err } = await runFixture('await-call.ts', scenario);
     expect({ code, out: out.trim(), err: err.slice(0, 2000) }).toEqual({ code: 0, out: expected, err: '' });
   });
 
@@ -101,3 +55,40 @@ describe('mesh lifecycle', () => {
     }
   });
 });
+
+/**
+ * Run a fixture script in its own Node process (against the sources) and wait for it to exit on its
+ * own: `code` is its exit code, or a message when it was still alive after 20 s.
+ */
+async function runFixture(
+  name: string,
+  ...args: string[]
+): Promise<{ code: number | string; out: string; err: string }> {
+  const script = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+  const child = spawn(
+    process.execPath,
+    ['--conditions=@proxyless/source', '--import', 'tsx', script, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const code = await new Promise<number | string>((resolve) => {
+    const guard = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve('did not exit within 20 s');
+    }, 20_000);
+    child.on('exit', (c) => {
+      clearTimeout(guard);
+      resolve(c ?? -1);
+    });
+  });
+  return { code, out, err };
+}
