@@ -128,6 +128,7 @@ export type {
 } from './resolver.js';
 export {
   at,
+  CUSTOM_KINDS as SCHEMA_KINDS,
   Duration,
   describe as describeSchema,
   type EnvBinding,
@@ -146,7 +147,6 @@ export {
   type Static,
   type TSchema,
   Type,
-  TypeCompiler,
   type Validator,
   validator,
 } from './schema.js';

@@ -2,16 +2,25 @@ import {
   Kind,
   type SchemaOptions,
   type Static,
+  Array as TArray,
+  Boolean as TBoolean,
+  Integer as TInteger,
   type TLiteral,
+  Literal as TLiteral_,
+  Number as TNumber,
   type TObject,
+  Object as TObject_,
+  Optional as TOptional,
   type TProperties,
+  Record as TRecord,
   type TSchema,
+  String as TString,
   type TUnion,
+  Union as TUnion_,
+  Unknown as TUnknown,
   type TUnsafe,
-  Type,
-  TypeRegistry,
+  Unsafe as TUnsafe_,
 } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Env, EnvVarSpec } from './env.js';
 import { quote } from './errors.js';
 import type { Issues } from './issues.js';
@@ -19,11 +28,37 @@ import { closestName, parseDuration, parseRatio } from './parse.js';
 
 /**
  * Config sections are TypeBox schemas: one declaration per section gives the TypeScript type
- * (`Static<typeof section>`), the compiled validator, the JSON Schema (the schema object itself),
- * the defaults (`default`, with the rationale in `description`) and the environment variable of
- * each field (`x-env`). This module adds what JSON Schema cannot say: durations and ratios in our
+ * (`Static<typeof section>`), the validator, the JSON Schema (the schema object itself), the
+ * defaults (`default`, with the rationale in `description`) and the environment variable of each
+ * field (`x-env`). This module adds what JSON Schema cannot say: durations and ratios in our
  * notation, error messages that name the path and quote the value, and the env mapping.
+ *
+ * Validation interprets the schema (`accepts` / `walk` below) instead of compiling it with
+ * TypeBox's code generator: a config document is checked once per change, so generated code never
+ * pays back its compile time, and leaving the compiler out of the bundle takes about 100 KB off
+ * what every process loads at start-up. Only the builders in use are imported, for the same
+ * reason (TypeBox's `Type` namespace pulls in its whole type system). A property test checks the
+ * interpreter against TypeBox's compiler on every declared section.
  */
+
+/**
+ * TypeBox's builders used by the section declarations in every package (one copy of TypeBox,
+ * bundled here, and only these parts of it).
+ */
+export const Type = {
+  Array: TArray,
+  Boolean: TBoolean,
+  Integer: TInteger,
+  Literal: TLiteral_,
+  Number: TNumber,
+  Object: TObject_,
+  Optional: TOptional,
+  Record: TRecord,
+  String: TString,
+  Union: TUnion_,
+  Unknown: TUnknown,
+  Unsafe: TUnsafe_,
+} as const;
 
 /** Key under which a field keeps its full environment binding (symbols stay out of the JSON Schema). */
 export const kEnv: unique symbol = Symbol.for('proxyless.schema.env');
@@ -53,29 +88,6 @@ export function env(
 
 const DURATION_RE = '^\\s*(\\d+(\\.\\d+)?|((\\d+(\\.\\d+)?|\\.\\d+)(ns|us|µs|ms|s|m|h))+)\\s*$';
 
-function registerKinds(): void {
-  if (TypeRegistry.Has('Duration')) return;
-  TypeRegistry.Set('Duration', (schema: Record<string, unknown>, value) => {
-    try {
-      parseDuration(value, '', {
-        min: schema['x-min-ms'] as number | undefined,
-        max: schema['x-max-ms'] as number | undefined,
-      });
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  TypeRegistry.Set('Ratio', (_schema, value) => {
-    try {
-      parseRatio(value, '');
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 function rangeText(kind: string, min: number | undefined, max: number | undefined, unit = ''): string {
   if (min !== undefined && max !== undefined) return `${kind} ${min}${unit}..${max}${unit}`;
   if (min !== undefined && min > 0) return `${kind} ≥ ${min}${unit}`;
@@ -87,7 +99,6 @@ function rangeText(kind: string, min: number | undefined, max: number | undefine
 export function Duration(
   options: SchemaOptions & { min?: number; max?: number } = {},
 ): TUnsafe<number | string> {
-  registerKinds();
   const { min, max, ...rest } = options;
   return Type.Unsafe<number | string>({
     [Kind]: 'Duration',
@@ -104,7 +115,6 @@ export function Duration(
 
 /** A ratio 0..1, or a percentage string (`"20%"`). */
 export function Ratio(options: SchemaOptions = {}): TUnsafe<number | string> {
-  registerKinds();
   return Type.Unsafe<number | string>({
     [Kind]: 'Ratio',
     anyOf: [
@@ -160,14 +170,13 @@ export interface Validator<T> {
   validate(value: unknown, path: string, issues: Issues): value is T;
 }
 
-/** Compile `schema` once (TypeBox's compiler); errors are explained by walking the schema. */
+/**
+ * A validator for `schema`: `check` answers yes or no, `validate` explains every problem. Throws
+ * at declaration time when the schema uses a kind the interpreter does not know.
+ */
 export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
-  registerKinds();
-  let compiled: ReturnType<typeof TypeCompiler.Compile<S>> | undefined;
-  const check = (value: unknown): value is Static<S> => {
-    compiled ??= TypeCompiler.Compile(schema);
-    return compiled.Check(value);
-  };
+  assertSupported(schema as Schema, '');
+  const check = (value: unknown): value is Static<S> => accepts(schema as Schema, value);
   return {
     schema,
     check,
@@ -175,19 +184,11 @@ export function validator<S extends TSchema>(schema: S): Validator<Static<S>> {
       if (check(value)) return true;
       const before = issues.list.length;
       walk(schema, value, path, issues);
-      if (issues.list.length === before) {
-        // The walk and the compiled check disagree: report the compiler's first error.
-        const first = compiled?.Errors(value).First();
-        issues.add(joinPointer(path, first?.path ?? ''), first?.message ?? describe(schema), first?.value);
-      }
+      // A missing root value (or a rule the walk does not explain) still names the path.
+      if (issues.list.length === before) issues.add(path, describe(schema), value);
       return false;
     },
   };
-}
-
-function joinPointer(path: string, pointer: string): string {
-  const parts = pointer.split('/').filter((p) => p !== '');
-  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : at(acc, p)), path);
 }
 
 /** `a.b` path join (the root is ''). */
@@ -218,7 +219,8 @@ export function describe(schema: TSchema): string {
     case 'Record':
       return 'an object';
     case 'String':
-      return s.pattern !== undefined ? `a string matching ${s.pattern as string}` : 'a non-empty string';
+      if (s.pattern !== undefined) return `a string matching ${s.pattern as string}`;
+      return typeof s.minLength === 'number' && s.minLength > 0 ? 'a non-empty string' : 'a string';
     case 'Union':
       return (s.anyOf as TSchema[]).map(describe).join(' or ');
     default:
@@ -262,12 +264,12 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
         issues.add(path, describe(s), value);
         return;
       }
-      const [pattern, item] = Object.entries(s.patternProperties as Record<string, TSchema>)[0] ?? [];
-      const re = pattern === undefined ? undefined : new RegExp(pattern);
+      const { re, item, pattern } = recordOf(s);
       for (const [k, v] of Object.entries(value)) {
-        if (re && !re.test(k))
+        if (re.test(k)) walk(item, v, at(path, k), issues);
+        else if (s.additionalProperties === false)
           issues.add(at(path, k), (s['x-key-expected'] as string) ?? `a key matching ${pattern}`, k);
-        else if (item) walk(item, v, at(path, k), issues);
+        else if (isSchema(s.additionalProperties)) walk(s.additionalProperties, v, at(path, k), issues);
       }
       return;
     }
@@ -281,11 +283,13 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
       });
       if (typeof s.minItems === 'number' && value.length < s.minItems)
         issues.add(path, `${describe(s)} (at least ${s.minItems})`, value);
+      if (typeof s.maxItems === 'number' && value.length > s.maxItems)
+        issues.add(path, `${describe(s)} (at most ${s.maxItems})`, value);
       return;
     }
     case 'Union': {
       const variants = s.anyOf as Schema[];
-      if (variants.some((v) => TypeCompiler.Compile(v).Check(value))) return;
+      if (variants.some((v) => accepts(v, value))) return;
       const objects = variants.filter((v) => v[Kind] === 'Object');
       const obj = isPlain(value) && objects.length === 1 ? objects[0] : undefined;
       const arr = Array.isArray(value) ? variants.find((v) => v[Kind] === 'Array') : undefined;
@@ -304,8 +308,188 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
       return;
     }
     default:
-      if (!TypeCompiler.Compile(s).Check(value)) issues.add(path, describe(s), value);
+      if (!accepts(s, value)) issues.add(path, describe(s), value);
   }
+}
+
+function isSchema(v: unknown): v is Schema {
+  return typeof v === 'object' && v !== null;
+}
+
+interface RecordInfo {
+  readonly pattern: string;
+  readonly re: RegExp;
+  readonly item: Schema;
+}
+const records = new WeakMap<Schema, RecordInfo>();
+const patterns = new WeakMap<Schema, RegExp>();
+
+function recordOf(s: Schema): RecordInfo {
+  let info = records.get(s);
+  if (info === undefined) {
+    const [pattern, item] = Object.entries(s.patternProperties as Record<string, Schema>)[0] as [
+      string,
+      Schema,
+    ];
+    info = { pattern, re: new RegExp(pattern), item };
+    records.set(s, info);
+  }
+  return info;
+}
+
+function patternOf(s: Schema): RegExp {
+  let re = patterns.get(s);
+  if (re === undefined) {
+    re = new RegExp(s.pattern as string);
+    patterns.set(s, re);
+  }
+  return re;
+}
+
+function inRange(s: Schema, n: number): boolean {
+  return (
+    (typeof s.minimum !== 'number' || n >= s.minimum) &&
+    (typeof s.maximum !== 'number' || n <= s.maximum) &&
+    (typeof s.exclusiveMinimum !== 'number' || n > s.exclusiveMinimum) &&
+    (typeof s.exclusiveMaximum !== 'number' || n < s.exclusiveMaximum) &&
+    (typeof s.multipleOf !== 'number' || n % s.multipleOf === 0)
+  );
+}
+
+/**
+ * Whether `value` satisfies `schema`, with TypeBox's semantics (its default policy: optional
+ * properties may hold `undefined`, arrays are not objects, numbers are finite) plus the two kinds
+ * of this module, durations and ratios in our notation.
+ */
+function accepts(s: Schema, value: unknown): boolean {
+  switch (kindOf(s)) {
+    case 'Object': {
+      if (!isPlain(value)) return false;
+      const props = (s.properties ?? {}) as Record<string, Schema>;
+      for (const k in props) {
+        const v = value[k];
+        if (v === undefined) {
+          if ((s.required as string[] | undefined)?.includes(k)) return false;
+        } else if (!accepts(props[k] as Schema, v)) return false;
+      }
+      const extra = s.additionalProperties;
+      if (extra === false || isSchema(extra)) {
+        for (const k of Object.getOwnPropertyNames(value)) {
+          if (Object.hasOwn(props, k)) continue;
+          if (extra === false || !accepts(extra, value[k])) return false;
+        }
+      }
+      return true;
+    }
+    case 'Record': {
+      if (!isPlain(value)) return false;
+      const { re, item } = recordOf(s);
+      const extra = s.additionalProperties;
+      for (const k of Object.getOwnPropertyNames(value)) {
+        if (re.test(k)) {
+          if (!accepts(item, value[k])) return false;
+        } else if (extra === false || (isSchema(extra) && !accepts(extra, value[k]))) return false;
+      }
+      return true;
+    }
+    case 'Array': {
+      if (!Array.isArray(value)) return false;
+      if (typeof s.minItems === 'number' && value.length < s.minItems) return false;
+      if (typeof s.maxItems === 'number' && value.length > s.maxItems) return false;
+      const item = s.items as Schema;
+      for (const v of value) if (!accepts(item, v)) return false;
+      return true;
+    }
+    case 'Union':
+    case 'Enum':
+      for (const v of s.anyOf as Schema[]) if (accepts(v, value)) return true;
+      return false;
+    case 'Literal':
+      return value === s.const;
+    case 'String':
+      return (
+        typeof value === 'string' &&
+        (typeof s.minLength !== 'number' || value.length >= s.minLength) &&
+        (typeof s.maxLength !== 'number' || value.length <= s.maxLength) &&
+        (s.pattern === undefined || patternOf(s).test(value))
+      );
+    case 'Integer':
+      return typeof value === 'number' && Number.isInteger(value) && inRange(s, value);
+    case 'Number':
+      return typeof value === 'number' && Number.isFinite(value) && inRange(s, value);
+    case 'Boolean':
+      return typeof value === 'boolean';
+    case 'Null':
+      return value === null;
+    case 'Unknown':
+    case 'Any':
+      return true;
+    case 'Duration':
+    case 'Ratio':
+      return CUSTOM_KINDS[kindOf(s) as 'Duration' | 'Ratio'](s, value);
+    default:
+      return false;
+  }
+}
+
+/** The checks of this module's own kinds (JSON Schema alone cannot say them). */
+export const CUSTOM_KINDS = {
+  Duration(schema: Record<string, unknown>, value: unknown): boolean {
+    try {
+      parseDuration(value, '', {
+        min: schema['x-min-ms'] as number | undefined,
+        max: schema['x-max-ms'] as number | undefined,
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  Ratio(_schema: Record<string, unknown>, value: unknown): boolean {
+    try {
+      parseRatio(value, '');
+      return true;
+    } catch {
+      return false;
+    }
+  },
+} as const;
+
+const SUPPORTED = new Set([
+  'Object',
+  'Record',
+  'Array',
+  'Union',
+  'Enum',
+  'Literal',
+  'String',
+  'Integer',
+  'Number',
+  'Boolean',
+  'Null',
+  'Unknown',
+  'Any',
+  'Duration',
+  'Ratio',
+]);
+const checked = new WeakSet<Schema>();
+
+/** Refuse, at declaration, a schema this interpreter would not check faithfully. */
+function assertSupported(s: Schema, path: string): void {
+  if (checked.has(s)) return;
+  const kind = kindOf(s);
+  if (!SUPPORTED.has(kind) || (kind === 'String' && s.format !== undefined))
+    throw new TypeError(
+      `schema at "${path}": ${kind}${s.format ? ` with format` : ''} is not supported by the config validator`,
+    );
+  checked.add(s);
+  if (kind === 'Object')
+    for (const [k, p] of Object.entries((s.properties ?? {}) as Record<string, Schema>))
+      assertSupported(p, at(path, k));
+  else if (kind === 'Record') assertSupported(recordOf(s).item, `${path}{}`);
+  else if (kind === 'Array') assertSupported(s.items as Schema, `${path}[]`);
+  else if (kind === 'Union' || kind === 'Enum') for (const v of s.anyOf as Schema[]) assertSupported(v, path);
+  if (isSchema(s.additionalProperties)) assertSupported(s.additionalProperties, `${path}{}`);
 }
 
 function unknownKey(
@@ -470,6 +654,3 @@ export function envIssues(
 }
 
 export type { Static, TSchema };
-/** TypeBox's builder, for section declarations in the other packages (one copy of TypeBox, bundled here). */
-/** TypeBox's compiler, for validators that report TypeBox's own errors (mesh's config entries). */
-export { Type, TypeCompiler };

@@ -102,18 +102,6 @@ export function goDurationMs(value: unknown): number | undefined {
   return ms;
 }
 
-/** JSON-pointer error path (`/Routes/0/Match`) → readable path (`Routes[0].Match`). */
-export function pointerToPath(pointer: string): string {
-  let out = '';
-  for (const raw of pointer.split('/').slice(1)) {
-    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (/^\d+$/.test(part)) out += `[${part}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) out += out === '' ? part : `.${part}`;
-    else out += `[${JSON.stringify(part)}]`;
-  }
-  return out;
-}
-
 /** Namespaces and partitions other than `default` are Consul Enterprise: record an issue. */
 export function checkTenancy(
   o: { Namespace?: string; Partition?: string },

@@ -90,7 +90,7 @@ describe('config entry validation', () => {
       { Kind: 'service-router', Name: 'a', Routes: [{ Match: { HTTP: { PathPrefx: '/' } } }] },
     ]);
     expect(fields(e)).toEqual([
-      'service-router/a Routes[0].Match.HTTP.PathPrefx: invalid config key "PathPrefx"',
+      'service-router/a Routes[0].Match.HTTP.PathPrefx: invalid config key "PathPrefx" (did you mean "PathPrefix"?)',
     ]);
   });
 

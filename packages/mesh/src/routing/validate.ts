@@ -5,7 +5,7 @@
  * other entries (protocol gate, subsets of other services, loops) are checked when chains are
  * compiled (`compile.ts`).
  */
-import { closestName, TypeCompiler } from '@proxyless/core';
+import { closestName, Issues, type Validator, validator } from '@proxyless/core';
 import {
   CONFIG_ENTRY_KINDS,
   CONFIG_ENTRY_SCHEMAS,
@@ -21,7 +21,7 @@ import {
   type ServiceRouterEntry,
   type ServiceSplitterEntry,
 } from './entries.js';
-import { checkDuration, checkTenancy, EntryIssues, pointerToPath } from './entry-issues.js';
+import { checkDuration, checkTenancy, EntryIssues } from './entry-issues.js';
 import { re2Error } from './regex.js';
 import { checkResolver } from './validate-resolver.js';
 
@@ -33,16 +33,18 @@ export interface ConfigEntrySet {
   readonly defaults: ReadonlyMap<string, ServiceDefaultsEntry>;
 }
 
-type Checker = ReturnType<typeof TypeCompiler.Compile>;
+type Checker = Validator<unknown>;
 let checkers: Record<ConfigEntryKind, Checker> | undefined;
 
-/** The compiled schema of a kind; all are compiled at the first entry (not at import: start-up). */
+/** The validator of a kind's schema; all are made at the first entry (not at import: start-up). */
 function checkerOf(kind: ConfigEntryKind): Checker {
   checkers ??= Object.fromEntries(
-    CONFIG_ENTRY_KINDS.map((k) => [k, TypeCompiler.Compile(CONFIG_ENTRY_SCHEMAS[k])]),
+    CONFIG_ENTRY_KINDS.map((k) => [k, validator(CONFIG_ENTRY_SCHEMAS[k])]),
   ) as Record<ConfigEntryKind, Checker>;
   return checkers[kind];
 }
+
+const UNKNOWN_KEY = /^no such field( \(did you mean "([^"]*)"\?\))?/;
 
 /** `<Kind>/<Name>` of a raw entry, or `entries[<i>]` when it has none. */
 export function entryLabel(raw: unknown, index: number): string {
@@ -79,14 +81,16 @@ export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0
   }
   const checker = checkerOf(kind as ConfigEntryKind);
   const before = issues.list.length;
-  // The compiled check is fast; the error walk runs only for an invalid entry.
-  for (const e of checker.Check(raw) ? [] : checker.Errors(raw)) {
-    const path = pointerToPath(e.path);
-    const message =
-      e.message === 'Unexpected property'
-        ? `invalid config key ${JSON.stringify(path.split(/[.[]/).pop())}`
-        : e.message;
-    issues.add(label, path, message, e.value);
+  // The check is fast; the explaining walk runs only for an invalid entry.
+  const found = new Issues();
+  if (!checker.validate(raw, '', found)) {
+    for (const e of found.list) {
+      const unknown = UNKNOWN_KEY.exec(e.expected);
+      const message = unknown
+        ? `invalid config key ${JSON.stringify(e.field.split(/[.[]/).pop())}${unknown[2] ? ` (did you mean "${unknown[2]}"?)` : ''}`
+        : `expected ${e.expected}`;
+      issues.add(label, e.field, message, e.value);
+    }
   }
   if (issues.list.length > before) return undefined;
   const entry = structuredClone(raw) as ConfigEntry;
