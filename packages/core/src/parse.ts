@@ -44,6 +44,12 @@ export function parseDuration(value: unknown, field: string, range: RangeOptions
     if (!Number.isFinite(value) || value < 0) throw bad();
     ms = value;
   } else if (typeof value === 'string') {
+    const known = DURATIONS.get(value);
+    if (known !== undefined) {
+      if ((range.min !== undefined && known < range.min) || (range.max !== undefined && known > range.max))
+        throw bad();
+      return known;
+    }
     const s = value.trim();
     if (s === '') throw bad();
     if (/^\d+(\.\d+)?$/.test(s)) {
@@ -60,6 +66,9 @@ export function parseDuration(value: unknown, field: string, range: RangeOptions
         pos = DURATION_PART.lastIndex;
       }
     }
+    // A document repeats a few durations many times (and each is read twice: checked, then used).
+    if (DURATIONS.size >= 512) DURATIONS.clear();
+    DURATIONS.set(value, ms);
   } else {
     throw bad();
   }
@@ -68,6 +77,9 @@ export function parseDuration(value: unknown, field: string, range: RangeOptions
   }
   return ms;
 }
+
+/** Duration strings already parsed (well formed; the range is checked per call). */
+const DURATIONS = new Map<string, number>();
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);

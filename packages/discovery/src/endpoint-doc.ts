@@ -76,27 +76,31 @@ export function parseEndpointEntry(value: unknown, field: string, issues: Issues
  */
 export function parseEndpointList(value: unknown, field: string, issues: Issues): EndpointInit[] | undefined {
   const before = issues.list.length;
-  const out: EndpointInit[] = [];
+  let out: EndpointInit[] = [];
   if (typeof value === 'string') {
-    const parsed = issues.try(() => parseEndpointSpec(value, field));
-    if (parsed) out.push(...parsed);
+    out = issues.try(() => parseEndpointSpec(value, field)) ?? out;
   } else {
     const list = issues.array(value, field);
     if (list === undefined) return undefined;
-    list.forEach((entry, i) => {
+    for (let i = 0; i < list.length; i++) {
+      const entry = list[i];
       const e =
         typeof entry === 'string'
           ? issues.try(() => parseEndpointSpec(entry, `${field}[${i}]`))?.[0]
           : parseEndpointEntry(entry, `${field}[${i}]`, issues);
       if (e) out.push(e);
-    });
+    }
   }
   if (issues.list.length !== before) return undefined;
-  const seen = new Set<string>();
-  for (const [i, e] of out.entries()) {
-    const key = e.id ?? `${e.address}:${e.port}`;
-    if (seen.has(key)) issues.add(`${field}[${i}]`, 'a unique endpoint (this one is listed twice)', key);
-    seen.add(key);
+  // Duplicates: a list of one or two (the usual) needs no set.
+  if (out.length > 1) {
+    const seen = new Set<string>();
+    for (let i = 0; i < out.length; i++) {
+      const e = out[i] as EndpointInit;
+      const key = e.id ?? `${e.address}:${e.port}`;
+      if (seen.has(key)) issues.add(`${field}[${i}]`, 'a unique endpoint (this one is listed twice)', key);
+      seen.add(key);
+    }
   }
   return issues.list.length === before ? out : undefined;
 }
@@ -106,11 +110,12 @@ export function parseEndpointList(value: unknown, field: string, issues: Issues)
  * `MESH_ENDPOINTS_<SERVICE>` and string endpoint lists in options.
  */
 export function parseEndpointSpec(value: string, field: string): EndpointInit[] {
-  const items = value.split(',').map((s) => s.trim());
-  if (items.some((s) => s === '')) {
-    throw configError(field, 'a comma-separated list of host:port[=weight] with no empty items', value);
-  }
-  return items.map((item) => {
+  const items = value.split(',');
+  const out: EndpointInit[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = (items[i] as string).trim();
+    if (item === '')
+      throw configError(field, 'a comma-separated list of host:port[=weight] with no empty items', value);
     const eq = item.lastIndexOf('=');
     const hp = eq >= 0 ? item.slice(0, eq) : item;
     let weight: number | undefined;
@@ -132,8 +137,11 @@ export function parseEndpointSpec(value: string, field: string): EndpointInit[] 
         value,
       );
     }
-    return weight === undefined
-      ? { address: parsed.address, port: parsed.port }
-      : { address: parsed.address, port: parsed.port, weight };
-  });
+    out.push(
+      weight === undefined
+        ? { address: parsed.address, port: parsed.port }
+        : { address: parsed.address, port: parsed.port, weight },
+    );
+  }
+  return out;
 }
