@@ -1,5 +1,4 @@
-import type { Clock, Endpoint, Logger, Random, Timer } from '@proxyless/core';
-import { request } from 'undici';
+import { type Clock, type Endpoint, type Logger, type Random, requestUrl, type Timer } from '@proxyless/core';
 import type { HealthCheckConfig } from './config.js';
 
 /**
@@ -14,7 +13,7 @@ export type HealthProbe = (endpoint: Endpoint, path: string, signal: AbortSignal
  */
 export const httpHealthProbe: HealthProbe = async (endpoint, path, signal) => {
   const host = endpoint.address.includes(':') ? `[${endpoint.address}]` : endpoint.address;
-  const res = await request(`http://${host}:${endpoint.port}${path}`, {
+  const res = await requestUrl(`http://${host}:${endpoint.port}${path}`, {
     method: 'GET',
     signal,
     headers: { 'user-agent': 'proxyless-health-check' },

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
-import { errors } from 'undici';
 import type { RequestHeaders } from './filter.js';
+import { undiciErrors as errors } from './undici.js';
 
 /** Request headers as undici's dispatch takes them. */
 export type DispatchHeaders = Dispatcher.DispatchOptions['headers'];

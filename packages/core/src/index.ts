@@ -160,3 +160,12 @@ export {
   RelayController,
   RelayedHandler,
 } from './stage.js';
+export {
+  globalDispatcher,
+  requestUrl,
+  UndiciAgent,
+  UndiciDispatcher,
+  UndiciPool,
+  undiciErrors,
+  undiciModule,
+} from './undici.js';

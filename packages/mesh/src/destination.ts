@@ -18,8 +18,9 @@ import {
   type Resolver,
   type ResolverUpdate,
   type Timer,
+  UndiciPool,
 } from '@proxyless/core';
-import { type Dispatcher, Pool } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { createPickStage } from './pick.js';
 import { buildStack, type StackParts } from './stack.js';
 
@@ -193,7 +194,7 @@ export class Destination {
     if (pool === undefined) {
       if (this.#closed)
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
-      pool = new Pool(key, { connections: this.#connectionsPerPool() });
+      pool = new UndiciPool(key, { connections: this.#connectionsPerPool() });
       // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
       // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
       pool.on('connect', () => this.#policy.balancer.onConnected(endpoint));

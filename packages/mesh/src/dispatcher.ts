@@ -1,4 +1,5 @@
-import { Dispatcher } from 'undici';
+import { UndiciDispatcher } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
 
 /** What the dispatcher asks of the mesh. */
 export interface DispatchTarget {
@@ -14,7 +15,7 @@ export interface DispatchTarget {
  * `{ dispatcher: mesh.dispatcher }` all take this one path. Mesh services go through their
  * destination's interceptor stack; other origins go to the pass-through agent untouched.
  */
-export class MeshDispatcher extends Dispatcher {
+export class MeshDispatcher extends UndiciDispatcher {
   readonly #target: DispatchTarget;
 
   constructor(target: DispatchTarget) {

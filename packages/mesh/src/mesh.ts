@@ -29,6 +29,8 @@ import {
   systemClock,
   systemRandom,
   type Timer,
+  UndiciAgent,
+  undiciModule,
   withHeader,
 } from '@proxyless/core';
 import {
@@ -39,7 +41,7 @@ import {
   manageSignals,
 } from '@proxyless/discovery';
 import { allResolved, createTelemetry, serviceView, type Telemetry } from '@proxyless/telemetry';
-import { Agent, type Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import type { Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import type {
   CloseOptions,
   Mesh,
@@ -100,6 +102,9 @@ export const ROUTING_DC = 'dc1';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
+
+/** undici's `fetch`, once imported (the first `mesh.fetch`). */
+let undiciFetchFn: typeof undiciFetch | undefined;
 
 /**
  * Create a mesh from options, then environment variables, then the registry.
@@ -264,7 +269,7 @@ class MeshImpl implements Mesh, DispatchTarget {
     // Warnings of the configuration at start reach listeners added right after createMesh.
     queueMicrotask(() => this.#warn(warnings ?? []));
     this.#startRoutingSources(registries);
-    this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new Agent() : undefined);
+    this.#agent = options.passthroughDispatcher ?? (this.#passthrough ? new UndiciAgent() : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.dispatcher = new MeshDispatcher(this);
     // Telemetry counts the events it knows; config warnings are for listeners and logs.
@@ -721,7 +726,8 @@ class MeshImpl implements Mesh, DispatchTarget {
       };
       opts!.dispatcher = this.dispatcher;
       opts![kCallSink] = sink;
-      r = await undiciRequest(url, opts);
+      // Options undici's own URL handling reads (`path`, `agent`): its `request()` itself.
+      r = await (await undiciModule()).request(url, opts);
     }
     const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
     const out = r as MeshResponseData;
@@ -734,7 +740,16 @@ class MeshImpl implements Mesh, DispatchTarget {
       Parameters<typeof undiciFetch>[1]
     >;
     opts.dispatcher = this.dispatcher;
-    return undiciFetch(input as Parameters<typeof undiciFetch>[0], opts) as unknown as Promise<Response>;
+    const target = input as Parameters<typeof undiciFetch>[0];
+    // undici's fetch is imported on the first call (core/undici.ts), then called directly.
+    const result =
+      undiciFetchFn !== undefined
+        ? undiciFetchFn(target, opts)
+        : undiciModule().then((u) => {
+            undiciFetchFn = u.fetch;
+            return u.fetch(target, opts);
+          });
+    return result as unknown as Promise<Response>;
   }
 
   passthrough(): Dispatcher | undefined {

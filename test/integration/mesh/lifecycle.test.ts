@@ -21,6 +21,18 @@ describe('mesh lifecycle', () => {
     expect({ code, out: out.trim(), err: err.slice(0, 2000) }).toEqual({ code: 0, out: expected, err: '' });
   });
 
+  it("loads undici's data-plane parts at start and its fetch on the first mesh.fetch", async () => {
+    const { code, out, err } = await runFixture('undici-parts.ts');
+    expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
+    expect(JSON.parse(out)).toEqual({
+      created: { index: false, fetch: false, pool: true },
+      viaRequest: 'ok',
+      afterRequest: { index: false, fetch: false, pool: true },
+      viaFetch: 'ok',
+      afterFetch: { index: true, fetch: true, pool: true },
+    });
+  });
+
   it('close() is idempotent, and requests after it fail with MESH_CLOSED', async () => {
     const s = await startServer('x');
     try {

@@ -6,8 +6,8 @@
  * response size, per-request timeouts that start once the request is on a socket, and abort.
  * Blocking queries use their own connections ({@link LongPollSlots}).
  */
-import { MeshError, quote } from '@proxyless/core';
-import { Agent, type Dispatcher, request } from 'undici';
+import { UndiciAgent as Agent, MeshError, quote, requestUrl } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
 import {
   DEFAULT_MAX_LONG_POLLS,
   type LongPollSlots,
@@ -246,7 +246,7 @@ export class ConsulHttp {
     if (options.signal?.aborted) throw aborted(options.signal.reason);
     const method = options.method ?? 'GET';
     try {
-      const res = await request(url, {
+      const res = await requestUrl(url, {
         dispatcher: options.longPoll ? this.longDispatcher : this.dispatcher,
         method,
         headers,

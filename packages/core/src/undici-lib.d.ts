@@ -1,0 +1,40 @@
+/**
+ * undici's own files, for the parts `undici.ts` loads on their own (undici publishes types for
+ * its index only). Each is a CommonJS module whose `module.exports` is the value typed here.
+ */
+declare module 'undici/lib/dispatcher/dispatcher.js' {
+  import type { Dispatcher } from 'undici';
+
+  const value: typeof Dispatcher;
+  export default value;
+}
+declare module 'undici/lib/dispatcher/agent.js' {
+  import type { Agent } from 'undici';
+
+  const value: typeof Agent;
+  export default value;
+}
+declare module 'undici/lib/dispatcher/pool.js' {
+  import type { Pool } from 'undici';
+
+  const value: typeof Pool;
+  export default value;
+}
+declare module 'undici/lib/core/errors.js' {
+  import type { errors } from 'undici';
+
+  const value: typeof errors;
+  export default value;
+}
+declare module 'undici/lib/api/index.js' {
+  import type { Dispatcher } from 'undici';
+
+  const value: Pick<Dispatcher, 'request' | 'stream' | 'pipeline' | 'upgrade' | 'connect'>;
+  export default value;
+}
+declare module 'undici/lib/global.js' {
+  import type { getGlobalDispatcher } from 'undici';
+
+  const value: { getGlobalDispatcher: typeof getGlobalDispatcher };
+  export default value;
+}

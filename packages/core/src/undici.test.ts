@@ -1,0 +1,65 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as undici from 'undici';
+import { describe, expect, it } from 'vitest';
+import {
+  globalDispatcher,
+  requestUrl,
+  UndiciAgent,
+  UndiciDispatcher,
+  UndiciPool,
+  undiciErrors,
+  undiciModule,
+} from './undici.js';
+
+describe("undici's parts", () => {
+  it("are the very classes and objects undici's index exports", async () => {
+    // A user's `import 'undici'` and the mesh share classes (instanceof) and the global dispatcher.
+    expect(UndiciDispatcher).toBe(undici.Dispatcher);
+    expect(UndiciAgent).toBe(undici.Agent);
+    expect(UndiciPool).toBe(undici.Pool);
+    expect(undiciErrors).toBe(undici.errors);
+    expect(globalDispatcher()).toBe(undici.getGlobalDispatcher());
+    expect((await undiciModule()).fetch).toBe(undici.fetch);
+  });
+
+  it("give every dispatcher undici's request API", () => {
+    const p = UndiciDispatcher.prototype as unknown as Record<string, unknown>;
+    for (const m of ['request', 'stream', 'pipeline', 'upgrade', 'connect'] as const) {
+      expect(typeof p[m]).toBe('function');
+      expect(p[m]).toBe((undici.Dispatcher.prototype as unknown as Record<string, unknown>)[m]);
+    }
+  });
+
+  it('requestUrl sends what undici.request(url) sends', async () => {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers.a ?? '-'}`);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const agent = new UndiciAgent();
+    try {
+      for (const send of [requestUrl, undici.request] as const) {
+        for (const [url, opts] of [
+          [`${base}/p/q?x=1`, { headers: { a: 'b' } }],
+          [`${base}/`, { body: 'x' }],
+        ] as const) {
+          const res = await send(url, { ...opts, dispatcher: agent });
+          expect(await res.body.text()).toBe('ok');
+        }
+      }
+      // The global dispatcher when none is given.
+      expect(await (await requestUrl(`${base}/g`, {})).body.text()).toBe('ok');
+      expect(seen).toEqual(['GET /p/q?x=1 b', 'PUT / -', 'GET /p/q?x=1 b', 'PUT / -', 'GET /g -']);
+    } finally {
+      await agent.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});

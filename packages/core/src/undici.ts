@@ -1,0 +1,73 @@
+/// <reference path="./undici-lib.d.ts" />
+/**
+ * undici, loaded in the parts the mesh's data plane uses.
+ *
+ * `import 'undici'` loads all of undici — fetch and the WHATWG classes, the cache and mock
+ * agents, proxies, WebSocket, EventSource — about 110 modules, which was the largest part of a
+ * mesh's start-up. The data plane needs undici's dispatcher classes (`Dispatcher`, `Agent`,
+ * `Pool`), its errors and its request API: about 30 modules, a third of the time. The rest of
+ * undici is imported on first use: by `mesh.fetch` (fetch), and by `mesh.request` with the
+ * options only undici's own URL handling reads (`path`, `agent`).
+ *
+ * undici is a peer dependency: these are the very modules a user's own `import 'undici'` loads
+ * (its index requires the same files), so classes and the global dispatcher are shared. undici 7
+ * publishes no `exports` map, so its `lib/` files are addressable; the files named here have kept
+ * their paths since undici 6, and a test checks that each is what undici's index exports. They are
+ * static imports so that bundlers (esbuild, webpack) follow them.
+ */
+import type * as Undici from 'undici';
+import api from 'undici/lib/api/index.js';
+import errors from 'undici/lib/core/errors.js';
+import Agent from 'undici/lib/dispatcher/agent.js';
+import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
+import Pool from 'undici/lib/dispatcher/pool.js';
+import globals from 'undici/lib/global.js';
+
+/** undici's `Dispatcher` base class. */
+export const UndiciDispatcher: typeof Undici.Dispatcher = Dispatcher;
+/** undici's `Agent`. */
+export const UndiciAgent: typeof Undici.Agent = Agent;
+/** undici's `Pool`. */
+export const UndiciPool: typeof Undici.Pool = Pool;
+/** undici's error classes. */
+export const undiciErrors: typeof Undici.errors = errors;
+
+// What undici's index does when loaded: the request API (`request`, `stream`, `pipeline`,
+// `upgrade`, `connect`) as methods of every dispatcher. The same functions: loading the index
+// later assigns them again and changes nothing.
+Object.assign(Dispatcher.prototype, api);
+
+let whole: Promise<typeof Undici> | undefined;
+
+/** All of undici (its index), imported on first use. */
+export function undiciModule(): Promise<typeof Undici> {
+  whole ??= import('undici');
+  return whole;
+}
+
+/** undici's global dispatcher (`setGlobalDispatcher`, or the Agent undici installs by default). */
+export function globalDispatcher(): Undici.Dispatcher {
+  return globals.getGlobalDispatcher();
+}
+
+/**
+ * `request(url, options)` for URLs the caller built itself (a registry's or a health probe's):
+ * what undici's top-level `request` does with them — origin and path from the URL, the method
+ * from the body, the global dispatcher unless one is given.
+ */
+export function requestUrl(
+  url: string,
+  options: Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
+    method?: Undici.Dispatcher.HttpMethod;
+    dispatcher?: Undici.Dispatcher;
+  },
+): Promise<Undici.Dispatcher.ResponseData> {
+  const u = new URL(url);
+  const { dispatcher, ...rest } = options;
+  return (dispatcher ?? globalDispatcher()).request({
+    ...rest,
+    origin: u.origin,
+    path: u.search ? `${u.pathname}${u.search}` : u.pathname,
+    method: options.method || (options.body ? 'PUT' : 'GET'),
+  });
+}
