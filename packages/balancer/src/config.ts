@@ -12,6 +12,7 @@ import {
   envToDocument,
   Fields,
   Issues,
+  type SectionMemo,
   type Static,
   Type,
   validator,
@@ -93,7 +94,12 @@ const sectionChecks = {
  * Validate a balancer document section by section (every problem at once, cross-field ones
  * included) and turn the valid sections into a patch.
  */
-export function balancerPatchOf(doc: unknown, path: string, issues: Issues): BalancerPatch {
+export function balancerPatchOf(
+  doc: unknown,
+  path: string,
+  issues: Issues,
+  memo?: SectionMemo,
+): BalancerPatch {
   const at = (k: string): string => (path === '' ? k : `${path}.${k}`);
   const p: BalancerPatch = {};
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
@@ -104,15 +110,30 @@ export function balancerPatchOf(doc: unknown, path: string, issues: Issues): Bal
   const unknown = Object.keys(d).filter((k) => !(k in balancerProperties));
   if (unknown.length > 0) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
   const { loadBalancer: lb, outlierDetection: od, healthCheck: hc } = d;
+  const read = <T>(k: string, v: unknown, parse: () => T | undefined): T | undefined =>
+    memo ? memo.read(k, v, issues, parse) : parse();
   if (lb !== undefined) {
-    const ok = sectionChecks.loadBalancer.validate(lb, at('loadBalancer'), issues);
-    loadBalancerRules(lb, at('loadBalancer'), issues);
-    if (ok) p.loadBalancer = loadBalancerPatch(lb);
+    const patch = read('loadBalancer', lb, () => {
+      const ok = sectionChecks.loadBalancer.validate(lb, at('loadBalancer'), issues);
+      loadBalancerRules(lb, at('loadBalancer'), issues);
+      return ok ? loadBalancerPatch(lb) : undefined;
+    });
+    if (patch !== undefined) p.loadBalancer = patch;
   }
-  if (od !== undefined && sectionChecks.outlierDetection.validate(od, at('outlierDetection'), issues))
-    p.outlierDetection = outlierDetectionPatch(od);
-  if (hc !== undefined && sectionChecks.healthCheck.validate(hc, at('healthCheck'), issues))
-    p.healthCheck = healthCheckPatch(hc);
+  if (od !== undefined) {
+    const patch = read('outlierDetection', od, () =>
+      sectionChecks.outlierDetection.validate(od, at('outlierDetection'), issues)
+        ? outlierDetectionPatch(od)
+        : undefined,
+    );
+    if (patch !== undefined) p.outlierDetection = patch;
+  }
+  if (hc !== undefined) {
+    const patch = read('healthCheck', hc, () =>
+      sectionChecks.healthCheck.validate(hc, at('healthCheck'), issues) ? healthCheckPatch(hc) : undefined,
+    );
+    if (patch !== undefined) p.healthCheck = patch;
+  }
   return p;
 }
 
@@ -126,6 +147,7 @@ export function parseBalancerPatch(
   entry: Record<string, unknown>,
   path: string,
   issues: Issues,
+  memo?: SectionMemo,
 ): BalancerPatch | undefined {
   const own: Record<string, unknown> = {};
   let any = false;
@@ -136,7 +158,7 @@ export function parseBalancerPatch(
   }
   if (!any) return undefined;
   const before = issues.list.length;
-  const patch = balancerPatchOf(own, path, issues);
+  const patch = balancerPatchOf(own, path, issues, memo);
   return issues.list.length === before ? patch : undefined;
 }
 

@@ -150,6 +150,7 @@ export {
   type Validator,
   validator,
 } from './schema.js';
+export { SectionMemo } from './section-memo.js';
 export {
   answerLocally,
   compose,

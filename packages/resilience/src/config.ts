@@ -13,6 +13,7 @@ import {
   envToDocument,
   Fields,
   Issues,
+  type SectionMemo,
   type Static,
   Type,
   validator,
@@ -140,7 +141,12 @@ const sectionChecks = Object.fromEntries(
  * ones included) and turn the valid sections into a patch.
  * @returns the patch; `issues` is empty when the whole document was valid.
  */
-export function resiliencePatchOf(doc: unknown, path: string, issues: Issues): ResiliencePatch {
+export function resiliencePatchOf(
+  doc: unknown,
+  path: string,
+  issues: Issues,
+  memo?: SectionMemo,
+): ResiliencePatch {
   const at = (k: string): string => (path === '' ? k : `${path}.${k}`);
   const p: ResiliencePatch = {};
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
@@ -148,30 +154,39 @@ export function resiliencePatchOf(doc: unknown, path: string, issues: Issues): R
     return p;
   }
   const d = doc as Record<string, unknown>;
-  const ok = <K extends keyof ResilienceOptions>(k: K): NonNullable<ResilienceOptions[K]> | undefined => {
-    const v = d[k];
-    if (v === undefined) return undefined;
-    return sectionChecks[k].validate(v, at(k), issues) ? (v as NonNullable<ResilienceOptions[K]>) : undefined;
-  };
   const unknown = Object.keys(d).filter((k) => !(k in resilienceProperties));
   if (unknown.length > 0) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
-  const timeout = ok('timeout');
-  if (timeout !== undefined) p.timeoutMs = timeoutMs(timeout);
-  const perTry = ok('perTryTimeout');
-  if (perTry !== undefined) p.perTryTimeoutMs = timeoutMs(perTry);
-  const retry = ok('retry');
-  if (d.retry !== undefined) retryRules(d.retry, at('retry'), issues);
-  if (retry !== undefined) p.retry = retryPatch(retry);
-  const hedge = ok('hedge');
-  if (hedge !== undefined) p.hedge = hedgePatch(hedge);
-  const cb = ok('circuitBreaker');
-  if (cb !== undefined) p.circuitBreaker = circuitBreakerPatch(cb);
-  const cl = ok('concurrencyLimit');
-  if (cl !== undefined) p.concurrencyLimit = concurrencyLimitPatch(cl);
-  const rl = ok('rateLimit');
-  if (rl !== undefined) p.rateLimit = rateLimitPatch(rl);
-  const fi = ok('faultInjection');
-  if (fi !== undefined) p.faultInjection = faultInjectionPatch(fi);
+  // Each section: validated (with its cross-field rules), then turned into its part of the patch.
+  const section = <K extends keyof ResilienceOptions, T>(
+    k: K,
+    make: (v: NonNullable<ResilienceOptions[K]>) => T,
+    rules?: (v: unknown, path: string, issues: Issues) => void,
+  ): T | undefined => {
+    const v = d[k];
+    if (v === undefined) return undefined;
+    const parse = (): T | undefined => {
+      const ok = sectionChecks[k].validate(v, at(k), issues);
+      rules?.(v, at(k), issues);
+      return ok ? make(v as NonNullable<ResilienceOptions[K]>) : undefined;
+    };
+    return memo ? memo.read(k, v, issues, parse) : parse();
+  };
+  const timeout = section('timeout', timeoutMs);
+  if (timeout !== undefined) p.timeoutMs = timeout;
+  const perTry = section('perTryTimeout', timeoutMs);
+  if (perTry !== undefined) p.perTryTimeoutMs = perTry;
+  const retry = section('retry', retryPatch, retryRules);
+  if (retry !== undefined) p.retry = retry;
+  const hedge = section('hedge', hedgePatch);
+  if (hedge !== undefined) p.hedge = hedge;
+  const cb = section('circuitBreaker', circuitBreakerPatch);
+  if (cb !== undefined) p.circuitBreaker = cb;
+  const cl = section('concurrencyLimit', concurrencyLimitPatch);
+  if (cl !== undefined) p.concurrencyLimit = cl;
+  const rl = section('rateLimit', rateLimitPatch);
+  if (rl !== undefined) p.rateLimit = rl;
+  const fi = section('faultInjection', faultInjectionPatch);
+  if (fi !== undefined) p.faultInjection = fi;
   return p;
 }
 
@@ -185,6 +200,7 @@ export function parseResiliencePatch(
   entry: Record<string, unknown>,
   path: string,
   issues: Issues,
+  memo?: SectionMemo,
 ): ResiliencePatch | undefined {
   const own: Record<string, unknown> = {};
   let any = false;
@@ -195,7 +211,7 @@ export function parseResiliencePatch(
   }
   if (!any) return undefined;
   const before = issues.list.length;
-  const patch = resiliencePatchOf(own, path, issues);
+  const patch = resiliencePatchOf(own, path, issues, memo);
   return issues.list.length === before ? patch : undefined;
 }
 

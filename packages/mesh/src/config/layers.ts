@@ -6,7 +6,15 @@ import {
   parseBalancerPatch,
   resolveBalancerConfig,
 } from '@proxyless/balancer';
-import { type EndpointInit, type Env, envToDocument, Issues, MeshError, validator } from '@proxyless/core';
+import {
+  type EndpointInit,
+  type Env,
+  envToDocument,
+  Issues,
+  MeshError,
+  SectionMemo,
+  validator,
+} from '@proxyless/core';
 import { parseEndpointList } from '@proxyless/discovery';
 import {
   parseResiliencePatch,
@@ -44,11 +52,12 @@ export function parsePolicyPatch(
   entry: Record<string, unknown> | undefined,
   path: string,
   issues: Issues,
+  sections?: SectionMemo,
 ): PolicyPatch {
   if (!entry) return EMPTY;
   return {
-    balancer: parseBalancerPatch(entry, path, issues),
-    resilience: parseResiliencePatch(entry, path, issues),
+    balancer: parseBalancerPatch(entry, path, issues, sections),
+    resilience: parseResiliencePatch(entry, path, issues, sections),
   };
 }
 
@@ -94,6 +103,8 @@ function asRecord(v: unknown): Record<string, unknown> | undefined {
  * depend on the service it is written under. Only policies that parsed without an issue are kept.
  */
 export class PolicyMemo {
+  /** Sections parsed already (documents are JSON: see `SectionMemo`). */
+  readonly sections = new SectionMemo();
   #previous = new Map<string, PolicyPatch>();
   #current = new Map<string, PolicyPatch>();
 
@@ -197,7 +208,7 @@ export function parseDocumentLayers(
     }
     if (patch === undefined) {
       const before = issues.list.length;
-      patch = parsePolicyPatch(policy, field, issues);
+      patch = parsePolicyPatch(policy, field, issues, memo.sections);
       if (key !== undefined && found === 0 && issues.list.length === before) memo.set(key, patch);
     }
     services.set(name, { name: 'file.services', version, raw: policy, patch });

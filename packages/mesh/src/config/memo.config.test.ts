@@ -1,0 +1,50 @@
+import { Issues } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import { PolicyMemo, parseDocumentLayers } from './layers.js';
+
+const retry = { maxRetries: 2, backoff: { base: '10ms', max: '100ms' } };
+const outlier = { consecutive5xx: 3, baseEjectionTime: '15s' };
+
+describe('parsing a document with repeated sections', () => {
+  it('parses a section once when services repeat it, even when their policies differ', () => {
+    const doc = {
+      services: {
+        a: { timeout: '1s', retry: { ...retry }, outlierDetection: { ...outlier } },
+        b: { timeout: '2s', retry: { ...retry }, outlierDetection: { ...outlier } },
+      },
+    };
+    const issues = new Issues();
+    const layers = parseDocumentLayers(doc, 1, issues, new PolicyMemo());
+    expect(issues.list).toEqual([]);
+    const a = layers.services.get('a')?.patch;
+    const b = layers.services.get('b')?.patch;
+    expect(a?.resilience?.timeoutMs).toBe(1000);
+    expect(b?.resilience?.timeoutMs).toBe(2000);
+    // The same parsed section object: parsed once.
+    expect(a?.resilience?.retry).toBe(b?.resilience?.retry);
+    expect(a?.balancer?.outlierDetection).toBe(b?.balancer?.outlierDetection);
+  });
+
+  it('reports a bad section under every service that repeats it (nothing bad is remembered)', () => {
+    const bad = { maxRetries: -1, backoff: { base: '10ms', max: '1ms' } };
+    const doc = {
+      services: {
+        a: { timeout: '1s', retry: { ...bad } },
+        b: { timeout: '2s', retry: { ...bad } },
+        c: { timeout: '3s', retry: { ...retry } },
+      },
+    };
+    const memo = new PolicyMemo();
+    for (let version = 1; version <= 2; version++) {
+      const issues = new Issues();
+      parseDocumentLayers(doc, version, issues, memo);
+      const fields = issues.list.map((i) => i.field);
+      expect(fields).toContain('services.a.retry.maxRetries');
+      expect(fields).toContain('services.b.retry.maxRetries');
+      // The cross-field rule of the section (base ≤ max) too, for each service, every version.
+      expect(fields.filter((f) => f.startsWith('services.a.retry.backoff')).length).toBeGreaterThan(0);
+      expect(fields.filter((f) => f.startsWith('services.b.retry.backoff')).length).toBeGreaterThan(0);
+      expect(fields.some((f) => f.startsWith('services.c'))).toBe(false);
+    }
+  });
+});
