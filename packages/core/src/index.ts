@@ -104,6 +104,7 @@ export {
   isIPv4,
   isIPv6,
   isValidHost,
+  omitKeys,
   parseBoolean,
   parseDuration,
   parseEnum,

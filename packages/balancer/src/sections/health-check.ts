@@ -1,4 +1,4 @@
-import { Duration, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
+import { Duration, Fields, omitKeys, parseDuration, Section, type Static, Type } from '@proxyless/core';
 
 /** Resolved active HTTP health check settings. */
 export interface HealthCheckConfig {
@@ -73,8 +73,8 @@ export type HealthCheckOptions = Static<typeof healthCheckSection>;
 /** A validated `healthCheck` section → its patch. */
 export function healthCheckPatch(doc: HealthCheckOptions): HealthCheckPatch {
   if (doc === false) return false;
-  const { interval, timeout, jitter, ...rest } = doc;
-  const p: Exclude<HealthCheckPatch, false> = { ...rest };
+  const { interval, timeout, jitter } = doc;
+  const p: Exclude<HealthCheckPatch, false> = omitKeys(doc, ['interval', 'timeout', 'jitter']);
   if (interval !== undefined) p.interval = parseDuration(interval, '');
   if (timeout !== undefined) p.timeout = parseDuration(timeout, '');
   if (jitter !== undefined) p.jitter = parseDuration(jitter, '');

@@ -4,6 +4,7 @@ import {
   Fields,
   type Issues,
   OneOf,
+  omitKeys,
   parseDuration,
   type Static,
   Type,
@@ -276,8 +277,8 @@ const isPrime = (n: number): boolean => {
 /** A validated `loadBalancer` section → its patch. */
 export function loadBalancerPatch(doc: LoadBalancerOptions): LoadBalancerPatch {
   if (doc === true) return {};
-  const { decayTime, defaultRtt, hashOn, slowStart, ...rest } = doc;
-  const p: LoadBalancerPatch = { ...rest };
+  const { decayTime, defaultRtt, hashOn, slowStart } = doc;
+  const p: LoadBalancerPatch = omitKeys(doc, ['decayTime', 'defaultRtt', 'hashOn', 'slowStart']);
   if (decayTime !== undefined) p.decayTime = parseDuration(decayTime, '');
   if (defaultRtt !== undefined) p.defaultRtt = parseDuration(defaultRtt, '');
   if (hashOn !== undefined)

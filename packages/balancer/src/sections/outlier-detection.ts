@@ -1,4 +1,13 @@
-import { Duration, envVar, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
+import {
+  Duration,
+  envVar,
+  Fields,
+  omitKeys,
+  parseDuration,
+  Section,
+  type Static,
+  Type,
+} from '@proxyless/core';
 
 /** Success-rate ejection settings (Envoy `success_rate_*`). */
 export interface SuccessRateConfig {
@@ -228,8 +237,8 @@ export type OutlierDetectionOptions = Static<typeof outlierDetectionSection>;
 export function outlierDetectionPatch(doc: OutlierDetectionOptions): OutlierDetectionPatch {
   if (doc === false) return { enabled: false };
   if (doc === true) return { enabled: true };
-  const { interval, baseEjectionTime, maxEjectionTime, ...rest } = doc;
-  const p: OutlierDetectionPatch = { ...rest };
+  const { interval, baseEjectionTime, maxEjectionTime } = doc;
+  const p: OutlierDetectionPatch = omitKeys(doc, ['interval', 'baseEjectionTime', 'maxEjectionTime']);
   if (interval !== undefined) p.interval = parseDuration(interval, '');
   if (baseEjectionTime !== undefined) p.baseEjectionTime = parseDuration(baseEjectionTime, '');
   if (maxEjectionTime !== undefined) p.maxEjectionTime = parseDuration(maxEjectionTime, '');

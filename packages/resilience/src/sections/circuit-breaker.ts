@@ -1,4 +1,13 @@
-import { Duration, envVar, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
+import {
+  Duration,
+  envVar,
+  Fields,
+  omitKeys,
+  parseDuration,
+  Section,
+  type Static,
+  Type,
+} from '@proxyless/core';
 import type { DeepPartial } from './util.js';
 
 /** Resolved circuit breaker (error-rate tripping plus Envoy-style thresholds). */
@@ -148,8 +157,8 @@ export type CircuitBreakerOptions = Static<typeof circuitBreakerSection>;
 export function circuitBreakerPatch(doc: CircuitBreakerOptions): CircuitBreakerPatch | false {
   if (doc === false) return false;
   if (doc === true) return {};
-  const { rollingWindow, resetTimeout, ...rest } = doc;
-  const p: CircuitBreakerPatch = { ...rest };
+  const { rollingWindow, resetTimeout } = doc;
+  const p: CircuitBreakerPatch = omitKeys(doc, ['rollingWindow', 'resetTimeout']);
   if (rollingWindow !== undefined) p.rollingWindowMs = parseDuration(rollingWindow, '');
   if (resetTimeout !== undefined) p.resetTimeoutMs = parseDuration(resetTimeout, '');
   return p;
