@@ -5,7 +5,7 @@
 import { createMesh } from 'proxyless';
 import { Pool, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { startBackend } from './backends.js';
-import { type BenchOptions, type BenchSection, exposeGc, median, quantile } from './harness.js';
+import { type BenchOptions, type BenchSection, median, quantile } from './harness.js';
 
 const CONCURRENCY = 32;
 
@@ -30,15 +30,17 @@ async function drive(call: Call, n: number): Promise<void> {
   );
 }
 
-/** A full GC before each round, so no client pays for the garbage of the one before it. */
-const gc: () => void = exposeGc() ?? (() => undefined);
-
+/**
+ * One measured round of a client, after an untimed warm-up of its own.
+ *
+ * No forced GC between rounds: V8 treats a forced full GC as one that should reduce memory and
+ * flushes the compiled code of functions not running at that moment, so every round then measured
+ * recompilation (most of all for code only one client runs, such as the default policies: with a
+ * GC before each round they cost ~75 µs of CPU per request here, against ~17 µs without; every
+ * other client ~50 µs more too). A service under steady traffic never pays that. The garbage of
+ * one client can still be collected in another's round; alternating rounds and medians even it out.
+ */
 async function round(call: Call, requests: number): Promise<RoundResult> {
-  gc();
-  // Untimed, after the GC: each client is measured warm. Forced full GCs age the code of the
-  // clients that did not run since (V8 flushes bytecode a few GCs after its last use), which a
-  // service under steady traffic never pays; without this, clients whose code is their own
-  // (the default policies) paid recompilation in every round.
   await drive(call, Math.min(300, requests));
   const latencies: number[] = [];
   let issued = 0;
