@@ -11,9 +11,10 @@
  *
  * undici is a peer dependency: these are the very modules a user's own `import 'undici'` loads
  * (its index requires the same files), so classes and the global dispatcher are shared. undici 7
- * publishes no `exports` map, so its `lib/` files are addressable; the files named here have kept
- * their paths since undici 6, and a test checks that each is what undici's index exports. They are
- * static imports so that bundlers (esbuild, webpack) follow them.
+ * publishes no `exports` map, so its `lib/` files are addressable; the files named here have had
+ * these paths since undici 6.7 (every release of the peer range ^7), and a test checks that each
+ * is what undici's index exports. They are static imports so that bundlers (esbuild, webpack)
+ * follow them.
  */
 import type * as Undici from 'undici';
 import api from 'undici/lib/api/index.js';
