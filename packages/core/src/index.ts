@@ -128,19 +128,11 @@ export type {
   ResolverUpdate,
 } from './resolver.js';
 export {
-  at,
-  CUSTOM_KINDS as SCHEMA_KINDS,
   Duration,
   describe as describeSchema,
   type EnvBinding,
-  type EnvField,
   env as envVar,
-  envFields,
-  envIssues,
-  envSpec,
-  envToDocument,
   Fields,
-  formatDefault,
   kEnv,
   OneOf,
   Ratio,
@@ -151,6 +143,8 @@ export {
   type Validator,
   validator,
 } from './schema.js';
+export { at, CUSTOM_KINDS as SCHEMA_KINDS } from './schema-check.js';
+export { type EnvField, envFields, envIssues, envSpec, envToDocument, formatDefault } from './schema-env.js';
 export { SectionMemo } from './section-memo.js';
 export {
   answerLocally,
@@ -169,5 +163,6 @@ export {
   UndiciDispatcher,
   UndiciPool,
   undiciErrors,
+  undiciIfLoaded,
   undiciModule,
 } from './undici.js';

@@ -84,14 +84,17 @@ const DURATIONS = new Map<string, number>();
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
 
+/** The boolean a word means (`true/false/1/0/yes/no/on/off`, any case, trimmed), if it is one. */
+export function booleanWord(s: string): boolean | undefined {
+  const w = s.trim().toLowerCase();
+  return TRUE.has(w) ? true : FALSE.has(w) ? false : undefined;
+}
+
 /** `true/false/1/0/yes/no/on/off` (any case) or a boolean. */
 export function parseBoolean(value: unknown, field: string): boolean {
   if (typeof value === 'boolean') return value;
-  if (typeof value === 'string') {
-    const s = value.trim().toLowerCase();
-    if (TRUE.has(s)) return true;
-    if (FALSE.has(s)) return false;
-  }
+  const b = typeof value === 'string' ? booleanWord(value) : undefined;
+  if (b !== undefined) return b;
   throw configError(field, 'a boolean (true/false, 1/0, yes/no, on/off)', value);
 }
 

@@ -39,11 +39,20 @@ export const undiciErrors: typeof Undici.errors = errors;
 Object.assign(Dispatcher.prototype, api);
 
 let whole: Promise<typeof Undici> | undefined;
+let loaded: typeof Undici | undefined;
 
 /** All of undici (its index), imported on first use. */
 export function undiciModule(): Promise<typeof Undici> {
-  whole ??= import('undici');
+  whole ??= import('undici').then((u) => {
+    loaded = u;
+    return u;
+  });
   return whole;
+}
+
+/** All of undici once {@link undiciModule} has imported it (then calls need not wait a turn). */
+export function undiciIfLoaded(): typeof Undici | undefined {
+  return loaded;
 }
 
 /** undici's global dispatcher (`setGlobalDispatcher`, or the Agent undici installs by default). */

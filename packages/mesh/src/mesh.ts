@@ -30,6 +30,7 @@ import {
   systemRandom,
   type Timer,
   UndiciAgent,
+  undiciIfLoaded,
   undiciModule,
   withHeader,
 } from '@proxyless/core';
@@ -102,9 +103,6 @@ export const ROUTING_DC = 'dc1';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
-
-/** undici's `fetch`, once imported (the first `mesh.fetch`). */
-let undiciFetchFn: typeof undiciFetch | undefined;
 
 /**
  * Create a mesh from options, then environment variables, then the registry.
@@ -742,13 +740,8 @@ class MeshImpl implements Mesh, DispatchTarget {
     opts.dispatcher = this.dispatcher;
     const target = input as Parameters<typeof undiciFetch>[0];
     // undici's fetch is imported on the first call (core/undici.ts), then called directly.
-    const result =
-      undiciFetchFn !== undefined
-        ? undiciFetchFn(target, opts)
-        : undiciModule().then((u) => {
-            undiciFetchFn = u.fetch;
-            return u.fetch(target, opts);
-          });
+    const undici = undiciIfLoaded();
+    const result = undici ? undici.fetch(target, opts) : undiciModule().then((u) => u.fetch(target, opts));
     return result as unknown as Promise<Response>;
   }
 

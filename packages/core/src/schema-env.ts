@@ -1,0 +1,152 @@
+/**
+ * The environment side of the schemas: each field's variable (`x-env`) read into a document of the
+ * section's shape, which then goes through the same validator as a document, and the docs row of
+ * each variable.
+ */
+import { Kind, type TSchema } from '@sinclair/typebox';
+import type { Env, EnvVarSpec } from './env.js';
+import { quote } from './errors.js';
+import type { Issues } from './issues.js';
+import { booleanWord } from './parse.js';
+import { describe, type EnvBinding, kEnv } from './schema.js';
+import { isPlain, type Schema } from './schema-check.js';
+
+/** One env binding found in a schema, with the document path it sets. */
+export interface EnvField {
+  readonly path: readonly string[];
+  readonly schema: TSchema;
+  readonly binding: EnvBinding;
+}
+
+/** Every env binding declared in `schema` (depth first, declaration order). */
+export function envFields(schema: TSchema, path: readonly string[] = []): EnvField[] {
+  const s = schema as Schema;
+  const out: EnvField[] = [];
+  const binding = (schema as unknown as { [kEnv]?: EnvBinding })[kEnv];
+  if (binding) out.push({ path, schema, binding });
+  if (s[Kind] === 'Object') {
+    for (const [k, p] of Object.entries(s.properties as Record<string, TSchema>))
+      out.push(...envFields(p, [...path, k]));
+  } else if (s[Kind] === 'Union') {
+    for (const v of s.anyOf as TSchema[]) out.push(...envFields(v, path));
+  }
+  return out;
+}
+
+/** The docs row of an env binding. */
+export function envSpec(field: EnvField): EnvVarSpec {
+  const s = field.schema as Schema;
+  const b = field.binding;
+  const def = b.defaultValue ?? (s.default === undefined ? '—' : formatDefault(s, s.default));
+  return { name: b.name, type: b.type ?? describe(s), defaultValue: def, description: b.description };
+}
+
+/** A default as written in docs: durations in their unit (`10s`), lists comma-separated. */
+export function formatDefault(schema: TSchema, value: unknown): string {
+  if ((schema as Schema)[Kind] === 'Duration' && typeof value === 'number') {
+    if (value >= 1000 && value % 1000 === 0) return `${value / 1000}s`;
+    return `${value}ms`;
+  }
+  if (Array.isArray(value)) return value.join(',');
+  return String(value);
+}
+
+const OFF = new Set(['off', 'none', 'false', 'disabled']);
+
+/** The default decoding of a raw env string by the kind of the field it sets. */
+function decodeBy(schema: TSchema, raw: string): unknown {
+  const s = schema as Schema;
+  const t = raw.trim();
+  switch (s[Kind]) {
+    case 'Integer':
+    case 'Number':
+    case 'Ratio':
+    case 'Duration':
+      return /^-?(\d+(\.\d+)?|\.\d+)$/.test(t) ? Number(t) : t;
+    case 'Boolean':
+      return booleanWord(t) ?? t;
+    case 'Union':
+      if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Boolean' || v.const === false))
+        return booleanWord(t) ?? t;
+      if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Array'))
+        return decodeBy((s.anyOf as Schema[]).find((v) => v[Kind] === 'Array') as TSchema, t);
+      return t;
+    case 'Array':
+      return t.split(',').map((p) => decodeBy(s.items as TSchema, p));
+    default:
+      return t;
+  }
+}
+
+/**
+ * Turn the variables bound in `schema` into a document of that shape (only what is set; blank
+ * means unset). `names` maps each document path to its variable, for error messages.
+ */
+export function envToDocument(
+  schema: TSchema,
+  source: Env,
+): { document: Record<string, unknown> | undefined; names: Map<string, { name: string; raw: string }> } {
+  const doc: Record<string, unknown> = {};
+  const names = new Map<string, { name: string; raw: string }>();
+  const offSections = new Set<string>();
+  let any = false;
+  for (const f of envFields(schema)) {
+    const raw = source[f.binding.name];
+    if (raw === undefined || raw.trim() === '') continue;
+    any = true;
+    names.set(f.path.join('.'), { name: f.binding.name, raw });
+    if (f.binding.offTurnsSectionOff && OFF.has(raw.trim().toLowerCase())) {
+      offSections.add(f.path[0] as string);
+      continue;
+    }
+    const value = f.binding.decode ? f.binding.decode(raw) : decodeBy(f.schema, raw);
+    setAt(doc, f.path, value);
+  }
+  for (const s of offSections) {
+    doc[s] = false;
+    names.set(
+      s,
+      names.get(s) ?? [...names].find(([p]) => p.startsWith(`${s}.`))?.[1] ?? { name: s, raw: 'off' },
+    );
+  }
+  return { document: any ? doc : undefined, names };
+}
+
+function setAt(doc: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  if (path.length === 0) return;
+  let cur = doc;
+  for (let i = 0; i < path.length - 1; i++) {
+    const k = path[i] as string;
+    const next = cur[k];
+    if (next === false) return; // the section is off: its fields do not turn it on
+    if (!isPlain(next)) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  const last = path[path.length - 1] as string;
+  const prev = cur[last];
+  if (value === true && isPlain(prev)) return; // `on` plus fields: the fields
+  if (isPlain(value) && isPlain(prev)) cur[last] = { ...prev, ...value };
+  else if (!(prev === false && path.length === 1) || value === false) cur[last] = value;
+}
+
+/**
+ * Rewrite issues found in an env-built document so they name the variable and its raw value
+ * (`MESH_RETRIES: expected an integer 0..10, got "three"`).
+ */
+export function envIssues(
+  list: readonly { field: string; expected: string; value: unknown }[],
+  names: ReadonlyMap<string, { name: string; raw: string }>,
+  issues: Issues,
+): void {
+  for (const i of list) {
+    let key = i.field.replace(/\[\d+\]/g, '');
+    let found = names.get(key);
+    while (!found && key.includes('.')) {
+      key = key.slice(0, key.lastIndexOf('.'));
+      found = names.get(key);
+    }
+    const item = /\[\d+\]/.test(i.field) && i.value !== found?.raw ? ` (${quote(i.value)} is not)` : '';
+    if (found) issues.add(found.name, `${i.expected}${item}`, found.raw);
+    else issues.add(i.field, i.expected, i.value);
+  }
+}
