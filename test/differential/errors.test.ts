@@ -38,9 +38,10 @@ function signalFor(kind: 'abort' | 'abort with reason' | 'timeout', phase: Phase
   return ac.signal;
 }
 
-async function settleLater<T>(phase: Phase, fn: () => Promise<T>) {
-  // A timeout signal of 0 ms fires on a later turn: let it, so "before send" means before send.
-  if (phase === 'before send') await new Promise((r) => setTimeout(r, 5));
+async function settleLater<T>(phase: Phase, signal: AbortSignal, fn: () => Promise<T>) {
+  // A timeout signal of 0 ms fires on a later turn: wait for it, so "before send" means before send.
+  if (phase === 'before send' && !signal.aborted)
+    await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
   return settle(fn);
 }
 
@@ -52,7 +53,7 @@ describe('differential: aborts, timeouts and broken responses', () => {
       it(`request: ${kind} ${phase}`, async () => {
         const r = await everyWay(fx, (w: Way) => {
           const signal = signalFor(kind, phase);
-          return settleLater(phase, async () =>
+          return settleLater(phase, signal, async () =>
             seeRequest(await w.request(`${w.base}${pathFor(phase)}`, { signal })),
           );
         });
@@ -62,7 +63,7 @@ describe('differential: aborts, timeouts and broken responses', () => {
       it(`fetch: ${kind} ${phase}`, async () => {
         const r = await everyWay(fx, (w: Way) => {
           const signal = signalFor(kind, phase);
-          return settleLater(phase, async () =>
+          return settleLater(phase, signal, async () =>
             seeResponse(await w.fetch(`${w.base}${pathFor(phase)}`, { signal }), w.base),
           );
         });
