@@ -1,4 +1,5 @@
 import type { Interceptor } from '@proxyless/core';
+import { POLICY_ROLES } from '@proxyless/resilience';
 import { describe, expect, it } from 'vitest';
 import { buildStack, MESH_STACK } from './stack.js';
 
@@ -32,6 +33,10 @@ describe('the mesh stack (one order, by role)', () => {
     expect(() => buildStack({ policy: new Map([['mystery', stage()]]), telemetry: undefined })).toThrow(
       /policy stage "mystery" has no place in MESH_STACK/,
     );
+  });
+
+  it('takes the policy stages in their one order, with telemetry around them', () => {
+    expect(MESH_STACK.map((e) => e.role)).toEqual(['telemetry', ...POLICY_ROLES, 'telemetryAttempt']);
   });
 
   it('lists every role once', () => {

@@ -4,19 +4,10 @@
  * destination folds the entries whose stage is on, and the pick stage is always innermost.
  */
 import type { Interceptor } from '@proxyless/core';
+import { POLICY_ROLES, type PolicyRole } from '@proxyless/resilience';
 
 /** The roles of the mesh's call stack, outermost first (`pick` is the terminal stage under them). */
-export type StackRole =
-  | 'telemetry'
-  | 'deadline'
-  | 'faultInjection'
-  | 'rateLimit'
-  | 'concurrencyLimit'
-  | 'retry'
-  | 'hedge'
-  | 'circuitBreaker'
-  | 'perTryTimeout'
-  | 'telemetryAttempt';
+export type StackRole = 'telemetry' | PolicyRole | 'telemetryAttempt';
 
 /** What a destination builds its stack from. */
 export interface StackParts {
@@ -39,20 +30,14 @@ const policy =
 
 /**
  * Outermost first. Telemetry sees the whole call (its duration and access-log line end with the
- * body); the deadline covers every attempt; fault injection and the limits act once per call;
- * retry and hedge make attempts; the breaker, the per-try timeout and the attempt's telemetry see
- * each attempt; the pick stage under them chooses the endpoint and sends.
+ * body); the policy stages follow in their one order ({@link POLICY_ROLES}: the deadline covers
+ * every attempt, fault injection and the limits act once per call, retry and hedge make attempts,
+ * the breaker and the per-try timeout see each attempt); the attempt's telemetry sees each attempt
+ * as sent; the pick stage under them chooses the endpoint and sends.
  */
 export const MESH_STACK: readonly StackEntry[] = [
   { role: 'telemetry', create: (p) => p.telemetry?.call },
-  { role: 'deadline', create: policy('deadline') },
-  { role: 'faultInjection', create: policy('faultInjection') },
-  { role: 'rateLimit', create: policy('rateLimit') },
-  { role: 'concurrencyLimit', create: policy('concurrencyLimit') },
-  { role: 'retry', create: policy('retry') },
-  { role: 'hedge', create: policy('hedge') },
-  { role: 'circuitBreaker', create: policy('circuitBreaker') },
-  { role: 'perTryTimeout', create: policy('perTryTimeout') },
+  ...POLICY_ROLES.map((role): StackEntry => ({ role, create: policy(role) })),
   { role: 'telemetryAttempt', create: (p) => p.telemetry?.attempt },
 ];
 

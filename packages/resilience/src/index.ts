@@ -80,7 +80,9 @@ export {
 } from './retry.js';
 export {
   createPolicyStack,
+  POLICY_ROLES,
   POLICY_STAGES,
+  type PolicyRole,
   type PolicyStack,
   type PolicyStackDeps,
   type PolicyStage,

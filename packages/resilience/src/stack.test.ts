@@ -3,7 +3,7 @@ import { noopLogger, seededRandom } from '@proxyless/core';
 import { scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { resolveResilienceConfig } from './config.js';
-import { createPolicyStack, withPolicies } from './stack.js';
+import { createPolicyStack, POLICY_ROLES, withPolicies } from './stack.js';
 import { runPolicy } from './testing.js';
 
 const deps = (clock: VirtualClock) => ({
@@ -34,6 +34,8 @@ describe('createPolicyStack', () => {
       deps(clock),
     );
     expect(stack.filters).toHaveLength(8);
+    // Every stage on: the filters follow the one written order, role by role.
+    expect(stack.roles).toEqual([...POLICY_ROLES]);
     stack.close();
   });
 

@@ -16,6 +16,27 @@ import { createHedgeFilter } from './hedge.js';
 import { createConcurrencyLimitFilter, createRateLimitFilter } from './limits.js';
 import { createGate, createRetryFilter, type RetryGate } from './retry.js';
 
+/**
+ * The order of the policy stages, outermost first: the one place it is written. The overall
+ * deadline covers every attempt; fault injection and the limits act once per call; retry and hedge
+ * make attempts; the breaker and the per-try timeout (with the deadline header) see each attempt.
+ * {@link createPolicyStack} orders its filters by it, and the mesh's call stack places telemetry
+ * around it.
+ */
+export const POLICY_ROLES = [
+  'deadline',
+  'faultInjection',
+  'rateLimit',
+  'concurrencyLimit',
+  'retry',
+  'hedge',
+  'circuitBreaker',
+  'perTryTimeout',
+] as const;
+
+/** A role of a policy stage (`deadline`, `retry`, `circuitBreaker`, …). */
+export type PolicyRole = (typeof POLICY_ROLES)[number];
+
 /** What {@link createPolicyStack} needs about the destination. */
 export interface PolicyStackDeps {
   readonly service: string;
@@ -28,10 +49,10 @@ export interface PolicyStackDeps {
 
 /** The filters of one destination, outermost first, and a way to release their timers. */
 export interface PolicyStack {
-  /** The interceptors, outermost first. */
+  /** The interceptors, outermost first (in {@link POLICY_ROLES} order). */
   readonly filters: Filter[];
   /** The role of each interceptor in `filters`, in the same order. */
-  readonly roles: string[];
+  readonly roles: PolicyRole[];
   /**
    * The stages built anew for this stack (`retry`, `circuitBreaker`, and the shared state `budget`
    * and `retryGate`); every other stage is the previous stack's own instance, state included.
@@ -103,9 +124,8 @@ interface Part {
 const partsOf = new WeakMap<PolicyStack, ReadonlyMap<PolicyStage, Part>>();
 
 /**
- * Build the filters of one destination service from its resolved config, outermost first:
- * deadline → fault injection → rate limit → concurrency limit → retry → hedge → circuit breaker →
- * per-try timeout (+ deadline header). Disabled policies add no filter. State (budget, breaker,
+ * Build the filters of one destination service from its resolved config, outermost first in
+ * {@link POLICY_ROLES} order. Disabled policies add no filter. State (budget, breaker,
  * limits) is shared by every call through the returned filters.
  *
  * With `previous` (the destination's stack in force), only the stages whose settings changed are
@@ -137,11 +157,9 @@ export function createPolicyStack(
     rebuilt.push(name);
     return value;
   };
-  const filters: Filter[] = [];
-  const roles: string[] = [];
-  const add = (role: string, f: Filter): void => {
-    roles.push(role);
-    filters.push(f);
+  const byRole = new Map<PolicyRole, Filter>();
+  const add = (role: PolicyRole, f: Filter): void => {
+    byRole.set(role, f);
   };
   const { service, clock } = deps;
   // Always present: it also enforces a deadline propagated from the incoming request.
@@ -213,6 +231,8 @@ export function createPolicyStack(
     ),
   );
   const breakerRef = breaker;
+  const roles = POLICY_ROLES.filter((role) => byRole.has(role));
+  const filters = roles.map((role) => byRole.get(role) as Filter);
   const stack: PolicyStack = {
     filters,
     roles,
