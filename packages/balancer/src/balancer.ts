@@ -1,3 +1,8 @@
+/**
+ * The balancer of one service: it takes endpoint-set updates, runs the pick path, and takes the
+ * attempt, connectivity and health reports that feed its endpoints' state. Outlier detection, the
+ * endpoint set and its active subset, events, stats and ready-waiting live in their own modules.
+ */
 import {
   type AttemptOutcome,
   abortError,
@@ -5,13 +10,13 @@ import {
   type Clock,
   type Endpoint,
   type EndpointSet,
-  MeshError,
   type Random,
-  type Timer,
 } from '@proxyless/core';
-import type { OutlierDetectionConfig } from './config.js';
 import { tcpConnectProbe } from './connect-probe.js';
 import { type ConnectivityState, ConnectivityTracker, resolveConnectBackoff } from './connectivity.js';
+import { mergeStates, selectActive } from './endpoint-set.js';
+import { closedError, noEndpointsError } from './errors.js';
+import { BalancerEvents } from './events.js';
 import { HealthChecker, httpHealthProbe } from './health-check.js';
 import type {
   BalancerDeps,
@@ -20,8 +25,12 @@ import type {
   BalancerStats,
   ObservableBalancer,
 } from './observe.js';
-import { buildPicker, IntRandom, type PickerHost, type StatePicker } from './pickers.js';
-import { EndpointState } from './state.js';
+import { OutlierDetector } from './outlier-detector.js';
+import { IntRandom, type PickerHost, type StatePicker } from './picker-host.js';
+import { buildPicker } from './pickers.js';
+import { ReadyWaiters } from './ready-waiters.js';
+import type { EndpointState } from './state.js';
+import { endpointStats } from './stats.js';
 
 export type {
   BalancerDeps,
@@ -31,12 +40,6 @@ export type {
   EndpointStats,
   ObservableBalancer,
 } from './observe.js';
-
-/** A caller waiting in {@link ObservableBalancer.whenReady}. */
-interface Waiter {
-  resolve(): void;
-  reject(error: unknown): void;
-}
 
 /**
  * Build a per-service balancer from resolved configuration.
@@ -55,15 +58,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   ringBase = 0;
   /** The latest clock reading taken by an attempt or update (typed array: no boxing). */
   readonly #time = new Float64Array(1);
-  readonly #od: OutlierDetectionConfig;
   readonly #deps: BalancerDeps;
   readonly #checker: HealthChecker | undefined;
   readonly #connectivity: ConnectivityTracker;
-  readonly #waiters = new Set<Waiter>();
-  readonly #readmitTimers = new Map<EndpointState, Timer>();
-  #sweepTimer: Timer | undefined;
+  readonly #outliers: OutlierDetector;
+  readonly #waiters = new ReadyWaiters();
   readonly #clock: Clock;
-  readonly #listeners = new Set<(event: BalancerEvent) => void>();
+  readonly #events: BalancerEvents;
   #byId = new Map<string, EndpointState>();
   #states: EndpointState[] = [];
   #active: EndpointState[] = [];
@@ -78,11 +79,22 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   constructor(config: BalancerSettings, deps: BalancerDeps) {
     this.config = config.loadBalancer;
     this.waitForReady = config.waitForReady ?? false;
-    this.#od = config.outlierDetection;
     this.#deps = deps;
     this.#clock = deps.clock;
     this.random = deps.random;
     this.ints = new IntRandom(deps.random);
+    this.#events = new BalancerEvents(deps.service, deps.logger);
+    this.#outliers = new OutlierDetector({
+      service: deps.service,
+      config: config.outlierDetection,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger,
+      states: () => this.#states,
+      inSet: (s) => this.#byId.get(s.endpoint.id) === s,
+      emit: (event) => this.#events.emit(event),
+      rebuild: () => this.#rebuild(),
+    });
     this.#checker = config.healthCheck
       ? new HealthChecker(config.healthCheck, {
           service: deps.service,
@@ -131,22 +143,14 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     if (this.#closed) return;
     const now = this.#clock.now();
     this.#time[0] = now;
-    const next = new Map<string, EndpointState>();
-    const states: EndpointState[] = [];
-    for (const e of set.endpoints) {
-      if (next.has(e.id)) continue;
-      let s = this.#byId.get(e.id);
-      if (s) {
-        s.endpoint = e;
-        s.weight = e.weight;
-      } else s = new EndpointState(e, this.#seenSet ? now : Number.NEGATIVE_INFINITY);
-      s.index = states.length;
-      states.push(s);
-      next.set(e.id, s);
-    }
+    const { byId: next, states } = mergeStates(
+      this.#byId,
+      set.endpoints,
+      this.#seenSet ? now : Number.NEGATIVE_INFINITY,
+    );
     for (const [id, s] of this.#byId) {
       if (!next.has(id)) {
-        this.#cancelReadmit(s);
+        this.#outliers.remove(s);
         this.#connectivity.remove(s);
       }
     }
@@ -162,61 +166,23 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
 
   /** Recompute the active list (health, ejection, locality, panic) and the picker. */
   #rebuild(): void {
-    // An endpoint whose connect failed cannot take traffic in any mode (not even panic): it is left
-    // out of every figure below, as if it were not in the set until a connection succeeds again.
-    const all = this.#states.filter((s) => s.reachable);
-    const usable = all.filter((s) => s.usable);
-    const total = all.length;
-    const panic = total > 0 && (usable.length * 100) / total < this.config.panicThreshold;
-    let active = usable;
-    let local = false;
+    const { usable, active, total, panic, local, inZone } = selectActive(this.#states, this.config);
     const zone = this.config.zone;
-    if (panic) {
-      active = all;
-    } else if (zone !== undefined) {
-      const inZone = all.filter((s) => s.endpoint.zone === zone);
-      const usableInZone = usable.filter((s) => s.endpoint.zone === zone);
-      if (
-        usableInZone.length > 0 &&
-        (usableInZone.length * 100) / inZone.length >= this.config.localityMinHealthyPercent
-      ) {
-        active = usableInZone;
-        local = true;
-      }
-      if (inZone.length > 0 && local !== this.#local) {
-        this.#emit({
-          type: local ? 'locality_restore' : 'locality_spill',
-          service: this.#deps.service,
-          zone,
-        });
-        if (!local)
-          this.#deps.logger.info('balancer: spilling over to other zones', {
-            service: this.#deps.service,
-            zone,
-          });
-      }
-    }
+    if (zone !== undefined && inZone > 0 && local !== this.#local) this.#events.locality(local, zone);
     this.#local = local;
     if (panic !== this.#panic) {
       this.#panic = panic;
-      const fields = { service: this.#deps.service, usable: usable.length, total };
-      if (panic) this.#deps.logger.warn('balancer: panic mode, balancing over all endpoints', fields);
-      else this.#deps.logger.info('balancer: left panic mode', fields);
-      this.#emit({ type: panic ? 'panic_enter' : 'panic_exit', ...fields });
+      this.#events.panic(panic, usable.length, total);
     }
     this.#active = active;
     this.#usable = usable;
     this.#picker = active.length > 0 ? buildPicker(this.config.policy, active, this) : undefined;
-    if (this.#picker !== undefined && this.#waiters.size > 0) {
-      const waiters = [...this.#waiters];
-      this.#waiters.clear();
-      for (const w of waiters) w.resolve();
-    }
+    if (this.#picker !== undefined && this.#waiters.size > 0) this.#waiters.resolveAll();
   }
 
   pick(ctx: CallContext): Endpoint {
     const picker = this.#picker;
-    if (picker === undefined) throw this.#noEndpoints();
+    if (picker === undefined) throw noEndpointsError(this.#deps.service, this.#states);
     let s = picker.pick(ctx);
     const exclude = ctx.excludeEndpoints;
     if (exclude !== undefined && exclude.size > 0 && exclude.has(s.endpoint.id)) {
@@ -241,25 +207,6 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       if (!exclude.has(c.endpoint.id)) return c;
     }
     return undefined;
-  }
-
-  #noEndpoints(): MeshError {
-    const service = this.#deps.service;
-    const total = this.#states.length;
-    if (total > 0 && this.#states.every((s) => !s.reachable)) {
-      return new MeshError(
-        'MESH_NO_HEALTHY_ENDPOINTS',
-        `service "${service}" has no reachable endpoints (${total} known, every connect failed; reconnecting)`,
-        { details: { service } },
-      );
-    }
-    return new MeshError(
-      'MESH_NO_ENDPOINTS',
-      total === 0
-        ? `service "${service}" has no endpoints`
-        : `service "${service}" has no usable endpoints (${total} known, none healthy)`,
-      { details: { service } },
-    );
   }
 
   onAttemptStart(endpoint: Endpoint): void {
@@ -290,38 +237,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       s.failures++;
       s.intervalFailures++;
     }
-    if (!this.#od.enabled) return;
-    // The sweep runs only while there is something to sweep: an idle balancer holds no timer.
-    if (this.#sweepTimer === undefined) this.#scheduleSweep();
-    if (local) {
-      // Connection failures, resets and timeouts count as local-origin failures and, as in Envoy's
-      // default (non-split) mode, also as gateway failures and 5xx.
-      s.consecutiveLocal++;
-      s.consecutiveGateway++;
-      s.consecutive5xx++;
-    } else if (status !== undefined && status >= 500) {
-      s.consecutiveLocal = 0;
-      s.consecutive5xx++;
-      if (status === 502 || status === 503 || status === 504) s.consecutiveGateway++;
-      else s.consecutiveGateway = 0;
-    } else {
-      s.consecutiveLocal = 0;
-      s.consecutiveGateway = 0;
-      s.consecutive5xx = 0;
-      return;
-    }
-    if (s.ejected) return;
-    const od = this.#od;
-    if (od.consecutive5xx > 0 && s.consecutive5xx >= od.consecutive5xx) {
-      this.#tryEject(s, 'consecutive_5xx', od.enforcingConsecutive5xx);
-    } else if (od.consecutiveGatewayFailure > 0 && s.consecutiveGateway >= od.consecutiveGatewayFailure) {
-      this.#tryEject(s, 'consecutive_gateway_failure', od.enforcingConsecutiveGatewayFailure);
-    } else if (
-      od.consecutiveLocalOriginFailure > 0 &&
-      s.consecutiveLocal >= od.consecutiveLocalOriginFailure
-    ) {
-      this.#tryEject(s, 'consecutive_local_origin_failure', od.enforcingConsecutiveLocalOriginFailure);
-    }
+    if (this.#outliers.enabled) this.#outliers.record(s, local, status);
   }
 
   onConnectFailure(endpoint: Endpoint, error?: unknown): void {
@@ -340,33 +256,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   }
 
   whenReady(signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#closed) return Promise.reject(closedError(this.#deps.service));
     if (this.#picker !== undefined) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#waiters.delete(waiter);
-        reject(abortError(signal as AbortSignal));
-      };
-      const waiter: Waiter = {
-        resolve: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        reject: (error) => {
-          signal?.removeEventListener('abort', onAbort);
-          reject(error);
-        },
-      };
-      this.#waiters.add(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  #closedError(): MeshError {
-    return new MeshError('MESH_CLOSED', `the balancer of "${this.#deps.service}" is closed`, {
-      details: { service: this.#deps.service },
-    });
+    return this.#waiters.wait(signal);
   }
 
   /** Every connectivity transition: an event, a log line when picking changes, a rebuild if it does. */
@@ -378,131 +271,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     error: unknown,
   ): void {
     if (this.#closed || this.#byId.get(s.endpoint.id) !== s) return;
-    const code = errorCode(error);
-    const fields = { service: this.#deps.service, endpoint: s.endpoint.id };
-    if (reachableChanged) {
-      if (to === 'TRANSIENT_FAILURE') {
-        this.#deps.logger.warn('balancer: connect failed, endpoint out of picking until it reconnects', {
-          ...fields,
-          error: code,
-        });
-      } else this.#deps.logger.info('balancer: endpoint reconnected', fields);
-    }
-    this.#emit({ type: 'connectivity', ...fields, from, to, ...(code === undefined ? {} : { error: code }) });
+    this.#events.connectivity(s.endpoint.id, from, to, reachableChanged, error);
     if (reachableChanged) this.#rebuild();
-  }
-
-  /**
-   * Eject `s` if the enforcement roll allows it and the ejection cap is not reached (at least one
-   * endpoint may always be ejected). Ejection time = base × times ejected, capped at the maximum.
-   */
-  #tryEject(s: EndpointState, reason: string, enforcing: number): boolean {
-    if (s.ejected || this.#closed) return false;
-    if (enforcing < 100 && this.random.next() * 100 >= enforcing) return false;
-    const total = this.#states.length;
-    let ejected = 0;
-    for (const o of this.#states) if (o.ejected) ejected++;
-    if (ejected > 0 && ((ejected + 1) * 100) / total > this.#od.maxEjectionPercent) {
-      this.#deps.logger.debug('outlier detection: ejection skipped, cap reached', {
-        service: this.#deps.service,
-        endpoint: s.endpoint.id,
-        reason,
-      });
-      return false;
-    }
-    const now = this.#clock.now();
-    s.ejectionMultiplier++;
-    s.ejections++;
-    const { baseEjectionTime, maxEjectionTime } = this.#od;
-    const duration = Math.min(
-      baseEjectionTime * s.ejectionMultiplier,
-      Math.max(maxEjectionTime, baseEjectionTime),
-    );
-    s.ejected = true;
-    s.ejectedAt = now;
-    s.ejectedUntil = now + duration;
-    s.consecutive5xx = 0;
-    s.consecutiveGateway = 0;
-    s.consecutiveLocal = 0;
-    this.#cancelReadmit(s);
-    this.#readmitTimers.set(
-      s,
-      this.#clock.setTimer(duration, () => this.#readmit(s)),
-    );
-    const fields = { service: this.#deps.service, endpoint: s.endpoint.id, reason, durationMs: duration };
-    this.#deps.logger.warn('outlier detection: endpoint ejected', fields);
-    this.#emit({ type: 'eject', ...fields });
-    this.#rebuild();
-    return true;
-  }
-
-  #readmit(s: EndpointState): void {
-    this.#readmitTimers.delete(s);
-    if (!s.ejected || this.#closed) return;
-    s.ejected = false;
-    s.intervalRequests = 0;
-    s.intervalFailures = 0;
-    const fields = { service: this.#deps.service, endpoint: s.endpoint.id };
-    this.#deps.logger.info('outlier detection: endpoint readmitted', fields);
-    this.#emit({ type: 'readmit', ...fields });
-    if (this.#byId.get(s.endpoint.id) === s) this.#rebuild();
-  }
-
-  #cancelReadmit(s: EndpointState): void {
-    this.#readmitTimers.get(s)?.cancel();
-    this.#readmitTimers.delete(s);
-  }
-
-  #scheduleSweep(): void {
-    if (this.#closed) return;
-    this.#sweepTimer = this.#clock.setTimer(this.#od.interval, () => {
-      this.#sweepTimer = undefined;
-      if (this.#sweep()) this.#scheduleSweep();
-    });
-  }
-
-  /**
-   * The interval sweep: decay the ejection multiplier of endpoints that stayed in, then run the
-   * success-rate and failure-percentage detectors over this interval's counts, then reset them.
-   * @returns whether another sweep is needed (traffic this interval, or multipliers to decay).
-   */
-  #sweep(): boolean {
-    if (this.#closed) return false;
-    const od = this.#od;
-    const states = this.#states;
-    let again = false;
-    for (const s of states) if (s.intervalRequests > 0 || s.ejectionMultiplier > 0) again = true;
-    for (const s of states) {
-      if (!s.ejected && s.ejectionMultiplier > 0 && s.intervalFailures === 0) s.ejectionMultiplier--;
-    }
-    const sr = od.successRate;
-    const srHosts = states.filter((s) => !s.ejected && s.intervalRequests >= sr.requestVolume);
-    if (srHosts.length > 0 && srHosts.length >= sr.minimumHosts) {
-      let sum = 0;
-      for (const s of srHosts) sum += successRate(s);
-      const mean = sum / srHosts.length;
-      let sq = 0;
-      for (const s of srHosts) sq += (successRate(s) - mean) ** 2;
-      const stdev = Math.sqrt(sq / srHosts.length);
-      const threshold = mean - sr.stdevFactor * stdev;
-      for (const s of srHosts) {
-        if (successRate(s) < threshold) this.#tryEject(s, 'success_rate', sr.enforcing);
-      }
-    }
-    const fp = od.failurePercentage;
-    if (states.length >= fp.minimumHosts) {
-      for (const s of states) {
-        if (s.ejected || s.intervalRequests < fp.requestVolume) continue;
-        if ((s.intervalFailures * 100) / s.intervalRequests >= fp.threshold) {
-          this.#tryEject(s, 'failure_percentage', fp.enforcing);
-        }
-      }
-    }
-    for (const s of states) {
-      s.intervalRequests = 0;
-      s.intervalFailures = 0;
-    }
-    return again;
   }
 
   #onHealthChange(id: string, healthy: boolean): void {
@@ -511,7 +281,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     // Envoy: an endpoint back from a failed active health check ramps up again under slow start.
     if (healthy && !s.checkHealthy) s.addedAt = this.#clock.now();
     s.checkHealthy = healthy;
-    this.#emit({ type: 'health_check', service: this.#deps.service, endpoint: id, healthy });
+    this.#events.emit({ type: 'health_check', service: this.#deps.service, endpoint: id, healthy });
     this.#rebuild();
   }
 
@@ -534,77 +304,21 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       panic: this.#panic,
       locality: this.#local ? 'local' : 'all',
       active: this.#active.length,
-      endpoints: this.#states.map((s) => ({
-        id: s.endpoint.id,
-        address: s.endpoint.address,
-        port: s.endpoint.port,
-        zone: s.endpoint.zone,
-        weight: s.endpoint.weight,
-        effectiveWeight: this.effectiveWeight(s, now),
-        health: s.endpoint.health,
-        checkHealthy: s.checkHealthy,
-        connectivity: s.connectivity,
-        connectFailures: s.connectFailures,
-        reconnectInMs: reconnectIn(this.#connectivity.nextAttemptAt(s), now),
-        inflight: s.inflight,
-        ewmaMs: s.ewma < 0 ? undefined : this.latency(s, now),
-        ejected: s.ejected,
-        ejections: s.ejections,
-        requests: s.requests,
-        failures: s.failures,
-      })),
+      endpoints: this.#states.map((s) => endpointStats(s, now, this, this.#connectivity)),
     };
   }
 
   onEvent(listener: (event: BalancerEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  #emit(event: BalancerEvent): void {
-    for (const l of this.#listeners) {
-      try {
-        l(event);
-      } catch (error) {
-        this.#deps.logger.error('balancer: event listener threw', { service: this.#deps.service, error });
-      }
-    }
+    return this.#events.add(listener);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#sweepTimer?.cancel();
-    this.#sweepTimer = undefined;
-    for (const t of this.#readmitTimers.values()) t.cancel();
-    this.#readmitTimers.clear();
+    this.#outliers.close();
     this.#checker?.close();
     this.#connectivity.close();
-    this.#listeners.clear();
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
-    for (const w of waiters) w.reject(this.#closedError());
+    this.#events.clear();
+    this.#waiters.rejectAll(() => closedError(this.#deps.service));
   }
-}
-
-/** Success percentage of an endpoint over the current interval. */
-function successRate(s: EndpointState): number {
-  return s.intervalRequests === 0
-    ? 100
-    : ((s.intervalRequests - s.intervalFailures) * 100) / s.intervalRequests;
-}
-
-function reconnectIn(at: number | undefined, now: number): number | undefined {
-  return at === undefined ? undefined : Math.max(at - now, 0);
-}
-
-/** A short name for a connect failure: the error's `code` (`ECONNREFUSED`, `UND_ERR_CONNECT_TIMEOUT`). */
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  const cause = (error as { cause?: unknown }).cause;
-  if (cause !== undefined && cause !== error) return errorCode(cause);
-  const failure = (error as { failure?: unknown }).failure;
-  return typeof failure === 'string' ? failure : undefined;
 }

@@ -1,0 +1,93 @@
+/**
+ * What a balancer reports: its event listeners (subscription, delivery that survives a throwing
+ * listener) and the log lines and events of its panic, locality and connectivity transitions.
+ */
+import type { Logger } from '@proxyless/core';
+import type { ConnectivityState } from './connectivity.js';
+import type { BalancerEvent } from './observe.js';
+
+/** The listeners of one balancer's {@link BalancerEvent}s, and its transition reports. */
+export class BalancerEvents {
+  readonly #listeners = new Set<(event: BalancerEvent) => void>();
+  readonly #service: string;
+  readonly #logger: Logger;
+
+  constructor(service: string, logger: Logger) {
+    this.#service = service;
+    this.#logger = logger;
+  }
+
+  /** Add `listener`; returns its unsubscribe function. */
+  add(listener: (event: BalancerEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  emit(event: BalancerEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(event);
+      } catch (error) {
+        this.#logger.error('balancer: event listener threw', { service: this.#service, error });
+      }
+    }
+  }
+
+  clear(): void {
+    this.#listeners.clear();
+  }
+
+  /** Traffic moved into (`local`) or out of the configured `zone`. */
+  locality(local: boolean, zone: string): void {
+    this.emit({
+      type: local ? 'locality_restore' : 'locality_spill',
+      service: this.#service,
+      zone,
+    });
+    if (!local)
+      this.#logger.info('balancer: spilling over to other zones', {
+        service: this.#service,
+        zone,
+      });
+  }
+
+  /** Panic mode was entered (`panic`) or left, with `usable` of `total` reachable endpoints usable. */
+  panic(panic: boolean, usable: number, total: number): void {
+    const fields = { service: this.#service, usable, total };
+    if (panic) this.#logger.warn('balancer: panic mode, balancing over all endpoints', fields);
+    else this.#logger.info('balancer: left panic mode', fields);
+    this.emit({ type: panic ? 'panic_enter' : 'panic_exit', ...fields });
+  }
+
+  /** A connectivity transition of `endpoint`: an event, and a log line when picking changes. */
+  connectivity(
+    endpoint: string,
+    from: ConnectivityState,
+    to: ConnectivityState,
+    reachableChanged: boolean,
+    error: unknown,
+  ): void {
+    const code = errorCode(error);
+    const fields = { service: this.#service, endpoint };
+    if (reachableChanged) {
+      if (to === 'TRANSIENT_FAILURE') {
+        this.#logger.warn('balancer: connect failed, endpoint out of picking until it reconnects', {
+          ...fields,
+          error: code,
+        });
+      } else this.#logger.info('balancer: endpoint reconnected', fields);
+    }
+    this.emit({ type: 'connectivity', ...fields, from, to, ...(code === undefined ? {} : { error: code }) });
+  }
+}
+
+/** A short name for a connect failure: the error's `code` (`ECONNREFUSED`, `UND_ERR_CONNECT_TIMEOUT`). */
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause !== undefined && cause !== error) return errorCode(cause);
+  const failure = (error as { failure?: unknown }).failure;
+  return typeof failure === 'string' ? failure : undefined;
+}
