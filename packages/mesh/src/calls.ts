@@ -1,0 +1,253 @@
+/**
+ * The mesh's call path: the one entry every face of the mesh reaches (`MeshDispatcher` →
+ * `CallPath.dispatch`), which names the destination from the origin and either passes the request
+ * through or sends it through the destination's stack with a call context; and `mesh.request` /
+ * `mesh.fetch`, undici's own `request()` and `fetch` over that dispatcher.
+ *
+ * This is the hot path: no allocation, closure or layer here that the call does not need.
+ */
+
+import {
+  type CallContext,
+  type Clock,
+  copyOptions,
+  ENDPOINT_ATTRIBUTE,
+  type Endpoint,
+  failDispatch,
+  formatHostPort,
+  hasHeader,
+  kCall,
+  type MeshDispatchOptions,
+  MeshError,
+  type Random,
+  undiciIfLoaded,
+  undiciModule,
+  withHeader,
+} from '@proxyless/core';
+import type { Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import type { MeshRequestOptions, MeshResponseData } from './api.js';
+import { CallHandler } from './call-handler.js';
+import type { Destination } from './destination.js';
+import type { DestinationTable } from './destination-table.js';
+import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
+import { hostnameOf, hostOf, requestTarget, unknownService } from './naming.js';
+import { DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
+import type { RoutingStage } from './routing-stage.js';
+
+/** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
+const kCallSink = Symbol('proxyless.callSink');
+
+/** What the call path needs from the mesh that owns it. */
+export interface CallPathDeps {
+  destinations: DestinationTable;
+  routing: RoutingStage;
+  clock: Clock;
+  random: Random;
+  /** The pass-through agent for origins that are not mesh services (none: they fail). */
+  agent: Dispatcher | undefined;
+  hostHeader: 'logical' | 'endpoint';
+  /** The mesh's own `close` and `destroy`, which the dispatcher's close and destroy are. */
+  lifecycle: Pick<DispatchTarget, 'close' | 'destroy'>;
+}
+
+/** The target of the mesh's dispatcher: every request of every face of the mesh comes through here. */
+export class CallPath implements DispatchTarget {
+  readonly dispatcher: Dispatcher;
+  readonly #destinations: DestinationTable;
+  /** The table's `byOrigin` (one map for the mesh's life), read here without the extra hop. */
+  readonly #byOrigin: Map<string, Destination>;
+  readonly #routing: RoutingStage;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #agent: Dispatcher | undefined;
+  readonly #hostHeader: 'logical' | 'endpoint';
+  readonly #lifecycle: Pick<DispatchTarget, 'close' | 'destroy'>;
+
+  constructor(deps: CallPathDeps) {
+    this.#destinations = deps.destinations;
+    this.#byOrigin = deps.destinations.byOrigin;
+    this.#routing = deps.routing;
+    this.#clock = deps.clock;
+    this.#random = deps.random;
+    this.#agent = deps.agent;
+    this.#hostHeader = deps.hostHeader;
+    this.#lifecycle = deps.lifecycle;
+    this.dispatcher = new MeshDispatcher(this);
+  }
+
+  // ---- calls -----------------------------------------------------------------------------------
+
+  /**
+   * The mesh dispatcher's one entry: name the destination from the origin, then either pass the
+   * request through untouched or send it through the destination's stack with a call context.
+   */
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
+    let dest: Destination | undefined;
+    try {
+      dest = this.#byOrigin.get(origin);
+      if (dest === undefined || dest.evicted) {
+        const hostname = hostnameOf(origin);
+        dest = hostname === undefined ? undefined : this.#destinations.destinationFor(hostname);
+        if (dest !== undefined && this.#byOrigin.size < 1024) this.#byOrigin.set(origin, dest);
+      }
+    } catch (error) {
+      failDispatch(new CallHandler(handler), error as Error);
+      return true;
+    }
+    // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
+    const chains = this.#routing.chains;
+    if (chains.size > 0) {
+      const chain = chains.get(dest?.service ?? hostnameOf(origin) ?? '');
+      if (chain !== undefined && !origin.startsWith('https:')) {
+        // The routed service's own destination stays live (its watch starts Consul's chain watch).
+        if (dest !== undefined) dest.lastUsed = this.#clock.now();
+        try {
+          return this.#routing.dispatch(chain, opts, origin, handler);
+        } catch (error) {
+          failDispatch(new CallHandler(handler), error as Error);
+          return true;
+        }
+      }
+    }
+    // ---- end traffic management ----
+    if (dest === undefined) {
+      if (this.#agent) return this.#agent.dispatch(opts, handler);
+      failDispatch(new CallHandler(handler), unknownService(origin));
+      return true;
+    }
+    if (origin.startsWith('https:')) {
+      // No TLS to mesh endpoints is configured: never send an https request as plaintext (#9.1).
+      failDispatch(
+        new CallHandler(handler),
+        new MeshError(
+          'MESH_CONFIG_INVALID',
+          `"${origin}" asks for TLS to mesh service "${dest.service}", but no TLS is configured for mesh endpoints; refusing to send it as plaintext (use http://${dest.service})`,
+          { details: { field: 'origin', value: origin, service: dest.service } },
+        ),
+      );
+      return true;
+    }
+    const o = opts as Dispatcher.DispatchOptions & {
+      idempotent?: boolean;
+      hashKey?: unknown;
+      [kCallSink]?: (ctx: CallContext) => void;
+    };
+    let headers = opts.headers;
+    try {
+      if (this.#hostHeader === 'logical' && !hasHeader(headers, 'host')) {
+        headers = withHeader(headers, 'host', hostOf(origin));
+      }
+      if (hasIdempotentFlag(headers)) {
+        // Read the flag from the caller's headers before it is removed from what is sent.
+        const request = new DispatchRequest(opts, origin, o.idempotent);
+        void request.idempotent;
+        headers = withHeader(headers, IDEMPOTENT_HEADER, undefined);
+        return this.send(dest, o, headers, handler, request);
+      }
+    } catch (error) {
+      // A malformed header list: undici's own InvalidArgumentError, before anything is sent.
+      failDispatch(new CallHandler(handler), error as Error);
+      return true;
+    }
+    return this.send(dest, o, headers, handler, new DispatchRequest(opts, origin, o.idempotent));
+  }
+
+  /** Send through a destination's stack with a new call context (also the routing stage's `send`). */
+  send(
+    dest: Destination,
+    opts: Dispatcher.DispatchOptions & { hashKey?: unknown; [kCallSink]?: (ctx: CallContext) => void },
+    headers: Dispatcher.DispatchOptions['headers'],
+    handler: Dispatcher.DispatchHandler,
+    request: DispatchRequest,
+  ): boolean {
+    const attributes = new Map<string, unknown>();
+    if (typeof opts.hashKey === 'string') attributes.set('hashKey', opts.hashKey);
+    const ctx: CallContext = {
+      service: dest.service,
+      request,
+      attempt: 1,
+      deadline: undefined,
+      signal: undefined,
+      clock: this.#clock,
+      random: this.#random,
+      excludeEndpoints: undefined,
+      attributes,
+      observer: undefined,
+      endpoint: undefined,
+    };
+    opts[kCallSink]?.(ctx);
+    dest.inFlight++;
+    dest.lastUsed = this.#clock.now();
+    const call = new CallHandler(handler, () => {
+      dest.inFlight--;
+    });
+    // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
+    const sent = (opts[kCallSink] !== undefined ? opts : copyOptions(opts)) as MeshDispatchOptions;
+    sent.headers = headers;
+    sent[kCall] = ctx;
+    try {
+      return dest.dispatch(sent, call);
+    } catch (error) {
+      failDispatch(call, error as Error);
+      return true;
+    }
+  }
+
+  /**
+   * undici's `request()` over the mesh dispatcher: every option and result field of undici's own,
+   * plus `endpoint`.
+   */
+  async request(url: string | URL, options: MeshRequestOptions): Promise<MeshResponseData> {
+    let ctx: CallContext | undefined;
+    const sink = (c: CallContext): void => {
+      ctx = c;
+    };
+    const target =
+      (options as { path?: unknown }).path == null && !('agent' in options) ? requestTarget(url) : undefined;
+    let r: Awaited<ReturnType<typeof undiciRequest>>;
+    if (target !== undefined) {
+      // undici's `request(url, opts)` is `dispatcher.request({ ...opts, origin, path, method })`;
+      // the same call, built here without its spread literal (see `copyOptions`).
+      const opts = copyOptions(options) as Dispatcher.RequestOptions & { [kCallSink]?: typeof sink };
+      opts.origin = target.origin;
+      opts.path = target.path;
+      opts.method = (options.method || (options.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
+      opts[kCallSink] = sink;
+      r = (await this.dispatcher.request(opts)) as typeof r;
+    } else {
+      const opts = copyOptions(options) as Parameters<typeof undiciRequest>[1] & {
+        [kCallSink]?: typeof sink;
+      };
+      opts!.dispatcher = this.dispatcher;
+      opts![kCallSink] = sink;
+      // Options undici's own URL handling reads (`path`, `agent`): its `request()` itself.
+      r = await (await undiciModule()).request(url, opts);
+    }
+    const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
+    const out = r as MeshResponseData;
+    out.endpoint = ep ? formatHostPort(ep.address, ep.port) : undefined;
+    return out;
+  }
+
+  /** undici's `fetch` over the mesh dispatcher. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    const opts = (init === undefined ? {} : copyOptions(init)) as NonNullable<
+      Parameters<typeof undiciFetch>[1]
+    >;
+    opts.dispatcher = this.dispatcher;
+    const target = input as Parameters<typeof undiciFetch>[0];
+    // undici's fetch is imported on the first call (core/undici.ts), then called directly.
+    const undici = undiciIfLoaded();
+    const result = undici ? undici.fetch(target, opts) : undiciModule().then((u) => u.fetch(target, opts));
+    return result as unknown as Promise<Response>;
+  }
+
+  close(): Promise<void> {
+    return this.#lifecycle.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.#lifecycle.destroy();
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Configuration applied to a running mesh: each new version of the config document (validated
+ * whole, then swapped in at once, or rejected), the warnings of a configuration, and the config
+ * entries (traffic management) from the file, etcd and Consul.
+ */
+
+import {
+  type Clock,
+  type Disposable,
+  type Emitter,
+  type Logger,
+  MeshError,
+  type Random,
+} from '@proxyless/core';
+import type { DocumentEndpointsResolver } from '@proxyless/discovery';
+import type { MeshEvent } from './api.js';
+import type { ConfigSource, ConfigVersion } from './config/source.js';
+import type { ConfigStore, Warning } from './config/store.js';
+import type { DestinationTable } from './destination-table.js';
+import type { RegistrySettings } from './resolvers.js';
+import type { RoutingConfig } from './routing/index.js';
+import {
+  ConsulChains,
+  entriesOf,
+  entriesVersion,
+  startEtcdEntries,
+  tryCompileFileEntries,
+} from './routing-sources.js';
+import type { RoutingStage } from './routing-stage.js';
+
+/** Datacenter file and etcd config entries are compiled for (target IDs name it). */
+export const ROUTING_DC = 'dc1';
+
+/** What applying configuration needs from the mesh that owns it. */
+export interface ConfigApplierDeps {
+  config: ConfigStore;
+  /** The config file's source, when there is one, and its path. */
+  source: ConfigSource | undefined;
+  path: string | undefined;
+  documentEndpoints: DocumentEndpointsResolver | undefined;
+  routing: RoutingStage;
+  destinations: DestinationTable;
+  events: Emitter<MeshEvent>;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  /** Whether the mesh is closing: a new document version is ignored then. */
+  closing(): boolean;
+}
+
+export class ConfigApplier {
+  readonly #deps: ConfigApplierDeps;
+  // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
+  #consulChains: ConsulChains | undefined;
+  #etcdEntries: Disposable | undefined;
+  #fileEntriesVersion: string | undefined;
+  // ---- end traffic management ----
+
+  /** `fileRouting`: the config entries of the file's first version, validated with it. */
+  constructor(deps: ConfigApplierDeps, fileRouting: RoutingConfig | undefined) {
+    this.#deps = deps;
+    if (deps.source) {
+      deps.routing.setConfig('file', fileRouting);
+      this.#fileEntriesVersion = entriesVersion(entriesOf(deps.source.current().document));
+    }
+  }
+
+  // ---- configuration from the config document -------------------------------------------------
+
+  /**
+   * A new document version: validated whole (merged rules included) before anything changes; then
+   * swapped in at once, and only the destinations whose sections changed are rebuilt. A rejected
+   * version leaves the last good one in force and is reported as `config_rejected`.
+   */
+  apply(version: ConfigVersion): void {
+    if (this.#deps.closing()) return;
+    const { config, destinations, logger, events } = this.#deps;
+    const result = config.validate(version, `config file ${this.#deps.path}`);
+    if (result instanceof MeshError) {
+      this.reject(result);
+      return;
+    }
+    // Traffic management: the document's configEntries are part of the version, validated first.
+    const entriesKey = entriesVersion(entriesOf(version.document));
+    const routing =
+      entriesKey === this.#fileEntriesVersion
+        ? undefined
+        : tryCompileFileEntries(version.document, ROUTING_DC);
+    if (routing instanceof MeshError) {
+      this.reject(routing);
+      return;
+    }
+    const changed = config.swap(result.layers, destinations.byService.keys(), result.resolved);
+    if (entriesKey !== this.#fileEntriesVersion) {
+      this.#deps.routing.setConfig('file', routing);
+      this.#fileEntriesVersion = entriesKey;
+    }
+    // Diff before build: a destination builds only the parts whose settings changed (nothing when none did).
+    const rebuilt = new Map<string, readonly string[]>();
+    for (const [key, d] of destinations.targets) {
+      const parts = d.refreshPolicy();
+      const id = key.slice(0, key.indexOf('|'));
+      if (parts.length > 0) rebuilt.set(id, [...new Set([...(rebuilt.get(id) ?? []), ...parts])]);
+    }
+    logger.info('config file applied', {
+      version: version.version,
+      services: result.layers.services.size,
+    });
+    this.#deps.documentEndpoints?.apply(result.layers.endpoints);
+    for (const service of changed.keys()) {
+      const parts = destinations.byService.get(service)?.refreshPolicy() ?? [];
+      if (parts.length > 0) rebuilt.set(service, parts);
+    }
+    events.fire({
+      type: 'config_applied',
+      source: version.source,
+      version: version.version,
+      changed,
+      rebuilt,
+    });
+    this.warn(result.warnings);
+  }
+
+  reject(error: MeshError): void {
+    this.#deps.logger.warn('config file rejected; keeping the last good configuration', { error });
+    this.#deps.documentEndpoints?.fail(error);
+    const source = this.#deps.source?.name;
+    this.#deps.events.fire({ type: 'config_rejected', error, ...(source ? { source } : {}) });
+  }
+
+  warn(warnings: readonly Warning[]): void {
+    for (const { service, ...issue } of warnings) {
+      this.#deps.logger.warn('config setting cannot work as written', { service, ...issue });
+      this.#deps.events.fire({ type: 'config_warning', service, issue });
+    }
+  }
+
+  // ---- traffic management: sources --------------------------------------------------------------
+
+  startRoutingSources(registries: RegistrySettings): void {
+    const { clock, logger } = this.#deps;
+    const events = {
+      applied: (source: string, version: number, service?: string) =>
+        this.#deps.events.fire({
+          type: 'config_applied',
+          source,
+          version,
+          changed: new Map(),
+          rebuilt: new Map(),
+          ...(service ? { service } : {}),
+        }),
+      rejected: (source: string, version: number, error: MeshError) => {
+        logger.warn('config entries rejected; keeping the last good version', {
+          source,
+          version,
+          error,
+        });
+        this.#deps.events.fire({ type: 'config_rejected', error, source, version });
+      },
+    };
+    const deps = { stage: this.#deps.routing, events, clock, logger };
+    if (registries.etcd)
+      this.#etcdEntries = startEtcdEntries(registries.etcd, {
+        ...deps,
+        random: this.#deps.random,
+        datacenter: ROUTING_DC,
+      });
+    if (registries.consul) this.#consulChains = new ConsulChains(registries.consul, deps);
+  }
+
+  /** Start watching a service's chain in Consul (when Consul is a source of config entries). */
+  watchChain(service: string): void {
+    this.#consulChains?.watch(service);
+  }
+
+  /** Stop every source of config entries (the mesh is closing). */
+  async stopRoutingSources(): Promise<void> {
+    await this.#consulChains?.close();
+    this.#etcdEntries?.dispose();
+  }
+  // ---- end traffic management ----
+}

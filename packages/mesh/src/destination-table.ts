@@ -1,0 +1,255 @@
+/**
+ * The mesh's destination table: one `Destination` per named service and per routing target,
+ * the host and dispatch-origin lookups that name them, the idle-eviction sweep, and the
+ * `/config_dump` view of what is live.
+ */
+
+import type { LoadBalancerPatch } from '@proxyless/balancer';
+import {
+  type Clock,
+  type Emitter,
+  Issues,
+  isIPv4,
+  isIPv6,
+  type Logger,
+  MeshError,
+  type Random,
+  type Timer,
+} from '@proxyless/core';
+import type { Telemetry } from '@proxyless/telemetry';
+import type { MeshEvent } from './api.js';
+import { type EffectiveConfig, effectiveConfig } from './config/effective.js';
+import { type Layer, parsePolicyPatch } from './config/layers.js';
+import type { ConfigStore } from './config/store.js';
+import { Destination } from './destination.js';
+import { buildPolicy } from './policy.js';
+import type { ResolverSet } from './resolvers.js';
+import type { ChainTarget } from './routing/index.js';
+import { type RouteOverrides, subsetResolver } from './routing-stage.js';
+
+/** What the table needs from the mesh that owns it. */
+export interface DestinationTableDeps {
+  resolvers: ResolverSet;
+  config: ConfigStore;
+  telemetry: Telemetry | undefined;
+  events: Emitter<MeshEvent>;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  connectionsPerEndpoint: number;
+  resolveTimeoutMs: number;
+  /** `destinationIdleTimeoutMs`; 0 never evicts. */
+  idleTimeoutMs: number;
+  /** Whether the mesh is closing: no destination is built then. */
+  closing(): boolean;
+  /** A service destination was built: traffic management watches the service's chain. */
+  watchChain(service: string): void;
+}
+
+export class DestinationTable {
+  readonly #deps: DestinationTableDeps;
+  #destinations = new Map<string, Destination>();
+  #byHost = new Map<string, Destination>();
+  /**
+   * Dispatch origins (`http://payments:8080`) already named, so the hot path skips parsing. The
+   * call path reads and fills it (at most 1024 origins); the table evicts and clears it.
+   */
+  readonly byOrigin = new Map<string, Destination>();
+  #idleSweep: Timer | undefined;
+  // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
+  #targetDests = new Map<string, Destination>();
+  // ---- end traffic management ----
+
+  constructor(deps: DestinationTableDeps) {
+    this.#deps = deps;
+  }
+
+  /** The destination of each named service, by service name. */
+  get byService(): ReadonlyMap<string, Destination> {
+    return this.#destinations;
+  }
+
+  /** The destination of each routing target, by target ID, subset, balancer and overrides. */
+  get targets(): ReadonlyMap<string, Destination> {
+    return this.#targetDests;
+  }
+
+  // ---- naming ----------------------------------------------------------------------------------
+
+  destinationFor(hostname: string): Destination | undefined {
+    const cached = this.#byHost.get(hostname);
+    if (cached !== undefined) return cached;
+    if (this.#deps.closing()) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    let host = hostname.toLowerCase();
+    if (host.startsWith('[')) return undefined; // IPv6 literal: an address, not a service name
+    if (host.endsWith('.')) host = host.slice(0, -1);
+    if (isIPv4(host) || isIPv6(host)) return undefined;
+    // RFC 6761: `localhost` names are never services, whatever a registry matches.
+    if (host === 'localhost' || host.endsWith('.localhost')) return undefined;
+    for (const resolver of this.#deps.resolvers.list) {
+      const service = resolver.match(host);
+      if (service === undefined) continue;
+      let dest = this.#destinations.get(service);
+      if (dest === undefined) {
+        dest = new Destination(
+          service,
+          resolver,
+          this.#destinationDeps((s) => this.#deps.config.effective(s)),
+        );
+        this.#deps.watchChain(service);
+        this.#destinations.set(service, dest);
+        this.#armIdleSweep();
+      }
+      this.#byHost.set(hostname, dest);
+      return dest;
+    }
+    return undefined;
+  }
+
+  /**
+   * Evict destinations idle past `destinationIdleTimeoutMs` with nothing in flight: their watch,
+   * policy timers and pools are released, and the next call builds them again (#9.11). A sweep runs
+   * only while destinations exist.
+   */
+  #armIdleSweep(): void {
+    const idleTimeoutMs = this.#deps.idleTimeoutMs;
+    if (idleTimeoutMs <= 0 || this.#idleSweep !== undefined || this.#deps.closing()) return;
+    const period = Math.max(1000, Math.min(60_000, Math.floor(idleTimeoutMs / 2)));
+    this.#idleSweep = this.#deps.clock.setTimer(period, () => {
+      this.#idleSweep = undefined;
+      const now = this.#deps.clock.now();
+      for (const [service, d] of this.#destinations) {
+        if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
+        this.#destinations.delete(service);
+        for (const [k, v] of this.#byHost) if (v === d) this.#byHost.delete(k);
+        for (const [k, v] of this.byOrigin) if (v === d) this.byOrigin.delete(k);
+        d.evicted = true;
+        void d.close();
+        this.#deps.events.fire({ type: 'service_removed', service });
+      }
+      // Routing targets (traffic management) idle as long are released too: a target an old config
+      // version used is not kept forever; the next request to it builds it again.
+      for (const [key, d] of this.#targetDests) {
+        if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
+        this.#targetDests.delete(key);
+        void d.close();
+      }
+      if (this.#destinations.size > 0 || this.#targetDests.size > 0) this.#armIdleSweep();
+    });
+  }
+
+  // ---- traffic management: target destinations -------------------------------------------------
+
+  /**
+   * The destination of one routing target (service + subset) with a route's timeout/retry
+   * overrides: its own balancer, outlier state and breaker over the subset's endpoints.
+   */
+  targetDestination(
+    target: ChainTarget,
+    overrides: RouteOverrides | undefined,
+    loadBalancer: LoadBalancerPatch | undefined,
+  ): Destination {
+    // The subset's filter and health rule are part of the key: a new config version that redefines
+    // a subset under the same name gets a destination over the new subset.
+    const base = `${target.id}|${target.filter}|${target.onlyPassing}`;
+    const lbKey = loadBalancer ? `|${JSON.stringify(loadBalancer)}` : '';
+    const key = overrides ? `${base}${lbKey}|${overrides.key}` : `${base}${lbKey}`;
+    const cached = this.#targetDests.get(key);
+    if (cached !== undefined) return cached;
+    if (this.#deps.closing()) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    const config = this.#deps.config;
+    for (const resolver of this.#deps.resolvers.list) {
+      const service = resolver.match(target.service);
+      if (service === undefined) continue;
+      // Over the target service's own layers: the resolver's LoadBalancer, then the route's settings
+      // (validated when the entries were; provenance shows them as the service's own layer).
+      const extra: Layer[] = [];
+      const layer = (patch: Layer['patch']): Layer => ({
+        name: 'file.services',
+        version: 0,
+        raw: undefined,
+        patch,
+      });
+      if (loadBalancer) extra.push(layer({ balancer: { loadBalancer }, resilience: undefined }));
+      if (overrides)
+        extra.push(layer(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())));
+      const dest = new Destination(
+        service,
+        subsetResolver(resolver, target),
+        this.#destinationDeps((s) =>
+          extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]),
+        ),
+      );
+      this.#targetDests.set(key, dest);
+      this.#armIdleSweep();
+      return dest;
+    }
+    throw new MeshError(
+      'MESH_NO_ENDPOINTS',
+      `no registry knows "${target.service}" (routing target ${target.id})`,
+      {
+        details: { service: target.service },
+      },
+    );
+  }
+
+  /** What every destination (service or routing target) gets from the mesh. */
+  #destinationDeps(
+    config: (service: string) => EffectiveConfig,
+  ): ConstructorParameters<typeof Destination>[2] {
+    const { telemetry, clock, random, logger, events } = this.#deps;
+    return {
+      telemetry: telemetry
+        ? { call: telemetry.callInterceptor, attempt: telemetry.attemptInterceptor }
+        : undefined,
+      clock,
+      logger,
+      connectionsPerEndpoint: this.#deps.connectionsPerEndpoint,
+      resolveTimeoutMs: this.#deps.resolveTimeoutMs,
+      policy: (s, previous) =>
+        buildPolicy(
+          s,
+          config(s),
+          {
+            clock,
+            random,
+            logger,
+            onBreakerStateChange: (service, state) =>
+              events.fire({ type: 'circuit_breaker', service, state }),
+          },
+          previous,
+        ),
+      onSetChange: (s, set) => events.fire({ type: 'endpoints_changed', service: s, set }),
+      onBalancerEvent: (event) => events.fire({ type: 'balancer', service: event.service, event }),
+      onResolverError: (s, error) => {
+        logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
+        events.fire({ type: 'resolver_error', service: s, error });
+      },
+    };
+  }
+  // ---- end traffic management ----
+
+  /** What `/config_dump` shows: per live destination, its stages and policy key. */
+  configDump(serviceName: string): unknown {
+    const out: Record<string, unknown> = {};
+    for (const [name, d] of this.#destinations) {
+      out[name] = { roles: [...d.roles, 'pick'], policy: JSON.parse(d.policyKey || '{}') as unknown };
+    }
+    return { service: serviceName, destinations: out };
+  }
+
+  /** Stop the idle sweep (the mesh is closing). */
+  stopSweep(): void {
+    this.#idleSweep?.cancel();
+  }
+
+  /** Empty the table (the mesh is closing); the destinations it held, to close or destroy. */
+  clear(): Destination[] {
+    const dests = [...this.#destinations.values(), ...this.#targetDests.values()];
+    this.#targetDests.clear();
+    this.#destinations.clear();
+    this.#byHost.clear();
+    this.byOrigin.clear();
+    return dests;
+  }
+}
