@@ -138,6 +138,9 @@ function memoKey(policy: Record<string, unknown>): string | undefined {
   }
 }
 
+/** Policy lookups after which a document whose policies are rarely found stops keying them. */
+const KEYING_SAMPLE = 128;
+
 /**
  * Validate a whole config document (every problem by path, at once) and split it into layers.
  * Nothing of it may be applied when `issues` is not empty afterwards.
@@ -178,6 +181,9 @@ export function parseDocumentLayers(
   const entries = root.services === undefined ? {} : asRecord(root.services);
   if (!entries) issues.add('services', 'an object', root.services);
   const seen = new Set<string>();
+  let keying = true;
+  let lookups = 0;
+  let hits = 0;
   for (const [name, value] of Object.entries(entries ?? {})) {
     const field = `services.${name}`;
     if (!NAME.test(name)) {
@@ -194,8 +200,15 @@ export function parseDocumentLayers(
     // The policy is the entry less its endpoints (a copy loop: an object rest pattern is slow).
     const policy: Record<string, unknown> = {};
     for (const k in entry) if (k !== 'endpoints') policy[k] = entry[k];
-    const key = memoKey(policy);
+    const key = keying ? memoKey(policy) : undefined;
     let patch = key === undefined ? undefined : memo.get(key);
+    if (key !== undefined) {
+      lookups++;
+      if (patch !== undefined) hits++;
+      // Policies that do not repeat (every service its own) gain nothing from their JSON key:
+      // after enough lookups with few found, the rest of this document is parsed without keys.
+      if (lookups >= KEYING_SAMPLE && hits * 8 < lookups) keying = false;
+    }
     let found = 0;
     if (patch === undefined) {
       const before = issues.list.length;
@@ -243,12 +256,15 @@ export function resolveLayers(layers: readonly Layer[]): {
   resilience: ResilienceConfig;
 } {
   const issues = new Issues();
-  const balancer = issues.try(() =>
-    resolveBalancerConfig(...layers.flatMap((l) => (l.patch.balancer ? [l.patch.balancer] : []))),
-  );
-  const resilience = issues.try(() =>
-    resolveResilienceConfig(...layers.flatMap((l) => (l.patch.resilience ? [l.patch.resilience] : []))),
-  );
+  // Plain loops: this runs for every service of a document (no array per layer).
+  const balancerPatches: NonNullable<PolicyPatch['balancer']>[] = [];
+  const resiliencePatches: NonNullable<PolicyPatch['resilience']>[] = [];
+  for (const l of layers) {
+    if (l.patch.balancer) balancerPatches.push(l.patch.balancer);
+    if (l.patch.resilience) resiliencePatches.push(l.patch.resilience);
+  }
+  const balancer = issues.try(() => resolveBalancerConfig(...balancerPatches));
+  const resilience = issues.try(() => resolveResilienceConfig(...resiliencePatches));
   issues.throwIfAny('policy (all layers merged)');
   return { balancer: balancer as BalancerConfig, resilience: resilience as ResilienceConfig };
 }

@@ -48,3 +48,27 @@ describe('parsing a document with repeated sections', () => {
     }
   });
 });
+
+describe('parsing a document whose policies do not repeat', () => {
+  it('gives every service its own policy and reports every bad one, however many come first', () => {
+    // 300 services with distinct policies: past the sample, the rest are parsed without a key.
+    const services: Record<string, unknown> = {};
+    for (let i = 0; i < 300; i++)
+      services[`s${i}`] = { timeout: `${1000 + i}ms`, retry: { maxRetries: i % 5 } };
+    services.bad = { timeout: '1s', retry: { maxRetries: -1 } };
+    for (let i = 0; i < 50; i++) services[`r${i}`] = { timeout: '2s', retry: { ...retry } };
+    const memo = new PolicyMemo();
+    for (let version = 1; version <= 2; version++) {
+      const issues = new Issues();
+      const layers = parseDocumentLayers({ services }, version, issues, memo);
+      expect(issues.list.map((i) => i.field)).toEqual(['services.bad.retry.maxRetries']);
+      for (let i = 0; i < 300; i++) {
+        const patch = layers.services.get(`s${i}`)?.patch.resilience;
+        expect(patch?.timeoutMs).toBe(1000 + i);
+        const r = patch?.retry;
+        expect(r === false ? r : r?.maxRetries).toBe(i % 5);
+      }
+      expect(layers.services.get('r49')?.patch.resilience?.timeoutMs).toBe(2000);
+    }
+  });
+});
