@@ -48,6 +48,7 @@ export interface ConfigApplierDeps {
   closing(): boolean;
 }
 
+/** Applies each configuration change to a running mesh: document versions, warnings, config entries. */
 export class ConfigApplier {
   readonly #deps: ConfigApplierDeps;
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----

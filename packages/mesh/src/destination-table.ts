@@ -46,6 +46,10 @@ export interface DestinationTableDeps {
   watchChain(service: string): void;
 }
 
+/**
+ * The mesh's destinations: one per service named so far and one per routing target, found by
+ * host name and by dispatch origin, and evicted after an idle period.
+ */
 export class DestinationTable {
   readonly #deps: DestinationTableDeps;
   #destinations = new Map<string, Destination>();
