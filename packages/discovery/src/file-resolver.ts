@@ -274,14 +274,14 @@ export function createDocumentEndpointsResolver(options: {
 }): DocumentEndpointsResolver {
   const clock = options.clock ?? systemClock;
   const sinks = new Map<string, WatchSink>();
-  let current = freeze(options.endpoints ?? new Map());
+  let current = new DocumentEndpoints(options.endpoints ?? new Map());
   const hub = new ResolverHub({
     name: options.name ?? 'file',
     clock,
     logger: options.logger ?? noopLogger,
     start: (service, sink) => {
       sinks.set(service, sink);
-      sink.endpoints(current.get(service) ?? []);
+      sink.endpoints(current.get(service));
       return () => {
         sinks.delete(service);
       };
@@ -292,8 +292,8 @@ export function createDocumentEndpointsResolver(options: {
     match: (host) => (current.has(host) ? host : undefined),
     watch: (service: string, listener: ResolverListener) => hub.watch(service, listener),
     apply(endpoints) {
-      current = freeze(endpoints);
-      for (const [service, sink] of sinks) sink.endpoints(current.get(service) ?? []);
+      current = new DocumentEndpoints(endpoints);
+      for (const [service, sink] of sinks) sink.endpoints(current.get(service));
     },
     fail(error) {
       for (const sink of sinks.values()) sink.error(error);
@@ -302,8 +302,31 @@ export function createDocumentEndpointsResolver(options: {
   };
 }
 
-function freeze(m: ReadonlyMap<string, readonly EndpointInit[]>): Map<string, readonly Endpoint[]> {
-  return new Map([...m].map(([k, list]) => [k.toLowerCase(), Object.freeze(list.map(createEndpoint))]));
+/**
+ * One document version's endpoints by lower-cased service name. The lists are validated with the
+ * document; their Endpoint objects are made when a service is first watched, not for every service
+ * the document lists (a 1,000-service document, of which a process calls a few).
+ */
+class DocumentEndpoints {
+  readonly #lists = new Map<string, readonly EndpointInit[]>();
+  readonly #made = new Map<string, readonly Endpoint[]>();
+
+  constructor(m: ReadonlyMap<string, readonly EndpointInit[]>) {
+    for (const [service, list] of m) this.#lists.set(service.toLowerCase(), list);
+  }
+
+  has(service: string): boolean {
+    return this.#lists.has(service);
+  }
+
+  get(service: string): readonly Endpoint[] {
+    let made = this.#made.get(service);
+    if (made === undefined) {
+      made = Object.freeze((this.#lists.get(service) ?? []).map(createEndpoint));
+      this.#made.set(service, made);
+    }
+    return made;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
