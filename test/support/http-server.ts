@@ -11,6 +11,8 @@ export interface TestServer {
   readonly requests: number;
   /** Sockets accepted so far and currently open. */
   readonly connections: { accepted: number; open: number };
+  /** Resolves when no accepted socket is open any more (at once if none is). */
+  noConnections(): Promise<void>;
   readonly server: http.Server;
   close(): Promise<void>;
 }
@@ -34,6 +36,7 @@ export async function startServer(
   let requests = 0;
   const connections = { accepted: 0, open: 0 };
   const sockets = new Set<Socket>();
+  let idle: Array<() => void> = [];
   const server = http.createServer((req, res) => {
     requests++;
     handler(req, res, api);
@@ -45,6 +48,11 @@ export async function startServer(
     socket.on('close', () => {
       connections.open--;
       sockets.delete(socket);
+      if (connections.open === 0) {
+        const waiting = idle;
+        idle = [];
+        for (const resolve of waiting) resolve();
+      }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
@@ -58,6 +66,8 @@ export async function startServer(
       return requests;
     },
     connections,
+    noConnections: () =>
+      connections.open === 0 ? Promise.resolve() : new Promise<void>((resolve) => idle.push(resolve)),
     server,
     close: () =>
       new Promise<void>((resolve) => {

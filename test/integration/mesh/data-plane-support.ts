@@ -108,15 +108,6 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-/** Poll `cond` every 20 ms until it holds or `ms` pass (real time: these tests are about time). */
-export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`condition not reached in ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** The error and its `cause` chain, as a list. */
 export function causes(error: unknown): unknown[] {
   const out: unknown[] = [];
