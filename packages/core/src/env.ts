@@ -23,6 +23,8 @@ export interface EnvVarSpec {
   /** Shown in the table; `—` when there is none. */
   readonly defaultValue: string;
   readonly description: string;
+  /** The config-document field the variable sets (`retry.maxRetries`), when it sets one. */
+  readonly field?: string;
 }
 
 /** The value, or `undefined` when unset or blank (blank means unset). */

@@ -38,7 +38,8 @@ export function envSpec(field: EnvField): EnvVarSpec {
   const s = field.schema as Schema;
   const b = field.binding;
   const def = b.defaultValue ?? (s.default === undefined ? '—' : formatDefault(s, s.default));
-  return { name: b.name, type: b.type ?? describe(s), defaultValue: def, description: b.description };
+  const spec = { name: b.name, type: b.type ?? describe(s), defaultValue: def, description: b.description };
+  return field.path.length > 0 ? { ...spec, field: field.path.join('.') } : spec;
 }
 
 /** A default as written in docs: durations in their unit (`10s`), lists comma-separated. */

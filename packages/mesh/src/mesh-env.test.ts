@@ -49,6 +49,14 @@ describe('createMesh environment validation (#3)', () => {
     expect(() => createMesh({ env: { MESH_ENDPONTS_X: '1.2.3.4:80' } })).toThrow(/MESH_ENDPONTS_X/);
   });
 
+  it('suggests the variable of a document field spelt as a variable name', () => {
+    expect(() => createMesh({ env: { MESH_RETRY_MAX_RETRIES: '3' } })).toThrow(
+      /MESH_RETRY_MAX_RETRIES[\s\S]*did you mean "MESH_RETRIES", which sets retry\.maxRetries/,
+    );
+    // A near miss of a real name still suggests that name.
+    expect(() => createMesh({ env: { MESH_RETRIS: '3' } })).toThrow(/did you mean "MESH_RETRIES"/);
+  });
+
   it('reports every bad variable at once', () => {
     try {
       createMesh({ env: { MESH_PASSTHROUGH: 'maybe', MESH_LOG_LEVEL: 'loud', MESH_RETRIES: 'x' } });

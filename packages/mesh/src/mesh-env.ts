@@ -103,15 +103,35 @@ export function readMeshEnv(env: Env, issues: Issues): MeshEnvSettings {
 
 /**
  * Every `MESH_*` variable must be one we know: a typo (`MESH_RETRYS`) would otherwise be
- * silently ignored. Suggests the closest known name.
+ * silently ignored. Suggests the closest known name, also when the name spells a document field
+ * (`MESH_RETRY_MAX_RETRIES` for `retry.maxRetries`, whose variable is `MESH_RETRIES`).
  */
 export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], issues: Issues): void {
   const exact = new Set(specs.filter((s) => !s.prefix).map((s) => s.name));
   const prefixes = specs.filter((s) => s.prefix).map((s) => s.name);
+  let byField: Map<string, string> | undefined;
   for (const name of Object.keys(env)) {
     if (!name.startsWith('MESH_') || exact.has(name)) continue;
     if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) continue;
-    const hint = closestName(name, [...exact, ...prefixes.map((p) => `${p}<SERVICE>`)]);
-    issues.add(name, `a known MESH_* variable${hint ? ` (did you mean ${quote(hint)}?)` : ''}`, env[name]);
+    byField ??= fieldSpellings(specs);
+    const closest = closestName(name, [...exact, ...prefixes.map((p) => `${p}<SERVICE>`), ...byField.keys()]);
+    const hint = closest === undefined ? undefined : (byField.get(closest) ?? closest);
+    const field = specs.find((s) => s.name === hint)?.field;
+    const what = hint ? ` (did you mean ${quote(hint)}${field ? `, which sets ${field}` : ''}?)` : '';
+    issues.add(name, `a known MESH_* variable${what}`, env[name]);
   }
+}
+
+/** `MESH_RETRY_MAX_RETRIES` → `MESH_RETRIES`: each field's path spelt as a variable name. */
+function fieldSpellings(specs: readonly EnvVarSpec[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of specs) {
+    if (s.prefix || s.field === undefined) continue;
+    const spelt = `MESH_${s.field
+      .replace(/\./g, '_')
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toUpperCase()}`;
+    if (spelt !== s.name && !out.has(spelt)) out.set(spelt, s.name);
+  }
+  return out;
 }
