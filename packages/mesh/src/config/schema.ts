@@ -93,10 +93,65 @@ export interface ServiceOptions extends PolicyOptions {
 /** The config document as written. */
 export type ConfigDocument = Static<typeof configDocumentSchema>;
 
-/** The JSON Schema of the config document (docs/config-file.schema.json is generated from it). */
+/**
+ * The JSON Schema of the config document (docs/config-file.schema.json is generated from it).
+ *
+ * Standard draft-07 keywords only, so that strict validators (Ajv's default mode rejects unknown
+ * keywords) and editors take it as it is. The declarations' own annotations stay out of it: the
+ * message texts the mesh's validator uses (`expected`, `x-key-expected`), its kind markers
+ * (`x-enum`, `x-allow-true`) and the duration bounds it checks itself (`x-min-ms`, `x-max-ms`).
+ * The environment variable of a field (`x-env`) is named in its description instead.
+ */
 export function configDocumentJsonSchema(): Record<string, unknown> {
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
-    ...(JSON.parse(JSON.stringify(configDocumentSchema)) as Record<string, unknown>),
+    ...(standardSchema(JSON.parse(JSON.stringify(configDocumentSchema))) as Record<string, unknown>),
   };
+}
+
+/** Annotations of the declarations that are not JSON Schema keywords. */
+const INTERNAL_KEYWORDS = new Set([
+  'expected',
+  'x-key-expected',
+  'x-enum',
+  'x-allow-true',
+  'x-min-ms',
+  'x-max-ms',
+  'x-env',
+]);
+/** Keywords whose value maps names to subschemas. */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies']);
+/** Keywords whose value is a subschema or a list of them. */
+const SUBSCHEMAS = new Set([
+  'anyOf',
+  'allOf',
+  'oneOf',
+  'not',
+  'items',
+  'additionalItems',
+  'additionalProperties',
+  'contains',
+  'propertyNames',
+  'if',
+  'then',
+  'else',
+]);
+
+function standardSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(standardSchema);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const s = schema as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (INTERNAL_KEYWORDS.has(k)) continue;
+    if (SCHEMA_MAPS.has(k) && typeof v === 'object' && v !== null)
+      out[k] = Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, standardSchema(sub)]));
+    else if (SUBSCHEMAS.has(k)) out[k] = standardSchema(v);
+    else out[k] = v;
+  }
+  if (typeof s['x-env'] === 'string') {
+    const env = `Environment variable: ${s['x-env']}.`;
+    out.description = typeof out.description === 'string' ? `${out.description} ${env}` : env;
+  }
+  return out;
 }
