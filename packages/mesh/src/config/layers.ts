@@ -123,6 +123,7 @@ export class PolicyMemo {
   rotate(): void {
     this.#previous = this.#current;
     this.#current = new Map();
+    this.sections.nextDocument();
   }
 }
 

@@ -72,3 +72,52 @@ describe('parsing a document whose policies do not repeat', () => {
     }
   });
 });
+
+describe('a section whose values do not repeat', () => {
+  it('stops being keyed after the sample, while the sections that repeat stay shared', () => {
+    let keyed = 0;
+    /**
+     * A circuitBreaker section that counts how often it is serialised as the key of its own
+     * (`toJSON` gets the key `''` at the root; inside a whole policy's key, `'circuitBreaker'`).
+     */
+    const counting = Object.create(null, {
+      toJSON: {
+        enumerable: false,
+        value(this: Record<string, unknown>, key: string) {
+          if (key === '') keyed++;
+          return { ...this };
+        },
+      },
+    }) as object;
+    const breaker = (maxRequests: number): Record<string, unknown> =>
+      Object.assign(Object.create(counting) as Record<string, unknown>, { maxRequests });
+    const document = (version: number): unknown => {
+      const services: Record<string, unknown> = {};
+      for (let i = 0; i < 300; i++)
+        services[`s${i}`] = {
+          timeout: `${1000 + i}ms`,
+          retry: { ...retry },
+          circuitBreaker: breaker(version * 1000 + i),
+        };
+      services.bad = { timeout: '1s', circuitBreaker: { maxRequests: 0 } };
+      return { services };
+    };
+    const memo = new PolicyMemo();
+    for (let version = 1; version <= 2; version++) {
+      keyed = 0;
+      const issues = new Issues();
+      const layers = parseDocumentLayers(document(version), version, issues, memo);
+      expect(issues.list.map((i) => i.field)).toEqual(['services.bad.circuitBreaker.maxRequests']);
+      // Keyed for the sample of each document (the next one samples again), not for all 300.
+      expect(keyed).toBe(128);
+      for (let i = 0; i < 300; i++) {
+        const breakerConfig = layers.services.get(`s${i}`)?.patch.resilience?.circuitBreaker;
+        expect(breakerConfig === false ? breakerConfig : breakerConfig?.maxRequests).toBe(version * 1000 + i);
+      }
+      // The retry section, the same under every service, is still parsed once.
+      expect(layers.services.get('s299')?.patch.resilience?.retry).toBe(
+        layers.services.get('s0')?.patch.resilience?.retry,
+      );
+    }
+  });
+});
