@@ -98,6 +98,38 @@ describe('parseHostPort', () => {
     expect(parseHostPort('127.0.0.1:1', 'f')).toEqual({ address: '127.0.0.1', port: 1 });
     expect(parseHostPort('[::1]:9000', 'f')).toEqual({ address: '::1', port: 9000 });
     expect(parseHostPort('[fe80::1%eth0]:9000', 'f')).toEqual({ address: 'fe80::1%eth0', port: 9000 });
+    // Digits inside labels, and a last label that only starts with a digit, are names.
+    expect(parseHostPort('node-1.1host.example:80', 'f')).toEqual({
+      address: 'node-1.1host.example',
+      port: 80,
+    });
+    expect(parseHostPort('0x1f.com:80', 'f')).toEqual({ address: '0x1f.com', port: 80 });
+  });
+  it('accepts as a name exactly what the WHATWG URL parser accepts as a host', () => {
+    for (const host of [
+      'api.internal',
+      'a1.b2',
+      '1host.example',
+      '0x1f.com',
+      '10.0.0.256',
+      'example.123',
+      'x.0x1f',
+      'x.0x',
+    ]) {
+      let url = true;
+      try {
+        new URL(`http://${host}/`);
+      } catch {
+        url = false;
+      }
+      let ours = true;
+      try {
+        parseHostPort(`${host}:80`, 'f');
+      } catch {
+        ours = false;
+      }
+      expect({ host, accepted: ours }).toEqual({ host, accepted: url });
+    }
   });
   it.each([
     '::1:80',
@@ -111,6 +143,11 @@ describe('parseHostPort', () => {
     '[zz]:80',
     'a b:80',
     '',
+    // A last label that is a number makes the host an IPv4 address to URL parsers: not one here.
+    '10.0.0.256:80',
+    '256.1.1.1:80',
+    'api.123:80',
+    'api.0x1f:80',
   ])('rejects %j', (v) => {
     expect(() => parseHostPort(v, 'MESH_ENDPOINTS_X')).toThrow(/MESH_ENDPOINTS_X/);
   });

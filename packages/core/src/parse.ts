@@ -167,9 +167,17 @@ export function isIPv4(s: string): boolean {
   return IPV4.test(s);
 }
 
-/** True for an address a socket can be opened to: IPv4, IPv6 or a DNS name. */
+/** A last label that makes a host an IPv4 address to URL parsers (digits, or `0x` hex). */
+const NUMERIC_LABEL = /(?:^|\.)(?:\d+|0[xX][0-9a-fA-F]*)\.?$/;
+
+/**
+ * True for an address a socket can be opened to: IPv4, IPv6 or a DNS name. A name whose last
+ * label is a number (`10.0.0.256`) is an IPv4 address or nothing: the WHATWG URL parser, and so
+ * undici and fetch, read it as IPv4 and reject it when it is not one.
+ */
 export function isValidHost(s: string): boolean {
-  return isIPv4(s) || isIPv6(s) || HOST_NAME.test(s);
+  if (isIPv4(s) || isIPv6(s)) return true;
+  return HOST_NAME.test(s) && !NUMERIC_LABEL.test(s);
 }
 
 /** A TCP port 1..65535. */
