@@ -125,7 +125,9 @@ class JsonFileImpl implements JsonFile {
 
   #json(text: string): unknown {
     try {
-      return JSON.parse(text);
+      // A byte-order mark, as some editors write at the start of a UTF-8 file, is not JSON but
+      // not content either (Node's own JSON `require` drops it too).
+      return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
     } catch (error) {
       throw new MeshError(
         'MESH_CONFIG_INVALID',

@@ -72,4 +72,22 @@ describe('the config file as a config source, on a live destination (#10)', () =
       await mesh.close();
     }
   });
+
+  it('reads a file saved with a UTF-8 byte-order mark (as some editors write it)', async () => {
+    const file = path.join(dir, 'bom.json');
+    const [a] = servers as [TestServer];
+    writeFileSync(
+      file,
+      `\uFEFF${JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 3 } } } })}`,
+    );
+    const mesh = createMesh({ env: {}, configFile: file });
+    try {
+      expect(mesh.config('api').resilience.retry).toMatchObject({ maxRetries: 3 });
+      const res = await mesh.request('http://api/');
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+    } finally {
+      await mesh.close();
+    }
+  });
 });

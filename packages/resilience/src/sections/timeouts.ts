@@ -11,7 +11,7 @@ export const timeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
   expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off" for none',
   default: 'off',
   description:
-    'Overall deadline of a call, all attempts included. Off by default: a default must never cut a streaming body (Istio disables route timeouts by default too).',
+    'Overall deadline of a call, all attempts included. Off by default: a default must never cut a streaming body (Istio disables route timeouts by default too). `0`, `false` or `"off"` for none (0 disables it, as in Envoy).',
   ...envVarFor(
     'MESH_TIMEOUT',
     'Overall deadline of a call, all attempts included. Off unless set (a default must never cut a streaming body). `0` or `off` for none.',
@@ -22,10 +22,11 @@ export const timeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
 export const perTryTimeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
   expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off" for none',
   default: 'off',
-  description: 'Deadline of each attempt; a timed-out attempt may be retried elsewhere.',
+  description:
+    'Deadline of each attempt; a timed-out attempt may be retried elsewhere. `0`, `false` or `"off"` for none.',
   ...envVarFor(
     'MESH_PER_TRY_TIMEOUT',
-    'Deadline of each attempt; a timed-out attempt may be retried elsewhere.',
+    'Deadline of each attempt; a timed-out attempt may be retried elsewhere. `0` or `off` for none.',
   ),
 });
 
