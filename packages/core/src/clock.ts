@@ -71,11 +71,15 @@ export function abortError(signal: AbortSignal): MeshError {
   return new MeshError('MESH_ABORTED', 'the request was aborted by the caller', { cause: reason });
 }
 
+/** The longest delay `setTimeout` honours (~24.8 days); a longer one fires after 1 ms instead. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 class SystemClock implements Clock {
   now(): number {
     return performance.now();
   }
   setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer {
+    if (ms > MAX_TIMER_MS) return longTimer(ms, fn, options?.keepAlive === true);
     const handle = setTimeout(fn, Math.max(0, ms));
     if (options?.keepAlive !== true) handle.unref();
     return { cancel: () => clearTimeout(handle) };
@@ -83,6 +87,22 @@ class SystemClock implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);
   }
+}
+
+/**
+ * A timer longer than `setTimeout` can arm (a `timeout: "1000h"` meant as "practically never"),
+ * waited out in steps of at most {@link MAX_TIMER_MS}: Node would otherwise fire it after 1 ms.
+ */
+function longTimer(ms: number, fn: () => void, keepAlive: boolean): Timer {
+  const due = performance.now() + ms;
+  let handle: ReturnType<typeof setTimeout>;
+  const arm = (): void => {
+    const left = due - performance.now();
+    handle = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fn, Math.max(0, left));
+    if (!keepAlive) handle.unref();
+  };
+  arm();
+  return { cancel: () => clearTimeout(handle) };
 }
 
 /** The real clock: `performance.now()` and `setTimeout`, unref'd unless asked to keep the process alive. */

@@ -72,4 +72,20 @@ describe('resilience over real servers: deadline propagation A → B → C', () 
       `[resilience] deadline propagation: A sent ${seen.b}ms, B forwarded ${seen.c}ms, B's call ended after ${bCall.ms?.toFixed(0)}ms`,
     );
   });
+
+  it('a timeout longer than Node can arm (1000h) does not fire at once: the call completes', async () => {
+    // A server that answers after a few event-loop turns, so an overflowed 1 ms timer would win.
+    const slow = await startServer('slow', (_req, res) => {
+      setImmediate(() => setImmediate(() => setTimeout(() => res.end('late but fine'), 20)));
+    });
+    servers = [slow];
+    const mesh = createMesh({
+      env: {},
+      services: { slow: { endpoints: slow.address, timeout: '1000h', perTryTimeout: '900h', retry: false } },
+    });
+    meshes.push(mesh);
+    const res = await mesh.request('http://slow/');
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('late but fine');
+  });
 });
