@@ -143,7 +143,10 @@ export interface HostPort {
 }
 
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** A dotted IPv4 literal, as a regular-expression source without anchors (for larger patterns). */
+export const IPV4_SOURCE =
+  '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?:\\.(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}';
+const IPV4 = new RegExp(`^${IPV4_SOURCE}$`);
 
 /** True for an IPv6 literal (no brackets). */
 export function isIPv6(s: string): boolean {

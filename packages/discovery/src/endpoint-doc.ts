@@ -2,6 +2,7 @@ import {
   configError,
   type EndpointHealth,
   type EndpointInit,
+  IPV4_SOURCE,
   type Issues,
   isValidHost,
   parseHostPort,
@@ -106,8 +107,7 @@ export function parseEndpointList(value: unknown, field: string, issues: Issues)
 }
 
 /** `a.b.c.d:port[=weight]` with plain-digit port and weight (ranges are checked after the match). */
-const IPV4_ENDPOINT =
-  /^\s*((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}):(\d{1,5})(?:=(\d{1,7}))?\s*$/;
+const IPV4_ENDPOINT = new RegExp(`^\\s*(${IPV4_SOURCE}):(\\d{1,5})(?:=(\\d{1,7}))?\\s*$`);
 
 /**
  * `host:port[=weight][,host:port[=weight]…]`, IPv6 in brackets: `[::1]:8080=3`. Used by

@@ -11,6 +11,7 @@ import {
   failDispatch,
   isRequestBodyError,
   type Logger,
+  MAX_TIMER_MS,
   MeshError,
   type MeshHandler,
   noopLogger,
@@ -25,7 +26,7 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 
 const BUCKETS = 10;
 /** Longest timer Node accepts; opossum's own reset timer is parked there and never relied on. */
-const NEVER_MS = 2_147_483_647;
+const NEVER_MS = MAX_TIMER_MS;
 
 /** Whether an outcome counts as a failure of the destination. */
 function isFailure(error: unknown): boolean {

@@ -5,6 +5,7 @@ import { DOCUMENTS, svc } from './bad-documents.fixture.js';
 import { optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
 
+/** [variable, value] */
 const ENV: Array<[string, string]> = [
   ['MESH_TIMEOUT', 'soon'],
   ['MESH_TIMEOUT', '-5ms'],
