@@ -155,7 +155,7 @@ export class DestinationTable {
   ): Destination {
     // The subset's filter and health rule are part of the key: a new config version that redefines
     // a subset under the same name gets a destination over the new subset.
-    const base = `${target.id}|${target.filter}|${target.onlyPassing}`;
+    const base = `${target.id}|${target.filter}|${target.onlyPassing}|${target.connectTimeoutMs}`;
     const lbKey = loadBalancer ? `|${JSON.stringify(loadBalancer)}` : '';
     const key = overrides ? `${base}${lbKey}|${overrides.key}` : `${base}${lbKey}`;
     const cached = this.#targetDests.get(key);
@@ -177,13 +177,13 @@ export class DestinationTable {
       if (loadBalancer) extra.push(layer({ balancer: { loadBalancer }, resilience: undefined }));
       if (overrides)
         extra.push(layer(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())));
-      const dest = new Destination(
-        service,
-        subsetResolver(resolver, target),
-        this.#destinationDeps((s) =>
+      const dest = new Destination(service, subsetResolver(resolver, target), {
+        ...this.#destinationDeps((s) =>
           extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]),
         ),
-      );
+        // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
+        connectTimeoutMs: target.connectTimeoutMs,
+      });
       this.#targetDests.set(key, dest);
       this.#armIdleSweep();
       return dest;

@@ -31,6 +31,8 @@ export interface DestinationDeps {
   clock: Clock;
   logger: Logger;
   connectionsPerEndpoint: number;
+  /** Connect timeout of the destination's pools (a routing target's `ConnectTimeout`); undici's default when unset. */
+  connectTimeoutMs?: number;
   resolveTimeoutMs: number;
   /**
    * Build the per-service policy (balancer + filters). Called again when config changes, with the
@@ -194,7 +196,11 @@ export class Destination {
     if (pool === undefined) {
       if (this.#closed)
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
-      pool = new UndiciPool(key, { connections: this.#connectionsPerPool() });
+      const connectTimeout = this.#deps.connectTimeoutMs;
+      pool = new UndiciPool(key, {
+        connections: this.#connectionsPerPool(),
+        ...(connectTimeout !== undefined && connectTimeout > 0 ? { connectTimeout } : {}),
+      });
       // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
       // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
       pool.on('connect', () => this.#policy.balancer.onConnected(endpoint));

@@ -232,6 +232,13 @@ export class RoutingStage {
     const sent = copyOptions(opts);
     sent.path = path;
     sent.headers = headers;
+    // The route's `IdleTimeout` (Envoy's route idle_timeout): no activity for that long — waiting for
+    // the head, or between body chunks — ends the request. A tighter timeout of the caller's stays.
+    const idle = decision.idleTimeoutMs;
+    if (idle !== undefined && idle > 0) {
+      sent.headersTimeout = tighter(opts.headersTimeout, idle);
+      sent.bodyTimeout = tighter(opts.bodyTimeout, idle);
+    }
     const request = new DispatchRequest(sent, origin, o.idempotent);
     if (rec[IDEMPOTENT_HEADER] !== undefined) {
       void request.idempotent;
@@ -267,6 +274,11 @@ export class RoutingStage {
     }
     return resolving ?? { target: decision.target, dest: primary };
   }
+}
+
+/** The tighter of a caller's undici timeout (`0` or unset: none) and the route's. */
+function tighter(caller: number | null | undefined, route: number): number {
+  return caller === undefined || caller === null || caller <= 0 ? route : Math.min(caller, route);
 }
 
 /** `Host` after routing: the target service, keeping the origin's port. */
