@@ -132,6 +132,14 @@ export const DEFAULT_RESILIENCE_CONFIG: ResilienceConfig = Object.freeze({
 });
 
 const check = validator(resilienceSchema);
+
+/** Patches made by the parser (never by hand): what {@link isParsedPatch} recognises. */
+const PARSED = new WeakSet<object>();
+
+/** True for a patch {@link resiliencePatchOf} / {@link parseResiliencePatch} returned. */
+export function isParsedPatch(value: unknown): value is ResiliencePatch {
+  return typeof value === 'object' && value !== null && PARSED.has(value);
+}
 const sectionChecks = Object.fromEntries(
   Object.entries(resilienceProperties).map(([k, schema]) => [k, validator(schema)]),
 ) as { [K in keyof ResilienceOptions]-?: ReturnType<typeof validator<(typeof resilienceProperties)[K]>> };
@@ -149,6 +157,7 @@ export function resiliencePatchOf(
 ): ResiliencePatch {
   const at = (k: string): string => (path === '' ? k : `${path}.${k}`);
   const p: ResiliencePatch = {};
+  PARSED.add(p);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     check.validate(doc, path, issues);
     return p;

@@ -1,4 +1,6 @@
+import { Issues } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
+import { parseResiliencePatch, resolveResilienceConfig } from './config.js';
 import { runPolicy } from './testing.js';
 
 describe('runPolicy input', () => {
@@ -11,5 +13,39 @@ describe('runPolicy input', () => {
     await expect(runPolicy({ retry: { maxRetrys: 2 } }, [200])).rejects.toThrow(
       /policy\.retry\.maxRetrys[\s\S]*did you mean "maxRetries"/,
     );
+  });
+
+  it('validates the document shape even when a key ends in "Ms" (it used to skip validation then)', async () => {
+    // A document-shaped mistake next to a key that looks parsed: every problem is still reported.
+    await expect(
+      runPolicy({ retry: { maxRetries: 50 }, hedge: { delayMs: 10 } }, ['503', 200]),
+    ).rejects.toMatchObject({ code: 'MESH_CONFIG_INVALID' });
+    await expect(
+      runPolicy({ timeout: '1s', circuitBreaker: { resetTimeoutMs: 10_000 } }, ['hang']),
+    ).rejects.toThrow(/policy\.circuitBreaker\.resetTimeoutMs[\s\S]*did you mean "resetTimeout"/);
+  });
+
+  it('rejects a misspelt top-level key instead of running with defaults; balancer keys are ignored', async () => {
+    await expect(runPolicy({ retyr: { maxRetries: 2 } }, [200])).rejects.toThrow(
+      /policy\.retyr[\s\S]*did you mean "retry"/,
+    );
+    const rec = await runPolicy(
+      { endpoints: '10.0.0.1:80', loadBalancer: { policy: 'random' }, retry: { maxRetries: 1 } },
+      ['503', 200],
+    );
+    expect(rec.status).toBe(200);
+  });
+
+  it('uses a parsed patch, a resolved config and a hand-written parsed patch as they are', async () => {
+    const issues = new Issues();
+    const patch = parseResiliencePatch({ timeout: '1s' }, 'x', issues);
+    expect(issues.ok).toBe(true);
+    const byPatch = await runPolicy(patch!, ['hang']);
+    expect(byPatch.error?.code).toBe('MESH_TIMEOUT');
+    expect(byPatch.endedAt).toBe(1000);
+    const byConfig = await runPolicy(resolveResilienceConfig({ timeoutMs: 500 }), ['hang']);
+    expect(byConfig.endedAt).toBe(500);
+    const byHand = await runPolicy({ timeoutMs: 250 }, ['hang']);
+    expect(byHand.endedAt).toBe(250);
   });
 });

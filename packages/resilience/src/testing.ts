@@ -24,9 +24,10 @@ import {
   VirtualClock,
 } from '@proxyless/core/testing';
 import {
-  parseResiliencePatch,
+  isParsedPatch,
   type ResilienceConfig,
   type ResiliencePatch,
+  resiliencePatchOf,
   resolveResilienceConfig,
 } from './config.js';
 import { createPolicyStack } from './stack.js';
@@ -163,28 +164,46 @@ function isResolved(config: PolicyInput): config is ResilienceConfig {
 /**
  * What {@link runPolicy} takes: the policy keys of a service entry exactly as written in the config
  * document or `createMesh({ services })` (`{ timeout: '2s', retry: { backoff: { base: '25ms' } } }`),
- * or an already parsed `ResiliencePatch`/`ResilienceConfig`.
+ * validated as the mesh validates them (a misspelt key is an error, not a default); or a
+ * `ResiliencePatch` from `parseResiliencePatch`, a `ResilienceConfig` from `resolveResilienceConfig`,
+ * or a patch written by hand in that shape with `timeoutMs` / `perTryTimeoutMs`, used as they are.
  */
 export type PolicyInput = Readonly<Record<string, unknown>> | ResiliencePatch | ResilienceConfig;
 
-/** Parsed settings use `…Ms` keys (`timeoutMs`, `baseMs`); the document shape never does. */
-function isParsed(config: PolicyInput): boolean {
-  return /"[A-Za-z]+Ms":/.test(JSON.stringify(config));
+/**
+ * Keys of a service entry that other stages own (endpoints, the balancer): {@link runPolicy} has one
+ * scripted upstream, so it ignores them; any other key that is not a resilience key is an error.
+ */
+const OTHER_ENTRY_KEYS: ReadonlySet<string> = new Set([
+  'endpoints',
+  'loadBalancer',
+  'outlierDetection',
+  'healthCheck',
+]);
+
+/**
+ * A patch written by hand in the parsed shape: its timeouts are `timeoutMs` / `perTryTimeoutMs`,
+ * keys the document shape never has.
+ */
+function isHandWrittenPatch(config: PolicyInput): boolean {
+  return 'timeoutMs' in config || 'perTryTimeoutMs' in config;
 }
 
 /**
- * The patch for `config`: document-shaped input is validated exactly as `createMesh` would
- * validate a service entry.
+ * The patch for `config`. A patch the parser made, a resolved config, or a hand-written patch with
+ * `timeoutMs` / `perTryTimeoutMs` is used as it is; anything else is the document shape, validated
+ * exactly as `createMesh` validates a service entry — unknown keys included, at any depth.
  *
  * @throws MeshError `MESH_CONFIG_INVALID` naming each bad field and value.
  */
 function toPatch(config: PolicyInput): ResiliencePatch | ResilienceConfig {
-  if (isResolved(config)) return config;
-  if (isParsed(config)) return config as ResiliencePatch;
+  if (isResolved(config) || isParsedPatch(config) || isHandWrittenPatch(config)) return config;
+  const own: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) if (!OTHER_ENTRY_KEYS.has(k)) own[k] = v;
   const issues = new Issues();
-  const patch = parseResiliencePatch(config as Record<string, unknown>, 'policy', issues);
+  const patch = resiliencePatchOf(own, 'policy', issues);
   issues.throwIfAny('runPolicy: invalid policy');
-  return patch ?? {};
+  return patch;
 }
 
 /**
