@@ -39,7 +39,10 @@ export interface JsonFileOptions {
   debounceMs?: number;
 }
 
-/** One parsed version of the file. `version` counts the distinct contents read, from 1. */
+/**
+ * One parsed version of the file. `version` counts the contents delivered, from 1: each new
+ * content, and the same content again when the file is readable and valid after a failure.
+ */
 export interface JsonFileVersion {
   readonly version: number;
   readonly value: unknown;
@@ -50,9 +53,12 @@ export interface JsonFile {
   readonly path: string;
   /** The version read last (at start: read synchronously by the constructor). */
   current(): JsonFileVersion;
-  /** A new content was read and parsed. */
+  /** A new content was read and parsed (or the last one again, once readable after an error). */
   onVersion(listener: (v: JsonFileVersion) => void): Disposable;
-  /** The file became unreadable, half-written (not JSON) or was deleted; nothing new to apply. */
+  /**
+   * The file became unreadable, half-written (not JSON) or was deleted; nothing new to apply.
+   * The next content read that parses is delivered through `onVersion`, even if unchanged.
+   */
   onError(listener: (error: MeshError) => void): Disposable;
   /** Re-read the file now (also done on file events and by polling). */
   reload(): Promise<void>;
@@ -79,6 +85,13 @@ class JsonFileImpl implements JsonFile {
   readonly #errors = createEmitter<MeshError>();
   #current: JsonFileVersion;
   #lastText: string;
+  /**
+   * The error reported since the last delivered version, if any. Readers mark what they serve
+   * stale on an error, and only a delivered version tells them the file is good again: so after
+   * a failed read (deleted, unreadable) the same text as before is delivered, not skipped as
+   * unchanged. After a parse failure the unchanged text is still the half-written one: skipped.
+   */
+  #failed: 'read' | 'parse' | undefined;
   #lastStat = '';
   #watcher: FSWatcher | undefined;
   #poll: Timer | undefined;
@@ -211,6 +224,7 @@ class JsonFileImpl implements JsonFile {
         if (this.#lastStat === 'missing') return;
         this.#lastStat = 'missing';
       }
+      this.#failed = 'read';
       this.#errors.fire(
         new MeshError(
           'MESH_CONFIG_INVALID',
@@ -222,15 +236,17 @@ class JsonFileImpl implements JsonFile {
       );
       return;
     }
-    if (this.#closed || text === this.#lastText) return;
+    if (this.#closed || (text === this.#lastText && this.#failed !== 'read')) return;
     this.#lastText = text;
     let value: unknown;
     try {
       value = this.#json(text);
     } catch (error) {
+      this.#failed = 'parse';
       this.#errors.fire(error as MeshError);
       return;
     }
+    this.#failed = undefined;
     this.#current = { version: this.#current.version + 1, value };
     this.#versions.fire(this.#current);
   }
