@@ -107,7 +107,7 @@ export function balancerPatchOf(
     return p;
   }
   const d = doc as Record<string, unknown>;
-  const unknown = Object.keys(d).filter((k) => !(k in balancerProperties));
+  const unknown = Object.keys(d).filter((k) => !Object.hasOwn(balancerProperties, k));
   if (unknown.length > 0) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
   const { loadBalancer: lb, outlierDetection: od, healthCheck: hc } = d;
   const read = <T>(k: string, v: unknown, parse: () => T | undefined): T | undefined =>

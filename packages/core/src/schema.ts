@@ -100,7 +100,7 @@ const DURATION_RE = '^\\s*(\\d+(\\.\\d+)?|((\\d+(\\.\\d+)?|\\.\\d+)(ns|us|µs|ms
 
 function rangeText(kind: string, min: number | undefined, max: number | undefined, unit = ''): string {
   if (min !== undefined && max !== undefined) return `${kind} ${min}${unit}..${max}${unit}`;
-  if (min !== undefined && min > 0) return `${kind} ≥ ${min}${unit}`;
+  if (min !== undefined) return `${kind} ≥ ${min}${unit}`;
   if (max !== undefined) return `${kind} ≤ ${max}${unit}`;
   return kind;
 }
@@ -244,7 +244,8 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
       const props = (s.properties ?? {}) as Record<string, TSchema>;
       const known = Object.keys(props);
       for (const [k, v] of Object.entries(value)) {
-        const p = props[k];
+        // Own keys only: `constructor` or `toString` in a document is an unknown key, not a schema.
+        const p = Object.hasOwn(props, k) ? props[k] : undefined;
         if (p !== undefined) walk(p, v, at(path, k), issues);
         else if (s.additionalProperties === false) unknownKey(issues, path, k, known, v);
       }

@@ -50,6 +50,7 @@ import {
   rateLimitSection,
 } from './sections/limits.js';
 import {
+  BACKOFF_MAX_PER_BASE,
   DEFAULT_RETRY,
   type RetryConfig,
   type RetryPatch,
@@ -163,7 +164,7 @@ export function resiliencePatchOf(
     return p;
   }
   const d = doc as Record<string, unknown>;
-  const unknown = Object.keys(d).filter((k) => !(k in resilienceProperties));
+  const unknown = Object.keys(d).filter((k) => !Object.hasOwn(resilienceProperties, k));
   if (unknown.length > 0) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
   // Each section: validated (with its cross-field rules), then turned into its part of the patch.
   const section = <K extends keyof ResilienceOptions, T>(
@@ -290,6 +291,18 @@ function layer<T extends object>(
   return out;
 }
 
+/** Retry configs with `backoff.max` derived from their base, by the config they came from. */
+const derivedMax = new WeakMap<RetryConfig, RetryConfig>();
+
+function withDerivedMax(retry: RetryConfig): RetryConfig {
+  let out = derivedMax.get(retry);
+  if (out === undefined) {
+    out = merge(retry, { backoff: { maxMs: retry.backoff.baseMs * BACKOFF_MAX_PER_BASE } });
+    derivedMax.set(retry, out);
+  }
+  return out;
+}
+
 const NO_FAULT: FaultInjectionConfig = Object.freeze({
   delay: undefined,
   abort: undefined,
@@ -301,16 +314,21 @@ const NO_FAULT: FaultInjectionConfig = Object.freeze({
  * field by field (a later layer wins). A policy switched off by `false` can be switched on again
  * by a later object, starting from the built-in defaults.
  * @throws MeshError `MESH_CONFIG_INVALID` when the merged result breaks a rule that spans layers:
- * `rateLimit` without `rps`; `circuitBreaker.maxPendingRequests` without `concurrencyLimit`
- * (the queue it bounds is that limit's: one owner per setting).
+ * `rateLimit` without `rps`; `retry.backoff.max` below `retry.backoff.base`;
+ * `circuitBreaker.maxPendingRequests` without a `concurrencyLimit` queue (the queue it bounds is
+ * that limit's: one owner per setting). A `retry.backoff.max` no layer sets is 10× the merged base.
  */
 export function resolveResilienceConfig(...patches: ResiliencePatch[]): ResilienceConfig {
   const c: { -readonly [K in keyof ResilienceConfig]: ResilienceConfig[K] } = {
     ...DEFAULT_RESILIENCE_CONFIG,
   };
+  // Whether a layer in force sets `retry.backoff.max`: unset, it follows the merged base.
+  let maxSet = false;
   for (const p of patches) {
     if (p.timeoutMs !== undefined) c.timeoutMs = p.timeoutMs;
     if (p.perTryTimeoutMs !== undefined) c.perTryTimeoutMs = p.perTryTimeoutMs;
+    if (p.retry === false) maxSet = false;
+    else if (p.retry?.backoff?.maxMs !== undefined) maxSet = true;
     c.retry = layer(c.retry, p.retry, DEFAULT_RETRY);
     c.hedge = layer(c.hedge, p.hedge, DEFAULT_HEDGE);
     c.circuitBreaker = layer(c.circuitBreaker, p.circuitBreaker, DEFAULT_CIRCUIT_BREAKER);
@@ -325,11 +343,27 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
       issues.add('rateLimit.rps', 'a number ≥ 0.001 (requests per second) set in some layer', undefined);
     else c.rateLimit = Object.freeze({ rps, burst: burst ?? Math.max(1, Math.ceil(rps)) });
   }
+  if (c.retry !== undefined) {
+    const { baseMs, maxMs } = c.retry.backoff;
+    if (!maxSet) {
+      // Envoy's rule: max_interval defaults to 10× base_interval (25 ms gives the default 250 ms).
+      if (maxMs !== baseMs * BACKOFF_MAX_PER_BASE) c.retry = withDerivedMax(c.retry);
+    } else if (maxMs < baseMs) {
+      issues.add('retry.backoff.max', `a duration ≥ retry.backoff.base (${baseMs}ms)`, `${maxMs}ms`);
+    }
+  }
   const pending = c.circuitBreaker?.maxPendingRequests;
   if (pending !== undefined && c.concurrencyLimit === undefined) {
     issues.add(
       'circuitBreaker.maxPendingRequests',
       'no value without concurrencyLimit (it bounds that limit’s queue; set concurrencyLimit.queue, or drop it)',
+      pending,
+    );
+  } else if (pending !== undefined && c.concurrencyLimit!.queue === 0) {
+    // With no queue nothing ever waits, so the threshold could never apply (one owner per setting).
+    issues.add(
+      'circuitBreaker.maxPendingRequests',
+      'no value without a concurrencyLimit queue (it bounds that queue, which is 0; set concurrencyLimit.queue, or drop it)',
       pending,
     );
   }

@@ -82,6 +82,7 @@ const BEYOND_JSON_SCHEMA: Record<string, string> = {
   'healthCheck.timeout above interval': 'two fields compared',
   'maxPendingRequests without a queue': 'a field that needs another section',
   'rateLimit without rps in any layer': 'a field required in some layer (defaults or the service)',
+  'service names differing only in case': 'keys compared with each other, case-folded',
 };
 
 describe('docs/config-file.schema.json in a standard validator (#10)', () => {

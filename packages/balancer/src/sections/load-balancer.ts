@@ -14,6 +14,9 @@ import {
  * Load-balancing policies. Names match Consul's `service-resolver` `LoadBalancer.Policy` values
  * where they overlap (`round_robin`, `random`, `least_request`, `ring_hash`, `maglev`).
  */
+
+/** An HTTP token (RFC 9110 §5.6.2): what a header or cookie name may be. */
+const HTTP_TOKEN = "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$";
 export type LoadBalancerPolicy =
   | 'round_robin'
   | 'random'
@@ -178,8 +181,8 @@ export const loadBalancerFields = Fields({
     Type.Union(
       [
         Type.Literal('source'),
-        Fields({ header: Type.String({ minLength: 1 }) }),
-        Fields({ cookie: Type.String({ minLength: 1 }) }),
+        Fields({ header: Type.String({ pattern: HTTP_TOKEN, expected: 'an HTTP header name' }) }),
+        Fields({ cookie: Type.String({ pattern: HTTP_TOKEN, expected: 'a cookie name' }) }),
       ],
       {
         expected: '{ header: name }, { cookie: name } or "source"',

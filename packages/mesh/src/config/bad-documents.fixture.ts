@@ -21,6 +21,52 @@ export const DOCUMENTS: DocCase[] = [
   ['unknown defaults key', { defaults: { timout: '1s' } }, 'defaults.timout', '1s'],
   ['endpoints in defaults', { defaults: { endpoints: 'a:1' } }, 'defaults.endpoints', 'a:1'],
   ['$schema not a string', { $schema: 1 }, '$schema', 1],
+  ['service names differing only in case', { services: { Pay: {}, pay: {} } }, 'services.pay', 'pay'],
+  // keys named like Object.prototype members are unknown keys, not schemas
+  ['unknown service key toString', svc({ toString: 1 }), 'services.api.toString', 1],
+  [
+    'unknown defaults key constructor',
+    { defaults: { constructor: { maxRetries: 3 } } },
+    'defaults.constructor',
+    { maxRetries: 3 },
+  ],
+  [
+    'unknown nested key constructor',
+    { defaults: { retry: { constructor: 1 } } },
+    'defaults.retry.constructor',
+    1,
+  ],
+  [
+    'unknown nested key hasOwnProperty',
+    svc({ loadBalancer: { hasOwnProperty: 1 } }),
+    'services.api.loadBalancer.hasOwnProperty',
+    1,
+  ],
+  // strings JSON Schema bounds too
+  [
+    'endpoint address empty',
+    svc({ endpoints: [{ address: '', port: 80 }] }),
+    'services.api.endpoints[0].address',
+    '',
+  ],
+  [
+    'endpoint id empty',
+    svc({ endpoints: [{ address: 'a', port: 80, id: '' }] }),
+    'services.api.endpoints[0].id',
+    '',
+  ],
+  [
+    'endpoint zone empty',
+    svc({ endpoints: [{ address: 'a', port: 80, zone: '' }] }),
+    'services.api.endpoints[0].zone',
+    '',
+  ],
+  [
+    'hashOn header not a token',
+    svc({ loadBalancer: { hashOn: { header: 'x user' } } }),
+    'services.api.loadBalancer.hashOn',
+    { header: 'x user' },
+  ],
   // endpoints
   [
     'endpoint port out of range',

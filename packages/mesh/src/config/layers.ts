@@ -242,7 +242,7 @@ export function unknownPolicyKeys(
   endpoints: boolean,
 ): void {
   const known = entryCheck.schema.properties as Record<string, unknown>;
-  const extra = Object.keys(entry).filter((k) => !(k in known) || (!endpoints && k === 'endpoints'));
+  const extra = Object.keys(entry).filter((k) => !Object.hasOwn(known, k) || (!endpoints && k === 'endpoints'));
   if (extra.length === 0) return;
   (endpoints ? entryCheck : defaultsCheck).validate(
     Object.fromEntries(extra.map((k) => [k, entry[k]])),

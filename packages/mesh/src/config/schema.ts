@@ -27,11 +27,11 @@ export const endpointsSchema = Type.Union(
         Type.String(),
         Type.Object(
           {
-            address: Type.String(),
+            address: Type.String({ minLength: 1 }),
             port: Type.Integer({ minimum: 1, maximum: 65535 }),
-            id: Type.Optional(Type.String()),
+            id: Type.Optional(Type.String({ minLength: 1 })),
             weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000 })),
-            zone: Type.Optional(Type.String()),
+            zone: Type.Optional(Type.String({ minLength: 1 })),
             tags: Type.Optional(Type.Array(Type.String())),
             metadata: Type.Optional(Type.Record(Type.String(), Type.String())),
             health: Type.Optional(
