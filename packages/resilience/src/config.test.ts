@@ -170,6 +170,49 @@ describe('resolveResilienceConfig', () => {
     expect(c.hedge).toEqual({ delayMs: 20, percentile: undefined, maxHedges: 1 });
   });
 
+  it('derives backoff.max as 10× the merged base when no layer sets it (Envoy)', () => {
+    expect(resolveResilienceConfig({ retry: { backoff: { baseMs: 1000 } } }).retry?.backoff).toEqual({
+      baseMs: 1000,
+      maxMs: 10_000,
+    });
+    // The base from one layer (the environment), nothing else: the same rule.
+    const env = resiliencePatchFromEnv({ MESH_RETRY_BACKOFF_BASE: '1s' })!;
+    expect(resolveResilienceConfig(env).retry?.backoff).toEqual({ baseMs: 1000, maxMs: 10_000 });
+    // Unchanged defaults: 25 ms → 250 ms.
+    expect(resolveResilienceConfig({ retry: { maxRetries: 1 } }).retry?.backoff).toEqual({
+      baseMs: 25,
+      maxMs: 250,
+    });
+    // A max set before `retry: false` is gone with it.
+    const off = resolveResilienceConfig(
+      { retry: { backoff: { maxMs: 100 } } },
+      { retry: false },
+      { retry: { backoff: { baseMs: 50 } } },
+    );
+    expect(off.retry?.backoff).toEqual({ baseMs: 50, maxMs: 500 });
+  });
+
+  it('keeps a backoff.max some layer sets, and rejects one below the merged base', () => {
+    const c = resolveResilienceConfig(
+      { retry: { backoff: { maxMs: 2000 } } },
+      { retry: { backoff: { baseMs: 100 } } },
+    );
+    expect(c.retry?.backoff).toEqual({ baseMs: 100, maxMs: 2000 });
+    const bad = () =>
+      resolveResilienceConfig(
+        { retry: { backoff: { maxMs: 100 } } },
+        { retry: { backoff: { baseMs: 500 } } },
+      );
+    expect(bad).toThrow(
+      expect.objectContaining({
+        code: 'MESH_CONFIG_INVALID',
+        message: expect.stringMatching(
+          /retry\.backoff\.max: expected a duration ≥ retry\.backoff\.base \(500ms\), got "100ms"/,
+        ),
+      }),
+    );
+  });
+
   it('defaults the rate-limit burst to rps', () => {
     expect(resolveResilienceConfig({ rateLimit: { rps: 7.5 } }).rateLimit).toEqual({ rps: 7.5, burst: 8 });
   });
@@ -203,7 +246,7 @@ describe('resiliencePatchFromEnv', () => {
       maxRetries: 4,
       retryOn: ['5xx', 'connect-failure'],
       retriableStatusCodes: [429, 409],
-      backoff: { baseMs: 5, maxMs: 250 },
+      backoff: { baseMs: 5, maxMs: 50 }, // max unset: 10× base
       budget: { ratio: 0.25, minPerSecond: 10, windowMs: 10_000 },
     });
     expect(c.hedge?.percentile).toBe(99);
@@ -290,9 +333,30 @@ describe('sections as schema declarations (#10)', () => {
     );
     const c = resolveResilienceConfig({
       circuitBreaker: { maxPendingRequests: 5 },
-      concurrencyLimit: { max: 2 },
+      concurrencyLimit: { max: 2, queue: 10 },
     });
     expect(c.circuitBreaker?.maxPendingRequests).toBe(5);
+  });
+
+  it('rejects maxPendingRequests over a concurrencyLimit without a queue: it could never apply', () => {
+    const bad = () =>
+      resolveResilienceConfig(
+        { concurrencyLimit: { max: 5 } },
+        { circuitBreaker: { maxPendingRequests: 10 } },
+      );
+    expect(bad).toThrow(
+      expect.objectContaining({
+        code: 'MESH_CONFIG_INVALID',
+        message: expect.stringMatching(/circuitBreaker\.maxPendingRequests: .*concurrencyLimit\.queue/),
+      }),
+    );
+    // A later layer giving the limit a queue makes it valid.
+    const c = resolveResilienceConfig(
+      { concurrencyLimit: { max: 5 } },
+      { circuitBreaker: { maxPendingRequests: 10 } },
+      { concurrencyLimit: { queue: 4 } },
+    );
+    expect(c.circuitBreaker?.maxPendingRequests).toBe(10);
   });
 
   it('warns (does not reject) when perTryTimeout exceeds timeout', () => {

@@ -118,7 +118,7 @@ export const circuitBreakerSection = Section(
     maxPendingRequests: int(
       0,
       undefined,
-      'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs `concurrencyLimit`.',
+      'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs a `concurrencyLimit` with a `queue` above 0.',
     ),
     maxRequests: int(
       1,

@@ -73,6 +73,12 @@ export interface RetryConfig {
 export type RetryPatch = DeepPartial<RetryConfig>;
 
 /**
+ * `retry.backoff.max` when no layer sets it, as a multiple of the merged `backoff.base`: Envoy's
+ * `max_interval` defaults to 10× `base_interval`. A max below the base is an error.
+ */
+export const BACKOFF_MAX_PER_BASE = 10;
+
+/**
  * Built-in retry defaults. Two retries on failures that never reached the application
  * (connect failure, refused stream, reset, 502/503/504): Envoy's `connect-failure,refused-stream,
  * reset` plus gateway errors, as Linkerd retries by default. Backoff 25 ms → 250 ms with full
@@ -84,7 +90,7 @@ export const DEFAULT_RETRY: RetryConfig = Object.freeze({
   retryOn: Object.freeze(['connect-failure', 'refused-stream', 'reset', 'gateway-error'] as RetryOn[]),
   retriableStatusCodes: Object.freeze([] as number[]),
   retriableHeaders: Object.freeze([] as string[]),
-  backoff: Object.freeze({ baseMs: 25, maxMs: 250 }),
+  backoff: Object.freeze({ baseMs: 25, maxMs: 25 * BACKOFF_MAX_PER_BASE }),
   retryAfterMaxMs: 5_000,
   allowNonIdempotent: false,
   budget: Object.freeze({ ratio: 0.2, minPerSecond: 10, windowMs: 10_000 }),
@@ -158,7 +164,8 @@ export const retrySection = Section(
         max: Type.Optional(
           Duration({
             default: D.backoff.maxMs,
-            description: 'Upper bound of a backoff (Envoy: 10× base).',
+            description:
+              'Upper bound of a backoff, at least `base`. Unset, it is 10× `base` in force (Envoy’s rule), so 250 ms with the default base.',
             ...envVar('MESH_RETRY_BACKOFF_MAX', 'Largest backoff (`retry.backoff.max`).', {
               defaultValue: '250ms',
             }),
