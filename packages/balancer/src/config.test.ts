@@ -44,7 +44,12 @@ describe('parseBalancerPatch', () => {
         panicThreshold: 30,
         slowStart: { window: 30_000, aggression: 2 },
       },
-      outlierDetection: { baseEjectionTime: 200, consecutive5xx: 3, successRate: { stdevFactor: 2.5 } },
+      outlierDetection: {
+        enabled: true,
+        baseEjectionTime: 200,
+        consecutive5xx: 3,
+        successRate: { stdevFactor: 2.5 },
+      },
       healthCheck: { path: '/healthz', interval: 5000, timeout: 500 },
     });
   });

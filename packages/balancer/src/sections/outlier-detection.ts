@@ -238,7 +238,12 @@ export function outlierDetectionPatch(doc: OutlierDetectionOptions): OutlierDete
   if (doc === false) return { enabled: false };
   if (doc === true) return { enabled: true };
   const { interval, baseEjectionTime, maxEjectionTime } = doc;
-  const p: OutlierDetectionPatch = omitKeys(doc, ['interval', 'baseEjectionTime', 'maxEjectionTime']);
+  // An object configures the section and turns it on (as every section does), even over a `false`
+  // of a lower layer; `enabled: false` in it still turns it off.
+  const p: OutlierDetectionPatch = {
+    enabled: true,
+    ...omitKeys(doc, ['interval', 'baseEjectionTime', 'maxEjectionTime']),
+  };
   if (interval !== undefined) p.interval = parseDuration(interval, '');
   if (baseEjectionTime !== undefined) p.baseEjectionTime = parseDuration(baseEjectionTime, '');
   if (maxEjectionTime !== undefined) p.maxEjectionTime = parseDuration(maxEjectionTime, '');

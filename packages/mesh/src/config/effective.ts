@@ -43,13 +43,17 @@ function isPlain(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Objects a layer replaces whole instead of merging field by field (`hashOn: { header }`). */
+const WHOLE = new Set(['loadBalancer.hashOn']);
+
 function record(out: Map<string, SettingSource>, prefix: string, value: unknown, src: SettingSource): void {
-  if (isPlain(value)) {
+  if (isPlain(value) && !WHOLE.has(prefix)) {
     for (const [k, v] of Object.entries(value)) if (v !== undefined) record(out, `${prefix}.${k}`, v, src);
     return;
   }
-  // A whole-section switch (`false`/`true`) or a leaf: it decides everything below it.
-  if (!prefix.includes('.') || typeof value === 'boolean') {
+  // `true` turns a section on and keeps what the layers below set in it; `false` or any other
+  // value decides everything below it.
+  if (value !== true) {
     for (const k of [...out.keys()]) if (k.startsWith(`${prefix}.`)) out.delete(k);
   }
   out.set(prefix, src);

@@ -53,6 +53,56 @@ describe('effective config (#10)', () => {
     expect(c.sources['retry.maxRetries']).toBeUndefined();
   });
 
+  it('a later `true` keeps the sources of the fields lower layers set (it keeps their values)', () => {
+    const s = store(
+      {
+        defaults: { concurrencyLimit: { max: 7 } },
+        services: { api: { retry: true, loadBalancer: true, concurrencyLimit: true } },
+      },
+      { MESH_RETRIES: '5', MESH_LB_POLICY: 'maglev' },
+    );
+    const c = s.effective('api');
+    expect(c.resilience.retry?.maxRetries).toBe(5);
+    expect(c.sources['retry.maxRetries']).toEqual({ layer: 'env', version: 1 });
+    expect(c.sources['loadBalancer.policy']).toEqual({ layer: 'env', version: 1 });
+    expect(c.sources['concurrencyLimit.max']).toEqual({ layer: 'options.defaults', version: 1 });
+    expect(c.sources.retry).toEqual({ layer: 'options.services', version: 1 });
+  });
+
+  it('a replaced hashOn forgets the fields of the one below; a leaf value forgets what was under it', () => {
+    const s = store({ defaults: { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-user' } } } });
+    apply(s, { services: { api: { loadBalancer: { hashOn: 'source' } } } }, 3);
+    const c = s.effective('api');
+    expect(c.balancer.loadBalancer.hashOn).toBe('source');
+    expect(c.sources['loadBalancer.hashOn']).toEqual({ layer: 'file.services', version: 3 });
+    expect(c.sources['loadBalancer.hashOn.header']).toBeUndefined();
+  });
+
+  it('an object over a lower layer’s `false` turns every section back on, outlier detection included', () => {
+    const s = store({ defaults: { outlierDetection: false, circuitBreaker: false, retry: false } });
+    apply(
+      s,
+      {
+        services: {
+          api: {
+            outlierDetection: { consecutive5xx: 3 },
+            circuitBreaker: { volumeThreshold: 5 },
+            retry: { maxRetries: 1 },
+          },
+        },
+      },
+      2,
+    );
+    const c = s.effective('api');
+    expect(c.balancer.outlierDetection.enabled).toBe(true);
+    expect(c.balancer.outlierDetection.consecutive5xx).toBe(3);
+    expect(c.resilience.circuitBreaker?.volumeThreshold).toBe(5);
+    expect(c.resilience.retry?.maxRetries).toBe(1);
+    // `enabled: false` in the object still turns it off.
+    apply(s, { services: { api: { outlierDetection: { enabled: false, consecutive5xx: 3 } } } }, 3);
+    expect(s.effective('api').balancer.outlierDetection.enabled).toBe(false);
+  });
+
   it('defaults: no overall timeout, unbounded concurrent retries', () => {
     const c = store().effective('api');
     expect(c.resilience.timeoutMs).toBe(0);
