@@ -46,9 +46,14 @@ describe('checkConfigDocument (#10)', () => {
   });
 
   it('checks the document over the options and environment layers', () => {
-    // maxPendingRequests needs a concurrency limit: given by the options' defaults, it is valid.
+    // maxPendingRequests needs a concurrency limit with a queue: given by the options' defaults, it is valid.
     const doc = { services: { a: { circuitBreaker: { maxPendingRequests: 5 } } } };
-    expect(() => checkConfigDocument(doc, { defaults: { concurrencyLimit: { max: 10 } } })).not.toThrow();
+    expect(() =>
+      checkConfigDocument(doc, { defaults: { concurrencyLimit: { max: 10, queue: 20 } } }),
+    ).not.toThrow();
+    expect(() => checkConfigDocument(doc, { defaults: { concurrencyLimit: { max: 10 } } })).toThrow(
+      /circuitBreaker\.maxPendingRequests/,
+    );
     expect(() => checkConfigDocument({}, { env: { MESH_RETRIES: 'three' } })).toThrow(/MESH_RETRIES/);
   });
 });
