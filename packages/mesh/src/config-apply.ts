@@ -78,7 +78,7 @@ export class ConfigApplier {
     const { config, destinations, logger, events } = this.#deps;
     const result = config.validate(version, `config file ${this.#deps.path}`);
     if (result instanceof MeshError) {
-      this.reject(result);
+      this.reject(result, version.version);
       return;
     }
     // Traffic management: the document's configEntries are part of the version, validated first.
@@ -88,7 +88,7 @@ export class ConfigApplier {
         ? undefined
         : tryCompileFileEntries(version.document, ROUTING_DC);
     if (routing instanceof MeshError) {
-      this.reject(routing);
+      this.reject(routing, version.version);
       return;
     }
     const changed = config.swap(result.layers, destinations.byService.keys(), result.resolved);
@@ -122,11 +122,20 @@ export class ConfigApplier {
     this.warn(result.warnings);
   }
 
-  reject(error: MeshError): void {
-    this.#deps.logger.warn('config file rejected; keeping the last good configuration', { error });
+  /** Report a rejected version (`version`: when the document was read; a file that cannot be read has none). */
+  reject(error: MeshError, version?: number): void {
+    this.#deps.logger.warn('config file rejected; keeping the last good configuration', {
+      error,
+      ...(version !== undefined ? { version } : {}),
+    });
     this.#deps.documentEndpoints?.fail(error);
     const source = this.#deps.source?.name;
-    this.#deps.events.fire({ type: 'config_rejected', error, ...(source ? { source } : {}) });
+    this.#deps.events.fire({
+      type: 'config_rejected',
+      error,
+      ...(source ? { source } : {}),
+      ...(version !== undefined ? { version } : {}),
+    });
   }
 
   warn(warnings: readonly Warning[]): void {

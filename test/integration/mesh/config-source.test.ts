@@ -65,7 +65,11 @@ describe('the config file as a config source, on a live destination (#10)', () =
         JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: -1 } } } }),
       );
       await mesh.reloadConfig();
-      expect((await rejected).error.message).toContain('services.api.retry.maxRetries');
+      const bad = await rejected;
+      expect(bad.error.message).toContain('services.api.retry.maxRetries');
+      // The event names the rejected version (a number above the one in force), as etcd's and Consul's do.
+      expect(bad).toMatchObject({ source: 'file', version: expect.any(Number) });
+      expect(bad.version).toBeGreaterThan(second.version);
       expect(mesh.config('api').resilience.retry?.maxRetries).toBe(2);
       expect(await (await mesh.request('http://api/')).body.text()).toBe('b');
     } finally {
