@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MAX_TIMER_MS, systemClock } from './clock.js';
+import { MAX_TIMER_MS, systemClock, wallClockMs } from './clock.js';
+import { VirtualClock } from './virtual-clock.js';
 
 describe('systemClock timers', () => {
   afterEach(() => {
@@ -39,5 +40,28 @@ describe('systemClock timers', () => {
     expect(fired).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
     expect(fired).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('wall-clock readings', () => {
+  it('a VirtualClock reads a virtual date that moves with its time, never the real one', async () => {
+    const clock = new VirtualClock(0, { wall: Date.UTC(2015, 9, 21, 7, 28) });
+    expect(clock.wallNow()).toBe(Date.UTC(2015, 9, 21, 7, 28));
+    await clock.advance(5000);
+    expect(clock.wallNow()).toBe(Date.UTC(2015, 9, 21, 7, 28, 5));
+    expect(wallClockMs(clock)).toBe(clock.wallNow());
+    clock.setWallTime(Date.UTC(2030, 0, 1));
+    expect(clock.wallNow()).toBe(Date.UTC(2030, 0, 1));
+    expect(clock.now()).toBe(5000);
+    // Without the option the date starts at `start`.
+    expect(new VirtualClock(1234).wallNow()).toBe(1234);
+  });
+
+  it('falls back to the real date for a clock without wallNow, and for none', () => {
+    const before = Date.now();
+    const custom = { now: () => 0, setTimer: systemClock.setTimer, sleep: systemClock.sleep };
+    expect(wallClockMs(custom)).toBeGreaterThanOrEqual(before);
+    expect(wallClockMs()).toBeGreaterThanOrEqual(before);
+    expect(systemClock.wallNow!()).toBeGreaterThanOrEqual(before);
   });
 });

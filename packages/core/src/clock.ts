@@ -34,6 +34,12 @@ export interface Clock {
    * The abort listener is removed either way.
    */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Wall-clock milliseconds since the Unix epoch, for what is stated as a date (an HTTP-date
+   * `Retry-After`). Not monotonic; never use it for durations. Optional so that a `Clock` written
+   * before it existed still compiles: {@link wallClockMs} falls back to `Date.now()` without it.
+   */
+  wallNow?(): number;
 }
 
 /** The options of a timer a caller's pending call waits on (see {@link TimerOptions.keepAlive}). */
@@ -87,6 +93,9 @@ class SystemClock implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);
   }
+  wallNow(): number {
+    return Date.now();
+  }
 }
 
 /**
@@ -108,7 +117,10 @@ function longTimer(ms: number, fn: () => void, keepAlive: boolean): Timer {
 /** The real clock: `performance.now()` and `setTimeout`, unref'd unless asked to keep the process alive. */
 export const systemClock: Clock = new SystemClock();
 
-/** Wall-clock milliseconds since the Unix epoch (for timestamps shown to people, not for durations). */
-export function wallClockMs(): number {
-  return Date.now();
+/**
+ * Wall-clock milliseconds since the Unix epoch (for timestamps and dates, not for durations): the
+ * given clock's `wallNow()` (a `VirtualClock`'s date moves with its virtual time), else `Date.now()`.
+ */
+export function wallClockMs(clock?: Clock): number {
+  return clock?.wallNow?.() ?? Date.now();
 }

@@ -12,7 +12,7 @@ import { type Random, seededRandom } from './random.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export { seededRandom } from './random.js';
-export { flushPromises, VirtualClock } from './virtual-clock.js';
+export { flushPromises, VirtualClock, type VirtualClockOptions } from './virtual-clock.js';
 
 export interface TestContextOptions extends Partial<Omit<CallContext, 'request'>> {
   request?: Partial<MeshRequest>;

@@ -7,26 +7,53 @@ interface Scheduled {
   cancelled: boolean;
 }
 
+/** Options of a {@link VirtualClock}. */
+export interface VirtualClockOptions {
+  /**
+   * The wall-clock time (Unix epoch ms) `wallNow()` reads at `start`; it moves with virtual time.
+   * @defaultValue `start`, so `new VirtualClock(Date.parse('…'))` sets both readings to that date
+   */
+  wall?: number;
+}
+
 /**
  * A clock that moves only when told. Timers fire in time order during `advance`, with pending
  * promise callbacks run between them, so code that awaits `clock.sleep` behaves as on real time.
+ * Its wall clock (`wallNow()`, for HTTP dates such as `Retry-After`) is virtual too: never the
+ * real date, so a test reads the same dates on every run.
  *
  * @example
  * const clock = new VirtualClock();
  * const done = clock.sleep(1000);
  * await clock.advance(1000); // `done` is now resolved
+ * @example
+ * const clock = new VirtualClock(0, { wall: Date.parse('Wed, 21 Oct 2015 07:28:00 GMT') });
+ * await clock.advance(5000); // wallNow() is now 07:28:05 GMT that day
  */
 export class VirtualClock implements Clock {
   #now: number;
+  /** `wallNow() - now()`. */
+  #wallOffset: number;
   #seq = 0;
   #queue: Scheduled[] = [];
 
-  constructor(start = 0) {
+  constructor(start = 0, options: VirtualClockOptions = {}) {
     this.#now = start;
+    this.#wallOffset = (options.wall ?? start) - start;
   }
 
   now(): number {
     return this.#now;
+  }
+
+  /** The virtual wall-clock time, Unix epoch ms: the date set (see {@link setWallTime}) plus time advanced since. */
+  wallNow(): number {
+    return this.#now + this.#wallOffset;
+  }
+
+  /** Set the virtual date `wallNow()` reads from now on (epoch ms); `now()` and timers are untouched. */
+  setWallTime(epochMs: number): void {
+    this.#wallOffset = epochMs - this.#now;
   }
 
   setTimer(ms: number, fn: () => void): Timer {

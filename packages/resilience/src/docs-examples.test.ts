@@ -79,6 +79,16 @@ describe('docs/testing-policies.md', () => {
     expect(rec.attempts[1]!.startedAt).toBe(2000);
   });
 
+  it('Retry-After as an HTTP date, on the virtual wall clock', async () => {
+    const clock = new VirtualClock(0, { wall: Date.parse('Wed, 21 Oct 2015 07:28:00 GMT') });
+    const rec = await runPolicy(
+      {},
+      [{ status: 503, headers: { 'retry-after': 'Wed, 21 Oct 2015 07:28:05 GMT' } }, 200],
+      { clock },
+    );
+    expect(rec.attempts[1]!.startedAt).toBe(5000);
+  });
+
   it('a circuit breaker, driven by the clock', async () => {
     const clock = new VirtualClock();
     const stack = createPolicyStack(

@@ -10,6 +10,7 @@ import {
   type MeshHandler,
   RelayController,
   type Timer,
+  wallClockMs,
   withCall,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
@@ -228,7 +229,8 @@ export class RetryCall {
     const random = (): number => this.#ctx.random.next();
     let delay = backoffDelay(c, this.#retries + 1, random);
     if (outcome.ok) {
-      const after = parseRetryAfter(outcome.result.headers);
+      // An HTTP-date Retry-After is measured on the call's clock, so it runs on virtual time too.
+      const after = parseRetryAfter(outcome.result.headers, wallClockMs(this.#ctx.clock));
       if (after !== undefined) {
         if (after > c.retryAfterMaxMs) return giveUp('retry_after_too_long');
         delay = after;

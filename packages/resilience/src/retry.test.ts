@@ -162,6 +162,22 @@ describe('retry filter', () => {
     expect(parseRetryAfter({}, now)).toBeUndefined();
   });
 
+  it('measures an HTTP-date Retry-After on the call clock, not the real date', async () => {
+    // 07:28:00 on the virtual wall clock; the upstream asks to come back at 07:28:05.
+    const clock = new VirtualClock(0, { wall: Date.parse('Wed, 21 Oct 2015 07:28:00 GMT') });
+    const upstream = scriptedUpstream([
+      { status: 503, headers: { 'retry-after': 'Wed, 21 Oct 2015 07:28:05 GMT' } },
+      200,
+    ]);
+    const p = withPolicies(
+      [createRetryFilter({ retryAfterMaxMs: 10_000 })],
+      upstream,
+    )(testContext({ clock }));
+    await clock.runAll();
+    expect((await p).status).toBe(200);
+    expect(upstream.calls[1]!.at).toBe(5000);
+  });
+
   it('stops when the budget is exhausted and returns the last real response', async () => {
     const clock = new VirtualClock();
     const budget = new RetryBudget({ ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, clock); // 1 retry per window

@@ -113,7 +113,11 @@ export function unsafeToReplay(
   return undefined;
 }
 
-/** `Retry-After` in ms (delta-seconds or an HTTP date), or `undefined` when absent or unreadable. */
+/**
+ * `Retry-After` in ms (delta-seconds or an HTTP date), or `undefined` when absent or unreadable.
+ * An HTTP date is measured from `nowWallMs`: pass `wallClockMs(ctx.clock)` so it follows the call's
+ * clock (a `VirtualClock`'s date in tests); the default is the real date.
+ */
 export function parseRetryAfter(
   headers: ResponseHeaders,
   nowWallMs: number = wallClockMs(),
