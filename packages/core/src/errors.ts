@@ -11,7 +11,10 @@ export type MeshErrorCode =
   | 'MESH_NO_HEALTHY_ENDPOINTS'
   /** The host is not a mesh service and pass-through is disabled. */
   | 'MESH_UNKNOWN_SERVICE'
-  /** A timeout fired; `details.limit` says which (`overall`, `per_try`, `connect`, …). */
+  /**
+   * A timeout fired; `details.limit` says which: `overall`, `perTry`, `propagated` (the caller's
+   * deadline), or undici's `headers` / `body`. A connect timeout is `MESH_CONNECT_FAILED`.
+   */
   | 'MESH_TIMEOUT'
   /** The caller aborted the request through its `AbortSignal`. */
   | 'MESH_ABORTED'
@@ -25,7 +28,12 @@ export type MeshErrorCode =
   | 'MESH_CONNECT_FAILED'
   /** The connection failed after the request started (reset, closed, protocol error). */
   | 'MESH_UPSTREAM_RESET'
-  /** A retry was needed but is not allowed (body sent and not replayable, method not idempotent, budget). */
+  /**
+   * Never raised; kept so the code stays in the union. When a retry is not allowed (body not
+   * replayable, not idempotent, budget, …) the caller gets the last real response or error and a
+   * `give_up` call event says why.
+   * @deprecated Nothing raises it; branch on the `give_up` event's reason instead.
+   */
   | 'MESH_RETRY_NOT_ALLOWED'
   /** A registry could not be reached or answered something unusable. */
   | 'MESH_REGISTRY_UNAVAILABLE'
@@ -78,7 +86,7 @@ export interface MeshErrorDetails {
    */
   readonly phase?: 'connect' | 'request' | 'response';
   readonly bodySent?: boolean;
-  /** For `MESH_TIMEOUT`: which limit fired (`overall`, `per_try`). */
+  /** For `MESH_TIMEOUT`: which limit fired (`overall`, `perTry`, `propagated`, `headers`, `body`). */
   readonly limit?: string;
   readonly field?: string;
   readonly value?: unknown;
