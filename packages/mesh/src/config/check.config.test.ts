@@ -45,6 +45,24 @@ describe('checkConfigDocument (#10)', () => {
     expect(found[1]).toMatch(/^services\.b \(all layers merged\)/);
   });
 
+  it('a merged-layer problem of the defaults is said once, naming the variables that set its section', () => {
+    let error: unknown;
+    try {
+      checkConfigDocument(
+        { services: { a: {}, b: { timeout: '1s' } } },
+        { env: { MESH_OUTLIER_BASE_EJECTION_TIME: '600s' } },
+      );
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    const issues = (error as MeshError).details.issues ?? [];
+    // Before: once for the defaults and once more for each of a and b, naming no variable.
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.field).toContain('MESH_OUTLIER_BASE_EJECTION_TIME=600s');
+    expect(issues[0]?.field).toMatch(/outlierDetection\.maxEjectionTime$/);
+  });
+
   it('checks the document over the options and environment layers', () => {
     // maxPendingRequests needs a concurrency limit with a queue: given by the options' defaults, it is valid.
     const doc = { services: { a: { circuitBreaker: { maxPendingRequests: 5 } } } };

@@ -43,6 +43,8 @@ export interface Layer {
   /** The policy as written (document shape), for provenance. */
   readonly raw: Readonly<Record<string, unknown>> | undefined;
   readonly patch: PolicyPatch;
+  /** The env layer: each document path it sets → the variable and value that set it. */
+  readonly env?: ReadonlyMap<string, { readonly name: string; readonly raw: string }>;
 }
 
 const EMPTY: PolicyPatch = Object.freeze({ balancer: undefined, resilience: undefined });
@@ -67,11 +69,10 @@ export function envLayer(env: Env, issues: Issues): Layer {
     balancer: issues.try(() => balancerPatchFromEnv(env)),
     resilience: issues.try(() => resiliencePatchFromEnv(env)),
   };
-  const raw = {
-    ...envToDocument(balancerSchema, env).document,
-    ...envToDocument(resilienceSchema, env).document,
-  };
-  return { name: 'env', version: 1, raw, patch };
+  const balancer = envToDocument(balancerSchema, env);
+  const resilience = envToDocument(resilienceSchema, env);
+  const raw = { ...balancer.document, ...resilience.document };
+  return { name: 'env', version: 1, raw, patch, env: new Map([...balancer.names, ...resilience.names]) };
 }
 
 /** Policy settings from environment variables (mesh-wide defaults). */
@@ -242,7 +243,9 @@ export function unknownPolicyKeys(
   endpoints: boolean,
 ): void {
   const known = entryCheck.schema.properties as Record<string, unknown>;
-  const extra = Object.keys(entry).filter((k) => !Object.hasOwn(known, k) || (!endpoints && k === 'endpoints'));
+  const extra = Object.keys(entry).filter(
+    (k) => !Object.hasOwn(known, k) || (!endpoints && k === 'endpoints'),
+  );
   if (extra.length === 0) return;
   (endpoints ? entryCheck : defaultsCheck).validate(
     Object.fromEntries(extra.map((k) => [k, entry[k]])),

@@ -103,6 +103,18 @@ export class ConfigStore {
    * the rest (defaults only). Gives the warnings (rules that warn instead) and the effective
    * config of every named service, so a swap reuses them.
    */
+  /**
+   * The variables that set fields of `field`'s section, for a message about merged layers: the
+   * rule may compare a field the user set through the environment with one they never wrote.
+   */
+  #envNote(field: string): string {
+    const section = field.split('.')[0] ?? '';
+    const set = [...(this.#env.env ?? [])]
+      .filter(([path]) => path === section || path.startsWith(`${section}.`))
+      .map(([, v]) => `${v.name}=${v.raw}`);
+    return set.length > 0 ? `; set through ${set.join(', ')}` : '';
+  }
+
   check(doc: DocumentLayers | undefined, issues: Issues): Checked {
     const names = new Set([...this.#optionsServices.keys(), ...(doc?.services.keys() ?? [])]);
     const warnings: Warning[] = [];
@@ -110,6 +122,7 @@ export class ConfigStore {
     // Services whose only own layer is the document's share their merge with every service that
     // has the same policy (the same patch object: see PolicyMemo).
     const merged = new Map<PolicyPatch, ResolvedPolicy>();
+    const ofDefaults = new Set<string>();
     const one = (service: string | undefined, where: string): void => {
       const own =
         service !== undefined && !this.#optionsServices.has(service)
@@ -121,8 +134,19 @@ export class ConfigStore {
           r = resolvePolicy(this.layersFor(service, doc));
         } catch (error) {
           if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
-          for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }])
-            issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
+          for (const i of error.details.issues ?? [
+            { field: '', expected: error.message, value: undefined },
+          ]) {
+            // A problem of the defaults is every service's: said once, not again per service.
+            const key = `${i.field}\0${i.expected}\0${JSON.stringify(i.value)}`;
+            if (service === undefined) ofDefaults.add(key);
+            else if (ofDefaults.has(key)) continue;
+            issues.add(
+              `${where} (all layers merged${this.#envNote(i.field)}): ${i.field}`,
+              i.expected,
+              i.value,
+            );
+          }
           return;
         }
         if (own !== undefined) merged.set(own, r);
