@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MeshError } from '@proxyless/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { formatAccessLogLine, openAccessLog, responseFlags } from './access-log.js';
 import type { CallEventLike } from './events.js';
 
@@ -154,10 +155,81 @@ describe('openAccessLog', () => {
     expect(readFileSync(path, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
   });
 
-  it('drops lines instead of crashing when the file cannot be opened', async () => {
-    const sink = openAccessLog('/nonexistent-dir/for/sure/access.log');
-    sink.write('x\n');
-    await sink.close();
-    sink.write('y\n');
+  it.each(['STDOUT', 'Stdout', 'stdout'])(
+    'takes %s for the standard output, not a file name',
+    async (target) => {
+      const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+      try {
+        const sink = openAccessLog(target);
+        sink.write('{"a":1}\n');
+        await sink.close();
+        expect(write).toHaveBeenCalledWith('{"a":1}\n');
+      } finally {
+        write.mockRestore();
+      }
+      expect(existsSync(target)).toBe(false);
+    },
+  );
+
+  it('takes STDERR for the standard error', async () => {
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      openAccessLog('STDERR').write('x\n');
+      expect(write).toHaveBeenCalledWith('x\n');
+    } finally {
+      write.mockRestore();
+    }
   });
+
+  it('rejects a path whose directory does not exist, naming the setting and the path', () => {
+    const path = '/nonexistent-dir/for/sure/access.log';
+    let error: unknown;
+    try {
+      openAccessLog(path);
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    expect((error as MeshError).details).toMatchObject({ field: 'MESH_ACCESS_LOG', value: path });
+    expect((error as MeshError).message).toContain(`MESH_ACCESS_LOG: expected`);
+    expect((error as MeshError).message).toContain(`"${path}" (its directory does not exist, ENOENT)`);
+  });
+
+  it('rejects a directory, under the field it is given', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-access-'));
+    expect(() => openAccessLog(dir, { field: 'telemetry.accessLog' })).toThrow(
+      /^telemetry\.accessLog: expected .* \(it is a directory, EISDIR\)$/,
+    );
+  });
+
+  it.runIf(existsSync('/dev/full'))(
+    'reports the first write failure (disk full) once, then drops lines without crashing',
+    async () => {
+      const errors: Error[] = [];
+      const published: unknown[] = [];
+      const onPublish = (m: unknown): void => void published.push(m);
+      subscribe('proxyless:telemetry:access_log_error', onPublish);
+      try {
+        let reported = (): void => undefined;
+        const failed = new Promise<void>((resolve) => {
+          reported = resolve;
+        });
+        const sink = openAccessLog('/dev/full', {
+          onError: (e) => {
+            errors.push(e);
+            reported();
+          },
+        });
+        sink.write('x\n');
+        await failed;
+        sink.write('y\n');
+        await sink.close();
+        expect(errors).toHaveLength(1);
+        expect((errors[0] as NodeJS.ErrnoException).code).toBe('ENOSPC');
+        expect(published).toEqual([{ path: '/dev/full', error: errors[0] }]);
+      } finally {
+        unsubscribe('proxyless:telemetry:access_log_error', onPublish);
+      }
+    },
+  );
 });

@@ -1,4 +1,5 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { diagnosticsChannel, MeshError, quote } from '@proxyless/core';
 import { type CallEventLike, errorCode, giveUpCause } from './events.js';
 
 /**
@@ -126,21 +127,76 @@ export interface AccessLogSink {
   close(): Promise<void>;
 }
 
+/** Options of {@link openAccessLog}. */
+export interface AccessLogOptions {
+  /** The setting an unusable target is reported under. @defaultValue `'MESH_ACCESS_LOG'` */
+  field?: string;
+  /**
+   * Called once, with the first error writing the file (disk full, file system gone); the lines
+   * after it are dropped. The error is also published on `diagnostics_channel`
+   * `proxyless:telemetry:access_log_error` as `{ path, error }`.
+   * @defaultValue none
+   */
+  onError?: (error: Error) => void;
+}
+
+/** What the access log's write failures are published on (free without subscribers). */
+const writeErrors = diagnosticsChannel('telemetry', 'access_log_error');
+
+const EXPECTED = '`stdout`, `stderr` or a file path that can be opened for append';
+
+/** Why a path cannot be opened, in the words of the setting rather than of the syscall. */
+const OPEN_FAILURE: Readonly<Record<string, string>> = {
+  ENOENT: 'its directory does not exist',
+  ENOTDIR: 'a parent is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory',
+  EROFS: 'read-only file system',
+};
+
 /**
- * Open the sink `MESH_ACCESS_LOG` names: `stdout`, `stderr`, or a file path (appended to).
+ * Open the sink `MESH_ACCESS_LOG` names: `stdout`, `stderr` (either word in any case), or a file
+ * path, appended to.
  *
+ * @throws MeshError `MESH_CONFIG_INVALID` naming `options.field` and the path when the file cannot
+ * be opened for append (no such directory, permission denied, a directory).
  * @example
  * const sink = openAccessLog(process.env.MESH_ACCESS_LOG ?? 'stdout');
  */
-export function openAccessLog(target: string): AccessLogSink {
-  if (target === 'stdout' || target === 'stderr') {
-    const stream = target === 'stdout' ? process.stdout : process.stderr;
+export function openAccessLog(target: string, options: AccessLogOptions = {}): AccessLogSink {
+  // `MESH_ACCESS_LOG=STDOUT` once made a file named ./STDOUT. A file of that name is `./stdout`.
+  const keyword = target.toLowerCase();
+  if (keyword === 'stdout' || keyword === 'stderr') {
+    const stream = keyword === 'stdout' ? process.stdout : process.stderr;
     return { write: (line) => void stream.write(line), close: () => Promise.resolve() };
   }
-  let file: WriteStream | undefined = createWriteStream(target, { flags: 'a' });
-  // A failing log file must not crash the service: the error is dropped with the lines.
-  file.on('error', () => {
+  let fd: number;
+  try {
+    // Opened here, synchronously: the stream would open it later and a failure would only drop
+    // the lines, so a path that can never work is a configuration error at start instead.
+    fd = openSync(target, 'a');
+  } catch (error) {
+    const field = options.field ?? 'MESH_ACCESS_LOG';
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    const reason = OPEN_FAILURE[code] ? `${OPEN_FAILURE[code]}, ${code}` : (error as Error).message;
+    throw new MeshError(
+      'MESH_CONFIG_INVALID',
+      `${field}: expected ${EXPECTED}, got ${quote(target)} (${reason})`,
+      {
+        cause: error,
+        details: { field, value: target, issues: [{ field, expected: EXPECTED, value: target }] },
+      },
+    );
+  }
+  let file: WriteStream | undefined = createWriteStream(target, { fd, flags: 'a' });
+  // A failing log file must not crash the service: the first error is reported, then the lines
+  // are dropped (the stream destroys itself on error).
+  file.on('error', (error) => {
+    if (file === undefined) return;
     file = undefined;
+    options.onError?.(error);
+    if (writeErrors.hasSubscribers) writeErrors.publish({ path: target, error });
   });
   let closing: Promise<void> | undefined;
   return {
@@ -149,7 +205,7 @@ export function openAccessLog(target: string): AccessLogSink {
       closing ??= new Promise<void>((resolve) => {
         const f = file;
         if (f === undefined || f.closed) return resolve();
-        // 'close' follows both a flushed end and a failed open (the stream destroys itself).
+        // 'close' follows both a flushed end and a failed write (the stream destroys itself).
         f.once('close', () => resolve());
         f.end();
       });

@@ -35,12 +35,25 @@ export interface AdminServer extends AsyncDisposable {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** `listen` errors that mean the bind address is wrong: not local, unresolvable, wrong family. */
+const HOST_ERRORS: ReadonlySet<string> = new Set([
+  'EADDRNOTAVAIL',
+  'EAFNOSUPPORT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EAI_NODATA',
+]);
+
 /**
  * Start the admin server (Envoy's admin interface, reduced): `/metrics` (also
  * `/stats/prometheus`), `/healthz`, `/readyz`, `/config_dump`, `/clusters`, `/events` and an HTML
  * page at `/` that needs no build step and no network beyond this server.
  *
- * @throws MeshError `MESH_CONFIG_INVALID` when the address cannot be bound (in use, not local).
+ * @throws MeshError `MESH_CONFIG_INVALID` when the address cannot be bound; `details.field` is
+ * `MESH_ADMIN_HOST` when the host is at fault (not local, does not resolve), else `MESH_ADMIN_PORT`
+ * (in use, privileged).
  * @example
  * const admin = await createAdminServer({ port: 9901, services, configDump, ready, events });
  */
@@ -55,13 +68,18 @@ export async function createAdminServer(options: AdminServerOptions): Promise<Ad
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
+      const port = options.port ?? 0;
+      // The address, not the port, is at fault when it is not this machine's or does not resolve.
+      const hostAtFault = error.code !== undefined && HOST_ERRORS.has(error.code);
       reject(
         new MeshError(
           'MESH_CONFIG_INVALID',
-          `MESH_ADMIN_PORT: cannot listen on ${host}:${options.port ?? 0}: ${error.code}`,
+          `cannot listen on ${host}:${port} (MESH_ADMIN_HOST / MESH_ADMIN_PORT): ${error.code ?? error.message}`,
           {
             cause: error,
-            details: { field: 'MESH_ADMIN_PORT', value: options.port ?? 0 },
+            details: hostAtFault
+              ? { field: 'MESH_ADMIN_HOST', value: host }
+              : { field: 'MESH_ADMIN_PORT', value: port },
           },
         ),
       );

@@ -70,6 +70,28 @@ describe('resolveTelemetryConfig', () => {
     expect(e.message).toContain('"maybe"');
   });
 
+  it('rejects a MESH_ADMIN_HOST that is neither an IP address nor a host name, naming it and the value', () => {
+    let error: unknown;
+    try {
+      resolveTelemetryConfig({}, { MESH_ADMIN_PORT: '0', MESH_ADMIN_HOST: 'not a host!' });
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    expect((error as MeshError).details).toMatchObject({ field: 'MESH_ADMIN_HOST', value: 'not a host!' });
+    expect((error as MeshError).message).toContain('MESH_ADMIN_HOST: expected an IP address or a host name');
+    expect(() => resolveTelemetryConfig({ admin: { host: '10.0.0.256' } })).toThrow(
+      /telemetry\.admin\.host: expected an IP address or a host name, got "10\.0\.0\.256"/,
+    );
+  });
+
+  it.each(['0.0.0.0', '::', '::1', 'localhost', 'admin.internal.example'])(
+    'accepts %s as the admin host',
+    (host) => {
+      expect(resolveTelemetryConfig({}, { MESH_ADMIN_HOST: host }).admin.host).toBe(host);
+    },
+  );
+
   it('rejects a port out of range and unknown fields', () => {
     expect(() => resolveTelemetryConfig({ admin: { port: 70000 } })).toThrow(/telemetry\.admin\.port/);
     expect(() => resolveTelemetryConfig({ admin: { prot: 1 } })).toThrow(/telemetry\.admin/);

@@ -4,6 +4,7 @@ import {
   envString,
   Issues,
   issuesError,
+  isValidHost,
   type Static,
   type TSchema,
   Type,
@@ -177,16 +178,28 @@ export function resolveTelemetryConfig(options: unknown = {}, env: Env = {}): Te
   // Nothing set: the defaults, valid by construction (config.test.ts), without compiling the
   // validator at start-up.
   if (Object.keys(merged).length === 0) return doc as TelemetryConfig;
-  if (check.check(doc)) return doc;
   const found = new Issues();
-  check.validate(doc, 'telemetry', found);
-  // A value that came from the environment is reported under the variable's name.
-  const issues = found.list.map((i) =>
-    ENV_OF[i.field] !== undefined && lookup(options, i.field) === undefined
-      ? { ...i, field: ENV_OF[i.field]! }
-      : i,
+  if (!check.check(doc)) check.validate(doc, 'telemetry', found);
+  // What JSON Schema cannot say: the bind address is an IP literal or a host name. Unchecked, a
+  // bad one surfaced only when the admin server failed to listen, blamed on the port.
+  const host = (doc as { admin?: { host?: unknown } }).admin?.host;
+  if (typeof host === 'string' && host !== '' && !isValidHost(host)) {
+    found.add('telemetry.admin.host', 'an IP address or a host name', host);
+  }
+  if (found.ok) return doc as TelemetryConfig;
+  throw issuesError(
+    'telemetry settings',
+    found.list.map((i) => ({ ...i, field: settingName(options, i.field) })),
   );
-  throw issuesError('telemetry settings', issues);
+}
+
+/**
+ * The name a setting is reported under: the variable's when its value came from the environment
+ * (not from the options document), else the `telemetry.*` path.
+ */
+export function settingName(options: unknown, path: string): string {
+  const env = ENV_OF[path];
+  return env !== undefined && lookup(options, path) === undefined ? env : path;
 }
 
 /** The schema's `default`s filled in where the document has no value (TypeBox's `Value.Default`). */

@@ -1,4 +1,5 @@
 export {
+  type AccessLogOptions,
   type AccessLogRecord,
   type AccessLogSink,
   formatAccessLogLine,

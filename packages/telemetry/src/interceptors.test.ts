@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import {
   type CallEvent,
   composeInterceptors,
@@ -7,6 +8,7 @@ import {
   kCall,
   type MeshDispatchOptions,
   MeshError,
+  noopLogger,
 } from '@proxyless/core';
 import { testContext, VirtualClock } from '@proxyless/core/testing';
 import { Registry } from 'prom-client';
@@ -132,6 +134,41 @@ describe('telemetry interceptors with no OpenTelemetry SDK', () => {
     const r = await run(dispatch, { method: 'GET', path: '/', [kCall]: testContext({ clock }) });
     expect(MeshError.is(r.error, 'MESH_NO_ENDPOINTS')).toBe(true);
   });
+
+  it.runIf(existsSync('/dev/full'))(
+    'logs the first access-log write failure (disk full) through its logger, once',
+    async () => {
+      const clock = new VirtualClock();
+      const logged: { message: string; fields?: Record<string, unknown> }[] = [];
+      let reported = (): void => undefined;
+      const failed = new Promise<void>((resolve) => {
+        reported = resolve;
+      });
+      const telemetry = createTelemetry({
+        registry: new Registry(),
+        clock,
+        env: { MESH_ACCESS_LOG: '/dev/full' },
+        logger: {
+          ...noopLogger,
+          error: (message, fields) => {
+            logged.push({ message, ...(fields ? { fields } : {}) });
+            reported();
+          },
+        },
+      });
+      const failing: DispatchFn = (_opts, handler) => {
+        handler.onResponseError?.(controller, new MeshError('MESH_NO_ENDPOINTS', 'none'));
+        return true;
+      };
+      const dispatch = composeInterceptors([telemetry.callInterceptor], failing);
+      await run(dispatch, { method: 'GET', path: '/', [kCall]: testContext({ clock }) });
+      await failed;
+      await run(dispatch, { method: 'GET', path: '/', [kCall]: testContext({ clock }) });
+      await telemetry.close();
+      expect(logged).toHaveLength(1);
+      expect(logged[0]!.fields).toMatchObject({ path: '/dev/full', error: { code: 'ENOSPC' } });
+    },
+  );
 
   it('records nothing and adds no stage cost when metrics and tracing are off', async () => {
     const clock = new VirtualClock();

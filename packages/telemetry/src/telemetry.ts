@@ -1,10 +1,17 @@
 import type { TracerProvider } from '@opentelemetry/api';
-import { type Clock, type Env, type Interceptor, systemClock } from '@proxyless/core';
+import {
+  type Clock,
+  type Env,
+  type Interceptor,
+  type Logger,
+  noopLogger,
+  systemClock,
+} from '@proxyless/core';
 import type { Registry } from 'prom-client';
 import { type AccessLogSink, openAccessLog } from './access-log.js';
 import { type AdminServer, type AdminServerOptions, createAdminServer } from './admin.js';
 import { EjectionLog, type TelemetryDeps } from './call-recorder.js';
-import { resolveTelemetryConfig, type TelemetryConfig } from './config.js';
+import { resolveTelemetryConfig, settingName, type TelemetryConfig } from './config.js';
 import type { TelemetryEvent } from './events.js';
 import { createAttemptInterceptor, createCallInterceptor } from './interceptors.js';
 import { createMeshMetrics, type MeshMetrics } from './metrics.js';
@@ -32,6 +39,8 @@ export interface TelemetryOptions {
   clock?: Clock;
   /** Where access-log lines go, overriding `MESH_ACCESS_LOG` (tests, custom shipping). */
   accessLog?: AccessLogSink;
+  /** Told of what telemetry cannot do at run time (the access-log file failing). @defaultValue no-op */
+  logger?: Logger;
 }
 
 /** The data providers the mesh gives the admin server. */
@@ -66,7 +75,8 @@ export interface Telemetry extends AsyncDisposable {
 /**
  * Build the mesh's telemetry from its settings (options over `MESH_*` variables).
  *
- * @throws MeshError `MESH_CONFIG_INVALID` listing every invalid setting by name and value.
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every invalid setting by name and value, or
+ * naming `MESH_ACCESS_LOG` when its file cannot be opened for append.
  * @example
  * const telemetry = createTelemetry({ env: process.env });
  * const stack = [telemetry.callInterceptor, retry, breaker, telemetry.attemptInterceptor, pick];
@@ -79,7 +89,8 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
   const metrics = config.metrics.enabled
     ? createMeshMetrics({ registry, clock, durationBuckets: config.metrics.durationBuckets })
     : undefined;
-  const accessLog = options.accessLog ?? (config.accessLog ? openAccessLog(config.accessLog) : undefined);
+  const accessLog =
+    options.accessLog ?? (config.accessLog ? openConfiguredLog(config.accessLog, options) : undefined);
   const tracing = config.tracing.enabled
     ? new TracerSource(INSTRUMENTATION_SCOPE, options.tracerProvider)
     : undefined;
@@ -126,4 +137,14 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** The access-log file of the settings; its first write failure is logged, not dropped unseen. */
+function openConfiguredLog(path: string, options: TelemetryOptions): AccessLogSink {
+  const logger = options.logger ?? noopLogger;
+  return openAccessLog(path, {
+    field: settingName(options.settings ?? {}, 'telemetry.accessLog'),
+    onError: (error) =>
+      logger.error('access log cannot be written; dropping access-log lines', { path, error }),
+  });
 }

@@ -92,16 +92,39 @@ describe('admin server', () => {
     expect((await get('/metrics', 'POST')).status).toBe(405);
   });
 
-  it('fails with MESH_CONFIG_INVALID naming MESH_ADMIN_PORT when the port is taken', async () => {
-    const err = await createAdminServer({
-      port: admin.port,
+  /** The error `createAdminServer` fails with on `host:port`, with no data behind it. */
+  const listenError = (host: string, port: number): Promise<MeshError> =>
+    createAdminServer({
+      host,
+      port,
       services: () => [],
       configDump: () => ({}),
       ready: () => true,
       events: () => [],
-    }).catch((e: unknown) => e);
+    }).then(
+      () => {
+        throw new Error(`listened on ${host}:${port}`);
+      },
+      (e: unknown) => e as MeshError,
+    );
+
+  it('fails with MESH_CONFIG_INVALID naming MESH_ADMIN_PORT when the port is taken', async () => {
+    const err = await listenError('127.0.0.1', admin.port);
     expect(MeshError.is(err, 'MESH_CONFIG_INVALID')).toBe(true);
-    expect((err as MeshError).details.field).toBe('MESH_ADMIN_PORT');
+    expect(err.details.field).toBe('MESH_ADMIN_PORT');
+    expect(err.message).toBe(
+      `cannot listen on 127.0.0.1:${admin.port} (MESH_ADMIN_HOST / MESH_ADMIN_PORT): EADDRINUSE`,
+    );
+  });
+
+  it('names MESH_ADMIN_HOST, not the port, when the address is not this machine’s', async () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): never a local address, so bind fails EADDRNOTAVAIL.
+    const err = await listenError('192.0.2.1', 0);
+    expect(MeshError.is(err, 'MESH_CONFIG_INVALID')).toBe(true);
+    expect(err.details).toMatchObject({ field: 'MESH_ADMIN_HOST', value: '192.0.2.1' });
+    expect(err.message).toBe(
+      'cannot listen on 192.0.2.1:0 (MESH_ADMIN_HOST / MESH_ADMIN_PORT): EADDRNOTAVAIL',
+    );
   });
 });
 

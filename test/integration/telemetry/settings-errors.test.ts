@@ -1,0 +1,36 @@
+/**
+ * Telemetry settings that can never work fail `createMesh` with `MESH_CONFIG_INVALID` naming the
+ * variable and its value, instead of surfacing later under another name or not at all.
+ */
+import { MeshError } from '@proxyless/core';
+import { Registry } from 'prom-client';
+import { createMesh } from 'proxyless';
+import { describe, expect, it } from 'vitest';
+
+function createMeshError(env: Record<string, string>): MeshError {
+  try {
+    const mesh = createMesh({ env, metrics: { registry: new Registry() } });
+    void mesh.close();
+  } catch (error) {
+    if (MeshError.is(error)) return error;
+    throw error;
+  }
+  throw new Error('createMesh succeeded');
+}
+
+describe('createMesh with bad telemetry settings', () => {
+  it('rejects a MESH_ADMIN_HOST that is not an address, naming it and the value', () => {
+    const error = createMeshError({ MESH_ADMIN_PORT: '0', MESH_ADMIN_HOST: 'not a host!' });
+    expect(error.code).toBe('MESH_CONFIG_INVALID');
+    expect(error.details).toMatchObject({ field: 'MESH_ADMIN_HOST', value: 'not a host!' });
+    expect(error.message).toContain('"not a host!"');
+    expect(error.message).not.toContain('MESH_ADMIN_PORT');
+  });
+
+  it('rejects a MESH_ACCESS_LOG file whose directory does not exist', () => {
+    const error = createMeshError({ MESH_ACCESS_LOG: '/nonexistent/dir/x.log' });
+    expect(error.code).toBe('MESH_CONFIG_INVALID');
+    expect(error.details).toMatchObject({ field: 'MESH_ACCESS_LOG', value: '/nonexistent/dir/x.log' });
+    expect(error.message).toContain('"/nonexistent/dir/x.log"');
+  });
+});
