@@ -39,8 +39,18 @@ export interface EnvResolverOptions {
  */
 export function createEnvResolver(options: EnvResolverOptions): Resolver {
   const issues = new Issues();
+  const bySuffix = readEnvEndpoints(options.env, issues);
+  issues.throwIfAny('invalid environment');
+  return new EnvResolver(bySuffix, options.clock ?? systemClock);
+}
+
+/**
+ * The `MESH_ENDPOINTS_<SERVICE>` variables of `env`, by suffix; every bad variable is recorded in
+ * `issues` with its value (so a caller can report them with its other problems at once).
+ */
+export function readEnvEndpoints(env: Env, issues: Issues): Map<string, readonly Endpoint[]> {
   const bySuffix = new Map<string, readonly Endpoint[]>();
-  for (const [name, raw] of Object.entries(options.env)) {
+  for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(ENDPOINTS_PREFIX) || raw === undefined || raw.trim() === '') continue;
     const suffix = name.slice(ENDPOINTS_PREFIX.length);
     if (!/^[A-Z0-9_]+$/.test(suffix)) {
@@ -50,8 +60,7 @@ export function createEnvResolver(options: EnvResolverOptions): Resolver {
     const list = issues.try(() => parseEndpointSpec(raw, name));
     if (list) bySuffix.set(suffix, Object.freeze(list.map(createEndpoint)));
   }
-  issues.throwIfAny('invalid environment');
-  return new EnvResolver(bySuffix, options.clock ?? systemClock);
+  return bySuffix;
 }
 
 class EnvResolver extends FixedResolver {

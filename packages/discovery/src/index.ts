@@ -38,6 +38,7 @@ export {
   ENDPOINTS_PREFIX,
   type EnvResolverOptions,
   embeddedEnvVars,
+  readEnvEndpoints,
 } from './env-resolver.js';
 export {
   createEtcdClient,

@@ -90,6 +90,20 @@ export interface DocumentLayers {
 }
 
 const documentCheck = validator(configDocumentSchema);
+
+/**
+ * A service name's rules (the pattern; unique regardless of case, as DNS and Consul names are):
+ * recorded at `field`. False when the name cannot be used at all.
+ */
+export function checkServiceName(name: string, field: string, seen: Set<string>, issues: Issues): boolean {
+  if (!NAME.test(name)) {
+    issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
+    return false;
+  }
+  if (seen.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
+  seen.add(name.toLowerCase());
+  return true;
+}
 const NAME = new RegExp(SERVICE_NAME_PATTERN);
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
@@ -188,12 +202,7 @@ export function parseDocumentLayers(
   let hits = 0;
   for (const [name, value] of Object.entries(entries ?? {})) {
     const field = `services.${name}`;
-    if (!NAME.test(name)) {
-      issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
-      continue;
-    }
-    if (seen.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
-    seen.add(name.toLowerCase());
+    if (!checkServiceName(name, field, seen, issues)) continue;
     const entry = asRecord(value);
     if (!entry) {
       issues.add(field, 'an object', value);

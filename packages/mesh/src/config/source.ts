@@ -51,17 +51,12 @@ export function staticConfigSource(name: string, document: unknown): ConfigSourc
   };
 }
 
-/** `options.defaults` and the policy of `options.services`, as one document. */
-export function optionsConfigSource(options: {
-  defaults?: unknown;
-  services?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
-}): ConfigSource {
-  const services: Record<string, unknown> = {};
-  for (const [name, entry] of Object.entries(options.services ?? {})) {
-    const { endpoints: _e, ...policy } = entry;
-    services[name] = policy;
-  }
-  return staticConfigSource('options', { defaults: options.defaults, services });
+/**
+ * `options.defaults` and `options.services`, as one document, as given: the config store checks
+ * it whole (shape, names, endpoints, policy) and takes the policy layers from it.
+ */
+export function optionsConfigSource(options: { defaults?: unknown; services?: unknown }): ConfigSource {
+  return staticConfigSource('options', { defaults: options.defaults, services: options.services });
 }
 
 /** The `MESH_*` variables (their document is built by the section schemas' env bindings). */

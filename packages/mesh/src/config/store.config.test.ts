@@ -188,3 +188,41 @@ describe('mesh.config and the config file as a source (#10)', () => {
     expect(applied[0]).toMatchObject({ source: 'file', version: 3 });
   });
 });
+
+describe('options and env checked whole at createMesh (#10)', () => {
+  const problems = (run: () => unknown): string[] => {
+    try {
+      run();
+    } catch (error) {
+      if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+      return (error.details.issues ?? []).map((i) => `${i.field}=${JSON.stringify(i.value)}`);
+    }
+    return [];
+  };
+
+  it('lists bad endpoints (env and options) with every other problem in one error', () => {
+    expect(
+      problems(() =>
+        createMesh({
+          env: { MESH_ENDPOINTS_PAYMENTS: 'nope', MESH_RETRIES: 'three' },
+          services: { p: { endpoints: 'also-nope' } },
+        }),
+      ).sort(),
+    ).toEqual([
+      'MESH_ENDPOINTS_PAYMENTS="nope"',
+      'MESH_RETRIES="three"',
+      'options.services.p.endpoints="also-nope"',
+    ]);
+  });
+
+  it('rejects service names and entries the document would reject, and non-object sections', () => {
+    const bad = (services: unknown, defaults?: unknown): string[] =>
+      problems(() => createMesh({ env: {}, services, defaults } as never));
+    expect(bad({ 'a b': {} })).toEqual(['options.services.a b="a b"']);
+    expect(bad({ Pay: {}, pay: {} })).toEqual(['options.services.pay="pay"']);
+    expect(bad({ a: 5 })).toEqual(['options.services.a=5']);
+    expect(bad({ a: null })).toEqual(['options.services.a=null']);
+    expect(bad(5)).toEqual(['options.services=5']);
+    expect(bad({}, 5)).toEqual(['options.defaults=5']);
+  });
+});

@@ -1,4 +1,5 @@
 import { type ConfigIssue, type Env, Issues, issuesError, MeshError } from '@proxyless/core';
+import { parseEndpointList, readEnvEndpoints } from '@proxyless/discovery';
 import {
   changedRoles,
   type EffectiveConfig,
@@ -8,6 +9,7 @@ import {
   resolvePolicy,
 } from './effective.js';
 import {
+  checkServiceName,
   type DocumentLayers,
   envLayer,
   type Layer,
@@ -57,6 +59,7 @@ export class ConfigStore {
   constructor(options: ConfigVersion, env: Env, issues: Issues) {
     const doc = asRecord(options.document) ?? {};
     const defaults = asRecord(doc.defaults);
+    if (doc.defaults !== undefined && !defaults) issues.add('options.defaults', 'an object', doc.defaults);
     if (defaults) unknownPolicyKeys(defaults, 'options.defaults', issues, false);
     this.#optionsDefaults = {
       name: 'options.defaults',
@@ -65,10 +68,23 @@ export class ConfigStore {
       patch: parsePolicyPatch(defaults, 'options.defaults', issues),
     };
     this.#env = envLayer(env, issues);
-    for (const [name, entry] of Object.entries(asRecord(doc.services) ?? {})) {
-      const policy = asRecord(entry);
-      if (!policy) continue;
+    // Endpoints from the environment are checked with everything else, so one error lists them all.
+    readEnvEndpoints(env, issues);
+    const services = asRecord(doc.services);
+    if (doc.services !== undefined && !services) issues.add('options.services', 'an object', doc.services);
+    const seen = new Set<string>();
+    for (const [name, entry] of Object.entries(services ?? {})) {
       const path = `options.services.${name}`;
+      if (!checkServiceName(name, path, seen, issues)) continue;
+      const given = asRecord(entry);
+      if (!given) {
+        issues.add(path, 'an object', entry);
+        continue;
+      }
+      // The endpoints belong to the static resolver; checked here with the rest.
+      const policy: Record<string, unknown> = {};
+      for (const k in given) if (k !== 'endpoints') policy[k] = given[k];
+      if (given.endpoints !== undefined) parseEndpointList(given.endpoints, `${path}.endpoints`, issues);
       unknownPolicyKeys(policy, path, issues, false);
       this.#optionsServices.set(name, {
         name: 'options.services',
