@@ -92,6 +92,29 @@ export interface DocumentLayers {
 const documentCheck = validator(configDocumentSchema);
 
 /**
+ * One entry of a `services` map: its name checked ({@link checkServiceName}), the entry an object,
+ * and its policy (the entry less its endpoints). `undefined` when it cannot be read (recorded).
+ */
+export function readServiceEntry(
+  name: string,
+  value: unknown,
+  field: string,
+  seen: Set<string>,
+  issues: Issues,
+): { entry: Record<string, unknown>; policy: Record<string, unknown> } | undefined {
+  if (!checkServiceName(name, field, seen, issues)) return undefined;
+  const entry = asRecord(value);
+  if (!entry) {
+    issues.add(field, 'an object', value);
+    return undefined;
+  }
+  // A copy loop: an object rest pattern is slow.
+  const policy: Record<string, unknown> = {};
+  for (const k in entry) if (k !== 'endpoints') policy[k] = entry[k];
+  return { entry, policy };
+}
+
+/**
  * A service name's rules (the pattern; unique regardless of case, as DNS and Consul names are):
  * recorded at `field`. False when the name cannot be used at all.
  */
@@ -202,15 +225,9 @@ export function parseDocumentLayers(
   let hits = 0;
   for (const [name, value] of Object.entries(entries ?? {})) {
     const field = `services.${name}`;
-    if (!checkServiceName(name, field, seen, issues)) continue;
-    const entry = asRecord(value);
-    if (!entry) {
-      issues.add(field, 'an object', value);
-      continue;
-    }
-    // The policy is the entry less its endpoints (a copy loop: an object rest pattern is slow).
-    const policy: Record<string, unknown> = {};
-    for (const k in entry) if (k !== 'endpoints') policy[k] = entry[k];
+    const read = readServiceEntry(name, value, field, seen, issues);
+    if (read === undefined) continue;
+    const { entry, policy } = read;
     const key = keying ? memoKey(policy) : undefined;
     let patch = key === undefined ? undefined : memo.get(key);
     if (key !== undefined) {

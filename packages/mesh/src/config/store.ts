@@ -9,7 +9,6 @@ import {
   resolvePolicy,
 } from './effective.js';
 import {
-  checkServiceName,
   type DocumentLayers,
   envLayer,
   type Layer,
@@ -17,6 +16,7 @@ import {
   type PolicyPatch,
   parseDocumentLayers,
   parsePolicyPatch,
+  readServiceEntry,
   unknownPolicyKeys,
 } from './layers.js';
 import type { ConfigVersion } from './source.js';
@@ -75,15 +75,10 @@ export class ConfigStore {
     const seen = new Set<string>();
     for (const [name, entry] of Object.entries(services ?? {})) {
       const path = `options.services.${name}`;
-      if (!checkServiceName(name, path, seen, issues)) continue;
-      const given = asRecord(entry);
-      if (!given) {
-        issues.add(path, 'an object', entry);
-        continue;
-      }
+      const read = readServiceEntry(name, entry, path, seen, issues);
+      if (read === undefined) continue;
+      const { entry: given, policy } = read;
       // The endpoints belong to the static resolver; checked here with the rest.
-      const policy: Record<string, unknown> = {};
-      for (const k in given) if (k !== 'endpoints') policy[k] = given[k];
       if (given.endpoints !== undefined) parseEndpointList(given.endpoints, `${path}.endpoints`, issues);
       unknownPolicyKeys(policy, path, issues, false);
       this.#optionsServices.set(name, {
