@@ -69,3 +69,19 @@ describe('backoff (properties)', () => {
     );
   });
 });
+
+describe('retry budget refund', () => {
+  it('gives back a retry that was never sent, from a later bucket too, and never goes below 0', async () => {
+    const clock = new VirtualClock();
+    const budget = new RetryBudget({ ratio: 0, minPerSecond: 0.1, windowMs: 10_000 }, clock);
+    expect(budget.tryWithdraw()).toBe(true);
+    expect(budget.tryWithdraw()).toBe(false);
+    await clock.advance(2500); // the retry sits in an older bucket now
+    budget.refund();
+    expect(budget.snapshot().retries).toBe(0);
+    expect(budget.tryWithdraw()).toBe(true);
+    budget.refund();
+    budget.refund();
+    expect(budget.snapshot().retries).toBe(0);
+  });
+});

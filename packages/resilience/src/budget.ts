@@ -54,6 +54,21 @@ export class RetryBudget {
     return true;
   }
 
+  /**
+   * Give back a retry taken by {@link tryWithdraw} that was never sent (the circuit breaker refused
+   * it): the newest retry still counted in the window is forgotten.
+   */
+  refund(): void {
+    this.#rotate();
+    for (let i = 0; i < BUCKETS; i++) {
+      const b = (this.#bucketIndex - i + BUCKETS) % BUCKETS;
+      if (this.#retries[b]! > 0) {
+        this.#retries[b]!--;
+        return;
+      }
+    }
+  }
+
   /** Requests and retries counted in the current window. */
   snapshot(): { requests: number; retries: number } {
     this.#rotate();

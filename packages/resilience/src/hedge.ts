@@ -104,6 +104,8 @@ class HedgeAttempt implements MeshHandler {
     readonly call: HedgeCall,
     readonly startedAt: number,
     readonly ctx: CallContext,
+    /** Sent by the hedge timer (paid from the budget), not the call's first attempt. */
+    readonly hedge: boolean,
   ) {}
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
@@ -169,8 +171,8 @@ class HedgeCall {
     this.#schedule();
   }
 
-  #send(ctx: CallContext): void {
-    const a = new HedgeAttempt(this, this.#ctx.clock.now(), ctx);
+  #send(ctx: CallContext, hedge = false): void {
+    const a = new HedgeAttempt(this, this.#ctx.clock.now(), ctx, hedge);
     this.#running.add(a);
     try {
       this.#dispatch(withCall(this.#opts, ctx), a);
@@ -198,7 +200,7 @@ class HedgeCall {
         // A hedge goes to an endpoint no attempt of this call is waiting on, when there is one.
         const exclude = new Set(this.#ctx.excludeEndpoints ?? []);
         for (const r of this.#running) if (r.ctx.endpoint !== undefined) exclude.add(r.ctx.endpoint.id);
-        this.#send({ ...this.#ctx, attempt, endpoint: undefined, excludeEndpoints: exclude });
+        this.#send({ ...this.#ctx, attempt, endpoint: undefined, excludeEndpoints: exclude }, true);
         this.#schedule();
       },
       KEEP_ALIVE,
@@ -261,6 +263,14 @@ class HedgeCall {
     if (a.settled || this.#done) return;
     a.settled = true;
     this.#running.delete(a);
+    if (a.hedge && this.#running.size > 0 && MeshError.is(error, 'MESH_CIRCUIT_OPEN')) {
+      // The breaker opened during the call: no more hedges; the attempts sent go on, and the
+      // budget gets back the hedge that was never sent.
+      this.#hedgesLeft = 0;
+      this.#s.budget?.refund();
+      emitCallEvent(this.#ctx, { type: 'hedge_skipped', reason: 'circuit_open' });
+      return;
+    }
     if (this.winner === a || this.relay.aborted) {
       this.#finish();
       this.handler.onResponseError?.(this.relay, this.relay.aborted ? (this.relay.reason ?? error) : error);

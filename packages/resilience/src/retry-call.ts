@@ -49,6 +49,15 @@ class RetryAttempt implements MeshHandler {
   drainDelay: number | undefined;
   drained = 0;
   settled = false;
+  /**
+   * What this attempt answered, kept while it is retried: the caller gets it if the circuit
+   * breaker refuses the retry. The head, the drained body (`undefined` once past the drain limit
+   * or broken) and trailers; or the error.
+   */
+  head: { status: number; headers: IncomingHttpHeaders; text: string | undefined } | undefined;
+  kept: Buffer[] | undefined;
+  trailers: IncomingHttpHeaders | undefined;
+  failure: Error | undefined;
   constructor(
     readonly call: RetryCall,
     readonly ctx: CallContext,
@@ -75,7 +84,12 @@ class RetryAttempt implements MeshHandler {
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.draining) {
       this.drained += chunk.length;
-      if (this.drained > DRAIN_LIMIT) c.abort(new MeshError('MESH_ABORTED', 'retried response dropped'));
+      if (this.drained > DRAIN_LIMIT) {
+        this.kept = undefined;
+        c.abort(new MeshError('MESH_ABORTED', 'retried response dropped'));
+        return;
+      }
+      this.kept?.push(chunk);
       return;
     }
     if (!this.settled) this.call.handler.onResponseData?.(this.call.relay, chunk);
@@ -105,6 +119,8 @@ export class RetryCall {
   #committed = false;
   #done = false;
   #gateHeld = false;
+  /** The attempt being retried, why, and how it is described in events. */
+  #previous: { attempt: RetryAttempt; reason: string; info: ReturnType<typeof describe> } | undefined;
 
   constructor(
     dispatch: DispatchFn,
@@ -166,14 +182,17 @@ export class RetryCall {
         ok: true,
         result: { status, headers, ...(a.ctx.endpoint ? { endpoint: a.ctx.endpoint } : {}) },
       };
-      const delay = this.#decide(a.ctx, outcome);
+      const delay = this.#decide(a, outcome);
       if (delay !== undefined) {
         a.draining = true;
         a.drainDelay = delay;
+        a.head = { status, headers, text };
+        a.kept = [];
         return;
       }
     }
     this.#committed = true;
+    this.#previous = undefined; // nothing more to retry: let the kept body go
     this.handler.onResponseStart?.(this.relay, status, headers, text);
   }
 
@@ -181,6 +200,7 @@ export class RetryCall {
     if (a.settled || this.#done) return;
     a.settled = true;
     if (a.draining) {
+      a.trailers = trailers;
       this.#scheduleRetry(a.drainDelay ?? 0);
       return;
     }
@@ -199,12 +219,18 @@ export class RetryCall {
     }
     if (a.draining) {
       // The retried response broke while it was drained: the retry goes ahead all the same.
+      a.kept = undefined;
       this.#scheduleRetry(a.drainDelay ?? 0);
       return;
     }
+    if (this.#previous !== undefined && MeshError.is(error, 'MESH_CIRCUIT_OPEN')) {
+      this.#refused(a.ctx, error);
+      return;
+    }
     if (!this.#committed && !isRequestBodyError(error)) {
-      const delay = this.#decide(a.ctx, { ok: false, error });
+      const delay = this.#decide(a, { ok: false, error });
       if (delay !== undefined) {
+        a.failure = error;
         this.#scheduleRetry(delay);
         return;
       }
@@ -213,8 +239,41 @@ export class RetryCall {
     this.handler.onResponseError?.(this.relay, error);
   }
 
+  /**
+   * A retry was refused by the circuit breaker (it opened during the call): retrying stops, and the
+   * caller gets what the previous attempt answered, as Envoy returns the last upstream response
+   * when a retry would overflow a breaker. The budget gets its retry back: none was sent. Only a
+   * response whose body was past the drain limit (so dropped) cannot be given: then the refusal.
+   */
+  #refused(actx: CallContext, refusal: Error): void {
+    const { attempt: prev, reason, info } = this.#previous!;
+    this.#p.budget?.refund();
+    emitCallEvent(actx, { type: 'give_up', reason: `circuit_open (${reason})`, ...info });
+    this.#finish();
+    this.relay.setInner(undefined);
+    if (prev.failure !== undefined) {
+      this.handler.onResponseError?.(this.relay, prev.failure);
+      return;
+    }
+    if (prev.head === undefined || prev.kept === undefined) {
+      this.handler.onResponseError?.(this.relay, refusal);
+      return;
+    }
+    this.#committed = true;
+    const { status, headers, text } = prev.head;
+    this.handler.onResponseStart?.(this.relay, status, headers, text);
+    for (const chunk of prev.kept) {
+      if (this.relay.aborted) break;
+      this.handler.onResponseData?.(this.relay, chunk);
+    }
+    // A caller that aborts while the kept body is handed over gets its reason, as from undici.
+    if (this.relay.aborted) this.handler.onResponseError?.(this.relay, this.relay.reason ?? refusal);
+    else this.handler.onResponseEnd?.(this.relay, prev.trailers ?? {});
+  }
+
   /** The backoff before a retry, or `undefined` when this outcome goes to the caller. */
-  #decide(actx: CallContext, outcome: Outcome): number | undefined {
+  #decide(a: RetryAttempt, outcome: Outcome): number | undefined {
+    const actx = a.ctx;
     const c = this.#p.config;
     const reason = retryReason(outcome, c);
     if (reason === undefined) return undefined;
@@ -248,6 +307,7 @@ export class RetryCall {
       this.#excluded.add(info.endpoint);
     }
     this.#retries++;
+    this.#previous = { attempt: a, reason, info };
     emitCallEvent(actx, { type: 'retry', reason, delayMs: delay, ...info });
     return delay;
   }
@@ -290,6 +350,7 @@ export class RetryCall {
 
   #finish(): void {
     this.#done = true;
+    this.#previous = undefined;
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#leaveGate();

@@ -1,13 +1,23 @@
+import { text } from 'node:stream/consumers';
 import type { CallContext } from '@proxyless/core';
 import { MeshError } from '@proxyless/core';
-import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
+import {
+  recordingObserver,
+  scriptedUpstream,
+  seededRandom,
+  testContext,
+  VirtualClock,
+} from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { REPLAY_BUFFER_BYTES } from './body.js';
+import { createCircuitBreakerFilter } from './breaker.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_RETRY } from './config.js';
 import { createPerTryTimeoutFilter } from './deadline.js';
+import { createHedgeFilter } from './hedge.js';
 import { backoffDelay, createGate, createRetryFilter, parseRetryAfter } from './retry.js';
 import { withPolicies } from './stack.js';
+import { runPolicy } from './testing.js';
 
 function setup(script: Parameters<typeof scriptedUpstream>[0], retry = {}, ctxOptions = {}) {
   const clock = new VirtualClock();
@@ -256,5 +266,84 @@ describe('retry filter', () => {
     };
     const p = withPolicies([s.retry], failing)(s.ctx);
     await expect(p).rejects.toMatchObject({ code: 'MESH_CIRCUIT_OPEN' });
+  });
+});
+
+describe('retry when the circuit breaker opens during the call', () => {
+  const opensAtOnce = { volumeThreshold: 1, errorThresholdPercentage: 1 };
+
+  /** A closed breaker to open by hand mid-call, and a budget of one retry to watch. */
+  function withBreaker() {
+    const clock = new VirtualClock();
+    const observer = recordingObserver();
+    const budget = new RetryBudget({ ratio: 0, minPerSecond: 1, windowMs: 10_000 }, clock);
+    const breaker = createCircuitBreakerFilter({}, { clock, service: 'test' });
+    return { clock, observer, budget, breaker };
+  }
+
+  it('returns the last real response, not MESH_CIRCUIT_OPEN, and says why it stopped', async () => {
+    const rec = await runPolicy({ retry: { maxRetries: 2 }, circuitBreaker: opensAtOnce }, ['503']);
+    expect(rec.error).toBeUndefined();
+    expect(rec.status).toBe(503);
+    expect(rec.attempts.map((a) => a.outcome)).toEqual([503]);
+    expect(rec.stoppedBecause).toBe('circuit_open (gateway-error)');
+  });
+
+  it('returns the last real error when the retry of a failed attempt is refused', async () => {
+    const rec = await runPolicy({ retry: { maxRetries: 2 }, circuitBreaker: opensAtOnce }, ['reset']);
+    expect(rec.error?.code).toBe('MESH_UPSTREAM_RESET');
+    expect(rec.stoppedBecause).toBe('circuit_open (reset)');
+  });
+
+  it('still fails a first attempt with MESH_CIRCUIT_OPEN when the breaker is already open', async () => {
+    const clock = new VirtualClock();
+    const breaker = createCircuitBreakerFilter({}, { clock, service: 'test' });
+    breaker.breaker.open();
+    const call = withPolicies([createRetryFilter(), breaker], scriptedUpstream([200]));
+    await expect(call(testContext({ clock }))).rejects.toMatchObject({ code: 'MESH_CIRCUIT_OPEN' });
+    breaker.breaker.close();
+  });
+
+  it('hands over the kept body of a response whose retry the breaker refused, and refunds the budget', async () => {
+    // The breaker opens during the backoff (another call's failures); the retried 503 was drained.
+    const { clock, observer, budget, breaker } = withBreaker();
+    const upstream = scriptedUpstream([
+      { status: 503, body: 'try later', headers: { 'x-why': 'busy' } },
+      200,
+    ]);
+    const retry = createRetryFilter({ backoff: { baseMs: 100, maxMs: 100 } }, { budget });
+    const p = withPolicies(
+      [retry, breaker],
+      upstream,
+    )(testContext({ clock, observer, random: seededRandom(3) }));
+    await clock.advance(0);
+    expect(budget.snapshot().retries).toBe(1);
+    breaker.breaker.open();
+    await clock.runAll(50);
+    const r = await p;
+    expect(r.status).toBe(503);
+    expect(r.headers['x-why']).toBe('busy');
+    expect(await text(r.body)).toBe('try later');
+    expect(upstream.calls).toHaveLength(1);
+    expect(budget.snapshot().retries).toBe(0);
+    expect(observer.events.find((e) => e.type === 'give_up')?.reason).toBe('circuit_open (gateway-error)');
+    breaker.breaker.close();
+  });
+
+  it('stops hedging when the breaker refuses a hedge; the first attempt still answers', async () => {
+    const { clock, observer, budget, breaker } = withBreaker();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 200 }]);
+    const hedge = createHedgeFilter({ delayMs: 50, maxHedges: 2 }, { budget });
+    const p = withPolicies([hedge, breaker], upstream)(testContext({ clock, observer }));
+    await clock.advance(0);
+    breaker.breaker.open();
+    await clock.runAll(50);
+    expect((await p).status).toBe(200);
+    expect(upstream.calls).toHaveLength(1);
+    expect(budget.snapshot().retries).toBe(0);
+    expect(observer.events.filter((e) => e.type === 'hedge_skipped').map((e) => e.reason)).toEqual([
+      'circuit_open',
+    ]);
+    breaker.breaker.close();
   });
 });
