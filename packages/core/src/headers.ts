@@ -22,7 +22,8 @@ export function hasSafeIterator(obj: object): boolean {
 
 /**
  * Visit every header as undici reads it, names exactly as written. A flat array must be even; an
- * iterable must yield `[name, value]` pairs (undici's own `InvalidArgumentError` otherwise).
+ * iterable must yield `[name, value]` pairs; anything else but an object (a string, a number) is
+ * refused (undici's own `InvalidArgumentError` and message in each case, as its `Request` raises).
  */
 export function forEachHeader(
   headers: DispatchHeaders,
@@ -34,7 +35,7 @@ export function forEachHeader(
     for (let i = 0; i < headers.length; i += 2) fn(String(headers[i]), headers[i + 1] as string);
     return;
   }
-  if (typeof headers !== 'object') return;
+  if (typeof headers !== 'object') throw notHeaders();
   if (hasSafeIterator(headers)) {
     for (const pair of headers as Iterable<unknown>) {
       if (!Array.isArray(pair) || pair.length !== 2) {
@@ -46,6 +47,20 @@ export function forEachHeader(
   }
   const rec = headers as Record<string, string | string[] | number | undefined | null>;
   for (const key of Object.keys(rec)) fn(key, rec[key]);
+}
+
+function notHeaders(): Error {
+  return new errors.InvalidArgumentError('headers must be an object or an array');
+}
+
+/**
+ * Set `key` on a record as undici's `Object.keys` read will see it: a plain assignment of
+ * `__proto__` (a key `JSON.parse` can give) would change the prototype and lose the header.
+ */
+function setKey(rec: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(rec, key, { value, enumerable: true, writable: true, configurable: true });
+  } else rec[key] = value;
 }
 
 /** Whether the headers contain `name` (lower-case), compared case-insensitively. */
@@ -68,8 +83,9 @@ export function hasHeader(headers: DispatchHeaders, name: string): boolean {
 /**
  * The headers with `name: value` added, in the caller's own form, without touching or re-casing
  * the caller's headers: a flat array gets two more items, a record a copy with one more key, an
- * iterable is read once (with undici's checks) into a flat array. A header of the same name
- * (any case) the caller set is replaced; `value: undefined` removes it.
+ * iterable is read once (with undici's checks) into a flat array; any other form is refused, as
+ * undici refuses it. A header of the same name (any case) the caller set is replaced;
+ * `value: undefined` removes it.
  */
 export function withHeader(
   headers: DispatchHeaders,
@@ -92,9 +108,9 @@ export function withHeader(
     const out: Record<string, string | string[] | undefined> = {};
     for (const key of Object.keys(rec)) {
       if (key.length === name.length && key.toLowerCase() === name) continue;
-      out[key] = rec[key];
+      setKey(out, key, rec[key]);
     }
-    if (value !== undefined) out[name] = value;
+    if (value !== undefined) setKey(out, name, value);
     return out as DispatchHeaders;
   }
   const flat: string[] = [];
@@ -112,7 +128,8 @@ export function withHeader(
  * built only when first read.
  */
 export function headerRecord(headers: DispatchHeaders): RequestHeaders {
-  const out: RequestHeaders = {};
+  // No prototype: a header named `__proto__` or `constructor` is a header like any other here.
+  const out: RequestHeaders = Object.create(null) as RequestHeaders;
   forEachHeader(headers, (k, v) => {
     if (v == null) return;
     const key = k.toLowerCase();
