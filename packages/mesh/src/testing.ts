@@ -21,6 +21,7 @@ export {
   testContext,
   testEndpoints,
   VirtualClock,
+  type VirtualClockOptions,
 } from '@proxyless/core/testing';
 export { type ManualResolver, manualResolver } from '@proxyless/discovery/testing';
 export {
