@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { undiciErrors } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
 type Legacy = Dispatcher.DispatchHandler & {
@@ -79,10 +80,18 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     socket: Duplex,
   ): void {
     if (this.#done) return;
+    const onUpgrade = this.#h.onUpgrade;
+    if (!this.#modern && typeof onUpgrade !== 'function') {
+      // No dispatch the mesh checked gets here (an upgrade needs `onUpgrade`); should one, close
+      // the socket and fail the call rather than leave both open with nobody to settle them.
+      socket.destroy();
+      this.onResponseError(controller, new undiciErrors.InvalidArgumentError('invalid onUpgrade method'));
+      return;
+    }
     this.#finish();
     try {
       if (this.#modern) this.#h.onRequestUpgrade?.(controller, status, headers, socket);
-      else this.#h.onUpgrade?.(status, toRaw(headers), socket);
+      else onUpgrade?.call(this.#h, status, toRaw(headers), socket);
     } catch (error) {
       socket.destroy(error as Error);
     }

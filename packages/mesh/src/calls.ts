@@ -20,6 +20,7 @@ import {
   type MeshDispatchOptions,
   MeshError,
   type Random,
+  undiciErrors,
   undiciIfLoaded,
   undiciModule,
   withHeader,
@@ -31,11 +32,40 @@ import type { Destination } from './destination.js';
 import type { DestinationTable } from './destination-table.js';
 import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
 import { hostnameOf, hostOf, requestTarget, unknownService } from './naming.js';
-import { DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
+import { assertDispatchable, DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
 import type { RoutingStage } from './routing-stage.js';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
+
+/**
+ * Refuse an origin with a path, query or fragment (`http://api/base`), as undici's `Agent` does
+ * when it builds the origin's pool (`parseOrigin`): the mesh would otherwise name the service and
+ * send the request without the path. The WHATWG parser runs only past the plain `scheme://host`.
+ */
+function assertOrigin(origin: string): void {
+  const start = origin.indexOf('://');
+  if (start < 0) return;
+  let i = start + 3;
+  while (i < origin.length) {
+    const c = origin.charCodeAt(i);
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === 92 /* \ */) break;
+    i++;
+  }
+  if (i === origin.length || (i === origin.length - 1 && origin.charCodeAt(i) === 47)) return;
+  const u = new URL(origin);
+  if (u.pathname !== '/' || u.search || u.hash) throw new undiciErrors.InvalidArgumentError('invalid url');
+}
+
+/**
+ * Fail a dispatch undici would refuse: through the caller's handler, unless it is in the old style
+ * without `onError`, which undici's dispatch answers by throwing the error (`DispatcherBase`).
+ */
+function failUnchecked(handler: Dispatcher.DispatchHandler, error: Error): void {
+  const h = handler as { onRequestStart?: unknown; onError?: unknown };
+  if (typeof h.onRequestStart !== 'function' && typeof h.onError !== 'function') throw error;
+  failDispatch(new CallHandler(handler), error);
+}
 
 /** What the call path needs from the mesh that owns it. */
 export interface CallPathDeps {
@@ -89,10 +119,14 @@ export class CallPath implements DispatchTarget {
       if (dest === undefined || dest.evicted) {
         const hostname = hostnameOf(origin);
         dest = hostname === undefined ? undefined : this.#destinations.destinationFor(hostname);
-        if (dest !== undefined && this.#byOrigin.size < 1024) this.#byOrigin.set(origin, dest);
+        if (dest !== undefined) {
+          // Checked once per origin: only an origin undici's Agent would take is remembered.
+          assertOrigin(origin);
+          if (this.#byOrigin.size < 1024) this.#byOrigin.set(origin, dest);
+        }
       }
     } catch (error) {
-      failDispatch(new CallHandler(handler), error as Error);
+      failUnchecked(handler, error as Error);
       return true;
     }
     // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
@@ -102,6 +136,13 @@ export class CallPath implements DispatchTarget {
       if (chain !== undefined && !origin.startsWith('https:')) {
         // The routed service's own destination stays live (its watch starts Consul's chain watch).
         if (dest !== undefined) dest.lastUsed = this.#clock.now();
+        try {
+          if (dest === undefined) assertOrigin(origin);
+          assertDispatchable(opts, handler);
+        } catch (error) {
+          failUnchecked(handler, error as Error);
+          return true;
+        }
         try {
           return this.#routing.dispatch(chain, opts, origin, handler);
         } catch (error) {
@@ -114,6 +155,12 @@ export class CallPath implements DispatchTarget {
     if (dest === undefined) {
       if (this.#agent) return this.#agent.dispatch(opts, handler);
       failDispatch(new CallHandler(handler), unknownService(origin));
+      return true;
+    }
+    try {
+      assertDispatchable(opts, handler);
+    } catch (error) {
+      failUnchecked(handler, error as Error);
       return true;
     }
     if (origin.startsWith('https:')) {

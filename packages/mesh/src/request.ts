@@ -6,6 +6,7 @@ import {
   type MeshRequest,
   type RequestBody,
   type RequestHeaders,
+  undiciErrors,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
@@ -23,6 +24,53 @@ export function normalizeMethod(method: string): string {
   if (STANDARD.has(method)) return method;
   const upper = method.toUpperCase();
   return STANDARD.has(upper) ? upper : method;
+}
+
+/**
+ * Refuse, before anything is sent, a dispatch undici's own `Request` would refuse, with its error
+ * (`InvalidArgumentError`, `UND_ERR_INVALID_ARG`) and message, in its order — for what the mesh
+ * reads before the endpoint's pool repeats undici's checks: the path and method (naming, routing,
+ * idempotency), the headers' form (the mesh adds `host` to them), and whether the caller's handler
+ * can take an upgrade. A handler in the old style without `onUpgrade` (undici's `request()`) would
+ * otherwise never settle when the server switches protocols: the mesh's own handler always has
+ * `onRequestUpgrade`, so the pool's check passes (undici's `assertRequestHandler`).
+ */
+export function assertDispatchable(opts: Dispatcher.DispatchOptions, handler: object): void {
+  const { path, method, upgrade, headers } = opts;
+  if (typeof path !== 'string') throw invalid('path must be a string');
+  if (
+    path[0] !== '/' &&
+    !path.startsWith('http://') &&
+    !path.startsWith('https://') &&
+    method !== 'CONNECT'
+  ) {
+    throw invalid('path must be an absolute URL or start with a slash');
+  }
+  if (typeof method !== 'string') throw invalid('method must be a string');
+  if (upgrade && typeof upgrade !== 'string') throw invalid('upgrade must be a string');
+  if (headers != null && typeof headers !== 'object') throw invalid('headers must be an object or an array');
+  assertHandler(handler as Record<string, unknown>, method, upgrade);
+}
+
+/** undici's `assertRequestHandler`: a handler in the controller style is taken as it is. */
+function assertHandler(h: Record<string, unknown>, method: string, upgrade: unknown): void {
+  if (typeof h.onRequestStart === 'function') return;
+  if (typeof h.onConnect !== 'function') throw invalid('invalid onConnect method');
+  if (typeof h.onError !== 'function') throw invalid('invalid onError method');
+  if (typeof h.onBodySent !== 'function' && h.onBodySent !== undefined) {
+    throw invalid('invalid onBodySent method');
+  }
+  if (upgrade || method === 'CONNECT') {
+    if (typeof h.onUpgrade !== 'function') throw invalid('invalid onUpgrade method');
+    return;
+  }
+  if (typeof h.onHeaders !== 'function') throw invalid('invalid onHeaders method');
+  if (typeof h.onData !== 'function') throw invalid('invalid onData method');
+  if (typeof h.onComplete !== 'function') throw invalid('invalid onComplete method');
+}
+
+function invalid(message: string): Error {
+  return new undiciErrors.InvalidArgumentError(message);
 }
 
 function isBytes(body: unknown): boolean {
