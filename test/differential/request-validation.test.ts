@@ -2,7 +2,7 @@
  * Differential: requests undici refuses before sending (an upgrade its `request()` handler cannot
  * take, headers that are not an object or an array, no method, an origin with a path) are refused
  * by the mesh with undici's error class, code and message; what undici sends as it is (a header
- * named `__proto__`) the mesh sends too.
+ * named `__proto__`) the mesh sends too; and `request()` results carry undici's `context`.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -163,6 +163,30 @@ describe('differential: request() asking for an upgrade', () => {
       if ('socket' in r) r.socket.destroy();
       expect(upgrades).toBe(before + 1);
       expect(m.stats('up')?.inFlight).toBe(0);
+    } finally {
+      await m.destroy();
+    }
+  });
+});
+
+describe('differential: request() result context', () => {
+  it('is undefined, as undici gives, with the retry stage in force', async () => {
+    // The fixture's mesh turns retries off; this one keeps the defaults (retry on).
+    const m = createMesh({ env: {}, services: { ctx: { endpoints: `127.0.0.1:${fx.port}` } } });
+    try {
+      const direct = await undiciRequest(`http://127.0.0.1:${fx.port}/echo`);
+      await direct.body.dump();
+      const viaMesh = await m.request('http://ctx/echo');
+      await viaMesh.body.dump();
+      const viaDispatcher = await undiciRequest('http://ctx/echo', { dispatcher: m.dispatcher });
+      await viaDispatcher.body.dump();
+      expect(m.stats('ctx')?.roles).toContain('retry');
+      const see = (r: Dispatcher.ResponseData) => ({ has: 'context' in r, context: r.context });
+      expect({ mesh: see(viaMesh), dispatcher: see(viaDispatcher) }).toEqual({
+        mesh: see(direct),
+        dispatcher: see(direct),
+      });
+      expect(direct.context).toBeUndefined();
     } finally {
       await m.destroy();
     }

@@ -62,12 +62,17 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     this.#controller?.abort(this.#thrown);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+  /**
+   * The caller gets no context, as from undici's own transport (its `Client` passes none, so
+   * `request()` results carry `context: undefined`): the mesh's stages start their handlers with
+   * an empty placeholder that is no part of the exchange the caller sees.
+   */
+  onRequestStart(controller: Dispatcher.DispatchController, _context: unknown): void {
     if (this.#done || this.#controller !== undefined) return;
     this.#controller = controller;
     try {
-      if (this.#modern) this.#h.onRequestStart?.(controller, context);
-      else this.#h.onConnect?.((err?: Error) => controller.abort(err ?? new Error('aborted')), context);
+      if (this.#modern) this.#h.onRequestStart?.(controller, undefined);
+      else this.#h.onConnect?.((err?: Error) => controller.abort(err ?? new Error('aborted')));
     } catch (error) {
       this.#caught(error);
     }
@@ -164,8 +169,8 @@ export class CallHandler implements Dispatcher.DispatchHandler {
       // Failed before any stage started the exchange: the caller still gets its start first.
       this.#controller = controller;
       try {
-        if (this.#modern) this.#h.onRequestStart?.(controller, {});
-        else this.#h.onConnect?.(() => undefined, {});
+        if (this.#modern) this.#h.onRequestStart?.(controller, undefined);
+        else this.#h.onConnect?.(() => undefined);
       } catch {
         // ignored: the error below is what the caller gets
       }
