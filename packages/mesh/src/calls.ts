@@ -209,7 +209,10 @@ export class CallPath implements DispatchTarget {
     request: DispatchRequest,
   ): boolean {
     const attributes = new Map<string, unknown>();
-    if (typeof opts.hashKey === 'string') attributes.set('hashKey', opts.hashKey);
+    const key = opts.hashKey;
+    // A number is its decimal string, so `42` and `'42'` pick the same endpoint.
+    if (typeof key === 'string') attributes.set('hashKey', key);
+    else if (typeof key === 'number' && Number.isFinite(key)) attributes.set('hashKey', String(key));
     const ctx: CallContext = {
       service: dest.service,
       request,
