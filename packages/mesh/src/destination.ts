@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { BalancerEvent, ObservableBalancer } from '@proxyless/balancer';
 import {
   type Clock,
@@ -7,6 +9,7 @@ import {
   type Endpoint,
   type EndpointSet,
   type Filter,
+  ForwardingHandler,
   formatHostPort,
   type Interceptor,
   KEEP_ALIVE,
@@ -86,10 +89,26 @@ export class Destination {
   /** Clock time of the latest call (for idle eviction). */
   lastUsed: number;
   #byEndpoint = new WeakMap<Endpoint, Pool>();
-  #draining: Pool[] = [];
+  /**
+   * Pools taken out of service (their endpoint left the set):
+   * closed, with requests of their own still finishing. Shutdown waits for them or forces them.
+   */
+  #retired = new Set<Pool>();
+  /** Calls accepted and not yet ended: shutdown waits for them, and aborts them when it forces. */
+  #calls = new Set<TrackedCall>();
+  #onIdle: (() => void) | undefined;
+  readonly #endCall = (call: TrackedCall): void => this.#ended(call);
   #ready = false;
   #waiters: Array<() => void> = [];
-  #closed = false;
+  /** `close()` or `destroy()` was called: new calls are refused with `MESH_CLOSED`. */
+  #refusing = false;
+  /** Watch, policy and pools are released: no update is applied and no pool is made any more. */
+  #released = false;
+  #closing: Promise<void> | undefined;
+  #destroying: Promise<void> | undefined;
+  /** Resolves when `destroy()` is called: a graceful close stops waiting then. */
+  #forced: Promise<void>;
+  #force!: () => void;
   #unsubscribe: () => void;
 
   constructor(service: string, resolver: Resolver, deps: DestinationDeps) {
@@ -99,6 +118,9 @@ export class Destination {
     this.#unsubscribe = this.#policy.balancer.onEvent(deps.onBalancerEvent);
     this.#dispatch = this.#compose();
     this.lastUsed = deps.clock.now();
+    this.#forced = new Promise<void>((resolve) => {
+      this.#force = resolve;
+    });
     this.#watch = resolver.watch(service, (u) => this.#onUpdate(u));
   }
 
@@ -130,12 +152,29 @@ export class Destination {
   /**
    * Send one call (dispatch options carrying its context) through this destination's stack. Before
    * the first resolution the call waits (up to `resolveTimeoutMs`), with a controller of its own so
-   * the caller can abort it.
+   * the caller can abort it. Every call is tracked until it ends, so that shutdown can wait for it
+   * or abort it wherever it is (waiting for endpoints, in a backoff, on a pool).
+   * @throws MeshError `MESH_CLOSED` once `close()` or `destroy()` has been called.
    */
   dispatch(opts: Dispatcher.DispatchOptions, handler: MeshHandler): boolean {
-    if (this.#ready) return this.#dispatch(opts, handler);
-    this.#waitReady(opts, handler);
-    return true;
+    if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
+    const call = new TrackedCall(handler, this.#endCall);
+    this.#calls.add(call);
+    try {
+      if (this.#ready) return this.#dispatch(opts, call);
+      this.#waitReady(opts, call);
+      return true;
+    } catch (error) {
+      // The caller's handler gets this error from the call path; the call never started here.
+      this.#ended(call);
+      throw error;
+    }
+  }
+
+  /** A tracked call ended (its body ended, it failed or it was upgraded). */
+  #ended(call: TrackedCall): void {
+    if (!this.#calls.delete(call) || this.#calls.size > 0) return;
+    this.#onIdle?.();
   }
 
   /**
@@ -194,20 +233,22 @@ export class Destination {
     const key = `http://${formatHostPort(endpoint.address, endpoint.port)}`;
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      if (this.#closed)
+      if (this.#released)
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
       const connectTimeout = this.#deps.connectTimeoutMs;
-      pool = new UndiciPool(key, {
-        connections: this.#connectionsPerPool(),
+      const connections = this.#connectionsPerPool();
+      const created = new UndiciPool(key, {
+        connections,
         ...(connectTimeout !== undefined && connectTimeout > 0 ? { connectTimeout } : {}),
       });
       // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
       // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
-      pool.on('connect', () => this.#policy.balancer.onConnected(endpoint));
-      pool.on('disconnect', () => {
-        if ((pool as Pool).stats.connected === 0) this.#policy.balancer.onDisconnected(endpoint);
+      created.on('connect', () => this.#policy.balancer.onConnected(endpoint));
+      created.on('disconnect', () => {
+        if (created.stats.connected === 0) this.#policy.balancer.onDisconnected(endpoint);
       });
-      this.#pools.set(key, pool);
+      this.#pools.set(key, created);
+      pool = created;
     }
     this.#byEndpoint.set(endpoint, pool);
     return pool;
@@ -226,7 +267,9 @@ export class Destination {
   }
 
   #onUpdate(update: ResolverUpdate): void {
-    if (this.#closed) return;
+    // While a graceful close drains, updates still apply: a call waiting for the first answer may
+    // still be served, and a retry goes to the endpoints of the day.
+    if (this.#released) return;
     if (update.kind === 'endpoints') {
       this.#lastError = undefined;
       this.#apply(update.set);
@@ -244,13 +287,23 @@ export class Destination {
     this.#policy.balancer.update(set);
     const live = new Set(set.endpoints.map((e) => `http://${formatHostPort(e.address, e.port)}`));
     for (const [key, pool] of this.#pools) {
-      if (!live.has(key)) {
-        this.#pools.delete(key);
-        // Graceful: requests already on the pool finish; new ones go to live endpoints.
-        pool.close().catch(() => undefined);
-      }
+      // Graceful: requests already on the pool finish; new ones go to live endpoints.
+      if (!live.has(key)) this.#retire(key, pool);
     }
     this.#deps.onSetChange(this.service, set);
+  }
+
+  /**
+   * Take a pool out of service: closed (its requests finish), and kept in `#retired` until it is,
+   * so that `close()` waits for it and `destroy()` forces it like any other.
+   */
+  #retire(key: string, pool: Pool): void {
+    this.#pools.delete(key);
+    this.#retired.add(pool);
+    const forget = (): void => {
+      this.#retired.delete(pool);
+    };
+    pool.close().then(forget, forget);
   }
 
   #markReady(): void {
@@ -308,44 +361,130 @@ export class Destination {
   }
 
   /**
-   * Graceful: stop the watch and the policy timers, let exchanges in flight finish, close every
-   * pool. With `timeoutMs`, pools still busy after it are destroyed.
+   * Graceful: refuse new calls at once, let the calls accepted finish (a call still waiting for
+   * the first resolution may yet be served, a retry may still be sent), then stop the watch and
+   * the policy timers and close every pool, retired ones too. When `deadline` resolves first,
+   * what is left is destroyed (see {@link destroy}). Later calls get the same promise.
    */
-  async close(timeoutMs?: number): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  close(deadline?: Promise<unknown>): Promise<void> {
+    this.#closing ??= this.#drain(deadline);
+    return this.#closing;
+  }
+
+  async #drain(deadline: Promise<unknown> | undefined): Promise<void> {
+    this.#refusing = true;
+    const cut = (deadline === undefined ? this.#forced : Promise.race([deadline, this.#forced])).then(
+      () => 'cut' as const,
+    );
+    if (this.#calls.size > 0) {
+      const idle = new Promise<'idle'>((resolve) => {
+        this.#onIdle = () => resolve('idle');
+      });
+      const outcome = await Promise.race([idle, cut]);
+      this.#onIdle = undefined;
+      if (outcome === 'cut') return this.destroy(deadlineError(this.service));
+    }
+    if (this.#destroying) return this.#destroying;
+    this.#release();
+    const pools = this.#takePools();
+    const closed = Promise.all(pools.map((p) => p.close().catch(() => p.destroy()))).then(
+      () => 'closed' as const,
+    );
+    if ((await Promise.race([closed, cut])) === 'cut') await this.destroy(deadlineError(this.service));
+  }
+
+  /**
+   * Immediate: refuse new calls, abort every call accepted — wherever it is: waiting for the first
+   * resolution, in a backoff, on a pool, retired or not — with `MESH_CLOSED` (or `reason`), and
+   * destroy every pool. Also ends a graceful close in progress.
+   */
+  destroy(reason?: MeshError): Promise<void> {
+    if (this.#destroying) return this.#destroying;
+    this.#refusing = true;
+    const error = reason ?? closedError(this.service, 'the mesh was destroyed while a call was in flight to');
+    // The calls first, so callers see the abort reason (an abort is never retried or charged to the
+    // endpoint), then the pools, for anything an abort did not reach.
+    for (const call of [...this.#calls]) call.abort(error);
+    this.#release();
+    const pools = this.#takePools();
+    this.#force();
+    this.#destroying = Promise.all(pools.map((p) => p.destroy().catch(() => undefined))).then(
+      () => undefined,
+    );
+    return this.#destroying;
+  }
+
+  /** Stop the watch, the balancer's events and the policy's timers (once). */
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
     this.#watch.dispose();
     this.#unsubscribe();
     this.#policy.close();
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    this.#draining = pools;
-    const closing = Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
-    if (timeoutMs === undefined) {
-      await closing;
-      return;
-    }
-    let timer: Timer | undefined;
-    const expired = new Promise<'expired'>((resolve) => {
-      timer = this.#deps.clock.setTimer(timeoutMs, () => resolve('expired'), KEEP_ALIVE);
-    });
-    const outcome = await Promise.race([closing.then(() => 'closed' as const), expired]);
-    timer?.cancel();
-    if (outcome === 'expired') await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
   }
 
-  /** Close every pool immediately, failing in-flight requests. */
-  async destroy(): Promise<void> {
-    const wasClosed = this.#closed;
-    this.#closed = true;
-    if (!wasClosed) {
-      this.#watch.dispose();
-      this.#unsubscribe();
-      this.#policy.close();
-    }
-    // Pools a graceful close is still draining are destroyed too: destroy() always forces.
-    const pools = [...this.#pools.values(), ...this.#draining];
+  /** Every pool, live and retired, out of the destination's hands. */
+  #takePools(): Pool[] {
+    const pools = [...this.#pools.values(), ...this.#retired];
     this.#pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+    this.#retired.clear();
+    return pools;
+  }
+}
+
+/** `MESH_CLOSED` for a call to `service`, in the mesh's words. */
+function closedError(service: string, what: string): MeshError {
+  return new MeshError('MESH_CLOSED', `${what} "${service}"`, { details: { service } });
+}
+
+function deadlineError(service: string): MeshError {
+  return closedError(service, 'the close deadline passed while a call was in flight to');
+}
+
+/**
+ * One call through a destination, from dispatch to its end: it keeps the controller the stack
+ * handed the caller (the outermost stage's, which reaches the wait, backoff or attempt in
+ * progress), so that shutdown can abort the call wherever it is.
+ */
+class TrackedCall extends ForwardingHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  #abortOnStart: Error | undefined;
+  readonly #onEnd: (call: TrackedCall) => void;
+
+  constructor(handler: MeshHandler, onEnd: (call: TrackedCall) => void) {
+    super(handler);
+    this.#onEnd = onEnd;
+  }
+
+  abort(reason: Error): void {
+    if (this.#controller === undefined) this.#abortOnStart = reason;
+    else this.#controller.abort(reason);
+  }
+
+  override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#controller ??= controller;
+    super.onRequestStart(controller, context);
+    if (this.#abortOnStart !== undefined) controller.abort(this.#abortOnStart);
+  }
+
+  override onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    // The socket is the caller's now: the call is over for the mesh.
+    this.#onEnd(this);
+    super.onRequestUpgrade(controller, status, headers, socket);
+  }
+
+  override onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#onEnd(this);
+    super.onResponseEnd(controller, trailers);
+  }
+
+  override onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.#onEnd(this);
+    super.onResponseError(controller, error);
   }
 }

@@ -7,6 +7,7 @@ import {
   filterLogger,
   Issues,
   jsonLogger,
+  KEEP_ALIVE,
   type Logger,
   MeshError,
   noopLogger,
@@ -16,7 +17,9 @@ import {
   type Registration,
   systemClock,
   systemRandom,
+  type Timer,
   UndiciAgent,
+  UndiciPool,
 } from '@proxyless/core';
 import {
   createConsulRegistrar,
@@ -95,15 +98,21 @@ class MeshImpl implements Mesh {
   readonly #documents: ConfigApplier;
   #agent: Dispatcher | undefined;
   #ownAgent: boolean;
+  /** The pools of the mesh's own pass-through agent, until each is destroyed. */
+  #agentPools = new Set<Dispatcher>();
   #config: ConfigStore;
   #configSource: ConfigSource | undefined;
   #events = createEmitter<MeshEvent>(() => undefined);
+  /** Set synchronously by `close()`/`destroy()`: from then on every call fails with `MESH_CLOSED`. */
+  #stopped = false;
   #closing: Promise<void> | undefined;
   #registries: RegistrySettings;
   #registryName: string | undefined;
   #registrar: Registrar | undefined;
   #signalHandlers: Disposable[] = [];
   #forced: Promise<void> | undefined;
+  /** Ends a graceful drain of the pass-through agent (its deadline, or `destroy()`). */
+  #cutAgent: (() => void) | undefined;
   #closingDests = new Set<Destination>();
   readonly #telemetry: Telemetry | undefined;
   #admin: Promise<string | undefined> = Promise.resolve(undefined);
@@ -193,7 +202,7 @@ class MeshImpl implements Mesh {
       ...(options.metrics?.registry ? { registry: options.metrics.registry } : {}),
     });
     this.#telemetry = telemetry;
-    const closing = (): boolean => this.#closing !== undefined;
+    const closing = (): boolean => this.#stopped;
     this.#routing = new RoutingStage({
       random: this.#random,
       logicalHost: hostHeader === 'logical',
@@ -245,7 +254,8 @@ class MeshImpl implements Mesh {
     // Warnings of the configuration at start reach listeners added right after createMesh.
     queueMicrotask(() => this.#documents.warn(warnings ?? []));
     this.#documents.startRoutingSources(registries);
-    this.#agent = options.passthroughDispatcher ?? (passthrough ? new UndiciAgent() : undefined);
+    this.#agent =
+      options.passthroughDispatcher ?? (passthrough ? passthroughAgent(this.#agentPools) : undefined);
     this.#ownAgent = options.passthroughDispatcher === undefined;
     this.#calls = new CallPath({
       destinations: this.#destinations,
@@ -369,26 +379,84 @@ class MeshImpl implements Mesh {
   }
 
   close(options: CloseOptions = {}): Promise<void> {
-    this.#closing ??= this.#shutdown(false, options.timeout);
+    this.#closing ??= this.#shutdown(this.#drain(options.timeout));
     return this.#closing;
   }
 
   destroy(): Promise<void> {
     if (this.#closing === undefined) {
-      this.#closing = this.#shutdown(true, undefined);
+      this.#closing = this.#shutdown(this.#force());
       return this.#closing;
     }
     // A graceful close may still be draining: destroy() forces it (#9.10).
     this.#forced ??= (async () => {
-      await Promise.all([...this.#closingDests].map((d) => d.destroy()));
-      if (this.#agent && this.#ownAgent) await this.#agent.destroy().catch(() => undefined);
+      this.#cutAgent?.();
+      await Promise.all([...[...this.#closingDests].map((d) => d.destroy()), this.#destroyAgent()]);
       await this.#closing;
     })();
     return this.#forced;
   }
 
+  /**
+   * The synchronous start of a graceful close, as undici's `close()` refuses new requests at once:
+   * stop accepting calls, and let every destination and the pass-through agent drain, all against
+   * one deadline; past it, what is left is destroyed.
+   */
+  #drain(timeoutMs: number | undefined): Promise<void> {
+    const dests = this.#stop();
+    let timer: Timer | undefined;
+    const deadline =
+      timeoutMs === undefined
+        ? undefined
+        : new Promise<void>((resolve) => {
+            timer = this.#clock.setTimer(timeoutMs, resolve, KEEP_ALIVE);
+          });
+    const agent = this.#agent && this.#ownAgent ? this.#agent : undefined;
+    let agentDrained: Promise<void> | undefined;
+    if (agent !== undefined) {
+      const cut = new Promise<void>((resolve) => {
+        this.#cutAgent = resolve;
+      });
+      const closed = agent.close().then(
+        () => 'closed' as const,
+        () => 'closed' as const,
+      );
+      agentDrained = Promise.race([
+        closed,
+        deadline === undefined ? cut : Promise.race([deadline, cut]),
+      ]).then((outcome) => (outcome === 'closed' ? undefined : this.#destroyAgent()));
+    }
+    return Promise.all([...dests.map((d) => d.close(deadline)), agentDrained]).then(
+      () => timer?.cancel(),
+      () => timer?.cancel(),
+    );
+  }
+
+  /** The synchronous start of `destroy()`: fail every call in flight, and the pass-through agent's. */
+  #force(): Promise<void> {
+    const dests = this.#stop();
+    return Promise.all([...dests.map((d) => d.destroy()), this.#destroyAgent()]).then(() => undefined);
+  }
+
+  /** Destroy the mesh's own pass-through agent, and the pools a `close()` of it is still draining. */
+  async #destroyAgent(): Promise<void> {
+    if (!this.#agent || !this.#ownAgent) return;
+    const pools = [...this.#agentPools];
+    this.#agentPools.clear();
+    await Promise.all([this.#agent, ...pools].map((d) => d.destroy().catch(() => undefined)));
+  }
+
+  /** Refuse every call from now on; the destinations that were live, to drain or destroy. */
+  #stop(): Destination[] {
+    this.#stopped = true;
+    this.#destinations.stopSweep();
+    const dests = this.#destinations.clear();
+    this.#closingDests = new Set(dests);
+    return dests;
+  }
+
   async register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
-    if (this.#closing) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    if (this.#stopped) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
     if (this.#registrar === undefined) {
       const r = this.#registries;
       if (r.consul)
@@ -423,8 +491,11 @@ class MeshImpl implements Mesh {
     return instance;
   }
 
-  async #shutdown(force: boolean, timeoutMs: number | undefined): Promise<void> {
-    this.#destinations.stopSweep();
+  /**
+   * The rest of a shutdown, while `drained` (calls in flight, started by `#drain` or `#force`)
+   * settles. The resolvers close only after it: a call waiting for a first answer may still get one.
+   */
+  async #shutdown(drained: Promise<void>): Promise<void> {
     await this.#telemetry?.close().catch(() => undefined);
     for (const h of this.#signalHandlers) h.dispose();
     // Leave the registry first, so callers stop picking this instance while it still serves.
@@ -432,19 +503,41 @@ class MeshImpl implements Mesh {
       this.#logger.warn('deregistration failed on close', { error });
     });
     await this.#documents.stopRoutingSources();
-    const dests = this.#destinations.clear();
-    this.#closingDests = new Set(dests);
-    await Promise.all(dests.map((d) => (force ? d.destroy() : d.close(timeoutMs))));
+    await drained;
     await this.#resolvers.close();
     await this.#configSource?.close();
-    if (this.#agent && this.#ownAgent) {
-      if (force || this.#forced) await this.#agent.destroy().catch(() => undefined);
-      else await this.#agent.close().catch(() => undefined);
-    }
     this.#events.clear();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The pass-through agent: undici's `Agent` with its default pools, each recorded in `pools` until
+ * it is destroyed. undici's `Agent.close()` lets go of its pools at once, so a `destroy()` after it
+ * reaches none of them; the mesh destroys these itself when a bounded `close()` runs out of time.
+ */
+function passthroughAgent(pools: Set<Dispatcher>): Dispatcher {
+  return new UndiciAgent({
+    factory: (origin, opts) => {
+      const pool = new UndiciPool(origin, opts);
+      pools.add(pool);
+      let leaving = false;
+      // The agent closes a pool once its last connection is gone (its own listener runs after this
+      // one, hence the microtask); the pool is forgotten when that close is over.
+      const onGone = (): void =>
+        queueMicrotask(() => {
+          if (leaving || !(pool.closed || pool.destroyed)) return;
+          leaving = true;
+          const forget = (): void => {
+            pools.delete(pool);
+          };
+          pool.close().then(forget, forget);
+        });
+      pool.on('disconnect', onGone).on('connectionError', onGone);
+      return pool;
+    },
+  });
 }
