@@ -4,7 +4,7 @@
  */
 import type { CallContext } from '@proxyless/core';
 import type { HashOn } from './config.js';
-import { HASH_OUT, hashInto, hashNumberInto, hashString } from './hash.js';
+import { HASH_OUT, hashInto, hashString } from './hash.js';
 import type { PickerHost, StatePicker } from './picker-host.js';
 import type { EndpointState } from './state.js';
 
@@ -20,7 +20,9 @@ export function requestHash(ctx: CallContext, hashOn: HashOn | undefined): boole
     return true;
   }
   if (typeof attr === 'number' && Number.isFinite(attr)) {
-    hashNumberInto(attr);
+    // As its decimal string: `42` and `"42"` are the same key, however the call gave it.
+    const s = String(attr);
+    hashInto(s, 0, s.length, 0);
     return true;
   }
   if (hashOn === undefined) return false;

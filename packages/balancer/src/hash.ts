@@ -44,10 +44,3 @@ export function hashString(s: string, seed = 0): number {
   hashInto(s, 0, s.length, seed);
   return HASH_OUT[0] as number;
 }
-
-/** Hash a number (integer part and high bits) into `HASH_OUT[0]`. */
-export function hashNumberInto(n: number): void {
-  const lo = n | 0;
-  const hi = Math.floor(n / 4294967296) | 0;
-  HASH_OUT[0] = mix32(mix32(lo ^ 0x9e3779b9) ^ hi);
-}

@@ -341,6 +341,8 @@ describe('ring_hash and maglev', () => {
         for (let k = 0; k < 200; k++) {
           expect(b.pick(num(k))).toBe(b.pick(num(k)));
           seen.add(b.pick(num(k)).id);
+          // A number is the key its decimal string is, whoever gave it (caller or filter).
+          expect(b.pick(num(k))).toBe(b.pick(ctxWithKey(String(k))));
         }
         expect(seen.size).toBeGreaterThan(4);
       });

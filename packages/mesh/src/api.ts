@@ -105,8 +105,8 @@ export type MeshRequestOptions = Omit<
   method?: Dispatcher.HttpMethod | (string & {});
   /** Declare a non-idempotent request safe to retry. @defaultValue by method (RFC 9110) or `Idempotency-Key` */
   idempotent?: boolean;
-  /** Key for consistent-hash balancing (`ring_hash`, `maglev`). */
-  hashKey?: string;
+  /** Key for consistent-hash balancing (`ring_hash`, `maglev`); a number hashes as its decimal string. */
+  hashKey?: string | number;
 };
 
 /** undici's `request()` result, plus the endpoint that answered. */

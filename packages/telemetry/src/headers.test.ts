@@ -9,6 +9,13 @@ describe('withHeaders', () => {
     expect(withHeaders(null, TP)).toEqual({ traceparent: TP[1] });
   });
 
+  it('keeps a header named __proto__ (JSON.parse gives such own keys) as an own key', () => {
+    const h = JSON.parse('{"__proto__":"x","X-A":"1"}') as Record<string, string>;
+    const out = withHeaders(h, TP) as Record<string, string>;
+    expect(Object.keys(out)).toEqual(['__proto__', 'X-A', 'traceparent']);
+    expect(Object.getOwnPropertyDescriptor(out, '__proto__')?.value).toBe('x');
+  });
+
   it('returns the caller value itself when there is nothing to add', () => {
     const h = { 'X-A': '1' };
     expect(withHeaders(h, [])).toBe(h);

@@ -33,7 +33,8 @@ export function withHeaders(headers: Headers, extra: readonly string[]): Headers
     return { [Symbol.iterator]: () => out[Symbol.iterator]() };
   }
   const record = headers as Record<string, string | string[] | undefined>;
-  const out: Record<string, string | string[] | undefined> = {};
+  // No prototype: a header named `__proto__` (JSON.parse gives such keys) stays an own key.
+  const out: Record<string, string | string[] | undefined> = Object.create(null);
   for (const name of Object.keys(record)) if (!isOneOf(name, extra)) out[name] = record[name];
   for (let i = 0; i < extra.length; i += 2) out[extra[i]!] = extra[i + 1]!;
   return out as Headers;
