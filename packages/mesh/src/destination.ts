@@ -89,8 +89,10 @@ export class Destination {
   /** Clock time of the latest call (for idle eviction). */
   lastUsed: number;
   #byEndpoint = new WeakMap<Endpoint, Pool>();
+  /** The `connections` each pool was created with (resized pools are retired: see `#resizePools`). */
+  #poolSize = new WeakMap<Pool, number>();
   /**
-   * Pools taken out of service (their endpoint left the set):
+   * Pools taken out of service (their endpoint left the set, or `maxConnections` resized them):
    * closed, with requests of their own still finishing. Shutdown waits for them or forces them.
    */
   #retired = new Set<Pool>();
@@ -206,6 +208,9 @@ export class Destination {
       next.filters.length === old.filters.length && next.filters.every((f, i) => f === old.filters[i]);
     if (!sameStack) this.#dispatch = this.#compose();
     old.retire(next);
+    // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new
+    // pools, and requests on the old ones finish there.
+    if (next.maxConnections !== old.maxConnections) this.#resizePools();
     return next.rebuilt;
   }
 
@@ -243,11 +248,14 @@ export class Destination {
       });
       // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
       // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
+      // A retired pool losing its last connection says nothing: the endpoint's pool is another one.
       created.on('connect', () => this.#policy.balancer.onConnected(endpoint));
       created.on('disconnect', () => {
-        if (created.stats.connected === 0) this.#policy.balancer.onDisconnected(endpoint);
+        if (created.stats.connected === 0 && this.#pools.get(key) === created)
+          this.#policy.balancer.onDisconnected(endpoint);
       });
       this.#pools.set(key, created);
+      this.#poolSize.set(created, connections);
       pool = created;
     }
     this.#byEndpoint.set(endpoint, pool);
@@ -290,7 +298,17 @@ export class Destination {
       // Graceful: requests already on the pool finish; new ones go to live endpoints.
       if (!live.has(key)) this.#retire(key, pool);
     }
+    // With `maxConnections`, the share of each endpoint follows the number of endpoints.
+    if (this.#policy.maxConnections !== undefined) this.#resizePools();
     this.#deps.onSetChange(this.service, set);
+  }
+
+  /** Retire every pool whose `connections` is not what a pool made now would get. */
+  #resizePools(): void {
+    const size = this.#connectionsPerPool();
+    for (const [key, pool] of this.#pools) {
+      if (this.#poolSize.get(pool) !== size) this.#retire(key, pool);
+    }
   }
 
   /**

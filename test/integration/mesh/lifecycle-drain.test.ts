@@ -1,9 +1,13 @@
 /**
  * Shutdown reaches every call the mesh accepted: pass-through requests, streams on pools of
  * endpoints the registry removed, calls waiting for a first resolution or sleeping in a backoff;
- * and a call made after `close()` is refused, as undici's own `close()` refuses it.
+ * and a call made after `close()` is refused, as undici's own `close()` refuses it. Also: a new
+ * `circuitBreaker.maxConnections` takes effect on a live destination.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import {
   createEndpoint,
   createEndpointSet,
@@ -12,6 +16,7 @@ import {
   type ResolverListener,
   type ResolverUpdate,
 } from '@proxyless/core';
+import type { Mesh, MeshEvent } from 'proxyless';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestServer, until } from '../../support/http-server.js';
 import { Opened, rejection, within } from './data-plane-support.js';
@@ -190,5 +195,84 @@ describe('mesh shutdown', () => {
         expect(s.requests).toBe(1);
       },
     );
+  });
+});
+
+describe('circuitBreaker.maxConnections on a live destination', () => {
+  /**
+   * A server that holds each request until five are held at once or none has arrived for 100 ms,
+   * and records the most it held at once (per server).
+   */
+  async function holdingServer(name: string): Promise<TestServer & { peak(): number; reset(): void }> {
+    let held: http.ServerResponse[] = [];
+    let peak = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const release = (): void => {
+      clearTimeout(timer);
+      for (const res of held.splice(0)) res.end(name);
+    };
+    const s = await opened.server(name, (req, res) => {
+      req.resume();
+      held.push(res);
+      peak = Math.max(peak, held.length);
+      clearTimeout(timer);
+      if (held.length >= 5) release();
+      else timer = setTimeout(release, 100);
+    });
+    opened.closers.push(async () => {
+      clearTimeout(timer);
+      held = [];
+    });
+    return Object.assign(s, {
+      peak: () => peak,
+      reset: () => {
+        peak = 0;
+      },
+    });
+  }
+
+  async function burst(m: Mesh, n: number): Promise<string[]> {
+    return Promise.all(Array.from({ length: n }, async () => (await m.request('http://api/')).body.text()));
+  }
+
+  it('a reload to maxConnections: 1 leaves one connection to the endpoint for new requests', async () => {
+    const s = await holdingServer('api');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'proxyless-lifecycle-drain-'));
+    opened.closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'mesh.json');
+    const doc = (circuitBreaker: object): string =>
+      JSON.stringify({ services: { api: { endpoints: s.address, circuitBreaker } } });
+    writeFileSync(file, doc({}));
+    const m = opened.mesh({ env: {}, configFile: file });
+    expect(await burst(m, 5)).toEqual(Array(5).fill('api'));
+    expect(s.peak()).toBe(5);
+
+    const applied = new Promise<Extract<MeshEvent, { type: 'config_applied' }>>((resolve) =>
+      m.onEvent((e) => e.type === 'config_applied' && resolve(e)),
+    );
+    writeFileSync(file, doc({ maxConnections: 1 }));
+    await m.reloadConfig();
+    expect((await within(applied, 2000, 'config_applied')).changed.get('api')).toEqual(['circuitBreaker']);
+    s.reset();
+    expect(await burst(m, 5)).toEqual(Array(5).fill('api'));
+    expect(s.peak()).toBe(1);
+  });
+
+  it("an endpoint's share follows the number of endpoints", async () => {
+    const [a, b] = [await holdingServer('a'), await holdingServer('b')];
+    const resolver = scriptedResolver();
+    const m = opened.mesh({
+      env: {},
+      resolvers: [resolver],
+      services: { api: { circuitBreaker: { maxConnections: 2 } } },
+    });
+    resolver.answer([a]);
+    expect(await burst(m, 4)).toEqual(Array(4).fill('a'));
+    expect(a.peak()).toBe(2);
+    // Two endpoints now: one connection each, and the first endpoint's pool of two is retired.
+    resolver.answer([a, b]);
+    a.reset();
+    expect((await burst(m, 4)).sort()).toEqual(['a', 'a', 'b', 'b']);
+    expect([a.peak(), b.peak()]).toEqual([1, 1]);
   });
 });
