@@ -136,6 +136,8 @@ export function quote(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (value === undefined) return 'undefined';
   if (typeof value === 'bigint') return `${value}n`;
+  // JSON would print NaN and ±Infinity as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   try {
     const s = JSON.stringify(value);
     return s.length > 120 ? `${s.slice(0, 117)}...` : s;

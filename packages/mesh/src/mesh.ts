@@ -48,7 +48,7 @@ import { ConfigApplier, ROUTING_DC } from './config-apply.js';
 import type { Destination } from './destination.js';
 import { DestinationTable } from './destination-table.js';
 import { allEnvVars } from './env-schema.js';
-import { checkUnknownMeshVars, readMeshEnv } from './mesh-env.js';
+import { checkUnknownMeshVars, REGISTRY_KINDS, readMeshEnv } from './mesh-env.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
 import type { RoutingChain, RoutingConfig } from './routing/index.js';
 import { tryCompileFileEntries } from './routing-sources.js';
@@ -131,6 +131,15 @@ class MeshImpl implements Mesh {
     const level = settings.logLevel;
     this.#logger =
       options.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
+    // Options from code are validated like everything else (a JavaScript caller has no types).
+    if (options.passthrough !== undefined) issues.boolean(options.passthrough, 'options.passthrough');
+    if (options.hostHeader !== undefined)
+      issues.oneOf(options.hostHeader, 'options.hostHeader', ['logical', 'endpoint'] as const);
+    if (options.registry !== undefined) issues.oneOf(options.registry, 'options.registry', REGISTRY_KINDS);
+    if (options.resolveTimeoutMs !== undefined)
+      issues.number(options.resolveTimeoutMs, 'options.resolveTimeoutMs', { min: 1, max: 600_000 });
+    if (options.configFile !== undefined) issues.string(options.configFile, 'options.configFile');
+    if (options.serviceName !== undefined) issues.string(options.serviceName, 'options.serviceName');
     const passthrough = options.passthrough ?? settings.passthrough ?? true;
     const hostHeader = options.hostHeader ?? settings.hostHeader ?? 'logical';
     const connectionsPerEndpoint =
@@ -155,7 +164,13 @@ class MeshImpl implements Mesh {
       env,
       issues,
     );
-    const registries = readRegistryEnv(env, options.registry ?? settings.registry, issues);
+    const registries = readRegistryEnv(
+      env,
+      options.registry !== undefined && REGISTRY_KINDS.includes(options.registry)
+        ? options.registry
+        : settings.registry,
+      issues,
+    );
     this.#registries = registries;
     this.#registryName = options.registry ?? settings.registry;
     // The config file is a config source: its first version is validated whole, like the rest.
@@ -192,15 +207,23 @@ class MeshImpl implements Mesh {
     }
     // Without a document, the merged options and env layers are checked here (with one, validate did).
     if (warnings === undefined && issues.ok) warnings = this.#config.check(undefined, issues).warnings;
-    if (!issues.ok) void this.#configSource?.close();
+    // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered). Their
+    // settings are checked with the rest, so one error lists every problem.
+    const telemetry = issues.try(() =>
+      createTelemetry({
+        settings: options.telemetry ?? {},
+        env,
+        clock: this.#clock,
+        logger: this.#logger,
+        ...(options.metrics?.registry ? { registry: options.metrics.registry } : {}),
+      }),
+    );
+    if (!issues.ok || telemetry === undefined) {
+      void this.#configSource?.close();
+      void telemetry?.close();
+    }
     issues.throwIfAny('invalid mesh configuration');
-    // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered).
-    const telemetry = createTelemetry({
-      settings: options.telemetry ?? {},
-      env,
-      clock: this.#clock,
-      ...(options.metrics?.registry ? { registry: options.metrics.registry } : {}),
-    });
+    if (telemetry === undefined) throw new Error('unreachable: telemetry failed without an issue');
     this.#telemetry = telemetry;
     const closing = (): boolean => this.#stopped;
     this.#routing = new RoutingStage({

@@ -215,6 +215,23 @@ describe('options and env checked whole at createMesh (#10)', () => {
     ]);
   });
 
+  it('validates the options a JavaScript caller can get wrong, naming each (NaN quoted as NaN)', () => {
+    const bad = (options: Record<string, unknown>): string[] =>
+      problems(() => createMesh({ env: {}, ...options } as never));
+    expect(bad({ resolveTimeoutMs: -1 })).toEqual(['options.resolveTimeoutMs=-1']);
+    expect(() => createMesh({ env: {}, resolveTimeoutMs: Number.NaN })).toThrow(/resolveTimeoutMs.*got NaN/);
+    expect(bad({ registry: 'consull' })).toEqual(['options.registry="consull"']);
+    expect(() => createMesh({ env: {}, registry: 'consull' as never })).toThrow(/did you mean "consul"/);
+    expect(bad({ hostHeader: 'Endpoint' })).toEqual(['options.hostHeader="Endpoint"']);
+    expect(bad({ passthrough: 'no' })).toEqual(['options.passthrough="no"']);
+  });
+
+  it('lists telemetry settings with every other problem, and leaves nothing running', () => {
+    expect(
+      problems(() => createMesh({ env: { MESH_ADMIN_PORT: 'abc', MESH_RETRIES: 'three' } })).sort(),
+    ).toEqual(['MESH_ADMIN_PORT="abc"', 'MESH_RETRIES="three"']);
+  });
+
   it('rejects service names and entries the document would reject, and non-object sections', () => {
     const bad = (services: unknown, defaults?: unknown): string[] =>
       problems(() => createMesh({ env: {}, services, defaults } as never));
