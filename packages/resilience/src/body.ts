@@ -9,19 +9,40 @@ type Body = Dispatcher.DispatchOptions['body'];
  */
 export const REPLAY_BUFFER_BYTES = 1024 * 1024;
 
-/** Bodies undici can send any number of times: none, a string, bytes, or a Blob/FormData it re-reads. */
+/**
+ * Bodies undici can send any number of times: none, a string, bytes (an `ArrayBuffer`, or any
+ * `ArrayBufferView`: every typed array and `DataView`, which undici sends as the bytes they view),
+ * or a Blob/FormData it re-reads.
+ */
 export function isReusableBody(body: Body): boolean {
-  if (body == null || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer)
+  if (body == null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer)
     return true;
   const tag = (body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag];
   return tag === 'Blob' || tag === 'File' || tag === 'FormData';
 }
 
+/**
+ * A chunk of a streamed body as the bytes undici would write: a string (UTF-8) or any
+ * `ArrayBufferView` (the bytes it views, whatever its element type). Anything else is refused with
+ * the `TypeError` (`ERR_INVALID_ARG_TYPE`) undici's writer gets from Node for it — never turned into
+ * text: an `ArrayBuffer` chunk fails in `socket.write`, any other value in `Buffer.byteLength`
+ * (which is also how a `URLSearchParams` body, an iterable of `[name, value]` arrays, fails).
+ */
 function toBuffer(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
   if (typeof chunk === 'string') return Buffer.from(chunk);
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  return Buffer.from(String(chunk));
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof ArrayBuffer || chunk instanceof SharedArrayBuffer) {
+    const name = chunk.constructor.name;
+    throw Object.assign(
+      new TypeError(
+        `The "chunk" argument must be of type string or an instance of Buffer, TypedArray, or DataView. Received an instance of ${name}`,
+      ),
+      { code: 'ERR_INVALID_ARG_TYPE' },
+    );
+  }
+  Buffer.byteLength(chunk as string); // throws Node's own ERR_INVALID_ARG_TYPE for this value
+  throw new TypeError(`a request body chunk must be a string or bytes, got ${typeof chunk}`);
 }
 
 /**
@@ -80,7 +101,13 @@ export class BodyRecorder {
           this.#ended = true;
           return;
         }
-        const chunk = toBuffer(step.value);
+        let chunk: Buffer;
+        try {
+          chunk = toBuffer(step.value);
+        } catch (error) {
+          markRequestBodyError(error);
+          throw error;
+        }
         if (!this.#overflow) {
           this.#size += chunk.length;
           if (this.#size > this.#limit) {
