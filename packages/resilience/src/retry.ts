@@ -10,6 +10,7 @@ import {
 } from '@proxyless/core';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_RETRY, type RetryConfig, type RetryOn } from './config.js';
+import { parseHttpDate } from './http-date.js';
 import { RetryCall, type RetryPolicy } from './retry-call.js';
 
 const ATTEMPT_KEY = 'proxyless.resilience.attempt';
@@ -114,9 +115,11 @@ export function unsafeToReplay(
 }
 
 /**
- * `Retry-After` in ms (delta-seconds or an HTTP date), or `undefined` when absent or unreadable.
- * An HTTP date is measured from `nowWallMs`: pass `wallClockMs(ctx.clock)` so it follows the call's
- * clock (a `VirtualClock`'s date in tests); the default is the real date.
+ * `Retry-After` in ms, or `undefined` when absent or invalid (RFC 9110 §10.2.3: delay-seconds, a
+ * non-negative integer, or an HTTP-date; `1.5`, `-1` or any other text is ignored, so the normal
+ * backoff applies). An HTTP date is measured from `nowWallMs`: pass `wallClockMs(ctx.clock)` so it
+ * follows the call's clock (a `VirtualClock`'s date in tests); the default is the real date. A date
+ * in the past is 0.
  */
 export function parseRetryAfter(
   headers: ResponseHeaders,
@@ -127,8 +130,8 @@ export function parseRetryAfter(
   if (v === undefined) return undefined;
   const s = v.trim();
   if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) return undefined;
+  const t = parseHttpDate(s, nowWallMs);
+  if (t === undefined) return undefined;
   return Math.max(0, t - nowWallMs);
 }
 
