@@ -27,7 +27,10 @@ import {
   unsafeToReplay,
 } from './retry.js';
 
-/** A retried response's body is drained for connection reuse up to this size, then dropped. */
+/**
+ * A retried response's body is drained (and kept) during the backoff up to this size; a larger one
+ * is dropped with its connection at once.
+ */
 const DRAIN_LIMIT = 64 * 1024;
 
 /** What every call of one retry interceptor shares. */
@@ -44,15 +47,14 @@ export interface RetryPolicy {
 /** One attempt's handler: reports to its call, which decides what reaches the caller. */
 class RetryAttempt implements MeshHandler {
   controller: Dispatcher.DispatchController | undefined;
-  /** Set when this attempt's response is being drained before a retry. */
+  /** Set when this attempt's response is being drained while the backoff before its retry runs. */
   draining = false;
-  drainDelay: number | undefined;
   drained = 0;
   settled = false;
   /**
    * What this attempt answered, kept while it is retried: the caller gets it if the circuit
-   * breaker refuses the retry. The head, the drained body (`undefined` once past the drain limit
-   * or broken) and trailers; or the error.
+   * breaker refuses the retry. The head, the drained body (`undefined` once cut: past the drain
+   * limit, broken, or not ended when the backoff was over) and trailers; or the error.
    */
   head: { status: number; headers: IncomingHttpHeaders; text: string | undefined } | undefined;
   kept: Buffer[] | undefined;
@@ -81,12 +83,12 @@ class RetryAttempt implements MeshHandler {
   ): void {
     this.call.head(this, status, headers, text);
   }
-  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.draining) {
+      if (this.settled) return;
       this.drained += chunk.length;
       if (this.drained > DRAIN_LIMIT) {
-        this.kept = undefined;
-        c.abort(new MeshError('MESH_ABORTED', 'retried response dropped'));
+        this.drop('retried response dropped: its body is past the drain limit');
         return;
       }
       this.kept?.push(chunk);
@@ -99,6 +101,16 @@ class RetryAttempt implements MeshHandler {
   }
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
     this.call.error(this, error);
+  }
+
+  /**
+   * Stop draining: the body is not kept, and the attempt is aborted, so undici closes its
+   * connection instead of reusing it (Envoy resets the upstream stream of a retried response).
+   */
+  drop(why: string): void {
+    this.settled = true;
+    this.kept = undefined;
+    this.controller?.abort(new MeshError('MESH_ABORTED', why));
   }
 }
 
@@ -184,10 +196,16 @@ export class RetryCall {
       };
       const delay = this.#decide(a, outcome);
       if (delay !== undefined) {
+        // The backoff starts now, while the body is drained (and kept, for a retry the breaker
+        // refuses); a body not over when the backoff is, or known to be past the drain limit, is
+        // dropped with its connection rather than waited for.
         a.draining = true;
-        a.drainDelay = delay;
         a.head = { status, headers, text };
         a.kept = [];
+        this.#scheduleRetry(delay, a);
+        if (Number(firstValue(headers['content-length'])) > DRAIN_LIMIT) {
+          a.drop('retried response dropped: its body is past the drain limit');
+        }
         return;
       }
     }
@@ -200,8 +218,7 @@ export class RetryCall {
     if (a.settled || this.#done) return;
     a.settled = true;
     if (a.draining) {
-      a.trailers = trailers;
-      this.#scheduleRetry(a.drainDelay ?? 0);
+      a.trailers = trailers; // the retry goes when the backoff is over
       return;
     }
     this.#finish();
@@ -211,16 +228,16 @@ export class RetryCall {
   error(a: RetryAttempt, error: Error): void {
     if (a.settled || this.#done) return;
     a.settled = true;
+    if (a.draining && !this.relay.aborted) {
+      // The retried response broke while it was drained: the retry goes ahead all the same, when
+      // the backoff is over, and still holds its `circuitBreaker.maxRetries` slot.
+      a.kept = undefined;
+      return;
+    }
     this.#leaveGate();
     if (this.relay.aborted) {
       this.#finish();
       this.handler.onResponseError?.(this.relay, this.relay.reason ?? error);
-      return;
-    }
-    if (a.draining) {
-      // The retried response broke while it was drained: the retry goes ahead all the same.
-      a.kept = undefined;
-      this.#scheduleRetry(a.drainDelay ?? 0);
       return;
     }
     if (this.#previous !== undefined && MeshError.is(error, 'MESH_CIRCUIT_OPEN')) {
@@ -243,7 +260,8 @@ export class RetryCall {
    * A retry was refused by the circuit breaker (it opened during the call): retrying stops, and the
    * caller gets what the previous attempt answered, as Envoy returns the last upstream response
    * when a retry would overflow a breaker. The budget gets its retry back: none was sent. Only a
-   * response whose body was past the drain limit (so dropped) cannot be given: then the refusal.
+   * response whose body was cut (past the drain limit, broken, or not over when the backoff was)
+   * cannot be given whole: then the refusal, never a truncated body presented as complete.
    */
   #refused(actx: CallContext, refusal: Error): void {
     const { attempt: prev, reason, info } = this.#previous!;
@@ -312,11 +330,20 @@ export class RetryCall {
     return delay;
   }
 
-  #scheduleRetry(delay: number): void {
+  /**
+   * Send the next attempt after `delay`. `draining` is the retried attempt whose body is drained
+   * meanwhile: if it has not ended when the backoff is over, it is dropped then. A backoff of 0 ms
+   * still waits for the current turn to finish (a microtask, not a timer: it needs no clock tick),
+   * so a body that arrived in the same read as its head ends first and its connection is reused.
+   */
+  #scheduleRetry(delay: number, draining?: RetryAttempt): void {
     this.relay.setInner(undefined);
     const go = (): void => {
       this.#timer = undefined;
       if (this.#done) return;
+      if (draining !== undefined && !draining.settled) {
+        draining.drop('retried response cut: the backoff ended before its body');
+      }
       const ctx: CallContext = {
         ...this.#ctx,
         attempt: nextAttemptNumber(this.#ctx),
@@ -326,13 +353,15 @@ export class RetryCall {
       this.#send(ctx);
     };
     if (delay > 0) this.#timer = this.#ctx.clock.setTimer(delay, go, KEEP_ALIVE);
+    else if (draining !== undefined) queueMicrotask(go);
     else go();
   }
 
   #abort(reason: Error): void {
-    const inner = this.relay.inner;
-    if (inner !== undefined && this.#current !== undefined && !this.#current.settled) {
-      inner.abort(reason);
+    // The attempt in flight (also one being drained during a backoff) ends with the reason.
+    const current = this.#current;
+    if (current?.controller !== undefined && !current.settled) {
+      current.controller.abort(reason);
       return;
     }
     if (this.#done) return;
@@ -356,6 +385,10 @@ export class RetryCall {
     this.#leaveGate();
     this.#recorder?.close();
   }
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function describe(outcome: Outcome): { status?: number; code?: string; endpoint?: string } {

@@ -146,9 +146,10 @@ export function backoffDelay(config: RetryConfig, retry: number, random: () => n
  * the configured conditions, never replay what is unsafe (undici's `RetryHandler` rule: a body is
  * sent again only when it is bytes, a Blob/FormData undici re-reads, or a stream the mesh kept or
  * never touched), full-jitter exponential backoff on the call's clock, `Retry-After` honoured up to
- * `retryAfterMaxMs`, a different endpoint preferred, and a shared budget. A retried response's body
- * is drained (or the connection dropped past 64 KiB) before the next attempt. When retrying stops,
- * the last real response or error goes to the caller, and a `give_up` event says why.
+ * `retryAfterMaxMs`, a different endpoint preferred, and a shared budget. The backoff starts at a
+ * retried response's head; its body is drained meanwhile (kept up to 64 KiB), and dropped with its
+ * connection if larger or not over when the backoff is. When retrying stops, the last real
+ * response or error goes to the caller, and a `give_up` event says why.
  */
 export function createRetryFilter(config: Partial<RetryConfig> = {}, deps: RetryDeps = {}): Filter {
   const c: RetryConfig = { ...DEFAULT_RETRY, ...config };
