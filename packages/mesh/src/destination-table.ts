@@ -234,12 +234,32 @@ export class DestinationTable {
   // ---- end traffic management ----
 
   /** What `/config_dump` shows: per live destination, its stages and policy key. */
+  /**
+   * The admin `/config_dump`: for every service a layer names or a call has reached, the settings
+   * in force, the layer and version each came from, its warnings, and — once built — its stages.
+   */
   configDump(serviceName: string): unknown {
-    const out: Record<string, unknown> = {};
-    for (const [name, d] of this.#destinations) {
-      out[name] = { roles: [...d.roles, 'pick'], policy: JSON.parse(d.policyKey || '{}') as unknown };
+    const config = this.#deps.config;
+    const doc = config.document;
+    const names = [...new Set([...config.serviceNames(), ...this.#destinations.keys()])].sort();
+    const services: Record<string, unknown> = {};
+    for (const name of names) {
+      const c = config.effective(name);
+      const d = this.#destinations.get(name);
+      services[name] = {
+        live: d !== undefined,
+        ...(d ? { roles: [...d.roles, 'pick'] } : {}),
+        balancer: c.balancer,
+        resilience: c.resilience,
+        sources: c.sources,
+        warnings: c.warnings,
+      };
     }
-    return { service: serviceName, destinations: out };
+    return {
+      service: serviceName,
+      document: doc ? { version: doc.version } : null,
+      services,
+    };
   }
 
   /** Stop the idle sweep (the mesh is closing). */

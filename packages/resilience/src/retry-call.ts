@@ -185,6 +185,11 @@ export class RetryCall {
   head(a: RetryAttempt, status: number, headers: IncomingHttpHeaders, text: string | undefined): void {
     if (a.settled || this.#done) return;
     if (status < 200) {
+      // A 1xx (103 Early Hints, …) goes to the caller at once, and then this attempt's answer is
+      // the call's: no retry follows, as Envoy's router stops retrying once it has proxied a 1xx.
+      // So only the attempt whose response the caller gets ever forwards its 1xx.
+      this.#committed = true;
+      this.#previous = undefined;
       this.handler.onResponseStart?.(this.relay, status, headers, text);
       return;
     }

@@ -148,8 +148,9 @@ export function backoffDelay(config: RetryConfig, retry: number, random: () => n
  * never touched), full-jitter exponential backoff on the call's clock, `Retry-After` honoured up to
  * `retryAfterMaxMs`, a different endpoint preferred, and a shared budget. The backoff starts at a
  * retried response's head; its body is drained meanwhile (kept up to 64 KiB), and dropped with its
- * connection if larger or not over when the backoff is. When retrying stops, the last real
- * response or error goes to the caller, and a `give_up` event says why.
+ * connection if larger or not over when the backoff is. A 1xx passed on to the caller ends retrying
+ * (Envoy). When retrying stops, the last real response or error goes to the caller, and a `give_up`
+ * event says why.
  */
 export function createRetryFilter(config: Partial<RetryConfig> = {}, deps: RetryDeps = {}): Filter {
   const c: RetryConfig = { ...DEFAULT_RETRY, ...config };

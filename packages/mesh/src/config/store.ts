@@ -206,6 +206,11 @@ export class ConfigStore {
   }
 
   /** The effective config of a service: resolved settings with the layer and version of each. */
+  /** The services some layer names: `createMesh({ services })` and the document in force. */
+  serviceNames(): string[] {
+    return [...new Set([...this.#optionsServices.keys(), ...(this.#document?.services.keys() ?? [])])];
+  }
+
   effective(service: string): EffectiveConfig {
     let e = this.#effective.get(service);
     if (e === undefined) {

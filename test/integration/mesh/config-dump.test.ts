@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createMesh } from 'proxyless';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from '../../support/http-server.js';
+
+interface Dumped {
+  service: string;
+  document: { version: number } | null;
+  services: Record<
+    string,
+    {
+      live: boolean;
+      roles?: string[];
+      resilience: { timeoutMs: number; retry?: { maxRetries: number } };
+      sources: Record<string, { layer: string; version: number }>;
+    }
+  >;
+}
+
+describe('admin /config_dump: the settings in force per service, with where each came from (#10)', () => {
+  let server: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    server = await startServer('a', (_req, res) => res.end('ok'));
+    dir = mkdtempSync(path.join(os.tmpdir(), 'mesh-config-dump-'));
+  });
+  afterAll(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists every named service, called or not, with its layers and versions', async () => {
+    const file = path.join(dir, 'mesh.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ services: { billing: { endpoints: server.address, retry: { maxRetries: 1 } } } }),
+    );
+    const mesh = createMesh({
+      serviceName: 'checkout',
+      env: { MESH_ADMIN_PORT: '0', MESH_TIMEOUT: '2s', MESH_CONFIG_FILE: file },
+      services: { orders: { endpoints: server.address, retry: { maxRetries: 3 } } },
+    });
+    try {
+      const url = await mesh.admin();
+      const dump = async (): Promise<Dumped> => (await (await fetch(`${url}/config_dump`)).json()) as Dumped;
+      const before = await dump();
+      expect(before.service).toBe('checkout');
+      expect(before.document).toEqual({ version: expect.any(Number) });
+      expect(Object.keys(before.services)).toEqual(['billing', 'orders']);
+      const orders = before.services.orders!;
+      expect(orders.live).toBe(false);
+      expect(orders.resilience.retry?.maxRetries).toBe(3);
+      expect(orders.resilience.timeoutMs).toBe(2000);
+      expect(orders.sources['retry.maxRetries']).toEqual({ layer: 'options.services', version: 1 });
+      expect(orders.sources.timeout).toEqual({ layer: 'env', version: 1 });
+      expect(before.services.billing!.sources['retry.maxRetries']).toEqual({
+        layer: 'file.services',
+        version: before.document!.version,
+      });
+      // What the dump says is what mesh.config says.
+      expect(orders.sources).toEqual(JSON.parse(JSON.stringify(mesh.config('orders').sources)));
+
+      await (await mesh.request('http://orders/')).body.dump();
+      const after = (await dump()).services.orders!;
+      expect(after.live).toBe(true);
+      expect(after.roles).toContain('retry');
+      expect(after.roles?.at(-1)).toBe('pick');
+    } finally {
+      await mesh.close();
+    }
+  });
+});
