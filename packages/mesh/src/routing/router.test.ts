@@ -173,7 +173,8 @@ describe('route', () => {
           });
         },
       ),
-      { numRuns: 40 },
+      // A fixed seed: the same 40 cases every run (a 5-sigma bound can still miss once in ~10^4 runs).
+      { numRuns: 40, seed: 20261130 },
     );
   });
 
