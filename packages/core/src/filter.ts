@@ -130,5 +130,5 @@ export function isIdempotentMethod(method: string): boolean {
 
 /** Whether a body can be sent again byte for byte. */
 export function isReplayableBody(body: RequestBody): boolean {
-  return body === null || typeof body === 'string' || body instanceof Uint8Array;
+  return body === null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer;
 }

@@ -55,6 +55,8 @@ export class ConfigApplier {
   #consulChains: ConsulChains | undefined;
   #etcdEntries: Disposable | undefined;
   #fileEntriesVersion: string | undefined;
+  /** The warnings already reported for the configuration in force. */
+  #warned = new Set<string>();
   // ---- end traffic management ----
 
   /** `fileRouting`: the config entries of the file's first version, validated with it. */
@@ -138,11 +140,20 @@ export class ConfigApplier {
     });
   }
 
+  /**
+   * Report the warnings of the configuration now in force — each once: a new version that keeps a
+   * warned setting as it was does not warn again (one that fixes it and breaks it again does).
+   */
   warn(warnings: readonly Warning[]): void {
+    const now = new Set<string>();
     for (const { service, ...issue } of warnings) {
+      const key = JSON.stringify([service ?? null, issue.field, issue.expected, issue.value ?? null]);
+      now.add(key);
+      if (this.#warned.has(key)) continue;
       this.#deps.logger.warn('config setting cannot work as written', { service, ...issue });
       this.#deps.events.fire({ type: 'config_warning', service, issue });
     }
+    this.#warned = now;
   }
 
   // ---- traffic management: sources --------------------------------------------------------------

@@ -75,7 +75,7 @@ function invalid(message: string): Error {
 
 function isBytes(body: unknown): boolean {
   return (
-    body == null || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer
+    body == null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer
   );
 }
 

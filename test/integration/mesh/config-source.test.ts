@@ -95,3 +95,52 @@ describe('the config file as a config source, on a live destination (#10)', () =
     }
   });
 });
+
+describe('config_warning is reported once per setting in force (#10)', () => {
+  it('a reload that keeps a warned setting does not warn again; one that changes it does', async () => {
+    const file = path.join(dir, 'warn.json');
+    const [a] = servers as [TestServer];
+    const write = (perTryTimeout: string, maxRetries: number): void =>
+      writeFileSync(
+        file,
+        JSON.stringify({
+          services: { api: { endpoints: a.address, timeout: '1s', perTryTimeout, retry: { maxRetries } } },
+        }),
+      );
+    write('2s', 1);
+    const mesh = createMesh({ env: {}, configFile: file });
+    const warnings: unknown[] = [];
+    const sub = mesh.onEvent((e) => {
+      if (e.type === 'config_warning') warnings.push(e.issue.value);
+    });
+    try {
+      // The start's warning arrives in a microtask, for listeners added right after createMesh.
+      await Promise.resolve();
+      expect(warnings).toEqual([2000]);
+      const applied = (): Promise<MeshEvent> =>
+        new Promise((resolve) => {
+          const s = mesh.onEvent((e) => {
+            if (e.type === 'config_applied') {
+              s.dispose();
+              resolve(e);
+            }
+          });
+        });
+      // Another section changes; perTryTimeout > timeout stays as it was: no second warning.
+      let next = applied();
+      write('2s', 2);
+      await mesh.reloadConfig();
+      await next;
+      expect(warnings).toEqual([2000]);
+      // The warned setting changes (still above the timeout): warned again, with the new value.
+      next = applied();
+      write('3s', 2);
+      await mesh.reloadConfig();
+      await next;
+      expect(warnings).toEqual([2000, 3000]);
+    } finally {
+      sub.dispose();
+      await mesh.close();
+    }
+  });
+});
