@@ -181,7 +181,10 @@ describe('differential: request() result context', () => {
       const viaDispatcher = await undiciRequest('http://ctx/echo', { dispatcher: m.dispatcher });
       await viaDispatcher.body.dump();
       expect(m.stats('ctx')?.roles).toContain('retry');
-      const see = (r: Dispatcher.ResponseData) => ({ has: 'context' in r, context: r.context });
+      const see = (r: Pick<Dispatcher.ResponseData, 'context'>) => ({
+        has: 'context' in r,
+        context: r.context,
+      });
       expect({ mesh: see(viaMesh), dispatcher: see(viaDispatcher) }).toEqual({
         mesh: see(direct),
         dispatcher: see(direct),

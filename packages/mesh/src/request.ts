@@ -74,9 +74,7 @@ function invalid(message: string): Error {
 }
 
 function isBytes(body: unknown): boolean {
-  return (
-    body == null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer
-  );
+  return body == null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer;
 }
 
 /**

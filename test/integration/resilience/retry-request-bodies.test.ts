@@ -45,14 +45,16 @@ describe('retry over a real backend: typed-array and other request bodies', () =
     await server.close();
   });
 
-  const bodies: Record<string, () => ArrayBufferView> = {
-    Uint16Array: () => new Uint16Array([0x0102, 0x0304]),
-    Int8Array: () => new Int8Array([1, -1, 2]),
-    Float32Array: () => new Float32Array([1.5]),
-    Uint8ClampedArray: () => new Uint8ClampedArray([1, 2, 3]),
-    BigUint64Array: () => new BigUint64Array([1n]),
-    DataView: () => new DataView(new Uint8Array([9, 5, 6]).buffer, 1),
-    'Uint16Array at an offset': () => new Uint16Array(new Uint16Array([0xaaaa, 0x0102]).buffer, 2, 1),
+  // undici accepts any ArrayBufferView at run time; its types name Uint8Array only.
+  const bodies: Record<string, () => Uint8Array> = {
+    Uint16Array: () => new Uint16Array([0x0102, 0x0304]) as unknown as Uint8Array,
+    Int8Array: () => new Int8Array([1, -1, 2]) as unknown as Uint8Array,
+    Float32Array: () => new Float32Array([1.5]) as unknown as Uint8Array,
+    Uint8ClampedArray: () => new Uint8ClampedArray([1, 2, 3]) as unknown as Uint8Array,
+    BigUint64Array: () => new BigUint64Array([1n]) as unknown as Uint8Array,
+    DataView: () => new DataView(new Uint8Array([9, 5, 6]).buffer, 1) as unknown as Uint8Array,
+    'Uint16Array at an offset': () =>
+      new Uint16Array(new Uint16Array([0xaaaa, 0x0102]).buffer, 2, 1) as unknown as Uint8Array,
   };
 
   it('sends every ArrayBufferView as undici does (bytes, content-length)', async () => {
@@ -67,7 +69,10 @@ describe('retry over a real backend: typed-array and other request bodies', () =
 
   it('replays a typed-array body byte for byte on a retry', async () => {
     failFirst = true;
-    const res = await mesh.request('http://api/', { method: 'PUT', body: new Uint16Array([0x0102, 0x0304]) });
+    const res = await mesh.request('http://api/', {
+      method: 'PUT',
+      body: new Uint16Array([0x0102, 0x0304]) as unknown as Uint8Array,
+    });
     await res.body.dump();
     expect(res.statusCode).toBe(200);
     expect(seen).toEqual([
