@@ -47,6 +47,11 @@ describe('createMesh environment validation (#3)', () => {
       /MESH_LB_POLCY[\s\S]*did you mean "MESH_LB_POLICY"/,
     );
     expect(() => createMesh({ env: { MESH_ENDPONTS_X: '1.2.3.4:80' } })).toThrow(/MESH_ENDPONTS_X/);
+    // A prefix variable without its service name is told the form it needs.
+    for (const name of ['MESH_ENDPOINTS', 'MESH_ENDPOINTS_'])
+      expect(() => createMesh({ env: { [name]: '1.2.3.4:80' } })).toThrow(
+        /did you mean "MESH_ENDPOINTS_<SERVICE>"/,
+      );
   });
 
   it('suggests the variable of a document field spelt as a variable name', () => {

@@ -114,7 +114,12 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
     if (!name.startsWith('MESH_') || exact.has(name)) continue;
     if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) continue;
     byField ??= fieldSpellings(specs);
-    const closest = closestName(name, [...exact, ...prefixes.map((p) => `${p}<SERVICE>`), ...byField.keys()]);
+    // `MESH_ENDPOINTS` or `MESH_ENDPOINTS_`: a prefix variable without its service name.
+    const bare = prefixes.find((p) => p.startsWith(name));
+    const closest =
+      bare !== undefined
+        ? `${bare}<SERVICE>`
+        : closestName(name, [...exact, ...prefixes.map((p) => `${p}<SERVICE>`), ...byField.keys()]);
     const hint = closest === undefined ? undefined : (byField.get(closest) ?? closest);
     const field = specs.find((s) => s.name === hint)?.field;
     const what = hint ? ` (did you mean ${quote(hint)}${field ? `, which sets ${field}` : ''}?)` : '';
