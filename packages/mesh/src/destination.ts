@@ -130,6 +130,13 @@ export class Destination {
     return this.#set;
   }
 
+  /** Open connections of the pool of the endpoint `endpointId` (`undefined`: no pool yet). */
+  connections(endpointId: string): number | undefined {
+    const e = this.#set?.endpoints.find((x) => x.id === endpointId);
+    if (e === undefined) return undefined;
+    return this.#pools.get(`http://${formatHostPort(e.address, e.port)}`)?.stats.connected;
+  }
+
   get lastError(): MeshError | undefined {
     return this.#lastError;
   }

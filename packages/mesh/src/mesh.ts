@@ -28,7 +28,7 @@ import {
   type DocumentEndpointsResolver,
   manageSignals,
 } from '@proxyless/discovery';
-import { allResolved, createTelemetry, serviceView, type Telemetry } from '@proxyless/telemetry';
+import { createTelemetry, serviceView, type Telemetry } from '@proxyless/telemetry';
 import type { Dispatcher } from 'undici';
 import type {
   CloseOptions,
@@ -294,6 +294,10 @@ class MeshImpl implements Mesh {
     this.#events.event((event) => {
       if (event.type !== 'config_warning') telemetry.onMeshEvent(event);
     });
+    // The config document's first version is in force from the start (`mesh_config_version`).
+    const firstDocument = this.#config.document;
+    if (firstDocument !== undefined)
+      telemetry.onMeshEvent({ type: 'config_applied', version: firstDocument.version });
     if (telemetry.config.admin.port !== undefined) {
       this.#admin = telemetry
         .startAdmin({
@@ -303,14 +307,10 @@ class MeshImpl implements Mesh {
                 set: this.endpoints(name),
                 stats: this.stats(name),
                 now: this.#clock.now(),
+                connections: (id) => this.#destinations.byService.get(name)?.connections(id),
               }),
             ),
-          ready: () =>
-            allResolved(
-              this.services().map((name) =>
-                serviceView(name, { set: this.endpoints(name), now: this.#clock.now() }),
-              ),
-            ),
+          ready: () => this.#ready(),
           configDump: () => this.#destinations.configDump(this.serviceName),
         })
         .then(
@@ -365,6 +365,22 @@ class MeshImpl implements Mesh {
         else g[GLOBAL_DISPATCHER] = previous;
       }
     };
+  }
+
+  /**
+   * `/readyz`: every service some layer names (code options, the config file) and every service
+   * called so far has resolved at least once. A named service not built yet is built now, so its
+   * registry watch starts (Envoy warms its clusters before it reports ready).
+   */
+  #ready(): boolean {
+    if (this.#stopped) return false;
+    const names = new Set([...this.#config.serviceNames(), ...this.services()]);
+    for (const name of names) {
+      // A name no registry knows (a policy for a host that passes through) cannot hold it up.
+      const d = this.#destinations.byService.get(name) ?? this.#destinations.destinationFor(name);
+      if (d !== undefined && d.endpointSet === undefined) return false;
+    }
+    return true;
   }
 
   endpoints(service: string): EndpointSet | undefined {
