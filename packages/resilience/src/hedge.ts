@@ -18,7 +18,7 @@ import type { Dispatcher } from 'undici';
 import { isReusableBody } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_HEDGE, DEFAULT_RETRY, type HedgeConfig } from './config.js';
-import { nextAttemptNumber } from './retry.js';
+import { nextAttemptNumber, refusalOf } from './retry.js';
 
 const SAMPLES = 256;
 const MIN_SAMPLES = 20;
@@ -263,12 +263,16 @@ class HedgeCall {
     if (a.settled || this.#done) return;
     a.settled = true;
     this.#running.delete(a);
-    if (a.hedge && this.#running.size > 0 && MeshError.is(error, 'MESH_CIRCUIT_OPEN')) {
-      // The breaker opened during the call: no more hedges; the attempts sent go on, and the
-      // budget gets back the hedge that was never sent.
+    const refusal = a.hedge && this.#running.size > 0 ? refusalOf(error) : undefined;
+    if (refusal !== undefined) {
+      // The breaker opened during the call, or no endpoint is left to hedge on: no more hedges;
+      // the attempts sent go on, and the budget gets back the hedge that was never sent. A refusal
+      // that came after the next hedge was armed (a pick that answers asynchronously) disarms it.
       this.#hedgesLeft = 0;
+      this.#timer?.cancel();
+      this.#timer = undefined;
       this.#s.budget?.refund();
-      emitCallEvent(this.#ctx, { type: 'hedge_skipped', reason: 'circuit_open' });
+      emitCallEvent(this.#ctx, { type: 'hedge_skipped', reason: refusal });
       return;
     }
     if (this.winner === a || this.relay.aborted) {

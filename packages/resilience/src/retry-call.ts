@@ -23,6 +23,7 @@ import {
   type Outcome,
   parseRetryAfter,
   type RetryGate,
+  refusalOf,
   retryReason,
   unsafeToReplay,
 } from './retry.js';
@@ -245,8 +246,9 @@ export class RetryCall {
       this.handler.onResponseError?.(this.relay, this.relay.reason ?? error);
       return;
     }
-    if (this.#previous !== undefined && MeshError.is(error, 'MESH_CIRCUIT_OPEN')) {
-      this.#refused(a.ctx, error);
+    const refusal = this.#previous !== undefined ? refusalOf(error) : undefined;
+    if (refusal !== undefined) {
+      this.#refused(a.ctx, error, refusal);
       return;
     }
     if (!this.#committed && !isRequestBodyError(error)) {
@@ -262,16 +264,18 @@ export class RetryCall {
   }
 
   /**
-   * A retry was refused by the circuit breaker (it opened during the call): retrying stops, and the
-   * caller gets what the previous attempt answered, as Envoy returns the last upstream response
-   * when a retry would overflow a breaker. The budget gets its retry back: none was sent. Only a
-   * response whose body was cut (past the drain limit, broken, or not over when the backoff was)
-   * cannot be given whole: then the refusal, never a truncated body presented as complete.
+   * A retry was refused before it was sent: by the circuit breaker (it opened during the call), or
+   * by the pick stage (no endpoint left to send it to: the one that failed is now in
+   * TRANSIENT_FAILURE). Retrying stops, and the caller gets what the previous attempt answered, as
+   * Envoy returns the last upstream response when a retry would overflow a breaker. The budget
+   * gets its retry back: none was sent. Only a response whose body was cut (past the drain limit,
+   * broken, or not over when the backoff was) cannot be given whole: then the refusal, never a
+   * truncated body presented as complete.
    */
-  #refused(actx: CallContext, refusal: Error): void {
+  #refused(actx: CallContext, refusal: Error, why: string): void {
     const { attempt: prev, reason, info } = this.#previous!;
     this.#p.budget?.refund();
-    emitCallEvent(actx, { type: 'give_up', reason: `circuit_open (${reason})`, ...info });
+    emitCallEvent(actx, { type: 'give_up', reason: `${why} (${reason})`, ...info });
     this.#finish();
     this.relay.setInner(undefined);
     if (prev.failure !== undefined) {

@@ -177,3 +177,22 @@ export function createRetryFilter(config: Partial<RetryConfig> = {}, deps: Retry
     return true;
   };
 }
+
+/**
+ * Why an attempt was refused before anything was sent, as a `give_up` / `hedge_skipped` reason:
+ * the circuit breaker is open, or the pick stage found no endpoint to send it to. `undefined` for
+ * any other error.
+ */
+export function refusalOf(error: Error): string | undefined {
+  if (!MeshError.is(error)) return undefined;
+  switch (error.code) {
+    case 'MESH_CIRCUIT_OPEN':
+      return 'circuit_open';
+    case 'MESH_NO_HEALTHY_ENDPOINTS':
+      return 'no_healthy_endpoints';
+    case 'MESH_NO_ENDPOINTS':
+      return 'no_endpoints';
+    default:
+      return undefined;
+  }
+}
