@@ -6,7 +6,7 @@ import { type CallEventLike, errorCode, giveUpCause } from './events.js';
  * Envoy's response flags that apply to an in-process mesh
  * (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage#config-access-log-format-response-flags).
  */
-export type ResponseFlag = 'UH' | 'UF' | 'UT' | 'URX' | 'UO' | 'DI' | 'FI' | 'RL' | 'UC';
+export type ResponseFlag = 'UH' | 'UF' | 'UT' | 'URX' | 'UO' | 'DI' | 'FI' | 'RL' | 'UC' | 'DC';
 
 /** What {@link responseFlags} looks at: the call's final error or status, and its events. */
 export interface ResponseFlagsInput {
@@ -15,6 +15,8 @@ export interface ResponseFlagsInput {
   readonly status?: number;
   /** The call's events (`retry`, `give_up`, `fault`, `timeout`, `circuit_open`, `rejected`, …). */
   readonly events?: readonly CallEventLike[];
+  /** The caller stopped the call (aborted it or destroyed the body): Envoy's `DC`. */
+  readonly callerAborted?: boolean;
 }
 
 /** Error codes and the flag each stands for. */
@@ -40,9 +42,13 @@ const FLAG_OF_CODE: Readonly<Record<string, ResponseFlag>> = {
   UND_ERR_SOCKET: 'UC',
   ECONNRESET: 'UC',
   EPIPE: 'UC',
+  // The caller's abort (undici's `RequestAbortedError`, an `AbortSignal`'s `AbortError`).
+  UND_ERR_ABORTED: 'DC',
+  ABORT_ERR: 'DC',
+  MESH_ABORTED: 'DC',
 };
 
-const ORDER: readonly ResponseFlag[] = ['UH', 'UF', 'UO', 'UT', 'UC', 'URX', 'RL', 'DI', 'FI'];
+const ORDER: readonly ResponseFlag[] = ['UH', 'UF', 'UO', 'UT', 'UC', 'DC', 'URX', 'RL', 'DI', 'FI'];
 
 /**
  * Envoy response flags for one call, derived from its final error code and its events. Pure.
@@ -53,6 +59,7 @@ const ORDER: readonly ResponseFlag[] = ['UH', 'UF', 'UO', 'UT', 'UC', 'URX', 'RL
  * - `UO`: circuit open or a concurrency limit, and also a retry refused by the retry budget or the
  *   concurrent-retry limit — Envoy counts both among its circuit-breaker thresholds.
  * - `RL` rate limited; `DI` a delay was injected; `FI` an abort was injected.
+ * - `DC`: the caller stopped the call (aborted it, or destroyed the response body).
  *
  * An earlier attempt's failure that a retry recovered from leaves no flag, as in Envoy, except
  * the fault flags, which describe the call.
@@ -66,6 +73,7 @@ export function responseFlags(input: ResponseFlagsInput): ResponseFlag[] {
       const cause = errorCode((input.error as { cause?: unknown }).cause);
       flag = cause === undefined ? undefined : FLAG_OF_CODE[cause];
     }
+    if (input.callerAborted) flag = 'DC';
     if (flag !== undefined) flags.add(flag);
   }
   let retried = false;

@@ -6,9 +6,10 @@ import {
   type Endpoint,
   wallClockMs,
 } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
 import { type AccessLogSink, formatAccessLogLine, responseFlags } from './access-log.js';
 import { errorCode } from './events.js';
-import { errorTypeLabel } from './labels.js';
+import { callErrorCode, errorTypeLabel } from './labels.js';
 import type { MeshMetrics } from './metrics.js';
 import { type OtelApiModule, otelApi, type TracerSource } from './otel-api.js';
 
@@ -72,8 +73,12 @@ export class CallRecorder implements CallObserver {
   /** Attempt spans still open, newest last. */
   readonly open: Span[] = [];
   lastEndpoint: Endpoint | undefined;
+  /** The controller the caller holds: once it is aborted, the caller stopped the call. */
+  callerController: Dispatcher.DispatchController | undefined;
   /** Events in order, kept only when something reads them (the access log or a span). */
   events: CallEvent[] | undefined;
+  /** How many of `events` are already on a span: the rest go on the next span to start. */
+  #placed = 0;
   readonly #forward: CallObserver | undefined;
 
   /** `api`: the OpenTelemetry API when it is loaded (see otel-api.ts), else undefined. */
@@ -92,7 +97,10 @@ export class CallRecorder implements CallObserver {
     if (this.events !== undefined) {
       this.events.push(event);
       const span = this.open.length > 0 ? this.open[this.open.length - 1] : this.internal;
-      if (span?.isRecording()) span.addEvent(`mesh.${event.type}`, eventAttributes(event));
+      if (span !== undefined) {
+        if (span.isRecording()) span.addEvent(`mesh.${event.type}`, eventAttributes(event));
+        this.#placed = this.events.length;
+      }
     }
     this.#forward?.onEvent(event);
   }
@@ -103,16 +111,59 @@ export class CallRecorder implements CallObserver {
    */
   attemptParent(api: OtelApiModule | undefined): Context | undefined {
     this.attempts++;
-    if (this.attempts === 2 && api !== undefined && this.internal === undefined) this.#startInternal(api);
+    if (api !== undefined && this.internal === undefined) {
+      // With no caller span, attempt 1 would be a trace's root and attempts 2..n would start
+      // another: the call's INTERNAL span starts first instead, so one call is one trace.
+      if (this.attempts === 2 || !hasCallerSpan(api, this.parent ?? api.context.active())) {
+        this.#startInternal(api);
+      }
+    }
     return this.internalContext ?? this.parent;
+  }
+
+  /**
+   * An attempt ended before an endpoint was chosen (no endpoints, none healthy): nothing was
+   * sent, so it is no attempt. Its span is dropped unended (never exported) and it is not counted.
+   */
+  forgetAttempt(span: Span | undefined): void {
+    this.attempts--;
+    if (span === undefined) return;
+    const i = this.open.indexOf(span);
+    if (i !== -1) this.open.splice(i, 1);
+    if (this.firstAttemptSpan === span) this.firstAttemptSpan = undefined;
+  }
+
+  /** Put the events no span has yet (a fault delay before the attempt) on a starting span. */
+  placeEvents(span: Span): void {
+    const events = this.events;
+    if (events === undefined || this.#placed === events.length) return;
+    if (span.isRecording()) this.#addEvents(span, this.#placed);
+    this.#placed = events.length;
+  }
+
+  /** True once the caller aborted the controller it holds (or destroyed the body). */
+  get callerAborted(): boolean {
+    return this.callerController?.aborted === true;
+  }
+
+  #addEvents(span: Span, from: number): void {
+    const events = this.events!;
+    const nowWall = wallClockMs();
+    const nowClock = this.ctx.clock.now();
+    for (let i = from; i < events.length; i++) {
+      const e = events[i]!;
+      span.addEvent(`mesh.${e.type}`, eventAttributes(e), nowWall - (nowClock - e.at));
+    }
   }
 
   /**
    * Semconv wants attempts under one INTERNAL span when there are several, but the first attempt
    * is sent (with its `traceparent`) before anyone can know a retry will follow, and a span's
-   * parent cannot change later. So the INTERNAL span starts, back-dated to the call's start, when
-   * the second attempt does: it parents attempts 2..n and links attempt 1, which stays under the
-   * caller's span. A call with one attempt makes one CLIENT span and nothing else.
+   * parent cannot change later. So, under a caller's span, the INTERNAL span starts, back-dated
+   * to the call's start, when the second attempt does: it parents attempts 2..n and links
+   * attempt 1, which stays under the caller's span. A call with one attempt makes one CLIENT span
+   * and nothing else. With no caller span there is no trace to share, so the INTERNAL span
+   * starts with the first attempt (as the trace's root) and parents every attempt.
    */
   #startInternal(api: OtelApiModule): void {
     const tracer = this.deps.tracing!.tracer(api);
@@ -131,12 +182,9 @@ export class CallRecorder implements CallObserver {
     );
     this.internal = span;
     this.internalContext = api.trace.setSpan(parent, span);
-    if (span.isRecording()) {
-      const nowWall = wallClockMs();
-      const nowClock = this.ctx.clock.now();
-      for (const e of this.events ?? []) {
-        span.addEvent(`mesh.${e.type}`, eventAttributes(e), nowWall - (nowClock - e.at));
-      }
+    if (this.events !== undefined) {
+      if (span.isRecording()) this.#addEvents(span, 0);
+      this.#placed = this.events.length;
     }
   }
 
@@ -145,7 +193,8 @@ export class CallRecorder implements CallObserver {
     const { ctx, deps } = this;
     const now = ctx.clock.now();
     const failed = error !== undefined;
-    const code = failed ? errorCode(error) : undefined;
+    const aborted = failed && this.callerAborted;
+    const code = failed ? callErrorCode(errorCode(error), aborted) : undefined;
     deps.metrics?.recordClientRequest(
       ctx.service,
       ctx.request.method,
@@ -153,9 +202,9 @@ export class CallRecorder implements CallObserver {
       errorTypeLabel(code, failed, status),
       (now - this.startedAt) / 1000,
     );
-    // A call that failed before any attempt (breaker open, no endpoints, a limit, an injected
-    // abort) has no CLIENT span: an INTERNAL span makes the failure visible in the trace.
-    if (this.attempts === 0 && failed && deps.tracing && this.internal === undefined) {
+    // A call that ended before any attempt (breaker open, no endpoints, a limit, an injected
+    // abort answered with its status) has no CLIENT span: an INTERNAL span makes it visible.
+    if (this.attempts === 0 && deps.tracing && this.internal === undefined) {
       const api = otelApi();
       if (api !== undefined) this.#startInternal(api);
     }
@@ -170,11 +219,17 @@ export class CallRecorder implements CallObserver {
       span.setAttribute('mesh.attempts', this.attempts);
     }
     span?.end();
-    if (deps.accessLog) this.#writeAccessLog(status, error, now);
+    if (deps.accessLog) this.#writeAccessLog(status, error, code, aborted, now);
   }
 
-  #writeAccessLog(status: number | undefined, error: Error | undefined, now: number): void {
-    const flags = responseFlags({ error, status, events: this.events });
+  #writeAccessLog(
+    status: number | undefined,
+    error: Error | undefined,
+    code: string | undefined,
+    callerAborted: boolean,
+    now: number,
+  ): void {
+    const flags = responseFlags({ error, status, events: this.events, callerAborted });
     // Spans and a parent context exist only once the API is loaded.
     const api = otelApi();
     const sc =
@@ -197,10 +252,16 @@ export class CallRecorder implements CallObserver {
         duration_ms: Math.round((now - this.startedAt) * 1000) / 1000,
         attempts: this.attempts,
         trace_id: sc && api?.isSpanContextValid(sc) ? sc.traceId : '-',
-        error_code: (error && errorCode(error)) ?? '-',
+        error_code: code ?? '-',
       }),
     );
   }
+}
+
+/** True when `parent` holds a valid span (the caller's, or one extracted from its headers). */
+function hasCallerSpan(api: OtelApiModule, parent: Context): boolean {
+  const sc = api.trace.getSpanContext(parent);
+  return sc !== undefined && api.isSpanContextValid(sc);
 }
 
 /** Attributes of the logical call, shared by INTERNAL and CLIENT spans. */

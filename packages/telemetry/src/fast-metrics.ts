@@ -123,6 +123,11 @@ export class FastHistogram extends Histogram<string> {
     this.series.delete(keyOf(this.#names, labels));
   }
 
+  /** Remove every series whose label `name` is `value` (a service's, when it is removed). */
+  removeWhere(name: string, value: string): void {
+    for (const [key, s] of this.series) if (s.labels[name] === value) this.series.delete(key);
+  }
+
   /** prom-client's registry formats histograms from this, when present. */
   getForPromString(): Promise<MetricObjectWithValues<MetricValue<string>>> {
     return this.get();
@@ -203,6 +208,11 @@ export class FastCounter extends Counter<string> {
         ? stringLabels(first)
         : Object.fromEntries(this.#names.map((n, i) => [n, String(args[i])]));
     this.series.delete(keyOf(this.#names, labels));
+  }
+
+  /** Remove every series whose label `name` is `value` (a service's, when it is removed). */
+  removeWhere(name: string, value: string): void {
+    for (const [key, s] of this.series) if (s.labels[name] === value) this.series.delete(key);
   }
 
   override async get(): Promise<MetricObjectWithValues<MetricValue<string>>> {

@@ -15,7 +15,7 @@ import type { Dispatcher } from 'undici';
 import { CallRecorder, callAttributes, SPAN_STATUS_ERROR, type TelemetryDeps } from './call-recorder.js';
 import { errorCode } from './events.js';
 import { withHeaders } from './headers.js';
-import { errorTypeLabel } from './labels.js';
+import { callErrorCode, errorTypeLabel } from './labels.js';
 import { otelApi } from './otel-api.js';
 
 /**
@@ -61,6 +61,12 @@ class CallHandler extends ForwardingHandler {
   constructor(handler: MeshHandler, recorder: CallRecorder) {
     super(handler);
     this.#recorder = recorder;
+  }
+
+  override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    // The controller the caller aborts (its signal, or destroying the body): see `callerAborted`.
+    this.#recorder.callerController = controller;
+    super.onRequestStart(controller, context);
   }
 
   override onResponseStart(
@@ -143,6 +149,7 @@ export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
         if (recorder) {
           if (recorder.attempts === 1) recorder.firstAttemptSpan = span;
           recorder.open.push(span);
+          recorder.placeEvents(span);
         }
         // The no-op tracer answers the shared INVALID_SPAN_CONTEXT: skip the hex checks then.
         const sc = span.spanContext();
@@ -183,6 +190,13 @@ class AttemptHandler extends ForwardingHandler {
     this.#recorder = recorder;
   }
 
+  override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    // The pick stage chose the endpoint before sending: the access log names it even when the
+    // call fails (an overall timeout) before this attempt ends.
+    this.#noteEndpoint();
+    super.onRequestStart(controller, context);
+  }
+
   override onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,
@@ -190,7 +204,13 @@ class AttemptHandler extends ForwardingHandler {
     statusMessage?: string,
   ): void {
     if (statusCode >= 200) this.#status = statusCode;
+    this.#noteEndpoint();
     super.onResponseStart(controller, statusCode, headers, statusMessage);
+  }
+
+  #noteEndpoint(): void {
+    const ep = this.#ctx.endpoint;
+    if (this.#recorder && ep !== undefined) this.#recorder.lastEndpoint = ep;
   }
 
   override onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
@@ -210,11 +230,22 @@ class AttemptHandler extends ForwardingHandler {
       const ep = this.#ctx.endpoint;
       const status = this.#status;
       const failed = error !== undefined;
-      if (this.#recorder && ep !== undefined) this.#recorder.lastEndpoint = ep;
+      const recorder = this.#recorder;
+      if (ep === undefined && failed) {
+        // It failed before an endpoint was chosen (no endpoints, none healthy, the wait for one
+        // ended): nothing was sent, so it is no attempt for spans, metrics or the access log.
+        recorder?.forgetAttempt(this.#span);
+        return;
+      }
+      // The endpoint was noted when the attempt was sent and when it answered, not here: a hedge
+      // that lost, cancelled after the winner answered, must not become the one that answered.
+      if (recorder && ep !== undefined) recorder.lastEndpoint ??= ep;
+      // The caller stopping the call is not the endpoint's failure.
+      const aborted = failed && recorder?.callerAborted === true;
       this.#deps.metrics?.recordAttempt(
         this.#ctx.service,
         ep?.id ?? '',
-        failed ? 'error' : status !== undefined && status >= 500 ? '5xx' : 'success',
+        aborted ? 'cancelled' : failed ? 'error' : status !== undefined && status >= 500 ? '5xx' : 'success',
       );
       const span = this.#span;
       if (span === undefined) return;
@@ -231,7 +262,7 @@ class AttemptHandler extends ForwardingHandler {
         // Outlier detection acts when the pick stage reports this attempt's end, below us.
         const ejected = ep && this.#deps.ejections?.since(this.#ctx.service, ep.id, this.#startedAt);
         if (ejected) span.addEvent('mesh.ejected', { 'mesh.endpoint': ep.id, 'mesh.reason': ejected.reason });
-        const code = failed ? errorCode(error) : undefined;
+        const code = failed ? callErrorCode(errorCode(error), aborted) : undefined;
         const type = errorTypeLabel(code, failed, status);
         if (type !== '') {
           span.setAttribute('error.type', type);

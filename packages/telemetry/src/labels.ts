@@ -33,6 +33,20 @@ export function statusLabel(status: number | undefined): string {
     : '';
 }
 
+/**
+ * The code of a call the caller stopped (aborted its signal or destroyed the response body) when
+ * the abort reason has no code of its own: undici's own code for a caller's abort.
+ */
+export const CALLER_ABORTED = 'UND_ERR_ABORTED';
+
+/**
+ * The stable code of a call's error: the error's own code, else {@link CALLER_ABORTED} when the
+ * caller stopped the call (its reason is often a bare `Error('aborted')`), else undefined.
+ */
+export function callErrorCode(code: string | undefined, callerAborted: boolean): string | undefined {
+  return code ?? (callerAborted ? CALLER_ABORTED : undefined);
+}
+
 const CODE_SHAPE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /**
@@ -70,6 +84,15 @@ export class BoundedValues {
 
   get size(): number {
     return this.#seen.size;
+  }
+
+  has(value: string): boolean {
+    return this.#seen.has(value);
+  }
+
+  /** The values kept so far. */
+  values(): IterableIterator<string> {
+    return this.#seen.values();
   }
 
   delete(value: string): void {

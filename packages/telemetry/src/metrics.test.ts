@@ -172,6 +172,44 @@ describe('createMeshMetrics', () => {
     expect(await values(registry, 'mesh_endpoints')).toEqual([]);
   });
 
+  it('keeps the services cap when services churn: a removed service takes its series along', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry, limits: { services: 3 } });
+    const record = (svc: string) => {
+      m.onMeshEvent({ type: 'endpoints_changed', service: svc, set: setOf(svc, 1) });
+      m.recordClientRequest(svc, 'GET', 200, '', 0.01);
+      m.recordAttempt(svc, '10.0.0.1:8000', 'success');
+      m.recordCallEvent(svc, { type: 'retry', at: 0, attempt: 1, reason: '5xx' });
+      m.recordCallEvent(svc, { type: 'give_up', at: 0, attempt: 2, reason: 'budget_exhausted (5xx)' });
+      m.onMeshEvent({ type: 'balancer', service: svc, event: { type: 'eject', endpoint: 'e', reason: 'x' } });
+      m.onMeshEvent({ type: 'resolver_error', service: svc, error: { code: 'ENOTFOUND' } });
+    };
+    for (const wave of ['a', 'b', 'c']) {
+      for (let i = 0; i < 3; i++) record(`${wave}${i}`);
+      for (let i = 0; i < 3; i++) m.onMeshEvent({ type: 'service_removed', service: `${wave}${i}` });
+    }
+    for (let i = 0; i < 3; i++) record(`d${i}`);
+    const services = new Set<unknown>();
+    for (const metric of await registry.getMetricsAsJSON()) {
+      for (const v of metric.values) {
+        const svc = v.labels.service ?? v.labels.server_address;
+        if (svc !== undefined) services.add(svc);
+      }
+    }
+    // Only the live services' series remain, each under its own name (no `_OTHER`).
+    expect([...services].sort()).toEqual(['d0', 'd1', 'd2']);
+    // A service that comes back records into live series, not into the removed ones' handles.
+    m.onMeshEvent({ type: 'service_removed', service: 'd0' });
+    m.recordClientRequest('d0', 'GET', 200, '', 0.01);
+    m.recordAttempt('d0', '10.0.0.1:8000', 'success');
+    const count = (await values(registry, 'http_client_request_duration_seconds')).find(
+      (v) => v.metricName?.endsWith('_count') && v.labels.server_address === 'd0',
+    );
+    expect(count?.value).toBe(1);
+    const attempts = (await values(registry, 'mesh_attempts_total')).find((v) => v.labels.service === 'd0');
+    expect(attempts?.value).toBe(1);
+  });
+
   it('keeps cardinality bounded with 1,000 services and hostile label values', async () => {
     const registry = new Registry();
     const m = createMeshMetrics({

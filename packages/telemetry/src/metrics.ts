@@ -34,7 +34,8 @@ export interface MeshMetricsOptions {
 }
 
 /** How an attempt ended, for `mesh_attempts_total`. */
-export type AttemptOutcome = 'success' | '5xx' | 'error';
+/** `cancelled`: the caller stopped the call during this attempt (not the endpoint's failure). */
+export type AttemptOutcome = 'success' | '5xx' | 'error' | 'cancelled';
 
 /** The mesh's Prometheus series and the calls that record them. */
 export interface MeshMetrics {
@@ -325,10 +326,24 @@ class PromMeshMetrics implements MeshMetrics {
         return;
       }
       case 'service_removed': {
+        // The service's slot under the services cap is freed, so its series go with it: a cap
+        // that freed slots but kept series would let churning services grow them without bound.
         const svc = event.service;
-        if (!this.#state.has(svc)) return;
+        if (!this.#services.has(svc)) return;
+        const reasons = this.#state.get(svc)?.reasons;
         this.#state.delete(svc);
         this.#services.delete(svc);
+        // The hot-path handles of the removed series must not be reused if the service returns.
+        this.#clientSeries.delete(svc);
+        this.#attemptSeries.delete(svc);
+        this.clientDuration.removeWhere('server_address', svc);
+        this.attempts.removeWhere('service', svc);
+        this.retries.removeWhere('service', svc);
+        for (const reason of [...(reasons?.values() ?? []), OTHER]) {
+          this.ejections.remove({ service: svc, reason });
+        }
+        this.budgetExhausted.remove({ service: svc });
+        this.resolverErrors.remove({ service: svc });
         for (const s of ENDPOINT_STATES) this.endpoints.remove({ service: svc, state: s });
         for (const s of BREAKER_STATES) this.breaker.remove({ service: svc, state: s });
         this.stale.remove({ service: svc });

@@ -1,0 +1,203 @@
+/**
+ * Regressions in how one logical call is accounted for in traces, metrics and the access log:
+ * a retried call with no caller span is one trace; an overall timeout names the endpoint it was
+ * sent to; a call with no endpoints makes no attempt; a caller stopping the body is `DC`, not an
+ * endpoint error; injected faults are visible in the trace.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SpanKind, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { Registry } from 'prom-client';
+import { createMesh, type Mesh } from 'proxyless';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startServer, type TestServer, until } from '../../support/http-server.js';
+
+const exporter = new InMemorySpanExporter();
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+provider.register();
+
+let upstream: TestServer;
+const traceparents: string[] = [];
+/** Responses held open by `/hold` until the test server closes. */
+const held: Array<() => void> = [];
+const meshes: Mesh[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'proxyless-call-accounting-'));
+
+beforeAll(async () => {
+  upstream = await startServer('up', (req, res) => {
+    traceparents.push(String(req.headers.traceparent));
+    req.resume();
+    if (req.url === '/500') {
+      res.writeHead(500);
+      res.end('no');
+    } else if (req.url === '/hold') {
+      held.push(() => res.end());
+    } else if (req.url === '/stream') {
+      res.writeHead(200);
+      res.write('a'.repeat(1000));
+      held.push(() => res.end('z'));
+    } else res.end('ok');
+  });
+});
+
+beforeEach(() => {
+  exporter.reset();
+  traceparents.length = 0;
+});
+
+afterAll(async () => {
+  await Promise.all(meshes.map((m) => m.close()));
+  for (const release of held) release();
+  await upstream.close();
+  await provider.shutdown();
+});
+
+function mesh(options: Parameters<typeof createMesh>[0]): Mesh {
+  const m = createMesh(options);
+  meshes.push(m);
+  return m;
+}
+
+function spansOf(service: string): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) => s.attributes['server.address'] === service);
+}
+
+function logLines(path: string): Array<Record<string, unknown>> {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+function seriesOf(text: string, prefix: string): string[] {
+  return text.split('\n').filter((l) => l.startsWith(prefix));
+}
+
+describe('one logical call, accounted once', () => {
+  it('keeps a retried call with no caller span in one trace, attempts under its INTERNAL span', async () => {
+    const m = mesh({
+      env: {},
+      metrics: { registry: new Registry() },
+      services: {
+        retried: {
+          endpoints: upstream.address,
+          retry: { maxRetries: 2, retryOn: ['5xx'], backoff: { base: 0, max: 0 } },
+        },
+      },
+    });
+    expect(trace.getActiveSpan()).toBeUndefined();
+    const res = await m.request('http://retried/500');
+    await res.body.text();
+    expect(res.statusCode).toBe(500);
+    const spans = spansOf('retried');
+    const internal = spans.filter((s) => s.kind === SpanKind.INTERNAL);
+    const clients = spans.filter((s) => s.kind === SpanKind.CLIENT);
+    expect(internal).toHaveLength(1);
+    expect(clients).toHaveLength(3);
+    const traceId = internal[0]!.spanContext().traceId;
+    expect(new Set(spans.map((s) => s.spanContext().traceId))).toEqual(new Set([traceId]));
+    for (const c of clients) expect(c.parentSpanContext?.spanId).toBe(internal[0]!.spanContext().spanId);
+    expect(traceparents).toHaveLength(3);
+    expect(new Set(traceparents.map((t) => t.split('-')[1]))).toEqual(new Set([traceId]));
+  });
+
+  it('names the endpoint in the access log when the overall timeout fails a call already sent', async () => {
+    const log = join(dir, 'timeout.log');
+    const m = mesh({
+      env: {},
+      metrics: { registry: new Registry() },
+      telemetry: { accessLog: log },
+      services: { slow: { endpoints: upstream.address, timeout: '50ms', retry: false } },
+    });
+    await expect(m.request('http://slow/hold')).rejects.toMatchObject({ code: 'MESH_TIMEOUT' });
+    await m.close();
+    const [line] = logLines(log);
+    expect(line).toMatchObject({ upstream_host: upstream.address, response_flags: 'UT', attempts: 1 });
+  });
+
+  it('makes no attempt, no CLIENT span and no attempt series for a call with no endpoints', async () => {
+    const log = join(dir, 'noeps.log');
+    const registry = new Registry();
+    const m = mesh({
+      env: {},
+      metrics: { registry },
+      telemetry: { accessLog: log },
+      services: { noeps: { endpoints: [], retry: false } },
+    });
+    await expect(m.request('http://noeps/x')).rejects.toMatchObject({ code: 'MESH_NO_ENDPOINTS' });
+    await m.close();
+    const spans = spansOf('noeps');
+    expect(spans.map((s) => s.kind)).toEqual([SpanKind.INTERNAL]);
+    expect(spans[0]!.attributes['error.type']).toBe('MESH_NO_ENDPOINTS');
+    expect(spans[0]!.attributes['mesh.attempts']).toBe(0);
+    expect(seriesOf(await registry.metrics(), 'mesh_attempts_total{')).toEqual([]);
+    expect(logLines(log)[0]).toMatchObject({ attempts: 0, upstream_host: '-', response_flags: 'UH' });
+  });
+
+  it('records a caller that stops the body as a downstream abort (DC), not an endpoint error', async () => {
+    const log = join(dir, 'abort.log');
+    const registry = new Registry();
+    const m = mesh({
+      env: {},
+      metrics: { registry },
+      telemetry: { accessLog: log },
+      services: { s: { endpoints: upstream.address, retry: false } },
+    });
+    const res = await m.request('http://s/stream');
+    res.body.on('error', () => {});
+    res.body.once('data', () => res.body.destroy());
+    // With no caller span the call has an INTERNAL span, ended when the call is recorded.
+    await until(() => spansOf('s').some((s) => s.kind === SpanKind.INTERNAL), 'the call ended');
+    await m.close();
+    const text = await registry.metrics();
+    expect(seriesOf(text, 'http_client_request_duration_seconds_count')).toEqual([
+      'http_client_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",server_address="s",error_type="UND_ERR_ABORTED"} 1',
+    ]);
+    expect(seriesOf(text, 'mesh_attempts_total{')).toEqual([
+      `mesh_attempts_total{service="s",endpoint="${upstream.address}",outcome="cancelled"} 1`,
+    ]);
+    expect(spansOf('s').map((s) => s.attributes['error.type'])).toEqual([
+      'UND_ERR_ABORTED',
+      'UND_ERR_ABORTED',
+    ]);
+    expect(logLines(log)[0]).toMatchObject({ response_flags: 'DC', error_code: 'UND_ERR_ABORTED' });
+  });
+
+  it('shows an injected abort as an INTERNAL span and an injected delay as a mesh.fault event', async () => {
+    const m = mesh({
+      env: {},
+      metrics: { registry: new Registry() },
+      services: {
+        fi: {
+          endpoints: upstream.address,
+          retry: false,
+          faultInjection: { abort: { percent: 100, status: 503 } },
+        },
+        di: {
+          endpoints: upstream.address,
+          retry: false,
+          faultInjection: { delay: { percent: 100, duration: '1ms' } },
+        },
+      },
+    });
+    const aborted = await m.request('http://fi/x');
+    await aborted.body.text();
+    expect(aborted.statusCode).toBe(503);
+    const fi = spansOf('fi');
+    expect(fi.map((s) => s.kind)).toEqual([SpanKind.INTERNAL]);
+    expect(fi[0]!.attributes['error.type']).toBe('503');
+    expect(fi[0]!.events.map((e) => e.name)).toContain('mesh.fault');
+    // Under a caller's span a one-attempt call has just its CLIENT span: the event goes there.
+    await trace.getTracer('test').startActiveSpan('caller', async (caller) => {
+      const delayed = await m.request('http://di/x');
+      await delayed.body.text();
+      caller.end();
+    });
+    const di = spansOf('di');
+    expect(di.map((s) => s.kind)).toEqual([SpanKind.CLIENT]);
+    expect(di[0]!.events.map((e) => e.name)).toContain('mesh.fault');
+  });
+});
