@@ -292,7 +292,10 @@ export class Destination {
       this.#lastError = update.error;
       this.#deps.onResolverError(this.service, update.error);
       // Keep routing on the last known set (marked stale); never empty a working set on a failure.
-      if (update.lastGood) this.#apply(update.lastGood);
+      // A failure before any answer is not an answer: calls keep waiting for one (the resolver
+      // retries), up to the resolve timeout, and are never told "no endpoints" by an error.
+      if (!update.lastGood) return;
+      this.#apply(update.lastGood);
     }
     this.#markReady();
   }
@@ -372,12 +375,15 @@ export class Destination {
       () => {
         if (!waiting) return;
         leave();
+        const failed = this.#lastError;
         handler.onResponseError?.(
           relay,
           new MeshError(
             'MESH_NO_ENDPOINTS',
-            `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`,
-            { details: { service: this.service } },
+            failed === undefined
+              ? `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`
+              : `no endpoints for "${this.service}": the registry failed and gave no answer within ${this.#deps.resolveTimeoutMs}ms: ${failed.message}`,
+            { details: { service: this.service }, ...(failed !== undefined ? { cause: failed } : {}) },
           ),
         );
       },

@@ -12,8 +12,9 @@ describe('mesh lifecycle', () => {
   });
 
   it.each([
-    // The retries find the one endpoint still failing to connect: gRPC's pick failure, after the backoffs.
-    ['retry-backoff', 'MESH_NO_HEALTHY_ENDPOINTS'],
+    // After the backoff the retry finds the one endpoint in TRANSIENT_FAILURE: the pick refuses it,
+    // and the caller gets the last real error (the connect failure), not the pick's.
+    ['retry-backoff', 'MESH_CONNECT_FAILED'],
     ['fault-delay', '200 ok'],
   ])("a script awaiting a call is kept alive by the call's own timers (%s)", async (scenario, expected) => {
     // Background timers are unref'd; a timer the caller waits on (backoff, injected delay) is not.
