@@ -75,6 +75,11 @@ export interface ConfigIssue {
   readonly value: unknown;
   /** What was expected, in words. */
   readonly expected: string;
+  /**
+   * The problem as a whole sentence, when it is not an "expected …, got …" (a config entry's rule
+   * in Consul's words): messages print it instead.
+   */
+  readonly message?: string;
 }
 
 /** Structured data on a {@link MeshError}. */

@@ -155,7 +155,11 @@ function describeRange(kind: string, r: RangeOptions): string {
 
 /** One error for many issues: the message lists each `field: expected …, got …` line. */
 export function issuesError(what: string, issues: readonly ConfigIssue[]): MeshError {
-  const lines = issues.map((i) => `${i.field}: expected ${i.expected}, got ${quote(i.value)}`);
+  const lines = issues.map((i) =>
+    i.message !== undefined
+      ? `${i.field}: ${i.message}`
+      : `${i.field}: expected ${i.expected}, got ${quote(i.value)}`,
+  );
   const first = issues[0];
   return new MeshError(
     'MESH_CONFIG_INVALID',

@@ -89,7 +89,7 @@ export function fileEntryIssues(doc: Record<string, unknown>, datacenter: string
     const list = error.details.issues ?? [
       { field: 'configEntries', expected: error.message, value: undefined },
     ];
-    for (const i of list) issues.add(`configEntries: ${i.field}`, i.expected, i.value);
+    for (const i of list) issues.list.push({ ...i, field: `configEntries: ${i.field}` });
   }
 }
 

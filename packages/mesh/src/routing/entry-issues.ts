@@ -37,9 +37,14 @@ export class EntryIssues {
   }
 }
 
+/** The problem in words, with the value when there is one. */
+function sentence(i: EntryIssue): string {
+  return `${i.message}${i.value !== undefined ? ` (got ${quote(i.value)})` : ''}`;
+}
+
 function line(i: EntryIssue): string {
   const at = i.path === '' ? i.entry : `${i.entry} ${i.path}`;
-  return `${at}: ${i.message}${i.value !== undefined ? ` (got ${quote(i.value)})` : ''}`;
+  return `${at}: ${sentence(i)}`;
 }
 
 /** The error for a list of entry issues. */
@@ -49,6 +54,7 @@ export function entryIssuesError(what: string, issues: readonly EntryIssue[]): M
     field: i.path === '' ? i.entry : `${i.entry} ${i.path}`,
     value: i.value,
     expected: i.message,
+    message: sentence(i),
   }));
   const first = issues[0];
   return new MeshError(
