@@ -63,6 +63,21 @@ describe('checkConfigDocument (#10)', () => {
     expect(issues[0]?.field).toMatch(/outlierDetection\.maxEjectionTime$/);
   });
 
+  it('words a config-entry problem as Consul does, at start as at run time', () => {
+    const doc = {
+      services: { web: {} },
+      configEntries: [
+        { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
+        { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 95 }] },
+      ],
+    };
+    expect(() => checkConfigDocument(doc)).toThrow(
+      /service-splitter\/web Splits: the sum of all split weights must be 100, not 95$/,
+    );
+    // Before: "expected the sum of all split weights must be 100, not 95, got undefined".
+    expect(() => checkConfigDocument(doc)).not.toThrow(/expected the sum|got undefined/);
+  });
+
   it('checks the document over the options and environment layers', () => {
     // maxPendingRequests needs a concurrency limit with a queue: given by the options' defaults, it is valid.
     const doc = { services: { a: { circuitBreaker: { maxPendingRequests: 5 } } } };
