@@ -52,6 +52,16 @@ describe('responseFlags', () => {
     ).toEqual(['UH']);
   });
 
+  it('flags DC when the caller stopped the call, whatever its abort reason carries', () => {
+    expect(responseFlags({ error: new Error('aborted'), status: 200, callerAborted: true })).toEqual(['DC']);
+    expect(responseFlags({ error: Object.assign(new Error('x'), { code: 'UND_ERR_ABORTED' }) })).toEqual([
+      'DC',
+    ]);
+    expect(responseFlags({ error: Object.assign(new Error('x'), { code: 'ABORT_ERR' }) })).toEqual(['DC']);
+    // An abort the mesh made itself (a hedge that lost) is no downstream termination.
+    expect(responseFlags({ error: new MeshError('MESH_ABORTED', 'x') })).toEqual([]);
+  });
+
   it('flags URX when retries were made and the retry stage gave up at max_retries', () => {
     const events = [
       ev('retry', { reason: '5xx' }),

@@ -45,7 +45,6 @@ const FLAG_OF_CODE: Readonly<Record<string, ResponseFlag>> = {
   // The caller's abort (undici's `RequestAbortedError`, an `AbortSignal`'s `AbortError`).
   UND_ERR_ABORTED: 'DC',
   ABORT_ERR: 'DC',
-  MESH_ABORTED: 'DC',
 };
 
 const ORDER: readonly ResponseFlag[] = ['UH', 'UF', 'UO', 'UT', 'UC', 'DC', 'URX', 'RL', 'DI', 'FI'];
