@@ -180,6 +180,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     if (this.#picker !== undefined && this.#waiters.size > 0) this.#waiters.resolveAll();
   }
 
+  get usableCount(): number {
+    return this.#usable.length;
+  }
+
   pick(ctx: CallContext): Endpoint {
     const picker = this.#picker;
     if (picker === undefined) throw noEndpointsError(this.#deps.service, this.#states);

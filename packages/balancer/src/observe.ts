@@ -82,6 +82,11 @@ export interface ObservableBalancer extends Balancer {
   /** Current per-endpoint figures and modes. */
   stats(): BalancerStats;
   /**
+   * Endpoints a pick may choose outside panic: not failing an active health check, not ejected
+   * (Envoy's healthy hosts). 0 with endpoints present means the balancer is in panic.
+   */
+  readonly usableCount: number;
+  /**
    * Listen to panic, locality, ejection, health-check and connectivity events; returns an
    * unsubscribe function.
    */

@@ -130,6 +130,38 @@ export class Destination {
     return this.#set;
   }
 
+  /** Endpoints a pick may choose outside panic (healthy, not ejected, reachable). */
+  get usableEndpoints(): number {
+    return this.#policy.balancer.usableCount;
+  }
+
+  /**
+   * Run `fn` once the registry has answered (at once if it has), or when the resolve timeout is
+   * over without an answer — whichever comes first; `fn` runs once.
+   */
+  whenResolved(fn: () => void): void {
+    if (this.#ready) {
+      fn();
+      return;
+    }
+    let done = false;
+    const run = (): void => {
+      if (done) return;
+      done = true;
+      timer.cancel();
+      fn();
+    };
+    this.#waiters.push(run);
+    const timer = this.#deps.clock.setTimer(
+      this.#deps.resolveTimeoutMs,
+      () => {
+        this.#waiters = this.#waiters.filter((w) => w !== run);
+        run();
+      },
+      KEEP_ALIVE,
+    );
+  }
+
   /** Open connections of the pool of the endpoint `endpointId` (`undefined`: no pool yet). */
   connections(endpointId: string): number | undefined {
     const e = this.#set?.endpoints.find((x) => x.id === endpointId);

@@ -15,6 +15,7 @@ import {
   type Endpoint,
   type EndpointSet,
   ForwardingHandler,
+  failDispatch,
   headerRecord,
   type MeshHandler,
   type Random,
@@ -219,6 +220,36 @@ export class RoutingStage {
   ): boolean {
     const decision = route(chain, routeRequestOf(opts.method, opts.path, opts.headers), this.#deps.random);
     const overrides = routeOverrides(decision);
+    // Failover needs to know whether the primary has endpoints: a primary not resolved yet (the
+    // first calls after start or after a config change) is waited for before choosing.
+    if (decision.resolver.failover.length > 0) {
+      const primary = this.#deps.targetDestination(
+        decision.target,
+        overrides,
+        decision.resolver.loadBalancer,
+      );
+      if (primary.endpointSet === undefined) {
+        primary.whenResolved(() => {
+          try {
+            this.#send(chain, decision, overrides, opts, origin, handler);
+          } catch (error) {
+            failDispatch(new CallHandler(handler), error as Error);
+          }
+        });
+        return true;
+      }
+    }
+    return this.#send(chain, decision, overrides, opts, origin, handler);
+  }
+
+  #send(
+    chain: RoutingChain,
+    decision: RouteDecision,
+    overrides: RouteOverrides | undefined,
+    opts: Dispatcher.DispatchOptions,
+    origin: string,
+    handler: MeshHandler,
+  ): boolean {
     const { target, dest } = this.#select(chain, decision, overrides);
     this.#count(chain.service, decision, target);
     const path = rewritePath(decision, opts.path);
@@ -251,9 +282,10 @@ export class RoutingStage {
   }
 
   /**
-   * The primary target when its destination has endpoints (or has not resolved yet: the request
-   * waits for the first answer); else the first failover target with endpoints; else the first
-   * one still resolving; else the primary (which answers `MESH_NO_ENDPOINTS`).
+   * The primary target when its destination has a healthy endpoint (or has not resolved yet);
+   * else the first failover target with a healthy endpoint; else the first one still resolving;
+   * else the first target with endpoints at all (its balancer in panic); else the primary (which
+   * answers `MESH_NO_ENDPOINTS`).
    */
   #select(
     chain: RoutingChain,
@@ -263,16 +295,22 @@ export class RoutingStage {
     const primary = this.#deps.targetDestination(decision.target, overrides, decision.resolver.loadBalancer);
     const set = primary.endpointSet;
     const failover = decision.resolver.failover;
-    if (set === undefined || set.endpoints.length > 0 || failover.length === 0)
+    // Envoy's failover: the next target takes the traffic when this one has no healthy endpoint
+    // (none at all, or every one failing its health check, ejected or unreachable).
+    if (set === undefined || failover.length === 0 || primary.usableEndpoints > 0)
       return { target: decision.target, dest: primary };
     let resolving: { target: ChainTarget; dest: Destination } | undefined;
+    // With no healthy endpoint anywhere, the first target that has endpoints at all (in panic).
+    let some: { target: ChainTarget; dest: Destination } | undefined =
+      set.endpoints.length > 0 ? { target: decision.target, dest: primary } : undefined;
     for (const t of failover) {
       const d = this.#deps.targetDestination(t, overrides, chain.resolvers.get(t.id)?.loadBalancer);
       const s = d.endpointSet;
       if (s === undefined) resolving ??= { target: t, dest: d };
-      else if (s.endpoints.length > 0) return { target: t, dest: d };
+      else if (d.usableEndpoints > 0) return { target: t, dest: d };
+      else if (s.endpoints.length > 0) some ??= { target: t, dest: d };
     }
-    return resolving ?? { target: decision.target, dest: primary };
+    return resolving ?? some ?? { target: decision.target, dest: primary };
   }
 }
 
