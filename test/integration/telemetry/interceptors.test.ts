@@ -4,7 +4,7 @@
  * attributes, traceparent on the wire, metrics when the body ends, and access-log flags.
  */
 
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { callOf, composeInterceptors, type DispatchFn, type Interceptor, MeshError } from '@proxyless/core';
@@ -103,6 +103,17 @@ const clientSpans = (): ReadableSpan[] =>
 const internalSpans = (): ReadableSpan[] =>
   exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.INTERNAL);
 
+/** Run `fn` under an active SERVER span of the caller's (ended afterwards). */
+function underCaller<T>(fn: () => Promise<T>): Promise<T> {
+  return trace.getTracer('test').startActiveSpan('caller', { kind: SpanKind.SERVER }, async (span) => {
+    try {
+      return await fn();
+    } finally {
+      span.end();
+    }
+  });
+}
+
 async function histogramCount(): Promise<number> {
   const m = registry.getSingleMetric('http_client_request_duration_seconds')!;
   return (await m.get()).values
@@ -113,7 +124,10 @@ async function histogramCount(): Promise<number> {
 describe('telemetry interceptors over real HTTP', () => {
   it('makes exactly one CLIENT span for a call with one attempt, with the semconv attributes', async () => {
     const ctx = callContext('payments', 'GET', '/charge?id=1');
-    const r = await collect(stack([fakeRetry(2)], [ep(ok)]), callOptions(ctx, { 'X-Request-Id': 'r1' }));
+    // Under a caller's span (without one, the call's INTERNAL span would be the trace's root).
+    const r = await underCaller(() =>
+      collect(stack([fakeRetry(2)], [ep(ok)]), callOptions(ctx, { 'X-Request-Id': 'r1' })),
+    );
     expect(r.status).toBe(200);
     expect(internalSpans()).toHaveLength(0);
     const [span] = clientSpans();
@@ -167,7 +181,9 @@ describe('telemetry interceptors over real HTTP', () => {
 
   it('puts retries under one INTERNAL span, one CLIENT span per attempt, resend_count on retries', async () => {
     const ctx = callContext('inventory', 'GET', '/items');
-    const r = await collect(stack([fakeRetry(2)], [ep(flaky), ep(flaky), ep(ok)]), callOptions(ctx));
+    const r = await underCaller(() =>
+      collect(stack([fakeRetry(2)], [ep(flaky), ep(flaky), ep(ok)]), callOptions(ctx)),
+    );
     expect(r.status).toBe(200);
     const clients = clientSpans();
     expect(clients).toHaveLength(3);
