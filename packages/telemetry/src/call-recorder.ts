@@ -111,13 +111,7 @@ export class CallRecorder implements CallObserver {
    */
   attemptParent(api: OtelApiModule | undefined): Context | undefined {
     this.attempts++;
-    if (api !== undefined && this.internal === undefined) {
-      // With no caller span, attempt 1 would be a trace's root and attempts 2..n would start
-      // another: the call's INTERNAL span starts first instead, so one call is one trace.
-      if (this.attempts === 2 || !hasCallerSpan(api, this.parent ?? api.context.active())) {
-        this.#startInternal(api);
-      }
-    }
+    if (api !== undefined && this.internal === undefined && this.attempts === 2) this.#startInternal(api);
     return this.internalContext ?? this.parent;
   }
 
@@ -162,13 +156,22 @@ export class CallRecorder implements CallObserver {
    * parent cannot change later. So, under a caller's span, the INTERNAL span starts, back-dated
    * to the call's start, when the second attempt does: it parents attempts 2..n and links
    * attempt 1, which stays under the caller's span. A call with one attempt makes one CLIENT span
-   * and nothing else. With no caller span there is no trace to share, so the INTERNAL span
-   * starts with the first attempt (as the trace's root) and parents every attempt.
+   * and nothing else. With no caller span, attempt 1 is the trace's root and the INTERNAL span
+   * starts under it (and links it), so a retried call is still one trace.
    */
   #startInternal(api: OtelApiModule): void {
     const tracer = this.deps.tracing!.tracer(api);
-    const parent = this.parent ?? api.context.active();
     const first = this.firstAttemptSpan?.spanContext();
+    let parent = this.parent ?? api.context.active();
+    // No caller span: attempt 1 is the trace's root, and the INTERNAL span goes under it, so that
+    // attempts 2..n stay in the same trace (one call, one trace) at no cost to one-attempt calls.
+    if (
+      !hasCallerSpan(api, parent) &&
+      this.firstAttemptSpan !== undefined &&
+      first &&
+      api.isSpanContextValid(first)
+    )
+      parent = api.trace.setSpan(parent, this.firstAttemptSpan);
     const links: Link[] = first && api.isSpanContextValid(first) ? [{ context: first }] : [];
     const span = tracer.startSpan(
       this.ctx.request.method,
