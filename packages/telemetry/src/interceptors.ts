@@ -240,8 +240,9 @@ class AttemptHandler extends ForwardingHandler {
       // The endpoint was noted when the attempt was sent and when it answered, not here: a hedge
       // that lost, cancelled after the winner answered, must not become the one that answered.
       if (recorder && ep !== undefined) recorder.lastEndpoint ??= ep;
-      // The caller stopping the call is not the endpoint's failure.
-      const aborted = failed && recorder?.callerAborted === true;
+      // The caller stopping the call is not the endpoint's failure, nor is a hedge that lost the
+      // race and was cancelled when another attempt answered.
+      const aborted = failed && (recorder?.callerAborted === true || lostHedge(error));
       this.#deps.metrics?.recordAttempt(
         this.#ctx.service,
         ep?.id ?? '',
@@ -274,4 +275,10 @@ class AttemptHandler extends ForwardingHandler {
       // Never let a telemetry failure reach the caller's handler.
     }
   }
+}
+
+/** A hedged attempt the mesh cancelled because another attempt of the call answered first. */
+function lostHedge(error: Error): boolean {
+  const details = (error as { details?: { reason?: unknown } }).details;
+  return details?.reason === 'hedge_lost';
 }

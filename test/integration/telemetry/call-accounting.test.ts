@@ -201,4 +201,36 @@ describe('one logical call, accounted once', () => {
     expect(di.map((s) => s.kind)).toEqual([SpanKind.CLIENT]);
     expect(di[0]!.events.map((e) => e.name)).toContain('mesh.fault');
   });
+
+  it('counts a hedge that lost the race as cancelled, not as its endpoint’s error', async () => {
+    const fast = await startServer('fast', (_req, res) => res.end('fast'));
+    try {
+      const registry = new Registry();
+      const m = mesh({
+        env: {},
+        metrics: { registry },
+        services: {
+          h: {
+            // `/hold` never answers on the upstream; the fast server answers at once.
+            endpoints: `${upstream.address},${fast.address}`,
+            loadBalancer: { policy: 'round_robin' },
+            hedge: { delay: '30ms', maxHedges: 1 },
+            retry: false,
+          },
+        },
+      });
+      // Round robin: at least one of the two calls goes to the upstream first and is hedged.
+      for (let i = 0; i < 2; i++) expect(await (await m.request('http://h/hold')).body.text()).toBe('fast');
+      // The loser's attempt ends when its cancellation is processed, just after the call's answer.
+      const prefix = `mesh_attempts_total{service="h",endpoint="${upstream.address}",outcome="cancelled"}`;
+      await expect
+        .poll(async () => seriesOf(await registry.metrics(), prefix).length, { timeout: 5000, interval: 20 })
+        .toBe(1);
+      // Before: the loser was `outcome="error"` against the upstream.
+      const series = seriesOf(await registry.metrics(), 'mesh_attempts_total{');
+      expect(series.some((l) => l.includes('outcome="error"'))).toBe(false);
+    } finally {
+      await fast.close();
+    }
+  });
 });
