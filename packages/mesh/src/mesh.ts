@@ -18,8 +18,6 @@ import {
   systemClock,
   systemRandom,
   type Timer,
-  UndiciAgent,
-  UndiciPool,
 } from '@proxyless/core';
 import {
   createConsulRegistrar,
@@ -49,6 +47,7 @@ import type { Destination } from './destination.js';
 import { DestinationTable } from './destination-table.js';
 import { allEnvVars } from './env-schema.js';
 import { checkUnknownMeshVars, REGISTRY_KINDS, readMeshEnv } from './mesh-env.js';
+import { passthroughAgent } from './passthrough.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
 import type { RoutingChain, RoutingConfig } from './routing/index.js';
 import { tryCompileFileEntries } from './routing-sources.js';
@@ -551,32 +550,4 @@ class MeshImpl implements Mesh {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/**
- * The pass-through agent: undici's `Agent` with its default pools, each recorded in `pools` until
- * it is destroyed. undici's `Agent.close()` lets go of its pools at once, so a `destroy()` after it
- * reaches none of them; the mesh destroys these itself when a bounded `close()` runs out of time.
- */
-function passthroughAgent(pools: Set<Dispatcher>): Dispatcher {
-  return new UndiciAgent({
-    factory: (origin, opts) => {
-      const pool = new UndiciPool(origin, opts);
-      pools.add(pool);
-      let leaving = false;
-      // The agent closes a pool once its last connection is gone (its own listener runs after this
-      // one, hence the microtask); the pool is forgotten when that close is over.
-      const onGone = (): void =>
-        queueMicrotask(() => {
-          if (leaving || !(pool.closed || pool.destroyed)) return;
-          leaving = true;
-          const forget = (): void => {
-            pools.delete(pool);
-          };
-          pool.close().then(forget, forget);
-        });
-      pool.on('disconnect', onGone).on('connectionError', onGone);
-      return pool;
-    },
-  });
 }

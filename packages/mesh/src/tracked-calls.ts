@@ -1,0 +1,96 @@
+/**
+ * The calls a destination has accepted and not yet ended, so that shutdown can wait for them or
+ * abort them wherever they are (waiting for endpoints, in a retry backoff, on a pool).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ForwardingHandler, type MeshHandler } from '@proxyless/core';
+import type { Dispatcher } from 'undici';
+
+/**
+ * The calls of a destination, as an intrusive doubly linked list (O(1) add and remove, no table).
+ * A long-lived `Set` of the calls in flight measured about ten times the GC time per call
+ * (0.8 → 8 µs in-process), which took a third off the HTTP throughput.
+ */
+export class CallList {
+  head: TrackedCall | undefined;
+  size = 0;
+
+  add(call: TrackedCall): void {
+    call.next = this.head;
+    if (this.head !== undefined) this.head.prev = call;
+    this.head = call;
+    call.listed = true;
+    this.size++;
+  }
+
+  /** False when `call` was not listed (already removed). */
+  remove(call: TrackedCall): boolean {
+    if (!call.listed) return false;
+    call.listed = false;
+    if (call.prev !== undefined) call.prev.next = call.next;
+    else this.head = call.next;
+    if (call.next !== undefined) call.next.prev = call.prev;
+    call.prev = undefined;
+    call.next = undefined;
+    this.size--;
+    return true;
+  }
+
+  toArray(): TrackedCall[] {
+    const out: TrackedCall[] = [];
+    for (let c = this.head; c !== undefined; c = c.next) out.push(c);
+    return out;
+  }
+}
+
+/**
+ * One call through a destination, from dispatch to its end: it keeps the controller the stack
+ * handed the caller (the outermost stage's, which reaches the wait, backoff or attempt in
+ * progress), so that shutdown can abort the call wherever it is.
+ */
+export class TrackedCall extends ForwardingHandler {
+  prev: TrackedCall | undefined = undefined;
+  next: TrackedCall | undefined = undefined;
+  listed = false;
+  #controller: Dispatcher.DispatchController | undefined;
+  #abortOnStart: Error | undefined;
+  readonly #onEnd: (call: TrackedCall) => void;
+
+  constructor(handler: MeshHandler, onEnd: (call: TrackedCall) => void) {
+    super(handler);
+    this.#onEnd = onEnd;
+  }
+
+  abort(reason: Error): void {
+    if (this.#controller === undefined) this.#abortOnStart = reason;
+    else this.#controller.abort(reason);
+  }
+
+  override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#controller ??= controller;
+    super.onRequestStart(controller, context);
+    if (this.#abortOnStart !== undefined) controller.abort(this.#abortOnStart);
+  }
+
+  override onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    // The socket is the caller's now: the call is over for the mesh.
+    this.#onEnd(this);
+    super.onRequestUpgrade(controller, status, headers, socket);
+  }
+
+  override onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#onEnd(this);
+    super.onResponseEnd(controller, trailers);
+  }
+
+  override onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.#onEnd(this);
+    super.onResponseError(controller, error);
+  }
+}
