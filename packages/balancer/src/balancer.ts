@@ -18,6 +18,7 @@ import { mergeStates, selectActive } from './endpoint-set.js';
 import { closedError, noEndpointsError } from './errors.js';
 import { BalancerEvents } from './events.js';
 import { HealthChecker, httpHealthProbe } from './health-check.js';
+import type { HealthCheckLease } from './health-check-hub.js';
 import type {
   BalancerDeps,
   BalancerEvent,
@@ -59,7 +60,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   /** The latest clock reading taken by an attempt or update (typed array: no boxing). */
   readonly #time = new Float64Array(1);
   readonly #deps: BalancerDeps;
-  readonly #checker: HealthChecker | undefined;
+  readonly #checker: HealthCheckLease | undefined;
   readonly #connectivity: ConnectivityTracker;
   readonly #outliers: OutlierDetector;
   readonly #waiters = new ReadyWaiters();
@@ -95,16 +96,20 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       emit: (event) => this.#events.emit(event),
       rebuild: () => this.#rebuild(),
     });
-    this.#checker = config.healthCheck
-      ? new HealthChecker(config.healthCheck, {
-          service: deps.service,
-          clock: deps.clock,
-          random: deps.random,
-          logger: deps.logger,
-          probe: deps.probe ?? httpHealthProbe,
-          onChange: (id, healthy) => this.#onHealthChange(id, healthy),
-        })
-      : undefined;
+    const hc = config.healthCheck;
+    const onHealthChange = (id: string, healthy: boolean): void => this.#onHealthChange(id, healthy);
+    this.#checker = !hc
+      ? undefined
+      : deps.healthChecks
+        ? deps.healthChecks.lease(deps.service, hc, deps.probe ?? httpHealthProbe, onHealthChange)
+        : new HealthChecker(hc, {
+            service: deps.service,
+            clock: deps.clock,
+            random: deps.random,
+            logger: deps.logger,
+            probe: deps.probe ?? httpHealthProbe,
+            onChange: onHealthChange,
+          });
     this.#connectivity = new ConnectivityTracker({
       clock: deps.clock,
       random: deps.random,

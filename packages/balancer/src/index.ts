@@ -56,4 +56,5 @@ export {
   DEFAULT_CONNECT_BACKOFF,
 } from './connectivity.js';
 export { HealthChecker, type HealthCheckerDeps, type HealthProbe, httpHealthProbe } from './health-check.js';
+export { HealthCheckHub, type HealthCheckHubDeps, type HealthCheckLease } from './health-check-hub.js';
 export { pickWhenReady, shouldWaitForReady, WAIT_FOR_READY_ATTRIBUTE } from './wait-for-ready.js';

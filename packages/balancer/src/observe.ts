@@ -2,6 +2,7 @@ import type { Balancer, Clock, Endpoint, Logger, Random } from '@proxyless/core'
 import type { BalancerConfig } from './config.js';
 import type { ConnectivitySettings, ConnectivityState, ConnectProbe } from './connectivity.js';
 import type { HealthProbe } from './health-check.js';
+import type { HealthCheckHub } from './health-check-hub.js';
 
 /** Per-endpoint figures from {@link ObservableBalancer.stats}. */
 export interface EndpointStats {
@@ -110,4 +111,10 @@ export interface BalancerDeps {
    * ({@link tcpConnectProbe}). The mesh passes one that also completes its TLS handshake.
    */
   connectProbe?: ConnectProbe;
+  /**
+   * Active health checks shared with the other balancers over the same service (the mesh passes
+   * one per mesh, so an endpoint is probed once however many destinations use it). Without it the
+   * balancer runs a checker of its own.
+   */
+  healthChecks?: HealthCheckHub;
 }

@@ -4,7 +4,7 @@
  * `/config_dump` view of what is live.
  */
 
-import type { LoadBalancerPatch } from '@proxyless/balancer';
+import { HealthCheckHub, type LoadBalancerPatch } from '@proxyless/balancer';
 import {
   type Clock,
   type Emitter,
@@ -52,6 +52,8 @@ export interface DestinationTableDeps {
  */
 export class DestinationTable {
   readonly #deps: DestinationTableDeps;
+  /** Active health checks, one checker per service and config, shared by its destinations. */
+  readonly healthChecks: HealthCheckHub;
   #destinations = new Map<string, Destination>();
   #byHost = new Map<string, Destination>();
   /**
@@ -66,6 +68,7 @@ export class DestinationTable {
 
   constructor(deps: DestinationTableDeps) {
     this.#deps = deps;
+    this.healthChecks = new HealthCheckHub({ clock: deps.clock, random: deps.random, logger: deps.logger });
   }
 
   /** The destination of each named service, by service name. */
@@ -220,6 +223,7 @@ export class DestinationTable {
             logger,
             onBreakerStateChange: (service, state) =>
               events.fire({ type: 'circuit_breaker', service, state }),
+            healthChecks: this.healthChecks,
           },
           previous,
         ),

@@ -1,4 +1,4 @@
-import { type BalancerConfig, createBalancer } from '@proxyless/balancer';
+import { type BalancerConfig, createBalancer, type HealthCheckHub } from '@proxyless/balancer';
 import type { Clock, Logger, Random } from '@proxyless/core';
 import { type BreakerState, createPolicyStack, type PolicyStack, sameSettings } from '@proxyless/resilience';
 import type { EffectiveConfig } from './config/effective.js';
@@ -17,6 +17,8 @@ export interface PolicyDeps {
   random: Random;
   logger: Logger;
   onBreakerStateChange?: (service: string, state: BreakerState) => void;
+  /** The mesh's shared active health checks (one checker per service and config). */
+  healthChecks?: HealthCheckHub;
 }
 
 /**
@@ -49,6 +51,7 @@ export function buildPolicy(
           clock: deps.clock,
           random: deps.random,
           logger: deps.logger,
+          ...(deps.healthChecks ? { healthChecks: deps.healthChecks } : {}),
         });
   const onBreaker = deps.onBreakerStateChange;
   const stack = createPolicyStack(
