@@ -12,6 +12,7 @@ import {
   type LogLevel,
   quote,
 } from '@proxyless/core';
+import type { MeshOptions } from './api.js';
 
 /** Variables the mesh package itself reads. */
 export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
@@ -98,6 +99,63 @@ export function readMeshEnv(env: Env, issues: Issues): MeshEnvSettings {
     hostHeader: issues.try(() => envEnum(env, 'MESH_HOST_HEADER', ['logical', 'endpoint'] as const)),
     resolveTimeoutMs: issues.try(() => envDuration(env, 'MESH_RESOLVE_TIMEOUT', { min: 1, max: 600_000 })),
     logLevel: issues.try(() => envEnum(env, 'MESH_LOG_LEVEL', LOG_LEVELS)),
+  };
+}
+
+/** The mesh's own settings in force: code options over the environment over the defaults. */
+export interface MeshSettings {
+  serviceName: string;
+  configFile: string | undefined;
+  /** The registry to use (a valid one: an invalid option was reported and falls back to env). */
+  registry: RegistryKind | undefined;
+  /** The registry as given (for messages), valid or not. */
+  registryName: string | undefined;
+  connectionsPerEndpoint: number;
+  passthrough: boolean;
+  hostHeader: 'logical' | 'endpoint';
+  resolveTimeoutMs: number;
+  idleTimeoutMs: number;
+  logLevel: LogLevel | undefined;
+}
+
+/**
+ * The mesh's own settings from its code options and the environment. Options from code are
+ * validated like everything else (a JavaScript caller has no types); every problem goes into
+ * `issues`, and the defaults stand in for what is invalid.
+ */
+export function meshSettings(options: MeshOptions, env: Env, issues: Issues): MeshSettings {
+  const fromEnv = readMeshEnv(env, issues);
+  if (options.passthrough !== undefined) issues.boolean(options.passthrough, 'options.passthrough');
+  if (options.hostHeader !== undefined)
+    issues.oneOf(options.hostHeader, 'options.hostHeader', ['logical', 'endpoint'] as const);
+  if (options.registry !== undefined) issues.oneOf(options.registry, 'options.registry', REGISTRY_KINDS);
+  if (options.resolveTimeoutMs !== undefined)
+    issues.number(options.resolveTimeoutMs, 'options.resolveTimeoutMs', { min: 1, max: 600_000 });
+  if (options.configFile !== undefined) issues.string(options.configFile, 'options.configFile');
+  if (options.serviceName !== undefined) issues.string(options.serviceName, 'options.serviceName');
+  return {
+    serviceName: options.serviceName ?? fromEnv.serviceName ?? 'unknown_service',
+    configFile: options.configFile ?? fromEnv.configFile,
+    registry:
+      options.registry !== undefined && REGISTRY_KINDS.includes(options.registry)
+        ? options.registry
+        : fromEnv.registry,
+    registryName: options.registry ?? fromEnv.registry,
+    connectionsPerEndpoint:
+      issues.integer(
+        options.connectionsPerEndpoint ?? fromEnv.connectionsPerEndpoint ?? 100,
+        'connectionsPerEndpoint',
+        { min: 1, max: 4096 },
+      ) ?? 100,
+    passthrough: options.passthrough ?? fromEnv.passthrough ?? true,
+    hostHeader: options.hostHeader ?? fromEnv.hostHeader ?? 'logical',
+    resolveTimeoutMs: options.resolveTimeoutMs ?? fromEnv.resolveTimeoutMs ?? 5000,
+    idleTimeoutMs:
+      issues.integer(options.destinationIdleTimeoutMs ?? 300_000, 'destinationIdleTimeoutMs', {
+        min: 0,
+        max: 2_147_483_647,
+      }) ?? 300_000,
+    logLevel: fromEnv.logLevel,
   };
 }
 

@@ -7,7 +7,6 @@ import {
   filterLogger,
   Issues,
   jsonLogger,
-  KEEP_ALIVE,
   type Logger,
   MeshError,
   noopLogger,
@@ -17,7 +16,6 @@ import {
   type Registration,
   systemClock,
   systemRandom,
-  type Timer,
 } from '@proxyless/core';
 import {
   createConsulRegistrar,
@@ -43,10 +41,10 @@ import type { EffectiveConfig } from './config/effective.js';
 import { type ConfigSource, fileConfigSource, optionsConfigSource } from './config/source.js';
 import { ConfigStore, type Warning } from './config/store.js';
 import { ConfigApplier, ROUTING_DC } from './config-apply.js';
-import type { Destination } from './destination.js';
 import { DestinationTable } from './destination-table.js';
 import { allEnvVars } from './env-schema.js';
-import { checkUnknownMeshVars, REGISTRY_KINDS, readMeshEnv } from './mesh-env.js';
+import { MeshLifecycle } from './lifecycle.js';
+import { checkUnknownMeshVars, meshSettings } from './mesh-env.js';
 import { passthroughAgent } from './passthrough.js';
 import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
 import type { RoutingChain, RoutingConfig } from './routing/index.js';
@@ -96,23 +94,14 @@ class MeshImpl implements Mesh {
   readonly #calls: CallPath;
   readonly #documents: ConfigApplier;
   #agent: Dispatcher | undefined;
-  #ownAgent: boolean;
-  /** The pools of the mesh's own pass-through agent, until each is destroyed. */
-  #agentPools = new Set<Dispatcher>();
+  readonly #lifecycle: MeshLifecycle;
   #config: ConfigStore;
   #configSource: ConfigSource | undefined;
   #events = createEmitter<MeshEvent>(() => undefined);
-  /** Set synchronously by `close()`/`destroy()`: from then on every call fails with `MESH_CLOSED`. */
-  #stopped = false;
-  #closing: Promise<void> | undefined;
   #registries: RegistrySettings;
   #registryName: string | undefined;
   #registrar: Registrar | undefined;
   #signalHandlers: Disposable[] = [];
-  #forced: Promise<void> | undefined;
-  /** Ends a graceful drain of the pass-through agent (its deadline, or `destroy()`). */
-  #cutAgent: (() => void) | undefined;
-  #closingDests = new Set<Destination>();
   readonly #telemetry: Telemetry | undefined;
   #admin: Promise<string | undefined> = Promise.resolve(undefined);
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
@@ -123,36 +112,14 @@ class MeshImpl implements Mesh {
     const env = options.env ?? process.env;
     const issues = new Issues();
     checkUnknownMeshVars(env, allEnvVars, issues);
-    const settings = readMeshEnv(env, issues);
-    this.serviceName = options.serviceName ?? settings.serviceName ?? 'unknown_service';
+    const settings = meshSettings(options, env, issues);
+    const { passthrough, hostHeader, connectionsPerEndpoint, resolveTimeoutMs, idleTimeoutMs } = settings;
+    this.serviceName = settings.serviceName;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? systemRandom;
     const level = settings.logLevel;
     this.#logger =
       options.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
-    // Options from code are validated like everything else (a JavaScript caller has no types).
-    if (options.passthrough !== undefined) issues.boolean(options.passthrough, 'options.passthrough');
-    if (options.hostHeader !== undefined)
-      issues.oneOf(options.hostHeader, 'options.hostHeader', ['logical', 'endpoint'] as const);
-    if (options.registry !== undefined) issues.oneOf(options.registry, 'options.registry', REGISTRY_KINDS);
-    if (options.resolveTimeoutMs !== undefined)
-      issues.number(options.resolveTimeoutMs, 'options.resolveTimeoutMs', { min: 1, max: 600_000 });
-    if (options.configFile !== undefined) issues.string(options.configFile, 'options.configFile');
-    if (options.serviceName !== undefined) issues.string(options.serviceName, 'options.serviceName');
-    const passthrough = options.passthrough ?? settings.passthrough ?? true;
-    const hostHeader = options.hostHeader ?? settings.hostHeader ?? 'logical';
-    const connectionsPerEndpoint =
-      issues.integer(
-        options.connectionsPerEndpoint ?? settings.connectionsPerEndpoint ?? 100,
-        'connectionsPerEndpoint',
-        { min: 1, max: 4096 },
-      ) ?? 100;
-    const resolveTimeoutMs = options.resolveTimeoutMs ?? settings.resolveTimeoutMs ?? 5000;
-    const idleTimeoutMs =
-      issues.integer(options.destinationIdleTimeoutMs ?? 300_000, 'destinationIdleTimeoutMs', {
-        min: 0,
-        max: 2_147_483_647,
-      }) ?? 300_000;
 
     // Policy layers from code and environment, validated now: a bad value fails createMesh.
     this.#config = new ConfigStore(
@@ -163,17 +130,11 @@ class MeshImpl implements Mesh {
       env,
       issues,
     );
-    const registries = readRegistryEnv(
-      env,
-      options.registry !== undefined && REGISTRY_KINDS.includes(options.registry)
-        ? options.registry
-        : settings.registry,
-      issues,
-    );
+    const registries = readRegistryEnv(env, settings.registry, issues);
     this.#registries = registries;
-    this.#registryName = options.registry ?? settings.registry;
+    this.#registryName = settings.registryName;
     // The config file is a config source: its first version is validated whole, like the rest.
-    const configPath = options.configFile ?? settings.configFile;
+    const configPath = settings.configFile;
     let documentEndpoints: DocumentEndpointsResolver | undefined;
     let warnings: readonly Warning[] | undefined;
     if (configPath !== undefined) {
@@ -224,7 +185,7 @@ class MeshImpl implements Mesh {
     issues.throwIfAny('invalid mesh configuration');
     if (telemetry === undefined) throw new Error('unreachable: telemetry failed without an issue');
     this.#telemetry = telemetry;
-    const closing = (): boolean => this.#stopped;
+    const closing = (): boolean => this.#lifecycle.stopped;
     this.#routing = new RoutingStage({
       random: this.#random,
       logicalHost: hostHeader === 'logical',
@@ -276,9 +237,16 @@ class MeshImpl implements Mesh {
     // Warnings of the configuration at start reach listeners added right after createMesh.
     queueMicrotask(() => this.#documents.warn(warnings ?? []));
     this.#documents.startRoutingSources(registries);
-    this.#agent =
-      options.passthroughDispatcher ?? (passthrough ? passthroughAgent(this.#agentPools) : undefined);
-    this.#ownAgent = options.passthroughDispatcher === undefined;
+    const agentPools = new Set<Dispatcher>();
+    this.#agent = options.passthroughDispatcher ?? (passthrough ? passthroughAgent(agentPools) : undefined);
+    this.#lifecycle = new MeshLifecycle({
+      clock: this.#clock,
+      destinations: this.#destinations,
+      agent: this.#agent,
+      ownAgent: options.passthroughDispatcher === undefined,
+      agentPools,
+      shutdown: (drained) => this.#shutdown(drained),
+    });
     this.#calls = new CallPath({
       destinations: this.#destinations,
       routing: this.#routing,
@@ -372,7 +340,7 @@ class MeshImpl implements Mesh {
    * registry watch starts (Envoy warms its clusters before it reports ready).
    */
   #ready(): boolean {
-    if (this.#stopped) return false;
+    if (this.#lifecycle.stopped) return false;
     const names = new Set([...this.#config.serviceNames(), ...this.services()]);
     for (const name of names) {
       // A name no registry knows (a policy for a host that passes through) cannot hold it up.
@@ -417,84 +385,15 @@ class MeshImpl implements Mesh {
   }
 
   close(options: CloseOptions = {}): Promise<void> {
-    this.#closing ??= this.#shutdown(this.#drain(options.timeout));
-    return this.#closing;
+    return this.#lifecycle.close(options);
   }
 
   destroy(): Promise<void> {
-    if (this.#closing === undefined) {
-      this.#closing = this.#shutdown(this.#force());
-      return this.#closing;
-    }
-    // A graceful close may still be draining: destroy() forces it (#9.10).
-    this.#forced ??= (async () => {
-      this.#cutAgent?.();
-      await Promise.all([...[...this.#closingDests].map((d) => d.destroy()), this.#destroyAgent()]);
-      await this.#closing;
-    })();
-    return this.#forced;
-  }
-
-  /**
-   * The synchronous start of a graceful close, as undici's `close()` refuses new requests at once:
-   * stop accepting calls, and let every destination and the pass-through agent drain, all against
-   * one deadline; past it, what is left is destroyed.
-   */
-  #drain(timeoutMs: number | undefined): Promise<void> {
-    const dests = this.#stop();
-    let timer: Timer | undefined;
-    const deadline =
-      timeoutMs === undefined
-        ? undefined
-        : new Promise<void>((resolve) => {
-            timer = this.#clock.setTimer(timeoutMs, resolve, KEEP_ALIVE);
-          });
-    const agent = this.#agent && this.#ownAgent ? this.#agent : undefined;
-    let agentDrained: Promise<void> | undefined;
-    if (agent !== undefined) {
-      const cut = new Promise<void>((resolve) => {
-        this.#cutAgent = resolve;
-      });
-      const closed = agent.close().then(
-        () => 'closed' as const,
-        () => 'closed' as const,
-      );
-      agentDrained = Promise.race([
-        closed,
-        deadline === undefined ? cut : Promise.race([deadline, cut]),
-      ]).then((outcome) => (outcome === 'closed' ? undefined : this.#destroyAgent()));
-    }
-    return Promise.all([...dests.map((d) => d.close(deadline)), agentDrained]).then(
-      () => timer?.cancel(),
-      () => timer?.cancel(),
-    );
-  }
-
-  /** The synchronous start of `destroy()`: fail every call in flight, and the pass-through agent's. */
-  #force(): Promise<void> {
-    const dests = this.#stop();
-    return Promise.all([...dests.map((d) => d.destroy()), this.#destroyAgent()]).then(() => undefined);
-  }
-
-  /** Destroy the mesh's own pass-through agent, and the pools a `close()` of it is still draining. */
-  async #destroyAgent(): Promise<void> {
-    if (!this.#agent || !this.#ownAgent) return;
-    const pools = [...this.#agentPools];
-    this.#agentPools.clear();
-    await Promise.all([this.#agent, ...pools].map((d) => d.destroy().catch(() => undefined)));
-  }
-
-  /** Refuse every call from now on; the destinations that were live, to drain or destroy. */
-  #stop(): Destination[] {
-    this.#stopped = true;
-    this.#destinations.stopSweep();
-    const dests = this.#destinations.clear();
-    this.#closingDests = new Set(dests);
-    return dests;
+    return this.#lifecycle.destroy();
   }
 
   async register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
-    if (this.#stopped) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    if (this.#lifecycle.stopped) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
     if (this.#registrar === undefined) {
       const r = this.#registries;
       if (r.consul)
@@ -530,7 +429,7 @@ class MeshImpl implements Mesh {
   }
 
   /**
-   * The rest of a shutdown, while `drained` (calls in flight, started by `#drain` or `#force`)
+   * The rest of a shutdown, while `drained` (calls in flight, which the lifecycle drains or forces)
    * settles. The resolvers close only after it: a call waiting for a first answer may still get one.
    */
   async #shutdown(drained: Promise<void>): Promise<void> {
