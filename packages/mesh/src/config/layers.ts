@@ -84,7 +84,10 @@ export function policyPatchFromEnv(env: Env, issues: Issues): PolicyPatch {
 export interface DocumentLayers {
   readonly version: number;
   readonly defaults: Layer;
+  /** Lower-cased service name (see `serviceKey`) → the layer of its entry. */
   readonly services: ReadonlyMap<string, Layer>;
+  /** Lower-cased service name → the name as the document spells it (for messages). */
+  readonly spelled: ReadonlyMap<string, string>;
   /** Lower-cased service name → endpoints listed in the document. */
   readonly endpoints: ReadonlyMap<string, readonly EndpointInit[]>;
 }
@@ -191,6 +194,7 @@ export function parseDocumentLayers(
   memo: PolicyMemo = new PolicyMemo(),
 ): DocumentLayers {
   const services = new Map<string, Layer>();
+  const spelled = new Map<string, string>();
   const endpoints = new Map<string, readonly EndpointInit[]>();
   const root = asRecord(doc);
   if (!root) {
@@ -199,6 +203,7 @@ export function parseDocumentLayers(
       version,
       defaults: { name: 'file.defaults', version, raw: undefined, patch: EMPTY },
       services,
+      spelled,
       endpoints,
     };
   }
@@ -252,10 +257,12 @@ export function parseDocumentLayers(
       patch = parsePolicyPatch(policy, field, issues, memo.sections);
       if (key !== undefined && found === 0 && issues.list.length === before) memo.set(key, patch);
     }
-    services.set(name, { name: 'file.services', version, raw: policy, patch });
+    // Lower-cased, as host names are matched: `Payments` is the policy of `http://payments/`.
+    services.set(name.toLowerCase(), { name: 'file.services', version, raw: policy, patch });
+    spelled.set(name.toLowerCase(), name);
   }
   memo.rotate();
-  return { version, defaults, services, endpoints };
+  return { version, defaults, services, spelled, endpoints };
 }
 
 const entryCheck = validator(serviceEntrySchema);

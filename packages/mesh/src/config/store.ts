@@ -21,6 +21,15 @@ import {
 } from './layers.js';
 import type { ConfigVersion } from './source.js';
 
+/**
+ * The key a service's policy is kept under: its name lower-cased, as resolvers and
+ * `destinationFor` read host names (DNS and Consul names are case-insensitive), so `Payments` in
+ * a layer is the policy of calls to `http://payments/` and `http://Payments/` alike.
+ */
+export function serviceKey(name: string): string {
+  return name.toLowerCase();
+}
+
 /** A warning of one service's merged config (`undefined`: every other service). */
 export type Warning = ConfigIssue & { service: string | undefined };
 
@@ -47,7 +56,9 @@ function asRecord(v: unknown): Record<string, unknown> | undefined {
 export class ConfigStore {
   readonly #optionsDefaults: Layer;
   readonly #env: Layer;
+  /** By `serviceKey`; `#optionsSpelled`: the key → the name as `options.services` spells it. */
   readonly #optionsServices = new Map<string, Layer>();
+  readonly #optionsSpelled = new Map<string, string>();
   #document: DocumentLayers | undefined;
   #effective = new Map<string, EffectiveConfig>();
   /** The merged settings of the services the document in force names (checked with it). */
@@ -81,7 +92,8 @@ export class ConfigStore {
       // The endpoints belong to the static resolver; checked here with the rest.
       if (given.endpoints !== undefined) parseEndpointList(given.endpoints, `${path}.endpoints`, issues);
       unknownPolicyKeys(policy, path, issues, false);
-      this.#optionsServices.set(name, {
+      this.#optionsSpelled.set(serviceKey(name), name);
+      this.#optionsServices.set(serviceKey(name), {
         name: 'options.services',
         version: options.version,
         raw: policy,
@@ -95,14 +107,18 @@ export class ConfigStore {
     return this.#document;
   }
 
-  /** The layers of one service (or of any other service, for `undefined`), lowest first. */
+  /**
+   * The layers of one service, in any spelling (or of any other service, for `undefined`), lowest
+   * first.
+   */
   layersFor(service: string | undefined, doc = this.#document): Layer[] {
     const layers = [this.#optionsDefaults, this.#env];
-    const own = service === undefined ? undefined : this.#optionsServices.get(service);
+    const key = service === undefined ? undefined : serviceKey(service);
+    const own = key === undefined ? undefined : this.#optionsServices.get(key);
     if (own) layers.push(own);
     if (doc) {
       layers.push(doc.defaults);
-      const d = service === undefined ? undefined : doc.services.get(service);
+      const d = key === undefined ? undefined : doc.services.get(key);
       if (d) layers.push(d);
     }
     return layers;
@@ -166,7 +182,8 @@ export class ConfigStore {
       for (const w of r.warnings) warnings.push({ ...w, service });
     };
     one(undefined, 'every service (defaults)');
-    for (const name of names) one(name, `services.${name}`);
+    for (const name of names)
+      one(name, `services.${doc?.spelled.get(name) ?? this.#optionsSpelled.get(name) ?? name}`);
     return { warnings, resolved };
   }
 
@@ -205,17 +222,21 @@ export class ConfigStore {
     return changed;
   }
 
-  /** The effective config of a service: resolved settings with the layer and version of each. */
-  /** The services some layer names: `createMesh({ services })` and the document in force. */
+  /** The services some layer names (lower-cased): `createMesh({ services })` and the document in force. */
   serviceNames(): string[] {
     return [...new Set([...this.#optionsServices.keys(), ...(this.#document?.services.keys() ?? [])])];
   }
 
+  /**
+   * The effective config of a service, in any spelling (its `service` is the lower-cased key):
+   * resolved settings with the layer and version of each.
+   */
   effective(service: string): EffectiveConfig {
-    let e = this.#effective.get(service);
+    const key = serviceKey(service);
+    let e = this.#effective.get(key);
     if (e === undefined) {
-      e = effectiveConfig(service, this.layersFor(service), this.#resolved.get(service));
-      this.#effective.set(service, e);
+      e = effectiveConfig(key, this.layersFor(key), this.#resolved.get(key));
+      this.#effective.set(key, e);
     }
     return e;
   }
