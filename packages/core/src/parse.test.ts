@@ -75,6 +75,9 @@ describe('parseBoolean / parseInteger / parseRatio', () => {
     expect(parseRatio('20%', 'r')).toBeCloseTo(0.2);
     expect(parseRatio(0.5, 'r')).toBe(0.5);
     expect(() => parseRatio('120%', 'r')).toThrow(MeshError);
+    // A string is a percentage only, as the JSON Schema says (PERCENT_PATTERN): not "0.2", not ".5%".
+    for (const v of ['0.2', '.2', '1e-1', '.5%', '5.%', 'lots'])
+      expect(() => parseRatio(v, 'r'), v).toThrow(/r: expected a ratio 0..1 or a percentage/);
   });
   it('integer parser lets only MeshError escape', () => {
     fc.assert(

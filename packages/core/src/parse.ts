@@ -127,12 +127,27 @@ export function parseNumber(value: unknown, field: string, range: RangeOptions =
   return n;
 }
 
-/** A ratio 0..1, also accepting a percentage string (`"20%"`). */
+/**
+ * The one string form of a ratio: a percentage, digits with an optional fraction, then `%`
+ * (`20%`, `0.5%`; blanks around the number and the sign are ignored). The JSON Schema states the
+ * same pattern (`Ratio` in schema.ts), so Ajv and the mesh accept the same strings.
+ */
+export const PERCENT_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*%\\s*$';
+const PERCENT = new RegExp(PERCENT_PATTERN);
+
+/**
+ * A ratio: a number 0..1, or a percentage string 0..100 % ({@link PERCENT_PATTERN}). A string
+ * fraction (`"0.2"`, `"1e-1"`) is not a ratio: the document would be valid to the mesh and invalid
+ * to the published JSON Schema. (Env values such as `MESH_RETRY_BUDGET=0.2` are decimals turned
+ * into numbers before they get here.)
+ * @throws MeshError `MESH_CONFIG_INVALID` naming `field` and the value.
+ */
 export function parseRatio(value: unknown, field: string): number {
-  if (typeof value === 'string' && value.trim().endsWith('%')) {
-    const pct = parseNumber(value.trim().slice(0, -1), field, { min: 0, max: 100 });
-    return pct / 100;
+  if (typeof value === 'string') {
+    if (!PERCENT.test(value)) throw configError(field, 'a ratio 0..1 or a percentage like "20%"', value);
+    return parseNumber(value.trim().slice(0, -1), field, { min: 0, max: 100 }) / 100;
   }
+  if (typeof value !== 'number') throw configError(field, 'a ratio 0..1 or a percentage like "20%"', value);
   return parseNumber(value, field, { min: 0, max: 1 });
 }
 

@@ -23,7 +23,7 @@ import {
 } from '@sinclair/typebox';
 import { quote } from './errors.js';
 import type { Issues } from './issues.js';
-import { closestName } from './parse.js';
+import { closestName, PERCENT_PATTERN } from './parse.js';
 import {
   accepts,
   assertSupported,
@@ -129,7 +129,7 @@ export function Ratio(options: SchemaOptions = {}): TUnsafe<number | string> {
     [Kind]: 'Ratio',
     anyOf: [
       { type: 'number', minimum: 0, maximum: 1 },
-      { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*%\\s*$' },
+      { type: 'string', pattern: PERCENT_PATTERN },
     ],
     expected: 'a ratio 0..1 or a percentage like "20%"',
     ...options,
