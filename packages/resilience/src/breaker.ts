@@ -40,7 +40,10 @@ function isFailure(error: unknown): boolean {
     case 'MESH_INTERNAL':
       return true;
     case 'MESH_TIMEOUT':
-      return error.details.limit === 'perTry' || error.details.limit === 'headers';
+      // A per-try timeout of an attempt still queued in the endpoint's pool (`sent: false`) never
+      // reached the endpoint: the pool was busy, which is not a failure of the destination.
+      if (error.details.limit === 'perTry') return error.details.sent !== false;
+      return error.details.limit === 'headers';
     default:
       return false;
   }

@@ -103,13 +103,19 @@ class TimedExchange implements MeshHandler {
   readonly relay: RelayController;
   readonly #handler: MeshHandler;
   readonly #coverBody: boolean;
-  readonly #error: () => MeshError;
+  /** The limit's error; `sent` is false when the attempt below had not started (still queued). */
+  readonly #error: (sent: boolean) => MeshError;
   readonly #ctx: CallContext;
   #timer: Timer | undefined;
   #done = false;
   #inner: Dispatcher.DispatchController | undefined;
 
-  constructor(handler: MeshHandler, ctx: CallContext, coverBody: boolean, error: () => MeshError) {
+  constructor(
+    handler: MeshHandler,
+    ctx: CallContext,
+    coverBody: boolean,
+    error: (sent: boolean) => MeshError,
+  ) {
     this.#handler = handler;
     this.#ctx = ctx;
     this.#coverBody = coverBody;
@@ -138,9 +144,9 @@ class TimedExchange implements MeshHandler {
   #expire(): void {
     this.#timer = undefined;
     if (this.#done) return;
-    const err = this.#error();
-    emitCallEvent(this.#ctx, { type: 'timeout', reason: String(err.details.limit), code: err.code });
     const inner = this.#inner;
+    const err = this.#error(inner !== undefined);
+    emitCallEvent(this.#ctx, { type: 'timeout', reason: String(err.details.limit), code: err.code });
     this.#fail(err);
     inner?.abort(err);
   }
@@ -304,17 +310,22 @@ export function createPerTryTimeoutFilter(options: {
       handler,
       ctx,
       false,
-      () =>
+      (started) =>
         new MeshError(
           'MESH_TIMEOUT',
-          `attempt ${ctx.attempt} to "${service}" timed out after ${perTry}ms (per-try timeout)`,
+          started
+            ? `attempt ${ctx.attempt} to "${service}" timed out after ${perTry}ms (per-try timeout)`
+            : `attempt ${ctx.attempt} to "${service}" timed out after ${perTry}ms (per-try timeout) before it was sent: it waited in the endpoint's connection pool`,
           {
             details: {
               service,
               limit: 'perTry',
               timeoutMs: perTry,
               phase: 'response',
-              bodySent: opts.body != null,
+              // An attempt still queued in the endpoint's pool never left the process: nothing was
+              // sent, and the endpoint is not charged with it (the breaker skips `sent: false`).
+              bodySent: started && opts.body != null,
+              ...(started ? {} : { sent: false }),
               ...(ctx.endpoint ? { endpoint: ctx.endpoint.id } : {}),
             },
           },
