@@ -255,6 +255,41 @@ describe('outlier detection: interval detectors', () => {
     );
   });
 
+  it('failure percentage needs minimumHosts endpoints with requestVolume requests (Envoy)', async () => {
+    const eps = testEndpoints(5);
+    const { b, clock } = make(
+      {
+        outlierDetection: {
+          consecutive5xx: 0,
+          consecutiveGatewayFailure: 0,
+          failurePercentage: { enforcing: 100, minimumHosts: 3, requestVolume: 50 },
+          successRate: { enforcing: 0 },
+        },
+      },
+      eps,
+    );
+    // Only two endpoints have the volume: five endpoints exist, but two are not enough.
+    for (let i = 0; i < 60; i++) {
+      fail(b, eps[0]!, 1, 500);
+      succeed(b, eps[1]!, 1);
+    }
+    await clock.advance(10_000);
+    expect(b.stats().endpoints.some((e) => e.ejected)).toBe(false);
+    // With a third endpoint at volume, the failing one goes.
+    for (let i = 0; i < 60; i++) {
+      fail(b, eps[0]!, 1, 500);
+      succeed(b, eps[1]!, 1);
+      succeed(b, eps[2]!, 1);
+    }
+    await clock.advance(10_000);
+    expect(
+      b
+        .stats()
+        .endpoints.filter((e) => e.ejected)
+        .map((e) => e.id),
+    ).toEqual([eps[0]!.id]);
+  });
+
   it('failure percentage is off by default (enforcing 0, as in Envoy)', async () => {
     const eps = testEndpoints(5);
     const { b, clock } = make(

@@ -189,9 +189,11 @@ export class OutlierDetector {
       }
     }
     const fp = od.failurePercentage;
-    if (states.length >= fp.minimumHosts) {
-      for (const s of states) {
-        if (s.ejected || s.intervalRequests < fp.requestVolume) continue;
+    // As Envoy: only endpoints not ejected with `requestVolume` requests this interval take part,
+    // and only when there are at least `minimumHosts` of them.
+    const fpHosts = states.filter((s) => !s.ejected && s.intervalRequests >= fp.requestVolume);
+    if (fpHosts.length > 0 && fpHosts.length >= fp.minimumHosts) {
+      for (const s of fpHosts) {
         if ((s.intervalFailures * 100) / s.intervalRequests >= fp.threshold) {
           this.#tryEject(s, 'failure_percentage', fp.enforcing);
         }

@@ -280,8 +280,15 @@ class PickHandler extends ForwardingHandler {
     const latencyMs = this.clock.now() - this.#started;
     const aborted = this.#controller?.aborted === true;
     const code = errorCode(error);
-    if (aborted && MeshError.is(error, 'MESH_TIMEOUT') && error.details.limit === 'perTry') {
-      // The per-try timeout gave up on this endpoint: a slow endpoint's failure (outlier detection).
+    if (
+      aborted &&
+      this.#status === undefined &&
+      MeshError.is(error, 'MESH_TIMEOUT') &&
+      (error.details.limit === 'perTry' || error.details.limit === 'overall')
+    ) {
+      // The per-try or the overall timeout gave up on this endpoint while it owed the response
+      // head: a slow endpoint's failure for outlier detection (Envoy's router charges a route
+      // timeout to every upstream request still awaiting headers, LocalOriginTimeout).
       this.#end({ failure: 'timeout', latencyMs });
       super.onResponseError(c, error);
       return;
@@ -295,10 +302,12 @@ class PickHandler extends ForwardingHandler {
       !isTransport(code)
     ) {
       // Not the endpoint's doing: the caller or a stage aborted, or the request itself was bad.
-      // A response that had started counts by its status.
+      // A response that had started counts by its status, as Envoy's outlier detection counts the
+      // code when the head arrives: a 503 whose body the caller, the retry stage or a hedge then
+      // dropped is still a 5xx of this endpoint (and its head latency feeds the EWMA).
       this.#end(
-        this.#status !== undefined && !aborted
-          ? { status: this.#status, latencyMs }
+        this.#status !== undefined
+          ? { status: this.#status, latencyMs: aborted ? this.#latency : latencyMs }
           : { failure: 'cancelled', latencyMs },
       );
       super.onResponseError(c, error);
