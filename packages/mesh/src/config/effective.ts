@@ -46,16 +46,35 @@ function isPlain(v: unknown): v is Record<string, unknown> {
 /** Objects a layer replaces whole instead of merging field by field (`hashOn: { header }`). */
 const WHOLE = new Set(['loadBalancer.hashOn']);
 
-function record(out: Map<string, SettingSource>, prefix: string, value: unknown, src: SettingSource): void {
+/**
+ * Record `src` as the source of `value` at `prefix` and below. `off` holds the paths whose recorded
+ * value turns something off: a section's `false`, or an `enabled: false` (outlier detection).
+ */
+function record(
+  out: Map<string, SettingSource>,
+  off: Set<string>,
+  prefix: string,
+  value: unknown,
+  src: SettingSource,
+): void {
   if (isPlain(value) && !WHOLE.has(prefix)) {
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) record(out, `${prefix}.${k}`, v, src);
+    // An object turns its section on (over a lower layer's `false`, or `enabled: false` when it
+    // does not say `enabled` itself): this layer, not the one that turned it off, is the source
+    // of the switch.
+    if (off.delete(prefix)) out.set(prefix, src);
+    if (value.enabled === undefined && off.delete(`${prefix}.enabled`)) out.set(`${prefix}.enabled`, src);
+    for (const [k, v] of Object.entries(value))
+      if (v !== undefined) record(out, off, `${prefix}.${k}`, v, src);
     return;
   }
   // `true` turns a section on and keeps what the layers below set in it; `false` or any other
   // value decides everything below it.
   if (value !== true) {
     for (const k of [...out.keys()]) if (k.startsWith(`${prefix}.`)) out.delete(k);
+    for (const k of [...off]) if (k.startsWith(`${prefix}.`)) off.delete(k);
   }
+  if (value === false) off.add(prefix);
+  else off.delete(prefix);
   out.set(prefix, src);
 }
 
@@ -103,12 +122,13 @@ export function effectiveConfig(
 
 function provenance(layers: readonly Layer[]): Readonly<Record<string, SettingSource>> {
   const sources = new Map<string, SettingSource>();
+  const off = new Set<string>();
   for (const layer of layers) {
     if (!layer.raw) continue;
     const src: SettingSource = { layer: layer.name, version: layer.version };
     for (const key of POLICY_KEYS) {
       const v = layer.raw[key];
-      if (v !== undefined) record(sources, key, v, src);
+      if (v !== undefined) record(sources, off, key, v, src);
     }
   }
   return Object.freeze(Object.fromEntries([...sources].sort(([a], [b]) => a.localeCompare(b))));
