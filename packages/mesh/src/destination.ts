@@ -4,10 +4,8 @@ import {
   composeInterceptors,
   type DispatchFn,
   type Disposable,
-  type Endpoint,
   type EndpointSet,
   type Filter,
-  formatHostPort,
   type Interceptor,
   KEEP_ALIVE,
   type Logger,
@@ -18,9 +16,9 @@ import {
   type Resolver,
   type ResolverUpdate,
   type Timer,
-  UndiciPool,
 } from '@proxyless/core';
-import type { Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { EndpointPools } from './endpoint-pools.js';
 import { createPickStage } from './pick.js';
 import { buildStack, type StackParts } from './stack.js';
 import { CallList, TrackedCall } from './tracked-calls.js';
@@ -79,21 +77,13 @@ export class Destination {
   #policy: DestinationPolicy;
   #dispatch: DispatchFn;
   #roles: readonly string[] = [];
-  #pools = new Map<string, Pool>();
+  readonly #pools: EndpointPools;
   /** Set when the mesh evicted this destination for idleness: callers look it up again. */
   evicted = false;
   /** Calls in flight through this destination (until their exchange ends). */
   inFlight = 0;
   /** Clock time of the latest call (for idle eviction). */
   lastUsed: number;
-  #byEndpoint = new WeakMap<Endpoint, Pool>();
-  /** The `connections` each pool was created with (resized pools are retired: see `#resizePools`). */
-  #poolSize = new WeakMap<Pool, number>();
-  /**
-   * Pools taken out of service (their endpoint left the set, or `maxConnections` resized them):
-   * closed, with requests of their own still finishing. Shutdown waits for them or forces them.
-   */
-  #retired = new Set<Pool>();
   /** Calls accepted and not yet ended: shutdown waits for them, and aborts them when it forces. */
   #calls = new CallList();
   #onIdle: (() => void) | undefined;
@@ -116,6 +106,15 @@ export class Destination {
     this.#deps = deps;
     this.#policy = deps.policy(service);
     this.#unsubscribe = this.#policy.balancer.onEvent(deps.onBalancerEvent);
+    this.#pools = new EndpointPools({
+      service,
+      connectionsPerEndpoint: deps.connectionsPerEndpoint,
+      connectTimeoutMs: deps.connectTimeoutMs,
+      balancer: () => this.#policy.balancer,
+      maxConnections: () => this.#policy.maxConnections,
+      endpointCount: () => this.#set?.endpoints.length ?? 1,
+      released: () => this.#released,
+    });
     this.#dispatch = this.#compose();
     this.lastUsed = deps.clock.now();
     this.#forced = new Promise<void>((resolve) => {
@@ -163,8 +162,7 @@ export class Destination {
   /** Open connections of the pool of the endpoint `endpointId` (`undefined`: no pool yet). */
   connections(endpointId: string): number | undefined {
     const e = this.#set?.endpoints.find((x) => x.id === endpointId);
-    if (e === undefined) return undefined;
-    return this.#pools.get(`http://${formatHostPort(e.address, e.port)}`)?.stats.connected;
+    return e === undefined ? undefined : this.#pools.connections(e);
   }
 
   get lastError(): MeshError | undefined {
@@ -247,7 +245,7 @@ export class Destination {
     old.retire(next);
     // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new
     // pools, and requests on the old ones finish there.
-    if (next.maxConnections !== old.maxConnections) this.#resizePools();
+    if (next.maxConnections !== old.maxConnections) this.#pools.resize();
     return next.rebuilt;
   }
 
@@ -255,7 +253,7 @@ export class Destination {
     const pick = createPickStage(
       this.service,
       () => this.#policy.balancer,
-      { pool: (e) => this.#pool(e) },
+      { pool: (e) => this.#pools.pool(e) },
       this.#deps.clock,
     );
     const policy = new Map<string, Interceptor>();
@@ -265,50 +263,6 @@ export class Destination {
     const stack = buildStack({ policy, telemetry: this.#deps.telemetry });
     this.#roles = stack.roles;
     return composeInterceptors(stack.interceptors, pick);
-  }
-
-  #pool(endpoint: Endpoint): Dispatcher {
-    // Endpoint objects are immutable and reused across sets: cache the pool on the object first.
-    const cached = this.#byEndpoint.get(endpoint);
-    if (cached !== undefined && !cached.closed && !cached.destroyed) return cached;
-    // Pools are keyed by scheme + endpoint: a TLS origin gets its own pool with its connect options.
-    const key = `http://${formatHostPort(endpoint.address, endpoint.port)}`;
-    let pool = this.#pools.get(key);
-    if (pool === undefined) {
-      if (this.#released)
-        throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.service}"`);
-      const connectTimeout = this.#deps.connectTimeoutMs;
-      const connections = this.#connectionsPerPool();
-      const created = new UndiciPool(key, {
-        connections,
-        ...(connectTimeout !== undefined && connectTimeout > 0 ? { connectTimeout } : {}),
-      });
-      // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
-      // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
-      // A retired pool losing its last connection says nothing: the endpoint's pool is another one.
-      created.on('connect', () => this.#policy.balancer.onConnected(endpoint));
-      created.on('disconnect', () => {
-        if (created.stats.connected === 0 && this.#pools.get(key) === created)
-          this.#policy.balancer.onDisconnected(endpoint);
-      });
-      this.#pools.set(key, created);
-      this.#poolSize.set(created, connections);
-      pool = created;
-    }
-    this.#byEndpoint.set(endpoint, pool);
-    return pool;
-  }
-
-  /**
-   * Connections for a new endpoint pool: `connectionsPerEndpoint`, or less when the destination has
-   * an Envoy-style `maxConnections` — divided evenly over its current endpoints, at least one each.
-   */
-  #connectionsPerPool(): number {
-    const perEndpoint = this.#deps.connectionsPerEndpoint;
-    const max = this.#policy.maxConnections;
-    if (max === undefined) return perEndpoint;
-    const n = Math.max(1, this.#set?.endpoints.length ?? 1);
-    return Math.max(1, Math.min(perEndpoint, Math.floor(max / n)));
   }
 
   #onUpdate(update: ResolverUpdate): void {
@@ -333,35 +287,8 @@ export class Destination {
   #apply(set: EndpointSet): void {
     this.#set = set;
     this.#policy.balancer.update(set);
-    const live = new Set(set.endpoints.map((e) => `http://${formatHostPort(e.address, e.port)}`));
-    for (const [key, pool] of this.#pools) {
-      // Graceful: requests already on the pool finish; new ones go to live endpoints.
-      if (!live.has(key)) this.#retire(key, pool);
-    }
-    // With `maxConnections`, the share of each endpoint follows the number of endpoints.
-    if (this.#policy.maxConnections !== undefined) this.#resizePools();
+    this.#pools.keepOnly(set.endpoints);
     this.#deps.onSetChange(this.service, set);
-  }
-
-  /** Retire every pool whose `connections` is not what a pool made now would get. */
-  #resizePools(): void {
-    const size = this.#connectionsPerPool();
-    for (const [key, pool] of this.#pools) {
-      if (this.#poolSize.get(pool) !== size) this.#retire(key, pool);
-    }
-  }
-
-  /**
-   * Take a pool out of service: closed (its requests finish), and kept in `#retired` until it is,
-   * so that `close()` waits for it and `destroy()` forces it like any other.
-   */
-  #retire(key: string, pool: Pool): void {
-    this.#pools.delete(key);
-    this.#retired.add(pool);
-    const forget = (): void => {
-      this.#retired.delete(pool);
-    };
-    pool.close().then(forget, forget);
   }
 
   #markReady(): void {
@@ -447,7 +374,7 @@ export class Destination {
     }
     if (this.#destroying) return this.#destroying;
     this.#release();
-    const pools = this.#takePools();
+    const pools = this.#pools.take();
     const closed = Promise.all(pools.map((p) => p.close().catch(() => p.destroy()))).then(
       () => 'closed' as const,
     );
@@ -467,7 +394,7 @@ export class Destination {
     // endpoint), then the pools, for anything an abort did not reach.
     for (const call of this.#calls.toArray()) call.abort(error);
     this.#release();
-    const pools = this.#takePools();
+    const pools = this.#pools.take();
     this.#force();
     this.#destroying = Promise.all(pools.map((p) => p.destroy().catch(() => undefined))).then(
       () => undefined,
@@ -482,14 +409,6 @@ export class Destination {
     this.#watch.dispose();
     this.#unsubscribe();
     this.#policy.close();
-  }
-
-  /** Every pool, live and retired, out of the destination's hands. */
-  #takePools(): Pool[] {
-    const pools = [...this.#pools.values(), ...this.#retired];
-    this.#pools.clear();
-    this.#retired.clear();
-    return pools;
   }
 }
 

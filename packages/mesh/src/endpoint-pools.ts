@@ -1,0 +1,136 @@
+/**
+ * A destination's connection pools: one undici `Pool` per endpoint, keyed by scheme + endpoint,
+ * sized by `connectionsPerEndpoint` or an Envoy-style `circuitBreaker.maxConnections`, and retired
+ * gracefully (requests on them finish) when their endpoint leaves the set or their size changes.
+ */
+
+import type { ObservableBalancer } from '@proxyless/balancer';
+import { type Endpoint, formatHostPort, MeshError, UndiciPool } from '@proxyless/core';
+import type { Pool } from 'undici';
+
+/** What the pools need from their destination. */
+export interface EndpointPoolsDeps {
+  service: string;
+  connectionsPerEndpoint: number;
+  /** Connect timeout (a routing target's `ConnectTimeout`); undici's default when unset. */
+  connectTimeoutMs: number | undefined;
+  /** The balancer in force (told when an endpoint's first connection opens or its last closes). */
+  balancer(): ObservableBalancer;
+  /** `circuitBreaker.maxConnections` in force, if capped. */
+  maxConnections(): number | undefined;
+  /** How many endpoints the destination has now. */
+  endpointCount(): number;
+  /** True once the destination released everything: no pool is made any more. */
+  released(): boolean;
+}
+
+/** The pool key of an endpoint: scheme + host:port (a TLS origin would get a pool of its own). */
+function keyOf(endpoint: Endpoint): string {
+  return `http://${formatHostPort(endpoint.address, endpoint.port)}`;
+}
+
+export class EndpointPools {
+  readonly #deps: EndpointPoolsDeps;
+  #pools = new Map<string, Pool>();
+  #byEndpoint = new WeakMap<Endpoint, Pool>();
+  /** The `connections` each pool was created with (resized pools are retired: see `resize`). */
+  #size = new WeakMap<Pool, number>();
+  /**
+   * Pools taken out of service (their endpoint left the set, or `maxConnections` resized them):
+   * closed, with requests of their own still finishing. Shutdown waits for them or forces them.
+   */
+  #retired = new Set<Pool>();
+
+  constructor(deps: EndpointPoolsDeps) {
+    this.#deps = deps;
+  }
+
+  /** The pool of `endpoint`, made on first use. */
+  pool(endpoint: Endpoint): Pool {
+    // Endpoint objects are immutable and reused across sets: cache the pool on the object first.
+    const cached = this.#byEndpoint.get(endpoint);
+    if (cached !== undefined && !cached.closed && !cached.destroyed) return cached;
+    const key = keyOf(endpoint);
+    let pool = this.#pools.get(key);
+    if (pool === undefined) {
+      if (this.#deps.released())
+        throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.#deps.service}"`);
+      const connectTimeout = this.#deps.connectTimeoutMs;
+      const connections = this.#connectionsPerPool();
+      const created = new UndiciPool(key, {
+        connections,
+        ...(connectTimeout !== undefined && connectTimeout > 0 ? { connectTimeout } : {}),
+      });
+      // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
+      // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
+      // A retired pool losing its last connection says nothing: the endpoint's pool is another one.
+      created.on('connect', () => this.#deps.balancer().onConnected(endpoint));
+      created.on('disconnect', () => {
+        if (created.stats.connected === 0 && this.#pools.get(key) === created)
+          this.#deps.balancer().onDisconnected(endpoint);
+      });
+      this.#pools.set(key, created);
+      this.#size.set(created, connections);
+      pool = created;
+    }
+    this.#byEndpoint.set(endpoint, pool);
+    return pool;
+  }
+
+  /** Open connections of `endpoint`'s pool (`undefined`: no pool yet). */
+  connections(endpoint: Endpoint): number | undefined {
+    return this.#pools.get(keyOf(endpoint))?.stats.connected;
+  }
+
+  /** Retire the pools of endpoints not in `endpoints`; resize the rest if the share changed. */
+  keepOnly(endpoints: readonly Endpoint[]): void {
+    const live = new Set(endpoints.map(keyOf));
+    for (const [key, pool] of this.#pools) {
+      // Graceful: requests already on the pool finish; new ones go to live endpoints.
+      if (!live.has(key)) this.#retire(key, pool);
+    }
+    // With `maxConnections`, the share of each endpoint follows the number of endpoints.
+    if (this.#deps.maxConnections() !== undefined) this.resize();
+  }
+
+  /** Retire every pool whose `connections` is not what a pool made now would get. */
+  resize(): void {
+    const size = this.#connectionsPerPool();
+    for (const [key, pool] of this.#pools) {
+      if (this.#size.get(pool) !== size) this.#retire(key, pool);
+    }
+  }
+
+  /** Every pool, live and retired, out of the destination's hands (to close or destroy). */
+  take(): Pool[] {
+    const pools = [...this.#pools.values(), ...this.#retired];
+    this.#pools.clear();
+    this.#retired.clear();
+    return pools;
+  }
+
+  /**
+   * Connections for a new endpoint pool: `connectionsPerEndpoint`, or less when the destination has
+   * an Envoy-style `maxConnections` — divided evenly over its current endpoints, at least one each.
+   */
+  #connectionsPerPool(): number {
+    const perEndpoint = this.#deps.connectionsPerEndpoint;
+    const max = this.#deps.maxConnections();
+    if (max === undefined) return perEndpoint;
+    const n = Math.max(1, this.#deps.endpointCount());
+    return Math.max(1, Math.min(perEndpoint, Math.floor(max / n)));
+  }
+
+  /**
+   * Take a pool out of service: closed (its requests finish), and kept in `#retired` until it is,
+   * so that `close()` waits for it and `destroy()` forces it like any other.
+   */
+  #retire(key: string, pool: Pool): void {
+    this.#pools.delete(key);
+    this.#retired.add(pool);
+    const forget = (): void => {
+      this.#retired.delete(pool);
+    };
+    pool.close().then(forget, forget);
+  }
+}
