@@ -20,6 +20,7 @@ import {
 import CircuitBreaker from 'opossum';
 import type { Dispatcher } from 'undici';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
+import { holdQueued, type QueuedHold } from './queued.js';
 
 /** State of a {@link DestinationBreaker}. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -280,24 +281,47 @@ export class DestinationBreaker {
         failDispatch(handler, admitted);
         return true;
       }
-      return dispatch(opts, new BreakerExchange(handler, this, admitted));
+      const exchange = new BreakerExchange(handler, this, admitted);
+      holdQueued(ctx, exchange);
+      return dispatch(opts, exchange);
     };
   }
 }
 
 /**
  * Watches one admitted attempt: its outcome counts when the head (or an error) arrives, and its
- * `maxRequests` slot is held until the exchange ends.
+ * `maxRequests` slot is held until the exchange ends — or until the stage above gives up on an
+ * attempt still queued in the endpoint's pool ({@link QueuedHold}).
  */
-class BreakerExchange extends ForwardingHandler {
+class BreakerExchange extends ForwardingHandler implements QueuedHold {
   #recorded = false;
   #released = false;
+  #started = false;
+  /** Set when the attempt was given up before it started: undici's later callbacks are not forwarded. */
+  #cancelled: Error | undefined;
   constructor(
     handler: MeshHandler,
     readonly breaker: DestinationBreaker,
     readonly kind: 'trial' | 'normal',
   ) {
     super(handler);
+  }
+  cancelQueued(reason: Error): boolean {
+    if (this.#started || this.#released) return false;
+    this.#cancelled = reason;
+    this.#record(undefined, reason);
+    this.#release();
+    super.onResponseError(undefined as never, reason);
+    return true;
+  }
+  override onRequestStart(c: Dispatcher.DispatchController, context: unknown): void {
+    this.#started = true;
+    if (this.#cancelled !== undefined) {
+      // Given up while it was queued: abort it now rather than send it.
+      c.abort(this.#cancelled);
+      return;
+    }
+    super.onRequestStart(c, context);
   }
   override onRequestUpgrade(
     c: Dispatcher.DispatchController,
@@ -323,6 +347,7 @@ class BreakerExchange extends ForwardingHandler {
     super.onResponseEnd(c, trailers);
   }
   override onResponseError(c: Dispatcher.DispatchController, error: Error): void {
+    if (this.#cancelled !== undefined) return;
     this.#record(undefined, error);
     this.#release();
     super.onResponseError(c, error);

@@ -19,6 +19,7 @@ import {
   withHeader,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
+import { cancelQueued, holdQueued, type QueuedHold } from './queued.js';
 
 /** Header carrying the remaining deadline of a call in milliseconds (like `x-envoy-expected-rq-timeout-ms`). */
 export const DEADLINE_HEADER = 'x-mesh-deadline-ms';
@@ -99,7 +100,7 @@ export function remainingIncomingDeadline(): number | undefined {
  * stage below does with the abort), and every timer is released when the exchange ends. With
  * `coverBody` the limit holds until the body ends; otherwise it stops at the response head.
  */
-class TimedExchange implements MeshHandler {
+class TimedExchange implements MeshHandler, QueuedHold {
   readonly relay: RelayController;
   readonly #handler: MeshHandler;
   readonly #coverBody: boolean;
@@ -125,7 +126,9 @@ class TimedExchange implements MeshHandler {
         this.#inner.abort(reason);
         return;
       }
-      this.#fail(reason);
+      // Not started (queued in the endpoint's pool): a holder below releases and reports the
+      // reason back up through this exchange; with none, the exchange ends here.
+      if (!cancelQueued(this.#ctx, reason, this)) this.#fail(reason);
     });
   }
 
@@ -147,8 +150,16 @@ class TimedExchange implements MeshHandler {
     const inner = this.#inner;
     const err = this.#error(inner !== undefined);
     emitCallEvent(this.#ctx, { type: 'timeout', reason: String(err.details.limit), code: err.code });
+    if (inner === undefined && cancelQueued(this.#ctx, err, this)) return;
     this.#fail(err);
     inner?.abort(err);
+  }
+
+  /** The stage above gives up on the attempt while it is queued in the pool: end it here. */
+  cancelQueued(reason: Error): boolean {
+    if (this.#done || this.#inner !== undefined) return false;
+    this.#fail(reason);
+    return true;
   }
 
   #fail(error: Error): void {
@@ -331,6 +342,7 @@ export function createPerTryTimeoutFilter(options: {
           },
         ),
     );
+    holdQueued(ctx, exchange);
     return exchange.run(dispatch, sent, perTry);
   };
 }

@@ -16,6 +16,7 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { FaultInjectionConfig } from './config.js';
+import { cancelQueued } from './queued.js';
 
 /** What the fault filter decided for one call. */
 interface FaultDecision {
@@ -91,7 +92,8 @@ export function createFaultInjectionFilter(
     let waiting = true;
     const relay = new RelayController((reason) => {
       if (inner !== undefined) return inner.abort(reason);
-      if (!waiting) return;
+      // Sent after the delay but not started (queued in the endpoint's pool): take it back.
+      if (!waiting) return void cancelQueued(ctx, reason);
       waiting = false;
       timer.cancel();
       handler.onResponseError?.(relay, reason);

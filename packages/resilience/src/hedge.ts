@@ -18,6 +18,7 @@ import type { Dispatcher } from 'undici';
 import { isReusableBody } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_HEDGE, DEFAULT_RETRY, type HedgeConfig } from './config.js';
+import { cancelQueued, kQueuedHold } from './queued.js';
 import { nextAttemptNumber, refusalOf } from './retry.js';
 
 const SAMPLES = 256;
@@ -161,7 +162,7 @@ class HedgeCall {
     this.#ctx = ctx;
     this.#s = s;
     this.#hedgesLeft = s.config.maxHedges;
-    this.relay = new RelayController((reason) => this.#abortAll(reason, true));
+    this.relay = new RelayController((reason) => this.#abortAll(reason));
   }
 
   start(): void {
@@ -200,7 +201,14 @@ class HedgeCall {
         // A hedge goes to an endpoint no attempt of this call is waiting on, when there is one.
         const exclude = new Set(this.#ctx.excludeEndpoints ?? []);
         for (const r of this.#running) if (r.ctx.endpoint !== undefined) exclude.add(r.ctx.endpoint.id);
-        this.#send({ ...this.#ctx, attempt, endpoint: undefined, excludeEndpoints: exclude }, true);
+        const ctx = {
+          ...this.#ctx,
+          attempt,
+          endpoint: undefined,
+          excludeEndpoints: exclude,
+          [kQueuedHold]: undefined,
+        } as CallContext;
+        this.#send(ctx, true);
         this.#schedule();
       },
       KEEP_ALIVE,
@@ -246,7 +254,9 @@ class HedgeCall {
     for (const other of this.#running) {
       if (other === a) continue;
       other.settled = true;
-      other.controller?.abort(lost);
+      // A loser still queued in its endpoint's pool is taken back by the stages below it.
+      if (other.controller !== undefined) other.controller.abort(lost);
+      else cancelQueued(other.ctx, lost);
     }
     this.#running.clear();
     this.#running.add(a);
@@ -285,17 +295,24 @@ class HedgeCall {
     this.handler.onResponseError?.(this.relay, error);
   }
 
-  #abortAll(reason: Error, fromCaller: boolean): void {
+  #abortAll(reason: Error): void {
     if (this.#done) return;
-    const live = [...this.#running].filter((a) => !a.settled && a.controller !== undefined);
     this.#timer?.cancel();
     this.#timer = undefined;
-    if (live.length === 0 || !fromCaller) {
-      this.#finish();
-      this.handler.onResponseError?.(this.relay, reason);
-      return;
+    let live = false;
+    for (const a of [...this.#running]) {
+      if (a.settled) continue;
+      if (a.controller !== undefined) {
+        a.controller.abort(reason);
+        live = true;
+      } else if (cancelQueued(a.ctx, reason)) {
+        // Queued in its endpoint's pool: the stages below released it and reported the reason.
+        live = true;
+      }
     }
-    for (const a of live) a.controller!.abort(reason);
+    if (live || this.#done) return;
+    this.#finish();
+    this.handler.onResponseError?.(this.relay, reason);
   }
 
   #finish(): void {

@@ -67,6 +67,7 @@ export {
 export { createFaultInjectionFilter, parseFaultHeader } from './fault.js';
 export { createHedgeFilter, LatencyTracker } from './hedge.js';
 export { createConcurrencyLimitFilter, createRateLimitFilter, TokenBucket } from './limits.js';
+export { cancelQueued, holdQueued, kQueuedHold, type QueuedHold } from './queued.js';
 export {
   backoffDelay,
   createGate,

@@ -16,6 +16,7 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { ConcurrencyLimitConfig, RateLimitConfig } from './config.js';
+import { cancelQueued } from './queued.js';
 
 /**
  * A bulkhead: at most `max` exchanges in flight to the destination — each holds its slot until its
@@ -73,7 +74,8 @@ export function createConcurrencyLimitFilter(
     };
     const relay = new RelayController((reason) => {
       if (inner !== undefined) return inner.abort(reason);
-      if (left) return;
+      // Granted but not started (queued in the endpoint's pool): the stages below take it back.
+      if (left) return void cancelQueued(ctx, reason);
       leave();
       handler.onResponseError?.(relay, reason);
     });

@@ -17,6 +17,7 @@ import type { Dispatcher } from 'undici';
 import { type BodyRecorder, isReusableBody, recordBody } from './body.js';
 import type { RetryBudget } from './budget.js';
 import type { RetryConfig } from './config.js';
+import { cancelQueued, kQueuedHold } from './queued.js';
 import {
   backoffDelay,
   nextAttemptNumber,
@@ -358,7 +359,8 @@ export class RetryCall {
         attempt: nextAttemptNumber(this.#ctx),
         excludeEndpoints: this.#excluded ?? this.#ctx.excludeEndpoints,
         endpoint: undefined,
-      };
+        [kQueuedHold]: undefined,
+      } as CallContext;
       this.#send(ctx);
     };
     if (delay > 0) this.#timer = this.#ctx.clock.setTimer(delay, go, KEEP_ALIVE);
@@ -369,9 +371,14 @@ export class RetryCall {
   #abort(reason: Error): void {
     // The attempt in flight (also one being drained during a backoff) ends with the reason.
     const current = this.#current;
-    if (current?.controller !== undefined && !current.settled) {
-      current.controller.abort(reason);
-      return;
+    if (current !== undefined && !current.settled) {
+      if (current.controller !== undefined) {
+        current.controller.abort(reason);
+        return;
+      }
+      // Dispatched but not started (queued in the endpoint's pool): the stages below release
+      // their slots and in-flight counts and report the reason back through the attempt.
+      if (cancelQueued(current.ctx, reason)) return;
     }
     if (this.#done) return;
     // Between attempts (a backoff): nothing in flight to abort, so the call ends here.
