@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { MeshError, ResolverUpdate } from '@proxyless/core';
 import { flushPromises, VirtualClock } from '@proxyless/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createFileResolver, type JsonFile, type JsonFileVersion, watchJsonFile } from './file-resolver.js';
+import { createFileResolver } from './file-resolver.js';
+import { type JsonFile, type JsonFileVersion, watchJsonFile } from './json-file.js';
 
 const DOC = JSON.stringify({ services: { payments: { endpoints: '127.0.0.1:9' } } });
 

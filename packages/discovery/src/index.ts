@@ -10,6 +10,7 @@ export {
   type ConsulResolverOptions,
   type ConsulResponse,
   type ConsulTlsOptions,
+  checkConsulEnv,
   consulEnvVars,
   consulOptionsFromEnv,
   consulRetryDelay,
@@ -23,7 +24,7 @@ export {
   LongPollSlots,
   parseConsulAddress,
 } from './consul/index.js';
-export { dnsEnvVars, dnsOptionsFromEnv } from './dns/env.js';
+export { checkDnsEnv, dnsEnvVars, dnsOptionsFromEnv } from './dns/env.js';
 export {
   createDnsResolver,
   DNS_DEFAULTS,
@@ -41,6 +42,7 @@ export {
   readEnvEndpoints,
 } from './env-resolver.js';
 export {
+  checkEtcdEnv,
   createEtcdClient,
   createEtcdRegistrar,
   createEtcdResolver,
@@ -68,12 +70,14 @@ export {
   type DocumentEndpointsResolver,
   type FileResolver,
   type FileResolverOptions,
+} from './file-resolver.js';
+export { ResolverHub, type ResolverHubOptions, type StartWatch, type WatchSink } from './hub.js';
+export {
   type JsonFile,
   type JsonFileOptions,
   type JsonFileVersion,
   MAX_CONFIG_BYTES,
   watchJsonFile,
-} from './file-resolver.js';
-export { ResolverHub, type ResolverHubOptions, type StartWatch, type WatchSink } from './hub.js';
+} from './json-file.js';
 export { type ManageSignalsOptions, manageSignals, type SignalSource } from './registrar/lifecycle.js';
 export { createStaticResolver, FixedResolver, type StaticResolverOptions } from './static.js';

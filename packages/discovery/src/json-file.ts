@@ -1,0 +1,263 @@
+/**
+ * A watched JSON file: versions of its parsed content, read at start and again when it changes
+ * (an `fs.watch` of its directory, so editors' atomic saves and Kubernetes ConfigMap symlink swaps
+ * are seen, with a stat poll as the fallback). A file that stops parsing keeps the last version.
+ */
+
+import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import {
+  type Clock,
+  configError,
+  createEmitter,
+  type Disposable,
+  type Logger,
+  MeshError,
+  noopLogger,
+  systemClock,
+  type Timer,
+} from '@proxyless/core';
+
+/** The largest config document read (a guard against reading the wrong file). */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+export interface JsonFileOptions {
+  /** Path of the JSON document (`MESH_CONFIG_FILE`). */
+  path: string;
+  clock?: Clock;
+  logger?: Logger;
+  /** Polling interval, the fallback when file events are missed or unsupported. @defaultValue 2000 */
+  pollIntervalMs?: number;
+  /** Quiet period after a change event before the file is read (coalesces partial writes). @defaultValue 20 */
+  debounceMs?: number;
+}
+
+/**
+ * One parsed version of the file. `version` counts the contents delivered, from 1: each new
+ * content, and the same content again when the file is readable and valid after a failure.
+ */
+export interface JsonFileVersion {
+  readonly version: number;
+  readonly value: unknown;
+}
+
+/** A watched JSON file. It parses JSON only; what the document means is its reader's business. */
+export interface JsonFile {
+  readonly path: string;
+  /** The version read last (at start: read synchronously by the constructor). */
+  current(): JsonFileVersion;
+  /** A new content was read and parsed (or the last one again, once readable after an error). */
+  onVersion(listener: (v: JsonFileVersion) => void): Disposable;
+  /**
+   * The file became unreadable, half-written (not JSON) or was deleted; nothing new to apply.
+   * The next content read that parses is delivered through `onVersion`, even if unchanged.
+   */
+  onError(listener: (error: MeshError) => void): Disposable;
+  /** Re-read the file now (also done on file events and by polling). */
+  reload(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Read a JSON file and watch it with `fs.watch` on its directory (so editors' atomic renames are
+ * seen) and a polling fallback. A content that does not parse is reported, never delivered.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` (field `MESH_CONFIG_FILE`) when the file cannot be read
+ * or parsed at start.
+ */
+export function watchJsonFile(options: JsonFileOptions): JsonFile {
+  return new JsonFileImpl(options);
+}
+
+class JsonFileImpl implements JsonFile {
+  readonly path: string;
+  readonly #options: JsonFileOptions;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #versions = createEmitter<JsonFileVersion>();
+  readonly #errors = createEmitter<MeshError>();
+  #current: JsonFileVersion;
+  #lastText: string;
+  /**
+   * The error reported since the last delivered version, if any. Readers mark what they serve
+   * stale on an error, and only a delivered version tells them the file is good again: so after
+   * a failed read (deleted, unreadable) the same text as before is delivered, not skipped as
+   * unchanged. After a parse failure the unchanged text is still the half-written one: skipped.
+   */
+  #failed: 'read' | 'parse' | undefined;
+  #lastStat = '';
+  #watcher: FSWatcher | undefined;
+  #poll: Timer | undefined;
+  #debounce: Timer | undefined;
+  #reading: Promise<void> | undefined;
+  #again = false;
+  #closed = false;
+
+  constructor(options: JsonFileOptions) {
+    this.#options = options;
+    this.path = resolve(options.path);
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? noopLogger;
+    let text: string;
+    try {
+      const st = statSync(this.path);
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+      text = readFileSync(this.path, 'utf8');
+      this.#lastStat = statKey(st);
+    } catch (error) {
+      throw configError(
+        'MESH_CONFIG_FILE',
+        `a readable JSON config file (${(error as Error).message})`,
+        options.path,
+      );
+    }
+    this.#current = { version: 1, value: this.#json(text) };
+    this.#lastText = text;
+    this.#startWatching();
+  }
+
+  current(): JsonFileVersion {
+    return this.#current;
+  }
+
+  onVersion(listener: (v: JsonFileVersion) => void): Disposable {
+    return this.#versions.event(listener);
+  }
+
+  onError(listener: (error: MeshError) => void): Disposable {
+    return this.#errors.event(listener);
+  }
+
+  #json(text: string): unknown {
+    try {
+      // A byte-order mark, as some editors write at the start of a UTF-8 file, is not JSON but
+      // not content either (Node's own JSON `require` drops it too).
+      return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    } catch (error) {
+      throw new MeshError(
+        'MESH_CONFIG_INVALID',
+        `config file ${this.#options.path}: not valid JSON (${(error as Error).message}; ${text.length} bytes, possibly half-written)`,
+        { details: { field: '$', value: text.length > 80 ? `${text.slice(0, 80)}…` : text } },
+      );
+    }
+  }
+
+  #startWatching(): void {
+    const interval = this.#options.pollIntervalMs ?? 2000;
+    try {
+      // Watch the directory: editors and deploy tools replace files by rename, which a watch on
+      // the file itself would lose.
+      const file = basename(this.path);
+      this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, name) => {
+        if (name === null || name.toString() === file) this.#schedule();
+      });
+      this.#watcher.on('error', (error) => {
+        this.#logger.warn('config file watch failed; polling only', { path: this.path, error });
+        this.#watcher?.close();
+        this.#watcher = undefined;
+      });
+    } catch (error) {
+      this.#logger.warn('config file cannot be watched; polling', { path: this.path, error });
+    }
+    const tick = (): void => {
+      if (this.#closed) return;
+      void this.#pollOnce().finally(() => {
+        if (!this.#closed) this.#poll = this.#clock.setTimer(interval, tick);
+      });
+    };
+    this.#poll = this.#clock.setTimer(interval, tick);
+  }
+
+  async #pollOnce(): Promise<void> {
+    try {
+      const key = statKey(await stat(this.path));
+      if (key !== this.#lastStat) await this.reload();
+    } catch {
+      if (this.#lastStat !== 'missing') await this.reload();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#debounce?.cancel();
+    this.#debounce = this.#clock.setTimer(this.#options.debounceMs ?? 20, () => {
+      this.#debounce = undefined;
+      void this.reload();
+    });
+  }
+
+  reload(): Promise<void> {
+    if (this.#reading) {
+      this.#again = true;
+      return this.#reading;
+    }
+    this.#reading = this.#read().finally(() => {
+      this.#reading = undefined;
+      if (this.#again && !this.#closed) {
+        this.#again = false;
+        void this.reload();
+      }
+    });
+    return this.#reading;
+  }
+
+  async #read(): Promise<void> {
+    if (this.#closed) return;
+    let text: string;
+    try {
+      const st = await stat(this.path);
+      this.#lastStat = statKey(st);
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
+      text = await readFile(this.path, 'utf8');
+    } catch (error) {
+      const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      if (missing) {
+        if (this.#lastStat === 'missing') return;
+        this.#lastStat = 'missing';
+      }
+      this.#failed = 'read';
+      this.#errors.fire(
+        new MeshError(
+          'MESH_CONFIG_INVALID',
+          missing
+            ? `config file ${this.#options.path} was deleted; keeping the last good configuration`
+            : `config file ${this.#options.path} cannot be read: ${(error as Error).message}; keeping the last good configuration`,
+          { cause: error, details: { field: 'MESH_CONFIG_FILE', value: this.#options.path } },
+        ),
+      );
+      return;
+    }
+    if (this.#closed || (text === this.#lastText && this.#failed !== 'read')) return;
+    this.#lastText = text;
+    let value: unknown;
+    try {
+      value = this.#json(text);
+    } catch (error) {
+      this.#failed = 'parse';
+      this.#errors.fire(error as MeshError);
+      return;
+    }
+    this.#failed = undefined;
+    this.#current = { version: this.#current.version + 1, value };
+    this.#versions.fire(this.#current);
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#watcher?.close();
+      this.#poll?.cancel();
+      this.#debounce?.cancel();
+      this.#versions.clear();
+      this.#errors.clear();
+    }
+    return Promise.resolve();
+  }
+}
+
+function statKey(st: { mtimeMs: number; size: number; ino: number }): string {
+  return `${st.mtimeMs}:${st.size}:${st.ino}`;
+}
