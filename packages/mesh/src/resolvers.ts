@@ -1,6 +1,9 @@
 import type { Clock, Env, Issues, Logger, Random, Resolver } from '@proxyless/core';
 import {
   type ConsulResolverOptions,
+  checkConsulEnv,
+  checkDnsEnv,
+  checkEtcdEnv,
   consulOptionsFromEnv,
   createConsulResolver,
   createDnsResolver,
@@ -30,23 +33,60 @@ export interface RegistrySettings {
 /**
  * Read the shared registry's variables. With `MESH_REGISTRY` (or `options.registry`) set, only
  * that registry is configured; otherwise each registry whose own variables are present is.
+ * Every `MESH_*` registry variable is checked either way (a bad value of a registry not in use is
+ * still an error), and a variable that selects a registry conflicts with another one named.
+ * `CONSUL_*` variables are checked only when Consul is in use: Consul's own tools read them too.
  */
 export function readRegistryEnv(env: Env, registry: string | undefined, issues: Issues): RegistrySettings {
   const out: RegistrySettings = {};
-  const forced = (kind: string): Env => (registry === kind ? { ...env, MESH_REGISTRY: kind } : env);
-  if (registry === undefined || registry === 'dns') {
-    const dns = issues.try(() => dnsOptionsFromEnv(forced('dns')));
-    if (dns) out.dns = dns;
-  }
-  if (registry === undefined || registry === 'consul') {
-    const consul = issues.try(() => consulOptionsFromEnv(forced('consul')));
-    if (consul) out.consul = consul;
-  }
-  if (registry === undefined || registry === 'etcd') {
-    const etcd = issues.try(() => etcdOptionsFromEnv(forced('etcd')));
-    if (etcd) out.etcd = etcd;
-  }
+  /** The options of `kind` when it is in use; otherwise its `MESH_*` variables are only checked. */
+  const read = <T>(
+    kind: string,
+    options: (env: Env) => T | undefined,
+    check: (env: Env, issues: Issues) => void,
+  ) => {
+    if (registry !== undefined && registry !== kind) {
+      check(env, issues);
+      return undefined;
+    }
+    const before = issues.list.length;
+    const o = issues.try(() => options(registry === kind ? { ...env, MESH_REGISTRY: kind } : env));
+    if (o === undefined && issues.list.length === before) check(env, issues);
+    return o;
+  };
+  const dns = read('dns', dnsOptionsFromEnv, checkDnsEnv);
+  if (dns) out.dns = dns;
+  const consul = read('consul', consulOptionsFromEnv, checkConsulEnv);
+  if (consul) out.consul = consul;
+  const etcd = read('etcd', etcdOptionsFromEnv, checkEtcdEnv);
+  if (etcd) out.etcd = etcd;
+  if (registry !== undefined && registry !== 'dns')
+    selectorConflict(env, registry, ['MESH_DNS_DOMAIN', 'MESH_DNS_SERVERS'], 'dns', issues);
+  if (registry !== undefined && registry !== 'etcd')
+    selectorConflict(env, registry, ['MESH_ETCD_ENDPOINTS'], 'etcd', issues);
   return out;
+}
+
+/**
+ * A variable documented as selecting `kind` while the registry in use is another one: reported,
+ * since it would be silently ignored.
+ */
+function selectorConflict(
+  env: Env,
+  registry: string,
+  names: readonly string[],
+  kind: string,
+  issues: Issues,
+): void {
+  for (const name of names) {
+    const v = env[name];
+    if (v === undefined || v.trim() === '') continue;
+    issues.add(
+      name,
+      `unset while the registry is ${registry} (setting ${name} selects ${kind}; use MESH_REGISTRY=${kind})`,
+      v,
+    );
+  }
 }
 
 export interface ResolverSetInput {

@@ -244,13 +244,31 @@ export function consulOptionsFromEnv(env: Env): ConsulResolverOptions | undefine
       issues.add('CONSUL_PARTITION', 'a partition name (letters, digits, - and _)', partition);
     else out.partition = partition;
   }
+  readConsulMeshEnv(env, issues, out);
+  issues.throwIfAny('invalid Consul environment');
+  return out;
+}
+
+/**
+ * Check every `MESH_CONSUL_*` variable, into `issues`, whether Consul is selected or not: a bad
+ * value is an error even while another registry is in use. (`CONSUL_*` variables belong to
+ * Consul's own tools too, and are checked only when the mesh uses Consul.)
+ */
+export function checkConsulEnv(env: Env, issues: Issues): void {
+  readConsulMeshEnv(env, issues, {});
+}
+
+/** The mesh's own `MESH_CONSUL_*` variables, into `out`; each problem recorded in `issues`. */
+function readConsulMeshEnv(env: Env, issues: Issues, out: ConsulResolverOptions): void {
   const dc = envString(env, 'MESH_CONSUL_DATACENTER');
   if (dc !== undefined) {
     if (!DC.test(dc))
       issues.add('MESH_CONSUL_DATACENTER', 'a datacenter name (letters, digits, - and _)', dc);
     else out.datacenter = dc;
   }
-  const onlyPassing = bool('MESH_CONSUL_ONLY_PASSING');
+  const passing = envString(env, 'MESH_CONSUL_ONLY_PASSING');
+  const onlyPassing =
+    passing === undefined ? undefined : issues.try(() => parseBoolean(passing, 'MESH_CONSUL_ONLY_PASSING'));
   if (onlyPassing !== undefined) out.onlyPassing = onlyPassing;
   const tag = envString(env, 'MESH_CONSUL_TAG');
   if (tag !== undefined) {
@@ -263,6 +281,4 @@ export function consulOptionsFromEnv(env: Env): ConsulResolverOptions | undefine
       issues.add('MESH_CONSUL_ZONE_KEY', 'a meta key (letters, digits, - and _, ≤ 128)', zoneKey);
     else out.zoneMetaKey = zoneKey;
   }
-  issues.throwIfAny('invalid Consul environment');
-  return out;
 }

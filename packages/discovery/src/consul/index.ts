@@ -4,7 +4,7 @@ export {
   DEFAULT_CONSUL_BACKOFF,
   parseRetryAfter,
 } from './backoff.js';
-export { consulEnvVars, consulOptionsFromEnv } from './env.js';
+export { checkConsulEnv, consulEnvVars, consulOptionsFromEnv } from './env.js';
 export {
   type ConsulConnectionOptions,
   ConsulHttp,

@@ -118,10 +118,36 @@ function servers(raw: string, issues: Issues): DnsServer[] {
  */
 export function dnsOptionsFromEnv(env: Env): DnsResolverOptions | undefined {
   const registry = envString(env, 'MESH_REGISTRY')?.toLowerCase();
-  const rawServers = envString(env, 'MESH_DNS_SERVERS');
-  const rawDomain = envString(env, 'MESH_DNS_DOMAIN');
-  if (registry !== 'dns' && rawServers === undefined && rawDomain === undefined) return undefined;
+  if (registry !== 'dns' && !dnsSelectedByEnv(env)) return undefined;
   const issues = new Issues();
+  const options = readDnsEnv(env, issues);
+  if (options.domains === undefined && options.services === undefined) {
+    issues.add(
+      'MESH_DNS_DOMAIN',
+      'a domain (or MESH_DNS_SERVICES) naming what DNS discovery answers for',
+      undefined,
+    );
+  }
+  issues.throwIfAny('invalid DNS discovery environment');
+  return options;
+}
+
+/** Whether a variable that selects DNS discovery is set (`MESH_DNS_SERVERS`, `MESH_DNS_DOMAIN`). */
+export function dnsSelectedByEnv(env: Env): boolean {
+  return envString(env, 'MESH_DNS_SERVERS') !== undefined || envString(env, 'MESH_DNS_DOMAIN') !== undefined;
+}
+
+/**
+ * Check every `MESH_DNS_*` variable, into `issues`, whether DNS discovery is selected or not: a bad
+ * value is an error even while another registry is in use.
+ */
+export function checkDnsEnv(env: Env, issues: Issues): void {
+  readDnsEnv(env, issues);
+}
+
+/** Every `MESH_DNS_*` variable read, each problem recorded in `issues`. */
+function readDnsEnv(env: Env, issues: Issues): DnsResolverOptions {
+  const rawServers = envString(env, 'MESH_DNS_SERVERS');
   const options: DnsResolverOptions = {};
   if (rawServers !== undefined) {
     const s = servers(rawServers, issues);
@@ -131,13 +157,6 @@ export function dnsOptionsFromEnv(env: Env): DnsResolverOptions | undefined {
   if (domains !== undefined) options.domains = domains;
   const services = names(env, 'MESH_DNS_SERVICES', issues);
   if (services !== undefined) options.services = services;
-  if (domains === undefined && services === undefined) {
-    issues.add(
-      'MESH_DNS_DOMAIN',
-      'a domain (or MESH_DNS_SERVICES) naming what DNS discovery answers for',
-      undefined,
-    );
-  }
   const srv = envString(env, 'MESH_DNS_SRV');
   if (srv !== undefined) {
     if (SRV_PREFIX.test(srv)) options.srv = srv.toLowerCase();
@@ -177,6 +196,5 @@ export function dnsOptionsFromEnv(env: Env): DnsResolverOptions | undefined {
         : envString(env, 'MESH_DNS_MAX_REFRESH'),
     );
   }
-  issues.throwIfAny('invalid DNS discovery environment');
   return options;
 }

@@ -85,11 +85,25 @@ export const etcdEnvVars: readonly EnvVarSpec[] = Object.freeze([
  */
 export function etcdOptionsFromEnv(env: Env): EtcdEnvOptions | undefined {
   const registry = envString(env, 'MESH_REGISTRY')?.toLowerCase();
-  const rawEndpoints = envString(env, 'MESH_ETCD_ENDPOINTS');
   if (registry !== undefined && registry !== 'etcd') return undefined;
-  if (registry === undefined && rawEndpoints === undefined) return undefined;
-
+  if (registry === undefined && envString(env, 'MESH_ETCD_ENDPOINTS') === undefined) return undefined;
   const issues = new Issues();
+  const out = readEtcdEnv(env, issues);
+  issues.throwIfAny('etcd environment');
+  return out;
+}
+
+/**
+ * Check every `MESH_ETCD_*` variable, into `issues`, whether etcd is selected or not: a bad value
+ * is an error even while another registry is in use.
+ */
+export function checkEtcdEnv(env: Env, issues: Issues): void {
+  readEtcdEnv(env, issues);
+}
+
+/** Every `MESH_ETCD_*` variable read, each problem recorded in `issues`. */
+function readEtcdEnv(env: Env, issues: Issues): EtcdEnvOptions {
+  const rawEndpoints = envString(env, 'MESH_ETCD_ENDPOINTS');
   const caCert = file(env, 'MESH_ETCD_CACERT', issues);
   const cert = file(env, 'MESH_ETCD_CERT', issues);
   const key = file(env, 'MESH_ETCD_KEY', issues);
@@ -155,7 +169,6 @@ export function etcdOptionsFromEnv(env: Env): EtcdEnvOptions | undefined {
     if (ms !== undefined) leaseTtlSeconds = Math.ceil(ms / 1000);
   }
 
-  issues.throwIfAny('etcd environment');
   const out: EtcdEnvOptions = { endpoints };
   if (prefix !== undefined) out.prefix = prefix;
   if (suffix !== undefined) out.suffix = suffix;

@@ -7,7 +7,7 @@ export {
 } from './client.js';
 export { DEFAULT_MAX_VALUE_BYTES, EtcdServiceState, encodeRegistration, parseEtcdValue } from './codec.js';
 export { type EtcdPrefixPair, type EtcdPrefixWatchOptions, watchEtcdPrefix } from './config-watch.js';
-export { type EtcdEnvOptions, etcdEnvVars, etcdOptionsFromEnv } from './env.js';
+export { checkEtcdEnv, type EtcdEnvOptions, etcdEnvVars, etcdOptionsFromEnv } from './env.js';
 export {
   createEtcdRegistrar,
   type EtcdRegisteredInstance,
