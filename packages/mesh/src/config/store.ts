@@ -30,7 +30,10 @@ export function serviceKey(name: string): string {
   return name.toLowerCase();
 }
 
-/** A warning of one service's merged config (`undefined`: every other service). */
+/**
+ * A warning of one service's merged config; `service: undefined` is a warning of the defaults
+ * (every service that does not override the setting), its `field` prefixed with `defaults.`.
+ */
 export type Warning = ConfigIssue & { service: string | undefined };
 
 /** What checking the merged layers gives: warnings, and the merged settings of each named service. */
@@ -38,6 +41,11 @@ export interface Checked {
   warnings: Warning[];
   /** Services with the same layers share one object. */
   resolved: Map<string, ResolvedPolicy>;
+}
+
+/** What tells one problem from another: its field, expectation and value. */
+function issueKey(i: ConfigIssue): string {
+  return `${i.field}\0${i.expected}\0${JSON.stringify(i.value)}`;
 }
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
@@ -150,6 +158,7 @@ export class ConfigStore {
     // has the same policy (the same patch object: see PolicyMemo).
     const merged = new Map<PolicyPatch, ResolvedPolicy>();
     const ofDefaults = new Set<string>();
+    const warnedDefaults = new Set<string>();
     const one = (service: string | undefined, where: string): void => {
       const own =
         service !== undefined && !this.#optionsServices.has(service)
@@ -165,7 +174,7 @@ export class ConfigStore {
             { field: '', expected: error.message, value: undefined },
           ]) {
             // A problem of the defaults is every service's: said once, not again per service.
-            const key = `${i.field}\0${i.expected}\0${JSON.stringify(i.value)}`;
+            const key = issueKey(i);
             if (service === undefined) ofDefaults.add(key);
             else if (ofDefaults.has(key)) continue;
             issues.add(
@@ -179,7 +188,15 @@ export class ConfigStore {
         if (own !== undefined) merged.set(own, r);
       }
       if (service !== undefined) resolved.set(service, r);
-      for (const w of r.warnings) warnings.push({ ...w, service });
+      // Likewise a warning of the defaults: once, naming them, not once more per service that
+      // inherits it (a document of 1,000 services would flood the admin's event buffer).
+      for (const w of r.warnings) {
+        const key = issueKey(w);
+        if (service === undefined) {
+          warnedDefaults.add(key);
+          warnings.push({ ...w, field: `defaults.${w.field}`, service });
+        } else if (!warnedDefaults.has(key)) warnings.push({ ...w, service });
+      }
     };
     one(undefined, 'every service (defaults)');
     for (const name of names)
