@@ -21,6 +21,7 @@ import {
   RelayController,
   RelayedHandler,
 } from '@proxyless/core';
+import { cancelQueued, holdQueued, type QueuedHold } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 
 /** Where the pick stage gets a connection pool for an endpoint. */
@@ -136,8 +137,11 @@ export function createPickStage(
   ): boolean {
     const ac = new AbortController();
     let inner: Dispatcher.DispatchController | undefined;
+    let sent = false;
     const relay = new RelayController((reason) => {
       if (inner !== undefined) inner.abort(reason);
+      // Sent but still queued in the endpoint's pool: the pick handler takes it back.
+      else if (sent) cancelQueued(ctx, reason);
       else ac.abort(reason);
     });
     handler.onRequestStart?.(relay, {});
@@ -163,6 +167,7 @@ export function createPickStage(
     pickWhenReady(lb, { ...ctx, signal: ac.signal }).then(
       (endpoint) => {
         timer?.cancel();
+        sent = true;
         send(
           lb,
           endpoint,
@@ -204,6 +209,9 @@ export function createPickStage(
       body.once('error', markRequestBodyError);
     }
     const h = new PickHandler(handler, lb, endpoint, ctx, service, clock);
+    // The innermost holder of this attempt: a stage above giving up on it while undici still has
+    // it queued (behind busy connections) takes it back through `cancelQueued`.
+    holdQueued(ctx, h);
     h.dispatching = true;
     try {
       return pool.dispatch(opts, h);
@@ -216,8 +224,10 @@ export function createPickStage(
   }
 }
 
-class PickHandler extends ForwardingHandler {
+class PickHandler extends ForwardingHandler implements QueuedHold {
   #controller: Dispatcher.DispatchController | undefined;
+  /** Set when a stage above gave up on the attempt while undici still had it queued. */
+  #cancelled: Error | undefined;
   #status: number | undefined;
   #latency = 0;
   #ended = false;
@@ -243,7 +253,23 @@ class PickHandler extends ForwardingHandler {
     this.lb.onAttemptEnd(this.endpoint, outcome);
   }
 
+  /**
+   * Give the attempt up before undici started it: its in-flight count ends now (not charged to
+   * the endpoint), the reason goes up at once, and the request is aborted when undici dequeues it.
+   */
+  cancelQueued(reason: Error): boolean {
+    if (this.#controller !== undefined || this.#ended || this.#cancelled !== undefined) return false;
+    this.#cancelled = reason;
+    this.#end({ failure: 'cancelled', latencyMs: this.clock.now() - this.#started });
+    super.onResponseError(undefined as never, reason);
+    return true;
+  }
+
   override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    if (this.#cancelled !== undefined) {
+      controller.abort(this.#cancelled);
+      return;
+    }
     this.#controller = controller;
     super.onRequestStart(controller, context);
   }
@@ -254,6 +280,10 @@ class PickHandler extends ForwardingHandler {
     headers: IncomingHttpHeaders,
     socket: Duplex,
   ): void {
+    if (this.#cancelled !== undefined) {
+      socket.destroy();
+      return;
+    }
     this.#end({ status, latencyMs: this.clock.now() - this.#started });
     super.onRequestUpgrade(c, status, headers, socket);
   }
@@ -264,6 +294,7 @@ class PickHandler extends ForwardingHandler {
     headers: IncomingHttpHeaders,
     text?: string,
   ): void {
+    if (this.#cancelled !== undefined) return;
     if (status >= 200 && this.#status === undefined) {
       this.#status = status;
       this.#latency = this.clock.now() - this.#started;
@@ -272,11 +303,13 @@ class PickHandler extends ForwardingHandler {
   }
 
   override onResponseEnd(c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.#cancelled !== undefined) return;
     this.#end({ status: this.#status ?? 200, latencyMs: this.#latency });
     super.onResponseEnd(c, trailers);
   }
 
   override onResponseError(c: Dispatcher.DispatchController, error: Error): void {
+    if (this.#cancelled !== undefined) return;
     const latencyMs = this.clock.now() - this.#started;
     const aborted = this.#controller?.aborted === true;
     const code = errorCode(error);

@@ -66,8 +66,10 @@ describe('per-try timeout of an attempt queued in the pool', () => {
       });
     }
     expect(server.requests).toBe(1);
-    // Nothing reached the endpoint: the breaker counted no failure and stays closed.
+    // Nothing reached the endpoint: the breaker counted no failure and stays closed, and the
+    // balancer's in-flight count is the one streaming call again.
     expect(m.stats('svc')?.circuitBreaker).toBe('closed');
+    expect(m.stats('svc')?.endpoints[0]).toMatchObject({ inflight: 1, failures: 0 });
 
     for (const f of finish.splice(0)) f();
     expect(await stream.body.text()).toBe('start end');

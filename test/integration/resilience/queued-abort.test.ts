@@ -69,6 +69,9 @@ describe('a caller abort while the attempt is queued in the pool', () => {
         return reason;
       });
       expect(await Promise.all(queued)).toEqual(reasons);
+      // The balancer's in-flight count of the endpoint drops with them (least_request and
+      // peak_ewma must not see the abandoned attempts as load).
+      expect(m.stats('svc')?.endpoints[0]?.inflight).toBe(1);
 
       // Their slots are free: a new call is admitted (it waits in the pool) instead of being refused
       // with MESH_CIRCUIT_OPEN (reason maxRequests) until the hung request ends.
