@@ -22,6 +22,17 @@ export const DOCUMENTS: DocCase[] = [
   ['endpoints in defaults', { defaults: { endpoints: 'a:1' } }, 'defaults.endpoints', 'a:1'],
   ['$schema not a string', { $schema: 1 }, '$schema', 1],
   ['service names differing only in case', { services: { Pay: {}, pay: {} } }, 'services.pay', 'pay'],
+  // names a request never reaches a service under (destinationFor sends them straight through)
+  ['service name localhost', { services: { localhost: {} } }, 'services.localhost', 'localhost'],
+  [
+    'service name under .localhost',
+    { services: { 'api.LOCALHOST': {} } },
+    'services.api.LOCALHOST',
+    'api.LOCALHOST',
+  ],
+  ['service name an IPv4 address', { services: { '10.0.0.1': {} } }, 'services.10.0.0.1', '10.0.0.1'],
+  ['service name all digits', { services: { '123': {} } }, 'services.123', '123'],
+  ['service name ending in a hex number', { services: { 'api.0x1f': {} } }, 'services.api.0x1f', 'api.0x1f'],
   // keys named like Object.prototype members are unknown keys, not schemas
   ['unknown service key toString', svc({ toString: 1 }), 'services.api.toString', 1],
   [

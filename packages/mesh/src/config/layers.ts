@@ -24,7 +24,13 @@ import {
   resilienceSchema,
   resolveResilienceConfig,
 } from '@proxyless/resilience';
-import { configDocumentSchema, policySchema, SERVICE_NAME_PATTERN, serviceEntrySchema } from './schema.js';
+import {
+  configDocumentSchema,
+  policySchema,
+  SERVICE_NAME_CHARS,
+  SERVICE_NAME_PATTERN,
+  serviceEntrySchema,
+} from './schema.js';
 
 /** The policy settings one layer contributes, parsed and validated. */
 export interface PolicyPatch {
@@ -122,8 +128,16 @@ export function readServiceEntry(
  * recorded at `field`. False when the name cannot be used at all.
  */
 export function checkServiceName(name: string, field: string, seen: Set<string>, issues: Issues): boolean {
-  if (!NAME.test(name)) {
+  if (!NAME_CHARS.test(name)) {
     issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
+    return false;
+  }
+  if (!NAME.test(name)) {
+    // Requests to these hosts go straight through (destinationFor): the entry could never apply.
+    const why = /(^|\.)localhost$/i.test(name)
+      ? '`localhost` names are never services (RFC 6761)'
+      : 'a name whose last label is a number is an IPv4 address to URL parsers';
+    issues.add(field, `a service name a request can reach: ${why}`, name);
     return false;
   }
   if (seen.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
@@ -131,6 +145,7 @@ export function checkServiceName(name: string, field: string, seen: Set<string>,
   return true;
 }
 const NAME = new RegExp(SERVICE_NAME_PATTERN);
+const NAME_CHARS = new RegExp(SERVICE_NAME_CHARS);
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v)

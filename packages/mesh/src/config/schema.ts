@@ -49,8 +49,17 @@ export const endpointsSchema = Type.Union(
 /** A service entry of the config document: endpoints plus policy. */
 export const serviceEntrySchema = Fields({ endpoints: Type.Optional(endpointsSchema), ...policyProperties });
 
-/** Service names: letters, digits, `-`, `_` and `.`. */
-export const SERVICE_NAME_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$';
+/** The characters of a service name: letters, digits, `-`, `_` and `.`, alphanumeric at both ends. */
+export const SERVICE_NAME_CHARS = '^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$';
+
+/**
+ * Service names: {@link SERVICE_NAME_CHARS}, less the names a request never reaches a service
+ * under (as `destinationFor` reads a URL host): `localhost` and `*.localhost` (RFC 6761), and
+ * names whose last label is a number (`10.0.0.1`, `123`, `0x1f`), which the WHATWG URL parser
+ * takes for an IPv4 address. JSON Schema patterns have no flags: case is spelled in classes.
+ */
+export const SERVICE_NAME_PATTERN =
+  '^(?!(.*\\.)?[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]$)(?!(.*\\.)?([0-9]+|0[Xx][0-9A-Fa-f]*)$)[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$';
 
 /** The config document (`MESH_CONFIG_FILE`, and later registry config entries). */
 export const configDocumentSchema = Fields(
