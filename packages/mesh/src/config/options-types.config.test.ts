@@ -24,6 +24,16 @@ const rateTrue: PolicyOptions = { rateLimit: true };
 const badType: PolicyOptions = { retry: { maxRetries: 'three' } };
 // @ts-expect-error loadBalancer cannot be turned off
 const lbOff: PolicyOptions = { loadBalancer: false };
+// Readonly arrays compile wherever arrays do (probe2 types: TS2322 for an `as const` retryOn).
+const RETRY_ON = ['connect-failure', '5xx', 'retriable-status-codes'] as const;
+const STATUSES: readonly number[] = [429, 503];
+const readonlyArrays: ServiceOptions = {
+  endpoints: [{ address: '10.0.0.1', port: 8080, tags: ['v2'] as const }] as const,
+  retry: { retryOn: RETRY_ON, retriableStatusCodes: STATUSES, retriableHeaders: ['x-retry'] as const },
+};
+const readonlyDefaults: PolicyOptions = { retry: { retryOn: RETRY_ON } };
+// @ts-expect-error a readonly array still holds only known conditions
+const badReadonly: PolicyOptions = { retry: { retryOn: ['5xx', 'teapot'] as const } };
 const options: MeshOptions = { services: { payments: good }, defaults: { retry: true } };
 
 describe('ServiceOptions (#10)', () => {
@@ -32,6 +42,9 @@ describe('ServiceOptions (#10)', () => {
     for (const bad of [typoField, typoSection, badPolicy, rateTrue, badType, lbOff]) {
       expect(() => createMesh({ env: {}, services: { api: bad } })).toThrowError(/options\.services\.api\./);
     }
+    expect(() => createMesh({ env: {}, services: { api: badReadonly } })).toThrowError(/retryOn/);
+    for (const ok of [readonlyArrays, readonlyDefaults])
+      void createMesh({ env: {}, services: { api: ok } }).close();
     const mesh = createMesh({ env: {}, ...options });
     expect(mesh.config('payments').resilience.retry?.maxRetries).toBe(2);
     void mesh.close();

@@ -88,10 +88,21 @@ export const configDocumentSchema = Fields(
 );
 
 /**
+ * `T` with every array in it readonly, at any depth: options take `as const` arrays and arrays
+ * typed `readonly` as well as plain ones (the mesh never writes to what it is given).
+ */
+export type ReadonlyArrays<T> = T extends readonly (infer U)[]
+  ? readonly ReadonlyArrays<U>[]
+  : T extends object
+    ? { [K in keyof T]: ReadonlyArrays<T[K]> }
+    : T;
+
+/**
  * Policy settings for a service (or for all, in `defaults`), in the config document's shape:
  * every section typed, so editors complete the keys and a misspelt key fails to compile.
+ * Arrays may be readonly (`retryOn: RETRY_ON` with `const RETRY_ON = [...] as const`).
  */
-export type PolicyOptions = Static<typeof policySchema>;
+export type PolicyOptions = ReadonlyArrays<Static<typeof policySchema>>;
 
 /** A service known from options: endpoints (optional if a registry knows it) and policy. */
 export interface ServiceOptions extends PolicyOptions {
