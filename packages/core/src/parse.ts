@@ -4,13 +4,15 @@ import { configError, type MeshError } from './errors.js';
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  µs: 1e-3,
+  // Both micro signs, as Go's time.ParseDuration: U+00B5 (micro sign) and U+03BC (Greek mu).
+  '\u00b5s': 1e-3,
+  '\u03bcs': 1e-3,
   ms: 1,
   s: 1000,
   m: 60_000,
   h: 3_600_000,
 };
-const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
 
 export interface RangeOptions {
   /** Inclusive lower bound. */
@@ -28,7 +30,7 @@ function rangeText(kind: string, o: RangeOptions, unit = ''): string {
 
 /**
  * Parse a duration into milliseconds: a number (ms), plain digits (`"250"` = ms), or Go-style
- * units (`250ms`, `5s`, `1m30s`, `1.5h`, `100us`). Negative and empty values are rejected.
+ * units (`250ms`, `5s`, `1m30s`, `1.5h`, `100us`, `100µs` with either micro sign). Negative and empty values are rejected.
  * @throws MeshError `MESH_CONFIG_INVALID` naming `field` and the value.
  */
 export function parseDuration(value: unknown, field: string, range: RangeOptions = {}): number {

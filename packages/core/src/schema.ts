@@ -96,7 +96,7 @@ export function env(
   return { 'x-env': name, [kEnv]: { name, description, ...more } };
 }
 
-const DURATION_RE = '^\\s*(\\d+(\\.\\d+)?|((\\d+(\\.\\d+)?|\\.\\d+)(ns|us|µs|ms|s|m|h))+)\\s*$';
+const DURATION_RE = '^\\s*(\\d+(\\.\\d+)?|((\\d+(\\.\\d+)?|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)\\s*$';
 
 function rangeText(kind: string, min: number | undefined, max: number | undefined, unit = ''): string {
   if (min !== undefined && max !== undefined) return `${kind} ${min}${unit}..${max}${unit}`;
