@@ -96,6 +96,26 @@ describe('HealthCheckHub: one checker per service and config, shared by its bala
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('a checker for changed settings starts from the verdicts of the one it replaces', async () => {
+    const { clock, answers, balancer, hub } = setup();
+    const eps = testEndpoints(3);
+    answers.set(eps[0]!.id, false);
+    const before = balancer(eps);
+    await clock.advance(0);
+    expect(before.b.stats().endpoints.map((e) => e.checkHealthy)).toEqual([false, true, true]);
+    // A config change (only `jitter`): the destination builds a new balancer, then retires the old.
+    const after = balancer(eps, { healthCheck: { ...hc, jitter: 1 } });
+    before.b.close();
+    expect(hub.size).toBe(1);
+    // Before: every endpoint healthy again until `unhealthyThreshold` probes failed.
+    expect(after.b.stats().endpoints.map((e) => e.checkHealthy)).toEqual([false, true, true]);
+    answers.set(eps[0]!.id, true);
+    await clock.advance(1001);
+    expect(after.b.stats().endpoints.map((e) => e.checkHealthy)).toEqual([true, true, true]);
+    after.b.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('keeps separate checkers for different health-check settings', async () => {
     const { clock, calls, hub, balancer } = setup();
     const eps = testEndpoints(1);

@@ -44,8 +44,19 @@ class Group {
     });
   }
 
+  /**
+   * The checker this one replaces (the same service's, under the settings before a change): its
+   * verdicts seed this one's endpoints, so a changed `interval` does not make a failing endpoint
+   * healthy again for `unhealthyThreshold` probes.
+   */
+  seed: HealthChecker | undefined;
+
   resync(): void {
-    this.checker.sync([...this.tracked.values()].map((t) => t.endpoint));
+    const seed = this.seed;
+    this.checker.sync(
+      [...this.tracked.values()].map((t) => t.endpoint),
+      seed === undefined ? undefined : (id) => seed.verdict(id),
+    );
   }
 }
 
@@ -59,6 +70,8 @@ class Group {
 export class HealthCheckHub {
   readonly #deps: HealthCheckHubDeps;
   readonly #groups = new Map<string, Group>();
+  /** The checker leased last per service: a checker for new settings takes its verdicts over. */
+  readonly #latest = new Map<string, Group>();
 
   constructor(deps: HealthCheckHubDeps) {
     this.#deps = deps;
@@ -81,10 +94,12 @@ export class HealthCheckHub {
       // A holder with a probe of its own (tests inject one) gets a checker of its own.
       if (group !== undefined) return standalone(service, config, probe, this.#deps, onChange);
       group = new Group(service, config, probe, this.#deps);
+      group.seed = this.#latest.get(service)?.checker;
       probes.set(group, probe);
       this.#groups.set(key, group);
     }
     const g = group;
+    this.#latest.set(service, g);
     const holder: Holder = { ids: new Set(), onChange };
     g.holders.add(holder);
     let closed = false;
@@ -122,6 +137,9 @@ export class HealthCheckHub {
         if (g.holders.size === 0) {
           g.checker.close();
           if (this.#groups.get(key) === g) this.#groups.delete(key);
+          if (this.#latest.get(service) === g) this.#latest.delete(service);
+          // A checker that replaced this one has its verdicts by now (seeded at its first sync).
+          for (const other of this.#groups.values()) if (other.seed === g.checker) other.seed = undefined;
         } else if (changed) g.resync();
       },
     };

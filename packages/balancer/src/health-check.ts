@@ -62,8 +62,11 @@ export class HealthChecker {
     this.#deps = deps;
   }
 
-  /** Track exactly these endpoints: start probing new ones, stop removed ones. */
-  sync(endpoints: readonly Endpoint[]): void {
+  /**
+   * Track exactly these endpoints: start probing new ones, stop removed ones. A new endpoint starts
+   * healthy, or with the verdict `initial` gives for it (a checker taking over from another).
+   */
+  sync(endpoints: readonly Endpoint[], initial?: (id: string) => boolean | undefined): void {
     if (this.#closed) return;
     const seen = new Set<string>();
     for (const e of endpoints) {
@@ -75,7 +78,7 @@ export class HealthChecker {
       }
       const target: Target = {
         endpoint: e,
-        healthy: true,
+        healthy: initial?.(e.id) ?? true,
         passes: 0,
         fails: 0,
         timer: undefined,
@@ -97,6 +100,11 @@ export class HealthChecker {
   /** The verdict for `id` (true when unknown). */
   isHealthy(id: string): boolean {
     return this.#targets.get(id)?.healthy ?? true;
+  }
+
+  /** The verdict for `id`, undefined when it is not tracked. */
+  verdict(id: string): boolean | undefined {
+    return this.#targets.get(id)?.healthy;
   }
 
   #schedule(t: Target, delay: number): void {
