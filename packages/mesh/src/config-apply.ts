@@ -110,6 +110,8 @@ export class ConfigApplier {
       services: result.layers.services.size,
     });
     this.#deps.documentEndpoints?.apply(result.layers.endpoints);
+    // A service the document no longer names (and no other registry knows) is no service any more.
+    destinations.dropUnnamed();
     for (const service of changed.keys()) {
       const parts = destinations.byService.get(service)?.refreshPolicy() ?? [];
       if (parts.length > 0) rebuilt.set(service, parts);

@@ -127,12 +127,7 @@ export class DestinationTable {
       const now = this.#deps.clock.now();
       for (const [service, d] of this.#destinations) {
         if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
-        this.#destinations.delete(service);
-        for (const [k, v] of this.#byHost) if (v === d) this.#byHost.delete(k);
-        for (const [k, v] of this.byOrigin) if (v === d) this.byOrigin.delete(k);
-        d.evicted = true;
-        void d.close();
-        this.#deps.events.fire({ type: 'service_removed', service });
+        this.#evict(service, d);
       }
       // Routing targets (traffic management) idle as long are released too: a target an old config
       // version used is not kept forever; the next request to it builds it again.
@@ -143,6 +138,28 @@ export class DestinationTable {
       }
       if (this.#destinations.size > 0 || this.#targetDests.size > 0) this.#armIdleSweep();
     });
+  }
+
+  /**
+   * Release the destinations of services no registry names any more (a service removed from the
+   * config document): their calls in flight finish on the pools they have, and the name is unknown
+   * again — a new call passes through or fails `MESH_UNKNOWN_SERVICE`, as for a cluster Envoy no
+   * longer has — instead of failing `MESH_NO_ENDPOINTS` until idle eviction.
+   */
+  dropUnnamed(): void {
+    const resolvers = this.#deps.resolvers.list;
+    for (const [service, d] of this.#destinations) {
+      if (!resolvers.some((r) => r.match(service) !== undefined)) this.#evict(service, d);
+    }
+  }
+
+  #evict(service: string, d: Destination): void {
+    this.#destinations.delete(service);
+    for (const [k, v] of this.#byHost) if (v === d) this.#byHost.delete(k);
+    for (const [k, v] of this.byOrigin) if (v === d) this.byOrigin.delete(k);
+    d.evicted = true;
+    void d.close();
+    this.#deps.events.fire({ type: 'service_removed', service });
   }
 
   // ---- traffic management: target destinations -------------------------------------------------
