@@ -74,7 +74,8 @@ export class DestinationBreaker {
   #resetTimer: Timer | undefined;
   #rotateTimer: Timer | undefined;
   #trials = 0;
-  #active = 0;
+  /** Attempts in flight, shared with the breakers this one replaced or that replace it. */
+  readonly #counts: { active: number };
   #closed = false;
   readonly #onStateChange: ((state: BreakerState) => void) | undefined;
   /** The latest state changes (up to 100), in order, for tests and logs. */
@@ -88,9 +89,15 @@ export class DestinationBreaker {
       logger?: Logger;
       /** Called on every state change (closed → open → half-open → closed). */
       onStateChange?: (state: BreakerState) => void;
+      /**
+       * The breaker this one replaces (a config reload): its attempts in flight stay counted
+       * against `maxRequests` here, and release into the same count when they end.
+       */
+      previous?: DestinationBreaker;
     },
   ) {
     this.#onStateChange = deps.onStateChange;
+    this.#counts = deps.previous === undefined ? { active: 0 } : deps.previous.#counts;
     this.#config = { ...DEFAULT_CIRCUIT_BREAKER, ...config };
     this.#clock = deps.clock;
     this.#service = deps.service;
@@ -162,7 +169,7 @@ export class DestinationBreaker {
 
   /** Requests in flight through this breaker. */
   get active(): number {
-    return this.#active;
+    return this.#counts.active;
   }
 
   /** Clock time the breaker last opened. */
@@ -194,16 +201,16 @@ export class DestinationBreaker {
   admit(ctx: CallContext): MeshError | 'trial' | 'normal' | 'bypass' {
     if (this.#closed) return 'bypass';
     if (this.#state === 'open') return this.#reject(ctx, 'open', { openedAt: this.#openedAt });
-    if (this.#active >= this.#config.maxRequests) {
+    if (this.#counts.active >= this.#config.maxRequests) {
       return this.#reject(ctx, 'maxRequests', { max: this.#config.maxRequests });
     }
     if (this.#state === 'half-open') {
       if (this.#trials >= this.#config.halfOpenMaxCalls) return this.#reject(ctx, 'half_open_busy');
       this.#trials++;
-      this.#active++;
+      this.#counts.active++;
       return 'trial';
     }
-    this.#active++;
+    this.#counts.active++;
     this.#opossum.emit('fire');
     return 'normal';
   }
@@ -239,7 +246,7 @@ export class DestinationBreaker {
 
   /** The admitted attempt's exchange ended (body end, error or upgrade): free its `maxRequests` slot. */
   release(): void {
-    this.#active--;
+    this.#counts.active--;
   }
 
   /** Record a failure; open when opossum's rule says so (volume reached, error rate above threshold). */

@@ -18,6 +18,31 @@ import type { Dispatcher } from 'undici';
 import type { ConcurrencyLimitConfig, RateLimitConfig } from './config.js';
 import { cancelQueued } from './queued.js';
 
+/** A concurrency limit filter, with its live counts and a way to change its settings in place. */
+export type ConcurrencyLimitFilter = Filter & {
+  readonly active: number;
+  readonly queued: number;
+  /**
+   * New settings for the same counters (a config reload): the calls in flight keep their slots and
+   * release them into the same count, so `max` is checked against every call in flight, whichever
+   * settings admitted it. Queued calls are re-evaluated at once: served while the new `max` allows,
+   * and those beyond the new `queue` (the latest first) fail with `queue_full`; the others keep
+   * their queue timeout.
+   */
+  reconfigure(config: Partial<ConcurrencyLimitConfig> & { max: number }): void;
+  /**
+   * The limit is gone (removed by a reload): the queued calls are served at once, and calls
+   * still reaching this filter pass through.
+   */
+  close(): void;
+};
+
+/** A call waiting for a slot. */
+interface Waiter {
+  readonly grant: () => void;
+  readonly fail: (reason: 'queue_full') => void;
+}
+
 /**
  * A bulkhead: at most `max` exchanges in flight to the destination — each holds its slot until its
  * body ends or fails, not just until the head — and at most `queue` waiting (for `queueTimeoutMs`,
@@ -26,26 +51,28 @@ import { cancelQueued } from './queued.js';
 export function createConcurrencyLimitFilter(
   config: Partial<ConcurrencyLimitConfig> & { max: number },
   options: { service?: string } = {},
-): Filter & { readonly active: number; readonly queued: number } {
-  const max = config.max;
-  const queueSize = config.queue ?? 0;
-  const queueTimeoutMs = config.queueTimeoutMs ?? 0;
+): ConcurrencyLimitFilter {
+  let max = config.max;
+  let queueSize = config.queue ?? 0;
+  let queueTimeoutMs = config.queueTimeoutMs ?? 0;
   let active = 0;
-  const waiting: Array<() => void> = [];
+  let closed = false;
+  const waiting: Waiter[] = [];
 
   const release = (): void => {
-    const grant = waiting.shift();
-    // The slot passes from the releasing exchange to the next waiter: `active` stays the same.
-    if (grant) grant();
+    // The slot passes from the releasing exchange to the next waiter (`active` stays the same),
+    // unless a lowered `max` wants it back.
+    const next = active <= max ? waiting.shift() : undefined;
+    if (next) next.grant();
     else active--;
   };
-  const limitError = (ctx: CallContext, reason: string): MeshError => {
+  const limitError = (ctx: CallContext, reason: string, waitedMs = queueTimeoutMs): MeshError => {
     const service = options.service ?? ctx.service;
     emitCallEvent(ctx, { type: 'rejected', reason, code: 'MESH_CONCURRENCY_LIMIT' });
     return new MeshError(
       'MESH_CONCURRENCY_LIMIT',
       reason === 'queue_timeout'
-        ? `"${service}": waited ${queueTimeoutMs}ms for one of ${max} concurrent slots`
+        ? `"${service}": waited ${waitedMs}ms for one of ${max} concurrent slots`
         : `"${service}": ${max} calls in flight and the queue (${queueSize}) is full`,
       { details: { service, max, queue: queueSize, reason } },
     );
@@ -53,7 +80,7 @@ export function createConcurrencyLimitFilter(
 
   const interceptor: Filter = (dispatch) => (opts, handler) => {
     const ctx = callOf(opts);
-    if (ctx === undefined) return dispatch(opts, handler);
+    if (ctx === undefined || closed) return dispatch(opts, handler);
     if (active < max) {
       active++;
       return dispatch(opts, new Slot(handler, release));
@@ -68,7 +95,7 @@ export function createConcurrencyLimitFilter(
     let left = false;
     const leave = (): void => {
       left = true;
-      const i = waiting.indexOf(grant);
+      const i = waiting.indexOf(waiter);
       if (i >= 0) waiting.splice(i, 1);
       timer?.cancel();
     };
@@ -79,34 +106,60 @@ export function createConcurrencyLimitFilter(
       leave();
       handler.onResponseError?.(relay, reason);
     });
-    const grant = (): void => {
-      leave();
-      dispatch(
-        opts,
-        new Slot(handler, release, relay, (c) => {
-          inner = c;
-        }),
-      );
+    const waiter: Waiter = {
+      grant: () => {
+        leave();
+        dispatch(
+          opts,
+          new Slot(handler, closed ? noRelease : release, relay, (c) => {
+            inner = c;
+          }),
+        );
+      },
+      fail: (reason) => {
+        leave();
+        handler.onResponseError?.(relay, limitError(ctx, reason));
+      },
     };
     handler.onRequestStart?.(relay, {});
     if (relay.aborted) return true;
-    waiting.push(grant);
-    if (queueTimeoutMs > 0) {
+    waiting.push(waiter);
+    const waitMs = queueTimeoutMs;
+    if (waitMs > 0) {
       timer = ctx.clock.setTimer(
-        queueTimeoutMs,
+        waitMs,
         () => {
           leave();
-          handler.onResponseError?.(relay, limitError(ctx, 'queue_timeout'));
+          handler.onResponseError?.(relay, limitError(ctx, 'queue_timeout', waitMs));
         },
         KEEP_ALIVE,
       );
     }
     return true;
   };
-  Object.defineProperty(interceptor, 'active', { get: () => active });
-  Object.defineProperty(interceptor, 'queued', { get: () => waiting.length });
-  return interceptor as Filter & { readonly active: number; readonly queued: number };
+  const filter = interceptor as ConcurrencyLimitFilter;
+  Object.defineProperty(filter, 'active', { get: () => active });
+  Object.defineProperty(filter, 'queued', { get: () => waiting.length });
+  filter.reconfigure = (next) => {
+    max = next.max;
+    queueSize = next.queue ?? 0;
+    queueTimeoutMs = next.queueTimeoutMs ?? 0;
+    // Bounded: each turn takes one waiter off the queue.
+    while (active < max && waiting.length > 0) {
+      active++;
+      (waiting[0] as Waiter).grant();
+    }
+    while (waiting.length > queueSize) (waiting[waiting.length - 1] as Waiter).fail('queue_full');
+  };
+  filter.close = () => {
+    if (closed) return;
+    closed = true;
+    while (waiting.length > 0) (waiting[0] as Waiter).grant();
+  };
+  return filter;
 }
+
+const noRelease = (): void => {};
 
 /** Holds one concurrency slot until the exchange ends (body end, error or upgrade). */
 class Slot extends ForwardingHandler {

@@ -29,15 +29,24 @@ export interface RetryGate {
   leave(): void;
 }
 
-/** A counting gate with a fixed limit. */
-export function createGate(limit: number): RetryGate & { readonly active: number } {
+/**
+ * A counting gate. `setLimit` changes the limit in place (a config reload): retries in flight keep
+ * their places and leave into the same count.
+ */
+export function createGate(
+  limit: number,
+): RetryGate & { readonly active: number; setLimit(limit: number): void } {
   let active = 0;
+  let max = limit;
   return {
     get active() {
       return active;
     },
+    setLimit(next) {
+      max = next;
+    },
     tryEnter() {
-      if (active >= limit) return false;
+      if (active >= max) return false;
       active++;
       return true;
     },

@@ -176,7 +176,8 @@ describe('createPolicyStack over a previous stack: diff before build (#10)', () 
       deps(clock),
       first,
     );
-    expect(gate.rebuilt).toEqual(['retryGate', 'retry']);
+    // Changed in place: retries in flight keep their places, the retry stage keeps its gate.
+    expect(gate.rebuilt).toEqual(['retryGate']);
     // The budget is shared by retry and hedge: both are built over the new one.
     const budget = createPolicyStack(
       resolveResilienceConfig({ ...base, retry: { ...base.retry, budget: { ratio: 0.5 } } }),

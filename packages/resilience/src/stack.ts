@@ -14,7 +14,7 @@ import { createDeadlineFilter, createPerTryTimeoutFilter } from './deadline.js';
 import { createFaultInjectionFilter } from './fault.js';
 import { createHedgeFilter } from './hedge.js';
 import { createConcurrencyLimitFilter, createRateLimitFilter } from './limits.js';
-import { createGate, createRetryFilter, type RetryGate } from './retry.js';
+import { createGate, createRetryFilter } from './retry.js';
 
 /**
  * The order of the policy stages, outermost first: the one place it is written. The overall
@@ -114,11 +114,11 @@ function breakerOf(c: ResilienceConfig) {
   return own;
 }
 
-/** One built stage: what it read, its instance, and how to release it. */
+/** One built stage: what it read, its instance, and how to release it (for its successor, if any). */
 interface Part {
   readonly reads: unknown;
   readonly value: unknown;
-  readonly close: (() => void) | undefined;
+  readonly close: ((successor: unknown) => void) | undefined;
 }
 
 const partsOf = new WeakMap<PolicyStack, ReadonlyMap<PolicyStage, Part>>();
@@ -139,22 +139,44 @@ export function createPolicyStack(
 ): PolicyStack {
   const before = previous === undefined ? undefined : partsOf.get(previous);
   const parts = new Map<PolicyStage, Part>();
+  /** Stages reported: built anew, changed in place, or removed. */
   const rebuilt: PolicyStage[] = [];
-  const stage = <T>(name: PolicyStage, make: () => T, close?: (value: T) => void): T => {
+  /** Stages built anew (new instances): the stages that use them are built anew too. */
+  const built: PolicyStage[] = [];
+  /**
+   * One stage: taken over when its settings are the same; changed in place when `update` can
+   * apply the new settings to the previous instance (its live counters stay); else built anew by
+   * `make`, which gets the previous instance to take its live state over from.
+   */
+  const stage = <T>(
+    name: PolicyStage,
+    make: (previous: T | undefined) => T,
+    close?: (value: T, successor: T | undefined) => void,
+    update?: (value: T, previousReads: unknown) => boolean,
+  ): T => {
     const spec: { reads: (c: ResilienceConfig) => unknown; uses?: readonly string[] } = POLICY_STAGES[name];
     const reads = spec.reads(config);
     const old = before?.get(name);
-    if (
-      old !== undefined &&
-      sameSettings(old.reads, reads) &&
-      !(spec.uses ?? []).some((u) => rebuilt.includes(u as PolicyStage))
-    ) {
-      parts.set(name, old);
-      return old.value as T;
+    const usesNew = (spec.uses ?? []).some((u) => built.includes(u as PolicyStage));
+    if (old !== undefined && !usesNew) {
+      if (sameSettings(old.reads, reads)) {
+        parts.set(name, old);
+        return old.value as T;
+      }
+      if (update?.(old.value as T, old.reads)) {
+        parts.set(name, { reads, value: old.value, close: old.close });
+        rebuilt.push(name);
+        return old.value as T;
+      }
     }
-    const value = make();
-    parts.set(name, { reads, value, close: close ? () => close(value) : undefined });
+    const value = make(old?.value as T | undefined);
+    parts.set(name, {
+      reads,
+      value,
+      close: close ? (successor) => close(value, successor as T | undefined) : undefined,
+    });
     rebuilt.push(name);
+    built.push(name);
     return value;
   };
   const byRole = new Map<PolicyRole, Filter>();
@@ -187,12 +209,28 @@ export function createPolicyStack(
   if (limit !== undefined)
     add(
       'concurrencyLimit',
-      stage('concurrencyLimit', () => createConcurrencyLimitFilter(limit, { service })),
+      stage(
+        'concurrencyLimit',
+        () => createConcurrencyLimitFilter(limit, { service }),
+        (f) => f.close(),
+        (f) => {
+          f.reconfigure(limit);
+          return true;
+        },
+      ),
     );
   const budget = stage('budget', () => new RetryBudget((config.retry ?? DEFAULT_RETRY).budget, clock));
   const cb = config.circuitBreaker;
-  const gate = stage('retryGate', (): RetryGate | undefined =>
-    cb !== undefined ? createGate(cb.maxRetries) : undefined,
+  const gate = stage(
+    'retryGate',
+    () => (cb !== undefined ? createGate(cb.maxRetries) : undefined),
+    undefined,
+    (g) => {
+      // Retries in flight keep their places; a gate is made or dropped with the breaker section.
+      if (g === undefined || cb === undefined) return false;
+      g.setLimit(cb.maxRetries);
+      return true;
+    },
   );
   const retry = config.retry;
   if (retry !== undefined && retrying(config))
@@ -208,14 +246,15 @@ export function createPolicyStack(
     );
   let breaker: DestinationBreaker | undefined;
   if (cb !== undefined) {
-    const built = stage(
+    const built = stage<{ breaker: DestinationBreaker; filter: Filter }>(
       'circuitBreaker',
-      () => {
+      (previous) => {
         const b = new DestinationBreaker(cb, {
           clock,
           service,
           logger: deps.logger,
           ...(deps.onBreakerStateChange ? { onStateChange: deps.onBreakerStateChange } : {}),
+          ...(previous ? { previous: previous.breaker } : {}),
         });
         return { breaker: b, filter: b.filter() };
       },
@@ -230,6 +269,8 @@ export function createPolicyStack(
       createPerTryTimeoutFilter({ perTryTimeoutMs: config.perTryTimeoutMs, service }),
     ),
   );
+  // A stage the previous stack had and this one has not was removed: reported too.
+  for (const name of before?.keys() ?? []) if (!parts.has(name)) rebuilt.push(name);
   const breakerRef = breaker;
   const roles = POLICY_ROLES.filter((role) => byRole.has(role));
   const filters = roles.map((role) => byRole.get(role) as Filter);
@@ -239,11 +280,13 @@ export function createPolicyStack(
     rebuilt,
     circuitBreakerState: () => breakerRef?.state,
     close() {
-      for (const p of parts.values()) p.close?.();
+      for (const p of parts.values()) p.close?.(undefined);
     },
     retire(next) {
-      const kept = new Set(partsOf.get(next)?.values());
-      for (const p of parts.values()) if (!kept.has(p)) p.close?.();
+      const after = partsOf.get(next);
+      const kept = new Set<unknown>();
+      for (const p of after?.values() ?? []) kept.add(p.value);
+      for (const [name, p] of parts) if (!kept.has(p.value)) p.close?.(after?.get(name)?.value);
     },
   };
   partsOf.set(stack, parts);

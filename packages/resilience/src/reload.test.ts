@@ -1,0 +1,189 @@
+import { MeshError, noopLogger, seededRandom } from '@proxyless/core';
+import { scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
+import { describe, expect, it } from 'vitest';
+import { type ResiliencePatch, resolveResilienceConfig } from './config.js';
+import { createPolicyStack, type PolicyStack, withPolicies } from './stack.js';
+
+const deps = (clock: VirtualClock) => ({
+  service: 'api',
+  clock,
+  random: seededRandom(1),
+  logger: noopLogger,
+});
+
+/** What a call ended with: its status, or its error code (and reason, when it has one). */
+function outcome(p: Promise<{ status: number }>): Promise<string> {
+  return p.then(
+    (r) => String(r.status),
+    (e: unknown) =>
+      MeshError.is(e) ? `${e.code}${e.details.reason ? `:${String(e.details.reason)}` : ''}` : 'error',
+  );
+}
+
+/** A reload: the next stack over `current`, which is retired. */
+function reload(current: PolicyStack, patch: ResiliencePatch, clock: VirtualClock): PolicyStack {
+  const next = createPolicyStack(resolveResilienceConfig(patch), deps(clock), current);
+  current.retire(next);
+  return next;
+}
+
+describe('a reload keeps the live counters of the limits (probe3 defect 1)', () => {
+  it('a concurrencyLimit change counts the calls in flight and re-evaluates the queue', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 100 }]);
+    const base = { retry: false, concurrencyLimit: { max: 2, queue: 10, queueTimeoutMs: 1000 } } as const;
+    let stack = createPolicyStack(resolveResilienceConfig(base), deps(clock));
+    const calls: Array<Promise<string>> = [];
+    const start = (n: number): void => {
+      const call = withPolicies(stack.filters, upstream);
+      for (let i = 0; i < n; i++) calls.push(outcome(call(testContext({ clock }))));
+    };
+    start(4); // 2 in flight, 2 queued
+    await clock.advance(0);
+    expect(upstream.calls).toHaveLength(2);
+
+    // Only the queue timeout changes, twice: still 2 in flight, whatever stack admitted them.
+    for (const queueTimeoutMs of [2000, 3000]) {
+      stack = reload(
+        stack,
+        { ...base, concurrencyLimit: { ...base.concurrencyLimit, queueTimeoutMs } },
+        clock,
+      );
+      expect(stack.rebuilt).toEqual(['concurrencyLimit']);
+      start(1);
+      await clock.advance(0);
+      expect(upstream.calls).toHaveLength(2);
+    }
+
+    // The queue shrinks to 1: the latest waiters fail at once (queue_full), the first one stays.
+    stack = reload(stack, { ...base, concurrencyLimit: { max: 2, queue: 1, queueTimeoutMs: 3000 } }, clock);
+    await clock.advance(0);
+    expect(await Promise.all(calls.slice(3))).toEqual([
+      'MESH_CONCURRENCY_LIMIT:queue_full',
+      'MESH_CONCURRENCY_LIMIT:queue_full',
+      'MESH_CONCURRENCY_LIMIT:queue_full',
+    ]);
+
+    // A higher max serves the queued call at once.
+    stack = reload(stack, { ...base, concurrencyLimit: { max: 4, queue: 1, queueTimeoutMs: 3000 } }, clock);
+    await clock.advance(0);
+    expect(upstream.calls).toHaveLength(3);
+    expect(upstream.calls.map((c) => c.at)).toEqual([0, 0, 0]);
+
+    // A lower max: the calls in flight finish, and no new one gets in until they are below it.
+    stack = reload(stack, { ...base, concurrencyLimit: { max: 1, queue: 5, queueTimeoutMs: 3000 } }, clock);
+    start(2);
+    await clock.advance(0);
+    expect(upstream.calls).toHaveLength(3);
+    await clock.advance(100); // the 3 in flight end; the first waiter is served
+    expect(upstream.calls).toHaveLength(4);
+
+    // The limit is turned off: reported, and the queued call is served at once.
+    stack = reload(stack, { retry: false }, clock);
+    expect(stack.rebuilt).toEqual(['concurrencyLimit']);
+    await clock.advance(0);
+    expect(upstream.calls).toHaveLength(5);
+    await clock.advance(100);
+    expect(await Promise.all(calls)).toEqual([
+      '200',
+      '200',
+      '200',
+      'MESH_CONCURRENCY_LIMIT:queue_full',
+      'MESH_CONCURRENCY_LIMIT:queue_full',
+      'MESH_CONCURRENCY_LIMIT:queue_full',
+      '200',
+      '200',
+    ]);
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a queued call keeps the queue timeout it was queued with', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 1000 }]);
+    let stack = createPolicyStack(
+      resolveResilienceConfig({ retry: false, concurrencyLimit: { max: 1, queue: 1, queueTimeoutMs: 50 } }),
+      deps(clock),
+    );
+    const call = withPolicies(stack.filters, upstream);
+    const first = outcome(call(testContext({ clock })));
+    const queued = outcome(call(testContext({ clock })));
+    stack = reload(
+      stack,
+      { retry: false, concurrencyLimit: { max: 1, queue: 1, queueTimeoutMs: 500 } },
+      clock,
+    );
+    await clock.advance(50);
+    expect(await queued).toBe('MESH_CONCURRENCY_LIMIT:queue_timeout');
+    await clock.advance(950);
+    expect(await first).toBe('200');
+    stack.close();
+  });
+
+  it('a circuitBreaker change counts the attempts in flight against maxRequests', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 100 }]);
+    const cb = { maxRequests: 2, volumeThreshold: 10 };
+    let stack = createPolicyStack(resolveResilienceConfig({ retry: false, circuitBreaker: cb }), deps(clock));
+    const calls: Array<Promise<string>> = [];
+    const start = (): void => {
+      calls.push(outcome(withPolicies(stack.filters, upstream)(testContext({ clock }))));
+    };
+    start();
+    start();
+    // An error-rate setting changes (a new breaker), then maxRequests: the 2 in flight still count.
+    stack = reload(stack, { retry: false, circuitBreaker: { ...cb, volumeThreshold: 11 } }, clock);
+    expect(stack.rebuilt).toEqual(['circuitBreaker']);
+    start();
+    stack = reload(
+      stack,
+      { retry: false, circuitBreaker: { ...cb, volumeThreshold: 11, maxRequests: 3 } },
+      clock,
+    );
+    start();
+    start();
+    await clock.advance(0);
+    expect(upstream.calls).toHaveLength(3);
+    await clock.advance(100);
+    expect(await Promise.all(calls)).toEqual([
+      '200',
+      '200',
+      'MESH_CIRCUIT_OPEN:maxRequests',
+      '200',
+      'MESH_CIRCUIT_OPEN:maxRequests',
+    ]);
+    // Every attempt released its slot into the one count.
+    start();
+    await clock.advance(100);
+    expect(await calls[5]).toBe('200');
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a circuitBreaker.maxRetries change keeps the retries in flight counted', async () => {
+    const clock = new VirtualClock();
+    const slow = { status: 200, delayMs: 100 };
+    const upstream = scriptedUpstream(['503', slow, '503', slow, '503', slow]);
+    const patch = (maxRetries: number) =>
+      ({
+        retry: { maxRetries: 1, retryOn: ['5xx'], backoff: { baseMs: 0, maxMs: 0 } },
+        circuitBreaker: { maxRetries },
+      }) as const;
+    let stack = createPolicyStack(resolveResilienceConfig(patch(1)), deps(clock));
+    const call = (): Promise<string> =>
+      outcome(withPolicies(stack.filters, upstream)(testContext({ clock })));
+    const a = call();
+    await clock.advance(0); // a's retry is in flight
+    expect(upstream.calls).toHaveLength(2);
+    stack = reload(stack, patch(2), clock);
+    expect(stack.rebuilt).toEqual(['retryGate']);
+    const b = call(); // its retry is the second one in flight
+    await clock.advance(0);
+    const c = call(); // its retry would be the third
+    await clock.advance(0);
+    expect(upstream.calls).toHaveLength(5);
+    await clock.advance(100);
+    expect(await Promise.all([a, b, c])).toEqual(['200', '200', '503']);
+    stack.close();
+  });
+});
