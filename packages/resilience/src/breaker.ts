@@ -64,6 +64,8 @@ function isFailure(error: unknown): boolean {
  */
 export class DestinationBreaker {
   readonly #config: CircuitBreakerConfig;
+  /** `maxRequests`, which a reload may change in place ({@link setMaxRequests}). */
+  #maxRequests: number;
   readonly #clock: Clock;
   readonly #service: string;
   readonly #logger: Logger;
@@ -99,6 +101,7 @@ export class DestinationBreaker {
     this.#onStateChange = deps.onStateChange;
     this.#counts = deps.previous === undefined ? { active: 0 } : deps.previous.#counts;
     this.#config = { ...DEFAULT_CIRCUIT_BREAKER, ...config };
+    this.#maxRequests = this.#config.maxRequests;
     this.#clock = deps.clock;
     this.#service = deps.service;
     this.#logger = deps.logger ?? noopLogger;
@@ -201,8 +204,8 @@ export class DestinationBreaker {
   admit(ctx: CallContext): MeshError | 'trial' | 'normal' | 'bypass' {
     if (this.#closed) return 'bypass';
     if (this.#state === 'open') return this.#reject(ctx, 'open', { openedAt: this.#openedAt });
-    if (this.#counts.active >= this.#config.maxRequests) {
-      return this.#reject(ctx, 'maxRequests', { max: this.#config.maxRequests });
+    if (this.#counts.active >= this.#maxRequests) {
+      return this.#reject(ctx, 'maxRequests', { max: this.#maxRequests });
     }
     if (this.#state === 'half-open') {
       if (this.#trials >= this.#config.halfOpenMaxCalls) return this.#reject(ctx, 'half_open_busy');
@@ -264,6 +267,34 @@ export class DestinationBreaker {
     if (this.#state === 'open') return;
     if (this.#opossum.opened) this.#toOpen();
     else this.#opossum.open(); // emits 'open', which moves this breaker to open
+  }
+
+  /**
+   * A new `maxRequests` (a config reload): checked against the attempts in flight from now on;
+   * the state, the window and the counts stay.
+   */
+  setMaxRequests(max: number): void {
+    this.#maxRequests = max;
+  }
+
+  /**
+   * Replaced by `successor` (a config reload that changed the error-rate settings), or removed
+   * (no successor): {@link close}, and report the state the destination is left in when it is not
+   * this breaker's — `successor`'s, or `closed` when the destination has no breaker any more — so
+   * whoever follows `onStateChange` (events, the state gauge) is never left with a stale state.
+   */
+  retire(successor?: DestinationBreaker): void {
+    if (this.#closed) return;
+    this.close();
+    const now = successor === undefined ? 'closed' : successor.state;
+    if (now === this.#state) return;
+    this.#logger.info(
+      successor === undefined
+        ? `circuit breaker for "${this.#service}" removed`
+        : `circuit breaker for "${this.#service}" replaced; it is ${now}`,
+      { service: this.#service, state: now },
+    );
+    this.#onStateChange?.(now);
   }
 
   /**

@@ -187,3 +187,61 @@ describe('a reload keeps the live counters of the limits (probe3 defect 1)', () 
     stack.close();
   });
 });
+
+describe('a reload keeps or reports the breaker state (probe3 defect 2)', () => {
+  const cb = { volumeThreshold: 5, resetTimeoutMs: 30_000, maxRequests: 10 };
+
+  /** A stack whose breaker a 503 storm opened, and the state changes it reported. */
+  async function opened(clock: VirtualClock): Promise<{ stack: PolicyStack; states: string[] }> {
+    const states: string[] = [];
+    const stack = createPolicyStack(resolveResilienceConfig({ retry: false, circuitBreaker: cb }), {
+      ...deps(clock),
+      onBreakerStateChange: (s) => states.push(s),
+    });
+    const call = withPolicies(stack.filters, scriptedUpstream(['503']));
+    for (let i = 0; i < 6; i++) await outcome(call(testContext({ clock })));
+    expect(stack.circuitBreakerState()).toBe('open');
+    expect(states).toEqual(['open']);
+    return { stack, states };
+  }
+
+  it('a maxRequests change keeps the open breaker', async () => {
+    const clock = new VirtualClock();
+    const { stack: first, states } = await opened(clock);
+    const stack = reload(first, { retry: false, circuitBreaker: { ...cb, maxRequests: 11 } }, clock);
+    expect(stack.rebuilt).toEqual(['circuitBreaker']);
+    expect(stack.circuitBreakerState()).toBe('open');
+    const upstream = scriptedUpstream([200]);
+    expect(await outcome(withPolicies(stack.filters, upstream)(testContext({ clock })))).toBe(
+      'MESH_CIRCUIT_OPEN:open',
+    );
+    expect(upstream.calls).toHaveLength(0);
+    // … and its reset timer: half-open after resetTimeout, closed by a good trial.
+    await clock.advance(30_000);
+    expect(await outcome(withPolicies(stack.filters, upstream)(testContext({ clock })))).toBe('200');
+    expect(states).toEqual(['open', 'half-open', 'closed']);
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('an error-rate change resets the breaker and reports it closed', async () => {
+    const clock = new VirtualClock();
+    const { stack: first, states } = await opened(clock);
+    const stack = reload(first, { retry: false, circuitBreaker: { ...cb, volumeThreshold: 6 } }, clock);
+    expect(stack.circuitBreakerState()).toBe('closed');
+    expect(states).toEqual(['open', 'closed']);
+    stack.close();
+    expect(states).toEqual(['open', 'closed']);
+  });
+
+  it('a breaker removed while open reports closed', async () => {
+    const clock = new VirtualClock();
+    const { stack: first, states } = await opened(clock);
+    const stack = reload(first, { retry: false, circuitBreaker: false }, clock);
+    expect(stack.rebuilt).toEqual(expect.arrayContaining(['circuitBreaker']));
+    expect(stack.circuitBreakerState()).toBeUndefined();
+    expect(states).toEqual(['open', 'closed']);
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+});

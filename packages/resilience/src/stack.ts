@@ -114,11 +114,21 @@ function breakerOf(c: ResilienceConfig) {
   return own;
 }
 
+type BreakerReads = ReturnType<typeof breakerOf>;
+
+/** What the breaker's error-rate state machine reads: all it reads but its `maxRequests` threshold. */
+function errorRateOf(reads: BreakerReads) {
+  if (reads === undefined) return undefined;
+  const { maxRequests: _m, ...rest } = reads;
+  return rest;
+}
+
 /** One built stage: what it read, its instance, and how to release it (for its successor, if any). */
 interface Part {
   readonly reads: unknown;
   readonly value: unknown;
-  readonly close: ((successor: unknown) => void) | undefined;
+  /** `retired`: replaced by `successor` or removed by a reload, not closed with its stack. */
+  readonly close: ((successor: unknown, retired: boolean) => void) | undefined;
 }
 
 const partsOf = new WeakMap<PolicyStack, ReadonlyMap<PolicyStage, Part>>();
@@ -151,7 +161,7 @@ export function createPolicyStack(
   const stage = <T>(
     name: PolicyStage,
     make: (previous: T | undefined) => T,
-    close?: (value: T, successor: T | undefined) => void,
+    close?: (value: T, successor: T | undefined, retired: boolean) => void,
     update?: (value: T, previousReads: unknown) => boolean,
   ): T => {
     const spec: { reads: (c: ResilienceConfig) => unknown; uses?: readonly string[] } = POLICY_STAGES[name];
@@ -173,7 +183,7 @@ export function createPolicyStack(
     parts.set(name, {
       reads,
       value,
-      close: close ? (successor) => close(value, successor as T | undefined) : undefined,
+      close: close ? (successor, retired) => close(value, successor as T | undefined, retired) : undefined,
     });
     rebuilt.push(name);
     built.push(name);
@@ -212,7 +222,9 @@ export function createPolicyStack(
       stage(
         'concurrencyLimit',
         () => createConcurrencyLimitFilter(limit, { service }),
-        (f) => f.close(),
+        (f, _successor, retired) => {
+          if (retired) f.close();
+        },
         (f) => {
           f.reconfigure(limit);
           return true;
@@ -258,7 +270,14 @@ export function createPolicyStack(
         });
         return { breaker: b, filter: b.filter() };
       },
-      (x) => x.breaker.close(),
+      (x, successor, retired) => (retired ? x.breaker.retire(successor?.breaker) : x.breaker.close()),
+      (x, previousReads) => {
+        // Only maxRequests changed: the same breaker, state and window kept, checks the new one.
+        if (!sameSettings(errorRateOf(previousReads as BreakerReads), errorRateOf(breakerOf(config))))
+          return false;
+        x.breaker.setMaxRequests(cb.maxRequests);
+        return true;
+      },
     );
     breaker = built.breaker;
     add('circuitBreaker', built.filter);
@@ -280,13 +299,13 @@ export function createPolicyStack(
     rebuilt,
     circuitBreakerState: () => breakerRef?.state,
     close() {
-      for (const p of parts.values()) p.close?.(undefined);
+      for (const p of parts.values()) p.close?.(undefined, false);
     },
     retire(next) {
       const after = partsOf.get(next);
       const kept = new Set<unknown>();
       for (const p of after?.values() ?? []) kept.add(p.value);
-      for (const [name, p] of parts) if (!kept.has(p.value)) p.close?.(after?.get(name)?.value);
+      for (const [name, p] of parts) if (!kept.has(p.value)) p.close?.(after?.get(name)?.value, true);
     },
   };
   partsOf.set(stack, parts);
