@@ -79,6 +79,8 @@ export class DestinationBreaker {
   /** Attempts in flight, shared with the breakers this one replaced or that replace it. */
   readonly #counts: { active: number };
   #closed = false;
+  /** The breaker that replaced this one (a config reload): it admits and counts for it. */
+  #successor: DestinationBreaker | undefined;
   readonly #onStateChange: ((state: BreakerState) => void) | undefined;
   /** The latest state changes (up to 100), in order, for tests and logs. */
   readonly transitions: Array<{ at: number; state: BreakerState }> = [];
@@ -236,6 +238,10 @@ export class DestinationBreaker {
    */
   record(kind: 'trial' | 'normal', status: number | undefined, error: unknown): void {
     const failed = error !== undefined ? isFailure(error) : (status ?? 0) >= 500;
+    if (this.#successor !== undefined) {
+      this.#current().#recordForwarded(status, error);
+      return;
+    }
     if (kind === 'trial') {
       if (this.#state !== 'half-open') return;
       if (failed) this.#toOpen();
@@ -245,6 +251,23 @@ export class DestinationBreaker {
     }
     if (failed) this.#failed();
     else if (!this.#closed) this.#opossum.emit('success');
+  }
+
+  /** The breaker in force: this one, or the last of the breakers that replaced it. */
+  #current(): DestinationBreaker {
+    let b: DestinationBreaker = this;
+    while (b.#successor !== undefined) b = b.#successor;
+    return b;
+  }
+
+  /**
+   * The outcome of an attempt a replaced breaker admitted: it counts here as an attempt of this
+   * window (its admission was counted in the replaced breaker's window, which is gone).
+   */
+  #recordForwarded(status: number | undefined, error: unknown): void {
+    if (this.#closed) return;
+    this.#opossum.emit('fire');
+    this.record('normal', status, error);
   }
 
   /** The admitted attempt's exchange ended (body end, error or upgrade): free its `maxRequests` slot. */
@@ -285,6 +308,7 @@ export class DestinationBreaker {
    */
   retire(successor?: DestinationBreaker): void {
     if (this.#closed) return;
+    this.#successor = successor;
     this.close();
     const now = successor === undefined ? 'closed' : successor.state;
     if (now === this.#state) return;
@@ -299,7 +323,9 @@ export class DestinationBreaker {
 
   /**
    * Stop the timers and release opossum. Attempts still arriving (retries of calls in flight when
-   * the destination's policy was replaced) pass straight through.
+   * the destination's policy was replaced) go to the breaker that replaced this one
+   * ({@link retire}), which admits them and counts their outcomes, as it does the outcomes of the
+   * attempts in flight; with none (closed, or removed), they pass straight through.
    */
   close(): void {
     this.#closed = true;
@@ -313,13 +339,15 @@ export class DestinationBreaker {
     return (dispatch) => (opts, handler) => {
       const ctx = callOf(opts);
       if (ctx === undefined) return dispatch(opts, handler);
-      const admitted = this.admit(ctx);
+      // A retired breaker's filter (retries of calls in flight) admits through its successor.
+      const breaker = this.#successor === undefined ? this : this.#current();
+      const admitted = breaker.admit(ctx);
       if (admitted === 'bypass') return dispatch(opts, handler);
       if (typeof admitted !== 'string') {
         failDispatch(handler, admitted);
         return true;
       }
-      const exchange = new BreakerExchange(handler, this, admitted);
+      const exchange = new BreakerExchange(handler, breaker, admitted);
       holdQueued(ctx, exchange);
       return dispatch(opts, exchange);
     };

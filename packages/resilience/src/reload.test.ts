@@ -245,3 +245,63 @@ describe('a reload keeps or reports the breaker state (probe3 defect 2)', () => 
     expect(clock.pendingTimers).toBe(0);
   });
 });
+
+describe('a replaced breaker hands the calls in flight to its successor (probe3 defect 3)', () => {
+  const retry = { maxRetries: 4, retryOn: ['5xx'], backoff: { baseMs: 100, maxMs: 100 } } as const;
+
+  it('retries of calls in flight are admitted by the breaker in force', async () => {
+    const clock = new VirtualClock();
+    const quick = { status: 503, delayMs: 10 };
+    const upstream = scriptedUpstream([quick, quick, quick, { status: 503, delayMs: 500 }]);
+    const cb = { volumeThreshold: 1000, maxRequests: 10 };
+    let stack = createPolicyStack(resolveResilienceConfig({ retry, circuitBreaker: cb }), deps(clock));
+    const call = withPolicies(stack.filters, upstream);
+    const calls = [0, 1, 2].map(() => outcome(call(testContext({ clock }))));
+    await clock.advance(10); // the first attempts failed: the calls wait in backoff
+    expect(upstream.calls).toHaveLength(3);
+    // A new breaker (an error-rate setting changed) that admits one attempt at a time.
+    stack = reload(stack, { retry, circuitBreaker: { volumeThreshold: 999, maxRequests: 1 } }, clock);
+    expect(stack.rebuilt).toEqual(['circuitBreaker']);
+    // The retries (full jitter: within 100ms): one admitted, two refused (their callers get the 503).
+    await clock.advance(100);
+    expect(upstream.calls).toHaveLength(4);
+    for (let i = 0; i < 4; i++) await clock.advance(600);
+    expect(await Promise.all(calls)).toEqual(['503', '503', '503']);
+    expect(upstream.calls).toHaveLength(7); // 3 first attempts, then 4 retries of one call
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('outcomes of attempts in flight count in the new breaker', async () => {
+    const clock = new VirtualClock();
+    const slow503 = { status: 503, delayMs: 10 };
+    const upstream = scriptedUpstream([slow503, slow503, 200]);
+    const patch = (volumeThreshold: number) =>
+      ({ retry: false, circuitBreaker: { volumeThreshold, resetTimeoutMs: 1000 } }) as const;
+    let stack = createPolicyStack(resolveResilienceConfig(patch(100)), deps(clock));
+    const call = withPolicies(stack.filters, upstream);
+    const calls = [0, 1].map(() => outcome(call(testContext({ clock }))));
+    await clock.advance(0);
+    stack = reload(stack, patch(2), clock);
+    await clock.advance(10); // two 503s, admitted by the old breaker, counted by the new one
+    expect(await Promise.all(calls)).toEqual(['503', '503']);
+    expect(stack.circuitBreakerState()).toBe('open');
+    stack.close();
+  });
+
+  it('a breaker removed lets the retries of calls in flight through', async () => {
+    const clock = new VirtualClock();
+    const upstream = scriptedUpstream([{ status: 503, delayMs: 10 }]);
+    const cb = { volumeThreshold: 1000, maxRequests: 1 };
+    let stack = createPolicyStack(resolveResilienceConfig({ retry, circuitBreaker: cb }), deps(clock));
+    const call = withPolicies(stack.filters, upstream);
+    const first = outcome(call(testContext({ clock })));
+    await clock.advance(10);
+    stack = reload(stack, { retry, circuitBreaker: false }, clock);
+    const second = outcome(withPolicies(stack.filters, upstream)(testContext({ clock })));
+    for (let i = 0; i < 5; i++) await clock.advance(110);
+    expect(await Promise.all([first, second])).toEqual(['503', '503']);
+    expect(upstream.calls).toHaveLength(10); // both calls made all their attempts
+    stack.close();
+  });
+});
