@@ -22,18 +22,30 @@ export const embeddedEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'host:port[=weight] list',
     defaultValue: '—',
     description:
-      'Endpoints of one service, e.g. `MESH_ENDPOINTS_PAYMENTS_V2=10.0.0.1:8080,[::1]:8081=3`. The suffix is the service name upper-cased with `-` and `.` as `_`; `=n` sets a relative weight.',
+      'Endpoints of one service, e.g. `MESH_ENDPOINTS_PAYMENTS_V2=10.0.0.1:8080,[::1]:8081=3`. The suffix is the service name upper-cased with `-` and `.` as `_` (every spelling of it is the one service); `=n` sets a relative weight.',
   },
 ]);
 
 export interface EnvResolverOptions {
   env: Env;
   clock?: Clock;
+  /**
+   * Service names declared elsewhere (the mesh's code options): a host whose variable suffix is
+   * one of theirs is that service, in that spelling.
+   */
+  names?: readonly string[];
+}
+
+/** The variable suffix of a service name: upper-cased, with `-` and `.` as `_`. */
+function suffixOf(name: string): string {
+  return name.toUpperCase().replace(/[-.]/g, '_');
 }
 
 /**
  * Services from `MESH_ENDPOINTS_<SERVICE>` variables. A host matches when its name, upper-cased
  * with `-` and `.` as `_`, is a variable suffix (`payments-v2` ↔ `MESH_ENDPOINTS_PAYMENTS_V2`).
+ * Every spelling of one suffix (`payments-v2`, `payments_v2`, `payments.v2`) is one service, so one
+ * destination and one policy: the spelling `names` declares, else the first spelling a host used.
  *
  * @throws MeshError `MESH_CONFIG_INVALID` naming every bad variable and its value.
  */
@@ -41,7 +53,12 @@ export function createEnvResolver(options: EnvResolverOptions): Resolver {
   const issues = new Issues();
   const bySuffix = readEnvEndpoints(options.env, issues);
   issues.throwIfAny('invalid environment');
-  return new EnvResolver(bySuffix, options.clock ?? systemClock);
+  const canonical = new Map<string, string>();
+  for (const name of options.names ?? []) {
+    const suffix = suffixOf(name);
+    if (bySuffix.has(suffix) && !canonical.has(suffix)) canonical.set(suffix, name.toLowerCase());
+  }
+  return new EnvResolver(bySuffix, canonical, options.clock ?? systemClock);
 }
 
 /**
@@ -65,20 +82,34 @@ export function readEnvEndpoints(env: Env, issues: Issues): Map<string, readonly
 
 class EnvResolver extends FixedResolver {
   readonly #suffixes: ReadonlyMap<string, readonly Endpoint[]>;
-  constructor(bySuffix: ReadonlyMap<string, readonly Endpoint[]>, clock: Clock) {
-    // The service map is filled lazily by host name: the env names the suffix, the URL the service.
+  /** Variable suffix → the service's name (one per suffix, whatever the host's spelling). */
+  readonly #canonical: Map<string, string>;
+  /** Service name → endpoints, filled as names are matched (read by the watches). */
+  readonly #services: Map<string, readonly Endpoint[]>;
+
+  constructor(
+    bySuffix: ReadonlyMap<string, readonly Endpoint[]>,
+    canonical: Map<string, string>,
+    clock: Clock,
+  ) {
     const services = new Map<string, readonly Endpoint[]>();
+    for (const [suffix, name] of canonical) services.set(name, bySuffix.get(suffix)!);
     super('env', services, clock);
     this.#suffixes = bySuffix;
-    this.#byHost = services;
+    this.#canonical = canonical;
+    this.#services = services;
   }
-  readonly #byHost: Map<string, readonly Endpoint[]>;
 
   override match(host: string): string | undefined {
-    if (this.#byHost.has(host)) return host;
-    const endpoints = this.#suffixes.get(host.toUpperCase().replace(/[-.]/g, '_'));
+    const suffix = suffixOf(host);
+    const known = this.#canonical.get(suffix);
+    if (known !== undefined) return known;
+    const endpoints = this.#suffixes.get(suffix);
     if (endpoints === undefined) return undefined;
-    this.#byHost.set(host, endpoints);
-    return host;
+    // No declared spelling: the first host that names the service names it from then on.
+    const name = host.toLowerCase();
+    this.#canonical.set(suffix, name);
+    this.#services.set(name, endpoints);
+    return name;
   }
 }

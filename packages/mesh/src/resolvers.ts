@@ -119,7 +119,7 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
   }
   if (Object.keys(staticServices).length > 0)
     owned.push(createStaticResolver({ services: staticServices, clock }));
-  owned.push(createEnvResolver({ env, clock }));
+  owned.push(createEnvResolver({ env, clock, names: Object.keys(options.services ?? {}) }));
 
   // The config file's endpoints: the file itself is a config source the mesh validates and applies.
   if (input.documentEndpoints) owned.push(input.documentEndpoints);
