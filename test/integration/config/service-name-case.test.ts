@@ -23,7 +23,7 @@ describe('a service name with capitals keeps its policy (probe2 case.ts)', () =>
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const retry = (maxRetries: number) => ({ maxRetries, retryOn: ['5xx'], backoff: { base: 1 } });
+  const retry = (maxRetries: number) => ({ maxRetries, retryOn: ['5xx' as const], backoff: { base: 1 } });
   /** Upstream attempts of one call to `url`. */
   const attempts = async (mesh: ReturnType<typeof createMesh>, url: string): Promise<number> => {
     const before = failing.requests;
