@@ -158,9 +158,11 @@ export type MeshEvent =
       /** Per live service, the policy sections whose effective settings changed. */
       changed: ReadonlyMap<string, readonly PolicyRole[]>;
       /**
-       * Per live destination (service, or routing target by its ID), what the change built anew:
-       * `balancer` and stack stages (`retry`, `circuitBreaker`, shared state `budget`, `retryGate`).
-       * Everything not listed kept its instance and state; an unchanged document lists nothing.
+       * Per live destination (service, or routing target by its ID), what the change touched:
+       * `balancer` and stack stages (`retry`, `circuitBreaker`, shared state `budget`, `retryGate`)
+       * built anew, changed in place (a new `concurrencyLimit.max` or `circuitBreaker.maxRequests`
+       * applies to the live counters) or removed. Everything not listed kept its instance and
+       * state; an unchanged document lists nothing.
        */
       rebuilt: ReadonlyMap<string, readonly string[]>;
       /** Config entries from Consul: the service whose discovery chain this is. */
