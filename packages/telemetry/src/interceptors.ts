@@ -241,8 +241,9 @@ class AttemptHandler extends ForwardingHandler {
       // that lost, cancelled after the winner answered, must not become the one that answered.
       if (recorder && ep !== undefined) recorder.lastEndpoint ??= ep;
       // The caller stopping the call is not the endpoint's failure, nor is a hedge that lost the
-      // race and was cancelled when another attempt answered.
-      const aborted = failed && (recorder?.callerAborted === true || lostHedge(error));
+      // race and was cancelled when another attempt answered, nor an attempt a timeout gave up
+      // while it still waited in the endpoint's pool (never sent).
+      const aborted = failed && (recorder?.callerAborted === true || lostHedge(error) || neverSent(error));
       this.#deps.metrics?.recordAttempt(
         this.#ctx.service,
         ep?.id ?? '',
@@ -275,6 +276,11 @@ class AttemptHandler extends ForwardingHandler {
       // Never let a telemetry failure reach the caller's handler.
     }
   }
+}
+
+/** An attempt given up while it waited in the endpoint's pool: nothing reached the endpoint. */
+function neverSent(error: Error): boolean {
+  return (error as { details?: { sent?: unknown } }).details?.sent === false;
 }
 
 /** A hedged attempt the mesh cancelled because another attempt of the call answered first. */

@@ -233,4 +233,30 @@ describe('one logical call, accounted once', () => {
       await fast.close();
     }
   });
+  it('counts an attempt a per-try timeout gave up while it waited in the pool as cancelled, not an endpoint error', async () => {
+    const registry = new Registry();
+    const m = mesh({
+      env: {},
+      metrics: { registry },
+      services: {
+        queued: {
+          endpoints: upstream.address,
+          perTryTimeout: '100ms',
+          retry: false,
+          circuitBreaker: { maxConnections: 1 },
+        },
+      },
+    });
+    // The one connection streams; the next call waits in the pool until its per-try timeout.
+    const streaming = await m.request('http://queued/stream');
+    await expect(m.request('http://queued/x')).rejects.toMatchObject({
+      code: 'MESH_TIMEOUT',
+      details: { limit: 'perTry', sent: false },
+    });
+    const attempts = seriesOf(await registry.metrics(), 'mesh_attempts_total{');
+    // Before: outcome="error" for the endpoint, which never saw the request.
+    expect(attempts.filter((l) => l.includes('outcome="error"'))).toEqual([]);
+    expect(attempts.find((l) => l.includes('outcome="cancelled"'))).toMatch(/ 1$/);
+    streaming.body.destroy();
+  });
 });
