@@ -112,7 +112,8 @@ const entrySet = fc
         Splits: g.webSplit.map((i, k) => ({
           Weight: w1[k],
           ...pool[i],
-          RequestHeaders: { Set: { 'x-split': String(k) } },
+          RequestHeaders: { Set: { 'x-split': String(k) }, Remove: ['x-a'] },
+          ResponseHeaders: { Set: { 'x-resp': `web${k}` } },
         })),
       });
     }
@@ -121,7 +122,13 @@ const entrySet = fc
         Kind: 'service-splitter',
         Name: 'a',
         Splits: [
-          { Weight: w2[0], ServiceSubset: 'v1' },
+          // Header edits on both levels: flattening merges the outer split's into these.
+          {
+            Weight: w2[0],
+            ServiceSubset: 'v1',
+            RequestHeaders: { Set: { 'x-split': 'a0' }, Add: { 'x-a': '1' }, Remove: ['x-b'] },
+            ResponseHeaders: { Set: { 'x-resp': 'a0', 'x-a': '1' } },
+          },
           { Weight: w2[1], Service: 'b' },
         ],
       });
@@ -155,6 +162,7 @@ function view(d: RouteDecision): unknown {
     d.requestTimeoutMs,
     d.retry,
     d.requestHeaders,
+    d.responseHeaders,
   ];
 }
 
@@ -192,6 +200,12 @@ describe('discovery chain: the double and the mesh compiler agree', () => {
         for (const [service, consul] of compiled) {
           const fromConsul = chainFromConsul({ Chain: consul });
           const mine = ours.chain(service);
+          // Flattened weights are rounded to 0.01 on both paths.
+          const weightsOf = (c: typeof mine) =>
+            [c.start, ...c.routes.map((r) => r.next)].map((n) =>
+              n.type === 'splitter' ? n.splits.map((x) => x.weight) : [],
+            );
+          expect(weightsOf(fromConsul)).toEqual(weightsOf(mine));
           for (const req of REQUESTS) {
             const r1 = seededRandom(11);
             const r2 = seededRandom(11);

@@ -54,6 +54,41 @@ function goDurationString(ns: number): string {
   return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
 }
 
+/** `NormalizeServiceSplitWeight`: round to 0.01 (`math.Round(w*100) / 100`, half away from zero). */
+function normalizeWeight(w: number): number {
+  // Go computes in float32; toPrecision(12) keeps float64 noise (16.665 as 16.66499…) off a tie.
+  return Math.round(Number((w * 100).toPrecision(12))) / 100;
+}
+
+type Mods = { Add?: Record<string, string>; Set?: Record<string, string>; Remove?: string[] };
+
+function isZero(m: Mods | undefined): boolean {
+  return (
+    !m ||
+    (Object.keys(m.Add ?? {}).length === 0 &&
+      Object.keys(m.Set ?? {}).length === 0 &&
+      (m.Remove ?? []).length === 0)
+  );
+}
+
+/**
+ * `MergeHTTPHeaderModifiers(base, overrides)`: overrides' Add/Set win per name, Remove is the
+ * union without duplicates. `nil` (undefined) when both are empty.
+ */
+function mergeHeaders(base: unknown, overrides: unknown): Mods | undefined {
+  const b = base as Mods | undefined;
+  const o = overrides as Mods | undefined;
+  if (isZero(b)) return isZero(o) ? undefined : structuredClone(o);
+  const merged = structuredClone(b) as Mods;
+  if (isZero(o)) return merged;
+  if (o?.Add) merged.Add = { ...merged.Add, ...o.Add };
+  if (o?.Set) merged.Set = { ...merged.Set, ...o.Set };
+  const removed = merged.Remove ?? [];
+  for (const k of o?.Remove ?? []) if (!removed.includes(k)) removed.push(k);
+  if (removed.length) merged.Remove = removed;
+  return merged;
+}
+
 class Compiler {
   readonly nodes: Record<string, Json> = {};
   readonly targets: Record<string, Json> = {};
@@ -187,8 +222,19 @@ class Compiler {
       const ssvc = String(s.Service || svc);
       const weight = Number(s.Weight);
       if (!s.ServiceSubset && ssvc !== svc && this.entries.get('service-splitter', ssvc)) {
+        // flattenAdjacentSplitterNodes: weight scaled and normalised, the parent's header edits
+        // merged into the child's definition (ServiceSplit.MergeParent).
         for (const inner of this.splits(ssvc, [...stack, svc])) {
-          out.push({ ...inner, Weight: (weight * Number(inner.Weight)) / 100 });
+          const def = inner.Definition as Json;
+          out.push({
+            ...inner,
+            Definition: {
+              ...def,
+              RequestHeaders: mergeHeaders(s.RequestHeaders, def.RequestHeaders),
+              ResponseHeaders: mergeHeaders(def.ResponseHeaders, s.ResponseHeaders),
+            },
+            Weight: normalizeWeight((weight * Number(inner.Weight)) / 100),
+          });
         }
         continue;
       }

@@ -3,7 +3,8 @@
  * does it (`agent/consul/discoverychain/compile.go`, summarised in consul-api.md §7):
  * the service's own router (with the implicit catch-all route last) → splitters (recursive,
  * flattened: weights multiplied) → resolvers (`Redirect`, then `DefaultSubset`; a missing
- * resolver is a default one with a 5 s connect timeout; `Failover` per subset or `*`).
+ * resolver is a default one with a 5 s connect timeout; `Failover` per subset or `*`). A
+ * flattened split keeps the outer split's header edits (`ServiceSplit.MergeParent`).
  *
  * Rules that need more than one entry are checked here with Consul's messages: the L7 protocol
  * gate, one protocol per chain, subsets that must exist, splitter and redirect loops, and failover
@@ -20,7 +21,7 @@ import {
   type TargetResolver,
   targetId,
 } from './chain.js';
-import type { RouteDestination, ServiceResolverEntry, ServiceRoute } from './entries.js';
+import type { HeaderModifiers, RouteDestination, ServiceResolverEntry, ServiceRoute } from './entries.js';
 import { EntryIssues, goDurationMs } from './entry-issues.js';
 import { mapLoadBalancer } from './load-balancer.js';
 import { type ConfigEntrySet, validateConfigEntries } from './validate.js';
@@ -140,8 +141,19 @@ class ChainCompiler {
       if (!s.ServiceSubset && splitSvc !== svc && this.set.splitters.has(splitSvc)) {
         const inner = this.splitterOrResolver(splitSvc, at, [...stack, svc]);
         if (inner.type !== 'splitter') throw new Error('internal: expected a splitter');
-        // Flattened as Consul does: the inner split's definition, weight scaled by the outer one.
-        for (const x of inner.splits) splits.push({ ...x, weight: (s.Weight * x.weight) / 100 });
+        // Flattened as Consul does (`flattenAdjacentSplitterNodes`): the inner split's target,
+        // its weight scaled by the outer one and rounded to 0.01, the outer split's header edits
+        // merged in (`ServiceSplit.MergeParent`).
+        for (const x of inner.splits) {
+          splits.push({
+            target: x.target,
+            weight: flattenedWeight(s.Weight, x.weight),
+            // Requests pass the outer split first: the inner one's edits win on the same name.
+            requestHeaders: mergeHeaderModifiers(s.RequestHeaders, x.requestHeaders),
+            // Responses pass the inner split first: the outer one's edits win.
+            responseHeaders: mergeHeaderModifiers(x.responseHeaders, s.ResponseHeaders),
+          });
+        }
         return;
       }
       splits.push({
@@ -270,6 +282,41 @@ class ChainCompiler {
       hashPolicies: Object.freeze([...(r?.LoadBalancer?.HashPolicies ?? [])]),
     });
   }
+}
+
+/**
+ * The weight of an inner split after flattening: `outer × inner / 100`, rounded to 0.01 as
+ * Consul's `NormalizeServiceSplitWeight` does. Computed in hundredths so that float error cannot
+ * move a tie (`33.33 × 50 / 100` is 16.67).
+ */
+export function flattenedWeight(outer: number, inner: number): number {
+  return Math.round((Math.round(outer * 100) * Math.round(inner * 100)) / 10_000) / 100;
+}
+
+/**
+ * Consul's `MergeHTTPHeaderModifiers(base, overrides)`: `overrides`' `Add` and `Set` replace
+ * `base`'s value of the same name (each field on its own: an `Add` never replaces a `Set`),
+ * `Remove` is the union (base first, duplicates dropped). `undefined` when both are empty.
+ */
+export function mergeHeaderModifiers(
+  base: HeaderModifiers | undefined,
+  overrides: HeaderModifiers | undefined,
+): HeaderModifiers | undefined {
+  const empty = (m: HeaderModifiers | undefined) =>
+    !m ||
+    (Object.keys(m.Add ?? {}).length === 0 &&
+      Object.keys(m.Set ?? {}).length === 0 &&
+      (m.Remove ?? []).length === 0);
+  if (empty(base)) return empty(overrides) ? undefined : overrides;
+  if (empty(overrides)) return base;
+  const add = { ...base?.Add, ...overrides?.Add };
+  const set = { ...base?.Set, ...overrides?.Set };
+  const remove = [...new Set([...(base?.Remove ?? []), ...(overrides?.Remove ?? [])])];
+  return Object.freeze({
+    ...(Object.keys(add).length ? { Add: add } : {}),
+    ...(Object.keys(set).length ? { Set: set } : {}),
+    ...(remove.length ? { Remove: remove } : {}),
+  });
 }
 
 function connectTimeout(r: ServiceResolverEntry | undefined): number {
