@@ -67,6 +67,8 @@ const entrySet = fc
     aDefault: fc.constantFrom(undefined, 'v1'),
     bRedirect: fc.boolean(),
     failover: fc.constantFrom('none', 'service', 'targets', 'datacenters'),
+    // a fails back over to web: with web's 'service' failover the two fail over to each other.
+    aFailover: fc.boolean(),
     timeouts: fc.boolean(),
   })
   .chain((g) => fc.record({ g: fc.constant(g), w1: weights(g.webSplit?.length ?? 1), w2: weights(2) }))
@@ -94,6 +96,7 @@ const entrySet = fc
       Name: 'a',
       Subsets: SUBSETS,
       ...(g.aDefault ? { DefaultSubset: g.aDefault } : {}),
+      ...(g.aFailover ? { Failover: { '*': { Service: 'web' } } } : {}),
     });
     if (g.bRedirect)
       out.push({ Kind: 'service-resolver', Name: 'b', Redirect: { Service: 'a', ServiceSubset: 'v2' } });

@@ -1,7 +1,10 @@
+import type { Endpoint } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import type { HeaderOps } from './chain.js';
 import { compileRoutingConfig, flattenedWeight, mergeHeaderModifiers } from './compile.js';
+import { entriesFromEtcd } from './etcd-entries.js';
 import { applyHeaderOps } from './router.js';
+import { selectTarget } from './targets.js';
 
 const http = (name: string) => ({ Kind: 'service-defaults', Name: name, Protocol: 'http' });
 const apply = (ops: HeaderOps | undefined) => {
@@ -99,5 +102,49 @@ describe('compile: nested splitters (Consul flattenAdjacentSplitterNodes)', () =
         { Add: { a: '2', b: '2' }, Set: { a: '3' }, Remove: ['q', 'z'] },
       ),
     ).toEqual({ Add: { a: '2', b: '2' }, Set: { s: '1', a: '3' }, Remove: ['r', 'q', 'z'] });
+  });
+});
+
+describe('compile: failover between resolvers (Consul: failover is not recursive)', () => {
+  const ep = (id: string) =>
+    ({ id, address: '10.0.0.1', port: 80, health: 'passing', tags: [], metadata: {} }) as unknown as Endpoint;
+
+  it('accepts resolvers that fail over to each other, from one source or etcd alike', () => {
+    const mutual = [
+      { Kind: 'service-resolver', Name: 'a', Failover: { '*': { Service: 'b' } } },
+      { Kind: 'service-resolver', Name: 'b', Failover: { '*': { Targets: [{ Service: 'a' }] } } },
+    ];
+    const config = compileRoutingConfig(mutual);
+    expect(config.chain('a').startDecisions[0]?.resolver.failover.map((t) => t.id)).toEqual([
+      'b.default.default.dc1',
+    ]);
+    expect(config.chain('b').startDecisions[0]?.resolver.failover.map((t) => t.id)).toEqual([
+      'a.default.default.dc1',
+    ]);
+    const fromEtcd = entriesFromEtcd(
+      mutual.map((e) => ({ key: `/proxyless/config/${e.Kind}/${e.Name}`, value: JSON.stringify(e) })),
+    );
+    expect(compileRoutingConfig(fromEtcd).services).toEqual(['a', 'b']);
+  });
+
+  it('follows only the primary’s failover list, never a failover target’s own failover', () => {
+    const config = compileRoutingConfig([
+      { Kind: 'service-resolver', Name: 'a', Failover: { '*': { Service: 'b' } } },
+      { Kind: 'service-resolver', Name: 'b', Failover: { '*': { Service: 'c' } } },
+    ]);
+    const d = config.chain('a').startDecisions[0]!;
+    expect(d.resolver.failover.map((t) => t.service)).toEqual(['b']);
+    const only = (svc: string) => (s: string) => (s === svc ? [ep(`${svc}-1`)] : []);
+    // a empty, b has endpoints: b.
+    expect(selectTarget(d, only('b')).target.service).toBe('b');
+    // a and b empty, c healthy: c is b's failover, not a's, so the request stays on a (no endpoint).
+    const sel = selectTarget(d, only('c'));
+    expect([sel.target.service, sel.endpoints.length, sel.failoverIndex]).toEqual(['a', 0, 0]);
+    // Mutual failover with nothing anywhere ends on the primary.
+    const mutual = compileRoutingConfig([
+      { Kind: 'service-resolver', Name: 'a', Failover: { '*': { Service: 'b' } } },
+      { Kind: 'service-resolver', Name: 'b', Failover: { '*': { Service: 'a' } } },
+    ]);
+    expect(selectTarget(mutual.chain('a').startDecisions[0]!, () => []).target.service).toBe('a');
   });
 });

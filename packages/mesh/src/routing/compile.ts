@@ -7,9 +7,10 @@
  * flattened split keeps the outer split's header edits (`ServiceSplit.MergeParent`).
  *
  * Rules that need more than one entry are checked here with Consul's messages: the L7 protocol
- * gate, one protocol per chain, subsets that must exist, splitter and redirect loops, and failover
- * loops between services (a → b → a), which proxyless rejects although Consul only follows one
- * failover level.
+ * gate, one protocol per chain, subsets that must exist, splitter and redirect loops. Failover is
+ * not recursive (compile.go `detectCircularReferences`): a resolver's failover targets are a flat
+ * list, a target's own failover is never followed, so resolvers failing over to each other
+ * (a → b, b → a) are valid, as in Consul.
  */
 import { compileBexpr } from './bexpr.js';
 import {
@@ -324,40 +325,6 @@ function connectTimeout(r: ServiceResolverEntry | undefined): number {
   return ms ? ms : DEFAULT_CONNECT_TIMEOUT_MS;
 }
 
-/** Failover edges between services (a resolver naming another service); a cycle is rejected. */
-function checkFailoverLoops(set: ConfigEntrySet, issues: EntryIssues): void {
-  const edges = new Map<string, Set<string>>();
-  for (const [name, r] of set.resolvers) {
-    const out = new Set<string>();
-    for (const fo of Object.values(r.Failover ?? {})) {
-      if (fo.Service && fo.Service !== name) out.add(fo.Service);
-      for (const t of fo.Targets ?? []) if (t.Service && t.Service !== name) out.add(t.Service);
-    }
-    edges.set(name, out);
-  }
-  const reported = new Set<string>();
-  const visit = (svc: string, path: string[]): void => {
-    for (const next of edges.get(svc) ?? []) {
-      const at = path.indexOf(next);
-      if (at >= 0) {
-        const cycle = [...path.slice(at), next];
-        const key = [...cycle].slice(0, -1).sort().join(',');
-        if (!reported.has(key)) {
-          reported.add(key);
-          issues.add(
-            `service-resolver/${next}`,
-            'Failover',
-            `detected circular failover: [${cycle.join(' -> ')}]`,
-          );
-        }
-        continue;
-      }
-      visit(next, [...path, next]);
-    }
-  };
-  for (const name of edges.keys()) visit(name, [name]);
-}
-
 /**
  * Compile the chain of one service from validated entries.
  *
@@ -416,7 +383,6 @@ export function compileRoutingConfig(
     const c = tryCompile(set, name, dc, issues);
     if (c) chains.set(name, c);
   }
-  checkFailoverLoops(set, issues);
   // One chain error can surface in several chains (a redirect shared by two services): report once.
   const seen = new Set<string>();
   const unique = new EntryIssues();

@@ -144,18 +144,19 @@ describe('config entry validation', () => {
     );
   });
 
-  it('rejects redirect, splitter and failover loops (a → b → a)', () => {
+  it('rejects redirect and splitter loops (a → b → a); failover is not recursive', () => {
     const redirect = rejection([
       { Kind: 'service-resolver', Name: 'a', Redirect: { Service: 'b' } },
       { Kind: 'service-resolver', Name: 'b', Redirect: { Service: 'a' } },
     ]);
     expect(redirect.message).toContain('detected circular resolver redirect');
-    const failover = rejection([
+    // Consul accepts resolvers failing over to each other (compile.go detectCircularReferences).
+    const mutual = compileRoutingConfig([
       { Kind: 'service-resolver', Name: 'a', Failover: { '*': { Service: 'b' } } },
       { Kind: 'service-resolver', Name: 'b', Failover: { '*': { Targets: [{ Service: 'a' }] } } },
     ]);
-    expect(fields(failover)).toEqual([
-      'service-resolver/a Failover: detected circular failover: [a -> b -> a]',
+    expect(mutual.chain('a').startDecisions[0]?.resolver.failover.map((t) => t.id)).toEqual([
+      'b.default.default.dc1',
     ]);
     const split = rejection([
       http('a'),
