@@ -1,9 +1,12 @@
 /**
  * Route matchers, compiled once per config version (regexes precompiled), with Envoy's
- * semantics as Consul configures it (`agent/xds/routes.go`): paths compare without the query
- * string and case-sensitively; `PathPrefix` is a plain string prefix; regexes match the whole
+ * semantics as Consul configures it (`agent/xds/routes.go`, Envoy's `RouteMatch`): all
+ * case-sensitive; `PathPrefix` (`prefix`) is a plain string prefix of the whole `:path`, query
+ * string included, so `/s?x=` matches `/s?x=1`; `PathExact` (`path`) and `PathRegex`
+ * (`safe_regex`) compare the path once the query string is removed; regexes match the whole
  * value; a header matcher on an absent header fails unless it is `Present` + `Invert`; several
- * values of one header are joined with `,`; a query parameter's first value is compared.
+ * values of one header are joined with `,`; a query parameter's first value is compared as sent,
+ * not percent-decoded and `+` not read as a space (Envoy's `QueryParamsMulti::parseQueryString`).
  */
 import type { HttpMatch } from './entries.js';
 import { compileRe2 } from './regex.js';
@@ -143,12 +146,34 @@ function valueMatches(m: ValueMatcher, v: string): boolean {
 }
 
 /**
+ * The query string's parameters as Envoy's route matcher reads them: split on `&`, then on the
+ * first `=` (none: the value is `''`), names and values raw (no percent-decoding, `+` kept);
+ * the first value of a repeated name.
+ */
+export function rawQueryParams(query: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let start = 0;
+  while (start < query.length) {
+    let end = query.indexOf('&', start);
+    if (end < 0) end = query.length;
+    const eq = query.indexOf('=', start);
+    const [name, value] =
+      eq >= 0 && eq < end
+        ? [query.slice(start, eq), query.slice(eq + 1, end)]
+        : [query.slice(start, end), ''];
+    if (!out.has(name)) out.set(name, value);
+    start = end + 1;
+  }
+  return out;
+}
+
+/**
  * Per-request scratch: the path without its query and the parsed query, computed at most once
  * per request and only when a matcher needs them.
  */
 export class MatchScratch {
   private pathOnly: string | undefined;
-  private params: URLSearchParams | undefined;
+  private params: Map<string, string> | undefined;
   private qIndex = -2;
   constructor(readonly req: RouteRequest) {}
   queryIndex(): number {
@@ -162,10 +187,10 @@ export class MatchScratch {
     }
     return this.pathOnly;
   }
-  query(): URLSearchParams {
+  query(): Map<string, string> {
     if (this.params === undefined) {
       const q = this.queryIndex();
-      this.params = new URLSearchParams(q < 0 ? '' : this.req.path.slice(q + 1));
+      this.params = rawQueryParams(q < 0 ? '' : this.req.path.slice(q + 1));
     }
     return this.params;
   }
@@ -187,8 +212,8 @@ export function matches(
     // Exact: the path part has the same length and starts with it; no slicing.
     if (pathEnd !== m.path.length || !target.startsWith(m.path)) return false;
   } else if (kind === 2) {
-    // Prefix: a prefix never contains `?`, so it must end within the path part.
-    if (m.path.length > pathEnd || !target.startsWith(m.path)) return false;
+    // Prefix: Envoy's `prefix` runs against the whole `:path`, query string included.
+    if (!target.startsWith(m.path)) return false;
   } else if (kind === 3) {
     const path = (scratch ?? new MatchScratch(req)).path();
     if (!m.pathRegex!.test(path)) return false;
@@ -213,7 +238,7 @@ export function matches(
     for (let i = 0; i < m.query.length; i++) {
       const q = m.query[i]!;
       const v = params.get(q.name);
-      if (v === null || !valueMatches(q, v)) return false;
+      if (v === undefined || !valueMatches(q, v)) return false;
     }
   }
   return true;

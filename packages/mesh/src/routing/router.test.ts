@@ -193,3 +193,55 @@ describe('route', () => {
     expect(route(chain, routeRequestOf('GET', '/x', ['X-Canary', '1']), rnd).routeIndex).toBe(0);
   });
 });
+
+describe('route: the query string, as Envoy reads it', () => {
+  const chain = compileRoutingConfig([
+    httpDefaults('a'),
+    httpDefaults('b'),
+    {
+      Kind: 'service-router',
+      Name: 'a',
+      Routes: [
+        { Match: { HTTP: { PathPrefix: '/s?x=' } }, Destination: { Service: 'b' } },
+        { Match: { HTTP: { PathExact: '/e?x=1' } }, Destination: { Service: 'b' } },
+        { Match: { HTTP: { PathRegex: '/r\\?x=.*' } }, Destination: { Service: 'b' } },
+        { Match: { HTTP: { QueryParam: [{ Name: 'q', Exact: 'a%20b' }] } }, Destination: { Service: 'b' } },
+        { Match: { HTTP: { QueryParam: [{ Name: 'p', Regex: 'x y' }] } }, Destination: { Service: 'b' } },
+        { Match: { HTTP: { QueryParam: [{ Name: 'n%21', Present: true }] } }, Destination: { Service: 'b' } },
+        // A parameter without `=` has the empty value.
+        { Match: { HTTP: { QueryParam: [{ Name: 'e', Regex: '.{0}' }] } }, Destination: { Service: 'b' } },
+      ],
+    },
+  ]).chain('a');
+  const at = (path: string) => route(chain, req(path), rnd).routeIndex;
+
+  it('matches PathPrefix against the whole target, query string included (Envoy prefix)', () => {
+    expect(at('/s?x=1')).toBe(0);
+    expect(at('/s?x=')).toBe(0);
+    expect(at('/s?y=1')).toBe(7);
+  });
+
+  it('compares PathExact and PathRegex without the query string (Envoy path, safe_regex)', () => {
+    expect(at('/e?x=1')).toBe(7);
+    expect(at('/r?x=1')).toBe(7);
+  });
+
+  it('compares query parameters raw: no percent-decoding, + is not a space, first value', () => {
+    const paths = [
+      '/?q=a%20b',
+      '/?q=a+b',
+      '/?q=a b',
+      '/?q=x&q=a%20b',
+      '/?q=a%20b&q=x',
+      '/?p=x+y',
+      '/?p=x%20y',
+      '/?p=x y',
+      '/?n%21',
+      '/?n!',
+      '/?e',
+      '/?e=',
+      '/?e=1',
+    ];
+    expect(paths.map(at)).toEqual([3, 7, 7, 7, 3, 7, 7, 4, 5, 7, 6, 6, 7]);
+  });
+});
