@@ -1,6 +1,7 @@
 export { type BackoffOptions, backoffDelay } from './backoff.js';
 export {
   type ConsulBackoffOptions,
+  type ConsulBlockingQuery,
   type ConsulConnectionOptions,
   ConsulHttp,
   type ConsulRegistrarEvent,
@@ -12,6 +13,7 @@ export {
   type ConsulTlsOptions,
   checkConsulEnv,
   consulEnvVars,
+  consulErrorDelay,
   consulOptionsFromEnv,
   consulRetryDelay,
   consulServiceDefinition,
@@ -23,6 +25,8 @@ export {
   type LongPollLimitEvent,
   LongPollSlots,
   parseConsulAddress,
+  parseIndex as parseConsulIndex,
+  runConsulBlockingQuery,
 } from './consul/index.js';
 export { checkDnsEnv, dnsEnvVars, dnsOptionsFromEnv } from './dns/env.js';
 export {

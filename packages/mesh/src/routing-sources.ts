@@ -12,12 +12,15 @@ import {
   type Logger,
   MeshError,
   type Random,
-  type Timer,
+  systemRandom,
 } from '@proxyless/core';
 import {
   ConsulHttp,
   type ConsulResolverOptions,
+  DEFAULT_CONSUL_BACKOFF,
   type EtcdEnvOptions,
+  parseConsulIndex,
+  runConsulBlockingQuery,
   watchEtcdPrefix,
 } from '@proxyless/discovery';
 import {
@@ -130,55 +133,61 @@ export function startEtcdEntries(
 
 /**
  * One blocking query on `GET /v1/discovery-chain/<service>` per service the mesh routes to, for
- * as long as the mesh lives: Consul compiles the entries; each new index is parsed and swapped in.
+ * as long as the mesh lives: Consul compiles the entries; each new chain is parsed and swapped in.
+ * The loop is the Consul resolver's ({@link runConsulBlockingQuery}): the same index rules,
+ * token bucket and backoff (429/503 base, `Retry-After`), and the same process-wide cap on
+ * blocking queries per agent, shared with the resolver's `health/service` watches.
  */
 export class ConsulChains {
   readonly #http: ConsulHttp;
-  readonly #deps: { stage: RoutingStage; events: SourceEvents; clock: Clock; logger: Logger };
+  readonly #options: ConsulResolverOptions;
+  readonly #deps: ChainDeps;
+  readonly #random: Random;
   readonly #watched = new Set<string>();
-  readonly #abort = new AbortController();
-  readonly #timers = new Set<Timer>();
-  readonly #waitS: number;
+  readonly #loops = new Set<Promise<void>>();
+  /** One per watch: a shared signal would collect a listener per watch (MaxListenersExceeded). */
+  readonly #aborts = new Set<AbortController>();
+  readonly #waitMs: number;
   #closed = false;
 
-  constructor(
-    options: ConsulResolverOptions,
-    deps: { stage: RoutingStage; events: SourceEvents; clock: Clock; logger: Logger },
-    waitSeconds = 60,
-  ) {
+  constructor(options: ConsulResolverOptions, deps: ChainDeps, waitSeconds?: number) {
     this.#http = new ConsulHttp(options);
+    this.#options = options;
     this.#deps = deps;
-    this.#waitS = waitSeconds;
+    this.#random = deps.random ?? options.random ?? systemRandom;
+    this.#waitMs = waitSeconds !== undefined ? waitSeconds * 1000 : (options.waitMs ?? 60_000);
   }
 
   /** Start watching `service`'s chain (once). */
   watch(service: string): void {
     if (this.#closed || this.#watched.has(service)) return;
     this.#watched.add(service);
-    void this.#loop(service);
-  }
-
-  async #loop(service: string): Promise<void> {
-    let index = '0';
-    let attempt = 0;
-    const path = `/v1/discovery-chain/${encodeURIComponent(service)}`;
-    while (!this.#closed) {
-      try {
-        const res = await this.#http.request(path, {
-          query: { index, wait: `${this.#waitS}s` },
-          longPoll: index !== '0',
-          timeoutMs: (this.#waitS + 15) * 1000,
-          signal: this.#abort.signal,
-        });
-        if (res.status !== 200) throw this.#http.statusError(`discovery chain of "${service}"`, res);
-        attempt = 0;
-        const next = res.index ?? '0';
-        if (next === index) continue;
-        // Consul's rule: an index that went backwards (a restore) restarts from 0.
-        index = BigInt(next) < BigInt(index) ? '0' : next;
+    const { stage, events, clock, logger } = this.#deps;
+    const o = this.#options;
+    const minIntervalMs = o.minIntervalMs ?? 1_000;
+    const abort = new AbortController();
+    this.#aborts.add(abort);
+    const loop = runConsulBlockingQuery({
+      http: this.#http,
+      path: `/v1/discovery-chain/${encodeURIComponent(service)}`,
+      what: `discovery chain of "${service}"`,
+      ...(o.datacenter ? { datacenter: o.datacenter } : {}),
+      waitMs: this.#waitMs,
+      minIntervalMs,
+      maxIntervalMs: Math.max(minIntervalMs, o.maxIntervalMs ?? 15_000),
+      backoff: o.backoff ?? DEFAULT_CONSUL_BACKOFF,
+      clock,
+      random: this.#random,
+      logger,
+      signal: abort.signal,
+      fields: { service, watch: 'discovery-chain' },
+      ...(o.onLongPollLimit ? { onLongPollLimit: o.onLongPollLimit } : {}),
+      onAnswer: (res) => {
+        const text = res.text();
+        const version = parseConsulIndex(res.index) ?? 1;
         try {
-          this.#deps.stage.setChain('consul', service, chainFromConsul(JSON.parse(res.text())));
-          this.#deps.events.applied('consul', Number(next), service);
+          stage.setChain('consul', service, chainFromConsul(JSON.parse(text)));
+          events.applied('consul', version, service);
         } catch (error) {
           const e = MeshError.is(error)
             ? error
@@ -186,30 +195,33 @@ export class ConsulChains {
                 'MESH_CONFIG_INVALID',
                 `discovery chain of "${service}": ${(error as Error).message}`,
               );
-          this.#deps.events.rejected('consul', Number(next), e);
+          events.rejected('consul', version, e);
         }
-      } catch (error) {
-        if (this.#closed) return;
-        this.#deps.logger.warn('consul discovery chain unavailable; keeping the last good', {
-          service,
-          error,
-        });
-        const delay = Math.min(10_000, 200 * 2 ** Math.min(attempt++, 6));
-        await new Promise<void>((resolve) => {
-          const t = this.#deps.clock.setTimer(delay, () => {
-            this.#timers.delete(t);
-            resolve();
-          });
-          this.#timers.add(t);
-        });
-      }
-    }
+      },
+      // The loop logs each failure; the last good chain stays in force.
+      onError: () => undefined,
+    }).catch((error: unknown) => {
+      if (!this.#closed) logger.error('consul discovery chain watch failed', { service, error });
+    });
+    this.#loops.add(loop);
+    void loop.finally(() => this.#loops.delete(loop));
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#abort.abort();
-    for (const t of this.#timers) t.cancel();
+    const reason = new MeshError('MESH_CLOSED', 'consul discovery chain watch stopped');
+    for (const a of this.#aborts) a.abort(reason);
+    await Promise.all(this.#loops);
     await this.#http.close();
   }
+}
+
+/** What {@link ConsulChains} reports to and runs on. */
+interface ChainDeps {
+  stage: RoutingStage;
+  events: SourceEvents;
+  clock: Clock;
+  logger: Logger;
+  /** Jitter of the backoff. @defaultValue the options' `random`, else the system's */
+  random?: Random;
 }

@@ -6,6 +6,7 @@
  * response size, per-request timeouts that start once the request is on a socket, and abort.
  * Blocking queries use their own connections ({@link LongPollSlots}).
  */
+import { createHash } from 'node:crypto';
 import { UndiciAgent as Agent, MeshError, quote, requestUrl } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import {
@@ -175,6 +176,7 @@ export class ConsulHttp {
   private readonly longDispatcher: Dispatcher;
   private readonly headers: Readonly<Record<string, string>>;
   private readonly slotsKey: string;
+  private readonly longKey: string;
   private readonly slotsLimit: number;
   private closing: Promise<void> | undefined;
 
@@ -205,9 +207,17 @@ export class ConsulHttp {
       keepAliveTimeout: 4_000,
       connect,
     });
-    // One connection per blocking query in flight; the slots keep them under the cap.
-    this.longDispatcher = new Agent({ connections: this.slotsLimit, keepAliveTimeout: 4_000, connect });
     this.slotsKey = this.target.socketPath ?? this.target.origin;
+    // One connection per blocking query in flight; the slots keep them under the cap. The pool is
+    // shared by every client of the agent (same address and TLS settings): with a pool per client,
+    // idle keep-alive connections of one client add to the busy ones of another at the agent,
+    // which counts both against its 200 per client IP. Its connections are capped too: a slot
+    // freed and taken again in one tick would otherwise open a new connection beside the old one.
+    this.longKey = `${this.slotsKey}\n${createHash('sha256').update(JSON.stringify(connect)).digest('hex')}`;
+    this.longDispatcher = sharedLongDispatcher(
+      this.longKey,
+      () => new Agent({ connections: this.slotsLimit, keepAliveTimeout: 4_000, connect }),
+    );
     this.longPolls = longPollSlots(this.slotsKey, this.slotsLimit);
   }
 
@@ -312,11 +322,33 @@ export class ConsulHttp {
       releaseLongPollSlots(this.slotsKey, this.slotsLimit);
       await Promise.all([
         this.dispatcher.close().catch(() => undefined),
-        this.longDispatcher.close().catch(() => undefined),
+        releaseLongDispatcher(this.longKey),
       ]);
     })();
     return this.closing;
   }
+}
+
+/** The blocking-query pools, by agent and TLS settings, with their number of clients. */
+const longDispatchers = new Map<string, { dispatcher: Dispatcher; users: number }>();
+
+function sharedLongDispatcher(key: string, create: () => Dispatcher): Dispatcher {
+  let entry = longDispatchers.get(key);
+  if (!entry) {
+    entry = { dispatcher: create(), users: 0 };
+    longDispatchers.set(key, entry);
+  }
+  entry.users += 1;
+  return entry.dispatcher;
+}
+
+async function releaseLongDispatcher(key: string): Promise<void> {
+  const entry = longDispatchers.get(key);
+  if (!entry) return;
+  entry.users -= 1;
+  if (entry.users > 0) return;
+  longDispatchers.delete(key);
+  await entry.dispatcher.close().catch(() => undefined);
 }
 
 function aborted(reason: unknown): MeshError {

@@ -4,6 +4,11 @@ export {
   DEFAULT_CONSUL_BACKOFF,
   parseRetryAfter,
 } from './backoff.js';
+export {
+  type ConsulBlockingQuery,
+  consulErrorDelay,
+  runConsulBlockingQuery,
+} from './blocking.js';
 export { checkConsulEnv, consulEnvVars, consulOptionsFromEnv } from './env.js';
 export {
   type ConsulConnectionOptions,

@@ -33,15 +33,13 @@ import {
   systemRandom,
 } from '@proxyless/core';
 import { ResolverHub, type WatchSink } from '../hub.js';
-import {
-  type ConsulBackoffOptions,
-  consulRetryDelay,
-  DEFAULT_CONSUL_BACKOFF,
-  parseRetryAfter,
-} from './backoff.js';
+import { type ConsulBackoffOptions, DEFAULT_CONSUL_BACKOFF } from './backoff.js';
+import { runConsulBlockingQuery } from './blocking.js';
 import { type ConsulConnectionOptions, ConsulHttp } from './http.js';
 import type { LongPollLimitEvent } from './long-polls.js';
 import { parseHealthPayload, parseJsonPayload } from './payload.js';
+
+export { parseIndex } from './blocking.js';
 
 /** Something the resolver reports besides updates: the long-poll cap was passed. */
 export type ConsulResolverEvent = LongPollLimitEvent;
@@ -167,130 +165,50 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
     const path = `/v1/health/service/${encodeURIComponent(name)}`;
     const what = `health/service/${name}${tag ? `?tag=${tag}` : ''}`;
     const lowerTag = tag?.toLowerCase();
-    const slots = http.longPolls.join((event) => {
-      logger.warn('consul watches exceed the long-poll cap; watches take turns with a shorter wait', {
-        service,
-        watches: event.watches,
-        limit: event.limit,
-      });
-      try {
-        options.onLongPollLimit?.(event);
-      } catch (error) {
-        logger.error('consul resolver event listener threw', { error });
-      }
-    });
-    try {
-      await loop();
-    } finally {
-      slots.leave();
-    }
-
-    async function loop(): Promise<void> {
-      let index = 0;
-      let failures = 0;
-      let tokens = 2;
-      let lastRefill = clock.now();
-      let interval = minInterval;
-      while (!signal.aborted) {
-        // Token bucket: burst 2, then one call per `interval`; the interval doubles (up to
-        // `maxInterval`) each time the bucket runs dry, and resets after a quiet call.
-        if (minInterval > 0) {
-          const now = clock.now();
-          tokens = Math.min(2, tokens + (now - lastRefill) / interval);
-          lastRefill = now;
-          if (tokens < 1) {
-            const ms = Math.ceil((1 - tokens) * interval);
-            if (!(await pause(ms, signal))) return;
-            tokens = 1;
-            lastRefill = clock.now();
-            interval = Math.min(maxInterval, interval * 2);
-          }
-          tokens -= 1;
-        }
-        let failed: MeshError | undefined;
-        const release = await slots.acquire(signal);
-        if (release === undefined) return;
-        const shared = slots.waitMs(waitMs);
-        // Beyond the cap, spread the holders' ends over [w/2, w) so queued watches get slots
-        // steadily instead of all at once when watches started together.
-        const wait =
-          shared < waitMs ? Math.max(1_000, Math.floor(shared * (0.5 + random.next() / 2))) : waitMs;
-        const startedAt = clock.now();
-        try {
-          const res = await http.request(path, {
-            query: {
-              ...(index > 0 ? { index: String(index), wait: `${wait}ms` } : {}),
-              ...(options.onlyPassing ? { passing: '1' } : {}),
-              ...(tag ? { tag } : {}),
-              ...(options.filter ? { filter: options.filter } : {}),
-            },
-            signal,
-            longPoll: true,
-            timeoutMs: wait + wait / 16 + 10_000,
-            ...(options.datacenter ? { datacenter: options.datacenter } : {}),
-          });
-          release();
-          if (signal.aborted) return;
-          if (res.status !== 200) throw http.statusError(`GET ${what}`, res);
-          const next = parseIndex(res.index);
-          const prev = index;
-          index = next === undefined ? 1 : next < prev ? 0 : next;
-          if (next !== undefined && next < prev)
-            logger.info('consul index went backwards; resetting', { service, previous: prev, index: next });
-          const payload = parseHealthPayload(
-            parseJsonPayload(res.text(), `consul ${what}`, service),
-            `consul ${what}`,
-            {
-              ...(options.onlyPassing !== undefined ? { onlyPassing: options.onlyPassing } : {}),
-              ...(options.zoneMetaKey ? { zoneMetaKey: options.zoneMetaKey } : {}),
-            },
-            service,
-          );
-          // Consul compares tags with strings.EqualFold; so does this post-filter.
-          const endpoints = payload.endpoints
-            .filter((e) => !lowerTag || (e.tags ?? []).some((t) => t.toLowerCase() === lowerTag))
-            .map((e) => createEndpoint(e));
-          failures = 0;
-          if (index > 0 && prev > 0 && clock.now() - startedAt >= wait / 2) interval = minInterval;
-          sink.endpoints(endpoints);
-          continue;
-        } catch (error) {
-          release();
-          if (signal.aborted) return;
-          failed = MeshError.is(error)
-            ? error
-            : new MeshError('MESH_INTERNAL', `consul ${what}: ${String(error)}`, { cause: error });
-          if (failed.code === 'MESH_REGISTRY_PAYLOAD_INVALID') {
-            // Keep (or advance to) the index of the bad answer: the next call blocks until the
-            // service changes instead of fetching the same answer after every backoff.
-            const bad = parseIndex(
-              typeof failed.details.index === 'string' ? failed.details.index : undefined,
-            );
-            if (bad !== undefined) index = bad;
-            if (failed.details.field === 'body' && failed.details.index !== undefined)
-              failed = oversized(failed, name);
-          } else {
-            // Transport and status errors: the next read is non-blocking, so recovery is immediate.
-            index = 0;
-          }
-        }
-        sink.error(failed);
-        const status = failed.details.status;
-        const throttled = status === 429 || status === 503;
-        let delay =
-          failed.code === 'MESH_CONFIG_INVALID'
-            ? Math.max(backoff.capMs, backoff.throttledBaseMs ?? 0)
-            : consulRetryDelay(failures, backoff, random, throttled);
-        const retryAfter = parseRetryAfter(
-          typeof failed.details.retryAfter === 'string' ? failed.details.retryAfter : undefined,
-          clock.now(),
+    await runConsulBlockingQuery({
+      http,
+      path,
+      what: `GET ${what}`,
+      query: {
+        ...(options.onlyPassing ? { passing: '1' } : {}),
+        ...(tag ? { tag } : {}),
+        ...(options.filter ? { filter: options.filter } : {}),
+      },
+      ...(options.datacenter ? { datacenter: options.datacenter } : {}),
+      waitMs,
+      minIntervalMs: minInterval,
+      maxIntervalMs: maxInterval,
+      backoff,
+      clock,
+      random,
+      logger,
+      signal,
+      fields: { service },
+      onLongPollLimit: (event) => options.onLongPollLimit?.(event),
+      onAnswer: (res) => {
+        const payload = parseHealthPayload(
+          parseJsonPayload(res.text(), `consul ${what}`, service),
+          `consul ${what}`,
+          {
+            ...(options.onlyPassing !== undefined ? { onlyPassing: options.onlyPassing } : {}),
+            ...(options.zoneMetaKey ? { zoneMetaKey: options.zoneMetaKey } : {}),
+          },
+          service,
         );
-        if (retryAfter !== undefined) delay = Math.max(delay, retryAfter);
-        failures += 1;
-        logger.warn('consul watch failed; backing off', { service, delayMs: delay, error: failed.message });
-        if (!(await pause(delay, signal))) return;
-      }
-    }
+        // Consul compares tags with strings.EqualFold; so does this post-filter.
+        const endpoints = payload.endpoints
+          .filter((e) => !lowerTag || (e.tags ?? []).some((t) => t.toLowerCase() === lowerTag))
+          .map((e) => createEndpoint(e));
+        sink.endpoints(endpoints);
+      },
+      onError: (error) => sink.error(error),
+      mapError: (error) =>
+        error.code === 'MESH_REGISTRY_PAYLOAD_INVALID' &&
+        error.details.field === 'body' &&
+        error.details.index !== undefined
+          ? oversized(error, name)
+          : error,
+    });
   }
 
   function oversized(error: MeshError, name: string): MeshError {
@@ -299,15 +217,6 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
       `${error.message}; narrow the watch with a tag (MESH_CONSUL_TAG, or the host <tag>.${name}.service.consul) or a filter (the filter option, e.g. Service.Meta.version == "2"), or raise maxBodyBytes`,
       { cause: error, details: error.details },
     );
-  }
-
-  async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-    try {
-      await clock.sleep(ms, signal);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   const hub = new ResolverHub({ name: 'consul', clock, start, logger });
@@ -345,11 +254,4 @@ export function createConsulResolver(options: ConsulResolverOptions = {}): Consu
       return closing;
     },
   };
-}
-
-/** `X-Consul-Index` as a positive integer, or `undefined` when missing, not numeric or ≤ 0. */
-export function parseIndex(raw: string | undefined): number | undefined {
-  if (raw === undefined || !/^\d+$/.test(raw.trim())) return undefined;
-  const n = Number(raw.trim());
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
