@@ -165,6 +165,8 @@ export class ConsulChains {
     const { stage, events, clock, logger } = this.#deps;
     const o = this.#options;
     const minIntervalMs = o.minIntervalMs ?? 1_000;
+    /** Hash of the last chain body handled: a return with the same chain is not a change. */
+    let last: string | undefined;
     const abort = new AbortController();
     this.#aborts.add(abort);
     const loop = runConsulBlockingQuery({
@@ -184,6 +186,11 @@ export class ConsulChains {
       ...(o.onLongPollLimit ? { onLongPollLimit: o.onLongPollLimit } : {}),
       onAnswer: (res) => {
         const text = res.text();
+        // Consul returns on unrelated writes, and a reset after an error or a restore reads the
+        // same chain again: only a different chain is applied.
+        const hash = createHash('sha256').update(text).digest('hex');
+        if (hash === last) return;
+        last = hash;
         const version = parseConsulIndex(res.index) ?? 1;
         try {
           stage.setChain('consul', service, chainFromConsul(JSON.parse(text)));
