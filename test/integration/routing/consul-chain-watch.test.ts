@@ -292,4 +292,22 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
     expect(reads.map((r) => r.index)).toEqual(['plain', '50', 'plain', '20']);
     expect(applied.map((e) => (e as { version: number }).version)).toEqual([50]);
   });
+  it.each([
+    ['missing', null],
+    ['0', '0'],
+  ])(
+    'an X-Consul-Index %s is taken as 1, and the token bucket paces the reads (no spin)',
+    async (_, index) => {
+      const { clock, reads, applied } = await scripted([], { index, body: chainBody });
+      await expect.poll(() => reads.length).toBeGreaterThanOrEqual(2);
+      // Burst of 2: the first read is plain, the second sends index 1; the third waits for a token
+      // (1 s of virtual time), however fast the answers come.
+      await advanceUntil(clock, () => reads.length >= 4);
+      expect(reads.slice(0, 4).map((r) => r.index)).toEqual(['plain', '1', '1', '1']);
+      expect(reads[1]!.at).toBe(reads[0]!.at);
+      expect(reads[2]!.at - reads[0]!.at).toBeGreaterThanOrEqual(1_000);
+      expect(reads[3]!.at - reads[2]!.at).toBeGreaterThanOrEqual(1_000);
+      expect(applied).toHaveLength(1);
+    },
+  );
 });
