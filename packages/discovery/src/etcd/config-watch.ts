@@ -33,6 +33,14 @@ export interface EtcdPrefixWatchOptions extends EtcdConnectionOptions {
   client?: EtcdClient;
   /** Called with every key under the prefix after the listing and after each change. */
   onSnapshot: (pairs: readonly EtcdPrefixPair[], revision: number) => void;
+  /**
+   * Quiet period, in ms: changes that follow each other within it are handed over as one snapshot
+   * (the newest), so a burst of puts is validated and compiled once rather than once per put; a
+   * steady stream is still handed over at least every `10 × coalesceMs`. The listing is handed
+   * over at once. 0 coalesces only the changes that arrive before the next timer turn.
+   * @defaultValue 20
+   */
+  coalesceMs?: number;
   /** Called when listing or watching fails; the last snapshot stays in force. */
   onError?: (error: MeshError) => void;
   /** @defaultValue `{ baseMs: 200, capMs: 10000 }` */
@@ -44,8 +52,9 @@ export interface EtcdPrefixWatchOptions extends EtcdConnectionOptions {
 
 /**
  * Watch every key under an etcd prefix as one document: list it, then watch from the listed
- * revision + 1, and hand the whole snapshot (with its revision) to `onSnapshot` after each change,
- * so the consumer validates and applies it as one version. A broken watch resumes from the last
+ * revision + 1, and hand the whole snapshot (with its revision) to `onSnapshot` after each change
+ * (a burst of changes once, see `coalesceMs`), so the consumer validates and applies it as one
+ * version. A broken watch resumes from the last
  * revision seen (a compacted one lists again); failures back off with full jitter.
  *
  * @returns stops the watch (and closes the client it created).
@@ -69,6 +78,9 @@ class PrefixWatch {
   #revision: number | undefined;
   #watcher: Watcher | undefined;
   #timer: Timer | undefined;
+  /** The pending hand-over of coalesced changes, and when the first of them arrived. */
+  #pending: Timer | undefined;
+  #pendingSince = 0;
   #attempt = 0;
   #stopped = false;
 
@@ -92,6 +104,7 @@ class PrefixWatch {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#timer?.cancel();
+    this.#pending?.cancel();
     this.#drop();
     if (this.#owns)
       this.#loading.then(
@@ -100,7 +113,22 @@ class PrefixWatch {
       );
   }
 
+  /** Hand the snapshot over once the changes pause (see `coalesceMs`); the newest state wins. */
+  #schedule(): void {
+    const quiet = Math.max(0, this.#o.coalesceMs ?? 20);
+    const now = this.#clock.now();
+    if (this.#pending === undefined) this.#pendingSince = now;
+    this.#pending?.cancel();
+    const delay = Math.max(0, Math.min(quiet, this.#pendingSince + quiet * 10 - now));
+    this.#pending = this.#clock.setTimer(delay, () => {
+      this.#pending = undefined;
+      if (!this.#stopped) this.#emit();
+    });
+  }
+
   #emit(): void {
+    this.#pending?.cancel();
+    this.#pending = undefined;
     const pairs = [...this.#state].map(([key, value]) => ({ key, value }));
     this.#o.onSnapshot(pairs, this.#revision ?? 0);
   }
@@ -142,7 +170,7 @@ class PrefixWatch {
         else this.#state.delete(key);
         this.#revision = Math.max(this.#revision ?? 0, Number(ev.kv.mod_revision));
       }
-      this.#emit();
+      this.#schedule();
     });
     const broken = (error: unknown): void => {
       if (!current()) return;
