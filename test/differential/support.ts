@@ -195,11 +195,26 @@ function route(req: http.IncomingMessage, res: http.ServerResponse): void {
     });
     return;
   }
+  if (p === '/flaky') {
+    // 500 for the first `fails` requests with this `key`, then 200: for retries layered on top.
+    const key = url.searchParams.get('key') ?? '';
+    const seen = (flaky.get(key) ?? 0) + 1;
+    flaky.set(key, seen);
+    after(() => {
+      const failing = seen <= Number(url.searchParams.get('fails') ?? 1);
+      res.writeHead(failing ? 500 : 200, { 'content-type': 'text/plain' });
+      res.end(`${failing ? 'no' : 'ok'} ${seen}`);
+    });
+    return;
+  }
   after(() => {
     res.writeHead(404);
     res.end('no such route');
   });
 }
+
+/** Requests seen per `/flaky` key. */
+const flaky = new Map<string, number>();
 
 /** The server every way calls, plus the mesh that names it `svc`. */
 export interface Fixture {

@@ -156,8 +156,11 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     try {
       if (this.#modern) this.#h.onResponseEnd?.(controller, trailers);
       else this.#h.onComplete?.(rawOf(controller, 'rawTrailers') ?? toRaw(trailers));
-    } catch {
-      // The exchange is over; undici too drops what a completion callback throws.
+    } catch (error) {
+      // As undici's `Request.onComplete`: a completion callback that throws gets its error through
+      // its own error callback. undici's retry handler decides this way (it throws its
+      // `RequestRetryError` from `onResponseEnd`), so swallowing it would leave the call unsettled.
+      this.#deliverError(controller, error instanceof Error ? error : new Error(String(error)));
     }
   }
 
@@ -175,6 +178,10 @@ export class CallHandler implements Dispatcher.DispatchHandler {
         // ignored: the error below is what the caller gets
       }
     }
+    this.#deliverError(controller, err);
+  }
+
+  #deliverError(controller: Dispatcher.DispatchController, err: Error): void {
     try {
       if (this.#modern) this.#h.onResponseError?.(controller, err);
       else this.#h.onError?.(err);
