@@ -231,6 +231,10 @@ export interface Mesh extends AsyncDisposable {
    * `options.timeout` ms, then force), close every pool. Later calls get the same promise.
    */
   close(options?: CloseOptions): Promise<void>;
-  /** Immediate: abort in-flight requests and close everything — also after a `close()` in progress. */
-  destroy(): Promise<void>;
+  /**
+   * Immediate: abort in-flight requests and close everything — also after a `close()` in progress.
+   * Calls in flight fail with `reason` when one is given (as undici's `destroy(err)`), else with
+   * `MESH_CLOSED`.
+   */
+  destroy(reason?: Error): Promise<void>;
 }

@@ -77,7 +77,7 @@ export interface CallPathDeps {
   agent: Dispatcher | undefined;
   hostHeader: 'logical' | 'endpoint';
   /** The mesh's own `close` and `destroy`, which the dispatcher's close and destroy are. */
-  lifecycle: Pick<DispatchTarget, 'close' | 'destroy'>;
+  lifecycle: Pick<DispatchTarget, 'close' | 'destroy' | 'closed' | 'destroyed'>;
 }
 
 /** The target of the mesh's dispatcher: every request of every face of the mesh comes through here. */
@@ -91,7 +91,7 @@ export class CallPath implements DispatchTarget {
   readonly #random: Random;
   readonly #agent: Dispatcher | undefined;
   readonly #hostHeader: 'logical' | 'endpoint';
-  readonly #lifecycle: Pick<DispatchTarget, 'close' | 'destroy'>;
+  readonly #lifecycle: Pick<DispatchTarget, 'close' | 'destroy' | 'closed' | 'destroyed'>;
 
   constructor(deps: CallPathDeps) {
     this.#destinations = deps.destinations;
@@ -127,7 +127,8 @@ export class CallPath implements DispatchTarget {
       }
     } catch (error) {
       failUnchecked(handler, error as Error);
-      return true;
+      // As undici's dispatcher after `close()`: the request failed and `false` is returned.
+      return !MeshError.is(error, 'MESH_CLOSED');
     }
     // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
     const chains = this.#routing.chains;
@@ -240,7 +241,8 @@ export class CallPath implements DispatchTarget {
       return dest.dispatch(sent, call);
     } catch (error) {
       failDispatch(call, error as Error);
-      return true;
+      // As undici's dispatcher after `close()`: the request failed and `false` is returned.
+      return !MeshError.is(error, 'MESH_CLOSED');
     }
   }
 
@@ -297,7 +299,15 @@ export class CallPath implements DispatchTarget {
     return this.#lifecycle.close();
   }
 
-  destroy(): Promise<void> {
-    return this.#lifecycle.destroy();
+  get closed(): boolean {
+    return this.#lifecycle.closed;
+  }
+
+  get destroyed(): boolean {
+    return this.#lifecycle.destroyed;
+  }
+
+  destroy(reason?: Error): Promise<void> {
+    return this.#lifecycle.destroy(reason);
   }
 }

@@ -386,7 +386,7 @@ export class Destination {
    * resolution, in a backoff, on a pool, retired or not — with `MESH_CLOSED` (or `reason`), and
    * destroy every pool. Also ends a graceful close in progress.
    */
-  destroy(reason?: MeshError): Promise<void> {
+  destroy(reason?: Error): Promise<void> {
     if (this.#destroying) return this.#destroying;
     this.#refusing = true;
     const error = reason ?? closedError(this.service, 'the mesh was destroyed while a call was in flight to');

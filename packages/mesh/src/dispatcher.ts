@@ -6,7 +6,11 @@ export interface DispatchTarget {
   /** Dispatch one request: a mesh call, or pass-through for other origins. */
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
-  destroy(): Promise<void>;
+  destroy(reason?: Error): Promise<void>;
+  /** `close()` or `destroy()` was called. */
+  readonly closed: boolean;
+  /** `destroy()` was called. */
+  readonly destroyed: boolean;
 }
 
 /**
@@ -27,6 +31,16 @@ export class MeshDispatcher extends UndiciDispatcher {
     return this.#target.dispatch(opts, handler);
   }
 
+  /** True once `close()` or `destroy()` was called: new requests are refused (`MESH_CLOSED`). */
+  get closed(): boolean {
+    return this.#target.closed;
+  }
+
+  /** True once `destroy()` was called. */
+  get destroyed(): boolean {
+    return this.#target.destroyed;
+  }
+
   override close(): Promise<void>;
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
@@ -44,7 +58,8 @@ export class MeshDispatcher extends UndiciDispatcher {
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(a?: unknown, b?: unknown): Promise<void> | void {
     const callback = typeof a === 'function' ? a : typeof b === 'function' ? b : undefined;
-    const p = this.#target.destroy();
+    // As undici's `destroy(err)`: requests in flight fail with `err`.
+    const p = this.#target.destroy(a instanceof Error ? a : undefined);
     if (callback) {
       p.then(callback as () => void, callback as () => void);
       return;

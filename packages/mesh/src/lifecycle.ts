@@ -35,6 +35,7 @@ export class MeshLifecycle {
   /** Ends a graceful drain of the pass-through agent (its deadline, or `destroy()`). */
   #cutAgent: (() => void) | undefined;
   #closingDests = new Set<Destination>();
+  #destroyed = false;
 
   constructor(deps: LifecycleDeps) {
     this.#deps = deps;
@@ -44,20 +45,30 @@ export class MeshLifecycle {
     return this.#stopped;
   }
 
+  /** `destroy()` was called. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
   close(options: CloseOptions = {}): Promise<void> {
     this.#closing ??= this.#deps.shutdown(this.#drain(options.timeout));
     return this.#closing;
   }
 
-  destroy(): Promise<void> {
+  /** `reason`: what calls in flight fail with (undici's `destroy(err)`); `MESH_CLOSED` without one. */
+  destroy(reason?: Error): Promise<void> {
+    this.#destroyed = true;
     if (this.#closing === undefined) {
-      this.#closing = this.#deps.shutdown(this.#force());
+      this.#closing = this.#deps.shutdown(this.#force(reason));
       return this.#closing;
     }
     // A graceful close may still be draining: destroy() forces it (#9.10).
     this.#forced ??= (async () => {
       this.#cutAgent?.();
-      await Promise.all([...[...this.#closingDests].map((d) => d.destroy()), this.#destroyAgent()]);
+      await Promise.all([
+        ...[...this.#closingDests].map((d) => d.destroy(reason)),
+        this.#destroyAgent(reason),
+      ]);
       await this.#closing;
     })();
     return this.#forced;
@@ -100,18 +111,20 @@ export class MeshLifecycle {
   }
 
   /** The synchronous start of `destroy()`: fail every call in flight, and the pass-through agent's. */
-  #force(): Promise<void> {
+  #force(reason?: Error): Promise<void> {
     const dests = this.#stop();
-    return Promise.all([...dests.map((d) => d.destroy()), this.#destroyAgent()]).then(() => undefined);
+    return Promise.all([...dests.map((d) => d.destroy(reason)), this.#destroyAgent(reason)]).then(
+      () => undefined,
+    );
   }
 
   /** Destroy the mesh's own pass-through agent, and the pools a `close()` of it is still draining. */
-  async #destroyAgent(): Promise<void> {
+  async #destroyAgent(reason?: Error): Promise<void> {
     const { agent, ownAgent, agentPools } = this.#deps;
     if (!agent || !ownAgent) return;
     const pools = [...agentPools];
     agentPools.clear();
-    await Promise.all([agent, ...pools].map((d) => d.destroy().catch(() => undefined)));
+    await Promise.all([agent, ...pools].map((d) => d.destroy(reason ?? null).catch(() => undefined)));
   }
 
   /** Refuse every call from now on; the destinations that were live, to drain or destroy. */

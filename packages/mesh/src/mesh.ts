@@ -388,8 +388,18 @@ class MeshImpl implements Mesh {
     return this.#lifecycle.close(options);
   }
 
-  destroy(): Promise<void> {
-    return this.#lifecycle.destroy();
+  destroy(reason?: Error): Promise<void> {
+    return this.#lifecycle.destroy(reason);
+  }
+
+  /** `close()` or `destroy()` was called (the dispatcher's `closed`). */
+  get closed(): boolean {
+    return this.#lifecycle.stopped;
+  }
+
+  /** `destroy()` was called (the dispatcher's `destroyed`). */
+  get destroyed(): boolean {
+    return this.#lifecycle.destroyed;
   }
 
   async register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {

@@ -92,13 +92,20 @@ export function splitUrl(url: string): UrlParts | undefined {
   return { origin: url.slice(0, end), hostname, pathname, search };
 }
 
-/** The Host header for an origin (`http://api:8080` → `api:8080`), remembered per origin. */
+/**
+ * The Host header for an origin (`http://api:8080` → `api:8080`), remembered per origin. As undici
+ * sends it (its origin goes through the WHATWG URL parser): the host name lower-cased and the
+ * scheme's default port left out (`http://API:80` → `api`).
+ */
 const hosts = new Map<string, string>();
 export function hostOf(origin: string): string {
   let host = hosts.get(origin);
   if (host === undefined) {
     const i = origin.indexOf('://');
-    host = (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '');
+    host = (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '').toLowerCase();
+    const scheme = i < 0 ? '' : origin.slice(0, i).toLowerCase();
+    if ((scheme === 'http' && host.endsWith(':80')) || (scheme === 'https' && host.endsWith(':443')))
+      host = host.slice(0, host.lastIndexOf(':'));
     if (hosts.size >= 1024) hosts.clear();
     hosts.set(origin, host);
   }
