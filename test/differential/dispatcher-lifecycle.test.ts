@@ -99,4 +99,26 @@ describe('differential: mesh.dispatcher lifecycle as an undici Dispatcher', () =
     // undici sends `new URL(origin).host`; before, the mesh sent `SVC` and `svc:80`.
     expect(hosts).toEqual(['svc', 'svc', 'svc']);
   });
+  it('emits the connection events of its pools, as undici Agent does, with itself first in targets', async () => {
+    const r = await bothWays(async (d, origin) => {
+      const seen: string[] = [];
+      const firsts: boolean[] = [];
+      for (const name of ['connect', 'disconnect'] as const) {
+        d.on(name, (o: URL, targets: readonly Dispatcher[]) => {
+          seen.push(`${name} ${o.origin}`);
+          firsts.push(targets[0] === d);
+        });
+      }
+      const res = await d.request({ origin, path: '/', method: 'GET' });
+      await res.body.dump();
+      await d.close();
+      return { seen, firsts: firsts.every(Boolean) };
+    });
+    // Before: the mesh dispatcher emitted nothing.
+    expect(r.agent.seen).toEqual([
+      `connect http://127.0.0.1:${server.port}`,
+      `disconnect http://127.0.0.1:${server.port}`,
+    ]);
+    expect(r.mesh).toEqual(r.agent);
+  });
 });

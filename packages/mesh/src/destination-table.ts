@@ -22,6 +22,7 @@ import { type EffectiveConfig, effectiveConfig } from './config/effective.js';
 import { type Layer, parsePolicyPatch } from './config/layers.js';
 import type { ConfigStore } from './config/store.js';
 import { Destination } from './destination.js';
+import type { PoolEventSink } from './endpoint-pools.js';
 import { buildPolicy } from './policy.js';
 import type { ResolverSet } from './resolvers.js';
 import type { ChainTarget } from './routing/index.js';
@@ -44,6 +45,8 @@ export interface DestinationTableDeps {
   closing(): boolean;
   /** A service destination was built: traffic management watches the service's chain. */
   watchChain(service: string): void;
+  /** Connection events of every destination's pools. */
+  poolEvent?: PoolEventSink;
 }
 
 /**
@@ -229,6 +232,7 @@ export class DestinationTable {
       clock,
       logger,
       connectionsPerEndpoint: this.#deps.connectionsPerEndpoint,
+      ...(this.#deps.poolEvent ? { poolEvent: this.#deps.poolEvent } : {}),
       resolveTimeoutMs: this.#deps.resolveTimeoutMs,
       policy: (s, previous) =>
         buildPolicy(

@@ -18,7 +18,7 @@ import {
   type Timer,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
-import { EndpointPools } from './endpoint-pools.js';
+import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { createPickStage } from './pick.js';
 import { buildStack, type StackParts } from './stack.js';
 import { CallList, TrackedCall } from './tracked-calls.js';
@@ -42,6 +42,8 @@ export interface DestinationDeps {
   onResolverError: (service: string, error: MeshError) => void;
   /** Panic, locality, ejection and health-check events of the balancer in force. */
   onBalancerEvent: (event: BalancerEvent) => void;
+  /** The connection events of the destination's pools (the mesh dispatcher emits them). */
+  poolEvent?: PoolEventSink;
 }
 
 /** The per-service policy objects: on a config change, only the parts it touches are built anew. */
@@ -110,6 +112,7 @@ export class Destination {
       service,
       connectionsPerEndpoint: deps.connectionsPerEndpoint,
       connectTimeoutMs: deps.connectTimeoutMs,
+      ...(deps.poolEvent ? { poolEvent: deps.poolEvent } : {}),
       balancer: () => this.#policy.balancer,
       maxConnections: () => this.#policy.maxConnections,
       endpointCount: () => this.#set?.endpoints.length ?? 1,

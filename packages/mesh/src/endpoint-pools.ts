@@ -4,9 +4,10 @@
  * gracefully (requests on them finish) when their endpoint leaves the set or their size changes.
  */
 
+import type { EventEmitter } from 'node:events';
 import type { ObservableBalancer } from '@proxyless/balancer';
 import { type Endpoint, formatHostPort, MeshError, UndiciPool } from '@proxyless/core';
-import type { Pool } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 
 /** What the pools need from their destination. */
 export interface EndpointPoolsDeps {
@@ -22,7 +23,14 @@ export interface EndpointPoolsDeps {
   endpointCount(): number;
   /** True once the destination released everything: no pool is made any more. */
   released(): boolean;
+  /** Each pool's `connect`, `disconnect`, `connectionError` and `drain` event, passed on. */
+  poolEvent?: PoolEventSink;
 }
+
+/** Where a dispatcher's connection events go: undici's `(origin, targets, error?)` arguments. */
+export type PoolEventSink = (event: PoolEventName, origin: URL, targets: Dispatcher[], error?: Error) => void;
+export type PoolEventName = 'connect' | 'disconnect' | 'connectionError' | 'drain';
+export const POOL_EVENTS: readonly PoolEventName[] = ['connect', 'disconnect', 'connectionError', 'drain'];
 
 /** The pool key of an endpoint: scheme + host:port (a TLS origin would get a pool of its own). */
 function keyOf(endpoint: Endpoint): string {
@@ -69,6 +77,14 @@ export class EndpointPools {
         if (created.stats.connected === 0 && this.#pools.get(key) === created)
           this.#deps.balancer().onDisconnected(endpoint);
       });
+      const sink = this.#deps.poolEvent;
+      if (sink !== undefined) {
+        for (const name of POOL_EVENTS) {
+          (created as EventEmitter).on(name, (origin: URL, targets: Dispatcher[], error?: Error) =>
+            sink(name, origin, targets, error),
+          );
+        }
+      }
       this.#pools.set(key, created);
       this.#size.set(created, connections);
       pool = created;

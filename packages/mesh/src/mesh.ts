@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import {
   type Clock,
   createEmitter,
@@ -42,6 +43,7 @@ import { type ConfigSource, fileConfigSource, optionsConfigSource } from './conf
 import { ConfigStore, type Warning } from './config/store.js';
 import { ConfigApplier, ROUTING_DC } from './config-apply.js';
 import { DestinationTable } from './destination-table.js';
+import { POOL_EVENTS } from './endpoint-pools.js';
 import { allEnvVars } from './env-schema.js';
 import { MeshLifecycle } from './lifecycle.js';
 import { checkUnknownMeshVars, meshSettings } from './mesh-env.js';
@@ -215,6 +217,9 @@ class MeshImpl implements Mesh {
       idleTimeoutMs,
       closing,
       watchChain: (service) => this.#documents.watchChain(service),
+      // As undici's Agent: its pools' connection events, from the dispatcher, with it first in targets.
+      poolEvent: (event, origin, targets, error) =>
+        (this.dispatcher as EventEmitter).emit(event, origin, [this.dispatcher, ...targets], error),
     });
     this.#documents = new ConfigApplier(
       {
@@ -257,6 +262,15 @@ class MeshImpl implements Mesh {
       lifecycle: this,
     });
     this.dispatcher = this.#calls.dispatcher;
+    // Pass-through origins: the agent's own events, as seen from the mesh dispatcher.
+    const agent = this.#agent;
+    if (agent !== undefined && options.passthroughDispatcher === undefined) {
+      for (const name of POOL_EVENTS) {
+        (agent as EventEmitter).on(name, (origin: URL, targets: Dispatcher[], error?: Error) =>
+          (this.dispatcher as EventEmitter).emit(name, origin, [this.dispatcher, ...targets.slice(1)], error),
+        );
+      }
+    }
     // Telemetry counts the events it knows; config warnings are for listeners and logs.
     this.#events.event((event) => {
       if (event.type !== 'config_warning') telemetry.onMeshEvent(event);
