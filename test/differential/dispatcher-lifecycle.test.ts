@@ -99,16 +99,17 @@ describe('differential: mesh.dispatcher lifecycle as an undici Dispatcher', () =
     // undici sends `new URL(origin).host`; before, the mesh sent `SVC` and `svc:80`.
     expect(hosts).toEqual(['svc', 'svc', 'svc']);
   });
+
   it('emits the connection events of its pools, as undici Agent does, with itself first in targets', async () => {
     const r = await bothWays(async (d, origin) => {
       const seen: string[] = [];
       const firsts: boolean[] = [];
-      for (const name of ['connect', 'disconnect'] as const) {
-        d.on(name, (o: URL, targets: readonly Dispatcher[]) => {
-          seen.push(`${name} ${o.origin}`);
-          firsts.push(targets[0] === d);
-        });
-      }
+      const note = (name: string) => (o: URL, targets: readonly Dispatcher[]) => {
+        seen.push(`${name} ${o.origin}`);
+        firsts.push(targets[0] === d);
+      };
+      d.on('connect', note('connect'));
+      d.on('disconnect', note('disconnect'));
       const res = await d.request({ origin, path: '/', method: 'GET' });
       await res.body.dump();
       await d.close();

@@ -97,8 +97,8 @@ export interface CloseOptions {
 }
 
 /** Options of {@link Mesh.request}: undici's `request()` options (minus `dispatcher`) plus mesh hints. */
-export type MeshRequestOptions = Omit<
-  Dispatcher.RequestOptions,
+export type MeshRequestOptions<TOpaque = null> = Omit<
+  Dispatcher.RequestOptions<TOpaque>,
   'origin' | 'path' | 'method' | 'dispatcher'
 > & {
   /** @defaultValue `GET` */
@@ -110,7 +110,7 @@ export type MeshRequestOptions = Omit<
 };
 
 /** undici's `request()` result, plus the endpoint that answered. */
-export type MeshResponseData = Dispatcher.ResponseData<unknown> & {
+export type MeshResponseData<TOpaque = null> = Dispatcher.ResponseData<TOpaque> & {
   /** Which endpoint answered (`address:port`), when a mesh service did. */
   endpoint: string | undefined;
 };
@@ -184,7 +184,10 @@ export interface Mesh extends AsyncDisposable {
   /** WHATWG `fetch`, through the mesh. */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** The `undici.request` shape, the fastest path. */
-  request(url: string | URL, options?: MeshRequestOptions): Promise<MeshResponseData>;
+  request<TOpaque = null>(
+    url: string | URL,
+    options?: MeshRequestOptions<TOpaque>,
+  ): Promise<MeshResponseData<TOpaque>>;
   /** An undici `Dispatcher` for `undici.fetch`/`undici.request`/`setGlobalDispatcher`. */
   readonly dispatcher: Dispatcher;
   /** Route Node's global `fetch` through the mesh; returns a function that undoes it. */

@@ -250,7 +250,10 @@ export class CallPath implements DispatchTarget {
    * undici's `request()` over the mesh dispatcher: every option and result field of undici's own,
    * plus `endpoint`.
    */
-  async request(url: string | URL, options: MeshRequestOptions): Promise<MeshResponseData> {
+  async request<TOpaque = null>(
+    url: string | URL,
+    options: MeshRequestOptions<TOpaque>,
+  ): Promise<MeshResponseData<TOpaque>> {
     let ctx: CallContext | undefined;
     const sink = (c: CallContext): void => {
       ctx = c;
@@ -277,7 +280,7 @@ export class CallPath implements DispatchTarget {
       r = await (await undiciModule()).request(url, opts);
     }
     const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
-    const out = r as MeshResponseData;
+    const out = r as unknown as MeshResponseData<TOpaque>;
     out.endpoint = ep ? formatHostPort(ep.address, ep.port) : undefined;
     return out;
   }

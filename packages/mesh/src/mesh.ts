@@ -319,7 +319,10 @@ class MeshImpl implements Mesh {
   }
 
   /** undici's `request()` over the mesh dispatcher, plus `endpoint` (calls.ts). */
-  request(url: string | URL, options: MeshRequestOptions = {}): Promise<MeshResponseData> {
+  request<TOpaque = null>(
+    url: string | URL,
+    options: MeshRequestOptions<TOpaque> = {},
+  ): Promise<MeshResponseData<TOpaque>> {
     return this.#calls.request(url, options);
   }
 
