@@ -49,3 +49,22 @@ describe('runPolicy input', () => {
     expect(byHand.endedAt).toBe(250);
   });
 });
+
+describe('runPolicy time', () => {
+  it("waits out a long upstream delay: the breaker's background timers are not counted as the call's", async () => {
+    const rec = await runPolicy({ circuitBreaker: { rollingWindow: '10ms' } }, [
+      { status: 200, delayMs: 15_000 },
+    ]);
+    expect(rec.status).toBe(200);
+    expect(rec.endedAt).toBe(15_000);
+  });
+
+  it('reports a hang only when nothing but background timers is left; a deadline still ends it', async () => {
+    await expect(runPolicy({ circuitBreaker: { rollingWindow: '10ms' } }, ['hang'])).rejects.toThrow(
+      /did not settle/,
+    );
+    const rec = await runPolicy({ timeout: '20s', circuitBreaker: { rollingWindow: '10ms' } }, ['hang']);
+    expect(rec.error?.code).toBe('MESH_TIMEOUT');
+    expect(rec.endedAt).toBe(20_000);
+  });
+});

@@ -6,6 +6,7 @@
 import {
   type CallEvent,
   type CallResult,
+  type Clock,
   compose,
   type Filter,
   Issues,
@@ -15,6 +16,9 @@ import {
   noopLogger,
   type Random,
   seededRandom,
+  sleepOn,
+  type Timer,
+  type TimerOptions,
 } from '@proxyless/core';
 import {
   flushPromises,
@@ -153,8 +157,63 @@ export interface RunPolicyOptions {
   signal?: AbortSignal;
   /** Extra filters placed before (outside) the policy stack. */
   filters?: Filter[];
-  /** Upper bound on timers fired while waiting for the call (a guard against a runaway script). */
+  /**
+   * Upper bound on the call's own timers (delays, backoffs, deadlines) fired while waiting for it, a
+   * guard against a runaway script; background timers (breaker windows) are not counted.
+   */
   maxTimers?: number;
+}
+
+/** A clock over `base` that tracks which of its timers are the call's own work (see {@link callWork}). */
+interface TrackingClock extends Clock {
+  /** The earliest due time of a live timer counted as the call's work, or undefined when none is left. */
+  readonly nextWorkAt: () => number | undefined;
+}
+
+/**
+ * Clocks over `base` that record the call's own pending timers, so {@link runPolicy} can tell a call
+ * that will settle (it waits on a timer of its own: a delay, a backoff, a deadline) from a hang
+ * (only background timers are left: breaker windows and the like, which fire forever).
+ * - `call`: the call context's clock; every timer on it is the call's work.
+ * - `deps`: the policy stack's own clock; only its `keepAlive` timers are (the rest are background).
+ * - `background`: nothing on it is (a scripted `'hang'` sleeps on it: waiting for an abort only).
+ */
+function callWork(base: VirtualClock): { call: TrackingClock; deps: Clock; background: Clock } {
+  // Shared: a timer counted on any of the clocks is the call's work.
+  const live = new Map<object, number>();
+  const make = (counts: (options?: TimerOptions) => boolean): TrackingClock => {
+    const clock: TrackingClock = {
+      now: () => base.now(),
+      wallNow: () => base.wallNow(),
+      setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer {
+        if (!counts(options)) return base.setTimer(ms, fn);
+        const key = {};
+        live.set(key, base.now() + Math.max(0, ms));
+        const timer = base.setTimer(ms, () => {
+          live.delete(key);
+          fn();
+        });
+        return {
+          cancel: () => {
+            live.delete(key);
+            timer.cancel();
+          },
+        };
+      },
+      sleep: (ms: number, signal?: AbortSignal) => sleepOn(clock, ms, signal),
+      nextWorkAt: () => {
+        let at: number | undefined;
+        for (const t of live.values()) if (at === undefined || t < at) at = t;
+        return at;
+      },
+    };
+    return clock;
+  };
+  return {
+    call: make(() => true),
+    deps: make((options) => options?.keepAlive === true),
+    background: make(() => false),
+  };
 }
 
 function isResolved(config: PolicyInput): config is ResilienceConfig {
@@ -225,11 +284,18 @@ export async function runPolicy(
   const resolved = isResolved(input) ? input : resolveResilienceConfig(input);
   const service = options.service ?? 'test';
   const random = options.random ?? seededRandom(options.seed ?? 1);
-  const stack = createPolicyStack(resolved, { service, clock, random, logger: noopLogger });
-  const { terminal, record, observer } = recordAttempts(scriptedUpstream(script));
+  const work = callWork(clock);
+  const stack = createPolicyStack(resolved, { service, clock: work.deps, random, logger: noopLogger });
+  const upstream = scriptedUpstream(script);
+  // A `'hang'` step waits for an abort only: its (very long) sleep is not work that settles the call.
+  const hangAware: Next = (c) =>
+    script[Math.min(upstream.calls.length, script.length - 1)] === 'hang'
+      ? upstream({ ...c, clock: work.background })
+      : upstream(c);
+  const { terminal, record, observer } = recordAttempts(hangAware);
   const call = compose([...(options.filters ?? []), ...stack.filters], terminal);
   const ctx = testContext({
-    clock,
+    clock: work.call,
     random,
     service,
     observer,
@@ -252,9 +318,15 @@ export async function runPolicy(
     settled = true;
     record.endedAt = clock.now();
   });
+  // Move time to the call's next own timer (firing background ones on the way) until it settles;
+  // when only background timers are left, nothing will ever settle it: a hang.
   const max = options.maxTimers ?? 10_000;
-  for (let i = 0; i < max && !settled; i++) {
-    if (!(await clock.next())) break;
+  for (let i = 0; i < max; i++) {
+    await flushPromises();
+    if (settled) break;
+    const at = work.call.nextWorkAt();
+    if (at === undefined) break;
+    await clock.advance(Math.max(0, at - clock.now()));
   }
   await flushPromises();
   stack.close();
