@@ -1,7 +1,7 @@
 import { Issues } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { parseResiliencePatch, resolveResilienceConfig } from './config.js';
-import { runPolicy } from './testing.js';
+import { runPolicy, VirtualClock } from './testing.js';
 
 describe('runPolicy input', () => {
   it('takes the config-document shape and validates it like createMesh', async () => {
@@ -66,5 +66,13 @@ describe('runPolicy time', () => {
     const rec = await runPolicy({ timeout: '20s', circuitBreaker: { rollingWindow: '10ms' } }, ['hang']);
     expect(rec.error?.code).toBe('MESH_TIMEOUT');
     expect(rec.endedAt).toBe(20_000);
+  });
+});
+
+describe('runPolicy hang', () => {
+  it('aborts the call before reporting the hang: nothing is left on the caller clock', async () => {
+    const clock = new VirtualClock();
+    await expect(runPolicy({}, ['hang'], { clock })).rejects.toThrow(/did not settle/);
+    expect(clock.pendingTimers).toBe(0);
   });
 });

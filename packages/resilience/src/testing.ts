@@ -294,12 +294,17 @@ export async function runPolicy(
       : upstream(c);
   const { terminal, record, observer } = recordAttempts(hangAware);
   const call = compose([...(options.filters ?? []), ...stack.filters], terminal);
+  // The call's own signal (linked to the caller's), so a hang can be aborted before reporting it.
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
   const ctx = testContext({
     clock: work.call,
     random,
     service,
     observer,
-    signal: options.signal,
+    signal: controller.signal,
     ...(options.request ? { request: options.request } : {}),
   });
   let settled = false;
@@ -329,8 +334,15 @@ export async function runPolicy(
     await clock.advance(Math.max(0, at - clock.now()));
   }
   await flushPromises();
+  options.signal?.removeEventListener('abort', onAbort);
+  const hung = !settled;
+  if (hung) {
+    // Abort the call so nothing of it is left on the clock (its sleeps, its deadline).
+    controller.abort(new MeshError('MESH_ABORTED', 'runPolicy: the call did not settle; aborted'));
+    await flushPromises();
+  }
   stack.close();
-  if (!settled) {
+  if (hung) {
     throw new MeshError('MESH_INTERNAL', 'runPolicy: the call did not settle (a hang with no timeout?)');
   }
   await p;
