@@ -128,6 +128,42 @@ export function isIdempotentMethod(method: string): boolean {
   return IDEMPOTENT.has(method);
 }
 
+/**
+ * A request header the caller may set to declare a non-idempotent request safe to retry; the mesh
+ * removes it before the request leaves. Requests carrying an `Idempotency-Key` header
+ * (draft-ietf-httpapi-idempotency-key-header) are treated as idempotent too.
+ */
+export const IDEMPOTENT_HEADER = 'x-mesh-idempotent';
+
+const STANDARD_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+
+/** The method as undici and fetch normalise it: only the six standard methods are upper-cased. */
+export function normalizeMethod(method: string): string {
+  if (STANDARD_METHODS.has(method)) return method;
+  const upper = method.toUpperCase();
+  return STANDARD_METHODS.has(upper) ? upper : method;
+}
+
+/**
+ * Whether a request may be sent again (the mesh's idempotency rule, one place for the mesh and the
+ * testing entry): `declared` (the `idempotent` option) when given, else the `x-mesh-idempotent`
+ * header (`true`/`1`), else an RFC 9110 idempotent method or an `Idempotency-Key` header.
+ * `headers`: lower-cased names, as `headerRecord` gives them.
+ */
+export function isIdempotentRequest(
+  method: string,
+  headers: Readonly<Record<string, string | readonly string[] | undefined>>,
+  declared?: boolean,
+): boolean {
+  let d = declared;
+  const flag = headers[IDEMPOTENT_HEADER];
+  if (d === undefined && flag !== undefined) {
+    const v = String(Array.isArray(flag) ? flag[0] : flag).toLowerCase();
+    d = v === 'true' || v === '1';
+  }
+  return d ?? (isIdempotentMethod(method) || headers['idempotency-key'] !== undefined);
+}
+
 /** Whether a body can be sent again byte for byte. */
 export function isReplayableBody(body: RequestBody): boolean {
   return body === null || typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer;

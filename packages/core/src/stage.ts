@@ -256,6 +256,13 @@ export function dispatchFromNext(next: Next): DispatchFn {
         body = result.body;
         handler.onResponseStart?.(controller, result.status, result.headers as IncomingHttpHeaders, '');
         if (ac.signal.aborted) return;
+        if (isEmptyBody(body)) {
+          // No body: the exchange ends with its head, in the same turn, as undici ends one.
+          done = true;
+          body.resume();
+          handler.onResponseEnd?.(controller, {});
+          return;
+        }
         body.on('data', (chunk: Buffer) => {
           if (!done) handler.onResponseData?.(controller, chunk);
         });
@@ -278,6 +285,19 @@ export function dispatchFromNext(next: Next): DispatchFn {
     );
     return true;
   };
+}
+
+const kEmptyBody = Symbol('proxyless.emptyBody');
+
+/** A response body known to be empty (a scripted answer without one). */
+export function emptyBody(): Readable {
+  const body = Readable.from([]);
+  (body as Readable & { [kEmptyBody]?: true })[kEmptyBody] = true;
+  return body;
+}
+
+function isEmptyBody(body: Readable): boolean {
+  return (body as Readable & { [kEmptyBody]?: true })[kEmptyBody] === true;
 }
 
 /**

@@ -7,8 +7,9 @@ import type { Clock } from './clock.js';
 import { createEndpoint, type Endpoint } from './endpoint.js';
 import { MeshError } from './errors.js';
 import type { CallContext, CallObserver, CallResult, MeshRequest, Next, ResponseHeaders } from './filter.js';
-import { isIdempotentMethod, isReplayableBody } from './filter.js';
+import { isIdempotentRequest, isReplayableBody, normalizeMethod } from './filter.js';
 import { type Random, seededRandom } from './random.js';
+import { emptyBody } from './stage.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export { seededRandom } from './random.js';
@@ -20,18 +21,26 @@ export interface TestContextOptions extends Partial<Omit<CallContext, 'request'>
 
 /** A call context with test defaults: service `test`, `GET /`, a new `VirtualClock`, seed 1. */
 export function testContext(options: TestContextOptions = {}): CallContext {
-  const method = options.request?.method ?? 'GET';
+  // As the mesh reads a request: the method normalised as undici does, header names lower-cased,
+  // and the same idempotency rule (method, `Idempotency-Key`, `x-mesh-idempotent`).
+  const method = normalizeMethod(options.request?.method ?? 'GET');
   const body = options.request?.body ?? null;
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(options.request?.headers ?? {})) {
+    if (v !== undefined) headers[k.toLowerCase()] = v as string | string[];
+  }
+  const idempotent = options.request?.idempotent ?? isIdempotentRequest(method, headers);
+  const bodyReplayable = options.request?.bodyReplayable ?? isReplayableBody(body);
   const request: MeshRequest = {
-    method,
     path: '/',
     origin: `http://${options.service ?? 'test'}`,
-    headers: {},
     body,
-    idempotent: isIdempotentMethod(method),
-    bodyReplayable: isReplayableBody(body),
-    replayable: isIdempotentMethod(method) && isReplayableBody(body),
+    replayable: idempotent && bodyReplayable,
     ...options.request,
+    method,
+    headers,
+    idempotent,
+    bodyReplayable,
   };
   return {
     service: 'test',
@@ -136,10 +145,13 @@ export function scriptedUpstream(
         },
       });
     }
+    // Header names as undici gives them (lower case), so `Retry-After` is read as `retry-after` is.
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(step.headers)) if (v !== undefined) headers[k.toLowerCase()] = v;
     return {
       status: step.status,
-      headers: step.headers,
-      body: Readable.from(step.body === '' ? [] : [Buffer.from(step.body)]),
+      headers,
+      body: step.body === '' ? emptyBody() : Readable.from([Buffer.from(step.body)]),
       endpoint,
     };
   };

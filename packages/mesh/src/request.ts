@@ -2,29 +2,17 @@ import {
   type DispatchHeaders,
   hasHeader,
   headerRecord,
-  isIdempotentMethod,
+  IDEMPOTENT_HEADER,
+  isIdempotentRequest,
   type MeshRequest,
+  normalizeMethod,
   type RequestBody,
   type RequestHeaders,
   undiciErrors,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
-/**
- * A request header the caller may set to declare a non-idempotent request safe to retry; it is
- * removed before the request leaves. Requests carrying an `Idempotency-Key` header
- * (draft-ietf-httpapi-idempotency-key-header) are treated as idempotent too.
- */
-export const IDEMPOTENT_HEADER = 'x-mesh-idempotent';
-
-const STANDARD = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
-
-/** The method as undici and fetch normalise it: only the six standard methods are upper-cased. */
-export function normalizeMethod(method: string): string {
-  if (STANDARD.has(method)) return method;
-  const upper = method.toUpperCase();
-  return STANDARD.has(upper) ? upper : method;
-}
+export { IDEMPOTENT_HEADER, normalizeMethod };
 
 /**
  * Refuse, before anything is sent, a dispatch undici's own `Request` would refuse, with its error
@@ -107,16 +95,7 @@ export class DispatchRequest implements MeshRequest {
   }
 
   get idempotent(): boolean {
-    if (this.#idempotent === undefined) {
-      let declared = this.#declared;
-      const flag = this.headers[IDEMPOTENT_HEADER];
-      if (declared === undefined && flag !== undefined) {
-        const v = String(Array.isArray(flag) ? flag[0] : flag).toLowerCase();
-        declared = v === 'true' || v === '1';
-      }
-      this.#idempotent =
-        declared ?? (isIdempotentMethod(this.method) || this.headers['idempotency-key'] !== undefined);
-    }
+    this.#idempotent ??= isIdempotentRequest(this.method, this.headers, this.#declared);
     return this.#idempotent;
   }
 
