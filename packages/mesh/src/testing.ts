@@ -8,6 +8,9 @@
  * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
  * rec.attempts.map((a) => a.outcome); // [503, 503, 200]
  */
+
+/** The issue list `parseResiliencePatch` records into (`throwIfAny` turns it into `MESH_CONFIG_INVALID`). */
+export { Issues } from '@proxyless/core';
 export {
   flushPromises,
   type Random,
@@ -24,10 +27,21 @@ export {
   type VirtualClockOptions,
 } from '@proxyless/core/testing';
 export { type ManualResolver, manualResolver } from '@proxyless/discovery/testing';
+// Every single-policy filter of docs/policies.md "Using a policy alone", so a project that installs
+// only `proxyless` can compose them itself.
 export {
+  createCircuitBreakerFilter,
+  createConcurrencyLimitFilter,
+  createDeadlineFilter,
+  createFaultInjectionFilter,
+  createHedgeFilter,
+  createPerTryTimeoutFilter,
   createPolicyStack,
+  createRateLimitFilter,
   createRetryFilter,
+  DestinationBreaker,
   type PolicyStack,
+  parseResiliencePatch,
   resolveResilienceConfig,
   withPolicies,
 } from '@proxyless/resilience';

@@ -1,0 +1,54 @@
+import * as testing from 'proxyless/testing';
+import {
+  createDeadlineFilter,
+  createRetryFilter,
+  Issues,
+  parseResiliencePatch,
+  resolveResilienceConfig,
+  scriptedUpstream,
+  testContext,
+  VirtualClock,
+  withPolicies,
+} from 'proxyless/testing';
+import { describe, expect, it } from 'vitest';
+
+describe('proxyless/testing: the single-policy filters of docs/policies.md "Using a policy alone"', () => {
+  it('exports every factory the section names, and parseResiliencePatch', () => {
+    for (const name of [
+      'createDeadlineFilter',
+      'createPerTryTimeoutFilter',
+      'createRetryFilter',
+      'createHedgeFilter',
+      'createCircuitBreakerFilter',
+      'DestinationBreaker',
+      'createConcurrencyLimitFilter',
+      'createRateLimitFilter',
+      'createFaultInjectionFilter',
+      'createPolicyStack',
+      'resolveResilienceConfig',
+      'parseResiliencePatch',
+      'withPolicies',
+      'Issues',
+    ]) {
+      expect(testing, name).toHaveProperty(name, expect.any(Function));
+    }
+  });
+
+  it("runs the section's example: a deadline around retries, on virtual time", async () => {
+    const issues = new Issues();
+    const patch = parseResiliencePatch({ retry: { maxRetries: 3, retryOn: ['5xx'] } }, 'policy', issues);
+    issues.throwIfAny('policy');
+    const { retry } = resolveResilienceConfig(patch!);
+    const clock = new VirtualClock();
+    const call = withPolicies(
+      [createDeadlineFilter({ timeoutMs: 1000 }), createRetryFilter(retry!)],
+      scriptedUpstream(['503', 'hang']),
+    );
+    const done = call(testContext({ clock })).then(
+      () => 'settled',
+      (error: { code?: string }) => error.code,
+    );
+    await clock.advance(1000);
+    expect(await done).toBe('MESH_TIMEOUT');
+  });
+});
