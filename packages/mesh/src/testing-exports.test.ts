@@ -52,3 +52,26 @@ describe('proxyless/testing: the single-policy filters of docs/policies.md "Usin
     expect(await done).toBe('MESH_TIMEOUT');
   });
 });
+
+describe('proxyless/testing runPolicy validates the whole entry as createMesh does', () => {
+  it('rejects a bad balancer section, though one call does not use it', async () => {
+    await expect(testing.runPolicy({ outlierDetection: { bogus: 1 } }, [200])).rejects.toMatchObject({
+      code: 'MESH_CONFIG_INVALID',
+      message: expect.stringContaining('policy.outlierDetection'),
+    });
+    await expect(testing.runPolicy({ loadBalancer: { policy: 'nope' } }, [200])).rejects.toMatchObject({
+      code: 'MESH_CONFIG_INVALID',
+    });
+    const rec = await testing.runPolicy({ outlierDetection: { consecutive5xx: 3 }, retry: false }, [200]);
+    expect(rec.status).toBe(200);
+  });
+
+  it('rejects an unknown key of a hand-written patch, naming it', async () => {
+    await expect(
+      testing.runPolicy({ timeoutMs: 1000, retyr: { maxRetries: 0 } }, [200]),
+    ).rejects.toMatchObject({
+      code: 'MESH_CONFIG_INVALID',
+      message: expect.stringContaining('retyr'),
+    });
+  });
+});

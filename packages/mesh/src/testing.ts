@@ -8,6 +8,16 @@
  * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
  * rec.attempts.map((a) => a.outcome); // [503, 503, 200]
  */
+import { parseBalancerPatch } from '@proxyless/balancer';
+import { Issues } from '@proxyless/core';
+import type { ScriptStep } from '@proxyless/core/testing';
+import {
+  isPolicyDocument,
+  type PolicyInput,
+  type PolicyRecord,
+  type RunPolicyOptions,
+  runPolicy as resilienceRunPolicy,
+} from '@proxyless/resilience/testing';
 
 /** The issue list `parseResiliencePatch` records into (`throwIfAny` turns it into `MESH_CONFIG_INVALID`). */
 export { Issues } from '@proxyless/core';
@@ -51,5 +61,26 @@ export {
   type PolicyRecord,
   type RunPolicyOptions,
   recordAttempts,
-  runPolicy,
 } from '@proxyless/resilience/testing';
+
+/**
+ * {@link resilienceRunPolicy | runPolicy} of `@proxyless/resilience/testing`, with the whole service
+ * entry validated as `createMesh` validates it: the balancer sections (`loadBalancer`,
+ * `outlierDetection`, `healthCheck`) too, though one call through the policy stack does not use them.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` naming each bad field and value.
+ * @example
+ * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
+ */
+export async function runPolicy(
+  config: PolicyInput,
+  script: readonly ScriptStep[],
+  options?: RunPolicyOptions,
+): Promise<PolicyRecord> {
+  if (isPolicyDocument(config)) {
+    const issues = new Issues();
+    parseBalancerPatch(config as Record<string, unknown>, 'policy', issues);
+    issues.throwIfAny('runPolicy: invalid policy');
+  }
+  return resilienceRunPolicy(config, script, options);
+}

@@ -76,3 +76,13 @@ describe('runPolicy hang', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 });
+
+describe('runPolicy hand-written patch', () => {
+  it('rejects a key a ResiliencePatch does not have, naming it, instead of ignoring it', async () => {
+    await expect(runPolicy({ timeoutMs: 1000, retyr: { maxRetries: 0 } }, [200])).rejects.toMatchObject({
+      code: 'MESH_CONFIG_INVALID',
+      message: expect.stringContaining('retyr'),
+    });
+    expect((await runPolicy({ timeoutMs: 1000, retry: false }, ['503'])).status).toBe(503);
+  });
+});

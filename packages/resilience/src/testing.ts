@@ -248,6 +248,28 @@ function isHandWrittenPatch(config: PolicyInput): boolean {
   return 'timeoutMs' in config || 'perTryTimeoutMs' in config;
 }
 
+/** The keys of a hand-written patch: those of `ResiliencePatch`. */
+const PATCH_KEYS: ReadonlySet<string> = new Set<keyof ResiliencePatch>([
+  'timeoutMs',
+  'perTryTimeoutMs',
+  'retry',
+  'hedge',
+  'circuitBreaker',
+  'concurrencyLimit',
+  'rateLimit',
+  'faultInjection',
+]);
+
+/**
+ * True when `config` is the config-document shape, validated by {@link runPolicy} (not a parsed
+ * patch, a resolved config or a hand-written patch). For `proxyless/testing`, which validates the
+ * keys this package does not own (the balancer's) before calling {@link runPolicy}.
+ * @internal
+ */
+export function isPolicyDocument(config: PolicyInput): boolean {
+  return !(isResolved(config) || isParsedPatch(config) || isHandWrittenPatch(config));
+}
+
 /**
  * The patch for `config`. A patch the parser made, a resolved config, or a hand-written patch with
  * `timeoutMs` / `perTryTimeoutMs` is used as it is; anything else is the document shape, validated
@@ -256,7 +278,16 @@ function isHandWrittenPatch(config: PolicyInput): boolean {
  * @throws MeshError `MESH_CONFIG_INVALID` naming each bad field and value.
  */
 function toPatch(config: PolicyInput): ResiliencePatch | ResilienceConfig {
-  if (isResolved(config) || isParsedPatch(config) || isHandWrittenPatch(config)) return config;
+  if (isResolved(config) || isParsedPatch(config)) return config;
+  if (isHandWrittenPatch(config)) {
+    // Used as it is, so a misspelt key would silently be a default: name it instead.
+    const issues = new Issues();
+    for (const k of Object.keys(config)) {
+      if (!PATCH_KEYS.has(k)) issues.add(`policy.${k}`, `one of ${[...PATCH_KEYS].join(', ')}`, k);
+    }
+    issues.throwIfAny('runPolicy: invalid hand-written patch');
+    return config;
+  }
   const own: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) if (!OTHER_ENTRY_KEYS.has(k)) own[k] = v;
   const issues = new Issues();
