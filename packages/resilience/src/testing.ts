@@ -28,6 +28,7 @@ import {
   VirtualClock,
 } from '@proxyless/core/testing';
 import {
+  DEFAULT_RESILIENCE_CONFIG,
   isParsedPatch,
   type ResilienceConfig,
   type ResiliencePatch,
@@ -248,17 +249,8 @@ function isHandWrittenPatch(config: PolicyInput): boolean {
   return 'timeoutMs' in config || 'perTryTimeoutMs' in config;
 }
 
-/** The keys of a hand-written patch: those of `ResiliencePatch`. */
-const PATCH_KEYS: ReadonlySet<string> = new Set<keyof ResiliencePatch>([
-  'timeoutMs',
-  'perTryTimeoutMs',
-  'retry',
-  'hedge',
-  'circuitBreaker',
-  'concurrencyLimit',
-  'rateLimit',
-  'faultInjection',
-]);
+/** The keys of a hand-written patch: those of `ResiliencePatch` (the resolved config's). */
+const PATCH_KEYS: ReadonlySet<string> = new Set(Object.keys(DEFAULT_RESILIENCE_CONFIG));
 
 /**
  * True when `config` is the config-document shape, validated by {@link runPolicy} (not a parsed
