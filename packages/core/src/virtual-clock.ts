@@ -1,3 +1,4 @@
+import { setImmediate as realSetImmediate } from 'node:timers';
 import { type Clock, sleepOn, type Timer } from './clock.js';
 
 interface Scheduled {
@@ -119,9 +120,13 @@ export class VirtualClock implements Clock {
   }
 }
 
-/** Let pending promise callbacks (and their follow-ups) run. Not a sleep: no time passes. */
+/**
+ * Let pending promise callbacks (and their follow-ups) run. Not a sleep: no time passes. It uses
+ * `node:timers`' own `setImmediate`, which Jest's and vitest's fake timers (they replace the
+ * global one) leave alone, so the VirtualClock works in a test that also fakes timers.
+ */
 export async function flushPromises(rounds = 3): Promise<void> {
   for (let i = 0; i < rounds; i++) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => realSetImmediate(resolve));
   }
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { runPolicy } from './testing.js';
 
 /**
@@ -34,4 +34,14 @@ describe('the testing entry reads requests and answers as production does', () =
     expect(rec.error).toBeUndefined();
     expect(rec.stoppedBecause).toBe('circuit_open (gateway-error)');
   });
+  it('works in a test that fakes the global timers (vi.useFakeTimers / Jest)', async () => {
+    vi.useFakeTimers();
+    try {
+      // Before: flushPromises waited on the faked global setImmediate, and the call never settled.
+      const rec = await runPolicy({ retry: { maxRetries: 1 } }, ['503', 200]);
+      expect(rec.status).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
+  }, 5000);
 });
