@@ -30,7 +30,19 @@ export interface EndpointPoolsDeps {
 /** Where a dispatcher's connection events go: undici's `(origin, targets, error?)` arguments. */
 export type PoolEventSink = (event: PoolEventName, origin: URL, targets: Dispatcher[], error?: Error) => void;
 export type PoolEventName = 'connect' | 'disconnect' | 'connectionError' | 'drain';
-export const POOL_EVENTS: readonly PoolEventName[] = ['connect', 'disconnect', 'connectionError', 'drain'];
+const POOL_EVENTS: readonly PoolEventName[] = ['connect', 'disconnect', 'connectionError', 'drain'];
+
+/**
+ * Pass `source`'s connection events to `sink`. `ownTarget`: the source puts itself first in
+ * `targets` (an Agent does), and that entry is left out.
+ */
+export function forwardPoolEvents(source: Dispatcher, sink: PoolEventSink, ownTarget = false): void {
+  for (const name of POOL_EVENTS) {
+    (source as EventEmitter).on(name, (origin: URL, targets: Dispatcher[], error?: Error) =>
+      sink(name, origin, ownTarget ? targets.slice(1) : targets, error),
+    );
+  }
+}
 
 /** The pool key of an endpoint: scheme + host:port (a TLS origin would get a pool of its own). */
 function keyOf(endpoint: Endpoint): string {
@@ -77,14 +89,7 @@ export class EndpointPools {
         if (created.stats.connected === 0 && this.#pools.get(key) === created)
           this.#deps.balancer().onDisconnected(endpoint);
       });
-      const sink = this.#deps.poolEvent;
-      if (sink !== undefined) {
-        for (const name of POOL_EVENTS) {
-          (created as EventEmitter).on(name, (origin: URL, targets: Dispatcher[], error?: Error) =>
-            sink(name, origin, targets, error),
-          );
-        }
-      }
+      if (this.#deps.poolEvent !== undefined) forwardPoolEvents(created, this.#deps.poolEvent);
       this.#pools.set(key, created);
       this.#size.set(created, connections);
       pool = created;

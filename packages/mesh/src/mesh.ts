@@ -13,20 +13,14 @@ import {
   noopLogger,
   type Random,
   type RegisteredInstance,
-  type Registrar,
   type Registration,
   systemClock,
   systemRandom,
 } from '@proxyless/core';
-import {
-  createConsulRegistrar,
-  createDocumentEndpointsResolver,
-  createEtcdRegistrar,
-  type DocumentEndpointsResolver,
-  manageSignals,
-} from '@proxyless/discovery';
-import { createTelemetry, serviceView, type Telemetry } from '@proxyless/telemetry';
+import { createDocumentEndpointsResolver, type DocumentEndpointsResolver } from '@proxyless/discovery';
+import { createTelemetry, type Telemetry } from '@proxyless/telemetry';
 import type { Dispatcher } from 'undici';
+import { startMeshAdmin } from './admin.js';
 import type {
   CloseOptions,
   Mesh,
@@ -43,12 +37,13 @@ import { type ConfigSource, fileConfigSource, optionsConfigSource } from './conf
 import { ConfigStore, type Warning } from './config/store.js';
 import { ConfigApplier, ROUTING_DC } from './config-apply.js';
 import { DestinationTable } from './destination-table.js';
-import { POOL_EVENTS } from './endpoint-pools.js';
+import { forwardPoolEvents, type PoolEventSink } from './endpoint-pools.js';
 import { allEnvVars } from './env-schema.js';
 import { MeshLifecycle } from './lifecycle.js';
 import { checkUnknownMeshVars, meshSettings } from './mesh-env.js';
 import { passthroughAgent } from './passthrough.js';
-import { createResolvers, type RegistrySettings, type ResolverSet, readRegistryEnv } from './resolvers.js';
+import { Registrations } from './registration.js';
+import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
 import type { RoutingChain, RoutingConfig } from './routing/index.js';
 import { tryCompileFileEntries } from './routing-sources.js';
 import { RoutingStage } from './routing-stage.js';
@@ -100,10 +95,7 @@ class MeshImpl implements Mesh {
   #config: ConfigStore;
   #configSource: ConfigSource | undefined;
   #events = createEmitter<MeshEvent>(() => undefined);
-  #registries: RegistrySettings;
-  #registryName: string | undefined;
-  #registrar: Registrar | undefined;
-  #signalHandlers: Disposable[] = [];
+  readonly #registrations: Registrations;
   readonly #telemetry: Telemetry | undefined;
   #admin: Promise<string | undefined> = Promise.resolve(undefined);
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
@@ -133,8 +125,14 @@ class MeshImpl implements Mesh {
       issues,
     );
     const registries = readRegistryEnv(env, settings.registry, issues);
-    this.#registries = registries;
-    this.#registryName = settings.registryName;
+    this.#registrations = new Registrations({
+      registries,
+      registryName: settings.registryName,
+      clock: this.#clock,
+      random: this.#random,
+      logger: this.#logger,
+      close: () => this.close(),
+    });
     // The config file is a config source: its first version is validated whole, like the rest.
     const configPath = settings.configFile;
     let documentEndpoints: DocumentEndpointsResolver | undefined;
@@ -217,9 +215,7 @@ class MeshImpl implements Mesh {
       idleTimeoutMs,
       closing,
       watchChain: (service) => this.#documents.watchChain(service),
-      // As undici's Agent: its pools' connection events, from the dispatcher, with it first in targets.
-      poolEvent: (event, origin, targets, error) =>
-        (this.dispatcher as EventEmitter).emit(event, origin, [this.dispatcher, ...targets], error),
+      poolEvent: (event, origin, targets, error) => this.#emitPoolEvent(event, origin, targets, error),
     });
     this.#documents = new ConfigApplier(
       {
@@ -263,14 +259,8 @@ class MeshImpl implements Mesh {
     });
     this.dispatcher = this.#calls.dispatcher;
     // Pass-through origins: the agent's own events, as seen from the mesh dispatcher.
-    const agent = this.#agent;
-    if (agent !== undefined && options.passthroughDispatcher === undefined) {
-      for (const name of POOL_EVENTS) {
-        (agent as EventEmitter).on(name, (origin: URL, targets: Dispatcher[], error?: Error) =>
-          (this.dispatcher as EventEmitter).emit(name, origin, [this.dispatcher, ...targets.slice(1)], error),
-        );
-      }
-    }
+    if (this.#agent !== undefined && options.passthroughDispatcher === undefined)
+      forwardPoolEvents(this.#agent, (...e) => this.#emitPoolEvent(...e), true);
     // Telemetry counts the events it knows; config warnings are for listeners and logs.
     this.#events.event((event) => {
       if (event.type !== 'config_warning') telemetry.onMeshEvent(event);
@@ -279,35 +269,26 @@ class MeshImpl implements Mesh {
     const firstDocument = this.#config.document;
     if (firstDocument !== undefined)
       telemetry.onMeshEvent({ type: 'config_applied', version: firstDocument.version });
-    if (telemetry.config.admin.port !== undefined) {
-      this.#admin = telemetry
-        .startAdmin({
-          services: () =>
-            this.services().map((name) =>
-              serviceView(name, {
-                set: this.endpoints(name),
-                stats: this.stats(name),
-                now: this.#clock.now(),
-                connections: (id) => this.#destinations.byService.get(name)?.connections(id),
-              }),
-            ),
-          ready: () => this.#ready(),
-          configDump: () => this.#destinations.configDump(this.serviceName),
-        })
-        .then(
-          (server) => server?.url,
-          (error: unknown) => {
-            this.#logger.error('admin server failed to start', { error });
-            this.#events.fire({ type: 'config_rejected', error: error as MeshError });
-            return undefined;
-          },
-        );
-    }
+    this.#admin = startMeshAdmin({
+      telemetry,
+      mesh: this,
+      serviceName: this.serviceName,
+      destinations: this.#destinations,
+      clock: this.#clock,
+      logger: this.#logger,
+      ready: () => this.#ready(),
+      onFailure: (error) => this.#events.fire({ type: 'config_rejected', error }),
+    });
     // Every mesh event also goes to `diagnostics_channel` `proxyless:mesh:event` (free without subscribers).
     const channel = diagnosticsChannel('mesh', 'event');
     this.#events.event((event) => {
       if (channel.hasSubscribers) channel.publish({ mesh: this.serviceName, ...event });
     });
+  }
+
+  /** As undici's Agent: its pools' connection events, from the dispatcher, with it first in targets. */
+  #emitPoolEvent(...[event, origin, targets, error]: Parameters<PoolEventSink>): void {
+    (this.dispatcher as EventEmitter).emit(event, origin, [this.dispatcher, ...targets], error);
   }
 
   config(service: string): EffectiveConfig {
@@ -419,40 +400,9 @@ class MeshImpl implements Mesh {
     return this.#lifecycle.destroyed;
   }
 
-  async register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
-    if (this.#lifecycle.stopped) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
-    if (this.#registrar === undefined) {
-      const r = this.#registries;
-      if (r.consul)
-        this.#registrar = createConsulRegistrar({ ...r.consul, clock: this.#clock, logger: this.#logger });
-      else if (r.etcd)
-        this.#registrar = createEtcdRegistrar({
-          ...r.etcd,
-          clock: this.#clock,
-          random: this.#random,
-          logger: this.#logger,
-        });
-      else
-        throw new MeshError(
-          'MESH_CONFIG_INVALID',
-          'MESH_REGISTRY: registration needs a shared registry that supports it (etcd or consul); none is configured',
-          { details: { field: 'MESH_REGISTRY', value: this.#registryName } },
-        );
-    }
-    const instance = await this.#registrar.register(registration);
-    if (options.manageSignals) {
-      this.#signalHandlers.push(
-        manageSignals(instance, {
-          drainMs: options.drainMs ?? 5000,
-          onDrained: options.onDrained ?? (() => this.close()),
-          clock: this.#clock,
-          logger: this.#logger,
-          ...(options.process ? { process: options.process } : {}),
-          ...(options.exit ? { exit: options.exit } : {}),
-        }),
-      );
-    }
-    return instance;
+  register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
+    if (this.#lifecycle.stopped) return Promise.reject(new MeshError('MESH_CLOSED', 'the mesh is closed'));
+    return this.#registrations.register(registration, options);
   }
 
   /**
@@ -461,11 +411,8 @@ class MeshImpl implements Mesh {
    */
   async #shutdown(drained: Promise<void>): Promise<void> {
     await this.#telemetry?.close().catch(() => undefined);
-    for (const h of this.#signalHandlers) h.dispose();
     // Leave the registry first, so callers stop picking this instance while it still serves.
-    await this.#registrar?.close().catch((error: unknown) => {
-      this.#logger.warn('deregistration failed on close', { error });
-    });
+    await this.#registrations.close();
     await this.#documents.stopRoutingSources();
     await drained;
     await this.#resolvers.close();
