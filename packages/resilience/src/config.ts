@@ -30,6 +30,7 @@ import {
   type FaultInjectionPatch,
   faultInjectionPatch,
   faultInjectionSection,
+  resolveFaultInjection,
 } from './sections/fault-injection.js';
 import {
   DEFAULT_HEDGE,
@@ -316,7 +317,8 @@ const NO_FAULT: FaultInjectionConfig = Object.freeze({
  * @throws MeshError `MESH_CONFIG_INVALID` when the merged result breaks a rule that spans layers:
  * `rateLimit` without `rps`; `retry.backoff.max` below `retry.backoff.base`;
  * `circuitBreaker.maxPendingRequests` without a `concurrencyLimit` queue (the queue it bounds is
- * that limit's: one owner per setting). A `retry.backoff.max` no layer sets is 10× the merged base.
+ * that limit's: one owner per setting). A `retry.backoff.max` no layer sets is 10× the merged base;
+ * a `faultInjection` `percent` or `status` no layer sets is its built-in value (`DEFAULT_FAULT`).
  */
 export function resolveResilienceConfig(...patches: ResiliencePatch[]): ResilienceConfig {
   const c: { -readonly [K in keyof ResilienceConfig]: ResilienceConfig[K] } = {
@@ -337,6 +339,7 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
     c.faultInjection = layer(c.faultInjection, p.faultInjection, NO_FAULT);
   }
   const issues = new Issues();
+  if (c.faultInjection !== undefined) c.faultInjection = resolveFaultInjection(c.faultInjection, issues);
   if (c.rateLimit !== undefined) {
     const { rps, burst } = c.rateLimit as Partial<RateLimitConfig>;
     if (rps === undefined)

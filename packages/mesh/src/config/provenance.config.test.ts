@@ -54,3 +54,51 @@ describe('provenance of a section switch', async () => {
     expect(on.sources.retry).toEqual({ layer: 'options.defaults', version: 1 });
   });
 });
+
+describe('faultInjection layering', () => {
+  const own = { layer: 'options.services', version: 1 };
+  const defaults = { layer: 'options.defaults', version: 1 };
+
+  it('keeps the lower layer’s abort.percent when a higher one sets only abort.status', async () => {
+    const c = await configOf({
+      env: {},
+      defaults: { faultInjection: { abort: { percent: 0, status: 418 } } },
+      services: { api: { faultInjection: { abort: { status: 500 } } } },
+    });
+    expect(c.resilience.faultInjection?.abort).toEqual({ percent: 0, status: 500 });
+    expect(c.sources['faultInjection.abort.percent']).toEqual(defaults);
+    expect(c.sources['faultInjection.abort.status']).toEqual(own);
+  });
+
+  it('keeps the lower layer’s abort.status when a higher one sets only abort.percent', async () => {
+    const c = await configOf({
+      env: {},
+      defaults: { faultInjection: { abort: { percent: 100, status: 429 } } },
+      services: { api: { faultInjection: { abort: { percent: 50 } } } },
+    });
+    expect(c.resilience.faultInjection?.abort).toEqual({ percent: 50, status: 429 });
+  });
+
+  it('keeps the lower layer’s delay.percent when a higher one sets only delay.duration', async () => {
+    const c = await configOf({
+      env: {},
+      defaults: { faultInjection: { delay: { percent: 5, duration: '1s' } } },
+      services: { api: { faultInjection: { delay: { duration: '2s' } } } },
+    });
+    expect(c.resilience.faultInjection?.delay).toEqual({ percent: 5, durationMs: 2000 });
+    expect(c.sources['faultInjection.delay.percent']).toEqual(defaults);
+  });
+
+  it('applies the built-in percent (100) and status (503) where no layer sets them', async () => {
+    const c = await configOf({
+      env: {},
+      defaults: { faultInjection: { header: 'x-fault' } },
+      services: { api: { faultInjection: { abort: {}, delay: { duration: '10ms' } } } },
+    });
+    expect(c.resilience.faultInjection).toMatchObject({
+      abort: { percent: 100, status: 503 },
+      delay: { percent: 100, durationMs: 10 },
+      header: 'x-fault',
+    });
+  });
+});
