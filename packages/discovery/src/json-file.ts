@@ -90,6 +90,8 @@ class JsonFileImpl implements JsonFile {
   #watcher: FSWatcher | undefined;
   #poll: Timer | undefined;
   #debounce: Timer | undefined;
+  /** An event for the file's own name came during the debounce period. */
+  #named = false;
   #reading: Promise<void> | undefined;
   #again = false;
   #closed = false;
@@ -148,10 +150,12 @@ class JsonFileImpl implements JsonFile {
     const interval = this.#options.pollIntervalMs ?? 2000;
     try {
       // Watch the directory: editors and deploy tools replace files by rename, which a watch on
-      // the file itself would lose.
+      // the file itself would lose. An event for another name may still change what the path
+      // reads: a Kubernetes ConfigMap swaps its `..data` symlink (`mesh.json -> ..data/mesh.json`)
+      // and fires only for `..data_tmp` / `..data`. Those are checked by stat first, cheaply.
       const file = basename(this.path);
       this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, name) => {
-        if (name === null || name.toString() === file) this.#schedule();
+        this.#schedule(name === null || name.toString() === file);
       });
       this.#watcher.on('error', (error) => {
         this.#logger.warn('config file watch failed; polling only', { path: this.path, error });
@@ -179,12 +183,19 @@ class JsonFileImpl implements JsonFile {
     }
   }
 
-  #schedule(): void {
+  /**
+   * Read the file once the events stop for the debounce period: whatever it holds when `named`
+   * (an event for the file itself), or only when its stat changed (an event for another name).
+   */
+  #schedule(named: boolean): void {
     if (this.#closed) return;
     this.#debounce?.cancel();
+    this.#named ||= named;
     this.#debounce = this.#clock.setTimer(this.#options.debounceMs ?? 20, () => {
       this.#debounce = undefined;
-      void this.reload();
+      const reread = this.#named;
+      this.#named = false;
+      void (reread ? this.reload() : this.#pollOnce());
     });
   }
 

@@ -1,0 +1,98 @@
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type JsonFile, type JsonFileVersion, watchJsonFile } from './json-file.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'proxyless-json-file-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The next version the file delivers, or a rejection after `ms` (the watch did not see it). */
+function nextVersion(file: JsonFile, ms = 5_000): Promise<JsonFileVersion> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sub.dispose();
+      reject(new Error(`no version within ${ms}ms`));
+    }, ms);
+    const sub = file.onVersion((v) => {
+      clearTimeout(timer);
+      sub.dispose();
+      resolve(v);
+    });
+  });
+}
+
+/**
+ * A Kubernetes ConfigMap volume: `mesh.json -> ..data/mesh.json`, `..data -> ..<timestamp>`; an
+ * update writes a new timestamped directory and renames a new `..data_tmp` symlink over `..data`.
+ */
+function configMap(): { path: string; publish(text: string): void } {
+  let generation = 0;
+  const publish = (text: string): void => {
+    generation++;
+    const ts = `..2026_01_01_00_00_0${generation}`;
+    mkdirSync(join(dir, ts));
+    writeFileSync(join(dir, ts, 'mesh.json'), text);
+    symlinkSync(ts, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  };
+  return { path: join(dir, 'mesh.json'), publish };
+}
+
+describe('watchJsonFile: file events', () => {
+  // Polling is pushed out of reach: only the directory watch can deliver within the timeout.
+  const options = { pollIntervalMs: 10 * 60_000 };
+
+  it('sees a ConfigMap-style `..data` symlink swap through the directory watch', async () => {
+    const cm = configMap();
+    cm.publish('{"v":1}');
+    symlinkSync('..data/mesh.json', cm.path);
+    const file = watchJsonFile({ path: cm.path, ...options });
+    try {
+      expect(file.current().value).toEqual({ v: 1 });
+      const next = nextVersion(file);
+      cm.publish('{"v":2}');
+      expect((await next).value).toEqual({ v: 2 });
+      const again = nextVersion(file);
+      cm.publish('{"v":3}');
+      expect((await again).value).toEqual({ v: 3 });
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('still sees an atomic rename over the file', async () => {
+    const path = join(dir, 'mesh.json');
+    writeFileSync(path, '{"v":1}');
+    const file = watchJsonFile({ path, ...options });
+    try {
+      const next = nextVersion(file);
+      writeFileSync(`${path}.tmp`, '{"v":2}');
+      renameSync(`${path}.tmp`, path);
+      expect((await next).value).toEqual({ v: 2 });
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('delivers nothing for an unrelated file in the same directory', async () => {
+    const path = join(dir, 'mesh.json');
+    writeFileSync(path, '{"v":1}');
+    const file = watchJsonFile({ path, ...options });
+    const versions: JsonFileVersion[] = [];
+    file.onVersion((v) => versions.push(v));
+    try {
+      writeFileSync(join(dir, 'other.json'), '{"x":1}');
+      // Then a change of the file itself: once it is delivered, the unrelated write was handled too.
+      const next = nextVersion(file);
+      writeFileSync(path, '{"v":2}');
+      await next;
+      expect(versions.map((v) => v.value)).toEqual([{ v: 2 }]);
+    } finally {
+      await file.close();
+    }
+  });
+});
