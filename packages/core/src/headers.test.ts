@@ -31,6 +31,20 @@ describe('forEachHeader and hasHeader', () => {
     );
     expect(() => hasHeader(5 as never, 'host')).toThrow(expect.objectContaining(notHeaders));
   });
+
+  it('hasHeader: an undefined value is no header (undici skips it), a null one is (sent empty)', () => {
+    const absent = [
+      { host: undefined },
+      { Host: undefined, 'x-a': '1' },
+      new Map([['host', undefined]]),
+      ['HOST', undefined],
+      [['host', undefined]][Symbol.iterator](),
+      Object.create({ host: 'inherited' }) as object,
+    ];
+    for (const headers of absent) expect(hasHeader(headers as never, 'host')).toBe(false);
+    const present = [{ host: null }, { Host: null }, ['host', null], { host: 'api' }, ['Host', 'api']];
+    for (const headers of present) expect(hasHeader(headers as never, 'host')).toBe(true);
+  });
 });
 
 describe('headerRecord', () => {

@@ -63,19 +63,23 @@ function setKey(rec: Record<string, unknown>, key: string, value: unknown): void
   } else rec[key] = value;
 }
 
-/** Whether the headers contain `name` (lower-case), compared case-insensitively. */
+/**
+ * Whether the headers contain `name` (lower-case), compared case-insensitively, as undici sends
+ * them (`processHeader`): a header whose value is `undefined` is skipped, so it is not there; one
+ * whose value is `null` is sent empty, so it is. Only a record's own keys count (`Object.keys`).
+ */
 export function hasHeader(headers: DispatchHeaders, name: string): boolean {
   if (headers == null) return false;
   if (!Array.isArray(headers) && typeof headers === 'object' && !hasSafeIterator(headers)) {
     const rec = headers as Record<string, unknown>;
-    if (rec[name] !== undefined) return true;
+    if (rec[name] !== undefined && Object.hasOwn(rec, name)) return true;
     for (const key of Object.keys(rec))
-      if (key.length === name.length && key.toLowerCase() === name) return true;
+      if (key.length === name.length && key.toLowerCase() === name && rec[key] !== undefined) return true;
     return false;
   }
   let found = false;
-  forEachHeader(headers, (k) => {
-    if (!found && k.length === name.length && k.toLowerCase() === name) found = true;
+  forEachHeader(headers, (k, v) => {
+    if (!found && v !== undefined && k.length === name.length && k.toLowerCase() === name) found = true;
   });
   return found;
 }

@@ -58,6 +58,34 @@ function assertOrigin(origin: string): void {
 }
 
 /**
+ * Whether an origin asks for TLS: its scheme is `https` as undici reads it through the WHATWG URL
+ * parser, which ignores the scheme's case (`HTTPS://api`), leading blanks and any tab or newline.
+ * The usual `http://` origin is answered without looking further.
+ */
+function asksForTls(origin: string): boolean {
+  if (origin.startsWith('http://')) return false;
+  if (origin.startsWith('https:')) return true;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the C0 controls the URL parser strips.
+  const scheme = origin.replace(/[\t\n\r]/g, '').replace(/^[\u0000-\u0020]+/, '');
+  return scheme.length > 5 && scheme.slice(0, 6).toLowerCase() === 'https:';
+}
+
+/**
+ * Refuse an https origin for a name the mesh owns (a destination or a routing chain): no TLS to
+ * mesh endpoints is configured, and the request is never sent as plaintext (#9.1).
+ */
+function refuseTls(handler: Dispatcher.DispatchHandler, origin: string, service: string): void {
+  failDispatch(
+    new CallHandler(handler),
+    new MeshError(
+      'MESH_CONFIG_INVALID',
+      `"${origin}" asks for TLS to mesh service "${service}", but no TLS is configured for mesh endpoints; refusing to send it as plaintext (use http://${service})`,
+      { details: { field: 'origin', value: origin, service } },
+    ),
+  );
+}
+
+/**
  * Fail a dispatch undici would refuse: through the caller's handler, unless it is in the old style
  * without `onError`, which undici's dispatch answers by throwing the error (`DispatcherBase`).
  */
@@ -133,8 +161,9 @@ export class CallPath implements DispatchTarget {
     // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
     const chains = this.#routing.chains;
     if (chains.size > 0) {
-      const chain = chains.get(dest?.service ?? hostnameOf(origin) ?? '');
-      if (chain !== undefined && !origin.startsWith('https:')) {
+      const service = dest?.service ?? hostnameOf(origin) ?? '';
+      const chain = chains.get(service);
+      if (chain !== undefined) {
         // The routed service's own destination stays live (its watch starts Consul's chain watch).
         if (dest !== undefined) dest.lastUsed = this.#clock.now();
         try {
@@ -142,6 +171,11 @@ export class CallPath implements DispatchTarget {
           assertDispatchable(opts, handler);
         } catch (error) {
           failUnchecked(handler, error as Error);
+          return true;
+        }
+        // A routed name is the mesh's own, endpoints of its own or not: never passed through.
+        if (asksForTls(origin)) {
+          refuseTls(handler, origin, service);
           return true;
         }
         try {
@@ -164,16 +198,8 @@ export class CallPath implements DispatchTarget {
       failUnchecked(handler, error as Error);
       return true;
     }
-    if (origin.startsWith('https:')) {
-      // No TLS to mesh endpoints is configured: never send an https request as plaintext (#9.1).
-      failDispatch(
-        new CallHandler(handler),
-        new MeshError(
-          'MESH_CONFIG_INVALID',
-          `"${origin}" asks for TLS to mesh service "${dest.service}", but no TLS is configured for mesh endpoints; refusing to send it as plaintext (use http://${dest.service})`,
-          { details: { field: 'origin', value: origin, service: dest.service } },
-        ),
-      );
+    if (asksForTls(origin)) {
+      refuseTls(handler, origin, dest.service);
       return true;
     }
     const o = opts as Dispatcher.DispatchOptions & {
