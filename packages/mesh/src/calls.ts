@@ -46,6 +46,16 @@ const kCallSink = Symbol('proxyless.callSink');
 function assertOrigin(origin: string): void {
   const start = origin.indexOf('://');
   if (start < 0) return;
+  if (!origin.startsWith('http://') && !origin.startsWith('https://')) {
+    // Any other scheme (`ftp://svc`, or http in capitals, which the URL parser lower-cases): as
+    // undici's Agent, which refuses every scheme but http and https before anything is sent.
+    const { protocol } = new URL(origin);
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      throw new undiciErrors.InvalidArgumentError(
+        'Invalid URL protocol: the URL must start with `http:` or `https:`.',
+      );
+    }
+  }
   let i = start + 3;
   while (i < origin.length) {
     const c = origin.charCodeAt(i);

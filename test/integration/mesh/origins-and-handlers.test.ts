@@ -104,6 +104,23 @@ describe('an https origin for a name the mesh owns is refused, whatever the sche
     expect(plain.requests).toBe(1);
   });
 
+  it('refuses any scheme but http and https for a mesh name with undici’s own error, sending nothing', async () => {
+    const plain = await opened.server('plain');
+    const m = opened.meshFor([plain]);
+    const agent = new Agent();
+    opened.closers.push(() => agent.close());
+    for (const origin of ['ftp://api', 'FTP://api', 'ws://api', 'file://api']) {
+      const viaAgent = await rejection(within(dispatchOnce(agent, { origin, path: '/', method: 'GET' }), 5000, origin));
+      for (const [face, call] of faces(m.dispatcher, origin)) {
+        const error = (await rejection(within(call(), 5000, `${face} ${origin}`))) as Error;
+        expect(error.name, `${face} ${origin}`).toBe((viaAgent as Error).name);
+        expect((error as { code?: string }).code, `${face} ${origin}`).toBe('UND_ERR_INVALID_ARG');
+        expect(error.message, `${face} ${origin}`).toBe((viaAgent as Error).message);
+      }
+    }
+    expect(plain.requests).toBe(0);
+  });
+
   it('refuses https:// to a service known only as a routing chain instead of passing it through', async () => {
     const web = await opened.server('web');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mesh-tls-routed-'));
