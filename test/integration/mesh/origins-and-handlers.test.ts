@@ -110,7 +110,9 @@ describe('an https origin for a name the mesh owns is refused, whatever the sche
     const agent = new Agent();
     opened.closers.push(() => agent.close());
     for (const origin of ['ftp://api', 'FTP://api', 'ws://api', 'file://api']) {
-      const viaAgent = await rejection(within(dispatchOnce(agent, { origin, path: '/', method: 'GET' }), 5000, origin));
+      const viaAgent = await rejection(
+        within(dispatchOnce(agent, { origin, path: '/', method: 'GET' }), 5000, origin),
+      );
       for (const [face, call] of faces(m.dispatcher, origin)) {
         const error = (await rejection(within(call(), 5000, `${face} ${origin}`))) as Error;
         expect(error.name, `${face} ${origin}`).toBe((viaAgent as Error).name);
