@@ -13,8 +13,11 @@ import { parseEndpointList } from './endpoint-doc.js';
 import { ResolverHub } from './hub.js';
 
 export interface StaticResolverOptions {
-  /** Endpoints by service name: `EndpointInit[]`, or a `host:port[=weight],…` string. */
-  services: Readonly<Record<string, readonly EndpointInit[] | string>>;
+  /**
+   * Endpoints by service name: a `host:port[=weight],…` string, or a list whose items are each an
+   * `EndpointInit` or one `host:port[=weight]` string.
+   */
+  services: Readonly<Record<string, readonly (EndpointInit | string)[] | string>>;
   clock?: Clock;
   /** Field path used in error messages. @defaultValue `options.services` */
   field?: string;

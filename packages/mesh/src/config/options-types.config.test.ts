@@ -32,6 +32,13 @@ const readonlyArrays: ServiceOptions = {
   retry: { retryOn: RETRY_ON, retriableStatusCodes: STATUSES, retriableHeaders: ['x-retry'] as const },
 };
 const readonlyDefaults: PolicyOptions = { retry: { retryOn: RETRY_ON } };
+// A list of `host:port` strings (or strings and objects mixed) compiles, as the document takes it.
+const endpointStrings: ServiceOptions = { endpoints: ['127.0.0.1:8080', '127.0.0.1:8081=2'] };
+const endpointsMixed: ServiceOptions = {
+  endpoints: ['127.0.0.1:8080', { address: '127.0.0.1', port: 8081 }] as const,
+};
+// @ts-expect-error an endpoint is a string or an object, not a port number
+const endpointNumber: ServiceOptions = { endpoints: [8080] };
 // @ts-expect-error a readonly array still holds only known conditions
 const badReadonly: PolicyOptions = { retry: { retryOn: ['5xx', 'teapot'] as const } };
 const options: MeshOptions = { services: { payments: good }, defaults: { retry: true } };
@@ -43,8 +50,12 @@ describe('ServiceOptions (#10)', () => {
       expect(() => createMesh({ env: {}, services: { api: bad } })).toThrowError(/options\.services\.api\./);
     }
     expect(() => createMesh({ env: {}, services: { api: badReadonly } })).toThrowError(/retryOn/);
-    for (const ok of [readonlyArrays, readonlyDefaults])
+    for (const ok of [readonlyArrays, readonlyDefaults, endpointStrings, endpointsMixed])
       void createMesh({ env: {}, services: { api: ok } }).close();
+    expect(() => createMesh({ env: {}, services: { api: endpointNumber } })).toThrowError(
+      /options\.services\.api\.endpoints\[0\]/,
+    );
+
     const mesh = createMesh({ env: {}, ...options });
     expect(mesh.config('payments').resilience.retry?.maxRetries).toBe(2);
     void mesh.close();

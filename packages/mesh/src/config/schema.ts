@@ -106,8 +106,11 @@ export type PolicyOptions = ReadonlyArrays<Static<typeof policySchema>>;
 
 /** A service known from options: endpoints (optional if a registry knows it) and policy. */
 export interface ServiceOptions extends PolicyOptions {
-  /** `host:port[=weight]` list, or endpoint objects. */
-  endpoints?: readonly EndpointInit[] | string;
+  /**
+   * A comma-separated `host:port[=weight]` list, or a list whose items are each an endpoint object
+   * or one `host:port[=weight]` string (the config document's shapes).
+   */
+  endpoints?: readonly (EndpointInit | string)[] | string;
 }
 
 /** The config document as written. */
