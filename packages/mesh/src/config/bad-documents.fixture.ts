@@ -73,6 +73,12 @@ export const DOCUMENTS: DocCase[] = [
     '',
   ],
   [
+    'endpoint address with a space',
+    svc({ endpoints: [{ address: 'bad host', port: 80 }] }),
+    'services.api.endpoints[0].address',
+    'bad host',
+  ],
+  [
     'hashOn header not a token',
     svc({ loadBalancer: { hashOn: { header: 'x user' } } }),
     'services.api.loadBalancer.hashOn',

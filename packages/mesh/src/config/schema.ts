@@ -18,6 +18,14 @@ export const policySchema = Fields(policyProperties, {
     'Policy sections: false turns one off, an object configures it, true means its defaults where it has them.',
 });
 
+/**
+ * An endpoint's `address` as the JSON Schema can say it: an IPv6 literal (bare, or in brackets as
+ * in URLs), or a host name or IPv4 address by its characters and labels. The mesh checks more
+ * (`isValidHost`): IPv6 groups, IPv4 octets, a numeric last label that is no IPv4 address.
+ */
+export const ENDPOINT_ADDRESS_PATTERN =
+  '^(\\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[\\w.-]+)?\\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[\\w.-]+)?|[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\\.?)$';
+
 /** Endpoints as written in the config document (validated by discovery's endpoint parser). */
 export const endpointsSchema = Type.Union(
   [
@@ -27,7 +35,11 @@ export const endpointsSchema = Type.Union(
         Type.String(),
         Type.Object(
           {
-            address: Type.String({ minLength: 1 }),
+            address: Type.String({
+              minLength: 1,
+              pattern: ENDPOINT_ADDRESS_PATTERN,
+              expected: 'an IPv4 or IPv6 address or a host name',
+            }),
             port: Type.Integer({ minimum: 1, maximum: 65535 }),
             id: Type.Optional(Type.String({ minLength: 1 })),
             weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000 })),
@@ -123,7 +135,8 @@ export type ConfigDocument = Static<typeof configDocumentSchema>;
  * keywords) and editors take it as it is. The declarations' own annotations stay out of it: the
  * message texts the mesh's validator uses (`expected`, `x-key-expected`), its kind markers
  * (`x-enum`, `x-allow-true`) and the duration bounds it checks itself (`x-min-ms`, `x-max-ms`).
- * The environment variable of a field (`x-env`) is named in its description instead.
+ * The environment variable of a field (`x-env`) is named in its description instead, and a
+ * config entry's `x-schema-pattern` (checked by the mesh in Consul's words) becomes `pattern`.
  */
 export function configDocumentJsonSchema(): Record<string, unknown> {
   return {
@@ -141,6 +154,7 @@ const INTERNAL_KEYWORDS = new Set([
   'x-min-ms',
   'x-max-ms',
   'x-env',
+  'x-schema-pattern',
 ]);
 /** Keywords whose value maps names to subschemas. */
 const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies']);
@@ -172,6 +186,8 @@ function standardSchema(schema: unknown): unknown {
     else if (SUBSCHEMAS.has(k)) out[k] = standardSchema(v);
     else out[k] = v;
   }
+  // A rule the mesh checks after the structural check, in its own words (config entries).
+  if (typeof s['x-schema-pattern'] === 'string') out.pattern = s['x-schema-pattern'];
   if (typeof s['x-env'] === 'string') {
     const env = `Environment variable: ${s['x-env']}.`;
     out.description = typeof out.description === 'string' ? `${out.description} ${env}` : env;

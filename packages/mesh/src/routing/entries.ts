@@ -15,8 +15,26 @@ const Str = Type.String();
 const Opt = <T extends TSchema>(t: T) => Type.Optional(t);
 const Closed = { additionalProperties: false } as const;
 
+/**
+ * `x-schema-pattern`: a rule docs/config-file.schema.json states as a `pattern`, which the mesh
+ * checks after the structural check, in Consul's words and with the entry's other rules
+ * (validate.ts): the structural validator leaves it alone, so one bad field does not hide the
+ * entry's other problems.
+ */
+const schemaPattern = (pattern: string) => ({ 'x-schema-pattern': pattern });
+
+/** A Go duration string as the mesh reads it (`goDurationMs`): `0`, or numbers with units, no sign. */
+export const GO_DURATION_PATTERN = '^(0|((\\d+(\\.\\d*)?|\\.\\d+)(ns|us|µs|μs|ms|s|m|h))+)$';
+
 /** Go duration string (`"5s"`, `"1m30s"`) or integer nanoseconds (how Go marshals `time.Duration`). */
-export const DurationSchema = Type.Union([Type.String(), Type.Number({ minimum: 0 })]);
+export const DurationSchema = Type.Union([
+  Type.String(schemaPattern(GO_DURATION_PATTERN)),
+  Type.Number({ minimum: 0 }),
+]);
+
+/** `PathExact` / `PathPrefix`: empty (unset) or starting with `/`. */
+export const ROUTE_PATH_PATTERN = '^(/|$)';
+const RoutePath = Type.String(schemaPattern(ROUTE_PATH_PATTERN));
 
 const CommonFields = {
   Name: Type.String(),
@@ -61,8 +79,8 @@ export type QueryParamMatch = Static<typeof QueryParamMatchSchema>;
 
 export const HttpMatchSchema = Type.Object(
   {
-    PathExact: Opt(Str),
-    PathPrefix: Opt(Str),
+    PathExact: Opt(RoutePath),
+    PathPrefix: Opt(RoutePath),
     PathRegex: Opt(Str),
     Header: Opt(Type.Array(HeaderMatchSchema)),
     QueryParam: Opt(Type.Array(QueryParamMatchSchema)),
