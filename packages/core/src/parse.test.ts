@@ -171,4 +171,23 @@ describe('closestName', () => {
     expect(closestName('MESH_LB_POLCY', ['MESH_LB_POLICY', 'MESH_PASSTHROUGH'])).toBe('MESH_LB_POLICY');
     expect(closestName('MESH_COMPLETELY_DIFFERENT', ['MESH_LB_POLICY'])).toBeUndefined();
   });
+
+  const ENV = ['MESH_REGISTRY', 'MESH_RETRIES', 'MESH_RETRY_ON', 'MESH_RETRY_BUDGET', 'MESH_HEDGE_DELAY'];
+
+  it('suggests the one name that continues the given one at a word boundary', () => {
+    expect(closestName('MESH_HEDGE', ENV)).toBe('MESH_HEDGE_DELAY');
+    expect(closestName('MESH_CONFIG', ['MESH_CONFIG_FILE', 'MESH_LOG_LEVEL'])).toBe('MESH_CONFIG_FILE');
+    expect(closestName('least', ['round_robin', 'least_request'])).toBe('least_request');
+    expect(closestName('retry', ['retryOn', 'backoff'])).toBe('retryOn');
+    // Not in the middle of a word.
+    expect(closestName('MESH_HEDG', ['MESH_HEDGER_X'])).toBeUndefined();
+  });
+
+  it('breaks an edit-distance tie by word count, then by the longer common beginning', () => {
+    // Several names continue MESH_RETRY: none is preferred for that; MESH_RETRIES (a word
+    // changed) wins over MESH_REGISTRY (same distance, shorter common beginning) and
+    // MESH_RETRY_ON (same distance, a word more).
+    expect(closestName('MESH_RETRY', ENV)).toBe('MESH_RETRIES');
+    expect(closestName('MESH_RETRY', [...ENV].reverse())).toBe('MESH_RETRIES');
+  });
 });

@@ -277,18 +277,57 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-/** The closest candidate within a reasonable distance, or undefined. */
+/**
+ * The candidate a misspelt `name` most likely meant, or undefined. First the one candidate that
+ * continues `name` at a word boundary (`MESH_HEDGE` → `MESH_HEDGE_DELAY`, `least` →
+ * `least_request`), when only one does; then the nearest by edit distance within a reasonable
+ * distance, ties going to the candidate with as many words (`_`-separated) and then to the longer
+ * common beginning (`MESH_RETRY` → `MESH_RETRIES`, not `MESH_REGISTRY` or `MESH_RETRY_ON`).
+ */
 export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  const upper = name.toUpperCase();
+  const list = [...candidates];
+  const continuing = name === '' ? [] : list.filter((c) => continuesAtWordBoundary(name, c));
+  if (continuing.length === 1) return continuing[0];
+  const words = upper.split('_').length;
   let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (const c of candidates) {
-    const d = editDistance(name.toUpperCase(), c.toUpperCase());
-    if (d < bestD) {
-      bestD = d;
+  let bestKey: readonly number[] = [Number.POSITIVE_INFINITY];
+  for (const c of list) {
+    const u = c.toUpperCase();
+    const key = [editDistance(upper, u), Math.abs(u.split('_').length - words), -commonPrefix(upper, u)];
+    if (lexLess(key, bestKey)) {
+      bestKey = key;
       best = c;
     }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+  return best !== undefined && (bestKey[0] as number) <= Math.max(2, Math.floor(name.length / 3))
+    ? best
+    : undefined;
+}
+
+/** `candidate` is `name` (any case) and more, the more starting a new word: `_`, `-`, `.` or camelCase. */
+function continuesAtWordBoundary(name: string, candidate: string): boolean {
+  if (candidate.length <= name.length || !candidate.toUpperCase().startsWith(name.toUpperCase()))
+    return false;
+  const next = candidate[name.length] as string;
+  if (next === '_' || next === '-' || next === '.') return true;
+  const last = candidate[name.length - 1] as string;
+  return /[A-Z]/.test(next) && /[a-z0-9]/.test(last);
+}
+
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+function lexLess(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number;
+    const y = b[i] ?? Number.POSITIVE_INFINITY;
+    if (x !== y) return x < y;
+  }
+  return false;
 }
 
 /**
