@@ -13,10 +13,16 @@ export type MeshErrorCode =
   | 'MESH_UNKNOWN_SERVICE'
   /**
    * A timeout fired; `details.limit` says which: `overall`, `perTry`, `propagated` (the caller's
-   * deadline), or undici's `headers` / `body`. A connect timeout is `MESH_CONNECT_FAILED`.
+   * deadline), or `headers` (undici's `headersTimeout`, before the response head). A connect
+   * timeout is `MESH_CONNECT_FAILED`. undici's `bodyTimeout` fires after the head, where every
+   * error reaches the caller as undici raised it (`BodyTimeoutError`).
    */
   | 'MESH_TIMEOUT'
-  /** The caller aborted the request through its `AbortSignal`. */
+  /**
+   * The mesh gave up an attempt of its own (a hedge that lost, a retried response dropped, an
+   * attempt superseded); the caller does not see it. A caller's abort rejects with the signal's
+   * reason, exactly as undici and fetch do.
+   */
   | 'MESH_ABORTED'
   /** The circuit breaker for the destination is open. */
   | 'MESH_CIRCUIT_OPEN'
@@ -26,7 +32,11 @@ export type MeshErrorCode =
   | 'MESH_RATE_LIMITED'
   /** A connection to the endpoint could not be made (refused, unreachable, connect timeout, TLS). */
   | 'MESH_CONNECT_FAILED'
-  /** The connection failed after the request started (reset, closed, protocol error). */
+  /**
+   * The exchange failed after the connection was made and before the response head: a reset, a
+   * connection closed, a response undici's parser refused (`HTTPParserError`: an invalid status line
+   * or header). After the head, undici's own error reaches the caller.
+   */
   | 'MESH_UPSTREAM_RESET'
   /**
    * Never raised; kept so the code stays in the union. When a retry is not allowed (body not
@@ -85,9 +95,10 @@ export interface ConfigIssue {
 /** Structured data on a {@link MeshError}. */
 export interface MeshErrorDetails {
   /**
-   * For transport errors (`MESH_CONNECT_FAILED`, `MESH_UPSTREAM_RESET`, `MESH_TIMEOUT`): where the
-   * attempt was when it failed, and whether any of the request body may have reached the endpoint.
-   * Retry policies read these, never the message.
+   * For an endpoint's failures (`MESH_CONNECT_FAILED`, `MESH_UPSTREAM_RESET`, `MESH_TIMEOUT` with
+   * `limit` `perTry` or `headers`): where the attempt was when it failed — `connect` (nothing sent),
+   * `request` (sent or being sent, the response head still owed) — and whether any of the request
+   * body may have reached the endpoint. Retry policies read these, never the message.
    */
   readonly phase?: 'connect' | 'request' | 'response';
   readonly bodySent?: boolean;

@@ -140,7 +140,8 @@ export function scriptedUpstream(
         details: {
           service: ctx.service,
           endpoint: endpoint.id,
-          phase: 'response',
+          // As the pick stage reports a reset before the response head.
+          phase: 'request',
           bodySent: ctx.request.body !== null,
         },
       });

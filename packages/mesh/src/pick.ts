@@ -74,6 +74,7 @@ const EXCHANGE_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
   'UND_ERR_INFO',
+  'HTTPParserError',
 ]);
 
 function isTransport(code: string): boolean {
@@ -86,9 +87,15 @@ function isTransport(code: string): boolean {
   );
 }
 
+/**
+ * undici's code for an error; for a response its parser refused (an invalid status line or header),
+ * `HTTPParserError` by name: undici 7 leaves that error's `code` unset (it looks the llhttp error
+ * number up in a map keyed by name), yet it is the endpoint's doing as much as a reset is.
+ */
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : '';
+  if (typeof code === 'string') return code;
+  return (error as { name?: unknown } | null)?.name === 'HTTPParserError' ? 'HTTPParserError' : '';
 }
 
 /**
@@ -392,7 +399,8 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
           service,
           endpoint: id,
           limit: code === 'UND_ERR_HEADERS_TIMEOUT' ? 'headers' : 'body',
-          phase: 'response',
+          // As a reset: `response` once the head arrived, `request` while it was owed.
+          phase: this.#status === undefined ? 'request' : 'response',
           bodySent,
           errorCode: code,
         },

@@ -332,7 +332,8 @@ export function createPerTryTimeoutFilter(options: {
               service,
               limit: 'perTry',
               timeoutMs: perTry,
-              phase: 'response',
+              // Before the response head (a per-try timeout never cuts a response that started).
+              phase: 'request',
               // An attempt still queued in the endpoint's pool never left the process: nothing was
               // sent, and the endpoint is not charged with it (the breaker skips `sent: false`).
               bodySent: started && opts.body != null,
