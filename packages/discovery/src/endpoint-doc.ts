@@ -85,10 +85,12 @@ export function parseEndpointList(value: unknown, field: string, issues: Issues)
     if (list === undefined) return undefined;
     for (let i = 0; i < list.length; i++) {
       const entry = list[i];
-      const e =
-        typeof entry === 'string'
-          ? issues.try(() => parseEndpointSpec(entry, `${field}[${i}]`))?.[0]
-          : parseEndpointEntry(entry, `${field}[${i}]`, issues);
+      let e: EndpointInit | undefined;
+      if (typeof entry !== 'string') e = parseEndpointEntry(entry, `${field}[${i}]`, issues);
+      else if (entry.includes(',')) {
+        // One endpoint per item: `['a:1,b:2']` would otherwise keep `a:1` and drop `b:2` unsaid.
+        issues.add(`${field}[${i}]`, 'one host:port[=weight] per list item (no commas)', entry);
+      } else e = issues.try(() => parseEndpointSpec(entry, `${field}[${i}]`))?.[0];
       if (e) out.push(e);
     }
   }

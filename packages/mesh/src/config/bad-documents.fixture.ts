@@ -92,6 +92,12 @@ export const DOCUMENTS: DocCase[] = [
     70000,
   ],
   ['endpoint list not a list', svc({ endpoints: 5 }), 'services.api.endpoints', 5],
+  [
+    'two endpoints in one list item',
+    svc({ endpoints: ['10.0.0.1:80,10.0.0.2:80'] }),
+    'services.api.endpoints[0]',
+    '10.0.0.1:80,10.0.0.2:80',
+  ],
   ['endpoint without port', svc({ endpoints: 'a' }), 'services.api.endpoints', 'a'],
   [
     'endpoint unknown key',

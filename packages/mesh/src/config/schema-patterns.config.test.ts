@@ -48,6 +48,12 @@ const REJECTED: Array<[string, unknown, string, string]> = [
     'api',
   ],
   [
+    'two endpoints in one list item',
+    { services: { api: { endpoints: ['10.0.0.1:80,10.0.0.2:80'] } } },
+    'services.api.endpoints[0]',
+    '10.0.0.1:80,10.0.0.2:80',
+  ],
+  [
     'PathExact without a leading /',
     router({ Match: { HTTP: { PathExact: 'api/v1' } } }),
     'service-router/web Routes[0].Match.HTTP.PathExact',
@@ -73,6 +79,7 @@ describe('patterns in the JSON Schema', () => {
       expect(error?.code).toBe('MESH_CONFIG_INVALID');
       const issue = error?.details.issues?.find((i) => i.field === field);
       expect(issue, error?.message).toBeDefined();
+      expect(issue?.value).toEqual(value);
       expect(error?.message).toContain(JSON.stringify(value));
     },
   );

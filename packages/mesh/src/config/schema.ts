@@ -32,7 +32,8 @@ export const endpointsSchema = Type.Union(
     Type.String({ description: '`host:port[=weight]` list, comma-separated; IPv6 in brackets.' }),
     Type.Array(
       Type.Union([
-        Type.String(),
+        // One endpoint per item (the mesh checks it, naming the item).
+        Type.String({ description: 'one `host:port[=weight]`', 'x-schema-pattern': '^[^,]*$' }),
         Type.Object(
           {
             address: Type.String({

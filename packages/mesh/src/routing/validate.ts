@@ -204,7 +204,7 @@ function checkHttpMatch(http: HttpMatch, i: number, label: string, at: string, i
   for (const k of ['PathExact', 'PathPrefix'] as const) {
     const p = http[k];
     if (p !== undefined && p !== '' && !p.startsWith('/')) {
-      issues.add(label, `${at}.${k}`, `Route[${i}] ${k} doesn't start with '/': ${JSON.stringify(p)}`);
+      issues.add(label, `${at}.${k}`, `Route[${i}] ${k} doesn't start with '/': ${JSON.stringify(p)}`, p);
     }
   }
   if (http.PathRegex) regex(http.PathRegex, label, `${at}.PathRegex`, issues);
