@@ -196,6 +196,11 @@ export class ConfigApplier {
     this.#consulChains?.watch(service);
   }
 
+  /** Stop watching a service's chain (its destination was released). */
+  unwatchChain(service: string): void {
+    this.#consulChains?.unwatch(service);
+  }
+
   /** Stop every source of config entries (the mesh is closing). */
   async stopRoutingSources(): Promise<void> {
     await this.#consulChains?.close();

@@ -45,6 +45,8 @@ export interface DestinationTableDeps {
   closing(): boolean;
   /** A service destination was built: traffic management watches the service's chain. */
   watchChain(service: string): void;
+  /** The destination was released (idle, or no longer named): its chain watch stops too. */
+  unwatchChain(service: string): void;
   /** Connection events of every destination's pools. */
   poolEvent?: PoolEventSink;
 }
@@ -162,6 +164,7 @@ export class DestinationTable {
     for (const [k, v] of this.byOrigin) if (v === d) this.byOrigin.delete(k);
     d.evicted = true;
     void d.close();
+    this.#deps.unwatchChain(service);
     this.#deps.events.fire({ type: 'service_removed', service });
   }
 

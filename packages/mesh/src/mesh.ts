@@ -215,6 +215,7 @@ class MeshImpl implements Mesh {
       idleTimeoutMs,
       closing,
       watchChain: (service) => this.#documents.watchChain(service),
+      unwatchChain: (service) => this.#documents.unwatchChain(service),
       poolEvent: (event, origin, targets, error) => this.#emitPoolEvent(event, origin, targets, error),
     });
     this.#documents = new ConfigApplier(

@@ -132,8 +132,10 @@ export function startEtcdEntries(
 }
 
 /**
- * One blocking query on `GET /v1/discovery-chain/<service>` per service the mesh routes to, for
- * as long as the mesh lives: Consul compiles the entries; each new chain is parsed and swapped in.
+ * One blocking query on `GET /v1/discovery-chain/<service>` per service the mesh has a destination
+ * for, for as long as that destination lives (an idle one is released with its watch, and the next
+ * call starts both again): Consul compiles the entries; each new chain is parsed and swapped in.
+ * A released service's chain stays in force, as the last good one, until a new watch answers.
  * The loop is the Consul resolver's ({@link runConsulBlockingQuery}): the same index rules,
  * token bucket and backoff (429/503 base, `Retry-After`), and the same process-wide cap on
  * blocking queries per agent, shared with the resolver's `health/service` watches.
@@ -143,10 +145,9 @@ export class ConsulChains {
   readonly #options: ConsulResolverOptions;
   readonly #deps: ChainDeps;
   readonly #random: Random;
-  readonly #watched = new Set<string>();
+  /** Service → its watch's abort: one per watch (a shared signal would collect a listener each). */
+  readonly #watched = new Map<string, AbortController>();
   readonly #loops = new Set<Promise<void>>();
-  /** One per watch: a shared signal would collect a listener per watch (MaxListenersExceeded). */
-  readonly #aborts = new Set<AbortController>();
   readonly #waitMs: number;
   #closed = false;
 
@@ -161,14 +162,13 @@ export class ConsulChains {
   /** Start watching `service`'s chain (once). */
   watch(service: string): void {
     if (this.#closed || this.#watched.has(service)) return;
-    this.#watched.add(service);
     const { stage, events, clock, logger } = this.#deps;
     const o = this.#options;
     const minIntervalMs = o.minIntervalMs ?? 1_000;
     /** Hash of the last chain body handled: a return with the same chain is not a change. */
     let last: string | undefined;
     const abort = new AbortController();
-    this.#aborts.add(abort);
+    this.#watched.set(service, abort);
     const loop = runConsulBlockingQuery({
       http: this.#http,
       path: `/v1/discovery-chain/${encodeURIComponent(service)}`,
@@ -208,16 +208,29 @@ export class ConsulChains {
       // The loop logs each failure; the last good chain stays in force.
       onError: () => undefined,
     }).catch((error: unknown) => {
-      if (!this.#closed) logger.error('consul discovery chain watch failed', { service, error });
+      if (!this.#closed && !abort.signal.aborted)
+        logger.error('consul discovery chain watch failed', { service, error });
     });
     this.#loops.add(loop);
     void loop.finally(() => this.#loops.delete(loop));
   }
 
+  /**
+   * Stop watching `service`'s chain: its blocking query is aborted at once, which frees its place
+   * under the agent's cap on blocking queries (a released destination of a mistyped host must not
+   * hold one for ever). Its chain, if any, stays in force until a new watch answers.
+   */
+  unwatch(service: string): void {
+    const abort = this.#watched.get(service);
+    if (abort === undefined) return;
+    this.#watched.delete(service);
+    abort.abort(new MeshError('MESH_CLOSED', `discovery chain watch of "${service}" released`));
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     const reason = new MeshError('MESH_CLOSED', 'consul discovery chain watch stopped');
-    for (const a of this.#aborts) a.abort(reason);
+    for (const a of this.#watched.values()) a.abort(reason);
     await Promise.all(this.#loops);
     await this.#http.close();
   }

@@ -36,9 +36,16 @@ async function frontEnd(
   clock: VirtualClock,
   answers: ChainAnswer[],
   rest: ChainAnswer,
-): Promise<{ address: string; reads: ChainRead[]; close(): Promise<void> }> {
+): Promise<{
+  address: string;
+  reads: ChainRead[];
+  /** The held chain reads whose client is still waiting, by service. */
+  openHolds(): string[];
+  close(): Promise<void>;
+}> {
   const reads: ChainRead[] = [];
   const held = new Set<http.ServerResponse>();
+  const heldFor = new Map<http.ServerResponse, string>();
   const upstream = new URL(double.url);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -48,6 +55,8 @@ async function frontEnd(
       const answer = answers[reads.length - 1] ?? rest;
       if (answer === 'hold') {
         held.add(res);
+        heldFor.set(res, decodeURIComponent(url.pathname.slice('/v1/discovery-chain/'.length)));
+        res.on('close', () => held.delete(res));
         return;
       }
       const headers: Record<string, string> = { 'content-type': 'application/json', ...answer.headers };
@@ -77,6 +86,7 @@ async function frontEnd(
   return {
     address: `127.0.0.1:${port}`,
     reads,
+    openHolds: () => [...held].map((res) => heldFor.get(res) ?? ''),
     close: async () => {
       for (const res of held) res.destroy();
       server.closeAllConnections();
@@ -162,6 +172,40 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
   afterAll(async () => {
     await servers?.close();
     await consul?.close();
+  });
+
+  it('a destination released when idle releases its chain watch too; the next call starts it again', async () => {
+    // Every chain read is held open (as a blocking query with nothing new). Calls to mistyped hosts create destinations (Consul may know any name); when
+    // they are released, their chain watches must not stay behind, holding places under the
+    // agent's cap on blocking queries for ever.
+    const clock = new VirtualClock();
+    const seen = new Set<string>();
+    const fe = await frontEnd(consul, clock, [], 'hold');
+    cleanups.push(fe.close);
+    const m = createMesh({
+      env: { CONSUL_HTTP_ADDR: fe.address },
+      clock,
+      destinationIdleTimeoutMs: 1_000,
+    } as Parameters<typeof createMesh>[0] & { destinationIdleTimeoutMs: number });
+    mesh = m;
+    const typos = ['wbe', 'web2', 'wev'];
+    for (const t of typos) {
+      seen.add(t);
+      await m.request(`http://${t}/`).then(
+        (r) => r.body.dump(),
+        () => undefined,
+      );
+    }
+    await advanceUntil(clock, () => typos.every((t) => fe.openHolds().includes(t)));
+    // Idle past the timeout: every destination is released, and with it every chain watch.
+    await advanceUntil(clock, () => m.services().length === 0);
+    await expect.poll(() => fe.openHolds().filter((s) => seen.has(s)), { timeout: 5_000 }).toEqual([]);
+    // The next call builds the destination and its chain watch again.
+    await m.request('http://wbe/').then(
+      (r) => r.body.dump(),
+      () => undefined,
+    );
+    await advanceUntil(clock, () => fe.openHolds().includes('wbe'));
   });
 
   it('shares the process-wide long-poll cap with the resolver: no 429 from Consul’s connection limit', async () => {
