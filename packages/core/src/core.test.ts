@@ -82,6 +82,38 @@ describe('compose', () => {
 });
 
 describe('scriptedUpstream', () => {
+  it('rejects a misspelt step naming it, instead of answering 200', () => {
+    const cases: [unknown, string, unknown][] = [
+      [{ error: 'connect-error' }, 'script[0].error', 'connect-error'],
+      [{ stauts: 503 }, 'script[0].stauts', 503],
+      ['conect-error', 'script[0]', 'conect-error'],
+      [{ status: 700 }, 'script[0].status', 700],
+      [{ delayMs: -1 }, 'script[0].delayMs', -1],
+      [null, 'script[0]', null],
+    ];
+    for (const [step, field, value] of cases) {
+      let error: unknown;
+      try {
+        scriptedUpstream([step as never]);
+      } catch (e) {
+        error = e;
+      }
+      expect(MeshError.is(error, 'MESH_CONFIG_INVALID'), JSON.stringify(step)).toBe(true);
+      expect((error as MeshError).details.issues).toContainEqual(expect.objectContaining({ field, value }));
+    }
+    // Every documented form is accepted.
+    expect(() =>
+      scriptedUpstream([
+        200,
+        '503',
+        'connect-error',
+        'reset',
+        'hang',
+        { status: 503, error: 'reset', delayMs: 5 },
+      ]),
+    ).not.toThrow();
+  });
+
   it('answers in order, fails as scripted, and records attempts', async () => {
     const clock = new VirtualClock();
     const up = scriptedUpstream(['503', { status: 200, delayMs: 40, body: 'ok' }, 'connect-error']);

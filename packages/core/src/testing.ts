@@ -8,6 +8,7 @@ import { createEndpoint, type Endpoint } from './endpoint.js';
 import { MeshError } from './errors.js';
 import type { CallContext, CallObserver, CallResult, MeshRequest, Next, ResponseHeaders } from './filter.js';
 import { isIdempotentRequest, isReplayableBody, normalizeMethod } from './filter.js';
+import { Issues } from './issues.js';
 import { type Random, seededRandom } from './random.js';
 import { emptyBody } from './stage.js';
 import { VirtualClock } from './virtual-clock.js';
@@ -102,6 +103,7 @@ export function scriptedUpstream(
 ): ScriptedUpstream {
   if (script.length === 0)
     throw new MeshError('MESH_CONFIG_INVALID', 'scriptedUpstream: the script is empty');
+  checkScript(script);
   const calls: ScriptedCall[] = [];
   let index = 0;
   const fn = async (ctx: CallContext): Promise<CallResult> => {
@@ -169,6 +171,49 @@ interface NormalStep {
   headers: ResponseHeaders;
   body: string;
   endpoint: string | undefined;
+}
+
+const STEP_KEYS = new Set(['status', 'delayMs', 'error', 'headers', 'body', 'endpoint']);
+
+/**
+ * Every step one of the forms {@link ScriptStep} names: a misspelt step (`'conect-error'`,
+ * `{ error: 'connect-error' }`, `{ stauts: 503 }`) is an error naming it, not a 200 in disguise.
+ */
+function checkScript(script: readonly ScriptStep[]): void {
+  const issues = new Issues();
+  script.forEach((step: unknown, i) => {
+    const field = `script[${i}]`;
+    if (typeof step === 'number' || (typeof step === 'string' && /^\d+$/.test(step))) {
+      const status = Number(step);
+      if (!Number.isInteger(status) || status < 100 || status > 599)
+        issues.add(field, 'an HTTP status from 100 to 599', step);
+      return;
+    }
+    if (typeof step === 'string') {
+      if (step !== 'connect-error' && step !== 'reset' && step !== 'hang')
+        issues.add(field, "a status, 'connect-error', 'reset', 'hang' or a step object", step);
+      return;
+    }
+    if (typeof step !== 'object' || step === null || Array.isArray(step)) {
+      issues.add(field, "a status, 'connect-error', 'reset', 'hang' or a step object", step);
+      return;
+    }
+    const o = step as Record<string, unknown>;
+    for (const key of Object.keys(o)) {
+      if (!STEP_KEYS.has(key))
+        issues.add(`${field}.${key}`, `no such field; known: ${[...STEP_KEYS].join(', ')}`, o[key]);
+    }
+    if (o.error !== undefined && o.error !== 'connect' && o.error !== 'reset')
+      issues.add(`${field}.error`, "'connect' or 'reset'", o.error);
+    if (
+      o.status !== undefined &&
+      (!Number.isInteger(o.status) || (o.status as number) < 100 || (o.status as number) > 599)
+    )
+      issues.add(`${field}.status`, 'an HTTP status from 100 to 599', o.status);
+    if (o.delayMs !== undefined && (typeof o.delayMs !== 'number' || !(o.delayMs >= 0)))
+      issues.add(`${field}.delayMs`, 'a number of milliseconds ≥ 0', o.delayMs);
+  });
+  issues.throwIfAny('scriptedUpstream');
 }
 
 function normalize(step: ScriptStep): NormalStep {

@@ -45,3 +45,22 @@ describe('the testing entry reads requests and answers as production does', () =
     }
   }, 5000);
 });
+
+describe('runPolicy reports a misspelt key as createMesh does', () => {
+  it('lists every section of a service entry as known, the balancer’s included, and suggests the nearest', async () => {
+    const error = await runPolicy({ retri: { maxRetries: 1 } } as never, [200]).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(error?.code).toBe('MESH_CONFIG_INVALID');
+    expect(error?.message).toContain('policy.retri');
+    expect(error?.message).toContain('did you mean "retry"?');
+    for (const key of ['loadBalancer', 'outlierDetection', 'healthCheck', 'retry', 'timeout'])
+      expect(error?.message).toContain(key);
+    const lb = await runPolicy({ loadBalancr: { policy: 'random' } } as never, [200]).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(lb?.message).toContain('did you mean "loadBalancer"?');
+  });
+});

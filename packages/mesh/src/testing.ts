@@ -18,6 +18,7 @@ import {
   type RunPolicyOptions,
   runPolicy as resilienceRunPolicy,
 } from '@proxyless/resilience/testing';
+import { unknownPolicyKeys } from './config/layers.js';
 
 /** The issue list `parseResiliencePatch` records into (`throwIfAny` turns it into `MESH_CONFIG_INVALID`). */
 export { Issues } from '@proxyless/core';
@@ -79,6 +80,9 @@ export async function runPolicy(
 ): Promise<PolicyRecord> {
   if (isPolicyDocument(config)) {
     const issues = new Issues();
+    // Unknown keys against every section of a service entry (the suggestion and the list of known
+    // keys then name the balancer's sections too), as createMesh reports them.
+    unknownPolicyKeys(config as Record<string, unknown>, 'policy', issues, false);
     parseBalancerPatch(config as Record<string, unknown>, 'policy', issues);
     issues.throwIfAny('runPolicy: invalid policy');
   }

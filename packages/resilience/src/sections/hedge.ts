@@ -42,7 +42,7 @@ export const hedgeSection = Section(
             'Send another attempt if no answer came after this long. `{ percentile: p }` uses the p-th percentile latency of the last 256 successful attempts (the fixed delay until 20 are known).',
           ...envVar(
             'MESH_HEDGE_DELAY',
-            'Turns hedging on: send another attempt after this delay, or after the pNN latency (e.g. `p95`).',
+            'Turns hedging on: send another attempt after this delay, or after the pNN latency (e.g. `p95`). `0` hedges at once (unlike `MESH_TIMEOUT=0`); `off` for none.',
             {
               type: 'duration | pNN | off',
               defaultValue: 'off',
