@@ -23,6 +23,9 @@ export type {
   ResolverUpdate,
 } from '@proxyless/core';
 export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
+// Deadline propagation for a service's own handlers: `proxyless` is the one package an application
+// installs (with pnpm, its dependencies are not importable by the application).
+export { DEADLINE_HEADER, runWithIncomingDeadline } from '@proxyless/resilience';
 export {
   type CheckConfigOptions,
   type ConfigWarning,
