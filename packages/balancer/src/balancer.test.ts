@@ -373,9 +373,20 @@ describe('locality', () => {
   const eps = testEndpoints(6, { zone: (i) => (i < 3 ? 'a' : 'b') });
 
   it('keeps traffic in the local zone', () => {
-    const { b } = make({ loadBalancer: { zone: 'a' } }, eps);
+    const { b, events } = make({ loadBalancer: { zone: 'a' } }, eps);
     expect(b.stats().locality).toBe('local');
     for (let i = 0; i < 50; i++) expect(b.pick(ctx).zone).toBe('a');
+    // Starting in the zone restores nothing: no locality event for the first set.
+    expect(events.filter((e) => e.type.startsWith('locality'))).toEqual([]);
+  });
+
+  it('a first set whose zone is short of usable endpoints starts spilled over, and says so', () => {
+    const sick = eps.map((e, i) => (i === 0 ? createEndpoint({ ...e, health: 'critical' }) : e));
+    const { b, events } = make({ loadBalancer: { zone: 'a' } }, sick);
+    expect(b.stats().locality).toBe('all');
+    expect(events.filter((e) => e.type.startsWith('locality'))).toEqual([
+      { type: 'locality_spill', service: 'api', zone: 'a' },
+    ]);
   });
 
   it('spills over when the healthy fraction in the zone falls below the threshold', () => {

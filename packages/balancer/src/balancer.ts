@@ -73,7 +73,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #usable: EndpointState[] = [];
   #picker: StatePicker | undefined;
   #panic = false;
-  #local = false;
+  /** Whether traffic stays in the zone; `undefined` until the first set is seen with a zone. */
+  #local: boolean | undefined = undefined;
   #seenSet = false;
   #closed = false;
 
@@ -173,7 +174,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #rebuild(): void {
     const { usable, active, total, panic, local, inZone } = selectActive(this.#states, this.config);
     const zone = this.config.zone;
-    if (zone !== undefined && inZone > 0 && local !== this.#local) this.#events.locality(local, zone);
+    // A switch fires its event; the first state does only when it is a spill (starting in the zone
+    // restores nothing).
+    if (zone !== undefined && inZone > 0 && local !== this.#local && (this.#local !== undefined || !local))
+      this.#events.locality(local, zone);
     this.#local = local;
     if (panic !== this.#panic) {
       this.#panic = panic;
