@@ -103,11 +103,22 @@ export class DestinationTable {
       if (service === undefined) continue;
       let dest = this.#destinations.get(service);
       if (dest === undefined) {
-        dest = new Destination(
-          service,
-          resolver,
-          this.#destinationDeps((s) => this.#deps.config.effective(s)),
-        );
+        const metrics = this.#deps.telemetry?.metrics;
+        dest = new Destination(service, resolver, {
+          ...this.#destinationDeps((s) => this.#deps.config.effective(s)),
+          // The service's series (breaker, panic, endpoint states) follow its own destination.
+          ...(metrics
+            ? {
+                onPolicy: (d: Destination) => {
+                  const breaker = d.circuitBreakerState;
+                  metrics.onDestination(d.service, {
+                    ...d.balancer.stats(),
+                    ...(breaker ? { circuitBreaker: breaker } : {}),
+                  });
+                },
+              }
+            : {}),
+        });
         this.#deps.watchChain(service);
         this.#destinations.set(service, dest);
         this.#armIdleSweep();

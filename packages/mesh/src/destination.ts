@@ -44,6 +44,8 @@ export interface DestinationDeps {
   onBalancerEvent: (event: BalancerEvent) => void;
   /** The connection events of the destination's pools (the mesh dispatcher emits them). */
   poolEvent?: PoolEventSink;
+  /** The destination was built, or a config change gave it a new policy (metrics start from it). */
+  onPolicy?: (destination: Destination) => void;
 }
 
 /** The per-service policy objects: on a config change, only the parts it touches are built anew. */
@@ -123,6 +125,7 @@ export class Destination {
     this.#forced = new Promise<void>((resolve) => {
       this.#force = resolve;
     });
+    deps.onPolicy?.(this);
     this.#watch = resolver.watch(service, (u) => this.#onUpdate(u));
   }
 
@@ -249,6 +252,7 @@ export class Destination {
     // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new
     // pools, and requests on the old ones finish there.
     if (next.maxConnections !== old.maxConnections) this.#pools.resize();
+    this.#deps.onPolicy?.(this);
     return next.rebuilt;
   }
 

@@ -52,6 +52,7 @@ function el(tag, attrs, ...kids) {
 function badge(text, kind) { return el("span", { class: "badge " + kind }, text); }
 function endpointState(e) {
   if (e.ejected) return badge("ejected", "bad");
+  if (e.unreachable) return badge("unreachable", "bad");
   if (e.health === "critical") return badge("unhealthy", "bad");
   if (e.health === "warning") return badge("warning", "warn");
   return badge("healthy", "ok");
@@ -62,7 +63,7 @@ function renderServices(services) {
   root.replaceChildren();
   if (services.length === 0) root.append(el("p", { class: "mute" }, "no services yet"));
   for (const s of services) {
-    const usable = s.endpoints.filter((e) => !e.ejected && e.health !== "critical").length;
+    const usable = s.endpoints.filter((e) => !e.ejected && !e.unreachable && e.health !== "critical").length;
     const title = el("h3", { "data-service": s.name }, s.name,
       badge(usable + "/" + s.endpoints.length + " usable", usable === 0 ? "bad" : usable < s.endpoints.length ? "warn" : "ok"));
     if (s.circuitBreaker) title.append(badge("breaker " + s.circuitBreaker, s.circuitBreaker === "closed" ? "ok" : "bad"));

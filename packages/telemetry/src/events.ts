@@ -36,6 +36,8 @@ export interface BalancerEventLike {
   readonly reason?: string;
   readonly durationMs?: number;
   readonly healthy?: boolean;
+  /** A `connectivity` event's new state (`IDLE`, `CONNECTING`, `READY`, `TRANSIENT_FAILURE`). */
+  readonly to?: string;
 }
 
 /** Circuit-breaker states, Envoy's and opossum's words. */

@@ -115,6 +115,77 @@ describe('createMeshMetrics', () => {
     expect((await values(registry, 'mesh_retry_budget_exhausted_total')).map((x) => x.value)).toEqual([1]);
   });
 
+  it('counts an endpoint failing its active health check unhealthy and one that cannot connect unreachable', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    m.onMeshEvent({ type: 'endpoints_changed', service: 'payments', set: setOf('payments', 3) });
+    const byState = async () =>
+      Object.fromEntries((await values(registry, 'mesh_endpoints')).map((x) => [x.labels.state, x.value]));
+    const balancer = (event: Record<string, unknown>) =>
+      m.onMeshEvent({ type: 'balancer', service: 'payments', event: event as { type: string } });
+    balancer({ type: 'health_check', endpoint: '10.0.0.1:8000', healthy: false });
+    balancer({
+      type: 'connectivity',
+      endpoint: '10.0.0.1:8001',
+      from: 'CONNECTING',
+      to: 'TRANSIENT_FAILURE',
+    });
+    expect(await byState()).toEqual({ healthy: 1, degraded: 0, unhealthy: 1, unreachable: 1, ejected: 0 });
+    // A reconnect probe's CONNECTING does not make it reachable; a connection does.
+    balancer({
+      type: 'connectivity',
+      endpoint: '10.0.0.1:8001',
+      from: 'TRANSIENT_FAILURE',
+      to: 'CONNECTING',
+    });
+    expect((await byState()).unreachable).toBe(1);
+    balancer({ type: 'connectivity', endpoint: '10.0.0.1:8001', from: 'CONNECTING', to: 'READY' });
+    balancer({ type: 'health_check', endpoint: '10.0.0.1:8000', healthy: true });
+    expect(await byState()).toEqual({ healthy: 3, degraded: 0, unhealthy: 0, unreachable: 0, ejected: 0 });
+    // A new balancer (config change): its view replaces what the previous one's events left.
+    balancer({ type: 'health_check', endpoint: '10.0.0.1:8002', healthy: false });
+    m.onDestination('payments', {
+      panic: false,
+      endpoints: [
+        { id: '10.0.0.1:8000', address: '10.0.0.1', port: 8000, health: 'passing', ejected: true },
+        { id: '10.0.0.1:8001', address: '10.0.0.1', port: 8001, health: 'passing', ejected: false },
+        { id: '10.0.0.1:8002', address: '10.0.0.1', port: 8002, health: 'passing', ejected: false },
+      ],
+    });
+    expect(await byState()).toEqual({ healthy: 2, degraded: 0, unhealthy: 0, unreachable: 0, ejected: 1 });
+  });
+
+  it('has breaker and panic series from the destination’s build, and none for a breaker turned off', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    const view = (circuitBreaker?: 'closed' | 'open') => ({
+      panic: false,
+      endpoints: [],
+      ...(circuitBreaker ? { circuitBreaker } : {}),
+    });
+    m.onDestination('payments', view('closed'));
+    const breaker = async () =>
+      Object.fromEntries(
+        (await values(registry, 'mesh_circuit_breaker_state')).map((x) => [x.labels.state, x.value]),
+      );
+    expect(await breaker()).toEqual({ closed: 1, open: 0, 'half-open': 0 });
+    expect((await values(registry, 'mesh_panic_mode')).map((x) => x.value)).toEqual([0]);
+    // Not yet resolved: no endpoint series.
+    expect(await values(registry, 'mesh_endpoints')).toEqual([]);
+    m.onDestination('payments', view());
+    expect(await breaker()).toEqual({});
+    expect((await values(registry, 'mesh_panic_mode')).map((x) => x.value)).toEqual([0]);
+  });
+
+  it('describes mesh_resolver_staleness_seconds as how long the set has been stale', async () => {
+    const registry = new Registry();
+    createMeshMetrics({ registry });
+    const text = await registry.getSingleMetricAsString('mesh_resolver_staleness_seconds');
+    expect(text).toContain(
+      '# HELP mesh_resolver_staleness_seconds Seconds the endpoint set has been stale (last known good, registry unreachable); 0 when fresh.',
+    );
+  });
+
   it('tracks endpoints by state, ejections, breaker state, panic, staleness and config version', async () => {
     const registry = new Registry();
     const clock = new VirtualClock();
@@ -135,7 +206,7 @@ describe('createMeshMetrics', () => {
     m.onMeshEvent({ type: 'config_rejected', error: { code: 'MESH_CONFIG_INVALID' } });
     const byState = async () =>
       Object.fromEntries((await values(registry, 'mesh_endpoints')).map((x) => [x.labels.state, x.value]));
-    expect(await byState()).toEqual({ healthy: 2, degraded: 0, unhealthy: 1, ejected: 1 });
+    expect(await byState()).toEqual({ healthy: 2, degraded: 0, unhealthy: 1, unreachable: 0, ejected: 1 });
     expect((await values(registry, 'mesh_ejections_total')).map((x) => [x.labels.reason, x.value])).toEqual([
       ['consecutive_5xx', 1],
     ]);
@@ -153,7 +224,7 @@ describe('createMeshMetrics', () => {
       service: 'payments',
       event: { type: 'readmit', endpoint: '10.0.0.1:8003' },
     });
-    expect(await byState()).toEqual({ healthy: 3, degraded: 0, unhealthy: 1, ejected: 0 });
+    expect(await byState()).toEqual({ healthy: 3, degraded: 0, unhealthy: 1, unreachable: 0, ejected: 0 });
 
     // Registry down at t=1000; scraped at t=46000: stale for 45 s.
     await clock.advance(1000);

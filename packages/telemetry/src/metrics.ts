@@ -11,6 +11,7 @@ import {
 } from './fast-metrics.js';
 import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
 import { Counter, Gauge, register } from './prom.js';
+import type { ServiceStatsLike } from './views.js';
 
 /** Caps on label values; past a cap a value is recorded as `_OTHER`. */
 export interface MetricLimits {
@@ -56,6 +57,12 @@ export interface MeshMetrics {
   recordCallEvent(service: string, event: CallEventLike): void;
   /** A mesh event (endpoints, balancer, breaker, resolver, config). */
   onMeshEvent(event: TelemetryEvent): void;
+  /**
+   * A service's destination was built, or its policy changed (a new balancer, a breaker added or
+   * removed): the breaker and panic series start from its state (`closed`, not in panic), a breaker
+   * turned off drops its series, and endpoint states are read again from the balancer in force.
+   */
+  onDestination(service: string, stats: ServiceStatsLike): void;
   /** How many series these metrics currently hold (for tests and the admin page). */
   seriesCount(): Promise<number>;
 }
@@ -66,10 +73,14 @@ interface ServiceState {
   readonly errorTypes: BoundedValues;
   set: { ids: string[]; health: Map<string, string> } | undefined;
   readonly ejected: Set<string>;
+  /** Endpoints whose active health check failed (the balancer does not pick them outside panic). */
+  readonly checkFailing: Set<string>;
+  /** Endpoints whose last connect failed and that have not connected since (never picked). */
+  readonly unreachable: Set<string>;
   staleSince: number | undefined;
 }
 
-const ENDPOINT_STATES = ['healthy', 'degraded', 'unhealthy', 'ejected'] as const;
+const ENDPOINT_STATES = ['healthy', 'degraded', 'unhealthy', 'unreachable', 'ejected'] as const;
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
 
 /**
@@ -185,7 +196,7 @@ class PromMeshMetrics implements MeshMetrics {
     ]);
     this.staleness = gauge(
       'mesh_resolver_staleness_seconds',
-      'Seconds since the resolver last failed to refresh a stale set (0 when fresh).',
+      'Seconds the endpoint set has been stale (last known good, registry unreachable); 0 when fresh.',
       ['service'],
       () => this.#collectStaleness(),
     );
@@ -302,7 +313,8 @@ class PromMeshMetrics implements MeshMetrics {
         const health = new Map<string, string>();
         for (const e of event.set.endpoints) health.set(e.id, e.health ?? 'passing');
         st.set = { ids: [...health.keys()], health };
-        for (const id of st.ejected) if (!health.has(id)) st.ejected.delete(id);
+        for (const ids of [st.ejected, st.checkFailing, st.unreachable])
+          for (const id of ids) if (!health.has(id)) ids.delete(id);
         st.staleSince = event.set.stale ? (event.set.staleSince ?? event.set.updatedAt) : undefined;
         this.stale.set({ service: svc }, event.set.stale ? 1 : 0);
         this.#updateEndpoints(svc, st);
@@ -320,6 +332,17 @@ class PromMeshMetrics implements MeshMetrics {
         } else if (e.type === 'readmit' && e.endpoint !== undefined) {
           st.ejected.delete(e.endpoint);
           this.#updateEndpoints(svc, st);
+        } else if (e.type === 'health_check' && e.endpoint !== undefined) {
+          if (e.healthy === false) st.checkFailing.add(e.endpoint);
+          else st.checkFailing.delete(e.endpoint);
+          this.#updateEndpoints(svc, st);
+        } else if (e.type === 'connectivity' && e.endpoint !== undefined) {
+          // Out of picking from a connect failure until a connection succeeds again: the
+          // CONNECTING of a reconnect probe does not make it reachable (sticky TRANSIENT_FAILURE).
+          const before = st.unreachable.size;
+          if (e.to === 'TRANSIENT_FAILURE') st.unreachable.add(e.endpoint);
+          else if (e.to === 'READY' || e.to === 'IDLE') st.unreachable.delete(e.endpoint);
+          if (st.unreachable.size !== before) this.#updateEndpoints(svc, st);
         } else if (e.type === 'panic_enter' || e.type === 'panic_exit') {
           this.panic.set({ service: svc }, e.type === 'panic_enter' ? 1 : 0);
         }
@@ -354,6 +377,29 @@ class PromMeshMetrics implements MeshMetrics {
     }
   }
 
+  onDestination(service: string, stats: ServiceStatsLike): void {
+    const svc = this.#services.bound(service);
+    if (svc === OTHER) return;
+    const breaker = stats.circuitBreaker;
+    for (const s of BREAKER_STATES) {
+      if (breaker === undefined) this.breaker.remove({ service: svc, state: s });
+      else this.breaker.set({ service: svc, state: s }, s === breaker ? 1 : 0);
+    }
+    this.panic.set({ service: svc }, stats.panic === true ? 1 : 0);
+    // The balancer in force may be a new one (a config change): its view replaces what the events
+    // of the previous one left.
+    const st = this.#serviceState(svc);
+    st.ejected.clear();
+    st.checkFailing.clear();
+    st.unreachable.clear();
+    for (const e of stats.endpoints) {
+      if (e.ejected) st.ejected.add(e.id);
+      if (e.checkHealthy === false) st.checkFailing.add(e.id);
+      if (e.connectivity === 'TRANSIENT_FAILURE') st.unreachable.add(e.id);
+    }
+    if (st.set !== undefined) this.#updateEndpoints(svc, st);
+  }
+
   async seriesCount(): Promise<number> {
     let n = 0;
     for (const m of await this.registry.getMetricsAsJSON()) n += m.values.length;
@@ -369,6 +415,8 @@ class PromMeshMetrics implements MeshMetrics {
         errorTypes: new BoundedValues(this.#reasonLimit),
         set: undefined,
         ejected: new Set(),
+        checkFailing: new Set(),
+        unreachable: new Set(),
         staleSince: undefined,
       };
       this.#state.set(svc, st);
@@ -380,13 +428,19 @@ class PromMeshMetrics implements MeshMetrics {
     return svc === OTHER ? OTHER : this.#serviceState(svc).reasons.bound(reason);
   }
 
+  /**
+   * Each endpoint counts once, by the first that applies: ejected (outlier detection), unreachable
+   * (connect failed, not reconnected), unhealthy (registry critical or failing its active health
+   * check), degraded (registry warning), healthy — the balancer's view, as `/clusters` shows it.
+   */
   #updateEndpoints(svc: string, st: ServiceState): void {
-    const counts = { healthy: 0, degraded: 0, unhealthy: 0, ejected: 0 };
+    const counts = { healthy: 0, degraded: 0, unhealthy: 0, unreachable: 0, ejected: 0 };
     for (const id of st.set?.ids ?? []) {
       if (st.ejected.has(id)) counts.ejected++;
+      else if (st.unreachable.has(id)) counts.unreachable++;
       else {
         const h = st.set!.health.get(id);
-        if (h === 'critical') counts.unhealthy++;
+        if (h === 'critical' || st.checkFailing.has(id)) counts.unhealthy++;
         else if (h === 'warning') counts.degraded++;
         else counts.healthy++;
       }

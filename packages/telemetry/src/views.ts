@@ -9,6 +9,8 @@ export interface EndpointView {
   readonly health: 'passing' | 'warning' | 'critical';
   /** Ejected by outlier detection. */
   readonly ejected: boolean;
+  /** Its last connect failed (connectivity `TRANSIENT_FAILURE`): not picked, even in panic. */
+  readonly unreachable?: true;
   readonly weight?: number;
   readonly zone?: string;
   readonly inFlight?: number;
@@ -137,6 +139,8 @@ export interface EndpointStatsLike {
   readonly health: 'passing' | 'warning' | 'critical';
   /** Active health-check verdict; `false` shows the endpoint unhealthy. */
   readonly checkHealthy?: boolean;
+  /** Connectivity state (`IDLE`, `CONNECTING`, `READY`, `TRANSIENT_FAILURE`). */
+  readonly connectivity?: string;
   readonly inflight?: number;
   readonly ewmaMs?: number | undefined;
   readonly ejected: boolean;
@@ -177,6 +181,7 @@ export function serviceView(name: string, src: ServiceViewSource): ServiceView {
           port: e.port,
           health: e.checkHealthy === false ? 'critical' : e.health,
           ejected: e.ejected,
+          ...(e.connectivity === 'TRANSIENT_FAILURE' ? { unreachable: true as const } : {}),
           ...(e.weight !== undefined ? { weight: e.weight } : {}),
           ...(e.zone !== undefined ? { zone: e.zone } : {}),
           ...(e.inflight !== undefined ? { inFlight: e.inflight } : {}),
