@@ -18,6 +18,11 @@ export interface EndpointStats {
   readonly checkHealthy: boolean;
   /** Connectivity (gRPC subchannel model); `TRANSIENT_FAILURE` endpoints are never picked. */
   readonly connectivity: ConnectivityState;
+  /**
+   * False from a failed connect until a connection succeeds: the endpoint is not picked, also while
+   * a reconnect attempt is `CONNECTING`.
+   */
+  readonly reachable: boolean;
   /** Connect failures so far (reported by the mesh and by reconnect probes). */
   readonly connectFailures: number;
   /** Milliseconds until the next reconnect attempt, while one is scheduled. */

@@ -21,6 +21,7 @@ export function endpointStats(
     health: s.endpoint.health,
     checkHealthy: s.checkHealthy,
     connectivity: s.connectivity,
+    reachable: s.reachable,
     connectFailures: s.connectFailures,
     reconnectInMs: reconnectIn(connectivity.nextAttemptAt(s), now),
     inflight: s.inflight,

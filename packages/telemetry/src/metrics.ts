@@ -11,7 +11,7 @@ import {
 } from './fast-metrics.js';
 import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
 import { Counter, Gauge, register } from './prom.js';
-import type { ServiceStatsLike } from './views.js';
+import { type ServiceStatsLike, unreachable } from './views.js';
 
 /** Caps on label values; past a cap a value is recorded as `_OTHER`. */
 export interface MetricLimits {
@@ -395,7 +395,7 @@ class PromMeshMetrics implements MeshMetrics {
     for (const e of stats.endpoints) {
       if (e.ejected) st.ejected.add(e.id);
       if (e.checkHealthy === false) st.checkFailing.add(e.id);
-      if (e.connectivity === 'TRANSIENT_FAILURE') st.unreachable.add(e.id);
+      if (unreachable(e)) st.unreachable.add(e.id);
     }
     if (st.set !== undefined) this.#updateEndpoints(svc, st);
   }

@@ -66,6 +66,30 @@ describe('serviceView', () => {
     endpoints: [{ id: 'a', address: '10.0.0.1', port: 80, health: 'passing' as const }],
   };
 
+  it('marks an endpoint unreachable from a failed connect until a connection succeeds, a reconnect attempt included', () => {
+    const endpoint = (connectivity: string, reachable: boolean) => ({
+      id: 'a',
+      address: '10.0.0.1',
+      port: 80,
+      health: 'passing' as const,
+      checkHealthy: true,
+      connectivity,
+      reachable,
+      ejected: false,
+    });
+    const view = (connectivity: string, reachable: boolean) =>
+      serviceView('payments', {
+        set,
+        now: 0,
+        stats: { policy: 'round_robin', panic: false, endpoints: [endpoint(connectivity, reachable)] },
+      }).endpoints[0];
+    expect(view('TRANSIENT_FAILURE', false)?.unreachable).toBe(true);
+    // The reconnect attempt: CONNECTING, still out of picking.
+    expect(view('CONNECTING', false)?.unreachable).toBe(true);
+    expect(view('CONNECTING', true)?.unreachable).toBeUndefined();
+    expect(view('READY', true)?.unreachable).toBeUndefined();
+  });
+
   it('takes the balancer figures when there are some, with breaker, panic, staleness and pools', () => {
     const view = serviceView('payments', {
       set,

@@ -141,6 +141,8 @@ export interface EndpointStatsLike {
   readonly checkHealthy?: boolean;
   /** Connectivity state (`IDLE`, `CONNECTING`, `READY`, `TRANSIENT_FAILURE`). */
   readonly connectivity?: string;
+  /** False from a failed connect until a connection succeeds (a reconnect attempt included). */
+  readonly reachable?: boolean;
   readonly inflight?: number;
   readonly ewmaMs?: number | undefined;
   readonly ejected: boolean;
@@ -170,6 +172,15 @@ export interface ServiceViewSource {
  * Build the admin view of a service from its endpoint set and balancer snapshot: the balancer's
  * figures when it has them, else the set's endpoints as the registry reported them.
  */
+/**
+ * Whether an endpoint is out of picking for a failed connect: from the failure until a connection
+ * succeeds, through the reconnect attempts' `CONNECTING` (the balancer's `reachable`; older stats
+ * without it: `TRANSIENT_FAILURE`).
+ */
+export function unreachable(e: { readonly connectivity?: string; readonly reachable?: boolean }): boolean {
+  return e.reachable === false || e.connectivity === 'TRANSIENT_FAILURE';
+}
+
 export function serviceView(name: string, src: ServiceViewSource): ServiceView {
   const { set, stats } = src;
   const endpoints: EndpointView[] = stats
@@ -181,7 +192,7 @@ export function serviceView(name: string, src: ServiceViewSource): ServiceView {
           port: e.port,
           health: e.checkHealthy === false ? 'critical' : e.health,
           ejected: e.ejected,
-          ...(e.connectivity === 'TRANSIENT_FAILURE' ? { unreachable: true as const } : {}),
+          ...(unreachable(e) ? { unreachable: true as const } : {}),
           ...(e.weight !== undefined ? { weight: e.weight } : {}),
           ...(e.zone !== undefined ? { zone: e.zone } : {}),
           ...(e.inflight !== undefined ? { inFlight: e.inflight } : {}),
