@@ -1,6 +1,7 @@
 import { type Clock, systemClock } from '@proxyless/core';
 import type { Counter as CounterType, Gauge as GaugeType, Registry } from 'prom-client';
 import { OTEL_DURATION_BUCKETS } from './config.js';
+import { ENDPOINT_STATES, EndpointStates } from './endpoint-states.js';
 import { type BreakerState, type CallEventLike, giveUpCause, type TelemetryEvent } from './events.js';
 import {
   type CounterHandle,
@@ -11,7 +12,7 @@ import {
 } from './fast-metrics.js';
 import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
 import { Counter, Gauge, register } from './prom.js';
-import { type ServiceStatsLike, unreachable } from './views.js';
+import type { ServiceStatsLike } from './views.js';
 
 /** Caps on label values; past a cap a value is recorded as `_OTHER`. */
 export interface MetricLimits {
@@ -71,16 +72,10 @@ interface ServiceState {
   readonly endpoints: BoundedValues;
   readonly reasons: BoundedValues;
   readonly errorTypes: BoundedValues;
-  set: { ids: string[]; health: Map<string, string> } | undefined;
-  readonly ejected: Set<string>;
-  /** Endpoints whose active health check failed (the balancer does not pick them outside panic). */
-  readonly checkFailing: Set<string>;
-  /** Endpoints whose last connect failed and that have not connected since (never picked). */
-  readonly unreachable: Set<string>;
+  readonly states: EndpointStates;
   staleSince: number | undefined;
 }
 
-const ENDPOINT_STATES = ['healthy', 'degraded', 'unhealthy', 'unreachable', 'ejected'] as const;
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
 
 /**
@@ -310,11 +305,7 @@ class PromMeshMetrics implements MeshMetrics {
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
         const st = this.#serviceState(svc);
-        const health = new Map<string, string>();
-        for (const e of event.set.endpoints) health.set(e.id, e.health ?? 'passing');
-        st.set = { ids: [...health.keys()], health };
-        for (const ids of [st.ejected, st.checkFailing, st.unreachable])
-          for (const id of ids) if (!health.has(id)) ids.delete(id);
+        st.states.setEndpoints(event.set.endpoints);
         st.staleSince = event.set.stale ? (event.set.staleSince ?? event.set.updatedAt) : undefined;
         this.stale.set({ service: svc }, event.set.stale ? 1 : 0);
         this.#updateEndpoints(svc, st);
@@ -325,27 +316,11 @@ class PromMeshMetrics implements MeshMetrics {
         if (svc === OTHER) return;
         const st = this.#serviceState(svc);
         const e = event.event;
-        if (e.type === 'eject' && e.endpoint !== undefined) {
-          st.ejected.add(e.endpoint);
+        if (e.type === 'eject' && e.endpoint !== undefined)
           this.ejections.inc({ service: svc, reason: this.#reason(svc, e.reason ?? '') });
-          this.#updateEndpoints(svc, st);
-        } else if (e.type === 'readmit' && e.endpoint !== undefined) {
-          st.ejected.delete(e.endpoint);
-          this.#updateEndpoints(svc, st);
-        } else if (e.type === 'health_check' && e.endpoint !== undefined) {
-          if (e.healthy === false) st.checkFailing.add(e.endpoint);
-          else st.checkFailing.delete(e.endpoint);
-          this.#updateEndpoints(svc, st);
-        } else if (e.type === 'connectivity' && e.endpoint !== undefined) {
-          // Out of picking from a connect failure until a connection succeeds again: the
-          // CONNECTING of a reconnect probe does not make it reachable (sticky TRANSIENT_FAILURE).
-          const before = st.unreachable.size;
-          if (e.to === 'TRANSIENT_FAILURE') st.unreachable.add(e.endpoint);
-          else if (e.to === 'READY' || e.to === 'IDLE') st.unreachable.delete(e.endpoint);
-          if (st.unreachable.size !== before) this.#updateEndpoints(svc, st);
-        } else if (e.type === 'panic_enter' || e.type === 'panic_exit') {
+        if (e.type === 'panic_enter' || e.type === 'panic_exit')
           this.panic.set({ service: svc }, e.type === 'panic_enter' ? 1 : 0);
-        }
+        else if (st.states.onEvent(e)) this.#updateEndpoints(svc, st);
         return;
       }
       case 'service_removed': {
@@ -389,15 +364,8 @@ class PromMeshMetrics implements MeshMetrics {
     // The balancer in force may be a new one (a config change): its view replaces what the events
     // of the previous one left.
     const st = this.#serviceState(svc);
-    st.ejected.clear();
-    st.checkFailing.clear();
-    st.unreachable.clear();
-    for (const e of stats.endpoints) {
-      if (e.ejected) st.ejected.add(e.id);
-      if (e.checkHealthy === false) st.checkFailing.add(e.id);
-      if (unreachable(e)) st.unreachable.add(e.id);
-    }
-    if (st.set !== undefined) this.#updateEndpoints(svc, st);
+    st.states.resetFrom(stats.endpoints);
+    if (st.states.known) this.#updateEndpoints(svc, st);
   }
 
   async seriesCount(): Promise<number> {
@@ -413,10 +381,7 @@ class PromMeshMetrics implements MeshMetrics {
         endpoints: new BoundedValues(this.#endpointLimit),
         reasons: new BoundedValues(this.#reasonLimit),
         errorTypes: new BoundedValues(this.#reasonLimit),
-        set: undefined,
-        ejected: new Set(),
-        checkFailing: new Set(),
-        unreachable: new Set(),
+        states: new EndpointStates(),
         staleSince: undefined,
       };
       this.#state.set(svc, st);
@@ -428,30 +393,16 @@ class PromMeshMetrics implements MeshMetrics {
     return svc === OTHER ? OTHER : this.#serviceState(svc).reasons.bound(reason);
   }
 
-  /**
-   * Each endpoint counts once, by the first that applies: ejected (outlier detection), unreachable
-   * (connect failed, not reconnected), unhealthy (registry critical or failing its active health
-   * check), degraded (registry warning), healthy — the balancer's view, as `/clusters` shows it.
-   */
+  /** `mesh_endpoints` of one service: its endpoints counted by state ({@link EndpointStates}). */
   #updateEndpoints(svc: string, st: ServiceState): void {
-    const counts = { healthy: 0, degraded: 0, unhealthy: 0, unreachable: 0, ejected: 0 };
-    for (const id of st.set?.ids ?? []) {
-      if (st.ejected.has(id)) counts.ejected++;
-      else if (st.unreachable.has(id)) counts.unreachable++;
-      else {
-        const h = st.set!.health.get(id);
-        if (h === 'critical' || st.checkFailing.has(id)) counts.unhealthy++;
-        else if (h === 'warning') counts.degraded++;
-        else counts.healthy++;
-      }
-    }
+    const counts = st.states.counts();
     for (const s of ENDPOINT_STATES) this.endpoints.set({ service: svc, state: s }, counts[s]);
   }
 
   #collectStaleness(): void {
     const now = this.#clock.now();
     for (const [svc, st] of this.#state) {
-      if (st.set === undefined) continue;
+      if (!st.states.known) continue;
       this.staleness.set(
         { service: svc },
         st.staleSince === undefined ? 0 : Math.max(0, (now - st.staleSince) / 1000),
