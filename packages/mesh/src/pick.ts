@@ -306,6 +306,9 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
       this.#status = status;
       this.#latency = this.clock.now() - this.#started;
     }
+    // The endpoint that answered: noted again at the head, since attempts of one call share the
+    // attributes and a hedge picked after this attempt was sent wrote its own endpoint there.
+    this.ctx.attributes.set(ENDPOINT_ATTRIBUTE, this.endpoint);
     super.onResponseStart(c, status, headers, text);
   }
 

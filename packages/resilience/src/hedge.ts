@@ -101,6 +101,8 @@ interface HedgeState {
 class HedgeAttempt implements MeshHandler {
   controller: Dispatcher.DispatchController | undefined;
   settled = false;
+  /** undici said this attempt's response began before any attempt won: owed to the caller if it wins. */
+  startedOwed = false;
   constructor(
     readonly call: HedgeCall,
     readonly startedAt: number,
@@ -113,8 +115,10 @@ class HedgeAttempt implements MeshHandler {
     this.call.started(this, controller);
   }
   onResponseStarted(): void {
-    if (this.call.winner === this)
-      (this.call.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
+    // undici says a response began before its head is parsed, so before any attempt has won:
+    // held until this attempt wins (fetch's Resource Timing `responseStart`), dropped if it loses.
+    if (this.call.winner === this) this.call.responseStarted();
+    else if (this.call.winner === undefined) this.startedOwed = true;
   }
   onResponseStart(
     _c: Dispatcher.DispatchController,
@@ -226,7 +230,11 @@ class HedgeCall {
   head(a: HedgeAttempt, status: number, headers: IncomingHttpHeaders, text: string | undefined): void {
     if (a.settled || this.#done || (this.winner !== undefined && this.winner !== a)) return;
     if (status < 200) {
-      if (this.winner === a) this.handler.onResponseStart?.(this.relay, status, headers, text);
+      // A 1xx (103 Early Hints, …) goes to the caller at once, and the attempt that sent it is the
+      // call's: the others are cancelled, as Envoy's router resets the other upstream requests
+      // once it has proxied a 1xx. (Its latency is not a head's: not sampled for the percentile.)
+      if (this.winner === undefined) this.#win(a, false);
+      this.handler.onResponseStart?.(this.relay, status, headers, text);
       return;
     }
     if (status >= 500 && this.winner === undefined) {
@@ -244,9 +252,14 @@ class HedgeCall {
     this.handler.onResponseStart?.(this.relay, status, headers, text);
   }
 
-  #win(a: HedgeAttempt): void {
+  /** The winner's `onResponseStarted` (undici's old-style hook fetch times the response with). */
+  responseStarted(): void {
+    (this.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
+  }
+
+  #win(a: HedgeAttempt, sample = true): void {
     this.winner = a;
-    this.#s.latency.record(this.#ctx.clock.now() - a.startedAt);
+    if (sample) this.#s.latency.record(this.#ctx.clock.now() - a.startedAt);
     this.#timer?.cancel();
     this.#timer = undefined;
     if (a.controller !== undefined) this.relay.setInner(a.controller);
@@ -260,6 +273,10 @@ class HedgeCall {
     }
     this.#running.clear();
     this.#running.add(a);
+    if (a.startedOwed) {
+      a.startedOwed = false;
+      this.responseStarted();
+    }
   }
 
   end(a: HedgeAttempt, trailers: IncomingHttpHeaders): void {
