@@ -75,6 +75,8 @@ function record(
   }
   if (value === false) off.add(prefix);
   else off.delete(prefix);
+  // `true` turns a section on over a lower layer's `enabled: false` (outlier detection) too.
+  if (value === true && off.delete(`${prefix}.enabled`)) out.set(`${prefix}.enabled`, src);
   out.set(prefix, src);
 }
 

@@ -28,6 +28,15 @@ describe('provenance of a section switch', async () => {
     });
   });
 
+  it('blames `outlierDetection: true` for the switch it turned back on over MESH_OUTLIER_ENABLED=false', async () => {
+    const c = await configOf({
+      env: { MESH_OUTLIER_ENABLED: 'false' },
+      services: { api: { outlierDetection: true } },
+    });
+    expect(c.balancer.outlierDetection.enabled).toBe(true);
+    expect(c.sources['outlierDetection.enabled']).toEqual({ layer: 'options.services', version: 1 });
+  });
+
   it('blames the service for retry on over `defaults: { retry: false }`', async () => {
     const c = await configOf({
       env: {},
