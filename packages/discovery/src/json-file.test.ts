@@ -96,3 +96,40 @@ describe('watchJsonFile: file events', () => {
     }
   });
 });
+
+describe('watchJsonFile: reload()', () => {
+  // No polling and no file events in reach: only reload() reads.
+  const options = { pollIntervalMs: 10 * 60_000, debounceMs: 10 * 60_000 };
+
+  it('resolves after a read that began after the call, also while another read is under way', async () => {
+    const path = join(dir, 'mesh.json');
+    writeFileSync(path, '{"v":1}');
+    const file = watchJsonFile({ path, ...options });
+    let inner: Promise<void> | undefined;
+    // The listener runs inside the read of v2, which is still under way: a write now and a
+    // reload() must not be answered by that read.
+    const sub = file.onVersion((v) => {
+      if ((v.value as { v: number }).v !== 2) return;
+      writeFileSync(path, '{"v":3}');
+      inner = file.reload();
+    });
+    try {
+      writeFileSync(path, '{"v":2}');
+      await file.reload();
+      expect(inner).toBeDefined();
+      await inner;
+      expect(file.current().value).toEqual({ v: 3 });
+      // Calls made while one read is under way share the one read queued behind it.
+      writeFileSync(path, '{"v":4}');
+      const first = file.reload();
+      const second = file.reload();
+      const third = file.reload();
+      expect(third).toBe(second);
+      await Promise.all([first, second, third]);
+      expect(file.current()).toEqual({ version: 4, value: { v: 4 } });
+    } finally {
+      sub.dispose();
+      await file.close();
+    }
+  });
+});

@@ -92,8 +92,10 @@ class JsonFileImpl implements JsonFile {
   #debounce: Timer | undefined;
   /** An event for the file's own name came during the debounce period. */
   #named = false;
+  /** The read under way, if any. */
   #reading: Promise<void> | undefined;
-  #again = false;
+  /** The read queued behind {@link #reading}, for callers that came while it was under way. */
+  #queued: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: JsonFileOptions) {
@@ -199,19 +201,30 @@ class JsonFileImpl implements JsonFile {
     });
   }
 
+  /**
+   * Resolves once a read that began after this call has been handled. A read already under way may
+   * have read the file before the caller's write: one more read is queued behind it, shared by
+   * every call made meanwhile (the watcher's and the poll's too), and its promise is returned.
+   */
   reload(): Promise<void> {
-    if (this.#reading) {
-      this.#again = true;
-      return this.#reading;
-    }
-    this.#reading = this.#read().finally(() => {
-      this.#reading = undefined;
-      if (this.#again && !this.#closed) {
-        this.#again = false;
-        void this.reload();
-      }
+    if (this.#closed) return Promise.resolve();
+    if (this.#reading === undefined) return this.#startRead();
+    this.#queued ??= this.#reading.then(() => {
+      this.#queued = undefined;
+      // A read started since the one awaited began after every queued call: it will do.
+      return this.#reading ?? this.#startRead();
     });
-    return this.#reading;
+    return this.#queued;
+  }
+
+  #startRead(): Promise<void> {
+    const reading = this.#read()
+      .catch((error: unknown) => this.#logger.error('config file read failed', { path: this.path, error }))
+      .finally(() => {
+        if (this.#reading === reading) this.#reading = undefined;
+      });
+    this.#reading = reading;
+    return reading;
   }
 
   async #read(): Promise<void> {
