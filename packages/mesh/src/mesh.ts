@@ -124,6 +124,7 @@ class MeshImpl implements Mesh {
       env,
       issues,
     );
+    const layersOk = issues.ok;
     const registries = readRegistryEnv(env, settings.registry, issues);
     this.#registrations = new Registrations({
       registries,
@@ -143,10 +144,13 @@ class MeshImpl implements Mesh {
       );
       if (source) {
         this.#configSource = source;
-        const first = issues.ok
+        // With the layers below already invalid, the file is still checked on its own (the rules
+        // across layers need valid layers): one error lists every problem.
+        const first = layersOk
           ? this.#config.validate(source.current(), `config file ${configPath}`)
           : undefined;
-        if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
+        if (first === undefined) issues.list.push(...this.#config.documentIssues(source.current()));
+        else if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
         else if (first) {
           this.#config.swap(first.layers, [], first.resolved);
           warnings = first.warnings;
@@ -160,13 +164,14 @@ class MeshImpl implements Mesh {
     }
     // Traffic management: the file's configEntries are validated with its first version.
     let fileRouting: RoutingConfig | undefined;
-    if (this.#configSource && issues.ok) {
+    if (this.#configSource) {
       const r = tryCompileFileEntries(this.#configSource.current().document, ROUTING_DC);
       if (r instanceof MeshError) issues.list.push(...(r.details.issues ?? []));
       else fileRouting = r;
     }
-    // Without a document, the merged options and env layers are checked here (with one, validate did).
-    if (warnings === undefined && issues.ok) warnings = this.#config.check(undefined, issues).warnings;
+    // Without a valid document, the merged options and env layers are checked here (with one,
+    // validate did).
+    if (warnings === undefined && layersOk) warnings = this.#config.check(undefined, issues).warnings;
     // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered). Their
     // settings are checked with the rest, so one error lists every problem.
     const telemetry = issues.try(() =>

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type ConfigIssue, Issues, MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { createMesh } from '../mesh.js';
@@ -123,5 +126,40 @@ describe('bad input (#10)', () => {
       'services.api.retry.maxRetries',
       'services.api.timeout',
     ]);
+  });
+
+  it('reports the config file problems with those of the env and options layers, at once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-all-at-once-'));
+    const file = join(dir, 'mesh.json');
+    writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 99 } } } }));
+    const fieldsOf = (options: Parameters<typeof createMesh>[0]): string[] => {
+      try {
+        createMesh(options);
+      } catch (e) {
+        expect(MeshError.is(e, 'MESH_CONFIG_INVALID')).toBe(true);
+        return ((e as MeshError).details.issues ?? []).map((i) => i.field);
+      }
+      throw new Error('createMesh accepted an invalid configuration');
+    };
+    try {
+      // A bad variable and a bad file.
+      expect(fieldsOf({ env: { MESH_TIMEOUT: 'soon', MESH_CONFIG_FILE: file } })).toEqual([
+        'MESH_TIMEOUT',
+        'services.api.retry.maxRetries',
+      ]);
+      // A bad options layer and a bad file.
+      expect(
+        fieldsOf({
+          env: { MESH_CONFIG_FILE: file },
+          services: { b: { retry: { maxRetires: 1 } as never } },
+        }),
+      ).toEqual(['options.services.b.retry.maxRetires', 'services.api.retry.maxRetries']);
+      // A rule across the env layers (a burst without a rate) and a bad file.
+      const merged = fieldsOf({ env: { MESH_RATE_LIMIT_BURST: '5', MESH_CONFIG_FILE: file } });
+      expect(merged).toContain('services.api.retry.maxRetries');
+      expect(merged.some((f) => f.endsWith('rateLimit.rps'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

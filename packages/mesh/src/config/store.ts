@@ -217,6 +217,17 @@ export class ConfigStore {
   }
 
   /**
+   * The problems of a document version on its own (shape, names, endpoints, each layer's values),
+   * without the rules that span layers: what `createMesh` still reports for the file when the
+   * options or environment layers below it are invalid, so one error lists every problem.
+   */
+  documentIssues(version: ConfigVersion): readonly ConfigIssue[] {
+    const issues = new Issues();
+    parseDocumentLayers(version.document, version.version, issues, new PolicyMemo());
+    return issues.list;
+  }
+
+  /**
    * Swap in a validated document. Returns, for each of `live` services, the roles whose
    * effective settings changed: only those need rebuilding, and an unchanged document changes none.
    */
