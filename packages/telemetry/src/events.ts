@@ -45,15 +45,44 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** Something the mesh reports, as telemetry consumes it. */
 export type TelemetryEvent =
-  | { readonly type: 'config_rejected'; readonly error: ErrorLike }
-  /** A config version was validated and applied. */
-  | { readonly type: 'config_applied'; readonly version: number }
+  /**
+   * A config version was refused (the last good one stays). The mesh also fires this kind when
+   * its admin server cannot listen; `mesh_config_rejected_total` tells them apart by the error
+   * ({@link isConfigVersionRejection}).
+   */
+  | {
+      readonly type: 'config_rejected';
+      readonly error: ErrorLike;
+      /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
+      readonly source?: string;
+      readonly version?: number;
+    }
+  /**
+   * A config version was validated and applied. `version` counts within its `source` only (the
+   * file's own count, an etcd revision, a Consul index); without a source it is the config file's.
+   */
+  | { readonly type: 'config_applied'; readonly version: number; readonly source?: string }
   | { readonly type: 'resolver_error'; readonly service: string; readonly error: ErrorLike }
   | { readonly type: 'endpoints_changed'; readonly service: string; readonly set: EndpointSetLike }
   | { readonly type: 'balancer'; readonly service: string; readonly event: BalancerEventLike }
   | { readonly type: 'circuit_breaker'; readonly service: string; readonly state: BreakerState }
   /** The destination was removed (config change): its series are dropped. */
   | { readonly type: 'service_removed'; readonly service: string };
+
+/** The source a `config_applied` without one names: the config file (the mesh's first version). */
+export const DEFAULT_CONFIG_SOURCE = 'file';
+
+/** `details.field` of the error the admin server fails with when it cannot listen. */
+const ADMIN_FIELDS: ReadonlySet<unknown> = new Set(['MESH_ADMIN_HOST', 'MESH_ADMIN_PORT']);
+
+/**
+ * Whether a `config_rejected` event refused a configuration version: not when the admin server
+ * failed to listen (its error names `MESH_ADMIN_HOST` / `MESH_ADMIN_PORT`: a bind failure, not a
+ * document).
+ */
+export function isConfigVersionRejection(event: { readonly error: ErrorLike }): boolean {
+  return !ADMIN_FIELDS.has(event.error.details?.field);
+}
 
 /**
  * One event of a call as the resilience stages emit it through `ctx.observer` (core's

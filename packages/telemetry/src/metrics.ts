@@ -2,7 +2,14 @@ import { type Clock, systemClock } from '@proxyless/core';
 import type { Counter as CounterType, Gauge as GaugeType, Registry } from 'prom-client';
 import { OTEL_DURATION_BUCKETS } from './config.js';
 import { ENDPOINT_STATES, EndpointStates } from './endpoint-states.js';
-import { type BreakerState, type CallEventLike, giveUpCause, type TelemetryEvent } from './events.js';
+import {
+  type BreakerState,
+  type CallEventLike,
+  DEFAULT_CONFIG_SOURCE,
+  giveUpCause,
+  isConfigVersionRejection,
+  type TelemetryEvent,
+} from './events.js';
 import {
   type CounterHandle,
   FastCounter,
@@ -196,7 +203,11 @@ class PromMeshMetrics implements MeshMetrics {
       () => this.#collectStaleness(),
     );
     this.resolverErrors = counter('mesh_resolver_errors_total', 'Failed resolver refreshes.', ['service']);
-    this.configVersion = gauge('mesh_config_version', 'Version of the configuration in force.', []);
+    this.configVersion = gauge(
+      'mesh_config_version',
+      'Version of the configuration in force, per source (file: its own count; etcd: revision; consul: X-Consul-Index).',
+      ['source'],
+    );
     this.configRejected = counter(
       'mesh_config_rejected_total',
       'Configuration versions rejected as invalid.',
@@ -286,10 +297,11 @@ class PromMeshMetrics implements MeshMetrics {
   onMeshEvent(event: TelemetryEvent): void {
     switch (event.type) {
       case 'config_applied':
-        this.configVersion.set(event.version);
+        // Versions of different sources are unrelated numbers: one series each.
+        this.configVersion.set({ source: sourceLabel(event.source) }, event.version);
         return;
       case 'config_rejected':
-        this.configRejected.inc();
+        if (isConfigVersionRejection(event)) this.configRejected.inc();
         return;
       case 'resolver_error':
         this.resolverErrors.inc({ service: this.#services.bound(event.service) });
@@ -409,4 +421,10 @@ class PromMeshMetrics implements MeshMetrics {
       );
     }
   }
+}
+
+/** The `source` label of a config version: the mesh's few source names; anything long is `_OTHER`. */
+function sourceLabel(source: string | undefined): string {
+  if (source === undefined || source === '') return DEFAULT_CONFIG_SOURCE;
+  return source.length > 32 ? OTHER : source;
 }

@@ -142,7 +142,7 @@ describe('telemetry.startAdmin', () => {
     const events = await (await request(`${server!.url}/events`)).body.json();
     expect(events).toMatchObject({ events: [{ type: 'config_applied', detail: 'config version 9' }] });
     const metrics = await (await request(`${server!.url}/metrics`)).body.text();
-    expect(metrics).toContain('mesh_config_version 9');
+    expect(metrics).toContain('mesh_config_version{source="file"} 9');
     await on.close();
     await expect(request(`${server!.url}/healthz`)).rejects.toThrow();
   });

@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createMeshMetrics } from '@proxyless/telemetry';
+import { Registry } from 'prom-client';
+import { createMesh, type MeshEvent } from 'proxyless';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from '../../support/http-server.js';
+
+/** `mesh_config_version` and `mesh_config_rejected_total` count configuration versions only. */
+
+async function series(registry: Registry, name: string): Promise<Array<[unknown, number]>> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  return (await metric.get()).values.map((v) => [v.labels.source, v.value]);
+}
+
+describe('config metrics of a mesh', () => {
+  let busy: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    busy = await startServer('busy');
+    dir = mkdtempSync(path.join(os.tmpdir(), 'mesh-config-metrics-'));
+  });
+  afterAll(async () => {
+    await busy.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an admin server that cannot listen (port in use) is no rejected configuration version', async () => {
+    const registry = new Registry();
+    const events: MeshEvent[] = [];
+    const mesh = createMesh({
+      env: { MESH_ADMIN_PORT: String(busy.port) },
+      metrics: { registry },
+    });
+    mesh.onEvent((e) => events.push(e));
+    try {
+      // admin() settles once the failure has been reported.
+      expect(await mesh.admin()).toBeUndefined();
+      expect(events.map((e) => e.type)).toContain('config_rejected');
+      expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 0]]);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('a rejected file version counts; the version gauge is labelled with its source', async () => {
+    const file = path.join(dir, 'mesh.json');
+    writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 1 } } } }));
+    const registry = new Registry();
+    const mesh = createMesh({ env: {}, configFile: file, metrics: { registry } });
+    try {
+      expect(await series(registry, 'mesh_config_version')).toEqual([['file', 1]]);
+      writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 'two' } } } }));
+      await mesh.reloadConfig();
+      expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 1]]);
+      writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 2 } } } }));
+      await mesh.reloadConfig();
+      expect(await series(registry, 'mesh_config_version')).toEqual([['file', 3]]);
+    } finally {
+      await mesh.close();
+    }
+  });
+});
+
+describe('mesh_config_version per source', () => {
+  it('keeps the file version, the etcd revision and the Consul index apart', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    m.onMeshEvent({ type: 'config_applied', version: 2 });
+    m.onMeshEvent({ type: 'config_applied', source: 'etcd', version: 48_213 });
+    m.onMeshEvent({ type: 'config_applied', source: 'consul', version: 9_120_044 });
+    m.onMeshEvent({ type: 'config_applied', source: 'file', version: 3 });
+    expect(Object.fromEntries(await series(registry, 'mesh_config_version'))).toEqual({
+      file: 3,
+      etcd: 48_213,
+      consul: 9_120_044,
+    });
+    m.onMeshEvent({
+      type: 'config_rejected',
+      source: 'etcd',
+      version: 48_214,
+      error: { code: 'MESH_CONFIG_INVALID', details: { field: 'configEntries[0].kind' } },
+    });
+    m.onMeshEvent({
+      type: 'config_rejected',
+      error: { code: 'MESH_CONFIG_INVALID', details: { field: 'MESH_ADMIN_HOST', value: '192.0.2.1' } },
+    });
+    expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 1]]);
+  });
+});
