@@ -149,7 +149,16 @@ export {
   validator,
 } from './schema.js';
 export { at, CUSTOM_KINDS as SCHEMA_KINDS } from './schema-check.js';
-export { type EnvField, envFields, envIssues, envSpec, envToDocument, formatDefault } from './schema-env.js';
+export {
+  type EnvDropped,
+  type EnvField,
+  envDroppedIssue,
+  envFields,
+  envIssues,
+  envSpec,
+  envToDocument,
+  formatDefault,
+} from './schema-env.js';
 export { SectionMemo } from './section-memo.js';
 export {
   answerLocally,

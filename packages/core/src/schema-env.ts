@@ -86,7 +86,11 @@ function decodeBy(schema: TSchema, raw: string): unknown {
 export function envToDocument(
   schema: TSchema,
   source: Env,
-): { document: Record<string, unknown> | undefined; names: Map<string, { name: string; raw: string }> } {
+): {
+  document: Record<string, unknown> | undefined;
+  names: Map<string, { name: string; raw: string }>;
+  dropped: EnvDropped[];
+} {
   const doc: Record<string, unknown> = {};
   const names = new Map<string, { name: string; raw: string }>();
   const offSections = new Set<string>();
@@ -110,7 +114,36 @@ export function envToDocument(
       names.get(s) ?? [...names].find(([p]) => p.startsWith(`${s}.`))?.[1] ?? { name: s, raw: 'off' },
     );
   }
-  return { document: any ? doc : undefined, names };
+  // Variables setting fields of a section another variable turns off: a document cannot say both
+  // (`circuitBreaker: false` has no fields), so they are dropped, and said to be.
+  const dropped: EnvDropped[] = [];
+  for (const [path, v] of names) {
+    const section = path.split('.')[0] as string;
+    if (path === section || doc[section] !== false) continue;
+    const off = names.get(section);
+    if (off === undefined || off.name === v.name) continue;
+    dropped.push({ name: v.name, raw: v.raw, section, off });
+  }
+  return { document: any ? doc : undefined, names, dropped };
+}
+
+/** A variable whose value is dropped because another variable turns its section off. */
+export interface EnvDropped {
+  readonly name: string;
+  readonly raw: string;
+  /** The section (`circuitBreaker`, `rateLimit`, …). */
+  readonly section: string;
+  /** The variable that turns it off. */
+  readonly off: { readonly name: string; readonly raw: string };
+}
+
+/** The warning for a dropped variable: named, with its value and the variable that wins. */
+export function envDroppedIssue(d: EnvDropped): { field: string; expected: string; value: unknown } {
+  return {
+    field: d.name,
+    expected: `a value that applies: ${d.off.name}=${d.off.raw} turns ${d.section} off, so ${d.name} is ignored (a layer that turns ${d.section} back on does not bring it back); unset one of them`,
+    value: d.raw,
+  };
 }
 
 function setAt(doc: Record<string, unknown>, path: readonly string[], value: unknown): void {

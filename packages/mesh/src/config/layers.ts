@@ -7,8 +7,10 @@ import {
   resolveBalancerConfig,
 } from '@proxyless/balancer';
 import {
+  type ConfigIssue,
   type EndpointInit,
   type Env,
+  envDroppedIssue,
   envToDocument,
   Issues,
   MeshError,
@@ -51,6 +53,8 @@ export interface Layer {
   readonly patch: PolicyPatch;
   /** The env layer: each document path it sets → the variable and value that set it. */
   readonly env?: ReadonlyMap<string, { readonly name: string; readonly raw: string }>;
+  /** The env layer: variables ignored because another one turns their section off (warnings). */
+  readonly dropped?: readonly ConfigIssue[];
 }
 
 const EMPTY: PolicyPatch = Object.freeze({ balancer: undefined, resilience: undefined });
@@ -78,7 +82,15 @@ export function envLayer(env: Env, issues: Issues): Layer {
   const balancer = envToDocument(balancerSchema, env);
   const resilience = envToDocument(resilienceSchema, env);
   const raw = { ...balancer.document, ...resilience.document };
-  return { name: 'env', version: 1, raw, patch, env: new Map([...balancer.names, ...resilience.names]) };
+  const dropped = [...balancer.dropped, ...resilience.dropped].map(envDroppedIssue);
+  return {
+    name: 'env',
+    version: 1,
+    raw,
+    patch,
+    env: new Map([...balancer.names, ...resilience.names]),
+    ...(dropped.length > 0 ? { dropped } : {}),
+  };
 }
 
 /** Policy settings from environment variables (mesh-wide defaults). */

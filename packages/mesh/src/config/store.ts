@@ -147,12 +147,15 @@ export class ConfigStore {
     const set = [...(this.#env.env ?? [])]
       .filter(([path]) => path === section || path.startsWith(`${section}.`))
       .map(([, v]) => `${v.name}=${v.raw}`);
-    return set.length > 0 ? `; set through ${set.join(', ')}` : '';
+    // A variable that turns its section off is recorded at the section and at its own field.
+    const unique = [...new Set(set)];
+    return unique.length > 0 ? `; set through ${unique.join(', ')}` : '';
   }
 
   check(doc: DocumentLayers | undefined, issues: Issues): Checked {
     const names = new Set([...this.#optionsServices.keys(), ...(doc?.services.keys() ?? [])]);
-    const warnings: Warning[] = [];
+    // Variables ignored because another one turns their section off: warned with the rest.
+    const warnings: Warning[] = (this.#env.dropped ?? []).map((i) => ({ ...i, service: undefined }));
     const resolved = new Map<string, ResolvedPolicy>();
     // Services whose only own layer is the document's share their merge with every service that
     // has the same policy (the same patch object: see PolicyMemo).
