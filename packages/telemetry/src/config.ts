@@ -92,6 +92,23 @@ export const telemetrySection = Type.Object(
 /** The telemetry settings, defaults applied. */
 export type TelemetryConfig = Static<typeof telemetrySection>;
 
+/** Every field optional, at every depth; arrays may be readonly. */
+type SettingsOf<T> = {
+  [K in keyof T]?: T[K] extends readonly (infer E)[]
+    ? readonly E[]
+    : T[K] extends object
+      ? SettingsOf<T[K]>
+      : T[K];
+};
+
+/**
+ * The telemetry settings as written in code (`createMesh({ telemetry })`): any field may be left
+ * out, at any depth — the environment and the defaults fill it in ({@link resolveTelemetryConfig}).
+ * @example
+ * const settings: TelemetrySettings = { admin: { port: 0 } };
+ */
+export type TelemetrySettings = SettingsOf<TelemetryConfig>;
+
 // TypeBox through @proxyless/core, which bundles it: one copy to load, and the validator compiles
 // on first use.
 const check = validator(telemetrySection);

@@ -14,6 +14,7 @@ export {
   OTEL_DURATION_BUCKETS,
   resolveTelemetryConfig,
   type TelemetryConfig,
+  type TelemetrySettings,
   telemetryEnvVars,
   telemetryPatchFromEnv,
   telemetrySection,
