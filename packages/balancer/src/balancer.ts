@@ -30,7 +30,7 @@ import { OutlierDetector } from './outlier-detector.js';
 import { IntRandom, type PickerHost, type StatePicker } from './picker-host.js';
 import { buildPicker } from './pickers.js';
 import { ReadyWaiters } from './ready-waiters.js';
-import type { EndpointState } from './state.js';
+import { EndpointState } from './state.js';
 import { endpointStats } from './stats.js';
 
 export type {
@@ -46,9 +46,19 @@ export type {
  * Build a per-service balancer from resolved configuration.
  * Feed it endpoint sets with `update`; ask it with `pick`; report attempts with
  * `onAttemptStart`/`onAttemptEnd`.
+ *
+ * With `previous` (the balancer it replaces after a config change, closed by the caller once this
+ * one is in force), the endpoints it knew are taken over with their counts, latency EWMAs,
+ * slow-start age and outlier state: an ejected endpoint stays out for the ejection time it had
+ * left, with its ejection multiplier. When `outlierDetection` is off in `config`, ejected
+ * endpoints are readmitted instead, each with a `readmit` event at the first `update`.
  */
-export function createBalancer(config: BalancerSettings, deps: BalancerDeps): ObservableBalancer {
-  return new MeshBalancer(config, deps);
+export function createBalancer(
+  config: BalancerSettings,
+  deps: BalancerDeps,
+  previous?: ObservableBalancer,
+): ObservableBalancer {
+  return new MeshBalancer(config, deps, previous);
 }
 
 class MeshBalancer implements ObservableBalancer, PickerHost {
@@ -77,8 +87,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #local: boolean | undefined = undefined;
   #seenSet = false;
   #closed = false;
+  /** Endpoints readmitted when taking over with outlier detection off; reported at the first update. */
+  #readmitted: EndpointState[] = [];
 
-  constructor(config: BalancerSettings, deps: BalancerDeps) {
+  constructor(config: BalancerSettings, deps: BalancerDeps, previous?: ObservableBalancer) {
     this.config = config.loadBalancer;
     this.waitForReady = config.waitForReady ?? false;
     this.#deps = deps;
@@ -119,6 +131,25 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       onTransition: (s, from, to, reachableChanged, error) =>
         this.#onConnectivity(s, from, to, reachableChanged, error),
     });
+    if (previous instanceof MeshBalancer) this.#takeOver(previous);
+  }
+
+  /** Start from the endpoints of the balancer this one replaces (see {@link createBalancer}). */
+  #takeOver(previous: MeshBalancer): void {
+    const byId = new Map<string, EndpointState>();
+    const states: EndpointState[] = [];
+    for (const old of previous.#states) {
+      const s = EndpointState.carriedOver(old);
+      s.index = states.length;
+      states.push(s);
+      byId.set(s.endpoint.id, s);
+    }
+    this.#byId = byId;
+    this.#states = states;
+    this.#seenSet = previous.#seenSet;
+    this.#panic = previous.#panic;
+    this.#local = previous.#local;
+    this.#readmitted = this.#outliers.adopt(states);
   }
 
   now(): number {
@@ -163,6 +194,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     this.#byId = next;
     this.#states = states;
     this.#seenSet = true;
+    if (this.#readmitted.length > 0) {
+      for (const s of this.#readmitted) {
+        if (next.get(s.endpoint.id) === s)
+          this.#events.emit({ type: 'readmit', service: this.#deps.service, endpoint: s.endpoint.id });
+      }
+      this.#readmitted = [];
+    }
     if (this.#checker) {
       this.#checker.sync(set.endpoints);
       for (const s of states) s.checkHealthy = this.#checker.isHealthy(s.endpoint.id);

@@ -77,6 +77,48 @@ export class OutlierDetector {
     }
   }
 
+  /**
+   * Take over the states a replaced balancer's detector left (config change). Enabled: each
+   * ejection goes on for the time it had left (readmitted at once if that is over) and the sweep
+   * runs if there are multipliers to decay or counts to judge. Disabled: nothing stays ejected
+   * and the outlier counters are cleared.
+   * @returns the endpoints readmitted because detection is off (the caller reports them once it
+   * has listeners).
+   */
+  adopt(states: readonly EndpointState[]): EndpointState[] {
+    const readmitted: EndpointState[] = [];
+    const now = this.#deps.clock.now();
+    let sweep = false;
+    for (const s of states) {
+      if (!this.enabled) {
+        if (s.ejected) readmitted.push(s);
+        s.ejected = false;
+        s.ejectionMultiplier = 0;
+        s.consecutive5xx = 0;
+        s.consecutiveGateway = 0;
+        s.consecutiveLocal = 0;
+        s.intervalRequests = 0;
+        s.intervalFailures = 0;
+        continue;
+      }
+      if (s.ejectionMultiplier > 0 || s.intervalRequests > 0) sweep = true;
+      if (!s.ejected) continue;
+      const left = Math.max(0, s.ejectedUntil - now);
+      this.#readmitTimers.set(
+        s,
+        this.#deps.clock.setTimer(left, () => this.#readmit(s)),
+      );
+    }
+    if (sweep && this.#sweepTimer === undefined) this.#scheduleSweep();
+    for (const s of readmitted) {
+      this.#deps.logger.info('outlier detection turned off: endpoint readmitted', {
+        service: this.#deps.service,
+        endpoint: s.endpoint.id,
+      });
+    }
+    return readmitted;
+  }
+
   /** `s` left the endpoint set: stop its readmission timer. */
   remove(s: EndpointState): void {
     this.#cancelReadmit(s);

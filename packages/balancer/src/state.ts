@@ -51,6 +51,32 @@ export class EndpointState {
     this.addedAt = addedAt;
   }
 
+  /**
+   * A copy for a balancer that replaces the one holding `from` (a config change): what the
+   * endpoint has shown so far — counts, latency EWMA, slow-start age, ejection and the outlier
+   * counters — is kept. Calls in flight report to the balancer they were picked from, so
+   * in-flight counts start at 0; connectivity and the health-check verdict are the new
+   * balancer's own (its checker and reconnect probes).
+   */
+  static carriedOver(from: EndpointState): EndpointState {
+    const s = new EndpointState(from.endpoint, from.addedAt);
+    s.ewma = from.ewma;
+    s.ewmaAt = from.ewmaAt;
+    s.requests = from.requests;
+    s.failures = from.failures;
+    s.ejected = from.ejected;
+    s.ejectedAt = from.ejectedAt;
+    s.ejectedUntil = from.ejectedUntil;
+    s.ejectionMultiplier = from.ejectionMultiplier;
+    s.ejections = from.ejections;
+    s.consecutive5xx = from.consecutive5xx;
+    s.consecutiveGateway = from.consecutiveGateway;
+    s.consecutiveLocal = from.consecutiveLocal;
+    s.intervalRequests = from.intervalRequests;
+    s.intervalFailures = from.intervalFailures;
+    return s;
+  }
+
   /** Usable for normal (non-panic) balancing. Unreachable endpoints are not picked in any mode. */
   get usable(): boolean {
     return !this.ejected && this.checkHealthy && this.endpoint.health !== 'critical';

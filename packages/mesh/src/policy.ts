@@ -31,7 +31,10 @@ export interface PolicyDeps {
  * whose settings changed (`POLICY_STAGES` of @proxyless/resilience says which settings each
  * stage reads). Everything else is taken over with its state: the balancer keeps its endpoints,
  * latency EWMAs and ejections, the breaker its state and counts, the limits their in-flight
- * calls. The same config builds nothing. Release what was replaced with `previous.retire(next)`.
+ * calls. A balancer built anew starts from the one it replaces (`createBalancer`'s `previous`):
+ * its endpoints' counts, EWMAs, slow-start age and ejections (for the time they had left) go on,
+ * or, with `outlierDetection` turned off, the ejected are readmitted with a `readmit` event.
+ * The same config builds nothing. Release what was replaced with `previous.retire(next)`.
  */
 export function buildPolicy(
   service: string,
@@ -46,13 +49,17 @@ export function buildPolicy(
   const balancer =
     keepBalancer && previous !== undefined
       ? previous.balancer
-      : createBalancer(balancerConfig, {
-          service,
-          clock: deps.clock,
-          random: deps.random,
-          logger: deps.logger,
-          ...(deps.healthChecks ? { healthChecks: deps.healthChecks } : {}),
-        });
+      : createBalancer(
+          balancerConfig,
+          {
+            service,
+            clock: deps.clock,
+            random: deps.random,
+            logger: deps.logger,
+            ...(deps.healthChecks ? { healthChecks: deps.healthChecks } : {}),
+          },
+          previous?.balancer,
+        );
   const onBreaker = deps.onBreakerStateChange;
   const stack = createPolicyStack(
     resilienceConfig,
