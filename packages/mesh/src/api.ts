@@ -22,6 +22,7 @@ import type { Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import type { EffectiveConfig, PolicyRole } from './config/effective.js';
 import type { PolicyOptions, ServiceOptions } from './config/schema.js';
+import type { ConfigSource } from './config/source.js';
 import type { RegistryKind } from './mesh-env.js';
 import type { RoutingChain } from './routing/index.js';
 import type { RoutingStats } from './routing-stage.js';
@@ -54,6 +55,15 @@ export interface MeshOptions {
   resolvers?: readonly Resolver[];
   /** @defaultValue `MESH_CONFIG_FILE` */
   configFile?: string;
+  /**
+   * Where the config document comes from, in place of the file: any {@link ConfigSource} (a KV
+   * store, a control plane, `createConfigSource` in tests). Each version it yields is
+   * validated whole and swapped in at once, or rejected with the last good one kept, exactly as
+   * the file's. Its layers are named after it (`<name>.defaults`, `<name>.services`). Giving it
+   * with `configFile` or `MESH_CONFIG_FILE` is an error. The mesh listens to it until `close()`
+   * and does not close it: it belongs to the caller.
+   */
+  configSource?: ConfigSource;
   /** @defaultValue `MESH_REGISTRY`, else `consul` when `CONSUL_HTTP_ADDR` is set */
   registry?: RegistryKind;
   /** @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 100 */
@@ -208,7 +218,8 @@ export interface Mesh extends AsyncDisposable {
   routes(service: string): RoutingChain | undefined;
   /**
    * The configuration in force for a service: resolved settings, and the layer (`options.defaults`,
-   * `env`, `options.services`, `file.defaults`, `file.services`) and version each came from.
+   * `env`, `options.services`, `file.defaults`, `file.services`; a `configSource`'s layers take its
+   * name) and version each came from.
    * @throws MeshError `MESH_CONFIG_INVALID` only if the merged layers are invalid (never after createMesh succeeded).
    */
   config(service: string): EffectiveConfig;

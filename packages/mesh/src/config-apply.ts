@@ -34,9 +34,10 @@ export const ROUTING_DC = 'dc1';
 /** What applying configuration needs from the mesh that owns it. */
 export interface ConfigApplierDeps {
   config: ConfigStore;
-  /** The config file's source, when there is one, and its path. */
+  /** The config document's source (the file or a `configSource`), when there is one. */
   source: ConfigSource | undefined;
-  path: string | undefined;
+  /** What messages call it: `config file <path>`, `config source <name>`. */
+  what: string;
   documentEndpoints: DocumentEndpointsResolver | undefined;
   routing: RoutingStage;
   destinations: DestinationTable;
@@ -78,7 +79,7 @@ export class ConfigApplier {
   apply(version: ConfigVersion): void {
     if (this.#deps.closing()) return;
     const { config, destinations, logger, events } = this.#deps;
-    const result = config.validate(version, `config file ${this.#deps.path}`);
+    const result = config.validate(version, this.#deps.what);
     if (result instanceof MeshError) {
       this.reject(result, version.version);
       return;
@@ -105,7 +106,7 @@ export class ConfigApplier {
       const id = key.slice(0, key.indexOf('|'));
       if (parts.length > 0) rebuilt.set(id, [...new Set([...(rebuilt.get(id) ?? []), ...parts])]);
     }
-    logger.info('config file applied', {
+    logger.info(`${this.#deps.what} applied`, {
       version: version.version,
       services: result.layers.services.size,
     });
@@ -128,7 +129,7 @@ export class ConfigApplier {
 
   /** Report a rejected version (`version`: when the document was read; a file that cannot be read has none). */
   reject(error: MeshError, version?: number): void {
-    this.#deps.logger.warn('config file rejected; keeping the last good configuration', {
+    this.#deps.logger.warn(`${this.#deps.what} rejected; keeping the last good configuration`, {
       error,
       ...(version !== undefined ? { version } : {}),
     });

@@ -46,7 +46,12 @@ export {
   POLICY_KEYS,
   policySchema,
 } from './config/schema.js';
-export type { ConfigSource, ConfigVersion } from './config/source.js';
+export {
+  type ConfigSource,
+  type ConfigVersion,
+  createConfigSource,
+  type ManualConfigSource,
+} from './config/source.js';
 export { allEnvVars } from './env-schema.js';
 export {
   createMesh,

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import {
   type Clock,
+  configError,
   createEmitter,
   type Disposable,
   diagnosticsChannel,
@@ -33,7 +34,13 @@ import type {
 } from './api.js';
 import { CallPath } from './calls.js';
 import type { EffectiveConfig } from './config/effective.js';
-import { type ConfigSource, fileConfigSource, optionsConfigSource } from './config/source.js';
+import {
+  type ConfigSource,
+  type ConfigVersion,
+  checkConfigSource,
+  fileConfigSource,
+  optionsConfigSource,
+} from './config/source.js';
 import { ConfigStore, type Warning } from './config/store.js';
 import { ConfigApplier, ROUTING_DC } from './config-apply.js';
 import { DestinationTable } from './destination-table.js';
@@ -94,6 +101,9 @@ class MeshImpl implements Mesh {
   readonly #lifecycle: MeshLifecycle;
   #config: ConfigStore;
   #configSource: ConfigSource | undefined;
+  /** False for a caller's `configSource`: the mesh stops listening to it but does not close it. */
+  #ownSource = true;
+  readonly #sourceListeners: Disposable[] = [];
   #events = createEmitter<MeshEvent>(() => undefined);
   readonly #registrations: Registrations;
   readonly #telemetry: Telemetry | undefined;
@@ -134,27 +144,48 @@ class MeshImpl implements Mesh {
       logger: this.#logger,
       close: () => this.close(),
     });
-    // The config file is a config source: its first version is validated whole, like the rest.
+    // The config document comes from a config source: the file, or the caller's `configSource`.
+    // Its first version is validated whole, like the rest.
     const configPath = settings.configFile;
     let documentEndpoints: DocumentEndpointsResolver | undefined;
     let warnings: readonly Warning[] | undefined;
-    if (configPath !== undefined) {
-      const source = issues.try(() =>
+    let what: string | undefined;
+    let ownSource = true;
+    if (options.configSource !== undefined) {
+      if (configPath !== undefined)
+        issues.add(
+          'options.configSource',
+          `one source of the config document: ${options.configFile !== undefined ? 'options.configFile' : 'MESH_CONFIG_FILE'} names one too`,
+          options.configSource?.name,
+        );
+      else if (checkConfigSource(options.configSource, issues)) {
+        this.#configSource = options.configSource;
+        what = `config source ${options.configSource.name}`;
+        ownSource = false;
+      }
+    } else if (configPath !== undefined) {
+      this.#configSource = issues.try(() =>
         fileConfigSource({ path: configPath, clock: this.#clock, logger: this.#logger }),
       );
-      if (source) {
-        this.#configSource = source;
-        // With the layers below already invalid, the file is still checked on its own (the rules
-        // across layers need valid layers): one error lists every problem.
-        const first = layersOk
-          ? this.#config.validate(source.current(), `config file ${configPath}`)
-          : undefined;
-        if (first === undefined) issues.list.push(...this.#config.documentIssues(source.current()));
+      what = `config file ${configPath}`;
+    }
+    this.#ownSource = ownSource;
+    const firstVersion =
+      this.#configSource === undefined ? undefined : issues.try(() => firstVersionOf(this.#configSource!));
+    if (firstVersion === undefined) this.#configSource = undefined;
+    {
+      const source = this.#configSource;
+      if (source && firstVersion) {
+        // With the layers below already invalid, the document is still checked on its own (the
+        // rules across layers need valid layers): one error lists every problem.
+        const first = layersOk ? this.#config.validate(firstVersion, what!) : undefined;
+        if (first === undefined) issues.list.push(...this.#config.documentIssues(firstVersion));
         else if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
         else if (first) {
           this.#config.swap(first.layers, [], first.resolved);
           warnings = first.warnings;
           documentEndpoints = createDocumentEndpointsResolver({
+            name: source.name,
             clock: this.#clock,
             logger: this.#logger,
             endpoints: first.layers.endpoints,
@@ -164,8 +195,8 @@ class MeshImpl implements Mesh {
     }
     // Traffic management: the file's configEntries are validated with its first version.
     let fileRouting: RoutingConfig | undefined;
-    if (this.#configSource) {
-      const r = tryCompileFileEntries(this.#configSource.current().document, ROUTING_DC);
+    if (this.#configSource && firstVersion) {
+      const r = tryCompileFileEntries(firstVersion.document, ROUTING_DC);
       if (r instanceof MeshError) issues.list.push(...(r.details.issues ?? []));
       else fileRouting = r;
     }
@@ -184,7 +215,7 @@ class MeshImpl implements Mesh {
       }),
     );
     if (!issues.ok || telemetry === undefined) {
-      void this.#configSource?.close();
+      if (ownSource) void this.#configSource?.close();
       void telemetry?.close();
     }
     issues.throwIfAny('invalid mesh configuration');
@@ -228,7 +259,7 @@ class MeshImpl implements Mesh {
         ...parts,
         config: this.#config,
         source: this.#configSource,
-        path: configPath,
+        what: what ?? 'config document',
         documentEndpoints,
         routing: this.#routing,
         destinations: this.#destinations,
@@ -238,8 +269,19 @@ class MeshImpl implements Mesh {
     );
     const source = this.#configSource;
     if (source) {
-      source.onVersion((v) => this.#documents.apply(v));
-      source.onError((error) => this.#documents.reject(error));
+      this.#sourceListeners.push(
+        source.onVersion((v) => {
+          let checked: ConfigVersion;
+          try {
+            checked = versionOf(source, v);
+          } catch (error) {
+            this.#documents.reject(error as MeshError);
+            return;
+          }
+          this.#documents.apply(checked);
+        }),
+        source.onError((error) => this.#documents.reject(error)),
+      );
     }
     // Warnings of the configuration at start reach listeners added right after createMesh.
     queueMicrotask(() => this.#documents.warn(warnings ?? []));
@@ -422,11 +464,29 @@ class MeshImpl implements Mesh {
     await this.#documents.stopRoutingSources();
     await drained;
     await this.#resolvers.close();
-    await this.#configSource?.close();
+    for (const l of this.#sourceListeners.splice(0)) l.dispose();
+    // The file source is the mesh's own; a `configSource` belongs to the caller.
+    if (this.#ownSource) await this.#configSource?.close();
     this.#events.clear();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * A source's version in force, as the mesh reads it: the source's own name, and a version number
+ * that is a positive integer (the layers' provenance carries it).
+ */
+function firstVersionOf(source: ConfigSource): ConfigVersion {
+  return versionOf(source, source.current());
+}
+
+/** `v` checked and named after its source; throws `MESH_CONFIG_INVALID` naming what is wrong. */
+export function versionOf(source: ConfigSource, v: ConfigVersion): ConfigVersion {
+  const version = (v as Partial<ConfigVersion> | undefined)?.version;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+    throw configError(`config source ${source.name}: version`, 'a positive integer', version);
+  return v.source === source.name ? v : { source: source.name, version, document: v.document };
 }

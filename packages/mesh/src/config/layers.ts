@@ -40,8 +40,18 @@ export interface PolicyPatch {
   resilience: ResiliencePatch | undefined;
 }
 
-/** Where a layer comes from, lowest precedence first. */
-export type LayerName = 'options.defaults' | 'env' | 'options.services' | 'file.defaults' | 'file.services';
+/**
+ * Where a layer comes from, lowest precedence first: `createMesh` options, the environment, then
+ * the config document's source — `file` (`MESH_CONFIG_FILE`) or a `configSource` by its name.
+ */
+export type LayerName =
+  | 'options.defaults'
+  | 'env'
+  | 'options.services'
+  | 'file.defaults'
+  | 'file.services'
+  | `${string}.defaults`
+  | `${string}.services`;
 
 /** One layer of one service's policy: what it says as written, and as parsed. */
 export interface Layer {
@@ -219,7 +229,10 @@ export function parseDocumentLayers(
   version: number,
   issues: Issues,
   memo: PolicyMemo = new PolicyMemo(),
+  source = 'file',
 ): DocumentLayers {
+  const defaultsLayer: LayerName = `${source}.defaults`;
+  const servicesLayer: LayerName = `${source}.services`;
   const services = new Map<string, Layer>();
   const spelled = new Map<string, string>();
   const endpoints = new Map<string, readonly EndpointInit[]>();
@@ -228,7 +241,7 @@ export function parseDocumentLayers(
     issues.add('$', 'an object', doc);
     return {
       version,
-      defaults: { name: 'file.defaults', version, raw: undefined, patch: EMPTY },
+      defaults: { name: defaultsLayer, version, raw: undefined, patch: EMPTY },
       services,
       spelled,
       endpoints,
@@ -243,7 +256,7 @@ export function parseDocumentLayers(
   const defaultsRaw = root.defaults === undefined ? undefined : asRecord(root.defaults);
   if (root.defaults !== undefined && !defaultsRaw) issues.add('defaults', 'an object', root.defaults);
   const defaults: Layer = {
-    name: 'file.defaults',
+    name: defaultsLayer,
     version,
     raw: defaultsRaw,
     patch: parsePolicyPatch(defaultsRaw, 'defaults', issues),
@@ -285,7 +298,7 @@ export function parseDocumentLayers(
       if (key !== undefined && found === 0 && issues.list.length === before) memo.set(key, patch);
     }
     // Lower-cased, as host names are matched: `Payments` is the policy of `http://payments/`.
-    services.set(name.toLowerCase(), { name: 'file.services', version, raw: policy, patch });
+    services.set(name.toLowerCase(), { name: servicesLayer, version, raw: policy, patch });
     spelled.set(name.toLowerCase(), name);
   }
   memo.rotate();

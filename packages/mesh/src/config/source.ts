@@ -3,6 +3,7 @@ import {
   createEmitter,
   type Disposable,
   type Env,
+  type Issues,
   type Logger,
   type MeshError,
 } from '@proxyless/core';
@@ -10,7 +11,7 @@ import { watchJsonFile } from '@proxyless/discovery';
 
 /** One version of a config document from a source. */
 export interface ConfigVersion {
-  /** The source's name (`options`, `env`, `file`; later `etcd`, `consul`). */
+  /** The source's name (`options`, `env`, `file`, or a `configSource`'s own). */
   readonly source: string;
   /** Increases with every new content the source reads, from 1. */
   readonly version: number;
@@ -20,11 +21,13 @@ export interface ConfigVersion {
 
 /**
  * Where configuration comes from, apart from where endpoints come from (a `Resolver`). A source
- * yields versioned documents in the config-document shape (`defaults`, `services`, and the config
- * entries later issues add); the mesh validates each version whole, swaps it in atomically, and
- * keeps the last good one when a version is rejected.
+ * yields versioned documents in the config-document shape (`defaults`, `services`,
+ * `configEntries`); the mesh validates each version whole, swaps it in atomically, and keeps the
+ * last good one when a version is rejected. `createMesh({ configSource })` takes one in place of
+ * the file.
  */
 export interface ConfigSource {
+  /** Lower-case letters, digits and `-`, starting with a letter; not `options` or `env`. */
   readonly name: string;
   /** The version in force at the source now (read synchronously for the first one). */
   current(): ConfigVersion;
@@ -49,6 +52,71 @@ export function staticConfigSource(name: string, document: unknown): ConfigSourc
     reload: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
+}
+
+/** A config source the caller feeds: `update(document)` is a new version, `fail(error)` a failed read. */
+export interface ManualConfigSource extends ConfigSource {
+  /** A new version of the document (its version number is the last one plus one). */
+  update(document: unknown): void;
+  /** The source could not produce a new version (reported as `config_rejected`; nothing changes). */
+  fail(error: MeshError): void;
+}
+
+/**
+ * A config source whose versions the caller gives: for tests, and for a control plane client that
+ * already has the document (`source.update(doc)` on each change). Version 1 is `document`.
+ */
+export function createConfigSource(name: string, document: unknown): ManualConfigSource {
+  let current: ConfigVersion = Object.freeze({ source: name, version: 1, document });
+  const versions = createEmitter<ConfigVersion>();
+  const errors = createEmitter<MeshError>();
+  return {
+    name,
+    current: () => current,
+    onVersion: (listener) => versions.event(listener),
+    onError: (listener) => errors.event(listener),
+    reload: () => Promise.resolve(),
+    close: () => {
+      versions.clear();
+      errors.clear();
+      return Promise.resolve();
+    },
+    update(next: unknown): void {
+      current = Object.freeze({ source: name, version: current.version + 1, document: next });
+      versions.fire(current);
+    },
+    fail(error: MeshError): void {
+      errors.fire(error);
+    },
+  };
+}
+
+/** Names the mesh's own layers take (`options.services`, `env`): a source may not take them. */
+const SOURCE_NAME = /^[a-z][a-z0-9-]*$/;
+
+/** A `configSource` the mesh can use: checked at `createMesh`, every problem recorded. */
+export function checkConfigSource(source: unknown, issues: Issues): source is ConfigSource {
+  const s = source as Partial<ConfigSource> | null;
+  if (typeof s !== 'object' || s === null) {
+    issues.add('options.configSource', 'a ConfigSource object', source);
+    return false;
+  }
+  let ok = true;
+  if (typeof s.name !== 'string' || !SOURCE_NAME.test(s.name) || s.name === 'options' || s.name === 'env') {
+    issues.add(
+      'options.configSource.name',
+      'lower-case letters, digits and `-`, starting with a letter, other than `options` and `env`',
+      s.name,
+    );
+    ok = false;
+  }
+  for (const m of ['current', 'onVersion', 'onError', 'reload'] as const) {
+    if (typeof s[m] !== 'function') {
+      issues.add(`options.configSource.${m}`, 'a function', s[m]);
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 /**

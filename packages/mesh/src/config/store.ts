@@ -213,7 +213,7 @@ export class ConfigStore {
    */
   validate(version: ConfigVersion, what: string): ({ layers: DocumentLayers } & Checked) | MeshError {
     const issues = new Issues();
-    const layers = parseDocumentLayers(version.document, version.version, issues, this.#memo);
+    const layers = parseDocumentLayers(version.document, version.version, issues, this.#memo, version.source);
     const checked = issues.ok ? this.check(layers, issues) : undefined;
     if (!issues.ok || !checked) return issuesError(`${what} (version ${version.version})`, issues.list);
     return { layers, ...checked };
@@ -226,7 +226,7 @@ export class ConfigStore {
    */
   documentIssues(version: ConfigVersion): readonly ConfigIssue[] {
     const issues = new Issues();
-    parseDocumentLayers(version.document, version.version, issues, new PolicyMemo());
+    parseDocumentLayers(version.document, version.version, issues, new PolicyMemo(), version.source);
     return issues.list;
   }
 
