@@ -17,7 +17,7 @@ import type {
   Resolver,
 } from '@proxyless/core';
 import type { SignalSource } from '@proxyless/discovery';
-import type { TelemetryConfig } from '@proxyless/telemetry';
+import type { TelemetrySettings } from '@proxyless/telemetry';
 import type { Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import type { EffectiveConfig, PolicyRole } from './config/effective.js';
@@ -94,7 +94,7 @@ export interface MeshOptions {
    * Access log, admin endpoint, metrics and tracing switches, over `MESH_ACCESS_LOG`,
    * `MESH_ADMIN_PORT`, `MESH_ADMIN_HOST`, … (see docs/observability.md).
    */
-  telemetry?: Partial<TelemetryConfig>;
+  telemetry?: TelemetrySettings;
 }
 
 /** Options of {@link Mesh.close}. */

@@ -315,8 +315,12 @@ class MeshImpl implements Mesh {
     });
     // The config document's first version is in force from the start (`mesh_config_version`).
     const firstDocument = this.#config.document;
-    if (firstDocument !== undefined)
-      telemetry.onMeshEvent({ type: 'config_applied', version: firstDocument.version });
+    if (firstDocument !== undefined && this.#configSource !== undefined)
+      telemetry.onMeshEvent({
+        type: 'config_applied',
+        source: this.#configSource.name,
+        version: firstDocument.version,
+      });
     this.#admin = startMeshAdmin({
       telemetry,
       mesh: this,

@@ -42,9 +42,13 @@ const endpointNumber: ServiceOptions = { endpoints: [8080] };
 // @ts-expect-error a readonly array still holds only known conditions
 const badReadonly: PolicyOptions = { retry: { retryOn: ['5xx', 'teapot'] as const } };
 const options: MeshOptions = { services: { payments: good }, defaults: { retry: true } };
+// Telemetry settings are partial at every depth: a port alone starts the admin server.
+const adminPortOnly: MeshOptions = { telemetry: { admin: { port: 0 } } };
+// @ts-expect-error a misspelt telemetry field does not compile
+const adminTypo: MeshOptions = { telemetry: { admin: { prot: 0 } } };
 
 describe('ServiceOptions (#10)', () => {
-  it('is the typed document shape: the values above are also what the validator accepts or rejects', () => {
+  it('is the typed document shape: the values above are also what the validator accepts or rejects', async () => {
     expect(options.services?.payments).toBe(good);
     for (const bad of [typoField, typoSection, badPolicy, rateTrue, badType, lbOff]) {
       expect(() => createMesh({ env: {}, services: { api: bad } })).toThrowError(/options\.services\.api\./);
@@ -55,6 +59,11 @@ describe('ServiceOptions (#10)', () => {
     expect(() => createMesh({ env: {}, services: { api: endpointNumber } })).toThrowError(
       /options\.services\.api\.endpoints\[0\]/,
     );
+
+    expect(adminTypo.telemetry).toBeDefined();
+    const admin = createMesh({ env: {}, ...adminPortOnly });
+    await expect(admin.admin()).resolves.toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    await admin.close();
 
     const mesh = createMesh({ env: {}, ...options });
     expect(mesh.config('payments').resilience.retry?.maxRetries).toBe(2);
