@@ -217,6 +217,27 @@ describe('resolveBalancerConfig', () => {
       resolveBalancerConfig({ outlierDetection: { baseEjectionTime: 10_000, maxEjectionTime: 1000 } }),
     ).toThrowError(/maxEjectionTime/);
   });
+
+  it('says when the other side of a rule is a built-in default, not a value the user wrote', () => {
+    const message = (patch: Parameters<typeof resolveBalancerConfig>[0]): string => {
+      try {
+        resolveBalancerConfig(patch);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(message({ healthCheck: { path: '/h', interval: 300 } })).toContain(
+      '1000ms is the built-in default healthCheck.timeout',
+    );
+    expect(message({ healthCheck: { path: '/h', interval: 300, timeout: 500 } })).not.toContain('built-in');
+    expect(message({ loadBalancer: { minRingSize: 10_000_000 } })).toContain(
+      'loadBalancer.maxRingSize is the built-in default',
+    );
+    expect(message({ outlierDetection: { maxEjectionTime: 1000 } })).toContain(
+      'outlierDetection.baseEjectionTime is the built-in default',
+    );
+  });
 });
 
 describe('turning a section off in a later layer', () => {

@@ -222,23 +222,34 @@ export function resolveBalancerConfig(...patches: BalancerPatch[]): BalancerConf
       hc = deepMerge(hc ?? { ...DEFAULT_HEALTH_CHECK }, p.healthCheck as Record<string, unknown>);
   }
   const issues = new Issues();
+  // A rule comparing two fields may compare one the user set with a built-in default: say which.
+  const set = (section: keyof BalancerPatch, field: string): boolean =>
+    patches.some((p) => {
+      const v = p[section] as Record<string, unknown> | boolean | undefined;
+      return typeof v === 'object' && v !== null && v[field] !== undefined;
+    });
+  const builtIn = (section: keyof BalancerPatch, field: string): string =>
+    set(section, field) ? '' : ` (${section}.${field} is the built-in default: set it too)`;
   if ((lb.minRingSize as number) > (lb.maxRingSize as number)) {
     issues.add(
       'loadBalancer.minRingSize',
-      `at most loadBalancer.maxRingSize (${lb.maxRingSize})`,
+      `at most loadBalancer.maxRingSize (${lb.maxRingSize})${builtIn('loadBalancer', 'maxRingSize')}`,
       lb.minRingSize,
     );
   }
   if ((od.maxEjectionTime as number) < (od.baseEjectionTime as number)) {
     issues.add(
       'outlierDetection.maxEjectionTime',
-      `at least outlierDetection.baseEjectionTime (${od.baseEjectionTime}ms)`,
+      `at least outlierDetection.baseEjectionTime (${od.baseEjectionTime}ms)${builtIn('outlierDetection', 'baseEjectionTime')}`,
       od.maxEjectionTime,
     );
   }
   if (hc && typeof hc.path !== 'string') issues.add('healthCheck.path', 'a path starting with "/"', hc.path);
   if (hc && (hc.timeout as number) > (hc.interval as number)) {
-    issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)`, hc.timeout);
+    const which = set('healthCheck', 'timeout')
+      ? ''
+      : ` (${hc.timeout}ms is the built-in default healthCheck.timeout: set a shorter one)`;
+    issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)${which}`, hc.timeout);
   }
   issues.throwIfAny('balancer configuration');
   return {
