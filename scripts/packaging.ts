@@ -4,7 +4,9 @@
  * the checks every tarball must pass before it may be published (manifest rules, publint, attw).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +21,7 @@ interface Manifest {
   dependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
   peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  optionalDependencies?: Record<string, string>;
   publishConfig?: Record<string, unknown>;
   repository?: { url?: string; directory?: string };
   homepage?: string;
@@ -147,6 +150,78 @@ export function checkPackedManifest(tgz: string): string[] {
   return problems;
 }
 
+/** Code a package publishes: its JavaScript and its declaration files. */
+const CODE_FILE = /\.(?:[cm]?js|d\.[cm]?ts)$/;
+
+/**
+ * The specifiers a module's text imports that are not relative: `import … from`, `export … from`,
+ * `import 'x'`, `import('x')` (dynamic, and type imports in .d.ts files) and `require('x')`.
+ * Comments are left out (a JSDoc example may name a package the code does not use).
+ */
+export function bareImports(code: string): string[] {
+  const text = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\\w])\/\/.*$/gm, '$1');
+  const found = new Set<string>();
+  const patterns = [
+    /\bfrom\s*(['"])([^'"\n]+)\1/g,
+    /(?:^|[;\s])import\s*(['"])([^'"\n]+)\1/g,
+    /\b(?:import|require)\s*\(\s*(['"])([^'"\n]+)\1\s*\)/g,
+  ];
+  for (const pattern of patterns)
+    for (const m of text.matchAll(pattern)) if (!/^[./]/.test(m[2]!)) found.add(m[2]!);
+  return [...found].sort();
+}
+
+/** The package a bare specifier names: `@scope/name` or `name`, without a subpath. */
+export function packageOf(specifier: string): string {
+  const parts = specifier.split('/');
+  return (specifier.startsWith('@') ? parts.slice(0, 2) : parts.slice(0, 1)).join('/');
+}
+
+/**
+ * Every package the published code of the package in `dir` (its package.json and files, as
+ * packed) imports without declaring it in `dependencies`, `peerDependencies` or
+ * `optionalDependencies`: under pnpm (no hoisting) such an import fails for the user, at run time
+ * in .js files and with TS2307 in .d.ts files. Node builtins and the package's own name are fine.
+ * `roots`: the folders of `dir` to read (`['dist']` for a workspace package).
+ */
+export function undeclaredImports(dir: string, roots: readonly string[] = ['.']): string[] {
+  const m = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as Manifest;
+  const declared = new Set([
+    m.name,
+    ...Object.keys({ ...m.dependencies, ...m.peerDependencies, ...m.optionalDependencies }),
+  ]);
+  const problems: string[] = [];
+  const walk = (rel: string): void => {
+    for (const entry of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const file = path.posix.join(rel, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules') walk(file);
+        continue;
+      }
+      if (!CODE_FILE.test(entry.name)) continue;
+      for (const spec of bareImports(readFileSync(path.join(dir, file), 'utf8'))) {
+        if (isBuiltin(spec) || declared.has(packageOf(spec))) continue;
+        problems.push(
+          `${file} imports ${spec}, but ${packageOf(spec)} is not in dependencies, peerDependencies or optionalDependencies`,
+        );
+      }
+    }
+  };
+  for (const root of roots) walk(root);
+  return problems;
+}
+
+/** {@link undeclaredImports} of a tarball's contents. */
+export function checkPackedImports(tgz: string): string[] {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'proxyless-imports-'));
+  try {
+    run('tar', ['-xzf', tgz, '-C', dir], dir);
+    return undeclaredImports(path.join(dir, 'package'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The README may only link to absolute URLs (relative links are dead on npmjs.com). */
 export function checkReadmeLinks(pkg: WorkspacePackage): string[] {
   const text = readFileSync(path.join(pkg.dir, 'README.md'), 'utf8');
@@ -181,6 +256,7 @@ export async function attwTarball(tgz: string): Promise<string[]> {
 export async function checkTarball(pkg: WorkspacePackage, tgz: string): Promise<string[]> {
   return [
     ...checkPackedManifest(tgz),
+    ...checkPackedImports(tgz),
     ...checkReadmeLinks(pkg),
     ...(await publintTarball(tgz)),
     ...(await attwTarball(tgz)),
