@@ -23,9 +23,23 @@ export type {
   ResolverUpdate,
 } from '@proxyless/core';
 export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
-// Deadline propagation for a service's own handlers: `proxyless` is the one package an application
-// installs (with pnpm, its dependencies are not importable by the application).
-export { DEADLINE_HEADER, runWithIncomingDeadline } from '@proxyless/resilience';
+// What a service's own handlers and tools use: `proxyless` is the one package an application
+// installs (with pnpm, its dependencies are not importable by the application). Deadline
+// propagation (docs/policies.md), the resilience variables, and SERVER spans (docs/observability.md).
+export {
+  DEADLINE_HEADER,
+  deadlineFromHeaders,
+  remainingIncomingDeadline,
+  resilienceEnvVars,
+  runWithIncomingDeadline,
+} from '@proxyless/resilience';
+export {
+  extractServerContext,
+  type ServerSpan,
+  type ServerSpanOptions,
+  startServerSpan,
+  withServerSpan,
+} from '@proxyless/telemetry';
 export {
   type CheckConfigOptions,
   type ConfigWarning,
