@@ -31,16 +31,24 @@ export class Issues {
     return undefined;
   }
 
-  /** Run a parser that throws `MESH_CONFIG_INVALID`, recording its issues instead. */
+  /**
+   * Run a parser that throws `MESH_CONFIG_INVALID`, recording its issues instead (one issue with
+   * its message when it lists none: an unreadable file, say), so one error still lists every problem.
+   */
   try<T>(fn: () => T): T | undefined {
     try {
       return fn();
     } catch (error) {
-      if (MeshError.is(error, 'MESH_CONFIG_INVALID') && error.details.issues) {
-        this.list.push(...error.details.issues);
-        return undefined;
-      }
-      throw error;
+      if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+      if (error.details.issues) this.list.push(...error.details.issues);
+      else
+        this.list.push({
+          field: error.details.field ?? '$',
+          expected: error.message,
+          value: error.details.value,
+          message: error.message,
+        });
+      return undefined;
     }
   }
 

@@ -6,6 +6,7 @@
 
 import {
   type Clock,
+  configError,
   type Disposable,
   type Emitter,
   type Logger,
@@ -61,13 +62,22 @@ export class ConfigApplier {
   // ---- end traffic management ----
 
   /** `fileRouting`: the config entries of the file's first version, validated with it. */
-  constructor(deps: ConfigApplierDeps, fileRouting: RoutingConfig | undefined) {
+  constructor(
+    deps: ConfigApplierDeps,
+    fileRouting: RoutingConfig | undefined,
+    /** The source's version in force at start, as read once by `createMesh`. */
+    first: ConfigVersion | undefined,
+  ) {
     this.#deps = deps;
-    if (deps.source) {
+    if (deps.source && first) {
       deps.routing.setConfig('file', fileRouting);
-      this.#fileEntriesVersion = entriesVersion(entriesOf(deps.source.current().document));
+      this.#fileEntriesVersion = entriesVersion(entriesOf(first.document));
     }
   }
+
+  /** A version arriving while one is being applied (a listener of its events pushed it): next. */
+  #pending: ConfigVersion[] = [];
+  #applying = false;
 
   // ---- configuration from the config document -------------------------------------------------
 
@@ -77,8 +87,40 @@ export class ConfigApplier {
    * version leaves the last good one in force and is reported as `config_rejected`.
    */
   apply(version: ConfigVersion): void {
+    // One version at a time, in order: a version pushed from a listener of the previous one's
+    // events waits until that one is fully applied (its warnings included).
+    if (this.#applying) {
+      this.#pending.push(version);
+      return;
+    }
+    this.#applying = true;
+    try {
+      this.#apply(version);
+      for (let next = this.#pending.shift(); next !== undefined; next = this.#pending.shift())
+        this.#apply(next);
+    } finally {
+      this.#applying = false;
+      this.#pending = [];
+    }
+  }
+
+  #apply(version: ConfigVersion): void {
     if (this.#deps.closing()) return;
     const { config, destinations, logger, events } = this.#deps;
+    // A source's versions only increase (ConfigVersion): an older or repeated number is refused,
+    // not applied over a newer configuration.
+    const inForce = config.document?.version;
+    if (inForce !== undefined && version.version <= inForce) {
+      this.reject(
+        configError(
+          `${this.#deps.what}: version`,
+          `a version newer than ${inForce}, the one in force (a source's versions only increase)`,
+          version.version,
+        ),
+        version.version,
+      );
+      return;
+    }
     const result = config.validate(version, this.#deps.what);
     if (result instanceof MeshError) {
       this.reject(result, version.version);
@@ -129,6 +171,7 @@ export class ConfigApplier {
 
   /** Report a rejected version (`version`: when the document was read; a file that cannot be read has none). */
   reject(error: MeshError, version?: number): void {
+    if (this.#deps.closing()) return;
     this.#deps.logger.warn(`${this.#deps.what} rejected; keeping the last good configuration`, {
       error,
       ...(version !== undefined ? { version } : {}),

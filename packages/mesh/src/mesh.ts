@@ -221,7 +221,8 @@ class MeshImpl implements Mesh {
     issues.throwIfAny('invalid mesh configuration');
     if (telemetry === undefined) throw new Error('unreachable: telemetry failed without an issue');
     this.#telemetry = telemetry;
-    const closing = (): boolean => this.#lifecycle.stopped;
+    // (A source may deliver a version while the constructor subscribes, before the lifecycle exists.)
+    const closing = (): boolean => (this.#lifecycle as MeshLifecycle | undefined)?.stopped === true;
     this.#routing = new RoutingStage({
       random: this.#random,
       logicalHost: hostHeader === 'logical',
@@ -266,11 +267,14 @@ class MeshImpl implements Mesh {
         closing,
       },
       fileRouting,
+      firstVersion,
     );
     const source = this.#configSource;
     if (source) {
+      // After close nothing a source says reaches the mesh, whether or not its handles dispose.
       this.#sourceListeners.push(
         source.onVersion((v) => {
+          if (closing()) return;
           let checked: ConfigVersion;
           try {
             checked = versionOf(source, v);
@@ -280,7 +284,9 @@ class MeshImpl implements Mesh {
           }
           this.#documents.apply(checked);
         }),
-        source.onError((error) => this.#documents.reject(error)),
+        source.onError((error) => {
+          if (!closing()) this.#documents.reject(error);
+        }),
       );
     }
     // Warnings of the configuration at start reach listeners added right after createMesh.
@@ -348,7 +354,11 @@ class MeshImpl implements Mesh {
   }
 
   reloadConfig(): Promise<void> {
-    return this.#configSource?.reload() ?? Promise.resolve();
+    try {
+      return Promise.resolve(this.#configSource?.reload());
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** undici's `request()` over the mesh dispatcher, plus `endpoint` (calls.ts). */
@@ -468,7 +478,14 @@ class MeshImpl implements Mesh {
     await this.#documents.stopRoutingSources();
     await drained;
     await this.#resolvers.close();
-    for (const l of this.#sourceListeners.splice(0)) l.dispose();
+    for (const l of this.#sourceListeners.splice(0)) {
+      // A caller's source may hand back anything: its failure must not stop the shutdown.
+      try {
+        (l as Partial<Disposable> | undefined)?.dispose?.();
+      } catch (error) {
+        this.#logger.warn('config source listener could not be disposed', { error });
+      }
+    }
     // The file source is the mesh's own; a `configSource` belongs to the caller.
     if (this.#ownSource) await this.#configSource?.close();
     this.#events.clear();
@@ -484,7 +501,18 @@ class MeshImpl implements Mesh {
  * that is a positive integer (the layers' provenance carries it).
  */
 function firstVersionOf(source: ConfigSource): ConfigVersion {
-  return versionOf(source, source.current());
+  let v: ConfigVersion;
+  try {
+    v = source.current();
+  } catch (error) {
+    if (MeshError.is(error)) throw error;
+    throw configError(
+      `options.configSource.current()`,
+      'the version in force',
+      `an error: ${(error as Error)?.message ?? String(error)}`,
+    );
+  }
+  return versionOf(source, v);
 }
 
 /** `v` checked and named after its source; throws `MESH_CONFIG_INVALID` naming what is wrong. */

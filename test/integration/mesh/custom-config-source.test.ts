@@ -4,6 +4,10 @@
  * with the last good one kept; the layers are named after the source; the mesh stops listening at
  * close and leaves the source open. Real loopback servers.
  */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   type ConfigSource,
   type ConfigVersion,
@@ -148,5 +152,139 @@ describe('createMesh({ configSource })', () => {
     source.update({ services: { api: { endpoints: b.address } } });
     expect(events.filter((e) => e.type === 'config_applied')).toHaveLength(0);
     expect(closed).toBe(false);
+  });
+
+  it('applies a version pushed from a listener after the one before it, warnings included', async () => {
+    const warned = { services: { api: { endpoints: a.address, timeout: '1s', perTryTimeout: '5s' } } };
+    const fixed = { services: { api: { endpoints: a.address, timeout: '1s', perTryTimeout: '500ms' } } };
+    const source = createConfigSource('kv', { services: { api: { endpoints: a.address } } });
+    const mesh = createMesh({ env: {}, configSource: source });
+    try {
+      const seen: string[] = [];
+      mesh.onEvent((e) => {
+        if (e.type === 'config_applied') seen.push(`applied ${e.version}`);
+        if (e.type === 'config_warning') seen.push(`warning ${e.issue.field}`);
+      });
+      let pushed = false;
+      mesh.onEvent((e) => {
+        if (e.type === 'config_applied' && e.version === 2 && !pushed) {
+          pushed = true;
+          source.update(fixed);
+        }
+      });
+      source.update(warned);
+      expect(seen).toEqual(['applied 2', 'warning perTryTimeout', 'applied 3']);
+      expect(mesh.config('api').resilience.perTryTimeoutMs).toBe(500);
+      // Broken again: warned again, as the configuration in force warns again.
+      source.update(warned);
+      expect(seen.slice(3)).toEqual(['applied 4', 'warning perTryTimeout']);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('refuses a version that is not newer than the one in force', async () => {
+    let push: ((v: ConfigVersion) => void) | undefined;
+    const source: ConfigSource = {
+      name: 'kv',
+      current: () => ({
+        source: 'kv',
+        version: 5,
+        document: { services: { api: { endpoints: a.address } } },
+      }),
+      onVersion: (listener) => {
+        push = listener;
+        return { dispose: () => undefined };
+      },
+      onError: () => ({ dispose: () => undefined }),
+      reload: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const mesh = createMesh({ env: {}, configSource: source });
+    try {
+      const events = collect(mesh);
+      for (const version of [5, 3]) {
+        push!({ source: 'kv', version, document: { services: { api: { endpoints: b.address } } } });
+      }
+      const rejected = events.filter((e) => e.type === 'config_rejected');
+      expect(rejected).toHaveLength(2);
+      for (const r of rejected) expect((r as { error: Error }).error.message).toContain('newer than 5');
+      expect(events.filter((e) => e.type === 'config_applied')).toHaveLength(0);
+      expect(await (await mesh.request('http://api/')).body.text()).toBe('a');
+      push!({
+        source: 'kv',
+        version: 6,
+        document: { services: { api: { endpoints: a.address, retry: false } } },
+      });
+      expect(events.filter((e) => e.type === 'config_applied')).toHaveLength(1);
+      expect(mesh.config('api').sources.retry).toEqual({ layer: 'kv.services', version: 6 });
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('lists an unreadable first version with every other problem', () => {
+    const problems = (options: Parameters<typeof createMesh>[0]): string => {
+      try {
+        createMesh(options);
+      } catch (e) {
+        expect(MeshError.is(e, 'MESH_CONFIG_INVALID')).toBe(true);
+        return (e as Error).message;
+      }
+      throw new Error('createMesh accepted it');
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'mesh-unreadable-'));
+    try {
+      const file = join(dir, 'mesh.json');
+      writeFileSync(file, '{"services": {');
+      const both = problems({ env: { MESH_CONFIG_FILE: file, MESH_RETRIES: 'many' } });
+      expect(both).toContain('MESH_RETRIES');
+      expect(both).toContain('not valid JSON');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const throwing: ConfigSource = {
+      ...createConfigSource('kv', {}),
+      current: () => {
+        throw new TypeError('socket hang up');
+      },
+    };
+    const thrown = problems({ env: { MESH_RETRIES: 'many' }, configSource: throwing });
+    expect(thrown).toContain('options.configSource.current()');
+    expect(thrown).toContain('socket hang up');
+    expect(thrown).toContain('MESH_RETRIES');
+    for (const name of ['file', 'consul', 'etcd'])
+      expect(problems({ env: {}, configSource: createConfigSource(name, {}) })).toContain(
+        'options.configSource.name',
+      );
+  });
+
+  it('closes whatever handles a source gave back, and reports a failing reload as a rejection', async () => {
+    const source = createConfigSource('kv', { services: { api: { endpoints: a.address } } });
+    const odd: ConfigSource = {
+      ...source,
+      onVersion: (listener) => {
+        source.onVersion(listener);
+        return undefined as never;
+      },
+      onError: (listener) => {
+        source.onError(listener);
+        return {
+          dispose: () => {
+            throw new Error('watch already cancelled');
+          },
+        };
+      },
+      reload: () => {
+        throw new Error('not connected');
+      },
+    };
+    const mesh = createMesh({ env: {}, configSource: odd });
+    const events = collect(mesh);
+    await expect(mesh.reloadConfig()).rejects.toThrow('not connected');
+    await expect(mesh.close()).resolves.toBeUndefined();
+    source.update({ services: { api: { endpoints: b.address } } });
+    source.fail(new MeshError('MESH_CONFIG_INVALID', 'late'));
+    expect(events.filter((e) => e.type === 'config_applied' || e.type === 'config_rejected')).toHaveLength(0);
   });
 });

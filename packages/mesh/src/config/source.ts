@@ -27,7 +27,7 @@ export interface ConfigVersion {
  * the file.
  */
 export interface ConfigSource {
-  /** Lower-case letters, digits and `-`, starting with a letter; not `options` or `env`. */
+  /** Lower-case letters, digits and `-`, starting with a letter; not `options`, `env`, `file`, `consul` or `etcd`. */
   readonly name: string;
   /** The version in force at the source now (read synchronously for the first one). */
   current(): ConfigVersion;
@@ -91,8 +91,12 @@ export function createConfigSource(name: string, document: unknown): ManualConfi
   };
 }
 
-/** Names the mesh's own layers take (`options.services`, `env`): a source may not take them. */
 const SOURCE_NAME = /^[a-z][a-z0-9-]*$/;
+/**
+ * Names of the mesh's own layers and sources (`options.services`, `env`, the file, the registries'
+ * config entries): a source taking one could not be told from it in provenance, events and metrics.
+ */
+const RESERVED = new Set(['options', 'env', 'file', 'consul', 'etcd']);
 
 /** A `configSource` the mesh can use: checked at `createMesh`, every problem recorded. */
 export function checkConfigSource(source: unknown, issues: Issues): source is ConfigSource {
@@ -102,10 +106,10 @@ export function checkConfigSource(source: unknown, issues: Issues): source is Co
     return false;
   }
   let ok = true;
-  if (typeof s.name !== 'string' || !SOURCE_NAME.test(s.name) || s.name === 'options' || s.name === 'env') {
+  if (typeof s.name !== 'string' || !SOURCE_NAME.test(s.name) || RESERVED.has(s.name)) {
     issues.add(
       'options.configSource.name',
-      'lower-case letters, digits and `-`, starting with a letter, other than `options` and `env`',
+      `lower-case letters, digits and \`-\`, starting with a letter, other than ${[...RESERVED].join(', ')}`,
       s.name,
     );
     ok = false;
