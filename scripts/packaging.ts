@@ -222,6 +222,40 @@ export function checkPackedImports(tgz: string): string[] {
   }
 }
 
+/** Files copied into a package at build, checked to be packed, exported and current. */
+export const SHIPPED_FILES: Record<
+  string,
+  ReadonlyArray<{ source: string; packed: string; subpath: string }>
+> = {
+  // `"$schema": "./node_modules/proxyless/dist/config-file.schema.json"` in a config file, or
+  // `require.resolve('proxyless/config-file.schema.json')`.
+  proxyless: [
+    {
+      source: 'docs/config-file.schema.json',
+      packed: 'dist/config-file.schema.json',
+      subpath: './config-file.schema.json',
+    },
+  ],
+};
+
+/** Each of {@link SHIPPED_FILES} of the package: in the tarball, exported, and equal to its source. */
+export function checkShippedFiles(pkg: WorkspacePackage, tgz: string, root = ROOT): string[] {
+  const problems: string[] = [];
+  const { files, manifest } = readTarball(tgz);
+  for (const f of SHIPPED_FILES[pkg.name] ?? []) {
+    if (!files.includes(f.packed)) {
+      problems.push(`${f.packed} (from ${f.source}) is not in the tarball`);
+      continue;
+    }
+    if (manifest.exports?.[f.subpath] !== `./${f.packed}`)
+      problems.push(`${f.subpath} is not exported as ./${f.packed}`);
+    const packed = run('tar', ['-xzOf', tgz, `package/${f.packed}`], path.dirname(tgz));
+    if (packed !== readFileSync(path.join(root, f.source), 'utf8'))
+      problems.push(`${f.packed} differs from ${f.source} (a stale build: pnpm build --force)`);
+  }
+  return problems;
+}
+
 /** The README may only link to absolute URLs (relative links are dead on npmjs.com). */
 export function checkReadmeLinks(pkg: WorkspacePackage): string[] {
   const text = readFileSync(path.join(pkg.dir, 'README.md'), 'utf8');
@@ -257,6 +291,7 @@ export async function checkTarball(pkg: WorkspacePackage, tgz: string): Promise<
   return [
     ...checkPackedManifest(tgz),
     ...checkPackedImports(tgz),
+    ...checkShippedFiles(pkg, tgz),
     ...checkReadmeLinks(pkg),
     ...(await publintTarball(tgz)),
     ...(await attwTarball(tgz)),

@@ -5,7 +5,7 @@
  * through the mesh to a server on 127.0.0.1, and an esbuild bundle of a minimal app starts.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -104,6 +104,20 @@ describe('packed packages', () => {
 });
 
 describe('consumers of the installed packages', () => {
+  it('the config document JSON Schema is shipped: proxyless/config-file.schema.json, as in docs/', async () => {
+    const out = await runNode(['schema.cjs'], project, env);
+    expect(out.resolved).toBe(
+      path.join(
+        realpathSync(path.join(project, 'node_modules', 'proxyless')),
+        'dist',
+        'config-file.schema.json',
+      ),
+    );
+    expect(out.schema).toEqual(
+      JSON.parse(readFileSync(path.join(ROOT, 'docs', 'config-file.schema.json'), 'utf8')),
+    );
+  });
+
   it('ESM: fetch, request and undici with mesh.dispatcher; proxyless/testing; etcd without etcd3', async () => {
     const out = await runNode(['esm.mjs'], project, env);
     expect(out.fetch).toEqual({ status: 200, text: 'echo GET /esm-fetch host=echo' });

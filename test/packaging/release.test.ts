@@ -1,5 +1,28 @@
-import { describe, expect, it } from 'vitest';
-import { satisfies, workspacePackages } from '../../scripts/packaging.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  checkShippedFiles,
+  run,
+  satisfies,
+  type WorkspacePackage,
+  workspacePackages,
+} from '../../scripts/packaging.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'proxyless-release-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A tarball laid out as `pnpm pack` writes one (`package/…`). */
+function tarball(name: string, files: Record<string, string>): string {
+  const dir = path.join(tmp, name);
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, 'package', file)), { recursive: true });
+    writeFileSync(path.join(dir, 'package', file), text);
+  }
+  run('tar', ['-czf', `${name}.tgz`, '-C', dir, 'package'], tmp);
+  return path.join(tmp, `${name}.tgz`);
+}
 
 describe('release helpers', () => {
   it('orders the packages so that each comes after the workspace packages it depends on', () => {
@@ -26,5 +49,31 @@ describe('release helpers', () => {
     expect(satisfies('1.2.3', '1.2.3')).toBe(true);
     expect(satisfies('1.2.4', '1.2.3')).toBe(false);
     expect(satisfies('1.2.3', 'workspace:^')).toBe(false);
+  });
+
+  it('checks that proxyless ships docs/config-file.schema.json: packed, exported, current', () => {
+    const root = path.join(tmp, 'root');
+    mkdirSync(path.join(root, 'docs'), { recursive: true });
+    writeFileSync(path.join(root, 'docs', 'config-file.schema.json'), '{"type":"object"}\n');
+    const pkg = { name: 'proxyless' } as WorkspacePackage;
+    const exported = { exports: { './config-file.schema.json': './dist/config-file.schema.json' } };
+    const good = tarball('good', {
+      'package.json': JSON.stringify(exported),
+      'dist/config-file.schema.json': '{"type":"object"}\n',
+    });
+    expect(checkShippedFiles(pkg, good, root)).toEqual([]);
+    const missing = tarball('missing', { 'package.json': JSON.stringify(exported) });
+    expect(checkShippedFiles(pkg, missing, root)).toEqual([
+      'dist/config-file.schema.json (from docs/config-file.schema.json) is not in the tarball',
+    ]);
+    const stale = tarball('stale', {
+      'package.json': JSON.stringify({}),
+      'dist/config-file.schema.json': '{"type":"array"}\n',
+    });
+    expect(checkShippedFiles(pkg, stale, root)).toEqual([
+      './config-file.schema.json is not exported as ./dist/config-file.schema.json',
+      'dist/config-file.schema.json differs from docs/config-file.schema.json (a stale build: pnpm build --force)',
+    ]);
+    expect(checkShippedFiles({ name: '@proxyless/core' } as WorkspacePackage, missing, root)).toEqual([]);
   });
 });
