@@ -38,6 +38,7 @@ import {
   type ConfigSource,
   type ConfigVersion,
   checkConfigSource,
+  envConfigSource,
   fileConfigSource,
   optionsConfigSource,
 } from './config/source.js';
@@ -125,13 +126,14 @@ class MeshImpl implements Mesh {
     this.#logger =
       options.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
 
-    // Policy layers from code and environment, validated now: a bad value fails createMesh.
+    // Policy layers from code and environment (static config sources), validated now: a bad value
+    // fails createMesh.
     this.#config = new ConfigStore(
       optionsConfigSource({
         defaults: options.defaults,
         services: options.services as Record<string, Record<string, unknown>> | undefined,
       }).current(),
-      env,
+      envConfigSource(env).current(),
       issues,
     );
     const layersOk = issues.ok;

@@ -3,14 +3,18 @@ import { VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import type { EffectiveConfig } from './config/effective.js';
 import type { ServiceOptions } from './config/schema.js';
-import { optionsConfigSource } from './config/source.js';
+import { envConfigSource, optionsConfigSource } from './config/source.js';
 import { ConfigStore } from './config/store.js';
 import { buildPolicy } from './policy.js';
 
 function configOf(api: ServiceOptions): EffectiveConfig {
   const issues = new Issues();
   const services = { api } as unknown as Record<string, Record<string, unknown>>;
-  const store = new ConfigStore(optionsConfigSource({ services }).current(), {}, issues);
+  const store = new ConfigStore(
+    optionsConfigSource({ services }).current(),
+    envConfigSource({}).current(),
+    issues,
+  );
   issues.throwIfAny('test');
   return store.effective('api');
 }

@@ -5,7 +5,7 @@ import { type ConfigIssue, Issues, MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { createMesh } from '../mesh.js';
 import { DOCUMENTS, svc } from './bad-documents.fixture.js';
-import { optionsConfigSource } from './source.js';
+import { envConfigSource, optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
 
 /** [variable, value] */
@@ -51,7 +51,7 @@ const ENV: Array<[string, string]> = [
 
 function store(): ConfigStore {
   const issues = new Issues();
-  const s = new ConfigStore(optionsConfigSource({}).current(), {}, issues);
+  const s = new ConfigStore(optionsConfigSource({}).current(), envConfigSource({}).current(), issues);
   expect(issues.list).toEqual([]);
   return s;
 }

@@ -2,7 +2,7 @@ import { type ConfigIssue, Issues, MeshError } from '@proxyless/core';
 import { ROUTING_DC } from '../mesh.js';
 import { tryCompileFileEntries } from '../routing-sources.js';
 import type { PolicyOptions, ServiceOptions } from './schema.js';
-import { optionsConfigSource } from './source.js';
+import { envConfigSource, optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
 
 /** A setting accepted that cannot work as written, for one service (`undefined`: every other). */
@@ -33,7 +33,7 @@ export function checkConfigDocument(document: unknown, options: CheckConfigOptio
       defaults: options.defaults,
       services: options.services as Record<string, Record<string, unknown>> | undefined,
     }).current(),
-    options.env ?? {},
+    envConfigSource(options.env ?? {}).current(),
     issues,
   );
   issues.throwIfAny('invalid mesh configuration');

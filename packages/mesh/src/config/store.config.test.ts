@@ -6,7 +6,7 @@ import { VirtualClock } from '@proxyless/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMesh, type MeshEvent } from '../mesh.js';
 import { changedRoles, POLICY_ROLES } from './effective.js';
-import { optionsConfigSource } from './source.js';
+import { envConfigSource, optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
 
 function store(
@@ -14,7 +14,7 @@ function store(
   env: Record<string, string> = {},
 ): ConfigStore {
   const issues = new Issues();
-  const s = new ConfigStore(optionsConfigSource(options).current(), env, issues);
+  const s = new ConfigStore(optionsConfigSource(options).current(), envConfigSource(env).current(), issues);
   issues.throwIfAny('test');
   return s;
 }

@@ -74,8 +74,12 @@ export class ConfigStore {
   /** Policies of earlier documents already validated (a new version mostly repeats them). */
   readonly #memo = new PolicyMemo();
 
-  /** Options and env layers; every problem is recorded in `issues`. */
-  constructor(options: ConfigVersion, env: Env, issues: Issues) {
+  /**
+   * Options and env layers, each the one version of its static source (`optionsConfigSource`,
+   * `envConfigSource`); every problem is recorded in `issues`.
+   */
+  constructor(options: ConfigVersion, envVersion: ConfigVersion, issues: Issues) {
+    const env = (envVersion.document ?? {}) as Env;
     const doc = asRecord(options.document) ?? {};
     const defaults = asRecord(doc.defaults);
     if (doc.defaults !== undefined && !defaults) issues.add('options.defaults', 'an object', doc.defaults);
