@@ -104,8 +104,12 @@ export class DestinationTable {
       let dest = this.#destinations.get(service);
       if (dest === undefined) {
         const metrics = this.#deps.telemetry?.metrics;
-        dest = new Destination(service, resolver, {
-          ...this.#destinationDeps((s) => this.#deps.config.effective(s)),
+        let built: Destination | undefined;
+        built = dest = new Destination(service, resolver, {
+          ...this.#destinationDeps(
+            (s) => this.#deps.config.effective(s),
+            () => built?.evicted !== true,
+          ),
           // The service's series (breaker, panic, endpoint states) follow its own destination.
           ...(metrics
             ? {
@@ -150,6 +154,7 @@ export class DestinationTable {
       for (const [key, d] of this.#targetDests) {
         if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
         this.#targetDests.delete(key);
+        d.evicted = true;
         void d.close();
       }
       if (this.#destinations.size > 0 || this.#targetDests.size > 0) this.#armIdleSweep();
@@ -164,8 +169,16 @@ export class DestinationTable {
    */
   dropUnnamed(): void {
     const resolvers = this.#deps.resolvers.list;
+    const named = (service: string): boolean => resolvers.some((r) => r.match(service) !== undefined);
+    // Routing targets of such a service go too (a new one could not be built): their calls in
+    // flight finish, and their events (an empty endpoint set) no longer speak for the service.
+    for (const [key, d] of this.#targetDests) {
+      if (named(d.service)) continue;
+      this.#targetDests.delete(key);
+      this.#retire(d);
+    }
     for (const [service, d] of this.#destinations) {
-      if (!resolvers.some((r) => r.match(service) !== undefined)) this.#evict(service, d);
+      if (!named(service)) this.#evict(service, d);
     }
   }
 
@@ -173,10 +186,23 @@ export class DestinationTable {
     this.#destinations.delete(service);
     for (const [k, v] of this.#byHost) if (v === d) this.#byHost.delete(k);
     for (const [k, v] of this.byOrigin) if (v === d) this.byOrigin.delete(k);
+    this.#deps.unwatchChain(service);
+    // The service's call series count its calls still in flight, then go as the last one ends.
+    this.#retire(d, () => this.#deps.events.fire({ type: 'service_removed', service }));
+  }
+
+  /**
+   * Close a destination taken out of the table. From now on it reports no event (endpoint set,
+   * balancer, breaker, resolver): a late one would bring back the series of a removed service,
+   * or overwrite those of the service's new destination. `removed` runs while its call series
+   * are held for its calls in flight.
+   */
+  #retire(d: Destination, removed?: () => void): void {
     d.evicted = true;
     void d.close();
-    this.#deps.unwatchChain(service);
-    this.#deps.events.fire({ type: 'service_removed', service });
+    const release = this.#deps.telemetry?.metrics?.holdCallSeries(d.service);
+    removed?.();
+    if (release) d.whenIdle(release);
   }
 
   // ---- traffic management: target destinations -------------------------------------------------
@@ -214,13 +240,17 @@ export class DestinationTable {
       if (loadBalancer) extra.push(layer({ balancer: { loadBalancer }, resilience: undefined }));
       if (overrides)
         extra.push(layer(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())));
+      let built: Destination | undefined;
       const dest = new Destination(service, subsetResolver(resolver, target), {
-        ...this.#destinationDeps((s) =>
-          extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]),
+        ...this.#destinationDeps(
+          (s) =>
+            extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]),
+          () => built?.evicted !== true,
         ),
         // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
         connectTimeoutMs: target.connectTimeoutMs,
       });
+      built = dest;
       this.#targetDests.set(key, dest);
       this.#armIdleSweep();
       return dest;
@@ -234,11 +264,20 @@ export class DestinationTable {
     );
   }
 
-  /** What every destination (service or routing target) gets from the mesh. */
+  /**
+   * What every destination (service or routing target) gets from the mesh. `reporting`: whether
+   * its events are still fired (false once it is evicted).
+   */
   #destinationDeps(
     config: (service: string) => EffectiveConfig,
+    reporting: () => boolean,
   ): ConstructorParameters<typeof Destination>[2] {
-    const { telemetry, clock, random, logger, events } = this.#deps;
+    const { telemetry, clock, random, logger } = this.#deps;
+    const events = {
+      fire: (event: MeshEvent): void => {
+        if (reporting()) this.#deps.events.fire(event);
+      },
+    };
     return {
       telemetry: telemetry
         ? { call: telemetry.callInterceptor, attempt: telemetry.attemptInterceptor }
@@ -265,6 +304,7 @@ export class DestinationTable {
       onSetChange: (s, set) => events.fire({ type: 'endpoints_changed', service: s, set }),
       onBalancerEvent: (event) => events.fire({ type: 'balancer', service: event.service, event }),
       onResolverError: (s, error) => {
+        if (!reporting()) return;
         logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
         events.fire({ type: 'resolver_error', service: s, error });
       },

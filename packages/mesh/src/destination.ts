@@ -82,7 +82,10 @@ export class Destination {
   #dispatch: DispatchFn;
   #roles: readonly string[] = [];
   readonly #pools: EndpointPools;
-  /** Set when the mesh evicted this destination for idleness: callers look it up again. */
+  /**
+   * Set when the mesh evicted this destination (idle, or its service no longer named): callers
+   * look it up again, and its calls in flight finish without it reporting any event.
+   */
   evicted = false;
   /** Calls in flight through this destination (until their exchange ends). */
   inFlight = 0;
@@ -91,6 +94,8 @@ export class Destination {
   /** Calls accepted and not yet ended: shutdown waits for them, and aborts them when it forces. */
   #calls = new CallList();
   #onIdle: (() => void) | undefined;
+  /** Run once no call is in flight ({@link whenIdle}). */
+  #idleWaiters: Array<() => void> = [];
   readonly #endCall = (call: TrackedCall): void => this.#ended(call);
   #ready = false;
   #waiters: Array<() => void> = [];
@@ -214,10 +219,23 @@ export class Destination {
     }
   }
 
+  /**
+   * Run `fn` once no call accepted is in flight (waiting for endpoints, in a backoff, on a pool):
+   * at once when none is, else as the last one ends — after its telemetry recorded it.
+   */
+  whenIdle(fn: () => void): void {
+    if (this.#calls.size === 0) fn();
+    else this.#idleWaiters.push(fn);
+  }
+
   /** A tracked call ended (its body ended, it failed or it was upgraded). */
   #ended(call: TrackedCall): void {
     if (!this.#calls.remove(call) || this.#calls.size > 0) return;
     this.#onIdle?.();
+    const waiters = this.#idleWaiters;
+    if (waiters.length === 0) return;
+    this.#idleWaiters = [];
+    for (const fn of waiters) fn();
   }
 
   /**

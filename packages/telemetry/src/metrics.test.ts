@@ -281,6 +281,37 @@ describe('createMeshMetrics', () => {
     expect(attempts?.value).toBe(1);
   });
 
+  it('a removed service held by calls in flight keeps its call series until the last hold goes', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    const of = async (svc: string) =>
+      (await registry.getMetricsAsJSON())
+        .filter((metric) => metric.values.some((v) => (v.labels.service ?? v.labels.server_address) === svc))
+        .map((metric) => metric.name)
+        .sort();
+    m.onMeshEvent({ type: 'endpoints_changed', service: 'api', set: setOf('api', 2) });
+    m.recordAttempt('api', '10.0.0.1:8000', 'success');
+    const first = m.holdCallSeries('api');
+    const second = m.holdCallSeries('api');
+    m.onMeshEvent({ type: 'service_removed', service: 'api' });
+    expect(await of('api')).toEqual(['mesh_attempts_total']);
+    m.recordAttempt('api', '10.0.0.1:8000', 'success');
+    first();
+    first(); // idempotent: the second hold still counts
+    expect((await values(registry, 'mesh_attempts_total'))[0]?.value).toBe(2);
+    second();
+    expect(await of('api')).toEqual([]);
+
+    // Built again while its old calls run: the series stay when they end.
+    m.onMeshEvent({ type: 'endpoints_changed', service: 'api', set: setOf('api', 1) });
+    const old = m.holdCallSeries('api');
+    m.onMeshEvent({ type: 'service_removed', service: 'api' });
+    m.onDestination('api', { endpoints: [] });
+    m.recordAttempt('api', '10.0.0.1:8000', 'success');
+    old();
+    expect(await of('api')).toEqual(['mesh_attempts_total', 'mesh_panic_mode']);
+  });
+
   it('keeps cardinality bounded with 1,000 services and hostile label values', async () => {
     const registry = new Registry();
     const m = createMeshMetrics({

@@ -71,6 +71,18 @@ export interface MeshMetrics {
    * turned off drops its series, and endpoint states are read again from the balancer in force.
    */
   onDestination(service: string, stats: ServiceStatsLike): void;
+  /**
+   * A destination of `service` being removed still has calls in flight: until every hold is
+   * released, a `service_removed` drops only the series of the destination's state (endpoint,
+   * breaker, panic and staleness gauges, ejections, resolver errors); the call series (request
+   * durations, attempts, retries, retry-budget exhaustion) keep counting those calls and go when
+   * the last hold is released — a counter is never dropped and then re-created by a call that was
+   * already running. A destination of the service built again meanwhile (`onDestination`, or any
+   * state event of a live destination) keeps the series.
+   *
+   * @returns the release (idempotent).
+   */
+  holdCallSeries(service: string): () => void;
   /** How many series these metrics currently hold (for tests and the admin page). */
   seriesCount(): Promise<number>;
 }
@@ -103,6 +115,10 @@ class PromMeshMetrics implements MeshMetrics {
   readonly #endpointLimit: number;
   readonly #reasonLimit: number;
   readonly #state = new Map<string, ServiceState>();
+  /** Holds on the call series of services, by service ({@link MeshMetrics.holdCallSeries}). */
+  readonly #holds = new Map<string, number>();
+  /** Services removed whose call series wait for the last hold to be released. */
+  readonly #draining = new Set<string>();
   /** Series handles of the hot-path metrics, by raw label key, so a request costs a lookup and an add. */
   readonly #clientSeries = new Map<string, Map<string, Map<number, Map<string, HistogramHandle>>>>();
   readonly #attemptSeries = new Map<string, Map<string, Map<AttemptOutcome, CounterHandle>>>();
@@ -304,9 +320,11 @@ class PromMeshMetrics implements MeshMetrics {
         if (isConfigVersionRejection(event)) this.configRejected.inc();
         return;
       case 'resolver_error':
+        this.#live(event.service);
         this.resolverErrors.inc({ service: this.#services.bound(event.service) });
         return;
       case 'circuit_breaker': {
+        this.#live(event.service);
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
         for (const s of BREAKER_STATES)
@@ -314,6 +332,7 @@ class PromMeshMetrics implements MeshMetrics {
         return;
       }
       case 'endpoints_changed': {
+        this.#live(event.service);
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
         const st = this.#serviceState(svc);
@@ -324,6 +343,7 @@ class PromMeshMetrics implements MeshMetrics {
         return;
       }
       case 'balancer': {
+        this.#live(event.service);
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
         const st = this.#serviceState(svc);
@@ -340,31 +360,70 @@ class PromMeshMetrics implements MeshMetrics {
         // that freed slots but kept series would let churning services grow them without bound.
         const svc = event.service;
         if (!this.#services.has(svc)) return;
-        const reasons = this.#state.get(svc)?.reasons;
-        this.#state.delete(svc);
-        this.#services.delete(svc);
-        // The hot-path handles of the removed series must not be reused if the service returns.
-        this.#clientSeries.delete(svc);
-        this.#attemptSeries.delete(svc);
-        this.clientDuration.removeWhere('server_address', svc);
-        this.attempts.removeWhere('service', svc);
-        this.retries.removeWhere('service', svc);
-        for (const reason of [...(reasons?.values() ?? []), OTHER]) {
-          this.ejections.remove({ service: svc, reason });
-        }
-        this.budgetExhausted.remove({ service: svc });
-        this.resolverErrors.remove({ service: svc });
-        for (const s of ENDPOINT_STATES) this.endpoints.remove({ service: svc, state: s });
-        for (const s of BREAKER_STATES) this.breaker.remove({ service: svc, state: s });
-        this.stale.remove({ service: svc });
-        this.staleness.remove({ service: svc });
-        this.panic.remove({ service: svc });
+        this.#dropDestinationSeries(svc);
+        // Calls still in flight to the removed destination are counted before their series go:
+        // dropped now, a call ending later would make them again (and leave them for good).
+        if (this.#holds.has(svc)) this.#draining.add(svc);
+        else this.#dropCallSeries(svc);
         return;
       }
     }
   }
 
+  holdCallSeries(service: string): () => void {
+    this.#holds.set(service, (this.#holds.get(service) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const n = (this.#holds.get(service) ?? 1) - 1;
+      if (n > 0) {
+        this.#holds.set(service, n);
+        return;
+      }
+      this.#holds.delete(service);
+      if (this.#draining.delete(service)) this.#dropCallSeries(service);
+    };
+  }
+
+  /** A live destination of `service` speaks: a removal waiting for its calls is called off. */
+  #live(service: string): void {
+    if (this.#draining.size > 0) this.#draining.delete(service);
+  }
+
+  /** The series of a removed destination's state; its service keeps its slot (and call series). */
+  #dropDestinationSeries(svc: string): void {
+    const st = this.#state.get(svc);
+    for (const reason of [...(st?.reasons.values() ?? []), OTHER]) {
+      this.ejections.remove({ service: svc, reason });
+    }
+    this.resolverErrors.remove({ service: svc });
+    for (const s of ENDPOINT_STATES) this.endpoints.remove({ service: svc, state: s });
+    for (const s of BREAKER_STATES) this.breaker.remove({ service: svc, state: s });
+    this.stale.remove({ service: svc });
+    this.staleness.remove({ service: svc });
+    this.panic.remove({ service: svc });
+    // No endpoint set known any more: the staleness collector skips it, and a destination built
+    // again starts from its own.
+    if (st !== undefined)
+      this.#state.set(svc, { ...st, states: new EndpointStates(), staleSince: undefined });
+  }
+
+  /** The call series of a removed service, and its slot under the services cap. */
+  #dropCallSeries(svc: string): void {
+    this.#state.delete(svc);
+    this.#services.delete(svc);
+    // The hot-path handles of the removed series must not be reused if the service returns.
+    this.#clientSeries.delete(svc);
+    this.#attemptSeries.delete(svc);
+    this.clientDuration.removeWhere('server_address', svc);
+    this.attempts.removeWhere('service', svc);
+    this.retries.removeWhere('service', svc);
+    this.budgetExhausted.remove({ service: svc });
+  }
+
   onDestination(service: string, stats: ServiceStatsLike): void {
+    this.#live(service);
     const svc = this.#services.bound(service);
     if (svc === OTHER) return;
     const breaker = stats.circuitBreaker;
