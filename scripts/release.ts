@@ -11,8 +11,9 @@
  * `pnpm version-packages` applies them (bumps versions and internal ranges, writes CHANGELOG.md).
  * Checks per package: the packed manifest (no source condition or `workspace:` range, access public,
  * repository/homepage/bugs, engines, `./package.json` exported, every export target packed, no
- * source maps, undici and etcd3 as peers), absolute README links, publint, attw, and every
- * internal dependency range satisfied by the version released with it.
+ * source maps, undici and etcd3 as peers), every bare import of the packed code declared, shipped
+ * files (proxyless's config schema) packed, exported and current, absolute README links, publint,
+ * attw, and every internal dependency range satisfied by the version released with it.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -100,7 +101,9 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  log('checks passed: manifests, README links, publint, attw, internal ranges');
+  log(
+    'checks passed: manifests, declared imports, shipped files, README links, publint, attw, internal ranges',
+  );
   if (args.dryRun) {
     for (const p of pkgs) log(`would publish ${p.name}@${p.version} from ${tarballs.get(p.name)}`);
     return;

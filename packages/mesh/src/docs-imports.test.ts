@@ -19,6 +19,9 @@ const DOCS = [
   'docs/observability.md',
   'docs/policies.md',
   'docs/testing-policies.md',
+  'docs/registries-consul.md',
+  'docs/registries-dns.md',
+  'docs/registries-etcd.md',
 ];
 const MODULES: Record<string, Record<string, unknown>> = {
   proxyless,

@@ -23,6 +23,17 @@ export type {
   ResolverUpdate,
 } from '@proxyless/core';
 export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
+// The registries' resolvers and registrars, for `createMesh({ resolvers })` and registering without
+// a mesh (docs/registries-*.md).
+export {
+  consulOptionsFromEnv,
+  createConsulRegistrar,
+  createConsulResolver,
+  createDnsResolver,
+  createEtcdRegistrar,
+  createEtcdResolver,
+  manageSignals,
+} from '@proxyless/discovery';
 // What a service's own handlers and tools use: `proxyless` is the one package an application
 // installs (with pnpm, its dependencies are not importable by the application). Deadline
 // propagation (docs/policies.md), the resilience variables, and SERVER spans (docs/observability.md).
