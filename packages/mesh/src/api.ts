@@ -186,7 +186,11 @@ export type MeshEvent =
   | { type: 'balancer'; service: string; event: BalancerEvent }
   /** The destination's circuit breaker changed state. */
   | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open' }
-  /** A destination idle for `destinationIdleTimeoutMs` was released. */
+  /**
+   * A service's destination was released: idle for `destinationIdleTimeoutMs`, or no longer named
+   * by the config document (and known to no other registry). No other event of it follows until
+   * it is used or named again.
+   */
   | { type: 'service_removed'; service: string };
 
 /** The in-process mesh. */
