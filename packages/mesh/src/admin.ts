@@ -17,7 +17,7 @@ export interface AdminDeps {
   clock: Clock;
   logger: Logger;
   ready(): boolean;
-  /** The admin server failed to start (a `config_rejected` event). */
+  /** The admin server failed to start (an `admin_failed` event). */
   onFailure(error: MeshError): void;
 }
 

@@ -178,6 +178,11 @@ export type MeshEvent =
       /** Config entries from Consul: the service whose discovery chain this is. */
       service?: string;
     }
+  /**
+   * The admin server could not listen (`MESH_ADMIN_PORT` in use, `MESH_ADMIN_HOST` not this
+   * machine's): `details.field` names the variable at fault. The mesh serves on without it.
+   */
+  | { type: 'admin_failed'; error: MeshError }
   /** A setting is accepted but cannot work as written (e.g. `perTryTimeout` above `timeout`). */
   | { type: 'config_warning'; service: string | undefined; issue: ConfigIssue }
   | { type: 'resolver_error'; service: string; error: MeshError }

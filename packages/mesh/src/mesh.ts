@@ -337,7 +337,7 @@ class MeshImpl implements Mesh {
       clock: this.#clock,
       logger: this.#logger,
       ready: () => this.#ready(),
-      onFailure: (error) => this.#events.fire({ type: 'config_rejected', error }),
+      onFailure: (error) => this.#events.fire({ type: 'admin_failed', error }),
     });
     // Every mesh event also goes to `diagnostics_channel` `proxyless:mesh:event` (free without subscribers).
     const channel = diagnosticsChannel('mesh', 'event');

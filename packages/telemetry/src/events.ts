@@ -45,11 +45,7 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** Something the mesh reports, as telemetry consumes it. */
 export type TelemetryEvent =
-  /**
-   * A config version was refused (the last good one stays). The mesh also fires this kind when
-   * its admin server cannot listen; `mesh_config_rejected_total` tells them apart by the error
-   * ({@link isConfigVersionRejection}).
-   */
+  /** A config version was refused (the last good one stays). */
   | {
       readonly type: 'config_rejected';
       readonly error: ErrorLike;
@@ -66,23 +62,13 @@ export type TelemetryEvent =
   | { readonly type: 'endpoints_changed'; readonly service: string; readonly set: EndpointSetLike }
   | { readonly type: 'balancer'; readonly service: string; readonly event: BalancerEventLike }
   | { readonly type: 'circuit_breaker'; readonly service: string; readonly state: BreakerState }
+  /** The admin server could not listen: reported, never counted as a rejected config version. */
+  | { readonly type: 'admin_failed'; readonly error: ErrorLike }
   /** The destination was removed (config change): its series are dropped. */
   | { readonly type: 'service_removed'; readonly service: string };
 
 /** The source a `config_applied` without one names: the config file (the mesh's first version). */
 export const DEFAULT_CONFIG_SOURCE = 'file';
-
-/** `details.field` of the error the admin server fails with when it cannot listen. */
-const ADMIN_FIELDS: ReadonlySet<unknown> = new Set(['MESH_ADMIN_HOST', 'MESH_ADMIN_PORT']);
-
-/**
- * Whether a `config_rejected` event refused a configuration version: not when the admin server
- * failed to listen (its error names `MESH_ADMIN_HOST` / `MESH_ADMIN_PORT`: a bind failure, not a
- * document).
- */
-export function isConfigVersionRejection(event: { readonly error: ErrorLike }): boolean {
-  return !ADMIN_FIELDS.has(event.error.details?.field);
-}
 
 /**
  * One event of a call as the resilience stages emit it through `ctx.observer` (core's

@@ -7,7 +7,6 @@ import {
   type CallEventLike,
   DEFAULT_CONFIG_SOURCE,
   giveUpCause,
-  isConfigVersionRejection,
   type TelemetryEvent,
 } from './events.js';
 import {
@@ -317,7 +316,7 @@ class PromMeshMetrics implements MeshMetrics {
         this.configVersion.set({ source: sourceLabel(event.source) }, event.version);
         return;
       case 'config_rejected':
-        if (isConfigVersionRejection(event)) this.configRejected.inc();
+        this.configRejected.inc();
         return;
       case 'resolver_error':
         this.#live(event.service);

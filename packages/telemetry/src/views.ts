@@ -92,8 +92,13 @@ export function createEventRing(capacity = 256, clock: Clock = systemClock): Eve
 export function describeEvent(event: TelemetryEvent, time: string): EventView {
   switch (event.type) {
     case 'config_applied':
-      return { time, type: event.type, detail: `config version ${event.version}` };
+      return {
+        time,
+        type: event.type,
+        detail: `config version ${event.version}${event.source ? ` (${event.source})` : ''}`,
+      };
     case 'config_rejected':
+    case 'admin_failed':
       return {
         time,
         type: event.type,

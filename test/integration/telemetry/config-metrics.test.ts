@@ -38,7 +38,9 @@ describe('config metrics of a mesh', () => {
     try {
       // admin() settles once the failure has been reported.
       expect(await mesh.admin()).toBeUndefined();
-      expect(events.map((e) => e.type)).toContain('config_rejected');
+      const types = events.map((e) => e.type);
+      expect(types).toContain('admin_failed');
+      expect(types).not.toContain('config_rejected');
       expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 0]]);
     } finally {
       await mesh.close();
@@ -84,7 +86,7 @@ describe('mesh_config_version per source', () => {
       error: { code: 'MESH_CONFIG_INVALID', details: { field: 'configEntries[0].kind' } },
     });
     m.onMeshEvent({
-      type: 'config_rejected',
+      type: 'admin_failed',
       error: { code: 'MESH_CONFIG_INVALID', details: { field: 'MESH_ADMIN_HOST', value: '192.0.2.1' } },
     });
     expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 1]]);
