@@ -47,7 +47,7 @@ export function parseFaultHeader(value: string): { delayMs?: number; abort?: num
       }
     } else if (k === 'abort') {
       if (v === 'error') out.abort = 'error';
-      else if (/^\d{3}$/.test(v) && Number(v) >= 100 && Number(v) <= 599) out.abort = Number(v);
+      else if (/^\d{3}$/.test(v) && Number(v) >= 200 && Number(v) <= 599) out.abort = Number(v);
     }
   }
   return out;
@@ -139,11 +139,13 @@ export function createFaultInjectionFilter(
     }
     if (d.abort !== undefined) {
       emitCallEvent(ctx, { type: 'fault', reason: 'abort', status: d.abort });
+      // A 204, a 304 or the answer to a HEAD has no body (RFC 9110 §6.4.1).
+      const bodiless = d.abort === 204 || d.abort === 304 || opts.method === 'HEAD';
       answerLocally(
         handler,
         d.abort,
-        { 'x-mesh-fault': 'abort', 'content-type': 'text/plain' },
-        'fault filter abort',
+        bodiless ? { 'x-mesh-fault': 'abort' } : { 'x-mesh-fault': 'abort', 'content-type': 'text/plain' },
+        bodiless ? '' : 'fault filter abort',
       );
       return true;
     }

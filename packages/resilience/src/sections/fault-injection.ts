@@ -46,10 +46,11 @@ export const faultInjectionSection = Section(
           percent,
           status: Type.Optional(
             Type.Integer({
-              minimum: 100,
+              // Envoy's `http_status` range: a final status (a 1xx is no answer to end a call with).
+              minimum: 200,
               maximum: 599,
               default: DEFAULT_FAULT.status,
-              description: 'Status answered.',
+              description: 'Status answered (200..599, as Envoy).',
             }),
           ),
         },
