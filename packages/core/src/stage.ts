@@ -322,12 +322,15 @@ export function nextFromDispatch(dispatch: DispatchFn): Next {
       let body: Readable | undefined;
       let settled = false;
       const signal = ctx.signal;
-      const onAbort = (): void => controller?.abort(abortError(signal!));
+      // The caller's reason itself, as undici aborts a request with its signal's reason (and the
+      // mesh passes it on unchanged); a reason that is no Error is wrapped in `MESH_ABORTED`.
+      const reasonOf = (s: AbortSignal): Error => (s.reason instanceof Error ? s.reason : abortError(s));
+      const onAbort = (): void => controller?.abort(reasonOf(signal!));
       const cleanup = (): void => signal?.removeEventListener('abort', onAbort);
       const handler: MeshHandler = {
         onRequestStart(c) {
           controller = c;
-          if (signal?.aborted) c.abort(abortError(signal));
+          if (signal?.aborted) c.abort(reasonOf(signal));
         },
         onResponseStart(c, status, headers) {
           if (status < 200 || settled) return;

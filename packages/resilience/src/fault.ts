@@ -13,6 +13,7 @@ import {
   parseDuration,
   RelayController,
   RelayedHandler,
+  type Timer,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { FaultInjectionConfig } from './config.js';
@@ -90,16 +91,19 @@ export function createFaultInjectionFilter(
     // Delayed: the caller gets a controller now, so an abort during the delay ends the call.
     let inner: Dispatcher.DispatchController | undefined;
     let waiting = true;
+    let timer: Timer | undefined;
     const relay = new RelayController((reason) => {
       if (inner !== undefined) return inner.abort(reason);
       // Sent after the delay but not started (queued in the endpoint's pool): take it back.
       if (!waiting) return void cancelQueued(ctx, reason);
       waiting = false;
-      timer.cancel();
+      timer?.cancel();
       handler.onResponseError?.(relay, reason);
     });
     handler.onRequestStart?.(relay, {});
-    const timer = ctx.clock.setTimer(
+    // Aborted from onRequestStart itself (an already-aborted caller): ended, no delay to arm.
+    if (!waiting) return true;
+    timer = ctx.clock.setTimer(
       d.delayMs,
       () => {
         if (!waiting) return;

@@ -50,8 +50,10 @@ describe('concurrency limit', () => {
     const a = call(testContext({ clock }));
     const ac = new AbortController();
     const b = call(testContext({ clock, signal: ac.signal }));
-    const check = expect(b).rejects.toMatchObject({ code: 'MESH_ABORTED' });
-    ac.abort();
+    // The caller's own reason, as undici and the mesh reject an aborted request.
+    const reason = new Error('caller gave up');
+    const check = expect(b).rejects.toBe(reason);
+    ac.abort(reason);
     await check;
     expect(limit.queued).toBe(0);
     await clock.advance(100);
@@ -87,5 +89,75 @@ describe('rate limit', () => {
     const b = new TokenBucket({ rps: 100, burst: 5 }, clock);
     await clock.advance(60_000);
     expect(b.tokens).toBe(5);
+  });
+
+  it('retryAfterMs is the exact wait: never 1 ms late from float rounding, never early', async () => {
+    const clock = new VirtualClock();
+    const filter = createRateLimitFilter({ rps: 2, burst: 1 }, { clock });
+    const call = withPolicies([filter], scriptedUpstream([200]));
+    const run = () =>
+      call(testContext({ clock })).then(
+        () => 0,
+        (e: unknown) => (MeshError.is(e) ? (e.details.retryAfterMs as number) : -1),
+      );
+    expect(await run()).toBe(0);
+    await clock.advance(499);
+    // Before: Math.ceil((1 - 0.998) / 0.002) = Math.ceil(1.0000000000000009) = 2.
+    expect(await run()).toBe(1);
+    await clock.advance(1);
+    expect(await run()).toBe(0);
+    for (const rps of [0.3, 2, 3, 7, 10, 100, 1000]) {
+      const c = new VirtualClock();
+      const b = new TokenBucket({ rps, burst: 1 }, c);
+      for (let k = 0; k < 50; k++) {
+        if (b.tryTake()) continue;
+        const wait = b.msUntilNext();
+        await c.advance(wait - 1);
+        expect(b.tryTake()).toBe(false);
+        await c.advance(1);
+        expect(b.tryTake()).toBe(true);
+      }
+    }
+  });
+
+  it('reconfigure keeps the tokens: refilled up to now at the old rate, then capped at the new burst', async () => {
+    const clock = new VirtualClock();
+    const filter = createRateLimitFilter({ rps: 1, burst: 5 }, { clock });
+    const bucket = filter.bucket as TokenBucket;
+    for (let i = 0; i < 5; i++) expect(bucket.tryTake()).toBe(true);
+    // An empty bucket given a higher rate has no token at once.
+    filter.reconfigure({ rps: 10, burst: 5 });
+    expect(bucket.tokens).toBe(0);
+    await clock.advance(250);
+    expect(bucket.tokens).toBeCloseTo(2.5);
+    // A smaller burst caps what is stored; a larger one adds nothing.
+    filter.reconfigure({ rps: 10, burst: 1 });
+    expect(bucket.tokens).toBe(1);
+    filter.reconfigure({ rps: 10, burst: 3 });
+    expect(bucket.tokens).toBe(1);
+    expect(bucket.tryTake()).toBe(true);
+    // The error speaks of the settings in force.
+    const call = withPolicies([filter], scriptedUpstream([200]));
+    await expect(call(testContext({ clock, service: 'api' }))).rejects.toMatchObject({
+      code: 'MESH_RATE_LIMITED',
+      details: { rps: 10, burst: 3, retryAfterMs: 100 },
+    });
+    // The same settings change nothing.
+    filter.reconfigure({ rps: 10, burst: 3 });
+    expect(bucket.tokens).toBe(0);
+  });
+
+  it('a filter given the bucket of a released one goes on with its tokens', async () => {
+    const clock = new VirtualClock();
+    const first = createRateLimitFilter({ rps: 1, burst: 3 }, { clock });
+    const bucket = first.bucket as TokenBucket;
+    for (let i = 0; i < 3; i++) bucket.tryTake();
+    expect(bucket.full).toBe(false);
+    await clock.advance(1000);
+    const next = createRateLimitFilter({ rps: 1, burst: 3 }, { clock, bucket });
+    expect(next.bucket).toBe(bucket);
+    expect(bucket.tokens).toBe(1);
+    await clock.advance(2000);
+    expect(bucket.full).toBe(true);
   });
 });

@@ -118,7 +118,7 @@ describe('retry: a retried response is drained while the backoff runs, never wai
     await clock.advance(0);
     expect(up.slow.destroyed).toBe(true);
     await clock.runAll();
-    expect(await settled).toMatchObject({ code: 'MESH_ABORTED' });
+    expect(await settled).toMatchObject({ message: 'caller gave up' });
     expect(up.starts).toHaveLength(1);
   });
 });

@@ -86,3 +86,16 @@ describe('runPolicy hand-written patch', () => {
     expect((await runPolicy({ timeoutMs: 1000, retry: false }, ['503'])).status).toBe(503);
   });
 });
+
+describe('a caller abort in runPolicy', () => {
+  it('is recorded as MESH_ABORTED with the signal reason as cause', async () => {
+    const ac = new AbortController();
+    const reason = new Error('user gave up');
+    ac.abort(reason);
+    const record = await runPolicy({ faultInjection: { delay: { duration: '1s' } } }, [200], {
+      signal: ac.signal,
+    });
+    expect([record.error?.code, record.error?.message]).toEqual(['MESH_ABORTED', expect.any(String)]);
+    expect(record.error?.cause).toBe(reason);
+  });
+});

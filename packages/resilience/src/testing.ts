@@ -337,9 +337,13 @@ export async function runPolicy(
       result.body.resume();
     },
     (error: unknown) => {
+      // The caller's abort reaches the call as its signal's reason (as in production); the record
+      // holds mesh errors, so it is `MESH_ABORTED` here with that reason as `cause`.
       record.error = MeshError.is(error)
         ? error
-        : new MeshError('MESH_INTERNAL', 'the call failed with a non-mesh error', { cause: error });
+        : options.signal?.aborted === true && error === options.signal.reason
+          ? new MeshError('MESH_ABORTED', 'the request was aborted by the caller', { cause: error })
+          : new MeshError('MESH_INTERNAL', 'the call failed with a non-mesh error', { cause: error });
     },
   );
   void p.finally(() => {
