@@ -16,6 +16,7 @@ import {
   type Random,
   type Timer,
 } from '@proxyless/core';
+import type { TokenBucket } from '@proxyless/resilience';
 import type { Telemetry } from '@proxyless/telemetry';
 import type { MeshEvent } from './api.js';
 import { type EffectiveConfig, effectiveConfig } from './config/effective.js';
@@ -27,6 +28,12 @@ import { buildPolicy } from './policy.js';
 import type { ResolverSet } from './resolvers.js';
 import type { ChainTarget } from './routing/index.js';
 import { type RouteOverrides, subsetResolver } from './routing-stage.js';
+
+/** At most this many rate-limit buckets of evicted destinations are kept (see `DestinationTable`). */
+export const MAX_KEPT_BUCKETS = 1024;
+
+/** The rate limit a kept bucket is brought to on a config change (`undefined`: none any more). */
+type RateLimitOf = () => { rps: number; burst: number } | undefined;
 
 /** What the table needs from the mesh that owns it. */
 export interface DestinationTableDeps {
@@ -67,6 +74,16 @@ export class DestinationTable {
    */
   readonly byOrigin = new Map<string, Destination>();
   #idleSweep: Timer | undefined;
+  /**
+   * The rate-limit buckets of destinations evicted while idle before their bucket was full again,
+   * by service name (or `target:` and a routing target's key): the next destination built for it
+   * goes on with the tokens, so an eviction never gives a call a token the bucket would not have.
+   * An entry goes once its bucket is full (a new one would start the same), when its service's
+   * rate limit is turned off or the service is no longer named; a config change brings it to the
+   * new settings, as for a live destination. At most {@link MAX_KEPT_BUCKETS}: with that many
+   * kept, an idle destination whose bucket is not full is not evicted yet.
+   */
+  readonly #buckets = new Map<string, { service: string; bucket: TokenBucket; rateLimit: RateLimitOf }>();
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
   #targetDests = new Map<string, Destination>();
   // ---- end traffic management ----
@@ -109,6 +126,7 @@ export class DestinationTable {
           ...this.#destinationDeps(
             (s) => this.#deps.config.effective(s),
             () => built?.evicted !== true,
+            this.#takeBucket(service),
           ),
           // The service's series (breaker, panic, endpoint states) follow its own destination.
           ...(metrics
@@ -145,14 +163,19 @@ export class DestinationTable {
     this.#idleSweep = this.#deps.clock.setTimer(period, () => {
       this.#idleSweep = undefined;
       const now = this.#deps.clock.now();
+      this.#dropFullBuckets();
+      const { config } = this.#deps;
       for (const [service, d] of this.#destinations) {
         if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
+        if (!this.#keepBucket(service, d, () => config.effective(service).resilience.rateLimit)) continue;
         this.#evict(service, d);
       }
       // Routing targets (traffic management) idle as long are released too: a target an old config
       // version used is not kept forever; the next request to it builds it again.
       for (const [key, d] of this.#targetDests) {
         if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
+        const rateLimit = this.#targetRateLimit.get(d);
+        if (rateLimit !== undefined && !this.#keepBucket(`target:${key}`, d, rateLimit)) continue;
         this.#targetDests.delete(key);
         d.evicted = true;
         void d.close();
@@ -161,15 +184,60 @@ export class DestinationTable {
     });
   }
 
+  // ---- rate-limit buckets of evicted destinations -----------------------------------------------
+
+  /** The rate limit of each routing-target destination, read from its own config layers. */
+  readonly #targetRateLimit = new WeakMap<Destination, RateLimitOf>();
+
+  /**
+   * Keep the bucket of `d` (about to be evicted) under `key` unless it is full. `false`: it is not
+   * full and {@link MAX_KEPT_BUCKETS} are kept already, so `d` must stay for now.
+   */
+  #keepBucket(key: string, d: Destination, rateLimit: RateLimitOf): boolean {
+    const bucket = d.rateLimitBucket;
+    if (bucket === undefined || bucket.full) return true;
+    if (this.#buckets.size >= MAX_KEPT_BUCKETS) return false;
+    this.#buckets.set(key, { service: d.service, bucket, rateLimit });
+    return true;
+  }
+
+  /** The bucket kept for `key`, taken out of the table (for the destination being built). */
+  #takeBucket(key: string): TokenBucket | undefined {
+    const kept = this.#buckets.get(key);
+    if (kept === undefined) return undefined;
+    this.#buckets.delete(key);
+    return kept.bucket.full ? undefined : kept.bucket;
+  }
+
+  #dropFullBuckets(): void {
+    for (const [key, kept] of this.#buckets) if (kept.bucket.full) this.#buckets.delete(key);
+  }
+
+  /**
+   * A config version was applied: a kept bucket takes the service's new rate limit now, as a live
+   * destination's does (refilled up to now at the old rate, capped at the new burst), and goes
+   * when its service has no rate limit any more or is not named.
+   */
+  #applyToBuckets(named: (service: string) => boolean): void {
+    for (const [key, kept] of this.#buckets) {
+      const rateLimit = named(kept.service) ? kept.rateLimit() : undefined;
+      if (rateLimit === undefined || kept.bucket.full) this.#buckets.delete(key);
+      else kept.bucket.reconfigure(rateLimit);
+    }
+  }
+
   /**
    * Release the destinations of services no registry names any more (a service removed from the
    * config document): their calls in flight finish on the pools they have, and the name is unknown
    * again — a new call passes through or fails `MESH_UNKNOWN_SERVICE`, as for a cluster Envoy no
-   * longer has — instead of failing `MESH_NO_ENDPOINTS` until idle eviction.
+   * longer has — instead of failing `MESH_NO_ENDPOINTS` until idle eviction. Called once per
+   * config version applied, so the rate-limit buckets kept of evicted destinations take the new
+   * settings here too.
    */
   dropUnnamed(): void {
     const resolvers = this.#deps.resolvers.list;
     const named = (service: string): boolean => resolvers.some((r) => r.match(service) !== undefined);
+    this.#applyToBuckets(named);
     // Routing targets of such a service go too (a new one could not be built): their calls in
     // flight finish, and their events (an empty endpoint set) no longer speak for the service.
     for (const [key, d] of this.#targetDests) {
@@ -241,16 +309,15 @@ export class DestinationTable {
       if (overrides)
         extra.push(layer(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())));
       let built: Destination | undefined;
+      const configOf = (s: string) =>
+        extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]);
       const dest = new Destination(service, subsetResolver(resolver, target), {
-        ...this.#destinationDeps(
-          (s) =>
-            extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]),
-          () => built?.evicted !== true,
-        ),
+        ...this.#destinationDeps(configOf, () => built?.evicted !== true, this.#takeBucket(`target:${key}`)),
         // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
         connectTimeoutMs: target.connectTimeoutMs,
       });
       built = dest;
+      this.#targetRateLimit.set(dest, () => configOf(service).resilience.rateLimit);
       this.#targetDests.set(key, dest);
       this.#armIdleSweep();
       return dest;
@@ -266,11 +333,13 @@ export class DestinationTable {
 
   /**
    * What every destination (service or routing target) gets from the mesh. `reporting`: whether
-   * its events are still fired (false once it is evicted).
+   * its events are still fired (false once it is evicted). `rateLimitBucket`: the bucket kept of
+   * the destination evicted before it, for its first policy.
    */
   #destinationDeps(
     config: (service: string) => EffectiveConfig,
     reporting: () => boolean,
+    rateLimitBucket?: TokenBucket,
   ): ConstructorParameters<typeof Destination>[2] {
     const { telemetry, clock, random, logger } = this.#deps;
     const events = {
@@ -298,6 +367,7 @@ export class DestinationTable {
             onBreakerStateChange: (service, state) =>
               events.fire({ type: 'circuit_breaker', service, state }),
             healthChecks: this.healthChecks,
+            ...(previous === undefined && rateLimitBucket ? { rateLimitBucket } : {}),
           },
           previous,
         ),
@@ -351,6 +421,7 @@ export class DestinationTable {
     const dests = [...this.#destinations.values(), ...this.#targetDests.values()];
     this.#targetDests.clear();
     this.#destinations.clear();
+    this.#buckets.clear();
     this.#byHost.clear();
     this.byOrigin.clear();
     return dests;

@@ -17,6 +17,7 @@ import {
   type ResolverUpdate,
   type Timer,
 } from '@proxyless/core';
+import type { TokenBucket } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { createPickStage } from './pick.js';
@@ -62,6 +63,8 @@ export interface DestinationPolicy {
   readonly maxConnections: number | undefined;
   /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
   circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined;
+  /** The rate limit's token bucket, when there is one: kept by the mesh when the destination is evicted. */
+  rateLimitBucket(): TokenBucket | undefined;
   close(): void;
   /** Release what `next` (built from this policy) did not take over. */
   retire(next: DestinationPolicy): void;
@@ -190,6 +193,11 @@ export class Destination {
 
   get balancer(): ObservableBalancer {
     return this.#policy.balancer;
+  }
+
+  /** The rate limit's token bucket in force, when there is one. */
+  get rateLimitBucket(): TokenBucket | undefined {
+    return this.#policy.rateLimitBucket();
   }
 
   /** The roles of the stages in force, outermost first (the pick stage under them is not listed). */

@@ -1,6 +1,12 @@
 import { type BalancerConfig, createBalancer, type HealthCheckHub } from '@proxyless/balancer';
 import type { Clock, Logger, Random } from '@proxyless/core';
-import { type BreakerState, createPolicyStack, type PolicyStack, sameSettings } from '@proxyless/resilience';
+import {
+  type BreakerState,
+  createPolicyStack,
+  type PolicyStack,
+  sameSettings,
+  type TokenBucket,
+} from '@proxyless/resilience';
 import type { EffectiveConfig } from './config/effective.js';
 import type { DestinationPolicy } from './destination.js';
 
@@ -19,6 +25,11 @@ export interface PolicyDeps {
   onBreakerStateChange?: (service: string, state: BreakerState) => void;
   /** The mesh's shared active health checks (one checker per service and config). */
   healthChecks?: HealthCheckHub;
+  /**
+   * The rate-limit bucket of the destination released before this one for the same service (idle
+   * eviction): the first build goes on with its tokens (see `PolicyStackDeps.rateLimitBucket`).
+   */
+  rateLimitBucket?: TokenBucket;
 }
 
 /**
@@ -31,7 +42,7 @@ export interface PolicyDeps {
  * whose settings changed (`POLICY_STAGES` of @proxyless/resilience says which settings each
  * stage reads). Everything else is taken over with its state: the balancer keeps its endpoints,
  * latency EWMAs and ejections, the breaker its state and counts, the limits their in-flight
- * calls. A balancer built anew starts from the one it replaces (`createBalancer`'s `previous`):
+ * calls and tokens (a new `concurrencyLimit` or `rateLimit` is applied to them in place). A balancer built anew starts from the one it replaces (`createBalancer`'s `previous`):
  * its endpoints' counts, EWMAs, slow-start age and ejections (for the time they had left) go on,
  * or, with `outlierDetection` turned off, the ejected are readmitted with a `readmit` event.
  * The same config builds nothing. Release what was replaced with `previous.retire(next)`.
@@ -69,6 +80,7 @@ export function buildPolicy(
       random: deps.random,
       logger: deps.logger,
       ...(onBreaker ? { onBreakerStateChange: (state: BreakerState) => onBreaker(service, state) } : {}),
+      ...(prior === undefined && deps.rateLimitBucket ? { rateLimitBucket: deps.rateLimitBucket } : {}),
     },
     prior?.stack,
   );
@@ -80,6 +92,7 @@ export function buildPolicy(
     rebuilt: keepBalancer ? stack.rebuilt : ['balancer', ...stack.rebuilt],
     maxConnections: resilienceConfig.circuitBreaker?.maxConnections,
     circuitBreakerState: () => stack.circuitBreakerState(),
+    rateLimitBucket: () => stack.rateLimitBucket(),
     close() {
       balancer.close();
       stack.close();

@@ -216,68 +216,115 @@ class Slot extends ForwardingHandler {
   }
 }
 
-/** A token bucket on an injected clock: `rps` tokens per second, at most `burst` stored. */
+/**
+ * A token bucket on an injected clock: `rps` tokens per second, at most `burst` stored. Its state
+ * changes only when a token is taken or the settings change, so asking how many tokens there are
+ * (or when the next one is due) never moves it: a token is available at time `t` exactly when
+ * {@link msUntilNext} said it would be.
+ */
 export class TokenBucket {
   readonly #clock: Clock;
-  readonly #rate: number;
-  readonly #burst: number;
+  #rps: number;
+  /** Tokens per millisecond. */
+  #rate: number;
+  #burst: number;
+  /** Tokens stored at clock time `#last` (before any refill since). */
   #tokens: number;
   #last: number;
 
   constructor(config: RateLimitConfig, clock: Clock) {
     this.#clock = clock;
+    this.#rps = config.rps;
     this.#rate = config.rps / 1000;
     this.#burst = config.burst;
     this.#tokens = config.burst;
     this.#last = clock.now();
   }
 
-  #refill(): void {
-    const now = this.#clock.now();
-    if (now > this.#last) {
-      this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#last) * this.#rate);
-      this.#last = now;
-    }
+  /** Tokens stored at clock time `at` (not before the last change). */
+  #at(at: number): number {
+    return at > this.#last
+      ? Math.min(this.#burst, this.#tokens + (at - this.#last) * this.#rate)
+      : this.#tokens;
   }
 
   /** Take a token; `false` when none is available. */
   tryTake(): boolean {
-    this.#refill();
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return true;
-    }
-    return false;
+    const now = this.#clock.now();
+    const tokens = this.#at(now);
+    if (tokens < 1) return false;
+    this.#tokens = tokens - 1;
+    this.#last = Math.max(now, this.#last);
+    return true;
   }
 
-  /** Milliseconds until the next token. */
+  /**
+   * Milliseconds until the next token (0: one is available): the least whole number of
+   * milliseconds after which {@link tryTake} succeeds, if nothing takes a token meanwhile.
+   */
   msUntilNext(): number {
-    this.#refill();
-    return this.#tokens >= 1 ? 0 : Math.ceil((1 - this.#tokens) / this.#rate);
+    const now = this.#clock.now();
+    if (this.#at(now) >= 1) return 0;
+    // The closed form can be off by one either way from float rounding: checked against `#at`.
+    let ms = Math.max(1, Math.ceil(this.#last + (1 - this.#tokens) / this.#rate - now));
+    while (ms > 1 && this.#at(now + ms - 1) >= 1) ms--;
+    while (this.#at(now + ms) < 1) ms++;
+    return ms;
   }
 
   /** Tokens available now. */
   get tokens(): number {
-    this.#refill();
-    return this.#tokens;
+    return this.#at(this.#clock.now());
   }
+
+  /** Whether the bucket is full: a new bucket with these settings would have as many tokens. */
+  get full(): boolean {
+    return this.tokens >= this.#burst;
+  }
+
+  /**
+   * New settings for the same bucket (a config reload): the tokens are refilled up to now at the
+   * old rate, then capped at the new `burst`; from now on they refill at the new rate. The same
+   * settings change nothing (a token stays due when it was).
+   */
+  reconfigure(config: RateLimitConfig): void {
+    if (config.rps === this.#rps && config.burst === this.#burst) return;
+    const now = this.#clock.now();
+    this.#tokens = Math.min(config.burst, this.#at(now));
+    this.#last = Math.max(now, this.#last);
+    this.#rps = config.rps;
+    this.#rate = config.rps / 1000;
+    this.#burst = config.burst;
+  }
+}
+
+/** A rate limit filter, with its bucket and a way to change its settings in place. */
+export type RateLimitFilter = Filter & {
+  /** The bucket (made at the first call when no clock was given). */
+  readonly bucket: TokenBucket | undefined;
+  /** New settings for the same bucket: see {@link TokenBucket.reconfigure}. */
+  reconfigure(config: { rps: number; burst?: number }): void;
+};
+
+/** `burst` defaults to `rps` rounded up. */
+function resolveRate(config: { rps: number; burst?: number }): RateLimitConfig {
+  return { rps: config.rps, burst: config.burst ?? Math.max(1, Math.ceil(config.rps)) };
 }
 
 /**
  * A token-bucket rate limit per destination on the call's clock (or `clock` when given): calls
  * beyond `rps` (after a `burst`) fail at once with `MESH_RATE_LIMITED`, `details.retryAfterMs`
- * saying when a token will be free.
+ * saying when a token will be free. With `bucket` (that of a limit released for the same
+ * destination), its tokens go on, brought to these settings as by {@link TokenBucket.reconfigure}.
  */
 export function createRateLimitFilter(
   config: { rps: number; burst?: number },
-  options: { clock?: Clock; service?: string } = {},
-): Filter {
-  const resolved: RateLimitConfig = {
-    rps: config.rps,
-    burst: config.burst ?? Math.max(1, Math.ceil(config.rps)),
-  };
-  let bucket = options.clock ? new TokenBucket(resolved, options.clock) : undefined;
-  return (dispatch) => (opts, handler) => {
+  options: { clock?: Clock; service?: string; bucket?: TokenBucket } = {},
+): RateLimitFilter {
+  let resolved = resolveRate(config);
+  let bucket = options.bucket ?? (options.clock ? new TokenBucket(resolved, options.clock) : undefined);
+  options.bucket?.reconfigure(resolved);
+  const interceptor: Filter = (dispatch) => (opts, handler) => {
     const ctx = callOf(opts);
     if (ctx === undefined) return dispatch(opts, handler);
     if (bucket === undefined) bucket = new TokenBucket(resolved, ctx.clock);
@@ -300,4 +347,11 @@ export function createRateLimitFilter(
     );
     return true;
   };
+  const filter = interceptor as RateLimitFilter;
+  Object.defineProperty(filter, 'bucket', { get: () => bucket });
+  filter.reconfigure = (next) => {
+    resolved = resolveRate(next);
+    bucket?.reconfigure(resolved);
+  };
+  return filter;
 }

@@ -13,7 +13,12 @@ import { DEFAULT_RETRY, type ResilienceConfig } from './config.js';
 import { createDeadlineFilter, createPerTryTimeoutFilter } from './deadline.js';
 import { createFaultInjectionFilter } from './fault.js';
 import { createHedgeFilter } from './hedge.js';
-import { createConcurrencyLimitFilter, createRateLimitFilter } from './limits.js';
+import {
+  createConcurrencyLimitFilter,
+  createRateLimitFilter,
+  type RateLimitFilter,
+  type TokenBucket,
+} from './limits.js';
 import { createGate, createRetryFilter } from './retry.js';
 
 /**
@@ -45,6 +50,11 @@ export interface PolicyStackDeps {
   readonly logger: Logger;
   /** Circuit-breaker state changes of this destination. */
   readonly onBreakerStateChange?: (state: BreakerState) => void;
+  /**
+   * The rate-limit bucket of a stack released for the same destination (evicted while idle): a
+   * rate-limit stage built without a previous one goes on with its tokens, brought to its settings.
+   */
+  readonly rateLimitBucket?: TokenBucket;
 }
 
 /** The filters of one destination, outermost first, and a way to release their timers. */
@@ -61,6 +71,8 @@ export interface PolicyStack {
   readonly rebuilt: readonly PolicyStage[];
   /** The circuit breaker's state, when the destination has one. */
   circuitBreakerState(): BreakerState | undefined;
+  /** The rate limit's token bucket, when the destination has one (to hand to a later stack). */
+  rateLimitBucket(): TokenBucket | undefined;
   /** Release every stage's timers. */
   close(): void;
   /** Release the stages that `next` (built from this stack) did not take over. */
@@ -72,9 +84,11 @@ export interface PolicyStack {
  * settings rebuild which stage. A stage is built anew exactly when what it reads changes (plain
  * data, compared by value) or a stage it `uses` is built anew; otherwise the next stack takes
  * over its instance with its state (breaker state and counts, limits' in-flight counts, the
- * retry budget, the hedge's latency window). Settings with another owner are left out of what
- * a stage reads: `circuitBreaker.maxRetries` is the retry gate's, `maxPendingRequests` the
- * concurrency limit's queue, `maxConnections` the destination's pools.
+ * retry budget, the hedge's latency window). The limits (and the breaker's `maxRequests`, the
+ * retry gate) are changed in place instead: `concurrencyLimit` keeps its slots and queue,
+ * `rateLimit` its tokens. Settings with another owner are left out of what a stage reads:
+ * `circuitBreaker.maxRetries` is the retry gate's, `maxPendingRequests` the concurrency limit's
+ * queue, `maxConnections` the destination's pools.
  */
 export const POLICY_STAGES = {
   deadline: { reads: (c: ResilienceConfig) => c.timeoutMs },
@@ -210,11 +224,21 @@ export function createPolicyStack(
       stage('faultInjection', () => createFaultInjectionFilter(fault, { service })),
     );
   const rate = config.rateLimit;
-  if (rate !== undefined)
-    add(
-      'rateLimit',
-      stage('rateLimit', () => createRateLimitFilter(rate, { clock, service })),
-    );
+  const carried = deps.rateLimitBucket;
+  const rateLimit =
+    rate === undefined
+      ? undefined
+      : stage<RateLimitFilter>(
+          'rateLimit',
+          () => createRateLimitFilter(rate, { clock, service, ...(carried ? { bucket: carried } : {}) }),
+          undefined,
+          (f) => {
+            // The same bucket: its tokens refill up to now at the old rate, then are capped at the new burst.
+            f.reconfigure(rate);
+            return true;
+          },
+        );
+  if (rateLimit !== undefined) add('rateLimit', rateLimit);
   const limit = concurrencyLimitOf(config);
   if (limit !== undefined)
     add(
@@ -298,6 +322,7 @@ export function createPolicyStack(
     roles,
     rebuilt,
     circuitBreakerState: () => breakerRef?.state,
+    rateLimitBucket: () => rateLimit?.bucket,
     close() {
       for (const p of parts.values()) p.close?.(undefined, false);
     },
