@@ -172,14 +172,16 @@ export class DestinationTable {
       }
       // Routing targets (traffic management) idle as long are released too: a target an old config
       // version used is not kept forever; the next request to it builds it again.
+      const released = new Set<string>();
       for (const [key, d] of this.#targetDests) {
         if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
         const rateLimit = this.#targetRateLimit.get(d);
         if (rateLimit !== undefined && !this.#keepBucket(`target:${key}`, d, rateLimit)) continue;
         this.#targetDests.delete(key);
-        d.evicted = true;
-        void d.close();
+        this.#retire(d);
+        released.add(d.service);
       }
+      this.#removeTargetOnly(released);
       if (this.#destinations.size > 0 || this.#targetDests.size > 0) this.#armIdleSweep();
     });
   }
@@ -240,13 +242,30 @@ export class DestinationTable {
     this.#applyToBuckets(named);
     // Routing targets of such a service go too (a new one could not be built): their calls in
     // flight finish, and their events (an empty endpoint set) no longer speak for the service.
+    const released = new Set<string>();
     for (const [key, d] of this.#targetDests) {
       if (named(d.service)) continue;
       this.#targetDests.delete(key);
       this.#retire(d);
+      released.add(d.service);
     }
     for (const [service, d] of this.#destinations) {
       if (!named(service)) this.#evict(service, d);
+    }
+    this.#removeTargetOnly(released);
+  }
+
+  /**
+   * A service reached only through routing targets (no destination of its own) whose last target
+   * was released is removed as one with its own destination is: `service_removed` (its series go,
+   * the call series once the targets' calls in flight end).
+   */
+  #removeTargetOnly(services: ReadonlySet<string>): void {
+    for (const service of services) {
+      if (this.#destinations.has(service)) continue;
+      let live = false;
+      for (const d of this.#targetDests.values()) if (d.service === service) live = true;
+      if (!live) this.#deps.events.fire({ type: 'service_removed', service });
     }
   }
 
