@@ -1,5 +1,5 @@
 import { createEndpointSet, type Endpoint, noopLogger } from '@proxyless/core';
-import { seededRandom, testEndpoints, VirtualClock } from '@proxyless/core/testing';
+import { seededRandom, testContext, testEndpoints, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { type BalancerEvent, createBalancer, type ObservableBalancer } from './balancer.js';
 import { type BalancerPatch, resolveBalancerConfig } from './config.js';
@@ -72,5 +72,24 @@ describe('createBalancer(config, deps, previous)', () => {
     await clock.advance(5_000);
     expect(events.filter((e) => e.type === 'readmit')).toHaveLength(1);
     b.close();
+  });
+
+  it('ring_hash: a rebuild for another section moves no key, after membership changed', () => {
+    const clock = new VirtualClock();
+    const eps = testEndpoints(8);
+    const lb: BalancerPatch = { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-k' } } };
+    const old = build(clock, lb).b;
+    old.update(set(eps.slice(0, 4)));
+    // The ring keeps its points per endpoint from 4 endpoints while it grows to 6.
+    old.update(set(eps.slice(0, 6)));
+    const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
+    const pick = (b: ObservableBalancer, k: string): string =>
+      b.pick(testContext({ request: { method: 'GET', path: '/', headers: { 'x-k': k } } })).id;
+    const before = keys.map((k) => pick(old, k));
+    const rebuilt = build(clock, { ...lb, outlierDetection: { consecutive5xx: 3 } }, old).b;
+    old.close();
+    rebuilt.update(set(eps.slice(0, 6)));
+    expect(keys.map((k) => pick(rebuilt, k))).toEqual(before);
+    rebuilt.close();
   });
 });

@@ -147,6 +147,9 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     this.#byId = byId;
     this.#states = states;
     this.#seenSet = previous.#seenSet;
+    // The ring's points per endpoint: kept (when still within the new ring sizes), so a rebuild
+    // for another section moves no key, as only a membership change may.
+    this.ringBase = previous.ringBase;
     this.#panic = previous.#panic;
     this.#local = previous.#local;
     this.#readmitted = this.#outliers.adopt(states);
