@@ -64,6 +64,25 @@ describe('watchJsonFile: file events', () => {
     }
   });
 
+  it('sees a ConfigMap swap through a symlink from another directory (a mount linked into the app)', async () => {
+    const cm = configMap();
+    cm.publish('{"v":1}');
+    symlinkSync('..data/mesh.json', cm.path);
+    const app = join(dir, 'app');
+    mkdirSync(app);
+    const linked = join(app, 'mesh.json');
+    symlinkSync(cm.path, linked);
+    const file = watchJsonFile({ path: linked, ...options });
+    try {
+      expect(file.current().value).toEqual({ v: 1 });
+      const next = nextVersion(file);
+      cm.publish('{"v":2}');
+      expect((await next).value).toEqual({ v: 2 });
+    } finally {
+      await file.close();
+    }
+  });
+
   it('still sees an atomic rename over the file', async () => {
     const path = join(dir, 'mesh.json');
     writeFileSync(path, '{"v":1}');

@@ -4,7 +4,7 @@
  * are seen, with a stat poll as the fallback). A file that stops parsing keeps the last version.
  */
 
-import { type FSWatcher, readFileSync, statSync, watch } from 'node:fs';
+import { type FSWatcher, lstatSync, readFileSync, readlinkSync, statSync, watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import {
@@ -88,6 +88,8 @@ class JsonFileImpl implements JsonFile {
   #failed: 'read' | 'parse' | undefined;
   #lastStat = '';
   #watcher: FSWatcher | undefined;
+  /** Watches of the directories the path's symlinks lead through (a file linked from elsewhere). */
+  #linkWatchers: FSWatcher[] = [];
   #poll: Timer | undefined;
   #debounce: Timer | undefined;
   /** An event for the file's own name came during the debounce period. */
@@ -166,6 +168,17 @@ class JsonFileImpl implements JsonFile {
       });
     } catch (error) {
       this.#logger.warn('config file cannot be watched; polling', { path: this.path, error });
+    }
+    // A path that is a symlink into another directory (`/app/mesh.json -> /etc/config/mesh.json`,
+    // a ConfigMap mounted elsewhere) changes when that directory does: watch it too (stat first).
+    for (const dir of linkDirectories(this.path)) {
+      try {
+        const w = watch(dir, { persistent: false }, () => this.#schedule(false));
+        w.on('error', () => w.close());
+        this.#linkWatchers.push(w);
+      } catch {
+        // The poll still sees it.
+      }
     }
     const tick = (): void => {
       if (this.#closed) return;
@@ -273,6 +286,7 @@ class JsonFileImpl implements JsonFile {
     if (!this.#closed) {
       this.#closed = true;
       this.#watcher?.close();
+      for (const w of this.#linkWatchers.splice(0)) w.close();
       this.#poll?.cancel();
       this.#debounce?.cancel();
       this.#versions.clear();
@@ -284,4 +298,27 @@ class JsonFileImpl implements JsonFile {
 
 function statKey(st: { mtimeMs: number; size: number; ino: number }): string {
   return `${st.mtimeMs}:${st.size}:${st.ino}`;
+}
+
+/**
+ * The directories, other than the path's own, that the symlinks on the way from `path` to its file
+ * lie in (at most 8 hops): a change there (a link re-pointed) changes what the path reads.
+ */
+function linkDirectories(path: string): string[] {
+  const own = dirname(path);
+  const dirs = new Set<string>();
+  let at = path;
+  for (let hop = 0; hop < 8; hop++) {
+    let target: string;
+    try {
+      if (!lstatSync(at).isSymbolicLink()) break;
+      target = resolve(dirname(at), readlinkSync(at));
+    } catch {
+      break;
+    }
+    const dir = dirname(target);
+    if (dir !== own) dirs.add(dir);
+    at = target;
+  }
+  return [...dirs];
 }
