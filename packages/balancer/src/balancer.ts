@@ -153,7 +153,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     this.#panic = previous.#panic;
     this.#local = previous.#local;
     this.#readmitted = this.#outliers.adopt(states);
+    // Health checks turned off: an endpoint the old checks held out takes traffic again, and says so.
+    if (this.#checker === undefined)
+      for (const old of previous.#states) if (!old.checkHealthy) this.#checkCleared.push(old.endpoint.id);
   }
+
+  /** Endpoints failing the health checks of the balancer this one replaced, which has none. */
+  #checkCleared: string[] = [];
 
   now(): number {
     return this.#clock.now();
@@ -203,6 +209,17 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
           this.#events.emit({ type: 'readmit', service: this.#deps.service, endpoint: s.endpoint.id });
       }
       this.#readmitted = [];
+    }
+    if (this.#checkCleared.length > 0) {
+      for (const id of this.#checkCleared)
+        if (next.has(id))
+          this.#events.emit({
+            type: 'health_check',
+            service: this.#deps.service,
+            endpoint: id,
+            healthy: true,
+          });
+      this.#checkCleared = [];
     }
     if (this.#checker) {
       this.#checker.sync(set.endpoints);
