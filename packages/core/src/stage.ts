@@ -322,9 +322,9 @@ export function nextFromDispatch(dispatch: DispatchFn): Next {
       let body: Readable | undefined;
       let settled = false;
       const signal = ctx.signal;
-      // The caller's reason itself, as undici aborts a request with its signal's reason (and the
-      // mesh passes it on unchanged); a reason that is no Error is wrapped in `MESH_ABORTED`.
-      const reasonOf = (s: AbortSignal): Error => (s.reason instanceof Error ? s.reason : abortError(s));
+      // The caller's reason itself, whatever it is, as undici rejects a request aborted with it
+      // (and the mesh passes it on unchanged).
+      const reasonOf = (s: AbortSignal): Error => (s.reason ?? abortError(s)) as Error;
       const onAbort = (): void => controller?.abort(reasonOf(signal!));
       const cleanup = (): void => signal?.removeEventListener('abort', onAbort);
       const handler: MeshHandler = {

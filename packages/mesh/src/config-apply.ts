@@ -70,8 +70,20 @@ export class ConfigApplier {
   ) {
     this.#deps = deps;
     if (deps.source && first) {
+      this.#inForceDocument = first.document;
       deps.routing.setConfig('file', fileRouting);
       this.#fileEntriesVersion = entriesVersion(entriesOf(first.document));
+    }
+  }
+
+  /** The document in force, to tell a redelivery of its version from a new one (compared then only). */
+  #inForceDocument: unknown;
+
+  #sameAsInForce(version: ConfigVersion): boolean {
+    try {
+      return JSON.stringify(version.document) === JSON.stringify(this.#inForceDocument);
+    } catch {
+      return false;
     }
   }
 
@@ -110,6 +122,8 @@ export class ConfigApplier {
     // A source's versions only increase (ConfigVersion): an older or repeated number is refused,
     // not applied over a newer configuration.
     const inForce = config.document?.version;
+    // The version in force delivered again (a source reconnecting): nothing to do.
+    if (inForce !== undefined && version.version === inForce && this.#sameAsInForce(version)) return;
     if (inForce !== undefined && version.version <= inForce) {
       this.reject(
         configError(
@@ -118,6 +132,7 @@ export class ConfigApplier {
           version.version,
         ),
         version.version,
+        false,
       );
       return;
     }
@@ -137,6 +152,7 @@ export class ConfigApplier {
       return;
     }
     const changed = config.swap(result.layers, destinations.byService.keys(), result.resolved);
+    this.#inForceDocument = version.document;
     if (entriesKey !== this.#fileEntriesVersion) {
       this.#deps.routing.setConfig('file', routing);
       this.#fileEntriesVersion = entriesKey;
@@ -170,13 +186,15 @@ export class ConfigApplier {
   }
 
   /** Report a rejected version (`version`: when the document was read; a file that cannot be read has none). */
-  reject(error: MeshError, version?: number): void {
+  reject(error: MeshError, version?: number, stale = true): void {
     if (this.#deps.closing()) return;
     this.#deps.logger.warn(`${this.#deps.what} rejected; keeping the last good configuration`, {
       error,
       ...(version !== undefined ? { version } : {}),
     });
-    this.#deps.documentEndpoints?.fail(error);
+    // A source that cannot give a good version may be out of date: its endpoint sets are marked
+    // stale. A version that is only out of order says nothing of the one in force.
+    if (stale) this.#deps.documentEndpoints?.fail(error);
     const source = this.#deps.source?.name;
     this.#deps.events.fire({
       type: 'config_rejected',

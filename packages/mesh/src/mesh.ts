@@ -287,7 +287,17 @@ class MeshImpl implements Mesh {
           this.#documents.apply(checked);
         }),
         source.onError((error) => {
-          if (!closing()) this.#documents.reject(error);
+          if (closing()) return;
+          // A caller's source may report any error: events carry a MeshError, with it as cause.
+          this.#documents.reject(
+            MeshError.is(error)
+              ? error
+              : new MeshError(
+                  'MESH_CONFIG_INVALID',
+                  `config source ${source.name}: ${(error as Error | undefined)?.message ?? String(error)}`,
+                  { cause: error },
+                ),
+          );
         }),
       );
     }

@@ -1,6 +1,9 @@
 import { Issues } from '@proxyless/core';
+import { scriptedUpstream, testContext } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { parseResiliencePatch, resolveResilienceConfig } from './config.js';
+import { createDeadlineFilter } from './deadline.js';
+import { withPolicies } from './stack.js';
 import { runPolicy, VirtualClock } from './testing.js';
 
 describe('runPolicy input', () => {
@@ -97,5 +100,19 @@ describe('a caller abort in runPolicy', () => {
     });
     expect([record.error?.code, record.error?.message]).toEqual(['MESH_ABORTED', expect.any(String)]);
     expect(record.error?.cause).toBe(reason);
+  });
+});
+
+describe('a caller abort through a composed stack', () => {
+  it('rejects with the signal reason itself, whatever it is, as mesh.request does', async () => {
+    for (const reason of ['a string', { why: 1 }, new Error('an error')]) {
+      const ac = new AbortController();
+      const call = withPolicies([createDeadlineFilter({ timeoutMs: 60_000 })], scriptedUpstream(['hang']));
+      const settled = call(testContext({ clock: new VirtualClock(), signal: ac.signal })).catch(
+        (e: unknown) => e,
+      );
+      ac.abort(reason);
+      expect(await settled).toBe(reason);
+    }
   });
 });

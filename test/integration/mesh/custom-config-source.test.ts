@@ -287,4 +287,44 @@ describe('createMesh({ configSource })', () => {
     source.fail(new MeshError('MESH_CONFIG_INVALID', 'late'));
     expect(events.filter((e) => e.type === 'config_applied' || e.type === 'config_rejected')).toHaveLength(0);
   });
+
+  it('ignores a redelivery of the version in force, and marks nothing stale for one out of order', async () => {
+    let push: ((v: ConfigVersion) => void) | undefined;
+    let fail: ((e: MeshError) => void) | undefined;
+    const doc = { services: { api: { endpoints: a.address } } };
+    const source: ConfigSource = {
+      name: 'kv',
+      current: () => ({ source: 'kv', version: 5, document: doc }),
+      onVersion: (listener) => {
+        push = listener;
+        return { dispose: () => undefined };
+      },
+      onError: (listener) => {
+        fail = listener;
+        return { dispose: () => undefined };
+      },
+      reload: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const mesh = createMesh({ env: {}, configSource: source });
+    try {
+      await (await mesh.request('http://api/')).body.dump();
+      const events = collect(mesh);
+      push!({ source: 'kv', version: 5, document: structuredClone(doc) });
+      expect(events).toEqual([]);
+      push!({ source: 'kv', version: 4, document: doc });
+      expect(events.map((e) => e.type)).toEqual(['config_rejected']);
+      // A failed read with a plain Error: a MeshError with it as cause; the sets are now stale.
+      const cause = new Error('kv store unreachable');
+      const stale = nextEvent(mesh, (e) => e.type === 'resolver_error');
+      fail!(cause as MeshError);
+      await stale;
+      const rejected = events.filter((e) => e.type === 'config_rejected').at(-1) as { error: MeshError };
+      expect(MeshError.is(rejected.error, 'MESH_CONFIG_INVALID')).toBe(true);
+      expect(rejected.error.cause).toBe(cause);
+      expect(rejected.error.message).toContain('config source kv: kv store unreachable');
+    } finally {
+      await mesh.close();
+    }
+  });
 });
