@@ -1,7 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import {
   type Clock,
-  configError,
   createEmitter,
   type Disposable,
   diagnosticsChannel,
@@ -33,15 +32,9 @@ import type {
   ServiceStats,
 } from './api.js';
 import { CallPath } from './calls.js';
+import { listenToSource, openDocumentSource, stopListening } from './config/document-source.js';
 import type { EffectiveConfig } from './config/effective.js';
-import {
-  type ConfigSource,
-  type ConfigVersion,
-  checkConfigSource,
-  envConfigSource,
-  fileConfigSource,
-  optionsConfigSource,
-} from './config/source.js';
+import { type ConfigSource, envConfigSource, optionsConfigSource } from './config/source.js';
 import { ConfigStore, type Warning } from './config/store.js';
 import { ConfigApplier, ROUTING_DC } from './config-apply.js';
 import { DestinationTable } from './destination-table.js';
@@ -148,56 +141,41 @@ class MeshImpl implements Mesh {
     });
     // The config document comes from a config source: the file, or the caller's `configSource`.
     // Its first version is validated whole, like the rest.
-    const configPath = settings.configFile;
     let documentEndpoints: DocumentEndpointsResolver | undefined;
     let warnings: readonly Warning[] | undefined;
-    let what: string | undefined;
-    let ownSource = true;
-    if (options.configSource !== undefined) {
-      if (configPath !== undefined)
-        issues.add(
-          'options.configSource',
-          `one source of the config document: ${options.configFile !== undefined ? 'options.configFile' : 'MESH_CONFIG_FILE'} names one too`,
-          options.configSource?.name,
-        );
-      else if (checkConfigSource(options.configSource, issues)) {
-        this.#configSource = options.configSource;
-        what = `config source ${options.configSource.name}`;
-        ownSource = false;
-      }
-    } else if (configPath !== undefined) {
-      this.#configSource = issues.try(() =>
-        fileConfigSource({ path: configPath, clock: this.#clock, logger: this.#logger }),
-      );
-      what = `config file ${configPath}`;
-    }
-    this.#ownSource = ownSource;
-    const firstVersion =
-      this.#configSource === undefined ? undefined : issues.try(() => firstVersionOf(this.#configSource!));
-    if (firstVersion === undefined) this.#configSource = undefined;
-    {
-      const source = this.#configSource;
-      if (source && firstVersion) {
-        // With the layers below already invalid, the document is still checked on its own (the
-        // rules across layers need valid layers): one error lists every problem.
-        const first = layersOk ? this.#config.validate(firstVersion, what!) : undefined;
-        if (first === undefined) issues.list.push(...this.#config.documentIssues(firstVersion));
-        else if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
-        else if (first) {
-          this.#config.swap(first.layers, [], first.resolved);
-          warnings = first.warnings;
-          documentEndpoints = createDocumentEndpointsResolver({
-            name: source.name,
-            clock: this.#clock,
-            logger: this.#logger,
-            endpoints: first.layers.endpoints,
-          });
-        }
+    const document = openDocumentSource(
+      {
+        configSource: options.configSource,
+        configPath: settings.configFile,
+        pathFromOptions: options.configFile !== undefined,
+        clock: this.#clock,
+        logger: this.#logger,
+      },
+      issues,
+    );
+    this.#configSource = document?.source;
+    this.#ownSource = document?.own ?? true;
+    const firstVersion = document?.first;
+    if (document !== undefined && firstVersion !== undefined) {
+      // With the layers below already invalid, the document is still checked on its own (the
+      // rules across layers need valid layers): one error lists every problem.
+      const first = layersOk ? this.#config.validate(firstVersion, document.what) : undefined;
+      if (first === undefined) issues.list.push(...this.#config.documentIssues(firstVersion));
+      else if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
+      else {
+        this.#config.swap(first.layers, [], first.resolved);
+        warnings = first.warnings;
+        documentEndpoints = createDocumentEndpointsResolver({
+          name: document.source.name,
+          clock: this.#clock,
+          logger: this.#logger,
+          endpoints: first.layers.endpoints,
+        });
       }
     }
     // Traffic management: the file's configEntries are validated with its first version.
     let fileRouting: RoutingConfig | undefined;
-    if (this.#configSource && firstVersion) {
+    if (firstVersion !== undefined) {
       const r = tryCompileFileEntries(firstVersion.document, ROUTING_DC);
       if (r instanceof MeshError) issues.list.push(...(r.details.issues ?? []));
       else fileRouting = r;
@@ -217,7 +195,7 @@ class MeshImpl implements Mesh {
       }),
     );
     if (!issues.ok || telemetry === undefined) {
-      if (ownSource) void this.#configSource?.close();
+      if (this.#ownSource) void this.#configSource?.close();
       void telemetry?.close();
     }
     issues.throwIfAny('invalid mesh configuration');
@@ -262,7 +240,7 @@ class MeshImpl implements Mesh {
         ...parts,
         config: this.#config,
         source: this.#configSource,
-        what: what ?? 'config document',
+        what: document?.what ?? 'config document',
         documentEndpoints,
         routing: this.#routing,
         destinations: this.#destinations,
@@ -271,36 +249,15 @@ class MeshImpl implements Mesh {
       fileRouting,
       firstVersion,
     );
-    const source = this.#configSource;
-    if (source) {
-      // After close nothing a source says reaches the mesh, whether or not its handles dispose.
+    // After close nothing a source says reaches the mesh, whether or not its handles dispose.
+    if (this.#configSource !== undefined)
       this.#sourceListeners.push(
-        source.onVersion((v) => {
-          if (closing()) return;
-          let checked: ConfigVersion;
-          try {
-            checked = versionOf(source, v);
-          } catch (error) {
-            this.#documents.reject(error as MeshError);
-            return;
-          }
-          this.#documents.apply(checked);
-        }),
-        source.onError((error) => {
-          if (closing()) return;
-          // A caller's source may report any error: events carry a MeshError, with it as cause.
-          this.#documents.reject(
-            MeshError.is(error)
-              ? error
-              : new MeshError(
-                  'MESH_CONFIG_INVALID',
-                  `config source ${source.name}: ${(error as Error | undefined)?.message ?? String(error)}`,
-                  { cause: error },
-                ),
-          );
+        ...listenToSource(this.#configSource, {
+          closing,
+          apply: (v) => this.#documents.apply(v),
+          reject: (error) => this.#documents.reject(error),
         }),
       );
-    }
     // Warnings of the configuration at start reach listeners added right after createMesh.
     queueMicrotask(() => this.#documents.warn(warnings ?? []));
     this.#documents.startRoutingSources(registries);
@@ -490,14 +447,8 @@ class MeshImpl implements Mesh {
     await this.#documents.stopRoutingSources();
     await drained;
     await this.#resolvers.close();
-    for (const l of this.#sourceListeners.splice(0)) {
-      // A caller's source may hand back anything: its failure must not stop the shutdown.
-      try {
-        (l as Partial<Disposable> | undefined)?.dispose?.();
-      } catch (error) {
-        this.#logger.warn('config source listener could not be disposed', { error });
-      }
-    }
+    // A caller's source may hand back anything: its failure must not stop the shutdown.
+    stopListening(this.#sourceListeners, this.#logger);
     // The file source is the mesh's own; a `configSource` belongs to the caller.
     if (this.#ownSource) await this.#configSource?.close();
     this.#events.clear();
@@ -506,31 +457,4 @@ class MeshImpl implements Mesh {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/**
- * A source's version in force, as the mesh reads it: the source's own name, and a version number
- * that is a positive integer (the layers' provenance carries it).
- */
-function firstVersionOf(source: ConfigSource): ConfigVersion {
-  let v: ConfigVersion;
-  try {
-    v = source.current();
-  } catch (error) {
-    if (MeshError.is(error)) throw error;
-    throw configError(
-      `options.configSource.current()`,
-      'the version in force',
-      `an error: ${(error as Error)?.message ?? String(error)}`,
-    );
-  }
-  return versionOf(source, v);
-}
-
-/** `v` checked and named after its source; throws `MESH_CONFIG_INVALID` naming what is wrong. */
-export function versionOf(source: ConfigSource, v: ConfigVersion): ConfigVersion {
-  const version = (v as Partial<ConfigVersion> | undefined)?.version;
-  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
-    throw configError(`config source ${source.name}: version`, 'a positive integer', version);
-  return v.source === source.name ? v : { source: source.name, version, document: v.document };
 }
