@@ -84,6 +84,45 @@ describe('rate-limit tokens survive eviction and reloads', () => {
     }
   });
 
+  it('at most 1,024 buckets are kept: past that, an idle destination with an empty bucket stays until one fills', async () => {
+    const clock = new VirtualClock(0);
+    const n = 1025;
+    const services: Record<string, { endpoints: string; rateLimit: { rps: number; burst: number } }> = {};
+    for (let i = 0; i < n; i++)
+      services[`s${i}`] = { endpoints: server.address, rateLimit: { rps: 0.01, burst: 1 } };
+    const mesh = createMesh({ clock, env: {}, destinationIdleTimeoutMs: 60_000, services });
+    const removedServices: string[] = [];
+    const sub = mesh.onEvent((e) => {
+      if (e.type === 'service_removed') removedServices.push(e.service);
+    });
+    try {
+      // Each service spends its one token (the origin names the service).
+      for (let i = 0; i < n; i++) {
+        const res = await mesh.request(`http://s${i}/`);
+        await res.body.text();
+      }
+      // The sweep at 60 s: 1,024 destinations go with their empty buckets kept; the last one stays.
+      await clock.advance(61_000);
+      expect(removedServices.length).toBe(1024);
+      expect(removedServices).not.toContain(`s${n - 1}`);
+      // The sweep at 90 s: no kept bucket is full yet (0.9 token), so still no room for it.
+      await clock.advance(30_000);
+      expect(removedServices).not.toContain(`s${n - 1}`);
+      // It still has its own empty bucket, and an evicted one comes back with the bucket kept.
+      await expect(mesh.request(`http://s${n - 1}/`)).rejects.toMatchObject({ code: 'MESH_RATE_LIMITED' });
+      await expect(mesh.request('http://s0/')).rejects.toMatchObject({ code: 'MESH_RATE_LIMITED' });
+      // By the sweep at 180 s the kept buckets are full again (a token per 100 s) and dropped, and
+      // the destination that stayed, idle since 91 s with a full bucket, goes too.
+      await clock.advance(60_000);
+      expect(removedServices).not.toContain(`s${n - 1}`);
+      await clock.advance(30_000);
+      expect(removedServices).toContain(`s${n - 1}`);
+    } finally {
+      sub.dispose();
+      await mesh.close();
+    }
+  }, 60_000);
+
   it('a reload while the destination is evicted applies to the bucket kept', async () => {
     const clock = new VirtualClock(0);
     const source = createConfigSource('cfg', {
