@@ -232,11 +232,20 @@ describe('resolveBalancerConfig', () => {
     );
     expect(message({ healthCheck: { path: '/h', interval: 300, timeout: 500 } })).not.toContain('built-in');
     expect(message({ loadBalancer: { minRingSize: 10_000_000 } })).toContain(
-      'loadBalancer.maxRingSize is the built-in default',
+      '8388608 is the built-in default loadBalancer.maxRingSize: set it too',
     );
     expect(message({ outlierDetection: { maxEjectionTime: 1000 } })).toContain(
-      'outlierDetection.baseEjectionTime is the built-in default',
+      '30000ms is the built-in default outlierDetection.baseEjectionTime: set it too',
     );
+    // The side the user never set is the default, whichever side of the rule it is on.
+    expect(message({ loadBalancer: { maxRingSize: 512 } })).toContain(
+      '1024 is the built-in default loadBalancer.minRingSize: set a smaller one',
+    );
+    expect(message({ loadBalancer: { maxRingSize: 512 } })).not.toContain('maxRingSize is the built-in');
+    expect(message({ outlierDetection: { baseEjectionTime: 600_000 } })).toContain(
+      '300000ms is the built-in default outlierDetection.maxEjectionTime: set a larger one',
+    );
+    expect(message({ loadBalancer: { minRingSize: 2048, maxRingSize: 512 } })).not.toContain('built-in');
   });
 });
 

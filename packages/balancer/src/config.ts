@@ -228,19 +228,20 @@ export function resolveBalancerConfig(...patches: BalancerPatch[]): BalancerConf
       const v = p[section] as Record<string, unknown> | boolean | undefined;
       return typeof v === 'object' && v !== null && v[field] !== undefined;
     });
-  const builtIn = (section: keyof BalancerPatch, field: string): string =>
-    set(section, field) ? '' : ` (${section}.${field} is the built-in default: set it too)`;
+  // `field` was never set: its built-in default is what the user's other field contradicts.
+  const builtIn = (section: keyof BalancerPatch, field: string, value: string, fix: string): string =>
+    set(section, field) ? '' : ` (${value} is the built-in default ${section}.${field}: ${fix})`;
   if ((lb.minRingSize as number) > (lb.maxRingSize as number)) {
     issues.add(
       'loadBalancer.minRingSize',
-      `at most loadBalancer.maxRingSize (${lb.maxRingSize})${builtIn('loadBalancer', 'maxRingSize')}`,
+      `at most loadBalancer.maxRingSize (${lb.maxRingSize})${builtIn('loadBalancer', 'maxRingSize', String(lb.maxRingSize), 'set it too')}${builtIn('loadBalancer', 'minRingSize', String(lb.minRingSize), 'set a smaller one')}`,
       lb.minRingSize,
     );
   }
   if ((od.maxEjectionTime as number) < (od.baseEjectionTime as number)) {
     issues.add(
       'outlierDetection.maxEjectionTime',
-      `at least outlierDetection.baseEjectionTime (${od.baseEjectionTime}ms)${builtIn('outlierDetection', 'baseEjectionTime')}`,
+      `at least outlierDetection.baseEjectionTime (${od.baseEjectionTime}ms)${builtIn('outlierDetection', 'baseEjectionTime', `${od.baseEjectionTime}ms`, 'set it too')}${builtIn('outlierDetection', 'maxEjectionTime', `${od.maxEjectionTime}ms`, 'set a larger one')}`,
       od.maxEjectionTime,
     );
   }

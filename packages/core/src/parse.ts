@@ -287,6 +287,9 @@ export function editDistance(a: string, b: string): number {
 export function closestName(name: string, candidates: Iterable<string>): string | undefined {
   const upper = name.toUpperCase();
   const list = [...candidates];
+  // The same name in another case (`passThrough` for `passthrough`) before any longer one.
+  const sameName = list.filter((c) => c.toUpperCase() === upper);
+  if (sameName.length === 1) return sameName[0];
   const continuing = name === '' ? [] : list.filter((c) => continuesAtWordBoundary(name, c));
   if (continuing.length === 1) return continuing[0];
   const words = upper.split('_').length;

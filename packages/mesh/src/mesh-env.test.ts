@@ -106,3 +106,41 @@ describe('policy merged across layers (#5, #6)', () => {
     await mesh.close();
   });
 });
+
+describe('createMesh options are checked as a document is', () => {
+  const issuesOf = (options: Record<string, unknown>): Array<{ field: string; expected: string }> => {
+    try {
+      createMesh({ env: {}, ...options } as never);
+    } catch (e) {
+      expect(MeshError.is(e, 'MESH_CONFIG_INVALID')).toBe(true);
+      return ((e as MeshError).details.issues ?? []).map((i) => ({ field: i.field, expected: i.expected }));
+    }
+    throw new Error('createMesh accepted the options');
+  };
+
+  it('a misspelt option is an error naming it, with the option meant (a JavaScript caller has no types)', () => {
+    for (const [typo, meant, value] of [
+      ['defualts', 'defaults', { timeout: '1s' }],
+      ['servces', 'services', { api: { endpoints: '127.0.0.1:9' } }],
+      ['configFlie', 'configFile', '/etc/mesh.json'],
+      ['passThrough', 'passthrough', false],
+      ['resolveTimeout', 'resolveTimeoutMs', 100],
+    ] as const) {
+      const [issue, ...more] = issuesOf({ [typo]: value });
+      expect(more).toEqual([]);
+      expect(issue?.field).toBe(`options.${typo}`);
+      expect(issue?.expected).toContain(`did you mean "${meant}"`);
+    }
+  });
+
+  it('an option set to undefined is as if absent', async () => {
+    const mesh = createMesh({ env: {}, configFile: undefined, registry: undefined, services: undefined });
+    await mesh.close();
+  });
+
+  it('names every option by its path under options', () => {
+    expect(issuesOf({ connectionsPerEndpoint: 0, destinationIdleTimeoutMs: -5 }).map((i) => i.field)).toEqual(
+      ['options.connectionsPerEndpoint', 'options.destinationIdleTimeoutMs'],
+    );
+  });
+});

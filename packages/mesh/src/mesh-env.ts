@@ -123,8 +123,40 @@ export interface MeshSettings {
  * validated like everything else (a JavaScript caller has no types); every problem goes into
  * `issues`, and the defaults stand in for what is invalid.
  */
+/**
+ * Every option `createMesh` knows. A JavaScript caller has no types: a misspelt option
+ * (`defualts`, `servces`, `configFlie`) would otherwise leave the mesh without that configuration
+ * and say nothing. `satisfies` keeps this list and {@link MeshOptions} the same.
+ */
+const MESH_OPTION_KEYS = Object.keys({
+  env: true,
+  serviceName: true,
+  services: true,
+  defaults: true,
+  resolvers: true,
+  configFile: true,
+  configSource: true,
+  registry: true,
+  connectionsPerEndpoint: true,
+  passthrough: true,
+  hostHeader: true,
+  resolveTimeoutMs: true,
+  logger: true,
+  clock: true,
+  random: true,
+  passthroughDispatcher: true,
+  destinationIdleTimeoutMs: true,
+  metrics: true,
+  telemetry: true,
+} satisfies Record<keyof MeshOptions, true>);
+
 export function meshSettings(options: MeshOptions, env: Env, issues: Issues): MeshSettings {
   const fromEnv = readMeshEnv(env, issues);
+  // An option set to `undefined` is as if absent (a spread of optional settings leaves such keys).
+  const given = Object.fromEntries(
+    Object.entries(options as Record<string, unknown>).filter(([, v]) => v !== undefined),
+  );
+  issues.unknownKeys(given, 'options', MESH_OPTION_KEYS);
   if (options.passthrough !== undefined) issues.boolean(options.passthrough, 'options.passthrough');
   if (options.hostHeader !== undefined)
     issues.oneOf(options.hostHeader, 'options.hostHeader', ['logical', 'endpoint'] as const);
@@ -144,14 +176,14 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
     connectionsPerEndpoint:
       issues.integer(
         options.connectionsPerEndpoint ?? fromEnv.connectionsPerEndpoint ?? 100,
-        'connectionsPerEndpoint',
+        'options.connectionsPerEndpoint',
         { min: 1, max: 4096 },
       ) ?? 100,
     passthrough: options.passthrough ?? fromEnv.passthrough ?? true,
     hostHeader: options.hostHeader ?? fromEnv.hostHeader ?? 'logical',
     resolveTimeoutMs: options.resolveTimeoutMs ?? fromEnv.resolveTimeoutMs ?? 5000,
     idleTimeoutMs:
-      issues.integer(options.destinationIdleTimeoutMs ?? 300_000, 'destinationIdleTimeoutMs', {
+      issues.integer(options.destinationIdleTimeoutMs ?? 300_000, 'options.destinationIdleTimeoutMs', {
         min: 0,
         max: 2_147_483_647,
       }) ?? 300_000,

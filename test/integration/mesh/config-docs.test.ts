@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { balancerProperties } from '@proxyless/balancer';
+import { envFields, Fields, type TSchema } from '@proxyless/core';
+import { resilienceProperties } from '@proxyless/resilience';
 import { allEnvVars, createMesh } from 'proxyless';
 import { describe, expect, it } from 'vitest';
 import { BLOCKS, blockOf, renderJsonSchema, SCHEMA_FILE } from '../../../scripts/gen-config-docs.js';
-import { END, START } from '../../../scripts/gen-env-table.js';
+import { END, renderEnvTable, START } from '../../../scripts/gen-env-table.js';
 
 describe('docs/configuration.md', () => {
   it('lists exactly the variables the code reads, with the same defaults (#3)', () => {
@@ -16,6 +19,52 @@ describe('docs/configuration.md', () => {
     const code = new Map(allEnvVars.map((v) => [v.name, v.defaultValue]));
     expect([...documented.keys()].sort()).toEqual([...code.keys()].sort());
     for (const [name, def] of code) expect({ name, def: documented.get(name) }).toEqual({ name, def });
+  });
+
+  it('its variable table is the one the code generates: types and ranges too', () => {
+    const text = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+    const table = text.slice(text.indexOf(START) + START.length, text.indexOf(END));
+    expect(table.trim(), 'run pnpm docs:env').toBe(renderEnvTable());
+  });
+});
+
+/** The range a numeric field's schema enforces, as the env table must state it (`0..100`, `≥ 1ms`). */
+function rangeOf(schema: TSchema): string | undefined {
+  const s = schema as unknown as Record<string | symbol, unknown>;
+  const kind = s[Symbol.for('TypeBox.Kind')];
+  if (kind === 'Duration') {
+    const min = s['x-min-ms'] as number | undefined;
+    const max = s['x-max-ms'] as number | undefined;
+    if (min !== undefined && max !== undefined) return `${min}ms..${max}ms`;
+    if (min !== undefined) return `≥ ${min}ms`;
+    return max !== undefined ? `≤ ${max}ms` : undefined;
+  }
+  if (kind === 'Integer' || kind === 'Number') {
+    const min = s.minimum as number | undefined;
+    const max = s.maximum as number | undefined;
+    if (s.exclusiveMinimum !== undefined) return `> ${s.exclusiveMinimum as number}`;
+    if (min !== undefined && max !== undefined) return `${min}..${max}`;
+    if (min !== undefined) return `≥ ${min}`;
+    return max !== undefined ? `≤ ${max}` : undefined;
+  }
+  if (kind === 'Union') {
+    for (const v of s.anyOf as TSchema[]) {
+      const r = rangeOf(v);
+      if (r !== undefined) return r;
+    }
+  }
+  return undefined;
+}
+
+describe('the env table states the ranges the validator enforces', () => {
+  it('every variable of a numeric field names its range as the schema has it', () => {
+    const wrong: Array<{ name: string; type: string; range: string }> = [];
+    for (const f of envFields(Fields({ ...balancerProperties, ...resilienceProperties }))) {
+      const range = rangeOf(f.schema);
+      const type = allEnvVars.find((v) => v.name === f.binding.name)?.type ?? '';
+      if (range !== undefined && !type.includes(range)) wrong.push({ name: f.binding.name, type, range });
+    }
+    expect(wrong).toEqual([]);
   });
 });
 

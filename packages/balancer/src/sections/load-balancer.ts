@@ -147,7 +147,7 @@ export const loadBalancerFields = Fields({
       min: 1,
       default: D.decayTime,
       description: '`peak_ewma` latency decay time (Finagle: 10 s).',
-      ...envVar('MESH_LB_DECAY_TIME', '`peak_ewma` latency decay time.', { type: 'duration' }),
+      ...envVar('MESH_LB_DECAY_TIME', '`peak_ewma` latency decay time.', { type: 'duration ≥ 1ms' }),
     }),
   ),
   defaultRtt: Type.Optional(
@@ -236,7 +236,7 @@ export const loadBalancerFields = Fields({
             'MESH_LB_SLOW_START_WINDOW',
             'Ramp new endpoints up over this window (weighted policies).',
             {
-              type: 'duration',
+              type: 'duration ≥ 1ms',
               defaultValue: '— (off)',
             },
           ),

@@ -113,7 +113,7 @@ export const outlierDetectionSection = Section(
         'MESH_OUTLIER_INTERVAL',
         'Outlier detection sweep interval (success-rate and failure-percentage checks).',
         {
-          type: 'duration',
+          type: 'duration ≥ 1ms',
         },
       ),
     }),
@@ -122,13 +122,13 @@ export const outlierDetectionSection = Section(
         'MESH_OUTLIER_BASE_EJECTION_TIME',
         'Ejection time = this × the number of times the endpoint was ejected, capped.',
         {
-          type: 'duration',
+          type: 'duration ≥ 1ms',
         },
       ),
     }),
     maxEjectionTime: dur(D.maxEjectionTime, 'Cap on one ejection.', {
       ...envVar('MESH_OUTLIER_MAX_EJECTION_TIME', 'Cap on one ejection.', {
-        type: 'duration',
+        type: 'duration ≥ 1ms',
         defaultValue: '300s',
       }),
     }),
@@ -151,7 +151,7 @@ export const outlierDetectionSection = Section(
           'MESH_OUTLIER_CONSECUTIVE_5XX',
           'Consecutive 5xx answers (or connection failures) that eject an endpoint; 0 disables.',
           {
-            type: 'integer ≥ 0',
+            type: 'integer 0..1000000',
           },
         ),
       },

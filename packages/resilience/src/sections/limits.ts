@@ -73,7 +73,7 @@ export const rateLimitSection = Section(
         ...envVar(
           'MESH_RATE_LIMIT',
           'Requests per second per destination (`rateLimit.rps`); excess fails with `MESH_RATE_LIMITED`.',
-          { type: 'number > 0 | off', defaultValue: 'off', offTurnsSectionOff: true },
+          { type: 'number ≥ 0.001 | off', defaultValue: 'off', offTurnsSectionOff: true },
         ),
       }),
     ),
