@@ -105,6 +105,30 @@ function failUnchecked(handler: Dispatcher.DispatchHandler, error: Error): void 
   failDispatch(new CallHandler(handler), error);
 }
 
+type Undici = Awaited<ReturnType<typeof undiciModule>>;
+
+/**
+ * The input as undici's `fetch` takes it. A `Request` of another fetch (Node's global one, from
+ * the copy of undici bundled with Node) is not undici's own class, which its `fetch` would read
+ * as the string "[object Request]": it is carried over as undici's `Request` — method, headers,
+ * body (as the stream it is), signal, redirect mode — as Node's global `fetch` would take it.
+ */
+function fetchInput(u: Undici, input: string | URL | Request): Parameters<typeof undiciFetch>[0] {
+  if (typeof input !== 'object' || input === null || input instanceof URL || input instanceof u.Request) {
+    return input as Parameters<typeof undiciFetch>[0];
+  }
+  const r = input as Request;
+  if (typeof r.url !== 'string' || typeof r.method !== 'string') return input as never;
+  return new u.Request(r.url, {
+    method: r.method,
+    headers: r.headers as unknown as Record<string, string>,
+    redirect: r.redirect,
+    keepalive: r.keepalive,
+    signal: r.signal as never,
+    ...(r.body === null ? {} : { body: r.body as never, duplex: 'half' as const }),
+  });
+}
+
 /** What the call path needs from the mesh that owns it. */
 export interface CallPathDeps {
   destinations: DestinationTable;
@@ -150,6 +174,14 @@ export class CallPath implements DispatchTarget {
    * request through untouched or send it through the destination's stack with a call context.
    */
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // undici's `DispatcherBase.dispatch`: no handler is thrown at once; bad options reach the handler.
+    if (handler === null || typeof handler !== 'object') {
+      throw new undiciErrors.InvalidArgumentError('handler must be an object');
+    }
+    if (opts === null || typeof opts !== 'object') {
+      failUnchecked(handler, new undiciErrors.InvalidArgumentError('opts must be an object.'));
+      return false;
+    }
     const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
     let dest: Destination | undefined;
     try {
@@ -165,8 +197,9 @@ export class CallPath implements DispatchTarget {
       }
     } catch (error) {
       failUnchecked(handler, error as Error);
-      // As undici's dispatcher after `close()`: the request failed and `false` is returned.
-      return !MeshError.is(error, 'MESH_CLOSED');
+      // As undici's Agent when it refuses an origin, and its dispatcher after `close()`: the
+      // request failed and `false` is returned.
+      return false;
     }
     // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
     const chains = this.#routing.chains;
@@ -327,10 +360,11 @@ export class CallPath implements DispatchTarget {
       Parameters<typeof undiciFetch>[1]
     >;
     opts.dispatcher = this.dispatcher;
-    const target = input as Parameters<typeof undiciFetch>[0];
     // undici's fetch is imported on the first call (core/undici.ts), then called directly.
     const undici = undiciIfLoaded();
-    const result = undici ? undici.fetch(target, opts) : undiciModule().then((u) => u.fetch(target, opts));
+    const result = undici
+      ? undici.fetch(fetchInput(undici, input), opts)
+      : undiciModule().then((u) => u.fetch(fetchInput(u, input), opts));
     return result as unknown as Promise<Response>;
   }
 

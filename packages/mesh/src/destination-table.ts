@@ -73,6 +73,11 @@ export class DestinationTable {
    * call path reads and fills it (at most 1024 origins); the table evicts and clears it.
    */
   readonly byOrigin = new Map<string, Destination>();
+  /**
+   * Destinations taken out of the table (evicted, or their service no longer named) whose calls
+   * are still draining: the mesh's `close({ timeout })` and `destroy()` must reach those calls too.
+   */
+  readonly #retiring = new Set<Destination>();
   #idleSweep: Timer | undefined;
   /**
    * The rate-limit buckets of destinations evicted while idle before their bucket was full again,
@@ -286,7 +291,8 @@ export class DestinationTable {
    */
   #retire(d: Destination, removed?: () => void): void {
     d.evicted = true;
-    void d.close();
+    this.#retiring.add(d);
+    void d.close().finally(() => this.#retiring.delete(d));
     const release = this.#deps.telemetry?.metrics?.holdCallSeries(d.service);
     removed?.();
     if (release) d.whenIdle(release);
@@ -435,9 +441,12 @@ export class DestinationTable {
     this.#idleSweep?.cancel();
   }
 
-  /** Empty the table (the mesh is closing); the destinations it held, to close or destroy. */
+  /**
+   * Empty the table (the mesh is closing); the destinations it held, and those retired whose calls
+   * still drain, to close or destroy.
+   */
   clear(): Destination[] {
-    const dests = [...this.#destinations.values(), ...this.#targetDests.values()];
+    const dests = [...this.#destinations.values(), ...this.#targetDests.values(), ...this.#retiring];
     this.#targetDests.clear();
     this.#destinations.clear();
     this.#buckets.clear();

@@ -388,7 +388,21 @@ export class Destination {
    * what is left is destroyed (see {@link destroy}). Later calls get the same promise.
    */
   close(deadline?: Promise<unknown>): Promise<void> {
-    this.#closing ??= this.#drain(deadline);
+    if (this.#closing === undefined) {
+      this.#closing = this.#drain(deadline);
+      return this.#closing;
+    }
+    // Already draining (the mesh retired it) with no deadline or another one: this one cuts it too.
+    if (deadline !== undefined && this.#destroying === undefined) {
+      const closing = this.#closing;
+      let settled = false;
+      void closing.finally(() => {
+        settled = true;
+      });
+      void deadline.then(() => {
+        if (!settled) void this.destroy(deadlineError(this.service));
+      });
+    }
     return this.#closing;
   }
 

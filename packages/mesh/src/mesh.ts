@@ -67,6 +67,25 @@ export { ROUTING_DC } from './config-apply.js';
 
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
 
+/** One `install()` not yet undone, or undone while another install sat on top of it. */
+interface Install {
+  readonly dispatcher: unknown;
+  /** The global dispatcher it replaced. */
+  readonly previous: unknown;
+  undone: boolean;
+}
+
+/** The installs of every mesh of this process, in order (undone ones wait until uncovered). */
+const installs: Install[] = [];
+
+function undoneInstallOf(dispatcher: unknown): Install | undefined {
+  for (let i = installs.length - 1; i >= 0; i--) {
+    const r = installs[i] as Install;
+    if (r.dispatcher === dispatcher) return r.undone ? r : undefined;
+  }
+  return undefined;
+}
+
 /**
  * Create a mesh from options, then environment variables, then the registry.
  *
@@ -349,17 +368,24 @@ class MeshImpl implements Mesh {
 
   install(): () => void {
     const g = globalThis as Record<symbol, unknown>;
-    const previous = g[GLOBAL_DISPATCHER];
+    const record: Install = { dispatcher: this.dispatcher, previous: g[GLOBAL_DISPATCHER], undone: false };
+    installs.push(record);
     g[GLOBAL_DISPATCHER] = this.dispatcher;
-    let undone = false;
     return () => {
-      if (undone) return;
-      undone = true;
-      // Only undo our own install: a later install by someone else stays in place.
-      if (g[GLOBAL_DISPATCHER] === this.dispatcher) {
-        if (previous === undefined) delete g[GLOBAL_DISPATCHER];
-        else g[GLOBAL_DISPATCHER] = previous;
+      if (record.undone) return;
+      record.undone = true;
+      // Only undo our own install when it is on top: a later install stays in place, and skips
+      // this one when it is undone in turn (restoring what this one replaced).
+      if (installs.at(-1) !== record || g[GLOBAL_DISPATCHER] !== this.dispatcher) return;
+      installs.pop();
+      // An install undone while another sat on top of it is not brought back: what it replaced is.
+      let restore = record.previous;
+      for (let under = undoneInstallOf(restore); under !== undefined; under = undoneInstallOf(restore)) {
+        installs.splice(installs.indexOf(under), 1);
+        restore = under.previous;
       }
+      if (restore === undefined) delete g[GLOBAL_DISPATCHER];
+      else g[GLOBAL_DISPATCHER] = restore;
     };
   }
 

@@ -16,7 +16,7 @@ import {
   type ResolverListener,
   type ResolverUpdate,
 } from '@proxyless/core';
-import type { Mesh, MeshEvent } from 'proxyless';
+import { createConfigSource, type Mesh, type MeshEvent } from 'proxyless';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type TestServer, until } from '../../support/http-server.js';
 import { Opened, rejection, within } from './data-plane-support.js';
@@ -120,6 +120,51 @@ describe('mesh shutdown', () => {
       const { error } = await within(body, 1000, 'the stream on the removed endpoint');
       expect(error).toMatchObject({ code: 'MESH_CLOSED' });
       await within(a.noConnections(), 2000, "the removed endpoint's connection is closed");
+    });
+  });
+
+  describe('a stream to a service the config stopped naming', () => {
+    const removedWhileStreaming = async () => {
+      const s = await opened.server('api', endless());
+      const source = createConfigSource('kv', {
+        services: { api: { endpoints: s.address }, other: { endpoints: s.address } },
+      });
+      const m = opened.mesh({ env: {}, configSource: source });
+      const res = await m.request('http://api/');
+      const body = bodyOutcome(res.body);
+      const removed = new Promise<void>((resolve) => {
+        const sub = m.onEvent((e: MeshEvent) => {
+          if (e.type === 'service_removed' && e.service === 'api') {
+            sub.dispose();
+            resolve();
+          }
+        });
+      });
+      source.update({ services: { other: { endpoints: s.address } } });
+      await within(removed, 2000, 'service_removed');
+      return { s, m, body };
+    };
+
+    it.each(['destroy', 'close'] as const)('%s() reaches it', async (how) => {
+      const { s, m, body } = await removedWhileStreaming();
+      await within(how === 'destroy' ? m.destroy() : m.close({ timeout: 200 }), 2000, `${how}()`);
+      const { error } = await within(body, 1000, 'the stream to the removed service');
+      expect(error).toMatchObject({ code: 'MESH_CLOSED', details: { service: 'api' } });
+      await within(s.noConnections(), 2000, 'its connection is closed');
+    });
+
+    it('a graceful close() waits for it', async () => {
+      const { m, body } = await removedWhileStreaming();
+      let closed = false;
+      const closing = m.close().then(() => {
+        closed = true;
+      });
+      // Still draining while the stream is open; destroy() then ends it.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(closed).toBe(false);
+      await within(m.destroy(), 2000, 'destroy()');
+      await within(closing, 2000, 'close()');
+      expect((await within(body, 1000, 'the stream')).error).toMatchObject({ code: 'MESH_CLOSED' });
     });
   });
 

@@ -1,0 +1,134 @@
+/**
+ * The mesh's entry points take what undici's and Node's take, and answer as they do: a `Request`
+ * of Node's global fetch given to `mesh.fetch`, bad arguments to `mesh.dispatcher.dispatch`, and
+ * `install()` undone out of order.
+ */
+import type http from 'node:http';
+import { createMesh, type Mesh } from 'proxyless';
+import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from '../../support/http-server.js';
+
+let server: TestServer;
+const meshes: Mesh[] = [];
+const mesh = (): Mesh => {
+  const m = createMesh({ env: {}, services: { api: { endpoints: server.address } } });
+  meshes.push(m);
+  return m;
+};
+
+beforeAll(async () => {
+  server = await startServer('api', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          url: req.url,
+          body: Buffer.concat(chunks).toString(),
+          x: req.headers['x-test'] ?? null,
+        }),
+      );
+    });
+  });
+});
+afterEach(async () => {
+  await Promise.all(meshes.splice(0).map((m) => m.close()));
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe('mesh.fetch', () => {
+  it("takes a Request of Node's global fetch: method, headers and body go out", async () => {
+    const input = new Request('http://api/x?q=1', {
+      method: 'PUT',
+      body: 'payload',
+      headers: { 'x-test': 'yes' },
+    });
+    const res = await mesh().fetch(input);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ method: 'PUT', url: '/x?q=1', body: 'payload', x: 'yes' });
+  });
+
+  it("a global Request's signal still aborts the call", async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('stop'));
+    const input = new Request('http://api/', { signal: controller.signal });
+    await expect(mesh().fetch(input)).rejects.toThrow('stop');
+  });
+
+  it('init given with a global Request overrides it, as fetch(request, init) does', async () => {
+    const input = new Request('http://api/y', { method: 'POST', body: 'one' });
+    const res = await mesh().fetch(input, { method: 'PUT', body: 'two' });
+    expect(await res.json()).toMatchObject({ method: 'PUT', url: '/y', body: 'two' });
+  });
+});
+
+describe('mesh.dispatcher.dispatch with bad arguments, as undici', () => {
+  const handler = (seen: unknown[]) => ({
+    onRequestStart() {},
+    onResponseStart() {},
+    onResponseData() {},
+    onResponseEnd() {
+      seen.push('end');
+    },
+    onResponseError(_c: unknown, e: Error) {
+      seen.push(e);
+    },
+  });
+
+  it('no handler: throws InvalidArgumentError at once', () => {
+    const m = mesh();
+    expect(() =>
+      m.dispatcher.dispatch({ origin: 'http://api', path: '/', method: 'GET' }, null as never),
+    ).toThrow(expect.objectContaining({ code: 'UND_ERR_INVALID_ARG', message: 'handler must be an object' }));
+  });
+
+  it('no options: the handler gets InvalidArgumentError and dispatch returns false', () => {
+    const seen: unknown[] = [];
+    const ret = mesh().dispatcher.dispatch(null as never, handler(seen));
+    expect(ret).toBe(false);
+    expect(seen).toEqual([
+      expect.objectContaining({ code: 'UND_ERR_INVALID_ARG', message: 'opts must be an object.' }),
+    ]);
+  });
+
+  it('an origin undici refuses (a path, another scheme): false, as its Agent returns', () => {
+    const m = mesh();
+    for (const origin of ['http://api/base', 'ftp://api']) {
+      const seen: unknown[] = [];
+      expect(m.dispatcher.dispatch({ origin, path: '/', method: 'GET' }, handler(seen))).toBe(false);
+      expect(seen).toEqual([expect.objectContaining({ code: 'UND_ERR_INVALID_ARG' })]);
+    }
+  });
+});
+
+describe('install()', () => {
+  it('undone out of order: the dispatcher before both comes back, not the mesh undone first', async () => {
+    const before = getGlobalDispatcher();
+    const mine = new Agent();
+    setGlobalDispatcher(mine);
+    try {
+      const [m1, m2] = [mesh(), mesh()];
+      const undo1 = m1.install();
+      const undo2 = m2.install();
+      undo1();
+      expect(getGlobalDispatcher()).toBe(m2.dispatcher);
+      undo2();
+      expect(getGlobalDispatcher()).toBe(mine);
+      // Undone in order, too.
+      const undo3 = m1.install();
+      const undo4 = m2.install();
+      undo4();
+      expect(getGlobalDispatcher()).toBe(m1.dispatcher);
+      undo3();
+      expect(getGlobalDispatcher()).toBe(mine);
+    } finally {
+      setGlobalDispatcher(before);
+      await mine.close();
+    }
+  });
+});
