@@ -1,5 +1,6 @@
-import { composeInterceptors, failDispatch, MeshError, withCall } from '@proxyless/core';
+import { composeInterceptors, type DispatchFn, failDispatch, MeshError, withCall } from '@proxyless/core';
 import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
+import type { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { RetryBudget } from './budget.js';
 import { createHedgeFilter, LatencyTracker } from './hedge.js';
@@ -151,6 +152,45 @@ describe('hedging', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('aborts a 5xx held back while another attempt runs as what it is (hedge_5xx), a loser before its head as hedge_lost', async () => {
+    const clock = new VirtualClock();
+    // Attempt 1 answers 200 at 300 ms; the hedge (sent at 50 ms) answers 503 at 100 ms.
+    const { dispatch, attempts } = timedUpstream(clock, [
+      { status: 200, at: 300 },
+      { status: 503, at: 100 },
+    ]);
+    const done = dispatchOnce(composeInterceptors([createHedgeFilter({ delayMs: 50 })], dispatch), clock);
+    await clock.advance(300);
+    expect(await done).toEqual({ status: 200 });
+    // Before: `reason: hedge_lost`, "another hedged attempt answered first", though none had.
+    expect(attempts[1]!.headAt).toBe(100);
+    expect(attempts[1]!.aborted).toMatchObject({
+      code: 'MESH_ABORTED',
+      message: expect.stringMatching(/answered 503/),
+      details: { service: 'test', reason: 'hedge_5xx', status: 503 },
+    });
+    expect(attempts[0]!.aborted).toBeUndefined();
+
+    // The first attempt answers 200 at 100 ms, before the hedge's head: the hedge lost the race.
+    const clock2 = new VirtualClock();
+    const race = timedUpstream(clock2, [
+      { status: 200, at: 100 },
+      { status: 200, at: 500 },
+    ]);
+    const done2 = dispatchOnce(
+      composeInterceptors([createHedgeFilter({ delayMs: 50 })], race.dispatch),
+      clock2,
+    );
+    await clock2.advance(100);
+    expect(await done2).toEqual({ status: 200 });
+    expect(race.attempts[1]!.headAt).toBeUndefined();
+    expect(race.attempts[1]!.aborted).toMatchObject({
+      code: 'MESH_ABORTED',
+      details: { reason: 'hedge_lost' },
+    });
+    expect(clock2.pendingTimers).toBe(0);
+  });
+
   it('latency tracker needs 20 samples', () => {
     const t = new LatencyTracker();
     for (let i = 0; i < 19; i++) t.record(i);
@@ -159,3 +199,69 @@ describe('hedging', () => {
     expect(t.percentile(50)).toBe(9);
   });
 });
+
+interface TimedAttempt {
+  headAt: number | undefined;
+  aborted: Error | undefined;
+}
+
+/**
+ * A terminal whose nth attempt answers `status` (head and body) at `at` ms of virtual time unless
+ * aborted first; it records when each head was sent and the reason each attempt was aborted with.
+ */
+function timedUpstream(
+  clock: VirtualClock,
+  script: ReadonlyArray<{ status: number; at: number }>,
+): { dispatch: DispatchFn; attempts: TimedAttempt[] } {
+  const attempts: TimedAttempt[] = [];
+  const dispatch: DispatchFn = (_opts, handler) => {
+    const step = script[attempts.length]!;
+    const attempt: TimedAttempt = { headAt: undefined, aborted: undefined };
+    attempts.push(attempt);
+    let over = false;
+    const controller = {
+      paused: false,
+      aborted: false,
+      reason: null as Error | null,
+      pause() {},
+      resume() {},
+      abort(reason: Error) {
+        if (over) return;
+        over = true;
+        controller.aborted = true;
+        controller.reason = reason;
+        attempt.aborted = reason;
+        timer.cancel();
+        handler.onResponseError?.(controller as unknown as Dispatcher.DispatchController, reason);
+      },
+    };
+    const c = controller as unknown as Dispatcher.DispatchController;
+    const timer = clock.setTimer(step.at - clock.now(), () => {
+      attempt.headAt = clock.now();
+      handler.onResponseStart?.(c, step.status, {}, '');
+      if (over) return;
+      handler.onResponseData?.(c, Buffer.from('x'));
+      over = true;
+      handler.onResponseEnd?.(c, {});
+    });
+    handler.onRequestStart?.(c, {});
+    return true;
+  };
+  return { dispatch, attempts };
+}
+
+function dispatchOnce(
+  dispatch: DispatchFn,
+  clock: VirtualClock,
+): Promise<{ status?: number; error?: Error }> {
+  return new Promise((resolve) => {
+    let status: number | undefined;
+    dispatch(withCall({ origin: 'http://api', path: '/', method: 'GET' }, testContext({ clock })), {
+      onResponseStart: (_c, s) => {
+        status = s;
+      },
+      onResponseEnd: () => resolve({ status }),
+      onResponseError: (_c, error) => resolve({ status, error }),
+    });
+  });
+}

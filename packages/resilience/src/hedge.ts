@@ -238,11 +238,14 @@ class HedgeCall {
       return;
     }
     if (status >= 500 && this.winner === undefined) {
-      // A bad answer: hold it back while another attempt may still do better.
+      // A bad answer: held back while another attempt may still do better. As Envoy's router does
+      // with a 5xx it will not return while other upstream requests are in flight, the attempt is
+      // reset and its answer discarded; it answered (its endpoint counts the 5xx at this head), so
+      // it is not a hedge that lost the race. The last attempt's 5xx is the call's.
       a.settled = true;
       this.#running.delete(a);
       if (this.#running.size > 0) {
-        a.controller?.abort(lostError(this.#ctx));
+        a.controller?.abort(heldError(this.#ctx, status));
         return;
       }
       a.settled = false;
@@ -339,8 +342,21 @@ class HedgeCall {
   }
 }
 
+/** The abort of a hedge that lost the race: another attempt answered before its head came. */
 function lostError(ctx: CallContext): MeshError {
   return new MeshError('MESH_ABORTED', 'another hedged attempt answered first', {
     details: { service: ctx.service, reason: 'hedge_lost' },
   });
+}
+
+/**
+ * The abort of an attempt that answered a 5xx while other attempts of the call were still running:
+ * its answer is discarded in case one of them does better (`reason: hedge_5xx`, with the status).
+ */
+function heldError(ctx: CallContext, status: number): MeshError {
+  return new MeshError(
+    'MESH_ABORTED',
+    `the hedged attempt answered ${status}: discarded while another attempt may still answer`,
+    { details: { service: ctx.service, reason: 'hedge_5xx', status } },
+  );
 }

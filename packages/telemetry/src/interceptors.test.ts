@@ -170,6 +170,41 @@ describe('telemetry interceptors with no OpenTelemetry SDK', () => {
     },
   );
 
+  it('counts an attempt the hedge stopped after its 5xx head as 5xx, and one stopped before its head as cancelled', async () => {
+    const clock = new VirtualClock();
+    const registry = new Registry();
+    const telemetry = createTelemetry({ registry, clock });
+    // What the attempt stage sees when the hedge stage aborts an attempt: undici's error with the
+    // hedge's reason, after the response head (a 5xx held back) or before it (a lost race).
+    const stopped = (status: number | undefined, reason: string): DispatchFn => {
+      return (_opts, handler) => {
+        handler.onRequestStart?.(controller, {});
+        if (status !== undefined) handler.onResponseStart?.(controller, status, {}, '');
+        handler.onResponseError?.(
+          controller,
+          new MeshError('MESH_ABORTED', 'stopped by the hedge', { details: { service: 's', reason } }),
+        );
+        return true;
+      };
+    };
+    for (const [status, reason] of [
+      [503, 'hedge_5xx'],
+      [undefined, 'hedge_lost'],
+    ] as const) {
+      const dispatch = composeInterceptors(
+        [telemetry.callInterceptor, telemetry.attemptInterceptor, pick],
+        stopped(status, reason),
+      );
+      await run(dispatch, { method: 'GET', path: '/', [kCall]: testContext({ service: 's', clock }) });
+    }
+    const series = (await registry.metrics()).split('\n').filter((l) => l.startsWith('mesh_attempts_total{'));
+    // Before: the 503 that was held back was `cancelled` (as `hedge_lost`) or `error`.
+    expect(series.sort()).toEqual([
+      'mesh_attempts_total{service="s",endpoint="10.0.0.1:8080",outcome="5xx"} 1',
+      'mesh_attempts_total{service="s",endpoint="10.0.0.1:8080",outcome="cancelled"} 1',
+    ]);
+  });
+
   it('records nothing and adds no stage cost when metrics and tracing are off', async () => {
     const clock = new VirtualClock();
     const registry = new Registry();

@@ -240,14 +240,19 @@ class AttemptHandler extends ForwardingHandler {
       // The endpoint was noted when the attempt was sent and when it answered, not here: a hedge
       // that lost, cancelled after the winner answered, must not become the one that answered.
       if (recorder && ep !== undefined) recorder.lastEndpoint ??= ep;
+      // An attempt the hedge stage stopped after its head came (a 5xx held back while another
+      // attempt may still answer) answered: it counts by its status, as the endpoint's outlier
+      // detection and breaker count it. Only one stopped before its head lost the race.
+      const errored = failed && !(status !== undefined && hedgeStopped(error));
       // The caller stopping the call is not the endpoint's failure, nor is a hedge that lost the
       // race and was cancelled when another attempt answered, nor an attempt a timeout gave up
       // while it still waited in the endpoint's pool (never sent).
-      const aborted = failed && (recorder?.callerAborted === true || lostHedge(error) || neverSent(error));
+      const aborted =
+        errored && (recorder?.callerAborted === true || hedgeStopped(error) || neverSent(error));
       this.#deps.metrics?.recordAttempt(
         this.#ctx.service,
         ep?.id ?? '',
-        aborted ? 'cancelled' : failed ? 'error' : status !== undefined && status >= 500 ? '5xx' : 'success',
+        aborted ? 'cancelled' : errored ? 'error' : status !== undefined && status >= 500 ? '5xx' : 'success',
       );
       const span = this.#span;
       if (span === undefined) return;
@@ -264,8 +269,9 @@ class AttemptHandler extends ForwardingHandler {
         // Outlier detection acts when the pick stage reports this attempt's end, below us.
         const ejected = ep && this.#deps.ejections?.since(this.#ctx.service, ep.id, this.#startedAt);
         if (ejected) span.addEvent('mesh.ejected', { 'mesh.endpoint': ep.id, 'mesh.reason': ejected.reason });
-        const code = failed ? callErrorCode(errorCode(error), aborted) : undefined;
-        const type = errorTypeLabel(code, failed, status);
+        // An attempt that answered before the hedge stopped it has its status's error type.
+        const code = errored ? callErrorCode(errorCode(error), aborted) : undefined;
+        const type = errorTypeLabel(code, errored, status);
         if (type !== '') {
           span.setAttribute('error.type', type);
           span.setStatus({ code: SPAN_STATUS_ERROR, ...(error ? { message: error.message } : {}) });
@@ -283,8 +289,11 @@ function neverSent(error: Error): boolean {
   return (error as { details?: { sent?: unknown } }).details?.sent === false;
 }
 
-/** A hedged attempt the mesh cancelled because another attempt of the call answered first. */
-function lostHedge(error: Error): boolean {
-  const details = (error as { details?: { reason?: unknown } }).details;
-  return details?.reason === 'hedge_lost';
+/**
+ * An attempt the hedge stage stopped: a hedge that lost the race when another attempt answered
+ * (`hedge_lost`), or one whose 5xx was held back while other attempts ran (`hedge_5xx`).
+ */
+function hedgeStopped(error: Error): boolean {
+  const reason = (error as { details?: { reason?: unknown } }).details?.reason;
+  return reason === 'hedge_lost' || reason === 'hedge_5xx';
 }
