@@ -12,10 +12,10 @@ import { describe, expect, it } from 'vitest';
 import { REPLAY_BUFFER_BYTES } from './body.js';
 import { createCircuitBreakerFilter } from './breaker.js';
 import { RetryBudget } from './budget.js';
-import { DEFAULT_RETRY } from './config.js';
+import { DEFAULT_RETRY, type RetryOn } from './config.js';
 import { createPerTryTimeoutFilter } from './deadline.js';
 import { createHedgeFilter } from './hedge.js';
-import { backoffDelay, createGate, createRetryFilter, parseRetryAfter } from './retry.js';
+import { backoffDelay, createGate, createRetryFilter, parseRetryAfter, retryReason } from './retry.js';
 import { withPolicies } from './stack.js';
 import { runPolicy } from './testing.js';
 
@@ -105,6 +105,68 @@ describe('retry filter', () => {
     expect((await p).status).toBe(201);
     expect(s.upstream.calls).toHaveLength(2);
     expect(s.upstream.calls[1]!.excluded).toEqual(['upstream:80']);
+  });
+
+  it('retryOn 5xx and gateway-error also cover an upstream that does not answer: connect failure, reset, refused stream (Envoy)', () => {
+    const connect = new MeshError('MESH_CONNECT_FAILED', 'refused', {
+      details: { phase: 'connect', bodySent: false, errorCode: 'ECONNREFUSED' },
+    });
+    const reset = new MeshError('MESH_UPSTREAM_RESET', 'reset', {
+      details: { phase: 'request', bodySent: true, errorCode: 'UND_ERR_SOCKET' },
+    });
+    const refused = new MeshError('MESH_UPSTREAM_RESET', 'refused stream', {
+      details: {
+        phase: 'request',
+        bodySent: false,
+        errorCode: 'NGHTTP2_REFUSED_STREAM',
+        refusedStream: true,
+      },
+    });
+    const why = (retryOn: RetryOn[], error: unknown) =>
+      retryReason({ ok: false, error }, { ...DEFAULT_RETRY, retryOn });
+    for (const on of ['5xx', 'gateway-error'] as const) {
+      expect([on, why([on], connect), why([on], reset), why([on], refused)]).toEqual([on, on, on, on]);
+    }
+    // The most specific entry that allows the retry is the reason given.
+    expect(why(['5xx', 'connect-failure'], connect)).toBe('connect-failure');
+    expect(why(['gateway-error', 'reset'], reset)).toBe('reset');
+    expect(why(['5xx', 'refused-stream'], refused)).toBe('refused-stream');
+    expect(why(['5xx', 'gateway-error'], reset)).toBe('5xx');
+    // The narrow entries still cover only their own failure.
+    expect(why(['connect-failure'], reset)).toBeUndefined();
+    expect(why(['refused-stream'], reset)).toBeUndefined();
+    expect(why(['retriable-status-codes', 'retriable-headers'], connect)).toBeUndefined();
+    expect(why(['retriable-status-codes', 'retriable-headers'], reset)).toBeUndefined();
+    // Not a transport failure: never retried, whatever retryOn says.
+    expect(why(['5xx', 'gateway-error'], new MeshError('MESH_CIRCUIT_OPEN', 'open'))).toBeUndefined();
+    expect(why(['5xx', 'gateway-error'], new Error('boom'))).toBeUndefined();
+  });
+
+  it('retryOn 5xx / gateway-error retries a connect failure for any method, a reset only when it is safe to replay', async () => {
+    for (const on of ['5xx', 'gateway-error'] as const) {
+      // A connect failure sent nothing: a POST goes to another endpoint.
+      const c = setup(['connect-error', 201], { retryOn: [on] }, { request: { method: 'POST', body: 'x' } });
+      const pc = withPolicies([c.retry], c.upstream)(c.ctx);
+      await c.clock.runAll();
+      expect([on, (await pc).status, c.upstream.calls.length]).toEqual([on, 201, 2]);
+      expect(c.observer.events.find((e) => e.type === 'retry')?.reason).toBe(on);
+
+      // A reset of an idempotent request is retried.
+      const g = setup(['reset', 200], { retryOn: [on] });
+      const pg = withPolicies([g.retry], g.upstream)(g.ctx);
+      await g.clock.runAll();
+      expect([on, (await pg).status, g.upstream.calls.length]).toEqual([on, 200, 2]);
+
+      // A reset after a POST was sent is not: the idempotency rule is unchanged.
+      const r = setup(['reset', 200], { retryOn: [on] }, { request: { method: 'POST', body: 'x' } });
+      const pr = expect(withPolicies([r.retry], r.upstream)(r.ctx)).rejects.toMatchObject({
+        code: 'MESH_UPSTREAM_RESET',
+      });
+      await r.clock.runAll();
+      await pr;
+      expect(r.upstream.calls).toHaveLength(1);
+      expect(r.observer.events.find((e) => e.type === 'give_up')?.reason).toBe(`not_idempotent (${on})`);
+    }
   });
 
   it('does not replay a streamed body larger than the replay buffer (#9.6)', async () => {

@@ -71,22 +71,31 @@ export type Outcome =
   | { ok: true; result: Pick<CallResult, 'status' | 'headers'> & { endpoint?: CallResult['endpoint'] } }
   | { ok: false; error: unknown };
 
-/** Why an outcome may be retried, or `undefined` when it may not. */
+/**
+ * Why an outcome may be retried, or `undefined` when it may not. Envoy's rule
+ * (`retry_state_impl.cc`, `wouldRetryFromReset`): `5xx` and `gateway-error` retry an upstream that
+ * did not answer at all — a connect failure, a reset (a refused stream too), a per-try timeout —
+ * as well as their statuses; `connect-failure`, `reset` and `refused-stream` retry only their own
+ * failure. The reason named is the most specific entry of `retryOn` that allows the retry. Whether
+ * the request may be sent again at all is {@link unsafeToReplay}'s question, not this one's.
+ */
 export function retryReason(outcome: Outcome, config: RetryConfig): RetryOn | 'per-try-timeout' | undefined {
   const on = config.retryOn;
   if (!outcome.ok) {
     const e = outcome.error;
     if (!MeshError.is(e)) return undefined;
+    // No answer at all: `5xx` and `gateway-error` cover it (Envoy: "or does not respond at all").
+    const noAnswer = on.includes('5xx') ? '5xx' : on.includes('gateway-error') ? 'gateway-error' : undefined;
     if (e.code === 'MESH_CONNECT_FAILED')
-      return on.includes('connect-failure') ? 'connect-failure' : undefined;
+      return on.includes('connect-failure') ? 'connect-failure' : noAnswer;
     if (e.code === 'MESH_UPSTREAM_RESET') {
       const code = String(e.details.errorCode ?? '');
       const refused = e.details.refusedStream === true || /REFUSED_STREAM/i.test(code);
       if (refused && on.includes('refused-stream')) return 'refused-stream';
-      return on.includes('reset') ? 'reset' : undefined;
+      return on.includes('reset') ? 'reset' : noAnswer;
     }
     if (e.code === 'MESH_TIMEOUT' && (e.details.limit === 'perTry' || e.details.limit === 'headers')) {
-      return on.includes('5xx') || on.includes('gateway-error') ? 'per-try-timeout' : undefined;
+      return noAnswer !== undefined ? 'per-try-timeout' : undefined;
     }
     return undefined;
   }
