@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { markRequestBodyError } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
@@ -45,6 +46,28 @@ function toBuffer(chunk: unknown): Buffer {
   throw new TypeError(`a request body chunk must be a string or bytes, got ${typeof chunk}`);
 }
 
+/** The part of a Node stream's `_readableState` undici reads to know a stream body's length. */
+interface ReadableState {
+  objectMode?: boolean;
+  ended?: boolean;
+  length?: number;
+  errored?: unknown;
+}
+
+/**
+ * A Node `Readable` as undici tells one (`util.isStream`: `pipe` and `on`), with the state undici
+ * reads its length from. undici writes such a body as a stream, and knows its length when it has
+ * ended by the time the request is written.
+ */
+function nodeReadable(body: unknown): (Readable & { _readableState: ReadableState }) | undefined {
+  const b = body as { pipe?: unknown; on?: unknown; read?: unknown; _readableState?: unknown } | null;
+  if (b === null || typeof b !== 'object') return undefined;
+  if (typeof b.pipe !== 'function' || typeof b.on !== 'function' || typeof b.read !== 'function')
+    return undefined;
+  if (typeof b._readableState !== 'object' || b._readableState === null) return undefined;
+  return body as Readable & { _readableState: ReadableState };
+}
+
 /**
  * A streamed request body (a Readable, an async iterable such as the one fetch dispatches) shared
  * by the attempts of one call. The source is read once; what was read is kept (up to `limit`
@@ -52,9 +75,17 @@ function toBuffer(chunk: unknown): Buffer {
  * again while the source is untouched (a connect failure read nothing), or when it was read to the
  * end within the limit. An error of the source is marked as the caller's own
  * ({@link markRequestBodyError}): never charged to an endpoint, never retried.
+ *
+ * Framing is undici's: each attempt of a `Readable` source is itself a `Readable` (of the source's
+ * object mode), so undici writes it as it writes the caller's stream, and, as for that stream,
+ * sends a `content-length` when the body is over by the time the request is written (undici's
+ * `util.bodyLength`: an ended byte stream, after a `read(0)`), `transfer-encoding: chunked`
+ * otherwise. Any other source stays an async iterable, whose length undici never knows.
  */
 export class BodyRecorder {
   readonly #source: AsyncIterator<unknown>;
+  /** The source when it is a Node `Readable`: its attempts are streams. */
+  readonly #stream: (Readable & { _readableState: ReadableState }) | undefined;
   readonly #limit: number;
   readonly #chunks: Buffer[] = [];
   #size = 0;
@@ -64,6 +95,8 @@ export class BodyRecorder {
   #reading = false;
 
   constructor(source: AsyncIterable<unknown>, limit = REPLAY_BUFFER_BYTES) {
+    this.#stream = nodeReadable(source);
+    // A Readable's iterator is lazy: it touches the stream at its first `next()`, not here.
     this.#source = source[Symbol.asyncIterator]();
     this.#limit = limit;
   }
@@ -78,9 +111,95 @@ export class BodyRecorder {
     return this.#ended && !this.#overflow;
   }
 
-  /** One attempt's body: what was kept, then the rest of the source. */
+  /**
+   * One attempt's body: what was kept, then the rest of the source. A `Readable` when the source
+   * is one (see the class notes), otherwise an async iterable.
+   */
   attempt(): AsyncIterable<Buffer> {
+    if (this.#stream !== undefined)
+      return this.#attemptStream(this.#stream._readableState.objectMode === true);
     return { [Symbol.asyncIterator]: () => this.#iterate() };
+  }
+
+  /**
+   * An attempt as a stream. undici calls `read(0)` on a stream body before it writes the request,
+   * then reads its state for the length: so the first read hands over, at once, a body that is
+   * already whole — a kept one being sent again, or a source stream that has ended with its bytes
+   * buffered — and the attempt ends with it, its length known as the caller's stream's would be.
+   * Otherwise each read takes the next chunk from the recorder, as the async iterable does.
+   */
+  #attemptStream(objectMode: boolean): Readable {
+    let chunks: AsyncGenerator<Buffer> | undefined;
+    const take = (): Buffer[] | undefined => this.#takeWhole();
+    const next = (): AsyncGenerator<Buffer> => {
+      chunks ??= this.#iterate();
+      return chunks;
+    };
+    const stream = new Readable({
+      objectMode,
+      read() {
+        if (chunks === undefined) {
+          const whole = take();
+          if (whole !== undefined) {
+            for (const chunk of whole) this.push(chunk);
+            this.push(null);
+            return;
+          }
+        }
+        next()
+          .next()
+          .then(
+            (step) => {
+              if (!this.destroyed) this.push(step.done ? null : step.value);
+            },
+            (error: Error) => this.destroy(error),
+          );
+      },
+      destroy(error, callback) {
+        // Stops the reading (its `finally` runs), so the recorder knows it is no longer read.
+        void chunks?.return(undefined).catch(() => undefined);
+        callback(error);
+      },
+    });
+    // undici destroys a stream body with its own error when the exchange fails: reported to the
+    // call by undici, not a reason to throw here.
+    stream.on('error', () => undefined);
+    return stream;
+  }
+
+  /**
+   * The whole body, without waiting, when it can be had so: what was kept, when the source was
+   * read to its end within the limit; or, for a byte stream not read yet, what it holds once it
+   * has ended (after a `read(0)`, as undici does, so a stream whose end is ready is seen ended).
+   * `undefined` otherwise: the body is read chunk by chunk.
+   */
+  #takeWhole(): Buffer[] | undefined {
+    if (this.#reading) return undefined;
+    if (this.#ended) return this.#overflow ? undefined : this.#chunks.slice();
+    const s = this.#stream;
+    if (this.#touched || s === undefined) return undefined;
+    const state = s._readableState;
+    if (state.objectMode !== false || s.destroyed || state.errored) return undefined;
+    s.read(0);
+    if (state.ended !== true || !Number.isFinite(state.length)) return undefined;
+    this.#touched = true;
+    const whole: Buffer[] = [];
+    for (let chunk = s.read() as unknown; chunk !== null; chunk = s.read() as unknown) {
+      whole.push(toBuffer(chunk));
+    }
+    this.#ended = true;
+    for (const chunk of whole) this.#keep(chunk);
+    return whole;
+  }
+
+  /** Keep a chunk for another attempt, unless the body is past the limit (then nothing is kept). */
+  #keep(chunk: Buffer): void {
+    if (this.#overflow) return;
+    this.#size += chunk.length;
+    if (this.#size > this.#limit) {
+      this.#overflow = true;
+      this.#chunks.length = 0;
+    } else this.#chunks.push(chunk);
   }
 
   async *#iterate(): AsyncGenerator<Buffer> {
@@ -108,13 +227,7 @@ export class BodyRecorder {
           markRequestBodyError(error);
           throw error;
         }
-        if (!this.#overflow) {
-          this.#size += chunk.length;
-          if (this.#size > this.#limit) {
-            this.#overflow = true;
-            this.#chunks.length = 0;
-          } else this.#chunks.push(chunk);
-        }
+        this.#keep(chunk);
         yield chunk;
       }
     } finally {
