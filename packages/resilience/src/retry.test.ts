@@ -127,6 +127,13 @@ describe('retry filter', () => {
     for (const on of ['5xx', 'gateway-error'] as const) {
       expect([on, why([on], connect), why([on], reset), why([on], refused)]).toEqual([on, on, on, on]);
     }
+    // Envoy's `reset` takes every reset reason, a connect failure and a read (per-try) timeout too.
+    const perTry = new MeshError('MESH_TIMEOUT', 'per try', { details: { limit: 'perTry' } });
+    expect([why(['reset'], connect), why(['reset'], refused), why(['reset'], perTry)]).toEqual([
+      'reset',
+      'reset',
+      'per-try-timeout',
+    ]);
     // The most specific entry that allows the retry is the reason given.
     expect(why(['5xx', 'connect-failure'], connect)).toBe('connect-failure');
     expect(why(['gateway-error', 'reset'], reset)).toBe('reset');

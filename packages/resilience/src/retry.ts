@@ -84,8 +84,16 @@ export function retryReason(outcome: Outcome, config: RetryConfig): RetryOn | 'p
   if (!outcome.ok) {
     const e = outcome.error;
     if (!MeshError.is(e)) return undefined;
-    // No answer at all: `5xx` and `gateway-error` cover it (Envoy: "or does not respond at all").
-    const noAnswer = on.includes('5xx') ? '5xx' : on.includes('gateway-error') ? 'gateway-error' : undefined;
+    // No answer at all: `5xx`, `gateway-error` and `reset` cover it (Envoy: "or does not respond at
+    // all (disconnect/reset/read timeout)"; its reset rule takes every reset reason, a connect
+    // failure included).
+    const noAnswer = on.includes('5xx')
+      ? '5xx'
+      : on.includes('gateway-error')
+        ? 'gateway-error'
+        : on.includes('reset')
+          ? 'reset'
+          : undefined;
     if (e.code === 'MESH_CONNECT_FAILED')
       return on.includes('connect-failure') ? 'connect-failure' : noAnswer;
     if (e.code === 'MESH_UPSTREAM_RESET') {
