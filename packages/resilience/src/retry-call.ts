@@ -112,7 +112,8 @@ class RetryAttempt implements MeshHandler {
   drop(why: string): void {
     this.settled = true;
     this.kept = undefined;
-    this.controller?.abort(new MeshError('MESH_ABORTED', why));
+    // The attempt answered (a retriable status): telemetry counts it by that status, not as an error.
+    this.controller?.abort(new MeshError('MESH_ABORTED', why, { details: { reason: 'retry_dropped' } }));
   }
 }
 

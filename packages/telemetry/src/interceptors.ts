@@ -243,7 +243,7 @@ class AttemptHandler extends ForwardingHandler {
       // An attempt the hedge stage stopped after its head came (a 5xx held back while another
       // attempt may still answer) answered: it counts by its status, as the endpoint's outlier
       // detection and breaker count it. Only one stopped before its head lost the race.
-      const errored = failed && !(status !== undefined && hedgeStopped(error));
+      const errored = failed && !(status !== undefined && stoppedAfterAnswer(error));
       // The caller stopping the call is not the endpoint's failure, nor is a hedge that lost the
       // race and was cancelled when another attempt answered, nor an attempt a timeout gave up
       // while it still waited in the endpoint's pool (never sent).
@@ -296,4 +296,15 @@ function neverSent(error: Error): boolean {
 function hedgeStopped(error: Error): boolean {
   const reason = (error as { details?: { reason?: unknown } }).details?.reason;
   return reason === 'hedge_lost' || reason === 'hedge_5xx';
+}
+
+/**
+ * An attempt a stage stopped once it had answered: by the hedge stage, or by the retry stage
+ * dropping a retried response whose body is past its drain limit (`retry_dropped`). It counts by
+ * the status it answered with.
+ */
+function stoppedAfterAnswer(error: Error): boolean {
+  return (
+    hedgeStopped(error) || (error as { details?: { reason?: unknown } }).details?.reason === 'retry_dropped'
+  );
 }
