@@ -20,6 +20,39 @@ describe('checkConfigDocument (#10)', () => {
     expect(warnings).toEqual([expect.objectContaining({ service: 'api', field: 'perTryTimeout' })]);
   });
 
+  it("warns of a setting nothing in force reads: another policy's field, maxRetries with retries off", () => {
+    const warned = (policy: Record<string, unknown>) =>
+      checkConfigDocument({ services: { api: { endpoints: '10.0.0.1:80', ...policy } } }).map(
+        (w) => `${w.field}=${JSON.stringify(w.value)}`,
+      );
+    expect(warned({ loadBalancer: { policy: 'round_robin', hashOn: { header: 'x-user' } } })).toEqual([
+      'loadBalancer.hashOn={"header":"x-user"}',
+    ]);
+    expect(warned({ loadBalancer: { choiceCount: 3 } })).toEqual(['loadBalancer.choiceCount=3']);
+    expect(warned({ loadBalancer: { policy: 'maglev', minRingSize: 2048, decayTime: '5s' } })).toEqual([
+      'loadBalancer.decayTime=5000',
+      'loadBalancer.minRingSize=2048',
+    ]);
+    expect(warned({ loadBalancer: { policy: 'ring_hash', slowStart: { window: '10s' } } })).toEqual([
+      'loadBalancer.slowStart={"window":10000}',
+    ]);
+    expect(warned({ retry: false, circuitBreaker: { maxRetries: 3 } })).toEqual([
+      'circuitBreaker.maxRetries=3',
+    ]);
+    // Read by the policy in force: no warning.
+    expect(
+      warned({ loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x' }, minRingSize: 2048 } }),
+    ).toEqual([]);
+    expect(warned({ loadBalancer: { policy: 'peak_ewma', choiceCount: 3, decayTime: '5s' } })).toEqual([]);
+    expect(warned({ circuitBreaker: { maxRetries: 3 } })).toEqual([]);
+    // A service that changes the policy the defaults set is told what no longer applies.
+    const layered = checkConfigDocument({
+      defaults: { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-user' } } },
+      services: { api: { endpoints: '10.0.0.1:80', loadBalancer: { policy: 'least_request' } }, b: {} },
+    });
+    expect(layered).toEqual([expect.objectContaining({ service: 'api', field: 'loadBalancer.hashOn' })]);
+  });
+
   it('a policy shared by many services is parsed once, yet every bad copy is reported at its path', () => {
     const bad = { retry: { maxRetries: -1 } };
     expect(issuesOf({ services: { a: bad, b: { ...bad }, c: { retry: { maxRetries: 1 } } } })).toEqual([

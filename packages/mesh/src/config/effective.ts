@@ -1,4 +1,4 @@
-import type { BalancerConfig } from '@proxyless/balancer';
+import type { BalancerConfig, LoadBalancerPolicy } from '@proxyless/balancer';
 import type { ConfigIssue } from '@proxyless/core';
 import { type ResilienceConfig, resilienceWarnings } from '@proxyless/resilience';
 import { type Layer, type LayerName, resolveLayers } from './layers.js';
@@ -93,7 +93,71 @@ export interface ResolvedPolicy {
  */
 export function resolvePolicy(layers: readonly Layer[]): ResolvedPolicy {
   const { balancer, resilience } = resolveLayers(layers);
-  return Object.freeze({ balancer, resilience, warnings: Object.freeze(resilienceWarnings(resilience)) });
+  const warnings = [...resilienceWarnings(resilience), ...unreadSettings(layers, balancer, resilience)];
+  return Object.freeze({ balancer, resilience, warnings: Object.freeze(warnings) });
+}
+
+/** The `loadBalancer` fields only some policies read, and those policies. */
+const READ_BY: Readonly<Record<string, readonly LoadBalancerPolicy[]>> = {
+  choiceCount: ['least_request', 'peak_ewma'],
+  decayTime: ['peak_ewma'],
+  defaultRtt: ['peak_ewma'],
+  minRingSize: ['ring_hash'],
+  maxRingSize: ['ring_hash'],
+  tableSize: ['maglev'],
+  hashOn: ['ring_hash', 'maglev'],
+  slowStart: ['weighted_round_robin', 'least_request', 'peak_ewma'],
+};
+
+/**
+ * Settings some layer wrote that nothing in force reads: a field of another load-balancing
+ * policy (a `hashOn` under `round_robin` gives no affinity), or `circuitBreaker.maxRetries` with
+ * retries off. Warned, not rejected: layers combine (a service may turn off what the defaults
+ * configure), and the setting harms nothing but the reader's expectations.
+ */
+function unreadSettings(
+  layers: readonly Layer[],
+  balancer: BalancerConfig,
+  resilience: ResilienceConfig,
+): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const policy = balancer.loadBalancer.policy;
+  for (const [field, readers] of Object.entries(READ_BY)) {
+    if (readers.includes(policy)) continue;
+    const value = lastSet(
+      layers,
+      (l) => (l.patch.balancer?.loadBalancer as Record<string, unknown> | undefined)?.[field],
+    );
+    if (value === undefined) continue;
+    out.push({
+      field: `loadBalancer.${field}`,
+      expected: `no value with loadBalancer.policy "${policy}": only ${readers.join(', ')} ${readers.length === 1 ? 'reads' : 'read'} it, so it has no effect`,
+      value,
+    });
+  }
+  if (resilience.retry === undefined || resilience.retry.maxRetries === 0) {
+    const value = lastSet(layers, (l) => {
+      const cb = l.patch.resilience?.circuitBreaker;
+      return cb === false || cb === undefined ? undefined : cb.maxRetries;
+    });
+    if (value !== undefined && resilience.circuitBreaker !== undefined) {
+      out.push({
+        field: 'circuitBreaker.maxRetries',
+        expected: 'no value with retries off: it bounds the retries in flight, so it has no effect',
+        value,
+      });
+    }
+  }
+  return out;
+}
+
+/** The value the last layer that sets it gives. */
+function lastSet(layers: readonly Layer[], read: (layer: Layer) => unknown): unknown {
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const v = read(layers[i] as Layer);
+    if (v !== undefined) return v;
+  }
+  return undefined;
 }
 
 /**
