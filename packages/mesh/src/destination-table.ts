@@ -381,7 +381,7 @@ export class DestinationTable {
       connectionsPerEndpoint: this.#deps.connectionsPerEndpoint,
       ...(this.#deps.poolEvent ? { poolEvent: this.#deps.poolEvent } : {}),
       resolveTimeoutMs: this.#deps.resolveTimeoutMs,
-      policy: (s, previous) =>
+      policy: (s, previous, earlierCalls) =>
         buildPolicy(
           s,
           config(s),
@@ -393,6 +393,7 @@ export class DestinationTable {
               events.fire({ type: 'circuit_breaker', service, state }),
             healthChecks: this.healthChecks,
             ...(previous === undefined && rateLimitBucket ? { rateLimitBucket } : {}),
+            ...(earlierCalls ? { earlierCalls } : {}),
           },
           previous,
         ),

@@ -17,7 +17,7 @@ import {
   type ResolverUpdate,
   type Timer,
 } from '@proxyless/core';
-import type { TokenBucket } from '@proxyless/resilience';
+import type { EarlierCalls, TokenBucket } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { createPickStage } from './pick.js';
@@ -38,7 +38,7 @@ export interface DestinationDeps {
    * Build the per-service policy (balancer + filters). Called again when config changes, with the
    * policy in force: what the change does not touch is taken over from it (see `buildPolicy`).
    */
-  policy: (service: string, previous?: DestinationPolicy) => DestinationPolicy;
+  policy: (service: string, previous?: DestinationPolicy, earlier?: EarlierCalls) => DestinationPolicy;
   onSetChange: (service: string, set: EndpointSet) => void;
   onResolverError: (service: string, error: MeshError) => void;
   /** Panic, locality, ejection and health-check events of the balancer in force. */
@@ -96,6 +96,12 @@ export class Destination {
   lastUsed: number;
   /** Calls accepted and not yet ended: shutdown waits for them, and aborts them when it forces. */
   #calls = new CallList();
+  /** The generation of the stack calls enter now: one more each time a config change recomposes it. */
+  #gen = 0;
+  /** Calls in flight by the generation of the stack they entered. */
+  readonly #byGen = new Map<number, number>();
+  /** Told when a call of an earlier generation ends (a limit a reload turned on counts them). */
+  readonly #earlierEnded = new Set<() => void>();
   #onIdle: (() => void) | undefined;
   /** Run once no call is in flight ({@link whenIdle}). */
   #idleWaiters: Array<() => void> = [];
@@ -217,7 +223,10 @@ export class Destination {
     const call = new TrackedCall(handler, this.#endCall);
     this.#calls.add(call);
     try {
-      if (this.#ready) return this.#dispatch(opts, call);
+      if (this.#ready) {
+        this.#enter(call);
+        return this.#dispatch(opts, call);
+      }
       this.#waitReady(opts, call);
       return true;
     } catch (error) {
@@ -236,9 +245,30 @@ export class Destination {
     else this.#idleWaiters.push(fn);
   }
 
+  /** A call enters the stack in force: counted under its generation until it ends. */
+  #enter(call: TrackedCall): void {
+    call.gen = this.#gen;
+    this.#byGen.set(this.#gen, (this.#byGen.get(this.#gen) ?? 0) + 1);
+  }
+
+  /** Calls in flight through stacks of generations before `gen`. */
+  #inFlightBefore(gen: number): number {
+    let n = 0;
+    for (const [g, count] of this.#byGen) if (g < gen) n += count;
+    return n;
+  }
+
   /** A tracked call ended (its body ended, it failed or it was upgraded). */
   #ended(call: TrackedCall): void {
-    if (!this.#calls.remove(call) || this.#calls.size > 0) return;
+    if (!this.#calls.remove(call)) return;
+    const gen = call.gen;
+    if (gen !== undefined) {
+      const left = (this.#byGen.get(gen) ?? 1) - 1;
+      if (left > 0) this.#byGen.set(gen, left);
+      else this.#byGen.delete(gen);
+      if (gen < this.#gen && this.#earlierEnded.size > 0) for (const fn of [...this.#earlierEnded]) fn();
+    }
+    if (this.#calls.size > 0) return;
     this.#onIdle?.();
     const waiters = this.#idleWaiters;
     if (waiters.length === 0) return;
@@ -253,9 +283,19 @@ export class Destination {
    */
   refreshPolicy(): readonly string[] {
     const old = this.#policy;
+    // A stage built anew for this change (a limit or breaker turned on) counts the calls already
+    // in flight through the stacks before it: they entered generations before the next one.
+    const nextGen = this.#gen + 1;
+    const earlier: EarlierCalls = {
+      count: () => this.#inFlightBefore(nextGen),
+      onEnd: (fn) => {
+        this.#earlierEnded.add(fn);
+        return () => this.#earlierEnded.delete(fn);
+      },
+    };
     let next: DestinationPolicy;
     try {
-      next = this.#deps.policy(this.service, old);
+      next = this.#deps.policy(this.service, old, earlier);
     } catch (error) {
       // Validated before the configuration was accepted; if it still fails, keep the policy in force.
       this.#deps.logger.error('policy rebuild failed; keeping the policy in force', {
@@ -273,7 +313,10 @@ export class Destination {
     }
     const sameStack =
       next.filters.length === old.filters.length && next.filters.every((f, i) => f === old.filters[i]);
-    if (!sameStack) this.#dispatch = this.#compose();
+    if (!sameStack) {
+      this.#dispatch = this.#compose();
+      this.#gen = nextGen;
+    }
     old.retire(next);
     // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new
     // pools, and requests on the old ones finish there.
@@ -332,7 +375,8 @@ export class Destination {
     for (const fn of w) fn();
   }
 
-  #waitReady(opts: Dispatcher.DispatchOptions, handler: MeshHandler): void {
+  #waitReady(opts: Dispatcher.DispatchOptions, call: TrackedCall): void {
+    const handler: MeshHandler = call;
     let timer: Timer | undefined;
     let inner: Dispatcher.DispatchController | undefined;
     let waiting = true;
@@ -350,6 +394,7 @@ export class Destination {
     const go = (): void => {
       if (!waiting) return;
       leave();
+      this.#enter(call);
       this.#dispatch(
         opts,
         new RelayedHandler(handler, relay, (c) => {

@@ -3,6 +3,7 @@ import type { Clock, Logger, Random } from '@proxyless/core';
 import {
   type BreakerState,
   createPolicyStack,
+  type EarlierCalls,
   type PolicyStack,
   sameSettings,
   type TokenBucket,
@@ -30,6 +31,8 @@ export interface PolicyDeps {
    * eviction): the first build goes on with its tokens (see `PolicyStackDeps.rateLimitBucket`).
    */
   rateLimitBucket?: TokenBucket;
+  /** The calls in flight through the destination's earlier stacks (see `PolicyStackDeps.earlierCalls`). */
+  earlierCalls?: EarlierCalls;
 }
 
 /**
@@ -81,6 +84,7 @@ export function buildPolicy(
       logger: deps.logger,
       ...(onBreaker ? { onBreakerStateChange: (state: BreakerState) => onBreaker(service, state) } : {}),
       ...(prior === undefined && deps.rateLimitBucket ? { rateLimitBucket: deps.rateLimitBucket } : {}),
+      ...(deps.earlierCalls ? { earlierCalls: deps.earlierCalls } : {}),
     },
     prior?.stack,
   );

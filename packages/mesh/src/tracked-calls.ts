@@ -53,6 +53,8 @@ export class TrackedCall extends ForwardingHandler {
   prev: TrackedCall | undefined = undefined;
   next: TrackedCall | undefined = undefined;
   listed = false;
+  /** The generation of the destination's stack the call entered (`undefined`: not yet). */
+  gen: number | undefined = undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #abortOnStart: Error | undefined;
   readonly #onEnd: (call: TrackedCall) => void;

@@ -20,6 +20,7 @@ import {
 import CircuitBreaker from 'opossum';
 import type { Dispatcher } from 'undici';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
+import { type EarlierCalls, EarlierCount } from './limits.js';
 import { holdQueued, type QueuedHold } from './queued.js';
 
 /** State of a {@link DestinationBreaker}. */
@@ -78,6 +79,8 @@ export class DestinationBreaker {
   #trials = 0;
   /** Attempts in flight, shared with the breakers this one replaced or that replace it. */
   readonly #counts: { active: number };
+  /** Calls in flight from before any breaker of the destination existed. */
+  readonly #earlier: EarlierCount;
   #closed = false;
   /** The breaker that replaced this one (a config reload): it admits and counts for it. */
   #successor: DestinationBreaker | undefined;
@@ -98,10 +101,16 @@ export class DestinationBreaker {
        * against `maxRequests` here, and release into the same count when they end.
        */
       previous?: DestinationBreaker;
+      /**
+       * With no `previous` (a reload turned the breaker on): the calls still in flight through the
+       * destination's earlier stacks, counted against `maxRequests` until they end.
+       */
+      earlier?: EarlierCalls;
     },
   ) {
     this.#onStateChange = deps.onStateChange;
     this.#counts = deps.previous === undefined ? { active: 0 } : deps.previous.#counts;
+    this.#earlier = deps.previous === undefined ? new EarlierCount(deps.earlier) : deps.previous.#earlier;
     this.#config = { ...DEFAULT_CIRCUIT_BREAKER, ...config };
     this.#maxRequests = this.#config.maxRequests;
     this.#clock = deps.clock;
@@ -206,7 +215,7 @@ export class DestinationBreaker {
   admit(ctx: CallContext): MeshError | 'trial' | 'normal' | 'bypass' {
     if (this.#closed) return 'bypass';
     if (this.#state === 'open') return this.#reject(ctx, 'open', { openedAt: this.#openedAt });
-    if (this.#counts.active >= this.#maxRequests) {
+    if (this.#counts.active + this.#earlier.get() >= this.#maxRequests) {
       return this.#reject(ctx, 'maxRequests', { max: this.#maxRequests });
     }
     if (this.#state === 'half-open') {

@@ -66,7 +66,12 @@ export {
 } from './deadline.js';
 export { createFaultInjectionFilter, parseFaultHeader } from './fault.js';
 export { createHedgeFilter, LatencyTracker } from './hedge.js';
-export { createConcurrencyLimitFilter, createRateLimitFilter, TokenBucket } from './limits.js';
+export {
+  createConcurrencyLimitFilter,
+  createRateLimitFilter,
+  type EarlierCalls,
+  TokenBucket,
+} from './limits.js';
 export { cancelQueued, holdQueued, kQueuedHold, type QueuedHold } from './queued.js';
 export {
   backoffDelay,

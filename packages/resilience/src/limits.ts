@@ -37,6 +37,38 @@ export type ConcurrencyLimitFilter = Filter & {
   close(): void;
 };
 
+/**
+ * The calls a destination has in flight through the stacks it had before this stage existed (a
+ * config reload turned the limit on): a new limit counts them, as Envoy's thresholds count what is
+ * in flight whatever admitted it. Their number only goes down.
+ */
+export interface EarlierCalls {
+  count(): number;
+  /** Call `fn` whenever one of them ends; returns the unsubscribe. */
+  onEnd(fn: () => void): () => void;
+}
+
+/** Counts the calls of an {@link EarlierCalls} until none is left, then nothing more. */
+export class EarlierCount {
+  #earlier: EarlierCalls | undefined;
+  #unsubscribe: (() => void) | undefined;
+  constructor(earlier: EarlierCalls | undefined, onEnd?: () => void) {
+    this.#earlier = earlier;
+    if (earlier !== undefined && onEnd !== undefined) this.#unsubscribe = earlier.onEnd(onEnd);
+    this.get();
+  }
+  get(): number {
+    const e = this.#earlier;
+    if (e === undefined) return 0;
+    const n = e.count();
+    if (n > 0) return n;
+    this.#earlier = undefined;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    return 0;
+  }
+}
+
 /** A call waiting for a slot. */
 interface Waiter {
   readonly grant: () => void;
@@ -50,7 +82,7 @@ interface Waiter {
  */
 export function createConcurrencyLimitFilter(
   config: Partial<ConcurrencyLimitConfig> & { max: number },
-  options: { service?: string } = {},
+  options: { service?: string; earlier?: EarlierCalls } = {},
 ): ConcurrencyLimitFilter {
   let max = config.max;
   let queueSize = config.queue ?? 0;
@@ -58,11 +90,23 @@ export function createConcurrencyLimitFilter(
   let active = 0;
   let closed = false;
   const waiting: Waiter[] = [];
+  /** Serve queued calls while there is room (the settings changed, or an earlier call ended). */
+  const pump = (): void => {
+    // Bounded: each turn takes one waiter off the queue.
+    while (active + earlier.get() < max && waiting.length > 0) {
+      active++;
+      (waiting[0] as Waiter).grant();
+    }
+  };
+  // Calls in flight through the stacks before this limit existed hold slots until they end.
+  const earlier = new EarlierCount(options.earlier, () => {
+    if (waiting.length > 0) pump();
+  });
 
   const release = (): void => {
     // The slot passes from the releasing exchange to the next waiter (`active` stays the same),
-    // unless a lowered `max` wants it back.
-    const next = active <= max ? waiting.shift() : undefined;
+    // unless a lowered `max` (or calls from before the limit) wants it back.
+    const next = active + earlier.get() <= max ? waiting.shift() : undefined;
     if (next) next.grant();
     else active--;
   };
@@ -81,7 +125,7 @@ export function createConcurrencyLimitFilter(
   const interceptor: Filter = (dispatch) => (opts, handler) => {
     const ctx = callOf(opts);
     if (ctx === undefined || closed) return dispatch(opts, handler);
-    if (active < max) {
+    if (active + earlier.get() < max) {
       active++;
       return dispatch(opts, new Slot(handler, release));
     }
@@ -144,11 +188,7 @@ export function createConcurrencyLimitFilter(
     max = next.max;
     queueSize = next.queue ?? 0;
     queueTimeoutMs = next.queueTimeoutMs ?? 0;
-    // Bounded: each turn takes one waiter off the queue.
-    while (active < max && waiting.length > 0) {
-      active++;
-      (waiting[0] as Waiter).grant();
-    }
+    pump();
     while (waiting.length > queueSize) (waiting[waiting.length - 1] as Waiter).fail('queue_full');
   };
   filter.close = () => {

@@ -16,6 +16,7 @@ import { createHedgeFilter } from './hedge.js';
 import {
   createConcurrencyLimitFilter,
   createRateLimitFilter,
+  type EarlierCalls,
   type RateLimitFilter,
   type TokenBucket,
 } from './limits.js';
@@ -55,6 +56,11 @@ export interface PolicyStackDeps {
    * rate-limit stage built without a previous one goes on with its tokens, brought to its settings.
    */
   readonly rateLimitBucket?: TokenBucket;
+  /**
+   * The calls in flight through the destination's earlier stacks: a concurrency limit or a
+   * breaker a reload turns on counts them against its threshold until they end.
+   */
+  readonly earlierCalls?: EarlierCalls;
 }
 
 /** The filters of one destination, outermost first, and a way to release their timers. */
@@ -245,7 +251,11 @@ export function createPolicyStack(
       'concurrencyLimit',
       stage(
         'concurrencyLimit',
-        () => createConcurrencyLimitFilter(limit, { service }),
+        () =>
+          createConcurrencyLimitFilter(limit, {
+            service,
+            ...(deps.earlierCalls ? { earlier: deps.earlierCalls } : {}),
+          }),
         (f, _successor, retired) => {
           if (retired) f.close();
         },
@@ -291,6 +301,7 @@ export function createPolicyStack(
           logger: deps.logger,
           ...(deps.onBreakerStateChange ? { onStateChange: deps.onBreakerStateChange } : {}),
           ...(previous ? { previous: previous.breaker } : {}),
+          ...(deps.earlierCalls ? { earlier: deps.earlierCalls } : {}),
         });
         return { breaker: b, filter: b.filter() };
       },
