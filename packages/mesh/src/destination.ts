@@ -223,12 +223,8 @@ export class Destination {
     const call = new TrackedCall(handler, this.#endCall);
     this.#calls.add(call);
     try {
-      if (this.#ready) {
-        this.#enter(call);
-        return this.#dispatch(opts, call);
-      }
-      this.#waitReady(opts, call);
-      return true;
+      this.#enter(call);
+      return this.#dispatch(opts, call);
     } catch (error) {
       // The caller's handler gets this error from the call path; the call never started here.
       this.#ended(call);
@@ -338,8 +334,20 @@ export class Destination {
     });
     const stack = buildStack({ policy, telemetry: this.#deps.telemetry });
     this.#roles = stack.roles;
-    return composeInterceptors(stack.interceptors, pick);
+    // The wait for the first resolution sits right under the call's telemetry, which so sees the
+    // whole call: its duration counts the wait, and a call that fails or is aborted there is
+    // recorded (metrics, span, access log) like any other.
+    const interceptors = [...stack.interceptors];
+    interceptors.splice(stack.roles[0] === 'telemetry' ? 1 : 0, 0, this.#readyStage);
+    return composeInterceptors(interceptors, pick);
   }
+
+  /** Before the registry's first answer, a call waits here (see {@link #waitReady}). */
+  readonly #readyStage: Interceptor = (next) => (opts, handler) => {
+    if (this.#ready) return next(opts, handler);
+    this.#waitReady(opts, handler as MeshHandler, next);
+    return true;
+  };
 
   #onUpdate(update: ResolverUpdate): void {
     // While a graceful close drains, updates still apply: a call waiting for the first answer may
@@ -375,8 +383,7 @@ export class Destination {
     for (const fn of w) fn();
   }
 
-  #waitReady(opts: Dispatcher.DispatchOptions, call: TrackedCall): void {
-    const handler: MeshHandler = call;
+  #waitReady(opts: Dispatcher.DispatchOptions, handler: MeshHandler, next: DispatchFn): void {
     let timer: Timer | undefined;
     let inner: Dispatcher.DispatchController | undefined;
     let waiting = true;
@@ -394,8 +401,7 @@ export class Destination {
     const go = (): void => {
       if (!waiting) return;
       leave();
-      this.#enter(call);
-      this.#dispatch(
+      next(
         opts,
         new RelayedHandler(handler, relay, (c) => {
           inner = c;
