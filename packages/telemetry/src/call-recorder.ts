@@ -73,6 +73,8 @@ export class CallRecorder implements CallObserver {
   /** Attempt spans still open, newest last. */
   readonly open: Span[] = [];
   lastEndpoint: Endpoint | undefined;
+  /** Attempts dispatched and not yet ended (hedges run side by side; retries one after another). */
+  attemptsInFlight = 0;
   /** The controller the caller holds: once it is aborted, the caller stopped the call. */
   callerController: Dispatcher.DispatchController | undefined;
   /** Events in order, kept only when something reads them (the access log or a span). */

@@ -162,6 +162,7 @@ export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
           }
         }
       }
+      if (recorder) recorder.attemptsInFlight++;
       return dispatch(out, new AttemptHandler(handler, ctx, deps, span, recorder));
     };
 }
@@ -174,6 +175,8 @@ class AttemptHandler extends ForwardingHandler {
   readonly #recorder: CallRecorder | undefined;
   #status: number | undefined;
   #done = false;
+  /** undici started the exchange (`onRequestStart`): the connect succeeded. */
+  #started = false;
 
   constructor(
     handler: MeshHandler,
@@ -193,6 +196,7 @@ class AttemptHandler extends ForwardingHandler {
   override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     // The pick stage chose the endpoint before sending: the access log names it even when the
     // call fails (an overall timeout) before this attempt ends.
+    this.#started = true;
     this.#noteEndpoint();
     super.onRequestStart(controller, context);
   }
@@ -237,9 +241,19 @@ class AttemptHandler extends ForwardingHandler {
         recorder?.forgetAttempt(this.#span);
         return;
       }
-      // The endpoint was noted when the attempt was sent and when it answered, not here: a hedge
-      // that lost, cancelled after the winner answered, must not become the one that answered.
-      if (recorder && ep !== undefined) recorder.lastEndpoint ??= ep;
+      // The endpoint was noted when the attempt was sent and when it answered: a hedge that lost,
+      // cancelled after the winner answered, must not become the one that answered. An attempt
+      // that never reached its endpoint (the connect failed) is the last one tried when no other
+      // attempt runs beside it: the access log names it, as Envoy's %UPSTREAM_HOST% does.
+      if (recorder) {
+        recorder.attemptsInFlight--;
+        if (
+          ep !== undefined &&
+          (recorder.lastEndpoint === undefined ||
+            (failed && recorder.attemptsInFlight === 0 && !this.#started))
+        )
+          recorder.lastEndpoint = ep;
+      }
       // An attempt the hedge stage stopped after its head came (a 5xx held back while another
       // attempt may still answer) answered: it counts by its status, as the endpoint's outlier
       // detection and breaker count it. Only one stopped before its head lost the race.
