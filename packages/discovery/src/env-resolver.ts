@@ -75,7 +75,20 @@ export function readEnvEndpoints(env: Env, issues: Issues): Map<string, readonly
       continue;
     }
     const list = issues.try(() => parseEndpointSpec(raw, name));
-    if (list) bySuffix.set(suffix, Object.freeze(list.map(createEndpoint)));
+    if (list === undefined) continue;
+    // As in a document: the same address:port twice would be one endpoint with one weight dropped.
+    const seen = new Set<string>();
+    const twice = list.find((e) => {
+      const key = `${e.address}:${e.port}`;
+      if (seen.has(key)) return true;
+      seen.add(key);
+      return false;
+    });
+    if (twice !== undefined) {
+      issues.add(name, `a list of unique endpoints (${twice.address}:${twice.port} is listed twice)`, raw);
+      continue;
+    }
+    bySuffix.set(suffix, Object.freeze(list.map(createEndpoint)));
   }
   return bySuffix;
 }
