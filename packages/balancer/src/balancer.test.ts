@@ -562,3 +562,28 @@ describe('updates and stats', () => {
     b.close();
   });
 });
+
+describe('an endpoint removed and added again while attempts are in flight', () => {
+  it('is a new endpoint: the old attempts end without touching its in-flight count or statistics', () => {
+    const eps = testEndpoints(2);
+    const { b } = make({ outlierDetection: { consecutive5xx: 2 } }, eps);
+    const a = eps[0]!;
+    const old = [1, 2, 3, 4, 5].map(() => b.onAttemptStart(a));
+    b.update(setOf([eps[1]!]));
+    b.update(setOf(eps));
+    const fresh = [1, 2, 3].map(() => b.onAttemptStart(a));
+    expect(b.stats().endpoints[0]).toMatchObject({ id: a.id, inflight: 3 });
+    // The five old attempts end, two of them 5xx: none is the new endpoint's.
+    for (const [i, token] of old.entries())
+      b.onAttemptEnd(a, { status: i < 2 ? 503 : 200, latencyMs: 1 }, token);
+    expect(b.stats().endpoints[0]).toMatchObject({
+      id: a.id,
+      inflight: 3,
+      requests: 0,
+      failures: 0,
+      ejected: false,
+    });
+    for (const token of fresh) b.onAttemptEnd(a, { status: 200, latencyMs: 1 }, token);
+    expect(b.stats().endpoints[0]).toMatchObject({ inflight: 0, requests: 3 });
+  });
+});

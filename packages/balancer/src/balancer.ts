@@ -280,19 +280,24 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     return undefined;
   }
 
-  onAttemptStart(endpoint: Endpoint): void {
+  onAttemptStart(endpoint: Endpoint): EndpointState | undefined {
     const s = this.#byId.get(endpoint.id);
     if (s) {
       s.inflight++;
       this.#connectivity.attemptStarted(s);
     }
     this.#time[0] = this.#clock.now();
+    return s;
   }
 
-  onAttemptEnd(endpoint: Endpoint, outcome: AttemptOutcome): void {
-    const s = this.#byId.get(endpoint.id);
+  onAttemptEnd(endpoint: Endpoint, outcome: AttemptOutcome, token?: unknown): void {
+    const current = this.#byId.get(endpoint.id);
+    // The state the attempt started on: an endpoint removed (and maybe added again) since is
+    // another state, whose in-flight count and statistics this attempt must not touch.
+    const s = token instanceof EndpointState ? token : current;
     if (!s) return;
     if (s.inflight > 0) s.inflight--;
+    if (s !== current) return;
     const now = this.#clock.now();
     this.#time[0] = now;
     if (outcome.failure === 'cancelled') return;

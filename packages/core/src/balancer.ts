@@ -40,13 +40,17 @@ export interface Balancer {
    *   `MESH_NO_HEALTHY_ENDPOINTS` when every endpoint is in `TRANSIENT_FAILURE`.
    */
   pick(ctx: CallContext): Endpoint;
-  /** An attempt to `endpoint` was dispatched. */
-  onAttemptStart(endpoint: Endpoint): void;
   /**
-   * That attempt ended. Called exactly once per `onAttemptStart`. An outcome with
-   * `failure: 'connect'` counts as {@link Balancer.onConnectFailure} too.
+   * An attempt to `endpoint` was dispatched. May return a token for {@link onAttemptEnd}: the
+   * endpoint's state the attempt counts on, so an endpoint removed and added again meanwhile is a
+   * new one whose counts the old attempt does not touch.
    */
-  onAttemptEnd(endpoint: Endpoint, outcome: AttemptOutcome): void;
+  onAttemptStart(endpoint: Endpoint): unknown;
+  /**
+   * That attempt ended. Called exactly once per `onAttemptStart`, with the token it returned. An
+   * outcome with `failure: 'connect'` counts as {@link Balancer.onConnectFailure} too.
+   */
+  onAttemptEnd(endpoint: Endpoint, outcome: AttemptOutcome, token?: unknown): void;
   /**
    * A connection to `endpoint` could not be made (refused, unreachable, connect timeout, TLS
    * handshake failure). The endpoint leaves picking at once (`TRANSIENT_FAILURE`) and is probed in

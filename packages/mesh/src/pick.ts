@@ -209,13 +209,13 @@ export function createPickStage(
     }
     ctx.endpoint = endpoint;
     ctx.attributes.set(ENDPOINT_ATTRIBUTE, endpoint);
-    lb.onAttemptStart(endpoint);
+    const token = lb.onAttemptStart(endpoint);
     const body = opts.body as { on?: unknown; once?: (e: string, f: (err: unknown) => void) => void } | null;
     if (body != null && typeof body.once === 'function' && typeof body.on === 'function') {
       // A failing upload stream is the caller's own error, not the endpoint's.
       body.once('error', markRequestBodyError);
     }
-    const h = new PickHandler(handler, lb, endpoint, ctx, service, clock);
+    const h = new PickHandler(handler, lb, endpoint, ctx, service, clock, token);
     // The innermost holder of this attempt: a stage above giving up on it while undici still has
     // it queued (behind busy connections) takes it back through `cancelQueued`.
     holdQueued(ctx, h);
@@ -249,6 +249,8 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
     readonly ctx: CallContext,
     readonly service: string,
     readonly clock: Clock,
+    /** What the balancer gave at the attempt's start, for its end. */
+    readonly token: unknown,
   ) {
     super(handler);
     this.#started = clock.now();
@@ -257,7 +259,7 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
   #end(outcome: AttemptOutcome): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.lb.onAttemptEnd(this.endpoint, outcome);
+    this.lb.onAttemptEnd(this.endpoint, outcome, this.token);
   }
 
   /**
