@@ -75,6 +75,8 @@ export class CallRecorder implements CallObserver {
   lastEndpoint: Endpoint | undefined;
   /** Attempts dispatched and not yet ended (hedges run side by side; retries one after another). */
   attemptsInFlight = 0;
+  /** Whether the attempt that ended last ended in an error, `undefined` before any ended. */
+  lastAttemptFailed: boolean | undefined;
   /** The controller the caller holds: once it is aborted, the caller stopped the call. */
   callerController: Dispatcher.DispatchController | undefined;
   /** Events in order, kept only when something reads them (the access log or a span). */
@@ -208,8 +210,17 @@ export class CallRecorder implements CallObserver {
       (now - this.startedAt) / 1000,
     );
     // A call that ended before any attempt (breaker open, no endpoints, a limit, an injected
-    // abort answered with its status) has no CLIENT span: an INTERNAL span makes it visible.
-    if (this.attempts === 0 && deps.tracing && this.internal === undefined) {
+    // abort answered with its status) has no CLIENT span: an INTERNAL span makes it visible. So
+    // does one whose only attempt's span ended before the call did what no span shows: events
+    // after it (a retry the breaker refused, `give_up`), or a failure after an answered attempt
+    // (the caller aborted in the retry backoff).
+    const unplaced = this.events !== undefined && this.#placed < this.events.length;
+    const failedAfterAnswer = failed && this.lastAttemptFailed === false;
+    if (
+      (this.attempts === 0 || unplaced || failedAfterAnswer) &&
+      deps.tracing &&
+      this.internal === undefined
+    ) {
       const api = otelApi();
       if (api !== undefined) this.#startInternal(api);
     }

@@ -247,6 +247,7 @@ class AttemptHandler extends ForwardingHandler {
       // attempt runs beside it: the access log names it, as Envoy's %UPSTREAM_HOST% does.
       if (recorder) {
         recorder.attemptsInFlight--;
+        recorder.lastAttemptFailed = failed;
         if (
           ep !== undefined &&
           (recorder.lastEndpoint === undefined ||
