@@ -45,12 +45,16 @@ describe('checkConfigDocument (#10)', () => {
     ).toEqual([]);
     expect(warned({ loadBalancer: { policy: 'peak_ewma', choiceCount: 3, decayTime: '5s' } })).toEqual([]);
     expect(warned({ circuitBreaker: { maxRetries: 3 } })).toEqual([]);
-    // A service that changes the policy the defaults set is told what no longer applies.
+    // Only what a service's own entry sets: the defaults (and the environment) hold for services of
+    // every policy, so what they set for some policy is no warning for a service on another one.
     const layered = checkConfigDocument({
-      defaults: { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-user' } } },
-      services: { api: { endpoints: '10.0.0.1:80', loadBalancer: { policy: 'least_request' } }, b: {} },
+      defaults: { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-user' }, choiceCount: 3 } },
+      services: {
+        api: { endpoints: '10.0.0.1:80', loadBalancer: { policy: 'least_request' } },
+        b: { endpoints: '10.0.0.1:80', loadBalancer: { policy: 'round_robin', tableSize: 101 } },
+      },
     });
-    expect(layered).toEqual([expect.objectContaining({ service: 'api', field: 'loadBalancer.hashOn' })]);
+    expect(layered).toEqual([expect.objectContaining({ service: 'b', field: 'loadBalancer.tableSize' })]);
   });
 
   it('a policy shared by many services is parsed once, yet every bad copy is reported at its path', () => {

@@ -91,9 +91,17 @@ export interface ResolvedPolicy {
  * Merge layers (lowest precedence first) into settings.
  * @throws MeshError `MESH_CONFIG_INVALID` when the merged policy breaks a rule that spans layers.
  */
-export function resolvePolicy(layers: readonly Layer[]): ResolvedPolicy {
+export function resolvePolicy(layers: readonly Layer[], own?: ReadonlySet<Layer>): ResolvedPolicy {
   const { balancer, resilience } = resolveLayers(layers);
-  const warnings = [...resilienceWarnings(resilience), ...unreadSettings(layers, balancer, resilience)];
+  const warnings = [...resilienceWarnings(resilience)];
+  if (own !== undefined && own.size > 0)
+    warnings.push(
+      ...unreadSettings(
+        layers.filter((l) => own.has(l)),
+        balancer,
+        resilience,
+      ),
+    );
   return Object.freeze({ balancer, resilience, warnings: Object.freeze(warnings) });
 }
 
@@ -110,7 +118,8 @@ const READ_BY: Readonly<Record<string, readonly LoadBalancerPolicy[]>> = {
 };
 
 /**
- * Settings some layer wrote that nothing in force reads: a field of another load-balancing
+ * Settings a service's own layers (`layers`) wrote that nothing in force for it reads — not the
+ * defaults' or the environment's, which hold for services of every policy: a field of another load-balancing
  * policy (a `hashOn` under `round_robin` gives no affinity), or `circuitBreaker.maxRetries` with
  * retries off. Warned, not rejected: layers combine (a service may turn off what the defaults
  * configure), and the setting harms nothing but the reader's expectations.

@@ -174,7 +174,11 @@ export class ConfigStore {
       let r = own === undefined ? undefined : merged.get(own);
       if (r === undefined) {
         try {
-          r = resolvePolicy(this.layersFor(service, doc));
+          const layers = this.layersFor(service, doc);
+          // The service's own entries (options, document): what they set that its policy does
+          // not read is warned; the defaults and the environment hold for every policy.
+          const shared = new Set<Layer | undefined>([this.#optionsDefaults, this.#env, doc?.defaults]);
+          r = resolvePolicy(layers, new Set(layers.filter((l) => !shared.has(l))));
         } catch (error) {
           if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
           for (const i of error.details.issues ?? [
