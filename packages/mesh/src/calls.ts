@@ -108,25 +108,16 @@ function failUnchecked(handler: Dispatcher.DispatchHandler, error: Error): void 
 type Undici = Awaited<ReturnType<typeof undiciModule>>;
 
 /**
- * The input as undici's `fetch` takes it. A `Request` of another fetch (Node's global one, from
- * the copy of undici bundled with Node) is not undici's own class, which its `fetch` would read
- * as the string "[object Request]": it is carried over as undici's `Request` — method, headers,
- * body (as the stream it is), signal, redirect mode — as Node's global `fetch` would take it.
+ * A `Request` of another fetch than undici's — Node's global one, from the copy of undici bundled
+ * with Node — which undici's `fetch` would read as the string "[object Request]". Node's own
+ * fetch takes it whole (its body's source and length, for framing and redirects) and, given the
+ * mesh dispatcher, sends it through the mesh: what the global `fetch` does after `install()`.
  */
-function fetchInput(u: Undici, input: string | URL | Request): Parameters<typeof undiciFetch>[0] {
-  if (typeof input !== 'object' || input === null || input instanceof URL || input instanceof u.Request) {
-    return input as Parameters<typeof undiciFetch>[0];
-  }
-  const r = input as Request;
-  if (typeof r.url !== 'string' || typeof r.method !== 'string') return input as never;
-  return new u.Request(r.url, {
-    method: r.method,
-    headers: r.headers as unknown as Record<string, string>,
-    redirect: r.redirect,
-    keepalive: r.keepalive,
-    signal: r.signal as never,
-    ...(r.body === null ? {} : { body: r.body as never, duplex: 'half' as const }),
-  });
+function foreignRequest(u: Undici, input: string | URL | Request): input is Request {
+  if (typeof input !== 'object' || input === null || input instanceof URL || input instanceof u.Request)
+    return false;
+  const NodeRequest = (globalThis as { Request?: typeof Request }).Request;
+  return NodeRequest !== undefined && input instanceof NodeRequest;
 }
 
 /** What the call path needs from the mesh that owns it. */
@@ -362,9 +353,11 @@ export class CallPath implements DispatchTarget {
     opts.dispatcher = this.dispatcher;
     // undici's fetch is imported on the first call (core/undici.ts), then called directly.
     const undici = undiciIfLoaded();
-    const result = undici
-      ? undici.fetch(fetchInput(undici, input), opts)
-      : undiciModule().then((u) => u.fetch(fetchInput(u, input), opts));
+    const send = (u: Undici): Promise<unknown> =>
+      foreignRequest(u, input)
+        ? globalThis.fetch(input, opts as RequestInit)
+        : u.fetch(input as Parameters<typeof undiciFetch>[0], opts);
+    const result = undici ? send(undici) : undiciModule().then(send);
     return result as unknown as Promise<Response>;
   }
 

@@ -19,6 +19,12 @@ const mesh = (): Mesh => {
 
 beforeAll(async () => {
   server = await startServer('api', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.url === '/moved') {
+      req.resume();
+      res.writeHead(307, { location: '/x?q=1' });
+      res.end();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -29,6 +35,7 @@ beforeAll(async () => {
           url: req.url,
           body: Buffer.concat(chunks).toString(),
           x: req.headers['x-test'] ?? null,
+          length: req.headers['content-length'] ?? null,
         }),
       );
     });
@@ -50,7 +57,24 @@ describe('mesh.fetch', () => {
     });
     const res = await mesh().fetch(input);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ method: 'PUT', url: '/x?q=1', body: 'payload', x: 'yes' });
+    expect(await res.json()).toEqual({
+      method: 'PUT',
+      url: '/x?q=1',
+      body: 'payload',
+      x: 'yes',
+      length: '7',
+    });
+  });
+
+  it("a global Request with a body follows a 307 with it, framed with its length, as Node's fetch does", async () => {
+    const res = await mesh().fetch(new Request('http://api/moved', { method: 'POST', body: 'payload' }));
+    expect(await res.json()).toEqual({
+      method: 'POST',
+      url: '/x?q=1',
+      body: 'payload',
+      x: null,
+      length: '7',
+    });
   });
 
   it("a global Request's signal still aborts the call", async () => {
@@ -63,7 +87,7 @@ describe('mesh.fetch', () => {
   it('init given with a global Request overrides it, as fetch(request, init) does', async () => {
     const input = new Request('http://api/y', { method: 'POST', body: 'one' });
     const res = await mesh().fetch(input, { method: 'PUT', body: 'two' });
-    expect(await res.json()).toMatchObject({ method: 'PUT', url: '/y', body: 'two' });
+    expect(await res.json()).toMatchObject({ method: 'PUT', url: '/y', body: 'two', length: '3' });
   });
 });
 
