@@ -91,31 +91,29 @@ export interface ResolvedPolicy {
  * Merge layers (lowest precedence first) into settings.
  * @throws MeshError `MESH_CONFIG_INVALID` when the merged policy breaks a rule that spans layers.
  */
-export function resolvePolicy(layers: readonly Layer[], own?: ReadonlySet<Layer>): ResolvedPolicy {
+export function resolvePolicy(layers: readonly Layer[], own?: readonly Layer[]): ResolvedPolicy {
   const { balancer, resilience } = resolveLayers(layers);
-  const warnings = [...resilienceWarnings(resilience)];
-  if (own !== undefined && own.size > 0)
-    warnings.push(
-      ...unreadSettings(
-        layers.filter((l) => own.has(l)),
-        balancer,
-        resilience,
-      ),
-    );
+  const warnings = resilienceWarnings(resilience);
+  if (own !== undefined && own.length > 0) {
+    const unread = unreadSettings(own, balancer, resilience);
+    if (unread.length > 0) warnings.push(...unread);
+  }
   return Object.freeze({ balancer, resilience, warnings: Object.freeze(warnings) });
 }
 
 /** The `loadBalancer` fields only some policies read, and those policies. */
-const READ_BY: Readonly<Record<string, readonly LoadBalancerPolicy[]>> = {
-  choiceCount: ['least_request', 'peak_ewma'],
-  decayTime: ['peak_ewma'],
-  defaultRtt: ['peak_ewma'],
-  minRingSize: ['ring_hash'],
-  maxRingSize: ['ring_hash'],
-  tableSize: ['maglev'],
-  hashOn: ['ring_hash', 'maglev'],
-  slowStart: ['weighted_round_robin', 'least_request', 'peak_ewma'],
-};
+const READ_BY: ReadonlyArray<readonly [string, readonly LoadBalancerPolicy[]]> = [
+  ['choiceCount', ['least_request', 'peak_ewma']],
+  ['decayTime', ['peak_ewma']],
+  ['defaultRtt', ['peak_ewma']],
+  ['minRingSize', ['ring_hash']],
+  ['maxRingSize', ['ring_hash']],
+  ['tableSize', ['maglev']],
+  ['hashOn', ['ring_hash', 'maglev']],
+  ['slowStart', ['weighted_round_robin', 'least_request', 'peak_ewma']],
+];
+
+const NONE: ConfigIssue[] = [];
 
 /**
  * Settings a service's own layers (`layers`) wrote that nothing in force for it reads — not the
@@ -129,9 +127,12 @@ function unreadSettings(
   balancer: BalancerConfig,
   resilience: ResilienceConfig,
 ): ConfigIssue[] {
+  // Most entries set neither: nothing to look up (this runs for every service of a document).
+  if (!layers.some((l) => l.patch.balancer?.loadBalancer !== undefined || l.patch.resilience?.circuitBreaker))
+    return NONE;
   const out: ConfigIssue[] = [];
   const policy = balancer.loadBalancer.policy;
-  for (const [field, readers] of Object.entries(READ_BY)) {
+  for (const [field, readers] of READ_BY) {
     if (readers.includes(policy)) continue;
     const value = lastSet(
       layers,

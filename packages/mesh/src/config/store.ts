@@ -123,6 +123,16 @@ export class ConfigStore {
    * The layers of one service, in any spelling (or of any other service, for `undefined`), lowest
    * first.
    */
+  /** The layers of `service`'s own entries (in code options and in the document). */
+  #ownLayers(service: string | undefined, doc: DocumentLayers | undefined): Layer[] | undefined {
+    if (service === undefined) return undefined;
+    const key = serviceKey(service);
+    const own = this.#optionsServices.get(key);
+    const d = doc?.services.get(key);
+    if (own === undefined) return d === undefined ? undefined : [d];
+    return d === undefined ? [own] : [own, d];
+  }
+
   layersFor(service: string | undefined, doc = this.#document): Layer[] {
     const layers = [this.#optionsDefaults, this.#env];
     const key = service === undefined ? undefined : serviceKey(service);
@@ -174,11 +184,9 @@ export class ConfigStore {
       let r = own === undefined ? undefined : merged.get(own);
       if (r === undefined) {
         try {
-          const layers = this.layersFor(service, doc);
           // The service's own entries (options, document): what they set that its policy does
           // not read is warned; the defaults and the environment hold for every policy.
-          const shared = new Set<Layer | undefined>([this.#optionsDefaults, this.#env, doc?.defaults]);
-          r = resolvePolicy(layers, new Set(layers.filter((l) => !shared.has(l))));
+          r = resolvePolicy(this.layersFor(service, doc), this.#ownLayers(service, doc));
         } catch (error) {
           if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
           for (const i of error.details.issues ?? [
