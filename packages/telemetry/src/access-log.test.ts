@@ -82,6 +82,17 @@ describe('responseFlags', () => {
     expect(
       responseFlags({ status: 503, events: [ev('give_up', { reason: 'retry_overflow (5xx)' })] }),
     ).toEqual(['UO']);
+    // A retry the open breaker refused: the call returns the last 503, flagged as the overflow it is.
+    expect(
+      responseFlags({
+        status: 503,
+        events: [
+          ev('retry', { reason: '5xx' }),
+          ev('circuit_open', { reason: 'open' }),
+          ev('give_up', { reason: 'circuit_open (5xx)' }),
+        ],
+      }),
+    ).toEqual(['UO']);
   });
 
   it('flags injected faults: DI for a delay, FI for an abort', () => {

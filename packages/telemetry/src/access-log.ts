@@ -84,7 +84,8 @@ export function responseFlags(input: ResponseFlagsInput): ResponseFlag[] {
       case 'give_up': {
         const cause = giveUpCause(e.reason);
         if (cause === 'max_retries' && retried) flags.add('URX');
-        else if (cause === 'budget_exhausted' || cause === 'retry_overflow') flags.add('UO');
+        else if (cause === 'budget_exhausted' || cause === 'retry_overflow' || cause === 'circuit_open')
+          flags.add('UO');
         break;
       }
       case 'fault':
