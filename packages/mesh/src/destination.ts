@@ -22,7 +22,7 @@ import type { Dispatcher } from 'undici';
 import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { createPickStage } from './pick.js';
 import { buildStack, type StackParts } from './stack.js';
-import { CallList, TrackedCall } from './tracked-calls.js';
+import { CallGenerations, CallList, TrackedCall } from './tracked-calls.js';
 
 /** What a destination needs from the mesh that owns it. */
 export interface DestinationDeps {
@@ -96,12 +96,8 @@ export class Destination {
   lastUsed: number;
   /** Calls accepted and not yet ended: shutdown waits for them, and aborts them when it forces. */
   #calls = new CallList();
-  /** The generation of the stack calls enter now: one more each time a config change recomposes it. */
-  #gen = 0;
-  /** Calls in flight by the generation of the stack they entered. */
-  readonly #byGen = new Map<number, number>();
-  /** Told when a call of an earlier generation ends (a limit a reload turned on counts them). */
-  readonly #earlierEnded = new Set<() => void>();
+  /** The calls in flight by the stack they entered (a limit a reload turns on counts the earlier). */
+  readonly #generations = new CallGenerations();
   #onIdle: (() => void) | undefined;
   /** Run once no call is in flight ({@link whenIdle}). */
   #idleWaiters: Array<() => void> = [];
@@ -223,7 +219,7 @@ export class Destination {
     const call = new TrackedCall(handler, this.#endCall);
     this.#calls.add(call);
     try {
-      this.#enter(call);
+      this.#generations.enter(call);
       return this.#dispatch(opts, call);
     } catch (error) {
       // The caller's handler gets this error from the call path; the call never started here.
@@ -241,29 +237,10 @@ export class Destination {
     else this.#idleWaiters.push(fn);
   }
 
-  /** A call enters the stack in force: counted under its generation until it ends. */
-  #enter(call: TrackedCall): void {
-    call.gen = this.#gen;
-    this.#byGen.set(this.#gen, (this.#byGen.get(this.#gen) ?? 0) + 1);
-  }
-
-  /** Calls in flight through stacks of generations before `gen`. */
-  #inFlightBefore(gen: number): number {
-    let n = 0;
-    for (const [g, count] of this.#byGen) if (g < gen) n += count;
-    return n;
-  }
-
   /** A tracked call ended (its body ended, it failed or it was upgraded). */
   #ended(call: TrackedCall): void {
     if (!this.#calls.remove(call)) return;
-    const gen = call.gen;
-    if (gen !== undefined) {
-      const left = (this.#byGen.get(gen) ?? 1) - 1;
-      if (left > 0) this.#byGen.set(gen, left);
-      else this.#byGen.delete(gen);
-      if (gen < this.#gen && this.#earlierEnded.size > 0) for (const fn of [...this.#earlierEnded]) fn();
-    }
+    this.#generations.ended(call);
     if (this.#calls.size > 0) return;
     this.#onIdle?.();
     const waiters = this.#idleWaiters;
@@ -281,14 +258,7 @@ export class Destination {
     const old = this.#policy;
     // A stage built anew for this change (a limit or breaker turned on) counts the calls already
     // in flight through the stacks before it: they entered generations before the next one.
-    const nextGen = this.#gen + 1;
-    const earlier: EarlierCalls = {
-      count: () => this.#inFlightBefore(nextGen),
-      onEnd: (fn) => {
-        this.#earlierEnded.add(fn);
-        return () => this.#earlierEnded.delete(fn);
-      },
-    };
+    const earlier = this.#generations.beforeNext();
     let next: DestinationPolicy;
     try {
       next = this.#deps.policy(this.service, old, earlier);
@@ -311,7 +281,7 @@ export class Destination {
       next.filters.length === old.filters.length && next.filters.every((f, i) => f === old.filters[i]);
     if (!sameStack) {
       this.#dispatch = this.#compose();
-      this.#gen = nextGen;
+      this.#generations.advance();
     }
     old.retire(next);
     // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new

@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ForwardingHandler, type MeshHandler } from '@proxyless/core';
+import type { EarlierCalls } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 
 /**
@@ -41,6 +42,55 @@ export class CallList {
     const out: TrackedCall[] = [];
     for (let c = this.head; c !== undefined; c = c.next) out.push(c);
     return out;
+  }
+}
+
+/**
+ * The calls in flight by the generation of the destination's stack they entered (one more each
+ * time a config change recomposes it), so that a stage a reload builds anew (a limit turned on)
+ * counts the calls still in flight through the stacks before it, until they end.
+ */
+export class CallGenerations {
+  /** The generation calls enter now. */
+  #current = 0;
+  readonly #live = new Map<number, number>();
+  readonly #earlierEnded = new Set<() => void>();
+
+  /** `call` enters the stack in force: counted under its generation until it ends. */
+  enter(call: TrackedCall): void {
+    call.gen = this.#current;
+    this.#live.set(this.#current, (this.#live.get(this.#current) ?? 0) + 1);
+  }
+
+  /** A call that entered ended. */
+  ended(call: TrackedCall): void {
+    const gen = call.gen;
+    if (gen === undefined) return;
+    const left = (this.#live.get(gen) ?? 1) - 1;
+    if (left > 0) this.#live.set(gen, left);
+    else this.#live.delete(gen);
+    if (gen < this.#current && this.#earlierEnded.size > 0) for (const fn of [...this.#earlierEnded]) fn();
+  }
+
+  /** The calls in flight before the next generation: what a stage built for it counts. */
+  beforeNext(): EarlierCalls {
+    const next = this.#current + 1;
+    return {
+      count: () => {
+        let n = 0;
+        for (const [g, count] of this.#live) if (g < next) n += count;
+        return n;
+      },
+      onEnd: (fn) => {
+        this.#earlierEnded.add(fn);
+        return () => this.#earlierEnded.delete(fn);
+      },
+    };
+  }
+
+  /** A new stack is in force: calls enter the next generation. */
+  advance(): void {
+    this.#current++;
   }
 }
 

@@ -101,7 +101,8 @@ export function createConcurrencyLimitFilter(
   // Calls in flight through the stacks before this limit existed hold slots until they end.
   const earlier = new EarlierCount(options.earlier, () => {
     // Counted at every end, so the subscription goes with the last of them, queue or not.
-    if (earlier.get() >= 0 && waiting.length > 0) pump();
+    earlier.get();
+    if (waiting.length > 0) pump();
   });
 
   const release = (): void => {
