@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MeshError } from './errors.js';
-import type { Filter } from './filter.js';
+import type { CallResult, Filter } from './filter.js';
+import { kCall, type MeshDispatchOptions } from './interceptor.js';
 import { Issues } from './issues.js';
 import { seededRandom } from './random.js';
-import { compose } from './stage.js';
-import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from './testing.js';
+import { answerLocally, compose, emptyBody, nextFromDispatch } from './stage.js';
+import { flushPromises, recordingObserver, scriptedUpstream, testContext, VirtualClock } from './testing.js';
 
 describe('VirtualClock', () => {
   it('fires timers in time order only when advanced', async () => {
@@ -53,7 +54,70 @@ describe('seededRandom', () => {
   });
 });
 
+/** How `p` settled once pending work has run: its result, its error, or `'pending'` (a hang). */
+async function settlement(p: Promise<unknown>): Promise<unknown> {
+  let out: unknown = 'pending';
+  p.then(
+    (r) => {
+      out = r;
+    },
+    (e: unknown) => {
+      out = e;
+    },
+  );
+  await flushPromises();
+  return out;
+}
+
 describe('compose', () => {
+  it('passes the endpoint of an attempt that failed up to the stages above, as the pick stage does', async () => {
+    const seen: (string | undefined)[] = [];
+    const watch: Filter = (dispatch) => (opts, handler) => {
+      const ctx = (opts as MeshDispatchOptions)[kCall];
+      return dispatch(opts, {
+        ...handler,
+        onRequestStart: (c, x) => handler.onRequestStart?.(c, x),
+        onResponseError: (c, e) => {
+          seen.push(ctx?.endpoint?.id);
+          handler.onResponseError?.(c, e);
+        },
+      });
+    };
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    const p = compose(
+      [watch],
+      scriptedUpstream([{ status: 200, delayMs: 500, endpoint: 'slow:80' }]),
+    )(testContext({ clock, signal: ac.signal })).catch((e: unknown) => e);
+    await clock.advance(100);
+    ac.abort(new MeshError('MESH_ABORTED', 'gave up'));
+    expect(await p).toMatchObject({ code: 'MESH_ABORTED' });
+    expect(seen).toEqual(['slow:80']);
+  });
+
+  it('settles a call whose exchange ends with only a 1xx head (no final response) instead of hanging', async () => {
+    const call = nextFromDispatch((_opts, handler) => {
+      answerLocally(handler, 103, { link: '</a.css>; rel=preload' }, '');
+      return true;
+    });
+    expect(await settlement(call(testContext()))).toMatchObject({
+      code: 'MESH_INTERNAL',
+      message: expect.stringContaining('without a final response'),
+    });
+  });
+
+  it('fails an attempt whose terminal answers a 1xx as its final response instead of hanging', async () => {
+    const terminal = async (): Promise<CallResult> => ({
+      status: 103,
+      headers: {},
+      body: emptyBody(),
+    });
+    expect(await settlement(compose([], terminal)(testContext()))).toMatchObject({
+      code: 'MESH_INTERNAL',
+      message: expect.stringContaining('informational'),
+    });
+  });
+
   it('runs interceptors outermost first around the whole exchange', async () => {
     const order: string[] = [];
     const tag =
@@ -82,6 +146,37 @@ describe('compose', () => {
 });
 
 describe('scriptedUpstream', () => {
+  it("rejects a 1xx step naming it: a 1xx is informational, never an attempt's final answer", () => {
+    for (const [step, field] of [
+      [103, 'script[1]'],
+      ['100', 'script[1]'],
+      [{ status: 103, delayMs: 5 }, 'script[1].status'],
+    ] as const) {
+      let error: unknown;
+      try {
+        scriptedUpstream([200, step]);
+      } catch (e) {
+        error = e;
+      }
+      expect(MeshError.is(error, 'MESH_CONFIG_INVALID'), JSON.stringify(step)).toBe(true);
+      expect((error as MeshError).details.issues).toContainEqual(
+        expect.objectContaining({ field, expected: expect.stringContaining('200 to 599') }),
+      );
+    }
+  });
+
+  it('sets the endpoint on the attempt context when it takes the step, so an aborted attempt names it', async () => {
+    const clock = new VirtualClock();
+    const up = scriptedUpstream([{ status: 200, delayMs: 500, endpoint: 'slow:80' }]);
+    const ac = new AbortController();
+    const ctx = testContext({ clock, signal: ac.signal });
+    const p = up(ctx).catch((e: unknown) => e);
+    expect(ctx.endpoint?.id).toBe('slow:80');
+    ac.abort(new MeshError('MESH_ABORTED', 'lost the race'));
+    expect(await p).toMatchObject({ code: 'MESH_ABORTED' });
+    expect(ctx.endpoint?.id).toBe('slow:80');
+  });
+
   it('rejects a misspelt step naming it, instead of answering 200', () => {
     const cases: [unknown, string, unknown][] = [
       [{ error: 'connect-error' }, 'script[0].error', 'connect-error'],

@@ -237,20 +237,40 @@ export function dispatchFromNext(next: Next): DispatchFn {
             body: (opts.body ?? null) as CallContext['request']['body'],
           };
     const attempt: CallContext = { ...ctx, request, signal: ac.signal };
+    // The endpoint the upstream says this attempt went to (`scriptedUpstream` sets it on the
+    // attempt's context when it takes a step, before answering), passed up as the pick stage sets
+    // it: stages above read it from an error or a timeout as well as from a head.
+    const learnEndpoint = (endpoint: CallResult['endpoint']): void => {
+      if (endpoint === undefined || endpoint === ctx.endpoint) return;
+      ctx.endpoint = endpoint;
+      ctx.attributes.set(ENDPOINT_ATTRIBUTE, endpoint);
+    };
     let p: Promise<CallResult>;
     try {
       p = next(attempt);
     } catch (error) {
       p = Promise.reject(error);
     }
+    learnEndpoint(attempt.endpoint);
     p.then(
       (result) => {
-        if (result.endpoint !== undefined) {
-          ctx.endpoint = result.endpoint;
-          ctx.attributes.set(ENDPOINT_ATTRIBUTE, result.endpoint);
-        }
+        learnEndpoint(result.endpoint ?? attempt.endpoint);
         if (ac.signal.aborted) {
           result.body.destroy();
+          return;
+        }
+        if (result.status < 200) {
+          // A 1xx is informational: undici never ends an exchange with one. A terminal answering
+          // with it would leave the attempt without a response, so it fails instead of hanging.
+          result.body.destroy();
+          done = true;
+          handler.onResponseError?.(
+            controller,
+            new MeshError(
+              'MESH_INTERNAL',
+              `the upstream answered ${result.status}, an informational status, as its final response`,
+            ),
+          );
           return;
         }
         body = result.body;
@@ -278,6 +298,7 @@ export function dispatchFromNext(next: Next): DispatchFn {
         });
       },
       (error: unknown) => {
+        learnEndpoint(attempt.endpoint);
         if (done) return;
         done = true;
         handler.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)));
@@ -301,14 +322,42 @@ function isEmptyBody(body: Readable): boolean {
 }
 
 /**
+ * Where a Promise-returning call ({@link nextFromDispatch}, {@link compose}) reports how it settled:
+ * a method under this key on the call's observer (`ctx.observer`) is called once, just before the
+ * Promise settles, with the result (at the head) or the error. `recordAttempts` fills the
+ * call-level fields of its record (status, error, end time) from it. A registry symbol, so every
+ * copy of the package (the ESM and CommonJS builds) agrees on it.
+ * @internal
+ */
+export const kCallSettled: unique symbol = Symbol.for('proxyless.callSettled') as never;
+
+/** An observer that wants to know how the call settled (see {@link kCallSettled}). @internal */
+export interface CallSettledListener {
+  [kCallSettled]?: (
+    ctx: CallContext,
+    outcome: { readonly result: CallResult } | { readonly error: unknown },
+  ) => void;
+}
+
+/**
  * A dispatch function as a Promise-returning call: resolves at the response head with a readable
  * body fed by the exchange (with back-pressure), rejects on an error before the head. `ctx.signal`
  * aborts the exchange. For tests and for wrapping a stack around non-HTTP work; the mesh's own
- * path never turns an exchange into a Promise.
+ * path never turns an exchange into a Promise. An exchange that ends with no final head (only a
+ * 1xx) rejects with `MESH_INTERNAL` rather than leaving the call pending.
  */
 export function nextFromDispatch(dispatch: DispatchFn): Next {
   return (ctx) =>
-    new Promise<CallResult>((resolve, reject) => {
+    new Promise<CallResult>((resolveCall, rejectCall) => {
+      const listener = ctx.observer as CallSettledListener | undefined;
+      const resolve = (result: CallResult): void => {
+        listener?.[kCallSettled]?.(ctx, { result });
+        resolveCall(result);
+      };
+      const reject = (error: unknown): void => {
+        listener?.[kCallSettled]?.(ctx, { error });
+        rejectCall(error);
+      };
       const r = ctx.request;
       const opts: MeshDispatchOptions = {
         origin: r.origin,
@@ -346,6 +395,14 @@ export function nextFromDispatch(dispatch: DispatchFn): Next {
         },
         onResponseEnd() {
           cleanup();
+          if (!settled) {
+            // Only 1xx heads came (informational, skipped above): the exchange gave no answer.
+            settled = true;
+            reject(
+              new MeshError('MESH_INTERNAL', 'the exchange ended without a final response (only a 1xx)'),
+            );
+            return;
+          }
           body?.push(null);
         },
         onResponseError(_c, error) {

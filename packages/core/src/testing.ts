@@ -14,6 +14,7 @@ import { emptyBody } from './stage.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export { seededRandom } from './random.js';
+export { type CallSettledListener, kCallSettled } from './stage.js';
 export { flushPromises, VirtualClock, type VirtualClockOptions } from './virtual-clock.js';
 
 export interface TestContextOptions extends Partial<Omit<CallContext, 'request'>> {
@@ -58,7 +59,10 @@ export function testContext(options: TestContextOptions = {}): CallContext {
   };
 }
 
-/** One step of a scripted upstream. A bare number or numeric string is a status code. */
+/**
+ * One step of a scripted upstream: one attempt's answer. A bare number or numeric string is a
+ * status code, a final one (200–599).
+ */
 export type ScriptStep =
   | number
   | `${number}`
@@ -66,6 +70,7 @@ export type ScriptStep =
   | 'reset'
   | 'hang'
   | {
+      /** The final status, 200–599 (a 1xx is informational, never an answer); default 200. */
       status?: number;
       /** Time the answer takes, on the context's clock. Aborting the attempt's signal cuts it short. */
       delayMs?: number;
@@ -96,10 +101,21 @@ export interface ScriptedUpstream extends Next {
 /**
  * A terminal that answers from a script, step by step: `scriptedUpstream(['503', '503', 200])`.
  * `'hang'` waits until the attempt is aborted. When the script runs out the last step repeats.
+ * Each step is one attempt's final answer, so its status is 200–599: a 1xx is informational, never
+ * the answer to a request (undici hands it over before the final response), and is an error here.
+ * The step's endpoint is set on the attempt's context (`ctx.endpoint`) as soon as the step is
+ * taken, as the mesh's pick stage sets it before sending.
  */
 export function scriptedUpstream(
   script: readonly ScriptStep[],
-  options: { clock?: Clock } = {},
+  options: {
+    clock?: Clock;
+    /**
+     * The clock a `'hang'` step waits on (default: the one of `clock`). `runPolicy` gives one whose
+     * timers are not the call's work: a hang waits for an abort only.
+     */
+    hangClock?: Clock;
+  } = {},
 ): ScriptedUpstream {
   if (script.length === 0)
     throw new MeshError('MESH_CONFIG_INVALID', 'scriptedUpstream: the script is empty');
@@ -120,9 +136,12 @@ export function scriptedUpstream(
     };
     calls.push(call);
     const endpoint = createEndpoint({ id: step.endpoint ?? 'upstream:80', address: 'upstream', port: 80 });
+    // The endpoint this attempt is sent to, known before it answers, as the mesh's pick stage sets
+    // it: an attempt that times out or is aborted (a losing hedge) still names its endpoint.
+    ctx.endpoint = endpoint;
     try {
       if (step.hang) {
-        await clock.sleep(Number.MAX_SAFE_INTEGER / 4, ctx.signal);
+        await (options.hangClock ?? clock).sleep(Number.MAX_SAFE_INTEGER / 4, ctx.signal);
       } else if (step.delayMs) {
         await clock.sleep(step.delayMs, ctx.signal);
       } else if (ctx.signal?.aborted) {
@@ -176,17 +195,27 @@ interface NormalStep {
 const STEP_KEYS = new Set(['status', 'delayMs', 'error', 'headers', 'body', 'endpoint']);
 
 /**
+ * A step's status is the attempt's final answer: 200–599. A 1xx is informational (undici delivers
+ * it before the final response, never as one), so a step of 103 would leave the attempt with no
+ * answer at all.
+ */
+const FINAL_STATUS = 'a final HTTP status from 200 to 599 (a 1xx is informational, never the answer)';
+
+function isFinalStatus(status: unknown): boolean {
+  return Number.isInteger(status) && (status as number) >= 200 && (status as number) <= 599;
+}
+
+/**
  * Every step one of the forms {@link ScriptStep} names: a misspelt step (`'conect-error'`,
- * `{ error: 'connect-error' }`, `{ stauts: 503 }`) is an error naming it, not a 200 in disguise.
+ * `{ error: 'connect-error' }`, `{ stauts: 503 }`) is an error naming it, not a 200 in disguise;
+ * so is a status that is no final answer (a 1xx, which would leave the attempt unanswered).
  */
 function checkScript(script: readonly ScriptStep[]): void {
   const issues = new Issues();
   script.forEach((step: unknown, i) => {
     const field = `script[${i}]`;
     if (typeof step === 'number' || (typeof step === 'string' && /^\d+$/.test(step))) {
-      const status = Number(step);
-      if (!Number.isInteger(status) || status < 100 || status > 599)
-        issues.add(field, 'an HTTP status from 100 to 599', step);
+      if (!isFinalStatus(Number(step))) issues.add(field, FINAL_STATUS, step);
       return;
     }
     if (typeof step === 'string') {
@@ -205,11 +234,8 @@ function checkScript(script: readonly ScriptStep[]): void {
     }
     if (o.error !== undefined && o.error !== 'connect' && o.error !== 'reset')
       issues.add(`${field}.error`, "'connect' or 'reset'", o.error);
-    if (
-      o.status !== undefined &&
-      (!Number.isInteger(o.status) || (o.status as number) < 100 || (o.status as number) > 599)
-    )
-      issues.add(`${field}.status`, 'an HTTP status from 100 to 599', o.status);
+    if (o.status !== undefined && !isFinalStatus(o.status))
+      issues.add(`${field}.status`, FINAL_STATUS, o.status);
     if (o.delayMs !== undefined && (typeof o.delayMs !== 'number' || !(o.delayMs >= 0)))
       issues.add(`${field}.delayMs`, 'a number of milliseconds ≥ 0', o.delayMs);
   });

@@ -1,10 +1,12 @@
-import { Issues } from '@proxyless/core';
-import { scriptedUpstream, testContext } from '@proxyless/core/testing';
+import { Readable } from 'node:stream';
+import { type CallResult, Issues, type MeshError } from '@proxyless/core';
+import { flushPromises, scriptedUpstream, testContext } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { parseResiliencePatch, resolveResilienceConfig } from './config.js';
 import { createDeadlineFilter } from './deadline.js';
+import { createRetryFilter } from './retry.js';
 import { withPolicies } from './stack.js';
-import { runPolicy, VirtualClock } from './testing.js';
+import { recordAttempts, runPolicy, VirtualClock } from './testing.js';
 
 describe('runPolicy input', () => {
   it('takes the config-document shape and validates it like createMesh', async () => {
@@ -114,5 +116,127 @@ describe('a caller abort through a composed stack', () => {
       ac.abort(reason);
       expect(await settled).toBe(reason);
     }
+  });
+});
+
+describe('the endpoint of an attempt that timed out or was aborted', () => {
+  it('is recorded by runPolicy: the losing hedge and a per-try timeout keep their endpoint', async () => {
+    const hedge = await runPolicy({ hedge: { delay: '50ms' } }, [
+      { status: 200, delayMs: 500, endpoint: 'slow:80' },
+      { status: 200, delayMs: 20, endpoint: 'fast:80' },
+    ]);
+    expect(hedge.attempts.map((a) => [a.attempt, a.endpoint, a.outcome])).toEqual([
+      [1, 'slow:80', 'MESH_ABORTED'],
+      [2, 'fast:80', 200],
+    ]);
+    const perTry = await runPolicy({ perTryTimeout: '300ms', retry: { backoff: { base: 0, max: 0 } } }, [
+      { status: 200, delayMs: 1000, endpoint: 'slow:80' },
+      'hang',
+      { status: 200, endpoint: 'fast:80' },
+    ]);
+    expect(perTry.attempts.map((a) => [a.attempt, a.endpoint, a.outcome])).toEqual([
+      [1, 'slow:80', 'MESH_TIMEOUT'],
+      [2, 'upstream:80', 'MESH_TIMEOUT'],
+      [3, 'fast:80', 200],
+    ]);
+  });
+
+  it('is recorded by recordAttempts around a stack composed by hand', async () => {
+    const clock = new VirtualClock();
+    const { terminal, record, observer } = recordAttempts(
+      scriptedUpstream([{ status: 200, delayMs: 1000, endpoint: 'slow:80' }]),
+    );
+    const p = withPolicies(
+      [createDeadlineFilter({ timeoutMs: 100 })],
+      terminal,
+    )(testContext({ clock, observer }));
+    const settled = p.catch((e: unknown) => e);
+    await clock.runAll();
+    expect(await settled).toMatchObject({ code: 'MESH_TIMEOUT' });
+    expect(record.attempts.map((a) => [a.endpoint, a.outcome])).toEqual([['slow:80', 'MESH_TIMEOUT']]);
+  });
+});
+
+describe('a 1xx step', () => {
+  it('is rejected naming the step, not left to hang the call until "did not settle"', async () => {
+    await expect(runPolicy({ timeout: '1s' }, [103])).rejects.toMatchObject({
+      code: 'MESH_CONFIG_INVALID',
+      message: expect.stringMatching(/script\[0\][\s\S]*200 to 599/),
+    });
+  });
+
+  it('from a terminal of your own fails the call at once; it does not stay pending past the deadline', async () => {
+    const clock = new VirtualClock();
+    const informational = async (): Promise<CallResult> => ({
+      status: 103,
+      headers: { link: '</a.css>; rel=preload' },
+      body: Readable.from([]),
+    });
+    let state = 'pending';
+    void withPolicies(
+      [createDeadlineFilter({ timeoutMs: 1000 })],
+      informational,
+    )(testContext({ clock })).then(
+      (r) => {
+        state = `resolved ${r.status}`;
+      },
+      (e: MeshError) => {
+        state = `rejected ${e.code}`;
+      },
+    );
+    await clock.advance(60_000);
+    await flushPromises();
+    expect(state).toBe('rejected MESH_INTERNAL');
+  });
+});
+
+describe('recordAttempts', () => {
+  it("fills the call's status and end time, as runPolicy does", async () => {
+    const clock = new VirtualClock();
+    const { terminal, record, observer } = recordAttempts(
+      scriptedUpstream(['503', { status: 200, delayMs: 30 }]),
+    );
+    const p = withPolicies(
+      [createRetryFilter({ maxRetries: 1, backoff: { baseMs: 10, maxMs: 10 } })],
+      terminal,
+    )(testContext({ clock, observer }));
+    await clock.runAll();
+    expect((await p).status).toBe(200);
+    const rec = await runPolicy({ retry: { maxRetries: 1, backoff: { base: '10ms', max: '10ms' } } }, [
+      '503',
+      { status: 200, delayMs: 30 },
+    ]);
+    const callOf = (r: typeof record) => [r.status, r.error, r.endedAt, r.attempts.length];
+    expect(callOf(record)).toEqual([200, undefined, rec.endedAt, 2]);
+    expect(callOf(rec)).toEqual([200, undefined, expect.any(Number), 2]);
+  });
+
+  it("fills the call's error: a deadline's MESH_TIMEOUT, and the caller's abort as MESH_ABORTED", async () => {
+    const clock = new VirtualClock();
+    const timedOut = recordAttempts(scriptedUpstream(['hang']));
+    const p = withPolicies(
+      [createDeadlineFilter({ timeoutMs: 250 })],
+      timedOut.terminal,
+    )(testContext({ clock, observer: timedOut.observer })).catch((e: unknown) => e);
+    await clock.runAll();
+    expect(await p).toMatchObject({ code: 'MESH_TIMEOUT' });
+    expect([timedOut.record.status, timedOut.record.error?.code, timedOut.record.endedAt]).toEqual([
+      undefined,
+      'MESH_TIMEOUT',
+      250,
+    ]);
+
+    const ac = new AbortController();
+    const reason = 'user gave up';
+    ac.abort(reason);
+    const aborted = recordAttempts(scriptedUpstream([200]));
+    const q = withPolicies(
+      [createDeadlineFilter({ timeoutMs: 250 })],
+      aborted.terminal,
+    )(testContext({ clock, observer: aborted.observer, signal: ac.signal })).catch((e: unknown) => e);
+    expect(await q).toBe(reason);
+    expect(aborted.record.error?.code).toBe('MESH_ABORTED');
+    expect(aborted.record.error?.cause).toBe(reason);
+    expect(aborted.record.endedAt).toBe(250);
   });
 });

@@ -21,7 +21,9 @@ import {
   type TimerOptions,
 } from '@proxyless/core';
 import {
+  type CallSettledListener,
   flushPromises,
+  kCallSettled,
   type ScriptStep,
   scriptedUpstream,
   testContext,
@@ -52,7 +54,10 @@ export {
 export interface AttemptRecord {
   /** Attempt number (1 = first; retries and hedges count up). */
   readonly attempt: number;
-  /** Endpoint id that answered or failed, when known. */
+  /**
+   * Endpoint id the attempt was sent to (the one that answered, failed, timed out or was aborted),
+   * when known: `scriptedUpstream` names it as soon as it takes the step.
+   */
   endpoint: string | undefined;
   /** Clock time the attempt reached the destination. */
   readonly startedAt: number;
@@ -83,7 +88,8 @@ export interface PolicyRecord {
 
 /**
  * Wrap a terminal so every attempt is recorded. Use it when composing filters yourself; pass the
- * returned `observer` in the call context to also record retry reasons.
+ * returned `observer` in the call context to also record the events, the retry reasons, and how
+ * the call settled (`status`, `error`, `endedAt`, filled when the composed call settles).
  */
 export function recordAttempts(terminal: Next): {
   terminal: Next;
@@ -114,21 +120,37 @@ export function recordAttempts(terminal: Next): {
     try {
       const result = await terminal(ctx);
       a.outcome = result.status;
-      a.endpoint = result.endpoint?.id;
+      a.endpoint = (result.endpoint ?? ctx.endpoint)?.id;
       a.endedAt = ctx.clock.now();
       return result;
     } catch (error) {
       a.endedAt = ctx.clock.now();
+      // The endpoint the attempt was sent to (the terminal sets it on the attempt's context when it
+      // picks, as the mesh's pick stage does), so a timed-out or aborted attempt keeps it; else the
+      // one the error names.
+      a.endpoint = ctx.endpoint?.id;
       if (MeshError.is(error)) {
         a.outcome = error.code;
-        if (typeof error.details.endpoint === 'string') a.endpoint = error.details.endpoint;
+        if (a.endpoint === undefined && typeof error.details.endpoint === 'string')
+          a.endpoint = error.details.endpoint;
       } else {
         a.outcome = 'error';
       }
       throw error;
     }
   };
-  const observer = {
+  const observer: { onEvent(event: CallEvent): void } & CallSettledListener = {
+    // The composed call (`withPolicies`, `compose`) reports here how it settled.
+    [kCallSettled](ctx, outcome): void {
+      record.endedAt = ctx.clock.now();
+      if ('result' in outcome) {
+        record.status = outcome.result.status;
+        record.error = undefined;
+      } else {
+        record.status = undefined;
+        record.error = callError(outcome.error, ctx.signal);
+      }
+    },
     onEvent(event: CallEvent): void {
       record.events.push(event);
       if (event.type === 'retry') {
@@ -143,6 +165,18 @@ export function recordAttempts(terminal: Next): {
     },
   };
   return { terminal: wrapped, record, observer };
+}
+
+/**
+ * The error a call failed with, as the record holds it: a mesh error as it is. The caller's abort
+ * reaches the call as its signal's reason (as in production), whatever that is; here it is
+ * `MESH_ABORTED` with that reason as `cause`. Anything else is `MESH_INTERNAL` with it as `cause`.
+ */
+function callError(error: unknown, signal: AbortSignal | undefined): MeshError {
+  if (MeshError.is(error)) return error;
+  if (signal?.aborted === true && error === signal.reason)
+    return new MeshError('MESH_ABORTED', 'the request was aborted by the caller', { cause: error });
+  return new MeshError('MESH_INTERNAL', 'the call failed with a non-mesh error', { cause: error });
 }
 
 /** Options of {@link runPolicy}. */
@@ -309,13 +343,9 @@ export async function runPolicy(
   const random = options.random ?? seededRandom(options.seed ?? 1);
   const work = callWork(clock);
   const stack = createPolicyStack(resolved, { service, clock: work.deps, random, logger: noopLogger });
-  const upstream = scriptedUpstream(script);
   // A `'hang'` step waits for an abort only: its (very long) sleep is not work that settles the call.
-  const hangAware: Next = (c) =>
-    script[Math.min(upstream.calls.length, script.length - 1)] === 'hang'
-      ? upstream({ ...c, clock: work.background })
-      : upstream(c);
-  const { terminal, record, observer } = recordAttempts(hangAware);
+  const upstream = scriptedUpstream(script, { hangClock: work.background });
+  const { terminal, record, observer } = recordAttempts(upstream);
   const call = compose([...(options.filters ?? []), ...stack.filters], terminal);
   // The call's own signal (linked to the caller's), so a hang can be aborted before reporting it.
   const controller = new AbortController();
@@ -331,24 +361,16 @@ export async function runPolicy(
     ...(options.request ? { request: options.request } : {}),
   });
   let settled = false;
+  // The record's `status`, `error` and `endedAt` are filled by `recordAttempts`' observer as the
+  // call settles (a caller's abort, the signal's reason, is `MESH_ABORTED` there).
   const p = call(ctx).then(
     (result: CallResult) => {
-      record.status = result.status;
       result.body.resume();
     },
-    (error: unknown) => {
-      // The caller's abort reaches the call as its signal's reason (as in production); the record
-      // holds mesh errors, so it is `MESH_ABORTED` here with that reason as `cause`.
-      record.error = MeshError.is(error)
-        ? error
-        : options.signal?.aborted === true && error === options.signal.reason
-          ? new MeshError('MESH_ABORTED', 'the request was aborted by the caller', { cause: error })
-          : new MeshError('MESH_INTERNAL', 'the call failed with a non-mesh error', { cause: error });
-    },
+    () => undefined,
   );
   void p.finally(() => {
     settled = true;
-    record.endedAt = clock.now();
   });
   // Move time to the call's next own timer (firing background ones on the way) until it settles;
   // when only background timers are left, nothing will ever settle it: a hang.
