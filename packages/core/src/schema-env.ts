@@ -54,6 +54,24 @@ export function formatDefault(schema: TSchema, value: unknown): string {
 
 const OFF = new Set(['off', 'none', 'false', 'disabled']);
 
+const NUMERIC_KINDS = new Set(['Integer', 'Number', 'Ratio', 'Duration']);
+const DECIMAL = /^-?(\d+(\.\d+)?|\.\d+)$/;
+
+/**
+ * A decimal beyond ±{@link Number.MAX_SAFE_INTEGER}: read as a number it is not the one written
+ * (`99999999999999999999` would be 100000000000000000000), so it is an error, never rounded.
+ */
+function unsafeDecimal(t: string): boolean {
+  return DECIMAL.test(t) && Math.abs(Number(t)) > Number.MAX_SAFE_INTEGER;
+}
+
+/** Whether a field of this schema holds a number (or a duration, which a number of ms is). */
+function takesNumber(s: Schema): boolean {
+  const kind = s[Kind] as string;
+  if (kind === 'Union') return (s.anyOf as Schema[]).some(takesNumber);
+  return NUMERIC_KINDS.has(kind);
+}
+
 /** The default decoding of a raw env string by the kind of the field it sets. */
 function decodeBy(schema: TSchema, raw: string): unknown {
   const s = schema as Schema;
@@ -62,11 +80,17 @@ function decodeBy(schema: TSchema, raw: string): unknown {
     case 'Integer':
     case 'Number':
     case 'Ratio':
+      // Too large a decimal stays a string, which these kinds refuse (as any other non-number).
+      return DECIMAL.test(t) && !unsafeDecimal(t) ? Number(t) : t;
     case 'Duration':
-      return /^-?(\d+(\.\d+)?|\.\d+)$/.test(t) ? Number(t) : t;
+      // A duration string of digits is milliseconds: too large a one would be read rounded, so it
+      // becomes a value no duration is (the issue shows the variable's value as written).
+      if (unsafeDecimal(t)) return Number.NaN;
+      return DECIMAL.test(t) ? Number(t) : t;
     case 'Boolean':
       return booleanWord(t) ?? t;
     case 'Union':
+      if (unsafeDecimal(t) && takesNumber(s)) return Number.NaN;
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Boolean' || v.const === false))
         return booleanWord(t) ?? t;
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Array'))
@@ -104,7 +128,12 @@ export function envToDocument(
       offSections.add(f.path[0] as string);
       continue;
     }
-    const value = f.binding.decode ? f.binding.decode(raw) : decodeBy(f.schema, raw);
+    // A field's own decoder may pass digits on as a string (a duration in ms): too large a number
+    // is refused here for every numeric field alike.
+    const value =
+      f.binding.decode && !(unsafeDecimal(raw.trim()) && takesNumber(f.schema as Schema))
+        ? f.binding.decode(raw)
+        : decodeBy(f.schema, raw);
     setAt(doc, f.path, value);
   }
   for (const s of offSections) {
@@ -180,7 +209,15 @@ export function envIssues(
       found = names.get(key);
     }
     const item = /\[\d+\]/.test(i.field) && i.value !== found?.raw ? ` (${quote(i.value)} is not)` : '';
-    if (found) issues.add(found.name, `${i.expected}${item}`, found.raw);
+    // Say why a number that looks in range is not: it is beyond what a number holds exactly.
+    const written = typeof i.value === 'string' ? i.value.trim() : found?.raw.trim();
+    const unsafe =
+      written === undefined || !unsafeDecimal(written)
+        ? ''
+        : written.startsWith('-')
+          ? `; ${written} is beyond ${Number.MIN_SAFE_INTEGER}, the smallest integer a number holds exactly`
+          : `; ${written} is beyond ${Number.MAX_SAFE_INTEGER}, the largest integer a number holds exactly`;
+    if (found) issues.add(found.name, `${i.expected}${item}${unsafe}`, found.raw);
     else issues.add(i.field, i.expected, i.value);
   }
 }

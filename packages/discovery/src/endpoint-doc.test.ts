@@ -40,6 +40,15 @@ describe('parseEndpointSpec', () => {
     expect((error as MeshError).message).toContain('services.api.endpoints');
   });
 
+  it.each(['10.0.0.1:80=1000001', '10.0.0.1:80=2000000', '10.0.0.1:80=-1', 'api.internal:80=1e7'])(
+    'states the weight range in the error for %s: 0..1000000, as the object form does',
+    (spec) => {
+      expect(() => parseEndpointSpec(spec, 'services.api.endpoints')).toThrow(
+        `services.api.endpoints: expected host:port=weight with a weight 0..1000000 (in ${JSON.stringify(spec)})`,
+      );
+    },
+  );
+
   it('reads IPv4 endpoints the same way whether the weight is in plain digits or not', () => {
     // `=W` in plain digits takes the one-match fast path; `=W.0` the general one. Same outcome.
     const octet = fc.integer({ min: 0, max: 300 });

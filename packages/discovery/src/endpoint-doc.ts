@@ -21,6 +21,9 @@ export const ENDPOINT_KEYS: readonly string[] = Object.freeze([
   'health',
 ]);
 
+/** The largest endpoint weight, in every form (`weight: n`, `host:port=n`). */
+const MAX_WEIGHT = 1_000_000;
+
 const HEALTH: readonly EndpointHealth[] = ['passing', 'warning', 'critical'];
 
 /**
@@ -49,7 +52,7 @@ export function parseEndpointEntry(value: unknown, field: string, issues: Issues
     if (id !== undefined) init.id = id;
   }
   if (obj.weight !== undefined) {
-    const weight = issues.number(obj.weight, `${field}.weight`, { min: 0, max: 1_000_000 });
+    const weight = issues.number(obj.weight, `${field}.weight`, { min: 0, max: MAX_WEIGHT });
     if (weight !== undefined) init.weight = weight;
   }
   if (obj.zone !== undefined) {
@@ -126,7 +129,7 @@ export function parseEndpointSpec(value: string, field: string): EndpointInit[] 
     if (m !== null) {
       const port = Number(m[2]);
       const weight = m[3] === undefined ? undefined : Number(m[3]);
-      if (port >= 1 && port <= 65535 && (weight === undefined || weight <= 1_000_000)) {
+      if (port >= 1 && port <= 65535 && (weight === undefined || weight <= MAX_WEIGHT)) {
         out.push(
           weight === undefined
             ? { address: m[1] as string, port }
@@ -144,9 +147,13 @@ export function parseEndpointSpec(value: string, field: string): EndpointInit[] 
     if (eq >= 0) {
       const w = item.slice(eq + 1);
       try {
-        weight = parseNumber(w, field, { min: 0, max: 1_000_000 });
+        weight = parseNumber(w, field, { min: 0, max: MAX_WEIGHT });
       } catch {
-        throw configError(field, `host:port=weight with a weight ≥ 0 (in ${JSON.stringify(item)})`, value);
+        throw configError(
+          field,
+          `host:port=weight with a weight 0..${MAX_WEIGHT} (in ${JSON.stringify(item)})`,
+          value,
+        );
       }
     }
     let parsed: { address: string; port: number };

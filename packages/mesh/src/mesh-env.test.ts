@@ -55,6 +55,76 @@ describe('createMesh environment validation (#3)', () => {
       );
   });
 
+  it.each([
+    ['MESH_ENDPOINT_PAYMENTS', 'MESH_ENDPOINTS_PAYMENTS'],
+    ['MESH_ENDPIONTS_PAYMENTS', 'MESH_ENDPOINTS_PAYMENTS'],
+    ['MESH_ENDPOINTSPAYMENTS', 'MESH_ENDPOINTS_PAYMENTS'],
+    ['MESH_ENDPOINTSS_PAYMENTS', 'MESH_ENDPOINTS_PAYMENTS'],
+    ['MESH_ENDPOINT_PAYMENTS_V2', 'MESH_ENDPOINTS_PAYMENTS_V2'],
+    ['MESH_ENDPOINT_', 'MESH_ENDPOINTS_<SERVICE>'],
+  ])('suggests for a misspelt endpoints prefix, %s, the variable meant: %s', (name, meant) => {
+    expect(() => createMesh({ env: { [name]: '127.0.0.1:8080' } })).toThrow(
+      `${name}: expected a known MESH_* variable (did you mean "${meant}"?), got "127.0.0.1:8080"`,
+    );
+  });
+
+  it.each([
+    ['MESH_ENDPOINTS_LOCALHOST', 'localhost', '`localhost` names are never services (RFC 6761)'],
+    ['MESH_ENDPOINTS_API_LOCALHOST', 'api_localhost', undefined],
+    ['MESH_ENDPOINTS_123', '123', 'a name whose last label is a number is an IPv4 address to URL parsers'],
+    ['MESH_ENDPOINTS_0X1F', '0x1f', 'a name whose last label is a number is an IPv4 address to URL parsers'],
+    ['MESH_ENDPOINTS_V2_123', 'v2_123', undefined],
+  ])(
+    '%s names a service a request can reach (%s), as a document service name must',
+    async (name, service, why) => {
+      // The same rule, and words, as for the name in a document or in the options.
+      if (why !== undefined) {
+        const message = `expected a service name a request can reach: ${why}, got "${service}"`;
+        expect(() => createMesh({ env: { [name]: '127.0.0.1:8080' } })).toThrow(`${name}: ${message}`);
+        expect(() => createMesh({ services: { [service]: { endpoints: '127.0.0.1:8080' } } })).toThrow(
+          `options.services.${service}: ${message}`,
+        );
+        // Blank is unset, as for every variable.
+        await createMesh({ env: { [name]: ' ' } }).close();
+      } else await createMesh({ env: { [name]: '127.0.0.1:8080' } }).close();
+    },
+  );
+
+  it.each([
+    'MESH_MAX_REQUESTS',
+    'MESH_CONCURRENCY_LIMIT',
+    'MESH_RETRY_BUDGET_MIN_PER_SECOND',
+    'MESH_RATE_LIMIT',
+    'MESH_TIMEOUT',
+    'MESH_HEDGE_DELAY',
+    'MESH_CIRCUIT_RESET_TIMEOUT',
+    'MESH_LB_DECAY_TIME',
+  ])(
+    'rejects %s=99999999999999999999 (not held exactly by a number) naming the variable and the value',
+    (name) => {
+      let error: unknown;
+      try {
+        createMesh({ env: { [name]: '99999999999999999999' } });
+      } catch (e) {
+        error = e;
+      }
+      expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+      expect((error as MeshError).details.issues).toEqual([
+        {
+          field: name,
+          expected: expect.stringContaining('99999999999999999999 is beyond 9007199254740991'),
+          value: '99999999999999999999',
+        },
+      ]);
+    },
+  );
+
+  it('states the weight range of a MESH_ENDPOINTS_<SERVICE> endpoint', () => {
+    expect(() => createMesh({ env: { MESH_ENDPOINTS_API: '10.0.0.1:80=2000000' } })).toThrow(
+      'MESH_ENDPOINTS_API: expected host:port=weight with a weight 0..1000000 (in "10.0.0.1:80=2000000")',
+    );
+  });
+
   it('suggests the variable of a document field spelt as a variable name', () => {
     expect(() => createMesh({ env: { MESH_RETRY_MAX_RETRIES: '3' } })).toThrow(
       /MESH_RETRY_MAX_RETRIES[\s\S]*did you mean "MESH_RETRIES", which sets retry\.maxRetries/,

@@ -2,6 +2,7 @@ import {
   closestName,
   type Env,
   type EnvVarSpec,
+  editDistance,
   envBoolean,
   envDuration,
   envEnum,
@@ -12,7 +13,10 @@ import {
   type LogLevel,
   quote,
 } from '@proxyless/core';
+import { ENDPOINTS_PREFIX } from '@proxyless/discovery';
 import type { MeshOptions } from './api.js';
+import { checkServiceName } from './config/layers.js';
+import { SERVICE_NAME_CHARS } from './config/schema.js';
 
 /** Variables the mesh package itself reads. */
 export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
@@ -194,7 +198,10 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
 /**
  * Every `MESH_*` variable must be one we know: a typo (`MESH_RETRYS`) would otherwise be
  * silently ignored. Suggests the closest known name, also when the name spells a document field
- * (`MESH_RETRY_MAX_RETRIES` for `retry.maxRetries`, whose variable is `MESH_RETRIES`).
+ * (`MESH_RETRY_MAX_RETRIES` for `retry.maxRetries`, whose variable is `MESH_RETRIES`) or misspells
+ * a prefix (`MESH_ENDPOINT_PAYMENTS` for `MESH_ENDPOINTS_PAYMENTS`). A `MESH_ENDPOINTS_<SERVICE>`
+ * variable must name a service a request can reach, as a document's service name must
+ * (`MESH_ENDPOINTS_LOCALHOST`, `MESH_ENDPOINTS_123` never could be).
  */
 export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], issues: Issues): void {
   const exact = new Set(specs.filter((s) => !s.prefix).map((s) => s.name));
@@ -202,14 +209,23 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
   let byField: Map<string, string> | undefined;
   for (const name of Object.keys(env)) {
     if (!name.startsWith('MESH_') || exact.has(name)) continue;
-    if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) continue;
+    if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) {
+      if (name.startsWith(ENDPOINTS_PREFIX)) checkEndpointsService(name, env[name], issues);
+      continue;
+    }
     byField ??= fieldSpellings(specs);
     // `MESH_ENDPOINTS` or `MESH_ENDPOINTS_`: a prefix variable without its service name.
     const bare = prefixes.find((p) => p.startsWith(name));
-    const closest =
+    let closest =
       bare !== undefined
         ? `${bare}<SERVICE>`
         : closestName(name, [...exact, ...prefixes.map((p) => `${p}<SERVICE>`), ...byField.keys()]);
+    if (bare === undefined) {
+      // `MESH_ENDPOINT_PAYMENTS`: a misspelt prefix with a service after it, the name corrected.
+      const fixed = prefixTypo(name, prefixes);
+      if (fixed !== undefined && (closest === undefined || editDistance(name, closest) > fixed.distance))
+        closest = fixed.name;
+    }
     const hint = closest === undefined ? undefined : (byField.get(closest) ?? closest);
     const field = specs.find((s) => s.name === hint)?.field;
     const what = hint ? ` (did you mean ${quote(hint)}${field ? `, which sets ${field}` : ''}?)` : '';
@@ -229,4 +245,46 @@ function fieldSpellings(specs: readonly EnvVarSpec[]): Map<string, string> {
     if (spelt !== s.name && !out.has(spelt)) out.set(spelt, s.name);
   }
   return out;
+}
+
+/**
+ * `MESH_ENDPOINT_PAYMENTS` → `MESH_ENDPOINTS_PAYMENTS`: the name with its beginning, when that is
+ * within two edits of a prefix, replaced by the prefix (the nearest such split); a name that is all
+ * beginning (`MESH_ENDPOINT_`) is told the form it needs, `MESH_ENDPOINTS_<SERVICE>`.
+ */
+function prefixTypo(
+  name: string,
+  prefixes: readonly string[],
+): { name: string; distance: number } | undefined {
+  let best: { name: string; distance: number; key: readonly number[] } | undefined;
+  for (const p of prefixes) {
+    for (let i = Math.max(1, p.length - 2); i <= Math.min(name.length, p.length + 2); i++) {
+      const head = name.slice(0, i);
+      const rest = name.slice(i);
+      const distance = editDistance(head, p);
+      if (distance > 2) continue;
+      // Ties: the split leaving the service name whole (`PAYMENTS`, not `_PAYMENTS`, `S_PAYMENTS`
+      // or `AYMENTS`): no separator first, the separator in the head, the most of the name kept.
+      const key = [distance, /^[A-Za-z0-9]|^$/.test(rest) ? 0 : 1, head.endsWith('_') ? 0 : 1, -rest.length];
+      const first = best === undefined ? -1 : key.findIndex((k, j) => k !== best?.key[j]);
+      if (best === undefined || (first >= 0 && (key[first] as number) < (best.key[first] as number)))
+        best = { name: `${p}${rest === '' ? '<SERVICE>' : rest}`, distance, key };
+    }
+  }
+  return best && { name: best.name, distance: best.distance };
+}
+
+const SERVICE_CHARS = new RegExp(SERVICE_NAME_CHARS);
+
+/**
+ * The service a `MESH_ENDPOINTS_<SERVICE>` variable names must be one a request can reach, by the
+ * rule a document's service names follow ({@link checkServiceName}): `http://localhost/` and
+ * `http://123/` (0.0.0.123) are never a mesh service, so such a variable could never apply.
+ * The suffix's own characters are the env resolver's to check (a blank value is unset).
+ */
+function checkEndpointsService(name: string, value: string | undefined, issues: Issues): void {
+  if (value === undefined || value.trim() === '') return;
+  const service = name.slice(ENDPOINTS_PREFIX.length).toLowerCase();
+  // The spelling with `_` kept is the one most names allow (`foo_localhost`, not `foo.localhost`).
+  if (SERVICE_CHARS.test(service)) checkServiceName(service, name, new Set(), issues);
 }

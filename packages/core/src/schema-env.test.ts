@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { Issues } from './issues.js';
+import { Duration, env, Fields, Ratio, Type, validator } from './schema.js';
+import { envIssues, envToDocument } from './schema-env.js';
+
+/** A section with one variable per numeric kind (and a string one, which takes any digits). */
+const schema = Fields({
+  max: Type.Optional(Type.Integer({ minimum: 1, ...env('T_MAX', 'an integer') })),
+  rate: Type.Optional(Type.Number({ minimum: 0, ...env('T_RATE', 'a number') })),
+  ratio: Type.Optional(Ratio(env('T_RATIO', 'a ratio'))),
+  wait: Type.Optional(Duration({ min: 1, ...env('T_WAIT', 'a duration') })),
+  timeout: Type.Optional(
+    Type.Union([Duration(), Type.Literal(false)], { ...env('T_TIMEOUT', 'a duration or off') }),
+  ),
+  // A decoder of its own that passes digits on as a string (as MESH_HEDGE_DELAY's does).
+  delay: Type.Optional(Duration({ ...env('T_DELAY', 'a duration', { decode: (raw) => raw.trim() }) })),
+  codes: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { ...env('T_CODES', 'integers') })),
+  zone: Type.Optional(Type.String({ ...env('T_ZONE', 'a string') })),
+});
+const check = validator(schema);
+
+/** The issues of `vars` read as the section, as the env readers report them. */
+function envProblems(vars: Record<string, string>): { document: unknown; issues: Issues } {
+  const { document, names } = envToDocument(schema, vars);
+  const found = new Issues();
+  check.validate(document, '', found);
+  const issues = new Issues();
+  envIssues(found.list, names, issues);
+  return { document, issues };
+}
+
+const HUGE = '99999999999999999999'; // Number(HUGE) is 100000000000000000000
+
+describe('envToDocument: a number beyond Number.MAX_SAFE_INTEGER', () => {
+  it.each(['T_MAX', 'T_RATE', 'T_RATIO', 'T_WAIT', 'T_TIMEOUT', 'T_DELAY'])(
+    '%s=99999999999999999999 is an error naming the variable and the value as written, never rounded',
+    (name) => {
+      const { issues } = envProblems({ [name]: HUGE });
+      expect(issues.list).toHaveLength(1);
+      const [issue] = issues.list;
+      expect(issue?.field).toBe(name);
+      expect(issue?.value).toBe(HUGE);
+      expect(issue?.expected).toContain('is beyond 9007199254740991');
+    },
+  );
+
+  it('holds at the edge: MAX_SAFE_INTEGER is read, one more is not', () => {
+    expect(envProblems({ T_MAX: '9007199254740991' })).toEqual({
+      document: { max: 9007199254740991 },
+      issues: new Issues(),
+    });
+    expect(envProblems({ T_MAX: '9007199254740992' }).issues.list[0]?.field).toBe('T_MAX');
+    expect(envProblems({ T_WAIT: ' -99999999999999999999 ' }).issues.list[0]).toMatchObject({
+      field: 'T_WAIT',
+      value: ' -99999999999999999999 ',
+    });
+  });
+
+  it('names the list item that is too large', () => {
+    const { issues } = envProblems({ T_CODES: `503,${HUGE}` });
+    expect(issues.list).toEqual([
+      {
+        field: 'T_CODES',
+        expected: expect.stringContaining(`("${HUGE}" is not)`),
+        value: `503,${HUGE}`,
+      },
+    ]);
+  });
+
+  it('leaves a string field its digits', () => {
+    expect(envProblems({ T_ZONE: HUGE })).toEqual({ document: { zone: HUGE }, issues: new Issues() });
+  });
+});
