@@ -1,6 +1,8 @@
 import { MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
+import { createMesh } from '../index.js';
 import { checkConfigDocument } from './check.js';
+import { createConfigSource } from './source.js';
 
 function issuesOf(document: unknown): string[] {
   try {
@@ -125,5 +127,71 @@ describe('checkConfigDocument (#10)', () => {
       /circuitBreaker\.maxPendingRequests/,
     );
     expect(() => checkConfigDocument({}, { env: { MESH_RETRIES: 'three' } })).toThrow(/MESH_RETRIES/);
+  });
+
+  describe('every problem of a document at once, as createMesh reports them (defect 1)', () => {
+    const entries = [
+      { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
+      { Kind: 'service-resolver', Name: 'web', Subsets: { v1: { Filter: 'Service.Meta.version == "v1"' } } },
+    ];
+    const problems = (run: () => unknown): string[] => {
+      try {
+        run();
+      } catch (error) {
+        if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+        return (error.details.issues ?? []).map((i) => `${i.field}: ${i.message ?? i.expected}`);
+      }
+      return [];
+    };
+    const fromMesh = (document: unknown) =>
+      problems(() => {
+        const mesh = createMesh({ env: {}, configSource: createConfigSource('kv', document) });
+        void mesh.close();
+      });
+
+    it('a bad service setting and a bad config entry', () => {
+      const document = {
+        services: { web: { endpoints: '127.0.0.1:1', timeout: 'soon' } },
+        configEntries: [
+          ...entries,
+          { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 95, ServiceSubset: 'v1' }] },
+        ],
+      };
+      // Before: checkConfigDocument reported only the timeout.
+      expect(issuesOf(document)).toEqual([
+        'services.web.timeout="soon"',
+        'service-splitter/web Splits=undefined',
+      ]);
+      expect(() => checkConfigDocument(document)).toThrow(
+        /^config document \(version 1\): 2 problems:\n {2}services\.web\.timeout: expected a duration.*\n {2}service-splitter\/web Splits: the sum of all split weights must be 100, not 95$/,
+      );
+      expect(problems(() => checkConfigDocument(document))).toEqual(fromMesh(document));
+    });
+
+    it('weights that do not sum to 100 and an undefined subset in the same splitter', () => {
+      const document = {
+        services: { web: { endpoints: '127.0.0.1:1' } },
+        configEntries: [
+          ...entries,
+          {
+            Kind: 'service-splitter',
+            Name: 'web',
+            Splits: [
+              { Weight: 90, ServiceSubset: 'v1' },
+              { Weight: 5, ServiceSubset: 'v9' },
+            ],
+          },
+        ],
+      };
+      // Before: only the weights; the subset once they were fixed.
+      expect(problems(() => checkConfigDocument(document))).toEqual([
+        'service-splitter/web Splits: the sum of all split weights must be 100, not 95',
+        'service-splitter/web Splits[1]: service "web" does not have a subset named "v9"',
+      ]);
+      expect(() => checkConfigDocument(document)).toThrow(
+        'config entries: 2 problems:\n  service-splitter/web Splits: the sum of all split weights must be 100, not 95\n  service-splitter/web Splits[1]: service "web" does not have a subset named "v9"',
+      );
+      expect(fromMesh(document)).toEqual(problems(() => checkConfigDocument(document)));
+    });
   });
 });

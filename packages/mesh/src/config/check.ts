@@ -1,4 +1,4 @@
-import { type ConfigIssue, Issues, MeshError } from '@proxyless/core';
+import { type ConfigIssue, Issues, issuesError, MeshError } from '@proxyless/core';
 import { ROUTING_DC } from '../mesh.js';
 import { tryCompileFileEntries } from '../routing-sources.js';
 import type { PolicyOptions, ServiceOptions } from './schema.js';
@@ -37,9 +37,25 @@ export function checkConfigDocument(document: unknown, options: CheckConfigOptio
     issues,
   );
   issues.throwIfAny('invalid mesh configuration');
-  const checked = store.validate({ source: 'file', version: 1, document }, 'config document');
-  if (checked instanceof MeshError) throw checked;
+  const what = 'config document';
+  const checked = store.validate({ source: 'file', version: 1, document }, what);
+  // The config entries are checked even when the rest of the document is not valid (as
+  // `createMesh` checks them): one error lists every problem of both.
   const routing = tryCompileFileEntries(document, ROUTING_DC);
+  if (checked instanceof MeshError && routing instanceof MeshError) {
+    throw issuesError(`${what} (version 1)`, [...issuesOf(checked), ...issuesOf(routing)]);
+  }
+  if (checked instanceof MeshError) throw checked;
   if (routing instanceof MeshError) throw routing;
   return checked.warnings;
+}
+
+/** The problems an error lists; one that lists none (`configEntries` not an array) is one. */
+function issuesOf(error: MeshError): readonly ConfigIssue[] {
+  if (error.details.issues) return error.details.issues;
+  const field = error.details.field ?? '$';
+  const message = error.message.startsWith(`${field}: `)
+    ? error.message.slice(field.length + 2)
+    : error.message;
+  return [{ field, expected: message, value: error.details.value, message }];
 }

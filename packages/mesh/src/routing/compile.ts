@@ -12,7 +12,7 @@
  * list, a target's own failover is never followed, so resolvers failing over to each other
  * (a → b, b → a) are valid, as in Consul.
  */
-import { compileBexpr } from './bexpr.js';
+import { type BexprPredicate, compileBexpr } from './bexpr.js';
 import {
   buildChain,
   type ChainNext,
@@ -23,9 +23,9 @@ import {
   targetId,
 } from './chain.js';
 import type { HeaderModifiers, RouteDestination, ServiceResolverEntry, ServiceRoute } from './entries.js';
-import { EntryIssues, goDurationMs } from './entry-issues.js';
+import { type EntryIssue, EntryIssues, goDurationMs } from './entry-issues.js';
 import { mapLoadBalancer } from './load-balancer.js';
-import { type ConfigEntrySet, validateConfigEntries } from './validate.js';
+import { type CheckedEntries, type ConfigEntrySet, checkConfigEntries } from './validate.js';
 
 /** Protocols that allow routers and splitters (Consul: `http`, `http2`, `grpc`). */
 export const L7_PROTOCOLS: readonly string[] = Object.freeze(['http', 'http2', 'grpc']);
@@ -53,7 +53,20 @@ interface Origin {
   readonly path: string;
 }
 
+/** A chain not compiled further: its problem is recorded (or was, with the entry it reached). */
 class Abort extends Error {}
+
+const KIND_OF = {
+  routers: 'service-router',
+  splitters: 'service-splitter',
+  resolvers: 'service-resolver',
+  defaults: 'service-defaults',
+} as const;
+
+type EntryOf<K extends keyof ConfigEntrySet> =
+  ConfigEntrySet[K] extends ReadonlyMap<string, infer V> ? V : never;
+
+const NONE: ReadonlySet<string> = new Set();
 
 /** The protocol of a service: its `service-defaults` `Protocol`, else `tcp` (lower-cased). */
 export function protocolOf(set: ConfigEntrySet, service: string): string {
@@ -63,29 +76,75 @@ export function protocolOf(set: ConfigEntrySet, service: string): string {
 class ChainCompiler {
   readonly targets = new Map<string, ChainTarget>();
   readonly resolvers = new Map<string, TargetResolver>();
-  readonly protocol: string;
+  /** `undefined` when its `service-defaults` was left out for its shape: no protocol rule is checked. */
+  readonly protocol: string | undefined;
 
   constructor(
     readonly set: ConfigEntrySet,
     readonly service: string,
     readonly dc: string,
     readonly issues: EntryIssues,
+    /** Entries left out for their shape ({@link CheckedEntries.unusable}). */
+    readonly unusable: ReadonlySet<string> = NONE,
+    /**
+     * The entries have problems of their own (already reported): a filter that does not compile
+     * matches nothing here rather than throw, so the chain's other problems are still found.
+     */
+    readonly lenient = false,
   ) {
-    this.protocol = protocolOf(set, service);
+    this.protocol = this.protocolOf(service);
   }
 
+  /** Whether the entry of a kind named `name` was left out for its shape (or may have been). */
+  unusableEntry(kind: keyof ConfigEntrySet, name: string): boolean {
+    const u = this.unusable;
+    return u.size > 0 && (u.has('*') || u.has(`${KIND_OF[kind]}/*`) || u.has(`${KIND_OF[kind]}/${name}`));
+  }
+
+  /**
+   * The entry of a kind named `name`. A chain that reaches an entry left out for its shape stops
+   * there without a problem of its own: whatever it would report follows from that entry's.
+   */
+  entry<K extends keyof ConfigEntrySet>(kind: K, name: string): EntryOf<K> | undefined {
+    if (this.unusableEntry(kind, name)) throw new Abort();
+    return this.set[kind].get(name) as EntryOf<K> | undefined;
+  }
+
+  /** A service's protocol; `undefined` (unknown) when its `service-defaults` was left out. */
+  protocolOf(service: string): string | undefined {
+    return this.unusableEntry('defaults', service) ? undefined : protocolOf(this.set, service);
+  }
+
+  /**
+   * A resolver's `DefaultSubset`. One that names no subset is the resolver's own problem, already
+   * reported (a write rule): the chain goes on without it rather than report it again.
+   */
+  defaultSubset(r: ServiceResolverEntry | undefined): string {
+    const d = r?.DefaultSubset || '';
+    return d !== '' && !Object.hasOwn(r?.Subsets ?? {}, d) ? '' : d;
+  }
+
+  /** Record a problem; the chain is compiled on, so that its other problems are found too. */
+  report(origin: Origin, message: string): void {
+    const known = this.issues.list.some(
+      (i) => i.entry === origin.entry && i.path === origin.path && i.message === message,
+    );
+    if (!known) this.issues.add(origin.entry, origin.path, message);
+  }
+
+  /** Record a problem the chain cannot be compiled past (a loop). */
   fail(origin: Origin, message: string): never {
-    this.issues.add(origin.entry, origin.path, message);
+    this.report(origin, message);
     throw new Abort();
   }
 
   compile(): RoutingChain {
     const svc = this.service;
-    const router = this.set.routers.get(svc);
-    const splitter = this.set.splitters.get(svc);
-    if ((router || splitter) && !L7_PROTOCOLS.includes(this.protocol)) {
+    const router = this.entry('routers', svc);
+    const splitter = this.entry('splitters', svc);
+    if ((router || splitter) && this.protocol !== undefined && !L7_PROTOCOLS.includes(this.protocol)) {
       const entry = router ? `service-router/${svc}` : `service-splitter/${svc}`;
-      this.fail(
+      this.report(
         { entry, path: '' },
         `discovery chain "${svc}" uses a protocol "${this.protocol}" that does not permit advanced routing or splitting behavior`,
       );
@@ -102,11 +161,11 @@ class ChainCompiler {
       });
     }
     const start = this.splitterOrResolver(svc, { entry: `service-resolver/${svc}`, path: '' }, []);
-    const isDefault = !router && !splitter && !this.set.resolvers.has(svc);
+    const isDefault = !router && !splitter && this.entry('resolvers', svc) === undefined;
     return buildChain(
       {
         service: svc,
-        protocol: this.protocol,
+        protocol: this.protocol ?? 'tcp',
         datacenter: this.dc,
         isDefault,
         routes,
@@ -126,7 +185,7 @@ class ChainCompiler {
   }
 
   splitterOrResolver(svc: string, origin: Origin, stack: readonly string[]): ChainNext {
-    const splitter = this.set.splitters.get(svc);
+    const splitter = this.entry('splitters', svc);
     if (!splitter) return { type: 'resolver', target: this.resolve(svc, '', this.dc, origin, []) };
     if (stack.includes(svc)) {
       this.fail(
@@ -139,7 +198,7 @@ class ChainCompiler {
     splitter.Splits?.forEach((s, i) => {
       const at: Origin = { entry: `service-splitter/${svc}`, path: `Splits[${i}]` };
       const splitSvc = s.Service || svc;
-      if (!s.ServiceSubset && splitSvc !== svc && this.set.splitters.has(splitSvc)) {
+      if (!s.ServiceSubset && splitSvc !== svc && this.entry('splitters', splitSvc) !== undefined) {
         const inner = this.splitterOrResolver(splitSvc, at, [...stack, svc]);
         if (inner.type !== 'splitter') throw new Error('internal: expected a splitter');
         // Flattened as Consul does (`flattenAdjacentSplitterNodes`): the inner split's target,
@@ -168,9 +227,9 @@ class ChainCompiler {
   }
 
   checkProtocol(svc: string, origin: Origin): void {
-    const p = protocolOf(this.set, svc);
-    if (p !== this.protocol) {
-      this.fail(
+    const p = this.protocolOf(svc);
+    if (p !== this.protocol && p !== undefined && this.protocol !== undefined) {
+      this.report(
         origin,
         `discovery chain "${this.service}" uses inconsistent protocols; service "${svc}.default.default" has "${p}" which is not "${this.protocol}"`,
       );
@@ -185,7 +244,7 @@ class ChainCompiler {
     origin: Origin,
     redirects: readonly string[],
   ): ChainTarget {
-    const r = this.set.resolvers.get(svc);
+    const r = this.entry('resolvers', svc);
     const here = targetId(svc, subset, dc);
     if (r?.Redirect) {
       const rd = r.Redirect;
@@ -211,7 +270,7 @@ class ChainCompiler {
       }
     }
     this.checkProtocol(svc, origin);
-    const effective = subset || r?.DefaultSubset || '';
+    const effective = subset || this.defaultSubset(r);
     const target = this.target(svc, effective, dc, r, origin);
     if (!this.resolvers.has(target.id)) this.resolvers.set(target.id, this.resolverNode(target, r));
     return target;
@@ -228,7 +287,8 @@ class ChainCompiler {
     const known = this.targets.get(id);
     if (known) return known;
     const def = subset ? r?.Subsets?.[subset] : undefined;
-    if (subset && !def) this.fail(origin, `service "${svc}" does not have a subset named "${subset}"`);
+    // Reported once, where first reached; the chain goes on to a target that is never used.
+    if (subset && !def) this.report(origin, `service "${svc}" does not have a subset named "${subset}"`);
     const filter = def?.Filter ?? '';
     const t: ChainTarget = Object.freeze({
       id,
@@ -236,12 +296,21 @@ class ChainCompiler {
       subset,
       datacenter: dc,
       filter,
-      predicate: filter ? compileBexpr(filter) : undefined,
+      predicate: filter ? this.predicate(filter) : undefined,
       onlyPassing: def?.OnlyPassing === true,
       connectTimeoutMs: connectTimeout(r),
     });
     this.targets.set(id, t);
     return t;
+  }
+
+  predicate(filter: string): BexprPredicate {
+    try {
+      return compileBexpr(filter);
+    } catch (error) {
+      if (this.lenient) return () => false;
+      throw error;
+    }
   }
 
   resolverNode(target: ChainTarget, r: ServiceResolverEntry | undefined): TargetResolver {
@@ -266,8 +335,8 @@ class ChainCompiler {
       else if (fo.Datacenters?.length) for (const dc of fo.Datacenters) ref(fo.Service, fo.ServiceSubset, dc);
       else ref(fo.Service, fo.ServiceSubset, undefined);
       for (const x of refs) {
-        const fr = this.set.resolvers.get(x.svc);
-        const subset = x.subset || (x.svc !== target.service ? fr?.DefaultSubset || '' : '');
+        const fr = this.entry('resolvers', x.svc);
+        const subset = x.subset || (x.svc !== target.service ? this.defaultSubset(fr) : '');
         const t = this.target(x.svc, subset, x.dc, fr, origin);
         if (t.id !== target.id && !failover.includes(t)) failover.push(t);
       }
@@ -342,20 +411,63 @@ export function compileChain(
   return chain!;
 }
 
+/**
+ * Compile one chain, recording its problems. With `lenient` (entries that have problems of their
+ * own), any failure is taken for one that follows from those: the set is refused all the same.
+ */
 function tryCompile(
   set: ConfigEntrySet,
   service: string,
   dc: string,
   issues: EntryIssues,
+  unusable: ReadonlySet<string> = NONE,
+  lenient = false,
 ): RoutingChain | undefined {
   try {
-    return new ChainCompiler(set, service, dc, issues).compile();
+    return new ChainCompiler(set, service, dc, issues, unusable, lenient).compile();
   } catch (error) {
-    if (error instanceof Abort) return undefined;
+    if (error instanceof Abort || lenient) return undefined;
     throw error;
   }
 }
 
+/**
+ * Entries checked one by one, then every chain through them: `issues` lists the entries' own
+ * problems first (in their order), then each chain's (in the order of the services), each once:
+ * a chain error can surface in several chains (a redirect shared by two services). A chain is
+ * compiled through an entry that breaks its own rules, not through one whose shape is wrong.
+ * `before`: problems found ahead of these (an etcd key), listed first.
+ */
+export function checkEntriesAndChains(
+  checked: CheckedEntries,
+  dc = 'dc1',
+  before: readonly EntryIssue[] = [],
+): { issues: EntryIssues; chains: Map<string, RoutingChain>; services: Set<string> } {
+  const { set, unusable } = checked;
+  const lenient = before.length > 0 || !checked.issues.ok;
+  const found = new EntryIssues();
+  const services = new Set<string>([
+    ...set.routers.keys(),
+    ...set.splitters.keys(),
+    ...set.resolvers.keys(),
+    ...set.defaults.keys(),
+  ]);
+  const chains = new Map<string, RoutingChain>();
+  for (const name of services) {
+    const c = tryCompile(set, name, dc, found, unusable, lenient);
+    if (c) chains.set(name, c);
+  }
+  const seen = new Set<string>();
+  const issues = new EntryIssues();
+  for (const i of [...before, ...checked.issues.list, ...found.list]) {
+    const k = `${i.entry}\u0000${i.path}\u0000${i.message}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      issues.add(i.entry, i.path, i.message, i.value);
+    }
+  }
+  return { issues, chains, services };
+}
 /**
  * Validate raw entries (or take a validated set) and compile the chain of every service that has
  * an entry, so that every chain-level error is found before anything is applied.
@@ -363,37 +475,21 @@ function tryCompile(
  * @example
  * const config = compileRoutingConfig(doc.configEntries, { datacenter: 'dc1' });
  * const decision = route(config.chain('payments'), request, random);
- * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by `Kind/Name` and field path.
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by `Kind/Name` and field path, at
+ * once: each entry's own (shape, write rules) and those of the chains through them.
  */
 export function compileRoutingConfig(
   entries: readonly unknown[] | ConfigEntrySet,
   options: CompileOptions = {},
 ): RoutingConfig {
-  const set = Array.isArray(entries) ? validateConfigEntries(entries) : (entries as ConfigEntrySet);
+  const checked: CheckedEntries = Array.isArray(entries)
+    ? checkConfigEntries(entries)
+    : { set: entries as ConfigEntrySet, issues: new EntryIssues(), unusable: NONE };
+  const set = checked.set;
   const dc = options.datacenter ?? 'dc1';
-  const issues = new EntryIssues();
-  const names = new Set<string>([
-    ...set.routers.keys(),
-    ...set.splitters.keys(),
-    ...set.resolvers.keys(),
-    ...set.defaults.keys(),
-  ]);
-  const chains = new Map<string, RoutingChain>();
-  for (const name of names) {
-    const c = tryCompile(set, name, dc, issues);
-    if (c) chains.set(name, c);
-  }
-  // One chain error can surface in several chains (a redirect shared by two services): report once.
-  const seen = new Set<string>();
-  const unique = new EntryIssues();
-  for (const i of issues.list) {
-    const k = `${i.entry}\u0000${i.path}\u0000${i.message}`;
-    if (!seen.has(k)) {
-      seen.add(k);
-      unique.add(i.entry, i.path, i.message, i.value);
-    }
-  }
-  unique.throwIfAny('config entries');
+  // Every problem at once: each entry's own, then those of the chains through them.
+  const { issues, chains, services: names } = checkEntriesAndChains(checked, dc);
+  issues.throwIfAny('config entries');
   const services = Object.freeze([...names].sort());
   return Object.freeze({
     entries: set,

@@ -5,9 +5,10 @@
  * the integrator wires the watch.
  */
 
+import { checkEntriesAndChains } from './compile.js';
 import type { ConfigEntry } from './entries.js';
 import { EntryIssues } from './entry-issues.js';
-import { type ConfigEntrySet, validateConfigEntries } from './validate.js';
+import { type ConfigEntrySet, checkConfigEntries } from './validate.js';
 
 /** Key prefix of config entries in etcd. */
 export const ETCD_CONFIG_PREFIX = '/proxyless/config/';
@@ -31,11 +32,14 @@ export function etcdConfigKey(
  * a missing `Kind`/`Name` in the value is taken from the key. Keys outside
  * `<prefix><kind>/<name>` are errors, so a typo is not silently ignored.
  *
- * @throws MeshError `MESH_CONFIG_INVALID` naming each bad key (`etcd <key>`) or entry and field.
+ * @throws MeshError `MESH_CONFIG_INVALID` naming each bad key (`etcd <key>`) or entry and field,
+ * every problem at once: the keys', the entries', and then those of the chains through them.
  */
 export function entriesFromEtcd(pairs: readonly EtcdKeyValue[], prefix = ETCD_CONFIG_PREFIX): ConfigEntrySet {
   const issues = new EntryIssues();
   const raw: unknown[] = [];
+  // The entries of bad keys, which no chain is compiled through (see `CheckedEntries.unusable`).
+  const unusable = new Set<string>();
   const decoder = new TextDecoder('utf-8', { fatal: true });
   for (const { key, value } of [...pairs].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
     const label = `etcd ${key}`;
@@ -46,9 +50,11 @@ export function entriesFromEtcd(pairs: readonly EtcdKeyValue[], prefix = ETCD_CO
     const parts = key.slice(prefix.length).split('/');
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
       issues.add(label, '', `expected a key ${prefix}<kind>/<name>`);
+      unusable.add('*');
       continue;
     }
     const [kind, name] = parts as [string, string];
+    unusable.add(`${kind}/${name}`);
     let doc: unknown;
     try {
       doc = JSON.parse(typeof value === 'string' ? value : decoder.decode(value));
@@ -69,8 +75,14 @@ export function entriesFromEtcd(pairs: readonly EtcdKeyValue[], prefix = ETCD_CO
       );
       continue;
     }
+    unusable.delete(`${kind}/${name}`);
     raw.push(o);
   }
-  issues.throwIfAny('etcd config entries');
-  return validateConfigEntries(raw, 'etcd config entries');
+  const checked = checkConfigEntries(raw);
+  if (issues.ok && checked.issues.ok) return checked.set;
+  for (const u of checked.unusable) unusable.add(u);
+  checkEntriesAndChains({ ...checked, unusable }, undefined, issues.list).issues.throwIfAny(
+    'etcd config entries',
+  );
+  return checked.set;
 }

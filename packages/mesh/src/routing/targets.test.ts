@@ -109,6 +109,38 @@ describe('entriesFromEtcd', () => {
       err([{ key: '/proxyless/config/service-resolver/a', value: '{"ConnectTimeout":"soon"}' }]),
     ).toContain('service-resolver/a ConnectTimeout');
   });
+
+  it('reports every problem at once: bad keys, bad entries and the chains through them (defect 1b)', () => {
+    let error: unknown;
+    try {
+      entriesFromEtcd([
+        { key: '/proxyless/config/service-defaults/web', value: '{"Protocol":"http"}' },
+        // Its value is no JSON: no chain is checked through the router of api.
+        { key: '/proxyless/config/service-router/api', value: '{' },
+        { key: '/proxyless/config/service-defaults/api', value: '{"Protocol":"http"}' },
+        {
+          key: '/proxyless/config/service-splitter/web',
+          value: JSON.stringify({
+            Splits: [
+              { Weight: 90, ServiceSubset: 'v1' },
+              { Weight: 5, ServiceSubset: 'v9' },
+            ],
+          }),
+        },
+        { key: '/proxyless/config/service-resolver/web', value: '{"Subsets":{"v1":{}}}' },
+      ]);
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    // Before: only the key; then only the weights; then only the subset.
+    expect((error as MeshError).details.issues?.map((i) => i.field)).toEqual([
+      'etcd /proxyless/config/service-router/api',
+      'service-splitter/web Splits',
+      'service-splitter/web Splits[1]',
+    ]);
+    expect((error as MeshError).message).toMatch(/^etcd config entries: 3 problems:\n/);
+  });
 });
 
 describe('chainFromConsul', () => {

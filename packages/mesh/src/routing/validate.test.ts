@@ -64,8 +64,11 @@ describe('config entry validation', () => {
         ],
       },
     ]);
+    // b and c have no service-defaults (tcp): reported with the weights, not after they are fixed.
     expect(fields(e)).toEqual([
       'service-splitter/a Splits: the sum of all split weights must be 100, not 95',
+      'service-splitter/a Splits[0]: discovery chain "a" uses inconsistent protocols; service "b.default.default" has "tcp" which is not "http"',
+      'service-splitter/a Splits[1]: discovery chain "a" uses inconsistent protocols; service "c.default.default" has "tcp" which is not "http"',
     ]);
     expect(e.message).toContain('service-splitter/a Splits');
     const neg = rejection([
@@ -234,5 +237,101 @@ describe('config entry validation', () => {
       'service-resolver/a Namespace: Namespaces are a Consul Enterprise feature',
       'service-resolver/b: defined more than once',
     ]);
+  });
+
+  describe("every problem at once: the entries' own and their chains' (defect 1b)", () => {
+    const base = [
+      http('web'),
+      { Kind: 'service-resolver', Name: 'web', Subsets: { v1: { Filter: 'Service.Meta.version == "v1"' } } },
+    ];
+    const splitter = (splits: { Weight: number; ServiceSubset: string }[]) => ({
+      Kind: 'service-splitter',
+      Name: 'web',
+      Splits: splits,
+    });
+
+    it('reports weights summing to 95 and an undefined subset in one error', () => {
+      const e = rejection([
+        ...base,
+        splitter([
+          { Weight: 90, ServiceSubset: 'v1' },
+          { Weight: 5, ServiceSubset: 'v9' },
+        ]),
+      ]);
+      // Before: only the weight sum; the subset appeared once the weights were fixed.
+      expect(fields(e)).toEqual([
+        'service-splitter/web Splits: the sum of all split weights must be 100, not 95',
+        'service-splitter/web Splits[1]: service "web" does not have a subset named "v9"',
+      ]);
+      expect(e.message).toBe(
+        'config entries: 2 problems:\n' +
+          '  service-splitter/web Splits: the sum of all split weights must be 100, not 95\n' +
+          '  service-splitter/web Splits[1]: service "web" does not have a subset named "v9"',
+      );
+      expect(e.details.entries).toEqual(['service-splitter/web']);
+    });
+
+    it('reports every undefined subset of a chain, each once, in a stable order', () => {
+      const entries = [
+        ...base,
+        splitter([
+          { Weight: 50, ServiceSubset: 'v8' },
+          { Weight: 50, ServiceSubset: 'v9' },
+        ]),
+        // Two more chains through web's splitter: the same problems, reported once.
+        http('api'),
+        { Kind: 'service-router', Name: 'api', Routes: [{ Destination: { Service: 'web' } }] },
+        http('app'),
+        { Kind: 'service-splitter', Name: 'app', Splits: [{ Weight: 100, Service: 'web' }] },
+      ];
+      const expected = [
+        'service-splitter/web Splits[0]: service "web" does not have a subset named "v8"',
+        'service-splitter/web Splits[1]: service "web" does not have a subset named "v9"',
+      ];
+      expect(fields(rejection(entries))).toEqual(expected);
+      expect(fields(rejection([...entries].reverse()))).toEqual(expected);
+    });
+
+    it('compiles no chain through an entry whose shape is wrong, and through one whose rules fail', () => {
+      // web's service-defaults is unreadable: its protocol is unknown, so no protocol rule is
+      // checked (that would be a consequence), but the router's own subset still is.
+      const shape = rejection([
+        { Kind: 'service-defaults', Name: 'web', Protocol: 7 },
+        { Kind: 'service-router', Name: 'web', Routes: [{ Destination: { ServiceSubset: 'v9' } }] },
+      ]);
+      expect(fields(shape)).toEqual([
+        'service-defaults/web Protocol: expected a string',
+        'service-router/web Routes[0].Destination: service "web" does not have a subset named "v9"',
+      ]);
+      // A resolver unreadable as a whole: whatever its chain would say follows from it.
+      const resolver = rejection([
+        http('web'),
+        { Kind: 'service-resolver', Name: 'web', Subsets: 'v1' },
+        splitter([{ Weight: 100, ServiceSubset: 'v1' }]),
+      ]);
+      expect(fields(resolver)).toEqual(['service-resolver/web Subsets: expected an object']);
+      // Its own rules broken (a bad filter, a DefaultSubset that is none, a bad regex): reported
+      // once each, and the chain is still checked through it.
+      const rules = rejection([
+        http('web'),
+        {
+          Kind: 'service-resolver',
+          Name: 'web',
+          DefaultSubset: 'nope',
+          Subsets: { v1: { Filter: 'bad ==' } },
+        },
+        { Kind: 'service-router', Name: 'web', Routes: [{ Match: { HTTP: { PathRegex: '(' } } }] },
+        splitter([
+          { Weight: 50, ServiceSubset: 'v1' },
+          { Weight: 50, ServiceSubset: 'v2' },
+        ]),
+      ]);
+      expect(fields(rules).map((f) => f.split(':')[0])).toEqual([
+        'service-resolver/web Subsets["v1"].Filter',
+        'service-resolver/web DefaultSubset',
+        'service-router/web Routes[0].Match.HTTP.PathRegex',
+        'service-splitter/web Splits[1]',
+      ]);
+    });
   });
 });

@@ -62,6 +62,17 @@ export function entryLabel(raw: unknown, index: number): string {
  * stores it (protocol lower-cased, methods upper-cased, weights rounded to 0.01), or `undefined`.
  */
 export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0): ConfigEntry | undefined {
+  const before = issues.list.length;
+  const entry = checkEntry(raw, issues, index);
+  return issues.list.length > before ? undefined : entry;
+}
+
+/**
+ * One entry checked: its schema, then its own rules. Returns the entry normalised when its schema
+ * holds (even if its rules do not: a chain can still be compiled through it, so the chain's
+ * problems are reported with the entry's own), `undefined` when its shape is wrong.
+ */
+function checkEntry(raw: unknown, issues: EntryIssues, index: number): ConfigEntry | undefined {
   const label = entryLabel(raw, index);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return issues.add(label, '', 'a config entry must be a JSON object', raw);
@@ -80,10 +91,9 @@ export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0
     );
   }
   const checker = checkerOf(kind as ConfigEntryKind);
-  const before = issues.list.length;
   // The check is fast; the explaining walk runs only for an invalid entry.
   const found = new Issues();
-  if (!checker.validate(raw, '', found)) {
+  if (!checker.validate(raw, '', found) && found.list.length > 0) {
     for (const e of found.list) {
       const unknown = UNKNOWN_KEY.exec(e.expected);
       const message = unknown
@@ -91,8 +101,8 @@ export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0
         : `expected ${e.expected}`;
       issues.add(label, e.field, message, e.value);
     }
+    return undefined;
   }
-  if (issues.list.length > before) return undefined;
   const entry = structuredClone(raw) as ConfigEntry;
   if (entry.Name === '') return issues.add(label, 'Name', 'Name is required');
   checkTenancy(entry, label, '', issues);
@@ -111,17 +121,30 @@ export function validateConfigEntry(raw: unknown, issues: EntryIssues, index = 0
       if (entry.Protocol !== undefined) entry.Protocol = entry.Protocol.toLowerCase();
       break;
   }
-  return issues.list.length > before ? undefined : entry;
+  return entry;
 }
 
 /**
- * Validate a list of entries as one document: each entry, then duplicates (same `Kind` and
- * `Name` twice). Chain-level rules are checked by `compileRoutingConfig`.
- *
- * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by entry and field path.
+ * Entries checked one by one, for a document whose chains are then checked too: the entries
+ * whose schema holds (with the problems of their own rules in `issues`), and what a chain must
+ * not be compiled through, since its problems would only follow from an entry already reported.
  */
-export function validateConfigEntries(raw: readonly unknown[], what = 'config entries'): ConfigEntrySet {
+export interface CheckedEntries {
+  /** Every entry whose schema holds, by kind and `Name`: the first of a name given twice. */
+  readonly set: ConfigEntrySet;
+  /** Each entry's own problems, in the order of the entries. */
+  readonly issues: EntryIssues;
+  /**
+   * `<Kind>/<Name>` of each entry left out for its shape; `<Kind>/*` when such an entry has no
+   * name (it may be meant for any service), `*` when it has no kind either.
+   */
+  readonly unusable: ReadonlySet<string>;
+}
+
+/** Check every entry of a document on its own (see {@link CheckedEntries}). */
+export function checkConfigEntries(raw: readonly unknown[]): CheckedEntries {
   const issues = new EntryIssues();
+  const unusable = new Set<string>();
   const set = {
     routers: new Map<string, ServiceRouterEntry>(),
     splitters: new Map<string, ServiceSplitterEntry>(),
@@ -129,8 +152,11 @@ export function validateConfigEntries(raw: readonly unknown[], what = 'config en
     defaults: new Map<string, ServiceDefaultsEntry>(),
   };
   raw.forEach((r, i) => {
-    const e = validateConfigEntry(r, issues, i);
-    if (!e) return;
+    const e = checkEntry(r, issues, i);
+    if (!e) {
+      unusable.add(unusableKey(r));
+      return;
+    }
     const map: Map<string, ConfigEntry> =
       e.Kind === 'service-router'
         ? set.routers
@@ -142,8 +168,27 @@ export function validateConfigEntries(raw: readonly unknown[], what = 'config en
     if (map.has(e.Name)) issues.add(`${e.Kind}/${e.Name}`, '', 'defined more than once');
     else map.set(e.Name, e);
   });
-  issues.throwIfAny(what);
-  return set;
+  return { set, issues, unusable };
+}
+
+function unusableKey(raw: unknown): string {
+  const o = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const kind = o.Kind;
+  if (typeof kind !== 'string' || !(CONFIG_ENTRY_KINDS as readonly string[]).includes(kind)) return '*';
+  return typeof o.Name === 'string' && o.Name !== '' ? `${kind}/${o.Name}` : `${kind}/*`;
+}
+
+/**
+ * Validate a list of entries as one document: each entry, then duplicates (same `Kind` and
+ * `Name` twice). Chain-level rules are checked by `compileRoutingConfig`, which reports them
+ * with these.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by entry and field path.
+ */
+export function validateConfigEntries(raw: readonly unknown[], what = 'config entries'): ConfigEntrySet {
+  const checked = checkConfigEntries(raw);
+  checked.issues.throwIfAny(what);
+  return checked.set;
 }
 
 function checkHeaderMods(
