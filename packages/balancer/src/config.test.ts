@@ -264,6 +264,48 @@ describe('turning a section off in a later layer', () => {
     expect(merged.healthCheck).toBeUndefined();
     expect(merged.outlierDetection.enabled).toBe(false);
   });
+
+  it('outlierDetection: false discards what lower layers set, as every section does (defect 2)', () => {
+    const at = (entry: Record<string, unknown>) => parse(entry).patch!;
+    const below = at({ outlierDetection: { consecutive5xx: 9, interval: '2s' } });
+    const off = at({ outlierDetection: false });
+    expect(off.outlierDetection).toBe(false);
+    // Turned back on by an object: from the built-in defaults, not from the fields below the `false`.
+    // Before: consecutive5xx stayed 9 and interval 2000.
+    const on = resolveBalancerConfig(below, off, at({ outlierDetection: { baseEjectionTime: '1m' } }));
+    expect(on.outlierDetection).toEqual({
+      ...DEFAULT_BALANCER_CONFIG.outlierDetection,
+      baseEjectionTime: 60_000,
+    });
+    // ... or by `true`: the defaults, as `concurrencyLimit: { max: 5 }` → false → true gives.
+    expect(resolveBalancerConfig(below, off, at({ outlierDetection: true })).outlierDetection).toEqual(
+      DEFAULT_BALANCER_CONFIG.outlierDetection,
+    );
+    // Off, it is off over the defaults.
+    expect(resolveBalancerConfig(below, off).outlierDetection).toEqual({
+      ...DEFAULT_BALANCER_CONFIG.outlierDetection,
+      enabled: false,
+    });
+    // A cross-field rule names a built-in default when the value below the `false` was discarded.
+    expect(() =>
+      resolveBalancerConfig(
+        at({ outlierDetection: { baseEjectionTime: '1s' } }),
+        off,
+        at({ outlierDetection: { maxEjectionTime: '10s' } }),
+      ),
+    ).toThrowError(/30000ms is the built-in default outlierDetection\.baseEjectionTime/);
+  });
+
+  it('an `enabled: false` field (MESH_OUTLIER_ENABLED=false) keeps the fields for a layer that turns it back on', () => {
+    const env = balancerPatchFromEnv({ MESH_OUTLIER_ENABLED: 'false', MESH_OUTLIER_CONSECUTIVE_5XX: '9' })!;
+    expect(env.outlierDetection).toEqual({ enabled: false, consecutive5xx: 9 });
+    expect(resolveBalancerConfig(env).outlierDetection.enabled).toBe(false);
+    for (const above of [{ outlierDetection: true }, { outlierDetection: { interval: '5s' } }]) {
+      const c = resolveBalancerConfig(env, parse(above).patch!).outlierDetection;
+      expect(c.enabled).toBe(true);
+      expect(c.consecutive5xx).toBe(9);
+    }
+  });
 });
 
 describe('sections as schema declarations (#10)', () => {

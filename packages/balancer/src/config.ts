@@ -72,7 +72,11 @@ export interface BalancerConfig {
 /** A partial balancer configuration from one layer (all fields optional). */
 export interface BalancerPatch {
   loadBalancer?: LoadBalancerPatch;
-  outlierDetection?: OutlierDetectionPatch;
+  /**
+   * `false` turns detection off and discards what earlier layers set in it (a later object starts
+   * from the defaults); `{ enabled: false }` turns it off and keeps them.
+   */
+  outlierDetection?: OutlierDetectionPatch | false;
   /** `false` turns off a health check an earlier layer configured. */
   healthCheck?: HealthCheckPatch;
 }
@@ -199,7 +203,8 @@ function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>
 
 /**
  * Resolve layers into one configuration: defaults first, then each patch in order (later wins,
- * field by field, deep for nested objects).
+ * field by field, deep for nested objects). A section's `false` discards what earlier patches set
+ * in it: a later object configures it from the defaults.
  * @throws MeshError `MESH_CONFIG_INVALID` when the merged result is inconsistent
  * (e.g. `healthCheck` without `path`, `minRingSize` > `maxRingSize`).
  */
@@ -216,15 +221,19 @@ export function resolveBalancerConfig(...patches: BalancerPatch[]): BalancerConf
         lb.slowStart = deepMerge(prev, slowStart as Record<string, unknown>);
       }
     }
-    if (p.outlierDetection) od = deepMerge(od, p.outlierDetection as Record<string, unknown>);
+    // A section `false` discards the fields of the layers below, as `healthCheck: false` does
+    // (the config keeps its shape: off is `enabled: false` over the defaults).
+    if (p.outlierDetection === false) od = { ...DEFAULT_OUTLIER_DETECTION, enabled: false };
+    else if (p.outlierDetection) od = deepMerge(od, p.outlierDetection as Record<string, unknown>);
     if (p.healthCheck === false) hc = undefined;
     else if (p.healthCheck)
       hc = deepMerge(hc ?? { ...DEFAULT_HEALTH_CHECK }, p.healthCheck as Record<string, unknown>);
   }
   const issues = new Issues();
   // A rule comparing two fields may compare one the user set with a built-in default: say which.
+  // Only patches after the section's last `false` count: that one discarded what came before.
   const set = (section: keyof BalancerPatch, field: string): boolean =>
-    patches.some((p) => {
+    patches.slice(patches.findLastIndex((p) => p[section] === false) + 1).some((p) => {
       const v = p[section] as Record<string, unknown> | boolean | undefined;
       return typeof v === 'object' && v !== null && v[field] !== undefined;
     });

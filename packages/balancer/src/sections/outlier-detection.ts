@@ -63,7 +63,10 @@ export interface OutlierDetectionConfig {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** `outlierDetection` settings from one layer. */
+/**
+ * `outlierDetection` settings from one layer (an object: a section `false` is the patch `false`,
+ * see {@link outlierDetectionPatch}).
+ */
 export type OutlierDetectionPatch = Partial<
   Mutable<Omit<OutlierDetectionConfig, 'successRate' | 'failurePercentage'>>
 > & {
@@ -96,7 +99,10 @@ const count = (def: number, description: string, more: object = {}) =>
 const dur = (def: number, description: string, more: object = {}) =>
   Type.Optional(Duration({ min: 1, default: def, description, ...more }));
 
-/** The `outlierDetection` section. `true` means Envoy's defaults; `false` is `{ enabled: false }`. */
+/**
+ * The `outlierDetection` section. `true` means Envoy's defaults (over the fields lower layers set);
+ * `false` turns it off and discards what lower layers set in it, as every section's `false` does.
+ */
 export const outlierDetectionSection = Section(
   Fields({
     enabled: Type.Optional(
@@ -233,9 +239,14 @@ export const outlierDetectionSection = Section(
 /** The `outlierDetection` section as written. */
 export type OutlierDetectionOptions = Static<typeof outlierDetectionSection>;
 
-/** A validated `outlierDetection` section → its patch. */
-export function outlierDetectionPatch(doc: OutlierDetectionOptions): OutlierDetectionPatch {
-  if (doc === false) return { enabled: false };
+/**
+ * A validated `outlierDetection` section → its patch. `false` stays `false`, as the resilience
+ * sections' does: not `{ enabled: false }`, which keeps the fields of the layers below (what
+ * `MESH_OUTLIER_ENABLED=false` writes), while a section `false` discards them, so a higher layer
+ * that turns detection back on starts from the built-in defaults.
+ */
+export function outlierDetectionPatch(doc: OutlierDetectionOptions): OutlierDetectionPatch | false {
+  if (doc === false) return false;
   if (doc === true) return { enabled: true };
   const { interval, baseEjectionTime, maxEjectionTime } = doc;
   // An object configures the section and turns it on (as every section does), even over a `false`

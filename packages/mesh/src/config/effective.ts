@@ -47,6 +47,12 @@ function isPlain(v: unknown): v is Record<string, unknown> {
 const WHOLE = new Set(['loadBalancer.hashOn']);
 
 /**
+ * Sections whose switch is also a field of the settings in force (`outlierDetection.enabled`): a
+ * section `false` sets it, and whatever turns the section back on is its source too.
+ */
+const SWITCH_FIELD = new Set(['outlierDetection']);
+
+/**
  * Record `src` as the source of `value` at `prefix` and below. `off` holds the paths whose recorded
  * value turns something off: a section's `false`, or an `enabled: false` (outlier detection).
  */
@@ -75,6 +81,11 @@ function record(
   }
   if (value === false) off.add(prefix);
   else off.delete(prefix);
+  if (value === false && SWITCH_FIELD.has(prefix)) {
+    // Its `enabled` is this layer's `false` too, turned back on by the next object or `true`.
+    off.add(`${prefix}.enabled`);
+    out.set(`${prefix}.enabled`, src);
+  }
   // `true` turns a section on over a lower layer's `enabled: false` (outlier detection) too.
   if (value === true && off.delete(`${prefix}.enabled`)) out.set(`${prefix}.enabled`, src);
   out.set(prefix, src);

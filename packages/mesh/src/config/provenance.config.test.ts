@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMesh } from '../index.js';
+import { createConfigSource } from './source.js';
 
 /** The settings in force and their sources, for one service of a mesh built from these options. */
 async function configOf(options: Parameters<typeof createMesh>[0]) {
@@ -61,6 +62,61 @@ describe('provenance of a section switch', async () => {
       services: { api: { retry: { maxRetries: 3 } } },
     });
     expect(on.sources.retry).toEqual({ layer: 'options.defaults', version: 1 });
+  });
+});
+
+describe('outlierDetection: false in a middle layer, as every section (defect 2)', () => {
+  const options = { layer: 'options.services', version: 1 };
+  const kv = { layer: 'kv.services', version: 1 };
+  const outlier = (sources: Readonly<Record<string, unknown>>) =>
+    Object.fromEntries(Object.entries(sources).filter(([k]) => k.startsWith('outlierDetection')));
+
+  it('an object above turns it back on from the built-in defaults and is the source of the switch', async () => {
+    const c = await configOf({
+      env: { MESH_OUTLIER_CONSECUTIVE_5XX: '9' },
+      services: { api: { endpoints: '127.0.0.1:1', outlierDetection: false } },
+      configSource: createConfigSource('kv', { services: { api: { outlierDetection: { interval: '5s' } } } }),
+    });
+    expect(c.balancer.outlierDetection.enabled).toBe(true);
+    expect(c.balancer.outlierDetection.interval).toBe(5000);
+    // Before: 9, from the env below the `false`, with no source listed for it or for `enabled`.
+    expect(c.balancer.outlierDetection.consecutive5xx).toBe(5);
+    expect(outlier(c.sources)).toEqual({
+      outlierDetection: kv,
+      'outlierDetection.enabled': kv,
+      'outlierDetection.interval': kv,
+    });
+  });
+
+  it('`true` above turns it back on with the defaults; the `false` itself is the source of `enabled`', async () => {
+    const on = await configOf({
+      env: {},
+      defaults: { outlierDetection: { consecutive5xx: 9 } },
+      services: { api: { endpoints: '127.0.0.1:1', outlierDetection: false } },
+      configSource: createConfigSource('kv', { services: { api: { outlierDetection: true } } }),
+    });
+    expect(on.balancer.outlierDetection.consecutive5xx).toBe(5);
+    expect(outlier(on.sources)).toEqual({ outlierDetection: kv, 'outlierDetection.enabled': kv });
+    const off = await configOf({
+      env: {},
+      defaults: { outlierDetection: { consecutive5xx: 9 } },
+      services: { api: { endpoints: '127.0.0.1:1', outlierDetection: false } },
+    });
+    expect(off.balancer.outlierDetection.enabled).toBe(false);
+    expect(outlier(off.sources)).toEqual({ outlierDetection: options, 'outlierDetection.enabled': options });
+  });
+
+  it('MESH_OUTLIER_ENABLED=false (a field) keeps the other MESH_OUTLIER_* values for a layer above', async () => {
+    const c = await configOf({
+      env: { MESH_OUTLIER_ENABLED: 'false', MESH_OUTLIER_CONSECUTIVE_5XX: '9' },
+      services: { api: { endpoints: '127.0.0.1:1', outlierDetection: { interval: '5s' } } },
+    });
+    expect(c.balancer.outlierDetection).toMatchObject({ enabled: true, consecutive5xx: 9, interval: 5000 });
+    expect(outlier(c.sources)).toEqual({
+      'outlierDetection.consecutive5xx': { layer: 'env', version: 1 },
+      'outlierDetection.enabled': options,
+      'outlierDetection.interval': options,
+    });
   });
 });
 
