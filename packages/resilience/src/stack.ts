@@ -153,6 +153,36 @@ interface Part {
 
 const partsOf = new WeakMap<PolicyStack, ReadonlyMap<PolicyStage, Part>>();
 
+/*
+ * A part outlives the stack that built it (a later stack takes it over), so its `close` must not be
+ * a closure made in `createPolicyStack`: every such closure keeps that call's whole scope — its
+ * breaker, its predecessor's parts — and through them every stack before it, one per config version.
+ * These are made at module level, and hold only the part's own instance.
+ */
+function partClose<T>(
+  close: (value: T, successor: T | undefined, retired: boolean) => void,
+  value: T,
+): (successor: unknown, retired: boolean) => void {
+  return (successor, retired) => close(value, successor as T | undefined, retired);
+}
+
+function closeDeadline(f: { close(): void }): void {
+  f.close();
+}
+
+function closeConcurrencyLimit(f: { close(): void }, _successor: unknown, retired: boolean): void {
+  if (retired) f.close();
+}
+
+function closeBreaker(
+  x: { breaker: DestinationBreaker },
+  successor: { breaker: DestinationBreaker } | undefined,
+  retired: boolean,
+): void {
+  if (retired) x.breaker.retire(successor?.breaker);
+  else x.breaker.close();
+}
+
 /**
  * Build the filters of one destination service from its resolved config, outermost first in
  * {@link POLICY_ROLES} order. Disabled policies add no filter. State (budget, breaker,
@@ -167,7 +197,9 @@ export function createPolicyStack(
   deps: PolicyStackDeps,
   previous?: PolicyStack,
 ): PolicyStack {
-  const before = previous === undefined ? undefined : partsOf.get(previous);
+  // Read while this stack is built, then dropped (below): the closures made here (each part's
+  // `close`) outlive the call, and would otherwise keep every earlier stack alive through it.
+  let before = previous === undefined ? undefined : partsOf.get(previous);
   const parts = new Map<PolicyStage, Part>();
   /** Stages reported: built anew, changed in place, or removed. */
   const rebuilt: PolicyStage[] = [];
@@ -200,11 +232,7 @@ export function createPolicyStack(
       }
     }
     const value = make(old?.value as T | undefined);
-    parts.set(name, {
-      reads,
-      value,
-      close: close ? (successor, retired) => close(value, successor as T | undefined, retired) : undefined,
-    });
+    parts.set(name, { reads, value, close: close ? partClose(close, value) : undefined });
     rebuilt.push(name);
     built.push(name);
     return value;
@@ -217,11 +245,7 @@ export function createPolicyStack(
   // Always present: it also enforces a deadline propagated from the incoming request.
   add(
     'deadline',
-    stage(
-      'deadline',
-      () => createDeadlineFilter({ timeoutMs: config.timeoutMs, service }),
-      (f) => f.close(),
-    ),
+    stage('deadline', () => createDeadlineFilter({ timeoutMs: config.timeoutMs, service }), closeDeadline),
   );
   const fault = config.faultInjection;
   if (fault !== undefined)
@@ -256,9 +280,7 @@ export function createPolicyStack(
             service,
             ...(deps.earlierCalls ? { earlier: deps.earlierCalls } : {}),
           }),
-        (f, _successor, retired) => {
-          if (retired) f.close();
-        },
+        closeConcurrencyLimit,
         (f) => {
           f.reconfigure(limit);
           return true;
@@ -305,7 +327,7 @@ export function createPolicyStack(
         });
         return { breaker: b, filter: b.filter() };
       },
-      (x, successor, retired) => (retired ? x.breaker.retire(successor?.breaker) : x.breaker.close()),
+      closeBreaker,
       (x, previousReads) => {
         // Only maxRequests changed: the same breaker, state and window kept, checks the new one.
         if (!sameSettings(errorRateOf(previousReads as BreakerReads), errorRateOf(breakerOf(config))))
@@ -345,6 +367,7 @@ export function createPolicyStack(
     },
   };
   partsOf.set(stack, parts);
+  before = undefined;
   return stack;
 }
 
