@@ -18,4 +18,6 @@ export default defineConfig({
   // them (start-up cost, test/bench/config.ts). Its schemas interoperate across copies (Symbol.for
   // keys); only core compiles and registers custom kinds.
   noExternal: ['@sinclair/typebox'],
+  // `import.meta.url` in the CommonJS build (undici.ts loads undici's index with it).
+  shims: true,
 });

@@ -179,4 +179,5 @@ export {
   undiciErrors,
   undiciIfLoaded,
   undiciModule,
+  undiciSync,
 } from './undici.js';

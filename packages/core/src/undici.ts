@@ -16,6 +16,7 @@
  * is what undici's index exports. They are static imports so that bundlers (esbuild, webpack)
  * follow them.
  */
+import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 import api from 'undici/lib/api/index.js';
 import errors from 'undici/lib/core/errors.js';
@@ -43,11 +44,24 @@ let loaded: typeof Undici | undefined;
 
 /** All of undici (its index), imported on first use. */
 export function undiciModule(): Promise<typeof Undici> {
+  if (loaded !== undefined) return Promise.resolve(loaded);
   whole ??= import('undici').then((u) => {
-    loaded = u;
+    loaded ??= u;
     return u;
   });
   return whole;
+}
+
+/**
+ * All of undici (its index), loaded now if it was not yet: for `mesh.fetch`, which must read its
+ * arguments when it is called, as `fetch` does (a caller may change its headers or URL object
+ * right after), not a turn later. undici is CommonJS, so this is the module `import 'undici'`
+ * gives too; what it costs is undici's index, once, as Node's own `fetch` loads its copy of
+ * undici on its first call.
+ */
+export function undiciSync(): typeof Undici {
+  loaded ??= createRequire(import.meta.url)('undici') as typeof Undici;
+  return loaded;
 }
 
 /** All of undici once {@link undiciModule} has imported it (then calls need not wait a turn). */

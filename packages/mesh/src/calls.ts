@@ -21,8 +21,8 @@ import {
   MeshError,
   type Random,
   undiciErrors,
-  undiciIfLoaded,
   undiciModule,
+  undiciSync,
   withHeader,
 } from '@proxyless/core';
 import type { Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
@@ -31,7 +31,7 @@ import { CallHandler } from './call-handler.js';
 import type { Destination } from './destination.js';
 import type { DestinationTable } from './destination-table.js';
 import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
-import { hostnameOf, hostOf, requestTarget, unknownService } from './naming.js';
+import { hostnameOf, hostOf, requestTarget, serverNameOf, unknownService } from './naming.js';
 import { assertDispatchable, DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
 import type { RoutingStage } from './routing-stage.js';
 
@@ -105,19 +105,50 @@ function failUnchecked(handler: Dispatcher.DispatchHandler, error: Error): void 
   failDispatch(new CallHandler(handler), error);
 }
 
-type Undici = Awaited<ReturnType<typeof undiciModule>>;
+type Undici = ReturnType<typeof undiciSync>;
+
+/** Node's own `fetch` (the copy of undici bundled with Node), as it was when the mesh was loaded. */
+const nodeFetch: typeof fetch | undefined = globalThis.fetch;
 
 /**
- * A `Request` of another fetch than undici's — Node's global one, from the copy of undici bundled
- * with Node — which undici's `fetch` would read as the string "[object Request]". Node's own
- * fetch takes it whole (its body's source and length, for framing and redirects) and, given the
- * mesh dispatcher, sends it through the mesh: what the global `fetch` does after `install()`.
+ * A call undici's `fetch` would misread: a `Request`, or a `FormData` body, of another fetch than
+ * undici's — Node's global one, from the copy of undici bundled with Node — which undici's `fetch`
+ * would send as the text "[object Request]" or "[object FormData]". Node's own fetch takes them
+ * whole (a body's source and length, for framing and redirects; a form's parts) and, given the
+ * mesh dispatcher, sends them through the mesh: what the global `fetch` does after `install()`.
+ * Node's fetch as it was at load, not `globalThis.fetch` now: that may be `mesh.fetch` itself, or
+ * a wrapper around it.
  */
-function foreignRequest(u: Undici, input: string | URL | Request): input is Request {
-  if (typeof input !== 'object' || input === null || input instanceof URL || input instanceof u.Request)
-    return false;
-  const NodeRequest = (globalThis as { Request?: typeof Request }).Request;
-  return NodeRequest !== undefined && input instanceof NodeRequest;
+function foreignCall(u: Undici, input: unknown, init: unknown): boolean {
+  if (nodeFetch === undefined) return false;
+  if (
+    typeof input === 'object' &&
+    input !== null &&
+    !(input instanceof URL) &&
+    !(input instanceof u.Request)
+  ) {
+    const NodeRequest = (globalThis as { Request?: typeof Request }).Request;
+    if (NodeRequest !== undefined && input instanceof NodeRequest) return true;
+  }
+  const body = typeof init === 'object' && init !== null ? (init as { body?: unknown }).body : undefined;
+  if (typeof body !== 'object' || body === null || body instanceof u.FormData) return false;
+  const NodeFormData = (globalThis as { FormData?: typeof FormData }).FormData;
+  return NodeFormData !== undefined && body instanceof NodeFormData;
+}
+
+/**
+ * `init` as fetch reads it, with the mesh dispatcher: fetch reads each member of its `RequestInit`
+ * with a property get (inherited members and getters included, a getter's error rejecting the
+ * call), so `init` is not copied but seen through, with `dispatcher` answered by the mesh. A value
+ * that is not an object is passed as it is, for fetch to reject as it does.
+ */
+function initWithDispatcher(init: unknown, dispatcher: Dispatcher): unknown {
+  if (init == null) return { dispatcher };
+  if (typeof init !== 'object' && typeof init !== 'function') return init;
+  return new Proxy(init as object, {
+    get: (target, key) => (key === 'dispatcher' ? dispatcher : Reflect.get(target, key)),
+    has: (target, key) => key === 'dispatcher' || Reflect.has(target, key),
+  });
 }
 
 /** What the call path needs from the mesh that owns it. */
@@ -242,23 +273,26 @@ export class CallPath implements DispatchTarget {
       [kCallSink]?: (ctx: CallContext) => void;
     };
     let headers = opts.headers;
+    let servername: string | undefined;
     try {
       if (this.#hostHeader === 'logical' && !hasHeader(headers, 'host')) {
-        headers = withHeader(headers, 'host', hostOf(origin));
+        const host = hostOf(origin);
+        headers = withHeader(headers, 'host', host);
+        servername = serverNameOf(host);
       }
       if (hasIdempotentFlag(headers)) {
         // Read the flag from the caller's headers before it is removed from what is sent.
         const request = new DispatchRequest(opts, origin, o.idempotent);
         void request.idempotent;
         headers = withHeader(headers, IDEMPOTENT_HEADER, undefined);
-        return this.send(dest, o, headers, handler, request);
+        return this.send(dest, o, headers, handler, request, servername);
       }
     } catch (error) {
       // A malformed header list: undici's own InvalidArgumentError, before anything is sent.
       failDispatch(new CallHandler(handler), error as Error);
       return true;
     }
-    return this.send(dest, o, headers, handler, new DispatchRequest(opts, origin, o.idempotent));
+    return this.send(dest, o, headers, handler, new DispatchRequest(opts, origin, o.idempotent), servername);
   }
 
   /** Send through a destination's stack with a new call context (also the routing stage's `send`). */
@@ -268,6 +302,8 @@ export class CallPath implements DispatchTarget {
     headers: Dispatcher.DispatchOptions['headers'],
     handler: Dispatcher.DispatchHandler,
     request: DispatchRequest,
+    /** The server name undici would derive from the logical `Host` the mesh added (see `serverNameOf`). */
+    servername?: string,
   ): boolean {
     const attributes = new Map<string, unknown>();
     const key = opts.hashKey;
@@ -296,6 +332,9 @@ export class CallPath implements DispatchTarget {
     // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
     const sent = (opts[kCallSink] !== undefined ? opts : copyOptions(opts)) as MeshDispatchOptions;
     sent.headers = headers;
+    // undici's \`Request\` reads \`servername\` from the options, though its types do not declare it.
+    const named = sent as { servername?: string | null };
+    if (servername !== undefined && named.servername == null) named.servername = servername;
     sent[kCall] = ctx;
     try {
       return dest.dispatch(sent, call);
@@ -345,20 +384,22 @@ export class CallPath implements DispatchTarget {
     return out;
   }
 
-  /** undici's `fetch` over the mesh dispatcher. */
+  /**
+   * undici's `fetch` over the mesh dispatcher. Its arguments are read now, as fetch reads them, and
+   * anything it throws rejects the promise it returns.
+   */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    const opts = (init === undefined ? {} : copyOptions(init)) as NonNullable<
-      Parameters<typeof undiciFetch>[1]
-    >;
-    opts.dispatcher = this.dispatcher;
-    // undici's fetch is imported on the first call (core/undici.ts), then called directly.
-    const undici = undiciIfLoaded();
-    const send = (u: Undici): Promise<unknown> =>
-      foreignRequest(u, input)
-        ? globalThis.fetch(input, opts as RequestInit)
-        : u.fetch(input as Parameters<typeof undiciFetch>[0], opts);
-    const result = undici ? send(undici) : undiciModule().then(send);
-    return result as unknown as Promise<Response>;
+    try {
+      // undici's fetch is loaded on the first call (core/undici.ts), then called directly.
+      const u = undiciSync();
+      const opts = initWithDispatcher(init, this.dispatcher);
+      const result = foreignCall(u, input, init)
+        ? (nodeFetch as typeof fetch)(input, opts as RequestInit)
+        : u.fetch(input as Parameters<typeof undiciFetch>[0], opts as Parameters<typeof undiciFetch>[1]);
+      return result as unknown as Promise<Response>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   close(): Promise<void> {

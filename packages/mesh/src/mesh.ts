@@ -126,6 +126,10 @@ class MeshImpl implements Mesh {
   // ---- end traffic management ----
 
   constructor(options: MeshOptions) {
+    // As undici's own `fetch` and `request`: callable without their object (`{ fetch: mesh.fetch }`,
+    // `globalThis.fetch = mesh.fetch`), as a library's `fetch` option calls them.
+    this.fetch = this.fetch.bind(this);
+    this.request = this.request.bind(this);
     const env = options.env ?? process.env;
     const issues = new Issues();
     checkUnknownMeshVars(env, allEnvVars, issues);

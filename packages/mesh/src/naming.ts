@@ -2,6 +2,7 @@
  * Names in URLs and origins, as the mesh reads them on every call: the service an origin names,
  * the logical `Host` header, and the origin and path of a `mesh.request` URL.
  */
+import { isIP } from 'node:net';
 import { MeshError } from '@proxyless/core';
 
 /** Origin and path of a request, as undici's `request()` passes them to `dispatch`. */
@@ -110,6 +111,26 @@ export function hostOf(origin: string): string {
     hosts.set(origin, host);
   }
   return host;
+}
+
+/**
+ * The TLS server name undici derives from a `Host` header value (its `getServerName`): the host
+ * name without port or brackets, or `undefined` for an IP literal (undici then uses none). Given
+ * to undici with the logical `Host` the mesh adds, so that undici need not test the name against
+ * its IP patterns on every request; remembered per host.
+ */
+const serverNames = new Map<string, string | undefined>();
+export function serverNameOf(host: string): string | undefined {
+  let name = serverNames.get(host);
+  if (name === undefined && !serverNames.has(host)) {
+    const bracket = host[0] === '[' ? host.indexOf(']') : -1;
+    const colon = host.indexOf(':');
+    const bare = bracket > 0 ? host.slice(1, bracket) : colon >= 0 ? host.slice(0, colon) : host;
+    name = bare === '' || isIP(bare) !== 0 ? undefined : bare;
+    if (serverNames.size >= 1024) serverNames.clear();
+    serverNames.set(host, name);
+  }
+  return name;
 }
 
 /** The host name of an origin, lower-cased (an IPv6 literal keeps its brackets). */
