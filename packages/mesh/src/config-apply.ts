@@ -9,6 +9,7 @@ import {
   configError,
   type Disposable,
   type Emitter,
+  issuesError,
   type Logger,
   MeshError,
   type Random,
@@ -24,6 +25,7 @@ import {
   ConsulChains,
   entriesOf,
   entriesVersion,
+  errorIssues,
   startEtcdEntries,
   tryCompileFileEntries,
 } from './routing-sources.js';
@@ -137,16 +139,27 @@ export class ConfigApplier {
       return;
     }
     const result = config.validate(version, this.#deps.what);
-    if (result instanceof MeshError) {
-      this.reject(result, version.version);
-      return;
-    }
-    // Traffic management: the document's configEntries are part of the version, validated first.
+    // Traffic management: the document's configEntries are part of the version, checked with it,
+    // so that one rejection lists every problem of both.
     const entriesKey = entriesVersion(entriesOf(version.document));
     const routing =
       entriesKey === this.#fileEntriesVersion
         ? undefined
         : tryCompileFileEntries(version.document, ROUTING_DC);
+    if (result instanceof MeshError && routing instanceof MeshError) {
+      this.reject(
+        issuesError(`${this.#deps.what} (version ${version.version})`, [
+          ...errorIssues(result),
+          ...errorIssues(routing),
+        ]),
+        version.version,
+      );
+      return;
+    }
+    if (result instanceof MeshError) {
+      this.reject(result, version.version);
+      return;
+    }
     if (routing instanceof MeshError) {
       this.reject(routing, version.version);
       return;

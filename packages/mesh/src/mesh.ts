@@ -46,7 +46,7 @@ import { passthroughAgent } from './passthrough.js';
 import { Registrations } from './registration.js';
 import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
 import type { RoutingChain, RoutingConfig } from './routing/index.js';
-import { tryCompileFileEntries } from './routing-sources.js';
+import { errorIssues, tryCompileFileEntries } from './routing-sources.js';
 import { RoutingStage } from './routing-stage.js';
 
 export type {
@@ -200,7 +200,7 @@ class MeshImpl implements Mesh {
     let fileRouting: RoutingConfig | undefined;
     if (firstVersion !== undefined) {
       const r = tryCompileFileEntries(firstVersion.document, ROUTING_DC);
-      if (r instanceof MeshError) issues.list.push(...(r.details.issues ?? []));
+      if (r instanceof MeshError) issues.list.push(...errorIssues(r));
       else fileRouting = r;
     }
     // Without a valid document, the merged options and env layers are checked here (with one,

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import {
   type Clock,
+  type ConfigIssue,
   type Disposable,
   type Issues,
   type Logger,
@@ -81,6 +82,19 @@ export function tryCompileFileEntries(
     if (MeshError.is(error, 'MESH_CONFIG_INVALID')) return error;
     throw error;
   }
+}
+
+/**
+ * The problems an error lists; one that lists none (`configEntries` not an array) is one. For one
+ * error that lists every problem of a version: its document's and its config entries'.
+ */
+export function errorIssues(error: MeshError): readonly ConfigIssue[] {
+  if (error.details.issues) return error.details.issues;
+  const field = error.details.field ?? '$';
+  const message = error.message.startsWith(`${field}: `)
+    ? error.message.slice(field.length + 2)
+    : error.message;
+  return [{ field, expected: message, value: error.details.value, message }];
 }
 
 /** Record a compile error of the file's `configEntries` as issues of the document. */

@@ -1,6 +1,6 @@
 import { type ConfigIssue, Issues, issuesError, MeshError } from '@proxyless/core';
 import { ROUTING_DC } from '../mesh.js';
-import { tryCompileFileEntries } from '../routing-sources.js';
+import { errorIssues, tryCompileFileEntries } from '../routing-sources.js';
 import type { PolicyOptions, ServiceOptions } from './schema.js';
 import { envConfigSource, optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
@@ -43,19 +43,9 @@ export function checkConfigDocument(document: unknown, options: CheckConfigOptio
   // `createMesh` checks them): one error lists every problem of both.
   const routing = tryCompileFileEntries(document, ROUTING_DC);
   if (checked instanceof MeshError && routing instanceof MeshError) {
-    throw issuesError(`${what} (version 1)`, [...issuesOf(checked), ...issuesOf(routing)]);
+    throw issuesError(`${what} (version 1)`, [...errorIssues(checked), ...errorIssues(routing)]);
   }
   if (checked instanceof MeshError) throw checked;
   if (routing instanceof MeshError) throw routing;
   return checked.warnings;
-}
-
-/** The problems an error lists; one that lists none (`configEntries` not an array) is one. */
-function issuesOf(error: MeshError): readonly ConfigIssue[] {
-  if (error.details.issues) return error.details.issues;
-  const field = error.details.field ?? '$';
-  const message = error.message.startsWith(`${field}: `)
-    ? error.message.slice(field.length + 2)
-    : error.message;
-  return [{ field, expected: message, value: error.details.value, message }];
 }
