@@ -68,6 +68,7 @@ describe('proxyless/testing runPolicy validates the whole entry as createMesh do
 
   it('rejects an unknown key of a hand-written patch, naming it', async () => {
     await expect(
+      // @ts-expect-error: retyr is not a key of a ResiliencePatch (refused at run time too)
       testing.runPolicy({ timeoutMs: 1000, retyr: { maxRetries: 0 } }, [200]),
     ).rejects.toMatchObject({
       code: 'MESH_CONFIG_INVALID',

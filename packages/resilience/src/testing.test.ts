@@ -15,6 +15,8 @@ describe('runPolicy input', () => {
       ['503', 200],
     );
     expect(rec.attempts.map((a) => a.outcome)).toEqual([503, 200]);
+    // A misspelt key fails to compile, and is refused at run time for JavaScript callers.
+    // @ts-expect-error: maxRetrys is not a retry key
     await expect(runPolicy({ retry: { maxRetrys: 2 } }, [200])).rejects.toThrow(
       /policy\.retry\.maxRetrys[\s\S]*did you mean "maxRetries"/,
     );
@@ -31,6 +33,7 @@ describe('runPolicy input', () => {
   });
 
   it('rejects a misspelt top-level key instead of running with defaults; balancer keys are ignored', async () => {
+    // @ts-expect-error: retyr is not a policy key
     await expect(runPolicy({ retyr: { maxRetries: 2 } }, [200])).rejects.toThrow(
       /policy\.retyr[\s\S]*did you mean "retry"/,
     );
@@ -84,6 +87,7 @@ describe('runPolicy hang', () => {
 
 describe('runPolicy hand-written patch', () => {
   it('rejects a key a ResiliencePatch does not have, naming it, instead of ignoring it', async () => {
+    // @ts-expect-error: retyr is not a key of a ResiliencePatch
     await expect(runPolicy({ timeoutMs: 1000, retyr: { maxRetries: 0 } }, [200])).rejects.toMatchObject({
       code: 'MESH_CONFIG_INVALID',
       message: expect.stringContaining('retyr'),

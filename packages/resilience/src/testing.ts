@@ -33,6 +33,7 @@ import {
   DEFAULT_RESILIENCE_CONFIG,
   isParsedPatch,
   type ResilienceConfig,
+  type ResilienceOptions,
   type ResiliencePatch,
   resiliencePatchOf,
   resolveResilienceConfig,
@@ -262,7 +263,14 @@ function isResolved(config: PolicyInput): config is ResilienceConfig {
  * `ResiliencePatch` from `parseResiliencePatch`, a `ResilienceConfig` from `resolveResilienceConfig`,
  * or a patch written by hand in that shape with `timeoutMs` / `perTryTimeoutMs`, used as they are.
  */
-export type PolicyInput = Readonly<Record<string, unknown>> | ResiliencePatch | ResilienceConfig;
+export type PolicyInput = PolicyEntry | ResiliencePatch | ResilienceConfig;
+
+/**
+ * The policy keys of a service entry, typed as the config document declares them (a misspelt key
+ * fails to compile), plus the keys other stages own, which {@link runPolicy} ignores.
+ */
+export type PolicyEntry = ResilienceOptions &
+  Readonly<Partial<Record<'endpoints' | 'loadBalancer' | 'outlierDetection' | 'healthCheck', unknown>>>;
 
 /**
  * Keys of a service entry that other stages own (endpoints, the balancer): {@link runPolicy} has one
@@ -312,7 +320,7 @@ function toPatch(config: PolicyInput): ResiliencePatch | ResilienceConfig {
       if (!PATCH_KEYS.has(k)) issues.add(`policy.${k}`, `one of ${[...PATCH_KEYS].join(', ')}`, k);
     }
     issues.throwIfAny('runPolicy: invalid hand-written patch');
-    return config;
+    return config as ResiliencePatch;
   }
   const own: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) if (!OTHER_ENTRY_KEYS.has(k)) own[k] = v;
