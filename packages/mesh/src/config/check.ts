@@ -1,5 +1,9 @@
 import { type ConfigIssue, Issues, issuesError, MeshError } from '@proxyless/core';
+import { resolveTelemetryConfig } from '@proxyless/telemetry';
+import { allEnvVars } from '../env-schema.js';
 import { ROUTING_DC } from '../mesh.js';
+import { checkUnknownMeshVars, meshSettings } from '../mesh-env.js';
+import { readRegistryEnv } from '../resolvers.js';
 import { errorIssues, tryCompileFileEntries } from '../routing-sources.js';
 import type { PolicyOptions, ServiceOptions } from './schema.js';
 import { envConfigSource, optionsConfigSource } from './source.js';
@@ -10,7 +14,7 @@ export type ConfigWarning = ConfigIssue & { readonly service: string | undefined
 
 /** Options of {@link checkConfigDocument}: the layers below the document, as `createMesh` takes them. */
 export interface CheckConfigOptions {
-  /** Where `MESH_*` policy variables are read from. @defaultValue `{}` (none) */
+  /** Where `MESH_*` variables are read from: every one is checked as `createMesh` checks it. @defaultValue `{}` (none) */
   env?: Readonly<Record<string, string | undefined>>;
   defaults?: PolicyOptions;
   services?: Readonly<Record<string, ServiceOptions>>;
@@ -28,12 +32,19 @@ export interface CheckConfigOptions {
  */
 export function checkConfigDocument(document: unknown, options: CheckConfigOptions = {}): ConfigWarning[] {
   const issues = new Issues();
+  const env = options.env ?? {};
+  // Every MESH_* variable, as createMesh checks them: an unknown name, a bad registry, admin or
+  // telemetry setting fails the check as it would fail the mesh's start.
+  checkUnknownMeshVars(env, allEnvVars, issues);
+  const settings = meshSettings({}, env, issues);
+  readRegistryEnv(env, settings.registry, issues);
+  issues.try(() => resolveTelemetryConfig({}, env));
   const store = new ConfigStore(
     optionsConfigSource({
       defaults: options.defaults,
       services: options.services as Record<string, Record<string, unknown>> | undefined,
     }).current(),
-    envConfigSource(options.env ?? {}).current(),
+    envConfigSource(env).current(),
     issues,
   );
   issues.throwIfAny('invalid mesh configuration');
