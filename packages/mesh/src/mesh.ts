@@ -273,14 +273,27 @@ class MeshImpl implements Mesh {
       firstVersion,
     );
     // After close nothing a source says reaches the mesh, whether or not its handles dispose.
-    if (this.#configSource !== undefined)
-      this.#sourceListeners.push(
-        ...listenToSource(this.#configSource, {
-          closing,
-          apply: (v) => this.#documents.apply(v),
-          reject: (error) => this.#documents.reject(error),
-        }),
-      );
+    if (this.#configSource !== undefined) {
+      try {
+        this.#sourceListeners.push(
+          ...listenToSource(
+            this.#configSource,
+            {
+              closing,
+              apply: (v) => this.#documents.apply(v),
+              reject: (error) => this.#documents.reject(error),
+            },
+            this.#logger,
+          ),
+        );
+      } catch (error) {
+        // The mesh does not start: what it has started so far is released.
+        void telemetry.close().catch(() => undefined);
+        void this.#resolvers.close().catch(() => undefined);
+        if (this.#ownSource) void this.#configSource.close();
+        throw error;
+      }
+    }
     // Warnings of the configuration at start reach listeners added right after createMesh.
     queueMicrotask(() => this.#documents.warn(warnings ?? []));
     this.#documents.startRoutingSources(registries);

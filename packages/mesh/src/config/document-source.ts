@@ -74,33 +74,49 @@ export function listenToSource(
     apply(version: ConfigVersion): void;
     reject(error: MeshError): void;
   },
+  logger: Logger,
 ): Disposable[] {
-  return [
-    source.onVersion((v) => {
-      if (to.closing()) return;
-      let checked: ConfigVersion;
-      try {
-        checked = versionOf(source, v);
-      } catch (error) {
-        to.reject(error as MeshError);
-        return;
-      }
-      to.apply(checked);
-    }),
-    source.onError((error) => {
-      if (to.closing()) return;
-      // A caller's source may report any error: events carry a MeshError, with it as cause.
-      to.reject(
-        MeshError.is(error)
-          ? error
-          : new MeshError(
-              'MESH_CONFIG_INVALID',
-              `config source ${source.name}: ${(error as Error | undefined)?.message ?? String(error)}`,
-              { cause: error },
-            ),
-      );
-    }),
-  ];
+  const listeners: Disposable[] = [];
+  try {
+    listeners.push(
+      source.onVersion((v) => {
+        if (to.closing()) return;
+        let checked: ConfigVersion;
+        try {
+          checked = versionOf(source, v);
+        } catch (error) {
+          to.reject(error as MeshError);
+          return;
+        }
+        to.apply(checked);
+      }),
+    );
+    listeners.push(
+      source.onError((error) => {
+        if (to.closing()) return;
+        // A caller's source may report any error: events carry a MeshError, with it as cause.
+        to.reject(
+          MeshError.is(error)
+            ? error
+            : new MeshError(
+                'MESH_CONFIG_INVALID',
+                `config source ${source.name}: ${(error as Error | undefined)?.message ?? String(error)}`,
+                { cause: error },
+              ),
+        );
+      }),
+    );
+  } catch (error) {
+    // A source that cannot be subscribed to: what was subscribed is let go, so that nothing the
+    // source says later reaches a mesh that never started.
+    stopListening(listeners, logger);
+    throw new MeshError(
+      'MESH_CONFIG_INVALID',
+      `config source ${source.name}: subscribing to it failed: ${(error as Error | undefined)?.message ?? String(error)}`,
+      { cause: error, details: { field: 'options.configSource', value: source.name } },
+    );
+  }
+  return listeners;
 }
 
 /** Dispose what `listenToSource` returned, whatever a caller's source handed back. */
