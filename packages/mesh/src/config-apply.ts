@@ -91,6 +91,15 @@ export class ConfigApplier {
 
   /** A version arriving while one is being applied (a listener of its events pushed it): next. */
   #pending: ConfigVersion[] = [];
+  /** The source failed since its last good version: the document's endpoint sets are marked stale. */
+  #stale = false;
+
+  #refreshEndpoints(version: ConfigVersion): void {
+    const result = this.#deps.config.validate(version, this.#deps.what);
+    if (result instanceof MeshError) return;
+    this.#deps.documentEndpoints?.apply(result.layers.endpoints);
+    this.#stale = false;
+  }
   #applying = false;
 
   // ---- configuration from the config document -------------------------------------------------
@@ -125,7 +134,12 @@ export class ConfigApplier {
     // not applied over a newer configuration.
     const inForce = config.document?.version;
     // The version in force delivered again (a source reconnecting): nothing to do.
-    if (inForce !== undefined && version.version === inForce && this.#sameAsInForce(version)) return;
+    if (inForce !== undefined && version.version === inForce && this.#sameAsInForce(version)) {
+      // The version in force delivered again (a source reconnecting after a failure): the source is
+      // good again, so endpoint sets its failure marked stale are fresh again.
+      if (this.#stale) this.#refreshEndpoints(version);
+      return;
+    }
     if (inForce !== undefined && version.version <= inForce) {
       this.reject(
         configError(
@@ -182,6 +196,7 @@ export class ConfigApplier {
       services: result.layers.services.size,
     });
     this.#deps.documentEndpoints?.apply(result.layers.endpoints);
+    this.#stale = false;
     // A service the document no longer names (and no other registry knows) is no service any more.
     destinations.dropUnnamed();
     for (const service of changed.keys()) {
@@ -207,7 +222,10 @@ export class ConfigApplier {
     });
     // A source that cannot give a good version may be out of date: its endpoint sets are marked
     // stale. A version that is only out of order says nothing of the one in force.
-    if (stale) this.#deps.documentEndpoints?.fail(error);
+    if (stale && this.#deps.documentEndpoints !== undefined) {
+      this.#deps.documentEndpoints.fail(error);
+      this.#stale = true;
+    }
     const source = this.#deps.source?.name;
     this.#deps.events.fire({
       type: 'config_rejected',

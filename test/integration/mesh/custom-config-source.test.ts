@@ -48,6 +48,26 @@ function nextEvent(
   });
 }
 
+/** A source written by hand: its versions and failures pushed by the test. */
+function handSource(document: unknown, version: number) {
+  const hand: { push?: (v: ConfigVersion) => void; fail?: (e: MeshError) => void } = {};
+  const source: ConfigSource = {
+    name: 'kv',
+    current: () => ({ source: 'kv', version, document }),
+    onVersion: (listener) => {
+      hand.push = listener;
+      return { dispose: () => undefined };
+    },
+    onError: (listener) => {
+      hand.fail = listener;
+      return { dispose: () => undefined };
+    },
+    reload: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  return { source, hand };
+}
+
 describe('createMesh({ configSource })', () => {
   it('serves the first version, applies the next, and keeps the last good one over a bad one', async () => {
     const source = createConfigSource('kv', {
@@ -289,40 +309,48 @@ describe('createMesh({ configSource })', () => {
   });
 
   it('ignores a redelivery of the version in force, and marks nothing stale for one out of order', async () => {
-    let push: ((v: ConfigVersion) => void) | undefined;
-    let fail: ((e: MeshError) => void) | undefined;
     const doc = { services: { api: { endpoints: a.address } } };
-    const source: ConfigSource = {
-      name: 'kv',
-      current: () => ({ source: 'kv', version: 5, document: doc }),
-      onVersion: (listener) => {
-        push = listener;
-        return { dispose: () => undefined };
-      },
-      onError: (listener) => {
-        fail = listener;
-        return { dispose: () => undefined };
-      },
-      reload: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
+    const { source, hand } = handSource(doc, 5);
+    const push = (v: ConfigVersion): void => hand.push?.(v);
+    const fail = (e: MeshError): void => hand.fail?.(e);
     const mesh = createMesh({ env: {}, configSource: source });
     try {
       await (await mesh.request('http://api/')).body.dump();
       const events = collect(mesh);
-      push!({ source: 'kv', version: 5, document: structuredClone(doc) });
+      push({ source: 'kv', version: 5, document: structuredClone(doc) });
       expect(events).toEqual([]);
-      push!({ source: 'kv', version: 4, document: doc });
+      push({ source: 'kv', version: 4, document: doc });
       expect(events.map((e) => e.type)).toEqual(['config_rejected']);
       // A failed read with a plain Error: a MeshError with it as cause; the sets are now stale.
       const cause = new Error('kv store unreachable');
       const stale = nextEvent(mesh, (e) => e.type === 'resolver_error');
-      fail!(cause as MeshError);
+      fail(cause as MeshError);
       await stale;
       const rejected = events.filter((e) => e.type === 'config_rejected').at(-1) as { error: MeshError };
       expect(MeshError.is(rejected.error, 'MESH_CONFIG_INVALID')).toBe(true);
       expect(rejected.error.cause).toBe(cause);
       expect(rejected.error.message).toContain('config source kv: kv store unreachable');
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('a failed read, then the version in force delivered again: the sets are fresh again (probe7 config defect 3)', async () => {
+    // Versions only increase, so a source whose document did not change re-sends the one in force
+    // when it reconnects: that must clear the stale mark its failure set (it stayed until a new
+    // version number came).
+    const doc = { services: { api: { endpoints: a.address } } };
+    const { source, hand } = handSource(doc, 5);
+    const mesh = createMesh({ env: {}, configSource: source });
+    try {
+      await (await mesh.request('http://api/')).body.dump();
+      const stale = nextEvent(mesh, (e) => e.type === 'resolver_error');
+      hand.fail?.(new MeshError('MESH_CONFIG_INVALID', 'kv store unreachable'));
+      await stale;
+      expect(mesh.endpoints('api')?.stale).toBe(true);
+      hand.push?.({ source: 'kv', version: 5, document: structuredClone(doc) });
+      await (await mesh.request('http://api/')).body.dump();
+      expect(mesh.endpoints('api')?.stale).toBe(false);
     } finally {
       await mesh.close();
     }
