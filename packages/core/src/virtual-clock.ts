@@ -8,6 +8,8 @@ interface Scheduled {
   cancelled: boolean;
 }
 
+function noop(): void {}
+
 /** Options of a {@link VirtualClock}. */
 export interface VirtualClockOptions {
   /**
@@ -70,6 +72,8 @@ export class VirtualClock implements Clock {
     return {
       cancel: () => {
         entry.cancelled = true;
+        // The entry stays queued until its time passes; what it would have run does not.
+        entry.fn = noop;
       },
     };
   }

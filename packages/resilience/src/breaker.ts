@@ -82,8 +82,15 @@ export class DestinationBreaker {
   /** Calls in flight from before any breaker of the destination existed. */
   readonly #earlier: EarlierCount;
   #closed = false;
-  /** The breaker that replaced this one (a config reload): it admits and counts for it. */
-  #successor: DestinationBreaker | undefined;
+  /**
+   * The destination's breaker in force (`undefined`: removed), shared by every breaker that
+   * replaced another (a config reload): a replaced one admits and counts through it. One cell for
+   * the line, not a pointer to the next breaker, so that a replaced breaker still held (by a call
+   * kept alive, or its response) keeps the one in force alive, not every breaker built since.
+   */
+  #line: { current: DestinationBreaker | undefined };
+  /** Replaced or removed ({@link retire}). */
+  #retired = false;
   readonly #onStateChange: ((state: BreakerState) => void) | undefined;
   /** The latest state changes (up to 100), in order, for tests and logs. */
   readonly transitions: Array<{ at: number; state: BreakerState }> = [];
@@ -110,6 +117,7 @@ export class DestinationBreaker {
   ) {
     this.#onStateChange = deps.onStateChange;
     this.#counts = deps.previous === undefined ? { active: 0 } : deps.previous.#counts;
+    this.#line = deps.previous === undefined ? { current: this } : deps.previous.#line;
     this.#earlier = deps.previous === undefined ? new EarlierCount(deps.earlier) : deps.previous.#earlier;
     this.#config = { ...DEFAULT_CIRCUIT_BREAKER, ...config };
     this.#maxRequests = this.#config.maxRequests;
@@ -247,8 +255,9 @@ export class DestinationBreaker {
    */
   record(kind: 'trial' | 'normal', status: number | undefined, error: unknown): void {
     const failed = error !== undefined ? isFailure(error) : (status ?? 0) >= 500;
-    if (this.#successor !== undefined) {
-      this.#current().#recordForwarded(status, error);
+    const current = this.#retired ? this.#line.current : undefined;
+    if (current !== undefined && current !== this) {
+      current.#recordForwarded(status, error);
       return;
     }
     if (kind === 'trial') {
@@ -260,13 +269,6 @@ export class DestinationBreaker {
     }
     if (failed) this.#failed();
     else if (!this.#closed) this.#opossum.emit('success');
-  }
-
-  /** The breaker in force: this one, or the last of the breakers that replaced it. */
-  #current(): DestinationBreaker {
-    let b: DestinationBreaker = this;
-    while (b.#successor !== undefined) b = b.#successor;
-    return b;
   }
 
   /**
@@ -317,7 +319,11 @@ export class DestinationBreaker {
    */
   retire(successor?: DestinationBreaker): void {
     if (this.#closed) return;
-    this.#successor = successor;
+    this.#retired = true;
+    // A successor built without this one as its previous joins this line: the breakers that
+    // replaced this one reach it through the same cell.
+    if (successor !== undefined && successor.#line !== this.#line) successor.#line = this.#line;
+    if (this.#line.current === this || successor !== undefined) this.#line.current = successor;
     this.close();
     const now = successor === undefined ? 'closed' : successor.state;
     if (now === this.#state) return;
@@ -349,7 +355,7 @@ export class DestinationBreaker {
       const ctx = callOf(opts);
       if (ctx === undefined) return dispatch(opts, handler);
       // A retired breaker's filter (retries of calls in flight) admits through its successor.
-      const breaker = this.#successor === undefined ? this : this.#current();
+      const breaker = this.#retired ? (this.#line.current ?? this) : this;
       const admitted = breaker.admit(ctx);
       if (admitted === 'bypass') return dispatch(opts, handler);
       if (typeof admitted !== 'string') {

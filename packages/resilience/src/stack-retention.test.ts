@@ -3,6 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { noopLogger, seededRandom } from '@proxyless/core';
 import { VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
+import { DestinationBreaker } from './breaker.js';
 import { type ResiliencePatch, resolveResilienceConfig } from './config.js';
 import { createPolicyStack, type PolicyStack } from './stack.js';
 
@@ -65,6 +66,35 @@ describe('a retired stack is not kept alive by the stacks after it (probe6 lifec
     );
     expect(retired).toHaveLength(40);
     expect(await collected(retired)).toBe(40);
+    current.close();
+  });
+});
+
+describe('a replaced breaker still held keeps only the breaker in force alive', () => {
+  // A replaced breaker pointed at the one that replaced it, and that one at the next: a call (or
+  // its response) kept from before a reload kept every breaker built since alive.
+  it('40 replacements with the first breaker held: the 39 between are collected, and it admits through the last', async () => {
+    const clock = new VirtualClock();
+    const deps = { clock, service: 'api' };
+    const first = new DestinationBreaker({ errorThresholdPercentage: 10 }, deps);
+    const between: Array<WeakRef<DestinationBreaker>> = [];
+    let current = first;
+    for (let i = 1; i <= 40; i++) {
+      const next = new DestinationBreaker(
+        { errorThresholdPercentage: 10 + i },
+        { ...deps, previous: current },
+      );
+      current.retire(next);
+      if (current !== first) between.push(new WeakRef(current));
+      current = next;
+    }
+    expect(between).toHaveLength(39);
+    expect(await collected(between)).toBe(39);
+    // The first breaker's outcomes count in the one in force.
+    current.open();
+    const before = current.stats.fires;
+    first.record('normal', 503, undefined);
+    expect(current.stats.fires).toBe(before + 1);
     current.close();
   });
 });
