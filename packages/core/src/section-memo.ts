@@ -21,13 +21,21 @@ interface SectionStats {
  * than one in eight found, the rest of the document parses it without a key. `nextDocument()`
  * starts the count again.
  *
- * For documents parsed from JSON only (a file, a registry value): `JSON.stringify` names such a
- * value exactly, which it does not for values built in code (a function or `undefined` vanishes).
+ * A key is the JSON text of a value that is JSON data exactly ({@link jsonKey}); a value built in
+ * code that JSON would not name exactly (an `undefined` or function member vanishes, `NaN` becomes
+ * `null`, a `Date` a string) is parsed without a key, so a hit never skips a check its parse makes.
  */
 export class SectionMemo {
   readonly #map = new Map<string, unknown>();
   readonly #stats = new Map<string, SectionStats>();
   readonly #limit: number;
+  /** Inside {@link exactly}: the values read are parts of one found to be JSON data exactly. */
+  #exact = false;
+
+  /** The key of a value that is JSON data exactly, else `undefined` (see {@link jsonKey}). */
+  static keyOf(value: unknown): string | undefined {
+    return jsonKey(value);
+  }
 
   constructor(limit = 4096) {
     this.#limit = limit;
@@ -41,7 +49,9 @@ export class SectionMemo {
       stats = { lookups: 0, hits: 0, keying: true };
       this.#stats.set(section, stats);
     } else if (!stats.keying) return parse();
-    const key = `${section}\u0000${JSON.stringify(value)}`;
+    const json = this.#exact ? JSON.stringify(value) : jsonKey(value);
+    if (json === undefined) return parse();
+    const key = `${section}\u0000${json}`;
     const hit = this.#map.get(key);
     stats.lookups++;
     if (hit !== undefined) {
@@ -58,8 +68,66 @@ export class SectionMemo {
     return out;
   }
 
+  /**
+   * Run `parse` knowing (`exact`) that every value it reads is part of one {@link jsonKey} keyed
+   * already: its sections are keyed without walking them again. With `exact` false, as `parse()`.
+   */
+  exactly<T>(exact: boolean, parse: () => T): T {
+    if (!exact || this.#exact) return parse();
+    this.#exact = true;
+    try {
+      return parse();
+    } finally {
+      this.#exact = false;
+    }
+  }
+
   /** A new document: every section is keyed again until its own lookups say otherwise. */
   nextDocument(): void {
     this.#stats.clear();
+  }
+}
+
+/**
+ * The JSON text of `value` when it names it exactly — plain objects and arrays (no holes) of
+ * strings, finite numbers, booleans and `null` — else `undefined`. Two values with the same key
+ * are then equal as data, so whatever was found valid for one holds for the other. Values built in
+ * code may hold what `JSON.stringify` drops or rewrites (an `undefined` member, a function, `NaN`,
+ * a `Date`, a `Map`); those have no key. One pass over the value besides the stringify, with no
+ * allocation: a small share of what validating it costs.
+ */
+export function jsonKey(value: unknown): string | undefined {
+  if (!isJsonData(value, 0)) return undefined;
+  return JSON.stringify(value);
+}
+
+/** Nesting beyond which a value is not keyed (config documents are a few levels deep; no cycles). */
+const MAX_DEPTH = 32;
+
+function isJsonData(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(v);
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= MAX_DEPTH) return false;
+      const proto = Object.getPrototypeOf(v);
+      if (proto === Array.prototype) {
+        const a = v as readonly unknown[];
+        // A hole reads as `undefined`, which is refused like an `undefined` element.
+        for (let i = 0; i < a.length; i++) if (!isJsonData(a[i], depth + 1)) return false;
+        return true;
+      }
+      if (proto !== Object.prototype && proto !== null) return false;
+      const o = v as Record<string, unknown>;
+      for (const k in o) if (!isJsonData(o[k], depth + 1)) return false;
+      return true;
+    }
+    default:
+      // `undefined`, a function, a symbol or a bigint: JSON drops, rewrites or refuses them.
+      return false;
   }
 }

@@ -181,7 +181,7 @@ function asRecord(v: unknown): Record<string, unknown> | undefined {
  * depend on the service it is written under. Only policies that parsed without an issue are kept.
  */
 export class PolicyMemo {
-  /** Sections parsed already (documents are JSON: see `SectionMemo`). */
+  /** Sections parsed already (keyed when JSON data exactly: see `SectionMemo`). */
   readonly sections = new SectionMemo();
   #previous = new Map<string, PolicyPatch>();
   #current = new Map<string, PolicyPatch>();
@@ -206,15 +206,12 @@ export class PolicyMemo {
 }
 
 /**
- * JSON text naming a policy exactly. Documents are JSON data (every source parses JSON), so
- * nothing in them is lost by `JSON.stringify`.
+ * JSON text naming a policy exactly, or `undefined` when it is not JSON data exactly (a source
+ * built in code may hand an `undefined` member, which `JSON.stringify` drops): such a policy is
+ * parsed and checked in full, never found under the key of another.
  */
 function memoKey(policy: Record<string, unknown>): string | undefined {
-  try {
-    return JSON.stringify(policy);
-  } catch {
-    return undefined;
-  }
+  return SectionMemo.keyOf(policy);
 }
 
 /** Policy lookups after which a document whose policies are rarely found stops keying them. */
@@ -294,7 +291,10 @@ export function parseDocumentLayers(
     }
     if (patch === undefined) {
       const before = issues.list.length;
-      patch = parsePolicyPatch(policy, field, issues, memo.sections);
+      // A keyed policy is JSON data exactly, and so is every section of it: not walked again.
+      patch = memo.sections.exactly(key !== undefined, () =>
+        parsePolicyPatch(policy, field, issues, memo.sections),
+      );
       if (key !== undefined && found === 0 && issues.list.length === before) memo.set(key, patch);
     }
     // Lower-cased, as host names are matched: `Payments` is the policy of `http://payments/`.
