@@ -376,7 +376,9 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
 
 /**
  * Rules that warn rather than reject: a per-try timeout longer than the overall timeout can never
- * fire (the overall deadline cuts the attempt first).
+ * fire (the overall deadline cuts the attempt first), nor can a fixed hedge delay at or above it
+ * (the call has ended before the hedge timer). A percentile delay is measured from successful
+ * attempts, all shorter than the timeout: not warned.
  */
 export function resilienceWarnings(config: ResilienceConfig): ConfigIssue[] {
   const out: ConfigIssue[] = [];
@@ -385,6 +387,19 @@ export function resilienceWarnings(config: ResilienceConfig): ConfigIssue[] {
       field: 'perTryTimeout',
       expected: `at most timeout (${config.timeoutMs}ms); it can never fire`,
       value: config.perTryTimeoutMs,
+    });
+  }
+  const hedge = config.hedge;
+  if (
+    hedge !== undefined &&
+    hedge.percentile === undefined &&
+    config.timeoutMs > 0 &&
+    hedge.delayMs >= config.timeoutMs
+  ) {
+    out.push({
+      field: 'hedge.delay',
+      expected: `below timeout (${config.timeoutMs}ms); the call ends before a hedge is sent, so it never fires`,
+      value: hedge.delayMs,
     });
   }
   return out;

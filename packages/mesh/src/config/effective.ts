@@ -129,17 +129,27 @@ const NONE: ConfigIssue[] = [];
 /**
  * Settings a service's own layers (`layers`) wrote that nothing in force for it reads — not the
  * defaults' or the environment's, which hold for services of every policy: a field of another load-balancing
- * policy (a `hashOn` under `round_robin` gives no affinity), or `circuitBreaker.maxRetries` with
- * retries off. Warned, not rejected: layers combine (a service may turn off what the defaults
- * configure), and the setting harms nothing but the reader's expectations.
+ * policy (a `hashOn` under `round_robin` gives no affinity), `circuitBreaker.maxRetries` with
+ * retries off, `retry.retriableStatusCodes` / `retriableHeaders` without their `retryOn`
+ * condition, `concurrencyLimit.queueTimeout` with no queue, or a `circuitBreaker.maxPendingRequests`
+ * above the `concurrencyLimit.queue` it caps. Warned, not rejected: layers combine (a service may
+ * turn off what the defaults configure), and the setting harms nothing but the reader's expectations.
  */
 function unreadSettings(
   layers: readonly Layer[],
   balancer: BalancerConfig,
   resilience: ResilienceConfig,
 ): ConfigIssue[] {
-  // Most entries set neither: nothing to look up (this runs for every service of a document).
-  if (!layers.some((l) => l.patch.balancer?.loadBalancer !== undefined || l.patch.resilience?.circuitBreaker))
+  // Most entries set none of these: nothing to look up (this runs for every service of a document).
+  if (
+    !layers.some((l) => {
+      const r = l.patch.resilience;
+      return (
+        l.patch.balancer?.loadBalancer !== undefined ||
+        (r !== undefined && (r.circuitBreaker || r.retry || r.concurrencyLimit))
+      );
+    })
+  )
     return NONE;
   const out: ConfigIssue[] = [];
   const policy = balancer.loadBalancer.policy;
@@ -157,10 +167,7 @@ function unreadSettings(
     });
   }
   if (resilience.retry === undefined || resilience.retry.maxRetries === 0) {
-    const value = lastSet(layers, (l) => {
-      const cb = l.patch.resilience?.circuitBreaker;
-      return cb === false || cb === undefined ? undefined : cb.maxRetries;
-    });
+    const value = lastSet(layers, (l) => set(l.patch.resilience?.circuitBreaker)?.maxRetries);
     if (value !== undefined && resilience.circuitBreaker !== undefined) {
       out.push({
         field: 'circuitBreaker.maxRetries',
@@ -169,7 +176,58 @@ function unreadSettings(
       });
     }
   }
+  const retry = resilience.retry;
+  if (retry !== undefined) {
+    // The retry policy reads these lists only under their condition (retry.ts `retriable`).
+    for (const [field, condition] of RETRY_LISTS) {
+      if (retry.retryOn.includes(condition)) continue;
+      if (lastSet(layers, (l) => set(l.patch.resilience?.retry)?.[field]) === undefined) continue;
+      out.push({
+        field: `retry.${field}`,
+        expected: `no value without "${condition}" in retry.retryOn: only that condition reads it, so it has no effect`,
+        value: retry[field],
+      });
+    }
+  }
+  const limit = resilience.concurrencyLimit;
+  if (limit !== undefined) {
+    const pending = resilience.circuitBreaker?.maxPendingRequests;
+    // The limit's queue is the smaller of the two (stack.ts `concurrencyLimitOf`).
+    if (
+      Math.min(limit.queue, pending ?? limit.queue) === 0 &&
+      lastSet(layers, (l) => set(l.patch.resilience?.concurrencyLimit)?.queueTimeoutMs) !== undefined
+    ) {
+      out.push({
+        field: 'concurrencyLimit.queueTimeout',
+        expected:
+          'no value without a queue (concurrencyLimit.queue, or circuitBreaker.maxPendingRequests, is 0): nothing waits, so it has no effect',
+        value: `${limit.queueTimeoutMs}ms`,
+      });
+    }
+    // `maxPendingRequests` caps the queue: above it, the queue decides and the cap never applies.
+    // (A queue of 0 with it is an error: resolveResilienceConfig.)
+    if (pending !== undefined && limit.queue > 0 && pending > limit.queue) {
+      if (lastSet(layers, (l) => set(l.patch.resilience?.circuitBreaker)?.maxPendingRequests) !== undefined) {
+        out.push({
+          field: 'circuitBreaker.maxPendingRequests',
+          expected: `at most concurrencyLimit.queue (${limit.queue}): it caps that queue, so above it it has no effect`,
+          value: pending,
+        });
+      }
+    }
+  }
   return out;
+}
+
+/** The retry lists read only under a `retryOn` condition, and that condition. */
+const RETRY_LISTS = [
+  ['retriableStatusCodes', 'retriable-status-codes'],
+  ['retriableHeaders', 'retriable-headers'],
+] as const;
+
+/** A section as a layer sets it: its fields, or `undefined` when the layer turns it off or leaves it. */
+function set<T>(section: T | false | undefined): T | undefined {
+  return section === false ? undefined : section;
 }
 
 /** The value the last layer that sets it gives. */
