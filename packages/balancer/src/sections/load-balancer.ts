@@ -7,6 +7,7 @@ import {
   omitKeys,
   parseDuration,
   type Static,
+  type TSchema,
   Type,
 } from '@proxyless/core';
 
@@ -117,6 +118,36 @@ const percent = (def: number, description: string, more: object = {}) =>
   Type.Optional(Type.Number({ minimum: 0, maximum: 100, default: def, description, ...more }));
 
 /** The fields of `loadBalancer`. */
+/** Where `ring_hash`/`maglev` read the hash key from: one header, one cookie, or the source address. */
+const hashOnSchema = Type.Union(
+  [
+    Type.Literal('source'),
+    Fields({ header: Type.String({ pattern: HTTP_TOKEN, expected: 'an HTTP header name' }) }),
+    Fields({ cookie: Type.String({ pattern: HTTP_TOKEN, expected: 'a cookie name' }) }),
+  ],
+  {
+    expected: '{ header: name }, { cookie: name } or "source"',
+    description: 'Hash key of `ring_hash`/`maglev` when the call has no `hashKey`.',
+  },
+);
+
+/**
+ * The object members of a union, each with the other members' keys as `never`: TypeScript lets an
+ * object literal carry a key of another member of a union (`{ header, cookie }` compiles as
+ * `{ header } | { cookie }`), where `additionalProperties: false` rejects it.
+ */
+type Exclusive<U, All extends PropertyKey = U extends object ? keyof U : never> = U extends object
+  ? U & { [K in Exclude<All, keyof U>]?: never }
+  : U;
+
+/**
+ * `schema` itself (the same JSON Schema and validation: `Unsafe` keeps its kind), typed so that
+ * its object members exclude each other's keys, as the validator does.
+ */
+function exclusive<T extends TSchema>(schema: T) {
+  return Type.Unsafe<Exclusive<Static<T>>>(schema);
+}
+
 export const loadBalancerFields = Fields({
   policy: Type.Optional(
     OneOf(LOAD_BALANCER_POLICIES, {
@@ -177,19 +208,7 @@ export const loadBalancerFields = Fields({
       description: '`maglev` table size; a prime larger than the number of endpoints (Envoy: 65537).',
     }),
   ),
-  hashOn: Type.Optional(
-    Type.Union(
-      [
-        Type.Literal('source'),
-        Fields({ header: Type.String({ pattern: HTTP_TOKEN, expected: 'an HTTP header name' }) }),
-        Fields({ cookie: Type.String({ pattern: HTTP_TOKEN, expected: 'a cookie name' }) }),
-      ],
-      {
-        expected: '{ header: name }, { cookie: name } or "source"',
-        description: 'Hash key of `ring_hash`/`maglev` when the call has no `hashKey`.',
-      },
-    ),
-  ),
+  hashOn: Type.Optional(exclusive(hashOnSchema)),
   zone: Type.Optional(
     Type.String({
       minLength: 1,
@@ -286,7 +305,9 @@ export function loadBalancerPatch(doc: LoadBalancerOptions): LoadBalancerPatch {
   if (defaultRtt !== undefined) p.defaultRtt = parseDuration(defaultRtt, '');
   if (hashOn !== undefined)
     p.hashOn =
-      typeof hashOn === 'object' && 'header' in hashOn ? { header: hashOn.header.toLowerCase() } : hashOn;
+      typeof hashOn === 'object' && hashOn.header !== undefined
+        ? { header: hashOn.header.toLowerCase() }
+        : hashOn;
   if (slowStart !== undefined) {
     const { window, ...s } = slowStart;
     p.slowStart = window === undefined ? s : { ...s, window: parseDuration(window, '') };

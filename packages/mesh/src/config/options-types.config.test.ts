@@ -41,6 +41,14 @@ const endpointsMixed: ServiceOptions = {
 const endpointNumber: ServiceOptions = { endpoints: [8080] };
 // @ts-expect-error a readonly array still holds only known conditions
 const badReadonly: PolicyOptions = { retry: { retryOn: ['5xx', 'teapot'] as const } };
+// hashOn names one source: `{ header, cookie }` does not compile, as it does not validate (probe7 defect 3).
+// @ts-expect-error a header and a cookie in one hashOn does not compile
+const hashOnBoth: PolicyOptions = { loadBalancer: { hashOn: { header: 'x-a', cookie: 'c' } } };
+const hashOnHeader: ServiceOptions = { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-a' } } };
+const hashOnCookie: PolicyOptions = { loadBalancer: { policy: 'maglev', hashOn: { cookie: 'c' } } };
+const hashOnSource: PolicyOptions = { loadBalancer: { policy: 'maglev', hashOn: 'source' } };
+// @ts-expect-error an empty hashOn object does not compile
+const hashOnEmpty: PolicyOptions = { loadBalancer: { policy: 'maglev', hashOn: {} } };
 const options: MeshOptions = { services: { payments: good }, defaults: { retry: true } };
 // Telemetry settings are partial at every depth: a port alone starts the admin server.
 const adminPortOnly: MeshOptions = { telemetry: { admin: { port: 0 } } };
@@ -54,7 +62,19 @@ describe('ServiceOptions (#10)', () => {
       expect(() => createMesh({ env: {}, services: { api: bad } })).toThrowError(/options\.services\.api\./);
     }
     expect(() => createMesh({ env: {}, services: { api: badReadonly } })).toThrowError(/retryOn/);
-    for (const ok of [readonlyArrays, readonlyDefaults, endpointStrings, endpointsMixed])
+    for (const bad of [hashOnBoth, hashOnEmpty])
+      expect(() => createMesh({ env: {}, services: { api: bad } })).toThrowError(
+        /options\.services\.api\.loadBalancer\.hashOn: expected \{ header: name \}, \{ cookie: name \} or "source"/,
+      );
+    for (const ok of [
+      readonlyArrays,
+      readonlyDefaults,
+      endpointStrings,
+      endpointsMixed,
+      hashOnHeader,
+      hashOnCookie,
+      hashOnSource,
+    ])
       void createMesh({ env: {}, services: { api: ok } }).close();
     expect(() => createMesh({ env: {}, services: { api: endpointNumber } })).toThrowError(
       /options\.services\.api\.endpoints\[0\]/,
