@@ -67,7 +67,7 @@ describe('configEntries that is not an array', () => {
     try {
       const mesh = createMesh({
         env: {},
-        configSource: createConfigSource('kv', document),
+        configSource: createConfigSource('kv', document as never),
         passthrough: false,
       });
       void mesh.close();

@@ -145,7 +145,7 @@ describe('checkConfigDocument (#10)', () => {
     };
     const fromMesh = (document: unknown) =>
       problems(() => {
-        const mesh = createMesh({ env: {}, configSource: createConfigSource('kv', document) });
+        const mesh = createMesh({ env: {}, configSource: createConfigSource('kv', document as never) });
         void mesh.close();
       });
 

@@ -8,6 +8,7 @@ import {
   type MeshError,
 } from '@proxyless/core';
 import { watchJsonFile } from '@proxyless/discovery';
+import type { ConfigDocument, ReadonlyArrays } from './schema.js';
 
 /** One version of a config document from a source. */
 export interface ConfigVersion {
@@ -56,17 +57,28 @@ export function staticConfigSource(name: string, document: unknown): ConfigSourc
 
 /** A config source the caller feeds: `update(document)` is a new version, `fail(error)` a failed read. */
 export interface ManualConfigSource extends ConfigSource {
-  /** A new version of the document (its version number is the last one plus one). */
-  update(document: unknown): void;
+  /**
+   * A new version of the document (its version number is the last one plus one). Typed as the
+   * document is written, so a misspelt key fails to compile; JSON read from a control plane is
+   * `unknown` to the compiler: pass it as `update(json as ConfigDocument)`, the mesh validates it
+   * whole either way (a rejected version is `config_rejected`). Arrays may be readonly (`as const`).
+   */
+  update(document: ReadonlyArrays<ConfigDocument>): void;
   /** The source could not produce a new version (reported as `config_rejected`; nothing changes). */
   fail(error: MeshError): void;
 }
 
 /**
  * A config source whose versions the caller gives: for tests, and for a control plane client that
- * already has the document (`source.update(doc)` on each change). Version 1 is `document`.
+ * already has the document (`source.update(doc)` on each change). Version 1 is `document`, typed
+ * as the document is written (`ConfigDocument`: a misspelt key or a wrong type fails to compile);
+ * parsed JSON, `unknown` to the compiler, is passed `as ConfigDocument` and validated by the mesh.
+ * Arrays may be readonly (`as const`), as in `ServiceOptions`.
  */
-export function createConfigSource(name: string, document: unknown): ManualConfigSource {
+export function createConfigSource(
+  name: string,
+  document: ReadonlyArrays<ConfigDocument>,
+): ManualConfigSource {
   let current: ConfigVersion = Object.freeze({ source: name, version: 1, document });
   const versions = createEmitter<ConfigVersion>();
   const errors = createEmitter<MeshError>();
@@ -81,7 +93,7 @@ export function createConfigSource(name: string, document: unknown): ManualConfi
       errors.clear();
       return Promise.resolve();
     },
-    update(next: unknown): void {
+    update(next: ReadonlyArrays<ConfigDocument>): void {
       current = Object.freeze({ source: name, version: current.version + 1, document: next });
       versions.fire(current);
     },
