@@ -17,6 +17,8 @@ export class P2CPicker implements StatePicker {
   readonly #choices: number;
   /** 0: no time needed; 1: the recent time is enough (EWMA decay); 2: read the clock (slow start). */
   readonly #timeMode: number;
+  /** The candidates drawn for one pick, when `choiceCount` is above 2 (reused, not allocated per pick). */
+  readonly #drawn: Int32Array;
 
   constructor(states: readonly EndpointState[], host: PickerHost, ewma: boolean) {
     this.#states = states;
@@ -24,6 +26,7 @@ export class P2CPicker implements StatePicker {
     this.#ewma = ewma;
     this.#choices = host.config.choiceCount;
     this.#timeMode = host.config.slowStart !== undefined ? 2 : ewma ? 1 : 0;
+    this.#drawn = new Int32Array(Math.max(0, this.#choices));
   }
 
   #cost(s: EndpointState, now: number): number {
@@ -43,9 +46,36 @@ export class P2CPicker implements StatePicker {
     const now = mode === 0 ? 0 : mode === 1 ? this.#host.recentNow() : this.#host.now();
     let best = states[first] as EndpointState;
     let bestCost = this.#cost(best, now);
-    for (let k = 1; k < this.#choices; k++) {
+    const choices = this.#choices;
+    if (choices === 2) {
+      // The usual case: a second candidate other than the first.
       let j = ints.int(n - 1);
       if (j >= first) j++;
+      const c = states[j] as EndpointState;
+      const cost = this.#cost(c, now);
+      return cost < bestCost ? c : best;
+    }
+    if (choices >= n) {
+      // As many candidates as endpoints: every endpoint, from a random start (ties go to the first seen).
+      for (let k = 1; k < n; k++) {
+        const c = states[(first + k) % n] as EndpointState;
+        const cost = this.#cost(c, now);
+        if (cost < bestCost) {
+          best = c;
+          bestCost = cost;
+        }
+      }
+      return best;
+    }
+    // `choiceCount` distinct candidates (as the docs say; Envoy samples with replacement): each draw
+    // is taken again while it repeats one already drawn. Fewer candidates than endpoints, so a new
+    // one is found in a few draws.
+    const drawn = this.#drawn;
+    drawn[0] = first;
+    for (let k = 1; k < choices; k++) {
+      let j = ints.int(n);
+      while (drawn.lastIndexOf(j, k - 1) >= 0) j = ints.int(n);
+      drawn[k] = j;
       const c = states[j] as EndpointState;
       const cost = this.#cost(c, now);
       if (cost < bestCost) {
