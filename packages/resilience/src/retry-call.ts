@@ -328,7 +328,11 @@ export class RetryCall {
     if (deadline !== undefined && this.#ctx.clock.now() + delay >= deadline) return giveUp('deadline');
     if (!this.#p.budget!.tryWithdraw()) return giveUp('budget_exhausted');
     if (this.#p.gate !== undefined) {
-      if (!this.#p.gate.tryEnter()) return giveUp('retry_overflow');
+      if (!this.#p.gate.tryEnter()) {
+        // A retry refused here is never sent: its unit of the budget is given back.
+        this.#p.budget!.refund();
+        return giveUp('retry_overflow');
+      }
       this.#gateHeld = true;
     }
     if (info.endpoint !== undefined) {
