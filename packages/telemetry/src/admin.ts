@@ -60,7 +60,18 @@ const HOST_ERRORS: ReadonlySet<string> = new Set([
 export async function createAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const registry = options.registry ?? register;
   const host = options.host ?? '127.0.0.1';
+  // Once the server is closing, every answer ends its connection: a client that keeps one open (a
+  // scraper, the admin page polling /readyz) would otherwise hold the server — and the mesh's
+  // close() — open, and go on being answered by a server that is gone.
+  let stopping = false;
+  const answering = new Set<ServerResponse>();
   const server = createServer((req, res) => {
+    if (stopping) res.setHeader('connection', 'close');
+    answering.add(res);
+    res.once('close', () => answering.delete(res));
+    res.once('finish', () => {
+      if (stopping) server.closeIdleConnections();
+    });
     handle(req, res, options, registry).catch((error: unknown) => {
       if (!res.headersSent) send(res, 500, JSON_TYPE, JSON.stringify({ error: String(error) }));
       else res.destroy();
@@ -94,6 +105,8 @@ export async function createAdminServer(options: AdminServerOptions): Promise<Ad
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
+      stopping = true;
+      for (const res of answering) if (!res.headersSent) res.setHeader('connection', 'close');
       server.close(() => resolve());
       server.closeIdleConnections();
     });
@@ -146,6 +159,8 @@ async function handle(
 function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.statusCode = status;
   res.setHeader('content-type', type);
+  // HEAD answers with the headers GET would send, its length included.
+  res.setHeader('content-length', Buffer.byteLength(body));
   res.setHeader('cache-control', 'no-store');
   res.end(body);
 }
