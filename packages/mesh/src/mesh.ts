@@ -414,12 +414,15 @@ class MeshImpl implements Mesh {
   #ready(): boolean {
     if (this.#lifecycle.stopped) return false;
     const names = new Set([...this.#config.serviceNames(), ...this.services()]);
+    // Every configured service's watch starts on this probe, not one per probe: each is looked at
+    // before the answer (a 200-service document was ready only after 201 probes).
+    let ready = true;
     for (const name of names) {
       // A name no registry knows (a policy for a host that passes through) cannot hold it up.
       const d = this.#destinations.byService.get(name) ?? this.#destinations.destinationFor(name);
-      if (d !== undefined && d.endpointSet === undefined) return false;
+      if (d !== undefined && d.endpointSet === undefined) ready = false;
     }
-    return true;
+    return ready;
   }
 
   endpoints(service: string): EndpointSet | undefined {
