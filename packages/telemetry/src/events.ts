@@ -38,6 +38,10 @@ export interface BalancerEventLike {
   readonly healthy?: boolean;
   /** A `connectivity` event's new state (`IDLE`, `CONNECTING`, `READY`, `TRANSIENT_FAILURE`). */
   readonly to?: string;
+  /** A `connectivity` event's state before. */
+  readonly from?: string;
+  /** A `connectivity` event's failure (an `E*` / `UND_ERR_*` code). */
+  readonly error?: string;
 }
 
 /** Circuit-breaker states, Envoy's and opossum's words. */

@@ -1,6 +1,6 @@
 import { VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
-import { allResolved, createEventRing, serviceView } from './views.js';
+import { allResolved, createEventRing, describeEvent, serviceView } from './views.js';
 
 describe('createEventRing', () => {
   it('keeps the most recent events, oldest first, in words', async () => {
@@ -181,5 +181,25 @@ describe('serviceView', () => {
     expect(pending).toEqual({ name: 'orders', resolved: false, stale: false, endpoints: [] });
     expect(allResolved([fresh])).toBe(true);
     expect(allResolved([fresh, pending])).toBe(false);
+  });
+});
+
+describe('describeEvent', () => {
+  // `/events` showed a connectivity event as "connectivity 127.0.0.1:8080": a failure and a
+  // recovery looked the same (probe8 admin defect 4).
+  it('says from which state to which a connectivity event went, and its error', () => {
+    const view = (to: string, from: string, error?: string) =>
+      describeEvent(
+        {
+          type: 'balancer',
+          service: 'api',
+          event: { type: 'connectivity', endpoint: '127.0.0.1:8080', from, to, ...(error ? { error } : {}) },
+        },
+        't',
+      ).detail;
+    expect(view('TRANSIENT_FAILURE', 'CONNECTING', 'ECONNREFUSED')).toBe(
+      'connectivity 127.0.0.1:8080 CONNECTING → TRANSIENT_FAILURE (ECONNREFUSED)',
+    );
+    expect(view('READY', 'TRANSIENT_FAILURE')).toBe('connectivity 127.0.0.1:8080 TRANSIENT_FAILURE → READY');
   });
 });

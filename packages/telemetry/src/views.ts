@@ -122,7 +122,11 @@ export function describeEvent(event: TelemetryEvent, time: string): EventView {
       const e = event.event;
       const parts = [e.type];
       if (e.endpoint !== undefined) parts.push(e.endpoint);
-      const extra = [e.reason, e.durationMs !== undefined ? `${e.durationMs} ms` : undefined].filter(Boolean);
+      // A connectivity change says from which state to which, and why it failed.
+      if (e.to !== undefined) parts.push(e.from !== undefined ? `${e.from} → ${e.to}` : `→ ${e.to}`);
+      const extra = [e.reason, e.error, e.durationMs !== undefined ? `${e.durationMs} ms` : undefined].filter(
+        Boolean,
+      );
       if (e.healthy !== undefined) extra.push(e.healthy ? 'healthy' : 'unhealthy');
       if (extra.length > 0) parts.push(`(${extra.join(', ')})`);
       return { time, type: e.type, service: event.service, detail: parts.join(' ') };
