@@ -122,9 +122,9 @@ describe('docs/testing-policies.md', () => {
       { status: 200, delayMs: 500, endpoint: 'slow:80' },
       { status: 200, delayMs: 20, endpoint: 'fast:80' },
     ]);
-    expect(rec.attempts.map((a) => [a.attempt, a.startedAt, a.outcome])).toEqual([
-      [1, 0, 'MESH_ABORTED'], // the loser is aborted…
-      [2, 50, 200], // …when the hedge answers
+    expect(rec.attempts.map((a) => [a.attempt, a.endpoint, a.startedAt, a.outcome])).toEqual([
+      [1, 'slow:80', 0, 'MESH_ABORTED'], // the loser is aborted…
+      [2, 'fast:80', 50, 200], // …when the hedge answers
     ]);
     expect(rec.endedAt).toBe(70);
   });
@@ -139,5 +139,6 @@ describe('docs/testing-policies.md', () => {
     await clock.runAll();
     expect((await p).status).toBe(200);
     expect(record.attempts.map((a) => a.retriedBecause)).toEqual(['connect-failure', undefined]);
+    expect([record.status, record.endedAt]).toEqual([200, 15]); // the call settled after its backoff
   });
 });
