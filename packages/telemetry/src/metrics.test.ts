@@ -312,6 +312,50 @@ describe('createMeshMetrics', () => {
     expect(await of('api')).toEqual(['mesh_attempts_total', 'mesh_panic_mode']);
   });
 
+  it('drops the attempt series of endpoints that left the set and frees their slots under the cap', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry, limits: { endpointsPerService: 2 } });
+    const set = (version: number, ports: number[]) =>
+      createEndpointSet({
+        service: 'pods',
+        version,
+        endpoints: ports.map((port) => createEndpoint({ address: '10.0.0.1', port })),
+        source: 'static',
+        updatedAt: 0,
+      });
+    const labels = async () =>
+      (await values(registry, 'mesh_attempts_total')).map((v) => `${v.labels.endpoint} ${v.value}`).sort();
+    // A rolling deploy: each version replaces both endpoints, past the cap of 2 in total.
+    for (let gen = 0; gen < 5; gen++) {
+      const ports = [8000 + 2 * gen, 8001 + 2 * gen];
+      m.onMeshEvent({ type: 'endpoints_changed', service: 'pods', set: set(gen + 1, ports) });
+      for (const port of ports) m.recordAttempt('pods', `10.0.0.1:${port}`, 'success');
+    }
+    expect(await labels()).toEqual(['10.0.0.1:8008 1', '10.0.0.1:8009 1']);
+
+    // Routing subsets report their part of the same version: the parts add up, nothing is dropped.
+    m.onMeshEvent({ type: 'endpoints_changed', service: 'pods', set: set(6, [8008]) });
+    m.onMeshEvent({ type: 'endpoints_changed', service: 'pods', set: set(6, [8009]) });
+    m.recordAttempt('pods', '10.0.0.1:8008', 'success');
+    m.recordAttempt('pods', '10.0.0.1:8009', 'success');
+    expect(await labels()).toEqual(['10.0.0.1:8008 2', '10.0.0.1:8009 2']);
+
+    // An attempt ending after its endpoint left counts under _OTHER, never bringing it back; an
+    // endpoint that comes back gets a series again (from zero); a set past the cap still overflows.
+    m.onMeshEvent({ type: 'endpoints_changed', service: 'pods', set: set(7, [8000, 8009, 8010]) });
+    m.recordAttempt('pods', '10.0.0.1:8008', 'error');
+    m.recordAttempt('pods', '10.0.0.1:8000', 'success');
+    m.recordAttempt('pods', '10.0.0.1:8010', 'success');
+    m.recordAttempt('pods', '10.0.0.1:8009', 'success');
+    const attempts = await values(registry, 'mesh_attempts_total');
+    expect(attempts.map((v) => `${v.labels.endpoint} ${v.labels.outcome} ${v.value}`).sort()).toEqual([
+      '10.0.0.1:8000 success 1',
+      '10.0.0.1:8009 success 3',
+      '_OTHER error 1',
+      '_OTHER success 1',
+    ]);
+  });
+
   it('keeps cardinality bounded with 1,000 services and hostile label values', async () => {
     const registry = new Registry();
     const m = createMeshMetrics({

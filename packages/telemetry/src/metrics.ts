@@ -6,6 +6,7 @@ import {
   type BreakerState,
   type CallEventLike,
   DEFAULT_CONFIG_SOURCE,
+  type EndpointSetLike,
   giveUpCause,
   type TelemetryEvent,
 } from './events.js';
@@ -24,7 +25,10 @@ import type { ServiceStatsLike } from './views.js';
 export interface MetricLimits {
   /** Distinct services. @defaultValue 2000 */
   services?: number;
-  /** Distinct endpoints per service (in `mesh_attempts_total`). @defaultValue 64 */
+  /**
+   * Distinct endpoints per service (in `mesh_attempts_total`), counting the endpoints in the
+   * service's set now: an endpoint that leaves the set frees its slot. @defaultValue 64
+   */
   endpointsPerService?: number;
   /** Distinct reasons (retry, ejection) and error types per service. @defaultValue 16 */
   reasonsPerService?: number;
@@ -44,6 +48,8 @@ export interface MeshMetricsOptions {
 /** How an attempt ended, for `mesh_attempts_total`. */
 /** `cancelled`: the caller stopped the call during this attempt (not the endpoint's failure). */
 export type AttemptOutcome = 'success' | '5xx' | 'error' | 'cancelled';
+
+const ATTEMPT_OUTCOMES: readonly AttemptOutcome[] = ['success', '5xx', 'error', 'cancelled'];
 
 /** The mesh's Prometheus series and the calls that record them. */
 export interface MeshMetrics {
@@ -92,6 +98,13 @@ interface ServiceState {
   readonly errorTypes: BoundedValues;
   readonly states: EndpointStates;
   staleSince: number | undefined;
+  /**
+   * The endpoints of the service's set now (undefined before a set is known): the union of what
+   * its destinations (the service's own, its routing subsets) report for one version of the set.
+   */
+  live: Set<string> | undefined;
+  /** The resolver version `live` is of. */
+  liveVersion: string | undefined;
 }
 
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
@@ -118,6 +131,9 @@ class PromMeshMetrics implements MeshMetrics {
   readonly #holds = new Map<string, number>();
   /** Services removed whose call series wait for the last hold to be released. */
   readonly #draining = new Set<string>();
+  /** Services whose endpoint set changed version: departed endpoints' series to drop. */
+  readonly #departures = new Set<string>();
+  #departuresScheduled = false;
   /** Series handles of the hot-path metrics, by raw label key, so a request costs a lookup and an add. */
   readonly #clientSeries = new Map<string, Map<string, Map<number, Map<string, HistogramHandle>>>>();
   readonly #attemptSeries = new Map<string, Map<string, Map<AttemptOutcome, CounterHandle>>>();
@@ -292,9 +308,9 @@ class PromMeshMetrics implements MeshMetrics {
     }
     let series = byOutcome.get(outcome);
     if (series === undefined) {
+      if (this.#departures.size > 0) this.#dropDepartedEndpoints();
       const svc = this.#services.bound(service);
-      const ep = svc === OTHER ? OTHER : this.#serviceState(svc).endpoints.bound(endpoint);
-      series = this.attempts.handle({ service: svc, endpoint: ep, outcome });
+      series = this.attempts.handle({ service: svc, endpoint: this.#endpointLabel(svc, endpoint), outcome });
       byOutcome.set(outcome, series);
     }
     series.inc();
@@ -335,6 +351,7 @@ class PromMeshMetrics implements MeshMetrics {
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
         const st = this.#serviceState(svc);
+        this.#noteEndpointSet(svc, st, event.set);
         st.states.setEndpoints(event.set.endpoints);
         st.staleSince = event.set.stale ? (event.set.staleSince ?? event.set.updatedAt) : undefined;
         this.stale.set({ service: svc }, event.set.stale ? 1 : 0);
@@ -405,12 +422,20 @@ class PromMeshMetrics implements MeshMetrics {
     // No endpoint set known any more: the staleness collector skips it, and a destination built
     // again starts from its own.
     if (st !== undefined)
-      this.#state.set(svc, { ...st, states: new EndpointStates(), staleSince: undefined });
+      this.#state.set(svc, {
+        ...st,
+        states: new EndpointStates(),
+        staleSince: undefined,
+        live: undefined,
+        liveVersion: undefined,
+      });
+    this.#departures.delete(svc);
   }
 
   /** The call series of a removed service, and its slot under the services cap. */
   #dropCallSeries(svc: string): void {
     this.#state.delete(svc);
+    this.#departures.delete(svc);
     this.#services.delete(svc);
     // The hot-path handles of the removed series must not be reused if the service returns.
     this.#clientSeries.delete(svc);
@@ -453,10 +478,66 @@ class PromMeshMetrics implements MeshMetrics {
         errorTypes: new BoundedValues(this.#reasonLimit),
         states: new EndpointStates(),
         staleSince: undefined,
+        live: undefined,
+        liveVersion: undefined,
       };
       this.#state.set(svc, st);
     }
     return st;
+  }
+
+  /**
+   * The `endpoint` label of an attempt to `endpoint`: its own while it is in the service's set
+   * (within the cap), else `_OTHER` — an attempt that ends after its endpoint left the set counts
+   * there, and never brings the departed endpoint's series back.
+   */
+  #endpointLabel(svc: string, endpoint: string): string {
+    if (svc === OTHER) return OTHER;
+    const st = this.#serviceState(svc);
+    if (st.live !== undefined && !st.live.has(endpoint)) return OTHER;
+    return st.endpoints.bound(endpoint);
+  }
+
+  /**
+   * An endpoint set of `svc`. One resolver update reaches every destination of the service (its
+   * own and its routing subsets, each with its part of the set) in one go, under one version: the
+   * endpoints reported for a version add up, and those of an earlier version that none reports go
+   * once the update has reached them all (a microtask later, or before the next new series).
+   */
+  #noteEndpointSet(svc: string, st: ServiceState, set: EndpointSetLike): void {
+    const version = `${set.source}\u0000${set.version}`;
+    if (st.live === undefined || st.liveVersion !== version) {
+      st.live = new Set();
+      st.liveVersion = version;
+      this.#departures.add(svc);
+      if (!this.#departuresScheduled) {
+        this.#departuresScheduled = true;
+        queueMicrotask(() => this.#dropDepartedEndpoints());
+      }
+    }
+    for (const e of set.endpoints) st.live.add(e.id);
+  }
+
+  /**
+   * Drop the `mesh_attempts_total` series of endpoints no longer in their service's set and free
+   * their slots under the endpoints cap; forget the cached handles of departed endpoints and of
+   * those folded into `_OTHER` (a freed slot may now hold them).
+   */
+  #dropDepartedEndpoints(): void {
+    this.#departuresScheduled = false;
+    for (const svc of this.#departures) {
+      const st = this.#state.get(svc);
+      const live = st?.live;
+      if (st === undefined || live === undefined) continue;
+      for (const ep of [...st.endpoints.values()]) {
+        if (live.has(ep)) continue;
+        st.endpoints.delete(ep);
+        for (const outcome of ATTEMPT_OUTCOMES) this.attempts.remove({ service: svc, endpoint: ep, outcome });
+      }
+      const cached = this.#attemptSeries.get(svc);
+      if (cached !== undefined) for (const ep of cached.keys()) if (!st.endpoints.has(ep)) cached.delete(ep);
+    }
+    this.#departures.clear();
   }
 
   #reason(svc: string, reason: string): string {
