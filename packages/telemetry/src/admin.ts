@@ -22,6 +22,11 @@ export interface AdminServerOptions {
   host?: string;
   /** @defaultValue 0 (any free port) */
   port?: number;
+  /**
+   * The settings that gave `host` and `port`, for the error when they cannot be bound.
+   * @defaultValue `{ host: 'MESH_ADMIN_HOST', port: 'MESH_ADMIN_PORT' }`
+   */
+  fields?: { readonly host: string; readonly port: string };
 }
 
 /** A listening admin server. */
@@ -82,15 +87,14 @@ export async function createAdminServer(options: AdminServerOptions): Promise<Ad
       const port = options.port ?? 0;
       // The address, not the port, is at fault when it is not this machine's or does not resolve.
       const hostAtFault = error.code !== undefined && HOST_ERRORS.has(error.code);
+      const fields = options.fields ?? { host: 'MESH_ADMIN_HOST', port: 'MESH_ADMIN_PORT' };
       reject(
         new MeshError(
           'MESH_CONFIG_INVALID',
-          `cannot listen on ${host}:${port} (MESH_ADMIN_HOST / MESH_ADMIN_PORT): ${error.code ?? error.message}`,
+          `cannot listen on ${host}:${port} (${fields.host} / ${fields.port}): ${error.code ?? error.message}`,
           {
             cause: error,
-            details: hostAtFault
-              ? { field: 'MESH_ADMIN_HOST', value: host }
-              : { field: 'MESH_ADMIN_PORT', value: port },
+            details: hostAtFault ? { field: fields.host, value: host } : { field: fields.port, value: port },
           },
         ),
       );

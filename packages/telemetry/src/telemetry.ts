@@ -129,6 +129,11 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
               registry,
               host: config.admin.host,
               port: config.admin.port,
+              // The variables, or `telemetry.admin.*` when the options set them.
+              fields: {
+                host: settingName(options.settings ?? {}, 'telemetry.admin.host'),
+                port: settingName(options.settings ?? {}, 'telemetry.admin.port'),
+              },
               events: () => events.list(),
               ...providers,
             });

@@ -47,6 +47,32 @@ describe('config metrics of a mesh', () => {
     }
   });
 
+  it('the port in use names the setting that gave it: MESH_ADMIN_PORT, or telemetry.admin.port in code', async () => {
+    const failure = async (options: Parameters<typeof createMesh>[0]) => {
+      const mesh = createMesh({ ...options, metrics: { registry: new Registry() } });
+      const events: MeshEvent[] = [];
+      mesh.onEvent((e) => events.push(e));
+      try {
+        expect(await mesh.admin()).toBeUndefined();
+        const failed = events.find((e) => e.type === 'admin_failed') as
+          | Extract<MeshEvent, { type: 'admin_failed' }>
+          | undefined;
+        return [
+          failed?.error.details.field,
+          failed?.error.message.includes(String(failed?.error.details.field)),
+        ];
+      } finally {
+        await mesh.close();
+      }
+    };
+    expect(await failure({ env: { MESH_ADMIN_PORT: String(busy.port) } })).toEqual(['MESH_ADMIN_PORT', true]);
+    // It said MESH_ADMIN_PORT, a variable nobody set.
+    expect(await failure({ env: {}, telemetry: { admin: { port: busy.port } } })).toEqual([
+      'telemetry.admin.port',
+      true,
+    ]);
+  });
+
   it('a rejected file version counts; the version gauge is labelled with its source', async () => {
     const file = path.join(dir, 'mesh.json');
     writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 1 } } } }));
