@@ -88,6 +88,7 @@ export {
   kCall,
   type MeshDispatchOptions,
   type MeshHandler,
+  plainDispatchOptions,
   withCall,
 } from './interceptor.js';
 export { Issues, issuesError } from './issues.js';

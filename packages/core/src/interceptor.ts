@@ -58,6 +58,52 @@ export function copyOptions<T extends object>(opts: T): T {
   return Object.assign({}, opts);
 }
 
+/** What undici reads of dispatch options (its `Request`, its Agent, the request API) and the mesh's own. */
+const DISPATCH_KEYS = [
+  'origin',
+  'path',
+  'method',
+  'body',
+  'headers',
+  'query',
+  'idempotent',
+  'blocking',
+  'upgrade',
+  'headersTimeout',
+  'bodyTimeout',
+  'reset',
+  'expectContinue',
+  'servername',
+  'throwOnError',
+  'maxRedirections',
+  'typeOfService',
+  'signal',
+  'opaque',
+  'responseHeaders',
+  'highWaterMark',
+  'onInfo',
+  'hashKey',
+] as const;
+
+/**
+ * Dispatch options as undici reads them: with property gets, so that a value inherited or behind
+ * a getter (options made with `Object.create`, or a class instance) counts. A plain object is
+ * returned as it is; any other is read once into a plain copy, which {@link copyOptions} (own keys
+ * only) can then copy on without losing anything. A getter that throws throws here.
+ */
+export function plainDispatchOptions<T extends object>(opts: T): T {
+  const proto: unknown = Object.getPrototypeOf(opts);
+  if (proto === Object.prototype || proto === null) return opts;
+  const out = Object.assign({}, opts) as Record<string, unknown>;
+  const from = opts as Record<string, unknown>;
+  for (const k of DISPATCH_KEYS) {
+    if (Object.hasOwn(out, k)) continue;
+    const v = from[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as T;
+}
+
 /**
  * Fold interceptors around a terminal dispatch, once, at build time. The first interceptor is the
  * outermost. Each result must be a two-argument function (undici's own check in `compose`).

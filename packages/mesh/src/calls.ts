@@ -19,6 +19,7 @@ import {
   kCall,
   type MeshDispatchOptions,
   MeshError,
+  plainDispatchOptions,
   type Random,
   undiciErrors,
   undiciModule,
@@ -204,6 +205,14 @@ export class CallPath implements DispatchTarget {
       failUnchecked(handler, new undiciErrors.InvalidArgumentError('opts must be an object.'));
       return false;
     }
+    // undici reads the options with property gets (inherited values and getters count); every
+    // copy the mesh makes on the way is of own keys, so anything but a plain object is read once.
+    try {
+      opts = plainDispatchOptions(opts);
+    } catch (error) {
+      failUnchecked(handler, error as Error);
+      return false;
+    }
     const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '');
     let dest: Destination | undefined;
     try {
@@ -351,31 +360,49 @@ export class CallPath implements DispatchTarget {
    */
   async request<TOpaque = null>(
     url: string | URL,
-    options: MeshRequestOptions<TOpaque>,
+    options: MeshRequestOptions<TOpaque> | null | undefined,
   ): Promise<MeshResponseData<TOpaque>> {
+    // As undici's `request(url, opts)` reads its arguments: `opts` must be an object if given; with
+    // none, an object `url` is the options; `path`, `agent`, `method` and `body` are read with gets
+    // (inherited ones count), the rest is spread (own keys).
+    if (options != null && typeof options !== 'object') {
+      throw new undiciErrors.InvalidArgumentError('invalid opts');
+    }
+    const given = (options ?? (typeof url === 'object' ? url : {})) as MeshRequestOptions<TOpaque> & {
+      path?: unknown;
+      agent?: unknown;
+    };
     let ctx: CallContext | undefined;
     const sink = (c: CallContext): void => {
       ctx = c;
     };
+    const path = given.path;
+    const agent = given.agent;
     const target =
-      (options as { path?: unknown }).path == null && !('agent' in options) ? requestTarget(url) : undefined;
+      path == null && !agent && (typeof url === 'string' || url instanceof URL)
+        ? requestTarget(url)
+        : undefined;
     let r: Awaited<ReturnType<typeof undiciRequest>>;
     if (target !== undefined) {
       // undici's `request(url, opts)` is `dispatcher.request({ ...opts, origin, path, method })`;
       // the same call, built here without its spread literal (see `copyOptions`).
-      const opts = copyOptions(options) as Dispatcher.RequestOptions & { [kCallSink]?: typeof sink };
+      const opts = copyOptions(given) as Dispatcher.RequestOptions & { [kCallSink]?: typeof sink };
       opts.origin = target.origin;
       opts.path = target.path;
-      opts.method = (options.method || (options.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
+      opts.method = (given.method || (given.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
       opts[kCallSink] = sink;
       r = (await this.dispatcher.request(opts)) as typeof r;
     } else {
-      const opts = copyOptions(options) as Parameters<typeof undiciRequest>[1] & {
+      const opts = copyOptions(given) as Parameters<typeof undiciRequest>[1] & {
         [kCallSink]?: typeof sink;
+        path?: unknown;
+        agent?: unknown;
       };
+      if (path != null) opts!.path = path;
+      if (agent) opts!.agent = agent;
       opts!.dispatcher = this.dispatcher;
       opts![kCallSink] = sink;
-      // Options undici's own URL handling reads (`path`, `agent`): its `request()` itself.
+      // Options undici's own URL handling reads (`path`, `agent`, a URL-like object): its `request()` itself.
       r = await (await undiciModule()).request(url, opts);
     }
     const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;

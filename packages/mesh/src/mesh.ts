@@ -369,7 +369,7 @@ class MeshImpl implements Mesh {
   /** undici's `request()` over the mesh dispatcher, plus `endpoint` (calls.ts). */
   request<TOpaque = null>(
     url: string | URL,
-    options: MeshRequestOptions<TOpaque> = {},
+    options?: MeshRequestOptions<TOpaque>,
   ): Promise<MeshResponseData<TOpaque>> {
     return this.#calls.request(url, options);
   }
