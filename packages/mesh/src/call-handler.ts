@@ -52,8 +52,10 @@ export class CallHandler implements Dispatcher.DispatchHandler {
 
   constructor(handler: Dispatcher.DispatchHandler, onDone?: () => void) {
     this.#h = handler as Legacy;
-    this.#modern =
-      typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function';
+    // undici's own test (`WrapHandler.wrap`, `assertRequestHandler`): `onRequestStart` alone says
+    // a handler is in the controller style; one with `onResponseStart` but no `onRequestStart` is
+    // in the old style and gets the old callbacks.
+    this.#modern = typeof handler.onRequestStart === 'function';
     this.#onDone = onDone;
   }
 

@@ -1,4 +1,4 @@
-import { UndiciDispatcher } from '@proxyless/core';
+import { UndiciDispatcher, undiciErrors } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
 /** What the dispatcher asks of the mesh. */
@@ -42,28 +42,42 @@ export class MeshDispatcher extends UndiciDispatcher {
   }
 
   override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    const p = this.#target.close();
-    if (callback) {
-      p.then(callback, callback);
+  override close(callback: (err: Error | null, data: null) => void): void;
+  override close(callback?: unknown): Promise<void> | void {
+    // undici's `DispatcherBase.close`: a callback must be a function; after `destroy()` the
+    // dispatcher is destroyed, not closed; callbacks get `(err, data)`.
+    if (callback === undefined) {
+      if (this.#target.destroyed) return Promise.reject(new undiciErrors.ClientDestroyedError());
+      return this.#target.close();
+    }
+    if (typeof callback !== 'function') throw new undiciErrors.InvalidArgumentError('invalid callback');
+    const done = callback as (err: Error | null, data: null) => void;
+    if (this.#target.destroyed) {
+      queueMicrotask(() => done(new undiciErrors.ClientDestroyedError(), null));
       return;
     }
-    return p;
+    this.#target.close().then(
+      () => done(null, null),
+      (error: Error) => done(error, null),
+    );
   }
 
   override destroy(): Promise<void>;
   override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(callback: (err: Error | null, data: null) => void): void;
+  override destroy(err: Error | null, callback: (err: Error | null, data: null) => void): void;
   override destroy(a?: unknown, b?: unknown): Promise<void> | void {
-    const callback = typeof a === 'function' ? a : typeof b === 'function' ? b : undefined;
+    // undici's `DispatcherBase.destroy`: `destroy(callback)` or `destroy(err, callback)`.
+    const err = typeof a === 'function' ? undefined : a;
+    const callback = typeof a === 'function' ? a : b;
     // As undici's `destroy(err)`: requests in flight fail with `err`.
-    const p = this.#target.destroy(a instanceof Error ? a : undefined);
-    if (callback) {
-      p.then(callback as () => void, callback as () => void);
-      return;
-    }
-    return p;
+    const reason = err instanceof Error ? err : undefined;
+    if (callback === undefined) return this.#target.destroy(reason);
+    if (typeof callback !== 'function') throw new undiciErrors.InvalidArgumentError('invalid callback');
+    const done = callback as (err: Error | null, data: null) => void;
+    this.#target.destroy(reason).then(
+      () => done(null, null),
+      (error: Error) => done(error, null),
+    );
   }
 }
