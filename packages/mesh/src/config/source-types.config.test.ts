@@ -38,7 +38,6 @@ describe('createConfigSource documents are typed (probe7 config defect 4)', () =
     typoDefaults();
     jsonUpdate();
     readonlyDoc();
-    await new Promise((r) => setTimeout(r, 5));
     expect(mesh.config('a').resilience.retry?.retryOn).toEqual(['5xx', 'reset']);
     await mesh.close();
     expect(events).toEqual(['rejected v2', 'rejected v3', 'rejected v4', 'applied v5', 'applied v6']);
