@@ -1,10 +1,12 @@
 import {
+  type IntegerOptions,
   Kind,
   type SchemaOptions,
   type Static,
   Array as TArray,
   Boolean as TBoolean,
   Integer as TInteger,
+  type TInteger as TIntegerSchema,
   type TLiteral,
   Literal as TLiteral_,
   Number as TNumber,
@@ -58,7 +60,7 @@ import {
 export const Type = {
   Array: TArray,
   Boolean: TBoolean,
-  Integer: TInteger,
+  Integer: SafeInteger,
   Literal: TLiteral_,
   Number: TNumber,
   Object: TObject_,
@@ -69,6 +71,19 @@ export const Type = {
   Unknown: TUnknown,
   Unsafe: TUnsafe_,
 } as const;
+
+/**
+ * An integer field: TypeBox's `Integer`, bounded by ±`Number.MAX_SAFE_INTEGER` where the
+ * declaration gives no bound. A number beyond it is not the integer written (`2 ** 53 + 1` reads
+ * as `2 ** 53`), so the document, the JSON Schema and the env mapping all refuse it.
+ */
+function SafeInteger(options: IntegerOptions = {}): TIntegerSchema {
+  return TInteger({
+    ...options,
+    minimum: options.minimum ?? -Number.MAX_SAFE_INTEGER,
+    maximum: options.maximum ?? Number.MAX_SAFE_INTEGER,
+  });
+}
 
 /** Key under which a field keeps its full environment binding (symbols stay out of the JSON Schema). */
 export const kEnv: unique symbol = Symbol.for('proxyless.schema.env');
@@ -98,7 +113,10 @@ export function env(
 
 const DURATION_RE = '^\\s*(\\d+(\\.\\d+)?|((\\d+(\\.\\d+)?|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)\\s*$';
 
-function rangeText(kind: string, min: number | undefined, max: number | undefined, unit = ''): string {
+function rangeText(kind: string, lo: number | undefined, hi: number | undefined, unit = ''): string {
+  // The safe-integer bounds every integer has are said once, where a value passes them.
+  const min = lo === -Number.MAX_SAFE_INTEGER ? undefined : lo;
+  const max = hi === Number.MAX_SAFE_INTEGER ? undefined : hi;
   if (min !== undefined && max !== undefined) return `${kind} ${min}${unit}..${max}${unit}`;
   if (min !== undefined) return `${kind} ≥ ${min}${unit}`;
   if (max !== undefined) return `${kind} ≤ ${max}${unit}`;
@@ -303,7 +321,16 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
       return;
     }
     default:
-      if (!accepts(s, value)) issues.add(path, describe(s), value);
+      if (accepts(s, value)) return;
+      issues.add(
+        path,
+        typeof value === 'number' &&
+          ((s.maximum === Number.MAX_SAFE_INTEGER && value > s.maximum) ||
+            (s.minimum === -Number.MAX_SAFE_INTEGER && value < s.minimum))
+          ? `${describe(s)}; ${value} is beyond ±${Number.MAX_SAFE_INTEGER}, the largest integer a number holds exactly`
+          : describe(s),
+        value,
+      );
   }
 }
 

@@ -132,6 +132,30 @@ describe('static and env resolvers', () => {
     );
   });
 
+  // `http://localhost/`, `http://123/` (0.0.0.123) and `http://0x1f/` never reach a service: the
+  // resolver alone refuses them as the mesh does, so such a variable is never silently dead.
+  it.each([
+    ['MESH_ENDPOINTS_LOCALHOST', 'localhost', /localhost` names are never services/],
+    ['MESH_ENDPOINTS_123', '123', /last label is a number/],
+    ['MESH_ENDPOINTS_0X1F', '0x1f', /last label is a number/],
+  ])('rejects %s, a service no request can reach', (name, service, why) => {
+    let caught: unknown;
+    try {
+      createEnvResolver({ env: { [name]: '127.0.0.1:9000' } });
+    } catch (error) {
+      caught = error;
+    }
+    expect(MeshError.is(caught, 'MESH_CONFIG_INVALID')).toBe(true);
+    expect((caught as MeshError).details.issues).toEqual([
+      { field: name, expected: expect.stringMatching(why), value: service },
+    ]);
+  });
+
+  it('keeps a service whose name only ends in localhost (MESH_ENDPOINTS_FOO_LOCALHOST: foo_localhost)', () => {
+    const r = createEnvResolver({ env: { MESH_ENDPOINTS_FOO_LOCALHOST: '127.0.0.1:9000' } });
+    expect(r.match('foo_localhost')).toBe('foo_localhost');
+  });
+
   it('rejects a duplicate endpoint', () => {
     expect(() => createStaticResolver({ services: { api: '10.0.0.1:80,10.0.0.1:80' } })).toThrow(
       /listed twice/,

@@ -74,6 +74,21 @@ export function readEnvEndpoints(env: Env, issues: Issues): Map<string, readonly
       issues.add(name, 'a variable name MESH_ENDPOINTS_<SERVICE> with A-Z, 0-9 and _ only', raw);
       continue;
     }
+    // `http://localhost/` and `http://123/` (0.0.0.123) never reach a service: such a variable
+    // could never apply (the rule a config document's service names follow).
+    const service = suffix.toLowerCase();
+    if (service === 'localhost' || /^([0-9]+|0x[0-9a-f]*)$/.test(service)) {
+      issues.add(
+        name,
+        `a service name a request can reach: ${
+          service === 'localhost'
+            ? '`localhost` names are never services (RFC 6761)'
+            : 'a name whose last label is a number is an IPv4 address to URL parsers'
+        }`,
+        service,
+      );
+      continue;
+    }
     const list = issues.try(() => parseEndpointSpec(raw, name));
     if (list === undefined) continue;
     // As in a document: the same address:port twice would be one endpoint with one weight dropped.

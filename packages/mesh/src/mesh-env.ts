@@ -15,8 +15,6 @@ import {
 } from '@proxyless/core';
 import { ENDPOINTS_PREFIX } from '@proxyless/discovery';
 import type { MeshOptions } from './api.js';
-import { checkServiceName } from './config/layers.js';
-import { SERVICE_NAME_CHARS } from './config/schema.js';
 
 /** Variables the mesh package itself reads. */
 export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
@@ -199,9 +197,7 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
  * Every `MESH_*` variable must be one we know: a typo (`MESH_RETRYS`) would otherwise be
  * silently ignored. Suggests the closest known name, also when the name spells a document field
  * (`MESH_RETRY_MAX_RETRIES` for `retry.maxRetries`, whose variable is `MESH_RETRIES`) or misspells
- * a prefix (`MESH_ENDPOINT_PAYMENTS` for `MESH_ENDPOINTS_PAYMENTS`). A `MESH_ENDPOINTS_<SERVICE>`
- * variable must name a service a request can reach, as a document's service name must
- * (`MESH_ENDPOINTS_LOCALHOST`, `MESH_ENDPOINTS_123` never could be).
+ * a prefix (`MESH_ENDPOINT_PAYMENTS` for `MESH_ENDPOINTS_PAYMENTS`).
  */
 export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], issues: Issues): void {
   const exact = new Set(specs.filter((s) => !s.prefix).map((s) => s.name));
@@ -210,7 +206,8 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
   for (const name of Object.keys(env)) {
     if (!name.startsWith('MESH_') || exact.has(name)) continue;
     if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) {
-      if (name.startsWith(ENDPOINTS_PREFIX)) checkEndpointsService(name, env[name], issues);
+      // A `MESH_ENDPOINTS_<SERVICE>` variable's own rules (its service a request can reach, its
+      // endpoints) are the env resolver's: `readEnvEndpoints` records them with these issues.
       continue;
     }
     byField ??= fieldSpellings(specs);
@@ -272,19 +269,4 @@ function prefixTypo(
     }
   }
   return best && { name: best.name, distance: best.distance };
-}
-
-const SERVICE_CHARS = new RegExp(SERVICE_NAME_CHARS);
-
-/**
- * The service a `MESH_ENDPOINTS_<SERVICE>` variable names must be one a request can reach, by the
- * rule a document's service names follow ({@link checkServiceName}): `http://localhost/` and
- * `http://123/` (0.0.0.123) are never a mesh service, so such a variable could never apply.
- * The suffix's own characters are the env resolver's to check (a blank value is unset).
- */
-function checkEndpointsService(name: string, value: string | undefined, issues: Issues): void {
-  if (value === undefined || value.trim() === '') return;
-  const service = name.slice(ENDPOINTS_PREFIX.length).toLowerCase();
-  // The spelling with `_` kept is the one most names allow (`foo_localhost`, not `foo.localhost`).
-  if (SERVICE_CHARS.test(service)) checkServiceName(service, name, new Set(), issues);
 }

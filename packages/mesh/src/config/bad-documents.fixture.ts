@@ -290,6 +290,19 @@ export const DOCUMENTS: DocCase[] = [
     'services.api.circuitBreaker.maxRequests',
     0,
   ],
+  // Beyond Number.MAX_SAFE_INTEGER a number is not the integer written (2 ** 60 + 1 reads as 2 ** 60).
+  [
+    'maxRequests beyond the safe integers',
+    svc({ circuitBreaker: { maxRequests: 2 ** 60 } }),
+    'services.api.circuitBreaker.maxRequests',
+    2 ** 60,
+  ],
+  [
+    'consecutive5xx beyond the safe integers',
+    svc({ outlierDetection: { consecutive5xx: Number.MAX_SAFE_INTEGER + 2 } }),
+    'services.api.outlierDetection.consecutive5xx',
+    Number.MAX_SAFE_INTEGER + 2,
+  ],
   [
     'maxRetries -1',
     svc({ circuitBreaker: { maxRetries: -1 } }),
