@@ -2,6 +2,7 @@
  * The public shape of the mesh: `createMesh` options, the `Mesh` interface, its events and
  * results. The implementation is in mesh.ts.
  */
+import type { UrlObject } from 'node:url';
 import type { BalancerEvent, BalancerStats } from '@proxyless/balancer';
 import type {
   Clock,
@@ -204,7 +205,7 @@ export interface Mesh extends AsyncDisposable {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** The `undici.request` shape, the fastest path. */
   request<TOpaque = null>(
-    url: string | URL,
+    url: string | URL | UrlObject,
     options?: MeshRequestOptions<TOpaque>,
   ): Promise<MeshResponseData<TOpaque>>;
   /** An undici `Dispatcher` for `undici.fetch`/`undici.request`/`setGlobalDispatcher`. */

@@ -7,6 +7,7 @@
  * This is the hot path: no allocation, closure or layer here that the call does not need.
  */
 
+import type { UrlObject } from 'node:url';
 import {
   type CallContext,
   type Clock,
@@ -22,7 +23,6 @@ import {
   plainDispatchOptions,
   type Random,
   undiciErrors,
-  undiciModule,
   undiciSync,
   withHeader,
 } from '@proxyless/core';
@@ -359,7 +359,7 @@ export class CallPath implements DispatchTarget {
    * plus `endpoint`.
    */
   async request<TOpaque = null>(
-    url: string | URL,
+    url: string | URL | UrlObject,
     options: MeshRequestOptions<TOpaque> | null | undefined,
   ): Promise<MeshResponseData<TOpaque>> {
     // As undici's `request(url, opts)` reads its arguments: `opts` must be an object if given; with
@@ -402,8 +402,9 @@ export class CallPath implements DispatchTarget {
       if (agent) opts!.agent = agent;
       opts!.dispatcher = this.dispatcher;
       opts![kCallSink] = sink;
-      // Options undici's own URL handling reads (`path`, `agent`, a URL-like object): its `request()` itself.
-      r = await (await undiciModule()).request(url, opts);
+      // Options undici's own URL handling reads (`path`, `agent`, a URL-like object): its `request()`
+      // itself, called now (loaded at once on first use) so that it reads `url` in this turn.
+      r = await undiciSync().request(url, opts);
     }
     const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
     const out = r as unknown as MeshResponseData<TOpaque>;

@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import type { UrlObject } from 'node:url';
 import {
   type Clock,
   createEmitter,
@@ -368,7 +369,7 @@ class MeshImpl implements Mesh {
 
   /** undici's `request()` over the mesh dispatcher, plus `endpoint` (calls.ts). */
   request<TOpaque = null>(
-    url: string | URL,
+    url: string | URL | UrlObject,
     options?: MeshRequestOptions<TOpaque>,
   ): Promise<MeshResponseData<TOpaque>> {
     return this.#calls.request(url, options);
