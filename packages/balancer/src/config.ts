@@ -176,12 +176,12 @@ export const balancerEnvVars: readonly EnvVarSpec[] = Object.freeze(envFields(ba
  * @returns `undefined` when no variable is set.
  */
 export function balancerPatchFromEnv(env: Env): BalancerPatch | undefined {
-  const { document, names } = envToDocument(balancerSchema, env);
+  const { document, names, offFieldIssues } = envToDocument(balancerSchema, env);
   if (document === undefined) return undefined;
   const found = new Issues();
   const patch = balancerPatchOf(document, '', found);
   const issues = new Issues();
-  envIssues(found.list, names, issues);
+  envIssues([...found.list, ...offFieldIssues], names, issues);
   issues.throwIfAny('environment');
   return patch;
 }

@@ -40,7 +40,16 @@ export function envBoolean(env: Env, name: string): boolean | undefined {
 
 export function envInteger(env: Env, name: string, range: RangeOptions = {}): number | undefined {
   const v = envString(env, name);
-  return v === undefined ? undefined : parseInteger(v, name, range);
+  if (v === undefined) return undefined;
+  // `2.0` is the integer 2, as for the variables the config schemas declare (`MESH_RETRIES=2.0`);
+  // an error quotes the value as written.
+  const whole = /^\s*(-?\d+)\.0+\s*$/.exec(v);
+  if (whole === null) return parseInteger(v, name, range);
+  try {
+    return parseInteger(whole[1], name, range);
+  } catch {
+    return parseInteger(v, name, range); // refused again, quoting the value as written
+  }
 }
 
 export function envNumber(env: Env, name: string, range: RangeOptions = {}): number | undefined {

@@ -41,9 +41,18 @@ export function parseDuration(value: unknown, field: string, range: RangeOptions
       `${rangeText('a duration', range, 'ms')} (e.g. 250ms, 5s, 1m30s or plain milliseconds)`,
       value,
     );
+  // Beyond ±MAX_SAFE_INTEGER ms (285,000 years) a duration is not the one written, and a string
+  // of 400 digits would be Infinity: refused, never rounded.
+  const huge = (): MeshError =>
+    configError(
+      field,
+      `${rangeText('a duration', range, 'ms')} of at most ${Number.MAX_SAFE_INTEGER}ms (the largest number of milliseconds held exactly)`,
+      value,
+    );
   let ms: number;
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || value < 0) throw bad();
+    if (value > Number.MAX_SAFE_INTEGER) throw huge();
     ms = value;
   } else if (typeof value === 'string') {
     const known = DURATIONS.get(value);
@@ -68,6 +77,7 @@ export function parseDuration(value: unknown, field: string, range: RangeOptions
         pos = DURATION_PART.lastIndex;
       }
     }
+    if (!(ms <= Number.MAX_SAFE_INTEGER)) throw huge();
     // A document repeats a few durations many times (and each is read twice: checked, then used).
     if (DURATIONS.size >= 512) DURATIONS.clear();
     DURATIONS.set(value, ms);

@@ -6,9 +6,9 @@
 import { Kind, type TSchema } from '@sinclair/typebox';
 import type { Env, EnvVarSpec } from './env.js';
 import { quote } from './errors.js';
-import type { Issues } from './issues.js';
+import { Issues } from './issues.js';
 import { booleanWord } from './parse.js';
-import { describe, type EnvBinding, kEnv } from './schema.js';
+import { describe, type EnvBinding, kEnv, validator } from './schema.js';
 import { isPlain, type Schema } from './schema-check.js';
 
 /** One env binding found in a schema, with the document path it sets. */
@@ -91,6 +91,9 @@ function decodeBy(schema: TSchema, raw: string): unknown {
       return booleanWord(t) ?? t;
     case 'Union':
       if (unsafeDecimal(t) && takesNumber(s)) return Number.NaN;
+      // Digits are a number where the field takes one (`MESH_TIMEOUT=1` is 1 ms, as `timeout: 1`
+      // in a document), never the boolean word `1` (which would be `true`, refused as a duration).
+      if (DECIMAL.test(t) && takesNumber(s)) return Number(t);
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Boolean' || v.const === false))
         return booleanWord(t) ?? t;
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Array'))
@@ -114,9 +117,15 @@ export function envToDocument(
   document: Record<string, unknown> | undefined;
   names: Map<string, { name: string; raw: string }>;
   dropped: EnvDropped[];
+  /**
+   * Problems of variables whose section another variable turns off, by document path: a value
+   * that does not parse is an error even where it would not apply (give them to `envIssues`).
+   */
+  offFieldIssues: Issues['list'];
 } {
   const doc: Record<string, unknown> = {};
   const names = new Map<string, { name: string; raw: string }>();
+  const decoded = new Map<string, { field: EnvField; value: unknown }>();
   const offSections = new Set<string>();
   let any = false;
   for (const f of envFields(schema)) {
@@ -134,6 +143,7 @@ export function envToDocument(
       f.binding.decode && !(unsafeDecimal(raw.trim()) && takesNumber(f.schema as Schema))
         ? f.binding.decode(raw)
         : decodeBy(f.schema, raw);
+    decoded.set(f.path.join('.'), { field: f, value });
     setAt(doc, f.path, value);
   }
   for (const s of offSections) {
@@ -145,15 +155,21 @@ export function envToDocument(
   }
   // Variables setting fields of a section another variable turns off: a document cannot say both
   // (`circuitBreaker: false` has no fields), so they are dropped, and said to be.
+  // A value that does not parse is still an error: the section being off must not hide it until
+  // the day the off switch is removed.
   const dropped: EnvDropped[] = [];
+  const offIssues = new Issues();
   for (const [path, v] of names) {
     const section = path.split('.')[0] as string;
     if (path === section || doc[section] !== false) continue;
     const off = names.get(section);
     if (off === undefined || off.name === v.name) continue;
+    const field = decoded.get(path);
+    if (field !== undefined && !validator(field.field.schema).validate(field.value, path, offIssues))
+      continue;
     dropped.push({ name: v.name, raw: v.raw, section, off });
   }
-  return { document: any ? doc : undefined, names, dropped };
+  return { document: any ? doc : undefined, names, dropped, offFieldIssues: offIssues.list };
 }
 
 /** A variable whose value is dropped because another variable turns its section off. */

@@ -131,7 +131,8 @@ export function Duration(
   return Type.Unsafe<number | string>({
     [Kind]: 'Duration',
     anyOf: [
-      { type: 'number', minimum: min ?? 0, ...(max !== undefined ? { maximum: max } : {}) },
+      // Beyond MAX_SAFE_INTEGER ms a number is not the duration written (parseDuration refuses it).
+      { type: 'number', minimum: min ?? 0, maximum: max ?? Number.MAX_SAFE_INTEGER },
       { type: 'string', pattern: DURATION_RE },
     ],
     ...(min !== undefined ? { 'x-min-ms': min } : {}),

@@ -237,12 +237,12 @@ export const resilienceEnvVars: readonly EnvVarSpec[] = Object.freeze(
  * @throws MeshError `MESH_CONFIG_INVALID` listing every bad variable (field = variable name, value repeated).
  */
 export function resiliencePatchFromEnv(env: Env): ResiliencePatch | undefined {
-  const { document, names } = envToDocument(resilienceSchema, env);
+  const { document, names, offFieldIssues } = envToDocument(resilienceSchema, env);
   if (document === undefined) return undefined;
   const found = new Issues();
   const issues = new Issues();
   const patch = resiliencePatchOf(document, '', found);
-  envIssues(found.list, names, issues);
+  envIssues([...found.list, ...offFieldIssues], names, issues);
   issues.throwIfAny('environment');
   return patch;
 }

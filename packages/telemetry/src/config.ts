@@ -206,7 +206,12 @@ export function resolveTelemetryConfig(options: unknown = {}, env: Env = {}): Te
   if (found.ok) return doc as TelemetryConfig;
   throw issuesError(
     'telemetry settings',
-    found.list.map((i) => ({ ...i, field: settingName(options, i.field) })),
+    found.list.map((i) => {
+      const field = settingName(options, i.field);
+      // A value from the environment is quoted as written (`2.0`, not `2`).
+      const raw = field === ENV_OF[i.field] ? envString(env, field) : undefined;
+      return { ...i, field, value: raw ?? i.value };
+    }),
   );
 }
 
@@ -265,7 +270,8 @@ function lookup(doc: unknown, path: string): unknown {
 }
 
 function numberOrRaw(v: string): number | string {
-  return /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+  // Beyond MAX_SAFE_INTEGER a number is not the one written: kept as the string, which is refused.
+  return /^-?\d+(\.\d+)?$/.test(v) && Math.abs(Number(v)) <= Number.MAX_SAFE_INTEGER ? Number(v) : v;
 }
 
 function booleanOrRaw(v: string): boolean | string {

@@ -1,0 +1,134 @@
+/**
+ * Env values and durations read as written (issue #10, probe of the config model): digits are
+ * milliseconds for a duration that can also be `false`; a malformed variable is an error even when
+ * another variable turns its section off; a duration beyond what a number holds exactly is refused;
+ * a value is quoted as written and `2.0` gets the same verdict from every integer variable.
+ */
+import { type ConfigIssue, MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import { checkConfigDocument } from './config/check.js';
+import { createMesh } from './mesh.js';
+
+function rejected(fn: () => unknown): ConfigIssue[] {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(MeshError.is(caught, 'MESH_CONFIG_INVALID')).toBe(true);
+  return (caught as MeshError).details.issues ?? [];
+}
+
+const SVC = { api: { endpoints: '10.0.0.1:80' } };
+
+describe('env values read as written (#10)', () => {
+  it.each([
+    ['1', 1],
+    ['2', 2],
+    ['0', 0],
+    ['off', 0],
+  ])('MESH_TIMEOUT=%s (and MESH_PER_TRY_TIMEOUT) is %d ms, as in a document', async (raw, ms) => {
+    const mesh = createMesh({ env: { MESH_TIMEOUT: raw, MESH_PER_TRY_TIMEOUT: raw }, services: SVC });
+    try {
+      const r = mesh.config('api').resilience;
+      expect([r.timeoutMs, r.perTryTimeoutMs]).toEqual([ms, ms]);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it.each([
+    [{ MESH_RATE_LIMIT: 'off', MESH_RATE_LIMIT_BURST: 'abc' }, [['MESH_RATE_LIMIT_BURST', 'abc']]],
+    [
+      {
+        MESH_CIRCUIT_BREAKER: 'false',
+        MESH_CIRCUIT_ERROR_THRESHOLD: '500',
+        MESH_CIRCUIT_RESET_TIMEOUT: 'soon',
+      },
+      [
+        ['MESH_CIRCUIT_ERROR_THRESHOLD', '500'],
+        ['MESH_CIRCUIT_RESET_TIMEOUT', 'soon'],
+      ],
+    ],
+    [{ MESH_OUTLIER_ENABLED: 'false', MESH_OUTLIER_INTERVAL: 'x' }, [['MESH_OUTLIER_INTERVAL', 'x']]],
+  ])('a malformed variable is an error even where its section is off: %j', (env, bad) => {
+    const issues = rejected(() => createMesh({ env, services: SVC }));
+    expect(issues.map((i) => [i.field, i.value])).toEqual(bad);
+  });
+
+  it('a valid variable of a section turned off is still only a warning', async () => {
+    const mesh = createMesh({
+      env: { MESH_CIRCUIT_BREAKER: 'false', MESH_CIRCUIT_ERROR_THRESHOLD: '50' },
+      services: SVC,
+    });
+    try {
+      expect(mesh.config('api').resilience.circuitBreaker).toBeUndefined();
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it.each([
+    ['MESH_ADMIN_EVENTS', '99999999999999999999'],
+    ['MESH_ADMIN_PORT', '9007199254740993'],
+    ['MESH_ADMIN_PORT', '70000'],
+    ['MESH_CONNECTIONS_PER_ENDPOINT', '2.5'],
+    ['MESH_CONNECTIONS_PER_ENDPOINT', '0.0'],
+  ])('%s=%s is refused, quoted as written', (name, raw) => {
+    const issues = rejected(() => createMesh({ env: { [name]: raw }, services: SVC }));
+    expect(issues).toEqual([{ field: name, expected: expect.stringContaining('an integer'), value: raw }]);
+  });
+
+  it('2.0 is the integer 2 for every integer variable', async () => {
+    const mesh = createMesh({
+      env: { MESH_CONNECTIONS_PER_ENDPOINT: '2.0', MESH_ADMIN_EVENTS: '2.0', MESH_RETRIES: '2.0' },
+      services: SVC,
+    });
+    try {
+      expect(mesh.config('api').resilience.retry?.maxRetries).toBe(2);
+    } finally {
+      await mesh.close();
+    }
+  });
+});
+
+describe('durations beyond what a number holds exactly (#10)', () => {
+  const big = '1'.padEnd(400, '0');
+  it.each([
+    ['timeout', '99999999999999999999'],
+    ['timeout', `${big}ms`],
+    ['timeout', 2 ** 60],
+    ['perTryTimeout', big],
+  ])('services.api.%s = %j is refused', (field, value) => {
+    const issues = rejected(() =>
+      checkConfigDocument({ services: { api: { endpoints: '10.0.0.1:80', [field]: value } } }),
+    );
+    expect(issues).toEqual([{ field: `services.api.${field}`, expected: expect.any(String), value }]);
+  });
+
+  it.each([
+    ['circuitBreaker', 'rollingWindow'],
+    ['outlierDetection', 'baseEjectionTime'],
+  ])('services.api.%s.%s of 400 digits is refused (was Infinity)', (section, field) => {
+    const issues = rejected(() =>
+      checkConfigDocument({ services: { api: { endpoints: '10.0.0.1:80', [section]: { [field]: big } } } }),
+    );
+    expect(issues.map((i) => i.field)).toEqual([`services.api.${section}.${field}`]);
+  });
+
+  it('MESH_TIMEOUT=99999999999999999999ms is refused naming the variable', () => {
+    const issues = rejected(() =>
+      createMesh({ env: { MESH_TIMEOUT: '99999999999999999999ms' }, services: SVC }),
+    );
+    expect(issues).toEqual([
+      { field: 'MESH_TIMEOUT', expected: expect.any(String), value: '99999999999999999999ms' },
+    ]);
+  });
+
+  it('a long duration held exactly still passes (100000h)', () => {
+    expect(() =>
+      checkConfigDocument({ services: { api: { endpoints: '10.0.0.1:80', timeout: '100000h' } } }),
+    ).not.toThrow();
+  });
+});
