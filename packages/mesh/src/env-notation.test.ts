@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { checkConfigDocument } from './config/check.js';
 import { createMesh } from './mesh.js';
 
-function rejected(fn: () => unknown): ConfigIssue[] {
+function rejected(fn: () => unknown): readonly ConfigIssue[] {
   let caught: unknown;
   try {
     fn();
