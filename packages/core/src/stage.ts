@@ -68,8 +68,10 @@ export class RelayController implements Dispatcher.DispatchController {
   abort(reason?: Error): void {
     if (this.#aborted) return;
     this.#aborted = true;
-    // undici's own default when `abort()` is called without a reason.
-    this.#reason = reason ?? new MeshError('MESH_ABORTED', 'the request was aborted');
+    // A default when `abort()` is called without a reason — or with a falsy one (`abort(0)`), which
+    // undici's transport replaces too (`err || new RequestAbortedError()`): a falsy error would
+    // reach the caller's error callback as "no error" and settle the call as a success.
+    this.#reason = reason || new MeshError('MESH_ABORTED', 'the request was aborted');
     this.#onAbort(this.#reason);
   }
 
@@ -211,7 +213,7 @@ export function dispatchFromNext(next: Next): DispatchFn {
       },
       abort(reason?: Error) {
         if (ac.signal.aborted) return;
-        ac.abort(reason ?? new MeshError('MESH_ABORTED', 'the attempt was aborted'));
+        ac.abort(reason || new MeshError('MESH_ABORTED', 'the attempt was aborted'));
         if (body !== undefined && !done) {
           done = true;
           body.destroy();

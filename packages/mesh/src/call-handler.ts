@@ -74,7 +74,10 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     this.#controller = controller;
     try {
       if (this.#modern) this.#h.onRequestStart?.(controller, undefined);
-      else this.#h.onConnect?.((err?: Error) => controller.abort(err ?? new Error('aborted')));
+      // As undici's transport: an abort without an error, or with a falsy one (`ac.abort(0)` through
+      // undici's `request()`), is its `RequestAbortedError`.
+      else
+        this.#h.onConnect?.((err?: Error) => controller.abort(err || new undiciErrors.RequestAbortedError()));
     } catch (error) {
       this.#caught(error);
     }

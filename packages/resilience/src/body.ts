@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { markRequestBodyError } from '@proxyless/core';
+import { markRequestBodyError, undiciErrors } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 
 type Body = Dispatcher.DispatchOptions['body'];
@@ -213,8 +213,16 @@ export class BodyRecorder {
         try {
           step = await this.#source.next();
         } catch (error) {
-          markRequestBodyError(error);
-          throw error;
+          // A stream destroyed without an error: undici, writing it itself, calls that
+          // `RequestAbortedError` (its iterator says "Premature close").
+          const e =
+            (error as { code?: unknown } | null)?.code === 'ERR_STREAM_PREMATURE_CLOSE' &&
+            this.#stream !== undefined &&
+            !this.#stream.errored
+              ? new undiciErrors.RequestAbortedError()
+              : error;
+          markRequestBodyError(e);
+          throw e;
         }
         if (step.done) {
           this.#ended = true;
