@@ -40,8 +40,11 @@ function rangeOf(schema: TSchema): string | undefined {
     return max !== undefined ? `≤ ${max}ms` : undefined;
   }
   if (kind === 'Integer' || kind === 'Number') {
-    const min = s.minimum as number | undefined;
-    const max = s.maximum as number | undefined;
+    // The ±MAX_SAFE_INTEGER bounds every integer field has are not part of the range a docs row says.
+    const safe = (n: unknown): number | undefined =>
+      n === Number.MAX_SAFE_INTEGER || n === -Number.MAX_SAFE_INTEGER ? undefined : (n as number | undefined);
+    const min = safe(s.minimum);
+    const max = safe(s.maximum);
     if (s.exclusiveMinimum !== undefined) return `> ${s.exclusiveMinimum as number}`;
     if (min !== undefined && max !== undefined) return `${min}..${max}`;
     if (min !== undefined) return `≥ ${min}`;
