@@ -44,7 +44,12 @@ export function envSpec(field: EnvField): EnvVarSpec {
 
 /** A default as written in docs: durations in their unit (`10s`), lists comma-separated. */
 export function formatDefault(schema: TSchema, value: unknown): string {
-  if ((schema as Schema)[Kind] === 'Duration' && typeof value === 'number') {
+  const s = schema as Schema;
+  // A duration-or-something field (`hedge.delay`: a duration or a percentile) is a duration too.
+  const duration =
+    s[Kind] === 'Duration' ||
+    (s[Kind] === 'Union' && (s.anyOf as Schema[]).some((v) => v[Kind] === 'Duration'));
+  if (duration && typeof value === 'number') {
     if (value >= 1000 && value % 1000 === 0) return `${value / 1000}s`;
     return `${value}ms`;
   }

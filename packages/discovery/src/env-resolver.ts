@@ -71,7 +71,13 @@ export function readEnvEndpoints(env: Env, issues: Issues): Map<string, readonly
     if (!name.startsWith(ENDPOINTS_PREFIX) || raw === undefined || raw.trim() === '') continue;
     const suffix = name.slice(ENDPOINTS_PREFIX.length);
     if (!/^[A-Z0-9_]+$/.test(suffix)) {
-      issues.add(name, 'a variable name MESH_ENDPOINTS_<SERVICE> with A-Z, 0-9 and _ only', raw);
+      issues.add(
+        name,
+        suffix === ''
+          ? 'a known MESH_* variable (did you mean "MESH_ENDPOINTS_<SERVICE>"?)'
+          : 'a variable name MESH_ENDPOINTS_<SERVICE> with A-Z, 0-9 and _ only',
+        raw,
+      );
       continue;
     }
     // `http://localhost/` and `http://123/` (0.0.0.123) never reach a service: such a variable

@@ -4,7 +4,7 @@
  * another variable turns its section off; a duration beyond what a number holds exactly is refused;
  * a value is quoted as written and `2.0` gets the same verdict from every integer variable.
  */
-import { type ConfigIssue, MeshError } from '@proxyless/core';
+import { type ConfigIssue, Duration, formatDefault, MeshError, Type } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { checkConfigDocument } from './config/check.js';
 import { createMesh } from './mesh.js';
@@ -130,5 +130,37 @@ describe('durations beyond what a number holds exactly (#10)', () => {
     expect(() =>
       checkConfigDocument({ services: { api: { endpoints: '10.0.0.1:80', timeout: '100000h' } } }),
     ).not.toThrow();
+  });
+});
+
+describe('one notation, one verdict (#10)', () => {
+  it('MESH_HEDGE_DELAY=.5 is 0.5 ms, as MESH_TIMEOUT=.5 and MESH_RETRY_BACKOFF_BASE=.5 are', async () => {
+    const mesh = createMesh({
+      env: { MESH_HEDGE_DELAY: '.5', MESH_TIMEOUT: '.5', MESH_RETRY_BACKOFF_BASE: '.5' },
+      services: SVC,
+    });
+    try {
+      const r = mesh.config('api').resilience;
+      expect([r.hedge?.delayMs, r.timeoutMs, r.retry?.backoff.baseMs]).toEqual([0.5, 0.5, 0.5]);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('a bare MESH_ENDPOINTS_ is one problem, suggesting the form it needs', () => {
+    const issues = rejected(() => createMesh({ env: { MESH_ENDPOINTS_: '10.0.0.1:80' }, services: SVC }));
+    expect(issues).toEqual([
+      {
+        field: 'MESH_ENDPOINTS_',
+        expected: 'a known MESH_* variable (did you mean "MESH_ENDPOINTS_<SERVICE>"?)',
+        value: '10.0.0.1:80',
+      },
+    ]);
+  });
+
+  it('the docs give a duration-or-percentile default in its unit, as every other duration (50ms)', () => {
+    const delay = Type.Union([Duration(), Type.Object({ percentile: Type.Number() })]);
+    expect(formatDefault(delay, 50)).toBe('50ms');
+    expect(formatDefault(Duration(), 2000)).toBe('2s');
   });
 });

@@ -204,7 +204,8 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
   const prefixes = specs.filter((s) => s.prefix).map((s) => s.name);
   let byField: Map<string, string> | undefined;
   for (const name of Object.keys(env)) {
-    if (!name.startsWith('MESH_') || exact.has(name)) continue;
+    // `MESH_ENDPOINTS_` alone is the env resolver's to report (with its other variables).
+    if (!name.startsWith('MESH_') || exact.has(name) || name === ENDPOINTS_PREFIX) continue;
     if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) {
       // A `MESH_ENDPOINTS_<SERVICE>` variable's own rules (its service a request can reach, its
       // endpoints) are the env resolver's: `readEnvEndpoints` records them with these issues.

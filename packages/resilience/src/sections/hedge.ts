@@ -48,8 +48,11 @@ export const hedgeSection = Section(
               defaultValue: 'off',
               offTurnsSectionOff: true,
               decode: (raw) => {
-                const m = /^p(\d+(?:\.\d+)?)$/i.exec(raw.trim());
-                return m ? { percentile: Number(m[1]) } : raw.trim();
+                const t = raw.trim();
+                const m = /^p(\d+(?:\.\d+)?)$/i.exec(t);
+                if (m) return { percentile: Number(m[1]) };
+                // Plain digits are milliseconds, as for every duration variable (`.5` included).
+                return /^(\d+(\.\d+)?|\.\d+)$/.test(t) ? Number(t) : t;
               },
             },
           ),
