@@ -30,10 +30,12 @@ export interface EnvResolverOptions {
   env: Env;
   clock?: Clock;
   /**
-   * Service names declared elsewhere (the mesh's code options): a host whose variable suffix is
-   * one of theirs is that service, in that spelling.
+   * Service names declared elsewhere (the mesh's code options, the config document in force): a
+   * host whose variable suffix is one of theirs is that service, in that spelling. A function is
+   * asked when a host of a suffix not yet named is first matched, so names a document declares
+   * after the resolver was made count too.
    */
-  names?: readonly string[];
+  names?: readonly string[] | (() => Iterable<string>);
 }
 
 /** The variable suffix of a service name: upper-cased, with `-` and `.` as `_`. */
@@ -54,11 +56,17 @@ export function createEnvResolver(options: EnvResolverOptions): Resolver {
   const bySuffix = readEnvEndpoints(options.env, issues);
   issues.throwIfAny('invalid environment');
   const canonical = new Map<string, string>();
-  for (const name of options.names ?? []) {
+  const names = options.names;
+  for (const name of typeof names === 'function' ? names() : (names ?? [])) {
     const suffix = suffixOf(name);
     if (bySuffix.has(suffix) && !canonical.has(suffix)) canonical.set(suffix, name.toLowerCase());
   }
-  return new EnvResolver(bySuffix, canonical, options.clock ?? systemClock);
+  return new EnvResolver(
+    bySuffix,
+    canonical,
+    options.clock ?? systemClock,
+    typeof names === 'function' ? names : undefined,
+  );
 }
 
 /**
@@ -121,10 +129,14 @@ class EnvResolver extends FixedResolver {
   /** Service name → endpoints, filled as names are matched (read by the watches). */
   readonly #services: Map<string, readonly Endpoint[]>;
 
+  /** The names declared elsewhere now (see {@link EnvResolverOptions.names}). */
+  readonly #declared: (() => Iterable<string>) | undefined;
+
   constructor(
     bySuffix: ReadonlyMap<string, readonly Endpoint[]>,
     canonical: Map<string, string>,
     clock: Clock,
+    declared: (() => Iterable<string>) | undefined,
   ) {
     const services = new Map<string, readonly Endpoint[]>();
     for (const [suffix, name] of canonical) services.set(name, bySuffix.get(suffix)!);
@@ -132,6 +144,7 @@ class EnvResolver extends FixedResolver {
     this.#suffixes = bySuffix;
     this.#canonical = canonical;
     this.#services = services;
+    this.#declared = declared;
   }
 
   override match(host: string): string | undefined {
@@ -140,8 +153,15 @@ class EnvResolver extends FixedResolver {
     if (known !== undefined) return known;
     const endpoints = this.#suffixes.get(suffix);
     if (endpoints === undefined) return undefined;
-    // No declared spelling: the first host that names the service names it from then on.
-    const name = host.toLowerCase();
+    // The spelling declared by then (a document's `services.payments.v2` for `http://payments-v2/`),
+    // else the first host that names the service names it from then on.
+    let name = host.toLowerCase();
+    for (const declared of this.#declared?.() ?? []) {
+      if (suffixOf(declared) === suffix) {
+        name = declared.toLowerCase();
+        break;
+      }
+    }
     this.#canonical.set(suffix, name);
     this.#services.set(name, endpoints);
     return name;

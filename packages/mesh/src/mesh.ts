@@ -244,6 +244,7 @@ class MeshImpl implements Mesh {
       clock: this.#clock,
       logger: this.#logger,
       documentEndpoints,
+      serviceNames: () => this.#config.serviceNames(),
     });
     const parts = { events: this.#events, clock: this.#clock, random: this.#random, logger: this.#logger };
     this.#destinations = new DestinationTable({

@@ -98,6 +98,11 @@ export interface ResolverSetInput {
   logger: Logger;
   /** Endpoints of the config document in force (the mesh feeds it each accepted version). */
   documentEndpoints: Resolver | undefined;
+  /**
+   * The service names the configuration declares now (code options and the document in force):
+   * the spelling a `MESH_ENDPOINTS_*` service takes whichever host spelling is called first.
+   */
+  serviceNames?: () => Iterable<string>;
 }
 
 /**
@@ -119,7 +124,9 @@ export function createResolvers(input: ResolverSetInput): ResolverSet {
   }
   if (Object.keys(staticServices).length > 0)
     owned.push(createStaticResolver({ services: staticServices, clock }));
-  owned.push(createEnvResolver({ env, clock, names: Object.keys(options.services ?? {}) }));
+  owned.push(
+    createEnvResolver({ env, clock, names: input.serviceNames ?? Object.keys(options.services ?? {}) }),
+  );
 
   // The config file's endpoints: the file itself is a config source the mesh validates and applies.
   if (input.documentEndpoints) owned.push(input.documentEndpoints);
