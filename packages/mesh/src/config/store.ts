@@ -166,7 +166,11 @@ export class ConfigStore {
     return unique.length > 0 ? `; set through ${unique.join(', ')}` : '';
   }
 
-  check(doc: DocumentLayers | undefined, issues: Issues): Checked {
+  check(
+    doc: DocumentLayers | undefined,
+    issues: Issues,
+    skip?: (service: string | undefined) => boolean,
+  ): Checked {
     const names = new Set([...this.#optionsServices.keys(), ...(doc?.services.keys() ?? [])]);
     // Variables ignored because another one turns their section off: warned with the rest.
     const warnings: Warning[] = (this.#env.dropped ?? []).map((i) => ({ ...i, service: undefined }));
@@ -177,6 +181,7 @@ export class ConfigStore {
     const ofDefaults = new Set<string>();
     const warnedDefaults = new Set<string>();
     const one = (service: string | undefined, where: string): void => {
+      if (skip?.(service)) return;
       const own =
         service !== undefined && !this.#optionsServices.has(service)
           ? doc?.services.get(service)?.patch
@@ -230,9 +235,23 @@ export class ConfigStore {
   validate(version: ConfigVersion, what: string): ({ layers: DocumentLayers } & Checked) | MeshError {
     const issues = new Issues();
     const layers = parseDocumentLayers(version.document, version.version, issues, this.#memo, version.source);
-    const checked = issues.ok ? this.check(layers, issues) : undefined;
-    if (!issues.ok || !checked) return issuesError(`${what} (version ${version.version})`, issues.list);
-    return { layers, ...checked };
+    if (issues.ok) {
+      const checked = this.check(layers, issues);
+      if (issues.ok) return { layers, ...checked };
+      return issuesError(`${what} (version ${version.version})`, issues.list);
+    }
+    // One error lists every problem: the rules across layers are checked too, for the services
+    // (and the defaults) none of whose own values was refused — a merge of what is left of a
+    // refused entry would report problems that are not there.
+    const refused = [...issues.list];
+    const faulty = (path: string): boolean =>
+      refused.some((i) => i.field === path || i.field.startsWith(`${path}.`));
+    const whole = refused.some((i) => i.field === '$' || i.field === 'services');
+    if (!whole && !faulty('defaults'))
+      this.check(layers, issues, (service) =>
+        service === undefined ? false : faulty(`services.${layers.spelled.get(service) ?? service}`),
+      );
+    return issuesError(`${what} (version ${version.version})`, issues.list);
   }
 
   /**

@@ -1,0 +1,68 @@
+/**
+ * One error lists every problem (issue #10, probe of reloads): a value refused on its own in one
+ * service did hide a rule across layers another service breaks, at start-up, in
+ * checkConfigDocument and in a rejected reload (`config_rejected`).
+ */
+import { MeshError } from '@proxyless/core';
+import { describe, expect, it } from 'vitest';
+import type { MeshEvent } from '../api.js';
+import { createMesh } from '../mesh.js';
+import { checkConfigDocument } from './check.js';
+import { createConfigSource } from './source.js';
+
+const env = { MESH_RETRY_BACKOFF_BASE: '100ms' };
+const BOTH = {
+  services: {
+    s17: { endpoints: '127.0.0.1:1', retry: { maxRetries: 99 } },
+    // Valid on its own; below the 100ms base the environment sets once the layers are merged.
+    s33: { endpoints: '127.0.0.1:2', retry: { backoff: { max: '50ms' } } },
+  },
+};
+const FIELDS = [
+  'services.s17.retry.maxRetries',
+  'services.s33 (all layers merged; set through MESH_RETRY_BACKOFF_BASE=100ms): retry.backoff.max',
+];
+
+function fieldsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (MeshError.is(error, 'MESH_CONFIG_INVALID')) return (error.details.issues ?? []).map((i) => i.field);
+    throw error;
+  }
+  return [];
+}
+
+describe('every problem of a document at once (#10)', () => {
+  it('checkConfigDocument lists the refused value and the broken rule across layers', () => {
+    expect(fieldsOf(() => checkConfigDocument(BOTH, { env }))).toEqual(FIELDS);
+  });
+
+  it('createMesh lists both', () => {
+    expect(fieldsOf(() => createMesh({ env, configSource: createConfigSource('kv', BOTH) }))).toEqual(FIELDS);
+  });
+
+  it('a rejected reload lists both, and the version in force stays', async () => {
+    const source = createConfigSource('kv', { services: { s33: { endpoints: '127.0.0.1:2' } } });
+    const mesh = createMesh({ env, configSource: source });
+    try {
+      const events: MeshEvent[] = [];
+      mesh.onEvent((e) => events.push(e));
+      source.update(BOTH);
+      const rejected = events.find((e) => e.type === 'config_rejected');
+      expect(
+        rejected?.type === 'config_rejected' && rejected.error.details.issues?.map((i) => i.field),
+      ).toEqual(FIELDS);
+      expect(mesh.config('s33').resilience.retry?.backoff.maxMs).not.toBe(50);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('a service whose own value is refused is not also checked across layers (no made-up problems)', () => {
+    const doc = {
+      services: { s9: { endpoints: '127.0.0.1:1', retry: { backoff: { base: 'x', max: '50ms' } } } },
+    };
+    expect(fieldsOf(() => checkConfigDocument(doc, { env }))).toEqual(['services.s9.retry.backoff.base']);
+  });
+});
