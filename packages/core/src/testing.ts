@@ -236,10 +236,32 @@ function checkScript(script: readonly ScriptStep[]): void {
       issues.add(`${field}.error`, "'connect' or 'reset'", o.error);
     if (o.status !== undefined && !isFinalStatus(o.status))
       issues.add(`${field}.status`, FINAL_STATUS, o.status);
-    if (o.delayMs !== undefined && (typeof o.delayMs !== 'number' || !(o.delayMs >= 0)))
-      issues.add(`${field}.delayMs`, 'a number of milliseconds ≥ 0', o.delayMs);
+    // A finite delay: `Infinity` would have the clock run forever (use `'hang'` for no answer).
+    if (
+      o.delayMs !== undefined &&
+      !(typeof o.delayMs === 'number' && Number.isFinite(o.delayMs) && o.delayMs >= 0)
+    )
+      issues.add(`${field}.delayMs`, "a finite number of milliseconds ≥ 0 ('hang' never answers)", o.delayMs);
+    if (o.headers !== undefined && !isHeaderRecord(o.headers))
+      issues.add(
+        `${field}.headers`,
+        'an object of header names to string values (or lists of them)',
+        o.headers,
+      );
+    if (o.body !== undefined && typeof o.body !== 'string' && !(o.body instanceof Uint8Array))
+      issues.add(`${field}.body`, 'a string, Buffer or Uint8Array', o.body);
+    if (o.endpoint !== undefined && (typeof o.endpoint !== 'string' || o.endpoint === ''))
+      issues.add(`${field}.endpoint`, 'an endpoint id, host:port', o.endpoint);
   });
   issues.throwIfAny('scriptedUpstream');
+}
+
+function isHeaderRecord(h: unknown): boolean {
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) return false;
+  return Object.values(h).every(
+    (v) =>
+      v === undefined || typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string')),
+  );
 }
 
 function normalize(step: ScriptStep): NormalStep {

@@ -92,6 +92,11 @@ export class VirtualClock implements Clock {
    * callbacks settle after each one.
    */
   async advance(ms: number): Promise<void> {
+    // A recurring timer (a breaker's window) would fire forever on the way to Infinity.
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0)
+      throw new RangeError(
+        `VirtualClock.advance: expected a finite number of milliseconds ≥ 0, got ${String(ms)}`,
+      );
     const target = this.#now + ms;
     await flushPromises();
     for (;;) {

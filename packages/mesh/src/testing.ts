@@ -11,6 +11,7 @@
 import { parseBalancerPatch } from '@proxyless/balancer';
 import { Issues } from '@proxyless/core';
 import type { ScriptStep } from '@proxyless/core/testing';
+import { parseEndpointList } from '@proxyless/discovery';
 import {
   isPolicyDocument,
   type PolicyInput,
@@ -82,8 +83,12 @@ export async function runPolicy(
     const issues = new Issues();
     // Unknown keys against every section of a service entry (the suggestion and the list of known
     // keys then name the balancer's sections too), as createMesh reports them.
-    unknownPolicyKeys(config as Record<string, unknown>, 'policy', issues, false);
-    parseBalancerPatch(config as Record<string, unknown>, 'policy', issues);
+    // `endpoints` is a key of a service entry too (the scripted upstream answers in their place):
+    // accepted, and checked as createMesh checks it.
+    const entry = config as Record<string, unknown>;
+    unknownPolicyKeys(entry, 'policy', issues, true);
+    if (entry.endpoints !== undefined) parseEndpointList(entry.endpoints, 'policy.endpoints', issues);
+    parseBalancerPatch(entry, 'policy', issues);
     issues.throwIfAny('runPolicy: invalid policy');
   }
   return resilienceRunPolicy(config, script, options);
