@@ -199,8 +199,16 @@ export class ConfigApplier {
     this.#stale = false;
     // A service the document no longer names (and no other registry knows) is no service any more.
     destinations.dropUnnamed();
-    for (const service of changed.keys()) {
-      const parts = destinations.byService.get(service)?.refreshPolicy() ?? [];
+    // `changed` and `rebuilt` speak of live services: one just removed had its `service_removed`,
+    // and no other event of it follows until it is named again.
+    for (const service of [...changed.keys()]) {
+      const d = destinations.byService.get(service);
+      if (d === undefined) {
+        changed.delete(service);
+        rebuilt.delete(service);
+        continue;
+      }
+      const parts = d.refreshPolicy();
       if (parts.length > 0) rebuilt.set(service, parts);
     }
     events.fire({
