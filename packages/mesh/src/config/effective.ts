@@ -68,7 +68,13 @@ function record(
     // does not say `enabled` itself): this layer, not the one that turned it off, is the source
     // of the switch.
     if (off.delete(prefix)) out.set(prefix, src);
-    if (value.enabled === undefined && off.delete(`${prefix}.enabled`)) out.set(`${prefix}.enabled`, src);
+    // The switch field (`outlierDetection.enabled`): an object that turns it back on, or one that
+    // turns it off (`MESH_OUTLIER_ENABLED=false`), is the source of the section's switch too.
+    if ((value.enabled === undefined || value.enabled === true) && off.delete(`${prefix}.enabled`)) {
+      out.set(`${prefix}.enabled`, src);
+      out.set(prefix, src);
+    }
+    if (value.enabled === false && SWITCH_FIELD.has(prefix)) out.set(prefix, src);
     for (const [k, v] of Object.entries(value))
       if (v !== undefined) record(out, off, `${prefix}.${k}`, v, src);
     return;

@@ -38,6 +38,32 @@ describe('provenance of a section switch', async () => {
     expect(c.sources['outlierDetection.enabled']).toEqual({ layer: 'options.services', version: 1 });
   });
 
+  it.each([
+    ['an object', { interval: '3s' }],
+    ['`true`', true],
+    ['{ enabled: true }', { enabled: true }],
+  ])(
+    'blames %s over MESH_OUTLIER_ENABLED=false for the section switch and its enabled field',
+    async (_what, od) => {
+      const c = await configOf({
+        env: { MESH_OUTLIER_ENABLED: 'false' },
+        services: { api: { outlierDetection: od } },
+      });
+      const own = { layer: 'options.services', version: 1 };
+      expect(c.balancer.outlierDetection.enabled).toBe(true);
+      expect([c.sources.outlierDetection, c.sources['outlierDetection.enabled']]).toEqual([own, own]);
+    },
+  );
+
+  it('names MESH_OUTLIER_ENABLED=false as the source of the switch it turns off', async () => {
+    const c = await configOf({ env: { MESH_OUTLIER_ENABLED: 'false' }, services: { api: {} } });
+    expect(c.balancer.outlierDetection.enabled).toBe(false);
+    expect([c.sources.outlierDetection?.layer, c.sources['outlierDetection.enabled']?.layer]).toEqual([
+      'env',
+      'env',
+    ]);
+  });
+
   it('blames the service for retry on over `defaults: { retry: false }`', async () => {
     const c = await configOf({
       env: {},
@@ -112,7 +138,9 @@ describe('outlierDetection: false in a middle layer, as every section (defect 2)
       services: { api: { endpoints: '127.0.0.1:1', outlierDetection: { interval: '5s' } } },
     });
     expect(c.balancer.outlierDetection).toMatchObject({ enabled: true, consecutive5xx: 9, interval: 5000 });
+    // The object that turned the switch back on is the source of the section's switch too.
     expect(outlier(c.sources)).toEqual({
+      outlierDetection: options,
       'outlierDetection.consecutive5xx': { layer: 'env', version: 1 },
       'outlierDetection.enabled': options,
       'outlierDetection.interval': options,
