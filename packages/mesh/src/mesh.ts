@@ -79,6 +79,11 @@ interface Install {
 /** The installs of every mesh of this process, in order (undone ones wait until uncovered). */
 const installs: Install[] = [];
 
+/** Undone installs with no install above them are kept for nothing: drop them. */
+function dropUndoneTop(): void {
+  while (installs.length > 0 && (installs.at(-1) as Install).undone) installs.pop();
+}
+
 function undoneInstallOf(dispatcher: unknown): Install | undefined {
   for (let i = installs.length - 1; i >= 0; i--) {
     const r = installs[i] as Install;
@@ -395,7 +400,14 @@ class MeshImpl implements Mesh {
       record.undone = true;
       // Only undo our own install when it is on top: a later install stays in place, and skips
       // this one when it is undone in turn (restoring what this one replaced).
-      if (installs.at(-1) !== record || g[GLOBAL_DISPATCHER] !== this.dispatcher) return;
+      if (installs.at(-1) !== record) return;
+      if (g[GLOBAL_DISPATCHER] !== this.dispatcher) {
+        // The caller put a dispatcher of their own over this install (a test's MockAgent, say): it
+        // stays. This install is over: no record of it is kept (it would pin a closed mesh, and
+        // skip the caller's own `setGlobalDispatcher(mesh.dispatcher)` on a later undo).
+        dropUndoneTop();
+        return;
+      }
       installs.pop();
       // An install undone while another sat on top of it is not brought back: what it replaced is.
       let restore = record.previous;
@@ -405,6 +417,7 @@ class MeshImpl implements Mesh {
       }
       if (restore === undefined) delete g[GLOBAL_DISPATCHER];
       else g[GLOBAL_DISPATCHER] = restore;
+      dropUndoneTop();
     };
   }
 

@@ -3,7 +3,10 @@
  * of Node's global fetch given to `mesh.fetch`, bad arguments to `mesh.dispatcher.dispatch`, and
  * `install()` undone out of order.
  */
+
 import type http from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createMesh, type Mesh } from 'proxyless';
 import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +133,14 @@ describe('mesh.dispatcher.dispatch with bad arguments, as undici', () => {
   });
 });
 
+/** `global.gc`, exposed for this test when the process was started without `--expose-gc`. */
+function exposeGc(): () => void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g !== undefined) return g;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
 describe('install()', () => {
   it('undone out of order: the dispatcher before both comes back, not the mesh undone first', async () => {
     const before = getGlobalDispatcher();
@@ -153,6 +164,59 @@ describe('install()', () => {
     } finally {
       setGlobalDispatcher(before);
       await mine.close();
+    }
+  });
+
+  it('an undo under a dispatcher the caller set keeps it, and a later undo restores what it replaced', async () => {
+    const before = getGlobalDispatcher();
+    const user = new Agent();
+    try {
+      const [a, b] = [mesh(), mesh()];
+      // A test's pattern: install, put a mock on top, undo, restore.
+      const undoA = a.install();
+      setGlobalDispatcher(user);
+      undoA();
+      expect(getGlobalDispatcher()).toBe(user);
+      // The app makes mesh A its global dispatcher itself (as api.ts documents); B installs over it.
+      setGlobalDispatcher(a.dispatcher);
+      const undoB = b.install();
+      undoB();
+      expect(getGlobalDispatcher()).toBe(a.dispatcher);
+    } finally {
+      setGlobalDispatcher(before);
+      await user.close();
+    }
+  });
+
+  it('an undo under a dispatcher the caller set keeps no reference to the mesh', async () => {
+    const before = getGlobalDispatcher();
+    const user = new Agent();
+    const collected = new Set<number>();
+    const registry = new FinalizationRegistry<number>((i) => collected.add(i));
+    try {
+      const rounds = 10;
+      for (let i = 0; i < rounds; i++) {
+        // Not through `mesh()`, whose list keeps every mesh for the cleanup after each test.
+        let m: Mesh | undefined = createMesh({ env: {}, services: { api: { endpoints: '127.0.0.1:1' } } });
+        registry.register(m.dispatcher, i);
+        const undo = m.install();
+        setGlobalDispatcher(user);
+        undo();
+        setGlobalDispatcher(before);
+        await m.close();
+        m = undefined;
+      }
+      const gc = exposeGc();
+      for (let i = 0; i < 50 && collected.size < rounds - 1; i++) {
+        gc();
+        await new Promise((r) => setImmediate(r));
+      }
+      // The last round's mesh may still be held by this frame; every earlier one must be gone
+      // (before, every one was kept by the install records).
+      expect(collected.size).toBeGreaterThanOrEqual(rounds - 1);
+    } finally {
+      setGlobalDispatcher(before);
+      await user.close();
     }
   });
 });
