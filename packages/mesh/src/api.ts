@@ -101,7 +101,8 @@ export interface MeshOptions {
 /** Options of {@link Mesh.close}. */
 export interface CloseOptions {
   /**
-   * How long to let calls in flight finish, ms; after that every connection is destroyed.
+   * How long to let calls in flight finish, ms (a number ≥ 0; `Infinity` is no limit); after that
+   * every connection is destroyed. Any other value rejects `close()` with a `TypeError`.
    * @defaultValue no limit
    */
   timeout?: number;
@@ -257,8 +258,9 @@ export interface Mesh extends AsyncDisposable {
   close(options?: CloseOptions): Promise<void>;
   /**
    * Immediate: abort in-flight requests and close everything — also after a `close()` in progress.
-   * Calls in flight fail with `reason` when one is given (as undici's `destroy(err)`), else with
-   * `MESH_CLOSED`.
+   * Calls in flight to mesh services fail with `reason` when one is given (as undici's
+   * `destroy(err)`), else with `MESH_CLOSED`; pass-through calls (hosts no registry names) fail as
+   * undici's destroyed `Agent` fails them (`UND_ERR_DESTROYED`, or `reason`).
    */
   destroy(reason?: Error): Promise<void>;
 }

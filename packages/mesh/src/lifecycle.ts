@@ -51,7 +51,15 @@ export class MeshLifecycle {
   }
 
   close(options: CloseOptions = {}): Promise<void> {
-    this.#closing ??= this.#deps.shutdown(this.#drain(options.timeout));
+    // A deadline that is no number of ms (NaN, negative, a string) would force at once: refused,
+    // before anything is closed (`Infinity` is no deadline, as leaving it out).
+    const t = options?.timeout;
+    if (t !== undefined && !(typeof t === 'number' && t >= 0)) {
+      return Promise.reject(
+        new TypeError(`mesh.close({ timeout }): expected a number of milliseconds ≥ 0, got ${String(t)}`),
+      );
+    }
+    this.#closing ??= this.#deps.shutdown(this.#drain(t === Number.POSITIVE_INFINITY ? undefined : t));
     return this.#closing;
   }
 
