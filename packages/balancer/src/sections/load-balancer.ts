@@ -250,7 +250,8 @@ export const loadBalancerFields = Fields({
         Duration({
           min: 1,
           default: DEFAULT_SLOW_START.window,
-          description: 'Ramp-up window of a new endpoint.',
+          description:
+            'Ramp-up window of a new endpoint. Slow start is off unless `slowStart` is set; this default applies then.',
           ...envVar(
             'MESH_LB_SLOW_START_WINDOW',
             'Ramp new endpoints up over this window (weighted policies).',

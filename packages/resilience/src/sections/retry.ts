@@ -204,10 +204,11 @@ export const retrySection = Section(
           Type.Number({
             minimum: 0,
             default: D.budget.minPerSecond,
-            description: '…plus this many per second, whatever the traffic (Finagle/Linkerd retry budget).',
+            description:
+              '…plus this many per second on average over `window`, whatever the traffic (Finagle/Linkerd retry budget): a reserve of minPerSecond × window, so a quiet destination may spend it at once (10/s over 10 s: 100 retries).',
             ...envVar(
               'MESH_RETRY_BUDGET_MIN_PER_SECOND',
-              'Retries per second always allowed by the budget (`retry.budget.minPerSecond`).',
+              'Retries per second always allowed by the budget, on average over its window (`retry.budget.minPerSecond`).',
               { type: 'number ≥ 0' },
             ),
           }),
