@@ -5,26 +5,33 @@
 import { describe, expect, it } from 'vitest';
 import { createMesh } from './mesh.js';
 
+const SERVICES = { api: { endpoints: '127.0.0.1:1' } };
+
 describe('mesh.close({ timeout }) (#9 lifecycle)', () => {
   it.each([Number.NaN, -1, '5s'])(
     'refuses timeout %s with a TypeError and closes nothing',
     async (timeout) => {
-      const mesh = createMesh({ env: {}, services: { api: { endpoints: '127.0.0.1:1' } } });
+      const mesh = createMesh({ env: {}, services: SERVICES });
       try {
         await expect(mesh.close({ timeout: timeout as number })).rejects.toThrow(TypeError);
-        expect(mesh.closed).toBe(false);
+        // Still open: a call goes out (and finds nothing listening); it is not refused as closed.
+        const code = await mesh.request('http://api/').then(
+          () => 'answered',
+          (e: { code?: string }) => e.code,
+        );
+        expect(code).toBe('MESH_CONNECT_FAILED');
       } finally {
         await mesh.close();
       }
-      expect(mesh.closed).toBe(true);
+      await expect(mesh.request('http://api/')).rejects.toMatchObject({ code: 'MESH_CLOSED' });
     },
   );
 
   it('takes 0 and Infinity', async () => {
     for (const timeout of [0, Number.POSITIVE_INFINITY]) {
-      const mesh = createMesh({ env: {}, services: { api: { endpoints: '127.0.0.1:1' } } });
+      const mesh = createMesh({ env: {}, services: SERVICES });
       await mesh.close({ timeout });
-      expect(mesh.closed).toBe(true);
+      await expect(mesh.request('http://api/')).rejects.toMatchObject({ code: 'MESH_CLOSED' });
     }
   });
 });
