@@ -116,6 +116,78 @@ describe('watchJsonFile: file events', () => {
   });
 });
 
+describe('watchJsonFile: watches that follow the path (probe of file watching)', () => {
+  const options = { pollIntervalMs: 10 * 60_000 };
+
+  /** Replace `path` atomically with `text` (write aside, rename over). */
+  const replace = (path: string, text: string): void => {
+    writeFileSync(`${path}.tmp`, text);
+    renameSync(`${path}.tmp`, path);
+  };
+  /** Re-point the symlink `link` at `target` atomically (a new link renamed over it). */
+  const repoint = (link: string, target: string): void => {
+    symlinkSync(target, `${link}.tmp`);
+    renameSync(`${link}.tmp`, link);
+  };
+
+  it('a busy neighbour file does not hold a change back (the debounce is bounded)', async () => {
+    const path = join(dir, 'mesh.json');
+    writeFileSync(path, '{"v":1}');
+    const file = watchJsonFile({ path, ...options });
+    // A log written next to the config every few ms, until the version comes (at most 3 s).
+    let writes = 0;
+    const writer = setInterval(() => {
+      writeFileSync(join(dir, 'app.log'), `line ${++writes}\n`, { flag: 'a' });
+      if (writes >= 600) clearInterval(writer);
+    }, 5);
+    try {
+      const next = nextVersion(file, 1_000);
+      replace(path, '{"v":2}');
+      expect((await next).value).toEqual({ v: 2 });
+    } finally {
+      clearInterval(writer);
+      await file.close();
+    }
+  });
+
+  it('follows a file symlink re-pointed to another directory', async () => {
+    for (const d of ['A', 'B', 'app']) mkdirSync(join(dir, d));
+    writeFileSync(join(dir, 'A', 'mesh.json'), '{"v":1}');
+    writeFileSync(join(dir, 'B', 'mesh.json'), '{"v":2}');
+    const path = join(dir, 'app', 'mesh.json');
+    symlinkSync('../A/mesh.json', path);
+    const file = watchJsonFile({ path, ...options });
+    try {
+      const moved = nextVersion(file);
+      repoint(path, '../B/mesh.json');
+      expect((await moved).value).toEqual({ v: 2 });
+      const next = nextVersion(file);
+      replace(join(dir, 'B', 'mesh.json'), '{"v":3}');
+      expect((await next).value).toEqual({ v: 3 });
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('follows a directory symlink on the way (a deploy re-pointing current -> release)', async () => {
+    for (const d of ['rel1', 'rel2']) mkdirSync(join(dir, d));
+    writeFileSync(join(dir, 'rel1', 'mesh.json'), '{"v":1}');
+    writeFileSync(join(dir, 'rel2', 'mesh.json'), '{"v":2}');
+    symlinkSync('rel1', join(dir, 'cur'));
+    const file = watchJsonFile({ path: join(dir, 'cur', 'mesh.json'), ...options });
+    try {
+      const moved = nextVersion(file);
+      repoint(join(dir, 'cur'), 'rel2');
+      expect((await moved).value).toEqual({ v: 2 });
+      const next = nextVersion(file);
+      replace(join(dir, 'rel2', 'mesh.json'), '{"v":3}');
+      expect((await next).value).toEqual({ v: 3 });
+    } finally {
+      await file.close();
+    }
+  });
+});
+
 describe('watchJsonFile: reload()', () => {
   // No polling and no file events in reach: only reload() reads.
   const options = { pollIntervalMs: 10 * 60_000, debounceMs: 10 * 60_000 };

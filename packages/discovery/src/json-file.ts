@@ -4,7 +4,15 @@
  * are seen, with a stat poll as the fallback). A file that stops parsing keeps the last version.
  */
 
-import { type FSWatcher, lstatSync, readFileSync, readlinkSync, statSync, watch } from 'node:fs';
+import {
+  type FSWatcher,
+  lstatSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  watch,
+} from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import {
@@ -90,8 +98,12 @@ class JsonFileImpl implements JsonFile {
   #watcher: FSWatcher | undefined;
   /** Watches of the directories the path's symlinks lead through (a file linked from elsewhere). */
   #linkWatchers: FSWatcher[] = [];
+  /** What the watches were set up for (the real directory and the link directories): see {@link #watchKey}. */
+  #watched = '';
   #poll: Timer | undefined;
   #debounce: Timer | undefined;
+  /** When the first event of the pending debounce came: the wait is bounded from there. */
+  #pendingSince: number | undefined;
   /** An event for the file's own name came during the debounce period. */
   #named = false;
   /** The read under way, if any. */
@@ -152,26 +164,49 @@ class JsonFileImpl implements JsonFile {
 
   #startWatching(): void {
     const interval = this.#options.pollIntervalMs ?? 2000;
+    this.#watch();
+    const tick = (): void => {
+      if (this.#closed) return;
+      void this.#pollOnce().finally(() => {
+        if (!this.#closed) this.#poll = this.#clock.setTimer(interval, tick);
+      });
+    };
+    this.#poll = this.#clock.setTimer(interval, tick);
+  }
+
+  /**
+   * (Re)start the watches for where the path leads now. A symlink on the way that is re-pointed
+   * (a deploy's `current -> release-2`, a ConfigMap's `..data`) moves the file to another directory:
+   * after each read the watches follow it when that changed.
+   */
+  #watch(): void {
+    const { key, links } = this.#watchPlan();
+    if (key === this.#watched) return;
+    this.#watched = key;
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    for (const w of this.#linkWatchers.splice(0)) w.close();
     try {
       // Watch the directory: editors and deploy tools replace files by rename, which a watch on
       // the file itself would lose. An event for another name may still change what the path
       // reads: a Kubernetes ConfigMap swaps its `..data` symlink (`mesh.json -> ..data/mesh.json`)
       // and fires only for `..data_tmp` / `..data`. Those are checked by stat first, cheaply.
       const file = basename(this.path);
-      this.#watcher = watch(dirname(this.path), { persistent: false }, (_event, name) => {
+      const watcher = watch(dirname(this.path), { persistent: false }, (_event, name) => {
         this.#schedule(name === null || name.toString() === file);
       });
-      this.#watcher.on('error', (error) => {
+      watcher.on('error', (error) => {
         this.#logger.warn('config file watch failed; polling only', { path: this.path, error });
-        this.#watcher?.close();
-        this.#watcher = undefined;
+        watcher.close();
+        if (this.#watcher === watcher) this.#watcher = undefined;
       });
+      this.#watcher = watcher;
     } catch (error) {
       this.#logger.warn('config file cannot be watched; polling', { path: this.path, error });
     }
-    // A path that is a symlink into another directory (`/app/mesh.json -> /etc/config/mesh.json`,
-    // a ConfigMap mounted elsewhere) changes when that directory does: watch it too (stat first).
-    for (const dir of linkDirectories(this.path)) {
+    // The directories the path's symlinks lie in (a file linked from elsewhere, a directory on the
+    // way that is a link): a change there changes what the path reads (stat first).
+    for (const dir of links) {
       try {
         const w = watch(dir, { persistent: false }, () => this.#schedule(false));
         w.on('error', () => w.close());
@@ -180,13 +215,32 @@ class JsonFileImpl implements JsonFile {
         // The poll still sees it.
       }
     }
-    const tick = (): void => {
-      if (this.#closed) return;
-      void this.#pollOnce().finally(() => {
-        if (!this.#closed) this.#poll = this.#clock.setTimer(interval, tick);
-      });
-    };
-    this.#poll = this.#clock.setTimer(interval, tick);
+  }
+
+  /** Where the path leads now: its real directory, and the directories of the links on the way. */
+  #watchPlan(): { key: string; links: string[] } {
+    const own = dirname(this.path);
+    const links = new Set(linkDirectories(this.path));
+    // A directory on the way that is itself a link (`cur/mesh.json`, `cur -> rel1`): the directory
+    // holding the link sees it re-pointed.
+    for (let d = own, up = dirname(own); d !== up; d = up, up = dirname(up)) {
+      try {
+        if (lstatSync(d).isSymbolicLink()) links.add(up);
+      } catch {
+        // A missing directory: the poll sees it come back.
+      }
+    }
+    let real = own;
+    try {
+      // With its inode: a directory deleted and made again (`rm -rf cfg; mkdir cfg`) is another
+      // one, and a watch on the old one hears nothing more.
+      real = `${realpathSync(own)}#${statSync(own).ino}`;
+    } catch {
+      // As given.
+    }
+    links.delete(own);
+    const list = [...links].sort();
+    return { key: [real, ...list].join('\n'), links: list };
   }
 
   async #pollOnce(): Promise<void> {
@@ -206,8 +260,15 @@ class JsonFileImpl implements JsonFile {
     if (this.#closed) return;
     this.#debounce?.cancel();
     this.#named ||= named;
-    this.#debounce = this.#clock.setTimer(this.#options.debounceMs ?? 20, () => {
+    // Bounded: a busy neighbour (a log file written every few ms in the same directory) must not
+    // keep restarting the wait until the poll finds the change.
+    const debounce = this.#options.debounceMs ?? 20;
+    const now = this.#clock.now();
+    this.#pendingSince ??= now;
+    const wait = Math.max(0, Math.min(debounce, this.#pendingSince + debounce * MAX_DEBOUNCES - now));
+    this.#debounce = this.#clock.setTimer(wait, () => {
       this.#debounce = undefined;
+      this.#pendingSince = undefined;
       const reread = this.#named;
       this.#named = false;
       void (reread ? this.reload() : this.#pollOnce());
@@ -250,6 +311,7 @@ class JsonFileImpl implements JsonFile {
         throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
       text = await readFile(this.path, 'utf8');
     } catch (error) {
+      if (!this.#closed) this.#watch();
       const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
       if (missing) {
         if (this.#lastStat === 'missing') return;
@@ -267,7 +329,11 @@ class JsonFileImpl implements JsonFile {
       );
       return;
     }
-    if (this.#closed || (text === this.#lastText && this.#failed !== 'read')) return;
+    if (this.#closed) return;
+    // The watches follow where the path leads now, before anyone hears of this version: a change
+    // made right after it must be seen.
+    this.#watch();
+    if (text === this.#lastText && this.#failed !== 'read') return;
     this.#lastText = text;
     let value: unknown;
     try {
@@ -295,6 +361,9 @@ class JsonFileImpl implements JsonFile {
     return Promise.resolve();
   }
 }
+
+/** The longest a read waits for events to stop: this many debounce periods from the first event. */
+const MAX_DEBOUNCES = 10;
 
 function statKey(st: { mtimeMs: number; size: number; ino: number }): string {
   return `${st.mtimeMs}:${st.size}:${st.ino}`;
