@@ -169,6 +169,26 @@ describe('watchJsonFile: watches that follow the path (probe of file watching)',
     }
   });
 
+  it('watches a directory deleted and made again (rm -rf cfg; mkdir cfg), also when its inode is reused', async () => {
+    const cfg = join(dir, 'cfg');
+    mkdirSync(cfg);
+    const path = join(cfg, 'mesh.json');
+    writeFileSync(path, '{"v":1}');
+    const file = watchJsonFile({ path, ...options });
+    try {
+      const recreated = nextVersion(file);
+      rmSync(cfg, { recursive: true });
+      mkdirSync(cfg);
+      writeFileSync(path, '{"v":2}');
+      expect((await recreated).value).toEqual({ v: 2 });
+      const next = nextVersion(file);
+      replace(path, '{"v":3}');
+      expect((await next).value).toEqual({ v: 3 });
+    } finally {
+      await file.close();
+    }
+  });
+
   it('follows a directory symlink on the way (a deploy re-pointing current -> release)', async () => {
     for (const d of ['rel1', 'rel2']) mkdirSync(join(dir, d));
     writeFileSync(join(dir, 'rel1', 'mesh.json'), '{"v":1}');

@@ -232,9 +232,11 @@ class JsonFileImpl implements JsonFile {
     }
     let real = own;
     try {
-      // With its inode: a directory deleted and made again (`rm -rf cfg; mkdir cfg`) is another
-      // one, and a watch on the old one hears nothing more.
-      real = `${realpathSync(own)}#${statSync(own).ino}`;
+      // With its inode and birth time: a directory deleted and made again (`rm -rf cfg; mkdir
+      // cfg`, which may reuse the inode number) is another one, and a watch on the old one hears
+      // nothing more.
+      const st = statSync(own);
+      real = `${realpathSync(own)}#${st.ino}:${st.birthtimeMs}`;
     } catch {
       // As given.
     }
