@@ -30,7 +30,6 @@ import {
   VirtualClock,
 } from '@proxyless/core/testing';
 import {
-  DEFAULT_RESILIENCE_CONFIG,
   isParsedPatch,
   type ResilienceConfig,
   type ResilienceOptions,
@@ -38,11 +37,7 @@ import {
   resiliencePatchOf,
   resolveResilienceConfig,
 } from './config.js';
-import type { CircuitBreakerConfig } from './sections/circuit-breaker.js';
-import type { FaultInjectionConfig } from './sections/fault-injection.js';
-import type { HedgeConfig } from './sections/hedge.js';
-import type { ConcurrencyLimitConfig, RateLimitConfig } from './sections/limits.js';
-import type { RetryConfig } from './sections/retry.js';
+import { unknownPatchKeys } from './patch-shape.js';
 import { createPolicyStack } from './stack.js';
 
 export {
@@ -297,62 +292,6 @@ function isHandWrittenPatch(config: PolicyInput): boolean {
   return 'timeoutMs' in config || 'perTryTimeoutMs' in config;
 }
 
-/** The keys of a hand-written patch: those of `ResiliencePatch` (the resolved config's). */
-const PATCH_KEYS: ReadonlySet<string> = new Set(Object.keys(DEFAULT_RESILIENCE_CONFIG));
-
-/** A section's fields (nested objects by their own fields), checked against its config type. */
-type Shape<T> = { readonly [K in keyof T]-?: true | Shape<NonNullable<T[K]>> };
-const RETRY_SHAPE: Shape<RetryConfig> = {
-  maxRetries: true,
-  retryOn: true,
-  retriableStatusCodes: true,
-  retriableHeaders: true,
-  backoff: { baseMs: true, maxMs: true },
-  retryAfterMaxMs: true,
-  allowNonIdempotent: true,
-  budget: { ratio: true, minPerSecond: true, windowMs: true },
-};
-const BREAKER_SHAPE: Shape<CircuitBreakerConfig> = {
-  errorThresholdPercentage: true,
-  volumeThreshold: true,
-  rollingWindowMs: true,
-  resetTimeoutMs: true,
-  halfOpenMaxCalls: true,
-  maxConnections: true,
-  maxPendingRequests: true,
-  maxRequests: true,
-  maxRetries: true,
-};
-/** The nested fields of each section of a hand-written patch (a misspelt one would be ignored). */
-const SECTION_SHAPES: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
-  retry: RETRY_SHAPE,
-  hedge: { delayMs: true, percentile: true, maxHedges: true } satisfies Shape<HedgeConfig>,
-  circuitBreaker: BREAKER_SHAPE,
-  concurrencyLimit: { max: true, queue: true, queueTimeoutMs: true } satisfies Shape<ConcurrencyLimitConfig>,
-  rateLimit: { rps: true, burst: true } satisfies Shape<RateLimitConfig>,
-  faultInjection: {
-    delay: { percent: true, durationMs: true },
-    abort: { percent: true, status: true },
-    header: true,
-  } satisfies Shape<FaultInjectionConfig>,
-};
-
-/** Unknown keys of `value` (a section or a nested part of one) by `shape`, at any depth. */
-function unknownPatchKeys(
-  value: unknown,
-  shape: Readonly<Record<string, unknown>>,
-  path: string,
-  issues: Issues,
-): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
-  for (const [k, v] of Object.entries(value)) {
-    const inner = shape[k];
-    if (inner === undefined) issues.add(`${path}.${k}`, `one of ${Object.keys(shape).join(', ')}`, k);
-    else if (typeof inner === 'object' && inner !== null)
-      unknownPatchKeys(v, inner as Readonly<Record<string, unknown>>, `${path}.${k}`, issues);
-  }
-}
-
 /**
  * True when `config` is the config-document shape, validated by {@link runPolicy} (not a parsed
  * patch, a resolved config or a hand-written patch). For `proxyless/testing`, which validates the
@@ -375,10 +314,7 @@ function toPatch(config: PolicyInput): ResiliencePatch | ResilienceConfig {
   if (isHandWrittenPatch(config)) {
     // Used as it is, so a misspelt key would silently be a default: name it instead.
     const issues = new Issues();
-    for (const [k, v] of Object.entries(config)) {
-      if (!PATCH_KEYS.has(k)) issues.add(`policy.${k}`, `one of ${[...PATCH_KEYS].join(', ')}`, k);
-      else if (SECTION_SHAPES[k] !== undefined) unknownPatchKeys(v, SECTION_SHAPES[k], `policy.${k}`, issues);
-    }
+    unknownPatchKeys(config, issues);
     issues.throwIfAny('runPolicy: invalid hand-written patch');
     return config as ResiliencePatch;
   }

@@ -1,0 +1,59 @@
+/**
+ * The fields of a hand-written `ResiliencePatch`, section by section, for `runPolicy`: such a patch
+ * is used as it is, so a misspelt key (`retry: { maxRetrys: 0 }`) would silently be a default.
+ * Each shape is checked against its config type at compile time (every field, no other).
+ */
+import type { Issues } from '@proxyless/core';
+import type { ResilienceConfig } from './config.js';
+
+type Shape<T> = { readonly [K in keyof T]-?: true | Shape<NonNullable<T[K]>> };
+
+const PATCH_SHAPE: Shape<ResilienceConfig> = {
+  timeoutMs: true,
+  perTryTimeoutMs: true,
+  retry: {
+    maxRetries: true,
+    retryOn: true,
+    retriableStatusCodes: true,
+    retriableHeaders: true,
+    backoff: { baseMs: true, maxMs: true },
+    retryAfterMaxMs: true,
+    allowNonIdempotent: true,
+    budget: { ratio: true, minPerSecond: true, windowMs: true },
+  },
+  hedge: { delayMs: true, percentile: true, maxHedges: true },
+  circuitBreaker: {
+    errorThresholdPercentage: true,
+    volumeThreshold: true,
+    rollingWindowMs: true,
+    resetTimeoutMs: true,
+    halfOpenMaxCalls: true,
+    maxConnections: true,
+    maxPendingRequests: true,
+    maxRequests: true,
+    maxRetries: true,
+  },
+  concurrencyLimit: { max: true, queue: true, queueTimeoutMs: true },
+  rateLimit: { rps: true, burst: true },
+  faultInjection: {
+    delay: { percent: true, durationMs: true },
+    abort: { percent: true, status: true },
+    header: true,
+  },
+};
+
+/** Record every key of `patch` (at any depth) that is no field of a `ResiliencePatch`, under `path`. */
+export function unknownPatchKeys(
+  patch: unknown,
+  issues: Issues,
+  path = 'policy',
+  shape: object = PATCH_SHAPE,
+): void {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return;
+  const fields = shape as Readonly<Record<string, unknown>>;
+  for (const [k, v] of Object.entries(patch)) {
+    const inner = fields[k];
+    if (inner === undefined) issues.add(`${path}.${k}`, `one of ${Object.keys(fields).join(', ')}`, k);
+    else if (typeof inner === 'object' && inner !== null) unknownPatchKeys(v, issues, `${path}.${k}`, inner);
+  }
+}
