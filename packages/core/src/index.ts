@@ -179,6 +179,5 @@ export {
   UndiciPool,
   undiciErrors,
   undiciIfLoaded,
-  undiciModule,
   undiciSync,
 } from './undici.js';

@@ -9,7 +9,7 @@ import {
   UndiciDispatcher,
   UndiciPool,
   undiciErrors,
-  undiciModule,
+  undiciSync,
 } from './undici.js';
 
 describe("undici's parts", () => {
@@ -20,7 +20,7 @@ describe("undici's parts", () => {
     expect(UndiciPool).toBe(undici.Pool);
     expect(undiciErrors).toBe(undici.errors);
     expect(globalDispatcher()).toBe(undici.getGlobalDispatcher());
-    expect((await undiciModule()).fetch).toBe(undici.fetch);
+    expect(undiciSync().fetch).toBe(undici.fetch);
   });
 
   it("give every dispatcher undici's request API", () => {

@@ -39,18 +39,7 @@ export const undiciErrors: typeof Undici.errors = errors;
 // later assigns them again and changes nothing.
 Object.assign(Dispatcher.prototype, api);
 
-let whole: Promise<typeof Undici> | undefined;
 let loaded: typeof Undici | undefined;
-
-/** All of undici (its index), imported on first use. */
-export function undiciModule(): Promise<typeof Undici> {
-  if (loaded !== undefined) return Promise.resolve(loaded);
-  whole ??= import('undici').then((u) => {
-    loaded ??= u;
-    return u;
-  });
-  return whole;
-}
 
 /**
  * All of undici (its index), loaded now if it was not yet: for `mesh.fetch`, which must read its
@@ -64,7 +53,7 @@ export function undiciSync(): typeof Undici {
   return loaded;
 }
 
-/** All of undici once {@link undiciModule} has imported it (then calls need not wait a turn). */
+/** All of undici once {@link undiciSync} has loaded it. */
 export function undiciIfLoaded(): typeof Undici | undefined {
   return loaded;
 }
