@@ -48,7 +48,7 @@ async function importEtcd3(): Promise<Etcd3Module> {
     if (typeof Etcd3 !== 'function') throw new TypeError('the etcd3 module has no Etcd3 class');
     return { Etcd3 };
   } catch (error) {
-    // The try block also tells bundlers (esbuild) that an unresolvable `etcd3` is expected.
+    // biome-ignore lint/complexity/noUselessCatch: the try block tells bundlers (esbuild) that an unresolvable `etcd3` is expected.
     throw error;
   }
 }
