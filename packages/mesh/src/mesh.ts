@@ -41,6 +41,7 @@ import { ConfigApplier, ROUTING_DC } from './config-apply.js';
 import { DestinationTable } from './destination-table.js';
 import { forwardPoolEvents, type PoolEventSink } from './endpoint-pools.js';
 import { allEnvVars } from './env-schema.js';
+import { installGlobally } from './install.js';
 import { MeshLifecycle } from './lifecycle.js';
 import { checkUnknownMeshVars, meshSettings } from './mesh-env.js';
 import { passthroughAgent } from './passthrough.js';
@@ -65,32 +66,6 @@ export type {
 } from './api.js';
 /** Datacenter file and etcd config entries are compiled for (config-apply.ts; importers read it here). */
 export { ROUTING_DC } from './config-apply.js';
-
-const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
-
-/** One `install()` not yet undone, or undone while another install sat on top of it. */
-interface Install {
-  readonly dispatcher: unknown;
-  /** The global dispatcher it replaced. */
-  readonly previous: unknown;
-  undone: boolean;
-}
-
-/** The installs of every mesh of this process, in order (undone ones wait until uncovered). */
-const installs: Install[] = [];
-
-/** Undone installs with no install above them are kept for nothing: drop them. */
-function dropUndoneTop(): void {
-  while (installs.length > 0 && (installs.at(-1) as Install).undone) installs.pop();
-}
-
-function undoneInstallOf(dispatcher: unknown): Install | undefined {
-  for (let i = installs.length - 1; i >= 0; i--) {
-    const r = installs[i] as Install;
-    if (r.dispatcher === dispatcher) return r.undone ? r : undefined;
-  }
-  return undefined;
-}
 
 /**
  * Create a mesh from options, then environment variables, then the registry.
@@ -391,34 +366,7 @@ class MeshImpl implements Mesh {
   }
 
   install(): () => void {
-    const g = globalThis as Record<symbol, unknown>;
-    const record: Install = { dispatcher: this.dispatcher, previous: g[GLOBAL_DISPATCHER], undone: false };
-    installs.push(record);
-    g[GLOBAL_DISPATCHER] = this.dispatcher;
-    return () => {
-      if (record.undone) return;
-      record.undone = true;
-      // Only undo our own install when it is on top: a later install stays in place, and skips
-      // this one when it is undone in turn (restoring what this one replaced).
-      if (installs.at(-1) !== record) return;
-      if (g[GLOBAL_DISPATCHER] !== this.dispatcher) {
-        // The caller put a dispatcher of their own over this install (a test's MockAgent, say): it
-        // stays. This install is over: no record of it is kept (it would pin a closed mesh, and
-        // skip the caller's own `setGlobalDispatcher(mesh.dispatcher)` on a later undo).
-        dropUndoneTop();
-        return;
-      }
-      installs.pop();
-      // An install undone while another sat on top of it is not brought back: what it replaced is.
-      let restore = record.previous;
-      for (let under = undoneInstallOf(restore); under !== undefined; under = undoneInstallOf(restore)) {
-        installs.splice(installs.indexOf(under), 1);
-        restore = under.previous;
-      }
-      if (restore === undefined) delete g[GLOBAL_DISPATCHER];
-      else g[GLOBAL_DISPATCHER] = restore;
-      dropUndoneTop();
-    };
+    return installGlobally(this.dispatcher);
   }
 
   /**
