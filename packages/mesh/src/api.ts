@@ -173,7 +173,9 @@ export type MeshEvent =
        * Per live destination (service, or routing target by its ID), what the change touched:
        * `balancer` and stack stages (`retry`, `circuitBreaker`, shared state `budget`, `retryGate`)
        * built anew, changed in place (a new `concurrencyLimit.max` or `circuitBreaker.maxRequests`
-       * applies to the live counters, a new `rateLimit` to the live bucket's tokens) or removed. Everything not listed kept its instance and
+       * applies to the live counters, a new `rateLimit` to the live bucket's tokens) or removed, and
+       * `connectionPools` when a new `circuitBreaker.maxConnections` re-sized them (requests on the
+       * old pools finish there). Everything not listed kept its instance and
        * state; an unchanged document lists nothing.
        */
       rebuilt: ReadonlyMap<string, readonly string[]>;

@@ -286,9 +286,10 @@ export class Destination {
     old.retire(next);
     // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new
     // pools, and requests on the old ones finish there.
-    if (next.maxConnections !== old.maxConnections) this.#pools.resize();
+    const resized = next.maxConnections !== old.maxConnections;
+    if (resized) this.#pools.resize();
     this.#deps.onPolicy?.(this);
-    return next.rebuilt;
+    return resized ? [...next.rebuilt, 'connectionPools'] : next.rebuilt;
   }
 
   #compose(): DispatchFn {

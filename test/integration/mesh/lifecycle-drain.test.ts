@@ -297,7 +297,10 @@ describe('circuitBreaker.maxConnections on a live destination', () => {
     );
     writeFileSync(file, doc({ maxConnections: 1 }));
     await m.reloadConfig();
-    expect((await within(applied, 2000, 'config_applied')).changed.get('api')).toEqual(['circuitBreaker']);
+    const event = await within(applied, 2000, 'config_applied');
+    expect(event.changed.get('api')).toEqual(['circuitBreaker']);
+    // The breaker stage has no part in a connection cap: the pools are what the change touched.
+    expect(event.rebuilt.get('api')).toEqual(['connectionPools']);
     s.reset();
     expect(await burst(m, 5)).toEqual(Array(5).fill('api'));
     expect(s.peak()).toBe(1);
