@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from '@proxyless/core';
-import type { Counter as CounterType, Gauge as GaugeType, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { OTEL_DURATION_BUCKETS } from './config.js';
 import { ENDPOINT_STATES, EndpointStates } from './endpoint-states.js';
 import {
@@ -10,15 +10,10 @@ import {
   giveUpCause,
   type TelemetryEvent,
 } from './events.js';
-import {
-  type CounterHandle,
-  FastCounter,
-  FastHistogram,
-  type HistogramHandle,
-  isFastMetric,
-} from './fast-metrics.js';
+import type { CounterHandle, HistogramHandle } from './fast-metrics.js';
+import { declareInstruments, type Instruments } from './instruments.js';
 import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
-import { Counter, Gauge, register } from './prom.js';
+import { register } from './prom.js';
 import type { ServiceStatsLike } from './views.js';
 
 /** Caps on label values; past a cap a value is recorded as `_OTHER`. */
@@ -123,6 +118,8 @@ export function createMeshMetrics(options: MeshMetricsOptions = {}): MeshMetrics
 class PromMeshMetrics implements MeshMetrics {
   readonly registry: Registry;
   readonly #clock: Clock;
+  /** The Prometheus instruments recorded into. */
+  readonly #m: Instruments;
   readonly #services: BoundedValues;
   readonly #endpointLimit: number;
   readonly #reasonLimit: number;
@@ -137,20 +134,6 @@ class PromMeshMetrics implements MeshMetrics {
   /** Series handles of the hot-path metrics, by raw label key, so a request costs a lookup and an add. */
   readonly #clientSeries = new Map<string, Map<string, Map<number, Map<string, HistogramHandle>>>>();
   readonly #attemptSeries = new Map<string, Map<string, Map<AttemptOutcome, CounterHandle>>>();
-  readonly clientDuration: FastHistogram;
-  readonly serverDuration: FastHistogram;
-  readonly attempts: FastCounter;
-  readonly retries: FastCounter;
-  readonly budgetExhausted: CounterType<string>;
-  readonly ejections: CounterType<string>;
-  readonly breaker: GaugeType<string>;
-  readonly endpoints: GaugeType<string>;
-  readonly panic: GaugeType<string>;
-  readonly stale: GaugeType<string>;
-  readonly staleness: GaugeType<string>;
-  readonly resolverErrors: CounterType<string>;
-  readonly configVersion: GaugeType<string>;
-  readonly configRejected: CounterType<string>;
 
   constructor(o: MeshMetricsOptions) {
     const registry = o.registry ?? register;
@@ -159,90 +142,8 @@ class PromMeshMetrics implements MeshMetrics {
     this.#services = new BoundedValues(o.limits?.services ?? 2000);
     this.#endpointLimit = o.limits?.endpointsPerService ?? 64;
     this.#reasonLimit = o.limits?.reasonsPerService ?? 16;
-    const buckets = [...(o.durationBuckets ?? OTEL_DURATION_BUCKETS)];
-    const reg = [registry];
-    const histogram = (name: string, help: string, labelNames: string[]): FastHistogram => {
-      const found = registry.getSingleMetric(name);
-      if (isFastMetric(found)) return found as FastHistogram;
-      const h = new FastHistogram({ name, help, labelNames, buckets });
-      registry.registerMetric(h);
-      return h;
-    };
-    const fastCounter = (name: string, help: string, labelNames: string[]): FastCounter => {
-      const found = registry.getSingleMetric(name);
-      if (isFastMetric(found)) return found as FastCounter;
-      const c = new FastCounter({ name, help, labelNames });
-      registry.registerMetric(c);
-      return c;
-    };
-    const counter = (name: string, help: string, labelNames: string[]): CounterType<string> =>
-      (registry.getSingleMetric(name) as CounterType<string> | undefined) ??
-      new Counter({ name, help, labelNames, registers: reg });
-    const gauge = (
-      name: string,
-      help: string,
-      labelNames: string[],
-      collect?: () => void,
-    ): GaugeType<string> =>
-      (registry.getSingleMetric(name) as GaugeType<string> | undefined) ??
-      new Gauge({ name, help, labelNames, registers: reg, ...(collect ? { collect } : {}) });
-
-    this.clientDuration = histogram(
-      'http_client_request_duration_seconds',
-      'Duration of logical HTTP client requests through the mesh, until the response body ended or failed.',
-      ['http_request_method', 'http_response_status_code', 'server_address', 'error_type'],
-    );
-    this.serverDuration = histogram(
-      'http_server_request_duration_seconds',
-      'Duration of inbound HTTP requests, until the response finished.',
-      ['http_request_method', 'http_response_status_code', 'error_type'],
-    );
-    this.attempts = fastCounter(
-      'mesh_attempts_total',
-      'Physical attempts (tries, retries, hedges) by endpoint and outcome.',
-      ['service', 'endpoint', 'outcome'],
-    );
-    this.retries = fastCounter('mesh_retries_total', 'Retries by the condition that caused them.', [
-      'service',
-      'reason',
-    ]);
-    this.budgetExhausted = counter(
-      'mesh_retry_budget_exhausted_total',
-      'Retries not made because the retry budget was spent.',
-      ['service'],
-    );
-    this.ejections = counter('mesh_ejections_total', 'Outlier-detection ejections by reason.', [
-      'service',
-      'reason',
-    ]);
-    this.breaker = gauge(
-      'mesh_circuit_breaker_state',
-      'Circuit-breaker state per destination (1 = current).',
-      ['service', 'state'],
-    );
-    this.endpoints = gauge('mesh_endpoints', 'Endpoints per service by state.', ['service', 'state']);
-    this.panic = gauge('mesh_panic_mode', '1 while the balancer is in panic mode (using every endpoint).', [
-      'service',
-    ]);
-    this.stale = gauge('mesh_resolver_stale', '1 while the endpoint set is the last known good one.', [
-      'service',
-    ]);
-    this.staleness = gauge(
-      'mesh_resolver_staleness_seconds',
-      'Seconds the endpoint set has been stale (last known good, registry unreachable); 0 when fresh.',
-      ['service'],
-      () => this.#collectStaleness(),
-    );
-    this.resolverErrors = counter('mesh_resolver_errors_total', 'Failed resolver refreshes.', ['service']);
-    this.configVersion = gauge(
-      'mesh_config_version',
-      'Version of the configuration in force, per source (file: its own count; etcd: revision; consul: X-Consul-Index).',
-      ['source'],
-    );
-    this.configRejected = counter(
-      'mesh_config_rejected_total',
-      'Configuration versions rejected as invalid.',
-      [],
+    this.#m = declareInstruments(registry, o.durationBuckets ?? OTEL_DURATION_BUCKETS, () =>
+      this.#collectStaleness(),
     );
   }
 
@@ -273,7 +174,7 @@ class PromMeshMetrics implements MeshMetrics {
     let series = byError.get(errorType);
     if (series === undefined) {
       const svc = this.#services.bound(service);
-      series = this.clientDuration.handle({
+      series = this.#m.clientDuration.handle({
         http_request_method: methodLabel(method),
         http_response_status_code: statusLabel(status),
         server_address: svc,
@@ -286,7 +187,7 @@ class PromMeshMetrics implements MeshMetrics {
   }
 
   recordServerRequest(method: string, status: number | undefined, errorType: string, seconds: number): void {
-    this.serverDuration
+    this.#m.serverDuration
       .handle({
         http_request_method: methodLabel(method),
         http_response_status_code: statusLabel(status),
@@ -310,7 +211,11 @@ class PromMeshMetrics implements MeshMetrics {
     if (series === undefined) {
       if (this.#departures.size > 0) this.#dropDepartedEndpoints();
       const svc = this.#services.bound(service);
-      series = this.attempts.handle({ service: svc, endpoint: this.#endpointLabel(svc, endpoint), outcome });
+      series = this.#m.attempts.handle({
+        service: svc,
+        endpoint: this.#endpointLabel(svc, endpoint),
+        outcome,
+      });
       byOutcome.set(outcome, series);
     }
     series.inc();
@@ -319,9 +224,9 @@ class PromMeshMetrics implements MeshMetrics {
   recordCallEvent(service: string, event: CallEventLike): void {
     if (event.type === 'retry') {
       const svc = this.#services.bound(service);
-      this.retries.inc({ service: svc, reason: this.#reason(svc, event.reason ?? '') });
+      this.#m.retries.inc({ service: svc, reason: this.#reason(svc, event.reason ?? '') });
     } else if (event.type === 'give_up' && giveUpCause(event.reason) === 'budget_exhausted') {
-      this.budgetExhausted.inc({ service: this.#services.bound(service) });
+      this.#m.budgetExhausted.inc({ service: this.#services.bound(service) });
     }
   }
 
@@ -329,21 +234,21 @@ class PromMeshMetrics implements MeshMetrics {
     switch (event.type) {
       case 'config_applied':
         // Versions of different sources are unrelated numbers: one series each.
-        this.configVersion.set({ source: sourceLabel(event.source) }, event.version);
+        this.#m.configVersion.set({ source: sourceLabel(event.source) }, event.version);
         return;
       case 'config_rejected':
-        this.configRejected.inc();
+        this.#m.configRejected.inc();
         return;
       case 'resolver_error':
         this.#live(event.service);
-        this.resolverErrors.inc({ service: this.#services.bound(event.service) });
+        this.#m.resolverErrors.inc({ service: this.#services.bound(event.service) });
         return;
       case 'circuit_breaker': {
         this.#live(event.service);
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
         for (const s of BREAKER_STATES)
-          this.breaker.set({ service: svc, state: s }, s === event.state ? 1 : 0);
+          this.#m.breaker.set({ service: svc, state: s }, s === event.state ? 1 : 0);
         return;
       }
       case 'endpoints_changed': {
@@ -354,7 +259,7 @@ class PromMeshMetrics implements MeshMetrics {
         this.#noteEndpointSet(svc, st, event.set);
         st.states.setEndpoints(event.set.endpoints);
         st.staleSince = event.set.stale ? (event.set.staleSince ?? event.set.updatedAt) : undefined;
-        this.stale.set({ service: svc }, event.set.stale ? 1 : 0);
+        this.#m.stale.set({ service: svc }, event.set.stale ? 1 : 0);
         this.#updateEndpoints(svc, st);
         return;
       }
@@ -365,9 +270,9 @@ class PromMeshMetrics implements MeshMetrics {
         const st = this.#serviceState(svc);
         const e = event.event;
         if (e.type === 'eject' && e.endpoint !== undefined)
-          this.ejections.inc({ service: svc, reason: this.#reason(svc, e.reason ?? '') });
+          this.#m.ejections.inc({ service: svc, reason: this.#reason(svc, e.reason ?? '') });
         if (e.type === 'panic_enter' || e.type === 'panic_exit')
-          this.panic.set({ service: svc }, e.type === 'panic_enter' ? 1 : 0);
+          this.#m.panic.set({ service: svc }, e.type === 'panic_enter' ? 1 : 0);
         else if (st.states.onEvent(e)) this.#updateEndpoints(svc, st);
         return;
       }
@@ -411,14 +316,14 @@ class PromMeshMetrics implements MeshMetrics {
   #dropDestinationSeries(svc: string): void {
     const st = this.#state.get(svc);
     for (const reason of [...(st?.reasons.values() ?? []), OTHER]) {
-      this.ejections.remove({ service: svc, reason });
+      this.#m.ejections.remove({ service: svc, reason });
     }
-    this.resolverErrors.remove({ service: svc });
-    for (const s of ENDPOINT_STATES) this.endpoints.remove({ service: svc, state: s });
-    for (const s of BREAKER_STATES) this.breaker.remove({ service: svc, state: s });
-    this.stale.remove({ service: svc });
-    this.staleness.remove({ service: svc });
-    this.panic.remove({ service: svc });
+    this.#m.resolverErrors.remove({ service: svc });
+    for (const s of ENDPOINT_STATES) this.#m.endpoints.remove({ service: svc, state: s });
+    for (const s of BREAKER_STATES) this.#m.breaker.remove({ service: svc, state: s });
+    this.#m.stale.remove({ service: svc });
+    this.#m.staleness.remove({ service: svc });
+    this.#m.panic.remove({ service: svc });
     // No endpoint set known any more: the staleness collector skips it, and a destination built
     // again starts from its own.
     if (st !== undefined)
@@ -440,10 +345,10 @@ class PromMeshMetrics implements MeshMetrics {
     // The hot-path handles of the removed series must not be reused if the service returns.
     this.#clientSeries.delete(svc);
     this.#attemptSeries.delete(svc);
-    this.clientDuration.removeWhere('server_address', svc);
-    this.attempts.removeWhere('service', svc);
-    this.retries.removeWhere('service', svc);
-    this.budgetExhausted.remove({ service: svc });
+    this.#m.clientDuration.removeWhere('server_address', svc);
+    this.#m.attempts.removeWhere('service', svc);
+    this.#m.retries.removeWhere('service', svc);
+    this.#m.budgetExhausted.remove({ service: svc });
   }
 
   onDestination(service: string, stats: ServiceStatsLike): void {
@@ -452,10 +357,10 @@ class PromMeshMetrics implements MeshMetrics {
     if (svc === OTHER) return;
     const breaker = stats.circuitBreaker;
     for (const s of BREAKER_STATES) {
-      if (breaker === undefined) this.breaker.remove({ service: svc, state: s });
-      else this.breaker.set({ service: svc, state: s }, s === breaker ? 1 : 0);
+      if (breaker === undefined) this.#m.breaker.remove({ service: svc, state: s });
+      else this.#m.breaker.set({ service: svc, state: s }, s === breaker ? 1 : 0);
     }
-    this.panic.set({ service: svc }, stats.panic === true ? 1 : 0);
+    this.#m.panic.set({ service: svc }, stats.panic === true ? 1 : 0);
     // The balancer in force may be a new one (a config change): its view replaces what the events
     // of the previous one left.
     const st = this.#serviceState(svc);
@@ -532,7 +437,8 @@ class PromMeshMetrics implements MeshMetrics {
       for (const ep of [...st.endpoints.values()]) {
         if (live.has(ep)) continue;
         st.endpoints.delete(ep);
-        for (const outcome of ATTEMPT_OUTCOMES) this.attempts.remove({ service: svc, endpoint: ep, outcome });
+        for (const outcome of ATTEMPT_OUTCOMES)
+          this.#m.attempts.remove({ service: svc, endpoint: ep, outcome });
       }
       const cached = this.#attemptSeries.get(svc);
       if (cached !== undefined) for (const ep of cached.keys()) if (!st.endpoints.has(ep)) cached.delete(ep);
@@ -547,14 +453,14 @@ class PromMeshMetrics implements MeshMetrics {
   /** `mesh_endpoints` of one service: its endpoints counted by state ({@link EndpointStates}). */
   #updateEndpoints(svc: string, st: ServiceState): void {
     const counts = st.states.counts();
-    for (const s of ENDPOINT_STATES) this.endpoints.set({ service: svc, state: s }, counts[s]);
+    for (const s of ENDPOINT_STATES) this.#m.endpoints.set({ service: svc, state: s }, counts[s]);
   }
 
   #collectStaleness(): void {
     const now = this.#clock.now();
     for (const [svc, st] of this.#state) {
       if (!st.states.known) continue;
-      this.staleness.set(
+      this.#m.staleness.set(
         { service: svc },
         st.staleSince === undefined ? 0 : Math.max(0, (now - st.staleSince) / 1000),
       );

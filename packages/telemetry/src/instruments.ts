@@ -1,0 +1,129 @@
+import type { Counter as CounterType, Gauge as GaugeType, Registry } from 'prom-client';
+import { FastCounter, FastHistogram, isFastMetric } from './fast-metrics.js';
+import { Counter, Gauge } from './prom.js';
+
+/** The mesh's Prometheus instruments, by the name the recorder uses. */
+export interface Instruments {
+  readonly clientDuration: FastHistogram;
+  readonly serverDuration: FastHistogram;
+  readonly attempts: FastCounter;
+  readonly retries: FastCounter;
+  readonly budgetExhausted: CounterType<string>;
+  readonly ejections: CounterType<string>;
+  readonly breaker: GaugeType<string>;
+  readonly endpoints: GaugeType<string>;
+  readonly panic: GaugeType<string>;
+  readonly stale: GaugeType<string>;
+  readonly staleness: GaugeType<string>;
+  readonly resolverErrors: CounterType<string>;
+  readonly configVersion: GaugeType<string>;
+  readonly configRejected: CounterType<string>;
+}
+
+/**
+ * Declare the mesh's instruments on `registry`, or take those a mesh sharing the registry declared
+ * before (a second mesh records into the same series). `collectStaleness` runs on each scrape of
+ * `mesh_resolver_staleness_seconds`.
+ */
+export function declareInstruments(
+  registry: Registry,
+  durationBuckets: readonly number[],
+  collectStaleness: () => void,
+): Instruments {
+  const buckets = [...durationBuckets];
+  const reg = [registry];
+  const histogram = (name: string, help: string, labelNames: string[]): FastHistogram => {
+    const found = registry.getSingleMetric(name);
+    if (isFastMetric(found)) return found as FastHistogram;
+    const h = new FastHistogram({ name, help, labelNames, buckets });
+    registry.registerMetric(h);
+    return h;
+  };
+  const fastCounter = (name: string, help: string, labelNames: string[]): FastCounter => {
+    const found = registry.getSingleMetric(name);
+    if (isFastMetric(found)) return found as FastCounter;
+    const c = new FastCounter({ name, help, labelNames });
+    registry.registerMetric(c);
+    return c;
+  };
+  const counter = (name: string, help: string, labelNames: string[]): CounterType<string> =>
+    (registry.getSingleMetric(name) as CounterType<string> | undefined) ??
+    new Counter({ name, help, labelNames, registers: reg });
+  const gauge = (name: string, help: string, labelNames: string[], collect?: () => void): GaugeType<string> =>
+    (registry.getSingleMetric(name) as GaugeType<string> | undefined) ??
+    new Gauge({ name, help, labelNames, registers: reg, ...(collect ? { collect } : {}) });
+
+  const clientDuration = histogram(
+    'http_client_request_duration_seconds',
+    'Duration of logical HTTP client requests through the mesh, until the response body ended or failed.',
+    ['http_request_method', 'http_response_status_code', 'server_address', 'error_type'],
+  );
+  const serverDuration = histogram(
+    'http_server_request_duration_seconds',
+    'Duration of inbound HTTP requests, until the response finished.',
+    ['http_request_method', 'http_response_status_code', 'error_type'],
+  );
+  const attempts = fastCounter(
+    'mesh_attempts_total',
+    'Physical attempts (tries, retries, hedges) by endpoint and outcome.',
+    ['service', 'endpoint', 'outcome'],
+  );
+  const retries = fastCounter('mesh_retries_total', 'Retries by the condition that caused them.', [
+    'service',
+    'reason',
+  ]);
+  const budgetExhausted = counter(
+    'mesh_retry_budget_exhausted_total',
+    'Retries not made because the retry budget was spent.',
+    ['service'],
+  );
+  const ejections = counter('mesh_ejections_total', 'Outlier-detection ejections by reason.', [
+    'service',
+    'reason',
+  ]);
+  const breaker = gauge(
+    'mesh_circuit_breaker_state',
+    'Circuit-breaker state per destination (1 = current).',
+    ['service', 'state'],
+  );
+  const endpoints = gauge('mesh_endpoints', 'Endpoints per service by state.', ['service', 'state']);
+  const panic = gauge('mesh_panic_mode', '1 while the balancer is in panic mode (using every endpoint).', [
+    'service',
+  ]);
+  const stale = gauge('mesh_resolver_stale', '1 while the endpoint set is the last known good one.', [
+    'service',
+  ]);
+  const staleness = gauge(
+    'mesh_resolver_staleness_seconds',
+    'Seconds the endpoint set has been stale (last known good, registry unreachable); 0 when fresh.',
+    ['service'],
+    collectStaleness,
+  );
+  const resolverErrors = counter('mesh_resolver_errors_total', 'Failed resolver refreshes.', ['service']);
+  const configVersion = gauge(
+    'mesh_config_version',
+    'Version of the configuration in force, per source (file: its own count; etcd: revision; consul: X-Consul-Index).',
+    ['source'],
+  );
+  const configRejected = counter(
+    'mesh_config_rejected_total',
+    'Configuration versions rejected as invalid.',
+    [],
+  );
+  return {
+    clientDuration,
+    serverDuration,
+    attempts,
+    retries,
+    budgetExhausted,
+    ejections,
+    breaker,
+    endpoints,
+    panic,
+    stale,
+    staleness,
+    resolverErrors,
+    configVersion,
+    configRejected,
+  };
+}
