@@ -10,19 +10,19 @@ import { describe, expect, it } from 'vitest';
 const entries = [
   { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
   { Kind: 'service-resolver', Name: 'web', Subsets: { v1: { Filter: 'Service.Meta.version == "v1"' } } },
-];
+] as const;
 const good = {
   services: { web: { endpoints: '127.0.0.1:1', timeout: '2s' } },
   configEntries: [
     ...entries,
-    { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 100, ServiceSubset: 'v1' }] },
+    { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 100, ServiceSubset: 'v1' }] } as const,
   ],
 };
 const bad = {
   services: { web: { endpoints: '127.0.0.1:1', timeout: 'soon' } },
   configEntries: [
     ...entries,
-    { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 95, ServiceSubset: 'v1' }] },
+    { Kind: 'service-splitter', Name: 'web', Splits: [{ Weight: 95, ServiceSubset: 'v1' }] } as const,
   ],
 };
 

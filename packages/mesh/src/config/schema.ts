@@ -1,7 +1,7 @@
 import { balancerProperties } from '@proxyless/balancer';
 import { type EndpointInit, Fields, type Static, Type } from '@proxyless/core';
 import { resilienceProperties } from '@proxyless/resilience';
-import { CONFIG_ENTRY_SCHEMAS } from '../routing/entries.js';
+import { ConfigEntrySchema } from '../routing/entries.js';
 
 /** Every policy section of a service entry (balancer's and resilience's), by key. */
 export const policyProperties = { ...balancerProperties, ...resilienceProperties };
@@ -86,7 +86,7 @@ export const configDocumentSchema = Fields(
       }),
     ),
     configEntries: Type.Optional(
-      Type.Array(Type.Union(Object.values(CONFIG_ENTRY_SCHEMAS)), {
+      Type.Array(ConfigEntrySchema, {
         description:
           'Consul config entries (service-router, service-splitter, service-resolver, service-defaults) exactly as `consul config write` takes them; validated as a whole set (see docs/traffic-management.md).',
       }),

@@ -267,6 +267,17 @@ export type ConfigEntry =
 /** The kinds this module understands, in Consul's spelling. */
 export type ConfigEntryKind = ConfigEntry['Kind'];
 
+/**
+ * Any supported entry, one variant per kind: the config document's `configEntries` items (typed:
+ * a misspelt field or kind in an entry fails to compile).
+ */
+export const ConfigEntrySchema = Type.Union([
+  ServiceRouterSchema,
+  ServiceSplitterSchema,
+  ServiceResolverSchema,
+  ServiceDefaultsSchema,
+]);
+
 /** Every supported kind with its schema. */
 export const CONFIG_ENTRY_SCHEMAS: Readonly<Record<ConfigEntryKind, TSchema>> = Object.freeze({
   'service-router': ServiceRouterSchema,
