@@ -15,6 +15,7 @@ import {
   type MeshDispatchOptions,
   type MeshHandler,
 } from './interceptor.js';
+import { undiciErrors } from './undici.js';
 
 /**
  * The controller a stage hands to the handler above it when the stage may wait (backoff, a queue,
@@ -27,6 +28,7 @@ export class RelayController implements Dispatcher.DispatchController {
   #paused = false;
   #aborted = false;
   #reason: Error | null = null;
+  #error: Error | null = null;
   readonly #onAbort: (reason: Error) => void;
 
   constructor(onAbort: (reason: Error) => void) {
@@ -61,18 +63,26 @@ export class RelayController implements Dispatcher.DispatchController {
     return this.#paused;
   }
 
+  /** The reason `abort()` was given, as given (undici's controllers keep it so). */
   get reason(): Error | null {
     return this.#reason;
+  }
+
+  /** What the call fails with since `abort()`: its reason, or undici's `RequestAbortedError` for none. */
+  get error(): Error | null {
+    return this.#error;
   }
 
   abort(reason?: Error): void {
     if (this.#aborted) return;
     this.#aborted = true;
-    // A default when `abort()` is called without a reason — or with a falsy one (`abort(0)`), which
-    // undici's transport replaces too (`err || new RequestAbortedError()`): a falsy error would
+    // `reason` reads back as given, as undici's controllers keep it. The error the call fails with
+    // is undici's: without a reason — or with a falsy one (`abort(0)`) — its transport fails the
+    // request with `RequestAbortedError` (`err || new RequestAbortedError()`); a falsy error would
     // reach the caller's error callback as "no error" and settle the call as a success.
-    this.#reason = reason || new MeshError('MESH_ABORTED', 'the request was aborted');
-    this.#onAbort(this.#reason);
+    this.#reason = reason as Error; // as given, `undefined` included
+    this.#error = reason || new undiciErrors.RequestAbortedError();
+    this.#onAbort(this.#error);
   }
 
   pause(): void {
@@ -109,7 +119,7 @@ export class RelayedHandler extends ForwardingHandler {
   override onRequestStart(c: Dispatcher.DispatchController): void {
     this.#onInner?.(c);
     this.#relay.setInner(c);
-    if (this.#relay.aborted) c.abort(this.#relay.reason!);
+    if (this.#relay.aborted) c.abort(this.#relay.error!);
   }
 
   override onRequestUpgrade(
@@ -178,7 +188,7 @@ export function answerLocally(
   const c = new LocalController();
   handler.onRequestStart?.(c, {});
   if (c.aborted) {
-    handler.onResponseError?.(c, c.reason ?? new MeshError('MESH_ABORTED', 'aborted'));
+    handler.onResponseError?.(c, c.reason || new undiciErrors.RequestAbortedError());
     return;
   }
   handler.onResponseStart?.(c, status, headers, statusText);

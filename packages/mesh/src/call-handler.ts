@@ -41,11 +41,14 @@ function rawOf(
  * the caller's own callbacks into an aborted exchange whose error reaches the caller's error
  * callback, never an unhandled exception. After the end or an error, nothing more is delivered.
  */
-export class CallHandler implements Dispatcher.DispatchHandler {
+export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.DispatchController {
   readonly #h: Legacy;
   readonly #modern: boolean;
   readonly #onDone: (() => void) | undefined;
+  /** The exchange's controller; the caller holds this handler in its place (see {@link abort}). */
   #controller: Dispatcher.DispatchController | undefined;
+  #aborted = false;
+  #reason: Error | null = null;
   #done = false;
   /** An error the caller's own callback threw: what the caller gets once the exchange stops. */
   #thrown: Error | undefined;
@@ -61,7 +64,47 @@ export class CallHandler implements Dispatcher.DispatchHandler {
 
   #caught(error: unknown): void {
     this.#thrown ??= error instanceof Error ? error : new Error(String(error));
+    // The exchange stops, but the caller's controller is not marked aborted: undici fails the
+    // request with the error thrown and leaves `aborted` false and `reason` null.
     this.#controller?.abort(this.#thrown);
+  }
+
+  // The controller the caller holds: the exchange's, except that `aborted` and `reason` say what
+  // the caller did with it (as undici's controllers do), not how the mesh stopped the exchange.
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get reason(): Error | null {
+    return this.#reason;
+  }
+
+  get paused(): boolean {
+    return this.#controller?.paused ?? false;
+  }
+
+  get rawHeaders(): Buffer[] | null {
+    return this.#controller === undefined ? null : (rawOf(this.#controller, 'rawHeaders') ?? null);
+  }
+
+  get rawTrailers(): Buffer[] | null {
+    return this.#controller === undefined ? null : (rawOf(this.#controller, 'rawTrailers') ?? null);
+  }
+
+  abort(reason?: Error): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason as Error; // as given, `undefined` included (undici's controllers keep it so)
+    this.#controller?.abort(reason as Error);
+  }
+
+  pause(): void {
+    this.#controller?.pause();
+  }
+
+  resume(): void {
+    this.#controller?.resume();
   }
 
   /**
@@ -73,11 +116,10 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     if (this.#done || this.#controller !== undefined) return;
     this.#controller = controller;
     try {
-      if (this.#modern) this.#h.onRequestStart?.(controller, undefined);
+      if (this.#modern) this.#h.onRequestStart?.(this, undefined);
       // As undici's transport: an abort without an error, or with a falsy one (`ac.abort(0)` through
       // undici's `request()`), is its `RequestAbortedError`.
-      else
-        this.#h.onConnect?.((err?: Error) => controller.abort(err || new undiciErrors.RequestAbortedError()));
+      else this.#h.onConnect?.((err?: Error) => this.abort(err || new undiciErrors.RequestAbortedError()));
     } catch (error) {
       this.#caught(error);
     }
@@ -100,8 +142,9 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     }
     this.#finish();
     try {
-      if (this.#modern) this.#h.onRequestUpgrade?.(controller, status, headers, socket);
-      else onUpgrade?.call(this.#h, status, toRaw(headers), socket);
+      if (this.#modern) this.#h.onRequestUpgrade?.(this, status, headers, socket);
+      // The header lines as received (names in their own case, repeats in order), as undici gives them.
+      else onUpgrade?.call(this.#h, status, rawOf(controller, 'rawHeaders') ?? toRaw(headers), socket);
     } catch (error) {
       socket.destroy(error as Error);
     }
@@ -125,7 +168,7 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     if (this.#done || this.#thrown) return;
     try {
       if (this.#modern) {
-        this.#h.onResponseStart?.(controller, status, headers, text ?? '');
+        this.#h.onResponseStart?.(this, status, headers, text ?? '');
       } else if (
         this.#h.onHeaders?.(
           status,
@@ -144,7 +187,7 @@ export class CallHandler implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#done || this.#thrown) return;
     try {
-      if (this.#modern) this.#h.onResponseData?.(controller, chunk);
+      if (this.#modern) this.#h.onResponseData?.(this, chunk);
       else if (this.#h.onData?.(chunk) === false) controller.pause();
     } catch (error) {
       this.#caught(error);
@@ -159,13 +202,13 @@ export class CallHandler implements Dispatcher.DispatchHandler {
     }
     this.#finish();
     try {
-      if (this.#modern) this.#h.onResponseEnd?.(controller, trailers);
+      if (this.#modern) this.#h.onResponseEnd?.(this, trailers);
       else this.#h.onComplete?.(rawOf(controller, 'rawTrailers') ?? toRaw(trailers));
     } catch (error) {
       // As undici's `Request.onComplete`: a completion callback that throws gets its error through
       // its own error callback. undici's retry handler decides this way (it throws its
       // `RequestRetryError` from `onResponseEnd`), so swallowing it would leave the call unsettled.
-      this.#deliverError(controller, error instanceof Error ? error : new Error(String(error)));
+      this.#deliverError(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
@@ -177,18 +220,18 @@ export class CallHandler implements Dispatcher.DispatchHandler {
       // Failed before any stage started the exchange: the caller still gets its start first.
       this.#controller = controller;
       try {
-        if (this.#modern) this.#h.onRequestStart?.(controller, undefined);
+        if (this.#modern) this.#h.onRequestStart?.(this, undefined);
         else this.#h.onConnect?.(() => undefined);
       } catch {
         // ignored: the error below is what the caller gets
       }
     }
-    this.#deliverError(controller, err);
+    this.#deliverError(err);
   }
 
-  #deliverError(controller: Dispatcher.DispatchController, err: Error): void {
+  #deliverError(err: Error): void {
     try {
-      if (this.#modern) this.#h.onResponseError?.(controller, err);
+      if (this.#modern) this.#h.onResponseError?.(this, err);
       else this.#h.onError?.(err);
     } catch {
       // An error callback that throws has nowhere left to report to.

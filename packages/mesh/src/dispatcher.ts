@@ -7,9 +7,9 @@ export interface DispatchTarget {
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
   destroy(reason?: Error): Promise<void>;
-  /** `close()` or `destroy()` was called. */
+  /** `close()` was called. */
   readonly closed: boolean;
-  /** `destroy()` was called. */
+  /** `destroy()` was called, or `close()` finished. */
   readonly destroyed: boolean;
 }
 
@@ -31,12 +31,15 @@ export class MeshDispatcher extends UndiciDispatcher {
     return this.#target.dispatch(opts, handler);
   }
 
-  /** True once `close()` or `destroy()` was called: new requests are refused (`MESH_CLOSED`). */
+  /**
+   * True once `close()` was called, as undici's (`destroy()` alone leaves it false). From `close()`
+   * or `destroy()` on, new requests are refused (`MESH_CLOSED`).
+   */
   get closed(): boolean {
     return this.#target.closed;
   }
 
-  /** True once `destroy()` was called. */
+  /** True once `destroy()` was called or `close()` finished, as undici's (its `close()` ends by destroying). */
   get destroyed(): boolean {
     return this.#target.destroyed;
   }
@@ -44,8 +47,9 @@ export class MeshDispatcher extends UndiciDispatcher {
   override close(): Promise<void>;
   override close(callback: (err: Error | null, data: null) => void): void;
   override close(callback?: unknown): Promise<void> | void {
-    // undici's `DispatcherBase.close`: a callback must be a function; after `destroy()` the
-    // dispatcher is destroyed, not closed; callbacks get `(err, data)`.
+    // undici's `DispatcherBase.close`: a callback must be a function; once destroyed (`destroy()`,
+    // or a `close()` that finished) it fails with `ClientDestroyedError`; while closing, a second
+    // `close()` waits for the first; callbacks get `(err, data)`.
     if (callback === undefined) {
       if (this.#target.destroyed) return Promise.reject(new undiciErrors.ClientDestroyedError());
       return this.#target.close();

@@ -36,6 +36,10 @@ export class MeshLifecycle {
   #cutAgent: (() => void) | undefined;
   #closingDests = new Set<Destination>();
   #destroyed = false;
+  /** `close()` was called (undici's `closed`: `destroy()` alone does not set it). */
+  #closeCalled = false;
+  /** The close or destroy finished: undici's dispatcher is destroyed once its `close()` has. */
+  #ended = false;
 
   constructor(deps: LifecycleDeps) {
     this.#deps = deps;
@@ -45,9 +49,14 @@ export class MeshLifecycle {
     return this.#stopped;
   }
 
-  /** `destroy()` was called. */
+  /** `destroy()` was called, or `close()` finished (undici's `destroyed`). */
   get destroyed(): boolean {
-    return this.#destroyed;
+    return this.#destroyed || this.#ended;
+  }
+
+  /** `close()` was called (undici's `closed`). */
+  get closeCalled(): boolean {
+    return this.#closeCalled;
   }
 
   close(options: CloseOptions = {}): Promise<void> {
@@ -59,7 +68,10 @@ export class MeshLifecycle {
         new TypeError(`mesh.close({ timeout }): expected a number of milliseconds ≥ 0, got ${String(t)}`),
       );
     }
-    this.#closing ??= this.#deps.shutdown(this.#drain(t === Number.POSITIVE_INFINITY ? undefined : t));
+    this.#closeCalled = true;
+    this.#closing ??= this.#markEnded(
+      this.#deps.shutdown(this.#drain(t === Number.POSITIVE_INFINITY ? undefined : t)),
+    );
     return this.#closing;
   }
 
@@ -67,7 +79,7 @@ export class MeshLifecycle {
   destroy(reason?: Error): Promise<void> {
     this.#destroyed = true;
     if (this.#closing === undefined) {
-      this.#closing = this.#deps.shutdown(this.#force(reason));
+      this.#closing = this.#markEnded(this.#deps.shutdown(this.#force(reason)));
       return this.#closing;
     }
     // A graceful close may still be draining: destroy() forces it (#9.10).
@@ -80,6 +92,13 @@ export class MeshLifecycle {
       await this.#closing;
     })();
     return this.#forced;
+  }
+
+  /** `shutdown`, marking the lifecycle ended once it has finished. */
+  #markEnded(shutdown: Promise<void>): Promise<void> {
+    return shutdown.then(() => {
+      this.#ended = true;
+    });
   }
 
   /**

@@ -430,12 +430,12 @@ class MeshImpl implements Mesh {
     return this.#lifecycle.destroy(reason);
   }
 
-  /** `close()` or `destroy()` was called (the dispatcher's `closed`). */
+  /** `close()` was called (the dispatcher's `closed`, as undici's: `destroy()` alone does not set it). */
   get closed(): boolean {
-    return this.#lifecycle.stopped;
+    return this.#lifecycle.closeCalled;
   }
 
-  /** `destroy()` was called (the dispatcher's `destroyed`). */
+  /** `destroy()` was called or `close()` finished (the dispatcher's `destroyed`, as undici's). */
   get destroyed(): boolean {
     return this.#lifecycle.destroyed;
   }

@@ -176,12 +176,12 @@ class TimedExchange implements MeshHandler, QueuedHold {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     if (this.#done) {
-      controller.abort(this.relay.reason ?? new MeshError('MESH_ABORTED', 'the exchange is over'));
+      controller.abort(this.relay.error ?? new MeshError('MESH_ABORTED', 'the exchange is over'));
       return;
     }
     this.#inner = controller;
     this.relay.setInner(controller);
-    if (this.relay.aborted) controller.abort(this.relay.reason!);
+    if (this.relay.aborted) controller.abort(this.relay.error!);
   }
 
   onRequestUpgrade(
@@ -225,7 +225,7 @@ class TimedExchange implements MeshHandler, QueuedHold {
 
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
     if (this.#done) return;
-    this.#fail(this.relay.aborted ? (this.relay.reason ?? error) : error);
+    this.#fail(this.relay.aborted ? (this.relay.error ?? error) : error);
   }
 }
 

@@ -224,7 +224,7 @@ class HedgeCall {
       controller.abort(lostError(this.#ctx));
       return;
     }
-    if (this.relay.aborted) controller.abort(this.relay.reason!);
+    if (this.relay.aborted) controller.abort(this.relay.error!);
   }
 
   head(a: HedgeAttempt, status: number, headers: IncomingHttpHeaders, text: string | undefined): void {
@@ -307,7 +307,7 @@ class HedgeCall {
     }
     if (this.winner === a || this.relay.aborted) {
       this.#finish();
-      this.handler.onResponseError?.(this.relay, this.relay.aborted ? (this.relay.reason ?? error) : error);
+      this.handler.onResponseError?.(this.relay, this.relay.aborted ? (this.relay.error ?? error) : error);
       return;
     }
     if (this.#running.size > 0) return;

@@ -226,7 +226,7 @@ class Slot extends ForwardingHandler {
     }
     this.onInner?.(c);
     this.relay.setInner(c);
-    if (this.relay.aborted) c.abort(this.relay.reason!);
+    if (this.relay.aborted) c.abort(this.relay.error!);
   }
   override onRequestUpgrade(
     c: Dispatcher.DispatchController,

@@ -174,11 +174,11 @@ export class RetryCall {
 
   attemptStarted(attempt: RetryAttempt, controller: Dispatcher.DispatchController): void {
     if (attempt !== this.#current || this.#done) {
-      controller.abort(this.relay.reason ?? new MeshError('MESH_ABORTED', 'attempt superseded'));
+      controller.abort(this.relay.error ?? new MeshError('MESH_ABORTED', 'attempt superseded'));
       return;
     }
     this.relay.setInner(controller);
-    if (this.relay.aborted) controller.abort(this.relay.reason!);
+    if (this.relay.aborted) controller.abort(this.relay.error!);
   }
 
   get #bodyReplayable(): boolean {
@@ -245,7 +245,7 @@ export class RetryCall {
     this.#leaveGate();
     if (this.relay.aborted) {
       this.#finish();
-      this.handler.onResponseError?.(this.relay, this.relay.reason ?? error);
+      this.handler.onResponseError?.(this.relay, this.relay.error ?? error);
       return;
     }
     const refusal = this.#previous !== undefined ? refusalOf(error) : undefined;
@@ -296,7 +296,7 @@ export class RetryCall {
       this.handler.onResponseData?.(this.relay, chunk);
     }
     // A caller that aborts while the kept body is handed over gets its reason, as from undici.
-    if (this.relay.aborted) this.handler.onResponseError?.(this.relay, this.relay.reason ?? refusal);
+    if (this.relay.aborted) this.handler.onResponseError?.(this.relay, this.relay.error ?? refusal);
     else this.handler.onResponseEnd?.(this.relay, prev.trailers ?? {});
   }
 

@@ -1,11 +1,13 @@
 /**
  * `mesh.dispatcher` keeps undici's `Dispatcher` contract (probe9 defects 4, 5): the handler style
  * is decided by `onRequestStart` alone, and `close` / `destroy` take and call back as
- * `DispatcherBase` does.
+ * `DispatcherBase` does; `closed` and `destroyed` read as undici's (`closed` only by `close()`,
+ * `destroyed` also once `close()` has finished, and a `close()` after that is
+ * `ClientDestroyedError`) — they read `closed` after `destroy()` and never `destroyed` after a close.
  */
 import type http from 'node:http';
 import { createMesh, type Mesh } from 'proxyless';
-import { errors } from 'undici';
+import { Agent, errors } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 
@@ -90,5 +92,36 @@ describe('close and destroy', () => {
       m.dispatcher.close((...a: unknown[]) => resolve(a));
     });
     expect(args).toEqual([null, null]);
+  });
+
+  it('closed and destroyed read as on an undici Agent through close() and destroy()', async () => {
+    type Flags = { closed: boolean; destroyed: boolean };
+    const flags = (d: { closed: boolean; destroyed: boolean }): Flags => ({
+      closed: d.closed,
+      destroyed: d.destroyed,
+    });
+    const lifecycle = async (d: Agent | Mesh['dispatcher']): Promise<unknown[]> => {
+      const seen: unknown[] = [flags(d)];
+      const closing = d.close();
+      seen.push(flags(d));
+      await closing;
+      seen.push(flags(d));
+      seen.push(
+        await d.close().then(
+          () => 'resolved',
+          (e: Error) => e.constructor.name,
+        ),
+      );
+      return seen;
+    };
+    const m = mesh();
+    expect(await lifecycle(m.dispatcher)).toEqual(await lifecycle(new Agent()));
+
+    const destroyed = async (d: Agent | Mesh['dispatcher']): Promise<unknown[]> => {
+      await d.destroy();
+      return [flags(d), await d.destroy().then(() => 'resolved')];
+    };
+    const m2 = mesh();
+    expect(await destroyed(m2.dispatcher)).toEqual(await destroyed(new Agent()));
   });
 });
