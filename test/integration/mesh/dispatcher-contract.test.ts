@@ -96,9 +96,11 @@ describe('close and destroy', () => {
 
   it('closed and destroyed read as on an undici Agent through close() and destroy()', async () => {
     type Flags = { closed: boolean; destroyed: boolean };
-    const flags = (d: { closed: boolean; destroyed: boolean }): Flags => ({
-      closed: d.closed,
-      destroyed: d.destroyed,
+    // `Dispatcher` types neither flag; undici's Agent and the mesh's dispatcher have both.
+    const flags = (d: object): Flags => {
+      const { closed, destroyed } = d as Flags;
+      return { closed, destroyed };
+    };
     });
     const lifecycle = async (d: Agent | Mesh['dispatcher']): Promise<unknown[]> => {
       const seen: unknown[] = [flags(d)];
