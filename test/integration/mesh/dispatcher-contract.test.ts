@@ -101,7 +101,6 @@ describe('close and destroy', () => {
       const { closed, destroyed } = d as Flags;
       return { closed, destroyed };
     };
-    });
     const lifecycle = async (d: Agent | Mesh['dispatcher']): Promise<unknown[]> => {
       const seen: unknown[] = [flags(d)];
       const closing = d.close();
