@@ -27,6 +27,11 @@ export interface DocumentEndpointsResolver extends Resolver {
   apply(endpoints: ReadonlyMap<string, readonly EndpointInit[]>): void;
   /** The document source failed: watchers keep their last set, marked stale. */
   fail(error: MeshError): void;
+  /**
+   * Give watchers the sets of the last `apply()`/`fail()` now rather than on a later tick: the
+   * mesh swaps a version's endpoints in with its policy, before `config_applied`.
+   */
+  flush(): void;
 }
 
 /**
@@ -65,6 +70,7 @@ export function createDocumentEndpointsResolver(options: {
     fail(error) {
       for (const sink of sinks.values()) sink.error(error);
     },
+    flush: () => hub.flush(),
     close: () => hub.close(),
   };
 }

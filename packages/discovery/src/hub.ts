@@ -52,6 +52,8 @@ export class ResolverHub {
   readonly #start: StartWatch;
   readonly #logger: Logger;
   readonly #services = new Map<string, ServiceState>();
+  /** Services with an update not yet given to their listeners (see {@link flush}). */
+  readonly #pending = new Set<ServiceState>();
   #closed = false;
 
   constructor(options: ResolverHubOptions) {
@@ -153,10 +155,26 @@ export class ResolverHub {
 
   #deliver(s: ServiceState, update: ResolverUpdate): void {
     s.last = update;
+    this.#pending.add(s);
     queueMicrotask(() => {
       if (s.last !== update) return; // superseded before delivery
+      this.#pending.delete(s);
       for (const l of [...s.listeners.keys()]) this.#give(s, l, update);
     });
+  }
+
+  /**
+   * Give every update not yet delivered to its listeners now, not on a later tick: for an owner
+   * that swaps its endpoints together with other state (a config document's endpoints and its
+   * policy), so that no caller sees one without the other. A listener never gets an update twice.
+   */
+  flush(): void {
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const s of pending) {
+      const update = s.last;
+      for (const l of [...s.listeners.keys()]) this.#give(s, l, update);
+    }
   }
 
   #give(s: ServiceState, listener: ResolverListener, update: ResolverUpdate | undefined): void {

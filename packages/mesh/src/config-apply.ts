@@ -199,8 +199,16 @@ export class ConfigApplier {
     this.#stale = false;
     // A service the document no longer names (and no other registry knows) is no service any more.
     destinations.dropUnnamed();
+    // The version's endpoints reach the destinations now, with its policy: a call made before
+    // `config_applied` (or in one of its listeners, or after the source's `update()` returns) sees
+    // one version whole, never the new policy with the old endpoints.
+    this.#deps.documentEndpoints?.flush();
     // `changed` and `rebuilt` speak of live services: one just removed had its `service_removed`,
-    // and no other event of it follows until it is named again.
+    // and no other event of it follows until it is named again — nor of its routing targets.
+    const liveTargets = new Set([...destinations.targets.keys()].map((k) => k.slice(0, k.indexOf('|'))));
+    for (const id of [...rebuilt.keys()]) {
+      if (!liveTargets.has(id) && !destinations.byService.has(id)) rebuilt.delete(id);
+    }
     for (const service of [...changed.keys()]) {
       const d = destinations.byService.get(service);
       if (d === undefined) {
@@ -232,6 +240,7 @@ export class ConfigApplier {
     // stale. A version that is only out of order says nothing of the one in force.
     if (stale && this.#deps.documentEndpoints !== undefined) {
       this.#deps.documentEndpoints.fail(error);
+      this.#deps.documentEndpoints.flush();
       this.#stale = true;
     }
     const source = this.#deps.source?.name;

@@ -254,10 +254,12 @@ export class DestinationTable {
       this.#retire(d);
       released.add(d.service);
     }
+    // Before the services' own destinations go: a service that has one gets its one
+    // `service_removed` from its eviction, not a second one as a target-only service.
+    this.#removeTargetOnly(released);
     for (const [service, d] of this.#destinations) {
       if (!named(service)) this.#evict(service, d);
     }
-    this.#removeTargetOnly(released);
   }
 
   /**

@@ -37,3 +37,53 @@ it('config_applied of the version that removes a service does not name it', asyn
     await mesh.close();
   }
 });
+
+it('a routed service removed: one service_removed, and config_applied names none of its routing targets', async () => {
+  const other = await startServer('api-v2');
+  const v = (version: string) => {
+    const s = version === 'v1' ? server : other;
+    return { address: s.host, port: s.port, metadata: { version } };
+  };
+  const entries = [
+    { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
+    {
+      Kind: 'service-resolver',
+      Name: 'web',
+      DefaultSubset: 'v1',
+      Subsets: {
+        v1: { Filter: 'Service.Meta.version == "v1"' },
+        v2: { Filter: 'Service.Meta.version == "v2"' },
+      },
+    },
+    {
+      Kind: 'service-splitter',
+      Name: 'web',
+      Splits: [
+        { Weight: 50, ServiceSubset: 'v1' },
+        { Weight: 50, ServiceSubset: 'v2' },
+      ],
+    },
+  ] as const;
+  const source = createConfigSource('kv', {
+    services: {
+      web: { endpoints: [v('v1'), v('v2')], retry: { maxRetries: 1 } },
+      keep: { endpoints: server.address },
+    },
+    configEntries: entries,
+  });
+  const mesh = createMesh({ env: {}, configSource: source, passthrough: false });
+  try {
+    // Routing targets built (which of the two a 50/50 split built does not matter below).
+    for (let i = 0; i < 4; i++) await (await mesh.request('http://web/')).body.text();
+    const events: MeshEvent[] = [];
+    mesh.onEvent((e) => events.push(e));
+    source.update({ services: { keep: { endpoints: server.address } } });
+    const removed = events.filter((e) => e.type === 'service_removed').map((e) => e.service);
+    expect(removed).toEqual(['web']);
+    const applied = events.find((e) => e.type === 'config_applied');
+    expect(applied?.type === 'config_applied' && [...applied.rebuilt.keys()]).toEqual([]);
+  } finally {
+    await mesh.close();
+    await other.close();
+  }
+});
