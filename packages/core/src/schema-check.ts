@@ -72,6 +72,15 @@ function inRange(s: Schema, n: number): boolean {
  * properties may hold `undefined`, arrays are not objects, numbers are finite) plus the two kinds
  * of this module, durations and ratios in our notation.
  */
+/**
+ * `x-absent`: keys of the other members of a union of objects (`hashOn: { header } | { cookie }`),
+ * which the TypeScript type allows as `undefined` (`{ header, cookie: undefined }` compiles): such a
+ * key with no value is as if left out. With a value it is refused, as any key not declared.
+ */
+export function absentAllowed(s: Schema, key: string, value: unknown): boolean {
+  return value === undefined && Array.isArray(s['x-absent']) && (s['x-absent'] as string[]).includes(key);
+}
+
 export function accepts(s: Schema, value: unknown): boolean {
   switch (kindOf(s)) {
     case 'Object': {
@@ -86,7 +95,7 @@ export function accepts(s: Schema, value: unknown): boolean {
       const extra = s.additionalProperties;
       if (extra === false || isSchema(extra)) {
         for (const k of Object.getOwnPropertyNames(value)) {
-          if (Object.hasOwn(props, k)) continue;
+          if (Object.hasOwn(props, k) || absentAllowed(s, k, value[k])) continue;
           if (extra === false || !accepts(extra, value[k])) return false;
         }
       }

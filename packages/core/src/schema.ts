@@ -27,6 +27,7 @@ import { quote } from './errors.js';
 import type { Issues } from './issues.js';
 import { closestName, PERCENT_PATTERN } from './parse.js';
 import {
+  absentAllowed,
   accepts,
   assertSupported,
   at,
@@ -266,7 +267,8 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
         // Own keys only: `constructor` or `toString` in a document is an unknown key, not a schema.
         const p = Object.hasOwn(props, k) ? props[k] : undefined;
         if (p !== undefined) walk(p, v, at(path, k), issues);
-        else if (s.additionalProperties === false) unknownKey(issues, path, k, known, v);
+        else if (s.additionalProperties === false && !absentAllowed(s, k, v))
+          unknownKey(issues, path, k, known, v);
       }
       for (const k of (s.required as string[] | undefined) ?? []) {
         if (value[k] === undefined) issues.add(at(path, k), describe(props[k] as TSchema), undefined);

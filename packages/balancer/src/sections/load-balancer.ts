@@ -122,8 +122,15 @@ const percent = (def: number, description: string, more: object = {}) =>
 const hashOnSchema = Type.Union(
   [
     Type.Literal('source'),
-    Fields({ header: Type.String({ pattern: HTTP_TOKEN, expected: 'an HTTP header name' }) }),
-    Fields({ cookie: Type.String({ pattern: HTTP_TOKEN, expected: 'a cookie name' }) }),
+    // `x-absent`: the other member's key, which the type (`Exclusive`) allows as `undefined`.
+    Fields(
+      { header: Type.String({ pattern: HTTP_TOKEN, expected: 'an HTTP header name' }) },
+      { 'x-absent': ['cookie'] },
+    ),
+    Fields(
+      { cookie: Type.String({ pattern: HTTP_TOKEN, expected: 'a cookie name' }) },
+      { 'x-absent': ['header'] },
+    ),
   ],
   {
     expected: '{ header: name }, { cookie: name } or "source"',

@@ -156,6 +156,7 @@ const INTERNAL_KEYWORDS = new Set([
   'x-max-ms',
   'x-env',
   'x-schema-pattern',
+  'x-absent',
 ]);
 /** Keywords whose value maps names to subschemas. */
 const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies']);
