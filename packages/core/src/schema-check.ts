@@ -152,18 +152,27 @@ export function accepts(s: Schema, value: unknown): boolean {
   }
 }
 
+/**
+ * What is wrong with `value` as a duration of `schema`, in `parseDuration`'s words (a value too
+ * large to be held exactly says so), or `undefined` when it is one.
+ */
+export function durationProblem(schema: Record<string, unknown>, value: unknown): string | undefined {
+  try {
+    parseDuration(value, '', {
+      min: schema['x-min-ms'] as number | undefined,
+      max: schema['x-max-ms'] as number | undefined,
+    });
+    return undefined;
+  } catch (error) {
+    const issue = (error as { details?: { issues?: Array<{ expected?: string }> } }).details?.issues?.[0];
+    return issue?.expected ?? 'a duration';
+  }
+}
+
 /** The checks of this module's own kinds (JSON Schema alone cannot say them). */
 export const CUSTOM_KINDS = {
   Duration(schema: Record<string, unknown>, value: unknown): boolean {
-    try {
-      parseDuration(value, '', {
-        min: schema['x-min-ms'] as number | undefined,
-        max: schema['x-max-ms'] as number | undefined,
-      });
-      return true;
-    } catch {
-      return false;
-    }
+    return durationProblem(schema, value) === undefined;
   },
   Ratio(_schema: Record<string, unknown>, value: unknown): boolean {
     try {

@@ -31,6 +31,7 @@ import {
   accepts,
   assertSupported,
   at,
+  durationProblem,
   isPlain,
   isSchema,
   kindOf,
@@ -313,6 +314,13 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
         walk((obj ?? arr) as TSchema, value, path, issues);
         return;
       }
+      // A duration written right but too large to be held exactly: parseDuration's own words.
+      const duration = variants.find((v) => kindOf(v) === 'Duration');
+      const problem = duration === undefined ? undefined : durationProblem(duration, value);
+      if (problem !== undefined && duration !== undefined && problem !== describe(duration)) {
+        issues.add(path, problem, value);
+        return;
+      }
       issues.add(path, describe(s), value);
       return;
     }
@@ -321,6 +329,12 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
       if (typeof value === 'string' && allowed.includes(value)) return;
       const hint = typeof value === 'string' ? closestName(value, allowed) : undefined;
       issues.add(path, `${describe(s)}${hint ? ` (did you mean ${quote(hint)}?)` : ''}`, value);
+      return;
+    }
+    case 'Duration': {
+      // parseDuration's words: a value beyond what a number holds exactly says so.
+      const problem = durationProblem(s, value);
+      if (problem !== undefined) issues.add(path, problem, value);
       return;
     }
     default:

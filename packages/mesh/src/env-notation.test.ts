@@ -104,7 +104,30 @@ describe('durations beyond what a number holds exactly (#10)', () => {
     const issues = rejected(() =>
       checkConfigDocument({ services: { api: { endpoints: '10.0.0.1:80', [field]: value } } }),
     );
-    expect(issues).toEqual([{ field: `services.api.${field}`, expected: expect.any(String), value }]);
+    // The message says why: the value is too large to be held exactly (it said only "a duration").
+    expect(issues).toEqual([
+      {
+        field: `services.api.${field}`,
+        expected: expect.stringContaining('at most 9007199254740991ms'),
+        value,
+      },
+    ]);
+  });
+
+  it.each([
+    ['circuitBreaker', 'resetTimeout', '9007199254740993'],
+    ['retry', 'retryAfterMax', '99999999999999999999ms'],
+  ])('services.api.%s.%s = %j is refused as too large', (section, field, value) => {
+    const issues = rejected(() =>
+      checkConfigDocument({ services: { api: { endpoints: '10.0.0.1:80', [section]: { [field]: value } } } }),
+    );
+    expect(issues).toEqual([
+      {
+        field: `services.api.${section}.${field}`,
+        expected: expect.stringContaining('at most 9007199254740991ms'),
+        value,
+      },
+    ]);
   });
 
   it.each([

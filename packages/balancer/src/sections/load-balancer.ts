@@ -219,6 +219,9 @@ export const loadBalancerFields = Fields({
   zone: Type.Optional(
     Type.String({
       minLength: 1,
+      // Not blank: no endpoint has a blank zone (the mesh refuses one), so it could match none.
+      pattern: '\\S',
+      expected: 'a non-empty string',
       description: 'The caller’s zone; same-zone endpoints are preferred.',
       ...envVar(
         'MESH_ZONE',

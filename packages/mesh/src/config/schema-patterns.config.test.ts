@@ -23,6 +23,25 @@ const router = (route: object) => ({
 
 /** [what, document, field the mesh names, value its message quotes] */
 const REJECTED: Array<[string, unknown, string, string]> = [
+  // Blank names: the schema had only minLength 1 and accepted them.
+  [
+    'endpoint zone of spaces',
+    { services: { api: { endpoints: [{ address: '10.0.0.1', port: 80, zone: ' ' }] } } },
+    'services.api.endpoints[0].zone',
+    ' ',
+  ],
+  [
+    'endpoint id of a tab',
+    { services: { api: { endpoints: [{ address: '10.0.0.1', port: 80, id: '\t' }] } } },
+    'services.api.endpoints[0].id',
+    '\t',
+  ],
+  [
+    'loadBalancer.zone of spaces',
+    { services: { api: { endpoints: '10.0.0.1:80', loadBalancer: { zone: '  ' } } } },
+    'services.api.loadBalancer.zone',
+    '  ',
+  ],
   [
     'endpoint address with a space',
     { services: { api: { endpoints: [{ address: 'bad host', port: 80 }] } } },

@@ -42,9 +42,12 @@ export const endpointsSchema = Type.Union(
               expected: 'an IPv4 or IPv6 address or a host name',
             }),
             port: Type.Integer({ minimum: 1, maximum: 65535 }),
-            id: Type.Optional(Type.String({ minLength: 1 })),
+            // Not blank: the mesh refuses a name of only spaces, as a missing one.
+            id: Type.Optional(Type.String({ minLength: 1, pattern: '\\S', expected: 'a non-empty string' })),
             weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000 })),
-            zone: Type.Optional(Type.String({ minLength: 1 })),
+            zone: Type.Optional(
+              Type.String({ minLength: 1, pattern: '\\S', expected: 'a non-empty string' }),
+            ),
             tags: Type.Optional(Type.Array(Type.String())),
             metadata: Type.Optional(Type.Record(Type.String(), Type.String())),
             health: Type.Optional(
