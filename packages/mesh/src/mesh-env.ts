@@ -1,4 +1,5 @@
 import {
+  type Clock,
   closestName,
   type Env,
   type EnvVarSpec,
@@ -10,10 +11,13 @@ import {
   envString,
   type Issues,
   LOG_LEVELS,
+  type Logger,
   type LogLevel,
   quote,
+  type Random,
 } from '@proxyless/core';
 import { ENDPOINTS_PREFIX } from '@proxyless/discovery';
+import type { Registry } from 'prom-client';
 import type { MeshOptions } from './api.js';
 
 /** Variables the mesh package itself reads. */
@@ -118,6 +122,93 @@ export interface MeshSettings {
   resolveTimeoutMs: number;
   idleTimeoutMs: number;
   logLevel: LogLevel | undefined;
+  /**
+   * The object-valued options when they have the methods the mesh calls (`undefined` when left out
+   * or refused): the mesh uses these, never a refused one, while it checks the rest.
+   */
+  clock: Clock | undefined;
+  random: Random | undefined;
+  logger: Logger | undefined;
+  metricsRegistry: Registry | undefined;
+}
+
+/**
+ * `value` if it is an object with every one of `methods` (a JavaScript caller has no types: a
+ * wrong one would fail later with a bare `TypeError`, or not at all), else an issue naming what
+ * it lacks.
+ */
+function withMethods<T>(
+  value: unknown,
+  field: string,
+  what: string,
+  methods: readonly string[],
+  issues: Issues,
+): T | undefined {
+  if (value === undefined) return undefined;
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
+    return issues.add(field, what, value);
+  }
+  const missing = methods.filter((m) => typeof (value as Record<string, unknown>)[m] !== 'function');
+  if (missing.length > 0) {
+    return issues.add(field, `${what} (it has no ${missing.map((m) => `${m}()`).join(', ')})`, value);
+  }
+  return value as T;
+}
+
+/** The object-valued options of `createMesh`, each checked for what the mesh calls on it. */
+function objectOptions(
+  options: MeshOptions,
+  issues: Issues,
+): Pick<MeshSettings, 'clock' | 'random' | 'logger' | 'metricsRegistry'> {
+  const clock = withMethods<Clock>(
+    options.clock,
+    'options.clock',
+    'a Clock',
+    ['now', 'setTimer', 'sleep'],
+    issues,
+  );
+  const random = withMethods<Random>(options.random, 'options.random', 'a Random', ['next'], issues);
+  const logger = withMethods<Logger>(
+    options.logger,
+    'options.logger',
+    'a Logger',
+    ['debug', 'info', 'warn', 'error'],
+    issues,
+  );
+  withMethods(
+    options.passthroughDispatcher,
+    'options.passthroughDispatcher',
+    'an undici Dispatcher',
+    ['dispatch', 'close', 'destroy'],
+    issues,
+  );
+  const resolvers: unknown = options.resolvers;
+  if (resolvers !== undefined) {
+    if (!Array.isArray(resolvers)) issues.add('options.resolvers', 'a list of resolvers', resolvers);
+    else
+      resolvers.forEach((r, i) => {
+        const field = `options.resolvers[${i}]`;
+        if (withMethods(r, field, 'a Resolver', ['match', 'watch', 'close'], issues) === undefined) return;
+        const name = (r as { name?: unknown }).name;
+        if (typeof name !== 'string' || name === '') issues.add(`${field}.name`, 'a non-empty string', name);
+      });
+  }
+  let metricsRegistry: Registry | undefined;
+  const metrics: unknown = options.metrics;
+  if (metrics !== undefined) {
+    const m = issues.object(metrics, 'options.metrics');
+    if (m !== undefined) {
+      issues.unknownKeys(m, 'options.metrics', ['registry']);
+      metricsRegistry = withMethods<Registry>(
+        m.registry,
+        'options.metrics.registry',
+        'a prom-client Registry',
+        ['getSingleMetric', 'registerMetric', 'metrics'],
+        issues,
+      );
+    }
+  }
+  return { clock, random, logger, metricsRegistry };
 }
 
 /**
@@ -190,6 +281,7 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
         max: 2_147_483_647,
       }) ?? 300_000,
     logLevel: fromEnv.logLevel,
+    ...objectOptions(options, issues),
   };
 }
 

@@ -117,11 +117,12 @@ class MeshImpl implements Mesh {
     const settings = meshSettings(options, env, issues);
     const { passthrough, hostHeader, connectionsPerEndpoint, resolveTimeoutMs, idleTimeoutMs } = settings;
     this.serviceName = settings.serviceName;
-    this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? systemRandom;
+    // The checked ones: a refused clock, random or logger is not used while the rest is checked.
+    this.#clock = settings.clock ?? systemClock;
+    this.#random = settings.random ?? systemRandom;
     const level = settings.logLevel;
     this.#logger =
-      options.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
+      settings.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
 
     // Policy layers from code and environment (static config sources), validated now: a bad value
     // fails createMesh.
@@ -195,7 +196,7 @@ class MeshImpl implements Mesh {
         env,
         clock: this.#clock,
         logger: this.#logger,
-        ...(options.metrics?.registry ? { registry: options.metrics.registry } : {}),
+        ...(settings.metricsRegistry ? { registry: settings.metricsRegistry } : {}),
       }),
     );
     if (!issues.ok || telemetry === undefined) {
