@@ -101,8 +101,9 @@ function errorCode(error: unknown): string {
 /**
  * The innermost stage: pick an endpoint for this attempt (recorded on the attempt's context), send
  * through its pool, and report the attempt's outcome to the balancer when the exchange ends — the
- * body's end or its error, so in-flight counts and latency cover streaming responses (grpc-js's
- * `onCallEnded`). Transport failures before the response head become `MESH_CONNECT_FAILED` /
+ * body's end or its error, so in-flight counts cover streaming responses (grpc-js's
+ * `onCallEnded`); the latency sample is the time to the response head, as Linkerd's and Finagle's
+ * peak EWMA take it (how fast the endpoint answers, not how long the caller's body runs). Transport failures before the response head become `MESH_CONNECT_FAILED` /
  * `MESH_UPSTREAM_RESET` / `MESH_TIMEOUT` with undici's error as `cause` (so retries and the
  * caller can tell them apart); after the head, the caller gets undici's own error. Aborts, local
  * validation errors, any error without a transport code and the caller's failing body go up
