@@ -87,7 +87,7 @@ export function hasHeader(headers: DispatchHeaders, name: string): boolean {
 /**
  * The headers with `name: value` added, in the caller's own form, without touching or re-casing
  * the caller's headers: a flat array gets two more items, a record a copy with one more key, an
- * iterable is read once (with undici's checks) into a flat array; any other form is refused, as
+ * iterable is read once (with undici's checks) into a flat array ({@link pairsToFlat}); any other form is refused, as
  * undici refuses it. A header of the same name (any case) the caller set is replaced;
  * `value: undefined` removes it.
  */
@@ -117,14 +117,32 @@ export function withHeader(
     if (value !== undefined) setKey(out, name, value);
     return out as DispatchHeaders;
   }
-  const flat: string[] = [];
-  forEachHeader(headers, (k, v) => {
-    if (k.length === name.length && k.toLowerCase() === name) return;
-    if (Array.isArray(v)) for (const x of v) flat.push(k, String(x));
-    else if (v != null) flat.push(k, String(v));
-  });
-  if (value !== undefined) flat.push(name, value);
+  if (typeof headers !== 'object') throw notHeaders();
+  return withHeader(pairsToFlat(headers as Iterable<unknown>), name, value);
+}
+
+/**
+ * An iterable of `[name, value]` pairs (a `Map`, a generator) read once into undici's flat-array
+ * form, names and values exactly as given: undici reads both forms with the same rules
+ * (`processHeader`: `null` sent empty, an object value or a bad name refused), so nothing changes
+ * but that the list can be read again — a one-shot iterator is empty the second time.
+ */
+export function pairsToFlat(headers: Iterable<unknown>): DispatchHeaders {
+  const flat: unknown[] = [];
+  for (const pair of headers) {
+    if (!Array.isArray(pair) || pair.length !== 2) {
+      throw new errors.InvalidArgumentError('headers must be in key-value pair format');
+    }
+    flat.push(pair[0], pair[1]);
+  }
   return flat as unknown as DispatchHeaders;
+}
+
+/** Whether undici reads these headers as an iterable of pairs (not a flat array, not a record). */
+export function isHeaderIterable(headers: DispatchHeaders): headers is DispatchHeaders & Iterable<unknown> {
+  return (
+    headers != null && typeof headers === 'object' && !Array.isArray(headers) && hasSafeIterator(headers)
+  );
 }
 
 /**

@@ -72,8 +72,10 @@ export {
   hasHeader,
   hasSafeIterator,
   headerRecord,
+  isHeaderIterable,
   isRequestBodyError,
   markRequestBodyError,
+  pairsToFlat,
   withHeader,
 } from './headers.js';
 export {

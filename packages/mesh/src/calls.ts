@@ -17,9 +17,11 @@ import {
   failDispatch,
   formatHostPort,
   hasHeader,
+  isHeaderIterable,
   kCall,
   type MeshDispatchOptions,
   MeshError,
+  pairsToFlat,
   plainDispatchOptions,
   type Random,
   undiciErrors,
@@ -232,8 +234,19 @@ export class CallPath implements DispatchTarget {
       // request failed and `false` is returned.
       return false;
     }
-    // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
     const chains = this.#routing.chains;
+    // Headers given as an iterable of pairs, read once: the mesh reads a service's headers more
+    // than once (the logical Host, its flags, routing, policies), and a one-shot iterator (a
+    // generator) would send none the second time. The flat array undici reads the same way.
+    if ((dest !== undefined || chains.size > 0) && isHeaderIterable(opts.headers)) {
+      try {
+        opts = { ...opts, headers: pairsToFlat(opts.headers) };
+      } catch (error) {
+        failDispatch(new CallHandler(handler), error as Error);
+        return true;
+      }
+    }
+    // ---- traffic management: services with a routing chain (one map lookup otherwise) ----
     if (chains.size > 0) {
       const service = dest?.service ?? hostnameOf(origin) ?? '';
       const chain = chains.get(service);
