@@ -111,6 +111,11 @@ export class BodyRecorder {
     return this.#ended && !this.#overflow;
   }
 
+  /** More was read than is kept ({@link REPLAY_BUFFER_BYTES}): the body can never be sent again. */
+  get exceeded(): boolean {
+    return this.#overflow;
+  }
+
   /**
    * One attempt's body: what was kept, then the rest of the source. A `Readable` when the source
    * is one (see the class notes), otherwise an async iterable.

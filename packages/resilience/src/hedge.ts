@@ -15,7 +15,7 @@ import {
   withCall,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
-import { isReusableBody } from './body.js';
+import { type BodyRecorder, isReusableBody, recordBody } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_HEDGE, DEFAULT_RETRY, type HedgeConfig } from './config.js';
 import { cancelQueued, kQueuedHold } from './queued.js';
@@ -60,8 +60,11 @@ export class LatencyTracker {
  * Hedged requests (gRPC A6 / Envoy `hedge_on_per_try_timeout` style, on a timer): after `delay` (or
  * the observed latency percentile), send the same request to another endpoint, up to `maxHedges`
  * more. The first attempt whose head is good (status < 500) wins and streams to the caller; the
- * others are aborted and their answers discarded. Only replayable requests (idempotent, body bytes
- * or none) are hedged; hedges are paid from the retry budget.
+ * others are aborted and their answers discarded. Only idempotent requests are hedged, and only
+ * with a body that can be sent again: bytes or none, or a streamed body (fetch sends every body as
+ * one) that the first attempt has read to its end within the 1 MiB replay buffer by the time a
+ * hedge is due — while it is still being read, the hedge waits another delay; past the limit, no
+ * hedge is sent. Hedges are paid from the retry budget.
  */
 export function createHedgeFilter(
   config: Partial<HedgeConfig> = {},
@@ -79,11 +82,13 @@ export function createHedgeFilter(
   };
   const interceptor: Filter = (dispatch) => (opts, handler) => {
     const ctx = callOf(opts);
-    if (ctx === undefined || opts.upgrade || !ctx.request.idempotent || !isReusableBody(opts.body))
-      return dispatch(opts, handler);
+    if (ctx === undefined || opts.upgrade || !ctx.request.idempotent) return dispatch(opts, handler);
+    // A streamed body is kept as the first attempt sends it, so a hedge can send it again.
+    const recorder = isReusableBody(opts.body) ? undefined : recordBody(opts.body);
+    if (recorder === undefined && !isReusableBody(opts.body)) return dispatch(opts, handler);
     state.budget ??= new RetryBudget(DEFAULT_RETRY.budget, deps.clock ?? ctx.clock);
     if (!shared) state.budget.recordRequest();
-    new HedgeCall(dispatch, opts, handler, ctx, state).start();
+    new HedgeCall(dispatch, opts, handler, ctx, state, recorder).start();
     return true;
   };
   const f = interceptor as Filter & { latency: LatencyTracker };
@@ -149,6 +154,8 @@ class HedgeCall {
   readonly #ctx: CallContext;
   readonly #s: HedgeState;
   readonly #running = new Set<HedgeAttempt>();
+  /** The streamed request body, kept as it is sent (`undefined`: bytes or none, sent as they are). */
+  readonly #body: BodyRecorder | undefined;
   #hedgesLeft: number;
   #timer: Timer | undefined;
   #done = false;
@@ -159,7 +166,9 @@ class HedgeCall {
     handler: MeshHandler,
     ctx: CallContext,
     s: HedgeState,
+    body: BodyRecorder | undefined,
   ) {
+    this.#body = body;
     this.#dispatch = dispatch;
     this.#opts = opts;
     this.handler = handler;
@@ -180,7 +189,9 @@ class HedgeCall {
     const a = new HedgeAttempt(this, this.#ctx.clock.now(), ctx, hedge);
     this.#running.add(a);
     try {
-      this.#dispatch(withCall(this.#opts, ctx), a);
+      const opts = withCall(this.#opts, ctx);
+      if (this.#body !== undefined) opts.body = this.#body.attempt() as never;
+      this.#dispatch(opts, a);
     } catch (error) {
       this.error(a, error as Error);
     }
@@ -195,6 +206,17 @@ class HedgeCall {
       () => {
         this.#timer = undefined;
         if (this.#done || this.winner !== undefined) return;
+        const body = this.#body;
+        if (body !== undefined && !body.complete) {
+          // The first attempt is still sending the body (or sent more than is kept): a hedge would
+          // have to read it too. Past the limit it never can; otherwise look again after a delay.
+          emitCallEvent(this.#ctx, {
+            type: 'hedge_skipped',
+            reason: body.exceeded ? 'body_too_large' : 'body_streaming',
+          });
+          if (!body.exceeded) this.#schedule();
+          return;
+        }
         if (!this.#s.budget!.tryWithdraw()) {
           emitCallEvent(this.#ctx, { type: 'hedge_skipped', reason: 'budget_exhausted' });
           return;
@@ -339,6 +361,7 @@ class HedgeCall {
     this.#done = true;
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#body?.close();
   }
 }
 
