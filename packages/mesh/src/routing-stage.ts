@@ -8,6 +8,7 @@
  * Services without a chain never reach this module: the mesh checks one map first.
  */
 
+import { stringify as stringifyQuery } from 'node:querystring';
 import type { LoadBalancerPatch } from '@proxyless/balancer';
 import {
   copyOptions,
@@ -16,11 +17,12 @@ import {
   type EndpointSet,
   ForwardingHandler,
   failDispatch,
-  headerRecord,
+  hasHeader,
   type MeshHandler,
   type Random,
   type Resolver,
   type ResolverListener,
+  withHeader,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import { CallHandler } from './call-handler.js';
@@ -29,6 +31,7 @@ import { DispatchRequest, IDEMPOTENT_HEADER } from './request.js';
 import {
   applyHeaderOps,
   type ChainTarget,
+  editRequestHeaders,
   type HeaderOps,
   type RouteDecision,
   type RoutingChain,
@@ -125,6 +128,11 @@ class ResponseHeaderHandler extends ForwardingHandler {
     headers: Record<string, string | string[] | undefined>,
     statusMessage?: string,
   ): void {
+    // Envoy edits the final response's headers; a 1xx (103 Early Hints) goes as it came.
+    if (statusCode < 200) {
+      super.onResponseStart(controller, statusCode, headers as never, statusMessage);
+      return;
+    }
     const copy = { ...headers };
     applyHeaderOps(copy, this.#ops);
     // The caller's handler reads the controller's raw header lines when it has them: hide those,
@@ -218,7 +226,11 @@ export class RoutingStage {
     origin: string,
     handler: MeshHandler,
   ): boolean {
-    const decision = route(chain, routeRequestOf(opts.method, opts.path, opts.headers), this.#deps.random);
+    const decision = route(
+      chain,
+      routeRequestOf(opts.method, pathAsSent(opts), opts.headers),
+      this.#deps.random,
+    );
     const overrides = routeOverrides(decision);
     // Failover needs to know whether the primary has endpoints: a primary not resolved yet (the
     // first calls after start or after a config change) is waited for before choosing.
@@ -253,12 +265,13 @@ export class RoutingStage {
     const { target, dest } = this.#select(chain, decision, overrides);
     this.#count(chain.service, decision, target);
     const path = rewritePath(decision, opts.path);
-    // The routed request's headers: the caller's, lower-cased, with the logical Host of the target
+    // The routed request's headers: the caller's as written, with the logical Host of the target
     // and the route's and split's edits; the mesh's idempotency flag is read, then removed.
-    const rec: Record<string, string | string[] | undefined> = headerRecord(opts.headers);
-    if (this.#deps.logicalHost && rec.host === undefined) rec.host = logicalHost(origin, target.service);
-    applyHeaderOps(rec, decision.requestHeaders);
-    const headers = rec as Dispatcher.DispatchOptions['headers'];
+    let headers = editRequestHeaders(
+      opts.headers,
+      decision.requestHeaders,
+      this.#deps.logicalHost ? logicalHost(origin, target.service) : undefined,
+    );
     const o = opts as Dispatcher.DispatchOptions & { idempotent?: boolean };
     const sent = copyOptions(opts);
     sent.path = path;
@@ -271,9 +284,11 @@ export class RoutingStage {
       sent.bodyTimeout = tighter(opts.bodyTimeout, idle);
     }
     const request = new DispatchRequest(sent, origin, o.idempotent);
-    if (rec[IDEMPOTENT_HEADER] !== undefined) {
+    if (hasHeader(headers, IDEMPOTENT_HEADER)) {
+      // Read from the headers with the flag, then sent without it.
       void request.idempotent;
-      delete rec[IDEMPOTENT_HEADER];
+      headers = withHeader(headers, IDEMPOTENT_HEADER, undefined);
+      sent.headers = headers;
     }
     const h = decision.responseHeaders
       ? new ResponseHeaderHandler(new CallHandler(handler), decision.responseHeaders)
@@ -320,6 +335,18 @@ function tighter(caller: number | null | undefined, route: number): number {
 }
 
 /** `Host` after routing: the target service, keeping the origin's port. */
+/**
+ * The path with `query` added as undici adds it when it writes the request (`serializePathWithQuery`:
+ * `node:querystring`), so routes match query parameters as sent. A path that already has a query
+ * or fragment is left for undici to refuse.
+ */
+function pathAsSent(opts: Dispatcher.DispatchOptions): string {
+  const query = opts.query as Record<string, unknown> | null | undefined;
+  if (query == null || typeof opts.path !== 'string' || /[?#]/.test(opts.path)) return opts.path;
+  const q = stringifyQuery(query as Parameters<typeof stringifyQuery>[0]);
+  return q ? `${opts.path}?${q}` : opts.path;
+}
+
 function logicalHost(origin: string, service: string): string {
   const i = origin.indexOf('://');
   const authority = i < 0 ? origin : origin.slice(i + 3);

@@ -167,15 +167,19 @@ function decisionsFor(
   const d = route?.Destination;
   const http = route?.Match?.HTTP;
   const rewriteFrom = d?.PrefixRewrite ? (http?.PathExact ?? http?.PathPrefix) : undefined;
+  // Consul's `ServiceRouteDestination.HasRetryFeatures`: a `NumRetries` of 0 is unset (Go's zero
+  // value; Envoy's default of one retry then applies) and `RetryOnConnectFailure: false` is no
+  // retry setting at all, so an entry means the same from a file, etcd or Consul, which drops
+  // zero values.
   const hasRetry =
     d !== undefined &&
-    (d.NumRetries !== undefined ||
-      d.RetryOnConnectFailure !== undefined ||
+    ((d.NumRetries ?? 0) > 0 ||
+      d.RetryOnConnectFailure === true ||
       (d.RetryOn ?? []).length > 0 ||
       (d.RetryOnStatusCodes ?? []).length > 0);
   const retry: RetryOverride | undefined = hasRetry
     ? Object.freeze({
-        numRetries: d?.NumRetries,
+        numRetries: (d?.NumRetries ?? 0) > 0 ? d?.NumRetries : undefined,
         retryOnConnectFailure: d?.RetryOnConnectFailure ?? false,
         retryOn: Object.freeze([...(d?.RetryOn ?? [])]),
         retryOnStatusCodes: Object.freeze([...(d?.RetryOnStatusCodes ?? [])]),

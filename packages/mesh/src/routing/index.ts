@@ -53,6 +53,13 @@ export {
 export { type EntryIssue, goDurationMs } from './entry-issues.js';
 export { ETCD_CONFIG_PREFIX, type EtcdKeyValue, entriesFromEtcd, etcdConfigKey } from './etcd-entries.js';
 export { mapLoadBalancer, unsupportedHashPolicies } from './load-balancer.js';
-export { applyHeaderOps, type RouteRequest, rewritePath, route, routeRequestOf } from './router.js';
+export {
+  applyHeaderOps,
+  editRequestHeaders,
+  type RouteRequest,
+  rewritePath,
+  route,
+  routeRequestOf,
+} from './router.js';
 export { filterSubset, selectTarget, subsetOf, type TargetSelection } from './targets.js';
 export { type ConfigEntrySet, validateConfigEntries, validateConfigEntry } from './validate.js';

@@ -7,7 +7,14 @@
  * (regex paths) or the parsed query, and then once per request. The decision itself is
  * precomputed and shared.
  */
-import type { Random } from '@proxyless/core';
+import {
+  type DispatchHeaders,
+  forEachHeader,
+  hasHeader,
+  hasSafeIterator,
+  pairsToFlat,
+  type Random,
+} from '@proxyless/core';
 import type { HeaderOps, RouteDecision, RoutingChain } from './chain.js';
 import { MatchScratch, matches, type RouteRequest } from './match.js';
 
@@ -72,6 +79,44 @@ export function applyHeaderOps(
   }
 }
 
+/**
+ * The caller's request headers with a route's edits, in undici's flat `[name, value, …]` form:
+ * names as the caller wrote them, values as given (undici reads both forms with the same rules,
+ * so what it refuses it still refuses), repeated headers in their order. `host` is added when the
+ * caller set none; then `remove`, `set` (replacing every header of that name, any case) and `add`
+ * apply, as {@link applyHeaderOps} does to a record. The caller's headers as they are when there is
+ * nothing to do.
+ */
+export function editRequestHeaders(
+  headers: DispatchHeaders,
+  ops: HeaderOps | undefined,
+  host: string | undefined,
+): DispatchHeaders {
+  const addHost = host !== undefined && !hasHeader(headers, 'host');
+  if (ops === undefined && !addHost) return headers;
+  let flat: unknown[];
+  if (headers == null) flat = [];
+  else if (Array.isArray(headers)) flat = headers.slice();
+  else if (typeof headers === 'object' && hasSafeIterator(headers))
+    flat = pairsToFlat(headers as Iterable<unknown>) as unknown as unknown[];
+  else {
+    flat = [];
+    const rec = headers as Record<string, unknown>;
+    for (const key of Object.keys(rec)) flat.push(key, rec[key]);
+  }
+  if (addHost) flat.push('host', host);
+  if (ops === undefined) return flat as unknown as DispatchHeaders;
+  const drop = new Set([...ops.remove, ...ops.set.map(([k]) => k)]);
+  const out: unknown[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if (drop.has(String(flat[i]).toLowerCase())) continue;
+    out.push(flat[i], flat[i + 1]);
+  }
+  for (const [k, v] of ops.set) out.push(k, v);
+  for (const [k, v] of ops.add) out.push(k, v);
+  return out as unknown as DispatchHeaders;
+}
+
 type HeaderRecord = Record<string, string | string[] | undefined>;
 
 function put(out: HeaderRecord, name: string, value: string): void {
@@ -82,34 +127,42 @@ function put(out: HeaderRecord, name: string, value: string): void {
   else out[k] = [cur, value];
 }
 
+/** A header value as undici sends it (`processHeader`): `null` empty, anything else as text. */
+function sent(value: unknown): string {
+  return value === null ? '' : typeof value === 'string' ? value : String(value);
+}
+
 /**
- * Build the routing view of a request from undici dispatch options' `method`, `path` and
- * `headers` in any of undici's forms: a record (used as is when every name is lower-case), a flat
- * `[name, value, …]` array, or an iterable of `[name, value]` pairs (`Headers`).
+ * Build the routing view of a request from undici dispatch options' `method`, `path` (with
+ * `query` added as undici adds it) and `headers` in any of undici's forms — a record, a flat
+ * `[name, value, …]` array, or an iterable of `[name, value]` pairs — with names lower-cased and
+ * values as undici sends them: a number as its text, `null` empty, `undefined` left out. (An
+ * all-lower-case record of strings is used as is.) Malformed headers are undici's to refuse.
  */
 export function routeRequestOf(method: string, path: string, headers: unknown): RouteRequest {
   if (headers === undefined || headers === null) return { method, path, headers: {} };
-  if (Array.isArray(headers)) {
-    const out: HeaderRecord = {};
-    for (let i = 0; i + 1 < headers.length; i += 2) put(out, String(headers[i]), String(headers[i + 1]));
-    return { method, path, headers: out };
-  }
-  if (typeof headers === 'object' && Symbol.iterator in headers) {
-    const out: HeaderRecord = {};
-    for (const [k, v] of headers as Iterable<[string, string]>) put(out, k, v);
-    return { method, path, headers: out };
-  }
-  const rec = headers as Record<string, string | readonly string[] | undefined>;
-  for (const k in rec) {
-    if (k !== k.toLowerCase()) {
-      const out: HeaderRecord = {};
-      for (const [name, v] of Object.entries(rec)) {
-        if (v === undefined) continue;
-        if (typeof v === 'string') put(out, name, v);
-        else for (const x of v) put(out, name, x);
+  if (!Array.isArray(headers) && typeof headers === 'object' && !hasSafeIterator(headers)) {
+    const rec = headers as Record<string, unknown>;
+    let plain = true;
+    for (const k in rec) {
+      if (!Object.hasOwn(rec, k)) continue;
+      const v = rec[k];
+      if (k !== k.toLowerCase() || (v !== undefined && typeof v !== 'string')) {
+        plain = false;
+        break;
       }
-      return { method, path, headers: out };
     }
+    if (plain) return { method, path, headers: rec as HeaderRecord };
   }
-  return { method, path, headers: rec };
+  const out: HeaderRecord = {};
+  try {
+    forEachHeader(headers as DispatchHeaders, (name, v) => {
+      if (v === undefined) return;
+      if (Array.isArray(v)) for (const x of v) put(out, name, sent(x));
+      else put(out, name, sent(v));
+    });
+  } catch {
+    // Malformed: routed as it stands; undici refuses the request when it is sent.
+  }
+  return { method, path, headers: out };
 }
