@@ -38,7 +38,7 @@ function server(version: 'v1' | 'v2'): http.Server {
       if (req.url === '/hints') res.writeEarlyHints({ link: '</a.css>; rel=preload' });
       const status = version === 'v1' ? (v1Script.shift() ?? 200) : 200;
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ version, path: req.url, raw } satisfies Served));
+      res.end(JSON.stringify({ version, path: req.url ?? '', raw } satisfies Served));
     });
   });
 }
