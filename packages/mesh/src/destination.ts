@@ -150,12 +150,12 @@ export class Destination {
 
   /**
    * Run `fn` once the registry has answered (at once if it has), or when the resolve timeout is
-   * over without an answer — whichever comes first; `fn` runs once.
+   * over without an answer — whichever comes first; `fn` runs once. Returns the cancel of the wait.
    */
-  whenResolved(fn: () => void): void {
+  whenResolved(fn: () => void): () => void {
     if (this.#ready) {
       fn();
-      return;
+      return () => undefined;
     }
     let done = false;
     const run = (): void => {
@@ -173,6 +173,13 @@ export class Destination {
       },
       KEEP_ALIVE,
     );
+    // Cancel: the waiter is dropped and its timer released (the caller gave up on the wait).
+    return () => {
+      if (done) return;
+      done = true;
+      timer.cancel();
+      this.#waiters = this.#waiters.filter((w) => w !== run);
+    };
   }
 
   /** Open connections of the pool of the endpoint `endpointId` (`undefined`: no pool yet). */
@@ -226,6 +233,19 @@ export class Destination {
       this.#ended(call);
       throw error;
     }
+  }
+
+  /**
+   * Track a call this destination is not sending (yet): the routing stage waiting for it to resolve
+   * before choosing a failover target. Shutdown waits for it and aborts it as it does its own
+   * calls; it ends when `handler`'s call ends. Give the call's events to the handler returned.
+   * @throws MeshError `MESH_CLOSED` once `close()` or `destroy()` has been called.
+   */
+  track(handler: MeshHandler): MeshHandler {
+    if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
+    const call = new TrackedCall(handler, this.#endCall);
+    this.#calls.add(call);
+    return call;
   }
 
   /**

@@ -20,6 +20,8 @@ import {
   hasHeader,
   type MeshHandler,
   type Random,
+  RelayController,
+  RelayedHandler,
   type Resolver,
   type ResolverListener,
   withHeader,
@@ -241,17 +243,57 @@ export class RoutingStage {
         decision.resolver.loadBalancer,
       );
       if (primary.endpointSet === undefined) {
-        primary.whenResolved(() => {
-          try {
-            this.#send(chain, decision, overrides, opts, origin, handler);
-          } catch (error) {
-            failDispatch(new CallHandler(handler), error as Error);
-          }
-        });
+        this.#waitForPrimary(primary, chain, decision, overrides, opts, origin, handler);
         return true;
       }
     }
     return this.#send(chain, decision, overrides, opts, origin, handler);
+  }
+
+  /**
+   * Wait (up to the resolve timeout) for a primary not resolved yet, then choose: the wait is the
+   * call's — its handler started, with a controller whose abort ends the wait at once with the
+   * reason — and a primary still unresolved after it counts as one with no endpoints (failover).
+   */
+  #waitForPrimary(
+    primary: Destination,
+    chain: RoutingChain,
+    decision: RouteDecision,
+    overrides: RouteOverrides | undefined,
+    opts: Dispatcher.DispatchOptions,
+    origin: string,
+    handler: MeshHandler,
+  ): void {
+    // Tracked by the primary while it waits: a graceful close drains it, its deadline aborts it.
+    let caller: MeshHandler;
+    try {
+      caller = primary.track(new CallHandler(handler));
+    } catch (error) {
+      failDispatch(new CallHandler(handler), error as Error);
+      return;
+    }
+    let waiting = true;
+    let cancel: (() => void) | undefined;
+    const relay = new RelayController((reason) => {
+      if (relay.inner !== undefined) relay.inner.abort(reason);
+      else if (waiting) {
+        waiting = false;
+        cancel?.();
+        caller.onResponseError?.(relay, reason);
+      }
+    });
+    caller.onRequestStart?.(relay, {});
+    if (relay.aborted) return;
+    cancel = primary.whenResolved(() => {
+      if (!waiting) return;
+      waiting = false;
+      const relayed = new RelayedHandler(caller, relay);
+      try {
+        this.#send(chain, decision, overrides, opts, origin, relayed, true);
+      } catch (error) {
+        caller.onResponseError?.(relay, error as Error);
+      }
+    });
   }
 
   #send(
@@ -261,8 +303,9 @@ export class RoutingStage {
     opts: Dispatcher.DispatchOptions,
     origin: string,
     handler: MeshHandler,
+    waited = false,
   ): boolean {
-    const { target, dest } = this.#select(chain, decision, overrides);
+    const { target, dest } = this.#select(chain, decision, overrides, waited);
     this.#count(chain.service, decision, target);
     const path = rewritePath(decision, opts.path);
     // The routed request's headers: the caller's as written, with the logical Host of the target
@@ -306,18 +349,20 @@ export class RoutingStage {
     chain: RoutingChain,
     decision: RouteDecision,
     overrides: RouteOverrides | undefined,
+    /** The primary was waited for already: still unresolved, it has no endpoints to offer. */
+    waited = false,
   ): { target: ChainTarget; dest: Destination } {
     const primary = this.#deps.targetDestination(decision.target, overrides, decision.resolver.loadBalancer);
     const set = primary.endpointSet;
     const failover = decision.resolver.failover;
     // Envoy's failover: the next target takes the traffic when this one has no healthy endpoint
     // (none at all, or every one failing its health check, ejected or unreachable).
-    if (set === undefined || failover.length === 0 || primary.usableEndpoints > 0)
+    if ((set === undefined && !waited) || failover.length === 0 || primary.usableEndpoints > 0)
       return { target: decision.target, dest: primary };
     let resolving: { target: ChainTarget; dest: Destination } | undefined;
     // With no healthy endpoint anywhere, the first target that has endpoints at all (in panic).
     let some: { target: ChainTarget; dest: Destination } | undefined =
-      set.endpoints.length > 0 ? { target: decision.target, dest: primary } : undefined;
+      set !== undefined && set.endpoints.length > 0 ? { target: decision.target, dest: primary } : undefined;
     for (const t of failover) {
       const d = this.#deps.targetDestination(t, overrides, chain.resolvers.get(t.id)?.loadBalancer);
       const s = d.endpointSet;

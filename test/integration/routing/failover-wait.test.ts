@@ -1,0 +1,83 @@
+/**
+ * A routed service with a resolver `Failover` waits for its primary target to resolve before
+ * choosing (a probe of the routed path): the wait ignored the caller's abort (rejected only at the
+ * resolve timeout), was not drained or cut by `close({ timeout })`, and a primary still unresolved
+ * after it never failed over — the call waited a second resolve timeout and failed
+ * `MESH_NO_ENDPOINTS` with the backup's endpoints at hand.
+ */
+import { createConfigSource, createMesh, type Mesh, MeshError, type Resolver } from 'proxyless';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from '../../support/http-server.js';
+
+let backup: TestServer;
+beforeAll(async () => {
+  backup = await startServer('backup');
+});
+afterAll(async () => {
+  await backup.close();
+});
+
+/** A registry that knows `api` but never answers for it. */
+const silent: Resolver = {
+  name: 'silent',
+  match: (host) => (host === 'api' ? 'api' : undefined),
+  watch: () => ({ dispose: () => undefined }),
+  close: () => Promise.resolve(),
+};
+
+function mesh(resolveTimeoutMs: number): Mesh {
+  return createMesh({
+    env: {},
+    passthrough: false,
+    resolvers: [silent],
+    resolveTimeoutMs,
+    configSource: createConfigSource('kv', {
+      services: { backup: { endpoints: backup.address } },
+      configEntries: [
+        { Kind: 'service-defaults', Name: 'api', Protocol: 'http' },
+        { Kind: 'service-defaults', Name: 'backup', Protocol: 'http' },
+        { Kind: 'service-resolver', Name: 'api', Failover: { '*': { Targets: [{ Service: 'backup' }] } } },
+      ],
+    }),
+  });
+}
+
+describe('the wait for an unresolved primary target', () => {
+  it("ends at the caller's abort, with its reason", async () => {
+    const m = mesh(60_000);
+    try {
+      const ac = new AbortController();
+      const reason = new Error('gave up');
+      const call = m.request('http://api/', { signal: ac.signal });
+      ac.abort(reason);
+      await expect(call).rejects.toBe(reason);
+    } finally {
+      await m.close({ timeout: 0 });
+    }
+  });
+
+  it('is drained by close({ timeout }), and cut at its deadline with MESH_CLOSED', async () => {
+    const m = mesh(60_000);
+    const call = m.request('http://api/').then(
+      () => 'resolved',
+      (e: unknown) => (MeshError.is(e) ? e.code : String(e)),
+    );
+    let closed = false;
+    const closing = m.close({ timeout: 50 }).then(() => {
+      closed = true;
+    });
+    expect(await call).toBe('MESH_CLOSED');
+    await closing;
+    expect(closed).toBe(true);
+  });
+
+  it('a primary still unresolved after the resolve timeout fails over', async () => {
+    const m = mesh(100);
+    try {
+      const res = await m.request('http://api/');
+      expect([res.statusCode, await res.body.text()]).toEqual([200, 'backup']);
+    } finally {
+      await m.close();
+    }
+  });
+});
