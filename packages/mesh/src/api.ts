@@ -133,10 +133,27 @@ export interface ServiceStats extends BalancerStats {
   readonly circuitBreaker?: 'closed' | 'open' | 'half-open';
   /** The stages in force, outermost first (`deadline`, `retry`, `hedge`, `circuitBreaker`, …, `pick`). */
   readonly roles: readonly string[];
-  /** Calls in flight through the destination, until their response body ends. */
+  /**
+   * Calls in flight through the service, until their response body ends: through its own
+   * destination and, for a service with a routing chain, through its targets' (a target another
+   * service's chain reaches too counts for both).
+   */
   readonly inFlight: number;
   /** For a service with a routing chain: requests per route (index; `-1`: no router) and per target ID. */
   readonly routing?: RoutingStats;
+  /**
+   * For a service with a routing chain: each target's destination built so far, by target ID
+   * (`v2.web.default.default.dc1`) — its endpoints with their in-flight counts and requests, its
+   * breaker and stages. A routed call goes through these, not the service's own destination.
+   */
+  readonly targets?: Readonly<Record<string, TargetStats>>;
+}
+
+/** A routing target's destination: as {@link ServiceStats}, for the target's subset and policy. */
+export interface TargetStats extends BalancerStats {
+  readonly circuitBreaker?: 'closed' | 'open' | 'half-open';
+  readonly roles: readonly string[];
+  readonly inFlight: number;
 }
 
 /** Options of {@link Mesh.register}. */

@@ -90,6 +90,7 @@ export {
   type RegisterOptions,
   type ServiceOptions,
   type ServiceStats,
+  type TargetStats,
 } from './mesh.js';
 export { meshEnvVars, type RegistryKind } from './mesh-env.js';
 export { IDEMPOTENT_HEADER } from './request.js';

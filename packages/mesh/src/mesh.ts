@@ -49,7 +49,7 @@ import { Registrations } from './registration.js';
 import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
 import type { RoutingChain, RoutingConfig } from './routing/index.js';
 import { errorIssues, tryCompileFileEntries } from './routing-sources.js';
-import { RoutingStage } from './routing-stage.js';
+import { RoutingStage, targetStats } from './routing-stage.js';
 
 export type {
   CloseOptions,
@@ -63,6 +63,7 @@ export type {
   RegisterOptions,
   ServiceOptions,
   ServiceStats,
+  TargetStats,
 } from './api.js';
 /** Datacenter file and etcd config entries are compiled for (config-apply.ts; importers read it here). */
 export { ROUTING_DC } from './config-apply.js';
@@ -402,12 +403,17 @@ class MeshImpl implements Mesh {
     if (d === undefined) return undefined;
     const breaker = d.circuitBreakerState;
     const routing = this.#routing.stats(service);
+    const chain = this.#routing.chains.get(service);
+    const targets = chain === undefined ? undefined : targetStats(chain, this.#destinations.targets);
+    let inFlight = d.inFlight;
+    for (const t of Object.values(targets ?? {})) inFlight += t.inFlight;
     return {
       ...d.balancer.stats(),
       ...(breaker ? { circuitBreaker: breaker } : {}),
       roles: [...d.roles, 'pick'],
-      inFlight: d.inFlight,
+      inFlight,
       ...(routing ? { routing } : {}),
+      ...(targets ? { targets } : {}),
     };
   }
 

@@ -27,6 +27,7 @@ import {
   withHeader,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
+import type { TargetStats } from './api.js';
 import { CallHandler } from './call-handler.js';
 import type { Destination } from './destination.js';
 import { DispatchRequest, IDEMPOTENT_HEADER } from './request.js';
@@ -418,4 +419,32 @@ export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
     // The inner resolver belongs to the mesh.
     close: () => Promise.resolve(),
   };
+}
+
+/**
+ * The destinations of a chain's targets built so far, by target ID: routed calls go through these
+ * (one per target and route overrides; several of one target are summed into its in-flight count).
+ */
+export function targetStats(
+  chain: RoutingChain,
+  destinations: ReadonlyMap<string, Destination>,
+): Record<string, TargetStats> {
+  const out: Record<string, TargetStats> = {};
+  for (const [key, t] of destinations) {
+    const id = key.slice(0, key.indexOf('|'));
+    if (!chain.targets.has(id)) continue;
+    const prev = out[id];
+    if (prev !== undefined) {
+      out[id] = { ...prev, inFlight: prev.inFlight + t.inFlight };
+      continue;
+    }
+    const breaker = t.circuitBreakerState;
+    out[id] = {
+      ...t.balancer.stats(),
+      ...(breaker ? { circuitBreaker: breaker } : {}),
+      roles: [...t.roles, 'pick'],
+      inFlight: t.inFlight,
+    };
+  }
+  return out;
 }

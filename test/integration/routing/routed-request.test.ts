@@ -23,6 +23,8 @@ const meshes: Mesh[] = [];
 /** Statuses a v1 endpoint answers with next (then 200). */
 let v1Script: number[] = [];
 let v1Hits = 0;
+/** Ends the response held by `/hold`. */
+let release: () => void = () => undefined;
 
 function server(version: 'v1' | 'v2'): http.Server {
   return http.createServer((req, res) => {
@@ -35,6 +37,13 @@ function server(version: 'v1' | 'v2'): http.Server {
     }
     req.resume();
     req.on('end', () => {
+      if (req.url === '/hold') {
+        // Head and a first chunk now; the rest when the test releases it.
+        res.writeHead(200);
+        res.write('part');
+        release = () => res.end('-rest');
+        return;
+      }
       if (req.url === '/hints') res.writeEarlyHints({ link: '</a.css>; rel=preload' });
       const status = version === 'v1' ? (v1Script.shift() ?? 200) : 200;
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -197,5 +206,22 @@ describe("a route's ResponseHeaders", () => {
     await res.body.dump();
     expect(res.headers['x-added']).toBe('yes');
     expect(infos).toEqual([{ link: '</a.css>; rel=preload' }]);
+  });
+});
+
+describe('mesh.stats of a routed service', () => {
+  it("counts a routed call in flight until its body ends, with its target's endpoint", async () => {
+    const m = routedMesh([{ Match: { HTTP: { PathPrefix: '/' } }, Destination: { ServiceSubset: 'v1' } }]);
+    const res = await m.request('http://api/hold');
+    const during = m.stats('api');
+    const id = 'v1.api.default.default.dc1';
+    expect(during?.inFlight).toBe(1);
+    expect(during?.targets?.[id]?.inFlight).toBe(1);
+    expect(during?.targets?.[id]?.endpoints.map((e) => e.inflight)).toEqual([1]);
+    release();
+    expect(await res.body.text()).toBe('part-rest');
+    const after = m.stats('api');
+    expect(after?.inFlight).toBe(0);
+    expect(after?.targets?.[id]?.endpoints.map((e) => [e.inflight, e.requests])).toEqual([[0, 1]]);
   });
 });
