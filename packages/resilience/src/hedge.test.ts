@@ -265,3 +265,57 @@ function dispatchOnce(
     });
   });
 }
+
+describe('hedging a streamed body still being sent', () => {
+  it('looks again with a growing interval and reports it once, however long the upload lasts', async () => {
+    const clock = new VirtualClock();
+    const observer = recordingObserver();
+    let checks = 0;
+    // 20 chunks, one every 100 ms of virtual time: a 2 s upload.
+    async function* body(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 20; i++) {
+        await clock.sleep(100);
+        yield Buffer.from('x');
+      }
+    }
+    const terminal: DispatchFn = (opts, handler) => {
+      const c = {
+        paused: false,
+        aborted: false,
+        reason: null,
+        pause() {},
+        resume() {},
+        abort() {},
+      } as unknown as Dispatcher.DispatchController;
+      handler.onRequestStart?.(c, {});
+      void (async () => {
+        for await (const _ of opts.body as AsyncIterable<Buffer>) checks++;
+        handler.onResponseStart?.(c, 200, {}, '');
+        handler.onResponseEnd?.(c, {});
+      })();
+      return true;
+    };
+    const hedged = composeInterceptors([createHedgeFilter({ delayMs: 1 })], terminal);
+    const done = new Promise<number>((resolve, reject) => {
+      hedged(
+        withCall(
+          { origin: 'http://api', path: '/', method: 'PUT', body: body() },
+          testContext({ clock, observer, request: { method: 'PUT' } }),
+        ),
+        {
+          onResponseStart: (_c, status) => resolve(status),
+          onResponseError: (_c, e) => reject(e),
+        },
+      );
+    });
+    for (let t = 0; t < 2100; t += 10) await clock.advance(10);
+    expect(await done).toBe(200);
+    expect(checks).toBe(20);
+    // One event for the whole upload (it was one per hedge delay: ~2,000 here).
+    expect(observer.events.filter((e) => e.type === 'hedge_skipped')).toMatchObject([
+      { reason: 'body_streaming' },
+    ]);
+    expect(observer.events.filter((e) => e.type === 'hedge')).toEqual([]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+});

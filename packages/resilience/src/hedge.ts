@@ -156,6 +156,8 @@ class HedgeCall {
   readonly #running = new Set<HedgeAttempt>();
   /** The streamed request body, kept as it is sent (`undefined`: bytes or none, sent as they are). */
   readonly #body: BodyRecorder | undefined;
+  /** A hedge was due while the body was still being sent (reported once). */
+  #waitedForBody = false;
   #hedgesLeft: number;
   #timer: Timer | undefined;
   #done = false;
@@ -197,10 +199,10 @@ class HedgeCall {
     }
   }
 
-  #schedule(): void {
+  #schedule(recheckMs?: number): void {
     // A call that already ended (its attempt failed at once: no endpoint to send to) arms nothing.
     if (this.#done || this.#hedgesLeft <= 0) return;
-    const delay = this.#s.delayFor();
+    const delay = recheckMs ?? this.#s.delayFor();
     this.#timer = this.#ctx.clock.setTimer(
       delay,
       () => {
@@ -209,12 +211,17 @@ class HedgeCall {
         const body = this.#body;
         if (body !== undefined && !body.complete) {
           // The first attempt is still sending the body (or sent more than is kept): a hedge would
-          // have to read it too. Past the limit it never can; otherwise look again after a delay.
-          emitCallEvent(this.#ctx, {
-            type: 'hedge_skipped',
-            reason: body.exceeded ? 'body_too_large' : 'body_streaming',
-          });
-          if (!body.exceeded) this.#schedule();
+          // have to read it too. Past the limit it never can; otherwise look again later — after
+          // twice as long each time (10 ms to 1 s), so a slow upload is not a timer per
+          // millisecond, and reported once per call.
+          if (body.exceeded || !this.#waitedForBody) {
+            emitCallEvent(this.#ctx, {
+              type: 'hedge_skipped',
+              reason: body.exceeded ? 'body_too_large' : 'body_streaming',
+            });
+          }
+          this.#waitedForBody = true;
+          if (!body.exceeded) this.#schedule(Math.min(1000, Math.max(10, delay * 2)));
           return;
         }
         if (!this.#s.budget!.tryWithdraw()) {
