@@ -299,7 +299,7 @@ describe('hedging a streamed body still being sent', () => {
     const done = new Promise<number>((resolve, reject) => {
       hedged(
         withCall(
-          { origin: 'http://api', path: '/', method: 'PUT', body: body() },
+          { origin: 'http://api', path: '/', method: 'PUT', body: body() as never },
           testContext({ clock, observer, request: { method: 'PUT' } }),
         ),
         {
