@@ -374,6 +374,18 @@ export class Destination {
     for (const fn of w) fn();
   }
 
+  /** What a call gets when the registry gave no answer within the resolve timeout. */
+  noAnswerError(): MeshError {
+    const failed = this.#lastError;
+    return new MeshError(
+      'MESH_NO_ENDPOINTS',
+      failed === undefined
+        ? `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`
+        : `no endpoints for "${this.service}": the registry failed and gave no answer within ${this.#deps.resolveTimeoutMs}ms: ${failed.message}`,
+      { details: { service: this.service }, ...(failed !== undefined ? { cause: failed } : {}) },
+    );
+  }
+
   #waitReady(opts: Dispatcher.DispatchOptions, handler: MeshHandler, next: DispatchFn): void {
     let timer: Timer | undefined;
     let inner: Dispatcher.DispatchController | undefined;
@@ -407,17 +419,7 @@ export class Destination {
       () => {
         if (!waiting) return;
         leave();
-        const failed = this.#lastError;
-        handler.onResponseError?.(
-          relay,
-          new MeshError(
-            'MESH_NO_ENDPOINTS',
-            failed === undefined
-              ? `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`
-              : `no endpoints for "${this.service}": the registry failed and gave no answer within ${this.#deps.resolveTimeoutMs}ms: ${failed.message}`,
-            { details: { service: this.service }, ...(failed !== undefined ? { cause: failed } : {}) },
-          ),
-        );
+        handler.onResponseError?.(relay, this.noAnswerError());
       },
       KEEP_ALIVE,
     );

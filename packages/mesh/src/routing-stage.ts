@@ -307,6 +307,11 @@ export class RoutingStage {
     waited = false,
   ): boolean {
     const { target, dest } = this.#select(chain, decision, overrides, waited);
+    if (waited && target === decision.target && dest.endpointSet === undefined) {
+      // Waited for already, and no failover target has endpoints either: no second wait.
+      failDispatch(handler, dest.noAnswerError());
+      return true;
+    }
     this.#count(chain.service, decision, target);
     const path = rewritePath(decision, opts.path);
     // The routed request's headers: the caller's as written, with the logical Host of the target

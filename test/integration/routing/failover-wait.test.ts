@@ -6,6 +6,7 @@
  * `MESH_NO_ENDPOINTS` with the backup's endpoints at hand.
  */
 import { createConfigSource, createMesh, type Mesh, MeshError, type Resolver } from 'proxyless';
+import { flushPromises, VirtualClock } from 'proxyless/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 
@@ -78,6 +79,71 @@ describe('the wait for an unresolved primary target', () => {
       expect([res.statusCode, await res.body.text()]).toEqual([200, 'backup']);
     } finally {
       await m.close();
+    }
+  });
+});
+
+describe('when no failover target has endpoints either', () => {
+  it('the call fails MESH_NO_ENDPOINTS after one resolve timeout, not a second wait on the primary', async () => {
+    const clock = new VirtualClock();
+    // `api` never answers; `backup` answers at once with no endpoints.
+    const registry: Resolver = {
+      name: 'registry',
+      match: (host) => (host === 'api' || host === 'backup' ? host : undefined),
+      watch: (service, listener) => {
+        if (service === 'backup') {
+          queueMicrotask(() =>
+            listener({
+              kind: 'endpoints',
+              set: { service, version: 1, endpoints: [], source: 'registry', updatedAt: 0, stale: false },
+            } as never),
+          );
+        }
+        return { dispose: () => undefined };
+      },
+      close: () => Promise.resolve(),
+    };
+    const m = createMesh({
+      env: {},
+      passthrough: false,
+      clock,
+      resolvers: [registry],
+      resolveTimeoutMs: 100,
+      configSource: createConfigSource('kv', {
+        configEntries: [
+          { Kind: 'service-defaults', Name: 'api', Protocol: 'http' },
+          { Kind: 'service-defaults', Name: 'backup', Protocol: 'http' },
+          { Kind: 'service-resolver', Name: 'api', Failover: { '*': { Targets: [{ Service: 'backup' }] } } },
+        ],
+      }),
+    });
+    const call = (): { outcome: unknown } => {
+      const seen: { outcome: unknown } = { outcome: 'pending' };
+      void m.request('http://api/').then(
+        () => {
+          seen.outcome = 'resolved';
+        },
+        (e: unknown) => {
+          seen.outcome = MeshError.is(e) ? e.code : e;
+        },
+      );
+      return seen;
+    };
+    try {
+      // The first call builds the backup target (it answers: no endpoints) after the primary's wait.
+      const first = call();
+      await flushPromises();
+      await clock.advance(100);
+      await flushPromises();
+      expect(first.outcome).toBe('MESH_NO_ENDPOINTS');
+      // The next one waits for the primary once, finds no target with endpoints, and fails then.
+      const second = call();
+      await flushPromises();
+      await clock.advance(100);
+      await flushPromises();
+      expect(second.outcome).toBe('MESH_NO_ENDPOINTS');
+    } finally {
+      await m.close({ timeout: 0 });
     }
   });
 });
