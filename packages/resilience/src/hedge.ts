@@ -84,8 +84,9 @@ export function createHedgeFilter(
     const ctx = callOf(opts);
     if (ctx === undefined || opts.upgrade || !ctx.request.idempotent) return dispatch(opts, handler);
     // A streamed body is kept as the first attempt sends it, so a hedge can send it again.
-    const recorder = isReusableBody(opts.body) ? undefined : recordBody(opts.body);
-    if (recorder === undefined && !isReusableBody(opts.body)) return dispatch(opts, handler);
+    const reusable = isReusableBody(opts.body);
+    const recorder = reusable ? undefined : recordBody(opts.body);
+    if (!reusable && recorder === undefined) return dispatch(opts, handler);
     state.budget ??= new RetryBudget(DEFAULT_RETRY.budget, deps.clock ?? ctx.clock);
     if (!shared) state.budget.recordRequest();
     new HedgeCall(dispatch, opts, handler, ctx, state, recorder).start();
