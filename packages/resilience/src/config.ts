@@ -317,7 +317,8 @@ const NO_FAULT: FaultInjectionConfig = Object.freeze({
  * @throws MeshError `MESH_CONFIG_INVALID` when the merged result breaks a rule that spans layers:
  * `rateLimit` without `rps`; `retry.backoff.max` below `retry.backoff.base`;
  * `circuitBreaker.maxPendingRequests` without a `concurrencyLimit` queue (the queue it bounds is
- * that limit's: one owner per setting). A `retry.backoff.max` no layer sets is 10× the merged base;
+ * that limit's: one owner per setting) — unless a layer above the one that set it took the queue
+ * away, or it is 0: then it has nothing to bound here and is dropped. A `retry.backoff.max` no layer sets is 10× the merged base;
  * a `faultInjection` `percent` or `status` no layer sets is its built-in value (`DEFAULT_FAULT`).
  */
 export function resolveResilienceConfig(...patches: ResiliencePatch[]): ResilienceConfig {
@@ -326,7 +327,15 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
   };
   // Whether a layer in force sets `retry.backoff.max`: unset, it follows the merged base.
   let maxSet = false;
-  for (const p of patches) {
+  // The layer that set the `maxPendingRequests` in force, and the last one that left the
+  // concurrency limit without a queue (off, or `queue: 0`); -1: the built-in defaults (no queue).
+  let pendingAt: number | undefined;
+  let queueOffAt = -1;
+  for (let i = 0; i < patches.length; i++) {
+    const p = patches[i]!;
+    if (p.circuitBreaker === false) pendingAt = undefined;
+    else if (p.circuitBreaker?.maxPendingRequests !== undefined) pendingAt = i;
+    if (p.concurrencyLimit === false || p.concurrencyLimit?.queue === 0) queueOffAt = i;
     if (p.timeoutMs !== undefined) c.timeoutMs = p.timeoutMs;
     if (p.perTryTimeoutMs !== undefined) c.perTryTimeoutMs = p.perTryTimeoutMs;
     if (p.retry === false) maxSet = false;
@@ -354,6 +363,17 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
     } else if (maxMs < baseMs) {
       issues.add('retry.backoff.max', `a duration ≥ retry.backoff.base (${baseMs}ms)`, `${maxMs}ms`);
     }
+  }
+  if (
+    c.circuitBreaker?.maxPendingRequests !== undefined &&
+    (c.concurrencyLimit === undefined || c.concurrencyLimit.queue === 0) &&
+    (c.circuitBreaker.maxPendingRequests === 0 || (pendingAt !== undefined && pendingAt < queueOffAt))
+  ) {
+    // Nothing can wait, which a threshold of 0 says too; or a layer above the one that set the
+    // threshold took the queue away (a service turning off the limit its defaults configure):
+    // the threshold has nothing to bound for this destination, so it goes. Not warned: what a
+    // lower layer (the defaults) sets holds for services of every kind, as a `hashOn` does.
+    c.circuitBreaker = Object.freeze({ ...c.circuitBreaker, maxPendingRequests: undefined });
   }
   const pending = c.circuitBreaker?.maxPendingRequests;
   if (pending !== undefined && c.concurrencyLimit === undefined) {

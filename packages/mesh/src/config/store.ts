@@ -119,10 +119,6 @@ export class ConfigStore {
     return this.#document;
   }
 
-  /**
-   * The layers of one service, in any spelling (or of any other service, for `undefined`), lowest
-   * first.
-   */
   /** The layers of `service`'s own entries (in code options and in the document). */
   #ownLayers(service: string | undefined, doc: DocumentLayers | undefined): Layer[] | undefined {
     if (service === undefined) return undefined;
@@ -133,16 +129,21 @@ export class ConfigStore {
     return d === undefined ? [own] : [own, d];
   }
 
+  /**
+   * The layers of one service, in any spelling (or of any other service, for `undefined`), lowest
+   * first.
+   */
   layersFor(service: string | undefined, doc = this.#document): Layer[] {
+    // Every mesh-wide layer first, then the service's own: a setting for one service beats one
+    // for every service, wherever each is written (a document's `defaults` does not turn back on
+    // what code turned off for one service). Among layers of the same reach the document wins.
     const layers = [this.#optionsDefaults, this.#env];
+    if (doc) layers.push(doc.defaults);
     const key = service === undefined ? undefined : serviceKey(service);
     const own = key === undefined ? undefined : this.#optionsServices.get(key);
     if (own) layers.push(own);
-    if (doc) {
-      layers.push(doc.defaults);
-      const d = key === undefined ? undefined : doc.services.get(key);
-      if (d) layers.push(d);
-    }
+    const d = key === undefined || doc === undefined ? undefined : doc.services.get(key);
+    if (d) layers.push(d);
     return layers;
   }
 

@@ -29,7 +29,8 @@ export interface CircuitBreakerConfig {
   readonly maxConnections: number | undefined;
   /**
    * Envoy threshold: requests waiting in the concurrency-limit queue. Its one consumer is that
-   * queue, so it needs `concurrencyLimit` (an error otherwise).
+   * queue, so it needs `concurrencyLimit` with a queue (an error otherwise), unless it is 0 or a
+   * layer above the one that set it took the queue away (then it is dropped).
    */
   readonly maxPendingRequests: number | undefined;
   /** Envoy threshold: concurrent requests to the destination. */
@@ -118,7 +119,7 @@ export const circuitBreakerSection = Section(
     maxPendingRequests: int(
       0,
       undefined,
-      'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs a `concurrencyLimit` with a `queue` above 0.',
+      'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs a `concurrencyLimit` with a `queue` above 0 (an error otherwise, unless it is 0, or a higher layer than the one that set it turned the queue off: then it has nothing to bound for that service and is dropped).',
     ),
     maxRequests: int(
       1,
