@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { undiciErrors } from '@proxyless/core';
+import { type CallContext, undiciErrors } from '@proxyless/core';
+import { cancelQueuedCall } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 
 type Legacy = Dispatcher.DispatchHandler & {
@@ -50,6 +51,12 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   #aborted = false;
   #reason: Error | null = null;
   #done = false;
+  /** The caller's handler has been started (`onRequestStart` / `onConnect`). */
+  #started = false;
+  /** The call's context, once {@link start} ran: an abort before any stage started finds it there. */
+  #ctx: CallContext | undefined;
+  /** An abort (or a throw) before the exchange had a controller: given to it when it comes. */
+  #pending: Error | undefined;
   /** An error the caller's own callback threw: what the caller gets once the exchange stops. */
   #thrown: Error | undefined;
 
@@ -66,7 +73,47 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     this.#thrown ??= error instanceof Error ? error : new Error(String(error));
     // The exchange stops, but the caller's controller is not marked aborted: undici fails the
     // request with the error thrown and leaves `aborted` false and `reason` null.
-    this.#controller?.abort(this.#thrown);
+    this.#stop(this.#thrown);
+  }
+
+  /** Stop the exchange with `error`, wherever it is. */
+  #stop(error: Error): void {
+    if (this.#controller !== undefined) {
+      this.#controller.abort(error);
+      return;
+    }
+    // No stage has started the exchange: the attempt may wait in an endpoint pool's queue (no
+    // stage that answers at once, such as retry or a timeout, is on). Its innermost holder takes
+    // it back and sends the error up now, releasing every count on the way (breaker slot,
+    // in-flight); otherwise the controller, when it comes, is aborted at once.
+    if (this.#ctx !== undefined && !this.#done && cancelQueuedCall(this.#ctx, error)) return;
+    this.#pending ??= error;
+  }
+
+  /**
+   * Start the caller's handler now, inside `dispatch()`, as undici starts a request: its
+   * controller (this handler) works at once, so an abort before any stage started the exchange —
+   * fetch's, which it can only signal through the `onConnect` callback — still reaches the call.
+   * Returns the error to fail the call with at once when the caller aborted (a signal already
+   * aborted) or threw as it started; nothing is dispatched then.
+   */
+  start(ctx: CallContext): Error | undefined {
+    this.#ctx = ctx;
+    this.#startCaller();
+    return this.#pending;
+  }
+
+  #startCaller(): void {
+    if (this.#started) return;
+    this.#started = true;
+    try {
+      if (this.#modern) this.#h.onRequestStart?.(this, undefined);
+      // As undici's transport: an abort without an error, or with a falsy one (`ac.abort(0)` through
+      // undici's `request()`), is its `RequestAbortedError`.
+      else this.#h.onConnect?.((err?: Error) => this.abort(err || new undiciErrors.RequestAbortedError()));
+    } catch (error) {
+      this.#caught(error);
+    }
   }
 
   // The controller the caller holds: the exchange's, except that `aborted` and `reason` say what
@@ -96,7 +143,9 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason as Error; // as given, `undefined` included (undici's controllers keep it so)
-    this.#controller?.abort(reason as Error);
+    if (this.#controller !== undefined) this.#controller.abort(reason as Error);
+    // undici's transport fails a request aborted without a reason (or a falsy one) with this.
+    else this.#stop(reason || new undiciErrors.RequestAbortedError());
   }
 
   pause(): void {
@@ -115,14 +164,8 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   onRequestStart(controller: Dispatcher.DispatchController, _context: unknown): void {
     if (this.#done || this.#controller !== undefined) return;
     this.#controller = controller;
-    try {
-      if (this.#modern) this.#h.onRequestStart?.(this, undefined);
-      // As undici's transport: an abort without an error, or with a falsy one (`ac.abort(0)` through
-      // undici's `request()`), is its `RequestAbortedError`.
-      else this.#h.onConnect?.((err?: Error) => this.abort(err || new undiciErrors.RequestAbortedError()));
-    } catch (error) {
-      this.#caught(error);
-    }
+    if (this.#pending !== undefined) controller.abort(this.#pending);
+    else this.#startCaller();
   }
 
   onRequestUpgrade(
@@ -216,9 +259,10 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     if (this.#done) return;
     this.#finish();
     const err = this.#thrown ?? error;
-    if (this.#controller === undefined) {
+    if (!this.#started) {
       // Failed before any stage started the exchange: the caller still gets its start first.
-      this.#controller = controller;
+      this.#started = true;
+      this.#controller ??= controller;
       try {
         if (this.#modern) this.#h.onRequestStart?.(this, undefined);
         else this.#h.onConnect?.(() => undefined);

@@ -358,6 +358,13 @@ export class CallPath implements DispatchTarget {
     const named = sent as { servername?: string | null };
     if (servername !== undefined && named.servername == null) named.servername = servername;
     sent[kCall] = ctx;
+    // The caller is started here, as undici starts a request inside `dispatch()`: aborting works
+    // from now on, wherever the call waits. Aborted already (or its start threw): nothing is sent.
+    const early = call.start(ctx);
+    if (early !== undefined) {
+      call.onResponseError(undefined as never, early);
+      return true;
+    }
     try {
       return dest.dispatch(sent, call);
     } catch (error) {

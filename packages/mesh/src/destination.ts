@@ -1,6 +1,7 @@
 import type { BalancerEvent, ObservableBalancer } from '@proxyless/balancer';
 import {
   type Clock,
+  callOf,
   composeInterceptors,
   type DispatchFn,
   type Disposable,
@@ -223,7 +224,7 @@ export class Destination {
    */
   dispatch(opts: Dispatcher.DispatchOptions, handler: MeshHandler): boolean {
     if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
-    const call = new TrackedCall(handler, this.#endCall);
+    const call = new TrackedCall(handler, this.#endCall, callOf(opts));
     this.#calls.add(call);
     try {
       this.#generations.enter(call);

@@ -4,8 +4,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ForwardingHandler, type MeshHandler } from '@proxyless/core';
-import type { EarlierCalls } from '@proxyless/resilience';
+import { type CallContext, ForwardingHandler, type MeshHandler } from '@proxyless/core';
+import { cancelQueuedCall, type EarlierCalls } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 
 /**
@@ -109,14 +109,19 @@ export class TrackedCall extends ForwardingHandler {
   #abortOnStart: Error | undefined;
   readonly #onEnd: (call: TrackedCall) => void;
 
-  constructor(handler: MeshHandler, onEnd: (call: TrackedCall) => void) {
+  readonly #ctx: CallContext | undefined;
+
+  constructor(handler: MeshHandler, onEnd: (call: TrackedCall) => void, ctx?: CallContext) {
     super(handler);
     this.#onEnd = onEnd;
+    this.#ctx = ctx;
   }
 
   abort(reason: Error): void {
-    if (this.#controller === undefined) this.#abortOnStart = reason;
-    else this.#controller.abort(reason);
+    if (this.#controller !== undefined) this.#controller.abort(reason);
+    // No stage has started the call (none that answers at once is on): an attempt waiting in an
+    // endpoint pool's queue is taken back by its innermost holder, the error sent up now.
+    else if (this.#ctx === undefined || !cancelQueuedCall(this.#ctx, reason)) this.#abortOnStart = reason;
   }
 
   override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {

@@ -72,7 +72,7 @@ export {
   type EarlierCalls,
   TokenBucket,
 } from './limits.js';
-export { cancelQueued, holdQueued, kQueuedHold, type QueuedHold } from './queued.js';
+export { cancelQueued, cancelQueuedCall, holdQueued, kQueuedHold, type QueuedHold } from './queued.js';
 export {
   backoffDelay,
   createGate,

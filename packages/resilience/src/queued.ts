@@ -37,6 +37,24 @@ type Holding = CallContext & { [kQueuedHold]?: QueuedHold | undefined };
  */
 export function holdQueued(ctx: CallContext, hold: QueuedHold): void {
   (ctx as Holding)[kQueuedHold] = hold;
+  ctx.attributes.set(CALL_HOLD, hold);
+}
+
+/**
+ * The key, in a call's `attributes` (the one map every context derived from the call shares), of
+ * the holder registered last: the innermost of the call's latest attempt.
+ */
+const CALL_HOLD = 'proxyless.queuedHold';
+
+/**
+ * Give up a call none of whose stages has started it (no stage answered its caller with a
+ * controller: no retry, hedge, timeout or wait is on), from above the stack, where the context of
+ * the attempt is not at hand: the innermost holder of its one attempt takes it back as
+ * {@link cancelQueued} does. `false` when nothing holds an unstarted attempt.
+ */
+export function cancelQueuedCall(ctx: CallContext, reason: Error): boolean {
+  const hold = ctx.attributes.get(CALL_HOLD) as QueuedHold | undefined;
+  return hold !== undefined && hold.cancelQueued(reason);
 }
 
 /**
