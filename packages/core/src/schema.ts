@@ -321,7 +321,8 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
         issues.add(path, problem, value);
         return;
       }
-      issues.add(path, describe(s), value);
+      const hint = unionHint(variants, value);
+      issues.add(path, `${describe(s)}${hint ? ` (did you mean ${quote(hint)}?)` : ''}`, value);
       return;
     }
     case 'Enum': {
@@ -349,6 +350,25 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
         value,
       );
   }
+}
+
+/**
+ * The name a near miss of a union meant: a string close to one of its literals (`"sourc"`), or an
+ * object key close to a field of one of its object forms (`{ heder: … }`).
+ */
+function unionHint(variants: readonly Schema[], value: unknown): string | undefined {
+  if (typeof value === 'string') {
+    const literals = variants.map((v) => v.const).filter((c): c is string => typeof c === 'string');
+    return closestName(value, literals);
+  }
+  if (!isPlain(value)) return undefined;
+  const fields = variants.flatMap((v) => (v[Kind] === 'Object' ? Object.keys(v.properties ?? {}) : []));
+  for (const k of Object.keys(value)) {
+    if (fields.includes(k)) continue;
+    const hint = closestName(k, fields);
+    if (hint !== undefined) return hint;
+  }
+  return undefined;
 }
 
 function unknownKey(

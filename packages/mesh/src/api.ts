@@ -253,7 +253,11 @@ export interface Mesh extends AsyncDisposable {
    * @throws MeshError `MESH_CONFIG_INVALID` only if the merged layers are invalid (never after createMesh succeeded).
    */
   config(service: string): EffectiveConfig;
-  /** Read the config sources again now (they are also watched); resolves once the read is handled. */
+  /**
+   * Read the config sources again now (they are also watched); resolves once the read is handled.
+   * A source whose read fails: reported as its errors are (`config_rejected`, the last good
+   * configuration kept), then a rejection with that `MESH_CONFIG_INVALID` error.
+   */
   reloadConfig(): Promise<void>;
   onEvent(listener: (event: MeshEvent) => void): Disposable;
   /**

@@ -162,7 +162,10 @@ class MeshImpl implements Mesh {
     this.#configSource = document?.source;
     this.#ownSource = document?.own ?? true;
     const firstVersion = document?.first;
+    // Where the document's problems (`defaults.…`, `services.…`) come from, for the error's heading.
+    let documentNamed = '';
     if (document !== undefined && firstVersion !== undefined) {
+      const before = issues.list.length;
       // With the layers below already invalid, the document is still checked on its own (the
       // rules across layers need valid layers): one error lists every problem.
       const first = layersOk ? this.#config.validate(firstVersion, document.what) : undefined;
@@ -178,6 +181,8 @@ class MeshImpl implements Mesh {
           endpoints: first.layers.endpoints,
         });
       }
+      if (issues.list.length > before)
+        documentNamed = ` (document fields: ${document.what}, version ${firstVersion.version})`;
     }
     // Traffic management: the file's configEntries are validated with its first version.
     let fileRouting: RoutingConfig | undefined;
@@ -204,7 +209,7 @@ class MeshImpl implements Mesh {
       if (this.#ownSource) void this.#configSource?.close();
       void telemetry?.close();
     }
-    issues.throwIfAny('invalid mesh configuration');
+    issues.throwIfAny(`invalid mesh configuration${documentNamed}`);
     if (telemetry === undefined) throw new Error('unreachable: telemetry failed without an issue');
     this.#telemetry = telemetry;
     // (A source may deliver a version while the constructor subscribes, before the lifecycle exists.)
@@ -343,10 +348,26 @@ class MeshImpl implements Mesh {
   }
 
   reloadConfig(): Promise<void> {
+    const source = this.#configSource;
+    if (source === undefined) return Promise.resolve();
+    // A read that fails is handled as the source's reported errors are: `config_rejected`, the
+    // document's endpoints marked stale, the last good configuration kept; then the promise
+    // rejects with that error (`MESH_CONFIG_INVALID`, the source's own error as its cause).
+    const failed = (error: unknown): Promise<void> => {
+      const e = MeshError.is(error)
+        ? error
+        : new MeshError(
+            'MESH_CONFIG_INVALID',
+            `config source ${source.name}: reload failed: ${(error as Error | undefined)?.message ?? String(error)}`,
+            { cause: error },
+          );
+      if (!this.#lifecycle.stopped) this.#documents.reject(e);
+      return Promise.reject(e);
+    };
     try {
-      return Promise.resolve(this.#configSource?.reload());
+      return Promise.resolve(source.reload()).then(() => undefined, failed);
     } catch (error) {
-      return Promise.reject(error);
+      return failed(error);
     }
   }
 

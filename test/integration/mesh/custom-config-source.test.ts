@@ -302,10 +302,12 @@ describe('createMesh({ configSource })', () => {
     const mesh = createMesh({ env: {}, configSource: odd });
     const events = collect(mesh);
     await expect(mesh.reloadConfig()).rejects.toThrow('not connected');
+    // The failing reload is reported as the source's errors are; nothing more once closed.
+    expect(events.filter((e) => e.type === 'config_rejected')).toHaveLength(1);
     await expect(mesh.close()).resolves.toBeUndefined();
     source.update({ services: { api: { endpoints: b.address } } });
     source.fail(new MeshError('MESH_CONFIG_INVALID', 'late'));
-    expect(events.filter((e) => e.type === 'config_applied' || e.type === 'config_rejected')).toHaveLength(0);
+    expect(events.filter((e) => e.type === 'config_applied' || e.type === 'config_rejected')).toHaveLength(1);
   });
 
   it('ignores a redelivery of the version in force, and marks nothing stale for one out of order', async () => {
@@ -353,6 +355,65 @@ describe('createMesh({ configSource })', () => {
       expect(mesh.endpoints('api')?.stale).toBe(false);
     } finally {
       await mesh.close();
+    }
+  });
+
+  it('a reload() that fails is handled as a reported error: config_rejected, stale sets, the last good kept (probe18 G)', async () => {
+    const doc = { services: { api: { endpoints: a.address, retry: { maxRetries: 1 } } } };
+    const { source } = handSource(doc, 3);
+    const cause = new Error('kv unreachable');
+    const failing: ConfigSource = { ...source, reload: () => Promise.reject(cause) };
+    const mesh = createMesh({ env: {}, configSource: failing });
+    try {
+      const events = collect(mesh);
+      await (await mesh.request('http://api/')).body.dump();
+      const failure = await mesh.reloadConfig().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(MeshError.is(failure, 'MESH_CONFIG_INVALID')).toBe(true);
+      const rejected = events.find((e) => e.type === 'config_rejected') as { error: MeshError } | undefined;
+      expect(rejected).toBeDefined();
+      expect(MeshError.is(rejected?.error, 'MESH_CONFIG_INVALID')).toBe(true);
+      expect(rejected?.error.cause).toBe(cause);
+      expect(rejected?.error.message).toContain('config source kv');
+      expect(mesh.endpoints('api')?.stale).toBe(true);
+      expect(mesh.config('api').resilience.retry?.maxRetries).toBe(1);
+      expect(await (await mesh.request('http://api/')).body.text()).toBe('a');
+      // A reload() that throws at once is handled the same way.
+      const throwing: ConfigSource = {
+        ...source,
+        reload: () => {
+          throw cause;
+        },
+      };
+      const other = createMesh({ env: {}, configSource: throwing });
+      try {
+        const seen = collect(other);
+        await expect(other.reloadConfig()).rejects.toThrow('config source kv: reload failed: kv unreachable');
+        expect(seen.map((e) => e.type)).toContain('config_rejected');
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('a bad first version names its source in the start-up error (probe18 E)', () => {
+    const bad = { services: { api: { endpoints: a.address, retry: { maxRetries: 60 } } } };
+    expect(() => createMesh({ env: {}, configSource: createConfigSource('kv', bad) })).toThrow(
+      /document fields: config source kv, version 1\): services\.api\.retry\.maxRetries/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'proxyless-named-'));
+    try {
+      const file = join(dir, 'mesh.json');
+      writeFileSync(file, JSON.stringify(bad));
+      expect(() => createMesh({ env: { MESH_CONFIG_FILE: file } })).toThrow(
+        `document fields: config file ${file}, version 1`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

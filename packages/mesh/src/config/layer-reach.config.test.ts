@@ -111,3 +111,50 @@ describe('circuitBreaker.maxPendingRequests from the defaults, with a service th
     );
   });
 });
+
+describe("a document's endpoints shadowed by code or MESH_ENDPOINTS_* (probe18 defect 3)", () => {
+  const doc = {
+    services: {
+      payments: { endpoints: '10.0.0.2:8080', retry: { maxRetries: 4 } },
+      orders: { endpoints: '10.0.0.3:80' },
+    },
+  };
+
+  it('are warned, naming what gives the endpoints instead; lists nothing shadows are not', () => {
+    const warnings = checkConfigDocument(doc, { env: { MESH_ENDPOINTS_PAYMENTS: '10.0.0.1:8080' } });
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        field: 'services.payments.endpoints',
+        value: '10.0.0.2:8080',
+        expected: expect.stringContaining('MESH_ENDPOINTS_PAYMENTS gives'),
+      }),
+    ]);
+    const byCode = checkConfigDocument(doc, { services: { Payments: { endpoints: '10.0.0.9:1' } } });
+    expect(byCode.map((w) => w.field)).toEqual(['services.payments.endpoints']);
+    expect(byCode[0]?.expected).toContain('createMesh({ services: { Payments: { endpoints } } })');
+    expect(checkConfigDocument(doc)).toEqual([]);
+  });
+
+  it('the mesh says so on a reload', async () => {
+    const file = fileWith(doc);
+    const mesh = createMesh({ env: { MESH_CONFIG_FILE: file, MESH_ENDPOINTS_PAYMENTS: '10.0.0.1:8080' } });
+    try {
+      const events: { type: string; issue?: { field: string } }[] = [];
+      mesh.onEvent((e) => events.push(e as { type: string; issue?: { field: string } }));
+      writeFileSync(file, JSON.stringify({ services: { payments: { endpoints: '10.0.0.4:8080' } } }));
+      await mesh.reloadConfig();
+      // At start (delivered once a listener can hear it), and for the new list of the reload.
+      const warned = events.filter((e) => e.type === 'config_warning');
+      expect(warned.map((e) => e.issue?.field)).toEqual([
+        'services.payments.endpoints',
+        'services.payments.endpoints',
+      ]);
+      expect(warned.map((e) => (e.issue as { value?: unknown } | undefined)?.value)).toEqual([
+        '10.0.0.2:8080',
+        '10.0.0.4:8080',
+      ]);
+    } finally {
+      await mesh.close();
+    }
+  });
+});

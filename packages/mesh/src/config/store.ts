@@ -73,6 +73,13 @@ export class ConfigStore {
   #resolved: ReadonlyMap<string, ResolvedPolicy> = new Map();
   /** Policies of earlier documents already validated (a new version mostly repeats them). */
   readonly #memo = new PolicyMemo();
+  /**
+   * What gives a service's endpoints ahead of the document (the first resolver that knows a
+   * service wins: code options, then `MESH_ENDPOINTS_*`): by `serviceKey`, the options' entries
+   * that list endpoints; by variable suffix, the variables set.
+   */
+  readonly #optionsEndpoints = new Set<string>();
+  #envEndpoints: ReadonlyMap<string, unknown> = new Map();
 
   /**
    * Options and env layers, each the one version of its static source (`optionsConfigSource`,
@@ -92,7 +99,7 @@ export class ConfigStore {
     };
     this.#env = envLayer(env, issues);
     // Endpoints from the environment are checked with everything else, so one error lists them all.
-    readEnvEndpoints(env, issues);
+    this.#envEndpoints = readEnvEndpoints(env, issues);
     const services = asRecord(doc.services);
     if (doc.services !== undefined && !services) issues.add('options.services', 'an object', doc.services);
     const seen = new Set<string>();
@@ -102,7 +109,10 @@ export class ConfigStore {
       if (read === undefined) continue;
       const { entry: given, policy } = read;
       // The endpoints belong to the static resolver; checked here with the rest.
-      if (given.endpoints !== undefined) parseEndpointList(given.endpoints, `${path}.endpoints`, issues);
+      if (given.endpoints !== undefined) {
+        parseEndpointList(given.endpoints, `${path}.endpoints`, issues);
+        this.#optionsEndpoints.add(serviceKey(name));
+      }
       unknownPolicyKeys(policy, path, issues, false);
       this.#optionsSpelled.set(serviceKey(name), name);
       this.#optionsServices.set(serviceKey(name), {
@@ -226,7 +236,36 @@ export class ConfigStore {
     one(undefined, 'every service (defaults)');
     for (const name of names)
       one(name, `services.${doc?.spelled.get(name) ?? this.#optionsSpelled.get(name) ?? name}`);
+    if (doc !== undefined) warnings.push(...this.#shadowedEndpoints(doc));
     return { warnings, resolved };
+  }
+
+  /**
+   * The document's endpoint lists that never apply: the first resolver that knows a service gives
+   * its endpoints, and code options and `MESH_ENDPOINTS_*` come before the document (a local
+   * override of the shared file). Its policy still applies; the list is warned, not silently lost.
+   */
+  #shadowedEndpoints(doc: DocumentLayers): Warning[] {
+    const out: Warning[] = [];
+    for (const key of doc.endpoints.keys()) {
+      const spelled = doc.spelled.get(key) ?? key;
+      const variable = `MESH_ENDPOINTS_${spelled.toUpperCase().replace(/[-.]/g, '_')}`;
+      const by = this.#optionsEndpoints.has(key)
+        ? `createMesh({ services: { ${this.#optionsSpelled.get(key) ?? spelled}: { endpoints } } })`
+        : this.#envEndpoints.has(variable.slice('MESH_ENDPOINTS_'.length))
+          ? variable
+          : undefined;
+      if (by === undefined) continue;
+      out.push({
+        field: `services.${spelled}.endpoints`,
+        expected: `endpoints that apply: ${by} gives this service's endpoints, and the first source that knows a service wins (code options, MESH_ENDPOINTS_*, the document, the registry); this list is not used`,
+        value: (doc.endpoints.get(key) ?? [])
+          .map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`))
+          .join(','),
+        service: key,
+      });
+    }
+    return out;
   }
 
   /**
