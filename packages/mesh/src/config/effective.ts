@@ -271,6 +271,15 @@ export function effectiveConfig(
   return Object.freeze(config);
 }
 
+/**
+ * `[derived, from]`: `retry.backoff.max` is 10× the base (Envoy's rule), `rateLimit.burst` the
+ * rate rounded up, when no layer sets them.
+ */
+const DERIVED: ReadonlyArray<readonly [string, string]> = [
+  ['retry.backoff.max', 'retry.backoff.base'],
+  ['rateLimit.burst', 'rateLimit.rps'],
+];
+
 function provenance(layers: readonly Layer[]): Readonly<Record<string, SettingSource>> {
   const sources = new Map<string, SettingSource>();
   const off = new Set<string>();
@@ -281,6 +290,12 @@ function provenance(layers: readonly Layer[]): Readonly<Record<string, SettingSo
       const v = layer.raw[key];
       if (v !== undefined) record(sources, off, key, v, src);
     }
+  }
+  // Values derived from another setting when no layer sets them (resolveResilienceConfig) come
+  // from where that setting came from, not from the built-in defaults.
+  for (const [derived, from] of DERIVED) {
+    const src = sources.get(from);
+    if (src !== undefined && !sources.has(derived)) sources.set(derived, src);
   }
   return Object.freeze(Object.fromEntries([...sources].sort(([a], [b]) => a.localeCompare(b))));
 }

@@ -195,3 +195,23 @@ describe('faultInjection layering', () => {
     });
   });
 });
+
+describe('provenance of a value derived from another setting (probe18 A)', () => {
+  it('retry.backoff.max that follows the base comes from where the base came from', async () => {
+    const c = await configOf({ env: { MESH_RETRY_BACKOFF_BASE: '1s' } });
+    expect(c.resilience.retry?.backoff).toEqual({ baseMs: 1000, maxMs: 10_000 });
+    expect(c.sources['retry.backoff.max']).toEqual({ layer: 'env', version: 1 });
+    // Set by a layer of its own, it is that layer's.
+    const own = await configOf({
+      env: { MESH_RETRY_BACKOFF_BASE: '1s' },
+      services: { api: { retry: { backoff: { max: '20s' } } } },
+    });
+    expect(own.sources['retry.backoff.max']).toEqual({ layer: 'options.services', version: 1 });
+  });
+
+  it('rateLimit.burst that follows the rate comes from where the rate came from', async () => {
+    const c = await configOf({ env: {}, services: { api: { rateLimit: { rps: 2.5 } } } });
+    expect(c.resilience.rateLimit).toEqual({ rps: 2.5, burst: 3 });
+    expect(c.sources['rateLimit.burst']).toEqual({ layer: 'options.services', version: 1 });
+  });
+});
