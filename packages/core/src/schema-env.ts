@@ -57,7 +57,26 @@ export function formatDefault(schema: TSchema, value: unknown): string {
   return String(value);
 }
 
-const OFF = new Set(['off', 'none', 'false', 'disabled']);
+/** Words that turn a section off from its variable (`MESH_RATE_LIMIT=off`), whatever its kind. */
+const OFF = new Set(['off', 'none', 'false', 'no', 'disabled']);
+
+/** What each word of a variable's notation (`duration | pNN | off`) stands for, in messages. */
+const NOTATION: Record<string, string> = {
+  duration: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds)',
+  pNN: 'pNN (a latency percentile, e.g. p95)',
+  boolean: 'a boolean (true/false, 1/0, yes/no, on/off)',
+  off: 'off (or none, false, no, disabled)',
+};
+
+/**
+ * The message of a bad value of a variable whose document field takes several forms (a section
+ * switch, a duration or a percentile): in the variable's own notation, not the document's shapes
+ * (`{ percentile: … }` cannot be written in a variable).
+ */
+function notationText(type: string): string {
+  const words = type.split('|').map((w) => NOTATION[w.trim()] ?? w.trim());
+  return words.length === 1 ? (words[0] as string) : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
+}
 
 const NUMERIC_KINDS = new Set(['Integer', 'Number', 'Ratio', 'Duration']);
 const DECIMAL = /^-?(\d+(\.\d+)?|\.\d+)$/;
@@ -99,8 +118,9 @@ function decodeBy(schema: TSchema, raw: string): unknown {
       // Digits are a number where the field takes one (`MESH_TIMEOUT=1` is 1 ms, as `timeout: 1`
       // in a document), never the boolean word `1` (which would be `true`, refused as a duration).
       if (DECIMAL.test(t) && takesNumber(s)) return Number(t);
+      // A switch (`MESH_CIRCUIT_BREAKER`, `MESH_TIMEOUT`): every off word turns it off.
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Boolean' || v.const === false))
-        return booleanWord(t) ?? t;
+        return OFF.has(t.toLowerCase()) ? false : (booleanWord(t) ?? t);
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Array'))
         return decodeBy((s.anyOf as Schema[]).find((v) => v[Kind] === 'Array') as TSchema, t);
       return t;
@@ -120,7 +140,7 @@ export function envToDocument(
   source: Env,
 ): {
   document: Record<string, unknown> | undefined;
-  names: Map<string, { name: string; raw: string }>;
+  names: Map<string, { name: string; raw: string; expected?: string }>;
   dropped: EnvDropped[];
   /**
    * Problems of variables whose section another variable turns off, by document path: a value
@@ -129,7 +149,7 @@ export function envToDocument(
   offFieldIssues: Issues['list'];
 } {
   const doc: Record<string, unknown> = {};
-  const names = new Map<string, { name: string; raw: string }>();
+  const names = new Map<string, { name: string; raw: string; expected?: string }>();
   const decoded = new Map<string, { field: EnvField; value: unknown }>();
   const offSections = new Set<string>();
   let any = false;
@@ -137,7 +157,11 @@ export function envToDocument(
     const raw = source[f.binding.name];
     if (raw === undefined || raw.trim() === '') continue;
     any = true;
-    names.set(f.path.join('.'), { name: f.binding.name, raw });
+    const notation =
+      f.binding.type !== undefined && (f.schema as Schema)[Kind] === 'Union'
+        ? { expected: notationText(f.binding.type) }
+        : {};
+    names.set(f.path.join('.'), { name: f.binding.name, raw, ...notation });
     if (f.binding.offTurnsSectionOff && OFF.has(raw.trim().toLowerCase())) {
       offSections.add(f.path[0] as string);
       continue;
@@ -219,12 +243,14 @@ function setAt(doc: Record<string, unknown>, path: readonly string[], value: unk
  */
 export function envIssues(
   list: readonly { field: string; expected: string; value: unknown }[],
-  names: ReadonlyMap<string, { name: string; raw: string }>,
+  names: ReadonlyMap<string, { name: string; raw: string; expected?: string }>,
   issues: Issues,
 ): void {
   for (const i of list) {
     let key = i.field.replace(/\[\d+\]/g, '');
     let found = names.get(key);
+    // The variable's own notation, for a value refused at the variable's own field.
+    const notation = found?.expected;
     while (!found && key.includes('.')) {
       key = key.slice(0, key.lastIndexOf('.'));
       found = names.get(key);
@@ -238,7 +264,7 @@ export function envIssues(
         : written.startsWith('-')
           ? `; ${written} is beyond ${Number.MIN_SAFE_INTEGER}, the smallest integer a number holds exactly`
           : `; ${written} is beyond ${Number.MAX_SAFE_INTEGER}, the largest integer a number holds exactly`;
-    if (found) issues.add(found.name, `${i.expected}${item}${unsafe}`, found.raw);
+    if (found) issues.add(found.name, `${notation ?? i.expected}${item}${unsafe}`, found.raw);
     else issues.add(i.field, i.expected, i.value);
   }
 }

@@ -100,7 +100,7 @@ export interface EnvBinding {
   readonly description: string;
   /** Raw string → the value at this path of the document (default: by the schema's kind). */
   readonly decode?: (raw: string) => unknown;
-  /** `off`, `none`, `false` or `disabled` set the whole section (first path segment) to `false`. */
+  /** `off`, `none`, `false`, `no` or `disabled` set the whole section (first path segment) to `false`. */
   readonly offTurnsSectionOff?: boolean;
 }
 

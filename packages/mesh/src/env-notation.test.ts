@@ -187,3 +187,46 @@ describe('one notation, one verdict (#10)', () => {
     expect(formatDefault(Duration(), 2000)).toBe('2s');
   });
 });
+
+describe('section switches and their words, the same for every variable (probe18 B, C)', () => {
+  it.each([
+    ['MESH_CONCURRENCY_LIMIT', 'no'],
+    ['MESH_RATE_LIMIT', 'no'],
+    ['MESH_CONCURRENCY_LIMIT', 'disabled'],
+    ['MESH_TIMEOUT', 'disabled'],
+    ['MESH_TIMEOUT', 'none'],
+    ['MESH_CIRCUIT_BREAKER', 'disabled'],
+    ['MESH_CIRCUIT_BREAKER', 'none'],
+    ['MESH_HEDGE_DELAY', 'no'],
+  ])('%s=%s turns its section off', async (name, value) => {
+    const mesh = createMesh({ env: { [name]: value }, services: SVC });
+    try {
+      const r = mesh.config('api').resilience;
+      const section = {
+        MESH_CONCURRENCY_LIMIT: r.concurrencyLimit,
+        MESH_RATE_LIMIT: r.rateLimit,
+        MESH_TIMEOUT: r.timeoutMs === 0 ? undefined : r.timeoutMs,
+        MESH_CIRCUIT_BREAKER: r.circuitBreaker,
+        MESH_HEDGE_DELAY: r.hedge,
+      }[name];
+      expect(section).toBeUndefined();
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it.each([
+    ['MESH_HEDGE_DELAY', 'soon', 'pNN (a latency percentile, e.g. p95)'],
+    ['MESH_CIRCUIT_BREAKER', 'maybe', 'a boolean (true/false, 1/0, yes/no, on/off)'],
+    ['MESH_TIMEOUT', 'later', 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds) or off'],
+  ])(
+    'a bad %s=%s is explained in the variable’s notation, not the document’s shapes',
+    (name, value, words) => {
+      const [issue] = rejected(() => createMesh({ env: { [name]: value } }));
+      expect(issue?.field).toBe(name);
+      expect(issue?.value).toBe(value);
+      expect(issue?.expected).toContain(words);
+      expect(issue?.expected).not.toMatch(/percentile:|an object/);
+    },
+  );
+});
