@@ -14,6 +14,8 @@ export interface AdminDeps {
   /** The running service's name (`/config_dump`). */
   serviceName: string;
   destinations: DestinationTable;
+  /** The config document's source, version in force and last rejected version (`/config_dump`). */
+  document(): Record<string, unknown> | null;
   clock: Clock;
   logger: Logger;
   ready(): boolean;
@@ -37,7 +39,10 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
           }),
         ),
       ready: deps.ready,
-      configDump: () => destinations.configDump(deps.serviceName),
+      configDump: () => ({
+        ...(destinations.configDump(deps.serviceName) as Record<string, unknown>),
+        document: deps.document(),
+      }),
     })
     .then(
       (server) => server?.url,

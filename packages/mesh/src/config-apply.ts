@@ -80,6 +80,24 @@ export class ConfigApplier {
 
   /** The document in force, to tell a redelivery of its version from a new one (compared then only). */
   #inForceDocument: unknown;
+  /** The last version (or read) of the source rejected since the one in force was applied. */
+  #lastRejected: { version?: number; message: string; at: string } | undefined;
+
+  /**
+   * The admin's view of the document: its source, the version in force, and the last version the
+   * source gave that was rejected since (the last good one stays in force), with why.
+   */
+  documentStatus(): Record<string, unknown> | null {
+    const source = this.#deps.source?.name;
+    const inForce = this.#deps.config.document?.version;
+    if (source === undefined && inForce === undefined) return null;
+    return {
+      ...(source !== undefined ? { source, what: this.#deps.what } : {}),
+      version: inForce ?? null,
+      stale: this.#stale,
+      ...(this.#lastRejected !== undefined ? { lastRejected: this.#lastRejected } : {}),
+    };
+  }
 
   #sameAsInForce(version: ConfigVersion): boolean {
     try {
@@ -219,6 +237,7 @@ export class ConfigApplier {
       const parts = d.refreshPolicy();
       if (parts.length > 0) rebuilt.set(service, parts);
     }
+    this.#lastRejected = undefined;
     events.fire({
       type: 'config_applied',
       source: version.source,
@@ -243,6 +262,11 @@ export class ConfigApplier {
       this.#deps.documentEndpoints.flush();
       this.#stale = true;
     }
+    this.#lastRejected = {
+      ...(version !== undefined ? { version } : {}),
+      message: error.message,
+      at: new Date(this.#deps.clock.wallNow?.() ?? Date.now()).toISOString(),
+    };
     const source = this.#deps.source?.name;
     this.#deps.events.fire({
       type: 'config_rejected',

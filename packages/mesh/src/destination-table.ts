@@ -432,6 +432,7 @@ export class DestinationTable {
         warnings: c.warnings,
       };
     }
+    // The admin adds the document's source and last rejected version (ConfigApplier).
     return {
       service: serviceName,
       document: doc ? { version: doc.version } : null,

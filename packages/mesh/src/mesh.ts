@@ -326,6 +326,7 @@ class MeshImpl implements Mesh {
       mesh: this,
       serviceName: this.serviceName,
       destinations: this.#destinations,
+      document: () => this.#documents.documentStatus(),
       clock: this.#clock,
       logger: this.#logger,
       ready: () => this.#ready(),

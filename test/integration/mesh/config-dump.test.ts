@@ -7,7 +7,13 @@ import { startServer, type TestServer } from '../../support/http-server.js';
 
 interface Dumped {
   service: string;
-  document: { version: number } | null;
+  document: {
+    version: number;
+    source?: string;
+    what?: string;
+    stale?: boolean;
+    lastRejected?: { version?: number; message: string; at: string };
+  } | null;
   services: Record<
     string,
     {
@@ -47,7 +53,12 @@ describe('admin /config_dump: the settings in force per service, with where each
       const dump = async (): Promise<Dumped> => (await (await fetch(`${url}/config_dump`)).json()) as Dumped;
       const before = await dump();
       expect(before.service).toBe('checkout');
-      expect(before.document).toEqual({ version: expect.any(Number) });
+      expect(before.document).toEqual({
+        source: 'file',
+        what: `config file ${file}`,
+        version: expect.any(Number),
+        stale: false,
+      });
       expect(Object.keys(before.services)).toEqual(['billing', 'orders']);
       const orders = before.services.orders!;
       expect(orders.live).toBe(false);
@@ -67,6 +78,34 @@ describe('admin /config_dump: the settings in force per service, with where each
       expect(after.live).toBe(true);
       expect(after.roles).toContain('retry');
       expect(after.roles?.at(-1)).toBe('pick');
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('names the version rejected since the one in force, and why, until a good one is applied (probe18 F)', async () => {
+    const file = path.join(dir, 'rejected.json');
+    const good = { services: { billing: { endpoints: server.address } } };
+    writeFileSync(file, JSON.stringify(good));
+    const mesh = createMesh({ env: { MESH_ADMIN_PORT: '0', MESH_CONFIG_FILE: file } });
+    try {
+      const url = await mesh.admin();
+      const dump = async (): Promise<Dumped> => (await (await fetch(`${url}/config_dump`)).json()) as Dumped;
+      const inForce = (await dump()).document?.version;
+      writeFileSync(
+        file,
+        JSON.stringify({ services: { billing: { endpoints: server.address, retry: { maxRetries: 99 } } } }),
+      );
+      await mesh.reloadConfig();
+      const rejected = (await dump()).document;
+      expect(rejected?.version).toBe(inForce);
+      expect(rejected?.lastRejected?.message).toContain('services.billing.retry.maxRetries');
+      expect(rejected?.lastRejected?.version).toBeGreaterThan(inForce ?? 0);
+      writeFileSync(file, JSON.stringify({ ...good, defaults: { timeout: '3s' } }));
+      await mesh.reloadConfig();
+      const fixed = (await dump()).document;
+      expect(fixed?.version).toBeGreaterThan(inForce ?? 0);
+      expect(fixed?.lastRejected).toBeUndefined();
     } finally {
       await mesh.close();
     }
