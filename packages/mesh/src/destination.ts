@@ -18,7 +18,7 @@ import {
   type ResolverUpdate,
   type Timer,
 } from '@proxyless/core';
-import type { EarlierCalls, TokenBucket } from '@proxyless/resilience';
+import { cancelQueuedCall, type EarlierCalls, type TokenBucket } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { createPickStage } from './pick.js';
@@ -398,7 +398,13 @@ export class Destination {
     };
     const relay = new RelayController((reason) => {
       if (inner !== undefined) return inner.abort(reason);
-      if (!waiting) return;
+      if (!waiting) {
+        // Sent on, but no stage below has started it (it waits in an endpoint pool's queue, or
+        // for its connect): its innermost holder takes it back and sends the reason up now.
+        const ctx = callOf(opts);
+        if (ctx !== undefined) cancelQueuedCall(ctx, reason);
+        return;
+      }
       leave();
       handler.onResponseError?.(relay, reason);
     });

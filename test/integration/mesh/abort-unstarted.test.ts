@@ -79,4 +79,21 @@ describe('a call queued behind busy connections, with no stage that answers at o
     await rejection(slow);
     await within(done, 5000, how);
   });
+
+  it('made before the service resolved, aborted once queued: taken back as well (probe20 defect 1)', async () => {
+    const { server, seen, held, release } = await holdingServer();
+    const mesh = opened.meshFor([server], ONE_CONNECTION);
+    // Both calls wait for the first resolution together, then go on to the pool.
+    const slow = mesh.request('http://api/slow');
+    const ac = new AbortController();
+    const queued = mesh.request('http://api/queued', { signal: ac.signal });
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    expect(mesh.stats('api')?.inFlight).toBe(2);
+    ac.abort();
+    expect(mesh.stats('api')?.inFlight).toBe(1);
+    expect((await rejection(queued)).name).toBe('AbortError');
+    release();
+    await (await slow).body.text();
+    expect(seen).toEqual(['/slow']);
+  });
 });
