@@ -254,9 +254,11 @@ export interface Mesh extends AsyncDisposable {
    */
   config(service: string): EffectiveConfig;
   /**
-   * Read the config sources again now (they are also watched); resolves once the read is handled.
-   * A source whose read fails: reported as its errors are (`config_rejected`, the last good
-   * configuration kept), then a rejection with that `MESH_CONFIG_INVALID` error.
+   * Read the config sources again now (they are also watched); resolves once what was read is
+   * applied (or found unchanged). When it is rejected — a version that fails validation, a file
+   * that cannot be read or parsed, a source whose `reload()` fails — the last good configuration
+   * stays in force, `config_rejected` is emitted once, and the promise rejects with that
+   * `MESH_CONFIG_INVALID` error.
    */
   reloadConfig(): Promise<void>;
   onEvent(listener: (event: MeshEvent) => void): Disposable;

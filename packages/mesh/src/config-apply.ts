@@ -82,6 +82,12 @@ export class ConfigApplier {
   #inForceDocument: unknown;
   /** The last version (or read) of the source rejected since the one in force was applied. */
   #lastRejected: { version?: number; message: string; at: string } | undefined;
+  /**
+   * Outcomes so far, for `mesh.reloadConfig()`: every version or failed read handled is counted,
+   * and `lastRejection` is the error of the latest when that one was rejected (else `undefined`).
+   */
+  outcomes = 0;
+  lastRejection: MeshError | undefined;
 
   /**
    * The admin's view of the document: its source, the version in force, and the last version the
@@ -147,6 +153,9 @@ export class ConfigApplier {
 
   #apply(version: ConfigVersion): void {
     if (this.#deps.closing()) return;
+    // Handled without a rejection unless `reject()` below says otherwise.
+    this.outcomes++;
+    this.lastRejection = undefined;
     const { config, destinations, logger, events } = this.#deps;
     // A source's versions only increase (ConfigVersion): an older or repeated number is refused,
     // not applied over a newer configuration.
@@ -262,6 +271,8 @@ export class ConfigApplier {
       this.#deps.documentEndpoints.flush();
       this.#stale = true;
     }
+    this.outcomes++;
+    this.lastRejection = error;
     this.#lastRejected = {
       ...(version !== undefined ? { version } : {}),
       message: error.message,

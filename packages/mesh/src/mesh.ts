@@ -351,10 +351,20 @@ class MeshImpl implements Mesh {
   reloadConfig(): Promise<void> {
     const source = this.#configSource;
     if (source === undefined) return Promise.resolve();
-    // A read that fails is handled as the source's reported errors are: `config_rejected`, the
-    // document's endpoints marked stale, the last good configuration kept; then the promise
-    // rejects with that error (`MESH_CONFIG_INVALID`, the source's own error as its cause).
+    const documents = this.#documents;
+    const before = documents.outcomes;
+    // The latest thing the source gave by the time its reload is done was rejected — a version
+    // that fails validation, or a read that failed, which the source reports (the file does) —:
+    // the promise rejects with that error, after `config_rejected`; the last good configuration
+    // stays in force. (A rejection the watch met before the reload's own read succeeded, such as
+    // a half-written file, is not the reload's outcome.)
+    const settled = (): Promise<void> =>
+      documents.outcomes > before && documents.lastRejection !== undefined
+        ? Promise.reject(documents.lastRejection)
+        : Promise.resolve();
+    // A source whose `reload()` itself fails is reported as its reported errors are, once.
     const failed = (error: unknown): Promise<void> => {
+      if (documents.outcomes > before && documents.lastRejection !== undefined) return settled();
       const e = MeshError.is(error)
         ? error
         : new MeshError(
@@ -362,11 +372,11 @@ class MeshImpl implements Mesh {
             `config source ${source.name}: reload failed: ${(error as Error | undefined)?.message ?? String(error)}`,
             { cause: error },
           );
-      if (!this.#lifecycle.stopped) this.#documents.reject(e);
+      if (!this.#lifecycle.stopped) documents.reject(e);
       return Promise.reject(e);
     };
     try {
-      return Promise.resolve(source.reload()).then(() => undefined, failed);
+      return Promise.resolve(source.reload()).then(settled, failed);
     } catch (error) {
       return failed(error);
     }

@@ -96,7 +96,7 @@ describe('admin /config_dump: the settings in force per service, with where each
         file,
         JSON.stringify({ services: { billing: { endpoints: server.address, retry: { maxRetries: 99 } } } }),
       );
-      await mesh.reloadConfig();
+      await expect(mesh.reloadConfig()).rejects.toThrow('services.billing.retry.maxRetries');
       const rejected = (await dump()).document;
       expect(rejected?.version).toBe(inForce);
       expect(rejected?.lastRejected?.message).toContain('services.billing.retry.maxRetries');

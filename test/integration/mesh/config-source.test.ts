@@ -64,7 +64,8 @@ describe('the config file as a config source, on a live destination (#10)', () =
         file,
         JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: -1 } } } }),
       );
-      await mesh.reloadConfig();
+      // The reload says so too: it rejects with the error config_rejected carries.
+      await expect(mesh.reloadConfig()).rejects.toThrow('services.api.retry.maxRetries');
       const bad = await rejected;
       expect(bad.error.message).toContain('services.api.retry.maxRetries');
       // The event names the rejected version (a number above the one in force), as etcd's and Consul's do.

@@ -416,4 +416,48 @@ describe('createMesh({ configSource })', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('the file: a reload that meets a deleted or unparsable file rejects, with one config_rejected (probe20 defect 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proxyless-reload-'));
+    try {
+      const file = join(dir, 'mesh.json');
+      writeFileSync(file, JSON.stringify({ services: { api: { endpoints: a.address } } }));
+      const mesh = createMesh({ env: { MESH_CONFIG_FILE: file } });
+      try {
+        const events = collect(mesh);
+        writeFileSync(file, '{"services": {');
+        await expect(mesh.reloadConfig()).rejects.toThrow('not valid JSON');
+        rmSync(file);
+        await expect(mesh.reloadConfig()).rejects.toThrow('was deleted');
+        expect(events.filter((e) => e.type === 'config_rejected').length).toBeGreaterThanOrEqual(2);
+        writeFileSync(file, JSON.stringify({ services: { api: { endpoints: b.address } } }));
+        await expect(mesh.reloadConfig()).resolves.toBeUndefined();
+        expect(await (await mesh.request('http://api/')).body.text()).toBe('b');
+      } finally {
+        await mesh.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a source that reports a failed read and also rejects its reload(): one config_rejected (probe20 defect 3)', async () => {
+    const { source, hand } = handSource({ services: { api: { endpoints: a.address } } }, 1);
+    const failure = new MeshError('MESH_CONFIG_INVALID', 'kv read failed');
+    const reporting: ConfigSource = {
+      ...source,
+      reload: () => {
+        hand.fail?.(failure);
+        return Promise.reject(failure);
+      },
+    };
+    const mesh = createMesh({ env: {}, configSource: reporting });
+    try {
+      const events = collect(mesh);
+      await expect(mesh.reloadConfig()).rejects.toBe(failure);
+      expect(events.filter((e) => e.type === 'config_rejected')).toHaveLength(1);
+    } finally {
+      await mesh.close();
+    }
+  });
 });

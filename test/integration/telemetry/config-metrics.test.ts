@@ -81,7 +81,7 @@ describe('config metrics of a mesh', () => {
     try {
       expect(await series(registry, 'mesh_config_version')).toEqual([['file', 1]]);
       writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 'two' } } } }));
-      await mesh.reloadConfig();
+      await expect(mesh.reloadConfig()).rejects.toThrow('services.api.retry.maxRetries');
       expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 1]]);
       writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 2 } } } }));
       await mesh.reloadConfig();

@@ -176,7 +176,10 @@ describe('mesh.config and the config file as a source (#10)', () => {
       // The file is watched too; reloading now makes the test independent of fs events.
       await mesh.reloadConfig();
     };
-    await reload({ services: { api: { endpoints: '127.0.0.1:1', retry: { maxRetries: 'x' } } } });
+    // A rejected version: the reload rejects with the error the event carries.
+    await expect(
+      reload({ services: { api: { endpoints: '127.0.0.1:1', retry: { maxRetries: 'x' } } } }),
+    ).rejects.toThrow('services.api.retry.maxRetries');
     await reload({ services: { api: { endpoints: '127.0.0.1:1', retry: { maxRetries: 4 } } } });
     await mesh.close();
     const rejected = events.find((e) => e.type === 'config_rejected');
