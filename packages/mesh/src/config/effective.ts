@@ -263,7 +263,7 @@ export function effectiveConfig(
     balancer,
     resilience,
     get sources(): Readonly<Record<string, SettingSource>> {
-      sources ??= provenance(layers);
+      sources ??= provenance(layers, resilience);
       return sources;
     },
     warnings,
@@ -280,7 +280,10 @@ const DERIVED: ReadonlyArray<readonly [string, string]> = [
   ['rateLimit.burst', 'rateLimit.rps'],
 ];
 
-function provenance(layers: readonly Layer[]): Readonly<Record<string, SettingSource>> {
+function provenance(
+  layers: readonly Layer[],
+  resilience: ResilienceConfig,
+): Readonly<Record<string, SettingSource>> {
   const sources = new Map<string, SettingSource>();
   const off = new Set<string>();
   for (const layer of layers) {
@@ -297,6 +300,10 @@ function provenance(layers: readonly Layer[]): Readonly<Record<string, SettingSo
     const src = sources.get(from);
     if (src !== undefined && !sources.has(derived)) sources.set(derived, src);
   }
+  // A threshold dropped because a higher layer took away what it bounds (resolveResilienceConfig:
+  // `maxPendingRequests` with no queue) is in force from no layer.
+  if (resilience.circuitBreaker?.maxPendingRequests === undefined)
+    sources.delete('circuitBreaker.maxPendingRequests');
   return Object.freeze(Object.fromEntries([...sources].sort(([a], [b]) => a.localeCompare(b))));
 }
 

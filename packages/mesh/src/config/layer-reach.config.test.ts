@@ -90,6 +90,12 @@ describe('circuitBreaker.maxPendingRequests from the defaults, with a service th
       const cb = mesh.config('p').resilience.circuitBreaker;
       expect(cb).toBeDefined();
       expect(cb?.maxPendingRequests).toBeUndefined();
+      // In force from no layer: its provenance goes with it (probe20 defect 4).
+      expect(mesh.config('p').sources['circuitBreaker.maxPendingRequests']).toBeUndefined();
+      expect(mesh.config('q').sources['circuitBreaker.maxPendingRequests']).toEqual({
+        layer: 'file.defaults',
+        version: 1,
+      });
       // A service that keeps the queue keeps the threshold.
       expect(mesh.config('q').resilience.circuitBreaker?.maxPendingRequests).toBe(20);
     } finally {
