@@ -158,7 +158,10 @@ export function envToDocument(
     if (raw === undefined || raw.trim() === '') continue;
     any = true;
     const notation =
-      f.binding.type !== undefined && (f.schema as Schema)[Kind] === 'Union'
+      // (Not a list of names, `x-enum`: its own message lists them and suggests the nearest.)
+      f.binding.type !== undefined &&
+      (f.schema as Schema)[Kind] === 'Union' &&
+      (f.schema as Schema)['x-enum'] !== true
         ? { expected: notationText(f.binding.type) }
         : {};
     names.set(f.path.join('.'), { name: f.binding.name, raw, ...notation });
