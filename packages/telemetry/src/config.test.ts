@@ -114,3 +114,16 @@ describe('resolveTelemetryConfig', () => {
     ]);
   });
 });
+
+describe('MESH_ACCESS_LOG off words (probe20 note)', () => {
+  it.each(['off', 'none', 'false', 'no', 'disabled', 'OFF'])(
+    'MESH_ACCESS_LOG=%s is no access log, not a file',
+    (v) => {
+      expect(resolveTelemetryConfig({}, { MESH_ACCESS_LOG: v }).accessLog).toBeUndefined();
+    },
+  );
+
+  it('a path still is one', () => {
+    expect(resolveTelemetryConfig({}, { MESH_ACCESS_LOG: './off' }).accessLog).toBe('./off');
+  });
+});

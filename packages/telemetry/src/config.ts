@@ -113,13 +113,16 @@ export type TelemetrySettings = SettingsOf<TelemetryConfig>;
 // on first use.
 const check = validator(telemetrySection);
 
+const ACCESS_LOG_OFF = new Set(['off', 'none', 'false', 'no', 'disabled']);
+
 /** The environment variables the telemetry section reads, for the configuration table. */
 export const telemetryEnvVars: readonly EnvVarSpec[] = Object.freeze([
   {
     name: 'MESH_ACCESS_LOG',
-    type: '`stdout`, `stderr` or a path',
-    defaultValue: '—',
-    description: 'One JSON line per request, with Envoy response flags.',
+    type: '`stdout`, `stderr`, a path or `off`',
+    defaultValue: 'off',
+    description:
+      'One JSON line per request, with Envoy response flags. `off` (or `none`, `false`, `no`, `disabled`) for none; a file of such a name is `./off`.',
   },
   {
     name: 'MESH_ADMIN_PORT',
@@ -155,7 +158,10 @@ export const telemetryEnvVars: readonly EnvVarSpec[] = Object.freeze([
 export function telemetryPatchFromEnv(env: Env): Record<string, unknown> {
   const doc: Record<string, Record<string, unknown> | string> = {};
   const accessLog = envString(env, 'MESH_ACCESS_LOG');
-  if (accessLog !== undefined) doc.accessLog = accessLog;
+  // The words that turn a section off from any variable mean no access log, not a file of that
+  // name in the working directory (`./off` is one).
+  if (accessLog !== undefined && !ACCESS_LOG_OFF.has(accessLog.trim().toLowerCase()))
+    doc.accessLog = accessLog;
   const admin: Record<string, unknown> = {};
   const port = envString(env, 'MESH_ADMIN_PORT');
   if (port !== undefined) admin.port = numberOrRaw(port);
