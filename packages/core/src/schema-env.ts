@@ -157,13 +157,14 @@ export function envToDocument(
     const raw = source[f.binding.name];
     if (raw === undefined || raw.trim() === '') continue;
     any = true;
+    const kind = (f.schema as Schema)[Kind];
     const notation =
       // (Not a list of names, `x-enum`: its own message lists them and suggests the nearest.)
-      f.binding.type !== undefined &&
-      (f.schema as Schema)[Kind] === 'Union' &&
-      (f.schema as Schema)['x-enum'] !== true
+      f.binding.type !== undefined && kind === 'Union' && (f.schema as Schema)['x-enum'] !== true
         ? { expected: notationText(f.binding.type) }
-        : {};
+        : kind === 'Boolean'
+          ? { expected: NOTATION.boolean as string }
+          : {};
     names.set(f.path.join('.'), { name: f.binding.name, raw, ...notation });
     if (f.binding.offTurnsSectionOff && OFF.has(raw.trim().toLowerCase())) {
       offSections.add(f.path[0] as string);

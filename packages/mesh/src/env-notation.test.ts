@@ -198,6 +198,7 @@ describe('section switches and their words, the same for every variable (probe18
     ['MESH_CIRCUIT_BREAKER', 'disabled'],
     ['MESH_CIRCUIT_BREAKER', 'none'],
     ['MESH_HEDGE_DELAY', 'no'],
+    ['MESH_RETRIES', 'off'],
   ])('%s=%s turns its section off', async (name, value) => {
     const mesh = createMesh({ env: { [name]: value }, services: SVC });
     try {
@@ -208,6 +209,7 @@ describe('section switches and their words, the same for every variable (probe18
         MESH_TIMEOUT: r.timeoutMs === 0 ? undefined : r.timeoutMs,
         MESH_CIRCUIT_BREAKER: r.circuitBreaker,
         MESH_HEDGE_DELAY: r.hedge,
+        MESH_RETRIES: r.retry,
       }[name];
       expect(section).toBeUndefined();
     } finally {
@@ -219,6 +221,7 @@ describe('section switches and their words, the same for every variable (probe18
     ['MESH_HEDGE_DELAY', 'soon', 'pNN (a latency percentile, e.g. p95)'],
     ['MESH_CIRCUIT_BREAKER', 'maybe', 'a boolean (true/false, 1/0, yes/no, on/off)'],
     ['MESH_TIMEOUT', 'later', 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds) or off'],
+    ['MESH_OUTLIER_ENABLED', 'maybe', 'a boolean (true/false, 1/0, yes/no, on/off)'],
   ])(
     'a bad %s=%s is explained in the variable’s notation, not the document’s shapes',
     (name, value, words) => {

@@ -110,7 +110,8 @@ export const retrySection = Section(
         description: 'Retries after the first attempt. `0` or `retry: false` turns retrying off.',
         ...envVar(
           'MESH_RETRIES',
-          'Retries after the first attempt (`retry.maxRetries`). `0` turns retrying off.',
+          'Retries after the first attempt (`retry.maxRetries`). `0` or `off` turns retrying off.',
+          { type: 'integer 0..10 | off', offTurnsSectionOff: true },
         ),
       }),
     ),
