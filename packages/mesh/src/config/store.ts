@@ -247,6 +247,8 @@ export class ConfigStore {
    */
   #shadowedEndpoints(doc: DocumentLayers): Warning[] {
     const out: Warning[] = [];
+    // Nothing comes before the document (the usual case): no list to look up.
+    if (this.#optionsEndpoints.size === 0 && this.#envEndpoints.size === 0) return out;
     for (const key of doc.endpoints.keys()) {
       const spelled = doc.spelled.get(key) ?? key;
       const variable = `MESH_ENDPOINTS_${spelled.toUpperCase().replace(/[-.]/g, '_')}`;
