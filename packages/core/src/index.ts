@@ -161,6 +161,7 @@ export {
   envSpec,
   envToDocument,
   formatDefault,
+  OFF_WORDS,
 } from './schema-env.js';
 export { SectionMemo } from './section-memo.js';
 export {

@@ -58,7 +58,7 @@ export function formatDefault(schema: TSchema, value: unknown): string {
 }
 
 /** Words that turn a section off from its variable (`MESH_RATE_LIMIT=off`), whatever its kind. */
-const OFF = new Set(['off', 'none', 'false', 'no', 'disabled']);
+export const OFF_WORDS: ReadonlySet<string> = new Set(['off', 'none', 'false', 'no', 'disabled']);
 
 /** What each word of a variable's notation (`duration | pNN | off`) stands for, in messages. */
 const NOTATION: Record<string, string> = {
@@ -120,7 +120,7 @@ function decodeBy(schema: TSchema, raw: string): unknown {
       if (DECIMAL.test(t) && takesNumber(s)) return Number(t);
       // A switch (`MESH_CIRCUIT_BREAKER`, `MESH_TIMEOUT`): every off word turns it off.
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Boolean' || v.const === false))
-        return OFF.has(t.toLowerCase()) ? false : (booleanWord(t) ?? t);
+        return OFF_WORDS.has(t.toLowerCase()) ? false : (booleanWord(t) ?? t);
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Array'))
         return decodeBy((s.anyOf as Schema[]).find((v) => v[Kind] === 'Array') as TSchema, t);
       return t;
@@ -166,7 +166,7 @@ export function envToDocument(
           ? { expected: NOTATION.boolean as string }
           : {};
     names.set(f.path.join('.'), { name: f.binding.name, raw, ...notation });
-    if (f.binding.offTurnsSectionOff && OFF.has(raw.trim().toLowerCase())) {
+    if (f.binding.offTurnsSectionOff && OFF_WORDS.has(raw.trim().toLowerCase())) {
       offSections.add(f.path[0] as string);
       continue;
     }

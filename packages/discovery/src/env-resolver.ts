@@ -39,7 +39,7 @@ export interface EnvResolverOptions {
 }
 
 /** The variable suffix of a service name: upper-cased, with `-` and `.` as `_`. */
-function suffixOf(name: string): string {
+export function suffixOf(name: string): string {
   return name.toUpperCase().replace(/[-.]/g, '_');
 }
 

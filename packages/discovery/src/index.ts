@@ -44,6 +44,7 @@ export {
   type EnvResolverOptions,
   embeddedEnvVars,
   readEnvEndpoints,
+  suffixOf as envEndpointsSuffix,
 } from './env-resolver.js';
 export {
   checkEtcdEnv,

@@ -385,7 +385,6 @@ function tighter(caller: number | null | undefined, route: number): number {
   return caller === undefined || caller === null || caller <= 0 ? route : Math.min(caller, route);
 }
 
-/** `Host` after routing: the target service, keeping the origin's port. */
 /**
  * The path with `query` added as undici adds it when it writes the request (`serializePathWithQuery`:
  * `node:querystring`), so routes match query parameters as sent. A path that already has a query
@@ -398,6 +397,7 @@ function pathAsSent(opts: Dispatcher.DispatchOptions): string {
   return q ? `${opts.path}?${q}` : opts.path;
 }
 
+/** `Host` after routing: the target service, keeping the origin's port. */
 function logicalHost(origin: string, service: string): string {
   const i = origin.indexOf('://');
   const authority = i < 0 ? origin : origin.slice(i + 3);

@@ -5,6 +5,7 @@ import {
   Issues,
   issuesError,
   isValidHost,
+  OFF_WORDS,
   type Static,
   type TSchema,
   Type,
@@ -113,8 +114,6 @@ export type TelemetrySettings = SettingsOf<TelemetryConfig>;
 // on first use.
 const check = validator(telemetrySection);
 
-const ACCESS_LOG_OFF = new Set(['off', 'none', 'false', 'no', 'disabled']);
-
 /** The environment variables the telemetry section reads, for the configuration table. */
 export const telemetryEnvVars: readonly EnvVarSpec[] = Object.freeze([
   {
@@ -160,8 +159,7 @@ export function telemetryPatchFromEnv(env: Env): Record<string, unknown> {
   const accessLog = envString(env, 'MESH_ACCESS_LOG');
   // The words that turn a section off from any variable mean no access log, not a file of that
   // name in the working directory (`./off` is one).
-  if (accessLog !== undefined && !ACCESS_LOG_OFF.has(accessLog.trim().toLowerCase()))
-    doc.accessLog = accessLog;
+  if (accessLog !== undefined && !OFF_WORDS.has(accessLog.toLowerCase())) doc.accessLog = accessLog;
   const admin: Record<string, unknown> = {};
   const port = envString(env, 'MESH_ADMIN_PORT');
   if (port !== undefined) admin.port = numberOrRaw(port);

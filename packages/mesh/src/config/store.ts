@@ -1,5 +1,10 @@
 import { type ConfigIssue, type Env, Issues, issuesError, MeshError } from '@proxyless/core';
-import { parseEndpointList, readEnvEndpoints } from '@proxyless/discovery';
+import {
+  ENDPOINTS_PREFIX,
+  envEndpointsSuffix,
+  parseEndpointList,
+  readEnvEndpoints,
+} from '@proxyless/discovery';
 import {
   changedRoles,
   type EffectiveConfig,
@@ -251,11 +256,11 @@ export class ConfigStore {
     if (this.#optionsEndpoints.size === 0 && this.#envEndpoints.size === 0) return out;
     for (const key of doc.endpoints.keys()) {
       const spelled = doc.spelled.get(key) ?? key;
-      const variable = `MESH_ENDPOINTS_${spelled.toUpperCase().replace(/[-.]/g, '_')}`;
+      const suffix = envEndpointsSuffix(spelled);
       const by = this.#optionsEndpoints.has(key)
         ? `createMesh({ services: { ${this.#optionsSpelled.get(key) ?? spelled}: { endpoints } } })`
-        : this.#envEndpoints.has(variable.slice('MESH_ENDPOINTS_'.length))
-          ? variable
+        : this.#envEndpoints.has(suffix)
+          ? `${ENDPOINTS_PREFIX}${suffix}`
           : undefined;
       if (by === undefined) continue;
       out.push({
