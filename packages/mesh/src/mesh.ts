@@ -356,12 +356,12 @@ class MeshImpl implements Mesh {
     // The latest thing the source gave by the time its reload is done was rejected — a version
     // that fails validation, or a read that failed, which the source reports (the file does) —:
     // the promise rejects with that error, after `config_rejected`; the last good configuration
-    // stays in force. (A rejection the watch met before the reload's own read succeeded, such as
-    // a half-written file, is not the reload's outcome.)
+    // stays in force. That holds too when the reload found nothing new because the watch had
+    // already read (and rejected) what is there: a source delivers no unchanged content twice.
+    // (A rejection the watch met before the reload's own read succeeded, such as a half-written
+    // file, is not the reload's outcome: the good version read since clears it.)
     const settled = (): Promise<void> =>
-      documents.outcomes > before && documents.lastRejection !== undefined
-        ? Promise.reject(documents.lastRejection)
-        : Promise.resolve();
+      documents.lastRejection !== undefined ? Promise.reject(documents.lastRejection) : Promise.resolve();
     // A source whose `reload()` itself fails is reported as its reported errors are, once.
     const failed = (error: unknown): Promise<void> => {
       if (documents.outcomes > before && documents.lastRejection !== undefined) return settled();

@@ -78,6 +78,49 @@ describe('the config file as a config source, on a live destination (#10)', () =
     }
   });
 
+  it('reloadConfig() rejects while what is on disk is rejected, even when the watch read it first', async () => {
+    const file = path.join(dir, 'watched-first.json');
+    const [a] = servers as [TestServer];
+    writeFileSync(file, JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 2 } } } }));
+    const mesh = createMesh({ env: {}, configFile: file });
+    const rejectedByWatch = (): Promise<void> =>
+      new Promise((resolve) => {
+        const sub = mesh.onEvent((e) => {
+          if (e.type === 'config_rejected') {
+            sub.dispose();
+            resolve();
+          }
+        });
+      });
+    try {
+      // A version that fails validation, met by the watch before the deploy step reloads.
+      let seen = rejectedByWatch();
+      writeFileSync(file, JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 11 } } } }));
+      await seen;
+      await expect(mesh.reloadConfig()).rejects.toThrow('services.api.retry.maxRetries');
+      // Content that does not parse, met by the watch first.
+      seen = rejectedByWatch();
+      writeFileSync(file, '{"services": {');
+      await seen;
+      await expect(mesh.reloadConfig()).rejects.toMatchObject({ code: 'MESH_CONFIG_INVALID' });
+      // The last good configuration stays in force throughout.
+      expect(mesh.config('api').resilience.retry?.maxRetries).toBe(2);
+      // A good version again: the reload resolves.
+      writeFileSync(file, JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 3 } } } }));
+      await mesh.reloadConfig();
+      expect(mesh.config('api').resilience.retry?.maxRetries).toBe(3);
+      await mesh.reloadConfig();
+      // The file deleted, met by the watch first: the reload says so too.
+      seen = rejectedByWatch();
+      rmSync(file);
+      await seen;
+      await expect(mesh.reloadConfig()).rejects.toMatchObject({ code: 'MESH_CONFIG_INVALID' });
+      expect(mesh.config('api').resilience.retry?.maxRetries).toBe(3);
+    } finally {
+      await mesh.close();
+    }
+  });
+
   it('reads a file saved with a UTF-8 byte-order mark (as some editors write it)', async () => {
     const file = path.join(dir, 'bom.json');
     const [a] = servers as [TestServer];
