@@ -153,6 +153,7 @@ export {
 } from './schema.js';
 export { at, CUSTOM_KINDS as SCHEMA_KINDS } from './schema-check.js';
 export {
+  BOOLEAN_NOTATION,
   type EnvDropped,
   type EnvField,
   envDroppedIssue,

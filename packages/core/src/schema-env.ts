@@ -60,11 +60,14 @@ export function formatDefault(schema: TSchema, value: unknown): string {
 /** Words that turn a section off from its variable (`MESH_RATE_LIMIT=off`), whatever its kind. */
 export const OFF_WORDS: ReadonlySet<string> = new Set(['off', 'none', 'false', 'no', 'disabled']);
 
+/** What a boolean variable takes, in messages (the words every boolean variable reads). */
+export const BOOLEAN_NOTATION = 'a boolean (true/false, 1/0, yes/no, on/off)';
+
 /** What each word of a variable's notation (`duration | pNN | off`) stands for, in messages. */
 const NOTATION: Record<string, string> = {
   duration: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds)',
   pNN: 'pNN (a latency percentile, e.g. p95)',
-  boolean: 'a boolean (true/false, 1/0, yes/no, on/off)',
+  boolean: BOOLEAN_NOTATION,
   off: 'off (or none, false, no, disabled)',
 };
 

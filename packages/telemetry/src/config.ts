@@ -1,4 +1,5 @@
 import {
+  BOOLEAN_NOTATION,
   type Env,
   type EnvVarSpec,
   envString,
@@ -175,6 +176,9 @@ export function telemetryPatchFromEnv(env: Env): Record<string, unknown> {
   return doc;
 }
 
+/** The variables read with {@link booleanOrRaw}. */
+const BOOLEAN_ENV: ReadonlySet<string> = new Set(['MESH_METRICS', 'MESH_TRACING']);
+
 const ENV_OF: Record<string, string> = {
   'telemetry.accessLog': 'MESH_ACCESS_LOG',
   'telemetry.admin.port': 'MESH_ADMIN_PORT',
@@ -212,9 +216,12 @@ export function resolveTelemetryConfig(options: unknown = {}, env: Env = {}): Te
     'telemetry settings',
     found.list.map((i) => {
       const field = settingName(options, i.field);
-      // A value from the environment is quoted as written (`2.0`, not `2`).
-      const raw = field === ENV_OF[i.field] ? envString(env, field) : undefined;
-      return { ...i, field, value: raw ?? i.value };
+      // A value from the environment is quoted as written (`2.0`, not `2`), and what is expected
+      // in the variable's own words (`MESH_METRICS=maybe`: a boolean as every variable takes it).
+      const fromEnv = field === ENV_OF[i.field];
+      const raw = fromEnv ? envString(env, field) : undefined;
+      const expected = fromEnv && BOOLEAN_ENV.has(field) ? BOOLEAN_NOTATION : i.expected;
+      return { ...i, field, expected, value: raw ?? i.value };
     }),
   );
 }
