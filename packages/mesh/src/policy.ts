@@ -37,7 +37,7 @@ export interface PolicyDeps {
 
 /**
  * Build a destination's balancer and filters from its effective config (layers already merged:
- * built-in defaults → options.defaults → environment → options.services[s] → file defaults →
+ * built-in defaults → options.defaults → environment → file defaults → options.services[s] →
  * file services[s]).
  *
  * With `previous` (the policy in force), only what the change touches is built: the balancer

@@ -23,8 +23,8 @@ export interface CheckConfigOptions {
 /**
  * Check a config document as `createMesh` checks each version of `MESH_CONFIG_FILE`, without
  * starting anything: every section, endpoint list and config entry, then the layers of every
- * service merged (built-in defaults → `defaults` → env → `services[s]` → document). For a CI step
- * that vets a document before it is deployed.
+ * service merged (built-in defaults → `defaults` → env → document `defaults` → `services[s]` →
+ * document `services[s]`). For a CI step that vets a document before it is deployed.
  *
  * @returns the warnings (settings accepted that cannot work as written)
  * @throws MeshError `MESH_CONFIG_INVALID` listing every problem by path and value, as the mesh

@@ -62,8 +62,8 @@ function asRecord(v: unknown): Record<string, unknown> | undefined {
 /**
  * The configuration of a mesh: the layers from options and the environment (fixed at start) and
  * the last good document from the file (later: the registry). Layering, lowest first: built-in
- * defaults → `options.defaults` → env → `options.services[s]` → document `defaults` → document
- * `services[s]`. A document version is validated whole, merged rules included, before it is
+ * defaults → `options.defaults` → env → document `defaults` → `options.services[s]` → document
+ * `services[s]` (by reach: every layer for all services before every layer for one). A document version is validated whole, merged rules included, before it is
  * swapped in; a rejected one changes nothing.
  */
 export class ConfigStore {
