@@ -28,75 +28,20 @@ import {
   undiciSync,
   withHeader,
 } from '@proxyless/core';
-import type { Dispatcher, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import type { Dispatcher, request as undiciRequest } from 'undici';
 import type { MeshRequestOptions, MeshResponseData } from './api.js';
 import { CallHandler } from './call-handler.js';
 import type { Destination } from './destination.js';
 import type { DestinationTable } from './destination-table.js';
 import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
+import { fetchOver } from './fetch-call.js';
 import { hostnameOf, hostOf, requestTarget, serverNameOf, unknownService } from './naming.js';
+import { asksForTls, assertOrigin, refuseTls } from './origin.js';
 import { assertDispatchable, DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
 import type { RoutingStage } from './routing-stage.js';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
-
-/**
- * Refuse an origin with a path, query or fragment (`http://api/base`), as undici's `Agent` does
- * when it builds the origin's pool (`parseOrigin`): the mesh would otherwise name the service and
- * send the request without the path. The WHATWG parser runs only past the plain `scheme://host`.
- */
-function assertOrigin(origin: string): void {
-  const start = origin.indexOf('://');
-  if (start < 0) return;
-  if (!origin.startsWith('http://') && !origin.startsWith('https://')) {
-    // Any other scheme (`ftp://svc`, or http in capitals, which the URL parser lower-cases): as
-    // undici's Agent, which refuses every scheme but http and https before anything is sent.
-    const { protocol } = new URL(origin);
-    if (protocol !== 'http:' && protocol !== 'https:') {
-      throw new undiciErrors.InvalidArgumentError(
-        'Invalid URL protocol: the URL must start with `http:` or `https:`.',
-      );
-    }
-  }
-  let i = start + 3;
-  while (i < origin.length) {
-    const c = origin.charCodeAt(i);
-    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */ || c === 92 /* \ */) break;
-    i++;
-  }
-  if (i === origin.length || (i === origin.length - 1 && origin.charCodeAt(i) === 47)) return;
-  const u = new URL(origin);
-  if (u.pathname !== '/' || u.search || u.hash) throw new undiciErrors.InvalidArgumentError('invalid url');
-}
-
-/**
- * Whether an origin asks for TLS: its scheme is `https` as undici reads it through the WHATWG URL
- * parser, which ignores the scheme's case (`HTTPS://api`), leading blanks and any tab or newline.
- * The usual `http://` origin is answered without looking further.
- */
-function asksForTls(origin: string): boolean {
-  if (origin.startsWith('http://')) return false;
-  if (origin.startsWith('https:')) return true;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the C0 controls the URL parser strips.
-  const scheme = origin.replace(/[\t\n\r]/g, '').replace(/^[\u0000-\u0020]+/, '');
-  return scheme.length > 5 && scheme.slice(0, 6).toLowerCase() === 'https:';
-}
-
-/**
- * Refuse an https origin for a name the mesh owns (a destination or a routing chain): no TLS to
- * mesh endpoints is configured, and the request is never sent as plaintext (#9.1).
- */
-function refuseTls(handler: Dispatcher.DispatchHandler, origin: string, service: string): void {
-  failDispatch(
-    new CallHandler(handler),
-    new MeshError(
-      'MESH_CONFIG_INVALID',
-      `"${origin}" asks for TLS to mesh service "${service}", but no TLS is configured for mesh endpoints; refusing to send it as plaintext (use http://${service})`,
-      { details: { field: 'origin', value: origin, service } },
-    ),
-  );
-}
 
 /**
  * Fail a dispatch undici would refuse: through the caller's handler, unless it is in the old style
@@ -106,52 +51,6 @@ function failUnchecked(handler: Dispatcher.DispatchHandler, error: Error): void 
   const h = handler as { onRequestStart?: unknown; onError?: unknown };
   if (typeof h.onRequestStart !== 'function' && typeof h.onError !== 'function') throw error;
   failDispatch(new CallHandler(handler), error);
-}
-
-type Undici = ReturnType<typeof undiciSync>;
-
-/** Node's own `fetch` (the copy of undici bundled with Node), as it was when the mesh was loaded. */
-const nodeFetch: typeof fetch | undefined = globalThis.fetch;
-
-/**
- * A call undici's `fetch` would misread: a `Request`, or a `FormData` body, of another fetch than
- * undici's — Node's global one, from the copy of undici bundled with Node — which undici's `fetch`
- * would send as the text "[object Request]" or "[object FormData]". Node's own fetch takes them
- * whole (a body's source and length, for framing and redirects; a form's parts) and, given the
- * mesh dispatcher, sends them through the mesh: what the global `fetch` does after `install()`.
- * Node's fetch as it was at load, not `globalThis.fetch` now: that may be `mesh.fetch` itself, or
- * a wrapper around it.
- */
-function foreignCall(u: Undici, input: unknown, init: unknown): boolean {
-  if (nodeFetch === undefined) return false;
-  if (
-    typeof input === 'object' &&
-    input !== null &&
-    !(input instanceof URL) &&
-    !(input instanceof u.Request)
-  ) {
-    const NodeRequest = (globalThis as { Request?: typeof Request }).Request;
-    if (NodeRequest !== undefined && input instanceof NodeRequest) return true;
-  }
-  const body = typeof init === 'object' && init !== null ? (init as { body?: unknown }).body : undefined;
-  if (typeof body !== 'object' || body === null || body instanceof u.FormData) return false;
-  const NodeFormData = (globalThis as { FormData?: typeof FormData }).FormData;
-  return NodeFormData !== undefined && body instanceof NodeFormData;
-}
-
-/**
- * `init` as fetch reads it, with the mesh dispatcher: fetch reads each member of its `RequestInit`
- * with a property get (inherited members and getters included, a getter's error rejecting the
- * call), so `init` is not copied but seen through, with `dispatcher` answered by the mesh. A value
- * that is not an object is passed as it is, for fetch to reject as it does.
- */
-function initWithDispatcher(init: unknown, dispatcher: Dispatcher): unknown {
-  if (init == null) return { dispatcher };
-  if (typeof init !== 'object' && typeof init !== 'function') return init;
-  return new Proxy(init as object, {
-    get: (target, key) => (key === 'dispatcher' ? dispatcher : Reflect.get(target, key)),
-    has: (target, key) => key === 'dispatcher' || Reflect.has(target, key),
-  });
 }
 
 /** What the call path needs from the mesh that owns it. */
@@ -437,17 +336,7 @@ export class CallPath implements DispatchTarget {
    * anything it throws rejects the promise it returns.
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    try {
-      // undici's fetch is loaded on the first call (core/undici.ts), then called directly.
-      const u = undiciSync();
-      const opts = initWithDispatcher(init, this.dispatcher);
-      const result = foreignCall(u, input, init)
-        ? (nodeFetch as typeof fetch)(input, opts as RequestInit)
-        : u.fetch(input as Parameters<typeof undiciFetch>[0], opts as Parameters<typeof undiciFetch>[1]);
-      return result as unknown as Promise<Response>;
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return fetchOver(this.dispatcher, input, init);
   }
 
   close(): Promise<void> {

@@ -27,7 +27,7 @@ import type { PoolEventSink } from './endpoint-pools.js';
 import { buildPolicy } from './policy.js';
 import type { ResolverSet } from './resolvers.js';
 import type { ChainTarget } from './routing/index.js';
-import { type RouteOverrides, subsetResolver } from './routing-stage.js';
+import { type RouteOverrides, subsetResolver } from './routing-targets.js';
 
 /** At most this many rate-limit buckets of evicted destinations are kept (see `DestinationTable`). */
 export const MAX_KEPT_BUCKETS = 1024;

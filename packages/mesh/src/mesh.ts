@@ -49,7 +49,8 @@ import { Registrations } from './registration.js';
 import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
 import type { RoutingChain, RoutingConfig } from './routing/index.js';
 import { errorIssues, tryCompileFileEntries } from './routing-sources.js';
-import { RoutingStage, targetStats } from './routing-stage.js';
+import { RoutingStage } from './routing-stage.js';
+import { targetStats } from './routing-targets.js';
 
 export type {
   CloseOptions,

@@ -2,7 +2,8 @@ import { createEndpoint, createEndpointSet, type Resolver, type ResolverUpdate }
 import { seededRandom } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { compileRoutingConfig, route, routeRequestOf } from './routing/index.js';
-import { RoutingStage, routeOverrides, subsetResolver } from './routing-stage.js';
+import { RoutingStage } from './routing-stage.js';
+import { routeOverrides, subsetResolver } from './routing-targets.js';
 
 const entries = [
   { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },

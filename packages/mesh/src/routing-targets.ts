@@ -1,0 +1,151 @@
+/**
+ * What a route decision does to the target it sends a request to: the route's timeout and retry
+ * settings as a policy layer over the target service's, the target's endpoints narrowed to its
+ * subset, the route's edits of the response headers, and the targets' stats. The routing stage
+ * (routing-stage.ts) decides; these are applied per target.
+ */
+
+import {
+  type Disposable,
+  type Endpoint,
+  type EndpointSet,
+  ForwardingHandler,
+  type MeshHandler,
+  type Resolver,
+  type ResolverListener,
+} from '@proxyless/core';
+import type { Dispatcher } from 'undici';
+import type { TargetStats } from './api.js';
+import type { Destination } from './destination.js';
+import {
+  applyHeaderOps,
+  type ChainTarget,
+  type HeaderOps,
+  type RouteDecision,
+  type RoutingChain,
+  subsetOf,
+} from './routing/index.js';
+
+/** A route's timeout and retry settings as a policy layer (the resilience keys of a service entry). */
+export interface RouteOverrides {
+  readonly key: string;
+  readonly patch: Record<string, unknown>;
+}
+
+/** Consul `RetryOn` values the retry stage knows (others are Envoy gRPC conditions: ignored). */
+const RETRY_ON = new Set(['5xx', 'gateway-error', 'reset', 'connect-failure', 'refused-stream']);
+
+const overridesCache = new WeakMap<RouteDecision, RouteOverrides | null>();
+
+/**
+ * The route-level `RequestTimeout` / `NumRetries` / `RetryOn…` of a decision as a policy layer
+ * over the target service's own (Consul: route settings replace the service's for the route).
+ * `undefined` when the decision sets none. Memoised per (frozen, shared) decision.
+ */
+export function routeOverrides(decision: RouteDecision): RouteOverrides | undefined {
+  const cached = overridesCache.get(decision);
+  if (cached !== undefined) return cached ?? undefined;
+  const patch: Record<string, unknown> = {};
+  if (decision.requestTimeoutMs !== undefined && decision.requestTimeoutMs > 0)
+    patch.timeout = decision.requestTimeoutMs;
+  const r = decision.retry;
+  if (r) {
+    const retryOn = r.retryOn.filter((x) => RETRY_ON.has(x));
+    if (r.retryOnConnectFailure && !retryOn.includes('connect-failure')) retryOn.push('connect-failure');
+    if (r.retryOnStatusCodes.length > 0) retryOn.push('retriable-status-codes');
+    patch.retry = {
+      maxRetries: r.numRetries ?? 1,
+      ...(retryOn.length > 0 ? { retryOn } : {}),
+      ...(r.retryOnStatusCodes.length > 0 ? { retriableStatusCodes: [...r.retryOnStatusCodes] } : {}),
+    };
+  }
+  const out = Object.keys(patch).length > 0 ? { key: JSON.stringify(patch), patch } : undefined;
+  overridesCache.set(decision, out ?? null);
+  return out;
+}
+
+/** A handler that applies response header ops before the caller sees the headers. */
+export class ResponseHeaderHandler extends ForwardingHandler {
+  readonly #ops: HeaderOps;
+  constructor(handler: MeshHandler, ops: HeaderOps) {
+    super(handler);
+    this.#ops = ops;
+  }
+  override onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    // Envoy edits the final response's headers; a 1xx (103 Early Hints) goes as it came.
+    if (statusCode < 200) {
+      super.onResponseStart(controller, statusCode, headers as never, statusMessage);
+      return;
+    }
+    const copy = { ...headers };
+    applyHeaderOps(copy, this.#ops);
+    // The caller's handler reads the controller's raw header lines when it has them: hide those,
+    // so the edited headers are what it sees.
+    super.onResponseStart(withoutRawHeaders(controller), statusCode, copy as never, statusMessage);
+  }
+}
+
+/** The controller, with `rawHeaders` hidden (methods still act on the real one). */
+function withoutRawHeaders(controller: Dispatcher.DispatchController): Dispatcher.DispatchController {
+  return new Proxy(controller, {
+    get(target, prop) {
+      if (prop === 'rawHeaders') return undefined;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/**
+ * A resolver that narrows another resolver's endpoints of the target's service to the target's
+ * subset (its bexpr filter; critical endpoints never, warning ones unless `OnlyPassing`).
+ */
+export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
+  const narrow = (set: EndpointSet): EndpointSet =>
+    Object.freeze({ ...set, endpoints: subsetOf(set.endpoints, target) as readonly Endpoint[] });
+  return {
+    name: inner.name,
+    match: (host) => inner.match(host),
+    watch(service: string, listener: ResolverListener): Disposable {
+      return inner.watch(service, (u) => {
+        if (u.kind === 'endpoints') listener({ kind: 'endpoints', set: narrow(u.set) });
+        else listener({ ...u, lastGood: u.lastGood ? narrow(u.lastGood) : undefined });
+      });
+    },
+    // The inner resolver belongs to the mesh.
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * The destinations of a chain's targets built so far, by target ID: routed calls go through these
+ * (one per target and route overrides; several of one target are summed into its in-flight count).
+ */
+export function targetStats(
+  chain: RoutingChain,
+  destinations: ReadonlyMap<string, Destination>,
+): Record<string, TargetStats> {
+  const out: Record<string, TargetStats> = {};
+  for (const [key, t] of destinations) {
+    const id = key.slice(0, key.indexOf('|'));
+    if (!chain.targets.has(id)) continue;
+    const prev = out[id];
+    if (prev !== undefined) {
+      out[id] = { ...prev, inFlight: prev.inFlight + t.inFlight };
+      continue;
+    }
+    const breaker = t.circuitBreakerState;
+    out[id] = {
+      ...t.balancer.stats(),
+      ...(breaker ? { circuitBreaker: breaker } : {}),
+      roles: [...t.roles, 'pick'],
+      inFlight: t.inFlight,
+    };
+  }
+  return out;
+}
