@@ -54,7 +54,7 @@ const CALL_HOLD = 'proxyless.queuedHold';
  */
 export function cancelQueuedCall(ctx: CallContext, reason: Error): boolean {
   const hold = ctx.attributes.get(CALL_HOLD) as QueuedHold | undefined;
-  return hold !== undefined && hold.cancelQueued(reason);
+  return hold?.cancelQueued(reason) === true;
 }
 
 /**

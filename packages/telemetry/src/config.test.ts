@@ -69,7 +69,9 @@ describe('resolveTelemetryConfig', () => {
     expect(e.message).toContain('"nine"');
     expect(e.message).toContain('"maybe"');
     // In the variable's own notation: it takes yes/no, 1/0 and on/off too.
-    expect(e.message).toContain('MESH_METRICS: expected a boolean (true/false, 1/0, yes/no, on/off), got "maybe"');
+    expect(e.message).toContain(
+      'MESH_METRICS: expected a boolean (true/false, 1/0, yes/no, on/off), got "maybe"',
+    );
   });
 
   it('rejects a MESH_ADMIN_HOST that is neither an IP address nor a host name, naming it and the value', () => {

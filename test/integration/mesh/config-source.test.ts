@@ -81,7 +81,10 @@ describe('the config file as a config source, on a live destination (#10)', () =
   it('reloadConfig() rejects while what is on disk is rejected, even when the watch read it first', async () => {
     const file = path.join(dir, 'watched-first.json');
     const [a] = servers as [TestServer];
-    writeFileSync(file, JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 2 } } } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 2 } } } }),
+    );
     const mesh = createMesh({ env: {}, configFile: file });
     const rejectedByWatch = (): Promise<void> =>
       new Promise((resolve) => {
@@ -95,7 +98,10 @@ describe('the config file as a config source, on a live destination (#10)', () =
     try {
       // A version that fails validation, met by the watch before the deploy step reloads.
       let seen = rejectedByWatch();
-      writeFileSync(file, JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 11 } } } }));
+      writeFileSync(
+        file,
+        JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 11 } } } }),
+      );
       await seen;
       await expect(mesh.reloadConfig()).rejects.toThrow('services.api.retry.maxRetries');
       // Content that does not parse, met by the watch first.
@@ -106,7 +112,10 @@ describe('the config file as a config source, on a live destination (#10)', () =
       // The last good configuration stays in force throughout.
       expect(mesh.config('api').resilience.retry?.maxRetries).toBe(2);
       // A good version again: the reload resolves.
-      writeFileSync(file, JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 3 } } } }));
+      writeFileSync(
+        file,
+        JSON.stringify({ services: { api: { endpoints: a.address, retry: { maxRetries: 3 } } } }),
+      );
       await mesh.reloadConfig();
       expect(mesh.config('api').resilience.retry?.maxRetries).toBe(3);
       await mesh.reloadConfig();
