@@ -8,19 +8,16 @@ import {
   type EndpointSet,
   type Filter,
   type Interceptor,
-  KEEP_ALIVE,
   type Logger,
   MeshError,
   type MeshHandler,
-  RelayController,
-  RelayedHandler,
   type Resolver,
   type ResolverUpdate,
-  type Timer,
 } from '@proxyless/core';
-import { cancelQueuedCall, type EarlierCalls, type TokenBucket } from '@proxyless/resilience';
+import type { EarlierCalls, TokenBucket } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
 import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
+import { FirstResolution } from './first-resolution.js';
 import { createPickStage } from './pick.js';
 import { buildStack, type StackParts } from './stack.js';
 import { CallGenerations, CallList, TrackedCall } from './tracked-calls.js';
@@ -81,7 +78,6 @@ export class Destination {
   #deps: DestinationDeps;
   #watch: Disposable;
   #set: EndpointSet | undefined;
-  #lastError: MeshError | undefined;
   #policy: DestinationPolicy;
   #dispatch: DispatchFn;
   #roles: readonly string[] = [];
@@ -103,8 +99,8 @@ export class Destination {
   /** Run once no call is in flight ({@link whenIdle}). */
   #idleWaiters: Array<() => void> = [];
   readonly #endCall = (call: TrackedCall): void => this.#ended(call);
-  #ready = false;
-  #waiters: Array<() => void> = [];
+  /** The registry's first answer for the service, which new calls wait for (bounded). */
+  readonly #first: FirstResolution;
   /** `close()` or `destroy()` was called: new calls are refused with `MESH_CLOSED`. */
   #refusing = false;
   /** Watch, policy and pools are released: no update is applied and no pool is made any more. */
@@ -120,6 +116,7 @@ export class Destination {
     this.service = service;
     this.#deps = deps;
     this.#policy = deps.policy(service);
+    this.#first = new FirstResolution(service, deps.clock, deps.resolveTimeoutMs);
     this.#unsubscribe = this.#policy.balancer.onEvent(deps.onBalancerEvent);
     this.#pools = new EndpointPools({
       service,
@@ -154,33 +151,12 @@ export class Destination {
    * over without an answer — whichever comes first; `fn` runs once. Returns the cancel of the wait.
    */
   whenResolved(fn: () => void): () => void {
-    if (this.#ready) {
-      fn();
-      return () => undefined;
-    }
-    let done = false;
-    const run = (): void => {
-      if (done) return;
-      done = true;
-      timer.cancel();
-      fn();
-    };
-    this.#waiters.push(run);
-    const timer = this.#deps.clock.setTimer(
-      this.#deps.resolveTimeoutMs,
-      () => {
-        this.#waiters = this.#waiters.filter((w) => w !== run);
-        run();
-      },
-      KEEP_ALIVE,
-    );
-    // Cancel: the waiter is dropped and its timer released (the caller gave up on the wait).
-    return () => {
-      if (done) return;
-      done = true;
-      timer.cancel();
-      this.#waiters = this.#waiters.filter((w) => w !== run);
-    };
+    return this.#first.whenResolved(fn);
+  }
+
+  /** What a call gets when the registry gave no answer within the resolve timeout. */
+  noAnswerError(): MeshError {
+    return this.#first.noAnswerError();
   }
 
   /** Open connections of the pool of the endpoint `endpointId` (`undefined`: no pool yet). */
@@ -190,7 +166,7 @@ export class Destination {
   }
 
   get lastError(): MeshError | undefined {
-    return this.#lastError;
+    return this.#first.failure;
   }
 
   get policyKey(): string {
@@ -334,10 +310,10 @@ export class Destination {
     return composeInterceptors(interceptors, pick);
   }
 
-  /** Before the registry's first answer, a call waits here (see {@link #waitReady}). */
+  /** Before the registry's first answer, a call waits here (see {@link FirstResolution.wait}). */
   readonly #readyStage: Interceptor = (next) => (opts, handler) => {
-    if (this.#ready) return next(opts, handler);
-    this.#waitReady(opts, handler as MeshHandler, next);
+    if (this.#first.ready) return next(opts, handler);
+    this.#first.wait(opts, handler as MeshHandler, next);
     return true;
   };
 
@@ -346,10 +322,10 @@ export class Destination {
     // still be served, and a retry goes to the endpoints of the day.
     if (this.#released) return;
     if (update.kind === 'endpoints') {
-      this.#lastError = undefined;
+      this.#first.failure = undefined;
       this.#apply(update.set);
     } else {
-      this.#lastError = update.error;
+      this.#first.failure = update.error;
       this.#deps.onResolverError(this.service, update.error);
       // Keep routing on the last known set (marked stale); never empty a working set on a failure.
       // A failure before any answer is not an answer: calls keep waiting for one (the resolver
@@ -357,7 +333,7 @@ export class Destination {
       if (!update.lastGood) return;
       this.#apply(update.lastGood);
     }
-    this.#markReady();
+    this.#first.markReady();
   }
 
   #apply(set: EndpointSet): void {
@@ -365,71 +341,6 @@ export class Destination {
     this.#policy.balancer.update(set);
     this.#pools.keepOnly(set.endpoints);
     this.#deps.onSetChange(this.service, set);
-  }
-
-  #markReady(): void {
-    if (this.#ready) return;
-    this.#ready = true;
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const fn of w) fn();
-  }
-
-  /** What a call gets when the registry gave no answer within the resolve timeout. */
-  noAnswerError(): MeshError {
-    const failed = this.#lastError;
-    return new MeshError(
-      'MESH_NO_ENDPOINTS',
-      failed === undefined
-        ? `no endpoints for "${this.service}": the registry gave no answer within ${this.#deps.resolveTimeoutMs}ms`
-        : `no endpoints for "${this.service}": the registry failed and gave no answer within ${this.#deps.resolveTimeoutMs}ms: ${failed.message}`,
-      { details: { service: this.service }, ...(failed !== undefined ? { cause: failed } : {}) },
-    );
-  }
-
-  #waitReady(opts: Dispatcher.DispatchOptions, handler: MeshHandler, next: DispatchFn): void {
-    let timer: Timer | undefined;
-    let inner: Dispatcher.DispatchController | undefined;
-    let waiting = true;
-    const leave = (): void => {
-      waiting = false;
-      timer?.cancel();
-      this.#waiters = this.#waiters.filter((w) => w !== go);
-    };
-    const relay = new RelayController((reason) => {
-      if (inner !== undefined) return inner.abort(reason);
-      if (!waiting) {
-        // Sent on, but no stage below has started it (it waits in an endpoint pool's queue, or
-        // for its connect): its innermost holder takes it back and sends the reason up now.
-        const ctx = callOf(opts);
-        if (ctx !== undefined) cancelQueuedCall(ctx, reason);
-        return;
-      }
-      leave();
-      handler.onResponseError?.(relay, reason);
-    });
-    const go = (): void => {
-      if (!waiting) return;
-      leave();
-      next(
-        opts,
-        new RelayedHandler(handler, relay, (c) => {
-          inner = c;
-        }),
-      );
-    };
-    handler.onRequestStart?.(relay, {});
-    if (relay.aborted) return;
-    this.#waiters.push(go);
-    timer = this.#deps.clock.setTimer(
-      this.#deps.resolveTimeoutMs,
-      () => {
-        if (!waiting) return;
-        leave();
-        handler.onResponseError?.(relay, this.noAnswerError());
-      },
-      KEEP_ALIVE,
-    );
   }
 
   /**
