@@ -95,22 +95,27 @@ export function splitUrl(url: string): UrlParts | undefined {
 
 /**
  * The Host header for an origin (`http://api:8080` → `api:8080`), remembered per origin. As undici
- * sends it (its origin goes through the WHATWG URL parser): the host name lower-cased and the
- * scheme's default port left out (`http://API:80` → `api`).
+ * sends it: its origin goes through the WHATWG URL parser, whose `host` is the host name
+ * lower-cased, with the port unless it is the scheme's default (`http://API:80` → `api`), and
+ * without credentials (`http://user:secret@api` → `api`) or anything after the authority.
  */
 const hosts = new Map<string, string>();
 export function hostOf(origin: string): string {
   let host = hosts.get(origin);
   if (host === undefined) {
-    const i = origin.indexOf('://');
-    host = (i < 0 ? origin : origin.slice(i + 3)).replace(/\/+$/, '').toLowerCase();
-    const scheme = i < 0 ? '' : origin.slice(0, i).toLowerCase();
-    if ((scheme === 'http' && host.endsWith(':80')) || (scheme === 'https' && host.endsWith(':443')))
-      host = host.slice(0, host.lastIndexOf(':'));
+    host = urlHost(origin) ?? origin.slice(origin.indexOf('://') + 3).toLowerCase();
     if (hosts.size >= 1024) hosts.clear();
     hosts.set(origin, host);
   }
   return host;
+}
+
+function urlHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

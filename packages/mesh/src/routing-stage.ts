@@ -23,6 +23,7 @@ import {
 import type { Dispatcher } from 'undici';
 import { CallHandler } from './call-handler.js';
 import type { Destination } from './destination.js';
+import { hostOf } from './naming.js';
 import { DispatchRequest, IDEMPOTENT_HEADER } from './request.js';
 import {
   type ChainTarget,
@@ -313,10 +314,12 @@ function pathAsSent(opts: Dispatcher.DispatchOptions): string {
   return q ? `${opts.path}?${q}` : opts.path;
 }
 
-/** `Host` after routing: the target service, keeping the origin's port. */
+/**
+ * `Host` after routing: the target service, with the port of the Host undici would send for the
+ * origin ({@link hostOf}: no credentials, no default port).
+ */
 function logicalHost(origin: string, service: string): string {
-  const i = origin.indexOf('://');
-  const authority = i < 0 ? origin : origin.slice(i + 3);
-  const colon = authority.lastIndexOf(':');
-  return colon > 0 && !authority.endsWith(']') ? `${service}${authority.slice(colon)}` : service;
+  const host = hostOf(origin);
+  const colon = host.lastIndexOf(':');
+  return colon > 0 && colon > host.lastIndexOf(']') ? `${service}${host.slice(colon)}` : service;
 }
