@@ -57,6 +57,8 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   #ctx: CallContext | undefined;
   /** An abort (or a throw) before the exchange had a controller: given to it when it comes. */
   #pending: Error | undefined;
+  /** Inside {@link start}: the caller's start callback is running. */
+  #starting = false;
   /** An error the caller's own callback threw: what the caller gets once the exchange stops. */
   #thrown: Error | undefined;
 
@@ -99,7 +101,12 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
    */
   start(ctx: CallContext): Error | undefined {
     this.#ctx = ctx;
-    this.#startCaller();
+    this.#starting = true;
+    try {
+      this.#startCaller();
+    } finally {
+      this.#starting = false;
+    }
     return this.#pending;
   }
 
@@ -143,9 +150,20 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason as Error; // as given, `undefined` included (undici's controllers keep it so)
-    if (this.#controller !== undefined) this.#controller.abort(reason as Error);
+    if (this.#controller !== undefined) {
+      this.#controller.abort(reason as Error);
+      return;
+    }
     // undici's transport fails a request aborted without a reason (or a falsy one) with this.
-    else this.#stop(reason || new undiciErrors.RequestAbortedError());
+    const error = reason || new undiciErrors.RequestAbortedError();
+    if (this.#starting) {
+      // Aborted as it is started (`onRequestStart` / `onConnect`): as undici, whose transport fails
+      // the request before `abort()` returns. Nothing is dispatched (`start` returns the error).
+      this.#pending ??= error;
+      this.onResponseError(undefined as never, error);
+      return;
+    }
+    this.#stop(error);
   }
 
   pause(): void {

@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PolicyOptions } from 'proxyless';
+import { Agent, type Dispatcher } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Opened, rejection, within } from './data-plane-support.js';
 
@@ -96,4 +97,71 @@ describe('a call queued behind busy connections, with no stage that answers at o
     await (await slow).body.text();
     expect(seen).toEqual(['/slow']);
   });
+});
+
+describe('a caller that aborts as it is started', () => {
+  /** What a handler that aborts in its start callback sees, and in what order. */
+  function abortAtStart(
+    dispatcher: Dispatcher,
+    origin: string,
+    style: 'controller' | 'old',
+  ): Promise<string[]> {
+    let settle: (log: string[]) => void = () => undefined;
+    const done = new Promise<string[]>((r) => {
+      settle = r;
+    });
+    const log = {
+      lines: [] as string[],
+      push(line: string) {
+        this.lines.push(line);
+        if (this.lines.length === 2) settle(this.lines);
+      },
+    };
+    const early = new Error('early');
+    const handler =
+      style === 'controller'
+        ? {
+            onRequestStart(c: Dispatcher.DispatchController) {
+              c.abort(early);
+              log.push('abort() returned');
+            },
+            onResponseStart() {},
+            onResponseData() {},
+            onResponseEnd() {},
+            onResponseError(_c: unknown, e: Error) {
+              log.push(`error: ${e.message}`);
+            },
+          }
+        : {
+            onConnect(abort: (e?: Error) => void) {
+              abort(early);
+              log.push('abort() returned');
+            },
+            onHeaders: () => true,
+            onData: () => true,
+            onComplete() {},
+            onError(e: Error) {
+              log.push(`error: ${e.message}`);
+            },
+          };
+    dispatcher.dispatch({ origin, path: '/', method: 'GET' }, handler as Dispatcher.DispatchHandler);
+    return within(done, 3000, 'the aborted call');
+  }
+
+  it.each(['controller', 'old'] as const)(
+    'gets its error before abort() returns, as from undici (%s-style handler), and nothing is sent',
+    async (style) => {
+      const { server, seen } = await holdingServer();
+      const mesh = opened.meshFor([server], {});
+      const agent = new Agent();
+      opened.closers.push(() => agent.close());
+      const direct = await abortAtStart(agent, `http://${server.address}`, style);
+      expect(direct).toEqual(['error: early', 'abort() returned']);
+      expect(await abortAtStart(mesh.dispatcher, 'http://api', style)).toEqual(direct);
+      expect(mesh.stats('api')?.inFlight).toBe(0);
+      // A call after it is served: nothing of the aborted one was sent.
+      await (await mesh.request('http://api/after')).body.text();
+      expect(seen).toEqual(['/after']);
+    },
+  );
 });
