@@ -230,7 +230,12 @@ export interface Mesh extends AsyncDisposable {
   ): Promise<MeshResponseData<TOpaque>>;
   /** An undici `Dispatcher` for `undici.fetch`/`undici.request`/`setGlobalDispatcher`. */
   readonly dispatcher: Dispatcher;
-  /** Route Node's global `fetch` through the mesh; returns a function that undoes it. */
+  /**
+   * Route Node's global `fetch` (undici's global dispatcher) through the mesh; returns a function
+   * that undoes it. `close()` and `destroy()` undo it too, once the mesh has shut down (global
+   * calls made while it drains are refused with `MESH_CLOSED`, as every new call is).
+   * @throws MeshError `MESH_CLOSED` once `close()` or `destroy()` has been called.
+   */
   install(): () => void;
   /** The current endpoint set of a service the mesh has seen, with its staleness. */
   endpoints(service: string): EndpointSet | undefined;

@@ -104,6 +104,8 @@ class MeshImpl implements Mesh {
   readonly #registrations: Registrations;
   readonly #telemetry: Telemetry | undefined;
   #admin: Promise<string | undefined> = Promise.resolve(undefined);
+  /** Undo functions of this mesh's installs not undone yet: a shutdown undoes them. */
+  readonly #installed = new Set<() => void>();
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
   readonly #routing: RoutingStage;
   // ---- end traffic management ----
@@ -401,7 +403,15 @@ class MeshImpl implements Mesh {
   }
 
   install(): () => void {
-    return installGlobally(this.dispatcher);
+    if (this.#lifecycle.stopped)
+      throw new MeshError('MESH_CLOSED', 'the mesh is closed; it cannot be installed');
+    const undoInstall = installGlobally(this.dispatcher);
+    const undo = (): void => {
+      this.#installed.delete(undo);
+      undoInstall();
+    };
+    this.#installed.add(undo);
+    return undo;
   }
 
   /**
@@ -500,6 +510,9 @@ class MeshImpl implements Mesh {
     stopListening(this.#sourceListeners, this.#logger);
     // The file source is the mesh's own; a `configSource` belongs to the caller.
     if (this.#ownSource) await this.#configSource?.close();
+    // A closed mesh does not keep Node's global fetch: what its installs replaced comes back
+    // (until then, global fetch calls are refused with MESH_CLOSED, as every new call is).
+    for (const undo of [...this.#installed].reverse()) undo();
     this.#events.clear();
   }
 

@@ -188,6 +188,35 @@ describe('install()', () => {
     }
   });
 
+  it.each(['close', 'destroy'] as const)(
+    'a mesh installed and then shut down (%s) gives the global dispatcher back',
+    async (how) => {
+      const before = getGlobalDispatcher();
+      const mine = new Agent();
+      setGlobalDispatcher(mine);
+      try {
+        const [m1, m2] = [mesh(), mesh()];
+        m1.install();
+        m2.install();
+        // Shut down out of order: the mesh on top stays installed.
+        await (how === 'close' ? m1.close() : m1.destroy());
+        expect(getGlobalDispatcher()).toBe(m2.dispatcher);
+        await (how === 'close' ? m2.close() : m2.destroy());
+        expect(getGlobalDispatcher()).toBe(mine);
+        // Node's global fetch works again (before, it failed MESH_CLOSED for good).
+        const res = await fetch(`http://${server.address}/`);
+        expect(res.status).toBe(200);
+        await res.text();
+        // A closed mesh cannot be installed.
+        expect(() => m1.install()).toThrow(expect.objectContaining({ code: 'MESH_CLOSED' }));
+        expect(getGlobalDispatcher()).toBe(mine);
+      } finally {
+        setGlobalDispatcher(before);
+        await mine.close();
+      }
+    },
+  );
+
   it('an undo under a dispatcher the caller set keeps no reference to the mesh', async () => {
     const before = getGlobalDispatcher();
     const user = new Agent();
