@@ -6,20 +6,13 @@ import {
   type Disposable,
   diagnosticsChannel,
   type EndpointSet,
-  filterLogger,
-  Issues,
-  jsonLogger,
   type Logger,
   MeshError,
-  noopLogger,
   type Random,
   type RegisteredInstance,
   type Registration,
-  systemClock,
-  systemRandom,
 } from '@proxyless/core';
-import { createDocumentEndpointsResolver, type DocumentEndpointsResolver } from '@proxyless/discovery';
-import { createTelemetry, type Telemetry } from '@proxyless/telemetry';
+import type { Telemetry } from '@proxyless/telemetry';
 import type { Dispatcher } from 'undici';
 import { startMeshAdmin } from './admin.js';
 import type {
@@ -33,24 +26,22 @@ import type {
   ServiceStats,
 } from './api.js';
 import { CallPath } from './calls.js';
-import { listenToSource, openDocumentSource, stopListening } from './config/document-source.js';
+import { listenToSource, stopListening } from './config/document-source.js';
 import type { EffectiveConfig } from './config/effective.js';
-import { type ConfigSource, envConfigSource, optionsConfigSource } from './config/source.js';
-import { ConfigStore, type Warning } from './config/store.js';
-import { ConfigApplier, ROUTING_DC } from './config-apply.js';
+import type { ConfigSource } from './config/source.js';
+import type { ConfigStore } from './config/store.js';
+import { ConfigApplier } from './config-apply.js';
 import { DestinationTable } from './destination-table.js';
 import { forwardPoolEvents, type PoolEventSink } from './endpoint-pools.js';
-import { allEnvVars } from './env-schema.js';
 import { installGlobally } from './install.js';
 import { MeshLifecycle } from './lifecycle.js';
-import { checkUnknownMeshVars, meshSettings } from './mesh-env.js';
 import { passthroughAgent } from './passthrough.js';
 import { Registrations } from './registration.js';
-import { createResolvers, type ResolverSet, readRegistryEnv } from './resolvers.js';
-import type { RoutingChain, RoutingConfig } from './routing/index.js';
-import { errorIssues, tryCompileFileEntries } from './routing-sources.js';
+import { createResolvers, type ResolverSet } from './resolvers.js';
+import type { RoutingChain } from './routing/index.js';
 import { RoutingStage } from './routing-stage.js';
 import { targetStats } from './routing-targets.js';
+import { readStartConfig } from './start-config.js';
 
 export type {
   CloseOptions,
@@ -115,31 +106,17 @@ class MeshImpl implements Mesh {
     // `globalThis.fetch = mesh.fetch`), as a library's `fetch` option calls them.
     this.fetch = this.fetch.bind(this);
     this.request = this.request.bind(this);
-    const env = options.env ?? process.env;
-    const issues = new Issues();
-    checkUnknownMeshVars(env, allEnvVars, issues);
-    const settings = meshSettings(options, env, issues);
-    const { passthrough, hostHeader, connectionsPerEndpoint, resolveTimeoutMs, idleTimeoutMs } = settings;
+    const start = readStartConfig(options);
+    const { env, settings, config, registries, document, firstVersion, documentEndpoints, warnings } = start;
+    const { fileRouting, telemetry } = start;
+    const { hostHeader, connectionsPerEndpoint, resolveTimeoutMs, idleTimeoutMs, passthrough } = settings;
     this.serviceName = settings.serviceName;
-    // The checked ones: a refused clock, random or logger is not used while the rest is checked.
-    this.#clock = settings.clock ?? systemClock;
-    this.#random = settings.random ?? systemRandom;
-    const level = settings.logLevel;
-    this.#logger =
-      settings.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
-
-    // Policy layers from code and environment (static config sources), validated now: a bad value
-    // fails createMesh.
-    this.#config = new ConfigStore(
-      optionsConfigSource({
-        defaults: options.defaults,
-        services: options.services as Record<string, Record<string, unknown>> | undefined,
-      }).current(),
-      envConfigSource(env).current(),
-      issues,
-    );
-    const layersOk = issues.ok;
-    const registries = readRegistryEnv(env, settings.registry, issues);
+    this.#clock = start.clock;
+    this.#random = start.random;
+    this.#logger = start.logger;
+    this.#config = config;
+    this.#configSource = document?.source;
+    this.#ownSource = document?.own ?? true;
     this.#registrations = new Registrations({
       registries,
       registryName: settings.registryName,
@@ -148,72 +125,6 @@ class MeshImpl implements Mesh {
       logger: this.#logger,
       close: () => this.close(),
     });
-    // The config document comes from a config source: the file, or the caller's `configSource`.
-    // Its first version is validated whole, like the rest.
-    let documentEndpoints: DocumentEndpointsResolver | undefined;
-    let warnings: readonly Warning[] | undefined;
-    const document = openDocumentSource(
-      {
-        configSource: options.configSource,
-        configPath: settings.configFile,
-        pathFromOptions: options.configFile !== undefined,
-        clock: this.#clock,
-        logger: this.#logger,
-      },
-      issues,
-    );
-    this.#configSource = document?.source;
-    this.#ownSource = document?.own ?? true;
-    const firstVersion = document?.first;
-    // Where the document's problems (`defaults.…`, `services.…`) come from, for the error's heading.
-    let documentNamed = '';
-    if (document !== undefined && firstVersion !== undefined) {
-      const before = issues.list.length;
-      // With the layers below already invalid, the document is still checked on its own (the
-      // rules across layers need valid layers): one error lists every problem.
-      const first = layersOk ? this.#config.validate(firstVersion, document.what) : undefined;
-      if (first === undefined) issues.list.push(...this.#config.documentIssues(firstVersion));
-      else if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
-      else {
-        this.#config.swap(first.layers, [], first.resolved);
-        warnings = first.warnings;
-        documentEndpoints = createDocumentEndpointsResolver({
-          name: document.source.name,
-          clock: this.#clock,
-          logger: this.#logger,
-          endpoints: first.layers.endpoints,
-        });
-      }
-      if (issues.list.length > before)
-        documentNamed = ` (document fields: ${document.what}, version ${firstVersion.version})`;
-    }
-    // Traffic management: the file's configEntries are validated with its first version.
-    let fileRouting: RoutingConfig | undefined;
-    if (firstVersion !== undefined) {
-      const r = tryCompileFileEntries(firstVersion.document, ROUTING_DC);
-      if (r instanceof MeshError) issues.list.push(...errorIssues(r));
-      else fileRouting = r;
-    }
-    // Without a valid document, the merged options and env layers are checked here (with one,
-    // validate did).
-    if (warnings === undefined && layersOk) warnings = this.#config.check(undefined, issues).warnings;
-    // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered). Their
-    // settings are checked with the rest, so one error lists every problem.
-    const telemetry = issues.try(() =>
-      createTelemetry({
-        settings: options.telemetry ?? {},
-        env,
-        clock: this.#clock,
-        logger: this.#logger,
-        ...(settings.metricsRegistry ? { registry: settings.metricsRegistry } : {}),
-      }),
-    );
-    if (!issues.ok || telemetry === undefined) {
-      if (this.#ownSource) void this.#configSource?.close();
-      void telemetry?.close();
-    }
-    issues.throwIfAny(`invalid mesh configuration${documentNamed}`);
-    if (telemetry === undefined) throw new Error('unreachable: telemetry failed without an issue');
     this.#telemetry = telemetry;
     // (A source may deliver a version while the constructor subscribes, before the lifecycle exists.)
     const closing = (): boolean => (this.#lifecycle as MeshLifecycle | undefined)?.stopped === true;

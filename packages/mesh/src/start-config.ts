@@ -1,0 +1,166 @@
+/**
+ * What `createMesh` reads and checks before anything starts (see {@link readStartConfig}); the
+ * mesh (mesh.ts) wires its parts from it.
+ */
+
+import {
+  type Clock,
+  type Env,
+  filterLogger,
+  Issues,
+  jsonLogger,
+  type Logger,
+  MeshError,
+  noopLogger,
+  type Random,
+  systemClock,
+  systemRandom,
+} from '@proxyless/core';
+import { createDocumentEndpointsResolver, type DocumentEndpointsResolver } from '@proxyless/discovery';
+import { createTelemetry, type Telemetry } from '@proxyless/telemetry';
+import type { MeshOptions } from './api.js';
+import { type DocumentSource, openDocumentSource } from './config/document-source.js';
+import { envConfigSource, optionsConfigSource } from './config/source.js';
+import { ConfigStore, type Warning } from './config/store.js';
+import { ROUTING_DC } from './config-apply.js';
+import { allEnvVars } from './env-schema.js';
+import { checkUnknownMeshVars, type MeshSettings, meshSettings } from './mesh-env.js';
+import { type RegistrySettings, readRegistryEnv } from './resolvers.js';
+import type { RoutingConfig } from './routing/index.js';
+import { errorIssues, tryCompileFileEntries } from './routing-sources.js';
+
+/** The checked configuration a mesh starts from. */
+export interface StartConfig {
+  readonly env: Env;
+  readonly settings: MeshSettings;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  /** The policy layers from code and environment, with the document's first version swapped in. */
+  readonly config: ConfigStore;
+  readonly registries: RegistrySettings;
+  /** The config document's source (the file, or the caller's `configSource`), opened. */
+  readonly document: DocumentSource | undefined;
+  readonly firstVersion: DocumentSource['first'] | undefined;
+  /** The endpoints the document's first version lists, as a resolver. */
+  readonly documentEndpoints: DocumentEndpointsResolver | undefined;
+  /** Settings accepted that cannot work as written, reported once listeners can hear them. */
+  readonly warnings: readonly Warning[] | undefined;
+  /** The document's config entries, compiled. */
+  readonly fileRouting: RoutingConfig | undefined;
+  readonly telemetry: Telemetry;
+}
+
+/**
+ * Everything `createMesh` reads and checks before it starts anything: its settings, the policy
+ * layers from code and environment, the registry settings, the config document's first version
+ * (validated whole, with its config entries) and the telemetry settings. One error lists every
+ * problem; nothing is started when there is any (a document source opened for the check is
+ * closed again).
+ * @throws MeshError `MESH_CONFIG_INVALID`
+ */
+export function readStartConfig(options: MeshOptions): StartConfig {
+  const env = options.env ?? process.env;
+  const issues = new Issues();
+  checkUnknownMeshVars(env, allEnvVars, issues);
+  const settings = meshSettings(options, env, issues);
+  // The checked ones: a refused clock, random or logger is not used while the rest is checked.
+  const clock = settings.clock ?? systemClock;
+  const random = settings.random ?? systemRandom;
+  const level = settings.logLevel;
+  const logger =
+    settings.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
+
+  // Policy layers from code and environment (static config sources), validated now: a bad value
+  // fails createMesh.
+  const config = new ConfigStore(
+    optionsConfigSource({
+      defaults: options.defaults,
+      services: options.services as Record<string, Record<string, unknown>> | undefined,
+    }).current(),
+    envConfigSource(env).current(),
+    issues,
+  );
+  const layersOk = issues.ok;
+  const registries = readRegistryEnv(env, settings.registry, issues);
+  // The config document comes from a config source: the file, or the caller's `configSource`.
+  // Its first version is validated whole, like the rest.
+  let documentEndpoints: DocumentEndpointsResolver | undefined;
+  let warnings: readonly Warning[] | undefined;
+  const document = openDocumentSource(
+    {
+      configSource: options.configSource,
+      configPath: settings.configFile,
+      pathFromOptions: options.configFile !== undefined,
+      clock: clock,
+      logger: logger,
+    },
+    issues,
+  );
+  const own = document?.own ?? true;
+  const firstVersion = document?.first;
+  // Where the document's problems (`defaults.…`, `services.…`) come from, for the error's heading.
+  let documentNamed = '';
+  if (document !== undefined && firstVersion !== undefined) {
+    const before = issues.list.length;
+    // With the layers below already invalid, the document is still checked on its own (the
+    // rules across layers need valid layers): one error lists every problem.
+    const first = layersOk ? config.validate(firstVersion, document.what) : undefined;
+    if (first === undefined) issues.list.push(...config.documentIssues(firstVersion));
+    else if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
+    else {
+      config.swap(first.layers, [], first.resolved);
+      warnings = first.warnings;
+      documentEndpoints = createDocumentEndpointsResolver({
+        name: document.source.name,
+        clock: clock,
+        logger: logger,
+        endpoints: first.layers.endpoints,
+      });
+    }
+    if (issues.list.length > before)
+      documentNamed = ` (document fields: ${document.what}, version ${firstVersion.version})`;
+  }
+  // Traffic management: the file's configEntries are validated with its first version.
+  let fileRouting: RoutingConfig | undefined;
+  if (firstVersion !== undefined) {
+    const r = tryCompileFileEntries(firstVersion.document, ROUTING_DC);
+    if (r instanceof MeshError) issues.list.push(...errorIssues(r));
+    else fileRouting = r;
+  }
+  // Without a valid document, the merged options and env layers are checked here (with one,
+  // validate did).
+  if (warnings === undefined && layersOk) warnings = config.check(undefined, issues).warnings;
+  // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered). Their
+  // settings are checked with the rest, so one error lists every problem.
+  const telemetry = issues.try(() =>
+    createTelemetry({
+      settings: options.telemetry ?? {},
+      env,
+      clock: clock,
+      logger: logger,
+      ...(settings.metricsRegistry ? { registry: settings.metricsRegistry } : {}),
+    }),
+  );
+  if (!issues.ok || telemetry === undefined) {
+    if (own) void document?.source.close();
+    void telemetry?.close();
+  }
+  issues.throwIfAny(`invalid mesh configuration${documentNamed}`);
+  if (telemetry === undefined) throw new Error('unreachable: telemetry failed without an issue');
+  return {
+    env,
+    settings,
+    clock,
+    random,
+    logger,
+    config,
+    registries,
+    document,
+    firstVersion,
+    documentEndpoints,
+    warnings,
+    fileRouting,
+    telemetry,
+  };
+}
