@@ -24,16 +24,11 @@ import { type Layer, parsePolicyPatch } from './config/layers.js';
 import type { ConfigStore } from './config/store.js';
 import { Destination } from './destination.js';
 import type { PoolEventSink } from './endpoint-pools.js';
+import { KeptBuckets, type RateLimitOf } from './kept-buckets.js';
 import { buildPolicy } from './policy.js';
 import type { ResolverSet } from './resolvers.js';
 import type { ChainTarget } from './routing/index.js';
 import { type RouteOverrides, subsetResolver } from './routing-targets.js';
-
-/** At most this many rate-limit buckets of evicted destinations are kept (see `DestinationTable`). */
-export const MAX_KEPT_BUCKETS = 1024;
-
-/** The rate limit a kept bucket is brought to on a config change (`undefined`: none any more). */
-type RateLimitOf = () => { rps: number; burst: number } | undefined;
 
 /** What the table needs from the mesh that owns it. */
 export interface DestinationTableDeps {
@@ -79,16 +74,8 @@ export class DestinationTable {
    */
   readonly #retiring = new Set<Destination>();
   #idleSweep: Timer | undefined;
-  /**
-   * The rate-limit buckets of destinations evicted while idle before their bucket was full again,
-   * by service name (or `target:` and a routing target's key): the next destination built for it
-   * goes on with the tokens, so an eviction never gives a call a token the bucket would not have.
-   * An entry goes once its bucket is full (a new one would start the same), when its service's
-   * rate limit is turned off or the service is no longer named; a config change brings it to the
-   * new settings, as for a live destination. At most {@link MAX_KEPT_BUCKETS}: with that many
-   * kept, an idle destination whose bucket is not full is not evicted yet.
-   */
-  readonly #buckets = new Map<string, { service: string; bucket: TokenBucket; rateLimit: RateLimitOf }>();
+  /** The rate-limit buckets of destinations evicted before their bucket was full again. */
+  readonly #buckets = new KeptBuckets();
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
   #targetDests = new Map<string, Destination>();
   // ---- end traffic management ----
@@ -131,7 +118,7 @@ export class DestinationTable {
           ...this.#destinationDeps(
             (s) => this.#deps.config.effective(s),
             () => built?.evicted !== true,
-            this.#takeBucket(service),
+            this.#buckets.take(service),
           ),
           // The service's series (breaker, panic, endpoint states) follow its own destination.
           ...(metrics
@@ -168,11 +155,19 @@ export class DestinationTable {
     this.#idleSweep = this.#deps.clock.setTimer(period, () => {
       this.#idleSweep = undefined;
       const now = this.#deps.clock.now();
-      this.#dropFullBuckets();
+      this.#buckets.dropFull();
       const { config } = this.#deps;
       for (const [service, d] of this.#destinations) {
         if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
-        if (!this.#keepBucket(service, d, () => config.effective(service).resilience.rateLimit)) continue;
+        if (
+          !this.#buckets.keep(
+            service,
+            d.service,
+            d.rateLimitBucket,
+            () => config.effective(service).resilience.rateLimit,
+          )
+        )
+          continue;
         this.#evict(service, d);
       }
       // Routing targets (traffic management) idle as long are released too: a target an old config
@@ -181,7 +176,11 @@ export class DestinationTable {
       for (const [key, d] of this.#targetDests) {
         if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
         const rateLimit = this.#targetRateLimit.get(d);
-        if (rateLimit !== undefined && !this.#keepBucket(`target:${key}`, d, rateLimit)) continue;
+        if (
+          rateLimit !== undefined &&
+          !this.#buckets.keep(`target:${key}`, d.service, d.rateLimitBucket, rateLimit)
+        )
+          continue;
         this.#targetDests.delete(key);
         this.#retire(d);
         released.add(d.service);
@@ -191,47 +190,10 @@ export class DestinationTable {
     });
   }
 
-  // ---- rate-limit buckets of evicted destinations -----------------------------------------------
+  // ---- rate limits of routing targets, for the buckets kept when they are evicted ---------------
 
   /** The rate limit of each routing-target destination, read from its own config layers. */
   readonly #targetRateLimit = new WeakMap<Destination, RateLimitOf>();
-
-  /**
-   * Keep the bucket of `d` (about to be evicted) under `key` unless it is full. `false`: it is not
-   * full and {@link MAX_KEPT_BUCKETS} are kept already, so `d` must stay for now.
-   */
-  #keepBucket(key: string, d: Destination, rateLimit: RateLimitOf): boolean {
-    const bucket = d.rateLimitBucket;
-    if (bucket === undefined || bucket.full) return true;
-    if (this.#buckets.size >= MAX_KEPT_BUCKETS) return false;
-    this.#buckets.set(key, { service: d.service, bucket, rateLimit });
-    return true;
-  }
-
-  /** The bucket kept for `key`, taken out of the table (for the destination being built). */
-  #takeBucket(key: string): TokenBucket | undefined {
-    const kept = this.#buckets.get(key);
-    if (kept === undefined) return undefined;
-    this.#buckets.delete(key);
-    return kept.bucket.full ? undefined : kept.bucket;
-  }
-
-  #dropFullBuckets(): void {
-    for (const [key, kept] of this.#buckets) if (kept.bucket.full) this.#buckets.delete(key);
-  }
-
-  /**
-   * A config version was applied: a kept bucket takes the service's new rate limit now, as a live
-   * destination's does (refilled up to now at the old rate, capped at the new burst), and goes
-   * when its service has no rate limit any more or is not named.
-   */
-  #applyToBuckets(named: (service: string) => boolean): void {
-    for (const [key, kept] of this.#buckets) {
-      const rateLimit = named(kept.service) ? kept.rateLimit() : undefined;
-      if (rateLimit === undefined || kept.bucket.full) this.#buckets.delete(key);
-      else kept.bucket.reconfigure(rateLimit);
-    }
-  }
 
   /**
    * Release the destinations of services no registry names any more (a service removed from the
@@ -244,7 +206,7 @@ export class DestinationTable {
   dropUnnamed(): void {
     const resolvers = this.#deps.resolvers.list;
     const named = (service: string): boolean => resolvers.some((r) => r.match(service) !== undefined);
-    this.#applyToBuckets(named);
+    this.#buckets.apply(named);
     // Routing targets of such a service go too (a new one could not be built): their calls in
     // flight finish, and their events (an empty endpoint set) no longer speak for the service.
     const released = new Set<string>();
@@ -339,7 +301,11 @@ export class DestinationTable {
       const configOf = (s: string) =>
         extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]);
       const dest = new Destination(service, subsetResolver(resolver, target), {
-        ...this.#destinationDeps(configOf, () => built?.evicted !== true, this.#takeBucket(`target:${key}`)),
+        ...this.#destinationDeps(
+          configOf,
+          () => built?.evicted !== true,
+          this.#buckets.take(`target:${key}`),
+        ),
         // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
         connectTimeoutMs: target.connectTimeoutMs,
       });
