@@ -72,14 +72,20 @@ export class ConfigApplier {
   ) {
     this.#deps = deps;
     if (deps.source && first) {
-      this.#inForceDocument = first.document;
+      this.#inForce = { source: first.source, version: first.version, text: documentText(first.document) };
       deps.routing.setConfig('file', fileRouting);
       this.#fileEntriesVersion = entriesVersion(entriesOf(first.document));
     }
   }
 
-  /** The document in force, to tell a redelivery of its version from a new one (compared then only). */
-  #inForceDocument: unknown;
+  /**
+   * The version in force, as JSON text with its keys sorted: a redelivery of its version is told
+   * from a new content whatever the order of its keys (a source rebuilding it from a listing), and
+   * a source that changes the object it delivered changes nothing here.
+   */
+  #inForce: { source: string; version: number; text: string } | undefined;
+  /** Why the latest outcome was rejected: a version, a failed read, or a failed `reload()` call. */
+  lastRejectionKind: 'version' | 'failure' | 'reload' | undefined;
   /** The last version (or read) of the source rejected since the one in force was applied. */
   #lastRejected: { version?: number; message: string; at: string } | undefined;
   /**
@@ -105,12 +111,17 @@ export class ConfigApplier {
     };
   }
 
-  #sameAsInForce(version: ConfigVersion): boolean {
-    try {
-      return JSON.stringify(version.document) === JSON.stringify(this.#inForceDocument);
-    } catch {
-      return false;
-    }
+  /**
+   * A `reload()` that had failed succeeded, with nothing new: the source is reachable again, and
+   * the version in force is still its latest. Its failure is over: the endpoint sets it marked
+   * stale are fresh again.
+   */
+  reloadRecovered(): void {
+    if (this.lastRejectionKind !== 'reload') return;
+    this.lastRejection = undefined;
+    this.lastRejectionKind = undefined;
+    if (this.#stale && this.#inForce !== undefined)
+      this.#refreshEndpoints({ ...this.#inForce, document: JSON.parse(this.#inForce.text) as unknown });
   }
 
   /** A version arriving while one is being applied (a listener of its events pushed it): next. */
@@ -156,12 +167,22 @@ export class ConfigApplier {
     // Handled without a rejection unless `reject()` below says otherwise.
     this.outcomes++;
     this.lastRejection = undefined;
+    this.lastRejectionKind = undefined;
     const { config, destinations, logger, events } = this.#deps;
+    // Read whole once, as JSON data: a document whose reading throws (a getter, a revoked proxy, a
+    // cycle) is a rejected version like any other, never an exception in the source's hands.
+    let text: string;
+    try {
+      text = documentText(version.document);
+    } catch (error) {
+      this.reject(unreadable(this.#deps.what, version.version, error), version.version);
+      return;
+    }
     // A source's versions only increase (ConfigVersion): an older or repeated number is refused,
     // not applied over a newer configuration.
     const inForce = config.document?.version;
     // The version in force delivered again (a source reconnecting): nothing to do.
-    if (inForce !== undefined && version.version === inForce && this.#sameAsInForce(version)) {
+    if (inForce !== undefined && version.version === inForce && text === this.#inForce?.text) {
       // The version in force delivered again (a source reconnecting after a failure): the source is
       // good again, so endpoint sets its failure marked stale are fresh again.
       if (this.#stale) this.#refreshEndpoints(version);
@@ -179,14 +200,22 @@ export class ConfigApplier {
       );
       return;
     }
-    const result = config.validate(version, this.#deps.what);
-    // Traffic management: the document's configEntries are part of the version, checked with it,
-    // so that one rejection lists every problem of both.
-    const entriesKey = entriesVersion(entriesOf(version.document));
-    const routing =
-      entriesKey === this.#fileEntriesVersion
-        ? undefined
-        : tryCompileFileEntries(version.document, ROUTING_DC);
+    let result: ReturnType<ConfigStore['validate']>;
+    let entriesKey: string | undefined;
+    let routing: RoutingConfig | MeshError | undefined;
+    try {
+      result = config.validate(version, this.#deps.what);
+      // Traffic management: the document's configEntries are part of the version, checked with it,
+      // so that one rejection lists every problem of both.
+      entriesKey = entriesVersion(entriesOf(version.document));
+      routing =
+        entriesKey === this.#fileEntriesVersion
+          ? undefined
+          : tryCompileFileEntries(version.document, ROUTING_DC);
+    } catch (error) {
+      this.reject(unreadable(this.#deps.what, version.version, error), version.version);
+      return;
+    }
     if (result instanceof MeshError && routing instanceof MeshError) {
       this.reject(
         issuesError(`${this.#deps.what} (version ${version.version})`, [
@@ -206,7 +235,7 @@ export class ConfigApplier {
       return;
     }
     const changed = config.swap(result.layers, destinations.byService.keys(), result.resolved);
-    this.#inForceDocument = version.document;
+    this.#inForce = { source: version.source, version: version.version, text };
     if (entriesKey !== this.#fileEntriesVersion) {
       this.#deps.routing.setConfig('file', routing);
       this.#fileEntriesVersion = entriesKey;
@@ -257,8 +286,16 @@ export class ConfigApplier {
     this.warn(result.warnings);
   }
 
-  /** Report a rejected version (`version`: when the document was read; a file that cannot be read has none). */
-  reject(error: MeshError, version?: number, stale = true): void {
+  /**
+   * Report a rejected version (`version`: when the document was read; a file that cannot be read
+   * has none). `kind`: a version, a failed read (the source's `onError`), or a failed `reload()`.
+   */
+  reject(
+    error: MeshError,
+    version?: number,
+    stale = true,
+    kind: 'version' | 'failure' | 'reload' = version === undefined ? 'failure' : 'version',
+  ): void {
     if (this.#deps.closing()) return;
     this.#deps.logger.warn(`${this.#deps.what} rejected; keeping the last good configuration`, {
       error,
@@ -273,6 +310,7 @@ export class ConfigApplier {
     }
     this.outcomes++;
     this.lastRejection = error;
+    this.lastRejectionKind = kind;
     this.#lastRejected = {
       ...(version !== undefined ? { version } : {}),
       message: error.message,
@@ -288,10 +326,41 @@ export class ConfigApplier {
   }
 
   /**
+   * While the mesh is being built no listener can hear a warning (they subscribe once `createMesh`
+   * returns): the warnings of the configuration in force are held — those of a version a source
+   * delivered meanwhile replacing those of the first. Once built ({@link stopHolding}), a new
+   * version warns at once; the held ones are reported on {@link releaseWarnings} (right after
+   * `createMesh` returns, so listeners added then hear them) unless a newer version warned first.
+   */
+  #heldWarnings: readonly Warning[] | undefined;
+  #holding = false;
+
+  holdWarnings(warnings: readonly Warning[]): void {
+    this.#holding = true;
+    this.#heldWarnings = warnings;
+  }
+
+  stopHolding(): void {
+    this.#holding = false;
+  }
+
+  releaseWarnings(): void {
+    const held = this.#heldWarnings;
+    this.#heldWarnings = undefined;
+    if (held !== undefined) this.warn(held);
+  }
+
+  /**
    * Report the warnings of the configuration now in force — each once: a new version that keeps a
    * warned setting as it was does not warn again (one that fixes it and breaks it again does).
    */
   warn(warnings: readonly Warning[]): void {
+    if (this.#holding) {
+      this.#heldWarnings = warnings;
+      return;
+    }
+    // A version applied since the mesh was built: its warnings are the ones in force now.
+    this.#heldWarnings = undefined;
     const now = new Set<string>();
     for (const { service, ...issue } of warnings) {
       const key = JSON.stringify([service ?? null, issue.field, issue.expected, issue.value ?? null]);
@@ -352,4 +421,39 @@ export class ConfigApplier {
     this.#etcdEntries?.dispose();
   }
   // ---- end traffic management ----
+}
+
+/**
+ * A document as JSON text with every object's keys sorted (arrays keep their order): equal data
+ * gives equal text whatever order a source built it in. Reads the document whole: a getter's or a
+ * proxy's error, or a cycle, is thrown here.
+ */
+export function documentText(document: unknown): string {
+  return JSON.stringify(sortedCopy(document, new Set(), '')) ?? 'null';
+}
+
+function sortedCopy(value: unknown, ancestors: Set<object>, path: string): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  // A value that says how it is written as JSON (a Date): as JSON.stringify writes it.
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
+  if (ancestors.has(value)) throw new TypeError(`the document refers to itself at ${path || 'its root'}`);
+  ancestors.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((v, i) => sortedCopy(v, ancestors, `${path}[${i}]`));
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort())
+      out[k] = sortedCopy((value as Record<string, unknown>)[k], ancestors, path ? `${path}.${k}` : k);
+    return out;
+  } finally {
+    ancestors.delete(value);
+  }
+}
+
+/** The rejection of a version whose document could not be read as JSON data. */
+function unreadable(what: string, version: number, error: unknown): MeshError {
+  return new MeshError(
+    'MESH_CONFIG_INVALID',
+    `${what} (version ${version}): the document cannot be read as JSON data: ${(error as Error | undefined)?.message ?? String(error)}`,
+    { cause: error, details: { field: 'document', value: undefined } },
+  );
 }

@@ -175,6 +175,7 @@ class MeshImpl implements Mesh {
       fileRouting,
       firstVersion,
     );
+    this.#documents.holdWarnings(warnings ?? []);
     // After close nothing a source says reaches the mesh, whether or not its handles dispose.
     if (this.#configSource !== undefined) {
       try {
@@ -184,7 +185,7 @@ class MeshImpl implements Mesh {
             {
               closing,
               apply: (v) => this.#documents.apply(v),
-              reject: (error) => this.#documents.reject(error),
+              reject: (error, version, stale, kind) => this.#documents.reject(error, version, stale, kind),
             },
             this.#logger,
           ),
@@ -197,8 +198,9 @@ class MeshImpl implements Mesh {
         throw error;
       }
     }
-    // Warnings of the configuration at start reach listeners added right after createMesh.
-    queueMicrotask(() => this.#documents.warn(warnings ?? []));
+    // Warnings of the configuration in force at start reach listeners added right after createMesh.
+    this.#documents.stopHolding();
+    queueMicrotask(() => this.#documents.releaseWarnings());
     this.#documents.startRoutingSources(registries);
     const agentPools = new Set<Dispatcher>();
     this.#agent = options.passthroughDispatcher ?? (passthrough ? passthroughAgent(agentPools) : undefined);
@@ -270,12 +272,19 @@ class MeshImpl implements Mesh {
     // The latest thing the source gave by the time its reload is done was rejected — a version
     // that fails validation, or a read that failed, which the source reports (the file does) —:
     // the promise rejects with that error, after `config_rejected`; the last good configuration
-    // stays in force. That holds too when the reload found nothing new because the watch had
-    // already read (and rejected) what is there: a source delivers no unchanged content twice.
-    // (A rejection the watch met before the reload's own read succeeded, such as a half-written
-    // file, is not the reload's outcome: the good version read since clears it.)
-    const settled = (): Promise<void> =>
-      documents.lastRejection !== undefined ? Promise.reject(documents.lastRejection) : Promise.resolve();
+    // stays in force. That holds too when the reload delivered nothing new because the source had
+    // already given (and the mesh rejected) what it holds: a source delivers no unchanged content
+    // twice. (A rejection the watch met before the reload's own read succeeded, such as a
+    // half-written file, is not the reload's outcome: the good version read since clears it.)
+    // A failed `reload()` call is over when one succeeds: the source is reachable again and the
+    // version in force is still its latest.
+    const settled = (): Promise<void> => {
+      if (documents.outcomes === before && documents.lastRejectionKind === 'reload')
+        documents.reloadRecovered();
+      return documents.lastRejection !== undefined
+        ? Promise.reject(documents.lastRejection)
+        : Promise.resolve();
+    };
     // A source whose `reload()` itself fails is reported as its reported errors are, once.
     const failed = (error: unknown): Promise<void> => {
       if (documents.outcomes > before && documents.lastRejection !== undefined) return settled();
@@ -286,7 +295,7 @@ class MeshImpl implements Mesh {
             `config source ${source.name}: reload failed: ${(error as Error | undefined)?.message ?? String(error)}`,
             { cause: error },
           );
-      if (!this.#lifecycle.stopped) documents.reject(e);
+      if (!this.#lifecycle.stopped) documents.reject(e, undefined, true, 'reload');
       return Promise.reject(e);
     };
     try {

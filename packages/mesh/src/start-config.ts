@@ -22,7 +22,7 @@ import type { MeshOptions } from './api.js';
 import { type DocumentSource, openDocumentSource } from './config/document-source.js';
 import { envConfigSource, optionsConfigSource } from './config/source.js';
 import { ConfigStore, type Warning } from './config/store.js';
-import { ROUTING_DC } from './config-apply.js';
+import { documentText, ROUTING_DC } from './config-apply.js';
 import { allEnvVars } from './env-schema.js';
 import { checkUnknownMeshVars, type MeshSettings, meshSettings } from './mesh-env.js';
 import { type RegistrySettings, readRegistryEnv } from './resolvers.js';
@@ -101,7 +101,21 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   const firstVersion = document?.first;
   // Where the document's problems (`defaults.…`, `services.…`) come from, for the error's heading.
   let documentNamed = '';
-  if (document !== undefined && firstVersion !== undefined) {
+  // A document whose reading throws (a getter, a revoked proxy, a cycle) is a problem of the
+  // document, named as one, never an exception out of createMesh.
+  let readable = true;
+  if (firstVersion !== undefined) {
+    try {
+      documentText(firstVersion.document);
+    } catch (error) {
+      readable = false;
+      const message = `the document cannot be read as JSON data: ${(error as Error | undefined)?.message ?? String(error)}`;
+      issues.list.push({ field: 'document', expected: 'JSON data', value: undefined, message });
+      if (document !== undefined)
+        documentNamed = ` (document fields: ${document.what}, version ${firstVersion.version})`;
+    }
+  }
+  if (document !== undefined && firstVersion !== undefined && readable) {
     const before = issues.list.length;
     // With the layers below already invalid, the document is still checked on its own (the
     // rules across layers need valid layers): one error lists every problem.
@@ -123,7 +137,7 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   }
   // Traffic management: the file's configEntries are validated with its first version.
   let fileRouting: RoutingConfig | undefined;
-  if (firstVersion !== undefined) {
+  if (firstVersion !== undefined && readable) {
     const r = tryCompileFileEntries(firstVersion.document, ROUTING_DC);
     if (r instanceof MeshError) issues.list.push(...errorIssues(r));
     else fileRouting = r;

@@ -72,7 +72,8 @@ export function listenToSource(
   to: {
     closing(): boolean;
     apply(version: ConfigVersion): void;
-    reject(error: MeshError): void;
+    /** `stale: false`, `kind: 'version'`: a version only misnumbered, which says nothing of the one in force. */
+    reject(error: MeshError, version?: number, stale?: boolean, kind?: 'version'): void;
   },
   logger: Logger,
 ): Disposable[] {
@@ -85,7 +86,15 @@ export function listenToSource(
         try {
           checked = versionOf(source, v);
         } catch (error) {
-          to.reject(error as MeshError);
+          // A version numbered wrong (not newer, not a positive integer) is refused as one out of
+          // order is: the endpoint sets are not marked stale; its number is told when it is one.
+          const n = (v as { version?: unknown } | null | undefined)?.version;
+          to.reject(
+            error as MeshError,
+            typeof n === 'number' && Number.isFinite(n) ? n : undefined,
+            false,
+            'version',
+          );
           return;
         }
         to.apply(checked);

@@ -5,7 +5,6 @@ import {
   type Env,
   type Issues,
   type Logger,
-  type MeshError,
 } from '@proxyless/core';
 import { watchJsonFile } from '@proxyless/discovery';
 import type { ConfigDocument, ReadonlyArrays } from './schema.js';
@@ -32,12 +31,26 @@ export interface ConfigSource {
   readonly name: string;
   /** The version in force at the source now (read synchronously for the first one). */
   current(): ConfigVersion;
-  /** A new version was read. */
+  /**
+   * A new version was read. After a failure (`onError`), a source that can read again delivers
+   * its current version again, even unchanged: the mesh then knows the version in force is fresh.
+   */
   onVersion(listener: (v: ConfigVersion) => void): Disposable;
-  /** The source failed (unreadable, half-written, deleted): nothing new to apply. */
-  onError(listener: (error: MeshError) => void): Disposable;
-  /** Read again now, where the source can. */
+  /**
+   * The source failed (unreadable, half-written, deleted): nothing new to apply. A plain `Error`
+   * becomes the `cause` of a `MESH_CONFIG_INVALID`.
+   */
+  onError(listener: (error: Error) => void): Disposable;
+  /**
+   * Read again now, where the source can (`mesh.reloadConfig()`). Resolve once what the read
+   * found has been delivered through `onVersion` or `onError`, so that the reload's outcome is
+   * known; reject when the read itself failed.
+   */
   reload(): Promise<void>;
+  /**
+   * Release the source. The mesh closes the source it opens itself (the file); a source given as
+   * `createMesh({ configSource })` belongs to the caller, who closes it after the mesh.
+   */
   close(): Promise<void>;
 }
 
@@ -64,8 +77,11 @@ export interface ManualConfigSource extends ConfigSource {
    * whole either way (a rejected version is `config_rejected`). Arrays may be readonly (`as const`).
    */
   update(document: ReadonlyArrays<ConfigDocument>): void;
-  /** The source could not produce a new version (reported as `config_rejected`; nothing changes). */
-  fail(error: MeshError): void;
+  /**
+   * The source could not produce a new version (reported as `config_rejected`; nothing changes). A
+   * plain `Error` becomes the `cause` of a `MESH_CONFIG_INVALID`.
+   */
+  fail(error: Error): void;
 }
 
 /**
@@ -81,7 +97,7 @@ export function createConfigSource(
 ): ManualConfigSource {
   let current: ConfigVersion = Object.freeze({ source: name, version: 1, document });
   const versions = createEmitter<ConfigVersion>();
-  const errors = createEmitter<MeshError>();
+  const errors = createEmitter<Error>();
   return {
     name,
     current: () => current,
@@ -97,7 +113,7 @@ export function createConfigSource(
       current = Object.freeze({ source: name, version: current.version + 1, document: next });
       versions.fire(current);
     },
-    fail(error: MeshError): void {
+    fail(error: Error): void {
       errors.fire(error);
     },
   };
