@@ -8,9 +8,24 @@
  * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
  * rec.attempts.map((a) => a.outcome); // [503, 503, 200]
  */
-import { parseBalancerPatch } from '@proxyless/balancer';
-import { Issues } from '@proxyless/core';
-import type { ScriptStep } from '@proxyless/core/testing';
+import {
+  type BalancerEvent,
+  createBalancer,
+  type ObservableBalancer,
+  parseBalancerPatch,
+  resolveBalancerConfig,
+} from '@proxyless/balancer';
+import {
+  type AttemptOutcome,
+  type CallContext,
+  createEndpoint,
+  createEndpointSet,
+  type Endpoint,
+  Issues,
+  noopLogger,
+  type Random,
+} from '@proxyless/core';
+import { type ScriptStep, seededRandom, testContext, VirtualClock } from '@proxyless/core/testing';
 import { parseEndpointList } from '@proxyless/discovery';
 import {
   isPolicyDocument,
@@ -19,8 +34,11 @@ import {
   type RunPolicyOptions,
   runPolicy as resilienceRunPolicy,
 } from '@proxyless/resilience/testing';
+import type { PolicyOptions } from './api.js';
 import { unknownPolicyKeys } from './config/layers.js';
 
+export type { BalancerEvent, BalancerStats, ObservableBalancer } from '@proxyless/balancer';
+export type { AttemptOutcome, Endpoint } from '@proxyless/core';
 /** The issue list `parseResiliencePatch` records into (`throwIfAny` turns it into `MESH_CONFIG_INVALID`). */
 export { Issues } from '@proxyless/core';
 export {
@@ -92,4 +110,77 @@ export async function runPolicy(
     issues.throwIfAny('runPolicy: invalid policy');
   }
   return resilienceRunPolicy(config, script, options);
+}
+
+/** A service's load balancer and outlier detection, alone, on virtual time: see {@link testBalancer}. */
+export interface TestBalancer {
+  /** The balancer the mesh would build for the entry (its `stats()` says what it sees). */
+  readonly balancer: ObservableBalancer;
+  readonly clock: VirtualClock;
+  /** Its events so far: ejections, readmissions, panic, locality, health checks. */
+  readonly events: BalancerEvent[];
+  /** The endpoints it was given, in order. */
+  readonly endpoints: readonly Endpoint[];
+  /** One pick, as for a call's attempt (`ctx`: the call's context, a GET by default). */
+  pick(ctx?: CallContext): Endpoint;
+  /**
+   * One attempt on `endpoint` from start to end, as the mesh reports it when the exchange ends:
+   * in-flight and latency for the picker, the outcome for outlier detection.
+   */
+  attempt(endpoint: Endpoint, outcome: AttemptOutcome): void;
+  /** Stop its timers (ejection and health-check timers). */
+  close(): void;
+}
+
+/**
+ * The load balancer and outlier detection of a service entry (`loadBalancer`, `outlierDetection`,
+ * `healthCheck`, validated as `createMesh` validates them), built as the mesh builds them over
+ * `endpoints`, on a {@link VirtualClock} and seeded randomness: which endpoint a policy picks, and
+ * when one is ejected and readmitted, are tested with no sockets and no real time.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` naming each bad field and value.
+ * @example
+ * const t = testBalancer({ outlierDetection: { consecutive5xx: 2 } }, ['10.0.0.1:80', '10.0.0.2:80']);
+ * const [a] = t.endpoints;
+ * t.attempt(a, { status: 503, latencyMs: 1 });
+ * t.attempt(a, { status: 503, latencyMs: 1 });
+ * t.events.map((e) => e.type); // ['eject']
+ */
+export function testBalancer(
+  entry: Pick<PolicyOptions, 'loadBalancer' | 'outlierDetection' | 'healthCheck'>,
+  endpoints: string | readonly Endpoint[],
+  options: { clock?: VirtualClock; random?: Random; service?: string } = {},
+): TestBalancer {
+  const issues = new Issues();
+  const patch = parseBalancerPatch(entry as Record<string, unknown>, 'policy', issues);
+  const list =
+    typeof endpoints === 'string'
+      ? (parseEndpointList(endpoints, 'endpoints', issues) ?? []).map((e) => createEndpoint(e))
+      : endpoints;
+  issues.throwIfAny('testBalancer: invalid policy');
+  const clock = options.clock ?? new VirtualClock();
+  const service = options.service ?? 'api';
+  const balancer = createBalancer(resolveBalancerConfig(patch ?? {}), {
+    service,
+    clock,
+    random: options.random ?? seededRandom(1),
+    logger: noopLogger,
+  });
+  const events: BalancerEvent[] = [];
+  balancer.onEvent((e) => events.push(e));
+  balancer.update(
+    createEndpointSet({ service, version: 1, endpoints: list, source: 'test', updatedAt: clock.now() }),
+  );
+  return {
+    balancer,
+    clock,
+    events,
+    endpoints: list,
+    pick: (ctx) => balancer.pick(ctx ?? testContext({ clock })),
+    attempt(endpoint, outcome) {
+      const token = balancer.onAttemptStart(endpoint);
+      balancer.onAttemptEnd(endpoint, outcome, token);
+    },
+    close: () => balancer.close(),
+  };
 }

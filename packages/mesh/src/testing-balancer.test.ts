@@ -1,0 +1,95 @@
+/**
+ * `testBalancer` of `proxyless/testing`: a service's load balancing and outlier detection tested
+ * alone, on virtual time, with only `proxyless` installed (before, neither could be reached from
+ * the package: `runPolicy` validates the balancer sections and then ignores them).
+ */
+import { MeshError } from 'proxyless';
+import { testBalancer, testContext, VirtualClock } from 'proxyless/testing';
+import { describe, expect, it } from 'vitest';
+
+describe('testBalancer', () => {
+  it('docs/testing-policies.md: ejection and readmission on virtual time', async () => {
+    const clock = new VirtualClock();
+    const t = testBalancer(
+      { outlierDetection: { consecutive5xx: 2, baseEjectionTime: '30s', maxEjectionPercent: 50 } },
+      '10.0.0.1:80,10.0.0.2:80',
+      { clock },
+    );
+    const [a, b] = [t.endpoints[0]!, t.endpoints[1]!];
+    t.attempt(a, { status: 503, latencyMs: 1 });
+    t.attempt(a, { status: 503, latencyMs: 1 });
+    expect(t.events.filter((e) => e.type === 'eject')).toHaveLength(1);
+    expect(t.pick().id).toBe(b.id); // ejected: every pick goes to the other endpoint
+    await clock.advance(30_000); // base ejection time × 1
+    expect(t.events.at(-1)?.type).toBe('readmit');
+    t.close();
+  });
+
+  it('ejects after consecutive 5xx and readmits after the ejection time, on virtual time', async () => {
+    const clock = new VirtualClock();
+    const t = testBalancer(
+      {
+        outlierDetection: {
+          consecutive5xx: 2,
+          baseEjectionTime: '30s',
+          interval: '10s',
+          maxEjectionPercent: 50,
+        },
+      },
+      '10.0.0.1:80,10.0.0.2:80',
+      { clock },
+    );
+    const [a, b] = [t.endpoints[0]!, t.endpoints[1]!];
+    t.attempt(a, { status: 503, latencyMs: 1 });
+    expect(t.events.filter((e) => e.type === 'eject')).toHaveLength(0);
+    t.attempt(a, { status: 503, latencyMs: 1 });
+    expect(t.events.filter((e) => e.type === 'eject')).toEqual([
+      expect.objectContaining({ type: 'eject', endpoint: a.id, durationMs: 30_000 }),
+    ]);
+    for (let i = 0; i < 20; i++) expect(t.pick().id).toBe(b.id);
+    await clock.advance(29_999);
+    expect(t.events.map((e) => e.type)).not.toContain('readmit');
+    await clock.advance(1);
+    expect(t.events.map((e) => e.type)).toContain('readmit');
+    expect(new Set(Array.from({ length: 40 }, () => t.pick().id))).toEqual(new Set([a.id, b.id]));
+    t.close();
+  });
+
+  it('least_request prefers the endpoint with fewer attempts in flight', () => {
+    const t = testBalancer(
+      { loadBalancer: { policy: 'least_request', choiceCount: 2 } },
+      '10.0.0.1:80,10.0.0.2:80',
+    );
+    const [a, b] = t.endpoints as [(typeof t.endpoints)[0], (typeof t.endpoints)[0]];
+    // Three attempts open on `a`: two choices always include `b` when both are drawn.
+    for (let i = 0; i < 3; i++) t.balancer.onAttemptStart(a);
+    const picks = Array.from({ length: 50 }, () => t.pick(testContext()).id);
+    expect(picks.every((id) => id === b.id || id === a.id)).toBe(true);
+    expect(picks.filter((id) => id === b.id).length).toBeGreaterThan(
+      picks.filter((id) => id === a.id).length,
+    );
+    expect(t.balancer.stats().endpoints.find((e) => e.id === a.id)?.inflight).toBe(3);
+    t.close();
+  });
+
+  it('the same seed picks the same endpoints', () => {
+    const run = () => {
+      const t = testBalancer({ loadBalancer: { policy: 'random' } }, '10.0.0.1:80,10.0.0.2:80,10.0.0.3:80');
+      const ids = Array.from({ length: 30 }, () => t.pick().id);
+      t.close();
+      return ids;
+    };
+    expect(run()).toEqual(run());
+  });
+
+  it('refuses a bad section as createMesh does, naming the field', () => {
+    let error: unknown;
+    try {
+      testBalancer({ loadBalancer: { policy: 'leest_request' as 'least_request' } }, '10.0.0.1:80');
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    expect((error as MeshError).message).toContain('loadBalancer.policy');
+  });
+});
