@@ -55,10 +55,13 @@ describe('proxyless/testing: the single-policy filters of docs/policies.md "Usin
 
 describe('proxyless/testing runPolicy validates the whole entry as createMesh does', () => {
   it('rejects a bad balancer section, though one call does not use it', async () => {
+    // Both fail to compile too (the balancer's sections are typed); checked at run time for JS.
+    // @ts-expect-error a misspelt outlierDetection field
     await expect(testing.runPolicy({ outlierDetection: { bogus: 1 } }, [200])).rejects.toMatchObject({
       code: 'MESH_CONFIG_INVALID',
       message: expect.stringContaining('policy.outlierDetection'),
     });
+    // @ts-expect-error not a load-balancer policy
     await expect(testing.runPolicy({ loadBalancer: { policy: 'nope' } }, [200])).rejects.toMatchObject({
       code: 'MESH_CONFIG_INVALID',
     });

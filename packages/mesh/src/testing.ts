@@ -34,7 +34,7 @@ import {
   type RunPolicyOptions,
   runPolicy as resilienceRunPolicy,
 } from '@proxyless/resilience/testing';
-import type { PolicyOptions } from './api.js';
+import type { PolicyOptions, ServiceOptions } from './api.js';
 import { unknownPolicyKeys } from './config/layers.js';
 
 export type { BalancerEvent, BalancerStats, ObservableBalancer } from '@proxyless/balancer';
@@ -93,7 +93,9 @@ export {
  * const rec = await runPolicy({ retry: { maxRetries: 2 } }, ['503', '503', 200]);
  */
 export async function runPolicy(
-  config: PolicyInput,
+  config: PolicyInput<
+    Pick<ServiceOptions, 'endpoints' | 'loadBalancer' | 'outlierDetection' | 'healthCheck'>
+  >,
   script: readonly ScriptStep[],
   options?: RunPolicyOptions,
 ): Promise<PolicyRecord> {

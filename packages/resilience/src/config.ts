@@ -119,10 +119,33 @@ export interface ResiliencePatch {
 }
 
 /**
+ * Configs {@link resolveResilienceConfig} returned (and the built-in defaults): what
+ * {@link isResolvedConfig} recognises. Their keys cannot tell them apart: a patch may set exactly
+ * the same ones (`timeoutMs`, `retry`, `hedge`, …) with partial sections.
+ */
+const RESOLVED = new WeakSet<object>();
+
+/** Freeze `config` and mark it as resolved (see {@link isResolvedConfig}). */
+function resolved(config: ResilienceConfig): ResilienceConfig {
+  const frozen = Object.freeze(config);
+  RESOLVED.add(frozen);
+  return frozen;
+}
+
+/**
+ * True for a config {@link resolveResilienceConfig} returned, or {@link DEFAULT_RESILIENCE_CONFIG}:
+ * every section complete, ready for `createPolicyStack`. A patch, or a config written by hand or
+ * copied with a spread, is not one, whatever keys it has.
+ */
+export function isResolvedConfig(value: unknown): value is ResilienceConfig {
+  return typeof value === 'object' && value !== null && RESOLVED.has(value);
+}
+
+/**
  * Built-in defaults: no overall timeout (a default must never cut a streaming body; Istio leaves
  * route timeouts off too), retries on, circuit breaker on, everything else off.
  */
-export const DEFAULT_RESILIENCE_CONFIG: ResilienceConfig = Object.freeze({
+export const DEFAULT_RESILIENCE_CONFIG: ResilienceConfig = resolved({
   timeoutMs: 0,
   perTryTimeoutMs: 0,
   retry: DEFAULT_RETRY,
@@ -391,7 +414,7 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
     );
   }
   issues.throwIfAny('resilience configuration');
-  return Object.freeze(c);
+  return resolved(c);
 }
 
 /**

@@ -31,6 +31,7 @@ import {
 } from '@proxyless/core/testing';
 import {
   isParsedPatch,
+  isResolvedConfig,
   type ResilienceConfig,
   type ResilienceOptions,
   type ResiliencePatch,
@@ -196,7 +197,9 @@ export interface RunPolicyOptions {
   filters?: Filter[];
   /**
    * Upper bound on the call's own timers (delays, backoffs, deadlines) fired while waiting for it, a
-   * guard against a runaway script; background timers (breaker windows) are not counted.
+   * guard against a runaway script; background timers (a breaker's reset timer) are not counted.
+   * When it runs out before the call settles, `runPolicy` throws `MESH_INTERNAL` naming
+   * `maxTimers` and its value. Default 10,000.
    */
   maxTimers?: number;
 }
@@ -210,7 +213,7 @@ interface TrackingClock extends Clock {
 /**
  * Clocks over `base` that record the call's own pending timers, so {@link runPolicy} can tell a call
  * that will settle (it waits on a timer of its own: a delay, a backoff, a deadline) from a hang
- * (only background timers are left: breaker windows and the like, which fire forever).
+ * (only background timers are left: a breaker's reset timer and the like).
  * - `call`: the call context's clock; every timer on it is the call's work.
  * - `deps`: the policy stack's own clock; only its `keepAlive` timers are (the rest are background).
  * - `background`: nothing on it is (a scripted `'hang'` sleeps on it: waiting for an abort only).
@@ -253,25 +256,39 @@ function callWork(base: VirtualClock): { call: TrackingClock; deps: Clock; backg
   };
 }
 
-function isResolved(config: PolicyInput): config is ResilienceConfig {
-  return 'timeoutMs' in config && 'retry' in config && 'hedge' in config && 'faultInjection' in config;
-}
-
 /**
  * What {@link runPolicy} takes: the policy keys of a service entry exactly as written in the config
  * document or `createMesh({ services })` (`{ timeout: '2s', retry: { backoff: { base: '25ms' } } }`),
  * validated as the mesh validates them (a misspelt key is an error, not a default); or a
- * `ResiliencePatch` from `parseResiliencePatch`, a `ResilienceConfig` from `resolveResilienceConfig`,
- * or a patch written by hand in that shape with `timeoutMs` / `perTryTimeoutMs`, used as they are.
+ * `ResiliencePatch` from `parseResiliencePatch`, a `ResilienceConfig` from `resolveResilienceConfig`
+ * (recognised as the object it returned, not by its keys), or a patch written by hand in that
+ * shape with `timeoutMs` / `perTryTimeoutMs`, used as they are.
+ *
+ * `Others` types the keys of the entry other packages own; see {@link PolicyEntry}.
  */
-export type PolicyInput = PolicyEntry | ResiliencePatch | ResilienceConfig;
+export type PolicyInput<Others extends OtherEntryKeys = OtherEntryKeys> =
+  | PolicyEntry<Others>
+  | ResiliencePatch
+  | ResilienceConfig;
+
+/**
+ * The keys of a service entry that other stages own (`endpoints`, the balancer's `loadBalancer`,
+ * `outlierDetection`, `healthCheck`), which {@link runPolicy} ignores. Typed `unknown` here: their
+ * types belong to `@proxyless/balancer` and `@proxyless/discovery`, which this package does not
+ * depend on (packages of one layer never import each other).
+ */
+export type OtherEntryKeys = Readonly<
+  Partial<Record<'endpoints' | 'loadBalancer' | 'outlierDetection' | 'healthCheck', unknown>>
+>;
 
 /**
  * The policy keys of a service entry, typed as the config document declares them (a misspelt key
- * fails to compile), plus the keys other stages own, which {@link runPolicy} ignores.
+ * fails to compile), plus the keys other stages own, which {@link runPolicy} ignores. A package
+ * that knows their types narrows them with `Others` (`proxyless/testing` can pass the balancer's
+ * `BalancerOptions`, so a misspelt `loadBalancer` field fails to compile there too).
  */
-export type PolicyEntry = ResilienceOptions &
-  Readonly<Partial<Record<'endpoints' | 'loadBalancer' | 'outlierDetection' | 'healthCheck', unknown>>>;
+export type PolicyEntry<Others extends OtherEntryKeys = OtherEntryKeys> = ResilienceOptions &
+  Readonly<Others>;
 
 /**
  * Keys of a service entry that other stages own (endpoints, the balancer): {@link runPolicy} has one
@@ -299,7 +316,7 @@ function isHandWrittenPatch(config: PolicyInput): boolean {
  * @internal
  */
 export function isPolicyDocument(config: PolicyInput): boolean {
-  return !(isResolved(config) || isParsedPatch(config) || isHandWrittenPatch(config));
+  return !(isResolvedConfig(config) || isParsedPatch(config) || isHandWrittenPatch(config));
 }
 
 /**
@@ -310,7 +327,7 @@ export function isPolicyDocument(config: PolicyInput): boolean {
  * @throws MeshError `MESH_CONFIG_INVALID` naming each bad field and value.
  */
 function toPatch(config: PolicyInput): ResiliencePatch | ResilienceConfig {
-  if (isResolved(config) || isParsedPatch(config)) return config;
+  if (isResolvedConfig(config) || isParsedPatch(config)) return config;
   if (isHandWrittenPatch(config)) {
     // Used as it is, so a misspelt key would silently be a default: name it instead.
     const issues = new Issues();
@@ -342,12 +359,11 @@ export async function runPolicy(
 ): Promise<PolicyRecord> {
   const clock = options.clock ?? new VirtualClock();
   const input = toPatch(config);
-  const resolved = isResolved(input) ? input : resolveResilienceConfig(input);
+  const resolved = isResolvedConfig(input) ? input : resolveResilienceConfig(input);
   const service = options.service ?? 'test';
   const random = options.random ?? seededRandom(options.seed ?? 1);
   const work = callWork(clock);
-  // The script is checked before the stack is built: a refused one leaves nothing on the clock
-  // (the breaker's window timer recurs).
+  // The script is checked before the stack is built: a refused one leaves nothing on the clock.
   // A `'hang'` step waits for an abort only: its (very long) sleep is not work that settles the call.
   const upstream = scriptedUpstream(script, { hangClock: work.background });
   const stack = createPolicyStack(resolved, { service, clock: work.deps, random, logger: noopLogger });
@@ -385,7 +401,8 @@ export async function runPolicy(
     settled = true;
   });
   // Move time to the call's next own timer (firing background ones on the way) until it settles;
-  // when only background timers are left, nothing will ever settle it: a hang.
+  // when only background timers are left, nothing will ever settle it: a hang. Running out of
+  // `maxTimers` with work still pending is not a hang: the call was still busy.
   const max = options.maxTimers ?? 10_000;
   for (let i = 0; i < max; i++) {
     await flushPromises();
@@ -397,12 +414,22 @@ export async function runPolicy(
   await flushPromises();
   options.signal?.removeEventListener('abort', onAbort);
   const hung = !settled;
+  // Not settled with timers of its own still pending: the loop stopped at `maxTimers`.
+  const outOfTimers = hung && work.call.nextWorkAt() !== undefined;
   if (hung) {
     // Abort the call so nothing of it is left on the clock (its sleeps, its deadline).
     controller.abort(new MeshError('MESH_ABORTED', 'runPolicy: the call did not settle; aborted'));
     await flushPromises();
   }
   stack.close();
+  if (outOfTimers) {
+    throw new MeshError(
+      'MESH_INTERNAL',
+      `runPolicy: the call's timer budget ran out (maxTimers: ${max}) before it settled; ` +
+        'raise maxTimers if the script needs more delays, backoffs and deadlines',
+      { details: { maxTimers: max } },
+    );
+  }
   if (hung) {
     throw new MeshError('MESH_INTERNAL', 'runPolicy: the call did not settle (a hang with no timeout?)');
   }
