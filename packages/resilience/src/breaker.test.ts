@@ -161,6 +161,9 @@ describe('circuit breaker', () => {
   it('close() stops its timers', async () => {
     const clock = new VirtualClock();
     const breaker = new DestinationBreaker(CONFIG, { clock, service: 'api' });
+    // Closed, it arms none (its window rotates lazily); open, it holds its reset timer.
+    expect(clock.pendingTimers).toBe(0);
+    breaker.open();
     expect(clock.pendingTimers).toBe(1);
     breaker.close();
     expect(clock.pendingTimers).toBe(0);

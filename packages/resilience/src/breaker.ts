@@ -23,7 +23,11 @@ import { holdQueued } from './queued.js';
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 const BUCKETS = 10;
-/** Longest timer Node accepts; opossum's own reset timer is parked there and never relied on. */
+/**
+ * Longest timer Node accepts, as opossum's `resetTimeout`: opossum's own open → half-open timer
+ * (a real `setTimeout`) is armed only when opossum itself opens, which it never does here (see
+ * {@link DestinationBreaker}); the value is a second guard, not relied on.
+ */
 const NEVER_MS = MAX_TIMER_MS;
 
 /** Whether an outcome counts as a failure of the destination. */
@@ -51,13 +55,20 @@ function isFailure(error: unknown): boolean {
  * Error-rate circuit breaking plus Envoy-style request thresholds for one destination.
  *
  * Opossum keeps the rolling statistics (`fires`, `failures`, `successes` over `rollingWindowMs`
- * in 10 buckets) and the open/closed state, and its rule decides when to open: at least
+ * in 10 buckets), and its rule decides when to open (applied here, to those statistics): at least
  * `volumeThreshold` attempts in the window and an error percentage above
  * `errorThresholdPercentage`. Opossum keeps time with real timers, so it is driven from the
- * injected clock instead: its window rotates through a `rotateBucketController` ticked by
- * `clock.setTimer`, its timeout is off, and the open → half-open → closed transitions are kept
- * here on the clock (opossum's own reset timer is never relied on). Under a `VirtualClock` every
- * transition is deterministic.
+ * injected clock instead:
+ * - its window rotates through a `rotateBucketController`, lazily: before an outcome is counted
+ *   or the stats are read, the buckets that elapsed on the clock since the last rotation are
+ *   rotated (at most all 10). No timer recurs, so an idle breaker arms nothing, and moving a
+ *   `VirtualClock` by a month costs nothing;
+ * - its timeout is off;
+ * - the open → half-open → closed transitions are kept here, on the clock. Opossum's own state is
+ *   never moved (`open()` is not called on it): its 'open' handler would arm a real `setTimeout`
+ *   for its reset. (Its constructor still reads `Date.now()` once, for its `toJSON` state.)
+ *
+ * Under a `VirtualClock` every transition is deterministic.
  */
 export class DestinationBreaker {
   readonly #config: CircuitBreakerConfig;
@@ -71,7 +82,8 @@ export class DestinationBreaker {
   #state: BreakerState = 'closed';
   #openedAt = 0;
   #resetTimer: Timer | undefined;
-  #rotateTimer: Timer | undefined;
+  /** Clock time the window's newest bucket started: buckets before it are rotated out lazily. */
+  #bucketStart: number;
   #trials = 0;
   /** Attempts in flight, shared with the breakers this one replaced or that replace it. */
   readonly #counts: { active: number };
@@ -136,16 +148,21 @@ export class DestinationBreaker {
         rollingPercentilesEnabled: false,
       },
     );
-    this.#opossum.on('open', () => this.#toOpen());
-    this.#scheduleRotate();
+    this.#bucketStart = this.#clock.now();
   }
 
-  #scheduleRotate(): void {
-    if (this.#closed) return;
-    this.#rotateTimer = this.#clock.setTimer(this.#config.rollingWindowMs / BUCKETS, () => {
-      this.#rotate.emit('rotate');
-      this.#scheduleRotate();
-    });
+  /**
+   * Rotate the buckets that elapsed since the newest one started, as a timer every
+   * `rollingWindowMs / 10` would have (a bucket starts at each multiple of that from the
+   * breaker's creation), but only when the window is used: no timer recurs.
+   */
+  #catchUp(): void {
+    const bucketMs = this.#config.rollingWindowMs / BUCKETS;
+    const elapsed = Math.floor((this.#clock.now() - this.#bucketStart) / bucketMs);
+    if (!(elapsed > 0)) return;
+    // More than a window ago: every bucket is empty, whatever the count.
+    for (let i = 0; i < Math.min(elapsed, BUCKETS); i++) this.#rotate.emit('rotate');
+    this.#bucketStart += elapsed * bucketMs;
   }
 
   #set(state: BreakerState): void {
@@ -175,8 +192,8 @@ export class DestinationBreaker {
     this.#resetTimer?.cancel();
     this.#trials = 0;
     // Start the window afresh: the failures that opened the breaker are history.
+    this.#catchUp();
     for (let i = 0; i < BUCKETS; i++) this.#rotate.emit('rotate');
-    this.#opossum.close();
     this.#set('closed');
   }
 
@@ -197,6 +214,7 @@ export class DestinationBreaker {
 
   /** Calls and failures counted in the current window. */
   get stats(): { fires: number; failures: number; successes: number } {
+    if (!this.#closed) this.#catchUp();
     const s = this.#opossum.stats;
     return { fires: s.fires, failures: s.failures, successes: s.successes };
   }
@@ -229,6 +247,7 @@ export class DestinationBreaker {
       return 'trial';
     }
     this.#counts.active++;
+    this.#catchUp();
     this.#opossum.emit('fire');
     return 'normal';
   }
@@ -264,7 +283,10 @@ export class DestinationBreaker {
       return;
     }
     if (failed) this.#failed();
-    else if (!this.#closed) this.#opossum.emit('success');
+    else if (!this.#closed) {
+      this.#catchUp();
+      this.#opossum.emit('success');
+    }
   }
 
   /**
@@ -273,6 +295,7 @@ export class DestinationBreaker {
    */
   #recordForwarded(status: number | undefined, error: unknown): void {
     if (this.#closed) return;
+    this.#catchUp();
     this.#opossum.emit('fire');
     this.record('normal', status, error);
   }
@@ -285,18 +308,19 @@ export class DestinationBreaker {
   /** Record a failure; open when opossum's rule says so (volume reached, error rate above threshold). */
   #failed(): void {
     if (this.#closed) return;
+    this.#catchUp();
     this.#opossum.emit('failure');
     if (this.#state !== 'closed') return;
     const s = this.#opossum.stats;
     if (s.fires < this.#config.volumeThreshold) return;
-    if ((s.failures / s.fires) * 100 > this.#config.errorThresholdPercentage) this.#opossum.open();
+    // Opened here, not through opossum's `open()`: its 'open' handler arms a real timer.
+    if ((s.failures / s.fires) * 100 > this.#config.errorThresholdPercentage) this.#toOpen();
   }
 
   /** Force the breaker open (operations, tests). */
   open(): void {
     if (this.#state === 'open') return;
-    if (this.#opossum.opened) this.#toOpen();
-    else this.#opossum.open(); // emits 'open', which moves this breaker to open
+    this.#toOpen();
   }
 
   /**
@@ -341,7 +365,6 @@ export class DestinationBreaker {
   close(): void {
     this.#closed = true;
     this.#resetTimer?.cancel();
-    this.#rotateTimer?.cancel();
     this.#opossum.shutdown();
   }
 

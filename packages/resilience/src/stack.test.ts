@@ -198,9 +198,12 @@ describe('createPolicyStack over a previous stack: diff before build (#10)', () 
     expect(clock.pendingTimers).toBe(0);
   });
 
-  it('a breaker change replaces the breaker; retire releases the old one', () => {
+  it('a breaker change replaces the breaker; retire releases the old one', async () => {
     const clock = new VirtualClock();
     const first = createPolicyStack(resolveResilienceConfig(base), deps(clock));
+    // Open, so the old breaker holds a timer (its reset timer; its window arms none).
+    await storm(first, clock);
+    expect(first.circuitBreakerState()).toBe('open');
     const next = createPolicyStack(
       resolveResilienceConfig({ ...base, circuitBreaker: { ...base.circuitBreaker, resetTimeoutMs: 5000 } }),
       deps(clock),
@@ -209,7 +212,7 @@ describe('createPolicyStack over a previous stack: diff before build (#10)', () 
     expect(next.rebuilt).toEqual(['circuitBreaker']);
     const before = clock.pendingTimers;
     first.retire(next);
-    expect(clock.pendingTimers).toBe(before - 1); // the old breaker's window timer
+    expect(clock.pendingTimers).toBe(before - 1); // the old breaker's reset timer
     next.close();
     expect(clock.pendingTimers).toBe(0);
   });
