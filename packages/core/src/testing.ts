@@ -77,7 +77,8 @@ export type ScriptStep =
       /** Fail instead of answering. */
       error?: 'connect' | 'reset';
       headers?: ResponseHeaders;
-      body?: string;
+      /** The response body: text (sent as UTF-8) or bytes (a `Buffer` is a `Uint8Array`); default empty. */
+      body?: string | Uint8Array;
       /** Which endpoint answered (for records); default `upstream:80`. */
       endpoint?: string;
     };
@@ -173,7 +174,7 @@ export function scriptedUpstream(
     return {
       status: step.status,
       headers,
-      body: step.body === '' ? emptyBody() : Readable.from([Buffer.from(step.body)]),
+      body: step.body.length === 0 ? emptyBody() : Readable.from([Buffer.from(step.body)]),
       endpoint,
     };
   };
@@ -188,7 +189,7 @@ interface NormalStep {
   error: 'connect' | 'reset' | undefined;
   hang: boolean;
   headers: ResponseHeaders;
-  body: string;
+  body: string | Uint8Array;
   endpoint: string | undefined;
 }
 
@@ -296,7 +297,10 @@ export function recordingObserver(): CallObserver & { events: import('./filter.j
   return { events, onEvent: (e) => events.push(e) };
 }
 
-/** Endpoints `a:80`, `b:80`, … for picker tests. */
+/**
+ * Endpoints `10.0.0.1:8080`, `10.0.0.2:8080`, … for picker tests (250 per `10.0.x` block, then
+ * `10.0.1.1:8080`, …), weight 1 unless `init.weight` says otherwise.
+ */
 export function testEndpoints(
   n: number,
   init: { weight?: (i: number) => number; zone?: (i: number) => string } = {},
