@@ -1,5 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { type ScriptStep, scriptedUpstream, testContext, testEndpoints } from './testing.js';
+import { VirtualClock } from './virtual-clock.js';
 
 async function text(body: AsyncIterable<Uint8Array | string>): Promise<string> {
   const chunks: Buffer[] = [];
@@ -24,5 +25,17 @@ describe('testEndpoints', () => {
   it('returns 10.0.0.1:8080, 10.0.0.2:8080, … as its doc comment says', () => {
     expect(testEndpoints(3).map((e) => e.id)).toEqual(['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080']);
     expect(testEndpoints(251)[250]?.id).toBe('10.0.1.1:8080');
+  });
+});
+
+describe('VirtualClock refuses a time that is not a finite number', () => {
+  it.each([['5'], [Number.NaN], [Number.POSITIVE_INFINITY]])('start %s', (start) => {
+    expect(() => new VirtualClock(start as number)).toThrow(RangeError);
+  });
+  it('options.wall and setWallTime', () => {
+    expect(() => new VirtualClock(0, { wall: Number.NaN })).toThrow(RangeError);
+    expect(() => new VirtualClock(0).setWallTime('1' as unknown as number)).toThrow(RangeError);
+    const clock = new VirtualClock(5, { wall: 1000 });
+    expect([clock.now(), clock.wallNow()]).toEqual([5, 1000]);
   });
 });

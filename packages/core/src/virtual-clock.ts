@@ -41,6 +41,8 @@ export class VirtualClock implements Clock {
   #queue: Scheduled[] = [];
 
   constructor(start = 0, options: VirtualClockOptions = {}) {
+    finiteTime('VirtualClock: start', start);
+    if (options.wall !== undefined) finiteTime('VirtualClock: options.wall', options.wall);
     this.#now = start;
     this.#wallOffset = (options.wall ?? start) - start;
   }
@@ -56,6 +58,7 @@ export class VirtualClock implements Clock {
 
   /** Set the virtual date `wallNow()` reads from now on (epoch ms); `now()` and timers are untouched. */
   setWallTime(epochMs: number): void {
+    finiteTime('VirtualClock.setWallTime', epochMs);
     this.#wallOffset = epochMs - this.#now;
   }
 
@@ -92,7 +95,7 @@ export class VirtualClock implements Clock {
    * callbacks settle after each one.
    */
   async advance(ms: number): Promise<void> {
-    // A recurring timer (a breaker's window) would fire forever on the way to Infinity.
+    // A recurring timer would fire forever on the way to Infinity.
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0)
       throw new RangeError(
         `VirtualClock.advance: expected a finite number of milliseconds ≥ 0, got ${String(ms)}`,
@@ -138,4 +141,12 @@ export async function flushPromises(rounds = 3): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     await new Promise<void>((resolve) => realSetImmediate(resolve));
   }
+}
+
+/** A time given in milliseconds must be a finite number (`'5'` would concatenate, `NaN` never fire). */
+function finiteTime(what: string, ms: unknown): void {
+  if (typeof ms !== 'number' || !Number.isFinite(ms))
+    throw new RangeError(
+      `${what}: expected a finite number of milliseconds, got ${typeof ms === 'string' ? `"${ms}"` : String(ms)}`,
+    );
 }
