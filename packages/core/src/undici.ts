@@ -24,6 +24,7 @@ import Agent from 'undici/lib/dispatcher/agent.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
 import Pool from 'undici/lib/dispatcher/pool.js';
 import globals from 'undici/lib/global.js';
+import { MeshError } from './errors.js';
 
 /** undici's `Dispatcher` base class. */
 export const UndiciDispatcher: typeof Undici.Dispatcher = Dispatcher;
@@ -49,7 +50,26 @@ let loaded: typeof Undici | undefined;
  * undici on its first call.
  */
 export function undiciSync(): typeof Undici {
-  loaded ??= createRequire(import.meta.url)('undici') as typeof Undici;
+  if (loaded === undefined) {
+    try {
+      // A bundle turned into CommonJS has no `import.meta.url` (esbuild leaves it empty): Node's
+      // own `require` of the bundle is there, and finds an undici installed next to it.
+      const url = import.meta.url as string | undefined;
+      const load = url ? createRequire(url) : typeof require === 'function' ? require : undefined;
+      if (load === undefined)
+        throw Object.assign(new Error('no require to load undici with'), { code: 'MODULE_NOT_FOUND' });
+      loaded = load('undici') as typeof Undici;
+    } catch (error) {
+      // Installed as a peer, so it is there unless the application was bundled without it: the
+      // parts the mesh loads at start were bundled, this one (found at run time) was not.
+      if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
+      throw new MeshError(
+        'MESH_INTERNAL',
+        'undici could not be loaded for mesh.fetch (or an undici request() option the mesh hands to undici): it is loaded at run time, at the first such call; an application bundled with esbuild or webpack keeps undici external (esbuild --external:undici) and installed next to the bundle',
+        { cause: error },
+      );
+    }
+  }
   return loaded;
 }
 
