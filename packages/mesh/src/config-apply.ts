@@ -41,6 +41,11 @@ export interface ConfigApplierDeps {
   source: ConfigSource | undefined;
   /** What messages call it: `config file <path>`, `config source <name>`. */
   what: string;
+  /**
+   * The source is the mesh's own file: its documents are parsed JSON (no getters, no cycles) that
+   * nothing changes after delivery, so they are not read again as text unless compared.
+   */
+  ownSource: boolean;
   documentEndpoints: DocumentEndpointsResolver | undefined;
   routing: RoutingStage;
   destinations: DestinationTable;
@@ -72,7 +77,12 @@ export class ConfigApplier {
   ) {
     this.#deps = deps;
     if (deps.source && first) {
-      this.#inForce = { source: first.source, version: first.version, text: documentText(first.document) };
+      this.#inForce = {
+        source: first.source,
+        version: first.version,
+        document: first.document,
+        text: deps.ownSource ? undefined : textOrUndefined(first.document),
+      };
       deps.routing.setConfig('file', fileRouting);
       this.#fileEntriesVersion = entriesVersion(entriesOf(first.document));
     }
@@ -83,7 +93,15 @@ export class ConfigApplier {
    * from a new content whatever the order of its keys (a source rebuilding it from a listing), and
    * a source that changes the object it delivered changes nothing here.
    */
-  #inForce: { source: string; version: number; text: string } | undefined;
+  #inForce: { source: string; version: number; document: unknown; text: string | undefined } | undefined;
+
+  /** The version in force as sorted JSON text (computed when first needed for the file's). */
+  #inForceText(): string | undefined {
+    const f = this.#inForce;
+    if (f === undefined) return undefined;
+    f.text ??= textOrUndefined(f.document);
+    return f.text;
+  }
   /** Why the latest outcome was rejected: a version, a failed read, or a failed `reload()` call. */
   lastRejectionKind: 'version' | 'failure' | 'reload' | undefined;
   /** The last version (or read) of the source rejected since the one in force was applied. */
@@ -120,8 +138,14 @@ export class ConfigApplier {
     if (this.lastRejectionKind !== 'reload') return;
     this.lastRejection = undefined;
     this.lastRejectionKind = undefined;
-    if (this.#stale && this.#inForce !== undefined)
-      this.#refreshEndpoints({ ...this.#inForce, document: JSON.parse(this.#inForce.text) as unknown });
+    const f = this.#inForce;
+    if (!this.#stale || f === undefined) return;
+    const text = this.#deps.ownSource ? undefined : this.#inForceText();
+    this.#refreshEndpoints({
+      source: f.source,
+      version: f.version,
+      document: text === undefined ? f.document : (JSON.parse(text) as unknown),
+    });
   }
 
   /** A version arriving while one is being applied (a listener of its events pushed it): next. */
@@ -169,20 +193,28 @@ export class ConfigApplier {
     this.lastRejection = undefined;
     this.lastRejectionKind = undefined;
     const { config, destinations, logger, events } = this.#deps;
-    // Read whole once, as JSON data: a document whose reading throws (a getter, a revoked proxy, a
-    // cycle) is a rejected version like any other, never an exception in the source's hands.
-    let text: string;
-    try {
-      text = documentText(version.document);
-    } catch (error) {
-      this.reject(unreadable(this.#deps.what, version.version, error), version.version);
-      return;
+    // A caller's source: its document read whole once, as JSON data. One whose reading throws (a
+    // getter, a revoked proxy, a cycle) is a rejected version like any other, never an exception
+    // in the source's hands; the text kept tells a later redelivery even if the source has since
+    // changed the object it delivered. (The file's documents are parsed JSON, never changed.)
+    let text: string | undefined;
+    if (!this.#deps.ownSource) {
+      try {
+        text = documentText(version.document);
+      } catch (error) {
+        this.reject(unreadable(this.#deps.what, version.version, error), version.version);
+        return;
+      }
     }
     // A source's versions only increase (ConfigVersion): an older or repeated number is refused,
     // not applied over a newer configuration.
     const inForce = config.document?.version;
     // The version in force delivered again (a source reconnecting): nothing to do.
-    if (inForce !== undefined && version.version === inForce && text === this.#inForce?.text) {
+    if (
+      inForce !== undefined &&
+      version.version === inForce &&
+      (text ?? textOrUndefined(version.document)) === this.#inForceText()
+    ) {
       // The version in force delivered again (a source reconnecting after a failure): the source is
       // good again, so endpoint sets its failure marked stale are fresh again.
       if (this.#stale) this.#refreshEndpoints(version);
@@ -235,7 +267,7 @@ export class ConfigApplier {
       return;
     }
     const changed = config.swap(result.layers, destinations.byService.keys(), result.resolved);
-    this.#inForce = { source: version.source, version: version.version, text };
+    this.#inForce = { source: version.source, version: version.version, document: version.document, text };
     if (entriesKey !== this.#fileEntriesVersion) {
       this.#deps.routing.setConfig('file', routing);
       this.#fileEntriesVersion = entriesKey;
@@ -446,6 +478,15 @@ function sortedCopy(value: unknown, ancestors: Set<object>, path: string): unkno
     return out;
   } finally {
     ancestors.delete(value);
+  }
+}
+
+/** {@link documentText}, or `undefined` for a document that cannot be read as JSON data. */
+function textOrUndefined(document: unknown): string | undefined {
+  try {
+    return documentText(document);
+  } catch {
+    return undefined;
   }
 }
 

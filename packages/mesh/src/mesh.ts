@@ -167,6 +167,7 @@ class MeshImpl implements Mesh {
         config: this.#config,
         source: this.#configSource,
         what: document?.what ?? 'config document',
+        ownSource: this.#ownSource,
         documentEndpoints,
         routing: this.#routing,
         destinations: this.#destinations,

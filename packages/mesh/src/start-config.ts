@@ -104,7 +104,8 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   // A document whose reading throws (a getter, a revoked proxy, a cycle) is a problem of the
   // document, named as one, never an exception out of createMesh.
   let readable = true;
-  if (firstVersion !== undefined) {
+  // (The file's document is parsed JSON: only a caller's source can hand over such a document.)
+  if (firstVersion !== undefined && document?.own === false) {
     try {
       documentText(firstVersion.document);
     } catch (error) {
