@@ -9,12 +9,74 @@
  * ```
  */
 
-import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { type Env, envString, Issues, parseBoolean, parseInteger } from '@proxyless/core';
+import { createRequire } from 'node:module';
+import type { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import type { resourceFromAttributes } from '@opentelemetry/resources';
+import type { BatchSpanProcessor, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { type Env, envString, Issues, MeshError, parseBoolean, parseInteger } from '@proxyless/core';
+
+/** The SDK packages `startOtel` uses: optional peer dependencies, loaded when it starts one. */
+export const OTEL_SDK_PACKAGES = [
+  '@opentelemetry/sdk-trace-node',
+  '@opentelemetry/sdk-trace-base',
+  '@opentelemetry/resources',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/exporter-trace-otlp-proto',
+] as const;
+
+/** What {@link startOtel} takes from the SDK packages. */
+interface OtelSdk {
+  NodeTracerProvider: typeof NodeTracerProvider;
+  BatchSpanProcessor: typeof BatchSpanProcessor;
+  resourceFromAttributes: typeof resourceFromAttributes;
+  OtlpJsonExporter: typeof OTLPTraceExporter;
+  OtlpProtoExporter: typeof OTLPTraceExporter;
+}
+
+function defaultLoad(name: string): unknown {
+  // A bundle turned into CommonJS has no `import.meta.url`: Node's own `require` is there.
+  const url = import.meta.url as string | undefined;
+  const load = url ? createRequire(url) : typeof require === 'function' ? require : undefined;
+  if (load === undefined) throw Object.assign(new Error(`cannot load ${name}`), { code: 'MODULE_NOT_FOUND' });
+  return load(name);
+}
+
+/**
+ * Load the SDK packages, when a tracer provider is to be started: missing ones are named together,
+ * with the command that installs them (instead of Node's error for the first one, at import).
+ * `load` is for tests.
+ * @throws MeshError `MESH_CONFIG_INVALID` naming the packages not installed.
+ * @internal
+ */
+export function loadOtelSdk(load: (name: string) => unknown = defaultLoad): OtelSdk {
+  const missing: string[] = [];
+  const mods = new Map<string, Record<string, unknown>>();
+  for (const name of OTEL_SDK_PACKAGES) {
+    try {
+      mods.set(name, load(name) as Record<string, unknown>);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') throw error;
+      missing.push(name);
+    }
+  }
+  if (missing.length > 0) {
+    throw new MeshError(
+      'MESH_CONFIG_INVALID',
+      `proxyless/otel starts the OpenTelemetry SDK, whose packages are optional peer dependencies; not installed: ${missing.join(', ')}. Install them with: npm install ${OTEL_SDK_PACKAGES.join(' ')}`,
+      { details: { field: 'proxyless/otel', value: missing.join(', ') } },
+    );
+  }
+  const of = (name: string, key: string): never => (mods.get(name) as Record<string, never>)[key] as never;
+  return {
+    NodeTracerProvider: of('@opentelemetry/sdk-trace-node', 'NodeTracerProvider'),
+    BatchSpanProcessor: of('@opentelemetry/sdk-trace-base', 'BatchSpanProcessor'),
+    resourceFromAttributes: of('@opentelemetry/resources', 'resourceFromAttributes'),
+    OtlpJsonExporter: of('@opentelemetry/exporter-trace-otlp-http', 'OTLPTraceExporter'),
+    OtlpProtoExporter: of('@opentelemetry/exporter-trace-otlp-proto', 'OTLPTraceExporter'),
+  };
+}
 
 /** Options of {@link startOtel}. */
 export interface OtelOptions {
@@ -81,17 +143,18 @@ export function startOtel(options: OtelOptions = {}): OtelHandle {
   if (disabled || (exporterKind === 'none' && options.exporter === undefined)) {
     return { provider: undefined, forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
   }
+  const sdk = loadOtelSdk();
   const serviceName =
     options.serviceName ?? envString(env, 'OTEL_SERVICE_NAME') ?? attributes['service.name'];
   const exporterOptions = { url, headers, ...(timeoutMillis !== undefined ? { timeoutMillis } : {}) };
   const exporter =
     options.exporter ??
     (protocol === 'http/json'
-      ? new OtlpJsonExporter(exporterOptions)
-      : new OtlpProtoExporter(exporterOptions));
-  const processors: SpanProcessor[] = [new BatchSpanProcessor(exporter)];
-  const provider = new NodeTracerProvider({
-    resource: resourceFromAttributes({
+      ? new sdk.OtlpJsonExporter(exporterOptions)
+      : new sdk.OtlpProtoExporter(exporterOptions));
+  const processors: SpanProcessor[] = [new sdk.BatchSpanProcessor(exporter)];
+  const provider = new sdk.NodeTracerProvider({
+    resource: sdk.resourceFromAttributes({
       ...attributes,
       'service.name': serviceName ?? 'unknown_service:node',
     }),

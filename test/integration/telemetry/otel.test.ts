@@ -5,7 +5,7 @@
 
 import { trace } from '@opentelemetry/api';
 import { MeshError } from '@proxyless/core';
-import { startOtel } from '@proxyless/telemetry/otel';
+import { loadOtelSdk, OTEL_SDK_PACKAGES, startOtel } from '@proxyless/telemetry/otel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 
@@ -99,5 +99,34 @@ describe('startOtel', () => {
       'OTEL_SDK_DISABLED',
     ]);
     expect((error as Error).message).toContain('"grpc"');
+  });
+});
+
+describe('the SDK packages are optional peers', () => {
+  it('missing ones are named together, with the install command (was Node’s error for the first, at import)', () => {
+    const absent = new Set(['@opentelemetry/exporter-trace-otlp-proto', '@opentelemetry/resources']);
+    const load = (name: string): unknown => {
+      if (absent.has(name))
+        throw Object.assign(new Error(`Cannot find module '${name}'`), { code: 'MODULE_NOT_FOUND' });
+      return {};
+    };
+    let error: unknown;
+    try {
+      loadOtelSdk(load);
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    const message = (error as MeshError).message;
+    expect(message).toContain('@opentelemetry/resources, @opentelemetry/exporter-trace-otlp-proto');
+    expect(message).toContain(`npm install ${OTEL_SDK_PACKAGES.join(' ')}`);
+  });
+
+  it('with the SDK off none of them is needed; with all installed they load', () => {
+    // With the SDK off, startOtel needs none of the packages.
+    const handle = startOtel({ env: { OTEL_SDK_DISABLED: 'true' } });
+    expect(handle.provider).toBeUndefined();
+    // Every package loads when one is started.
+    expect(() => loadOtelSdk()).not.toThrow();
   });
 });
