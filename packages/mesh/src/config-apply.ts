@@ -16,6 +16,7 @@ import {
 } from '@proxyless/core';
 import type { DocumentEndpointsResolver } from '@proxyless/discovery';
 import type { MeshEvent } from './api.js';
+import { documentText, textOrUndefined, unreadable } from './config/document-text.js';
 import type { ConfigSource, ConfigVersion } from './config/source.js';
 import type { ConfigStore, Warning } from './config/store.js';
 import type { DestinationTable } from './destination-table.js';
@@ -453,48 +454,4 @@ export class ConfigApplier {
     this.#etcdEntries?.dispose();
   }
   // ---- end traffic management ----
-}
-
-/**
- * A document as JSON text with every object's keys sorted (arrays keep their order): equal data
- * gives equal text whatever order a source built it in. Reads the document whole: a getter's or a
- * proxy's error, or a cycle, is thrown here.
- */
-export function documentText(document: unknown): string {
-  return JSON.stringify(sortedCopy(document, new Set(), '')) ?? 'null';
-}
-
-function sortedCopy(value: unknown, ancestors: Set<object>, path: string): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  // A value that says how it is written as JSON (a Date): as JSON.stringify writes it.
-  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
-  if (ancestors.has(value)) throw new TypeError(`the document refers to itself at ${path || 'its root'}`);
-  ancestors.add(value);
-  try {
-    if (Array.isArray(value)) return value.map((v, i) => sortedCopy(v, ancestors, `${path}[${i}]`));
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort())
-      out[k] = sortedCopy((value as Record<string, unknown>)[k], ancestors, path ? `${path}.${k}` : k);
-    return out;
-  } finally {
-    ancestors.delete(value);
-  }
-}
-
-/** {@link documentText}, or `undefined` for a document that cannot be read as JSON data. */
-function textOrUndefined(document: unknown): string | undefined {
-  try {
-    return documentText(document);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The rejection of a version whose document could not be read as JSON data. */
-function unreadable(what: string, version: number, error: unknown): MeshError {
-  return new MeshError(
-    'MESH_CONFIG_INVALID',
-    `${what} (version ${version}): the document cannot be read as JSON data: ${(error as Error | undefined)?.message ?? String(error)}`,
-    { cause: error, details: { field: 'document', value: undefined } },
-  );
 }

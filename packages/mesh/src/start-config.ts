@@ -20,9 +20,9 @@ import { createDocumentEndpointsResolver, type DocumentEndpointsResolver } from 
 import { createTelemetry, type Telemetry } from '@proxyless/telemetry';
 import type { MeshOptions } from './api.js';
 import { type DocumentSource, openDocumentSource } from './config/document-source.js';
-import { envConfigSource, optionsConfigSource } from './config/source.js';
+import { documentText } from './config/document-text.js';
 import { ConfigStore, type Warning } from './config/store.js';
-import { documentText, ROUTING_DC } from './config-apply.js';
+import { ROUTING_DC } from './config-apply.js';
 import { allEnvVars } from './env-schema.js';
 import { checkUnknownMeshVars, type MeshSettings, meshSettings } from './mesh-env.js';
 import { type RegistrySettings, readRegistryEnv } from './resolvers.js';
@@ -73,14 +73,7 @@ export function readStartConfig(options: MeshOptions): StartConfig {
 
   // Policy layers from code and environment (static config sources), validated now: a bad value
   // fails createMesh.
-  const config = new ConfigStore(
-    optionsConfigSource({
-      defaults: options.defaults,
-      services: options.services as Record<string, Record<string, unknown>> | undefined,
-    }).current(),
-    envConfigSource(env).current(),
-    issues,
-  );
+  const config = ConfigStore.fromCodeAndEnv(options, env, issues);
   const layersOk = issues.ok;
   const registries = readRegistryEnv(env, settings.registry, issues);
   // The config document comes from a config source: the file, or the caller's `configSource`.

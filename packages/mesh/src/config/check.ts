@@ -6,7 +6,6 @@ import { checkUnknownMeshVars, meshSettings } from '../mesh-env.js';
 import { readRegistryEnv } from '../resolvers.js';
 import { errorIssues, tryCompileFileEntries } from '../routing-sources.js';
 import type { PolicyOptions, ServiceOptions } from './schema.js';
-import { envConfigSource, optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
 
 /** A setting accepted that cannot work as written, for one service (`undefined`: every other). */
@@ -39,14 +38,7 @@ export function checkConfigDocument(document: unknown, options: CheckConfigOptio
   const settings = meshSettings({}, env, issues);
   readRegistryEnv(env, settings.registry, issues);
   issues.try(() => resolveTelemetryConfig({}, env));
-  const store = new ConfigStore(
-    optionsConfigSource({
-      defaults: options.defaults,
-      services: options.services as Record<string, Record<string, unknown>> | undefined,
-    }).current(),
-    envConfigSource(env).current(),
-    issues,
-  );
+  const store = ConfigStore.fromCodeAndEnv(options, env, issues);
   issues.throwIfAny('invalid mesh configuration');
   const what = 'config document';
   const checked = store.validate({ source: 'file', version: 1, document }, what);

@@ -24,7 +24,7 @@ import {
   readServiceEntry,
   unknownPolicyKeys,
 } from './layers.js';
-import type { ConfigVersion } from './source.js';
+import { type ConfigVersion, envConfigSource, optionsConfigSource } from './source.js';
 
 /**
  * The key a service's policy is kept under: its name lower-cased, as resolvers and
@@ -90,6 +90,22 @@ export class ConfigStore {
    * Options and env layers, each the one version of its static source (`optionsConfigSource`,
    * `envConfigSource`); every problem is recorded in `issues`.
    */
+  /**
+   * The layers from `createMesh` options (`defaults`, `services`) and from the environment, as
+   * `createMesh` and `checkConfigDocument` both read them; every problem is recorded in `issues`.
+   */
+  static fromCodeAndEnv(
+    options: { defaults?: unknown; services?: unknown },
+    env: Env,
+    issues: Issues,
+  ): ConfigStore {
+    return new ConfigStore(
+      optionsConfigSource({ defaults: options.defaults, services: options.services }).current(),
+      envConfigSource(env).current(),
+      issues,
+    );
+  }
+
   constructor(options: ConfigVersion, envVersion: ConfigVersion, issues: Issues) {
     const env = (envVersion.document ?? {}) as Env;
     const doc = asRecord(options.document) ?? {};
