@@ -76,6 +76,8 @@ export function splitUrl(url: string): UrlParts | undefined {
   // A host whose last label is numeric is an IPv4 address to the WHATWG parser (`0` → `0.0.0.0`).
   const lastLabel = hostname.slice(hostname.lastIndexOf('.', hostname.length - 2) + 1).replace(/\.$/, '');
   if (lastLabel === '' || /^(0x[0-9a-f]*|[0-9]+)$/.test(lastLabel)) return undefined;
+  // A punycode label (`xn--…`): the WHATWG parser decodes and checks it, and refuses a bad one.
+  if (hostname.includes('xn--')) return undefined;
   if (colon >= 0) {
     const port = authority.slice(colon + 1);
     // Default ports are dropped by the WHATWG parser; let it handle those and odd ones.

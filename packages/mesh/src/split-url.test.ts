@@ -31,6 +31,12 @@ describe('splitUrl (the mesh.request fast path)', () => {
     );
   });
 
+  it('leaves punycode labels to the WHATWG parser, which refuses a bad one (`http://xn--a`)', () => {
+    expect(() => new URL('http://xn--a/')).toThrow();
+    expect(splitUrl('http://xn--a/')).toBeUndefined();
+    expect(splitUrl('http://api.xn--a/x')).toBeUndefined();
+  });
+
   it('answers for the common shapes', () => {
     expect(splitUrl('http://payments/charges?id=1')).toEqual({
       origin: 'http://payments',
