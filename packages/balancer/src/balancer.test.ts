@@ -147,6 +147,96 @@ describe('outlier detection: consecutive failures', () => {
     expect(durations().at(-1)).toBe(1000);
   });
 
+  it('a flapping endpoint, failing again as soon as it is readmitted, stays out longer each time', async () => {
+    // Defaults: base 30 s, sweep every 10 s: each readmission falls on a sweep.
+    const eps = testEndpoints(5);
+    const { b, clock, events } = make({ outlierDetection: { maxEjectionPercent: 100 } }, eps);
+    const durations = (): number[] => events.flatMap((e) => (e.type === 'eject' ? [e.durationMs] : []));
+    for (let i = 0; i < 4; i++) {
+      fail(b, eps[0]!, 5);
+      await clock.advance(durations().at(-1)!);
+    }
+    expect(durations()).toEqual([30_000, 60_000, 90_000, 120_000]);
+    b.close();
+  });
+
+  it('the success-rate detector ejects a flapping endpoint for longer each time (as Envoy)', async () => {
+    const eps = testEndpoints(5);
+    const { b, clock, events } = make({ outlierDetection: { maxEjectionPercent: 100 } }, eps);
+    // Endpoint 0 fails every other request (never five in a row), the others none; a round of
+    // requests every 100 ms for 400 s.
+    for (let step = 0; step < 4000; step++) {
+      for (const [i, e] of eps.entries()) {
+        if (b.stats().endpoints[i]!.ejected) continue;
+        b.onAttemptStart(e);
+        b.onAttemptEnd(e, { status: i === 0 && step % 2 === 0 ? 500 : 200, latencyMs: 1 });
+      }
+      await clock.advance(100);
+    }
+    const ejections = events.flatMap((e) => (e.type === 'eject' ? [[e.reason, e.durationMs]] : []));
+    expect(ejections.slice(0, 3)).toEqual([
+      ['success_rate', 30_000],
+      ['success_rate', 60_000],
+      ['success_rate', 90_000],
+    ]);
+    b.close();
+  });
+
+  it('the multiplier decays only for a whole sweep interval spent admitted', async () => {
+    const eps = testEndpoints(5);
+    const { b, clock, events } = make(
+      { outlierDetection: { baseEjectionTime: 1000, interval: 10_000, maxEjectionPercent: 100 } },
+      eps,
+    );
+    const durations = (): number[] => events.flatMap((e) => (e.type === 'eject' ? [e.durationMs] : []));
+    succeed(b, eps[1]!, 1); // the sweep runs at 10 s, 20 s, …
+    await clock.advance(8000);
+    fail(b, eps[0]!, 5); // ejected at 8 s for 1 s, readmitted at 9 s
+    await clock.advance(1500); // 9.5 s
+    // The sweep at 10 s comes 1 s after the readmission: no decay.
+    await clock.advance(1000); // 10.5 s
+    fail(b, eps[0]!, 5);
+    expect(durations()).toEqual([1000, 2000]);
+    // Readmitted at 12.5 s: the sweep at 20 s comes too soon; those at 30 s and 40 s each find a
+    // whole clean interval since.
+    await clock.advance(20_000); // 30.5 s
+    fail(b, eps[0]!, 5);
+    expect(durations().at(-1)).toBe(2000);
+    await clock.advance(2000); // readmitted at 32.5 s
+    await clock.advance(40_000); // sweeps at 50 s and 60 s decay it twice
+    expect(b.stats().endpoints[0]!.ejected).toBe(false);
+    fail(b, eps[0]!, 5);
+    expect(durations().at(-1)).toBe(1000);
+    b.close();
+  });
+
+  it('the multiplier stops growing once the ejection time is capped (as Envoy)', async () => {
+    const eps = testEndpoints(5);
+    const { b, clock, events } = make(
+      {
+        outlierDetection: {
+          baseEjectionTime: 1000,
+          maxEjectionTime: 2500,
+          interval: 10_000,
+          maxEjectionPercent: 100,
+        },
+      },
+      eps,
+    );
+    const durations = (): number[] => events.flatMap((e) => (e.type === 'eject' ? [e.durationMs] : []));
+    for (let i = 0; i < 8; i++) {
+      fail(b, eps[0]!, 5);
+      await clock.advance(durations().at(-1)!);
+    }
+    expect(durations()).toEqual([1000, 2000, 2500, 2500, 2500, 2500, 2500, 2500]);
+    // The multiplier stopped at 4 (base × 4 ≥ max + base): four whole clean intervals bring it to
+    // 0, not eight.
+    await clock.advance(45_000);
+    fail(b, eps[0]!, 5);
+    expect(durations().at(-1)).toBe(1000);
+    b.close();
+  });
+
   it('never ejects more than maxEjectionPercent, but always allows one', () => {
     const eps = testEndpoints(3);
     const { b } = make({ outlierDetection: { maxEjectionPercent: 10 } }, eps);

@@ -152,13 +152,13 @@ export class OutlierDetector {
       return false;
     }
     const now = this.#deps.clock.now();
-    s.ejectionMultiplier++;
-    s.ejections++;
     const { baseEjectionTime, maxEjectionTime } = this.#od;
-    const duration = Math.min(
-      baseEjectionTime * s.ejectionMultiplier,
-      Math.max(maxEjectionTime, baseEjectionTime),
-    );
+    const cap = Math.max(maxEjectionTime, baseEjectionTime);
+    // As Envoy: the multiplier grows only while base × k is below the cap (plus one base), so a
+    // long flap does not take ever more clean intervals to decay once the time is capped.
+    if (s.ejectionMultiplier * baseEjectionTime < cap + baseEjectionTime) s.ejectionMultiplier++;
+    s.ejections++;
+    const duration = Math.min(baseEjectionTime * s.ejectionMultiplier, cap);
     s.ejected = true;
     s.ejectedAt = now;
     s.ejectedUntil = now + duration;
@@ -181,6 +181,7 @@ export class OutlierDetector {
     this.#readmitTimers.delete(s);
     if (!s.ejected || this.#closed) return;
     s.ejected = false;
+    s.readmittedAt = this.#deps.clock.now();
     s.intervalRequests = 0;
     s.intervalFailures = 0;
     const fields = { service: this.#deps.service, endpoint: s.endpoint.id };
@@ -203,8 +204,9 @@ export class OutlierDetector {
   }
 
   /**
-   * The interval sweep: decay the ejection multiplier of endpoints that stayed in, then run the
-   * success-rate and failure-percentage detectors over this interval's counts, then reset them.
+   * The interval sweep: run the success-rate and failure-percentage detectors over this
+   * interval's counts, then decay the ejection multiplier of the endpoints that stayed in, then
+   * reset the counts.
    * @returns whether another sweep is needed (traffic this interval, or multipliers to decay).
    */
   #sweep(): boolean {
@@ -213,9 +215,6 @@ export class OutlierDetector {
     const states = this.#deps.states();
     let again = false;
     for (const s of states) if (s.intervalRequests > 0 || s.ejectionMultiplier > 0) again = true;
-    for (const s of states) {
-      if (!s.ejected && s.ejectionMultiplier > 0 && s.intervalFailures === 0) s.ejectionMultiplier--;
-    }
     const sr = od.successRate;
     const srHosts = states.filter((s) => !s.ejected && s.intervalRequests >= sr.requestVolume);
     if (srHosts.length > 0 && srHosts.length >= sr.minimumHosts) {
@@ -241,7 +240,20 @@ export class OutlierDetector {
         }
       }
     }
+    // Decay, as Envoy's sweep does after its detectors: an endpoint admitted for at least a whole
+    // interval (and, here, without a failure in it) counts one ejection less. One readmitted in
+    // the middle of the interval, or ejected again by this sweep, keeps its multiplier, so a
+    // flapping endpoint stays out longer each time.
+    const now = this.#deps.clock.now();
     for (const s of states) {
+      if (
+        !s.ejected &&
+        s.ejectionMultiplier > 0 &&
+        s.intervalFailures === 0 &&
+        now - s.readmittedAt >= od.interval
+      ) {
+        s.ejectionMultiplier--;
+      }
       s.intervalRequests = 0;
       s.intervalFailures = 0;
     }

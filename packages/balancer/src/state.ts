@@ -21,6 +21,8 @@ export class EndpointState {
   ejectedUntil = 0;
   /** Times ejected, decaying while healthy; multiplies the ejection time. */
   ejectionMultiplier = 0;
+  /** Clock time of the last readmission; `-Infinity` before the first. */
+  readmittedAt = Number.NEGATIVE_INFINITY;
   /** Total ejections ever. */
   ejections = 0;
   consecutive5xx = 0;
@@ -68,6 +70,7 @@ export class EndpointState {
     s.ejectedAt = from.ejectedAt;
     s.ejectedUntil = from.ejectedUntil;
     s.ejectionMultiplier = from.ejectionMultiplier;
+    s.readmittedAt = from.readmittedAt;
     s.ejections = from.ejections;
     s.consecutive5xx = from.consecutive5xx;
     s.consecutiveGateway = from.consecutiveGateway;
