@@ -80,7 +80,7 @@ describe('createBalancer(config, deps, previous)', () => {
     const lb: BalancerPatch = { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-k' } } };
     const old = build(clock, lb).b;
     old.update(set(eps.slice(0, 4)));
-    // The ring keeps its points per endpoint from 4 endpoints while it grows to 6.
+    // A ring built after the set changed, then rebuilt for another section: the same ring.
     old.update(set(eps.slice(0, 6)));
     const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
     const pick = (b: ObservableBalancer, k: string): string =>

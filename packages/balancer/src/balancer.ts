@@ -66,7 +66,6 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   readonly waitForReady: boolean;
   readonly random: Random;
   readonly ints: IntRandom;
-  ringBase = 0;
   /** The latest clock reading taken by an attempt or update (typed array: no boxing). */
   readonly #time = new Float64Array(1);
   readonly #deps: BalancerDeps;
@@ -147,9 +146,6 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     this.#byId = byId;
     this.#states = states;
     this.#seenSet = previous.#seenSet;
-    // The ring's points per endpoint: kept (when still within the new ring sizes), so a rebuild
-    // for another section moves no key, as only a membership change may.
-    this.ringBase = previous.ringBase;
     this.#panic = previous.#panic;
     this.#local = previous.#local;
     this.#readmitted = this.#outliers.adopt(states);

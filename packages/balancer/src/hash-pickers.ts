@@ -92,11 +92,15 @@ function cookieHash(header: string, name: string): boolean {
 }
 
 /**
- * Consistent hashing on a ring (Ketama-style, as Envoy's `RING_HASH`): each endpoint owns a
- * number of points proportional to its weight, at least `minRingSize` points in all (about twice
- * that, at most `maxRingSize`, and at least one per endpoint); a key goes
- * to the first point at or after its hash. O(log ring) per pick. Requests without a key go to a
- * random point.
+ * Consistent hashing on a ring (Ketama-style, sized as Envoy's `RING_HASH`): each endpoint owns a
+ * number of points proportional to its weight — the lightest a whole number, about `minRingSize`
+ * points in all, at most `maxRingSize`, at least one per endpoint with a weight; a key goes to the
+ * first point at or after its hash. O(log ring) per pick. Requests without a key go to a random
+ * point.
+ *
+ * The ring is a function of the current endpoints and their weights alone (as Envoy's): every
+ * client with the same endpoint set builds the same ring, whatever sets it saw before, so a key
+ * goes to the same endpoint from every client of a fleet, restarted or not.
  */
 export class RingHashPicker implements StatePicker {
   readonly #states: readonly EndpointState[];
@@ -115,18 +119,12 @@ export class RingHashPicker implements StatePicker {
     const uniform = minW === Number.POSITIVE_INFINITY;
     let units = 0;
     for (const s of states) units += uniform ? 1 : s.weight / minW;
-    // Points per weight unit. An endpoint's points are a prefix of its replica sequence, so keeping
-    // the previous ring's figure while the ring stays within minRingSize..4×minRingSize means a
-    // membership change moves only ≈ 1/n of the keys. A new figure aims at 2×minRingSize points,
-    // so that adding or removing up to half of the endpoints keeps it.
-    let base = host.ringBase;
-    const keep =
-      base > 0 && units * base >= minRingSize && units * base <= Math.min(4 * minRingSize, maxRingSize);
-    if (!keep) {
-      base = Math.max(1, Math.ceil((2 * minRingSize) / units));
-      if (units * base > maxRingSize) base = maxRingSize / units;
-    }
-    host.ringBase = base;
+    // Points per weight unit, as Envoy's scale: the lightest endpoint gets a whole number of points
+    // and the ring at least `minRingSize` of them, unless that would pass `maxRingSize`. An
+    // endpoint's points are a prefix of its replica sequence, so a membership change moves the
+    // keys of the endpoint that came or went and of the points the others gain or give up.
+    let base = Math.max(1, Math.ceil(minRingSize / units));
+    if (units * base > maxRingSize) base = maxRingSize / units;
     const counts = new Int32Array(n);
     let size = 0;
     for (let i = 0; i < n; i++) {

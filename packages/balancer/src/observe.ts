@@ -33,7 +33,13 @@ export interface EndpointStats {
   readonly ejected: boolean;
   /** Times ejected so far. */
   readonly ejections: number;
+  /**
+   * Attempts that ended with an outcome from the endpoint: a response, or a connect, reset or
+   * timeout failure. An attempt the caller aborted (or a hedge or retry cancelled) counts for
+   * nothing, even when the endpoint received it.
+   */
   readonly requests: number;
+  /** Of {@link requests}, those that failed (5xx, or a connect, reset or timeout failure). */
   readonly failures: number;
 }
 

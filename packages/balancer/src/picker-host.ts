@@ -32,8 +32,6 @@ export interface PickerHost {
   readonly random: Random;
   /** Hot-path integer randomness, seeded from `random`. */
   readonly ints: IntRandom;
-  /** `ring_hash` points per weight unit of the previous ring (0 before the first), kept for stability. */
-  ringBase: number;
   readonly config: LoadBalancerConfig;
   now(): number;
   /**
