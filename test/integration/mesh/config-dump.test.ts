@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createMesh } from 'proxyless';
+import { createConfigSource, createMesh } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 
@@ -110,4 +110,37 @@ describe('admin /config_dump: the settings in force per service, with where each
       await mesh.close();
     }
   });
+});
+
+describe('warnings in mesh.config() and /config_dump, whatever layer wrote the setting (probe25 config defect 1)', () => {
+  // Settings the service's own entry writes that nothing in force reads: a hashOn under
+  // round_robin, retriableStatusCodes without their retryOn condition.
+  const entry = {
+    endpoints: '127.0.0.1:9',
+    loadBalancer: { hashOn: 'source' as const },
+    retry: { retriableStatusCodes: [429] },
+  };
+  for (const [name, options] of [
+    ['createMesh({ services })', { services: { a: entry } }],
+    ['a config document', { configSource: createConfigSource('kv', { services: { a: entry } }) }],
+  ] as const) {
+    it(`from ${name}`, async () => {
+      const mesh = createMesh({ env: { MESH_ADMIN_PORT: '0' }, ...options });
+      try {
+        const expected = ['loadBalancer.hashOn', 'retry.retriableStatusCodes'];
+        expect(
+          mesh
+            .config('a')
+            .warnings.map((w) => w.field)
+            .sort(),
+        ).toEqual(expected);
+        const dump = (await (await fetch(`${await mesh.admin()}/config_dump`)).json()) as {
+          services: Record<string, { warnings: { field: string }[] }>;
+        };
+        expect(dump.services.a?.warnings.map((w) => w.field).sort()).toEqual(expected);
+      } finally {
+        await mesh.close();
+      }
+    });
+  }
 });

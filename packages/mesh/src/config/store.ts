@@ -364,7 +364,12 @@ export class ConfigStore {
     const key = serviceKey(service);
     let e = this.#effective.get(key);
     if (e === undefined) {
-      e = effectiveConfig(key, this.layersFor(key), this.#resolved.get(key));
+      const layers = this.layersFor(key);
+      // Merged when the version in force was checked; else (no document: code options and env
+      // alone) now, with the service's own layers, so that what they set and nothing reads is
+      // warned here as it is in events.
+      const resolved = this.#resolved.get(key) ?? resolvePolicy(layers, this.#ownLayers(key, this.#document));
+      e = effectiveConfig(key, layers, resolved);
       this.#effective.set(key, e);
     }
     return e;
