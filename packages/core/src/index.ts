@@ -150,6 +150,7 @@ export {
   Type,
   type Validator,
   validator,
+  withoutUnknownKeys,
 } from './schema.js';
 export { at, CUSTOM_KINDS as SCHEMA_KINDS } from './schema-check.js';
 export {

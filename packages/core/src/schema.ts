@@ -353,6 +353,48 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
 }
 
 /**
+ * A copy of `value` without the keys `schema` does not know (those `validate` reports as "no such
+ * field"), the rest as given: to check the rules that follow the schema on what is left of a
+ * value with a misspelt key, so that one report lists the misspelling and the other problems.
+ */
+export function withoutUnknownKeys(schema: TSchema, value: unknown): unknown {
+  const s = schema as Schema;
+  switch (kindOf(s)) {
+    case 'Object': {
+      if (!isPlain(value)) return value;
+      const props = (s.properties ?? {}) as Record<string, TSchema>;
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) {
+        const p = Object.hasOwn(props, k) ? props[k] : undefined;
+        if (p !== undefined) out[k] = withoutUnknownKeys(p, v);
+        else if (s.additionalProperties !== false || absentAllowed(s, k, v)) out[k] = v;
+      }
+      return out;
+    }
+    case 'Record': {
+      if (!isPlain(value)) return value;
+      const { re, item } = recordOf(s);
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = re.test(k) ? withoutUnknownKeys(item, v) : v;
+      return out;
+    }
+    case 'Array':
+      return Array.isArray(value) ? value.map((v) => withoutUnknownKeys(s.items as TSchema, v)) : value;
+    case 'Union': {
+      const variants = s.anyOf as Schema[];
+      if (variants.some((v) => accepts(v, value))) return value;
+      // As the walk explains it: the one object form of a union for an object.
+      const objects = variants.filter((v) => v[Kind] === 'Object');
+      return isPlain(value) && objects.length === 1
+        ? withoutUnknownKeys(objects[0] as TSchema, value)
+        : value;
+    }
+    default:
+      return value;
+  }
+}
+
+/**
  * The name a near miss of a union meant: a string close to one of its literals (`"sourc"`), or an
  * object key close to a field of one of its object forms (`{ heder: … }`).
  */

@@ -97,6 +97,34 @@ describe('config entry validation', () => {
     ]);
   });
 
+  it("lists a misspelt key and the entry's other problems at once (probe25 config defect 2)", () => {
+    const top = rejection([
+      { Kind: 'service-resolver', Name: 'a', ConnectTimeout: 'soon', DefaultSubet: 'v1' },
+    ]);
+    expect(fields(top).map((f) => f.split(':')[0])).toEqual([
+      'service-resolver/a DefaultSubet',
+      'service-resolver/a ConnectTimeout',
+    ]);
+    const nested = rejection([
+      {
+        Kind: 'service-resolver',
+        Name: 'a',
+        ConnectTimeout: 'soon',
+        Subsets: { v1: { OnlyPasing: true, Filter: 'Service.Meta.v ==' } },
+      },
+    ]);
+    expect(fields(nested).map((f) => f.split(':')[0])).toEqual([
+      'service-resolver/a Subsets.v1.OnlyPasing',
+      'service-resolver/a Subsets["v1"].Filter',
+      'service-resolver/a ConnectTimeout',
+    ]);
+    // A value of the wrong type still stops there: the rules read typed values.
+    const typed = rejection([
+      { Kind: 'service-resolver', Name: 'a', ConnectTimeout: true, DefaultSubet: 'v1' },
+    ]);
+    expect(fields(typed)).toHaveLength(2);
+  });
+
   it('rejects a subset referenced but not defined', () => {
     const e = rejection([
       http('a'),

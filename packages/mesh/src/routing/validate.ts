@@ -5,7 +5,7 @@
  * other entries (protocol gate, subsets of other services, loops) are checked when chains are
  * compiled (`compile.ts`).
  */
-import { closestName, Issues, type Validator, validator } from '@proxyless/core';
+import { closestName, Issues, type Validator, validator, withoutUnknownKeys } from '@proxyless/core';
 import {
   CONFIG_ENTRY_KINDS,
   CONFIG_ENTRY_SCHEMAS,
@@ -94,17 +94,36 @@ function checkEntry(raw: unknown, issues: EntryIssues, index: number): ConfigEnt
   // The check is fast; the explaining walk runs only for an invalid entry.
   const found = new Issues();
   if (!checker.validate(raw, '', found) && found.list.length > 0) {
+    let misspelt = true;
     for (const e of found.list) {
       const unknown = UNKNOWN_KEY.exec(e.expected);
+      if (!unknown) misspelt = false;
       const message = unknown
         ? `invalid config key ${JSON.stringify(e.field.split(/[.[]/).pop())}${unknown[2] ? ` (did you mean "${unknown[2]}"?)` : ''}`
         : `expected ${e.expected}`;
       issues.add(label, e.field, message, e.value);
     }
+    // Only misspelt keys: the entry's own rules are checked on the rest too, so that one report
+    // lists every problem (a bad ConnectTimeout beside a misspelt DefaultSubset). The entry is
+    // refused either way.
+    const rest = misspelt ? withoutUnknownKeys(checker.schema, raw) : undefined;
+    if (rest === undefined || !checker.check(rest)) return undefined;
+    checkRules(rest as ConfigEntry, label, issues);
     return undefined;
   }
   const entry = structuredClone(raw) as ConfigEntry;
-  if (entry.Name === '') return issues.add(label, 'Name', 'Name is required');
+  return checkRules(entry, label, issues) ? entry : undefined;
+}
+
+/**
+ * The rules of an entry whose schema holds (Consul's `Validate`), recorded in `issues`; false
+ * when the entry is refused outright (no `Name`).
+ */
+function checkRules(entry: ConfigEntry, label: string, issues: EntryIssues): boolean {
+  if (entry.Name === '') {
+    issues.add(label, 'Name', 'Name is required');
+    return false;
+  }
   checkTenancy(entry, label, '', issues);
   switch (entry.Kind) {
     case 'service-router':
@@ -121,7 +140,7 @@ function checkEntry(raw: unknown, issues: EntryIssues, index: number): ConfigEnt
       if (entry.Protocol !== undefined) entry.Protocol = entry.Protocol.toLowerCase();
       break;
   }
-  return entry;
+  return true;
 }
 
 /**
