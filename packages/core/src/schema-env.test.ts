@@ -32,8 +32,8 @@ function envProblems(vars: Record<string, string>): { document: unknown; issues:
 const HUGE = '99999999999999999999'; // Number(HUGE) is 100000000000000000000
 
 describe('envToDocument: a number beyond Number.MAX_SAFE_INTEGER', () => {
-  it.each(['T_MAX', 'T_RATE', 'T_RATIO', 'T_WAIT', 'T_TIMEOUT', 'T_DELAY'])(
-    '%s=99999999999999999999 is an error naming the variable and the value as written, never rounded',
+  it.each(['T_MAX', 'T_WAIT', 'T_TIMEOUT', 'T_DELAY'])(
+    '%s=99999999999999999999 (a count) is an error naming the variable and the value as written, never rounded',
     (name) => {
       const { issues } = envProblems({ [name]: HUGE });
       expect(issues.list).toHaveLength(1);
@@ -43,6 +43,19 @@ describe('envToDocument: a number beyond Number.MAX_SAFE_INTEGER', () => {
       expect(issue?.expected).toContain('is beyond 9007199254740991');
     },
   );
+
+  it('a plain number (a rate) reads it as a config document reads the same digits (probe25 config defect 3)', () => {
+    expect(envProblems({ T_RATE: HUGE })).toEqual({
+      document: { rate: JSON.parse(HUGE) as number },
+      issues: new Issues(),
+    });
+    expect(envProblems({ T_RATE: '9007199254740992' }).document).toEqual({ rate: 9007199254740992 });
+    // Out of range, it says so, without a note on exactness.
+    const { issues } = envProblems({ T_RATIO: HUGE });
+    expect(issues.list).toHaveLength(1);
+    expect(issues.list[0]).toMatchObject({ field: 'T_RATIO', value: HUGE });
+    expect(issues.list[0]?.expected).not.toContain('beyond');
+  });
 
   it('holds at the edge: MAX_SAFE_INTEGER is read, one more is not', () => {
     expect(envProblems({ T_MAX: '9007199254740991' })).toEqual({

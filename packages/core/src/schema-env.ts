@@ -86,7 +86,9 @@ const DECIMAL = /^-?(\d+(\.\d+)?|\.\d+)$/;
 
 /**
  * A decimal beyond ±{@link Number.MAX_SAFE_INTEGER}: read as a number it is not the one written
- * (`99999999999999999999` would be 100000000000000000000), so it is an error, never rounded.
+ * (`99999999999999999999` would be 100000000000000000000), so for a field that holds a count
+ * (an integer, or a duration in ms) it is an error, never rounded. A plain number field (a rate)
+ * reads it as a config document does: as the number JSON gives for the same digits.
  */
 function unsafeDecimal(t: string): boolean {
   return DECIMAL.test(t) && Math.abs(Number(t)) > Number.MAX_SAFE_INTEGER;
@@ -99,16 +101,24 @@ function takesNumber(s: Schema): boolean {
   return NUMERIC_KINDS.has(kind);
 }
 
+/** Whether a field of this schema holds an exact count: an integer, or a duration in ms. */
+function takesCount(s: Schema): boolean {
+  const kind = s[Kind] as string;
+  if (kind === 'Union') return (s.anyOf as Schema[]).some(takesCount);
+  return kind === 'Integer' || kind === 'Duration';
+}
+
 /** The default decoding of a raw env string by the kind of the field it sets. */
 function decodeBy(schema: TSchema, raw: string): unknown {
   const s = schema as Schema;
   const t = raw.trim();
   switch (s[Kind]) {
     case 'Integer':
+      // Too large a decimal stays a string, which an integer refuses (as any other non-number).
+      return DECIMAL.test(t) && !unsafeDecimal(t) ? Number(t) : t;
     case 'Number':
     case 'Ratio':
-      // Too large a decimal stays a string, which these kinds refuse (as any other non-number).
-      return DECIMAL.test(t) && !unsafeDecimal(t) ? Number(t) : t;
+      return DECIMAL.test(t) ? Number(t) : t;
     case 'Duration':
       // A duration string of digits is milliseconds: too large a one would be read rounded, so it
       // becomes a value no duration is (the issue shows the variable's value as written).
@@ -117,7 +127,7 @@ function decodeBy(schema: TSchema, raw: string): unknown {
     case 'Boolean':
       return booleanWord(t) ?? t;
     case 'Union':
-      if (unsafeDecimal(t) && takesNumber(s)) return Number.NaN;
+      if (unsafeDecimal(t) && takesCount(s)) return Number.NaN;
       // Digits are a number where the field takes one (`MESH_TIMEOUT=1` is 1 ms, as `timeout: 1`
       // in a document), never the boolean word `1` (which would be `true`, refused as a duration).
       if (DECIMAL.test(t) && takesNumber(s)) return Number(t);
@@ -173,10 +183,10 @@ export function envToDocument(
       offSections.add(f.path[0] as string);
       continue;
     }
-    // A field's own decoder may pass digits on as a string (a duration in ms): too large a number
-    // is refused here for every numeric field alike.
+    // A field's own decoder may pass digits on as a string (a duration in ms): too large a count
+    // is refused here for every such field alike.
     const value =
-      f.binding.decode && !(unsafeDecimal(raw.trim()) && takesNumber(f.schema as Schema))
+      f.binding.decode && !(unsafeDecimal(raw.trim()) && takesCount(f.schema as Schema))
         ? f.binding.decode(raw)
         : decodeBy(f.schema, raw);
     decoded.set(f.path.join('.'), { field: f, value });
@@ -265,8 +275,11 @@ export function envIssues(
     const item = /\[\d+\]/.test(i.field) && i.value !== found?.raw ? ` (${quote(i.value)} is not)` : '';
     // Say why a number that looks in range is not: it is beyond what a number holds exactly.
     const written = typeof i.value === 'string' ? i.value.trim() : found?.raw.trim();
+    // (A number field read it as a number: it was refused for another reason, its range.)
     const unsafe =
-      written === undefined || !unsafeDecimal(written)
+      written === undefined ||
+      !unsafeDecimal(written) ||
+      (typeof i.value === 'number' && !Number.isNaN(i.value))
         ? ''
         : written.startsWith('-')
           ? `; ${written} is beyond ${Number.MIN_SAFE_INTEGER}, the smallest integer a number holds exactly`

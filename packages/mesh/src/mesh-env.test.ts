@@ -93,8 +93,6 @@ describe('createMesh environment validation (#3)', () => {
   it.each([
     'MESH_MAX_REQUESTS',
     'MESH_CONCURRENCY_LIMIT',
-    'MESH_RETRY_BUDGET_MIN_PER_SECOND',
-    'MESH_RATE_LIMIT',
     'MESH_TIMEOUT',
     'MESH_HEDGE_DELAY',
     'MESH_CIRCUIT_RESET_TIMEOUT',
@@ -116,6 +114,33 @@ describe('createMesh environment validation (#3)', () => {
           value: '99999999999999999999',
         },
       ]);
+    },
+  );
+
+  it.each([
+    ['MESH_RETRY_BUDGET_MIN_PER_SECOND', ['retry', 'budget', 'minPerSecond']],
+    ['MESH_RATE_LIMIT', ['rateLimit', 'rps']],
+  ] as const)(
+    'reads %s beyond 2^53 as a config document reads the same number (probe25 config defect 3)',
+    (name, path) => {
+      for (const digits of ['9007199254740992', '99999999999999999999']) {
+        const fromEnv = createMesh({ env: { [name]: digits } });
+        const fromDoc = createMesh({
+          env: {},
+          defaults: JSON.parse(
+            `{"${path[0]}":${path.length === 3 ? `{"${path[1]}":{"${path[2]}":${digits}}}` : `{"${path[1]}":${digits}}`}}`,
+          ),
+        });
+        const read = (m: typeof fromEnv): unknown =>
+          path.reduce<unknown>(
+            (o, k) => (o as Record<string, unknown> | undefined)?.[k],
+            m.config('api').resilience,
+          );
+        expect(read(fromEnv)).toBe(JSON.parse(digits));
+        expect(read(fromEnv)).toBe(read(fromDoc));
+        void fromEnv.close();
+        void fromDoc.close();
+      }
     },
   );
 
