@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import {
   type BalancerConfig,
   type BalancerPatch,
@@ -162,11 +163,22 @@ export function checkServiceName(name: string, field: string, seen: Set<string>,
     issues.add(field, `a service name a request can reach: ${why}`, name);
     return false;
   }
+  // A punycode label (`xn--…`) that does not decode: URL parsers refuse the host, so no request
+  // could ever name the service.
+  if (PUNYCODE_LABEL.test(name) && domainToASCII(name) === '') {
+    issues.add(
+      field,
+      'a service name a request can reach: an `xn--` label must be valid punycode (URL parsers refuse this host)',
+      name,
+    );
+    return false;
+  }
   if (seen.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
   seen.add(name.toLowerCase());
   return true;
 }
 const NAME = new RegExp(SERVICE_NAME_PATTERN);
+const PUNYCODE_LABEL = /(^|\.)xn--/i;
 const NAME_CHARS = new RegExp(SERVICE_NAME_CHARS);
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
