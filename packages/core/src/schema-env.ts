@@ -263,6 +263,8 @@ export function envIssues(
   names: ReadonlyMap<string, { name: string; raw: string; expected?: string }>,
   issues: Issues,
 ): void {
+  // One problem said once: `MESH_RETRY_ON=,` has two empty items, one message.
+  const said = new Set<string>();
   for (const i of list) {
     let key = i.field.replace(/\[\d+\]/g, '');
     let found = names.get(key);
@@ -284,7 +286,12 @@ export function envIssues(
         : written.startsWith('-')
           ? `; ${written} is beyond ${Number.MIN_SAFE_INTEGER}, the smallest integer a number holds exactly`
           : `; ${written} is beyond ${Number.MAX_SAFE_INTEGER}, the largest integer a number holds exactly`;
-    if (found) issues.add(found.name, `${notation ?? i.expected}${item}${unsafe}`, found.raw);
-    else issues.add(i.field, i.expected, i.value);
+    const [field, expected, value] = found
+      ? [found.name, `${notation ?? i.expected}${item}${unsafe}`, found.raw]
+      : [i.field, i.expected, i.value];
+    const once = JSON.stringify([field, expected, value]);
+    if (said.has(once)) continue;
+    said.add(once);
+    issues.add(field, expected, value);
   }
 }

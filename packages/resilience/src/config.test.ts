@@ -9,6 +9,7 @@ import {
   resilienceWarnings,
   resolveResilienceConfig,
 } from './config.js';
+import { RETRY_ON_VALUES } from './sections/retry.js';
 
 function parse(entry: Record<string, unknown>) {
   const issues = new Issues();
@@ -287,6 +288,25 @@ describe('resiliencePatchFromEnv', () => {
     expect(e.message).toContain('MESH_TIMEOUT: expected');
     expect(e.message).toContain('"soon"');
     expect(e.message).toContain('"teapot"');
+  });
+
+  it('explains a bad MESH_RETRY_ON with the conditions it takes, once per problem (probe25 config defect 5)', () => {
+    const problems = (value: string) => {
+      try {
+        resiliencePatchFromEnv({ MESH_RETRY_ON: value });
+      } catch (e) {
+        if (MeshError.is(e, 'MESH_CONFIG_INVALID')) return e.details.issues ?? [];
+        throw e;
+      }
+      return [];
+    };
+    const [bad, ...more] = problems('5xx,teapot');
+    expect(more).toEqual([]);
+    for (const condition of RETRY_ON_VALUES) expect(bad?.expected).toContain(condition);
+    expect(bad?.expected).toContain('"teapot" is not');
+    // Two empty items, one problem.
+    expect(problems(',')).toHaveLength(1);
+    expect(problems(',,')).toHaveLength(1);
   });
 
   it('documents every variable it reads', () => {

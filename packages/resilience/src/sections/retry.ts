@@ -121,14 +121,10 @@ export const retrySection = Section(
         expected: `a list (array or comma-separated string) of ${RETRY_ON_VALUES.join(', ')}`,
         description:
           'Envoy names and rules: `connect-failure` (nothing was sent), `reset` (no answer: the connection was reset, before or after sending, failed, or the per-try timeout or the request’s own `headersTimeout` passed), `refused-stream`, `5xx` (any 500–599, or no answer at all: a connect failure, reset, refused stream or per-try timeout), `gateway-error` (502, 503, 504, or no answer at all, as `5xx`), `retriable-status-codes`, `retriable-headers`. A request already sent is retried only when it is safe to send again (idempotent, body replayable).',
-        ...envVar(
-          'MESH_RETRY_ON',
-          `Conditions to retry on (\`retry.retryOn\`): ${RETRY_ON_VALUES.join(', ')}.`,
-          {
-            type: 'list',
-            defaultValue: D.retryOn.join(','),
-          },
-        ),
+        ...envVar('MESH_RETRY_ON', 'Conditions to retry on (`retry.retryOn`).', {
+          type: `comma-separated list of ${RETRY_ON_VALUES.join(', ')}`,
+          defaultValue: D.retryOn.join(','),
+        }),
       }),
     ),
     retriableStatusCodes: Type.Optional(
