@@ -321,6 +321,16 @@ export class Destination {
     // While a graceful close drains, updates still apply: a call waiting for the first answer may
     // still be served, and a retry goes to the endpoints of the day.
     if (this.#released) return;
+    // Taken out of the table because no registry names its service any more: the calls it
+    // accepted (queued, in a backoff or an injected delay) finish on the last set it had. The
+    // empty set a source now gives for the service it dropped is no answer for them.
+    if (
+      this.evicted &&
+      this.#set !== undefined &&
+      update.kind === 'endpoints' &&
+      update.set.endpoints.length === 0
+    )
+      return;
     if (update.kind === 'endpoints') {
       this.#first.failure = undefined;
       this.#apply(update.set);

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createMesh, type Mesh } from 'proxyless';
+import { createConfigSource, createMesh, type Mesh } from 'proxyless';
+import { VirtualClock } from 'proxyless/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 import { nextEvent } from '../../support/mesh-events.js';
@@ -64,3 +65,72 @@ describe('a service removed from the config file', () => {
     expect(await (await m.request('http://api/')).body.text()).toBe('ok');
   });
 });
+
+/**
+ * Calls a removed service's destination accepted that have not reached an endpoint yet — waiting
+ * in its concurrency-limit queue, or in an injected delay — finish too, on the endpoints it had
+ * (probe25 reload defect 1: they failed MESH_NO_ENDPOINTS, the source's empty set applied to them).
+ */
+describe('calls not yet sent when their service is removed', () => {
+  let server: TestServer;
+  const release: Array<() => void> = [];
+  beforeAll(async () => {
+    server = await startServer('slow', (req, res) => {
+      req.resume();
+      if (req.url === '/hold') release.push(() => res.end('held'));
+      else res.end('ok');
+    });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('a call queued in the concurrency limit is served', async () => {
+    const source = createConfigSource('kv', {
+      services: { extra: { endpoints: server.address, concurrencyLimit: { max: 1, queue: 10 } } },
+    });
+    const m = createMesh({ env: {}, configSource: source, passthrough: false });
+    try {
+      const holding = m.request('http://extra/hold');
+      await until(() => release.length === 1);
+      const queued = m.request('http://extra/queued');
+      const removed = nextEvent(m, (e) => e.type === 'service_removed');
+      source.update({ services: {} });
+      await removed;
+      for (const end of release.splice(0)) end();
+      expect(await (await holding).body.text()).toBe('held');
+      expect(await (await queued).body.text()).toBe('ok');
+    } finally {
+      await m.close();
+      await source.close();
+    }
+  });
+
+  it('a call in an injected delay is served', async () => {
+    const clock = new VirtualClock();
+    const source = createConfigSource('kv', {
+      services: {
+        extra: { endpoints: server.address, faultInjection: { delay: { percent: 100, duration: '300ms' } } },
+      },
+    });
+    const m = createMesh({ env: {}, configSource: source, passthrough: false, clock });
+    try {
+      const delayed = m.request('http://extra/delayed');
+      await until(() => clock.pendingTimers > 0);
+      const removed = nextEvent(m, (e) => e.type === 'service_removed');
+      source.update({ services: {} });
+      await removed;
+      await clock.advance(300);
+      expect(await (await delayed).body.text()).toBe('ok');
+    } finally {
+      await m.close();
+      await source.close();
+    }
+  });
+});
+
+/** Wait for a condition the test cannot await directly (a server saw the request, a timer is armed). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  expect(condition()).toBe(true);
+}
