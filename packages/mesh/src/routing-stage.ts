@@ -113,6 +113,26 @@ export class RoutingStage {
     const merged = new Map<string, RoutingChain>();
     for (const s of SOURCES) for (const [k, v] of this.#bySource.get(s) ?? []) merged.set(k, v);
     this.chains = merged;
+    this.#pruneStats();
+  }
+
+  /**
+   * Counts of what the chains in force no longer have go: a service no longer routed (a service
+   * routed again starts from zero), and a route or target an earlier version of a chain had (a
+   * config churning its targets would otherwise keep every one it ever named).
+   */
+  #pruneStats(): void {
+    const byService = new Map<string, RoutingChain>();
+    for (const chain of this.chains.values()) byService.set(chain.service, chain);
+    for (const [service, s] of this.#stats) {
+      const chain = byService.get(service);
+      if (chain === undefined) {
+        this.#stats.delete(service);
+        continue;
+      }
+      for (const id of s.targets.keys()) if (!chain.targets.has(id)) s.targets.delete(id);
+      for (const index of s.routes.keys()) if (index >= chain.routes.length) s.routes.delete(index);
+    }
   }
 
   /** Per-route and per-target request counts of a routed service. */

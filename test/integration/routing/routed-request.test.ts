@@ -225,3 +225,41 @@ describe('mesh.stats of a routed service', () => {
     expect(after?.targets?.[id]?.endpoints.map((e) => [e.inflight, e.requests])).toEqual([[0, 1]]);
   });
 });
+
+describe('routing counts follow the chains in force (probe25 reload defect 2)', () => {
+  const doc = (subset: 'v1' | 'v2' | undefined) => ({
+    services: { api: { endpoints: endpoints() } },
+    configEntries:
+      subset === undefined
+        ? []
+        : [
+            { Kind: 'service-defaults', Name: 'api', Protocol: 'http' },
+            { ...resolver, DefaultSubset: subset },
+          ],
+  });
+
+  it('a service no longer routed loses its counts; a target a chain no longer has goes', async () => {
+    const source = createConfigSource('kv', doc('v1') as never);
+    const m = createMesh({ env: {}, passthrough: false, configSource: source });
+    meshes.push(m);
+    const call = async () => (await m.request('http://api/x')).body.dump();
+    await call();
+    await call();
+    expect(m.stats('api')?.routing?.targets).toEqual({ 'v1.api.default.default.dc1': 2 });
+    // The chain now sends to v2: v1's count goes, v2's starts.
+    source.update(doc('v2') as never);
+    await call();
+    expect(m.stats('api')?.routing?.targets).toEqual({ 'v2.api.default.default.dc1': 1 });
+    // No routing any more: no counts; routed again: from zero.
+    source.update(doc(undefined) as never);
+    await call();
+    expect(m.stats('api')?.routing).toBeUndefined();
+    source.update(doc('v1') as never);
+    await call();
+    expect(m.stats('api')?.routing).toEqual({
+      routes: { '-1': 1 },
+      targets: { 'v1.api.default.default.dc1': 1 },
+    });
+    await source.close();
+  });
+});
