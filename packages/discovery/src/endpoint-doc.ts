@@ -26,6 +26,37 @@ const MAX_WEIGHT = 1_000_000;
 
 const HEALTH: readonly EndpointHealth[] = ['passing', 'warning', 'critical'];
 
+/** What an endpoint address must be, in error messages. */
+export const ENDPOINT_ADDRESS_EXPECTED = 'an IPv4 or IPv6 address or a host name';
+
+/**
+ * Why an IPv6 literal with a zone id (`fe80::1%eth0`) is refused, or `undefined` for an address
+ * without one (of an address `isValidHost` accepts: only an IPv6 literal can hold a `%`). The
+ * WHATWG URL parser has no syntax for zone ids (`[fe80::1%eth0]` and `[fe80::1%25eth0]` are both
+ * invalid URLs), so undici's URL-based pools cannot dial such an address: every request to it
+ * would fail with `ERR_INVALID_URL`.
+ */
+export function zoneIdProblem(address: string): string | undefined {
+  const at = address.indexOf('%');
+  if (at < 0) return undefined;
+  return `an IPv6 address without a zone id: an IPv6 address with a zone id (${address.slice(at)}) cannot be dialled by undici's URL-based pools`;
+}
+
+/**
+ * The one rule for an endpoint address, wherever it comes from (the config document, code options,
+ * `MESH_ENDPOINTS_*`, etcd values, Consul health entries, registrations): an IPv4 address, an
+ * IPv6 address (bare, or in brackets as in URLs) without a zone id, or a host name
+ * (`isValidHost`). Returns the address to dial (brackets removed), or what was expected.
+ */
+export function checkEndpointAddress(value: string): string | { expected: string } {
+  // Accept a bracketed IPv6 literal as written in URLs; store it bare.
+  const address = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+  if (!isValidHost(address)) return { expected: ENDPOINT_ADDRESS_EXPECTED };
+  // `isValidHost` lets `%` through in IPv6 literals only (host names cannot hold it).
+  const zone = zoneIdProblem(address);
+  return zone === undefined ? address : { expected: zone };
+}
+
 /**
  * Validate one endpoint object `{ address, port, weight?, zone?, tags?, metadata?, id?, health? }`.
  * Every problem is recorded under `field` (e.g. `services.payments.endpoints[2].port`); returns
@@ -38,10 +69,10 @@ export function parseEndpointEntry(value: unknown, field: string, issues: Issues
   issues.unknownKeys(obj, field, ENDPOINT_KEYS);
   let address = issues.string(obj.address, `${field}.address`);
   if (address !== undefined) {
-    // Accept a bracketed IPv6 literal as written in URLs; store it bare.
-    if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1);
-    if (!isValidHost(address)) {
-      issues.add(`${field}.address`, 'an IPv4 or IPv6 address or a host name', obj.address);
+    const checked = checkEndpointAddress(address);
+    if (typeof checked === 'string') address = checked;
+    else {
+      issues.add(`${field}.address`, checked.expected, obj.address);
       address = undefined;
     }
   }
@@ -166,6 +197,9 @@ export function parseEndpointSpec(value: string, field: string): EndpointInit[] 
         value,
       );
     }
+    // `[fe80::1%eth0]:80` is a host:port to `parseHostPort`, but no address undici can dial.
+    const zone = zoneIdProblem(parsed.address);
+    if (zone !== undefined) throw configError(field, `${zone}; bad item ${JSON.stringify(item)}`, value);
     out.push(
       weight === undefined
         ? { address: parsed.address, port: parsed.port }

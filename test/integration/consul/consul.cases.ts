@@ -491,10 +491,10 @@ export function consulCases(target: () => ConsulTarget): void {
         2,
       ],
       [
-        'Weights.Passing 0',
-        json([valid('a', { Service: { Weights: { Passing: 0, Warning: 1 } } })]),
+        'Weights.Passing -1',
+        json([valid('a', { Service: { Weights: { Passing: -1, Warning: 1 } } })]),
         '[0].Service.Weights.Passing',
-        0,
+        -1,
       ],
       [
         'Weights.Warning a string',

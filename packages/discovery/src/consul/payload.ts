@@ -4,6 +4,7 @@
  * (`[2].Service.Port`) and value, and nothing from that payload is applied.
  */
 import { type ConfigIssue, type EndpointHealth, type EndpointInit, MeshError, quote } from '@proxyless/core';
+import { checkEndpointAddress } from '../endpoint-doc.js';
 
 /** How entries turn into endpoints. */
 export interface HealthPayloadOptions {
@@ -22,7 +23,6 @@ export interface HealthPayload {
 
 const STATUSES = ['passing', 'warning', 'critical', 'maintenance'] as const;
 type CheckStatus = (typeof STATUSES)[number];
-const HOST = /^[^\s/?#@]+$/;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -169,19 +169,38 @@ export function parseHealthPayload(
     if (svc.Weights !== undefined && svc.Weights !== null) {
       const w = issues.object(svc.Weights, `${at}.Service.Weights`);
       if (w) {
-        passingWeight = issues.weight(w.Passing, `${at}.Service.Weights.Passing`, 1);
+        // Consul itself refuses (agent) or replaces (catalog) a passing weight below 1, so 0
+        // should not come back; if it does, it leaves that instance out (below) as a 0 warning
+        // weight does, rather than rejecting the whole answer.
+        passingWeight = issues.weight(w.Passing, `${at}.Service.Weights.Passing`, 0);
         warningWeight = issues.weight(w.Warning, `${at}.Service.Weights.Warning`, 0);
       }
     }
+    // The address to dial: the rule of every endpoint address (etcd values, the config file), so
+    // a value undici cannot dial (`host:port`, `999.1.1.1`, a zone id) rejects the answer here
+    // instead of failing every request to it with ERR_INVALID_URL. Brackets are removed.
+    let address: string | undefined;
     if (svcAddress !== undefined && nodeAddress !== undefined) {
-      const address = svcAddress !== '' ? svcAddress : nodeAddress;
+      const raw = svcAddress !== '' ? svcAddress : nodeAddress;
       const field = svcAddress !== '' ? `${at}.Service.Address` : `${at}.Node.Address`;
-      if (address === '')
-        issues.add(`${at}.Service.Address`, 'an address here or in Node.Address', svcAddress);
-      else if (!HOST.test(address)) issues.add(field, 'an IP address or host name', address);
+      if (raw === '') issues.add(`${at}.Service.Address`, 'an address here or in Node.Address', svcAddress);
+      else {
+        const checked = checkEndpointAddress(raw);
+        if (typeof checked === 'string') address = checked;
+        else issues.add(field, checked.expected, raw);
+      }
     }
-    if (!issues.list.length && id && name && nodeName && tags && meta && nodeMeta && port !== undefined) {
-      const address = svcAddress || nodeAddress || '';
+    if (
+      !issues.list.length &&
+      id &&
+      name &&
+      nodeName &&
+      tags &&
+      meta &&
+      nodeMeta &&
+      port !== undefined &&
+      address !== undefined
+    ) {
       const status = aggregate(statuses);
       const health: EndpointHealth =
         status === 'passing' ? 'passing' : status === 'warning' ? 'warning' : 'critical';
@@ -192,7 +211,7 @@ export function parseHealthPayload(
         status,
         init: {
           id,
-          address: address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address,
+          address,
           port,
           weight,
           tags: [...tags],

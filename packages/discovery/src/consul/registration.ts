@@ -6,6 +6,7 @@
  * after at most 15 s and the catalog after about a minute more, instead of staying `passing`.
  */
 import { type HealthCheckDefinition, Issues, type Registration } from '@proxyless/core';
+import { checkEndpointAddress } from '../endpoint-doc.js';
 
 /** The check an instance gets when the registration names none. */
 export const DEFAULT_CONSUL_CHECK: Readonly<HealthCheckDefinition> = Object.freeze({
@@ -87,10 +88,13 @@ export function validateRegistration(reg: Registration, zoneMetaKey: string): vo
     patternText: 'a service name',
   });
   if (reg.id !== undefined) issues.string(r.id, 'registration.id');
-  issues.string(r.address, 'registration.address', {
-    pattern: /^[^\s/?#@]+$/,
-    patternText: 'an IP address or host name',
-  });
+  // The rule readers apply to Service.Address (payload.ts): an address they would reject would
+  // make every watcher of the service reject the whole health answer.
+  const address = issues.string(r.address, 'registration.address');
+  if (address !== undefined) {
+    const checked = checkEndpointAddress(address);
+    if (typeof checked !== 'string') issues.add('registration.address', checked.expected, address);
+  }
   if (reg.address === '0.0.0.0' || reg.address === '::')
     issues.add('registration.address', 'an address other peers can dial (not 0.0.0.0 or ::)', reg.address);
   issues.integer(r.port, 'registration.port', { min: 1, max: 65535 });

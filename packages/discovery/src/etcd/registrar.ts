@@ -17,6 +17,7 @@ import {
 } from '@proxyless/core';
 import type { Etcd3, Lease } from 'etcd3';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
+import { ENDPOINT_ADDRESS_EXPECTED, zoneIdProblem } from '../endpoint-doc.js';
 import {
   asEtcd3,
   createEtcdClient,
@@ -66,7 +67,12 @@ export function validateEtcdRegistration(reg: Registration): string {
     patternText: 'a service name of letters, digits, ".", "-" and "_"',
   });
   if (typeof reg.address !== 'string' || !isValidHost(reg.address))
-    issues.add('address', 'an IPv4 or IPv6 address or a host name', reg.address);
+    issues.add('address', ENDPOINT_ADDRESS_EXPECTED, reg.address);
+  else {
+    // Resolvers refuse a value with a zone id (undici cannot dial it): do not write one.
+    const zone = zoneIdProblem(reg.address);
+    if (zone !== undefined) issues.add('address', zone, reg.address);
+  }
   issues.integer(reg.port, 'port', { min: 1, max: 65535 });
   if (reg.id !== undefined)
     issues.string(reg.id, 'id', { pattern: /^[^/\s]+$/, patternText: 'an id without "/" or spaces' });

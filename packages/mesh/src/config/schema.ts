@@ -20,11 +20,12 @@ export const policySchema = Fields(policyProperties, {
 
 /**
  * An endpoint's `address` as the JSON Schema can say it: an IPv6 literal (bare, or in brackets as
- * in URLs), or a host name or IPv4 address by its characters and labels. The mesh checks more
- * (`isValidHost`): IPv6 groups, IPv4 octets, a numeric last label that is no IPv4 address.
+ * in URLs; no zone id, which undici's URL-based pools cannot dial), or a host name or IPv4 address
+ * by its characters and labels. The mesh checks more (`isValidHost`): IPv6 groups, IPv4 octets, a
+ * numeric last label that is no IPv4 address.
  */
 export const ENDPOINT_ADDRESS_PATTERN =
-  '^(\\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[\\w.-]+)?\\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[\\w.-]+)?|[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\\.?)$';
+  '^(\\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\\.?)$';
 
 /** Endpoints as written in the config document (validated by discovery's endpoint parser). */
 export const endpointsSchema = Type.Union(

@@ -1,0 +1,146 @@
+/**
+ * An IPv6 address with a zone id (`fe80::1%eth0`) cannot be dialled: the WHATWG URL parser, and
+ * so undici's URL-based pools, refuse it (ERR_INVALID_URL). Every source of endpoint addresses
+ * refuses it up front, saying why, instead of accepting it and failing every request.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Issues, MeshError } from '@proxyless/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { validateRegistration } from './consul/registration.js';
+import {
+  checkEndpointAddress,
+  parseEndpointEntry,
+  parseEndpointList,
+  parseEndpointSpec,
+} from './endpoint-doc.js';
+import { createEnvResolver } from './env-resolver.js';
+import { parseEtcdValue } from './etcd/codec.js';
+import { validateEtcdRegistration } from './etcd/registrar.js';
+import { createFileResolver } from './file-resolver.js';
+
+const ZONED = ['fe80::1%eth0', '::1%lo', 'fe80::a:b:c:d%en0.100'];
+const WHY =
+  /without a zone id: an IPv6 address with a zone id \(%[\w.]+\) cannot be dialled by undici's URL-based pools/;
+
+function caught(fn: () => unknown): MeshError {
+  try {
+    fn();
+  } catch (error) {
+    return error as MeshError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('IPv6 zone ids', () => {
+  it.each(ZONED)('undici cannot dial %s (new URL refuses it, as %25 too)', (a) => {
+    expect(() => new URL(`http://[${a}]:80/`)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_URL' }));
+    expect(() => new URL(`http://[${a.replace('%', '%25')}]:80/`)).toThrow();
+  });
+
+  it.each(ZONED)('checkEndpointAddress refuses %s, saying why', (a) => {
+    expect(checkEndpointAddress(a)).toEqual({ expected: expect.stringMatching(WHY) });
+    expect(checkEndpointAddress(`[${a}]`)).toEqual({ expected: expect.stringMatching(WHY) });
+  });
+
+  it('checkEndpointAddress keeps what undici can dial, brackets removed', () => {
+    expect(checkEndpointAddress('fe80::1')).toBe('fe80::1');
+    expect(checkEndpointAddress('[::1]')).toBe('::1');
+    expect(checkEndpointAddress('10.0.0.1')).toBe('10.0.0.1');
+    expect(checkEndpointAddress('api.internal')).toBe('api.internal');
+    expect(checkEndpointAddress('10.0.0.256')).toEqual({
+      expected: 'an IPv4 or IPv6 address or a host name',
+    });
+  });
+
+  it.each(ZONED)('an endpoint object (config file, code options) with address %s is refused', (a) => {
+    const issues = new Issues();
+    expect(parseEndpointEntry({ address: a, port: 80 }, 'services.api.endpoints[0]', issues)).toBeUndefined();
+    expect(issues.list).toEqual([
+      { field: 'services.api.endpoints[0].address', expected: expect.stringMatching(WHY), value: a },
+    ]);
+  });
+
+  it.each(ZONED)('a host:port list item [%s]:80 is refused, in a string and in a list', (a) => {
+    const item = `[${a}]:80`;
+    const e = caught(() => parseEndpointSpec(`10.0.0.1:80,${item}=2`, 'services.api.endpoints'));
+    expect(MeshError.is(e, 'MESH_CONFIG_INVALID')).toBe(true);
+    expect(e.message).toMatch(WHY);
+    expect(e.message).toContain(JSON.stringify(`${item}=2`));
+    const issues = new Issues();
+    expect(parseEndpointList([item], 'services.api.endpoints', issues)).toBeUndefined();
+    expect(issues.list).toEqual([
+      { field: 'services.api.endpoints[0]', expected: expect.stringMatching(WHY), value: item },
+    ]);
+  });
+
+  it('an etcd value with a zone id is refused, naming the key and value', () => {
+    const key = '/proxyless/services/pay/a';
+    const r = parseEtcdValue(key, JSON.stringify({ address: '::1%lo', port: 8080 }), 'a');
+    expect(r.endpoint).toBeUndefined();
+    expect(r.issues).toEqual([
+      { field: `${key}.address`, expected: expect.stringMatching(WHY), value: '::1%lo' },
+    ]);
+  });
+
+  it('MESH_ENDPOINTS_* with a zone id fails, naming the variable', () => {
+    const e = caught(() => createEnvResolver({ env: { MESH_ENDPOINTS_API: '[fe80::1%eth0]:8080' } }));
+    expect(MeshError.is(e, 'MESH_CONFIG_INVALID')).toBe(true);
+    expect(e.details.issues).toEqual([
+      { field: 'MESH_ENDPOINTS_API', expected: expect.stringMatching(WHY), value: '[fe80::1%eth0]:8080' },
+    ]);
+  });
+
+  describe('config file', () => {
+    let dir: string | undefined;
+    afterEach(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('an endpoint with a zone id rejects the document, naming the field and value', () => {
+      dir = mkdtempSync(join(tmpdir(), 'proxyless-zone-'));
+      const path = join(dir, 'mesh.json');
+      writeFileSync(
+        path,
+        JSON.stringify({
+          services: {
+            api: {
+              endpoints: [
+                { address: '10.0.0.1', port: 80 },
+                { address: 'fe80::1%eth0', port: 81 },
+              ],
+            },
+          },
+        }),
+      );
+      const e = caught(() => createFileResolver({ path }));
+      expect(MeshError.is(e, 'MESH_CONFIG_INVALID')).toBe(true);
+      expect(e.message).toContain('services.api.endpoints[1].address');
+      expect(e.message).toContain('"fe80::1%eth0"');
+      expect(e.message).toMatch(WHY);
+    });
+  });
+
+  it('registrars refuse to register an address with a zone id', () => {
+    const reg = { service: 'pay', address: 'fe80::1%eth0', port: 8080 };
+    const etcd = caught(() => validateEtcdRegistration(reg));
+    expect(etcd.details.issues).toEqual([
+      { field: 'address', expected: expect.stringMatching(WHY), value: 'fe80::1%eth0' },
+    ]);
+    const consul = caught(() => validateRegistration(reg, 'zone'));
+    expect(consul.details.issues).toEqual([
+      { field: 'registration.address', expected: expect.stringMatching(WHY), value: 'fe80::1%eth0' },
+    ]);
+  });
+
+  it.each(['127.0.0.1:80', '999.1.1.1', 'a..b'])(
+    'the Consul registrar refuses %j, an address every reader would reject the whole answer for',
+    (address) => {
+      const e = caught(() => validateRegistration({ service: 'pay', address, port: 8080 }, 'zone'));
+      expect(e.details.issues).toEqual([
+        { field: 'registration.address', expected: 'an IPv4 or IPv6 address or a host name', value: address },
+      ]);
+    },
+  );
+});
