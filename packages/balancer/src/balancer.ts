@@ -91,7 +91,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
 
   constructor(config: BalancerSettings, deps: BalancerDeps, previous?: ObservableBalancer) {
     this.config = config.loadBalancer;
-    this.waitForReady = config.waitForReady ?? false;
+    this.waitForReady = config.waitForReady ?? config.loadBalancer.waitForReady ?? false;
     this.#deps = deps;
     this.#clock = deps.clock;
     this.random = deps.random;

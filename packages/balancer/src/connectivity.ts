@@ -40,8 +40,8 @@ export const DEFAULT_CONNECT_BACKOFF: ConnectBackoffConfig = Object.freeze({
 });
 
 /**
- * Connectivity settings of a balancer. They sit beside the resolved balancer config until the
- * config schema carries them.
+ * Connectivity settings of a balancer given in code (`createBalancer`): `waitForReady` here wins
+ * over the config's `loadBalancer.waitForReady`.
  */
 export interface ConnectivitySettings {
   /**

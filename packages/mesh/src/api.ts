@@ -119,6 +119,12 @@ export type MeshRequestOptions<TOpaque = null> = Omit<
   idempotent?: boolean;
   /** Key for consistent-hash balancing (`ring_hash`, `maglev`); a number hashes as its decimal string. */
   hashKey?: string | number;
+  /**
+   * When every endpoint of the service is unreachable, wait (within the call's deadline) for one to
+   * reconnect instead of failing at once with `MESH_NO_HEALTHY_ENDPOINTS` (gRPC's `waitForReady`).
+   * @defaultValue the service's `loadBalancer.waitForReady`
+   */
+  waitForReady?: boolean;
 };
 
 /** undici's `request()` result, plus the endpoint that answered. */

@@ -191,6 +191,7 @@ export class CallPath implements DispatchTarget {
     const o = opts as Dispatcher.DispatchOptions & {
       idempotent?: boolean;
       hashKey?: unknown;
+      waitForReady?: unknown;
       [kCallSink]?: (ctx: CallContext) => void;
     };
     let headers = opts.headers;
@@ -219,7 +220,11 @@ export class CallPath implements DispatchTarget {
   /** Send through a destination's stack with a new call context (also the routing stage's `send`). */
   send(
     dest: Destination,
-    opts: Dispatcher.DispatchOptions & { hashKey?: unknown; [kCallSink]?: (ctx: CallContext) => void },
+    opts: Dispatcher.DispatchOptions & {
+      hashKey?: unknown;
+      waitForReady?: unknown;
+      [kCallSink]?: (ctx: CallContext) => void;
+    },
     headers: Dispatcher.DispatchOptions['headers'],
     handler: Dispatcher.DispatchHandler,
     request: DispatchRequest,
@@ -231,6 +236,7 @@ export class CallPath implements DispatchTarget {
     // A number is its decimal string, so `42` and `'42'` pick the same endpoint.
     if (typeof key === 'string') attributes.set('hashKey', key);
     else if (typeof key === 'number' && Number.isFinite(key)) attributes.set('hashKey', String(key));
+    if (typeof opts.waitForReady === 'boolean') attributes.set('waitForReady', opts.waitForReady);
     const ctx: CallContext = {
       service: dest.service,
       request,

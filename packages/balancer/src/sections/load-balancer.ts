@@ -80,6 +80,12 @@ export interface LoadBalancerConfig {
   readonly panicThreshold: number;
   /** Ramp-up of new endpoints; off when absent. */
   readonly slowStart?: SlowStartConfig;
+  /**
+   * When no endpoint is reachable (every one in `TRANSIENT_FAILURE`), wait within the call's
+   * deadline for one to reconnect instead of failing at once (gRPC's `waitForReady`).
+   * @defaultValue false
+   */
+  readonly waitForReady: boolean;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -104,6 +110,7 @@ export const DEFAULT_LOAD_BALANCER: LoadBalancerConfig = Object.freeze({
   tableSize: 65_537,
   localityMinHealthyPercent: 70,
   panicThreshold: 50,
+  waitForReady: false,
 });
 
 /** Slow-start defaults once a `slowStart` is set: 30 s, linear, from 10 % (Envoy). */
@@ -253,6 +260,18 @@ export const loadBalancerFields = Fields({
         },
       ),
     },
+  ),
+  waitForReady: Type.Optional(
+    Type.Boolean({
+      default: D.waitForReady,
+      description:
+        'When every endpoint is unreachable (`TRANSIENT_FAILURE`), a call waits, within its deadline, for one to reconnect instead of failing at once with `MESH_NO_HEALTHY_ENDPOINTS` (gRPC’s `waitForReady`); a call’s own `waitForReady` option overrides it.',
+      ...envVar(
+        'MESH_LB_WAIT_FOR_READY',
+        'Wait, within the call’s deadline, for an unreachable service’s endpoints to reconnect instead of failing at once.',
+        { type: 'boolean' },
+      ),
+    }),
   ),
   slowStart: Type.Optional(
     Fields({
