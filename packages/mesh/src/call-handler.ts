@@ -48,6 +48,12 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   readonly #onDone: (() => void) | undefined;
   /** The exchange's controller; the caller holds this handler in its place (see {@link abort}). */
   #controller: Dispatcher.DispatchController | undefined;
+  /**
+   * The controller the response came with, when a handler below handed on another one than the
+   * exchange started with (a route's response-header edits hide the raw lines): raw lines are read
+   * from it.
+   */
+  #response: Dispatcher.DispatchController | undefined;
   #aborted = false;
   #reason: Error | null = null;
   #done = false;
@@ -139,11 +145,13 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   }
 
   get rawHeaders(): Buffer[] | null {
-    return this.#controller === undefined ? null : (rawOf(this.#controller, 'rawHeaders') ?? null);
+    const c = this.#response ?? this.#controller;
+    return c === undefined ? null : (rawOf(c, 'rawHeaders') ?? null);
   }
 
   get rawTrailers(): Buffer[] | null {
-    return this.#controller === undefined ? null : (rawOf(this.#controller, 'rawTrailers') ?? null);
+    const c = this.#response ?? this.#controller;
+    return c === undefined ? null : (rawOf(c, 'rawTrailers') ?? null);
   }
 
   abort(reason?: Error): void {
@@ -227,6 +235,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     text?: string,
   ): void {
     if (this.#done || this.#thrown) return;
+    if (controller !== this.#controller) this.#response = controller;
     try {
       if (this.#modern) {
         this.#h.onResponseStart?.(this, status, headers, text ?? '');

@@ -147,3 +147,51 @@ describe('when no failover target has endpoints either', () => {
     }
   });
 });
+
+describe("a route's ResponseHeaders on a call that waited for its primary (probe26 docs defect 6)", () => {
+  it('edit the response of the first call as of every later one, through request and fetch', async () => {
+    const primary = await startServer('primary');
+    const doc = {
+      services: { api: { endpoints: primary.address }, backup: { endpoints: backup.address } },
+      configEntries: [
+        { Kind: 'service-defaults', Name: 'api', Protocol: 'http' },
+        { Kind: 'service-defaults', Name: 'backup', Protocol: 'http' },
+        { Kind: 'service-resolver', Name: 'api', Failover: { '*': { Targets: [{ Service: 'backup' }] } } },
+        {
+          Kind: 'service-router',
+          Name: 'api',
+          Routes: [
+            {
+              Match: { HTTP: { PathPrefix: '/' } },
+              Destination: { ResponseHeaders: { Set: { 'x-served-by': 'router' } } },
+            },
+          ],
+        },
+      ],
+    };
+    try {
+      for (const face of ['request', 'fetch'] as const) {
+        const m = createMesh({ env: {}, passthrough: false, configSource: createConfigSource('kv', doc) });
+        try {
+          const seen: (string | null | undefined)[] = [];
+          for (let i = 0; i < 2; i++) {
+            if (face === 'request') {
+              const r = await m.request('http://api/');
+              await r.body.dump();
+              seen.push(r.headers['x-served-by'] as string | undefined);
+            } else {
+              const r = await m.fetch('http://api/');
+              await r.arrayBuffer();
+              seen.push(r.headers.get('x-served-by'));
+            }
+          }
+          expect({ face, seen }).toEqual({ face, seen: ['router', 'router'] });
+        } finally {
+          await m.close();
+        }
+      }
+    } finally {
+      await primary.close();
+    }
+  });
+});
