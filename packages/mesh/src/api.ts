@@ -169,7 +169,7 @@ export interface RegisterOptions {
   /** How long to keep serving after deregistering, ms. @defaultValue 5000 */
   drainMs?: number;
   /** Runs after the drain (close your server here). @defaultValue closes the mesh */
-  onDrained?: () => void | Promise<void>;
+  onDrained?: () => unknown;
   /** For tests: the signal source and exit function. */
   process?: SignalSource;
   exit?: (code: number) => void;

@@ -83,3 +83,41 @@ describe('imports of the doc examples', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('what the examples and guides call (probe26 docs defects 1 and 3)', () => {
+  const blocks = DOCS.flatMap((doc) => {
+    const text = readFileSync(path.join(ROOT, doc), 'utf8');
+    return [...text.matchAll(/^```(?:ts|js|mjs|cjs|typescript|javascript)\n([\s\S]*?)^```/gm)].map(
+      ([, code]) => ({ doc, code: code! }),
+    );
+  });
+
+  it('an example that imports from proxyless imports every proxyless function it calls', () => {
+    const missing = blocks
+      .filter((b) => /from 'proxyless'/.test(b.code))
+      .flatMap((b) => {
+        const imported = new Set<string>();
+        for (const m of b.code.matchAll(/^import\s+\{([\s\S]*?)\}\s+from\s+'proxyless[^']*'/gm))
+          for (const n of m[1]!.split(','))
+            imported.add(
+              n
+                .trim()
+                .replace(/^type\s+/, '')
+                .split(/\s+as\s+/)[0]!,
+            );
+        const called = [...b.code.matchAll(/(?<![.\w])([a-zA-Z_]\w*)\(/g)].map((m) => m[1]!);
+        return [...new Set(called)]
+          .filter((n) => typeof (proxyless as Record<string, unknown>)[n] === 'function' && !imported.has(n))
+          .map((n) => `${b.doc}: ${n}`);
+      });
+    expect(missing).toEqual([]);
+  });
+
+  it('the *OptionsFromEnv helpers the registry guides name are exported by proxyless', () => {
+    const named = DOCS.flatMap((doc) => [
+      ...readFileSync(path.join(ROOT, doc), 'utf8').matchAll(/`(\w+OptionsFromEnv)\(/g),
+    ]).map((m) => m[1]!);
+    expect(named).toEqual(expect.arrayContaining(['dnsOptionsFromEnv', 'etcdOptionsFromEnv']));
+    for (const n of named) expect(typeof (proxyless as Record<string, unknown>)[n], n).toBe('function');
+  });
+});

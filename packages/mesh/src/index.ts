@@ -32,6 +32,8 @@ export {
   createDnsResolver,
   createEtcdRegistrar,
   createEtcdResolver,
+  dnsOptionsFromEnv,
+  etcdOptionsFromEnv,
   manageSignals,
 } from '@proxyless/discovery';
 // What a service's own handlers and tools use: `proxyless` is the one package an application

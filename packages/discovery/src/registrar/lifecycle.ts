@@ -24,8 +24,8 @@ export interface ManageSignalsOptions {
   drainMs: number;
   /** @defaultValue ['SIGTERM', 'SIGINT'] */
   signals?: NodeJS.Signals[];
-  /** Runs after the drain period (close servers, flush telemetry). A throw exits with code 1. */
-  onDrained?: () => void | Promise<void>;
+  /** Runs after the drain period (close servers, flush telemetry); a promise it returns is awaited. A throw exits with code 1. */
+  onDrained?: () => unknown;
   /** @defaultValue `process.exit` */
   exit?: (code: number) => void;
   /** @defaultValue the global `process` */
