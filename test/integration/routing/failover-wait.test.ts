@@ -171,7 +171,11 @@ describe("a route's ResponseHeaders on a call that waited for its primary (probe
     };
     try {
       for (const face of ['request', 'fetch'] as const) {
-        const m = createMesh({ env: {}, passthrough: false, configSource: createConfigSource('kv', doc) });
+        const m = createMesh({
+          env: {},
+          passthrough: false,
+          configSource: createConfigSource('kv', doc as never),
+        });
         try {
           const seen: (string | null | undefined)[] = [];
           for (let i = 0; i < 2; i++) {
