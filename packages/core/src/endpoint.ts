@@ -33,6 +33,24 @@ export interface EndpointInit {
 const EMPTY_TAGS: readonly string[] = Object.freeze([]);
 const EMPTY_META: Readonly<Record<string, string>> = Object.freeze({});
 
+/**
+ * An IPv6 literal in its one canonical text (RFC 5952, as the WHATWG URL parser writes it:
+ * lower-case, zeros compressed — `0:0:0:0:0:0:0:1` is `::1`), so that one address written two
+ * ways is one endpoint. An IPv4-suffixed form (`::ffff:10.0.0.1`) is only lower-cased, keeping the
+ * dotted quad RFC 5952 recommends for it; anything else (an IPv4 address, a host name) is
+ * returned as given.
+ */
+export function canonicalAddress(address: string): string {
+  if (!address.includes(':')) return address;
+  if (address.includes('.')) return address.toLowerCase();
+  try {
+    const host = new URL(`http://[${address}]/`).hostname;
+    return host.slice(1, -1);
+  } catch {
+    return address;
+  }
+}
+
 /** `host:port`, with IPv6 addresses bracketed (`[::1]:8080`). */
 export function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;

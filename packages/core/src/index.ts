@@ -11,6 +11,7 @@ export {
   wallClockMs,
 } from './clock.js';
 export {
+  canonicalAddress,
   createEndpoint,
   createEndpointSet,
   type Endpoint,

@@ -144,3 +144,76 @@ describe('IPv6 zone ids', () => {
     },
   );
 });
+
+/**
+ * One IPv6 address, one endpoint (probe27 IPv6 defects 1–4): addresses are kept in their canonical
+ * text, a duplicate is found by `address:port` and by id, and named as ids are written.
+ */
+describe('IPv6 endpoints: canonical, unique, named in brackets', () => {
+  const listIssues = (value: unknown) => {
+    const issues = new Issues();
+    const list = parseEndpointList(value, 'endpoints', issues);
+    return { list, issues: issues.list };
+  };
+
+  it('keeps each address in its canonical text', () => {
+    const { list } = listIssues([
+      { address: '0:0:0:0:0:0:0:1', port: 80 },
+      { address: '[FE80::0:1]', port: 81 },
+      { address: '::FFFF:10.0.0.1', port: 82 },
+      '[2001:DB8:0:0::1]:83',
+    ]);
+    expect(list?.map((e) => e.address)).toEqual(['::1', 'fe80::1', '::ffff:10.0.0.1', '2001:db8::1']);
+    expect(parseEndpointSpec('[0:0::1]:80', 'x')[0]?.address).toBe('::1');
+  });
+
+  it('one address written two ways is listed twice', () => {
+    expect(listIssues('[::1]:8080,[0:0:0:0:0:0:0:1]:8080').issues).toEqual([
+      {
+        field: 'endpoints[1]',
+        expected: 'a unique endpoint (this one is listed twice)',
+        value: '[::1]:8080',
+      },
+    ]);
+    expect(
+      listIssues([
+        { address: '::1', port: 80 },
+        { address: '0000::0001', port: 80 },
+      ]).issues.map((i) => i.value),
+    ).toEqual(['[::1]:80']);
+  });
+
+  it('a duplicate is named as its id is written, with brackets', () => {
+    expect(listIssues('[::1]:8080,[::1]:8080').issues[0]?.value).toBe('[::1]:8080');
+    const env = caught(() => createEnvResolver({ env: { MESH_ENDPOINTS_B: '[::1]:8080,[::1]:8080' } }));
+    expect(env.message).toContain('([::1]:8080 is listed twice)');
+  });
+
+  it('an explicit id equal to another endpoint’s default id is a duplicate', () => {
+    const { issues } = listIssues([
+      { id: '[::1]:80', address: '127.0.0.1', port: 81 },
+      { address: '::1', port: 80 },
+    ]);
+    expect(issues.map((i) => i.value)).toEqual(['[::1]:80']);
+  });
+
+  it('the same address:port under two ids is a duplicate (as the docs say)', () => {
+    const { issues } = listIssues([
+      { id: 'a', address: '10.0.0.1', port: 80 },
+      { id: 'b', address: '10.0.0.1', port: 80 },
+    ]);
+    expect(issues.map((i) => i.value)).toEqual(['10.0.0.1:80']);
+  });
+
+  it('both registrars take an IPv6 address bare', () => {
+    const reg = { service: 'pay', address: '[::1]', port: 8080 };
+    expect(caught(() => validateEtcdRegistration(reg)).details.issues?.[0]?.field).toBe('address');
+    expect(caught(() => validateRegistration(reg, 'zone')).details.issues).toEqual([
+      {
+        field: 'registration.address',
+        expected: 'an IPv6 address without brackets (::1, not [::1])',
+        value: '[::1]',
+      },
+    ]);
+  });
+});

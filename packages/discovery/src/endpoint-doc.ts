@@ -1,7 +1,9 @@
 import {
+  canonicalAddress,
   configError,
   type EndpointHealth,
   type EndpointInit,
+  formatHostPort,
   IPV4_SOURCE,
   type Issues,
   isValidHost,
@@ -54,7 +56,7 @@ export function checkEndpointAddress(value: string): string | { expected: string
   if (!isValidHost(address)) return { expected: ENDPOINT_ADDRESS_EXPECTED };
   // `isValidHost` lets `%` through in IPv6 literals only (host names cannot hold it).
   const zone = zoneIdProblem(address);
-  return zone === undefined ? address : { expected: zone };
+  return zone === undefined ? canonicalAddress(address) : { expected: zone };
 }
 
 /**
@@ -129,14 +131,21 @@ export function parseEndpointList(value: unknown, field: string, issues: Issues)
     }
   }
   if (issues.list.length !== before) return undefined;
-  // Duplicates: a list of one or two (the usual) needs no set.
+  // Duplicates — the same `address:port` (an IPv6 address in its canonical text), or the same id
+  // (given, or the default `address:port`) — named as the endpoint's id is written (`[::1]:8080`).
+  // A list of one (the usual) needs no set.
   if (out.length > 1) {
-    const seen = new Set<string>();
+    const ids = new Set<string>();
+    const addresses = new Set<string>();
     for (let i = 0; i < out.length; i++) {
       const e = out[i] as EndpointInit;
-      const key = e.id ?? `${e.address}:${e.port}`;
-      if (seen.has(key)) issues.add(`${field}[${i}]`, 'a unique endpoint (this one is listed twice)', key);
-      seen.add(key);
+      const address = formatHostPort(e.address, e.port);
+      const id = e.id ?? address;
+      const twice = ids.has(id) ? id : addresses.has(address) ? address : undefined;
+      if (twice !== undefined)
+        issues.add(`${field}[${i}]`, 'a unique endpoint (this one is listed twice)', twice);
+      ids.add(id);
+      addresses.add(address);
     }
   }
   return issues.list.length === before ? out : undefined;
@@ -200,11 +209,8 @@ export function parseEndpointSpec(value: string, field: string): EndpointInit[] 
     // `[fe80::1%eth0]:80` is a host:port to `parseHostPort`, but no address undici can dial.
     const zone = zoneIdProblem(parsed.address);
     if (zone !== undefined) throw configError(field, `${zone}; bad item ${JSON.stringify(item)}`, value);
-    out.push(
-      weight === undefined
-        ? { address: parsed.address, port: parsed.port }
-        : { address: parsed.address, port: parsed.port, weight },
-    );
+    const address = canonicalAddress(parsed.address);
+    out.push(weight === undefined ? { address, port: parsed.port } : { address, port: parsed.port, weight });
   }
   return out;
 }

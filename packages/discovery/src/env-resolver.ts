@@ -4,6 +4,7 @@ import {
   type Endpoint,
   type Env,
   type EnvVarSpec,
+  formatHostPort,
   Issues,
   type Resolver,
   systemClock,
@@ -108,13 +109,14 @@ export function readEnvEndpoints(env: Env, issues: Issues): Map<string, readonly
     // As in a document: the same address:port twice would be one endpoint with one weight dropped.
     const seen = new Set<string>();
     const twice = list.find((e) => {
-      const key = `${e.address}:${e.port}`;
+      const key = formatHostPort(e.address, e.port);
       if (seen.has(key)) return true;
       seen.add(key);
       return false;
     });
     if (twice !== undefined) {
-      issues.add(name, `a list of unique endpoints (${twice.address}:${twice.port} is listed twice)`, raw);
+      const key = formatHostPort(twice.address, twice.port);
+      issues.add(name, `a list of unique endpoints (${key} is listed twice)`, raw);
       continue;
     }
     bySuffix.set(suffix, Object.freeze(list.map(createEndpoint)));

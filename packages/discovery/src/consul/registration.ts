@@ -94,6 +94,9 @@ export function validateRegistration(reg: Registration, zoneMetaKey: string): vo
   if (address !== undefined) {
     const checked = checkEndpointAddress(address);
     if (typeof checked !== 'string') issues.add('registration.address', checked.expected, address);
+    // Stored as given: bare, as the etcd registrar takes it (brackets belong to URLs and host:port).
+    else if (address.startsWith('['))
+      issues.add('registration.address', 'an IPv6 address without brackets (::1, not [::1])', address);
   }
   if (reg.address === '0.0.0.0' || reg.address === '::')
     issues.add('registration.address', 'an address other peers can dial (not 0.0.0.0 or ::)', reg.address);
