@@ -179,6 +179,7 @@ export {
 } from './stage.js';
 export {
   globalDispatcher,
+  releaseRefusedConnections,
   requestUrl,
   UndiciAgent,
   UndiciDispatcher,

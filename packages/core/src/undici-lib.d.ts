@@ -38,3 +38,11 @@ declare module 'undici/lib/global.js' {
   const value: { getGlobalDispatcher: typeof getGlobalDispatcher };
   export default value;
 }
+declare module 'undici/lib/core/symbols.js' {
+  const value: { readonly [name: string]: symbol };
+  export default value;
+}
+declare module 'undici/lib/dispatcher/pool-base.js' {
+  const value: { readonly kClients: symbol; readonly kNeedDrain: symbol };
+  export default value;
+}

@@ -4,6 +4,7 @@ import * as undici from 'undici';
 import { describe, expect, it } from 'vitest';
 import {
   globalDispatcher,
+  releaseRefusedConnections,
   requestUrl,
   UndiciAgent,
   UndiciDispatcher,
@@ -59,6 +60,34 @@ describe("undici's parts", () => {
     } finally {
       await agent.close();
       server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe('releaseRefusedConnections', () => {
+  it("clears the mark undici's Pool leaves on a connection that refused a request, with undici's own marks", async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      res.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const pool = new UndiciPool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+      connections: 1,
+    });
+    try {
+      const refused = await pool.request({ path: '/', method: 'GE T' as never }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(undiciErrors.InvalidArgumentError);
+      // The pool's mark, where this module reads it: the one connection needs a drain it never gets.
+      const { kClients, kNeedDrain } = (await import('undici/lib/dispatcher/pool-base.js')).default;
+      const clients = (pool as unknown as Record<symbol, Array<Record<symbol, unknown>>>)[kClients];
+      expect(clients).toHaveLength(1);
+      expect(clients?.[0]?.[kNeedDrain]).toBe(true);
+      releaseRefusedConnections(pool);
+      expect(clients?.[0]?.[kNeedDrain]).toBe(false);
+      expect(await (await pool.request({ path: '/', method: 'GET' })).body.text()).toBe('ok');
+    } finally {
+      await pool.close();
       server.close();
     }
   });

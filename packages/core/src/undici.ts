@@ -20,9 +20,11 @@ import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 import api from 'undici/lib/api/index.js';
 import errors from 'undici/lib/core/errors.js';
+import symbols from 'undici/lib/core/symbols.js';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
 import Pool from 'undici/lib/dispatcher/pool.js';
+import poolBase from 'undici/lib/dispatcher/pool-base.js';
 import globals from 'undici/lib/global.js';
 import { MeshError } from './errors.js';
 
@@ -76,6 +78,35 @@ export function undiciSync(): typeof Undici {
 /** All of undici once {@link undiciSync} has loaded it. */
 export function undiciIfLoaded(): typeof Undici | undefined {
   return loaded;
+}
+
+/**
+ * Undo what a pool does to one of its connections when that connection refuses a request locally
+ * (undici's own checks: a bad method token, a header value with CR/LF, …). undici's `Pool` marks
+ * the connection as needing a drain whenever its `dispatch()` returns `false`, and a refused
+ * request returns `false` too; but the connection is not busy, so it never drains, and once every
+ * connection of the pool has refused one request, every later request waits in the pool's queue
+ * for ever (undici 7.30: `PoolBase[kDispatch]`). An Agent never shows it (its pools have no
+ * connection limit); the mesh's pools do. Each connection so marked and not busy is told to
+ * drain, as it would after a request that ended: it takes the pool's queued requests again.
+ * Reads undici's internal marks (`lib/dispatcher/pool-base.js`, `lib/core/symbols.js`); a test
+ * checks them on the undici in use.
+ */
+export function releaseRefusedConnections(pool: Undici.Dispatcher): void {
+  const { kClients, kNeedDrain } = poolBase;
+  const { kBusy, kUrl } = symbols as Record<string, symbol>;
+  const clients = (pool as unknown as Record<symbol, unknown>)[kClients];
+  if (!Array.isArray(clients)) return;
+  type Connection = Record<symbol, unknown> & {
+    readonly destroyed: boolean;
+    emit(event: 'drain', origin: unknown, targets: unknown[]): boolean;
+  };
+  for (const client of clients as Connection[]) {
+    // The pool's own mark (not the connection's): the pool's drain listener clears it and hands
+    // the connection the requests queued meanwhile.
+    if (client[kNeedDrain] !== true || client[kBusy as symbol] || client.destroyed) continue;
+    client.emit('drain', client[kUrl as symbol], [client]);
+  }
 }
 
 /** undici's global dispatcher (`setGlobalDispatcher`, or the Agent undici installs by default). */

@@ -20,6 +20,7 @@ import {
   markRequestBodyError,
   RelayController,
   RelayedHandler,
+  releaseRefusedConnections,
 } from '@proxyless/core';
 import { cancelQueued, holdQueued, type QueuedHold } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
@@ -221,14 +222,22 @@ export function createPickStage(
     // it queued (behind busy connections) takes it back through `cancelQueued`.
     holdQueued(ctx, h);
     h.dispatching = true;
+    let accepted: boolean;
     try {
-      return pool.dispatch(opts, h);
+      accepted = pool.dispatch(opts, h);
     } catch (error) {
       h.onResponseError(undefined as never, error as Error);
       return true;
     } finally {
       h.dispatching = false;
     }
+    if (h.refused) {
+      // Refused by undici's own checks: the pool took the refusal for backpressure on a
+      // connection that is idle, which would then never drain (see releaseRefusedConnections).
+      releaseRefusedConnections(pool);
+      return true;
+    }
+    return accepted;
   }
 }
 
@@ -242,6 +251,8 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
   readonly #started: number;
   /** True while the pool is validating the request: an error now was raised locally by undici. */
   dispatching = false;
+  /** The pool refused the request as it was dispatched (undici's own checks). */
+  refused = false;
 
   constructor(
     handler: MeshHandler,
@@ -339,6 +350,7 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
       super.onResponseError(c, error);
       return;
     }
+    if (this.dispatching) this.refused = true;
     if (
       aborted ||
       this.dispatching ||
