@@ -54,6 +54,30 @@ describe('differential: inputs undici refuses before sending', () => {
     });
   }
 
+  // Several options wrong at once: refused for the one undici names first (probe26 fuzz defect 2).
+  for (const [name, options, message] of [
+    [
+      'a bad method token and an odd header array',
+      { method: 'GE T', headers: ['x-odd'] },
+      'invalid request method',
+    ],
+    [
+      'a bad typeOfService and an odd header array',
+      { typeOfService: 300, headers: ['x-odd'] },
+      'typeOfService must be an integer between 0 and 255',
+    ],
+    ['a bad reset and string headers', { reset: 'yes', headers: 'x-a: 1' }, 'invalid reset'],
+    ['a bad bodyTimeout and string headers', { bodyTimeout: -1, headers: 'x-a: 1' }, 'invalid bodyTimeout'],
+  ] as const) {
+    it(`${name}: undici's first error`, async () => {
+      const r = await everyWay(fx, (w) =>
+        outcome(async () => seeRequest(await w.request(`${w.base}/echo`, options as never))),
+      );
+      expect(r.direct).toEqual(invalidArg(message));
+      expect(pairs(r), differences(r)).toEqual(same(r));
+    });
+  }
+
   it('a header object from JSON.parse with an own "__proto__" key is sent, as undici sends it', async () => {
     const r = await everyWay(fx, (w) =>
       outcome(async () =>

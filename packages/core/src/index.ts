@@ -184,6 +184,7 @@ export {
   UndiciAgent,
   UndiciDispatcher,
   UndiciPool,
+  undiciChecks,
   undiciErrors,
   undiciIfLoaded,
   undiciSync,

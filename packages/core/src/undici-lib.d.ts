@@ -46,3 +46,11 @@ declare module 'undici/lib/dispatcher/pool-base.js' {
   const value: { readonly kClients: symbol; readonly kNeedDrain: symbol };
   export default value;
 }
+declare module 'undici/lib/core/util.js' {
+  const value: {
+    isValidHTTPToken(s: string): boolean;
+    isValidHeaderValue(s: string): boolean;
+    readonly normalizedMethodRecords: Readonly<Record<string, string>>;
+  };
+  export default value;
+}

@@ -21,6 +21,7 @@ import type * as Undici from 'undici';
 import api from 'undici/lib/api/index.js';
 import errors from 'undici/lib/core/errors.js';
 import symbols from 'undici/lib/core/symbols.js';
+import util from 'undici/lib/core/util.js';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
 import Pool from 'undici/lib/dispatcher/pool.js';
@@ -36,6 +37,12 @@ export const UndiciAgent: typeof Undici.Agent = Agent;
 export const UndiciPool: typeof Undici.Pool = Pool;
 /** undici's error classes. */
 export const undiciErrors: typeof Undici.errors = errors;
+/** undici's own checks of a request's method token and header values (`lib/core/util.js`). */
+export const undiciChecks: {
+  isValidHTTPToken(s: string): boolean;
+  isValidHeaderValue(s: string): boolean;
+  readonly normalizedMethodRecords: Readonly<Record<string, string>>;
+} = util;
 
 // What undici's index does when loaded: the request API (`request`, `stream`, `pipeline`,
 // `upgrade`, `connect`) as methods of every dispatcher. The same functions: loading the index

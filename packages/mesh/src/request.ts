@@ -8,6 +8,7 @@ import {
   normalizeMethod,
   type RequestBody,
   type RequestHeaders,
+  undiciChecks,
   undiciErrors,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
@@ -34,11 +35,40 @@ export function assertDispatchable(opts: Dispatcher.DispatchOptions, handler: ob
   ) {
     throw invalid('path must be an absolute URL or start with a slash');
   }
+  if (INVALID_PATH.test(path)) throw invalid('invalid request path');
   if (typeof method !== 'string') throw invalid('method must be a string');
+  const { isValidHTTPToken, isValidHeaderValue, normalizedMethodRecords } = undiciChecks;
+  if (normalizedMethodRecords[method] === undefined && !isValidHTTPToken(method)) {
+    throw invalid('invalid request method');
+  }
   if (upgrade && typeof upgrade !== 'string') throw invalid('upgrade must be a string');
+  if (upgrade && !isValidHeaderValue(upgrade)) throw invalid('invalid upgrade header');
+  // The options undici's `Request` checks next, in its order, so that a request with several bad
+  // options is refused for the one undici names first.
+  const o = opts as Dispatcher.DispatchOptions & {
+    throwOnError?: unknown;
+    maxRedirections?: unknown;
+    typeOfService?: unknown;
+  };
+  const { headersTimeout, bodyTimeout, reset, expectContinue } = o;
+  if (headersTimeout != null && (!Number.isFinite(headersTimeout) || headersTimeout < 0))
+    throw invalid('invalid headersTimeout');
+  if (bodyTimeout != null && (!Number.isFinite(bodyTimeout) || bodyTimeout < 0))
+    throw invalid('invalid bodyTimeout');
+  if (reset != null && typeof reset !== 'boolean') throw invalid('invalid reset');
+  if (expectContinue != null && typeof expectContinue !== 'boolean') throw invalid('invalid expectContinue');
+  if (o.throwOnError != null) throw invalid('invalid throwOnError');
+  if (o.maxRedirections != null && o.maxRedirections !== 0)
+    throw invalid('maxRedirections is not supported, use the redirect interceptor');
+  const tos = o.typeOfService;
+  if (tos != null && (!Number.isInteger(tos) || (tos as number) < 0 || (tos as number) > 255))
+    throw invalid('typeOfService must be an integer between 0 and 255');
   if (headers != null && typeof headers !== 'object') throw invalid('headers must be an object or an array');
   assertHandler(handler as Record<string, unknown>, method, upgrade);
 }
+
+/** undici's `invalidPathRegex` (`lib/core/request.js`). */
+const INVALID_PATH = /[^\u0021-\u00ff]/;
 
 /** undici's `assertRequestHandler`: a handler in the controller style is taken as it is. */
 function assertHandler(h: Record<string, unknown>, method: string, upgrade: unknown): void {
