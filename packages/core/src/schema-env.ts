@@ -94,19 +94,19 @@ function unsafeDecimal(t: string): boolean {
   return DECIMAL.test(t) && Math.abs(Number(t)) > Number.MAX_SAFE_INTEGER;
 }
 
-/** Whether a field of this schema holds a number (or a duration, which a number of ms is). */
-function takesNumber(s: Schema): boolean {
+const COUNT_KINDS = new Set(['Integer', 'Duration']);
+
+/** Whether a field of this schema (or a form of its union) is of one of `kinds`. */
+function takes(s: Schema, kinds: ReadonlySet<string>): boolean {
   const kind = s[Kind] as string;
-  if (kind === 'Union') return (s.anyOf as Schema[]).some(takesNumber);
-  return NUMERIC_KINDS.has(kind);
+  if (kind === 'Union') return (s.anyOf as Schema[]).some((v) => takes(v, kinds));
+  return kinds.has(kind);
 }
 
-/** Whether a field of this schema holds an exact count: an integer, or a duration in ms. */
-function takesCount(s: Schema): boolean {
-  const kind = s[Kind] as string;
-  if (kind === 'Union') return (s.anyOf as Schema[]).some(takesCount);
-  return kind === 'Integer' || kind === 'Duration';
-}
+/** Whether a field holds a number (or a duration, which a number of ms is). */
+const takesNumber = (s: Schema): boolean => takes(s, NUMERIC_KINDS);
+/** Whether a field holds an exact count: an integer, or a duration in ms. */
+const takesCount = (s: Schema): boolean => takes(s, COUNT_KINDS);
 
 /** The default decoding of a raw env string by the kind of the field it sets. */
 function decodeBy(schema: TSchema, raw: string): unknown {
