@@ -77,6 +77,37 @@ describe('differential: inputs undici refuses before sending', () => {
       expect(pairs(r), differences(r)).toEqual(same(r));
     });
   }
+  // undici's `Request` checks the body's type, then joins `query` to the path, then reads headers.
+  for (const [name, path, options, error] of [
+    [
+      'a query with a path that has one, and string headers',
+      '/echo?x=1',
+      { query: { a: 1 }, headers: 'x-a: 1' },
+      {
+        class: 'Error',
+        code: undefined,
+        message: 'Query params cannot be passed when url already contains "?" or "#".',
+      },
+    ],
+    [
+      'a body of no body type, a query with a path that has one, and string headers',
+      '/echo?x=1',
+      { method: 'POST', body: 5, query: { a: 1 }, headers: 'x-a: 1' },
+      {
+        class: 'InvalidArgumentError',
+        code: 'UND_ERR_INVALID_ARG',
+        message: 'body must be a string, a Buffer, a Readable stream, an iterable, or an async iterable',
+      },
+    ],
+  ] as const) {
+    it(`${name}: undici's first error`, async () => {
+      const r = await everyWay(fx, (w) =>
+        outcome(async () => seeRequest(await w.request(`${w.base}${path}`, options as never))),
+      );
+      expect(r.direct).toEqual({ error });
+      expect(pairs(r), differences(r)).toEqual(same(r));
+    });
+  }
 
   it('a header object from JSON.parse with an own "__proto__" key is sent, as undici sends it', async () => {
     const r = await everyWay(fx, (w) =>

@@ -51,6 +51,12 @@ declare module 'undici/lib/core/util.js' {
     isValidHTTPToken(s: string): boolean;
     isValidHeaderValue(s: string): boolean;
     readonly normalizedMethodRecords: Readonly<Record<string, string>>;
+    isStream(v: unknown): boolean;
+    isBuffer(v: unknown): boolean;
+    isFormDataLike(v: unknown): boolean;
+    isIterable(v: unknown): boolean;
+    isBlobLike(v: unknown): boolean;
+    pathHasQueryOrFragment(path: string): boolean;
   };
   export default value;
 }

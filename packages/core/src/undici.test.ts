@@ -9,6 +9,7 @@ import {
   UndiciAgent,
   UndiciDispatcher,
   UndiciPool,
+  undiciChecks,
   undiciErrors,
   undiciSync,
 } from './undici.js';
@@ -22,6 +23,20 @@ describe("undici's parts", () => {
     expect(undiciErrors).toBe(undici.errors);
     expect(globalDispatcher()).toBe(undici.getGlobalDispatcher());
     expect(undiciSync().fetch).toBe(undici.fetch);
+  });
+
+  it("include the request checks the mesh runs before dispatching, as undici's util has them", () => {
+    const c = undiciChecks;
+    expect([c.isValidHTTPToken('GET'), c.isValidHTTPToken('GE T')]).toEqual([true, false]);
+    expect([c.isValidHeaderValue('a'), c.isValidHeaderValue('a\r\nb')]).toEqual([true, false]);
+    expect(c.normalizedMethodRecords.get).toBe('GET');
+    expect([c.isStream(http.request), c.isBuffer(Buffer.from('a')), c.isIterable([1])]).toEqual([
+      false,
+      true,
+      true,
+    ]);
+    expect([c.isFormDataLike(new FormData()), c.isBlobLike(new Blob(['a']))]).toEqual([true, true]);
+    expect([c.pathHasQueryOrFragment('/a?b'), c.pathHasQueryOrFragment('/a')]).toEqual([true, false]);
   });
 
   it("give every dispatcher undici's request API", () => {

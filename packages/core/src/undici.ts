@@ -37,12 +37,11 @@ export const UndiciAgent: typeof Undici.Agent = Agent;
 export const UndiciPool: typeof Undici.Pool = Pool;
 /** undici's error classes. */
 export const undiciErrors: typeof Undici.errors = errors;
-/** undici's own checks of a request's method token and header values (`lib/core/util.js`). */
-export const undiciChecks: {
-  isValidHTTPToken(s: string): boolean;
-  isValidHeaderValue(s: string): boolean;
-  readonly normalizedMethodRecords: Readonly<Record<string, string>>;
-} = util;
+/**
+ * undici's own checks of a request (`lib/core/util.js`): its method token, header values, the body
+ * types its `Request` takes, and whether a path already has a query or a fragment.
+ */
+export const undiciChecks: typeof util = util;
 
 // What undici's index does when loaded: the request API (`request`, `stream`, `pipeline`,
 // `upgrade`, `connect`) as methods of every dispatcher. The same functions: loading the index

@@ -63,6 +63,12 @@ export function assertDispatchable(opts: Dispatcher.DispatchOptions, handler: ob
   const tos = o.typeOfService;
   if (tos != null && (!Number.isInteger(tos) || (tos as number) < 0 || (tos as number) > 255))
     throw invalid('typeOfService must be an integer between 0 and 255');
+  const { body, query } = o;
+  if (body != null && !isBodyType(body))
+    throw invalid('body must be a string, a Buffer, a Readable stream, an iterable, or an async iterable');
+  // undici joins `query` to the path here, with its own plain `Error`.
+  if (query && undiciChecks.pathHasQueryOrFragment(path))
+    throw new Error('Query params cannot be passed when url already contains "?" or "#".');
   if (headers != null && typeof headers !== 'object') throw invalid('headers must be an object or an array');
   assertHandler(handler as Record<string, unknown>, method, upgrade);
 }
@@ -89,6 +95,21 @@ function assertHandler(h: Record<string, unknown>, method: string, upgrade: unkn
 
 function invalid(message: string): Error {
   return new undiciErrors.InvalidArgumentError(message);
+}
+
+/** A body undici's `Request` takes (`lib/core/request.js`, in its order). */
+function isBodyType(body: unknown): boolean {
+  const u = undiciChecks;
+  return (
+    u.isStream(body) ||
+    u.isBuffer(body) ||
+    ArrayBuffer.isView(body) ||
+    body instanceof ArrayBuffer ||
+    typeof body === 'string' ||
+    u.isFormDataLike(body) ||
+    u.isIterable(body) ||
+    u.isBlobLike(body)
+  );
 }
 
 function isBytes(body: unknown): boolean {
