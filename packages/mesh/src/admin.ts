@@ -16,6 +16,8 @@ export interface AdminDeps {
   destinations: DestinationTable;
   /** The config document's source, version in force and last rejected version (`/config_dump`). */
   document(): Record<string, unknown> | null;
+  /** The sources of config entries: versions in force, failures, last rejected (`/config_dump`). */
+  routing(): Record<string, unknown>;
   clock: Clock;
   logger: Logger;
   ready(): boolean;
@@ -42,6 +44,7 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
       configDump: () => ({
         ...(destinations.configDump(deps.serviceName) as Record<string, unknown>),
         document: deps.document(),
+        routing: deps.routing(),
       }),
     })
     .then(

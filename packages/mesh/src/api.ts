@@ -184,7 +184,16 @@ export type MeshEvent =
       source?: string;
       /** The rejected version (etcd: revision; Consul: `X-Consul-Index`). */
       version?: number;
+      /** Config entries from Consul: the service whose discovery chain this is. */
+      service?: string;
     }
+  /**
+   * A source of config entries could not be read: etcd unreachable (listing or watch), or
+   * Consul's `/v1/discovery-chain/<service>` failing (agent down, an error status). The last good
+   * version stays in force; the source retries with backoff. One event per failed attempt
+   * (Envoy's `update_failure`); `/config_dump` (`routing`) shows it `stale` until it answers.
+   */
+  | { type: 'config_source_error'; source: string; error: MeshError; service?: string }
   /** A config document version is in force. */
   | {
       type: 'config_applied';

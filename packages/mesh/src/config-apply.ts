@@ -27,10 +27,12 @@ import {
   entriesOf,
   entriesVersion,
   errorIssues,
+  type SourceEvents,
   startEtcdEntries,
   tryCompileFileEntries,
 } from './routing-sources.js';
 import type { RoutingStage } from './routing-stage.js';
+import { RoutingStatus } from './routing-status.js';
 
 /** Datacenter file and etcd config entries are compiled for (target IDs name it). */
 export const ROUTING_DC = 'dc1';
@@ -65,6 +67,7 @@ export class ConfigApplier {
   #consulChains: ConsulChains | undefined;
   #etcdEntries: Disposable | undefined;
   #fileEntriesVersion: string | undefined;
+  #routingStatus: RoutingStatus | undefined;
   /** The warnings already reported for the configuration in force. */
   #warned = new Set<string>();
   // ---- end traffic management ----
@@ -407,26 +410,43 @@ export class ConfigApplier {
 
   // ---- traffic management: sources --------------------------------------------------------------
 
+  /** `/config_dump`'s `routing`: etcd's config entries and Consul's chains (see {@link RoutingStatus}). */
+  routingStatus(): Record<string, unknown> {
+    return this.#routingStatus?.view() ?? {};
+  }
+
   startRoutingSources(registries: RegistrySettings): void {
     const { clock, logger } = this.#deps;
-    const events = {
-      applied: (source: string, version: number, service?: string) =>
-        this.#deps.events.fire({
+    const status = new RoutingStatus(clock);
+    this.#routingStatus = status;
+    const fire = (event: MeshEvent) => this.#deps.events.fire(event);
+    const events: SourceEvents = {
+      applied: (source, version, service) => {
+        status.applied(source, version, service);
+        fire({
           type: 'config_applied',
           source,
           version,
           changed: new Map(),
           rebuilt: new Map(),
           ...(service ? { service } : {}),
-        }),
-      rejected: (source: string, version: number, error: MeshError) => {
+        });
+      },
+      rejected: (source, version, error, service) => {
         logger.warn('config entries rejected; keeping the last good version', {
           source,
           version,
+          ...(service ? { service } : {}),
           error,
         });
-        this.#deps.events.fire({ type: 'config_rejected', error, source, version });
+        status.rejected(source, version, error, service);
+        fire({ type: 'config_rejected', error, source, version, ...(service ? { service } : {}) });
       },
+      failed: (source, error, service) => {
+        status.failed(source, error, service);
+        fire({ type: 'config_source_error', source, error, ...(service ? { service } : {}) });
+      },
+      recovered: (source, service) => status.recovered(source, service),
     };
     const deps = { stage: this.#deps.routing, events, clock, logger };
     if (registries.etcd)

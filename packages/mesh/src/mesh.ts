@@ -244,6 +244,7 @@ class MeshImpl implements Mesh {
       serviceName: this.serviceName,
       destinations: this.#destinations,
       document: () => this.#documents.documentStatus(),
+      routing: () => this.#documents.routingStatus(),
       clock: this.#clock,
       logger: this.#logger,
       ready: () => this.#ready(),

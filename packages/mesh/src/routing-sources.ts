@@ -33,10 +33,14 @@ import {
 } from './routing/index.js';
 import type { RoutingSourceName, RoutingStage } from './routing-stage.js';
 
-/** What a source reports. */
+/** What a source reports (`service`: the Consul discovery chain's service). */
 export interface SourceEvents {
   applied(source: RoutingSourceName, version: number, service?: string): void;
-  rejected(source: RoutingSourceName, version: number, error: MeshError): void;
+  rejected(source: RoutingSourceName, version: number, error: MeshError, service?: string): void;
+  /** The source could not be read (unreachable, an error answer); the last good version stays. */
+  failed(source: RoutingSourceName, error: MeshError, service?: string): void;
+  /** The source answered again after {@link failed} (whether or not with a new version). */
+  recovered(source: RoutingSourceName, service?: string): void;
 }
 
 /** A short content hash: the version of a file's `configEntries`. */
@@ -141,7 +145,9 @@ export function startEtcdEntries(
       deps.stage.setConfig('etcd', config);
       deps.events.applied('etcd', version);
     },
-    onError: (error) => deps.logger.warn('etcd config entries unavailable; keeping the last good', { error }),
+    // The watch logs each failure; the last good config entries stay in force.
+    onError: (error) => deps.events.failed('etcd', error),
+    onRecover: () => deps.events.recovered('etcd'),
   });
 }
 
@@ -181,6 +187,8 @@ export class ConsulChains {
     const minIntervalMs = o.minIntervalMs ?? 1_000;
     /** Hash of the last chain body handled: a return with the same chain is not a change. */
     let last: string | undefined;
+    /** The last call failed: the next answer, changed or not, ends the failure. */
+    let failing = false;
     const abort = new AbortController();
     this.#watched.set(service, abort);
     const loop = runConsulBlockingQuery({
@@ -199,6 +207,10 @@ export class ConsulChains {
       fields: { service, watch: 'discovery-chain' },
       ...(o.onLongPollLimit ? { onLongPollLimit: o.onLongPollLimit } : {}),
       onAnswer: (res) => {
+        if (failing) {
+          failing = false;
+          events.recovered('consul', service);
+        }
         const text = res.text();
         // Consul returns on unrelated writes, and a reset after an error or a restore reads the
         // same chain again: only a different chain is applied.
@@ -216,11 +228,14 @@ export class ConsulChains {
                 'MESH_CONFIG_INVALID',
                 `discovery chain of "${service}": ${(error as Error).message}`,
               );
-          events.rejected('consul', version, e);
+          events.rejected('consul', version, e, service);
         }
       },
       // The loop logs each failure; the last good chain stays in force.
-      onError: () => undefined,
+      onError: (error) => {
+        failing = true;
+        events.failed('consul', error, service);
+      },
     }).catch((error: unknown) => {
       if (!this.#closed && !abort.signal.aborted)
         logger.error('consul discovery chain watch failed', { service, error });

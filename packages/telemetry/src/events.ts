@@ -56,12 +56,27 @@ export type TelemetryEvent =
       /** Where the rejected version came from (`file`, `etcd`, `consul`), when known. */
       readonly source?: string;
       readonly version?: number;
+      /** Consul: the service whose discovery chain was rejected. */
+      readonly service?: string;
     }
   /**
    * A config version was validated and applied. `version` counts within its `source` only (the
    * file's own count, an etcd revision, a Consul index); without a source it is the config file's.
+   * `service`: Consul's discovery chains are one per service, each with its own index.
    */
-  | { readonly type: 'config_applied'; readonly version: number; readonly source?: string }
+  | {
+      readonly type: 'config_applied';
+      readonly version: number;
+      readonly source?: string;
+      readonly service?: string;
+    }
+  /** A source of config entries could not be read; the last good version stays in force. */
+  | {
+      readonly type: 'config_source_error';
+      readonly source: string;
+      readonly error: ErrorLike;
+      readonly service?: string;
+    }
   | { readonly type: 'resolver_error'; readonly service: string; readonly error: ErrorLike }
   | { readonly type: 'endpoints_changed'; readonly service: string; readonly set: EndpointSetLike }
   | { readonly type: 'balancer'; readonly service: string; readonly event: BalancerEventLike }

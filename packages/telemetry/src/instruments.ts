@@ -18,6 +18,7 @@ export interface Instruments {
   readonly resolverErrors: CounterType<string>;
   readonly configVersion: GaugeType<string>;
   readonly configRejected: CounterType<string>;
+  readonly configSourceErrors: CounterType<string>;
 }
 
 /**
@@ -102,13 +103,18 @@ export function declareInstruments(
   const resolverErrors = counter('mesh_resolver_errors_total', 'Failed resolver refreshes.', ['service']);
   const configVersion = gauge(
     'mesh_config_version',
-    'Version of the configuration in force, per source (file: its own count; etcd: revision; consul: X-Consul-Index).',
-    ['source'],
+    "Version of the configuration in force, per source (file: its own count; etcd: revision; consul: X-Consul-Index of each service's discovery chain).",
+    ['source', 'service'],
   );
   const configRejected = counter(
     'mesh_config_rejected_total',
-    'Configuration versions rejected as invalid.',
-    [],
+    'Configuration versions rejected as invalid, per source.',
+    ['source'],
+  );
+  const configSourceErrors = counter(
+    'mesh_config_source_errors_total',
+    'Failed reads of a source of config entries (etcd unreachable, a failed Consul discovery-chain fetch); the last good version stays.',
+    ['source'],
   );
   return {
     clientDuration,
@@ -125,5 +131,6 @@ export function declareInstruments(
     resolverErrors,
     configVersion,
     configRejected,
+    configSourceErrors,
   };
 }

@@ -234,10 +234,20 @@ class PromMeshMetrics implements MeshMetrics {
     switch (event.type) {
       case 'config_applied':
         // Versions of different sources are unrelated numbers: one series each.
-        this.#m.configVersion.set({ source: sourceLabel(event.source) }, event.version);
+        // Consul's discovery chains are one per service, each with its own index.
+        this.#m.configVersion.set(
+          {
+            source: sourceLabel(event.source),
+            ...(event.service !== undefined ? { service: this.#services.bound(event.service) } : {}),
+          },
+          event.version,
+        );
         return;
       case 'config_rejected':
-        this.#m.configRejected.inc();
+        this.#m.configRejected.inc({ source: sourceLabel(event.source) });
+        return;
+      case 'config_source_error':
+        this.#m.configSourceErrors.inc({ source: sourceLabel(event.source) });
         return;
       case 'resolver_error':
         this.#live(event.service);

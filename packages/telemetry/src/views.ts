@@ -98,6 +98,13 @@ export function describeEvent(event: TelemetryEvent, time: string): EventView {
         detail: `config version ${event.version}${event.source ? ` (${event.source})` : ''}`,
       };
     case 'config_rejected':
+    case 'config_source_error':
+      return {
+        time,
+        type: event.type,
+        ...(event.service !== undefined ? { service: event.service } : {}),
+        detail: `${event.source ? `${event.source}: ` : ''}${event.error.code ?? 'error'}: ${event.error.message ?? ''}`,
+      };
     case 'admin_failed':
       return {
         time,

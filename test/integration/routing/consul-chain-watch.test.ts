@@ -7,6 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VirtualClock } from '@proxyless/core/testing';
+import { Registry } from 'prom-client';
 import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createConsulResolver } from '../../../packages/discovery/src/consul/resolver.js';
@@ -239,7 +240,12 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
       options,
       {
         stage: { setChain: () => undefined } as unknown as RoutingStage,
-        events: { applied: (_s, _v, service) => chains.add(service ?? ''), rejected: () => undefined },
+        events: {
+          applied: (_s, _v, service) => chains.add(service ?? ''),
+          rejected: () => undefined,
+          failed: () => undefined,
+          recovered: () => undefined,
+        },
         clock,
         logger,
       },
@@ -354,4 +360,77 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
       expect(applied).toHaveLength(1);
     },
   );
+  it('a failing chain read is a config_source_error, counted, and shown stale in /config_dump until Consul answers (probe28)', async () => {
+    const clock = new VirtualClock();
+    const fe = await frontEnd(
+      consul,
+      clock,
+      [
+        { index: '30', body: chainBody },
+        { status: 500, index: null, body: 'rpc error: No cluster leader' },
+        { index: '31', body: chainBody.replace('"ConnectTimeout":"5s"', '"ConnectTimeout":"abc"') },
+      ],
+      { index: '40', body: chainBody },
+    );
+    cleanups.push(fe.close);
+    const registry = new Registry();
+    const m = createMesh({
+      env: { CONSUL_HTTP_ADDR: fe.address, MESH_ADMIN_PORT: '0' },
+      clock,
+      metrics: { registry },
+    });
+    mesh = m;
+    const events: MeshEvent[] = [];
+    m.onEvent((e) => events.push(e));
+    const url = await m.admin();
+    const routing = async () =>
+      (
+        (await (await fetch(`${url}/config_dump`)).json()) as {
+          routing: { consul?: Record<string, unknown> };
+        }
+      ).routing.consul?.web as Record<string, unknown> | undefined;
+    const metric = async (name: string) =>
+      (await registry.getSingleMetric(name)?.get())?.values.map((v) => [v.labels, v.value]);
+    await call(m);
+    await expect
+      .poll(() => events.some((e) => e.type === 'config_applied' && e.source === 'consul'))
+      .toBe(true);
+
+    await advanceUntil(clock, () => events.some((e) => e.type === 'config_source_error'));
+    const failed = events.find((e) => e.type === 'config_source_error');
+    expect(failed).toMatchObject({
+      source: 'consul',
+      service: 'web',
+      error: { code: 'MESH_REGISTRY_UNAVAILABLE' },
+    });
+    expect(await routing()).toMatchObject({
+      version: 30,
+      stale: true,
+      lastError: { code: 'MESH_REGISTRY_UNAVAILABLE' },
+    });
+    expect(await metric('mesh_config_source_errors_total')).toEqual([[{ source: 'consul' }, 1]]);
+    // The chain in force still routes.
+    expect(await call(m)).toBe('v1');
+
+    // Consul answers again, with a chain it cannot have sent: reachable (not stale), rejected.
+    await advanceUntil(clock, () => events.some((e) => e.type === 'config_rejected'));
+    expect(events.find((e) => e.type === 'config_rejected')).toMatchObject({
+      source: 'consul',
+      service: 'web',
+      version: 31,
+    });
+    const afterBad = await routing();
+    expect(afterBad).toMatchObject({ version: 30, stale: false, lastRejected: { version: 31 } });
+    expect(afterBad?.lastError).toBeUndefined();
+    expect(await metric('mesh_config_rejected_total')).toEqual([[{ source: 'consul' }, 1]]);
+
+    // A good chain: in force, and the rejection is history.
+    await advanceUntil(clock, () =>
+      events.some((e) => e.type === 'config_applied' && e.source === 'consul' && e.version === 40),
+    );
+    const good = await routing();
+    expect(good).toMatchObject({ version: 40, stale: false });
+    expect(good?.lastRejected).toBeUndefined();
+    expect(await metric('mesh_config_version')).toEqual([[{ source: 'consul', service: 'web' }, 40]]);
+  });
 });

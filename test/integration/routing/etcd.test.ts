@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { createMesh, type Mesh } from 'proxyless';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
@@ -81,6 +82,40 @@ describe.skipIf(!bin.available)(
         '/proxyless/services/web/v1',
         JSON.stringify({ address: servers.v1.host, port: servers.v1.port, metadata: { version: 'v1' } }),
       );
+    });
+    it('an etcd outage is a config_source_error and stale in /config_dump; the entries in force keep routing (probe28)', async () => {
+      await putEntries(webEntries(0));
+      mesh = createMesh({ env: { ...env(), MESH_ADMIN_PORT: '0' }, metrics: { registry: new Registry() } });
+      const m = mesh;
+      await applied(m, 'etcd');
+      const url = await m.admin();
+      const routing = async () =>
+        (
+          (await (await fetch(`${url}/config_dump`)).json()) as {
+            routing: { etcd?: Record<string, unknown> };
+          }
+        ).routing.etcd;
+      // Endpoints resolved before the outage: they stay (stale), as the routing does.
+      expect((await load(m, 'http://web/', 20)).by).toEqual({ v1: 20 });
+      const before = await routing();
+      expect(before).toMatchObject({ stale: false });
+      expect(before?.version).toBeGreaterThan(0);
+
+      const failed = nextEvent(m, (e) => e.type === 'config_source_error');
+      await etcd.halt();
+      try {
+        expect(await failed).toMatchObject({ source: 'etcd', error: { code: 'MESH_REGISTRY_UNAVAILABLE' } });
+        expect(await routing()).toMatchObject({
+          version: before?.version,
+          stale: true,
+          lastError: { code: 'MESH_REGISTRY_UNAVAILABLE' },
+        });
+        expect((await load(m, 'http://web/', 20)).by).toEqual({ v1: 20 });
+      } finally {
+        await etcd.resume();
+      }
+      await expect.poll(async () => (await routing())?.stale, { timeout: 20_000, interval: 100 }).toBe(false);
+      expect((await routing())?.lastError).toBeUndefined();
     });
   },
 );

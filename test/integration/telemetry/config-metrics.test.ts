@@ -41,7 +41,7 @@ describe('config metrics of a mesh', () => {
       const types = events.map((e) => e.type);
       expect(types).toContain('admin_failed');
       expect(types).not.toContain('config_rejected');
-      expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 0]]);
+      expect(await series(registry, 'mesh_config_rejected_total')).toEqual([]);
     } finally {
       await mesh.close();
     }
@@ -82,7 +82,7 @@ describe('config metrics of a mesh', () => {
       expect(await series(registry, 'mesh_config_version')).toEqual([['file', 1]]);
       writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 'two' } } } }));
       await expect(mesh.reloadConfig()).rejects.toThrow('services.api.retry.maxRetries');
-      expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 1]]);
+      expect(await series(registry, 'mesh_config_rejected_total')).toEqual([['file', 1]]);
       writeFileSync(file, JSON.stringify({ services: { api: { retry: { maxRetries: 2 } } } }));
       await mesh.reloadConfig();
       expect(await series(registry, 'mesh_config_version')).toEqual([['file', 3]]);
@@ -115,6 +115,36 @@ describe('mesh_config_version per source', () => {
       type: 'admin_failed',
       error: { code: 'MESH_CONFIG_INVALID', details: { field: 'MESH_ADMIN_HOST', value: '192.0.2.1' } },
     });
-    expect(await series(registry, 'mesh_config_rejected_total')).toEqual([[undefined, 1]]);
+    expect(await series(registry, 'mesh_config_rejected_total')).toEqual([['etcd', 1]]);
+  });
+
+  it('one series per Consul discovery chain; rejections and failed reads by source (probe28)', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    const labelled = async (name: string) =>
+      (await registry.getSingleMetric(name)?.get())?.values.map((v) => [v.labels, v.value]);
+    m.onMeshEvent({ type: 'config_applied', source: 'consul', version: 120, service: 'web' });
+    m.onMeshEvent({ type: 'config_applied', source: 'consul', version: 95, service: 'api' });
+    m.onMeshEvent({ type: 'config_applied', source: 'file', version: 2 });
+    // Each chain keeps its own index: the gauge no longer flips between them.
+    expect(await labelled('mesh_config_version')).toEqual([
+      [{ source: 'consul', service: 'web' }, 120],
+      [{ source: 'consul', service: 'api' }, 95],
+      [{ source: 'file' }, 2],
+    ]);
+    const error = { code: 'MESH_REGISTRY_UNAVAILABLE', message: 'connect ECONNREFUSED' };
+    m.onMeshEvent({ type: 'config_source_error', source: 'etcd', error });
+    m.onMeshEvent({ type: 'config_source_error', source: 'consul', service: 'web', error });
+    m.onMeshEvent({ type: 'config_source_error', source: 'consul', service: 'api', error });
+    m.onMeshEvent({ type: 'config_rejected', source: 'file', version: 3, error });
+    m.onMeshEvent({ type: 'config_rejected', source: 'consul', service: 'web', version: 121, error });
+    expect(await labelled('mesh_config_source_errors_total')).toEqual([
+      [{ source: 'etcd' }, 1],
+      [{ source: 'consul' }, 2],
+    ]);
+    expect(await labelled('mesh_config_rejected_total')).toEqual([
+      [{ source: 'file' }, 1],
+      [{ source: 'consul' }, 1],
+    ]);
   });
 });

@@ -43,6 +43,8 @@ export interface EtcdPrefixWatchOptions extends EtcdConnectionOptions {
   coalesceMs?: number;
   /** Called when listing or watching fails; the last snapshot stays in force. */
   onError?: (error: MeshError) => void;
+  /** Called when, after {@link onError}, a listing succeeds or the watch is connected again. */
+  onRecover?: () => void;
   /** @defaultValue `{ baseMs: 200, capMs: 10000 }` */
   backoff?: BackoffOptions;
   clock?: Clock;
@@ -82,6 +84,8 @@ class PrefixWatch {
   #pending: Timer | undefined;
   #pendingSince = 0;
   #attempt = 0;
+  /** The last listing or watch failed, and nothing has succeeded since. */
+  #failing = false;
   #stopped = false;
 
   constructor(options: EtcdPrefixWatchOptions) {
@@ -145,6 +149,7 @@ class PrefixWatch {
       for (const kv of res.kvs) this.#state.set(kv.key.toString(), new Uint8Array(kv.value));
       this.#revision = Number(res.header.revision);
       this.#attempt = 0;
+      this.#recovered();
       this.#emit();
       this.#watch(this.#revision + 1);
     } catch (error) {
@@ -160,7 +165,9 @@ class PrefixWatch {
     this.#watcher = watcher;
     const current = (): boolean => this.#watcher === watcher && !this.#stopped;
     watcher.on('connected', () => {
-      if (current()) this.#attempt = 0;
+      if (!current()) return;
+      this.#attempt = 0;
+      this.#recovered();
     });
     watcher.on('data', (res: IWatchResponse) => {
       if (!current() || res.events.length === 0) return;
@@ -188,8 +195,16 @@ class PrefixWatch {
     watcher.on('error', broken);
   }
 
+  #recovered(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    this.#logger.info('etcd prefix watch reading again', { prefix: this.#o.prefix });
+    this.#o.onRecover?.();
+  }
+
   #fail(error: MeshError, retry: () => void): void {
     this.#logger.warn('etcd prefix watch failed', { prefix: this.#o.prefix, error, attempt: this.#attempt });
+    this.#failing = true;
     this.#o.onError?.(error);
     const delay = backoffDelay(
       this.#attempt++,

@@ -605,6 +605,8 @@ describe('a refused chain version leaves the last good one in force (Consul watc
         events: {
           applied: (_s, version) => applied.push(version),
           rejected: (_s, version, error) => rejected.push({ version, error }),
+          failed: () => undefined,
+          recovered: () => undefined,
         },
         clock: systemClock,
         logger: noopLogger,

@@ -1,0 +1,88 @@
+/**
+ * What an operator sees of each source of config entries in `/config_dump` (`routing`): the
+ * version in force and when it was applied, whether the source can be read now, and the last
+ * version it gave that was rejected, with why — Envoy's `version_info`, `last_updated` and
+ * `error_state` per resource. etcd is one source; Consul's discovery chains are one per service.
+ */
+import type { Clock, MeshError } from '@proxyless/core';
+
+/** One source of config entries (etcd), or one service's discovery chain (Consul). */
+export interface RoutingSourceView {
+  /** The version in force (etcd revision, Consul `X-Consul-Index`); absent until one is applied. */
+  version?: number;
+  /** When it was applied (ISO 8601). */
+  appliedAt?: string;
+  /** The source failed to answer since its last good answer: what is in force may be out of date. */
+  stale: boolean;
+  /** The last failure to read it since the last good answer: why, and when. */
+  lastError?: { message: string; code: string; at: string };
+  /** The last version rejected since the one in force was applied: its number, why, and when. */
+  lastRejected?: { version: number; message: string; at: string };
+}
+
+/** The status of every source of config entries, as events of the sources arrive. */
+export class RoutingStatus {
+  readonly #clock: Clock;
+  readonly #etcd: { current?: RoutingSourceView } = {};
+  readonly #consul = new Map<string, RoutingSourceView>();
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  #now(): string {
+    return new Date(this.#clock.wallNow?.() ?? Date.now()).toISOString();
+  }
+
+  #view(source: string, service: string | undefined): RoutingSourceView {
+    if (source === 'consul' && service !== undefined) {
+      let v = this.#consul.get(service);
+      if (v === undefined) {
+        v = { stale: false };
+        this.#consul.set(service, v);
+      }
+      return v;
+    }
+    this.#etcd.current ??= { stale: false };
+    return this.#etcd.current;
+  }
+
+  applied(source: string, version: number, service?: string): void {
+    const v = this.#view(source, service);
+    v.version = version;
+    v.appliedAt = this.#now();
+    v.stale = false;
+    delete v.lastError;
+    delete v.lastRejected;
+  }
+
+  rejected(source: string, version: number, error: MeshError, service?: string): void {
+    this.#view(source, service).lastRejected = { version, message: error.message, at: this.#now() };
+  }
+
+  failed(source: string, error: MeshError, service?: string): void {
+    const v = this.#view(source, service);
+    v.stale = true;
+    v.lastError = { message: error.message, code: error.code, at: this.#now() };
+  }
+
+  recovered(source: string, service?: string): void {
+    const v = this.#view(source, service);
+    v.stale = false;
+    delete v.lastError;
+  }
+
+  /** `/config_dump`'s `routing`: `etcd` and `consul` (by service), each only once it has news. */
+  view(): Record<string, unknown> {
+    return {
+      ...(this.#etcd.current ? { etcd: { ...this.#etcd.current } } : {}),
+      ...(this.#consul.size > 0
+        ? {
+            consul: Object.fromEntries(
+              [...this.#consul].sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, v]) => [s, { ...v }]),
+            ),
+          }
+        : {}),
+    };
+  }
+}
