@@ -249,18 +249,37 @@ export class RoutingStage {
       failDispatch(handler, dest.noAnswerError());
       return true;
     }
-    this.#count(chain.service, decision, target);
-    const path = rewritePath(decision, opts.path);
     // The routed request's headers: the caller's as written, with the logical Host of the target
-    // and the route's and split's edits; the mesh's idempotency flag is read, then removed.
-    let headers = editRequestHeaders(
-      opts.headers,
-      decision.requestHeaders,
-      this.#deps.logicalHost ? logicalHost(origin, target.service) : undefined,
-    );
+    // and the route's and split's edits; the mesh's idempotency flag is read, then removed. A
+    // header undici would refuse is refused here when the route drops it (undici's error).
+    let headers: Dispatcher.DispatchOptions['headers'];
+    try {
+      headers = editRequestHeaders(
+        opts.headers,
+        decision.requestHeaders,
+        this.#deps.logicalHost ? logicalHost(origin, target.service) : undefined,
+      );
+    } catch (error) {
+      // The caller's handler may be undici's older kind (`request()`'s): CallHandler speaks both.
+      failDispatch(waited ? handler : new CallHandler(handler), error as Error);
+      return true;
+    }
+    this.#count(chain.service, decision, target);
+    // A rewrite applies to the path as sent: a route's prefix may reach into the query a `query`
+    // option adds (`/s?x=` → `/t?y=`), so that query is joined to the path first.
+    let path = rewritePath(decision, opts.path);
+    let joinedQuery = false;
+    if (decision.prefixRewrite !== undefined && opts.query != null) {
+      const full = pathAsSent(opts);
+      if (full !== opts.path) {
+        path = rewritePath(decision, full);
+        joinedQuery = true;
+      }
+    }
     const o = opts as Dispatcher.DispatchOptions & { idempotent?: boolean };
     const sent = copyOptions(opts);
     sent.path = path;
+    if (joinedQuery) sent.query = undefined;
     sent.headers = headers;
     // The route's `IdleTimeout` (Envoy's route idle_timeout): no activity for that long — waiting for
     // the head, or between body chunks — ends the request. A tighter timeout of the caller's stays.

@@ -84,17 +84,43 @@ export class ResponseHeaderHandler extends ForwardingHandler {
     }
     const copy = { ...headers };
     applyHeaderOps(copy, this.#ops);
-    // The caller's handler reads the controller's raw header lines when it has them: hide those,
-    // so the edited headers are what it sees.
-    super.onResponseStart(withoutRawHeaders(controller), statusCode, copy as never, statusMessage);
+    // The caller's handler reads the controller's raw header lines when it has them: it gets them
+    // edited the same way, every line the route does not name as the server sent it (its case, its
+    // place among repeated headers).
+    const raw = (controller as { rawHeaders?: unknown }).rawHeaders;
+    const edited = Array.isArray(raw) ? editRawHeaders(raw as RawLine[], this.#ops) : undefined;
+    super.onResponseStart(withRawHeaders(controller, edited), statusCode, copy as never, statusMessage);
   }
 }
 
-/** The controller, with `rawHeaders` hidden (methods still act on the real one). */
-function withoutRawHeaders(controller: Dispatcher.DispatchController): Dispatcher.DispatchController {
+type RawLine = Buffer | string;
+
+/**
+ * Raw header lines (`[name, value, …]`) with a route's edits: lines of a removed or set name (any
+ * case) dropped, then the set and added ones appended, as {@link applyHeaderOps} does to a record.
+ */
+export function editRawHeaders(raw: readonly RawLine[], ops: HeaderOps): Buffer[] {
+  const drop = new Set([...ops.remove, ...ops.set.map(([k]) => k)]);
+  const out: Buffer[] = [];
+  const bytes = (v: RawLine): Buffer => (typeof v === 'string' ? Buffer.from(v, 'latin1') : v);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as RawLine;
+    const text = typeof name === 'string' ? name : name.toString('latin1');
+    if (drop.has(text.toLowerCase())) continue;
+    out.push(bytes(name), bytes(raw[i + 1] as RawLine));
+  }
+  for (const [k, v] of [...ops.set, ...ops.add]) out.push(Buffer.from(k, 'latin1'), Buffer.from(v, 'latin1'));
+  return out;
+}
+
+/** The controller, with `rawHeaders` replaced (methods still act on the real one). */
+function withRawHeaders(
+  controller: Dispatcher.DispatchController,
+  rawHeaders: Buffer[] | undefined,
+): Dispatcher.DispatchController {
   return new Proxy(controller, {
     get(target, prop) {
-      if (prop === 'rawHeaders') return undefined;
+      if (prop === 'rawHeaders') return rawHeaders;
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -14,6 +14,8 @@ import {
   hasSafeIterator,
   pairsToFlat,
   type Random,
+  undiciChecks,
+  undiciErrors,
 } from '@proxyless/core';
 import type { HeaderOps, RouteDecision, RoutingChain } from './chain.js';
 import { MatchScratch, matches, type RouteRequest } from './match.js';
@@ -82,7 +84,7 @@ export function applyHeaderOps(
 /**
  * The caller's request headers with a route's edits, in undici's flat `[name, value, …]` form:
  * names as the caller wrote them, values as given (undici reads both forms with the same rules,
- * so what it refuses it still refuses), repeated headers in their order. `host` is added when the
+ * so what it refuses it still refuses; a header the route drops is checked as undici would), repeated headers in their order. `host` is added when the
  * caller set none; then `remove`, `set` (replacing every header of that name, any case) and `add`
  * apply, as {@link applyHeaderOps} does to a record. The caller's headers as they are when there is
  * nothing to do.
@@ -109,12 +111,33 @@ export function editRequestHeaders(
   const drop = new Set([...ops.remove, ...ops.set.map(([k]) => k)]);
   const out: unknown[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    if (drop.has(String(flat[i]).toLowerCase())) continue;
+    if (drop.has(String(flat[i]).toLowerCase())) {
+      // Dropped before undici reads it: what undici would refuse of it, it still refuses.
+      checkHeader(flat[i], flat[i + 1]);
+      continue;
+    }
     out.push(flat[i], flat[i + 1]);
   }
   for (const [k, v] of ops.set) out.push(k, v);
   for (const [k, v] of ops.add) out.push(k, v);
   return out as unknown as DispatchHeaders;
+}
+
+/**
+ * undici's checks of one request header (`processHeader` in `lib/core/request.js`): a value that is
+ * an object, a name that is no token, a value with CR, LF or NUL.
+ * @throws undici's `InvalidArgumentError`, with undici's message
+ */
+function checkHeader(key: unknown, val: unknown): void {
+  const invalid = (message: string) => new undiciErrors.InvalidArgumentError(message);
+  if (val && typeof val === 'object' && !Array.isArray(val)) throw invalid(`invalid ${String(key)} header`);
+  if (val === undefined) return;
+  const { isValidHTTPToken, isValidHeaderValue } = undiciChecks;
+  if (typeof key === 'string' && !isValidHTTPToken(key.toLowerCase())) throw invalid('invalid header key');
+  for (const v of Array.isArray(val) ? val : [val]) {
+    if ((typeof v === 'string' && !isValidHeaderValue(v)) || (v !== null && typeof v === 'object'))
+      throw invalid(`invalid ${String(key)} header`);
+  }
 }
 
 type HeaderRecord = Record<string, string | string[] | undefined>;
@@ -127,17 +150,30 @@ function put(out: HeaderRecord, name: string, value: string): void {
   else out[k] = [cur, value];
 }
 
-/** A header value as undici sends it (`processHeader`): `null` empty, anything else as text. */
+/**
+ * A header value as the server reads it: as undici sends it (`processHeader`: `null` empty,
+ * anything else as text), without the whitespace around it that HTTP parsers drop (RFC 9110
+ * §5.5: Envoy and Node's server both match and show `x-canary: ' 1'` as `1`).
+ */
 function sent(value: unknown): string {
-  return value === null ? '' : typeof value === 'string' ? value : String(value);
+  const text = value === null ? '' : typeof value === 'string' ? value : String(value);
+  return hasOws(text) ? text.replace(/^[ \t]+|[ \t]+$/g, '') : text;
+}
+
+/** Whether a value starts or ends with optional whitespace (SP, HTAB). */
+function hasOws(v: string): boolean {
+  const a = v.charCodeAt(0);
+  const z = v.charCodeAt(v.length - 1);
+  return a === 32 || a === 9 || z === 32 || z === 9;
 }
 
 /**
  * Build the routing view of a request from undici dispatch options' `method`, `path` (with
  * `query` added as undici adds it) and `headers` in any of undici's forms — a record, a flat
  * `[name, value, …]` array, or an iterable of `[name, value]` pairs — with names lower-cased and
- * values as undici sends them: a number as its text, `null` empty, `undefined` left out. (An
- * all-lower-case record of strings is used as is.) Malformed headers are undici's to refuse.
+ * values as the server reads them: a number as its text, `null` empty, `undefined` left out, the
+ * whitespace around a value dropped. (An all-lower-case record of strings without such whitespace
+ * is used as is.) Malformed headers are undici's to refuse.
  */
 export function routeRequestOf(method: string, path: string, headers: unknown): RouteRequest {
   if (headers === undefined || headers === null) return { method, path, headers: {} };
@@ -147,7 +183,7 @@ export function routeRequestOf(method: string, path: string, headers: unknown): 
     for (const k in rec) {
       if (!Object.hasOwn(rec, k)) continue;
       const v = rec[k];
-      if (k !== k.toLowerCase() || (v !== undefined && typeof v !== 'string')) {
+      if (k !== k.toLowerCase() || (v !== undefined && (typeof v !== 'string' || hasOws(v)))) {
         plain = false;
         break;
       }
