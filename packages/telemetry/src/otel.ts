@@ -10,9 +10,12 @@
  */
 
 import { createRequire } from 'node:module';
+import type { Tracer, TracerOptions, TracerProvider } from '@opentelemetry/api';
+// The SDK's types are used inside this module only: none appears in an exported declaration, so
+// that the types of `proxyless/otel` need no SDK package installed (they are optional peers).
 import type { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import type { resourceFromAttributes } from '@opentelemetry/resources';
-import type { BatchSpanProcessor, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { BatchSpanProcessor, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { type Env, envString, Issues, MeshError, parseBoolean, parseInteger } from '@proxyless/core';
 
@@ -25,13 +28,63 @@ export const OTEL_SDK_PACKAGES = [
   '@opentelemetry/exporter-trace-otlp-proto',
 ] as const;
 
-/** What {@link startOtel} takes from the SDK packages. */
+/** What {@link startOtel} takes from the SDK packages (internal: its types are the SDK's). */
 interface OtelSdk {
   NodeTracerProvider: typeof NodeTracerProvider;
   BatchSpanProcessor: typeof BatchSpanProcessor;
   resourceFromAttributes: typeof resourceFromAttributes;
   OtlpJsonExporter: typeof OTLPTraceExporter;
   OtlpProtoExporter: typeof OTLPTraceExporter;
+}
+
+/**
+ * What {@link loadOtelSdk} returns: the SDK's classes and functions that {@link startOtel} uses,
+ * untyped here so that this module's declarations reference no optional peer dependency.
+ * @internal
+ */
+export type LoadedOtelSdk = Readonly<
+  Record<
+    | 'NodeTracerProvider'
+    | 'BatchSpanProcessor'
+    | 'resourceFromAttributes'
+    | 'OtlpJsonExporter'
+    | 'OtlpProtoExporter',
+    unknown
+  >
+>;
+
+/**
+ * A span exporter, as {@link OtelOptions.exporter} takes it: a `SpanExporter` of
+ * `@opentelemetry/sdk-trace-base` (such as its `InMemorySpanExporter`) is one. Declared here, so
+ * that the types of this module need none of the SDK packages, which are optional peers.
+ */
+export interface SpanExporterLike {
+  /** Export the finished spans (`ReadableSpan`s) and report the outcome (`ExportResult`). */
+  export(spans: readonly unknown[], resultCallback: (result: ExportResultLike) => void): void;
+  /** Export what is pending and stop. */
+  shutdown(): Promise<void>;
+  /** Export what is pending. */
+  forceFlush?(): Promise<void>;
+}
+
+/** The outcome of {@link SpanExporterLike.export}: `ExportResult` of `@opentelemetry/core`. */
+export interface ExportResultLike {
+  /** `ExportResultCode`: 0 success, 1 failure. */
+  code: number;
+  error?: Error;
+}
+
+/**
+ * The tracer provider {@link startOtel} started (a `NodeTracerProvider` of
+ * `@opentelemetry/sdk-trace-node`), as the types of this module show it without that optional peer.
+ */
+export interface TracerProviderLike extends TracerProvider {
+  /** A tracer of this provider, by instrumentation scope name and version. */
+  getTracer(name: string, version?: string, options?: TracerOptions): Tracer;
+  /** Export what is buffered. */
+  forceFlush(): Promise<void>;
+  /** Flush and stop. */
+  shutdown(): Promise<void>;
 }
 
 function defaultLoad(name: string): unknown {
@@ -49,7 +102,7 @@ function defaultLoad(name: string): unknown {
  * @throws MeshError `MESH_CONFIG_INVALID` naming the packages not installed.
  * @internal
  */
-export function loadOtelSdk(load: (name: string) => unknown = defaultLoad): OtelSdk {
+export function loadOtelSdk(load: (name: string) => unknown = defaultLoad): LoadedOtelSdk {
   const missing: string[] = [];
   const mods = new Map<string, Record<string, unknown>>();
   for (const name of OTEL_SDK_PACKAGES) {
@@ -69,13 +122,14 @@ export function loadOtelSdk(load: (name: string) => unknown = defaultLoad): Otel
     );
   }
   const of = (name: string, key: string): never => (mods.get(name) as Record<string, never>)[key] as never;
-  return {
+  const sdk: OtelSdk = {
     NodeTracerProvider: of('@opentelemetry/sdk-trace-node', 'NodeTracerProvider'),
     BatchSpanProcessor: of('@opentelemetry/sdk-trace-base', 'BatchSpanProcessor'),
     resourceFromAttributes: of('@opentelemetry/resources', 'resourceFromAttributes'),
     OtlpJsonExporter: of('@opentelemetry/exporter-trace-otlp-http', 'OTLPTraceExporter'),
     OtlpProtoExporter: of('@opentelemetry/exporter-trace-otlp-proto', 'OTLPTraceExporter'),
   };
+  return sdk;
 }
 
 /** Options of {@link startOtel}. */
@@ -85,7 +139,7 @@ export interface OtelOptions {
   /** Overrides `OTEL_SERVICE_NAME`. */
   serviceName?: string;
   /** Export here instead of OTLP (tests, a custom backend). */
-  exporter?: SpanExporter;
+  exporter?: SpanExporterLike;
   /** Register as the global tracer provider, propagator and context manager. @defaultValue true */
   register?: boolean;
 }
@@ -93,7 +147,7 @@ export interface OtelOptions {
 /** A started SDK. */
 export interface OtelHandle {
   /** Undefined when `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`. */
-  readonly provider: NodeTracerProvider | undefined;
+  readonly provider: TracerProviderLike | undefined;
   /** Export what is buffered. */
   forceFlush(): Promise<void>;
   /** Flush and stop. Idempotent: every call gets the same promise. */
@@ -143,7 +197,7 @@ export function startOtel(options: OtelOptions = {}): OtelHandle {
   if (disabled || (exporterKind === 'none' && options.exporter === undefined)) {
     return { provider: undefined, forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
   }
-  const sdk = loadOtelSdk();
+  const sdk = loadOtelSdk() as OtelSdk;
   const serviceName =
     options.serviceName ?? envString(env, 'OTEL_SERVICE_NAME') ?? attributes['service.name'];
   const exporterOptions = { url, headers, ...(timeoutMillis !== undefined ? { timeoutMillis } : {}) };
