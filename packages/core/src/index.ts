@@ -182,6 +182,7 @@ export {
   releaseRefusedConnections,
   requestUrl,
   UndiciAgent,
+  type UndiciChecks,
   UndiciDispatcher,
   UndiciPool,
   undiciChecks,

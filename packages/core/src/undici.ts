@@ -41,7 +41,19 @@ export const undiciErrors: typeof Undici.errors = errors;
  * undici's own checks of a request (`lib/core/util.js`): its method token, header values, the body
  * types its `Request` takes, and whether a path already has a query or a fragment.
  */
-export const undiciChecks: typeof util = util;
+export interface UndiciChecks {
+  isValidHTTPToken(s: string): boolean;
+  isValidHeaderValue(s: string): boolean;
+  readonly normalizedMethodRecords: Readonly<Record<string, string>>;
+  isStream(v: unknown): boolean;
+  isBuffer(v: unknown): boolean;
+  isFormDataLike(v: unknown): boolean;
+  isIterable(v: unknown): boolean;
+  isBlobLike(v: unknown): boolean;
+  pathHasQueryOrFragment(path: string): boolean;
+}
+/** undici's request checks, {@link UndiciChecks} (undici's `lib/core/util.js`). */
+export const undiciChecks: UndiciChecks = util as UndiciChecks;
 
 // What undici's index does when loaded: the request API (`request`, `stream`, `pipeline`,
 // `upgrade`, `connect`) as methods of every dispatcher. The same functions: loading the index
