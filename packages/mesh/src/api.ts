@@ -221,8 +221,15 @@ export type MeshEvent =
   | { type: 'admin_failed'; error: MeshError }
   /** A setting is accepted but cannot work as written (e.g. `perTryTimeout` above `timeout`). */
   | { type: 'config_warning'; service: string | undefined; issue: ConfigIssue }
+  /** A registry refresh of the service failed (once per failure, however many destinations watch it). */
   | { type: 'resolver_error'; service: string; error: MeshError }
-  | { type: 'endpoints_changed'; service: string; set: EndpointSet }
+  /**
+   * A destination's endpoint set changed (content, version, or stale). `target`: the routing
+   * target (its ID) of a service subset whose destination this is: its set is that subset of the
+   * service's endpoints, not the service's whole set (which the service's own destination, or a
+   * target of the whole service, reports without `target`).
+   */
+  | { type: 'endpoints_changed'; service: string; set: EndpointSet; target?: string }
   /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
   | { type: 'balancer'; service: string; event: BalancerEvent }
   /** The destination's circuit breaker changed state. */

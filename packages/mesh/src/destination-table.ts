@@ -78,6 +78,11 @@ export class DestinationTable {
   readonly #buckets = new KeptBuckets();
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
   #targetDests = new Map<string, Destination>();
+  /**
+   * Registry failures already reported: a service's resolver hands one failure to every
+   * destination watching it (the service's own, its routing targets'), and it is one failure.
+   */
+  readonly #reportedErrors = new WeakSet<object>();
   // ---- end traffic management ----
 
   constructor(deps: DestinationTableDeps) {
@@ -305,6 +310,8 @@ export class DestinationTable {
           configOf,
           () => built?.evicted !== true,
           this.#buckets.take(`target:${key}`),
+          // A subset's sets are part of the service's; a whole-service target's are the service's.
+          target.subset !== '' ? target.id : undefined,
         ),
         // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
         connectTimeoutMs: target.connectTimeoutMs,
@@ -327,12 +334,14 @@ export class DestinationTable {
   /**
    * What every destination (service or routing target) gets from the mesh. `reporting`: whether
    * its events are still fired (false once it is evicted). `rateLimitBucket`: the bucket kept of
-   * the destination evicted before it, for its first policy.
+   * the destination evicted before it, for its first policy. `target`: the routing target's ID, for
+   * the destination of a target that is a subset (its endpoint sets are part of the service's).
    */
   #destinationDeps(
     config: (service: string) => EffectiveConfig,
     reporting: () => boolean,
     rateLimitBucket?: TokenBucket,
+    target?: string,
   ): ConstructorParameters<typeof Destination>[2] {
     const { telemetry, clock, random, logger } = this.#deps;
     const events = {
@@ -365,10 +374,12 @@ export class DestinationTable {
           },
           previous,
         ),
-      onSetChange: (s, set) => events.fire({ type: 'endpoints_changed', service: s, set }),
+      onSetChange: (s, set) =>
+        events.fire({ type: 'endpoints_changed', service: s, set, ...(target ? { target } : {}) }),
       onBalancerEvent: (event) => events.fire({ type: 'balancer', service: event.service, event }),
       onResolverError: (s, error) => {
-        if (!reporting()) return;
+        if (!reporting() || this.#reportedErrors.has(error)) return;
+        this.#reportedErrors.add(error);
         logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
         events.fire({ type: 'resolver_error', service: s, error });
       },

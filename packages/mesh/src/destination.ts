@@ -347,9 +347,12 @@ export class Destination {
   }
 
   #apply(set: EndpointSet): void {
+    const prev = this.#set;
     this.#set = set;
     this.#policy.balancer.update(set);
     this.#pools.keepOnly(set.endpoints);
+    // A registry failing again hands over the same stale set each time: no change to report.
+    if (prev !== undefined && sameSet(prev, set)) return;
     this.#deps.onSetChange(this.service, set);
   }
 
@@ -438,4 +441,18 @@ function closedError(service: string, what: string): MeshError {
 
 function deadlineError(service: string): MeshError {
   return closedError(service, 'the close deadline passed while a call was in flight to');
+}
+
+/** The same set: version, source, staleness and endpoints (the same objects, in order). */
+function sameSet(a: EndpointSet, b: EndpointSet): boolean {
+  if (
+    a.version !== b.version ||
+    a.source !== b.source ||
+    a.stale !== b.stale ||
+    a.staleSince !== b.staleSince ||
+    a.endpoints.length !== b.endpoints.length
+  )
+    return false;
+  for (let i = 0; i < a.endpoints.length; i++) if (a.endpoints[i] !== b.endpoints[i]) return false;
+  return true;
 }

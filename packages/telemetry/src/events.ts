@@ -78,7 +78,13 @@ export type TelemetryEvent =
       readonly service?: string;
     }
   | { readonly type: 'resolver_error'; readonly service: string; readonly error: ErrorLike }
-  | { readonly type: 'endpoints_changed'; readonly service: string; readonly set: EndpointSetLike }
+  /** `target`: a routing target's subset of the service's endpoints (not the service's own set). */
+  | {
+      readonly type: 'endpoints_changed';
+      readonly service: string;
+      readonly set: EndpointSetLike;
+      readonly target?: string;
+    }
   | { readonly type: 'balancer'; readonly service: string; readonly event: BalancerEventLike }
   | { readonly type: 'circuit_breaker'; readonly service: string; readonly state: BreakerState }
   /** The admin server could not listen: reported, never counted as a rejected config version. */

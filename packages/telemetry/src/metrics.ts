@@ -262,6 +262,8 @@ class PromMeshMetrics implements MeshMetrics {
         return;
       }
       case 'endpoints_changed': {
+        // A routing target's subset: the service's gauges follow the service's own set only.
+        if (event.target !== undefined) return;
         this.#live(event.service);
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;

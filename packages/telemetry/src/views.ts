@@ -123,7 +123,7 @@ export function describeEvent(event: TelemetryEvent, time: string): EventView {
         time,
         type: event.type,
         service: event.service,
-        detail: `${event.set.endpoints.length} endpoints from ${event.set.source} (v${event.set.version})${event.set.stale ? ', stale' : ''}`,
+        detail: `${event.target ? `target ${event.target}: ` : ''}${event.set.endpoints.length} endpoints from ${event.set.source} (v${event.set.version})${event.set.stale ? ', stale' : ''}`,
       };
     case 'balancer': {
       const e = event.event;

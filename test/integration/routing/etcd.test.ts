@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { createMesh, type Mesh } from 'proxyless';
+import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
 import { nextEvent } from '../../support/mesh-events.js';
@@ -116,6 +116,75 @@ describe.skipIf(!bin.available)(
       }
       await expect.poll(async () => (await routing())?.stale, { timeout: 20_000, interval: 100 }).toBe(false);
       expect((await routing())?.lastError).toBeUndefined();
+    });
+    it('one registry failure is one resolver_error for a routed service; targets report their subsets as targets (probe28)', async () => {
+      await putEntries(webEntries(50));
+      const registry = new Registry();
+      mesh = createMesh({ env: env(), metrics: { registry } });
+      const m = mesh;
+      await applied(m, 'etcd');
+      // Both split targets and the service's own destination are live.
+      expect((await load(m, 'http://web/', 40)).failed).toBe(0);
+      const events: MeshEvent[] = [];
+      m.onEvent((e) => {
+        if ((e.type === 'resolver_error' || e.type === 'endpoints_changed') && e.service === 'web')
+          events.push(e);
+      });
+      const failed = nextEvent(m, (e) => e.type === 'resolver_error' && e.service === 'web');
+      await etcd.put('/proxyless/services/web/zz', 'not json');
+      await failed;
+      const fixed = nextEvent(
+        m,
+        (e) =>
+          e.type === 'endpoints_changed' &&
+          e.service === 'web' &&
+          !e.set.stale &&
+          !('target' in e && e.target),
+      );
+      await etcd.del('/proxyless/services/web/zz');
+      await fixed;
+      expect(events.filter((e) => e.type === 'resolver_error')).toHaveLength(1);
+      const errors = (await registry.getSingleMetric('mesh_resolver_errors_total')?.get())?.values.find(
+        (v) => v.labels.service === 'web',
+      );
+      expect(errors?.value).toBe(1);
+      // The service's own set is reported without a target; each target's subset with its ID.
+      const changed = events.filter((e) => e.type === 'endpoints_changed');
+      const own = changed.filter((e) => !e.target);
+      expect(own.map((e) => e.set.endpoints.length)).toEqual([2, 2]);
+      const targets = new Set(changed.filter((e) => e.target).map((e) => e.target));
+      expect([...targets].sort()).toEqual(['v1.web.default.default.dc1', 'v2.web.default.default.dc1']);
+      for (const e of changed.filter((x) => x.target)) expect(e.set.endpoints).toHaveLength(1);
+      // mesh_endpoints counts the service's two endpoints, not a target's one.
+      const endpoints = (await registry.getSingleMetric('mesh_endpoints')?.get())?.values
+        .filter((v) => v.labels.service === 'web')
+        .reduce((n, v) => n + v.value, 0);
+      expect(endpoints).toBe(2);
+    });
+
+    it('a registry that keeps failing reports its stale set once per destination, not once per retry (probe28)', async () => {
+      mesh = createMesh({ env: env() });
+      const m = mesh;
+      expect((await load(m, 'http://admin/', 5)).failed).toBe(0);
+      const events: MeshEvent[] = [];
+      m.onEvent((e) => {
+        if ((e.type === 'resolver_error' || e.type === 'endpoints_changed') && e.service === 'admin')
+          events.push(e);
+      });
+      await etcd.halt();
+      try {
+        // Several failed retries while etcd is down.
+        await expect
+          .poll(() => events.filter((e) => e.type === 'resolver_error').length, {
+            timeout: 20_000,
+            interval: 50,
+          })
+          .toBeGreaterThanOrEqual(3);
+      } finally {
+        await etcd.resume();
+      }
+      const stale = events.filter((e) => e.type === 'endpoints_changed' && e.set.stale);
+      expect(stale).toHaveLength(1);
     });
   },
 );
