@@ -346,7 +346,7 @@ function tighter(caller: number | null | undefined, route: number): number {
  * `node:querystring`), so routes match query parameters as sent. A path that already has a query
  * or fragment is left for undici to refuse.
  */
-function pathAsSent(opts: Dispatcher.DispatchOptions): string {
+export function pathAsSent(opts: Dispatcher.DispatchOptions): string {
   const query = opts.query as Record<string, unknown> | null | undefined;
   if (query == null || typeof opts.path !== 'string' || /[?#]/.test(opts.path)) return opts.path;
   const q = stringifyQuery(query as Parameters<typeof stringifyQuery>[0]);

@@ -82,6 +82,7 @@ export {
   type RunPolicyOptions,
   recordAttempts,
 } from '@proxyless/resilience/testing';
+export { type TestRouteRequest, type TestRouteResult, testRoute } from './testing-routing.js';
 
 /**
  * {@link resilienceRunPolicy | runPolicy} of `@proxyless/resilience/testing`, with the whole service

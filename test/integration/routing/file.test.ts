@@ -2,6 +2,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createMesh, type Mesh, MeshError } from 'proxyless';
+import { testRoute } from 'proxyless/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nextEvent } from '../../support/mesh-events.js';
 import {
@@ -172,5 +173,32 @@ describe('traffic management from the config file (configEntries)', () => {
     expect(event.error.message).toMatch(/does not permit advanced routing or splitting/);
     const r = await load(m, 'http://web/', 200);
     expect(r).toEqual({ by: { v1: 200 }, failed: 0, errors: [] });
+  });
+  it('testRoute (proxyless/testing) decides as the mesh routes: server, path, Host, header edits', async () => {
+    // Splits of 0 and 100: the draw decides nothing, so the two are compared request by request.
+    for (const v2Weight of [0, 100]) {
+      const entries = webEntries(v2Weight);
+      write(doc(entries));
+      const m = createMesh({ env: { MESH_CONFIG_FILE: file } });
+      try {
+        for (const [url, headers] of [
+          ['http://web/a?q=1', {}],
+          ['http://web/admin/users', {}],
+          ['http://web/b', { 'x-canary': '1' }],
+        ] as const) {
+          const expected = testRoute(entries, url, { headers });
+          const res = await m.fetch(url, { headers });
+          const body = await res.text();
+          const server = expected.target.service === 'admin' ? 'admin' : expected.target.subset;
+          expect([v2Weight, url, res.headers.get('x-served-by')]).toEqual([v2Weight, url, server]);
+          expect(body).toBe(`${server} ${expected.path}`);
+          expect(res.headers.get('x-seen-host')).toBe(expected.headers.find(([k]) => k === 'host')?.[1]);
+          const tag = expected.headers.find(([k]) => k === 'x-routed')?.[1] ?? '';
+          expect(res.headers.get('x-seen-canary-tag')).toBe(tag);
+        }
+      } finally {
+        await m.close();
+      }
+    }
   });
 });
