@@ -130,6 +130,7 @@ class MeshImpl implements Mesh {
     const closing = (): boolean => (this.#lifecycle as MeshLifecycle | undefined)?.stopped === true;
     this.#routing = new RoutingStage({
       random: this.#random,
+      clock: this.#clock,
       logicalHost: hostHeader === 'logical',
       targetDestination: (target, overrides, lb) =>
         this.#destinations.targetDestination(target, overrides, lb),

@@ -1,5 +1,5 @@
 import { createEndpoint, createEndpointSet, type Resolver, type ResolverUpdate } from '@proxyless/core';
-import { seededRandom } from '@proxyless/core/testing';
+import { seededRandom, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { compileRoutingConfig, route, routeRequestOf } from './routing/index.js';
 import { RoutingStage } from './routing-stage.js';
@@ -58,6 +58,7 @@ describe('RoutingStage chains', () => {
   it('keeps only non-default chains, the later source winning per service', () => {
     const stage = new RoutingStage({
       random: seededRandom(1),
+      clock: new VirtualClock(),
       logicalHost: true,
       targetDestination: () => {
         throw new Error('unused');

@@ -11,6 +11,7 @@
 import { stringify as stringifyQuery } from 'node:querystring';
 import type { LoadBalancerPatch } from '@proxyless/balancer';
 import {
+  type Clock,
   copyOptions,
   failDispatch,
   hasHeader,
@@ -35,7 +36,12 @@ import {
   route,
   routeRequestOf,
 } from './routing/index.js';
-import { ResponseHeaderHandler, type RouteOverrides, routeOverrides } from './routing-targets.js';
+import {
+  IdleTimeoutHandler,
+  ResponseHeaderHandler,
+  type RouteOverrides,
+  routeOverrides,
+} from './routing-targets.js';
 
 /** Where config entries came from; a later source wins for a service (file < etcd < consul). */
 export type RoutingSourceName = 'file' | 'etcd' | 'consul';
@@ -51,6 +57,8 @@ export interface RoutingStats {
 /** What the stage needs from the mesh. */
 export interface RoutingStageDeps {
   random: Random;
+  /** For a route's `IdleTimeout`. */
+  clock: Clock;
   /**
    * The destination of a target: its resolver's `LoadBalancer` (mapped) and the route's overrides
    * go over the target service's own policy.
@@ -281,13 +289,7 @@ export class RoutingStage {
     sent.path = path;
     if (joinedQuery) sent.query = undefined;
     sent.headers = headers;
-    // The route's `IdleTimeout` (Envoy's route idle_timeout): no activity for that long — waiting for
-    // the head, or between body chunks — ends the request. A tighter timeout of the caller's stays.
-    const idle = decision.idleTimeoutMs;
-    if (idle !== undefined && idle > 0) {
-      sent.headersTimeout = tighter(opts.headersTimeout, idle);
-      sent.bodyTimeout = tighter(opts.bodyTimeout, idle);
-    }
+
     const request = new DispatchRequest(sent, origin, o.idempotent);
     if (hasHeader(headers, IDEMPOTENT_HEADER)) {
       // Read from the headers with the flag, then sent without it.
@@ -295,9 +297,12 @@ export class RoutingStage {
       headers = withHeader(headers, IDEMPOTENT_HEADER, undefined);
       sent.headers = headers;
     }
-    const h = decision.responseHeaders
-      ? new ResponseHeaderHandler(new CallHandler(handler), decision.responseHeaders)
-      : handler;
+    // The route's response edits, then its `IdleTimeout` over the whole call (see IdleTimeoutHandler).
+    const idle = decision.idleTimeoutMs;
+    let h = handler;
+    if (decision.responseHeaders || (idle !== undefined && idle > 0)) h = new CallHandler(handler);
+    if (decision.responseHeaders) h = new ResponseHeaderHandler(h, decision.responseHeaders);
+    if (idle !== undefined && idle > 0) h = new IdleTimeoutHandler(h, idle, this.#deps.clock, target.service);
     return this.#deps.send(dest, sent, headers, h, request);
   }
 
@@ -334,11 +339,6 @@ export class RoutingStage {
     }
     return resolving ?? some ?? { target: decision.target, dest: primary };
   }
-}
-
-/** The tighter of a caller's undici timeout (`0` or unset: none) and the route's. */
-function tighter(caller: number | null | undefined, route: number): number {
-  return caller === undefined || caller === null || caller <= 0 ? route : Math.min(caller, route);
 }
 
 /**

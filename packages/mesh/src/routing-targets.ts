@@ -6,13 +6,17 @@
  */
 
 import {
+  type Clock,
   type Disposable,
   type Endpoint,
   type EndpointSet,
   ForwardingHandler,
+  KEEP_ALIVE,
+  MeshError,
   type MeshHandler,
   type Resolver,
   type ResolverListener,
+  type Timer,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { TargetStats } from './api.js';
@@ -90,6 +94,105 @@ export class ResponseHeaderHandler extends ForwardingHandler {
     const raw = (controller as { rawHeaders?: unknown }).rawHeaders;
     const edited = Array.isArray(raw) ? editRawHeaders(raw as RawLine[], this.#ops) : undefined;
     super.onResponseStart(withRawHeaders(controller, edited), statusCode, copy as never, statusMessage);
+  }
+}
+
+/**
+ * A route's `IdleTimeout` (Envoy's route `idle_timeout`, the stream idle timeout of the route):
+ * the call ends when nothing arrives for that long — the response head, then each body chunk —
+ * over the whole call, retries included, on the mesh's clock to the millisecond (undici's own
+ * `headersTimeout` / `bodyTimeout` run on its fast timers, about a second coarse). It ends the call
+ * as a caller's abort would, with `MESH_TIMEOUT` (`limit: 'idle'`): no retry follows, and no
+ * endpoint is charged. A body its reader has paused is not idle.
+ */
+export class IdleTimeoutHandler extends ForwardingHandler {
+  readonly #ms: number;
+  readonly #clock: Clock;
+  readonly #service: string;
+  #controller: Dispatcher.DispatchController | undefined;
+  #timer: Timer | undefined;
+  #last = 0;
+  #head = false;
+
+  constructor(handler: MeshHandler, ms: number, clock: Clock, service: string) {
+    super(handler);
+    this.#ms = ms;
+    this.#clock = clock;
+    this.#service = service;
+  }
+
+  override onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#controller = controller;
+    this.#last = this.#clock.now();
+    this.#timer = this.#clock.setTimer(this.#ms, this.#check, KEEP_ALIVE);
+    super.onRequestStart(controller, context);
+  }
+
+  readonly #check = (): void => {
+    this.#timer = undefined;
+    const c = this.#controller;
+    if (c === undefined || c.aborted) return;
+    const quiet = this.#clock.now() - this.#last;
+    if (quiet < this.#ms || c.paused) {
+      this.#timer = this.#clock.setTimer(
+        quiet < this.#ms ? this.#ms - quiet : this.#ms,
+        this.#check,
+        KEEP_ALIVE,
+      );
+      return;
+    }
+    const waiting = this.#head ? 'the next response body chunk' : 'the response head';
+    c.abort(
+      new MeshError(
+        'MESH_TIMEOUT',
+        `"${this.#service}": nothing for ${this.#ms} ms waiting for ${waiting} (the route's IdleTimeout)`,
+        { details: { service: this.#service, limit: 'idle', phase: this.#head ? 'response' : 'request' } },
+      ),
+    );
+  };
+
+  #stop(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+  }
+
+  override onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    socket: Parameters<ForwardingHandler['onRequestUpgrade']>[3],
+  ): void {
+    this.#stop();
+    super.onRequestUpgrade(controller, statusCode, headers as never, socket);
+  }
+
+  override onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    if (statusCode >= 200) this.#head = true;
+    this.#last = this.#clock.now();
+    super.onResponseStart(controller, statusCode, headers as never, statusMessage);
+  }
+
+  override onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#last = this.#clock.now();
+    super.onResponseData(controller, chunk);
+  }
+
+  override onResponseEnd(
+    controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.#stop();
+    super.onResponseEnd(controller, trailers as never);
+  }
+
+  override onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.#stop();
+    super.onResponseError(controller, error);
   }
 }
 

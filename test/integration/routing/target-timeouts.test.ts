@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createMesh, type Mesh, MeshError } from 'proxyless';
+import { flushPromises, VirtualClock } from 'proxyless/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -131,7 +132,7 @@ describe('service-resolver ConnectTimeout and route IdleTimeout are applied', ()
       (e: unknown) => e,
     );
     expect((head as MeshError).code).toBe('MESH_TIMEOUT');
-    expect(((head as MeshError).cause as { code?: string }).code).toBe('UND_ERR_HEADERS_TIMEOUT');
+    expect((head as MeshError).details).toMatchObject({ limit: 'idle', phase: 'request' });
 
     const res = await mesh.request('http://slow/stall-body');
     expect(res.statusCode).toBe(200);
@@ -139,10 +140,87 @@ describe('service-resolver ConnectTimeout and route IdleTimeout are applied', ()
       () => undefined,
       (e: unknown) => e,
     );
-    expect((body as { code?: string }).code).toMatch(/MESH_TIMEOUT|UND_ERR_BODY_TIMEOUT/);
+    expect(body).toMatchObject({ code: 'MESH_TIMEOUT', details: { limit: 'idle', phase: 'response' } });
 
     // Paths the route does not match keep undici's defaults.
     const ok = await mesh.request('http://slow/ok');
     expect(await ok.body.text()).toBe('ok');
+  });
+
+  it('a route’s IdleTimeout is exact and spans the whole call: retries included, activity restarts it (probe29)', async () => {
+    // On undici's fast timers a 300 ms limit fired after 0.5–1 s, per attempt: a head due at 700 ms
+    // arrived, and retries multiplied the wait. The mesh's clock here is virtual.
+    const held: http.ServerResponse[] = [];
+    let requests = 0;
+    const server = http.createServer((req, res) => {
+      requests++;
+      req.resume();
+      held.push(res);
+      if (req.url === '/drip') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('a');
+      }
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    try {
+      writeFileSync(
+        file,
+        JSON.stringify({
+          // The default retry policy stays on: a 5xx or a reset would be retried, an idle call is not.
+          services: { idle: { endpoints: `127.0.0.1:${port}` } },
+          configEntries: [
+            { Kind: 'service-defaults', Name: 'idle', Protocol: 'http' },
+            {
+              Kind: 'service-router',
+              Name: 'idle',
+              Routes: [{ Match: { HTTP: { PathPrefix: '/' } }, Destination: { IdleTimeout: '300ms' } }],
+            },
+          ],
+        }),
+      );
+      const clock = new VirtualClock();
+      mesh = createMesh({ env: { MESH_CONFIG_FILE: file }, clock });
+      let settled: unknown;
+      void mesh.request('http://idle/head').then(
+        (r) => {
+          settled = r.statusCode;
+        },
+        (e: unknown) => {
+          settled = e;
+        },
+      );
+      await expect.poll(() => requests).toBe(1);
+      await clock.advance(299);
+      await flushPromises();
+      expect(settled).toBeUndefined();
+      await clock.advance(1);
+      await expect.poll(() => settled).toMatchObject({ code: 'MESH_TIMEOUT', details: { limit: 'idle' } });
+      expect(requests).toBe(1);
+
+      const res = await mesh.request('http://idle/drip');
+      const chunks: string[] = [];
+      let failed: unknown;
+      res.body.on('data', (c: Buffer) => chunks.push(String(c)));
+      res.body.on('error', (e) => {
+        failed = e;
+      });
+      await expect.poll(() => chunks.join('')).toBe('a');
+      await clock.advance(250);
+      held.at(-1)!.write('b');
+      await expect.poll(() => chunks.join('')).toBe('ab');
+      // 250 ms after the second chunk: still within the limit, counted from that chunk.
+      await clock.advance(250);
+      await flushPromises();
+      expect(failed).toBeUndefined();
+      await clock.advance(50);
+      await expect.poll(() => failed).toMatchObject({ code: 'MESH_TIMEOUT', details: { phase: 'response' } });
+      expect(requests).toBe(2);
+    } finally {
+      for (const r of held) r.destroy();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
