@@ -127,4 +127,47 @@ describe('testRoute: traffic management alone, no mesh, no sockets', () => {
     expect(canary).toBeGreaterThan(70); // about 10 %
     expect(canary).toBeLessThan(130);
   });
+
+  it("a split's header edits come before the route's, as Envoy applies a weighted cluster's (probe29)", () => {
+    const both = [
+      { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
+      {
+        Kind: 'service-splitter',
+        Name: 'web',
+        Splits: [
+          {
+            Weight: 100,
+            RequestHeaders: { Set: { 'x-conf': 'split' }, Add: { 'x-only-split': '1', 'x-kept': 's' } },
+            ResponseHeaders: { Set: { 'x-rconf': 'split' } },
+          },
+        ],
+      },
+      {
+        Kind: 'service-router',
+        Name: 'web',
+        Routes: [
+          {
+            Match: { HTTP: { PathPrefix: '/' } },
+            Destination: {
+              RequestHeaders: {
+                Set: { 'x-conf': 'route' },
+                Remove: ['x-only-split'],
+                Add: { 'x-kept': 'r' },
+              },
+              ResponseHeaders: { Set: { 'x-rconf': 'route' } },
+            },
+          },
+        ],
+      },
+    ];
+    const r = testRoute(both, 'http://web/');
+    // One value of a header both set (the route's); one the route removes is gone; adds accumulate.
+    expect(r.headers).toEqual([
+      ['host', 'web'],
+      ['x-conf', 'route'],
+      ['x-kept', 's'],
+      ['x-kept', 'r'],
+    ]);
+    expect(r.responseHeaders?.set).toEqual([['x-rconf', 'route']]);
+  });
 });

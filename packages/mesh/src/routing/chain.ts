@@ -142,13 +142,23 @@ export function targetId(service: string, subset: string, datacenter: string): s
   return `${subset ? `${subset}.` : ''}${service}.default.default.${datacenter}`;
 }
 
-/** Header modifiers as written → header ops (names lower-cased); `undefined` when empty. */
+/**
+ * Header modifiers as written, each applied after the ones before it (a later `Remove` or `Set` of
+ * a name replaces the earlier edits of that name), → header ops (names lower-cased); `undefined`
+ * when empty.
+ */
 export function headerOps(...mods: (HeaderModifiers | undefined)[]): HeaderOps | undefined {
-  const add: [string, string][] = [];
-  const set: [string, string][] = [];
+  let add: [string, string][] = [];
+  let set: [string, string][] = [];
   const remove: string[] = [];
   for (const m of mods) {
     if (!m) continue;
+    // Applied after the ones before: what it removes or sets replaces their edits of that name.
+    const replaced = new Set([...(m.Remove ?? []), ...Object.keys(m.Set ?? {})].map((k) => k.toLowerCase()));
+    if (replaced.size > 0) {
+      add = add.filter(([k]) => !replaced.has(k));
+      set = set.filter(([k]) => !replaced.has(k));
+    }
     for (const [k, v] of Object.entries(m.Add ?? {})) add.push([k.toLowerCase(), v]);
     for (const [k, v] of Object.entries(m.Set ?? {})) set.push([k.toLowerCase(), v]);
     for (const k of m.Remove ?? []) remove.push(k.toLowerCase());
@@ -197,8 +207,10 @@ function decisionsFor(
       resolver,
       prefixRewrite: rewriteFrom !== undefined ? d?.PrefixRewrite : undefined,
       rewriteFrom,
-      requestHeaders: headerOps(d?.RequestHeaders, split?.requestHeaders),
-      responseHeaders: headerOps(d?.ResponseHeaders, split?.responseHeaders),
+      // Envoy applies a weighted cluster's (the split's) edits before the route's: on one name, the
+      // route's win (`request_headers_to_add` of a `WeightedCluster`).
+      requestHeaders: headerOps(split?.requestHeaders, d?.RequestHeaders),
+      responseHeaders: headerOps(split?.responseHeaders, d?.ResponseHeaders),
       requestTimeoutMs:
         routeTimeout !== undefined && routeTimeout > 0 ? routeTimeout : resolver.requestTimeoutMs,
       idleTimeoutMs: idle,
