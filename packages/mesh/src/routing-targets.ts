@@ -57,9 +57,11 @@ export function routeOverrides(decision: RouteDecision): RouteOverrides | undefi
     const retryOn = r.retryOn.filter((x) => RETRY_ON.has(x));
     if (r.retryOnConnectFailure && !retryOn.includes('connect-failure')) retryOn.push('connect-failure');
     if (r.retryOnStatusCodes.length > 0) retryOn.push('retriable-status-codes');
+    // The route's conditions replace the service's, none included: Consul gives Envoy `retry_on`
+    // from these alone (`getRetryPolicyForDestination`), and an empty one retries nothing.
     patch.retry = {
       maxRetries: r.numRetries ?? 1,
-      ...(retryOn.length > 0 ? { retryOn } : {}),
+      retryOn,
       ...(r.retryOnStatusCodes.length > 0 ? { retriableStatusCodes: [...r.retryOnStatusCodes] } : {}),
     };
   }
