@@ -16,6 +16,7 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { ConcurrencyLimitConfig, RateLimitConfig } from './config.js';
+import { checkConcurrencySettings, checkRateSettings } from './factory-checks.js';
 import { cancelQueued } from './queued.js';
 
 /** A concurrency limit filter, with its live counts and a way to change its settings in place. */
@@ -84,6 +85,7 @@ export function createConcurrencyLimitFilter(
   config: Partial<ConcurrencyLimitConfig> & { max: number },
   options: { service?: string; earlier?: EarlierCalls } = {},
 ): ConcurrencyLimitFilter {
+  checkConcurrencySettings(config);
   let max = config.max;
   let queueSize = config.queue ?? 0;
   let queueTimeoutMs = config.queueTimeoutMs ?? 0;
@@ -187,6 +189,7 @@ export function createConcurrencyLimitFilter(
   Object.defineProperty(filter, 'active', { get: () => active });
   Object.defineProperty(filter, 'queued', { get: () => waiting.length });
   filter.reconfigure = (next) => {
+    checkConcurrencySettings(next);
     max = next.max;
     queueSize = next.queue ?? 0;
     queueTimeoutMs = next.queueTimeoutMs ?? 0;
@@ -363,6 +366,7 @@ export function createRateLimitFilter(
   config: { rps: number; burst?: number },
   options: { clock?: Clock; service?: string; bucket?: TokenBucket } = {},
 ): RateLimitFilter {
+  checkRateSettings(config);
   let resolved = resolveRate(config);
   let bucket = options.bucket ?? (options.clock ? new TokenBucket(resolved, options.clock) : undefined);
   options.bucket?.reconfigure(resolved);
@@ -392,6 +396,7 @@ export function createRateLimitFilter(
   const filter = interceptor as RateLimitFilter;
   Object.defineProperty(filter, 'bucket', { get: () => bucket });
   filter.reconfigure = (next) => {
+    checkRateSettings(next);
     resolved = resolveRate(next);
     bucket?.reconfigure(resolved);
   };

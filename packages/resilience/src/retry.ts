@@ -10,6 +10,7 @@ import {
 } from '@proxyless/core';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_RETRY, type RetryConfig, type RetryOn } from './config.js';
+import { checkRetrySettings } from './factory-checks.js';
 import { parseHttpDate } from './http-date.js';
 import { RetryCall, type RetryPolicy } from './retry-call.js';
 
@@ -179,6 +180,7 @@ export function backoffDelay(config: RetryConfig, retry: number, random: () => n
  * event says why.
  */
 export function createRetryFilter(config: Partial<RetryConfig> = {}, deps: RetryDeps = {}): Filter {
+  checkRetrySettings(config);
   const c: RetryConfig = { ...DEFAULT_RETRY, ...config };
   if (c.maxRetries <= 0) return (dispatch) => dispatch;
   const statusRetriable = new Uint8Array(600);

@@ -1,0 +1,70 @@
+/**
+ * The settings a policy factory is given directly (`createRetryFilter({ … })`, a policy used
+ * alone), checked against the same ranges as the config sections declare, so that a bad value is
+ * an error naming the field and value there too, never a spin or a silent no-op.
+ */
+import { Issues } from '@proxyless/core';
+import { RETRY_ON_VALUES } from './sections/retry.js';
+
+type Check = readonly [field: string, value: unknown, ok: boolean, expected: string];
+
+/** @throws MeshError `MESH_CONFIG_INVALID` listing every failed check, by field and value. */
+function checkAll(what: string, checks: readonly Check[]): void {
+  const issues = new Issues();
+  for (const [field, value, ok, expected] of checks) if (!ok) issues.add(field, expected, value);
+  issues.throwIfAny(what);
+}
+
+const isInt = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): boolean =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const optional = (v: unknown, ok: (v: unknown) => boolean): boolean => v === undefined || ok(v);
+
+/** `createRateLimitFilter`'s `rps` (≥ 0.001, finite) and `burst` (an integer ≥ 1). */
+export function checkRateSettings(config: { rps: unknown; burst?: unknown }): void {
+  checkAll('createRateLimitFilter', [
+    [
+      'rps',
+      config.rps,
+      typeof config.rps === 'number' && Number.isFinite(config.rps) && config.rps >= 0.001,
+      'a number of requests per second ≥ 0.001',
+    ],
+    ['burst', config.burst, optional(config.burst, (v) => isInt(v, 1)), 'an integer ≥ 1'],
+  ]);
+}
+
+/** `createConcurrencyLimitFilter`'s `max` (≥ 1), `queue` (≥ 0) and `queueTimeoutMs` (≥ 0). */
+export function checkConcurrencySettings(config: {
+  max: unknown;
+  queue?: unknown;
+  queueTimeoutMs?: unknown;
+}): void {
+  checkAll('createConcurrencyLimitFilter', [
+    ['max', config.max, isInt(config.max, 1), 'an integer ≥ 1'],
+    ['queue', config.queue, optional(config.queue, (v) => isInt(v, 0)), 'an integer ≥ 0'],
+    [
+      'queueTimeoutMs',
+      config.queueTimeoutMs,
+      optional(config.queueTimeoutMs, (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0),
+      'a number of milliseconds ≥ 0',
+    ],
+  ]);
+}
+
+/** `createRetryFilter`'s `maxRetries` (an integer 0..10) and `retryOn` (known conditions). */
+export function checkRetrySettings(config: { maxRetries?: unknown; retryOn?: unknown }): void {
+  const known = new Set<unknown>(RETRY_ON_VALUES);
+  checkAll('createRetryFilter', [
+    [
+      'maxRetries',
+      config.maxRetries,
+      optional(config.maxRetries, (v) => isInt(v, 0, 10)),
+      'an integer 0..10',
+    ],
+    [
+      'retryOn',
+      config.retryOn,
+      optional(config.retryOn, (v) => Array.isArray(v) && v.every((x) => known.has(x))),
+      `a list of ${RETRY_ON_VALUES.join(', ')}`,
+    ],
+  ]);
+}
