@@ -92,4 +92,77 @@ describe('testBalancer', () => {
     expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
     expect((error as MeshError).message).toContain('loadBalancer.policy');
   });
+
+  it('health checks run through a probe the test gives, never a socket (probe29)', async () => {
+    const clock = new VirtualClock();
+    const probed: string[] = [];
+    const sick = new Set(['10.0.0.2:80']);
+    const t = testBalancer(
+      { healthCheck: { path: '/healthz', interval: '5s', unhealthyThreshold: 1 } },
+      '10.0.0.1:80,10.0.0.2:80',
+      {
+        clock,
+        probe: (endpoint, path) => {
+          probed.push(`${endpoint.id}${path}`);
+          return Promise.resolve(!sick.has(endpoint.id));
+        },
+      },
+    );
+    await clock.advance(5_000);
+    await expect.poll(() => probed.length).toBeGreaterThanOrEqual(2);
+    expect(probed).toEqual(expect.arrayContaining(['10.0.0.1:80/healthz', '10.0.0.2:80/healthz']));
+    await expect
+      .poll(() => t.events.some((e) => e.type === 'health_check' && e.healthy === false))
+      .toBe(true);
+    for (let i = 0; i < 10; i++) expect(t.pick().id).toBe('10.0.0.1:80');
+    t.close();
+  });
+
+  it('a reconnect after a connect failure runs through connectProbe (default: it connects), on virtual time', async () => {
+    const clock = new VirtualClock();
+    const dials: string[] = [];
+    const t = testBalancer({}, '10.0.0.1:80,10.0.0.2:80', {
+      clock,
+      connectProbe: (endpoint) => {
+        dials.push(endpoint.id);
+        return Promise.resolve();
+      },
+    });
+    const a = t.endpoints[0]!;
+    t.attempt(a, { failure: 'connect', latencyMs: 1 });
+    for (let i = 0; i < 6; i++) expect(t.pick().id).toBe('10.0.0.2:80'); // unreachable: never picked
+    await clock.advance(1_000); // the first reconnect attempt (gRPC's backoff: 1 s)
+    await expect.poll(() => dials).toEqual(['10.0.0.1:80']);
+    await expect.poll(() => new Set(Array.from({ length: 8 }, () => t.pick().id)).size).toBe(2);
+    t.close();
+  });
+
+  it('takes endpoints as a list of strings too, naming a bad one by its index', () => {
+    const t = testBalancer({}, ['10.0.0.1:80', '10.0.0.2:81=3']);
+    expect(t.endpoints.map((e) => [e.id, e.weight])).toEqual([
+      ['10.0.0.1:80', 1],
+      ['10.0.0.2:81', 3],
+    ]);
+    t.close();
+    expect(() => testBalancer({}, ['10.0.0.1:80', 'nope'])).toThrow(/endpoints\[1\]/);
+  });
+
+  it('start() keeps an attempt in flight until it ends (what least_request counts)', () => {
+    const t = testBalancer(
+      { loadBalancer: { policy: 'least_request', choiceCount: 2 } },
+      '10.0.0.1:80,10.0.0.2:80',
+    );
+    const [a, b] = [t.endpoints[0]!, t.endpoints[1]!];
+    const inflight = () => t.balancer.stats().endpoints.find((e) => e.id === a.id)?.inflight;
+    const ends = [t.start(a), t.start(a), t.start(a)];
+    expect(inflight()).toBe(3);
+    const picks = Array.from({ length: 50 }, () => t.pick().id);
+    expect(picks.filter((id) => id === b.id).length).toBeGreaterThan(
+      picks.filter((id) => id === a.id).length,
+    );
+    for (const end of ends) end({ status: 200, latencyMs: 3 });
+    ends[0]!({ status: 200, latencyMs: 3 }); // ending twice counts once
+    expect(inflight()).toBe(0);
+    t.close();
+  });
 });

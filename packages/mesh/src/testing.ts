@@ -10,7 +10,9 @@
  */
 import {
   type BalancerEvent,
+  type ConnectProbe,
   createBalancer,
+  type HealthProbe,
   type ObservableBalancer,
   parseBalancerPatch,
   resolveBalancerConfig,
@@ -37,7 +39,13 @@ import {
 import type { PolicyOptions, ServiceOptions } from './api.js';
 import { unknownPolicyKeys } from './config/layers.js';
 
-export type { BalancerEvent, BalancerStats, ObservableBalancer } from '@proxyless/balancer';
+export type {
+  BalancerEvent,
+  BalancerStats,
+  ConnectProbe,
+  HealthProbe,
+  ObservableBalancer,
+} from '@proxyless/balancer';
 export type { AttemptOutcome, Endpoint } from '@proxyless/core';
 /** The issue list `parseResiliencePatch` records into (`throwIfAny` turns it into `MESH_CONFIG_INVALID`). */
 export { Issues } from '@proxyless/core';
@@ -115,6 +123,27 @@ export async function runPolicy(
   return resilienceRunPolicy(config, script, options);
 }
 
+/** Options of {@link testBalancer}. */
+export interface TestBalancerOptions {
+  /** @defaultValue a new {@link VirtualClock} */
+  clock?: VirtualClock;
+  /** @defaultValue `seededRandom(1)` */
+  random?: Random;
+  /** @defaultValue `'api'` */
+  service?: string;
+  /**
+   * The active health check's probe (`healthCheck`): whether `endpoint` answered `path` healthy.
+   * @defaultValue every probe healthy (no request is sent)
+   */
+  probe?: HealthProbe;
+  /**
+   * The reconnect probe of an endpoint whose connect failed (`TRANSIENT_FAILURE`): resolves when
+   * it connects, rejects when it does not.
+   * @defaultValue every reconnect succeeds (no socket is opened)
+   */
+  connectProbe?: ConnectProbe;
+}
+
 /** A service's load balancer and outlier detection, alone, on virtual time: see {@link testBalancer}. */
 export interface TestBalancer {
   /** The balancer the mesh would build for the entry (its `stats()` says what it sees). */
@@ -131,6 +160,11 @@ export interface TestBalancer {
    * in-flight and latency for the picker, the outcome for outlier detection.
    */
   attempt(endpoint: Endpoint, outcome: AttemptOutcome): void;
+  /**
+   * An attempt started on `endpoint` and still in flight (what `least_request` and `peak_ewma`
+   * count); call the function it returns with the outcome when it ends.
+   */
+  start(endpoint: Endpoint): (outcome: AttemptOutcome) => void;
   /** Stop its timers (ejection and health-check timers). */
   close(): void;
 }
@@ -142,24 +176,35 @@ export interface TestBalancer {
  * when one is ejected and readmitted, are tested with no sockets and no real time.
  *
  * @throws MeshError `MESH_CONFIG_INVALID` naming each bad field and value.
+ * Health checks and reconnects run through `probe` and `connectProbe` (by default: healthy, and
+ * connected), never through a socket.
+ *
  * @example
- * const t = testBalancer({ outlierDetection: { consecutive5xx: 2 } }, ['10.0.0.1:80', '10.0.0.2:80']);
+ * const t = testBalancer({ outlierDetection: { consecutive5xx: 2 } }, '10.0.0.1:80,10.0.0.2:80');
  * const [a] = t.endpoints;
  * t.attempt(a, { status: 503, latencyMs: 1 });
  * t.attempt(a, { status: 503, latencyMs: 1 });
- * t.events.map((e) => e.type); // ['eject']
+ * t.events.filter((e) => e.type === 'eject').length; // 1
  */
 export function testBalancer(
   entry: Pick<PolicyOptions, 'loadBalancer' | 'outlierDetection' | 'healthCheck'>,
-  endpoints: string | readonly Endpoint[],
-  options: { clock?: VirtualClock; random?: Random; service?: string } = {},
+  endpoints: string | readonly (string | Endpoint)[],
+  options: TestBalancerOptions = {},
 ): TestBalancer {
   const issues = new Issues();
   const patch = parseBalancerPatch(entry as Record<string, unknown>, 'policy', issues);
-  const list =
-    typeof endpoints === 'string'
-      ? (parseEndpointList(endpoints, 'endpoints', issues) ?? []).map((e) => createEndpoint(e))
-      : endpoints;
+  const list: Endpoint[] = [];
+  const items = typeof endpoints === 'string' ? [endpoints] : endpoints;
+  items.forEach((e, i) => {
+    if (typeof e !== 'string') list.push(e);
+    else
+      for (const p of parseEndpointList(
+        e,
+        typeof endpoints === 'string' ? 'endpoints' : `endpoints[${i}]`,
+        issues,
+      ) ?? [])
+        list.push(createEndpoint(p));
+  });
   issues.throwIfAny('testBalancer: invalid policy');
   const clock = options.clock ?? new VirtualClock();
   const service = options.service ?? 'api';
@@ -168,6 +213,9 @@ export function testBalancer(
     clock,
     random: options.random ?? seededRandom(1),
     logger: noopLogger,
+    // No sockets: health checks pass and reconnects succeed unless the test says otherwise.
+    probe: options.probe ?? (() => Promise.resolve(true)),
+    connectProbe: options.connectProbe ?? (() => Promise.resolve()),
   });
   const events: BalancerEvent[] = [];
   balancer.onEvent((e) => events.push(e));
@@ -183,6 +231,15 @@ export function testBalancer(
     attempt(endpoint, outcome) {
       const token = balancer.onAttemptStart(endpoint);
       balancer.onAttemptEnd(endpoint, outcome, token);
+    },
+    start(endpoint) {
+      const token = balancer.onAttemptStart(endpoint);
+      let ended = false;
+      return (outcome) => {
+        if (ended) return;
+        ended = true;
+        balancer.onAttemptEnd(endpoint, outcome, token);
+      };
     },
     close: () => balancer.close(),
   };
