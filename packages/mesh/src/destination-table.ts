@@ -79,10 +79,11 @@ export class DestinationTable {
   // ---- traffic management (routing-stage.ts, routing-sources.ts) ----
   #targetDests = new Map<string, Destination>();
   /**
-   * Registry failures already reported: a service's resolver hands one failure to every
-   * destination watching it (the service's own, its routing targets'), and it is one failure.
+   * Registry failures already reported, with the services they were reported for: a service's
+   * resolver hands one failure to every destination watching it (the service's own, its routing
+   * targets'), and it is one failure of that service.
    */
-  readonly #reportedErrors = new WeakSet<object>();
+  readonly #reportedErrors = new WeakMap<object, Set<string>>();
   // ---- end traffic management ----
 
   constructor(deps: DestinationTableDeps) {
@@ -378,8 +379,13 @@ export class DestinationTable {
         events.fire({ type: 'endpoints_changed', service: s, set, ...(target ? { target } : {}) }),
       onBalancerEvent: (event) => events.fire({ type: 'balancer', service: event.service, event }),
       onResolverError: (s, error) => {
-        if (!reporting() || this.#reportedErrors.has(error)) return;
-        this.#reportedErrors.add(error);
+        if (!reporting()) return;
+        // Once per service: one failure of a source that serves several (a rejected config
+        // file marks all of its services stale with one error) is reported for each of them.
+        const services = this.#reportedErrors.get(error) ?? new Set<string>();
+        if (services.has(s)) return;
+        services.add(s);
+        this.#reportedErrors.set(error, services);
         logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
         events.fire({ type: 'resolver_error', service: s, error });
       },

@@ -337,6 +337,32 @@ describe('createMesh({ configSource })', () => {
     }
   });
 
+  it('one failed read of a source serving several services is a resolver_error for each of them, once', async () => {
+    const doc = { services: { api: { endpoints: a.address }, web: { endpoints: a.address } } };
+    const { source, hand } = handSource(doc, 5);
+    const mesh = createMesh({ env: {}, configSource: source });
+    try {
+      await (await mesh.request('http://api/')).body.dump();
+      await (await mesh.request('http://web/')).body.dump();
+      const errors: string[] = [];
+      mesh.onEvent((e) => {
+        if (e.type === 'resolver_error') errors.push(e.service);
+      });
+      const both = new Promise<void>((resolve) => {
+        mesh.onEvent(() => {
+          if (errors.length >= 2) resolve();
+        });
+      });
+      hand.fail?.(new MeshError('MESH_CONFIG_INVALID', 'kv store unreachable'));
+      await both;
+      await (await mesh.request('http://api/')).body.dump();
+      expect(errors.sort()).toEqual(['api', 'web']);
+      expect([mesh.endpoints('api')?.stale, mesh.endpoints('web')?.stale]).toEqual([true, true]);
+    } finally {
+      await mesh.close();
+    }
+  });
+
   it('a failed read, then the version in force delivered again: the sets are fresh again (probe7 config defect 3)', async () => {
     // Versions only increase, so a source whose document did not change re-sends the one in force
     // when it reconnects: that must clear the stale mark its failure set (it stayed until a new
