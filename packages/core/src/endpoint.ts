@@ -118,6 +118,23 @@ export function markStale(set: EndpointSet, since: number): EndpointSet {
   return createEndpointSet({ ...set, stale: true, staleSince: since });
 }
 
+/**
+ * The same set as handed over again: version, source, staleness and endpoints (the same objects,
+ * in order). A registry that keeps failing hands its stale set over on every retry.
+ */
+export function sameEndpointSet(a: EndpointSet, b: EndpointSet): boolean {
+  if (
+    a.version !== b.version ||
+    a.source !== b.source ||
+    a.stale !== b.stale ||
+    a.staleSince !== b.staleSince ||
+    a.endpoints.length !== b.endpoints.length
+  )
+    return false;
+  for (let i = 0; i < a.endpoints.length; i++) if (a.endpoints[i] !== b.endpoints[i]) return false;
+  return true;
+}
+
 /** True if two endpoint lists hold the same endpoints with the same attributes, in any order. */
 export function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
   if (a.length !== b.length) return false;

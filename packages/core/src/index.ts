@@ -21,6 +21,7 @@ export {
   type EndpointSetInit,
   formatHostPort,
   markStale,
+  sameEndpointSet,
   sameEndpoints,
 } from './endpoint.js';
 export {

@@ -27,7 +27,6 @@ import {
   entriesOf,
   entriesVersion,
   errorIssues,
-  type SourceEvents,
   startEtcdEntries,
   tryCompileFileEntries,
 } from './routing-sources.js';
@@ -419,35 +418,7 @@ export class ConfigApplier {
     const { clock, logger } = this.#deps;
     const status = new RoutingStatus(clock);
     this.#routingStatus = status;
-    const fire = (event: MeshEvent) => this.#deps.events.fire(event);
-    const events: SourceEvents = {
-      applied: (source, version, service) => {
-        status.applied(source, version, service);
-        fire({
-          type: 'config_applied',
-          source,
-          version,
-          changed: new Map(),
-          rebuilt: new Map(),
-          ...(service ? { service } : {}),
-        });
-      },
-      rejected: (source, version, error, service) => {
-        logger.warn('config entries rejected; keeping the last good version', {
-          source,
-          version,
-          ...(service ? { service } : {}),
-          error,
-        });
-        status.rejected(source, version, error, service);
-        fire({ type: 'config_rejected', error, source, version, ...(service ? { service } : {}) });
-      },
-      failed: (source, error, service) => {
-        status.failed(source, error, service);
-        fire({ type: 'config_source_error', source, error, ...(service ? { service } : {}) });
-      },
-      recovered: (source, service) => status.recovered(source, service),
-    };
+    const events = status.sourceEvents((event) => this.#deps.events.fire(event), logger);
     const deps = { stage: this.#deps.routing, events, clock, logger };
     if (registries.etcd)
       this.#etcdEntries = startEtcdEntries(registries.etcd, {

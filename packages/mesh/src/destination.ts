@@ -13,6 +13,7 @@ import {
   type MeshHandler,
   type Resolver,
   type ResolverUpdate,
+  sameEndpointSet,
 } from '@proxyless/core';
 import type { EarlierCalls, TokenBucket } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
@@ -352,7 +353,7 @@ export class Destination {
     this.#policy.balancer.update(set);
     this.#pools.keepOnly(set.endpoints);
     // A registry failing again hands over the same stale set each time: no change to report.
-    if (prev !== undefined && sameSet(prev, set)) return;
+    if (prev !== undefined && sameEndpointSet(prev, set)) return;
     this.#deps.onSetChange(this.service, set);
   }
 
@@ -441,18 +442,4 @@ function closedError(service: string, what: string): MeshError {
 
 function deadlineError(service: string): MeshError {
   return closedError(service, 'the close deadline passed while a call was in flight to');
-}
-
-/** The same set: version, source, staleness and endpoints (the same objects, in order). */
-function sameSet(a: EndpointSet, b: EndpointSet): boolean {
-  if (
-    a.version !== b.version ||
-    a.source !== b.source ||
-    a.stale !== b.stale ||
-    a.staleSince !== b.staleSince ||
-    a.endpoints.length !== b.endpoints.length
-  )
-    return false;
-  for (let i = 0; i < a.endpoints.length; i++) if (a.endpoints[i] !== b.endpoints[i]) return false;
-  return true;
 }

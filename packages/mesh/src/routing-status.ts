@@ -4,7 +4,9 @@
  * version it gave that was rejected, with why — Envoy's `version_info`, `last_updated` and
  * `error_state` per resource. etcd is one source; Consul's discovery chains are one per service.
  */
-import type { Clock, MeshError } from '@proxyless/core';
+import type { Clock, Logger, MeshError } from '@proxyless/core';
+import type { MeshEvent } from './api.js';
+import type { SourceEvents } from './routing-sources.js';
 
 /** One source of config entries (etcd), or one service's discovery chain (Consul). */
 export interface RoutingSourceView {
@@ -70,6 +72,42 @@ export class RoutingStatus {
     const v = this.#view(source, service);
     v.stale = false;
     delete v.lastError;
+  }
+
+  /**
+   * What the sources report, recorded here and passed on as mesh events: `config_applied`,
+   * `config_rejected` (logged too) and `config_source_error`.
+   */
+  sourceEvents(fire: (event: MeshEvent) => void, logger: Logger): SourceEvents {
+    const of = (service: string | undefined) => (service ? { service } : {});
+    return {
+      applied: (source, version, service) => {
+        this.applied(source, version, service);
+        fire({
+          type: 'config_applied',
+          source,
+          version,
+          changed: new Map(),
+          rebuilt: new Map(),
+          ...of(service),
+        });
+      },
+      rejected: (source, version, error, service) => {
+        logger.warn('config entries rejected; keeping the last good version', {
+          source,
+          version,
+          ...of(service),
+          error,
+        });
+        this.rejected(source, version, error, service);
+        fire({ type: 'config_rejected', error, source, version, ...of(service) });
+      },
+      failed: (source, error, service) => {
+        this.failed(source, error, service);
+        fire({ type: 'config_source_error', source, error, ...of(service) });
+      },
+      recovered: (source, service) => this.recovered(source, service),
+    };
   }
 
   /** `/config_dump`'s `routing`: `etcd` and `consul` (by service), each only once it has news. */
