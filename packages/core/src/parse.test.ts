@@ -190,4 +190,20 @@ describe('closestName', () => {
     expect(closestName('MESH_RETRY', ENV)).toBe('MESH_RETRIES');
     expect(closestName('MESH_RETRY', [...ENV].reverse())).toBe('MESH_RETRIES');
   });
+
+  it('suggests the one name whose words the given one abbreviates', () => {
+    const outlier = ['minimumHosts', 'requestVolume', 'stdevFactor', 'enforcingSuccessRate'];
+    expect(closestName('minHosts', outlier)).toBe('minimumHosts');
+    expect(closestName('reqVolume', outlier)).toBe('requestVolume');
+    expect(closestName('maxReq', ['maxRequests', 'maxRetries'])).toBe('maxRequests');
+    // Both read so: no guess.
+    expect(closestName('maxRe', ['maxRequests', 'maxRetries'])).toBeUndefined();
+  });
+
+  it('reaches further for a name that begins as the candidate does', () => {
+    const sections = ['retry', 'timeout', 'perTryTimeout', 'hedge', 'rateLimit', 'circuitBreaker'];
+    expect(closestName('retires', sections)).toBe('retry');
+    expect(closestName('tiemout', sections)).toBe('timeout');
+    expect(closestName('banana', sections)).toBeUndefined();
+  });
 });

@@ -302,6 +302,10 @@ export function closestName(name: string, candidates: Iterable<string>): string 
   if (sameName.length === 1) return sameName[0];
   const continuing = name === '' ? [] : list.filter((c) => continuesAtWordBoundary(name, c));
   if (continuing.length === 1) return continuing[0];
+  // Each word the start of the candidate's word (`minHosts` → `minimumHosts`, `maxReq` →
+  // `maxRequests`), when only one candidate reads so.
+  const abbreviating = name === '' ? [] : list.filter((c) => abbreviates(name, c));
+  if (abbreviating.length === 1) return abbreviating[0];
   const words = upper.split('_').length;
   let best: string | undefined;
   let bestKey: readonly number[] = [Number.POSITIVE_INFINITY];
@@ -313,9 +317,38 @@ export function closestName(name: string, candidates: Iterable<string>): string 
       best = c;
     }
   }
-  return best !== undefined && (bestKey[0] as number) <= Math.max(2, Math.floor(name.length / 3))
-    ? best
-    : undefined;
+  if (best === undefined) return undefined;
+  const distance = bestKey[0] as number;
+  // Within a third of the name; or, for a candidate that begins as the name does (three letters
+  // or more: `retires` → `retry`), within half of it.
+  if (distance <= Math.max(2, Math.floor(name.length / 3))) return best;
+  // (A name the candidate merely continues mid-word, `MESH_HEDG` → `MESH_HEDGER_X`, is no typo.)
+  const prefix = -(bestKey[2] as number);
+  return prefix >= 3 && prefix < name.length && distance <= Math.floor(name.length / 2) ? best : undefined;
+}
+
+/** The words of a name: split at `_`, `-`, `.` and camelCase humps, upper-cased. */
+function wordsOf(name: string): string[] {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[\s_.-]+/)
+    .filter((w) => w !== '')
+    .map((w) => w.toUpperCase());
+}
+
+/** `name` has as many words as `candidate`, each the start of its word, and is not the same. */
+function abbreviates(name: string, candidate: string): boolean {
+  const a = wordsOf(name);
+  const b = wordsOf(candidate);
+  if (a.length !== b.length || a.length === 0) return false;
+  let shorter = false;
+  for (let i = 0; i < a.length; i++) {
+    const w = a[i] as string;
+    const full = b[i] as string;
+    if (!full.startsWith(w)) return false;
+    if (w.length < full.length) shorter = true;
+  }
+  return shorter;
 }
 
 /** `candidate` is `name` (any case) and more, the more starting a new word: `_`, `-`, `.` or camelCase. */
