@@ -17,7 +17,7 @@ import {
   systemRandom,
 } from '@proxyless/core';
 import { createDocumentEndpointsResolver, type DocumentEndpointsResolver } from '@proxyless/discovery';
-import { createTelemetry, type Telemetry } from '@proxyless/telemetry';
+import { checkTelemetry, createTelemetry, type Telemetry } from '@proxyless/telemetry';
 import type { MeshOptions } from './api.js';
 import { type DocumentSource, openDocumentSource } from './config/document-source.js';
 import { documentText } from './config/document-text.js';
@@ -141,15 +141,17 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   if (warnings === undefined && layersOk) warnings = config.check(undefined, issues).warnings;
   // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered). Their
   // settings are checked with the rest, so one error lists every problem.
-  const telemetry = issues.try(() =>
-    createTelemetry({
-      settings: options.telemetry ?? {},
-      env,
-      clock: clock,
-      logger: logger,
-      ...(settings.metricsRegistry ? { registry: settings.metricsRegistry } : {}),
-    }),
-  );
+  const telemetryOptions = {
+    settings: options.telemetry ?? {},
+    env,
+    clock: clock,
+    logger: logger,
+    ...(settings.metricsRegistry ? { registry: settings.metricsRegistry } : {}),
+  };
+  // A start that fails already only checks the telemetry settings: it creates no access-log file.
+  const telemetry = issues.ok
+    ? issues.try(() => createTelemetry(telemetryOptions))
+    : void issues.try(() => checkTelemetry(telemetryOptions));
   if (!issues.ok || telemetry === undefined) {
     if (own) void document?.source.close();
     void telemetry?.close();

@@ -1,4 +1,13 @@
-import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import {
+  accessSync,
+  createWriteStream,
+  constants as fsConstants,
+  openSync,
+  type Stats,
+  statSync,
+  type WriteStream,
+} from 'node:fs';
+import path from 'node:path';
 import { diagnosticsChannel, MeshError, quote } from '@proxyless/core';
 import { type CallEventLike, errorCode, giveUpCause } from './events.js';
 
@@ -185,17 +194,7 @@ export function openAccessLog(target: string, options: AccessLogOptions = {}): A
     // the lines, so a path that can never work is a configuration error at start instead.
     fd = openSync(target, 'a');
   } catch (error) {
-    const field = options.field ?? 'MESH_ACCESS_LOG';
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    const reason = OPEN_FAILURE[code] ? `${OPEN_FAILURE[code]}, ${code}` : (error as Error).message;
-    throw new MeshError(
-      'MESH_CONFIG_INVALID',
-      `${field}: expected ${EXPECTED}, got ${quote(target)} (${reason})`,
-      {
-        cause: error,
-        details: { field, value: target, issues: [{ field, expected: EXPECTED, value: target }] },
-      },
-    );
+    throw openError(target, options, error);
   }
   let file: WriteStream | undefined = createWriteStream(target, { fd, flags: 'a' });
   // A failing log file must not crash the service: the first error is reported, then the lines
@@ -225,4 +224,46 @@ export function openAccessLog(target: string, options: AccessLogOptions = {}): A
 /** One JSON line for a record, newline-terminated. */
 export function formatAccessLogLine(record: AccessLogRecord): string {
   return `${JSON.stringify(record)}\n`;
+}
+
+function openError(target: string, options: AccessLogOptions, error: unknown): MeshError {
+  const field = options.field ?? 'MESH_ACCESS_LOG';
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const reason = OPEN_FAILURE[code] ? `${OPEN_FAILURE[code]}, ${code}` : (error as Error).message;
+  // The reason stays with the problem when it is listed among others.
+  const message = `expected ${EXPECTED}, got ${quote(target)} (${reason})`;
+  return new MeshError('MESH_CONFIG_INVALID', `${field}: ${message}`, {
+    cause: error,
+    details: { field, value: target, issues: [{ field, expected: EXPECTED, value: target, message }] },
+  });
+}
+
+/**
+ * What {@link openAccessLog} would refuse, found without opening or creating anything: a start that
+ * fails for another reason leaves no file behind. An existing file must be writable and not a
+ * directory; a new one needs a writable directory.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID`, as `openAccessLog` would.
+ */
+export function checkAccessLogTarget(target: string, options: AccessLogOptions = {}): void {
+  const keyword = target.toLowerCase();
+  if (keyword === 'stdout' || keyword === 'stderr') return;
+  try {
+    let stat: Stats | undefined;
+    try {
+      stat = statSync(target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (stat?.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (stat !== undefined) accessSync(target, fsConstants.W_OK);
+    else {
+      const dir = path.dirname(path.resolve(target));
+      if (!statSync(dir).isDirectory())
+        throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      accessSync(dir, fsConstants.W_OK);
+    }
+  } catch (error) {
+    throw openError(target, options, error);
+  }
 }

@@ -2,6 +2,7 @@ export {
   type AccessLogOptions,
   type AccessLogRecord,
   type AccessLogSink,
+  checkAccessLogTarget,
   formatAccessLogLine,
   openAccessLog,
   type ResponseFlag,
@@ -50,6 +51,7 @@ export {
 } from './server.js';
 export {
   type AdminProviders,
+  checkTelemetry,
   createTelemetry,
   INSTRUMENTATION_SCOPE,
   type Telemetry,

@@ -8,7 +8,7 @@ import {
   systemClock,
 } from '@proxyless/core';
 import type { Registry } from 'prom-client';
-import { type AccessLogSink, openAccessLog } from './access-log.js';
+import { type AccessLogSink, checkAccessLogTarget, openAccessLog } from './access-log.js';
 import { type AdminServer, type AdminServerOptions, createAdminServer } from './admin.js';
 import { EjectionLog, type TelemetryDeps } from './call-recorder.js';
 import { resolveTelemetryConfig, settingName, type TelemetryConfig } from './config.js';
@@ -145,6 +145,20 @@ export function createTelemetry(options: TelemetryOptions = {}): Telemetry {
 }
 
 /** The access-log file of the settings; its first write failure is logged, not dropped unseen. */
+/**
+ * Check the telemetry settings as {@link createTelemetry} does, starting and creating nothing (no
+ * access-log file, no metrics): for a start that fails for another reason.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID`, as `createTelemetry` would.
+ */
+export function checkTelemetry(options: TelemetryOptions = {}): void {
+  const config = resolveTelemetryConfig(options.settings ?? {}, options.env ?? {});
+  if (options.accessLog === undefined && config.accessLog)
+    checkAccessLogTarget(config.accessLog, {
+      field: settingName(options.settings ?? {}, 'telemetry.accessLog'),
+    });
+}
+
 function openConfiguredLog(path: string, options: TelemetryOptions): AccessLogSink {
   const logger = options.logger ?? noopLogger;
   return openAccessLog(path, {
