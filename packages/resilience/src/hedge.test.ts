@@ -1,10 +1,20 @@
-import { composeInterceptors, type DispatchFn, failDispatch, MeshError, withCall } from '@proxyless/core';
+import {
+  composeInterceptors,
+  type DispatchFn,
+  type Filter,
+  failDispatch,
+  MeshError,
+  noopLogger,
+  seededRandom,
+  withCall,
+} from '@proxyless/core';
 import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
 import type { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { RetryBudget } from './budget.js';
+import { type ResiliencePatch, resolveResilienceConfig } from './config.js';
 import { createHedgeFilter, LatencyTracker } from './hedge.js';
-import { withPolicies } from './stack.js';
+import { createPolicyStack, withPolicies } from './stack.js';
 
 describe('hedging', () => {
   it('sends a hedge after the delay; the first good answer wins and the loser is aborted', async () => {
@@ -316,6 +326,143 @@ describe('hedging a streamed body still being sent', () => {
       { reason: 'body_streaming' },
     ]);
     expect(observer.events.filter((e) => e.type === 'hedge')).toEqual([]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('hedging in a policy stack: every hedge is paid from the destination’s retry budget', () => {
+  const deps = (clock: VirtualClock) => ({
+    service: 'api',
+    clock,
+    random: seededRandom(1),
+    logger: noopLogger,
+  });
+  /** A budget of one unit per 10 s window, whatever the traffic. */
+  const oneUnit = { ratio: 0, minPerSecond: 0.1 };
+  // No breaker: it would count the lost hedges; the budget alone is under test.
+  const hedgeOnly = (retry: ResiliencePatch['retry']): ResiliencePatch => ({
+    retry,
+    hedge: { delayMs: 10, maxHedges: 1 },
+    circuitBreaker: false,
+  });
+
+  /** `n` concurrent GETs that each take 100 ms (a hedge is due after 10 ms): the hedges sent. */
+  async function slowCalls(filters: Filter[], clock: VirtualClock, n: number) {
+    const observer = recordingObserver();
+    const upstream = scriptedUpstream([{ status: 200, delayMs: 100 }]);
+    const call = withPolicies(filters, upstream);
+    const calls = Array.from({ length: n }, () => call(testContext({ clock, observer })));
+    await clock.advance(200);
+    const statuses = (await Promise.all(calls)).map((r) => r.status);
+    expect(statuses).toEqual(Array(n).fill(200));
+    const hedges = observer.events.filter((e) => e.type === 'hedge').length;
+    expect(upstream.calls).toHaveLength(n + hedges);
+    const skipped = observer.events.filter((e) => e.type === 'hedge_skipped').map((e) => e.reason);
+    expect(skipped).toEqual(Array(n - hedges).fill('budget_exhausted'));
+    return hedges;
+  }
+
+  it('retry: { maxRetries: 0, budget }: hedges are capped by the configured budget', async () => {
+    const clock = new VirtualClock();
+    const stack = createPolicyStack(
+      resolveResilienceConfig(hedgeOnly({ maxRetries: 0, budget: oneUnit })),
+      deps(clock),
+    );
+    expect(stack.roles).not.toContain('retry');
+    expect(await slowCalls(stack.filters, clock, 50)).toBe(1);
+    stack.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('retries off, the hedge counts the calls its budget’s ratio applies to', async () => {
+    const clock = new VirtualClock();
+    const stack = createPolicyStack(
+      resolveResilienceConfig(hedgeOnly({ maxRetries: 0, budget: { ratio: 0.1, minPerSecond: 0 } })),
+      deps(clock),
+    );
+    expect(await slowCalls(stack.filters, clock, 50)).toBe(5); // 10 % of 50 calls
+    stack.close();
+  });
+
+  it('retry: false: the budget’s defaults (20 % + 10/s over 10 s), kept when only the hedge changes', async () => {
+    const clock = new VirtualClock();
+    const config = hedgeOnly(false);
+    const first = createPolicyStack(resolveResilienceConfig(config), deps(clock));
+    // A reserve of 100 plus 20 % of the 150 calls counted.
+    expect(await slowCalls(first.filters, clock, 150)).toBe(130);
+    const next = createPolicyStack(
+      resolveResilienceConfig({ ...config, hedge: { delayMs: 20, maxHedges: 1 } }),
+      deps(clock),
+      first,
+    );
+    expect(next.rebuilt).toEqual(['hedge']);
+    first.retire(next);
+    // The same budget, still in its window: 20 % of the 50 more calls, not a fresh reserve.
+    expect(await slowCalls(next.filters, clock, 50)).toBe(10);
+    next.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a budget-only change rebuilds the hedge over the new budget', async () => {
+    const clock = new VirtualClock();
+    const first = createPolicyStack(
+      resolveResilienceConfig(hedgeOnly({ maxRetries: 0, budget: oneUnit })),
+      deps(clock),
+    );
+    expect(await slowCalls(first.filters, clock, 10)).toBe(1);
+    const next = createPolicyStack(
+      resolveResilienceConfig(hedgeOnly({ maxRetries: 0, budget: { ratio: 0, minPerSecond: 0.3 } })),
+      deps(clock),
+      first,
+    );
+    expect(next.rebuilt).toEqual(['budget', 'hedge']);
+    const hedgeOf = (s: typeof first) => s.filters[s.roles.indexOf('hedge')];
+    expect(hedgeOf(next)).not.toBe(hedgeOf(first));
+    first.retire(next);
+    expect(await slowCalls(next.filters, clock, 10)).toBe(3); // the new budget: 3 units, none spent
+    next.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('turning retries off keeps the one budget the retries and hedges spent', async () => {
+    const clock = new VirtualClock();
+    const retry = { maxRetries: 2, backoff: { baseMs: 0, maxMs: 0 }, budget: oneUnit };
+    const first = createPolicyStack(resolveResilienceConfig(hedgeOnly(retry)), deps(clock));
+    expect(await slowCalls(first.filters, clock, 10)).toBe(1);
+    const next = createPolicyStack(
+      resolveResilienceConfig(hedgeOnly({ ...retry, maxRetries: 0 })),
+      deps(clock),
+      first,
+    );
+    // The hedge now counts the calls itself; the retry stage is removed; the budget is kept.
+    expect(next.rebuilt).toEqual(['hedge', 'retry']);
+    first.retire(next);
+    expect(await slowCalls(next.filters, clock, 10)).toBe(0);
+    next.close();
+  });
+
+  it('retries and hedges share one budget, whose calls are counted once', async () => {
+    const clock = new VirtualClock();
+    const stack = createPolicyStack(
+      resolveResilienceConfig(
+        hedgeOnly({
+          maxRetries: 2,
+          backoff: { baseMs: 0, maxMs: 0 },
+          budget: { ratio: 0.5, minPerSecond: 0 },
+        }),
+      ),
+      deps(clock),
+    );
+    // Counted by the retry filter alone: half of 10 calls (20 counted would allow 10).
+    expect(await slowCalls(stack.filters, clock, 10)).toBe(5);
+    // The hedges spent it all: a 503 is not retried.
+    const observer = recordingObserver();
+    const upstream = scriptedUpstream(['503', 200]);
+    const r = await withPolicies(stack.filters, upstream)(testContext({ clock, observer }));
+    expect(r.status).toBe(503);
+    expect(upstream.calls).toHaveLength(1);
+    expect(observer.events.find((e) => e.type === 'give_up')?.reason).toMatch(/^budget_exhausted/);
+    stack.close();
     expect(clock.pendingTimers).toBe(0);
   });
 });

@@ -56,6 +56,20 @@ export class LatencyTracker {
   }
 }
 
+/** Dependencies of a hedge filter; a destination shares one budget between its retries and hedges. */
+export interface HedgeDeps {
+  /** The budget hedges are paid from; a private one (the retry budget's defaults) is created when absent. */
+  budget?: RetryBudget;
+  /**
+   * Whether this filter counts the calls it hedges as requests of the budget (what its `ratio`
+   * applies to). Default: only for its private budget — a shared one is counted by the retry
+   * filter in front of it. `true` for a shared budget no retry filter counts (retries off).
+   */
+  countRequests?: boolean;
+  /** Needed only to create a private budget before the first call; defaults to the call's clock. */
+  clock?: Clock;
+}
+
 /**
  * Hedged requests (gRPC A6 / Envoy `hedge_on_per_try_timeout` style, on a timer): after `delay` (or
  * the observed latency percentile), send the same request to another endpoint, up to `maxHedges`
@@ -68,11 +82,11 @@ export class LatencyTracker {
  */
 export function createHedgeFilter(
   config: Partial<HedgeConfig> = {},
-  deps: { budget?: RetryBudget; clock?: Clock } = {},
+  deps: HedgeDeps = {},
 ): Filter & { latency: LatencyTracker } {
   const c: HedgeConfig = { ...DEFAULT_HEDGE, ...config };
   const latency = new LatencyTracker();
-  const shared = deps.budget !== undefined;
+  const counts = deps.countRequests ?? deps.budget === undefined;
   const state: HedgeState = {
     config: c,
     latency,
@@ -88,7 +102,7 @@ export function createHedgeFilter(
     const recorder = reusable ? undefined : recordBody(opts.body);
     if (!reusable && recorder === undefined) return dispatch(opts, handler);
     state.budget ??= new RetryBudget(DEFAULT_RETRY.budget, deps.clock ?? ctx.clock);
-    if (!shared) state.budget.recordRequest();
+    if (counts) state.budget.recordRequest();
     new HedgeCall(dispatch, opts, handler, ctx, state, recorder).start();
     return true;
   };

@@ -65,7 +65,7 @@ export {
   type TimeoutLimit,
 } from './deadline.js';
 export { createFaultInjectionFilter, parseFaultHeader } from './fault.js';
-export { createHedgeFilter, LatencyTracker } from './hedge.js';
+export { createHedgeFilter, type HedgeDeps, LatencyTracker } from './hedge.js';
 export {
   createConcurrencyLimitFilter,
   createRateLimitFilter,

@@ -101,12 +101,14 @@ export const POLICY_STAGES = {
   faultInjection: { reads: (c: ResilienceConfig) => c.faultInjection },
   rateLimit: { reads: (c: ResilienceConfig) => c.rateLimit },
   concurrencyLimit: { reads: (c: ResilienceConfig) => concurrencyLimitOf(c) },
+  // Retries off (`retry: false`), hedges still take from it: the budget's defaults.
   budget: { reads: (c: ResilienceConfig) => (c.retry ?? DEFAULT_RETRY).budget },
   retryGate: { reads: (c: ResilienceConfig) => c.circuitBreaker?.maxRetries },
   retry: {
     reads: (c: ResilienceConfig) => (retrying(c) ? c.retry : undefined),
     uses: ['budget', 'retryGate'],
   },
+  // Whether retries are on says who counts the calls for the budget: the retry filter or the hedge.
   hedge: { reads: (c: ResilienceConfig) => c.hedge && [c.hedge, retrying(c)], uses: ['budget'] },
   circuitBreaker: { reads: (c: ResilienceConfig) => breakerOf(c) },
   perTryTimeout: { reads: (c: ResilienceConfig) => c.perTryTimeoutMs },
@@ -310,7 +312,9 @@ export function createPolicyStack(
   if (hedge !== undefined)
     add(
       'hedge',
-      stage('hedge', () => createHedgeFilter(hedge, retrying(config) ? { budget } : { clock })),
+      // Hedges are paid from the destination's one budget, retries on or off (`retry: false`: the
+      // budget's defaults); with no retry filter in front to count the calls, the hedge counts them.
+      stage('hedge', () => createHedgeFilter(hedge, { budget, countRequests: !retrying(config) })),
     );
   let breaker: DestinationBreaker | undefined;
   if (cb !== undefined) {
