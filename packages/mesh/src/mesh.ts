@@ -227,10 +227,8 @@ class MeshImpl implements Mesh {
     // Pass-through origins: the agent's own events, as seen from the mesh dispatcher.
     if (this.#agent !== undefined && options.passthroughDispatcher === undefined)
       forwardPoolEvents(this.#agent, (...e) => this.#emitPoolEvent(...e), true);
-    // Telemetry counts the events it knows; config warnings are for listeners and logs.
-    this.#events.event((event) => {
-      if (event.type !== 'config_warning') telemetry.onMeshEvent(event);
-    });
+    // Telemetry counts the events it knows and keeps every one for `/events`.
+    this.#events.event((event) => telemetry.onMeshEvent(event));
     // The config document's first version is in force from the start (`mesh_config_version`).
     const firstDocument = this.#config.document;
     if (firstDocument !== undefined && this.#configSource !== undefined)

@@ -49,6 +49,12 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** Something the mesh reports, as telemetry consumes it. */
 export type TelemetryEvent =
+  /** A setting is accepted but cannot work as written (shown in `/events`, not counted). */
+  | {
+      readonly type: 'config_warning';
+      readonly service: string | undefined;
+      readonly issue: { readonly field: string; readonly message?: string; readonly expected?: string };
+    }
   /** A config version was refused (the last good one stays). */
   | {
       readonly type: 'config_rejected';

@@ -91,6 +91,13 @@ export function createEventRing(capacity = 256, clock: Clock = systemClock): Eve
 /** A mesh event in words. */
 export function describeEvent(event: TelemetryEvent, time: string): EventView {
   switch (event.type) {
+    case 'config_warning':
+      return {
+        time,
+        type: event.type,
+        ...(event.service !== undefined ? { service: event.service } : {}),
+        detail: `${event.issue.field}: ${event.issue.message ?? event.issue.expected ?? ''}`,
+      };
     case 'config_applied':
       return {
         time,
