@@ -53,6 +53,8 @@ export function protocolOf(set: ConfigEntrySet, service: string): string {
 export class ChainCompiler {
   readonly targets = new Map<string, ChainTarget>();
   readonly resolvers = new Map<string, TargetResolver>();
+  /** The service of each target this chain resolved (a target ID does not say it unambiguously). */
+  readonly #targetService = new Map<string, string>();
   /** `undefined` when its `service-defaults` was left out for its shape: no protocol rule is checked. */
   readonly protocol: string | undefined;
 
@@ -165,9 +167,11 @@ export class ChainCompiler {
     const splitter = this.entry('splitters', svc);
     if (!splitter) return { type: 'resolver', target: this.resolve(svc, '', this.dc, origin, []) };
     if (stack.includes(svc)) {
+      // One loop, however many chains enter it: named from its least member (`loopRing`).
+      const ring = loopRing(stack.slice(stack.indexOf(svc)));
       this.fail(
-        { entry: `service-splitter/${svc}`, path: 'Splits' },
-        `detected circular reference: [${[...stack, svc].join(' -> ')}]`,
+        { entry: `service-splitter/${ring[0]}`, path: 'Splits' },
+        `detected circular reference: [${[...ring, ring[0]].join(' -> ')}]`,
       );
     }
     this.checkProtocol(svc, origin);
@@ -223,6 +227,7 @@ export class ChainCompiler {
   ): ChainTarget {
     const r = this.entry('resolvers', svc);
     const here = targetId(svc, subset, dc);
+    this.#targetService.set(here, svc);
     if (r?.Redirect) {
       const rd = r.Redirect;
       const nextSvc = rd.Service || svc;
@@ -231,9 +236,13 @@ export class ChainCompiler {
       const next = targetId(nextSvc, nextSubset, nextDc);
       if (next !== here) {
         if (redirects.includes(next)) {
+          // One loop, however many chains enter it: named from its least member, and reported at
+          // the resolver whose redirect closes it.
+          const ring = loopRing([...redirects.slice(redirects.indexOf(next)), here]);
+          const closer = ring[ring.length - 1] as string;
           this.fail(
-            { entry: `service-resolver/${svc}`, path: 'Redirect' },
-            `detected circular resolver redirect: [${[...redirects, here, next].join(' -> ')}]`,
+            { entry: `service-resolver/${this.#targetService.get(closer) ?? svc}`, path: 'Redirect' },
+            `detected circular resolver redirect: [${[...ring, ring[0]].join(' -> ')}]`,
           );
         }
         if (redirects.length > 32) this.fail(origin, 'too many resolver redirects');
@@ -369,4 +378,14 @@ export function mergeHeaderModifiers(
 export function connectTimeout(r: ServiceResolverEntry | undefined): number {
   const ms = goDurationMs(r?.ConnectTimeout);
   return ms ? ms : DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
+/**
+ * The members of a loop (each once, in the order followed) rotated to start at the least: the same
+ * for every chain that enters the loop, wherever it enters.
+ */
+function loopRing(members: readonly string[]): string[] {
+  let start = 0;
+  for (let i = 1; i < members.length; i++) if ((members[i] as string) < (members[start] as string)) start = i;
+  return [...members.slice(start), ...members.slice(0, start)];
 }

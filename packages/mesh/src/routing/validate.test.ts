@@ -198,6 +198,34 @@ describe('config entry validation', () => {
     expect(split.message).toContain('detected circular reference');
   });
 
+  it('reports one loop once, the same whichever chain enters it', () => {
+    const loop = [
+      { Kind: 'service-resolver', Name: 'b', Redirect: { Service: 'a' } },
+      { Kind: 'service-resolver', Name: 'a', Redirect: { Service: 'b' } },
+      { Kind: 'service-resolver', Name: 'c', Redirect: { Service: 'b' } },
+    ];
+    const redirect = rejection(loop);
+    const loops = (redirect.details.issues ?? []).filter((i) => /circular/.test(i.message ?? ''));
+    expect(loops).toHaveLength(1);
+    expect(loops[0]?.message).toContain(
+      'detected circular resolver redirect: [a.default.default.dc1 -> b.default.default.dc1 -> a.default.default.dc1]',
+    );
+    expect(loops[0]?.field).toContain('service-resolver/b');
+    // The entries in another order: the same report.
+    expect(
+      rejection([...loop].reverse()).details.issues?.filter((i) => /circular/.test(i.message ?? '')),
+    ).toEqual(loops);
+    const split = rejection([
+      http('a'),
+      http('b'),
+      { Kind: 'service-splitter', Name: 'b', Splits: [{ Weight: 50, Service: 'a' }, { Weight: 50 }] },
+      { Kind: 'service-splitter', Name: 'a', Splits: [{ Weight: 50, Service: 'b' }, { Weight: 50 }] },
+    ]);
+    const splitLoops = (split.details.issues ?? []).filter((i) => /circular/.test(i.message ?? ''));
+    expect(splitLoops).toHaveLength(1);
+    expect(splitLoops[0]?.message).toContain('detected circular reference: [a -> b -> a]');
+  });
+
   it('rejects an invalid bexpr filter, naming the entry and the filter', () => {
     const e = rejection([
       { Kind: 'service-resolver', Name: 'a', Subsets: { v1: { Filter: 'Service.Meta.version = 1' } } },
