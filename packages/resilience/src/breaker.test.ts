@@ -109,7 +109,13 @@ describe('circuit breaker', () => {
     expect((await trial).status).toBe(503);
     expect(breaker.state).toBe('open');
     expect(breaker.openedAt).toBe(5_010);
-    await clock.advance(5_000);
+    // An open breaker says when it half-opens.
+    await clock.advance(1_500);
+    await expect(call(testContext({ clock }))).rejects.toMatchObject({
+      code: 'MESH_CIRCUIT_OPEN',
+      details: { reason: 'open', openedAt: 5_010, retryAfterMs: 3_500 },
+    });
+    await clock.advance(3_500);
     expect(breaker.state).toBe('half-open');
     breaker.close();
   });

@@ -236,7 +236,11 @@ export class DestinationBreaker {
    */
   admit(ctx: CallContext): MeshError | 'trial' | 'normal' | 'bypass' {
     if (this.#closed) return 'bypass';
-    if (this.#state === 'open') return this.#reject(ctx, 'open', { openedAt: this.#openedAt });
+    if (this.#state === 'open') {
+      // When it half-opens (a trial call is let through), as a rate limit's `retryAfterMs` says.
+      const retryAfterMs = Math.max(0, this.#openedAt + this.#config.resetTimeoutMs - this.#clock.now());
+      return this.#reject(ctx, 'open', { openedAt: this.#openedAt, retryAfterMs });
+    }
     if (this.#counts.active + this.#earlier.get() >= this.#maxRequests) {
       return this.#reject(ctx, 'maxRequests', { max: this.#maxRequests });
     }
