@@ -14,6 +14,7 @@ import {
   type Logger,
   MeshError,
   type Random,
+  type Resolver,
   type Timer,
 } from '@proxyless/core';
 import type { TokenBucket } from '@proxyless/resilience';
@@ -22,7 +23,7 @@ import type { MeshEvent } from './api.js';
 import { type EffectiveConfig, effectiveConfig } from './config/effective.js';
 import { type Layer, parsePolicyPatch } from './config/layers.js';
 import type { ConfigStore } from './config/store.js';
-import { Destination } from './destination.js';
+import { closedError, Destination } from './destination.js';
 import type { PoolEventSink } from './endpoint-pools.js';
 import { KeptBuckets, type RateLimitOf } from './kept-buckets.js';
 import { buildPolicy } from './policy.js';
@@ -106,7 +107,50 @@ export class DestinationTable {
   destinationFor(hostname: string): Destination | undefined {
     const cached = this.#byHost.get(hostname);
     if (cached !== undefined) return cached;
-    if (this.#deps.closing()) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    const named = this.#serviceOf(hostname);
+    // Refused at once while the mesh is closing, naming what the call was for: the service, or
+    // the host of a call that would have passed through.
+    if (this.#deps.closing()) {
+      if (named !== undefined) throw closedError(named.service, 'the mesh is closed; no new call to');
+      throw new MeshError('MESH_CLOSED', `the mesh is closed; no new call to "${hostname}" (pass-through)`, {
+        details: { host: hostname },
+      });
+    }
+    if (named === undefined) return undefined;
+    const { service, resolver } = named;
+    let dest = this.#destinations.get(service);
+    if (dest === undefined) {
+      const metrics = this.#deps.telemetry?.metrics;
+      let built: Destination | undefined;
+      built = dest = new Destination(service, resolver, {
+        ...this.#destinationDeps(
+          (s) => this.#deps.config.effective(s),
+          () => built?.evicted !== true,
+          this.#buckets.take(service),
+        ),
+        // The service's series (breaker, panic, endpoint states) follow its own destination.
+        ...(metrics
+          ? {
+              onPolicy: (d: Destination) => {
+                const breaker = d.circuitBreakerState;
+                metrics.onDestination(d.service, {
+                  ...d.balancer.stats(),
+                  ...(breaker ? { circuitBreaker: breaker } : {}),
+                });
+              },
+            }
+          : {}),
+      });
+      this.#deps.watchChain(service);
+      this.#destinations.set(service, dest);
+      this.#armIdleSweep();
+    }
+    this.#byHost.set(hostname, dest);
+    return dest;
+  }
+
+  /** The service a host names and the resolver that names it; `undefined`: the call passes through. */
+  #serviceOf(hostname: string): { service: string; resolver: Resolver } | undefined {
     let host = hostname.toLowerCase();
     if (host.startsWith('[')) return undefined; // IPv6 literal: an address, not a service name
     if (host.endsWith('.')) host = host.slice(0, -1);
@@ -115,44 +159,16 @@ export class DestinationTable {
     if (host === 'localhost' || host.endsWith('.localhost')) return undefined;
     for (const resolver of this.#deps.resolvers.list) {
       const service = resolver.match(host);
-      if (service === undefined) continue;
-      let dest = this.#destinations.get(service);
-      if (dest === undefined) {
-        const metrics = this.#deps.telemetry?.metrics;
-        let built: Destination | undefined;
-        built = dest = new Destination(service, resolver, {
-          ...this.#destinationDeps(
-            (s) => this.#deps.config.effective(s),
-            () => built?.evicted !== true,
-            this.#buckets.take(service),
-          ),
-          // The service's series (breaker, panic, endpoint states) follow its own destination.
-          ...(metrics
-            ? {
-                onPolicy: (d: Destination) => {
-                  const breaker = d.circuitBreakerState;
-                  metrics.onDestination(d.service, {
-                    ...d.balancer.stats(),
-                    ...(breaker ? { circuitBreaker: breaker } : {}),
-                  });
-                },
-              }
-            : {}),
-        });
-        this.#deps.watchChain(service);
-        this.#destinations.set(service, dest);
-        this.#armIdleSweep();
-      }
-      this.#byHost.set(hostname, dest);
-      return dest;
+      if (service !== undefined) return { service, resolver };
     }
     return undefined;
   }
 
   /**
    * Evict destinations idle past `destinationIdleTimeoutMs` with nothing in flight: their watch,
-   * policy timers and pools are released, and the next call builds them again (#9.11). A sweep runs
-   * only while destinations exist.
+   * policy timers and pools are released, and the next call builds them again (#9.11). One whose
+   * breaker is open or that has an endpoint ejected stays until that has run out (see
+   * {@link isIdle}). A sweep runs only while destinations exist.
    */
   #armIdleSweep(): void {
     const idleTimeoutMs = this.#deps.idleTimeoutMs;
@@ -164,7 +180,7 @@ export class DestinationTable {
       this.#buckets.dropFull();
       const { config } = this.#deps;
       for (const [service, d] of this.#destinations) {
-        if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
+        if (!isIdle(d, now, idleTimeoutMs)) continue;
         if (
           !this.#buckets.keep(
             service,
@@ -180,7 +196,7 @@ export class DestinationTable {
       // version used is not kept forever; the next request to it builds it again.
       const released = new Set<string>();
       for (const [key, d] of this.#targetDests) {
-        if (d.inFlight > 0 || now - d.lastUsed < idleTimeoutMs) continue;
+        if (!isIdle(d, now, idleTimeoutMs)) continue;
         const rateLimit = this.#targetRateLimit.get(d);
         if (
           rateLimit !== undefined &&
@@ -286,7 +302,13 @@ export class DestinationTable {
     const key = overrides ? `${base}${lbKey}|${overrides.key}` : `${base}${lbKey}`;
     const cached = this.#targetDests.get(key);
     if (cached !== undefined) return cached;
-    if (this.#deps.closing()) throw new MeshError('MESH_CLOSED', 'the mesh is closed');
+    if (this.#deps.closing()) {
+      throw new MeshError(
+        'MESH_CLOSED',
+        `the mesh is closed; no new call to "${target.service}" (routing target ${target.id})`,
+        { details: { service: target.service } },
+      );
+    }
     const config = this.#deps.config;
     for (const resolver of this.#deps.resolvers.list) {
       const service = resolver.match(target.service);
@@ -441,4 +463,14 @@ export class DestinationTable {
     this.byOrigin.clear();
     return dests;
   }
+}
+
+/**
+ * Whether the idle sweep may evict `d`: nothing in flight, no call for `idleTimeoutMs`, and no state
+ * the destination built again would not have — an open breaker or an ejected endpoint (as a rate
+ * limit's bucket is kept, an eviction never lets a call through that the breaker or outlier
+ * detection would have kept off). Once that has run out, the next sweep evicts it.
+ */
+function isIdle(d: Destination, now: number, idleTimeoutMs: number): boolean {
+  return d.inFlight === 0 && now - d.lastUsed >= idleTimeoutMs && !d.holdsState;
 }

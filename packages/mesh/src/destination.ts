@@ -187,6 +187,18 @@ export class Destination {
     return this.#policy.rateLimitBucket();
   }
 
+  /**
+   * State an idle eviction would forget, which must run out first: the circuit breaker is open
+   * (until its `resetTimeout`), or an endpoint is ejected (until its readmission). A destination
+   * built again would start with a closed breaker and every endpoint in, and so let through calls
+   * this one refuses or keeps off the ejected endpoint. A half-open breaker has run its time: it
+   * waits for a trial call, which the next destination's closed breaker lets through as well.
+   */
+  get holdsState(): boolean {
+    if (this.#policy.circuitBreakerState() === 'open') return true;
+    return this.#policy.balancer.stats().endpoints.some((e) => e.ejected);
+  }
+
   /** The roles of the stages in force, outermost first (the pick stage under them is not listed). */
   get roles(): readonly string[] {
     return this.#roles;
@@ -436,7 +448,7 @@ export class Destination {
 }
 
 /** `MESH_CLOSED` for a call to `service`, in the mesh's words. */
-function closedError(service: string, what: string): MeshError {
+export function closedError(service: string, what: string): MeshError {
   return new MeshError('MESH_CLOSED', `${what} "${service}"`, { details: { service } });
 }
 

@@ -4,7 +4,7 @@
  * both refuse new calls synchronously, as undici's `close()` does.
  */
 
-import { type Clock, KEEP_ALIVE, type Timer } from '@proxyless/core';
+import { type Clock, KEEP_ALIVE, quote, type Timer } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { CloseOptions } from './api.js';
 import type { Destination } from './destination.js';
@@ -31,7 +31,8 @@ export class MeshLifecycle {
   /** Set synchronously by `close()`/`destroy()`: from then on every call fails with `MESH_CLOSED`. */
   #stopped = false;
   #closing: Promise<void> | undefined;
-  #forced: Promise<void> | undefined;
+  /** What `destroy()` returned the first time: every later call returns it too. */
+  #destroying: Promise<void> | undefined;
   /** Ends a graceful drain of the pass-through agent (its deadline, or `destroy()`). */
   #cutAgent: (() => void) | undefined;
   #closingDests = new Set<Destination>();
@@ -65,7 +66,7 @@ export class MeshLifecycle {
     const t = options?.timeout;
     if (t !== undefined && !(typeof t === 'number' && t >= 0)) {
       return Promise.reject(
-        new TypeError(`mesh.close({ timeout }): expected a number of milliseconds ≥ 0, got ${String(t)}`),
+        new TypeError(`mesh.close({ timeout }): expected a number of milliseconds ≥ 0, got ${quote(t)}`),
       );
     }
     this.#closeCalled = true;
@@ -78,12 +79,18 @@ export class MeshLifecycle {
   /** `reason`: what calls in flight fail with (undici's `destroy(err)`); `MESH_CLOSED` without one. */
   destroy(reason?: Error): Promise<void> {
     this.#destroyed = true;
+    // Idempotent as `close()` is: a later call (with a reason or not) gets the same promise.
+    this.#destroying ??= this.#startDestroy(reason);
+    return this.#destroying;
+  }
+
+  #startDestroy(reason: Error | undefined): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = this.#markEnded(this.#deps.shutdown(this.#force(reason)));
       return this.#closing;
     }
     // A graceful close may still be draining: destroy() forces it (#9.10).
-    this.#forced ??= (async () => {
+    return (async () => {
       this.#cutAgent?.();
       await Promise.all([
         ...[...this.#closingDests].map((d) => d.destroy(reason)),
@@ -91,7 +98,6 @@ export class MeshLifecycle {
       ]);
       await this.#closing;
     })();
-    return this.#forced;
   }
 
   /** `shutdown`, marking the lifecycle ended once it has finished. */
