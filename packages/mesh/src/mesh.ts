@@ -412,7 +412,16 @@ class MeshImpl implements Mesh {
   }
 
   register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
-    if (this.#lifecycle.stopped) return Promise.reject(new MeshError('MESH_CLOSED', 'the mesh is closed'));
+    if (this.#lifecycle.stopped) {
+      const service = (registration as { service?: unknown } | null)?.service;
+      return Promise.reject(
+        new MeshError(
+          'MESH_CLOSED',
+          `the mesh is closed; it cannot register${typeof service === 'string' ? ` "${service}"` : ''}`,
+          { details: typeof service === 'string' ? { service } : {} },
+        ),
+      );
+    }
     return this.#registrations.register(registration, options);
   }
 
