@@ -38,7 +38,7 @@ describe('mesh lifecycle details', () => {
   it('register() after close() fails MESH_CLOSED naming the service', async () => {
     const mesh = createMesh({ env: {} });
     await mesh.close();
-    await expect(mesh.register({ service: 'api', port: 8080 })).rejects.toMatchObject({
+    await expect(mesh.register({ service: 'api', address: '127.0.0.1', port: 8080 })).rejects.toMatchObject({
       code: 'MESH_CLOSED',
       message: 'the mesh is closed; it cannot register "api"',
       details: { service: 'api' },
