@@ -84,3 +84,62 @@ describe('envToDocument: a number beyond Number.MAX_SAFE_INTEGER', () => {
     expect(envProblems({ T_ZONE: HUGE })).toEqual({ document: { zone: HUGE }, issues: new Issues() });
   });
 });
+
+describe('envToDocument: numbers as JSON writes them (probe30 config defect 1)', () => {
+  /** [variable, value, the document it makes] */
+  const READ: Array<[string, string, unknown]> = [
+    ['T_MAX', '1e3', { max: 1000 }],
+    ['T_MAX', '2.0', { max: 2 }],
+    ['T_MAX', ' 5E+0 ', { max: 5 }],
+    ['T_RATE', '1e2', { rate: 100 }],
+    ['T_RATE', '0.5', { rate: 0.5 }],
+    ['T_RATE', '-0', { rate: -0 }],
+    ['T_RATIO', '2e-1', { ratio: 0.2 }],
+    ['T_CODES', '1e2,2', { codes: [100, 2] }],
+    // A duration: a JSON number of ms, or plain ms in its own notation (`.5`, `010`).
+    ['T_WAIT', '1e3', { wait: 1000 }],
+    ['T_WAIT', '.5e1', { wait: '.5e1' }], // neither: refused below
+    ['T_WAIT', '.5', { wait: 0.5 }],
+    ['T_WAIT', '010', { wait: 10 }],
+    ['T_TIMEOUT', '1e3', { timeout: 1000 }],
+    ['T_TIMEOUT', '.5', { timeout: 0.5 }],
+    // A field's own decoder reads what is not a number; a number is the field's number.
+    ['T_DELAY', '1e3', { delay: 1000 }],
+    ['T_DELAY', '5s', { delay: '5s' }],
+  ];
+  it.each(READ)('%s=%s', (name, raw, document) => {
+    expect(envToDocument(schema, { [name]: raw }).document).toEqual(document);
+  });
+
+  /** [variable, value]: what JSON does not write (or not as the field's kind). */
+  const REFUSED: Array<[string, string]> = [
+    ['T_MAX', '010'],
+    ['T_MAX', '+5'],
+    ['T_MAX', '1.5e0'],
+    ['T_MAX', '5.'],
+    ['T_RATE', '010'],
+    ['T_RATE', '.5'],
+    ['T_RATE', '5.'],
+    ['T_RATE', '+5'],
+    ['T_RATE', '0x10'],
+    ['T_RATE', 'Infinity'],
+    ['T_RATIO', '.5'],
+    ['T_CODES', '1,02'],
+    ['T_WAIT', '.5e1'],
+    ['T_WAIT', '+5'],
+    ['T_TIMEOUT', '+5'],
+  ];
+  it.each(REFUSED)('%s=%s is an error naming the variable, quoting the value', (name, raw) => {
+    const { issues } = envProblems({ [name]: raw });
+    expect(issues.list).toEqual([{ field: name, expected: expect.any(String), value: raw }]);
+  });
+
+  it('says how JSON writes a number it refuses', () => {
+    expect(envProblems({ T_RATE: '.5' }).issues.list[0]?.expected).toBe(
+      'a number ≥ 0; numbers are read as JSON writes them: 0.5, not .5',
+    );
+    expect(envProblems({ T_MAX: '+5' }).issues.list[0]?.expected).toBe(
+      'an integer ≥ 1; numbers are read as JSON writes them: 5, not +5',
+    );
+  });
+});

@@ -4,7 +4,7 @@
  * each variable.
  */
 import { Kind, type TSchema } from '@sinclair/typebox';
-import type { Env, EnvVarSpec } from './env.js';
+import { type Env, type EnvVarSpec, JSON_NUMBER, jsonNumberNote } from './env.js';
 import { quote } from './errors.js';
 import { Issues } from './issues.js';
 import { booleanWord } from './parse.js';
@@ -82,31 +82,43 @@ function notationText(type: string): string {
 }
 
 const NUMERIC_KINDS = new Set(['Integer', 'Number', 'Ratio', 'Duration']);
-const DECIMAL = /^-?(\d+(\.\d+)?|\.\d+)$/;
-
-/**
- * A decimal beyond ±{@link Number.MAX_SAFE_INTEGER}: read as a number it is not the one written
- * (`99999999999999999999` would be 100000000000000000000), so for a field that holds a count
- * (an integer, or a duration in ms) it is an error, never rounded. A plain number field (a rate)
- * reads it as a config document does: as the number JSON gives for the same digits.
- */
-function unsafeDecimal(t: string): boolean {
-  return DECIMAL.test(t) && Math.abs(Number(t)) > Number.MAX_SAFE_INTEGER;
-}
-
+/** Kinds that hold an exact count: an integer, or a duration in ms. */
 const COUNT_KINDS = new Set(['Integer', 'Duration']);
 
-/** Whether a field of this schema (or a form of its union) is of one of `kinds`. */
-function takes(s: Schema, kinds: ReadonlySet<string>): boolean {
-  const kind = s[Kind] as string;
-  if (kind === 'Union') return (s.anyOf as Schema[]).some((v) => takes(v, kinds));
-  return kinds.has(kind);
+/**
+ * Plain milliseconds as a duration's notation writes them (`250`, `1.5`, `.5`, `010`): a duration
+ * variable takes these besides a JSON number (`1e3`), as `MESH_TIMEOUT=.5` always did.
+ */
+const MILLISECONDS = /^-?(\d+(\.\d+)?|\.\d+)$/;
+
+/** Whether `t` (trimmed) is a number in the notation of a field of this kind. */
+function numberIn(kind: string, t: string): boolean {
+  return JSON_NUMBER.test(t) || (kind === 'Duration' && MILLISECONDS.test(t));
 }
 
-/** Whether a field holds a number (or a duration, which a number of ms is). */
-const takesNumber = (s: Schema): boolean => takes(s, NUMERIC_KINDS);
-/** Whether a field holds an exact count: an integer, or a duration in ms. */
-const takesCount = (s: Schema): boolean => takes(s, COUNT_KINDS);
+/**
+ * A number beyond ±{@link Number.MAX_SAFE_INTEGER}: read as a number it is not the one written
+ * (`99999999999999999999` would be 100000000000000000000), so for a field that holds a count
+ * (an integer, or a duration in ms) it is an error, never rounded. A plain number field (a rate)
+ * reads it as a config document does: as the number JSON gives for the same text.
+ */
+function unsafeDecimal(t: string): boolean {
+  return (JSON_NUMBER.test(t) || MILLISECONDS.test(t)) && Math.abs(Number(t)) > Number.MAX_SAFE_INTEGER;
+}
+
+/** Whether `t` is a number a count field of this schema (or a form of its union) cannot hold exactly. */
+function unsafeCount(s: Schema, t: string): boolean {
+  const kind = s[Kind] as string;
+  if (kind === 'Union') return (s.anyOf as Schema[]).some((v) => unsafeCount(v, t));
+  return COUNT_KINDS.has(kind) && numberIn(kind, t) && unsafeDecimal(t);
+}
+
+/** Whether `t` is a number in the notation of this schema (or of a numeric form of its union). */
+function numberFor(s: Schema, t: string): boolean {
+  const kind = s[Kind] as string;
+  if (kind === 'Union') return (s.anyOf as Schema[]).some((v) => numberFor(v, t));
+  return NUMERIC_KINDS.has(kind) && numberIn(kind, t);
+}
 
 /** The default decoding of a raw env string by the kind of the field it sets. */
 function decodeBy(schema: TSchema, raw: string): unknown {
@@ -114,23 +126,24 @@ function decodeBy(schema: TSchema, raw: string): unknown {
   const t = raw.trim();
   switch (s[Kind]) {
     case 'Integer':
-      // Too large a decimal stays a string, which an integer refuses (as any other non-number).
-      return DECIMAL.test(t) && !unsafeDecimal(t) ? Number(t) : t;
+      // Too large a number stays a string, which an integer refuses (as any other non-number).
+      return JSON_NUMBER.test(t) && !unsafeDecimal(t) ? Number(t) : t;
     case 'Number':
     case 'Ratio':
-      return DECIMAL.test(t) ? Number(t) : t;
+      // As JSON reads the same text (`1e3`, `0.5`); `010`, `.5`, `5.`, `+5` stay text and are refused.
+      return JSON_NUMBER.test(t) ? Number(t) : t;
     case 'Duration':
       // A duration string of digits is milliseconds: too large a one would be read rounded, so it
       // becomes a value no duration is (the issue shows the variable's value as written).
-      if (unsafeDecimal(t)) return Number.NaN;
-      return DECIMAL.test(t) ? Number(t) : t;
+      if (!numberIn('Duration', t)) return t;
+      return unsafeDecimal(t) ? Number.NaN : Number(t);
     case 'Boolean':
       return booleanWord(t) ?? t;
     case 'Union':
-      if (unsafeDecimal(t) && takesCount(s)) return Number.NaN;
-      // Digits are a number where the field takes one (`MESH_TIMEOUT=1` is 1 ms, as `timeout: 1`
+      if (unsafeCount(s, t)) return Number.NaN;
+      // A number is a number where the field takes one (`MESH_TIMEOUT=1` is 1 ms, as `timeout: 1`
       // in a document), never the boolean word `1` (which would be `true`, refused as a duration).
-      if (DECIMAL.test(t) && takesNumber(s)) return Number(t);
+      if (numberFor(s, t)) return Number(t);
       // A switch (`MESH_CIRCUIT_BREAKER`, `MESH_TIMEOUT`): every off word turns it off.
       if ((s.anyOf as Schema[]).some((v) => v[Kind] === 'Boolean' || v.const === false))
         return OFF_WORDS.has(t.toLowerCase()) ? false : (booleanWord(t) ?? t);
@@ -183,10 +196,10 @@ export function envToDocument(
       offSections.add(f.path[0] as string);
       continue;
     }
-    // A field's own decoder may pass digits on as a string (a duration in ms): too large a count
-    // is refused here for every such field alike.
+    // A number the field takes is read by the field's kind, as every other variable's (`1e3`,
+    // too large a count refused alike); a field's own decoder reads the rest (`p95`).
     const value =
-      f.binding.decode && !(unsafeDecimal(raw.trim()) && takesCount(f.schema as Schema))
+      f.binding.decode && !numberFor(f.schema as Schema, raw.trim())
         ? f.binding.decode(raw)
         : decodeBy(f.schema, raw);
     decoded.set(f.path.join('.'), { field: f, value });
@@ -286,8 +299,10 @@ export function envIssues(
         : written.startsWith('-')
           ? `; ${written} is beyond ${Number.MIN_SAFE_INTEGER}, the smallest integer a number holds exactly`
           : `; ${written} is beyond ${Number.MAX_SAFE_INTEGER}, the largest integer a number holds exactly`;
+    // A number JSON does not write (`.5`, `010`): how to write it.
+    const loose = typeof i.value === 'string' ? jsonNumberNote(i.value) : '';
     const [field, expected, value] = found
-      ? [found.name, `${notation ?? i.expected}${item}${unsafe}`, found.raw]
+      ? [found.name, `${notation ?? i.expected}${item}${unsafe}${loose}`, found.raw]
       : [i.field, i.expected, i.value];
     const once = JSON.stringify([field, expected, value]);
     if (said.has(once)) continue;

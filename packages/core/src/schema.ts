@@ -98,7 +98,11 @@ export interface EnvBinding {
   /** For the docs table; the field's `default` when absent. */
   readonly defaultValue?: string;
   readonly description: string;
-  /** Raw string → the value at this path of the document (default: by the schema's kind). */
+  /**
+   * Raw string → the value at this path of the document (default: by the schema's kind). A number
+   * the field takes (`1e3`, or a duration's plain milliseconds) is read by the schema's kind
+   * instead, as for every variable: this decodes the rest (`p95`).
+   */
   readonly decode?: (raw: string) => unknown;
   /** `off`, `none`, `false`, `no` or `disabled` set the whole section (first path segment) to `false`. */
   readonly offTurnsSectionOff?: boolean;

@@ -1,5 +1,6 @@
 import { MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
+import { checkConfigDocument } from './config/check.js';
 import { createMesh } from './mesh.js';
 
 /** Each bad variable is rejected at createMesh, with a message naming it and quoting its value. */
@@ -177,6 +178,22 @@ describe('createMesh environment validation (#3)', () => {
     await mesh.close();
   });
 
+  // Blank means unset for a name the mesh does not know too (probe30 config defect 2): a
+  // Kubernetes manifest or a compose file often sets a variable to nothing.
+  it.each([
+    ['MESH_TIMOUT', ''],
+    ['MESH_TIMOUT', '   '],
+    ['MESH_RETRYS', '\t'],
+    ['MESH_FOO', ''],
+    ['MESH_ENDPOINT_PAYMENTS', ''],
+    ['MESH_ENDPOINTS', ' '],
+  ])('treats a blank unknown variable %s=%j as unset', async (name, value) => {
+    await createMesh({ env: { [name]: value } }).close();
+    expect(checkConfigDocument({}, { env: { [name]: value } })).toEqual([]);
+    // Set, it is still an error naming it.
+    expect(() => createMesh({ env: { [name]: '1' } })).toThrow(`${name}: expected a known MESH_* variable`);
+  });
+
   it('ignores variables outside the MESH_ namespace', async () => {
     const mesh = createMesh({ env: { MESHY: '1', HOME: '/root' } });
     await mesh.close();
@@ -190,7 +207,7 @@ describe('policy merged across layers (#5, #6)', () => {
         env: {},
         services: { api: { endpoints: '127.0.0.1:1', healthCheck: { interval: '5s' } } },
       }),
-    ).toThrow(/services\.api \(all layers merged\)[\s\S]*path/);
+    ).toThrow(/services\.api\.healthCheck\.path: expected [^\n]*\(all layers merged\)/);
   });
 
   it('accepts a path from defaults and an interval from the service', async () => {

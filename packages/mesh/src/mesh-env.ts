@@ -286,8 +286,8 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
 }
 
 /**
- * Every `MESH_*` variable must be one we know: a typo (`MESH_RETRYS`) would otherwise be
- * silently ignored. Suggests the closest known name, also when the name spells a document field
+ * Every `MESH_*` variable that is set (not blank) must be one we know: a typo (`MESH_RETRYS`)
+ * would otherwise be silently ignored. Suggests the closest known name, also when the name spells a document field
  * (`MESH_RETRY_MAX_RETRIES` for `retry.maxRetries`, whose variable is `MESH_RETRIES`) or misspells
  * a prefix (`MESH_ENDPOINT_PAYMENTS` for `MESH_ENDPOINTS_PAYMENTS`).
  */
@@ -298,6 +298,9 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
   for (const name of Object.keys(env)) {
     // `MESH_ENDPOINTS_` alone is the env resolver's to report (with its other variables).
     if (!name.startsWith('MESH_') || exact.has(name) || name === ENDPOINTS_PREFIX) continue;
+    // Blank means unset, for a name the mesh does not know too: a Kubernetes manifest or a
+    // compose file that sets `MESH_TIMOUT=` sets nothing, so there is nothing to misspell.
+    if (envString(env, name) === undefined) continue;
     if (prefixes.some((p) => name.startsWith(p) && name.length > p.length)) {
       // A `MESH_ENDPOINTS_<SERVICE>` variable's own rules (its service a request can reach, its
       // endpoints) are the env resolver's: `readEnvEndpoints` records them with these issues.

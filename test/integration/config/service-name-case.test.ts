@@ -99,6 +99,6 @@ describe('a service name with capitals keeps its policy (probe2 case.ts)', () =>
         env: { MESH_RETRY_BACKOFF_MAX: '100ms' },
         services: { Payments: { endpoints: failing.address, retry: { backoff: { base: '1s' } } } },
       }),
-    ).toThrow(/services\.Payments \(all layers merged/);
+    ).toThrow(/services\.Payments\.retry\.backoff\.max: [^\n]*\(all layers merged/);
   });
 });

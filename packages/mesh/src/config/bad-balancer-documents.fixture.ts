@@ -134,7 +134,7 @@ export const BALANCER_DOCUMENTS: DocCase[] = [
   [
     'maxEjectionTime below base',
     svc({ outlierDetection: { baseEjectionTime: '10s', maxEjectionTime: '1s' } }),
-    'outlierDetection.maxEjectionTime',
+    'services.api.outlierDetection.maxEjectionTime',
     1000,
   ],
   // health check
@@ -160,13 +160,13 @@ export const BALANCER_DOCUMENTS: DocCase[] = [
   [
     'healthCheck without path anywhere',
     svc({ healthCheck: { interval: '1s' } }),
-    'healthCheck.path',
+    'services.api.healthCheck.path',
     undefined,
   ],
   [
     'healthCheck.timeout above interval',
     svc({ healthCheck: { path: '/h', interval: '1s', timeout: '2s' } }),
-    'healthCheck.timeout',
+    'services.api.healthCheck.timeout',
     2000,
   ],
   ['healthCheck typo', svc({ healthCheck: { pth: '/h' } }), 'services.api.healthCheck.pth', '/h'],

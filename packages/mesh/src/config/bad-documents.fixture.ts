@@ -382,9 +382,14 @@ export const DOCUMENTS: DocCase[] = [
   [
     'maxPendingRequests without a queue',
     svc({ circuitBreaker: { maxPendingRequests: 10 } }),
-    'circuitBreaker.maxPendingRequests',
+    'services.api.circuitBreaker.maxPendingRequests',
     10,
   ],
-  ['rateLimit without rps in any layer', svc({ rateLimit: { burst: 5 } }), 'rateLimit.rps', undefined],
+  [
+    'rateLimit without rps in any layer',
+    svc({ rateLimit: { burst: 5 } }),
+    'services.api.rateLimit.rps',
+    undefined,
+  ],
   ['defaults: a bad retry', { defaults: { retry: { maxRetries: 'x' } } }, 'defaults.retry.maxRetries', 'x'],
 ];

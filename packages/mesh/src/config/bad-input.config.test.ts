@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type ConfigIssue, Issues, MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { createMesh } from '../mesh.js';
-import { DOCUMENTS, svc } from './bad-documents.fixture.js';
+import { DOCUMENTS, type DocCase, svc } from './bad-documents.fixture.js';
 import { envConfigSource, optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
 
@@ -56,16 +56,43 @@ function store(): ConfigStore {
   return s;
 }
 
+/**
+ * The issue names the field by its full path, a rule checked on the merged layers too
+ * (`services.api.healthCheck.timeout`, not `services.api (all layers merged): healthCheck.timeout`:
+ * probe30 config defect 3); that the layers were merged is said in what it expects.
+ */
 function matches(i: ConfigIssue, path: string): boolean {
-  return i.field === path || i.field.endsWith(`: ${path}`);
+  return i.field === path;
 }
+
+/** Rules across fields broken by the defaults alone: named under `defaults.`, once. */
+const DEFAULTS_MERGED: DocCase[] = [
+  [
+    'defaults: healthCheck.timeout above interval',
+    { defaults: { healthCheck: { path: '/h', interval: '1s', timeout: '2s' } }, services: { api: {} } },
+    'defaults.healthCheck.timeout',
+    2000,
+  ],
+  [
+    'defaults: healthCheck without path',
+    { defaults: { healthCheck: { interval: '1s' } } },
+    'defaults.healthCheck.path',
+    undefined,
+  ],
+  [
+    'defaults: maxPendingRequests without a queue',
+    { defaults: { circuitBreaker: { maxPendingRequests: 5 } }, services: { api: {}, web: {} } },
+    'defaults.circuitBreaker.maxPendingRequests',
+    5,
+  ],
+];
 
 describe('bad input (#10)', () => {
   it('has at least 100 malformed documents and env values', () => {
     expect(DOCUMENTS.length + ENV.length).toBeGreaterThanOrEqual(100);
   });
 
-  it.each(DOCUMENTS)(
+  it.each([...DOCUMENTS, ...DEFAULTS_MERGED])(
     'rejects %s, naming the path and the value, applying nothing',
     (_what, doc, path, value) => {
       const s = store();
@@ -76,6 +103,8 @@ describe('bad input (#10)', () => {
       expect(error.code).toBe('MESH_CONFIG_INVALID');
       const issue = error.details.issues?.find((i) => matches(i, path));
       expect(issue, `${path} in ${error.message}`).toBeDefined();
+      // Said once, however many services inherit it.
+      expect(error.details.issues?.filter((i) => matches(i, path))).toHaveLength(1);
       expect(issue?.value).toEqual(value);
       if (value !== undefined) expect(error.message).toContain(JSON.stringify(value));
       // Nothing half-applied: the store still serves what it served before.

@@ -207,7 +207,7 @@ function unreadSettings(
         field: 'concurrencyLimit.queueTimeout',
         expected:
           'no value without a queue (concurrencyLimit.queue, or circuitBreaker.maxPendingRequests, is 0): nothing waits, so it has no effect',
-        value: `${limit.queueTimeoutMs}ms`,
+        value: limit.queueTimeoutMs,
       });
     }
     // `maxPendingRequests` caps the queue: above it, the queue decides and the cap never applies.

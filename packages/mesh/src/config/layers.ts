@@ -358,14 +358,21 @@ export function resolveLayers(layers: readonly Layer[]): {
   return { balancer: balancer as BalancerConfig, resilience: resilience as ResilienceConfig };
 }
 
-/** Resolve the merged policy of one service, recording cross-layer problems under `where`. */
+/**
+ * Resolve the merged policy of one service, recording cross-layer problems at their full path
+ * under `where` (`services.payments`, `defaults`): `services.payments.healthCheck.timeout`.
+ */
 export function checkMergedPolicy(layers: readonly Layer[], where: string, issues: Issues): void {
   try {
     resolveLayers(layers);
   } catch (error) {
     if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
     for (const i of error.details.issues ?? [{ field: '', expected: error.message, value: undefined }]) {
-      issues.add(`${where} (all layers merged): ${i.field}`, i.expected, i.value);
+      issues.add(
+        i.field === '' ? where : `${where}.${i.field}`,
+        `${i.expected} (all layers merged)`,
+        i.value,
+      );
     }
   }
 }

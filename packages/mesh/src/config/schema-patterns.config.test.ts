@@ -7,7 +7,7 @@ import { isValidHost, type MeshError } from '@proxyless/core';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { checkConfigDocument } from '../index.js';
-import { GO_DURATION_PATTERN, ROUTE_PATH_PATTERN } from '../routing/entries.js';
+import { CONSUL_LB_POLICIES, GO_DURATION_PATTERN, ROUTE_PATH_PATTERN } from '../routing/entries.js';
 import { goDurationMs } from '../routing/entry-issues.js';
 import { configDocumentJsonSchema, ENDPOINT_ADDRESS_PATTERN } from './schema.js';
 
@@ -72,6 +72,19 @@ const REJECTED: Array<[string, unknown, string, string]> = [
     'services.api.endpoints[0]',
     '10.0.0.1:80,10.0.0.2:80',
   ],
+  // An enum in the schema (probe30 config defect 5): the schema took any string.
+  [
+    'LoadBalancer.Policy unknown',
+    { configEntries: [{ Kind: 'service-resolver', Name: 'web', LoadBalancer: { Policy: 'weighted' } }] },
+    'service-resolver/web LoadBalancer.Policy',
+    'weighted',
+  ],
+  [
+    'LoadBalancer.Policy in another case',
+    { configEntries: [{ Kind: 'service-resolver', Name: 'web', LoadBalancer: { Policy: 'Maglev' } }] },
+    'service-resolver/web LoadBalancer.Policy',
+    'Maglev',
+  ],
   [
     'PathExact without a leading /',
     router({ Match: { HTTP: { PathExact: 'api/v1' } } }),
@@ -107,6 +120,10 @@ describe('patterns in the JSON Schema', () => {
     const docs = [
       router({ Match: { HTTP: { PathPrefix: '/api' } }, Destination: { RequestTimeout: '1m30.5s' } }),
       router({ Match: { HTTP: { PathExact: '' } }, Destination: { RequestTimeout: '0', IdleTimeout: 5e9 } }),
+      // Every LoadBalancer.Policy the mesh takes (`""` is Envoy's default, round robin).
+      ...CONSUL_LB_POLICIES.map((Policy) => ({
+        configEntries: [{ Kind: 'service-resolver', Name: 'web', LoadBalancer: { Policy } }],
+      })),
       {
         services: {
           api: {

@@ -141,7 +141,8 @@ export type ConfigDocument = Static<typeof configDocumentSchema>;
  * message texts the mesh's validator uses (`expected`, `x-key-expected`), its kind markers
  * (`x-enum`, `x-allow-true`) and the duration bounds it checks itself (`x-min-ms`, `x-max-ms`).
  * The environment variable of a field (`x-env`) is named in its description instead, and a
- * config entry's `x-schema-pattern` (checked by the mesh in Consul's words) becomes `pattern`.
+ * config entry's `x-schema-pattern` and `x-schema-enum` (checked by the mesh in Consul's words)
+ * become `pattern` and `enum`.
  */
 export function configDocumentJsonSchema(): Record<string, unknown> {
   return {
@@ -160,6 +161,7 @@ const INTERNAL_KEYWORDS = new Set([
   'x-max-ms',
   'x-env',
   'x-schema-pattern',
+  'x-schema-enum',
   'x-absent',
 ]);
 /** Keywords whose value maps names to subschemas. */
@@ -194,6 +196,7 @@ function standardSchema(schema: unknown): unknown {
   }
   // A rule the mesh checks after the structural check, in its own words (config entries).
   if (typeof s['x-schema-pattern'] === 'string') out.pattern = s['x-schema-pattern'];
+  if (Array.isArray(s['x-schema-enum'])) out.enum = s['x-schema-enum'];
   if (typeof s['x-env'] === 'string') {
     const env = `Environment variable: ${s['x-env']}.`;
     out.description = typeof out.description === 'string' ? `${out.description} ${env}` : env;

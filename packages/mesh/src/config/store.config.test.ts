@@ -5,7 +5,9 @@ import { Issues, MeshError } from '@proxyless/core';
 import { VirtualClock } from '@proxyless/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMesh, type MeshEvent } from '../mesh.js';
+import { checkConfigDocument } from './check.js';
 import { changedRoles, POLICY_ROLES } from './effective.js';
+import { POLICY_KEYS } from './schema.js';
 import { envConfigSource, optionsConfigSource } from './source.js';
 import { ConfigStore } from './store.js';
 
@@ -244,5 +246,46 @@ describe('options and env checked whole at createMesh (#10)', () => {
     expect(bad({ a: null })).toEqual(['options.services.a=null']);
     expect(bad(5)).toEqual(['options.services=5']);
     expect(bad({}, 5)).toEqual(['options.defaults=5']);
+  });
+
+  // A misspelt key of a service entry in code lists the keys a service entry takes, `endpoints`
+  // included, as the same entry in a document does (probe30 config defect 4).
+  const issueOf = (run: () => unknown, field: string) => {
+    try {
+      run();
+    } catch (error) {
+      if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+      return error.details.issues?.find((i) => i.field === field);
+    }
+    return undefined;
+  };
+  const SERVICE_KEYS = `endpoints, ${POLICY_KEYS.join(', ')}`;
+  it.each([
+    [
+      'createMesh services',
+      () => createMesh({ env: {}, services: { payments: { retyr: {} } } } as never),
+      'options.services.payments.retyr',
+      `no such field (did you mean "retry"?); known: ${SERVICE_KEYS}`,
+    ],
+    [
+      'checkConfigDocument services option',
+      () => checkConfigDocument({}, { services: { payments: { endpointss: 'a:1' } } } as never),
+      'options.services.payments.endpointss',
+      `no such field (did you mean "endpoints"?); known: ${SERVICE_KEYS}`,
+    ],
+    [
+      'a document service entry',
+      () => checkConfigDocument({ services: { payments: { retyr: {} } } }),
+      'services.payments.retyr',
+      `no such field (did you mean "retry"?); known: ${SERVICE_KEYS}`,
+    ],
+    [
+      'createMesh defaults (no endpoints there)',
+      () => createMesh({ env: {}, defaults: { retyr: {} } } as never),
+      'options.defaults.retyr',
+      `no such field (did you mean "retry"?); known: ${POLICY_KEYS.join(', ')}`,
+    ],
+  ])('%s: a misspelt key lists the known keys', (_what, run, field, expected) => {
+    expect(issueOf(run, field)).toEqual({ field, expected, value: expect.anything() });
   });
 });

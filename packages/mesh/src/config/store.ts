@@ -134,7 +134,9 @@ export class ConfigStore {
         parseEndpointList(given.endpoints, `${path}.endpoints`, issues);
         this.#optionsEndpoints.add(serviceKey(name));
       }
-      unknownPolicyKeys(policy, path, issues, false);
+      // `endpoints` is a key of a service entry here as in the document: a misspelt key's hint
+      // lists it with the policy sections.
+      unknownPolicyKeys(given, path, issues, true);
       this.#optionsSpelled.set(serviceKey(name), name);
       this.#optionsServices.set(serviceKey(name), {
         name: 'options.services',
@@ -233,9 +235,11 @@ export class ConfigStore {
             const key = issueKey(i);
             if (service === undefined) ofDefaults.add(key);
             else if (ofDefaults.has(key)) continue;
+            // Named by its full path, as every other problem (`services.payments.retry.maxRetries`);
+            // that the rule held only once the layers were merged is said with what it expects.
             issues.add(
-              `${where} (all layers merged${this.#envNote(i.field)}): ${i.field}`,
-              i.expected,
+              i.field === '' ? where : `${where}.${i.field}`,
+              `${i.expected} (all layers merged${this.#envNote(i.field)})`,
               i.value,
             );
           }
@@ -254,7 +258,7 @@ export class ConfigStore {
         } else if (!warnedDefaults.has(key)) warnings.push({ ...w, service });
       }
     };
-    one(undefined, 'every service (defaults)');
+    one(undefined, 'defaults');
     for (const name of names)
       one(name, `services.${doc?.spelled.get(name) ?? this.#optionsSpelled.get(name) ?? name}`);
     if (doc !== undefined) warnings.push(...this.#shadowedEndpoints(doc));

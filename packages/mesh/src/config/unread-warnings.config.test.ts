@@ -54,6 +54,31 @@ describe('settings nothing reads are warned (probe7 config defect 1)', () => {
     expect(fields({ services: { a: { concurrencyLimit: { max: 5 } } } })).toEqual([]);
   });
 
+  // A warning gives the value in force as every other does: a duration in ms, a number (probe30
+  // config defect 3: `concurrencyLimit.queueTimeout` gave the string "1000ms").
+  it.each([
+    ['concurrencyLimit.queueTimeout', { concurrencyLimit: { max: 5, queueTimeout: '1s' } }, 1000],
+    [
+      'concurrencyLimit.queueTimeout',
+      {
+        concurrencyLimit: { max: 5, queue: 3, queueTimeout: '250ms' },
+        circuitBreaker: { maxPendingRequests: 0 },
+      },
+      250,
+    ],
+    ['loadBalancer.decayTime', { loadBalancer: { policy: 'maglev', decayTime: '5s' } }, 5000],
+    ['perTryTimeout', { timeout: '1s', perTryTimeout: '2s' }, 2000],
+    [
+      'circuitBreaker.maxPendingRequests',
+      { concurrencyLimit: { max: 5, queue: 2 }, circuitBreaker: { maxPendingRequests: 50 } },
+      50,
+    ],
+  ])('the warning of %s gives its value as a number (%#)', (field, policy, value) => {
+    expect(checkConfigDocument({ services: { a: policy } }, { env: {} })).toEqual([
+      { service: 'a', field, expected: expect.any(String), value },
+    ]);
+  });
+
   it('circuitBreaker.maxPendingRequests above the concurrencyLimit.queue it caps', () => {
     const doc = {
       services: { a: { concurrencyLimit: { max: 5, queue: 2 }, circuitBreaker: { maxPendingRequests: 50 } } },

@@ -23,6 +23,22 @@ const Closed = { additionalProperties: false } as const;
  */
 const schemaPattern = (pattern: string) => ({ 'x-schema-pattern': pattern });
 
+/**
+ * `x-schema-enum`: the values docs/config-file.schema.json states as an `enum`, which the mesh
+ * checks after the structural check, in Consul's words (as `x-schema-pattern`).
+ */
+const schemaEnum = (values: readonly string[]) => ({ 'x-schema-enum': [...values] });
+
+/** `service-resolver` `LoadBalancer.Policy` values (`""` is Envoy's default, round robin). */
+export const CONSUL_LB_POLICIES: readonly string[] = Object.freeze([
+  '',
+  'random',
+  'round_robin',
+  'least_request',
+  'ring_hash',
+  'maglev',
+]);
+
 /** A Go duration string as the mesh reads it (`goDurationMs`): `0`, or numbers with units, no sign. */
 export const GO_DURATION_PATTERN = '^(0|((\\d+(\\.\\d*)?|\\.\\d+)(ns|us|µs|μs|ms|s|m|h))+)$';
 
@@ -196,7 +212,7 @@ export type HashPolicy = Static<typeof HashPolicySchema>;
 
 export const LoadBalancerSchema = Type.Object(
   {
-    Policy: Opt(Str),
+    Policy: Opt(Type.String(schemaEnum(CONSUL_LB_POLICIES))),
     LeastRequestConfig: Opt(Type.Object({ ChoiceCount: Opt(Type.Integer({ minimum: 0 })) }, Closed)),
     RingHashConfig: Opt(
       Type.Object(
@@ -318,14 +334,4 @@ export const ROUTE_METHODS: readonly string[] = Object.freeze([
   'CONNECT',
   'OPTIONS',
   'TRACE',
-]);
-
-/** `service-resolver` `LoadBalancer.Policy` values (`""` is Envoy's default, round robin). */
-export const CONSUL_LB_POLICIES: readonly string[] = Object.freeze([
-  '',
-  'random',
-  'round_robin',
-  'least_request',
-  'ring_hash',
-  'maglev',
 ]);

@@ -8,25 +8,25 @@ const OFF_WORDS = [Type.Literal(false), Type.Literal('off'), Type.Literal('none'
  * route timeouts disabled by default for the same reason. Set it per service.
  */
 export const timeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
-  expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off" for none',
+  expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off"/"none" for none',
   default: 'off',
   description:
-    'Overall deadline of a call, all attempts included. Off by default: a default must never cut a streaming body (Istio disables route timeouts by default too). `0`, `false` or `"off"` for none (0 disables it, as in Envoy).',
+    'Overall deadline of a call, all attempts included. Off by default: a default must never cut a streaming body (Istio disables route timeouts by default too). `0`, `false`, `"off"` or `"none"` for none (0 disables it, as in Envoy).',
   ...envVarFor(
     'MESH_TIMEOUT',
-    'Overall deadline of a call, all attempts included. Off unless set (a default must never cut a streaming body). `0` or `off` for none.',
+    'Overall deadline of a call, all attempts included. Off unless set (a default must never cut a streaming body). `0`, `off`, `none`, `false`, `no` or `disabled` for none.',
   ),
 });
 
 /** `perTryTimeout`: the deadline of each attempt; a timed-out attempt may be retried elsewhere. */
 export const perTryTimeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
-  expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off" for none',
+  expected: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), or false/"off"/"none" for none',
   default: 'off',
   description:
-    'Deadline of each attempt; a timed-out attempt may be retried elsewhere. `0`, `false` or `"off"` for none.',
+    'Deadline of each attempt; a timed-out attempt may be retried elsewhere. `0`, `false`, `"off"` or `"none"` for none.',
   ...envVarFor(
     'MESH_PER_TRY_TIMEOUT',
-    'Deadline of each attempt; a timed-out attempt may be retried elsewhere. `0` or `off` for none.',
+    'Deadline of each attempt; a timed-out attempt may be retried elsewhere. `0`, `off`, `none`, `false`, `no` or `disabled` for none.',
   ),
 });
 
