@@ -297,7 +297,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     const now = this.#clock.now();
     this.#time[0] = now;
     if (outcome.failure === 'cancelled') return;
-    if (outcome.failure === 'connect') this.#connectivity.connectFailed(s, outcome);
+    if (outcome.failure === 'connect') this.#connectivity.connectFailed(s, outcome.error);
     else if (outcome.status !== undefined) this.#connectivity.responded(s);
     this.#observeLatency(s, outcome.latencyMs, now);
     s.requests++;

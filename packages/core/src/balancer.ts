@@ -16,6 +16,8 @@ export interface AttemptOutcome {
   readonly failure?: 'connect' | 'reset' | 'timeout' | 'cancelled';
   /** Time from dispatch to response head (or failure), in clock milliseconds. */
   readonly latencyMs: number;
+  /** The transport's own error behind `failure` (a connect's `ECONNREFUSED`), when there is one. */
+  readonly error?: unknown;
 }
 
 /**

@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type CallContext, undiciErrors } from '@proxyless/core';
+import { type CallContext, ENDPOINT_ATTRIBUTE, MeshError, undiciErrors } from '@proxyless/core';
 import { cancelQueuedCall } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
+import { undiciHeaderError } from './request.js';
 
 type Legacy = Dispatcher.DispatchHandler & {
   onConnect?: (abort: (err?: Error) => void, context?: unknown) => void;
@@ -67,9 +68,23 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   #starting = false;
   /** An error the caller's own callback threw: what the caller gets once the exchange stops. */
   #thrown: Error | undefined;
+  /** The headers the call sends, for undici's checks of them when the mesh answers it itself. */
+  readonly #headers: Dispatcher.DispatchOptions['headers'];
 
-  constructor(handler: Dispatcher.DispatchHandler, onDone?: () => void) {
+  /**
+   * @param headers the headers the call would send: given, a call the mesh fails or answers
+   *   before any endpoint's pool took it (an open breaker, no healthy endpoint, a limit, an
+   *   injected fault, the caller's early abort…) is refused with undici's error instead when
+   *   undici's `Request` would have refused these headers — as undici refuses them before anything
+   *   else happens to the request ({@link precheck}).
+   */
+  constructor(
+    handler: Dispatcher.DispatchHandler,
+    onDone?: () => void,
+    headers?: Dispatcher.DispatchOptions['headers'],
+  ) {
     this.#h = handler as Legacy;
+    this.#headers = headers;
     // undici's own test (`WrapHandler.wrap`, `assertRequestHandler`): `onRequestStart` alone says
     // a handler is in the controller style; one with `onResponseStart` but no `onRequestStart` is
     // in the old style and gets the old callbacks.
@@ -235,6 +250,16 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     text?: string,
   ): void {
     if (this.#done || this.#thrown) return;
+    if (this.#headers != null && this.#ctx?.attributes.get(ENDPOINT_ATTRIBUTE) === undefined) {
+      // No endpoint's pool took the call (whose `Request` checks the headers): a response the
+      // mesh made itself (an injected fault's status). undici would have refused the request.
+      const refused = undiciHeaderError(this.#headers);
+      if (refused !== undefined) {
+        controller.abort(refused);
+        this.onResponseError(controller, refused);
+        return;
+      }
+    }
     if (controller !== this.#controller) this.#response = controller;
     try {
       if (this.#modern) {
@@ -285,7 +310,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#done) return;
     this.#finish();
-    const err = this.#thrown ?? error;
+    const err = this.#headers == null ? (this.#thrown ?? error) : this.#precheck(this.#thrown ?? error);
     if (!this.#started) {
       // Failed before any stage started the exchange: the caller still gets its start first.
       this.#started = true;
@@ -298,6 +323,28 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
       }
     }
     this.#deliverError(err);
+  }
+
+  /**
+   * The error the caller gets for `error`: undici's own when the call's headers are ones undici's
+   * `Request` refuses. With such headers no endpoint's pool took the call (each refuses them as it
+   * takes a request, with this very error), so `error` is the mesh's own answer — an open
+   * breaker, no healthy endpoint, a limit, an injected fault, an abort before sending — and undici
+   * checks the headers before any of those could happen. Only a dispatcher closed or destroyed is
+   * refused before undici reads the request: that error stays. Errors are not the hot path.
+   */
+  #precheck(error: Error): Error {
+    // An endpoint's pool took the call (its `Request` passed the headers), or refused it with
+    // undici's own error: nothing to check.
+    if (this.#ctx?.attributes.get(ENDPOINT_ATTRIBUTE) !== undefined) return error;
+    if (MeshError.is(error, 'MESH_CLOSED')) return error;
+    const code = (error as { code?: unknown }).code;
+    if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') return error;
+    const refused = undiciHeaderError(this.#headers);
+    if (refused === undefined) return error;
+    // undici's own refusal, raised by a pool: delivered as it is.
+    if (error.constructor === refused.constructor && error.message === refused.message) return error;
+    return refused;
   }
 
   #deliverError(err: Error): void {

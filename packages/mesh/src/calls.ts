@@ -37,7 +37,13 @@ import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
 import { fetchOver } from './fetch-call.js';
 import { hostnameOf, hostOf, requestTarget, serverNameOf, unknownService } from './naming.js';
 import { asksForTls, assertOrigin, refuseTls } from './origin.js';
-import { assertDispatchable, DispatchRequest, hasIdempotentFlag, IDEMPOTENT_HEADER } from './request.js';
+import {
+  assertDispatchable,
+  DispatchRequest,
+  hasIdempotentFlag,
+  IDEMPOTENT_HEADER,
+  undiciHeaderError,
+} from './request.js';
 import type { RoutingStage } from './routing-stage.js';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
@@ -51,6 +57,21 @@ function failUnchecked(handler: Dispatcher.DispatchHandler, error: Error): void 
   const h = handler as { onRequestStart?: unknown; onError?: unknown };
   if (typeof h.onRequestStart !== 'function' && typeof h.onError !== 'function') throw error;
   failDispatch(new CallHandler(handler), error);
+}
+
+/**
+ * Refuse TLS to a mesh service — unless undici's `Request` refuses the request's headers, which it
+ * does before anything else happens to the request: then with its error.
+ */
+function refuseTlsUnlessRefused(
+  handler: Dispatcher.DispatchHandler,
+  opts: Dispatcher.DispatchOptions,
+  origin: string,
+  service: string,
+): void {
+  const refused = undiciHeaderError(opts.headers);
+  if (refused !== undefined) failUnchecked(handler, refused);
+  else refuseTls(handler, origin, service);
 }
 
 /** What the call path needs from the mesh that owns it. */
@@ -161,7 +182,7 @@ export class CallPath implements DispatchTarget {
         }
         // A routed name is the mesh's own, endpoints of its own or not: never passed through.
         if (asksForTls(origin)) {
-          refuseTls(handler, origin, service);
+          refuseTlsUnlessRefused(handler, opts, origin, service);
           return true;
         }
         try {
@@ -175,7 +196,7 @@ export class CallPath implements DispatchTarget {
     // ---- end traffic management ----
     if (dest === undefined) {
       if (this.#agent) return this.#agent.dispatch(opts, handler);
-      failDispatch(new CallHandler(handler), unknownService(origin));
+      failDispatch(new CallHandler(handler, undefined, opts.headers), unknownService(origin));
       return true;
     }
     try {
@@ -185,7 +206,7 @@ export class CallPath implements DispatchTarget {
       return true;
     }
     if (asksForTls(origin)) {
-      refuseTls(handler, origin, dest.service);
+      refuseTlsUnlessRefused(handler, opts, origin, dest.service);
       return true;
     }
     const o = opts as Dispatcher.DispatchOptions & {
@@ -253,9 +274,15 @@ export class CallPath implements DispatchTarget {
     opts[kCallSink]?.(ctx);
     dest.inFlight++;
     dest.lastUsed = this.#clock.now();
-    const call = new CallHandler(handler, () => {
-      dest.inFlight--;
-    });
+    // The headers go with the caller's side: a call the mesh answers itself is still refused for
+    // a header undici refuses, as undici would (see `CallHandler`; checked only then).
+    const call = new CallHandler(
+      handler,
+      () => {
+        dest.inFlight--;
+      },
+      headers,
+    );
     // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
     const sent = (opts[kCallSink] !== undefined ? opts : copyOptions(opts)) as MeshDispatchOptions;
     sent.headers = headers;
@@ -323,7 +350,16 @@ export class CallPath implements DispatchTarget {
         path?: unknown;
         agent?: unknown;
       };
-      if (path != null) opts!.path = path;
+      if (options == null) {
+        // No options: undici's `request(url)` reads an object `url` as both the URL and the
+        // options, and its `path` (`{ origin, path }`) as part of the URL (`parseURL`). Given back
+        // to undici as `request(url, copy)`, the copy's own `path` would be read as `opts.path`
+        // instead, a path joined to `url`'s origin, which a URL object with a path is not
+        // (`invalid url`): the copy has none. undici reads `method` and `body` of the options
+        // with gets (inherited ones count), so the method is set here as it would compute it.
+        opts!.path = undefined;
+        opts!.method = (given.method || (given.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
+      } else if (path != null) opts!.path = path;
       if (agent) opts!.agent = agent;
       opts!.dispatcher = this.dispatcher;
       opts![kCallSink] = sink;

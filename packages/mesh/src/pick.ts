@@ -30,7 +30,10 @@ export interface PoolSource {
   pool(endpoint: Endpoint): Dispatcher;
 }
 
-/** Connect-phase failures: nothing reached the endpoint, so any request may be sent elsewhere. */
+/**
+ * Connect-phase failures: nothing reached the endpoint, so any request may be sent elsewhere.
+ * Besides these, any error of the `connect` system call ({@link isConnectFailure}).
+ */
 const CONNECT_CODES = new Set([
   'ECONNREFUSED',
   'EHOSTUNREACH',
@@ -78,9 +81,25 @@ const EXCHANGE_CODES = new Set([
   'HTTPParserError',
 ]);
 
-function isTransport(code: string): boolean {
+/**
+ * Whether an error is a failure to connect: a code only a connect raises, a TLS handshake's, or
+ * any error of the `connect` system call itself — Node's socket reports those with
+ * `syscall: 'connect'` (`EINVAL` for a link-local IPv6 address without a zone, `ENETDOWN`,
+ * `EPERM` or `EACCES` from a firewall, `EAFNOSUPPORT` without IPv6, …), and undici passes that
+ * error on as it is. Raised while connecting, so nothing was sent.
+ */
+function isConnectFailure(error: unknown, code: string): boolean {
   return (
     CONNECT_CODES.has(code) ||
+    code.startsWith('ERR_TLS_') ||
+    code.startsWith('ERR_SSL_') ||
+    (code !== '' && (error as { syscall?: unknown }).syscall === 'connect')
+  );
+}
+
+function isTransport(error: unknown, code: string): boolean {
+  return (
+    isConnectFailure(error, code) ||
     EXCHANGE_CODES.has(code) ||
     code.startsWith('ERR_TLS_') ||
     code.startsWith('ERR_SSL_') ||
@@ -357,7 +376,7 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
       isRequestBodyError(error) ||
       LOCAL_CODES.has(code) ||
       MeshError.is(error) ||
-      !isTransport(code)
+      !isTransport(error, code)
     ) {
       // Not the endpoint's doing: the caller or a stage aborted, or the request itself was bad.
       // A response that had started counts by its status, as Envoy's outlier detection counts the
@@ -383,16 +402,13 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
       super.onResponseError(c, error);
       return;
     }
-    this.#end({
-      latencyMs,
-      failure:
-        mapped.code === 'MESH_CONNECT_FAILED'
-          ? 'connect'
-          : mapped.code === 'MESH_TIMEOUT'
-            ? 'timeout'
-            : 'reset',
-      ...(this.#status !== undefined ? { status: this.#status } : {}),
-    });
+    if (mapped.code === 'MESH_CONNECT_FAILED') {
+      // undici's error goes with the outcome: the balancer's `connectivity` event names its code.
+      const outcome: AttemptOutcome = { latencyMs, failure: 'connect', error };
+      this.#end(outcome);
+    } else {
+      this.#end({ latencyMs, failure: mapped.code === 'MESH_TIMEOUT' ? 'timeout' : 'reset' });
+    }
     super.onResponseError(c, mapped);
   }
 
@@ -400,7 +416,7 @@ class PickHandler extends ForwardingHandler implements QueuedHold {
     const id = this.endpoint.id;
     const service = this.service;
     const bodySent = this.ctx.request.body != null;
-    if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_')) {
+    if (isConnectFailure(error, code)) {
       return new MeshError(
         'MESH_CONNECT_FAILED',
         `connect to ${id} for "${service}" failed: ${error.message}`,

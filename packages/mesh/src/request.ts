@@ -3,6 +3,7 @@ import {
   hasHeader,
   headerRecord,
   IDEMPOTENT_HEADER,
+  isHeaderIterable,
   isIdempotentRequest,
   type MeshRequest,
   normalizeMethod,
@@ -70,7 +71,124 @@ export function assertDispatchable(opts: Dispatcher.DispatchOptions, handler: ob
   if (query && undiciChecks.pathHasQueryOrFragment(path))
     throw new Error('Query params cannot be passed when url already contains "?" or "#".');
   if (headers != null && typeof headers !== 'object') throw invalid('headers must be an object or an array');
-  assertHandler(handler as Record<string, unknown>, method, upgrade);
+  try {
+    assertHandler(handler as Record<string, unknown>, method, upgrade);
+  } catch (error) {
+    // undici's `Request` reads the headers before it checks the handler: a bad header is named first.
+    assertUndiciHeaders(headers);
+    throw error;
+  }
+}
+
+/**
+ * undici's checks of request headers, as its `Request` makes them (`lib/core/request.js`: the
+ * headers' form, then `processHeader` for each, in order), throwing what it throws, with its
+ * message: a flat array must be even, an iterable must yield `[name, value]` pairs, a record is
+ * read by `Object.keys`; an object value, a name that is no token, a value with CR, LF or NUL, a
+ * second `host` or `content-length`, a `content-length` that is not digits, a `transfer-encoding`,
+ * `keep-alive` or `upgrade` header, a `connection` header that is not a list of tokens
+ * (`InvalidArgumentError`), and an `expect` header (`NotSupportedError`).
+ *
+ * Not on the hot path: the endpoint's pool makes these checks itself as it takes the request. The
+ * mesh makes them only where it would otherwise answer a call itself before any pool saw it (an
+ * open breaker, no healthy endpoint, a limit, an injected fault…), so that such a call is refused
+ * for a bad header as undici refuses it (see `CallHandler`). An iterable is read here: give it as
+ * the flat array the mesh reads it into. A name that is not a string (undici looks it up in its
+ * table of well-known names, then fails on `toLowerCase`) ends the checks: undici decides it.
+ */
+export function assertUndiciHeaders(headers: unknown): void {
+  const seen: SeenHeaders = { host: false, contentLength: false };
+  if (Array.isArray(headers)) {
+    if (headers.length % 2 !== 0) throw invalid('headers array must be even');
+    for (let i = 0; i < headers.length; i += 2) if (!checkHeader(seen, headers[i], headers[i + 1])) return;
+  } else if (headers && typeof headers === 'object') {
+    if (isHeaderIterable(headers as DispatchHeaders)) {
+      for (const header of headers as Iterable<unknown>) {
+        if (!Array.isArray(header) || header.length !== 2) {
+          throw invalid('headers must be in key-value pair format');
+        }
+        if (!checkHeader(seen, header[0], header[1])) return;
+      }
+    } else {
+      const rec = headers as Record<string, unknown>;
+      const keys = Object.keys(rec);
+      for (let i = 0; i < keys.length; ++i) if (!checkHeader(seen, keys[i], rec[keys[i] as string])) return;
+    }
+  } else if (headers != null) {
+    throw invalid('headers must be an object or an array');
+  }
+}
+
+/** The error undici's `Request` would refuse these headers with ({@link assertUndiciHeaders}), if any. */
+export function undiciHeaderError(headers: unknown): Error | undefined {
+  try {
+    assertUndiciHeaders(headers);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** The headers undici's `Request` allows once: a second is refused. */
+interface SeenHeaders {
+  host: boolean;
+  contentLength: boolean;
+}
+
+/**
+ * undici's `processHeader` for one header, without building anything. Returns `false` for a name
+ * that is not a string (the checks stop there: see {@link assertUndiciHeaders}).
+ */
+function checkHeader(seen: SeenHeaders, key: unknown, val: unknown): boolean {
+  if (val && typeof val === 'object' && !Array.isArray(val)) throw invalid(`invalid ${key as string} header`);
+  if (val === undefined) return true;
+  if (typeof key !== 'string') return false;
+  const { isValidHTTPToken, isValidHeaderValue } = undiciChecks;
+  // undici looks the name up in its table of well-known names first: those are tokens already.
+  const name = key.toLowerCase();
+  if (!isValidHTTPToken(name)) throw invalid('invalid header key');
+  let value: string | undefined;
+  if (Array.isArray(val)) {
+    for (let i = 0; i < val.length; i++) {
+      const v: unknown = val[i];
+      if (typeof v === 'string') {
+        if (!isValidHeaderValue(v)) throw invalid(`invalid ${key} header`);
+      } else if (v === null) {
+        // sent empty
+      } else if (typeof v === 'object') {
+        throw invalid(`invalid ${key} header`);
+      } else if (!isValidHeaderValue(`${v as string}`)) {
+        throw invalid(`invalid ${key} header`);
+      }
+    }
+  } else if (typeof val === 'string') {
+    if (!isValidHeaderValue(val)) throw invalid(`invalid ${key} header`);
+    value = val;
+  } else if (val === null) {
+    value = '';
+  } else {
+    value = `${val as string}`;
+    if (!isValidHeaderValue(value)) throw invalid(`invalid ${key} header`);
+  }
+  if (name === 'host') {
+    if (seen.host) throw invalid('duplicate host header');
+    if (value === undefined) throw invalid('invalid host header');
+    seen.host = true;
+  } else if (name === 'content-length') {
+    if (seen.contentLength) throw invalid('duplicate content-length header');
+    if (value === undefined || !/^[0-9]+$/.test(value)) throw invalid('invalid content-length header');
+    seen.contentLength = true;
+  } else if (name === 'transfer-encoding' || name === 'keep-alive' || name === 'upgrade') {
+    throw invalid(`invalid ${name} header`);
+  } else if (name === 'connection') {
+    if (value === undefined) throw invalid('invalid connection header');
+    for (const token of value.toLowerCase().split(',')) {
+      if (!isValidHTTPToken(token.trim())) throw invalid('invalid connection header');
+    }
+  } else if (name === 'expect') {
+    throw new undiciErrors.NotSupportedError('expect header not supported');
+  }
+  return true;
 }
 
 /** undici's `invalidPathRegex` (`lib/core/request.js`). */

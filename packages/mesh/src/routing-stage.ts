@@ -213,9 +213,11 @@ export class RoutingStage {
     // Tracked by the primary while it waits: a graceful close drains it, its deadline aborts it.
     let caller: MeshHandler;
     try {
-      caller = primary.track(new CallHandler(handler));
+      // With the headers: a call the wait ends unanswered gets undici's error for headers undici
+      // would have refused (CallHandler's precheck), as one sent at once does.
+      caller = primary.track(new CallHandler(handler, undefined, opts.headers));
     } catch (error) {
-      failDispatch(new CallHandler(handler), error as Error);
+      failDispatch(new CallHandler(handler, undefined, opts.headers), error as Error);
       return;
     }
     let waiting = true;

@@ -57,6 +57,22 @@ describe('the wait for an unresolved primary target', () => {
     }
   });
 
+  it("ends with undici's error for headers undici refuses, as a call sent at once would", async () => {
+    const m = mesh(60_000);
+    try {
+      const ac = new AbortController();
+      const call = m.request('http://api/', { signal: ac.signal, headers: { 'x-a': 'a\nb' } });
+      ac.abort(new Error('gave up'));
+      await expect(call).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        code: 'UND_ERR_INVALID_ARG',
+        message: 'invalid x-a header',
+      });
+    } finally {
+      await m.close({ timeout: 0 });
+    }
+  });
+
   it('is drained by close({ timeout }), and cut at its deadline with MESH_CLOSED', async () => {
     const m = mesh(60_000);
     const call = m.request('http://api/').then(

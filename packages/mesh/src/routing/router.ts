@@ -14,9 +14,8 @@ import {
   hasSafeIterator,
   pairsToFlat,
   type Random,
-  undiciChecks,
-  undiciErrors,
 } from '@proxyless/core';
+import { assertUndiciHeaders } from '../request.js';
 import type { HeaderOps, RouteDecision, RoutingChain } from './chain.js';
 import { MatchScratch, matches, type RouteRequest } from './match.js';
 
@@ -110,34 +109,20 @@ export function editRequestHeaders(
   if (ops === undefined) return flat as unknown as DispatchHeaders;
   const drop = new Set([...ops.remove, ...ops.set.map(([k]) => k)]);
   const out: unknown[] = [];
+  let dropped = false;
   for (let i = 0; i + 1 < flat.length; i += 2) {
     if (drop.has(String(flat[i]).toLowerCase())) {
-      // Dropped before undici reads it: what undici would refuse of it, it still refuses.
-      checkHeader(flat[i], flat[i + 1]);
+      dropped = true;
       continue;
     }
     out.push(flat[i], flat[i + 1]);
   }
+  // A header dropped before undici reads it: what undici would refuse of the caller's headers, it
+  // still refuses, with undici's own error for the first it would meet (`processHeader`'s rules).
+  if (dropped) assertUndiciHeaders(headers);
   for (const [k, v] of ops.set) out.push(k, v);
   for (const [k, v] of ops.add) out.push(k, v);
   return out as unknown as DispatchHeaders;
-}
-
-/**
- * undici's checks of one request header (`processHeader` in `lib/core/request.js`): a value that is
- * an object, a name that is no token, a value with CR, LF or NUL.
- * @throws undici's `InvalidArgumentError`, with undici's message
- */
-function checkHeader(key: unknown, val: unknown): void {
-  const invalid = (message: string) => new undiciErrors.InvalidArgumentError(message);
-  if (val && typeof val === 'object' && !Array.isArray(val)) throw invalid(`invalid ${String(key)} header`);
-  if (val === undefined) return;
-  const { isValidHTTPToken, isValidHeaderValue } = undiciChecks;
-  if (typeof key === 'string' && !isValidHTTPToken(key.toLowerCase())) throw invalid('invalid header key');
-  for (const v of Array.isArray(val) ? val : [val]) {
-    if ((typeof v === 'string' && !isValidHeaderValue(v)) || (v !== null && typeof v === 'object'))
-      throw invalid(`invalid ${String(key)} header`);
-  }
 }
 
 type HeaderRecord = Record<string, string | string[] | undefined>;
