@@ -34,6 +34,11 @@ export interface EndpointStats {
   /** Times ejected so far. */
   readonly ejections: number;
   /**
+   * Envoy's ejection multiplier: the next ejection lasts `baseEjectionTime` × (this + 1), capped.
+   * It grows with each ejection and shrinks by one per outlier interval the endpoint stays in.
+   */
+  readonly ejectionMultiplier: number;
+  /**
    * Attempts that ended with an outcome from the endpoint: a response, or a connect, reset or
    * timeout failure. An attempt the caller aborted (or a hedge or retry cancelled) counts for
    * nothing, even when the endpoint received it.

@@ -28,6 +28,7 @@ export function endpointStats(
     ewmaMs: s.ewma < 0 ? undefined : host.latency(s, now),
     ejected: s.ejected,
     ejections: s.ejections,
+    ejectionMultiplier: s.ejectionMultiplier,
     requests: s.requests,
     failures: s.failures,
   };

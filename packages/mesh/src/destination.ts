@@ -196,7 +196,9 @@ export class Destination {
    */
   get holdsState(): boolean {
     if (this.#policy.circuitBreakerState() === 'open') return true;
-    return this.#policy.balancer.stats().endpoints.some((e) => e.ejected);
+    // An endpoint readmitted lately keeps its ejection multiplier (a next ejection lasts longer)
+    // until outlier intervals have worn it down: that is state too.
+    return this.#policy.balancer.stats().endpoints.some((e) => e.ejected || e.ejectionMultiplier > 0);
   }
 
   /** The roles of the stages in force, outermost first (the pick stage under them is not listed). */

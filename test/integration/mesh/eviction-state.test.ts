@@ -9,7 +9,8 @@ import { startServer, type TestServer } from '../../support/http-server.js';
  * lets a call through that the breaker or outlier detection would have refused. Before, an open
  * breaker (resetTimeout 10 s) was evicted after 1 s idle, and the next calls reached the failing
  * server; an endpoint ejected for 10 s got half the calls after eviction. Now a destination with
- * an open breaker or an ejected endpoint is not idle until that has run out; then it is evicted.
+ * an open breaker or an ejected endpoint (or one whose ejection multiplier has not worn off) is not
+ * idle until that has run out; then it is evicted.
  */
 describe('idle eviction keeps an open breaker and ejections', () => {
   let good: TestServer;
@@ -116,9 +117,22 @@ describe('idle eviction keeps an open breaker and ejections', () => {
       for (let i = 0; i < 10; i++) statuses.push(await call(mesh));
       expect(statuses).toEqual(Array(10).fill(200));
       expect(bad.requests).toBe(reached);
-      // Readmitted at 10 s: the next sweep evicts the idle destination.
+      // Readmitted at 10 s, it keeps its ejection multiplier (a next ejection would last 20 s)
+      // until a whole outlier interval (10 s) has passed without a failure: only then is the idle
+      // destination evicted, so the multiplier is not forgotten either.
+      const multiplier = () =>
+        mesh.stats('api')?.endpoints.find((e) => e.id === bad.address)?.ejectionMultiplier;
       await clock.advance(7000);
+      expect(ejected()).toBe(false);
+      expect(multiplier()).toBe(1);
+      expect(removed).toEqual([]);
+      let evictedAt: number | undefined;
+      for (let i = 0; i < 20 && evictedAt === undefined; i++) {
+        await clock.advance(1000);
+        if (removed.length > 0) evictedAt = clock.now();
+      }
       expect(removed).toEqual(['api']);
+      expect(evictedAt).toBeGreaterThanOrEqual(20_000);
       expect(mesh.services()).not.toContain('api');
     } finally {
       await mesh.close();
