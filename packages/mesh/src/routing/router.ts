@@ -119,7 +119,8 @@ export function editRequestHeaders(
   }
   // A header dropped before undici reads it: what undici would refuse of the caller's headers, it
   // still refuses, with undici's own error for the first it would meet (`processHeader`'s rules).
-  if (dropped) assertUndiciHeaders(headers);
+  // (Checked as read into `flat`: an iterable given may be one-shot.)
+  if (dropped) assertUndiciHeaders(flat);
   for (const [k, v] of ops.set) out.push(k, v);
   for (const [k, v] of ops.add) out.push(k, v);
   return out as unknown as DispatchHeaders;
