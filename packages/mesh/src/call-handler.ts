@@ -250,15 +250,13 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     text?: string,
   ): void {
     if (this.#done || this.#thrown) return;
-    if (this.#headers != null && this.#ctx?.attributes.get(ENDPOINT_ATTRIBUTE) === undefined) {
-      // No endpoint's pool took the call (whose `Request` checks the headers): a response the
-      // mesh made itself (an injected fault's status). undici would have refused the request.
-      const refused = undiciHeaderError(this.#headers);
-      if (refused !== undefined) {
-        controller.abort(refused);
-        this.onResponseError(controller, refused);
-        return;
-      }
+    // A response the mesh made itself (an injected fault's status) to a request undici would have
+    // refused.
+    const refused = this.#headerRefusal();
+    if (refused !== undefined) {
+      controller.abort(refused);
+      this.onResponseError(controller, refused);
+      return;
     }
     if (controller !== this.#controller) this.#response = controller;
     try {
@@ -310,7 +308,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#done) return;
     this.#finish();
-    const err = this.#headers == null ? (this.#thrown ?? error) : this.#precheck(this.#thrown ?? error);
+    const err = this.#precheck(this.#thrown ?? error);
     if (!this.#started) {
       // Failed before any stage started the exchange: the caller still gets its start first.
       this.#started = true;
@@ -334,17 +332,25 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
    * refused before undici reads the request: that error stays. Errors are not the hot path.
    */
   #precheck(error: Error): Error {
-    // An endpoint's pool took the call (its `Request` passed the headers), or refused it with
-    // undici's own error: nothing to check.
-    if (this.#ctx?.attributes.get(ENDPOINT_ATTRIBUTE) !== undefined) return error;
     if (MeshError.is(error, 'MESH_CLOSED')) return error;
     const code = (error as { code?: unknown }).code;
     if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') return error;
-    const refused = undiciHeaderError(this.#headers);
+    const refused = this.#headerRefusal();
     if (refused === undefined) return error;
     // undici's own refusal, raised by a pool: delivered as it is.
     if (error.constructor === refused.constructor && error.message === refused.message) return error;
     return refused;
+  }
+
+  /**
+   * undici's error for the call's headers, when no endpoint's pool took the call (a pool's
+   * `Request` checks them itself, and refuses them with this very error) and undici would refuse
+   * them; else `undefined`.
+   */
+  #headerRefusal(): Error | undefined {
+    if (this.#headers == null || this.#ctx?.attributes.get(ENDPOINT_ATTRIBUTE) !== undefined)
+      return undefined;
+    return undiciHeaderError(this.#headers);
   }
 
   #deliverError(err: Error): void {

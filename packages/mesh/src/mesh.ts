@@ -31,6 +31,7 @@ import type { EffectiveConfig } from './config/effective.js';
 import type { ConfigSource } from './config/source.js';
 import type { ConfigStore } from './config/store.js';
 import { ConfigApplier } from './config-apply.js';
+import { closedError } from './destination.js';
 import { DestinationTable } from './destination-table.js';
 import { forwardPoolEvents, type PoolEventSink } from './endpoint-pools.js';
 import { installGlobally } from './install.js';
@@ -414,12 +415,9 @@ class MeshImpl implements Mesh {
   register(registration: Registration, options: RegisterOptions = {}): Promise<RegisteredInstance> {
     if (this.#lifecycle.stopped) {
       const service = (registration as { service?: unknown } | null)?.service;
+      const what = 'the mesh is closed; it cannot register';
       return Promise.reject(
-        new MeshError(
-          'MESH_CLOSED',
-          `the mesh is closed; it cannot register${typeof service === 'string' ? ` "${service}"` : ''}`,
-          { details: typeof service === 'string' ? { service } : {} },
-        ),
+        typeof service === 'string' ? closedError(service, what) : new MeshError('MESH_CLOSED', what),
       );
     }
     return this.#registrations.register(registration, options);
