@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { MeshError, ResolverUpdate } from '@proxyless/core';
 import { flushPromises, VirtualClock } from '@proxyless/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createFileResolver } from './file-resolver.js';
+import { createDocumentEndpointsResolver, createFileResolver } from './file-resolver.js';
 import { type JsonFile, type JsonFileVersion, watchJsonFile } from './json-file.js';
 
 const DOC = JSON.stringify({ services: { payments: { endpoints: '127.0.0.1:9' } } });
@@ -51,6 +51,27 @@ describe('watchJsonFile', () => {
     expect(errors).toHaveLength(1);
     expect(versions).toHaveLength(0);
     await file.close();
+  });
+});
+
+describe('createDocumentEndpointsResolver', () => {
+  it('gives a service first watched after the source failed its last good set, marked stale', async () => {
+    const r = createDocumentEndpointsResolver({ clock: new VirtualClock() });
+    r.apply(new Map([['late', [{ address: '127.0.0.1', port: 9 }]]]));
+    const failure = new Error('config file rejected') as MeshError;
+    r.fail(failure);
+    const updates: ResolverUpdate[] = [];
+    r.watch('late', (u) => updates.push(u));
+    await flushPromises();
+    expect(updates.at(-1)).toMatchObject({ kind: 'error', lastGood: { stale: true } });
+    // A version applied since: fresh, for a service watched after it too.
+    r.apply(new Map([['late', [{ address: '127.0.0.1', port: 9 }]]]));
+    const later: ResolverUpdate[] = [];
+    r.watch('late', (u) => later.push(u));
+    await flushPromises();
+    expect(updates.at(-1)).toMatchObject({ kind: 'endpoints', set: { stale: false } });
+    expect(later.at(-1)).toMatchObject({ kind: 'endpoints', set: { stale: false } });
+    await r.close();
   });
 });
 

@@ -47,6 +47,8 @@ export function createDocumentEndpointsResolver(options: {
   const clock = options.clock ?? systemClock;
   const sinks = new Map<string, WatchSink>();
   let current = new DocumentEndpoints(options.endpoints ?? new Map());
+  /** The source's failure since the last version applied: a service first watched now is stale too. */
+  let failed: MeshError | undefined;
   const hub = new ResolverHub({
     name: options.name ?? 'file',
     clock,
@@ -54,6 +56,7 @@ export function createDocumentEndpointsResolver(options: {
     start: (service, sink) => {
       sinks.set(service, sink);
       sink.endpoints(current.get(service));
+      if (failed !== undefined) sink.error(failed);
       return () => {
         sinks.delete(service);
       };
@@ -64,10 +67,12 @@ export function createDocumentEndpointsResolver(options: {
     match: (host) => (current.has(host) ? host : undefined),
     watch: (service: string, listener: ResolverListener) => hub.watch(service, listener),
     apply(endpoints) {
+      failed = undefined;
       current = new DocumentEndpoints(endpoints);
       for (const [service, sink] of sinks) sink.endpoints(current.get(service));
     },
     fail(error) {
+      failed = error;
       for (const sink of sinks.values()) sink.error(error);
     },
     flush: () => hub.flush(),

@@ -1,6 +1,8 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { MeshError } from '@proxyless/core';
+import { VirtualClock } from '@proxyless/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type JsonFile, type JsonFileVersion, watchJsonFile } from './json-file.js';
 
@@ -240,6 +242,68 @@ describe('watchJsonFile: reload()', () => {
       expect(file.current()).toEqual({ version: 4, value: { v: 4 } });
     } finally {
       sub.dispose();
+      await file.close();
+    }
+  });
+});
+
+/** Point the symlink `name` in `dir` at `target`, atomically (a new link renamed over it). */
+function repoint(name: string, target: string): void {
+  symlinkSync(target, join(dir, 'repoint.tmp'));
+  renameSync(join(dir, 'repoint.tmp'), join(dir, name));
+}
+
+describe('watchJsonFile: a failed read mended without changing the file', () => {
+  // `via.json -> link -> mesh.json`. Made a loop (`link -> link`), the path cannot be read; undone,
+  // it reads the very same file, with the stat it had: as after `chmod` fixes permissions on the
+  // file or its directory, which change neither its time, size nor inode (root ignores modes, so
+  // a loop stands in for them here).
+  function linked(clock: VirtualClock): { file: JsonFile; versions: JsonFileVersion[]; errors: MeshError[] } {
+    writeFileSync(join(dir, 'mesh.json'), '{"v":1}');
+    symlinkSync('mesh.json', join(dir, 'link'));
+    symlinkSync('link', join(dir, 'via.json'));
+    const file = watchJsonFile({ path: join(dir, 'via.json'), clock });
+    const versions: JsonFileVersion[] = [];
+    const errors: MeshError[] = [];
+    file.onVersion((v) => versions.push(v));
+    file.onError((e) => errors.push(e));
+    return { file, versions, errors };
+  }
+
+  it('is read again by the poll and delivered, though the stat the poll compares is unchanged', async () => {
+    const clock = new VirtualClock();
+    const { file, errors } = linked(clock);
+    try {
+      repoint('link', 'link');
+      await file.reload();
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.message).toMatch(/cannot be read/);
+      repoint('link', 'mesh.json');
+      const next = nextVersion(file);
+      await clock.advance(2_000);
+      expect((await next).value).toEqual({ v: 1 });
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('reports a read failure that persists once, however often it is re-read (polls, reload())', async () => {
+    const clock = new VirtualClock();
+    const { file, errors, versions } = linked(clock);
+    try {
+      repoint('link', 'link');
+      await file.reload();
+      await file.reload();
+      await file.reload();
+      expect(errors).toHaveLength(1);
+      // Mended, then broken again: a new failure, reported.
+      repoint('link', 'mesh.json');
+      await file.reload();
+      expect(versions).toHaveLength(1);
+      repoint('link', 'link');
+      await file.reload();
+      expect(errors).toHaveLength(2);
+    } finally {
       await file.close();
     }
   });

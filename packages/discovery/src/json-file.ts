@@ -94,6 +94,11 @@ class JsonFileImpl implements JsonFile {
    * unchanged. After a parse failure the unchanged text is still the half-written one: skipped.
    */
   #failed: 'read' | 'parse' | undefined;
+  /**
+   * The read failure reported last (its code and message): the same failure met again — at each
+   * poll while a directory stays unreadable, or by a `reload()` — is not reported again.
+   */
+  #readFailure: string | undefined;
   #lastStat = '';
   #watcher: FSWatcher | undefined;
   /** Watches of the directories the path's symlinks lead through (a file linked from elsewhere). */
@@ -248,7 +253,9 @@ class JsonFileImpl implements JsonFile {
   async #pollOnce(): Promise<void> {
     try {
       const key = statKey(await stat(this.path));
-      if (key !== this.#lastStat) await this.reload();
+      // After a failed read the file is read again even when its stat is unchanged: permissions
+      // fixed (`chmod`, a directory made traversable again) change neither its time, size nor inode.
+      if (key !== this.#lastStat || this.#failed === 'read') await this.reload();
     } catch {
       if (this.#lastStat !== 'missing') await this.reload();
     }
@@ -320,6 +327,9 @@ class JsonFileImpl implements JsonFile {
         this.#lastStat = 'missing';
       }
       this.#failed = 'read';
+      const failure = `${(error as NodeJS.ErrnoException).code ?? ''}:${(error as Error).message}`;
+      if (failure === this.#readFailure) return;
+      this.#readFailure = failure;
       this.#errors.fire(
         new MeshError(
           'MESH_CONFIG_INVALID',
@@ -332,6 +342,7 @@ class JsonFileImpl implements JsonFile {
       return;
     }
     if (this.#closed) return;
+    this.#readFailure = undefined;
     // The watches follow where the path leads now, before anyone hears of this version: a change
     // made right after it must be seen.
     this.#watch();

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createConfigSource, createMesh } from 'proxyless';
@@ -106,6 +106,54 @@ describe('admin /config_dump: the settings in force per service, with where each
       const fixed = (await dump()).document;
       expect(fixed?.version).toBeGreaterThan(inForce ?? 0);
       expect(fixed?.lastRejected).toBeUndefined();
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('marks stale the endpoints of a service first called after the document was rejected, as of those called before (probe31 reload 3)', async () => {
+    const file = path.join(dir, 'late.json');
+    const good = { services: { early: { endpoints: server.address }, late: { endpoints: server.address } } };
+    writeFileSync(file, JSON.stringify(good));
+    const mesh = createMesh({ env: { MESH_CONFIG_FILE: file } });
+    try {
+      await (await mesh.request('http://early/')).body.dump();
+      writeFileSync(file, JSON.stringify({ services: { early: { endpoints: server.address, retires: 1 } } }));
+      await expect(mesh.reloadConfig()).rejects.toThrow('services.early.retires');
+      expect(mesh.endpoints('early')?.stale).toBe(true);
+      // The last good document still serves `late`: its set is that document's, stale as well.
+      const res = await mesh.request('http://late/');
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+      expect(mesh.endpoints('late')?.stale).toBe(true);
+      writeFileSync(file, JSON.stringify({ ...good, defaults: { timeout: '3s' } }));
+      await mesh.reloadConfig();
+      expect(mesh.endpoints('early')?.stale).toBe(false);
+      expect(mesh.endpoints('late')?.stale).toBe(false);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it('reports a read failure that persists once, however often the file is read again (probe31 reload 2)', async () => {
+    const file = path.join(dir, 'gone-dir.json');
+    writeFileSync(file, JSON.stringify({ services: { billing: { endpoints: server.address } } }));
+    const mesh = createMesh({ env: { MESH_CONFIG_FILE: file } });
+    const rejected: string[] = [];
+    mesh.onEvent((e) => {
+      if (e.type === 'config_rejected') rejected.push(e.error.message);
+    });
+    try {
+      // Replaced by a directory: every read fails the same way (EISDIR) until it is a file again.
+      rmSync(file);
+      mkdirSync(file);
+      for (let i = 0; i < 3; i++) await expect(mesh.reloadConfig()).rejects.toThrow('cannot be read');
+      expect(rejected).toHaveLength(1);
+      expect(rejected[0]).toContain('EISDIR');
+      rmSync(file, { recursive: true });
+      writeFileSync(file, JSON.stringify({ services: { billing: { endpoints: server.address } } }));
+      await mesh.reloadConfig();
+      expect(mesh.endpoints('billing')?.stale ?? false).toBe(false);
     } finally {
       await mesh.close();
     }
