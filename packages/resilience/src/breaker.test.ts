@@ -44,6 +44,33 @@ describe('circuit breaker', () => {
     breaker.close();
   });
 
+  it('checks the rule on a success too: 11 failures then 9 successes (55 % of 20) open it at the 20th (probe31 envoy 2)', async () => {
+    const clock = new VirtualClock();
+    const breaker = new DestinationBreaker({ ...CONFIG, volumeThreshold: 20 }, { clock, service: 'api' });
+    const { out, upstream } = await calls(
+      breaker,
+      clock,
+      [...Array(11).fill('503'), ...Array(10).fill(200)],
+      21,
+    );
+    expect(out.slice(0, 20)).toEqual([...Array(11).fill(503), ...Array(9).fill(200)]);
+    expect(breaker.state).toBe('open');
+    expect(out[20]).toBe('MESH_CIRCUIT_OPEN');
+    expect(upstream.calls).toHaveLength(20);
+    breaker.close();
+  });
+
+  it('a success after the failures left the window opens nothing (the rule sees the window as it is)', async () => {
+    const clock = new VirtualClock();
+    const breaker = new DestinationBreaker({ ...CONFIG, volumeThreshold: 20 }, { clock, service: 'api' });
+    await calls(breaker, clock, ['503'], 11);
+    await clock.advance(CONFIG.rollingWindowMs);
+    const { out } = await calls(breaker, clock, [200], 20);
+    expect(out).toEqual(Array(20).fill(200));
+    expect(breaker.state).toBe('closed');
+    breaker.close();
+  });
+
   it('names the destination in MESH_CIRCUIT_OPEN', async () => {
     const clock = new VirtualClock();
     const breaker = new DestinationBreaker(CONFIG, { clock, service: 'payments' });

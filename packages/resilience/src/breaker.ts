@@ -85,6 +85,12 @@ export class DestinationBreaker {
   /** Clock time the window's newest bucket started: buckets before it are rotated out lazily. */
   #bucketStart: number;
   #trials = 0;
+  /**
+   * Clock time of the latest failure counted in the window, while it may still be in it: until
+   * then a success is checked against the rule too (a window of 11 failures then 9 successes
+   * reaches its volume on a success). With none, a success cannot open the breaker: not checked.
+   */
+  #lastFailureAt: number | undefined;
   /** Attempts in flight, shared with the breakers this one replaced or that replace it. */
   readonly #counts: { active: number };
   /** Calls in flight from before any breaker of the destination existed. */
@@ -191,6 +197,7 @@ export class DestinationBreaker {
   #toClosed(): void {
     this.#resetTimer?.cancel();
     this.#trials = 0;
+    this.#lastFailureAt = undefined;
     // Start the window afresh: the failures that opened the breaker are history.
     this.#catchUp();
     for (let i = 0; i < BUCKETS; i++) this.#rotate.emit('rotate');
@@ -290,6 +297,10 @@ export class DestinationBreaker {
     else if (!this.#closed) {
       this.#catchUp();
       this.#opossum.emit('success');
+      if (this.#lastFailureAt !== undefined) {
+        if (this.#clock.now() - this.#lastFailureAt < this.#config.rollingWindowMs) this.#check();
+        else this.#lastFailureAt = undefined;
+      }
     }
   }
 
@@ -314,6 +325,16 @@ export class DestinationBreaker {
     if (this.#closed) return;
     this.#catchUp();
     this.#opossum.emit('failure');
+    this.#lastFailureAt = this.#clock.now();
+    this.#check();
+  }
+
+  /**
+   * Opossum's rule over the window, after each outcome counted (a success too, while a failure is
+   * in the window): at least `volumeThreshold` attempts and more than `errorThresholdPercentage`
+   * of them failed.
+   */
+  #check(): void {
     if (this.#state !== 'closed') return;
     const s = this.#opossum.stats;
     if (s.fires < this.#config.volumeThreshold) return;

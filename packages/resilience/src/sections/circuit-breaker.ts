@@ -76,7 +76,7 @@ export const circuitBreakerSection = Section(
         maximum: 100,
         default: D.errorThresholdPercentage,
         description:
-          'Open when more than this percentage of the attempts in the window failed (opossum: 50).',
+          'Open when more than this percentage of the attempts in the window failed (opossum: 50); checked after each outcome, a success included.',
         ...envVar(
           'MESH_CIRCUIT_ERROR_THRESHOLD',
           'Error percentage that opens the breaker (`circuitBreaker.errorThresholdPercentage`).',
