@@ -129,7 +129,9 @@ const setter: TextMapSetter<string[]> = {
  */
 export function createAttemptInterceptor(deps: TelemetryDeps): Interceptor {
   const tracing = deps.tracing;
-  if (!deps.metrics && !tracing) return (dispatch) => dispatch;
+  // The access log counts the attempts and names the endpoint of the last from what this stage
+  // records: it is on whenever any of the three is.
+  if (!deps.metrics && !tracing && !deps.accessLog) return (dispatch) => dispatch;
   return (dispatch: DispatchFn): DispatchFn =>
     (opts, handler) => {
       const ctx = callOf(opts);
