@@ -102,8 +102,30 @@ export interface MeshErrorDetails {
    */
   readonly phase?: 'connect' | 'request' | 'response';
   readonly bodySent?: boolean;
-  /** For `MESH_TIMEOUT`: which limit fired (`overall`, `perTry`, `propagated`, `headers`, `body`). */
-  readonly limit?: string;
+  /**
+   * For `MESH_TIMEOUT`: which limit fired — `overall` (the `timeout`), `perTry`, `propagated` (the
+   * caller's incoming deadline), `headers` / `body` (undici's `headersTimeout` / `bodyTimeout`),
+   * `idle` (a route's `IdleTimeout`).
+   */
+  readonly limit?: 'overall' | 'perTry' | 'propagated' | 'headers' | 'body' | 'idle';
+  /** For `MESH_TIMEOUT`: the limit that fired, in ms. */
+  readonly timeoutMs?: number;
+  /**
+   * For `MESH_CIRCUIT_OPEN` while open: ms until the breaker half-opens; for `MESH_RATE_LIMITED`:
+   * ms until a token is due.
+   */
+  readonly retryAfterMs?: number;
+  /** For `MESH_CIRCUIT_OPEN` while open: when it opened (mesh clock, ms). */
+  readonly openedAt?: number;
+  /** For `MESH_CIRCUIT_OPEN`: the breaker's state. */
+  readonly state?: 'closed' | 'open' | 'half-open';
+  /**
+   * Why a call was refused: for `MESH_CIRCUIT_OPEN` `open`, `half_open_busy`, `maxRequests`,
+   * `maxRetries`…; for the limits, their reason (`queue_full`…).
+   */
+  readonly reason?: string;
+  /** The threshold that was reached (`maxRequests`, a limit's size). */
+  readonly max?: number;
   readonly field?: string;
   readonly value?: unknown;
   readonly service?: string;

@@ -146,6 +146,7 @@ export {
   kEnv,
   OneOf,
   Ratio,
+  type ReadonlyArrays,
   Section,
   type Static,
   type TSchema,

@@ -433,3 +433,13 @@ function unknownKey(
 }
 
 export type { Static, TSchema };
+
+/**
+ * `T` with every array in it readonly, at any depth: options take `as const` arrays and arrays
+ * typed `readonly` as well as plain ones (the mesh never writes to what it is given).
+ */
+export type ReadonlyArrays<T> = T extends readonly (infer U)[]
+  ? readonly ReadonlyArrays<U>[]
+  : T extends object
+    ? { [K in keyof T]: ReadonlyArrays<T[K]> }
+    : T;

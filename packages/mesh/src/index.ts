@@ -1,4 +1,4 @@
-export type { BalancerEvent, BalancerStats, EndpointStats } from '@proxyless/balancer';
+export type { BalancerConfig, BalancerEvent, BalancerStats, EndpointStats } from '@proxyless/balancer';
 export type {
   AttemptOutcome,
   Balancer,
@@ -14,6 +14,8 @@ export type {
   Filter,
   Logger,
   MeshErrorCode,
+  MeshErrorDetails,
+  MeshRequest,
   Next,
   Random,
   RegisteredInstance,
@@ -36,6 +38,8 @@ export {
   etcdOptionsFromEnv,
   manageSignals,
 } from '@proxyless/discovery';
+// The types of `mesh.config(service)`'s `balancer` and `resilience`.
+export type { ResilienceConfig, ResiliencePatch } from '@proxyless/resilience';
 // What a service's own handlers and tools use: `proxyless` is the one package an application
 // installs (with pnpm, its dependencies are not importable by the application). Deadline
 // propagation (docs/policies.md), the resilience variables, and SERVER spans (docs/observability.md).

@@ -46,7 +46,7 @@ export type {
   HealthProbe,
   ObservableBalancer,
 } from '@proxyless/balancer';
-export type { AttemptOutcome, Endpoint } from '@proxyless/core';
+export type { AttemptOutcome, CallContext, Endpoint, MeshRequest } from '@proxyless/core';
 /** The issue list `parseResiliencePatch` records into (`throwIfAny` turns it into `MESH_CONFIG_INVALID`). */
 export { Issues } from '@proxyless/core';
 export {
@@ -80,6 +80,8 @@ export {
   DestinationBreaker,
   type PolicyStack,
   parseResiliencePatch,
+  type ResilienceConfig,
+  type ResiliencePatch,
   resolveResilienceConfig,
   withPolicies,
 } from '@proxyless/resilience';

@@ -15,6 +15,7 @@ import {
   type Next,
   noopLogger,
   type Random,
+  type ReadonlyArrays,
   seededRandom,
   sleepOn,
   type Timer,
@@ -287,7 +288,7 @@ export type OtherEntryKeys = Readonly<
  * that knows their types narrows them with `Others` (`proxyless/testing` can pass the balancer's
  * `BalancerOptions`, so a misspelt `loadBalancer` field fails to compile there too).
  */
-export type PolicyEntry<Others extends OtherEntryKeys = OtherEntryKeys> = ResilienceOptions &
+export type PolicyEntry<Others extends OtherEntryKeys = OtherEntryKeys> = ReadonlyArrays<ResilienceOptions> &
   Readonly<Others>;
 
 /**

@@ -1,5 +1,8 @@
 import { balancerProperties } from '@proxyless/balancer';
-import { type EndpointInit, Fields, type Static, Type } from '@proxyless/core';
+import { type EndpointInit, Fields, type ReadonlyArrays, type Static, Type } from '@proxyless/core';
+
+export type { ReadonlyArrays };
+
 import { resilienceProperties } from '@proxyless/resilience';
 import { ConfigEntrySchema } from '../routing/entries.js';
 
@@ -103,16 +106,6 @@ export const configDocumentSchema = Fields(
       'Services, their endpoints and policy; `defaults` applies to every service. Generated from the section schemas.',
   },
 );
-
-/**
- * `T` with every array in it readonly, at any depth: options take `as const` arrays and arrays
- * typed `readonly` as well as plain ones (the mesh never writes to what it is given).
- */
-export type ReadonlyArrays<T> = T extends readonly (infer U)[]
-  ? readonly ReadonlyArrays<U>[]
-  : T extends object
-    ? { [K in keyof T]: ReadonlyArrays<T[K]> }
-    : T;
 
 /**
  * Policy settings for a service (or for all, in `defaults`), in the config document's shape:
