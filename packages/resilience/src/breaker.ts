@@ -16,6 +16,7 @@ import {
 import CircuitBreaker from 'opossum';
 import { BreakerExchange } from './breaker-exchange.js';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
+import { checkSettingKeys } from './factory-checks.js';
 import { type EarlierCalls, EarlierCount } from './limits.js';
 import { holdQueued } from './queued.js';
 
@@ -418,6 +419,7 @@ export function createCircuitBreakerFilter(
   config: Partial<CircuitBreakerConfig> = {},
   deps: { clock: Clock; service: string; logger?: Logger },
 ): Filter & { breaker: DestinationBreaker } {
+  checkSettingKeys('createCircuitBreakerFilter', config, 'circuitBreaker');
   const breaker = new DestinationBreaker(config, deps);
   const f = breaker.filter() as Filter & { breaker: DestinationBreaker };
   f.breaker = breaker;

@@ -18,6 +18,7 @@ import {
   Type,
   validator,
 } from '@proxyless/core';
+import { unknownPatchKeys } from './patch-shape.js';
 import {
   type CircuitBreakerConfig,
   type CircuitBreakerPatch,
@@ -345,6 +346,15 @@ const NO_FAULT: FaultInjectionConfig = Object.freeze({
  * a `faultInjection` `percent` or `status` no layer sets is its built-in value (`DEFAULT_FAULT`).
  */
 export function resolveResilienceConfig(...patches: ResiliencePatch[]): ResilienceConfig {
+  // A patch written by hand is used as it is: a key in the config document's shape
+  // (`resetTimeout: '10s'`) or misspelt would silently leave its field at the default. Named.
+  const keys = new Issues();
+  for (let i = 0; i < patches.length; i++) {
+    const p = patches[i];
+    if (!isParsedPatch(p) && !isResolvedConfig(p))
+      unknownPatchKeys(p, keys, patches.length === 1 ? '' : `patches[${i}]`);
+  }
+  keys.throwIfAny('resolveResilienceConfig: invalid patch');
   const c: { -readonly [K in keyof ResilienceConfig]: ResilienceConfig[K] } = {
     ...DEFAULT_RESILIENCE_CONFIG,
   };

@@ -1,4 +1,10 @@
+import { Issues } from '@proxyless/core';
+import { VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
+import { createCircuitBreakerFilter } from './breaker.js';
+import { parseResiliencePatch, resolveResilienceConfig } from './config.js';
+import { createFaultInjectionFilter } from './fault.js';
+import { createHedgeFilter } from './hedge.js';
 import { createConcurrencyLimitFilter, createRateLimitFilter } from './limits.js';
 import { createRetryFilter } from './retry.js';
 
@@ -58,5 +64,67 @@ describe('a policy factory used alone checks its settings as the config does (pr
       'accepted',
     );
     expect(refusal(() => createRetryFilter({ maxRetries: 0, retryOn: [] }))).toBe('accepted');
+  });
+});
+
+describe("settings in the config document's shape given to a factory or a hand-written patch (probe31 types 3)", () => {
+  // From JavaScript nothing stops `base: '100ms'` reaching a factory that reads `baseMs`: the
+  // backoff was NaN and every retry went at once; `resetTimeout` stayed 30 s. Now named.
+  const deps = { clock: new VirtualClock(), service: 'api' };
+  it.each([
+    [
+      'backoff base and max as durations',
+      () => createRetryFilter({ backoff: { base: '100ms', max: '1s' } } as never),
+      [
+        ['backoff.base', 'base'],
+        ['backoff.max', 'max'],
+      ],
+    ],
+    [
+      'a backoff that is no number of ms',
+      () => createRetryFilter({ backoff: { baseMs: '100', maxMs: 1000 } } as never),
+      [['backoff.baseMs', '100']],
+    ],
+    [
+      'a breaker reset timeout as a duration',
+      () => createCircuitBreakerFilter({ resetTimeout: '10s' } as never, deps),
+      [['resetTimeout', 'resetTimeout']],
+    ],
+    [
+      'a hedge delay as a duration',
+      () => createHedgeFilter({ delay: '50ms' } as never),
+      [['delay', 'delay']],
+    ],
+    [
+      'a misspelt concurrency queue',
+      () => createConcurrencyLimitFilter({ max: 2, queu: 1 } as never),
+      [['queu', 'queu']],
+    ],
+    [
+      'a misspelt fault',
+      () => createFaultInjectionFilter({ abort: { percentage: 5, status: 503 } } as never),
+      [['abort.percentage', 'percentage']],
+    ],
+    [
+      'a hand-written patch to resolveResilienceConfig',
+      () => resolveResilienceConfig({ circuitBreaker: { resetTimeout: '10s', volumeThreshold: 5 } } as never),
+      [['circuitBreaker.resetTimeout', 'resetTimeout']],
+    ],
+    [
+      'the second of several patches',
+      () => resolveResilienceConfig({ timeoutMs: 100 }, { retry: { maxRetrys: 1 } } as never),
+      [['patches[1].retry.maxRetrys', 'maxRetrys']],
+    ],
+  ] as const)('%s is refused, naming the key', (_name, make, issues) => {
+    expect(refusal(make)).toEqual({ code: 'MESH_CONFIG_INVALID', issues });
+  });
+
+  it('patches in the parsed shape, and what the parser made, are taken as they are', () => {
+    expect(refusal(() => createRetryFilter({ backoff: { baseMs: 100, maxMs: 1000 } }))).toBe('accepted');
+    expect(
+      refusal(() => resolveResilienceConfig({ timeoutMs: 100, circuitBreaker: { resetTimeoutMs: 10_000 } })),
+    ).toBe('accepted');
+    const parsed = parseResiliencePatch({ retry: { backoff: { base: '10ms' } } }, 'policy', new Issues());
+    expect(refusal(() => resolveResilienceConfig(parsed!))).toBe('accepted');
   });
 });

@@ -4,7 +4,23 @@
  * an error naming the field and value there too, never a spin or a silent no-op.
  */
 import { Issues } from '@proxyless/core';
+import { sectionShape, unknownPatchKeys } from './patch-shape.js';
 import { RETRY_ON_VALUES } from './sections/retry.js';
+
+type Section = Parameters<typeof sectionShape>[0];
+
+/**
+ * The keys of a factory's settings that are no field of its section (at any depth), and `extra`
+ * options it takes besides: a key written in the config document's shape (`backoff.base`,
+ * `resetTimeout`) would otherwise be ignored silently, its field left at the default.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID` naming each such key.
+ */
+export function checkSettingKeys(what: string, config: unknown, section: Section): void {
+  const issues = new Issues();
+  unknownPatchKeys(config, issues, '', sectionShape(section));
+  issues.throwIfAny(`${what}: invalid settings`);
+}
 
 type Check = readonly [field: string, value: unknown, ok: boolean, expected: string];
 
@@ -21,6 +37,7 @@ const optional = (v: unknown, ok: (v: unknown) => boolean): boolean => v === und
 
 /** `createRateLimitFilter`'s `rps` (≥ 0.001, finite) and `burst` (an integer ≥ 1). */
 export function checkRateSettings(config: { rps: unknown; burst?: unknown }): void {
+  checkSettingKeys('createRateLimitFilter', config, 'rateLimit');
   checkAll('createRateLimitFilter', [
     [
       'rps',
@@ -38,6 +55,7 @@ export function checkConcurrencySettings(config: {
   queue?: unknown;
   queueTimeoutMs?: unknown;
 }): void {
+  checkSettingKeys('createConcurrencyLimitFilter', config, 'concurrencyLimit');
   checkAll('createConcurrencyLimitFilter', [
     ['max', config.max, isInt(config.max, 1), 'an integer ≥ 1'],
     ['queue', config.queue, optional(config.queue, (v) => isInt(v, 0)), 'an integer ≥ 0'],
@@ -50,10 +68,31 @@ export function checkConcurrencySettings(config: {
   ]);
 }
 
-/** `createRetryFilter`'s `maxRetries` (an integer 0..10) and `retryOn` (known conditions). */
-export function checkRetrySettings(config: { maxRetries?: unknown; retryOn?: unknown }): void {
+/**
+ * `createRetryFilter`'s keys, `maxRetries` (an integer 0..10), `retryOn` (known conditions) and
+ * `backoff` (`baseMs` and `maxMs`, numbers of ms ≥ 0).
+ */
+export function checkRetrySettings(config: {
+  maxRetries?: unknown;
+  retryOn?: unknown;
+  backoff?: { baseMs?: unknown; maxMs?: unknown } | undefined;
+}): void {
+  checkSettingKeys('createRetryFilter', config, 'retry');
   const known = new Set<unknown>(RETRY_ON_VALUES);
+  const ms = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   checkAll('createRetryFilter', [
+    [
+      'backoff.baseMs',
+      config.backoff?.baseMs,
+      optional(config.backoff?.baseMs, ms),
+      'a number of milliseconds ≥ 0',
+    ],
+    [
+      'backoff.maxMs',
+      config.backoff?.maxMs,
+      optional(config.backoff?.maxMs, ms),
+      'a number of milliseconds ≥ 0',
+    ],
     [
       'maxRetries',
       config.maxRetries,

@@ -17,6 +17,7 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { FaultInjectionConfig } from './config.js';
+import { checkSettingKeys } from './factory-checks.js';
 import { cancelQueued } from './queued.js';
 
 /** What the fault filter decided for one call. */
@@ -65,6 +66,7 @@ export function createFaultInjectionFilter(
   config: Partial<FaultInjectionConfig>,
   options: { service?: string } = {},
 ): Filter {
+  checkSettingKeys('createFaultInjectionFilter', config, 'faultInjection');
   const header = config.header?.toLowerCase();
   const decide = (ctx: CallContext): FaultDecision => {
     const d: FaultDecision = { delayMs: 0, abort: undefined };

@@ -53,7 +53,18 @@ export function unknownPatchKeys(
   const fields = shape as Readonly<Record<string, unknown>>;
   for (const [k, v] of Object.entries(patch)) {
     const inner = fields[k];
-    if (inner === undefined) issues.add(`${path}.${k}`, `one of ${Object.keys(fields).join(', ')}`, k);
-    else if (typeof inner === 'object' && inner !== null) unknownPatchKeys(v, issues, `${path}.${k}`, inner);
+    const at = path === '' ? k : `${path}.${k}`;
+    if (inner === undefined) issues.add(at, `one of ${Object.keys(fields).join(', ')}`, k);
+    else if (typeof inner === 'object' && inner !== null) unknownPatchKeys(v, issues, at, inner);
   }
+}
+
+/**
+ * The fields of one section of a `ResiliencePatch` (`retry` → `maxRetries`, `backoff`…), for a
+ * policy factory given that section's settings directly.
+ */
+export function sectionShape(
+  section: 'retry' | 'hedge' | 'circuitBreaker' | 'concurrencyLimit' | 'rateLimit' | 'faultInjection',
+): object {
+  return PATCH_SHAPE[section] as object;
 }
