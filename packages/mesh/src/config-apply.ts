@@ -16,7 +16,7 @@ import {
 } from '@proxyless/core';
 import type { DocumentEndpointsResolver } from '@proxyless/discovery';
 import type { MeshEvent } from './api.js';
-import { documentText, textOrUndefined, unreadable } from './config/document-text.js';
+import { documentText, ownCopy, textOrUndefined, unreadable } from './config/document-text.js';
 import type { ConfigSource, ConfigVersion } from './config/source.js';
 import type { ConfigStore, Warning } from './config/store.js';
 import type { DestinationTable } from './destination-table.js';
@@ -203,6 +203,8 @@ export class ConfigApplier {
     let text: string | undefined;
     if (!this.#deps.ownSource) {
       try {
+        // Read once, into the mesh's own copy: what is validated, kept and shown from now on.
+        version = { ...version, document: ownCopy(version.document) };
         text = documentText(version.document);
       } catch (error) {
         this.reject(unreadable(this.#deps.what, version.version, error), version.version);

@@ -20,7 +20,7 @@ import { createDocumentEndpointsResolver, type DocumentEndpointsResolver } from 
 import { checkTelemetry, createTelemetry, type Telemetry } from '@proxyless/telemetry';
 import type { MeshOptions } from './api.js';
 import { type DocumentSource, openDocumentSource } from './config/document-source.js';
-import { documentText } from './config/document-text.js';
+import { ownCopy } from './config/document-text.js';
 import { ConfigStore, type Warning } from './config/store.js';
 import { ROUTING_DC } from './config-apply.js';
 import { allEnvVars } from './env-schema.js';
@@ -91,7 +91,7 @@ export function readStartConfig(options: MeshOptions): StartConfig {
     issues,
   );
   const own = document?.own ?? true;
-  const firstVersion = document?.first;
+  let firstVersion = document?.first;
   // Where the document's problems (`defaults.…`, `services.…`) come from, for the error's heading.
   let documentNamed = '';
   // A document whose reading throws (a getter, a revoked proxy, a cycle) is a problem of the
@@ -100,7 +100,8 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   // (The file's document is parsed JSON: only a caller's source can hand over such a document.)
   if (firstVersion !== undefined && document?.own === false) {
     try {
-      documentText(firstVersion.document);
+      // Read once, into the mesh's own copy: what is validated and kept (see `ownCopy`).
+      firstVersion = { ...firstVersion, document: ownCopy(firstVersion.document) };
     } catch (error) {
       readable = false;
       const message = `the document cannot be read as JSON data: ${(error as Error | undefined)?.message ?? String(error)}`;

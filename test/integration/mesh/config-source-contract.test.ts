@@ -160,6 +160,86 @@ describe('a document whose reading throws', () => {
   });
 });
 
+describe("the mesh's own copy of each version (probe31 sources 1, 3, 6)", () => {
+  it('keeps the provenance of the version in force when the source edits the object it delivered', () => {
+    // A control-plane client that keeps one document, patches it in place and delivers it again.
+    const live = {
+      defaults: {} as Record<string, unknown>,
+      services: { pay: { endpoints: '127.0.0.1:1', circuitBreaker: {} as Record<string, unknown> } },
+    };
+    const source = new KvSource(structuredClone(live));
+    const { mesh, events } = start(source);
+    live.defaults.timeout = '2s';
+    live.services.pay.circuitBreaker.volumeThreshold = 7;
+    source.push(2, live);
+    delete live.defaults.timeout;
+    delete live.services.pay.circuitBreaker.volumeThreshold;
+    live.services.pay.circuitBreaker.resetTimeout = 'soon';
+    source.push(3, live);
+    expect(events.map((e) => `${e.type} ${'version' in e ? e.version : ''}`)).toEqual([
+      'config_applied 2',
+      'config_rejected 3',
+    ]);
+    const config = mesh.config('pay');
+    expect(config.resilience.timeoutMs).toBe(2000);
+    expect(config.resilience.circuitBreaker?.volumeThreshold).toBe(7);
+    expect(config.sources).toEqual({
+      timeout: { layer: 'kv.defaults', version: 2 },
+      'circuitBreaker.volumeThreshold': { layer: 'kv.services', version: 2 },
+    });
+  });
+
+  it.each([
+    ['a Map of services', () => ({ services: new Map([['pay', { endpoints: '127.0.0.1:1' }]]) }), 'services'],
+    [
+      'a Set',
+      () => ({ services: { pay: { endpoints: '127.0.0.1:1', retry: new Set([1]) } } }),
+      'services.pay.retry',
+    ],
+    [
+      'a class instance',
+      () => {
+        class Entry {
+          get endpoints(): string {
+            return '127.0.0.1:1';
+          }
+        }
+        return { services: { pay: new Entry() } };
+      },
+      'services.pay',
+    ],
+  ] as const)(
+    'refuses %s (JSON would write it as {}): rejected naming where, the last good one stays',
+    (_, bad, at) => {
+      const source = new KvSource(doc('1s'));
+      const { mesh, events } = start(source);
+      source.push(2, bad());
+      expect(events.map((e) => e.type)).toEqual(['config_rejected']);
+      const rejected = events[0] as Extract<MeshEvent, { type: 'config_rejected' }>;
+      expect(rejected.error.message).toContain('cannot be read as JSON data');
+      expect(rejected.error.message).toContain(`${at} is a`);
+      expect(mesh.config('pay').resilience.timeoutMs).toBe(1000);
+    },
+  );
+
+  it('reads a getter once per delivery: what is applied is what is kept', () => {
+    let reads = 0;
+    const values = [7, 1];
+    const v2 = doc('1s');
+    Object.defineProperty(v2.services.pay, 'retry', {
+      enumerable: true,
+      get() {
+        return { maxRetries: values[reads++] ?? 1 };
+      },
+    });
+    const source = new KvSource(doc('1s'));
+    const { mesh } = start(source);
+    source.push(2, v2);
+    expect(reads).toBe(1);
+    expect(mesh.config('pay').resilience.retry?.maxRetries).toBe(7);
+  });
+});
+
 describe('redelivery of the version in force', () => {
   it('with its keys in another order is the same version: ignored, and the source is fresh again', async () => {
     const v3 = {

@@ -31,6 +31,45 @@ function sortedCopy(value: unknown, ancestors: Set<object>, path: string): unkno
   }
 }
 
+/**
+ * The mesh's own copy of a document a caller's source delivered: read once, whole, as JSON data
+ * (what `JSON.stringify` writes, keys in their order), so that a source changing the object later
+ * changes nothing in force, nor the layers' provenance, and a getter runs once. A value JSON would
+ * write as something else than it holds — a `Map`, a `Set` or another class instance, written
+ * `{}` with its entries lost — is refused, as are a getter's or a proxy's error and a cycle.
+ */
+export function ownCopy(document: unknown): unknown {
+  const read = plainCopy(document, new Set(), '');
+  return read === undefined ? undefined : JSON.parse(JSON.stringify(read));
+}
+
+function plainCopy(value: unknown, ancestors: Set<object>, path: string): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  // A value that says how it is written as JSON (a Date): as JSON.stringify writes it.
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
+  if (ancestors.has(value)) throw new TypeError(`the document refers to itself at ${path || 'its root'}`);
+  const isArray = Array.isArray(value);
+  if (!isArray) {
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      throw new TypeError(
+        `${path || 'the document'} is a ${typeof name === 'string' && name !== '' ? name : 'class instance'}, not a plain object (JSON would write it as {} and lose what it holds)`,
+      );
+    }
+  }
+  ancestors.add(value);
+  try {
+    if (isArray) return (value as unknown[]).map((v, i) => plainCopy(v, ancestors, `${path}[${i}]`));
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value))
+      out[k] = plainCopy((value as Record<string, unknown>)[k], ancestors, path ? `${path}.${k}` : k);
+    return out;
+  } finally {
+    ancestors.delete(value);
+  }
+}
+
 /** {@link documentText}, or `undefined` for a document that cannot be read as JSON data. */
 export function textOrUndefined(document: unknown): string | undefined {
   try {
