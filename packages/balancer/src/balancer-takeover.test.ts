@@ -53,6 +53,33 @@ describe('createBalancer(config, deps, previous)', () => {
     b.close();
   });
 
+  it('counts the outcomes of attempts in flight across the change in the new one (probe31 sources 2)', () => {
+    const clock = new VirtualClock();
+    const eps = testEndpoints(4);
+    const old = build(clock, OD).b;
+    old.update(set(eps));
+    // Two slow attempts to one endpoint are in flight when a config change rebuilds the balancer.
+    const tokens = [old.onAttemptStart(eps[0]!), old.onAttemptStart(eps[0]!)];
+    const { b, events } = build(clock, { ...OD, loadBalancer: { policy: 'random' } }, old);
+    old.close();
+    b.update(set(eps));
+    for (const token of tokens) old.onAttemptEnd(eps[0]!, { status: 503, latencyMs: 500 }, token);
+    // Their 503s reach the endpoint's counters where they live now: ejected at consecutive5xx 2.
+    expect(b.stats().endpoints[0]).toMatchObject({ requests: 2, failures: 2, ejected: true, inflight: 0 });
+    expect(b.stats().endpoints[0]?.ewmaMs).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type === 'eject').map((e) => 'endpoint' in e && e.endpoint)).toEqual([
+      eps[0]!.id,
+    ]);
+    // A third balancer later: an attempt from the first still reports to the one in force.
+    const third = build(clock, OD, b).b;
+    b.close();
+    third.update(set(eps));
+    const t = old.onAttemptStart(eps[1]!);
+    old.onAttemptEnd(eps[1]!, { status: 200, latencyMs: 5 }, t);
+    expect(third.stats().endpoints[1]).toMatchObject({ requests: 1, failures: 0 });
+    third.close();
+  });
+
   it('with outlier detection off, the ejected are readmitted at the first update, once', async () => {
     const clock = new VirtualClock();
     const eps = testEndpoints(4);

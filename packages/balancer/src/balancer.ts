@@ -88,6 +88,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #closed = false;
   /** Endpoints readmitted when taking over with outlier detection off; reported at the first update. */
   #readmitted: EndpointState[] = [];
+  /**
+   * The balancer in force of the line this one belongs to (each built with `previous` joins the
+   * line of the one it replaced): an attempt picked from a replaced balancer ends its in-flight
+   * count there, and its outcome counts where the endpoint's statistics now live. One cell for
+   * the line, so a replaced balancer still held by a call keeps only the one in force alive.
+   */
+  #line: { current: MeshBalancer } = { current: this };
 
   constructor(config: BalancerSettings, deps: BalancerDeps, previous?: ObservableBalancer) {
     this.config = config.loadBalancer;
@@ -146,6 +153,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     this.#byId = byId;
     this.#states = states;
     this.#seenSet = previous.#seenSet;
+    this.#line = previous.#line;
+    this.#line.current = this;
     this.#panic = previous.#panic;
     this.#local = previous.#local;
     this.#readmitted = this.#outliers.adopt(states);
@@ -294,6 +303,20 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     if (!s) return;
     if (s.inflight > 0) s.inflight--;
     if (s !== current) return;
+    const successor = this.#line.current;
+    if (successor !== this) {
+      // Replaced while the attempt was in flight (a config change): its outcome is the endpoint's,
+      // whose statistics, counters and ejection now live in the balancer in force.
+      if (!successor.#closed) successor.#record(endpoint, outcome);
+      return;
+    }
+    this.#record(endpoint, outcome, s);
+  }
+
+  /** Count an ended attempt's outcome against `endpoint` (its state here, or `s` when given). */
+  #record(endpoint: Endpoint, outcome: AttemptOutcome, state?: EndpointState): void {
+    const s = state ?? this.#byId.get(endpoint.id);
+    if (!s) return;
     const now = this.#clock.now();
     this.#time[0] = now;
     if (outcome.failure === 'cancelled') return;
