@@ -98,6 +98,19 @@ export class ConfigApplier {
    */
   #inForce: { source: string; version: number; document: unknown; text: string | undefined } | undefined;
 
+  /**
+   * Whether the latest rejection is only of a version out of order (a late retransmission) while
+   * what the source holds now is the version in force: nothing the source holds was rejected.
+   */
+  outdatedOnly(source: { current(): { version: number } }): boolean {
+    if (this.lastRejectionKind !== 'outdated') return false;
+    try {
+      return source.current().version === this.#deps.config.document?.version;
+    } catch {
+      return false;
+    }
+  }
+
   /** The version in force as sorted JSON text (computed when first needed for the file's). */
   #inForceText(): string | undefined {
     const f = this.#inForce;
@@ -106,7 +119,7 @@ export class ConfigApplier {
     return f.text;
   }
   /** Why the latest outcome was rejected: a version, a failed read, or a failed `reload()` call. */
-  lastRejectionKind: 'version' | 'failure' | 'reload' | undefined;
+  lastRejectionKind: 'version' | 'outdated' | 'failure' | 'reload' | undefined;
   /** The last version (or read) of the source rejected since the one in force was applied. */
   #lastRejected: { version?: number; message: string; at: string } | undefined;
   /**
@@ -234,6 +247,7 @@ export class ConfigApplier {
         ),
         version.version,
         false,
+        'outdated',
       );
       return;
     }
@@ -331,7 +345,7 @@ export class ConfigApplier {
     error: MeshError,
     version?: number,
     stale = true,
-    kind: 'version' | 'failure' | 'reload' = version === undefined ? 'failure' : 'version',
+    kind: 'version' | 'outdated' | 'failure' | 'reload' = version === undefined ? 'failure' : 'version',
   ): void {
     if (this.#deps.closing()) return;
     this.#deps.logger.warn(`${this.#deps.what} rejected; keeping the last good configuration`, {

@@ -267,6 +267,10 @@ class MeshImpl implements Mesh {
   }
 
   reloadConfig(): Promise<void> {
+    if (this.#lifecycle.stopped)
+      return Promise.reject(
+        new MeshError('MESH_CLOSED', 'the mesh is closed; its configuration is not reloaded'),
+      );
     const source = this.#configSource;
     if (source === undefined) return Promise.resolve();
     const documents = this.#documents;
@@ -283,6 +287,8 @@ class MeshImpl implements Mesh {
     const settled = (): Promise<void> => {
       if (documents.outcomes === before && documents.lastRejectionKind === 'reload')
         documents.reloadRecovered();
+      // Only a late retransmission was rejected, and the source holds the version in force.
+      if (documents.outdatedOnly(source)) return Promise.resolve();
       return documents.lastRejection !== undefined
         ? Promise.reject(documents.lastRejection)
         : Promise.resolve();

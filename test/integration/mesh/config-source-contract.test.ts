@@ -51,6 +51,10 @@ class KvSource implements ConfigSource {
     this.#current = { source: this.name, version, document };
     for (const l of [...this.#versions]) l(this.#current);
   }
+  /** Deliver an older version again (a stream replaying it late) without changing `current()`. */
+  replay(version: number, document: unknown): void {
+    for (const l of [...this.#versions]) l({ source: this.name, version, document });
+  }
   fail(error: MeshError): void {
     for (const l of [...this.#errors]) l(error);
   }
@@ -289,6 +293,38 @@ describe('a source recovering', () => {
     const { mesh } = start(source);
     source.push(2, doc('1s', { retry: { maxRetries: 11 } }));
     await expect(mesh.reloadConfig()).rejects.toThrow('retry.maxRetries');
+  });
+
+  it('a late retransmission of an older version does not make reloadConfig() reject while the source holds the one in force (probe31 sources 4)', async () => {
+    const source = new KvSource(doc('1s'));
+    const { mesh, events } = start(source);
+    source.push(2, doc('2s'));
+    source.push(3, doc('3s'));
+    // The control plane's stream replays v2 late; what the source holds is still v3.
+    source.replay(2, doc('2s'));
+    expect(events.map((e) => `${e.type} ${'version' in e ? e.version : ''}`)).toEqual([
+      'config_applied 2',
+      'config_applied 3',
+      'config_rejected 2',
+    ]);
+    await expect(mesh.reloadConfig()).resolves.toBeUndefined();
+    expect(mesh.config('pay').resilience.timeoutMs).toBe(3000);
+    // A source that itself went back to an older version still makes it reject.
+    source.push(2, doc('2s'));
+    await expect(mesh.reloadConfig()).rejects.toThrow('a version newer than 3');
+  });
+
+  it('reloadConfig() after close() is MESH_CLOSED and asks nothing of the source (probe31 sources 9)', async () => {
+    const source = new KvSource(doc('1s'));
+    let reloads = 0;
+    source.reloadImpl = () => {
+      reloads++;
+      return Promise.resolve();
+    };
+    const { mesh } = start(source);
+    await mesh.close();
+    await expect(mesh.reloadConfig()).rejects.toMatchObject({ code: 'MESH_CLOSED' });
+    expect(reloads).toBe(0);
   });
 });
 
