@@ -39,14 +39,21 @@ function sortedCopy(value: unknown, ancestors: Set<object>, path: string): unkno
  * `{}` with its entries lost — is refused, as are a getter's or a proxy's error and a cycle.
  */
 export function ownCopy(document: unknown): unknown {
-  const read = plainCopy(document, new Set(), '');
-  return read === undefined ? undefined : JSON.parse(JSON.stringify(read));
+  return plainCopy(document, new Set(), '');
 }
 
+/**
+ * A deep copy of objects and arrays, read once; other values as they are (an `undefined` member,
+ * a function or a `NaN` is the validator's to refuse by path, as in the object delivered).
+ */
 function plainCopy(value: unknown, ancestors: Set<object>, path: string): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  // A value that says how it is written as JSON (a Date): as JSON.stringify writes it.
-  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
+  // A value that says how it is written as JSON (a Date): what JSON.stringify would write.
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') {
+    const written: unknown = toJSON.call(value, '');
+    if (written !== value) return plainCopy(written, ancestors, path);
+  }
   if (ancestors.has(value)) throw new TypeError(`the document refers to itself at ${path || 'its root'}`);
   const isArray = Array.isArray(value);
   if (!isArray) {
