@@ -385,6 +385,26 @@ describe('sections as schema declarations (#10)', () => {
     expect(resilienceWarnings(resolveResilienceConfig({ perTryTimeoutMs: 2000 }))).toEqual([]);
   });
 
+  it('warns when circuitBreaker.maxRequests is below concurrencyLimit.max: the limit and its queue never act (probe31 sources 7)', () => {
+    const c = resolveResilienceConfig({
+      circuitBreaker: { maxRequests: 5 },
+      concurrencyLimit: { max: 50, queue: 10 },
+    });
+    expect(resilienceWarnings(c)).toEqual([
+      expect.objectContaining({
+        field: 'concurrencyLimit.max',
+        value: 50,
+        expected: expect.stringContaining('and its queue never act'),
+      }),
+    ]);
+    expect(
+      resilienceWarnings(
+        resolveResilienceConfig({ circuitBreaker: { maxRequests: 50 }, concurrencyLimit: { max: 50 } }),
+      ),
+    ).toEqual([]);
+    expect(resilienceWarnings(resolveResilienceConfig({ concurrencyLimit: { max: 50 } }))).toEqual([]);
+  });
+
   it('env values become the document shape: a section switch and its fields', () => {
     expect(
       resiliencePatchFromEnv({ MESH_CIRCUIT_BREAKER: 'false', MESH_MAX_REQUESTS: '5' })?.circuitBreaker,

@@ -455,5 +455,16 @@ export function resilienceWarnings(config: ResilienceConfig): ConfigIssue[] {
       value: hedge.delayMs,
     });
   }
+  // Two thresholds on requests in flight: the breaker's (per attempt, inner) refuses first when it
+  // is the lower, so the limit (per call, outer) and its queue never act.
+  const limit = config.concurrencyLimit;
+  const breaker = config.circuitBreaker;
+  if (limit !== undefined && breaker !== undefined && breaker.maxRequests < limit.max) {
+    out.push({
+      field: 'concurrencyLimit.max',
+      expected: `at most circuitBreaker.maxRequests (${breaker.maxRequests}); past ${breaker.maxRequests} in flight the breaker refuses calls first (MESH_CIRCUIT_OPEN), so the limit${limit.queue > 0 ? ' and its queue' : ''} never act`,
+      value: limit.max,
+    });
+  }
   return out;
 }
