@@ -152,6 +152,8 @@ export function parseBalancerPatch(
   path: string,
   issues: Issues,
   memo?: SectionMemo,
+  /** Also with problems recorded: the sections that passed (a rejected document's rules across layers are still checked on them). */
+  partial = false,
 ): BalancerPatch | undefined {
   const own: Record<string, unknown> = {};
   let any = false;
@@ -163,7 +165,7 @@ export function parseBalancerPatch(
   if (!any) return undefined;
   const before = issues.list.length;
   const patch = balancerPatchOf(own, path, issues, memo);
-  return issues.list.length === before ? patch : undefined;
+  return partial || issues.list.length === before ? patch : undefined;
 }
 
 /** Every environment variable this package reads. Blank values mean unset. */

@@ -236,6 +236,8 @@ export function parseResiliencePatch(
   path: string,
   issues: Issues,
   memo?: SectionMemo,
+  /** Also with problems recorded: the sections that passed (a rejected document's rules across layers are still checked on them). */
+  partial = false,
 ): ResiliencePatch | undefined {
   const own: Record<string, unknown> = {};
   let any = false;
@@ -247,7 +249,7 @@ export function parseResiliencePatch(
   if (!any) return undefined;
   const before = issues.list.length;
   const patch = resiliencePatchOf(own, path, issues, memo);
-  return issues.list.length === before ? patch : undefined;
+  return partial || issues.list.length === before ? patch : undefined;
 }
 
 /** Every environment variable this package reads (mesh-wide defaults for all destinations). */

@@ -66,4 +66,47 @@ describe('every problem of a document at once (#10)', () => {
     };
     expect(fieldsOf(() => checkConfigDocument(doc, { env }))).toEqual(['services.s9.retry.backoff.base']);
   });
+
+  it('a refused value checks the rules across layers of the other sections of its scope (probe31 sources 5)', () => {
+    const doc = {
+      defaults: { timeout: 'soon' },
+      services: {
+        pay: {
+          endpoints: '127.0.0.1:1',
+          retry: { maxRetries: 11 },
+          circuitBreaker: { maxPendingRequests: 3 },
+        },
+        ship: {
+          endpoints: '127.0.0.1:2',
+          loadBalancer: { minRingSize: 100, maxRingSize: 10 },
+          healthCheck: { interval: '1s' },
+        },
+      },
+    };
+    expect(fieldsOf(() => checkConfigDocument(doc, { env: {} })).sort()).toEqual([
+      'defaults.timeout',
+      'services.pay.circuitBreaker.maxPendingRequests',
+      'services.pay.retry.maxRetries',
+      'services.ship.healthCheck.path',
+      'services.ship.loadBalancer.minRingSize',
+    ]);
+  });
+
+  it.each([
+    ['a refused concurrencyLimit of the service', { concurrencyLimit: { max: 0, queue: 5 } }, {}],
+    ['a refused concurrencyLimit in defaults', {}, { concurrencyLimit: { max: 0, queue: 5 } }],
+    [
+      'a misspelt key of the service (it may be the section meant)',
+      { concurrencyLimt: { max: 5, queue: 5 } },
+      {},
+    ],
+  ] as const)('%s hides the queue rule it bears on (no made-up problem)', (_, own, defaults) => {
+    const doc = {
+      defaults,
+      services: { pay: { endpoints: '127.0.0.1:1', circuitBreaker: { maxPendingRequests: 3 }, ...own } },
+    };
+    const fields = fieldsOf(() => checkConfigDocument(doc, { env: {} }));
+    expect(fields).not.toContain('services.pay.circuitBreaker.maxPendingRequests');
+    expect(fields.length).toBeGreaterThan(0);
+  });
 });

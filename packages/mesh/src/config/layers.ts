@@ -78,9 +78,11 @@ export function parsePolicyPatch(
   sections?: SectionMemo,
 ): PolicyPatch {
   if (!entry) return EMPTY;
+  // With a problem, the sections that passed still make the patch: a rejected document is checked
+  // for its rules across layers too, so that one error lists every problem (ConfigStore.validate).
   return {
-    balancer: parseBalancerPatch(entry, path, issues, sections),
-    resilience: parseResiliencePatch(entry, path, issues, sections),
+    balancer: parseBalancerPatch(entry, path, issues, sections, true),
+    resilience: parseResiliencePatch(entry, path, issues, sections, true),
   };
 }
 
