@@ -357,6 +357,15 @@ export function resolveResilienceConfig(...patches: ResiliencePatch[]): Resilien
       unknownPatchKeys(p, keys, patches.length === 1 ? '' : `patches[${i}]`);
   }
   keys.throwIfAny('resolveResilienceConfig: invalid patch');
+  return resolveParsedPatches(patches);
+}
+
+/**
+ * {@link resolveResilienceConfig} over patches the parser made (the mesh's layers, every service of
+ * a document): their keys need no second look.
+ * @internal
+ */
+export function resolveParsedPatches(patches: readonly ResiliencePatch[]): ResilienceConfig {
   const c: { -readonly [K in keyof ResilienceConfig]: ResilienceConfig[K] } = {
     ...DEFAULT_RESILIENCE_CONFIG,
   };

@@ -50,6 +50,7 @@ export {
   resilienceProperties,
   resilienceSchema,
   resilienceWarnings,
+  resolveParsedPatches,
   resolveResilienceConfig,
   retrySection,
   type TimeoutOptions,

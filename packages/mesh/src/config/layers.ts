@@ -25,7 +25,7 @@ import {
   type ResiliencePatch,
   resiliencePatchFromEnv,
   resilienceSchema,
-  resolveResilienceConfig,
+  resolveParsedPatches,
 } from '@proxyless/resilience';
 import {
   configDocumentSchema,
@@ -355,7 +355,7 @@ export function resolveLayers(layers: readonly Layer[]): {
     if (l.patch.resilience) resiliencePatches.push(l.patch.resilience);
   }
   const balancer = issues.try(() => resolveBalancerConfig(...balancerPatches));
-  const resilience = issues.try(() => resolveResilienceConfig(...resiliencePatches));
+  const resilience = issues.try(() => resolveParsedPatches(resiliencePatches));
   issues.throwIfAny('policy (all layers merged)');
   return { balancer: balancer as BalancerConfig, resilience: resilience as ResilienceConfig };
 }
