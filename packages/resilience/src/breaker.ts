@@ -337,10 +337,20 @@ export class DestinationBreaker {
    */
   #check(): void {
     if (this.#state !== 'closed') return;
-    const s = this.#opossum.stats;
-    if (s.fires < this.#config.volumeThreshold) return;
+    // The window's counts, summed from its buckets (opossum's `stats` also sums every other counter
+    // it keeps: this runs after every success while a failure is in the window).
+    let fires = 0;
+    let failures = 0;
+    for (const bucket of this.#opossum.status.window as Array<
+      { fires: number; failures: number } | undefined
+    >) {
+      if (bucket === undefined) continue;
+      fires += bucket.fires;
+      failures += bucket.failures;
+    }
+    if (fires < this.#config.volumeThreshold) return;
     // Opened here, not through opossum's `open()`: its 'open' handler arms a real timer.
-    if ((s.failures / s.fires) * 100 > this.#config.errorThresholdPercentage) this.#toOpen();
+    if ((failures / fires) * 100 > this.#config.errorThresholdPercentage) this.#toOpen();
   }
 
   /** Force the breaker open (operations, tests). */
