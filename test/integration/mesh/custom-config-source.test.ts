@@ -147,6 +147,20 @@ describe('createMesh({ configSource })', () => {
       },
     };
     expect(fail({ env: {}, configSource: throwing }).message).toContain('kv: not loaded yet');
+    // A getter of the source that throws is a problem of the option, never an exception out of
+    // createMesh, with or without a config file named too (probe31 sources 10).
+    const boom = (): ConfigSource =>
+      Object.defineProperty({ ...createConfigSource('kv', {}) }, 'name', {
+        get() {
+          throw new Error('name boom');
+        },
+      }) as ConfigSource;
+    const unnamed = fail({ env: {}, configSource: boom() });
+    expect(unnamed.message).toContain('options.configSource.name');
+    expect(unnamed.message).toContain('name boom');
+    expect(
+      fail({ env: { MESH_CONFIG_FILE: '/nonexistent/mesh.json' }, configSource: boom() }).message,
+    ).toContain('options.configSource');
   });
 
   it('stops listening at close and leaves the caller the source', async () => {

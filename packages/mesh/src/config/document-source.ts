@@ -46,7 +46,7 @@ export function openDocumentSource(
       issues.add(
         'options.configSource',
         `one source of the config document: ${options.pathFromOptions ? 'options.configFile' : 'MESH_CONFIG_FILE'} names one too`,
-        configSource?.name,
+        nameOf(configSource),
       );
     else if (checkConfigSource(configSource, issues))
       chosen = { source: configSource, what: `config source ${configSource.name}`, own: false };
@@ -164,4 +164,13 @@ function versionOf(source: ConfigSource, v: ConfigVersion): ConfigVersion {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
     throw configError(`config source ${source.name}: version`, 'a positive integer', version);
   return v.source === source.name ? v : { source: source.name, version, document: v.document };
+}
+
+/** A source's name for a message, if it can be read (its getter may throw: that is listed apart). */
+function nameOf(source: ConfigSource): unknown {
+  try {
+    return (source as { name?: unknown } | null)?.name;
+  } catch {
+    return undefined;
+  }
 }

@@ -134,17 +134,37 @@ export function checkConfigSource(source: unknown, issues: Issues): source is Co
     return false;
   }
   let ok = true;
-  if (typeof s.name !== 'string' || !SOURCE_NAME.test(s.name) || RESERVED.has(s.name)) {
+  // Read once each, as createMesh reads them: a getter that throws is a problem of the option,
+  // listed with the others, never an exception out of createMesh.
+  const read = (key: keyof ConfigSource): { value: unknown } | undefined => {
+    try {
+      return { value: s[key] };
+    } catch (error) {
+      issues.add(
+        `options.configSource.${key}`,
+        'a value that can be read',
+        `an error: ${(error as Error | undefined)?.message ?? String(error)}`,
+      );
+      ok = false;
+      return undefined;
+    }
+  };
+  const name = read('name');
+  if (
+    name !== undefined &&
+    (typeof name.value !== 'string' || !SOURCE_NAME.test(name.value) || RESERVED.has(name.value))
+  ) {
     issues.add(
       'options.configSource.name',
       `lower-case letters, digits and \`-\`, starting with a letter, other than ${[...RESERVED].join(', ')}`,
-      s.name,
+      name.value,
     );
     ok = false;
   }
   for (const m of ['current', 'onVersion', 'onError', 'reload'] as const) {
-    if (typeof s[m] !== 'function') {
-      issues.add(`options.configSource.${m}`, 'a function', s[m]);
+    const method = read(m);
+    if (method !== undefined && typeof method.value !== 'function') {
+      issues.add(`options.configSource.${m}`, 'a function', method.value);
       ok = false;
     }
   }
