@@ -7,28 +7,19 @@ import { MeshError } from '@proxyless/core';
 
 /**
  * A document as JSON text with every object's keys sorted (arrays keep their order): equal data
- * gives equal text whatever order a source built it in. Reads the document whole: a getter's or a
- * proxy's error, or a cycle, is thrown here.
+ * gives equal text whatever order a source built it in. Given plain data: the mesh's own copy of a
+ * caller's version ({@link ownCopy}, which read it whole) or a parsed file.
  */
 export function documentText(document: unknown): string {
-  return JSON.stringify(sortedCopy(document, new Set(), '')) ?? 'null';
+  return JSON.stringify(sortedCopy(document)) ?? 'null';
 }
 
-function sortedCopy(value: unknown, ancestors: Set<object>, path: string): unknown {
+function sortedCopy(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  // A value that says how it is written as JSON (a Date): as JSON.stringify writes it.
-  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
-  if (ancestors.has(value)) throw new TypeError(`the document refers to itself at ${path || 'its root'}`);
-  ancestors.add(value);
-  try {
-    if (Array.isArray(value)) return value.map((v, i) => sortedCopy(v, ancestors, `${path}[${i}]`));
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort())
-      out[k] = sortedCopy((value as Record<string, unknown>)[k], ancestors, path ? `${path}.${k}` : k);
-    return out;
-  } finally {
-    ancestors.delete(value);
-  }
+  if (Array.isArray(value)) return value.map(sortedCopy);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value).sort()) out[k] = sortedCopy((value as Record<string, unknown>)[k]);
+  return out;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   readServiceEntry,
   unknownPolicyKeys,
 } from './layers.js';
+import { unhiddenProblems } from './refused-scopes.js';
 import { type ConfigVersion, envConfigSource, optionsConfigSource } from './source.js';
 
 /**
@@ -307,39 +308,13 @@ export class ConfigStore {
       if (issues.ok) return { layers, ...checked };
       return issuesError(`${what} (version ${version.version})`, issues.list);
     }
-    // One error lists every problem: the rules across layers are checked too. A merge of what is
-    // left of a layer with refused values could report problems that are not there (a refused
-    // `concurrencyLimit` may be the queue `maxPendingRequests` lacks), so a problem the merge finds
-    // is reported only in a section no refused value of its service or of `defaults` bears on (a
-    // refused `defaults.timeout` says nothing of `circuitBreaker.maxPendingRequests`). A refused
-    // value of no known section (a misspelt key, an entry that is no object) could be any: then
-    // none of that scope's is reported.
+    // One error lists every problem: the rules across layers are checked too, over the sections
+    // that passed, and reported where no refused value may have caused them (refused-scopes.ts).
     const whole = issues.list.some((i) => i.field === '$' || i.field === 'services');
     if (!whole) {
-      const scopes = new Scopes(layers);
-      const blocked = new Map<string, Set<string> | 'all'>();
-      for (const i of issues.list) {
-        const at = scopes.of(i.field);
-        if (at === undefined) continue;
-        const was = blocked.get(at.scope) ?? new Set<string>();
-        const reach =
-          at.section !== undefined && Object.hasOwn(SECTION_REACH, at.section)
-            ? SECTION_REACH[at.section]
-            : undefined;
-        if (was === 'all' || reach === undefined) blocked.set(at.scope, 'all');
-        else blocked.set(at.scope, new Set([...was, ...reach]));
-      }
       const merged = new Issues();
       this.check(layers, merged);
-      for (const i of merged.list) {
-        const at = scopes.of(i.field);
-        if (at === undefined) continue;
-        const own = blocked.get(at.scope);
-        const common = blocked.get('defaults');
-        if (own === 'all' || common === 'all') continue;
-        if (at.section !== undefined && (own?.has(at.section) || common?.has(at.section))) continue;
-        issues.list.push(i);
-      }
+      issues.list.push(...unhiddenProblems(layers, issues.list, merged.list));
     }
     return issuesError(`${what} (version ${version.version})`, issues.list);
   }
@@ -402,52 +377,3 @@ export class ConfigStore {
     return e;
   }
 }
-
-/**
- * Where a problem's field lies: its scope (`defaults`, or the service as the document spells it)
- * and the policy section under it, if any (`services.a.b.retry.maxRetries` → `a.b`, `retry`).
- */
-class Scopes {
-  readonly #names: string[];
-
-  constructor(layers: DocumentLayers) {
-    // Longest first: a service `a.b` is not the section `b` of a service `a`.
-    this.#names = [...layers.spelled.values()].sort((x, y) => y.length - x.length);
-  }
-
-  of(field: string): { scope: string; section: string | undefined } | undefined {
-    // The section's name, without an index (`endpoints[1]` is of `endpoints`).
-    const section = (rest: string | undefined): string | undefined =>
-      rest?.split('.')[0]?.replace(/\[.*$/, '');
-    if (field === 'defaults' || field.startsWith('defaults.'))
-      return { scope: 'defaults', section: section(field.slice('defaults.'.length) || undefined) };
-    for (const name of this.#names) {
-      const prefix = `services.${name}`;
-      if (field === prefix) return { scope: name, section: undefined };
-      if (field.startsWith(`${prefix}.`) || field.startsWith(`${prefix}[`))
-        return { scope: name, section: section(field.slice(prefix.length + 1)) };
-    }
-    return undefined;
-  }
-}
-
-/**
- * Each section, and the sections whose rules across layers (errors; warnings are not problems)
- * read it: only the queue's threshold spans two (`circuitBreaker.maxPendingRequests` needs a
- * `concurrencyLimit` queue); every other rule is within its section.
- */
-const SECTION_REACH: Readonly<Record<string, readonly string[]>> = {
-  timeout: ['timeout'],
-  perTryTimeout: ['perTryTimeout'],
-  retry: ['retry'],
-  hedge: ['hedge'],
-  circuitBreaker: ['circuitBreaker', 'concurrencyLimit'],
-  concurrencyLimit: ['concurrencyLimit', 'circuitBreaker'],
-  rateLimit: ['rateLimit'],
-  faultInjection: ['faultInjection'],
-  loadBalancer: ['loadBalancer'],
-  outlierDetection: ['outlierDetection'],
-  healthCheck: ['healthCheck'],
-  // An entry's endpoint list takes part in no rule across layers.
-  endpoints: [],
-};
