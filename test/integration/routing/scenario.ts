@@ -137,8 +137,13 @@ export function rejected(mesh: Mesh, source: string): Promise<MeshEvent & { type
   });
 }
 
-/** Within `tol` (absolute fraction) of the expected share. */
-export function expectShare(count: number, total: number, share: number, tol = 0.04): void {
+/**
+ * Within five standard deviations of the expected share for `total` independent picks (a binomial
+ * count): a wrong split (10 % sent as 20 %, 50 % as 40 %) still fails, while a correct one fails
+ * about once in two million runs. A fixed 0.04 was 2.5 σ at 50 % of 1,000 — about one run in 80.
+ */
+export function expectShare(count: number, total: number, share: number): void {
+  const tol = Math.max(0.005, 5 * Math.sqrt((share * (1 - share)) / total));
   const observed = count / total;
   expect(
     Math.abs(observed - share),
