@@ -178,6 +178,7 @@ export {
   nextFromDispatch,
   RelayController,
   RelayedHandler,
+  type RelayOwner,
 } from './stage.js';
 export {
   globalDispatcher,

@@ -17,6 +17,11 @@ import {
 } from './interceptor.js';
 import { undiciErrors } from './undici.js';
 
+/** A stage's per-call object that stops its exchange when the caller aborts the relay. */
+export interface RelayOwner {
+  onRelayAbort(reason: Error): void;
+}
+
 /**
  * The controller a stage hands to the handler above it when the stage may wait (backoff, a queue,
  * a delay) or dispatch more than once (retries, hedges). The caller keeps one controller for the
@@ -29,9 +34,13 @@ export class RelayController implements Dispatcher.DispatchController {
   #aborted = false;
   #reason: Error | null = null;
   #error: Error | null = null;
-  readonly #onAbort: (reason: Error) => void;
+  readonly #onAbort: ((reason: Error) => void) | RelayOwner;
 
-  constructor(onAbort: (reason: Error) => void) {
+  /**
+   * @param onAbort what stops the exchange when the caller aborts: a function, or the stage's
+   *   per-call object itself (its `onRelayAbort`), which saves a closure per call on a hot path.
+   */
+  constructor(onAbort: ((reason: Error) => void) | RelayOwner) {
     this.#onAbort = onAbort;
   }
 
@@ -82,7 +91,9 @@ export class RelayController implements Dispatcher.DispatchController {
     // reach the caller's error callback as "no error" and settle the call as a success.
     this.#reason = reason as Error; // as given, `undefined` included
     this.#error = reason || new undiciErrors.RequestAbortedError();
-    this.#onAbort(this.#error);
+    const onAbort = this.#onAbort;
+    if (typeof onAbort === 'function') onAbort(this.#error);
+    else onAbort.onRelayAbort(this.#error);
   }
 
   pause(): void {

@@ -35,6 +35,11 @@ function rawOf(
   return raw ?? undefined;
 }
 
+/** What counts a call in flight until it ends (a destination): an object, not a closure per call. */
+export interface CallCounter {
+  inFlight: number;
+}
+
 /**
  * The caller's side of one mesh call: the only place the caller's handler is called. It serves both
  * handler styles (undici 7's controller style, and the `onConnect`/`onHeaders` style of Node 20's
@@ -46,7 +51,8 @@ function rawOf(
 export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.DispatchController {
   readonly #h: Legacy;
   readonly #modern: boolean;
-  readonly #onDone: (() => void) | undefined;
+  /** What counts the call as in flight (its destination): one less when the call ends. */
+  readonly #counter: CallCounter | undefined;
   /** The exchange's controller; the caller holds this handler in its place (see {@link abort}). */
   #controller: Dispatcher.DispatchController | undefined;
   /**
@@ -80,7 +86,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
    */
   constructor(
     handler: Dispatcher.DispatchHandler,
-    onDone?: () => void,
+    counter?: CallCounter,
     headers?: Dispatcher.DispatchOptions['headers'],
   ) {
     this.#h = handler as Legacy;
@@ -89,7 +95,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     // a handler is in the controller style; one with `onResponseStart` but no `onRequestStart` is
     // in the old style and gets the old callbacks.
     this.#modern = typeof handler.onRequestStart === 'function';
-    this.#onDone = onDone;
+    this.#counter = counter;
   }
 
   #caught(error: unknown): void {
@@ -364,6 +370,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
 
   #finish(): void {
     this.#done = true;
-    this.#onDone?.();
+    // Counted once: nothing reaches the caller after the end or an error (`#done`).
+    if (this.#counter !== undefined) this.#counter.inFlight--;
   }
 }

@@ -49,6 +49,18 @@ import type { RoutingStage } from './routing-stage.js';
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
 
+/** Where the mesh puts the call's context for `mesh.request`, which reads its endpoint at the end. */
+interface CallSink {
+  ctx: CallContext | undefined;
+}
+
+/** The result with `endpoint`: the `host:port` of the endpoint that answered, if one did. */
+function withEndpoint<T extends MeshResponseData<unknown>>(out: T, sink: CallSink): T {
+  const ep = sink.ctx?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
+  out.endpoint = ep ? formatHostPort(ep.address, ep.port) : undefined;
+  return out;
+}
+
 /**
  * Fail a dispatch undici would refuse: through the caller's handler, unless it is in the old style
  * without `onError`, which undici's dispatch answers by throwing the error (`DispatcherBase`).
@@ -213,7 +225,7 @@ export class CallPath implements DispatchTarget {
       idempotent?: boolean;
       hashKey?: unknown;
       waitForReady?: unknown;
-      [kCallSink]?: (ctx: CallContext) => void;
+      [kCallSink]?: CallSink;
     };
     let headers = opts.headers;
     let servername: string | undefined;
@@ -244,7 +256,7 @@ export class CallPath implements DispatchTarget {
     opts: Dispatcher.DispatchOptions & {
       hashKey?: unknown;
       waitForReady?: unknown;
-      [kCallSink]?: (ctx: CallContext) => void;
+      [kCallSink]?: CallSink;
     },
     headers: Dispatcher.DispatchOptions['headers'],
     handler: Dispatcher.DispatchHandler,
@@ -271,18 +283,13 @@ export class CallPath implements DispatchTarget {
       observer: undefined,
       endpoint: undefined,
     };
-    opts[kCallSink]?.(ctx);
+    const sink = opts[kCallSink];
+    if (sink !== undefined) sink.ctx = ctx;
     dest.inFlight++;
     dest.lastUsed = this.#clock.now();
     // The headers go with the caller's side: a call the mesh answers itself is still refused for
     // a header undici refuses, as undici would (see `CallHandler`; checked only then).
-    const call = new CallHandler(
-      handler,
-      () => {
-        dest.inFlight--;
-      },
-      headers,
-    );
+    const call = new CallHandler(handler, dest, headers);
     // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
     const sent = (opts[kCallSink] !== undefined ? opts : copyOptions(opts)) as MeshDispatchOptions;
     sent.headers = headers;
@@ -308,69 +315,84 @@ export class CallPath implements DispatchTarget {
 
   /**
    * undici's `request()` over the mesh dispatcher: every option and result field of undici's own,
-   * plus `endpoint`.
+   * plus `endpoint`. Not an async function: on the common call (a URL, no `path` or `agent`) it is
+   * undici's `dispatcher.request(opts, callback)` in one promise of its own, which spares the
+   * async function's state and undici's own promise and closures per call.
    */
-  async request<TOpaque = null>(
+  request<TOpaque = null>(
     url: string | URL | UrlObject,
     options: MeshRequestOptions<TOpaque> | null | undefined,
   ): Promise<MeshResponseData<TOpaque>> {
-    // As undici's `request(url, opts)` reads its arguments: `opts` must be an object if given; with
-    // none, an object `url` is the options; `path`, `agent`, `method` and `body` are read with gets
-    // (inherited ones count), the rest is spread (own keys).
-    if (options != null && typeof options !== 'object') {
-      throw new undiciErrors.InvalidArgumentError('invalid opts');
-    }
-    const given = (options ?? (typeof url === 'object' ? url : {})) as MeshRequestOptions<TOpaque> & {
-      path?: unknown;
-      agent?: unknown;
-    };
-    let ctx: CallContext | undefined;
-    const sink = (c: CallContext): void => {
-      ctx = c;
-    };
-    const path = given.path;
-    const agent = given.agent;
-    const target =
-      path == null && !agent && (typeof url === 'string' || url instanceof URL)
-        ? requestTarget(url)
-        : undefined;
-    let r: Awaited<ReturnType<typeof undiciRequest>>;
-    if (target !== undefined) {
-      // undici's `request(url, opts)` is `dispatcher.request({ ...opts, origin, path, method })`;
-      // the same call, built here without its spread literal (see `copyOptions`).
-      const opts = copyOptions(given) as Dispatcher.RequestOptions & { [kCallSink]?: typeof sink };
-      opts.origin = target.origin;
-      opts.path = target.path;
-      opts.method = (given.method || (given.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
-      opts[kCallSink] = sink;
-      r = (await this.dispatcher.request(opts)) as typeof r;
-    } else {
-      const opts = copyOptions(given) as Parameters<typeof undiciRequest>[1] & {
-        [kCallSink]?: typeof sink;
+    try {
+      // As undici's `request(url, opts)` reads its arguments: `opts` must be an object if given;
+      // with none, an object `url` is the options; `path`, `agent`, `method` and `body` are read
+      // with gets (inherited ones count), the rest is spread (own keys).
+      if (options != null && typeof options !== 'object') {
+        throw new undiciErrors.InvalidArgumentError('invalid opts');
+      }
+      const given = (options ?? (typeof url === 'object' ? url : {})) as MeshRequestOptions<TOpaque> & {
         path?: unknown;
         agent?: unknown;
       };
-      if (options == null) {
-        // No options: undici's `request(url)` reads an object `url` as both the URL and the
-        // options, and its `path` (`{ origin, path }`) as part of the URL (`parseURL`). Given back
-        // to undici as `request(url, copy)`, the copy's own `path` would be read as `opts.path`
-        // instead, a path joined to `url`'s origin, which a URL object with a path is not
-        // (`invalid url`): the copy has none. undici reads `method` and `body` of the options
-        // with gets (inherited ones count), so the method is set here as it would compute it.
-        opts!.path = undefined;
-        opts!.method = (given.method || (given.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
-      } else if (path != null) opts!.path = path;
-      if (agent) opts!.agent = agent;
-      opts!.dispatcher = this.dispatcher;
-      opts![kCallSink] = sink;
-      // Options undici's own URL handling reads (`path`, `agent`, a URL-like object): its `request()`
-      // itself, called now (loaded at once on first use) so that it reads `url` in this turn.
-      r = await undiciSync().request(url, opts);
+      const path = given.path;
+      const agent = given.agent;
+      const target =
+        path == null && !agent && (typeof url === 'string' || url instanceof URL)
+          ? requestTarget(url)
+          : undefined;
+      if (target === undefined) return this.#requestByUrl(url, options, given, path, agent);
+      // undici's `request(url, opts)` is `dispatcher.request({ ...opts, origin, path, method })`;
+      // the same call, built here without its spread literal (see `copyOptions`).
+      const opts = copyOptions(given) as Dispatcher.RequestOptions & { [kCallSink]?: CallSink };
+      opts.origin = target.origin;
+      opts.path = target.path;
+      opts.method = (given.method || (given.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
+      const sink: CallSink = { ctx: undefined };
+      opts[kCallSink] = sink;
+      const dispatcher = this.dispatcher;
+      return new Promise((resolve, reject) => {
+        // undici's promise form of `request()` is this callback form in a promise.
+        dispatcher.request(opts, (err, data) => {
+          if (err) reject(err);
+          else resolve(withEndpoint(data as unknown as MeshResponseData<TOpaque>, sink));
+        });
+      });
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const ep = (ctx as CallContext | undefined)?.attributes.get(ENDPOINT_ATTRIBUTE) as Endpoint | undefined;
-    const out = r as unknown as MeshResponseData<TOpaque>;
-    out.endpoint = ep ? formatHostPort(ep.address, ep.port) : undefined;
-    return out;
+  }
+
+  /** `request()` with the options only undici's own URL handling reads (`path`, `agent`, a URL-like object). */
+  async #requestByUrl<TOpaque>(
+    url: string | URL | UrlObject,
+    options: MeshRequestOptions<TOpaque> | null | undefined,
+    given: MeshRequestOptions<TOpaque>,
+    path: unknown,
+    agent: unknown,
+  ): Promise<MeshResponseData<TOpaque>> {
+    const opts = copyOptions(given) as Parameters<typeof undiciRequest>[1] & {
+      [kCallSink]?: CallSink;
+      path?: unknown;
+      agent?: unknown;
+    };
+    if (options == null) {
+      // No options: undici's `request(url)` reads an object `url` as both the URL and the
+      // options, and its `path` (`{ origin, path }`) as part of the URL (`parseURL`). Given back
+      // to undici as `request(url, copy)`, the copy's own `path` would be read as `opts.path`
+      // instead, a path joined to `url`'s origin, which a URL object with a path is not
+      // (`invalid url`): the copy has none. undici reads `method` and `body` of the options
+      // with gets (inherited ones count), so the method is set here as it would compute it.
+      opts!.path = undefined;
+      opts!.method = (given.method || (given.body ? 'PUT' : 'GET')) as Dispatcher.HttpMethod;
+    } else if (path != null) opts!.path = path;
+    if (agent) opts!.agent = agent;
+    opts!.dispatcher = this.dispatcher;
+    const sink: CallSink = { ctx: undefined };
+    opts![kCallSink] = sink;
+    // undici's own `request()`, called now (loaded at once on first use) so that it reads `url` in
+    // this turn.
+    const r = await undiciSync().request(url, opts);
+    return withEndpoint(r as unknown as MeshResponseData<TOpaque>, sink);
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   type CallContext,
+  callOf,
   type DispatchFn,
   emitCallEvent,
   isRequestBodyError,
@@ -151,7 +152,12 @@ export class RetryCall {
     this.#p = p;
     this.#reusable = isReusableBody(opts.body);
     this.#recorder = this.#reusable ? undefined : recordBody(opts.body);
-    this.relay = new RelayController((reason) => this.#abort(reason));
+    this.relay = new RelayController(this);
+  }
+
+  /** The caller aborted (through {@link relay}). */
+  onRelayAbort(reason: Error): void {
+    this.#abort(reason);
   }
 
   start(): void {
@@ -163,7 +169,10 @@ export class RetryCall {
   #send(ctx: CallContext): void {
     const attempt = new RetryAttempt(this, ctx);
     this.#current = attempt;
-    const opts = withCall(this.#opts, ctx);
+    // The first attempt runs on the call's own context and options, as they came (no stage below
+    // changes options it was given: each copies what it changes); a retry gets a copy of its own.
+    const opts =
+      ctx === callOf(this.#opts) && this.#recorder === undefined ? this.#opts : withCall(this.#opts, ctx);
     if (this.#recorder !== undefined) opts.body = this.#recorder.attempt() as never;
     try {
       this.#dispatch(opts, attempt);

@@ -34,6 +34,12 @@ export function createCallInterceptor(deps: TelemetryDeps): Interceptor {
       if (ctx === undefined) return dispatch(opts, handler);
       // The OpenTelemetry API only once an SDK registered something (otel-api.ts).
       const recorder = new CallRecorder(ctx, deps, otelApi());
+      if (ctx.observer === undefined) {
+        // The context the mesh made for this call, which has no observer yet: the recorder becomes
+        // its observer in place (it forwards to none), with no copy of the context or the options.
+        (ctx as { observer: CallContext['observer'] }).observer = recorder;
+        return dispatch(opts, new CallHandler(handler, recorder));
+      }
       // The recorder is the call's observer: every attempt's context (derived with `{ ...ctx }`)
       // carries it, so the attempt stage finds it there. Listed field by field: one hidden class.
       const callCtx: CallContext = {
