@@ -8,6 +8,7 @@ import {
   ForwardingHandler,
   type Interceptor,
   type MeshDispatchOptions,
+  MeshError,
   type MeshHandler,
   withCall,
 } from '@proxyless/core';
@@ -272,10 +273,33 @@ class AttemptHandler extends ForwardingHandler {
       // while it still waited in the endpoint's pool (never sent).
       const aborted =
         errored && (recorder?.callerAborted === true || hedgeStopped(error) || neverSent(error));
+      // The attempt's outcome is counted as the endpoint's outlier detection counts it (pick.ts),
+      // and as Envoy counts `upstream_rq_<code>`: by the status its head came with, whatever
+      // happens to the body after — the caller drops it, a stage stops it, a timeout cuts it. Only
+      // an exchange the endpoint itself broke after its head (a reset) is an `error`.
+      const brokeAfterHead =
+        failed &&
+        status !== undefined &&
+        !(
+          recorder?.callerAborted === true ||
+          hedgeStopped(error) ||
+          stoppedAfterAnswer(error) ||
+          MeshError.is(error)
+        );
       this.#deps.metrics?.recordAttempt(
         this.#ctx.service,
         ep?.id ?? '',
-        aborted ? 'cancelled' : errored ? 'error' : status !== undefined && status >= 500 ? '5xx' : 'success',
+        status === undefined
+          ? aborted
+            ? 'cancelled'
+            : errored
+              ? 'error'
+              : 'success'
+          : brokeAfterHead
+            ? 'error'
+            : status >= 500
+              ? '5xx'
+              : 'success',
       );
       const span = this.#span;
       if (span === undefined) return;

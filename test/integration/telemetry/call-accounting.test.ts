@@ -35,6 +35,13 @@ beforeAll(async () => {
       res.end('no');
     } else if (req.url === '/hold') {
       held.push(() => res.end());
+    } else if (req.url === '/503stream') {
+      res.writeHead(503);
+      res.write('e'.repeat(1000));
+      held.push(() => res.end('z'));
+    } else if (req.url === '/reset') {
+      res.writeHead(200, { 'content-length': '2000' });
+      res.write('r'.repeat(1000), () => res.destroy());
     } else if (req.url === '/stream') {
       res.writeHead(200);
       res.write('a'.repeat(1000));
@@ -160,11 +167,40 @@ describe('one logical call, accounted once', () => {
     expect(seriesOf(text, 'http_client_request_duration_seconds_count')).toEqual([
       'http_client_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",server_address="s",error_type="UND_ERR_ABORTED"} 1',
     ]);
+    // The attempt answered 200: it counts by its head's status, as Envoy's upstream_rq_200 does
+    // (`cancelled` is an attempt stopped before any head).
     expect(seriesOf(text, 'mesh_attempts_total{')).toEqual([
-      `mesh_attempts_total{service="s",endpoint="${upstream.address}",outcome="cancelled"} 1`,
+      `mesh_attempts_total{service="s",endpoint="${upstream.address}",outcome="success"} 1`,
     ]);
     expect(spansOf('s').map((s) => s.attributes['error.type'])).toEqual(['UND_ERR_ABORTED']);
     expect(logLines(log)[0]).toMatchObject({ response_flags: 'DC', error_code: 'UND_ERR_ABORTED' });
+  });
+
+  it('counts an attempt by its head: a 503 whose body the caller drops is 5xx; a reset after a 200 head is error', async () => {
+    const registry = new Registry();
+    const m = mesh({
+      env: {},
+      metrics: { registry },
+      services: { s: { endpoints: upstream.address, retry: false, outlierDetection: false } },
+    });
+    for (let i = 0; i < 3; i++) {
+      const res = await m.request('http://s/503stream');
+      expect(res.statusCode).toBe(503);
+      res.body.on('error', () => {});
+      res.body.destroy();
+    }
+    const reset = await m.request('http://s/reset');
+    await expect(reset.body.text()).rejects.toThrow();
+    const attempts = (): Promise<string[]> =>
+      registry.metrics().then((text) => seriesOf(text, 'mesh_attempts_total{'));
+    await expect.poll(attempts, { timeout: 5000, interval: 20 }).toHaveLength(2);
+    // Before: the three dropped 503s were `cancelled`, while mesh.stats() counted three failures.
+    expect((await attempts()).sort()).toEqual([
+      `mesh_attempts_total{service="s",endpoint="${upstream.address}",outcome="5xx"} 3`,
+      `mesh_attempts_total{service="s",endpoint="${upstream.address}",outcome="error"} 1`,
+    ]);
+    const stats = m.stats('s')!.endpoints[0]!;
+    expect({ requests: stats.requests, failures: stats.failures }).toEqual({ requests: 4, failures: 4 });
   });
 
   it('shows an injected abort as an INTERNAL span and an injected delay as a mesh.fault event', async () => {
