@@ -357,7 +357,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     return this.#waiters.wait(signal);
   }
 
-  /** Every connectivity transition: an event, a log line when picking changes, a rebuild if it does. */
+  /**
+   * A connectivity transition. One into or out of `TRANSIENT_FAILURE` (a connect failed, a
+   * reconnect probe, connected again) is an event, with a log line and a rebuild when picking
+   * changes. The moves between `IDLE`, `CONNECTING` and `READY` of a reachable endpoint as its
+   * connections open and close are in `stats()` only: an event for each was two per request to a
+   * server that closes every connection, which flushed the admin's event history.
+   */
   #onConnectivity(
     s: EndpointState,
     from: ConnectivityState,
@@ -366,6 +372,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     error: unknown,
   ): void {
     if (this.#closed || this.#byId.get(s.endpoint.id) !== s) return;
+    if (!reachableChanged && from !== 'TRANSIENT_FAILURE' && to !== 'TRANSIENT_FAILURE') return;
     this.#events.connectivity(s.endpoint.id, from, to, reachableChanged, error);
     if (reachableChanged) this.#rebuild();
   }

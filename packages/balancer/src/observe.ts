@@ -85,7 +85,12 @@ export type BalancerEvent =
       readonly healthy: boolean;
     }
   | {
-      /** An endpoint's connectivity changed; `error` names the failure (an `E*`/`UND_ERR_*` code). */
+      /**
+       * An endpoint's connectivity moved into or out of `TRANSIENT_FAILURE`: a connect failed, a
+       * reconnect probe started or failed, it connected again. `error` names the failure (an
+       * `E*`/`UND_ERR_*` code). A reachable endpoint's moves between `IDLE`, `CONNECTING` and
+       * `READY` as its connections open and close are in `stats()` only.
+       */
       readonly type: 'connectivity';
       readonly service: string;
       readonly endpoint: string;

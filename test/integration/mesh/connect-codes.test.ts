@@ -132,8 +132,8 @@ describe('connect failures of any errno', () => {
         (e: unknown) => (e as { code?: unknown }).code,
       );
       expect(code).toBe('MESH_CONNECT_FAILED');
+      // One event, as it leaves picking (the IDLE → CONNECTING before it changes no picking).
       expect(connectivity(events, id)).toEqual([
-        { from: 'IDLE', to: 'CONNECTING', error: undefined },
         { from: 'CONNECTING', to: 'TRANSIENT_FAILURE', error: 'ECONNREFUSED' },
       ]);
     } finally {
