@@ -115,7 +115,9 @@ export function parseEndpointList(value: unknown, field: string, issues: Issues)
   const before = issues.list.length;
   let out: EndpointInit[] = [];
   if (typeof value === 'string') {
-    out = issues.try(() => parseEndpointSpec(value, field)) ?? out;
+    // `''` (or blanks) is the empty list, as `[]` is: a service with no endpoints (a templated
+    // list that rendered empty), whose calls fail `MESH_NO_ENDPOINTS`.
+    if (value.trim() !== '') out = issues.try(() => parseEndpointSpec(value, field)) ?? out;
   } else {
     const list = issues.array(value, field);
     if (list === undefined) return undefined;

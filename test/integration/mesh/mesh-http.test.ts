@@ -74,6 +74,22 @@ describe('createMesh over real HTTP servers', () => {
     expect(servers.reduce((n, s) => n + s.requests, 0)).toBe(before);
   });
 
+  it("takes an empty endpoint string ('' or blanks) as the empty list, in options and in the config file", async () => {
+    // Before: refused, "expected a comma-separated list of host:port[=weight] with no empty items".
+    const m = mesh({ env: {}, services: { empty: { endpoints: '' }, blank: { endpoints: '  ' } } });
+    await expect(m.request('http://empty/')).rejects.toMatchObject({ code: 'MESH_NO_ENDPOINTS' });
+    await expect(m.request('http://blank/')).rejects.toMatchObject({ code: 'MESH_NO_ENDPOINTS' });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'proxyless-empty-endpoints-'));
+    const file = path.join(dir, 'mesh.json');
+    writeFileSync(file, JSON.stringify({ services: { payments: { endpoints: '' } } }));
+    const fromFile = mesh({ env: { MESH_CONFIG_FILE: file } });
+    await expect(fromFile.request('http://payments/')).rejects.toMatchObject({ code: 'MESH_NO_ENDPOINTS' });
+    // A list item stays one endpoint: an empty one is still refused.
+    expect(() => mesh({ env: {}, services: { bad: { endpoints: [''] } } })).toThrow(
+      /services\.bad\.endpoints\[0\]/,
+    );
+  });
+
   it('passes unknown hosts through untouched, or rejects them with MESH_PASSTHROUGH=false', async () => {
     const m = mesh({ env: {} });
     const direct = await m.fetch(`http://127.0.0.1:${servers[0]!.port}/`);
