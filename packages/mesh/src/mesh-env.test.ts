@@ -15,6 +15,8 @@ const BAD: Array<[string, string]> = [
   ['MESH_RESOLVE_TIMEOUT', '-1s'],
   ['MESH_LOG_LEVEL', 'verbose'],
   ['MESH_REGISTRY', 'zookeeper'],
+  // The config document as the registry, and no document to read: every service silently unknown.
+  ['MESH_REGISTRY', 'file'],
   ['MESH_LB_POLICY', 'fastest'],
   ['MESH_ENDPOINTS_PAYMENTS', '10.0.0.1'],
   ['MESH_ENDPOINTS_PAYMENTS', '10.0.0.1:0'],

@@ -258,6 +258,20 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
     issues.number(options.resolveTimeoutMs, 'options.resolveTimeoutMs', { min: 1, max: 600_000 });
   if (options.configFile !== undefined) issues.string(options.configFile, 'options.configFile');
   if (options.serviceName !== undefined) issues.string(options.serviceName, 'options.serviceName');
+  // `file` names the config document as the registry: with none to read, every service would be
+  // silently unknown.
+  const registryName = options.registry ?? fromEnv.registry;
+  if (
+    registryName === 'file' &&
+    (options.configFile ?? fromEnv.configFile) === undefined &&
+    options.configSource === undefined
+  ) {
+    issues.add(
+      options.registry !== undefined ? 'options.registry' : 'MESH_REGISTRY',
+      'a config file to read with the `file` registry (set MESH_CONFIG_FILE or options.configFile)',
+      registryName,
+    );
+  }
   return {
     serviceName: options.serviceName ?? fromEnv.serviceName ?? 'unknown_service',
     configFile: options.configFile ?? fromEnv.configFile,

@@ -35,7 +35,8 @@ export function checkConfigDocument(document: unknown, options: CheckConfigOptio
   // Every MESH_* variable, as createMesh checks them: an unknown name, a bad registry, admin or
   // telemetry setting fails the check as it would fail the mesh's start.
   checkUnknownMeshVars(env, allEnvVars, issues);
-  const settings = meshSettings({}, env, issues);
+  // The document checked is the config file (`MESH_REGISTRY=file` has one to read).
+  const settings = meshSettings({ configFile: env.MESH_CONFIG_FILE ?? 'the document checked' }, env, issues);
   readRegistryEnv(env, settings.registry, issues);
   issues.try(() => resolveTelemetryConfig({}, env));
   const store = ConfigStore.fromCodeAndEnv(options, env, issues);

@@ -192,13 +192,27 @@ export class ConfigStore {
    * rule may compare a field the user set through the environment with one they never wrote.
    */
   #envNote(field: string): string {
+    const set = this.#envSet(field);
+    return set === '' ? '' : `; set through ${set}`;
+  }
+
+  /** `NAME=value` of each variable that sets a field of `field`'s section, or `''`. */
+  #envSet(field: string): string {
     const section = field.split('.')[0] ?? '';
     const set = [...(this.#env.env ?? [])]
       .filter(([path]) => path === section || path.startsWith(`${section}.`))
       .map(([, v]) => `${v.name}=${v.raw}`);
     // A variable that turns its section off is recorded at the section and at its own field.
-    const unique = [...new Set(set)];
-    return unique.length > 0 ? `; set through ${unique.join(', ')}` : '';
+    return [...new Set(set)].join(', ');
+  }
+
+  /**
+   * A warning as events and the admin show it: an operator who configures through the environment
+   * alone has no document path to look for, so the variables behind the field are named.
+   */
+  #withEnv(w: ConfigIssue): ConfigIssue {
+    const set = this.#envSet(w.field);
+    return set === '' ? w : { ...w, expected: `${w.expected} (set through ${set})` };
   }
 
   check(
@@ -255,8 +269,8 @@ export class ConfigStore {
         const key = issueKey(w);
         if (service === undefined) {
           warnedDefaults.add(key);
-          warnings.push({ ...w, field: `defaults.${w.field}`, service });
-        } else if (!warnedDefaults.has(key)) warnings.push({ ...w, service });
+          warnings.push({ ...this.#withEnv(w), field: `defaults.${w.field}`, service });
+        } else if (!warnedDefaults.has(key)) warnings.push({ ...this.#withEnv(w), service });
       }
     };
     one(undefined, 'defaults');
