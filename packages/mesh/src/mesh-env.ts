@@ -310,8 +310,25 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
   const prefixes = specs.filter((s) => s.prefix).map((s) => s.name);
   let byField: Map<string, string> | undefined;
   for (const name of Object.keys(env)) {
+    if (!name.startsWith('MESH_')) {
+      // `mesh_timeout`, `Mesh_Timeout`: a known variable in the wrong case, which is not read
+      // (names are case-sensitive), so the setting would silently be the default.
+      const upper = name.toUpperCase();
+      if (
+        upper.startsWith('MESH_') &&
+        envString(env, name) !== undefined &&
+        (exact.has(upper) || prefixes.some((p) => upper.startsWith(p) && upper.length > p.length))
+      ) {
+        issues.add(
+          name,
+          `the variable spelt in capitals, ${quote(upper)} (names are case-sensitive)`,
+          env[name],
+        );
+      }
+      continue;
+    }
     // `MESH_ENDPOINTS_` alone is the env resolver's to report (with its other variables).
-    if (!name.startsWith('MESH_') || exact.has(name) || name === ENDPOINTS_PREFIX) continue;
+    if (exact.has(name) || name === ENDPOINTS_PREFIX) continue;
     // Blank means unset, for a name the mesh does not know too: a Kubernetes manifest or a
     // compose file that sets `MESH_TIMOUT=` sets nothing, so there is nothing to misspell.
     if (envString(env, name) === undefined) continue;
@@ -332,12 +349,38 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
       const fixed = prefixTypo(name, prefixes);
       if (fixed !== undefined && (closest === undefined || editDistance(name, closest) > fixed.distance))
         closest = fixed.name;
+      // `MESH_CONSUL_TOKEN`: Consul's own variable (`CONSUL_HTTP_TOKEN`), which the mesh reads as
+      // Consul's tools do. `MESH_ADMIN`: the beginning of known names (`MESH_ADMIN_PORT`), when the
+      // nearest by edit distance has not even the first letters after `MESH_` in common with it
+      // (`MESH_ZONE`); `MESH_RETRY` keeps `MESH_RETRIES`.
+      const unrelated = closest === undefined || !closest.startsWith(name.slice(0, 'MESH_'.length + 2));
+      closest = consulOwn(name, specs) ?? (unrelated ? startOfKnown(name, specs) : undefined) ?? closest;
     }
     const hint = closest === undefined ? undefined : (byField.get(closest) ?? closest);
     const field = specs.find((s) => s.name === hint)?.field;
     const what = hint ? ` (did you mean ${quote(hint)}${field ? `, which sets ${field}` : ''}?)` : '';
     issues.add(name, `a known MESH_* variable${what}`, env[name]);
   }
+}
+
+/** The first known variable (in the table's order) whose name is `name` and more: `MESH_ADMIN` → `MESH_ADMIN_PORT`. */
+function startOfKnown(name: string, specs: readonly EnvVarSpec[]): string | undefined {
+  return specs.find((s) => !s.prefix && s.name.startsWith(`${name}_`))?.name;
+}
+
+/** `MESH_CONSUL_TOKEN` → `CONSUL_HTTP_TOKEN`, `MESH_CONSUL_CACERT` → `CONSUL_CACERT`: Consul's own name for it. */
+function consulOwn(name: string, specs: readonly EnvVarSpec[]): string | undefined {
+  if (!name.startsWith('MESH_CONSUL_')) return undefined;
+  const rest = name.slice('MESH_CONSUL_'.length);
+  const known = new Set(specs.map((s) => s.name));
+  for (const candidate of [
+    `CONSUL_${rest}`,
+    `CONSUL_HTTP_${rest}`,
+    `CONSUL_HTTP_${rest.replace(/^HTTP_/, '')}`,
+  ]) {
+    if (known.has(candidate)) return candidate;
+  }
+  return undefined;
 }
 
 /** `MESH_RETRY_MAX_RETRIES` → `MESH_RETRIES`: each field's path spelt as a variable name. */
