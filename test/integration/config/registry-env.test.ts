@@ -37,7 +37,11 @@ describe('registry variables are checked whatever registry is selected', () => {
     // a variable that selects one registry while another is named
     [{ MESH_REGISTRY: 'env', MESH_DNS_DOMAIN: 'svc.cluster.local' }, ['MESH_DNS_DOMAIN']],
     [{ MESH_REGISTRY: 'static', MESH_DNS_SERVERS: '10.0.0.2' }, ['MESH_DNS_SERVERS']],
-    [{ MESH_REGISTRY: 'file', MESH_ETCD_ENDPOINTS: '127.0.0.1:2379' }, ['MESH_ETCD_ENDPOINTS']],
+    // (and `file` with no config file to read is an error of its own)
+    [
+      { MESH_REGISTRY: 'file', MESH_ETCD_ENDPOINTS: '127.0.0.1:2379' },
+      ['MESH_ETCD_ENDPOINTS', 'MESH_REGISTRY'],
+    ],
   ])('rejects %o with a registry named', async (env, fields) => {
     expect(await problems(env)).toEqual(fields);
   });
