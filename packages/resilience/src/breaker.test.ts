@@ -147,6 +147,20 @@ describe('circuit breaker', () => {
     breaker.close();
   });
 
+  it('says retryAfterMs in whole milliseconds, rounded up, on a clock that reads fractions', async () => {
+    // The real clock reads fractions (performance.now()): it said 499.00541599999997.
+    const clock = new VirtualClock(0.25);
+    const breaker = new DestinationBreaker(CONFIG, { clock, service: 'api' });
+    breaker.open();
+    await clock.advance(1_000.5);
+    const call = withPolicies([breaker.filter()], scriptedUpstream([{ status: 200 }]));
+    await expect(call(testContext({ clock }))).rejects.toMatchObject({
+      code: 'MESH_CIRCUIT_OPEN',
+      details: { reason: 'open', retryAfterMs: 4_000 },
+    });
+    breaker.close();
+  });
+
   it('forgets failures that leave the rolling window', async () => {
     const clock = new VirtualClock();
     const breaker = new DestinationBreaker(CONFIG, { clock, service: 'api' });

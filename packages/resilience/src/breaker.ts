@@ -246,7 +246,11 @@ export class DestinationBreaker {
     if (this.#closed) return 'bypass';
     if (this.#state === 'open') {
       // When it half-opens (a trial call is let through), as a rate limit's `retryAfterMs` says.
-      const retryAfterMs = Math.max(0, this.#openedAt + this.#config.resetTimeoutMs - this.#clock.now());
+      // Whole milliseconds, rounded up (as the rate limit's): the clock reads fractions.
+      const retryAfterMs = Math.max(
+        0,
+        Math.ceil(this.#openedAt + this.#config.resetTimeoutMs - this.#clock.now()),
+      );
       return this.#reject(ctx, 'open', { openedAt: this.#openedAt, retryAfterMs });
     }
     if (this.#counts.active + this.#earlier.get() >= this.#maxRequests) {
