@@ -104,3 +104,30 @@ describe('proxyless/testing runPolicy checks (#9)', () => {
     expect(record.attempts.map((a) => a.outcome)).toEqual(['MESH_INTERNAL']);
   });
 });
+
+describe('runPolicy checks its own arguments (probe43 4)', () => {
+  // Each was a silent default (`sed`, `seed: 'abc'` → 0, `seed: 1.5` → 1), a misleading message
+  // (`maxTimers: -1`: "the timer budget ran out") or a TypeError from inside.
+  it.each([
+    ['a misspelt option', {}, ['503'], { sed: 7 }, [['options.sed', 7]]],
+    ['a seed that is text', {}, ['503'], { seed: 'abc' }, [['options.seed', 'abc']]],
+    ['a fractional seed', {}, ['503'], { seed: 1.5 }, [['options.seed', 1.5]]],
+    ['a negative timer budget', {}, ['503'], { maxTimers: -1 }, [['options.maxTimers', -1]]],
+    ['a clock that is not a VirtualClock', {}, ['503'], { clock: Date }, [['options.clock', Date]]],
+    ['no policy', null, ['503'], undefined, [['policy', null]]],
+    ['a script that is one step', {}, '503', undefined, [['script', '503']]],
+  ] as const)('%s is named with its value', async (_name, policy, script, options, issues) => {
+    expect(await refused(runPolicy(policy as never, script as never, options as never))).toEqual(issues);
+  });
+
+  it('every good option is taken', async () => {
+    const record = await runPolicy({ retry: { maxRetries: 1 } }, ['503', '200'], {
+      seed: 7,
+      maxTimers: 50,
+      clock: new VirtualClock(),
+      service: 'api',
+      request: { method: 'GET' },
+    });
+    expect(record.attempts).toHaveLength(2);
+  });
+});

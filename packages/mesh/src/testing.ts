@@ -30,6 +30,7 @@ import {
 import { type ScriptStep, seededRandom, testContext, VirtualClock } from '@proxyless/core/testing';
 import { parseEndpointList } from '@proxyless/discovery';
 import {
+  checkRunPolicyArguments,
   isPolicyDocument,
   type PolicyInput,
   type PolicyRecord,
@@ -110,6 +111,7 @@ export async function runPolicy(
   script: readonly ScriptStep[],
   options?: RunPolicyOptions,
 ): Promise<PolicyRecord> {
+  checkRunPolicyArguments(config, script, options);
   if (isPolicyDocument(config)) {
     const issues = new Issues();
     // Unknown keys against every section of a service entry (the suggestion and the list of known

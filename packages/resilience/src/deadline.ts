@@ -19,6 +19,7 @@ import {
   withHeader,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
+import { checkTimeoutMs } from './factory-checks.js';
 import { cancelQueued, holdQueued, type QueuedHold } from './queued.js';
 
 /** Header carrying the remaining deadline of a call in milliseconds (like `x-envoy-expected-rq-timeout-ms`). */
@@ -256,6 +257,7 @@ function deadlineError(info: DeadlineInfo): MeshError {
 export function createDeadlineFilter(options: { timeoutMs: number; service?: string }): Filter & {
   close(): void;
 } {
+  checkTimeoutMs('createDeadlineFilter', 'timeoutMs', options.timeoutMs);
   const timeoutMs = options.timeoutMs;
   const interceptor: Filter = (dispatch) => (opts, handler) => {
     const ctx = callOf(opts);
@@ -300,6 +302,7 @@ export function createPerTryTimeoutFilter(options: {
   service?: string;
   propagate?: boolean;
 }): Filter {
+  checkTimeoutMs('createPerTryTimeoutFilter', 'perTryTimeoutMs', options.perTryTimeoutMs);
   const perTry = options.perTryTimeoutMs;
   const propagate = options.propagate ?? true;
   return (dispatch) => (opts, handler) => {

@@ -3,6 +3,7 @@ import { VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { createCircuitBreakerFilter } from './breaker.js';
 import { parseResiliencePatch, resolveResilienceConfig } from './config.js';
+import { createDeadlineFilter, createPerTryTimeoutFilter } from './deadline.js';
 import { createFaultInjectionFilter } from './fault.js';
 import { createHedgeFilter } from './hedge.js';
 import { createConcurrencyLimitFilter, createRateLimitFilter } from './limits.js';
@@ -44,6 +45,23 @@ describe('a policy factory used alone checks its settings as the config does (pr
     ],
     ['a fractional retry count', () => createRetryFilter({ maxRetries: 1.5 }), [['maxRetries', 1.5]]],
     ['a negative retry count', () => createRetryFilter({ maxRetries: -1 }), [['maxRetries', -1]]],
+    // These ran with no timeout at all: a call that hangs never settled (probe43 3).
+    [
+      'a timeout as a duration string',
+      () => createDeadlineFilter({ timeoutMs: '1s' as never }),
+      [['timeoutMs', '1s']],
+    ],
+    ['a negative timeout', () => createDeadlineFilter({ timeoutMs: -100 }), [['timeoutMs', -100]]],
+    [
+      'a NaN per-try timeout',
+      () => createPerTryTimeoutFilter({ perTryTimeoutMs: Number.NaN }),
+      [['perTryTimeoutMs', Number.NaN]],
+    ],
+    [
+      'a negative per-try timeout',
+      () => createPerTryTimeoutFilter({ perTryTimeoutMs: -5 }),
+      [['perTryTimeoutMs', -5]],
+    ],
   ] as const)('%s is refused, naming the field and value', (_name, make, issues) => {
     expect(refusal(make)).toEqual({ code: 'MESH_CONFIG_INVALID', issues });
   });
@@ -64,6 +82,8 @@ describe('a policy factory used alone checks its settings as the config does (pr
       'accepted',
     );
     expect(refusal(() => createRetryFilter({ maxRetries: 0, retryOn: [] }))).toBe('accepted');
+    expect(refusal(() => createDeadlineFilter({ timeoutMs: 0 }))).toBe('accepted');
+    expect(refusal(() => createPerTryTimeoutFilter({ perTryTimeoutMs: 250 }))).toBe('accepted');
   });
 });
 

@@ -107,3 +107,20 @@ export function checkRetrySettings(config: {
     ],
   ]);
 }
+
+/**
+ * A timeout factory's milliseconds (`createDeadlineFilter`'s `timeoutMs`,
+ * `createPerTryTimeoutFilter`'s `perTryTimeoutMs`): a finite number ≥ 0, where 0 is off. A string
+ * (`'1s'`, the document's spelling), a negative number or NaN would otherwise mean no timeout at
+ * all, silently.
+ */
+export function checkTimeoutMs(what: string, field: string, value: unknown): void {
+  checkAll(what, [
+    [
+      field,
+      value,
+      typeof value === 'number' && Number.isFinite(value) && value >= 0,
+      'a number of milliseconds ≥ 0 (0 is off)',
+    ],
+  ]);
+}
