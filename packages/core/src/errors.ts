@@ -129,6 +129,11 @@ export interface MeshErrorDetails {
   readonly field?: string;
   readonly value?: unknown;
   readonly service?: string;
+  /**
+   * For `MESH_NO_ENDPOINTS` / `MESH_NO_HEALTHY_ENDPOINTS` of a routing target that is a subset of
+   * `service`: the target's ID (`v2.web.default.default.dc1`).
+   */
+  readonly target?: string;
   readonly endpoint?: string;
   readonly issues?: readonly ConfigIssue[];
   readonly [key: string]: unknown;

@@ -397,6 +397,7 @@ export class DestinationTable {
           },
           previous,
         ),
+      ...(target ? { target } : {}),
       onSetChange: (s, set) =>
         events.fire({ type: 'endpoints_changed', service: s, set, ...(target ? { target } : {}) }),
       onBalancerEvent: (event) => events.fire({ type: 'balancer', service: event.service, event }),

@@ -32,6 +32,8 @@ export interface DestinationDeps {
   connectionsPerEndpoint: number;
   /** Connect timeout of the destination's pools (a routing target's `ConnectTimeout`); undici's default when unset. */
   connectTimeoutMs?: number;
+  /** The routing target's ID, for a destination over a subset: named when it has nothing to pick. */
+  target?: string;
   resolveTimeoutMs: number;
   /**
    * Build the per-service policy (balancer + filters). Called again when config changes, with the
@@ -310,6 +312,7 @@ export class Destination {
       () => this.#policy.balancer,
       { pool: (e) => this.#pools.pool(e) },
       this.#deps.clock,
+      this.#deps.target,
     );
     const policy = new Map<string, Interceptor>();
     this.#policy.roles.forEach((role, i) => {

@@ -32,6 +32,18 @@ export interface PoolSource {
 }
 
 /**
+ * A subset with nothing to pick is named as Envoy names its cluster: `service "web" has no
+ * endpoints` sent an operator looking for a missing service when `web` has endpoints and the
+ * subset's filter matched none of them.
+ */
+function ofTarget(error: Error, target: string): Error {
+  if (!MeshError.is(error, ['MESH_NO_ENDPOINTS', 'MESH_NO_HEALTHY_ENDPOINTS'])) return error;
+  return new MeshError(error.code, `${error.message} in routing target ${target} (a subset)`, {
+    details: { ...error.details, target },
+  });
+}
+
+/**
  * The innermost stage: pick an endpoint for this attempt (recorded on the attempt's context), send
  * through its pool, and report the attempt's outcome to the balancer when the exchange ends — the
  * body's end or its error, so in-flight counts cover streaming responses (grpc-js's
@@ -47,6 +59,8 @@ export function createPickStage(
   balancer: () => Balancer,
   pools: PoolSource,
   clock: Clock,
+  /** The routing target's ID when the destination is a subset of `service`. */
+  target?: string,
 ): DispatchFn {
   return (opts, handler) => {
     const ctx = (opts as MeshDispatchOptions)[kCall];
@@ -60,7 +74,7 @@ export function createPickStage(
       endpoint = lb.pick(ctx);
     } catch (error) {
       if (shouldWaitForReady(lb, ctx, error)) return waitThenSend(lb, ctx, opts, handler);
-      failDispatch(handler, error as Error);
+      failDispatch(handler, target === undefined ? (error as Error) : ofTarget(error as Error, target));
       return true;
     }
     return send(lb, endpoint, ctx, opts, handler);

@@ -75,6 +75,25 @@ describe('traffic management from the config file (configEntries)', () => {
     expect(after).toEqual({ by: { v2: 200 }, failed: 0, errors: [] });
   });
 
+  it('names the subset target when a subset has no endpoints while its service has some', async () => {
+    // Only v1 endpoints: the header route to the v2 subset (no failover) has nothing to pick.
+    write(doc(webEntries(0), ['v1']));
+    mesh = createMesh({ env: { MESH_CONFIG_FILE: file } });
+    const error = await mesh.request('http://web/', { headers: { 'x-canary': '1' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // Before: `service "web" has no endpoints`, details { service: 'web' } — a missing service.
+    expect(MeshError.is(error, 'MESH_NO_ENDPOINTS')).toBe(true);
+    expect((error as MeshError).details).toMatchObject({
+      service: 'web',
+      target: 'v2.web.default.default.dc1',
+    });
+    expect((error as MeshError).message).toContain('v2.web.default.default.dc1');
+    // The service itself still answers.
+    expect((await load(mesh, 'http://web/', 10)).by).toEqual({ v1: 10 });
+  });
+
   it('shifts 0 → 10 → 50 → 100 % to v2 under load, with 0 failed requests', async () => {
     write(doc(webEntries(0)));
     mesh = createMesh({ env: { MESH_CONFIG_FILE: file } });
