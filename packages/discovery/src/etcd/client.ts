@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { configError, MeshError, quote } from '@proxyless/core';
+import { configError, Issues, MeshError, quote } from '@proxyless/core';
 import type { Etcd3, IOptions } from 'etcd3';
 import { assertEtcd3Installed, loadEtcd3 } from './load.js';
 
@@ -69,7 +69,12 @@ export function normalizePrefix(prefix: string | undefined): string {
   return p.endsWith('/') ? p : `${p}/`;
 }
 
-/** `host:port` → `http(s)://host:port`; URLs are kept (their path dropped). */
+/** A URL list with each password in user info replaced by `***`, for messages and logs. */
+export function redactUserInfo(value: string): string {
+  return value.replace(/(\/\/[^/@:,\s]*):[^/@,\s]*@/g, '$1:***@');
+}
+
+/** `host:port` → `http(s)://host:port`; a URL is kept as its scheme and host (it may have no user info or path). */
 export function normalizeEtcdEndpoint(value: string, tls: boolean, field = 'endpoints'): string {
   const v = value.trim();
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
@@ -82,6 +87,16 @@ export function normalizeEtcdEndpoint(value: string, tls: boolean, field = 'endp
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw configError(field, 'an http:// or https:// URL', value);
     if (url.port === '') throw configError(field, 'a URL with a port', value);
+    // etcd's gRPC endpoint has no path, and credentials go in `username` / `password`: a URL that
+    // carries either would have them dropped silently.
+    if (url.username !== '' || url.password !== '')
+      throw configError(
+        field,
+        'a URL without user info (set username and password instead)',
+        redactUserInfo(value),
+      );
+    if (url.pathname !== '/' || url.search !== '' || url.hash !== '')
+      throw configError(field, 'a URL with no path, query or fragment', value);
     return `${url.protocol}//${url.host}`;
   }
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]/\s]+):(\d{1,5})$/.exec(v);
@@ -107,32 +122,71 @@ function readPem(path: string, field: string): Buffer {
 
 /**
  * Build an `etcd3` client from connection options. Throws `MESH_CONFIG_INVALID` at once for bad
- * options and when the optional peer dependency `etcd3` is not installed (`npm install etcd3`); it
- * is imported here, on first use, never when the package loads.
+ * options (every problem named, with its value) and when the optional peer dependency `etcd3` is
+ * not installed (`npm install etcd3`); it is imported here, on first use, never when the package
+ * loads. With `issues`, problems are added there instead (the caller throws with its own).
  */
-export function createEtcdClient(options: EtcdConnectionOptions): Promise<EtcdClient> {
-  const etcdOptions = etcdClientOptions(options);
+export function createEtcdClient(options: EtcdConnectionOptions, issues?: Issues): Promise<EtcdClient> {
+  const etcdOptions = issues === undefined ? etcdClientOptions(options) : etcdClientOptions(options, issues);
+  if (etcdOptions === undefined) {
+    // The problems are in `issues`, which the caller throws: no client is built.
+    const refused = Promise.reject(new MeshError('MESH_CONFIG_INVALID', 'etcd connection options'));
+    refused.catch(() => undefined);
+    return refused;
+  }
   assertEtcd3Installed();
   return loadEtcd3().then(({ Etcd3 }) => new Etcd3(etcdOptions));
 }
 
-/** Validate connection options and turn them into `etcd3` client options (no I/O but PEM reads). */
-export function etcdClientOptions(options: EtcdConnectionOptions): IOptions {
+/**
+ * Validate connection options and turn them into `etcd3` client options (no I/O but PEM reads).
+ * Every problem is collected — a bad endpoint, a URL with user info or a path (which would be
+ * dropped silently), endpoints of both schemes, an unpaired cert/key or username/password, a
+ * call timeout that is not a positive number of ms, an unreadable PEM file — and thrown at once as
+ * `MESH_CONFIG_INVALID`, or added to `issues` when given (then `undefined` is returned).
+ */
+export function etcdClientOptions(options: EtcdConnectionOptions, issues: Issues): IOptions | undefined;
+export function etcdClientOptions(options: EtcdConnectionOptions): IOptions;
+export function etcdClientOptions(options: EtcdConnectionOptions, issues?: Issues): IOptions | undefined {
+  const own = issues ?? new Issues();
+  const before = own.list.length;
   const tls = options.caCert !== undefined || options.cert !== undefined;
-  const endpoints =
-    options.endpoints && options.endpoints.length > 0 ? options.endpoints : DEFAULT_ETCD_ENDPOINTS;
-  const hosts = endpoints.map((e, i) => normalizeEtcdEndpoint(e, tls, `endpoints[${i}]`));
+  let endpoints: readonly unknown[] = DEFAULT_ETCD_ENDPOINTS;
+  if (options.endpoints !== undefined && !Array.isArray(options.endpoints)) {
+    own.add('endpoints', 'a list of host:port or http(s):// URLs', options.endpoints);
+  } else if (options.endpoints && options.endpoints.length > 0) endpoints = options.endpoints;
+  const hosts: string[] = [];
+  endpoints.forEach((e, i) => {
+    const field = `endpoints[${i}]`;
+    if (typeof e !== 'string') {
+      own.add(field, 'host:port or an http(s):// URL', e);
+      return;
+    }
+    const host = own.try(() => normalizeEtcdEndpoint(e, tls, field));
+    if (host !== undefined) hosts.push(host);
+  });
+  if (new Set(hosts.map((h) => h.slice(0, h.indexOf(':')))).size > 1)
+    own.add('endpoints', 'one scheme for every endpoint (all http:// or all https://)', endpoints);
   if ((options.cert === undefined) !== (options.key === undefined))
-    throw configError(
+    own.add(
       options.cert === undefined ? 'cert' : 'key',
       'both cert and key, or neither',
       options.cert ?? options.key,
     );
   if (options.username !== undefined && options.password === undefined)
-    throw configError('password', 'a password when username is set', undefined);
+    own.add('password', 'a password when username is set', undefined);
   if (options.username === undefined && options.password !== undefined)
-    throw configError('username', 'a user name when password is set', undefined);
+    own.add('username', 'a user name when password is set', undefined);
   const timeout = options.callTimeoutMs ?? 5000;
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0 || timeout > 2_147_483_647)
+    own.add('callTimeoutMs', 'a number of milliseconds > 0', timeout);
+  const pem = (path: string | undefined, field: string): Buffer | undefined =>
+    path === undefined ? undefined : own.try(() => readPem(path, field));
+  const rootCertificate = pem(options.caCert, 'caCert');
+  const certChain = pem(options.cert, 'cert');
+  const privateKey = pem(options.key, 'key');
+  if (issues === undefined) own.throwIfAny('etcd connection options');
+  if (own.list.length !== before) return undefined;
   const etcdOptions: IOptions = {
     hosts,
     dialTimeout: timeout,
@@ -150,12 +204,10 @@ export function etcdClientOptions(options: EtcdConnectionOptions): IOptions {
     etcdOptions.auth = { username: options.username, password: options.password };
   if (tls) {
     // Without a CA file, gRPC uses the system roots (it treats a missing root bundle that way).
-    const rootCertificate =
-      options.caCert !== undefined ? readPem(options.caCert, 'caCert') : (null as unknown as Buffer);
     etcdOptions.credentials = {
-      rootCertificate,
-      ...(options.cert !== undefined ? { certChain: readPem(options.cert, 'cert') } : {}),
-      ...(options.key !== undefined ? { privateKey: readPem(options.key, 'key') } : {}),
+      rootCertificate: rootCertificate ?? (null as unknown as Buffer),
+      ...(certChain !== undefined ? { certChain } : {}),
+      ...(privateKey !== undefined ? { privateKey } : {}),
     };
   }
   return etcdOptions;

@@ -2,6 +2,7 @@ import { MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { createEtcdClient, normalizeEtcdEndpoint, normalizePrefix } from './client.js';
 import { EtcdServiceState, encodeRegistration, parseEtcdValue } from './codec.js';
+import { createEtcdRegistrar } from './registrar.js';
 import { createEtcdResolver } from './resolver.js';
 
 const P = '/proxyless/services/pay/';
@@ -91,6 +92,50 @@ describe('etcd connection options', () => {
     expect(() => createEtcdClient({ username: 'u' })).toThrow(/password/);
     expect(() => createEtcdClient({ caCert: '/nonexistent/ca.pem' })).toThrow(/caCert.*nonexistent/);
     expect(() => createEtcdResolver({ suffix: 'bad suffix!' })).toThrow(/suffix/);
+  });
+
+  it('names every bad connection option at once, those it silently took included (probe46)', () => {
+    const fields = (fn: () => unknown): Array<[string, unknown]> => {
+      try {
+        fn();
+      } catch (error) {
+        expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+        return ((error as MeshError).details.issues ?? []).map((i) => [i.field, i.value]);
+      }
+      return [];
+    };
+    // Before: a TypeError (a string), the first problem only, and accepted: a call timeout that
+    // made every call fail as an outage, mixed schemes, user info and a path dropped silently.
+    expect(fields(() => createEtcdClient({ endpoints: '127.0.0.1:2379' as never }))).toEqual([
+      ['endpoints', '127.0.0.1:2379'],
+    ]);
+    expect(fields(() => createEtcdClient({ endpoints: ['nope'], username: 'u', callTimeoutMs: -5 }))).toEqual(
+      [
+        ['endpoints[0]', 'nope'],
+        ['password', undefined],
+        ['callTimeoutMs', -5],
+      ],
+    );
+    expect(fields(() => createEtcdClient({ callTimeoutMs: 'abc' as never }))).toEqual([
+      ['callTimeoutMs', 'abc'],
+    ]);
+    expect(
+      fields(() => createEtcdClient({ endpoints: ['https://127.0.0.1:2379', 'http://127.0.0.1:2380'] })),
+    ).toEqual([['endpoints', ['https://127.0.0.1:2379', 'http://127.0.0.1:2380']]]);
+    // Named without its password.
+    expect(fields(() => createEtcdClient({ endpoints: ['http://user:pw@127.0.0.1:2379'] }))).toEqual([
+      ['endpoints[0]', 'http://user:***@127.0.0.1:2379'],
+    ]);
+    expect(fields(() => createEtcdClient({ endpoints: ['http://127.0.0.1:2379/v3'] }))).toEqual([
+      ['endpoints[0]', 'http://127.0.0.1:2379/v3'],
+    ]);
+    expect(
+      fields(() => createEtcdRegistrar({ endpoints: ['nope'], username: 'u', leaseTtlSeconds: 0 })),
+    ).toEqual([
+      ['leaseTtlSeconds', 0],
+      ['endpoints[0]', 'nope'],
+      ['password', undefined],
+    ]);
   });
 
   it('matches hosts without contacting etcd', async () => {

@@ -76,6 +76,14 @@ describe('etcdOptionsFromEnv', () => {
     ['MESH_ETCD_ENDPOINTS', { MESH_ETCD_ENDPOINTS: 'a:1,,b:2' }, '"a:1,,b:2"'],
     ['MESH_ETCD_ENDPOINTS', { MESH_ETCD_ENDPOINTS: 'ftp://etcd:2379' }, 'ftp://etcd:2379'],
     ['MESH_ETCD_ENDPOINTS', { MESH_ETCD_ENDPOINTS: 'http://etcd' }, 'http://etcd'],
+    // Accepted before: both schemes at once, and user info and a path dropped silently.
+    [
+      'MESH_ETCD_ENDPOINTS',
+      { MESH_ETCD_ENDPOINTS: 'https://127.0.0.1:2379,http://127.0.0.1:2380' },
+      'one scheme',
+    ],
+    ['MESH_ETCD_ENDPOINTS', { MESH_ETCD_ENDPOINTS: 'http://user:pw@127.0.0.1:2379' }, 'user:***@'],
+    ['MESH_ETCD_ENDPOINTS', { MESH_ETCD_ENDPOINTS: 'http://127.0.0.1:2379/v3' }, '/v3'],
     ['MESH_ETCD_LEASE_TTL', { MESH_REGISTRY: 'etcd', MESH_ETCD_LEASE_TTL: 'ten' }, '"ten"'],
     ['MESH_ETCD_LEASE_TTL', { MESH_REGISTRY: 'etcd', MESH_ETCD_LEASE_TTL: '500ms' }, '"500ms"'],
     ['MESH_ETCD_LEASE_TTL', { MESH_REGISTRY: 'etcd', MESH_ETCD_LEASE_TTL: '10' }, '"10"'],

@@ -5,6 +5,7 @@ import {
   DEFAULT_ETCD_PREFIX,
   type EtcdConnectionOptions,
   normalizeEtcdEndpoint,
+  redactUserInfo,
 } from './client.js';
 
 /** What `etcdOptionsFromEnv` returns: connection options plus the key prefix and lease TTL. */
@@ -119,18 +120,26 @@ function readEtcdEnv(env: Env, issues: Issues): EtcdEnvOptions {
         rawEndpoints,
       );
     } else {
+      const schemes = new Set<string>();
       for (const p of parts) {
         try {
-          normalizeEtcdEndpoint(p, tls, 'MESH_ETCD_ENDPOINTS');
+          const host = normalizeEtcdEndpoint(p, tls, 'MESH_ETCD_ENDPOINTS');
+          schemes.add(host.slice(0, host.indexOf(':')));
           endpoints.push(p);
         } catch {
           issues.add(
             'MESH_ETCD_ENDPOINTS',
-            `a comma-separated list of host:port or http(s)://host:port (bad item ${JSON.stringify(p)})`,
-            rawEndpoints,
+            `a comma-separated list of host:port or http(s)://host:port, no user info or path (bad item ${JSON.stringify(redactUserInfo(p))})`,
+            redactUserInfo(rawEndpoints),
           );
         }
       }
+      if (schemes.size > 1)
+        issues.add(
+          'MESH_ETCD_ENDPOINTS',
+          'one scheme for every endpoint (all http:// or all https://)',
+          rawEndpoints,
+        );
     }
   } else {
     endpoints.push(...DEFAULT_ETCD_ENDPOINTS);

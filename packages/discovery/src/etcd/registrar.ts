@@ -1,6 +1,5 @@
 import {
   type Clock,
-  configError,
   formatHostPort,
   Issues,
   isValidHost,
@@ -112,9 +111,13 @@ export class EtcdRegistrar implements Registrar {
   #closing: Promise<void> | undefined;
 
   constructor(options: EtcdRegistrarOptions = {}) {
+    // Every problem of the options at once: the registrar's own and the connection's.
+    const issues = new Issues();
     const ttl = options.leaseTtlSeconds ?? 10;
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400)
-      throw configError('leaseTtlSeconds', 'an integer 1..86400', ttl);
+      issues.add('leaseTtlSeconds', 'an integer 1..86400', ttl);
+    const client = options.client ? Promise.resolve(options.client) : createEtcdClient(options, issues);
+    issues.throwIfAny('etcd registrar options');
     this.#ttl = ttl;
     this.#prefix = normalizePrefix(options.prefix);
     this.#backoff = options.backoff ?? { baseMs: 200, capMs: 10_000 };
@@ -122,9 +125,7 @@ export class EtcdRegistrar implements Registrar {
     this.#random = options.random ?? systemRandom;
     this.#logger = options.logger ?? noopLogger;
     this.#ownsClient = options.client === undefined;
-    this.#client = (options.client ? Promise.resolve(options.client) : createEtcdClient(options)).then(
-      asEtcd3,
-    );
+    this.#client = client.then(asEtcd3);
     // A failed load is reported by `register()`.
     this.#client.catch(() => undefined);
     this.#context = {
