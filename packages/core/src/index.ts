@@ -105,6 +105,7 @@ export {
   type Logger,
   type LogLevel,
   noopLogger,
+  safeLogger,
 } from './log.js';
 export {
   closestName,

@@ -32,6 +32,35 @@ export function filterLogger(logger: Logger, level: LogLevel): Logger {
 }
 
 /**
+ * A logger that never throws into the mesh: a line the application's logger fails to write (a full
+ * disk, a closed stream, a bug) is lost, and the first such failure is reported once as a process
+ * warning. The mesh logs from inside calls and config swaps, where a throw would leave a call
+ * unsettled or a new config version neither applied nor rejected.
+ */
+export function safeLogger(logger: Logger): Logger {
+  let warned = false;
+  const call =
+    (level: keyof Logger) =>
+    (message: string, fields?: LogFields): void => {
+      try {
+        logger[level](message, fields);
+      } catch (error) {
+        if (warned) return;
+        warned = true;
+        try {
+          process.emitWarning(
+            `proxyless: the logger threw (${error instanceof Error ? error.message : String(error)}); its lines are lost`,
+            { code: 'PROXYLESS_LOGGER_FAILED' },
+          );
+        } catch {
+          // Nothing left to report to.
+        }
+      }
+    };
+  return { debug: call('debug'), info: call('info'), warn: call('warn'), error: call('error') };
+}
+
+/**
  * A logger that writes JSON lines to a stream (stderr by default). Only used when the
  * application asks for it (`createMesh({ logger: jsonLogger() })` or `MESH_LOG_LEVEL`).
  */

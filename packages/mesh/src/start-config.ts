@@ -13,6 +13,7 @@ import {
   MeshError,
   noopLogger,
   type Random,
+  safeLogger,
   systemClock,
   systemRandom,
 } from '@proxyless/core';
@@ -68,8 +69,14 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   const clock = settings.clock ?? systemClock;
   const random = settings.random ?? systemRandom;
   const level = settings.logLevel;
+  // The application's logger never throws into the mesh (a call would be left unsettled, a config
+  // version neither applied nor rejected): see safeLogger.
   const logger =
-    settings.logger ?? (level && level !== 'silent' ? filterLogger(jsonLogger(), level) : noopLogger);
+    settings.logger !== undefined
+      ? safeLogger(settings.logger)
+      : level && level !== 'silent'
+        ? safeLogger(filterLogger(jsonLogger(), level))
+        : noopLogger;
 
   // Policy layers from code and environment (static config sources), validated now: a bad value
   // fails createMesh.
