@@ -453,6 +453,8 @@ export class ConfigApplier {
   /** Stop watching a service's chain (its destination was released). */
   unwatchChain(service: string): void {
     this.#consulChains?.unwatch(service);
+    // Its status in /config_dump goes with it: thousands of mistyped hosts must not stay listed.
+    this.#routingStatus?.forget(service);
   }
 
   /** Stop every source of config entries (the mesh is closing). */

@@ -49,6 +49,11 @@ export class RoutingStatus {
     return this.#etcd.current;
   }
 
+  /** `service`'s chain watch was released with its destination: its view goes (a watch started again makes it anew). */
+  forget(service: string): void {
+    this.#consul.delete(service);
+  }
+
   applied(source: string, version: number, service?: string): void {
     const v = this.#view(source, service);
     v.version = version;

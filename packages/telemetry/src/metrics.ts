@@ -336,6 +336,9 @@ class PromMeshMetrics implements MeshMetrics {
     this.#m.stale.remove({ service: svc });
     this.#m.staleness.remove({ service: svc });
     this.#m.panic.remove({ service: svc });
+    // Consul's discovery chain of the service: its watch is released with the destination, and a
+    // watch started again sets it anew. Kept, every mistyped host under Consul left one for good.
+    this.#m.configVersion.remove({ source: 'consul', service: svc });
     // No endpoint set known any more: the staleness collector skips it, and a destination built
     // again starts from its own.
     if (st !== undefined)

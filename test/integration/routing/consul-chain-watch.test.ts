@@ -209,6 +209,63 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
     await advanceUntil(clock, () => fe.openHolds().includes('wbe'));
   });
 
+  it('a released chain watch takes its mesh_config_version series and /config_dump entry with it (probe45)', async () => {
+    // Under Consul every mistyped single-label host gets a destination and a chain; once released,
+    // its series and its /config_dump entry stayed for good (2,200 typos: 2,189 series, past the
+    // services cap, and 2,200 entries).
+    const clock = new VirtualClock();
+    const typos = ['wbe', 'web2', 'wev'];
+    const bodies = await Promise.all(
+      typos.map(async (t) => (await fetch(`${consul.url}/v1/discovery-chain/${t}`)).text()),
+    );
+    const fe = await frontEnd(
+      consul,
+      clock,
+      // Each typo's first read answers its chain, and its blocking read that follows is held.
+      bodies.flatMap((body) => [{ index: '30', body }, 'hold' as const]),
+      'hold',
+    );
+    cleanups.push(fe.close);
+    const registry = new Registry();
+    const m = createMesh({
+      env: { CONSUL_HTTP_ADDR: fe.address, MESH_ADMIN_PORT: '0' },
+      clock,
+      metrics: { registry },
+      destinationIdleTimeoutMs: 1_000,
+    } as Parameters<typeof createMesh>[0] & { destinationIdleTimeoutMs: number });
+    mesh = m;
+    const applied = new Set<string>();
+    m.onEvent((e) => {
+      if (e.type === 'config_applied' && e.source === 'consul' && e.service) applied.add(e.service);
+    });
+    const url = await m.admin();
+    const consulView = async () =>
+      Object.keys(
+        (
+          (await (await fetch(`${url}/config_dump`)).json()) as {
+            routing: { consul?: Record<string, unknown> };
+          }
+        ).routing.consul ?? {},
+      ).sort();
+    const versions = async () =>
+      ((await registry.getSingleMetric('mesh_config_version')?.get())?.values ?? [])
+        .filter((v) => v.labels.source === 'consul')
+        .map((v) => String(v.labels.service))
+        .sort();
+    for (const t of typos) {
+      await m.request(`http://${t}/`).then(
+        (r) => r.body.dump(),
+        () => undefined,
+      );
+    }
+    await advanceUntil(clock, () => typos.every((t) => applied.has(t)));
+    expect(await versions()).toEqual([...typos].sort());
+    expect(await consulView()).toEqual([...typos].sort());
+    await advanceUntil(clock, () => m.services().length === 0);
+    expect(await versions()).toEqual([]);
+    expect(await consulView()).toEqual([]);
+  });
+
   it('shares the process-wide long-poll cap with the resolver: no 429 from Consul’s connection limit', async () => {
     // 3 services, each with a health watch and a chain watch, and a cap of 3 blocking queries.
     // Without the shared cap that is 6 blocking connections (+ pools) to an agent taking 6.
