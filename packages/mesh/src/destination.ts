@@ -357,8 +357,13 @@ export class Destination {
       this.#deps.onResolverError(this.service, update.error);
       // Keep routing on the last known set (marked stale); never empty a working set on a failure.
       // A failure before any answer is not an answer: calls keep waiting for one (the resolver
-      // retries), up to the resolve timeout, and are never told "no endpoints" by an error.
-      if (!update.lastGood) return;
+      // retries), up to the resolve timeout, and are never told "no endpoints" by an error —
+      // unless the registry did answer, with a payload that was refused: that is final until
+      // the registry changes, so the calls fail now with it.
+      if (!update.lastGood) {
+        if (update.error.code === 'MESH_REGISTRY_PAYLOAD_INVALID') this.#first.refusedAnswer();
+        return;
+      }
       this.#apply(update.lastGood);
     }
     this.#first.markReady();

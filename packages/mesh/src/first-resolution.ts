@@ -26,6 +26,10 @@ export class FirstResolution {
   #waiters: Array<() => void> = [];
   /** The registry's latest failure (cleared by an answer), told to calls that waited in vain. */
   failure: MeshError | undefined;
+  /** Calls held by {@link wait}. */
+  #callWaiters: Array<() => void> = [];
+  /** The registry's first answer was refused ({@link refusedAnswer}); no answer since. */
+  #refused = false;
 
   constructor(service: string, clock: Clock, timeoutMs: number) {
     this.#service = service;
@@ -72,10 +76,28 @@ export class FirstResolution {
     };
   }
 
+  /**
+   * The registry answered, but with a payload the mesh refused (every key of an etcd listing
+   * invalid, say) and no last good set: that is final until the registry changes, so calls waiting
+   * for a first answer fail now, and new ones at once, with the refusal as the cause — instead of
+   * waiting out the resolve timeout. A later answer clears it ({@link markReady}).
+   */
+  refusedAnswer(): void {
+    if (this.#ready) return;
+    this.#refused = true;
+    const w = this.#callWaiters;
+    this.#callWaiters = [];
+    for (const fn of w) fn();
+  }
+
   /** The registry answered (endpoints, or a failure with a last good set): release the waiting calls. */
   markReady(): void {
     if (this.#ready) return;
     this.#ready = true;
+    this.#refused = false;
+    const calls = this.#callWaiters;
+    this.#callWaiters = [];
+    for (const fn of calls) fn();
     const w = this.#waiters;
     this.#waiters = [];
     for (const fn of w) fn();
@@ -88,7 +110,9 @@ export class FirstResolution {
       'MESH_NO_ENDPOINTS',
       failed === undefined
         ? `no endpoints for "${this.#service}": the registry gave no answer within ${this.#timeoutMs}ms`
-        : `no endpoints for "${this.#service}": the registry failed and gave no answer within ${this.#timeoutMs}ms: ${failed.message}`,
+        : this.#refused
+          ? `no endpoints for "${this.#service}": the registry's answer was refused: ${failed.message}`
+          : `no endpoints for "${this.#service}": the registry failed and gave no answer within ${this.#timeoutMs}ms: ${failed.message}`,
       { details: { service: this.#service }, ...(failed !== undefined ? { cause: failed } : {}) },
     );
   }
@@ -105,7 +129,7 @@ export class FirstResolution {
     const leave = (): void => {
       waiting = false;
       timer?.cancel();
-      this.#waiters = this.#waiters.filter((w) => w !== go);
+      this.#callWaiters = this.#callWaiters.filter((w) => w !== go);
     };
     const relay = new RelayController((reason) => {
       if (inner !== undefined) return inner.abort(reason);
@@ -122,6 +146,10 @@ export class FirstResolution {
     const go = (): void => {
       if (!waiting) return;
       leave();
+      if (this.#refused && !this.#ready) {
+        handler.onResponseError?.(relay, this.noAnswerError());
+        return;
+      }
       next(
         opts,
         new RelayedHandler(handler, relay, (c) => {
@@ -131,7 +159,11 @@ export class FirstResolution {
     };
     handler.onRequestStart?.(relay, {});
     if (relay.aborted) return;
-    this.#waiters.push(go);
+    if (this.#refused) {
+      go();
+      return;
+    }
+    this.#callWaiters.push(go);
     timer = this.#clock.setTimer(
       this.#timeoutMs,
       () => {

@@ -61,4 +61,39 @@ describe('a registry error before the first answer', () => {
       await mesh.destroy();
     }
   });
+
+  it('a refused answer (every key invalid) fails the waiting call now, and the next at once, naming it; an answer clears it', async () => {
+    // Before: each first call waited out the resolve timeout (5 s) though the registry had
+    // answered: a payload error is final until the registry changes.
+    const clock = new VirtualClock();
+    const registry = manualResolver({ services: ['payments'], clock });
+    const mesh = createMesh({ env: {}, resolvers: [registry], clock, resolveTimeoutMs: 5000 });
+    const refused = new MeshError(
+      'MESH_REGISTRY_PAYLOAD_INVALID',
+      'etcd service "payments": port: expected an integer 1..65535, got 70000',
+      { details: { service: 'payments' } },
+    );
+    try {
+      const waiting = mesh.request('http://payments/').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await flushPromises();
+      registry.fail('payments', refused);
+      // No time passes on the clock: the call fails on the refusal, not on the timeout.
+      const error = (await waiting) as MeshError;
+      expect(error.code).toBe('MESH_NO_ENDPOINTS');
+      expect(error.message).toContain("registry's answer was refused");
+      expect((error.cause as MeshError).code).toBe('MESH_REGISTRY_PAYLOAD_INVALID');
+      await expect(mesh.request('http://payments/')).rejects.toMatchObject({ code: 'MESH_NO_ENDPOINTS' });
+      expect(clock.now()).toBe(0);
+      // The registry is mended: the next call is served.
+      const port = Number(server.address.split(':')[1]);
+      registry.set('payments', [{ address: '127.0.0.1', port }]);
+      await flushPromises();
+      expect((await mesh.request('http://payments/')).statusCode).toBe(200);
+    } finally {
+      await mesh.close();
+    }
+  });
 });
