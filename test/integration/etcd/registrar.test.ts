@@ -213,6 +213,50 @@ describe.skipIf(!bin.available)(`etcd registrar against a real etcd ${bin.skipRe
     expect(JSON.parse(kv?.value ?? '{}')).toMatchObject({ id: 'a', health: 'critical' });
   });
 
+  it('writes its key again when it is deleted behind its back while the lease lives (probe46)', async () => {
+    const svc = uniqueService('deleted');
+    const logger = eventLogger();
+    const inst = await registrar(5, logger).register({
+      service: svc,
+      id: 'a',
+      address: '10.0.0.1',
+      port: 80,
+    });
+    const again = logger.next('registered again');
+    // Before: the key stayed deleted until the process restarted; the instance invisible.
+    expect(await etcd.del(inst.key)).toBe(1);
+    await again;
+    const kv = await etcd.get(inst.key);
+    expect(kv?.lease).toBe(inst.leaseId);
+    expect(JSON.parse(kv?.value ?? '{}')).toMatchObject({ id: 'a', port: 80 });
+    await inst.deregister();
+    expect(await etcd.get(inst.key)).toBeUndefined();
+  });
+
+  it('refuses an id another live instance holds, and leaves that instance registered (probe46)', async () => {
+    const svc = uniqueService('dup');
+    const holder = registrar(5);
+    const first = await holder.register({ service: svc, id: 'dup', address: '10.0.0.1', port: 9001 });
+    // Before: both succeeded, the second wrote over the first, and its deregistration deleted the
+    // key of the first, which never wrote it again.
+    const refused = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as MeshError,
+      );
+    const other = await refused(
+      registrar(5).register({ service: svc, id: 'dup', address: '10.0.0.2', port: 9002 }),
+    );
+    expect(other?.code).toBe('MESH_CONFIG_INVALID');
+    expect(other?.details).toMatchObject({ field: 'id', value: 'dup' });
+    expect(other?.message).toContain('another live instance');
+    const same = await refused(holder.register({ service: svc, id: 'dup', address: '10.0.0.3', port: 9003 }));
+    expect(same?.code).toBe('MESH_CONFIG_INVALID');
+    const kv = await etcd.get(first.key);
+    expect(kv?.lease).toBe(first.leaseId);
+    expect(JSON.parse(kv?.value ?? '{}')).toMatchObject({ port: 9001 });
+  });
+
   it('registers again after an outage longer than the lease', async () => {
     const svc = uniqueService('outage');
     const logger = eventLogger();

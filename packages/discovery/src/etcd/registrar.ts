@@ -6,6 +6,7 @@ import {
   type Logger,
   MeshError,
   noopLogger,
+  quote,
   type Random,
   type RegisteredInstance,
   type Registrar,
@@ -14,7 +15,7 @@ import {
   systemRandom,
   type Timer,
 } from '@proxyless/core';
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import { ENDPOINT_ADDRESS_EXPECTED, zoneIdProblem } from '../endpoint-doc.js';
 import {
@@ -204,6 +205,10 @@ class EtcdInstance implements EtcdRegisteredInstance {
   #timer: Timer | undefined;
   #reRegistrations = 0;
   #deregistering: Promise<void> | undefined;
+  /** Every lease this instance was granted: a key still under one of them is its own to take over. */
+  readonly #leases = new Set<string>();
+  /** The watch of the instance's own key (a delete behind its back is written again). */
+  #watcher: Promise<Watcher | undefined> | undefined;
 
   constructor(owner: InstanceContext, reg: Registration, id: string, key: string) {
     this.#owner = owner;
@@ -227,7 +232,8 @@ class EtcdInstance implements EtcdRegisteredInstance {
     const lease = client.lease(ttl, { autoKeepAlive: true });
     try {
       const leaseId = await lease.grant();
-      await lease.put(this.key).value(this.#value());
+      this.#leases.add(leaseId);
+      await this.#claim(client, lease, leaseId);
       if (this.#stopped) {
         // deregistered while this lease was being granted
         await lease.revoke().catch(() => undefined);
@@ -238,10 +244,90 @@ class EtcdInstance implements EtcdRegisteredInstance {
       // Watched only once the key is written: a failed grant or put is handled by the caller.
       lease.on('lost', (error) => this.#onLost(lease, error));
       if (lease.revoked()) this.#onLost(lease, new Error('lease lost while the key was written'));
+      this.#watcher ??= this.#watchKey(client);
     } catch (error) {
       lease.revoke().catch(() => undefined);
       throw unavailable(`registering ${this.key}`, error, { key: this.key, service: this.#reg.service });
     }
+  }
+
+  /**
+   * Write the key under `lease` if no one else holds it: free, or under a lease of this instance's
+   * own (lost, its keys not yet expired). A key another live instance holds (the same id twice)
+   * is refused: written over, the two would take each other's key, and the first to deregister
+   * would delete the other's.
+   */
+  async #claim(client: Etcd3, lease: Lease, leaseId: string): Promise<void> {
+    const value = this.#value();
+    const created = await client
+      .if(this.key, 'Create', '==', 0)
+      .then(client.put(this.key).value(value).lease(leaseId))
+      .commit();
+    if (created.succeeded) return;
+    const holder = (await client.get(this.key).exec()).kvs[0]?.lease;
+    if (holder !== undefined && !this.#leases.has(String(holder))) {
+      throw new MeshError(
+        'MESH_CONFIG_INVALID',
+        `etcd registration: id ${quote(this.id)} of service ${quote(this.#reg.service)} is held by another live instance (${this.key}, lease ${String(holder)})`,
+        {
+          details: {
+            field: 'id',
+            value: this.id,
+            key: this.key,
+            issues: [
+              { field: 'id', value: this.id, expected: 'an id no other live instance of the service holds' },
+            ],
+          },
+        },
+      );
+    }
+    await lease.put(this.key).value(value);
+  }
+
+  /**
+   * Watch the instance's own key: deleted behind its back (`etcdctl del`) while its lease lives,
+   * it is written again; taken by another writer, that is logged. A lease that is gone is the
+   * lease watch's to handle (`#onLost`).
+   */
+  async #watchKey(client: Etcd3): Promise<Watcher | undefined> {
+    try {
+      const watcher = await client.watch().key(this.key).create();
+      if (this.#stopped) {
+        await watcher.cancel();
+        return undefined;
+      }
+      watcher.on('delete', () => this.#onKeyDeleted());
+      watcher.on('put', (kv) => {
+        const holder = String(kv.lease);
+        if (!this.#stopped && this.#leaseId !== undefined && holder !== this.#leaseId)
+          this.#owner.logger.warn('etcd instance key written by another holder', {
+            key: this.key,
+            lease: holder,
+          });
+      });
+      watcher.on('error', () => undefined);
+      return watcher;
+    } catch (error) {
+      this.#owner.logger.warn('etcd watch of the instance key failed', { key: this.key, error });
+      return undefined;
+    }
+  }
+
+  #onKeyDeleted(): void {
+    const lease = this.#lease;
+    if (this.#stopped || lease === undefined || lease.revoked()) return;
+    const { logger } = this.#owner;
+    logger.warn('etcd instance key deleted while its lease lives; writing it again', { key: this.key });
+    lease
+      .put(this.key)
+      .value(this.#value())
+      .then(
+        () => {
+          this.#reRegistrations++;
+          logger.info('etcd instance registered again', { key: this.key, leaseId: this.#leaseId });
+        },
+        (error: unknown) => this.#onLost(lease, error),
+      );
   }
 
   async markUnhealthy(note?: string): Promise<void> {
@@ -262,6 +348,9 @@ class EtcdInstance implements EtcdRegisteredInstance {
       this.#timer?.cancel();
       this.#timer = undefined;
       this.#owner.forget(this);
+      const watcher = this.#watcher;
+      this.#watcher = undefined;
+      if (watcher !== undefined) await watcher.then((w) => w?.cancel()).catch(() => undefined);
       const lease = this.#lease;
       this.#lease = undefined;
       this.#leaseId = undefined;
