@@ -361,7 +361,10 @@ export class Destination {
       // unless the registry did answer, with a payload that was refused: that is final until
       // the registry changes, so the calls fail now with it.
       if (!update.lastGood) {
-        if (update.error.code === 'MESH_REGISTRY_PAYLOAD_INVALID') this.#first.refusedAnswer();
+        // A payload refused, or a request the registry refused as misconfigured (CONSUL_NAMESPACE
+        // against Consul CE answers 400): final until the registry or the configuration changes.
+        if (MeshError.is(update.error, ['MESH_REGISTRY_PAYLOAD_INVALID', 'MESH_CONFIG_INVALID']))
+          this.#first.refusedAnswer();
         return;
       }
       this.#apply(update.lastGood);

@@ -93,6 +93,20 @@ export function fidelityCases(k: CaseKit): void {
       expect(u.set.endpoints[0]?.health).toBe('passing');
     });
 
+    it('a register() still in flight when close() runs rejects MESH_CLOSED and leaves nothing registered (probe47)', async () => {
+      const name = uniqueName('lateclose');
+      const reg = registrar();
+      const pending = reg.register({ service: name, id: `${name}-1`, address: '10.6.0.3', port: 80 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const closed = reg.close();
+      // Before: it resolved with an instance that close() had already deregistered.
+      expect(MeshError.is(await pending, 'MESH_CLOSED')).toBe(true);
+      await closed;
+      expect(await agent().agentService(`${name}-1`)).toBe(404);
+    });
+
     it('registers a TTL check by default: 15 s, heartbeat every 5 s, reaped after 1 min (#12)', async () => {
       const name = uniqueName('defcheck');
       const id = `${name}-1`;

@@ -96,4 +96,30 @@ describe('a registry error before the first answer', () => {
       await mesh.close();
     }
   });
+
+  it('a request the registry refuses as misconfigured (CONSUL_NAMESPACE on Consul CE) fails the waiting call now too', async () => {
+    const clock = new VirtualClock();
+    const registry = manualResolver({ services: ['api'], clock });
+    const mesh = createMesh({ env: {}, resolvers: [registry], clock, resolveTimeoutMs: 5000 });
+    try {
+      const waiting = mesh.request('http://api/').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await flushPromises();
+      // Before: the call waited the 5 s resolve timeout though Consul had answered 400.
+      registry.fail(
+        'api',
+        new MeshError('MESH_CONFIG_INVALID', 'CONSUL_NAMESPACE: Consul CE has no namespaces, got "team-a"', {
+          details: { field: 'CONSUL_NAMESPACE', value: 'team-a' },
+        }),
+      );
+      const error = (await waiting) as MeshError;
+      expect(error.code).toBe('MESH_NO_ENDPOINTS');
+      expect((error.cause as MeshError).code).toBe('MESH_CONFIG_INVALID');
+      expect(clock.now()).toBe(0);
+    } finally {
+      await mesh.close();
+    }
+  });
 });

@@ -135,3 +135,31 @@ describe('health/service weights', () => {
     },
   );
 });
+
+describe('health/service check statuses', () => {
+  // Consul sends passing, warning or critical (consul-api.md §4.1); maintenance is a critical check
+  // with a maintenance check ID (§3.1). `Status: "maintenance"` was accepted and the instance
+  // silently dropped, against the whole-or-nothing rule.
+  it.each(['maintenance', 'bogus', 'Passing'])('refuses Status %j naming the field', (status) => {
+    const error = rejection([entry('a'), entry('b', { status })]);
+    expect(error.details.issues?.map((i) => [i.field, i.value])).toEqual([['[1].Checks[1].Status', status]]);
+    expect(error.message).not.toContain('maintenance,');
+  });
+
+  it('still leaves out an instance in maintenance (a maintenance check ID)', () => {
+    const inMaintenance = entry('b');
+    inMaintenance.Checks.push({
+      Node: 'node-1',
+      CheckID: '_service_maintenance:b',
+      Status: 'critical',
+      ServiceID: 'b',
+    });
+    const payload = parseHealthPayload(
+      [entry('a'), inMaintenance],
+      'consul health/service/payments',
+      {},
+      'payments',
+    );
+    expect(payload.endpoints.map((e) => e.id)).toEqual(['a']);
+  });
+});

@@ -21,8 +21,13 @@ export interface HealthPayload {
   skipped: Array<{ id: string; reason: string }>;
 }
 
-const STATUSES = ['passing', 'warning', 'critical', 'maintenance'] as const;
-type CheckStatus = (typeof STATUSES)[number];
+/**
+ * The check statuses Consul sends (consul-api.md §4.1). Maintenance is no status of its own: it is
+ * a critical check with a maintenance check ID (§3.1), read as `maintenance` below.
+ */
+const STATUSES = ['passing', 'warning', 'critical'] as const;
+/** A check's status as the mesh reads it: Consul's, or `maintenance` for a maintenance check. */
+type CheckStatus = (typeof STATUSES)[number] | 'maintenance';
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

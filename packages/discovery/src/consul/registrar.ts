@@ -259,6 +259,10 @@ export function createConsulRegistrar(options: ConsulRegistrarOptions = {}): Reg
         instances.delete(instance);
         throw error;
       }
+      // close() ran meanwhile: it deregisters this instance too, so the caller is told it is gone
+      // rather than handed an instance that no longer exists.
+      if (closed)
+        throw new MeshError('MESH_CLOSED', `consul registrar closed while ${id} was being registered`);
       emit({ type: 'registered', id });
       instance.schedule();
       return instance;
