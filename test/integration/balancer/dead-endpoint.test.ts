@@ -1,16 +1,7 @@
-import net from 'node:net';
 import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
-
-/** A loopback port nothing listens on: bound, then closed, so connects are refused. */
-async function refusingPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
+import { refusingPort } from '../../support/ports.js';
 
 /** `total` GETs from `callers` concurrent callers; returns the errors (bounded: each caller stops at total). */
 async function load(mesh: Mesh, total: number, callers: number): Promise<{ ok: number; errors: unknown[] }> {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { createMesh, MeshError, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
+import { refusingPort } from '../../support/ports.js';
 
 const LINK_LOCAL = 'fe80::1';
 
@@ -29,15 +30,6 @@ function connectCode(host: string, port: number): Promise<string | undefined> {
     });
     socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code));
   });
-}
-
-/** A loopback port nothing listens on: bound, then closed, so connects are refused. */
-async function refusingPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 function connectivity(events: MeshEvent[], endpoint: string): Record<string, unknown>[] {

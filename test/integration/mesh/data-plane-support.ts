@@ -45,13 +45,7 @@ export class Opened {
 }
 
 /** A port nothing listens on (a server opened and closed again). */
-export async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { refusingPort as deadPort } from '../../support/ports.js';
 
 /**
  * A raw TCP server that records each request head as sent on the wire and answers `200 ok`.

@@ -4,21 +4,12 @@
  * left the call unsettled forever and a rejected version neither reported nor a good one applied.
  */
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createMesh, type Logger, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
-
-/** A loopback port nothing listens on: bound, then closed, so connects are refused. */
-async function refusingPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
+import { refusingPort } from '../../support/ports.js';
 
 const boom: Logger = {
   debug: () => {

@@ -1,0 +1,56 @@
+import { Issues } from '@proxyless/core';
+
+const RUN_POLICY_OPTION_KEYS = [
+  'request',
+  'seed',
+  'random',
+  'clock',
+  'service',
+  'signal',
+  'filters',
+  'maxTimers',
+] as const;
+
+/**
+ * `runPolicy`'s arguments as a caller from JavaScript may give them: a misspelt option, a seed
+ * that is not an integer, a clock that is not a virtual one, a script that is not a list — each
+ * named with its value, all at once, instead of a silent default or a `TypeError` from inside.
+ *
+ * @throws MeshError `MESH_CONFIG_INVALID`
+ */
+export function checkRunPolicyArguments(config: unknown, script: unknown, options: unknown): void {
+  const issues = new Issues();
+  if (config === null || typeof config !== 'object' || Array.isArray(config))
+    issues.add('policy', 'an object (a service entry, or a resilience patch)', config);
+  if (!Array.isArray(script)) issues.add('script', 'a list of steps', script);
+  if (options !== undefined) {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      issues.add('options', 'an object', options);
+    } else {
+      const o = options as Record<string, unknown>;
+      issues.unknownKeys(o, 'options', RUN_POLICY_OPTION_KEYS);
+      const has = (k: string): boolean => o[k] !== undefined;
+      const fn = (v: unknown, k: string): boolean =>
+        v !== null && typeof v === 'object' && typeof (v as Record<string, unknown>)[k] === 'function';
+      if (has('seed') && !Number.isSafeInteger(o.seed)) issues.add('options.seed', 'an integer', o.seed);
+      if (has('maxTimers') && !(Number.isSafeInteger(o.maxTimers) && (o.maxTimers as number) >= 1))
+        issues.add('options.maxTimers', 'an integer ≥ 1', o.maxTimers);
+      if (has('clock') && !(fn(o.clock, 'advance') && fn(o.clock, 'now') && fn(o.clock, 'setTimer')))
+        issues.add('options.clock', 'a VirtualClock', o.clock);
+      if (has('random') && !fn(o.random, 'next'))
+        issues.add('options.random', 'a random source ({ next(): number })', o.random);
+      if (has('service') && (typeof o.service !== 'string' || o.service === ''))
+        issues.add('options.service', 'a service name', o.service);
+      if (
+        has('signal') &&
+        !(fn(o.signal, 'addEventListener') && typeof (o.signal as AbortSignal).aborted === 'boolean')
+      )
+        issues.add('options.signal', 'an AbortSignal', o.signal);
+      if (has('filters') && !(Array.isArray(o.filters) && o.filters.every((f) => typeof f === 'function')))
+        issues.add('options.filters', 'a list of filters (interceptors)', o.filters);
+      if (has('request') && (o.request === null || typeof o.request !== 'object'))
+        issues.add('options.request', 'an object of request fields', o.request);
+    }
+  }
+  issues.throwIfAny('runPolicy: invalid arguments');
+}
