@@ -17,6 +17,7 @@ import { CallRecorder, callAttributes, SPAN_STATUS_ERROR, type TelemetryDeps } f
 import { errorCode } from './events.js';
 import { withHeaders } from './headers.js';
 import { callErrorCode, errorTypeLabel } from './labels.js';
+import type { AttemptOutcome } from './metrics.js';
 import { otelApi } from './otel-api.js';
 
 /**
@@ -286,21 +287,10 @@ class AttemptHandler extends ForwardingHandler {
           stoppedAfterAnswer(error) ||
           MeshError.is(error)
         );
-      this.#deps.metrics?.recordAttempt(
-        this.#ctx.service,
-        ep?.id ?? '',
-        status === undefined
-          ? aborted
-            ? 'cancelled'
-            : errored
-              ? 'error'
-              : 'success'
-          : brokeAfterHead
-            ? 'error'
-            : status >= 500
-              ? '5xx'
-              : 'success',
-      );
+      let outcome: AttemptOutcome;
+      if (status === undefined) outcome = aborted ? 'cancelled' : errored ? 'error' : 'success';
+      else outcome = brokeAfterHead ? 'error' : status >= 500 ? '5xx' : 'success';
+      this.#deps.metrics?.recordAttempt(this.#ctx.service, ep?.id ?? '', outcome);
       const span = this.#span;
       if (span === undefined) return;
       if (this.#recorder) {
