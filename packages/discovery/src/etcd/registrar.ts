@@ -244,7 +244,9 @@ class EtcdInstance implements EtcdRegisteredInstance {
       // Watched only once the key is written: a failed grant or put is handled by the caller.
       lease.on('lost', (error) => this.#onLost(lease, error));
       if (lease.revoked()) this.#onLost(lease, new Error('lease lost while the key was written'));
+      // Live before register() resolves: a delete right after it is seen.
       this.#watcher ??= this.#watchKey(client);
+      await this.#watcher;
     } catch (error) {
       lease.revoke().catch(() => undefined);
       throw unavailable(`registering ${this.key}`, error, { key: this.key, service: this.#reg.service });
