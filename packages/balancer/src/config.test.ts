@@ -1,4 +1,4 @@
-import { Issues, MeshError } from '@proxyless/core';
+import { Issues, MeshError, SectionMemo } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import {
   BALANCER_CONFIG_KEYS,
@@ -193,6 +193,25 @@ describe('resolveBalancerConfig', () => {
       stdevFactor: 3,
       enforcing: 100,
     });
+  });
+
+  it('shares the merged sections of parsed patches; a patch written by hand is merged afresh each call', () => {
+    // Services of a document share parsed sections (SectionMemo): their merges are made once and
+    // frozen, so no service can change another's.
+    const issues = new Issues();
+    const memo = new SectionMemo();
+    const a = parseBalancerPatch({ loadBalancer: { policy: 'random' } }, 'services.a', issues, memo);
+    const b = parseBalancerPatch({ loadBalancer: { policy: 'random' } }, 'services.b', issues, memo);
+    expect(issues.list).toEqual([]);
+    const ca = resolveBalancerConfig(a!);
+    const cb = resolveBalancerConfig(b!);
+    expect(cb.loadBalancer).toBe(ca.loadBalancer);
+    expect(Object.isFrozen(ca.loadBalancer)).toBe(true);
+    // A hand-made section may be changed between calls: the second call sees the change.
+    const hand: { loadBalancer: { policy: 'random' | 'maglev' } } = { loadBalancer: { policy: 'random' } };
+    expect(resolveBalancerConfig(hand).loadBalancer.policy).toBe('random');
+    hand.loadBalancer.policy = 'maglev';
+    expect(resolveBalancerConfig(hand).loadBalancer.policy).toBe('maglev');
   });
 
   it('fills health check defaults and requires a path', () => {

@@ -15,6 +15,7 @@ import {
   type SectionMemo,
   type Static,
   Type,
+  unknownKeys,
   validator,
 } from '@proxyless/core';
 import {
@@ -104,41 +105,65 @@ export function balancerPatchOf(
   issues: Issues,
   memo?: SectionMemo,
 ): BalancerPatch {
-  const at = (k: string): string => (path === '' ? k : `${path}.${k}`);
   const p: BalancerPatch = {};
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     check.validate(doc, path, issues);
     return p;
   }
   const d = doc as Record<string, unknown>;
-  const unknown = Object.keys(d).filter((k) => !Object.hasOwn(balancerProperties, k));
-  if (unknown.length > 0) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
+  const unknown = unknownKeys(d, balancerProperties);
+  if (unknown !== undefined) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
+  // Plain code, no closure but the memo's: this runs for every service of a document, in code V8
+  // has not compiled yet at start.
   const { loadBalancer: lb, outlierDetection: od, healthCheck: hc } = d;
-  const read = <T>(k: string, v: unknown, parse: () => T | undefined): T | undefined =>
-    memo ? memo.read(k, v, issues, parse) : parse();
   if (lb !== undefined) {
-    const patch = read('loadBalancer', lb, () => {
-      const ok = sectionChecks.loadBalancer.validate(lb, at('loadBalancer'), issues);
-      loadBalancerRules(lb, at('loadBalancer'), issues);
-      return ok ? loadBalancerPatch(lb) : undefined;
-    });
+    const patch = memo
+      ? memo.read('loadBalancer', lb, path, issues, parseLoadBalancer)
+      : parseLoadBalancer(lb, path, issues);
     if (patch !== undefined) p.loadBalancer = patch;
   }
   if (od !== undefined) {
-    const patch = read('outlierDetection', od, () =>
-      sectionChecks.outlierDetection.validate(od, at('outlierDetection'), issues)
-        ? outlierDetectionPatch(od)
-        : undefined,
-    );
+    const patch = memo
+      ? memo.read('outlierDetection', od, path, issues, parseOutlierDetection)
+      : parseOutlierDetection(od, path, issues);
     if (patch !== undefined) p.outlierDetection = patch;
   }
   if (hc !== undefined) {
-    const patch = read('healthCheck', hc, () =>
-      sectionChecks.healthCheck.validate(hc, at('healthCheck'), issues) ? healthCheckPatch(hc) : undefined,
-    );
+    const patch = memo
+      ? memo.read('healthCheck', hc, path, issues, parseHealthCheck)
+      : parseHealthCheck(hc, path, issues);
     if (patch !== undefined) p.healthCheck = patch;
   }
   return p;
+}
+
+function at(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+function parseLoadBalancer(lb: unknown, path: string, issues: Issues): LoadBalancerPatch | undefined {
+  const c = sectionChecks.loadBalancer;
+  const ok = c.check(lb) || c.validate(lb, at(path, 'loadBalancer'), issues);
+  loadBalancerRules(lb, at(path, 'loadBalancer'), issues);
+  return ok ? parsed(loadBalancerPatch(lb)) : undefined;
+}
+
+function parseOutlierDetection(
+  od: unknown,
+  path: string,
+  issues: Issues,
+): OutlierDetectionPatch | false | undefined {
+  const c = sectionChecks.outlierDetection;
+  return c.check(od) || c.validate(od, at(path, 'outlierDetection'), issues)
+    ? parsed(outlierDetectionPatch(od))
+    : undefined;
+}
+
+function parseHealthCheck(hc: unknown, path: string, issues: Issues): HealthCheckPatch | undefined {
+  const c = sectionChecks.healthCheck;
+  return c.check(hc) || c.validate(hc, at(path, 'healthCheck'), issues)
+    ? parsed(healthCheckPatch(hc))
+    : undefined;
 }
 
 /**
@@ -157,7 +182,8 @@ export function parseBalancerPatch(
 ): BalancerPatch | undefined {
   const own: Record<string, unknown> = {};
   let any = false;
-  for (const k of BALANCER_CONFIG_KEYS) {
+  for (let i = 0; i < BALANCER_CONFIG_KEYS.length; i++) {
+    const k = BALANCER_CONFIG_KEYS[i]!;
     if (entry[k] === undefined) continue;
     own[k] = entry[k];
     any = true;
@@ -193,14 +219,107 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Merge `patch` into `base` field by field; nested plain objects merge deeply, except `hashOn` (a choice). */
-function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+function deepMerge(
+  base: Record<string, unknown>,
+  patch: Record<string, unknown>,
+  /** A key of `patch` left out (merged apart by the caller). */
+  skip?: string,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(patch)) {
+  // A for-in loop: this runs for every section of every service of a document.
+  for (const k in patch) {
+    if (!Object.hasOwn(patch, k) || k === skip) continue;
+    const v = patch[k];
     if (v === undefined) continue;
     const prev = out[k];
     out[k] = k !== 'hashOn' && isPlainObject(v) && isPlainObject(prev) ? deepMerge(prev, v) : v;
   }
   return out;
+}
+
+/**
+ * Whether a layer in force set `section.field`. A rule comparing two fields may compare one the user
+ * set with a built-in default: the message says which. Only patches after the section's last
+ * `false` count: that one discarded what came before.
+ */
+function setInSomeLayer(
+  patches: readonly BalancerPatch[],
+  section: keyof BalancerPatch,
+  field: string,
+): boolean {
+  for (let i = patches.length - 1; i >= 0; i--) {
+    const v = patches[i]![section] as Record<string, unknown> | boolean | undefined;
+    if (v === false) return false;
+    if (typeof v === 'object' && v !== null && v[field] !== undefined) return true;
+  }
+  return false;
+}
+
+/** `field` was never set: its built-in default is what the user's other field contradicts. */
+function builtInNote(
+  patches: readonly BalancerPatch[],
+  section: keyof BalancerPatch,
+  field: string,
+  value: string,
+  fix: string,
+): string {
+  return setInSomeLayer(patches, section, field)
+    ? ''
+    : ` (${value} is the built-in default ${section}.${field}: ${fix})`;
+}
+
+const OUTLIER_DETECTION_OFF: Record<string, unknown> = Object.freeze({
+  ...DEFAULT_OUTLIER_DETECTION,
+  enabled: false,
+});
+
+/** `loadBalancer` merged: `slowStart` merges over its own defaults once a layer sets it. */
+function mergeLoadBalancer(
+  base: Record<string, unknown>,
+  patch: Record<string, unknown>,
+): Record<string, unknown> {
+  const out = deepMerge(base, patch, 'slowStart');
+  const slowStart = patch.slowStart as Record<string, unknown> | undefined;
+  if (slowStart) {
+    const prev = (out.slowStart as Record<string, unknown> | undefined) ?? DEFAULT_SLOW_START;
+    out.slowStart = deepMerge(prev as Record<string, unknown>, slowStart);
+  }
+  return out;
+}
+
+/**
+ * Merges already made, by the identity of what was merged: a section and the base it merged over
+ * are both immutable (patches are parsed once per equal section: `SectionMemo`), so the 1,000
+ * services of a document that share sections share their merged configs too.
+ */
+const merges = new WeakMap<object, WeakMap<object, Record<string, unknown>>>();
+
+function merged(
+  base: Record<string, unknown>,
+  patch: Record<string, unknown>,
+  merge: (base: Record<string, unknown>, patch: Record<string, unknown>) => Record<string, unknown>,
+): Record<string, unknown> {
+  // A section written by hand may change between two calls: merged again each time.
+  if (!parsedSections.has(patch)) return Object.freeze(merge(base, patch));
+  let byPatch = merges.get(base);
+  if (byPatch === undefined) {
+    byPatch = new WeakMap();
+    merges.set(base, byPatch);
+  }
+  let out = byPatch.get(patch);
+  if (out === undefined) {
+    out = Object.freeze(merge(base, patch));
+    byPatch.set(patch, out);
+  }
+  return out;
+}
+
+/** Sections the parser made (never changed after): what {@link merged} may remember merges of. */
+const parsedSections = new WeakSet<object>();
+
+function parsed<T>(section: T): T {
+  if (typeof section === 'object' && section !== null) parsedSections.add(section);
+  return section;
 }
 
 /**
@@ -211,54 +330,51 @@ function deepMerge(base: Record<string, unknown>, patch: Record<string, unknown>
  * (e.g. `healthCheck` without `path`, `minRingSize` > `maxRingSize`).
  */
 export function resolveBalancerConfig(...patches: BalancerPatch[]): BalancerConfig {
-  let lb: Record<string, unknown> = { ...DEFAULT_LOAD_BALANCER };
-  let od: Record<string, unknown> = { ...DEFAULT_OUTLIER_DETECTION };
+  return resolveBalancerPatches(patches);
+}
+
+/**
+ * {@link resolveBalancerConfig} over a list (the mesh's layers, for every service of a document:
+ * no spread call).
+ * @internal
+ */
+export function resolveBalancerPatches(patches: readonly BalancerPatch[]): BalancerConfig {
+  let lb: Record<string, unknown> = DEFAULT_LOAD_BALANCER as unknown as Record<string, unknown>;
+  let od: Record<string, unknown> = DEFAULT_OUTLIER_DETECTION as unknown as Record<string, unknown>;
   let hc: Record<string, unknown> | undefined;
-  for (const p of patches) {
-    if (p.loadBalancer) {
-      const { slowStart, ...rest } = p.loadBalancer;
-      lb = deepMerge(lb, rest as Record<string, unknown>);
-      if (slowStart) {
-        const prev = (lb.slowStart as Record<string, unknown> | undefined) ?? { ...DEFAULT_SLOW_START };
-        lb.slowStart = deepMerge(prev, slowStart as Record<string, unknown>);
-      }
-    }
+  for (let i = 0; i < patches.length; i++) {
+    const p = patches[i]!;
+    if (p.loadBalancer) lb = merged(lb, p.loadBalancer as Record<string, unknown>, mergeLoadBalancer);
     // A section `false` discards the fields of the layers below, as `healthCheck: false` does
     // (the config keeps its shape: off is `enabled: false` over the defaults).
-    if (p.outlierDetection === false) od = { ...DEFAULT_OUTLIER_DETECTION, enabled: false };
-    else if (p.outlierDetection) od = deepMerge(od, p.outlierDetection as Record<string, unknown>);
+    if (p.outlierDetection === false) od = OUTLIER_DETECTION_OFF;
+    else if (p.outlierDetection) od = merged(od, p.outlierDetection as Record<string, unknown>, deepMerge);
     if (p.healthCheck === false) hc = undefined;
     else if (p.healthCheck)
-      hc = deepMerge(hc ?? { ...DEFAULT_HEALTH_CHECK }, p.healthCheck as Record<string, unknown>);
+      hc = merged(
+        hc ?? (DEFAULT_HEALTH_CHECK as unknown as Record<string, unknown>),
+        p.healthCheck as Record<string, unknown>,
+        deepMerge,
+      );
   }
   const issues = new Issues();
-  // A rule comparing two fields may compare one the user set with a built-in default: say which.
-  // Only patches after the section's last `false` count: that one discarded what came before.
-  const set = (section: keyof BalancerPatch, field: string): boolean =>
-    patches.slice(patches.findLastIndex((p) => p[section] === false) + 1).some((p) => {
-      const v = p[section] as Record<string, unknown> | boolean | undefined;
-      return typeof v === 'object' && v !== null && v[field] !== undefined;
-    });
-  // `field` was never set: its built-in default is what the user's other field contradicts.
-  const builtIn = (section: keyof BalancerPatch, field: string, value: string, fix: string): string =>
-    set(section, field) ? '' : ` (${value} is the built-in default ${section}.${field}: ${fix})`;
   if ((lb.minRingSize as number) > (lb.maxRingSize as number)) {
     issues.add(
       'loadBalancer.minRingSize',
-      `at most loadBalancer.maxRingSize (${lb.maxRingSize})${builtIn('loadBalancer', 'maxRingSize', String(lb.maxRingSize), 'set it too')}${builtIn('loadBalancer', 'minRingSize', String(lb.minRingSize), 'set a smaller one')}`,
+      `at most loadBalancer.maxRingSize (${lb.maxRingSize})${builtInNote(patches, 'loadBalancer', 'maxRingSize', String(lb.maxRingSize), 'set it too')}${builtInNote(patches, 'loadBalancer', 'minRingSize', String(lb.minRingSize), 'set a smaller one')}`,
       lb.minRingSize,
     );
   }
   if ((od.maxEjectionTime as number) < (od.baseEjectionTime as number)) {
     issues.add(
       'outlierDetection.maxEjectionTime',
-      `at least outlierDetection.baseEjectionTime (${od.baseEjectionTime}ms)${builtIn('outlierDetection', 'baseEjectionTime', `${od.baseEjectionTime}ms`, 'set it too')}${builtIn('outlierDetection', 'maxEjectionTime', `${od.maxEjectionTime}ms`, 'set a larger one')}`,
+      `at least outlierDetection.baseEjectionTime (${od.baseEjectionTime}ms)${builtInNote(patches, 'outlierDetection', 'baseEjectionTime', `${od.baseEjectionTime}ms`, 'set it too')}${builtInNote(patches, 'outlierDetection', 'maxEjectionTime', `${od.maxEjectionTime}ms`, 'set a larger one')}`,
       od.maxEjectionTime,
     );
   }
   if (hc && typeof hc.path !== 'string') issues.add('healthCheck.path', 'a path starting with "/"', hc.path);
   if (hc && (hc.timeout as number) > (hc.interval as number)) {
-    const which = set('healthCheck', 'timeout')
+    const which = setInSomeLayer(patches, 'healthCheck', 'timeout')
       ? ''
       : ` (${hc.timeout}ms is the built-in default healthCheck.timeout: set a shorter one)`;
     issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)${which}`, hc.timeout);

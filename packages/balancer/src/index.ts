@@ -44,6 +44,7 @@ export {
   outlierDetectionSection,
   parseBalancerPatch,
   resolveBalancerConfig,
+  resolveBalancerPatches,
   type SlowStartConfig,
   type SuccessRateConfig,
 } from './config.js';

@@ -156,7 +156,7 @@ export {
   validator,
   withoutUnknownKeys,
 } from './schema.js';
-export { at, CUSTOM_KINDS as SCHEMA_KINDS } from './schema-check.js';
+export { at, CUSTOM_KINDS as SCHEMA_KINDS, unknownKeys } from './schema-check.js';
 export {
   BOOLEAN_NOTATION,
   type EnvDropped,

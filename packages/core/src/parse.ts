@@ -33,61 +33,79 @@ function rangeText(kind: string, o: RangeOptions, unit = ''): string {
  * units (`250ms`, `5s`, `1m30s`, `1.5h`, `100us`, `100µs` with either micro sign). Negative and empty values are rejected.
  * @throws MeshError `MESH_CONFIG_INVALID` naming `field` and the value.
  */
-export function parseDuration(value: unknown, field: string, range: RangeOptions = {}): number {
-  // The message is built only for a bad value: config documents parse thousands of durations.
-  const bad = (): MeshError =>
-    configError(
-      field,
-      `${rangeText('a duration', range, 'ms')} (e.g. 250ms, 5s, 1m30s or plain milliseconds)`,
-      value,
-    );
+export function parseDuration(value: unknown, field: string, range?: RangeOptions): number {
+  // No closure, default object or regex match for a value seen before: a config document parses
+  // thousands of durations, most of them repeated, in code V8 has not compiled yet.
+  let ms: number;
+  if (typeof value === 'string') {
+    const known = DURATIONS.get(value);
+    if (known !== undefined) ms = known;
+    else ms = parseDurationText(value, field, range);
+  } else if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw badDuration(value, field, range);
+    if (value > Number.MAX_SAFE_INTEGER) throw hugeDuration(value, field, range);
+    ms = value;
+  } else {
+    throw badDuration(value, field, range);
+  }
+  if (
+    range !== undefined &&
+    ((range.min !== undefined && ms < range.min) || (range.max !== undefined && ms > range.max))
+  )
+    throw badDuration(value, field, range);
+  return ms;
+}
+
+/** A duration string not parsed before: its milliseconds, remembered. */
+function parseDurationText(value: string, field: string, range: RangeOptions | undefined): number {
+  const s = value.trim();
+  if (s === '') throw badDuration(value, field, range);
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(s)) {
+    ms = Number(s);
+  } else {
+    ms = 0;
+    let pos = 0;
+    while (pos < s.length) {
+      DURATION_PART.lastIndex = pos;
+      const m = DURATION_PART.exec(s);
+      if (!m) throw badDuration(value, field, range);
+      ms += Number(m[1]) * UNIT_MS[m[2]!]!;
+      pos = DURATION_PART.lastIndex;
+    }
+  }
   // Beyond ±MAX_SAFE_INTEGER ms (285,000 years) a duration is not the one written, and a string
   // of 400 digits would be Infinity: refused, never rounded.
-  const huge = (): MeshError =>
-    configError(
-      field,
-      `${rangeText('a duration', range, 'ms')} of at most ${Number.MAX_SAFE_INTEGER}ms (the largest number of milliseconds held exactly)`,
-      value,
-    );
-  let ms: number;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw bad();
-    if (value > Number.MAX_SAFE_INTEGER) throw huge();
-    ms = value;
-  } else if (typeof value === 'string') {
-    const known = DURATIONS.get(value);
-    if (known !== undefined) {
-      if ((range.min !== undefined && known < range.min) || (range.max !== undefined && known > range.max))
-        throw bad();
-      return known;
-    }
-    const s = value.trim();
-    if (s === '') throw bad();
-    if (/^\d+(\.\d+)?$/.test(s)) {
-      ms = Number(s);
-    } else {
-      ms = 0;
-      DURATION_PART.lastIndex = 0;
-      let pos = 0;
-      while (pos < s.length) {
-        DURATION_PART.lastIndex = pos;
-        const m = DURATION_PART.exec(s);
-        if (!m) throw bad();
-        ms += Number(m[1]) * UNIT_MS[m[2]!]!;
-        pos = DURATION_PART.lastIndex;
-      }
-    }
-    if (!(ms <= Number.MAX_SAFE_INTEGER)) throw huge();
-    // A document repeats a few durations many times (and each is read twice: checked, then used).
-    if (DURATIONS.size >= 512) DURATIONS.clear();
-    DURATIONS.set(value, ms);
-  } else {
-    throw bad();
-  }
-  if ((range.min !== undefined && ms < range.min) || (range.max !== undefined && ms > range.max)) {
-    throw bad();
-  }
+  if (!(ms <= Number.MAX_SAFE_INTEGER)) throw hugeDuration(value, field, range);
+  // A document repeats a few durations many times (and each is read twice: checked, then used).
+  if (DURATIONS.size >= 512) DURATIONS.clear();
+  DURATIONS.set(value, ms);
   return ms;
+}
+
+function badDuration(value: unknown, field: string, range: RangeOptions = {}): MeshError {
+  return configError(
+    field,
+    `${rangeText('a duration', range, 'ms')} (e.g. 250ms, 5s, 1m30s or plain milliseconds)`,
+    value,
+  );
+}
+
+function hugeDuration(value: unknown, field: string, range: RangeOptions = {}): MeshError {
+  return configError(
+    field,
+    `${rangeText('a duration', range, 'ms')} of at most ${Number.MAX_SAFE_INTEGER}ms (the largest number of milliseconds held exactly)`,
+    value,
+  );
+}
+
+/**
+ * The milliseconds of a duration already known to be well formed — a number in range, or a string
+ * parsed before — else `undefined` (not one, or not parsed yet: ask {@link parseDuration}).
+ */
+export function knownDuration(value: unknown): number | undefined {
+  if (typeof value === 'string') return DURATIONS.get(value);
+  return typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER ? value : undefined;
 }
 
 /** Duration strings already parsed (well formed; the range is checked per call). */

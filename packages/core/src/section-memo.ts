@@ -26,7 +26,9 @@ interface SectionStats {
  * `null`, a `Date` a string) is parsed without a key, so a hit never skips a check its parse makes.
  */
 export class SectionMemo {
-  readonly #map = new Map<string, unknown>();
+  /** Per section: JSON text → what its parse returned (no key concatenated per lookup). */
+  readonly #maps = new Map<string, Map<string, unknown>>();
+  #size = 0;
   readonly #stats = new Map<string, SectionStats>();
   readonly #limit: number;
   /** Inside {@link exactly}: the values read are parts of one found to be JSON data exactly. */
@@ -41,18 +43,32 @@ export class SectionMemo {
     this.#limit = limit;
   }
 
-  /** `parse(value)`, or what it returned for an equal value of `section` before. */
-  read<T>(section: string, value: unknown, issues: Issues, parse: () => T | undefined): T | undefined {
-    if (typeof value !== 'object' || value === null) return parse();
+  /**
+   * `parse(value, path, issues, arg)`, or what it returned for an equal value of `section` before.
+   * (The parser's arguments are passed through, not captured: no closure per section read.)
+   */
+  read<T, A = undefined>(
+    section: string,
+    value: unknown,
+    path: string,
+    issues: Issues,
+    parse: (value: unknown, path: string, issues: Issues, arg: A) => T | undefined,
+    arg?: A,
+  ): T | undefined {
+    if (typeof value !== 'object' || value === null) return parse(value, path, issues, arg as A);
     let stats = this.#stats.get(section);
     if (stats === undefined) {
       stats = { lookups: 0, hits: 0, keying: true };
       this.#stats.set(section, stats);
-    } else if (!stats.keying) return parse();
+    } else if (!stats.keying) return parse(value, path, issues, arg as A);
     const json = this.#exact ? JSON.stringify(value) : jsonKey(value);
-    if (json === undefined) return parse();
-    const key = `${section}\u0000${json}`;
-    const hit = this.#map.get(key);
+    if (json === undefined) return parse(value, path, issues, arg as A);
+    let map = this.#maps.get(section);
+    if (map === undefined) {
+      map = new Map();
+      this.#maps.set(section, map);
+    }
+    const hit = map.get(json);
     stats.lookups++;
     if (hit !== undefined) {
       stats.hits++;
@@ -60,10 +76,16 @@ export class SectionMemo {
     }
     if (stats.lookups >= KEYING_SAMPLE && stats.hits * 8 < stats.lookups) stats.keying = false;
     const before = issues.list.length;
-    const out = parse();
+    const out = parse(value, path, issues, arg as A);
     if (out !== undefined && issues.list.length === before) {
-      if (this.#map.size >= this.#limit) this.#map.clear();
-      this.#map.set(key, out);
+      if (this.#size >= this.#limit) {
+        this.#maps.clear();
+        this.#size = 0;
+        map = new Map();
+        this.#maps.set(section, map);
+      }
+      map.set(json, out);
+      this.#size++;
     }
     return out;
   }

@@ -16,6 +16,7 @@ import {
   type SectionMemo,
   type Static,
   Type,
+  unknownKeys,
   validator,
 } from '@proxyless/core';
 import { unknownPatchKeys } from './patch-shape.js';
@@ -181,7 +182,6 @@ export function resiliencePatchOf(
   issues: Issues,
   memo?: SectionMemo,
 ): ResiliencePatch {
-  const at = (k: string): string => (path === '' ? k : `${path}.${k}`);
   const p: ResiliencePatch = {};
   PARSED.add(p);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
@@ -189,40 +189,56 @@ export function resiliencePatchOf(
     return p;
   }
   const d = doc as Record<string, unknown>;
-  const unknown = Object.keys(d).filter((k) => !Object.hasOwn(resilienceProperties, k));
-  if (unknown.length > 0) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
+  const unknown = unknownKeys(d, resilienceProperties);
+  if (unknown !== undefined) check.validate(Object.fromEntries(unknown.map((k) => [k, d[k]])), path, issues);
   // Each section: validated (with its cross-field rules), then turned into its part of the patch.
-  const section = <K extends keyof ResilienceOptions, T>(
-    k: K,
-    make: (v: NonNullable<ResilienceOptions[K]>) => T,
-    rules?: (v: unknown, path: string, issues: Issues) => void,
-  ): T | undefined => {
-    const v = d[k];
-    if (v === undefined) return undefined;
-    const parse = (): T | undefined => {
-      const ok = sectionChecks[k].validate(v, at(k), issues);
-      rules?.(v, at(k), issues);
-      return ok ? make(v as NonNullable<ResilienceOptions[K]>) : undefined;
-    };
-    return memo ? memo.read(k, v, issues, parse) : parse();
-  };
-  const timeout = section('timeout', timeoutMs);
-  if (timeout !== undefined) p.timeoutMs = timeout;
-  const perTry = section('perTryTimeout', timeoutMs);
-  if (perTry !== undefined) p.perTryTimeoutMs = perTry;
-  const retry = section('retry', retryPatch, retryRules);
-  if (retry !== undefined) p.retry = retry;
-  const hedge = section('hedge', hedgePatch);
-  if (hedge !== undefined) p.hedge = hedge;
-  const cb = section('circuitBreaker', circuitBreakerPatch);
-  if (cb !== undefined) p.circuitBreaker = cb;
-  const cl = section('concurrencyLimit', concurrencyLimitPatch);
-  if (cl !== undefined) p.concurrencyLimit = cl;
-  const rl = section('rateLimit', rateLimitPatch);
-  if (rl !== undefined) p.rateLimit = rl;
-  const fi = section('faultInjection', faultInjectionPatch);
-  if (fi !== undefined) p.faultInjection = fi;
+  // A plain loop over a table: this runs for every service of a document, in code V8 has not
+  // compiled yet at start.
+  const out = p as Record<string, unknown>;
+  for (let i = 0; i < SECTIONS.length; i++) {
+    const section = SECTIONS[i]!;
+    const v = d[section.key];
+    if (v === undefined) continue;
+    const made = memo
+      ? memo.read(section.key, v, path, issues, parseSection, section)
+      : parseSection(v, path, issues, section);
+    if (made !== undefined) out[section.field] = made;
+  }
   return p;
+}
+
+/** How one section of a document becomes its part of a patch. */
+interface SectionParser {
+  readonly key: keyof ResilienceOptions;
+  /** The patch field it sets. */
+  readonly field: keyof ResiliencePatch;
+  readonly make: (v: never) => unknown;
+  /** Cross-field rules the schema cannot say. */
+  readonly rules?: (v: unknown, path: string, issues: Issues) => void;
+}
+
+const SECTIONS: readonly SectionParser[] = [
+  { key: 'timeout', field: 'timeoutMs', make: timeoutMs },
+  { key: 'perTryTimeout', field: 'perTryTimeoutMs', make: timeoutMs },
+  { key: 'retry', field: 'retry', make: retryPatch, rules: retryRules },
+  { key: 'hedge', field: 'hedge', make: hedgePatch },
+  { key: 'circuitBreaker', field: 'circuitBreaker', make: circuitBreakerPatch },
+  { key: 'concurrencyLimit', field: 'concurrencyLimit', make: concurrencyLimitPatch },
+  { key: 'rateLimit', field: 'rateLimit', make: rateLimitPatch },
+  { key: 'faultInjection', field: 'faultInjection', make: faultInjectionPatch },
+];
+
+/** One section validated (its path built only to name a problem) and, when valid, made. */
+function parseSection(v: unknown, path: string, issues: Issues, section: SectionParser): unknown {
+  const check = sectionChecks[section.key];
+  let ok = check.check(v);
+  if (!ok) ok = check.validate(v, at(path, section.key), issues);
+  section.rules?.(v, at(path, section.key), issues);
+  return ok ? section.make(v as never) : undefined;
+}
+
+function at(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
 }
 
 /**
@@ -241,7 +257,8 @@ export function parseResiliencePatch(
 ): ResiliencePatch | undefined {
   const own: Record<string, unknown> = {};
   let any = false;
-  for (const k of RESILIENCE_CONFIG_KEYS) {
+  for (let i = 0; i < RESILIENCE_CONFIG_KEYS.length; i++) {
+    const k = RESILIENCE_CONFIG_KEYS[i]!;
     if (entry[k] === undefined) continue;
     own[k] = entry[k];
     any = true;
@@ -279,14 +296,21 @@ export function resiliencePatchFromEnv(env: Env): ResiliencePatch | undefined {
 
 function merge<T extends object>(base: T, patch: object): T {
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(patch)) {
+  const p = patch as Record<string, unknown>;
+  // A for-in loop and no closure: this runs for every section of every service of a document.
+  for (const k in p) {
+    if (!Object.hasOwn(p, k)) continue;
+    const v = p[k];
     // `percentile: undefined` is meaningful: a fixed hedge delay clears an earlier percentile.
     if (v === undefined && k !== 'percentile') continue;
     const cur = out[k];
-    const nested = (x: unknown): x is object => x !== null && typeof x === 'object' && !Array.isArray(x);
-    out[k] = nested(v) && nested(cur) ? merge(cur, v) : v;
+    out[k] = isNested(v) && isNested(cur) ? merge(cur, v) : v;
   }
   return Object.freeze(out) as T;
+}
+
+function isNested(x: unknown): x is object {
+  return x !== null && typeof x === 'object' && !Array.isArray(x);
 }
 
 /**

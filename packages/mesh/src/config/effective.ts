@@ -130,6 +130,8 @@ const READ_BY: ReadonlyArray<readonly [string, readonly LoadBalancerPolicy[]]> =
   ['slowStart', ['weighted_round_robin', 'least_request', 'peak_ewma']],
 ];
 
+const READERS: ReadonlyMap<string, readonly LoadBalancerPolicy[]> = new Map(READ_BY);
+
 const NONE: ConfigIssue[] = [];
 
 /**
@@ -146,31 +148,43 @@ function unreadSettings(
   balancer: BalancerConfig,
   resilience: ResilienceConfig,
 ): ConfigIssue[] {
-  // Most entries set none of these: nothing to look up (this runs for every service of a document).
-  if (
-    !layers.some((l) => {
-      const r = l.patch.resilience;
-      return (
-        l.patch.balancer?.loadBalancer !== undefined ||
-        (r !== undefined && (r.circuitBreaker || r.retry || r.concurrencyLimit))
-      );
-    })
-  )
-    return NONE;
+  // Most entries set none of these: nothing to look up (this runs for every service of a document,
+  // in code V8 has not compiled yet at start: plain loops, no closure).
+  let any = false;
+  for (let i = 0; i < layers.length && !any; i++) {
+    const patch = layers[i]!.patch;
+    const r = patch.resilience;
+    any =
+      patch.balancer?.loadBalancer !== undefined ||
+      (r !== undefined &&
+        (r.circuitBreaker !== undefined || r.retry !== undefined || r.concurrencyLimit !== undefined));
+  }
+  if (!any) return NONE;
   const out: ConfigIssue[] = [];
   const policy = balancer.loadBalancer.policy;
-  for (const [field, readers] of READ_BY) {
-    if (readers.includes(policy)) continue;
-    const value = lastSet(
-      layers,
-      (l) => (l.patch.balancer?.loadBalancer as Record<string, unknown> | undefined)?.[field],
-    );
-    if (value === undefined) continue;
-    out.push({
-      field: `loadBalancer.${field}`,
-      expected: `no value with loadBalancer.policy "${policy}": only ${readers.join(', ')} ${readers.length === 1 ? 'reads' : 'read'} it, so it has no effect`,
-      value,
-    });
+  // The `loadBalancer` fields the layers set that this policy does not read: the last value set.
+  let unread: Map<string, unknown> | undefined;
+  for (let i = 0; i < layers.length; i++) {
+    const lb = layers[i]!.patch.balancer?.loadBalancer as Record<string, unknown> | undefined;
+    if (lb === undefined) continue;
+    for (const field in lb) {
+      const readers = READERS.get(field);
+      const value = lb[field];
+      if (readers === undefined || value === undefined || readers.includes(policy)) continue;
+      if (unread === undefined) unread = new Map();
+      unread.set(field, value);
+    }
+  }
+  if (unread !== undefined) {
+    for (const [field, readers] of READ_BY) {
+      const value = unread.get(field);
+      if (value === undefined) continue;
+      out.push({
+        field: `loadBalancer.${field}`,
+        expected: `no value with loadBalancer.policy "${policy}": only ${readers.join(', ')} ${readers.length === 1 ? 'reads' : 'read'} it, so it has no effect`,
+        value,
+      });
+    }
   }
   if (resilience.retry === undefined || resilience.retry.maxRetries === 0) {
     const value = lastSet(layers, (l) => set(l.patch.resilience?.circuitBreaker)?.maxRetries);
@@ -185,9 +199,10 @@ function unreadSettings(
   const retry = resilience.retry;
   if (retry !== undefined) {
     // The retry policy reads these lists only under their condition (retry.ts `retriable`).
-    for (const [field, condition] of RETRY_LISTS) {
-      if (retry.retryOn.includes(condition)) continue;
-      if (lastSet(layers, (l) => set(l.patch.resilience?.retry)?.[field]) === undefined) continue;
+    for (let j = 0; j < RETRY_LISTS.length; j++) {
+      const field = RETRY_LISTS[j]![0];
+      const condition = RETRY_LISTS[j]![1];
+      if (retry.retryOn.includes(condition) || !retryFieldSet(layers, field)) continue;
       out.push({
         field: `retry.${field}`,
         expected: `no value without "${condition}" in retry.retryOn: only that condition reads it, so it has no effect`,
@@ -230,6 +245,15 @@ const RETRY_LISTS = [
   ['retriableStatusCodes', 'retriable-status-codes'],
   ['retriableHeaders', 'retriable-headers'],
 ] as const;
+
+/** Whether a layer sets `retry[field]` (a plain loop: this runs for every service of a document). */
+function retryFieldSet(layers: readonly Layer[], field: (typeof RETRY_LISTS)[number][0]): boolean {
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const r = layers[i]!.patch.resilience?.retry;
+    if (r !== undefined && r !== false && r[field] !== undefined) return true;
+  }
+  return false;
+}
 
 /** A section as a layer sets it: its fields, or `undefined` when the layer turns it off or leaves it. */
 function set<T>(section: T | false | undefined): T | undefined {

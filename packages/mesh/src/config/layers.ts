@@ -5,7 +5,7 @@ import {
   balancerPatchFromEnv,
   balancerSchema,
   parseBalancerPatch,
-  resolveBalancerConfig,
+  resolveBalancerPatches,
 } from '@proxyless/balancer';
 import {
   type ConfigIssue,
@@ -175,8 +175,9 @@ export function checkServiceName(name: string, field: string, seen: Set<string>,
     );
     return false;
   }
-  if (seen.has(name.toLowerCase())) issues.add(field, 'a service name unique regardless of case', name);
-  seen.add(name.toLowerCase());
+  const lower = name.toLowerCase();
+  if (seen.has(lower)) issues.add(field, 'a service name unique regardless of case', name);
+  seen.add(lower);
   return true;
 }
 const NAME = new RegExp(SERVICE_NAME_PATTERN);
@@ -279,7 +280,10 @@ export function parseDocumentLayers(
   let keying = true;
   let lookups = 0;
   let hits = 0;
-  for (const [name, value] of Object.entries(entries ?? {})) {
+  const all = entries ?? {};
+  for (const name in all) {
+    if (!Object.hasOwn(all, name)) continue;
+    const value = all[name];
     const field = `services.${name}`;
     const read = readServiceEntry(name, value, field, seen, issues);
     if (read === undefined) continue;
@@ -299,21 +303,23 @@ export function parseDocumentLayers(
       unknownPolicyKeys(entry, field, issues, true);
       found = issues.list.length - before;
     }
+    // Lower-cased, as host names are matched: `Payments` is the policy of `http://payments/`.
+    const lower = name.toLowerCase();
     if (entry.endpoints !== undefined) {
       const list = parseEndpointList(entry.endpoints, `${field}.endpoints`, issues);
-      if (list) endpoints.set(name.toLowerCase(), Object.freeze(list));
+      if (list) endpoints.set(lower, Object.freeze(list));
     }
     if (patch === undefined) {
       const before = issues.list.length;
       // A keyed policy is JSON data exactly, and so is every section of it: not walked again.
-      patch = memo.sections.exactly(key !== undefined, () =>
-        parsePolicyPatch(policy, field, issues, memo.sections),
-      );
+      patch =
+        key === undefined
+          ? parsePolicyPatch(policy, field, issues, memo.sections)
+          : memo.sections.exactly(true, () => parsePolicyPatch(policy, field, issues, memo.sections));
       if (key !== undefined && found === 0 && issues.list.length === before) memo.set(key, patch);
     }
-    // Lower-cased, as host names are matched: `Payments` is the policy of `http://payments/`.
-    services.set(name.toLowerCase(), { name: servicesLayer, version, raw: policy, patch });
-    spelled.set(name.toLowerCase(), name);
+    services.set(lower, { name: servicesLayer, version, raw: policy, patch });
+    spelled.set(lower, name);
   }
   memo.rotate();
   return { version, defaults, services, spelled, endpoints };
@@ -330,10 +336,15 @@ export function unknownPolicyKeys(
   endpoints: boolean,
 ): void {
   const known = entryCheck.schema.properties as Record<string, unknown>;
-  const extra = Object.keys(entry).filter(
-    (k) => !Object.hasOwn(known, k) || (!endpoints && k === 'endpoints'),
-  );
-  if (extra.length === 0) return;
+  // A plain loop, no array for an entry without unknown keys (every entry of a valid document).
+  let extra: string[] | undefined;
+  for (const k in entry) {
+    if (!Object.hasOwn(entry, k)) continue;
+    if (Object.hasOwn(known, k) && (endpoints || k !== 'endpoints')) continue;
+    if (extra === undefined) extra = [];
+    extra.push(k);
+  }
+  if (extra === undefined) return;
   (endpoints ? entryCheck : defaultsCheck).validate(
     Object.fromEntries(extra.map((k) => [k, entry[k]])),
     field,
@@ -346,17 +357,35 @@ export function resolveLayers(layers: readonly Layer[]): {
   balancer: BalancerConfig;
   resilience: ResilienceConfig;
 } {
-  const issues = new Issues();
-  // Plain loops: this runs for every service of a document (no array per layer).
+  // Plain loops, no closure: this runs for every service of a document, in code V8 has not
+  // compiled yet at start.
   const balancerPatches: NonNullable<PolicyPatch['balancer']>[] = [];
   const resiliencePatches: NonNullable<PolicyPatch['resilience']>[] = [];
-  for (const l of layers) {
-    if (l.patch.balancer) balancerPatches.push(l.patch.balancer);
-    if (l.patch.resilience) resiliencePatches.push(l.patch.resilience);
+  for (let i = 0; i < layers.length; i++) {
+    const patch = layers[i]!.patch;
+    if (patch.balancer) balancerPatches.push(patch.balancer);
+    if (patch.resilience) resiliencePatches.push(patch.resilience);
   }
-  const balancer = issues.try(() => resolveBalancerConfig(...balancerPatches));
-  const resilience = issues.try(() => resolveParsedPatches(resiliencePatches));
-  issues.throwIfAny('policy (all layers merged)');
+  let balancer: BalancerConfig | undefined;
+  let resilience: ResilienceConfig | undefined;
+  let issues: Issues | undefined;
+  try {
+    balancer = resolveBalancerPatches(balancerPatches);
+  } catch (error) {
+    issues = new Issues();
+    issues.try(() => {
+      throw error;
+    });
+  }
+  try {
+    resilience = resolveParsedPatches(resiliencePatches);
+  } catch (error) {
+    issues ??= new Issues();
+    issues.try(() => {
+      throw error;
+    });
+  }
+  issues?.throwIfAny('policy (all layers merged)');
   return { balancer: balancer as BalancerConfig, resilience: resilience as ResilienceConfig };
 }
 
