@@ -282,7 +282,7 @@ function mergeLoadBalancer(
   const slowStart = patch.slowStart as Record<string, unknown> | undefined;
   if (slowStart) {
     const prev = (out.slowStart as Record<string, unknown> | undefined) ?? DEFAULT_SLOW_START;
-    out.slowStart = deepMerge(prev as Record<string, unknown>, slowStart);
+    out.slowStart = Object.freeze(deepMerge(prev as Record<string, unknown>, slowStart));
   }
   return out;
 }
@@ -380,9 +380,9 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
     issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)${which}`, hc.timeout);
   }
   issues.throwIfAny('balancer configuration');
-  return {
+  return Object.freeze({
     loadBalancer: lb as unknown as LoadBalancerConfig,
     outlierDetection: od as unknown as OutlierDetectionConfig,
     ...(hc ? { healthCheck: hc as unknown as HealthCheckConfig } : {}),
-  };
+  });
 }

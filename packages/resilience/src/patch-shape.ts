@@ -4,7 +4,7 @@
  * Each shape is checked against its config type at compile time (every field, no other).
  */
 import type { Issues } from '@proxyless/core';
-import type { ResilienceConfig } from './config.js';
+import type { ResilienceConfig, ResiliencePatch } from './config.js';
 
 type Shape<T> = { readonly [K in keyof T]-?: true | Shape<NonNullable<T[K]>> };
 
@@ -67,4 +67,17 @@ export function sectionShape(
   section: 'retry' | 'hedge' | 'circuitBreaker' | 'concurrencyLimit' | 'rateLimit' | 'faultInjection',
 ): object {
   return PATCH_SHAPE[section] as object;
+}
+
+/** Patches made by the parser (never by hand): what {@link isParsedPatch} recognises. */
+const PARSED = new WeakSet<object>();
+
+/** Mark `patch` as made by the parser. */
+export function markParsed(patch: ResiliencePatch): void {
+  PARSED.add(patch);
+}
+
+/** True for a patch `resiliencePatchOf` / `parseResiliencePatch` returned. */
+export function isParsedPatch(value: unknown): value is ResiliencePatch {
+  return typeof value === 'object' && value !== null && PARSED.has(value);
 }

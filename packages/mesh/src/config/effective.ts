@@ -312,7 +312,7 @@ function provenance(
   const off = new Set<string>();
   for (const layer of layers) {
     if (!layer.raw) continue;
-    const src: SettingSource = { layer: layer.name, version: layer.version };
+    const src: SettingSource = Object.freeze({ layer: layer.name, version: layer.version });
     for (const key of POLICY_KEYS) {
       const v = layer.raw[key];
       if (v !== undefined) record(sources, off, key, v, src);
