@@ -4,7 +4,8 @@ import type { CallResult, Filter } from './filter.js';
 import { kCall, type MeshDispatchOptions } from './interceptor.js';
 import { Issues } from './issues.js';
 import { seededRandom } from './random.js';
-import { answerLocally, compose, emptyBody, nextFromDispatch } from './stage.js';
+import { answerLocally } from './relay.js';
+import { compose, emptyBody, nextFromDispatch } from './stage.js';
 import { flushPromises, recordingObserver, scriptedUpstream, testContext, VirtualClock } from './testing.js';
 
 describe('VirtualClock', () => {

@@ -129,6 +129,14 @@ export {
   type RangeOptions,
 } from './parse.js';
 export { type Random, randomInt, seededRandom, systemRandom } from './random.js';
+export {
+  answerLocally,
+  failDispatch,
+  LocalController,
+  RelayController,
+  RelayedHandler,
+  type RelayOwner,
+} from './relay.js';
 export type {
   HealthCheckDefinition,
   RegisteredInstance,
@@ -170,17 +178,7 @@ export {
   OFF_WORDS,
 } from './schema-env.js';
 export { SectionMemo } from './section-memo.js';
-export {
-  answerLocally,
-  compose,
-  dispatchFromNext,
-  failDispatch,
-  LocalController,
-  nextFromDispatch,
-  RelayController,
-  RelayedHandler,
-  type RelayOwner,
-} from './stage.js';
+export { compose, dispatchFromNext, nextFromDispatch } from './stage.js';
 export {
   globalDispatcher,
   releaseRefusedConnections,
