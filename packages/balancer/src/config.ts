@@ -4,6 +4,7 @@
  * all go through the same validators.
  */
 import {
+  at,
   type Env,
   type EnvVarSpec,
   envFields,
@@ -135,10 +136,6 @@ export function balancerPatchOf(
     if (patch !== undefined) p.healthCheck = patch;
   }
   return p;
-}
-
-function at(path: string, key: string): string {
-  return path === '' ? key : `${path}.${key}`;
 }
 
 function parseLoadBalancer(lb: unknown, path: string, issues: Issues): LoadBalancerPatch | undefined {

@@ -39,17 +39,22 @@ export class Issues {
     try {
       return fn();
     } catch (error) {
-      if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
-      if (error.details.issues) this.list.push(...error.details.issues);
-      else
-        this.list.push({
-          field: error.details.field ?? '$',
-          expected: error.message,
-          value: error.details.value,
-          message: error.message,
-        });
+      this.record(error);
       return undefined;
     }
+  }
+
+  /** Record the issues of a caught `MESH_CONFIG_INVALID` (as {@link try} does); rethrow anything else. */
+  record(error: unknown): void {
+    if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
+    if (error.details.issues) this.list.push(...error.details.issues);
+    else
+      this.list.push({
+        field: error.details.field ?? '$',
+        expected: error.message,
+        value: error.details.value,
+        message: error.message,
+      });
   }
 
   /** Throw one `MESH_CONFIG_INVALID` listing every issue, if there is any. */

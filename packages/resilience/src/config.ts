@@ -4,6 +4,7 @@
  * variables into a patch through the same validators. Layering the patches is `resolve.ts`.
  */
 import {
+  at,
   type Env,
   type EnvVarSpec,
   envFields,
@@ -180,10 +181,6 @@ function parseSection(v: unknown, path: string, issues: Issues, section: Section
   if (!ok) ok = check.validate(v, at(path, section.key), issues);
   section.rules?.(v, at(path, section.key), issues);
   return ok ? section.make(v as never) : undefined;
-}
-
-function at(path: string, key: string): string {
-  return path === '' ? key : `${path}.${key}`;
 }
 
 /**

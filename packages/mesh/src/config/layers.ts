@@ -373,17 +373,13 @@ export function resolveLayers(layers: readonly Layer[]): {
     balancer = resolveBalancerPatches(balancerPatches);
   } catch (error) {
     issues = new Issues();
-    issues.try(() => {
-      throw error;
-    });
+    issues.record(error);
   }
   try {
     resilience = resolveParsedPatches(resiliencePatches);
   } catch (error) {
     issues ??= new Issues();
-    issues.try(() => {
-      throw error;
-    });
+    issues.record(error);
   }
   issues?.throwIfAny('policy (all layers merged)');
   return { balancer: balancer as BalancerConfig, resilience: resilience as ResilienceConfig };
