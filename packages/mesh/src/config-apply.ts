@@ -18,7 +18,8 @@ import type { DocumentEndpointsResolver } from '@proxyless/discovery';
 import type { MeshEvent } from './api.js';
 import { documentText, ownCopy, textOrUndefined, unreadable } from './config/document-text.js';
 import type { ConfigSource, ConfigVersion } from './config/source.js';
-import type { ConfigStore, Warning } from './config/store.js';
+import type { ConfigStore } from './config/store.js';
+import { ConfigWarnings } from './config/warnings.js';
 import type { DestinationTable } from './destination-table.js';
 import type { RegistrySettings } from './resolvers.js';
 import type { RoutingConfig } from './routing/index.js';
@@ -67,9 +68,9 @@ export class ConfigApplier {
   #etcdEntries: Disposable | undefined;
   #fileEntriesVersion: string | undefined;
   #routingStatus: RoutingStatus | undefined;
-  /** The warnings already reported for the configuration in force. */
-  #warned = new Set<string>();
   // ---- end traffic management ----
+  /** The warnings of the configuration in force, each reported once. */
+  readonly warnings: ConfigWarnings;
 
   /** `fileRouting`: the config entries of the file's first version, validated with it. */
   constructor(
@@ -79,6 +80,7 @@ export class ConfigApplier {
     first: ConfigVersion | undefined,
   ) {
     this.#deps = deps;
+    this.warnings = new ConfigWarnings(deps.logger, deps.events);
     if (deps.source && first) {
       this.#inForce = {
         source: first.source,
@@ -334,7 +336,7 @@ export class ConfigApplier {
       changed,
       rebuilt,
     });
-    this.warn(result.warnings);
+    this.warnings.report(result.warnings);
   }
 
   /**
@@ -374,53 +376,6 @@ export class ConfigApplier {
       ...(source ? { source } : {}),
       ...(version !== undefined ? { version } : {}),
     });
-  }
-
-  /**
-   * While the mesh is being built no listener can hear a warning (they subscribe once `createMesh`
-   * returns): the warnings of the configuration in force are held — those of a version a source
-   * delivered meanwhile replacing those of the first. Once built ({@link stopHolding}), a new
-   * version warns at once; the held ones are reported on {@link releaseWarnings} (right after
-   * `createMesh` returns, so listeners added then hear them) unless a newer version warned first.
-   */
-  #heldWarnings: readonly Warning[] | undefined;
-  #holding = false;
-
-  holdWarnings(warnings: readonly Warning[]): void {
-    this.#holding = true;
-    this.#heldWarnings = warnings;
-  }
-
-  stopHolding(): void {
-    this.#holding = false;
-  }
-
-  releaseWarnings(): void {
-    const held = this.#heldWarnings;
-    this.#heldWarnings = undefined;
-    if (held !== undefined) this.warn(held);
-  }
-
-  /**
-   * Report the warnings of the configuration now in force — each once: a new version that keeps a
-   * warned setting as it was does not warn again (one that fixes it and breaks it again does).
-   */
-  warn(warnings: readonly Warning[]): void {
-    if (this.#holding) {
-      this.#heldWarnings = warnings;
-      return;
-    }
-    // A version applied since the mesh was built: its warnings are the ones in force now.
-    this.#heldWarnings = undefined;
-    const now = new Set<string>();
-    for (const { service, ...issue } of warnings) {
-      const key = JSON.stringify([service ?? null, issue.field, issue.expected, issue.value ?? null]);
-      now.add(key);
-      if (this.#warned.has(key)) continue;
-      this.#deps.logger.warn('config setting cannot work as written', { service, ...issue });
-      this.#deps.events.fire({ type: 'config_warning', service, issue });
-    }
-    this.#warned = now;
   }
 
   // ---- traffic management: sources --------------------------------------------------------------

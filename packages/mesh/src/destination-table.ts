@@ -17,16 +17,15 @@ import {
   type Resolver,
   type Timer,
 } from '@proxyless/core';
-import type { TokenBucket } from '@proxyless/resilience';
 import type { Telemetry } from '@proxyless/telemetry';
 import type { MeshEvent } from './api.js';
-import { type EffectiveConfig, effectiveConfig } from './config/effective.js';
+import { effectiveConfig } from './config/effective.js';
 import { type Layer, parsePolicyPatch } from './config/layers.js';
 import type { ConfigStore } from './config/store.js';
 import { closedError, Destination } from './destination.js';
+import { type DestinationWiring, destinationDeps } from './destination-deps.js';
 import type { PoolEventSink } from './endpoint-pools.js';
 import { KeptBuckets, type RateLimitOf } from './kept-buckets.js';
-import { buildPolicy } from './policy.js';
 import type { ResolverSet } from './resolvers.js';
 import type { ChainTarget } from './routing/index.js';
 import { type RouteOverrides, subsetResolver } from './routing-targets.js';
@@ -86,10 +85,13 @@ export class DestinationTable {
    */
   readonly #reportedErrors = new WeakMap<object, Set<string>>();
   // ---- end traffic management ----
+  /** What every destination this table builds is wired to (see `destination-deps.ts`). */
+  readonly #wiring: DestinationWiring;
 
   constructor(deps: DestinationTableDeps) {
     this.#deps = deps;
     this.healthChecks = new HealthCheckHub({ clock: deps.clock, random: deps.random, logger: deps.logger });
+    this.#wiring = { table: deps, healthChecks: this.healthChecks, reportedErrors: this.#reportedErrors };
   }
 
   /** The destination of each named service, by service name. */
@@ -123,11 +125,11 @@ export class DestinationTable {
       const metrics = this.#deps.telemetry?.metrics;
       let built: Destination | undefined;
       built = dest = new Destination(service, resolver, {
-        ...this.#destinationDeps(
-          (s) => this.#deps.config.effective(s),
-          () => built?.evicted !== true,
-          this.#buckets.take(service),
-        ),
+        ...destinationDeps(this.#wiring, {
+          config: (s) => this.#deps.config.effective(s),
+          reporting: () => built?.evicted !== true,
+          rateLimitBucket: this.#buckets.take(service),
+        }),
         // The service's series (breaker, panic, endpoint states) follow its own destination.
         ...(metrics
           ? {
@@ -329,13 +331,13 @@ export class DestinationTable {
       const configOf = (s: string) =>
         extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]);
       const dest = new Destination(service, subsetResolver(resolver, target), {
-        ...this.#destinationDeps(
-          configOf,
-          () => built?.evicted !== true,
-          this.#buckets.take(`target:${key}`),
+        ...destinationDeps(this.#wiring, {
+          config: configOf,
+          reporting: () => built?.evicted !== true,
+          rateLimitBucket: this.#buckets.take(`target:${key}`),
           // A subset's sets are part of the service's; a whole-service target's are the service's.
-          target.subset !== '' ? target.id : undefined,
-        ),
+          target: target.subset !== '' ? target.id : undefined,
+        }),
         // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
         connectTimeoutMs: target.connectTimeoutMs,
       });
@@ -354,69 +356,8 @@ export class DestinationTable {
     );
   }
 
-  /**
-   * What every destination (service or routing target) gets from the mesh. `reporting`: whether
-   * its events are still fired (false once it is evicted). `rateLimitBucket`: the bucket kept of
-   * the destination evicted before it, for its first policy. `target`: the routing target's ID, for
-   * the destination of a target that is a subset (its endpoint sets are part of the service's).
-   */
-  #destinationDeps(
-    config: (service: string) => EffectiveConfig,
-    reporting: () => boolean,
-    rateLimitBucket?: TokenBucket,
-    target?: string,
-  ): ConstructorParameters<typeof Destination>[2] {
-    const { telemetry, clock, random, logger } = this.#deps;
-    const events = {
-      fire: (event: MeshEvent): void => {
-        if (reporting()) this.#deps.events.fire(event);
-      },
-    };
-    return {
-      telemetry: telemetry
-        ? { call: telemetry.callInterceptor, attempt: telemetry.attemptInterceptor }
-        : undefined,
-      clock,
-      logger,
-      connectionsPerEndpoint: this.#deps.connectionsPerEndpoint,
-      ...(this.#deps.poolEvent ? { poolEvent: this.#deps.poolEvent } : {}),
-      resolveTimeoutMs: this.#deps.resolveTimeoutMs,
-      policy: (s, previous, earlierCalls) =>
-        buildPolicy(
-          s,
-          config(s),
-          {
-            clock,
-            random,
-            logger,
-            onBreakerStateChange: (service, state) =>
-              events.fire({ type: 'circuit_breaker', service, state }),
-            healthChecks: this.healthChecks,
-            ...(previous === undefined && rateLimitBucket ? { rateLimitBucket } : {}),
-            ...(earlierCalls ? { earlierCalls } : {}),
-          },
-          previous,
-        ),
-      ...(target ? { target } : {}),
-      onSetChange: (s, set) =>
-        events.fire({ type: 'endpoints_changed', service: s, set, ...(target ? { target } : {}) }),
-      onBalancerEvent: (event) => events.fire({ type: 'balancer', service: event.service, event }),
-      onResolverError: (s, error) => {
-        if (!reporting()) return;
-        // Once per service: one failure of a source that serves several (a rejected config
-        // file marks all of its services stale with one error) is reported for each of them.
-        const services = this.#reportedErrors.get(error) ?? new Set<string>();
-        if (services.has(s)) return;
-        services.add(s);
-        this.#reportedErrors.set(error, services);
-        logger.warn('registry refresh failed; keeping the last known endpoints', { service: s, error });
-        events.fire({ type: 'resolver_error', service: s, error });
-      },
-    };
-  }
   // ---- end traffic management ----
 
-  /** What `/config_dump` shows: per live destination, its stages and policy key. */
   /**
    * The admin `/config_dump`: for every service a layer names or a call has reached, the settings
    * in force, the layer and version each came from, its warnings, and — once built — its stages.

@@ -21,7 +21,7 @@ import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { FirstResolution } from './first-resolution.js';
 import { createPickStage } from './pick.js';
 import { buildStack, type StackParts } from './stack.js';
-import { CallGenerations, CallList, TrackedCall } from './tracked-calls.js';
+import { DestinationCalls } from './tracked-calls.js';
 
 /** What a destination needs from the mesh that owns it. */
 export interface DestinationDeps {
@@ -94,14 +94,11 @@ export class Destination {
   inFlight = 0;
   /** Clock time of the latest call (for idle eviction). */
   lastUsed: number;
-  /** Calls accepted and not yet ended: shutdown waits for them, and aborts them when it forces. */
-  #calls = new CallList();
-  /** The calls in flight by the stack they entered (a limit a reload turns on counts the earlier). */
-  readonly #generations = new CallGenerations();
-  #onIdle: (() => void) | undefined;
-  /** Run once no call is in flight ({@link whenIdle}). */
-  #idleWaiters: Array<() => void> = [];
-  readonly #endCall = (call: TrackedCall): void => this.#ended(call);
+  /**
+   * Calls accepted and not yet ended, by the stack they entered (a limit a reload turns on counts
+   * the earlier ones): shutdown waits for them, and aborts them when it forces.
+   */
+  readonly #calls = new DestinationCalls();
   /** The registry's first answer for the service, which new calls wait for (bounded). */
   readonly #first: FirstResolution;
   /** `close()` or `destroy()` was called: new calls are refused with `MESH_CLOSED`. */
@@ -217,14 +214,12 @@ export class Destination {
    */
   dispatch(opts: Dispatcher.DispatchOptions, handler: MeshHandler): boolean {
     if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
-    const call = new TrackedCall(handler, this.#endCall, callOf(opts));
-    this.#calls.add(call);
+    const call = this.#calls.enter(handler, callOf(opts));
     try {
-      this.#generations.enter(call);
       return this.#dispatch(opts, call);
     } catch (error) {
       // The caller's handler gets this error from the call path; the call never started here.
-      this.#ended(call);
+      this.#calls.ended(call);
       throw error;
     }
   }
@@ -237,9 +232,7 @@ export class Destination {
    */
   track(handler: MeshHandler): MeshHandler {
     if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
-    const call = new TrackedCall(handler, this.#endCall);
-    this.#calls.add(call);
-    return call;
+    return this.#calls.track(handler);
   }
 
   /**
@@ -247,20 +240,7 @@ export class Destination {
    * at once when none is, else as the last one ends — after its telemetry recorded it.
    */
   whenIdle(fn: () => void): void {
-    if (this.#calls.size === 0) fn();
-    else this.#idleWaiters.push(fn);
-  }
-
-  /** A tracked call ended (its body ended, it failed or it was upgraded). */
-  #ended(call: TrackedCall): void {
-    if (!this.#calls.remove(call)) return;
-    this.#generations.ended(call);
-    if (this.#calls.size > 0) return;
-    this.#onIdle?.();
-    const waiters = this.#idleWaiters;
-    if (waiters.length === 0) return;
-    this.#idleWaiters = [];
-    for (const fn of waiters) fn();
+    this.#calls.whenIdle(fn);
   }
 
   /**
@@ -272,7 +252,7 @@ export class Destination {
     const old = this.#policy;
     // A stage built anew for this change (a limit or breaker turned on) counts the calls already
     // in flight through the stacks before it: they entered generations before the next one.
-    const earlier = this.#generations.beforeNext();
+    const earlier = this.#calls.beforeNext();
     let next: DestinationPolicy;
     try {
       next = this.#deps.policy(this.service, old, earlier);
@@ -295,7 +275,7 @@ export class Destination {
       next.filters.length === old.filters.length && next.filters.every((f, i) => f === old.filters[i]);
     if (!sameStack) {
       this.#dispatch = this.#compose();
-      this.#generations.advance();
+      this.#calls.advance();
     }
     old.retire(next);
     // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new
@@ -413,11 +393,8 @@ export class Destination {
       () => 'cut' as const,
     );
     if (this.#calls.size > 0) {
-      const idle = new Promise<'idle'>((resolve) => {
-        this.#onIdle = () => resolve('idle');
-      });
+      const idle = new Promise<'idle'>((resolve) => this.#calls.whenIdle(() => resolve('idle')));
       const outcome = await Promise.race([idle, cut]);
-      this.#onIdle = undefined;
       if (outcome === 'cut') return this.destroy(deadlineError(this.service));
     }
     if (this.#destroying) return this.#destroying;
@@ -440,7 +417,7 @@ export class Destination {
     const error = reason ?? closedError(this.service, 'the mesh was destroyed while a call was in flight to');
     // The calls first, so callers see the abort reason (an abort is never retried or charged to the
     // endpoint), then the pools, for anything an abort did not reach.
-    for (const call of this.#calls.toArray()) call.abort(error);
+    this.#calls.abortAll(error);
     this.#release();
     const pools = this.#pools.take();
     this.#force();

@@ -28,6 +28,7 @@ import type {
 import { CallPath } from './calls.js';
 import { listenToSource, stopListening } from './config/document-source.js';
 import type { EffectiveConfig } from './config/effective.js';
+import { reloadSource } from './config/reload.js';
 import type { ConfigSource } from './config/source.js';
 import type { ConfigStore } from './config/store.js';
 import { ConfigApplier } from './config-apply.js';
@@ -178,7 +179,7 @@ class MeshImpl implements Mesh {
       fileRouting,
       firstVersion,
     );
-    this.#documents.holdWarnings(warnings ?? []);
+    this.#documents.warnings.hold(warnings ?? []);
     // After close nothing a source says reaches the mesh, whether or not its handles dispose.
     if (this.#configSource !== undefined) {
       try {
@@ -202,8 +203,8 @@ class MeshImpl implements Mesh {
       }
     }
     // Warnings of the configuration in force at start reach listeners added right after createMesh.
-    this.#documents.stopHolding();
-    queueMicrotask(() => this.#documents.releaseWarnings());
+    this.#documents.warnings.stopHolding();
+    queueMicrotask(() => this.#documents.warnings.release());
     this.#documents.startRoutingSources(registries);
     const agentPools = new Set<Dispatcher>();
     this.#agent = options.passthroughDispatcher ?? (passthrough ? passthroughAgent(agentPools) : undefined);
@@ -273,44 +274,7 @@ class MeshImpl implements Mesh {
       );
     const source = this.#configSource;
     if (source === undefined) return Promise.resolve();
-    const documents = this.#documents;
-    const before = documents.outcomes;
-    // The latest thing the source gave by the time its reload is done was rejected — a version
-    // that fails validation, or a read that failed, which the source reports (the file does) —:
-    // the promise rejects with that error, after `config_rejected`; the last good configuration
-    // stays in force. That holds too when the reload delivered nothing new because the source had
-    // already given (and the mesh rejected) what it holds: a source delivers no unchanged content
-    // twice. (A rejection the watch met before the reload's own read succeeded, such as a
-    // half-written file, is not the reload's outcome: the good version read since clears it.)
-    // A failed `reload()` call is over when one succeeds: the source is reachable again and the
-    // version in force is still its latest.
-    const settled = (): Promise<void> => {
-      if (documents.outcomes === before && documents.lastRejectionKind === 'reload')
-        documents.reloadRecovered();
-      // Only a late retransmission was rejected, and the source holds the version in force.
-      if (documents.outdatedOnly(source)) return Promise.resolve();
-      return documents.lastRejection !== undefined
-        ? Promise.reject(documents.lastRejection)
-        : Promise.resolve();
-    };
-    // A source whose `reload()` itself fails is reported as its reported errors are, once.
-    const failed = (error: unknown): Promise<void> => {
-      if (documents.outcomes > before && documents.lastRejection !== undefined) return settled();
-      const e = MeshError.is(error)
-        ? error
-        : new MeshError(
-            'MESH_CONFIG_INVALID',
-            `config source ${source.name}: reload failed: ${(error as Error | undefined)?.message ?? String(error)}`,
-            { cause: error },
-          );
-      if (!this.#lifecycle.stopped) documents.reject(e, undefined, true, 'reload');
-      return Promise.reject(e);
-    };
-    try {
-      return Promise.resolve(source.reload()).then(settled, failed);
-    } catch (error) {
-      return failed(error);
-    }
+    return reloadSource(source, this.#documents, () => this.#lifecycle.stopped);
   }
 
   /** undici's `request()` over the mesh dispatcher, plus `endpoint` (calls.ts). */

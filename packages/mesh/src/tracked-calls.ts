@@ -151,3 +151,67 @@ export class TrackedCall extends ForwardingHandler {
     super.onResponseError(controller, error);
   }
 }
+
+/**
+ * Every call a destination accepted and has not ended, by the stack generation it entered, with
+ * what waits for none to be left: shutdown's drain and the telemetry held for a removed service.
+ */
+export class DestinationCalls {
+  readonly #list = new CallList();
+  readonly #generations = new CallGenerations();
+  /** Run once no call is in flight, in the order given ({@link whenIdle}). */
+  #idleWaiters: Array<() => void> = [];
+  readonly #endCall = (call: TrackedCall): void => this.ended(call);
+
+  /** Calls accepted and not yet ended. */
+  get size(): number {
+    return this.#list.size;
+  }
+
+  /** A call dispatched through the stack in force (counted under its generation). */
+  enter(handler: MeshHandler, ctx: CallContext | undefined): TrackedCall {
+    const call = new TrackedCall(handler, this.#endCall, ctx);
+    this.#list.add(call);
+    this.#generations.enter(call);
+    return call;
+  }
+
+  /** A call the destination is not sending (yet), which shutdown still waits for and aborts. */
+  track(handler: MeshHandler): TrackedCall {
+    const call = new TrackedCall(handler, this.#endCall);
+    this.#list.add(call);
+    return call;
+  }
+
+  /** A tracked call ended (its body ended, it failed or it was upgraded); once per call. */
+  ended(call: TrackedCall): void {
+    if (!this.#list.remove(call)) return;
+    this.#generations.ended(call);
+    if (this.#list.size > 0) return;
+    const waiters = this.#idleWaiters;
+    if (waiters.length === 0) return;
+    this.#idleWaiters = [];
+    for (const fn of waiters) fn();
+  }
+
+  /** Run `fn` once no call is in flight: at once when none is, else as the last one ends. */
+  whenIdle(fn: () => void): void {
+    if (this.#list.size === 0) fn();
+    else this.#idleWaiters.push(fn);
+  }
+
+  /** Abort every call accepted, wherever it is. */
+  abortAll(error: Error): void {
+    for (const call of this.#list.toArray()) call.abort(error);
+  }
+
+  /** The calls in flight before the next generation: what a stage built for it counts. */
+  beforeNext(): EarlierCalls {
+    return this.#generations.beforeNext();
+  }
+
+  /** A new stack is in force: calls enter the next generation. */
+  advance(): void {
+    this.#generations.advance();
+  }
+}
