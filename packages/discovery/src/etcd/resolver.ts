@@ -188,8 +188,16 @@ class ServiceWatch {
   #client: Etcd3 | undefined;
   /** Last revision reflected in `#state`; undefined until a list succeeded. */
   #revision: number | undefined;
-  /** Whether the current watcher is a resume after a break (the state is delivered once it connects). */
+  /** Whether the current watcher is a resume after a break (the state is resynced once it connects). */
   #resuming = false;
+  /**
+   * A resumed watch is catching up: the changes missed during the break come as events, but
+   * nothing says when the last one has come, so nothing is delivered until a listing shows the
+   * current state ({@link #resync}).
+   */
+  #resyncing = false;
+  /** Events up to this revision are already in the state (it was reset to a listing at it). */
+  #listedThrough = 0;
 
   constructor(ctx: WatchContext, service: string, sink: WatchSink) {
     this.#ctx = ctx;
@@ -240,6 +248,7 @@ class ServiceWatch {
     const revision = Number(res.header.revision);
     this.#state.reset(res.kvs);
     this.#revision = revision;
+    this.#listedThrough = revision;
     this.#attempt = 0;
     this.#deliver();
     this.#watch(revision + 1, false);
@@ -249,6 +258,7 @@ class ServiceWatch {
     if (this.#stopped) return;
     this.#dropWatcher();
     this.#resuming = resuming;
+    this.#resyncing = false;
     const client = this.#client;
     if (client === undefined) {
       void this.#list();
@@ -262,21 +272,23 @@ class ServiceWatch {
       this.#attempt = 0;
       if (this.#resuming) {
         this.#resuming = false;
-        // Resumed: the state is that of the last seen revision and is offered as fresh again; the
-        // changes missed during the break follow at once as events (or, when that revision was
-        // compacted, the cancellation below triggers a new listing).
-        this.#deliver();
+        // Resumed: the changes missed during the break follow as events (or, when the revision to
+        // resume from was compacted, the cancellation below triggers a new listing). The state of
+        // the last seen revision is not offered as fresh meanwhile: a listing says when it is.
+        void this.#resync(watcher);
       }
     });
     watcher.on('data', (res: IWatchResponse) => {
       if (!current() || res.events.length === 0) return;
       for (const ev of res.events) {
+        // Already in the listing the state was reset to while the watch caught up.
+        if (Number(ev.kv.mod_revision) <= this.#listedThrough) continue;
         const key = ev.kv.key.toString();
         if (ev.type === 'Put') this.#state.put(key, ev.kv.value, ev.kv.mod_revision);
         else this.#state.delete(key);
         this.#revision = Math.max(this.#revision ?? 0, Number(ev.kv.mod_revision));
       }
-      this.#deliver();
+      if (!this.#resyncing) this.#deliver();
     });
     watcher.on('disconnected', (error: unknown) => {
       if (!current()) return;
@@ -301,6 +313,36 @@ class ServiceWatch {
       this.#fail(unavailable(`watch of ${this.#keyPrefix} was cancelled`, error, { service: this.#service }));
       this.#retry(() => this.#list());
     });
+  }
+
+  /**
+   * A resumed watch is connected: list the prefix once to learn the current state. A watch that
+   * has already caught up past the listing keeps its own state (every event up to its revision
+   * came, in order); otherwise the state becomes the listing, and the watch's events up to it are
+   * skipped. Then the set is delivered, fresh. Should the listing fail, the watch's state is
+   * delivered as it is (its events keep it current from then on).
+   */
+  async #resync(watcher: Watcher): Promise<void> {
+    const client = this.#client;
+    if (client === undefined) return;
+    this.#resyncing = true;
+    let res: Awaited<ReturnType<ReturnType<Etcd3['getAll']>['exec']>> | undefined;
+    try {
+      res = await client.getAll().prefix(this.#keyPrefix).exec();
+    } catch (error) {
+      this.#ctx.logger.debug('etcd listing after a resumed watch failed', { service: this.#service, error });
+    }
+    if (this.#watcher !== watcher || this.#stopped || !this.#resyncing) return;
+    this.#resyncing = false;
+    if (res !== undefined) {
+      const listed = Number(res.header.revision);
+      if (listed > (this.#revision ?? 0)) {
+        this.#state.reset(res.kvs);
+        this.#revision = listed;
+        this.#listedThrough = listed;
+      }
+    }
+    this.#deliver();
   }
 
   /** Resume the watch from the revision after the last one seen. */
