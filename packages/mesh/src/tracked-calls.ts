@@ -162,6 +162,12 @@ export class DestinationCalls {
   /** Run once no call is in flight, in the order given ({@link whenIdle}). */
   #idleWaiters: Array<() => void> = [];
   readonly #endCall = (call: TrackedCall): void => this.ended(call);
+  /** Run when the last call in flight ends (before the idle waiters). */
+  readonly #onIdle: (() => void) | undefined;
+
+  constructor(onIdle?: () => void) {
+    this.#onIdle = onIdle;
+  }
 
   /** Calls accepted and not yet ended. */
   get size(): number {
@@ -188,6 +194,7 @@ export class DestinationCalls {
     if (!this.#list.remove(call)) return;
     this.#generations.ended(call);
     if (this.#list.size > 0) return;
+    this.#onIdle?.();
     const waiters = this.#idleWaiters;
     if (waiters.length === 0) return;
     this.#idleWaiters = [];

@@ -248,9 +248,20 @@ export class BodyRecorder {
     }
   }
 
-  /** Release the source (the call is over). */
+  /**
+   * Release the source (the call is over). A caller's stream that was being sent and has not ended
+   * (the server answered before reading it all) is destroyed, as undici destroys a stream body it
+   * was writing when the exchange ended: a producer piped into it (`pipeline(src, body)`) finishes
+   * and lets go of what it holds. Any other source is returned (an iterator's `return()`).
+   */
   close(): void {
-    if (!this.#ended) void this.#source.return?.().catch(() => undefined);
+    if (this.#ended) return;
+    const stream = this.#stream;
+    if (stream !== undefined && this.#touched) {
+      if (!stream.destroyed) stream.destroy();
+      return;
+    }
+    void this.#source.return?.().catch(() => undefined);
   }
 }
 
