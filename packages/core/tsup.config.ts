@@ -1,3 +1,4 @@
+import { copyFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 /**
@@ -20,4 +21,21 @@ export default defineConfig({
   noExternal: ['@sinclair/typebox'],
   // `import.meta.url` in the CommonJS build (undici.ts loads undici's index with it).
   shims: true,
+  // undici's files are required by src/undici-parts.cjs (why: see there). It stays a file of its
+  // own next to the chunks, in both formats: bundled into the ESM output, its `require` calls
+  // would become esbuild's throwing `__require` shim.
+  esbuildPlugins: [
+    {
+      name: 'undici-parts-external',
+      setup(build) {
+        build.onResolve({ filter: /^\.\/undici-parts\.cjs$/ }, (args) => ({
+          path: args.path,
+          external: true,
+        }));
+      },
+    },
+  ],
+  onSuccess: async () => {
+    copyFileSync('src/undici-parts.cjs', 'dist/undici-parts.cjs');
+  },
 });

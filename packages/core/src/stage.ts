@@ -14,14 +14,12 @@ import {
   composeInterceptors,
   type DispatchFn,
   ENDPOINT_ATTRIBUTE,
-  ForwardingHandler,
   type Interceptor,
   kCall,
   type MeshDispatchOptions,
   type MeshHandler,
 } from './interceptor.js';
 import { failDispatch } from './relay.js';
-import { undiciErrors } from './undici.js';
 
 /**
  * A Promise-returning upstream (`(ctx) => Promise<CallResult>`, such as `scriptedUpstream`) as a

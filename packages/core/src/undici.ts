@@ -13,21 +13,16 @@
  * (its index requires the same files), so classes and the global dispatcher are shared. undici 7
  * publishes no `exports` map, so its `lib/` files are addressable; the files named here have had
  * these paths since undici 6.7 (every release of the peer range ^7), and a test checks that each
- * is what undici's index exports. They are static imports so that bundlers (esbuild, webpack)
+ * is what undici's index exports. They are required by one CommonJS file, `undici-parts.cjs`
+ * (which makes the ESM import cheaper: see there), statically so that bundlers (esbuild, webpack)
  * follow them.
  */
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
-import api from 'undici/lib/api/index.js';
-import errors from 'undici/lib/core/errors.js';
-import symbols from 'undici/lib/core/symbols.js';
-import util from 'undici/lib/core/util.js';
-import Agent from 'undici/lib/dispatcher/agent.js';
-import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
-import Pool from 'undici/lib/dispatcher/pool.js';
-import poolBase from 'undici/lib/dispatcher/pool-base.js';
-import globals from 'undici/lib/global.js';
 import { MeshError } from './errors.js';
+import parts from './undici-parts.cjs';
+
+const { api, errors, symbols, util, Agent, Dispatcher, Pool, poolBase, globals } = parts;
 
 /** undici's `Dispatcher` base class. */
 export const UndiciDispatcher: typeof Undici.Dispatcher = Dispatcher;

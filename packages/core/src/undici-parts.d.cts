@@ -1,0 +1,23 @@
+/** The types of `undici-parts.cjs`: undici's files, each typed as in `undici-lib.d.ts`. */
+import type api from 'undici/lib/api/index.js';
+import type errors from 'undici/lib/core/errors.js';
+import type symbols from 'undici/lib/core/symbols.js';
+import type util from 'undici/lib/core/util.js';
+import type Agent from 'undici/lib/dispatcher/agent.js';
+import type Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
+import type Pool from 'undici/lib/dispatcher/pool.js';
+import type poolBase from 'undici/lib/dispatcher/pool-base.js';
+import type globals from 'undici/lib/global.js';
+
+declare const parts: {
+  readonly api: typeof api;
+  readonly errors: typeof errors;
+  readonly symbols: typeof symbols;
+  readonly util: typeof util;
+  readonly Agent: typeof Agent;
+  readonly Dispatcher: typeof Dispatcher;
+  readonly Pool: typeof Pool;
+  readonly poolBase: typeof poolBase;
+  readonly globals: typeof globals;
+};
+export = parts;
