@@ -1,3 +1,4 @@
+import { copyFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 /**
@@ -18,4 +19,18 @@ export default defineConfig({
   // TypeBox's own build is ~250 small modules (about as long to load as undici); bundled, only
   // the parts in use are kept, in one file. The package stays a dependency for the types.
   noExternal: [/^@sinclair\/typebox/],
+  // prom-client's files are required by src/prom-parts.cjs (why: see there). It stays a file of
+  // its own next to the chunks, in both formats: bundled into the ESM output, its `require` calls
+  // would become esbuild's throwing `__require` shim.
+  esbuildPlugins: [
+    {
+      name: 'prom-parts-external',
+      setup(build) {
+        build.onResolve({ filter: /^\.\/prom-parts\.cjs$/ }, (args) => ({ path: args.path, external: true }));
+      },
+    },
+  ],
+  onSuccess: async () => {
+    copyFileSync('src/prom-parts.cjs', 'dist/prom-parts.cjs');
+  },
 });

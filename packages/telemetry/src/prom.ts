@@ -1,6 +1,7 @@
 /// <reference path="./prom-client-lib.d.ts" />
 /**
- * The four parts of prom-client the mesh uses, each imported from its own file.
+ * The four parts of prom-client the mesh uses, each loaded from its own file (through
+ * `prom-parts.cjs`: why, see there).
  *
  * prom-client's entry also loads the Summary (with tdigest and bintrees), the Pushgateway, the
  * cluster aggregator and the default process metrics, which bring in `@opentelemetry/api`: 81
@@ -12,10 +13,14 @@
  * they still name what the entry exports.
  */
 import type * as PromClient from 'prom-client';
-import CounterClass from 'prom-client/lib/counter.js';
-import GaugeClass from 'prom-client/lib/gauge.js';
-import HistogramClass from 'prom-client/lib/histogram.js';
-import RegistryClass from 'prom-client/lib/registry.js';
+import parts from './prom-parts.cjs';
+
+const {
+  Counter: CounterClass,
+  Gauge: GaugeClass,
+  Histogram: HistogramClass,
+  Registry: RegistryClass,
+} = parts;
 
 export const Registry: typeof PromClient.Registry = RegistryClass;
 /** prom-client's global registry (`require('prom-client').register`). */
