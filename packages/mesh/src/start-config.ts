@@ -104,6 +104,8 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   // A document whose reading throws (a getter, a revoked proxy, a cycle) is a problem of the
   // document, named as one, never an exception out of createMesh.
   let readable = true;
+  // Whether the merged layers were checked with the document (then not again without it).
+  let mergedChecked = false;
   // (The file's document is parsed JSON: only a caller's source can hand over such a document.)
   if (firstVersion !== undefined && document?.own === false) {
     try {
@@ -122,9 +124,18 @@ export function readStartConfig(options: MeshOptions): StartConfig {
     // With the layers below already invalid, the document is still checked on its own (the
     // rules across layers need valid layers): one error lists every problem.
     const first = layersOk ? config.validate(firstVersion, document.what) : undefined;
+    let ofDocument = true;
     if (first === undefined) issues.list.push(...config.documentIssues(firstVersion));
-    else if (first instanceof MeshError) issues.list.push(...(first.details.issues ?? []));
-    else {
+    else if (first instanceof MeshError) {
+      issues.list.push(...(first.details.issues ?? []));
+      // The layers were checked merged, the document's included: not once more without it below
+      // (each problem would be listed twice). A document valid on its own over layers that fail
+      // merged without it too is not what the problems belong to: the heading does not name it.
+      mergedChecked = true;
+      const below = new Issues();
+      config.check(undefined, below);
+      ofDocument = below.ok || config.documentIssues(firstVersion).length > 0;
+    } else {
       config.swap(first.layers, [], first.resolved);
       warnings = first.warnings;
       documentEndpoints = createDocumentEndpointsResolver({
@@ -134,7 +145,7 @@ export function readStartConfig(options: MeshOptions): StartConfig {
         endpoints: first.layers.endpoints,
       });
     }
-    if (issues.list.length > before)
+    if (issues.list.length > before && ofDocument)
       documentNamed = ` (document fields: ${document.what}, version ${firstVersion.version})`;
   }
   // Traffic management: the file's configEntries are validated with its first version.
@@ -146,7 +157,8 @@ export function readStartConfig(options: MeshOptions): StartConfig {
   }
   // Without a valid document, the merged options and env layers are checked here (with one,
   // validate did).
-  if (warnings === undefined && layersOk) warnings = config.check(undefined, issues).warnings;
+  if (warnings === undefined && layersOk && !mergedChecked)
+    warnings = config.check(undefined, issues).warnings;
   // Metrics, traces and the access log: no-ops unless configured (or an SDK is registered). Their
   // settings are checked with the rest, so one error lists every problem.
   const telemetryOptions = {

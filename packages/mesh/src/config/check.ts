@@ -41,13 +41,25 @@ export function checkConfigDocument(document: unknown, options: CheckConfigOptio
   issues.try(() => resolveTelemetryConfig({}, env));
   const store = ConfigStore.fromCodeAndEnv(options, env, issues);
   issues.throwIfAny('invalid mesh configuration');
-  const what = 'config document';
-  const checked = store.validate({ source: 'file', version: 1, document }, what);
+  const version = { source: 'file', version: 1, document } as const;
+  let what = 'config document';
+  let checked = store.validate(version, what);
+  if (checked instanceof MeshError && store.documentIssues(version).length === 0) {
+    // A document valid on its own over options or variables that fail merged without it too:
+    // the problems are theirs, and the heading does not name the document.
+    const below = new Issues();
+    store.check(undefined, below);
+    if (!below.ok) {
+      what = 'invalid mesh configuration';
+      checked = issuesError(what, errorIssues(checked));
+    }
+  }
   // The config entries are checked even when the rest of the document is not valid (as
   // `createMesh` checks them): one error lists every problem of both.
   const routing = tryCompileFileEntries(document, ROUTING_DC);
   if (checked instanceof MeshError && routing instanceof MeshError) {
-    throw issuesError(`${what} (version 1)`, [...errorIssues(checked), ...errorIssues(routing)]);
+    const heading = what === 'config document' ? `${what} (version 1)` : what;
+    throw issuesError(heading, [...errorIssues(checked), ...errorIssues(routing)]);
   }
   if (checked instanceof MeshError) throw checked;
   if (routing instanceof MeshError) throw routing;
