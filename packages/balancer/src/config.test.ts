@@ -261,10 +261,34 @@ describe('resolveBalancerConfig', () => {
       '1024 is the built-in default loadBalancer.minRingSize: set a smaller one',
     );
     expect(message({ loadBalancer: { maxRingSize: 512 } })).not.toContain('maxRingSize is the built-in');
-    expect(message({ outlierDetection: { baseEjectionTime: 600_000 } })).toContain(
-      '300000ms is the built-in default outlierDetection.maxEjectionTime: set a larger one',
-    );
+    expect(
+      message({ outlierDetection: { baseEjectionTime: 600_000, maxEjectionTime: 300_000 } }),
+    ).not.toContain('built-in');
     expect(message({ loadBalancer: { minRingSize: 2048, maxRingSize: 512 } })).not.toContain('built-in');
+  });
+});
+
+describe('maxEjectionTime unset: the larger of 300 s and baseEjectionTime (Envoy)', () => {
+  it('a baseEjectionTime above 300 s alone is accepted and caps at itself', () => {
+    const c = resolveBalancerConfig({ outlierDetection: { baseEjectionTime: 600_000 } });
+    expect(c.outlierDetection.baseEjectionTime).toBe(600_000);
+    expect(c.outlierDetection.maxEjectionTime).toBe(600_000);
+  });
+  it('below 300 s the default cap stays', () => {
+    expect(
+      resolveBalancerConfig({ outlierDetection: { baseEjectionTime: 60_000 } }).outlierDetection
+        .maxEjectionTime,
+    ).toBe(300_000);
+  });
+  it('a maxEjectionTime set in any layer is kept, and below baseEjectionTime is still an error', () => {
+    expect(() =>
+      resolveBalancerConfig(
+        { outlierDetection: { maxEjectionTime: 400_000 } },
+        { outlierDetection: { baseEjectionTime: 600_000 } },
+      ),
+    ).toThrowError(
+      /outlierDetection\.maxEjectionTime: expected at least outlierDetection\.baseEjectionTime \(600000ms\)/,
+    );
   });
 });
 

@@ -362,6 +362,13 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
       lb.minRingSize,
     );
   }
+  if (
+    (od.maxEjectionTime as number) < (od.baseEjectionTime as number) &&
+    !setInSomeLayer(patches, 'outlierDetection', 'maxEjectionTime')
+  ) {
+    // Envoy's rule: unset, the cap is the larger of its default (300 s) and baseEjectionTime.
+    od = { ...od, maxEjectionTime: od.baseEjectionTime };
+  }
   if ((od.maxEjectionTime as number) < (od.baseEjectionTime as number)) {
     issues.add(
       'outlierDetection.maxEjectionTime',

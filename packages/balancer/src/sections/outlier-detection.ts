@@ -132,12 +132,20 @@ export const outlierDetectionSection = Section(
         },
       ),
     }),
-    maxEjectionTime: dur(D.maxEjectionTime, 'Cap on one ejection.', {
-      ...envVar('MESH_OUTLIER_MAX_EJECTION_TIME', 'Cap on one ejection.', {
-        type: 'duration ≥ 1ms',
-        defaultValue: '300s',
-      }),
-    }),
+    maxEjectionTime: dur(
+      D.maxEjectionTime,
+      'Cap on one ejection, at least baseEjectionTime. Unset, the larger of 300 s and baseEjectionTime (Envoy’s rule).',
+      {
+        ...envVar(
+          'MESH_OUTLIER_MAX_EJECTION_TIME',
+          'Cap on one ejection, at least `baseEjectionTime`; unset, the larger of 300 s and `baseEjectionTime`.',
+          {
+            type: 'duration ≥ 1ms',
+            defaultValue: '300s',
+          },
+        ),
+      },
+    ),
     maxEjectionPercent: percent(
       D.maxEjectionPercent,
       'Never eject more than this % of endpoints (one may always be).',

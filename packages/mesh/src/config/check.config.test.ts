@@ -91,7 +91,7 @@ describe('checkConfigDocument (#10)', () => {
     try {
       checkConfigDocument(
         { services: { a: {}, b: { timeout: '1s' } } },
-        { env: { MESH_OUTLIER_BASE_EJECTION_TIME: '600s' } },
+        { env: { MESH_RATE_LIMIT_BURST: '5' } },
       );
     } catch (e) {
       error = e;
@@ -100,10 +100,8 @@ describe('checkConfigDocument (#10)', () => {
     const issues = (error as MeshError).details.issues ?? [];
     // Before: once for the defaults and once more for each of a and b, naming no variable.
     expect(issues).toHaveLength(1);
-    expect(issues[0]?.field).toBe('defaults.outlierDetection.maxEjectionTime');
-    expect(issues[0]?.expected).toMatch(
-      /\(all layers merged; set through MESH_OUTLIER_BASE_EJECTION_TIME=600s\)$/,
-    );
+    expect(issues[0]?.field).toBe('defaults.rateLimit.rps');
+    expect(issues[0]?.expected).toMatch(/\(all layers merged; set through MESH_RATE_LIMIT_BURST=5\)$/);
   });
 
   it('words a config-entry problem as Consul does, at start as at run time', () => {
@@ -197,5 +195,25 @@ describe('checkConfigDocument (#10)', () => {
       );
       expect(fromMesh(document)).toEqual(problems(() => checkConfigDocument(document)));
     });
+  });
+});
+
+describe('outlierDetection.baseEjectionTime above 300 s with no maxEjectionTime (Envoy accepts it)', () => {
+  it('is accepted from the environment and from a document; the cap is baseEjectionTime', async () => {
+    expect(
+      checkConfigDocument({
+        services: { p: { endpoints: '10.0.0.1:80', outlierDetection: { baseEjectionTime: '600s' } } },
+      }),
+    ).toEqual([]);
+    const mesh = createMesh({
+      env: { MESH_OUTLIER_BASE_EJECTION_TIME: '10m' },
+      services: { p: { endpoints: '127.0.0.1:1' } },
+    });
+    try {
+      const od = mesh.config('p').balancer.outlierDetection;
+      expect([od.baseEjectionTime, od.maxEjectionTime]).toEqual([600_000, 600_000]);
+    } finally {
+      await mesh.close();
+    }
   });
 });
