@@ -385,6 +385,28 @@ describe('sections as schema declarations (#10)', () => {
     expect(resilienceWarnings(resolveResilienceConfig({ perTryTimeoutMs: 2000 }))).toEqual([]);
   });
 
+  it('warns when a fixed hedge delay is at or above perTryTimeout: each attempt times out first, no hedge is sent', () => {
+    const warned = (patch: Parameters<typeof resolveResilienceConfig>[0]) =>
+      resilienceWarnings(resolveResilienceConfig(patch)).filter((w) => w.field === 'hedge.delay');
+    expect(warned({ perTryTimeoutMs: 100, hedge: { delayMs: 200 } })).toEqual([
+      expect.objectContaining({
+        value: 200,
+        expected: expect.stringMatching(/^below perTryTimeout \(100ms\)/),
+      }),
+    ]);
+    expect(warned({ perTryTimeoutMs: 100, hedge: { delayMs: 100 } })).toHaveLength(1);
+    expect(warned({ perTryTimeoutMs: 100, hedge: { delayMs: 50 } })).toEqual([]);
+    // Both bounds passed: one warning, naming the tighter one.
+    expect(warned({ timeoutMs: 300, perTryTimeoutMs: 100, hedge: { delayMs: 500 } })).toEqual([
+      expect.objectContaining({ expected: expect.stringMatching(/^below perTryTimeout \(100ms\)/) }),
+    ]);
+    expect(warned({ timeoutMs: 100, perTryTimeoutMs: 300, hedge: { delayMs: 200 } })).toEqual([
+      expect.objectContaining({ expected: expect.stringMatching(/^below timeout \(100ms\)/) }),
+    ]);
+    // A percentile delay is measured from attempts that succeeded within the per-try timeout.
+    expect(warned({ perTryTimeoutMs: 100, hedge: { percentile: 95 } })).toEqual([]);
+  });
+
   it('warns when circuitBreaker.maxRequests is below concurrencyLimit.max: the limit and its queue never act (probe31 sources 7)', () => {
     const c = resolveResilienceConfig({
       circuitBreaker: { maxRequests: 5 },

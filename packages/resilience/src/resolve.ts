@@ -222,7 +222,8 @@ export function resolveParsedPatches(patches: readonly ResiliencePatch[]): Resil
 /**
  * Rules that warn rather than reject: a per-try timeout longer than the overall timeout can never
  * fire (the overall deadline cuts the attempt first), nor can a fixed hedge delay at or above it
- * (the call has ended before the hedge timer). A percentile delay is measured from successful
+ * (the call has ended before the hedge timer) or at or above the per-try timeout (the attempt has
+ * timed out before it). A percentile delay is measured from successful
  * attempts, all shorter than the timeout: not warned.
  */
 export function resilienceWarnings(config: ResilienceConfig): ConfigIssue[] {
@@ -235,17 +236,27 @@ export function resilienceWarnings(config: ResilienceConfig): ConfigIssue[] {
     });
   }
   const hedge = config.hedge;
-  if (
-    hedge !== undefined &&
-    hedge.percentile === undefined &&
-    config.timeoutMs > 0 &&
-    hedge.delayMs >= config.timeoutMs
-  ) {
-    out.push({
-      field: 'hedge.delay',
-      expected: `below timeout (${config.timeoutMs}ms); the call ends before a hedge is sent, so it never fires`,
-      value: hedge.delayMs,
-    });
+  if (hedge !== undefined && hedge.percentile === undefined) {
+    // The per-try timeout is inside the hedge stage: an attempt it cuts before the delay ends its
+    // group of hedged attempts (then the retry stage may start another, with the same timer).
+    const { timeoutMs, perTryTimeoutMs } = config;
+    if (
+      perTryTimeoutMs > 0 &&
+      hedge.delayMs >= perTryTimeoutMs &&
+      (timeoutMs === 0 || perTryTimeoutMs < timeoutMs)
+    ) {
+      out.push({
+        field: 'hedge.delay',
+        expected: `below perTryTimeout (${perTryTimeoutMs}ms); each attempt times out before a hedge is sent, so it never fires`,
+        value: hedge.delayMs,
+      });
+    } else if (timeoutMs > 0 && hedge.delayMs >= timeoutMs) {
+      out.push({
+        field: 'hedge.delay',
+        expected: `below timeout (${timeoutMs}ms); the call ends before a hedge is sent, so it never fires`,
+        value: hedge.delayMs,
+      });
+    }
   }
   // Two thresholds on requests in flight: the breaker's (per attempt, inner) refuses first when it
   // is the lower, so the limit (per call, outer) and its queue never act.

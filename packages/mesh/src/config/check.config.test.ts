@@ -217,3 +217,18 @@ describe('outlierDetection.baseEjectionTime above 300 s with no maxEjectionTime 
     }
   });
 });
+
+describe('a fixed hedge delay at or above perTryTimeout', () => {
+  it('is warned, as one at or above timeout is: no hedge is ever sent', async () => {
+    const doc = {
+      services: { s: { endpoints: '10.0.0.1:80', perTryTimeout: '100ms', hedge: { delay: '200ms' } } },
+    };
+    expect(checkConfigDocument(doc).map((w) => [w.field, w.service])).toEqual([['hedge.delay', 's']]);
+    const mesh = createMesh({ env: {}, configSource: createConfigSource('kv', doc) });
+    try {
+      expect(mesh.config('s').warnings.map((w) => w.field)).toEqual(['hedge.delay']);
+    } finally {
+      await mesh.close();
+    }
+  });
+});
