@@ -108,6 +108,7 @@ export {
   safeLogger,
 } from './log.js';
 export {
+  booleanWord,
   closestName,
   editDistance,
   type HostPort,

@@ -41,6 +41,15 @@ describe('resolveTelemetryConfig', () => {
     });
   });
 
+  it('MESH_ACCESS_LOG: a boolean word on is stdout, off is none, never a file named ./true or ./0', () => {
+    for (const on of ['true', 'TRUE', '1', 'yes', 'on'])
+      expect(resolveTelemetryConfig({}, { MESH_ACCESS_LOG: on }).accessLog).toBe('stdout');
+    for (const off of ['false', '0', 'no', 'off', 'none', 'disabled'])
+      expect(resolveTelemetryConfig({}, { MESH_ACCESS_LOG: off }).accessLog).toBeUndefined();
+    expect(resolveTelemetryConfig({}, { MESH_ACCESS_LOG: './true' }).accessLog).toBe('./true');
+    expect(resolveTelemetryConfig({}, { MESH_ACCESS_LOG: 'stderr' }).accessLog).toBe('stderr');
+  });
+
   it('treats blank variables as unset and lets options win over the environment', () => {
     expect(
       resolveTelemetryConfig({ admin: { port: 0 } }, { MESH_ADMIN_PORT: '9901', MESH_ACCESS_LOG: ' ' }),

@@ -1,5 +1,6 @@
 import {
   BOOLEAN_NOTATION,
+  booleanWord,
   type Env,
   type EnvVarSpec,
   envString,
@@ -119,10 +120,10 @@ const check = validator(telemetrySection);
 export const telemetryEnvVars: readonly EnvVarSpec[] = Object.freeze([
   {
     name: 'MESH_ACCESS_LOG',
-    type: '`stdout`, `stderr`, a path or `off`',
+    type: '`stdout`, `stderr`, a path, `on` or `off`',
     defaultValue: 'off',
     description:
-      'One JSON line per request, with Envoy response flags. `off` (or `none`, `false`, `no`, `disabled`) for none; a file of such a name is `./off`.',
+      'One JSON line per request, with Envoy response flags. `off` (or `none`, `false`, `0`, `no`, `disabled`) for none; `on` (or `true`, `1`, `yes`) for stdout; a file of such a name is `./off`, `./on`.',
   },
   {
     name: 'MESH_ADMIN_PORT',
@@ -158,9 +159,13 @@ export const telemetryEnvVars: readonly EnvVarSpec[] = Object.freeze([
 export function telemetryPatchFromEnv(env: Env): Record<string, unknown> {
   const doc: Record<string, Record<string, unknown> | string> = {};
   const accessLog = envString(env, 'MESH_ACCESS_LOG');
-  // The words that turn a section off from any variable mean no access log, not a file of that
-  // name in the working directory (`./off` is one).
-  if (accessLog !== undefined && !OFF_WORDS.has(accessLog.toLowerCase())) doc.accessLog = accessLog;
+  // The words that turn a section off from any variable mean no access log, and the words of a
+  // boolean switched on mean the default sink, stdout: neither is a file of that name in the
+  // working directory (`./off` and `./true` are).
+  if (accessLog !== undefined && !OFF_WORDS.has(accessLog.toLowerCase())) {
+    const on = booleanWord(accessLog);
+    if (on !== false) doc.accessLog = on === true ? 'stdout' : accessLog;
+  }
   const admin: Record<string, unknown> = {};
   const port = envString(env, 'MESH_ADMIN_PORT');
   if (port !== undefined) admin.port = numberOrRaw(port);
