@@ -1,7 +1,14 @@
 // The types the docs name and the public signatures use can be imported, and the documented error
 // details are typed (pnpm typecheck covers test files) (probe31 types 2).
-import type { Mesh, MeshErrorDetails, MeshRequest, ResilienceConfig, ResiliencePatch } from 'proxyless';
-import { MeshError } from 'proxyless';
+import type {
+  ConfigDocument,
+  Mesh,
+  MeshErrorDetails,
+  MeshRequest,
+  ResilienceConfig,
+  ResiliencePatch,
+} from 'proxyless';
+import { checkConfigDocument, MeshError } from 'proxyless';
 import type {
   CallContext,
   MeshRequest as TestingMeshRequest,
@@ -37,5 +44,23 @@ describe('public types', () => {
     >();
     // @ts-expect-error: not one of the limits a MESH_TIMEOUT names
     void new MeshError('MESH_TIMEOUT', 'x', { details: { limit: 'total' } });
+  });
+
+  it('a document declared as const is a ConfigDocument (readonly arrays), as createConfigSource takes it', () => {
+    const doc = {
+      defaults: { timeout: '1s' },
+      services: {
+        payments: {
+          endpoints: [{ address: '10.0.0.1', port: 8080, tags: ['v2'] }],
+          retry: { retryOn: ['5xx', 'retriable-status-codes'], retriableStatusCodes: [429] },
+        },
+      },
+      configEntries: [{ Kind: 'service-defaults', Name: 'payments', Protocol: 'http' }],
+    } as const;
+    const typed: ConfigDocument = doc;
+    expect(checkConfigDocument(typed)).toEqual([]);
+    // @ts-expect-error a misspelt key still fails to compile
+    const misspelt: ConfigDocument = { services: { p: { retry: { maxRetires: 2 } } } };
+    expect(misspelt).toBeDefined();
   });
 });

@@ -123,8 +123,8 @@ export interface ServiceOptions extends PolicyOptions {
   endpoints?: readonly (EndpointInit | string)[] | string;
 }
 
-/** The config document as written. */
-export type ConfigDocument = Static<typeof configDocumentSchema>;
+/** The config document as written. Arrays may be readonly (a document declared `as const`). */
+export type ConfigDocument = ReadonlyArrays<Static<typeof configDocumentSchema>>;
 
 /**
  * The JSON Schema of the config document (docs/config-file.schema.json is generated from it).
