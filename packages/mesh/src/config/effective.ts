@@ -209,6 +209,26 @@ function unreadSettings(
         value: retry[field],
       });
     }
+    if (retry.maxRetries > 0) {
+      // The reverse: a condition whose list is empty matches nothing.
+      for (let j = 0; j < RETRY_LISTS.length; j++) {
+        const field = RETRY_LISTS[j]![0];
+        const condition = RETRY_LISTS[j]![1];
+        if (!retry.retryOn.includes(condition) || retry[field].length > 0) continue;
+        out.push({
+          field: 'retry.retryOn',
+          expected: `no "${condition}" without retry.${field}: with the list empty it matches nothing`,
+          value: retry.retryOn,
+        });
+      }
+      if (retry.retryOn.length === 0) {
+        out.push({
+          field: 'retry.retryOn',
+          expected: `at least one condition with retry.maxRetries ${retry.maxRetries}: with none, nothing is retried (retry: false or maxRetries: 0 turns retries off)`,
+          value: retry.retryOn,
+        });
+      }
+    }
   }
   const limit = resilience.concurrencyLimit;
   if (limit !== undefined) {

@@ -33,6 +33,28 @@ describe('settings nothing reads are warned (probe7 config defect 1)', () => {
     expect(fields({ services: { a: { retry: { retryOn: ['5xx'] } } } })).toEqual([]);
   });
 
+  it('retry.retryOn conditions that match nothing: an empty list, or a condition whose list is empty', () => {
+    expect(fields({ services: { a: { retry: { maxRetries: 3, retryOn: [] } } } })).toEqual([
+      'a:retry.retryOn',
+    ]);
+    expect(fields({ services: { a: { retry: { retryOn: ['retriable-status-codes'] } } } })).toEqual([
+      'a:retry.retryOn',
+    ]);
+    expect(fields({ services: { a: { retry: { retryOn: ['5xx', 'retriable-headers'] } } } })).toEqual([
+      'a:retry.retryOn',
+    ]);
+    // The list from a lower layer is read.
+    expect(
+      fields({
+        defaults: { retry: { retriableStatusCodes: [429] } },
+        services: { a: { retry: { retryOn: ['retriable-status-codes'] } } },
+      }),
+    ).toEqual([]);
+    // Retries off: nothing to warn of.
+    expect(fields({ services: { a: { retry: { maxRetries: 0, retryOn: [] } } } })).toEqual([]);
+    expect(fields({ services: { a: { retry: { maxRetries: 2, retryOn: ['5xx'] } } } })).toEqual([]);
+  });
+
   it('concurrencyLimit.queueTimeout with no queue', () => {
     expect(fields({ services: { a: { concurrencyLimit: { max: 5, queueTimeout: '1s' } } } })).toEqual([
       'a:concurrencyLimit.queueTimeout',
