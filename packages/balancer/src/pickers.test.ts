@@ -138,6 +138,38 @@ describe('round_robin and random', () => {
     for (const e of eps) expect(c.get(e.id)).toBe(100);
   });
 
+  it("round_robin with weights that differ is weighted, as Envoy's ROUND_ROBIN (Consul Weights, SRV weights, =n)", () => {
+    const eps = testEndpoints(2, { weight: (i) => (i === 0 ? 1 : 9) });
+    const { b } = make({ loadBalancer: { policy: 'round_robin' } }, eps);
+    const c = counts(() => b.pick(ctx), 1000);
+    expect(c.get(eps[0]!.id)).toBe(100);
+    expect(c.get(eps[1]!.id)).toBe(900);
+    // A weight of 0 gets nothing, unless every weight is 0.
+    const zero = testEndpoints(3, { weight: (i) => (i === 0 ? 0 : 2) });
+    const z = make({ loadBalancer: { policy: 'round_robin' } }, zero).b;
+    for (let i = 0; i < 50; i++) expect(z.pick(ctx).id).not.toBe(zero[0]!.id);
+  });
+
+  it('round_robin ramps a new endpoint under slow start (Envoy supports slow start for ROUND_ROBIN)', async () => {
+    const { b, clock } = make(
+      {
+        loadBalancer: {
+          policy: 'round_robin',
+          slowStart: { window: 10_000, aggression: 1, minWeightPercent: 10 },
+        },
+      },
+      testEndpoints(1),
+    );
+    b.update(setOf(testEndpoints(2), 2));
+    await clock.advance(1000);
+    const second = testEndpoints(2)[1]!.id;
+    const early = (counts(() => b.pick(ctx), 1000).get(second) ?? 0) / 1000;
+    await clock.advance(20_000);
+    const late = (counts(() => b.pick(ctx), 1000).get(second) ?? 0) / 1000;
+    expect(early).toBeLessThan(0.2);
+    expect(late).toBeCloseTo(0.5, 1);
+  });
+
   it('random spreads roughly evenly', () => {
     const eps = testEndpoints(4);
     const { b } = make({ loadBalancer: { policy: 'random' } }, eps);

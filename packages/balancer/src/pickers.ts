@@ -22,7 +22,11 @@ export function buildPicker(
 ): StatePicker {
   switch (policy) {
     case 'round_robin':
-      return new RoundRobinPicker(states, host.random);
+      // Envoy's ROUND_ROBIN: a plain rotation while every endpoint weighs the same, a weighted
+      // schedule (the same as weighted_round_robin's) once weights differ or slow start ramps them.
+      return host.config.slowStart || !sameWeights(states)
+        ? new WeightedRoundRobinPicker(states, host)
+        : new RoundRobinPicker(states, host.random);
     case 'random':
       return new RandomPicker(states, host.ints);
     case 'weighted_round_robin':
@@ -36,4 +40,11 @@ export function buildPicker(
     case 'maglev':
       return new MaglevPicker(states, host);
   }
+}
+
+/** Whether every endpoint has the same weight. */
+function sameWeights(states: readonly EndpointState[]): boolean {
+  const w = (states[0] as EndpointState).weight;
+  for (let i = 1; i < states.length; i++) if ((states[i] as EndpointState).weight !== w) return false;
+  return true;
 }

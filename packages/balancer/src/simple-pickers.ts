@@ -6,7 +6,10 @@ import type { Random } from '@proxyless/core';
 import type { IntRandom, PickerHost, StatePicker } from './picker-host.js';
 import type { EndpointState } from './state.js';
 
-/** Each endpoint in turn, starting at a random offset; weights are ignored. */
+/**
+ * Each endpoint in turn, starting at a random offset: `round_robin` over endpoints of one weight
+ * (with weights that differ, or slow start, `round_robin` is a {@link WeightedRoundRobinPicker}).
+ */
 export class RoundRobinPicker implements StatePicker {
   readonly #states: readonly EndpointState[];
   #next: number;

@@ -68,6 +68,21 @@ describe('every load-balancing policy through mesh.fetch (#5)', () => {
     expect([c.get('a'), c.get('b'), c.get('c')]).toEqual([10, 20, 30]);
   });
 
+  it("round_robin (the default) honours weights 1:2:3 as Envoy's ROUND_ROBIN does, and =n weights from MESH_ENDPOINTS_*", async () => {
+    const c = await counts(meshWith({ policy: 'round_robin' }, [1, 2, 3]), 60);
+    expect([c.get('a'), c.get('b'), c.get('c')]).toEqual([10, 20, 30]);
+    const fromEnv = createMesh({
+      env: {
+        MESH_ENDPOINTS_API: servers
+          .map((s, i) => `127.0.0.1:${s.port}=${i === 0 ? 1 : i === 1 ? 1 : 8}`)
+          .join(','),
+      },
+    });
+    meshes.push(fromEnv);
+    const e = await counts(fromEnv, 50);
+    expect([e.get('a'), e.get('b'), e.get('c')]).toEqual([5, 5, 40]);
+  });
+
   it.each(['ring_hash', 'maglev'])(
     '%s sends one key to one endpoint and spreads many keys',
     async (policy) => {

@@ -127,7 +127,7 @@ const READ_BY: ReadonlyArray<readonly [string, readonly LoadBalancerPolicy[]]> =
   ['maxRingSize', ['ring_hash']],
   ['tableSize', ['maglev']],
   ['hashOn', ['ring_hash', 'maglev']],
-  ['slowStart', ['weighted_round_robin', 'least_request', 'peak_ewma']],
+  ['slowStart', ['round_robin', 'weighted_round_robin', 'least_request', 'peak_ewma']],
 ];
 
 const READERS: ReadonlyMap<string, readonly LoadBalancerPolicy[]> = new Map(READ_BY);
