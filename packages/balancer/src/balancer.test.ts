@@ -677,3 +677,19 @@ describe('an endpoint removed and added again while attempts are in flight', () 
     expect(b.stats().endpoints[0]).toMatchObject({ inflight: 0, requests: 3 });
   });
 });
+
+describe('maglev tableSize below the number of endpoints', () => {
+  it('is logged once as a warning (some endpoints would get no traffic), and again only after it was fixed', () => {
+    const { b, logger } = make({ loadBalancer: { policy: 'maglev', tableSize: 3 } }, testEndpoints(5));
+    const warned = () =>
+      logger.lines.filter((l) => l.level === 'warn' && l.message.includes('tableSize')).length;
+    expect(warned()).toBe(1);
+    b.update(setOf(testEndpoints(6), 2));
+    expect(warned()).toBe(1);
+    b.update(setOf(testEndpoints(2), 3));
+    b.update(setOf(testEndpoints(4), 4));
+    expect(warned()).toBe(2);
+    const ok = make({ loadBalancer: { policy: 'maglev', tableSize: 7 } }, testEndpoints(5));
+    expect(ok.logger.lines.filter((l) => l.message.includes('tableSize'))).toEqual([]);
+  });
+});

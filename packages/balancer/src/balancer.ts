@@ -82,6 +82,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   #usable: EndpointState[] = [];
   #picker: StatePicker | undefined;
   #panic = false;
+  /** Whether the maglev table was last built with more endpoints than `tableSize` (warned once). */
+  #tableShort = false;
   /** Whether traffic stays in the zone; `undefined` until the first set is seen with a zone. */
   #local: boolean | undefined = undefined;
   #seenSet = false;
@@ -249,6 +251,12 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     this.#active = active;
     this.#usable = usable;
     this.#picker = active.length > 0 ? buildPicker(this.config.policy, active, this) : undefined;
+    // A maglev table smaller than the endpoints leaves some with no entry: they get no traffic.
+    const short = this.config.policy === 'maglev' && active.length > this.config.tableSize;
+    if (short !== this.#tableShort) {
+      this.#tableShort = short;
+      if (short) this.#events.tableTooSmall(active.length, this.config.tableSize);
+    }
     if (this.#picker !== undefined && this.#waiters.size > 0) this.#waiters.resolveAll();
   }
 

@@ -59,6 +59,14 @@ export class BalancerEvents {
     this.emit({ type: panic ? 'panic_enter' : 'panic_exit', ...fields });
   }
 
+  /** The maglev table has fewer entries than there are endpoints: some get no traffic. */
+  tableTooSmall(endpoints: number, tableSize: number): void {
+    this.#logger.warn(
+      'balancer: loadBalancer.tableSize is below the number of endpoints, so some endpoints get no traffic; set a prime larger than the endpoints (maglev)',
+      { service: this.#service, endpoints, tableSize },
+    );
+  }
+
   /** A connectivity transition of `endpoint`: an event, and a log line when picking changes. */
   connectivity(
     endpoint: string,

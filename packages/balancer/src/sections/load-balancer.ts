@@ -219,7 +219,8 @@ export const loadBalancerFields = Fields({
       minimum: 3,
       maximum: 5_000_011,
       default: D.tableSize,
-      description: '`maglev` table size; a prime larger than the number of endpoints (Envoy: 65537).',
+      description:
+        '`maglev` table size; a prime larger than the number of endpoints (Envoy: 65537). The endpoints are known only at run time: a table smaller than them is logged as a warning (some endpoints get no traffic).',
     }),
   ),
   hashOn: Type.Optional(exclusive(hashOnSchema)),
