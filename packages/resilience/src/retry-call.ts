@@ -71,9 +71,13 @@ class RetryAttempt implements MeshHandler {
     this.controller = controller;
     this.call.attemptStarted(this, controller);
   }
-  onRequestUpgrade(c: Dispatcher.DispatchController, s: number, h: IncomingHttpHeaders, socket: never): void {
-    this.call.handler.onRequestUpgrade?.(this.call.relay, s, h, socket);
-    void c;
+  onRequestUpgrade(
+    _c: Dispatcher.DispatchController,
+    s: number,
+    h: IncomingHttpHeaders,
+    socket: never,
+  ): void {
+    this.call.upgraded(this, s, h, socket);
   }
   onResponseStarted(): void {
     if (!this.draining) (this.call.handler as { onResponseStarted?: () => void }).onResponseStarted?.();
@@ -128,6 +132,11 @@ export class RetryCall {
   readonly #p: RetryPolicy;
   readonly #recorder: BodyRecorder | undefined;
   readonly #reusable: boolean;
+  /**
+   * An upgrade (WebSocket) or CONNECT: its answer hands a socket over, so only an attempt that
+   * never reached its endpoint (a connect failure: nothing was sent) is retried.
+   */
+  readonly #handsOverSocket: boolean;
   #current: RetryAttempt | undefined;
   #retries = 0;
   #excluded: Set<string> | undefined;
@@ -151,6 +160,7 @@ export class RetryCall {
     this.#ctx = ctx;
     this.#p = p;
     this.#reusable = isReusableBody(opts.body);
+    this.#handsOverSocket = opts.upgrade != null || opts.method === 'CONNECT';
     this.#recorder = this.#reusable ? undefined : recordBody(opts.body);
     this.relay = new RelayController(this);
   }
@@ -206,7 +216,11 @@ export class RetryCall {
       return;
     }
     this.#leaveGate();
-    if (!this.#committed && (this.#p.statusRetriable[status] === 1 || this.#p.checkHeaders)) {
+    if (
+      !this.#committed &&
+      !this.#handsOverSocket &&
+      (this.#p.statusRetriable[status] === 1 || this.#p.checkHeaders)
+    ) {
       const outcome: Outcome = {
         ok: true,
         result: { status, headers, ...(a.ctx.endpoint ? { endpoint: a.ctx.endpoint } : {}) },
@@ -229,6 +243,19 @@ export class RetryCall {
     this.#committed = true;
     this.#previous = undefined; // nothing more to retry: let the kept body go
     this.handler.onResponseStart?.(this.relay, status, headers, text);
+  }
+
+  /** An upgrade or CONNECT answered: the socket is the caller's, and the call is over here. */
+  upgraded(a: RetryAttempt, status: number, headers: IncomingHttpHeaders, socket: never): void {
+    if (a.settled || this.#done) {
+      // Answered after the call ended (the caller aborted meanwhile): nobody takes the socket.
+      (socket as { destroy?: () => void }).destroy?.();
+      return;
+    }
+    a.settled = true;
+    this.#committed = true;
+    this.#finish();
+    this.handler.onRequestUpgrade?.(this.relay, status, headers, socket);
   }
 
   end(a: RetryAttempt, trailers: IncomingHttpHeaders): void {
@@ -262,7 +289,11 @@ export class RetryCall {
       this.#refused(a.ctx, error, refusal);
       return;
     }
-    if (!this.#committed && !isRequestBodyError(error)) {
+    if (
+      !this.#committed &&
+      !isRequestBodyError(error) &&
+      (!this.#handsOverSocket || (MeshError.is(error) && error.details.phase === 'connect'))
+    ) {
       const delay = this.#decide(a, { ok: false, error });
       if (delay !== undefined) {
         a.failure = error;

@@ -197,8 +197,8 @@ export function createRetryFilter(config: Partial<RetryConfig> = {}, deps: Retry
   };
   return (dispatch) => (opts, handler) => {
     const ctx = callOf(opts);
-    // Upgrades and CONNECT hand over a socket: nothing to retry.
-    if (ctx === undefined || opts.upgrade || opts.method === 'CONNECT') return dispatch(opts, handler);
+    // Upgrades and CONNECT hand over a socket: retried only after a connect failure (RetryCall).
+    if (ctx === undefined) return dispatch(opts, handler);
     policy.budget ??= new RetryBudget(c.budget, deps.clock ?? ctx.clock);
     policy.budget.recordRequest();
     new RetryCall(dispatch, opts, handler, ctx, policy).start();
