@@ -77,6 +77,40 @@ describe('runPolicy time', () => {
   });
 });
 
+describe("runPolicy with the caller's own timers on its clock (docs/testing-policies.md)", () => {
+  it('an abort scheduled on the same clock lands mid-call, also on a hanging upstream', async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    clock.setTimer(100, () => ac.abort('bye'));
+    const rec = await runPolicy({}, ['hang'], { clock, signal: ac.signal });
+    expect(rec.error?.code).toBe('MESH_ABORTED');
+    expect(rec.error?.cause).toBe('bye');
+    expect(rec.endedAt).toBe(100);
+  });
+
+  it('time stops at the end of the call: a later timer of the caller has not fired', async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    clock.setTimer(100, () => ac.abort('bye'));
+    let later = false;
+    clock.setTimer(300, () => {
+      later = true;
+    });
+    const rec = await runPolicy({ timeout: '1s' }, [{ status: 200, delayMs: 500 }], {
+      clock,
+      signal: ac.signal,
+    });
+    expect(rec.error?.code).toBe('MESH_ABORTED');
+    expect([rec.endedAt, clock.now(), later]).toEqual([100, 100, false]);
+    // A caller's timer that does not end the call: the call runs to its own end, firing it on the way.
+    const c2 = new VirtualClock();
+    let fired = 0;
+    c2.setTimer(50, () => fired++);
+    const ok = await runPolicy({}, [{ status: 200, delayMs: 500 }], { clock: c2 });
+    expect([ok.status, ok.endedAt, c2.now(), fired]).toEqual([200, 500, 500, 1]);
+  });
+});
+
 describe('runPolicy hang', () => {
   it('aborts the call before reporting the hang: nothing is left on the caller clock', async () => {
     const clock = new VirtualClock();

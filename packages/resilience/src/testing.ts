@@ -223,15 +223,36 @@ interface TrackingClock extends Clock {
  * - `deps`: the policy stack's own clock; only its `keepAlive` timers are (the rest are background).
  * - `background`: nothing on it is (a scripted `'hang'` sleeps on it: waiting for an abort only).
  */
-function callWork(base: VirtualClock): { call: TrackingClock; deps: Clock; background: Clock } {
+function callWork(base: VirtualClock): {
+  call: TrackingClock;
+  deps: Clock;
+  background: Clock;
+  /** Timers pending on the clock that are not the call's nor its stages': the caller's own. */
+  othersPending(): number;
+} {
   // Shared: a timer counted on any of the clocks is the call's work.
   const live = new Map<object, number>();
+  // The stages' and the script's timers that are not work (a hang's sleep, a breaker's window).
+  const background = new Set<object>();
   const make = (counts: (options?: TimerOptions) => boolean): TrackingClock => {
     const clock: TrackingClock = {
       now: () => base.now(),
       wallNow: () => base.wallNow(),
       setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer {
-        if (!counts(options)) return base.setTimer(ms, fn);
+        if (!counts(options)) {
+          const key = {};
+          background.add(key);
+          const timer = base.setTimer(ms, () => {
+            background.delete(key);
+            fn();
+          });
+          return {
+            cancel: () => {
+              background.delete(key);
+              timer.cancel();
+            },
+          };
+        }
         const key = {};
         live.set(key, base.now() + Math.max(0, ms));
         const timer = base.setTimer(ms, () => {
@@ -258,6 +279,7 @@ function callWork(base: VirtualClock): { call: TrackingClock; deps: Clock; backg
     call: make(() => true),
     deps: make((options) => options?.keepAlive === true),
     background: make(() => false),
+    othersPending: () => base.pendingTimers - live.size - background.size,
   };
 }
 
@@ -408,12 +430,18 @@ export async function runPolicy(
   });
   // Move time to the call's next own timer (firing background ones on the way) until it settles;
   // when only background timers are left, nothing will ever settle it: a hang. Running out of
-  // `maxTimers` with work still pending is not a hang: the call was still busy.
+  // `maxTimers` with work still pending is not a hang: the call was still busy. While the caller
+  // has timers of its own on the clock (an abort meant to land mid-call), time moves one timer at
+  // a time instead, so each fires at its time and time stops where the call settles.
   const max = options.maxTimers ?? 10_000;
   for (let i = 0; i < max; i++) {
     await flushPromises();
     if (settled) break;
     const at = work.call.nextWorkAt();
+    if (work.othersPending() > 0) {
+      if (!(await clock.next())) break;
+      continue;
+    }
     if (at === undefined) break;
     await clock.advance(Math.max(0, at - clock.now()));
   }
@@ -421,7 +449,7 @@ export async function runPolicy(
   options.signal?.removeEventListener('abort', onAbort);
   const hung = !settled;
   // Not settled with timers of its own still pending: the loop stopped at `maxTimers`.
-  const outOfTimers = hung && work.call.nextWorkAt() !== undefined;
+  const outOfTimers = hung && (work.call.nextWorkAt() !== undefined || work.othersPending() > 0);
   if (hung) {
     // Abort the call so nothing of it is left on the clock (its sleeps, its deadline).
     controller.abort(new MeshError('MESH_ABORTED', 'runPolicy: the call did not settle; aborted'));
