@@ -16,7 +16,7 @@ import {
 import CircuitBreaker from 'opossum';
 import { BreakerExchange } from './breaker-exchange.js';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
-import { checkSettingKeys } from './factory-checks.js';
+import { checkBreakerSettings, checkSettingKeys } from './factory-checks.js';
 import { type EarlierCalls, EarlierCount } from './limits.js';
 import { holdQueued } from './queued.js';
 
@@ -130,6 +130,7 @@ export class DestinationBreaker {
       earlier?: EarlierCalls;
     },
   ) {
+    checkBreakerSettings(config);
     this.#onStateChange = deps.onStateChange;
     this.#counts = deps.previous === undefined ? { active: 0 } : deps.previous.#counts;
     this.#line = deps.previous === undefined ? { current: this } : deps.previous.#line;

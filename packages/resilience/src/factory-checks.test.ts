@@ -148,3 +148,46 @@ describe("settings in the config document's shape given to a factory or a hand-w
     expect(refusal(() => resolveResilienceConfig(parsed!))).toBe('accepted');
   });
 });
+
+describe('hedge and circuit breaker settings given directly are checked as the sections are', () => {
+  const clock = new VirtualClock();
+  it('createHedgeFilter refuses maxHedges outside 1..5, a non-number, a negative delay', () => {
+    expect(refusal(() => createHedgeFilter({ maxHedges: 99, delayMs: 1 }))).toEqual({
+      code: 'MESH_CONFIG_INVALID',
+      issues: [['maxHedges', 99]],
+    });
+    expect(refusal(() => createHedgeFilter({ maxHedges: 'x' as never }))).toMatchObject({
+      issues: [['maxHedges', 'x']],
+    });
+    expect(refusal(() => createHedgeFilter({ delayMs: -5 }))).toMatchObject({ issues: [['delayMs', -5]] });
+    expect(refusal(() => createHedgeFilter({ percentile: 100 }))).toMatchObject({
+      issues: [['percentile', 100]],
+    });
+    expect(refusal(() => createHedgeFilter({ maxHedges: 2, delayMs: 20 }))).toBe('accepted');
+  });
+
+  it('the circuit breaker refuses a volumeThreshold of 0, a negative resetTimeoutMs, a percentage above 100', () => {
+    const make = (c: object) => () => createCircuitBreakerFilter(c as never, { clock, service: 'api' });
+    expect(refusal(make({ volumeThreshold: 0 }))).toEqual({
+      code: 'MESH_CONFIG_INVALID',
+      issues: [['volumeThreshold', 0]],
+    });
+    expect(refusal(make({ volumeThreshold: 'x' }))).toMatchObject({ issues: [['volumeThreshold', 'x']] });
+    expect(refusal(make({ resetTimeoutMs: -1, errorThresholdPercentage: 500 }))).toMatchObject({
+      issues: [
+        ['errorThresholdPercentage', 500],
+        ['resetTimeoutMs', -1],
+      ],
+    });
+  });
+
+  it('runPolicy with a hand-written patch gets the same refusal (it was run as written)', async () => {
+    const { runPolicy } = await import('./testing.js');
+    await expect(runPolicy({ timeoutMs: 1000, hedge: { maxHedges: 99, delayMs: 1 } }, [200])).rejects.toThrow(
+      /maxHedges: expected an integer 1\.\.5, got 99/,
+    );
+    await expect(runPolicy({ circuitBreaker: { volumeThreshold: 0 } }, [200])).rejects.toThrow(
+      /volumeThreshold: expected an integer ≥ 1, got 0/,
+    );
+  });
+});

@@ -124,3 +124,77 @@ export function checkTimeoutMs(what: string, field: string, value: unknown): voi
     ],
   ]);
 }
+
+const num = (v: unknown, min: number, max = Number.POSITIVE_INFINITY): boolean =>
+  typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
+
+/**
+ * `createHedgeFilter`'s `delayMs` (ms ≥ 0), `percentile` (1..99.9) and `maxHedges` (an integer
+ * 1..5), the hedge section's ranges: `maxHedges: 99` would send 100 attempts, `'x'` never stop.
+ */
+export function checkHedgeSettings(config: {
+  delayMs?: unknown;
+  percentile?: unknown;
+  maxHedges?: unknown;
+}): void {
+  checkAll('createHedgeFilter', [
+    ['delayMs', config.delayMs, optional(config.delayMs, (v) => num(v, 0)), 'a number of milliseconds ≥ 0'],
+    [
+      'percentile',
+      config.percentile,
+      optional(config.percentile, (v) => num(v, 1, 99.9)),
+      'a number 1..99.9',
+    ],
+    ['maxHedges', config.maxHedges, optional(config.maxHedges, (v) => isInt(v, 1, 5)), 'an integer 1..5'],
+  ]);
+}
+
+/**
+ * A circuit breaker's settings (`createCircuitBreakerFilter`, `DestinationBreaker`), the section's
+ * ranges: a `volumeThreshold` of 0 or `'x'` would open it on the first failure, a negative
+ * `resetTimeoutMs` never hold it open.
+ */
+export function checkBreakerSettings(config: {
+  errorThresholdPercentage?: unknown;
+  volumeThreshold?: unknown;
+  rollingWindowMs?: unknown;
+  resetTimeoutMs?: unknown;
+  halfOpenMaxCalls?: unknown;
+  maxConnections?: unknown;
+  maxPendingRequests?: unknown;
+  maxRequests?: unknown;
+  maxRetries?: unknown;
+}): void {
+  const int = (field: keyof typeof config, min: number): Check => [
+    field,
+    config[field],
+    optional(config[field], (v) => isInt(v, min)),
+    `an integer ≥ ${min}`,
+  ];
+  checkAll('circuit breaker', [
+    [
+      'errorThresholdPercentage',
+      config.errorThresholdPercentage,
+      optional(config.errorThresholdPercentage, (v) => num(v, 1, 100)),
+      'a number 1..100',
+    ],
+    int('volumeThreshold', 1),
+    [
+      'rollingWindowMs',
+      config.rollingWindowMs,
+      optional(config.rollingWindowMs, (v) => num(v, 10)),
+      'a number of milliseconds ≥ 10',
+    ],
+    [
+      'resetTimeoutMs',
+      config.resetTimeoutMs,
+      optional(config.resetTimeoutMs, (v) => num(v, 1)),
+      'a number of milliseconds ≥ 1',
+    ],
+    int('halfOpenMaxCalls', 1),
+    int('maxConnections', 1),
+    int('maxPendingRequests', 0),
+    int('maxRequests', 1),
+    int('maxRetries', 0),
+  ]);
+}

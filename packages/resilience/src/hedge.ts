@@ -18,7 +18,7 @@ import type { Dispatcher } from 'undici';
 import { type BodyRecorder, isReusableBody, recordBody } from './body.js';
 import { RetryBudget } from './budget.js';
 import { DEFAULT_HEDGE, DEFAULT_RETRY, type HedgeConfig } from './config.js';
-import { checkSettingKeys } from './factory-checks.js';
+import { checkHedgeSettings, checkSettingKeys } from './factory-checks.js';
 import { cancelQueued, kQueuedHold } from './queued.js';
 import { nextAttemptNumber, refusalOf } from './retry.js';
 
@@ -86,6 +86,7 @@ export function createHedgeFilter(
   deps: HedgeDeps = {},
 ): Filter & { latency: LatencyTracker } {
   checkSettingKeys('createHedgeFilter', config, 'hedge');
+  checkHedgeSettings(config);
   const c: HedgeConfig = { ...DEFAULT_HEDGE, ...config };
   const latency = new LatencyTracker();
   const counts = deps.countRequests ?? deps.budget === undefined;
