@@ -116,6 +116,27 @@ describe('runPolicy checks its own arguments (probe43 4)', () => {
     ['a clock that is not a VirtualClock', {}, ['503'], { clock: Date }, [['options.clock', Date]]],
     ['no policy', null, ['503'], undefined, [['policy', null]]],
     ['a script that is one step', {}, '503', undefined, [['script', '503']]],
+    [
+      'a request method that is not a string',
+      {},
+      ['503'],
+      { request: { method: 42 } },
+      [['options.request.method', 42]],
+    ],
+    [
+      'a misspelt request field',
+      {},
+      ['503'],
+      { request: { methd: 'POST' } },
+      [['options.request.methd', 'POST']],
+    ],
+    [
+      'request headers that are text',
+      {},
+      ['503'],
+      { request: { headers: 'a: b' } },
+      [['options.request.headers', 'a: b']],
+    ],
   ] as const)('%s is named with its value', async (_name, policy, script, options, issues) => {
     expect(await refused(runPolicy(policy as never, script as never, options as never))).toEqual(issues);
   });

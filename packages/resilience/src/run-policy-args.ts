@@ -50,7 +50,31 @@ export function checkRunPolicyArguments(config: unknown, script: unknown, option
         issues.add('options.filters', 'a list of filters (interceptors)', o.filters);
       if (has('request') && (o.request === null || typeof o.request !== 'object'))
         issues.add('options.request', 'an object of request fields', o.request);
+      else if (has('request')) checkRequest(o.request as Record<string, unknown>, issues);
     }
   }
   issues.throwIfAny('runPolicy: invalid arguments');
+}
+
+/** The fields of a `MeshRequest` a test may set, and what each takes. */
+const REQUEST_FIELDS: Readonly<Record<string, [expected: string, ok: (v: unknown) => boolean]>> = {
+  method: ['a method name (a string)', (v) => typeof v === 'string' && v.length > 0],
+  path: ['a path starting with "/"', (v) => typeof v === 'string' && v.startsWith('/')],
+  origin: ['an origin (a string, e.g. "http://payments")', (v) => typeof v === 'string'],
+  headers: ['an object of header values', (v) => v !== null && typeof v === 'object' && !Array.isArray(v)],
+  body: ['a request body (null, a string, bytes or a stream)', () => true],
+  idempotent: ['a boolean', (v) => typeof v === 'boolean'],
+  bodyReplayable: ['a boolean', (v) => typeof v === 'boolean'],
+  replayable: ['a boolean', (v) => typeof v === 'boolean'],
+};
+
+/** `options.request`: known fields only (a misspelt `methd` would run a GET), each of its type. */
+function checkRequest(request: Record<string, unknown>, issues: Issues): void {
+  issues.unknownKeys(request, 'options.request', Object.keys(REQUEST_FIELDS));
+  for (const key of Object.keys(REQUEST_FIELDS)) {
+    const value = request[key];
+    if (value === undefined) continue;
+    const [expected, ok] = REQUEST_FIELDS[key]!;
+    if (!ok(value)) issues.add(`options.request.${key}`, expected, value);
+  }
 }
