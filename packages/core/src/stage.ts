@@ -91,6 +91,19 @@ export function dispatchFromNext(next: Next): DispatchFn {
     learnEndpoint(attempt.endpoint);
     p.then(
       (result) => {
+        if (!isCallResult(result)) {
+          // A terminal written in JavaScript (or cast) can answer anything: an error of the call,
+          // never a TypeError thrown out of a promise callback.
+          done = true;
+          handler.onResponseError?.(
+            controller,
+            new MeshError(
+              'MESH_INTERNAL',
+              'the upstream answered something that is not a CallResult ({ status, headers, body: a Readable })',
+            ),
+          );
+          return;
+        }
         learnEndpoint(result.endpoint ?? attempt.endpoint);
         if (ac.signal.aborted) {
           result.body.destroy();
@@ -270,4 +283,16 @@ export function nextFromDispatch(dispatch: DispatchFn): Next {
  */
 export function compose(interceptors: readonly Interceptor[], terminal: Next): Next {
   return nextFromDispatch(composeInterceptors(interceptors, dispatchFromNext(terminal)));
+}
+
+/** `{ status: number, body: a stream }`: what a Promise-returning upstream must answer. */
+function isCallResult(result: unknown): result is CallResult {
+  if (result === null || typeof result !== 'object') return false;
+  const { status, body } = result as { status?: unknown; body?: unknown };
+  return (
+    typeof status === 'number' &&
+    body !== null &&
+    typeof body === 'object' &&
+    typeof (body as { destroy?: unknown }).destroy === 'function'
+  );
 }

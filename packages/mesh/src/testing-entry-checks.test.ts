@@ -103,6 +103,27 @@ describe('proxyless/testing runPolicy checks (#9)', () => {
     expect(await settled).toBe('MESH_INTERNAL');
     expect(record.attempts.map((a) => a.outcome)).toEqual(['MESH_INTERNAL']);
   });
+
+  it('fails the call with MESH_INTERNAL when a hand-written upstream answers no CallResult (it threw out of a callback)', async () => {
+    for (const answer of [
+      { status: 103, body: null },
+      null,
+      { status: 200 },
+      { status: '200', body: Readable.from([]) },
+    ]) {
+      const clock = new VirtualClock();
+      const p = withPolicies(
+        [createRetryFilter({ maxRetries: 1 })],
+        (async () => answer) as never,
+      )(testContext({ clock }));
+      const settled = p.then(
+        () => 'resolved',
+        (e: unknown) => (e as MeshError).code,
+      );
+      await clock.runAll();
+      expect(await settled).toBe('MESH_INTERNAL');
+    }
+  });
 });
 
 describe('runPolicy checks its own arguments (probe43 4)', () => {
