@@ -152,21 +152,44 @@ export function scriptedUpstream(
       call.aborted = true;
       throw error;
     }
+    // Shaped as the pick stage raises them from undici's errors: the same message form, the
+    // transport's code as `details.errorCode`, and an error with that code as `cause`.
     if (step.error === 'connect') {
-      throw new MeshError('MESH_CONNECT_FAILED', `connect to ${endpoint.id} failed (scripted)`, {
-        details: { service: ctx.service, endpoint: endpoint.id, phase: 'connect', bodySent: false },
+      const cause = Object.assign(new Error(`connect ECONNREFUSED ${endpoint.id} (scripted)`), {
+        code: 'ECONNREFUSED',
       });
+      throw new MeshError(
+        'MESH_CONNECT_FAILED',
+        `connect to ${endpoint.id} for "${ctx.service}" failed: ${cause.message}`,
+        {
+          cause,
+          details: {
+            service: ctx.service,
+            endpoint: endpoint.id,
+            phase: 'connect',
+            bodySent: false,
+            errorCode: 'ECONNREFUSED',
+          },
+        },
+      );
     }
     if (step.error === 'reset') {
-      throw new MeshError('MESH_UPSTREAM_RESET', `connection to ${endpoint.id} reset (scripted)`, {
-        details: {
-          service: ctx.service,
-          endpoint: endpoint.id,
-          // As the pick stage reports a reset before the response head.
-          phase: 'request',
-          bodySent: ctx.request.body !== null,
+      const cause = Object.assign(new Error('other side closed (scripted)'), { code: 'UND_ERR_SOCKET' });
+      throw new MeshError(
+        'MESH_UPSTREAM_RESET',
+        `request to ${endpoint.id} for "${ctx.service}" failed: ${cause.message}`,
+        {
+          cause,
+          details: {
+            service: ctx.service,
+            endpoint: endpoint.id,
+            errorCode: 'UND_ERR_SOCKET',
+            // As the pick stage reports a reset before the response head.
+            phase: 'request',
+            bodySent: ctx.request.body !== null,
+          },
         },
-      });
+      );
     }
     // Header names as undici gives them (lower case), so `Retry-After` is read as `retry-after` is.
     const headers: Record<string, string | string[]> = {};

@@ -172,4 +172,19 @@ describe('runPolicy checks its own arguments (probe43 4)', () => {
     });
     expect(record.attempts).toHaveLength(2);
   });
+
+  it('scripted connect and reset errors have the production shape: errorCode and a cause with that code', async () => {
+    const connect = await runPolicy({ retry: false }, ['connect-error'], { service: 'payments' });
+    expect(connect.error?.code).toBe('MESH_CONNECT_FAILED');
+    expect(connect.error?.details).toMatchObject({
+      phase: 'connect',
+      bodySent: false,
+      errorCode: 'ECONNREFUSED',
+    });
+    expect((connect.error?.cause as { code?: string } | undefined)?.code).toBe('ECONNREFUSED');
+    expect(connect.error?.message).toMatch(/^connect to \S+ for "payments" failed: connect ECONNREFUSED/);
+    const reset = await runPolicy({ retry: false }, ['reset'], { service: 'payments' });
+    expect(reset.error?.details).toMatchObject({ phase: 'request', errorCode: 'UND_ERR_SOCKET' });
+    expect((reset.error?.cause as { code?: string } | undefined)?.code).toBe('UND_ERR_SOCKET');
+  });
 });
