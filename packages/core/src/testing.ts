@@ -152,45 +152,9 @@ export function scriptedUpstream(
       call.aborted = true;
       throw error;
     }
-    // Shaped as the pick stage raises them from undici's errors: the same message form, the
-    // transport's code as `details.errorCode`, and an error with that code as `cause`.
-    if (step.error === 'connect') {
-      const cause = Object.assign(new Error(`connect ECONNREFUSED ${endpoint.id} (scripted)`), {
-        code: 'ECONNREFUSED',
-      });
-      throw new MeshError(
-        'MESH_CONNECT_FAILED',
-        `connect to ${endpoint.id} for "${ctx.service}" failed: ${cause.message}`,
-        {
-          cause,
-          details: {
-            service: ctx.service,
-            endpoint: endpoint.id,
-            phase: 'connect',
-            bodySent: false,
-            errorCode: 'ECONNREFUSED',
-          },
-        },
-      );
-    }
-    if (step.error === 'reset') {
-      const cause = Object.assign(new Error('other side closed (scripted)'), { code: 'UND_ERR_SOCKET' });
-      throw new MeshError(
-        'MESH_UPSTREAM_RESET',
-        `request to ${endpoint.id} for "${ctx.service}" failed: ${cause.message}`,
-        {
-          cause,
-          details: {
-            service: ctx.service,
-            endpoint: endpoint.id,
-            errorCode: 'UND_ERR_SOCKET',
-            // As the pick stage reports a reset before the response head.
-            phase: 'request',
-            bodySent: ctx.request.body !== null,
-          },
-        },
-      );
-    }
+    // Shaped as the pick stage raises them from undici's errors (scriptedTransportError).
+    if (step.error === 'connect') throw scriptedTransportError('connect', ctx, endpoint.id);
+    if (step.error === 'reset') throw scriptedTransportError('reset', ctx, endpoint.id);
     // Header names as undici gives them (lower case), so `Retry-After` is read as `retry-after` is.
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(step.headers)) if (v !== undefined) headers[k.toLowerCase()] = v;
@@ -339,3 +303,31 @@ export function testEndpoints(
 }
 
 export type { Random };
+
+/**
+ * A scripted connect failure or reset, as the pick stage raises one from undici's error: the same
+ * message form, the transport's code as `details.errorCode`, and an error with that code as
+ * `cause`. A reset is reported before the response head (`phase: 'request'`).
+ */
+function scriptedTransportError(kind: 'connect' | 'reset', ctx: CallContext, endpoint: string): MeshError {
+  const connect = kind === 'connect';
+  const errorCode = connect ? 'ECONNREFUSED' : 'UND_ERR_SOCKET';
+  const cause = Object.assign(
+    new Error(connect ? `connect ECONNREFUSED ${endpoint} (scripted)` : 'other side closed (scripted)'),
+    { code: errorCode },
+  );
+  return new MeshError(
+    connect ? 'MESH_CONNECT_FAILED' : 'MESH_UPSTREAM_RESET',
+    `${connect ? 'connect to' : 'request to'} ${endpoint} for "${ctx.service}" failed: ${cause.message}`,
+    {
+      cause,
+      details: {
+        service: ctx.service,
+        endpoint,
+        phase: connect ? 'connect' : 'request',
+        bodySent: connect ? false : ctx.request.body !== null,
+        errorCode,
+      },
+    },
+  );
+}
