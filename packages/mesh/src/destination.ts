@@ -98,11 +98,8 @@ export class Destination {
    * Calls accepted and not yet ended, by the stack they entered (a limit a reload turns on counts
    * the earlier ones): shutdown waits for them, and aborts them when it forces.
    */
-  readonly #calls = new DestinationCalls(() => {
-    // The idle time counts from the end of the last exchange, not from its start: a stream that
-    // ran longer than `destinationIdleTimeoutMs` is not followed by an eviction at the next sweep.
-    this.lastUsed = this.#deps.clock.now();
-  });
+  // Idle time counts from the end of the last exchange (a long stream is not evicted as it ends).
+  readonly #calls = new DestinationCalls(() => (this.lastUsed = this.#deps.clock.now()));
   /** The registry's first answer for the service, which new calls wait for (bounded). */
   readonly #first: FirstResolution;
   /** `close()` or `destroy()` was called: new calls are refused with `MESH_CLOSED`. */

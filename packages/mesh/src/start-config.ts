@@ -132,9 +132,7 @@ export function readStartConfig(options: MeshOptions): StartConfig {
       // (each problem would be listed twice). A document valid on its own over layers that fail
       // merged without it too is not what the problems belong to: the heading does not name it.
       mergedChecked = true;
-      const below = new Issues();
-      config.check(undefined, below);
-      ofDocument = below.ok || config.documentIssues(firstVersion).length > 0;
+      ofDocument = !config.failsWithoutDocument() || config.documentIssues(firstVersion).length > 0;
     } else {
       config.swap(first.layers, [], first.resolved);
       warnings = first.warnings;

@@ -6,7 +6,6 @@
 import {
   type CallEvent,
   type CallResult,
-  type Clock,
   compose,
   type Filter,
   Issues,
@@ -17,9 +16,6 @@ import {
   type Random,
   type ReadonlyArrays,
   seededRandom,
-  sleepOn,
-  type Timer,
-  type TimerOptions,
 } from '@proxyless/core';
 import {
   type CallSettledListener,
@@ -41,6 +37,7 @@ import {
 } from './config.js';
 import { unknownPatchKeys } from './patch-shape.js';
 import { checkRunPolicyArguments } from './run-policy-args.js';
+import { callWork } from './testing-clock.js';
 
 export { checkRunPolicyArguments };
 
@@ -207,80 +204,6 @@ export interface RunPolicyOptions {
    * `maxTimers` and its value. Default 10,000.
    */
   maxTimers?: number;
-}
-
-/** A clock over `base` that tracks which of its timers are the call's own work (see {@link callWork}). */
-interface TrackingClock extends Clock {
-  /** The earliest due time of a live timer counted as the call's work, or undefined when none is left. */
-  readonly nextWorkAt: () => number | undefined;
-}
-
-/**
- * Clocks over `base` that record the call's own pending timers, so {@link runPolicy} can tell a call
- * that will settle (it waits on a timer of its own: a delay, a backoff, a deadline) from a hang
- * (only background timers are left: a breaker's reset timer and the like).
- * - `call`: the call context's clock; every timer on it is the call's work.
- * - `deps`: the policy stack's own clock; only its `keepAlive` timers are (the rest are background).
- * - `background`: nothing on it is (a scripted `'hang'` sleeps on it: waiting for an abort only).
- */
-function callWork(base: VirtualClock): {
-  call: TrackingClock;
-  deps: Clock;
-  background: Clock;
-  /** Timers pending on the clock that are not the call's nor its stages': the caller's own. */
-  othersPending(): number;
-} {
-  // Shared: a timer counted on any of the clocks is the call's work.
-  const live = new Map<object, number>();
-  // The stages' and the script's timers that are not work (a hang's sleep, a breaker's window).
-  const background = new Set<object>();
-  const make = (counts: (options?: TimerOptions) => boolean): TrackingClock => {
-    const clock: TrackingClock = {
-      now: () => base.now(),
-      wallNow: () => base.wallNow(),
-      setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer {
-        if (!counts(options)) {
-          const key = {};
-          background.add(key);
-          const timer = base.setTimer(ms, () => {
-            background.delete(key);
-            fn();
-          });
-          return {
-            cancel: () => {
-              background.delete(key);
-              timer.cancel();
-            },
-          };
-        }
-        const key = {};
-        live.set(key, base.now() + Math.max(0, ms));
-        const timer = base.setTimer(ms, () => {
-          live.delete(key);
-          fn();
-        });
-        return {
-          cancel: () => {
-            live.delete(key);
-            timer.cancel();
-          },
-        };
-      },
-      sleep: (ms: number, signal?: AbortSignal) => sleepOn(clock, ms, signal),
-      nextWorkAt: () => {
-        let at: number | undefined;
-        for (const t of live.values()) if (at === undefined || t < at) at = t;
-        return at;
-      },
-    };
-    return clock;
-  };
-  return {
-    call: make(() => true),
-    deps: make((options) => options?.keepAlive === true),
-    background: make(() => false),
-    othersPending: () => base.pendingTimers - live.size - background.size,
-  };
 }
 
 /**

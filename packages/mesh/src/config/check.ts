@@ -47,9 +47,7 @@ export function checkConfigDocument(document: unknown, options: CheckConfigOptio
   if (checked instanceof MeshError && store.documentIssues(version).length === 0) {
     // A document valid on its own over options or variables that fail merged without it too:
     // the problems are theirs, and the heading does not name the document.
-    const below = new Issues();
-    store.check(undefined, below);
-    if (!below.ok) {
+    if (store.failsWithoutDocument()) {
       what = 'invalid mesh configuration';
       checked = issuesError(what, errorIssues(checked));
     }

@@ -334,6 +334,16 @@ export class ConfigStore {
   }
 
   /**
+   * Whether the layers below the document (options, environment) fail once merged without any
+   * document: their problems are then theirs, not a document's.
+   */
+  failsWithoutDocument(): boolean {
+    const issues = new Issues();
+    this.check(undefined, issues);
+    return !issues.ok;
+  }
+
+  /**
    * The problems of a document version on its own (shape, names, endpoints, each layer's values),
    * without the rules that span layers: what `createMesh` still reports for the file when the
    * options or environment layers below it are invalid, so one error lists every problem.
