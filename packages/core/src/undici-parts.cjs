@@ -1,7 +1,6 @@
 'use strict';
 /**
- * The parts of undici the mesh's data plane loads at start (see undici.ts), gathered in one
- * CommonJS module.
+ * The parts of undici the mesh's data plane uses (see undici.ts), gathered in one CommonJS module.
  *
  * Node imports a CommonJS module into an ES module by first scanning its source for the names it
  * exports (cjs-module-lexer) and resolving it with the ES module resolver; a module it `require`s
@@ -9,15 +8,30 @@
  * were each resolved and scanned; through this file only this file is, and a cold
  * `import('proxyless')` takes about 13 ms less (test/bench/cold-start.ts). Bundlers follow these
  * `require` calls as they followed the static imports.
+ *
+ * What a mesh needs before its first connection (the `Dispatcher` base class, errors, request
+ * checks, the request API) is loaded with this file. The connection classes — `Client`, `Pool`,
+ * `Agent`, and the global dispatcher, which load Node's `http`, `tls` and `http2` and undici's
+ * HTTP/1 and HTTP/2 clients, a third of undici's start-up — are loaded at first use: the first
+ * pool a mesh opens, or the first pass-through call.
  */
+/** `load`, called once, at the first call; its value every time after. */
+function once(load) {
+  let value;
+  return () => {
+    if (value === undefined) value = load();
+    return value;
+  };
+}
+
 module.exports = {
   api: require('undici/lib/api/index.js'),
   errors: require('undici/lib/core/errors.js'),
   symbols: require('undici/lib/core/symbols.js'),
   util: require('undici/lib/core/util.js'),
-  Agent: require('undici/lib/dispatcher/agent.js'),
   Dispatcher: require('undici/lib/dispatcher/dispatcher.js'),
-  Pool: require('undici/lib/dispatcher/pool.js'),
-  poolBase: require('undici/lib/dispatcher/pool-base.js'),
-  globals: require('undici/lib/global.js'),
+  agent: once(() => require('undici/lib/dispatcher/agent.js')),
+  pool: once(() => require('undici/lib/dispatcher/pool.js')),
+  poolBase: once(() => require('undici/lib/dispatcher/pool-base.js')),
+  globals: once(() => require('undici/lib/global.js')),
 };

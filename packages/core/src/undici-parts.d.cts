@@ -14,10 +14,10 @@ declare const parts: {
   readonly errors: typeof errors;
   readonly symbols: typeof symbols;
   readonly util: typeof util;
-  readonly Agent: typeof Agent;
   readonly Dispatcher: typeof Dispatcher;
-  readonly Pool: typeof Pool;
-  readonly poolBase: typeof poolBase;
-  readonly globals: typeof globals;
+  agent(): typeof Agent;
+  pool(): typeof Pool;
+  poolBase(): typeof poolBase;
+  globals(): typeof globals;
 };
 export = parts;

@@ -6,11 +6,11 @@ import {
   globalDispatcher,
   releaseRefusedConnections,
   requestUrl,
-  UndiciAgent,
   UndiciDispatcher,
-  UndiciPool,
+  undiciAgent,
   undiciChecks,
   undiciErrors,
+  undiciPool,
   undiciSync,
 } from './undici.js';
 
@@ -18,8 +18,8 @@ describe("undici's parts", () => {
   it("are the very classes and objects undici's index exports", async () => {
     // A user's `import 'undici'` and the mesh share classes (instanceof) and the global dispatcher.
     expect(UndiciDispatcher).toBe(undici.Dispatcher);
-    expect(UndiciAgent).toBe(undici.Agent);
-    expect(UndiciPool).toBe(undici.Pool);
+    expect(undiciAgent()).toBe(undici.Agent);
+    expect(undiciPool()).toBe(undici.Pool);
     expect(undiciErrors).toBe(undici.errors);
     expect(globalDispatcher()).toBe(undici.getGlobalDispatcher());
     expect(undiciSync().fetch).toBe(undici.fetch);
@@ -58,7 +58,7 @@ describe("undici's parts", () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const agent = new UndiciAgent();
+    const agent = new (undiciAgent())();
     try {
       for (const send of [requestUrl, undici.request] as const) {
         for (const [url, opts] of [
@@ -87,7 +87,7 @@ describe('releaseRefusedConnections', () => {
       res.end('ok');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const pool = new UndiciPool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+    const pool = new (undiciPool())(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
       connections: 1,
     });
     try {

@@ -14,22 +14,30 @@
  * publishes no `exports` map, so its `lib/` files are addressable; the files named here have had
  * these paths since undici 6.7 (every release of the peer range ^7), and a test checks that each
  * is what undici's index exports. They are required by one CommonJS file, `undici-parts.cjs`
- * (which makes the ESM import cheaper: see there), statically so that bundlers (esbuild, webpack)
- * follow them.
+ * (which makes the ESM import cheaper: see there), with literal paths so that bundlers (esbuild,
+ * webpack) follow them; the connection classes at their first use.
  */
 import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
 import { MeshError } from './errors.js';
 import parts from './undici-parts.cjs';
 
-const { api, errors, symbols, util, Agent, Dispatcher, Pool, poolBase, globals } = parts;
+const { api, errors, symbols, util, Dispatcher } = parts;
 
 /** undici's `Dispatcher` base class. */
 export const UndiciDispatcher: typeof Undici.Dispatcher = Dispatcher;
-/** undici's `Agent`. */
-export const UndiciAgent: typeof Undici.Agent = Agent;
-/** undici's `Pool`. */
-export const UndiciPool: typeof Undici.Pool = Pool;
+/**
+ * undici's `Agent`, loaded at the first call: undici's connection classes (`Client`, `Pool`,
+ * `Agent`) load Node's `http`, `tls` and `http2` and undici's HTTP/1 and HTTP/2 clients, which a
+ * mesh needs only once it opens its first connection (undici-parts.cjs).
+ */
+export function undiciAgent(): typeof Undici.Agent {
+  return parts.agent();
+}
+/** undici's `Pool`, loaded at the first call (see {@link undiciAgent}). */
+export function undiciPool(): typeof Undici.Pool {
+  return parts.pool();
+}
 /** undici's error classes. */
 export const undiciErrors: typeof Undici.errors = errors;
 /**
@@ -106,7 +114,7 @@ export function undiciIfLoaded(): typeof Undici | undefined {
  * checks them on the undici in use.
  */
 export function releaseRefusedConnections(pool: Undici.Dispatcher): void {
-  const { kClients, kNeedDrain } = poolBase;
+  const { kClients, kNeedDrain } = parts.poolBase();
   const { kBusy, kUrl } = symbols as Record<string, symbol>;
   const clients = (pool as unknown as Record<symbol, unknown>)[kClients];
   if (!Array.isArray(clients)) return;
@@ -124,7 +132,7 @@ export function releaseRefusedConnections(pool: Undici.Dispatcher): void {
 
 /** undici's global dispatcher (`setGlobalDispatcher`, or the Agent undici installs by default). */
 export function globalDispatcher(): Undici.Dispatcher {
-  return globals.getGlobalDispatcher();
+  return parts.globals().getGlobalDispatcher();
 }
 
 /**

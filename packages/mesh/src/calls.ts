@@ -37,6 +37,7 @@ import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
 import { fetchOver } from './fetch-call.js';
 import { hostnameOf, hostOf, requestTarget, serverNameOf, unknownService } from './naming.js';
 import { asksForTls, assertOrigin, refuseTls } from './origin.js';
+import type { PassthroughDispatcher } from './passthrough.js';
 import {
   assertDispatchable,
   DispatchRequest,
@@ -93,7 +94,7 @@ export interface CallPathDeps {
   clock: Clock;
   random: Random;
   /** The pass-through agent for origins that are not mesh services (none: they fail). */
-  agent: Dispatcher | undefined;
+  agent: PassthroughDispatcher | undefined;
   hostHeader: 'logical' | 'endpoint';
   /** The mesh's own `close` and `destroy`, which the dispatcher's close and destroy are. */
   lifecycle: Pick<DispatchTarget, 'close' | 'destroy' | 'closed' | 'destroyed'>;
@@ -108,7 +109,7 @@ export class CallPath implements DispatchTarget {
   readonly #routing: RoutingStage;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #agent: Dispatcher | undefined;
+  readonly #agent: PassthroughDispatcher | undefined;
   readonly #hostHeader: 'logical' | 'endpoint';
   readonly #lifecycle: Pick<DispatchTarget, 'close' | 'destroy' | 'closed' | 'destroyed'>;
 

@@ -6,7 +6,7 @@
 
 import type { EventEmitter } from 'node:events';
 import type { ObservableBalancer } from '@proxyless/balancer';
-import { type Endpoint, formatHostPort, MeshError, UndiciPool } from '@proxyless/core';
+import { type Endpoint, formatHostPort, MeshError, undiciPool } from '@proxyless/core';
 import type { Dispatcher, Pool } from 'undici';
 
 /** What the pools need from their destination. */
@@ -77,7 +77,7 @@ export class EndpointPools {
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.#deps.service}"`);
       const connectTimeout = this.#deps.connectTimeoutMs;
       const connections = this.#connectionsPerPool();
-      const created = new UndiciPool(key, {
+      const created = new (undiciPool())(key, {
         connections,
         ...(connectTimeout !== undefined && connectTimeout > 0 ? { connectTimeout } : {}),
       });

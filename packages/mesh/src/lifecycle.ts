@@ -9,13 +9,14 @@ import type { Dispatcher } from 'undici';
 import type { CloseOptions } from './api.js';
 import type { Destination } from './destination.js';
 import type { DestinationTable } from './destination-table.js';
+import type { PassthroughDispatcher } from './passthrough.js';
 
 /** What the lifecycle needs from the mesh that owns it. */
 export interface LifecycleDeps {
   clock: Clock;
   destinations: DestinationTable;
   /** The pass-through agent; only one the mesh made (`own`) is closed by it. */
-  agent: Dispatcher | undefined;
+  agent: PassthroughDispatcher | undefined;
   ownAgent: boolean;
   /** The pools of the mesh's own pass-through agent, until each is destroyed. */
   agentPools: Set<Dispatcher>;

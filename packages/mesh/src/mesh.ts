@@ -37,7 +37,7 @@ import { DestinationTable } from './destination-table.js';
 import { forwardPoolEvents, type PoolEventSink } from './endpoint-pools.js';
 import { installGlobally } from './install.js';
 import { MeshLifecycle } from './lifecycle.js';
-import { passthroughAgent } from './passthrough.js';
+import { type PassthroughDispatcher, passthroughAgent } from './passthrough.js';
 import { Registrations } from './registration.js';
 import { createResolvers, type ResolverSet } from './resolvers.js';
 import type { RoutingChain } from './routing/index.js';
@@ -86,7 +86,7 @@ class MeshImpl implements Mesh {
   readonly #destinations: DestinationTable;
   readonly #calls: CallPath;
   readonly #documents: ConfigApplier;
-  #agent: Dispatcher | undefined;
+  #agent: PassthroughDispatcher | undefined;
   readonly #lifecycle: MeshLifecycle;
   #config: ConfigStore;
   #configSource: ConfigSource | undefined;
@@ -207,7 +207,12 @@ class MeshImpl implements Mesh {
     queueMicrotask(() => this.#documents.warnings.release());
     this.#documents.startRoutingSources(registries);
     const agentPools = new Set<Dispatcher>();
-    this.#agent = options.passthroughDispatcher ?? (passthrough ? passthroughAgent(agentPools) : undefined);
+    // Pass-through origins: the agent's own events, as seen from the mesh dispatcher (from when
+    // the mesh's own agent is made, at the first pass-through call).
+    const ownAgentMade = (agent: Dispatcher): void =>
+      forwardPoolEvents(agent, (...e) => this.#emitPoolEvent(...e), true);
+    this.#agent =
+      options.passthroughDispatcher ?? (passthrough ? passthroughAgent(agentPools, ownAgentMade) : undefined);
     this.#lifecycle = new MeshLifecycle({
       clock: this.#clock,
       destinations: this.#destinations,
@@ -226,9 +231,6 @@ class MeshImpl implements Mesh {
       lifecycle: this,
     });
     this.dispatcher = this.#calls.dispatcher;
-    // Pass-through origins: the agent's own events, as seen from the mesh dispatcher.
-    if (this.#agent !== undefined && options.passthroughDispatcher === undefined)
-      forwardPoolEvents(this.#agent, (...e) => this.#emitPoolEvent(...e), true);
     // Telemetry counts the events it knows and keeps every one for `/events`.
     this.#events.event((event) => telemetry.onMeshEvent(event));
     // The config document's first version is in force from the start (`mesh_config_version`).
@@ -288,10 +290,6 @@ class MeshImpl implements Mesh {
   /** undici's `fetch` over the mesh dispatcher (calls.ts). */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     return this.#calls.fetch(input, init);
-  }
-
-  passthrough(): Dispatcher | undefined {
-    return this.#agent;
   }
 
   install(): () => void {

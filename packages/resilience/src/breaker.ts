@@ -13,11 +13,12 @@ import {
   noopLogger,
   type Timer,
 } from '@proxyless/core';
-import CircuitBreaker from 'opossum';
+import type CircuitBreaker from 'opossum';
 import { BreakerExchange } from './breaker-exchange.js';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
 import { checkBreakerSettings, checkSettingKeys } from './factory-checks.js';
 import { type EarlierCalls, EarlierCount } from './limits.js';
+import loadOpossum from './opossum-part.cjs';
 import { holdQueued } from './queued.js';
 
 /** State of a {@link DestinationBreaker}. */
@@ -140,7 +141,8 @@ export class DestinationBreaker {
     this.#clock = deps.clock;
     this.#service = deps.service;
     this.#logger = deps.logger ?? noopLogger;
-    this.#opossum = new CircuitBreaker(
+    const Opossum = loadOpossum();
+    this.#opossum = new Opossum(
       // Never fired: outcomes are fed to opossum's statistics directly (see `call`).
       (fn: () => Promise<unknown>) => fn(),
       {

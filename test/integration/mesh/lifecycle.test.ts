@@ -22,15 +22,17 @@ describe('mesh lifecycle', () => {
     expect({ code, out: out.trim(), err: err.slice(0, 2000) }).toEqual({ code: 0, out: expected, err: '' });
   });
 
-  it("loads undici's data-plane parts at start and its fetch on the first mesh.fetch", async () => {
+  it("loads undici's connection classes and opossum at the first call, undici's fetch at the first mesh.fetch", async () => {
     const { code, out, err } = await runFixture('undici-parts.ts');
     expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
+    const none = { index: false, fetch: false, pool: false, client: false, agent: false, opossum: false };
     expect(JSON.parse(out)).toEqual({
-      created: { index: false, fetch: false, pool: true },
+      created: none,
       viaRequest: 'ok',
-      afterRequest: { index: false, fetch: false, pool: true },
+      // A mesh service's pool (no pass-through call yet: no Agent).
+      afterRequest: { ...none, pool: true, client: true, opossum: true },
       viaFetch: 'ok',
-      afterFetch: { index: true, fetch: true, pool: true },
+      afterFetch: { index: true, fetch: true, pool: true, client: true, agent: true, opossum: true },
     });
   });
 

@@ -7,7 +7,7 @@
  * Blocking queries use their own connections ({@link LongPollSlots}).
  */
 import { createHash } from 'node:crypto';
-import { UndiciAgent as Agent, MeshError, quote, requestUrl } from '@proxyless/core';
+import { MeshError, quote, requestUrl, undiciAgent } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import {
   DEFAULT_MAX_LONG_POLLS,
@@ -202,6 +202,7 @@ export class ConsulHttp {
       ...(tls.verify === false ? { rejectUnauthorized: false } : {}),
     };
     this.slotsLimit = options.maxLongPolls ?? DEFAULT_MAX_LONG_POLLS;
+    const Agent = undiciAgent();
     this.dispatcher = new Agent({
       connections: options.maxConnections ?? 16,
       keepAliveTimeout: 4_000,
