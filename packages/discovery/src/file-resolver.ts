@@ -207,7 +207,11 @@ function readDocument(
     for (const [name, value] of Object.entries(services ?? {})) {
       const field = `services.${name}`;
       if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/.test(name)) {
-        issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
+        issues.add(
+          field,
+          'a service name of letters, digits, `-`, `_` and `.` that starts and ends with a letter or digit',
+          name,
+        );
         continue;
       }
       const entry = issues.object(value, field);

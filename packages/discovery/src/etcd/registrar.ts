@@ -64,7 +64,8 @@ export function validateEtcdRegistration(reg: Registration): string {
   const issues = new Issues();
   issues.string(reg.service, 'service', {
     pattern: SERVICE_NAME,
-    patternText: 'a service name of letters, digits, ".", "-" and "_"',
+    patternText:
+      'a service name of letters, digits, ".", "-" and "_" that starts and ends with a letter or digit',
   });
   if (typeof reg.address !== 'string' || !isValidHost(reg.address))
     issues.add('address', ENDPOINT_ADDRESS_EXPECTED, reg.address);

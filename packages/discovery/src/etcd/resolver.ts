@@ -211,7 +211,7 @@ class ServiceWatch {
     if (!SERVICE_NAME.test(this.#service)) {
       const error = configError(
         'service',
-        'a service name of letters, digits, ".", "-" and "_"',
+        'a service name of letters, digits, ".", "-" and "_" that starts and ends with a letter or digit',
         this.#service,
       );
       queueMicrotask(() => this.#sink.error(error));

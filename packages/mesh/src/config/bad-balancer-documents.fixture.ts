@@ -135,7 +135,8 @@ export const BALANCER_DOCUMENTS: DocCase[] = [
     'maxEjectionTime below base',
     svc({ outlierDetection: { baseEjectionTime: '10s', maxEjectionTime: '1s' } }),
     'services.api.outlierDetection.maxEjectionTime',
-    1000,
+    // As the document writes it (the rule compares merged values in milliseconds).
+    '1s',
   ],
   // health check
   ['healthCheck true (needs a path)', svc({ healthCheck: true }), 'services.api.healthCheck', true],
@@ -167,7 +168,7 @@ export const BALANCER_DOCUMENTS: DocCase[] = [
     'healthCheck.timeout above interval',
     svc({ healthCheck: { path: '/h', interval: '1s', timeout: '2s' } }),
     'services.api.healthCheck.timeout',
-    2000,
+    '2s',
   ],
   ['healthCheck typo', svc({ healthCheck: { pth: '/h' } }), 'services.api.healthCheck.pth', '/h'],
 ];

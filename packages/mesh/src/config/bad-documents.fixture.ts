@@ -158,6 +158,12 @@ export const DOCUMENTS: DocCase[] = [
     'services.api.retry.retriableHeaders[0]',
     1,
   ],
+  [
+    'retry.retriableHeaders a name no header can have (probe 10: was accepted)',
+    svc({ retry: { retriableHeaders: ['x-ok', 'x y'] } }),
+    'services.api.retry.retriableHeaders[1]',
+    'x y',
+  ],
   ['retry.backoff not an object', svc({ retry: { backoff: '1s' } }), 'services.api.retry.backoff', '1s'],
   [
     'retry.backoff.base a word',

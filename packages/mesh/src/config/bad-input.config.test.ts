@@ -71,7 +71,7 @@ const DEFAULTS_MERGED: DocCase[] = [
     'defaults: healthCheck.timeout above interval',
     { defaults: { healthCheck: { path: '/h', interval: '1s', timeout: '2s' } }, services: { api: {} } },
     'defaults.healthCheck.timeout',
-    2000,
+    '2s',
   ],
   [
     'defaults: healthCheck without path',

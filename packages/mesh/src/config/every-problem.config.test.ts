@@ -109,4 +109,59 @@ describe('every problem of a document at once (#10)', () => {
     expect(fields).not.toContain('services.pay.circuitBreaker.maxPendingRequests');
     expect(fields.length).toBeGreaterThan(0);
   });
+
+  it('a misspelt section hides only the rules of the section it is nearest to (probe 10: healtCheck hid rateLimit and the queue)', () => {
+    const doc = {
+      services: {
+        pay: {
+          endpoints: '127.0.0.1:1',
+          healtCheck: {},
+          rateLimit: { burst: 2 },
+          circuitBreaker: { maxPendingRequests: 3 },
+        },
+      },
+    };
+    expect(fieldsOf(() => checkConfigDocument(doc, { env: {} })).sort()).toEqual([
+      'services.pay.circuitBreaker.maxPendingRequests',
+      'services.pay.healtCheck',
+      'services.pay.rateLimit.rps',
+    ]);
+  });
+
+  it('a rule across layers quotes a duration as the document writes it (probe 10: "30s" was got 30000)', () => {
+    const doc = {
+      services: {
+        pay: {
+          endpoints: '127.0.0.1:1',
+          outlierDetection: { baseEjectionTime: '1m', maxEjectionTime: '30s' },
+          healthCheck: { path: '/h', interval: '1s', timeout: '1.5s' },
+        },
+      },
+    };
+    let error: unknown;
+    try {
+      checkConfigDocument(doc, { env: {} });
+    } catch (e) {
+      error = e;
+    }
+    expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+    const issues = (error as MeshError).details.issues ?? [];
+    expect(issues.map((i) => [i.field, i.value])).toEqual([
+      ['services.pay.outlierDetection.maxEjectionTime', '30s'],
+      ['services.pay.healthCheck.timeout', '1.5s'],
+    ]);
+    expect((error as MeshError).message).toContain(
+      'services.pay.outlierDetection.maxEjectionTime: expected at least outlierDetection.baseEjectionTime (60000ms) (all layers merged), got "30s"',
+    );
+  });
+
+  it.each(['__proto__', '_a', 'a-'])(
+    'a service name %s is refused saying it must start and end with a letter or digit (probe 10: the reason given was wrong)',
+    (name) => {
+      const doc = JSON.parse(`{"services":{${JSON.stringify(name)}:{"endpoints":"127.0.0.1:1"}}}`) as object;
+      expect(() => checkConfigDocument(doc, { env: {} })).toThrow(
+        `services.${name}: expected a service name of letters, digits, \`-\`, \`_\` and \`.\` that starts and ends with a letter or digit, got "${name}"`,
+      );
+    },
+  );
 });

@@ -154,7 +154,11 @@ export function readServiceEntry(
  */
 export function checkServiceName(name: string, field: string, seen: Set<string>, issues: Issues): boolean {
   if (!NAME_CHARS.test(name)) {
-    issues.add(field, 'a service name of letters, digits, `-`, `_` and `.`', name);
+    issues.add(
+      field,
+      'a service name of letters, digits, `-`, `_` and `.` that starts and ends with a letter or digit',
+      name,
+    );
     return false;
   }
   if (!NAME.test(name)) {

@@ -3,11 +3,12 @@
  * of a layer with refused values could report problems that are not there (a refused
  * `concurrencyLimit` may be the queue `maxPendingRequests` lacks), so a problem the merge finds is
  * reported only in a section no refused value of its service or of `defaults` bears on (a refused
- * `defaults.timeout` says nothing of `circuitBreaker.maxPendingRequests`). A refused value of no
- * known section (a misspelt key, an entry that is no object) could be any: then none of that
- * scope's is reported.
+ * `defaults.timeout` says nothing of `circuitBreaker.maxPendingRequests`). A misspelt section
+ * bears on what the section it is nearest to would (`healtCheck` on `healthCheck`'s rules, not on
+ * `rateLimit`'s); a refused value of no known section and near none (an entry that is no object,
+ * an unknown key like no section) could be any: then none of that scope's is reported.
  */
-import type { ConfigIssue } from '@proxyless/core';
+import { type ConfigIssue, closestName } from '@proxyless/core';
 import type { DocumentLayers } from './layers.js';
 
 /** The problems of `merged` (rules across layers) that no problem of `refused` may have caused. */
@@ -22,10 +23,7 @@ export function unhiddenProblems(
     const at = scopes.of(i.field);
     if (at === undefined) continue;
     const was = blocked.get(at.scope) ?? new Set<string>();
-    const reach =
-      at.section !== undefined && Object.hasOwn(SECTION_REACH, at.section)
-        ? SECTION_REACH[at.section]
-        : undefined;
+    const reach = at.section === undefined ? undefined : reachOf(at.section);
     if (was === 'all' || reach === undefined) blocked.set(at.scope, 'all');
     else blocked.set(at.scope, new Set([...was, ...reach]));
   }
@@ -37,6 +35,13 @@ export function unhiddenProblems(
     if (own === 'all' || common === 'all') return false;
     return at.section === undefined || !(own?.has(at.section) || common?.has(at.section));
   });
+}
+
+/** The sections a refused `section` (or the known section a misspelt one is nearest to) bears on. */
+function reachOf(section: string): readonly string[] | undefined {
+  if (Object.hasOwn(SECTION_REACH, section)) return SECTION_REACH[section];
+  const nearest = closestName(section, Object.keys(SECTION_REACH));
+  return nearest === undefined ? undefined : SECTION_REACH[nearest];
 }
 
 /**

@@ -89,7 +89,8 @@ export const configDocumentSchema = Fields(
     services: Type.Optional(
       Type.Record(Type.String({ pattern: SERVICE_NAME_PATTERN }), serviceEntrySchema, {
         additionalProperties: false,
-        'x-key-expected': 'a service name of letters, digits, `-`, `_` and `.`',
+        'x-key-expected':
+          'a service name of letters, digits, `-`, `_` and `.` that starts and ends with a letter or digit',
       }),
     ),
     configEntries: Type.Optional(

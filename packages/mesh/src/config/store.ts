@@ -320,7 +320,7 @@ export class ConfigStore {
     if (issues.ok) {
       const checked = this.check(layers, issues);
       if (issues.ok) return { layers, ...checked };
-      return issuesError(`${what} (version ${version.version})`, issues.list);
+      return issuesError(`${what} (version ${version.version})`, asWritten(version.document, issues.list));
     }
     // One error lists every problem: the rules across layers are checked too, over the sections
     // that passed, and reported where no refused value may have caused them (refused-scopes.ts).
@@ -328,7 +328,7 @@ export class ConfigStore {
     if (!whole) {
       const merged = new Issues();
       this.check(layers, merged);
-      issues.list.push(...unhiddenProblems(layers, issues.list, merged.list));
+      issues.list.push(...asWritten(version.document, unhiddenProblems(layers, issues.list, merged.list)));
     }
     return issuesError(`${what} (version ${version.version})`, issues.list);
   }
@@ -400,4 +400,43 @@ export class ConfigStore {
     }
     return e;
   }
+}
+
+/**
+ * Problems of the rules across layers carry the merged, parsed value (a duration in
+ * milliseconds); where the document itself sets the field, the value is quoted as the document
+ * writes it (`"1s"`, not `1000`), as every problem of a single field is.
+ */
+function asWritten(document: unknown, list: readonly ConfigIssue[]): ConfigIssue[] {
+  return list.map((i) => {
+    if (typeof i.value !== 'number') return i;
+    const written = writtenAt(document, i.field);
+    return written === undefined || written === i.value ? i : { ...i, value: written };
+  });
+}
+
+/** The primitive value a config document writes at `field` (`services.<name>.a.b`, `defaults.a.b`). */
+function writtenAt(document: unknown, field: string): string | number | undefined {
+  const doc = document as { defaults?: unknown; services?: unknown } | null;
+  if (typeof doc !== 'object' || doc === null) return undefined;
+  let node: unknown;
+  let rest: string;
+  if (field.startsWith('defaults.')) {
+    node = doc.defaults;
+    rest = field.slice('defaults.'.length);
+  } else if (field.startsWith('services.') && typeof doc.services === 'object' && doc.services !== null) {
+    // Longest name first: a service `a.b` is not the section `b` of a service `a`.
+    const names = Object.keys(doc.services)
+      .filter((n) => field.startsWith(`services.${n}.`))
+      .sort((x, y) => y.length - x.length);
+    const name = names[0];
+    if (name === undefined) return undefined;
+    node = (doc.services as Record<string, unknown>)[name];
+    rest = field.slice(`services.${name}.`.length);
+  } else return undefined;
+  for (const key of rest.split('.')) {
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, key)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return typeof node === 'string' || typeof node === 'number' ? node : undefined;
 }

@@ -138,7 +138,7 @@ export const retrySection = Section(
       }),
     ),
     retriableHeaders: Type.Optional(
-      Type.Array(Type.String({ minLength: 1 }), {
+      Type.Array(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", expected: 'an HTTP header name' }), {
         description: 'Response headers whose presence makes a response retriable under `retriable-headers`.',
       }),
     ),
