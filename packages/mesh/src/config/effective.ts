@@ -61,8 +61,9 @@ function record(
   off: Set<string>,
   prefix: string,
   value: unknown,
-  src: SettingSource,
+  sourceOf: (path: string) => SettingSource,
 ): void {
+  const src = sourceOf(prefix);
   if (isPlain(value) && !WHOLE.has(prefix)) {
     // An object turns its section on (over a lower layer's `false`, or `enabled: false` when it
     // does not say `enabled` itself): this layer, not the one that turned it off, is the source
@@ -76,7 +77,7 @@ function record(
     }
     if (value.enabled === false && SWITCH_FIELD.has(prefix)) out.set(prefix, src);
     for (const [k, v] of Object.entries(value))
-      if (v !== undefined) record(out, off, `${prefix}.${k}`, v, src);
+      if (v !== undefined) record(out, off, `${prefix}.${k}`, v, sourceOf);
     return;
   }
   // `true` turns a section on and keeps what the layers below set in it; `false` or any other
@@ -333,9 +334,19 @@ function provenance(
   for (const layer of layers) {
     if (!layer.raw) continue;
     const src: SettingSource = Object.freeze({ layer: layer.name, version: layer.version });
+    const since = layer.since;
+    // A setting this layer has held unchanged since an earlier version of its document came from
+    // that version (as Envoy's per-resource `version_info`: the version that last changed it).
+    const sourceOf =
+      since === undefined
+        ? () => src
+        : (path: string): SettingSource => {
+            const v = since.get(path);
+            return v === undefined ? src : Object.freeze({ layer: layer.name, version: v });
+          };
     for (const key of POLICY_KEYS) {
       const v = layer.raw[key];
-      if (v !== undefined) record(sources, off, key, v, src);
+      if (v !== undefined) record(sources, off, key, v, sourceOf);
     }
   }
   // Values derived from another setting when no layer sets them (resolveResilienceConfig) come

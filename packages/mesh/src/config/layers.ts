@@ -66,6 +66,11 @@ export interface Layer {
   readonly env?: ReadonlyMap<string, { readonly name: string; readonly raw: string }>;
   /** The env layer: variables ignored because another one turns their section off (warnings). */
   readonly dropped?: readonly ConfigIssue[];
+  /**
+   * A document layer: each path of `raw` whose value is the same as in the document's earlier
+   * versions → the first version of that unbroken run (see {@link carryVersions}).
+   */
+  readonly since?: ReadonlyMap<string, number>;
 }
 
 const EMPTY: PolicyPatch = Object.freeze({ balancer: undefined, resilience: undefined });
@@ -406,4 +411,53 @@ export function checkMergedPolicy(layers: readonly Layer[], where: string, issue
       );
     }
   }
+}
+
+/**
+ * The layers of a document version about to be swapped in, each knowing since which earlier version
+ * of the same source every one of its settings has been what it is: `mesh.config(s).sources` then
+ * names the version that last changed a setting, not the version in force.
+ */
+export function carryVersions(next: DocumentLayers, previous: DocumentLayers | undefined): DocumentLayers {
+  if (previous === undefined) return next;
+  const carry = (layer: Layer, old: Layer | undefined): Layer => {
+    if (old === undefined || old.name !== layer.name || !layer.raw || !old.raw) return layer;
+    const since = new Map<string, number>();
+    const walk = (value: unknown, was: unknown, path: string): void => {
+      if (!sameJson(value, was)) {
+        // Unchanged fields of a changed section keep their own versions.
+        if (isRecord(value) && isRecord(was))
+          for (const k of Object.keys(value)) walk(value[k], was[k], `${path}.${k}`);
+        return;
+      }
+      since.set(path, old.since?.get(path) ?? old.version);
+      if (isRecord(value) && isRecord(was))
+        for (const k of Object.keys(value)) walk(value[k], was[k], `${path}.${k}`);
+    };
+    for (const key of Object.keys(layer.raw)) {
+      if (key === 'endpoints') continue;
+      walk(layer.raw[key], old.raw[key], key);
+    }
+    return since.size === 0 ? layer : { ...layer, since };
+  };
+  const services = new Map<string, Layer>();
+  for (const [key, layer] of next.services) services.set(key, carry(layer, previous.services.get(key)));
+  return { ...next, defaults: carry(next.defaults, previous.defaults), services };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Equality of JSON data (what documents are), keys in any order. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every(
+    (k) =>
+      Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+  );
 }

@@ -215,3 +215,51 @@ describe('provenance of a value derived from another setting (probe18 A)', () =>
     expect(c.sources['rateLimit.burst']).toEqual({ layer: 'options.services', version: 1 });
   });
 });
+
+describe('the version a setting came from, across document versions (probe 10: every setting showed the version in force)', () => {
+  it('names the version that last changed each setting, as Envoy names the version that last changed a resource', async () => {
+    const kv = (version: number) => ({ layer: 'kv.services', version });
+    const source = createConfigSource('kv', {
+      defaults: { timeout: '3s' },
+      services: {
+        api: { endpoints: '127.0.0.1:1', timeout: '1s', retry: { maxRetries: 2, retryOn: '5xx' } },
+      },
+    });
+    const mesh = createMesh({ env: {}, configSource: source });
+    try {
+      // v2 changes one field of retry; the endpoints change too (not a setting).
+      source.update({
+        defaults: { timeout: '3s' },
+        services: {
+          api: { endpoints: '127.0.0.1:2', timeout: '1s', retry: { maxRetries: 3, retryOn: '5xx' } },
+        },
+      });
+      let s = mesh.config('api').sources;
+      expect(s.timeout).toEqual(kv(1));
+      expect(s['retry.retryOn']).toEqual(kv(1));
+      expect(s['retry.maxRetries']).toEqual(kv(2));
+      // v3 changes the timeout back and forth: a value written again after a change is the later version's.
+      source.update({
+        services: {
+          api: { endpoints: '127.0.0.1:2', timeout: '2s', retry: { maxRetries: 3, retryOn: '5xx' } },
+        },
+      });
+      source.update({
+        services: {
+          api: { endpoints: '127.0.0.1:2', timeout: '1s', retry: { maxRetries: 3, retryOn: '5xx' } },
+        },
+      });
+      s = mesh.config('api').sources;
+      expect(s.timeout).toEqual(kv(4));
+      expect(s['retry.maxRetries']).toEqual(kv(2));
+      expect(s['retry.retryOn']).toEqual(kv(1));
+      // The defaults layer left the document at v3 and is no source any more.
+      expect(Object.values(s).some((v) => v.layer === 'kv.defaults')).toBe(false);
+      // A rejected version changes no provenance.
+      source.update({ services: { api: { endpoints: '127.0.0.1:2', timeout: 'soon' } } });
+      expect(mesh.config('api').sources).toEqual(s);
+    } finally {
+      await mesh.close();
+    }
+  });
+});

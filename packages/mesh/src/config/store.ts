@@ -14,6 +14,7 @@ import {
   resolvePolicy,
 } from './effective.js';
 import {
+  carryVersions,
   type DocumentLayers,
   envLayer,
   type Layer,
@@ -366,7 +367,7 @@ export class ConfigStore {
     const before = new Map<string, EffectiveConfig>();
     const services = [...live];
     for (const s of services) before.set(s, this.effective(s));
-    this.#document = layers;
+    this.#document = carryVersions(layers, this.#document);
     this.#resolved = resolved ?? new Map();
     this.#effective = new Map();
     const changed = new Map<string, PolicyRole[]>();
