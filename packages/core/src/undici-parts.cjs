@@ -9,11 +9,12 @@
  * `import('proxyless')` takes about 13 ms less (test/bench/cold-start.ts). Bundlers follow these
  * `require` calls as they followed the static imports.
  *
- * What a mesh needs before its first connection (the `Dispatcher` base class, errors, request
- * checks, the request API) is loaded with this file. The connection classes — `Client`, `Pool`,
- * `Agent`, and the global dispatcher, which load Node's `http`, `tls` and `http2` and undici's
- * HTTP/1 and HTTP/2 clients, a third of undici's start-up — are loaded at first use: the first
- * pool a mesh opens, or the first pass-through call.
+ * What `createMesh` needs (the `Dispatcher` base class its dispatcher extends, and undici's
+ * errors) is loaded with this file; everything else at first use: undici's request checks and
+ * request API (`util`, `api`: they load Node's `http`) at the first call, and the connection
+ * classes — `Client`, `Pool`, `Agent`, and the global dispatcher, which load Node's `tls` and
+ * `http2` and undici's HTTP/1 and HTTP/2 clients, a third of undici's start-up — at the first pool
+ * a mesh opens, or the first pass-through call.
  */
 /** `load`, called once, at the first call; its value every time after. */
 function once(load) {
@@ -25,11 +26,11 @@ function once(load) {
 }
 
 module.exports = {
-  api: require('undici/lib/api/index.js'),
   errors: require('undici/lib/core/errors.js'),
   symbols: require('undici/lib/core/symbols.js'),
-  util: require('undici/lib/core/util.js'),
   Dispatcher: require('undici/lib/dispatcher/dispatcher.js'),
+  api: once(() => require('undici/lib/api/index.js')),
+  util: once(() => require('undici/lib/core/util.js')),
   agent: once(() => require('undici/lib/dispatcher/agent.js')),
   pool: once(() => require('undici/lib/dispatcher/pool.js')),
   poolBase: once(() => require('undici/lib/dispatcher/pool-base.js')),

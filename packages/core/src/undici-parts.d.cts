@@ -10,11 +10,11 @@ import type poolBase from 'undici/lib/dispatcher/pool-base.js';
 import type globals from 'undici/lib/global.js';
 
 declare const parts: {
-  readonly api: typeof api;
   readonly errors: typeof errors;
   readonly symbols: typeof symbols;
-  readonly util: typeof util;
   readonly Dispatcher: typeof Dispatcher;
+  api(): typeof api;
+  util(): typeof util;
   agent(): typeof Agent;
   pool(): typeof Pool;
   poolBase(): typeof poolBase;

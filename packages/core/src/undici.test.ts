@@ -26,7 +26,7 @@ describe("undici's parts", () => {
   });
 
   it("include the request checks the mesh runs before dispatching, as undici's util has them", () => {
-    const c = undiciChecks;
+    const c = undiciChecks();
     expect([c.isValidHTTPToken('GET'), c.isValidHTTPToken('GE T')]).toEqual([true, false]);
     expect([c.isValidHeaderValue('a'), c.isValidHeaderValue('a\r\nb')]).toEqual([true, false]);
     expect(c.normalizedMethodRecords.get).toBe('GET');

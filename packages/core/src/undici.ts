@@ -22,7 +22,7 @@ import type * as Undici from 'undici';
 import { MeshError } from './errors.js';
 import parts from './undici-parts.cjs';
 
-const { api, errors, symbols, util, Dispatcher } = parts;
+const { errors, symbols, Dispatcher } = parts;
 
 /** undici's `Dispatcher` base class. */
 export const UndiciDispatcher: typeof Undici.Dispatcher = Dispatcher;
@@ -55,13 +55,29 @@ export interface UndiciChecks {
   isBlobLike(v: unknown): boolean;
   pathHasQueryOrFragment(path: string): boolean;
 }
-/** undici's request checks, {@link UndiciChecks} (undici's `lib/core/util.js`). */
-export const undiciChecks: UndiciChecks = util as UndiciChecks;
+/**
+ * undici's request checks, {@link UndiciChecks} (undici's `lib/core/util.js`), loaded at the first
+ * call (it loads Node's `http`).
+ */
+export function undiciChecks(): UndiciChecks {
+  return parts.util() as UndiciChecks;
+}
 
 // What undici's index does when loaded: the request API (`request`, `stream`, `pipeline`,
-// `upgrade`, `connect`) as methods of every dispatcher. The same functions: loading the index
-// later assigns them again and changes nothing.
-Object.assign(Dispatcher.prototype, api);
+// `upgrade`, `connect`) as methods of every dispatcher. Loaded at the first call of one of them:
+// until then each method is a stand-in that loads undici's API, puts its methods in place (the
+// very functions undici's index assigns, so loading the index later changes nothing) and calls
+// it. A dispatcher that has them already (undici's index was loaded first) keeps them.
+const API_METHODS = ['request', 'stream', 'pipeline', 'upgrade', 'connect'] as const;
+const dispatcherMethods = Dispatcher.prototype as unknown as Record<string, unknown>;
+for (const name of API_METHODS) {
+  if (typeof dispatcherMethods[name] === 'function') continue;
+  dispatcherMethods[name] = function apiMethod(this: unknown, ...args: unknown[]): unknown {
+    const api = parts.api();
+    Object.assign(Dispatcher.prototype, api);
+    return (api[name] as (...a: unknown[]) => unknown).apply(this, args);
+  };
+}
 
 let loaded: typeof Undici | undefined;
 

@@ -38,7 +38,7 @@ export function assertDispatchable(opts: Dispatcher.DispatchOptions, handler: ob
   }
   if (INVALID_PATH.test(path)) throw invalid('invalid request path');
   if (typeof method !== 'string') throw invalid('method must be a string');
-  const { isValidHTTPToken, isValidHeaderValue, normalizedMethodRecords } = undiciChecks;
+  const { isValidHTTPToken, isValidHeaderValue, normalizedMethodRecords } = undiciChecks();
   if (normalizedMethodRecords[method] === undefined && !isValidHTTPToken(method)) {
     throw invalid('invalid request method');
   }
@@ -68,7 +68,7 @@ export function assertDispatchable(opts: Dispatcher.DispatchOptions, handler: ob
   if (body != null && !isBodyType(body))
     throw invalid('body must be a string, a Buffer, a Readable stream, an iterable, or an async iterable');
   // undici joins `query` to the path here, with its own plain `Error`.
-  if (query && undiciChecks.pathHasQueryOrFragment(path))
+  if (query && undiciChecks().pathHasQueryOrFragment(path))
     throw new Error('Query params cannot be passed when url already contains "?" or "#".');
   if (headers != null && typeof headers !== 'object') throw invalid('headers must be an object or an array');
   try {
@@ -143,7 +143,7 @@ function checkHeader(seen: SeenHeaders, key: unknown, val: unknown): boolean {
   if (val && typeof val === 'object' && !Array.isArray(val)) throw invalid(`invalid ${key as string} header`);
   if (val === undefined) return true;
   if (typeof key !== 'string') return false;
-  const { isValidHTTPToken, isValidHeaderValue } = undiciChecks;
+  const { isValidHTTPToken, isValidHeaderValue } = undiciChecks();
   // undici looks the name up in its table of well-known names first: those are tokens already.
   const name = key.toLowerCase();
   if (!isValidHTTPToken(name)) throw invalid('invalid header key');
@@ -217,7 +217,7 @@ function invalid(message: string): Error {
 
 /** A body undici's `Request` takes (`lib/core/request.js`, in its order). */
 function isBodyType(body: unknown): boolean {
-  const u = undiciChecks;
+  const u = undiciChecks();
   return (
     u.isStream(body) ||
     u.isBuffer(body) ||

@@ -22,17 +22,35 @@ describe('mesh lifecycle', () => {
     expect({ code, out: out.trim(), err: err.slice(0, 2000) }).toEqual({ code: 0, out: expected, err: '' });
   });
 
-  it("loads undici's connection classes and opossum at the first call, undici's fetch at the first mesh.fetch", async () => {
+  it("loads undici's request API, connection classes and opossum at the first call, undici's fetch at the first mesh.fetch", async () => {
     const { code, out, err } = await runFixture('undici-parts.ts');
     expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
-    const none = { index: false, fetch: false, pool: false, client: false, agent: false, opossum: false };
+    const none = {
+      index: false,
+      fetch: false,
+      pool: false,
+      client: false,
+      agent: false,
+      util: false,
+      api: false,
+      opossum: false,
+    };
     expect(JSON.parse(out)).toEqual({
       created: none,
       viaRequest: 'ok',
       // A mesh service's pool (no pass-through call yet: no Agent).
-      afterRequest: { ...none, pool: true, client: true, opossum: true },
+      afterRequest: { ...none, pool: true, client: true, util: true, api: true, opossum: true },
       viaFetch: 'ok',
-      afterFetch: { index: true, fetch: true, pool: true, client: true, agent: true, opossum: true },
+      afterFetch: {
+        index: true,
+        fetch: true,
+        pool: true,
+        client: true,
+        agent: true,
+        util: true,
+        api: true,
+        opossum: true,
+      },
     });
   });
 
