@@ -3,6 +3,8 @@
  * it too), undone by the function it returns. Installs of several meshes stack; one undone out of
  * order is skipped when the one above it is undone, and the dispatcher before both comes back.
  */
+import { undiciAgent } from '@proxyless/core';
+
 const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
 
 /** One `install()` not yet undone, or undone while another install sat on top of it. */
@@ -55,8 +57,10 @@ export function installGlobally(dispatcher: unknown): () => void {
       installs.splice(installs.indexOf(under), 1);
       restore = under.previous;
     }
-    if (restore === undefined) delete g[GLOBAL_DISPATCHER];
-    else g[GLOBAL_DISPATCHER] = restore;
+    // Nothing was installed before: undici's own default comes back, a plain `Agent`. Deleting the
+    // global is not enough: Node's bundled undici sets its default only when it first loads, so
+    // if that happened while the mesh was installed, its `fetch` would find no dispatcher at all.
+    g[GLOBAL_DISPATCHER] = restore === undefined ? new (undiciAgent())() : restore;
     dropUndoneTop();
   };
 }

@@ -419,6 +419,12 @@ describe('sections as schema declarations (#10)', () => {
         expected: expect.stringContaining('and its queue never act'),
       }),
     ]);
+    // Without a queue, the sentence is about the limit alone.
+    expect(
+      resilienceWarnings(
+        resolveResilienceConfig({ circuitBreaker: { maxRequests: 5 }, concurrencyLimit: { max: 50 } }),
+      ),
+    ).toEqual([expect.objectContaining({ expected: expect.stringMatching(/so the limit never acts$/) })]);
     expect(
       resilienceWarnings(
         resolveResilienceConfig({ circuitBreaker: { maxRequests: 50 }, concurrencyLimit: { max: 50 } }),

@@ -265,7 +265,7 @@ export function resilienceWarnings(config: ResilienceConfig): ConfigIssue[] {
   if (limit !== undefined && breaker !== undefined && breaker.maxRequests < limit.max) {
     out.push({
       field: 'concurrencyLimit.max',
-      expected: `at most circuitBreaker.maxRequests (${breaker.maxRequests}); past ${breaker.maxRequests} in flight the breaker refuses calls first (MESH_CIRCUIT_OPEN), so the limit${limit.queue > 0 ? ' and its queue' : ''} never act`,
+      expected: `at most circuitBreaker.maxRequests (${breaker.maxRequests}); past ${breaker.maxRequests} in flight the breaker refuses calls first (MESH_CIRCUIT_OPEN), so the limit${limit.queue > 0 ? ' and its queue never act' : ' never acts'}`,
       value: limit.max,
     });
   }

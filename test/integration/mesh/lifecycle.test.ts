@@ -11,6 +11,14 @@ describe('mesh lifecycle', () => {
     expect(out).toContain('closed');
   });
 
+  it("gives Node's global fetch a working dispatcher back when none was set before install()", async () => {
+    // Before, undo() deleted the global dispatcher; Node's bundled undici, first loaded while the
+    // mesh was installed, then failed every global fetch with an AssertionError.
+    const { code, out, err } = await runFixture('install-undo-fresh.ts');
+    expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
+    expect(JSON.parse(out)).toEqual(['before: undefined', '200 ok', '200 ok', '200 ok', '200 ok']);
+  });
+
   it.each([
     // After the backoff the retry finds the one endpoint in TRANSIENT_FAILURE: the pick refuses it,
     // and the caller gets the last real error (the connect failure), not the pick's.
