@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
+import { asciiOutput } from '../../scripts/tsup-ascii.js';
 
 /**
  * ESM and CJS, each split into shared chunks so that every entry of one format (`index`,
@@ -14,4 +15,5 @@ export default defineConfig({
   clean: true,
   sourcemap: false,
   target: 'node20',
+  plugins: [asciiOutput()],
 });

@@ -1,5 +1,6 @@
 import { copyFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+import { asciiOutput } from '../../scripts/tsup-ascii.js';
 
 /**
  * ESM and CJS, each split into shared chunks so that every entry of one format (`index`,
@@ -15,6 +16,7 @@ export default defineConfig({
   clean: true,
   sourcemap: false,
   target: 'node20',
+  plugins: [asciiOutput()],
   // TypeBox ships ~270 ESM files; bundled here, importing the mesh loads one file instead of all of
   // them (start-up cost, test/bench/config.ts). Its schemas interoperate across copies (Symbol.for
   // keys); only core compiles and registers custom kinds.

@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
+import { asciiOutput } from '../../scripts/tsup-ascii.js';
 
 /**
  * ESM and CJS, each split into shared chunks so that every entry of one format (`index`,
@@ -16,4 +17,5 @@ export default defineConfig({
   // import.meta.url in the CJS build (the etcd3 presence check resolves from this package).
   shims: true,
   target: 'node20',
+  plugins: [asciiOutput()],
 });

@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
+import { asciiOutput } from '../../scripts/tsup-ascii.js';
 
 /**
  * ESM and CJS, each split into shared chunks so that every entry of one format (`index`,
@@ -14,6 +15,7 @@ export default defineConfig({
   clean: true,
   sourcemap: false,
   target: 'node20',
+  plugins: [asciiOutput()],
   // TypeBox's own build is ~250 small modules (about as long to load as undici); bundled, only
   // the parts in use are kept, in one file. The package stays a dependency for the types.
   noExternal: [/^@sinclair\/typebox/],

@@ -1,5 +1,6 @@
 import { copyFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+import { asciiOutput } from '../../scripts/tsup-ascii.js';
 
 /**
  * ESM and CJS, each split into shared chunks so that every entry of one format (`index`,
@@ -15,6 +16,7 @@ export default defineConfig({
   clean: true,
   sourcemap: false,
   target: 'node20',
+  plugins: [asciiOutput()],
   // opossum is required by src/opossum-part.cjs at the first breaker (why: see there). It stays a
   // file of its own next to the chunks, in both formats: bundled into the ESM output, its
   // `require` call would become esbuild's throwing `__require` shim.

@@ -1,5 +1,6 @@
 import { copyFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+import { asciiOutput } from '../../scripts/tsup-ascii.js';
 
 /**
  * ESM and CJS, each split into shared chunks so that every entry of one format (`index`, `otel`)
@@ -14,6 +15,7 @@ export default defineConfig({
   clean: true,
   sourcemap: false,
   target: 'node20',
+  plugins: [asciiOutput()],
   // `import.meta.url` in the CommonJS build (otel-api.ts loads the OpenTelemetry API with it).
   shims: true,
   // TypeBox's own build is ~250 small modules (about as long to load as undici); bundled, only

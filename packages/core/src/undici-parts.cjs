@@ -12,8 +12,8 @@
  * What `createMesh` needs (the `Dispatcher` base class its dispatcher extends, and undici's
  * errors) is loaded with this file; everything else at first use: undici's request checks and
  * request API (`util`, `api`: they load Node's `http`) at the first call, and the connection
- * classes — `Client`, `Pool`, `Agent`, and the global dispatcher, which load Node's `tls` and
- * `http2` and undici's HTTP/1 and HTTP/2 clients, a third of undici's start-up — at the first pool
+ * classes (`Client`, `Pool`, `Agent`, and the global dispatcher, which load Node's `tls` and
+ * `http2` and undici's HTTP/1 and HTTP/2 clients, a third of undici's start-up) at the first pool
  * a mesh opens, or the first pass-through call.
  */
 /** `load`, called once, at the first call; its value every time after. */
