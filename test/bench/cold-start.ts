@@ -131,7 +131,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   return [
     {
       title: 'Cold start: import + createMesh vs undici alone',
-      description: `A new Node process per probe, ${rounds} interleaved rounds, medians. "in-process" is the time from the first line of the script to the end of the import (undici) or of \`createMesh()\` (proxyless), "CPU" the process's user + system time over the same span (steadier when the machine is shared); "process" is spawn to exit. Modules: the CommonJS module cache after loading. The mesh loads undici's Dispatcher class, errors and request API at start, its connection classes (Client, Pool, Agent) at the first call, and the rest of undici — fetch — at the first \`mesh.fetch\`; the "+ undici fetch loaded" row is what a fetch user pays in all.`,
+      description: `A new Node process per probe, ${rounds} interleaved rounds, medians. "in-process" is the time from the first line of the script to the end of the import (undici) or of \`createMesh()\` (proxyless), "CPU" the process's user + system time over the same span (steadier when the machine is shared); "process" is spawn to exit. Modules: the CommonJS module cache after loading. The mesh loads undici's Dispatcher class and errors at start, its request checks, request API and connection classes (Client, Pool, Agent) at the first call, and the rest of undici — fetch — at the first \`mesh.fetch\`; the "+ undici fetch loaded" row is what a fetch user pays in all.`,
       columns: ['probe', 'process ms', 'in-process ms', 'in-process CPU ms', 'modules loaded'],
       rows,
       notes: [
