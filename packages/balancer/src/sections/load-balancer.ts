@@ -2,6 +2,7 @@ import {
   Duration,
   envVar,
   Fields,
+  foreignNames,
   type Issues,
   OneOf,
   omitKeys,
@@ -162,151 +163,168 @@ function exclusive<T extends TSchema>(schema: T) {
   return Type.Unsafe<Exclusive<Static<T>>>(schema);
 }
 
-export const loadBalancerFields = Fields({
-  policy: Type.Optional(
-    OneOf(LOAD_BALANCER_POLICIES, {
-      default: D.policy,
-      description: 'One of the policies above (Envoy/Consul names).',
-      ...envVar(
-        'MESH_LB_POLICY',
-        'Load-balancing policy for every service without its own `loadBalancer.policy`.',
-        {
-          type: LOAD_BALANCER_POLICIES.join(' | '),
-        },
-      ),
-    }),
-  ),
-  choiceCount: Type.Optional(
-    Type.Integer({
-      minimum: 2,
-      maximum: 100,
-      default: D.choiceCount,
-      description: 'Candidates compared by `least_request` and `peak_ewma` (power of two choices).',
-      ...envVar('MESH_LB_CHOICE_COUNT', 'Candidates compared per pick by `least_request` and `peak_ewma`.', {
-        type: 'integer 2..100',
+export const loadBalancerFields = Fields(
+  {
+    policy: Type.Optional(
+      OneOf(LOAD_BALANCER_POLICIES, {
+        default: D.policy,
+        description: 'One of the policies above (Envoy/Consul names).',
+        ...envVar(
+          'MESH_LB_POLICY',
+          'Load-balancing policy for every service without its own `loadBalancer.policy`.',
+          {
+            type: LOAD_BALANCER_POLICIES.join(' | '),
+          },
+        ),
       }),
-    }),
-  ),
-  decayTime: Type.Optional(
-    Duration({
-      min: 1,
-      default: D.decayTime,
-      description: '`peak_ewma` latency decay time (Finagle: 10 s).',
-      ...envVar('MESH_LB_DECAY_TIME', '`peak_ewma` latency decay time.', { type: 'duration ≥ 1ms' }),
-    }),
-  ),
-  defaultRtt: Type.Optional(
-    Duration({ default: D.defaultRtt, description: '`peak_ewma` latency assumed before a measurement.' }),
-  ),
-  minRingSize: Type.Optional(
-    Type.Integer({
-      minimum: 1,
-      maximum: 8_388_608,
-      default: D.minRingSize,
-      description: '`ring_hash` minimum number of ring points (Envoy: 1024).',
-    }),
-  ),
-  maxRingSize: Type.Optional(
-    Type.Integer({
-      minimum: 1,
-      maximum: 8_388_608,
-      default: D.maxRingSize,
-      description: '`ring_hash` maximum ring size (Envoy: 8M).',
-    }),
-  ),
-  tableSize: Type.Optional(
-    Type.Integer({
-      minimum: 3,
-      maximum: 5_000_011,
-      default: D.tableSize,
-      description:
-        '`maglev` table size; a prime larger than the number of endpoints (Envoy: 65537). The endpoints are known only at run time: a table smaller than them is logged as a warning (some endpoints get no traffic).',
-    }),
-  ),
-  hashOn: Type.Optional(exclusive(hashOnSchema)),
-  zone: Type.Optional(
-    Type.String({
-      minLength: 1,
-      // Not blank: no endpoint has a blank zone (the mesh refuses one), so it could match none.
-      pattern: '\\S',
-      expected: 'a non-empty string',
-      description: 'The caller’s zone; same-zone endpoints are preferred.',
-      ...envVar(
-        'MESH_ZONE',
-        'Zone of this process; endpoints in the same zone are preferred while enough of them are healthy.',
-        { type: 'string' },
-      ),
-    }),
-  ),
-  localityMinHealthyPercent: percent(
-    D.localityMinHealthyPercent,
-    'Keep traffic local while this % of local endpoints is usable.',
-    {
-      ...envVar(
-        'MESH_LB_LOCALITY_MIN_HEALTHY_PERCENT',
-        'Keep traffic in the local zone while at least this percentage of its endpoints is usable.',
-        { type: 'number 0..100 (percent)' },
-      ),
+    ),
+    choiceCount: Type.Optional(
+      Type.Integer({
+        minimum: 2,
+        maximum: 100,
+        default: D.choiceCount,
+        description: 'Candidates compared by `least_request` and `peak_ewma` (power of two choices).',
+        ...envVar(
+          'MESH_LB_CHOICE_COUNT',
+          'Candidates compared per pick by `least_request` and `peak_ewma`.',
+          {
+            type: 'integer 2..100',
+          },
+        ),
+      }),
+    ),
+    decayTime: Type.Optional(
+      Duration({
+        min: 1,
+        default: D.decayTime,
+        description: '`peak_ewma` latency decay time (Finagle: 10 s).',
+        ...envVar('MESH_LB_DECAY_TIME', '`peak_ewma` latency decay time.', { type: 'duration ≥ 1ms' }),
+      }),
+    ),
+    defaultRtt: Type.Optional(
+      Duration({ default: D.defaultRtt, description: '`peak_ewma` latency assumed before a measurement.' }),
+    ),
+    minRingSize: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 8_388_608,
+        default: D.minRingSize,
+        description: '`ring_hash` minimum number of ring points (Envoy: 1024).',
+      }),
+    ),
+    maxRingSize: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 8_388_608,
+        default: D.maxRingSize,
+        description: '`ring_hash` maximum ring size (Envoy: 8M).',
+      }),
+    ),
+    tableSize: Type.Optional(
+      Type.Integer({
+        minimum: 3,
+        maximum: 5_000_011,
+        default: D.tableSize,
+        description:
+          '`maglev` table size; a prime larger than the number of endpoints (Envoy: 65537). The endpoints are known only at run time: a table smaller than them is logged as a warning (some endpoints get no traffic).',
+      }),
+    ),
+    hashOn: Type.Optional(exclusive(hashOnSchema)),
+    zone: Type.Optional(
+      Type.String({
+        minLength: 1,
+        // Not blank: no endpoint has a blank zone (the mesh refuses one), so it could match none.
+        pattern: '\\S',
+        expected: 'a non-empty string',
+        description: 'The caller’s zone; same-zone endpoints are preferred.',
+        ...envVar(
+          'MESH_ZONE',
+          'Zone of this process; endpoints in the same zone are preferred while enough of them are healthy.',
+          { type: 'string' },
+        ),
+      }),
+    ),
+    localityMinHealthyPercent: percent(
+      D.localityMinHealthyPercent,
+      'Keep traffic local while this % of local endpoints is usable.',
+      {
+        ...envVar(
+          'MESH_LB_LOCALITY_MIN_HEALTHY_PERCENT',
+          'Keep traffic in the local zone while at least this percentage of its endpoints is usable.',
+          { type: 'number 0..100 (percent)' },
+        ),
+      },
+    ),
+    panicThreshold: percent(
+      D.panicThreshold,
+      'Panic below this percentage of usable endpoints: balance over all of them (Envoy: 50; 0 disables panic mode).',
+      {
+        ...envVar(
+          'MESH_LB_PANIC_THRESHOLD',
+          'Below this percentage of usable endpoints, balance over all endpoints (panic mode).',
+          {
+            type: 'number 0..100 (percent)',
+          },
+        ),
+      },
+    ),
+    waitForReady: Type.Optional(
+      Type.Boolean({
+        default: D.waitForReady,
+        description:
+          'When every endpoint is unreachable (`TRANSIENT_FAILURE`), a call waits, within its deadline, for one to reconnect instead of failing at once with `MESH_NO_HEALTHY_ENDPOINTS` (gRPC’s `waitForReady`); a call’s own `waitForReady` option overrides it.',
+        ...envVar(
+          'MESH_LB_WAIT_FOR_READY',
+          'Wait, within the call’s deadline, for an unreachable service’s endpoints to reconnect instead of failing at once.',
+          { type: 'boolean' },
+        ),
+      }),
+    ),
+    slowStart: Type.Optional(
+      Fields({
+        window: Type.Optional(
+          Duration({
+            min: 1,
+            default: DEFAULT_SLOW_START.window,
+            description:
+              'Ramp-up window of a new endpoint. Slow start is off unless `slowStart` is set; this default applies then.',
+            ...envVar(
+              'MESH_LB_SLOW_START_WINDOW',
+              'Ramp new endpoints up over this window (weighted policies).',
+              {
+                type: 'duration ≥ 1ms',
+                defaultValue: '— (off)',
+              },
+            ),
+          }),
+        ),
+        aggression: Type.Optional(
+          Type.Number({
+            minimum: 0.01,
+            maximum: 100,
+            default: DEFAULT_SLOW_START.aggression,
+            description: 'Curve exponent; 1 is linear.',
+          }),
+        ),
+        minWeightPercent: percent(
+          DEFAULT_SLOW_START.minWeightPercent,
+          'Lower bound of the ramp, percent of the full weight.',
+        ),
+      }),
+    ),
+  },
+  foreignNames({
+    simple: {
+      use: "policy, in lower case ('round_robin', 'least_request', 'random')",
+      from: "Istio's loadBalancer.simple",
     },
-  ),
-  panicThreshold: percent(
-    D.panicThreshold,
-    'Panic below this percentage of usable endpoints: balance over all of them (Envoy: 50; 0 disables panic mode).',
-    {
-      ...envVar(
-        'MESH_LB_PANIC_THRESHOLD',
-        'Below this percentage of usable endpoints, balance over all endpoints (panic mode).',
-        {
-          type: 'number 0..100 (percent)',
-        },
-      ),
+    consistentHash: {
+      use: "policy: 'ring_hash' (or 'maglev') with hashOn",
+      from: "Istio's loadBalancer.consistentHash",
     },
-  ),
-  waitForReady: Type.Optional(
-    Type.Boolean({
-      default: D.waitForReady,
-      description:
-        'When every endpoint is unreachable (`TRANSIENT_FAILURE`), a call waits, within its deadline, for one to reconnect instead of failing at once with `MESH_NO_HEALTHY_ENDPOINTS` (gRPC’s `waitForReady`); a call’s own `waitForReady` option overrides it.',
-      ...envVar(
-        'MESH_LB_WAIT_FOR_READY',
-        'Wait, within the call’s deadline, for an unreachable service’s endpoints to reconnect instead of failing at once.',
-        { type: 'boolean' },
-      ),
-    }),
-  ),
-  slowStart: Type.Optional(
-    Fields({
-      window: Type.Optional(
-        Duration({
-          min: 1,
-          default: DEFAULT_SLOW_START.window,
-          description:
-            'Ramp-up window of a new endpoint. Slow start is off unless `slowStart` is set; this default applies then.',
-          ...envVar(
-            'MESH_LB_SLOW_START_WINDOW',
-            'Ramp new endpoints up over this window (weighted policies).',
-            {
-              type: 'duration ≥ 1ms',
-              defaultValue: '— (off)',
-            },
-          ),
-        }),
-      ),
-      aggression: Type.Optional(
-        Type.Number({
-          minimum: 0.01,
-          maximum: 100,
-          default: DEFAULT_SLOW_START.aggression,
-          description: 'Curve exponent; 1 is linear.',
-        }),
-      ),
-      minWeightPercent: percent(
-        DEFAULT_SLOW_START.minWeightPercent,
-        'Lower bound of the ramp, percent of the full weight.',
-      ),
-    }),
-  ),
-});
+    lbPolicy: { use: 'policy', from: "Envoy's cluster lb_policy" },
+  }),
+);
 
 /**
  * The `loadBalancer` section: an object, or `true` for the defaults. `false` is not allowed:

@@ -1,5 +1,12 @@
 import { balancerProperties } from '@proxyless/balancer';
-import { type EndpointInit, Fields, type ReadonlyArrays, type Static, Type } from '@proxyless/core';
+import {
+  type EndpointInit,
+  Fields,
+  foreignNames,
+  type ReadonlyArrays,
+  type Static,
+  Type,
+} from '@proxyless/core';
 
 export type { ReadonlyArrays };
 
@@ -19,7 +26,29 @@ export const POLICY_KEYS: readonly string[] = Object.freeze(Object.keys(policyPr
 export const policySchema = Fields(policyProperties, {
   description:
     'Policy sections: false turns one off, an object configures it, true means its defaults where it has them.',
+  ...policyForeignNames(),
 });
+
+/**
+ * Keys a service's policy has in Istio's `DestinationRule`/`VirtualService` or Envoy's cluster and
+ * route, where this mesh says the same elsewhere: an unknown key whose message says where.
+ */
+function policyForeignNames() {
+  return foreignNames({
+    connectionPool: {
+      use: 'circuitBreaker.maxConnections, circuitBreaker.maxRequests, and circuitBreaker.maxPendingRequests with a concurrencyLimit queue',
+      from: "Istio's connectionPool, Envoy's circuit_breakers thresholds",
+    },
+    retries: { use: 'retry (maxRetries, retryOn, backoff…)', from: "Istio's retries" },
+    retryPolicy: { use: 'retry (maxRetries, retryOn, backoff…)', from: "Envoy's route retry_policy" },
+    trafficPolicy: {
+      use: 'the sections themselves, at the top of the service entry (loadBalancer, outlierDetection, circuitBreaker…)',
+      from: "Istio's DestinationRule trafficPolicy",
+    },
+    fault: { use: 'faultInjection', from: "Istio's fault" },
+    lbPolicy: { use: 'loadBalancer.policy', from: "Envoy's cluster lb_policy" },
+  });
+}
 
 /**
  * An endpoint's `address` as the JSON Schema can say it: an IPv6 literal (bare, or in brackets as
@@ -67,7 +96,10 @@ export const endpointsSchema = Type.Union(
 );
 
 /** A service entry of the config document: endpoints plus policy. */
-export const serviceEntrySchema = Fields({ endpoints: Type.Optional(endpointsSchema), ...policyProperties });
+export const serviceEntrySchema = Fields(
+  { endpoints: Type.Optional(endpointsSchema), ...policyProperties },
+  policyForeignNames(),
+);
 
 /** The characters of a service name: letters, digits, `-`, `_` and `.`, alphanumeric at both ends. */
 export const SERVICE_NAME_CHARS = '^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$';
@@ -157,6 +189,7 @@ const INTERNAL_KEYWORDS = new Set([
   'x-schema-pattern',
   'x-schema-enum',
   'x-absent',
+  'x-foreign-names',
 ]);
 /** Keywords whose value maps names to subschemas. */
 const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies']);

@@ -2,6 +2,7 @@ import {
   Duration,
   envVar,
   Fields,
+  foreignNames,
   omitKeys,
   parseDuration,
   Section,
@@ -69,78 +70,90 @@ const int = (minimum: number, def: number | undefined, description: string, more
 
 /** The `circuitBreaker` section. On by default; `true` means the defaults. */
 export const circuitBreakerSection = Section(
-  Fields({
-    errorThresholdPercentage: Type.Optional(
-      Type.Number({
-        minimum: 1,
-        maximum: 100,
-        default: D.errorThresholdPercentage,
-        description:
-          'Open when more than this percentage of the attempts in the window failed (opossum: 50); checked after each outcome, a success included.',
-        ...envVar(
-          'MESH_CIRCUIT_ERROR_THRESHOLD',
-          'Error percentage that opens the breaker (`circuitBreaker.errorThresholdPercentage`).',
-          { type: 'number 1..100' },
-        ),
-      }),
-    ),
-    volumeThreshold: int(1, D.volumeThreshold, 'Attempts in the window before the error rate counts.'),
-    rollingWindow: Type.Optional(
-      Duration({
-        min: 10,
-        default: D.rollingWindowMs,
-        description: 'Window of the error rate (10 buckets).',
-      }),
-    ),
-    resetTimeout: Type.Optional(
-      Duration({
-        min: 1,
-        default: D.resetTimeoutMs,
-        description: 'Time open before trial calls are let through (half-open; opossum: 30 s).',
-        ...envVar(
-          'MESH_CIRCUIT_RESET_TIMEOUT',
-          'Time the breaker stays open before a trial call (`circuitBreaker.resetTimeout`).',
-          {
-            defaultValue: '30s',
-          },
-        ),
-      }),
-    ),
-    halfOpenMaxCalls: int(
-      1,
-      D.halfOpenMaxCalls,
-      'Trial calls at once while half-open. A good trial closes the breaker; a failed one opens it again.',
-    ),
-    maxConnections: int(
-      1,
-      undefined,
-      'Envoy threshold: connections to the destination as a whole, divided evenly over its endpoints’ pools, rounding down (at least one each, as Envoy keeps at least one connection for a host it picks: with fewer connections than endpoints, one per endpoint; never above `connectionsPerEndpoint`); requests beyond them wait in the pools.',
-    ),
-    maxPendingRequests: int(
-      0,
-      undefined,
-      'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs a `concurrencyLimit` with a `queue` above 0 (an error otherwise, unless it is 0, or a higher layer than the one that set it turned the queue off: then it has nothing to bound for that service and is dropped).',
-    ),
-    maxRequests: int(
-      1,
-      D.maxRequests,
-      'Envoy threshold: attempts in flight to the destination (Envoy: 1024). Beyond it: `MESH_CIRCUIT_OPEN` (`reason: maxRequests`).',
-      {
-        ...envVar(
-          'MESH_MAX_REQUESTS',
-          'Concurrent requests per destination before `MESH_CIRCUIT_OPEN` (`circuitBreaker.maxRequests`).',
-          {
-            type: 'integer ≥ 1',
-          },
-        ),
+  Fields(
+    {
+      errorThresholdPercentage: Type.Optional(
+        Type.Number({
+          minimum: 1,
+          maximum: 100,
+          default: D.errorThresholdPercentage,
+          description:
+            'Open when more than this percentage of the attempts in the window failed (opossum: 50); checked after each outcome, a success included.',
+          ...envVar(
+            'MESH_CIRCUIT_ERROR_THRESHOLD',
+            'Error percentage that opens the breaker (`circuitBreaker.errorThresholdPercentage`).',
+            { type: 'number 1..100' },
+          ),
+        }),
+      ),
+      volumeThreshold: int(1, D.volumeThreshold, 'Attempts in the window before the error rate counts.'),
+      rollingWindow: Type.Optional(
+        Duration({
+          min: 10,
+          default: D.rollingWindowMs,
+          description: 'Window of the error rate (10 buckets).',
+        }),
+      ),
+      resetTimeout: Type.Optional(
+        Duration({
+          min: 1,
+          default: D.resetTimeoutMs,
+          description: 'Time open before trial calls are let through (half-open; opossum: 30 s).',
+          ...envVar(
+            'MESH_CIRCUIT_RESET_TIMEOUT',
+            'Time the breaker stays open before a trial call (`circuitBreaker.resetTimeout`).',
+            {
+              defaultValue: '30s',
+            },
+          ),
+        }),
+      ),
+      halfOpenMaxCalls: int(
+        1,
+        D.halfOpenMaxCalls,
+        'Trial calls at once while half-open. A good trial closes the breaker; a failed one opens it again.',
+      ),
+      maxConnections: int(
+        1,
+        undefined,
+        'Envoy threshold: connections to the destination as a whole, divided evenly over its endpoints’ pools, rounding down (at least one each, as Envoy keeps at least one connection for a host it picks: with fewer connections than endpoints, one per endpoint; never above `connectionsPerEndpoint`); requests beyond them wait in the pools.',
+      ),
+      maxPendingRequests: int(
+        0,
+        undefined,
+        'Envoy threshold: requests waiting for a concurrency-limit slot. Bounds the `concurrencyLimit` queue, so it needs a `concurrencyLimit` with a `queue` above 0 (an error otherwise, unless it is 0, or a higher layer than the one that set it turned the queue off: then it has nothing to bound for that service and is dropped).',
+      ),
+      maxRequests: int(
+        1,
+        D.maxRequests,
+        'Envoy threshold: attempts in flight to the destination (Envoy: 1024). Beyond it: `MESH_CIRCUIT_OPEN` (`reason: maxRequests`).',
+        {
+          ...envVar(
+            'MESH_MAX_REQUESTS',
+            'Concurrent requests per destination before `MESH_CIRCUIT_OPEN` (`circuitBreaker.maxRequests`).',
+            {
+              type: 'integer ≥ 1',
+            },
+          ),
+        },
+      ),
+      maxRetries: int(
+        0,
+        D.maxRetries,
+        'Envoy threshold: retries in flight to the destination; beyond it a retry is not made (`retry_overflow`). 2³²−1 (unbounded) as Istio: the retry budget governs retries.',
+      ),
+    },
+    foreignNames({
+      consecutiveErrors: {
+        use: 'outlierDetection.consecutive5xx, which ejects one endpoint: this breaker opens on an error percentage',
+        from: "Istio's outlierDetection.consecutiveErrors",
       },
-    ),
-    maxRetries: int(
-      0,
-      D.maxRetries,
-      'Envoy threshold: retries in flight to the destination; beyond it a retry is not made (`retry_overflow`). 2³²−1 (unbounded) as Istio: the retry budget governs retries.',
-    ),
-  }),
+      consecutive5xxErrors: {
+        use: 'outlierDetection.consecutive5xx, which ejects one endpoint: this breaker opens on an error percentage',
+        from: "Istio's outlierDetection.consecutive5xxErrors",
+      },
+    }),
+  ),
   {
     allowTrue: true,
     description: 'Circuit breaker: error-rate tripping plus Envoy thresholds. On by default.',

@@ -2,6 +2,7 @@ import {
   Duration,
   envVar,
   Fields,
+  foreignNames,
   type Issues,
   OneOf,
   parseDuration,
@@ -101,125 +102,150 @@ const D = DEFAULT_RETRY;
 
 /** The `retry` section of a service entry. `true` means the defaults. */
 export const retrySection = Section(
-  Fields({
-    maxRetries: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        maximum: 10,
-        default: D.maxRetries,
-        description: 'Retries after the first attempt. `0` or `retry: false` turns retrying off.',
-        ...envVar(
-          'MESH_RETRIES',
-          'Retries after the first attempt (`retry.maxRetries`). `0` or `off` turns retrying off.',
-          { type: 'integer 0..10 | off', offTurnsSectionOff: true },
-        ),
-      }),
-    ),
-    retryOn: Type.Optional(
-      Type.Union([Type.Array(OneOf(RETRY_ON_VALUES)), Type.String({ pattern: RETRY_ON_LIST })], {
-        default: [...D.retryOn],
-        expected: `a list (array or comma-separated string) of ${RETRY_ON_VALUES.join(', ')}`,
-        description:
-          'Envoy names and rules: `connect-failure` (nothing was sent), `reset` (no answer: the connection was reset, before or after sending, failed, or the per-try timeout or the request’s own `headersTimeout` passed), `refused-stream`, `5xx` (any 500–599, or no answer at all: a connect failure, reset, refused stream or per-try timeout), `gateway-error` (502, 503, 504, or no answer at all, as `5xx`), `retriable-status-codes`, `retriable-headers`. A request already sent is retried only when it is safe to send again (idempotent, body replayable).',
-        ...envVar('MESH_RETRY_ON', 'Conditions to retry on (`retry.retryOn`).', {
-          type: `comma-separated list of ${RETRY_ON_VALUES.join(', ')}`,
-          defaultValue: D.retryOn.join(','),
+  Fields(
+    {
+      maxRetries: Type.Optional(
+        Type.Integer({
+          minimum: 0,
+          maximum: 10,
+          default: D.maxRetries,
+          description: 'Retries after the first attempt. `0` or `retry: false` turns retrying off.',
+          ...envVar(
+            'MESH_RETRIES',
+            'Retries after the first attempt (`retry.maxRetries`). `0` or `off` turns retrying off.',
+            { type: 'integer 0..10 | off', offTurnsSectionOff: true },
+          ),
         }),
-      }),
-    ),
-    retriableStatusCodes: Type.Optional(
-      Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
-        description: 'Statuses retried under `retriable-status-codes` (e.g. `[429]`).',
-        ...envVar(
-          'MESH_RETRY_STATUS_CODES',
-          'Statuses retried under `retriable-status-codes` (`retry.retriableStatusCodes`).',
-          { type: 'list of integers 100..599' },
-        ),
-      }),
-    ),
-    retriableHeaders: Type.Optional(
-      Type.Array(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", expected: 'an HTTP header name' }), {
-        description: 'Response headers whose presence makes a response retriable under `retriable-headers`.',
-      }),
-    ),
-    backoff: Type.Optional(
-      Fields({
-        base: Type.Optional(
-          Duration({
-            default: D.backoff.baseMs,
+      ),
+      retryOn: Type.Optional(
+        Type.Union([Type.Array(OneOf(RETRY_ON_VALUES)), Type.String({ pattern: RETRY_ON_LIST })], {
+          default: [...D.retryOn],
+          expected: `a list (array or comma-separated string) of ${RETRY_ON_VALUES.join(', ')}`,
+          description:
+            'Envoy names and rules: `connect-failure` (nothing was sent), `reset` (no answer: the connection was reset, before or after sending, failed, or the per-try timeout or the request’s own `headersTimeout` passed), `refused-stream`, `5xx` (any 500–599, or no answer at all: a connect failure, reset, refused stream or per-try timeout), `gateway-error` (502, 503, 504, or no answer at all, as `5xx`), `retriable-status-codes`, `retriable-headers`. A request already sent is retried only when it is safe to send again (idempotent, body replayable).',
+          ...envVar('MESH_RETRY_ON', 'Conditions to retry on (`retry.retryOn`).', {
+            type: `comma-separated list of ${RETRY_ON_VALUES.join(', ')}`,
+            defaultValue: D.retryOn.join(','),
+          }),
+        }),
+      ),
+      retriableStatusCodes: Type.Optional(
+        Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
+          description: 'Statuses retried under `retriable-status-codes` (e.g. `[429]`).',
+          ...envVar(
+            'MESH_RETRY_STATUS_CODES',
+            'Statuses retried under `retriable-status-codes` (`retry.retriableStatusCodes`).',
+            { type: 'list of integers 100..599' },
+          ),
+        }),
+      ),
+      retriableHeaders: Type.Optional(
+        Type.Array(
+          Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", expected: 'an HTTP header name' }),
+          {
             description:
-              'Full-jitter exponential backoff: retry n waits a uniform random time in [0, min(max, base·2ⁿ⁻¹)) (Envoy: 25 ms).',
-            ...envVar(
-              'MESH_RETRY_BACKOFF_BASE',
-              'First backoff ceiling; doubles per retry, full jitter (`retry.backoff.base`).',
-              {
-                defaultValue: '25ms',
-              },
+              'Response headers whose presence makes a response retriable under `retriable-headers`.',
+          },
+        ),
+      ),
+      backoff: Type.Optional(
+        Fields(
+          {
+            base: Type.Optional(
+              Duration({
+                default: D.backoff.baseMs,
+                description:
+                  'Full-jitter exponential backoff: retry n waits a uniform random time in [0, min(max, base·2ⁿ⁻¹)) (Envoy: 25 ms).',
+                ...envVar(
+                  'MESH_RETRY_BACKOFF_BASE',
+                  'First backoff ceiling; doubles per retry, full jitter (`retry.backoff.base`).',
+                  {
+                    defaultValue: '25ms',
+                  },
+                ),
+              }),
             ),
+            max: Type.Optional(
+              Duration({
+                default: D.backoff.maxMs,
+                description:
+                  'Upper bound of a backoff, at least `base`. Unset, it is 10× `base` in force (Envoy’s rule), so 250 ms with the default base.',
+                ...envVar('MESH_RETRY_BACKOFF_MAX', 'Largest backoff (`retry.backoff.max`).', {
+                  defaultValue: '250ms',
+                }),
+              }),
+            ),
+          },
+          foreignNames({
+            baseInterval: { use: 'base', from: "Envoy's retry_back_off.base_interval" },
+            maxInterval: { use: 'max', from: "Envoy's retry_back_off.max_interval" },
           }),
         ),
-        max: Type.Optional(
-          Duration({
-            default: D.backoff.maxMs,
-            description:
-              'Upper bound of a backoff, at least `base`. Unset, it is 10× `base` in force (Envoy’s rule), so 250 ms with the default base.',
-            ...envVar('MESH_RETRY_BACKOFF_MAX', 'Largest backoff (`retry.backoff.max`).', {
-              defaultValue: '250ms',
+      ),
+      retryAfterMax: Type.Optional(
+        Duration({
+          default: D.retryAfterMaxMs,
+          description:
+            'A `Retry-After` (seconds or HTTP date) up to this long replaces the backoff; a longer one stops retrying and returns that response.',
+        }),
+      ),
+      allowNonIdempotent: Type.Optional(
+        Type.Boolean({
+          default: D.allowNonIdempotent,
+          description: 'Retry non-idempotent requests too (RFC 9110 §9.2.2 says a client should not).',
+        }),
+      ),
+      budget: Type.Optional(
+        Fields({
+          ratio: Type.Optional(
+            Ratio({
+              default: D.budget.ratio,
+              description:
+                'Retries (and hedges) may add at most this fraction of the destination’s requests… (Linkerd: 0.2)',
+              ...envVar(
+                'MESH_RETRY_BUDGET',
+                'Retries allowed as a fraction of requests per destination (`retry.budget.ratio`).',
+                { type: 'ratio 0..1 or percentage' },
+              ),
             }),
-          }),
-        ),
-      }),
-    ),
-    retryAfterMax: Type.Optional(
-      Duration({
-        default: D.retryAfterMaxMs,
-        description:
-          'A `Retry-After` (seconds or HTTP date) up to this long replaces the backoff; a longer one stops retrying and returns that response.',
-      }),
-    ),
-    allowNonIdempotent: Type.Optional(
-      Type.Boolean({
-        default: D.allowNonIdempotent,
-        description: 'Retry non-idempotent requests too (RFC 9110 §9.2.2 says a client should not).',
-      }),
-    ),
-    budget: Type.Optional(
-      Fields({
-        ratio: Type.Optional(
-          Ratio({
-            default: D.budget.ratio,
-            description:
-              'Retries (and hedges) may add at most this fraction of the destination’s requests… (Linkerd: 0.2)',
-            ...envVar(
-              'MESH_RETRY_BUDGET',
-              'Retries allowed as a fraction of requests per destination (`retry.budget.ratio`).',
-              { type: 'ratio 0..1 or percentage' },
-            ),
-          }),
-        ),
-        minPerSecond: Type.Optional(
-          Type.Number({
-            minimum: 0,
-            default: D.budget.minPerSecond,
-            description:
-              '…plus this many per second on average over `window`, whatever the traffic (Finagle/Linkerd retry budget): a reserve of minPerSecond × window, so a quiet destination may spend it at once (10/s over 10 s: 100 retries).',
-            ...envVar(
-              'MESH_RETRY_BUDGET_MIN_PER_SECOND',
-              'Retries per second always allowed by the budget, on average over its window (`retry.budget.minPerSecond`).',
-              { type: 'number ≥ 0' },
-            ),
-          }),
-        ),
-        window: Type.Optional(
-          Duration({
-            min: 1,
-            default: D.budget.windowMs,
-            description: 'Sliding window of the budget (Linkerd: 10 s).',
-          }),
-        ),
-      }),
-    ),
-  }),
+          ),
+          minPerSecond: Type.Optional(
+            Type.Number({
+              minimum: 0,
+              default: D.budget.minPerSecond,
+              description:
+                '…plus this many per second on average over `window`, whatever the traffic (Finagle/Linkerd retry budget): a reserve of minPerSecond × window, so a quiet destination may spend it at once (10/s over 10 s: 100 retries).',
+              ...envVar(
+                'MESH_RETRY_BUDGET_MIN_PER_SECOND',
+                'Retries per second always allowed by the budget, on average over its window (`retry.budget.minPerSecond`).',
+                { type: 'number ≥ 0' },
+              ),
+            }),
+          ),
+          window: Type.Optional(
+            Duration({
+              min: 1,
+              default: D.budget.windowMs,
+              description: 'Sliding window of the budget (Linkerd: 10 s).',
+            }),
+          ),
+        }),
+      ),
+    },
+    foreignNames({
+      attempts: { use: 'maxRetries', from: "Istio's retries.attempts" },
+      numRetries: { use: 'maxRetries', from: "Envoy's retry_policy.num_retries" },
+      perTryTimeout: {
+        use: "the service's own perTryTimeout, next to retry: it bounds each attempt, retried or not",
+        from: "Istio's retries.perTryTimeout and Envoy's retry_policy.per_try_timeout",
+      },
+      retryBackOff: { use: 'backoff: { base, max }', from: "Envoy's retry_policy.retry_back_off" },
+      retryRemoteLocalities: {
+        use: 'nothing: every retry may go to any endpoint',
+        from: "Istio's retries.retryRemoteLocalities",
+      },
+    }),
+  ),
   { allowTrue: true, description: 'Retries: idempotency-aware, budgeted, with backoff and Retry-After.' },
 );
 
