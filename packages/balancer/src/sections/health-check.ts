@@ -1,4 +1,13 @@
-import { Duration, Fields, omitKeys, parseDuration, Section, type Static, Type } from '@proxyless/core';
+import {
+  Duration,
+  Fields,
+  foreignNames,
+  omitKeys,
+  parseDuration,
+  Section,
+  type Static,
+  Type,
+} from '@proxyless/core';
 
 /** Resolved active HTTP health check settings. */
 export interface HealthCheckConfig {
@@ -34,36 +43,44 @@ const D = DEFAULT_HEALTH_CHECK;
 
 /** The `healthCheck` section. `true` is not allowed: a check needs its `path`. Off by default. */
 export const healthCheckSection = Section(
-  Fields({
-    path: Type.Optional(
-      Type.String({
-        pattern: '^/\\S*$',
-        expected: 'a path starting with "/"',
-        description: 'Request path, e.g. `/healthz`. Required (in some layer).',
-      }),
-    ),
-    interval: Type.Optional(Duration({ min: 1, default: D.interval, description: 'Time between probes.' })),
-    timeout: Type.Optional(
-      Duration({ min: 1, default: D.timeout, description: 'Probe timeout; at most `interval`.' }),
-    ),
-    healthyThreshold: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: 1000,
-        default: D.healthyThreshold,
-        description: 'Passes to mark healthy.',
-      }),
-    ),
-    unhealthyThreshold: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: 1000,
-        default: D.unhealthyThreshold,
-        description: 'Failures to mark unhealthy.',
-      }),
-    ),
-    jitter: Type.Optional(Duration({ default: D.jitter, description: 'Random extra delay per interval.' })),
-  }),
+  Fields(
+    {
+      path: Type.Optional(
+        Type.String({
+          pattern: '^/\\S*$',
+          expected: 'a path starting with "/"',
+          description: 'Request path, e.g. `/healthz`. Required (in some layer).',
+        }),
+      ),
+      interval: Type.Optional(Duration({ min: 1, default: D.interval, description: 'Time between probes.' })),
+      timeout: Type.Optional(
+        Duration({ min: 1, default: D.timeout, description: 'Probe timeout; at most `interval`.' }),
+      ),
+      healthyThreshold: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: D.healthyThreshold,
+          description: 'Passes to mark healthy.',
+        }),
+      ),
+      unhealthyThreshold: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: D.unhealthyThreshold,
+          description: 'Failures to mark unhealthy.',
+        }),
+      ),
+      jitter: Type.Optional(Duration({ default: D.jitter, description: 'Random extra delay per interval.' })),
+    },
+    foreignNames({
+      httpHealthCheck: {
+        use: 'path: the check is an HTTP GET of it',
+        from: "Envoy's health_check.http_health_check",
+      },
+    }),
+  ),
   { allowTrue: false, description: 'Active HTTP health checks. Off unless set.' },
 );
 

@@ -71,6 +71,36 @@ describe('a key another mesh uses in that place says what this one calls it', ()
       "Istio's DestinationRule trafficPolicy",
     ],
     [{ fault: { abort: {} } }, 'services.pay.fault', 'use faultInjection', "Istio's fault"],
+    [
+      { faultInjection: { delay: { fixedDelay: '1s' } } },
+      'services.pay.faultInjection.delay.fixedDelay',
+      'use duration',
+      "Istio's fault.delay.fixedDelay",
+    ],
+    [
+      { faultInjection: { abort: { httpStatus: 503, percent: 1 } } },
+      'services.pay.faultInjection.abort.httpStatus',
+      'use status',
+      "Istio's fault.abort.httpStatus",
+    ],
+    [
+      { healthCheck: { httpHealthCheck: { path: '/healthz' } } },
+      'services.pay.healthCheck.httpHealthCheck',
+      'use path',
+      "Envoy's health_check.http_health_check",
+    ],
+    [
+      { rateLimit: { rps: 10, maxTokens: 20 } },
+      'services.pay.rateLimit.maxTokens',
+      'use burst',
+      'token_bucket.max_tokens',
+    ],
+    [
+      { rateLimit: { tokensPerFill: 10, fillInterval: '1s' } },
+      'services.pay.rateLimit.fillInterval',
+      'use rps (tokensPerFill divided by fillInterval in seconds)',
+      'token_bucket.fill_interval',
+    ],
   ])('%j', (policy, field, use, from) => {
     const issues = issuesOf(svc(policy));
     const issue = issues.find((i) => i.field === field);

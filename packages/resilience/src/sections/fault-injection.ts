@@ -1,4 +1,13 @@
-import { Duration, Fields, type Issues, parseDuration, Section, type Static, Type } from '@proxyless/core';
+import {
+  Duration,
+  Fields,
+  foreignNames,
+  type Issues,
+  parseDuration,
+  Section,
+  type Static,
+  Type,
+} from '@proxyless/core';
 import type { DeepPartial } from './util.js';
 
 /** Resolved fault injection. */
@@ -37,7 +46,13 @@ export const faultInjectionSection = Section(
     delay: Type.Optional(
       Fields(
         { percent, duration: Duration({ description: 'Added delay.' }) },
-        { description: 'Delay a share of requests (Envoy `fault.delay`).' },
+        {
+          description: 'Delay a share of requests (Envoy `fault.delay`).',
+          ...foreignNames({
+            fixedDelay: { use: 'duration', from: "Istio's fault.delay.fixedDelay" },
+            percentage: { use: 'percent (a number 0..100)', from: "Istio's fault.delay.percentage" },
+          }),
+        },
       ),
     ),
     abort: Type.Optional(
@@ -54,7 +69,13 @@ export const faultInjectionSection = Section(
             }),
           ),
         },
-        { description: 'Answer a share of requests locally with a status (Envoy `fault.abort`).' },
+        {
+          description: 'Answer a share of requests locally with a status (Envoy `fault.abort`).',
+          ...foreignNames({
+            httpStatus: { use: 'status', from: "Istio's fault.abort.httpStatus" },
+            percentage: { use: 'percent (a number 0..100)', from: "Istio's fault.abort.percentage" },
+          }),
+        },
       ),
     ),
     header: Type.Optional(

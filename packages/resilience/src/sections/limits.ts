@@ -1,4 +1,13 @@
-import { Duration, envVar, Fields, parseDuration, Section, type Static, Type } from '@proxyless/core';
+import {
+  Duration,
+  envVar,
+  Fields,
+  foreignNames,
+  parseDuration,
+  Section,
+  type Static,
+  Type,
+} from '@proxyless/core';
 import type { DeepPartial } from './util.js';
 
 /** Resolved concurrency limit. */
@@ -65,29 +74,43 @@ export const concurrencyLimitSection = Section(
 
 /** The `rateLimit` section. `true` is not allowed: a rate has no sensible default. */
 export const rateLimitSection = Section(
-  Fields({
-    rps: Type.Optional(
-      Type.Number({
-        minimum: 0.001,
-        description: 'Requests per second; excess fails with `MESH_RATE_LIMITED`. Required (in some layer).',
-        ...envVar(
-          'MESH_RATE_LIMIT',
-          'Requests per second per destination (`rateLimit.rps`); excess fails with `MESH_RATE_LIMITED`.',
-          { type: 'number ≥ 0.001 | off', defaultValue: 'off', offTurnsSectionOff: true },
-        ),
-      }),
-    ),
-    burst: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'Token-bucket size; default: rps rounded up.',
-        ...envVar('MESH_RATE_LIMIT_BURST', 'Token-bucket size of the rate limit (`rateLimit.burst`).', {
-          type: 'integer ≥ 1',
-          defaultValue: 'rps',
+  Fields(
+    {
+      rps: Type.Optional(
+        Type.Number({
+          minimum: 0.001,
+          description:
+            'Requests per second; excess fails with `MESH_RATE_LIMITED`. Required (in some layer).',
+          ...envVar(
+            'MESH_RATE_LIMIT',
+            'Requests per second per destination (`rateLimit.rps`); excess fails with `MESH_RATE_LIMITED`.',
+            { type: 'number ≥ 0.001 | off', defaultValue: 'off', offTurnsSectionOff: true },
+          ),
         }),
-      }),
-    ),
-  }),
+      ),
+      burst: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          description: 'Token-bucket size; default: rps rounded up.',
+          ...envVar('MESH_RATE_LIMIT_BURST', 'Token-bucket size of the rate limit (`rateLimit.burst`).', {
+            type: 'integer ≥ 1',
+            defaultValue: 'rps',
+          }),
+        }),
+      ),
+    },
+    foreignNames({
+      tokensPerFill: {
+        use: 'rps (tokensPerFill divided by fillInterval in seconds)',
+        from: "Envoy's local rate limit token_bucket.tokens_per_fill",
+      },
+      fillInterval: {
+        use: 'rps (tokensPerFill divided by fillInterval in seconds)',
+        from: "Envoy's local rate limit token_bucket.fill_interval",
+      },
+      maxTokens: { use: 'burst', from: "Envoy's local rate limit token_bucket.max_tokens" },
+    }),
+  ),
   { allowTrue: false, description: 'Token-bucket rate limit per destination. Off unless set.' },
 );
 
