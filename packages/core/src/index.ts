@@ -153,9 +153,6 @@ export {
   type EnvBinding,
   env as envVar,
   Fields,
-  FOREIGN_NAMES,
-  type ForeignNames,
-  foreignNames,
   kEnv,
   OneOf,
   Ratio,
@@ -196,3 +193,4 @@ export {
   undiciPool,
   undiciSync,
 } from './undici.js';
+export { FOREIGN_NAMES, type ForeignNames, foreignNames } from './unknown-key.js';

@@ -8,6 +8,7 @@ import {
   parseRatio,
   type RangeOptions,
 } from './parse.js';
+import { unknownKeyExpected } from './unknown-key.js';
 
 /**
  * Collects every problem in a document so it can be reported at once, by path, and nothing is
@@ -149,12 +150,7 @@ export class Issues {
   unknownKeys(obj: Record<string, unknown>, field: string, allowed: readonly string[]): void {
     for (const k of Object.keys(obj)) {
       if (allowed.includes(k)) continue;
-      const hint = closestName(k, allowed);
-      this.add(
-        field === '' ? k : `${field}.${k}`,
-        `no such field${hint ? ` (did you mean ${quote(hint)}?)` : ''}; known: ${allowed.join(', ')}`,
-        obj[k],
-      );
+      this.add(field === '' ? k : `${field}.${k}`, unknownKeyExpected(k, allowed), obj[k]);
     }
   }
 }

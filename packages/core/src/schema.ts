@@ -38,6 +38,7 @@ import {
   recordOf,
   type Schema,
 } from './schema-check.js';
+import { FOREIGN_NAMES, type ForeignNames, unknownKeyExpected } from './unknown-key.js';
 
 /**
  * Config sections are TypeBox schemas: one declaration per section gives the TypeScript type
@@ -273,7 +274,11 @@ function walk(schema: TSchema, value: unknown, path: string, issues: Issues): vo
         const p = Object.hasOwn(props, k) ? props[k] : undefined;
         if (p !== undefined) walk(p, v, at(path, k), issues);
         else if (s.additionalProperties === false && !absentAllowed(s, k, v))
-          unknownKey(issues, path, k, known, v, s[FOREIGN_NAMES] as ForeignNames | undefined);
+          issues.add(
+            at(path, k),
+            unknownKeyExpected(k, known, s[FOREIGN_NAMES] as ForeignNames | undefined),
+            v,
+          );
       }
       for (const k of (s.required as string[] | undefined) ?? []) {
         if (value[k] === undefined) issues.add(at(path, k), describe(props[k] as TSchema), undefined);
@@ -415,46 +420,6 @@ function unionHint(variants: readonly Schema[], value: unknown): string | undefi
     if (hint !== undefined) return hint;
   }
   return undefined;
-}
-
-/**
- * The annotation of an object's declaration that names, for keys other meshes use there (Envoy,
- * Istio, Linkerd), what says the same here: `{ attempts: { use: 'maxRetries', from: "Istio's
- * retries.attempts" } }`. Such a key is still an unknown field; its message says where to go.
- */
-export const FOREIGN_NAMES = 'x-foreign-names';
-
-/** The value of {@link FOREIGN_NAMES}: a key → what to write instead, and whose name the key is. */
-export type ForeignNames = Readonly<Record<string, { readonly use: string; readonly from: string }>>;
-
-/** Options for `Fields(…)` that annotate it with {@link FOREIGN_NAMES}. */
-export function foreignNames(names: ForeignNames): { [FOREIGN_NAMES]: ForeignNames } {
-  return { [FOREIGN_NAMES]: names };
-}
-
-function unknownKey(
-  issues: Issues,
-  path: string,
-  key: string,
-  known: readonly string[],
-  value: unknown,
-  foreign?: ForeignNames,
-): void {
-  const named = foreign !== undefined && Object.hasOwn(foreign, key) ? foreign[key] : undefined;
-  if (named !== undefined) {
-    issues.add(
-      at(path, key),
-      `no such field here: use ${named.use} (${key} is ${named.from}); known: ${known.join(', ')}`,
-      value,
-    );
-    return;
-  }
-  const hint = closestName(key, known);
-  issues.add(
-    at(path, key),
-    `no such field${hint ? ` (did you mean ${quote(hint)}?)` : ''}; known: ${known.join(', ')}`,
-    value,
-  );
 }
 
 export type { Static, TSchema };

@@ -2,6 +2,7 @@ import { balancerProperties } from '@proxyless/balancer';
 import {
   type EndpointInit,
   Fields,
+  FOREIGN_NAMES,
   foreignNames,
   type ReadonlyArrays,
   type Static,
@@ -20,35 +21,33 @@ export const policyProperties = { ...balancerProperties, ...resilienceProperties
 export const POLICY_KEYS: readonly string[] = Object.freeze(Object.keys(policyProperties));
 
 /**
+ * Keys a service's policy has in Istio's `DestinationRule`/`VirtualService` or Envoy's cluster and
+ * route, where this mesh says the same elsewhere: an unknown key whose message says where.
+ */
+const POLICY_FOREIGN_NAMES = foreignNames({
+  connectionPool: {
+    use: 'circuitBreaker.maxConnections, circuitBreaker.maxRequests, and circuitBreaker.maxPendingRequests with a concurrencyLimit queue',
+    from: "Istio's connectionPool, Envoy's circuit_breakers thresholds",
+  },
+  retries: { use: 'retry (maxRetries, retryOn, backoff…)', from: "Istio's retries" },
+  retryPolicy: { use: 'retry (maxRetries, retryOn, backoff…)', from: "Envoy's route retry_policy" },
+  trafficPolicy: {
+    use: 'the sections themselves, at the top of the service entry (loadBalancer, outlierDetection, circuitBreaker…)',
+    from: "Istio's DestinationRule trafficPolicy",
+  },
+  fault: { use: 'faultInjection', from: "Istio's fault" },
+  lbPolicy: { use: 'loadBalancer.policy', from: "Envoy's cluster lb_policy" },
+});
+
+/**
  * The policy of a service (or of all, in `defaults`): every section typed, unknown keys rejected.
  * See docs/policies.md and docs/load-balancing.md.
  */
 export const policySchema = Fields(policyProperties, {
   description:
     'Policy sections: false turns one off, an object configures it, true means its defaults where it has them.',
-  ...policyForeignNames(),
+  ...POLICY_FOREIGN_NAMES,
 });
-
-/**
- * Keys a service's policy has in Istio's `DestinationRule`/`VirtualService` or Envoy's cluster and
- * route, where this mesh says the same elsewhere: an unknown key whose message says where.
- */
-function policyForeignNames() {
-  return foreignNames({
-    connectionPool: {
-      use: 'circuitBreaker.maxConnections, circuitBreaker.maxRequests, and circuitBreaker.maxPendingRequests with a concurrencyLimit queue',
-      from: "Istio's connectionPool, Envoy's circuit_breakers thresholds",
-    },
-    retries: { use: 'retry (maxRetries, retryOn, backoff…)', from: "Istio's retries" },
-    retryPolicy: { use: 'retry (maxRetries, retryOn, backoff…)', from: "Envoy's route retry_policy" },
-    trafficPolicy: {
-      use: 'the sections themselves, at the top of the service entry (loadBalancer, outlierDetection, circuitBreaker…)',
-      from: "Istio's DestinationRule trafficPolicy",
-    },
-    fault: { use: 'faultInjection', from: "Istio's fault" },
-    lbPolicy: { use: 'loadBalancer.policy', from: "Envoy's cluster lb_policy" },
-  });
-}
 
 /**
  * An endpoint's `address` as the JSON Schema can say it: an IPv6 literal (bare, or in brackets as
@@ -98,7 +97,7 @@ export const endpointsSchema = Type.Union(
 /** A service entry of the config document: endpoints plus policy. */
 export const serviceEntrySchema = Fields(
   { endpoints: Type.Optional(endpointsSchema), ...policyProperties },
-  policyForeignNames(),
+  POLICY_FOREIGN_NAMES,
 );
 
 /** The characters of a service name: letters, digits, `-`, `_` and `.`, alphanumeric at both ends. */
@@ -189,7 +188,7 @@ const INTERNAL_KEYWORDS = new Set([
   'x-schema-pattern',
   'x-schema-enum',
   'x-absent',
-  'x-foreign-names',
+  FOREIGN_NAMES,
 ]);
 /** Keywords whose value maps names to subschemas. */
 const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies']);
