@@ -1,4 +1,3 @@
-import { domainToASCII } from 'node:url';
 import {
   type BalancerConfig,
   type BalancerPatch,
@@ -27,13 +26,8 @@ import {
   resilienceSchema,
   resolveParsedPatches,
 } from '@proxyless/resilience';
-import {
-  configDocumentSchema,
-  policySchema,
-  SERVICE_NAME_CHARS,
-  SERVICE_NAME_PATTERN,
-  serviceEntrySchema,
-} from './schema.js';
+import { configDocumentSchema, policySchema, serviceEntrySchema } from './schema.js';
+import { checkServiceName } from './service-name.js';
 
 /** The policy settings one layer contributes, parsed and validated. */
 export interface PolicyPatch {
@@ -152,46 +146,6 @@ export function readServiceEntry(
   for (const k in entry) if (k !== 'endpoints') policy[k] = entry[k];
   return { entry, policy };
 }
-
-/**
- * A service name's rules (the pattern; unique regardless of case, as DNS and Consul names are):
- * recorded at `field`. False when the name cannot be used at all.
- */
-export function checkServiceName(name: string, field: string, seen: Set<string>, issues: Issues): boolean {
-  if (!NAME_CHARS.test(name)) {
-    issues.add(
-      field,
-      'a service name of letters, digits, `-`, `_` and `.` that starts and ends with a letter or digit',
-      name,
-    );
-    return false;
-  }
-  if (!NAME.test(name)) {
-    // Requests to these hosts go straight through (destinationFor): the entry could never apply.
-    const why = /(^|\.)localhost$/i.test(name)
-      ? '`localhost` names are never services (RFC 6761)'
-      : 'a name whose last label is a number is an IPv4 address to URL parsers';
-    issues.add(field, `a service name a request can reach: ${why}`, name);
-    return false;
-  }
-  // A punycode label (`xn--…`) that does not decode: URL parsers refuse the host, so no request
-  // could ever name the service.
-  if (PUNYCODE_LABEL.test(name) && domainToASCII(name) === '') {
-    issues.add(
-      field,
-      'a service name a request can reach: an `xn--` label must be valid punycode (URL parsers refuse this host)',
-      name,
-    );
-    return false;
-  }
-  const lower = name.toLowerCase();
-  if (seen.has(lower)) issues.add(field, 'a service name unique regardless of case', name);
-  seen.add(lower);
-  return true;
-}
-const NAME = new RegExp(SERVICE_NAME_PATTERN);
-const PUNYCODE_LABEL = /(^|\.)xn--/i;
-const NAME_CHARS = new RegExp(SERVICE_NAME_CHARS);
 
 function asRecord(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
