@@ -1,4 +1,4 @@
-import { MeshError } from '@proxyless/core';
+import { type Clock, MeshError } from '@proxyless/core';
 import { scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { createCircuitBreakerFilter, DestinationBreaker } from './breaker.js';
@@ -144,6 +144,50 @@ describe('circuit breaker', () => {
     });
     await clock.advance(3_500);
     expect(breaker.state).toBe('half-open');
+    breaker.close();
+  });
+
+  it('half-opens at the first attempt after resetTimeout even when its timer has not run (a starved event loop)', async () => {
+    // A caller that loops on calls failing fast (MESH_CIRCUIT_OPEN settles in microtasks) keeps
+    // the event loop from ever reaching its timers: the breaker must not wait for its reset timer
+    // to let the trial through, or it stays open for as long as the loop runs.
+    let now = 0;
+    const timers: Array<() => void> = [];
+    const starved: Clock = {
+      now: () => now,
+      setTimer: (_ms, fn) => {
+        timers.push(fn);
+        return { cancel() {} };
+      },
+      sleep: () => new Promise(() => {}),
+    };
+    const states: string[] = [];
+    const breaker = new DestinationBreaker(CONFIG, {
+      clock: starved,
+      service: 'api',
+      onStateChange: (s) => states.push(s),
+    });
+    breaker.open();
+    expect(timers).toHaveLength(1);
+    const call = withPolicies([breaker.filter()], scriptedUpstream([200, 200]));
+    now = 4_999;
+    await expect(call(testContext({ clock: starved }))).rejects.toMatchObject({
+      code: 'MESH_CIRCUIT_OPEN',
+      details: { reason: 'open', retryAfterMs: 1 },
+    });
+    now = 5_000;
+    expect((await call(testContext({ clock: starved }))).status).toBe(200);
+    expect(breaker.state).toBe('closed');
+    expect(states).toEqual(['open', 'half-open', 'closed']);
+    expect(breaker.transitions.map((t) => [t.at, t.state])).toEqual([
+      [0, 'open'],
+      [5_000, 'half-open'],
+      [5_000, 'closed'],
+    ]);
+    // The timer, if it runs late after all, changes nothing.
+    for (const fn of timers) fn();
+    expect(breaker.state).toBe('closed');
+    expect(states).toHaveLength(3);
     breaker.close();
   });
 

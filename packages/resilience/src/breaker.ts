@@ -193,9 +193,20 @@ export class DestinationBreaker {
     this.#trials = 0;
     this.#set('open');
     this.#resetTimer?.cancel();
-    this.#resetTimer = this.#clock.setTimer(this.#config.resetTimeoutMs, () => {
-      if (this.#state === 'open' && !this.#closed) this.#set('half-open');
-    });
+    this.#resetTimer = this.#clock.setTimer(this.#config.resetTimeoutMs, () => this.#toHalfOpen());
+  }
+
+  /**
+   * Open → half-open, once `resetTimeout` has passed: by the reset timer, or by the first attempt
+   * admitted after it, whichever comes first. The attempt does not wait for the timer: a caller
+   * looping on calls that fail fast (each rejection settles in microtasks) keeps the event loop
+   * from its timers, and the breaker would stay open for as long as that loop runs.
+   */
+  #toHalfOpen(): void {
+    if (this.#state !== 'open' || this.#closed) return;
+    this.#resetTimer?.cancel();
+    this.#resetTimer = undefined;
+    this.#set('half-open');
   }
 
   #toClosed(): void {
@@ -247,6 +258,9 @@ export class DestinationBreaker {
    */
   admit(ctx: CallContext): MeshError | 'trial' | 'normal' | 'bypass' {
     if (this.#closed) return 'bypass';
+    if (this.#state === 'open' && this.#clock.now() - this.#openedAt >= this.#config.resetTimeoutMs) {
+      this.#toHalfOpen();
+    }
     if (this.#state === 'open') {
       // When it half-opens (a trial call is let through), as a rate limit's `retryAfterMs` says.
       // Whole milliseconds, rounded up (as the rate limit's): the clock reads fractions.
