@@ -29,12 +29,8 @@ const SCENARIOS: Record<number, () => Promise<ScenarioResult>> = {
  * shown only for a missed row.
  */
 const KNOWN_CAUSES: Record<number, string> = {
-  1: "The errors are attempts refused a retry by the concurrent-retry threshold (`circuitBreaker.maxRetries`, 3 on this data plane): when a backend dies under 64 callers, every attempt in flight on its connections fails at once, and so do the connects that raced the first refusal. With the threshold unbounded (Istio's choice, the one taken for the interceptor data plane) the same scenario had 0 errors at 0.997 attempts/request.",
-  2: 'Most likely the cause of scenario 3: per-try timeouts arrive in a burst (every attempt in flight on the frozen backend expires together) and meet the concurrent-retry threshold. Not confirmed: the check run with the threshold unbounded was spoiled by machine load (healthy calls reached the per-try timeout, and the breaker opened for the whole destination).',
-  3: 'A burst of per-try timeouts (every attempt in flight on the silent backend expires together) meets the concurrent-retry threshold of scenario 1. With the threshold unbounded the scenario had 0 errors.',
-  5: 'The breaker opens on the error percentage of calls (50 % by default). With half of all attempts failing and retries within the 20 % budget, about 40–50 % of calls still fail, so the rate sits at the threshold and whether the breaker opens differs between runs. The amplification target holds either way.',
-  6: "A reset after the response head reaches the caller as undici's `UND_ERR_SOCKET` from the body stream: this data plane maps errors to mesh codes only up to the head (the interceptor data plane reports the body's end and can map it). Before-head GET failures are the concurrent-retry threshold again: with it unbounded there were none.",
-  7: 'When the departing backend closes, the attempts in flight on its connections and the connects that raced the first refusal need concurrent retries: the same threshold as scenario 1. With it unbounded the scenario had 0 errors.',
+  5: 'The breaker opens on the error percentage of the attempts in its window (50 % by default, strictly above it). With half of all attempts failing and retries within the 20 % budget, the rate sits at the threshold, and whether the breaker opens, and closes again after a good trial, differs between runs. The amplification target holds either way.',
+  6: "GET failures before the response head are retried. A reset after the head reaches the caller as undici's own error from the body stream (`UND_ERR_SOCKET`), as without the mesh: errors are mapped to mesh codes up to the head (the endpoint is still charged with a later one).",
 };
 
 const out = (line: string): void => {
@@ -101,7 +97,10 @@ the machine's cores, so absolute latencies say little; compare the healthy and f
 
 ${markdownTable(results)}
 
-- **requests**: client calls made (each scenario is bounded in count and time).
+- **requests**: client calls made (each scenario is bounded in count and time). Each caller
+  starts its next call when the last one ends, after a turn of the event loop if it failed: a
+  call the mesh refuses (an open breaker) settles without I/O, and a loop of them would hold off
+  every timer and socket of the process.
 - **errors**: calls that did not end in a 2xx with its whole body read, by mesh error code.
 - **attempts/request**: requests the backends received per client call (amplification). An
   attempt refused at connect never reaches a backend; the mesh's own count is in the notes
@@ -140,16 +139,43 @@ ${causes(results)}## How each failure is handled
 9. **The DNS server stops.** The DNS resolver keeps the last answer past its TTL and reports
    \`resolver_error\` until the server answers again.
 10. **Sustained load.** No per-request state outlives its request: heap and handle counts are
-    measured after a forced GC at the end of a 10 s warm-up and at the end.
+    measured after a forced GC at the end of a 10 s warm-up and at the end. The load keeps its
+    per-request samples off the JavaScript heap (typed arrays), so the heap figure is the mesh's.
 
 ## Connectivity state and \`waitForReady\`
 
 Per endpoint, \`mesh.stats(service).endpoints[i].connectivity\` shows \`IDLE\`, \`CONNECTING\`,
-\`READY\` or \`TRANSIENT_FAILURE\` (with \`connectFailures\` and \`reconnectInMs\`); each change is
-a \`balancer\` event of type \`connectivity\` with \`from\`, \`to\` and the error code. When every
+\`READY\` or \`TRANSIENT_FAILURE\` (with \`connectFailures\` and \`reconnectInMs\`); each move into or
+out of \`TRANSIENT_FAILURE\` is a \`balancer\` event of type \`connectivity\` with \`from\`, \`to\` and the
+error code (a reachable endpoint's \`IDLE\` / \`CONNECTING\` / \`READY\` moves are in \`stats()\` only). When every
 endpoint of a service is in \`TRANSIENT_FAILURE\`, a call fails at once with
-\`MESH_NO_HEALTHY_ENDPOINTS\` and nothing is sent — unless the service (or the call) sets
-\`waitForReady\`, in which case the call waits, within its deadline, for an endpoint to reconnect.
+\`MESH_NO_HEALTHY_ENDPOINTS\` and nothing is sent — unless the service
+(\`loadBalancer.waitForReady: true\`, or \`MESH_LB_WAIT_FOR_READY=true\` for every service) or the
+call (\`mesh.request(url, { waitForReady: true })\`, or the same option of any undici call given
+\`mesh.dispatcher\`) sets \`waitForReady\`, in which case the call waits, within its deadline, for an
+endpoint to reconnect (a call's option wins over the service's, either way).
+
+## Attempts queued in an endpoint's pool
+
+With \`circuitBreaker.maxConnections\` reached, undici keeps further requests to that endpoint in
+its pool's queue and starts one only when a connection is free. Such an attempt has not left the
+process:
+
+- A **per-try timeout** that fires while it waits fails it with \`MESH_TIMEOUT\` (\`limit: perTry\`,
+  \`details.sent: false\`, \`bodySent: false\`). The circuit breaker does not count it: a busy pool
+  is not a failure of the destination (Envoy counts a pending-queue timeout against the pool).
+- A **caller abort**, an overall timeout, or a lost hedge takes it back at once: the breaker's
+  \`maxRequests\` slot is released when the caller is answered, not when undici dequeues the
+  request (which may take until the 300 s \`headersTimeout\` of the request in front of it), and
+  the request is aborted when undici gets to it, never sent. The balancer's in-flight count of the
+  attempt is released at once only when the pick stage holds the attempt (below); otherwise when
+  undici dequeues and aborts it.
+
+undici's dispatch API cannot take a queued request back, so the stages do it among themselves:
+the innermost stage holding something for the attempt registers on the attempt's context
+(\`holdQueued\`, \`@proxyless/resilience\`), and a stage that gives up on an attempt not yet started
+calls \`cancelQueued\`; the holder releases, reports the reason up through the stages between (each
+frees its share), and aborts the request when undici starts it.
 `;
 }
 
