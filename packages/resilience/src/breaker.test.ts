@@ -191,6 +191,40 @@ describe('circuit breaker', () => {
     breaker.close();
   });
 
+  it('lets another trial through once a trial has had no outcome for resetTimeout (one hung trial cannot hold it shut)', async () => {
+    // Polly's rule (PermitHalfOpenCircuitTest): one trial per break duration. Without it a trial
+    // sent to an endpoint that never answers held the only half-open slot until undici's 300 s
+    // headersTimeout, and every call to the destination, healthy endpoints included, was refused.
+    const clock = new VirtualClock();
+    const breaker = new DestinationBreaker({ ...CONFIG, halfOpenMaxCalls: 1 }, { clock, service: 'api' });
+    breaker.open();
+    await clock.advance(5_000);
+    expect(breaker.state).toBe('half-open');
+    const call = withPolicies(
+      [breaker.filter()],
+      scriptedUpstream([{ status: 503, delayMs: 600_000 }, 200, 200]),
+    );
+    const hung = call(testContext({ clock }));
+    await clock.advance(4_999);
+    await expect(call(testContext({ clock }))).rejects.toMatchObject({
+      code: 'MESH_CIRCUIT_OPEN',
+      details: { reason: 'half_open_busy' },
+    });
+    await clock.advance(1);
+    expect((await call(testContext({ clock }))).status).toBe(200);
+    expect(breaker.state).toBe('closed');
+    // The hung trial's late 503 is an attempt of a breaker that has closed since: counted, not a trial verdict.
+    await clock.advance(600_000);
+    expect((await hung).status).toBe(503);
+    expect(breaker.state).toBe('closed');
+    expect(breaker.transitions.map((t) => [t.at, t.state])).toEqual([
+      [0, 'open'],
+      [5_000, 'half-open'],
+      [10_000, 'closed'],
+    ]);
+    breaker.close();
+  });
+
   it('says retryAfterMs in whole milliseconds, rounded up, on a clock that reads fractions', async () => {
     // The real clock reads fractions (performance.now()): it said 499.00541599999997.
     const clock = new VirtualClock(0.25);

@@ -87,6 +87,8 @@ export class DestinationBreaker {
   /** Clock time the window's newest bucket started: buckets before it are rotated out lazily. */
   #bucketStart: number;
   #trials = 0;
+  /** Clock time the latest trial was let through (half-open). */
+  #trialAt = 0;
   /**
    * Clock time of the latest failure counted in the window, while it may still be in it: until
    * then a success is checked against the rule too (a window of 11 failures then 9 successes
@@ -274,8 +276,17 @@ export class DestinationBreaker {
       return this.#reject(ctx, 'maxRequests', { max: this.#maxRequests });
     }
     if (this.#state === 'half-open') {
-      if (this.#trials >= this.#config.halfOpenMaxCalls) return this.#reject(ctx, 'half_open_busy');
+      if (this.#trials >= this.#config.halfOpenMaxCalls) {
+        // Trials with no outcome for `resetTimeout` no longer hold their places: another is let
+        // through (Polly's rule, one trial per break duration). Else one trial sent to an endpoint
+        // that never answers would hold the destination shut until undici's `headersTimeout`.
+        if (this.#clock.now() - this.#trialAt < this.#config.resetTimeoutMs) {
+          return this.#reject(ctx, 'half_open_busy');
+        }
+        this.#trials = 0;
+      }
       this.#trials++;
+      this.#trialAt = this.#clock.now();
       this.#counts.active++;
       return 'trial';
     }
@@ -311,7 +322,7 @@ export class DestinationBreaker {
     if (kind === 'trial') {
       if (this.#state !== 'half-open') return;
       if (failed) this.#toOpen();
-      else if (error !== undefined) this.#trials--;
+      else if (error !== undefined) this.#trials = Math.max(0, this.#trials - 1);
       else this.#toClosed();
       return;
     }

@@ -111,7 +111,7 @@ export const circuitBreakerSection = Section(
       halfOpenMaxCalls: int(
         1,
         D.halfOpenMaxCalls,
-        'Trial calls at once while half-open. A good trial closes the breaker; a failed one opens it again.',
+        'Trial calls at once while half-open. A good trial closes the breaker; a failed one opens it again. Trials with no outcome after resetTimeout no longer hold their places: more are let through (one hung trial cannot hold the breaker shut).',
       ),
       maxConnections: int(
         1,
