@@ -111,8 +111,9 @@ export interface MeshErrorDetails {
   /** For `MESH_TIMEOUT`: the limit that fired, in ms. */
   readonly timeoutMs?: number;
   /**
-   * For `MESH_CIRCUIT_OPEN` while open: ms until the breaker half-opens; for `MESH_RATE_LIMITED`:
-   * ms until a token is due.
+   * For `MESH_CIRCUIT_OPEN` while open: ms until the breaker half-opens; while half-open with its
+   * trials out (`half_open_busy`): ms until another trial may go; for `MESH_RATE_LIMITED`: ms
+   * until a token is due.
    */
   readonly retryAfterMs?: number;
   /** For `MESH_CIRCUIT_OPEN` while open: when it opened (mesh clock, ms). */

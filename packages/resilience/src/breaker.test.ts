@@ -208,7 +208,7 @@ describe('circuit breaker', () => {
     await clock.advance(4_999);
     await expect(call(testContext({ clock }))).rejects.toMatchObject({
       code: 'MESH_CIRCUIT_OPEN',
-      details: { reason: 'half_open_busy' },
+      details: { reason: 'half_open_busy', retryAfterMs: 1 },
     });
     await clock.advance(1);
     expect((await call(testContext({ clock }))).status).toBe(200);

@@ -280,9 +280,9 @@ export class DestinationBreaker {
         // Trials with no outcome for `resetTimeout` no longer hold their places: another is let
         // through (Polly's rule, one trial per break duration). Else one trial sent to an endpoint
         // that never answers would hold the destination shut until undici's `headersTimeout`.
-        if (this.#clock.now() - this.#trialAt < this.#config.resetTimeoutMs) {
-          return this.#reject(ctx, 'half_open_busy');
-        }
+        const waitMs = this.#trialAt + this.#config.resetTimeoutMs - this.#clock.now();
+        // When another trial may go, in whole milliseconds (as `open`'s `retryAfterMs`).
+        if (waitMs > 0) return this.#reject(ctx, 'half_open_busy', { retryAfterMs: Math.ceil(waitMs) });
         this.#trials = 0;
       }
       this.#trials++;
