@@ -6,7 +6,6 @@ import {
   emitCallEvent,
   type Filter,
   failDispatch,
-  isRequestBodyError,
   type Logger,
   MAX_TIMER_MS,
   MeshError,
@@ -15,6 +14,7 @@ import {
 } from '@proxyless/core';
 import type CircuitBreaker from 'opossum';
 import { BreakerExchange } from './breaker-exchange.js';
+import { isFailure } from './breaker-outcome.js';
 import { type CircuitBreakerConfig, DEFAULT_CIRCUIT_BREAKER } from './config.js';
 import { checkBreakerSettings, checkSettingKeys } from './factory-checks.js';
 import { type EarlierCalls, EarlierCount } from './limits.js';
@@ -31,27 +31,6 @@ const BUCKETS = 10;
  * {@link DestinationBreaker}); the value is a second guard, not relied on.
  */
 const NEVER_MS = MAX_TIMER_MS;
-
-/** Whether an outcome counts as a failure of the destination. */
-function isFailure(error: unknown): boolean {
-  // Only outcomes of an exchange with the endpoint count: undici's own validation errors, the
-  // caller's aborts and the caller's failing body never reached (or were not caused by) it.
-  if (!MeshError.is(error)) return false;
-  if (isRequestBodyError(error)) return false;
-  switch (error.code) {
-    case 'MESH_CONNECT_FAILED':
-    case 'MESH_UPSTREAM_RESET':
-    case 'MESH_INTERNAL':
-      return true;
-    case 'MESH_TIMEOUT':
-      // A per-try timeout of an attempt still queued in the endpoint's pool (`sent: false`) never
-      // reached the endpoint: the pool was busy, which is not a failure of the destination.
-      if (error.details.limit === 'perTry') return error.details.sent !== false;
-      return error.details.limit === 'headers';
-    default:
-      return false;
-  }
-}
 
 /**
  * Error-rate circuit breaking plus Envoy-style request thresholds for one destination.
