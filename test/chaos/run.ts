@@ -115,8 +115,9 @@ ${causes(results)}## How each failure is handled
    \`MESH_UPSTREAM_RESET\`; idempotent ones are retried on another endpoint. New connections are
    refused: the first refusal moves the endpoint to \`TRANSIENT_FAILURE\` (gRPC's subchannel
    model) and no later pick chooses it, whatever the policy and whether outlier detection is on.
-   A background probe reconnects with gRPC's connection backoff (1 s, ×1.6, ±20 % jitter, 120 s
-   cap); the endpoint returns to picking when a connection succeeds.
+   A background probe reconnects, paced as gRPC's connection backoff within Linkerd's bounds
+   (100 ms, ×1.6, ±20 % jitter, 500 ms cap: \`loadBalancer.connectBackoff\`); the endpoint returns
+   to picking when a connection succeeds, within about half a second of its return.
 2. **A backend freezes (\`SIGSTOP\`).** Connections still open (the kernel accepts them), requests
    hang: the per-try timeout ends the attempt and the retry goes elsewhere; consecutive timeouts
    eject the endpoint (outlier detection) until it answers again.
@@ -154,6 +155,14 @@ endpoint of a service is in \`TRANSIENT_FAILURE\`, a call fails at once with
 call (\`mesh.request(url, { waitForReady: true })\`, or the same option of any undici call given
 \`mesh.dispatcher\`) sets \`waitForReady\`, in which case the call waits, within its deadline, for an
 endpoint to reconnect (a call's option wins over the service's, either way).
+
+Reconnect attempts are paced by \`loadBalancer.connectBackoff\` (\`MESH_LB_CONNECT_BACKOFF_INITIAL\`,
+\`MESH_LB_CONNECT_BACKOFF_MAX\`): the first 100 ms after the failure, then ×1.6 up to 500 ms apart,
+as Linkerd's proxy, so a service whose only endpoint restarted answers again within about half a
+second of the server's return. Measured on loopback, one endpoint, a call every 50 ms: after a
+20 s restart, the first call to succeed came ≤ 0.6 s after the server listened again (with gRPC's
+1 s..120 s bounds it came 7.2 s after). Each attempt is one TCP connect, closed at once: at most
+two per second per unreachable endpoint and mesh.
 
 ## Attempts queued in an endpoint's pool
 

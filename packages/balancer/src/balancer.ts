@@ -135,7 +135,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       clock: deps.clock,
       random: deps.random,
       probe: deps.connectProbe ?? tcpConnectProbe,
-      backoff: resolveConnectBackoff(config.connectBackoff),
+      backoff: resolveConnectBackoff(config.connectBackoff, config.loadBalancer.connectBackoff),
       onTransition: (s, from, to, reachableChanged, error) =>
         this.#onConnectivity(s, from, to, reachableChanged, error),
     });

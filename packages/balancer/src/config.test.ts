@@ -268,6 +268,67 @@ describe('resolveBalancerConfig', () => {
   });
 });
 
+describe('loadBalancer.connectBackoff across layers', () => {
+  const cb = (...patches: Parameters<typeof resolveBalancerConfig>) =>
+    resolveBalancerConfig(...patches).loadBalancer.connectBackoff;
+
+  it('defaults to 100 ms .. 500 ms, ×1.6 ± 20 %, 5 s per attempt', () => {
+    expect(cb()).toEqual({
+      initialMs: 100,
+      maxMs: 500,
+      multiplier: 1.6,
+      jitter: 0.2,
+      minConnectTimeoutMs: 5000,
+    });
+  });
+
+  it('merges field by field over the layers below', () => {
+    expect(
+      cb(
+        { loadBalancer: { connectBackoff: { maxMs: 2000 } } },
+        { loadBalancer: { connectBackoff: { jitter: 0 } } },
+      ),
+    ).toEqual({
+      initialMs: 100,
+      maxMs: 2000,
+      multiplier: 1.6,
+      jitter: 0,
+      minConnectTimeoutMs: 5000,
+    });
+  });
+
+  it('an initial above the default max, max unset: the cap is the initial', () => {
+    expect(cb({ loadBalancer: { connectBackoff: { initialMs: 1000 } } })).toMatchObject({
+      initialMs: 1000,
+      maxMs: 1000,
+    });
+  });
+
+  it('a max set below the initial in force is an error naming both, and which one is the default', () => {
+    expect(() =>
+      resolveBalancerConfig(
+        { loadBalancer: { connectBackoff: { maxMs: 200 } } },
+        { loadBalancer: { connectBackoff: { initialMs: 1000 } } },
+      ),
+    ).toThrowError(
+      /loadBalancer\.connectBackoff\.max.*at least loadBalancer\.connectBackoff\.initial \(1000ms\)/s,
+    );
+    expect(() => resolveBalancerConfig({ loadBalancer: { connectBackoff: { maxMs: 50 } } })).toThrowError(
+      /100ms is the built-in default loadBalancer\.connectBackoff\.initial/,
+    );
+  });
+
+  it('from the environment, through the same validator', () => {
+    expect(
+      balancerPatchFromEnv({ MESH_LB_CONNECT_BACKOFF_INITIAL: '250ms', MESH_LB_CONNECT_BACKOFF_MAX: '2s' })
+        ?.loadBalancer,
+    ).toEqual({ connectBackoff: { initialMs: 250, maxMs: 2000 } });
+    expect(() => balancerPatchFromEnv({ MESH_LB_CONNECT_BACKOFF_MAX: 'later' })).toThrowError(
+      /MESH_LB_CONNECT_BACKOFF_MAX.*later/s,
+    );
+  });
+});
+
 describe('maxEjectionTime unset: the larger of 300 s and baseEjectionTime (Envoy)', () => {
   it('a baseEjectionTime above 300 s alone is accepted and caps at itself', () => {
     const c = resolveBalancerConfig({ outlierDetection: { baseEjectionTime: 600_000 } });

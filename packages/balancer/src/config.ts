@@ -243,11 +243,19 @@ function setInSomeLayer(
   patches: readonly BalancerPatch[],
   section: keyof BalancerPatch,
   field: string,
+  subfield?: string,
 ): boolean {
   for (let i = patches.length - 1; i >= 0; i--) {
     const v = patches[i]![section] as Record<string, unknown> | boolean | undefined;
     if (v === false) return false;
-    if (typeof v === 'object' && v !== null && v[field] !== undefined) return true;
+    if (typeof v !== 'object' || v === null) continue;
+    const f = v[field];
+    if (
+      subfield === undefined
+        ? f !== undefined
+        : typeof f === 'object' && f !== null && (f as Record<string, unknown>)[subfield] !== undefined
+    )
+      return true;
   }
   return false;
 }
@@ -360,6 +368,17 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
       'loadBalancer.minRingSize',
       `at most loadBalancer.maxRingSize (${lb.maxRingSize})${builtInNote(patches, 'loadBalancer', 'maxRingSize', String(lb.maxRingSize), 'set it too')}${builtInNote(patches, 'loadBalancer', 'minRingSize', String(lb.minRingSize), 'set a smaller one')}`,
       lb.minRingSize,
+    );
+  }
+  const cb = lb.connectBackoff as Record<string, number>;
+  if (cb.maxMs! < cb.initialMs! && !setInSomeLayer(patches, 'loadBalancer', 'connectBackoff', 'maxMs')) {
+    // Unset, the cap is at least the first wait (as outlier detection's maxEjectionTime).
+    lb = { ...lb, connectBackoff: Object.freeze({ ...cb, maxMs: cb.initialMs }) };
+  } else if (cb.maxMs! < cb.initialMs!) {
+    issues.add(
+      'loadBalancer.connectBackoff.max',
+      `at least loadBalancer.connectBackoff.initial (${cb.initialMs}ms)${setInSomeLayer(patches, 'loadBalancer', 'connectBackoff', 'initialMs') ? '' : ` (${cb.initialMs}ms is the built-in default loadBalancer.connectBackoff.initial: set a smaller one)`}`,
+      cb.maxMs,
     );
   }
   if (

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type BalancerEvent, createBalancer } from './balancer.js';
 import { type BalancerPatch, LOAD_BALANCER_POLICIES, resolveBalancerConfig } from './config.js';
-import type { ConnectivitySettings, ConnectProbe } from './connectivity.js';
+import { type ConnectivitySettings, type ConnectProbe, GRPC_CONNECT_BACKOFF } from './connectivity.js';
 import { pickWhenReady } from './wait-for-ready.js';
 
 /** A random source that always answers `v`: 0.5 means "no jitter". */
@@ -32,13 +32,22 @@ function make(
     endpoints?: readonly Endpoint[];
     random?: Random;
     script?: (n: number) => 'ok' | 'fail' | 'hang';
+    /**
+     * The reconnect pacing: gRPC's (`GRPC_CONNECT_BACKOFF` given in code: the tests of the
+     * algorithm) unless `config`, the config's (`loadBalancer.connectBackoff` or its defaults).
+     */
+    pacing?: 'grpc' | 'config';
   } = {},
 ) {
   const clock = new VirtualClock();
   const eps = options.endpoints ?? testEndpoints(3);
   const { probe, calls } = scriptedProbe(clock, options.script ?? (() => 'hang'));
   const b = createBalancer(
-    { ...resolveBalancerConfig(options.patch ?? {}), ...options.settings },
+    {
+      ...resolveBalancerConfig(options.patch ?? {}),
+      ...(options.pacing === 'config' ? {} : { connectBackoff: GRPC_CONNECT_BACKOFF }),
+      ...options.settings,
+    },
     {
       service: 'api',
       clock,
@@ -241,6 +250,89 @@ describe('connectivity state machine', () => {
     );
     b.close();
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('reconnect pacing by default and from the config', () => {
+  it('by default tries again 100 ms after the failure, then at most 500 ms apart (Linkerd’s bounds)', async () => {
+    const { b, clock, eps, calls } = make({ pacing: 'config', script: () => 'fail' });
+    b.onConnectFailure(eps[0]!, refused);
+    expect(b.stats().endpoints[0]!.reconnectInMs).toBe(100);
+    await clock.advance(100 + 160 + 256 + 409.6 + 500 * 3);
+    const g = gaps(calls);
+    expect(g).toEqual([100, 160, 256, 409.6, 500, 500, 500].map((x) => expect.closeTo(x, 6)));
+  });
+
+  it('takes an endpoint back within 500 ms (+20 % jitter) of its return, however long it was away', async () => {
+    for (const outage of [5_000, 20_000, 120_000, 600_000]) {
+      let accepting = false;
+      const { b, clock, eps, calls } = make({
+        pacing: 'config',
+        random: constant(1), // every wait +20 %: the longest
+        script: () => (accepting ? 'ok' : 'fail'),
+      });
+      b.onConnectFailure(eps[0]!, refused);
+      await clock.advance(outage);
+      expect(b.stats().endpoints[0]!.connectivity).not.toBe('READY');
+      accepting = true;
+      const back = clock.now();
+      while (b.stats().endpoints[0]!.connectivity !== 'READY') await clock.advance(10);
+      expect(clock.now() - back).toBeLessThanOrEqual(600);
+      // Bounded probing while it was away: one attempt per ≥ 500 ms after the first few.
+      expect(calls.length).toBeLessThanOrEqual(outage / 500 + 5);
+      b.close();
+    }
+  });
+
+  it('with gRPC’s pacing the same endpoint waited out a backoff grown with the outage', async () => {
+    let accepting = false;
+    const { b, clock, eps } = make({ script: () => (accepting ? 'ok' : 'fail') });
+    b.onConnectFailure(eps[0]!, refused);
+    await clock.advance(20_000);
+    accepting = true;
+    const back = clock.now();
+    while (b.stats().endpoints[0]!.connectivity !== 'READY') await clock.advance(10);
+    // Attempts at 1, 2.6, 5.16, 9.26, 15.81, 26.3 s: 6.3 s after the return.
+    expect(clock.now() - back).toBeGreaterThan(6_000);
+  });
+
+  it('loadBalancer.connectBackoff sets the pacing; code settings win field by field', async () => {
+    const patch: BalancerPatch = {
+      loadBalancer: { connectBackoff: { initialMs: 1000, maxMs: 2000, jitter: 0, multiplier: 2 } },
+    };
+    const fromConfig = make({ pacing: 'config', patch, script: () => 'fail' });
+    fromConfig.b.onConnectFailure(fromConfig.eps[0]!, refused);
+    await fromConfig.clock.advance(1000 + 2000 * 3);
+    expect(gaps(fromConfig.calls)).toEqual([1000, 2000, 2000, 2000]);
+
+    const both = make({
+      pacing: 'config',
+      patch,
+      settings: { connectBackoff: { initialMs: 50 } },
+      script: () => 'fail',
+    });
+    both.b.onConnectFailure(both.eps[0]!, refused);
+    await both.clock.advance(50 + 100 + 200 + 400 + 800 + 1600 + 2000);
+    expect(gaps(both.calls)).toEqual([50, 100, 200, 400, 800, 1600, 2000]);
+  });
+
+  it('gives a reconnect attempt 5 s to connect by default, and minConnectTimeout when set', async () => {
+    for (const [patch, limit] of [
+      [{}, 5000],
+      [{ loadBalancer: { connectBackoff: { minConnectTimeoutMs: 1500 } } }, 1500],
+    ] as const) {
+      const { b, clock, eps, calls } = make({
+        pacing: 'config',
+        patch,
+        script: (n) => (n === 0 ? 'hang' : 'ok'),
+      });
+      b.onConnectFailure(eps[0]!, refused);
+      await clock.advance(100 + limit - 1);
+      expect(calls).toHaveLength(1);
+      await clock.advance(1);
+      expect(calls.map((c) => c.at)).toEqual([100, 100 + limit]);
+      expect(b.stats().endpoints[0]!.connectivity).toBe('READY');
+    }
   });
 });
 

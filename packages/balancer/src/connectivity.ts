@@ -14,24 +14,44 @@ export type ConnectivityState = 'IDLE' | 'CONNECTING' | 'READY' | 'TRANSIENT_FAI
 export type ConnectProbe = (endpoint: Endpoint, signal: AbortSignal) => Promise<void>;
 
 /**
- * Reconnect backoff, gRPC's connection backoff protocol
- * (https://github.com/grpc/grpc/blob/master/doc/connection-backoff.md).
+ * Reconnect backoff, by gRPC's connection backoff algorithm
+ * (https://github.com/grpc/grpc/blob/master/doc/connection-backoff.md), with the bounds of
+ * Linkerd's proxy by default ({@link DEFAULT_CONNECT_BACKOFF}).
  */
 export interface ConnectBackoffConfig {
-  /** Wait after the first failure before the first reconnect attempt, ms. @defaultValue 1000 */
+  /** Wait after the first failure before the first reconnect attempt, ms. @defaultValue 100 */
   readonly initialMs: number;
   /** Factor applied to the backoff after each failed attempt. @defaultValue 1.6 */
   readonly multiplier: number;
   /** Randomisation of each backoff after the first, ± this fraction. @defaultValue 0.2 */
   readonly jitter: number;
-  /** Upper bound of the backoff, ms. @defaultValue 120000 */
+  /** Upper bound of the backoff, ms. @defaultValue 500 */
   readonly maxMs: number;
-  /** Least time a reconnect attempt is given before it counts as failed, ms. @defaultValue 20000 */
+  /** Least time a reconnect attempt is given before it counts as failed, ms. @defaultValue 5000 */
   readonly minConnectTimeoutMs: number;
 }
 
-/** gRPC's parameters: 1 s initial, ×1.6, ±20 % jitter, 120 s cap, 20 s minimum connect timeout. */
+/**
+ * The defaults: an unreachable endpoint is tried again 100 ms after its connect failed, then at
+ * most 500 ms apart (Linkerd's proxy: `LINKERD2_PROXY_OUTBOUND_CONNECT_BACKOFF` 100 ms..500 ms),
+ * so an endpoint that comes back takes traffic again within about half a second however long it
+ * was away. Growth (×1.6) and jitter (±20 %) are gRPC's; a reconnect attempt gets 5 s to connect
+ * (Consul's default `ConnectTimeout`).
+ */
 export const DEFAULT_CONNECT_BACKOFF: ConnectBackoffConfig = Object.freeze({
+  initialMs: 100,
+  multiplier: 1.6,
+  jitter: 0.2,
+  maxMs: 500,
+  minConnectTimeoutMs: 5000,
+});
+
+/**
+ * gRPC's own parameters (1 s initial, ×1.6, ±20 % jitter, 120 s cap, 20 s minimum connect
+ * timeout), for a caller that wants a gRPC channel's pacing. After a long outage they leave an
+ * endpoint that is back out of picking for up to the cap (a 20 s outage: 7 s more).
+ */
+export const GRPC_CONNECT_BACKOFF: ConnectBackoffConfig = Object.freeze({
   initialMs: 1000,
   multiplier: 1.6,
   jitter: 0.2,
@@ -50,7 +70,10 @@ export interface ConnectivitySettings {
    * `waitForReady` call attribute. @defaultValue false
    */
   readonly waitForReady?: boolean;
-  /** Reconnect backoff; each field defaults to {@link DEFAULT_CONNECT_BACKOFF}. */
+  /**
+   * Reconnect backoff; wins over the config's `loadBalancer.connectBackoff`, field by field (each
+   * field not set in either is {@link DEFAULT_CONNECT_BACKOFF}'s).
+   */
   readonly connectBackoff?: Partial<ConnectBackoffConfig>;
 }
 
@@ -229,9 +252,10 @@ export class ConnectivityTracker {
   }
 }
 
-/** Resolve a partial backoff config against the defaults. */
+/** Resolve a partial backoff config (given in code) over the config's (or the defaults). */
 export function resolveConnectBackoff(
   partial: Partial<ConnectBackoffConfig> | undefined,
+  base: ConnectBackoffConfig = DEFAULT_CONNECT_BACKOFF,
 ): ConnectBackoffConfig {
-  return partial === undefined ? DEFAULT_CONNECT_BACKOFF : { ...DEFAULT_CONNECT_BACKOFF, ...partial };
+  return partial === undefined ? base : { ...base, ...partial };
 }

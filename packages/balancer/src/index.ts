@@ -55,6 +55,7 @@ export {
   type ConnectivityState,
   type ConnectProbe,
   DEFAULT_CONNECT_BACKOFF,
+  GRPC_CONNECT_BACKOFF,
 } from './connectivity.js';
 export { HealthChecker, type HealthCheckerDeps, type HealthProbe, httpHealthProbe } from './health-check.js';
 export { HealthCheckHub, type HealthCheckHubDeps, type HealthCheckLease } from './health-check-hub.js';

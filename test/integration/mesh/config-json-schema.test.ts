@@ -78,6 +78,7 @@ const BEYOND_JSON_SCHEMA: Record<string, string> = {
   'ring min above max': 'two fields compared',
   'loadBalancer.tableSize not prime': 'primality',
   'maxEjectionTime below base': 'two fields compared',
+  'connectBackoff.max below initial': 'two fields compared (durations that may be strings)',
   'healthCheck without path anywhere': 'a field required in some layer (defaults or the service)',
   'healthCheck.timeout above interval': 'two fields compared',
   'maxPendingRequests without a queue': 'a field that needs another section',

@@ -93,6 +93,48 @@ export const BALANCER_DOCUMENTS: DocCase[] = [
     'services.api.loadBalancer.slowStart.windw',
     1,
   ],
+  [
+    'connectBackoff.initial 0',
+    svc({ loadBalancer: { connectBackoff: { initial: 0 } } }),
+    'services.api.loadBalancer.connectBackoff.initial',
+    0,
+  ],
+  [
+    'connectBackoff.max not a duration',
+    svc({ loadBalancer: { connectBackoff: { max: 'soon' } } }),
+    'services.api.loadBalancer.connectBackoff.max',
+    'soon',
+  ],
+  [
+    'connectBackoff.max below initial',
+    svc({ loadBalancer: { connectBackoff: { initial: '2s', max: '1s' } } }),
+    'services.api.loadBalancer.connectBackoff.max',
+    '1s',
+  ],
+  [
+    'connectBackoff.multiplier 0.5 (would shrink)',
+    svc({ loadBalancer: { connectBackoff: { multiplier: 0.5 } } }),
+    'services.api.loadBalancer.connectBackoff.multiplier',
+    0.5,
+  ],
+  [
+    'connectBackoff.jitter 2',
+    svc({ loadBalancer: { connectBackoff: { jitter: 2 } } }),
+    'services.api.loadBalancer.connectBackoff.jitter',
+    2,
+  ],
+  [
+    'connectBackoff gRPC channel-arg name',
+    svc({ loadBalancer: { connectBackoff: { maxBackoff: '1s' } } }),
+    'services.api.loadBalancer.connectBackoff.maxBackoff',
+    '1s',
+  ],
+  [
+    'connectBackoff a number',
+    svc({ loadBalancer: { connectBackoff: 500 } }),
+    'services.api.loadBalancer.connectBackoff',
+    500,
+  ],
   // outlier detection
   ['outlierDetection a string', svc({ outlierDetection: 'on' }), 'services.api.outlierDetection', 'on'],
   [
