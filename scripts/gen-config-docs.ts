@@ -72,6 +72,7 @@ export const BLOCKS: ReadonlyArray<{ file: string; name: string; render: () => s
   ...[
     'timeout',
     'perTryTimeout',
+    'connectTimeout',
     'retry',
     'hedge',
     'circuitBreaker',

@@ -64,6 +64,11 @@ export function createBalancer(
 class MeshBalancer implements ObservableBalancer, PickerHost {
   readonly config: BalancerSettings['loadBalancer'];
   readonly waitForReady: boolean;
+  /**
+   * `ring_hash` and `maglev`: a call goes to its key's endpoint even while that one connects (the
+   * other policies send it elsewhere then: see `#notConnecting`).
+   */
+  readonly #keepsAffinity: boolean;
   readonly random: Random;
   readonly ints: IntRandom;
   /** The latest clock reading taken by an attempt or update (typed array: no boxing). */
@@ -101,6 +106,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   constructor(config: BalancerSettings, deps: BalancerDeps, previous?: ObservableBalancer) {
     this.config = config.loadBalancer;
     this.waitForReady = config.waitForReady ?? config.loadBalancer.waitForReady ?? false;
+    this.#keepsAffinity =
+      config.loadBalancer.policy === 'ring_hash' || config.loadBalancer.policy === 'maglev';
     this.#deps = deps;
     this.#clock = deps.clock;
     this.random = deps.random;
@@ -279,7 +286,34 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
         s = this.#firstNotExcluded(this.#usable, exclude) ?? s;
       }
     }
+    if (s.connectivity === 'CONNECTING' && !this.#keepsAffinity) s = this.#notConnecting(ctx, s);
     return s.endpoint;
+  }
+
+  /**
+   * `s` has no connection yet and its first one is still being set up: one of the endpoints that
+   * can take the call now, chosen uniformly among up to 16 from a random offset, else `s`.
+   * Without this, every caller whose turn fell on an endpoint that does not answer SYNs (a dead
+   * node whose address is still listed) queued behind its connect timeout: one such endpoint of
+   * three held all 16 callers of a load for 10 s. Linkerd's balancer likewise picks only among
+   * endpoints that are ready, and gRPC's round_robin only READY subchannels. The first call to
+   * an endpoint still connects it; a connect failure then takes it out (TRANSIENT_FAILURE).
+   * Not the picker again: a round-robin picker would move on by more than one place per call.
+   */
+  #notConnecting(ctx: CallContext, s: EndpointState): EndpointState {
+    const exclude = ctx.excludeEndpoints;
+    const list = this.#active;
+    const n = list.length;
+    const start = this.ints.int(n);
+    let chosen = s;
+    let fits = 0;
+    for (let i = 0, m = Math.min(n, 16); i < m; i++) {
+      const c = list[(start + i) % n] as EndpointState;
+      if (c.connectivity === 'CONNECTING' || (exclude !== undefined && exclude.has(c.endpoint.id))) continue;
+      fits++;
+      if (fits === 1 || this.ints.int(fits) === 0) chosen = c;
+    }
+    return chosen;
   }
 
   /** An endpoint of `list` not in `exclude`, scanning from a random offset. */

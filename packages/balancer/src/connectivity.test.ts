@@ -424,6 +424,72 @@ describe('every policy skips TRANSIENT_FAILURE endpoints', () => {
   );
 });
 
+describe('an endpoint whose first connection is still being set up (CONNECTING)', () => {
+  const SPREADING = LOAD_BALANCER_POLICIES.filter((p) => p !== 'ring_hash' && p !== 'maglev');
+
+  it.each(SPREADING)('%s: takes no other call while another endpoint can take it', (policy) => {
+    const eps = testEndpoints(3);
+    const { b } = make({
+      endpoints: eps,
+      random: { next: Math.random },
+      patch: { loadBalancer: { policy } },
+    });
+    const others = new Map<string, number>();
+    // A call is connecting eps[2] (a SYN nobody answers): the endpoint is CONNECTING until its
+    // connect succeeds or fails.
+    b.onAttemptStart(eps[2]!);
+    expect(b.stats().endpoints[2]!.connectivity).toBe('CONNECTING');
+    for (let i = 0; i < 300; i++) {
+      const id = b.pick(ctx).id;
+      others.set(id, (others.get(id) ?? 0) + 1);
+    }
+    expect(others.has(eps[2]!.id)).toBe(false);
+    // The other two share the calls (no one of them gets all).
+    expect(others.get(eps[0]!.id)).toBeGreaterThan(75);
+    expect(others.get(eps[1]!.id)).toBeGreaterThan(75);
+    // Connected and answered: it takes its share again.
+    b.onConnected(eps[2]!);
+    b.onAttemptEnd(eps[2]!, { status: 200, latencyMs: 1 });
+    const seen = new Set(Array.from({ length: 300 }, () => b.pick(ctx).id));
+    expect(seen.has(eps[2]!.id)).toBe(true);
+  });
+
+  it.each(SPREADING)('%s: when every endpoint is connecting, a pick still chooses one', (policy) => {
+    const eps = testEndpoints(3);
+    const { b } = make({ endpoints: eps, patch: { loadBalancer: { policy } } });
+    for (const e of eps) b.onAttemptStart(e);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const id = b.pick(ctx).id;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    // Each of them, as the policy would spread the calls (not all on one).
+    expect(counts.size).toBe(3);
+    for (const c of counts.values()) expect(c).toBeGreaterThan(30);
+  });
+
+  it('a retry skips an excluded endpoint and a connecting one alike', () => {
+    const eps = testEndpoints(3);
+    const { b } = make({ endpoints: eps });
+    b.onAttemptStart(eps[2]!);
+    const retry = { ...ctx, excludeEndpoints: new Set([eps[0]!.id]) };
+    for (let i = 0; i < 50; i++) expect(b.pick(retry).id).toBe(eps[1]!.id);
+  });
+
+  it.each(['ring_hash', 'maglev'] as const)(
+    '%s: a key keeps its endpoint while that one connects',
+    (policy) => {
+      const eps = testEndpoints(3);
+      const { b } = make({ endpoints: eps, patch: { loadBalancer: { policy } } });
+      const keyed = (k: string) => testContext({ attributes: new Map([['hashKey', k]]) });
+      const home = new Map(Array.from({ length: 50 }, (_, i) => [`k${i}`, b.pick(keyed(`k${i}`)).id]));
+      for (const e of eps) b.onAttemptStart(e);
+      b.onConnected(eps[0]!);
+      for (const [k, id] of home) expect(b.pick(keyed(k)).id).toBe(id);
+    },
+  );
+});
+
 describe('property: a failing endpoint is never picked', () => {
   type Op = { kind: 'fail' | 'connected' | 'ok' | 'error503'; i: number } | { kind: 'advance'; ms: number };
   const op = (n: number): fc.Arbitrary<Op> =>

@@ -18,7 +18,11 @@ function picksOfIdle(n: number, choiceCount: number): number {
   });
   const eps = testEndpoints(n);
   b.update({ endpoints: eps } as never);
-  for (const e of eps.slice(1)) for (let i = 0; i < 5; i++) b.onAttemptStart(e);
+  // Busy on open connections (READY): an endpoint still connecting would be passed over anyway.
+  for (const e of eps.slice(1)) {
+    b.onConnected(e);
+    for (let i = 0; i < 5; i++) b.onAttemptStart(e);
+  }
   let idle = 0;
   for (let i = 0; i < 3000; i++) if (b.pick(testContext({ clock })).id === eps[0]!.id) idle++;
   b.close();

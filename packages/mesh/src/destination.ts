@@ -30,7 +30,10 @@ export interface DestinationDeps {
   clock: Clock;
   logger: Logger;
   connectionsPerEndpoint: number;
-  /** Connect timeout of the destination's pools (a routing target's `ConnectTimeout`); undici's default when unset. */
+  /**
+   * Connect timeout of a routing target's pools (its `ConnectTimeout`); unset, the service's
+   * `connectTimeout` in force.
+   */
   connectTimeoutMs?: number;
   /** The routing target's ID, for a destination over a subset: named when it has nothing to pick. */
   target?: string;
@@ -62,6 +65,8 @@ export interface DestinationPolicy {
   readonly rebuilt: readonly string[];
   /** `circuitBreaker.maxConnections`: connections to the whole destination, if capped. */
   readonly maxConnections: number | undefined;
+  /** `connectTimeout`, ms: how long a new connection may take to open. */
+  readonly connectTimeoutMs: number;
   /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
   circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined;
   /** The rate limit's token bucket, when there is one: kept by the mesh when the destination is evicted. */
@@ -122,7 +127,7 @@ export class Destination {
     this.#pools = new EndpointPools({
       service,
       connectionsPerEndpoint: deps.connectionsPerEndpoint,
-      connectTimeoutMs: deps.connectTimeoutMs,
+      connectTimeoutMs: () => deps.connectTimeoutMs ?? this.#policy.connectTimeoutMs,
       ...(deps.poolEvent ? { poolEvent: deps.poolEvent } : {}),
       balancer: () => this.#policy.balancer,
       maxConnections: () => this.#policy.maxConnections,
@@ -279,9 +284,12 @@ export class Destination {
       this.#calls.advance();
     }
     old.retire(next);
-    // A pool's `connections` is fixed when it is made: a new `maxConnections` takes effect on new
-    // pools, and requests on the old ones finish there.
-    const resized = next.maxConnections !== old.maxConnections;
+    // A pool's `connections` and `connectTimeout` are fixed when it is made: a new
+    // `maxConnections` or `connectTimeout` takes effect on new pools, and requests on the old ones
+    // finish there.
+    const resized =
+      next.maxConnections !== old.maxConnections ||
+      (this.#deps.connectTimeoutMs === undefined && next.connectTimeoutMs !== old.connectTimeoutMs);
     if (resized) this.#pools.resize();
     this.#deps.onPolicy?.(this);
     return resized ? [...next.rebuilt, 'connectionPools'] : next.rebuilt;

@@ -13,8 +13,8 @@ import type { Dispatcher, Pool } from 'undici';
 export interface EndpointPoolsDeps {
   service: string;
   connectionsPerEndpoint: number;
-  /** Connect timeout (a routing target's `ConnectTimeout`); undici's default when unset. */
-  connectTimeoutMs: number | undefined;
+  /** Connect timeout in force, ms: a routing target's `ConnectTimeout`, else `connectTimeout`. */
+  connectTimeoutMs(): number;
   /** The balancer in force (told when an endpoint's first connection opens or its last closes). */
   balancer(): ObservableBalancer;
   /** `circuitBreaker.maxConnections` in force, if capped. */
@@ -55,6 +55,8 @@ export class EndpointPools {
   #byEndpoint = new WeakMap<Endpoint, Pool>();
   /** The `connections` each pool was created with (resized pools are retired: see `resize`). */
   #size = new WeakMap<Pool, number>();
+  /** The `connectTimeout` each pool was created with (a changed one retires it: see `resize`). */
+  #connectTimeout = new WeakMap<Pool, number>();
   /**
    * Pools taken out of service (their endpoint left the set, or `maxConnections` resized them):
    * closed, with requests of their own still finishing. Shutdown waits for them or forces them.
@@ -75,12 +77,9 @@ export class EndpointPools {
     if (pool === undefined) {
       if (this.#deps.released())
         throw new MeshError('MESH_CLOSED', `the mesh is closed; no request to "${this.#deps.service}"`);
-      const connectTimeout = this.#deps.connectTimeoutMs;
+      const connectTimeout = this.#deps.connectTimeoutMs();
       const connections = this.#connectionsPerPool();
-      const created = new (undiciPool())(key, {
-        connections,
-        ...(connectTimeout !== undefined && connectTimeout > 0 ? { connectTimeout } : {}),
-      });
+      const created = new (undiciPool())(key, { connections, connectTimeout });
       // Connectivity (gRPC subchannel states): a new connection makes the endpoint READY at once;
       // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
       // A retired pool losing its last connection says nothing: the endpoint's pool is another one.
@@ -92,6 +91,7 @@ export class EndpointPools {
       if (this.#deps.poolEvent !== undefined) forwardPoolEvents(created, this.#deps.poolEvent);
       this.#pools.set(key, created);
       this.#size.set(created, connections);
+      this.#connectTimeout.set(created, connectTimeout);
       pool = created;
     }
     this.#byEndpoint.set(endpoint, pool);
@@ -114,11 +114,17 @@ export class EndpointPools {
     if (this.#deps.maxConnections() !== undefined) this.resize();
   }
 
-  /** Retire every pool whose `connections` is not what a pool made now would get. */
+  /**
+   * Retire every pool whose `connections` or `connectTimeout` is not what a pool made now would
+   * get (both are fixed when undici makes a pool): requests on it finish there, new ones open
+   * a new pool.
+   */
   resize(): void {
     const size = this.#connectionsPerPool();
+    const connectTimeout = this.#deps.connectTimeoutMs();
     for (const [key, pool] of this.#pools) {
-      if (this.#size.get(pool) !== size) this.#retire(key, pool);
+      if (this.#size.get(pool) !== size || this.#connectTimeout.get(pool) !== connectTimeout)
+        this.#retire(key, pool);
     }
   }
 

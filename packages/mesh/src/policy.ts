@@ -95,6 +95,7 @@ export function buildPolicy(
     roles: stack.roles,
     rebuilt: keepBalancer ? stack.rebuilt : ['balancer', ...stack.rebuilt],
     maxConnections: resilienceConfig.circuitBreaker?.maxConnections,
+    connectTimeoutMs: resilienceConfig.connectTimeoutMs,
     circuitBreakerState: () => stack.circuitBreakerState(),
     rateLimitBucket: () => stack.rateLimitBucket(),
     close() {

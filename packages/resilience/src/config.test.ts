@@ -22,6 +22,7 @@ describe('parseResiliencePatch', () => {
     expect(RESILIENCE_CONFIG_KEYS).toEqual([
       'timeout',
       'perTryTimeout',
+      'connectTimeout',
       'retry',
       'hedge',
       'circuitBreaker',
@@ -29,6 +30,17 @@ describe('parseResiliencePatch', () => {
       'rateLimit',
       'faultInjection',
     ]);
+  });
+
+  it('reads connectTimeout as milliseconds (5 s unless a layer sets it); 0 and off are errors', () => {
+    expect(resolveResilienceConfig().connectTimeoutMs).toBe(5000);
+    expect(parse({ connectTimeout: '750ms' }).patch).toEqual({ connectTimeoutMs: 750 });
+    expect(resolveResilienceConfig(parse({ connectTimeout: '1s' }).patch!).connectTimeoutMs).toBe(1000);
+    for (const bad of [0, 'off', false, '-1s', 'soon']) {
+      expect(parse({ connectTimeout: bad }).issues.map((i) => i.field)).toEqual([
+        'services.api.connectTimeout',
+      ]);
+    }
   });
 
   it('returns undefined when no resilience key is present', () => {

@@ -13,6 +13,7 @@ import {
   envToDocument,
   Fields,
   Issues,
+  parseDuration,
   type SectionMemo,
   type Static,
   Type,
@@ -44,7 +45,12 @@ import {
   rateLimitSection,
 } from './sections/limits.js';
 import { type RetryConfig, type RetryPatch, retryPatch, retryRules, retrySection } from './sections/retry.js';
-import { perTryTimeoutSection, timeoutMs, timeoutSection } from './sections/timeouts.js';
+import {
+  connectTimeoutSection,
+  perTryTimeoutSection,
+  timeoutMs,
+  timeoutSection,
+} from './sections/timeouts.js';
 
 export { isParsedPatch } from './patch-shape.js';
 export {
@@ -65,6 +71,7 @@ export * from './sections/timeouts.js';
 export const resilienceProperties = {
   timeout: Type.Optional(timeoutSection),
   perTryTimeout: Type.Optional(perTryTimeoutSection),
+  connectTimeout: Type.Optional(connectTimeoutSection),
   retry: Type.Optional(retrySection),
   hedge: Type.Optional(hedgeSection),
   circuitBreaker: Type.Optional(circuitBreakerSection),
@@ -88,6 +95,8 @@ export interface ResilienceConfig {
   readonly timeoutMs: number;
   /** Deadline of each attempt, ms; 0 = none. */
   readonly perTryTimeoutMs: number;
+  /** How long a new connection may take to open, ms. */
+  readonly connectTimeoutMs: number;
   readonly retry: RetryConfig | undefined;
   readonly hedge: HedgeConfig | undefined;
   readonly circuitBreaker: CircuitBreakerConfig | undefined;
@@ -103,6 +112,7 @@ export interface ResilienceConfig {
 export interface ResiliencePatch {
   timeoutMs?: number;
   perTryTimeoutMs?: number;
+  connectTimeoutMs?: number;
   retry?: RetryPatch | false;
   hedge?: HedgePatch | false;
   circuitBreaker?: CircuitBreakerPatch | false;
@@ -166,6 +176,7 @@ interface SectionParser {
 const SECTIONS: readonly SectionParser[] = [
   { key: 'timeout', field: 'timeoutMs', make: timeoutMs },
   { key: 'perTryTimeout', field: 'perTryTimeoutMs', make: timeoutMs },
+  { key: 'connectTimeout', field: 'connectTimeoutMs', make: durationMs },
   { key: 'retry', field: 'retry', make: retryPatch, rules: retryRules },
   { key: 'hedge', field: 'hedge', make: hedgePatch },
   { key: 'circuitBreaker', field: 'circuitBreaker', make: circuitBreakerPatch },
@@ -230,4 +241,9 @@ export function resiliencePatchFromEnv(env: Env): ResiliencePatch | undefined {
   envIssues([...found.list, ...offFieldIssues], names, issues);
   issues.throwIfAny('environment');
   return patch;
+}
+
+/** A validated duration → milliseconds. */
+function durationMs(v: number | string): number {
+  return parseDuration(v, '');
 }

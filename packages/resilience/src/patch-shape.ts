@@ -11,6 +11,7 @@ type Shape<T> = { readonly [K in keyof T]-?: true | Shape<NonNullable<T[K]>> };
 const PATCH_SHAPE: Shape<ResilienceConfig> = {
   timeoutMs: true,
   perTryTimeoutMs: true,
+  connectTimeoutMs: true,
   retry: {
     maxRetries: true,
     retryOn: true,

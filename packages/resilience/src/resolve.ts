@@ -12,6 +12,7 @@ import { type FaultInjectionConfig, resolveFaultInjection } from './sections/fau
 import { DEFAULT_HEDGE } from './sections/hedge.js';
 import { DEFAULT_CONCURRENCY_LIMIT, type RateLimitConfig } from './sections/limits.js';
 import { BACKOFF_MAX_PER_BASE, DEFAULT_RETRY, type RetryConfig } from './sections/retry.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from './sections/timeouts.js';
 
 /**
  * Configs {@link resolveResilienceConfig} returned (and the built-in defaults): what
@@ -43,6 +44,7 @@ export function isResolvedConfig(value: unknown): value is ResilienceConfig {
 export const DEFAULT_RESILIENCE_CONFIG: ResilienceConfig = resolved({
   timeoutMs: 0,
   perTryTimeoutMs: 0,
+  connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
   retry: DEFAULT_RETRY,
   hedge: undefined,
   circuitBreaker: DEFAULT_CIRCUIT_BREAKER,
@@ -163,6 +165,7 @@ export function resolveParsedPatches(patches: readonly ResiliencePatch[]): Resil
     if (p.concurrencyLimit === false || p.concurrencyLimit?.queue === 0) queueOffAt = i;
     if (p.timeoutMs !== undefined) c.timeoutMs = p.timeoutMs;
     if (p.perTryTimeoutMs !== undefined) c.perTryTimeoutMs = p.perTryTimeoutMs;
+    if (p.connectTimeoutMs !== undefined) c.connectTimeoutMs = p.connectTimeoutMs;
     if (p.retry === false) maxSet = false;
     else if (p.retry?.backoff?.maxMs !== undefined) maxSet = true;
     c.retry = layer(c.retry, p.retry, DEFAULT_RETRY);

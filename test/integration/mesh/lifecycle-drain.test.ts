@@ -319,7 +319,13 @@ describe('circuitBreaker.maxConnections on a live destination', () => {
     expect(a.peak()).toBe(2);
     // Two endpoints now: one connection each, and the first endpoint's pool of two is retired.
     resolver.answer([a, b]);
+    // Until b's first connection opens, calls go to a (an endpoint still connecting takes no
+    // other call while another can take it): let one call reach b first.
+    let reachedB = false;
+    for (let i = 0; i < 10 && !reachedB; i++) reachedB = (await burst(m, 1))[0] === 'b';
+    expect(reachedB).toBe(true);
     a.reset();
+    b.reset();
     expect((await burst(m, 4)).sort()).toEqual(['a', 'a', 'b', 'b']);
     expect([a.peak(), b.peak()]).toEqual([1, 1]);
   });

@@ -114,6 +114,14 @@ export const DOCUMENTS: DocCase[] = [
   ['perTryTimeout a word', svc({ perTryTimeout: 'later' }), 'services.api.perTryTimeout', 'later'],
   ['perTryTimeout a list', svc({ perTryTimeout: [1] }), 'services.api.perTryTimeout', [1]],
   ['perTryTimeout null', svc({ perTryTimeout: null }), 'services.api.perTryTimeout', null],
+  ['connectTimeout 0 (a connect needs time)', svc({ connectTimeout: 0 }), 'services.api.connectTimeout', 0],
+  [
+    'connectTimeout off (cannot be off)',
+    svc({ connectTimeout: 'off' }),
+    'services.api.connectTimeout',
+    'off',
+  ],
+  ['connectTimeout a word', svc({ connectTimeout: 'soon' }), 'services.api.connectTimeout', 'soon'],
   // retry
   ['retry a string', svc({ retry: 'yes' }), 'services.api.retry', 'yes'],
   ['retry a number', svc({ retry: 3 }), 'services.api.retry', 3],

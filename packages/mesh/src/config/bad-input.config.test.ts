@@ -41,6 +41,8 @@ const ENV: Array<[string, string]> = [
   ['MESH_LB_LOCALITY_MIN_HEALTHY_PERCENT', 'most'],
   ['MESH_LB_SLOW_START_WINDOW', '0'],
   ['MESH_LB_CONNECT_BACKOFF_INITIAL', '0'],
+  ['MESH_CONNECT_TIMEOUT', 'off'],
+  ['MESH_CONNECT_TIMEOUT', '0'],
   ['MESH_LB_CONNECT_BACKOFF_MAX', 'later'],
   ['MESH_OUTLIER_ENABLED', 'maybe'],
   ['MESH_OUTLIER_CONSECUTIVE_5XX', '-1'],

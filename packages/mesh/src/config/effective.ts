@@ -32,6 +32,7 @@ export type PolicyRole =
   | 'healthCheck'
   | 'timeout'
   | 'perTryTimeout'
+  | 'connectTimeout'
   | 'retry'
   | 'hedge'
   | 'circuitBreaker'
@@ -379,6 +380,7 @@ const ROLE_VALUE: Record<PolicyRole, (c: EffectiveConfig) => unknown> = {
   healthCheck: (c) => c.balancer.healthCheck,
   timeout: (c) => c.resilience.timeoutMs,
   perTryTimeout: (c) => c.resilience.perTryTimeoutMs,
+  connectTimeout: (c) => c.resilience.connectTimeoutMs,
   retry: (c) => c.resilience.retry,
   hedge: (c) => c.resilience.hedge,
   circuitBreaker: (c) => c.resilience.circuitBreaker,

@@ -80,6 +80,7 @@ class Scopes {
 const SECTION_REACH: Readonly<Record<string, readonly string[]>> = {
   timeout: ['timeout'],
   perTryTimeout: ['perTryTimeout'],
+  connectTimeout: ['connectTimeout'],
   retry: ['retry'],
   hedge: ['hedge'],
   circuitBreaker: ['circuitBreaker', 'concurrencyLimit'],

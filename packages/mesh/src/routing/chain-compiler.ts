@@ -4,6 +4,7 @@
  * and merged header edits.
  */
 
+import { DEFAULT_CONNECT_TIMEOUT_MS as RESILIENCE_DEFAULT_CONNECT_TIMEOUT_MS } from '@proxyless/resilience';
 import { type BexprPredicate, compileBexpr } from './bexpr.js';
 import {
   buildChain,
@@ -22,8 +23,11 @@ import type { ConfigEntrySet } from './validate.js';
 /** Protocols that allow routers and splitters (Consul: `http`, `http2`, `grpc`). */
 export const L7_PROTOCOLS: readonly string[] = Object.freeze(['http', 'http2', 'grpc']);
 
-/** Connect timeout of a resolver that sets none (Consul's default). */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * Connect timeout of a resolver that sets none: Consul's default, 5 s, which is also the
+ * `connectTimeout` default of a service ({@link RESILIENCE_DEFAULT_CONNECT_TIMEOUT_MS}).
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS: number = RESILIENCE_DEFAULT_CONNECT_TIMEOUT_MS;
 
 interface Origin {
   readonly entry: string;

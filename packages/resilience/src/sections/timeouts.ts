@@ -30,6 +30,25 @@ export const perTryTimeoutSection = Type.Union([Duration(), ...OFF_WORDS], {
   ),
 });
 
+/**
+ * `connectTimeout`: how long a new connection to an endpoint may take to open. Envoy's cluster
+ * `connect_timeout` and Consul's service-resolver `ConnectTimeout` default to 5 s (Istio: 10 s,
+ * Linkerd: 1 s); undici's own default is 10 s.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+export const connectTimeoutSection = Duration({
+  min: 1,
+  default: DEFAULT_CONNECT_TIMEOUT_MS,
+  description:
+    'How long a new connection to an endpoint may take to open; past it the attempt fails as a connect failure (retried as `connect-failure`) and the endpoint leaves picking until it reconnects (Envoy’s cluster `connect_timeout`, Consul’s `ConnectTimeout`: 5 s). A routing target keeps its service-resolver’s `ConnectTimeout`.',
+  ...envVar(
+    'MESH_CONNECT_TIMEOUT',
+    'How long a new connection to an endpoint may take to open (`connectTimeout`).',
+    { type: 'duration ≥ 1ms', defaultValue: '5s' },
+  ),
+});
+
 function envVarFor(name: string, description: string) {
   return envVar(name, description, { type: 'duration | off', defaultValue: 'off' });
 }
