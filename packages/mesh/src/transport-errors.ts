@@ -38,6 +38,14 @@ const LOCAL_CODES = new Set([
   'UND_ERR_CLOSED',
   'UND_ERR_RES_EXCEEDED_MAX_SIZE',
   'UND_ERR_HEADERS_OVERFLOW',
+  // This process or host out of a resource: no socket could be made (Node reports these with
+  // `syscall: 'connect'`). Charged to the endpoint, they took every endpoint out in turn and the
+  // caller saw MESH_NO_HEALTHY_ENDPOINTS instead of the cause; another endpoint would fail alike.
+  // (EADDRNOTAVAIL stays a connect failure: Linux's local ports run out per destination.)
+  'EMFILE',
+  'ENFILE',
+  'ENOBUFS',
+  'ENOMEM',
 ]);
 
 /** Failures of the exchange with the endpoint (besides connect failures): the endpoint's doing. */

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createMesh } from 'proxyless';
 import { describe, expect, it } from 'vitest';
 import { startServer, until } from '../../support/http-server.js';
+import { runFixture as runFixtureScript } from '../../support/run-fixture.js';
 
 describe('mesh lifecycle', () => {
   it('leaves nothing that keeps the process alive after close() (#3)', async () => {
@@ -97,39 +97,7 @@ describe('mesh lifecycle', () => {
   });
 });
 
-/**
- * Run a fixture script in its own Node process (against the sources) and wait for it to exit on its
- * own: `code` is its exit code, or a message when it was still alive after 20 s.
- */
-async function runFixture(
-  name: string,
-  ...args: string[]
-): Promise<{ code: number | string; out: string; err: string }> {
-  const script = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@proxyless/source', '--import', 'tsx', script, ...args],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    err += c.toString();
-  });
-  const code = await new Promise<number | string>((resolve) => {
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve('did not exit within 20 s');
-    }, 20_000);
-    child.on('exit', (c) => {
-      clearTimeout(guard);
-      resolve(c ?? -1);
-    });
-  });
-  return { code, out, err };
+/** Run `fixtures/<name>` in its own Node process ({@link runFixtureScript}). */
+function runFixture(name: string, ...args: string[]) {
+  return runFixtureScript(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)), args);
 }
