@@ -286,19 +286,22 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
         s = this.#firstNotExcluded(this.#usable, exclude) ?? s;
       }
     }
-    if (s.connectivity === 'CONNECTING' && !this.#keepsAffinity) s = this.#notConnecting(ctx, s);
+    if (s.connectivity === 'CONNECTING' && s.inflight > 0 && !this.#keepsAffinity)
+      s = this.#notConnecting(ctx, s);
     return s.endpoint;
   }
 
   /**
-   * `s` has no connection yet and its first one is still being set up: one of the endpoints that
-   * can take the call now, chosen uniformly among up to 16 from a random offset, else `s`.
+   * `s` has no connection yet and its first one is still being set up for a call in flight: one
+   * of the endpoints that can take the call now, chosen uniformly among up to 16 from a random offset, else `s`.
    * Without this, every caller whose turn fell on an endpoint that does not answer SYNs (a dead
    * node whose address is still listed) queued behind its connect timeout: one such endpoint of
    * three held all 16 callers of a load for 10 s. Linkerd's balancer likewise picks only among
    * endpoints that are ready, and gRPC's round_robin only READY subchannels. The first call to
    * an endpoint still connects it; a connect failure then takes it out (TRANSIENT_FAILURE).
    * Not the picker again: a round-robin picker would move on by more than one place per call.
+   * An endpoint left CONNECTING with no call in flight (the call gave up while it connected) is
+   * picked as usual: its connect's outcome reaches the balancer through its pool either way.
    */
   #notConnecting(ctx: CallContext, s: EndpointState): EndpointState {
     const exclude = ctx.excludeEndpoints;
@@ -309,7 +312,8 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     let fits = 0;
     for (let i = 0, m = Math.min(n, 16); i < m; i++) {
       const c = list[(start + i) % n] as EndpointState;
-      if (c.connectivity === 'CONNECTING' || (exclude !== undefined && exclude.has(c.endpoint.id))) continue;
+      if (c.connectivity === 'CONNECTING' && c.inflight > 0) continue;
+      if (exclude !== undefined && exclude.has(c.endpoint.id)) continue;
       fits++;
       if (fits === 1 || this.ints.int(fits) === 0) chosen = c;
     }

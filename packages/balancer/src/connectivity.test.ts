@@ -221,7 +221,8 @@ describe('connectivity state machine', () => {
     const { b, clock, eps } = make();
     b.onConnectFailure(eps[0]!, refused);
     await clock.advance(600);
-    for (let i = 0; i < 10; i++) b.onConnectFailure(eps[0]!, refused);
+    // Each a failed connect of its own (undici makes an error per connect).
+    for (let i = 0; i < 10; i++) b.onConnectFailure(eps[0]!, new Error('connect ECONNREFUSED'));
     expect(b.stats().endpoints[0]).toMatchObject({ reconnectInMs: 400, connectFailures: 11 });
   });
 
@@ -466,6 +467,28 @@ describe('an endpoint whose first connection is still being set up (CONNECTING)'
     // Each of them, as the policy would spread the calls (not all on one).
     expect(counts.size).toBe(3);
     for (const c of counts.values()) expect(c).toBeGreaterThan(30);
+  });
+
+  it('one left connecting by a call that gave up (nothing in flight) is picked as usual', () => {
+    const eps = testEndpoints(3);
+    const { b } = make({ endpoints: eps });
+    b.onAttemptStart(eps[2]!);
+    b.onAttemptEnd(eps[2]!, { failure: 'cancelled', latencyMs: 1 });
+    expect(b.stats().endpoints[2]).toMatchObject({ connectivity: 'CONNECTING', inflight: 0 });
+    const seen = new Set(Array.from({ length: 30 }, () => b.pick(ctx).id));
+    expect(seen.has(eps[2]!.id)).toBe(true);
+  });
+
+  it('one failed connect reported twice (by its attempt, then by its pool) counts once', () => {
+    const eps = testEndpoints(3);
+    const { b } = make({ endpoints: eps });
+    b.onAttemptStart(eps[0]!);
+    const error = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    b.onAttemptEnd(eps[0]!, { failure: 'connect', latencyMs: 1, error });
+    b.onConnectFailure(eps[0]!, error);
+    expect(b.stats().endpoints[0]).toMatchObject({ connectivity: 'TRANSIENT_FAILURE', connectFailures: 1 });
+    b.onConnectFailure(eps[0]!, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    expect(b.stats().endpoints[0]!.connectFailures).toBe(2);
   });
 
   it('a retry skips an excluded endpoint and a connecting one alike', () => {

@@ -133,6 +133,7 @@ export class ConnectivityTracker {
     if (this.#closed) return;
     this.#stop(s);
     s.backoffMs = 0;
+    s.lastConnectError = undefined;
     // Only a change of pickability rebuilds the picker (a rebuild restarts round-robin order).
     const wasReachable = s.reachable;
     s.reachable = true;
@@ -151,6 +152,9 @@ export class ConnectivityTracker {
    */
   connectFailed(s: EndpointState, error: unknown): void {
     if (this.#closed) return;
+    // The same failed connect, reported again (by the attempt and by the pool): counted once.
+    if (error !== undefined && error === s.lastConnectError) return;
+    s.lastConnectError = error;
     s.connectFailures++;
     if (!s.reachable) return;
     s.reachable = false;

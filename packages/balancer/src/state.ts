@@ -46,6 +46,11 @@ export class EndpointState {
   nextAttemptAt = 0;
   /** Connect failures seen so far (reported and probed). */
   connectFailures = 0;
+  /**
+   * The latest connect error reported: undici reports one failed connect twice (to the request
+   * that waited for it, then as its pool's `connectionError`), with the same error object.
+   */
+  lastConnectError: unknown = undefined;
 
   constructor(endpoint: Endpoint, addedAt: number) {
     this.endpoint = endpoint;

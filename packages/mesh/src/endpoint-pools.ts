@@ -8,6 +8,7 @@ import type { EventEmitter } from 'node:events';
 import type { ObservableBalancer } from '@proxyless/balancer';
 import { type Endpoint, formatHostPort, MeshError, undiciPool } from '@proxyless/core';
 import type { Dispatcher, Pool } from 'undici';
+import { errorCode, isLocalCode } from './transport-errors.js';
 
 /** What the pools need from their destination. */
 export interface EndpointPoolsDeps {
@@ -84,6 +85,12 @@ export class EndpointPools {
       // none left makes it IDLE. Connect failures arrive as attempt outcomes from the pick stage.
       // A retired pool losing its last connection says nothing: the endpoint's pool is another one.
       created.on('connect', () => this.#deps.balancer().onConnected(endpoint));
+      // A connect that failed with no request waiting for it any more (the caller, a per-try
+      // timeout or a hedge gave up while it connected) reaches the balancer here; one a request
+      // waited for arrives twice (as that attempt's outcome too), with the same error: counted once.
+      created.on('connectionError', (_origin, _targets, error) => {
+        if (!isLocalCode(errorCode(error))) this.#deps.balancer().onConnectFailure(endpoint, error);
+      });
       created.on('disconnect', () => {
         if (created.stats.connected === 0 && this.#pools.get(key) === created)
           this.#deps.balancer().onDisconnected(endpoint);

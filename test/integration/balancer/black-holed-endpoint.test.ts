@@ -167,4 +167,45 @@ describe('a black-holed endpoint', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a connect whose call gave up first still takes the endpoint out when it fails', async () => {
+    // The per-try timeout ends the only attempt while its connect hangs; the connect fails later,
+    // with no request waiting. Before, nothing heard of it: the endpoint stayed CONNECTING, never
+    // tried again, and with the pick passing over connecting endpoints it would never be picked.
+    const holeId = `127.0.0.1:${hole.port}`;
+    mesh = createMesh({
+      services: {
+        hole: { endpoints: holeId, connectTimeout: '500ms', perTryTimeout: '50ms', retry: false },
+      },
+    });
+    const m = mesh;
+    const failed = new Promise<void>((resolve) => {
+      const sub = m.onEvent((e: MeshEvent) => {
+        if (e.type === 'balancer' && e.event.type === 'connectivity' && e.event.to === 'TRANSIENT_FAILURE') {
+          sub.dispose();
+          resolve();
+        }
+      });
+    });
+    const error = await m.request('http://hole/').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(MeshError.is(error, 'MESH_TIMEOUT')).toBe(true);
+    expect(m.stats('hole')!.endpoints[0]!.connectivity).toBe('CONNECTING');
+    // The connect's own failure (undici's 500 ms connect timeout, on its coarse timer) arrives.
+    let guard: NodeJS.Timeout | undefined;
+    const seen = await Promise.race([
+      failed.then(() => true),
+      new Promise<boolean>((r) => {
+        guard = setTimeout(() => r(false), 5000);
+      }),
+    ]);
+    clearTimeout(guard);
+    expect(seen).toBe(true);
+    expect(m.stats('hole')!.endpoints[0]).toMatchObject({
+      connectivity: expect.stringMatching(/TRANSIENT_FAILURE|CONNECTING/),
+      connectFailures: 1,
+    });
+  });
 });
