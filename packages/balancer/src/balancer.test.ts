@@ -693,3 +693,50 @@ describe('maglev tableSize below the number of endpoints', () => {
     expect(ok.logger.lines.filter((l) => l.message.includes('tableSize'))).toEqual([]);
   });
 });
+
+describe('an active health check that passes ends an ejection (Envoy’s successful_active_health_check_uneject_host)', () => {
+  async function ejectedThenChecked(uneject: boolean | undefined) {
+    const eps = testEndpoints(3);
+    const clock = new VirtualClock();
+    const b = createBalancer(
+      resolveBalancerConfig({
+        healthCheck: { path: '/healthz', interval: 5_000, timeout: 500, healthyThreshold: 1 },
+        ...(uneject === undefined
+          ? {}
+          : { outlierDetection: { successfulActiveHealthCheckUnejectHost: uneject } }),
+      }),
+      {
+        service: 'api',
+        clock,
+        random: seededRandom(3),
+        logger: noopLogger,
+        probe: async () => true, // the backend answers its health check (restarted, fine again)
+      },
+    );
+    const events: BalancerEvent[] = [];
+    b.onEvent((e) => events.push(e));
+    b.update(setOf(eps));
+    await clock.advance(1); // the first checks (at once for new endpoints) have passed
+    // Its requests in flight were reset as it restarted: five consecutive failures eject it.
+    for (let i = 0; i < 5; i++) {
+      b.onAttemptStart(eps[0]!);
+      b.onAttemptEnd(eps[0]!, { failure: 'reset', latencyMs: 1 });
+    }
+    expect(b.stats().endpoints[0]!.ejected).toBe(true);
+    await clock.advance(5_000); // the next health check
+    const ejected = b.stats().endpoints[0]!.ejected;
+    b.close();
+    return { ejected, events };
+  }
+
+  it('by default: readmitted at its next passing check, not after baseEjectionTime (30 s)', async () => {
+    const { ejected, events } = await ejectedThenChecked(undefined);
+    expect(ejected).toBe(false);
+    expect(events.map((e) => e.type)).toEqual(['eject', 'readmit']);
+  });
+
+  it('successfulActiveHealthCheckUnejectHost: false keeps it out for its ejection time', async () => {
+    const { ejected } = await ejectedThenChecked(false);
+    expect(ejected).toBe(true);
+  });
+});

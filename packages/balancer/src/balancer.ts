@@ -126,10 +126,22 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     });
     const hc = config.healthCheck;
     const onHealthChange = (id: string, healthy: boolean): void => this.#onHealthChange(id, healthy);
+    // Envoy's `successful_active_health_check_uneject_host`: a passing check ends an ejection.
+    const onHealthPass = (id: string): void => {
+      const s = this.#byId.get(id);
+      if (s?.ejected && !this.#closed && config.outlierDetection.successfulActiveHealthCheckUnejectHost)
+        this.#outliers.uneject(s);
+    };
     this.#checker = !hc
       ? undefined
       : deps.healthChecks
-        ? deps.healthChecks.lease(deps.service, hc, deps.probe ?? httpHealthProbe, onHealthChange)
+        ? deps.healthChecks.lease(
+            deps.service,
+            hc,
+            deps.probe ?? httpHealthProbe,
+            onHealthChange,
+            onHealthPass,
+          )
         : new HealthChecker(hc, {
             service: deps.service,
             clock: deps.clock,
@@ -137,6 +149,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
             logger: deps.logger,
             probe: deps.probe ?? httpHealthProbe,
             onChange: onHealthChange,
+            onPass: onHealthPass,
           });
     this.#connectivity = new ConnectivityTracker({
       clock: deps.clock,
@@ -313,7 +326,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     for (let i = 0, m = Math.min(n, 16); i < m; i++) {
       const c = list[(start + i) % n] as EndpointState;
       if (c.connectivity === 'CONNECTING' && c.inflight > 0) continue;
-      if (exclude !== undefined && exclude.has(c.endpoint.id)) continue;
+      if (exclude?.has(c.endpoint.id)) continue;
       fits++;
       if (fits === 1 || this.ints.int(fits) === 0) chosen = c;
     }

@@ -22,6 +22,7 @@ export interface HealthCheckHubDeps {
 interface Holder {
   ids: Set<string>;
   onChange(id: string, healthy: boolean): void;
+  onPass: ((id: string) => void) | undefined;
 }
 
 /** One service's checker for one health-check config, shared by the balancers over it. */
@@ -40,6 +41,9 @@ class Group {
       probe,
       onChange: (id, healthy) => {
         for (const h of this.holders) if (h.ids.has(id)) h.onChange(id, healthy);
+      },
+      onPass: (id) => {
+        for (const h of this.holders) if (h.ids.has(id)) h.onPass?.(id);
       },
     });
   }
@@ -87,12 +91,14 @@ export class HealthCheckHub {
     config: HealthCheckConfig,
     probe: HealthProbe,
     onChange: (id: string, healthy: boolean) => void,
+    /** Every probe `id` passes (outlier detection readmits an ejected endpoint on it). */
+    onPass?: (id: string) => void,
   ): HealthCheckLease {
     const key = `${service}\0${JSON.stringify(config)}`;
     let group = this.#groups.get(key);
     if (group === undefined || !probesAlike(group, probe)) {
       // A holder with a probe of its own (tests inject one) gets a checker of its own.
-      if (group !== undefined) return standalone(service, config, probe, this.#deps, onChange);
+      if (group !== undefined) return standalone(service, config, probe, this.#deps, onChange, onPass);
       group = new Group(service, config, probe, this.#deps);
       group.seed = this.#latest.get(service)?.checker;
       probes.set(group, probe);
@@ -100,7 +106,7 @@ export class HealthCheckHub {
     }
     const g = group;
     this.#latest.set(service, g);
-    const holder: Holder = { ids: new Set(), onChange };
+    const holder: Holder = { ids: new Set(), onChange, onPass };
     g.holders.add(holder);
     let closed = false;
     return {
@@ -167,6 +173,7 @@ function standalone(
   probe: HealthProbe,
   deps: HealthCheckHubDeps,
   onChange: (id: string, healthy: boolean) => void,
+  onPass: ((id: string) => void) | undefined,
 ): HealthCheckLease {
-  return new HealthChecker(config, { service, ...deps, probe, onChange });
+  return new HealthChecker(config, { service, ...deps, probe, onChange, ...(onPass ? { onPass } : {}) });
 }

@@ -43,6 +43,8 @@ export interface HealthCheckerDeps {
   probe: HealthProbe;
   /** Called when an endpoint's verdict flips. */
   onChange(id: string, healthy: boolean): void;
+  /** Called at every probe an endpoint passes (after `onChange`, when that pass flipped it). */
+  onPass?(id: string): void;
 }
 
 /**
@@ -155,6 +157,7 @@ export class HealthChecker {
       t.fails = 0;
       t.passes++;
       if (!t.healthy && t.passes >= this.#config.healthyThreshold) this.#flip(t, true);
+      this.#deps.onPass?.(t.endpoint.id);
     } else {
       t.passes = 0;
       t.fails++;

@@ -119,6 +119,16 @@ export class OutlierDetector {
     return readmitted;
   }
 
+  /**
+   * End `s`'s ejection now (an active health check passed): readmitted as at the end of its
+   * ejection time, its multiplier kept.
+   */
+  uneject(s: EndpointState): void {
+    if (!s.ejected || this.#closed) return;
+    this.#cancelReadmit(s);
+    this.#readmit(s);
+  }
+
   /** `s` left the endpoint set: stop its readmission timer. */
   remove(s: EndpointState): void {
     this.#cancelReadmit(s);

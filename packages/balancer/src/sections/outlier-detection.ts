@@ -45,6 +45,11 @@ export interface OutlierDetectionConfig {
   readonly maxEjectionTime: number;
   /** @defaultValue 10 */
   readonly maxEjectionPercent: number;
+  /**
+   * An active health check that passes ends the endpoint's ejection (Envoy's
+   * `successful_active_health_check_uneject_host`). Only with `healthCheck`. @defaultValue true
+   */
+  readonly successfulActiveHealthCheckUnejectHost: boolean;
   /** Consecutive 5xx (and local-origin failures) before ejection; 0 disables. @defaultValue 5 */
   readonly consecutive5xx: number;
   /** @defaultValue 100 */
@@ -81,6 +86,7 @@ export const DEFAULT_OUTLIER_DETECTION: OutlierDetectionConfig = Object.freeze({
   baseEjectionTime: 30_000,
   maxEjectionTime: 300_000,
   maxEjectionPercent: 10,
+  successfulActiveHealthCheckUnejectHost: true,
   consecutive5xx: 5,
   enforcingConsecutive5xx: 100,
   consecutiveGatewayFailure: 5,
@@ -156,6 +162,13 @@ export const outlierDetectionSection = Section(
           { type: 'number 0..100 (percent)' },
         ),
       },
+    ),
+    successfulActiveHealthCheckUnejectHost: Type.Optional(
+      Type.Boolean({
+        default: D.successfulActiveHealthCheckUnejectHost,
+        description:
+          'With `healthCheck`: a check the endpoint passes ends its ejection, as Envoy’s `successful_active_health_check_uneject_host` (default true). So a backend restarted in place, ejected for the resets of its requests in flight, is back at its first passing check rather than after `baseEjectionTime`.',
+      }),
     ),
     consecutive5xx: count(
       D.consecutive5xx,
