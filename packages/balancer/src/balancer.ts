@@ -27,6 +27,7 @@ import type {
   ObservableBalancer,
 } from './observe.js';
 import { OutlierDetector } from './outlier-detector.js';
+import { firstNotExcluded, isWaitingToConnect, notConnecting } from './pick-fallback.js';
 import { IntRandom, type PickerHost, type StatePicker } from './picker-host.js';
 import { buildPicker } from './pickers.js';
 import { ReadyWaiters } from './ready-waiters.js';
@@ -66,7 +67,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   readonly waitForReady: boolean;
   /**
    * `ring_hash` and `maglev`: a call goes to its key's endpoint even while that one connects (the
-   * other policies send it elsewhere then: see `#notConnecting`).
+   * other policies send it elsewhere then: see `notConnecting`).
    */
   readonly #keepsAffinity: boolean;
   readonly random: Random;
@@ -293,55 +294,15 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       const active = this.#active;
       const n = active.length;
       for (let tries = 0; tries < 3 && exclude.has(s.endpoint.id); tries++) s = picker.pick(ctx);
-      if (exclude.has(s.endpoint.id)) s = this.#firstNotExcluded(active, exclude) ?? s;
+      if (exclude.has(s.endpoint.id)) s = firstNotExcluded(active, exclude, this.ints) ?? s;
       // Nothing else in the local zone: a retry may leave it.
       if (exclude.has(s.endpoint.id) && active !== this.#usable && n < this.#usable.length) {
-        s = this.#firstNotExcluded(this.#usable, exclude) ?? s;
+        s = firstNotExcluded(this.#usable, exclude, this.ints) ?? s;
       }
     }
-    if (s.connectivity === 'CONNECTING' && s.inflight > 0 && !this.#keepsAffinity)
-      s = this.#notConnecting(ctx, s);
+    if (!this.#keepsAffinity && isWaitingToConnect(s))
+      s = notConnecting(this.#active, ctx.excludeEndpoints, this.ints, s);
     return s.endpoint;
-  }
-
-  /**
-   * `s` has no connection yet and its first one is still being set up for a call in flight: one
-   * of the endpoints that can take the call now, chosen uniformly among up to 16 from a random offset, else `s`.
-   * Without this, every caller whose turn fell on an endpoint that does not answer SYNs (a dead
-   * node whose address is still listed) queued behind its connect timeout: one such endpoint of
-   * three held all 16 callers of a load for 10 s. Linkerd's balancer likewise picks only among
-   * endpoints that are ready, and gRPC's round_robin only READY subchannels. The first call to
-   * an endpoint still connects it; a connect failure then takes it out (TRANSIENT_FAILURE).
-   * Not the picker again: a round-robin picker would move on by more than one place per call.
-   * An endpoint left CONNECTING with no call in flight (the call gave up while it connected) is
-   * picked as usual: its connect's outcome reaches the balancer through its pool either way.
-   */
-  #notConnecting(ctx: CallContext, s: EndpointState): EndpointState {
-    const exclude = ctx.excludeEndpoints;
-    const list = this.#active;
-    const n = list.length;
-    const start = this.ints.int(n);
-    let chosen = s;
-    let fits = 0;
-    for (let i = 0, m = Math.min(n, 16); i < m; i++) {
-      const c = list[(start + i) % n] as EndpointState;
-      if (c.connectivity === 'CONNECTING' && c.inflight > 0) continue;
-      if (exclude?.has(c.endpoint.id)) continue;
-      fits++;
-      if (fits === 1 || this.ints.int(fits) === 0) chosen = c;
-    }
-    return chosen;
-  }
-
-  /** An endpoint of `list` not in `exclude`, scanning from a random offset. */
-  #firstNotExcluded(list: readonly EndpointState[], exclude: ReadonlySet<string>): EndpointState | undefined {
-    const n = list.length;
-    const start = this.ints.int(n);
-    for (let i = 0; i < n; i++) {
-      const c = list[(start + i) % n] as EndpointState;
-      if (!exclude.has(c.endpoint.id)) return c;
-    }
-    return undefined;
   }
 
   onAttemptStart(endpoint: Endpoint): EndpointState | undefined {

@@ -110,6 +110,7 @@ export {
 export {
   booleanWord,
   closestName,
+  durationMsOrUndefined,
   editDistance,
   type HostPort,
   IPV4_SOURCE,

@@ -56,6 +56,19 @@ export function parseDuration(value: unknown, field: string, range?: RangeOption
   return ms;
 }
 
+/**
+ * A duration's milliseconds, or `undefined` when `value` is absent or no duration: for rules
+ * across fields, which compare what is valid and leave a bad value to the field's own check.
+ */
+export function durationMsOrUndefined(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseDuration(value, '');
+  } catch {
+    return undefined;
+  }
+}
+
 /** A duration string not parsed before: its milliseconds, remembered. */
 function parseDurationText(value: string, field: string, range: RangeOptions | undefined): number {
   const s = value.trim();

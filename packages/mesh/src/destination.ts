@@ -30,10 +30,7 @@ export interface DestinationDeps {
   clock: Clock;
   logger: Logger;
   connectionsPerEndpoint: number;
-  /**
-   * Connect timeout of a routing target's pools (its `ConnectTimeout`); unset, the service's
-   * `connectTimeout` in force.
-   */
+  /** A routing target's `ConnectTimeout` for its pools; unset, the service's `connectTimeout`. */
   connectTimeoutMs?: number;
   /** The routing target's ID, for a destination over a subset: named when it has nothing to pick. */
   target?: string;
@@ -284,13 +281,9 @@ export class Destination {
       this.#calls.advance();
     }
     old.retire(next);
-    // A pool's `connections` and `connectTimeout` are fixed when it is made: a new
-    // `maxConnections` or `connectTimeout` takes effect on new pools, and requests on the old ones
-    // finish there.
-    const resized =
-      next.maxConnections !== old.maxConnections ||
-      (this.#deps.connectTimeoutMs === undefined && next.connectTimeoutMs !== old.connectTimeoutMs);
-    if (resized) this.#pools.resize();
+    // A pool's `connections` and `connectTimeout` are fixed when it is made: pools made under the
+    // old values are retired (their requests finish there), new ones follow the new values.
+    const resized = this.#pools.resize();
     this.#deps.onPolicy?.(this);
     return resized ? [...next.rebuilt, 'connectionPools'] : next.rebuilt;
   }

@@ -125,14 +125,19 @@ export class EndpointPools {
    * Retire every pool whose `connections` or `connectTimeout` is not what a pool made now would
    * get (both are fixed when undici makes a pool): requests on it finish there, new ones open
    * a new pool.
+   * @returns whether a pool was retired.
    */
-  resize(): void {
+  resize(): boolean {
     const size = this.#connectionsPerPool();
     const connectTimeout = this.#deps.connectTimeoutMs();
+    let retired = false;
     for (const [key, pool] of this.#pools) {
-      if (this.#size.get(pool) !== size || this.#connectTimeout.get(pool) !== connectTimeout)
+      if (this.#size.get(pool) !== size || this.#connectTimeout.get(pool) !== connectTimeout) {
         this.#retire(key, pool);
+        retired = true;
+      }
     }
+    return retired;
   }
 
   /** Every pool, live and retired, out of the destination's hands (to close or destroy). */

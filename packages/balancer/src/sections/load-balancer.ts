@@ -12,6 +12,7 @@ import {
   Type,
 } from '@proxyless/core';
 import { type ConnectBackoffConfig, DEFAULT_CONNECT_BACKOFF } from '../connectivity.js';
+import { connectBackoffPatch, connectBackoffRules, connectBackoffSchema } from './connect-backoff.js';
 
 /**
  * Load-balancing policies. Names match Consul's `service-resolver` `LoadBalancer.Policy` values
@@ -130,7 +131,6 @@ export const DEFAULT_SLOW_START: SlowStartConfig = Object.freeze({
 });
 
 const D = DEFAULT_LOAD_BALANCER;
-const CB = DEFAULT_CONNECT_BACKOFF;
 const percent = (def: number, description: string, more: object = {}) =>
   Type.Optional(Type.Number({ minimum: 0, maximum: 100, default: def, description, ...more }));
 
@@ -289,67 +289,7 @@ export const loadBalancerFields = Fields(
         ),
       }),
     ),
-    connectBackoff: Type.Optional(
-      Fields(
-        {
-          initial: Type.Optional(
-            Duration({
-              min: 1,
-              default: CB.initialMs,
-              description:
-                'Wait between an endpoint’s connect failure and its first reconnect attempt; it takes no traffic until one connects (Linkerd: 100 ms).',
-              ...envVar(
-                'MESH_LB_CONNECT_BACKOFF_INITIAL',
-                'First reconnect attempt this long after an endpoint’s connect failed (`loadBalancer.connectBackoff.initial`).',
-                { type: 'duration ≥ 1ms', defaultValue: '100ms' },
-              ),
-            }),
-          ),
-          max: Type.Optional(
-            Duration({
-              min: 1,
-              default: CB.maxMs,
-              description:
-                'Longest wait between two reconnect attempts, at least `initial`: an endpoint that is back takes traffic again within about this long, however long it was away (Linkerd: 500 ms; gRPC: 120 s).',
-              ...envVar(
-                'MESH_LB_CONNECT_BACKOFF_MAX',
-                'Longest wait between two reconnect attempts of an unreachable endpoint (`loadBalancer.connectBackoff.max`).',
-                { type: 'duration ≥ 1ms', defaultValue: '500ms' },
-              ),
-            }),
-          ),
-          multiplier: Type.Optional(
-            Type.Number({
-              minimum: 1,
-              maximum: 10,
-              default: CB.multiplier,
-              description: 'Growth of the wait after each failed attempt (gRPC: 1.6).',
-            }),
-          ),
-          jitter: Type.Optional(
-            Type.Number({
-              minimum: 0,
-              maximum: 1,
-              default: CB.jitter,
-              description: 'Each wait after the first is randomised by ± this fraction (gRPC: 0.2).',
-            }),
-          ),
-          minConnectTimeout: Type.Optional(
-            Duration({
-              min: 1,
-              default: CB.minConnectTimeoutMs,
-              description:
-                'Least time a reconnect attempt is given to connect, when the next attempt is due sooner (gRPC’s MIN_CONNECT_TIMEOUT; Consul’s ConnectTimeout default: 5 s).',
-            }),
-          ),
-        },
-        foreignNames({
-          initialBackoff: { use: 'initial', from: "gRPC's grpc.initial_reconnect_backoff_ms" },
-          maxBackoff: { use: 'max', from: "gRPC's grpc.max_reconnect_backoff_ms" },
-          min: { use: 'initial', from: "Linkerd's connect backoff min" },
-        }),
-      ),
-    ),
+    connectBackoff: Type.Optional(connectBackoffSchema),
     slowStart: Type.Optional(
       Fields({
         window: Type.Optional(
@@ -437,16 +377,7 @@ export function loadBalancerPatch(doc: LoadBalancerOptions): LoadBalancerPatch {
     const { window, ...s } = slowStart;
     p.slowStart = window === undefined ? s : { ...s, window: parseDuration(window, '') };
   }
-  if (connectBackoff !== undefined) {
-    const { initial, max, multiplier, jitter, minConnectTimeout } = connectBackoff;
-    const c: Partial<Mutable<ConnectBackoffConfig>> = {};
-    if (initial !== undefined) c.initialMs = parseDuration(initial, '');
-    if (max !== undefined) c.maxMs = parseDuration(max, '');
-    if (multiplier !== undefined) c.multiplier = multiplier;
-    if (jitter !== undefined) c.jitter = jitter;
-    if (minConnectTimeout !== undefined) c.minConnectTimeoutMs = parseDuration(minConnectTimeout, '');
-    p.connectBackoff = c;
-  }
+  if (connectBackoff !== undefined) p.connectBackoff = connectBackoffPatch(connectBackoff);
   return p;
 }
 
@@ -462,21 +393,5 @@ export function loadBalancerRules(raw: unknown, path: string, issues: Issues): v
     issues.add(`${path}.tableSize`, 'a prime number (e.g. 65537)', tableSize);
   if (typeof minRingSize === 'number' && typeof maxRingSize === 'number' && minRingSize > maxRingSize)
     issues.add(`${path}.minRingSize`, `at most maxRingSize (${maxRingSize})`, minRingSize);
-  const cb = (raw as { connectBackoff?: unknown }).connectBackoff;
-  if (typeof cb !== 'object' || cb === null) return;
-  const { initial, max } = cb as { initial?: unknown; max?: unknown };
-  const lo = msOrUndefined(initial);
-  const hi = msOrUndefined(max);
-  if (lo !== undefined && hi !== undefined && hi < lo)
-    issues.add(`${path}.connectBackoff.max`, `at least connectBackoff.initial (${String(initial)})`, max);
-}
-
-/** A duration's milliseconds, or `undefined` when absent or not a duration (reported elsewhere). */
-function msOrUndefined(v: unknown): number | undefined {
-  if (v === undefined) return undefined;
-  try {
-    return parseDuration(v, '');
-  } catch {
-    return undefined;
-  }
+  connectBackoffRules((raw as { connectBackoff?: unknown }).connectBackoff, `${path}.connectBackoff`, issues);
 }

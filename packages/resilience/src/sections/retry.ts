@@ -1,5 +1,6 @@
 import {
   Duration,
+  durationMsOrUndefined,
   envVar,
   Fields,
   foreignNames,
@@ -294,15 +295,8 @@ export function retryRules(raw: unknown, path: string, issues: Issues): void {
   const backoff = (raw as { backoff?: unknown }).backoff;
   if (typeof backoff !== 'object' || backoff === null) return;
   const { base, max } = backoff as { base?: unknown; max?: unknown };
-  const msOf = (v: unknown): number | undefined => {
-    try {
-      return v === undefined ? undefined : parseDuration(v, '');
-    } catch {
-      return undefined;
-    }
-  };
-  const b = msOf(base);
-  const m = msOf(max);
+  const b = durationMsOrUndefined(base);
+  const m = durationMsOrUndefined(max);
   if (b !== undefined && m !== undefined && m < b)
     issues.add(`${path}.backoff.max`, `a duration ≥ backoff.base (${b}ms)`, max);
 }
