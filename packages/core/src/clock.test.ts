@@ -8,7 +8,9 @@ describe('systemClock timers', () => {
   });
 
   it('waits out a delay longer than setTimeout can arm, instead of firing after 1 ms', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance'],
+    });
     const fired = vi.fn();
     const ms = 1000 * 3_600_000; // "1000h": past Node's ~24.8-day limit
     systemClock.setTimer(ms, fired);
@@ -19,11 +21,15 @@ describe('systemClock timers', () => {
     vi.advanceTimersByTime(ms - MAX_TIMER_MS - 1000 - 1);
     expect(fired).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
+    expect(fired).not.toHaveBeenCalled(); // due: it runs after the I/O of this turn (an immediate)
+    vi.advanceTimersToNextTimer();
     expect(fired).toHaveBeenCalledTimes(1);
   });
 
   it('cancels a long timer in any of its steps', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance'],
+    });
     const fired = vi.fn();
     const timer = systemClock.setTimer(3 * MAX_TIMER_MS, fired);
     vi.advanceTimersByTime(MAX_TIMER_MS + 5);
@@ -33,14 +39,19 @@ describe('systemClock timers', () => {
   });
 
   it('fires an ordinary delay once, at its time', () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance'],
+    });
     const fired = vi.fn();
     systemClock.setTimer(250, fired);
     vi.advanceTimersByTime(249);
     expect(fired).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
+    expect(fired).not.toHaveBeenCalled(); // due: it runs after the I/O of this turn (an immediate)
+    vi.advanceTimersToNextTimer();
     expect(fired).toHaveBeenCalledTimes(1);
   });
+  // The order against Node's event-loop phases (I/O first): test/integration/mesh/timers-after-io.test.ts.
 });
 
 describe('wall-clock readings', () => {

@@ -85,10 +85,7 @@ class SystemClock implements Clock {
     return performance.now();
   }
   setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer {
-    if (ms > MAX_TIMER_MS) return longTimer(ms, fn, options?.keepAlive === true);
-    const handle = setTimeout(fn, Math.max(0, ms));
-    if (options?.keepAlive !== true) handle.unref();
-    return { cancel: () => clearTimeout(handle) };
+    return new SystemTimer(ms, fn, options?.keepAlive === true);
   }
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);
@@ -99,19 +96,77 @@ class SystemClock implements Clock {
 }
 
 /**
- * A timer longer than `setTimeout` can arm (a `timeout: "1000h"` meant as "practically never"),
+ * A timer of the real clock. When it falls due, its callback runs after the I/O the event loop
+ * already has (a `setImmediate`, which Node runs after the poll phase), not in the timers phase
+ * that comes before it — as undici runs its own connect timeout. After the event loop was blocked
+ * (a long synchronous task, a GC pause, a stopped process), every timer that fell due meanwhile
+ * runs first in the next turn of the loop, before any socket is read: a response that arrived in
+ * time and sits unread in a socket would otherwise be failed by its call's timeout, and charged to
+ * an endpoint that did nothing wrong.
+ *
+ * A delay longer than `setTimeout` can arm (a `timeout: "1000h"` meant as "practically never") is
  * waited out in steps of at most {@link MAX_TIMER_MS}: Node would otherwise fire it after 1 ms.
  */
-function longTimer(ms: number, fn: () => void, keepAlive: boolean): Timer {
-  const due = performance.now() + ms;
-  let handle: ReturnType<typeof setTimeout>;
-  const arm = (): void => {
-    const left = due - performance.now();
-    handle = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fn, Math.max(0, left));
-    if (!keepAlive) handle.unref();
-  };
-  arm();
-  return { cancel: () => clearTimeout(handle) };
+class SystemTimer implements Timer {
+  readonly #fn: () => void;
+  readonly #keepAlive: boolean;
+  /** When a delay longer than {@link MAX_TIMER_MS} falls due (`performance.now()` time), else 0. */
+  readonly #dueAt: number;
+  #timeout: ReturnType<typeof setTimeout> | undefined;
+  #immediate: ReturnType<typeof setImmediate> | undefined;
+
+  constructor(ms: number, fn: () => void, keepAlive: boolean) {
+    this.#fn = fn;
+    this.#keepAlive = keepAlive;
+    this.#dueAt = ms > MAX_TIMER_MS ? performance.now() + ms : 0;
+    this.#arm(Math.min(ms, MAX_TIMER_MS));
+  }
+
+  #arm(ms: number): void {
+    const handle = setTimeout(timerDue, Math.max(0, ms), this);
+    if (!this.#keepAlive) handle.unref();
+    this.#timeout = handle;
+  }
+
+  /** The `setTimeout` fired: wait the rest of a long delay, or run after the ready I/O. */
+  due(): void {
+    this.#timeout = undefined;
+    if (this.#dueAt !== 0) {
+      const left = this.#dueAt - performance.now();
+      if (left > 1) {
+        this.#arm(Math.min(left, MAX_TIMER_MS));
+        return;
+      }
+    }
+    // Never unref'd: Node's poll phase blocks as long as no ref'd immediate is pending, which
+    // would hold an unref'd one back until some other I/O or timer woke the loop. A ref'd one
+    // keeps the process no longer than this turn of the loop.
+    this.#immediate = setImmediate(timerRun, this);
+  }
+
+  run(): void {
+    this.#immediate = undefined;
+    this.#fn();
+  }
+
+  cancel(): void {
+    if (this.#timeout !== undefined) {
+      clearTimeout(this.#timeout);
+      this.#timeout = undefined;
+    }
+    if (this.#immediate !== undefined) {
+      clearImmediate(this.#immediate);
+      this.#immediate = undefined;
+    }
+  }
+}
+
+function timerDue(timer: SystemTimer): void {
+  timer.due();
+}
+
+function timerRun(timer: SystemTimer): void {
+  timer.run();
 }
 
 /** The real clock: `performance.now()` and `setTimeout`, unref'd unless asked to keep the process alive. */
