@@ -30,7 +30,7 @@ describe('a warning about values set through the environment names the variables
   });
 
   it('concurrencyLimit.max above circuitBreaker.maxRequests', async () => {
-    const w = (await warningsOf({ MESH_CONCURRENCY_LIMIT: '2000' })).find((x) =>
+    const w = (await warningsOf({ MESH_CONCURRENCY_LIMIT: '2000', MESH_MAX_REQUESTS: '1024' })).find((x) =>
       x.field.includes('concurrencyLimit'),
     );
     expect(w?.expected).toContain('MESH_CONCURRENCY_LIMIT=2000');

@@ -45,9 +45,11 @@ export type CircuitBreakerPatch = DeepPartial<CircuitBreakerConfig>;
 
 /**
  * Built-in circuit-breaker defaults. Error-rate tripping as opossum (50 % over a 10 s window,
- * 20 calls before judging, 30 s open). `maxRequests` 1024 is Envoy's default. `maxRetries` is
- * 2^32−1, effectively unbounded, as Istio sets Envoy's `max_retries`: Envoy's own default of 3
- * concurrent retries starves a busy destination of every retry, while the retry budget
+ * 20 calls before judging, 30 s open). `maxRequests` and `maxRetries` are 2^32−1, effectively
+ * unbounded, as Istio sets Envoy's `max_requests` and `max_retries`. Envoy's own 1024 concurrent
+ * requests failed every call past the 1,024th of a burst that plain undici and `fetch` queue and
+ * serve (a `Promise.all` over 2,000 items, a fan-out, 1,024 open event streams to one service);
+ * Envoy's 3 concurrent retries starve a busy destination of every retry, while the retry budget
  * (20 % of requests) already bounds retries in proportion to traffic.
  */
 export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = Object.freeze({
@@ -58,7 +60,7 @@ export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = Object.freeze({
   halfOpenMaxCalls: 1,
   maxConnections: undefined,
   maxPendingRequests: undefined,
-  maxRequests: 1024,
+  maxRequests: 4_294_967_295,
   maxRetries: 4_294_967_295,
 });
 
@@ -126,7 +128,7 @@ export const circuitBreakerSection = Section(
       maxRequests: int(
         1,
         D.maxRequests,
-        'Envoy threshold: attempts in flight to the destination (Envoy: 1024). Beyond it: `MESH_CIRCUIT_OPEN` (`reason: maxRequests`).',
+        'Envoy threshold: attempts in flight to the destination. Beyond it: `MESH_CIRCUIT_OPEN` (`reason: maxRequests`). 2³²−1 (unbounded) as Istio: a burst that plain undici and `fetch` serve is not failed (Envoy: 1024).',
         {
           ...envVar(
             'MESH_MAX_REQUESTS',
