@@ -111,6 +111,40 @@ describe('a key another mesh uses in that place says what this one calls it', ()
     expect(issue?.expected).toContain('; known: ');
   });
 
+  // Envoy's and Consul's configs spell their keys in snake_case: the same key is recognised so.
+  it.each([
+    [{ retry: { num_retries: 2 } }, 'services.pay.retry.num_retries', 'no such field here: use maxRetries'],
+    [{ lb_policy: 'LEAST_REQUEST' }, 'services.pay.lb_policy', 'no such field here: use loadBalancer.policy'],
+    [
+      { retry: { max_retries: 2 } },
+      'services.pay.retry.max_retries',
+      'did you mean "maxRetries"? names here are camelCase',
+    ],
+    [
+      { retry: { RETRY_ON: '5xx' } },
+      'services.pay.retry.RETRY_ON',
+      'did you mean "retryOn"? names here are camelCase',
+    ],
+    [
+      { per_try_timeout: '1s' },
+      'services.pay.per_try_timeout',
+      'did you mean "perTryTimeout"? names here are camelCase',
+    ],
+    [
+      { outlierDetection: { base_ejection_time: '30s' } },
+      'services.pay.outlierDetection.base_ejection_time',
+      'did you mean "baseEjectionTime"? names here are camelCase',
+    ],
+    [
+      { 'circuit-breaker': { maxRequests: 10 } },
+      'services.pay.circuit-breaker',
+      'did you mean "circuitBreaker"? names here are camelCase',
+    ],
+  ])('%j (snake_case or kebab-case)', (policy, field, expected) => {
+    const issue = issuesOf(svc(policy)).find((i) => i.field === field);
+    expect(issue?.expected).toContain(expected);
+  });
+
   it('in `defaults` too, next to every other problem of the document', () => {
     const issues = issuesOf({
       defaults: { retries: { attempts: 2 } },
