@@ -246,8 +246,13 @@ describe('resolveBalancerConfig', () => {
       }
       return 'accepted';
     };
-    expect(message({ healthCheck: { path: '/h', interval: 300 } })).toContain(
-      '1000ms is the built-in default healthCheck.timeout',
+    // An interval below the built-in timeout alone is valid: the timeout follows it down.
+    expect(message({ healthCheck: { path: '/h', interval: 300 } })).toBe('accepted');
+    expect(resolveBalancerConfig({ healthCheck: { path: '/h', interval: 300 } }).healthCheck?.timeout).toBe(
+      300,
+    );
+    expect(message({ healthCheck: { path: '/h', interval: 300, timeout: 500 } })).toContain(
+      'at most healthCheck.interval (300ms)',
     );
     expect(message({ healthCheck: { path: '/h', interval: 300, timeout: 500 } })).not.toContain('built-in');
     expect(message({ loadBalancer: { minRingSize: 10_000_000 } })).toContain(

@@ -54,7 +54,11 @@ export const healthCheckSection = Section(
       ),
       interval: Type.Optional(Duration({ min: 1, default: D.interval, description: 'Time between probes.' })),
       timeout: Type.Optional(
-        Duration({ min: 1, default: D.timeout, description: 'Probe timeout; at most `interval`.' }),
+        Duration({
+          min: 1,
+          default: D.timeout,
+          description: 'Probe timeout; at most `interval` (unset, it is the shorter of 1 s and `interval`).',
+        }),
       ),
       healthyThreshold: Type.Optional(
         Type.Integer({
