@@ -15,6 +15,7 @@
  * the test thread blocks until those answers are written and the calls' timeouts are past.
  */
 import { Worker } from 'node:worker_threads';
+import { Registry } from 'prom-client';
 import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -28,7 +29,7 @@ const http = require('node:http');
 const { parentPort, workerData } = require('node:worker_threads');
 const state = new Int32Array(workerData.shared);
 const held = [];
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   req.resume();
   if (Atomics.load(state, 0) >= ${ANSWERED}) { res.end('late'); return; }
   held.push(res);
@@ -40,12 +41,19 @@ const server = http.createServer((req, res) => {
   for (const r of held.splice(0)) r.end('ok', () => {
     if (--left === 0) { Atomics.store(state, 0, ${ANSWERED}); Atomics.notify(state, 0); }
   });
+};
+// Two servers (two endpoints), one set of held answers.
+const servers = [http.createServer(handler), http.createServer(handler)];
+let listening = 0;
+for (const server of servers) server.listen(0, '127.0.0.1', () => {
+  if (++listening === servers.length) parentPort.postMessage(servers.map((x) => x.address().port));
 });
-server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));
 `;
 
 interface Backend {
+  /** The first server's port; `ports` has both. */
   port: number;
+  ports: number[];
   state: Int32Array;
   worker: Worker;
 }
@@ -61,11 +69,11 @@ async function backend(expected: number): Promise<Backend> {
   const shared = new SharedArrayBuffer(4);
   const worker = new Worker(BACKEND, { eval: true, workerData: { shared, expected } });
   workers.push(worker);
-  const port = await new Promise<number>((resolve, reject) => {
+  const ports = await new Promise<number[]>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
-  return { port, state: new Int32Array(shared), worker };
+  return { port: ports[0]!, ports, state: new Int32Array(shared), worker };
 }
 
 /**
@@ -136,5 +144,28 @@ describe('an event-loop stall while answers arrive', () => {
     expect(endpoint?.failures).toBe(0);
     expect(endpoint?.ejected).toBe(false);
     expect(ejections).toEqual([]);
+  });
+
+  it('sends no hedge for calls whose answers came during the stall', async () => {
+    const b = await backend(CALLS);
+    const registry = new Registry();
+    const mesh = createMesh({
+      env: {},
+      metrics: { registry },
+      services: {
+        api: { endpoints: b.ports.map((p) => `127.0.0.1:${p}`).join(','), hedge: { delay: '100ms' } },
+      },
+    });
+    meshes.push(mesh);
+    const started = performance.now();
+    const calls = Array.from({ length: CALLS }, () => outcome(mesh));
+    await stallWhileAnswered(b, started + 400);
+    expect(await Promise.all(calls)).toEqual(Array(CALLS).fill('200 ok'));
+    // One attempt per call: the hedges that fell due during the stall were never sent.
+    const attempts = (await registry.metrics())
+      .split('\n')
+      .filter((l) => l.startsWith('mesh_attempts_total{'))
+      .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    expect(attempts).toBe(CALLS);
   });
 });
