@@ -21,8 +21,6 @@ describe('systemClock timers', () => {
     vi.advanceTimersByTime(ms - MAX_TIMER_MS - 1000 - 1);
     expect(fired).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
-    expect(fired).not.toHaveBeenCalled(); // due: it runs after the I/O of this turn (an immediate)
-    vi.advanceTimersToNextTimer();
     expect(fired).toHaveBeenCalledTimes(1);
   });
 
@@ -38,6 +36,8 @@ describe('systemClock timers', () => {
     expect(fired).not.toHaveBeenCalled();
   });
 
+  // On time, a timer runs at once (only a late one waits for the I/O of its turn): fake timers
+  // advanced by exactly the delay fire it, as they fire `setTimeout`.
   it('fires an ordinary delay once, at its time', () => {
     vi.useFakeTimers({
       toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance'],
@@ -47,11 +47,9 @@ describe('systemClock timers', () => {
     vi.advanceTimersByTime(249);
     expect(fired).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
-    expect(fired).not.toHaveBeenCalled(); // due: it runs after the I/O of this turn (an immediate)
-    vi.advanceTimersToNextTimer();
     expect(fired).toHaveBeenCalledTimes(1);
   });
-  // The order against Node's event-loop phases (I/O first): test/integration/mesh/timers-after-io.test.ts.
+  // A late timer against Node's event-loop phases (I/O first): test/integration/mesh/timers-after-io.test.ts.
 });
 
 describe('wall-clock readings', () => {

@@ -96,13 +96,20 @@ class SystemClock implements Clock {
 }
 
 /**
- * A timer of the real clock. When it falls due, its callback runs after the I/O the event loop
- * already has (a `setImmediate`, which Node runs after the poll phase), not in the timers phase
- * that comes before it — as undici runs its own connect timeout. After the event loop was blocked
- * (a long synchronous task, a GC pause, a stopped process), every timer that fell due meanwhile
- * runs first in the next turn of the loop, before any socket is read: a response that arrived in
- * time and sits unread in a socket would otherwise be failed by its call's timeout, and charged to
- * an endpoint that did nothing wrong.
+ * How late a timer may fire and still run at once, ms. Node fires a timer up to about a
+ * millisecond after it is due (its loop time has millisecond steps); later than this, the event
+ * loop was held up.
+ */
+const LATE_MS = 2;
+
+/**
+ * A timer of the real clock. One that fires late — the event loop was blocked (a long synchronous
+ * task, a GC pause, a stopped or throttled process) — runs its callback after the I/O the loop
+ * already has (a `setImmediate`, which Node runs after the poll phase), as undici runs its own
+ * connect timeout: after a stall Node runs every timer that fell due before it reads any socket,
+ * so a response that arrived in time and sits unread would otherwise be failed by its call's
+ * timeout, and charged to an endpoint that did nothing wrong. A timer on time runs at once (and
+ * so under fake timers, as before).
  *
  * A delay longer than `setTimeout` can arm (a `timeout: "1000h"` meant as "practically never") is
  * waited out in steps of at most {@link MAX_TIMER_MS}: Node would otherwise fire it after 1 ms.
@@ -110,15 +117,18 @@ class SystemClock implements Clock {
 class SystemTimer implements Timer {
   readonly #fn: () => void;
   readonly #keepAlive: boolean;
-  /** When a delay longer than {@link MAX_TIMER_MS} falls due (`performance.now()` time), else 0. */
+  /** When it falls due (`performance.now()` time). */
   readonly #dueAt: number;
+  /** Longer than one `setTimeout` can wait: armed in steps. */
+  readonly #long: boolean;
   #timeout: ReturnType<typeof setTimeout> | undefined;
   #immediate: ReturnType<typeof setImmediate> | undefined;
 
   constructor(ms: number, fn: () => void, keepAlive: boolean) {
     this.#fn = fn;
     this.#keepAlive = keepAlive;
-    this.#dueAt = ms > MAX_TIMER_MS ? performance.now() + ms : 0;
+    this.#dueAt = performance.now() + (ms > 0 ? ms : 0);
+    this.#long = ms > MAX_TIMER_MS;
     this.#arm(Math.min(ms, MAX_TIMER_MS));
   }
 
@@ -128,15 +138,19 @@ class SystemTimer implements Timer {
     this.#timeout = handle;
   }
 
-  /** The `setTimeout` fired: wait the rest of a long delay, or run after the ready I/O. */
+  /** The `setTimeout` fired: wait the rest of a long delay, run now, or run after the ready I/O. */
   due(): void {
     this.#timeout = undefined;
-    if (this.#dueAt !== 0) {
-      const left = this.#dueAt - performance.now();
-      if (left > 1) {
-        this.#arm(Math.min(left, MAX_TIMER_MS));
-        return;
-      }
+    const left = this.#dueAt - performance.now();
+    if (this.#long && left > 1) {
+      this.#arm(Math.min(left, MAX_TIMER_MS));
+      return;
+    }
+    // Node fires a timer by its loop time, which may lag `performance.now()`: it can come a little
+    // before `#dueAt`. Late by more than LATE_MS, the loop was held up.
+    if (left >= -LATE_MS) {
+      this.run();
+      return;
     }
     // Never unref'd: Node's poll phase blocks as long as no ref'd immediate is pending, which
     // would hold an unref'd one back until some other I/O or timer woke the loop. A ref'd one

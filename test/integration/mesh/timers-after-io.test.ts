@@ -1,7 +1,7 @@
 /**
  * The mesh's timers (timeouts, per-try timeouts, hedges, health-check and DNS timeouts, backoffs)
- * run their callbacks after the I/O the event loop already has, as undici runs its connect
- * timeout. Node runs every due timer before it reads any socket: after the loop was blocked, a
+ * that fire late run their callbacks after the I/O the event loop already has, as undici runs its
+ * connect timeout. Node runs every due timer before it reads any socket: after the loop was blocked, a
  * response that arrived in time would otherwise be failed by its own timeout (see
  * test/integration/resilience/event-loop-stall.test.ts for the calls).
  *
@@ -82,7 +82,7 @@ describe("the mesh clock's timers after a blocked event loop", () => {
     expect(fired).toBe(false);
   });
 
-  it("runs a background (unref'd) timer's callback when due, with nothing else to wake the loop", async () => {
+  it("runs a late background (unref'd) timer's callback in that turn, with nothing else to wake the loop", async () => {
     const script = fileURLToPath(new URL('./fixtures/background-timer.ts', import.meta.url));
     const { code, out, err } = await runFixture(script);
     expect({ code, err: err.slice(0, 2000) }).toEqual({ code: 0, err: '' });
