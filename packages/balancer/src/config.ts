@@ -396,17 +396,11 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
     );
   }
   if (hc && typeof hc.path !== 'string') issues.add('healthCheck.path', 'a path starting with "/"', hc.path);
-  if (
-    hc &&
-    (hc.timeout as number) > (hc.interval as number) &&
-    !setInSomeLayer(patches, 'healthCheck', 'timeout')
-  ) {
+  if (hc && (hc.timeout as number) > (hc.interval as number)) {
     // Unset, the probe's timeout is at most the interval (as the caps above): `interval: '500ms'`
     // alone is a valid check, probed with a 500 ms timeout.
-    hc = { ...hc, timeout: hc.interval };
-  }
-  if (hc && (hc.timeout as number) > (hc.interval as number)) {
-    issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)`, hc.timeout);
+    if (!setInSomeLayer(patches, 'healthCheck', 'timeout')) hc = { ...hc, timeout: hc.interval };
+    else issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)`, hc.timeout);
   }
   issues.throwIfAny('balancer configuration');
   return Object.freeze({
