@@ -67,7 +67,11 @@ export interface MeshOptions {
   configSource?: ConfigSource;
   /** @defaultValue `MESH_REGISTRY`, else `consul` when `CONSUL_HTTP_ADDR` is set */
   registry?: RegistryKind;
-  /** @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 100 */
+  /**
+   * Most connections open at once to each endpoint; requests beyond them wait in its pool.
+   * @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else no bound (undici's own default: a
+   * connection per request in flight, so long-lived responses never hold other calls back)
+   */
   connectionsPerEndpoint?: number;
   /** @defaultValue `MESH_PASSTHROUGH`, else true */
   passthrough?: boolean;

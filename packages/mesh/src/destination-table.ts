@@ -39,7 +39,7 @@ export interface DestinationTableDeps {
   clock: Clock;
   random: Random;
   logger: Logger;
-  connectionsPerEndpoint: number;
+  connectionsPerEndpoint: number | undefined;
   resolveTimeoutMs: number;
   /** `destinationIdleTimeoutMs`; 0 never evicts. */
   idleTimeoutMs: number;

@@ -29,7 +29,7 @@ export interface DestinationDeps {
   telemetry: StackParts['telemetry'];
   clock: Clock;
   logger: Logger;
-  connectionsPerEndpoint: number;
+  connectionsPerEndpoint: number | undefined;
   /** A routing target's `ConnectTimeout` for its pools; unset, the service's `connectTimeout`. */
   connectTimeoutMs?: number;
   /** The routing target's ID, for a destination over a subset: named when it has nothing to pick. */

@@ -13,7 +13,8 @@ import { errorCode, isLocalCode } from './transport-errors.js';
 /** What the pools need from their destination. */
 export interface EndpointPoolsDeps {
   service: string;
-  connectionsPerEndpoint: number;
+  /** Connections each endpoint's pool may open; `undefined`: no bound (undici's own default). */
+  connectionsPerEndpoint: number | undefined;
   /** Connect timeout in force, ms: a routing target's `ConnectTimeout`, else `connectTimeout`. */
   connectTimeoutMs(): number;
   /** The balancer in force (told when an endpoint's first connection opens or its last closes). */
@@ -55,7 +56,7 @@ export class EndpointPools {
   #pools = new Map<string, Pool>();
   #byEndpoint = new WeakMap<Endpoint, Pool>();
   /** The `connections` each pool was created with (resized pools are retired: see `resize`). */
-  #size = new WeakMap<Pool, number>();
+  #size = new WeakMap<Pool, number | null>();
   /** The `connectTimeout` each pool was created with (a changed one retires it: see `resize`). */
   #connectTimeout = new WeakMap<Pool, number>();
   /**
@@ -151,13 +152,15 @@ export class EndpointPools {
   /**
    * Connections for a new endpoint pool: `connectionsPerEndpoint`, or less when the destination has
    * an Envoy-style `maxConnections` — divided evenly over its current endpoints, at least one each.
+   * `null` is undici's "no bound": a pool opens a connection for each request in flight.
    */
-  #connectionsPerPool(): number {
+  #connectionsPerPool(): number | null {
     const perEndpoint = this.#deps.connectionsPerEndpoint;
     const max = this.#deps.maxConnections();
-    if (max === undefined) return perEndpoint;
+    if (max === undefined) return perEndpoint ?? null;
     const n = Math.max(1, this.#deps.endpointCount());
-    return Math.max(1, Math.min(perEndpoint, Math.floor(max / n)));
+    const share = Math.max(1, Math.floor(max / n));
+    return perEndpoint === undefined ? share : Math.min(perEndpoint, share);
   }
 
   /**

@@ -21,6 +21,9 @@ import type { Registry } from 'prom-client';
 import type { MeshOptions } from './api.js';
 
 /** Variables the mesh package itself reads. */
+/** The most `connectionsPerEndpoint` takes: Istio's `maxConnections` default, 2³²−1. */
+const MAX_CONNECTIONS = 4_294_967_295;
+
 export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
   {
     name: 'MESH_SERVICE_NAME',
@@ -42,9 +45,10 @@ export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
   },
   {
     name: 'MESH_CONNECTIONS_PER_ENDPOINT',
-    type: 'integer 1..4096',
-    defaultValue: '100',
-    description: 'Maximum keep-alive connections in the pool of each endpoint.',
+    type: 'integer 1..4294967295',
+    defaultValue: 'no bound',
+    description:
+      'Most connections open at once to each endpoint. Unset, a connection opens for each request in flight, as undici’s own pools and Istio (2³²−1) do, so long-lived responses (event streams, long polls, downloads) never hold other calls back; set, requests beyond it wait in the endpoint’s pool.',
   },
   {
     name: 'MESH_PASSTHROUGH',
@@ -99,7 +103,7 @@ export function readMeshEnv(env: Env, issues: Issues): MeshEnvSettings {
     configFile: envString(env, 'MESH_CONFIG_FILE'),
     registry: issues.try(() => envEnum(env, 'MESH_REGISTRY', REGISTRY_KINDS)),
     connectionsPerEndpoint: issues.try(() =>
-      envInteger(env, 'MESH_CONNECTIONS_PER_ENDPOINT', { min: 1, max: 4096 }),
+      envInteger(env, 'MESH_CONNECTIONS_PER_ENDPOINT', { min: 1, max: MAX_CONNECTIONS }),
     ),
     passthrough: issues.try(() => envBoolean(env, 'MESH_PASSTHROUGH')),
     hostHeader: issues.try(() => envEnum(env, 'MESH_HOST_HEADER', ['logical', 'endpoint'] as const)),
@@ -116,7 +120,8 @@ export interface MeshSettings {
   registry: RegistryKind | undefined;
   /** The registry as given (for messages), valid or not. */
   registryName: string | undefined;
-  connectionsPerEndpoint: number;
+  /** `undefined`: no bound. */
+  connectionsPerEndpoint: number | undefined;
   passthrough: boolean;
   hostHeader: 'logical' | 'endpoint';
   resolveTimeoutMs: number;
@@ -281,11 +286,12 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
         : fromEnv.registry,
     registryName: options.registry ?? fromEnv.registry,
     connectionsPerEndpoint:
-      issues.integer(
-        options.connectionsPerEndpoint ?? fromEnv.connectionsPerEndpoint ?? 100,
-        'options.connectionsPerEndpoint',
-        { min: 1, max: 4096 },
-      ) ?? 100,
+      options.connectionsPerEndpoint === undefined
+        ? fromEnv.connectionsPerEndpoint
+        : issues.integer(options.connectionsPerEndpoint, 'options.connectionsPerEndpoint', {
+            min: 1,
+            max: MAX_CONNECTIONS,
+          }),
     passthrough: options.passthrough ?? fromEnv.passthrough ?? true,
     hostHeader: options.hostHeader ?? fromEnv.hostHeader ?? 'logical',
     resolveTimeoutMs: options.resolveTimeoutMs ?? fromEnv.resolveTimeoutMs ?? 5000,
