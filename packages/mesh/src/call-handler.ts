@@ -274,8 +274,13 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
           rawOf(controller, 'rawHeaders') ?? toRaw(headers),
           () => controller.resume(),
           text ?? '',
-        ) === false
+        ) === false &&
+        status >= 200
       ) {
+        // `false` asks for a pause, except for a 1xx: undici's parser ignores what `onHeaders`
+        // returns for one, and fetch returns `false` for every 1xx. Paused there, the connection
+        // stayed paused past a final response with no body to pull (a 304 or 204 after a 103):
+        // the exchange never ended, holding its connection, its slots and `close()`.
         controller.pause();
       }
     } catch (error) {
