@@ -6,7 +6,8 @@
  * (and Istio's, 2³²−1): no bound. A bound the user sets still holds.
  */
 import type http from 'node:http';
-import { createMesh, type Dispatcher, type Mesh } from 'proxyless';
+import { createMesh, type Mesh } from 'proxyless';
+import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 
