@@ -68,9 +68,10 @@ export interface MeshOptions {
   /** @defaultValue `MESH_REGISTRY`, else `consul` when `CONSUL_HTTP_ADDR` is set */
   registry?: RegistryKind;
   /**
-   * Most connections open at once to each endpoint; requests beyond them wait in its pool.
-   * @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else no bound (undici's own default: a
-   * connection per request in flight, so long-lived responses never hold other calls back)
+   * Most connections open at once to each endpoint; requests beyond them wait in its pool. A
+   * long-lived response (an event stream, a long poll) holds its connection until it ends;
+   * 4294967295 is no bound (a connection per request in flight, as undici's own pools).
+   * @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 1024 (Envoy's default `max_connections`)
    */
   connectionsPerEndpoint?: number;
   /** @defaultValue `MESH_PASSTHROUGH`, else true */

@@ -2,8 +2,9 @@
  * Long-lived responses (server-sent events, long polls, downloads) each hold an HTTP/1.1
  * connection until they end. With a default of 100 connections per endpoint, the 101st call to a
  * service with 100 event streams open waited in the pool for one of them to end, with no timeout
- * by default: for ever, where undici and fetch answered at once. The default is now undici's own
- * (and Istio's, 2³²−1): no bound. A bound the user sets still holds.
+ * by default: for ever, where undici and fetch answered at once. The default is now Envoy's
+ * `max_connections`, 1024 per endpoint: a burst still waits for connections rather than opening
+ * one per call at once. A bound the user sets holds, up to 2³²−1 (no bound, as Istio).
  */
 import type http from 'node:http';
 import { createMesh, type Mesh } from 'proxyless';
@@ -54,7 +55,7 @@ function picked(mesh: Mesh): number | undefined {
 }
 
 describe('long-lived responses and the connections of an endpoint', () => {
-  it('a call to a service with 101 event streams open is answered at once (no bound by default)', async () => {
+  it('a call to a service with 101 event streams open is answered at once (1024 by default)', async () => {
     const server = await startServer('feed', streaming);
     servers.push(server);
     const mesh = createMesh({ env: {}, services: { feed: { endpoints: server.address } } });
@@ -64,6 +65,38 @@ describe('long-lived responses and the connections of an endpoint', () => {
     expect([r.statusCode, await r.body.text()]).toEqual([200, 'ok']);
     expect(server.connections.accepted).toBe(102);
   });
+
+  it('a burst beyond 1024 calls waits for the 1024 connections of the endpoint (Envoy max_connections)', async () => {
+    // The first 1024 calls are held until all 1024 have arrived (each on a connection of its own);
+    // then every one is answered, and the rest of the burst is served on those connections.
+    const held: http.ServerResponse[] = [];
+    let holding = true;
+    const server = await startServer('burst', (req, res) => {
+      req.resume();
+      if (!holding) {
+        res.end('ok');
+        return;
+      }
+      held.push(res);
+      if (held.length === 1024) {
+        holding = false;
+        for (const r of held) r.end('ok');
+      }
+    });
+    servers.push(server);
+    const mesh = createMesh({ env: {}, services: { feed: { endpoints: server.address } } });
+    meshes.push(mesh);
+    const signal = AbortSignal.timeout(20_000);
+    const statuses = await Promise.all(
+      Array.from({ length: 1100 }, async () => {
+        const r = await mesh.request('http://feed/burst', { signal });
+        await r.body.dump();
+        return r.statusCode;
+      }),
+    );
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1100);
+    expect(server.connections.accepted).toBe(1024);
+  }, 30_000);
 
   for (const [name, settings] of [
     ['connectionsPerEndpoint: 2', { env: {}, connectionsPerEndpoint: 2 }],
@@ -87,7 +120,7 @@ describe('long-lived responses and the connections of an endpoint', () => {
     });
   }
 
-  it('MESH_CONNECTIONS_PER_ENDPOINT takes up to 2³²−1, as Istio', () => {
+  it('MESH_CONNECTIONS_PER_ENDPOINT takes up to 2³²−1 (no bound, as Istio)', () => {
     const mesh = createMesh({ env: { MESH_CONNECTIONS_PER_ENDPOINT: '4294967295' } });
     meshes.push(mesh);
     expect(() => createMesh({ env: { MESH_CONNECTIONS_PER_ENDPOINT: '4294967296' } })).toThrow(
