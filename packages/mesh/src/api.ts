@@ -71,7 +71,8 @@ export interface MeshOptions {
    * Most connections open at once to each endpoint; requests beyond them wait in its pool. A
    * long-lived response (an event stream, a long poll) holds its connection until it ends;
    * 4294967295 is no bound (a connection per request in flight, as undici's own pools).
-   * @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 1024 (Envoy's default `max_connections`)
+   * @defaultValue `MESH_CONNECTIONS_PER_ENDPOINT`, else 1024 (Envoy's default `max_connections`),
+   * or a service's share of its `circuitBreaker.maxConnections`
    */
   connectionsPerEndpoint?: number;
   /** @defaultValue `MESH_PASSTHROUGH`, else true */

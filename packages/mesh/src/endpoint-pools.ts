@@ -11,9 +11,19 @@ import type { Dispatcher, Pool } from 'undici';
 import { errorCode, isLocalCode } from './transport-errors.js';
 
 /** What the pools need from their destination. */
+/**
+ * Connections per endpoint when neither `connectionsPerEndpoint` nor the destination's
+ * `maxConnections` says otherwise: Envoy's default `max_connections` (per cluster there). Not 100:
+ * over HTTP/1.1 a long-lived response holds its connection, and the 101st call to a service with
+ * 100 event streams open waited for one to end. Not unbounded: a burst of thousands of calls opened
+ * a connection each at once (the server's listen backlog overflowed: resets and connect timeouts
+ * charged to a healthy endpoint), where a bounded pool queues them.
+ */
+export const DEFAULT_CONNECTIONS = 1024;
+
 export interface EndpointPoolsDeps {
   service: string;
-  /** Connections each endpoint's pool may open; `undefined`: no bound (undici's own default). */
+  /** Connections each endpoint's pool may open, as set; `undefined`: {@link DEFAULT_CONNECTIONS}. */
   connectionsPerEndpoint: number | undefined;
   /** Connect timeout in force, ms: a routing target's `ConnectTimeout`, else `connectTimeout`. */
   connectTimeoutMs(): number;
@@ -56,7 +66,7 @@ export class EndpointPools {
   #pools = new Map<string, Pool>();
   #byEndpoint = new WeakMap<Endpoint, Pool>();
   /** The `connections` each pool was created with (resized pools are retired: see `resize`). */
-  #size = new WeakMap<Pool, number | null>();
+  #size = new WeakMap<Pool, number>();
   /** The `connectTimeout` each pool was created with (a changed one retires it: see `resize`). */
   #connectTimeout = new WeakMap<Pool, number>();
   /**
@@ -150,14 +160,14 @@ export class EndpointPools {
   }
 
   /**
-   * Connections for a new endpoint pool: `connectionsPerEndpoint`, or less when the destination has
-   * an Envoy-style `maxConnections` — divided evenly over its current endpoints, at least one each.
-   * `null` is undici's "no bound": a pool opens a connection for each request in flight.
+   * Connections for a new endpoint pool: `connectionsPerEndpoint` when set; the destination's
+   * Envoy-style `maxConnections` divided evenly over its current endpoints (at least one each), and
+   * never above `connectionsPerEndpoint` when both are set; else {@link DEFAULT_CONNECTIONS}.
    */
-  #connectionsPerPool(): number | null {
+  #connectionsPerPool(): number {
     const perEndpoint = this.#deps.connectionsPerEndpoint;
     const max = this.#deps.maxConnections();
-    if (max === undefined) return perEndpoint ?? null;
+    if (max === undefined) return perEndpoint ?? DEFAULT_CONNECTIONS;
     const n = Math.max(1, this.#deps.endpointCount());
     const share = Math.max(1, Math.floor(max / n));
     return perEndpoint === undefined ? share : Math.min(perEndpoint, share);

@@ -23,14 +23,6 @@ import type { MeshOptions } from './api.js';
 /** Variables the mesh package itself reads. */
 /** The most `connectionsPerEndpoint` takes: Istio's `maxConnections` default, 2³²−1 (no bound). */
 const MAX_CONNECTIONS = 4_294_967_295;
-/**
- * Connections per endpoint by default: Envoy's default `max_connections` (per cluster, here per
- * endpoint). Not 100: over HTTP/1.1 a long-lived response holds its connection, and the 101st call
- * to a service with 100 event streams open waited for one to end. Not unbounded: a burst of
- * thousands of calls opened a connection each at once (SYN backlog overflow at the server: resets
- * and connect timeouts charged to a healthy endpoint, where a bounded pool queues them).
- */
-const DEFAULT_CONNECTIONS = 1024;
 
 export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
   {
@@ -56,7 +48,7 @@ export const meshEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'integer 1..4294967295',
     defaultValue: '1024',
     description:
-      'Most connections open at once to each endpoint (Envoy’s default `max_connections`); requests beyond them wait in the endpoint’s pool for one to come free. A long-lived response (an event stream, a long poll, a download) holds its connection until it ends; 4294967295 (2³²−1, Istio’s default) is no bound, a connection per request in flight, as undici’s own pools.',
+      'Most connections open at once to each endpoint (Envoy’s default `max_connections`; a service’s `circuitBreaker.maxConnections` shares replace the default, and are capped by this variable when it is set); requests beyond them wait in the endpoint’s pool for one to come free. A long-lived response (an event stream, a long poll, a download) holds its connection until it ends; 4294967295 (2³²−1, Istio’s default) is no bound, a connection per request in flight, as undici’s own pools.',
   },
   {
     name: 'MESH_PASSTHROUGH',
@@ -128,7 +120,8 @@ export interface MeshSettings {
   registry: RegistryKind | undefined;
   /** The registry as given (for messages), valid or not. */
   registryName: string | undefined;
-  connectionsPerEndpoint: number;
+  /** As set (option or variable); unset, the endpoint pools' default applies. */
+  connectionsPerEndpoint: number | undefined;
   passthrough: boolean;
   hostHeader: 'logical' | 'endpoint';
   resolveTimeoutMs: number;
@@ -294,11 +287,11 @@ export function meshSettings(options: MeshOptions, env: Env, issues: Issues): Me
     registryName: options.registry ?? fromEnv.registry,
     connectionsPerEndpoint:
       options.connectionsPerEndpoint === undefined
-        ? (fromEnv.connectionsPerEndpoint ?? DEFAULT_CONNECTIONS)
-        : (issues.integer(options.connectionsPerEndpoint, 'options.connectionsPerEndpoint', {
+        ? fromEnv.connectionsPerEndpoint
+        : issues.integer(options.connectionsPerEndpoint, 'options.connectionsPerEndpoint', {
             min: 1,
             max: MAX_CONNECTIONS,
-          }) ?? DEFAULT_CONNECTIONS),
+          }),
     passthrough: options.passthrough ?? fromEnv.passthrough ?? true,
     hostHeader: options.hostHeader ?? fromEnv.hostHeader ?? 'logical',
     resolveTimeoutMs: options.resolveTimeoutMs ?? fromEnv.resolveTimeoutMs ?? 5000,

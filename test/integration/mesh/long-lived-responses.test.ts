@@ -7,7 +7,7 @@
  * one per call at once. A bound the user sets holds, up to 2³²−1 (no bound, as Istio).
  */
 import type http from 'node:http';
-import { createMesh, type Mesh } from 'proxyless';
+import { createMesh, type Mesh, type MeshOptions } from 'proxyless';
 import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
@@ -66,9 +66,12 @@ describe('long-lived responses and the connections of an endpoint', () => {
     expect(server.connections.accepted).toBe(102);
   });
 
-  it('a burst beyond 1024 calls waits for the 1024 connections of the endpoint (Envoy max_connections)', async () => {
-    // The first 1024 calls are held until all 1024 have arrived (each on a connection of its own);
-    // then every one is answered, and the rest of the burst is served on those connections.
+  /**
+   * A burst of `total` calls whose first `connections` are held until all of them have arrived
+   * (each on a connection of its own); then every one is answered, and the rest of the burst is
+   * served on those connections. Returns the connections the server accepted.
+   */
+  async function heldBurst(options: MeshOptions, connections: number, total: number): Promise<number> {
     const held: http.ServerResponse[] = [];
     let holding = true;
     const server = await startServer('burst', (req, res) => {
@@ -78,25 +81,46 @@ describe('long-lived responses and the connections of an endpoint', () => {
         return;
       }
       held.push(res);
-      if (held.length === 1024) {
+      if (held.length === connections) {
         holding = false;
         for (const r of held) r.end('ok');
       }
     });
     servers.push(server);
-    const mesh = createMesh({ env: {}, services: { feed: { endpoints: server.address } } });
+    const mesh = createMesh({
+      env: {},
+      ...options,
+      services: { feed: { endpoints: server.address, ...options.services?.feed } },
+    });
     meshes.push(mesh);
     const signal = AbortSignal.timeout(20_000);
     const statuses = await Promise.all(
-      Array.from({ length: 1100 }, async () => {
+      Array.from({ length: total }, async () => {
         const r = await mesh.request('http://feed/burst', { signal });
         await r.body.dump();
         return r.statusCode;
       }),
     );
-    expect(statuses.filter((s) => s === 200)).toHaveLength(1100);
-    expect(server.connections.accepted).toBe(1024);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(total);
+    return server.connections.accepted;
+  }
+
+  it('a burst beyond 1024 calls waits for the 1024 connections of the endpoint (Envoy max_connections)', async () => {
+    expect(await heldBurst({}, 1024, 1100)).toBe(1024);
   }, 30_000);
+
+  it('a service whose circuitBreaker.maxConnections gives an endpoint more than 1024 gets them', async () => {
+    const options: MeshOptions = { services: { feed: { circuitBreaker: { maxConnections: 1100 } } } };
+    expect(await heldBurst(options, 1100, 1150)).toBe(1100);
+  }, 30_000);
+
+  it('connectionsPerEndpoint, when set, caps a maxConnections share', async () => {
+    const options: MeshOptions = {
+      connectionsPerEndpoint: 3,
+      services: { feed: { circuitBreaker: { maxConnections: 10 } } },
+    };
+    expect(await heldBurst(options, 3, 20)).toBe(3);
+  });
 
   for (const [name, settings] of [
     ['connectionsPerEndpoint: 2', { env: {}, connectionsPerEndpoint: 2 }],

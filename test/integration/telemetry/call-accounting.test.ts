@@ -277,7 +277,8 @@ describe('one logical call, accounted once', () => {
       services: {
         queued: {
           endpoints: upstream.address,
-          perTryTimeout: '100ms',
+          // Long enough for the streaming call's own head on a loaded machine (it is timed too).
+          perTryTimeout: '1s',
           retry: false,
           circuitBreaker: { maxConnections: 1 },
         },

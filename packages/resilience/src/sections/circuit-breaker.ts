@@ -118,7 +118,7 @@ export const circuitBreakerSection = Section(
       maxConnections: int(
         1,
         undefined,
-        'Envoy threshold: connections to the destination as a whole, divided evenly over its endpoints’ pools, rounding down (at least one each, as Envoy keeps at least one connection for a host it picks: with fewer connections than endpoints, one per endpoint; never above `connectionsPerEndpoint`); requests beyond them wait in the pools.',
+        'Envoy threshold: connections to the destination as a whole, divided evenly over its endpoints’ pools, rounding down (at least one each, as Envoy keeps at least one connection for a host it picks: with fewer connections than endpoints, one per endpoint; never above `connectionsPerEndpoint` when that is set, while the default of 1024 per endpoint gives way to it); requests beyond them wait in the pools.',
       ),
       maxPendingRequests: int(
         0,
