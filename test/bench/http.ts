@@ -3,7 +3,7 @@
  * alternating rounds, medians. Baseline (1.00) is `undici.request` on a `Pool` to the same backend.
  */
 import { createMesh } from 'proxyless';
-import { Pool, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import { Agent, Pool, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { startBackend } from './backends.js';
 import { type BenchOptions, type BenchSection, median, quantile } from './harness.js';
 
@@ -68,6 +68,11 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   // nothing. undici wraps the caller's handler into its controller-style API for the interceptor
   // and back for the pool, as it does for every interceptor (`Dispatcher.compose`).
   const composed = pool.compose((dispatch) => (opts, handler) => dispatch(opts, handler));
+  // The same reference for fetch: undici's fetch over an Agent behind one interceptor that does
+  // nothing. fetch's handler is an old-style one, so undici wraps it into the controller API for
+  // the interceptor and back for the Agent's pool — what every interceptor stack costs fetch.
+  const agent = new Agent({ connections: 100 });
+  const composedAgent = agent.compose((dispatch) => (opts, handler) => dispatch(opts, handler));
   const mesh = createMesh({ env: {}, services: { bench: { endpoints: `127.0.0.1:${backend.port}` } } });
   // The same mesh with every resilience policy off: what the mesh itself costs.
   const bare = createMesh({
@@ -96,6 +101,10 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     ['mesh.request, no policies', async () => consume((await bare.request('http://bench/')).body)],
     ['undici.fetch', async () => void (await (await undiciFetch(`${origin}/`)).text())],
     ['mesh.fetch', async () => void (await (await mesh.fetch('http://bench/')).text())],
+    [
+      'undici.fetch, Agent + one no-op interceptor',
+      async () => void (await (await undiciFetch(`${origin}/`, { dispatcher: composedAgent })).text()),
+    ],
     ['global fetch', async () => void (await (await fetch(`${origin}/`)).text())],
     ['global fetch after mesh.install()', async () => void (await (await fetch('http://bench/')).text())],
   ];
@@ -127,6 +136,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
     await mesh.close();
     await bare.close();
     await pool.close();
+    await agent.close();
   }
   try {
     // With the other meshes closed: their own periodic timers (a breaker's rolling window re-arms
@@ -165,11 +175,13 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
       cpu: median(rs.map((r, i) => b[i]!.cpuUsPerReq / r.cpuUsPerReq)),
     };
   };
-  const agent = 'undici.request(url) (Agent)';
-  const meshAgent = versus('mesh.request', agent);
-  const bareAgent = versus('mesh.request, no policies', agent);
+  const viaAgent = 'undici.request(url) (Agent)';
+  const meshAgent = versus('mesh.request', viaAgent);
+  const bareAgent = versus('mesh.request, no policies', viaAgent);
   const fetchVs = versus('mesh.fetch', 'undici.fetch');
   const meshFetch = fetchVs.rps;
+  const noopFetch = versus('undici.fetch, Agent + one no-op interceptor', 'undici.fetch');
+  const meshVsNoopFetch = versus('mesh.fetch', 'undici.fetch, Agent + one no-op interceptor');
   return [
     {
       title: 'HTTP client overhead (loopback, 32 concurrent callers)',
@@ -182,6 +194,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
         `timers (other than undici's one shared connection timer) added by 1,000 more mesh.request calls with timeout and perTryTimeout set, once they ended: ${leftTimers} (target 0: ${leftTimers <= 0 ? 'met' : 'NOT met'})`,
         `mesh.fetch / undici.fetch, round by round = ${meshFetch.toFixed(2)} (target ≥ 0.95: ${meshFetch >= 0.95 ? 'met' : 'NOT met'}); by client CPU per request ${fetchVs.cpu.toFixed(2)}`,
         `reference: one interceptor that does nothing, composed on the same Pool with undici's Dispatcher.compose = ${noopReq.toFixed(2)} of the Pool`,
+        `reference for fetch: undici.fetch over an Agent composed with one interceptor that does nothing = ${noopFetch.rps.toFixed(2)} of undici.fetch (CPU ${noopFetch.cpu.toFixed(2)}); mesh.fetch against it = ${meshVsNoopFetch.rps.toFixed(2)} (CPU ${meshVsNoopFetch.cpu.toFixed(2)})`,
       ],
     },
   ];
