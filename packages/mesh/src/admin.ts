@@ -4,13 +4,13 @@
  */
 
 import type { Clock, Logger, MeshError } from '@proxyless/core';
-import { serviceView, type Telemetry } from '@proxyless/telemetry';
+import { type ServiceView, serviceView, type TargetView, type Telemetry } from '@proxyless/telemetry';
 import type { Mesh } from './api.js';
 import type { DestinationTable } from './destination-table.js';
 
 export interface AdminDeps {
   telemetry: Telemetry;
-  mesh: Pick<Mesh, 'services' | 'endpoints' | 'stats'>;
+  mesh: Pick<Mesh, 'services' | 'endpoints' | 'stats' | 'routes'>;
   /** The running service's name (`/config_dump`). */
   serviceName: string;
   destinations: DestinationTable;
@@ -32,14 +32,17 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
   return telemetry
     .startAdmin({
       services: () =>
-        mesh.services().map((name) =>
-          serviceView(name, {
+        mesh.services().map((name) => {
+          const stats = mesh.stats(name);
+          const view = serviceView(name, {
             set: mesh.endpoints(name),
-            stats: mesh.stats(name),
+            stats,
             now: clock.now(),
             connections: (id) => destinations.byService.get(name)?.connections(id),
-          }),
-        ),
+          });
+          const targets = targetViews(mesh, destinations, name, stats?.targets, clock.now());
+          return targets === undefined ? view : { ...view, targets };
+        }),
       ready: deps.ready,
       configDump: () => ({
         ...(destinations.configDump(deps.serviceName) as Record<string, unknown>),
@@ -55,4 +58,42 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
         return undefined;
       },
     );
+}
+
+/**
+ * The routing targets of a routed service as the admin server lists them: each target's
+ * destination (the first built for its ID; a target reached through routes with different
+ * overrides has one destination per override set, over the same endpoints), with the stats
+ * `mesh.stats(name).targets` gives and the open connections of every destination of that ID.
+ */
+function targetViews(
+  mesh: Pick<Mesh, 'routes'>,
+  destinations: DestinationTable,
+  name: string,
+  stats: NonNullable<ReturnType<Mesh['stats']>>['targets'],
+  now: number,
+): TargetView[] | undefined {
+  const chain = mesh.routes(name);
+  if (chain === undefined || stats === undefined) return undefined;
+  const out: TargetView[] = [];
+  for (const [id, targetStats] of Object.entries(stats)) {
+    const target = chain.targets.get(id);
+    if (target === undefined) continue;
+    const built = [...destinations.targets].filter(([key]) => key.slice(0, key.indexOf('|')) === id);
+    const view: ServiceView = serviceView(id, {
+      set: built[0]?.[1].endpointSet,
+      stats: targetStats,
+      now,
+      connections: (endpoint) => {
+        let sum: number | undefined;
+        for (const [, d] of built) {
+          const n = d.connections(endpoint);
+          if (n !== undefined) sum = (sum ?? 0) + n;
+        }
+        return sum;
+      },
+    });
+    out.push({ ...view, service: target.service, ...(target.subset ? { subset: target.subset } : {}) });
+  }
+  return out;
 }

@@ -19,6 +19,8 @@ export const ADMIN_PAGE = `<!doctype html>
   section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px; }
   h2 { font-size: 15px; margin: 0 0 8px; }
   h3 { font-size: 14px; margin: 14px 0 6px; display: flex; gap: 8px; align-items: center; }
+  h4 { font-size: 13px; margin: 10px 0 4px; display: flex; gap: 8px; align-items: center; }
+  .target { margin-left: 18px; }
   table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
   th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
   th { color: var(--mute); font-weight: 600; }
@@ -58,25 +60,30 @@ function endpointState(e) {
   return badge("healthy", "ok");
 }
 function num(v, digits) { return v === undefined || v === null ? "–" : Number(v).toFixed(digits || 0); }
+function serviceBlock(s, target) {
+  const usable = s.endpoints.filter((e) => !e.ejected && !e.unreachable && e.health !== "critical").length;
+  const title = el(target ? "h4" : "h3", target ? { "data-target": s.name } : { "data-service": s.name }, (target ? "\u21b3 " : "") + s.name,
+    badge(usable + "/" + s.endpoints.length + " usable", usable === 0 ? "bad" : usable < s.endpoints.length ? "warn" : "ok"));
+  if (s.circuitBreaker) title.append(badge("breaker " + s.circuitBreaker, s.circuitBreaker === "closed" ? "ok" : "bad"));
+  if (s.stale) title.append(badge(s.staleForMs !== undefined ? "stale " + Math.round(s.staleForMs / 1000) + " s" : "stale", "warn"));
+  if (s.panic) title.append(badge("panic", "bad"));
+  if (!s.resolved) title.append(badge("resolving", "warn"));
+  title.append(el("span", { class: "mute" }, [target ? "target" : "", s.policy, s.source, s.version !== undefined ? "v" + s.version : ""].filter(Boolean).join(" \u00b7 ")));
+  const table = el("table", {}, el("tr", {}, ...["endpoint", "state", "in flight", "EWMA ms", "requests", "failures", "conns", "zone"].map((h) => el("th", {}, h))));
+  for (const e of s.endpoints) {
+    table.append(el("tr", { "data-endpoint": e.id }, el("td", {}, e.id), el("td", {}, endpointState(e)), el("td", {}, num(e.inFlight)),
+      el("td", {}, num(e.ewmaMs, 1)), el("td", {}, num(e.requests)), el("td", {}, num(e.failures)), el("td", {}, num(e.connections)), el("td", {}, e.zone || "")));
+  }
+  return [title, table];
+}
 function renderServices(services) {
   const root = document.getElementById("services");
   root.replaceChildren();
   if (services.length === 0) root.append(el("p", { class: "mute" }, "no services yet"));
   for (const s of services) {
-    const usable = s.endpoints.filter((e) => !e.ejected && !e.unreachable && e.health !== "critical").length;
-    const title = el("h3", { "data-service": s.name }, s.name,
-      badge(usable + "/" + s.endpoints.length + " usable", usable === 0 ? "bad" : usable < s.endpoints.length ? "warn" : "ok"));
-    if (s.circuitBreaker) title.append(badge("breaker " + s.circuitBreaker, s.circuitBreaker === "closed" ? "ok" : "bad"));
-    if (s.stale) title.append(badge(s.staleForMs !== undefined ? "stale " + Math.round(s.staleForMs / 1000) + " s" : "stale", "warn"));
-    if (s.panic) title.append(badge("panic", "bad"));
-    if (!s.resolved) title.append(badge("resolving", "warn"));
-    title.append(el("span", { class: "mute" }, [s.policy, s.source, s.version !== undefined ? "v" + s.version : ""].filter(Boolean).join(" · ")));
-    const table = el("table", {}, el("tr", {}, ...["endpoint", "state", "in flight", "EWMA ms", "requests", "failures", "conns", "zone"].map((h) => el("th", {}, h))));
-    for (const e of s.endpoints) {
-      table.append(el("tr", { "data-endpoint": e.id }, el("td", {}, e.id), el("td", {}, endpointState(e)), el("td", {}, num(e.inFlight)),
-        el("td", {}, num(e.ewmaMs, 1)), el("td", {}, num(e.requests)), el("td", {}, num(e.failures)), el("td", {}, num(e.connections)), el("td", {}, e.zone || "")));
-    }
-    root.append(title, table);
+    root.append(...serviceBlock(s, false));
+    // A routed service's calls go through its routing targets: each its own destination.
+    for (const t of s.targets || []) root.append(el("div", { class: "target" }, ...serviceBlock(t, true)));
   }
 }
 function renderEvents(events) {

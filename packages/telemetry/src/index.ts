@@ -69,4 +69,5 @@ export {
   type ServiceView,
   type ServiceViewSource,
   serviceView,
+  type TargetView,
 } from './views.js';

@@ -39,6 +39,23 @@ export interface ServiceView {
   readonly panic?: boolean;
   readonly circuitBreaker?: BreakerState;
   readonly endpoints: readonly EndpointView[];
+  /**
+   * For a service with a routing chain: the destination of each routing target its routes and
+   * splits lead to (built so far), by target ID. A routed call goes through these, not through the
+   * service's own destination, so their endpoints carry the service's traffic (Envoy lists each
+   * target as a cluster of its own).
+   */
+  readonly targets?: readonly TargetView[];
+}
+
+/** A routing target's destination (a service, or a subset of it), as `/clusters` lists it under the routed service. */
+export interface TargetView extends Omit<ServiceView, 'targets'> {
+  /** The target ID (`v2.web.default.default.dc1`). */
+  readonly name: string;
+  /** The service whose endpoints the target takes. */
+  readonly service: string;
+  /** The service-resolver subset, when the target is one (`v2`). */
+  readonly subset?: string;
 }
 
 /** One recent event, as `/events` and the page list them. */

@@ -63,11 +63,21 @@ describe.skipIf(!browserBin.available)(`admin page in headless Chromium ${browse
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`${admin.url}/?refresh=200`);
-    await expect.poll(() => page.locator('h3[data-service]').count(), { timeout: 10_000 }).toBe(2);
+    await expect.poll(() => page.locator('h3[data-service]').count(), { timeout: 10_000 }).toBe(3);
     expect(await page.locator('h3[data-service="payments"]').textContent()).toContain('3/3 usable');
     expect(await page.locator('#ready').textContent()).toBe('ready');
     expect(await page.locator('h3[data-service="inventory"]').textContent()).toContain('stale');
     expect(await page.locator('tr[data-endpoint="10.0.0.3:8080"]').textContent()).not.toContain('ejected');
+    // A routed service's targets, each under it with its own endpoints, breaker and ejections.
+    const v2 = page.locator('h4[data-target="v2.web.default.default.dc1"]');
+    expect(await v2.textContent()).toContain('0/1 usable');
+    expect(await v2.textContent()).toContain('breaker open');
+    expect(await page.locator('h4[data-target="v1.web.default.default.dc1"]').textContent()).toContain(
+      '1/1 usable',
+    );
+    expect(await page.locator('.target tr[data-endpoint="10.0.2.2:8080"]').textContent()).toContain(
+      'ejected',
+    );
 
     eject(f, 'payments', '10.0.0.3:8080');
     const row = page.locator('tr[data-endpoint="10.0.0.3:8080"]');

@@ -67,7 +67,7 @@ describe('admin server', () => {
     expect(config.type).toContain('application/json');
     expect(JSON.parse(config.body)).toEqual(f.config);
     const clusters = JSON.parse((await get('/clusters')).body);
-    expect(clusters.services.map((s: { name: string }) => s.name)).toEqual(['payments', 'inventory']);
+    expect(clusters.services.map((s: { name: string }) => s.name)).toEqual(['payments', 'inventory', 'web']);
     expect(clusters.services[0].endpoints[0]).toMatchObject({
       id: '10.0.0.1:8080',
       inFlight: 3,

@@ -1,0 +1,106 @@
+/**
+ * `/clusters` of a routed service (probe45): a routed call goes through the destination of its
+ * routing target, not the service's own, so the admin server lists each target the service's
+ * routes and splits lead to, under the service, with the endpoints that took the traffic — a
+ * canary's v1 and v2, and another service a route sends to. Before, `/clusters` showed only the
+ * service's own destination (every endpoint at 0 requests) and no sign of the targets.
+ */
+import { Registry } from 'prom-client';
+import { createConfigSource, createMesh, type Mesh } from 'proxyless';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Servers, startServers, webEntries } from '../routing/scenario.js';
+
+interface EndpointJson {
+  id: string;
+  requests?: number;
+  failures?: number;
+  connections?: number;
+}
+interface TargetJson {
+  name: string;
+  service: string;
+  subset?: string;
+  resolved: boolean;
+  circuitBreaker?: string;
+  endpoints: EndpointJson[];
+}
+interface ServiceJson {
+  name: string;
+  endpoints: EndpointJson[];
+  targets?: TargetJson[];
+}
+
+describe('/clusters of a routed service', () => {
+  let servers: Servers;
+  let mesh: Mesh;
+  let url: string;
+  const endpoint = (version: string, address: string) => {
+    const [host, port] = address.split(':');
+    return { address: host!, port: Number(port), metadata: { version } };
+  };
+
+  beforeAll(async () => {
+    servers = await startServers();
+    mesh = createMesh({
+      env: { MESH_ADMIN_PORT: '0' },
+      metrics: { registry: new Registry() },
+      configSource: createConfigSource('routes', {
+        services: {
+          web: { endpoints: [endpoint('v1', servers.v1.address), endpoint('v2', servers.v2.address)] },
+          admin: { endpoints: servers.admin.address },
+          // A service with no chain.
+          plain: { endpoints: servers.admin.address },
+        },
+        // Consul's examples: v2 gets 0 % of the split, the x-canary header, and /admin/ goes to admin.
+        configEntries: webEntries(0) as never,
+      }),
+    });
+    url = (await mesh.admin()) as string;
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    await servers?.close();
+  });
+
+  const clusters = async (): Promise<ServiceJson[]> =>
+    ((await (await fetch(`${url}/clusters`)).json()) as { services: ServiceJson[] }).services;
+  const call = async (path: string, headers: Record<string, string> = {}) => {
+    const r = await mesh.request(`http://web${path}`, { headers });
+    return `${r.statusCode} ${await r.body.text()}`;
+  };
+
+  it('lists every target the routes led to, with the endpoints that took its calls', async () => {
+    for (let i = 0; i < 3; i++) expect(await call('/x')).toBe('200 v1 /x');
+    for (let i = 0; i < 2; i++) expect(await call('/x', { 'x-canary': '1' })).toBe('200 v2 /x');
+    expect(await call('/admin/y')).toBe('200 admin /y');
+    await (await mesh.request('http://plain/')).body.dump();
+
+    const services = await clusters();
+    const web = services.find((s) => s.name === 'web');
+    const byId = new Map((web?.targets ?? []).map((t) => [t.name, t]));
+    expect([...byId.keys()].sort()).toEqual([
+      'admin.default.default.dc1',
+      'v1.web.default.default.dc1',
+      'v2.web.default.default.dc1',
+    ]);
+    const v1 = byId.get('v1.web.default.default.dc1')!;
+    expect(v1).toMatchObject({ service: 'web', subset: 'v1', resolved: true, circuitBreaker: 'closed' });
+    expect(v1.endpoints).toEqual([
+      expect.objectContaining({ id: servers.v1.address, requests: 3, failures: 0 }),
+    ]);
+    // Its pool's connections (the keep-alive ones those calls opened).
+    expect(v1.endpoints[0]?.connections).toBeGreaterThanOrEqual(1);
+    const v2 = byId.get('v2.web.default.default.dc1')!;
+    expect(v2).toMatchObject({ service: 'web', subset: 'v2' });
+    expect(v2.endpoints).toEqual([expect.objectContaining({ id: servers.v2.address, requests: 2 })]);
+    const admin = byId.get('admin.default.default.dc1')!;
+    expect(admin.service).toBe('admin');
+    expect(admin.subset).toBeUndefined();
+    expect(admin.endpoints).toEqual([expect.objectContaining({ id: servers.admin.address, requests: 1 })]);
+    // The service's own destination took none of it; a service with no chain lists no targets.
+    expect(web?.endpoints.map((e) => e.requests ?? 0)).toEqual([0, 0]);
+    const plain = services.find((s) => s.name === 'plain');
+    expect(plain?.targets).toBeUndefined();
+    expect(plain?.endpoints).toEqual([expect.objectContaining({ requests: 1 })]);
+  });
+});
