@@ -7,6 +7,7 @@ import type { Clock, Logger, MeshError } from '@proxyless/core';
 import { type ServiceView, serviceView, type TargetView, type Telemetry } from '@proxyless/telemetry';
 import type { Mesh } from './api.js';
 import type { DestinationTable } from './destination-table.js';
+import { chainDump } from './routing/dump.js';
 
 export interface AdminDeps {
   telemetry: Telemetry;
@@ -44,11 +45,15 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
           return targets === undefined ? view : { ...view, targets };
         }),
       ready: deps.ready,
-      configDump: () => ({
-        ...(destinations.configDump(deps.serviceName) as Record<string, unknown>),
-        document: deps.document(),
-        routing: deps.routing(),
-      }),
+      configDump: () => {
+        const dump = destinations.configDump(deps.serviceName) as { services: Record<string, object> };
+        // A service with a routing chain: its routes, splits and targets (Envoy's route config).
+        for (const [name, entry] of Object.entries(dump.services)) {
+          const chain = mesh.routes(name);
+          if (chain !== undefined) dump.services[name] = { ...entry, routes: chainDump(chain) };
+        }
+        return { ...dump, document: deps.document(), routing: deps.routing() };
+      },
     })
     .then(
       (server) => server?.url,

@@ -103,4 +103,37 @@ describe('/clusters of a routed service', () => {
     expect(plain?.targets).toBeUndefined();
     expect(plain?.endpoints).toEqual([expect.objectContaining({ requests: 1 })]);
   });
+
+  it('/config_dump shows the chain in force: routes as written, where each leads, and every target', async () => {
+    const dump = (await (await fetch(`${url}/config_dump`)).json()) as {
+      services: Record<string, { routes?: Record<string, unknown> }>;
+    };
+    const routes = dump.services.web?.routes as {
+      routes: Array<Record<string, unknown>>;
+      targets: Record<string, Record<string, unknown>>;
+    };
+    expect(routes.routes.map((r) => r.target ?? r.splitter)).toEqual([
+      'v2.web.default.default.dc1',
+      'admin.default.default.dc1',
+      // The splitter node, named as Consul's compiled chain names it.
+      'web.default.default',
+    ]);
+    expect(routes.routes[1]).toMatchObject({
+      match: { HTTP: { PathPrefix: '/admin/' } },
+      destination: { Service: 'admin', PrefixRewrite: '/' },
+    });
+    // Consul's implicit catch-all route last, to the splitter and its weights.
+    expect(routes.routes[2]).toMatchObject({ match: { HTTP: { PathPrefix: '/' } } });
+    expect(routes.routes[2]?.splits).toEqual([
+      expect.objectContaining({ weight: 100, target: 'v1.web.default.default.dc1' }),
+      expect.objectContaining({ weight: 0, target: 'v2.web.default.default.dc1' }),
+    ]);
+    expect(routes.targets['v1.web.default.default.dc1']).toMatchObject({
+      service: 'web',
+      subset: 'v1',
+      filter: 'Service.Meta.version == "v1"',
+      failover: ['v2.web.default.default.dc1'],
+    });
+    expect(dump.services.plain?.routes).toBeUndefined();
+  });
 });
