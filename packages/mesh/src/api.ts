@@ -236,10 +236,18 @@ export type MeshEvent =
    * target of the whole service, reports without `target`).
    */
   | { type: 'endpoints_changed'; service: string; set: EndpointSet; target?: string }
-  /** Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts. */
-  | { type: 'balancer'; service: string; event: BalancerEvent }
-  /** The destination's circuit breaker changed state. */
-  | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open' }
+  /**
+   * Panic mode, locality spill-over, outlier ejection/readmission, health-check verdicts.
+   * `target`: the routing target (its ID) of a service subset whose destination's balancer this
+   * is, as for `endpoints_changed`.
+   */
+  | { type: 'balancer'; service: string; event: BalancerEvent; target?: string }
+  /**
+   * The destination's circuit breaker changed state. `target`: the routing target (its ID) of a
+   * service subset whose destination's breaker this is (a canary's v2 breaker opening is not the
+   * service's: its other subsets keep theirs).
+   */
+  | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open'; target?: string }
   /**
    * A service's destination was released: idle for `destinationIdleTimeoutMs`, or no longer named
    * by the config document (and known to no other registry). No other event of it follows until

@@ -70,7 +70,8 @@ export function destinationDeps(
           clock,
           random,
           logger,
-          onBreakerStateChange: (service, state) => events.fire({ type: 'circuit_breaker', service, state }),
+          onBreakerStateChange: (service, state) =>
+            events.fire({ type: 'circuit_breaker', service, state, ...(target ? { target } : {}) }),
           healthChecks,
           ...(previous === undefined && rateLimitBucket ? { rateLimitBucket } : {}),
           ...(earlierCalls ? { earlierCalls } : {}),
@@ -80,7 +81,8 @@ export function destinationDeps(
     ...(target ? { target } : {}),
     onSetChange: (s, set) =>
       events.fire({ type: 'endpoints_changed', service: s, set, ...(target ? { target } : {}) }),
-    onBalancerEvent: (event) => events.fire({ type: 'balancer', service: event.service, event }),
+    onBalancerEvent: (event) =>
+      events.fire({ type: 'balancer', service: event.service, event, ...(target ? { target } : {}) }),
     onResolverError: (s, error) => {
       if (!reporting()) return;
       // Once per service: one failure of a source that serves several (a rejected config

@@ -91,8 +91,20 @@ export type TelemetryEvent =
       readonly set: EndpointSetLike;
       readonly target?: string;
     }
-  | { readonly type: 'balancer'; readonly service: string; readonly event: BalancerEventLike }
-  | { readonly type: 'circuit_breaker'; readonly service: string; readonly state: BreakerState }
+  /** `target`: a service subset's routing target (its ID), whose destination's balancer this is. */
+  | {
+      readonly type: 'balancer';
+      readonly service: string;
+      readonly event: BalancerEventLike;
+      readonly target?: string;
+    }
+  /** `target`: a service subset's routing target (its ID), whose destination's breaker this is. */
+  | {
+      readonly type: 'circuit_breaker';
+      readonly service: string;
+      readonly state: BreakerState;
+      readonly target?: string;
+    }
   /** The admin server could not listen: reported, never counted as a rejected config version. */
   | { readonly type: 'admin_failed'; readonly error: ErrorLike }
   /** The destination was removed (config change): its series are dropped. */

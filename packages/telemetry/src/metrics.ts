@@ -189,6 +189,9 @@ class PromMeshMetrics implements MeshMetrics {
         return;
       case 'circuit_breaker': {
         this.#live(event.service);
+        // A routing target's subset: the service's gauge follows the service's own breaker (a
+        // canary subset's breaker opening is not the service's; /clusters shows each target's).
+        if (event.target !== undefined) return;
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
         for (const s of BREAKER_STATES)

@@ -160,10 +160,16 @@ export function describeEvent(event: TelemetryEvent, time: string): EventView {
       );
       if (e.healthy !== undefined) extra.push(e.healthy ? 'healthy' : 'unhealthy');
       if (extra.length > 0) parts.push(`(${extra.join(', ')})`);
-      return { time, type: e.type, service: event.service, detail: parts.join(' ') };
+      const on = event.target !== undefined ? `target ${event.target}: ` : '';
+      return { time, type: e.type, service: event.service, detail: on + parts.join(' ') };
     }
     case 'circuit_breaker':
-      return { time, type: event.type, service: event.service, detail: `circuit ${event.state}` };
+      return {
+        time,
+        type: event.type,
+        service: event.service,
+        detail: `${event.target !== undefined ? `target ${event.target}: ` : ''}circuit ${event.state}`,
+      };
     case 'service_removed':
       return { time, type: event.type, service: event.service, detail: 'destination removed' };
   }
