@@ -41,21 +41,26 @@ export async function startServers(): Promise<Servers> {
   };
 }
 
+/** `web`'s service-resolver: subsets v1 and v2 by `Meta.version`, v1 by default. */
+export function versionResolver(extra: Record<string, unknown> = {}) {
+  return {
+    Kind: 'service-resolver',
+    Name: 'web',
+    DefaultSubset: 'v1',
+    Subsets: {
+      v1: { Filter: 'Service.Meta.version == "v1"' },
+      v2: { Filter: 'Service.Meta.version == "v2"' },
+    },
+    ...extra,
+  } as const;
+}
+
 /** Consul's documented examples for `web`: subsets by `Meta.version`, a canary split, a header route and a path route. */
 export function webEntries(v2Weight: number): unknown[] {
   return [
     { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
     { Kind: 'service-defaults', Name: 'admin', Protocol: 'http' },
-    {
-      Kind: 'service-resolver',
-      Name: 'web',
-      DefaultSubset: 'v1',
-      Subsets: {
-        v1: { Filter: 'Service.Meta.version == "v1"' },
-        v2: { Filter: 'Service.Meta.version == "v2"' },
-      },
-      Failover: { v1: { ServiceSubset: 'v2' } },
-    },
+    versionResolver({ Failover: { v1: { ServiceSubset: 'v2' } } }),
     {
       Kind: 'service-splitter',
       Name: 'web',

@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import { createConfigSource, createMesh, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
+import { versionResolver } from '../routing/scenario.js';
 
 describe("a subset target's circuit breaker", () => {
   let v1: TestServer;
@@ -49,15 +50,7 @@ describe("a subset target's circuit breaker", () => {
         },
         configEntries: [
           { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
-          {
-            Kind: 'service-resolver',
-            Name: 'web',
-            DefaultSubset: 'v1',
-            Subsets: {
-              v1: { Filter: 'Service.Meta.version == "v1"' },
-              v2: { Filter: 'Service.Meta.version == "v2"' },
-            },
-          },
+          versionResolver(),
           {
             Kind: 'service-router',
             Name: 'web',
