@@ -6,8 +6,10 @@
 import type { Clock, Logger, MeshError } from '@proxyless/core';
 import { type ServiceView, serviceView, type TargetView, type Telemetry } from '@proxyless/telemetry';
 import type { Mesh } from './api.js';
+import type { Destination } from './destination.js';
 import type { DestinationTable } from './destination-table.js';
 import { chainDump } from './routing/dump.js';
+import { targetIdOf } from './routing-targets.js';
 
 export interface AdminDeps {
   telemetry: Telemetry;
@@ -80,18 +82,23 @@ function targetViews(
 ): TargetView[] | undefined {
   const chain = mesh.routes(name);
   if (chain === undefined || stats === undefined) return undefined;
+  const byId = new Map<string, Destination[]>();
+  for (const [key, d] of destinations.targets) {
+    const id = targetIdOf(key);
+    byId.set(id, [...(byId.get(id) ?? []), d]);
+  }
   const out: TargetView[] = [];
   for (const [id, targetStats] of Object.entries(stats)) {
     const target = chain.targets.get(id);
     if (target === undefined) continue;
-    const built = [...destinations.targets].filter(([key]) => key.slice(0, key.indexOf('|')) === id);
+    const built = byId.get(id) ?? [];
     const view: ServiceView = serviceView(id, {
-      set: built[0]?.[1].endpointSet,
+      set: built[0]?.endpointSet,
       stats: targetStats,
       now,
       connections: (endpoint) => {
         let sum: number | undefined;
-        for (const [, d] of built) {
+        for (const d of built) {
           const n = d.connections(endpoint);
           if (n !== undefined) sum = (sum ?? 0) + n;
         }

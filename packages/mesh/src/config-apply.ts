@@ -33,6 +33,7 @@ import {
 } from './routing-sources.js';
 import type { RoutingStage } from './routing-stage.js';
 import { RoutingStatus } from './routing-status.js';
+import { targetIdOf } from './routing-targets.js';
 
 /** Datacenter file and etcd config entries are compiled for (target IDs name it). */
 export const ROUTING_DC = 'dc1';
@@ -297,7 +298,7 @@ export class ConfigApplier {
     const rebuilt = new Map<string, readonly string[]>();
     for (const [key, d] of destinations.targets) {
       const parts = d.refreshPolicy();
-      const id = key.slice(0, key.indexOf('|'));
+      const id = targetIdOf(key);
       if (parts.length > 0) rebuilt.set(id, [...new Set([...(rebuilt.get(id) ?? []), ...parts])]);
     }
     logger.info(`${this.#deps.what} applied`, {
@@ -314,7 +315,7 @@ export class ConfigApplier {
     this.#deps.documentEndpoints?.flush();
     // `changed` and `rebuilt` speak of live services: one just removed had its `service_removed`,
     // and no other event of it follows until it is named again — nor of its routing targets.
-    const liveTargets = new Set([...destinations.targets.keys()].map((k) => k.slice(0, k.indexOf('|'))));
+    const liveTargets = new Set([...destinations.targets.keys()].map(targetIdOf));
     for (const id of [...rebuilt.keys()]) {
       if (!liveTargets.has(id) && !destinations.byService.has(id)) rebuilt.delete(id);
     }

@@ -257,13 +257,21 @@ export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
  * The destinations of a chain's targets built so far, by target ID: routed calls go through these
  * (one per target and route overrides; several of one target are summed into its in-flight count).
  */
+/**
+ * The routing target ID a target destination's key starts with (`DestinationTable.targetDestination`
+ * keys them `<id>|<filter>|…`: one target has one destination per set of route overrides).
+ */
+export function targetIdOf(key: string): string {
+  return key.slice(0, key.indexOf('|'));
+}
+
 export function targetStats(
   chain: RoutingChain,
   destinations: ReadonlyMap<string, Destination>,
 ): Record<string, TargetStats> {
   const out: Record<string, TargetStats> = {};
   for (const [key, t] of destinations) {
-    const id = key.slice(0, key.indexOf('|'));
+    const id = targetIdOf(key);
     if (!chain.targets.has(id)) continue;
     const prev = out[id];
     if (prev !== undefined) {
