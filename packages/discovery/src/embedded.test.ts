@@ -151,6 +151,14 @@ describe('static and env resolvers', () => {
     ]);
   });
 
+  it('keeps a service with _ inside its suffix (MESH_ENDPOINTS_A__B: a--b); a stray _ at either end is an error', () => {
+    const r = createEnvResolver({ env: { MESH_ENDPOINTS_A__B: '127.0.0.1:9000' } });
+    expect(r.match('a--b')).toBe('a--b');
+    expect(() => createEnvResolver({ env: { MESH_ENDPOINTS_A_: '127.0.0.1:9000' } })).toThrow(
+      'MESH_ENDPOINTS_A_: expected a variable name MESH_ENDPOINTS_<SERVICE> whose service name starts and ends with a letter or digit (did you mean "MESH_ENDPOINTS_A"?)',
+    );
+  });
+
   it('keeps a service whose name only ends in localhost (MESH_ENDPOINTS_FOO_LOCALHOST: foo_localhost)', () => {
     const r = createEnvResolver({ env: { MESH_ENDPOINTS_FOO_LOCALHOST: '127.0.0.1:9000' } });
     expect(r.match('foo_localhost')).toBe('foo_localhost');

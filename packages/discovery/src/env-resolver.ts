@@ -23,7 +23,7 @@ export const embeddedEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'host:port[=weight] list',
     defaultValue: '—',
     description:
-      'Endpoints of one service, e.g. `MESH_ENDPOINTS_PAYMENTS_V2=10.0.0.1:8080,[::1]:8081=3`. The suffix is the service name upper-cased with `-` and `.` as `_` (every spelling of it is the one service); `=n` sets a relative weight.',
+      'Endpoints of one service, e.g. `MESH_ENDPOINTS_PAYMENTS_V2=10.0.0.1:8080,[::1]:8081=3`. The suffix is the service name upper-cased with `-` and `.` as `_` (every spelling of it is the one service), starting and ending with a letter or digit; `=n` sets a relative weight.',
   },
 ]);
 
@@ -85,6 +85,17 @@ export function readEnvEndpoints(env: Env, issues: Issues): Map<string, readonly
         suffix === ''
           ? 'a known MESH_* variable (did you mean "MESH_ENDPOINTS_<SERVICE>"?)'
           : 'a variable name MESH_ENDPOINTS_<SERVICE> with A-Z, 0-9 and _ only',
+        raw,
+      );
+      continue;
+    }
+    // A service name starts and ends with a letter or digit (the rule of a document's names): a
+    // stray `_` (`MESH_ENDPOINTS_PAYMENTS_`) would define a service no request to `payments` reaches.
+    if (suffix.startsWith('_') || suffix.endsWith('_')) {
+      const meant = suffix.replace(/^_+|_+$/g, '');
+      issues.add(
+        name,
+        `a variable name MESH_ENDPOINTS_<SERVICE> whose service name starts and ends with a letter or digit (did you mean "${ENDPOINTS_PREFIX}${meant === '' ? '<SERVICE>' : meant}"?)`,
         raw,
       );
       continue;

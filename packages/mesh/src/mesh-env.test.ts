@@ -72,6 +72,19 @@ describe('createMesh environment validation (#3)', () => {
   });
 
   it.each([
+    ['MESH_ENDPOINTS_PAYMENTS_', 'MESH_ENDPOINTS_PAYMENTS'],
+    ['MESH_ENDPOINTS__PAYMENTS', 'MESH_ENDPOINTS_PAYMENTS'],
+    ['MESH_ENDPOINTS___PROTO__', 'MESH_ENDPOINTS_PROTO'],
+    ['MESH_ENDPOINTS__', 'MESH_ENDPOINTS_<SERVICE>'],
+  ])('rejects %s, a stray _ around the service name, suggesting %s', (name, meant) => {
+    // As a document's service name, the suffix starts and ends with a letter or digit: else it
+    // defines a service no request reaches (`http://payments/` is not `payments_`).
+    expect(() => createMesh({ env: { [name]: '127.0.0.1:8080' } })).toThrow(
+      `${name}: expected a variable name MESH_ENDPOINTS_<SERVICE> whose service name starts and ends with a letter or digit (did you mean "${meant}"?), got "127.0.0.1:8080"`,
+    );
+  });
+
+  it.each([
     ['MESH_ENDPOINTS_LOCALHOST', 'localhost', '`localhost` names are never services (RFC 6761)'],
     ['MESH_ENDPOINTS_API_LOCALHOST', 'api_localhost', undefined],
     ['MESH_ENDPOINTS_123', '123', 'a name whose last label is a number is an IPv4 address to URL parsers'],
