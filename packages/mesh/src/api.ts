@@ -250,7 +250,8 @@ export type MeshEvent =
   | { type: 'circuit_breaker'; service: string; state: 'closed' | 'open' | 'half-open'; target?: string }
   /**
    * A service's destination was released: idle for `destinationIdleTimeoutMs`, or no longer named
-   * by the config document (and known to no other registry). No other event of it follows until
+   * by the config document (and known to no other registry); for a routed service, once its own
+   * destination and every routing target's of it are released. No other event of it follows until
    * it is used or named again.
    */
   | { type: 'service_removed'; service: string };

@@ -28,7 +28,7 @@ import type { PoolEventSink } from './endpoint-pools.js';
 import { KeptBuckets, type RateLimitOf } from './kept-buckets.js';
 import type { ResolverSet } from './resolvers.js';
 import type { ChainTarget } from './routing/index.js';
-import { type RouteOverrides, subsetResolver } from './routing-targets.js';
+import { type RouteOverrides, subsetResolver, targetIdOf } from './routing-targets.js';
 
 /** What the table needs from the mesh that owns it. */
 export interface DestinationTableDeps {
@@ -206,7 +206,7 @@ export class DestinationTable {
         )
           continue;
         this.#targetDests.delete(key);
-        this.#retire(d);
+        this.#retireTarget(key, d);
         released.add(d.service);
       }
       this.#removeTargetOnly(released);
@@ -237,7 +237,7 @@ export class DestinationTable {
     for (const [key, d] of this.#targetDests) {
       if (named(d.service)) continue;
       this.#targetDests.delete(key);
-      this.#retire(d);
+      this.#retireTarget(key, d);
       released.add(d.service);
     }
     // Before the services' own destinations go: a service that has one gets its one
@@ -255,11 +255,15 @@ export class DestinationTable {
    */
   #removeTargetOnly(services: ReadonlySet<string>): void {
     for (const service of services) {
-      if (this.#destinations.has(service)) continue;
-      let live = false;
-      for (const d of this.#targetDests.values()) if (d.service === service) live = true;
-      if (!live) this.#deps.events.fire({ type: 'service_removed', service });
+      if (this.#destinations.has(service) || this.#hasTargets(service)) continue;
+      this.#deps.events.fire({ type: 'service_removed', service });
     }
+  }
+
+  /** Whether a routing target's destination of `service` is in the table. */
+  #hasTargets(service: string): boolean {
+    for (const d of this.#targetDests.values()) if (d.service === service) return true;
+    return false;
   }
 
   #evict(service: string, d: Destination): void {
@@ -268,7 +272,25 @@ export class DestinationTable {
     for (const [k, v] of this.byOrigin) if (v === d) this.byOrigin.delete(k);
     this.#deps.unwatchChain(service);
     // The service's call series count its calls still in flight, then go as the last one ends.
-    this.#retire(d, () => this.#deps.events.fire({ type: 'service_removed', service }));
+    // While a routing target of the service is still in the table (its calls in flight, or not idle
+    // yet), the service is not removed: the last target to go removes it (#removeTargetOnly), so
+    // one `service_removed` is fired, and never while the service still takes calls.
+    this.#retire(d, () => {
+      if (!this.#hasTargets(service)) this.#deps.events.fire({ type: 'service_removed', service });
+    });
+  }
+
+  /**
+   * Retire a routing target's destination taken out of the table; the last one of its target ID
+   * (route overrides and subset redefinitions each have their own) takes the target's breaker and
+   * panic series with it.
+   */
+  #retireTarget(key: string, d: Destination): void {
+    this.#retire(d);
+    const id = targetIdOf(key);
+    for (const [k, other] of this.#targetDests)
+      if (other.service === d.service && targetIdOf(k) === id) return;
+    this.#deps.telemetry?.metrics?.forgetTarget(d.service, id);
   }
 
   /**
@@ -330,14 +352,31 @@ export class DestinationTable {
       let built: Destination | undefined;
       const configOf = (s: string) =>
         extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]);
+      // A subset's sets are part of the service's; a whole-service target's are the service's.
+      const subsetOf = target.subset !== '' ? target.id : undefined;
+      const metrics = this.#deps.telemetry?.metrics;
       const dest = new Destination(service, subsetResolver(resolver, target), {
         ...destinationDeps(this.#wiring, {
           config: configOf,
           reporting: () => built?.evicted !== true,
           rateLimitBucket: this.#buckets.take(`target:${key}`),
-          // A subset's sets are part of the service's; a whole-service target's are the service's.
-          target: target.subset !== '' ? target.id : undefined,
+          target: subsetOf,
         }),
+        // A subset's breaker and panic series (labelled `target`) start from its state, as the
+        // service's own do; a whole-service target's are the service's, set by its events.
+        ...(metrics && subsetOf !== undefined
+          ? {
+              onPolicy: (d: Destination) => {
+                if (d.evicted) return;
+                const breaker = d.circuitBreakerState;
+                metrics.onDestination(
+                  d.service,
+                  { ...d.balancer.stats(), ...(breaker ? { circuitBreaker: breaker } : {}) },
+                  subsetOf,
+                );
+              },
+            }
+          : {}),
         // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
         connectTimeoutMs: target.connectTimeoutMs,
       });

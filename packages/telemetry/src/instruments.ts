@@ -84,13 +84,15 @@ export function declareInstruments(
   ]);
   const breaker = gauge(
     'mesh_circuit_breaker_state',
-    'Circuit-breaker state per destination (1 = current).',
-    ['service', 'state'],
+    'Circuit-breaker state per destination (1 = current); target: a routing subset of the service.',
+    ['service', 'target', 'state'],
   );
   const endpoints = gauge('mesh_endpoints', 'Endpoints per service by state.', ['service', 'state']);
-  const panic = gauge('mesh_panic_mode', '1 while the balancer is in panic mode (using every endpoint).', [
-    'service',
-  ]);
+  const panic = gauge(
+    'mesh_panic_mode',
+    '1 while the balancer is in panic mode (using every endpoint); target: a routing subset of the service.',
+    ['service', 'target'],
+  );
   const stale = gauge('mesh_resolver_stale', '1 while the endpoint set is the last known good one.', [
     'service',
   ]);

@@ -58,8 +58,15 @@ export interface MeshMetrics {
    * A service's destination was built, or its policy changed (a new balancer, a breaker added or
    * removed): the breaker and panic series start from its state (`closed`, not in panic), a breaker
    * turned off drops its series, and endpoint states are read again from the balancer in force.
+   * With `target` (a service subset's routing target), its own breaker and panic series, labelled
+   * `target`: the endpoint states stay the service's.
    */
-  onDestination(service: string, stats: ServiceStatsLike): void;
+  onDestination(service: string, stats: ServiceStatsLike, target?: string): void;
+  /**
+   * The destination of a service subset's routing target (`target`: its ID) was released: its
+   * breaker and panic series (labelled `target`) go.
+   */
+  forgetTarget(service: string, target: string): void;
   /**
    * A destination of `service` being removed still has calls in flight: until every hold is
    * released, a `service_removed` drops only the series of the destination's state (endpoint,

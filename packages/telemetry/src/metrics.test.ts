@@ -177,6 +177,36 @@ describe('createMeshMetrics', () => {
     expect((await values(registry, 'mesh_panic_mode')).map((x) => x.value)).toEqual([0]);
   });
 
+  it('keeps a routing subset’s breaker and panic series under `target`, apart from the service’s, until it is released', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry });
+    const v2 = 'v2.web.default.default.dc1';
+    m.onDestination('web', { panic: false, endpoints: [], circuitBreaker: 'closed' });
+    m.onDestination('web', { panic: false, endpoints: [], circuitBreaker: 'closed' }, v2);
+    m.onMeshEvent({ type: 'circuit_breaker', service: 'web', state: 'open', target: v2 });
+    m.onMeshEvent({
+      type: 'balancer',
+      service: 'web',
+      target: v2,
+      event: { type: 'panic_enter' },
+    });
+    const series = async (name: string) =>
+      (await values(registry, name))
+        .filter((x) => x.value === 1 || name === 'mesh_panic_mode')
+        .map((x) => `${x.labels.target ?? '-'} ${x.labels.state ?? ''}=${x.value}`)
+        .sort();
+    expect(await series('mesh_circuit_breaker_state')).toEqual(['- closed=1', `${v2} open=1`]);
+    expect(await series('mesh_panic_mode')).toEqual(['- =0', `${v2} =1`]);
+    m.forgetTarget('web', v2);
+    expect(await series('mesh_circuit_breaker_state')).toEqual(['- closed=1']);
+    expect(await series('mesh_panic_mode')).toEqual(['- =0']);
+    // A removed service takes its subsets' series with it.
+    m.onMeshEvent({ type: 'circuit_breaker', service: 'web', state: 'half-open', target: v2 });
+    m.onMeshEvent({ type: 'service_removed', service: 'web' });
+    expect(await values(registry, 'mesh_circuit_breaker_state')).toEqual([]);
+    expect(await values(registry, 'mesh_panic_mode')).toEqual([]);
+  });
+
   it('describes mesh_resolver_staleness_seconds as how long the set has been stale', async () => {
     const registry = new Registry();
     createMeshMetrics({ registry });

@@ -26,6 +26,8 @@ interface ServiceState {
   readonly reasons: BoundedValues;
   readonly errorTypes: BoundedValues;
   readonly states: EndpointStates;
+  /** The `target` labels of the service's routing subsets whose breaker or panic series exist. */
+  readonly targets: BoundedValues;
   staleSince: number | undefined;
   /**
    * The endpoints of the service's set now (undefined before a set is known): the union of what
@@ -189,13 +191,13 @@ class PromMeshMetrics implements MeshMetrics {
         return;
       case 'circuit_breaker': {
         this.#live(event.service);
-        // A routing target's subset: the service's gauge follows the service's own breaker (a
-        // canary subset's breaker opening is not the service's; /clusters shows each target's).
-        if (event.target !== undefined) return;
         const svc = this.#services.bound(event.service);
         if (svc === OTHER) return;
-        for (const s of BREAKER_STATES)
-          this.#m.breaker.set({ service: svc, state: s }, s === event.state ? 1 : 0);
+        // A routing target's subset has a breaker of its own: its series carry `target` (as
+        // Envoy's stats are per cluster, a Consul subset being a cluster of its own), so a canary
+        // subset's open breaker is not read as the service's, nor hidden.
+        const at = this.#targetLabels(svc, event.target);
+        for (const s of BREAKER_STATES) this.#m.breaker.set({ ...at, state: s }, s === event.state ? 1 : 0);
         return;
       }
       case 'endpoints_changed': {
@@ -221,7 +223,7 @@ class PromMeshMetrics implements MeshMetrics {
         if (e.type === 'eject' && e.endpoint !== undefined)
           this.#m.ejections.inc({ service: svc, reason: this.#reason(svc, e.reason ?? '') });
         if (e.type === 'panic_enter' || e.type === 'panic_exit')
-          this.#m.panic.set({ service: svc }, e.type === 'panic_enter' ? 1 : 0);
+          this.#m.panic.set(this.#targetLabels(svc, event.target), e.type === 'panic_enter' ? 1 : 0);
         else if (st.states.onEvent(e)) this.#updateEndpoints(svc, st);
         return;
       }
@@ -270,6 +272,7 @@ class PromMeshMetrics implements MeshMetrics {
     this.#m.resolverErrors.remove({ service: svc });
     for (const s of ENDPOINT_STATES) this.#m.endpoints.remove({ service: svc, state: s });
     for (const s of BREAKER_STATES) this.#m.breaker.remove({ service: svc, state: s });
+    for (const target of [...(st?.targets.values() ?? []), OTHER]) this.#dropTargetSeries(svc, target);
     this.#m.stale.remove({ service: svc });
     this.#m.staleness.remove({ service: svc });
     this.#m.panic.remove({ service: svc });
@@ -282,6 +285,7 @@ class PromMeshMetrics implements MeshMetrics {
       this.#state.set(svc, {
         ...st,
         states: new EndpointStates(),
+        targets: new BoundedValues(this.#reasonLimit),
         staleSince: undefined,
         live: undefined,
         liveVersion: undefined,
@@ -303,21 +307,43 @@ class PromMeshMetrics implements MeshMetrics {
     this.#m.budgetExhausted.remove({ service: svc });
   }
 
-  onDestination(service: string, stats: ServiceStatsLike): void {
+  onDestination(service: string, stats: ServiceStatsLike, target?: string): void {
     this.#live(service);
     const svc = this.#services.bound(service);
     if (svc === OTHER) return;
+    const at = this.#targetLabels(svc, target);
     const breaker = stats.circuitBreaker;
     for (const s of BREAKER_STATES) {
-      if (breaker === undefined) this.#m.breaker.remove({ service: svc, state: s });
-      else this.#m.breaker.set({ service: svc, state: s }, s === breaker ? 1 : 0);
+      if (breaker === undefined) this.#m.breaker.remove({ ...at, state: s });
+      else this.#m.breaker.set({ ...at, state: s }, s === breaker ? 1 : 0);
     }
-    this.#m.panic.set({ service: svc }, stats.panic === true ? 1 : 0);
+    this.#m.panic.set(at, stats.panic === true ? 1 : 0);
+    // A subset's balancer sees part of the set: the endpoint states stay the service's.
+    if (target !== undefined) return;
     // The balancer in force may be a new one (a config change): its view replaces what the events
     // of the previous one left.
     const st = this.#serviceState(svc);
     st.states.resetFrom(stats.endpoints);
     if (st.states.known) this.#updateEndpoints(svc, st);
+  }
+
+  forgetTarget(service: string, target: string): void {
+    if (!this.#services.has(service)) return;
+    const st = this.#state.get(service);
+    if (st === undefined || !st.targets.has(target)) return;
+    this.#dropTargetSeries(service, target);
+    st.targets.delete(target);
+  }
+
+  /** The labels of a destination's breaker and panic series: `target` for a routing subset's. */
+  #targetLabels(svc: string, target: string | undefined): { service: string; target?: string } {
+    if (target === undefined) return { service: svc };
+    return { service: svc, target: this.#serviceState(svc).targets.bound(target) };
+  }
+
+  #dropTargetSeries(svc: string, target: string): void {
+    for (const s of BREAKER_STATES) this.#m.breaker.remove({ service: svc, target, state: s });
+    this.#m.panic.remove({ service: svc, target });
   }
 
   async seriesCount(): Promise<number> {
@@ -334,6 +360,7 @@ class PromMeshMetrics implements MeshMetrics {
         reasons: new BoundedValues(this.#reasonLimit),
         errorTypes: new BoundedValues(this.#reasonLimit),
         states: new EndpointStates(),
+        targets: new BoundedValues(this.#reasonLimit),
         staleSince: undefined,
         live: undefined,
         liveVersion: undefined,

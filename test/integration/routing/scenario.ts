@@ -55,6 +55,20 @@ export function versionResolver(extra: Record<string, unknown> = {}) {
   } as const;
 }
 
+/** `web`'s service-router: `x-version: 2` to subset v2 (everything else to the resolver's default). */
+export function versionHeaderRouter() {
+  return {
+    Kind: 'service-router',
+    Name: 'web',
+    Routes: [
+      {
+        Match: { HTTP: { Header: [{ Name: 'x-version', Exact: '2' }] } },
+        Destination: { ServiceSubset: 'v2' },
+      },
+    ],
+  } as const;
+}
+
 /** Consul's documented examples for `web`: subsets by `Meta.version`, a canary split, a header route and a path route. */
 export function webEntries(v2Weight: number): unknown[] {
   return [

@@ -1,15 +1,19 @@
 /**
- * A canary subset's circuit breaker is not the service's (probe45). With `web` routed to subsets
- * v1 and v2 (each its own destination and breaker), v2 failing opens v2's breaker only: its
- * `circuit_breaker` event names the target, and `mesh_circuit_breaker_state{service="web"}` keeps
- * following the service's own breaker (closed) while v1 serves. Before, the event had no target
- * and the gauge said `web` was open — and stayed so while every other call succeeded.
+ * A canary subset's circuit breaker is not the service's (probe45), and is not hidden either
+ * (probe46). With `web` routed to subsets v1 and v2 (each its own destination and breaker), v2
+ * failing opens v2's breaker only: its `circuit_breaker` event names the target, and
+ * `mesh_circuit_breaker_state` has a series per subset, labelled `target` (as Envoy's stats are per
+ * cluster, each Consul subset a cluster of its own), next to the service's own. At probe45 a
+ * subset's breaker set no series at all: with a resolver's `DefaultSubset`, every call went through
+ * the subset, failed `MESH_CIRCUIT_OPEN`, and the only breaker gauge said closed. The panic gauge
+ * follows the same rule: a subset in panic had set `mesh_panic_mode{service="web"}` to 1 while the
+ * service's own balancer and v1 were not in panic.
  */
 import { Registry } from 'prom-client';
-import { createConfigSource, createMesh, type MeshEvent } from 'proxyless';
+import { createConfigSource, createMesh, type MeshError, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
-import { versionResolver } from '../routing/scenario.js';
+import { versionHeaderRouter, versionResolver } from '../routing/scenario.js';
 
 describe("a subset target's circuit breaker", () => {
   let v1: TestServer;
@@ -51,16 +55,7 @@ describe("a subset target's circuit breaker", () => {
         configEntries: [
           { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
           versionResolver(),
-          {
-            Kind: 'service-router',
-            Name: 'web',
-            Routes: [
-              {
-                Match: { HTTP: { Header: [{ Name: 'x-version', Exact: '2' }] } },
-                Destination: { ServiceSubset: 'v2' },
-              },
-            ],
-          },
+          versionHeaderRouter(),
         ],
       }),
     });
@@ -68,15 +63,7 @@ describe("a subset target's circuit breaker", () => {
     mesh.onEvent((e) => {
       if (e.type === 'circuit_breaker') breakerEvents.push(e);
     });
-    const gauge = async (): Promise<Record<string, number>> => {
-      const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'mesh_circuit_breaker_state');
-      const out: Record<string, number> = {};
-      for (const v of metric?.values ?? []) {
-        const labels = v.labels as Record<string, string>;
-        if (labels.service === 'web') out[labels.state!] = v.value;
-      }
-      return out;
-    };
+    const gauge = (target?: string) => breakerGauge(registry, 'web', target);
     try {
       const url = await mesh.admin();
       for (let i = 0; i < 10; i++) {
@@ -95,6 +82,9 @@ describe("a subset target's circuit breaker", () => {
       // The service's own breaker: closed, as its gauge says.
       expect(mesh.stats('web')?.circuitBreaker).toBe('closed');
       expect(await gauge()).toEqual({ closed: 1, open: 0, 'half-open': 0 });
+      // Each subset's breaker has its own series, from the moment its destination is built.
+      expect(await gauge('v2.web.default.default.dc1')).toEqual({ closed: 0, open: 1, 'half-open': 0 });
+      expect(await gauge('v1.web.default.default.dc1')).toEqual({ closed: 1, open: 0, 'half-open': 0 });
       // The admin server's events say whose breaker it was.
       const events = (await (await fetch(`${url}/events`)).json()) as {
         events: Array<{ type: string; detail: string }>;
@@ -106,4 +96,81 @@ describe("a subset target's circuit breaker", () => {
       await mesh.close();
     }
   });
+
+  it("a resolver's DefaultSubset takes every call: its open breaker is on the gauge, and a subset's panic is its own", async () => {
+    const registry = new Registry();
+    const v1Down = await startServer('v1-down', (req, res) => {
+      req.resume();
+      res.statusCode = 503;
+      res.end('down');
+    });
+    const [address, port] = v1Down.address.split(':');
+    const [a2, p2] = v2.address.split(':');
+    const mesh = createMesh({
+      env: {},
+      metrics: { registry },
+      configSource: createConfigSource('default-subset', {
+        services: {
+          web: {
+            endpoints: [
+              { address: address!, port: Number(port), metadata: { version: 'v1' } },
+              { address: a2!, port: Number(p2), metadata: { version: 'v2' } },
+            ],
+            retry: false,
+            outlierDetection: { consecutive5xx: 3, maxEjectionPercent: 100 },
+            circuitBreaker: { volumeThreshold: 5, errorThresholdPercentage: 50 },
+          },
+        },
+        configEntries: [versionResolver()],
+      }),
+    });
+    try {
+      const codes: Array<string | number> = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await mesh.request('http://web/').catch((e: MeshError) => e);
+        if (r instanceof Error) codes.push((r as MeshError).code);
+        else {
+          codes.push(r.statusCode);
+          await r.body.dump();
+        }
+      }
+      expect(codes).toEqual([503, 503, 503, 503, 503, ...Array(3).fill('MESH_CIRCUIT_OPEN')]);
+      expect(await breakerGauge(registry, 'web', 'v1.web.default.default.dc1')).toEqual({
+        closed: 0,
+        open: 1,
+        'half-open': 0,
+      });
+      // The subset's one endpoint is ejected: that subset is in panic, not the service.
+      expect(await panicGauge(registry, 'web')).toEqual({ '': 0, 'v1.web.default.default.dc1': 1 });
+    } finally {
+      await mesh.close();
+      await v1Down.close();
+    }
+  });
 });
+
+/** `mesh_circuit_breaker_state` of `service` by state: the service's own series, or a subset target's. */
+async function breakerGauge(
+  registry: Registry,
+  service: string,
+  target?: string,
+): Promise<Record<string, number>> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'mesh_circuit_breaker_state');
+  const out: Record<string, number> = {};
+  for (const v of metric?.values ?? []) {
+    const labels = v.labels as Record<string, string>;
+    if (labels.service === service && labels.target === target) out[labels.state!] = v.value;
+  }
+  return out;
+}
+
+/** `mesh_panic_mode` of `service` by `target` label (`''`: the service's own balancer). */
+async function panicGauge(registry: Registry, service: string): Promise<Record<string, number>> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'mesh_panic_mode');
+  const out: Record<string, number> = {};
+  for (const v of metric?.values ?? []) {
+    const labels = v.labels as Record<string, string>;
+    if (labels.service === service) out[labels.target ?? ''] = v.value;
+  }
+  return out;
+}
