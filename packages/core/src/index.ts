@@ -93,6 +93,7 @@ export {
   type MeshDispatchOptions,
   type MeshHandler,
   plainDispatchOptions,
+  TARGET_ATTRIBUTE,
   withCall,
 } from './interceptor.js';
 export { Issues, issuesError } from './issues.js';

@@ -34,6 +34,12 @@ export type Interceptor = (dispatch: DispatchFn) => DispatchFn;
  */
 export const ENDPOINT_ATTRIBUTE = 'proxyless.endpoint';
 
+/**
+ * Call attribute holding the routing target's ID (`v2.web.default.default.dc1`) of a call sent
+ * through a service subset's destination: the access log's upstream cluster.
+ */
+export const TARGET_ATTRIBUTE = 'proxyless.target';
+
 /** The call context carried by dispatch options, if the dispatch is a mesh call. */
 export function callOf(opts: Dispatcher.DispatchOptions): CallContext | undefined {
   return (opts as MeshDispatchOptions)[kCall];

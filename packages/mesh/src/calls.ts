@@ -24,6 +24,7 @@ import {
   pairsToFlat,
   plainDispatchOptions,
   type Random,
+  TARGET_ATTRIBUTE,
   undiciErrors,
   undiciSync,
   withHeader,
@@ -271,6 +272,9 @@ export class CallPath implements DispatchTarget {
     if (typeof key === 'string') attributes.set('hashKey', key);
     else if (typeof key === 'number' && Number.isFinite(key)) attributes.set('hashKey', String(key));
     if (typeof opts.waitForReady === 'boolean') attributes.set('waitForReady', opts.waitForReady);
+    // A service subset's routing target: the access log names it as its upstream cluster.
+    const target = dest.target;
+    if (target !== undefined) attributes.set(TARGET_ATTRIBUTE, target);
     const ctx: CallContext = {
       service: dest.service,
       request,

@@ -176,6 +176,11 @@ export class Destination {
     return this.#policy.key;
   }
 
+  /** The routing target's ID, for the destination of a service subset (`v2.web.default.default.dc1`). */
+  get target(): string | undefined {
+    return this.#deps.target;
+  }
+
   get circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined {
     return this.#policy.circuitBreakerState();
   }

@@ -120,7 +120,7 @@ export interface AccessLogRecord {
   readonly start_time: string;
   readonly method: string;
   readonly path: string;
-  /** The logical destination service. */
+  /** The logical destination service, or for a service subset's routing target its ID. */
   readonly upstream_cluster: string;
   /** `address:port` of the endpoint that answered last, or `-`. */
   readonly upstream_host: string;

@@ -4,6 +4,7 @@ import {
   type CallEvent,
   type CallObserver,
   type Endpoint,
+  TARGET_ATTRIBUTE,
   wallClockMs,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
@@ -257,7 +258,9 @@ export class CallRecorder implements CallObserver {
         start_time: new Date(this.startedWall).toISOString(),
         method: this.ctx.request.method,
         path: this.ctx.request.path,
-        upstream_cluster: this.ctx.service,
+        // A service subset's routing target is a cluster of its own, as in Envoy under Consul.
+        upstream_cluster:
+          (this.ctx.attributes.get(TARGET_ATTRIBUTE) as string | undefined) ?? this.ctx.service,
         upstream_host: ep
           ? ep.address.includes(':')
             ? `[${ep.address}]:${ep.port}`

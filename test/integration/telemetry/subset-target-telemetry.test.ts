@@ -7,8 +7,12 @@
  * subset's breaker set no series at all: with a resolver's `DefaultSubset`, every call went through
  * the subset, failed `MESH_CIRCUIT_OPEN`, and the only breaker gauge said closed. The panic gauge
  * follows the same rule: a subset in panic had set `mesh_panic_mode{service="web"}` to 1 while the
- * service's own balancer and v1 were not in panic.
+ * service's own balancer and v1 were not in panic. And the access log's `upstream_cluster` of a
+ * call sent to a subset is the subset's target ID (it was the bare service name for v1 and v2 alike).
  */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { createConfigSource, createMesh, type MeshError, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,10 +39,6 @@ describe("a subset target's circuit breaker", () => {
   });
 
   it('opens for the target alone: its event names the target, the service gauge stays closed', async () => {
-    const endpoint = (version: string, s: TestServer) => {
-      const [address, port] = s.address.split(':');
-      return { address: address!, port: Number(port), metadata: { version } };
-    };
     const registry = new Registry();
     const mesh = createMesh({
       env: { MESH_ADMIN_PORT: '0' },
@@ -104,18 +104,13 @@ describe("a subset target's circuit breaker", () => {
       res.statusCode = 503;
       res.end('down');
     });
-    const [address, port] = v1Down.address.split(':');
-    const [a2, p2] = v2.address.split(':');
     const mesh = createMesh({
       env: {},
       metrics: { registry },
       configSource: createConfigSource('default-subset', {
         services: {
           web: {
-            endpoints: [
-              { address: address!, port: Number(port), metadata: { version: 'v1' } },
-              { address: a2!, port: Number(p2), metadata: { version: 'v2' } },
-            ],
+            endpoints: [endpoint('v1', v1Down), endpoint('v2', v2)],
             retry: false,
             outlierDetection: { consecutive5xx: 3, maxEjectionPercent: 100 },
             circuitBreaker: { volumeThreshold: 5, errorThresholdPercentage: 50 },
@@ -147,6 +142,41 @@ describe("a subset target's circuit breaker", () => {
       await v1Down.close();
     }
   });
+
+  it("names a subset's routing target as the access log's upstream_cluster, as Envoy names a Consul subset's cluster", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'proxyless-log-')), 'access.log');
+    const mesh = createMesh({
+      env: { MESH_ACCESS_LOG: file },
+      metrics: { registry: new Registry() },
+      configSource: createConfigSource('access-log', {
+        services: {
+          web: {
+            endpoints: [endpoint('v1', v1), endpoint('v2', v2)],
+            retry: false,
+          },
+          plain: { endpoints: v1.address },
+        },
+        configEntries: [
+          { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
+          versionResolver(),
+          versionHeaderRouter(),
+        ],
+      }),
+    });
+    await (await mesh.request('http://web/one')).body.dump();
+    await (await mesh.request('http://web/two', { headers: { 'x-version': '2' } })).body.dump();
+    await (await mesh.request('http://plain/three')).body.dump();
+    await mesh.close();
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.path, l.upstream_cluster, l.upstream_host, l.response_code])).toEqual([
+      ['/one', 'v1.web.default.default.dc1', v1.address, 200],
+      ['/two', 'v2.web.default.default.dc1', v2.address, 503],
+      ['/three', 'plain', v1.address, 200],
+    ]);
+  });
 });
 
 /** `mesh_circuit_breaker_state` of `service` by state: the service's own series, or a subset target's. */
@@ -173,4 +203,10 @@ async function panicGauge(registry: Registry, service: string): Promise<Record<s
     if (labels.service === service) out[labels.target ?? ''] = v.value;
   }
   return out;
+}
+
+/** An endpoint of `s` with `Meta.version`, for the resolver's subsets. */
+function endpoint(version: string, s: TestServer) {
+  const [address, port] = s.address.split(':');
+  return { address: address!, port: Number(port), metadata: { version } };
 }
