@@ -41,7 +41,7 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
             set: mesh.endpoints(name),
             stats,
             now: clock.now(),
-            connections: (id) => destinations.byService.get(name)?.connections(id),
+            connections: (id) => destinations.serviceDestination(name)?.connections(id),
           });
           const targets = targetViews(mesh, destinations, name, stats?.targets, clock.now());
           return targets === undefined ? view : { ...view, targets };

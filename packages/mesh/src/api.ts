@@ -276,11 +276,16 @@ export interface Mesh extends AsyncDisposable {
   install(): () => void;
   /** The current endpoint set of a service the mesh has seen, with its staleness. */
   endpoints(service: string): EndpointSet | undefined;
-  /** Services with a live destination. */
+  /**
+   * Services with a live destination over their whole endpoint set: their own, or, for a service
+   * reached only through another's routes, a routing target of the whole service. (A service
+   * reached only as a subset is under the routing service's `stats(…).targets`.)
+   */
   services(): string[];
   /**
    * The balancer's view of a service: policy, panic and locality modes, and per endpoint the
-   * in-flight count, latency EWMA, ejections, requests and failures.
+   * in-flight count, latency EWMA, ejections, requests and failures. For a service reached only
+   * through another's routes, the view of the routing target of the whole service that carries them.
    */
   stats(service: string): ServiceStats | undefined;
   /**

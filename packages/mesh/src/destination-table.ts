@@ -104,6 +104,25 @@ export class DestinationTable {
     return this.#targetDests;
   }
 
+  /**
+   * Services with a live destination over their whole endpoint set: their own, or for a service
+   * reached only through another's routes (`web` /admin/ → `admin`), a routing target of the
+   * whole service, which takes its calls.
+   */
+  services(): string[] {
+    const names = new Set(this.#destinations.keys());
+    for (const d of this.#targetDests.values()) if (d.target === undefined) names.add(d.service);
+    return [...names];
+  }
+
+  /** The destination over a service's whole endpoint set (see {@link services}). */
+  serviceDestination(service: string): Destination | undefined {
+    const own = this.#destinations.get(service);
+    if (own !== undefined) return own;
+    for (const d of this.#targetDests.values()) if (d.service === service && d.target === undefined) return d;
+    return undefined;
+  }
+
   // ---- naming ----------------------------------------------------------------------------------
 
   destinationFor(hostname: string): Destination | undefined {

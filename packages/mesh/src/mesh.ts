@@ -317,22 +317,22 @@ class MeshImpl implements Mesh {
     let ready = true;
     for (const name of names) {
       // A name no registry knows (a policy for a host that passes through) cannot hold it up.
-      const d = this.#destinations.byService.get(name) ?? this.#destinations.destinationFor(name);
+      const d = this.#destinations.serviceDestination(name) ?? this.#destinations.destinationFor(name);
       if (d !== undefined && d.endpointSet === undefined) ready = false;
     }
     return ready;
   }
 
   endpoints(service: string): EndpointSet | undefined {
-    return this.#destinations.byService.get(service)?.endpointSet;
+    return this.#destinations.serviceDestination(service)?.endpointSet;
   }
 
   services(): string[] {
-    return [...this.#destinations.byService.keys()];
+    return this.#destinations.services();
   }
 
   stats(service: string): ServiceStats | undefined {
-    const d = this.#destinations.byService.get(service);
+    const d = this.#destinations.serviceDestination(service);
     if (d === undefined) return undefined;
     const breaker = d.circuitBreakerState;
     const routing = this.#routing.stats(service);

@@ -102,6 +102,19 @@ describe('/clusters of a routed service', () => {
     const plain = services.find((s) => s.name === 'plain');
     expect(plain?.targets).toBeUndefined();
     expect(plain?.endpoints).toEqual([expect.objectContaining({ requests: 1 })]);
+    // `admin` is reached only through web's route (probe46): its routing target of the whole
+    // service is its live destination, listed as a service of its own, as Envoy lists each cluster.
+    // Before, mesh.services(), stats('admin'), endpoints('admin') and /clusters knew nothing of it.
+    expect(mesh.services()).toContain('admin');
+    expect(mesh.stats('admin')?.endpoints).toEqual([
+      expect.objectContaining({ id: servers.admin.address, requests: 1, failures: 0 }),
+    ]);
+    expect(mesh.endpoints('admin')?.endpoints.map((e) => e.id)).toEqual([servers.admin.address]);
+    const adminService = services.find((s) => s.name === 'admin');
+    expect(adminService?.endpoints).toEqual([
+      expect.objectContaining({ id: servers.admin.address, requests: 1 }),
+    ]);
+    expect(adminService?.endpoints[0]?.connections).toBeGreaterThanOrEqual(1);
   });
 
   it('/config_dump shows the chain in force: routes as written, where each leads, and every target', async () => {
