@@ -382,11 +382,12 @@ export class DestinationTable {
           target: subsetOf,
         }),
         // A subset's breaker and panic series (labelled `target`) start from its state, as the
-        // service's own do; a whole-service target's are the service's, set by its events.
-        ...(metrics && subsetOf !== undefined
+        // service's own do; so do a whole-service target's, which are the service's, when the
+        // service has no destination of its own (reached only through routes) to set them.
+        ...(metrics
           ? {
               onPolicy: (d: Destination) => {
-                if (d.evicted) return;
+                if (d.evicted || (subsetOf === undefined && this.#destinations.has(d.service))) return;
                 const breaker = d.circuitBreakerState;
                 metrics.onDestination(
                   d.service,

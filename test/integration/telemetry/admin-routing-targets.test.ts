@@ -34,6 +34,7 @@ describe('/clusters of a routed service', () => {
   let servers: Servers;
   let mesh: Mesh;
   let url: string;
+  const registry = new Registry();
   const endpoint = (version: string, address: string) => {
     const [host, port] = address.split(':');
     return { address: host!, port: Number(port), metadata: { version } };
@@ -43,7 +44,7 @@ describe('/clusters of a routed service', () => {
     servers = await startServers();
     mesh = createMesh({
       env: { MESH_ADMIN_PORT: '0' },
-      metrics: { registry: new Registry() },
+      metrics: { registry },
       configSource: createConfigSource('routes', {
         services: {
           web: { endpoints: [endpoint('v1', servers.v1.address), endpoint('v2', servers.v2.address)] },
@@ -115,6 +116,13 @@ describe('/clusters of a routed service', () => {
       expect.objectContaining({ id: servers.admin.address, requests: 1 }),
     ]);
     expect(adminService?.endpoints[0]?.connections).toBeGreaterThanOrEqual(1);
+    // Its breaker and panic series are there from the moment that destination was built.
+    const series = async (name: string) =>
+      ((await registry.getMetricsAsJSON()).find((m) => m.name === name)?.values ?? [])
+        .filter((v) => v.labels.service === 'admin')
+        .map((v) => `${v.labels.state ?? ''}=${v.value}`);
+    expect(await series('mesh_circuit_breaker_state')).toEqual(['closed=1', 'open=0', 'half-open=0']);
+    expect(await series('mesh_panic_mode')).toEqual(['=0']);
   });
 
   it('/config_dump shows the chain in force: routes as written, where each leads, and every target', async () => {
