@@ -286,12 +286,16 @@ function hasCallerSpan(api: OtelApiModule, parent: Context): boolean {
 /** Attributes of the logical call, shared by INTERNAL and CLIENT spans. */
 export function callAttributes(ctx: CallContext): Attributes {
   const { origin, path, method } = ctx.request;
-  return {
+  const attributes: Attributes = {
     'http.request.method': method,
     'url.full': origin + path,
     'server.address': ctx.service,
     'server.port': originPort(origin),
   };
+  // A service subset's routing target: the cluster that served it, as Envoy's `upstream_cluster`.
+  const target = ctx.attributes.get(TARGET_ATTRIBUTE);
+  if (typeof target === 'string') attributes['mesh.target'] = target;
+  return attributes;
 }
 
 const ports = new Map<string, number>();

@@ -13,11 +13,21 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SpanKind } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { Registry } from 'prom-client';
 import { createConfigSource, createMesh, type MeshError, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 import { versionHeaderRouter, versionResolver } from '../routing/scenario.js';
+
+const exporter = new InMemorySpanExporter();
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+provider.register();
+afterAll(async () => {
+  await provider.shutdown();
+});
 
 describe("a subset target's circuit breaker", () => {
   let v1: TestServer;
@@ -143,7 +153,7 @@ describe("a subset target's circuit breaker", () => {
     }
   });
 
-  it("names a subset's routing target as the access log's upstream_cluster, as Envoy names a Consul subset's cluster", async () => {
+  it("names a subset's routing target as the access log's upstream_cluster and its spans' mesh.target, as Envoy names a Consul subset's cluster", async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'proxyless-log-')), 'access.log');
     const mesh = createMesh({
       env: { MESH_ACCESS_LOG: file },
@@ -163,6 +173,7 @@ describe("a subset target's circuit breaker", () => {
         ],
       }),
     });
+    exporter.reset();
     await (await mesh.request('http://web/one')).body.dump();
     await (await mesh.request('http://web/two', { headers: { 'x-version': '2' } })).body.dump();
     await (await mesh.request('http://plain/three')).body.dump();
@@ -175,6 +186,12 @@ describe("a subset target's circuit breaker", () => {
       ['/one', 'v1.web.default.default.dc1', v1.address, 200],
       ['/two', 'v2.web.default.default.dc1', v2.address, 503],
       ['/three', 'plain', v1.address, 200],
+    ]);
+    const clients = exporter.getFinishedSpans().filter((x) => x.kind === SpanKind.CLIENT);
+    expect(clients.map((x) => [x.attributes['url.full'], x.attributes['mesh.target']])).toEqual([
+      ['http://web/one', 'v1.web.default.default.dc1'],
+      ['http://web/two', 'v2.web.default.default.dc1'],
+      ['http://plain/three', undefined],
     ]);
   });
 });
