@@ -424,11 +424,13 @@ export class DestinationTable {
   configDump(serviceName: string): unknown {
     const config = this.#deps.config;
     const doc = config.document;
-    const names = [...new Set([...config.serviceNames(), ...this.#destinations.keys()])].sort();
+    const names = [...new Set([...config.serviceNames(), ...this.services()])].sort();
     const services: Record<string, unknown> = {};
     for (const name of names) {
       const c = config.effective(name);
-      const d = this.#destinations.get(name);
+      // Built: its own destination, or for a service reached only through routes its routing
+      // target's of the whole service (as `mesh.services()` lists it).
+      const d = this.serviceDestination(name);
       services[name] = {
         live: d !== undefined,
         ...(d ? { roles: [...d.roles, 'pick'] } : {}),

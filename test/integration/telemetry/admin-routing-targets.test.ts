@@ -156,5 +156,10 @@ describe('/clusters of a routed service', () => {
       failover: ['v2.web.default.default.dc1'],
     });
     expect(dump.services.plain?.routes).toBeUndefined();
+    // `admin`, reached only through web's route, is built: its routing target's stages.
+    expect(dump.services.admin).toMatchObject({
+      live: true,
+      roles: expect.arrayContaining(['retry', 'pick']),
+    });
   });
 });
