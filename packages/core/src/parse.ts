@@ -1,4 +1,4 @@
-import { configError, type MeshError } from './errors.js';
+import { configError, type MeshError, quote } from './errors.js';
 
 /** Milliseconds per unit, for Go-style durations (`1m30s`, `250ms`, `1.5h`). */
 const UNIT_MS: Record<string, number> = {
@@ -295,11 +295,16 @@ export function parseStringList(value: unknown, field: string): string[] {
   return parts;
 }
 
-/** One of a fixed set of words. */
+/** One of a fixed set of words; a near miss (`DNS`, `inof`) is named in the error. */
 export function parseEnum<T extends string>(value: unknown, field: string, allowed: readonly T[]): T {
   if (typeof value === 'string' && (allowed as readonly string[]).includes(value.trim()))
     return value.trim() as T;
-  throw configError(field, `one of ${allowed.join(', ')}`, value);
+  const hint = typeof value === 'string' ? closestName(value.trim(), allowed) : undefined;
+  throw configError(
+    field,
+    `one of ${allowed.join(', ')}${hint ? ` (did you mean ${quote(hint)}?)` : ''}`,
+    value,
+  );
 }
 
 /** Levenshtein distance, for "did you mean" suggestions. */

@@ -72,6 +72,18 @@ describe('createMesh environment validation (#3)', () => {
   });
 
   it.each([
+    ['MESH_REGISTRY', 'DNS', 'dns'],
+    ['MESH_REGISTRY', 'Consul', 'consul'],
+    ['MESH_LOG_LEVEL', 'INFO', 'info'],
+    ['MESH_LOG_LEVEL', 'wran', 'warn'],
+    ['MESH_HOST_HEADER', 'Logical', 'logical'],
+  ])('rejects %s=%s naming the word meant (%s)', (name, value, meant) => {
+    expect(() => createMesh({ env: { [name]: value } })).toThrow(
+      `(did you mean "${meant}"?), got "${value}"`,
+    );
+  });
+
+  it.each([
     ['MESH_ENDPOINTS_PAYMENTS_', 'MESH_ENDPOINTS_PAYMENTS'],
     ['MESH_ENDPOINTS__PAYMENTS', 'MESH_ENDPOINTS_PAYMENTS'],
     ['MESH_ENDPOINTS___PROTO__', 'MESH_ENDPOINTS_PROTO'],
