@@ -254,10 +254,6 @@ export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
 }
 
 /**
- * The destinations of a chain's targets built so far, by target ID: routed calls go through these
- * (one per target and route overrides; several of one target are summed into its in-flight count).
- */
-/**
  * The routing target ID a target destination's key starts with (`DestinationTable.targetDestination`
  * keys them `<id>|<filter>|…`: one target has one destination per set of route overrides).
  */
@@ -265,6 +261,10 @@ export function targetIdOf(key: string): string {
   return key.slice(0, key.indexOf('|'));
 }
 
+/**
+ * The destinations of a chain's targets built so far, by target ID: routed calls go through these
+ * (one per target and route overrides; several of one target are summed into its in-flight count).
+ */
 export function targetStats(
   chain: RoutingChain,
   destinations: ReadonlyMap<string, Destination>,

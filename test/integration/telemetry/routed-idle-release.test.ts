@@ -3,7 +3,9 @@
  * series (labelled `target`) go with the subset's destination when it is released idle, while the
  * service and its other subsets keep theirs; and a routed service released as a whole is removed
  * once — before, its own destination and its last target each fired `service_removed`, and the
- * own destination's removal fired even while a target of the service was still in use.
+ * own destination's removal fired even while a target of the service was still in use, and the
+ * own destination was released while a call through a subset streamed (the service missing from
+ * `mesh.services()` and `mesh.stats()` while it took calls).
  */
 import { Registry } from 'prom-client';
 import { createConfigSource, createMesh, type Mesh, type MeshOptions } from 'proxyless';
@@ -131,9 +133,12 @@ describe("a routed service's idle release", () => {
       const ended = (async () => {
         for await (const c of res.body) chunks.push(String(c));
       })();
-      // The service's own destination and v1's are idle; v2's call streams on.
+      // The service's own destination and v1's are idle; v2's call streams on: the service stays
+      // built and listed, its stats counting the call.
       for (let i = 0; i < 5; i++) await clock.advance(1000);
       expect(removed).toEqual([]);
+      expect(mesh.services()).toEqual(['web']);
+      expect(mesh.stats('web')?.inFlight).toBe(1);
       // An attempt is counted when its exchange ends: the stream's, into the series kept.
       expect(await attempts()).toBe(1);
       endStream?.();
