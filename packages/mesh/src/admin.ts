@@ -6,6 +6,7 @@
 import type { Clock, Logger, MeshError } from '@proxyless/core';
 import { type ServiceView, serviceView, type TargetView, type Telemetry } from '@proxyless/telemetry';
 import type { Mesh } from './api.js';
+import type { ConfigStore } from './config/store.js';
 import type { Destination } from './destination.js';
 import type { DestinationTable } from './destination-table.js';
 import { chainDump } from './routing/dump.js';
@@ -17,6 +18,8 @@ export interface AdminDeps {
   /** The running service's name (`/config_dump`). */
   serviceName: string;
   destinations: DestinationTable;
+  /** The config layers (`/config_dump`: the settings in force per service and where each came from). */
+  config: ConfigStore;
   /** The config document's source, version in force and last rejected version (`/config_dump`). */
   document(): Record<string, unknown> | null;
   /** The sources of config entries: versions in force, failures, last rejected (`/config_dump`). */
@@ -47,15 +50,7 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
           return targets === undefined ? view : { ...view, targets };
         }),
       ready: deps.ready,
-      configDump: () => {
-        const dump = destinations.configDump(deps.serviceName) as { services: Record<string, object> };
-        // A service with a routing chain: its routes, splits and targets (Envoy's route config).
-        for (const [name, entry] of Object.entries(dump.services)) {
-          const chain = mesh.routes(name);
-          if (chain !== undefined) dump.services[name] = { ...entry, routes: chainDump(chain) };
-        }
-        return { ...dump, document: deps.document(), routing: deps.routing() };
-      },
+      configDump: () => configDump(deps),
     })
     .then(
       (server) => server?.url,
@@ -108,4 +103,37 @@ function targetViews(
     out.push({ ...view, service: target.service, ...(target.subset ? { subset: target.subset } : {}) });
   }
   return out;
+}
+
+/**
+ * The admin `/config_dump`: for every service a layer names or that has a live destination, the
+ * settings in force, the layer and version each came from, its warnings and — once built (its own
+ * destination, or for a service reached only through routes its routing target of the whole
+ * service) — its stages; for a service with a routing chain, the chain (Envoy's route config);
+ * the config document's status and the sources of config entries.
+ */
+function configDump(deps: AdminDeps): unknown {
+  const { config, destinations, mesh } = deps;
+  const names = [...new Set([...config.serviceNames(), ...destinations.services()])].sort();
+  const services: Record<string, unknown> = {};
+  for (const name of names) {
+    const c = config.effective(name);
+    const d = destinations.serviceDestination(name);
+    const chain = mesh.routes(name);
+    services[name] = {
+      live: d !== undefined,
+      ...(d ? { roles: [...d.roles, 'pick'] } : {}),
+      balancer: c.balancer,
+      resilience: c.resilience,
+      sources: c.sources,
+      warnings: c.warnings,
+      ...(chain !== undefined ? { routes: chainDump(chain) } : {}),
+    };
+  }
+  return {
+    service: deps.serviceName,
+    document: deps.document(),
+    services,
+    routing: deps.routing(),
+  };
 }

@@ -17,7 +17,7 @@ import {
   type Resolver,
   type Timer,
 } from '@proxyless/core';
-import type { Telemetry } from '@proxyless/telemetry';
+import type { MeshMetrics, Telemetry } from '@proxyless/telemetry';
 import type { MeshEvent } from './api.js';
 import { effectiveConfig } from './config/effective.js';
 import { type Layer, parsePolicyPatch } from './config/layers.js';
@@ -143,7 +143,6 @@ export class DestinationTable {
     const { service, resolver } = named;
     let dest = this.#destinations.get(service);
     if (dest === undefined) {
-      const metrics = this.#deps.telemetry?.metrics;
       let built: Destination | undefined;
       built = dest = new Destination(service, resolver, {
         ...destinationDeps(this.#wiring, {
@@ -152,17 +151,7 @@ export class DestinationTable {
           rateLimitBucket: this.#buckets.take(service),
         }),
         // The service's series (breaker, panic, endpoint states) follow its own destination.
-        ...(metrics
-          ? {
-              onPolicy: (d: Destination) => {
-                const breaker = d.circuitBreakerState;
-                metrics.onDestination(d.service, {
-                  ...d.balancer.stats(),
-                  ...(breaker ? { circuitBreaker: breaker } : {}),
-                });
-              },
-            }
-          : {}),
+        ...seriesHook(this.#deps.telemetry?.metrics),
       });
       this.#deps.watchChain(service);
       this.#destinations.set(service, dest);
@@ -390,7 +379,6 @@ export class DestinationTable {
         extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]);
       // A subset's sets are part of the service's; a whole-service target's are the service's.
       const subsetOf = target.subset !== '' ? target.id : undefined;
-      const metrics = this.#deps.telemetry?.metrics;
       const dest = new Destination(service, subsetResolver(resolver, target), {
         ...destinationDeps(this.#wiring, {
           config: configOf,
@@ -401,19 +389,11 @@ export class DestinationTable {
         // A subset's breaker and panic series (labelled `target`) start from its state, as the
         // service's own do; so do a whole-service target's, which are the service's, when the
         // service has no destination of its own (reached only through routes) to set them.
-        ...(metrics
-          ? {
-              onPolicy: (d: Destination) => {
-                if (d.evicted || (subsetOf === undefined && this.#destinations.has(d.service))) return;
-                const breaker = d.circuitBreakerState;
-                metrics.onDestination(
-                  d.service,
-                  { ...d.balancer.stats(), ...(breaker ? { circuitBreaker: breaker } : {}) },
-                  subsetOf,
-                );
-              },
-            }
-          : {}),
+        ...seriesHook(
+          this.#deps.telemetry?.metrics,
+          subsetOf,
+          (d) => d.evicted || (subsetOf === undefined && this.#destinations.has(d.service)),
+        ),
         // The target's `ConnectTimeout` (Envoy's cluster connect_timeout) bounds its pools' connects.
         connectTimeoutMs: target.connectTimeoutMs,
       });
@@ -434,37 +414,6 @@ export class DestinationTable {
 
   // ---- end traffic management ----
 
-  /**
-   * The admin `/config_dump`: for every service a layer names or a call has reached, the settings
-   * in force, the layer and version each came from, its warnings, and — once built — its stages.
-   */
-  configDump(serviceName: string): unknown {
-    const config = this.#deps.config;
-    const doc = config.document;
-    const names = [...new Set([...config.serviceNames(), ...this.services()])].sort();
-    const services: Record<string, unknown> = {};
-    for (const name of names) {
-      const c = config.effective(name);
-      // Built: its own destination, or for a service reached only through routes its routing
-      // target's of the whole service (as `mesh.services()` lists it).
-      const d = this.serviceDestination(name);
-      services[name] = {
-        live: d !== undefined,
-        ...(d ? { roles: [...d.roles, 'pick'] } : {}),
-        balancer: c.balancer,
-        resilience: c.resilience,
-        sources: c.sources,
-        warnings: c.warnings,
-      };
-    }
-    // The admin adds the document's source and last rejected version (ConfigApplier).
-    return {
-      service: serviceName,
-      document: doc ? { version: doc.version } : null,
-      services,
-    };
-  }
-
   /** Stop the idle sweep (the mesh is closing). */
   stopSweep(): void {
     this.#idleSweep?.cancel();
@@ -483,6 +432,30 @@ export class DestinationTable {
     this.byOrigin.clear();
     return dests;
   }
+}
+
+/**
+ * The `onPolicy` hook that starts a destination's breaker and panic series (and, for a service's
+ * own, its endpoint states) from its state when it is built or given a new policy: `target` for a
+ * subset's series; `skip` for a destination that is not the one to set them.
+ */
+function seriesHook(
+  metrics: MeshMetrics | undefined,
+  target?: string,
+  skip?: (d: Destination) => boolean,
+): { onPolicy?: (d: Destination) => void } {
+  if (metrics === undefined) return {};
+  return {
+    onPolicy: (d) => {
+      if (skip?.(d)) return;
+      const breaker = d.circuitBreakerState;
+      metrics.onDestination(
+        d.service,
+        { ...d.balancer.stats(), ...(breaker ? { circuitBreaker: breaker } : {}) },
+        target,
+      );
+    },
+  };
 }
 
 /**

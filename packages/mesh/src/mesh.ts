@@ -247,6 +247,7 @@ class MeshImpl implements Mesh {
       mesh: this,
       serviceName: this.serviceName,
       destinations: this.#destinations,
+      config: this.#config,
       document: () => this.#documents.documentStatus(),
       routing: () => this.#documents.routingStatus(),
       clock: this.#clock,

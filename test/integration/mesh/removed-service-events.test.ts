@@ -5,6 +5,7 @@
 import { createConfigSource, createMesh, type MeshEvent } from 'proxyless';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
+import { versionResolver } from '../routing/scenario.js';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -46,15 +47,7 @@ it('a routed service removed: one service_removed, and config_applied names none
   };
   const entries = [
     { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
-    {
-      Kind: 'service-resolver',
-      Name: 'web',
-      DefaultSubset: 'v1',
-      Subsets: {
-        v1: { Filter: 'Service.Meta.version == "v1"' },
-        v2: { Filter: 'Service.Meta.version == "v2"' },
-      },
-    },
+    versionResolver(),
     {
       Kind: 'service-splitter',
       Name: 'web',
