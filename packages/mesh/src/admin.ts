@@ -64,8 +64,8 @@ export function startMeshAdmin(deps: AdminDeps): Promise<string | undefined> {
 
 /**
  * The routing targets of a routed service as the admin server lists them: each target's
- * destination (the first built for its ID; a target reached through routes with different
- * overrides has one destination per override set, over the same endpoints), with the stats
+ * destination (the first built for its ID; a config version that redefines its subset or load
+ * balancer builds another, over the same endpoints, while the old one drains), with the stats
  * `mesh.stats(name).targets` gives and the open connections of every destination of that ID.
  */
 function targetViews(

@@ -47,6 +47,7 @@ import {
   undiciHeaderError,
 } from './request.js';
 import type { RoutingStage } from './routing-stage.js';
+import type { RouteOverrides } from './routing-targets.js';
 
 /** Dispatch option through which `mesh.request` learns the call's context (for `endpoint`). */
 const kCallSink = Symbol('proxyless.callSink');
@@ -265,6 +266,8 @@ export class CallPath implements DispatchTarget {
     request: DispatchRequest,
     /** The server name undici would derive from the logical `Host` the mesh added (see `serverNameOf`). */
     servername?: string,
+    /** A route's timeout and retry settings, for a call the routing stage sends to a target. */
+    route?: RouteOverrides,
   ): boolean {
     const attributes = new Map<string, unknown>();
     const key = opts.hashKey;
@@ -310,7 +313,7 @@ export class CallPath implements DispatchTarget {
       return true;
     }
     try {
-      return dest.dispatch(sent, call);
+      return dest.dispatch(sent, call, route);
     } catch (error) {
       failDispatch(call, error as Error);
       // As undici's dispatcher after `close()`: the request failed and `false` is returned.

@@ -10,7 +10,8 @@ import type { MeshEvent } from './api.js';
 import type { EffectiveConfig } from './config/effective.js';
 import type { Destination } from './destination.js';
 import type { DestinationTableDeps } from './destination-table.js';
-import { buildPolicy } from './policy.js';
+import { buildPolicy, buildRoutePolicy, type PolicyDeps } from './policy.js';
+import type { RouteOverrides } from './routing-targets.js';
 
 /** What the destination table shares with every destination it builds. */
 export interface DestinationWiring {
@@ -29,6 +30,8 @@ export interface DestinationWiring {
 export interface DestinationOwnDeps {
   /** The effective config of a service, from the layers this destination reads. */
   readonly config: (service: string) => EffectiveConfig;
+  /** The effective config of a route's calls: this destination's, with the route's settings on top. */
+  readonly routeConfig: (service: string, route: RouteOverrides) => EffectiveConfig;
   /** Whether its events are still fired (false once it is evicted). */
   readonly reporting: () => boolean;
   /** The bucket kept of the destination evicted before it, for its first policy. */
@@ -46,12 +49,20 @@ export function destinationDeps(
   own: DestinationOwnDeps,
 ): ConstructorParameters<typeof Destination>[2] {
   const { table, healthChecks, reportedErrors } = wiring;
-  const { config, reporting, rateLimitBucket, target } = own;
+  const { config, routeConfig, reporting, rateLimitBucket, target } = own;
   const { telemetry, clock, random, logger } = table;
   const events = {
     fire: (event: MeshEvent): void => {
       if (reporting()) table.events.fire(event);
     },
+  };
+  const policyDeps: PolicyDeps = {
+    clock,
+    random,
+    logger,
+    onBreakerStateChange: (service, state) =>
+      events.fire({ type: 'circuit_breaker', service, state, ...(target ? { target } : {}) }),
+    healthChecks,
   };
   return {
     telemetry: telemetry
@@ -67,17 +78,13 @@ export function destinationDeps(
         s,
         config(s),
         {
-          clock,
-          random,
-          logger,
-          onBreakerStateChange: (service, state) =>
-            events.fire({ type: 'circuit_breaker', service, state, ...(target ? { target } : {}) }),
-          healthChecks,
+          ...policyDeps,
           ...(previous === undefined && rateLimitBucket ? { rateLimitBucket } : {}),
           ...(earlierCalls ? { earlierCalls } : {}),
         },
         previous,
       ),
+    routePolicy: (s, route, base) => buildRoutePolicy(s, routeConfig(s, route), policyDeps, base),
     ...(target ? { target } : {}),
     onSetChange: (s, set) =>
       events.fire({ type: 'endpoints_changed', service: s, set, ...(target ? { target } : {}) }),

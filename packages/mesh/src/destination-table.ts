@@ -101,7 +101,7 @@ export class DestinationTable {
     return this.#destinations;
   }
 
-  /** The destination of each routing target, by target ID, subset, balancer and overrides. */
+  /** The destination of each routing target, by target ID, subset and balancer settings. */
   get targets(): ReadonlyMap<string, Destination> {
     return this.#targetDests;
   }
@@ -147,6 +147,8 @@ export class DestinationTable {
       built = dest = new Destination(service, resolver, {
         ...destinationDeps(this.#wiring, {
           config: (s) => this.#deps.config.effective(s),
+          routeConfig: (s, route) =>
+            effectiveConfig(s, [...this.#deps.config.layersFor(s), routeLayer(route)]),
           reporting: () => built?.evicted !== true,
           rateLimitBucket: this.#buckets.take(service),
         }),
@@ -307,7 +309,7 @@ export class DestinationTable {
 
   /**
    * Retire a routing target's destination taken out of the table; the last one of its target ID
-   * (route overrides and subset redefinitions each have their own) takes the target's breaker and
+   * (a subset or load balancer a new config version redefines has another) takes the target's breaker and
    * panic series with it.
    */
   #retireTarget(key: string, d: Destination): void {
@@ -336,19 +338,16 @@ export class DestinationTable {
   // ---- traffic management: target destinations -------------------------------------------------
 
   /**
-   * The destination of one routing target (service + subset) with a route's timeout/retry
-   * overrides: its own balancer, outlier state and breaker over the subset's endpoints.
+   * The destination of one routing target (service + subset): its own balancer, outlier state,
+   * breaker and pools over the subset's endpoints — Envoy's cluster of the target. The routes that
+   * send to it with timeout or retry settings of their own share all of that (see
+   * `Destination.dispatch`'s `route`), as Envoy's routes share the cluster they name.
    */
-  targetDestination(
-    target: ChainTarget,
-    overrides: RouteOverrides | undefined,
-    loadBalancer: LoadBalancerPatch | undefined,
-  ): Destination {
+  targetDestination(target: ChainTarget, loadBalancer: LoadBalancerPatch | undefined): Destination {
     // The subset's filter and health rule are part of the key: a new config version that redefines
     // a subset under the same name gets a destination over the new subset.
     const base = `${target.id}|${target.filter}|${target.onlyPassing}|${target.connectTimeoutMs}`;
-    const lbKey = loadBalancer ? `|${JSON.stringify(loadBalancer)}` : '';
-    const key = overrides ? `${base}${lbKey}|${overrides.key}` : `${base}${lbKey}`;
+    const key = loadBalancer ? `${base}|${JSON.stringify(loadBalancer)}` : base;
     const cached = this.#targetDests.get(key);
     if (cached !== undefined) return cached;
     if (this.#deps.closing()) {
@@ -362,18 +361,11 @@ export class DestinationTable {
     for (const resolver of this.#deps.resolvers.list) {
       const service = resolver.match(target.service);
       if (service === undefined) continue;
-      // Over the target service's own layers: the resolver's LoadBalancer, then the route's settings
-      // (validated when the entries were; provenance shows them as the service's own layer).
-      const extra: Layer[] = [];
-      const layer = (patch: Layer['patch']): Layer => ({
-        name: 'file.services',
-        version: 0,
-        raw: undefined,
-        patch,
-      });
-      if (loadBalancer) extra.push(layer({ balancer: { loadBalancer }, resilience: undefined }));
-      if (overrides)
-        extra.push(layer(parsePolicyPatch(overrides.patch, `route to ${target.id}`, new Issues())));
+      // Over the target service's own layers: the resolver's LoadBalancer (and for a route's calls,
+      // the route's settings over that).
+      const extra: Layer[] = loadBalancer
+        ? [entryLayer({ balancer: { loadBalancer }, resilience: undefined })]
+        : [];
       let built: Destination | undefined;
       const configOf = (s: string) =>
         extra.length === 0 ? config.effective(s) : effectiveConfig(s, [...config.layersFor(s), ...extra]);
@@ -382,6 +374,8 @@ export class DestinationTable {
       const dest = new Destination(service, subsetResolver(resolver, target), {
         ...destinationDeps(this.#wiring, {
           config: configOf,
+          routeConfig: (s, route) =>
+            effectiveConfig(s, [...config.layersFor(s), ...extra, routeLayer(route)]),
           reporting: () => built?.evicted !== true,
           rateLimitBucket: this.#buckets.take(`target:${key}`),
           target: subsetOf,
@@ -432,6 +426,19 @@ export class DestinationTable {
     this.byOrigin.clear();
     return dests;
   }
+}
+
+/**
+ * A layer of config entries over a service's own (the resolver's `LoadBalancer`, a route's
+ * settings): validated when the entries were; provenance shows it as the service's own layer.
+ */
+function entryLayer(patch: Layer['patch']): Layer {
+  return { name: 'file.services', version: 0, raw: undefined, patch };
+}
+
+/** A route's `RequestTimeout` / `NumRetries` / `RetryOn…` as a layer over its target's config. */
+function routeLayer(route: RouteOverrides): Layer {
+  return entryLayer(parsePolicyPatch(route.patch, 'route settings', new Issues()));
 }
 
 /**

@@ -20,6 +20,8 @@ import type { Dispatcher } from 'undici';
 import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { FirstResolution } from './first-resolution.js';
 import { createPickStage } from './pick.js';
+import type { RoutePolicy } from './policy.js';
+import type { RouteOverrides } from './routing-targets.js';
 import { buildStack, type StackParts } from './stack.js';
 import { DestinationCalls } from './tracked-calls.js';
 
@@ -40,6 +42,11 @@ export interface DestinationDeps {
    * policy in force: what the change does not touch is taken over from it (see `buildPolicy`).
    */
   policy: (service: string, previous?: DestinationPolicy, earlier?: EarlierCalls) => DestinationPolicy;
+  /**
+   * Build the stack of a route's timeout and retry settings over the policy in force (routing
+   * targets; see `buildRoutePolicy`). Unset: a route's settings are refused.
+   */
+  routePolicy?: (service: string, route: RouteOverrides, base: DestinationPolicy) => RoutePolicy;
   onSetChange: (service: string, set: EndpointSet) => void;
   onResolverError: (service: string, error: MeshError) => void;
   /** Panic, locality, ejection and health-check events of the balancer in force. */
@@ -86,6 +93,11 @@ export class Destination {
   #policy: DestinationPolicy;
   #dispatch: DispatchFn;
   #roles: readonly string[] = [];
+  /**
+   * The stacks of the routes that send here with timeout or retry settings of their own, by the
+   * settings' key: built at a route's first call over the policy in force, sharing its stages.
+   */
+  readonly #routes = new Map<string, { policy: RoutePolicy; dispatch: DispatchFn }>();
   readonly #pools: EndpointPools;
   /**
    * Set when the mesh evicted this destination (idle, or its service no longer named): callers
@@ -220,10 +232,11 @@ export class Destination {
    * or abort it wherever it is (waiting for endpoints, in a backoff, on a pool).
    * @throws MeshError `MESH_CLOSED` once `close()` or `destroy()` has been called.
    */
-  dispatch(opts: Dispatcher.DispatchOptions, handler: MeshHandler): boolean {
+  dispatch(opts: Dispatcher.DispatchOptions, handler: MeshHandler, route?: RouteOverrides): boolean {
     if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
     const call = this.#calls.enter(handler, callOf(opts));
     try {
+      if (route !== undefined) return this.#routeDispatch(route)(opts, call);
       return this.#dispatch(opts, call);
     } catch (error) {
       // The caller's handler gets this error from the call path; the call never started here.
@@ -284,6 +297,8 @@ export class Destination {
     if (!sameStack) {
       this.#dispatch = this.#compose();
       this.#calls.advance();
+      // The routes' stacks share stages of the old one: built again over the new one as used.
+      this.#dropRoutes();
     }
     old.retire(next);
     // A pool's `connections` and `connectTimeout` are fixed when it is made: pools made under the
@@ -293,7 +308,35 @@ export class Destination {
     return resized ? [...next.rebuilt, 'connectionPools'] : next.rebuilt;
   }
 
-  #compose(): DispatchFn {
+  /**
+   * The stack of a route's settings: the route's deadline and retry over this destination's other
+   * stages, pick stage, balancer and pools (one cluster, as Envoy's routes share theirs). At most
+   * {@link MAX_ROUTES} are kept; past that, the ones kept are dropped and built again as used.
+   */
+  #routeDispatch(route: RouteOverrides): DispatchFn {
+    const kept = this.#routes.get(route.key);
+    if (kept !== undefined) return kept.dispatch;
+    const build = this.#deps.routePolicy;
+    if (build === undefined) throw new TypeError(`"${this.service}" takes no route settings`);
+    const policy = build(this.service, route, this.#policy);
+    if (this.#routes.size >= MAX_ROUTES) this.#dropRoutes();
+    const dispatch = this.#compose(policy);
+    this.#routes.set(route.key, { policy, dispatch });
+    return dispatch;
+  }
+
+  /**
+   * Release the routes' stacks (their own stages; calls in flight through them finish there): the
+   * policy they were built over was replaced, or the destination is released.
+   */
+  #dropRoutes(): void {
+    for (const r of this.#routes.values()) r.policy.close();
+    this.#routes.clear();
+  }
+
+  #compose(
+    policy: { readonly roles: readonly string[]; readonly filters: readonly Filter[] } = this.#policy,
+  ): DispatchFn {
     const pick = createPickStage(
       this.service,
       () => this.#policy.balancer,
@@ -301,12 +344,12 @@ export class Destination {
       this.#deps.clock,
       this.#deps.target,
     );
-    const policy = new Map<string, Interceptor>();
-    this.#policy.roles.forEach((role, i) => {
-      policy.set(role, this.#policy.filters[i] as Interceptor);
+    const stages = new Map<string, Interceptor>();
+    policy.roles.forEach((role, i) => {
+      stages.set(role, policy.filters[i] as Interceptor);
     });
-    const stack = buildStack({ policy, telemetry: this.#deps.telemetry });
-    this.#roles = stack.roles;
+    const stack = buildStack({ policy: stages, telemetry: this.#deps.telemetry });
+    if (policy === this.#policy) this.#roles = stack.roles;
     // The wait for the first resolution sits right under the call's telemetry, which so sees the
     // whole call: its duration counts the wait, and a call that fails or is aborted there is
     // recorded (metrics, span, access log) like any other.
@@ -440,9 +483,13 @@ export class Destination {
     this.#released = true;
     this.#watch.dispose();
     this.#unsubscribe();
+    this.#dropRoutes();
     this.#policy.close();
   }
 }
+
+/** The route stacks a destination keeps (one per distinct set of route settings in use). */
+const MAX_ROUTES = 64;
 
 /** `MESH_CLOSED` for a call to `service`, in the mesh's words. */
 export function closedError(service: string, what: string): MeshError {

@@ -134,10 +134,9 @@ class MeshImpl implements Mesh {
       random: this.#random,
       clock: this.#clock,
       logicalHost: hostHeader === 'logical',
-      targetDestination: (target, overrides, lb) =>
-        this.#destinations.targetDestination(target, overrides, lb),
-      send: (dest, opts, headers, handler, request) =>
-        this.#calls.send(dest, opts, headers, handler, request),
+      targetDestination: (target, lb) => this.#destinations.targetDestination(target, lb),
+      send: (dest, opts, headers, handler, request, route) =>
+        this.#calls.send(dest, opts, headers, handler, request, undefined, route),
     });
 
     this.#resolvers = createResolvers({

@@ -5,7 +5,7 @@ import type { EffectiveConfig } from './config/effective.js';
 import type { ServiceOptions } from './config/schema.js';
 import { envConfigSource, optionsConfigSource } from './config/source.js';
 import { ConfigStore } from './config/store.js';
-import { buildPolicy } from './policy.js';
+import { buildPolicy, buildRoutePolicy } from './policy.js';
 
 function configOf(api: ServiceOptions): EffectiveConfig {
   const issues = new Issues();
@@ -113,5 +113,47 @@ describe('buildPolicy over the policy in force: diff before build (#10)', () => 
     first.retire(next);
     next.close();
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('buildRoutePolicy: a route’s settings over a destination’s policy', () => {
+  it('builds the route’s deadline and retry; shares the breaker, limits and budget', () => {
+    const clock = new VirtualClock();
+    const withLimits: ServiceOptions = { ...base, concurrencyLimit: { max: 10 }, hedge: { delay: 50 } };
+    const policy = buildPolicy('api', configOf(withLimits), deps(clock));
+    const timers = clock.pendingTimers;
+    const route = buildRoutePolicy(
+      'api',
+      configOf({ ...withLimits, timeout: 2000, retry: { maxRetries: 4 } }),
+      deps(clock),
+      policy,
+    );
+    expect(route.roles).toEqual(policy.roles);
+    const stage = (p: { roles: readonly string[]; filters: readonly unknown[] }, role: string) =>
+      p.filters[p.roles.indexOf(role)];
+    for (const role of ['concurrencyLimit', 'hedge', 'circuitBreaker', 'perTryTimeout'])
+      expect(stage(route, role), role).toBe(stage(policy, role));
+    for (const role of ['deadline', 'retry']) expect(stage(route, role), role).not.toBe(stage(policy, role));
+    // Nothing armed for the route, nothing of the destination's released with it.
+    expect(clock.pendingTimers).toBe(timers);
+    route.close();
+    expect(clock.pendingTimers).toBe(timers);
+    expect(policy.circuitBreakerState()).toBe('closed');
+    policy.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('refuses a route config that differs in more than its timeout and retry settings', () => {
+    const clock = new VirtualClock();
+    const policy = buildPolicy('api', configOf(base), deps(clock));
+    expect(() =>
+      buildRoutePolicy(
+        'api',
+        configOf({ ...base, circuitBreaker: { volumeThreshold: 9 } }),
+        deps(clock),
+        policy,
+      ),
+    ).toThrow(/sets more than its timeout and retry settings/);
+    policy.close();
   });
 });

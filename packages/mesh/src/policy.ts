@@ -1,10 +1,11 @@
 import { type BalancerConfig, createBalancer, type HealthCheckHub } from '@proxyless/balancer';
-import type { Clock, Logger, Random } from '@proxyless/core';
+import type { Clock, Filter, Logger, Random } from '@proxyless/core';
 import {
   type BreakerState,
   createPolicyStack,
   type EarlierCalls,
   type PolicyStack,
+  type ResilienceConfig,
   sameSettings,
   type TokenBucket,
 } from '@proxyless/resilience';
@@ -109,9 +110,71 @@ export function buildPolicy(
       else stack.close();
     },
   };
-  internals.set(policy, { balancerConfig, stack });
+  internals.set(policy, { balancerConfig, resilienceConfig, stack });
   return policy;
 }
 
+/** The stack of one route's settings over a destination's policy (see {@link buildRoutePolicy}). */
+export interface RoutePolicy {
+  readonly filters: readonly Filter[];
+  /** The roles of `filters`, outermost first. */
+  readonly roles: readonly string[];
+  /** Release the stages this route built (its own); the destination's shared ones stay. */
+  close(): void;
+}
+
+/** The settings a route may set over its target's (Consul: `RequestTimeout`, `NumRetries`, `RetryOn…`). */
+const ROUTE_SETTINGS = ['timeoutMs', 'retry'] as const;
+
+/**
+ * The stack a route's timeout and retry settings make over a destination's `base` policy: the
+ * route's own deadline and retry stages (and a hedge, where whether retries are on changes who
+ * counts its calls), over the same instances of every other stage — the breaker with its state,
+ * the limits with their calls in flight, the retry budget and the `maxRetries` gate. As in Envoy,
+ * where a route's timeout and retry policy act over the one cluster it names: the route shares
+ * the cluster's circuit breakers and outlier state (the balancer and pools are the destination's
+ * anyway). `config` is the destination's with the route's layer on top.
+ * @throws TypeError when `config` differs from the base's in more than the route settings.
+ */
+export function buildRoutePolicy(
+  service: string,
+  config: EffectiveConfig,
+  deps: PolicyDeps,
+  base: DestinationPolicy,
+): RoutePolicy {
+  const prior = internals.get(base);
+  if (prior === undefined) throw new TypeError('a route policy is built over a policy buildPolicy made');
+  if (!sameSettings(withoutRouteSettings(config.resilience), withoutRouteSettings(prior.resilienceConfig)))
+    throw new TypeError(`a route of "${service}" sets more than its timeout and retry settings`);
+  const onBreaker = deps.onBreakerStateChange;
+  const stack = createPolicyStack(
+    config.resilience,
+    {
+      service,
+      clock: deps.clock,
+      random: deps.random,
+      logger: deps.logger,
+      ...(onBreaker ? { onBreakerStateChange: (state: BreakerState) => onBreaker(service, state) } : {}),
+    },
+    prior.stack,
+  );
+  const shared = prior.stack;
+  return {
+    filters: stack.filters,
+    roles: stack.roles,
+    // The stages the base stack does not hold are this route's own.
+    close: () => stack.retire(shared),
+  };
+}
+
+function withoutRouteSettings(c: ResilienceConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...c };
+  for (const k of ROUTE_SETTINGS) delete out[k];
+  return out;
+}
+
 /** What a later build takes over from a policy. */
-const internals = new WeakMap<DestinationPolicy, { balancerConfig: BalancerConfig; stack: PolicyStack }>();
+const internals = new WeakMap<
+  DestinationPolicy,
+  { balancerConfig: BalancerConfig; resilienceConfig: ResilienceConfig; stack: PolicyStack }
+>();

@@ -1,9 +1,10 @@
 /**
  * The routing stage: for a service with a compiled chain (config entries from the file, etcd or
  * Consul), each request is routed (route → split → target, see ./routing) before it enters a
- * destination stack. Every target (service + subset, with the route's timeout/retry overrides) has
- * a destination of its own — its own balancer, outlier state and breaker — whose endpoints are the
- * target service's endpoints narrowed by the subset filter.
+ * destination stack. Every target (service + subset) has a destination of its own — its own
+ * balancer, outlier state, breaker and pools, Envoy's cluster of the target — whose endpoints are
+ * the target service's endpoints narrowed by the subset filter. A route's timeout and retry
+ * settings apply to the calls it sends there, over that one destination's other stages.
  *
  * Services without a chain never reach this module: the mesh checks one map first.
  */
@@ -59,22 +60,19 @@ export interface RoutingStageDeps {
   random: Random;
   /** For a route's `IdleTimeout`. */
   clock: Clock;
+  /** The destination of a target: its resolver's `LoadBalancer` (mapped) goes over the target service's own policy. */
+  targetDestination(target: ChainTarget, loadBalancer: LoadBalancerPatch | undefined): Destination;
   /**
-   * The destination of a target: its resolver's `LoadBalancer` (mapped) and the route's overrides
-   * go over the target service's own policy.
+   * Send through a destination (the mesh's own `#send`); `route`: the route's timeout and retry
+   * settings, over the destination's policy for this call.
    */
-  targetDestination(
-    target: ChainTarget,
-    overrides: RouteOverrides | undefined,
-    loadBalancer: LoadBalancerPatch | undefined,
-  ): Destination;
-  /** Send through a destination (the mesh's own `#send`). */
   send(
     dest: Destination,
     opts: Dispatcher.DispatchOptions,
     headers: Dispatcher.DispatchOptions['headers'],
     handler: MeshHandler,
     request: DispatchRequest,
+    route: RouteOverrides | undefined,
   ): boolean;
   /** Whether the logical `Host` header is set (`hostHeader: 'logical'`). */
   logicalHost: boolean;
@@ -183,11 +181,7 @@ export class RoutingStage {
     // Failover needs to know whether the primary has endpoints: a primary not resolved yet (the
     // first calls after start or after a config change) is waited for before choosing.
     if (decision.resolver.failover.length > 0) {
-      const primary = this.#deps.targetDestination(
-        decision.target,
-        overrides,
-        decision.resolver.loadBalancer,
-      );
+      const primary = this.#deps.targetDestination(decision.target, decision.resolver.loadBalancer);
       if (primary.endpointSet === undefined) {
         this.#waitForPrimary(primary, chain, decision, overrides, opts, origin, handler);
         return true;
@@ -253,7 +247,7 @@ export class RoutingStage {
     handler: MeshHandler,
     waited = false,
   ): boolean {
-    const { target, dest } = this.#select(chain, decision, overrides, waited);
+    const { target, dest } = this.#select(chain, decision, waited);
     if (waited && target === decision.target && dest.endpointSet === undefined) {
       // Waited for already, and no failover target has endpoints either: no second wait.
       failDispatch(handler, dest.noAnswerError());
@@ -305,7 +299,7 @@ export class RoutingStage {
     if (decision.responseHeaders || (idle !== undefined && idle > 0)) h = new CallHandler(handler);
     if (decision.responseHeaders) h = new ResponseHeaderHandler(h, decision.responseHeaders);
     if (idle !== undefined && idle > 0) h = new IdleTimeoutHandler(h, idle, this.#deps.clock, target.service);
-    return this.#deps.send(dest, sent, headers, h, request);
+    return this.#deps.send(dest, sent, headers, h, request, overrides);
   }
 
   /**
@@ -317,11 +311,10 @@ export class RoutingStage {
   #select(
     chain: RoutingChain,
     decision: RouteDecision,
-    overrides: RouteOverrides | undefined,
     /** The primary was waited for already: still unresolved, it has no endpoints to offer. */
     waited = false,
   ): { target: ChainTarget; dest: Destination } {
-    const primary = this.#deps.targetDestination(decision.target, overrides, decision.resolver.loadBalancer);
+    const primary = this.#deps.targetDestination(decision.target, decision.resolver.loadBalancer);
     const set = primary.endpointSet;
     const failover = decision.resolver.failover;
     // Envoy's failover: the next target takes the traffic when this one has no healthy endpoint
@@ -333,7 +326,7 @@ export class RoutingStage {
     let some: { target: ChainTarget; dest: Destination } | undefined =
       set !== undefined && set.endpoints.length > 0 ? { target: decision.target, dest: primary } : undefined;
     for (const t of failover) {
-      const d = this.#deps.targetDestination(t, overrides, chain.resolvers.get(t.id)?.loadBalancer);
+      const d = this.#deps.targetDestination(t, chain.resolvers.get(t.id)?.loadBalancer);
       const s = d.endpointSet;
       if (s === undefined) resolving ??= { target: t, dest: d };
       else if (d.usableEndpoints > 0) return { target: t, dest: d };

@@ -255,7 +255,7 @@ export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
 
 /**
  * The routing target ID a target destination's key starts with (`DestinationTable.targetDestination`
- * keys them `<id>|<filter>|…`: one target has one destination per set of route overrides).
+ * keys them `<id>|<filter>|…`: a target redefined by a new config version has another).
  */
 export function targetIdOf(key: string): string {
   return key.slice(0, key.indexOf('|'));
@@ -263,7 +263,7 @@ export function targetIdOf(key: string): string {
 
 /**
  * The destinations of a chain's targets built so far, by target ID: routed calls go through these
- * (one per target and route overrides; several of one target are summed into its in-flight count).
+ * (one per target and subset definition; several of one target are summed into its in-flight count).
  */
 export function targetStats(
   chain: RoutingChain,
