@@ -146,9 +146,10 @@ export interface ServiceStats extends BalancerStats {
   /** The stages in force, outermost first (`deadline`, `retry`, `hedge`, `circuitBreaker`, …, `pick`). */
   readonly roles: readonly string[];
   /**
-   * Calls in flight through the service, until their response body ends: through its own
-   * destination and, for a service with a routing chain, through its targets' (a target another
-   * service's chain reaches too counts for both).
+   * Calls in flight through the service, until their response body ends: its own calls — for a
+   * service with a routing chain, each wherever its route sent it, by whatever chain version —
+   * and the calls other services' routes send to it as a whole service (one destination, as
+   * Envoy's cluster for it).
    */
   readonly inFlight: number;
   /** For a service with a routing chain: requests per route (index; `-1`: no router) and per target ID. */

@@ -53,6 +53,8 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   readonly #modern: boolean;
   /** What counts the call as in flight (its destination): one less when the call ends. */
   readonly #counter: CallCounter | undefined;
+  /** For a routed call: the routed service's own destination, which counts it too (see `send`). */
+  readonly #owner: CallCounter | undefined;
   /** The exchange's controller; the caller holds this handler in its place (see {@link abort}). */
   #controller: Dispatcher.DispatchController | undefined;
   /**
@@ -88,6 +90,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     handler: Dispatcher.DispatchHandler,
     counter?: CallCounter,
     headers?: Dispatcher.DispatchOptions['headers'],
+    owner?: CallCounter,
   ) {
     this.#h = handler as Legacy;
     this.#headers = headers;
@@ -96,6 +99,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     // in the old style and gets the old callbacks.
     this.#modern = typeof handler.onRequestStart === 'function';
     this.#counter = counter;
+    this.#owner = owner;
   }
 
   #caught(error: unknown): void {
@@ -377,5 +381,6 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
     this.#done = true;
     // Counted once: nothing reaches the caller after the end or an error (`#done`).
     if (this.#counter !== undefined) this.#counter.inFlight--;
+    if (this.#owner !== undefined) this.#owner.inFlight--;
   }
 }

@@ -31,7 +31,7 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher, request as undiciRequest } from 'undici';
 import type { MeshRequestOptions, MeshResponseData } from './api.js';
-import { CallHandler } from './call-handler.js';
+import { type CallCounter, CallHandler } from './call-handler.js';
 import type { Destination } from './destination.js';
 import type { DestinationTable } from './destination-table.js';
 import { type DispatchTarget, MeshDispatcher } from './dispatcher.js';
@@ -201,7 +201,7 @@ export class CallPath implements DispatchTarget {
           return true;
         }
         try {
-          return this.#routing.dispatch(chain, opts, origin, handler);
+          return this.#routing.dispatch(chain, opts, origin, handler, dest);
         } catch (error) {
           failDispatch(new CallHandler(handler), error as Error);
           return true;
@@ -268,6 +268,11 @@ export class CallPath implements DispatchTarget {
     servername?: string,
     /** A route's timeout and retry settings, for a call the routing stage sends to a target. */
     route?: RouteOverrides,
+    /**
+     * For a call the routing stage sends: the routed service's own destination. It counts the call
+     * in flight too, whatever target (of whatever chain version) takes it: the service is busy.
+     */
+    owner?: CallCounter,
   ): boolean {
     const attributes = new Map<string, unknown>();
     const key = opts.hashKey;
@@ -295,9 +300,11 @@ export class CallPath implements DispatchTarget {
     if (sink !== undefined) sink.ctx = ctx;
     dest.inFlight++;
     dest.lastUsed = this.#clock.now();
+    const routedFrom = owner === dest ? undefined : owner;
+    if (routedFrom !== undefined) routedFrom.inFlight++;
     // The headers go with the caller's side: a call the mesh answers itself is still refused for
     // a header undici refuses, as undici would (see `CallHandler`; checked only then).
-    const call = new CallHandler(handler, dest, headers);
+    const call = new CallHandler(handler, dest, headers, routedFrom);
     // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
     const sent = (opts[kCallSink] !== undefined ? opts : copyOptions(opts)) as MeshDispatchOptions;
     sent.headers = headers;

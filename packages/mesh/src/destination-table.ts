@@ -27,8 +27,8 @@ import { type DestinationWiring, destinationDeps } from './destination-deps.js';
 import type { PoolEventSink } from './endpoint-pools.js';
 import { KeptBuckets, type RateLimitOf } from './kept-buckets.js';
 import type { ResolverSet } from './resolvers.js';
-import type { ChainTarget } from './routing/index.js';
-import { type RouteOverrides, subsetResolver, targetIdOf } from './routing-targets.js';
+import type { ChainTarget, RoutingChain } from './routing/index.js';
+import { isLocalWholeService, type RouteOverrides, subsetResolver, targetIdOf } from './routing-targets.js';
 
 /** What the table needs from the mesh that owns it. */
 export interface DestinationTableDeps {
@@ -50,7 +50,7 @@ export interface DestinationTableDeps {
   /** The destination was released (idle, or no longer named): its chain watch stops too. */
   unwatchChain(service: string): void;
   /** The routing target IDs of a service's chain in force, when it has one. */
-  chainTargets?(service: string): ReadonlyMap<string, unknown> | undefined;
+  chainTargets?(service: string): ReadonlyMap<string, ChainTarget> | undefined;
   /** Connection events of every destination's pools. */
   poolEvent?: PoolEventSink;
 }
@@ -140,27 +140,36 @@ export class DestinationTable {
       });
     }
     if (named === undefined) return undefined;
-    const { service, resolver } = named;
-    let dest = this.#destinations.get(service);
-    if (dest === undefined) {
-      let built: Destination | undefined;
-      built = dest = new Destination(service, resolver, {
-        ...destinationDeps(this.#wiring, {
-          config: (s) => this.#deps.config.effective(s),
-          routeConfig: (s, route) =>
-            effectiveConfig(s, [...this.#deps.config.layersFor(s), routeLayer(route)]),
-          reporting: () => built?.evicted !== true,
-          rateLimitBucket: this.#buckets.take(service),
-        }),
-        // The service's series (breaker, panic, endpoint states) follow its own destination.
-        ...seriesHook(this.#deps.telemetry?.metrics),
-      });
-      this.#deps.watchChain(service);
-      this.#destinations.set(service, dest);
-      this.#armIdleSweep();
-    }
+    const dest = this.#ownDestination(named.service, named.resolver);
     this.#byHost.set(hostname, dest);
     return dest;
+  }
+
+  /** The service's own destination, built at its first call (directly or through a route). */
+  #ownDestination(service: string, resolver: Resolver): Destination {
+    const kept = this.#destinations.get(service);
+    if (kept !== undefined) return kept;
+    let built: Destination | undefined;
+    const config = this.#deps.config;
+    built = new Destination(service, resolver, {
+      ...destinationDeps(this.#wiring, {
+        config: (s) => config.effective(s),
+        routeConfig: (s, route) => effectiveConfig(s, [...config.layersFor(s), routeLayer(route)]),
+        reporting: () => built?.evicted !== true,
+        rateLimitBucket: this.#buckets.take(service),
+      }),
+      // The service's series (breaker, panic, endpoint states) follow its own destination.
+      ...seriesHook(this.#deps.telemetry?.metrics),
+    });
+    this.#deps.watchChain(service);
+    this.#destinations.set(service, built);
+    this.#armIdleSweep();
+    return built;
+  }
+
+  /** Whether a routing target's entry is the service's own destination (see {@link targetDestination}). */
+  #isOwn(d: Destination): boolean {
+    return this.#destinations.get(d.service) === d;
   }
 
   /** The service a host names and the resolver that names it; `undefined`: the call passes through. */
@@ -210,7 +219,8 @@ export class DestinationTable {
       // version used is not kept forever; the next request to it builds it again.
       const released = new Set<string>();
       for (const [key, d] of this.#targetDests) {
-        if (!isIdle(d, now, idleTimeoutMs)) continue;
+        // The service's own destination as a target goes with the service (above).
+        if (this.#isOwn(d) || !isIdle(d, now, idleTimeoutMs)) continue;
         const rateLimit = this.#targetRateLimit.get(d);
         if (
           rateLimit !== undefined &&
@@ -247,6 +257,12 @@ export class DestinationTable {
     // flight finish, and their events (an empty endpoint set) no longer speak for the service.
     const released = new Set<string>();
     for (const [key, d] of this.#targetDests) {
+      // A service's own destination taken as a target: looked up again at the next call, as the
+      // config version may have given the service settings the target does not share.
+      if (this.#isOwn(d)) {
+        this.#targetDests.delete(key);
+        continue;
+      }
       if (named(d.service)) continue;
       this.#targetDests.delete(key);
       this.#retireTarget(key, d);
@@ -294,6 +310,7 @@ export class DestinationTable {
   }
 
   #evict(service: string, d: Destination): void {
+    for (const [k, v] of this.#targetDests) if (v === d) this.#targetDests.delete(k);
     this.#destinations.delete(service);
     for (const [k, v] of this.#byHost) if (v === d) this.#byHost.delete(k);
     for (const [k, v] of this.byOrigin) if (v === d) this.byOrigin.delete(k);
@@ -343,7 +360,11 @@ export class DestinationTable {
    * send to it with timeout or retry settings of their own share all of that (see
    * `Destination.dispatch`'s `route`), as Envoy's routes share the cluster they name.
    */
-  targetDestination(target: ChainTarget, loadBalancer: LoadBalancerPatch | undefined): Destination {
+  targetDestination(
+    target: ChainTarget,
+    loadBalancer: LoadBalancerPatch | undefined,
+    chain: RoutingChain,
+  ): Destination {
     // The subset's filter and health rule are part of the key: a new config version that redefines
     // a subset under the same name gets a destination over the new subset.
     const base = `${target.id}|${target.filter}|${target.onlyPassing}|${target.connectTimeoutMs}`;
@@ -361,6 +382,17 @@ export class DestinationTable {
     for (const resolver of this.#deps.resolvers.list) {
       const service = resolver.match(target.service);
       if (service === undefined) continue;
+      // The whole service, local, with no resolver setting on its endpoints or connections: the
+      // service's own destination is its cluster — a direct call and a routed one share its
+      // breaker, outlier state and pools, as they share Envoy's one cluster for the service.
+      if (
+        isLocalWholeService(chain, target, loadBalancer) &&
+        target.connectTimeoutMs === config.effective(service).resilience.connectTimeoutMs
+      ) {
+        const own = this.#ownDestination(service, resolver);
+        this.#targetDests.set(key, own);
+        return own;
+      }
       // Over the target service's own layers: the resolver's LoadBalancer (and for a route's calls,
       // the route's settings over that).
       const extra: Layer[] = loadBalancer
@@ -418,7 +450,9 @@ export class DestinationTable {
    * still drain, to close or destroy.
    */
   clear(): Destination[] {
-    const dests = [...this.#destinations.values(), ...this.#targetDests.values(), ...this.#retiring];
+    const dests = [
+      ...new Set([...this.#destinations.values(), ...this.#targetDests.values(), ...this.#retiring]),
+    ];
     this.#targetDests.clear();
     this.#destinations.clear();
     this.#buckets.clear();

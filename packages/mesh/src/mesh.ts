@@ -42,7 +42,7 @@ import { Registrations } from './registration.js';
 import { createResolvers, type ResolverSet } from './resolvers.js';
 import type { RoutingChain } from './routing/index.js';
 import { RoutingStage } from './routing-stage.js';
-import { targetStats } from './routing-targets.js';
+import { targetIdOf, targetStats } from './routing-targets.js';
 import { readStartConfig } from './start-config.js';
 
 export type {
@@ -134,9 +134,9 @@ class MeshImpl implements Mesh {
       random: this.#random,
       clock: this.#clock,
       logicalHost: hostHeader === 'logical',
-      targetDestination: (target, lb) => this.#destinations.targetDestination(target, lb),
-      send: (dest, opts, headers, handler, request, route) =>
-        this.#calls.send(dest, opts, headers, handler, request, undefined, route),
+      targetDestination: (target, lb, chain) => this.#destinations.targetDestination(target, lb, chain),
+      send: (dest, opts, headers, handler, request, route, owner) =>
+        this.#calls.send(dest, opts, headers, handler, request, undefined, route, owner),
     });
 
     this.#resolvers = createResolvers({
@@ -340,7 +340,16 @@ class MeshImpl implements Mesh {
     const chain = this.#routing.chains.get(service);
     const targets = chain === undefined ? undefined : targetStats(chain, this.#destinations.targets);
     let inFlight = d.inFlight;
-    for (const t of Object.values(targets ?? {})) inFlight += t.inFlight;
+    // The service's own destination counts its routed calls too (wherever they were sent); a
+    // service reached only through routes has its whole-service target's count, and its targets'.
+    if (chain !== undefined && this.#destinations.byService.get(service) !== d) {
+      const counted = new Set([d]);
+      for (const [key, t] of this.#destinations.targets) {
+        if (counted.has(t) || !chain.targets.has(targetIdOf(key))) continue;
+        counted.add(t);
+        inFlight += t.inFlight;
+      }
+    }
     return {
       ...d.balancer.stats(),
       ...(breaker ? { circuitBreaker: breaker } : {}),

@@ -3,7 +3,7 @@ import { seededRandom, VirtualClock } from '@proxyless/core/testing';
 import { describe, expect, it } from 'vitest';
 import { compileRoutingConfig, route, routeRequestOf } from './routing/index.js';
 import { RoutingStage } from './routing-stage.js';
-import { routeOverrides, subsetResolver } from './routing-targets.js';
+import { isLocalWholeService, routeOverrides, subsetResolver } from './routing-targets.js';
 
 const entries = [
   { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
@@ -103,5 +103,58 @@ describe('subsetResolver', () => {
       subsetResolver(inner, v2).watch('web', resolve);
     });
     expect(update.kind === 'endpoints' && update.set.endpoints.map((e) => e.address)).toEqual(['10.0.0.2']);
+  });
+});
+
+describe('isLocalWholeService', () => {
+  const chainOf = (extra: unknown[]) =>
+    compileRoutingConfig([
+      { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
+      { Kind: 'service-defaults', Name: 'admin', Protocol: 'http' },
+      {
+        Kind: 'service-resolver',
+        Name: 'web',
+        Subsets: { v2: { Filter: 'Service.Meta.version == "v2"' } },
+        Failover: { '*': { Datacenters: ['dc2'] } },
+      },
+      {
+        Kind: 'service-router',
+        Name: 'web',
+        Routes: [
+          { Match: { HTTP: { PathPrefix: '/admin/' } }, Destination: { Service: 'admin' } },
+          { Match: { HTTP: { PathPrefix: '/v2/' } }, Destination: { ServiceSubset: 'v2' } },
+        ],
+      },
+      ...extra,
+    ]).chain('web');
+
+  it('is the whole service in the chain’s own place, with no resolver setting on its endpoints', () => {
+    const chain = chainOf([]);
+    const target = (id: string) => {
+      const t = chain.targets.get(id);
+      if (t === undefined) throw new Error(`no target ${id} in ${[...chain.targets.keys()]}`);
+      return t;
+    };
+    expect(isLocalWholeService(chain, target('web.default.default.dc1'), undefined)).toBe(true);
+    expect(isLocalWholeService(chain, target('admin.default.default.dc1'), undefined)).toBe(true);
+    // A subset, another datacenter, or a resolver's LoadBalancer: a cluster of its own.
+    expect(isLocalWholeService(chain, target('v2.web.default.default.dc1'), undefined)).toBe(false);
+    expect(isLocalWholeService(chain, target('web.default.default.dc2'), undefined)).toBe(false);
+    expect(isLocalWholeService(chain, target('admin.default.default.dc1'), { policy: 'random' })).toBe(false);
+  });
+
+  it('is not a whole service whose resolver keeps only passing endpoints', () => {
+    const chain = chainOf([
+      {
+        Kind: 'service-resolver',
+        Name: 'admin',
+        DefaultSubset: 'all',
+        Subsets: { all: { Filter: '', OnlyPassing: true } },
+      },
+    ]);
+    const ids = [...chain.targets.keys()];
+    expect(ids).toContain('all.admin.default.default.dc1');
+    for (const id of ids.filter((x) => x.includes('admin')))
+      expect(isLocalWholeService(chain, chain.targets.get(id)!, undefined), id).toBe(false);
   });
 });

@@ -23,7 +23,7 @@ import {
   withHeader,
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
-import { CallHandler } from './call-handler.js';
+import { type CallCounter, CallHandler } from './call-handler.js';
 import type { Destination } from './destination.js';
 import { hostOf } from './naming.js';
 import { DispatchRequest, IDEMPOTENT_HEADER } from './request.js';
@@ -61,7 +61,11 @@ export interface RoutingStageDeps {
   /** For a route's `IdleTimeout`. */
   clock: Clock;
   /** The destination of a target: its resolver's `LoadBalancer` (mapped) goes over the target service's own policy. */
-  targetDestination(target: ChainTarget, loadBalancer: LoadBalancerPatch | undefined): Destination;
+  targetDestination(
+    target: ChainTarget,
+    loadBalancer: LoadBalancerPatch | undefined,
+    chain: RoutingChain,
+  ): Destination;
   /**
    * Send through a destination (the mesh's own `#send`); `route`: the route's timeout and retry
    * settings, over the destination's policy for this call.
@@ -73,6 +77,7 @@ export interface RoutingStageDeps {
     handler: MeshHandler,
     request: DispatchRequest,
     route: RouteOverrides | undefined,
+    owner: CallCounter | undefined,
   ): boolean;
   /** Whether the logical `Host` header is set (`hostHeader: 'logical'`). */
   logicalHost: boolean;
@@ -171,6 +176,8 @@ export class RoutingStage {
     opts: Dispatcher.DispatchOptions,
     origin: string,
     handler: MeshHandler,
+    /** The routed service's own destination, which counts the call in flight too. */
+    owner?: CallCounter,
   ): boolean {
     const decision = route(
       chain,
@@ -181,13 +188,13 @@ export class RoutingStage {
     // Failover needs to know whether the primary has endpoints: a primary not resolved yet (the
     // first calls after start or after a config change) is waited for before choosing.
     if (decision.resolver.failover.length > 0) {
-      const primary = this.#deps.targetDestination(decision.target, decision.resolver.loadBalancer);
+      const primary = this.#deps.targetDestination(decision.target, decision.resolver.loadBalancer, chain);
       if (primary.endpointSet === undefined) {
-        this.#waitForPrimary(primary, chain, decision, overrides, opts, origin, handler);
+        this.#waitForPrimary(primary, chain, decision, overrides, owner, opts, origin, handler);
         return true;
       }
     }
-    return this.#send(chain, decision, overrides, opts, origin, handler);
+    return this.#send(chain, decision, overrides, owner, opts, origin, handler);
   }
 
   /**
@@ -200,6 +207,7 @@ export class RoutingStage {
     chain: RoutingChain,
     decision: RouteDecision,
     overrides: RouteOverrides | undefined,
+    owner: CallCounter | undefined,
     opts: Dispatcher.DispatchOptions,
     origin: string,
     handler: MeshHandler,
@@ -231,7 +239,7 @@ export class RoutingStage {
       waiting = false;
       const relayed = new RelayedHandler(caller, relay);
       try {
-        this.#send(chain, decision, overrides, opts, origin, relayed, true);
+        this.#send(chain, decision, overrides, owner, opts, origin, relayed, true);
       } catch (error) {
         caller.onResponseError?.(relay, error as Error);
       }
@@ -242,6 +250,7 @@ export class RoutingStage {
     chain: RoutingChain,
     decision: RouteDecision,
     overrides: RouteOverrides | undefined,
+    owner: CallCounter | undefined,
     opts: Dispatcher.DispatchOptions,
     origin: string,
     handler: MeshHandler,
@@ -299,7 +308,7 @@ export class RoutingStage {
     if (decision.responseHeaders || (idle !== undefined && idle > 0)) h = new CallHandler(handler);
     if (decision.responseHeaders) h = new ResponseHeaderHandler(h, decision.responseHeaders);
     if (idle !== undefined && idle > 0) h = new IdleTimeoutHandler(h, idle, this.#deps.clock, target.service);
-    return this.#deps.send(dest, sent, headers, h, request, overrides);
+    return this.#deps.send(dest, sent, headers, h, request, overrides, owner);
   }
 
   /**
@@ -314,7 +323,7 @@ export class RoutingStage {
     /** The primary was waited for already: still unresolved, it has no endpoints to offer. */
     waited = false,
   ): { target: ChainTarget; dest: Destination } {
-    const primary = this.#deps.targetDestination(decision.target, decision.resolver.loadBalancer);
+    const primary = this.#deps.targetDestination(decision.target, decision.resolver.loadBalancer, chain);
     const set = primary.endpointSet;
     const failover = decision.resolver.failover;
     // Envoy's failover: the next target takes the traffic when this one has no healthy endpoint
@@ -326,7 +335,7 @@ export class RoutingStage {
     let some: { target: ChainTarget; dest: Destination } | undefined =
       set !== undefined && set.endpoints.length > 0 ? { target: decision.target, dest: primary } : undefined;
     for (const t of failover) {
-      const d = this.#deps.targetDestination(t, chain.resolvers.get(t.id)?.loadBalancer);
+      const d = this.#deps.targetDestination(t, chain.resolvers.get(t.id)?.loadBalancer, chain);
       const s = d.endpointSet;
       if (s === undefined) resolving ??= { target: t, dest: d };
       else if (d.usableEndpoints > 0) return { target: t, dest: d };

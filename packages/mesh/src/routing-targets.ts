@@ -5,6 +5,7 @@
  * (routing-stage.ts) decides; these are applied per target.
  */
 
+import type { LoadBalancerPatch } from '@proxyless/balancer';
 import {
   type Clock,
   type Disposable,
@@ -251,6 +252,41 @@ export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
     // The inner resolver belongs to the mesh.
     close: () => Promise.resolve(),
   };
+}
+
+/** `<namespace>.<partition>.<datacenter>` of a target's ID (`''` when the ID is not of that form). */
+function placeOf(t: ChainTarget): string {
+  const prefix = t.subset !== '' ? `${t.subset}.${t.service}.` : `${t.service}.`;
+  return t.id.startsWith(prefix) ? t.id.slice(prefix.length) : '';
+}
+
+/** The place of each chain's own service (see {@link isLocalWholeService}); `null`: none found. */
+const localPlaces = new WeakMap<RoutingChain, string | null>();
+
+/**
+ * Whether a target of `chain` is a whole service in the chain's own namespace, partition and
+ * datacenter, with no subset, `OnlyPassing` or `LoadBalancer` of its resolver: the cluster a direct
+ * call to that service uses (Consul names both the same, and Envoy has one cluster for them).
+ */
+export function isLocalWholeService(
+  chain: RoutingChain,
+  target: ChainTarget,
+  loadBalancer: LoadBalancerPatch | undefined,
+): boolean {
+  if (target.subset !== '' || target.filter !== '' || target.onlyPassing || loadBalancer !== undefined)
+    return false;
+  if (target.datacenter !== chain.datacenter) return false;
+  let local = localPlaces.get(chain);
+  if (local === undefined) {
+    local = null;
+    for (const t of chain.targets.values()) {
+      if (t.service !== chain.service || t.datacenter !== chain.datacenter) continue;
+      local = placeOf(t) || null;
+      break;
+    }
+    localPlaces.set(chain, local);
+  }
+  return local !== null && placeOf(target) === local;
 }
 
 /**

@@ -34,26 +34,34 @@ describe("a routed service's idle release", () => {
     await Promise.all([v1.close(), v2.close()]);
   });
 
-  const routedMesh = (clock: VirtualClock, registry: Registry): Mesh => {
+  /** `web` over v1 and v2, its resolver's subsets, and (`router`) the x-version header's route to v2. */
+  const routes = (router = true) => {
     const endpoint = (version: string, s: TestServer) => {
       const [address, port] = s.address.split(':');
       return { address: address!, port: Number(port), metadata: { version } };
     };
-    return createMesh({
+    return {
+      services: { web: { endpoints: [endpoint('v1', v1), endpoint('v2', v2)] } },
+      configEntries: [
+        { Kind: 'service-defaults', Name: 'web', Protocol: 'http' } as const,
+        versionResolver(),
+        ...(router ? [versionHeaderRouter()] : []),
+      ],
+    };
+  };
+
+  const routedMesh = (
+    clock: VirtualClock,
+    registry: Registry,
+    source = createConfigSource('routes', routes()),
+  ): Mesh =>
+    createMesh({
       env: {},
       clock,
       destinationIdleTimeoutMs: 300,
       metrics: { registry },
-      configSource: createConfigSource('routes', {
-        services: { web: { endpoints: [endpoint('v1', v1), endpoint('v2', v2)] } },
-        configEntries: [
-          { Kind: 'service-defaults', Name: 'web', Protocol: 'http' },
-          versionResolver(),
-          versionHeaderRouter(),
-        ],
-      }),
+      configSource: source,
     } as MeshOptions & { destinationIdleTimeoutMs: number });
-  };
 
   /** The services `mesh` reports removed, in order. */
   const removals = (mesh: Mesh): string[] => {
@@ -149,5 +157,36 @@ describe("a routed service's idle release", () => {
       for (let i = 0; i < 3; i++) await clock.advance(1000);
       expect(removed).toEqual(['web']);
     });
+  });
+
+  it('is not removed while a call streams through a target a new config version no longer routes to', async () => {
+    const clock = new VirtualClock(0);
+    const source = createConfigSource('routes', routes());
+    const mesh = routedMesh(clock, new Registry(), source);
+    const removed = removals(mesh);
+    try {
+      const res = await mesh.request('http://web/stream', { headers: { 'x-version': '2' } });
+      const body = res.body.text();
+      // The router goes: v2 is no target of web's chain any more, and its call streams on.
+      const applied = new Promise<void>((resolve) => {
+        mesh.onEvent((e) => {
+          if (e.type === 'config_applied') resolve();
+        });
+      });
+      source.update(routes(false));
+      await applied;
+      for (let i = 0; i < 5; i++) await clock.advance(1000);
+      expect(removed).toEqual([]);
+      expect(mesh.services()).toEqual(['web']);
+      expect(mesh.stats('web')?.inFlight).toBe(1);
+      endStream?.();
+      expect(await body).toBe('v2 end');
+      expect(mesh.stats('web')?.inFlight).toBe(0);
+      for (let i = 0; i < 3; i++) await clock.advance(1000);
+      expect(removed).toEqual(['web']);
+    } finally {
+      endStream?.();
+      await mesh.close();
+    }
   });
 });
