@@ -49,8 +49,6 @@ export interface DestinationTableDeps {
   watchChain(service: string): void;
   /** The destination was released (idle, or no longer named): its chain watch stops too. */
   unwatchChain(service: string): void;
-  /** The routing target IDs of a service's chain in force, when it has one. */
-  chainTargets?(service: string): ReadonlyMap<string, ChainTarget> | undefined;
   /** Connection events of every destination's pools. */
   poolEvent?: PoolEventSink;
 }
@@ -203,7 +201,9 @@ export class DestinationTable {
       this.#buckets.dropFull();
       const { config } = this.#deps;
       for (const [service, d] of this.#destinations) {
-        if (!isIdle(d, now, idleTimeoutMs) || this.#routesBusy(service, now, idleTimeoutMs)) continue;
+        // A routed service's own destination counts its routed calls in flight (wherever its routes
+        // sent them): a download streaming for minutes through `v2` keeps `web` built and listed.
+        if (!isIdle(d, now, idleTimeoutMs)) continue;
         if (
           !this.#buckets.keep(
             service,
@@ -286,21 +286,6 @@ export class DestinationTable {
       if (this.#destinations.has(service) || this.#hasTargets(service)) continue;
       this.#deps.events.fire({ type: 'service_removed', service });
     }
-  }
-
-  /**
-   * Whether a routed service's calls are still going through its chain's targets: a call routed to
-   * a subset (or to another service) runs on the target's destination, so the service's own
-   * destination stays, and the service listed, until its targets are idle too — a download that
-   * streams for minutes through `v2` keeps `web` in `mesh.services()` and `mesh.stats('web')`.
-   */
-  #routesBusy(service: string, now: number, idleTimeoutMs: number): boolean {
-    const ids = this.#deps.chainTargets?.(service);
-    if (ids === undefined || ids.size === 0) return false;
-    for (const [key, t] of this.#targetDests) {
-      if (ids.has(targetIdOf(key)) && !isIdle(t, now, idleTimeoutMs)) return true;
-    }
-    return false;
   }
 
   /** Whether a routing target's destination of `service` is in the table. */

@@ -161,7 +161,6 @@ class MeshImpl implements Mesh {
       closing,
       watchChain: (service) => this.#documents.watchChain(service),
       unwatchChain: (service) => this.#documents.unwatchChain(service),
-      chainTargets: (service) => this.#routing.chains.get(service)?.targets,
       poolEvent: (event, origin, targets, error) => this.#emitPoolEvent(event, origin, targets, error),
     });
     this.#documents = new ConfigApplier(

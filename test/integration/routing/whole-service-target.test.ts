@@ -8,6 +8,7 @@
  */
 import { Registry } from 'prom-client';
 import { createConfigSource, createMesh, type Mesh } from 'proxyless';
+import { VirtualClock } from 'proxyless/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../../support/http-server.js';
 
@@ -44,8 +45,9 @@ describe('a route to a whole service', () => {
     await admin.close();
   });
 
-  function meshWithAdminRoute(registry?: Registry): Mesh {
+  function meshWithAdminRoute(registry?: Registry, clock?: VirtualClock): Mesh {
     return createMesh({
+      ...(clock ? { clock, destinationIdleTimeoutMs: 300 } : {}),
       // One connection per pool: a pool of the routed calls' own would open a second one.
       connectionsPerEndpoint: 1,
       ...(registry ? { metrics: { registry } } : {}),
@@ -122,5 +124,23 @@ describe('a route to a whole service', () => {
     for (const release of held.splice(0)) release();
     expect(await r.body.text()).toBe('firstlast');
     expect(mesh.stats('web')?.inFlight).toBe(0);
+  });
+
+  it('releases the routing service when idle, while the service its route reaches stays busy', async () => {
+    answer = 200;
+    const clock = new VirtualClock(0);
+    mesh = meshWithAdminRoute(undefined, clock);
+    const removed: string[] = [];
+    mesh.onEvent((e) => {
+      if (e.type === 'service_removed') removed.push(e.service);
+    });
+    expect(await outcome('http://web/admin/once')).toBe(200);
+    // `admin` takes a direct call every 100 ms (idle timeout 300 ms); `web` takes none.
+    for (let i = 0; i < 30; i++) {
+      await clock.advance(100);
+      expect(await outcome('http://admin/direct')).toBe(200);
+    }
+    expect(removed).toEqual(['web']);
+    expect(mesh.services()).toEqual(['admin']);
   });
 });
