@@ -8,7 +8,6 @@ import { HealthCheckHub, type LoadBalancerPatch } from '@proxyless/balancer';
 import {
   type Clock,
   type Emitter,
-  Issues,
   isIPv4,
   isIPv6,
   type Logger,
@@ -20,7 +19,7 @@ import {
 import type { MeshMetrics, Telemetry } from '@proxyless/telemetry';
 import type { MeshEvent } from './api.js';
 import { effectiveConfig } from './config/effective.js';
-import { type Layer, parsePolicyPatch } from './config/layers.js';
+import type { Layer } from './config/layers.js';
 import type { ConfigStore } from './config/store.js';
 import { closedError, Destination } from './destination.js';
 import { type DestinationWiring, destinationDeps } from './destination-deps.js';
@@ -28,7 +27,13 @@ import type { PoolEventSink } from './endpoint-pools.js';
 import { KeptBuckets, type RateLimitOf } from './kept-buckets.js';
 import type { ResolverSet } from './resolvers.js';
 import type { ChainTarget, RoutingChain } from './routing/index.js';
-import { isLocalWholeService, type RouteOverrides, subsetResolver, targetIdOf } from './routing-targets.js';
+import {
+  entryLayer,
+  isLocalWholeService,
+  routeLayer,
+  subsetResolver,
+  targetIdOf,
+} from './routing-targets.js';
 
 /** What the table needs from the mesh that owns it. */
 export interface DestinationTableDeps {
@@ -445,19 +450,6 @@ export class DestinationTable {
     this.byOrigin.clear();
     return dests;
   }
-}
-
-/**
- * A layer of config entries over a service's own (the resolver's `LoadBalancer`, a route's
- * settings): validated when the entries were; provenance shows it as the service's own layer.
- */
-function entryLayer(patch: Layer['patch']): Layer {
-  return { name: 'file.services', version: 0, raw: undefined, patch };
-}
-
-/** A route's `RequestTimeout` / `NumRetries` / `RetryOn…` as a layer over its target's config. */
-function routeLayer(route: RouteOverrides): Layer {
-  return entryLayer(parsePolicyPatch(route.patch, 'route settings', new Issues()));
 }
 
 /**

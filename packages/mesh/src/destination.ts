@@ -21,6 +21,7 @@ import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
 import { FirstResolution } from './first-resolution.js';
 import { createPickStage } from './pick.js';
 import type { RoutePolicy } from './policy.js';
+import { RouteStacks } from './route-stacks.js';
 import type { RouteOverrides } from './routing-targets.js';
 import { buildStack, type StackParts } from './stack.js';
 import { DestinationCalls } from './tracked-calls.js';
@@ -93,11 +94,8 @@ export class Destination {
   #policy: DestinationPolicy;
   #dispatch: DispatchFn;
   #roles: readonly string[] = [];
-  /**
-   * The stacks of the routes that send here with timeout or retry settings of their own, by the
-   * settings' key: built at a route's first call over the policy in force, sharing its stages.
-   */
-  readonly #routes = new Map<string, { policy: RoutePolicy; dispatch: DispatchFn }>();
+  /** The stacks of the routes that send here with timeout or retry settings of their own. */
+  readonly #routes: RouteStacks;
   readonly #pools: EndpointPools;
   /**
    * Set when the mesh evicted this destination (idle, or its service no longer named): callers
@@ -144,6 +142,11 @@ export class Destination {
       released: () => this.#released,
     });
     this.#dispatch = this.#compose();
+    const routePolicy = deps.routePolicy;
+    this.#routes = new RouteStacks(
+      routePolicy && ((route, base) => routePolicy(service, route, base)),
+      (policy) => this.#compose(policy),
+    );
     this.lastUsed = deps.clock.now();
     this.#forced = new Promise<void>((resolve) => {
       this.#force = resolve;
@@ -236,7 +239,7 @@ export class Destination {
     if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
     const call = this.#calls.enter(handler, callOf(opts));
     try {
-      if (route !== undefined) return this.#routeDispatch(route)(opts, call);
+      if (route !== undefined) return this.#routes.dispatchOf(route, this.#policy, this.service)(opts, call);
       return this.#dispatch(opts, call);
     } catch (error) {
       // The caller's handler gets this error from the call path; the call never started here.
@@ -298,7 +301,7 @@ export class Destination {
       this.#dispatch = this.#compose();
       this.#calls.advance();
       // The routes' stacks share stages of the old one: built again over the new one as used.
-      this.#dropRoutes();
+      this.#routes.drop();
     }
     old.retire(next);
     // A pool's `connections` and `connectTimeout` are fixed when it is made: pools made under the
@@ -306,32 +309,6 @@ export class Destination {
     const resized = this.#pools.resize();
     this.#deps.onPolicy?.(this);
     return resized ? [...next.rebuilt, 'connectionPools'] : next.rebuilt;
-  }
-
-  /**
-   * The stack of a route's settings: the route's deadline and retry over this destination's other
-   * stages, pick stage, balancer and pools (one cluster, as Envoy's routes share theirs). At most
-   * {@link MAX_ROUTES} are kept; past that, the ones kept are dropped and built again as used.
-   */
-  #routeDispatch(route: RouteOverrides): DispatchFn {
-    const kept = this.#routes.get(route.key);
-    if (kept !== undefined) return kept.dispatch;
-    const build = this.#deps.routePolicy;
-    if (build === undefined) throw new TypeError(`"${this.service}" takes no route settings`);
-    const policy = build(this.service, route, this.#policy);
-    if (this.#routes.size >= MAX_ROUTES) this.#dropRoutes();
-    const dispatch = this.#compose(policy);
-    this.#routes.set(route.key, { policy, dispatch });
-    return dispatch;
-  }
-
-  /**
-   * Release the routes' stacks (their own stages; calls in flight through them finish there): the
-   * policy they were built over was replaced, or the destination is released.
-   */
-  #dropRoutes(): void {
-    for (const r of this.#routes.values()) r.policy.close();
-    this.#routes.clear();
   }
 
   #compose(
@@ -483,13 +460,10 @@ export class Destination {
     this.#released = true;
     this.#watch.dispose();
     this.#unsubscribe();
-    this.#dropRoutes();
+    this.#routes.drop();
     this.#policy.close();
   }
 }
-
-/** The route stacks a destination keeps (one per distinct set of route settings in use). */
-const MAX_ROUTES = 64;
 
 /** `MESH_CLOSED` for a call to `service`, in the mesh's words. */
 export function closedError(service: string, what: string): MeshError {

@@ -12,6 +12,7 @@ import {
   type Endpoint,
   type EndpointSet,
   ForwardingHandler,
+  Issues,
   KEEP_ALIVE,
   MeshError,
   type MeshHandler,
@@ -21,6 +22,7 @@ import {
 } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import type { TargetStats } from './api.js';
+import { type Layer, parsePolicyPatch } from './config/layers.js';
 import type { Destination } from './destination.js';
 import {
   applyHeaderOps,
@@ -35,6 +37,19 @@ import {
 export interface RouteOverrides {
   readonly key: string;
   readonly patch: Record<string, unknown>;
+}
+
+/**
+ * A layer of config entries over a service's own (the resolver's `LoadBalancer`, a route's
+ * settings): validated when the entries were; provenance shows it as the service's own layer.
+ */
+export function entryLayer(patch: Layer['patch']): Layer {
+  return { name: 'file.services', version: 0, raw: undefined, patch };
+}
+
+/** A route's `RequestTimeout` / `NumRetries` / `RetryOn…` as a layer over its target's config. */
+export function routeLayer(route: RouteOverrides): Layer {
+  return entryLayer(parsePolicyPatch(route.patch, 'route settings', new Issues()));
 }
 
 /** Consul `RetryOn` values the retry stage knows (others are Envoy gRPC conditions: ignored). */
