@@ -4,7 +4,10 @@
  * `admin` name the same cluster, and Envoy keeps one breaker, one outlier state and one pool for
  * it. Before, the routed calls had a destination of their own: `admin`'s breaker, set to open after
  * 4 failed attempts, saw 2 direct and 2 routed failures and stayed closed (and its gauge said
- * closed while the routed calls' breaker opened), and the two paths opened a connection each.
+ * closed while the routed calls' breaker opened), and the two paths opened a connection each. A
+ * router's catch-all sends to the service itself as a whole: its calls failed `MESH_CIRCUIT_OPEN`
+ * while `mesh.stats('web').circuitBreaker` (the own destination's, which no call went through)
+ * said `closed`.
  */
 import { Registry } from 'prom-client';
 import { createConfigSource, createMesh, type Mesh } from 'proxyless';
@@ -22,7 +25,7 @@ describe('a route to a whole service', () => {
   beforeAll(async () => {
     web = await startServer('web', (req, res) => {
       req.resume();
-      res.writeHead(200);
+      res.writeHead(req.url?.startsWith('/fail') ? 503 : 200);
       if (req.url === '/stream') {
         res.write('first');
         held.push(() => res.end('last'));
@@ -53,7 +56,12 @@ describe('a route to a whole service', () => {
       ...(registry ? { metrics: { registry } } : {}),
       configSource: createConfigSource('routes', {
         services: {
-          web: { endpoints: web.address },
+          web: {
+            endpoints: web.address,
+            retry: false,
+            outlierDetection: false,
+            circuitBreaker: { volumeThreshold: 4, errorThresholdPercentage: 50 },
+          },
           admin: {
             endpoints: admin.address,
             retry: false,
@@ -142,5 +150,20 @@ describe('a route to a whole service', () => {
     }
     expect(removed).toEqual(['web']);
     expect(mesh.services()).toEqual(['admin']);
+  });
+
+  it("reports the breaker its catch-all route's calls go through: the service's own", async () => {
+    const registry = new Registry();
+    mesh = meshWithAdminRoute(registry);
+    // `web`'s router has no route for these: its catch-all sends them to `web` as a whole.
+    for (let i = 0; i < 4; i++) expect(await outcome(`http://web/fail/${i}`)).toBe(503);
+    expect(await outcome('http://web/fail/4')).toBe('MESH_CIRCUIT_OPEN');
+    expect(mesh.stats('web')?.circuitBreaker).toBe('open');
+    const gauge = (await registry.getSingleMetric('mesh_circuit_breaker_state')?.get())?.values ?? [];
+    expect(
+      gauge
+        .filter((v) => v.labels.service === 'web' && v.value === 1)
+        .map((v) => [v.labels.target, v.labels.state]),
+    ).toEqual([[undefined, 'open']]);
   });
 });
