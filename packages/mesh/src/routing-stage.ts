@@ -222,21 +222,34 @@ export class RoutingStage {
       failDispatch(new CallHandler(handler, undefined, opts.headers), error as Error);
       return;
     }
+    // In flight while it waits, as a call sent is (idle release, `stats().inFlight`): on the primary,
+    // and on the routed service's own destination when that is another one. Sent, it is counted
+    // where it goes (`send`).
+    const counters: CallCounter[] = owner !== undefined && owner !== primary ? [primary, owner] : [primary];
+    for (const c of counters) c.inFlight++;
+    const uncount = (): void => {
+      for (const c of counters.splice(0)) c.inFlight--;
+    };
     let waiting = true;
     let cancel: (() => void) | undefined;
     const relay = new RelayController((reason) => {
       if (relay.inner !== undefined) relay.inner.abort(reason);
       else if (waiting) {
         waiting = false;
+        uncount();
         cancel?.();
         caller.onResponseError?.(relay, reason);
       }
     });
     caller.onRequestStart?.(relay, {});
-    if (relay.aborted) return;
+    if (relay.aborted) {
+      uncount();
+      return;
+    }
     cancel = primary.whenResolved(() => {
       if (!waiting) return;
       waiting = false;
+      uncount();
       const relayed = new RelayedHandler(caller, relay);
       try {
         this.#send(chain, decision, overrides, owner, opts, origin, relayed, true);

@@ -26,12 +26,17 @@ const silent: Resolver = {
   close: () => Promise.resolve(),
 };
 
-function mesh(resolveTimeoutMs: number): Mesh {
+/** `api` (silent) fails over to `backup`; `extra`: a clock and an idle timeout. */
+function mesh(
+  resolveTimeoutMs: number,
+  extra: { clock?: VirtualClock; destinationIdleTimeoutMs?: number } = {},
+): Mesh {
   return createMesh({
     env: {},
     passthrough: false,
     resolvers: [silent],
     resolveTimeoutMs,
+    ...extra,
     configSource: createConfigSource('kv', {
       services: { backup: { endpoints: backup.address } },
       configEntries: [
@@ -212,6 +217,45 @@ describe("a route's ResponseHeaders on a call that waited for its primary (probe
       }
     } finally {
       await primary.close();
+    }
+  });
+});
+
+/**
+ * A call waiting for its primary was counted nowhere: past the idle timeout its service was
+ * released under it (reported removed, unlisted), and the call was left to a closing destination.
+ */
+describe('a call waiting for its primary', () => {
+  it('keeps its service built and listed for as long as it waits, past the idle timeout', async () => {
+    const clock = new VirtualClock();
+    const m = mesh(10_000, { clock, destinationIdleTimeoutMs: 300 });
+    const removed: string[] = [];
+    m.onEvent((e) => {
+      if (e.type === 'service_removed') removed.push(e.service);
+    });
+    try {
+      const call = m.request('http://api/');
+      await flushPromises();
+      // Five seconds of waiting: the idle timeout passes many times over, the call is in flight.
+      for (let i = 0; i < 5; i++) await clock.advance(1000);
+      expect(removed).toEqual([]);
+      expect(m.services()).toContain('api');
+      expect(m.stats('api')?.inFlight).toBe(1);
+      // A second call aborted while it waits is no longer counted.
+      const ac = new AbortController();
+      const aborted = m.request('http://api/', { signal: ac.signal }).catch((e: unknown) => e);
+      await flushPromises();
+      expect(m.stats('api')?.inFlight).toBe(2);
+      ac.abort();
+      expect(((await aborted) as Error).name).toBe('AbortError');
+      expect(m.stats('api')?.inFlight).toBe(1);
+      // At the resolve timeout the primary counts as empty: the call fails over to the backup.
+      await clock.advance(5000);
+      const res = await call;
+      expect([res.statusCode, await res.body.text()]).toEqual([200, 'backup']);
+      expect(m.stats('api')?.inFlight).toBe(0);
+    } finally {
+      await m.destroy();
     }
   });
 });
