@@ -43,11 +43,8 @@ export interface DestinationDeps {
    * policy in force: what the change does not touch is taken over from it (see `buildPolicy`).
    */
   policy: (service: string, previous?: DestinationPolicy, earlier?: EarlierCalls) => DestinationPolicy;
-  /**
-   * Build the stack of a route's timeout and retry settings over the policy in force (routing
-   * targets; see `buildRoutePolicy`). Unset: a route's settings are refused.
-   */
-  routePolicy?: (service: string, route: RouteOverrides, base: DestinationPolicy) => RoutePolicy;
+  /** Build the stack of a route's timeout and retry settings over the policy in force (`buildRoutePolicy`). */
+  routePolicy: (service: string, route: RouteOverrides, base: DestinationPolicy) => RoutePolicy;
   onSetChange: (service: string, set: EndpointSet) => void;
   onResolverError: (service: string, error: MeshError) => void;
   /** Panic, locality, ejection and health-check events of the balancer in force. */
@@ -142,9 +139,8 @@ export class Destination {
       released: () => this.#released,
     });
     this.#dispatch = this.#compose();
-    const routePolicy = deps.routePolicy;
     this.#routes = new RouteStacks(
-      routePolicy && ((route, base) => routePolicy(service, route, base)),
+      (route, base) => deps.routePolicy(service, route, base),
       (policy) => this.#compose(policy),
     );
     this.lastUsed = deps.clock.now();
@@ -239,7 +235,7 @@ export class Destination {
     if (this.#refusing) throw closedError(this.service, 'the mesh is closed; no new call to');
     const call = this.#calls.enter(handler, callOf(opts));
     try {
-      if (route !== undefined) return this.#routes.dispatchOf(route, this.#policy, this.service)(opts, call);
+      if (route !== undefined) return this.#routes.dispatchOf(route, this.#policy)(opts, call);
       return this.#dispatch(opts, call);
     } catch (error) {
       // The caller's handler gets this error from the call path; the call never started here.

@@ -146,18 +146,9 @@ export function buildRoutePolicy(
   if (prior === undefined) throw new TypeError('a route policy is built over a policy buildPolicy made');
   if (!sameSettings(withoutRouteSettings(config.resilience), withoutRouteSettings(prior.resilienceConfig)))
     throw new TypeError(`a route of "${service}" sets more than its timeout and retry settings`);
-  const onBreaker = deps.onBreakerStateChange;
-  const stack = createPolicyStack(
-    config.resilience,
-    {
-      service,
-      clock: deps.clock,
-      random: deps.random,
-      logger: deps.logger,
-      ...(onBreaker ? { onBreakerStateChange: (state: BreakerState) => onBreaker(service, state) } : {}),
-    },
-    prior.stack,
-  );
+  // No breaker is built here (the settings that read it are the base's): it is the base's, events and all.
+  const { clock, random, logger } = deps;
+  const stack = createPolicyStack(config.resilience, { service, clock, random, logger }, prior.stack);
   const shared = prior.stack;
   return {
     filters: stack.filters,

@@ -13,13 +13,12 @@ import type { RouteOverrides } from './routing-targets.js';
 const MAX_ROUTES = 64;
 
 export class RouteStacks {
-  readonly #build: ((route: RouteOverrides, base: DestinationPolicy) => RoutePolicy) | undefined;
+  readonly #build: (route: RouteOverrides, base: DestinationPolicy) => RoutePolicy;
   readonly #compose: (policy: RoutePolicy) => DispatchFn;
   readonly #stacks = new Map<string, { policy: RoutePolicy; dispatch: DispatchFn }>();
 
-  /** `build` unset: the destination takes no route settings (a call with some is refused). */
   constructor(
-    build: ((route: RouteOverrides, base: DestinationPolicy) => RoutePolicy) | undefined,
+    build: (route: RouteOverrides, base: DestinationPolicy) => RoutePolicy,
     compose: (policy: RoutePolicy) => DispatchFn,
   ) {
     this.#build = build;
@@ -31,10 +30,9 @@ export class RouteStacks {
    * route's first call. At most {@link MAX_ROUTES} are kept; past that, the ones kept are dropped
    * and built again as used.
    */
-  dispatchOf(route: RouteOverrides, base: DestinationPolicy, service: string): DispatchFn {
+  dispatchOf(route: RouteOverrides, base: DestinationPolicy): DispatchFn {
     const kept = this.#stacks.get(route.key);
     if (kept !== undefined) return kept.dispatch;
-    if (this.#build === undefined) throw new TypeError(`"${service}" takes no route settings`);
     const policy = this.#build(route, base);
     if (this.#stacks.size >= MAX_ROUTES) this.drop();
     const dispatch = this.#compose(policy);
