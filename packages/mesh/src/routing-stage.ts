@@ -242,10 +242,8 @@ export class RoutingStage {
       }
     });
     caller.onRequestStart?.(relay, {});
-    if (relay.aborted) {
-      uncount();
-      return;
-    }
+    // Aborted already: the abort above ended the wait (and its count).
+    if (relay.aborted) return;
     cancel = primary.whenResolved(() => {
       if (!waiting) return;
       waiting = false;
