@@ -63,6 +63,9 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
    * from it.
    */
   #response: Dispatcher.DispatchController | undefined;
+  /** The raw lines the caller can still read once the call is over and its controllers are let go. */
+  #rawHeadersAtEnd: Buffer[] | null = null;
+  #rawTrailersAtEnd: Buffer[] | null = null;
   #aborted = false;
   #reason: Error | null = null;
   #done = false;
@@ -171,18 +174,20 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
 
   get rawHeaders(): Buffer[] | null {
     const c = this.#response ?? this.#controller;
-    return c === undefined ? null : (rawOf(c, 'rawHeaders') ?? null);
+    return c === undefined ? this.#rawHeadersAtEnd : (rawOf(c, 'rawHeaders') ?? null);
   }
 
   get rawTrailers(): Buffer[] | null {
     const c = this.#response ?? this.#controller;
-    return c === undefined ? null : (rawOf(c, 'rawTrailers') ?? null);
+    return c === undefined ? this.#rawTrailersAtEnd : (rawOf(c, 'rawTrailers') ?? null);
   }
 
   abort(reason?: Error): void {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason as Error; // as given, `undefined` included (undici's controllers keep it so)
+    // Over, and its controllers let go (see `#release`): there is no exchange left to stop.
+    if (this.#done && this.#controller === undefined) return;
     if (this.#controller !== undefined) {
       this.#controller.abort(reason as Error);
       return;
@@ -276,7 +281,9 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
         this.#h.onHeaders?.(
           status,
           rawOf(controller, 'rawHeaders') ?? toRaw(headers),
-          () => controller.resume(),
+          // Through this handler, not `controller`: the caller keeps this function (fetch, in its
+          // body stream) after the call, and it must not hold the exchange (see `#release`).
+          () => this.#resumeResponse(),
           text ?? '',
         ) === false &&
         status >= 200
@@ -318,6 +325,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
       // `RequestRetryError` from `onResponseEnd`), so swallowing it would leave the call unsettled.
       this.#deliverError(error instanceof Error ? error : new Error(String(error)));
     }
+    this.#release();
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
@@ -336,6 +344,29 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
       }
     }
     this.#deliverError(err);
+    this.#release();
+  }
+
+  #resumeResponse(): void {
+    (this.#response ?? this.#controller)?.resume();
+  }
+
+  /**
+   * Let go of the exchange once the caller has its end or error: the stages' handlers and
+   * controllers, the pick, the call's context. The caller may keep this handler, and what it gave
+   * the caller (fetch's `abort` and `resume` callbacks), long after the call — fetch keeps them
+   * in objects that only a full garbage collection frees — and the exchange must not be kept
+   * with them. Only the raw lines stay readable.
+   */
+  #release(): void {
+    const c = this.#response ?? this.#controller;
+    if (c !== undefined) {
+      this.#rawHeadersAtEnd = rawOf(c, 'rawHeaders') ?? null;
+      this.#rawTrailersAtEnd = rawOf(c, 'rawTrailers') ?? null;
+    }
+    this.#controller = undefined;
+    this.#response = undefined;
+    this.#ctx = undefined;
   }
 
   /**
