@@ -12,6 +12,7 @@ import {
   envSpec,
   envToDocument,
   Fields,
+  frozenCopy,
   Issues,
   type SectionMemo,
   type Static,
@@ -229,7 +230,7 @@ function deepMerge(
     const v = patch[k];
     if (v === undefined) continue;
     const prev = out[k];
-    out[k] = k !== 'hashOn' && isPlainObject(v) && isPlainObject(prev) ? deepMerge(prev, v) : v;
+    out[k] = k !== 'hashOn' && isPlainObject(v) && isPlainObject(prev) ? Object.freeze(deepMerge(prev, v)) : v;
   }
   return out;
 }
@@ -323,8 +324,11 @@ function merged(
 const parsedSections = new WeakSet<object>();
 
 function parsed<T>(section: T): T {
-  if (typeof section === 'object' && section !== null) parsedSections.add(section);
-  return section;
+  // Frozen all the way down, and no list or object of the document's: what `mesh.config()` shows
+  // and the stages read changes only through a layer.
+  const out = frozenCopy(section);
+  if (typeof out === 'object' && out !== null) parsedSections.add(out);
+  return out;
 }
 
 /**
@@ -373,7 +377,7 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
   const cb = lb.connectBackoff as Record<string, number>;
   if (cb.maxMs! < cb.initialMs! && !setInSomeLayer(patches, 'loadBalancer', 'connectBackoff', 'maxMs')) {
     // Unset, the cap is at least the first wait (as outlier detection's maxEjectionTime).
-    lb = { ...lb, connectBackoff: Object.freeze({ ...cb, maxMs: cb.initialMs }) };
+    lb = Object.freeze({ ...lb, connectBackoff: Object.freeze({ ...cb, maxMs: cb.initialMs }) });
   } else if (cb.maxMs! < cb.initialMs!) {
     issues.add(
       'loadBalancer.connectBackoff.max',
@@ -386,7 +390,7 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
     !setInSomeLayer(patches, 'outlierDetection', 'maxEjectionTime')
   ) {
     // Envoy's rule: unset, the cap is the larger of its default (300 s) and baseEjectionTime.
-    od = { ...od, maxEjectionTime: od.baseEjectionTime };
+    od = Object.freeze({ ...od, maxEjectionTime: od.baseEjectionTime });
   }
   if ((od.maxEjectionTime as number) < (od.baseEjectionTime as number)) {
     issues.add(
@@ -399,7 +403,7 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
   if (hc && (hc.timeout as number) > (hc.interval as number)) {
     // Unset, the probe's timeout is at most the interval (as the caps above): `interval: '500ms'`
     // alone is a valid check, probed with a 500 ms timeout.
-    if (!setInSomeLayer(patches, 'healthCheck', 'timeout')) hc = { ...hc, timeout: hc.interval };
+    if (!setInSomeLayer(patches, 'healthCheck', 'timeout')) hc = Object.freeze({ ...hc, timeout: hc.interval });
     else issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)`, hc.timeout);
   }
   issues.throwIfAny('balancer configuration');

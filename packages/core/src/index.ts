@@ -181,6 +181,7 @@ export {
   OFF_WORDS,
 } from './schema-env.js';
 export { SectionMemo } from './section-memo.js';
+export { frozenCopy, isDeepFrozen } from './frozen.js';
 export { compose, dispatchFromNext, nextFromDispatch } from './stage.js';
 export {
   globalDispatcher,

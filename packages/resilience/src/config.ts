@@ -12,6 +12,7 @@ import {
   envSpec,
   envToDocument,
   Fields,
+  frozenCopy,
   Issues,
   parseDuration,
   type SectionMemo,
@@ -191,7 +192,8 @@ function parseSection(v: unknown, path: string, issues: Issues, section: Section
   let ok = check.check(v);
   if (!ok) ok = check.validate(v, at(path, section.key), issues);
   section.rules?.(v, at(path, section.key), issues);
-  return ok ? section.make(v as never) : undefined;
+  // Frozen all the way down, and no list of the document's (see `frozenCopy`).
+  return ok ? frozenCopy(section.make(v as never)) : undefined;
 }
 
 /**

@@ -117,6 +117,7 @@ export function resolvePolicy(layers: readonly Layer[], own?: readonly Layer[]):
     const unread = unreadSettings(own, balancer, resilience);
     if (unread.length > 0) warnings.push(...unread);
   }
+  for (const w of warnings) Object.freeze(w);
   return Object.freeze({ balancer, resilience, warnings: Object.freeze(warnings) });
 }
 
@@ -326,12 +327,24 @@ const DERIVED: ReadonlyArray<readonly [string, string]> = [
   ['rateLimit.burst', 'rateLimit.rps'],
 ];
 
+/** Sections off in the built-in defaults (`DEFAULT_RESILIENCE_CONFIG`, `DEFAULT_BALANCER_CONFIG`). */
+const OFF_BY_DEFAULT: readonly string[] = [
+  'hedge',
+  'concurrencyLimit',
+  'rateLimit',
+  'faultInjection',
+  'healthCheck',
+  'loadBalancer.slowStart',
+];
+
 function provenance(
   layers: readonly Layer[],
   resilience: ResilienceConfig,
 ): Readonly<Record<string, SettingSource>> {
   const sources = new Map<string, SettingSource>();
-  const off = new Set<string>();
+  // The sections the built-in defaults leave off: whatever turns one on (`hedge: {}` as much as
+  // `hedge: true`) is the source of its switch.
+  const off = new Set<string>(OFF_BY_DEFAULT);
   for (const layer of layers) {
     if (!layer.raw) continue;
     const src: SettingSource = Object.freeze({ layer: layer.name, version: layer.version });

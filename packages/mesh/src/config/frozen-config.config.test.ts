@@ -1,14 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { isDeepFrozen } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { createMesh } from '../index.js';
 
 /**
  * The section objects of an effective config that are not frozen, by path: the config, its
  * balancer and resilience parts, each of their sections (and `loadBalancer.slowStart`), and the
- * sources. (Lists and objects inside a section, such as `retry.retryOn` or `hashOn`, are the
- * parsed document's, shared with the mesh's stages: not walked here.)
+ * sources. (The lists and objects inside a section: {@link isDeepFrozen}, below.)
  */
 function unfrozen(config: object): string[] {
   const c = config as Record<string, Record<string, unknown>>;
@@ -64,6 +64,45 @@ describe('mesh.config(service)', () => {
     } finally {
       await mesh.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is frozen all the way down: a list or object a layer set cannot be changed through it, nor through the caller’s options', async () => {
+    const retryOn = ['reset'];
+    const hashOn = { header: 'x-user' };
+    const payments = {
+      endpoints: '127.0.0.1:1',
+      retry: { retryOn, retriableStatusCodes: [503], retriableHeaders: ['X-Retry'] },
+      loadBalancer: { policy: 'ring_hash', hashOn, connectBackoff: { initial: '50ms' } },
+      outlierDetection: { successRate: { minimumHosts: 3 }, failurePercentage: { threshold: 90 } },
+      hedge: { delay: '10ms' },
+      timeout: '1s',
+      perTryTimeout: '2s',
+    } as const;
+    const mesh = createMesh({ env: { MESH_RETRY_ON: 'reset,5xx' }, services: { payments } });
+    try {
+      const c = mesh.config('payments');
+      expect(c.resilience.retry?.retryOn).toEqual(['reset']);
+      expect(c.balancer.loadBalancer.hashOn).toEqual({ header: 'x-user' });
+      expect(c.warnings.length).toBeGreaterThan(0); // perTryTimeout > timeout
+      for (const part of [c.balancer, c.resilience, c.warnings, c.sources])
+        expect(isDeepFrozen(part)).toBe(true);
+      expect(() => (c.resilience.retry?.retryOn as string[]).push('5xx')).toThrow(TypeError);
+      expect(() => {
+        (c.balancer.loadBalancer.hashOn as { header?: string }).header = 'x-tenant';
+      }).toThrow(TypeError);
+      expect(() => {
+        (c.balancer.outlierDetection.successRate as { minimumHosts: number }).minimumHosts = 0;
+      }).toThrow(TypeError);
+      // The caller's own objects stay theirs (not frozen), and changing them changes nothing.
+      expect(Object.isFrozen(retryOn)).toBe(false);
+      retryOn.push('5xx');
+      (hashOn as { header: string }).header = 'x-tenant';
+      const after = mesh.config('payments');
+      expect(after.resilience.retry?.retryOn).toEqual(['reset']);
+      expect(after.balancer.loadBalancer.hashOn).toEqual({ header: 'x-user' });
+    } finally {
+      await mesh.close();
     }
   });
 });

@@ -91,6 +91,65 @@ describe('provenance of a section switch', async () => {
   });
 });
 
+describe('a section the built-in defaults leave off, turned on by an object', () => {
+  const own = { layer: 'options.services', version: 1 };
+  const defaults = { layer: 'options.defaults', version: 1 };
+
+  it.each([
+    ['hedge', { hedge: {} }, (c: Awaited<ReturnType<typeof configOf>>) => c.resilience.hedge?.delayMs],
+    [
+      'hedge',
+      { hedge: { maxHedges: 2 } },
+      (c: Awaited<ReturnType<typeof configOf>>) => c.resilience.hedge?.maxHedges,
+    ],
+    [
+      'concurrencyLimit',
+      { concurrencyLimit: {} },
+      (c: Awaited<ReturnType<typeof configOf>>) => c.resilience.concurrencyLimit?.max,
+    ],
+    [
+      'rateLimit',
+      { rateLimit: { rps: 5 } },
+      (c: Awaited<ReturnType<typeof configOf>>) => c.resilience.rateLimit?.rps,
+    ],
+    [
+      'faultInjection',
+      { faultInjection: { abort: {} } },
+      (c: Awaited<ReturnType<typeof configOf>>) => c.resilience.faultInjection?.abort?.status,
+    ],
+    [
+      'healthCheck',
+      { healthCheck: { path: '/h' } },
+      (c: Awaited<ReturnType<typeof configOf>>) => c.balancer.healthCheck?.path,
+    ],
+    [
+      'loadBalancer.slowStart',
+      { loadBalancer: { slowStart: {} } },
+      (c: Awaited<ReturnType<typeof configOf>>) => c.balancer.loadBalancer.slowStart?.window,
+    ],
+  ] as const)('names the layer of %s for its switch (%j)', async (section, policy, read) => {
+    const c = await configOf({ env: {}, services: { api: policy } });
+    expect(read(c)).toBeDefined();
+    expect(c.sources[section]).toEqual(own);
+    // Turned on below and configured above: the switch stays with the layer that turned it on.
+    const both = await configOf({ env: {}, defaults: policy, services: { api: policy } });
+    expect(both.sources[section]).toEqual(defaults);
+  });
+
+  it('records no switch for a section no layer turns on', async () => {
+    const c = await configOf({ env: {}, services: { api: { retry: { maxRetries: 1 } } } });
+    for (const section of [
+      'hedge',
+      'concurrencyLimit',
+      'rateLimit',
+      'faultInjection',
+      'healthCheck',
+      'loadBalancer.slowStart',
+    ])
+      expect(c.sources[section]).toBeUndefined();
+  });
+});
+
 describe('outlierDetection: false in a middle layer, as every section (defect 2)', () => {
   const options = { layer: 'options.services', version: 1 };
   const kv = { layer: 'kv.services', version: 1 };
