@@ -66,10 +66,20 @@ export const BOOLEAN_NOTATION = 'a boolean (true/false, 1/0, yes/no, on/off)';
 /** What each word of a variable's notation (`duration | pNN | off`) stands for, in messages. */
 const NOTATION: Record<string, string> = {
   duration: 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds)',
-  pNN: 'pNN (a latency percentile, e.g. p95)',
+  pNN: 'pNN (a latency percentile 1..99.9, e.g. p95)',
   boolean: BOOLEAN_NOTATION,
   off: 'off (or none, false, no, disabled)',
 };
+
+/** A variable an env-built document was read from, for messages about its field. */
+export interface EnvName {
+  readonly name: string;
+  readonly raw: string;
+  /** The variable's own notation, where its field takes several forms (`duration | pNN | off`). */
+  readonly expected?: string;
+  /** Its off words turn the section off (`MESH_RETRIES=off`): a refused value says so too. */
+  readonly orOff?: boolean;
+}
 
 /**
  * The message of a bad value of a variable whose document field takes several forms (a section
@@ -166,7 +176,7 @@ export function envToDocument(
   source: Env,
 ): {
   document: Record<string, unknown> | undefined;
-  names: Map<string, { name: string; raw: string; expected?: string }>;
+  names: Map<string, EnvName>;
   dropped: EnvDropped[];
   /**
    * Problems of variables whose section another variable turns off, by document path: a value
@@ -175,7 +185,7 @@ export function envToDocument(
   offFieldIssues: Issues['list'];
 } {
   const doc: Record<string, unknown> = {};
-  const names = new Map<string, { name: string; raw: string; expected?: string }>();
+  const names = new Map<string, EnvName>();
   const decoded = new Map<string, { field: EnvField; value: unknown }>();
   const offSections = new Set<string>();
   let any = false;
@@ -191,7 +201,8 @@ export function envToDocument(
         : kind === 'Boolean'
           ? { expected: NOTATION.boolean as string }
           : {};
-    names.set(f.path.join('.'), { name: f.binding.name, raw, ...notation });
+    const orOff = f.binding.offTurnsSectionOff === true && notation.expected === undefined;
+    names.set(f.path.join('.'), { name: f.binding.name, raw, ...notation, ...(orOff ? { orOff } : {}) });
     if (f.binding.offTurnsSectionOff && OFF_WORDS.has(raw.trim().toLowerCase())) {
       offSections.add(f.path[0] as string);
       continue;
@@ -273,7 +284,7 @@ function setAt(doc: Record<string, unknown>, path: readonly string[], value: unk
  */
 export function envIssues(
   list: readonly { field: string; expected: string; value: unknown }[],
-  names: ReadonlyMap<string, { name: string; raw: string; expected?: string }>,
+  names: ReadonlyMap<string, EnvName>,
   issues: Issues,
 ): void {
   // One problem said once: `MESH_RETRY_ON=,` has two empty items, one message.
@@ -281,12 +292,16 @@ export function envIssues(
   for (const i of list) {
     let key = i.field.replace(/\[\d+\]/g, '');
     let found = names.get(key);
-    // The variable's own notation, for a value refused at the variable's own field.
-    const notation = found?.expected;
+    // The variable's own notation, for a value refused at the variable's own field (or inside
+    // the form it was read into: `MESH_HEDGE_DELAY=p100` is refused at `hedge.delay.percentile`),
+    // with its off words where they turn the section off (`MESH_RETRIES=11`).
+    const exact = found !== undefined;
     while (!found && key.includes('.')) {
       key = key.slice(0, key.lastIndexOf('.'));
       found = names.get(key);
     }
+    const notation =
+      found?.expected ?? (exact && found?.orOff ? `${i.expected} or ${NOTATION.off}` : undefined);
     const item = /\[\d+\]/.test(i.field) && i.value !== found?.raw ? ` (${quote(i.value)} is not)` : '';
     // Say why a number that looks in range is not: it is beyond what a number holds exactly.
     const written = typeof i.value === 'string' ? i.value.trim() : found?.raw.trim();

@@ -86,6 +86,37 @@ describe('checkConfigDocument (#10)', () => {
     ]);
   });
 
+  it.each([
+    [
+      'a variable',
+      { MESH_RATE_LIMIT: '10' },
+      '(all layers merged; set through MESH_RATE_LIMIT=10, which rateLimit: false in file.defaults discards)',
+    ],
+    [
+      'the options’ defaults',
+      {},
+      '(all layers merged; rateLimit: false in file.defaults discards what the layers below it set)',
+    ],
+  ])('names the section’s `false` that discarded what %s set, not only what it hid', (_what, env, note) => {
+    const problem = (defaults: Record<string, unknown>) => {
+      try {
+        checkConfigDocument(
+          { defaults, services: { payments: { endpoints: '127.0.0.1:9', rateLimit: { burst: 5 } } } },
+          { env, ...(Object.keys(env).length === 0 ? { defaults: { rateLimit: { rps: 10 } } } : {}) },
+        );
+      } catch (e) {
+        return (e as MeshError).details.issues?.[0];
+      }
+      return undefined;
+    };
+    const issue = problem({ rateLimit: false });
+    expect(issue?.field).toBe('services.payments.rateLimit.rps');
+    expect(issue?.expected.endsWith(note)).toBe(true);
+    // Nothing below the `false` set the section: the `false` is not named.
+    const own = problem({ healthCheck: false });
+    expect(own?.expected ?? '').not.toContain('false in');
+  });
+
   it('a merged-layer problem of the defaults is said once, naming the variables that set its section', () => {
     let error: unknown;
     try {

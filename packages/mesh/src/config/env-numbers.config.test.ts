@@ -93,7 +93,7 @@ describe('env numbers follow JSON number grammar', () => {
 
   it('says how JSON writes the number it refuses', () => {
     expect(() => createMesh({ env: { MESH_RATE_LIMIT: '.5' }, services: SVC })).toThrow(
-      'MESH_RATE_LIMIT: expected a number ≥ 0.001; numbers are read as JSON writes them: 0.5, not .5, got ".5"',
+      'MESH_RATE_LIMIT: expected a number ≥ 0.001 or off (or none, false, no, disabled); numbers are read as JSON writes them: 0.5, not .5, got ".5"',
     );
     expect(() => createMesh({ env: { MESH_MAX_REQUESTS: '010' }, services: SVC })).toThrow(
       /MESH_MAX_REQUESTS: expected an integer ≥ 1; numbers are read as JSON writes them: 10, not 010, got "010"/,

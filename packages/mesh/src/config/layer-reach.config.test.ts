@@ -164,3 +164,31 @@ describe("a document's endpoints shadowed by code or MESH_ENDPOINTS_* (probe18 d
     }
   });
 });
+
+describe('a MESH_ENDPOINTS_* variable shadowed by code options', () => {
+  it('is warned once, naming the option that gives the endpoints instead', async () => {
+    const env = { MESH_ENDPOINTS_ORDER_SERVICE: '127.0.0.1:7', MESH_ENDPOINTS_PAYMENTS: '127.0.0.1:6' };
+    const services = { 'Order-Service': { endpoints: '127.0.0.1:8' } };
+    const warnings = checkConfigDocument({ services: {} }, { env, services });
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        field: 'MESH_ENDPOINTS_ORDER_SERVICE',
+        value: '127.0.0.1:7',
+        expected: expect.stringContaining(
+          "createMesh({ services: { Order-Service: { endpoints } } }) gives this service's endpoints",
+        ),
+      }),
+    ]);
+    const mesh = createMesh({ env, services });
+    try {
+      const events: { type: string; issue?: { field: string } }[] = [];
+      mesh.onEvent((e) => events.push(e as { type: string; issue?: { field: string } }));
+      await Promise.resolve();
+      expect(events.filter((e) => e.type === 'config_warning').map((e) => e.issue?.field)).toEqual([
+        'MESH_ENDPOINTS_ORDER_SERVICE',
+      ]);
+    } finally {
+      await mesh.close();
+    }
+  });
+});

@@ -87,6 +87,7 @@ export class ConfigStore {
    */
   readonly #optionsEndpoints = new Set<string>();
   #envEndpoints: ReadonlyMap<string, unknown> = new Map();
+  #envRaw: Env = {};
 
   /**
    * Options and env layers, each the one version of its static source (`optionsConfigSource`,
@@ -123,6 +124,7 @@ export class ConfigStore {
     this.#env = envLayer(env, issues);
     // Endpoints from the environment are checked with everything else, so one error lists them all.
     this.#envEndpoints = readEnvEndpoints(env, issues);
+    this.#envRaw = env;
     const services = asRecord(doc.services);
     if (doc.services !== undefined && !services) issues.add('options.services', 'an object', doc.services);
     const seen = new Set<string>();
@@ -192,9 +194,20 @@ export class ConfigStore {
    * The variables that set fields of `field`'s section, for a message about merged layers: the
    * rule may compare a field the user set through the environment with one they never wrote.
    */
-  #envNote(field: string): string {
+  #envNote(field: string, layers: readonly Layer[]): string {
     const set = this.#envSet(field);
-    return set === '' ? '' : `; set through ${set}`;
+    // A section's `false` discards what the layers below it set: a rule broken only since then
+    // (`rateLimit.rps` gone, `burst` set above) names the `false`, not only the variable it hid.
+    const section = field.split('.')[0] ?? '';
+    let off = -1;
+    for (let i = 0; i < layers.length; i++) if (layers[i]!.raw?.[section] === false) off = i;
+    // Named only where it discarded something.
+    const envAt = layers.indexOf(this.#env);
+    if (!layers.slice(0, off).some((l, i) => (i === envAt ? set !== '' : isObject(l.raw?.[section]))))
+      off = -1;
+    const offText = off < 0 ? '' : `${section}: false in ${layers[off]!.name}`;
+    if (set === '') return off < 0 ? '' : `; ${offText} discards what the layers below it set`;
+    return off > envAt ? `; set through ${set}, which ${offText} discards` : `; set through ${set}`;
   }
 
   /** `NAME=value` of each variable that sets a field of `field`'s section, or `''`. */
@@ -238,10 +251,11 @@ export class ConfigStore {
           : undefined;
       let r = own === undefined ? undefined : merged.get(own);
       if (r === undefined) {
+        const layers = this.layersFor(service, doc);
         try {
           // The service's own entries (options, document): what they set that its policy does
           // not read is warned; the defaults and the environment hold for every policy.
-          r = resolvePolicy(this.layersFor(service, doc), this.#ownLayers(service, doc));
+          r = resolvePolicy(layers, this.#ownLayers(service, doc));
         } catch (error) {
           if (!MeshError.is(error, 'MESH_CONFIG_INVALID')) throw error;
           for (const i of error.details.issues ?? [
@@ -255,7 +269,7 @@ export class ConfigStore {
             // that the rule held only once the layers were merged is said with what it expects.
             issues.add(
               i.field === '' ? where : `${where}.${i.field}`,
-              `${i.expected} (all layers merged${this.#envNote(i.field)})`,
+              `${i.expected} (all layers merged${this.#envNote(i.field, layers)})`,
               i.value,
             );
           }
@@ -278,7 +292,31 @@ export class ConfigStore {
     for (const name of names)
       one(name, `services.${doc?.spelled.get(name) ?? this.#optionsSpelled.get(name) ?? name}`);
     if (doc !== undefined) warnings.push(...this.#shadowedEndpoints(doc));
+    warnings.push(...this.#shadowedEnvEndpoints());
     return { warnings, resolved };
+  }
+
+  /**
+   * The `MESH_ENDPOINTS_*` variables code options shadow: code comes first (see
+   * {@link #shadowedEndpoints}); an operator's variable that never applies is warned, as a
+   * document's list is, not silently lost.
+   */
+  #shadowedEnvEndpoints(): Warning[] {
+    const out: Warning[] = [];
+    if (this.#optionsEndpoints.size === 0 || this.#envEndpoints.size === 0) return out;
+    for (const key of this.#optionsEndpoints) {
+      const spelled = this.#optionsSpelled.get(key) ?? key;
+      const name = `${ENDPOINTS_PREFIX}${envEndpointsSuffix(spelled)}`;
+      const raw = this.#envRaw[name];
+      if (raw === undefined || raw.trim() === '') continue;
+      out.push({
+        field: name,
+        expected: `endpoints that apply: createMesh({ services: { ${spelled}: { endpoints } } }) gives this service's endpoints, and the first source that knows a service wins (code options, MESH_ENDPOINTS_*, the document, the registry); this variable is not used`,
+        value: raw,
+        service: key,
+      });
+    }
+    return out;
   }
 
   /**
@@ -440,4 +478,8 @@ function writtenAt(document: unknown, field: string): string | number | undefine
     node = (node as Record<string, unknown>)[key];
   }
   return typeof node === 'string' || typeof node === 'number' ? node : undefined;
+}
+
+function isObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null;
 }
