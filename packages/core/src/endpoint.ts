@@ -37,11 +37,12 @@ const EMPTY_META: Readonly<Record<string, string>> = Object.freeze({});
  * An IPv6 literal in its one canonical text (RFC 5952, as the WHATWG URL parser writes it:
  * lower-case, zeros compressed — `0:0:0:0:0:0:0:1` is `::1`), so that one address written two
  * ways is one endpoint. An IPv4-suffixed form (`::ffff:10.0.0.1`) is only lower-cased, keeping the
- * dotted quad RFC 5952 recommends for it; anything else (an IPv4 address, a host name) is
- * returned as given.
+ * dotted quad RFC 5952 recommends for it. A host name is lower-cased too (DNS names are
+ * case-insensitive, and the URL undici dials lower-cases it): `API.local` and `api.local` are one
+ * endpoint. An IPv4 address is returned as given.
  */
 export function canonicalAddress(address: string): string {
-  if (!address.includes(':')) return address;
+  if (!address.includes(':')) return address.toLowerCase();
   if (address.includes('.')) return address.toLowerCase();
   try {
     const host = new URL(`http://[${address}]/`).hostname;

@@ -183,6 +183,18 @@ describe('IPv6 endpoints: canonical, unique, named in brackets', () => {
     ).toEqual(['[::1]:80']);
   });
 
+  it('a host name is kept in lower case: one written in two cases is listed twice', () => {
+    expect(listIssues('API.Local:80').list?.map((e) => e.address)).toEqual(['api.local']);
+    expect(listIssues('API.local:80,api.local:80').issues).toEqual([
+      {
+        field: 'endpoints[1]',
+        expected: 'a unique endpoint (this one is listed twice)',
+        value: 'api.local:80',
+      },
+    ]);
+    expect(listIssues([{ address: 'Db.Internal', port: 5432 }, 'db.internal:5432']).issues).toHaveLength(1);
+  });
+
   it('a duplicate is named as its id is written, with brackets', () => {
     expect(listIssues('[::1]:8080,[::1]:8080').issues[0]?.value).toBe('[::1]:8080');
     const env = caught(() => createEnvResolver({ env: { MESH_ENDPOINTS_B: '[::1]:8080,[::1]:8080' } }));

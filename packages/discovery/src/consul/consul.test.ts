@@ -101,6 +101,27 @@ describe('consulOptionsFromEnv', () => {
     },
   );
 
+  it.each([
+    ['CONSUL_HTTP_SSL', 'yes'],
+    ['CONSUL_HTTP_SSL', 'on'],
+    ['CONSUL_HTTP_SSL_VERIFY', 'no'],
+    ['CONSUL_HTTP_SSL_VERIFY', 'off'],
+  ])(
+    'refuses %s=%s, a word strconv.ParseBool does not read (the consul CLI would ignore it)',
+    (name, value) => {
+      let error: unknown;
+      try {
+        consulOptionsFromEnv({ CONSUL_HTTP_ADDR: 'c:8501', [name]: value });
+      } catch (e) {
+        error = e;
+      }
+      expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+      expect((error as MeshError).details.issues).toEqual([
+        { field: name, expected: expect.stringContaining('strconv.ParseBool'), value },
+      ]);
+    },
+  );
+
   it('an empty token file leaves CONSUL_HTTP_TOKEN (or no token), as the Go client (#12)', () => {
     expect(
       consulOptionsFromEnv({

@@ -40,13 +40,13 @@ export const consulEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'boolean',
     defaultValue: 'false',
     description:
-      '`true` (or `1`, `t`, `TRUE`, as Go reads it) uses HTTPS even for a `host:port` or `http://` address.',
+      "`true` (or `1`, `t`, `TRUE`, as Go reads it) uses HTTPS even for a `host:port` or `http://` address. A word Go does not read (`yes`, `on`) is an error: Consul's own client would ignore it.",
   },
   {
     name: 'CONSUL_HTTP_SSL_VERIFY',
     type: 'boolean',
     defaultValue: 'true',
-    description: '`false` skips verification of the agent certificate (testing only).',
+    description: '`false` (or `0`, `f`, `FALSE`) skips verification of the agent certificate (testing only).',
   },
   {
     name: 'CONSUL_CACERT',
@@ -155,9 +155,15 @@ export function consulOptionsFromEnv(env: Env): ConsulResolverOptions | undefine
   const bool = (name: string): boolean | undefined => {
     const v = envString(env, name);
     if (v === undefined) return undefined;
-    // The Go client reads CONSUL_* booleans with strconv.ParseBool (`t`, `F`, `TRUE`, …).
-    if (name.startsWith('CONSUL_') && GO_BOOL[v] !== undefined) return GO_BOOL[v];
-    return issues.try(() => parseBoolean(v, name));
+    // The Go client reads CONSUL_* booleans with strconv.ParseBool (`t`, `F`, `TRUE`, …) and
+    // ignores any other value with a warning: `yes` or `on`, which it reads as unset, is an error
+    // here, so the mesh and the `consul` CLI never read one variable two ways.
+    if (GO_BOOL[v] !== undefined) return GO_BOOL[v];
+    return issues.add(
+      name,
+      'a boolean as Consul reads it (strconv.ParseBool: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)',
+      v,
+    );
   };
   const file = (name: string): string | undefined => {
     const v = envString(env, name);
