@@ -230,7 +230,8 @@ function deepMerge(
     const v = patch[k];
     if (v === undefined) continue;
     const prev = out[k];
-    out[k] = k !== 'hashOn' && isPlainObject(v) && isPlainObject(prev) ? Object.freeze(deepMerge(prev, v)) : v;
+    out[k] =
+      k !== 'hashOn' && isPlainObject(v) && isPlainObject(prev) ? Object.freeze(deepMerge(prev, v)) : v;
   }
   return out;
 }
@@ -403,7 +404,8 @@ export function resolveBalancerPatches(patches: readonly BalancerPatch[]): Balan
   if (hc && (hc.timeout as number) > (hc.interval as number)) {
     // Unset, the probe's timeout is at most the interval (as the caps above): `interval: '500ms'`
     // alone is a valid check, probed with a 500 ms timeout.
-    if (!setInSomeLayer(patches, 'healthCheck', 'timeout')) hc = Object.freeze({ ...hc, timeout: hc.interval });
+    if (!setInSomeLayer(patches, 'healthCheck', 'timeout'))
+      hc = Object.freeze({ ...hc, timeout: hc.interval });
     else issues.add('healthCheck.timeout', `at most healthCheck.interval (${hc.interval}ms)`, hc.timeout);
   }
   issues.throwIfAny('balancer configuration');

@@ -68,6 +68,7 @@ export {
   type ResponseBody,
   type ResponseHeaders,
 } from './filter.js';
+export { frozenCopy, isDeepFrozen } from './frozen.js';
 export {
   type DispatchHeaders,
   forEachHeader,
@@ -181,7 +182,6 @@ export {
   OFF_WORDS,
 } from './schema-env.js';
 export { SectionMemo } from './section-memo.js';
-export { frozenCopy, isDeepFrozen } from './frozen.js';
 export { compose, dispatchFromNext, nextFromDispatch } from './stage.js';
 export {
   globalDispatcher,

@@ -220,7 +220,11 @@ describe('section switches and their words, the same for every variable (probe18
   it.each([
     ['MESH_HEDGE_DELAY', 'soon', 'pNN (a latency percentile 1..99.9, e.g. p95) or off'],
     // Refused inside the form it was read into (`{ percentile: 100 }`): still the notation.
-    ['MESH_HEDGE_DELAY', 'p100', 'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), pNN (a latency percentile 1..99.9, e.g. p95) or off'],
+    [
+      'MESH_HEDGE_DELAY',
+      'p100',
+      'a duration (e.g. 250ms, 5s, 1m30s or plain milliseconds), pNN (a latency percentile 1..99.9, e.g. p95) or off',
+    ],
     // A variable whose off words turn its section off names them with the range it refused.
     ['MESH_RETRIES', '11', 'an integer 0..10 or off (or none, false, no, disabled)'],
     ['MESH_CONCURRENCY_LIMIT', 'true', 'an integer ≥ 1 or off (or none, false, no, disabled)'],

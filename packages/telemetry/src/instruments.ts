@@ -49,10 +49,10 @@ export function declareInstruments(
   };
   const counter = (name: string, help: string, labelNames: string[]): CounterType<string> =>
     (registry.getSingleMetric(name) as CounterType<string> | undefined) ??
-    new Counter({ name, help, labelNames, registers: reg });
+    ownLabelsOnly(new Counter({ name, help, labelNames, registers: reg }));
   const gauge = (name: string, help: string, labelNames: string[], collect?: () => void): GaugeType<string> =>
     (registry.getSingleMetric(name) as GaugeType<string> | undefined) ??
-    new Gauge({ name, help, labelNames, registers: reg, ...(collect ? { collect } : {}) });
+    ownLabelsOnly(new Gauge({ name, help, labelNames, registers: reg, ...(collect ? { collect } : {}) }));
 
   const clientDuration = histogram(
     'http_client_request_duration_seconds',
@@ -135,4 +135,35 @@ export function declareInstruments(
     configRejected,
     configSourceErrors,
   };
+}
+
+/** The methods of prom-client's counters and gauges that take a labels object first. */
+const LABELLED = ['inc', 'dec', 'set', 'remove', 'labels'] as const;
+
+/**
+ * A counter or gauge whose labels objects reach prom-client as null-prototype copies of their own
+ * properties: prom-client checks labels with a `for…in`, so an enumerable property someone added
+ * to `Object.prototype` would otherwise be an unknown label, thrown into the call that fired the
+ * event. (The hot-path series, `FastHistogram` and `FastCounter`, read labels by name.)
+ */
+function ownLabelsOnly<T extends CounterType<string> | GaugeType<string>>(metric: T): T {
+  const m = metric as unknown as Record<string, unknown>;
+  for (const name of LABELLED) {
+    const method = m[name];
+    if (typeof method !== 'function') continue;
+    m[name] = function (this: unknown, first?: unknown, ...rest: unknown[]): unknown {
+      return (method as (...a: unknown[]) => unknown).call(
+        metric,
+        typeof first === 'object' && first !== null ? ownProperties(first) : first,
+        ...rest,
+      );
+    };
+  }
+  return metric;
+}
+
+function ownProperties(labels: object): Record<string, unknown> {
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(labels)) out[k] = (labels as Record<string, unknown>)[k];
+  return out;
 }

@@ -158,6 +158,14 @@ class PromMeshMetrics implements MeshMetrics {
   }
 
   recordCallEvent(service: string, event: CallEventLike): void {
+    try {
+      this.#recordCallEvent(service, event);
+    } catch (error) {
+      metricsFailed(error);
+    }
+  }
+
+  #recordCallEvent(service: string, event: CallEventLike): void {
     if (event.type === 'retry') {
       const svc = this.#services.bound(service);
       this.#m.retries.inc({ service: svc, reason: this.#reason(svc, event.reason ?? '') });
@@ -308,6 +316,16 @@ class PromMeshMetrics implements MeshMetrics {
   }
 
   onDestination(service: string, stats: ServiceStatsLike, target?: string): void {
+    // Called as a destination is built, inside the first call to it: a metrics failure must never
+    // fail that call.
+    try {
+      this.#onDestination(service, stats, target);
+    } catch (error) {
+      metricsFailed(error);
+    }
+  }
+
+  #onDestination(service: string, stats: ServiceStatsLike, target?: string): void {
     this.#live(service);
     const svc = this.#services.bound(service);
     if (svc === OTHER) return;
@@ -451,4 +469,20 @@ class PromMeshMetrics implements MeshMetrics {
 function sourceLabel(source: string | undefined): string {
   if (source === undefined || source === '') return DEFAULT_CONFIG_SOURCE;
   return source.length > 32 ? OTHER : source;
+}
+
+let warnedFailure = false;
+
+/** A metric that could not be recorded: said once per process, never thrown into a call. */
+function metricsFailed(error: unknown): void {
+  if (warnedFailure) return;
+  warnedFailure = true;
+  try {
+    process.emitWarning(
+      `proxyless: a metric could not be recorded (${error instanceof Error ? error.message : String(error)}); calls are not affected`,
+      { code: 'PROXYLESS_METRICS_FAILED' },
+    );
+  } catch {
+    // Nothing left to report to.
+  }
 }
