@@ -143,7 +143,12 @@ export type MeshResponseData<TOpaque = null> = Dispatcher.ResponseData<TOpaque> 
 export interface ServiceStats extends BalancerStats {
   /** The destination's circuit breaker, when it has one. */
   readonly circuitBreaker?: 'closed' | 'open' | 'half-open';
-  /** The stages in force, outermost first (`deadline`, `retry`, `hedge`, `circuitBreaker`, …, `pick`). */
+  /**
+   * The stages in force, outermost first (`deadline`, `retry`, `hedge`, `circuitBreaker`, …, `pick`).
+   * `deadline` and `perTryTimeout` are always there, with no `timeout` or `perTryTimeout` set: they
+   * enforce and pass on a deadline propagated from the incoming request. The settings themselves
+   * are in `mesh.config(service)`.
+   */
   readonly roles: readonly string[];
   /**
    * Calls in flight through the service, until their response body ends: its own calls — for a
