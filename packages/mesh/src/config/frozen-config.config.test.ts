@@ -68,7 +68,7 @@ describe('mesh.config(service)', () => {
   });
 
   it('is frozen all the way down: a list or object a layer set cannot be changed through it, nor through the caller’s options', async () => {
-    const retryOn = ['reset'];
+    const retryOn: ('reset' | '5xx')[] = ['reset'];
     const hashOn = { header: 'x-user' };
     const payments = {
       endpoints: '127.0.0.1:1',
@@ -87,7 +87,8 @@ describe('mesh.config(service)', () => {
       expect(c.warnings.length).toBeGreaterThan(0); // perTryTimeout > timeout
       for (const part of [c.balancer, c.resilience, c.warnings, c.sources])
         expect(isDeepFrozen(part)).toBe(true);
-      expect(() => (c.resilience.retry?.retryOn as string[]).push('5xx')).toThrow(TypeError);
+      const list = c.resilience.retry?.retryOn as string[];
+      expect(() => list.push('5xx')).toThrow(TypeError);
       expect(() => {
         (c.balancer.loadBalancer.hashOn as { header?: string }).header = 'x-tenant';
       }).toThrow(TypeError);
