@@ -188,4 +188,29 @@ describe('consumers of the installed packages', () => {
       fetch: { code: 'MESH_INTERNAL', external: true },
     });
   });
+
+  it('an ESM esbuild bundle made as README says (undici external, the require banner) runs both calls', async () => {
+    // Next to the project's node_modules, where the app's undici is installed.
+    const outfile = path.join(project, 'bundle-esm.mjs');
+    const args = ['bundle-app.mjs', '--bundle', '--platform=node', '--format=esm', '--log-level=error'];
+    const esbuild = (extra: string[]): void =>
+      run(bin('esbuild'), [...args, '--external:undici', ...extra, `--outfile=${outfile}`], project, {
+        NODE_PATH: '',
+      });
+    esbuild([`--banner:js=${README_ESM_BANNER}`]);
+    const out = await runNode([outfile], project, env);
+    expect(out).toEqual({ status: 200, text: 'echo GET /bundle host=echo', fetch: { ok: true } });
+    // Without the banner, esbuild's ESM output cannot `require` an external package from the
+    // CommonJS code it bundled (undici's internals): what the README's note is for.
+    esbuild([]);
+    await expect(runNode([outfile], project, env)).rejects.toThrow(/Dynamic require of "undici/);
+  });
 });
+
+/** The banner packages/mesh/README.md gives for ESM bundles, read from it (so the two agree). */
+const README_ESM_BANNER = (() => {
+  const readme = readFileSync(path.join(ROOT, 'packages/mesh/README.md'), 'utf8');
+  const m = /--banner:js="([^"]+)"/.exec(readme);
+  if (m === null) throw new Error('packages/mesh/README.md gives no --banner:js for ESM bundles');
+  return m[1] as string;
+})();
