@@ -193,10 +193,11 @@ describe('consumers of the installed packages', () => {
     // Next to the project's node_modules, where the app's undici is installed.
     const outfile = path.join(project, 'bundle-esm.mjs');
     const args = ['bundle-app.mjs', '--bundle', '--platform=node', '--format=esm', '--log-level=error'];
-    const esbuild = (extra: string[]): void =>
+    const esbuild = (extra: string[]): void => {
       run(bin('esbuild'), [...args, '--external:undici', ...extra, `--outfile=${outfile}`], project, {
         NODE_PATH: '',
       });
+    };
     esbuild([`--banner:js=${README_ESM_BANNER}`]);
     const out = await runNode([outfile], project, env);
     expect(out).toEqual({ status: 200, text: 'echo GET /bundle host=echo', fetch: { ok: true } });

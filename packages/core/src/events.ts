@@ -1,10 +1,16 @@
-/** A subscription: call `dispose()` to stop listening. Idempotent. */
+/** Something to release: call `dispose()` (idempotent). What a resolver's `watch` returns. */
 export interface Disposable {
   dispose(): void;
 }
 
-/** `onXxx(listener) → Disposable`. */
-export type Event<T> = (listener: (value: T) => void) => Disposable;
+/**
+ * What `onXxx(listener)` returns: `dispose()` stops listening, and it is a standard disposable
+ * too, so `using sub = mesh.onEvent(listener)` stops listening at the end of the scope.
+ */
+export interface Subscription extends Disposable, globalThis.Disposable {}
+
+/** `onXxx(listener) → Subscription`. */
+export type Event<T> = (listener: (value: T) => void) => Subscription;
 
 /** A minimal event source: `event` is handed to subscribers, `fire` is kept by the owner. */
 export interface Emitter<T> {
@@ -24,13 +30,12 @@ export function createEmitter<T>(onListenerError?: (error: unknown) => void): Em
     event(listener) {
       listeners = [...listeners, listener];
       let done = false;
-      return {
-        dispose() {
-          if (done) return;
-          done = true;
-          listeners = listeners.filter((l) => l !== listener);
-        },
+      const dispose = (): void => {
+        if (done) return;
+        done = true;
+        listeners = listeners.filter((l) => l !== listener);
       };
+      return { dispose, [Symbol.dispose]: dispose };
     },
     fire(value) {
       for (const l of listeners) {

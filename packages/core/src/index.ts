@@ -47,7 +47,14 @@ export {
   type MeshErrorOptions,
   quote,
 } from './errors.js';
-export { createEmitter, type Disposable, type Emitter, type Event, once } from './events.js';
+export {
+  createEmitter,
+  type Disposable,
+  type Emitter,
+  type Event,
+  once,
+  type Subscription,
+} from './events.js';
 export {
   type CallContext,
   type CallEvent,

@@ -16,6 +16,7 @@ import type {
   RegisteredInstance,
   Registration,
   Resolver,
+  Subscription,
 } from '@proxyless/core';
 import type { SignalSource } from '@proxyless/discovery';
 import type { TelemetrySettings } from '@proxyless/telemetry';
@@ -314,7 +315,11 @@ export interface Mesh extends AsyncDisposable {
    * `MESH_CONFIG_INVALID` error.
    */
   reloadConfig(): Promise<void>;
-  onEvent(listener: (event: MeshEvent) => void): Disposable;
+  /**
+   * Listen to the mesh's events. `dispose()` the subscription to stop, or hold it with `using`
+   * (`using sub = mesh.onEvent(listener)`: it stops at the end of the scope).
+   */
+  onEvent(listener: (event: MeshEvent) => void): Subscription;
   /**
    * The admin server's URL (`http://127.0.0.1:port`) once it listens, when `MESH_ADMIN_PORT`
    * (or `telemetry.admin.port`) is set; `undefined` otherwise.

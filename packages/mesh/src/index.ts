@@ -23,6 +23,7 @@ export type {
   Registration,
   Resolver,
   ResolverUpdate,
+  Subscription,
 } from '@proxyless/core';
 export { compose, jsonLogger, MeshError, noopLogger, systemClock, systemRandom } from '@proxyless/core';
 // The registries' resolvers and registrars, for `createMesh({ resolvers })` and registering without

@@ -28,4 +28,25 @@ describe('mesh events', () => {
       await mesh.close();
     }
   });
+
+  it('a subscription is a standard disposable: `using` stops listening at the end of the scope', async () => {
+    const mesh = createMesh({ env: {}, services: { api: { endpoints: '127.0.0.1:9' } } });
+    const events: MeshEvent[] = [];
+    try {
+      {
+        using sub = mesh.onEvent((e) => events.push(e));
+        expect(typeof sub[Symbol.dispose]).toBe('function');
+      }
+      await mesh.request('http://api/').catch(() => undefined);
+      expect(events).toEqual([]);
+      // dispose() and [Symbol.dispose]() are one: either, then the other, is a no-op.
+      const sub = mesh.onEvent((e) => events.push(e));
+      sub.dispose();
+      sub[Symbol.dispose]();
+      await mesh.request('http://api/').catch(() => undefined);
+      expect(events).toEqual([]);
+    } finally {
+      await mesh.close();
+    }
+  });
 });

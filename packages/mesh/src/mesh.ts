@@ -11,6 +11,7 @@ import {
   type Random,
   type RegisteredInstance,
   type Registration,
+  type Subscription,
 } from '@proxyless/core';
 import type { Telemetry } from '@proxyless/telemetry';
 import type { Dispatcher } from 'undici';
@@ -363,7 +364,7 @@ class MeshImpl implements Mesh {
     return this.#routing.chains.get(service);
   }
 
-  onEvent(listener: (event: MeshEvent) => void): Disposable {
+  onEvent(listener: (event: MeshEvent) => void): Subscription {
     return this.#events.event(listener);
   }
 
