@@ -433,6 +433,23 @@ describe('createMeshMetrics', () => {
     expect(attempts.find((x) => x.labels.service === '_OTHER')?.value).toBe(990);
   });
 
+  it('counts a success under an empty error_type however many error types came first', async () => {
+    const registry = new Registry();
+    const m = createMeshMetrics({ registry, limits: { reasonsPerService: 4 } });
+    for (let i = 0; i < 6; i++) m.recordClientRequest('pay', 'GET', 500 + i, `E_${i}`, 0.01);
+    m.recordClientRequest('pay', 'GET', 200, '', 0.01);
+    const counts = (await values(registry, 'http_client_request_duration_seconds')).filter((x) =>
+      x.metricName?.endsWith('_count'),
+    );
+    const ok = counts.filter(
+      (x) => x.labels.http_response_status_code === 200 || x.labels.http_response_status_code === '200',
+    );
+    expect(ok.map((x) => [x.labels.error_type, x.value])).toEqual([['', 1]]);
+    // The errors are still bounded: 4 kept, the rest under _OTHER.
+    const types = new Set(counts.map((x) => x.labels.error_type));
+    expect([...types].sort()).toEqual(['', 'E_0', 'E_1', 'E_2', 'E_3', '_OTHER']);
+  });
+
   it('reuses series already in the registry (a second mesh in one process)', async () => {
     const registry = new Registry();
     const a = createMeshMetrics({ registry });

@@ -114,7 +114,12 @@ class PromMeshMetrics implements MeshMetrics {
         http_request_method: methodLabel(method),
         http_response_status_code: statusLabel(status),
         server_address: svc,
-        error_type: svc === OTHER ? errorType && OTHER : this.#serviceState(svc).errorTypes.bound(errorType),
+        // Empty on success, always: the cap bounds error types, and a success is none (with 16
+        // distinct errors seen first, a success was counted under `_OTHER`).
+        error_type:
+          errorType === '' || svc === OTHER
+            ? errorType && OTHER
+            : this.#serviceState(svc).errorTypes.bound(errorType),
       });
       // Caches are capped: the raw key space is what callers send; the series behind are bounded anyway.
       if (byError.size < 64) byError.set(errorType, series);
