@@ -219,6 +219,19 @@ describe('DNS discovery: bad answers never replace a good set', () => {
     expect(u.lastGood?.endpoints).toHaveLength(1);
   });
 
+  it('says why a server is unreachable: details.reason "refused" for an ICMP port unreachable', async () => {
+    const { r, clock, log } = await setup();
+    // Nothing listens on the server's port any more: the connected UDP socket gets ECONNREFUSED.
+    await r.close();
+    responder = undefined;
+    await clock.next(); // refresh
+    const u = await log.next();
+    if (u.kind !== 'error') throw new Error('expected an error');
+    expect(u.error.code).toBe('MESH_REGISTRY_UNAVAILABLE');
+    expect(u.error.details).toMatchObject({ server: r.server, reason: 'refused', transport: 'udp' });
+    expect(u.lastGood?.endpoints).toHaveLength(1);
+  });
+
   it('ignores a datagram with another query id and takes the real answer', async () => {
     const { r, clock, log } = await setup();
     r.reply = (q) => [

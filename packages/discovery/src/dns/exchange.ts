@@ -32,6 +32,15 @@ function unavailable(
 }
 
 /**
+ * `details.reason` of a network failure: `refused` (ICMP port unreachable on UDP, a refused TCP
+ * connect), else the error's code (`ENETUNREACH`, `ECONNRESET`, …), else `network`.
+ */
+function networkReason(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNREFUSED' ? 'refused' : (code ?? 'network');
+}
+
+/**
  * Ask one server one question: UDP, then TCP if the UDP answer is truncated. Resolves with the
  * validated answer; rejects with `MESH_REGISTRY_UNAVAILABLE` (timeout, refused, network error,
  * server error rcode) or `MESH_REGISTRY_PAYLOAD_INVALID` (malformed answer).
@@ -74,7 +83,10 @@ function withDeadline<T>(
     const onAbort = (): void => {
       if (finish())
         reject(
-          unavailable(source, `query ${question.type} ${question.name} cancelled`, options.signal?.reason),
+          unavailable(source, `query ${question.type} ${question.name} cancelled`, options.signal?.reason, {
+            reason: 'cancelled',
+            transport,
+          }),
         );
     };
     const timer = options.clock.setTimer(options.timeoutMs, () => {
@@ -124,6 +136,7 @@ const exchangeUdp: Transport = (server, source, question, query, options) => {
     socket.on('error', (error) => {
       reject(
         unavailable(source, `${(error as NodeJS.ErrnoException).code ?? error.message} over udp`, error, {
+          reason: networkReason(error),
           transport: 'udp',
         }),
       );
@@ -140,7 +153,13 @@ const exchangeUdp: Transport = (server, source, question, query, options) => {
     // A connected socket reports ICMP "port unreachable" as ECONNREFUSED instead of a silent timeout.
     socket.connect(server.port, server.address, () => {
       socket.send(query, (error) => {
-        if (error) reject(unavailable(source, `send failed: ${error.message}`, error, { transport: 'udp' }));
+        if (error)
+          reject(
+            unavailable(source, `send failed: ${error.message}`, error, {
+              reason: networkReason(error),
+              transport: 'udp',
+            }),
+          );
       });
     });
     return () => {
@@ -175,6 +194,7 @@ const exchangeTcp: Transport = (server, source, question, query, options) => {
     socket.on('error', (error) => {
       reject(
         unavailable(source, `${(error as NodeJS.ErrnoException).code ?? error.message} over tcp`, error, {
+          reason: networkReason(error),
           transport: 'tcp',
         }),
       );
@@ -182,6 +202,7 @@ const exchangeTcp: Transport = (server, source, question, query, options) => {
     socket.on('end', () => {
       reject(
         unavailable(source, 'connection closed before a complete answer over tcp', undefined, {
+          reason: 'closed',
           transport: 'tcp',
         }),
       );
