@@ -209,10 +209,19 @@ export class MaglevPicker implements StatePicker {
       maxW = 1;
     }
     for (let i = 0; i < n; i++) weight[i] = (weight[i] as number) / maxW;
+    // Endpoints take their turns in the order of their ids, not of the set's list: registries and
+    // DNS return one set in varying orders, and every client of a fleet must build the same table
+    // (Envoy sorts its hosts for this: envoyproxy/envoy#20703).
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => {
+      const x = (states[a] as EndpointState).endpoint.id;
+      const y = (states[b] as EndpointState).endpoint.id;
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
     let filled = 0;
     const limit = Math.min(m, n > 0 ? m : 0);
     while (filled < limit) {
-      for (let i = 0; i < n && filled < limit; i++) {
+      for (let k = 0; k < n && filled < limit; k++) {
+        const i = order[k] as number;
         const w = weight[i] as number;
         if (w <= 0) continue;
         target[i] = (target[i] as number) + w;

@@ -371,6 +371,17 @@ describe('ring_hash and maglev', () => {
         }
       });
 
+      it('builds the same table from the same endpoints in any order (a registry lists them in varying orders)', () => {
+        const all = testEndpoints(20).map((e, i) => createEndpoint({ ...e, weight: 1 + (i % 3) }));
+        const keys = Array.from({ length: 5000 }, (_, k) => ctxWithKey(`user-${k}`));
+        const fresh = make({ loadBalancer: { policy } }, all).b;
+        const rotated = [...all.slice(7), ...all.slice(0, 7)];
+        for (const order of [[...all].reverse(), rotated]) {
+          const { b } = make({ loadBalancer: { policy } }, order);
+          expect(keys.filter((c) => b.pick(c).id !== fresh.pick(c).id).length).toBe(0);
+        }
+      });
+
       it('hashes on a header, a cookie or the source, and picks randomly without a key', () => {
         const eps = testEndpoints(8);
         const h = make({ loadBalancer: { policy, hashOn: { header: 'x-user' } } }, eps).b;
