@@ -208,9 +208,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   }
 
   latency(state: EndpointState, now: number): number {
-    if (state.ewma < 0) return this.config.defaultRtt;
+    // Never measured: `defaultRtt`, decaying from when the endpoint joined as any estimate does
+    // (Linkerd's, tower's PeakEwma): an endpoint the others always beat at first is still tried
+    // in time, then measured. Kept at `defaultRtt`, it lost every pick to measured endpoints of a
+    // few ms and was never measured, so never used, at low concurrency.
+    const rtt = state.ewma < 0 ? this.config.defaultRtt : state.ewma;
     const dt = now - state.ewmaAt;
-    return dt > 0 ? state.ewma * Math.exp(-dt / this.config.decayTime) : state.ewma;
+    return dt > 0 ? rtt * Math.exp(-dt / this.config.decayTime) : rtt;
   }
 
   update(set: EndpointSet): void {
@@ -221,6 +225,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       this.#byId,
       set.endpoints,
       this.#seenSet ? now : Number.NEGATIVE_INFINITY,
+      now,
     );
     for (const [id, s] of this.#byId) {
       if (!next.has(id)) {

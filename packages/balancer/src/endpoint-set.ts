@@ -21,6 +21,8 @@ export function mergeStates(
   previous: ReadonlyMap<string, EndpointState>,
   endpoints: readonly Endpoint[],
   addedAt: number,
+  /** The clock time now (an endpoint's unmeasured latency estimate decays from it). */
+  now = 0,
 ): MergedStates {
   const next = new Map<string, EndpointState>();
   const states: EndpointState[] = [];
@@ -30,7 +32,7 @@ export function mergeStates(
     if (s) {
       s.endpoint = e;
       s.weight = e.weight;
-    } else s = new EndpointState(e, addedAt);
+    } else s = new EndpointState(e, addedAt, now);
     s.index = states.length;
     states.push(s);
     next.set(e.id, s);

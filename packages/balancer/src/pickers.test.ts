@@ -285,6 +285,23 @@ describe('peak_ewma', () => {
     expect(b.stats().endpoints[0]!.ewmaMs).toBeLessThan(500 * Math.exp(-2.9));
   });
 
+  it('tries an endpoint never measured in time, at one call at a time (its defaultRtt decays, as Linkerd’s)', async () => {
+    const eps = testEndpoints(4);
+    const { b, clock } = make({ loadBalancer: { policy: 'peak_ewma' } }, eps);
+    const added = testEndpoints(5)[4] as Endpoint;
+    const c = new Map<string, number>();
+    // 100 s of calls one after another, 5 ms each; a fifth endpoint joins after 10 s.
+    for (let i = 0; i < 20_000; i++) {
+      if (i === 2000) b.update(setOf([...eps, added], 2));
+      const e = b.pick(ctx);
+      c.set(e.id, (c.get(e.id) ?? 0) + 1);
+      b.onAttemptStart(e);
+      await clock.advance(5);
+      b.onAttemptEnd(e, { status: 200, latencyMs: 5 });
+    }
+    for (const e of [...eps, added]) expect(c.get(e.id) ?? 0).toBeGreaterThan(500);
+  });
+
   it('ignores cancelled attempts', () => {
     const eps = testEndpoints(1);
     const { b } = make({ loadBalancer: { policy: 'peak_ewma' } }, eps);

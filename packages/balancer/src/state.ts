@@ -11,7 +11,10 @@ export class EndpointState {
   inflight = 0;
   /** Peak-EWMA latency, ms; negative when never measured. */
   ewma = -1;
-  /** Clock time of the last EWMA update. */
+  /**
+   * Clock time of the last EWMA update; before the first, when the endpoint joined (the assumed
+   * `defaultRtt` decays from then, as a measured estimate does).
+   */
   ewmaAt = 0;
   requests = 0;
   failures = 0;
@@ -52,10 +55,11 @@ export class EndpointState {
    */
   lastConnectError: unknown = undefined;
 
-  constructor(endpoint: Endpoint, addedAt: number) {
+  constructor(endpoint: Endpoint, addedAt: number, joinedAt = 0) {
     this.endpoint = endpoint;
     this.weight = endpoint.weight;
     this.addedAt = addedAt;
+    this.ewmaAt = joinedAt;
   }
 
   /**
