@@ -513,7 +513,84 @@ describe('locality', () => {
   });
 });
 
+describe('weights with least_request and peak_ewma', () => {
+  const weighted = testEndpoints(4).map((e, i) => createEndpoint({ ...e, weight: i + 1 }));
+  /** Shares of `n` calls made one at a time (each ends before the next): nothing else in flight. */
+  async function oneAtATime(policy: 'least_request' | 'peak_ewma', eps: readonly Endpoint[], n: number) {
+    const { b, clock } = make({ loadBalancer: { policy } }, eps);
+    // Every endpoint measured alike first (peak_ewma tries one never measured only once its
+    // `defaultRtt` has decayed below the others' latency: tested in pickers.test.ts).
+    for (const e of eps) {
+      b.onAttemptStart(e);
+      b.onAttemptEnd(e, { status: 200, latencyMs: 2 });
+    }
+    const hits = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const e = b.pick(ctx);
+      hits.set(e.id, (hits.get(e.id) ?? 0) + 1);
+      b.onAttemptStart(e);
+      await clock.advance(2);
+      b.onAttemptEnd(e, { status: 200, latencyMs: 2 });
+    }
+    return eps.map((e) => (hits.get(e.id) ?? 0) / n);
+  }
+
+  it('least_request gives each endpoint its weight’s share while nothing else is in flight (Envoy’s LEAST_REQUEST)', async () => {
+    const shares = await oneAtATime('least_request', weighted, 4000);
+    shares.forEach((share, i) => {
+      expect(share).toBeGreaterThan((i + 1) / 10 - 0.02);
+      expect(share).toBeLessThan((i + 1) / 10 + 0.02);
+    });
+  });
+
+  it('peak_ewma gives every endpoint traffic in the order of the weights while nothing else is in flight', async () => {
+    // Not exactly the weights' shares: an idle endpoint's estimate decays, so it wins more often.
+    const shares = await oneAtATime('peak_ewma', weighted, 4000);
+    expect(shares[0]).toBeGreaterThan(0.05);
+    for (let i = 1; i < shares.length; i++) expect(shares[i]).toBeGreaterThan(shares[i - 1] as number);
+  });
+
+  it('least_request with weights still steers away from an endpoint with requests in flight', () => {
+    const { b } = make({ loadBalancer: { policy: 'least_request' } }, weighted);
+    // The heaviest endpoint holds 30 requests: weight 4 / 31 is below every other endpoint's.
+    const heavy = weighted[3] as Endpoint;
+    for (let i = 0; i < 30; i++) b.onAttemptStart(heavy);
+    let toHeavy = 0;
+    for (let i = 0; i < 1000; i++) if (b.pick(ctx) === heavy) toHeavy++;
+    expect(toHeavy / 1000).toBeLessThan(0.1);
+  });
+});
+
 describe('slow start', () => {
+  it.each(['least_request', 'peak_ewma'] as const)(
+    'ramps a new endpoint up gradually with %s at one call at a time (no step from nothing to its full share)',
+    async (policy) => {
+      const eps = testEndpoints(3);
+      // (peak_ewma: a `defaultRtt` like the service's latency, so the new endpoint is tried at once.)
+      const rtt = policy === 'peak_ewma' ? { defaultRtt: 1 } : {};
+      const { b, clock } = make({ loadBalancer: { policy, ...rtt, slowStart: { window: 10_000 } } }, eps);
+      const added = testEndpoints(4)[3] as Endpoint;
+      b.update(setOf([...eps, added], 2));
+      // Four quarters of the window, then one after it: 2,500 calls of 1 ms each.
+      const shares: number[] = [];
+      for (let q = 0; q < 5; q++) {
+        let n = 0;
+        for (let i = 0; i < 2500; i++) {
+          const e = b.pick(ctx);
+          if (e === added) n++;
+          b.onAttemptStart(e);
+          await clock.advance(1);
+          b.onAttemptEnd(e, { status: 200, latencyMs: 1 });
+        }
+        shares.push(n / 2500);
+      }
+      expect(shares[0]).toBeGreaterThan(0.01);
+      for (let q = 1; q < 5; q++) expect(shares[q]).toBeGreaterThan((shares[q - 1] as number) - 0.02);
+      expect(shares[4]).toBeGreaterThan(0.18);
+      expect(shares[0]).toBeLessThan((shares[4] as number) / 2);
+    },
+  );
+
   it('ramps a new endpoint up over the window (weighted_round_robin)', async () => {
     const eps = testEndpoints(2);
     const { b, clock } = make(

@@ -6,9 +6,15 @@ import type { PickerHost, StatePicker } from './picker-host.js';
 import type { EndpointState } from './state.js';
 
 /**
- * Power of `choiceCount` choices. `least_request`: cost = (in-flight + 1) / weight.
- * `peak_ewma` (Finagle/Linkerd): cost = peak-EWMA latency × (in-flight + 1) / weight, with the
- * default RTT for endpoints never measured. The cheapest candidate wins.
+ * Power of `choiceCount` choices. `least_request` (every endpoint of the same weight): cost =
+ * in-flight + 1. `peak_ewma` (Finagle/Linkerd): cost = peak-EWMA latency × (in-flight + 1), with
+ * the default RTT (decaying) for endpoints never measured. The cheapest candidate wins, the first
+ * drawn on a tie.
+ *
+ * Weighted (`peak_ewma` with weights that differ, or slow start): candidates are drawn in
+ * proportion to their effective weight, and compared by the same cost. While nothing is in flight
+ * and latencies are alike, each endpoint gets its weight's share; dividing the cost by the weight
+ * instead gave a lighter (or ramping) endpoint nothing at low load.
  */
 export class P2CPicker implements StatePicker {
   readonly #states: readonly EndpointState[];
@@ -19,27 +25,52 @@ export class P2CPicker implements StatePicker {
   readonly #timeMode: number;
   /** The candidates drawn for one pick, when `choiceCount` is above 2 (reused, not allocated per pick). */
   readonly #drawn: Int32Array;
+  /** Candidates drawn in proportion to their effective weight (see the class). */
+  readonly #weighted: boolean;
+  /** The largest weight: a draw of weight w is kept with probability w / this. */
+  readonly #maxWeight: number;
 
-  constructor(states: readonly EndpointState[], host: PickerHost, ewma: boolean) {
+  constructor(states: readonly EndpointState[], host: PickerHost, ewma: boolean, weighted = false) {
     this.#states = states;
     this.#host = host;
     this.#ewma = ewma;
     this.#choices = host.config.choiceCount;
     this.#timeMode = host.config.slowStart !== undefined ? 2 : ewma ? 1 : 0;
     this.#drawn = new Int32Array(Math.max(0, this.#choices));
+    let max = 0;
+    for (const s of states) max = Math.max(max, s.weight);
+    this.#weighted = weighted && max > 0;
+    this.#maxWeight = max;
   }
 
   #cost(s: EndpointState, now: number): number {
-    const w = this.#host.effectiveWeight(s, now);
     const load = s.inflight + 1;
-    const base = this.#ewma ? this.#host.latency(s, now) * load : load;
-    return w > 0 ? base / w : Number.POSITIVE_INFINITY;
+    const cost = this.#ewma ? this.#host.latency(s, now) * load : load;
+    // A weight of 0 is never picked over another endpoint (as before: it is drained).
+    return this.#host.effectiveWeight(s, now) > 0 ? cost : Number.POSITIVE_INFINITY;
+  }
+
+  /** An index drawn in proportion to effective weight (rejection sampling, bounded). */
+  #weightedIndex(now: number): number {
+    const ints = this.#host.ints;
+    const states = this.#states;
+    const n = states.length;
+    const max = this.#maxWeight;
+    const random = this.#host.random;
+    let i = ints.int(n);
+    // Expected draws: max / mean weight (10 at most under slow start's default floor of 10 %).
+    for (let k = 0; k < 64; k++) {
+      if (this.#host.effectiveWeight(states[i] as EndpointState, now) >= max * random.next()) return i;
+      i = ints.int(n);
+    }
+    return i;
   }
 
   pick(): EndpointState {
     const states = this.#states;
     const n = states.length;
     if (n === 1) return states[0] as EndpointState;
+    if (this.#weighted) return this.#pickWeighted(n);
     const ints = this.#host.ints;
     const first = ints.int(n);
     const mode = this.#timeMode;
@@ -75,6 +106,32 @@ export class P2CPicker implements StatePicker {
     for (let k = 1; k < choices; k++) {
       let j = ints.int(n);
       while (drawn.lastIndexOf(j, k - 1) >= 0) j = ints.int(n);
+      drawn[k] = j;
+      const c = states[j] as EndpointState;
+      const cost = this.#cost(c, now);
+      if (cost < bestCost) {
+        best = c;
+        bestCost = cost;
+      }
+    }
+    return best;
+  }
+
+  #pickWeighted(n: number): EndpointState {
+    const states = this.#states;
+    const mode = this.#timeMode;
+    const now = mode === 0 ? 0 : mode === 1 ? this.#host.recentNow() : this.#host.now();
+    const first = this.#weightedIndex(now);
+    let best = states[first] as EndpointState;
+    let bestCost = this.#cost(best, now);
+    const choices = Math.min(this.#choices, n);
+    const drawn = this.#drawn;
+    drawn[0] = first;
+    for (let k = 1; k < choices; k++) {
+      // Distinct candidates: a repeat is drawn again (a few times at most; weights bound it).
+      let j = this.#weightedIndex(now);
+      for (let tries = 0; drawn.lastIndexOf(j, k - 1) >= 0 && tries < 64; tries++)
+        j = this.#weightedIndex(now);
       drawn[k] = j;
       const c = states[j] as EndpointState;
       const cost = this.#cost(c, now);

@@ -32,9 +32,15 @@ export function buildPicker(
     case 'weighted_round_robin':
       return new WeightedRoundRobinPicker(states, host);
     case 'least_request':
-      return new P2CPicker(states, host, false);
+      // Envoy's LEAST_REQUEST: power of choices while every endpoint weighs the same; once weights
+      // differ or slow start ramps them, a weighted schedule over weight / (in-flight + 1), so
+      // every endpoint gets its weight's share at any load (P2C dividing by the weight gave a
+      // lighter endpoint nothing while nothing was in flight).
+      return host.config.slowStart || !sameWeights(states)
+        ? new WeightedRoundRobinPicker(states, host, true)
+        : new P2CPicker(states, host, false);
     case 'peak_ewma':
-      return new P2CPicker(states, host, true);
+      return new P2CPicker(states, host, true, host.config.slowStart !== undefined || !sameWeights(states));
     case 'ring_hash':
       return new RingHashPicker(states, host);
     case 'maglev':

@@ -52,10 +52,17 @@ export class WeightedRoundRobinPicker implements StatePicker {
   readonly #uniform: boolean;
   /** Without slow start, weights are fixed: their inverses are computed once. */
   readonly #step: Float64Array | undefined;
+  /** `least_request` with weights: each endpoint's weight divided by its requests in flight + 1. */
+  readonly #byLoad: boolean;
 
-  constructor(states: readonly EndpointState[], host: PickerHost) {
+  /**
+   * @param byLoad Envoy's `LEAST_REQUEST` once weights differ: the schedule's weight of an endpoint
+   * is its weight / (in-flight + 1), read as it is rescheduled.
+   */
+  constructor(states: readonly EndpointState[], host: PickerHost, byLoad = false) {
     this.#states = states;
     this.#host = host;
+    this.#byLoad = byLoad;
     const n = states.length;
     const now = host.now();
     let positive = 0;
@@ -64,7 +71,7 @@ export class WeightedRoundRobinPicker implements StatePicker {
     const size = this.#uniform ? n : positive;
     this.#heap = new Int32Array(size);
     this.#keys = new Float64Array(size);
-    this.#step = host.config.slowStart ? undefined : new Float64Array(n);
+    this.#step = host.config.slowStart || byLoad ? undefined : new Float64Array(n);
     let k = 0;
     for (let i = 0; i < n; i++) {
       const w = this.#uniform ? 1 : host.effectiveWeight(states[i] as EndpointState, now);
@@ -110,11 +117,11 @@ export class WeightedRoundRobinPicker implements StatePicker {
     let step: number;
     if (this.#step) step = this.#step[top] as number;
     else {
-      const w = this.#uniform
-        ? 1
-        : this.#host.effectiveWeight(this.#states[top] as EndpointState, this.#host.now());
+      const s = this.#states[top] as EndpointState;
+      const w = this.#uniform ? 1 : this.#host.effectiveWeight(s, this.#host.now());
       // Slow start has a floor above 0 unless configured to 0; never stall on a zero weight.
       step = 1 / (w > 0 ? w : 1e-9);
+      if (this.#byLoad) step *= s.inflight + 1;
     }
     this.#down(0, top, (this.#keys[0] as number) + step);
     return this.#states[top] as EndpointState;

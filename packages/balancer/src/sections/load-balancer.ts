@@ -192,7 +192,8 @@ export const loadBalancerFields = Fields(
         minimum: 2,
         maximum: 100,
         default: D.choiceCount,
-        description: 'Candidates compared by `least_request` and `peak_ewma` (power of two choices).',
+        description:
+          'Candidates compared by `least_request` and `peak_ewma` (power of two choices); `least_request` over endpoints of different weights uses a weighted schedule instead, as Envoy does.',
         ...envVar(
           'MESH_LB_CHOICE_COUNT',
           'Candidates compared per pick by `least_request` and `peak_ewma`.',
