@@ -151,6 +151,13 @@ export function dispatchFromNext(next: Next): DispatchFn {
         learnEndpoint(attempt.endpoint);
         if (done) return;
         done = true;
+        // An attempt aborted before its head fails with the abort's reason, whatever the upstream
+        // rejected with once it saw its signal abort (`scriptedUpstream`'s `MESH_ABORTED`): as an
+        // undici controller aborted with a reason reports that reason.
+        if (ac.signal.aborted) {
+          handler.onResponseError?.(controller, ac.signal.reason as Error);
+          return;
+        }
         handler.onResponseError?.(controller, error instanceof Error ? error : new Error(String(error)));
       },
     );

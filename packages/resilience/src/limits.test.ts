@@ -61,6 +61,25 @@ describe('concurrency limit', () => {
   });
 });
 
+describe('a caller’s abort through a composed stack', () => {
+  it.each([
+    ['an Error', new Error('caller gave up')],
+    ['a string', 'caller gave up'],
+  ])('rejects calls in flight and queued alike with the signal’s own reason (%s)', async (_what, reason) => {
+    const clock = new VirtualClock();
+    const limit = createConcurrencyLimitFilter({ max: 2, queue: 1 });
+    const call = withPolicies([limit], scriptedUpstream(['hang']));
+    const acs = [0, 1, 2].map(() => new AbortController());
+    const calls = acs.map((ac) => call(testContext({ clock, signal: ac.signal })).catch((e: unknown) => e));
+    await clock.advance(1);
+    expect([limit.active, limit.queued]).toEqual([2, 1]);
+    for (const ac of acs) ac.abort(reason);
+    // In flight (the upstream saw its attempt's signal abort) as queued: the caller's reason.
+    expect(await Promise.all(calls)).toEqual([reason, reason, reason]);
+    expect([limit.active, limit.queued]).toEqual([0, 0]);
+  });
+});
+
 describe('rate limit', () => {
   it('allows a burst, then rps per second, rejecting with MESH_RATE_LIMITED', async () => {
     const clock = new VirtualClock();
