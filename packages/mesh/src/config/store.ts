@@ -1,10 +1,5 @@
 import { type ConfigIssue, type Env, Issues, issuesError, MeshError } from '@proxyless/core';
-import {
-  ENDPOINTS_PREFIX,
-  envEndpointsSuffix,
-  parseEndpointList,
-  readEnvEndpoints,
-} from '@proxyless/discovery';
+import { parseEndpointList, readEnvEndpoints } from '@proxyless/discovery';
 import {
   changedRoles,
   type EffectiveConfig,
@@ -13,6 +8,7 @@ import {
   type ResolvedPolicy,
   resolvePolicy,
 } from './effective.js';
+import { type EndpointSources, shadowedEndpoints } from './endpoint-shadows.js';
 import {
   carryVersions,
   type DocumentLayers,
@@ -86,8 +82,8 @@ export class ConfigStore {
    * that list endpoints; by variable suffix, the variables set.
    */
   readonly #optionsEndpoints = new Set<string>();
-  #envEndpoints: ReadonlyMap<string, unknown> = new Map();
-  #envRaw: Env = {};
+  /** What gives endpoints before the document (see `shadowedEndpoints`). */
+  readonly #endpointSources: EndpointSources;
 
   /**
    * Options and env layers, each the one version of its static source (`optionsConfigSource`,
@@ -123,8 +119,12 @@ export class ConfigStore {
     };
     this.#env = envLayer(env, issues);
     // Endpoints from the environment are checked with everything else, so one error lists them all.
-    this.#envEndpoints = readEnvEndpoints(env, issues);
-    this.#envRaw = env;
+    this.#endpointSources = {
+      optionsEndpoints: this.#optionsEndpoints,
+      optionsSpelled: this.#optionsSpelled,
+      envEndpoints: readEnvEndpoints(env, issues),
+      env,
+    };
     const services = asRecord(doc.services);
     if (doc.services !== undefined && !services) issues.add('options.services', 'an object', doc.services);
     const seen = new Set<string>();
@@ -291,62 +291,8 @@ export class ConfigStore {
     one(undefined, 'defaults');
     for (const name of names)
       one(name, `services.${doc?.spelled.get(name) ?? this.#optionsSpelled.get(name) ?? name}`);
-    if (doc !== undefined) warnings.push(...this.#shadowedEndpoints(doc));
-    warnings.push(...this.#shadowedEnvEndpoints());
+    warnings.push(...shadowedEndpoints(this.#endpointSources, doc));
     return { warnings, resolved };
-  }
-
-  /**
-   * The `MESH_ENDPOINTS_*` variables code options shadow: code comes first (see
-   * {@link #shadowedEndpoints}); an operator's variable that never applies is warned, as a
-   * document's list is, not silently lost.
-   */
-  #shadowedEnvEndpoints(): Warning[] {
-    const out: Warning[] = [];
-    if (this.#optionsEndpoints.size === 0 || this.#envEndpoints.size === 0) return out;
-    for (const key of this.#optionsEndpoints) {
-      const spelled = this.#optionsSpelled.get(key) ?? key;
-      const name = `${ENDPOINTS_PREFIX}${envEndpointsSuffix(spelled)}`;
-      const raw = this.#envRaw[name];
-      if (raw === undefined || raw.trim() === '') continue;
-      out.push({
-        field: name,
-        expected: `endpoints that apply: createMesh({ services: { ${spelled}: { endpoints } } }) gives this service's endpoints, and the first source that knows a service wins (code options, MESH_ENDPOINTS_*, the document, the registry); this variable is not used`,
-        value: raw,
-        service: key,
-      });
-    }
-    return out;
-  }
-
-  /**
-   * The document's endpoint lists that never apply: the first resolver that knows a service gives
-   * its endpoints, and code options and `MESH_ENDPOINTS_*` come before the document (a local
-   * override of the shared file). Its policy still applies; the list is warned, not silently lost.
-   */
-  #shadowedEndpoints(doc: DocumentLayers): Warning[] {
-    const out: Warning[] = [];
-    // Nothing comes before the document (the usual case): no list to look up.
-    if (this.#optionsEndpoints.size === 0 && this.#envEndpoints.size === 0) return out;
-    for (const key of doc.endpoints.keys()) {
-      const spelled = doc.spelled.get(key) ?? key;
-      const suffix = envEndpointsSuffix(spelled);
-      const by = this.#optionsEndpoints.has(key)
-        ? `createMesh({ services: { ${this.#optionsSpelled.get(key) ?? spelled}: { endpoints } } })`
-        : this.#envEndpoints.has(suffix)
-          ? `${ENDPOINTS_PREFIX}${suffix}`
-          : undefined;
-      if (by === undefined) continue;
-      out.push({
-        field: `services.${spelled}.endpoints`,
-        expected: `endpoints that apply: ${by} gives this service's endpoints, and the first source that knows a service wins (code options, MESH_ENDPOINTS_*, the document, the registry); this list is not used`,
-        value: (doc.endpoints.get(key) ?? [])
-          .map((e) => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`))
-          .join(','),
-        service: key,
-      });
-    }
-    return out;
   }
 
   /**
