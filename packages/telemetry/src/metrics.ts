@@ -14,29 +14,13 @@ import type { CounterHandle, HistogramHandle } from './fast-metrics.js';
 import { declareInstruments, type Instruments } from './instruments.js';
 import { BoundedValues, methodLabel, OTHER, statusLabel } from './labels.js';
 import type { AttemptOutcome, MeshMetrics, MeshMetricsOptions } from './metrics-api.js';
+import { metricsFailed, type ServiceState, sourceLabel } from './metrics-support.js';
 import { register } from './prom.js';
 import type { ServiceStatsLike } from './views.js';
 
 export type { AttemptOutcome, MeshMetrics, MeshMetricsOptions, MetricLimits } from './metrics-api.js';
 
 const ATTEMPT_OUTCOMES: readonly AttemptOutcome[] = ['success', '5xx', 'error', 'cancelled'];
-
-interface ServiceState {
-  readonly endpoints: BoundedValues;
-  readonly reasons: BoundedValues;
-  readonly errorTypes: BoundedValues;
-  readonly states: EndpointStates;
-  /** The `target` labels of the service's routing subsets whose breaker or panic series exist. */
-  readonly targets: BoundedValues;
-  staleSince: number | undefined;
-  /**
-   * The endpoints of the service's set now (undefined before a set is known): the union of what
-   * its destinations (the service's own, its routing subsets) report for one version of the set.
-   */
-  live: Set<string> | undefined;
-  /** The resolver version `live` is of. */
-  liveVersion: string | undefined;
-}
 
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open'];
 
@@ -467,27 +451,5 @@ class PromMeshMetrics implements MeshMetrics {
         st.staleSince === undefined ? 0 : Math.max(0, (now - st.staleSince) / 1000),
       );
     }
-  }
-}
-
-/** The `source` label of a config version: the mesh's few source names; anything long is `_OTHER`. */
-function sourceLabel(source: string | undefined): string {
-  if (source === undefined || source === '') return DEFAULT_CONFIG_SOURCE;
-  return source.length > 32 ? OTHER : source;
-}
-
-let warnedFailure = false;
-
-/** A metric that could not be recorded: said once per process, never thrown into a call. */
-function metricsFailed(error: unknown): void {
-  if (warnedFailure) return;
-  warnedFailure = true;
-  try {
-    process.emitWarning(
-      `proxyless: a metric could not be recorded (${error instanceof Error ? error.message : String(error)}); calls are not affected`,
-      { code: 'PROXYLESS_METRICS_FAILED' },
-    );
-  } catch {
-    // Nothing left to report to.
   }
 }
