@@ -169,6 +169,22 @@ const EXAMPLES: Record<string, unknown[]> = {
       LoadBalancer: { Policy: 'least_request', LeastRequestConfig: { ChoiceCount: 3 } },
     },
   ],
+  // A failover target is resolved through its own resolver (Consul's getResolverNode): b redirects
+  // to c, so web fails over to c; d's DefaultSubset applies to it as a failover target.
+  'failover to a service whose resolver redirects': [
+    {
+      Kind: 'service-resolver',
+      Name: 'web',
+      Failover: { '*': { Targets: [{ Service: 'b' }, { Service: 'd' }] } },
+    },
+    { Kind: 'service-resolver', Name: 'b', Redirect: { Service: 'c' } },
+    {
+      Kind: 'service-resolver',
+      Name: 'd',
+      DefaultSubset: 'v1',
+      Subsets: { v1: { Filter: 'Service.Meta.version == v1' } },
+    },
+  ],
   'payments (consul-api.md §6.4–6.6) with a nested splitter and a redirect': [
     { Kind: 'service-defaults', Name: 'payments', Protocol: 'http' },
     { Kind: 'service-defaults', Name: 'ledger', Protocol: 'http' },
@@ -225,6 +241,18 @@ describe('Consul double: config entries and discovery chain', () => {
       for (const service of ours.services) expectSameRouting(await chainOf(service), ours.chain(service));
     });
   }
+
+  it('fails over to where a failover target’s own resolver redirects (Consul compile.go getResolverNode)', async () => {
+    store.close();
+    store = freshStore();
+    for (const e of EXAMPLES['failover to a service whose resolver redirects']!)
+      expect((await put(e)).text).toBe('true');
+    const chain = await chainOf('web');
+    expect(chain.startDecisions[0]?.resolver.failover.map((t) => t.id)).toEqual([
+      'c.default.default.dc1',
+      'v1.d.default.default.dc1',
+    ]);
+  });
 
   it('keeps every example when all are written to one store', async () => {
     store.close();

@@ -152,6 +152,21 @@ class Compiler {
     return id;
   }
 
+  /** Where `svc`/`subset`/`dc` ends up once resolvers' redirects are followed (loops detected). */
+  redirected(svc: string, subset: string, dc: string, seen: string[] = []): [string, string, string] {
+    const redirect = this.entries.get('service-resolver', svc)?.Redirect as Json | undefined;
+    if (!redirect) return [svc, subset, dc];
+    const here = this.targetId(svc, subset, dc);
+    const nsvc = String(redirect.Service || svc);
+    const nsub = String(redirect.ServiceSubset || (nsvc === svc ? subset : ''));
+    const ndc = String(redirect.Datacenter || dc);
+    const next = this.targetId(nsvc, nsub, ndc);
+    if (next === here) return [svc, subset, dc];
+    if (seen.includes(next))
+      throw new ChainError(`detected circular resolver redirect: [${[...seen, here, next].join(' -> ')}]`);
+    return this.redirected(nsvc, nsub, ndc, [...seen, here]);
+  }
+
   /** Redirect (with loop detection), then the default subset; returns the resolver node key. */
   resolver(svc: string, subset: string, dc: string, seen: string[] = []): string {
     const entry = this.entries.get('service-resolver', svc);
@@ -187,10 +202,14 @@ class Compiler {
       else refs.push([fo.Service, fo.ServiceSubset, undefined]);
       for (const [s, sub, d] of refs) {
         const fsvc = String(s || svc);
-        let fsub = String(sub || (fsvc === svc ? effective : ''));
-        if (!fsub && fsvc !== svc)
-          fsub = String(this.entries.get('service-resolver', fsvc)?.DefaultSubset ?? '');
-        const fid = this.addTarget(fsvc, fsub, String(d || dc));
+        const fsub = String(sub || (fsvc === svc ? effective : ''));
+        // Each failover target resolved as Consul's getResolverNode(target, true) does: its own
+        // resolver's Redirect, then its DefaultSubset (only its failover is not followed).
+        const [rsvc, rsub, rdc] = this.redirected(fsvc, fsub, String(d || dc));
+        const dsub =
+          rsub ||
+          (rsvc !== svc ? String(this.entries.get('service-resolver', rsvc)?.DefaultSubset ?? '') : '');
+        const fid = this.addTarget(rsvc, dsub, rdc);
         if (fid !== id && !foIds.includes(fid)) foIds.push(fid);
       }
     }

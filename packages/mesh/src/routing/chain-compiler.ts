@@ -229,6 +229,27 @@ export class ChainCompiler {
     origin: Origin,
     redirects: readonly string[],
   ): ChainTarget {
+    const at = this.redirected(svc, subset, dc, origin, redirects);
+    this.checkProtocol(at.svc, at.origin);
+    const r = this.entry('resolvers', at.svc);
+    const effective = at.subset || this.defaultSubset(r);
+    const target = this.target(at.svc, effective, at.dc, r, at.origin);
+    if (!this.resolvers.has(target.id)) this.resolvers.set(target.id, this.resolverNode(target, r));
+    return target;
+  }
+
+  /**
+   * Where a service, subset and datacenter end up once resolvers' `Redirect`s are followed (loops
+   * detected), as Consul's `getResolverNode` does for a chain's targets and for each failover
+   * target alike; the origin is the last redirect's.
+   */
+  redirected(
+    svc: string,
+    subset: string,
+    dc: string,
+    origin: Origin,
+    redirects: readonly string[],
+  ): { svc: string; subset: string; dc: string; origin: Origin } {
     const r = this.entry('resolvers', svc);
     const here = targetId(svc, subset, dc);
     this.#targetService.set(here, svc);
@@ -250,7 +271,7 @@ export class ChainCompiler {
           );
         }
         if (redirects.length > 32) this.fail(origin, 'too many resolver redirects');
-        return this.resolve(
+        return this.redirected(
           nextSvc,
           nextSubset,
           nextDc,
@@ -259,11 +280,7 @@ export class ChainCompiler {
         );
       }
     }
-    this.checkProtocol(svc, origin);
-    const effective = subset || this.defaultSubset(r);
-    const target = this.target(svc, effective, dc, r, origin);
-    if (!this.resolvers.has(target.id)) this.resolvers.set(target.id, this.resolverNode(target, r));
-    return target;
+    return { svc, subset, dc, origin };
   }
 
   target(
@@ -325,9 +342,12 @@ export class ChainCompiler {
       else if (fo.Datacenters?.length) for (const dc of fo.Datacenters) ref(fo.Service, fo.ServiceSubset, dc);
       else ref(fo.Service, fo.ServiceSubset, undefined);
       for (const x of refs) {
-        const fr = this.entry('resolvers', x.svc);
-        const subset = x.subset || (x.svc !== target.service ? this.defaultSubset(fr) : '');
-        const t = this.target(x.svc, subset, x.dc, fr, origin);
+        // The failover target's own resolver applies: its `Redirect`, then its `DefaultSubset`
+        // (Consul resolves each failover target as a chain's, only not failing it over again).
+        const at = this.redirected(x.svc, x.subset, x.dc, origin, []);
+        const fr = this.entry('resolvers', at.svc);
+        const subset = at.subset || (at.svc !== target.service ? this.defaultSubset(fr) : '');
+        const t = this.target(at.svc, subset, at.dc, fr, at.origin);
         if (t.id !== target.id && !failover.includes(t)) failover.push(t);
       }
     }

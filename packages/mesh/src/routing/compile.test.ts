@@ -147,4 +147,28 @@ describe('compile: failover between resolvers (Consul: failover is not recursive
     ]);
     expect(selectTarget(mutual.chain('a').startDecisions[0]!, () => []).target.service).toBe('a');
   });
+
+  it('resolves a failover target through its own resolver: its Redirect, then its DefaultSubset (Consul getResolverNode)', () => {
+    const config = compileRoutingConfig([
+      {
+        Kind: 'service-resolver',
+        Name: 'web',
+        Failover: { '*': { Targets: [{ Service: 'b' }, { Service: 'd' }] } },
+      },
+      { Kind: 'service-resolver', Name: 'b', Redirect: { Service: 'c' } },
+      {
+        Kind: 'service-resolver',
+        Name: 'd',
+        DefaultSubset: 'v1',
+        Subsets: { v1: { Filter: 'Service.Meta.version == v1' } },
+        Redirect: { Datacenter: 'dc1' },
+      },
+    ]);
+    expect(config.chain('web').startDecisions[0]?.resolver.failover.map((t) => t.id)).toEqual([
+      'c.default.default.dc1',
+      'v1.d.default.default.dc1',
+    ]);
+    // A direct call to b goes to c too: the two agree.
+    expect(config.chain('b').startDecisions[0]?.resolver.target.id).toBe('c.default.default.dc1');
+  });
 });

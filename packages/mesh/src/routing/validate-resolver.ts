@@ -47,6 +47,18 @@ export function checkResolver(r: ServiceResolverEntry, label: string, issues: En
     }
     if (!rd.Service && !rd.ServiceSubset && !rd.Datacenter && !rd.Peer && !rd.Namespace && !rd.Partition) {
       issues.add(label, 'Redirect', 'Redirect is empty');
+    } else if (!rd.Service) {
+      // Consul's write rules (ServiceResolverConfigEntry.Validate): these name another service's.
+      for (const k of ['ServiceSubset', 'Namespace', 'Partition'] as const)
+        if (rd[k])
+          issues.add(label, `Redirect.${k}`, `Redirect.${k} defined without Redirect.Service`, rd[k]);
+    } else if (rd.Service === r.Name && rd.ServiceSubset && !Object.hasOwn(subsets, rd.ServiceSubset)) {
+      issues.add(
+        label,
+        'Redirect.ServiceSubset',
+        `Redirect.ServiceSubset "${rd.ServiceSubset}" is not a valid subset of "${rd.Service}"`,
+        rd.ServiceSubset,
+      );
     }
     if (rd.Peer) issues.add(label, 'Redirect.Peer', 'cluster peering is not supported', rd.Peer);
     if (rd.SamenessGroup)

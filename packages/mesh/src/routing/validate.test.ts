@@ -283,6 +283,45 @@ describe('config entry validation', () => {
     );
   });
 
+  it('counts an empty matcher string as Consul does: unset (Exact: "" is no matcher)', () => {
+    const defaults = { Kind: 'service-defaults', Name: 'web', Protocol: 'http' };
+    const router = (match: Record<string, unknown>) => ({
+      Kind: 'service-router',
+      Name: 'web',
+      Routes: [{ Match: { HTTP: match }, Destination: { Service: 'web' } }],
+    });
+    const header = fields(
+      rejection([defaults, router({ Header: [{ Name: 'x-a', Exact: '', Invert: true }] })]),
+    );
+    expect(header.join('\n')).toContain(
+      'Route[0] Header[0] should only contain one of Present, Exact, Prefix, Suffix, or Regex',
+    );
+    const query = fields(rejection([defaults, router({ QueryParam: [{ Name: 'q', Exact: '' }] })]));
+    expect(query.join('\n')).toContain(
+      'Route[0] QueryParam[0] should only contain one of Present, Exact, or Regex',
+    );
+    // A non-empty value is one matcher, as before.
+    expect(() =>
+      validateConfigEntries([defaults, router({ Header: [{ Name: 'x-a', Exact: 'b' }] })]),
+    ).not.toThrow();
+  });
+
+  it.each([
+    [{ ServiceSubset: 'v1' }, 'Redirect.ServiceSubset defined without Redirect.Service'],
+    [{ Namespace: 'default', Datacenter: 'dc2' }, 'Redirect.Namespace defined without Redirect.Service'],
+    [{ Service: 'web', ServiceSubset: 'v9' }, 'Redirect.ServiceSubset "v9" is not a valid subset of "web"'],
+  ])('refuses a Redirect Consul refuses (%j)', (redirect, message) => {
+    const e = rejection([
+      {
+        Kind: 'service-resolver',
+        Name: 'web',
+        Subsets: { v1: { Filter: 'Service.Meta.version == v1' } },
+        Redirect: redirect,
+      },
+    ]);
+    expect(fields(e).join('\n')).toContain(message);
+  });
+
   it('rejects enterprise tenancy and duplicate entries', () => {
     const e = rejection([
       { Kind: 'service-resolver', Name: 'a', Namespace: 'team' },

@@ -275,8 +275,9 @@ function checkHttpMatch(http: HttpMatch, i: number, label: string, at: string, i
   (http.Header ?? []).forEach((h, j) => {
     const p = `${at}.Header[${j}]`;
     if (h.Name === '') issues.add(label, `${p}.Name`, `Route[${i}] Header[${j}] missing required Name field`);
+    // As Consul counts them: an empty string is Go's unset value (`Exact: ""` is no matcher).
     const n = [h.Present === true, h.Exact, h.Prefix, h.Suffix, h.Regex].filter(
-      (v) => v === true || typeof v === 'string',
+      (v) => v === true || (typeof v === 'string' && v !== ''),
     ).length;
     if (n !== 1) {
       issues.add(
@@ -292,7 +293,7 @@ function checkHttpMatch(http: HttpMatch, i: number, label: string, at: string, i
     if (q.Name === '')
       issues.add(label, `${p}.Name`, `Route[${i}] QueryParam[${j}] missing required Name field`);
     const n = [q.Present === true, q.Exact, q.Regex].filter(
-      (v) => v === true || typeof v === 'string',
+      (v) => v === true || (typeof v === 'string' && v !== ''),
     ).length;
     if (n !== 1)
       issues.add(
