@@ -140,6 +140,7 @@ export {
   type RangeOptions,
 } from './parse.js';
 export { type Random, randomInt, seededRandom, systemRandom } from './random.js';
+export { looksSecret, redactedValue, redactUserInfo, shownValue } from './redact.js';
 export {
   answerLocally,
   failDispatch,

@@ -15,6 +15,7 @@ import {
   type LogLevel,
   quote,
   type Random,
+  shownValue,
 } from '@proxyless/core';
 import { ENDPOINTS_PREFIX } from '@proxyless/discovery';
 import type { Registry } from 'prom-client';
@@ -328,7 +329,7 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
         issues.add(
           name,
           `the variable spelt in capitals, ${quote(upper)} (names are case-sensitive)`,
-          env[name],
+          shownValue(name, env[name] ?? ''),
         );
       }
       continue;
@@ -365,7 +366,8 @@ export function checkUnknownMeshVars(env: Env, specs: readonly EnvVarSpec[], iss
     const hint = closest === undefined ? undefined : (byField.get(closest) ?? closest);
     const field = specs.find((s) => s.name === hint)?.field;
     const what = hint ? ` (did you mean ${quote(hint)}${field ? `, which sets ${field}` : ''}?)` : '';
-    issues.add(name, `a known MESH_* variable${what}`, env[name]);
+    // A credential under a misspelt name (`MESH_CONSUL_TOKEN`) is not quoted: its shape only.
+    issues.add(name, `a known MESH_* variable${what}`, shownValue(name, env[name] ?? ''));
   }
 }
 

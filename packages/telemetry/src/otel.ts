@@ -17,7 +17,15 @@ import type { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import type { resourceFromAttributes } from '@opentelemetry/resources';
 import type { BatchSpanProcessor, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { type Env, envString, Issues, MeshError, parseBoolean, parseInteger } from '@proxyless/core';
+import {
+  type Env,
+  envString,
+  Issues,
+  MeshError,
+  parseBoolean,
+  parseInteger,
+  shownValue,
+} from '@proxyless/core';
 
 /** The SDK packages `startOtel` uses: optional peer dependencies, loaded when it starts one. */
 export const OTEL_SDK_PACKAGES = [
@@ -261,17 +269,22 @@ function resourceAttributes(env: Env, issues: Issues): Record<string, string> {
 function pairs(raw: string | undefined, name: string, issues: Issues): Array<[string, string]> {
   if (raw === undefined) return [];
   const out: Array<[string, string]> = [];
-  for (const item of raw.split(',')) {
+  // Exporter headers hold API keys and bearer tokens: a bad item is named by its place, and the
+  // value is never quoted back (its shape only).
+  const shown = shownValue(name, raw);
+  const items = raw.split(',');
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as string;
     if (item.trim() === '') continue;
     const eq = item.indexOf('=');
     if (eq <= 0) {
-      issues.add(name, 'comma-separated key=value pairs', raw);
+      issues.add(name, `comma-separated key=value pairs (item ${i + 1} has no key=)`, shown);
       return [];
     }
     try {
       out.push([decodeURIComponent(item.slice(0, eq).trim()), decodeURIComponent(item.slice(eq + 1).trim())]);
     } catch {
-      issues.add(name, 'URL-encoded key=value pairs', raw);
+      issues.add(name, `URL-encoded key=value pairs (item ${i + 1} is not)`, shown);
       return [];
     }
   }

@@ -100,6 +100,22 @@ describe('startOtel', () => {
     ]);
     expect((error as Error).message).toContain('"grpc"');
   });
+
+  it.each(['api-key=S3CRET-10,broken', 'x-honeycomb-team S3CRET-9', 'authorization=Bearer S3CRET-8%ZZ'])(
+    'names a bad OTEL_EXPORTER_OTLP_HEADERS item by its place, never quoting the headers (%s)',
+    (headers) => {
+      let error: unknown;
+      try {
+        startOtel({ env: { OTEL_EXPORTER_OTLP_HEADERS: headers } });
+      } catch (e) {
+        error = e;
+      }
+      expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+      const all = `${(error as Error).message}${JSON.stringify((error as MeshError).details)}`;
+      expect(all).toMatch(/OTEL_EXPORTER_OTLP_HEADERS: [^\n]*item \d/);
+      expect(all).not.toContain('S3CRET');
+    },
+  );
 });
 
 describe('the SDK packages are optional peers', () => {

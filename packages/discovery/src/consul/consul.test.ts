@@ -317,6 +317,21 @@ describe('parseConsulAddress', () => {
     });
   });
 
+  it('never quotes a password given in the address back (as MESH_ETCD_ENDPOINTS does not)', () => {
+    for (const addr of ['http://admin:S3CRET-3@127.0.0.1:8500', 'tcp://admin:S3CRET-3@x:1']) {
+      let error: unknown;
+      try {
+        parseConsulAddress(addr, false, 'CONSUL_HTTP_ADDR');
+      } catch (e) {
+        error = e;
+      }
+      expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+      const all = `${(error as Error).message}${JSON.stringify((error as MeshError).details)}`;
+      expect(all).toContain('admin:***@');
+      expect(all).not.toContain('S3CRET');
+    }
+  });
+
   it('rejects unknown schemes as the Go client does', () => {
     expect(() => parseConsulAddress('tcp://x:1', false, 'CONSUL_HTTP_ADDR')).toThrow(
       /Unknown protocol scheme: tcp/,

@@ -7,7 +7,7 @@
  * Blocking queries use their own connections ({@link LongPollSlots}).
  */
 import { createHash } from 'node:crypto';
-import { MeshError, quote, requestUrl, undiciAgent } from '@proxyless/core';
+import { MeshError, quote, redactUserInfo, requestUrl, undiciAgent } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import {
   DEFAULT_MAX_LONG_POLLS,
@@ -97,13 +97,17 @@ export function parseConsulAddress(address: string, https = false, field = 'addr
   if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') {
     throw new MeshError(
       'MESH_CONFIG_INVALID',
-      `${field}: Unknown protocol scheme: ${scheme} (got ${quote(address)})`,
+      `${field}: Unknown protocol scheme: ${scheme} (got ${quote(redactUserInfo(address))})`,
       {
         details: {
           field,
-          value: address,
+          value: redactUserInfo(address),
           issues: [
-            { field, value: address, expected: 'an http://, https:// or unix:// address, or host:port' },
+            {
+              field,
+              value: redactUserInfo(address),
+              expected: 'an http://, https:// or unix:// address, or host:port',
+            },
           ],
         },
       },
@@ -125,7 +129,9 @@ export function parseConsulAddress(address: string, https = false, field = 'addr
   return { origin: `${useHttps ? 'https' : 'http'}://${host}:${port}`, prefix, https: useHttps };
 }
 
-function invalidAddress(field: string, value: string, expected: string): MeshError {
+function invalidAddress(field: string, address: string, expected: string): MeshError {
+  // A password in the address (`http://user:secret@host`) is never quoted back.
+  const value = redactUserInfo(address);
   return new MeshError('MESH_CONFIG_INVALID', `${field}: expected ${expected}, got ${quote(value)}`, {
     details: { field, value, issues: [{ field, value, expected }] },
   });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { configError, Issues, MeshError, quote } from '@proxyless/core';
+import { configError, Issues, MeshError, quote, redactUserInfo } from '@proxyless/core';
 import type { Etcd3, IOptions } from 'etcd3';
 import { assertEtcd3Installed, loadEtcd3 } from './load.js';
 
@@ -69,10 +69,8 @@ export function normalizePrefix(prefix: string | undefined): string {
   return p.endsWith('/') ? p : `${p}/`;
 }
 
-/** A URL list with each password in user info replaced by `***`, for messages and logs. */
-export function redactUserInfo(value: string): string {
-  return value.replace(/(\/\/[^/@:,\s]*):[^/@,\s]*@/g, '$1:***@');
-}
+/** A URL list with each password in user info replaced by `***` (see `@proxyless/core`). */
+export { redactUserInfo };
 
 /** `host:port` → `http(s)://host:port`; a URL is kept as its scheme and host (it may have no user info or path). */
 export function normalizeEtcdEndpoint(value: string, tls: boolean, field = 'endpoints'): string {

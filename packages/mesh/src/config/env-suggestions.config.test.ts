@@ -8,12 +8,34 @@ describe('suggestions for an unknown MESH_* variable', () => {
     ['MESH_CONFIG', '/etc/mesh.json', 'MESH_CONFIG_FILE'],
     // Before: "MESH_ZONE" and "MESH_CONSUL_TAG", the nearest by edit distance.
     ['MESH_ADMIN', '9901', 'MESH_ADMIN_PORT'],
-    ['MESH_CONSUL_TOKEN', 'secret', 'CONSUL_HTTP_TOKEN'],
     ['MESH_CONSUL_ADDR', '127.0.0.1:8500', 'CONSUL_HTTP_ADDR'],
   ])('%s=%s suggests %s, naming the variable and the value', (name, value, suggested) => {
     expect(() => createMesh({ env: { [name]: value } })).toThrow(
       new RegExp(`${name}: [^\\n]*did you mean "${suggested}"[^\\n]*got ${JSON.stringify(value)}`),
     );
+  });
+});
+
+describe('a credential under an unknown or misspelt name', () => {
+  it.each([
+    ['MESH_CONSUL_TOKEN', 'CONSUL_HTTP_TOKEN'],
+    ['MESH_ETCD_PASSWORD_FILE', undefined],
+    ['MESH_OTLP_HEADERS', undefined],
+    ['mesh_etcd_password', 'MESH_ETCD_PASSWORD'],
+  ])('%s is refused without quoting its value (its length only)', (name, suggested) => {
+    const secret = 'tok-S3CRET-1';
+    let message = '';
+    let details = '';
+    try {
+      createMesh({ env: { [name]: secret } });
+    } catch (e) {
+      message = (e as Error).message;
+      details = JSON.stringify((e as { details?: unknown }).details);
+    }
+    expect(message).toContain(`${name}: `);
+    if (suggested) expect(message).toContain(`"${suggested}"`);
+    expect(message).toContain(`<redacted: ${secret.length} characters>`);
+    expect(`${message}${details}`).not.toContain('S3CRET');
   });
 });
 
