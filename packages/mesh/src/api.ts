@@ -7,7 +7,6 @@ import type { BalancerEvent, BalancerStats } from '@proxyless/balancer';
 import type {
   Clock,
   ConfigIssue,
-  Disposable,
   EndpointSet,
   Env,
   Logger,

@@ -5,7 +5,6 @@ import { ENDPOINT_STATES, EndpointStates } from './endpoint-states.js';
 import {
   type BreakerState,
   type CallEventLike,
-  DEFAULT_CONFIG_SOURCE,
   type EndpointSetLike,
   giveUpCause,
   type TelemetryEvent,
