@@ -180,8 +180,17 @@ export interface RegisterOptions {
   manageSignals?: boolean;
   /** How long to keep serving after deregistering, ms. @defaultValue 5000 */
   drainMs?: number;
-  /** Runs after the drain (close your server here). @defaultValue closes the mesh */
+  /**
+   * Runs after the drain (close your server here). @defaultValue closes the mesh, letting calls
+   * still in flight finish for at most `closeTimeoutMs`
+   */
   onDrained?: () => unknown;
+  /**
+   * With the default `onDrained`: how long the mesh's close lets calls still in flight finish (a
+   * response body that never ends — server-sent events, a long poll — would hold the exit forever)
+   * before it destroys their connections, ms. @defaultValue 5000
+   */
+  closeTimeoutMs?: number;
   /** For tests: the signal source and exit function. */
   process?: SignalSource;
   exit?: (code: number) => void;
@@ -328,7 +337,8 @@ export interface Mesh extends AsyncDisposable {
    * Register the running service in the shared registry (`MESH_REGISTRY=etcd` or `consul`): name,
    * id, address, port, tags, metadata, weights and a health check. `mesh.close()` deregisters it.
    * With `manageSignals`, SIGTERM/SIGINT mark it unhealthy, deregister it, keep serving for
-   * `drainMs`, then close the mesh (or run `onDrained`) and exit.
+   * `drainMs`, then close the mesh (at most `closeTimeoutMs` for calls in flight; or run
+   * `onDrained`) and exit.
    *
    * @throws MeshError `MESH_CONFIG_INVALID` when no registry that supports registration is configured.
    */

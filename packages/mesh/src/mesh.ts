@@ -126,7 +126,7 @@ class MeshImpl implements Mesh {
       clock: this.#clock,
       random: this.#random,
       logger: this.#logger,
-      close: () => this.close(),
+      close: (options) => this.close(options),
     });
     this.#telemetry = telemetry;
     // (A source may deliver a version while the constructor subscribes, before the lifecycle exists.)

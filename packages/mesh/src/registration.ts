@@ -25,7 +25,7 @@ export interface RegistrationsDeps {
   random: Random;
   logger: Logger;
   /** What `manageSignals` runs once drained, unless the caller gives its own (the mesh's close). */
-  close(): Promise<void>;
+  close(options: { timeout: number }): Promise<void>;
 }
 
 export class Registrations {
@@ -50,12 +50,16 @@ export class Registrations {
           { details: { field: 'MESH_REGISTRY', value: this.#deps.registryName } },
         );
     }
+    const closeTimeoutMs = options.closeTimeoutMs ?? 5000;
+    if (!(closeTimeoutMs >= 0))
+      throw new TypeError(`register: closeTimeoutMs must be a number ≥ 0, got ${String(options.closeTimeoutMs)}`);
     const instance = await this.#registrar.register(registration);
     if (options.manageSignals) {
       this.#signalHandlers.push(
         manageSignals(instance, {
           drainMs: options.drainMs ?? 5000,
-          onDrained: options.onDrained ?? (() => this.#deps.close()),
+          // A body still streaming (server-sent events, a long poll) must not hold the exit forever.
+          onDrained: options.onDrained ?? (() => this.#deps.close({ timeout: closeTimeoutMs })),
           clock,
           logger,
           ...(options.process ? { process: options.process } : {}),

@@ -177,6 +177,54 @@ describe.skipIf(!bin.available)(
       }
     });
 
+    it('SIGTERM exits even while a response body streams without end: the close after the drain is bounded', async () => {
+      const [, b] = servers as [TestServer, TestServer];
+      // A server-sent-events-like response: one chunk, then nothing, never an end.
+      const endless = await startServer('sse', (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: hello\n\n');
+      });
+      const name = `sse${process.pid}`;
+      const env = { MESH_REGISTRY: 'etcd', MESH_ETCD_ENDPOINTS: etcd.endpoint };
+      const server = createMesh({
+        env,
+        serviceName: name,
+        services: { events: { endpoints: endless.address } },
+      });
+      const signals = new EventEmitter();
+      let exited: (code: number) => void = () => undefined;
+      const exitCode = new Promise<number>((r) => {
+        exited = r;
+      });
+      try {
+        await server.register(
+          { service: name, id: 'sse-1', address: '127.0.0.1', port: b.port },
+          {
+            manageSignals: true,
+            drainMs: 20,
+            closeTimeoutMs: 100,
+            process: signals,
+            exit: (code) => exited(code),
+          },
+        );
+        const res = await server.fetch('http://events/stream');
+        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: hello\n\n');
+        const cut = reader.read().then(
+          () => 'ended',
+          () => 'cut',
+        );
+        signals.emit('SIGTERM', 'SIGTERM');
+        // Before: close() waited for the body forever, and the process never exited.
+        expect(await exitCode).toBe(0);
+        expect(await cut).toBe('cut');
+      } finally {
+        await server.close();
+        await endless.close();
+      }
+    });
+
     it('mesh.register() without a registry says which variable to set', async () => {
       const m = createMesh({ env: {} });
       try {
