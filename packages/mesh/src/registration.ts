@@ -52,7 +52,9 @@ export class Registrations {
     }
     const closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     if (!(closeTimeoutMs >= 0))
-      throw new TypeError(`register: closeTimeoutMs must be a number ≥ 0, got ${String(options.closeTimeoutMs)}`);
+      throw new TypeError(
+        `register: closeTimeoutMs must be a number ≥ 0, got ${String(options.closeTimeoutMs)}`,
+      );
     const instance = await this.#registrar.register(registration);
     if (options.manageSignals) {
       this.#signalHandlers.push(
