@@ -93,6 +93,30 @@ describe('testBalancer', () => {
     expect((error as MeshError).message).toContain('loadBalancer.policy');
   });
 
+  it.each([
+    [
+      'a misspelt section',
+      { outlierDetecton: { consecutive5xx: 1 } },
+      {},
+      'policy.outlierDetecton',
+      'outlierDetection',
+    ],
+    ['a misspelt option', {}, { clok: new VirtualClock() }, 'options.clok', 'clock'],
+  ])(
+    'refuses %s, naming it with the nearest valid name (it was ignored)',
+    (_what, entry, options, field, meant) => {
+      let error: unknown;
+      try {
+        testBalancer(entry as never, '10.0.0.1:80,10.0.0.2:80', options as never);
+      } catch (e) {
+        error = e;
+      }
+      expect(MeshError.is(error, 'MESH_CONFIG_INVALID')).toBe(true);
+      const issue = (error as MeshError).details.issues?.find((i) => i.field === field);
+      expect(issue?.expected).toContain(meant);
+    },
+  );
+
   it('health checks run through a probe the test gives, never a socket (probe29)', async () => {
     const clock = new VirtualClock();
     const probed: string[] = [];

@@ -127,6 +127,8 @@ export async function runPolicy(
   return resilienceRunPolicy(config, script, options);
 }
 
+const TEST_BALANCER_OPTIONS: readonly string[] = ['clock', 'random', 'service', 'probe', 'connectProbe'];
+
 /** Options of {@link testBalancer}. */
 export interface TestBalancerOptions {
   /** @defaultValue a new {@link VirtualClock} */
@@ -196,6 +198,10 @@ export function testBalancer(
   options: TestBalancerOptions = {},
 ): TestBalancer {
   const issues = new Issues();
+  // A misspelt section (`outlierDetecton`) or option (`clok`) is named, as createMesh and
+  // runPolicy name them, never silently left at its default.
+  unknownPolicyKeys(entry as Record<string, unknown>, 'policy', issues, true);
+  issues.unknownKeys(options as Record<string, unknown>, 'options', TEST_BALANCER_OPTIONS);
   const patch = parseBalancerPatch(entry as Record<string, unknown>, 'policy', issues);
   const list: Endpoint[] = [];
   const items = typeof endpoints === 'string' ? [endpoints] : endpoints;

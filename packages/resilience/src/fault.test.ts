@@ -67,3 +67,28 @@ describe('fault injection', () => {
     expect(parseFaultHeader('delay=soon,abort=999,x')).toEqual({});
   });
 });
+
+describe('fault decisions over many calls (docs/testing-policies.md, seededRandom)', () => {
+  it('come from each call’s ctx.random: one shared seeded source gives the percentage, deterministically', async () => {
+    const run = async (random?: ReturnType<typeof seededRandom>) => {
+      const clock = new VirtualClock();
+      const call = withPolicies(
+        [createFaultInjectionFilter({ abort: { percent: 30, status: 503 } })],
+        scriptedUpstream([200]),
+      );
+      let aborted = 0;
+      for (let i = 0; i < 200; i++) {
+        const r = await call(testContext({ clock, ...(random ? { random } : {}) }));
+        if (r.status === 503) aborted++;
+        r.body.resume();
+      }
+      return aborted;
+    };
+    const shared = await run(seededRandom(7));
+    expect(shared).toBeGreaterThan(40);
+    expect(shared).toBeLessThan(80);
+    expect(await run(seededRandom(7))).toBe(shared);
+    // Each default testContext() draws from a new seededRandom(1): every call decides alike.
+    expect([0, 200]).toContain(await run());
+  });
+});

@@ -47,6 +47,11 @@ export type PolicyRole = (typeof POLICY_ROLES)[number];
 export interface PolicyStackDeps {
   readonly service: string;
   readonly clock: Clock;
+  /**
+   * The destination's random source. The stages draw jitter and fault decisions from each call's
+   * `ctx.random` (the mesh gives every call this same source; in a test, give the calls one
+   * `seededRandom` through `testContext({ random })` for percentages over many calls).
+   */
   readonly random: Random;
   readonly logger: Logger;
   /** Circuit-breaker state changes of this destination. */
