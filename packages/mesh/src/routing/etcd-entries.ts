@@ -6,7 +6,7 @@
  */
 
 import { checkEntriesAndChains } from './compile.js';
-import type { ConfigEntry } from './entries.js';
+import { CONFIG_ENTRY_KINDS, type ConfigEntry } from './entries.js';
 import { EntryIssues } from './entry-issues.js';
 import { type ConfigEntrySet, checkConfigEntries } from './validate.js';
 
@@ -50,7 +50,12 @@ export function entriesFromEtcd(pairs: readonly EtcdKeyValue[], prefix = ETCD_CO
     const parts = key.slice(prefix.length).split('/');
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
       issues.add(label, '', `expected a key ${prefix}<kind>/<name>`);
-      unusable.add('*');
+      // The entry it was meant to be, when its kind says (`service-router/web/extra`: the router of
+      // `web`; `service-router/`: a router), is the one no chain is compiled through; only a key
+      // whose kind is unknown may have meant any entry. The other chains are still checked.
+      const kind = parts[0] as string;
+      if (!(CONFIG_ENTRY_KINDS as readonly string[]).includes(kind)) unusable.add('*');
+      else unusable.add(`${kind}/${parts[1] === undefined || parts[1] === '' ? '*' : parts[1]}`);
       continue;
     }
     const [kind, name] = parts as [string, string];

@@ -143,6 +143,40 @@ describe('entriesFromEtcd', () => {
   });
 });
 
+describe('a key not of the form <kind>/<name>', () => {
+  const problems = (badKey: string): string[] => {
+    try {
+      entriesFromEtcd([
+        { key: '/proxyless/config/service-defaults/web', value: '{"Protocol":"http"}' },
+        { key: '/proxyless/config/service-resolver/web', value: '{"Subsets":{"v1":{}}}' },
+        {
+          key: '/proxyless/config/service-splitter/web',
+          value: JSON.stringify({ Splits: [{ Weight: 100, ServiceSubset: 'nope' }] }),
+        },
+        { key: badKey, value: '{}' },
+      ]);
+    } catch (e) {
+      if (MeshError.is(e, 'MESH_CONFIG_INVALID')) return (e.details.issues ?? []).map((i) => i.field);
+      throw e;
+    }
+    return [];
+  };
+
+  it('hides only the chains through the entry it meant, not every chain’s problems', () => {
+    // Meant the router of api: web's chain is still checked (before, its subset problem vanished).
+    expect(problems('/proxyless/config/service-router/api/extra')).toEqual([
+      'etcd /proxyless/config/service-router/api/extra',
+      'service-splitter/web Splits[0]',
+    ]);
+    // Meant the router of web: web's chain runs through it, so it is not checked (as a bad value).
+    expect(problems('/proxyless/config/service-router/web/extra')).toEqual([
+      'etcd /proxyless/config/service-router/web/extra',
+    ]);
+    // An unknown kind may have meant any entry: no chain is checked.
+    expect(problems('/proxyless/config/service-routr/web')).toHaveLength(1);
+  });
+});
+
 describe('chainFromConsul', () => {
   it('rejects a chain it cannot honour, naming the chain and field', () => {
     const body = {
