@@ -209,9 +209,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
 
   latency(state: EndpointState, now: number): number {
     // Never measured: `defaultRtt`, decaying from when the endpoint joined as any estimate does
-    // (Linkerd's, tower's PeakEwma): an endpoint the others always beat at first is still tried
-    // in time, then measured. Kept at `defaultRtt`, it lost every pick to measured endpoints of a
-    // few ms and was never measured, so never used, at low concurrency.
+    // (tower's PeakEwma, Linkerd's): one the measured endpoints beat at first is still tried in time.
     const rtt = state.ewma < 0 ? this.config.defaultRtt : state.ewma;
     const dt = now - state.ewmaAt;
     return dt > 0 ? rtt * Math.exp(-dt / this.config.decayTime) : rtt;

@@ -70,24 +70,24 @@ export class P2CPicker implements StatePicker {
     const states = this.#states;
     const n = states.length;
     if (n === 1) return states[0] as EndpointState;
-    if (this.#weighted) return this.#pickWeighted(n);
-    const ints = this.#host.ints;
-    const first = ints.int(n);
     const mode = this.#timeMode;
     const now = mode === 0 ? 0 : mode === 1 ? this.#host.recentNow() : this.#host.now();
-    let best = states[first] as EndpointState;
-    let bestCost = this.#cost(best, now);
+    if (this.#weighted) return this.#cheapestOf(this.#weightedIndex(now), Math.min(this.#choices, n), now);
+    const ints = this.#host.ints;
+    const first = ints.int(n);
     const choices = this.#choices;
     if (choices === 2) {
       // The usual case: a second candidate other than the first.
       let j = ints.int(n - 1);
       if (j >= first) j++;
+      const best = states[first] as EndpointState;
       const c = states[j] as EndpointState;
-      const cost = this.#cost(c, now);
-      return cost < bestCost ? c : best;
+      return this.#cost(c, now) < this.#cost(best, now) ? c : best;
     }
     if (choices >= n) {
       // As many candidates as endpoints: every endpoint, from a random start (ties go to the first seen).
+      let best = states[first] as EndpointState;
+      let bestCost = this.#cost(best, now);
       for (let k = 1; k < n; k++) {
         const c = states[(first + k) % n] as EndpointState;
         const cost = this.#cost(c, now);
@@ -98,14 +98,24 @@ export class P2CPicker implements StatePicker {
       }
       return best;
     }
-    // `choiceCount` distinct candidates (as the docs say; Envoy samples with replacement): each draw
-    // is taken again while it repeats one already drawn. Fewer candidates than endpoints, so a new
-    // one is found in a few draws.
+    return this.#cheapestOf(first, choices, now);
+  }
+
+  /**
+   * The cheapest of `choices` distinct candidates, `first` among them (ties go to the first drawn).
+   * `choiceCount` distinct candidates, as the docs say (Envoy samples with replacement): a draw is
+   * taken again while it repeats one already drawn — uniformly, or by weight (see the class);
+   * fewer candidates than endpoints, so a new one is found in a few draws (64 at most).
+   */
+  #cheapestOf(first: number, choices: number, now: number): EndpointState {
+    const states = this.#states;
     const drawn = this.#drawn;
+    let best = states[first] as EndpointState;
+    let bestCost = this.#cost(best, now);
     drawn[0] = first;
     for (let k = 1; k < choices; k++) {
-      let j = ints.int(n);
-      while (drawn.lastIndexOf(j, k - 1) >= 0) j = ints.int(n);
+      let j = this.#draw(now);
+      for (let tries = 0; drawn.lastIndexOf(j, k - 1) >= 0 && tries < 64; tries++) j = this.#draw(now);
       drawn[k] = j;
       const c = states[j] as EndpointState;
       const cost = this.#cost(c, now);
@@ -117,29 +127,7 @@ export class P2CPicker implements StatePicker {
     return best;
   }
 
-  #pickWeighted(n: number): EndpointState {
-    const states = this.#states;
-    const mode = this.#timeMode;
-    const now = mode === 0 ? 0 : mode === 1 ? this.#host.recentNow() : this.#host.now();
-    const first = this.#weightedIndex(now);
-    let best = states[first] as EndpointState;
-    let bestCost = this.#cost(best, now);
-    const choices = Math.min(this.#choices, n);
-    const drawn = this.#drawn;
-    drawn[0] = first;
-    for (let k = 1; k < choices; k++) {
-      // Distinct candidates: a repeat is drawn again (a few times at most; weights bound it).
-      let j = this.#weightedIndex(now);
-      for (let tries = 0; drawn.lastIndexOf(j, k - 1) >= 0 && tries < 64; tries++)
-        j = this.#weightedIndex(now);
-      drawn[k] = j;
-      const c = states[j] as EndpointState;
-      const cost = this.#cost(c, now);
-      if (cost < bestCost) {
-        best = c;
-        bestCost = cost;
-      }
-    }
-    return best;
+  #draw(now: number): number {
+    return this.#weighted ? this.#weightedIndex(now) : this.#host.ints.int(this.#states.length);
   }
 }

@@ -11,6 +11,15 @@ import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-serve
 import { startServer, type TestServer } from '../../support/http-server.js';
 import { nextEvent } from '../../support/mesh-events.js';
 
+/** A signal source and an exit function for `manageSignals`, and the exit code it gives. */
+function fakeProcess(): { signals: EventEmitter; exit: (code: number) => void; exitCode: Promise<number> } {
+  let exit: (code: number) => void = () => undefined;
+  const exitCode = new Promise<number>((r) => {
+    exit = r;
+  });
+  return { signals: new EventEmitter(), exit: (code) => exit(code), exitCode };
+}
+
 const bin = etcdBinary();
 
 /** Wait (bounded) until the resolver's current set satisfies `check`; driven by resolver updates. */
@@ -154,15 +163,11 @@ describe.skipIf(!bin.available)(
       const env = { MESH_REGISTRY: 'etcd', MESH_ETCD_ENDPOINTS: etcd.endpoint };
       const server = createMesh({ env, serviceName: name });
       const client = createMesh({ env });
-      const signals = new EventEmitter();
-      let exited: (code: number) => void = () => undefined;
-      const exitCode = new Promise<number>((r) => {
-        exited = r;
-      });
+      const { signals, exit, exitCode } = fakeProcess();
       try {
         await server.register(
           { service: name, id: 'self-1', address: '127.0.0.1', port: b.port },
-          { manageSignals: true, drainMs: 50, process: signals, exit: (code) => exited(code) },
+          { manageSignals: true, drainMs: 50, process: signals, exit },
         );
         const res = await client.fetch(`http://${name}/`);
         expect(await res.text()).toBe('b');
@@ -192,11 +197,7 @@ describe.skipIf(!bin.available)(
         serviceName: name,
         services: { events: { endpoints: endless.address } },
       });
-      const signals = new EventEmitter();
-      let exited: (code: number) => void = () => undefined;
-      const exitCode = new Promise<number>((r) => {
-        exited = r;
-      });
+      const { signals, exit, exitCode } = fakeProcess();
       try {
         await server.register(
           { service: name, id: 'sse-1', address: '127.0.0.1', port: b.port },
@@ -205,7 +206,7 @@ describe.skipIf(!bin.available)(
             drainMs: 20,
             closeTimeoutMs: 100,
             process: signals,
-            exit: (code) => exited(code),
+            exit,
           },
         );
         const res = await server.fetch('http://events/stream');
