@@ -125,6 +125,10 @@ describe('consumers of the installed packages', () => {
     expect(out.undici).toEqual({ status: 200, text: 'echo GET /esm-undici host=echo' });
     expect(out.runPolicy).toEqual([503, 503, 200]);
     expect(out.testingErrorIsMeshError).toBe(true);
+    // proxyless bundles the workspace packages (one file per entry); an error of the copy in
+    // @proxyless/discovery is still `instanceof` proxyless's MeshError.
+    expect(out.meshErrorFromCore).toBe(false);
+    expect(out.etcdErrorIsMeshError).toBe(true);
     for (const etcd of [out.etcd, out.meshEtcd] as Array<{ code: string; message: string }>) {
       expect(etcd.code).toBe('MESH_CONFIG_INVALID');
       expect(etcd.message).toContain('npm install etcd3');

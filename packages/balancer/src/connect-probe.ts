@@ -1,4 +1,3 @@
-import net from 'node:net';
 import type { ConnectProbe } from './connectivity.js';
 
 /**
@@ -12,7 +11,10 @@ export const tcpConnectProbe: ConnectProbe = (endpoint, signal) =>
       reject(signal.reason);
       return;
     }
-    const socket = net.connect({ host: endpoint.address, port: endpoint.port });
+    // `node:net` at the first probe, not when the mesh is imported.
+    const socket = process
+      .getBuiltinModule('node:net')
+      .connect({ host: endpoint.address, port: endpoint.port });
     const onAbort = (): void => {
       socket.destroy();
       reject(signal.reason);

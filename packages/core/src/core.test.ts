@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MeshError } from './errors.js';
 import type { CallResult, Filter } from './filter.js';
 import { kCall, type MeshDispatchOptions } from './interceptor.js';
@@ -229,6 +229,23 @@ describe('scriptedUpstream', () => {
 });
 
 describe('MeshError', () => {
+  it('is instanceof across copies of the class (proxyless bundles its own), a subclass by prototype', async () => {
+    vi.resetModules();
+    const other = (await import('./errors.js')).MeshError;
+    expect(other).not.toBe(MeshError);
+    const foreign = new other('MESH_TIMEOUT', 'from the other copy');
+    expect(foreign instanceof MeshError).toBe(true);
+    expect(new MeshError('MESH_TIMEOUT', 'x') instanceof other).toBe(true);
+    expect(new Error('x') instanceof MeshError).toBe(false);
+    expect(Object.create(MeshError.prototype) instanceof MeshError).toBe(false);
+    expect([null, undefined, 'MESH_TIMEOUT'].some((v) => (v as object) instanceof MeshError)).toBe(false);
+    class Special extends MeshError {}
+    expect(new Special('MESH_TIMEOUT', 'x') instanceof Special).toBe(true);
+    expect(new Special('MESH_TIMEOUT', 'x') instanceof MeshError).toBe(true);
+    expect(new MeshError('MESH_TIMEOUT', 'x') instanceof Special).toBe(false);
+    expect(foreign instanceof Special).toBe(false);
+  });
+
   it('is recognised by marker across copies and keeps its cause', () => {
     const cause = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
     const e = new MeshError('MESH_CONNECT_FAILED', 'x', { cause });

@@ -13,7 +13,6 @@ import {
   statSync,
   watch,
 } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import {
   type Clock,
@@ -252,7 +251,7 @@ class JsonFileImpl implements JsonFile {
 
   async #pollOnce(): Promise<void> {
     try {
-      const key = statKey(await stat(this.path));
+      const key = statKey(await fsPromises().stat(this.path));
       // After a failed read the file is read again even when its stat is unchanged: permissions
       // fixed (`chmod`, a directory made traversable again) change neither its time, size nor inode.
       if (key !== this.#lastStat || this.#failed === 'read') await this.reload();
@@ -314,11 +313,11 @@ class JsonFileImpl implements JsonFile {
     if (this.#closed) return;
     let text: string;
     try {
-      const st = await stat(this.path);
+      const st = await fsPromises().stat(this.path);
       this.#lastStat = statKey(st);
       if (st.size > MAX_CONFIG_BYTES)
         throw new Error(`file is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`);
-      text = await readFile(this.path, 'utf8');
+      text = await fsPromises().readFile(this.path, 'utf8');
     } catch (error) {
       if (!this.#closed) this.#watch();
       const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -377,6 +376,11 @@ class JsonFileImpl implements JsonFile {
 
 /** The longest a read waits for events to stop: this many debounce periods from the first event. */
 const MAX_DEBOUNCES = 10;
+
+/** `node:fs/promises`, at the first poll rather than when the mesh is imported. */
+function fsPromises(): typeof import('node:fs/promises') {
+  return process.getBuiltinModule('node:fs/promises');
+}
 
 function statKey(st: { mtimeMs: number; size: number; ino: number }): string {
   return `${st.mtimeMs}:${st.size}:${st.ino}`;

@@ -2,7 +2,6 @@
  * Names in URLs and origins, as the mesh reads them on every call: the service an origin names,
  * the logical `Host` header, and the origin and path of a `mesh.request` URL.
  */
-import { isIP } from 'node:net';
 import { MeshError } from '@proxyless/core';
 
 /** Origin and path of a request, as undici's `request()` passes them to `dispatch`. */
@@ -133,7 +132,8 @@ export function serverNameOf(host: string): string | undefined {
     const bracket = host[0] === '[' ? host.indexOf(']') : -1;
     const colon = host.indexOf(':');
     const bare = bracket > 0 ? host.slice(1, bracket) : colon >= 0 ? host.slice(0, colon) : host;
-    name = bare === '' || isIP(bare) !== 0 ? undefined : bare;
+    // `node:net` when first needed (at the first call): undici loads it then too.
+    name = bare === '' || process.getBuiltinModule('node:net').isIP(bare) !== 0 ? undefined : bare;
     if (serverNames.size >= 1024) serverNames.clear();
     serverNames.set(host, name);
   }

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MeshError } from '@proxyless/core';
 import type { Registry } from 'prom-client';
@@ -70,7 +70,8 @@ export async function createAdminServer(options: AdminServerOptions): Promise<Ad
   // close() — open, and go on being answered by a server that is gone.
   let stopping = false;
   const answering = new Set<ServerResponse>();
-  const server = createServer((req, res) => {
+  // `node:http` when an admin server starts, not when the mesh is imported.
+  const server = process.getBuiltinModule('node:http').createServer((req, res) => {
     if (stopping) res.setHeader('connection', 'close');
     answering.add(res);
     res.once('close', () => answering.delete(res));

@@ -30,6 +30,8 @@ try {
   out.etcd = 'created';
 } catch (error) {
   out.etcd = { code: error.code, message: error.message };
+  // Thrown by @proxyless/discovery's own copy of MeshError: proxyless's class still knows it.
+  out.etcdErrorIsMeshError = error instanceof MeshError;
 }
 process.env.MESH_REGISTRY = 'etcd';
 try {
@@ -39,4 +41,7 @@ try {
   out.meshEtcd = { code: error.code, message: error.message };
 }
 delete process.env.MESH_REGISTRY;
+// proxyless runs from its own files: none of the workspace packages it bundles is loaded for it
+// (this script's own import of @proxyless/discovery aside).
+out.meshErrorFromCore = (await import('@proxyless/core')).MeshError === MeshError;
 process.stdout.write(JSON.stringify(out));

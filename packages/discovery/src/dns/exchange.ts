@@ -2,8 +2,6 @@
  * The exchange of one question with one DNS server: a query over UDP, retried over TCP when the
  * UDP answer is truncated, each under a deadline and the caller's abort signal.
  */
-import dgram from 'node:dgram';
-import net from 'node:net';
 import type { Clock, Random } from '@proxyless/core';
 import { formatHostPort, MeshError, randomInt } from '@proxyless/core';
 import { encodeQuery, loadDnsPacket } from './codec.js';
@@ -132,7 +130,10 @@ type Transport = (
 
 const exchangeUdp: Transport = (server, source, question, query, options) => {
   return withDeadline<DnsResponse>(source, question, 'udp', options, ({ resolve, reject }) => {
-    const socket = dgram.createSocket(server.address.includes(':') ? 'udp6' : 'udp4');
+    // `node:dgram` and `node:net` at the first query, not when the mesh is imported.
+    const socket = process
+      .getBuiltinModule('node:dgram')
+      .createSocket(server.address.includes(':') ? 'udp6' : 'udp4');
     socket.on('error', (error) => {
       reject(
         unavailable(source, `${(error as NodeJS.ErrnoException).code ?? error.message} over udp`, error, {
@@ -174,7 +175,7 @@ const exchangeUdp: Transport = (server, source, question, query, options) => {
 
 const exchangeTcp: Transport = (server, source, question, query, options) => {
   return withDeadline<DnsResponse>(source, question, 'tcp', options, ({ resolve, reject }) => {
-    const socket = net.connect({ host: server.address, port: server.port });
+    const socket = process.getBuiltinModule('node:net').connect({ host: server.address, port: server.port });
     const chunks: Buffer[] = [];
     let received = 0;
     const onData = (chunk: Buffer): void => {

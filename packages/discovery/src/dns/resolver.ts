@@ -1,4 +1,3 @@
-import { getServers } from 'node:dns';
 import {
   type Clock,
   createEndpoint,
@@ -143,7 +142,7 @@ function domainName(value: unknown, field: string, issues: Issues): string | und
 /** Validate options; throws `MESH_CONFIG_INVALID` listing every problem. */
 function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
   const issues = new Issues();
-  const rawServers = options.servers ?? getServers();
+  const rawServers = options.servers ?? process.getBuiltinModule('node:dns').getServers();
   const servers: DnsServer[] = [];
   if (rawServers.length === 0) issues.add(`${field}.servers`, 'at least one DNS server', rawServers);
   rawServers.forEach((s, i) => {
