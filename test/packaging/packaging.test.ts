@@ -129,6 +129,8 @@ describe('consumers of the installed packages', () => {
     // @proxyless/discovery is still `instanceof` proxyless's MeshError.
     expect(out.meshErrorFromCore).toBe(false);
     expect(out.etcdErrorIsMeshError).toBe(true);
+    expect(out.deadlineAcrossCopies).toBeGreaterThan(400);
+    expect(out.deadlineAcrossCopies).toBeLessThanOrEqual(500);
     for (const etcd of [out.etcd, out.meshEtcd] as Array<{ code: string; message: string }>) {
       expect(etcd.code).toBe('MESH_CONFIG_INVALID');
       expect(etcd.message).toContain('npm install etcd3');

@@ -238,7 +238,9 @@ describe('MeshError', () => {
     expect(new MeshError('MESH_TIMEOUT', 'x') instanceof other).toBe(true);
     expect(new Error('x') instanceof MeshError).toBe(false);
     expect(Object.create(MeshError.prototype) instanceof MeshError).toBe(false);
-    expect([null, undefined, 'MESH_TIMEOUT'].some((v) => (v as object) instanceof MeshError)).toBe(false);
+    expect([null, undefined, 'MESH_TIMEOUT'].some((v) => (v as unknown as object) instanceof MeshError)).toBe(
+      false,
+    );
     class Special extends MeshError {}
     expect(new Special('MESH_TIMEOUT', 'x') instanceof Special).toBe(true);
     expect(new Special('MESH_TIMEOUT', 'x') instanceof MeshError).toBe(true);

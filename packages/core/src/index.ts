@@ -139,6 +139,7 @@ export {
   parseStringList,
   type RangeOptions,
 } from './parse.js';
+export { processWide } from './process-wide.js';
 export { type Random, randomInt, seededRandom, systemRandom } from './random.js';
 export { looksSecret, redactedValue, redactUserInfo, shownValue } from './redact.js';
 export {

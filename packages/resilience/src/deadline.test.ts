@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { abortError, type CallContext, MeshError } from '@proxyless/core';
 import { recordingObserver, scriptedUpstream, testContext, VirtualClock } from '@proxyless/core/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   createDeadlineFilter,
   createPerTryTimeoutFilter,
@@ -247,6 +247,37 @@ describe('incoming deadline propagation', () => {
     await clock.advance(1);
     await check;
     expect(clock.now()).toBe(120);
+  });
+
+  it('is one context for the process: another copy of this module (proxyless bundles one) sees it', async () => {
+    const clock = new VirtualClock();
+    vi.resetModules();
+    const other = await import('./deadline.js');
+    expect(other.runWithIncomingDeadline).not.toBe(runWithIncomingDeadline);
+    // Set by the application's copy (`@proxyless/resilience`), read by the mesh's, and back.
+    runWithIncomingDeadline(
+      { 'x-mesh-deadline-ms': '250' },
+      () => expect(other.remainingIncomingDeadline()).toBe(250),
+      clock,
+    );
+    other.runWithIncomingDeadline(
+      { 'x-mesh-deadline-ms': '75' },
+      () => expect(remainingIncomingDeadline()).toBe(75),
+      clock,
+    );
+    let headerSeen: unknown;
+    const call = withPolicies(
+      [
+        other.createDeadlineFilter({ timeoutMs: 10_000 }),
+        other.createPerTryTimeoutFilter({ perTryTimeoutMs: 0 }),
+      ],
+      async (ctx) => {
+        headerSeen = ctx.request.headers[DEADLINE_HEADER];
+        return scriptedUpstream([200])(ctx);
+      },
+    );
+    await runWithIncomingDeadline({ 'x-mesh-deadline-ms': '40' }, () => call(testContext({ clock })), clock);
+    expect(headerSeen).toBe('40');
   });
 
   it('keeps the tighter of nested deadlines and has no effect outside', async () => {

@@ -12,6 +12,7 @@ import {
   type MeshDispatchOptions,
   MeshError,
   type MeshHandler,
+  processWide,
   RelayController,
   systemClock,
   type Timer,
@@ -34,7 +35,9 @@ interface IncomingDeadline {
   readonly clock: Clock;
 }
 
-const storage = new AsyncLocalStorage<IncomingDeadline>();
+// One for the process: `runWithIncomingDeadline` from `@proxyless/resilience` and the copy
+// `proxyless` bundles must see the same context.
+const storage = processWide('proxyless.incomingDeadline.1', () => new AsyncLocalStorage<IncomingDeadline>());
 
 function headerValue(
   headers: Readonly<Record<string, string | string[] | undefined>>,

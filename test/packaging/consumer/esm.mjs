@@ -1,7 +1,8 @@
 // ESM consumer: a real call through the mesh (fetch, request, undici + mesh.dispatcher), the
 // testing entry, and the etcd registry selected without etcd3 installed.
 import { createEtcdResolver } from '@proxyless/discovery';
-import { createMesh, MeshError } from 'proxyless';
+import { runWithIncomingDeadline } from '@proxyless/resilience';
+import { createMesh, MeshError, remainingIncomingDeadline } from 'proxyless';
 import { runPolicy, scriptedUpstream } from 'proxyless/testing';
 import { request } from 'undici';
 
@@ -44,4 +45,8 @@ delete process.env.MESH_REGISTRY;
 // proxyless runs from its own files: none of the workspace packages it bundles is loaded for it
 // (this script's own import of @proxyless/discovery aside).
 out.meshErrorFromCore = (await import('@proxyless/core')).MeshError === MeshError;
+// A deadline set with @proxyless/resilience's copy is the one proxyless's copy reads (one context).
+out.deadlineAcrossCopies = runWithIncomingDeadline({ 'x-mesh-deadline-ms': '500' }, () =>
+  remainingIncomingDeadline(),
+);
 process.stdout.write(JSON.stringify(out));

@@ -2,11 +2,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MeshError, seededRandom } from '@proxyless/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { consulRetryDelay, parseRetryAfter } from './backoff.js';
 import { consulEnvVars, consulOptionsFromEnv } from './env.js';
 import { parseConsulAddress } from './http.js';
-import { LongPollSlots } from './long-polls.js';
+import { LongPollSlots, longPollSlots, releaseLongPollSlots } from './long-polls.js';
 import { parseHealthPayload } from './payload.js';
 import { consulServiceDefinition } from './registrar.js';
 import { createConsulResolver, parseIndex } from './resolver.js';
@@ -507,5 +507,21 @@ describe('connection options', () => {
     expect(() => createConsulResolver({ tls: { cert: 'x' } })).toThrow(
       /tls\.key: both client cert and client key must be provided/,
     );
+  });
+});
+
+describe('long-poll slots', () => {
+  it('are one per agent for the process: another copy of this module (proxyless bundles one) shares them', async () => {
+    vi.resetModules();
+    const other = await import('./long-polls.js');
+    expect(other.longPollSlots).not.toBe(longPollSlots);
+    const key = 'http://127.0.0.1:18500/slots-shared';
+    const mine = longPollSlots(key, 8);
+    try {
+      expect(other.longPollSlots(key, 8)).toBe(mine);
+      other.releaseLongPollSlots(key, 8);
+    } finally {
+      releaseLongPollSlots(key, 8);
+    }
   });
 });

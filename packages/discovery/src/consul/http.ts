@@ -7,7 +7,7 @@
  * Blocking queries use their own connections ({@link LongPollSlots}).
  */
 import { createHash } from 'node:crypto';
-import { MeshError, quote, redactUserInfo, requestUrl, undiciAgent } from '@proxyless/core';
+import { MeshError, processWide, quote, redactUserInfo, requestUrl, undiciAgent } from '@proxyless/core';
 import type { Dispatcher } from 'undici';
 import {
   DEFAULT_MAX_LONG_POLLS,
@@ -337,7 +337,10 @@ export class ConsulHttp {
 }
 
 /** The blocking-query pools, by agent and TLS settings, with their number of clients. */
-const longDispatchers = new Map<string, { dispatcher: Dispatcher; users: number }>();
+const longDispatchers = processWide(
+  'proxyless.consulLongDispatchers.1',
+  () => new Map<string, { dispatcher: Dispatcher; users: number }>(),
+);
 
 function sharedLongDispatcher(key: string, create: () => Dispatcher): Dispatcher {
   let entry = longDispatchers.get(key);

@@ -11,6 +11,7 @@
  * for a `wait` scaled down by `cap / watches`, so every watch still gets a fresh answer about once
  * per `wait`; crossing the cap is reported once.
  */
+import { processWide } from '@proxyless/core';
 
 /** Process-wide cap on concurrent blocking queries to one agent. @defaultValue 128 */
 export const DEFAULT_MAX_LONG_POLLS = 128;
@@ -125,7 +126,8 @@ export class LongPollSlots {
   }
 }
 
-const slotsByAgent = new Map<string, LongPollSlots>();
+// Per agent for the whole process, whichever copy of this package (proxyless bundles one) asks.
+const slotsByAgent = processWide('proxyless.consulLongPollSlots.1', () => new Map<string, LongPollSlots>());
 
 /** The slots of the agent at `key` (its origin or socket path), shared process-wide. */
 export function longPollSlots(key: string, limit: number): LongPollSlots {
