@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Issues } from './issues.js';
 import { Duration, env, Fields, Ratio, Type, validator } from './schema.js';
-import { envIssues, envToDocument } from './schema-env.js';
+import { envFields, envIssues, envToDocument } from './schema-env.js';
 
 /** A section with one variable per numeric kind (and a string one, which takes any digits). */
 const schema = Fields({
@@ -141,5 +141,20 @@ describe('envToDocument: numbers as JSON writes them (probe30 config defect 1)',
     expect(envProblems({ T_MAX: '+5' }).issues.list[0]?.expected).toBe(
       'an integer ≥ 1; numbers are read as JSON writes them: 5, not +5',
     );
+  });
+});
+
+describe('envFields', () => {
+  it('lists a schema once and hands every caller its own list (changing one changes nothing after)', () => {
+    const schema = Type.Object({
+      a: Type.Optional(Type.Integer(env('MESH_A', 'a'))),
+      b: Type.Optional(Type.Object({ c: Type.Optional(Duration(env('MESH_C', 'c'))) })),
+    });
+    const first = envFields(schema);
+    expect(first.map((f) => f.binding.name)).toEqual(['MESH_A', 'MESH_C']);
+    first.pop();
+    expect(envFields(schema).map((f) => f.path.join('.'))).toEqual(['a', 'b.c']);
+    expect(envFields(schema)).not.toBe(envFields(schema));
+    expect(envToDocument(schema, { MESH_C: '2s' }).document).toEqual({ b: { c: '2s' } });
   });
 });

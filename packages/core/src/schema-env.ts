@@ -18,17 +18,36 @@ export interface EnvField {
   readonly binding: EnvBinding;
 }
 
-/** Every env binding declared in `schema` (depth first, declaration order). */
+/** The env bindings of each schema read whole, once (a schema does not change once declared). */
+const fieldsOf = new WeakMap<TSchema, readonly EnvField[]>();
+
+/**
+ * Every env binding declared in `schema` (depth first, declaration order). A whole schema's list is
+ * kept: the environment is read through it at every `createMesh` and every config check.
+ */
 export function envFields(schema: TSchema, path: readonly string[] = []): EnvField[] {
+  return path.length > 0 ? collectEnvFields(schema, path) : [...envFieldsOf(schema)];
+}
+
+function envFieldsOf(schema: TSchema): readonly EnvField[] {
+  let fields = fieldsOf.get(schema);
+  if (fields === undefined) {
+    fields = Object.freeze(collectEnvFields(schema, []));
+    fieldsOf.set(schema, fields);
+  }
+  return fields;
+}
+
+function collectEnvFields(schema: TSchema, path: readonly string[]): EnvField[] {
   const s = schema as Schema;
   const out: EnvField[] = [];
   const binding = (schema as unknown as { [kEnv]?: EnvBinding })[kEnv];
   if (binding) out.push({ path, schema, binding });
   if (s[Kind] === 'Object') {
     for (const [k, p] of Object.entries(s.properties as Record<string, TSchema>))
-      out.push(...envFields(p, [...path, k]));
+      out.push(...collectEnvFields(p, [...path, k]));
   } else if (s[Kind] === 'Union') {
-    for (const v of s.anyOf as TSchema[]) out.push(...envFields(v, path));
+    for (const v of s.anyOf as TSchema[]) out.push(...collectEnvFields(v, path));
   }
   return out;
 }
@@ -189,7 +208,7 @@ export function envToDocument(
   const decoded = new Map<string, { field: EnvField; value: unknown }>();
   const offSections = new Set<string>();
   let any = false;
-  for (const f of envFields(schema)) {
+  for (const f of envFieldsOf(schema)) {
     const raw = source[f.binding.name];
     if (raw === undefined || raw.trim() === '') continue;
     any = true;
