@@ -164,18 +164,6 @@ export class MeshError extends Error {
     Object.defineProperty(this, MARKER, { value: true });
   }
 
-  /**
-   * `error instanceof MeshError` holds for a `MeshError` of any copy of this class in the process:
-   * `proxyless` carries its own (its entries bundle this package), and an application that also
-   * imports `@proxyless/core` (a policy of its own) gets errors of both. A subclass keeps the
-   * ordinary prototype test.
-   */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` names (a subclass inherits this method).
-    if (this !== MeshError) return Function.prototype[Symbol.hasInstance].call(this, value);
-    return typeof value === 'object' && value !== null && (value as { [MARKER]?: unknown })[MARKER] === true;
-  }
-
   /** True for any `MeshError` (from any copy of this package), optionally of the given code(s). */
   static is(error: unknown, code?: MeshErrorCode | readonly MeshErrorCode[]): error is MeshError {
     if (typeof error !== 'object' || error === null || (error as { [MARKER]?: unknown })[MARKER] !== true) {
@@ -186,6 +174,23 @@ export class MeshError extends Error {
     return typeof code === 'string' ? c === code : code.includes(c);
   }
 }
+
+/**
+ * `error instanceof MeshError` holds for a `MeshError` of any copy of this class in the process:
+ * `proxyless` carries its own (its entries bundle this package), and an application that also
+ * imports `@proxyless/core` (a policy of its own) gets errors of both. A subclass keeps the
+ * ordinary prototype test. Defined here, not in the class body: a class that names itself inside
+ * its body is renamed by bundlers (`class _MeshError`), and its name is what `console.error` and
+ * stack traces print.
+ */
+Object.defineProperty(MeshError, Symbol.hasInstance, {
+  value: function hasInstance(this: unknown, value: unknown): boolean {
+    if (this !== MeshError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [MARKER]?: unknown })[MARKER] === true;
+  },
+  configurable: true,
+  writable: true,
+});
 
 /** Quote a value for an error message: strings in double quotes, others as JSON. */
 export function quote(value: unknown): string {

@@ -3,7 +3,7 @@
  * is used as it is, so a misspelt key (`retry: { maxRetrys: 0 }`) would silently be a default.
  * Each shape is checked against its config type at compile time (every field, no other).
  */
-import type { Issues } from '@proxyless/core';
+import { type Issues, processWide } from '@proxyless/core';
 import type { ResilienceConfig, ResiliencePatch } from './config.js';
 
 type Shape<T> = { readonly [K in keyof T]-?: true | Shape<NonNullable<T[K]>> };
@@ -70,8 +70,12 @@ export function sectionShape(
   return PATCH_SHAPE[section] as object;
 }
 
-/** Patches made by the parser (never by hand): what {@link isParsedPatch} recognises. */
-const PARSED = new WeakSet<object>();
+/**
+ * Patches made by the parser (never by hand): what {@link isParsedPatch} recognises. One set for
+ * the process: a patch parsed by `@proxyless/resilience` is a parsed patch to the copy `proxyless`
+ * bundles, and the other way round.
+ */
+const PARSED = processWide('proxyless.parsedResiliencePatches.1', () => new WeakSet<object>());
 
 /** Mark `patch` as made by the parser. */
 export function markParsed(patch: ResiliencePatch): void {

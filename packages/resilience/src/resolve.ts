@@ -4,7 +4,7 @@
  * per pair of immutable inputs, so the services of a large document that share sections share
  * their merged configs.
  */
-import { type ConfigIssue, Issues } from '@proxyless/core';
+import { type ConfigIssue, Issues, processWide } from '@proxyless/core';
 import type { ResilienceConfig, ResiliencePatch } from './config.js';
 import { isParsedPatch, unknownPatchKeys } from './patch-shape.js';
 import { DEFAULT_CIRCUIT_BREAKER } from './sections/circuit-breaker.js';
@@ -19,7 +19,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS } from './sections/timeouts.js';
  * {@link isResolvedConfig} recognises. Their keys cannot tell them apart: a patch may set exactly
  * the same ones (`timeoutMs`, `retry`, `hedge`, …) with partial sections.
  */
-const RESOLVED = new WeakSet<object>();
+const RESOLVED = processWide('proxyless.resolvedResilienceConfigs.1', () => new WeakSet<object>());
 
 /** Freeze `config` and mark it as resolved (see {@link isResolvedConfig}). */
 function resolved(config: ResilienceConfig): ResilienceConfig {

@@ -1,7 +1,7 @@
 // runPolicy tells a resolved config from a patch by where it came from (resolveResilienceConfig),
 // not by its keys: a patch may have exactly the keys a resolved config has.
 import { Issues } from '@proxyless/core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_RESILIENCE_CONFIG,
   isResolvedConfig,
@@ -73,5 +73,26 @@ describe('isResolvedConfig', () => {
     expect(isResolvedConfig({ ...config })).toBe(false);
     expect(isResolvedConfig(parsed(FOUR_SECTIONS))).toBe(false);
     expect(isResolvedConfig(undefined)).toBe(false);
+  });
+});
+
+describe('across copies of this package (proxyless bundles one)', () => {
+  it("a patch parsed and a config resolved by one copy are that to the other copy's runPolicy", async () => {
+    vi.resetModules();
+    const other = await import('./testing.js');
+    const otherConfig = await import('./config.js');
+    expect(other.runPolicy).not.toBe(runPolicy);
+    const doc = {
+      retry: { maxRetries: 2, backoff: { base: '10ms' } },
+      circuitBreaker: { errorThresholdPercentage: 60 },
+    };
+    // Parsed here, run there (its fields are the parsed ones: `baseMs`, not `base`), and back.
+    const there = await other.runPolicy(parsed(doc), ['503', '503', 200]);
+    expect(there.attempts.map((a) => a.outcome)).toEqual([503, 503, 200]);
+    const issues = new Issues();
+    const patch = otherConfig.parseResiliencePatch(doc, 'svc', issues);
+    const back = await runPolicy(patch!, ['503', '503', 200]);
+    expect(back.attempts.map((a) => a.outcome)).toEqual([503, 503, 200]);
+    expect(isResolvedConfig(otherConfig.resolveResilienceConfig({ timeoutMs: 500 }))).toBe(true);
   });
 });

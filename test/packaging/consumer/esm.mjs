@@ -45,6 +45,8 @@ delete process.env.MESH_REGISTRY;
 // proxyless runs from its own files: none of the workspace packages it bundles is loaded for it
 // (this script's own import of @proxyless/discovery aside).
 out.meshErrorFromCore = (await import('@proxyless/core')).MeshError === MeshError;
+// What console.error and stack traces print: the class's own name, not a bundler's rename.
+out.errorClassName = new MeshError('MESH_INTERNAL', 'x').constructor.name;
 // A deadline set with @proxyless/resilience's copy is the one proxyless's copy reads (one context).
 out.deadlineAcrossCopies = runWithIncomingDeadline({ 'x-mesh-deadline-ms': '500' }, () =>
   remainingIncomingDeadline(),

@@ -38,10 +38,10 @@ export const connectBackoffSchema = Fields(
         min: 1,
         default: CB.maxMs,
         description:
-          'Longest wait between two reconnect attempts, at least `initial`: an endpoint that is back takes traffic again within about this long, however long it was away (Linkerd: 500 ms; gRPC: 120 s).',
+          'Cap of the growing wait between two reconnect attempts, at least `initial`; the jitter applies after it, as in gRPC (± 20 % by default: 400–600 ms apart at the default cap): an endpoint that is back takes traffic again within about this long, however long it was away (Linkerd: 500 ms; gRPC: 120 s).',
         ...envVar(
           'MESH_LB_CONNECT_BACKOFF_MAX',
-          'Longest wait between two reconnect attempts of an unreachable endpoint (`loadBalancer.connectBackoff.max`).',
+          'Cap of the wait between two reconnect attempts of an unreachable endpoint, before the jitter (`loadBalancer.connectBackoff.max`).',
           { type: 'duration ≥ 1ms', defaultValue: '500ms' },
         ),
       }),
