@@ -9,6 +9,8 @@ import { MeshError, seededRandom } from '@proxyless/core';
 import { flushPromises, VirtualClock } from '@proxyless/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { consulRetryDelay } from '../../../packages/discovery/src/consul/backoff.js';
+import { parseConsulAddress } from '../../../packages/discovery/src/consul/http.js';
+import { longPollSlots, releaseLongPollSlots } from '../../../packages/discovery/src/consul/long-polls.js';
 import {
   type ConsulRegistrarEvent,
   createConsulRegistrar,
@@ -99,6 +101,33 @@ export function consulCases(target: () => ConsulTarget): void {
       });
       expect(byId.get(`${name}-2`)).toMatchObject({ address: '10.1.0.2', port: 9090, weight: 1 });
       expect(u.set).toMatchObject({ service: name, source: 'consul', stale: false });
+    });
+
+    it('answers a new watch at once while other watches hold every long-poll slot', async () => {
+      // Two watches hold both slots of a cap of 2 for a 60 s wait; a third service's first read
+      // (no index) must not queue behind them: it used to wait for a slot and its first call
+      // failed the resolve deadline with MESH_NO_ENDPOINTS.
+      const a = agent();
+      const [held1, held2, late] = [uniqueName('held'), uniqueName('held'), uniqueName('late')];
+      for (const n of [held1, held2, late]) await a.register(ttlService(n, `${n}-1`));
+      const r = resolver({ maxLongPolls: 2, waitMs: 60_000 });
+      const parsed = parseConsulAddress(target().address);
+      const slotsKey = parsed.socketPath ?? parsed.origin;
+      const slots = longPollSlots(slotsKey, 2);
+      closers.push(() => releaseLongPollSlots(slotsKey, 2));
+      await watch(r, held1).endpoints((ids) => ids.length === 1);
+      await watch(r, held2).endpoints((ids) => ids.length === 1);
+      await expect.poll(() => slots.active, { timeout: 5_000 }).toBe(2);
+      const third = watch(r, late);
+      const u = await third.next(() => true, 0, 5_000);
+      expect(u.kind).toBe('endpoints');
+      if (u.kind === 'endpoints') expect(u.set.endpoints.map((e) => e.id)).toEqual([`${late}-1`]);
+      // The holders still hold their slots; the new watch's blocking read queues for one.
+      expect(slots.active).toBe(2);
+      if (isDouble()) {
+        const lateReads = dbl().requests.filter((q) => q.path === `/v1/health/service/${late}`);
+        expect(lateReads.map((q) => q.query.has('index'))).toEqual([false]);
+      }
     });
 
     it('applies an unknown service as an empty healthy answer', async () => {

@@ -29,13 +29,14 @@ interface ChainRead {
 }
 
 /**
- * An HTTP front end: the n-th chain read gets `answers[n - 1]` (then `rest`), everything else is
- * passed to the double.
+ * An HTTP front end: the n-th chain read gets `answers[n - 1]` (then `rest`), or, when `answers`
+ * is a function, its answer for that read's service and index; everything else is passed to the
+ * double.
  */
 async function frontEnd(
   double: ConsulDouble,
   clock: VirtualClock,
-  answers: ChainAnswer[],
+  answers: ChainAnswer[] | ((service: string, index: string) => ChainAnswer),
   rest: ChainAnswer,
 ): Promise<{
   address: string;
@@ -52,11 +53,14 @@ async function frontEnd(
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname.startsWith('/v1/discovery-chain/')) {
       const index = url.searchParams.get('index');
-      reads.push({ at: clock.now(), index: index === null || index === '0' ? 'plain' : index });
-      const answer = answers[reads.length - 1] ?? rest;
+      const read = { at: clock.now(), index: index === null || index === '0' ? 'plain' : index };
+      reads.push(read);
+      const service = decodeURIComponent(url.pathname.slice('/v1/discovery-chain/'.length));
+      const answer =
+        typeof answers === 'function' ? answers(service, read.index) : (answers[reads.length - 1] ?? rest);
       if (answer === 'hold') {
         held.add(res);
-        heldFor.set(res, decodeURIComponent(url.pathname.slice('/v1/discovery-chain/'.length)));
+        heldFor.set(res, service);
         res.on('close', () => held.delete(res));
         return;
       }
@@ -215,14 +219,18 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
     // services cap, and 2,200 entries).
     const clock = new VirtualClock();
     const typos = ['wbe', 'web2', 'wev'];
-    const bodies = await Promise.all(
-      typos.map(async (t) => (await fetch(`${consul.url}/v1/discovery-chain/${t}`)).text()),
+    const bodies = new Map(
+      await Promise.all(
+        typos.map(
+          async (t) => [t, await (await fetch(`${consul.url}/v1/discovery-chain/${t}`)).text()] as const,
+        ),
+      ),
     );
     const fe = await frontEnd(
       consul,
       clock,
       // Each typo's first read answers its chain, and its blocking read that follows is held.
-      bodies.flatMap((body) => [{ index: '30', body }, 'hold' as const]),
+      (service, index) => (index === 'plain' ? { index: '30', body: bodies.get(service) ?? '' } : 'hold'),
       'hold',
     );
     cleanups.push(fe.close);
@@ -267,9 +275,11 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
   });
 
   it('shares the process-wide long-poll cap with the resolver: no 429 from Consul’s connection limit', async () => {
-    // 3 services, each with a health watch and a chain watch, and a cap of 3 blocking queries.
-    // Without the shared cap that is 6 blocking connections (+ pools) to an agent taking 6.
-    const double = await startConsulDouble({ maxConnsPerClient: 6 });
+    // 3 services, each with a health watch and a chain watch, and a cap of 3 blocking queries;
+    // the non-blocking first reads go through each client's own pool (one connection here), and
+    // the test's registrations keep up to 2 of their own: 3 + 1 + 1 + 2 connections at most.
+    // Without the shared cap that is 6 blocking connections (+ 4) to an agent taking 8.
+    const double = await startConsulDouble({ maxConnsPerClient: 8 });
     const names = ['alpha', 'beta', 'gamma'];
     for (const n of names)
       await put(double.url, '/v1/agent/service/register', {
@@ -290,7 +300,13 @@ describe('the discovery-chain watch follows Consul’s blocking-query rules (Con
         problems.push(message);
       },
     };
-    const options = { address: double.address, maxLongPolls: 3, waitMs: 2_000, minIntervalMs: 0 };
+    const options = {
+      address: double.address,
+      maxLongPolls: 3,
+      maxConnections: 1,
+      waitMs: 2_000,
+      minIntervalMs: 0,
+    };
     const resolver = createConsulResolver({ ...options, clock, logger });
     const chains = new Set<string>();
     const watcher = new ConsulChains(

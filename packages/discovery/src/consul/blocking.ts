@@ -13,7 +13,8 @@
  *   base after a 429 or 503, at least `Retry-After`; see `backoff.ts`) and the next call is a
  *   non-blocking read; an invalid payload backs off too but keeps the index of that answer, so it
  *   is not fetched again before it changes;
- * - each call takes a slot of the agent's process-wide long-poll cap (`long-polls.ts`).
+ * - each blocking call takes a slot of the agent's process-wide long-poll cap (`long-polls.ts`);
+ *   a call without an index does not (it is answered at once) and goes through the ordinary pool.
  */
 import { type Clock, type Logger, MeshError, type Random, wallClockMs } from '@proxyless/core';
 import { type ConsulBackoffOptions, consulRetryDelay, parseRetryAfter } from './backoff.js';
@@ -108,7 +109,12 @@ export async function runConsulBlockingQuery(q: ConsulBlockingQuery): Promise<vo
         tokens -= 1;
       }
       let failed: MeshError | undefined;
-      const release = await slots.acquire(signal);
+      // Only a blocking read holds a long-poll slot. A read without an index (the first one, the
+      // one after an error or an index reset) is answered at once, so it never queues behind
+      // watches holding their slots for a whole `wait`: a new watch resolves within its own
+      // deadline however many watches block.
+      const blocking = index > 0;
+      const release = blocking ? await slots.acquire(signal) : noRelease;
       if (release === undefined) return;
       const shared = slots.waitMs(q.waitMs);
       // Beyond the cap, spread the holders' ends over [w/2, w) so queued watches get slots
@@ -119,11 +125,11 @@ export async function runConsulBlockingQuery(q: ConsulBlockingQuery): Promise<vo
       try {
         const res = await http.request(q.path, {
           query: {
-            ...(index > 0 ? { index: String(index), wait: `${wait}ms` } : {}),
+            ...(blocking ? { index: String(index), wait: `${wait}ms` } : {}),
             ...q.query,
           },
           signal,
-          longPoll: true,
+          longPoll: blocking,
           timeoutMs: wait + wait / 16 + 10_000,
           ...(q.datacenter ? { datacenter: q.datacenter } : {}),
         });
@@ -166,6 +172,8 @@ export async function runConsulBlockingQuery(q: ConsulBlockingQuery): Promise<vo
     slots.leave();
   }
 }
+
+const noRelease = (): void => undefined;
 
 /**
  * The delay before the next call after `error`, the `failures + 1`-th in a row: the cap for
