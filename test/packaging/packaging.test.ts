@@ -130,6 +130,7 @@ describe('consumers of the installed packages', () => {
     expect(out.meshErrorFromCore).toBe(false);
     expect(out.etcdErrorIsMeshError).toBe(true);
     expect(out.errorClassName).toBe('MeshError');
+    expect(out.renamedExports).toEqual([]);
     expect(out.deadlineAcrossCopies).toBeGreaterThan(400);
     expect(out.deadlineAcrossCopies).toBeLessThanOrEqual(500);
     for (const etcd of [out.etcd, out.meshEtcd] as Array<{ code: string; message: string }>) {

@@ -126,6 +126,9 @@ export async function runPolicy(
   }
   return resilienceRunPolicy(config, script, options);
 }
+// `proxyless/testing` bundles the resilience package's `runPolicy` too, and a bundler renames one of
+// two top-level functions of one name (`runPolicy2`): stack traces and `runPolicy.name` read this.
+Object.defineProperty(runPolicy, 'name', { value: 'runPolicy' });
 
 const TEST_BALANCER_OPTIONS: readonly string[] = ['clock', 'random', 'service', 'probe', 'connectProbe'];
 

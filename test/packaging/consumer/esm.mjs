@@ -47,6 +47,12 @@ delete process.env.MESH_REGISTRY;
 out.meshErrorFromCore = (await import('@proxyless/core')).MeshError === MeshError;
 // What console.error and stack traces print: the class's own name, not a bundler's rename.
 out.errorClassName = new MeshError('MESH_INTERNAL', 'x').constructor.name;
+// The same for every exported function and class of both entries.
+out.renamedExports = [];
+for (const entry of ['proxyless', 'proxyless/testing'])
+  for (const [key, value] of Object.entries(await import(entry)))
+    if (typeof value === 'function' && value.name !== key)
+      out.renamedExports.push(`${entry}: ${key} is named ${value.name}`);
 // A deadline set with @proxyless/resilience's copy is the one proxyless's copy reads (one context).
 out.deadlineAcrossCopies = runWithIncomingDeadline({ 'x-mesh-deadline-ms': '500' }, () =>
   remainingIncomingDeadline(),

@@ -1,0 +1,13 @@
+import 'fs';
+import 'crypto';
+import 'path';
+import 'module';
+import 'events';
+import 'async_hooks';
+import 'stream';
+import 'url';
+import 'querystring';
+import 'diagnostics_channel';
+import c from './dist/opossum-part.cjs';
+import b from './dist/prom-parts.cjs';
+import a from './dist/undici-parts.cjs';
