@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { type LogFields, type Logger, MeshError } from '@proxyless/core';
 import { seededRandom } from '@proxyless/core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,43 @@ describe.skipIf(!bin.available)(`etcd registrar against a real etcd ${bin.skipRe
       zone: 'eu-1',
     });
     rec.dispose();
+  });
+
+  it('a member of the cluster that is down does not fail calls a live member can serve', async () => {
+    // The first endpoint listed refuses connections (a member down). Each call used to run once on
+    // a member drawn at random: registrations failed, a resolver reported errors before its first
+    // answer, and close() left keys whose revoke went to the dead member.
+    const dead = await new Promise<number>((resolve) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as net.AddressInfo;
+        s.close(() => resolve(port));
+      });
+    });
+    const endpoints = [`127.0.0.1:${dead}`, etcd.endpoint];
+    const svc = uniqueService('dead-member');
+    const reg = createEtcdRegistrar({ endpoints, leaseTtlSeconds: 5, random: seededRandom(3) });
+    owned.push(reg);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 8; i++)
+      outcomes.push(
+        await reg.register({ service: svc, id: `i-${i}`, address: '10.0.0.1', port: 9000 + i }).then(
+          () => 'ok',
+          (error: MeshError) => error.code,
+        ),
+      );
+    expect(outcomes).toEqual(Array(8).fill('ok'));
+    for (let i = 0; i < 6; i++) {
+      const r = createEtcdResolver({ endpoints, random: seededRandom(i) });
+      owned.push(r);
+      const rec = record(r, svc);
+      await rec.until((u) => u.kind === 'endpoints' && u.set.endpoints.length === 8, 'all 8 instances');
+      expect(rec.updates.map((u) => u.kind)).toEqual(['endpoints']);
+      rec.dispose();
+    }
+    await reg.close();
+    owned.splice(owned.indexOf(reg), 1);
+    expect(await etcd.keys(`${PREFIX}${svc}/`)).toEqual([]);
   });
 
   it('defaults the id to address:port and keeps the lease alive past its TTL', async () => {

@@ -63,6 +63,37 @@ function passThroughPolicy(): Policy {
   return policy as unknown as Policy;
 }
 
+/**
+ * A unary call runs once per member at most: etcd3 walks its members in a shuffled order, and a
+ * call that failed for the connection (a member down, refusing, timing out: etcd3's recoverable
+ * errors) is tried on the next member at once. Without it, a call that drew a dead member failed
+ * although a live one was listed, as clientv3 and etcd3's own default policy do not. Backing off,
+ * and keeping the last good state while the whole cluster is away, stay with the resolver and
+ * registrar.
+ */
+export function acrossMembersPolicy(members: number, isRecoverable: (error: Error) => boolean): Policy {
+  const noEvent = () => ({ dispose: () => undefined });
+  const policy = {
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    execute: async <T>(
+      fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T,
+      signal?: AbortSignal,
+    ) => {
+      const s = signal ?? new AbortController().signal;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fn({ signal: s, attempt });
+        } catch (error) {
+          const again = attempt + 1 < members && !s.aborted && error instanceof Error && isRecoverable(error);
+          if (!again) throw error;
+        }
+      }
+    },
+  };
+  return policy as unknown as Policy;
+}
+
 /** Normalise the prefix so it ends with one `/`. */
 export function normalizePrefix(prefix: string | undefined): string {
   const p = prefix ?? DEFAULT_ETCD_PREFIX;
@@ -133,7 +164,16 @@ export function createEtcdClient(options: EtcdConnectionOptions, issues?: Issues
     return refused;
   }
   assertEtcd3Installed();
-  return loadEtcd3().then(({ Etcd3 }) => new Etcd3(etcdOptions));
+  return loadEtcd3().then(
+    ({ Etcd3, isRecoverableError }) =>
+      new Etcd3({
+        ...etcdOptions,
+        faultHandling: {
+          ...etcdOptions.faultHandling,
+          global: acrossMembersPolicy(etcdOptions.hosts?.length ?? 1, isRecoverableError),
+        },
+      }),
+  );
 }
 
 /**

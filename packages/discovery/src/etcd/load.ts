@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { MeshError } from '@proxyless/core';
 
 /** The `etcd3` module, as far as the etcd resolver and registrar use it. */
-export type Etcd3Module = Pick<typeof import('etcd3'), 'Etcd3'>;
+export type Etcd3Module = Pick<typeof import('etcd3'), 'Etcd3' | 'isRecoverableError'>;
 
 let loading: Promise<Etcd3Module> | undefined;
 
@@ -45,8 +45,11 @@ async function importEtcd3(): Promise<Etcd3Module> {
     const mod = (await import('etcd3')) as Etcd3Module & { default?: Etcd3Module };
     // Node exposes a CommonJS module's exports as `default`; its named exports when it can see them.
     const Etcd3 = mod.Etcd3 ?? mod.default?.Etcd3;
+    const isRecoverableError = mod.isRecoverableError ?? mod.default?.isRecoverableError;
     if (typeof Etcd3 !== 'function') throw new TypeError('the etcd3 module has no Etcd3 class');
-    return { Etcd3 };
+    if (typeof isRecoverableError !== 'function')
+      throw new TypeError('the etcd3 module has no isRecoverableError function');
+    return { Etcd3, isRecoverableError };
   } catch (error) {
     // biome-ignore lint/complexity/noUselessCatch: the try block tells bundlers (esbuild) that an unresolvable `etcd3` is expected.
     throw error;
