@@ -16,8 +16,13 @@ import { summary, watchUpdates } from './updates.js';
  */
 interface Responder {
   readonly server: string;
-  /** Reply to a decoded query: raw packets sent in order, or `undefined` to stay silent. */
-  reply: (query: DnsPacket.DecodedPacket) => Buffer | Buffer[] | undefined;
+  /**
+   * Reply to a decoded query: raw packets sent in order, or `undefined` to stay silent; a promise
+   * of them is sent when it settles (a server that takes its time).
+   */
+  reply: (
+    query: DnsPacket.DecodedPacket,
+  ) => Buffer | Buffer[] | undefined | Promise<Buffer | Buffer[] | undefined>;
   /** Resolves when the next query arrives (a real event). */
   nextQuery(): Promise<DnsPacket.DecodedPacket>;
   close(): Promise<void>;
@@ -43,10 +48,14 @@ async function startResponder(): Promise<Responder> {
   socket.on('message', (msg, rinfo) => {
     const query = dnsPacket.decode(msg);
     pending.push(query);
+    const send = (out: Buffer | Buffer[] | undefined): void => {
+      for (const packet of out === undefined ? [] : Array.isArray(out) ? out : [out]) {
+        socket.send(packet, rinfo.port, rinfo.address);
+      }
+    };
     const out = api.reply(query);
-    for (const packet of out === undefined ? [] : Array.isArray(out) ? out : [out]) {
-      socket.send(packet, rinfo.port, rinfo.address);
-    }
+    if (out instanceof Promise) void out.then(send);
+    else send(out);
     const w = waiter;
     waiter = undefined;
     w?.();
@@ -249,5 +258,58 @@ describe('DNS discovery: bad answers never replace a good set', () => {
     const u = await log.next();
     expect(u.kind).toBe('endpoints');
     if (u.kind === 'endpoints') expect(u.set.endpoints).toEqual([]);
+  });
+});
+
+describe('DNS discovery: an SRV name with many targets and no glue', () => {
+  it('looks the targets up a few at a time, with no listener-leak warning, and resolves them all', async () => {
+    // Every target's A and AAAA queries used to be sent at once: 400 targets overflowed dnsmasq's
+    // receive queue and the whole refresh failed; six were enough for a MaxListenersExceededWarning.
+    const r = await startResponder();
+    const targets = 60;
+    let outstanding = 0;
+    let most = 0;
+    r.reply = (q) => {
+      const { type, name } = q.questions![0]!;
+      if (type === 'SRV')
+        return respond(q, {
+          SRV: Array.from({ length: targets }, (_, i) => srv(9000 + i, `t${i}.mesh.test`)),
+        });
+      outstanding += 1;
+      most = Math.max(most, outstanding);
+      const i = Number(/^t(\d+)\./.exec(name)?.[1]);
+      // A server that answers each query 5 ms later: queries sent together are outstanding together.
+      return new Promise<Buffer>((resolve) =>
+        setTimeout(() => {
+          outstanding -= 1;
+          resolve(respond(q, { A: [a(`10.2.0.${i}`)] }));
+        }, 5),
+      );
+    };
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(`${w.name}: ${w.message}`);
+    };
+    process.on('warning', onWarning);
+    const resolver = createDnsResolver({
+      servers: [r.server],
+      domains: ['mesh.test'],
+      clock: new VirtualClock(),
+      timeoutMs: 1_500,
+    });
+    try {
+      const first = await watchUpdates(resolver, 'many.mesh.test').next();
+      expect(first.kind).toBe('endpoints');
+      expect(summary(first)).toHaveLength(targets);
+      // At most 8 targets (16 queries) at once, not all 120 queries.
+      expect(most).toBeGreaterThan(1);
+      expect(most).toBeLessThanOrEqual(16);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await resolver.close();
+      await r.close();
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import {
   type Clock,
   createEndpoint,
@@ -265,6 +266,9 @@ class DnsResolverImpl implements DnsResolver {
   #startWatch(service: string, sink: WatchSink): () => void {
     const s = this.#settings;
     const abort = new AbortController();
+    // Every query of a refresh listens on this signal: up to 2 × TARGET_LOOKUPS target queries at
+    // once, more than Node's default of 10 before it warns of a leak (each leaves when done).
+    setMaxListeners(4 * TARGET_LOOKUPS, abort.signal);
     let timer: { cancel(): void } | undefined;
     let failures = 0;
     let stopped = false;
@@ -392,7 +396,10 @@ async function endpointsFromSrv(
     const group = answer.srv.filter((r) => r.priority === priority);
     const allZero = group.every((r) => r.weight === 0);
     const found: Endpoint[] = [];
-    const perTarget = await Promise.all(group.map(async (r) => ({ r, list: await addressesOf(r.target) })));
+    const perTarget = await mapLimit(group, TARGET_LOOKUPS, async (r) => ({
+      r,
+      list: await addressesOf(r.target),
+    }));
     for (const { r, list } of perTarget) {
       for (const entry of list) {
         ttl = Math.min(ttl, entry.ttl);
@@ -403,6 +410,27 @@ async function endpointsFromSrv(
     if (found.length > 0) return { endpoints: dedupe(found), ttlMs: secondsToMs(ttl) };
   }
   return { endpoints: [], ttlMs: secondsToMs(ttl) };
+}
+
+/**
+ * SRV targets without glue looked up at once, at most (an A and an AAAA query each). Sent all
+ * together, the queries for hundreds of targets overflowed the server's receive queue (dnsmasq's
+ * 212 KB default dropped two thirds of 800): some timed out and the whole refresh failed.
+ */
+const TARGET_LOOKUPS = 8;
+
+/** `fn` over `items`, at most `limit` at a time, results in order; rejects with the first error. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 function srvEndpoint(r: SrvEntry, entry: AddressEntry, allZero: boolean): Endpoint {
