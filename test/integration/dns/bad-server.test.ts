@@ -212,6 +212,27 @@ describe('DNS discovery: bad answers never replace a good set', () => {
     expect((await log.next()).kind).toBe('endpoints');
   });
 
+  it('uses the A answer when AAAA fails, and fails (last set kept) when A has nothing either', async () => {
+    // A server or middlebox answering SERVFAIL for AAAA used to fail every lookup of a name with A
+    // records only, for as long as it lasted.
+    const { r, clock, log } = await setup();
+    r.reply = (q) =>
+      q.questions![0]!.type === 'AAAA'
+        ? respond(q, {}, 2)
+        : respond(q, { ...GOOD, SRV: [srv(8080, 'node.mesh.test', 3), srv(8081, 'other.mesh.test', 1)] });
+    await clock.next();
+    const u = await log.next();
+    expect(summary(u)).toEqual(['10.1.0.1:8080(3)', '10.1.0.1:8081(1)']);
+    // A answers with no address and AAAA fails: not "no endpoints" but a failure.
+    r.reply = (q) =>
+      q.questions![0]!.type === 'AAAA' ? respond(q, {}, 2) : respond(q, { SRV: GOOD.SRV, A: [] });
+    await clock.next();
+    const e = await log.next();
+    if (e.kind !== 'error') throw new Error(`expected an error, got ${e.kind}`);
+    expect(e.error.details.rcode).toBe('SERVFAIL');
+    expect(e.lastGood?.endpoints).toHaveLength(2);
+  });
+
   it('times out on a silent server (injected clock) and keeps the last set', async () => {
     const { r, clock, log } = await setup();
     r.reply = () => undefined;

@@ -352,7 +352,7 @@ async function lookupService(s: DnsSettings, name: string, signal: AbortSignal):
     if (srv.srv.length > 0) return endpointsFromSrv(s, srv, signal);
     if (srv.srvNotAvailable) return { endpoints: [], ttlMs: secondsToMs(negativeTtl(s, srv)) };
   }
-  const [a, aaaa] = await Promise.all([query(s, name, 'A', signal), query(s, name, 'AAAA', signal)]);
+  const [a, aaaa] = await bothFamilies(s, name, signal);
   const addresses = [...a.addresses, ...aaaa.addresses];
   const endpoints = dedupe(addresses.map((r) => createEndpoint({ address: r.address, port: s.defaultPort })));
   const ttl =
@@ -361,6 +361,44 @@ async function lookupService(s: DnsSettings, name: string, signal: AbortSignal):
       : Math.min(negativeTtl(s, a), negativeTtl(s, aaaa));
   return { endpoints, ttlMs: secondsToMs(ttl) };
 }
+
+/**
+ * The A and AAAA answers of `name`. When one family fails (a server or middlebox answering
+ * SERVFAIL, NOTIMP or nothing for AAAA) and the other answers, the one that answered is used, as
+ * getaddrinfo and Go's resolver do; the failure is logged. Both failing rejects (the first error).
+ */
+async function bothFamilies(
+  s: DnsSettings,
+  name: string,
+  signal: AbortSignal,
+): Promise<[DnsAnswer, DnsAnswer]> {
+  const [a, aaaa] = await Promise.allSettled([query(s, name, 'A', signal), query(s, name, 'AAAA', signal)]);
+  if (a.status === 'rejected' && aaaa.status === 'rejected') throw a.reason;
+  if (a.status === 'fulfilled' && aaaa.status === 'fulfilled') return [a.value, aaaa.value];
+  const failed = a.status === 'rejected' ? a : (aaaa as PromiseRejectedResult);
+  const ok = a.status === 'fulfilled' ? a.value : (aaaa as PromiseFulfilledResult<DnsAnswer>).value;
+  // With no address from the family that answered, the name may live in the one that failed:
+  // not "no endpoints", a failure (the last good set stays).
+  if (ok.addresses.length === 0) throw failed.reason;
+  s.logger.warn('DNS query of one address family failed; using the other', {
+    resolver: 'dns',
+    name,
+    type: a.status === 'rejected' ? 'A' : 'AAAA',
+    error: failed.reason instanceof Error ? failed.reason.message : String(failed.reason),
+  });
+  return a.status === 'fulfilled' ? [ok, NO_ANSWER] : [NO_ANSWER, ok];
+}
+
+/** The answer standing in for a family whose query failed while the other one answered. */
+const NO_ANSWER: DnsAnswer = Object.freeze({
+  rcode: 'NOERROR',
+  srv: [],
+  addresses: [],
+  additional: [],
+  cnameTtl: undefined,
+  negativeTtl: undefined,
+  srvNotAvailable: false,
+});
 
 function negativeTtl(s: DnsSettings, answer: DnsAnswer): number {
   return answer.negativeTtl ?? s.minRefreshMs / 1000;
@@ -382,7 +420,7 @@ async function endpointsFromSrv(
   const addressesOf = async (target: string): Promise<readonly AddressEntry[]> => {
     const known = resolved.get(target) ?? glue.get(target);
     if (known !== undefined) return known;
-    const [a, aaaa] = await Promise.all([query(s, target, 'A', signal), query(s, target, 'AAAA', signal)]);
+    const [a, aaaa] = await bothFamilies(s, target, signal);
     const list = [...a.addresses, ...aaaa.addresses];
     resolved.set(target, list);
     if (list.length === 0) {
