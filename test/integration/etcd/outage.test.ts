@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import type { LogFields, Logger } from '@proxyless/core';
 import { seededRandom } from '@proxyless/core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -179,6 +180,25 @@ describe.skipIf(!bin.available)(`etcd resolver outages against a real etcd ${bin
     // The watch that follows the re-list is live.
     await put(svc, 'd', 83);
     await rec.until((u) => sameIds(u, ['b', 'c', 'd']), 'b, c, d', 20_000);
+    rec.dispose();
+  });
+  it('starts over from a listing when etcd comes back wiped (its revision went back)', async () => {
+    // An etcd rebuilt empty on the same address: the resumed watch waited for a revision the new
+    // cluster had not reached, and the old set was offered as fresh for good.
+    const svc = uniqueService('wiped');
+    for (let i = 0; i < 20; i++) await put(svc, 'old', 80 + i);
+    const r = newResolver(etcd.endpoint);
+    const rec = record(r, svc);
+    await rec.until((u) => sameIds(u, ['old']), 'old');
+    await etcd.halt();
+    await rec.until((u) => u.kind === 'error', 'an error update while etcd is down');
+    await rm(etcd.dataDir, { recursive: true, force: true });
+    await etcd.resume();
+    await put(svc, 'new', 90);
+    const back = await rec.until((u) => sameIds(u, ['new']), 'the new cluster’s set', 20_000);
+    expect(back.kind === 'endpoints' && back.set.stale).toBe(false);
+    await put(svc, 'new2', 91);
+    await rec.until((u) => sameIds(u, ['new', 'new2']), 'a change on the new cluster', 20_000);
     rec.dispose();
   });
 });

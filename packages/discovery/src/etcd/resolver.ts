@@ -186,6 +186,8 @@ class ServiceWatch {
   #watcher: Watcher | undefined;
   /** The loaded client (set by the first listing). */
   #client: Etcd3 | undefined;
+  /** The cluster id of the last listing (a wiped or rebuilt etcd has another). */
+  #cluster: string | undefined;
   /** Last revision reflected in `#state`; undefined until a list succeeded. */
   #revision: number | undefined;
   /** Whether the current watcher is a resume after a break (the state is resynced once it connects). */
@@ -246,6 +248,7 @@ class ServiceWatch {
     }
     if (this.#stopped) return;
     const revision = Number(res.header.revision);
+    this.#cluster = String(res.header.cluster_id);
     this.#state.reset(res.kvs);
     this.#revision = revision;
     this.#listedThrough = revision;
@@ -336,6 +339,24 @@ class ServiceWatch {
     this.#resyncing = false;
     if (res !== undefined) {
       const listed = Number(res.header.revision);
+      const cluster = String(res.header.cluster_id);
+      if (listed < (this.#revision ?? 0) || cluster !== this.#cluster) {
+        // Not the history the watch followed: etcd was wiped, rebuilt or restored from an older
+        // snapshot. The watch resumed past its revision would see nothing until the new cluster got
+        // there (and the old set would be offered as fresh meanwhile): start over from this listing.
+        this.#ctx.logger.warn('etcd revision went back or the cluster changed; listing again', {
+          service: this.#service,
+          revision: this.#revision,
+          listed,
+        });
+        this.#cluster = cluster;
+        this.#state.reset(res.kvs);
+        this.#revision = listed;
+        this.#listedThrough = listed;
+        this.#deliver();
+        this.#watch(listed + 1, false);
+        return;
+      }
       if (listed > (this.#revision ?? 0)) {
         this.#state.reset(res.kvs);
         this.#revision = listed;
