@@ -61,7 +61,13 @@ export function readRegistryEnv(env: Env, registry: string | undefined, issues: 
   const etcd = read('etcd', etcdOptionsFromEnv, checkEtcdEnv);
   if (etcd) out.etcd = etcd;
   if (registry !== undefined && registry !== 'dns')
-    selectorConflict(env, registry, ['MESH_DNS_DOMAIN', 'MESH_DNS_SERVERS'], 'dns', issues);
+    selectorConflict(
+      env,
+      registry,
+      ['MESH_DNS_DOMAIN', 'MESH_DNS_SERVERS', 'MESH_DNS_SERVICES'],
+      'dns',
+      issues,
+    );
   if (registry !== undefined && registry !== 'etcd')
     selectorConflict(env, registry, ['MESH_ETCD_ENDPOINTS'], 'etcd', issues);
   return out;

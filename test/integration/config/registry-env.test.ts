@@ -51,7 +51,7 @@ describe('registry variables are checked whatever registry is selected', () => {
       await problems({
         MESH_REGISTRY: 'env',
         MESH_DNS_TIMEOUT: '1s',
-        MESH_DNS_SERVICES: 'api.internal',
+        MESH_DNS_DEFAULT_PORT: '8080',
         MESH_ETCD_LEASE_TTL: '30s',
         MESH_CONSUL_ONLY_PASSING: 'true',
         // Consul's own tools read these: the mesh checks them only when it uses Consul.
@@ -59,6 +59,11 @@ describe('registry variables are checked whatever registry is selected', () => {
         CONSUL_HTTP_SSL: 'maybe',
       }),
     ).toEqual([]);
+    // MESH_DNS_SERVICES selects DNS as MESH_DNS_DOMAIN does: beside another registry it would be
+    // ignored, so it is reported.
+    expect(await problems({ MESH_REGISTRY: 'env', MESH_DNS_SERVICES: 'api.internal' })).toEqual([
+      'MESH_DNS_SERVICES',
+    ]);
     expect(await problems({ MESH_REGISTRY: 'consul', CONSUL_HTTP_SSL: 'maybe' })).toEqual([
       'CONSUL_HTTP_SSL',
     ]);

@@ -47,6 +47,12 @@ describe('dnsOptionsFromEnv', () => {
     });
   });
 
+  it('is selected by MESH_DNS_SERVICES alone (it used to select nothing, silently)', () => {
+    expect(dnsOptionsFromEnv({ MESH_DNS_SERVICES: 'api.internal' })).toMatchObject({
+      services: ['api.internal'],
+    });
+  });
+
   it('is selected by MESH_DNS_DOMAIN or MESH_DNS_SERVERS alone; MESH_DNS_SRV takes booleans', () => {
     expect(dnsOptionsFromEnv({ MESH_DNS_DOMAIN: 'mesh.test', MESH_DNS_SRV: 'false' })).toEqual({
       domains: ['mesh.test'],

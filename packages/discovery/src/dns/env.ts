@@ -36,7 +36,7 @@ export const dnsEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'name list',
     defaultValue: '—',
     description:
-      'Host names answered through DNS whatever their domain; a name without a dot is qualified with the first `MESH_DNS_DOMAIN`.',
+      'Host names answered through DNS whatever their domain; a name without a dot is qualified with the first `MESH_DNS_DOMAIN`. Setting it selects DNS discovery.',
   },
   {
     name: 'MESH_DNS_SRV',
@@ -111,7 +111,7 @@ function servers(raw: string, issues: Issues): DnsServer[] {
 
 /**
  * DNS resolver options from the environment, or `undefined` when DNS discovery is not selected
- * (`MESH_REGISTRY=dns`, `MESH_DNS_SERVERS` or `MESH_DNS_DOMAIN` selects it). Every variable is
+ * (`MESH_REGISTRY=dns`, `MESH_DNS_SERVERS`, `MESH_DNS_DOMAIN` or `MESH_DNS_SERVICES` selects it). Every variable is
  * checked before anything is returned.
  *
  * @throws MeshError `MESH_CONFIG_INVALID` listing each bad variable with its value.
@@ -132,9 +132,16 @@ export function dnsOptionsFromEnv(env: Env): DnsResolverOptions | undefined {
   return options;
 }
 
-/** Whether a variable that selects DNS discovery is set (`MESH_DNS_SERVERS`, `MESH_DNS_DOMAIN`). */
+/**
+ * Whether a variable that selects DNS discovery is set (`MESH_DNS_SERVERS`, `MESH_DNS_DOMAIN`,
+ * `MESH_DNS_SERVICES`: set alone, the last one used to select nothing, silently).
+ */
 export function dnsSelectedByEnv(env: Env): boolean {
-  return envString(env, 'MESH_DNS_SERVERS') !== undefined || envString(env, 'MESH_DNS_DOMAIN') !== undefined;
+  return (
+    envString(env, 'MESH_DNS_SERVERS') !== undefined ||
+    envString(env, 'MESH_DNS_DOMAIN') !== undefined ||
+    envString(env, 'MESH_DNS_SERVICES') !== undefined
+  );
 }
 
 /**
