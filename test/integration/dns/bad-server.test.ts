@@ -88,6 +88,24 @@ const srv = (port: number, target: string, weight = 1): DnsPacket.Answer => ({
   data: { port, target, priority: 1, weight },
 });
 const a = (address: string): DnsPacket.Answer => ({ type: 'A', name: '', ttl: 10, data: address });
+const cname = (name: string, target: string): DnsPacket.Answer => ({
+  type: 'CNAME',
+  name,
+  ttl: 10,
+  data: target,
+});
+
+/** A response to `query` holding the CNAME records `chain` makes from the question name. */
+function withCnames(query: DnsPacket.DecodedPacket, chain: (name: string) => DnsPacket.Answer[]): Buffer {
+  const q = query.questions![0]!;
+  return dnsPacket.encode({
+    type: 'response',
+    id: query.id,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE,
+    questions: [q],
+    answers: chain(q.name),
+  });
+}
 
 const GOOD: Answers = { SRV: [srv(8080, 'node.mesh.test', 3)], A: [a('10.1.0.1')] };
 
@@ -149,6 +167,25 @@ describe('DNS discovery: bad answers never replace a good set', () => {
       answers: (q) => respond({ ...q, questions: [{ type: 'SRV', name: '_http._tcp.evil.example' }] }, GOOD),
       field: 'questions[0].name',
       value: '_http._tcp.evil.example',
+    },
+    // A CNAME loop, and a chain past 8 hops listed last hop first, used to be applied as an empty
+    // set (the loop was dropped; the hop limit counted passes over the records, not hops).
+    {
+      name: 'a CNAME loop',
+      answers: (q) => withCnames(q, (n) => [cname(n, 'x.mesh.test'), cname('x.mesh.test', n)]),
+      field: 'answers[1].data',
+      value: '_http._tcp.api.mesh.test',
+    },
+    {
+      name: 'a CNAME chain of 9 hops, last hop first',
+      answers: (q) =>
+        withCnames(q, (n) =>
+          Array.from({ length: 9 }, (_, i) =>
+            cname(i === 0 ? n : `h${i}.mesh.test`, `h${i + 1}.mesh.test`),
+          ).reverse(),
+        ),
+      field: 'answers[0]',
+      value: 'h8.mesh.test',
     },
   ];
 

@@ -98,22 +98,23 @@ export function decodeResponse(
   if (q0.type !== question.type) throw fail('questions[0].type', question.type, q0.type);
 
   const answers = (packet.answers ?? []) as readonly RawRecord[];
-  // Names that stand for the question: the name itself and every CNAME it leads to.
+  // Names that stand for the question: the name itself and every CNAME it leads to, followed
+  // hop by hop whatever the order of the records. A loop, or a chain longer than
+  // MAX_CNAME_HOPS, is an invalid answer (recursive resolvers answer SERVFAIL), not "no records".
   const names = new Set([normalizeName(question.name)]);
   let cnameTtl: number | undefined;
-  for (let hop = 0; hop < MAX_CNAME_HOPS; hop++) {
-    let grew = false;
-    answers.forEach((a, i) => {
-      if (a.type !== 'CNAME' || !names.has(normalizeName(a.name))) return;
-      const target = typeof a.data === 'string' ? normalizeName(a.data) : '';
-      if (!isValidHost(target)) throw fail(`answers[${i}].data`, 'a host name (CNAME target)', a.data);
-      if (!names.has(target)) {
-        names.add(target);
-        grew = true;
-        cnameTtl = Math.min(cnameTtl ?? MAX_TTL, ttlOf(a));
-      }
-    });
-    if (!grew) break;
+  for (let current = normalizeName(question.name); ; ) {
+    const i = answers.findIndex((a) => a.type === 'CNAME' && normalizeName(a.name) === current);
+    if (i < 0) break;
+    const a = answers[i] as RawRecord;
+    const target = typeof a.data === 'string' ? normalizeName(a.data) : '';
+    if (!isValidHost(target)) throw fail(`answers[${i}].data`, 'a host name (CNAME target)', a.data);
+    if (names.has(target)) throw fail(`answers[${i}].data`, 'a CNAME chain without a loop', a.data);
+    if (names.size > MAX_CNAME_HOPS)
+      throw fail(`answers[${i}]`, `a CNAME chain of at most ${MAX_CNAME_HOPS} hops`, a.name);
+    names.add(target);
+    cnameTtl = Math.min(cnameTtl ?? MAX_TTL, ttlOf(a));
+    current = target;
   }
 
   const srv: SrvEntry[] = [];
