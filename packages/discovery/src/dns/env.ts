@@ -111,8 +111,8 @@ function servers(raw: string, issues: Issues): DnsServer[] {
 
 /**
  * DNS resolver options from the environment, or `undefined` when DNS discovery is not selected
- * (`MESH_REGISTRY=dns`, `MESH_DNS_SERVERS`, `MESH_DNS_DOMAIN` or `MESH_DNS_SERVICES` selects it). Every variable is
- * checked before anything is returned.
+ * (`MESH_REGISTRY=dns`, `MESH_DNS_SERVERS`, `MESH_DNS_DOMAIN` or `MESH_DNS_SERVICES` selects it).
+ * Every variable is checked before anything is returned.
  *
  * @throws MeshError `MESH_CONFIG_INVALID` listing each bad variable with its value.
  */

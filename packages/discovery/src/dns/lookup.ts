@@ -68,20 +68,22 @@ async function bothFamilies(
   signal: AbortSignal,
 ): Promise<[DnsAnswer, DnsAnswer]> {
   const [a, aaaa] = await Promise.allSettled([query(s, name, 'A', signal), query(s, name, 'AAAA', signal)]);
-  if (a.status === 'rejected' && aaaa.status === 'rejected') throw a.reason;
   if (a.status === 'fulfilled' && aaaa.status === 'fulfilled') return [a.value, aaaa.value];
-  const failed = a.status === 'rejected' ? a : (aaaa as PromiseRejectedResult);
-  const ok = a.status === 'fulfilled' ? a.value : (aaaa as PromiseFulfilledResult<DnsAnswer>).value;
+  if (a.status === 'rejected' && aaaa.status === 'rejected') throw a.reason;
+  const [ok, failed, type]: [DnsAnswer, unknown, 'A' | 'AAAA'] =
+    a.status === 'fulfilled'
+      ? [a.value, (aaaa as PromiseRejectedResult).reason, 'AAAA']
+      : [(aaaa as PromiseFulfilledResult<DnsAnswer>).value, a.reason, 'A'];
   // With no address from the family that answered, the name may live in the one that failed:
   // not "no endpoints", a failure (the last good set stays).
-  if (ok.addresses.length === 0) throw failed.reason;
+  if (ok.addresses.length === 0) throw failed;
   s.logger.warn('DNS query of one address family failed; using the other', {
     resolver: 'dns',
     name,
-    type: a.status === 'rejected' ? 'A' : 'AAAA',
-    error: failed.reason instanceof Error ? failed.reason.message : String(failed.reason),
+    type,
+    error: failed instanceof Error ? failed.message : String(failed),
   });
-  return a.status === 'fulfilled' ? [ok, NO_ANSWER] : [NO_ANSWER, ok];
+  return type === 'AAAA' ? [ok, NO_ANSWER] : [NO_ANSWER, ok];
 }
 
 /** The answer standing in for a family whose query failed while the other one answered. */
