@@ -2,7 +2,12 @@ import { rm } from 'node:fs/promises';
 import type { LogFields, Logger } from '@proxyless/core';
 import { seededRandom } from '@proxyless/core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createEtcdResolver, type EtcdResolver } from '../../../packages/discovery/src/etcd/index.js';
+import {
+  createEtcdResolver,
+  type EtcdPrefixPair,
+  type EtcdResolver,
+  watchEtcdPrefix,
+} from '../../../packages/discovery/src/etcd/index.js';
 import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
 import { record, sameIds, uniqueService } from './helpers.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
@@ -200,5 +205,66 @@ describe.skipIf(!bin.available)(`etcd resolver outages against a real etcd ${bin
     await put(svc, 'new2', 91);
     await rec.until((u) => sameIds(u, ['new', 'new2']), 'a change on the new cluster', 20_000);
     rec.dispose();
+  });
+
+  it('the config prefix watch follows an etcd that comes back wiped, and hands over an unchanged listing once', async () => {
+    // The routing source's watch resumed from its last revision after a break: on a rebuilt etcd
+    // it waited for a revision the new cluster had not reached and missed every change until then.
+    const prefix = `/${uniqueService('cfg')}/`;
+    for (let i = 0; i < 20; i++) await etcd.put(`${prefix}a`, `old-${i}`);
+    const snapshots: { keys: string[]; values: string[] }[] = [];
+    const waiters = new Set<() => void>();
+    const errors: string[] = [];
+    const show = (pairs: readonly EtcdPrefixPair[]) => ({
+      keys: pairs.map((p) => p.key.slice(prefix.length)).sort(),
+      values: pairs.map((p) => Buffer.from(p.value).toString()).sort(),
+    });
+    const until = (pred: (s: { keys: string[]; values: string[] }) => boolean, what: string) =>
+      new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (!snapshots.some(pred)) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no snapshot with ${what} in 20 s; got ${JSON.stringify(snapshots)}`));
+        }, 20_000);
+        waiters.add(check);
+        check();
+      });
+    const w = watchEtcdPrefix({
+      endpoints: [etcd.endpoint],
+      prefix,
+      coalesceMs: 0,
+      backoff: { baseMs: 20, capMs: 200 },
+      random: seededRandom(5),
+      onSnapshot: (pairs) => {
+        snapshots.push(show(pairs));
+        for (const f of [...waiters]) f();
+      },
+      onError: (e) => errors.push(e.code),
+    });
+    try {
+      await until((s) => s.values.join() === 'old-19', 'old-19');
+      // A break with nothing changed: the listing that follows hands nothing over.
+      await etcd.halt();
+      await etcd.resume();
+      await etcd.put(`${prefix}b`, 'same-cluster');
+      await until((s) => s.keys.join() === 'a,b', 'a and b');
+      expect(errors.length).toBeGreaterThan(0);
+      expect(snapshots.map((s) => s.keys.join())).toEqual(['a', 'a,b']);
+
+      await etcd.halt();
+      await rm(etcd.dataDir, { recursive: true, force: true });
+      await etcd.resume();
+      await etcd.put(`${prefix}c`, 'new-cluster');
+      await until((s) => s.keys.join() === 'c', 'the new cluster’s c alone');
+      await etcd.put(`${prefix}d`, 'next');
+      await until((s) => s.keys.join() === 'c,d', 'a change on the new cluster');
+    } finally {
+      w.dispose();
+    }
   });
 });

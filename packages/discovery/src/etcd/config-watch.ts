@@ -56,8 +56,9 @@ export interface EtcdPrefixWatchOptions extends EtcdConnectionOptions {
  * Watch every key under an etcd prefix as one document: list it, then watch from the listed
  * revision + 1, and hand the whole snapshot (with its revision) to `onSnapshot` after each change
  * (a burst of changes once, see `coalesceMs`), so the consumer validates and applies it as one
- * version. A broken watch resumes from the last
- * revision seen (a compacted one lists again); failures back off with full jitter.
+ * version. A broken watch lists the prefix again and watches from there (the snapshot is handed
+ * over again only when it changed, so a wiped or restored etcd is followed too); failures back
+ * off with full jitter.
  *
  * @returns stops the watch (and closes the client it created).
  */
@@ -78,6 +79,8 @@ class PrefixWatch {
   readonly #logger: Logger;
   readonly #state = new Map<string, Uint8Array>();
   #revision: number | undefined;
+  /** The cluster id of the last listing (a wiped or rebuilt etcd has another). */
+  #cluster: string | undefined;
   #watcher: Watcher | undefined;
   #timer: Timer | undefined;
   /** The pending hand-over of coalesced changes, and when the first of them arrived. */
@@ -145,13 +148,31 @@ class PrefixWatch {
       if (this.#stopped) return;
       const res = await this.#client.getAll().prefix(this.#o.prefix).exec();
       if (this.#stopped) return;
+      const listed = Number(res.header.revision);
+      const cluster = String(res.header.cluster_id);
+      const next = new Map<string, Uint8Array>();
+      for (const kv of res.kvs) next.set(kv.key.toString(), new Uint8Array(kv.value));
+      const first = this.#revision === undefined;
+      if (!first && (cluster !== this.#cluster || listed < (this.#revision ?? 0)))
+        // etcd was wiped, rebuilt or restored from an older snapshot: this listing is the state now.
+        this.#logger.warn(
+          'etcd revision went back or the cluster changed; the listing replaces the snapshot',
+          {
+            prefix: this.#o.prefix,
+            revision: this.#revision,
+            listed,
+          },
+        );
+      const changed = first || cluster !== this.#cluster || !sameState(this.#state, next);
       this.#state.clear();
-      for (const kv of res.kvs) this.#state.set(kv.key.toString(), new Uint8Array(kv.value));
-      this.#revision = Number(res.header.revision);
+      for (const [k, v] of next) this.#state.set(k, v);
+      this.#cluster = cluster;
+      this.#revision = listed;
       this.#attempt = 0;
       this.#recovered();
-      this.#emit();
-      this.#watch(this.#revision + 1);
+      // A listing after a break that finds the snapshot as it was hands nothing over.
+      if (changed) this.#emit();
+      this.#watch(listed + 1);
     } catch (error) {
       if (this.#stopped) return;
       this.#fail(unavailable(`listing ${this.#o.prefix}`, error), () => this.#list());
@@ -187,9 +208,10 @@ class PrefixWatch {
         void this.#list();
         return;
       }
-      this.#fail(unavailable(`watch of ${this.#o.prefix} broke`, error), () =>
-        this.#revision === undefined ? void this.#list() : this.#watch(this.#revision + 1),
-      );
+      // Listed again rather than resumed from the last revision: the listing is the state whatever
+      // happened meanwhile, a wiped or restored etcd included (a resumed watch would wait there for
+      // a revision the new cluster has not reached, and miss every change until then).
+      this.#fail(unavailable(`watch of ${this.#o.prefix} broke`, error), () => void this.#list());
     };
     watcher.on('disconnected', broken);
     watcher.on('error', broken);
@@ -223,4 +245,13 @@ class PrefixWatch {
     this.#watcher = undefined;
     w?.cancel().catch(() => undefined);
   }
+}
+
+function sameState(a: ReadonlyMap<string, Uint8Array>, b: ReadonlyMap<string, Uint8Array>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (w === undefined || !Buffer.from(v).equals(w)) return false;
+  }
+  return true;
 }
