@@ -122,7 +122,9 @@ export interface MeshErrorDetails {
   readonly state?: 'closed' | 'open' | 'half-open';
   /**
    * Why a call was refused: for `MESH_CIRCUIT_OPEN` `open`, `half_open_busy`, `maxRequests`,
-   * `maxRetries`…; for the limits, their reason (`queue_full`…).
+   * `maxRetries`…; for the limits, their reason (`queue_full`…); for `MESH_REGISTRY_UNAVAILABLE`,
+   * `access_denied` when the registry refused the credentials or what they may read (Consul's 401
+   * and 403, etcd's failed authentication and denied permission).
    */
   readonly reason?: string;
   /** The threshold that was reached (`maxRequests`, a limit's size). */

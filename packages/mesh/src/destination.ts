@@ -364,9 +364,14 @@ export class Destination {
       // unless the registry did answer, with a payload that was refused: that is final until
       // the registry changes, so the calls fail now with it.
       if (!update.lastGood) {
-        // A payload refused, or a request the registry refused as misconfigured (CONSUL_NAMESPACE
-        // against Consul CE answers 400): final until the registry or the configuration changes.
-        if (MeshError.is(update.error, ['MESH_REGISTRY_PAYLOAD_INVALID', 'MESH_CONFIG_INVALID']))
+        // A payload refused, a request the registry refused as misconfigured (CONSUL_NAMESPACE
+        // against Consul CE answers 400), or credentials it refused (a wrong ACL token or etcd
+        // password): final until the registry or the configuration changes (the resolver keeps
+        // trying, and its first answer releases the calls again).
+        if (
+          update.error.details.reason === 'access_denied' ||
+          MeshError.is(update.error, ['MESH_REGISTRY_PAYLOAD_INVALID', 'MESH_CONFIG_INVALID'])
+        )
           this.#first.refusedAnswer();
         return;
       }

@@ -1,7 +1,8 @@
-import { createMesh } from 'proxyless';
+import { createMesh, MeshError } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConsulDouble, startConsulDouble } from '../../consul-double/server.js';
 import { startServer, type TestServer } from '../../support/http-server.js';
+import { nextEvent } from '../../support/mesh-events.js';
 
 describe('createMesh with CONSUL_HTTP_ADDR (Consul API double)', () => {
   let consul: ConsulDouble;
@@ -88,5 +89,47 @@ describe('createMesh with CONSUL_HTTP_ADDR (Consul API double)', () => {
     ).toThrow(
       /CONSUL_HTTP_ADDR[\s\S]*MESH_CONSUL_ONLY_PASSING|MESH_CONSUL_ONLY_PASSING[\s\S]*CONSUL_HTTP_ADDR/,
     );
+  });
+
+  it('fails calls at once while Consul refuses the ACL token, and serves them once the token is granted', async () => {
+    // A refused token waited out the resolve timeout (here 120 s, past the test's timeout) on
+    // every call to a new service.
+    const tokens: Record<string, { policy: 'read' | 'write' }> = { admin: { policy: 'write' } };
+    const d = await startConsulDouble({ acl: { defaultPolicy: 'deny', tokens } });
+    const provider = createMesh({ env: { CONSUL_HTTP_ADDR: d.address, CONSUL_HTTP_TOKEN: 'admin' } });
+    const client = createMesh({
+      env: { CONSUL_HTTP_ADDR: d.address, CONSUL_HTTP_TOKEN: 'late-token' },
+      resolveTimeoutMs: 120_000,
+    });
+    try {
+      await provider.register({
+        service: 'ledger',
+        id: 'ledger-a',
+        address: '127.0.0.1',
+        port: servers[0]!.port,
+      });
+      const error = await client.request('http://ledger.service.consul/').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(MeshError.is(error, 'MESH_NO_ENDPOINTS')).toBe(true);
+      const cause = (error as MeshError).cause as MeshError;
+      expect(cause.details).toMatchObject({ status: 403, reason: 'access_denied' });
+      expect(cause.message).toMatch(/ACL not found.*CONSUL_HTTP_TOKEN/);
+
+      const served = nextEvent(
+        client,
+        (e) => e.type === 'endpoints_changed' && e.service === 'ledger' && e.set.endpoints.length === 1,
+      );
+      tokens['late-token'] = { policy: 'read' };
+      await served;
+      const res = await client.request('http://ledger.service.consul/');
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toBe('a');
+    } finally {
+      await client.close();
+      await provider.close();
+      await d.close();
+    }
   });
 });

@@ -1,4 +1,6 @@
+import { MeshError } from '@proxyless/core';
 import { seededRandom } from '@proxyless/core/testing';
+import { createMesh } from 'proxyless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createEtcdRegistrar,
@@ -55,5 +57,35 @@ describe.skipIf(!bin.available)(`etcd with authentication (real etcd) ${bin.skip
     expect(u.kind === 'error' && u.error.message).toMatch(/auth/i);
     expect(u.kind === 'error' && u.error.message).not.toContain('wrong');
     rec.dispose();
+  });
+
+  it('fails the calls of a mesh with a wrong password at once, not after the resolve timeout', async () => {
+    // A refused password waited out the resolve timeout (here 120 s, past the test's timeout)
+    // before the call failed; the registry's answer is final until the configuration changes.
+    const mesh = createMesh({
+      env: {
+        MESH_REGISTRY: 'etcd',
+        MESH_ETCD_ENDPOINTS: etcd.endpoint,
+        MESH_ETCD_USERNAME: 'root',
+        MESH_ETCD_PASSWORD: 'not-the-password',
+      },
+      resolveTimeoutMs: 120_000,
+    });
+    try {
+      const error = await mesh.request('http://secure/').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(MeshError.is(error, 'MESH_NO_ENDPOINTS')).toBe(true);
+      const cause = (error as MeshError).cause as MeshError;
+      expect(MeshError.is(cause, 'MESH_REGISTRY_UNAVAILABLE')).toBe(true);
+      expect(cause.details.reason).toBe('access_denied');
+      expect(cause.message).toMatch(/authentication failed.*MESH_ETCD_PASSWORD/);
+      expect(cause.message).not.toContain('not-the-password');
+      // A later call fails at once too (the resolver keeps trying meanwhile).
+      await expect(mesh.request('http://secure/')).rejects.toMatchObject({ code: 'MESH_NO_ENDPOINTS' });
+    } finally {
+      await mesh.close();
+    }
   });
 });

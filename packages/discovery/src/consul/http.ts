@@ -386,8 +386,8 @@ function describe(error: unknown, timeoutMs: number): string {
 const CE_FEATURE = /Invalid query parameter: "(ns|partition)" - \w+ are a Consul Enterprise feature/;
 
 /**
- * The `MeshError` for a non-2xx answer. 403 (ACL), 429 and 5xx are `MESH_REGISTRY_UNAVAILABLE`
- * with `details.status`, the plain-text body Consul sent and `details.retryAfter` (the raw
+ * The `MeshError` for a non-2xx answer. 401/403 (ACL), 429 and 5xx are `MESH_REGISTRY_UNAVAILABLE`
+ * with `details.status` (and `details.reason` `access_denied` for 401/403), the plain-text body Consul sent and `details.retryAfter` (the raw
  * `Retry-After` header). Consul CE's 400 for `?ns=`/`?partition=` is `MESH_CONFIG_INVALID`
  * naming `CONSUL_NAMESPACE`/`CONSUL_PARTITION`: it answers so to every request, so no retry helps.
  */
@@ -411,12 +411,12 @@ export function consulStatusError(
       },
     );
   }
-  const hint =
-    res.status === 403
-      ? ' (ACL: check CONSUL_HTTP_TOKEN and its policy)'
-      : res.status === 429 || res.status === 503
-        ? ' (rate limited)'
-        : '';
+  const denied = res.status === 401 || res.status === 403;
+  const hint = denied
+    ? ' (ACL: check CONSUL_HTTP_TOKEN and its policy)'
+    : res.status === 429 || res.status === 503
+      ? ' (rate limited)'
+      : '';
   const retryAfter = res.headers['retry-after'];
   return new MeshError(
     'MESH_REGISTRY_UNAVAILABLE',
@@ -425,6 +425,7 @@ export function consulStatusError(
       details: {
         status: res.status,
         body,
+        ...(denied ? { reason: 'access_denied' } : {}),
         ...(typeof retryAfter === 'string' ? { retryAfter } : {}),
       },
     },

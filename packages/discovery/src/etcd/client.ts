@@ -255,5 +255,19 @@ export function etcdClientOptions(options: EtcdConnectionOptions, issues?: Issue
 export function unavailable(what: string, error: unknown, details: Record<string, unknown> = {}): MeshError {
   if (MeshError.is(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
+  if (ACCESS_DENIED.test(message))
+    return new MeshError(
+      'MESH_REGISTRY_UNAVAILABLE',
+      `etcd: ${what}: ${message} (check MESH_ETCD_USERNAME / MESH_ETCD_PASSWORD and the user's roles)`,
+      { cause: error, details: { ...details, reason: 'access_denied' } },
+    );
   return new MeshError('MESH_REGISTRY_UNAVAILABLE', `etcd: ${what}: ${message}`, { cause: error, details });
 }
+
+/**
+ * etcd refusing the credentials (a wrong password, an unknown user, none sent while auth is on) or
+ * what the user may read (`ErrAuthFailed`, `ErrUserNotFound`, `ErrUserEmpty`,
+ * `ErrPermissionDenied`, `ErrRoleNotGranted` of etcd's `api/v3rpc/rpctypes`).
+ */
+const ACCESS_DENIED =
+  /etcdserver: (authentication failed|permission denied|user name (not found|is empty)|role is not granted)/;
