@@ -21,6 +21,25 @@ describe('etcd values', () => {
     expect(own.endpoint?.id).toBe('x');
   });
 
+  it('rejects a key that is the service prefix itself and names no endpoint id', () => {
+    // It gave an endpoint with the empty id.
+    const state = new EtcdServiceState('pay', P);
+    state.reset([
+      { key: `${P}a`, value: JSON.stringify({ address: '10.0.0.1', port: 80 }) },
+      { key: P, value: JSON.stringify({ address: '10.0.0.2', port: 80 }) },
+    ]);
+    const r = state.result();
+    expect(r.error?.code).toBe('MESH_REGISTRY_PAYLOAD_INVALID');
+    expect(r.error?.message).toContain(`${P}: expected a key <prefix><service>/<id> naming the endpoint`);
+    state.put(P, JSON.stringify({ id: 'b', address: '10.0.0.2', port: 80 }));
+    expect(
+      state
+        .result()
+        .endpoints?.map((e) => e.id)
+        .sort(),
+    ).toEqual(['a', 'b']);
+  });
+
   it('reuses parsed entries whose mod_revision did not change, and re-parses changed ones', () => {
     const state = new EtcdServiceState('pay', P);
     state.reset([

@@ -48,6 +48,11 @@ export function parseEtcdValue(
   }
   const init = parseEndpointEntry(doc, key, issues);
   if (init === undefined) return { issues: issues.list };
+  if (init.id === undefined && defaultId === '') {
+    // The key is the service prefix itself (`…/payments/`): it names no endpoint.
+    issues.add(key, 'a key <prefix><service>/<id> naming the endpoint, or an "id" in the value', key);
+    return { issues: issues.list };
+  }
   init.id ??= defaultId;
   return { endpoint: createEndpoint(init) };
 }
