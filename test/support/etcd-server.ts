@@ -54,6 +54,8 @@ export interface EtcdServer {
   revokeLease(id: string): Promise<void>;
   /** Create user `root` with `password` and turn authentication on; later helper calls authenticate. */
   enableAuth(password: string): Promise<void>;
+  /** Add user `name` with a role of its own that may read the keys under each of `readPrefixes` only. */
+  addReader(name: string, password: string, readPrefixes: readonly string[]): Promise<void>;
   /** Stop the process and remove the data dir. */
   stop(): Promise<void>;
 }
@@ -409,6 +411,17 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
       await call('/v3/auth/user/grant', { user: 'root', role: 'root' });
       await call('/v3/auth/enable', {});
       credentials = { name: 'root', password };
+    },
+    addReader: async (name, password, readPrefixes) => {
+      const role = `${name}-role`;
+      await call('/v3/auth/role/add', { name: role });
+      for (const prefix of readPrefixes)
+        await call('/v3/auth/role/grant', {
+          name: role,
+          perm: { permType: 'READ', key: b64(prefix), range_end: prefixEnd(prefix) },
+        });
+      await call('/v3/auth/user/add', { name, password });
+      await call('/v3/auth/user/grant', { user: name, role });
     },
     stop: async () => {
       await halt();

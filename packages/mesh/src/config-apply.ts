@@ -392,7 +392,8 @@ export class ConfigApplier {
     this.#routingStatus = status;
     const events = status.sourceEvents((event) => this.#deps.events.fire(event), logger);
     const deps = { stage: this.#deps.routing, events, clock, logger };
-    if (registries.etcd)
+    // MESH_ETCD_CONFIG_PREFIX=off: routing comes from the file (and code) alone.
+    if (registries.etcd && registries.etcd.configPrefix !== false)
       this.#etcdEntries = startEtcdEntries(registries.etcd, {
         ...deps,
         random: this.#deps.random,

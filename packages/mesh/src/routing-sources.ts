@@ -114,7 +114,7 @@ export function fileEntryIssues(doc: Record<string, unknown>, datacenter: string
   }
 }
 
-/** Watch etcd's `/proxyless/config/` and apply each valid snapshot. */
+/** Watch etcd's config entries (`/proxyless/config/`, or `MESH_ETCD_CONFIG_PREFIX`) and apply each valid snapshot. */
 export function startEtcdEntries(
   etcd: EtcdEnvOptions,
   deps: {
@@ -126,10 +126,11 @@ export function startEtcdEntries(
     logger: Logger;
   },
 ): Disposable {
-  const { prefix: _servicesPrefix, ...connection } = etcd;
+  const { prefix: _servicesPrefix, configPrefix, ...connection } = etcd;
+  const prefix = configPrefix || ETCD_CONFIG_PREFIX;
   return watchEtcdPrefix({
     ...connection,
-    prefix: ETCD_CONFIG_PREFIX,
+    prefix,
     clock: deps.clock,
     random: deps.random,
     logger: deps.logger,
@@ -137,7 +138,7 @@ export function startEtcdEntries(
       const version = revision;
       let config: RoutingConfig;
       try {
-        config = compileRoutingConfig(entriesFromEtcd(pairs), { datacenter: deps.datacenter });
+        config = compileRoutingConfig(entriesFromEtcd(pairs, prefix), { datacenter: deps.datacenter });
       } catch (error) {
         deps.events.rejected('etcd', version, error as MeshError);
         return;

@@ -9,6 +9,7 @@ import {
   type EtcdResolver,
 } from '../../../packages/discovery/src/etcd/index.js';
 import { type EtcdServer, etcdBinary, startEtcd } from '../../support/etcd-server.js';
+import { startServer } from '../../support/http-server.js';
 import { record, sameIds } from './helpers.js';
 
 const bin = etcdBinary();
@@ -86,6 +87,44 @@ describe.skipIf(!bin.available)(`etcd with authentication (real etcd) ${bin.skip
       await expect(mesh.request('http://secure/')).rejects.toMatchObject({ code: 'MESH_NO_ENDPOINTS' });
     } finally {
       await mesh.close();
+    }
+  });
+
+  it('a user that may read only the service keys calls through a mesh with MESH_ETCD_CONFIG_PREFIX=off', async () => {
+    // The config entries' watch could not be turned off: such a user's mesh reported a failing
+    // config source forever (and the default still reads /proxyless/config/, refused here).
+    await etcd.addReader('svc-reader', 'r3ader', [PREFIX]);
+    const server = await startServer('lp');
+    await etcd.put(`${PREFIX}lp/a`, JSON.stringify({ address: '127.0.0.1', port: server.port }));
+    const env = {
+      MESH_REGISTRY: 'etcd',
+      MESH_ETCD_ENDPOINTS: etcd.endpoint,
+      MESH_ETCD_USERNAME: 'svc-reader',
+      MESH_ETCD_PASSWORD: 'r3ader',
+    };
+    const withConfig = createMesh({ env });
+    const off = createMesh({ env: { ...env, MESH_ETCD_CONFIG_PREFIX: 'off' } });
+    const sourceErrors: MeshError[] = [];
+    off.onEvent((e) => {
+      if (e.type === 'config_source_error') sourceErrors.push(e.error);
+    });
+    try {
+      const refused = new Promise<MeshError>((resolve) => {
+        const sub = withConfig.onEvent((e) => {
+          if (e.type === 'config_source_error') {
+            sub.dispose();
+            resolve(e.error);
+          }
+        });
+      });
+      expect((await refused).details.reason).toBe('access_denied');
+      const res = await off.request('http://lp/');
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toBe('lp');
+      expect(sourceErrors).toEqual([]);
+    } finally {
+      await Promise.all([withConfig.close(), off.close()]);
+      await server.close();
     }
   });
 });

@@ -186,5 +186,30 @@ describe.skipIf(!bin.available)(
       const stale = events.filter((e) => e.type === 'endpoints_changed' && e.set.stale);
       expect(stale).toHaveLength(1);
     });
+
+    it('MESH_ETCD_CONFIG_PREFIX reads the config entries from another prefix, and off reads none', async () => {
+      // The prefix was fixed at /proxyless/config/: a second mesh in the same etcd, or a user whose
+      // role may read only the service keys, could not move or turn off the watch.
+      await putEntries(webEntries(0));
+      for (const e of webEntries(100)) {
+        const { Kind, Name } = e as { Kind: string; Name: string };
+        await etcd.put(`/staging/config/${Kind}/${Name}`, JSON.stringify(e));
+      }
+      mesh = createMesh({ env: { ...env(), MESH_ETCD_CONFIG_PREFIX: '/staging/config' } });
+      await applied(mesh, 'etcd');
+      expect((await load(mesh, 'http://web/', 40)).by).toEqual({ v2: 40 });
+      await mesh.close();
+
+      const events: string[] = [];
+      mesh = createMesh({ env: { ...env(), MESH_ETCD_CONFIG_PREFIX: 'off' } });
+      mesh.onEvent((e) => {
+        if ('source' in e && e.source === 'etcd') events.push(e.type);
+      });
+      // No entries: the service's endpoints are balanced as they are, v1 and v2 alike.
+      const { by, failed } = await load(mesh, 'http://web/', 40);
+      expect(failed).toBe(0);
+      expect(Object.keys(by).sort()).toEqual(['v1', 'v2']);
+      expect(events).toEqual([]);
+    });
   },
 );

@@ -61,6 +61,24 @@ describe('etcdOptionsFromEnv', () => {
     });
   });
 
+  it('reads MESH_ETCD_CONFIG_PREFIX: a prefix apart from the service keys, or off', () => {
+    const e = { MESH_REGISTRY: 'etcd' };
+    expect(etcdOptionsFromEnv({ ...e, MESH_ETCD_CONFIG_PREFIX: '/staging/config' })?.configPrefix).toBe(
+      '/staging/config/',
+    );
+    expect(etcdOptionsFromEnv({ ...e, MESH_ETCD_CONFIG_PREFIX: 'OFF' })?.configPrefix).toBe(false);
+    expect(etcdOptionsFromEnv(e)?.configPrefix).toBeUndefined();
+    expect(fails({ ...e, MESH_ETCD_CONFIG_PREFIX: '/proxyless/services/cfg/' }).message).toContain(
+      'MESH_ETCD_CONFIG_PREFIX: expected a key prefix apart from the service keys\' "/proxyless/services/" (neither inside the other), got "/proxyless/services/cfg/"',
+    );
+    expect(
+      fails({ ...e, MESH_ETCD_PREFIX: '/a/', MESH_ETCD_CONFIG_PREFIX: '/' }).details.issues?.[0],
+    ).toMatchObject({ field: 'MESH_ETCD_CONFIG_PREFIX', value: '/' });
+    expect(fails({ ...e, MESH_ETCD_CONFIG_PREFIX: '/my config/' }).message).toContain(
+      'MESH_ETCD_CONFIG_PREFIX: expected a key prefix without spaces or control characters, or off',
+    );
+  });
+
   it('rounds a lease TTL up to whole seconds', () => {
     expect(
       etcdOptionsFromEnv({ MESH_REGISTRY: 'etcd', MESH_ETCD_LEASE_TTL: '1500ms' })?.leaseTtlSeconds,
@@ -131,6 +149,7 @@ describe('etcdOptionsFromEnv', () => {
     expect(etcdEnvVars.map((v) => v.name).sort()).toEqual([
       'MESH_ETCD_CACERT',
       'MESH_ETCD_CERT',
+      'MESH_ETCD_CONFIG_PREFIX',
       'MESH_ETCD_ENDPOINTS',
       'MESH_ETCD_KEY',
       'MESH_ETCD_LEASE_TTL',

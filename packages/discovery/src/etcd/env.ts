@@ -5,6 +5,7 @@ import {
   DEFAULT_ETCD_PREFIX,
   type EtcdConnectionOptions,
   normalizeEtcdEndpoint,
+  normalizePrefix,
   redactUserInfo,
 } from './client.js';
 
@@ -12,6 +13,11 @@ import {
 export interface EtcdEnvOptions extends EtcdConnectionOptions {
   endpoints: string[];
   prefix?: string;
+  /**
+   * The prefix of config entries (traffic management), `false` when they are not read from etcd
+   * (`MESH_ETCD_CONFIG_PREFIX=off`). Unset: `/proxyless/config/`.
+   */
+  configPrefix?: string | false;
   suffix?: string;
   leaseTtlSeconds?: number;
 }
@@ -31,6 +37,13 @@ export const etcdEnvVars: readonly EnvVarSpec[] = Object.freeze([
     defaultValue: `\`${DEFAULT_ETCD_PREFIX}\``,
     description:
       'Key prefix; an endpoint of service `s` with id `i` is stored at `<prefix>s/i` as a JSON endpoint object.',
+  },
+  {
+    name: 'MESH_ETCD_CONFIG_PREFIX',
+    type: 'string or `off`',
+    defaultValue: '`/proxyless/config/`',
+    description:
+      'Key prefix of the config entries (traffic management: `<prefix><kind>/<name>`), listed and watched as one document. `off` reads none from etcd: for a user whose role may read only the service keys, or a mesh that takes its routing from the config file alone.',
   },
   {
     name: 'MESH_ETCD_SUFFIX',
@@ -149,6 +162,29 @@ function readEtcdEnv(env: Env, issues: Issues): EtcdEnvOptions {
   if (prefix !== undefined && hasSpaceOrControl(prefix))
     issues.add('MESH_ETCD_PREFIX', 'a key prefix without spaces or control characters', env.MESH_ETCD_PREFIX);
 
+  let configPrefix: string | false | undefined;
+  const rawConfig = envString(env, 'MESH_ETCD_CONFIG_PREFIX');
+  if (rawConfig !== undefined) {
+    if (rawConfig.toLowerCase() === 'off') configPrefix = false;
+    else if (hasSpaceOrControl(rawConfig))
+      issues.add(
+        'MESH_ETCD_CONFIG_PREFIX',
+        'a key prefix without spaces or control characters, or off',
+        env.MESH_ETCD_CONFIG_PREFIX,
+      );
+    else {
+      const config = normalizePrefix(rawConfig);
+      const services = normalizePrefix(prefix);
+      if (config.startsWith(services) || services.startsWith(config))
+        issues.add(
+          'MESH_ETCD_CONFIG_PREFIX',
+          `a key prefix apart from the service keys' ${JSON.stringify(services)} (neither inside the other)`,
+          rawConfig,
+        );
+      else configPrefix = config;
+    }
+  }
+
   const suffix = envString(env, 'MESH_ETCD_SUFFIX')?.toLowerCase().replace(/^\.+/, '');
   if (
     suffix !== undefined &&
@@ -180,6 +216,7 @@ function readEtcdEnv(env: Env, issues: Issues): EtcdEnvOptions {
 
   const out: EtcdEnvOptions = { endpoints };
   if (prefix !== undefined) out.prefix = prefix;
+  if (configPrefix !== undefined) out.configPrefix = configPrefix;
   if (suffix !== undefined) out.suffix = suffix;
   if (username !== undefined && password !== undefined) {
     out.username = username;
