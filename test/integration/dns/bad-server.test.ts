@@ -286,6 +286,42 @@ describe('DNS discovery: bad answers never replace a good set', () => {
     expect(u.lastGood?.endpoints).toHaveLength(1);
   });
 
+  it('asks a server that gave no answer after the others for 30 s, then in its place again', async () => {
+    // Every lookup asked the silent first server and waited out its timeout before the next one.
+    const silent = await startResponder();
+    const good = await startResponder();
+    good.reply = (q) => respond(q, GOOD);
+    try {
+      const clock = new VirtualClock();
+      resolver = createDnsResolver({
+        servers: [silent.server, good.server],
+        domains: ['mesh.test'],
+        clock,
+        minRefreshMs: 60_000,
+        timeoutMs: 1_500,
+      });
+      const api = watchUpdates(resolver, 'api.mesh.test');
+      const first = await silent.nextQuery(); // the SRV query: no answer
+      expect(first.questions?.[0]).toMatchObject({ type: 'SRV', name: '_http._tcp.api.mesh.test' });
+      await clock.next(); // its timeout; the good server answers it, then the target lookups
+      expect(summary(await api.next())).toEqual(['10.1.0.1:8080(3)']);
+      // A new service within 30 s: not one query to the silent server, no timeout waited.
+      const web = watchUpdates(resolver, 'web.mesh.test');
+      expect(summary(await web.next())).toEqual(['10.1.0.1:8080(3)']);
+      await clock.advance(30_000);
+      // 30 s later it is asked first again: the next query it gets is this one (none of the
+      // queries since its timeout, target lookups included, went to it).
+      const later = watchUpdates(resolver, 'late.mesh.test');
+      expect((await silent.nextQuery()).questions?.[0]?.name).toBe('_http._tcp.late.mesh.test');
+      await clock.next();
+      expect(summary(await later.next())).toEqual(['10.1.0.1:8080(3)']);
+    } finally {
+      await resolver?.close();
+      resolver = undefined;
+      await Promise.all([silent.close(), good.close()]);
+    }
+  });
+
   it('says why a server is unreachable: details.reason "refused" for an ICMP port unreachable', async () => {
     const { r, clock, log } = await setup();
     // Nothing listens on the server's port any more: the connected UDP socket gets ECONNREFUSED.

@@ -22,7 +22,7 @@ export const dnsEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'ip[:port] list',
     defaultValue: 'the system resolvers',
     description:
-      'DNS servers queried directly, in order, e.g. `10.0.0.2:53,[fd00::2]:5353` (a bare IP means port 53). Setting it selects DNS discovery.',
+      'DNS servers queried directly, in order (one that gave no answer is asked last for 30 s), e.g. `10.0.0.2:53,[fd00::2]:5353` (a bare IP means port 53). Setting it selects DNS discovery.',
   },
   {
     name: 'MESH_DNS_DOMAIN',

@@ -3,11 +3,14 @@
  * of the SRV targets, against the servers in order. Whole or nothing: it resolves with every
  * endpoint, or rejects.
  */
-import { createEndpoint, type Endpoint } from '@proxyless/core';
+import { createEndpoint, type Endpoint, MeshError } from '@proxyless/core';
 import type { DnsLookupResult, DnsSettings } from './resolver.js';
 import { type AddressEntry, type DnsAnswer, type DnsQueryType, exchange, type SrvEntry } from './wire.js';
 
-/** Ask the servers in order; the first healthy answer (or the first error, if all fail) wins. */
+/**
+ * Ask the servers in order (one that failed to answer lately last, see {@link ServerOrder}); the
+ * first healthy answer (or the first error, if all fail) wins.
+ */
 async function query(
   s: DnsSettings,
   name: string,
@@ -15,17 +18,24 @@ async function query(
   signal: AbortSignal,
 ): Promise<DnsAnswer> {
   let first: unknown;
-  for (const server of s.servers) {
+  for (const server of s.order.order()) {
     try {
-      return await exchange(server, name, type, {
+      const answer = await exchange(server, name, type, {
         clock: s.clock,
         random: s.random,
         timeoutMs: s.timeoutMs,
         signal,
       });
+      s.order.answered(server);
+      return answer;
     } catch (error) {
       first ??= error;
       if (signal.aborted) break;
+      // No answer at all (timeout, refused, unreachable), not a server error rcode or a malformed
+      // answer: the server is asked last for a while.
+      const reason = MeshError.is(error) ? error.details.reason : undefined;
+      if (reason !== undefined && reason !== 'cancelled') s.order.failed(server);
+      else s.order.answered(server);
     }
   }
   throw first;

@@ -21,6 +21,7 @@ import {
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import { ResolverHub, type WatchSink } from '../hub.js';
 import { lookupService, TARGET_LOOKUPS } from './lookup.js';
+import { ServerOrder } from './servers.js';
 import { type DnsServer, normalizeName } from './wire.js';
 
 /** Defaults of {@link DnsResolverOptions}. */
@@ -36,8 +37,9 @@ export const DNS_DEFAULTS = Object.freeze({
 /** Options of {@link createDnsResolver}. */
 export interface DnsResolverOptions {
   /**
-   * DNS servers queried directly, in order (the next is tried when one fails): `DnsServer`
-   * objects or `ip:port` strings (`[::1]:53` for IPv6). IP literals only.
+   * DNS servers queried directly, in order (the next is tried when one fails; one that gave no
+   * answer is asked after the others for the next 30 s): `DnsServer` objects or `ip:port`
+   * strings (`[::1]:53` for IPv6). IP literals only.
    * @defaultValue the system's servers (`node:dns` `getServers()`)
    */
   servers?: readonly (DnsServer | string)[];
@@ -74,6 +76,8 @@ export interface DnsResolverOptions {
 /** Fully validated options. */
 export interface DnsSettings {
   servers: readonly DnsServer[];
+  /** The order to ask `servers` in: one that failed to answer lately goes last. */
+  order: ServerOrder;
   domains: readonly string[];
   services: ReadonlySet<string>;
   srv: string | undefined;
@@ -179,8 +183,10 @@ function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
   const baseMs = issues.integer(backoff.baseMs, `${field}.backoff.baseMs`, { min: 1 });
   const capMs = issues.integer(backoff.capMs, `${field}.backoff.capMs`, { min: 1 });
   issues.throwIfAny('invalid DNS resolver options');
+  const clock = options.clock ?? systemClock;
   return {
     servers,
+    order: new ServerOrder(servers, clock),
     domains,
     services,
     srv,
@@ -189,7 +195,7 @@ function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
     maxRefreshMs: maxRefreshMs!,
     timeoutMs: timeoutMs!,
     backoff: { baseMs: baseMs!, capMs: capMs! },
-    clock: options.clock ?? systemClock,
+    clock,
     random: options.random ?? systemRandom,
     logger: options.logger ?? noopLogger,
   };
