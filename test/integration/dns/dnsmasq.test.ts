@@ -32,6 +32,9 @@ const BASE: DnsmasqRecords = {
       weight: 1,
     },
     { name: '_http._tcp.fallback.mesh.test', target: 'c.mesh.test', port: 9191, priority: 2, weight: 7 },
+    // Consul's DNS interface: SRV records of the service name itself, each instance its own port.
+    { name: 'web.service.consul', target: 'a.mesh.test', port: 21001, priority: 1, weight: 1 },
+    { name: 'web.service.consul', target: 'b.mesh.test', port: 21002, priority: 1, weight: 1 },
     // Weight 0 everywhere: picked evenly.
     { name: '_grpc._tcp.zero.mesh.test', target: 'a.mesh.test', port: 7000, priority: 0, weight: 0 },
     { name: '_grpc._tcp.zero.mesh.test', target: 'b.mesh.test', port: 7000, priority: 0, weight: 0 },
@@ -85,6 +88,13 @@ describe.skipIf(!bin.available)(`DNS discovery against a real dnsmasq ${bin.skip
   it('honours a custom SRV prefix and spreads evenly when every weight is 0', async () => {
     const log = watchUpdates(resolver({ srv: '_grpc._tcp' }), 'zero.mesh.test');
     expect(summary(await log.next())).toEqual(['127.0.0.2:7000(1)', '127.0.0.3:7000(1)', '[::1]:7000(1)']);
+  });
+
+  it('asks SRV of the name itself with srv "name", as Consul DNS answers web.service.consul', async () => {
+    // Only a _service._proto prefix could be asked, so Consul DNS gave A records and the default
+    // port, never the instances' own ports.
+    const log = watchUpdates(resolver({ srv: 'name', domains: ['service.consul'] }), 'web.service.consul');
+    expect(summary(await log.next())).toEqual(['127.0.0.2:21001(1)', '127.0.0.3:21002(1)', '[::1]:21001(1)']);
   });
 
   it('falls back to A and AAAA records of the name with the default port', async () => {

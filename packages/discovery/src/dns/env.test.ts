@@ -67,6 +67,13 @@ describe('dnsOptionsFromEnv', () => {
     });
   });
 
+  it('MESH_DNS_SRV=name asks SRV of the name itself (Consul DNS)', () => {
+    expect(dnsOptionsFromEnv({ MESH_DNS_DOMAIN: 'service.consul', MESH_DNS_SRV: 'Name' })).toEqual({
+      domains: ['service.consul'],
+      srv: 'name',
+    });
+  });
+
   it('lists every bad variable with its value, all at once', () => {
     expect(
       configIssues({

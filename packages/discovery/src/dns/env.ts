@@ -40,10 +40,10 @@ export const dnsEnvVars: readonly EnvVarSpec[] = Object.freeze([
   },
   {
     name: 'MESH_DNS_SRV',
-    type: 'boolean or _service._proto',
+    type: 'boolean, _service._proto or `name`',
     defaultValue: DNS_DEFAULTS.srv,
     description:
-      'SRV lookup prefix (`_grpc._tcp`), `true` for `_http._tcp`, or `false` for A/AAAA only. Without SRV records the A/AAAA records of the name are used.',
+      'SRV lookup prefix (`_grpc._tcp`), `true` for `_http._tcp`, `name` for the SRV records of the name itself (Consul DNS: `web.service.consul`, each instance with its port), or `false` for A/AAAA only. Without SRV records the A/AAAA records of the name are used.',
   },
   {
     name: 'MESH_DNS_DEFAULT_PORT',
@@ -167,13 +167,14 @@ function readDnsEnv(env: Env, issues: Issues): DnsResolverOptions {
   const srv = envString(env, 'MESH_DNS_SRV');
   if (srv !== undefined) {
     if (SRV_PREFIX.test(srv)) options.srv = srv.toLowerCase();
+    else if (srv.toLowerCase() === 'name') options.srv = 'name';
     else {
       const b = issues.try(() => parseBoolean(srv, 'MESH_DNS_SRV'));
       if (b !== undefined) options.srv = b;
       else {
         // Replace the boolean-only wording with the full expectation.
         issues.list.pop();
-        issues.add('MESH_DNS_SRV', 'a boolean or an SRV prefix like _http._tcp', srv);
+        issues.add('MESH_DNS_SRV', 'a boolean, an SRV prefix like _http._tcp, or name', srv);
       }
     }
   }

@@ -53,7 +53,7 @@ export async function lookupService(
   signal: AbortSignal,
 ): Promise<DnsLookupResult> {
   if (s.srv !== undefined) {
-    const srv = await query(s, `${s.srv}.${name}`, 'SRV', signal);
+    const srv = await query(s, s.srv === '' ? name : `${s.srv}.${name}`, 'SRV', signal);
     if (srv.srv.length > 0) return endpointsFromSrv(s, srv, signal);
     if (srv.srvNotAvailable) return { endpoints: [], ttlMs: secondsToMs(negativeTtl(s, srv)) };
   }

@@ -52,9 +52,10 @@ export interface DnsResolverOptions {
   /** Host names answered whatever their domain; a name without a dot is qualified with `domains[0]`. */
   services?: readonly string[];
   /**
-   * SRV lookup: the `_service._proto` prefix put before the name, `true` for `_http._tcp`, or
-   * `false` to look up A/AAAA only. When the SRV name has no records, A/AAAA of the name itself
-   * are used with `defaultPort`.
+   * SRV lookup: the `_service._proto` prefix put before the name, `true` for `_http._tcp`,
+   * `'name'` for the SRV records of the name itself (Consul's DNS interface answers SRV for
+   * `web.service.consul`, with each instance's port), or `false` to look up A/AAAA only. When the
+   * SRV name has no records, A/AAAA of the name itself are used with `defaultPort`.
    * @defaultValue `'_http._tcp'`
    */
   srv?: boolean | string;
@@ -80,6 +81,7 @@ export interface DnsSettings {
   order: ServerOrder;
   domains: readonly string[];
   services: ReadonlySet<string>;
+  /** The SRV prefix; `''` asks SRV of the name itself; `undefined`: no SRV lookup. */
   srv: string | undefined;
   defaultPort: number;
   minRefreshMs: number;
@@ -159,9 +161,10 @@ function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
   let srv: string | undefined;
   if (options.srv === undefined || options.srv === true) srv = DNS_DEFAULTS.srv;
   else if (options.srv === false) srv = undefined;
+  else if (typeof options.srv === 'string' && options.srv.trim().toLowerCase() === 'name') srv = '';
   else if (typeof options.srv === 'string' && SRV_PREFIX.test(options.srv.trim()))
     srv = options.srv.trim().toLowerCase();
-  else issues.add(`${field}.srv`, 'true, false or an SRV prefix like _http._tcp', options.srv);
+  else issues.add(`${field}.srv`, 'true, false, an SRV prefix like _http._tcp, or name', options.srv);
   const defaultPort =
     options.defaultPort === undefined
       ? DNS_DEFAULTS.defaultPort
