@@ -32,6 +32,13 @@ export interface Resolver {
    */
   match(host: string): string | undefined;
   watch(service: string, listener: ResolverListener): Disposable;
+  /**
+   * A hint that a watched service's endpoints may have moved: a connect to one of them failed (its
+   * address may be gone). A resolver that polls (DNS) looks up again soon, never more often than
+   * its shortest refresh interval, as gRPC re-resolves when a subchannel fails; one that is told
+   * of every change (Consul, etcd, the file) need not implement it.
+   */
+  refresh?(service: string): void;
   /** Stop every watch and release resources. Idempotent; later calls return the same promise. */
   close(): Promise<void>;
 }

@@ -137,6 +137,8 @@ export class Destination {
       maxConnections: () => this.#policy.maxConnections,
       endpointCount: () => this.#set?.endpoints.length ?? 1,
       released: () => this.#released,
+      // The registry may know where the endpoint went (a DNS name re-pointed): ask it again.
+      connectFailed: () => resolver.refresh?.(service),
     });
     this.#dispatch = this.#compose();
     this.#routes = new RouteStacks(

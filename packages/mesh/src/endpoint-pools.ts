@@ -37,6 +37,8 @@ export interface EndpointPoolsDeps {
   released(): boolean;
   /** Each pool's `connect`, `disconnect`, `connectionError` and `drain` event, passed on. */
   poolEvent?: PoolEventSink;
+  /** A connect to an endpoint failed (not for a local reason): its address may have moved. */
+  connectFailed?: () => void;
 }
 
 /** Where a dispatcher's connection events go: undici's `(origin, targets, error?)` arguments. */
@@ -100,7 +102,9 @@ export class EndpointPools {
       // timeout or a hedge gave up while it connected) reaches the balancer here; one a request
       // waited for arrives twice (as that attempt's outcome too), with the same error: counted once.
       created.on('connectionError', (_origin, _targets, error) => {
-        if (!isLocalCode(errorCode(error))) this.#deps.balancer().onConnectFailure(endpoint, error);
+        if (isLocalCode(errorCode(error))) return;
+        this.#deps.balancer().onConnectFailure(endpoint, error);
+        this.#deps.connectFailed?.();
       });
       created.on('disconnect', () => {
         if (created.stats.connected === 0 && this.#pools.get(key) === created)

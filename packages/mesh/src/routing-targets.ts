@@ -264,6 +264,7 @@ export function subsetResolver(inner: Resolver, target: ChainTarget): Resolver {
         else listener({ ...u, lastGood: u.lastGood ? narrow(u.lastGood) : undefined });
       });
     },
+    ...(inner.refresh ? { refresh: (service: string) => inner.refresh?.(service) } : {}),
     // The inner resolver belongs to the mesh.
     close: () => Promise.resolve(),
   };

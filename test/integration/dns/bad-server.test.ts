@@ -25,6 +25,8 @@ interface Responder {
   ) => Buffer | Buffer[] | undefined | Promise<Buffer | Buffer[] | undefined>;
   /** Resolves when the next query arrives (a real event). */
   nextQuery(): Promise<DnsPacket.DecodedPacket>;
+  /** Queries received so far. */
+  readonly received: number;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ async function startResponder(): Promise<Responder> {
   let waiter: (() => void) | undefined;
   const api: Responder = {
     server: '',
+    received: 0,
     reply: () => undefined,
     async nextQuery() {
       while (pending.length === 0) {
@@ -48,6 +51,7 @@ async function startResponder(): Promise<Responder> {
   socket.on('message', (msg, rinfo) => {
     const query = dnsPacket.decode(msg);
     pending.push(query);
+    Object.assign(api, { received: api.received + 1 });
     const send = (out: Buffer | Buffer[] | undefined): void => {
       for (const packet of out === undefined ? [] : Array.isArray(out) ? out : [out]) {
         socket.send(packet, rinfo.port, rinfo.address);
@@ -320,6 +324,18 @@ describe('DNS discovery: bad answers never replace a good set', () => {
       resolver = undefined;
       await Promise.all([silent.close(), good.close()]);
     }
+  });
+
+  it('a refresh hint looks the name up again, but never sooner than minRefreshMs after the last answer', async () => {
+    const { r, clock } = await setup(); // answered at 0; the TTL (10 s) sets the next refresh
+    const asked = r.received;
+    for (let i = 0; i < asked; i++) await r.nextQuery(); // those of the first lookup
+    resolver!.refresh('api.mesh.test');
+    await clock.advance(999);
+    expect(r.received).toBe(asked);
+    await clock.advance(1);
+    expect((await r.nextQuery()).questions?.[0]?.name).toBe('_http._tcp.api.mesh.test');
+    expect(clock.now()).toBe(1_000);
   });
 
   it('says why a server is unreachable: details.reason "refused" for an ICMP port unreachable', async () => {

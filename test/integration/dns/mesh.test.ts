@@ -106,4 +106,54 @@ describe.skipIf(!bin.available)(`mesh.fetch over DNS discovery (real dnsmasq) ${
       }),
     ).toThrow(/MESH_DNS_SERVERS[\s\S]*MESH_DNS_MIN_REFRESH|MESH_DNS_MIN_REFRESH[\s\S]*MESH_DNS_SERVERS/);
   });
+
+  it('looks the name up again when a connect to its endpoint fails, not only when the TTL ends', async () => {
+    // The service moved (its SRV record now names another port) while the old answer had 300 s to
+    // live: every call failed to connect until then.
+    const before = await startServer('before');
+    const records = (port: number) => ({
+      ttl: 300,
+      srv: [{ name: '_http._tcp.moving.mesh.test', target: 'host.mesh.test', port, priority: 1, weight: 1 }],
+      hosts: [{ name: 'host.mesh.test', addresses: ['127.0.0.1'] }],
+    });
+    const own = await startDnsmasq(records(before.port));
+    const ownClock = new VirtualClock();
+    const r = createDnsResolver({
+      servers: [own.server],
+      domains: ['mesh.test'],
+      clock: ownClock,
+      minRefreshMs: 1_000,
+    });
+    const m = createMesh({ env: {}, resolvers: [r] });
+    let after: TestServer | undefined;
+    try {
+      expect(await (await m.fetch('http://moving.mesh.test/')).text()).toBe('before');
+      await before.close();
+      after = await startServer('after');
+      await own.update(records(after.port));
+      // Past the shortest refresh interval, far from the TTL.
+      await ownClock.advance(1_000);
+      const moved = nextEvent(
+        m,
+        (e) =>
+          e.type === 'endpoints_changed' &&
+          e.service === 'moving.mesh.test' &&
+          e.set.endpoints[0]?.port === after?.port,
+      );
+      // This call's connect is refused: the hint to look the name up again.
+      await m.fetch('http://moving.mesh.test/').then(
+        (res) => res.arrayBuffer(),
+        () => undefined,
+      );
+      await moved;
+      const res = await m.fetch('http://moving.mesh.test/');
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('after');
+    } finally {
+      await m.close();
+      await r.close();
+      await own.close();
+      await after?.close();
+    }
+  });
 });

@@ -105,6 +105,8 @@ export interface DnsResolver extends Resolver {
   current(service: string): EndpointSet | undefined;
   /** The DNS name a service is looked up as (A/AAAA; SRV adds the prefix). */
   dnsName(service: string): string;
+  /** Look a watched service up again soon (see `Resolver.refresh`): now, or `minRefreshMs` after its last answer. */
+  refresh(service: string): void;
 }
 
 const SRV_PREFIX = /^_[a-z0-9][a-z0-9-]*\._[a-z0-9][a-z0-9-]*$/i;
@@ -226,6 +228,8 @@ class DnsResolverImpl implements DnsResolver {
   readonly name = 'dns';
   readonly #settings: DnsSettings;
   readonly #hub: ResolverHub;
+  /** The refresh hint of each running watch ({@link refresh}). */
+  readonly #hints = new Map<string, () => void>();
   #closing: Promise<void> | undefined;
 
   constructor(settings: DnsSettings) {
@@ -259,6 +263,15 @@ class DnsResolverImpl implements DnsResolver {
     return this.#hub.current(normalizeName(service));
   }
 
+  /**
+   * An endpoint of `service` refused or timed out a connect: look the name up again now if the
+   * last answer is at least `minRefreshMs` old, else once it is (never sooner; a refresh already
+   * due sooner, under way or backing off after a failure is left as it is).
+   */
+  refresh(service: string): void {
+    this.#hints.get(normalizeName(service))?.();
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#hub.close();
     return this.#closing;
@@ -271,10 +284,16 @@ class DnsResolverImpl implements DnsResolver {
     // once, more than Node's default of 10 before it warns of a leak (each leaves when done).
     setMaxListeners(4 * TARGET_LOOKUPS, abort.signal);
     let timer: { cancel(): void } | undefined;
+    /** When the timer fires (mesh clock). */
+    let dueAt = 0;
+    /** When the last answer was applied (mesh clock); undefined before the first. */
+    let answeredAt: number | undefined;
     let failures = 0;
     let stopped = false;
     const schedule = (ms: number): void => {
-      if (!stopped) timer = s.clock.setTimer(ms, run);
+      if (stopped) return;
+      dueAt = s.clock.now() + ms;
+      timer = s.clock.setTimer(ms, run);
     };
     const run = (): void => {
       timer = undefined;
@@ -282,6 +301,7 @@ class DnsResolverImpl implements DnsResolver {
         (result) => {
           if (stopped) return;
           failures = 0;
+          answeredAt = s.clock.now();
           sink.endpoints(result.endpoints);
           schedule(Math.min(s.maxRefreshMs, Math.max(s.minRefreshMs, result.ttlMs)));
         },
@@ -308,9 +328,26 @@ class DnsResolverImpl implements DnsResolver {
         },
       );
     };
+    const hint = (): void => {
+      // Under way (no timer), backing off after a failure, or not answered yet: nothing to hurry.
+      if (stopped || timer === undefined || failures > 0 || answeredAt === undefined) return;
+      const at = Math.max(s.clock.now(), answeredAt + s.minRefreshMs);
+      if (at >= dueAt) return;
+      timer.cancel();
+      const inMs = at - s.clock.now();
+      s.logger.debug('DNS refresh brought forward: a connect to an endpoint failed', {
+        resolver: 'dns',
+        service,
+        inMs,
+      });
+      if (inMs > 0) schedule(inMs);
+      else run();
+    };
+    this.#hints.set(service, hint);
     run();
     return () => {
       stopped = true;
+      if (this.#hints.get(service) === hint) this.#hints.delete(service);
       timer?.cancel();
       abort.abort();
     };
