@@ -127,4 +127,38 @@ describe.skipIf(!bin.available)(`etcd with authentication (real etcd) ${bin.skip
       await server.close();
     }
   });
+
+  it('after an etcd restart (its auth tokens gone) keeps watching its own key, and deregisters', async () => {
+    // etcd cancelled the watch of the instance's key ("invalid auth token") after the restart: a
+    // key deleted by hand was not written again, and deregister() never returned.
+    const registrar = createEtcdRegistrar({ ...opts('s3cret'), leaseTtlSeconds: 5 });
+    owned.push(registrar);
+    const inst = await registrar.register({ service: 'restarted', id: 'r1', address: '10.0.0.9', port: 80 });
+    const key = `${PREFIX}restarted/r1`;
+    await etcd.restart();
+    await etcd.del(key);
+    await expect.poll(() => etcd.get(key), { timeout: 15_000, interval: 100 }).toBeDefined();
+    await inst.deregister();
+    expect(await etcd.get(key)).toBeUndefined();
+  });
+
+  it('after an etcd restart (its auth tokens gone) the resolver follows every watched service again', async () => {
+    // The watches shared one stream: etcd cancelled the first one created again ("invalid auth
+    // token"), and etcd3 then created none of the others, which waited for good without an event.
+    const resolver = createEtcdResolver(opts('s3cret'));
+    owned.push(resolver);
+    const services = ['svc-a', 'svc-b', 'svc-c'];
+    for (const s of services)
+      await etcd.put(`${PREFIX}${s}/one`, JSON.stringify({ address: '10.0.0.1', port: 80 }));
+    const recs = services.map((s) => record(resolver, s));
+    await Promise.all(recs.map((r) => r.until((u) => sameIds(u, ['one']), 'one')));
+    await etcd.restart();
+    for (const s of services)
+      await etcd.put(`${PREFIX}${s}/two`, JSON.stringify({ address: '10.0.0.2', port: 80 }));
+    await Promise.all(recs.map((r) => r.until((u) => sameIds(u, ['one', 'two']), 'one, two', 20_000)));
+    // And changes after that arrive through the watches.
+    for (const s of services) await etcd.del(`${PREFIX}${s}/one`);
+    await Promise.all(recs.map((r) => r.until((u) => sameIds(u, ['two']), 'two', 20_000)));
+    for (const r of recs) r.dispose();
+  });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { configError, Issues, MeshError, quote, redactUserInfo } from '@proxyless/core';
-import type { Etcd3, IOptions } from 'etcd3';
+import type { Etcd3, IOptions, WatchBuilder } from 'etcd3';
 import { assertEtcd3Installed, loadEtcd3 } from './load.js';
 
 /** How to reach an etcd cluster (shared by the etcd resolver and registrar). */
@@ -271,3 +271,15 @@ export function unavailable(what: string, error: unknown, details: Record<string
  */
 const ACCESS_DENIED =
   /etcdserver: (authentication failed|permission denied|user name (not found|is empty)|role is not granted)/;
+
+/**
+ * A watch builder with a gRPC watch stream of its own. etcd3 shares one stream among the watches of
+ * a namespace, and when etcd cancels a watch as it is created (an etcd restarted with
+ * authentication on refuses the token the stream was opened with: "invalid auth token"), etcd3
+ * never creates another on that stream: every later watch there waits for good, with no event.
+ * One stream per watch confines that to the watch the cancellation names (its `error` event); its
+ * owner replaces it after a unary call, which has etcd3 take a new token.
+ */
+export function ownWatch(client: Etcd3): WatchBuilder {
+  return client.namespace('').watch();
+}

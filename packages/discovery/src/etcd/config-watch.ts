@@ -16,6 +16,7 @@ import {
   createEtcdClient,
   type EtcdClient,
   type EtcdConnectionOptions,
+  ownWatch,
   unavailable,
 } from './client.js';
 
@@ -182,7 +183,7 @@ class PrefixWatch {
   #watch(from: number): void {
     const client = this.#client;
     if (this.#stopped || client === undefined) return;
-    const watcher = client.watch().prefix(this.#o.prefix).startRevision(String(from)).watcher();
+    const watcher = ownWatch(client).prefix(this.#o.prefix).startRevision(String(from)).watcher();
     this.#watcher = watcher;
     const current = (): boolean => this.#watcher === watcher && !this.#stopped;
     watcher.on('connected', () => {

@@ -24,6 +24,7 @@ import {
   type EtcdClient,
   type EtcdConnectionOptions,
   normalizePrefix,
+  ownWatch,
   unavailable,
 } from './client.js';
 import { encodeRegistration } from './codec.js';
@@ -210,6 +211,9 @@ class EtcdInstance implements EtcdRegisteredInstance {
   readonly #leases = new Set<string>();
   /** The watch of the instance's own key (a delete behind its back is written again). */
   #watcher: Promise<Watcher | undefined> | undefined;
+  /** The pending new watch of the key after etcd cancelled it ({@link #onWatchCancelled}). */
+  #watchTimer: Timer | undefined;
+  #watchAttempt = 0;
 
   constructor(owner: InstanceContext, reg: Registration, id: string, key: string) {
     this.#owner = owner;
@@ -294,7 +298,7 @@ class EtcdInstance implements EtcdRegisteredInstance {
    */
   async #watchKey(client: Etcd3): Promise<Watcher | undefined> {
     try {
-      const watcher = await client.watch().key(this.key).create();
+      const watcher = await ownWatch(client).key(this.key).create();
       if (this.#stopped) {
         await watcher.cancel();
         return undefined;
@@ -308,12 +312,68 @@ class EtcdInstance implements EtcdRegisteredInstance {
             lease: holder,
           });
       });
-      watcher.on('error', () => undefined);
+      // etcd cancelled the watch (after a restart with authentication on, its token is refused:
+      // "invalid auth token"): it is gone from the client, and no event comes any more.
+      watcher.on('error', (error) => this.#onWatchCancelled(client, error));
       return watcher;
     } catch (error) {
       this.#owner.logger.warn('etcd watch of the instance key failed', { key: this.key, error });
       return undefined;
     }
+  }
+
+  #onWatchCancelled(client: Etcd3, error: unknown): void {
+    if (this.#stopped) return;
+    this.#owner.logger.warn('etcd watch of the instance key was cancelled; watching it again', {
+      key: this.key,
+      error,
+    });
+    this.#watcher = undefined;
+    this.#scheduleRewatch(client);
+  }
+
+  /**
+   * Watch the key again after a back-off, then read it: a unary call (which also has etcd3 take a
+   * new auth token when the old one is refused) that sees a delete made while no watch was live.
+   */
+  #scheduleRewatch(client: Etcd3): void {
+    if (this.#stopped || this.#watchTimer !== undefined) return;
+    const { backoff, random, clock } = this.#owner;
+    const delay = backoffDelay(this.#watchAttempt++, backoff, random);
+    this.#watchTimer = clock.setTimer(delay, () => {
+      this.#watchTimer = undefined;
+      if (this.#stopped) return;
+      void this.#rewatch(client);
+    });
+  }
+
+  async #rewatch(client: Etcd3): Promise<void> {
+    let present: boolean;
+    try {
+      // First: refreshes a refused token, so the watch below is created with a good one.
+      present = (await client.get(this.key).exec()).kvs.length > 0;
+    } catch (error) {
+      this.#owner.logger.debug('etcd read of the instance key failed', { key: this.key, error });
+      this.#scheduleRewatch(client);
+      return;
+    }
+    if (this.#stopped) return;
+    const watching = this.#watchKey(client);
+    this.#watcher = watching;
+    if ((await watching) === undefined) {
+      if (this.#watcher === watching) this.#watcher = undefined;
+      this.#scheduleRewatch(client);
+      return;
+    }
+    this.#watchAttempt = 0;
+    // Deleted while the key was not watched (or between the read and the watch: read again).
+    let still = present;
+    try {
+      still = (await client.get(this.key).exec()).kvs.length > 0;
+    } catch {
+      // The watch is live: a delete from now on is seen.
+    }
+    if (!still) this.#onKeyDeleted();
   }
 
   #onKeyDeleted(): void {
@@ -350,10 +410,19 @@ class EtcdInstance implements EtcdRegisteredInstance {
       this.#stopped = true;
       this.#timer?.cancel();
       this.#timer = undefined;
+      this.#watchTimer?.cancel();
+      this.#watchTimer = undefined;
       this.#owner.forget(this);
       const watcher = this.#watcher;
       this.#watcher = undefined;
-      if (watcher !== undefined) await watcher.then((w) => w?.cancel()).catch(() => undefined);
+      // Not waited for: etcd3's cancel of a watch that etcd already cancelled never settles, and
+      // the revoke below does not need it (a delete seen meanwhile is ignored: stopped).
+      if (watcher !== undefined)
+        void watcher
+          .then((w) => w?.cancel())
+          .catch((error: unknown) => {
+            this.#owner.logger.debug('etcd watch cancel failed', { key: this.key, error });
+          });
       const lease = this.#lease;
       this.#lease = undefined;
       this.#leaseId = undefined;

@@ -22,6 +22,7 @@ import {
   type EtcdClient,
   type EtcdConnectionOptions,
   normalizePrefix,
+  ownWatch,
   unavailable,
 } from './client.js';
 import { DEFAULT_MAX_VALUE_BYTES, EtcdServiceState } from './codec.js';
@@ -267,7 +268,7 @@ class ServiceWatch {
       void this.#list();
       return;
     }
-    const watcher = client.watch().prefix(this.#keyPrefix).startRevision(String(fromRevision)).watcher();
+    const watcher = ownWatch(client).prefix(this.#keyPrefix).startRevision(String(fromRevision)).watcher();
     this.#watcher = watcher;
     const current = () => this.#watcher === watcher && !this.#stopped;
     watcher.on('connected', () => {
