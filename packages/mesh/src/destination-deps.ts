@@ -4,14 +4,69 @@
  * through the mesh's emitter while the destination is still in the table.
  */
 
-import type { HealthCheckHub } from '@proxyless/balancer';
-import type { TokenBucket } from '@proxyless/resilience';
+import type { BalancerEvent, HealthCheckHub, ObservableBalancer } from '@proxyless/balancer';
+import type { Clock, EndpointSet, Filter, Logger, MeshError } from '@proxyless/core';
+import type { EarlierCalls, TokenBucket } from '@proxyless/resilience';
 import type { MeshEvent } from './api.js';
 import type { EffectiveConfig } from './config/effective.js';
 import type { Destination } from './destination.js';
 import type { DestinationTableDeps } from './destination-table.js';
-import { buildPolicy, buildRoutePolicy, type PolicyDeps } from './policy.js';
+import type { PoolEventSink } from './endpoint-pools.js';
+import { buildPolicy, buildRoutePolicy, type PolicyDeps, type RoutePolicy } from './policy.js';
 import type { RouteOverrides } from './routing-targets.js';
+import type { StackParts } from './stack.js';
+
+/** What a destination needs from the mesh that owns it. */
+export interface DestinationDeps {
+  /** The call's and each attempt's telemetry stages, when telemetry is on (placed by `MESH_STACK`). */
+  telemetry: StackParts['telemetry'];
+  clock: Clock;
+  logger: Logger;
+  connectionsPerEndpoint: number | undefined;
+  /** A routing target's `ConnectTimeout` for its pools; unset, the service's `connectTimeout`. */
+  connectTimeoutMs?: number;
+  /** The routing target's ID, for a destination over a subset: named when it has nothing to pick. */
+  target?: string;
+  resolveTimeoutMs: number;
+  /**
+   * Build the per-service policy (balancer + filters). Called again when config changes, with the
+   * policy in force: what the change does not touch is taken over from it (see `buildPolicy`).
+   */
+  policy: (service: string, previous?: DestinationPolicy, earlier?: EarlierCalls) => DestinationPolicy;
+  /** Build the stack of a route's timeout and retry settings over the policy in force (`buildRoutePolicy`). */
+  routePolicy: (service: string, route: RouteOverrides, base: DestinationPolicy) => RoutePolicy;
+  onSetChange: (service: string, set: EndpointSet) => void;
+  onResolverError: (service: string, error: MeshError) => void;
+  /** Panic, locality, ejection and health-check events of the balancer in force. */
+  onBalancerEvent: (event: BalancerEvent) => void;
+  /** The connection events of the destination's pools (the mesh dispatcher emits them). */
+  poolEvent?: PoolEventSink;
+  /** The destination was built, or a config change gave it a new policy (metrics start from it). */
+  onPolicy?: (destination: Destination) => void;
+}
+
+/** The per-service policy objects: on a config change, only the parts it touches are built anew. */
+export interface DestinationPolicy {
+  /** A key that changes exactly when the config changes (e.g. its JSON). */
+  readonly key: string;
+  readonly balancer: ObservableBalancer;
+  readonly filters: readonly Filter[];
+  /** The roles of the stages in force, outermost first (`deadline`, `retry`, `circuitBreaker`, …). */
+  readonly roles: readonly string[];
+  /** The parts built for this policy (`balancer`, `retry`, …); the rest came from the previous one. */
+  readonly rebuilt: readonly string[];
+  /** `circuitBreaker.maxConnections`: connections to the whole destination, if capped. */
+  readonly maxConnections: number | undefined;
+  /** `connectTimeout`, ms: how long a new connection may take to open. */
+  readonly connectTimeoutMs: number;
+  /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
+  circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined;
+  /** The rate limit's token bucket, when there is one: kept by the mesh when the destination is evicted. */
+  rateLimitBucket(): TokenBucket | undefined;
+  close(): void;
+  /** Release what `next` (built from this policy) did not take over. */
+  retire(next: DestinationPolicy): void;
+}
 
 /** What the destination table shares with every destination it builds. */
 export interface DestinationWiring {

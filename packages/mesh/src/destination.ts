@@ -1,6 +1,5 @@
-import type { BalancerEvent, ObservableBalancer } from '@proxyless/balancer';
+import type { ObservableBalancer } from '@proxyless/balancer';
 import {
-  type Clock,
   callOf,
   composeInterceptors,
   type DispatchFn,
@@ -8,75 +7,24 @@ import {
   type EndpointSet,
   type Filter,
   type Interceptor,
-  type Logger,
   MeshError,
   type MeshHandler,
   type Resolver,
   type ResolverUpdate,
   sameEndpointSet,
 } from '@proxyless/core';
-import type { EarlierCalls, TokenBucket } from '@proxyless/resilience';
+import type { TokenBucket } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
-import { EndpointPools, type PoolEventSink } from './endpoint-pools.js';
+import type { DestinationDeps, DestinationPolicy } from './destination-deps.js';
+import { EndpointPools } from './endpoint-pools.js';
 import { FirstResolution } from './first-resolution.js';
 import { createPickStage } from './pick.js';
-import type { RoutePolicy } from './policy.js';
 import { RouteStacks } from './route-stacks.js';
 import type { RouteOverrides } from './routing-targets.js';
-import { buildStack, type StackParts } from './stack.js';
+import { buildStack } from './stack.js';
 import { DestinationCalls } from './tracked-calls.js';
 
-/** What a destination needs from the mesh that owns it. */
-export interface DestinationDeps {
-  /** The call's and each attempt's telemetry stages, when telemetry is on (placed by `MESH_STACK`). */
-  telemetry: StackParts['telemetry'];
-  clock: Clock;
-  logger: Logger;
-  connectionsPerEndpoint: number | undefined;
-  /** A routing target's `ConnectTimeout` for its pools; unset, the service's `connectTimeout`. */
-  connectTimeoutMs?: number;
-  /** The routing target's ID, for a destination over a subset: named when it has nothing to pick. */
-  target?: string;
-  resolveTimeoutMs: number;
-  /**
-   * Build the per-service policy (balancer + filters). Called again when config changes, with the
-   * policy in force: what the change does not touch is taken over from it (see `buildPolicy`).
-   */
-  policy: (service: string, previous?: DestinationPolicy, earlier?: EarlierCalls) => DestinationPolicy;
-  /** Build the stack of a route's timeout and retry settings over the policy in force (`buildRoutePolicy`). */
-  routePolicy: (service: string, route: RouteOverrides, base: DestinationPolicy) => RoutePolicy;
-  onSetChange: (service: string, set: EndpointSet) => void;
-  onResolverError: (service: string, error: MeshError) => void;
-  /** Panic, locality, ejection and health-check events of the balancer in force. */
-  onBalancerEvent: (event: BalancerEvent) => void;
-  /** The connection events of the destination's pools (the mesh dispatcher emits them). */
-  poolEvent?: PoolEventSink;
-  /** The destination was built, or a config change gave it a new policy (metrics start from it). */
-  onPolicy?: (destination: Destination) => void;
-}
-
-/** The per-service policy objects: on a config change, only the parts it touches are built anew. */
-export interface DestinationPolicy {
-  /** A key that changes exactly when the config changes (e.g. its JSON). */
-  readonly key: string;
-  readonly balancer: ObservableBalancer;
-  readonly filters: readonly Filter[];
-  /** The roles of the stages in force, outermost first (`deadline`, `retry`, `circuitBreaker`, …). */
-  readonly roles: readonly string[];
-  /** The parts built for this policy (`balancer`, `retry`, …); the rest came from the previous one. */
-  readonly rebuilt: readonly string[];
-  /** `circuitBreaker.maxConnections`: connections to the whole destination, if capped. */
-  readonly maxConnections: number | undefined;
-  /** `connectTimeout`, ms: how long a new connection may take to open. */
-  readonly connectTimeoutMs: number;
-  /** The circuit breaker's state (`closed`, `open`, `half-open`), when there is one. */
-  circuitBreakerState(): 'closed' | 'open' | 'half-open' | undefined;
-  /** The rate limit's token bucket, when there is one: kept by the mesh when the destination is evicted. */
-  rateLimitBucket(): TokenBucket | undefined;
-  close(): void;
-  /** Release what `next` (built from this policy) did not take over. */
-  retire(next: DestinationPolicy): void;
-}
+export type { DestinationDeps, DestinationPolicy } from './destination-deps.js';
 
 /**
  * One logical destination service: its resolver watch, current endpoint set, balancer, policy
