@@ -29,6 +29,7 @@ const SCENARIOS: Record<number, () => Promise<ScenarioResult>> = {
  * shown only for a missed row.
  */
 const KNOWN_CAUSES: Record<number, string> = {
+  4: '`peak_ewma` weighs an endpoint by its latency × (calls in flight + 1), as Finagle and Linkerd do. With 16 callers over two healthy endpoints, a healthy endpoint holding 9 calls or more costs as much as the idle slow one (2 ms × 10 against 20 ms × 1), so the slow endpoint keeps a few percent of the requests during the fault (the second note), each taking at least 20 ms. The fault p99 is then about 21 ms, and the target holds only when the healthy p99 is above about 10.5 ms: it depends on how fast the machine runs the healthy requests, not on the balancer.',
   5: 'The breaker opens on the error percentage of the attempts in its window (50 % by default, strictly above it). With half of all attempts failing and retries within the 20 % budget, the rate sits at the threshold, and whether the breaker opens, and closes again after a good trial, differs between runs. The amplification target holds either way.',
   6: "GET failures before the response head are retried. A reset after the head reaches the caller as undici's own error from the body stream (`UND_ERR_SOCKET`), as without the mesh: errors are mapped to mesh codes up to the head (the endpoint is still charged with a later one).",
 };

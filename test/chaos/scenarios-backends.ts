@@ -143,7 +143,12 @@ export async function slowBackend(): Promise<ScenarioResult> {
     for (const b of backends) await b.setMode({ delayMs: 2 });
     const mesh = meshFor(backends, { MESH_LB_POLICY: 'peak_ewma' });
     const faultFrom = 3000;
-    const timer = setTimeout(() => void backends[2]?.setMode({ delayMs: 20 }), faultFrom);
+    // Each backend's count when the slow-down starts: the slow one's share during the fault.
+    let atFault: Promise<number[]> | undefined;
+    const timer = setTimeout(() => {
+      atFault = Promise.all(backends.map(async (b) => (await b.count()).requests));
+      void atFault.then(() => backends[2]?.setMode({ delayMs: 20 }));
+    }, faultFrom);
     try {
       const { samples } = await runLoad(mesh, {
         url: 'http://chaos/',
@@ -158,13 +163,28 @@ export async function slowBackend(): Promise<ScenarioResult> {
         target: 'p99 within 2× of healthy',
         ...f,
         met: f.fault.p99 <= 2 * f.healthy.p99,
-        notes: [`slow backend's share of all requests ${(await share(backends, 2)).toFixed(3)}`],
+        notes: [
+          `slow backend's share of all requests ${(await share(backends, 2)).toFixed(3)}`,
+          `during the fault ${(await faultShare(backends, 2, await atFault)).toFixed(3)}`,
+        ],
       };
     } finally {
       clearTimeout(timer);
       await mesh.close();
     }
   });
+}
+
+/** Fraction of the requests since `before` (each backend's count then) the backend at `i` received. */
+async function faultShare(
+  backends: readonly Backend[],
+  i: number,
+  before: number[] | undefined,
+): Promise<number> {
+  if (before === undefined) return Number.NaN;
+  const now = await Promise.all(backends.map(async (b) => (await b.count()).requests));
+  const all = now.reduce((sum, n, j) => sum + n - (before[j] ?? 0), 0);
+  return ((now[i] ?? 0) - (before[i] ?? 0)) / all;
 }
 
 /** Fraction of all requests the backend at `i` received. */
