@@ -192,7 +192,8 @@ export class EtcdInstance implements EtcdRegisteredInstance {
       this.#scheduleRewatch(client);
       return;
     }
-    if (this.#stopped) return;
+    // A re-registration after a lost lease (`start`) may have watched the key meanwhile.
+    if (this.#stopped || this.#watcher !== undefined) return;
     const watching = this.#watchKey(client);
     this.#watcher = watching;
     if ((await watching) === undefined) {
