@@ -1,6 +1,7 @@
 import { MeshError } from '@proxyless/core';
 import { describe, expect, it } from 'vitest';
 import { dnsEnvVars, dnsOptionsFromEnv } from './env.js';
+import { createDnsResolver } from './resolver.js';
 
 function configIssues(env: Record<string, string>): { field: string; value: unknown }[] {
   try {
@@ -72,6 +73,35 @@ describe('dnsOptionsFromEnv', () => {
       domains: ['service.consul'],
       srv: 'name',
     });
+  });
+
+  it('asks for brackets around an IPv6 server that could end in a port (::1:5353)', () => {
+    // It was taken as the address ::1:5353 on port 53, where [::1]:5353 was meant.
+    expect(configIssues({ MESH_DNS_SERVERS: '::1:5353,fd00::1:53', MESH_DNS_DOMAIN: 'mesh.test' })).toEqual([
+      { field: 'MESH_DNS_SERVERS[0]', value: '::1:5353' },
+      { field: 'MESH_DNS_SERVERS[1]', value: 'fd00::1:53' },
+    ]);
+    let message = '';
+    try {
+      dnsOptionsFromEnv({ MESH_DNS_SERVERS: '::1:5353', MESH_DNS_DOMAIN: 'mesh.test' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('[::1]:5353 for port 5353, or [::1:5353]:53 for the address ::1:5353');
+    expect(
+      dnsOptionsFromEnv({
+        MESH_DNS_SERVERS: '[::1]:5353,[::1:5353]:53,fd00::2,::1',
+        MESH_DNS_DOMAIN: 'mesh.test',
+      })?.servers,
+    ).toEqual([
+      { address: '::1', port: 5353 },
+      { address: '::1:5353', port: 53 },
+      { address: 'fd00::2', port: 53 },
+      { address: '::1', port: 53 },
+    ]);
+    expect(() => createDnsResolver({ servers: ['::1:5353'] })).toThrow(
+      /options\.servers\[0\].*\[::1\]:5353 for port 5353/,
+    );
   });
 
   it('lists every bad variable with its value, all at once', () => {

@@ -13,6 +13,7 @@ import {
 } from '@proxyless/core';
 import type { DnsResolverOptions } from './resolver.js';
 import { DNS_DEFAULTS } from './resolver.js';
+import { ambiguousIPv6 } from './servers.js';
 import type { DnsServer } from './wire.js';
 
 /** Variables the DNS registry reads. */
@@ -22,7 +23,7 @@ export const dnsEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'ip[:port] list',
     defaultValue: 'the system resolvers',
     description:
-      'DNS servers queried directly, in order (one that gave no answer is asked last for 30 s), e.g. `10.0.0.2:53,[fd00::2]:5353` (a bare IP means port 53). Setting it selects DNS discovery.',
+      'DNS servers queried directly, in order (one that gave no answer is asked last for 30 s), e.g. `10.0.0.2:53,[fd00::2]:5353` (a bare IP means port 53; `::1:5353`, which could end in a port, must be bracketed). Setting it selects DNS discovery.',
   },
   {
     name: 'MESH_DNS_DOMAIN',
@@ -94,6 +95,11 @@ function servers(raw: string, issues: Issues): DnsServer[] {
   const out: DnsServer[] = [];
   list(raw).forEach((part, i) => {
     const field = `MESH_DNS_SERVERS[${i}]`;
+    const ambiguous = ambiguousIPv6(part);
+    if (ambiguous !== undefined) {
+      issues.add(field, ambiguous, part);
+      return;
+    }
     if (isIPv4(part) || isIPv6(part)) {
       out.push({ address: part, port: 53 });
       return;

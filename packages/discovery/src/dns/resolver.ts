@@ -21,7 +21,7 @@ import {
 import { type BackoffOptions, backoffDelay } from '../backoff.js';
 import { ResolverHub, type WatchSink } from '../hub.js';
 import { lookupService, TARGET_LOOKUPS } from './lookup.js';
-import { ServerOrder } from './servers.js';
+import { ambiguousIPv6, ServerOrder } from './servers.js';
 import { type DnsServer, normalizeName } from './wire.js';
 
 /** Defaults of {@link DnsResolverOptions}. */
@@ -111,9 +111,20 @@ export interface DnsResolver extends Resolver {
 
 const SRV_PREFIX = /^_[a-z0-9][a-z0-9-]*\._[a-z0-9][a-z0-9-]*$/i;
 
-function parseServer(value: DnsServer | string, field: string, issues: Issues): DnsServer | undefined {
+/**
+ * `system`: from `getServers()`, which brackets an IPv6 address whenever its port is not 53, so a
+ * bare one reads one way only.
+ */
+function parseServer(
+  value: DnsServer | string,
+  field: string,
+  issues: Issues,
+  system: boolean,
+): DnsServer | undefined {
   if (typeof value === 'string') {
     const s = value.trim();
+    const ambiguous = system ? undefined : ambiguousIPv6(s);
+    if (ambiguous !== undefined) return issues.add(field, ambiguous, value);
     // A bare IP (no port) means port 53.
     const hp = isIPv4(s) || isIPv6(s) ? { address: s, port: 53 } : issues.try(() => parseHostPort(s, field));
     if (hp === undefined) return undefined;
@@ -147,7 +158,7 @@ function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
   const servers: DnsServer[] = [];
   if (rawServers.length === 0) issues.add(`${field}.servers`, 'at least one DNS server', rawServers);
   rawServers.forEach((s, i) => {
-    const server = parseServer(s, `${field}.servers[${i}]`, issues);
+    const server = parseServer(s, `${field}.servers[${i}]`, issues, options.servers === undefined);
     if (server) servers.push(server);
   });
   const domains: string[] = [];

@@ -4,6 +4,7 @@
  * first: what c-ares and glibc's resolver do by moving past a server that failed. It comes back
  * to its place once that while is over, or as soon as it answers again.
  */
+import { isIPv6 } from 'node:net';
 import type { Clock } from '@proxyless/core';
 import type { DnsServer } from './message.js';
 
@@ -44,4 +45,20 @@ export class ServerOrder {
   answered(server: DnsServer): void {
     this.#failedAt.delete(server);
   }
+}
+
+/**
+ * For a bare IPv6 address that reads two ways, the expectation to report; `undefined` when it
+ * reads one way. `::1:5353` is the address `::1:5353`, or `::1` with port 5353 written without
+ * brackets: taken as the first, the server asked would be one nobody meant, so brackets are
+ * required (`[::1]:5353`, or `[::1:5353]:53`), as `host:port` parsers require them for IPv6.
+ */
+export function ambiguousIPv6(value: string): string | undefined {
+  if (!isIPv6(value)) return undefined;
+  const cut = value.lastIndexOf(':');
+  const head = value.slice(0, cut);
+  const port = value.slice(cut + 1);
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535 || !isIPv6(head))
+    return undefined;
+  return `brackets around an IPv6 address that could end in a port: [${head}]:${port} for port ${port}, or [${value}]:53 for the address ${value}`;
 }
