@@ -274,20 +274,98 @@ describe('DNS discovery: bad answers never replace a good set', () => {
     expect(e.lastGood?.endpoints).toHaveLength(2);
   });
 
-  it('times out on a silent server (injected clock) and keeps the last set', async () => {
+  it('times out on a silent server (injected clock), after asking it again, and keeps the last set', async () => {
     const { r, clock, log } = await setup();
-    r.reply = () => undefined;
+    let asked = 0;
+    r.reply = (q) => {
+      if (q.questions?.[0]?.type === 'SRV') asked++;
+      return undefined;
+    };
     await clock.next(); // refresh
-    await r.nextQuery(); // the first query of the initial lookup
-    await r.nextQuery(); // the first refresh query has reached the server
+    while (asked < 1) await r.nextQuery(); // the refresh's SRV query has reached the server
     const sentAt = clock.now();
-    await clock.next(); // its timeout
+    await clock.next(); // its timeout: the query is sent again (attempts: 2, the default)
     expect(clock.now() - sentAt).toBe(1_500);
+    while (asked < 2) await r.nextQuery();
+    await clock.next(); // the second timeout fails the refresh
+    expect(clock.now() - sentAt).toBe(3_000);
     const u = await log.next();
     if (u.kind !== 'error') throw new Error('expected an error');
     expect(u.error.code).toBe('MESH_REGISTRY_UNAVAILABLE');
     expect(u.error.details.reason).toBe('timeout');
     expect(u.lastGood?.endpoints).toHaveLength(1);
+    expect(asked).toBe(2);
+  });
+
+  for (const attempts of [2, 1]) {
+    it(`a lost datagram ${attempts > 1 ? 'is sent again and the refresh succeeds' : 'fails the refresh with attempts: 1'} (attempts: ${attempts})`, async () => {
+      // A lookup used to send each query once: one datagram lost on the way failed the whole
+      // refresh (the last set stayed, marked stale) until the back-off's next try.
+      const r = await startResponder();
+      responder = r;
+      const clock = new VirtualClock();
+      resolver = createDnsResolver({
+        servers: [r.server],
+        domains: ['mesh.test'],
+        clock,
+        timeoutMs: 1_500,
+        attempts,
+      });
+      // The first A query is "lost": no answer to it; every other query is answered.
+      let droppedA = false;
+      let askedA = 0;
+      r.reply = (q) => {
+        if (q.questions?.[0]?.type === 'A') askedA++;
+        if (q.questions?.[0]?.type === 'A' && !droppedA) {
+          droppedA = true;
+          return undefined;
+        }
+        return respond(q, { SRV: [], A: [a('10.1.0.7')] });
+      };
+      const log = watchUpdates(resolver, 'api.mesh.test');
+      while (!droppedA) await r.nextQuery();
+      await clock.next(); // the lost query's timeout
+      const u = await log.next();
+      if (attempts > 1) {
+        expect(u.kind).toBe('endpoints');
+        expect(summary(u)).toEqual(['10.1.0.7:80(1)']);
+        expect(askedA).toBe(2); // lost, then sent again
+      } else {
+        if (u.kind !== 'error') throw new Error(`expected an error, got ${u.kind}`);
+        expect(u.error.details.reason).toBe('timeout');
+        expect(askedA).toBe(1);
+      }
+    });
+  }
+
+  it('asks again only the servers that gave no answer: one that answered SERVFAIL is not asked twice', async () => {
+    const silent = await startResponder();
+    const failing = await startResponder();
+    failing.reply = (q) => respond(q, {}, 2); // SERVFAIL
+    try {
+      const clock = new VirtualClock();
+      resolver = createDnsResolver({
+        servers: [silent.server, failing.server],
+        domains: ['mesh.test'],
+        srv: false,
+        clock,
+        timeoutMs: 1_500,
+        attempts: 3,
+      });
+      const log = watchUpdates(resolver, 'api.mesh.test');
+      for (let round = 1; round <= 3; round++) {
+        while (silent.received < 2 * round) await silent.nextQuery(); // this round's A and AAAA
+        await clock.next(); // their timeouts (the third round's fail the lookup)
+      }
+      const u = await log.next();
+      if (u.kind !== 'error') throw new Error(`expected an error, got ${u.kind}`);
+      expect(silent.received).toBe(6); // A and AAAA, 3 rounds
+      expect(failing.received).toBe(2); // A and AAAA, once
+    } finally {
+      await resolver?.close();
+      resolver = undefined;
+      await Promise.all([silent.close(), failing.close()]);
+    }
   });
 
   it('asks a server that gave no answer after the others for 30 s, then in its place again', async () => {

@@ -31,6 +31,7 @@ describe('dnsOptionsFromEnv', () => {
         MESH_DNS_MIN_REFRESH: '2s',
         MESH_DNS_MAX_REFRESH: '1m',
         MESH_DNS_TIMEOUT: '750ms',
+        MESH_DNS_ATTEMPTS: '3',
       }),
     ).toEqual({
       servers: [
@@ -45,6 +46,7 @@ describe('dnsOptionsFromEnv', () => {
       minRefreshMs: 2_000,
       maxRefreshMs: 60_000,
       timeoutMs: 750,
+      attempts: 3,
     });
   });
 
@@ -116,6 +118,7 @@ describe('dnsOptionsFromEnv', () => {
         MESH_DNS_MIN_REFRESH: 'soon',
         MESH_DNS_MAX_REFRESH: '-1s',
         MESH_DNS_TIMEOUT: '0',
+        MESH_DNS_ATTEMPTS: '6',
       }),
     ).toEqual([
       { field: 'MESH_DNS_SERVERS[0]', value: '10.0.0.2:99999' },
@@ -128,6 +131,7 @@ describe('dnsOptionsFromEnv', () => {
       { field: 'MESH_DNS_MIN_REFRESH', value: 'soon' },
       { field: 'MESH_DNS_MAX_REFRESH', value: '-1s' },
       { field: 'MESH_DNS_TIMEOUT', value: '0' },
+      { field: 'MESH_DNS_ATTEMPTS', value: '6' },
     ]);
   });
 
@@ -158,6 +162,7 @@ describe('dnsOptionsFromEnv', () => {
   it('documents every variable it reads', () => {
     expect(dnsEnvVars.map((v) => v.name).sort()).toEqual(
       [
+        'MESH_DNS_ATTEMPTS',
         'MESH_DNS_DEFAULT_PORT',
         'MESH_DNS_DOMAIN',
         'MESH_DNS_MAX_REFRESH',

@@ -12,7 +12,7 @@ import {
   parseInteger,
 } from '@proxyless/core';
 import type { DnsResolverOptions } from './resolver.js';
-import { DNS_DEFAULTS } from './resolver.js';
+import { DNS_DEFAULTS, MAX_ATTEMPTS } from './resolver.js';
 import { ambiguousIPv6 } from './servers.js';
 import type { DnsServer } from './wire.js';
 
@@ -69,6 +69,13 @@ export const dnsEnvVars: readonly EnvVarSpec[] = Object.freeze([
     type: 'duration',
     defaultValue: '2s',
     description: 'Timeout of one query to one server (UDP, then TCP when the answer is truncated).',
+  },
+  {
+    name: 'MESH_DNS_ATTEMPTS',
+    type: `integer 1..${MAX_ATTEMPTS}`,
+    defaultValue: String(DNS_DEFAULTS.attempts),
+    description:
+      "Rounds over the servers for one query, as resolv.conf's `attempts`: a query no server answered (a lost datagram, a timeout) is sent again before the lookup fails. A server that answered, SERVFAIL included, is not asked again in a later round.",
   },
 ]);
 
@@ -199,6 +206,11 @@ function readDnsEnv(env: Env, issues: Issues): DnsResolverOptions {
   if (minRefresh !== undefined) options.minRefreshMs = Math.round(minRefresh);
   if (maxRefresh !== undefined) options.maxRefreshMs = Math.round(maxRefresh);
   if (timeout !== undefined) options.timeoutMs = Math.round(timeout);
+  const attempts = envString(env, 'MESH_DNS_ATTEMPTS');
+  if (attempts !== undefined) {
+    const n = issues.try(() => parseInteger(attempts, 'MESH_DNS_ATTEMPTS', { min: 1, max: MAX_ATTEMPTS }));
+    if (n !== undefined) options.attempts = n;
+  }
   const effMin = options.minRefreshMs ?? DNS_DEFAULTS.minRefreshMs;
   const effMax = options.maxRefreshMs ?? DNS_DEFAULTS.maxRefreshMs;
   if (effMin > effMax) {

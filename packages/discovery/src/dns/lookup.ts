@@ -5,11 +5,21 @@
  */
 import { createEndpoint, type Endpoint, MeshError } from '@proxyless/core';
 import type { DnsLookupResult, DnsSettings } from './resolver.js';
-import { type AddressEntry, type DnsAnswer, type DnsQueryType, exchange, type SrvEntry } from './wire.js';
+import {
+  type AddressEntry,
+  type DnsAnswer,
+  type DnsQueryType,
+  type DnsServer,
+  exchange,
+  type SrvEntry,
+} from './wire.js';
 
 /**
  * Ask the servers in order (one that failed to answer lately last, see {@link ServerOrder}); the
- * first healthy answer (or the first error, if all fail) wins.
+ * first healthy answer (or the first error, if all fail) wins. A query no server answered at all
+ * (a lost datagram, a timeout, a refusal) goes round the list again, up to `attempts` rounds, as
+ * glibc's resolver and c-ares resend: one lost UDP datagram does not fail the lookup. An answer
+ * that is an error (an error code, a malformed packet) is not asked again.
  */
 async function query(
   s: DnsSettings,
@@ -18,25 +28,37 @@ async function query(
   signal: AbortSignal,
 ): Promise<DnsAnswer> {
   let first: unknown;
-  for (const server of s.order.order()) {
-    try {
-      const answer = await exchange(server, name, type, {
-        clock: s.clock,
-        random: s.random,
-        timeoutMs: s.timeoutMs,
-        signal,
-      });
-      s.order.answered(server);
-      return answer;
-    } catch (error) {
-      first ??= error;
-      if (signal.aborted) break;
-      // No answer at all (timeout, refused, unreachable), not a server error rcode or a malformed
-      // answer: the server is asked last for a while.
-      const reason = MeshError.is(error) ? error.details.reason : undefined;
-      if (reason !== undefined && reason !== 'cancelled') s.order.failed(server);
-      else s.order.answered(server);
+  /** Servers that answered with an error (an rcode, a malformed packet): not asked again. */
+  let answered: Set<DnsServer> | undefined;
+  for (let round = 0; round < s.attempts; round++) {
+    let unanswered = false;
+    for (const server of s.order.order()) {
+      if (answered?.has(server)) continue;
+      try {
+        const answer = await exchange(server, name, type, {
+          clock: s.clock,
+          random: s.random,
+          timeoutMs: s.timeoutMs,
+          signal,
+        });
+        s.order.answered(server);
+        return answer;
+      } catch (error) {
+        first ??= error;
+        if (signal.aborted) throw first;
+        // No answer at all (timeout, refused, unreachable), not a server error rcode or a
+        // malformed answer: the server is asked last for a while, and again in the next round.
+        const reason = MeshError.is(error) ? error.details.reason : undefined;
+        if (reason !== undefined && reason !== 'cancelled') {
+          s.order.failed(server);
+          unanswered = true;
+        } else {
+          s.order.answered(server);
+          (answered ??= new Set()).add(server);
+        }
+      }
     }
+    if (!unanswered) break;
   }
   throw first;
 }

@@ -49,6 +49,7 @@ describe('createDnsResolver options', () => {
         minRefreshMs: 0,
         maxRefreshMs: 2.5,
         timeoutMs: -1,
+        attempts: 0,
         backoff: { baseMs: 0, capMs: 100 },
       }),
     ).toEqual([
@@ -61,6 +62,7 @@ describe('createDnsResolver options', () => {
       { field: 'options.minRefreshMs', value: 0 },
       { field: 'options.maxRefreshMs', value: 2.5 },
       { field: 'options.timeoutMs', value: -1 },
+      { field: 'options.attempts', value: 0 },
       { field: 'options.backoff.baseMs', value: 0 },
     ]);
   });

@@ -31,8 +31,12 @@ export const DNS_DEFAULTS = Object.freeze({
   minRefreshMs: 5_000,
   maxRefreshMs: 300_000,
   timeoutMs: 2_000,
+  attempts: 2,
   backoff: Object.freeze({ baseMs: 1_000, capMs: 30_000 }),
 });
+
+/** The most rounds {@link DnsResolverOptions.attempts} allows (glibc caps resolv.conf's `attempts` at 5). */
+export const MAX_ATTEMPTS = 5;
 
 /** Options of {@link createDnsResolver}. */
 export interface DnsResolverOptions {
@@ -67,6 +71,14 @@ export interface DnsResolverOptions {
   maxRefreshMs?: number;
   /** Timeout of one query to one server (UDP, then TCP when truncated). @defaultValue 2000 */
   timeoutMs?: number;
+  /**
+   * Rounds over the server list for one query, as resolv.conf's `attempts`: a query no server
+   * answered (a lost datagram, a timeout, a refusal) is sent again, server by server, up to this
+   * many times before the lookup fails. A server that answered, with an error code (SERVFAIL)
+   * too, is not asked again in a later round.
+   * @defaultValue 2 (glibc's default); at most 5 (glibc's cap)
+   */
+  attempts?: number;
   /** Retry delays after a failed refresh (exponential, full jitter). @defaultValue `{ baseMs: 1000, capMs: 30000 }` */
   backoff?: BackoffOptions;
   clock?: Clock;
@@ -87,6 +99,8 @@ export interface DnsSettings {
   minRefreshMs: number;
   maxRefreshMs: number;
   timeoutMs: number;
+  /** Rounds over the server list for one query (see {@link DnsResolverOptions.attempts}). */
+  attempts: number;
   backoff: BackoffOptions;
   clock: Clock;
   random: Random;
@@ -192,6 +206,10 @@ function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
   const minRefreshMs = duration(options.minRefreshMs, 'minRefreshMs', DNS_DEFAULTS.minRefreshMs, 1);
   const maxRefreshMs = duration(options.maxRefreshMs, 'maxRefreshMs', DNS_DEFAULTS.maxRefreshMs, 1);
   const timeoutMs = duration(options.timeoutMs, 'timeoutMs', DNS_DEFAULTS.timeoutMs, 1);
+  const attempts =
+    options.attempts === undefined
+      ? DNS_DEFAULTS.attempts
+      : issues.integer(options.attempts, `${field}.attempts`, { min: 1, max: MAX_ATTEMPTS });
   if (minRefreshMs !== undefined && maxRefreshMs !== undefined && minRefreshMs > maxRefreshMs) {
     issues.add(`${field}.maxRefreshMs`, `a duration ≥ minRefreshMs (${minRefreshMs}ms)`, maxRefreshMs);
   }
@@ -210,6 +228,7 @@ function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
     minRefreshMs: minRefreshMs!,
     maxRefreshMs: maxRefreshMs!,
     timeoutMs: timeoutMs!,
+    attempts: attempts!,
     backoff: { baseMs: baseMs!, capMs: capMs! },
     clock,
     random: options.random ?? systemRandom,
