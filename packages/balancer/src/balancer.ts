@@ -14,9 +14,11 @@ import {
 } from '@proxyless/core';
 import { tcpConnectProbe } from './connect-probe.js';
 import { type ConnectivityState, ConnectivityTracker, resolveConnectBackoff } from './connectivity.js';
-import { mergeStates, selectActive } from './endpoint-set.js';
+import { type LevelLoad, mergeStates, selectActive } from './endpoint-set.js';
 import { closedError, noEndpointsError } from './errors.js';
 import { BalancerEvents } from './events.js';
+import { HASH_OUT } from './hash.js';
+import { requestHash } from './hash-pickers.js';
 import { HealthChecker, httpHealthProbe } from './health-check.js';
 import type { HealthCheckLease } from './health-check-hub.js';
 import type {
@@ -62,6 +64,14 @@ export function createBalancer(
   return new MeshBalancer(config, deps, previous);
 }
 
+/** A priority level calls are shared with: its picker, its endpoints, and its share's upper bound. */
+interface PickLevel {
+  /** The cumulative share (0–100) of the levels up to and including this one. */
+  readonly upTo: number;
+  readonly picker: StatePicker;
+  readonly active: EndpointState[];
+}
+
 class MeshBalancer implements ObservableBalancer, PickerHost {
   readonly config: BalancerSettings['loadBalancer'];
   readonly waitForReady: boolean;
@@ -87,6 +97,13 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   /** Every usable endpoint (all zones), for retries when the local zone has nothing else. */
   #usable: EndpointState[] = [];
   #picker: StatePicker | undefined;
+  /**
+   * With calls shared between priority levels: each level's picker and active endpoints, with the
+   * cumulative share (0–100) up to and including it; else `undefined` (one picker).
+   */
+  #levels: PickLevel[] | undefined;
+  /** Every level's share of calls, when the endpoints have more than one priority. */
+  #loads: readonly LevelLoad[] | undefined;
   #panic = false;
   /** Whether the maglev table was last built with more endpoints than `tableSize` (warned once). */
   #tableShort = false;
@@ -261,7 +278,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
 
   /** Recompute the active list (health, ejection, locality, panic) and the picker. */
   #rebuild(): void {
-    const { usable, active, total, panic, local, inZone } = selectActive(this.#states, this.config);
+    const { usable, active, total, panic, local, inZone, levels, loads } = selectActive(
+      this.#states,
+      this.config,
+    );
     const zone = this.config.zone;
     // A switch fires its event; the first state does only when it is a spill (starting in the zone
     // restores nothing).
@@ -274,7 +294,18 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     }
     this.#active = active;
     this.#usable = usable;
-    this.#picker = active.length > 0 ? buildPicker(this.config.policy, active, this) : undefined;
+    if (levels === undefined) {
+      this.#levels = undefined;
+      this.#picker = active.length > 0 ? buildPicker(this.config.policy, active, this) : undefined;
+    } else {
+      let upTo = 0;
+      this.#levels = levels.map((l) => {
+        upTo += l.load;
+        return { upTo, picker: buildPicker(this.config.policy, l.active, this), active: l.active };
+      });
+      this.#picker = this.#levels[0]?.picker;
+    }
+    this.#priorityLoads(loads);
     // A maglev table smaller than the endpoints leaves some with no entry: they get no traffic.
     const short = this.config.policy === 'maglev' && active.length > this.config.tableSize;
     if (short !== this.#tableShort) {
@@ -289,23 +320,57 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
   }
 
   pick(ctx: CallContext): Endpoint {
-    const picker = this.#picker;
+    let picker = this.#picker;
     if (picker === undefined) throw noEndpointsError(this.#deps.service, this.#states);
+    let active = this.#active;
+    const levels = this.#levels;
+    if (levels !== undefined) {
+      const level = this.#chooseLevel(levels, ctx);
+      picker = level.picker;
+      active = level.active;
+    }
     let s = picker.pick(ctx);
     const exclude = ctx.excludeEndpoints;
     if (exclude !== undefined && exclude.size > 0 && exclude.has(s.endpoint.id)) {
-      const active = this.#active;
       const n = active.length;
       for (let tries = 0; tries < 3 && exclude.has(s.endpoint.id); tries++) s = picker.pick(ctx);
       if (exclude.has(s.endpoint.id)) s = firstNotExcluded(active, exclude, this.ints) ?? s;
-      // Nothing else in the local zone: a retry may leave it.
+      // Nothing else in the local zone (or the level): a retry may leave it.
       if (exclude.has(s.endpoint.id) && active !== this.#usable && n < this.#usable.length) {
         s = firstNotExcluded(this.#usable, exclude, this.ints) ?? s;
       }
     }
     if (!this.#keepsAffinity && isWaitingToConnect(s))
-      s = notConnecting(this.#active, ctx.excludeEndpoints, this.ints, s);
+      s = notConnecting(active, ctx.excludeEndpoints, this.ints, s);
     return s.endpoint;
+  }
+
+  /**
+   * The priority level a call goes to, by the levels' shares: at random, or by the call's hash
+   * key under `ring_hash` and `maglev` (as Envoy chooses the level by the hash), so a key stays
+   * with one level while the shares hold.
+   */
+  #chooseLevel(levels: readonly PickLevel[], ctx: CallContext): PickLevel {
+    const at =
+      this.#keepsAffinity && requestHash(ctx, this.config.hashOn)
+        ? ((HASH_OUT[0] as number) % 10_000) / 100
+        : this.random.next() * 100;
+    for (const level of levels) if (at < level.upTo) return level;
+    return levels[levels.length - 1] as PickLevel;
+  }
+
+  /** Keep the levels' shares; a change of them is an event and a log line. */
+  #priorityLoads(loads: readonly LevelLoad[] | undefined): void {
+    const before = this.#loads;
+    this.#loads = loads;
+    if (loads === undefined || before === undefined) return;
+    const same =
+      before.length === loads.length &&
+      before.every(
+        (b, i) =>
+          b.priority === loads[i]?.priority && Math.round(b.load) === Math.round(loads[i]?.load ?? -1),
+      );
+    if (!same) this.#events.priorityLoad(loads);
   }
 
   onAttemptStart(endpoint: Endpoint): EndpointState | undefined {
@@ -429,6 +494,9 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       panic: this.#panic,
       locality: this.#local ? 'local' : 'all',
       active: this.#active.length,
+      ...(this.#loads === undefined
+        ? {}
+        : { priorities: this.#loads.map((l) => ({ priority: l.priority, load: Math.round(l.load) })) }),
       endpoints: this.#states.map((s) => endpointStats(s, now, this, this.#connectivity)),
     };
   }

@@ -59,6 +59,19 @@ export class BalancerEvents {
     this.emit({ type: panic ? 'panic_enter' : 'panic_exit', ...fields });
   }
 
+  /** The priority levels' shares of calls changed (a lower level lost or regained endpoints). */
+  priorityLoad(loads: readonly { readonly priority: number; readonly load: number }[]): void {
+    const priorities = loads.map((l) => ({ priority: l.priority, load: Math.round(l.load) }));
+    const spilled = priorities.some((l, i) => i > 0 && l.load > 0);
+    const fields = {
+      service: this.#service,
+      priorities: priorities.map((l) => `P${l.priority}:${l.load}%`).join(' '),
+    };
+    if (spilled) this.#logger.warn('balancer: spilling over to higher priority levels', fields);
+    else this.#logger.info('balancer: traffic back on the first priority level', fields);
+    this.emit({ type: 'priority_load', service: this.#service, priorities });
+  }
+
   /** The maglev table has fewer entries than there are endpoints: some get no traffic. */
   tableTooSmall(endpoints: number, tableSize: number): void {
     this.#logger.warn(

@@ -10,6 +10,8 @@ export interface EndpointStats {
   readonly address: string;
   readonly port: number;
   readonly zone: string | undefined;
+  /** Priority level (0 unless the endpoint has one). */
+  readonly priority: number;
   readonly weight: number;
   /** Weight after slow start. */
   readonly effectiveWeight: number;
@@ -58,6 +60,11 @@ export interface BalancerStats {
   readonly locality: 'local' | 'all';
   /** Endpoints currently picked from. */
   readonly active: number;
+  /**
+   * Each priority level's share of calls (percent), lowest priority number first; present when
+   * the endpoints have more than one priority.
+   */
+  readonly priorities?: readonly { readonly priority: number; readonly load: number }[];
   readonly endpoints: readonly EndpointStats[];
 }
 
@@ -70,6 +77,12 @@ export type BalancerEvent =
       readonly total: number;
     }
   | { readonly type: 'locality_spill' | 'locality_restore'; readonly service: string; readonly zone: string }
+  | {
+      /** The priority levels' shares of calls (percent) changed: a level lost or regained endpoints. */
+      readonly type: 'priority_load';
+      readonly service: string;
+      readonly priorities: readonly { readonly priority: number; readonly load: number }[];
+    }
   | {
       readonly type: 'eject';
       readonly service: string;

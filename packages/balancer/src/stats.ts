@@ -16,6 +16,7 @@ export function endpointStats(
     address: s.endpoint.address,
     port: s.endpoint.port,
     zone: s.endpoint.zone,
+    priority: s.endpoint.priority ?? 0,
     weight: s.endpoint.weight,
     effectiveWeight: host.effectiveWeight(s, now),
     health: s.endpoint.health,

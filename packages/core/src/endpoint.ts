@@ -12,6 +12,12 @@ export interface Endpoint {
   readonly weight: number;
   /** Locality zone (for zone-aware balancing). */
   readonly zone?: string;
+  /**
+   * Priority level, Envoy's `priority` (an SRV record's priority): traffic goes to the lowest
+   * level, and spills to the next ones only as that level's healthy share falls (see the
+   * balancer). Absent: level 0.
+   */
+  readonly priority?: number;
   readonly tags: readonly string[];
   readonly metadata: Readonly<Record<string, string>>;
   /** @defaultValue 'passing' */
@@ -25,6 +31,8 @@ export interface EndpointInit {
   port: number;
   weight?: number;
   zone?: string;
+  /** Priority level (0, the default, is the highest; a higher number is a fallback). */
+  priority?: number;
   tags?: readonly string[];
   metadata?: Readonly<Record<string, string>>;
   health?: EndpointHealth;
@@ -68,6 +76,7 @@ export function createEndpoint(init: EndpointInit): Endpoint {
     metadata: init.metadata ? Object.freeze({ ...init.metadata }) : EMPTY_META,
     health: init.health ?? 'passing',
     ...(init.zone !== undefined ? { zone: init.zone } : {}),
+    ...(init.priority !== undefined && init.priority !== 0 ? { priority: init.priority } : {}),
   };
   return Object.freeze(e);
 }
@@ -150,6 +159,7 @@ export function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): b
       o.port !== e.port ||
       o.weight !== e.weight ||
       o.zone !== e.zone ||
+      (o.priority ?? 0) !== (e.priority ?? 0) ||
       o.health !== e.health ||
       o.tags.join('\u0000') !== e.tags.join('\u0000') ||
       JSON.stringify(o.metadata) !== JSON.stringify(e.metadata)

@@ -290,7 +290,11 @@ export function recordingObserver(): CallObserver & { events: import('./filter.j
  */
 export function testEndpoints(
   n: number,
-  init: { weight?: (i: number) => number; zone?: (i: number) => string } = {},
+  init: {
+    weight?: (i: number) => number;
+    zone?: (i: number) => string;
+    priority?: (i: number) => number;
+  } = {},
 ): Endpoint[] {
   return Array.from({ length: n }, (_, i) =>
     createEndpoint({
@@ -298,6 +302,7 @@ export function testEndpoints(
       port: 8080,
       weight: init.weight?.(i) ?? 1,
       ...(init.zone ? { zone: init.zone(i) } : {}),
+      ...(init.priority ? { priority: init.priority(i) } : {}),
     }),
   );
 }

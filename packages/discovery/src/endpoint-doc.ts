@@ -18,6 +18,7 @@ export const ENDPOINT_KEYS: readonly string[] = Object.freeze([
   'port',
   'weight',
   'zone',
+  'priority',
   'tags',
   'metadata',
   'health',
@@ -25,6 +26,9 @@ export const ENDPOINT_KEYS: readonly string[] = Object.freeze([
 
 /** The largest endpoint weight, in every form (`weight: n`, `host:port=n`). */
 const MAX_WEIGHT = 1_000_000;
+
+/** The highest endpoint priority level (an SRV record's priority is 16 bits). */
+export const MAX_PRIORITY = 65_535;
 
 const HEALTH: readonly EndpointHealth[] = ['passing', 'warning', 'critical'];
 
@@ -60,7 +64,7 @@ export function checkEndpointAddress(value: string): string | { expected: string
 }
 
 /**
- * Validate one endpoint object `{ address, port, weight?, zone?, tags?, metadata?, id?, health? }`.
+ * Validate one endpoint object `{ address, port, weight?, zone?, priority?, tags?, metadata?, id?, health? }`.
  * Every problem is recorded under `field` (e.g. `services.payments.endpoints[2].port`); returns
  * `undefined` if there was any.
  */
@@ -91,6 +95,10 @@ export function parseEndpointEntry(value: unknown, field: string, issues: Issues
   if (obj.zone !== undefined) {
     const zone = issues.string(obj.zone, `${field}.zone`);
     if (zone !== undefined) init.zone = zone;
+  }
+  if (obj.priority !== undefined) {
+    const priority = issues.integer(obj.priority, `${field}.priority`, { min: 0, max: MAX_PRIORITY });
+    if (priority !== undefined) init.priority = priority;
   }
   if (obj.tags !== undefined) {
     const tags = issues.stringArray(obj.tags, `${field}.tags`);

@@ -23,7 +23,7 @@ const BASE: DnsmasqRecords = {
     { name: '_http._tcp.api.mesh.test', target: 'a.mesh.test', port: 8080, priority: 1, weight: 10 },
     { name: '_http._tcp.api.mesh.test', target: 'b.mesh.test', port: 8081, priority: 1, weight: 30 },
     { name: '_http._tcp.api.mesh.test', target: 'c.mesh.test', port: 9090, priority: 2, weight: 5 },
-    // Priority 1 targets without addresses: the priority 2 group is the fallback.
+    // Priority 1 targets without addresses: only the priority 2 group has endpoints.
     {
       name: '_http._tcp.fallback.mesh.test',
       target: 'nowhere.mesh.test',
@@ -69,20 +69,37 @@ describe.skipIf(!bin.available)(`DNS discovery against a real dnsmasq ${bin.skip
     return r;
   };
 
-  it('uses the lowest SRV priority group, with SRV weights as endpoint weights', async () => {
+  it('gives every SRV priority group, each endpoint with its priority, SRV weights as endpoint weights', async () => {
+    // Only the lowest group was given: with its endpoints down, calls failed while the priority 2
+    // group (the backup RFC 2782 says to try next) was never known to the balancer.
     const log = watchUpdates(resolver(), 'api.mesh.test');
     const u = await log.next();
-    expect(summary(u)).toEqual(['127.0.0.2:8080(10)', '127.0.0.3:8081(30)', '[::1]:8080(10)']);
+    expect(summary(u)).toEqual([
+      '127.0.0.2:8080(10)',
+      '127.0.0.3:8081(30)',
+      '127.0.0.4:9090(5)',
+      '[::1]:8080(10)',
+    ]);
     if (u.kind !== 'endpoints') throw new Error('expected endpoints');
     expect(u.set.source).toBe('dns');
     expect(u.set.stale).toBe(false);
+    const priorities = Object.fromEntries(u.set.endpoints.map((e) => [e.id, e.priority ?? 0]));
+    expect(priorities).toEqual({
+      '127.0.0.2:8080': 1,
+      '127.0.0.3:8081': 1,
+      '[::1]:8080': 1,
+      '127.0.0.4:9090': 2,
+    });
     const a = u.set.endpoints.find((e) => e.id === '127.0.0.2:8080');
     expect(a?.metadata).toEqual({ 'dns.target': 'a.mesh.test', 'dns.priority': '1' });
   });
 
-  it('falls back to a higher priority group only when the lower one has no address', async () => {
+  it('a priority group whose targets have no address adds nothing; the next group is there', async () => {
     const log = watchUpdates(resolver(), 'fallback.mesh.test');
-    expect(summary(await log.next())).toEqual(['127.0.0.4:9191(7)']);
+    const u = await log.next();
+    expect(summary(u)).toEqual(['127.0.0.4:9191(7)']);
+    if (u.kind !== 'endpoints') throw new Error('expected endpoints');
+    expect(u.set.endpoints[0]?.priority).toBe(2);
   });
 
   it('honours a custom SRV prefix and spreads evenly when every weight is 0', async () => {

@@ -54,7 +54,8 @@ async function query(
           unanswered = true;
         } else {
           s.order.answered(server);
-          (answered ??= new Set()).add(server);
+          answered ??= new Set();
+          answered.add(server);
         }
       }
     }
@@ -158,11 +159,14 @@ async function endpointsFromSrv(
     }
     return list;
   };
+  // Every priority group, each endpoint with its record's priority: the balancer sends calls to
+  // the lowest priority number and spills to the next groups as that one loses healthy
+  // endpoints (RFC 2782: try the lowest priority a client can reach).
   const priorities = [...new Set(answer.srv.map((r) => r.priority))].sort((x, y) => x - y);
+  const found: Endpoint[] = [];
   for (const priority of priorities) {
     const group = answer.srv.filter((r) => r.priority === priority);
     const allZero = group.every((r) => r.weight === 0);
-    const found: Endpoint[] = [];
     const perTarget = await mapLimit(group, TARGET_LOOKUPS, async (r) => ({
       r,
       list: await addressesOf(r.target),
@@ -173,10 +177,8 @@ async function endpointsFromSrv(
         found.push(srvEndpoint(r, entry, allZero));
       }
     }
-    // The lowest priority group with any address wins; higher ones are fallbacks only.
-    if (found.length > 0) return { endpoints: dedupe(found), ttlMs: secondsToMs(ttl) };
   }
-  return { endpoints: [], ttlMs: secondsToMs(ttl) };
+  return { endpoints: dedupe(found), ttlMs: secondsToMs(ttl) };
 }
 
 /**
@@ -206,16 +208,23 @@ function srvEndpoint(r: SrvEntry, entry: AddressEntry, allZero: boolean): Endpoi
     port: r.port,
     // RFC 2782: when every record of the group has weight 0 they are picked evenly.
     weight: allZero ? 1 : r.weight,
+    priority: r.priority,
     metadata: { 'dns.target': r.target, 'dns.priority': String(r.priority) },
   });
 }
 
-/** One endpoint per `address:port` (weights of duplicates add up), sorted by id. */
+/**
+ * One endpoint per `address:port`, sorted by id: the weights of duplicates of one priority add up;
+ * one also listed under a higher priority number keeps its lowest (`endpoints` come in priority
+ * order).
+ */
 function dedupe(endpoints: readonly Endpoint[]): Endpoint[] {
   const byId = new Map<string, Endpoint>();
   for (const e of endpoints) {
     const prev = byId.get(e.id);
-    byId.set(e.id, prev === undefined ? e : createEndpoint({ ...prev, weight: prev.weight + e.weight }));
+    if (prev === undefined) byId.set(e.id, e);
+    else if ((prev.priority ?? 0) === (e.priority ?? 0))
+      byId.set(e.id, createEndpoint({ ...prev, weight: prev.weight + e.weight }));
   }
   return [...byId.values()].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
 }

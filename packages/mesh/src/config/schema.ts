@@ -80,6 +80,14 @@ export const endpointsSchema = Type.Union(
             zone: Type.Optional(
               Type.String({ minLength: 1, pattern: '\\S', expected: 'a non-empty string' }),
             ),
+            priority: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                maximum: 65_535,
+                description:
+                  'Priority level: 0 (the default) takes the traffic; a higher level gets it only as the lower ones lose healthy endpoints (Envoy priorities, SRV priority).',
+              }),
+            ),
             tags: Type.Optional(Type.Array(Type.String())),
             metadata: Type.Optional(Type.Record(Type.String(), Type.String())),
             health: Type.Optional(
