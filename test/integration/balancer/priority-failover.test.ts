@@ -80,6 +80,41 @@ describe('priority levels: a backup endpoint takes calls only when the primaries
     expect(dead0?.requests).toBe(1);
   });
 
+  it('a primary answering 503: ejected by outlier detection, then the backup takes every call', async () => {
+    let status = 200;
+    const flaky = await startServer('flaky', (req, res) => {
+      req.resume();
+      res.writeHead(status);
+      res.end('flaky');
+    });
+    try {
+      const m = mesh([
+        { address: '127.0.0.1', port: flaky.port },
+        { address: '127.0.0.1', port: backup.port, priority: 1 },
+      ]);
+      const events: MeshEvent[] = [];
+      m.onEvent((e) => events.push(e));
+      expect((await calls(m, 'http://api/', 10)).by).toEqual(new Map([['flaky', 10]]));
+      status = 503;
+      // Each 503 is retried (the default policy) on the backup: the caller sees 200s only.
+      const { by, errors } = await calls(m, 'http://api/', 30);
+      expect(errors).toEqual([]);
+      expect(by).toEqual(new Map([['backup', 30]]));
+      const flakyStats = m.stats('api')?.endpoints.find((e) => e.port === flaky.port);
+      expect(flakyStats).toMatchObject({ ejected: true, priority: 0 });
+      // Five consecutive 5xx eject it; no call reaches it after that.
+      expect(flakyStats?.requests).toBe(15);
+      expect(m.stats('api')?.priorities).toEqual([
+        { priority: 0, load: 0 },
+        { priority: 1, load: 100 },
+      ]);
+      const kinds = events.flatMap((e) => (e.type === 'balancer' ? [e.event.type] : []));
+      expect(kinds).toEqual(expect.arrayContaining(['eject', 'priority_load']));
+    } finally {
+      await flaky.close();
+    }
+  });
+
   it('refuses a bad priority, naming the field and value, and applies nothing', () => {
     expect(() =>
       createMesh({
