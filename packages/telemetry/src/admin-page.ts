@@ -67,12 +67,13 @@ function serviceBlock(s, target) {
   if (s.circuitBreaker) title.append(badge("breaker " + s.circuitBreaker, s.circuitBreaker === "closed" ? "ok" : "bad"));
   if (s.stale) title.append(badge(s.staleForMs !== undefined ? "stale " + Math.round(s.staleForMs / 1000) + " s" : "stale", "warn"));
   if (s.panic) title.append(badge("panic", "bad"));
+  if (s.priorities && s.priorities.some((l, i) => i > 0 && l.load > 0)) title.append(badge("priorities " + s.priorities.map((l) => "P" + l.priority + " " + l.load + "%").join(" / "), "warn"));
   if (!s.resolved) title.append(badge("resolving", "warn"));
   title.append(el("span", { class: "mute" }, [target ? "target" : "", s.policy, s.source, s.version !== undefined ? "v" + s.version : ""].filter(Boolean).join(" \u00b7 ")));
-  const table = el("table", {}, el("tr", {}, ...["endpoint", "state", "in flight", "EWMA ms", "requests", "failures", "conns", "zone"].map((h) => el("th", {}, h))));
+  const table = el("table", {}, el("tr", {}, ...["endpoint", "state", "in flight", "EWMA ms", "requests", "failures", "conns", "zone", "priority"].map((h) => el("th", {}, h))));
   for (const e of s.endpoints) {
     table.append(el("tr", { "data-endpoint": e.id }, el("td", {}, e.id), el("td", {}, endpointState(e)), el("td", {}, num(e.inFlight)),
-      el("td", {}, num(e.ewmaMs, 1)), el("td", {}, num(e.requests)), el("td", {}, num(e.failures)), el("td", {}, num(e.connections)), el("td", {}, e.zone || "")));
+      el("td", {}, num(e.ewmaMs, 1)), el("td", {}, num(e.requests)), el("td", {}, num(e.failures)), el("td", {}, num(e.connections)), el("td", {}, e.zone || ""), el("td", {}, e.priority ? String(e.priority) : "")));
   }
   return [title, table];
 }

@@ -171,6 +171,33 @@ describe('serviceView', () => {
     });
   });
 
+  it("shows each endpoint's priority level and the levels' shares of calls", () => {
+    const ep = (id: string, priority: number) => ({
+      id,
+      address: '10.0.0.1',
+      port: 80,
+      priority,
+      health: 'passing' as const,
+      ejected: false,
+    });
+    const view = serviceView('payments', {
+      set,
+      now: 0,
+      stats: {
+        priorities: [
+          { priority: 0, load: 70 },
+          { priority: 1, load: 30 },
+        ],
+        endpoints: [ep('a', 0), ep('b', 1)],
+      },
+    });
+    expect(view.priorities).toEqual([
+      { priority: 0, load: 70 },
+      { priority: 1, load: 30 },
+    ]);
+    expect(view.endpoints.map((e) => e.priority)).toEqual([undefined, 1]);
+  });
+
   it('falls back to the endpoint set, and is not resolved before one arrives', () => {
     const fresh = serviceView('inventory', { set: { ...set, stale: false }, now: 0 });
     expect(fresh.endpoints).toEqual([

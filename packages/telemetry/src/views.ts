@@ -13,6 +13,8 @@ export interface EndpointView {
   readonly unreachable?: true;
   readonly weight?: number;
   readonly zone?: string;
+  /** Priority level, when not 0 (a backup: takes calls as lower levels lose healthy endpoints). */
+  readonly priority?: number;
   readonly inFlight?: number;
   /** Latency EWMA, ms. */
   readonly ewmaMs?: number;
@@ -37,6 +39,8 @@ export interface ServiceView {
   /** Load-balancing policy (`round_robin`, `peak_ewma`, …). */
   readonly policy?: string;
   readonly panic?: boolean;
+  /** Each priority level's share of calls (percent), when the endpoints have more than one priority. */
+  readonly priorities?: readonly { readonly priority: number; readonly load: number }[];
   readonly circuitBreaker?: BreakerState;
   readonly endpoints: readonly EndpointView[];
   /**
@@ -181,6 +185,7 @@ export interface EndpointStatsLike {
   readonly address: string;
   readonly port: number;
   readonly zone?: string | undefined;
+  readonly priority?: number;
   readonly weight?: number;
   readonly health: 'passing' | 'warning' | 'critical';
   /** Active health-check verdict; `false` shows the endpoint unhealthy. */
@@ -200,6 +205,7 @@ export interface EndpointStatsLike {
 export interface ServiceStatsLike {
   readonly policy?: string;
   readonly panic?: boolean;
+  readonly priorities?: readonly { readonly priority: number; readonly load: number }[];
   readonly circuitBreaker?: BreakerState;
   readonly endpoints: readonly EndpointStatsLike[];
 }
@@ -241,6 +247,7 @@ export function serviceView(name: string, src: ServiceViewSource): ServiceView {
           ...(unreachable(e) ? { unreachable: true as const } : {}),
           ...(e.weight !== undefined ? { weight: e.weight } : {}),
           ...(e.zone !== undefined ? { zone: e.zone } : {}),
+          ...(e.priority !== undefined && e.priority !== 0 ? { priority: e.priority } : {}),
           ...(e.inflight !== undefined ? { inFlight: e.inflight } : {}),
           ...(e.ewmaMs !== undefined ? { ewmaMs: e.ewmaMs } : {}),
           ...(e.requests !== undefined ? { requests: e.requests } : {}),
@@ -265,6 +272,7 @@ export function serviceView(name: string, src: ServiceViewSource): ServiceView {
     ...(staleSince !== undefined ? { staleForMs: Math.max(0, src.now - staleSince) } : {}),
     ...(stats?.policy !== undefined ? { policy: stats.policy } : {}),
     ...(stats?.panic !== undefined ? { panic: stats.panic } : {}),
+    ...(stats?.priorities !== undefined ? { priorities: stats.priorities } : {}),
     ...(stats?.circuitBreaker !== undefined ? { circuitBreaker: stats.circuitBreaker } : {}),
   };
 }
