@@ -32,6 +32,7 @@ import { OutlierDetector } from './outlier-detector.js';
 import { firstNotExcluded, isWaitingToConnect, notConnecting } from './pick-fallback.js';
 import { IntRandom, type PickerHost, type StatePicker } from './picker-host.js';
 import { buildPicker } from './pickers.js';
+import { chooseLevel, loadsChanged, type PickLevel, pickLevels } from './priority.js';
 import { ReadyWaiters } from './ready-waiters.js';
 import { EndpointState } from './state.js';
 import { endpointStats } from './stats.js';
@@ -62,14 +63,6 @@ export function createBalancer(
   previous?: ObservableBalancer,
 ): ObservableBalancer {
   return new MeshBalancer(config, deps, previous);
-}
-
-/** A priority level calls are shared with: its picker, its endpoints, and its share's upper bound. */
-interface PickLevel {
-  /** The cumulative share (0–100) of the levels up to and including this one. */
-  readonly upTo: number;
-  readonly picker: StatePicker;
-  readonly active: EndpointState[];
 }
 
 class MeshBalancer implements ObservableBalancer, PickerHost {
@@ -294,18 +287,12 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     }
     this.#active = active;
     this.#usable = usable;
-    if (levels === undefined) {
-      this.#levels = undefined;
-      this.#picker = active.length > 0 ? buildPicker(this.config.policy, active, this) : undefined;
-    } else {
-      let upTo = 0;
-      this.#levels = levels.map((l) => {
-        upTo += l.load;
-        return { upTo, picker: buildPicker(this.config.policy, l.active, this), active: l.active };
-      });
-      this.#picker = this.#levels[0]?.picker;
-    }
-    this.#priorityLoads(loads);
+    const build = (states: EndpointState[]) => buildPicker(this.config.policy, states, this);
+    this.#levels = levels === undefined ? undefined : pickLevels(levels, build);
+    if (this.#levels !== undefined) this.#picker = this.#levels[0]?.picker;
+    else this.#picker = active.length > 0 ? build(active) : undefined;
+    if (loadsChanged(this.#loads, loads)) this.#events.priorityLoad(loads ?? []);
+    this.#loads = loads;
     // A maglev table smaller than the endpoints leaves some with no entry: they get no traffic.
     const short = this.config.policy === 'maglev' && active.length > this.config.tableSize;
     if (short !== this.#tableShort) {
@@ -325,7 +312,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     let active = this.#active;
     const levels = this.#levels;
     if (levels !== undefined) {
-      const level = this.#chooseLevel(levels, ctx);
+      const level = chooseLevel(levels, ctx, this.#keepsAffinity ? this.config.hashOn : false, this.random);
       picker = level.picker;
       active = level.active;
     }
@@ -343,34 +330,6 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     if (!this.#keepsAffinity && isWaitingToConnect(s))
       s = notConnecting(active, ctx.excludeEndpoints, this.ints, s);
     return s.endpoint;
-  }
-
-  /**
-   * The priority level a call goes to, by the levels' shares: at random, or by the call's hash
-   * key under `ring_hash` and `maglev` (as Envoy chooses the level by the hash), so a key stays
-   * with one level while the shares hold.
-   */
-  #chooseLevel(levels: readonly PickLevel[], ctx: CallContext): PickLevel {
-    const at =
-      this.#keepsAffinity && requestHash(ctx, this.config.hashOn)
-        ? ((HASH_OUT[0] as number) % 10_000) / 100
-        : this.random.next() * 100;
-    for (const level of levels) if (at < level.upTo) return level;
-    return levels[levels.length - 1] as PickLevel;
-  }
-
-  /** Keep the levels' shares; a change of them is an event and a log line. */
-  #priorityLoads(loads: readonly LevelLoad[] | undefined): void {
-    const before = this.#loads;
-    this.#loads = loads;
-    if (loads === undefined || before === undefined) return;
-    const same =
-      before.length === loads.length &&
-      before.every(
-        (b, i) =>
-          b.priority === loads[i]?.priority && Math.round(b.load) === Math.round(loads[i]?.load ?? -1),
-      );
-    if (!same) this.#events.priorityLoad(loads);
   }
 
   onAttemptStart(endpoint: Endpoint): EndpointState | undefined {

@@ -140,6 +140,21 @@ describe('priority levels in the balancer', () => {
     expect(events.at(-1)).toMatchObject({ type: 'priority_load', priorities: [{ load: 100 }, { load: 0 }] });
   });
 
+  it('a first set that starts on the backup level says so; one that starts on the first does not', () => {
+    const down = critical(primaryAndBackup, ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080']);
+    expect(make({}, down).events.filter((e) => e.type === 'priority_load')).toEqual([
+      {
+        type: 'priority_load',
+        service: 'api',
+        priorities: [
+          { priority: 10, load: 0 },
+          { priority: 20, load: 100 },
+        ],
+      },
+    ]);
+    expect(make({}, primaryAndBackup).events.filter((e) => e.type === 'priority_load')).toEqual([]);
+  });
+
   it('shares calls by the levels’ health: 1 of 3 usable in the first level → 47 % / 53 %', () => {
     const { b, update } = make({}, primaryAndBackup);
     update(critical(primaryAndBackup, ['10.0.0.1:8080', '10.0.0.2:8080']));

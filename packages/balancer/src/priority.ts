@@ -4,7 +4,12 @@
  * levels before it cannot, judged by their healthy share with Envoy's overprovisioning factor
  * (1.4): a level with 72 % or more of its endpoints usable still takes every call.
  */
-import type { LoadBalancerConfig } from './config.js';
+import type { CallContext, Random } from '@proxyless/core';
+import type { HashOn, LoadBalancerConfig } from './config.js';
+import type { ActiveLevel, LevelLoad } from './endpoint-set.js';
+import { HASH_OUT } from './hash.js';
+import { requestHash } from './hash-pickers.js';
+import type { StatePicker } from './picker-host.js';
 import type { EndpointState } from './state.js';
 
 /** Envoy's default `overprovisioning_factor` (140 %). */
@@ -81,4 +86,61 @@ export function priorityLoads(
     return { priority: all[0]?.endpoint.priority ?? 0, load, all, usable, panic };
   });
   return totalPanic ? undefined : out;
+}
+
+/** A priority level calls are shared with: its picker, its endpoints, and its share's upper bound. */
+export interface PickLevel {
+  /** The cumulative share (0–100) of the levels up to and including this one. */
+  readonly upTo: number;
+  readonly picker: StatePicker;
+  readonly active: EndpointState[];
+}
+
+/** A picker for each level that takes calls, with the cumulative shares {@link chooseLevel} draws on. */
+export function pickLevels(
+  levels: readonly ActiveLevel[],
+  build: (states: EndpointState[]) => StatePicker,
+): PickLevel[] {
+  let upTo = 0;
+  return levels.map((l) => {
+    upTo += l.load;
+    return { upTo, picker: build(l.active), active: l.active };
+  });
+}
+
+/**
+ * The level a call goes to, by the levels' shares: at random, or by the call's hash key when
+ * `byHash` is the policy's `hashOn` (`ring_hash` and `maglev`; Envoy chooses the level by the hash
+ * too), so a key stays with one level while the shares hold.
+ */
+export function chooseLevel(
+  levels: readonly PickLevel[],
+  ctx: CallContext,
+  byHash: HashOn | undefined | false,
+  random: Random,
+): PickLevel {
+  const at =
+    byHash !== false && requestHash(ctx, byHash)
+      ? ((HASH_OUT[0] as number) % 10_000) / 100
+      : random.next() * 100;
+  for (const level of levels) if (at < level.upTo) return level;
+  return levels[levels.length - 1] as PickLevel;
+}
+
+/**
+ * Whether the levels' shares changed enough to report (by whole percent): a first set that starts
+ * spilled over to a later level counts; one that starts on the first level does not.
+ */
+export function loadsChanged(
+  before: readonly LevelLoad[] | undefined,
+  after: readonly LevelLoad[] | undefined,
+): boolean {
+  if (after === undefined) return false;
+  if (before === undefined) return after.some((l, i) => i > 0 && Math.round(l.load) > 0);
+  return (
+    before.length !== after.length ||
+    before.some(
+      (b, i) => b.priority !== after[i]?.priority || Math.round(b.load) !== Math.round(after[i]?.load ?? -1),
+    )
+  );
 }
