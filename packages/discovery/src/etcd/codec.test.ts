@@ -21,6 +21,19 @@ describe('etcd values', () => {
     expect(own.endpoint?.id).toBe('x');
   });
 
+  it('reads a priority level, and refuses one that is not an integer 0..65535, naming the key and value', () => {
+    const r = parseEtcdValue(`${P}b1`, JSON.stringify({ address: '10.0.0.9', port: 80, priority: 2 }), 'b1');
+    expect(r.endpoint?.priority).toBe(2);
+    const bad = parseEtcdValue(
+      `${P}b2`,
+      JSON.stringify({ address: '10.0.0.9', port: 80, priority: 'backup' }),
+      'b2',
+    );
+    expect(bad.endpoint).toBeUndefined();
+    expect(JSON.stringify(bad)).toContain('priority');
+    expect(JSON.stringify(bad)).toContain('backup');
+  });
+
   it('rejects a key that is the service prefix itself and names no endpoint id', () => {
     // It gave an endpoint with the empty id.
     const state = new EtcdServiceState('pay', P);
