@@ -1,10 +1,11 @@
 /**
- * Differential: a 50 MB streamed response read slowly arrives byte for byte through the mesh, as
- * through undici, with bounded memory (back-pressure reaches the socket).
+ * Differential: a 50 MB streamed response, read with the server held by back-pressure, arrives byte
+ * for byte through the mesh, as through undici, with bounded memory (back-pressure reaches the
+ * socket).
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { differences, everyWay, type Fixture, pairs, same, startFixture } from './support.js';
+import { differences, everyWay, type Fixture, pairs, same, serverAhead, startFixture } from './support.js';
 
 let fx: Fixture;
 beforeAll(async () => {
@@ -14,8 +15,11 @@ afterAll(() => fx.close());
 
 const MB = 1024 * 1024;
 
-/** Read slowly: a pause every 2 MB, so the server is always ahead of the reader. */
-async function slowRead(
+/**
+ * Read behind the server: every 2 MB, wait until the server is ahead of the reader (its writes held by
+ * back-pressure, or done), so the memory figure is taken with every buffer on the way full.
+ */
+async function readBehind(
   chunks: AsyncIterable<Uint8Array>,
 ): Promise<{ bytes: number; sha: string; peakRss: number }> {
   const hash = createHash('sha256');
@@ -27,15 +31,15 @@ async function slowRead(
     bytes += c.byteLength;
     if (bytes >= nextPause) {
       nextPause += 2 * MB;
+      await serverAhead();
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      await new Promise((r) => setTimeout(r, 20));
     }
   }
   return { bytes, sha: hash.digest('hex'), peakRss };
 }
 
 describe('differential: large bodies', () => {
-  it('a 50 MB body with a slow reader: same bytes, RSS growth under 100 MB', {
+  it('a 50 MB body read with the server held by back-pressure: same bytes, RSS growth under 100 MB', {
     timeout: 60_000,
   }, async () => {
     const growth: Record<string, number> = {};
@@ -45,9 +49,9 @@ describe('differential: large bodies', () => {
         globalThis.gc?.();
         const before = process.memoryUsage().rss;
         const res = await w.request(`${w.base}/big?mb=50`);
-        const viaRequest = await slowRead(res.body);
+        const viaRequest = await readBehind(res.body);
         const f = await w.fetch(`${w.base}/big?mb=50`);
-        const viaFetch = await slowRead(f.body as unknown as AsyncIterable<Uint8Array>);
+        const viaFetch = await readBehind(f.body as unknown as AsyncIterable<Uint8Array>);
         growth[w.name] = Math.max(viaRequest.peakRss, viaFetch.peakRss) - before;
         return { request: [viaRequest.bytes, viaRequest.sha], fetch: [viaFetch.bytes, viaFetch.sha] };
       },

@@ -182,14 +182,18 @@ function route(req: http.IncomingMessage, res: http.ServerResponse): void {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
       let sent = 0;
       const pump = () => {
+        bigAhead(false);
         while (sent < total) {
           sent += chunk.length;
           if (!res.write(chunk)) {
+            // Held by back-pressure: the reader has all it can buffer.
+            bigAhead(true);
             res.once('drain', pump);
             return;
           }
         }
         res.end();
+        bigAhead(true);
       };
       pump();
     });
@@ -217,6 +221,23 @@ function route(req: http.IncomingMessage, res: http.ServerResponse): void {
 const flaky = new Map<string, number>();
 
 /** The server every way calls, plus the mesh that names it `svc`. */
+/** Whether a `/big` response's writer is ahead of its reader: held by back-pressure, or done. */
+let ahead = false;
+const aheadWaiters: (() => void)[] = [];
+function bigAhead(value: boolean): void {
+  ahead = value;
+  if (value) for (const w of aheadWaiters.splice(0)) w();
+}
+
+/**
+ * Resolves when the server writing a `/big` response is ahead of the reader: its writes are held
+ * by back-pressure (every buffer on the way is full), or it has written everything. A real event,
+ * for a reader that must read with the server ahead of it.
+ */
+export function serverAhead(): Promise<void> {
+  return ahead ? Promise.resolve() : new Promise((resolve) => aheadWaiters.push(resolve));
+}
+
 export interface Fixture {
   readonly port: number;
   readonly mesh: Mesh;
