@@ -1,5 +1,6 @@
 import { createEndpoint, createEndpointSet, type Endpoint, type Logger } from '@proxyless/core';
 import { seededRandom, testContext, testEndpoints, VirtualClock } from '@proxyless/core/testing';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type BalancerEvent, createBalancer } from './balancer.js';
 import { type BalancerPatch, resolveBalancerConfig } from './config.js';
@@ -62,6 +63,48 @@ describe('priority levels: the load of each level (Envoy priority load, overprov
     const short = priorityLoads([level(0, 10, 2), level(1, 10, 5)], config())!;
     expect(short.map((l) => l.panic)).toEqual([true, false]);
     expect(short.map((l) => Math.round(l.load))).toEqual([29, 71]);
+  });
+});
+
+describe('priority levels: properties', () => {
+  it('the loads add up to 100, each level in order takes at most its health, and a level with nothing usable takes nothing unless in panic', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ n: fc.integer({ min: 1, max: 12 }), u: fc.integer({ min: 0, max: 12 }) }), {
+          minLength: 2,
+          maxLength: 5,
+        }),
+        fc.integer({ min: 0, max: 100 }),
+        (spec, threshold) => {
+          const levels = spec.map((l, i) => level(i, l.n, Math.min(l.u, l.n)));
+          const out = priorityLoads(levels, config(threshold));
+          const usable = spec.reduce((a, l) => a + Math.min(l.u, l.n), 0);
+          if (out === undefined) {
+            // Total panic: every level under the threshold, the levels together short of 100 %.
+            expect(threshold).toBeGreaterThan(0);
+            return;
+          }
+          if (usable === 0) {
+            expect(threshold === 0 ? out : undefined).toEqual([]);
+            return;
+          }
+          const sum = out.reduce((a, l) => a + l.load, 0);
+          expect(sum).toBeCloseTo(100, 6);
+          for (const [i, l] of out.entries()) {
+            expect(l.load).toBeGreaterThanOrEqual(0);
+            const n = spec[i]!.n;
+            const u = Math.min(spec[i]!.u, n);
+            if (u === 0) expect(l.load).toBe(0);
+            // A level whose overprovisioned health is full takes every call left to it.
+            if (u * 140 >= n * 100) {
+              const left = 100 - out.slice(0, i).reduce((a, x) => a + x.load, 0);
+              expect(l.load).toBeCloseTo(left, 6);
+            }
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
