@@ -2,6 +2,7 @@ import { createMesh, type Mesh, type MeshEvent } from 'proxyless';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Dnsmasq, dnsmasqBinary, startDnsmasq } from '../../support/dnsmasq.js';
 import { startServer, type TestServer } from '../../support/http-server.js';
+import { nextEvent } from '../../support/mesh-events.js';
 import { refusingPort } from '../../support/ports.js';
 
 /** `n` GETs one after another; the answers by server name, and the failures. */
@@ -112,6 +113,47 @@ describe('priority levels: a backup endpoint takes calls only when the primaries
       expect(kinds).toEqual(expect.arrayContaining(['eject', 'priority_load']));
     } finally {
       await flaky.close();
+    }
+  });
+
+  it('a primary failing its active health check: the backup takes every call, and gives them back when it passes', async () => {
+    let healthy = true;
+    const checked = await startServer('checked', (req, res) => {
+      req.resume();
+      res.writeHead(req.url === '/healthz' && !healthy ? 503 : 200);
+      res.end('checked');
+    });
+    try {
+      const m = createMesh({
+        env: {},
+        services: {
+          api: {
+            endpoints: [
+              { address: '127.0.0.1', port: checked.port },
+              { address: '127.0.0.1', port: backup.port, priority: 1 },
+            ],
+            healthCheck: {
+              path: '/healthz',
+              interval: '20ms',
+              timeout: '15ms',
+              unhealthyThreshold: 1,
+              healthyThreshold: 1,
+            },
+          },
+        } as never,
+      });
+      meshes.push(m);
+      expect((await calls(m, 'http://api/', 5)).by).toEqual(new Map([['checked', 5]]));
+      const failover = nextEvent(m, (e) => e.type === 'balancer' && e.event.type === 'priority_load');
+      healthy = false;
+      await failover;
+      expect((await calls(m, 'http://api/', 10)).by).toEqual(new Map([['backup', 10]]));
+      const back = nextEvent(m, (e) => e.type === 'balancer' && e.event.type === 'priority_load');
+      healthy = true;
+      await back;
+      expect((await calls(m, 'http://api/', 10)).by).toEqual(new Map([['checked', 10]]));
+    } finally {
+      await checked.close();
     }
   });
 
