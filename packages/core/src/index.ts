@@ -194,6 +194,7 @@ export { SectionMemo } from './section-memo.js';
 export { compose, dispatchFromNext, nextFromDispatch } from './stage.js';
 export {
   globalDispatcher,
+  isUndiciRequestHandler,
   releaseRefusedConnections,
   requestUrl,
   type UndiciChecks,

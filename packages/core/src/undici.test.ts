@@ -4,6 +4,7 @@ import * as undici from 'undici';
 import { describe, expect, it } from 'vitest';
 import {
   globalDispatcher,
+  isUndiciRequestHandler,
   releaseRefusedConnections,
   requestUrl,
   UndiciDispatcher,
@@ -23,6 +24,25 @@ describe("undici's parts", () => {
     expect(undiciErrors).toBe(undici.errors);
     expect(globalDispatcher()).toBe(undici.getGlobalDispatcher());
     expect(undiciSync().fetch).toBe(undici.fetch);
+  });
+
+  it("tell undici's own request() handler from any other, a look-alike class included", async () => {
+    let seen: object | undefined;
+    const recorder = new (class extends undici.Dispatcher {
+      override dispatch(
+        _opts: undici.Dispatcher.DispatchOptions,
+        handler: undici.Dispatcher.DispatchHandler,
+      ) {
+        seen = handler;
+        (handler as { onError?: (e: Error) => void }).onError?.(new Error('recorded'));
+        return true;
+      }
+    })();
+    await expect(undici.request('http://x.test/', { dispatcher: recorder })).rejects.toThrow('recorded');
+    expect(seen !== undefined && isUndiciRequestHandler(seen)).toBe(true);
+    class RequestHandler {}
+    expect(isUndiciRequestHandler(new RequestHandler())).toBe(false);
+    expect(isUndiciRequestHandler({ onHeaders: () => true })).toBe(false);
   });
 
   it("include the request checks the mesh runs before dispatching, as undici's util has them", () => {

@@ -79,6 +79,17 @@ for (const name of API_METHODS) {
   };
 }
 
+/**
+ * Whether `handler` is undici's own `request()` handler — this copy of undici's, which the mesh's
+ * dispatchers' `request()` and `undici.request()` create: it reads a response's header lines only
+ * to parse them (unless its `responseHeaders` is `'raw'`). Another copy's handler is not.
+ */
+export function isUndiciRequestHandler(handler: object): boolean {
+  if ((handler as { constructor?: { name?: unknown } }).constructor?.name !== 'RequestHandler') return false;
+  const RequestHandler = (parts.api().request as { RequestHandler?: unknown }).RequestHandler;
+  return typeof RequestHandler === 'function' && handler instanceof RequestHandler;
+}
+
 let loaded: typeof Undici | undefined;
 
 /**

@@ -18,6 +18,7 @@ import {
   formatHostPort,
   hasHeader,
   isHeaderIterable,
+  isUndiciRequestHandler,
   kCall,
   type MeshDispatchOptions,
   MeshError,
@@ -306,10 +307,14 @@ export class CallPath implements DispatchTarget {
     // a header undici refuses, as undici would (see `CallHandler`; checked only then).
     const call = new CallHandler(handler, dest, headers, routedFrom);
     // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
-    // Its handler is undici's `request()` handler, which reads the header lines only to parse
-    // them unless it returns them raw.
     const own = opts[kCallSink] !== undefined;
-    if (own && (opts as { responseHeaders?: unknown }).responseHeaders !== 'raw') call.parsesLines();
+    // undici's `request()` handler (`mesh.request`'s, or `undici.request()` over the mesh) reads
+    // the header lines only to parse them, unless it returns them raw.
+    if (
+      (handler as { responseHeaders?: unknown }).responseHeaders !== 'raw' &&
+      isUndiciRequestHandler(handler)
+    )
+      call.parsesLines();
     const sent = (own ? opts : copyOptions(opts)) as MeshDispatchOptions;
     sent.headers = headers;
     // undici's \`Request\` reads \`servername\` from the options, though its types do not declare it.
