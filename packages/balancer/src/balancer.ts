@@ -369,16 +369,10 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     if (outcome.failure === 'cancelled') return;
     if (outcome.failure === 'connect') this.#connectivity.connectFailed(s, outcome.error);
     else if (outcome.status !== undefined) this.#connectivity.responded(s);
-    this.#observeLatency(s, outcome.latencyMs, now);
-    s.requests++;
-    s.intervalRequests++;
+    s.observeLatency(outcome.latencyMs, now, this.config.decayTime);
     const status = outcome.status;
     const local = outcome.failure !== undefined;
-    const failed = local || (status !== undefined && status >= 500);
-    if (failed) {
-      s.failures++;
-      s.intervalFailures++;
-    }
+    s.countAttempt(local || (status !== undefined && status >= 500));
     if (this.#outliers.enabled) this.#outliers.record(s, local, status);
   }
 
@@ -432,17 +426,6 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
     s.checkHealthy = healthy;
     this.#events.emit({ type: 'health_check', service: this.#deps.service, endpoint: id, healthy });
     this.#rebuild();
-  }
-
-  #observeLatency(s: EndpointState, rtt: number, now: number): void {
-    if (s.ewma < 0) {
-      s.ewma = rtt;
-    } else {
-      const dt = Math.max(now - s.ewmaAt, 0);
-      const w = Math.exp(-dt / this.config.decayTime);
-      s.ewma = rtt > s.ewma ? rtt : s.ewma * w + rtt * (1 - w);
-    }
-    s.ewmaAt = now;
   }
 
   stats(): BalancerStats {

@@ -89,6 +89,31 @@ export class EndpointState {
     return s;
   }
 
+  /**
+   * One more latency sample at `now`: the peak-sensitive EWMA (Finagle's and Linkerd's) jumps to a
+   * sample above it and decays toward one below it with time constant `decayTime`.
+   */
+  observeLatency(rtt: number, now: number, decayTime: number): void {
+    if (this.ewma < 0) {
+      this.ewma = rtt;
+    } else {
+      const dt = Math.max(now - this.ewmaAt, 0);
+      const w = Math.exp(-dt / decayTime);
+      this.ewma = rtt > this.ewma ? rtt : this.ewma * w + rtt * (1 - w);
+    }
+    this.ewmaAt = now;
+  }
+
+  /** Count one attempt that ended with an outcome from the endpoint; `failed` when it failed. */
+  countAttempt(failed: boolean): void {
+    this.requests++;
+    this.intervalRequests++;
+    if (failed) {
+      this.failures++;
+      this.intervalFailures++;
+    }
+  }
+
   /** Usable for normal (non-panic) balancing. Unreachable endpoints are not picked in any mode. */
   get usable(): boolean {
     return !this.ejected && this.checkHealthy && this.endpoint.health !== 'critical';
