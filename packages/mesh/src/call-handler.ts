@@ -311,7 +311,9 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
       } else if (
         this.#h.onHeaders?.(
           status,
-          this.#parsesLines
+          // (Not when a stage handed on another controller: a route's response header edits, whose
+          // edited lines keep the server's order and case.)
+          this.#parsesLines && this.#response === undefined
             ? (linesOf(headers) as unknown as Buffer[])
             : (rawOf(controller, 'rawHeaders') ?? toRaw(headers)),
           // Through this handler, not `controller`: the caller keeps this function (fetch, in its
