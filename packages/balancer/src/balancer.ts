@@ -436,9 +436,7 @@ class MeshBalancer implements ObservableBalancer, PickerHost {
       panic: this.#panic,
       locality: this.#local ? 'local' : 'all',
       active: this.#active.length,
-      ...(this.#loads === undefined
-        ? {}
-        : { priorities: this.#loads.map((l) => ({ priority: l.priority, load: Math.round(l.load) })) }),
+      ...(this.#loads === undefined ? {} : { priorities: this.#loads }),
       endpoints: this.#states.map((s) => endpointStats(s, now, this, this.#connectivity)),
     };
   }

@@ -50,7 +50,7 @@ export interface ActiveLevel {
   readonly active: EndpointState[];
 }
 
-/** The share of calls of each priority level (for stats and events). */
+/** The share of calls of each priority level, in whole percent (for stats and events). */
 export interface LevelLoad {
   readonly priority: number;
   readonly load: number;
@@ -127,9 +127,8 @@ export function selectActive(states: readonly EndpointState[], config: LoadBalan
 
 /** The priorities of `states` in order, when there are more than one; else `undefined`. */
 function levelsOf(states: readonly EndpointState[]): number[] | undefined {
-  const first = states[0]?.endpoint.priority ?? 0;
-  if (states.every((s) => (s.endpoint.priority ?? 0) === first)) return undefined;
-  return [...new Set(states.map((s) => s.endpoint.priority ?? 0))].sort((x, y) => x - y);
+  const groups = groupLevels(states);
+  return groups.length > 1 ? groups.map((g) => g[0]?.endpoint.priority ?? 0) : undefined;
 }
 
 /** {@link selectActive} over endpoints of several priority levels (`groups`, in order). */
@@ -142,9 +141,12 @@ function selectLevels(
 ): ActiveSet {
   const total = all.length;
   const loads = priorityLoads(groups, config);
-  /** Every priority of the set, those with no reachable endpoint at 0. */
+  /** Every priority of the set in whole percent, those with no reachable endpoint at 0. */
   const every = (given: readonly LevelLoad[]): LevelLoad[] =>
-    priorities.map((p) => given.find((l) => l.priority === p) ?? { priority: p, load: 0 });
+    priorities.map((p) => {
+      const l = given.find((x) => x.priority === p);
+      return { priority: p, load: l === undefined ? 0 : Math.round(l.load) };
+    });
   if (loads === undefined) {
     // Total panic: every reachable endpoint of every level, each level's share by its size.
     return {

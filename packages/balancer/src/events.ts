@@ -60,8 +60,7 @@ export class BalancerEvents {
   }
 
   /** The priority levels' shares of calls changed (a lower level lost or regained endpoints). */
-  priorityLoad(loads: readonly { readonly priority: number; readonly load: number }[]): void {
-    const priorities = loads.map((l) => ({ priority: l.priority, load: Math.round(l.load) }));
+  priorityLoad(priorities: readonly { readonly priority: number; readonly load: number }[]): void {
     const spilled = priorities.some((l, i) => i > 0 && l.load > 0);
     const fields = {
       service: this.#service,

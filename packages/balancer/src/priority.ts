@@ -128,19 +128,17 @@ export function chooseLevel(
 }
 
 /**
- * Whether the levels' shares changed enough to report (by whole percent): a first set that starts
- * spilled over to a later level counts; one that starts on the first level does not.
+ * Whether the levels' shares (whole percent) changed: a first set that starts spilled over to a
+ * later level counts; one that starts on the first level does not.
  */
 export function loadsChanged(
   before: readonly LevelLoad[] | undefined,
   after: readonly LevelLoad[] | undefined,
 ): boolean {
   if (after === undefined) return false;
-  if (before === undefined) return after.some((l, i) => i > 0 && Math.round(l.load) > 0);
+  if (before === undefined) return after.some((l, i) => i > 0 && l.load > 0);
   return (
     before.length !== after.length ||
-    before.some(
-      (b, i) => b.priority !== after[i]?.priority || Math.round(b.load) !== Math.round(after[i]?.load ?? -1),
-    )
+    before.some((b, i) => b.priority !== after[i]?.priority || b.load !== after[i]?.load)
   );
 }

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { type CallContext, ENDPOINT_ATTRIBUTE, MeshError, undiciErrors } from '@proxyless/core';
 import { cancelQueuedCall } from '@proxyless/resilience';
 import type { Dispatcher } from 'undici';
+import { linesOf, rawOf, toRaw } from './header-lines.js';
 import { undiciHeaderError } from './request.js';
 
 type Legacy = Dispatcher.DispatchHandler & {
@@ -14,43 +15,6 @@ type Legacy = Dispatcher.DispatchHandler & {
   onError?: (err: Error) => void;
   onUpgrade?: (status: number, raw: Buffer[], socket: Duplex) => void;
 };
-
-function toRaw(headers: IncomingHttpHeaders): Buffer[] {
-  const raw: Buffer[] = [];
-  for (const key of Object.keys(headers)) {
-    const v = headers[key];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) raw.push(Buffer.from(key, 'latin1'), Buffer.from(x, 'latin1'));
-    else raw.push(Buffer.from(key, 'latin1'), Buffer.from(String(v), 'latin1'));
-  }
-  return raw;
-}
-
-/**
- * The lines of a parsed header record as strings, `[name, value, …]` (a repeated header's values
- * in order): what undici's `request()` handler is given in place of the received lines when it
- * only parses them (its `responseHeaders` is not `'raw'`). undici's `parseHeaders` reads string
- * lines as it reads buffers and builds the same record from them, at a third of the cost of
- * reading the received lines again (names are already lower-case, values already decoded).
- */
-function linesOf(headers: IncomingHttpHeaders): string[] {
-  const lines: string[] = [];
-  for (const name of Object.keys(headers)) {
-    const v = headers[name];
-    if (typeof v === 'string') lines.push(name, v);
-    else if (Array.isArray(v)) for (const x of v) lines.push(name, x);
-  }
-  return lines;
-}
-
-/** The header lines exactly as received (names in their own case), when the controller has them. */
-function rawOf(
-  controller: Dispatcher.DispatchController,
-  field: 'rawHeaders' | 'rawTrailers',
-): Buffer[] | undefined {
-  const raw = (controller as { rawHeaders?: Buffer[] | null; rawTrailers?: Buffer[] | null })[field];
-  return raw ?? undefined;
-}
 
 /** What counts a call in flight until it ends (a destination): an object, not a closure per call. */
 export interface CallCounter {
@@ -129,8 +93,9 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   }
 
   /**
-   * The caller is undici's own `request()` handler (a call of `mesh.request`), with
-   * `responseHeaders` other than `'raw'`: it reads the header lines only to parse them.
+   * The caller is undici's own `request()` handler (`mesh.request`'s, or `undici.request()`'s over
+   * the mesh), with `responseHeaders` other than `'raw'`: it reads the header lines only to parse
+   * them.
    */
   parsesLines(): void {
     this.#parsesLines = !this.#modern;

@@ -307,15 +307,14 @@ export class CallPath implements DispatchTarget {
     // a header undici refuses, as undici would (see `CallHandler`; checked only then).
     const call = new CallHandler(handler, dest, headers, routedFrom);
     // Options built by `mesh.request` (they carry its sink) belong to this call: no copy needed.
-    const own = opts[kCallSink] !== undefined;
+    const sent = (opts[kCallSink] !== undefined ? opts : copyOptions(opts)) as MeshDispatchOptions;
     // undici's `request()` handler (`mesh.request`'s, or `undici.request()` over the mesh) reads
     // the header lines only to parse them, unless it returns them raw.
     if (
-      (handler as { responseHeaders?: unknown }).responseHeaders !== 'raw' &&
-      isUndiciRequestHandler(handler)
+      isUndiciRequestHandler(handler) &&
+      (handler as { responseHeaders?: unknown }).responseHeaders !== 'raw'
     )
       call.parsesLines();
-    const sent = (own ? opts : copyOptions(opts)) as MeshDispatchOptions;
     sent.headers = headers;
     // undici's \`Request\` reads \`servername\` from the options, though its types do not declare it.
     const named = sent as { servername?: string | null };

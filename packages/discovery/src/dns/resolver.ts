@@ -239,7 +239,8 @@ function settingsFrom(options: DnsResolverOptions, field: string): DnsSettings {
 /**
  * Discovery through DNS: SRV records (`_http._tcp.<name>`; every priority group, each endpoint
  * with its record's priority as its priority level, SRV weight as endpoint weight, targets
- * resolved through the additional section or A/AAAA queries), else A/AAAA records of the name with `defaultPort`. Each service is refreshed
+ * resolved through the additional section or A/AAAA queries), else A/AAAA records of the name
+ * with `defaultPort`. Each service is refreshed
  * when its answer's TTL expires, kept between `minRefreshMs` and `maxRefreshMs`. NXDOMAIN or
  * no records from a healthy server is applied as an empty set; a timeout, network error,
  * server failure (SERVFAIL, REFUSED) or malformed answer keeps the last set (marked stale) and
