@@ -1,6 +1,6 @@
 /**
  * `pnpm bench` — runs every benchmark area in one process, one after another, and prints one
- * markdown table per section. `--quick` for a short smoke run; `--only http,balancer` to select;
+ * markdown table per section. `--quick` for a short smoke run; `--only http,in-process,balancer` to select;
  * `--out FILE` also writes the markdown (docs/benchmarks.md is refreshed from it).
  */
 import { writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { type BenchModule, type BenchSection, formatSection } from './harness.js
 
 const AREAS: Record<string, () => Promise<BenchModule>> = {
   http: () => import('./http.js'),
+  'in-process': () => import('./in-process.js'),
   balancer: () => import('./balancer.js'),
   resilience: () => import('./resilience.js'),
   registry: () => import('./registry.js'),
