@@ -98,6 +98,49 @@ describe('CallHandler', () => {
     },
   );
 
+  it.each(['end', 'error'] as const)(
+    "lets go of the response's raw lines and the request's headers once an old-style caller has its %s: it got the lines as arguments and cannot read them later",
+    async (how) => {
+      const gc = exposeGc();
+      const kept: Kept = {};
+      const refs = ((): { head: WeakRef<object>; trailers: WeakRef<object>; headers: WeakRef<object> } => {
+        const headers = { 'x-request-id': 'r-1' };
+        // As fetch: it keeps the `abort` and `resume` callbacks, not the lines it was given.
+        const handler = {
+          onConnect(abort: (err?: Error) => void) {
+            kept.abort = abort;
+          },
+          onHeaders(_status: number, _raw: Buffer[], resume: () => void) {
+            kept.resume = resume;
+            return true;
+          },
+          onData: () => true,
+          onComplete() {},
+          onError() {},
+        } as unknown as Dispatcher.DispatchHandler;
+        const call = new CallHandler(handler, undefined, headers);
+        call.start({ attributes: new Map() } as unknown as CallContext);
+        const controller = innerController();
+        call.onRequestStart(controller, {});
+        call.onResponseStart(controller, 200, { 'content-type': 'text/plain' }, 'OK');
+        if (how === 'end') call.onResponseEnd(controller, {});
+        else call.onResponseError(controller, new Error('reset'));
+        return {
+          head: new WeakRef(controller.rawHeaders as object),
+          trailers: new WeakRef(controller.rawTrailers as object),
+          headers: new WeakRef(headers),
+        };
+      })();
+      await new Promise((r) => setImmediate(r));
+      gc();
+      gc();
+      expect(typeof kept.abort).toBe('function');
+      expect(refs.head.deref()).toBeUndefined();
+      expect(refs.trailers.deref()).toBeUndefined();
+      expect(refs.headers.deref()).toBeUndefined();
+    },
+  );
+
   it('resumes the response through the callback it gave the caller while the call runs', () => {
     const kept: Kept = {};
     const call = new CallHandler(oldStyleHandler(kept));

@@ -61,7 +61,7 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
   /** An error the caller's own callback threw: what the caller gets once the exchange stops. */
   #thrown: Error | undefined;
   /** The headers the call sends, for undici's checks of them when the mesh answers it itself. */
-  readonly #headers: Dispatcher.DispatchOptions['headers'];
+  #headers: Dispatcher.DispatchOptions['headers'];
   /**
    * The caller is undici's `request()` handler and only parses the header lines it is given: it
    * gets the record the stages saw, as lines ({@link linesOf}), not the received lines to parse
@@ -353,20 +353,24 @@ export class CallHandler implements Dispatcher.DispatchHandler, Dispatcher.Dispa
 
   /**
    * Let go of the exchange once the caller has its end or error: the stages' handlers and
-   * controllers, the pick, the call's context. The caller may keep this handler, and what it gave
-   * the caller (fetch's `abort` and `resume` callbacks), long after the call — fetch keeps them
-   * in objects that only a full garbage collection frees — and the exchange must not be kept
-   * with them. Only the raw lines stay readable.
+   * controllers, the pick, the call's context, the request's headers. The caller may keep this
+   * handler, and what it gave the caller (fetch's `abort` and `resume` callbacks), long after the
+   * call — fetch keeps them in objects that only a full garbage collection frees — and the
+   * exchange must not be kept with them. Only the raw lines stay readable, for a caller in the
+   * controller style (the only one that can read them).
    */
   #release(): void {
     const c = this.#response ?? this.#controller;
-    if (c !== undefined) {
+    // Only a caller in the controller style can read them (through this handler, its controller):
+    // an old-style caller got them as arguments, and fetch keeps this handler until a full GC.
+    if (c !== undefined && this.#modern) {
       this.#rawHeadersAtEnd = rawOf(c, 'rawHeaders') ?? null;
       this.#rawTrailersAtEnd = rawOf(c, 'rawTrailers') ?? null;
     }
     this.#controller = undefined;
     this.#response = undefined;
     this.#ctx = undefined;
+    this.#headers = undefined;
   }
 
   /**
