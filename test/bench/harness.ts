@@ -1,5 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { seededRandom } from '@proxyless/core';
 /**
  * The benchmark harness's shared shapes. Each area writes `test/bench/<area>.ts` exporting
  * `run(options): Promise<BenchSection[]>`; `run.ts` runs them in one process, one after another,
@@ -62,4 +63,17 @@ export function exposeGc(): (() => void) | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A Fisher–Yates shuffle over the mesh's seeded generator: the same orders every run. */
+export function seededShuffle(seed: number): <T>(xs: readonly T[]) => T[] {
+  const random = seededRandom(seed);
+  return <T>(xs: readonly T[]): T[] => {
+    const out = [...xs];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(random.next() * (i + 1));
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out;
+  };
 }

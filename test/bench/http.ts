@@ -2,11 +2,10 @@
  * Client overhead over loopback: 32 concurrent callers, one backend in its own process,
  * alternating rounds, medians. Baseline (1.00) is `undici.request` on a `Pool` to the same backend.
  */
-import { seededRandom } from '@proxyless/core';
 import { createMesh } from 'proxyless';
 import { Agent, Pool, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import { startBackend } from './backends.js';
-import { type BenchOptions, type BenchSection, median, quantile } from './harness.js';
+import { type BenchOptions, type BenchSection, median, quantile, seededShuffle } from './harness.js';
 
 const CONCURRENCY = 32;
 
@@ -60,19 +59,6 @@ async function round(call: Call, requests: number): Promise<RoundResult> {
   const elapsed = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   return { rps: (requests / elapsed) * 1000, cpuUsPerReq: (cpu.user + cpu.system) / requests, latencies };
-}
-
-/** A Fisher–Yates shuffle over the mesh's seeded generator: the same orders every run. */
-function seededShuffle(seed: number): <T>(xs: readonly T[]) => T[] {
-  const random = seededRandom(seed);
-  return <T>(xs: readonly T[]): T[] => {
-    const out = [...xs];
-    for (let i = out.length - 1; i > 0; i--) {
-      const j = Math.floor(random.next() * (i + 1));
-      [out[i], out[j]] = [out[j]!, out[i]!];
-    }
-    return out;
-  };
 }
 
 export async function run(options: BenchOptions): Promise<BenchSection[]> {

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BenchOptions, type BenchSection, median } from './harness.js';
+import { type BenchOptions, type BenchSection, median, seededShuffle } from './harness.js';
 
 // Runs in a fresh process: `node in-process-child.mjs <client> <calls> <runs>`; prints
 // `{ "us": [µs of CPU per call, one per run] }`, or `{ "reads": n }` for the `clock` client.
@@ -115,8 +115,11 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   const us = new Map<string, number[]>(ROWS.map(([c]) => [c, []]));
   let reads = Number.NaN;
   try {
+    // A new seeded order every round: no client always runs right after the same one (a fetch
+    // client's process leaves hundreds of MB for the system to reclaim as it exits).
+    const shuffle = seededShuffle(0x5eed);
     for (let r = 0; r < rounds; r++) {
-      for (const [client] of ROWS) {
+      for (const [client] of shuffle(ROWS)) {
         const fetchClient = client.includes('fetch');
         const calls = (options.quick ? 5_000 : 20_000) / (fetchClient && options.quick ? 4 : 1);
         const out = spawn<{ us: number[] }>(client, calls, 3);
@@ -136,7 +139,7 @@ export async function run(options: BenchOptions): Promise<BenchSection[]> {
   return [
     {
       title: 'HTTP client overhead, in process (no sockets)',
-      description: `undici's Pool.dispatch answers on the next turn of the event loop through undici's own UnwrapHandler (200, five header lines, two-byte body); 32 callers; each client in ${rounds} fresh processes, interleaved, each the median of 3 runs of ${options.quick ? '5,000 calls (a quarter as many for fetch)' : '20,000 calls'}; medians. "Ratio" is the baseline's CPU over the client's; on loopback the kernel, undici's parser and the backend add the same work to every client, so the loopback table's ratios are closer to 1.`,
+      description: `undici's Pool.dispatch answers on the next turn of the event loop through undici's own UnwrapHandler (200, five header lines, two-byte body); 32 callers; each client in ${rounds} fresh processes, interleaved in a new seeded order every round, each the median of 3 runs of ${options.quick ? '5,000 calls (a quarter as many for fetch)' : '20,000 calls'}; medians. "Ratio" is the baseline's CPU over the client's; on loopback the kernel, undici's parser and the backend add the same work to every client, so the loopback table's ratios are closer to 1.`,
       columns: ['client', 'client CPU µs/call', 'µs over its baseline', 'ratio'],
       rows,
       notes: [
