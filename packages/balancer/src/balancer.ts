@@ -17,8 +17,6 @@ import { type ConnectivityState, ConnectivityTracker, resolveConnectBackoff } fr
 import { type LevelLoad, mergeStates, selectActive } from './endpoint-set.js';
 import { closedError, noEndpointsError } from './errors.js';
 import { BalancerEvents } from './events.js';
-import { HASH_OUT } from './hash.js';
-import { requestHash } from './hash-pickers.js';
 import { HealthChecker, httpHealthProbe } from './health-check.js';
 import type { HealthCheckLease } from './health-check-hub.js';
 import type {

@@ -316,7 +316,7 @@ export class CallPath implements DispatchTarget {
     )
       call.parsesLines();
     sent.headers = headers;
-    // undici's \`Request\` reads \`servername\` from the options, though its types do not declare it.
+    // undici's `Request` reads `servername` from the options, though its types do not declare it.
     const named = sent as { servername?: string | null };
     if (servername !== undefined && named.servername == null) named.servername = servername;
     sent[kCall] = ctx;
